@@ -1,0 +1,46 @@
+package permiso
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// AuditEvent records one security-relevant action (SPEC §5.2 "Audit").
+type AuditEvent struct {
+	ID         uuid.UUID
+	OccurredAt time.Time
+	ActorType  string // "user", "client", "system", "anonymous"
+	ActorID    *string
+	Action     string // e.g. "login.success", "token.reuse_detected"
+	TargetType *string
+	TargetID   *string
+	Result     string // "success" or "failure"
+	IPAddress  *string
+	UserAgent  *string
+	RequestID  *string
+	Details    map[string]any
+}
+
+// AuditFilter selects and pages audit events, newest first (occurred_at
+// desc, id desc).
+type AuditFilter struct {
+	Action  string // exact action, or a prefix ending in '.' ("login.")
+	ActorID string
+	Result  string
+	Since   *time.Time
+	Until   *time.Time
+	Offset  int
+	Limit   int
+}
+
+// AuditStore persists audit events.
+type AuditStore interface {
+	// AppendAuditEvents writes a batch in one transaction (IDs generated
+	// when zero).
+	AppendAuditEvents(ctx context.Context, events []AuditEvent) error
+	ListAuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, int, error)
+	// DeleteAuditEventsBefore prunes events older than t.
+	DeleteAuditEventsBefore(ctx context.Context, t time.Time) (int, error)
+}

@@ -1,0 +1,85 @@
+package permiso
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// ServiceClient is a machine client that obtains tokens with the
+// client_credentials grant (RFC 6749 §4.4).
+type ServiceClient struct {
+	ID       uuid.UUID
+	ClientID string // public identifier, unique
+	// SecretHash is a fast hash (SHA-256, hex) of the server-generated,
+	// high-entropy secret; compared in constant time.
+	SecretHash string
+	// PreviousSecretHash still authenticates until PreviousSecretExpiresAt
+	// (an overlap requested at rotation).
+	PreviousSecretHash      *string
+	PreviousSecretExpiresAt *time.Time
+	Name                    string
+	Description             *string
+	ClientType              string // "confidential" or "public"
+	IsActive                bool
+	IsTrusted               bool
+	AccessTokenLifetime     int  // seconds; 0 = SERVICE_TOKEN_EXPIRE_MINUTES
+	RefreshTokenLifetime    *int // seconds
+	RateLimitPerMinute      int
+	RateLimitPerHour        int
+	LastUsed                *time.Time
+	TotalRequests           int64
+	ContactEmail            *string
+	WebsiteURL              *string
+	AllowedIPs              *string // comma-separated IPs and CIDRs
+	WebhookURL              *string
+	CreatedAt               time.Time
+	UpdatedAt               time.Time
+
+	// Scopes is filled by the stores, ordered by name.
+	Scopes []Scope
+}
+
+// ScopeNames returns the sorted names of the client's scopes.
+func (c ServiceClient) ScopeNames() []string {
+	names := make([]string, 0, len(c.Scopes))
+	for _, s := range c.Scopes {
+		names = append(names, s.Name)
+	}
+	return SortedUnique(names)
+}
+
+// ClientFilter selects and pages service clients, ordered by created_at, id.
+type ClientFilter struct {
+	Search     string
+	IsActive   *bool
+	IsTrusted  *bool
+	ClientType string
+	ScopeID    *uuid.UUID
+	Offset     int
+	Limit      int
+}
+
+// ClientUsage is a batch of usage to add to a client's counters.
+type ClientUsage struct {
+	Requests int64
+	LastUsed time.Time
+}
+
+// ClientStore persists service clients and their scopes.
+type ClientStore interface {
+	// CreateServiceClient inserts c and links scopeIDs in one transaction;
+	// unknown scope ids yield ErrNotFound, a taken client_id ErrAlreadyExists.
+	CreateServiceClient(ctx context.Context, c ServiceClient, scopeIDs []uuid.UUID) (ServiceClient, error)
+	GetServiceClient(ctx context.Context, id uuid.UUID) (ServiceClient, error)
+	GetServiceClientByClientID(ctx context.Context, clientID string) (ServiceClient, error)
+	UpdateServiceClient(ctx context.Context, id uuid.UUID, fn func(*ServiceClient) error) (ServiceClient, error)
+	DeleteServiceClient(ctx context.Context, id uuid.UUID) error
+	ListServiceClients(ctx context.Context, f ClientFilter) ([]ServiceClient, int, error)
+	SetServiceClientScopes(ctx context.Context, id uuid.UUID, scopeIDs []uuid.UUID) error
+	// AddClientUsage adds batched request counts and moves last_used forward
+	// (never backward) for each client id (the row UUID); unknown ids are
+	// skipped.
+	AddClientUsage(ctx context.Context, usage map[uuid.UUID]ClientUsage) error
+}

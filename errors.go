@@ -1,0 +1,126 @@
+package permiso
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code is a stable, machine-readable error code. The HTTP layer maps each
+// code to one status in a single table; storage adapters map driver errors
+// to the sentinels below.
+type Code string
+
+// Error codes. They are part of the public API contract (SPEC §5.2).
+const (
+	ENOTFOUND     Code = "not_found"
+	EEXISTS       Code = "already_exists"
+	ECONFLICT     Code = "conflict"
+	EINVALID      Code = "validation_error"
+	EUNAUTHORIZED Code = "not_authenticated"
+	EFORBIDDEN    Code = "forbidden"
+	ERATELIMIT    Code = "rate_limit_exceeded"
+	EUNAVAILABLE  Code = "unavailable"
+	EINTERNAL     Code = "internal_error"
+)
+
+// Error is an application error with a stable code and a message that is
+// safe to show to the caller. Wrapped causes are never shown.
+type Error struct {
+	Code    Code
+	Message string
+	// Details names each bad field for EINVALID errors.
+	Details []FieldError
+	cause   error
+}
+
+// FieldError describes one invalid input field.
+type FieldError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string {
+	if e.cause != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.cause)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+// Unwrap returns the wrapped cause, if any.
+func (e *Error) Unwrap() error { return e.cause }
+
+// Is reports whether target is an *Error with the same code, so that
+// errors.Is(err, ErrNotFound) holds for every not-found error whatever its
+// message.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	if !ok {
+		return false
+	}
+	return t == e || (t.Message == "" && t.Code == e.Code)
+}
+
+// Sentinel errors. Compare with errors.Is; they match any *Error of the
+// same code.
+var (
+	ErrNotFound      = &Error{Code: ENOTFOUND}
+	ErrAlreadyExists = &Error{Code: EEXISTS}
+	ErrConflict      = &Error{Code: ECONFLICT}
+	ErrInvalid       = &Error{Code: EINVALID}
+	ErrUnavailable   = &Error{Code: EUNAVAILABLE}
+)
+
+// Errorf returns an *Error with the given code and a formatted, caller-safe
+// message.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Wrap returns an *Error with the given code and caller-safe message that
+// wraps cause. The cause is kept for logs and errors.Is, never shown.
+func Wrap(code Code, message string, cause error) *Error {
+	return &Error{Code: code, Message: message, cause: cause}
+}
+
+// Invalid returns an EINVALID error listing every bad field.
+func Invalid(message string, details ...FieldError) *Error {
+	return &Error{Code: EINVALID, Message: message, Details: details}
+}
+
+// ErrorCode returns the code of err: the code of the first *Error in its
+// chain, or EINTERNAL for any other non-nil error.
+func ErrorCode(err error) Code {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return EINTERNAL
+}
+
+// ErrorMessage returns the caller-safe message of err. Errors that are not
+// *Error produce a generic message so internals never leak.
+func ErrorMessage(err error) string {
+	var e *Error
+	if !errors.As(err, &e) || e.Code == EINTERNAL {
+		return "An internal error occurred"
+	}
+	if e.Message != "" {
+		return e.Message
+	}
+	switch e.Code {
+	case ENOTFOUND:
+		return "Resource not found"
+	case EEXISTS:
+		return "Resource already exists"
+	case ECONFLICT:
+		return "Conflicting request"
+	case EINVALID:
+		return "Request validation failed"
+	case EUNAVAILABLE:
+		return "Service temporarily unavailable"
+	}
+	return string(e.Code)
+}

@@ -1,0 +1,56 @@
+package permiso
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Session is one login of a user: it ties together the refresh-token family
+// and the access tokens issued from it (their "sid" claim).
+type Session struct {
+	ID           uuid.UUID
+	UserID       uuid.UUID
+	ClientID     *uuid.UUID
+	IPAddress    string
+	UserAgent    *string
+	CreatedAt    time.Time
+	LastActivity time.Time
+	ExpiresAt    time.Time
+	RevokedAt    *time.Time
+}
+
+// Active reports whether the session is neither revoked nor expired at now.
+func (s Session) Active(now time.Time) bool {
+	return s.RevokedAt == nil && now.Before(s.ExpiresAt)
+}
+
+// SessionStats are counts over sessions at a point in time.
+type SessionStats struct {
+	Active       int
+	Expired      int
+	Revoked      int
+	CreatedSince int
+}
+
+// SessionStore persists sessions.
+type SessionStore interface {
+	CreateSession(ctx context.Context, s Session) (Session, error)
+	GetSession(ctx context.Context, id uuid.UUID) (Session, error)
+	// ListSessions returns the user's sessions ordered by created_at, id;
+	// with activeOnly, only those active at now.
+	ListSessions(ctx context.Context, userID uuid.UUID, activeOnly bool, now time.Time) ([]Session, error)
+	UpdateSession(ctx context.Context, id uuid.UUID, fn func(*Session) error) (Session, error)
+	// RevokeSession marks the session revoked and revokes every refresh
+	// token of it, in one transaction. Revoking a revoked session is a
+	// no-op that still returns the session.
+	RevokeSession(ctx context.Context, id uuid.UUID, reason string, now time.Time) (Session, error)
+	// RevokeUserSessions revokes every active session of the user (except
+	// the one given, when not nil) and their refresh tokens; it returns the
+	// revoked sessions.
+	RevokeUserSessions(ctx context.Context, userID uuid.UUID, except *uuid.UUID, reason string, now time.Time) ([]Session, error)
+	// DeleteExpiredSessions removes sessions that expired before now.
+	DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error)
+	SessionStats(ctx context.Context, now, createdSince time.Time) (SessionStats, error)
+}
