@@ -44,3 +44,10 @@ type AuditStore interface {
 	// DeleteAuditEventsBefore prunes events older than t.
 	DeleteAuditEventsBefore(ctx context.Context, t time.Time) (int, error)
 }
+
+// Auditor records audit events. Implementations batch writes off the
+// request path; Record never blocks on the database and never fails the
+// request.
+type Auditor interface {
+	Record(ctx context.Context, e AuditEvent)
+}

@@ -17,10 +17,16 @@ const (
 	ECONFLICT     Code = "conflict"
 	EINVALID      Code = "validation_error"
 	EUNAUTHORIZED Code = "not_authenticated"
+	// EINVALIDTOKEN: a bearer token was presented but is expired, revoked,
+	// malformed or of the wrong kind (RFC 6750 §3.1 invalid_token).
+	EINVALIDTOKEN Code = "invalid_token"
 	EFORBIDDEN    Code = "forbidden"
-	ERATELIMIT    Code = "rate_limit_exceeded"
-	EUNAVAILABLE  Code = "unavailable"
-	EINTERNAL     Code = "internal_error"
+	// EINSUFFICIENTSCOPE: the token lacks a scope the route requires
+	// (RFC 6750 §3.1 insufficient_scope).
+	EINSUFFICIENTSCOPE Code = "insufficient_scope"
+	ERATELIMIT         Code = "rate_limit_exceeded"
+	EUNAVAILABLE       Code = "unavailable"
+	EINTERNAL          Code = "internal_error"
 )
 
 // Error is an application error with a stable code and a message that is

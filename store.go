@@ -6,7 +6,15 @@ import (
 )
 
 // Store is everything permiso persists. Each backend (sqlite, postgres)
-// implements all of it and runs the storetest conformance suite.
+// implements all of it and runs the storetest conformance suite, which also
+// pins down these common rules:
+//
+//   - Create and Update return the stored row as Get would (roles, scopes
+//     filled in). Update writes what the callback leaves, UpdatedAt
+//     included: callers set UpdatedAt themselves.
+//   - A time exactly equal to an expiry counts as expired; "since" bounds
+//     are inclusive, "until" bounds exclusive.
+//   - All times come back in UTC.
 type Store interface {
 	UserStore
 	RoleStore

@@ -38,7 +38,9 @@ type TokenStore interface {
 	// given hash as used at now and inserts replacement (one transaction).
 	// When the token was already used or revoked (for example by a
 	// concurrent request) it returns ErrConflict and writes nothing, so of
-	// any number of concurrent callers exactly one succeeds.
+	// any number of concurrent callers exactly one succeeds. An unknown hash
+	// yields ErrNotFound; a replacement whose hash is taken yields
+	// ErrAlreadyExists and leaves the original unused.
 	UseRefreshToken(ctx context.Context, hash string, replacement RefreshToken, now time.Time) error
 	// RevokeRefreshFamily revokes every unrevoked token of the family and
 	// returns how many were revoked.

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"golang.org/x/term"
+
+	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/argon2id"
+	"github.com/permiso/permiso/config"
+)
+
+func cmdCreateAdmin(ctx context.Context, env *environment, args []string, stdin io.Reader, stdout io.Writer) error {
+	fs := newFlagSet("create-admin", "create-admin --username U --email E [--password-stdin]", stdout)
+	username := fs.String("username", "", "administrator username (required)")
+	email := fs.String("email", "", "administrator email (required)")
+	fromStdin := fs.Bool("password-stdin", false, "read the password from standard input instead of prompting")
+	if help, err := parseFlags(fs, args); help || err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{"create-admin: the password is never taken from arguments; use --password-stdin or the prompt"}
+	}
+	u, e := permiso.NormalizeUsername(*username), permiso.NormalizeEmail(*email)
+	if u == "" || e == "" {
+		return usageError{"create-admin: --username and --email are required"}
+	}
+	if !strings.Contains(e, "@") {
+		return fmt.Errorf("create-admin: %q is not an email address", *email)
+	}
+
+	cfg, _, err := env.loadConfig()
+	if err != nil {
+		return err
+	}
+	logger, lf, err := newLogger(cfg, env.stderr)
+	if err != nil {
+		return err
+	}
+	if lf != nil {
+		defer lf.Close()
+	}
+	db, err := openStore(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := applyMigrations(ctx, cfg, db); err != nil {
+		return err
+	}
+
+	// Refuse before asking for a password when the user exists.
+	if err := adminExists(ctx, db, u, e); err != nil {
+		return err
+	}
+	password, err := readPassword(*fromStdin, stdin, stdout)
+	if err != nil {
+		return err
+	}
+	if problems := passwordPolicy(cfg).Check(password, u); len(problems) > 0 {
+		msgs := make([]string, len(problems))
+		for i, p := range problems {
+			msgs[i] = p.Message
+		}
+		return fmt.Errorf("create-admin: password rejected: %s", strings.Join(msgs, "; "))
+	}
+	hasher := argon2id.New(argon2id.Options{})
+	hash, err := hasher.Hash(ctx, password)
+	if err != nil {
+		return fmt.Errorf("create-admin: hash password: %w", err)
+	}
+	adminRole, err := db.GetRoleByName(ctx, permiso.RoleAdmin)
+	if err != nil {
+		return fmt.Errorf("create-admin: role %q: %w", permiso.RoleAdmin, err)
+	}
+	now := time.Now().UTC()
+	created, err := db.CreateUser(ctx, permiso.User{
+		Username:          u,
+		Email:             e,
+		PasswordHash:      hash,
+		IsActive:          true,
+		IsVerified:        true,
+		IsSuperuser:       true,
+		PasswordChangedAt: now,
+	}, []uuid.UUID{adminRole.ID})
+	if errors.Is(err, permiso.ErrAlreadyExists) {
+		return fmt.Errorf("create-admin: a user with username %q or email %q already exists; nothing changed", u, e)
+	}
+	if err != nil {
+		return fmt.Errorf("create-admin: %w", err)
+	}
+	fmt.Fprintf(stdout, "created administrator %q (%s) with role admin\n", created.Username, created.ID)
+	return nil
+}
+
+// adminExists returns an error when the username or email is taken.
+func adminExists(ctx context.Context, db permiso.UserStore, username, email string) error {
+	for _, find := range []func() (permiso.User, error){
+		func() (permiso.User, error) { return db.GetUserByUsername(ctx, username) },
+		func() (permiso.User, error) { return db.GetUserByEmail(ctx, email) },
+	} {
+		_, err := find()
+		if err == nil {
+			return fmt.Errorf("create-admin: a user with username %q or email %q already exists; nothing changed", username, email)
+		}
+		if !errors.Is(err, permiso.ErrNotFound) {
+			return fmt.Errorf("create-admin: %w", err)
+		}
+	}
+	return nil
+}
+
+// readPassword reads the password from stdin (--password-stdin: the first
+// line) or prompts twice on the terminal without echo.
+func readPassword(fromStdin bool, stdin io.Reader, stdout io.Writer) (string, error) {
+	if fromStdin {
+		line, err := bufio.NewReader(io.LimitReader(stdin, 4096)).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", fmt.Errorf("create-admin: read password: %w", err)
+		}
+		line = strings.TrimRight(line, "\r\n")
+		if line == "" {
+			return "", errors.New("create-admin: empty password on standard input")
+		}
+		return line, nil
+	}
+	f, ok := stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return "", usageError{"create-admin: standard input is not a terminal; pass the password with --password-stdin"}
+	}
+	fmt.Fprint(stdout, "Password: ")
+	p1, err := term.ReadPassword(int(f.Fd()))
+	fmt.Fprintln(stdout)
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprint(stdout, "Repeat password: ")
+	p2, err := term.ReadPassword(int(f.Fd()))
+	fmt.Fprintln(stdout)
+	if err != nil {
+		return "", err
+	}
+	if string(p1) != string(p2) {
+		return "", errors.New("create-admin: the passwords do not match")
+	}
+	return string(p1), nil
+}
+
+// passwordPolicy returns the PASSWORD_* rules.
+func passwordPolicy(cfg config.Config) permiso.PasswordPolicy {
+	return permiso.PasswordPolicy{
+		MinLength:        cfg.PasswordMinLength,
+		MaxLength:        cfg.PasswordMaxLength,
+		RequireUppercase: cfg.PasswordRequireUppercase,
+		RequireLowercase: cfg.PasswordRequireLowercase,
+		RequireDigits:    cfg.PasswordRequireDigits,
+		RequireSpecial:   cfg.PasswordRequireSpecial,
+	}
+}

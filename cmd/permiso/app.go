@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/config"
+	"github.com/permiso/permiso/postgres"
+	"github.com/permiso/permiso/redis"
+	"github.com/permiso/permiso/sqlite"
+)
+
+// version is set at build time with -ldflags "-X main.version=1.2.3"; it
+// falls back to the module version recorded by the Go toolchain.
+var version = ""
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// environment is what every subcommand starts from: the process environment,
+// the env file and where to print warnings before logging is set up.
+type environment struct {
+	getenv  Getenv
+	envFile string
+	stderr  io.Writer
+}
+
+// loadConfig loads and validates the configuration. Every problem is
+// reported at once; the error names each variable.
+func (e *environment) loadConfig() (config.Config, []string, error) {
+	file, explicit := ".env", false
+	if e.envFile != "" {
+		file, explicit = e.envFile, true
+	}
+	cfg, warnings, err := config.Load(config.Env(e.getenv), file, explicit)
+	if err != nil {
+		return cfg, warnings, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	if cfg.Version == "" {
+		cfg.Version = buildVersion()
+	}
+	return cfg, warnings, nil
+}
+
+// store is a permiso.Store that can also back itself up.
+type store interface {
+	permiso.Store
+	Backup(ctx context.Context, outPath string) error
+}
+
+// openStore opens the database named by DATABASE_URL.
+func openStore(ctx context.Context, cfg config.Config, logger *slog.Logger) (store, error) {
+	switch cfg.DatabaseDriver() {
+	case "sqlite":
+		db, err := sqlite.Open(ctx, cfg.SQLitePath(), sqlite.Options{Logger: logger, Echo: cfg.DatabaseEcho})
+		if err != nil {
+			return nil, fmt.Errorf("open SQLite database %s: %w", cfg.SQLitePath(), err)
+		}
+		return db, nil
+	case "postgres":
+		db, err := postgres.Open(ctx, cfg.PostgresURL(), postgres.Options{MaxConns: cfg.PoolMax(), Logger: logger, Echo: cfg.DatabaseEcho})
+		if err != nil {
+			return nil, fmt.Errorf("open PostgreSQL database: %w", err)
+		}
+		return db, nil
+	}
+	return nil, fmt.Errorf("DATABASE_URL: unsupported database %q", cfg.DatabaseDriver())
+}
+
+// openRedis returns a Redis client when REDIS_URL is set, or nil.
+func openRedis(cfg config.Config) (*redis.Client, error) {
+	if cfg.RedisURL == "" {
+		return nil, nil
+	}
+	// Fail fast: a request waiting on an unreachable Redis should get its 503
+	// (or fail-open) answer in about a second, not after go-redis's default
+	// retries.
+	return redis.Open(cfg.RedisURL, redis.Options{
+		Password:     cfg.RedisPassword,
+		DialTimeout:  time.Second,
+		Timeout:      time.Second,
+		MaxRetries:   1,
+		DialAttempts: 1,
+	})
+}

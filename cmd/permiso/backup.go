@@ -1,0 +1,41 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+)
+
+// cmdBackup writes a consistent copy of the database to --out: an online
+// SQLite copy (VACUUM INTO) or a pg_dump of PostgreSQL.
+func cmdBackup(ctx context.Context, env *environment, args []string, stdout io.Writer) error {
+	fs := newFlagSet("backup", "backup --out FILE", stdout)
+	out := fs.String("out", "", "file to write the backup to (required; must not exist for SQLite)")
+	if help, err := parseFlags(fs, args); help || err != nil {
+		return err
+	}
+	if *out == "" || fs.NArg() > 0 {
+		return usageError{"backup: --out FILE is required"}
+	}
+	cfg, _, err := env.loadConfig()
+	if err != nil {
+		return err
+	}
+	logger, lf, err := newLogger(cfg, env.stderr)
+	if err != nil {
+		return err
+	}
+	if lf != nil {
+		defer lf.Close()
+	}
+	db, err := openStore(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := db.Backup(ctx, *out); err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	fmt.Fprintf(stdout, "backup written to %s\n", *out)
+	return nil
+}

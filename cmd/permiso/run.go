@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Getenv looks up an environment variable; the bool distinguishes unset from
+// set-to-empty (DOCS_URL= disables the docs).
+type Getenv func(key string) (string, bool)
+
+// usageError is a command-line mistake: exit code 2 and the usage text.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+// exitCode maps an error returned by run to the process exit status.
+func exitCode(err error) int {
+	var u usageError
+	if errors.As(err, &u) {
+		return 2
+	}
+	return 1
+}
+
+const usage = `permiso - authentication and authorization server
+
+Usage:
+  permiso [--env-file FILE] [command] [flags]
+
+Commands:
+  serve                     run the HTTP server (default)
+  migrate up|down [N]|status
+                            apply, revert (default 1) or list migrations
+  create-admin --username U --email E [--password-stdin]
+                            create the first administrator (password from
+                            stdin or an interactive prompt, never argv)
+  check                     connect to the database and Redis and report
+  backup --out FILE         SQLite: consistent online copy; PostgreSQL: pg_dump
+  version                   print the version
+
+Configuration comes from the environment, then .env (or --env-file), then
+defaults; see README.md. Run "permiso COMMAND --help" for a command's flags.
+`
+
+// run is the whole program: it parses args, loads configuration from getenv
+// and executes one subcommand. It returns instead of exiting so tests can
+// call it.
+func run(ctx context.Context, args []string, getenv Getenv, stdin io.Reader, stdout, stderr io.Writer) error {
+	global := flag.NewFlagSet("permiso", flag.ContinueOnError)
+	global.SetOutput(io.Discard)
+	envFile := global.String("env-file", "", "read configuration from this file instead of ./.env")
+	if err := global.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, usage)
+			return nil
+		}
+		return usageError{err.Error() + "\n\n" + usage}
+	}
+	args = global.Args()
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	env := &environment{getenv: getenv, envFile: *envFile, stderr: stderr}
+	switch cmd {
+	case "serve":
+		return cmdServe(ctx, env, args, stdout)
+	case "migrate":
+		return cmdMigrate(ctx, env, args, stdout)
+	case "create-admin":
+		return cmdCreateAdmin(ctx, env, args, stdin, stdout)
+	case "check":
+		return cmdCheck(ctx, env, args, stdout)
+	case "backup":
+		return cmdBackup(ctx, env, args, stdout)
+	case "version", "--version":
+		return cmdVersion(args, stdout)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		return usageError{fmt.Sprintf("unknown command %q\n\n%s", cmd, usage)}
+	}
+}
+
+// newFlagSet returns a flag set for a subcommand whose --help prints to out.
+func newFlagSet(name, synopsis string, out io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: permiso %s\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses a subcommand's flags; --help prints the usage and makes
+// the command return nil.
+func parseFlags(fs *flag.FlagSet, args []string) (help bool, err error) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return true, nil
+		}
+		return false, usageError{strings.TrimSpace(err.Error())}
+	}
+	return false, nil
+}

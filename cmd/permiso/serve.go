@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/config"
+	"github.com/permiso/permiso/httpapi"
+)
+
+func cmdServe(ctx context.Context, env *environment, args []string, stdout io.Writer) error {
+	fs := newFlagSet("serve", "serve", stdout)
+	if help, err := parseFlags(fs, args); help || err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{"serve takes no arguments"}
+	}
+	cfg, warnings, err := env.loadConfig()
+	if err != nil {
+		return err
+	}
+	logger, lf, err := newLogger(cfg, env.stderr)
+	if err != nil {
+		return err
+	}
+	if lf != nil {
+		defer lf.Close()
+	}
+	if w, err := config.EnsureDevSecret(&cfg, cfg.DevSecretPath()); err != nil {
+		return fmt.Errorf("JWT_SECRET_KEY: %w", err)
+	} else if w != "" {
+		warnings = append(warnings, w)
+	}
+	for _, w := range warnings {
+		logger.Warn(w)
+	}
+
+	db, err := openStore(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := applyMigrations(ctx, cfg, db); err != nil {
+		return err
+	}
+
+	rdb, err := openRedis(cfg)
+	if err != nil {
+		return err
+	}
+	cacheCheck := httpapi.HealthCheck{Name: "cache", Check: func(context.Context) (map[string]any, error) {
+		return map[string]any{"backend": "in-process"}, nil
+	}}
+	if rdb != nil {
+		defer rdb.Close()
+		cacheCheck.Check = rdb.Health
+		if details, err := rdb.Health(ctx); err != nil {
+			logger.Error("Redis is unreachable at startup", "error", err)
+		} else if w, ok := details["warning"].(string); ok {
+			logger.Warn(w)
+		}
+	}
+
+	handler := httpapi.NewServer(httpapi.Deps{
+		Logger:  logger,
+		Options: httpOptions(cfg),
+		Checks: []httpapi.HealthCheck{
+			{Name: "database", Check: func(ctx context.Context) (map[string]any, error) {
+				if err := db.Ping(ctx); err != nil {
+					return nil, err
+				}
+				return map[string]any{"backend": db.Backend()}, nil
+			}},
+			cacheCheck,
+		},
+	})
+
+	ln, err := net.Listen("tcp", cfg.Addr())
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr(), err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	logger.Info("permiso listening", "addr", ln.Addr().String(), "version", cfg.Version,
+		"environment", cfg.Environment, "database", db.Backend(), "redis", rdb != nil)
+	hintFirstAdmin(ctx, db, logger)
+
+	if lf != nil {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go func() {
+			for range hup {
+				if err := lf.Reopen(); err != nil {
+					logger.Error("reopen log file", "error", err)
+				} else {
+					logger.Info("log file reopened")
+				}
+			}
+		}()
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("server stopped: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("graceful shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// applyMigrations applies pending migrations (AUTO_MIGRATE=true, the
+// default; PostgreSQL serializes instances with an advisory lock), or
+// refuses to start while any are pending.
+func applyMigrations(ctx context.Context, cfg config.Config, db permiso.Store) error {
+	if !cfg.AutoMigrate {
+		status, err := db.MigrationStatus(ctx)
+		if err != nil {
+			return fmt.Errorf("read migration status: %w", err)
+		}
+		if p := permiso.Pending(status); len(p) > 0 {
+			return fmt.Errorf("%d database migration(s) pending and AUTO_MIGRATE=false: run `permiso migrate up` first", len(p))
+		}
+		return nil
+	}
+	// The backends log each migration they apply.
+	if _, err := db.MigrateUp(ctx); err != nil {
+		return fmt.Errorf("apply migrations: %w", err)
+	}
+	return nil
+}
+
+// hintFirstAdmin tells the operator how to create the first administrator
+// when the database has no users yet.
+func hintFirstAdmin(ctx context.Context, db permiso.Store, logger *slog.Logger) {
+	_, total, err := db.ListUsers(ctx, permiso.UserFilter{Limit: 1})
+	if err != nil || total > 0 {
+		return
+	}
+	logger.Info("no users yet; create the first administrator with: permiso create-admin --username admin --email admin@example.com")
+}
+
+// httpOptions maps the configuration onto what the HTTP layer needs.
+func httpOptions(cfg config.Config) httpapi.Options {
+	return httpapi.Options{
+		AppName:        cfg.AppName,
+		Version:        cfg.Version,
+		Environment:    cfg.Environment,
+		APIV1Prefix:    cfg.APIV1Prefix,
+		DocsURL:        cfg.DocsURL,
+		TrustedProxies: cfg.TrustedProxies,
+	}
+}

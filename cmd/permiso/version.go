@@ -1,0 +1,15 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"runtime"
+)
+
+func cmdVersion(args []string, stdout io.Writer) error {
+	if len(args) > 0 {
+		return usageError{"version takes no arguments"}
+	}
+	fmt.Fprintf(stdout, "permiso %s (%s, %s/%s)\n", buildVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return nil
+}

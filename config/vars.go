@@ -1,0 +1,444 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Variable describes one environment variable that Load reads.
+type Variable struct {
+	// Name is the variable's name, e.g. "PORT". NAME_FILE is accepted too.
+	Name string
+	// Default is the default as it would be written in the environment
+	// (so NAME=Default behaves as leaving NAME unset). It is "" for
+	// defaults that are computed or empty; Description says which.
+	Default string
+	// Description is one sentence or two for the README and .env.example.
+	Description string
+	// Secret values are never shown in error messages and should be given
+	// through NAME_FILE in production.
+	Secret bool
+	// Guide is true for the variables that the production deployment guide
+	// names; the others are permiso's own additions.
+	Guide bool
+	// Ignored variables are accepted for the guide's sake and have no
+	// effect (a warning says so when they are set).
+	Ignored bool
+}
+
+// spec is a Variable plus how Load applies it.
+type spec struct {
+	Variable
+	// keepEmpty: an empty value is a value (DOCS_URL= disables the docs),
+	// not "use the default".
+	keepEmpty bool
+	// set parses v into c. v is the raw value (secrets are not trimmed).
+	set func(c *Config, v string) error
+}
+
+// Variables lists every variable Load reads, in a stable order (the
+// guide's order, with permiso's additions next to their group).
+func Variables() []Variable {
+	out := make([]Variable, len(specs))
+	for i, s := range specs {
+		out[i] = s.Variable
+	}
+	return out
+}
+
+// Setter builders. Each takes an accessor for the field it fills.
+
+func str(f func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error { *f(c) = strings.TrimSpace(v); return nil }
+}
+
+func secret(f func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error { *f(c) = v; return nil }
+}
+
+func boolean(f func(*Config) *bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		b, err := parseBool(v)
+		if err == nil {
+			*f(c) = b
+		}
+		return err
+	}
+}
+
+func integer(f func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := parseInt(v)
+		if err == nil {
+			*f(c) = n
+		}
+		return err
+	}
+}
+
+func port(f func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := parseInt(v)
+		if err != nil || n < 0 || n > 65535 {
+			return bad("is not a valid port")
+		}
+		*f(c) = n
+		return nil
+	}
+}
+
+func duration(unit time.Duration, f func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := parseDuration(v, unit)
+		if err == nil {
+			*f(c) = d
+		}
+		return err
+	}
+}
+
+func list(f func(*Config) *[]string, norm func(string) string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		items, err := parseList(v)
+		if err != nil {
+			return err
+		}
+		if norm != nil {
+			for i := range items {
+				items[i] = norm(items[i])
+			}
+		}
+		*f(c) = items
+		return nil
+	}
+}
+
+func rate(f func(*Config) *RateLimit) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		r, err := ParseRateLimit(v)
+		if err != nil {
+			return bad("is not a rate limit: %v", err)
+		}
+		*f(c) = r
+		return nil
+	}
+}
+
+func ignored(*Config, string) error { return nil }
+
+// specs is the single table behind Load and Variables.
+var specs = []spec{
+	// Application
+	{Variable: Variable{Name: "APP_NAME", Default: "permiso Authentication API", Guide: true,
+		Description: "Name shown by GET / and /health."},
+		set: str(func(c *Config) *string { return &c.AppName })},
+	{Variable: Variable{Name: "VERSION", Guide: true,
+		Description: "Version shown by GET / and /health. Default: the build version."},
+		set: str(func(c *Config) *string { return &c.Version })},
+	{Variable: Variable{Name: "DEBUG", Default: "false", Guide: true,
+		Description: "Debug mode. Forced to false (with a warning) when ENVIRONMENT=production."},
+		set: boolean(func(c *Config) *bool { return &c.Debug })},
+	{Variable: Variable{Name: "ENVIRONMENT", Default: EnvDevelopment, Guide: true,
+		Description: "development, staging, production or test (any case). production turns on the strict checks: a strong JWT_SECRET_KEY, no SQLite, no wildcard CORS origin with credentials."},
+		set: func(c *Config, v string) error { c.Environment = strings.ToLower(strings.TrimSpace(v)); return nil }},
+
+	// Server
+	{Variable: Variable{Name: "HOST", Default: "0.0.0.0", Guide: true,
+		Description: "Listen address."},
+		set: func(c *Config, v string) error {
+			v = strings.TrimSpace(v)
+			if strings.HasPrefix(v, "[") && strings.HasSuffix(v, "]") {
+				v = v[1 : len(v)-1]
+			}
+			c.Host = v
+			return nil
+		}},
+	{Variable: Variable{Name: "PORT", Default: "8000", Guide: true,
+		Description: "Listen port (0 picks a free port)."},
+		set: port(func(c *Config) *int { return &c.Port })},
+	{Variable: Variable{Name: "PUBLIC_URL",
+		Description: "External base URL (scheme://host[:port][/path]) used in discovery metadata and links when JWT_ISSUER is not a URL. Default: http://HOST:PORT, with 0.0.0.0 shown as localhost."},
+		set: func(c *Config, v string) error {
+			c.PublicURL = strings.TrimRight(strings.TrimSpace(v), "/")
+			return nil
+		}},
+
+	// Database
+	{Variable: Variable{Name: "DATABASE_URL", Default: "sqlite://permiso.db", Guide: true, Secret: true,
+		Description: "postgresql://, postgres:// or postgresql+asyncpg:// (driver suffix ignored) for PostgreSQL; sqlite://PATH (relative, or absolute with sqlite:///abs/path) or sqlite://:memory: for the embedded SQLite database."},
+		set: str(func(c *Config) *string { return &c.DatabaseURL })},
+	{Variable: Variable{Name: "DATABASE_PASSWORD", Secret: true,
+		Description: "Replaces the password in a PostgreSQL DATABASE_URL, so a Docker secret can hold just the password (DATABASE_PASSWORD_FILE=/run/secrets/db_password)."},
+		set: secret(func(c *Config) *string { return &c.DatabasePassword })},
+	{Variable: Variable{Name: "DATABASE_POOL_SIZE", Default: "20", Guide: true,
+		Description: "Database connections kept in the pool."},
+		set: integer(func(c *Config) *int { return &c.DatabasePoolSize })},
+	{Variable: Variable{Name: "DATABASE_MAX_OVERFLOW", Default: "10", Guide: true,
+		Description: "Extra connections allowed under load; the pool holds at most DATABASE_POOL_SIZE + DATABASE_MAX_OVERFLOW."},
+		set: integer(func(c *Config) *int { return &c.DatabaseMaxOverflow })},
+	{Variable: Variable{Name: "DATABASE_ECHO", Default: "false", Guide: true,
+		Description: "Log each SQL statement at debug level."},
+		set: boolean(func(c *Config) *bool { return &c.DatabaseEcho })},
+	{Variable: Variable{Name: "AUTO_MIGRATE", Default: "true",
+		Description: "serve applies pending migrations at startup (under a PostgreSQL advisory lock). With false and pending migrations, serve refuses to start."},
+		set: boolean(func(c *Config) *bool { return &c.AutoMigrate })},
+	{Variable: Variable{Name: "ALLOW_SQLITE_IN_PRODUCTION", Default: "false",
+		Description: "Allow an SQLite DATABASE_URL when ENVIRONMENT=production (single instance only)."},
+		set: boolean(func(c *Config) *bool { return &c.AllowSQLiteInProduction })},
+
+	// Redis
+	{Variable: Variable{Name: "REDIS_URL", Guide: true, Secret: true,
+		Description: "redis://, rediss:// (TLS) or unix:// URL. Empty: rate limits, lockouts and revocations are kept in process (one instance only)."},
+		keepEmpty: true,
+		set:       str(func(c *Config) *string { return &c.RedisURL })},
+	{Variable: Variable{Name: "REDIS_PASSWORD", Guide: true, Secret: true,
+		Description: "Redis password; overrides the one in REDIS_URL."},
+		set: secret(func(c *Config) *string { return &c.RedisPassword })},
+	{Variable: Variable{Name: "REDIS_DECODE_RESPONSES", Default: "true", Guide: true,
+		Description: "Accepted for compatibility; no effect."},
+		set: boolean(func(c *Config) *bool { return &c.RedisDecodeResponses })},
+
+	// JWT
+	{Variable: Variable{Name: "JWT_SECRET_KEY", Guide: true, Secret: true,
+		Description: "HMAC key for HS* tokens, used as given; at least 32 bytes (e.g. `openssl rand -hex 32`). Required in production, where known placeholders are refused. Outside production a key is generated and stored in .permiso-dev-secret when unset."},
+		set: secret(func(c *Config) *string { return &c.JWTSecretKey })},
+	{Variable: Variable{Name: "JWT_PREVIOUS_SECRET_KEYS", Secret: true,
+		Description: "Comma-separated (or JSON array) former JWT_SECRET_KEY values that still verify tokens during a rotation, but never sign."},
+		keepEmpty: true,
+		set:       list(func(c *Config) *[]string { return &c.JWTPreviousSecretKeys }, nil)},
+	{Variable: Variable{Name: "JWT_ALGORITHM", Default: "HS256", Guide: true,
+		Description: "HS256, HS384, HS512, RS256, ES256 or EdDSA. Asymmetric keys are generated, stored in the database, published at the JWKS URL and rotated with `permiso keys rotate`."},
+		set: func(c *Config, v string) error {
+			v = strings.TrimSpace(v)
+			if canon, ok := algorithms[strings.ToUpper(v)]; ok {
+				v = canon
+			}
+			c.JWTAlgorithm = v
+			return nil
+		}},
+	{Variable: Variable{Name: "JWT_ISSUER", Default: "permiso-auth", Guide: true,
+		Description: "The iss claim, and the default audience. An https URL is recommended (RFC 8414); otherwise discovery metadata uses PUBLIC_URL."},
+		set: str(func(c *Config) *string { return &c.JWTIssuer })},
+	{Variable: Variable{Name: "JWT_AUDIENCE",
+		Description: "The aud claim of issued tokens and the audience required when verifying. Default: JWT_ISSUER."},
+		set: str(func(c *Config) *string { return &c.JWTAudience })},
+	{Variable: Variable{Name: "ACCESS_TOKEN_EXPIRE_MINUTES", Default: "15", Guide: true,
+		Description: "Lifetime of user access tokens, in minutes."},
+		set: duration(time.Minute, func(c *Config) *time.Duration { return &c.AccessTokenExpire })},
+	{Variable: Variable{Name: "REFRESH_TOKEN_EXPIRE_DAYS", Default: "30", Guide: true,
+		Description: "Lifetime of refresh tokens (and sessions), in days."},
+		set: duration(24*time.Hour, func(c *Config) *time.Duration { return &c.RefreshTokenExpire })},
+	{Variable: Variable{Name: "SERVICE_TOKEN_EXPIRE_MINUTES", Default: "15", Guide: true,
+		Description: "Default lifetime of client-credentials tokens, in minutes (a client may set its own)."},
+		set: duration(time.Minute, func(c *Config) *time.Duration { return &c.ServiceTokenExpire })},
+	{Variable: Variable{Name: "REFRESH_TOKEN_REUSE_GRACE_SECONDS", Default: "10",
+		Description: "A rotated refresh token presented again within this many seconds gets a fresh pair (client retry); later reuse revokes the whole token family. 0 disables the grace."},
+		set: duration(time.Second, func(c *Config) *time.Duration { return &c.RefreshTokenReuseGrace })},
+	{Variable: Variable{Name: "REVOCATION_FAIL_OPEN", Default: "false",
+		Description: "When Redis is unreachable, accept bearer tokens without the revocation check instead of answering 503."},
+		set: boolean(func(c *Config) *bool { return &c.RevocationFailOpen })},
+
+	// Password policy
+	{Variable: Variable{Name: "PASSWORD_MIN_LENGTH", Default: "12", Guide: true,
+		Description: "Minimum password length, in characters."},
+		set: integer(func(c *Config) *int { return &c.PasswordMinLength })},
+	{Variable: Variable{Name: "PASSWORD_MAX_LENGTH", Default: "128", Guide: true,
+		Description: "Maximum password length, in characters (at most 4096)."},
+		set: integer(func(c *Config) *int { return &c.PasswordMaxLength })},
+	{Variable: Variable{Name: "PASSWORD_REQUIRE_UPPERCASE", Default: "true", Guide: true,
+		Description: "Passwords need an upper-case letter."},
+		set: boolean(func(c *Config) *bool { return &c.PasswordRequireUppercase })},
+	{Variable: Variable{Name: "PASSWORD_REQUIRE_LOWERCASE", Default: "true", Guide: true,
+		Description: "Passwords need a lower-case letter."},
+		set: boolean(func(c *Config) *bool { return &c.PasswordRequireLowercase })},
+	{Variable: Variable{Name: "PASSWORD_REQUIRE_DIGITS", Default: "true", Guide: true,
+		Description: "Passwords need a digit."},
+		set: boolean(func(c *Config) *bool { return &c.PasswordRequireDigits })},
+	{Variable: Variable{Name: "PASSWORD_REQUIRE_SPECIAL", Default: "true", Guide: true,
+		Description: "Passwords need a character that is neither a letter nor a digit."},
+		set: boolean(func(c *Config) *bool { return &c.PasswordRequireSpecial })},
+	{Variable: Variable{Name: "PASSWORD_PREVENT_REUSE_COUNT", Default: "10", Guide: true,
+		Description: "A new password may not equal any of the user's last N passwords (0 disables)."},
+		set: integer(func(c *Config) *int { return &c.PasswordPreventReuseCount })},
+	{Variable: Variable{Name: "PASSWORD_MAX_AGE_DAYS", Default: "90", Guide: true,
+		Description: "Days after which a password expires and must be changed before login succeeds (0 disables)."},
+		set: integer(func(c *Config) *int { return &c.PasswordMaxAgeDays })},
+	{Variable: Variable{Name: "PASSWORD_HASH_CONCURRENCY",
+		Description: "Password hashes computed at once; further logins wait briefly, then get 503. Default: the number of CPUs."},
+		set: integer(func(c *Config) *int { return &c.PasswordHashConcurrency })},
+
+	// Rate limiting
+	{Variable: Variable{Name: "RATE_LIMIT_LOGIN", Default: "5/minute", Guide: true, Description: rateDesc("login attempts (POST /auth/token password grant, /auth/change-password)")},
+		keepEmpty: true, set: rate(func(c *Config) *RateLimit { return &c.RateLimitLogin })},
+	{Variable: Variable{Name: "RATE_LIMIT_REGISTER", Default: "3/hour", Guide: true, Description: rateDesc("registrations")},
+		keepEmpty: true, set: rate(func(c *Config) *RateLimit { return &c.RateLimitRegister })},
+	{Variable: Variable{Name: "RATE_LIMIT_API", Default: "1000/minute", Guide: true, Description: rateDesc("API requests of any kind")},
+		keepEmpty: true, set: rate(func(c *Config) *RateLimit { return &c.RateLimitAPI })},
+	{Variable: Variable{Name: "RATE_LIMIT_REFRESH", Default: "10/minute", Guide: true, Description: rateDesc("token refreshes")},
+		keepEmpty: true, set: rate(func(c *Config) *RateLimit { return &c.RateLimitRefresh })},
+	{Variable: Variable{Name: "RATE_LIMIT_SERVICE_TOKEN", Default: "50/minute", Guide: true, Description: rateDesc("client-credentials token requests")},
+		keepEmpty: true, set: rate(func(c *Config) *RateLimit { return &c.RateLimitServiceToken })},
+
+	// Account lockout
+	{Variable: Variable{Name: "MAX_LOGIN_ATTEMPTS", Default: "5", Guide: true,
+		Description: "Consecutive failed logins that lock a username (known or not)."},
+		set: integer(func(c *Config) *int { return &c.MaxLoginAttempts })},
+	{Variable: Variable{Name: "LOCKOUT_DURATION_MINUTES", Default: "30", Guide: true,
+		Description: "How long a locked username stays locked, in minutes."},
+		set: duration(time.Minute, func(c *Config) *time.Duration { return &c.LockoutDuration })},
+
+	// CORS and hosts
+	{Variable: Variable{Name: "ALLOWED_ORIGINS", Guide: true,
+		Description: "Comma-separated CORS origins (https://app.example.com) or *. Empty: no cross-origin access. * is never combined with credentials: refused in production, credentials switched off elsewhere."},
+		keepEmpty: true,
+		set: func(c *Config, v string) error {
+			items, err := parseList(v)
+			if err != nil {
+				return err
+			}
+			var badItems []string
+			for i, o := range items {
+				n, err := normalizeOrigin(o)
+				if err != nil {
+					badItems = append(badItems, quote(o))
+				}
+				items[i] = n
+			}
+			if badItems != nil {
+				return fmt.Errorf("%s is not an origin (scheme://host[:port], no path) or *", strings.Join(badItems, ", "))
+			}
+			c.AllowedOrigins = items
+			return nil
+		}},
+	{Variable: Variable{Name: "ALLOWED_METHODS", Default: "GET,POST,PUT,DELETE,OPTIONS", Guide: true,
+		Description: "Comma-separated CORS methods."},
+		keepEmpty: true,
+		set:       list(func(c *Config) *[]string { return &c.AllowedMethods }, strings.ToUpper)},
+	{Variable: Variable{Name: "ALLOWED_HEADERS", Default: "*", Guide: true,
+		Description: "Comma-separated CORS request headers, or * for any."},
+		keepEmpty: true,
+		set:       list(func(c *Config) *[]string { return &c.AllowedHeaders }, nil)},
+	{Variable: Variable{Name: "ALLOW_CREDENTIALS", Default: "true", Guide: true,
+		Description: "Send Access-Control-Allow-Credentials to allowed origins."},
+		set: boolean(func(c *Config) *bool { return &c.AllowCredentials })},
+	{Variable: Variable{Name: "ALLOWED_HOSTS", Guide: true,
+		Description: "Comma-separated Host header allow-list, matched on the host name without the port; *.example.com matches subdomains. Empty: any host. Other hosts get 400."},
+		keepEmpty: true,
+		set:       list(func(c *Config) *[]string { return &c.AllowedHosts }, strings.ToLower)},
+	{Variable: Variable{Name: "TRUSTED_PROXIES", Default: "127.0.0.0/8,::1/128",
+		Description: "Comma-separated CIDRs or IPs of reverse proxies whose X-Forwarded-For / X-Real-IP are believed (e.g. the Docker network 172.16.0.0/12). Empty: trust no proxy."},
+		keepEmpty: true,
+		set: func(c *Config, v string) error {
+			p, err := parsePrefixes(v)
+			if err == nil {
+				c.TrustedProxies = p
+			}
+			return err
+		}},
+
+	// Logging
+	{Variable: Variable{Name: "LOG_LEVEL", Default: "INFO", Guide: true,
+		Description: "DEBUG, INFO, WARNING, ERROR or CRITICAL (any case)."},
+		set: func(c *Config, v string) error {
+			l, err := parseLogLevel(v)
+			if err == nil {
+				c.LogLevel = l
+			}
+			return err
+		}},
+	{Variable: Variable{Name: "LOG_FORMAT", Default: "json", Guide: true,
+		Description: "json or text."},
+		set: func(c *Config, v string) error { c.LogFormat = strings.ToLower(strings.TrimSpace(v)); return nil }},
+	{Variable: Variable{Name: "LOG_FILE", Guide: true,
+		Description: "Append logs to this file (reopened on SIGHUP, for logrotate). Empty: stderr."},
+		keepEmpty: true,
+		set:       str(func(c *Config) *string { return &c.LogFile })},
+
+	// Monitoring
+	{Variable: Variable{Name: "ENABLE_METRICS", Default: "true", Guide: true,
+		Description: "Serve Prometheus metrics at METRICS_PATH."},
+		set: boolean(func(c *Config) *bool { return &c.EnableMetrics })},
+	{Variable: Variable{Name: "METRICS_PATH", Default: "/metrics", Guide: true,
+		Description: "Path of the Prometheus metrics (restrict it at the proxy)."},
+		set: str(func(c *Config) *string { return &c.MetricsPath })},
+
+	// Cache
+	{Variable: Variable{Name: "CACHE_TOKEN_PREFIX", Default: "permiso:token:", Guide: true,
+		Description: "Redis key prefix for token revocation state."},
+		set: str(func(c *Config) *string { return &c.CacheTokenPrefix })},
+	{Variable: Variable{Name: "CACHE_SESSION_PREFIX", Default: "permiso:session:", Guide: true,
+		Description: "Redis key prefix for session state."},
+		set: str(func(c *Config) *string { return &c.CacheSessionPrefix })},
+	{Variable: Variable{Name: "CACHE_RATE_LIMIT_PREFIX", Default: "permiso:rate:", Guide: true,
+		Description: "Redis key prefix for rate-limit and lockout counters."},
+		set: str(func(c *Config) *string { return &c.CacheRateLimitPrefix })},
+	{Variable: Variable{Name: "CACHE_USER_PREFIX", Default: "permiso:user:", Guide: true,
+		Description: "Redis key prefix for cached user state."},
+		set: str(func(c *Config) *string { return &c.CacheUserPrefix })},
+	{Variable: Variable{Name: "CACHE_DEFAULT_TTL", Default: "3600", Guide: true,
+		Description: "Lifetime of cache entries, in seconds."},
+		set: duration(time.Second, func(c *Config) *time.Duration { return &c.CacheDefaultTTL })},
+
+	// API
+	{Variable: Variable{Name: "API_V1_PREFIX", Default: "/api/v1", Guide: true,
+		Description: "Path prefix of the API (/ mounts it at the root)."},
+		set: func(c *Config, v string) error {
+			c.APIV1Prefix = strings.TrimRight(strings.TrimSpace(v), "/")
+			return nil
+		}},
+	{Variable: Variable{Name: "DOCS_URL", Default: "/docs", Guide: true,
+		Description: "Path of the API documentation page; empty disables it."},
+		keepEmpty: true, set: str(func(c *Config) *string { return &c.DocsURL })},
+	{Variable: Variable{Name: "REDOC_URL", Default: "/redoc", Guide: true,
+		Description: "Path of the ReDoc documentation page; empty disables it."},
+		keepEmpty: true, set: str(func(c *Config) *string { return &c.RedocURL })},
+	{Variable: Variable{Name: "OPENAPI_URL", Default: "/openapi.json", Guide: true,
+		Description: "Path of the OpenAPI 3.1 document; empty disables it."},
+		keepEmpty: true, set: str(func(c *Config) *string { return &c.OpenAPIURL })},
+
+	// Python-only tuning from the guide.
+	{Variable: Variable{Name: "UVICORN_WORKERS", Guide: true, Ignored: true,
+		Description: "Ignored (with a warning): permiso is one Go process that uses every CPU; run more instances to scale out."},
+		keepEmpty: true, set: ignored},
+	{Variable: Variable{Name: "UVICORN_MAX_REQUESTS", Guide: true, Ignored: true,
+		Description: "Ignored (with a warning): Go processes need no periodic restarts."},
+		keepEmpty: true, set: ignored},
+	{Variable: Variable{Name: "UVICORN_MAX_REQUESTS_JITTER", Guide: true, Ignored: true,
+		Description: "Ignored (with a warning), as UVICORN_MAX_REQUESTS."},
+		keepEmpty: true, set: ignored},
+
+	// Process
+	{Variable: Variable{Name: "SHUTDOWN_TIMEOUT_SECONDS", Default: "20",
+		Description: "On SIGTERM/SIGINT, how long to let in-flight requests finish, in seconds."},
+		set: duration(time.Second, func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
+
+	// Mail
+	{Variable: Variable{Name: "SMTP_HOST",
+		Description: "SMTP server for password-reset and verification mail. Empty: mail is written to the log instead."},
+		keepEmpty: true, set: str(func(c *Config) *string { return &c.SMTPHost })},
+	{Variable: Variable{Name: "SMTP_PORT", Default: "587",
+		Description: "SMTP port (465 means implicit TLS)."},
+		set: port(func(c *Config) *int { return &c.SMTPPort })},
+	{Variable: Variable{Name: "SMTP_USERNAME",
+		Description: "SMTP user name; empty: no authentication."},
+		keepEmpty: true, set: str(func(c *Config) *string { return &c.SMTPUsername })},
+	{Variable: Variable{Name: "SMTP_PASSWORD", Secret: true,
+		Description: "SMTP password."},
+		keepEmpty: true, set: secret(func(c *Config) *string { return &c.SMTPPassword })},
+	{Variable: Variable{Name: "SMTP_FROM",
+		Description: "From address of outgoing mail; required when SMTP_HOST is set."},
+		keepEmpty: true, set: str(func(c *Config) *string { return &c.SMTPFrom })},
+	{Variable: Variable{Name: "SMTP_STARTTLS", Default: "true",
+		Description: "Require STARTTLS before authenticating (ignored on port 465, which is TLS from the start)."},
+		set: boolean(func(c *Config) *bool { return &c.SMTPStartTLS })},
+
+	// Audit
+	{Variable: Variable{Name: "AUDIT_RETENTION_DAYS", Default: "90",
+		Description: "Audit events older than this many days are deleted by maintenance cleanup; 0 keeps them forever."},
+		set: integer(func(c *Config) *int { return &c.AuditRetentionDays })},
+}
+
+func rateDesc(what string) string {
+	return "Limit on " + what + " per client IP: N/second, N/minute, N/hour or N/day (also N/M minutes). Empty disables it."
+}

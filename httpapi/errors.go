@@ -1,0 +1,188 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/permiso/permiso"
+)
+
+// Transport-level error codes that have no place in the domain. They go
+// through the same table as the domain's codes.
+const (
+	codeTooLarge         permiso.Code = "request_too_large"
+	codeMethodNotAllowed permiso.Code = "method_not_allowed"
+)
+
+// errorKind is one row of the error table: the HTTP status and the public
+// "error" value of an error code.
+type errorKind struct {
+	status int
+	name   string
+}
+
+// errorTable maps every error code to its HTTP status and public name
+// (SPEC §5.2). It is the only place where that mapping lives. Codes not in
+// the table are answered as internal errors.
+var errorTable = map[permiso.Code]errorKind{
+	permiso.ENOTFOUND:     {http.StatusNotFound, "not_found"},
+	permiso.EEXISTS:       {http.StatusConflict, "conflict"},
+	permiso.ECONFLICT:     {http.StatusConflict, "conflict"},
+	permiso.EINVALID:      {http.StatusUnprocessableEntity, "validation_error"},
+	permiso.EUNAUTHORIZED: {http.StatusUnauthorized, "not_authenticated"},
+	permiso.EFORBIDDEN:    {http.StatusForbidden, "forbidden"},
+	permiso.ERATELIMIT:    {http.StatusTooManyRequests, "rate_limit_exceeded"},
+	permiso.EUNAVAILABLE:  {http.StatusServiceUnavailable, "unavailable"},
+	permiso.EINTERNAL:     {http.StatusInternalServerError, "internal_error"},
+	codeTooLarge:          {http.StatusRequestEntityTooLarge, "request_too_large"},
+	codeMethodNotAllowed:  {http.StatusMethodNotAllowed, "method_not_allowed"},
+}
+
+var internalKind = errorTable[permiso.EINTERNAL]
+
+// Errors of the router itself.
+var (
+	errRouteNotFound    = permiso.Errorf(permiso.ENOTFOUND, "Not Found")
+	errMethodNotAllowed = permiso.Errorf(codeMethodNotAllowed, "Method Not Allowed")
+)
+
+const internalDescription = "An internal error occurred"
+
+// errorBody is the management API's error envelope (SPEC §5.2).
+type errorBody struct {
+	Error            string `json:"error"`
+	ErrorDescription string `json:"error_description"`
+	RequestID        string `json:"request_id"`
+	// Details is set only for validation errors, and then always (an
+	// empty list when no field was named).
+	Details any `json:"details,omitempty"`
+}
+
+// writeError writes err as the management API's JSON error envelope with
+// the status from errorTable. The message of a *permiso.Error is shown;
+// anything else, and every EINTERNAL error, becomes a generic 500 that is
+// logged once here, with the request id, and never shown.
+//
+// Headers the status requires are added unless the caller already set them:
+// WWW-Authenticate: Bearer on 401 (RFC 6750 §3), Retry-After: 1 on 503. A
+// 429 needs the limiter's own Retry-After, which the caller sets.
+func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	code := permiso.ErrorCode(err)
+	kind, ok := errorTable[code]
+	if !ok || code == permiso.EINTERNAL {
+		kind = internalKind
+	}
+	body := errorBody{
+		Error:     kind.name,
+		RequestID: requestIDFor(w, r),
+	}
+	if kind.status == http.StatusInternalServerError {
+		body.ErrorDescription = internalDescription
+		loggerFrom(r.Context()).LogAttrs(r.Context(), slog.LevelError, "internal error",
+			slog.String("request_id", body.RequestID),
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.String("error", errString(err)),
+		)
+	} else {
+		body.ErrorDescription = permiso.ErrorMessage(err)
+	}
+	if code == permiso.EINVALID {
+		var details []permiso.FieldError
+		if pe, ok := asError(err); ok {
+			details = pe.Details
+		}
+		if details == nil {
+			details = []permiso.FieldError{}
+		}
+		body.Details = details
+	}
+	h := w.Header()
+	switch kind.status {
+	case http.StatusUnauthorized:
+		if h.Get("WWW-Authenticate") == "" {
+			h.Set("WWW-Authenticate", "Bearer")
+		}
+	case http.StatusServiceUnavailable:
+		if h.Get("Retry-After") == "" {
+			h.Set("Retry-After", "1")
+		}
+	}
+	writeJSON(w, kind.status, body)
+}
+
+// writeInternalError writes the generic 500 envelope without logging, for
+// callers that have already logged the cause (panic recovery).
+func writeInternalError(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, internalKind.status, errorBody{
+		Error:            internalKind.name,
+		ErrorDescription: internalDescription,
+		RequestID:        requestIDFor(w, r),
+	})
+}
+
+// requestIDFor returns the request id from r's context, or from the
+// response header when r did not pass the request-id middleware's context
+// (as in panic recovery, which runs outside it).
+func requestIDFor(w http.ResponseWriter, r *http.Request) string {
+	if id := RequestID(r.Context()); id != "" {
+		return id
+	}
+	return w.Header().Get(headerRequestID)
+}
+
+func asError(err error) (*permiso.Error, bool) {
+	var pe *permiso.Error
+	ok := errors.As(err, &pe)
+	return pe, ok
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "<nil>"
+	}
+	return err.Error()
+}
+
+// oauthErrorBody is the RFC 6749 §5.2 error response.
+type oauthErrorBody struct {
+	Error            string `json:"error"`
+	ErrorDescription string `json:"error_description,omitempty"`
+}
+
+// writeOAuthError writes an RFC 6749 §5.2 error response for the OAuth
+// endpoints: {"error", "error_description"} with Cache-Control: no-store
+// and Pragma: no-cache (RFC 6749 §5.1). code is an RFC error code such as
+// "invalid_request", "invalid_client" or "invalid_grant"; description must
+// be safe to show. Headers such as WWW-Authenticate (RFC 6749 §5.2, for
+// invalid_client with Basic) or Retry-After are set by the caller.
+func writeOAuthError(w http.ResponseWriter, status int, code, description string) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	writeJSON(w, status, oauthErrorBody{Error: code, ErrorDescription: description})
+}
+
+// writeJSON writes v as a JSON response with the given status. The value
+// is encoded completely before anything is written, so an encoding failure
+// (a programming error) gives a clean 500 instead of a partial response.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b, _ = json.Marshal(errorBody{
+			Error:            internalKind.name,
+			ErrorDescription: internalDescription,
+			RequestID:        w.Header().Get(headerRequestID),
+		})
+	}
+	b = append(b, '\n')
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}

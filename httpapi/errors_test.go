@@ -1,0 +1,173 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/permiso/permiso"
+)
+
+// requestWithInfo returns a request carrying the context the middleware
+// chain would give it, logging to log.
+func requestWithInfo(log *syncBuffer, id string) *http.Request {
+	r := httptest.NewRequest(http.MethodGet, "/x", nil)
+	info := &reqInfo{id: id, logger: slog.New(slog.NewJSONHandler(log, nil))}
+	return r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
+}
+
+func TestWriteError(t *testing.T) {
+	const internal = "pq: relation \"users\" does not exist at 10.0.0.5"
+	tests := []struct {
+		name    string
+		err     error
+		status  int
+		code    string
+		desc    string
+		headers map[string]string
+		details bool
+		logged  bool
+	}{
+		{"not found", permiso.Errorf(permiso.ENOTFOUND, "User not found"), 404, "not_found", "User not found", nil, false, false},
+		{"not found sentinel", permiso.ErrNotFound, 404, "not_found", "Resource not found", nil, false, false},
+		{"already exists", permiso.Errorf(permiso.EEXISTS, "Username already taken"), 409, "conflict", "Username already taken", nil, false, false},
+		{"conflict", permiso.Errorf(permiso.ECONFLICT, "Role in use"), 409, "conflict", "Role in use", nil, false, false},
+		{"validation", permiso.Invalid("Bad input", permiso.FieldError{Field: "email", Message: "invalid"}), 422, "validation_error", "Bad input", nil, true, false},
+		{"validation without details", permiso.Errorf(permiso.EINVALID, "Bad"), 422, "validation_error", "Bad", nil, true, false},
+		{"not authenticated", permiso.Errorf(permiso.EUNAUTHORIZED, "Token has expired"), 401, "not_authenticated", "Token has expired", map[string]string{"WWW-Authenticate": "Bearer"}, false, false},
+		{"forbidden", permiso.Errorf(permiso.EFORBIDDEN, "Access denied"), 403, "forbidden", "Access denied", nil, false, false},
+		{"rate limit", permiso.Errorf(permiso.ERATELIMIT, "Too many requests"), 429, "rate_limit_exceeded", "Too many requests", nil, false, false},
+		{"unavailable", permiso.Errorf(permiso.EUNAVAILABLE, "too many concurrent password checks; retry shortly"), 503, "unavailable", "too many concurrent password checks; retry shortly", map[string]string{"Retry-After": "1"}, false, false},
+		{"wrapped unavailable", fmt.Errorf("login: %w", permiso.Wrap(permiso.EUNAVAILABLE, "Database unavailable", errors.New(internal))), 503, "unavailable", "Database unavailable", nil, false, false},
+		{"too large", errTooLarge, 413, "request_too_large", "Request body too large", nil, false, false},
+		{"internal error code", permiso.Wrap(permiso.EINTERNAL, "db failure "+internal, errors.New(internal)), 500, "internal_error", internalDescription, nil, false, true},
+		{"plain error", errors.New(internal), 500, "internal_error", internalDescription, nil, false, true},
+		{"wrapped plain error", fmt.Errorf("store: %w", errors.New(internal)), 500, "internal_error", internalDescription, nil, false, true},
+		{"unknown code", permiso.Errorf(permiso.Code("weird_code"), internal), 500, "internal_error", internalDescription, nil, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			log := &syncBuffer{}
+			w := httptest.NewRecorder()
+			writeError(w, requestWithInfo(log, "req-1"), tt.err)
+			if w.Code != tt.status {
+				t.Fatalf("status %d, want %d", w.Code, tt.status)
+			}
+			if strings.Contains(w.Body.String(), "10.0.0.5") || strings.Contains(w.Body.String(), "relation") {
+				t.Fatalf("internal error text leaked: %s", w.Body)
+			}
+			var body map[string]any
+			if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
+				t.Fatal(err)
+			}
+			if body["error"] != tt.code || body["error_description"] != tt.desc || body["request_id"] != "req-1" {
+				t.Fatalf("body %v", body)
+			}
+			_, hasDetails := body["details"]
+			if hasDetails != tt.details {
+				t.Fatalf("details present = %v, want %v: %v", hasDetails, tt.details, body)
+			}
+			if tt.name == "validation" {
+				d := body["details"].([]any)[0].(map[string]any)
+				if d["field"] != "email" || d["message"] != "invalid" {
+					t.Fatalf("details %v", body["details"])
+				}
+			}
+			for k, v := range tt.headers {
+				if got := w.Header().Get(k); got != v {
+					t.Errorf("%s = %q, want %q", k, got, v)
+				}
+			}
+			if tt.status != 401 && w.Header().Get("WWW-Authenticate") != "" {
+				t.Error("WWW-Authenticate on a non-401")
+			}
+			recs := log.records(t, "internal error")
+			if tt.logged {
+				if len(recs) != 1 || recs[0]["request_id"] != "req-1" || !strings.Contains(recs[0]["error"].(string), "10.0.0.5") {
+					t.Fatalf("internal error log = %v", recs)
+				}
+			} else if len(recs) != 0 {
+				t.Fatalf("non-internal error logged: %v", recs)
+			}
+		})
+	}
+}
+
+func TestWriteErrorKeepsCallerHeaders(t *testing.T) {
+	log := &syncBuffer{}
+	w := httptest.NewRecorder()
+	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	writeError(w, requestWithInfo(log, "r"), permiso.Errorf(permiso.EUNAUTHORIZED, "Token has been revoked"))
+	if got := w.Header().Get("WWW-Authenticate"); got != `Bearer error="invalid_token"` {
+		t.Fatalf("WWW-Authenticate = %q", got)
+	}
+	w = httptest.NewRecorder()
+	w.Header().Set("Retry-After", "30")
+	writeError(w, requestWithInfo(log, "r"), permiso.ErrUnavailable)
+	if got := w.Header().Get("Retry-After"); got != "30" {
+		t.Fatalf("Retry-After = %q", got)
+	}
+}
+
+// Every code of the domain has a row in the table.
+func TestErrorTableCoversDomainCodes(t *testing.T) {
+	for _, c := range []permiso.Code{
+		permiso.ENOTFOUND, permiso.EEXISTS, permiso.ECONFLICT, permiso.EINVALID, permiso.EUNAUTHORIZED,
+		permiso.EFORBIDDEN, permiso.ERATELIMIT, permiso.EUNAVAILABLE, permiso.EINTERNAL,
+	} {
+		if _, ok := errorTable[c]; !ok {
+			t.Errorf("code %q has no HTTP status", c)
+		}
+	}
+}
+
+func TestWriteOAuthError(t *testing.T) {
+	w := httptest.NewRecorder()
+	writeOAuthError(w, http.StatusBadRequest, "invalid_grant", "The refresh token is invalid")
+	if w.Code != 400 {
+		t.Fatalf("status %d", w.Code)
+	}
+	for k, v := range map[string]string{"Cache-Control": "no-store", "Pragma": "no-cache", "Content-Type": "application/json"} {
+		if got := w.Header().Get(k); got != v {
+			t.Errorf("%s = %q, want %q", k, got, v)
+		}
+	}
+	var body map[string]any
+	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
+		t.Fatal(err)
+	}
+	if len(body) != 2 || body["error"] != "invalid_grant" || body["error_description"] != "The refresh token is invalid" {
+		t.Fatalf("body %v", body)
+	}
+}
+
+func TestWriteJSON(t *testing.T) {
+	w := httptest.NewRecorder()
+	w.Header().Set(headerRequestID, "rid")
+	writeJSON(w, http.StatusCreated, map[string]any{"a": 1})
+	if w.Code != 201 || w.Body.String() != "{\"a\":1}\n" || w.Header().Get("Content-Length") != "8" {
+		t.Fatalf("%d %q %q", w.Code, w.Body, w.Header().Get("Content-Length"))
+	}
+	// An unencodable value is a clean 500, not a partial body.
+	w = httptest.NewRecorder()
+	w.Header().Set(headerRequestID, "rid")
+	writeJSON(w, http.StatusOK, map[string]any{"f": func() {}})
+	if w.Code != 500 || !strings.Contains(w.Body.String(), `"request_id":"rid"`) {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+}
+
+func TestTimestamp(t *testing.T) {
+	if got := timestamp(fixedNow); got != "2025-07-27T11:34:30Z" {
+		t.Fatal(got)
+	}
+	if got := timestamp(fixedNow.Add(123456 * 1000)); got != "2025-07-27T11:34:30.123456Z" {
+		t.Fatal(got)
+	}
+}

@@ -1,0 +1,83 @@
+package httpapi
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/permiso/permiso"
+)
+
+// FuzzClientAddr checks the X-Forwarded-For / X-Real-IP parser: it never
+// panics, an untrusted peer always wins, and any other answer is the peer
+// or a valid address that appears in the headers.
+func FuzzClientAddr(f *testing.F) {
+	f.Add("127.0.0.1:1", "1.2.3.4, 198.51.100.7, 10.0.0.9", "", "203.0.113.1")
+	f.Add("[::1]:1", "[2001:db8::1]:443,garbage", "x", "::ffff:1.2.3.4")
+	f.Add("203.0.113.9:5555", "127.0.0.1", "10.0.0.1", "")
+	f.Add("10.0.0.1:1", ",,, ,", "", "fe80::1%eth0")
+	trusted := []netip.Prefix{
+		netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"), netip.MustParsePrefix("10.0.0.0/8"),
+	}
+	f.Fuzz(func(t *testing.T, remote, xff1, xff2, realIP string) {
+		peer := parseHostAddr(remote)
+		peerTrusted := isTrusted(trusted, peer)
+		var xff []string
+		for _, v := range []string{xff1, xff2} {
+			if v != "" {
+				xff = append(xff, v)
+			}
+		}
+		got := clientAddr(trusted, peer, peerTrusted, xff, realIP)
+		if !peerTrusted {
+			if got != peer {
+				t.Fatalf("untrusted peer %v, got %v", peer, got)
+			}
+			return
+		}
+		if got == peer {
+			return
+		}
+		if !got.IsValid() || got.Zone() != "" || got.Is4In6() {
+			t.Fatalf("got invalid or non-canonical address %v", got)
+		}
+		// The answer must be one of the header entries.
+		found := parseHeaderAddr(realIP) == got
+		for _, e := range strings.Split(strings.Join(xff, ","), ",") {
+			if parseHeaderAddr(e) == got {
+				found = true
+				break
+			}
+		}
+		if !found {
+			t.Fatalf("address %v not in the headers %q / %q", got, xff, realIP)
+		}
+	})
+}
+
+// FuzzDecodeJSON checks that any body gives either success or a 4xx
+// caller error, never a panic or an internal error.
+func FuzzDecodeJSON(f *testing.F) {
+	f.Add([]byte(`{"name":"a","count":1}`))
+	f.Add([]byte(`{"name":1}`))
+	f.Add([]byte(`[`))
+	f.Add([]byte(``))
+	f.Add([]byte(`{"name":"a"} x`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+		r.Body = http.MaxBytesReader(httptest.NewRecorder(), io.NopCloser(bytes.NewReader(body)), 256)
+		var v echoRequest
+		err := decodeJSON(r, &v)
+		if err == nil {
+			return
+		}
+		code := permiso.ErrorCode(err)
+		if code != permiso.EINVALID && code != codeTooLarge {
+			t.Fatalf("decodeJSON(%q) = %v (code %q)", body, err, code)
+		}
+	})
+}

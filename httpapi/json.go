@@ -1,0 +1,106 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/permiso/permiso"
+)
+
+// errTooLarge is the error for a request body over Options.MaxBodyBytes.
+var errTooLarge = permiso.Errorf(codeTooLarge, "Request body too large")
+
+// decodeJSON decodes the request body, a single JSON value, into v.
+// Unknown object fields are ignored (SPEC §5). Every failure is a caller
+// error ready for writeError: 413 request_too_large when the body exceeds
+// the limit, 422 validation_error (with details) when the body is empty,
+// malformed, has trailing data or has a value of the wrong type.
+func decodeJSON(r *http.Request, v any) error {
+	if r.Body == nil || r.Body == http.NoBody {
+		return permiso.Invalid("Request body is required",
+			permiso.FieldError{Field: "body", Message: "a JSON body is required"})
+	}
+	dec := json.NewDecoder(r.Body)
+	if err := dec.Decode(v); err != nil {
+		return bodyError(err)
+	}
+	// Exactly one value: anything but whitespace after it is an error.
+	var extra json.RawMessage
+	switch err := dec.Decode(&extra); {
+	case errors.Is(err, io.EOF):
+		return nil
+	case err == nil:
+		return permiso.Invalid("Request body must be a single JSON value",
+			permiso.FieldError{Field: "body", Message: "unexpected data after the JSON value"})
+	default:
+		return bodyError(err)
+	}
+}
+
+// bodyError turns an error from reading or decoding a request body into a
+// caller error. Form parsing (r.ParseForm) can use it as well.
+func bodyError(err error) error {
+	var (
+		maxErr    *http.MaxBytesError
+		syntaxErr *json.SyntaxError
+		typeErr   *json.UnmarshalTypeError
+		invalid   *json.InvalidUnmarshalError
+	)
+	switch {
+	case errors.As(err, &maxErr):
+		return errTooLarge
+	case errors.Is(err, io.EOF):
+		return permiso.Invalid("Request body is required",
+			permiso.FieldError{Field: "body", Message: "a JSON body is required"})
+	case errors.As(err, &syntaxErr):
+		return permiso.Invalid("Malformed JSON",
+			permiso.FieldError{Field: "body", Message: fmt.Sprintf("malformed JSON at offset %d", syntaxErr.Offset)})
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return permiso.Invalid("Malformed JSON",
+			permiso.FieldError{Field: "body", Message: "unexpected end of JSON"})
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			field = "body"
+		}
+		return permiso.Invalid("Request validation failed",
+			permiso.FieldError{Field: field, Message: "must be of type " + jsonTypeName(typeErr)})
+	case errors.As(err, &invalid):
+		// A programming error: v is not a non-nil pointer.
+		return err
+	default:
+		// Reading the body failed (client went away, bad chunking).
+		return permiso.Wrap(permiso.EINVALID, "Could not read request body", err)
+	}
+}
+
+func jsonTypeName(e *json.UnmarshalTypeError) string {
+	if e.Type == nil {
+		return "a different type"
+	}
+	switch e.Type.Kind().String() {
+	case "string":
+		return "string"
+	case "bool":
+		return "boolean"
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
+		return "integer"
+	case "float32", "float64":
+		return "number"
+	case "slice", "array":
+		return "array"
+	case "map", "struct":
+		return "object"
+	}
+	return e.Type.String()
+}
+
+// timestamp formats t as RFC 3339 in UTC with a "Z" suffix, the format of
+// every time value in responses (SPEC §3).
+func timestamp(t time.Time) string {
+	return t.UTC().Format(time.RFC3339Nano)
+}

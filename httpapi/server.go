@@ -1,0 +1,190 @@
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// DefaultMaxBodyBytes is the default request body limit (SPEC §5: 1 MiB).
+const DefaultMaxBodyBytes = 1 << 20
+
+// DefaultHealthCheckTimeout bounds each health check by default.
+const DefaultHealthCheckTimeout = 2 * time.Second
+
+// Options is the part of the configuration that the HTTP layer needs.
+// cmd/permiso fills it from config.Config.
+type Options struct {
+	// AppName is shown by GET / and /health (APP_NAME).
+	AppName string
+	// Version is the build version (VERSION).
+	Version string
+	// Environment is the deployment environment (ENVIRONMENT).
+	Environment string
+	// APIV1Prefix is the prefix of the versioned API (API_V1_PREFIX),
+	// for example "/api/v1".
+	APIV1Prefix string
+	// DocsURL is the documentation page path (DOCS_URL); empty when the
+	// documentation is disabled.
+	DocsURL string
+	// TrustedProxies are the networks whose X-Forwarded-For, X-Real-IP,
+	// X-Forwarded-Proto and X-Request-Id headers are believed
+	// (TRUSTED_PROXIES). Nil trusts no one; the configuration's default
+	// (loopback) is applied by the caller.
+	TrustedProxies []netip.Prefix
+	// MaxBodyBytes limits request bodies; zero means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// HealthCheckTimeout bounds each health check; zero means
+	// DefaultHealthCheckTimeout.
+	HealthCheckTimeout time.Duration
+}
+
+// HealthCheck is one dependency check reported by /health and
+// /health/ready.
+type HealthCheck struct {
+	// Name is the key under "checks", for example "database" or "cache".
+	Name string
+	// Check returns nil when the dependency is usable. Details are shown
+	// publicly in the health response (never put secrets in them); an
+	// error is logged and shown only as a generic message. Check must
+	// honour ctx, which carries the check timeout.
+	Check func(ctx context.Context) (details map[string]any, err error)
+}
+
+// StaticCheck returns a HealthCheck that always passes with the given
+// details, for dependencies that cannot fail, such as the in-process cache
+// used when REDIS_URL is not set:
+//
+//	httpapi.StaticCheck("cache", map[string]any{"backend": "in-process"})
+func StaticCheck(name string, details map[string]any) HealthCheck {
+	return HealthCheck{Name: name, Check: func(context.Context) (map[string]any, error) {
+		return details, nil
+	}}
+}
+
+// Deps is everything NewServer needs.
+type Deps struct {
+	// Logger receives the access log and error records; nil discards them.
+	Logger *slog.Logger
+	// Options configure the HTTP layer.
+	Options Options
+	// Checks are run by /health and /health/ready.
+	Checks []HealthCheck
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+
+	// testRoutes, when set, registers extra routes (tests only).
+	testRoutes func(mux *http.ServeMux)
+}
+
+// server holds what the middleware chain needs.
+type server struct {
+	logger  *slog.Logger
+	opts    Options
+	now     func() time.Time
+	mux     *http.ServeMux
+	handler http.Handler
+}
+
+// NewServer returns the permiso HTTP handler: every route of routes.go
+// behind the middleware chain described in the package documentation.
+func NewServer(deps Deps) http.Handler {
+	s := &server{logger: deps.Logger, opts: deps.Options, now: deps.Now}
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.opts.MaxBodyBytes <= 0 {
+		s.opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if s.opts.HealthCheckTimeout <= 0 {
+		s.opts.HealthCheckTimeout = DefaultHealthCheckTimeout
+	}
+	s.mux = http.NewServeMux()
+	addRoutes(s.mux, s.logger, s.opts, deps.Checks, s.now)
+	if deps.testRoutes != nil {
+		deps.testRoutes(s.mux)
+	}
+
+	var h http.Handler = http.HandlerFunc(s.dispatch)
+	h = s.accessLog(h)
+	h = s.limitBody(h)
+	h = s.securityHeaders(h)
+	h = s.clientIP(h)
+	h = s.requestID(h)
+	h = s.recoverPanics(h)
+	s.handler = h
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.handler.ServeHTTP(w, r)
+}
+
+// dispatch normalizes the path and hands the request to the ServeMux,
+// answering unknown routes and wrong methods with JSON envelopes instead
+// of the ServeMux's plain-text ones.
+func (s *server) dispatch(w http.ResponseWriter, r *http.Request) {
+	r = stripTrailingSlash(r)
+	h, pattern := s.mux.Handler(r)
+	if pattern == "" {
+		// No route: ask the ServeMux's own handler whether it is a 404 or
+		// a 405, and with which Allow header, then answer in JSON.
+		rec := &headerRecorder{header: make(http.Header)}
+		h.ServeHTTP(rec, r)
+		if rec.status == http.StatusMethodNotAllowed {
+			w.Header().Set("Allow", rec.header.Get("Allow"))
+			writeError(w, r, errMethodNotAllowed)
+			return
+		}
+		writeError(w, r, errRouteNotFound)
+		return
+	}
+	if sw, ok := w.(*statusWriter); ok {
+		sw.pattern = pattern
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// stripTrailingSlash returns r with one trailing slash removed from its
+// path (except for "/"), so that "/health/" is served as "/health". The
+// request is copied, not modified.
+func stripTrailingSlash(r *http.Request) *http.Request {
+	p := r.URL.Path
+	if len(p) <= 1 || !strings.HasSuffix(p, "/") {
+		return r
+	}
+	r2 := new(http.Request)
+	*r2 = *r
+	u := *r.URL
+	u.Path = p[:len(p)-1]
+	if u.RawPath != "" {
+		u.RawPath = strings.TrimSuffix(u.RawPath, "/")
+	}
+	r2.URL = &u
+	return r2
+}
+
+// headerRecorder captures the status and headers of the ServeMux's
+// not-found and method-not-allowed handlers and discards their body.
+type headerRecorder struct {
+	header http.Header
+	status int
+}
+
+func (h *headerRecorder) Header() http.Header { return h.header }
+func (h *headerRecorder) WriteHeader(code int) {
+	if h.status == 0 {
+		h.status = code
+	}
+}
+func (h *headerRecorder) Write(b []byte) (int, error) {
+	h.WriteHeader(http.StatusOK)
+	return len(b), nil
+}

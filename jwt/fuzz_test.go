@@ -1,0 +1,71 @@
+package jwt
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+// FuzzVerify checks that arbitrary strings never panic and never verify:
+// only the exact tokens the signers issued do.
+func FuzzVerify(f *testing.F) {
+	ctx := context.Background()
+	clk := newClock()
+	hs := newTestSigner(f, testOptions(HS256, nil, clk))
+	es := newTestSigner(f, testOptions(ES256, newFakeKeyStore(), clk))
+	hsTok, err := hs.Sign(ctx, fullClaims(clk.Now()))
+	if err != nil {
+		f.Fatal(err)
+	}
+	esTok, err := es.Sign(ctx, fullClaims(clk.Now()))
+	if err != nil {
+		f.Fatal(err)
+	}
+	issued := map[string]bool{hsTok: true, esTok: true}
+	for _, tok := range []string{hsTok, esTok} {
+		parts := strings.Split(tok, ".")
+		f.Add(parts[0] + "." + parts[1] + ".")
+		f.Add(parts[0] + "." + parts[1] + "." + parts[2][1:])
+		f.Add(tok + "=")
+		f.Add(strings.ToUpper(tok))
+	}
+	f.Add("")
+	f.Add("..")
+	f.Add("eyJhbGciOiJub25lIiwidHlwIjoiYXQrand0In0.e30.")
+	f.Add(craft(f, map[string]any{"alg": "HS256", "typ": "at+jwt", "kid": hmacKID(testSecret)}, validPayload(clk.Now()), nil))
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, signer := range []*Signer{hs, es} {
+			_, err := signer.Verify(ctx, s)
+			if err == nil {
+				if !issued[s] {
+					t.Fatalf("Verify accepted %q", s)
+				}
+				continue
+			}
+			if msg := err.Error(); !strings.HasPrefix(msg, "invalid_token: Invalid token") && !strings.HasPrefix(msg, "invalid_token: Token has expired") {
+				t.Fatalf("unexpected error %v", err)
+			}
+		}
+	})
+}
+
+func BenchmarkSignVerify(b *testing.B) {
+	ctx := context.Background()
+	for _, alg := range []string{HS256, ES256} {
+		b.Run(alg, func(b *testing.B) {
+			clk := newClock()
+			s := newTestSigner(b, testOptions(alg, newFakeKeyStore(), clk))
+			c := fullClaims(clk.Now())
+			b.ReportAllocs()
+			for b.Loop() {
+				tok, err := s.Sign(ctx, c)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := s.Verify(ctx, tok); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

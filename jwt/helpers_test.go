@@ -1,0 +1,241 @@
+package jwt
+
+import (
+	"cmp"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"hash"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/permiso/permiso"
+)
+
+const (
+	testIssuer   = "https://auth.example.com"
+	testAudience = "https://api.example.com"
+	testLifetime = 15 * time.Minute
+)
+
+var (
+	testSecret   = []byte("0123456789abcdef0123456789abcdef-current")
+	testPrevious = []byte("0123456789abcdef0123456789abcdef-previous")
+	testStart    = time.Date(2030, 1, 2, 3, 4, 5, 123456789, time.UTC)
+)
+
+// fakeKeyStore is an in-memory permiso.KeyStore.
+type fakeKeyStore struct {
+	mu    sync.Mutex
+	keys  map[string]permiso.SigningKey
+	lists int
+}
+
+func newFakeKeyStore() *fakeKeyStore {
+	return &fakeKeyStore{keys: map[string]permiso.SigningKey{}}
+}
+
+func (f *fakeKeyStore) CreateSigningKey(_ context.Context, k permiso.SigningKey) (permiso.SigningKey, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.keys[k.ID]; ok {
+		return permiso.SigningKey{}, permiso.ErrAlreadyExists
+	}
+	f.keys[k.ID] = k
+	return k, nil
+}
+
+func (f *fakeKeyStore) ListSigningKeys(_ context.Context, now time.Time) ([]permiso.SigningKey, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lists++
+	var out []permiso.SigningKey
+	for _, k := range f.keys {
+		if k.ExpiresAt == nil || now.Before(*k.ExpiresAt) {
+			out = append(out, k)
+		}
+	}
+	slices.SortFunc(out, func(a, b permiso.SigningKey) int { return b.CreatedAt.Compare(a.CreatedAt) })
+	return out, nil
+}
+
+func (f *fakeKeyStore) RetireSigningKeys(_ context.Context, alg, keepID string, now, expiresAt time.Time) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for id, k := range f.keys {
+		if k.Algorithm == alg && id != keepID && k.RetiredAt == nil {
+			k.RetiredAt, k.ExpiresAt = &now, &expiresAt
+			f.keys[id] = k
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (f *fakeKeyStore) get(id string) permiso.SigningKey {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.keys[id]
+}
+
+func (f *fakeKeyStore) all() []permiso.SigningKey {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]permiso.SigningKey, 0, len(f.keys))
+	for _, k := range f.keys {
+		out = append(out, k)
+	}
+	slices.SortFunc(out, func(a, b permiso.SigningKey) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}
+
+func (f *fakeKeyStore) listCalls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lists
+}
+
+// clock is a settable time source.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: testStart} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func testOptions(alg string, store permiso.KeyStore, clk *clock) Options {
+	return Options{
+		Algorithm:        alg,
+		Secret:           testSecret,
+		Issuer:           testIssuer,
+		Audience:         []string{testAudience, "https://other.example.com"},
+		Keys:             store,
+		MaxTokenLifetime: testLifetime,
+		Now:              clk.Now,
+	}
+}
+
+func newTestSigner(t testing.TB, opts Options) *Signer {
+	t.Helper()
+	s, err := New(context.Background(), opts)
+	if err != nil {
+		t.Fatalf("New(%s): %v", opts.Algorithm, err)
+	}
+	return s
+}
+
+func boolPtr(b bool) *bool { return &b }
+
+// fullClaims sets every claim.
+func fullClaims(now time.Time) permiso.AccessClaims {
+	return permiso.AccessClaims{
+		Issuer:      testIssuer,
+		Subject:     "2b1f7a2e-6a55-4c8e-9d1e-0c3b8e0f4a11",
+		Audience:    []string{testAudience},
+		ExpiresAt:   now.Add(testLifetime),
+		IssuedAt:    now,
+		NotBefore:   now,
+		ID:          "jti-0001",
+		ClientID:    "client-abc",
+		Scopes:      []string{"read:profile", "write:profile"},
+		Type:        permiso.TokenTypeAccess,
+		SessionID:   "sid-0001",
+		Roles:       []string{"user", "admin"},
+		Username:    "alice",
+		Email:       "alice@example.com",
+		IsSuperuser: boolPtr(true),
+		IsTrusted:   boolPtr(false),
+	}
+}
+
+var b64 = base64.RawURLEncoding
+
+// craft builds a compact JWS from header and payload, signed by sign
+// (which gets the signing input; nil means an empty signature).
+func craft(t testing.TB, header, payload map[string]any, sign func(input string) []byte) string {
+	t.Helper()
+	h, err := json.Marshal(header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := json.Marshal(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	input := b64.EncodeToString(h) + "." + b64.EncodeToString(p)
+	var sig []byte
+	if sign != nil {
+		sig = sign(input)
+	}
+	return input + "." + b64.EncodeToString(sig)
+}
+
+func hmacSign(h func() hash.Hash, key []byte) func(string) []byte {
+	return func(input string) []byte {
+		m := hmac.New(h, key)
+		m.Write([]byte(input))
+		return m.Sum(nil)
+	}
+}
+
+var hs256 = func(key []byte) func(string) []byte { return hmacSign(sha256.New, key) }
+
+// decodeSegment returns the JSON object of one segment of a compact JWS.
+func decodeSegment(t testing.TB, token string, i int) map[string]json.RawMessage {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		t.Fatalf("token has %d parts", len(parts))
+	}
+	b, err := b64.DecodeString(parts[i])
+	if err != nil {
+		t.Fatalf("segment %d: %v", i, err)
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("segment %d: %v", i, err)
+	}
+	return m
+}
+
+func headerKID(t testing.TB, token string) string {
+	t.Helper()
+	var kid string
+	if err := json.Unmarshal(decodeSegment(t, token, 0)["kid"], &kid); err != nil {
+		t.Fatalf("kid: %v", err)
+	}
+	return kid
+}
+
+// wantRejected checks that err is the caller-safe EINVALIDTOKEN error with
+// message msg.
+func wantRejected(t testing.TB, err error, msg string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("Verify succeeded, want %q", msg)
+	}
+	if code := permiso.ErrorCode(err); code != permiso.EINVALIDTOKEN {
+		t.Fatalf("code = %s, want %s (err %v)", code, permiso.EINVALIDTOKEN, err)
+	}
+	if got := permiso.ErrorMessage(err); got != msg {
+		t.Fatalf("message = %q, want %q (err %v)", got, msg, err)
+	}
+}

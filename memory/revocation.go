@@ -1,0 +1,209 @@
+package memory
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/permiso/permiso"
+)
+
+// minTTL is the shortest time an entry is kept, even when the token it
+// revokes has already expired (the interface contract: at least one second).
+const minTTL = time.Second
+
+// minSweep is the smallest number of writes between two sweeps of expired
+// entries.
+const minSweep = 1024
+
+// Option configures NewRevocations.
+type Option func(*Revocations)
+
+// WithNow sets the time source (default time.Now). Tests pass a fake clock
+// to check expiry without sleeping.
+func WithNow(now func() time.Time) Option {
+	return func(r *Revocations) { r.now = now }
+}
+
+// Revocations is an in-process permiso.RevocationStore. It is safe for
+// concurrent use and needs no Close: expired entries are ignored on read
+// (lazily) and removed by a sweep that runs on writes, once every max(1024,
+// live entries) writes, so each write costs amortized O(1) and the map never
+// holds more than about twice the live entries plus 1024, with no background
+// goroutine.
+type Revocations struct {
+	now func() time.Time
+
+	mu       sync.RWMutex
+	jtis     map[string]time.Time // jti -> entry deadline
+	sids     map[string]time.Time // sid -> entry deadline
+	subjects map[string]cutoffEntry
+	writes   int // writes since the last sweep
+	sweepAt  int // writes that trigger the next sweep
+}
+
+type cutoffEntry struct {
+	cutoff   int64 // unix seconds; tokens with iat < cutoff are revoked
+	deadline time.Time
+}
+
+var _ permiso.RevocationStore = (*Revocations)(nil)
+
+// NewRevocations returns an empty in-process revocation store.
+func NewRevocations(opts ...Option) *Revocations {
+	r := &Revocations{
+		now:      time.Now,
+		jtis:     make(map[string]time.Time),
+		sids:     make(map[string]time.Time),
+		subjects: make(map[string]cutoffEntry),
+		sweepAt:  minSweep,
+	}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
+}
+
+// deadline returns when an entry written now for a token expiring at
+// expiresAt may be forgotten: expiresAt, but at least minTTL from now.
+func deadline(now, expiresAt time.Time) time.Time {
+	if d := now.Add(minTTL); expiresAt.Before(d) {
+		return d
+	}
+	return expiresAt
+}
+
+// live reports whether an entry with this deadline still counts at now.
+func live(deadline, now time.Time) bool { return now.Before(deadline) }
+
+func invalid(what string) error {
+	return permiso.Invalid("revocation needs a " + what)
+}
+
+// RevokeToken revokes one access token by jti until expiresAt (at least one
+// second from now). Revoking it again never shortens the revocation.
+func (r *Revocations) RevokeToken(_ context.Context, jti string, expiresAt time.Time) error {
+	if jti == "" {
+		return invalid("jti")
+	}
+	r.revokeID(r.jtis, jti, expiresAt)
+	return nil
+}
+
+// RevokeSession revokes every access token carrying sid until expiresAt (at
+// least one second from now). Revoking it again never shortens the
+// revocation.
+func (r *Revocations) RevokeSession(_ context.Context, sid string, expiresAt time.Time) error {
+	if sid == "" {
+		return invalid("session id")
+	}
+	r.revokeID(r.sids, sid, expiresAt)
+	return nil
+}
+
+func (r *Revocations) revokeID(m map[string]time.Time, key string, expiresAt time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.now()
+	d := deadline(now, expiresAt)
+	if old, ok := m[key]; !ok || old.Before(d) {
+		m[key] = d
+	}
+	r.wroteLocked(now)
+}
+
+// RevokeSubjectBefore revokes every token of subject issued before cutoff
+// (at one-second resolution), remembered until expiresAt (at least one
+// second from now). The stored cutoff and deadline only ever move forward.
+func (r *Revocations) RevokeSubjectBefore(_ context.Context, subject string, cutoff, expiresAt time.Time) error {
+	if subject == "" {
+		return invalid("subject")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.now()
+	e := cutoffEntry{cutoff: cutoff.Unix(), deadline: deadline(now, expiresAt)}
+	if old, ok := r.subjects[subject]; ok && live(old.deadline, now) {
+		e.cutoff = max(e.cutoff, old.cutoff)
+		if old.deadline.After(e.deadline) {
+			e.deadline = old.deadline
+		}
+	}
+	r.subjects[subject] = e
+	r.wroteLocked(now)
+	return nil
+}
+
+// IsRevoked reports whether the token is revoked by its jti, its sid (when
+// not empty) or its subject's cutoff. Empty identifiers are skipped. It
+// never fails.
+func (r *Revocations) IsRevoked(_ context.Context, jti, sid, subject string, issuedAt time.Time) (bool, error) {
+	now := r.now()
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if jti != "" {
+		if d, ok := r.jtis[jti]; ok && live(d, now) {
+			return true, nil
+		}
+	}
+	if sid != "" {
+		if d, ok := r.sids[sid]; ok && live(d, now) {
+			return true, nil
+		}
+	}
+	if subject != "" {
+		if e, ok := r.subjects[subject]; ok && live(e.deadline, now) && issuedAt.Unix() < e.cutoff {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// Len returns the number of entries held, live or expired but not yet swept.
+func (r *Revocations) Len() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.jtis) + len(r.sids) + len(r.subjects)
+}
+
+// Sweep removes every expired entry now and returns how many it removed.
+// Writes call it on their own; a maintenance job may call it too.
+func (r *Revocations) Sweep() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sweepLocked(r.now())
+}
+
+// wroteLocked counts a write and sweeps once enough writes have happened
+// since the last sweep to pay for it.
+func (r *Revocations) wroteLocked(now time.Time) {
+	r.writes++
+	if r.writes >= r.sweepAt {
+		r.sweepLocked(now)
+	}
+}
+
+func (r *Revocations) sweepLocked(now time.Time) int {
+	n := 0
+	for k, d := range r.jtis {
+		if !live(d, now) {
+			delete(r.jtis, k)
+			n++
+		}
+	}
+	for k, d := range r.sids {
+		if !live(d, now) {
+			delete(r.sids, k)
+			n++
+		}
+	}
+	for k, e := range r.subjects {
+		if !live(e.deadline, now) {
+			delete(r.subjects, k)
+			n++
+		}
+	}
+	r.writes = 0
+	r.sweepAt = max(minSweep, len(r.jtis)+len(r.sids)+len(r.subjects))
+	return n
+}

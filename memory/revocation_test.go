@@ -1,0 +1,73 @@
+package memory_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/cachetest"
+	"github.com/permiso/permiso/memory"
+)
+
+func newStore(t *testing.T) (permiso.RevocationStore, *cachetest.Clock) {
+	clock := cachetest.NewClock(time.Date(2030, 1, 2, 3, 4, 5, 600_000_000, time.UTC))
+	return memory.NewRevocations(memory.WithNow(clock.Now)), clock
+}
+
+func TestRevocations(t *testing.T) {
+	cachetest.RunRevocation(t, newStore)
+}
+
+// TestRevocationsRealClock runs the suite on the wall clock too, so the
+// default time source is exercised (the expiry subtest sleeps ~4 s).
+func TestRevocationsRealClock(t *testing.T) {
+	if testing.Short() {
+		t.Skip("sleeps; skipped with -short")
+	}
+	cachetest.RunRevocation(t, func(t *testing.T) (permiso.RevocationStore, *cachetest.Clock) {
+		return memory.NewRevocations(), cachetest.RealClock()
+	})
+}
+
+// TestRevocationsMemoryBounded checks that expired entries are swept by
+// later writes, so a burst of revocations does not stay in memory forever.
+func TestRevocationsMemoryBounded(t *testing.T) {
+	clock := cachetest.NewClock(time.Unix(1_900_000_000, 0))
+	r := memory.NewRevocations(memory.WithNow(clock.Now))
+	ctx := t.Context()
+	const burst = 10_000
+	for i := range burst {
+		if err := r.RevokeToken(ctx, fmt.Sprint("burst-", i), clock.Now().Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := r.Len(); n > burst {
+		t.Fatalf("Len = %d, want <= %d", n, burst)
+	}
+	clock.Advance(2 * time.Minute)
+	// Keep writing short-lived entries: the map must not grow beyond about
+	// twice the live entries plus the sweep floor.
+	for i := range 5 * burst {
+		if err := r.RevokeSession(ctx, fmt.Sprint("s-", i), clock.Now().Add(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if i%100 == 0 {
+			clock.Advance(time.Second)
+		}
+		if n := r.Len(); n > 2*burst+1024 {
+			t.Fatalf("after %d writes Len = %d: expired entries are not swept", i, n)
+		}
+	}
+	clock.Advance(time.Hour)
+	if removed := r.Sweep(); removed == 0 {
+		t.Fatal("Sweep removed nothing")
+	}
+	if n := r.Len(); n != 0 {
+		t.Fatalf("Len after Sweep = %d, want 0", n)
+	}
+}
+
+func BenchmarkIsRevoked(b *testing.B) {
+	cachetest.BenchmarkIsRevoked(b, memory.NewRevocations(), time.Now)
+}

@@ -1,0 +1,314 @@
+// Package postgres is the PostgreSQL backend of permiso: it implements
+// permiso.Store with native pgx v5 (pgxpool, no database/sql) and ships its
+// own embedded, numbered migrations (see docs/data-model.md).
+//
+// Every method maps driver errors to the domain sentinels (ErrNotFound,
+// ErrAlreadyExists, ErrConflict) so that no driver type or SQL text leaves
+// the package in a caller-visible message. Read-modify-write methods run in
+// one transaction with SELECT ... FOR UPDATE; single-use tokens are consumed
+// with one conditional UPDATE so that of any number of concurrent callers
+// exactly one wins.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/permiso/permiso"
+)
+
+// Options tunes the connection pool and logging of a DB.
+type Options struct {
+	// MaxConns is the pool's maximum size (DATABASE_POOL_SIZE +
+	// DATABASE_MAX_OVERFLOW, computed by the caller); 0 keeps pgx's default.
+	MaxConns int
+	// MinConns is the number of idle connections kept open; 0 keeps none.
+	MinConns int
+	// Logger receives the pool's diagnostics and, with Echo, every SQL
+	// statement. Nil discards them.
+	Logger *slog.Logger
+	// Echo logs every SQL statement (never its arguments) at debug level
+	// (DATABASE_ECHO).
+	Echo bool
+	// SearchPath, when set, becomes the session's search_path, so that every
+	// table (schema_migrations included) lives in that schema. Tests use it
+	// to isolate themselves in a schema of their own.
+	SearchPath string
+}
+
+// DB is a PostgreSQL-backed permiso.Store. It is safe for concurrent use.
+type DB struct {
+	pool   *pgxpool.Pool
+	logger *slog.Logger
+	cfg    *pgxpool.Config
+	url    string // normalized; holds the password, never logged
+	search string
+}
+
+var _ permiso.Store = (*DB)(nil)
+
+// NormalizeURL turns a DATABASE_URL into a URL pgx accepts: the schemes
+// postgresql://, postgres:// and any "+driver" variant of them
+// (postgresql+asyncpg://, as in the original service) are accepted, with
+// the driver suffix stripped. Other schemes are refused.
+func NormalizeURL(url string) (string, error) {
+	scheme, rest, ok := strings.Cut(url, "://")
+	if !ok {
+		return "", permiso.Errorf(permiso.EINVALID, "database URL must start with postgresql:// or postgres://")
+	}
+	base, _, _ := strings.Cut(scheme, "+")
+	switch strings.ToLower(base) {
+	case "postgresql", "postgres":
+		return "postgresql://" + rest, nil
+	}
+	return "", permiso.Errorf(permiso.EINVALID, "database URL scheme %q is not PostgreSQL", base)
+}
+
+// Open connects a pool to the database at url (see NormalizeURL), checks
+// that the server answers, and returns the DB. It does not apply
+// migrations; call MigrateUp for that.
+func Open(ctx context.Context, url string, opts Options) (*DB, error) {
+	norm, err := NormalizeURL(url)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := pgxpool.ParseConfig(norm)
+	if err != nil {
+		// pgconn redacts the password in ParseConfigError.
+		return nil, permiso.Wrap(permiso.EINVALID, "invalid PostgreSQL database URL", err)
+	}
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = int32(opts.MaxConns)
+	}
+	if opts.MinConns > 0 {
+		cfg.MinConns = int32(opts.MinConns)
+		if cfg.MinConns > cfg.MaxConns {
+			cfg.MinConns = cfg.MaxConns
+		}
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.SearchPath != "" {
+		cfg.ConnConfig.RuntimeParams["search_path"] = opts.SearchPath
+	}
+	if opts.Echo {
+		cfg.ConnConfig.Tracer = &echoTracer{logger: logger}
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, permiso.Wrap(permiso.EUNAVAILABLE, "cannot connect to PostgreSQL", err)
+	}
+	db := &DB{pool: pool, logger: logger, cfg: cfg, url: norm, search: opts.SearchPath}
+	if err := db.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// Pool returns the underlying pgx pool, for callers (tests, health checks)
+// that need raw access.
+func (db *DB) Pool() *pgxpool.Pool { return db.pool }
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.pool.Ping(ctx); err != nil {
+		return permiso.Wrap(permiso.EUNAVAILABLE, "database unavailable", err)
+	}
+	return nil
+}
+
+// Backend returns "postgres".
+func (db *DB) Backend() string { return "postgres" }
+
+// Close closes every connection of the pool. It waits for acquired
+// connections to be released.
+func (db *DB) Close() error {
+	db.pool.Close()
+	return nil
+}
+
+// echoTracer logs each statement (SQL text only, never the arguments, which
+// hold password and token hashes) at debug level, for DATABASE_ECHO.
+type echoTracer struct {
+	logger *slog.Logger
+}
+
+type echoKey struct{}
+
+type echoStart struct {
+	sql   string
+	start time.Time
+}
+
+// TraceQueryStart implements pgx.QueryTracer.
+func (t *echoTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
+	return context.WithValue(ctx, echoKey{}, echoStart{sql: data.SQL, start: time.Now()})
+}
+
+// TraceQueryEnd implements pgx.QueryTracer.
+func (t *echoTracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryEndData) {
+	s, _ := ctx.Value(echoKey{}).(echoStart)
+	attrs := []slog.Attr{
+		slog.String("sql", s.sql),
+		slog.Duration("duration", time.Since(s.start)),
+		slog.String("command_tag", data.CommandTag.String()),
+	}
+	if data.Err != nil {
+		attrs = append(attrs, slog.String("error", data.Err.Error()))
+	}
+	t.logger.LogAttrs(ctx, slog.LevelDebug, "sql", attrs...)
+}
+
+// op tells mapErr what a foreign-key violation means for the statement.
+type op int
+
+const (
+	opRead   op = iota
+	opWrite     // insert or link: a missing referenced row is ErrNotFound
+	opDelete    // delete: a row still referenced is ErrConflict
+)
+
+// mapErr converts a driver error to a domain error whose caller-safe message
+// names only what (e.g. "user"), keeping the driver error as the cause.
+func mapErr(err error, what string, o op) error {
+	if err == nil {
+		return nil
+	}
+	var pe *permiso.Error
+	if errors.As(err, &pe) {
+		return err
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return permiso.Wrap(permiso.ENOTFOUND, what+" not found", err)
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "23505": // unique_violation
+			return permiso.Wrap(permiso.EEXISTS, what+" already exists", err)
+		case "23503": // foreign_key_violation
+			if o == opDelete {
+				return permiso.Wrap(permiso.ECONFLICT, what+" is still in use", err)
+			}
+			return permiso.Wrap(permiso.ENOTFOUND, "a referenced resource does not exist", err)
+		case "23514", "23502", "22001", "22P02": // check, not null, too long, bad text
+			return permiso.Wrap(permiso.EINVALID, "invalid "+what, err)
+		case "40001", "40P01": // serialization failure, deadlock
+			return permiso.Wrap(permiso.ECONFLICT, "concurrent update of "+what+", retry", err)
+		}
+	}
+	var connErr *pgconn.ConnectError
+	if errors.As(err, &connErr) {
+		return permiso.Wrap(permiso.EUNAVAILABLE, "database unavailable", err)
+	}
+	return fmt.Errorf("postgres: %s: %w", what, err)
+}
+
+// inTx runs fn in one transaction, committing when it returns nil.
+func (db *DB) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	tx, err := db.pool.Begin(ctx)
+	if err != nil {
+		return mapErr(err, "transaction", opRead)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return mapErr(err, "transaction", opWrite)
+	}
+	return nil
+}
+
+// querier is what pgxpool.Pool and pgx.Tx have in common.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// ts normalizes a time for storage: UTC, truncated to the microsecond
+// precision of TIMESTAMPTZ, so the value returned by a create equals the
+// value read back later.
+func ts(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+// tsp is ts for optional times.
+func tsp(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	v := ts(*t)
+	return &v
+}
+
+// now returns the current time as stored.
+func now() time.Time { return ts(time.Now()) }
+
+// utc converts a time read from the database to UTC.
+func utc(t time.Time) time.Time { return t.UTC() }
+
+// utcp converts an optional time read from the database to UTC.
+func utcp(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	v := t.UTC()
+	return &v
+}
+
+// page returns the LIMIT/OFFSET clause for a filter (limit 0 = no limit),
+// appending its arguments to args.
+func page(offset, limit int, args []any) (string, []any) {
+	var b strings.Builder
+	if limit > 0 {
+		args = append(args, limit)
+		fmt.Fprintf(&b, " LIMIT $%d", len(args))
+	}
+	if offset > 0 {
+		args = append(args, offset)
+		fmt.Fprintf(&b, " OFFSET $%d", len(args))
+	}
+	return b.String(), args
+}
+
+// where accumulates SQL conditions with positional arguments.
+type where struct {
+	conds []string
+	args  []any
+}
+
+// add appends a condition bound to vals. Placeholders are either "?1",
+// "?2", ... (the n-th value, usable several times) or plain "?" (the next
+// value, in order).
+func (w *where) add(cond string, vals ...any) {
+	numbered := strings.Contains(cond, "?1")
+	for i, v := range vals {
+		w.args = append(w.args, v)
+		ph := fmt.Sprintf("$%d", len(w.args))
+		if numbered {
+			cond = strings.ReplaceAll(cond, fmt.Sprintf("?%d", i+1), ph)
+		} else {
+			cond = strings.Replace(cond, "?", ph, 1)
+		}
+	}
+	w.conds = append(w.conds, cond)
+}
+
+// sql returns the WHERE clause, or "" when there are no conditions.
+func (w *where) sql() string {
+	if len(w.conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(w.conds, " AND ")
+}

@@ -1,0 +1,90 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// testURL returns PERMISO_TEST_DATABASE_URL or skips the test. Test
+// sessions run with synchronous_commit=off (pgx passes unknown URL
+// parameters to the server as run-time parameters): throw-away schemas need
+// no durability, and it makes each migration several times faster.
+func testURL(t *testing.T) string {
+	t.Helper()
+	raw := os.Getenv("PERMISO_TEST_DATABASE_URL")
+	if raw == "" {
+		t.Skip("PERMISO_TEST_DATABASE_URL is not set; skipping PostgreSQL tests")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatalf("PERMISO_TEST_DATABASE_URL: %v", err)
+	}
+	q := u.Query()
+	if q.Get("synchronous_commit") == "" {
+		q.Set("synchronous_commit", "off")
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
+
+// adminExec runs sql over a plain, short-lived admin connection.
+func adminExec(t *testing.T, dbURL, sql string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	norm, err := NormalizeURL(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, norm)
+	if err != nil {
+		t.Fatalf("admin connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		t.Fatalf("admin exec %q: %v", sql, err)
+	}
+}
+
+// newSchema creates an empty schema of its own for the test and drops it
+// (CASCADE) when the test ends. Cleanups run last-in first-out, so pools
+// opened after this call are closed before the schema is dropped.
+func newSchema(t *testing.T) (dbURL, schema string) {
+	t.Helper()
+	dbURL = testURL(t)
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	schema = "permiso_test_" + hex.EncodeToString(b)
+	adminExec(t, dbURL, `CREATE SCHEMA `+schema)
+	t.Cleanup(func() { adminExec(t, dbURL, `DROP SCHEMA IF EXISTS `+schema+` CASCADE`) })
+	return dbURL, schema
+}
+
+// openIn opens a DB whose search_path is schema, closed at cleanup.
+func openIn(t *testing.T, dbURL, schema string) *DB {
+	t.Helper()
+	db, err := Open(context.Background(), dbURL, Options{MaxConns: 4, SearchPath: schema})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+// newTestDB returns a migrated DB in a fresh schema of its own.
+func newTestDB(t *testing.T) *DB {
+	t.Helper()
+	dbURL, schema := newSchema(t)
+	db := openIn(t, dbURL, schema)
+	if _, err := db.MigrateUp(context.Background()); err != nil {
+		t.Fatalf("MigrateUp: %v", err)
+	}
+	return db
+}

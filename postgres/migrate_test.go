@@ -1,0 +1,253 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/permiso/permiso"
+)
+
+func TestNormalizeURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"postgresql://u:p@h:5432/db":         "postgresql://u:p@h:5432/db",
+		"postgres://u@h/db?sslmode=disable":  "postgresql://u@h/db?sslmode=disable",
+		"postgresql+asyncpg://u:p@h:5432/db": "postgresql://u:p@h:5432/db",
+		"postgres+psycopg2://h/db":           "postgresql://h/db",
+		"POSTGRESQL://h/db":                  "postgresql://h/db",
+	} {
+		got, err := NormalizeURL(in)
+		if err != nil || got != want {
+			t.Errorf("NormalizeURL(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"sqlite://permiso.db", "mysql://h/db", "host=h dbname=db", ""} {
+		if _, err := NormalizeURL(in); !errors.Is(err, permiso.ErrInvalid) {
+			t.Errorf("NormalizeURL(%q) error = %v; want ErrInvalid", in, err)
+		}
+	}
+}
+
+func TestOpenBadURLHidesPassword(t *testing.T) {
+	_, err := Open(context.Background(), "postgresql://u:s3cretpw@127.0.0.1:1/db?connect_timeout=1", Options{})
+	if err == nil {
+		t.Fatal("Open of an unreachable server succeeded")
+	}
+	if strings.Contains(err.Error(), "s3cretpw") {
+		t.Fatalf("error leaks the password: %v", err)
+	}
+	if strings.Contains(permiso.ErrorMessage(err), "127.0.0.1") {
+		t.Fatalf("caller-safe message leaks driver text: %q", permiso.ErrorMessage(err))
+	}
+}
+
+func TestMigrations(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url, schema := newSchema(t)
+	db := openIn(t, url, schema)
+
+	st, err := db.MigrationStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st) != 2 || len(permiso.Pending(st)) != 2 {
+		t.Fatalf("fresh status = %+v; want 2 pending", st)
+	}
+
+	applied, err := db.MigrateUp(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(applied) != 2 || applied[0].Version != 1 || applied[0].Name != "schema" ||
+		applied[1].Version != 2 || applied[1].Name != "seed" {
+		t.Fatalf("applied = %+v", applied)
+	}
+	st, err = db.MigrationStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range st {
+		if !m.Applied || m.AppliedAt == nil || m.AppliedAt.Location() != time.UTC {
+			t.Fatalf("status after up = %+v", st)
+		}
+	}
+
+	again, err := db.MigrateUp(ctx)
+	if err != nil || len(again) != 0 {
+		t.Fatalf("second MigrateUp = %+v, %v; want no-op", again, err)
+	}
+
+	reverted, err := db.MigrateDown(ctx, 1)
+	if err != nil || len(reverted) != 1 || reverted[0].Version != 2 {
+		t.Fatalf("MigrateDown(1) = %+v, %v", reverted, err)
+	}
+	if _, err := db.GetRoleByName(ctx, permiso.RoleAdmin); !errors.Is(err, permiso.ErrNotFound) {
+		t.Fatalf("admin role after seed down: %v; want ErrNotFound", err)
+	}
+	st, _ = db.MigrationStatus(ctx)
+	if p := permiso.Pending(st); len(p) != 1 || p[0].Version != 2 {
+		t.Fatalf("pending after down 1 = %+v", p)
+	}
+
+	applied, err = db.MigrateUp(ctx)
+	if err != nil || len(applied) != 1 || applied[0].Version != 2 {
+		t.Fatalf("MigrateUp after down = %+v, %v", applied, err)
+	}
+	admin, err := db.GetRoleByName(ctx, permiso.RoleAdmin)
+	if err != nil || len(admin.Scopes) != len(permiso.DefaultScopes) {
+		t.Fatalf("admin role after re-seed = %+v, %v", admin, err)
+	}
+
+	// Down everything, then up again from scratch.
+	if reverted, err := db.MigrateDown(ctx, 10); err != nil || len(reverted) != 2 {
+		t.Fatalf("MigrateDown(10) = %+v, %v", reverted, err)
+	}
+	if applied, err := db.MigrateUp(ctx); err != nil || len(applied) != 2 {
+		t.Fatalf("MigrateUp after full down = %+v, %v", applied, err)
+	}
+}
+
+func TestSeed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := newTestDB(t)
+	user, err := db.GetRoleByName(ctx, permiso.RoleUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if user.ID.String() != "00000000-0000-4000-8000-000000000001" {
+		t.Errorf("user role id = %s", user.ID)
+	}
+	var names []string
+	for _, s := range user.Scopes {
+		names = append(names, s.Name)
+	}
+	if strings.Join(names, " ") != "read:profile write:profile" {
+		t.Errorf("user role scopes = %v", names)
+	}
+	if _, err := db.GetRoleByName(ctx, permiso.RoleService); err != nil {
+		t.Error(err)
+	}
+	scopes, total, err := db.ListScopes(ctx, permiso.ScopeFilter{})
+	if err != nil || total != len(permiso.DefaultScopes) || len(scopes) != total {
+		t.Fatalf("ListScopes = %d, %d, %v", len(scopes), total, err)
+	}
+	for _, s := range scopes {
+		if s.Resource == nil || *s.Resource != s.ResourceName() {
+			t.Errorf("scope %s resource = %v", s.Name, s.Resource)
+		}
+	}
+}
+
+func TestConcurrentMigrateUp(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url, schema := newSchema(t)
+	const n = 5
+	dbs := make([]*DB, n)
+	for i := range dbs {
+		dbs[i] = openIn(t, url, schema)
+	}
+	var wg sync.WaitGroup
+	counts := make([]int, n)
+	errs := make([]error, n)
+	for i, db := range dbs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			applied, err := db.MigrateUp(ctx)
+			counts[i], errs[i] = len(applied), err
+		}()
+	}
+	wg.Wait()
+	total := 0
+	for i := range dbs {
+		if errs[i] != nil {
+			t.Errorf("MigrateUp #%d: %v", i, errs[i])
+		}
+		total += counts[i]
+	}
+	if total != 2 {
+		t.Errorf("migrations applied in total = %d (%v); want 2", total, counts)
+	}
+	var rows int
+	if err := dbs[0].pool.QueryRow(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&rows); err != nil || rows != 2 {
+		t.Errorf("schema_migrations rows = %d, %v; want 2", rows, err)
+	}
+	var where string
+	if err := dbs[0].pool.QueryRow(ctx, `SELECT schemaname FROM pg_tables WHERE tablename = 'schema_migrations' AND schemaname = $1`, schema).Scan(&where); err != nil {
+		t.Errorf("schema_migrations is not in the test schema: %v", err)
+	}
+}
+
+func TestIndexNames(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url, schema := newSchema(t)
+	db := openIn(t, url, schema)
+	if _, err := db.MigrateUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.pool.Query(ctx, `SELECT indexname FROM pg_indexes WHERE schemaname = $1`, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		have[name] = true
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{
+		// The deployment guide's names.
+		"idx_users_email", "idx_users_username", "idx_refresh_tokens_user_id",
+		"idx_user_sessions_user_id", "idx_user_sessions_expires_at",
+		// The others of docs/data-model.md.
+		"idx_users_created_at", "idx_roles_name", "idx_scopes_name", "idx_scopes_resource",
+		"idx_user_roles_role_id", "idx_role_scopes_scope_id", "idx_service_clients_client_id",
+		"idx_refresh_tokens_token_hash", "idx_refresh_tokens_family_id",
+		"idx_refresh_tokens_session_id", "idx_refresh_tokens_expires_at",
+		"idx_password_history_user_id", "idx_action_tokens_token_hash", "idx_action_tokens_user_id",
+		"idx_audit_events_occurred_at", "idx_audit_events_action", "idx_audit_events_actor_id",
+	} {
+		if !have[name] {
+			t.Errorf("index %s is missing", name)
+		}
+	}
+}
+
+func TestBackup(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("pg_dump"); err != nil {
+		t.Skip("pg_dump is not on PATH")
+	}
+	db := newTestDB(t)
+	out := filepath.Join(t.TempDir(), "backup.sql")
+	if err := db.Backup(context.Background(), out); err != nil {
+		if strings.Contains(err.Error(), "server version mismatch") {
+			t.Skipf("pg_dump is older than the server: %v", err)
+		}
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"CREATE TABLE", "users", "00000000-0000-4000-8000-000000000002"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("dump lacks %q", want)
+		}
+	}
+}

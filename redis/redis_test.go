@@ -1,0 +1,71 @@
+package redis
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+)
+
+func testURL(t testing.TB) string {
+	t.Helper()
+	u := os.Getenv("PERMISO_TEST_REDIS_URL")
+	if u == "" {
+		t.Skip("PERMISO_TEST_REDIS_URL not set")
+	}
+	return u
+}
+
+func TestHealth(t *testing.T) {
+	c, err := Open(testURL(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	details, err := c.Health(context.Background())
+	if err != nil {
+		t.Fatalf("health: %v", err)
+	}
+	if details["backend"] != "redis" {
+		t.Fatalf("details = %v", details)
+	}
+	policy, err := c.MaxMemoryPolicy(context.Background())
+	if err != nil {
+		t.Fatalf("policy: %v", err)
+	}
+	if (policy == "noeviction") != (details["warning"] == nil) {
+		t.Fatalf("policy %q but warning %v", policy, details["warning"])
+	}
+}
+
+func TestOpenRejectsBadURLWithoutEchoingIt(t *testing.T) {
+	_, err := Open("http://user:s3cr3t@host/0", Options{})
+	if err == nil {
+		t.Fatal("expected an error")
+	}
+	if strings.Contains(err.Error(), "s3cr3t") {
+		t.Fatalf("error leaks the password: %v", err)
+	}
+}
+
+func TestUnreachable(t *testing.T) {
+	c, err := Open("redis://127.0.0.1:1/0", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Health(context.Background()); err == nil {
+		t.Fatal("expected an error for an unreachable server")
+	}
+}
+
+func TestEvictionWarning(t *testing.T) {
+	if EvictionWarning("noeviction") != "" {
+		t.Fatal("noeviction must not warn")
+	}
+	for _, p := range []string{"allkeys-lru", "volatile-lru", ""} {
+		if EvictionWarning(p) == "" {
+			t.Fatalf("%q must warn", p)
+		}
+	}
+}

@@ -1,0 +1,193 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/permiso/permiso"
+)
+
+// minTTL is the shortest life of a revocation entry, in milliseconds: even a
+// token that has already expired is remembered for one second, and no entry
+// is ever stored without a TTL.
+const minTTL = 1000
+
+// revokeScript stores a revocation atomically without ever weakening one
+// already stored: the value becomes the larger of the stored and the new one
+// (for subject cutoffs: the cutoff never moves back; for jti and sid entries
+// the value is always 1), and the TTL the longer of the remaining and the
+// new one. A key found without a TTL (PTTL -1) gets the new TTL, so nothing
+// is kept forever.
+//
+// KEYS[1] = key, ARGV[1] = value (integer), ARGV[2] = TTL in milliseconds.
+var revokeScript = goredis.NewScript(`
+local val = ARGV[1]
+local ttl = tonumber(ARGV[2])
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local c = tonumber(cur)
+  if c and c > tonumber(val) then val = cur end
+  local left = redis.call('PTTL', KEYS[1])
+  if left > ttl then ttl = left end
+end
+redis.call('SET', KEYS[1], val, 'PX', ttl)
+return 1
+`)
+
+// Revocations is the permiso.RevocationStore shared by every instance,
+// kept in Redis under one key prefix (CACHE_TOKEN_PREFIX):
+//
+//	<prefix>revoked:jti:<jti>      "1"                  one access token
+//	<prefix>revoked:sid:<sid>      "1"                  every token of a session
+//	<prefix>revoked:sub:<subject>  cutoff, unix seconds tokens with iat < cutoff
+//
+// Every key carries a TTL equal to the remaining life of the tokens it
+// revokes, computed from the absolute expiresAt and this process's clock,
+// at least one second. Writes go through one Lua script (atomic, never
+// weakens an entry). IsRevoked is one pipeline of plain GETs: not MGET,
+// whose keys must share a hash slot on Redis Cluster, and not a script,
+// which would need hash tags to keep the keys of one token on one slot. On a
+// single server or Sentinel the pipeline is one round trip; on a cluster
+// go-redis sends one batch to each node concerned, concurrently.
+//
+// Errors from Redis are returned as EUNAVAILABLE *permiso.Error values that
+// wrap the driver error; the caller chooses to fail closed (503) or open
+// (REVOCATION_FAIL_OPEN).
+type Revocations struct {
+	rdb    goredis.UniversalClient
+	prefix string
+	now    func() time.Time
+}
+
+var _ permiso.RevocationStore = (*Revocations)(nil)
+
+// NewRevocations returns the revocation store over c whose keys all start
+// with prefix (CACHE_TOKEN_PREFIX, for example "permiso:token:").
+func NewRevocations(c *Client, prefix string) *Revocations {
+	return &Revocations{rdb: c.rdb, prefix: prefix, now: time.Now}
+}
+
+func (r *Revocations) jtiKey(jti string) string { return r.prefix + "revoked:jti:" + jti }
+func (r *Revocations) sidKey(sid string) string { return r.prefix + "revoked:sid:" + sid }
+func (r *Revocations) subKey(sub string) string { return r.prefix + "revoked:sub:" + sub }
+
+// ttlMillis returns the TTL of an entry that must last until expiresAt:
+// the remaining time rounded up to the millisecond, at least minTTL.
+func (r *Revocations) ttlMillis(expiresAt time.Time) int64 {
+	d := expiresAt.Sub(r.now())
+	ms := int64((d + time.Millisecond - 1) / time.Millisecond)
+	return max(ms, minTTL)
+}
+
+func unavailable(err error) error {
+	return permiso.Wrap(permiso.EUNAVAILABLE, "revocation store unavailable", err)
+}
+
+func (r *Revocations) revoke(ctx context.Context, key string, value int64, expiresAt time.Time) error {
+	err := revokeScript.Run(ctx, r.rdb, []string{key}, value, r.ttlMillis(expiresAt)).Err()
+	if err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// RevokeToken revokes one access token by jti until expiresAt (at least one
+// second from now). Revoking it again never shortens the revocation.
+func (r *Revocations) RevokeToken(ctx context.Context, jti string, expiresAt time.Time) error {
+	if jti == "" {
+		return permiso.Invalid("revocation needs a jti")
+	}
+	return r.revoke(ctx, r.jtiKey(jti), 1, expiresAt)
+}
+
+// RevokeSession revokes every access token carrying sid until expiresAt (at
+// least one second from now). Revoking it again never shortens the
+// revocation.
+func (r *Revocations) RevokeSession(ctx context.Context, sid string, expiresAt time.Time) error {
+	if sid == "" {
+		return permiso.Invalid("revocation needs a session id")
+	}
+	return r.revoke(ctx, r.sidKey(sid), 1, expiresAt)
+}
+
+// RevokeSubjectBefore revokes every token of subject issued before cutoff
+// (at one-second resolution), remembered until expiresAt (at least one
+// second from now). It is atomic: concurrent calls keep the latest cutoff
+// and the longest TTL.
+func (r *Revocations) RevokeSubjectBefore(ctx context.Context, subject string, cutoff, expiresAt time.Time) error {
+	if subject == "" {
+		return permiso.Invalid("revocation needs a subject")
+	}
+	return r.revoke(ctx, r.subKey(subject), cutoff.Unix(), expiresAt)
+}
+
+// IsRevoked reports whether the token is revoked by its jti, its sid (when
+// not empty) or its subject's cutoff, in one pipelined round trip. Empty
+// identifiers are skipped.
+func (r *Revocations) IsRevoked(ctx context.Context, jti, sid, subject string, issuedAt time.Time) (bool, error) {
+	if jti == "" && sid == "" && subject == "" {
+		return false, nil
+	}
+	pipe := r.rdb.Pipeline()
+	result := r.QueueIsRevoked(ctx, pipe, jti, sid, subject, issuedAt)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+		return false, unavailable(err)
+	}
+	return result()
+}
+
+// QueueIsRevoked adds the lookups of IsRevoked to pipe without sending
+// them, so that a caller can check revocation and rate limits in the same
+// round trip (SPEC §7). After pipe.Exec, the returned function reports what
+// IsRevoked would have; it must not be called before. Exec returns
+// goredis.Nil when a key is absent, which is not an error here: the
+// returned function inspects each command itself.
+func (r *Revocations) QueueIsRevoked(ctx context.Context, pipe goredis.Pipeliner, jti, sid, subject string, issuedAt time.Time) func() (bool, error) {
+	var jtiCmd, sidCmd, subCmd *goredis.StringCmd
+	if jti != "" {
+		jtiCmd = pipe.Get(ctx, r.jtiKey(jti))
+	}
+	if sid != "" {
+		sidCmd = pipe.Get(ctx, r.sidKey(sid))
+	}
+	if subject != "" {
+		subCmd = pipe.Get(ctx, r.subKey(subject))
+	}
+	return func() (bool, error) {
+		// Any positive answer wins over another lookup's error: revoked is
+		// the safe answer.
+		var firstErr error
+		for _, cmd := range []*goredis.StringCmd{jtiCmd, sidCmd} {
+			if cmd == nil {
+				continue
+			}
+			switch err := cmd.Err(); {
+			case err == nil:
+				return true, nil
+			case !errors.Is(err, goredis.Nil) && firstErr == nil:
+				firstErr = unavailable(err)
+			}
+		}
+		if subCmd != nil {
+			v, err := subCmd.Result()
+			switch {
+			case err == nil:
+				cutoff, perr := strconv.ParseInt(v, 10, 64)
+				if perr != nil {
+					// A corrupt entry is a bug; report it, never pass it.
+					return false, permiso.Wrap(permiso.EINTERNAL, "revocation store holds a malformed entry", perr)
+				}
+				if issuedAt.Unix() < cutoff {
+					return true, nil
+				}
+			case !errors.Is(err, goredis.Nil) && firstErr == nil:
+				firstErr = unavailable(err)
+			}
+		}
+		return false, firstErr
+	}
+}

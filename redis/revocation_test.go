@@ -1,0 +1,323 @@
+package redis
+
+import (
+	"context"
+	"crypto/rand"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/cachetest"
+)
+
+// openTestClient connects to PERMISO_TEST_REDIS_URL (skipping without it)
+// and closes the client when t ends.
+func openTestClient(t testing.TB) *Client {
+	t.Helper()
+	c, err := Open(testURL(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Ping(context.Background()); err != nil {
+		t.Fatalf("PERMISO_TEST_REDIS_URL does not answer: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// testPrefix returns a key prefix unique to this test and deletes every key
+// under it when the test ends, so tests run in parallel and leave nothing
+// behind.
+func testPrefix(t testing.TB, c *Client) string {
+	t.Helper()
+	prefix := "permiso-test:" + rand.Text()[:16] + ":"
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		n, err := deletePrefix(ctx, c.rdb, prefix)
+		if err != nil {
+			t.Errorf("cleaning up %s*: %v (after %d keys)", prefix, err, n)
+		}
+	})
+	return prefix
+}
+
+// deletePrefix removes every key starting with prefix (SCAN + DEL).
+func deletePrefix(ctx context.Context, rdb goredis.UniversalClient, prefix string) (int, error) {
+	n := 0
+	iter := rdb.Scan(ctx, 0, prefix+"*", 500).Iterator()
+	var batch []string
+	for iter.Next(ctx) {
+		batch = append(batch, iter.Val())
+		if len(batch) == 500 {
+			if err := rdb.Del(ctx, batch...).Err(); err != nil {
+				return n, err
+			}
+			n += len(batch)
+			batch = batch[:0]
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return n, err
+	}
+	if len(batch) > 0 {
+		if err := rdb.Del(ctx, batch...).Err(); err != nil {
+			return n, err
+		}
+		n += len(batch)
+	}
+	return n, nil
+}
+
+func TestRevocations(t *testing.T) {
+	c := openTestClient(t)
+	cachetest.RunRevocation(t, func(t *testing.T) (permiso.RevocationStore, *cachetest.Clock) {
+		return NewRevocations(c, testPrefix(t, c)), cachetest.RealClock()
+	})
+}
+
+func TestRevocationKeysAndTTL(t *testing.T) {
+	t.Parallel()
+	c := openTestClient(t)
+	prefix := testPrefix(t, c)
+	r := NewRevocations(c, prefix)
+	// Freeze the store's clock: TTLs are computed from it alone.
+	now := time.Now()
+	r.now = func() time.Time { return now }
+	ctx := t.Context()
+
+	pttl := func(key string) time.Duration {
+		t.Helper()
+		d, err := c.rdb.PTTL(ctx, key).Result()
+		if err != nil {
+			t.Fatalf("PTTL %s: %v", key, err)
+		}
+		return d
+	}
+	get := func(key string) string {
+		t.Helper()
+		v, err := c.rdb.Get(ctx, key).Result()
+		if err != nil {
+			t.Fatalf("GET %s: %v", key, err)
+		}
+		return v
+	}
+	within := func(name string, got, lo, hi time.Duration) {
+		t.Helper()
+		if got <= lo || got > hi {
+			t.Errorf("%s: PTTL = %v, want in (%v, %v]", name, got, lo, hi)
+		}
+	}
+
+	if err := r.RevokeToken(ctx, "j1", now.Add(90*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	key := prefix + "revoked:jti:j1"
+	if v := get(key); v != "1" {
+		t.Errorf("%s = %q, want 1", key, v)
+	}
+	within("jti", pttl(key), 85*time.Second, 90*time.Second)
+
+	// An expiry in the past stores for one second, never forever.
+	if err := r.RevokeSession(ctx, "s1", now.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	key = prefix + "revoked:sid:s1"
+	if v := get(key); v != "1" {
+		t.Errorf("%s = %q, want 1", key, v)
+	}
+	within("past sid", pttl(key), 0, time.Second)
+
+	// A key left without a TTL (by hand, or an older release) gets one.
+	key = prefix + "revoked:jti:j2"
+	if err := c.rdb.Set(ctx, key, "1", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.RevokeToken(ctx, "j2", now.Add(10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	within("jti without TTL", pttl(key), 5*time.Second, 10*time.Second)
+
+	// Subject: value is the cutoff in unix seconds; the cutoff only moves
+	// forward and the TTL only grows.
+	cutoff := time.Unix(1_900_000_000, 900_000_000)
+	key = prefix + "revoked:sub:u1"
+	steps := []struct {
+		cutoff    time.Time
+		exp       time.Duration
+		wantValue int64
+		lo, hi    time.Duration
+	}{
+		{cutoff, time.Minute, 1_900_000_000, 55 * time.Second, time.Minute},
+		{cutoff.Add(-time.Hour), 2 * time.Minute, 1_900_000_000, 115 * time.Second, 2 * time.Minute},
+		{cutoff.Add(time.Hour), 10 * time.Second, 1_900_003_600, 115 * time.Second, 2 * time.Minute},
+	}
+	for i, st := range steps {
+		if err := r.RevokeSubjectBefore(ctx, "u1", st.cutoff, now.Add(st.exp)); err != nil {
+			t.Fatal(err)
+		}
+		if v := get(key); v != strconv.FormatInt(st.wantValue, 10) {
+			t.Errorf("step %d: %s = %q, want %d", i, key, v, st.wantValue)
+		}
+		within("subject step "+strconv.Itoa(i), pttl(key), st.lo, st.hi)
+	}
+}
+
+// TestIsRevokedOneRoundTrip counts what reaches the network: IsRevoked must
+// be a single pipeline, whatever it finds.
+func TestIsRevokedOneRoundTrip(t *testing.T) {
+	t.Parallel()
+	shared := openTestClient(t)
+	c, err := Open(testURL(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	var h countingHook
+	c.rdb.AddHook(&h)
+	r := NewRevocations(c, testPrefix(t, shared))
+	ctx := t.Context()
+	now := time.Now()
+	if err := r.RevokeSubjectBefore(ctx, "sub", now, now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.RevokeSession(ctx, "sid", now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		jti, sid, sub string
+		iat           time.Time
+		want          bool
+	}{
+		{"none", "none", "none", now, false},
+		{"none", "sid", "none", now, true},
+		{"none", "", "sub", now.Add(-time.Hour), true},
+		{"none", "", "sub", now.Add(time.Hour), false},
+	} {
+		h.single.Store(0)
+		h.pipelines.Store(0)
+		got, err := r.IsRevoked(ctx, tc.jti, tc.sid, tc.sub, tc.iat)
+		if err != nil || got != tc.want {
+			t.Errorf("IsRevoked(%+v) = %v, %v; want %v", tc, got, err, tc.want)
+		}
+		if s, p := h.single.Load(), h.pipelines.Load(); s != 0 || p != 1 {
+			t.Errorf("IsRevoked(%+v): %d single commands and %d pipelines, want 0 and 1", tc, s, p)
+		}
+	}
+}
+
+// countingHook counts the commands and pipelines sent, leaving out the
+// handshake go-redis runs on each new connection.
+type countingHook struct{ single, pipelines atomic.Int64 }
+
+func handshake(cmd goredis.Cmder) bool {
+	switch cmd.Name() {
+	case "hello", "client", "auth", "select":
+		return true
+	}
+	return false
+}
+
+func (h *countingHook) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+
+func (h *countingHook) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		if !handshake(cmd) {
+			h.single.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h *countingHook) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
+		if !handshake(cmds[0]) {
+			h.pipelines.Add(1)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// TestRevocationsUnreachable checks that a dead Redis gives EUNAVAILABLE
+// errors, promptly, for reads and writes alike.
+func TestRevocationsUnreachable(t *testing.T) {
+	t.Parallel()
+	c, err := Open("redis://127.0.0.1:1/0", Options{
+		DialTimeout:  200 * time.Millisecond,
+		Timeout:      200 * time.Millisecond,
+		MaxRetries:   -1,
+		DialAttempts: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := NewRevocations(c, "permiso-test:unreachable:")
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	now := time.Now()
+
+	revoked, err := r.IsRevoked(ctx, "jti", "sid", "sub", now)
+	if code := permiso.ErrorCode(err); code != permiso.EUNAVAILABLE {
+		t.Fatalf("IsRevoked: err = %v (code %q), want EUNAVAILABLE", err, code)
+	}
+	if revoked {
+		t.Error("IsRevoked reported revoked along with an error")
+	}
+	if msg := permiso.ErrorMessage(err); msg != "revocation store unavailable" {
+		t.Errorf("caller-safe message = %q", msg)
+	}
+	for name, err := range map[string]error{
+		"RevokeToken":         r.RevokeToken(ctx, "jti", now.Add(time.Minute)),
+		"RevokeSession":       r.RevokeSession(ctx, "sid", now.Add(time.Minute)),
+		"RevokeSubjectBefore": r.RevokeSubjectBefore(ctx, "sub", now, now.Add(time.Minute)),
+	} {
+		if code := permiso.ErrorCode(err); code != permiso.EUNAVAILABLE {
+			t.Errorf("%s: err = %v (code %q), want EUNAVAILABLE", name, err, code)
+		}
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("failing took %v; want it prompt", d)
+	}
+}
+
+// TestQueueIsRevokedSharesPipeline shows the revocation lookups riding in a
+// caller's pipeline next to its own commands (a rate-limit counter).
+func TestQueueIsRevokedSharesPipeline(t *testing.T) {
+	t.Parallel()
+	c := openTestClient(t)
+	prefix := testPrefix(t, c)
+	r := NewRevocations(c, prefix)
+	ctx := t.Context()
+	now := time.Now()
+	if err := r.RevokeToken(ctx, "j", now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	pipe := c.rdb.Pipeline()
+	incr := pipe.Incr(ctx, prefix+"counter")
+	pipe.Expire(ctx, prefix+"counter", time.Minute)
+	revokedJ := r.QueueIsRevoked(ctx, pipe, "j", "", "", now)
+	revokedK := r.QueueIsRevoked(ctx, pipe, "k", "s", "u", now)
+	if _, err := pipe.Exec(ctx); err != nil && err != goredis.Nil {
+		t.Fatal(err)
+	}
+	if n, err := incr.Result(); err != nil || n != 1 {
+		t.Errorf("INCR = %d, %v", n, err)
+	}
+	if ok, err := revokedJ(); err != nil || !ok {
+		t.Errorf("revoked j = %v, %v; want true", ok, err)
+	}
+	if ok, err := revokedK(); err != nil || ok {
+		t.Errorf("revoked k = %v, %v; want false", ok, err)
+	}
+}
+
+func BenchmarkIsRevoked(b *testing.B) {
+	c := openTestClient(b)
+	cachetest.BenchmarkIsRevoked(b, NewRevocations(c, testPrefix(b, c)), time.Now)
+}

@@ -1,0 +1,35 @@
+package permiso
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+)
+
+// NewOpaqueToken returns a new random token of 256 bits, base64url-encoded
+// without padding (43 characters). Refresh tokens, client secrets and
+// mailed action tokens are all of this kind.
+func NewOpaqueToken() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		// crypto/rand never fails on supported platforms (Go 1.24+ panics
+		// internally instead); keep the contract explicit.
+		panic("permiso: crypto/rand failed: " + err.Error())
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// HashToken returns the hex SHA-256 of a high-entropy token or secret: the
+// only form in which refresh tokens, client secrets and action tokens are
+// stored. A fast hash is enough for 256-bit random values (no slow KDF).
+func HashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// EqualHash compares two hashes in constant time.
+func EqualHash(a, b string) bool {
+	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}

@@ -1,0 +1,275 @@
+package storetest
+
+import (
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/permiso/permiso"
+)
+
+var sessionTests = []test{
+	{"Sessions/CRUD", testSessionCRUD},
+	{"Sessions/NotFound", testSessionNotFound},
+	{"Sessions/RevokeSession", testRevokeSession},
+	{"Sessions/RevokeUserSessions", testRevokeUserSessions},
+	{"Sessions/DeleteExpired", testSessionDeleteExpired},
+	{"Sessions/Stats", testSessionStats},
+}
+
+func testSessionCRUD(h *harness) {
+	u := h.user("tara")
+	c := h.client("svc-sess")
+	s := permiso.Session{
+		ID: uuid.New(), UserID: u.ID, ClientID: &c.ID, IPAddress: "203.0.113.9",
+		UserAgent: ptr("Mozilla/5.0"), CreatedAt: h.at(-time.Hour),
+		LastActivity: h.at(-time.Minute), ExpiresAt: h.at(time.Hour),
+	}
+	created, err := h.s.CreateSession(h.ctx, s)
+	h.must(err, "CreateSession")
+	eq(h, "created session id", created.ID, s.ID)
+	got, err := h.s.GetSession(h.ctx, s.ID)
+	h.must(err, "GetSession")
+	eq(h, "user_id", got.UserID, u.ID)
+	eqPtr(h, "client_id", got.ClientID, &c.ID)
+	eq(h, "ip_address", got.IPAddress, "203.0.113.9")
+	eqPtr(h, "user_agent", got.UserAgent, ptr("Mozilla/5.0"))
+	eqTime(h, "created_at", got.CreatedAt, s.CreatedAt)
+	eqTime(h, "last_activity", got.LastActivity, s.LastActivity)
+	eqTime(h, "expires_at", got.ExpiresAt, s.ExpiresAt)
+	eqTimePtr(h, "revoked_at", got.RevokedAt, nil)
+	if !got.Active(h.now) {
+		h.Error("new session is not active")
+	}
+
+	gen, err := h.s.CreateSession(h.ctx, permiso.Session{UserID: u.ID, IPAddress: "::1",
+		CreatedAt: h.now, LastActivity: h.now, ExpiresAt: h.at(time.Hour)})
+	h.must(err, "CreateSession with zero id")
+	if gen.ID == uuid.Nil {
+		h.Error("CreateSession returned a zero id")
+	}
+	eqPtr(h, "client_id of a first-party session", gen.ClientID, nil)
+
+	_, err = h.s.CreateSession(h.ctx, permiso.Session{UserID: uuid.New(), IPAddress: "::1",
+		CreatedAt: h.now, LastActivity: h.now, ExpiresAt: h.at(time.Hour)})
+	h.wantErr(err, permiso.ErrNotFound, "CreateSession for an unknown user")
+
+	updated, err := h.s.UpdateSession(h.ctx, s.ID, func(x *permiso.Session) error {
+		x.LastActivity = h.now
+		x.ExpiresAt = h.at(2 * time.Hour)
+		x.IPAddress = "203.0.113.10"
+		return nil
+	})
+	h.must(err, "UpdateSession")
+	eqTime(h, "updated last_activity", updated.LastActivity, h.now)
+	eqTime(h, "updated expires_at", updated.ExpiresAt, h.at(2*time.Hour))
+	eq(h, "updated ip_address", updated.IPAddress, "203.0.113.10")
+	eqTime(h, "created_at kept", updated.CreatedAt, s.CreatedAt)
+	_, err = h.s.UpdateSession(h.ctx, s.ID, func(x *permiso.Session) error { x.IPAddress = "x"; return errCallback })
+	if !errors.Is(err, errCallback) {
+		h.Errorf("UpdateSession returned %v, want the callback's error", err)
+	}
+	got, err = h.s.GetSession(h.ctx, s.ID)
+	h.must(err, "GetSession")
+	eq(h, "ip_address after refused update", got.IPAddress, "203.0.113.10")
+
+	// ListSessions: ordered by created_at, id; activeOnly drops revoked and
+	// expired sessions.
+	expired, err := h.s.CreateSession(h.ctx, permiso.Session{UserID: u.ID, IPAddress: "::1",
+		CreatedAt: h.at(-3 * time.Hour), LastActivity: h.at(-3 * time.Hour), ExpiresAt: h.at(-time.Second)})
+	h.must(err, "CreateSession (expired)")
+	revoked := h.session(u.ID, nil)
+	_, err = h.s.RevokeSession(h.ctx, revoked.ID, "logout", h.now)
+	h.must(err, "RevokeSession")
+	other := h.user("ursula")
+	h.session(other.ID, nil)
+
+	all, err := h.s.ListSessions(h.ctx, u.ID, false, h.now)
+	h.must(err, "ListSessions")
+	if len(all) != 4 {
+		h.Fatalf("ListSessions returned %d sessions, want 4", len(all))
+	}
+	eq(h, "oldest session first", all[0].ID, expired.ID)
+	eq(h, "second oldest", all[1].ID, s.ID)
+	for i := 1; i < len(all); i++ {
+		a, b := all[i-1], all[i]
+		if a.CreatedAt.After(b.CreatedAt) || (a.CreatedAt.Equal(b.CreatedAt) && a.ID.String() > b.ID.String()) {
+			h.Errorf("ListSessions not ordered by created_at, id at %d", i)
+		}
+	}
+	active, err := h.s.ListSessions(h.ctx, u.ID, true, h.now)
+	h.must(err, "ListSessions(activeOnly)")
+	if len(active) != 2 {
+		h.Fatalf("ListSessions(activeOnly) returned %d sessions, want 2", len(active))
+	}
+	for _, a := range active {
+		if a.ID == expired.ID || a.ID == revoked.ID {
+			h.Errorf("ListSessions(activeOnly) returned inactive session %s", a.ID)
+		}
+	}
+	none, err := h.s.ListSessions(h.ctx, uuid.New(), false, h.now)
+	h.must(err, "ListSessions(unknown user)")
+	eq(h, "sessions of an unknown user", len(none), 0)
+}
+
+func testSessionNotFound(h *harness) {
+	id := uuid.New()
+	_, err := h.s.GetSession(h.ctx, id)
+	h.wantErr(err, permiso.ErrNotFound, "GetSession")
+	_, err = h.s.UpdateSession(h.ctx, id, func(*permiso.Session) error { return nil })
+	h.wantErr(err, permiso.ErrNotFound, "UpdateSession")
+	_, err = h.s.RevokeSession(h.ctx, id, "x", h.now)
+	h.wantErr(err, permiso.ErrNotFound, "RevokeSession")
+}
+
+func testRevokeSession(h *harness) {
+	u := h.user("vera")
+	sess := h.session(u.ID, nil)
+	other := h.session(u.ID, nil)
+	h.refresh(sess, uuid.Nil, "rs-a")
+	h.refresh(sess, uuid.Nil, "rs-b")
+	h.refresh(other, uuid.Nil, "rs-other")
+	earlier := h.at(-time.Minute)
+	_, err := h.s.RevokeRefreshFamily(h.ctx, h.getRefresh("rs-b").FamilyID, "rotated", earlier)
+	h.must(err, "RevokeRefreshFamily")
+
+	got, err := h.s.RevokeSession(h.ctx, sess.ID, "logout", h.now)
+	h.must(err, "RevokeSession")
+	eqTimePtr(h, "returned revoked_at", got.RevokedAt, &h.now)
+	if got.Active(h.now) {
+		h.Error("revoked session is still active")
+	}
+	stored, err := h.s.GetSession(h.ctx, sess.ID)
+	h.must(err, "GetSession")
+	eqTimePtr(h, "stored revoked_at", stored.RevokedAt, &h.now)
+
+	a := h.getRefresh("rs-a")
+	eqTimePtr(h, "refresh token of the revoked session", a.RevokedAt, &h.now)
+	eqPtr(h, "its revocation reason", a.RevocationReason, ptr("logout"))
+	b := h.getRefresh("rs-b")
+	eqTimePtr(h, "already revoked token keeps its revoked_at", b.RevokedAt, &earlier)
+	eqPtr(h, "already revoked token keeps its reason", b.RevocationReason, ptr("rotated"))
+	o := h.getRefresh("rs-other")
+	eqTimePtr(h, "token of another session", o.RevokedAt, nil)
+	h.wantErr(h.s.UseRefreshToken(h.ctx, hashOf("rs-a"), h.newRefresh(sess, uuid.New(), "rs-a2"), h.now),
+		permiso.ErrConflict, "UseRefreshToken of a revoked session")
+
+	again, err := h.s.RevokeSession(h.ctx, sess.ID, "again", h.at(time.Minute))
+	h.must(err, "RevokeSession (again)")
+	eqTimePtr(h, "revoking twice keeps the first revoked_at", again.RevokedAt, &h.now)
+	eq(h, "revoking twice returns the session", again.ID, sess.ID)
+}
+
+func testRevokeUserSessions(h *harness) {
+	u := h.user("wendy")
+	other := h.user("xena")
+	keep := h.session(u.ID, nil)
+	s2 := h.session(u.ID, nil)
+	s3 := h.session(u.ID, nil)
+	expired, err := h.s.CreateSession(h.ctx, permiso.Session{UserID: u.ID, IPAddress: "::1",
+		CreatedAt: h.at(-2 * time.Hour), LastActivity: h.at(-2 * time.Hour), ExpiresAt: h.at(-time.Hour)})
+	h.must(err, "CreateSession (expired)")
+	revoked := h.session(u.ID, nil)
+	_, err = h.s.RevokeSession(h.ctx, revoked.ID, "logout", h.at(-time.Minute))
+	h.must(err, "RevokeSession")
+	otherSess := h.session(other.ID, nil)
+	h.refresh(keep, uuid.Nil, "ru-keep")
+	h.refresh(s2, uuid.Nil, "ru-2")
+	h.refresh(s3, uuid.Nil, "ru-3")
+	h.refresh(otherSess, uuid.Nil, "ru-other")
+
+	got, err := h.s.RevokeUserSessions(h.ctx, u.ID, &keep.ID, "logout_all", h.now)
+	h.must(err, "RevokeUserSessions")
+	revokedIDs := map[uuid.UUID]bool{}
+	for _, s := range got {
+		revokedIDs[s.ID] = true
+		eqTimePtr(h, "revoked_at of a returned session", s.RevokedAt, &h.now)
+	}
+	if len(got) != 2 || !revokedIDs[s2.ID] || !revokedIDs[s3.ID] {
+		h.Fatalf("RevokeUserSessions returned %d sessions %v, want exactly the two other active ones", len(got), revokedIDs)
+	}
+	for _, c := range []struct {
+		name   string
+		id     uuid.UUID
+		active bool
+	}{{"kept", keep.ID, true}, {"s2", s2.ID, false}, {"s3", s3.ID, false}, {"other user's", otherSess.ID, true}} {
+		s, err := h.s.GetSession(h.ctx, c.id)
+		h.must(err, "GetSession(%s)", c.name)
+		eq(h, c.name+" session active", s.Active(h.now), c.active)
+	}
+	rs, err := h.s.GetSession(h.ctx, revoked.ID)
+	h.must(err, "GetSession(revoked)")
+	eqTimePtr(h, "earlier revocation kept", rs.RevokedAt, ptr(h.at(-time.Minute)))
+	es, err := h.s.GetSession(h.ctx, expired.ID)
+	h.must(err, "GetSession(expired)")
+	eqTimePtr(h, "expired session is not revoked", es.RevokedAt, nil)
+
+	eqTimePtr(h, "refresh token of the kept session", h.getRefresh("ru-keep").RevokedAt, nil)
+	eqTimePtr(h, "refresh token of s2", h.getRefresh("ru-2").RevokedAt, &h.now)
+	eqPtr(h, "reason on s2's token", h.getRefresh("ru-2").RevocationReason, ptr("logout_all"))
+	eqTimePtr(h, "refresh token of s3", h.getRefresh("ru-3").RevokedAt, &h.now)
+	eqTimePtr(h, "other user's refresh token", h.getRefresh("ru-other").RevokedAt, nil)
+
+	// Without except, the kept one goes too.
+	got, err = h.s.RevokeUserSessions(h.ctx, u.ID, nil, "logout_all", h.at(time.Second))
+	h.must(err, "RevokeUserSessions(nil)")
+	if len(got) != 1 || got[0].ID != keep.ID {
+		h.Fatalf("RevokeUserSessions(nil) returned %d sessions, want only the kept one", len(got))
+	}
+	eqTimePtr(h, "kept session's token now revoked", h.getRefresh("ru-keep").RevokedAt, ptr(h.at(time.Second)))
+	got, err = h.s.RevokeUserSessions(h.ctx, u.ID, nil, "logout_all", h.at(2*time.Second))
+	h.must(err, "RevokeUserSessions (nothing left)")
+	eq(h, "sessions revoked when none is active", len(got), 0)
+}
+
+func testSessionDeleteExpired(h *harness) {
+	u := h.user("yara")
+	mk := func(exp time.Duration) permiso.Session {
+		s, err := h.s.CreateSession(h.ctx, permiso.Session{UserID: u.ID, IPAddress: "::1",
+			CreatedAt: h.at(-3 * time.Hour), LastActivity: h.at(-3 * time.Hour), ExpiresAt: h.at(exp)})
+		h.must(err, "CreateSession")
+		return s
+	}
+	old1, old2, live := mk(-2*time.Hour), mk(-time.Second), mk(time.Hour)
+	h.refresh(old1, uuid.Nil, "de-old")
+	h.refresh(live, uuid.Nil, "de-live")
+	n, err := h.s.DeleteExpiredSessions(h.ctx, h.now)
+	h.must(err, "DeleteExpiredSessions")
+	eq(h, "expired sessions deleted", n, 2)
+	for _, s := range []permiso.Session{old1, old2} {
+		_, err := h.s.GetSession(h.ctx, s.ID)
+		h.wantErr(err, permiso.ErrNotFound, "GetSession of a deleted expired session")
+	}
+	_, err = h.s.GetSession(h.ctx, live.ID)
+	h.must(err, "GetSession(live)")
+	_, err = h.s.GetRefreshTokenByHash(h.ctx, hashOf("de-old"))
+	h.wantErr(err, permiso.ErrNotFound, "refresh token of a deleted session (cascade)")
+	h.getRefresh("de-live")
+}
+
+func testSessionStats(h *harness) {
+	u := h.user("zoe")
+	since := h.at(-time.Hour)
+	mk := func(created time.Time, exp time.Duration, revoke bool) {
+		s, err := h.s.CreateSession(h.ctx, permiso.Session{UserID: u.ID, IPAddress: "::1",
+			CreatedAt: created, LastActivity: created, ExpiresAt: h.at(exp)})
+		h.must(err, "CreateSession")
+		if revoke {
+			_, err := h.s.RevokeSession(h.ctx, s.ID, "test", h.at(-time.Second))
+			h.must(err, "RevokeSession")
+		}
+	}
+	mk(h.at(-2*time.Hour), time.Hour, false)   // active
+	mk(h.at(-time.Minute), time.Hour, false)   // active, recent
+	mk(since, time.Hour, false)                // active, created exactly at since
+	mk(h.at(-3*time.Hour), -time.Hour, false)  // expired
+	mk(h.at(-time.Minute), time.Hour, true)    // revoked, recent
+	mk(h.at(-3*time.Hour), -time.Minute, true) // revoked and expired: counted as revoked
+	st, err := h.s.SessionStats(h.ctx, h.now, since)
+	h.must(err, "SessionStats")
+	eq(h, "SessionStats.Active", st.Active, 3)
+	eq(h, "SessionStats.Expired (not revoked)", st.Expired, 1)
+	eq(h, "SessionStats.Revoked", st.Revoked, 2)
+	eq(h, "SessionStats.CreatedSince (inclusive)", st.CreatedSince, 3)
+}

@@ -1,0 +1,297 @@
+package storetest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/permiso/permiso"
+)
+
+var tokenTests = []test{
+	{"RefreshTokens/CRUD", testRefreshCRUD},
+	{"RefreshTokens/Use", testRefreshUse},
+	{"RefreshTokens/RevokeFamily", testRefreshRevokeFamily},
+	{"RefreshTokens/DeleteExpired", testRefreshDeleteExpired},
+	{"RefreshTokens/ConcurrentUse", testRefreshConcurrentUse},
+}
+
+var keyTests = []test{
+	{"SigningKeys/CreateListRetire", testSigningKeys},
+}
+
+func testRefreshCRUD(h *harness) {
+	u := h.user("olga")
+	c := h.client("svc-rt")
+	sess := h.session(u.ID, &c.ID)
+	parent := uuid.New()
+	rt := permiso.RefreshToken{
+		ID: uuid.New(), TokenHash: hashOf("rt-1"), UserID: u.ID, ClientID: &c.ID,
+		SessionID: sess.ID, FamilyID: uuid.New(), ParentID: &parent,
+		Scopes:   []string{"write:profile", "read:profile"},
+		IssuedAt: h.now, ExpiresAt: h.at(time.Hour),
+		ClientIP: ptr("198.51.100.4"), UserAgent: ptr("curl/8"),
+	}
+	_, err := h.s.CreateRefreshToken(h.ctx, rt)
+	h.must(err, "CreateRefreshToken")
+	got := h.getRefresh("rt-1")
+	eq(h, "id", got.ID, rt.ID)
+	eq(h, "token_hash", got.TokenHash, rt.TokenHash)
+	eq(h, "user_id", got.UserID, u.ID)
+	eqPtr(h, "client_id", got.ClientID, &c.ID)
+	eq(h, "session_id", got.SessionID, sess.ID)
+	eq(h, "family_id", got.FamilyID, rt.FamilyID)
+	eqPtr(h, "parent_id", got.ParentID, &parent)
+	eqStrings(h, "scopes (sorted)", got.Scopes, []string{"read:profile", "write:profile"})
+	eqTime(h, "issued_at", got.IssuedAt, h.now)
+	eqTime(h, "expires_at", got.ExpiresAt, h.at(time.Hour))
+	eqTimePtr(h, "used_at", got.UsedAt, nil)
+	eqTimePtr(h, "revoked_at", got.RevokedAt, nil)
+	eqPtr(h, "revocation_reason", got.RevocationReason, nil)
+	eqPtr(h, "client_ip", got.ClientIP, ptr("198.51.100.4"))
+	eqPtr(h, "user_agent", got.UserAgent, ptr("curl/8"))
+
+	// A first-party token: no client, no parent, no scopes.
+	plain := h.newRefresh(h.session(u.ID, nil), uuid.New(), "rt-plain")
+	plain.ClientID, plain.Scopes = nil, nil
+	_, err = h.s.CreateRefreshToken(h.ctx, plain)
+	h.must(err, "CreateRefreshToken without client")
+	gp := h.getRefresh("rt-plain")
+	eqPtr(h, "client_id of a first-party token", gp.ClientID, nil)
+	eqPtr(h, "parent_id of a first token", gp.ParentID, nil)
+	eq(h, "scopes of a token without scopes", len(gp.Scopes), 0)
+
+	dup := h.newRefresh(sess, uuid.New(), "rt-1")
+	_, err = h.s.CreateRefreshToken(h.ctx, dup)
+	h.wantErr(err, permiso.ErrAlreadyExists, "CreateRefreshToken with a taken hash")
+
+	_, err = h.s.GetRefreshTokenByHash(h.ctx, hashOf("unknown"))
+	h.wantErr(err, permiso.ErrNotFound, "GetRefreshTokenByHash(unknown)")
+
+	bad := h.newRefresh(sess, uuid.New(), "rt-bad-session")
+	bad.SessionID = uuid.New()
+	_, err = h.s.CreateRefreshToken(h.ctx, bad)
+	h.wantErr(err, permiso.ErrNotFound, "CreateRefreshToken for an unknown session")
+	bad = h.newRefresh(sess, uuid.New(), "rt-bad-user")
+	bad.UserID = uuid.New()
+	_, err = h.s.CreateRefreshToken(h.ctx, bad)
+	h.wantErr(err, permiso.ErrNotFound, "CreateRefreshToken for an unknown user")
+}
+
+func testRefreshUse(h *harness) {
+	u := h.user("pia")
+	sess := h.session(u.ID, nil)
+	first := h.refresh(sess, uuid.Nil, "use-1")
+	usedAt := h.at(time.Minute)
+
+	next := h.newRefresh(sess, first.FamilyID, "use-2")
+	next.ParentID = &first.ID
+	next.IssuedAt = usedAt
+	h.must(h.s.UseRefreshToken(h.ctx, hashOf("use-1"), next, usedAt), "UseRefreshToken")
+	old := h.getRefresh("use-1")
+	eqTimePtr(h, "used_at of the rotated token", old.UsedAt, &usedAt)
+	eqTimePtr(h, "revoked_at of the rotated token", old.RevokedAt, nil)
+	repl := h.getRefresh("use-2")
+	eq(h, "replacement id", repl.ID, next.ID)
+	eq(h, "replacement family", repl.FamilyID, first.FamilyID)
+	eqPtr(h, "replacement parent", repl.ParentID, &first.ID)
+	eqTimePtr(h, "replacement used_at", repl.UsedAt, nil)
+
+	again := h.newRefresh(sess, first.FamilyID, "use-3")
+	h.wantErr(h.s.UseRefreshToken(h.ctx, hashOf("use-1"), again, h.at(2*time.Minute)), permiso.ErrConflict, "UseRefreshToken on a used token")
+	_, err := h.s.GetRefreshTokenByHash(h.ctx, hashOf("use-3"))
+	h.wantErr(err, permiso.ErrNotFound, "replacement of a refused rotation must not be written")
+	old = h.getRefresh("use-1")
+	eqTimePtr(h, "used_at unchanged by a refused rotation", old.UsedAt, &usedAt)
+
+	_, err = h.s.RevokeRefreshFamily(h.ctx, first.FamilyID, "test", h.at(3*time.Minute))
+	h.must(err, "RevokeRefreshFamily")
+	h.wantErr(h.s.UseRefreshToken(h.ctx, hashOf("use-2"), again, h.at(4*time.Minute)), permiso.ErrConflict, "UseRefreshToken on a revoked token")
+	_, err = h.s.GetRefreshTokenByHash(h.ctx, hashOf("use-3"))
+	h.wantErr(err, permiso.ErrNotFound, "replacement of a revoked token must not be written")
+
+	h.wantErr(h.s.UseRefreshToken(h.ctx, hashOf("unknown"), again, h.now), permiso.ErrNotFound, "UseRefreshToken on an unknown token")
+
+	// A replacement that cannot be written (taken hash) leaves the original unused.
+	fresh := h.refresh(sess, uuid.Nil, "use-4")
+	clash := h.newRefresh(sess, fresh.FamilyID, "use-2")
+	h.wantErr(h.s.UseRefreshToken(h.ctx, hashOf("use-4"), clash, h.now), permiso.ErrAlreadyExists, "UseRefreshToken with a taken replacement hash")
+	f := h.getRefresh("use-4")
+	eqTimePtr(h, "used_at after a failed rotation (must be transactional)", f.UsedAt, nil)
+}
+
+func testRefreshRevokeFamily(h *harness) {
+	u := h.user("quinn")
+	sess := h.session(u.ID, nil)
+	fam, otherFam := uuid.New(), uuid.New()
+	h.refresh(sess, fam, "fam-1")
+	h.refresh(sess, fam, "fam-2")
+	h.refresh(sess, fam, "fam-3")
+	h.refresh(sess, otherFam, "other-1")
+	earlier := h.at(-time.Minute)
+	n, err := h.s.RevokeRefreshFamily(h.ctx, fam, "earlier", earlier)
+	h.must(err, "RevokeRefreshFamily (first)")
+	eq(h, "revoked in first call", n, 3)
+	h.refresh(sess, fam, "fam-4")
+
+	n, err = h.s.RevokeRefreshFamily(h.ctx, fam, "reuse_detected", h.now)
+	h.must(err, "RevokeRefreshFamily")
+	eq(h, "revoked count (only unrevoked tokens)", n, 1)
+	for _, tok := range []string{"fam-1", "fam-2", "fam-3"} {
+		rt := h.getRefresh(tok)
+		eqTimePtr(h, tok+" revoked_at keeps the first revocation", rt.RevokedAt, &earlier)
+		eqPtr(h, tok+" revocation_reason", rt.RevocationReason, ptr("earlier"))
+	}
+	rt := h.getRefresh("fam-4")
+	eqTimePtr(h, "fam-4 revoked_at", rt.RevokedAt, &h.now)
+	eqPtr(h, "fam-4 revocation_reason", rt.RevocationReason, ptr("reuse_detected"))
+	other := h.getRefresh("other-1")
+	eqTimePtr(h, "other family untouched", other.RevokedAt, nil)
+
+	n, err = h.s.RevokeRefreshFamily(h.ctx, fam, "again", h.at(time.Minute))
+	h.must(err, "RevokeRefreshFamily (again)")
+	eq(h, "revoked count of an already revoked family", n, 0)
+	n, err = h.s.RevokeRefreshFamily(h.ctx, uuid.New(), "none", h.now)
+	h.must(err, "RevokeRefreshFamily(unknown family)")
+	eq(h, "revoked count of an unknown family", n, 0)
+}
+
+func testRefreshDeleteExpired(h *harness) {
+	u := h.user("rosa")
+	sess := h.session(u.ID, nil)
+	for i, exp := range []time.Duration{-2 * time.Hour, -time.Minute, time.Minute, time.Hour} {
+		rt := h.newRefresh(sess, uuid.New(), fmt.Sprintf("exp-%d", i))
+		rt.ExpiresAt = h.at(exp)
+		_, err := h.s.CreateRefreshToken(h.ctx, rt)
+		h.must(err, "CreateRefreshToken")
+	}
+	n, err := h.s.DeleteExpiredRefreshTokens(h.ctx, h.now)
+	h.must(err, "DeleteExpiredRefreshTokens")
+	eq(h, "expired refresh tokens deleted", n, 2)
+	for i, alive := range []bool{false, false, true, true} {
+		_, err := h.s.GetRefreshTokenByHash(h.ctx, hashOf(fmt.Sprintf("exp-%d", i)))
+		if alive {
+			h.must(err, "GetRefreshTokenByHash(exp-%d)", i)
+		} else {
+			h.wantErr(err, permiso.ErrNotFound, "GetRefreshTokenByHash(exp-%d) after delete", i)
+		}
+	}
+	n, err = h.s.DeleteExpiredRefreshTokens(h.ctx, h.now)
+	h.must(err, "DeleteExpiredRefreshTokens (again)")
+	eq(h, "expired refresh tokens deleted by a second call", n, 0)
+	// The session itself is not touched.
+	_, err = h.s.GetSession(h.ctx, sess.ID)
+	h.must(err, "GetSession")
+}
+
+// testRefreshConcurrentUse races 20 rotations of one token: exactly one
+// wins, the others get ErrConflict, and exactly one replacement exists.
+func testRefreshConcurrentUse(h *harness) {
+	u := h.user("sam")
+	sess := h.session(u.ID, nil)
+	first := h.refresh(sess, uuid.Nil, "race-0")
+	const n = 20
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			repl := h.newRefresh(sess, first.FamilyID, fmt.Sprintf("race-repl-%d", i))
+			repl.ParentID = &first.ID
+			errs[i] = h.s.UseRefreshToken(h.ctx, hashOf("race-0"), repl, h.at(time.Second))
+		})
+	}
+	wg.Wait()
+	ok, conflicts := 0, 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case isErr(err, permiso.ErrConflict):
+			conflicts++
+		default:
+			h.Errorf("rotation %d: unexpected error %v", i, err)
+		}
+	}
+	eq(h, "successful concurrent rotations", ok, 1)
+	eq(h, "conflicting concurrent rotations", conflicts, n-1)
+	replacements := 0
+	for i := range n {
+		if _, err := h.s.GetRefreshTokenByHash(h.ctx, hashOf(fmt.Sprintf("race-repl-%d", i))); err == nil {
+			replacements++
+		} else if !isErr(err, permiso.ErrNotFound) {
+			h.Errorf("GetRefreshTokenByHash(race-repl-%d): %v", i, err)
+		}
+	}
+	eq(h, "replacement rows written", replacements, 1)
+}
+
+func testSigningKeys(h *harness) {
+	k1 := permiso.SigningKey{ID: "rs-1", Algorithm: "RS256", PrivateKey: []byte{0x30, 0x82, 0, 1}, PublicKey: []byte{0x30, 0, 0xff},
+		CreatedAt: h.at(-2 * time.Hour)}
+	k2 := permiso.SigningKey{ID: "rs-2", Algorithm: "RS256", PrivateKey: []byte("priv-2"), PublicKey: []byte("pub-2"),
+		CreatedAt: h.at(-time.Hour)}
+	k3 := permiso.SigningKey{ID: "es-1", Algorithm: "ES256", PrivateKey: []byte("priv-3"), PublicKey: []byte("pub-3"),
+		CreatedAt: h.at(-90 * time.Minute)}
+	k4 := permiso.SigningKey{ID: "old", Algorithm: "EdDSA", PrivateKey: []byte("p"), PublicKey: []byte("q"),
+		CreatedAt: h.at(-48 * time.Hour), RetiredAt: ptr(h.at(-47 * time.Hour)), ExpiresAt: ptr(h.at(-time.Hour))}
+	for _, k := range []permiso.SigningKey{k1, k2, k3, k4} {
+		_, err := h.s.CreateSigningKey(h.ctx, k)
+		h.must(err, "CreateSigningKey(%s)", k.ID)
+	}
+	_, err := h.s.CreateSigningKey(h.ctx, k1)
+	h.wantErr(err, permiso.ErrAlreadyExists, "CreateSigningKey with a taken kid")
+
+	keys, err := h.s.ListSigningKeys(h.ctx, h.now)
+	h.must(err, "ListSigningKeys")
+	var ids []string
+	for _, k := range keys {
+		ids = append(ids, k.ID)
+	}
+	eqStrings(h, "keys not expired, newest first", ids, []string{"rs-2", "es-1", "rs-1"})
+	if len(keys) == 3 {
+		got := keys[2]
+		eq(h, "algorithm", got.Algorithm, "RS256")
+		if !bytes.Equal(got.PrivateKey, k1.PrivateKey) || !bytes.Equal(got.PublicKey, k1.PublicKey) {
+			h.Errorf("key bytes = %x / %x, want %x / %x", got.PrivateKey, got.PublicKey, k1.PrivateKey, k1.PublicKey)
+		}
+		eqTime(h, "created_at", got.CreatedAt, k1.CreatedAt)
+		eqTimePtr(h, "retired_at", got.RetiredAt, nil)
+		eqTimePtr(h, "expires_at", got.ExpiresAt, nil)
+	}
+
+	exp := h.at(24 * time.Hour)
+	n, err := h.s.RetireSigningKeys(h.ctx, "RS256", "rs-2", h.now, exp)
+	h.must(err, "RetireSigningKeys")
+	eq(h, "keys retired", n, 1)
+	n, err = h.s.RetireSigningKeys(h.ctx, "RS256", "rs-2", h.at(time.Minute), h.at(time.Hour))
+	h.must(err, "RetireSigningKeys (again)")
+	eq(h, "keys retired by a second call", n, 0)
+
+	keys, err = h.s.ListSigningKeys(h.ctx, h.now)
+	h.must(err, "ListSigningKeys")
+	byID := map[string]permiso.SigningKey{}
+	for _, k := range keys {
+		byID[k.ID] = k
+	}
+	eq(h, "keys listed after retiring (retired keys still verify)", len(keys), 3)
+	eqTimePtr(h, "rs-1 retired_at", byID["rs-1"].RetiredAt, &h.now)
+	eqTimePtr(h, "rs-1 expires_at", byID["rs-1"].ExpiresAt, &exp)
+	eqTimePtr(h, "rs-2 (kept) retired_at", byID["rs-2"].RetiredAt, nil)
+	eqTimePtr(h, "es-1 (other algorithm) retired_at", byID["es-1"].RetiredAt, nil)
+
+	keys, err = h.s.ListSigningKeys(h.ctx, exp.Add(time.Second))
+	h.must(err, "ListSigningKeys after expiry")
+	ids = ids[:0]
+	for _, k := range keys {
+		ids = append(ids, k.ID)
+	}
+	eqStrings(h, "keys after the retired key expired", ids, []string{"rs-2", "es-1"})
+}
+
+// isErr reports whether err matches target (for use off the test goroutine
+// or where several outcomes are allowed).
+func isErr(err, target error) bool { return err != nil && errors.Is(err, target) }
