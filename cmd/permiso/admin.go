@@ -37,22 +37,12 @@ func cmdCreateAdmin(ctx context.Context, env *environment, args []string, stdin 
 		return fmt.Errorf("create-admin: %q is not an email address", *email)
 	}
 
-	cfg, _, err := env.loadConfig()
+	a, err := env.open(ctx)
 	if err != nil {
 		return err
 	}
-	logger, lf, err := newLogger(cfg, env.stderr)
-	if err != nil {
-		return err
-	}
-	if lf != nil {
-		defer lf.Close()
-	}
-	db, err := openStore(ctx, cfg, logger)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
+	defer a.Close()
+	cfg, db := a.cfg, a.db
 	if err := applyMigrations(ctx, cfg, db); err != nil {
 		return err
 	}

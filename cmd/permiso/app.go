@@ -95,3 +95,49 @@ func openRedis(cfg config.Config) (*redis.Client, error) {
 		DialAttempts: 1,
 	})
 }
+
+// app is what a subcommand that works on the database starts from: the
+// validated configuration, the logger and the open store.
+type app struct {
+	cfg      config.Config
+	warnings []string
+	logger   *slog.Logger
+	logFile  *logFile
+	db       store
+}
+
+// setup loads the configuration and builds the logger (no database yet).
+func (e *environment) setup() (*app, error) {
+	cfg, warnings, err := e.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	logger, lf, err := newLogger(cfg, e.stderr)
+	if err != nil {
+		return nil, err
+	}
+	return &app{cfg: cfg, warnings: warnings, logger: logger, logFile: lf}, nil
+}
+
+// open is setup plus the database named by DATABASE_URL.
+func (e *environment) open(ctx context.Context) (*app, error) {
+	a, err := e.setup()
+	if err != nil {
+		return nil, err
+	}
+	if a.db, err = openStore(ctx, a.cfg, a.logger); err != nil {
+		a.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// Close releases the database and the log file.
+func (a *app) Close() {
+	if a.db != nil {
+		a.db.Close()
+	}
+	if a.logFile != nil {
+		a.logFile.Close()
+	}
+}

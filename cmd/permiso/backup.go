@@ -17,23 +17,12 @@ func cmdBackup(ctx context.Context, env *environment, args []string, stdout io.W
 	if *out == "" || fs.NArg() > 0 {
 		return usageError{"backup: --out FILE is required"}
 	}
-	cfg, _, err := env.loadConfig()
+	a, err := env.open(ctx)
 	if err != nil {
 		return err
 	}
-	logger, lf, err := newLogger(cfg, env.stderr)
-	if err != nil {
-		return err
-	}
-	if lf != nil {
-		defer lf.Close()
-	}
-	db, err := openStore(ctx, cfg, logger)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	if err := db.Backup(ctx, *out); err != nil {
+	defer a.Close()
+	if err := a.db.Backup(ctx, *out); err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
 	fmt.Fprintf(stdout, "backup written to %s\n", *out)

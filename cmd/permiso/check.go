@@ -18,19 +18,14 @@ func cmdCheck(ctx context.Context, env *environment, args []string, stdout io.Wr
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
-	cfg, warnings, err := env.loadConfig()
+	a, err := env.setup()
 	if err != nil {
 		return err
 	}
-	for _, w := range warnings {
+	defer a.Close()
+	cfg, logger := a.cfg, a.logger
+	for _, w := range a.warnings {
 		fmt.Fprintf(stdout, "warning: %s\n", w)
-	}
-	logger, lf, err := newLogger(cfg, env.stderr)
-	if err != nil {
-		return err
-	}
-	if lf != nil {
-		defer lf.Close()
 	}
 	fmt.Fprintln(stdout, "configuration: ok")
 	failed := 0

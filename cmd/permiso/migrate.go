@@ -40,22 +40,12 @@ func cmdMigrate(ctx context.Context, env *environment, args []string, stdout io.
 		return usageError{fmt.Sprintf("migrate: unknown action %q (want up, down [N] or status)", action)}
 	}
 
-	cfg, _, err := env.loadConfig()
+	a, err := env.open(ctx)
 	if err != nil {
 		return err
 	}
-	logger, lf, err := newLogger(cfg, env.stderr)
-	if err != nil {
-		return err
-	}
-	if lf != nil {
-		defer lf.Close()
-	}
-	db, err := openStore(ctx, cfg, logger)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
+	defer a.Close()
+	db := a.db
 
 	switch action {
 	case "up":

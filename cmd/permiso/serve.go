@@ -26,17 +26,13 @@ func cmdServe(ctx context.Context, env *environment, args []string, stdout io.Wr
 	if fs.NArg() > 0 {
 		return usageError{"serve takes no arguments"}
 	}
-	cfg, warnings, err := env.loadConfig()
+	a, err := env.open(ctx)
 	if err != nil {
 		return err
 	}
-	logger, lf, err := newLogger(cfg, env.stderr)
-	if err != nil {
-		return err
-	}
-	if lf != nil {
-		defer lf.Close()
-	}
+	defer a.Close()
+	cfg, logger, db, lf := a.cfg, a.logger, a.db, a.logFile
+	warnings := a.warnings
 	if w, err := config.EnsureDevSecret(&cfg, cfg.DevSecretPath()); err != nil {
 		return fmt.Errorf("JWT_SECRET_KEY: %w", err)
 	} else if w != "" {
@@ -45,12 +41,6 @@ func cmdServe(ctx context.Context, env *environment, args []string, stdout io.Wr
 	for _, w := range warnings {
 		logger.Warn(w)
 	}
-
-	db, err := openStore(ctx, cfg, logger)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
 	if err := applyMigrations(ctx, cfg, db); err != nil {
 		return err
 	}
