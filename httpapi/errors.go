@@ -28,17 +28,19 @@ type errorKind struct {
 // (SPEC §5.2). It is the only place where that mapping lives. Codes not in
 // the table are answered as internal errors.
 var errorTable = map[permiso.Code]errorKind{
-	permiso.ENOTFOUND:     {http.StatusNotFound, "not_found"},
-	permiso.EEXISTS:       {http.StatusConflict, "conflict"},
-	permiso.ECONFLICT:     {http.StatusConflict, "conflict"},
-	permiso.EINVALID:      {http.StatusUnprocessableEntity, "validation_error"},
-	permiso.EUNAUTHORIZED: {http.StatusUnauthorized, "not_authenticated"},
-	permiso.EFORBIDDEN:    {http.StatusForbidden, "forbidden"},
-	permiso.ERATELIMIT:    {http.StatusTooManyRequests, "rate_limit_exceeded"},
-	permiso.EUNAVAILABLE:  {http.StatusServiceUnavailable, "unavailable"},
-	permiso.EINTERNAL:     {http.StatusInternalServerError, "internal_error"},
-	codeTooLarge:          {http.StatusRequestEntityTooLarge, "request_too_large"},
-	codeMethodNotAllowed:  {http.StatusMethodNotAllowed, "method_not_allowed"},
+	permiso.ENOTFOUND:          {http.StatusNotFound, "not_found"},
+	permiso.EEXISTS:            {http.StatusConflict, "conflict"},
+	permiso.ECONFLICT:          {http.StatusConflict, "conflict"},
+	permiso.EINVALID:           {http.StatusUnprocessableEntity, "validation_error"},
+	permiso.EUNAUTHORIZED:      {http.StatusUnauthorized, "not_authenticated"},
+	permiso.EINVALIDTOKEN:      {http.StatusUnauthorized, "invalid_token"},
+	permiso.EFORBIDDEN:         {http.StatusForbidden, "forbidden"},
+	permiso.EINSUFFICIENTSCOPE: {http.StatusForbidden, "insufficient_scope"},
+	permiso.ERATELIMIT:         {http.StatusTooManyRequests, "rate_limit_exceeded"},
+	permiso.EUNAVAILABLE:       {http.StatusServiceUnavailable, "unavailable"},
+	permiso.EINTERNAL:          {http.StatusInternalServerError, "internal_error"},
+	codeTooLarge:               {http.StatusRequestEntityTooLarge, "request_too_large"},
+	codeMethodNotAllowed:       {http.StatusMethodNotAllowed, "method_not_allowed"},
 }
 
 var internalKind = errorTable[permiso.EINTERNAL]
@@ -67,7 +69,8 @@ type errorBody struct {
 // logged once here, with the request id, and never shown.
 //
 // Headers the status requires are added unless the caller already set them:
-// WWW-Authenticate: Bearer on 401 (RFC 6750 §3), Retry-After: 1 on 503. A
+// WWW-Authenticate: Bearer on 401 and insufficient_scope (RFC 6750 §3),
+// Retry-After: 1 on 503. A
 // 429 needs the limiter's own Retry-After, which the caller sets.
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	code := permiso.ErrorCode(err)
@@ -101,12 +104,12 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 		body.Details = details
 	}
 	h := w.Header()
-	switch kind.status {
-	case http.StatusUnauthorized:
+	switch {
+	case kind.status == http.StatusUnauthorized || code == permiso.EINSUFFICIENTSCOPE:
 		if h.Get("WWW-Authenticate") == "" {
-			h.Set("WWW-Authenticate", "Bearer")
+			h.Set("WWW-Authenticate", bearerChallenge(code, body.ErrorDescription))
 		}
-	case http.StatusServiceUnavailable:
+	case kind.status == http.StatusServiceUnavailable:
 		if h.Get("Retry-After") == "" {
 			h.Set("Retry-After", "1")
 		}
@@ -145,25 +148,6 @@ func errString(err error) string {
 		return "<nil>"
 	}
 	return err.Error()
-}
-
-// oauthErrorBody is the RFC 6749 §5.2 error response.
-type oauthErrorBody struct {
-	Error            string `json:"error"`
-	ErrorDescription string `json:"error_description,omitempty"`
-}
-
-// writeOAuthError writes an RFC 6749 §5.2 error response for the OAuth
-// endpoints: {"error", "error_description"} with Cache-Control: no-store
-// and Pragma: no-cache (RFC 6749 §5.1). code is an RFC error code such as
-// "invalid_request", "invalid_client" or "invalid_grant"; description must
-// be safe to show. Headers such as WWW-Authenticate (RFC 6749 §5.2, for
-// invalid_client with Basic) or Retry-After are set by the caller.
-func writeOAuthError(w http.ResponseWriter, status int, code, description string) {
-	h := w.Header()
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
-	writeJSON(w, status, oauthErrorBody{Error: code, ErrorDescription: description})
 }
 
 // writeJSON writes v as a JSON response with the given status. The value

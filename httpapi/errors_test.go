@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/oauth2"
 )
 
 // requestWithInfo returns a request carrying the context the middleware
@@ -40,7 +41,9 @@ func TestWriteError(t *testing.T) {
 		{"conflict", permiso.Errorf(permiso.ECONFLICT, "Role in use"), 409, "conflict", "Role in use", nil, false, false},
 		{"validation", permiso.Invalid("Bad input", permiso.FieldError{Field: "email", Message: "invalid"}), 422, "validation_error", "Bad input", nil, true, false},
 		{"validation without details", permiso.Errorf(permiso.EINVALID, "Bad"), 422, "validation_error", "Bad", nil, true, false},
-		{"not authenticated", permiso.Errorf(permiso.EUNAUTHORIZED, "Token has expired"), 401, "not_authenticated", "Token has expired", map[string]string{"WWW-Authenticate": "Bearer"}, false, false},
+		{"not authenticated", permiso.Errorf(permiso.EUNAUTHORIZED, "Token has expired"), 401, "not_authenticated", "Token has expired", map[string]string{"WWW-Authenticate": `Bearer realm="permiso"`}, false, false},
+		{"invalid token", permiso.Errorf(permiso.EINVALIDTOKEN, "Token has been revoked"), 401, "invalid_token", "Token has been revoked", map[string]string{"WWW-Authenticate": `Bearer realm="permiso", error="invalid_token", error_description="Token has been revoked"`}, false, false},
+		{"insufficient scope", permiso.Errorf(permiso.EINSUFFICIENTSCOPE, "Missing scope admin:users"), 403, "insufficient_scope", "Missing scope admin:users", map[string]string{"WWW-Authenticate": `Bearer realm="permiso", error="insufficient_scope", error_description="Missing scope admin:users"`}, false, false},
 		{"forbidden", permiso.Errorf(permiso.EFORBIDDEN, "Access denied"), 403, "forbidden", "Access denied", nil, false, false},
 		{"rate limit", permiso.Errorf(permiso.ERATELIMIT, "Too many requests"), 429, "rate_limit_exceeded", "Too many requests", nil, false, false},
 		{"unavailable", permiso.Errorf(permiso.EUNAVAILABLE, "too many concurrent password checks; retry shortly"), 503, "unavailable", "too many concurrent password checks; retry shortly", map[string]string{"Retry-After": "1"}, false, false},
@@ -84,8 +87,8 @@ func TestWriteError(t *testing.T) {
 					t.Errorf("%s = %q, want %q", k, got, v)
 				}
 			}
-			if tt.status != 401 && w.Header().Get("WWW-Authenticate") != "" {
-				t.Error("WWW-Authenticate on a non-401")
+			if tt.status != 401 && tt.code != "insufficient_scope" && w.Header().Get("WWW-Authenticate") != "" {
+				t.Error("WWW-Authenticate on a non-401 that is not insufficient_scope")
 			}
 			recs := log.records(t, "internal error")
 			if tt.logged {
@@ -120,6 +123,7 @@ func TestErrorTableCoversDomainCodes(t *testing.T) {
 	for _, c := range []permiso.Code{
 		permiso.ENOTFOUND, permiso.EEXISTS, permiso.ECONFLICT, permiso.EINVALID, permiso.EUNAUTHORIZED,
 		permiso.EFORBIDDEN, permiso.ERATELIMIT, permiso.EUNAVAILABLE, permiso.EINTERNAL,
+		permiso.EINVALIDTOKEN, permiso.EINSUFFICIENTSCOPE,
 	} {
 		if _, ok := errorTable[c]; !ok {
 			t.Errorf("code %q has no HTTP status", c)
@@ -129,7 +133,8 @@ func TestErrorTableCoversDomainCodes(t *testing.T) {
 
 func TestWriteOAuthError(t *testing.T) {
 	w := httptest.NewRecorder()
-	writeOAuthError(w, http.StatusBadRequest, "invalid_grant", "The refresh token is invalid")
+	r := httptest.NewRequest("POST", "/api/v1/auth/token", nil)
+	writeOAuth(w, r, oauth2.ErrInvalidGrant.WithDescription("The refresh token is invalid"))
 	if w.Code != 400 {
 		t.Fatalf("status %d", w.Code)
 	}

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/permiso/permiso/oauth2"
 )
 
 // DefaultMaxBodyBytes is the default request body limit (SPEC §5: 1 MiB).
@@ -40,6 +42,12 @@ type Options struct {
 	// HealthCheckTimeout bounds each health check; zero means
 	// DefaultHealthCheckTimeout.
 	HealthCheckTimeout time.Duration
+	// Issuer is the authorization server's issuer URL for discovery
+	// metadata (RFC 8414 §2): JWT_ISSUER when it is a URL, else PUBLIC_URL.
+	// Endpoint URLs in the metadata are built from it.
+	Issuer string
+	// Scopes are advertised as scopes_supported.
+	Scopes []string
 }
 
 // HealthCheck is one dependency check reported by /health and
@@ -75,16 +83,32 @@ type Deps struct {
 	Checks []HealthCheck
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Auth is the OAuth 2.0 core: token endpoint, bearer checks,
+	// introspection, revocation, logout. Nil leaves the OAuth routes out
+	// (tests of the skeleton).
+	Auth *oauth2.Service
+	// Keys publishes the token signing keys (JWKS) and algorithms.
+	Keys KeySet
 
 	// testRoutes, when set, registers extra routes (tests only).
 	testRoutes func(mux *http.ServeMux)
 }
 
-// server holds what the middleware chain needs.
+// KeySet publishes the public keys that verify access tokens.
+type KeySet interface {
+	// JWKS returns the JSON Web Key Set document (RFC 7517 §5).
+	JWKS() []byte
+	// Algorithms lists the JWS algorithms tokens are signed with.
+	Algorithms() []string
+}
+
+// server holds what the middleware chain and the handlers need.
 type server struct {
 	logger  *slog.Logger
 	opts    Options
 	now     func() time.Time
+	auth    *oauth2.Service
+	keys    KeySet
 	mux     *http.ServeMux
 	handler http.Handler
 }
@@ -92,7 +116,7 @@ type server struct {
 // NewServer returns the permiso HTTP handler: every route of routes.go
 // behind the middleware chain described in the package documentation.
 func NewServer(deps Deps) http.Handler {
-	s := &server{logger: deps.Logger, opts: deps.Options, now: deps.Now}
+	s := &server{logger: deps.Logger, opts: deps.Options, now: deps.Now, auth: deps.Auth, keys: deps.Keys}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}
@@ -106,7 +130,7 @@ func NewServer(deps Deps) http.Handler {
 		s.opts.HealthCheckTimeout = DefaultHealthCheckTimeout
 	}
 	s.mux = http.NewServeMux()
-	addRoutes(s.mux, s.logger, s.opts, deps.Checks, s.now)
+	s.addRoutes(deps.Checks)
 	if deps.testRoutes != nil {
 		deps.testRoutes(s.mux)
 	}

@@ -40,6 +40,10 @@ Commands:
                             create the first administrator (password from
                             stdin or an interactive prompt, never argv)
   check                     connect to the database and Redis and report
+  keys rotate               new signing key (RS256/ES256/EdDSA); old keys keep
+                            verifying until their tokens expire
+  sessions revoke-all [--user ID]
+                            revoke every session and token (incident response)
   backup --out FILE         SQLite: consistent online copy; PostgreSQL: pg_dump
   version                   print the version
 
@@ -78,6 +82,10 @@ func run(ctx context.Context, args []string, getenv Getenv, stdin io.Reader, std
 		return cmdCheck(ctx, env, args, stdout)
 	case "backup":
 		return cmdBackup(ctx, env, args, stdout)
+	case "keys":
+		return cmdKeys(ctx, env, args, stdout)
+	case "sessions":
+		return cmdSessions(ctx, env, args, stdout)
 	case "version", "--version":
 		return cmdVersion(args, stdout)
 	case "help", "-h", "--help":

@@ -31,13 +31,13 @@ func cmdServe(ctx context.Context, env *environment, args []string, stdout io.Wr
 		return err
 	}
 	defer a.Close()
-	cfg, logger, db, lf := a.cfg, a.logger, a.db, a.logFile
 	warnings := a.warnings
-	if w, err := config.EnsureDevSecret(&cfg, cfg.DevSecretPath()); err != nil {
+	if w, err := config.EnsureDevSecret(&a.cfg, a.cfg.DevSecretPath()); err != nil {
 		return fmt.Errorf("JWT_SECRET_KEY: %w", err)
 	} else if w != "" {
 		warnings = append(warnings, w)
 	}
+	cfg, logger, db, lf := a.cfg, a.logger, a.db, a.logFile
 	for _, w := range warnings {
 		logger.Warn(w)
 	}
@@ -45,15 +45,18 @@ func cmdServe(ctx context.Context, env *environment, args []string, stdout io.Wr
 		return err
 	}
 
-	rdb, err := openRedis(cfg)
+	auth, err := newAuth(ctx, a)
 	if err != nil {
 		return err
 	}
-	cacheCheck := httpapi.HealthCheck{Name: "cache", Check: func(context.Context) (map[string]any, error) {
-		return map[string]any{"backend": "in-process"}, nil
-	}}
+	defer auth.Close()
+	// Other instances may rotate signing keys: reload them periodically.
+	reloadCtx, stopReload := context.WithCancel(ctx)
+	defer stopReload()
+	go auth.signer.Run(reloadCtx, 0)
+	rdb := auth.redis
+	cacheCheck := httpapi.StaticCheck("cache", map[string]any{"backend": "in-process"})
 	if rdb != nil {
-		defer rdb.Close()
 		cacheCheck.Check = rdb.Health
 		if details, err := rdb.Health(ctx); err != nil {
 			logger.Error("Redis is unreachable at startup", "error", err)
@@ -65,6 +68,8 @@ func cmdServe(ctx context.Context, env *environment, args []string, stdout io.Wr
 	handler := httpapi.NewServer(httpapi.Deps{
 		Logger:  logger,
 		Options: httpOptions(cfg),
+		Auth:    auth.service,
+		Keys:    auth.signer,
 		Checks: []httpapi.HealthCheck{
 			{Name: "database", Check: func(ctx context.Context) (map[string]any, error) {
 				if err := db.Ping(ctx); err != nil {
@@ -168,5 +173,7 @@ func httpOptions(cfg config.Config) httpapi.Options {
 		APIV1Prefix:    cfg.APIV1Prefix,
 		DocsURL:        cfg.DocsURL,
 		TrustedProxies: cfg.TrustedProxies,
+		Issuer:         cfg.MetadataIssuer(),
+		Scopes:         permiso.DefaultScopes,
 	}
 }

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/google/uuid"
+
+	"github.com/permiso/permiso"
+)
+
+// cmdKeys rotates the asymmetric signing key: a new key signs from now on;
+// the old ones keep verifying (and stay in the JWKS) until their last
+// token has expired. Running instances pick the new key up on their next
+// reload (at most a minute) or at once when they see its kid.
+func cmdKeys(ctx context.Context, env *environment, args []string, stdout io.Writer) error {
+	fs := newFlagSet("keys", "keys rotate", stdout)
+	if help, err := parseFlags(fs, args); help || err != nil {
+		return err
+	}
+	if fs.NArg() != 1 || fs.Arg(0) != "rotate" {
+		return usageError{"keys: want \"keys rotate\""}
+	}
+	a, err := env.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if err := applyMigrations(ctx, a.cfg, a.db); err != nil {
+		return err
+	}
+	if a.cfg.IsSymmetric() {
+		return fmt.Errorf("keys rotate: JWT_ALGORITHM=%s uses JWT_SECRET_KEY; rotate it by moving the old secret to JWT_PREVIOUS_SECRET_KEYS and setting a new JWT_SECRET_KEY", a.cfg.JWTAlgorithm)
+	}
+	signer, err := newSigner(ctx, a)
+	if err != nil {
+		return err
+	}
+	kid, err := signer.Rotate(ctx)
+	if err != nil {
+		return fmt.Errorf("keys rotate: %w", err)
+	}
+	fmt.Fprintf(stdout, "new %s signing key %s; older keys keep verifying until their tokens expire\n", a.cfg.JWTAlgorithm, kid)
+	return nil
+}
+
+// cmdSessions is incident response: "invalidate all sessions" (the
+// deployment guide). It revokes every session, refresh token and access
+// token of one user (--user) or of everyone.
+func cmdSessions(ctx context.Context, env *environment, args []string, stdout io.Writer) error {
+	fs := newFlagSet("sessions", "sessions revoke-all [--user ID]", stdout)
+	user := fs.String("user", "", "revoke only this user's sessions (user id)")
+	if help, err := parseFlags(fs, args); help || err != nil {
+		return err
+	}
+	if fs.NArg() != 1 || fs.Arg(0) != "revoke-all" {
+		return usageError{"sessions: want \"sessions revoke-all [--user ID]\""}
+	}
+	a, err := env.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if err := applyMigrations(ctx, a.cfg, a.db); err != nil {
+		return err
+	}
+	auth, err := newAuth(ctx, a)
+	if err != nil {
+		return err
+	}
+	defer auth.Close()
+	if a.cfg.RedisURL == "" {
+		fmt.Fprintln(stdout, "note: REDIS_URL is not set; running servers keep their in-process revocation lists, but every refresh token is revoked in the database and access tokens are rejected through the users' revoke-all time")
+	}
+
+	var ids []uuid.UUID
+	if *user != "" {
+		id, err := uuid.Parse(*user)
+		if err != nil {
+			return usageError{fmt.Sprintf("sessions revoke-all: --user %q is not a user id", *user)}
+		}
+		if _, err := a.db.GetUser(ctx, id); errors.Is(err, permiso.ErrNotFound) {
+			return fmt.Errorf("sessions revoke-all: no user %s", id)
+		} else if err != nil {
+			return err
+		}
+		ids = append(ids, id)
+	} else {
+		const page = 500
+		for offset := 0; ; offset += page {
+			users, _, err := a.db.ListUsers(ctx, permiso.UserFilter{Offset: offset, Limit: page})
+			if err != nil {
+				return err
+			}
+			for _, u := range users {
+				ids = append(ids, u.ID)
+			}
+			if len(users) < page {
+				break
+			}
+		}
+	}
+	total := 0
+	for _, id := range ids {
+		n, err := auth.service.RevokeAllForUser(ctx, id, "revoke-all command")
+		if err != nil {
+			return fmt.Errorf("sessions revoke-all: user %s: %w", id, err)
+		}
+		total += n
+	}
+	fmt.Fprintf(stdout, "revoked %d session(s) of %d user(s)\n", total, len(ids))
+	return nil
+}

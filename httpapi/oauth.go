@@ -1,0 +1,396 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/oauth2"
+)
+
+// Content types of OAuth requests.
+const (
+	contentTypeForm = "application/x-www-form-urlencoded"
+	contentTypeJSON = "application/json"
+)
+
+var (
+	errFormRequired = oauth2.ErrInvalidRequest.WithDescription("Content-Type must be " + contentTypeForm)
+	errFormOrJSON   = oauth2.ErrInvalidRequest.WithDescription("Content-Type must be " + contentTypeForm + " or " + contentTypeJSON)
+	errMalformed    = oauth2.ErrInvalidRequest.WithDescription("Malformed request body")
+	errBodyTooLarge = &oauth2.Error{Code: "invalid_request", Description: "Request body too large", Status: http.StatusRequestEntityTooLarge}
+	errNoCaller     = oauth2.ErrInvalidClient.WithDescription("Client authentication or a bearer token is required")
+)
+
+// readParams reads the parameters of an OAuth request from its body: an
+// application/x-www-form-urlencoded form (RFC 6749 §3.2), or, where
+// allowJSON (the original service's JSON endpoints), a flat JSON object.
+// Repeated parameters are kept as repeated values so the OAuth layer can
+// reject them (RFC 6749 §3.2); the query string is never read, so
+// credentials cannot come from a URL.
+func readParams(r *http.Request, allowJSON bool) (url.Values, error) {
+	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch {
+	case mediaType == contentTypeForm:
+	case mediaType == contentTypeJSON && allowJSON:
+		return readJSONParams(r)
+	case allowJSON:
+		return nil, errFormOrJSON
+	default:
+		return nil, errFormRequired
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, readError(err)
+	}
+	values, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, errMalformed
+	}
+	return values, nil
+}
+
+// readJSONParams reads a JSON object whose members are strings, booleans
+// or numbers into url.Values. A member named twice becomes a repeated
+// value (and is then rejected like a repeated form parameter); null
+// members are absent; nested values are invalid_request.
+func readJSONParams(r *http.Request) (url.Values, error) {
+	dec := json.NewDecoder(r.Body)
+	dec.UseNumber()
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, jsonReadError(err)
+	}
+	values := url.Values{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, jsonReadError(err)
+		}
+		name, _ := t.(string)
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			return nil, jsonReadError(err)
+		}
+		switch v := v.(type) {
+		case nil:
+		case string:
+			values.Add(name, v)
+		case bool:
+			values.Add(name, strconv.FormatBool(v))
+		case json.Number:
+			values.Add(name, v.String())
+		default:
+			return nil, oauth2.ErrInvalidRequest.WithDescription("Parameters must be strings")
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, jsonReadError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, errMalformed
+	}
+	return values, nil
+}
+
+func jsonReadError(err error) error {
+	if err == nil {
+		return errMalformed
+	}
+	return readError(err)
+}
+
+func readError(err error) error {
+	var maxErr *http.MaxBytesError
+	if errors.As(err, &maxErr) {
+		return errBodyTooLarge
+	}
+	return errMalformed
+}
+
+// meta is the request metadata the OAuth core records.
+func meta(r *http.Request) oauth2.RequestMeta {
+	return oauth2.RequestMeta{
+		IP:        ClientIP(r.Context()),
+		UserAgent: r.UserAgent(),
+		RequestID: RequestID(r.Context()),
+	}
+}
+
+// oauthErrorBody is the RFC 6749 §5.2 error response, with locked_until
+// for account_locked (SPEC §5.1).
+type oauthErrorBody struct {
+	Error            string `json:"error"`
+	ErrorDescription string `json:"error_description,omitempty"`
+	LockedUntil      string `json:"locked_until,omitempty"`
+}
+
+// writeOAuth writes err as an RFC 6749 §5.2 error with the headers it
+// calls for: Cache-Control: no-store and Pragma: no-cache (§5.1),
+// WWW-Authenticate: Basic after a failed Basic authentication (§5.2),
+// Retry-After for 429 and 503. Server errors are logged once and never
+// shown.
+func writeOAuth(w http.ResponseWriter, r *http.Request, err error) {
+	e := oauth2.AsError(err)
+	body := oauthErrorBody{Error: e.Code, ErrorDescription: e.Description}
+	if e.Status >= 500 {
+		level := slog.LevelError
+		if e.Status == http.StatusServiceUnavailable {
+			level = slog.LevelWarn
+		}
+		loggerFrom(r.Context()).LogAttrs(r.Context(), level, "oauth endpoint failed",
+			slog.String("request_id", RequestID(r.Context())),
+			slog.String("path", r.URL.Path),
+			slog.String("error", errString(err)))
+		if e.Status == http.StatusInternalServerError {
+			body.ErrorDescription = internalDescription
+		}
+	}
+	h := w.Header()
+	if e.BasicChallenge {
+		h.Add("WWW-Authenticate", `Basic realm="`+realm+`", charset="UTF-8"`)
+	}
+	if e.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(int((e.RetryAfter+999_999_999)/1_000_000_000)))
+	}
+	if e.LockedUntil != nil {
+		body.LockedUntil = timestamp(*e.LockedUntil)
+	}
+	writeNoStore(w, e.Status, body)
+}
+
+// writeNoStore writes a JSON response that caches must not keep (RFC 6749
+// §5.1: token responses and errors carry credentials).
+func writeNoStore(w http.ResponseWriter, status int, v any) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	writeJSON(w, status, v)
+}
+
+// handleToken serves the token endpoint (RFC 6749 §3.2) and its two
+// compatibility aliases: /auth/refresh (grant refresh_token; JSON
+// {"refresh_token"} as the original, or a form) and /auth/service-token
+// (grant client_credentials). grant is the grant an alias serves, or ""
+// for /auth/token. Every path runs the same pipeline: parse once, then
+// client authentication, grant, scope policy, response.
+func (s *server) handleToken(grant string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		params, err := readParams(r, grant == oauth2.GrantRefreshToken)
+		if err != nil {
+			writeOAuth(w, r, err)
+			return
+		}
+		if grant != "" {
+			switch given := params["grant_type"]; {
+			case len(given) == 0 || (len(given) == 1 && given[0] == ""):
+				params.Set("grant_type", grant)
+			case len(given) == 1 && given[0] != grant:
+				writeOAuth(w, r, oauth2.ErrUnsupportedGrantType.WithDescription("This endpoint serves grant_type="+grant))
+				return
+			}
+		}
+		req, err := oauth2.ParseTokenRequest(params, r.Header.Get("Authorization"))
+		if err != nil {
+			writeOAuth(w, r, err)
+			return
+		}
+		resp, err := s.auth.Token(r.Context(), req, meta(r))
+		if err != nil {
+			writeOAuth(w, r, err)
+			return
+		}
+		writeNoStore(w, http.StatusOK, resp)
+	})
+}
+
+// caller authenticates the caller of the introspection or revocation
+// endpoint: a bearer token (RFC 7662 §2.1 allows one), or client
+// credentials by HTTP Basic or in the body (RFC 7009 §2.1).
+func (s *server) caller(r *http.Request, params url.Values) (oauth2.Caller, error) {
+	if token, ok := bearerToken(r); ok {
+		p, err := s.auth.Authenticate(r.Context(), token)
+		if err != nil {
+			return oauth2.Caller{}, err
+		}
+		return oauth2.Caller{Principal: &p}, nil
+	}
+	id, secret, method, err := oauth2.ParseClientCredentials(params, r.Header.Get("Authorization"))
+	if err != nil {
+		return oauth2.Caller{}, err
+	}
+	if method == oauth2.ClientAuthNone {
+		return oauth2.Caller{}, errNoCaller.WithBasicChallenge()
+	}
+	c, err := s.auth.AuthenticateClient(r.Context(), id, secret, method, meta(r))
+	if err != nil {
+		return oauth2.Caller{}, err
+	}
+	return oauth2.Caller{Client: c}, nil
+}
+
+// writeCallerError answers a failed caller authentication: a bad bearer
+// token is 401 invalid_token with its RFC 6750 §3 challenge; client
+// failures are RFC 6749 §5.2 invalid_client; a missing caller gets both
+// challenges.
+func writeCallerError(w http.ResponseWriter, r *http.Request, err error) {
+	switch permiso.ErrorCode(err) {
+	case permiso.EINVALIDTOKEN, permiso.EUNAUTHORIZED:
+		desc := permiso.ErrorMessage(err)
+		w.Header().Set("WWW-Authenticate", bearerChallenge(permiso.EINVALIDTOKEN, desc))
+		writeOAuth(w, r, &oauth2.Error{Code: "invalid_token", Description: desc, Status: http.StatusUnauthorized})
+		return
+	}
+	if errors.Is(err, errNoCaller) {
+		w.Header().Add("WWW-Authenticate", `Bearer realm="`+realm+`"`)
+	}
+	writeOAuth(w, r, err)
+}
+
+// tokenParam returns the single "token" parameter of an introspection or
+// revocation request.
+func tokenParam(params url.Values) (string, error) {
+	switch t := params["token"]; {
+	case len(t) > 1:
+		return "", oauth2.ErrInvalidRequest.WithDescription("Parameter token was sent more than once")
+	case len(t) == 0 || t[0] == "":
+		return "", oauth2.ErrInvalidRequest.WithDescription("Missing parameter: token")
+	default:
+		return t[0], nil
+	}
+}
+
+// handleIntrospect serves token introspection (RFC 7662). Inactive,
+// unknown and foreign tokens all answer exactly {"active": false}.
+func (s *server) handleIntrospect() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		params, err := readParams(r, true)
+		if err != nil {
+			writeOAuth(w, r, err)
+			return
+		}
+		caller, err := s.caller(r, params)
+		if err != nil {
+			writeCallerError(w, r, err)
+			return
+		}
+		token, err := tokenParam(params)
+		if err != nil {
+			writeOAuth(w, r, err)
+			return
+		}
+		res, err := s.auth.Introspect(r.Context(), caller, token, params.Get("token_type_hint"))
+		if err != nil {
+			writeOAuth(w, r, err)
+			return
+		}
+		writeNoStore(w, http.StatusOK, res)
+	})
+}
+
+// handleRevoke serves token revocation (RFC 7009 §2.2: 200 for unknown
+// tokens too).
+func (s *server) handleRevoke() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		params, err := readParams(r, true)
+		if err != nil {
+			writeOAuth(w, r, err)
+			return
+		}
+		caller, err := s.caller(r, params)
+		if err != nil {
+			writeCallerError(w, r, err)
+			return
+		}
+		token, err := tokenParam(params)
+		if err != nil {
+			writeOAuth(w, r, err)
+			return
+		}
+		ctx := oauth2.ContextWithMeta(r.Context(), meta(r))
+		if err := s.auth.Revoke(ctx, caller, token, params.Get("token_type_hint")); err != nil {
+			writeOAuth(w, r, err)
+			return
+		}
+		writeNoStore(w, http.StatusOK, map[string]string{"message": "Token revoked successfully"})
+	})
+}
+
+// handleLogout ends the caller's current session, or with {"all": true}
+// every session of the user (SPEC §5.1). The body is optional.
+func (s *server) handleLogout() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		all := false
+		if r.ContentLength != 0 {
+			params, err := readParams(r, true)
+			if err != nil {
+				writeError(w, r, permiso.Invalid(oauth2.AsError(err).Description))
+				return
+			}
+			if v := params.Get("all"); v != "" {
+				b, perr := strconv.ParseBool(strings.ToLower(v))
+				if perr != nil || len(params["all"]) > 1 {
+					writeError(w, r, permiso.Invalid("Request validation failed",
+						permiso.FieldError{Field: "all", Message: "must be a boolean"}))
+					return
+				}
+				all = b
+			}
+		}
+		p, _ := principalFrom(r.Context())
+		ctx := oauth2.ContextWithMeta(r.Context(), meta(r))
+		n, err := s.auth.Logout(ctx, p, all)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		writeNoStore(w, http.StatusOK, map[string]any{
+			"message":             "Logged out successfully",
+			"sessions_terminated": n,
+		})
+	})
+}
+
+// handleChangePassword lets a user whose password expired set a new one
+// with their current credentials (SPEC §5.1). Wrong credentials are the
+// token endpoint's invalid_grant; a new password that breaks the policy or
+// the history is 422 validation_error naming each broken rule.
+func (s *server) handleChangePassword() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		params, err := readParams(r, true)
+		if err != nil {
+			writeOAuth(w, r, err)
+			return
+		}
+		var missing []permiso.FieldError
+		get := func(name string) string {
+			v := params[name]
+			if len(v) != 1 || v[0] == "" {
+				missing = append(missing, permiso.FieldError{Field: name, Message: "is required (exactly once)"})
+				return ""
+			}
+			return v[0]
+		}
+		username, current, next := get("username"), get("current_password"), get("new_password")
+		if len(missing) > 0 {
+			writeError(w, r, permiso.Invalid("Request validation failed", missing...))
+			return
+		}
+		err = s.auth.ChangeExpiredPassword(r.Context(), username, current, next, meta(r))
+		var oe *oauth2.Error
+		switch {
+		case errors.As(err, &oe):
+			writeOAuth(w, r, err)
+		case err != nil:
+			writeError(w, r, err)
+		default:
+			writeNoStore(w, http.StatusOK, map[string]string{"message": "Password changed successfully"})
+		}
+	})
+}

@@ -1,0 +1,159 @@
+// Package oauth2 is the protocol core of permiso's token endpoint and of its
+// bearer-token checks, independent of any transport: the HTTP layer parses
+// bodies and headers, calls this package, and writes what it returns.
+//
+//   - [ParseTokenRequest] turns a token request (form values and the
+//     Authorization header) into a typed [TokenRequest].
+//   - [Service.Token] runs it through one fixed pipeline (client
+//     authentication -> grant -> scope policy -> issuance -> response), so no
+//     grant can skip a shared step (RFC 6749 §3.2, §4.3, §4.4, §6).
+//   - [Service.Authenticate] is the one bearer check (RFC 6750, SPEC §4).
+//   - [Service.Introspect] (RFC 7662), [Service.Revoke] (RFC 7009),
+//     [Service.Logout], [Service.RevokeAllForUser] and
+//     [Service.ChangeExpiredPassword] complete the /auth endpoints.
+//
+// Token endpoint errors are immutable [Error] values in the style of
+// fosite's RFC6749Error: ErrInvalidGrant.WithDescription(...) returns a copy.
+// [AsError] maps anything else: permiso EUNAVAILABLE to 503
+// temporarily_unavailable with Retry-After, every unknown error to a generic
+// 500 server_error whose text never reaches the caller. The other methods
+// return permiso errors (EINVALIDTOKEN, EUNAVAILABLE, EFORBIDDEN, ...) for the
+// management envelope.
+//
+// # Decisions
+//
+// Request parsing (RFC 6749 §2.3, §3.1, §3.2, §3.3):
+//   - Every parameter, known or not, may appear at most once; a repeat is
+//     invalid_request naming the parameter when its name is safe to echo.
+//     Empty parameters count as absent (§3.1), so "scope=" requests nothing
+//     and "grant_type=" means the default, password (as the original
+//     service).
+//   - Client credentials come from HTTP Basic (each part form-urlencoded
+//     inside the base64, §2.3.1) or from client_id/client_secret in the body,
+//     never both (invalid_request, §2.3). A client_id without its secret, or
+//     the reverse, is invalid_client: there is no secret-less public-client
+//     identification, because no flow here needs it. An Authorization header
+//     with another scheme (a Bearer token sent along) is ignored rather than
+//     refused.
+//   - Scope tokens follow the §3.3 grammar; runs of spaces are tolerated,
+//     any other separator is not. At most 2 KiB and 64 scopes. Scopes are
+//     sorted and de-duplicated everywhere (the original's set order was
+//     random).
+//   - Length caps (username 320, password 4096, tokens 4096, client id 256,
+//     client secret 512 bytes) are checked before any lookup or hashing.
+//
+// Client authentication:
+//   - Secrets are 256-bit random values, so a SHA-256 hash compared in
+//     constant time suffices (no KDF on the client-credentials hot path,
+//     SPEC §7). An unknown client costs the same hash and compare against a
+//     dummy. During a rotation the previous secret also verifies until
+//     PreviousSecretExpiresAt.
+//   - Unknown client, wrong secret, inactive client and a source address
+//     outside allowed_ips all get the one identical 401 invalid_client
+//     "Client authentication failed" (no enumeration of clients or of their
+//     settings); the audit event records the real reason. The response asks
+//     for a Basic challenge when Basic was used (§5.2), and when no client
+//     authentication was sent to client_credentials.
+//   - allowed_ips is a comma list of IPs and CIDRs; empty allows any
+//     address; an unparsable entry makes the whole list deny (fail closed;
+//     the admin API validates with [ParseAllowedIPs]).
+//   - Public clients may not use client_credentials (unauthorized_client,
+//     §4.4). A client's access_token_lifetime, when set, is the lifetime of
+//     its service tokens; its refresh_token_lifetime, when set, is the
+//     lifetime of refresh tokens issued to it.
+//
+// Password grant (§4.3):
+//   - Lookup by username or email, case-insensitively. An unknown user runs
+//     a dummy verification and gets the very same *Error value as a wrong
+//     password ("Invalid username or password"). account_disabled (403) and
+//     password_expired (403) are answered only after a correct password, so
+//     they reveal nothing to someone without it.
+//   - Lockout and rate limits are the caller's job (shared counters in
+//     Redis): the HTTP layer checks them before calling Token, counts
+//     invalid_grant answers, and answers with ErrAccountLocked /
+//     ErrRateLimited. User.LockedUntil is only a mirror and is not consulted
+//     here; neither is it by Authenticate (failed logins by someone else must
+//     not end a user's existing sessions).
+//   - A hash with weaker parameters is replaced after a successful login,
+//     only if it is still the stored one (a concurrent password change
+//     wins). This and LastLogin are best effort.
+//
+// Scope policy (§3.3, §6):
+//   - Password and client_credentials: granted = requested ∩ held (nothing
+//     requested = everything held). Nothing grantable from a non-empty
+//     request is invalid_scope; a partial match is narrowed and the response
+//     says so in "scope".
+//   - Refresh: a requested scope outside the original grant is invalid_scope;
+//     granted = (requested or the original grant) ∩ the user's current
+//     scopes, so roles taken away take effect at the next refresh. The new
+//     refresh token keeps the original grant (§6: "identical scope").
+//
+// Refresh tokens (§6, RFC 9700 §4.14.2):
+//   - Opaque 256-bit values stored as SHA-256, looked up by hash, rotated on
+//     every use in one store transaction (UseRefreshToken). Each login is a
+//     family and a session.
+//   - A token bound to a client may be refreshed only by that client,
+//     authenticated; a first-party token may not be refreshed by a client.
+//     These checks run before reuse detection, so a request that could not
+//     have used the token anyway does not revoke the family.
+//   - A token presented again within ReuseGrace of its rotation (a lost
+//     response, a retry, concurrent tabs) gets a fresh pair of its own: a
+//     sibling in the family whose parent is the presented token. The
+//     concurrent winner's pair stays valid. ReuseGrace 0 means no grace.
+//     The refresh rate limit bounds how many pairs one token can yield in
+//     the window.
+//   - Presented later than that: reuse. The family and the session are
+//     revoked in the store, the session's access tokens in the revocation
+//     store, a token.reuse_detected audit event is written, and the answer
+//     is invalid_grant.
+//   - Sessions slide: each refresh moves the session's expiry (and the new
+//     refresh token's) to now + the refresh lifetime, as the original
+//     service extended refresh expiry on use. The session's LastActivity
+//     update is a second, best-effort write after the rotation transaction.
+//   - A refresh does not check password expiry (that gates logins only).
+//
+// Bearer checks and revocation:
+//   - Authenticate accepts only JWT access tokens (type access or service);
+//     a refresh token can never pass. One revocation-store call covers jti,
+//     sid and the subject's cutoff; if the store fails, the check fails with
+//     EUNAVAILABLE (503) unless RevocationFailOpen, which logs and continues.
+//     User tokens need an active user and iat ≥ TokensRevokedBefore (second
+//     resolution); service tokens need an active client.
+//   - Revocation entries outlive the tokens they revoke by one minute, the
+//     verifier's maximum clock-skew leeway, so that a revoked token cannot
+//     come back to life during the leeway after its exp.
+//   - Introspection (RFC 7662): service clients authenticated by credentials
+//     and admins (superuser, role admin, or admin:tokens) see any token; a
+//     user sees their own tokens, a client the tokens issued to it; everyone
+//     else, and every expired, revoked, used, foreign or garbage token, gets
+//     exactly {"active":false}. token_type is access_token, refresh_token or,
+//     as in the original service, service_token. Store failures are errors,
+//     not "inactive". The hint is ignored: the format (a JWS has two dots, an
+//     opaque token none) tells the kinds apart (§2.1 allows ignoring it).
+//   - Revocation (RFC 7009): only the owner (the user, or the client the
+//     token was issued to, §2.1) or an admin may revoke. For anyone else the
+//     answer is the same 200 as for an unknown token and nothing happens but
+//     an audit event: an error would reveal that the token exists and is
+//     valid. Revoking a refresh token revokes its family and its session and
+//     so every access token of the session (§2.1 "SHOULD"). Unknown,
+//     garbage and expired tokens are a no-op (§2.2).
+//   - Logout ends the current session (its refresh family, its access tokens
+//     by sid, and the presented token by jti) and counts only sessions that
+//     were active; Logout(all) is RevokeAllForUser, which also sets
+//     TokensRevokedBefore and the subject cutoff.
+//
+// ChangeExpiredPassword checks credentials exactly like the password grant
+// (the same invalid_grant, the same dummy hash, account_disabled only after
+// a correct password), then the password policy and the reuse history
+// (422-style permiso EINVALID errors with details on "new_password"), then
+// stores the new hash and revokes every session and token of the user. It
+// also works for a password that has not expired: knowing it gives the same
+// power through a login.
+//
+// Audit events (login.success, login.failure, client.auth_failure,
+// token.issue, token.refresh, token.reuse_detected, token.revoke,
+// session.logout, session.revoke_all, password.change) go to the Auditor,
+// which batches them off the request path; a metrics-counting Auditor
+// wrapper can derive login, issuance and reuse-detection counters from
+// them.
+package oauth2

@@ -1,0 +1,303 @@
+package oauth2_test
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"net/netip"
+	"net/url"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/argon2id"
+	"github.com/permiso/permiso/jwt"
+	"github.com/permiso/permiso/memory"
+	"github.com/permiso/permiso/oauth2"
+	"github.com/permiso/permiso/sqlite"
+)
+
+// clock is a fake clock shared by the service, the signer and the
+// revocation store.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// recorder is an Auditor that keeps every event.
+type recorder struct {
+	mu     sync.Mutex
+	events []permiso.AuditEvent
+}
+
+func (r *recorder) Record(_ context.Context, e permiso.AuditEvent) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, e)
+}
+
+// find returns the events with this action.
+func (r *recorder) find(action string) []permiso.AuditEvent {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []permiso.AuditEvent
+	for _, e := range r.events {
+		if e.Action == action {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+const (
+	testSecret   = "0123456789abcdef0123456789abcdef-test-secret"
+	testIssuer   = "permiso-test"
+	goodPassword = "Correct-Horse-9-battery"
+)
+
+type env struct {
+	t      *testing.T
+	ctx    context.Context
+	db     *sqlite.DB
+	clock  *clock
+	rev    permiso.RevocationStore
+	signer *jwt.Signer
+	hasher *argon2id.Hasher
+	audit  *recorder
+	cfg    oauth2.Config
+	svc    *oauth2.Service
+	roles  map[string]permiso.Role
+	scopes map[string]permiso.Scope
+}
+
+type envOption func(*oauth2.Config, *oauth2.Deps)
+
+func newEnv(t *testing.T, opts ...envOption) *env {
+	t.Helper()
+	ctx := t.Context()
+	db, err := sqlite.Open(ctx, sqlite.Memory, sqlite.Options{})
+	if err != nil {
+		t.Fatalf("sqlite.Open: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.MigrateUp(ctx); err != nil {
+		t.Fatalf("MigrateUp: %v", err)
+	}
+	clk := &clock{t: time.Now().UTC().Truncate(time.Second)}
+	signer, err := jwt.New(ctx, jwt.Options{Algorithm: jwt.HS256, Secret: []byte(testSecret), Issuer: testIssuer, Now: clk.Now})
+	if err != nil {
+		t.Fatalf("jwt.New: %v", err)
+	}
+	e := &env{
+		t: t, ctx: ctx, db: db, clock: clk, signer: signer,
+		rev:    memory.NewRevocations(memory.WithNow(clk.Now)),
+		hasher: argon2id.New(argon2id.Options{Params: argon2id.TestParams()}),
+		audit:  &recorder{},
+		roles:  map[string]permiso.Role{},
+		scopes: map[string]permiso.Scope{},
+	}
+	e.cfg = oauth2.Config{
+		Issuer:               testIssuer,
+		AccessTokenLifetime:  15 * time.Minute,
+		RefreshTokenLifetime: 30 * 24 * time.Hour,
+		ServiceTokenLifetime: 10 * time.Minute,
+		ReuseGrace:           10 * time.Second,
+		PasswordMaxAge:       90 * 24 * time.Hour,
+		PasswordPolicy: permiso.PasswordPolicy{MinLength: 12, MaxLength: 128,
+			RequireUppercase: true, RequireLowercase: true, RequireDigits: true, RequireSpecial: true},
+		PreventReuseCount: 3,
+	}
+	deps := oauth2.Deps{
+		Users: db, Clients: db, Tokens: db, Sessions: db,
+		Hasher: e.hasher, Signer: signer, Revocations: e.rev, Audit: e.audit, Now: clk.Now,
+	}
+	for _, o := range opts {
+		o(&e.cfg, &deps)
+	}
+	e.hasher = deps.Hasher.(*argon2id.Hasher)
+	e.rev = deps.Revocations
+	e.svc = oauth2.NewService(e.cfg, deps)
+
+	for _, name := range []string{permiso.RoleUser, permiso.RoleAdmin} {
+		r, err := db.GetRoleByName(ctx, name)
+		if err != nil {
+			t.Fatalf("GetRoleByName(%s): %v", name, err)
+		}
+		e.roles[name] = r
+	}
+	scopes, _, err := db.ListScopes(ctx, permiso.ScopeFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range scopes {
+		e.scopes[s.Name] = s
+	}
+	// An extra scope and role, to take away from a user.
+	sc, err := db.CreateScope(ctx, permiso.Scope{Name: "read:reports"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.scopes[sc.Name] = sc
+	r, err := db.CreateRole(ctx, permiso.Role{Name: "reporter"}, []uuid.UUID{sc.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.roles[r.Name] = r
+	return e
+}
+
+// createUser creates an active user with goodPassword-style credentials.
+func (e *env) createUser(username, password string, roles ...string) permiso.User {
+	e.t.Helper()
+	hash, err := e.hasher.Hash(e.ctx, password)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var ids []uuid.UUID
+	for _, r := range roles {
+		ids = append(ids, e.roles[r].ID)
+	}
+	now := e.clock.Now()
+	u, err := e.db.CreateUser(e.ctx, permiso.User{
+		Username: username, Email: username + "@example.com", PasswordHash: hash,
+		IsActive: true, PasswordChangedAt: now, CreatedAt: now, UpdatedAt: now,
+	}, ids)
+	if err != nil {
+		e.t.Fatalf("CreateUser: %v", err)
+	}
+	return u
+}
+
+// createClient creates an active confidential client and returns its
+// secret.
+func (e *env) createClient(clientID string, mutate func(*permiso.ServiceClient), scopes ...string) (permiso.ServiceClient, string) {
+	e.t.Helper()
+	secret, hash := oauth2.NewClientSecret()
+	c := permiso.ServiceClient{ClientID: clientID, SecretHash: hash, Name: clientID,
+		ClientType: "confidential", IsActive: true}
+	if mutate != nil {
+		mutate(&c)
+	}
+	var ids []uuid.UUID
+	for _, s := range scopes {
+		ids = append(ids, e.scopes[s].ID)
+	}
+	c, err := e.db.CreateServiceClient(e.ctx, c, ids)
+	if err != nil {
+		e.t.Fatalf("CreateServiceClient: %v", err)
+	}
+	return c, secret
+}
+
+var testMeta = oauth2.RequestMeta{IP: netip.MustParseAddr("192.0.2.10"), UserAgent: "test-agent", RequestID: "req-1"}
+
+// token parses the form and runs the token endpoint.
+func (e *env) token(form url.Values, authorization string) (oauth2.TokenResponse, error) {
+	return e.tokenFrom(testMeta, form, authorization)
+}
+
+func (e *env) tokenFrom(meta oauth2.RequestMeta, form url.Values, authorization string) (oauth2.TokenResponse, error) {
+	req, err := oauth2.ParseTokenRequest(form, authorization)
+	if err != nil {
+		return oauth2.TokenResponse{}, err
+	}
+	return e.svc.Token(e.ctx, req, meta)
+}
+
+func (e *env) mustToken(form url.Values, authorization string) oauth2.TokenResponse {
+	e.t.Helper()
+	resp, err := e.token(form, authorization)
+	if err != nil {
+		e.t.Fatalf("token(%v): %v", redact(form), err)
+	}
+	return resp
+}
+
+func redact(form url.Values) url.Values {
+	c := url.Values{}
+	for k, v := range form {
+		if k == "password" || k == "client_secret" {
+			v = []string{"***"}
+		}
+		c[k] = v
+	}
+	return c
+}
+
+func formLogin(username, password string) url.Values {
+	return url.Values{"grant_type": {"password"}, "username": {username}, "password": {password}}
+}
+
+func (e *env) login(username, password, scope string) oauth2.TokenResponse {
+	e.t.Helper()
+	f := url.Values{"grant_type": {"password"}, "username": {username}, "password": {password}}
+	if scope != "" {
+		f.Set("scope", scope)
+	}
+	return e.mustToken(f, "")
+}
+
+func (e *env) refresh(rt, scope, authorization string) (oauth2.TokenResponse, error) {
+	f := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}
+	if scope != "" {
+		f.Set("scope", scope)
+	}
+	return e.token(f, authorization)
+}
+
+func (e *env) authenticate(bearer string) (oauth2.Principal, error) {
+	return e.svc.Authenticate(e.ctx, bearer)
+}
+
+func (e *env) mustAuthenticate(bearer string) oauth2.Principal {
+	e.t.Helper()
+	p, err := e.authenticate(bearer)
+	if err != nil {
+		e.t.Fatalf("Authenticate: %v", err)
+	}
+	return p
+}
+
+// wantInvalidToken asserts that the bearer is rejected as invalid_token.
+func (e *env) wantInvalidToken(bearer, why string) {
+	e.t.Helper()
+	_, err := e.authenticate(bearer)
+	if permiso.ErrorCode(err) != permiso.EINVALIDTOKEN {
+		e.t.Fatalf("%s: Authenticate err = %v, want EINVALIDTOKEN", why, err)
+	}
+}
+
+func basic(id, secret string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
+}
+
+// wantOAuth asserts err is an *oauth2.Error with the code and status.
+func wantOAuth(t *testing.T, err error, code string, status int) *oauth2.Error {
+	t.Helper()
+	var oe *oauth2.Error
+	if !errors.As(err, &oe) {
+		t.Fatalf("err = %v (%T), want *oauth2.Error %s", err, err, code)
+	}
+	if oe.Code != code || oe.Status != status {
+		t.Fatalf("err = %s (status %d), want %s (status %d)", oe.Error(), oe.Status, code, status)
+	}
+	return oe
+}
+
+func scopesOf(p oauth2.Principal) []string { return slices.Clone(p.Claims.Scopes) }

@@ -1,0 +1,201 @@
+package oauth2
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/permiso/permiso"
+)
+
+// Token type names of introspection responses (as the original service
+// wrote them).
+const (
+	TokenTypeHintAccess  = "access_token"
+	TokenTypeHintRefresh = "refresh_token"
+	tokenTypeService     = "service_token"
+)
+
+// Introspection is an RFC 7662 §2.2 introspection response. An inactive
+// token is exactly {"active": false}: every other member is omitted.
+type Introspection struct {
+	Active    bool     `json:"active"`
+	Scope     string   `json:"scope,omitempty"`
+	ClientID  string   `json:"client_id,omitempty"`
+	Username  string   `json:"username,omitempty"`
+	TokenType string   `json:"token_type,omitempty"`
+	Exp       int64    `json:"exp,omitempty"`
+	Iat       int64    `json:"iat,omitempty"`
+	Nbf       int64    `json:"nbf,omitempty"`
+	Sub       string   `json:"sub,omitempty"`
+	Aud       []string `json:"aud,omitempty"`
+	Iss       string   `json:"iss,omitempty"`
+	Jti       string   `json:"jti,omitempty"`
+	Sid       string   `json:"sid,omitempty"`
+}
+
+// identity is who a caller is, or whom a token belongs to: a user and/or
+// the public client_id of a service client.
+type identity struct {
+	userID   string
+	clientID string
+}
+
+func (c Caller) identity() identity {
+	var id identity
+	if c.Principal != nil {
+		if c.Principal.User != nil {
+			id.userID = c.Principal.User.ID.String()
+		}
+		if c.Principal.Client != nil {
+			id.clientID = c.Principal.Client.ClientID
+		}
+	}
+	if c.Client != nil {
+		id.clientID = c.Client.ClientID
+	}
+	return id
+}
+
+func (c Caller) none() bool { return c.Principal == nil && c.Client == nil }
+
+// admin reports whether the caller may act on any token: a bearer that is
+// an admin or holds admin:tokens (SPEC §5.1, §5.2).
+func (c Caller) admin() bool { return c.Principal != nil && c.Principal.Can(ScopeAdminTokens) }
+
+// owns reports whether the caller is the token's owner: the same user, or
+// the client the token was issued to (RFC 7009 §2.1).
+func (c Caller) owns(owner identity) bool {
+	me := c.identity()
+	return me.userID != "" && me.userID == owner.userID ||
+		me.clientID != "" && me.clientID == owner.clientID
+}
+
+// looksLikeJWT tells a compact JWS (three dot-separated parts) from an
+// opaque refresh token (base64url, no dots). The token_type_hint is not
+// needed: the format decides (RFC 7662 §2.1 lets the server ignore it).
+func looksLikeJWT(token string) bool { return strings.Count(token, ".") == 2 }
+
+var errNoCaller = permiso.Errorf(permiso.EUNAUTHORIZED, "Authentication required")
+
+// Introspect answers RFC 7662 introspection (SPEC §5.1). Allowed callers:
+// any service client authenticated by its credentials and any bearer that
+// is an admin or holds admin:tokens (any token), or the owner of the token
+// (a user asking about their own token, a client about tokens issued to
+// it); for anyone else the answer is {"active": false}, so a foreign
+// token's existence is not revealed.
+//
+// An access token is active when Authenticate accepts it (signature,
+// expiry, revocation, user or client still active). A refresh token is
+// active when it is unused, unrevoked, unexpired, its session is active and
+// its user exists and is active. Anything else is {"active": false}. The
+// hint is ignored: the token's format tells the two kinds apart.
+//
+// A caller-less call is EUNAUTHORIZED; store failures (EUNAVAILABLE, for
+// example when revocation state cannot be read) are returned as errors
+// rather than answered as inactive.
+func (s *Service) Introspect(ctx context.Context, caller Caller, token, hint string) (Introspection, error) {
+	if caller.none() {
+		return Introspection{}, errNoCaller
+	}
+	privileged := caller.Client != nil || caller.admin()
+	if token == "" {
+		return Introspection{}, nil
+	}
+	if looksLikeJWT(token) {
+		p, err := s.Authenticate(ctx, token)
+		if err != nil {
+			if permiso.ErrorCode(err) == permiso.EINVALIDTOKEN {
+				return Introspection{}, nil
+			}
+			return Introspection{}, err
+		}
+		c := p.Claims
+		owner := identity{clientID: c.ClientID}
+		if c.Type == permiso.TokenTypeAccess {
+			owner.userID = c.Subject
+		}
+		if !privileged && !caller.owns(owner) {
+			return Introspection{}, nil
+		}
+		out := Introspection{
+			Active: true, Scope: strings.Join(c.Scopes, " "), ClientID: c.ClientID,
+			Username: c.Username, TokenType: TokenTypeHintAccess,
+			Exp: c.ExpiresAt.Unix(), Iat: c.IssuedAt.Unix(), Sub: c.Subject, Aud: c.Audience,
+			Iss: c.Issuer, Jti: c.ID, Sid: c.SessionID,
+		}
+		if !c.NotBefore.IsZero() {
+			out.Nbf = c.NotBefore.Unix()
+		}
+		if c.Type == permiso.TokenTypeService {
+			out.TokenType = tokenTypeService
+		}
+		return out, nil
+	}
+
+	if len(token) > MaxTokenLength {
+		return Introspection{}, nil
+	}
+	now := s.now()
+	t, err := s.deps.Tokens.GetRefreshTokenByHash(ctx, permiso.HashToken(token))
+	if err != nil {
+		if errors.Is(err, permiso.ErrNotFound) {
+			return Introspection{}, nil
+		}
+		return Introspection{}, err
+	}
+	if t.UsedAt != nil || t.RevokedAt != nil || !now.Before(t.ExpiresAt) {
+		return Introspection{}, nil
+	}
+	clientID, err := s.clientIDOf(ctx, t.ClientID)
+	if err != nil {
+		return Introspection{}, err
+	}
+	if !privileged && !caller.owns(identity{userID: t.UserID.String(), clientID: clientID}) {
+		return Introspection{}, nil
+	}
+	sess, err := s.deps.Sessions.GetSession(ctx, t.SessionID)
+	if err != nil {
+		if errors.Is(err, permiso.ErrNotFound) {
+			return Introspection{}, nil
+		}
+		return Introspection{}, err
+	}
+	if !sess.Active(now) {
+		return Introspection{}, nil
+	}
+	u, err := s.deps.Users.GetUser(ctx, t.UserID)
+	if err != nil {
+		if errors.Is(err, permiso.ErrNotFound) {
+			return Introspection{}, nil
+		}
+		return Introspection{}, err
+	}
+	if !u.IsActive || u.TokensRevokedBefore != nil && t.IssuedAt.Before(*u.TokensRevokedBefore) {
+		return Introspection{}, nil
+	}
+	return Introspection{
+		Active: true, Scope: strings.Join(t.Scopes, " "), ClientID: clientID,
+		Username: u.Username, TokenType: TokenTypeHintRefresh,
+		Exp: t.ExpiresAt.Unix(), Iat: t.IssuedAt.Unix(), Sub: t.UserID.String(),
+		Iss: s.cfg.Issuer, Sid: t.SessionID.String(),
+	}, nil
+}
+
+// clientIDOf returns the public client_id of the client with row id, or ""
+// for nil (or a client deleted since).
+func (s *Service) clientIDOf(ctx context.Context, id *uuid.UUID) (string, error) {
+	if id == nil {
+		return "", nil
+	}
+	c, err := s.deps.Clients.GetServiceClient(ctx, *id)
+	if err != nil {
+		if errors.Is(err, permiso.ErrNotFound) {
+			return "", nil
+		}
+		return "", err
+	}
+	return c.ClientID, nil
+}

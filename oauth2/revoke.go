@@ -1,0 +1,211 @@
+package oauth2
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/permiso/permiso"
+)
+
+// Revoke implements RFC 7009 token revocation (SPEC §5.1).
+//
+//   - Unknown, malformed, expired or already revoked tokens give nil: the
+//     endpoint answers 200 (RFC 7009 §2.2, "invalid tokens do not cause an
+//     error response").
+//   - Only the token's owner (the user, or the client the token was issued
+//     to, RFC 7009 §2.1) or a bearer that is an admin or holds admin:tokens
+//     may revoke it. For anyone else Revoke also gives nil and does nothing
+//     but write an audit event: answering 200 does not reveal whether a
+//     foreign token exists or is valid, which an error would.
+//   - An access token is revoked by its jti until it expires.
+//   - A refresh token revokes its whole family and its session, and the
+//     session's access tokens through the revocation store (RFC 7009 §2.1
+//     "SHOULD also invalidate all access tokens based on the same
+//     authorization grant").
+//
+// The hint is ignored (the format tells the kinds apart, RFC 7009 §2.1
+// allows it). Store failures are returned (503 / 500), never swallowed: a
+// revocation the caller was told succeeded must have happened.
+func (s *Service) Revoke(ctx context.Context, caller Caller, token, hint string) error {
+	if caller.none() {
+		return errNoCaller
+	}
+	if token == "" {
+		return ErrInvalidRequest.WithDescription("Missing parameter: token")
+	}
+	meta := metaFrom(ctx)
+	actor := callerAudit(caller)
+	if looksLikeJWT(token) {
+		if len(token) > maxBearerLength {
+			return nil
+		}
+		c, err := s.deps.Signer.Verify(ctx, token)
+		if err != nil {
+			if permiso.ErrorCode(err) == permiso.EINVALIDTOKEN {
+				return nil
+			}
+			return err
+		}
+		owner := identity{clientID: c.ClientID}
+		if c.Type == permiso.TokenTypeAccess {
+			owner.userID = c.Subject
+		}
+		if !caller.admin() && !caller.owns(owner) {
+			s.audit(ctx, meta, actor.event(ActionTokenRevoke, "failure", "token", c.ID, map[string]any{"reason": "not_owner"}))
+			return nil
+		}
+		if err := s.deps.Revocations.RevokeToken(ctx, c.ID, c.ExpiresAt.Add(revocationMargin)); err != nil {
+			return err
+		}
+		s.audit(ctx, meta, actor.event(ActionTokenRevoke, "success", "token", c.ID, map[string]any{"token_type": TokenTypeHintAccess, "sub": c.Subject}))
+		return nil
+	}
+
+	if len(token) > MaxTokenLength {
+		return nil
+	}
+	t, err := s.deps.Tokens.GetRefreshTokenByHash(ctx, permiso.HashToken(token))
+	if err != nil {
+		if errors.Is(err, permiso.ErrNotFound) {
+			return nil
+		}
+		return err
+	}
+	clientID, err := s.clientIDOf(ctx, t.ClientID)
+	if err != nil {
+		return err
+	}
+	if !caller.admin() && !caller.owns(identity{userID: t.UserID.String(), clientID: clientID}) {
+		s.audit(ctx, meta, actor.event(ActionTokenRevoke, "failure", "session", t.SessionID.String(), map[string]any{"reason": "not_owner"}))
+		return nil
+	}
+	now := s.now()
+	if _, err := s.deps.Tokens.RevokeRefreshFamily(ctx, t.FamilyID, "revoked", now); err != nil {
+		return err
+	}
+	if err := s.endSession(ctx, t.SessionID, "revoked", now); err != nil {
+		return err
+	}
+	s.audit(ctx, meta, actor.event(ActionTokenRevoke, "success", "session", t.SessionID.String(),
+		map[string]any{"token_type": TokenTypeHintRefresh, "family_id": t.FamilyID.String(), "user_id": t.UserID.String()}))
+	return nil
+}
+
+// endSession revokes the session in the store (with its refresh tokens)
+// and its access tokens in the revocation store. An unknown session is
+// only revoked in the revocation store.
+func (s *Service) endSession(ctx context.Context, sid uuid.UUID, reason string, now time.Time) error {
+	if _, err := s.deps.Sessions.RevokeSession(ctx, sid, reason, now); err != nil && !errors.Is(err, permiso.ErrNotFound) {
+		return err
+	}
+	return s.deps.Revocations.RevokeSession(ctx, sid.String(), s.sessionRevocationExpiry(now))
+}
+
+// Logout ends the principal's current session: the session and its
+// refresh tokens in the store, its access tokens (sid) and the presented
+// token (jti) in the revocation store. With all, it ends every session of
+// the user (RevokeAllForUser). It returns the number of sessions that were
+// active and are now ended. Only user principals can log out (EFORBIDDEN
+// otherwise).
+func (s *Service) Logout(ctx context.Context, p Principal, all bool) (sessionsTerminated int, err error) {
+	if !p.IsUser() {
+		return 0, permiso.Errorf(permiso.EFORBIDDEN, "Only user tokens can log out")
+	}
+	now := s.now()
+	if err := s.deps.Revocations.RevokeToken(ctx, p.Claims.ID, p.Claims.ExpiresAt.Add(revocationMargin)); err != nil {
+		return 0, err
+	}
+	if all {
+		return s.RevokeAllForUser(ctx, p.User.ID, "logout_all")
+	}
+	n := 0
+	if sid, perr := uuid.Parse(p.Claims.SessionID); perr == nil {
+		sess, err := s.deps.Sessions.GetSession(ctx, sid)
+		switch {
+		case err == nil:
+			if sess.UserID != p.User.ID {
+				// A forged sid cannot happen with a verified token; refuse
+				// rather than end another user's session.
+				return 0, permiso.Errorf(permiso.EFORBIDDEN, "Session does not belong to the user")
+			}
+			if sess.Active(now) {
+				n = 1
+			}
+		case errors.Is(err, permiso.ErrNotFound):
+		default:
+			return 0, err
+		}
+		if err := s.endSession(ctx, sid, "logout", now); err != nil {
+			return 0, err
+		}
+	}
+	s.auditUser(ctx, metaFrom(ctx), *p.User, ActionLogout, "success", map[string]any{"session_id": p.Claims.SessionID, "sessions_terminated": n})
+	return n, nil
+}
+
+// RevokeAllForUser ends every session of the user and invalidates every
+// token issued to them so far (password change, disabling, logout-all,
+// `permiso sessions revoke-all`):
+//   - TokensRevokedBefore = now on the user (checked by Authenticate and by
+//     the refresh grant);
+//   - every active session and its refresh tokens revoked in the store;
+//   - each of those sessions, and the subject's cutoff, in the revocation
+//     store, so that every instance rejects the old access tokens at once.
+//
+// It returns the number of sessions ended. An unknown user is ENOTFOUND.
+func (s *Service) RevokeAllForUser(ctx context.Context, userID uuid.UUID, reason string) (int, error) {
+	now := s.now()
+	if _, err := s.deps.Users.UpdateUser(ctx, userID, func(u *permiso.User) error {
+		if u.TokensRevokedBefore == nil || u.TokensRevokedBefore.Before(now) {
+			t := now.UTC()
+			u.TokensRevokedBefore = &t
+		}
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	sessions, err := s.deps.Sessions.RevokeUserSessions(ctx, userID, nil, reason, now)
+	if err != nil {
+		return 0, err
+	}
+	exp := s.sessionRevocationExpiry(now)
+	for _, x := range sessions {
+		if err := s.deps.Revocations.RevokeSession(ctx, x.ID.String(), exp); err != nil {
+			return 0, err
+		}
+	}
+	// The subject cutoff also catches access tokens of sessions that were
+	// no longer active (expired), without a database read on any instance.
+	if err := s.deps.Revocations.RevokeSubjectBefore(ctx, userID.String(), now, exp); err != nil {
+		return 0, err
+	}
+	s.audit(ctx, metaFrom(ctx), permiso.AuditEvent{ActorType: "system", Action: ActionRevokeAll, Result: "success",
+		TargetType: ptr("user"), TargetID: ptr(userID.String()),
+		Details: map[string]any{"reason": reason, "sessions_terminated": len(sessions)}})
+	return len(sessions), nil
+}
+
+// callerAudit describes a caller for audit events.
+type callerActor struct {
+	typ string
+	id  string
+}
+
+func callerAudit(c Caller) callerActor {
+	id := c.identity()
+	switch {
+	case id.userID != "":
+		return callerActor{"user", id.userID}
+	case id.clientID != "":
+		return callerActor{"client", id.clientID}
+	}
+	return callerActor{"anonymous", ""}
+}
+
+func (a callerActor) event(action, result, targetType, targetID string, details map[string]any) permiso.AuditEvent {
+	return permiso.AuditEvent{ActorType: a.typ, ActorID: optional(a.id), Action: action, Result: result,
+		TargetType: ptr(targetType), TargetID: optional(targetID), Details: details}
+}

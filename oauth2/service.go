@@ -1,0 +1,380 @@
+package oauth2
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/permiso/permiso"
+)
+
+// Defaults applied by NewService to zero Config values.
+const (
+	DefaultAccessTokenLifetime  = 15 * time.Minute
+	DefaultRefreshTokenLifetime = 30 * 24 * time.Hour
+	DefaultServiceTokenLifetime = 15 * time.Minute
+
+	// revocationMargin is added to every revocation entry's lifetime: the
+	// verifier accepts a token up to its clock-skew leeway after exp (at
+	// most jwt.MaxLeeway, one minute), so the entry must outlive exp by as
+	// much, or the token would come back to life for the leeway.
+	revocationMargin = time.Minute
+)
+
+// Config is the policy of the token service.
+type Config struct {
+	// Issuer is the "iss" of the tokens (JWT_ISSUER), shown by
+	// introspection of refresh tokens. Access tokens get it from the
+	// signer.
+	Issuer string
+	// Audience is the "aud" of issued access tokens; empty means the
+	// signer's default.
+	Audience []string
+	// AccessTokenLifetime is the life of user access tokens
+	// (ACCESS_TOKEN_EXPIRE_MINUTES).
+	AccessTokenLifetime time.Duration
+	// RefreshTokenLifetime is the life of a refresh token and the idle
+	// timeout of a session (REFRESH_TOKEN_EXPIRE_DAYS).
+	RefreshTokenLifetime time.Duration
+	// ServiceTokenLifetime is the life of client-credentials tokens of a
+	// client without its own lifetime (SERVICE_TOKEN_EXPIRE_MINUTES).
+	ServiceTokenLifetime time.Duration
+	// ReuseGrace is how long after its rotation a refresh token may be
+	// presented again and get a fresh pair instead of counting as reuse
+	// (REFRESH_TOKEN_REUSE_GRACE_SECONDS). Zero means no grace.
+	ReuseGrace time.Duration
+	// PasswordMaxAge is the password expiry (PASSWORD_MAX_AGE_DAYS); zero
+	// disables expiry.
+	PasswordMaxAge time.Duration
+	// RevocationFailOpen lets bearer checks continue, with a warning, when
+	// the revocation store is unreachable (REVOCATION_FAIL_OPEN). By
+	// default they fail closed with EUNAVAILABLE.
+	RevocationFailOpen bool
+	// PasswordPolicy is checked by ChangeExpiredPassword.
+	PasswordPolicy permiso.PasswordPolicy
+	// PreventReuseCount is how many previous passwords may not be reused
+	// (PASSWORD_PREVENT_REUSE_COUNT).
+	PreventReuseCount int
+}
+
+// Hasher hashes and verifies passwords and can run a verification against
+// a dummy hash for unknown users (argon2id.Hasher).
+type Hasher interface {
+	permiso.PasswordHasher
+	// VerifyDummy costs as much as one Verify and matches nothing.
+	VerifyDummy(ctx context.Context, password string) error
+}
+
+// Deps are the parts the token service works with.
+type Deps struct {
+	Users       permiso.UserStore
+	Clients     permiso.ClientStore
+	Tokens      permiso.TokenStore
+	Sessions    permiso.SessionStore
+	Hasher      Hasher
+	Signer      permiso.TokenSigner
+	Revocations permiso.RevocationStore
+	// Audit receives audit events; nil records nothing. Metrics on logins,
+	// issued tokens and reuse detections can be taken by wrapping it.
+	Audit permiso.Auditor
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// Logger receives internal errors and fail-open warnings; nil discards.
+	Logger *slog.Logger
+}
+
+// RequestMeta describes the HTTP request behind a call, for sessions and
+// audit events.
+type RequestMeta struct {
+	IP        netip.Addr
+	UserAgent string
+	RequestID string
+}
+
+type metaKey struct{}
+
+// ContextWithMeta returns a context carrying meta, which the methods
+// without a RequestMeta parameter (Authenticate, Introspect, Revoke,
+// Logout, RevokeAllForUser) put into their audit events.
+func ContextWithMeta(ctx context.Context, meta RequestMeta) context.Context {
+	return context.WithValue(ctx, metaKey{}, meta)
+}
+
+func metaFrom(ctx context.Context) RequestMeta {
+	m, _ := ctx.Value(metaKey{}).(RequestMeta)
+	return m
+}
+
+// Service is the protocol core of the token endpoint and of the bearer
+// checks. It is safe for concurrent use.
+type Service struct {
+	cfg  Config
+	deps Deps
+	now  func() time.Time
+	log  *slog.Logger
+	// dummySecretHash is compared against for unknown clients, so that
+	// they cost the same as known ones.
+	dummySecretHash string
+}
+
+// NewService returns a Service. Zero lifetimes take the Default* values.
+func NewService(cfg Config, deps Deps) *Service {
+	if cfg.AccessTokenLifetime <= 0 {
+		cfg.AccessTokenLifetime = DefaultAccessTokenLifetime
+	}
+	if cfg.RefreshTokenLifetime <= 0 {
+		cfg.RefreshTokenLifetime = DefaultRefreshTokenLifetime
+	}
+	if cfg.ServiceTokenLifetime <= 0 {
+		cfg.ServiceTokenLifetime = DefaultServiceTokenLifetime
+	}
+	if cfg.ReuseGrace < 0 {
+		cfg.ReuseGrace = 0
+	}
+	if cfg.PreventReuseCount < 0 {
+		cfg.PreventReuseCount = 0
+	}
+	s := &Service{cfg: cfg, deps: deps, now: deps.Now, log: deps.Logger}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.dummySecretHash = permiso.HashToken(permiso.NewOpaqueToken())
+	return s
+}
+
+// TokenResponse is the successful token response (RFC 6749 §5.1) plus
+// permiso's session_id (password grant).
+type TokenResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int    `json:"expires_in"`
+	// Scope is the granted scope, sorted and space-separated; omitted when
+	// empty (RFC 6749 §5.1 makes it optional when equal to the request).
+	Scope string `json:"scope,omitempty"`
+	// RefreshToken is never issued to client_credentials (RFC 6749 §4.4.3).
+	RefreshToken string `json:"refresh_token,omitempty"`
+	SessionID    string `json:"session_id,omitempty"`
+}
+
+// grant is what a grant step established, handed on through the fixed
+// pipeline: scope policy, then issuance.
+type grant struct {
+	kind   string
+	user   *permiso.User          // password and refresh grants
+	client *permiso.ServiceClient // the authenticated client, if any
+	// available are the scopes the subject holds now; ceiling bounds what
+	// a refresh may request (the original grant).
+	available []string
+	ceiling   []string
+	// refresh grant: the presented token, its hash, its session, and
+	// whether it was already rotated within the grace window.
+	presented   *permiso.RefreshToken
+	hash        string
+	session     *permiso.Session
+	graceRetry  bool
+	grantedList []string
+}
+
+// Token runs the token endpoint (RFC 6749 §3.2) as one fixed pipeline:
+// client authentication (when credentials were sent or the grant needs
+// them) -> grant -> scope policy -> issuance -> response. No grant can skip
+// a shared step.
+//
+// Every error is an *Error: store, hasher and signer failures become
+// temporarily_unavailable (503, for permiso EUNAVAILABLE) or server_error
+// (500, logged here with the request id, never shown).
+func (s *Service) Token(ctx context.Context, req TokenRequest, meta RequestMeta) (TokenResponse, error) {
+	resp, err := s.token(ctx, req, meta)
+	if err != nil {
+		return TokenResponse{}, s.oauthError(ctx, err, meta)
+	}
+	return resp, nil
+}
+
+func (s *Service) token(ctx context.Context, req TokenRequest, meta RequestMeta) (TokenResponse, error) {
+	// 1. Client authentication (RFC 6749 §2.3, §3.2.1).
+	var client *permiso.ServiceClient
+	if req.ClientAuth != ClientAuthNone && req.ClientAuth != "" || req.ClientID != "" || req.ClientSecret != "" {
+		c, err := s.authenticateClient(ctx, req, meta)
+		if err != nil {
+			return TokenResponse{}, err
+		}
+		client = c
+	}
+
+	// 2. Grant.
+	var (
+		g   *grant
+		err error
+	)
+	switch req.GrantType {
+	case GrantPassword:
+		g, err = s.passwordGrant(ctx, req, client, meta)
+	case GrantRefreshToken:
+		g, err = s.refreshGrant(ctx, req, client, meta)
+	case GrantClientCredentials:
+		g, err = s.clientCredentialsGrant(ctx, client, req)
+	default:
+		err = ErrUnsupportedGrantType.WithDescription("Unsupported grant type")
+	}
+	if err != nil {
+		return TokenResponse{}, err
+	}
+
+	// 3. Scope policy (RFC 6749 §3.3, §6).
+	granted, err := scopePolicy(req, g)
+	if err != nil {
+		return TokenResponse{}, err
+	}
+	g.grantedList = granted
+
+	// 4. Issuance and 5. response.
+	switch g.kind {
+	case GrantPassword:
+		return s.issueLogin(ctx, g, meta)
+	case GrantRefreshToken:
+		return s.issueRefresh(ctx, req, g, meta)
+	default:
+		return s.issueService(ctx, g, meta)
+	}
+}
+
+// scopePolicy decides the granted scope. RFC 6749 §3.3 lets the server
+// narrow the request and say so in the response; §6 forbids a refresh to
+// ask for more than the original grant.
+//
+//   - refresh: a requested scope outside the original grant is
+//     invalid_scope; granted = (requested, or the original grant) ∩ the
+//     user's current scopes, so scopes the user lost are dropped;
+//   - password and client_credentials: granted = (requested, or
+//     everything) ∩ the subject's scopes; a request of which nothing can be
+//     granted is invalid_scope, a partial one is narrowed.
+func scopePolicy(req TokenRequest, g *grant) ([]string, error) {
+	if g.kind == GrantRefreshToken {
+		if req.ScopeGiven && !subset(req.Scope, g.ceiling) {
+			return nil, ErrInvalidScope.WithDescription("The requested scope exceeds the scope originally granted")
+		}
+		base := g.ceiling
+		if req.ScopeGiven {
+			base = req.Scope
+		}
+		return intersect(base, g.available), nil
+	}
+	if !req.ScopeGiven {
+		return permiso.SortedUnique(g.available), nil
+	}
+	granted := intersect(req.Scope, g.available)
+	if len(granted) == 0 {
+		return nil, ErrInvalidScope.WithDescription("None of the requested scopes can be granted")
+	}
+	return granted, nil
+}
+
+// errClientAuth is the one answer to every client authentication failure:
+// unknown client, wrong secret, inactive client, address not allowed. It
+// never says which (no client enumeration).
+var errClientAuth = ErrInvalidClient.WithDescription("Client authentication failed")
+
+// authenticateClient checks the client's credentials (RFC 6749 §2.3.1)
+// with a fast hash compared in constant time, against the current secret
+// and, during a rotation overlap, the previous one.
+func (s *Service) authenticateClient(ctx context.Context, req TokenRequest, meta RequestMeta) (*permiso.ServiceClient, error) {
+	fail := errClientAuth
+	if req.ClientAuth == ClientAuthBasic {
+		fail = fail.WithBasicChallenge()
+	}
+	if req.ClientID == "" || req.ClientSecret == "" {
+		return nil, fail
+	}
+	now := s.now()
+	presented := permiso.HashToken(req.ClientSecret)
+	c, err := s.deps.Clients.GetServiceClientByClientID(ctx, req.ClientID)
+	if err != nil {
+		if !errors.Is(err, permiso.ErrNotFound) {
+			return nil, err
+		}
+		// Same work as for a known client (one hash, one constant-time
+		// compare), so timing does not reveal which clients exist.
+		_ = permiso.EqualHash(presented, s.dummySecretHash)
+		s.audit(ctx, meta, permiso.AuditEvent{ActorType: "anonymous", Action: ActionClientAuthFailure,
+			Result: "failure", TargetType: ptr("client"), TargetID: ptr(req.ClientID),
+			Details: map[string]any{"reason": "unknown_client"}})
+		return nil, fail
+	}
+	ok := permiso.EqualHash(presented, c.SecretHash)
+	if c.PreviousSecretHash != nil && c.PreviousSecretExpiresAt != nil && now.Before(*c.PreviousSecretExpiresAt) {
+		prev := permiso.EqualHash(presented, *c.PreviousSecretHash)
+		ok = ok || prev
+	}
+	reason := ""
+	switch {
+	case !ok:
+		reason = "invalid_secret"
+	case !c.IsActive:
+		reason = "inactive"
+	case !ipAllowed(c.AllowedIPs, meta.IP):
+		reason = "address_not_allowed"
+	}
+	if reason != "" {
+		s.audit(ctx, meta, permiso.AuditEvent{ActorType: "anonymous", Action: ActionClientAuthFailure,
+			Result: "failure", TargetType: ptr("client"), TargetID: ptr(c.ClientID),
+			Details: map[string]any{"reason": reason}})
+		return nil, fail
+	}
+	return &c, nil
+}
+
+// ipAllowed reports whether ip may use a client with this allowed_ips list
+// (comma-separated IPs and CIDRs). An empty list allows any address; an
+// unparsable list, or an unknown address, allows none (fail closed).
+func ipAllowed(list *string, ip netip.Addr) bool {
+	if list == nil || strings.TrimSpace(*list) == "" {
+		return true
+	}
+	prefixes, err := ParseAllowedIPs(*list)
+	if err != nil || !ip.IsValid() {
+		return false
+	}
+	ip = ip.Unmap().WithZone("")
+	for _, p := range prefixes {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// oauthError turns err into the *Error Token returns, logging internal
+// causes once.
+func (s *Service) oauthError(ctx context.Context, err error, meta RequestMeta) *Error {
+	e := AsError(err)
+	if e.Status >= 500 {
+		s.log.LogAttrs(ctx, levelFor(e), "token endpoint error",
+			slog.String("request_id", meta.RequestID),
+			slog.String("error", err.Error()))
+	}
+	return e
+}
+
+func levelFor(e *Error) slog.Level {
+	if e.Status == 503 {
+		return slog.LevelWarn
+	}
+	return slog.LevelError
+}
+
+// signAccess signs an access token with the configured audience.
+func (s *Service) signAccess(ctx context.Context, c permiso.AccessClaims) (string, error) {
+	if len(s.cfg.Audience) > 0 {
+		c.Audience = s.cfg.Audience
+	}
+	return s.deps.Signer.Sign(ctx, c)
+}
+
+func ptr[T any](v T) *T { return &v }
