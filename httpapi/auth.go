@@ -15,7 +15,7 @@ const realm = "permiso"
 type principalKey struct{}
 
 // principalFrom returns the authenticated caller of a request that passed
-// requireBearer or requireUser.
+// guard.
 func principalFrom(ctx context.Context) (oauth2.Principal, bool) {
 	p, ok := ctx.Value(principalKey{}).(oauth2.Principal)
 	return p, ok
@@ -23,7 +23,6 @@ func principalFrom(ctx context.Context) (oauth2.Principal, bool) {
 
 var (
 	errNoToken = permiso.Errorf(permiso.EUNAUTHORIZED, "No authentication token provided")
-	errNotUser = permiso.Errorf(permiso.EFORBIDDEN, "Service tokens cannot be used for user authentication")
 )
 
 // bearerToken extracts the token of an "Authorization: Bearer" header
@@ -47,33 +46,6 @@ func (s *server) authenticate(r *http.Request) (oauth2.Principal, error) {
 		return oauth2.Principal{}, errNoToken
 	}
 	return s.auth.Authenticate(r.Context(), token)
-}
-
-// requireBearer admits requests with a valid access token of any kind
-// (user or service client) and puts the principal in the context. Failures
-// are 401 with an RFC 6750 §3 challenge, or 503 when the revocation state
-// cannot be read.
-func (s *server) requireBearer(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, err := s.authenticate(r)
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
-	})
-}
-
-// requireUser is requireBearer for routes that act on behalf of a user:
-// service-client tokens get 403.
-func (s *server) requireUser(next http.Handler) http.Handler {
-	return s.requireBearer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p, _ := principalFrom(r.Context()); !p.IsUser() {
-			writeError(w, r, errNotUser)
-			return
-		}
-		next.ServeHTTP(w, r)
-	}))
 }
 
 // bearerChallenge returns the WWW-Authenticate value for a 401 or 403 of

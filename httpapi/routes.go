@@ -1,15 +1,16 @@
 package httpapi
 
-// addRoutes registers every route of the server. It is the one place that
-// lists the HTTP API. Paths are matched after one trailing slash has been
-// stripped, so each route is registered without it.
+// addRoutes registers every route of the server with its access rule
+// (access.go). It is the one place that lists the HTTP API. Paths are
+// matched after one trailing slash has been stripped, so each route is
+// registered without it.
 func (s *server) addRoutes(checks []HealthCheck) {
-	mux, opts := s.mux, s.opts
+	opts := s.opts
 	// Operational endpoints (SPEC §5.3).
-	mux.Handle("GET /{$}", handleRoot(opts))
-	mux.Handle("GET /health", handleHealth(s.logger, opts, checks, s.now))
-	mux.Handle("GET /health/live", handleLive())
-	mux.Handle("GET /health/ready", handleReady(s.logger, opts, checks, s.now))
+	s.handle("GET /{$}", accessPublic, handleRoot(opts))
+	s.handle("GET /health", accessPublic, handleHealth(s.logger, opts, checks, s.now))
+	s.handle("GET /health/live", accessPublic, handleLive())
+	s.handle("GET /health/ready", accessPublic, handleReady(s.logger, opts, checks, s.now))
 
 	if s.auth == nil {
 		return
@@ -19,19 +20,25 @@ func (s *server) addRoutes(checks []HealthCheck) {
 		api = ""
 	}
 
-	// OAuth 2.0 endpoints (SPEC §5.1).
-	mux.Handle("POST "+api+pathToken, s.handleToken(""))
-	mux.Handle("POST "+api+"/auth/refresh", s.handleToken("refresh_token"))
-	mux.Handle("POST "+api+"/auth/service-token", s.handleToken("client_credentials"))
-	mux.Handle("POST "+api+pathIntrospect, s.handleIntrospect())
-	mux.Handle("POST "+api+pathRevoke, s.handleRevoke())
-	mux.Handle("POST "+api+"/auth/logout", s.requireUser(s.handleLogout()))
-	mux.Handle("POST "+api+"/auth/change-password", s.handleChangePassword())
+	// OAuth 2.0 endpoints (SPEC §5.1). Introspection and revocation
+	// authenticate their callers themselves (client credentials or bearer,
+	// RFC 7662 §2.1, RFC 7009 §2.1).
+	s.handle("POST "+api+pathToken, accessPublic, s.handleToken(""))
+	s.handle("POST "+api+"/auth/refresh", accessPublic, s.handleToken("refresh_token"))
+	s.handle("POST "+api+"/auth/service-token", accessPublic, s.handleToken("client_credentials"))
+	s.handle("POST "+api+pathIntrospect, accessPublic, s.handleIntrospect())
+	s.handle("POST "+api+pathRevoke, accessPublic, s.handleRevoke())
+	s.handle("POST "+api+"/auth/logout", accessUser, s.handleLogout())
+	s.handle("POST "+api+"/auth/change-password", accessPublic, s.handleChangePassword())
 
 	// Discovery (RFC 8414) and keys (RFC 7517).
-	mux.Handle("GET /.well-known/oauth-authorization-server", s.handleMetadata())
-	mux.Handle("GET /.well-known/openid-configuration", s.handleMetadata())
-	mux.Handle("GET "+pathJWKS, s.handleJWKS())
+	s.handle("GET /.well-known/oauth-authorization-server", accessPublic, s.handleMetadata())
+	s.handle("GET /.well-known/openid-configuration", accessPublic, s.handleMetadata())
+	s.handle("GET "+pathJWKS, accessPublic, s.handleJWKS())
+
+	// Users, roles and scopes (SPEC §5.2, issue 4).
+
+	// Service clients, sessions, admin and audit (SPEC §5.2, issue 5).
 }
 
 // Paths of the OAuth endpoints below the API prefix, for the discovery

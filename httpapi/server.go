@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/oauth2"
 )
 
@@ -89,6 +90,13 @@ type Deps struct {
 	Auth *oauth2.Service
 	// Keys publishes the token signing keys (JWKS) and algorithms.
 	Keys KeySet
+	// Store is the database; handlers use the narrow part they need.
+	Store permiso.Store
+	// Audit records audit events off the request path.
+	Audit permiso.Auditor
+	// Limiter counts requests for the RATE_LIMIT_* limits and the
+	// per-client limits; nil disables rate limiting.
+	Limiter permiso.RateLimiter
 
 	// testRoutes, when set, registers extra routes (tests only).
 	testRoutes func(mux *http.ServeMux)
@@ -109,14 +117,19 @@ type server struct {
 	now     func() time.Time
 	auth    *oauth2.Service
 	keys    KeySet
+	store   permiso.Store
+	audit   permiso.Auditor
+	limiter permiso.RateLimiter
 	mux     *http.ServeMux
+	routes  []routeInfo
 	handler http.Handler
 }
 
 // NewServer returns the permiso HTTP handler: every route of routes.go
 // behind the middleware chain described in the package documentation.
 func NewServer(deps Deps) http.Handler {
-	s := &server{logger: deps.Logger, opts: deps.Options, now: deps.Now, auth: deps.Auth, keys: deps.Keys}
+	s := &server{logger: deps.Logger, opts: deps.Options, now: deps.Now, auth: deps.Auth, keys: deps.Keys,
+		store: deps.Store, audit: deps.Audit, limiter: deps.Limiter}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}

@@ -27,9 +27,24 @@ type Principal struct {
 	Token string
 }
 
-// HasScope reports whether the token was granted the scope (its scope
-// claim, RFC 9068 §2.2.3).
-func (p Principal) HasScope(name string) bool { return slices.Contains(p.Claims.Scopes, name) }
+// HasScope reports whether the principal holds the scope now: the token
+// was granted it (its scope claim, RFC 9068 §2.2.3) AND the user's current
+// roles, or the client's current scopes, still include it. A scope taken
+// away from a role or a client therefore stops working at once, without
+// waiting for the token to expire; a token never carries more than it was
+// granted.
+func (p Principal) HasScope(name string) bool {
+	if !slices.Contains(p.Claims.Scopes, name) {
+		return false
+	}
+	switch {
+	case p.User != nil:
+		return slices.Contains(p.User.ScopeNames(), name)
+	case p.Client != nil:
+		return slices.Contains(p.Client.ScopeNames(), name)
+	}
+	return false
+}
 
 // IsUser reports whether the principal is a user.
 func (p Principal) IsUser() bool { return p.User != nil }

@@ -70,6 +70,8 @@ func cmdServe(ctx context.Context, env *environment, args []string, stdout io.Wr
 		Options: httpOptions(cfg),
 		Auth:    auth.service,
 		Keys:    auth.signer,
+		Store:   db,
+		Audit:   auth.audit,
 		Checks: []httpapi.HealthCheck{
 			{Name: "database", Check: func(ctx context.Context) (map[string]any, error) {
 				if err := db.Ping(ctx); err != nil {

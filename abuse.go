@@ -1,0 +1,62 @@
+package permiso
+
+import (
+	"context"
+	"time"
+)
+
+// Limit is a rate: Count requests per Period. The zero Limit is disabled.
+type Limit struct {
+	Count  int
+	Period time.Duration
+}
+
+// Disabled reports whether the limit admits everything.
+func (l Limit) Disabled() bool { return l.Count <= 0 || l.Period <= 0 }
+
+// LimitResult is the state of one rate-limit key after a check.
+type LimitResult struct {
+	Allowed   bool
+	Limit     int
+	Remaining int
+	// Reset is how long until the budget is fully available again;
+	// RetryAfter (when not Allowed) how long until one request would be.
+	Reset      time.Duration
+	RetryAfter time.Duration
+}
+
+// RateLimiter counts requests per key, shared by every instance (Redis)
+// or in process. Implementations MUST be exact under concurrency: of N
+// concurrent Allow calls on a fresh key, exactly min(N, limit.Count) are
+// allowed.
+type RateLimiter interface {
+	// Allow counts one request for key under limit.
+	Allow(ctx context.Context, key string, limit Limit) (LimitResult, error)
+	// Peek reports the state of key without counting a request.
+	Peek(ctx context.Context, key string, limit Limit) (LimitResult, error)
+}
+
+// LockoutState is the failed-login state of one key (a normalized
+// username, whether or not such a user exists).
+type LockoutState struct {
+	Failures    int
+	Locked      bool
+	LockedUntil time.Time
+}
+
+// Lockout counts consecutive failed logins per key and locks the key for a
+// fixed duration after the configured number of failures (SPEC §6). It is
+// shared by every instance (Redis) or in process. Implementations MUST be
+// atomic: of N concurrent failures on one key, the one that reaches the
+// maximum locks it, exactly once; failures while locked neither count nor
+// extend the lock.
+type Lockout interface {
+	// Check reports the state of key.
+	Check(ctx context.Context, key string) (LockoutState, error)
+	// Fail records a failed attempt and returns the new state. While the
+	// key is locked it changes nothing and returns the lock.
+	Fail(ctx context.Context, key string) (LockoutState, error)
+	// Reset clears the key (successful login, admin unlock, password
+	// reset).
+	Reset(ctx context.Context, key string) error
+}

@@ -1,0 +1,124 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/google/uuid"
+
+	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/oauth2"
+)
+
+// access is who may call a route: the one permission model of
+// docs/security-model.md, applied by middleware at route registration,
+// never by ad-hoc checks in handlers.
+type access struct {
+	// public routes run without authentication.
+	public bool
+	// users and clients say which bearer kinds are admitted: user access
+	// tokens and service-client tokens. Refresh tokens are never bearer
+	// tokens (they are opaque and fail the signature check).
+	users, clients bool
+	// scope, when set, is the admin:* scope the route requires. The caller
+	// must be an administrator for it: a superuser, a holder of role
+	// admin, or a principal holding the scope now (oauth2.Principal.Can).
+	scope string
+	// self names a path parameter holding a user id; that user is admitted
+	// too (as themselves, not as an administrator).
+	self string
+}
+
+// The access rules routes are registered with.
+var (
+	// accessPublic: anyone, no token.
+	accessPublic = access{public: true}
+	// accessUser: any active user with an access token.
+	accessUser = access{users: true}
+	// accessBearer: any valid access token, user or service client.
+	accessBearer = access{users: true, clients: true}
+)
+
+// accessAdmin admits administrators for scope: superusers, role admin,
+// and users or service clients holding scope.
+func accessAdmin(scope string) access { return access{users: true, clients: true, scope: scope} }
+
+// accessSelfOrAdmin admits the user named by the path parameter param, and
+// administrators for scope.
+func accessSelfOrAdmin(param, scope string) access {
+	return access{users: true, clients: true, scope: scope, self: param}
+}
+
+// routeInfo records one registered route and its access rule, so tests can
+// check every route against every kind of caller, and the OpenAPI document
+// against the routes that exist.
+type routeInfo struct {
+	Pattern string // "METHOD /path"
+	Access  access
+}
+
+// handle registers h for pattern behind the access rule a.
+func (s *server) handle(pattern string, a access, h http.Handler) {
+	s.routes = append(s.routes, routeInfo{Pattern: pattern, Access: a})
+	if !a.public {
+		h = s.guard(a, h)
+	}
+	s.mux.Handle(pattern, h)
+}
+
+type asAdminKey struct{}
+
+// actingAsAdmin reports whether the caller was admitted as an
+// administrator (rather than as the user the route is about). Handlers use
+// it to decide which fields a caller may change (SPEC §5.2: a non-admin
+// changes only profile fields).
+func actingAsAdmin(ctx context.Context) bool {
+	v, _ := ctx.Value(asAdminKey{}).(bool)
+	return v
+}
+
+var (
+	errServiceToken = permiso.Errorf(permiso.EFORBIDDEN, "Service tokens cannot be used for this route")
+	errUserToken    = permiso.Errorf(permiso.EFORBIDDEN, "User tokens cannot be used for this route")
+)
+
+// guard authenticates the bearer token and applies a. Failures: 401 for a
+// missing or invalid token (RFC 6750 §3.1), 403 forbidden for the wrong
+// kind of token, 403 insufficient_scope when the caller is neither the
+// route's self user nor an administrator for its scope, 503 when the
+// revocation state cannot be read.
+func (s *server) guard(a access, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.authenticate(r)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		switch {
+		case p.IsClient() && !a.clients:
+			writeError(w, r, errServiceToken)
+			return
+		case p.IsUser() && !a.users:
+			writeError(w, r, errUserToken)
+			return
+		}
+		admin := p.IsAdmin() || (a.scope != "" && p.Can(a.scope))
+		if a.scope != "" && !admin && !isSelf(r, a.self, p) {
+			writeError(w, r, permiso.Errorf(permiso.EINSUFFICIENTSCOPE, "This action requires the %s scope", a.scope))
+			return
+		}
+		ctx := context.WithValue(r.Context(), principalKey{}, p)
+		ctx = context.WithValue(ctx, asAdminKey{}, admin)
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// isSelf reports whether the path parameter param names the principal's
+// own user id (compared as parsed UUIDs, never as strings).
+func isSelf(r *http.Request, param string, p oauth2.Principal) bool {
+	if param == "" || !p.IsUser() {
+		return false
+	}
+	id, err := uuid.Parse(r.PathValue(param))
+	return err == nil && id == p.User.ID
+}
