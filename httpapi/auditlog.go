@@ -1,0 +1,57 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/permiso/permiso"
+)
+
+// auditTarget names what an audited action was done to.
+type auditTarget struct {
+	Type string // "user", "role", "scope", "service_client", "session", ...
+	ID   string
+}
+
+// record writes an audit event for the request (SPEC §5.2 "Audit": who,
+// what, target, IP, user agent, request id, result). The actor is the
+// authenticated principal, or anonymous. It never blocks on the database
+// (the Auditor batches) and never fails the request.
+func (s *server) record(r *http.Request, action, result string, target auditTarget, details map[string]any) {
+	if s.audit == nil {
+		return
+	}
+	ctx := r.Context()
+	e := permiso.AuditEvent{
+		ActorType: "anonymous",
+		Action:    action,
+		Result:    result,
+		Details:   details,
+	}
+	if p, ok := principalFrom(ctx); ok {
+		var id string
+		switch {
+		case p.User != nil:
+			e.ActorType, id = "user", p.User.ID.String()
+		case p.Client != nil:
+			e.ActorType, id = "client", p.Client.ClientID
+		}
+		e.ActorID = &id
+	}
+	if target.Type != "" {
+		e.TargetType = &target.Type
+	}
+	if target.ID != "" {
+		e.TargetID = &target.ID
+	}
+	if ip := ClientIP(ctx); ip.IsValid() {
+		v := ip.String()
+		e.IPAddress = &v
+	}
+	if ua := r.UserAgent(); ua != "" {
+		e.UserAgent = &ua
+	}
+	if id := RequestID(ctx); id != "" {
+		e.RequestID = &id
+	}
+	s.audit.Record(ctx, e)
+}
