@@ -1,0 +1,69 @@
+package metrics
+
+import (
+	"context"
+	"io"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/permiso/permiso"
+)
+
+type sink struct{ events []permiso.AuditEvent }
+
+func (s *sink) Record(_ context.Context, e permiso.AuditEvent) { s.events = append(s.events, e) }
+
+func scrape(t *testing.T, m *Metrics) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	b, _ := io.ReadAll(rec.Body)
+	return string(b)
+}
+
+func TestCountsFromAuditEventsAndHTTP(t *testing.T) {
+	m := New()
+	next := &sink{}
+	a := m.Auditor(next)
+	ctx := context.Background()
+	for _, e := range []permiso.AuditEvent{
+		{Action: "login.success", Result: "success"},
+		{Action: "login.failure", Result: "failure"},
+		{Action: "login.failure", Result: "failure"},
+		{Action: "login.locked", Result: "failure"},
+		{Action: "token.refresh", Result: "success"},
+		{Action: "token.issue", Result: "success", Details: map[string]any{"grant_type": "client_credentials"}},
+		{Action: "token.reuse_detected", Result: "failure"},
+	} {
+		a.Record(ctx, e)
+	}
+	if len(next.events) != 7 {
+		t.Fatalf("wrapped auditor got %d events, want 7", len(next.events))
+	}
+	m.ObserveHTTP("POST /api/v1/auth/token", "POST", 200, 3*time.Millisecond)
+	m.ObserveHTTP("", "GET", 404, time.Millisecond)
+	m.RateLimited("login")
+	m.RegisterPool("database", func() PoolStats { return PoolStats{Open: 3, InUse: 1, Idle: 2, Max: 30} })
+
+	out := scrape(t, m)
+	for _, want := range []string{
+		`permiso_logins_total{result="failure"} 2`,
+		`permiso_logins_total{result="success"} 1`,
+		`permiso_lockouts_total 1`,
+		`permiso_tokens_issued_total{grant="password"} 1`,
+		`permiso_tokens_issued_total{grant="refresh_token"} 1`,
+		`permiso_tokens_issued_total{grant="client_credentials"} 1`,
+		`permiso_refresh_token_reuse_detected_total 1`,
+		`permiso_rate_limited_total{limit="login"} 1`,
+		`permiso_http_requests_total{method="POST",route="POST /api/v1/auth/token",status="200"} 1`,
+		`permiso_http_requests_total{method="GET",route="unmatched",status="404"} 1`,
+		`permiso_database_pool_connections{state="max"} 30`,
+		`go_goroutines`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("metrics output lacks %q", want)
+		}
+	}
+}
