@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Smoke tests after a deployment (the guide's `python scripts/smoke_tests.py`).
+# Usage: BASE_URL=https://yourdomain.com ADMIN_USER=admin ADMIN_PASSWORD=... scripts/smoke_tests.sh
+# Checks: health, discovery, JWKS, a login, a bearer call (introspection of
+# the token itself), refresh rotation, and logout (the token dies at once).
+set -euo pipefail
+BASE_URL="${BASE_URL:-http://127.0.0.1:8000}"
+API="${API_V1_PREFIX:-/api/v1}"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+json() { python3 -c 'import json,sys; print(json.load(sys.stdin).get(sys.argv[1], ""))' "$1"; }
+
+code=$(curl -s -o /dev/null -w '%{http_code}' "$BASE_URL/health") || fail "health unreachable"
+[ "$code" = 200 ] || fail "GET /health = $code"
+echo "ok   GET /health"
+
+issuer=$(curl -sf "$BASE_URL/.well-known/oauth-authorization-server" | json issuer) || fail "discovery"
+[ -n "$issuer" ] || fail "discovery has no issuer"
+echo "ok   discovery (issuer $issuer)"
+curl -sf "$BASE_URL/.well-known/jwks.json" | grep -q '"keys"' || fail "JWKS"
+echo "ok   JWKS"
+
+if [ -z "${ADMIN_USER:-}" ] || [ -z "${ADMIN_PASSWORD:-}" ]; then
+  echo "skip login checks (set ADMIN_USER and ADMIN_PASSWORD)"
+  exit 0
+fi
+tokens=$(curl -sf "$BASE_URL$API/auth/token" --data-urlencode "username=$ADMIN_USER" \
+  --data-urlencode "password=$ADMIN_PASSWORD" -d grant_type=password) || fail "login"
+access=$(echo "$tokens" | json access_token); refresh=$(echo "$tokens" | json refresh_token)
+[ -n "$access" ] && [ -n "$refresh" ] || fail "login returned no tokens"
+echo "ok   login"
+
+active=$(curl -sf -H "Authorization: Bearer $access" "$BASE_URL$API/auth/introspect" -d "token=$access" | json active)
+[ "$active" = True ] || fail "introspection of a fresh token: active=$active"
+echo "ok   bearer + introspection"
+
+rotated=$(curl -sf "$BASE_URL$API/auth/token" -d grant_type=refresh_token --data-urlencode "refresh_token=$refresh") || fail "refresh"
+access=$(echo "$rotated" | json access_token)
+[ -n "$access" ] || fail "refresh returned no access token"
+echo "ok   refresh rotation"
+
+curl -sf -X POST -H "Authorization: Bearer $access" "$BASE_URL$API/auth/logout" >/dev/null || fail "logout"
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $access" "$BASE_URL$API/auth/logout")
+[ "$code" = 401 ] || fail "token still accepted after logout ($code)"
+echo "ok   logout revokes at once"
+echo "smoke tests passed"
