@@ -34,6 +34,13 @@ type RateLimiter interface {
 	Allow(ctx context.Context, key string, limit Limit) (LimitResult, error)
 	// Peek reports the state of key without counting a request.
 	Peek(ctx context.Context, key string, limit Limit) (LimitResult, error)
+	// AllowAll counts one request under several limits at once,
+	// atomically: keys[i] is checked against limits[i]; the request is
+	// allowed only when every limit admits it, and only an allowed request
+	// is counted (in every key). Results are in the order of keys. Keys
+	// passed together MUST share a Redis Cluster hash slot (one {hash tag})
+	// and keys and limits MUST have the same length.
+	AllowAll(ctx context.Context, keys []string, limits []Limit) ([]LimitResult, error)
 }
 
 // LockoutState is the failed-login state of one key (a normalized
@@ -42,6 +49,10 @@ type LockoutState struct {
 	Failures    int
 	Locked      bool
 	LockedUntil time.Time
+	// JustLocked is set on the state returned by the one Fail call that
+	// locked the key. A Fail call that finds the key already locked
+	// returns Locked without JustLocked: its attempt was not counted.
+	JustLocked bool
 }
 
 // Lockout counts consecutive failed logins per key and locks the key for a

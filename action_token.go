@@ -28,6 +28,10 @@ type ActionToken struct {
 // ActionTokenStore persists single-use action tokens.
 type ActionTokenStore interface {
 	CreateActionToken(ctx context.Context, t ActionToken) (ActionToken, error)
+	// GetActionToken returns the token with this purpose and hash if it is
+	// unused and not expired at now, without consuming it (to check a
+	// request before spending the token); anything else yields ErrNotFound.
+	GetActionToken(ctx context.Context, purpose, hash string, now time.Time) (ActionToken, error)
 	// ConsumeActionToken atomically marks the token with this purpose and
 	// hash used at now and returns it. A token that is unknown, used,
 	// expired at now or of another purpose yields ErrNotFound; of any

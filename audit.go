@@ -26,8 +26,15 @@ type AuditEvent struct {
 // AuditFilter selects and pages audit events, newest first (occurred_at
 // desc, id desc).
 type AuditFilter struct {
-	Action  string // exact action, or a prefix ending in '.' ("login.")
+	Action string // exact action, or a prefix ending in '.' ("login.")
+	// Actions, when not empty, admits only events whose action matches
+	// one of them (each exact, or a prefix ending in '.'); it combines with
+	// Action by AND.
+	Actions []string
 	ActorID string
+	// Subject admits events whose actor_id or target_id equals it (every
+	// event about a user, whoever did it).
+	Subject string
 	Result  string
 	Since   *time.Time
 	Until   *time.Time

@@ -27,6 +27,15 @@ const (
 	ERATELIMIT         Code = "rate_limit_exceeded"
 	EUNAVAILABLE       Code = "unavailable"
 	EINTERNAL          Code = "internal_error"
+
+	// EBADREQUEST: the request is well-formed but cannot be carried out as
+	// asked: it names roles or scopes that do not exist, or gives a wrong
+	// current password (HTTP 400).
+	EBADREQUEST Code = "bad_request"
+	// EBADACTIONTOKEN: a mailed single-use token (password reset, email
+	// verification) is unknown, used, expired or no longer matches the
+	// account (HTTP 400 invalid_token, as the original service intended).
+	EBADACTIONTOKEN Code = "invalid_action_token"
 )
 
 // Error is an application error with a stable code and a message that is

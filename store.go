@@ -22,6 +22,7 @@ type Store interface {
 	TokenStore
 	SessionStore
 	AuditStore
+	ReportStore
 	KeyStore
 	ActionTokenStore
 	Migrator

@@ -30,6 +30,15 @@ type RefreshToken struct {
 	UserAgent        *string
 }
 
+// RevocationGraceUsed is the revocation reason of a rotated refresh token
+// whose one grace retry was spent (UseRefreshTokenGrace): presenting it
+// again is reuse.
+const RevocationGraceUsed = "grace_used"
+
+// RevocationReuseDetected is the revocation reason of the tokens of a
+// family in which reuse was detected.
+const RevocationReuseDetected = "reuse_detected"
+
 // TokenStore persists refresh tokens.
 type TokenStore interface {
 	CreateRefreshToken(ctx context.Context, t RefreshToken) (RefreshToken, error)
@@ -42,6 +51,16 @@ type TokenStore interface {
 	// yields ErrNotFound; a replacement whose hash is taken yields
 	// ErrAlreadyExists and leaves the original unused.
 	UseRefreshToken(ctx context.Context, hash string, replacement RefreshToken, now time.Time) error
+	// UseRefreshTokenGrace is the one grace retry of a rotated token (RFC
+	// 9700 §4.14.2): atomically, with one conditional UPDATE (a
+	// compare-and-swap), it revokes the token with the given hash, when it
+	// was used at or after usedSince and is not revoked, with reason
+	// RevocationGraceUsed, and inserts replacement, in one transaction. A
+	// token that is unused, revoked (its retry already spent included) or
+	// used before usedSince yields ErrConflict and nothing is written, so
+	// of any number of concurrent retries exactly one succeeds. An unknown
+	// hash yields ErrNotFound.
+	UseRefreshTokenGrace(ctx context.Context, hash string, replacement RefreshToken, usedSince, now time.Time) error
 	// RevokeRefreshFamily revokes every unrevoked token of the family and
 	// returns how many were revoked.
 	RevokeRefreshFamily(ctx context.Context, familyID uuid.UUID, reason string, now time.Time) (int, error)

@@ -157,6 +157,13 @@ type UserStore interface {
 	// hash in the password history, keeps only the newest keep history
 	// entries, and sets PasswordChangedAt = now; one transaction.
 	ChangePassword(ctx context.Context, userID uuid.UUID, newHash string, now time.Time, keep int) error
+	// ChangePasswordIfCurrent is ChangePassword as a compare-and-swap: it
+	// changes the password only while the stored hash is still
+	// expectedOldHash (the one the caller verified the current password
+	// against). Otherwise it returns ErrConflict and writes nothing, so a
+	// request that verified the old password cannot overwrite a concurrent
+	// change.
+	ChangePasswordIfCurrent(ctx context.Context, userID uuid.UUID, expectedOldHash, newHash string, now time.Time, keep int) error
 	// PasswordHistory returns up to limit previous hashes, newest first.
 	PasswordHistory(ctx context.Context, userID uuid.UUID, limit int) ([]PasswordHistoryEntry, error)
 }

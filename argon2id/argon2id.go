@@ -10,6 +10,12 @@
 // v19 hash within sane bounds verifies, whatever its parameters; hashes whose
 // parameters are weaker than the current ones are reported as needing a
 // rehash, so that users move to the current parameters at their next login.
+// A stored memory cost above MaxStoredMemory (4 × the larger of the current
+// and default costs) is refused as invalid. Every Verify costs at least one
+// verification with the current parameters: weaker hashes are padded and
+// unreadable ones cost a dummy verification (timing.go), so that neither
+// an imported cheap hash nor a broken row tells an account from an unknown
+// user by timing.
 //
 // Password hashing is deliberately slow and memory hungry, so a Hasher runs
 // at most a fixed number of hashes at once. A caller waits a bounded time for
@@ -192,17 +198,31 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 // whether encoded should be replaced by a new hash because one of its
 // parameters is weaker than the current ones or its hash length differs.
 //
-// A malformed or out-of-bounds hash gives an error wrapping ErrInvalidHash
-// without any hashing work. A busy hasher gives an EUNAVAILABLE error.
+// A malformed or out-of-bounds hash (memory above MaxStoredMemory
+// included) gives an error wrapping ErrInvalidHash, after the work of one
+// verification with the current parameters, so that it costs the same as
+// any other account (timing.go). A busy hasher gives an EUNAVAILABLE error.
+//
+// Every verification costs at least one with the current parameters: a
+// weaker stored hash is padded with extra work (timing.go), so a login for
+// an account with an old, cheaper hash takes as long as one for an unknown
+// user (VerifyDummy).
 func (h *Hasher) Verify(ctx context.Context, password, encoded string) (ok, needsRehash bool, err error) {
 	p, salt, want, err := decode(encoded)
+	if err == nil {
+		err = h.checkStoredMemory(p)
+	}
 	if err != nil {
+		if werr := h.dummyWork(ctx, password); werr != nil {
+			return false, false, werr
+		}
 		return false, false, err
 	}
 	if err := h.acquire(ctx); err != nil {
 		return false, false, err
 	}
 	got := h.derive([]byte(password), salt, p.Time, p.Memory, p.Parallelism, p.KeyLen)
+	h.pad(password, p)
 	h.release()
 	if subtle.ConstantTimeCompare(got, want) != 1 {
 		return false, false, nil

@@ -72,3 +72,62 @@ func TestFlushesOnInterval(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestRunPrunerDeletesOldEvents: the periodic job of serve deletes what is
+// older than the retention, keeps the rest, and keeps running.
+func TestRunPrunerDeletesOldEvents(t *testing.T) {
+	db := newStore(t)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	retention := 90 * 24 * time.Hour
+	mk := func(age time.Duration, action string) permiso.AuditEvent {
+		return permiso.AuditEvent{OccurredAt: now.Add(-age), ActorType: "system", Action: action, Result: "success"}
+	}
+	if err := db.AppendAuditEvents(ctx, []permiso.AuditEvent{
+		mk(100*24*time.Hour, "test.old"), mk(91*24*time.Hour, "test.old"),
+		mk(89*24*time.Hour, "test.recent"), mk(time.Minute, "test.recent"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		RunPrunerForTest(runCtx, db, retention)
+	}()
+	waitCount := func(action string, want int) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			_, n, err := db.ListAuditEvents(ctx, permiso.AuditFilter{Action: action})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d events, want %d", action, n, want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitCount("test.old", 0)
+	waitCount("test.recent", 2)
+	// A later old event is pruned by a later tick.
+	if err := db.AppendAuditEvents(ctx, []permiso.AuditEvent{mk(200*24*time.Hour, "test.later")}); err != nil {
+		t.Fatal(err)
+	}
+	waitCount("test.later", 0)
+	cancel()
+	<-done
+
+	// Retention 0 keeps everything.
+	if n, err := audit.Prune(ctx, db, 0, now.Add(1000*24*time.Hour)); err != nil || n != 0 {
+		t.Fatalf("Prune with retention 0: %d, %v", n, err)
+	}
+}
+
+func RunPrunerForTest(ctx context.Context, db permiso.AuditStore, retention time.Duration) {
+	audit.RunPruner(ctx, db, retention, 10*time.Millisecond, nil, nil)
+}

@@ -1,6 +1,6 @@
 // Package cachetest is the behavioural conformance suite for permiso's
-// shared-state adapters (the "cache" side: revocations today; rate limits and
-// lockout counters can join it). Every implementation, in process (memory)
+// shared-state adapters (the "cache" side): RunRevocation, RunRateLimiter
+// and RunLockout. Every implementation, in process (memory)
 // or shared (redis), runs the same suite, so the two stay equal: a backend is
 // trusted because this suite passes against the real thing, not because a
 // mock does.

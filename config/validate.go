@@ -85,8 +85,8 @@ func (c *Config) check() (warnings []string, errs Errors) {
 	// Redis.
 	if c.RedisURL != "" {
 		u, err := url.Parse(c.RedisURL)
-		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
-			fail("REDIS_URL", "is not a redis://, rediss:// or unix:// URL (value not shown)")
+		if err != nil || !redisSchemes[u.Scheme] {
+			fail("REDIS_URL", "is not a redis://, rediss://, unix://, redis+cluster:// or redis+sentinel:// URL (value not shown)")
 		}
 	} else if prod {
 		warn("REDIS_URL is not set: rate limits, lockouts and revocations are kept in this process only and are not shared with other instances")
@@ -417,4 +417,13 @@ func plural(n int64, unit string) string {
 		return strconv.FormatInt(n, 10) + " " + unit
 	}
 	return strconv.FormatInt(n, 10) + " " + unit + "s"
+}
+
+// redisSchemes are the REDIS_URL schemes: one server (redis, rediss,
+// unix), Redis Cluster (redis+cluster, or several comma-separated hosts in
+// a redis:// URL) and Sentinel (redis+sentinel); docs/abuse-resistance.md.
+var redisSchemes = map[string]bool{
+	"redis": true, "rediss": true, "unix": true,
+	"redis+cluster": true, "rediss+cluster": true,
+	"redis+sentinel": true, "rediss+sentinel": true,
 }

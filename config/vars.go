@@ -189,7 +189,7 @@ var specs = []spec{
 
 	// Redis
 	{Variable: Variable{Name: "REDIS_URL", Guide: true, Secret: true,
-		Description: "redis://, rediss:// (TLS) or unix:// URL. Empty: rate limits, lockouts and revocations are kept in process (one instance only)."},
+		Description: "redis://, rediss:// (TLS) or unix:// URL of one server; redis://host1:7000,host2:7001 or redis+cluster://... for Redis Cluster; redis+sentinel://sentinel1:26379,sentinel2:26379/mastername[/db] for Sentinel. Empty: rate limits, lockouts and revocations are kept in process (one instance only)."},
 		keepEmpty: true,
 		set:       str(func(c *Config) *string { return &c.RedisURL })},
 	{Variable: Variable{Name: "REDIS_PASSWORD", Guide: true, Secret: true,

@@ -219,7 +219,6 @@ func TestTokenRequestValidation(t *testing.T) {
 // TestLockout: MAX_LOGIN_ATTEMPTS failures lock a username, known or not;
 // while locked even the right password gets 423 account_locked.
 func TestLockout(t *testing.T) {
-	t.Skip("lockout lands with issue 6 (abuse resistance)")
 	t.Parallel()
 	for _, b := range backends(t) {
 		t.Run(b.name, func(t *testing.T) {
@@ -255,7 +254,6 @@ func TestLockout(t *testing.T) {
 
 // TestLoginRateLimit: RATE_LIMIT_LOGIN per client IP, 429 with Retry-After.
 func TestLoginRateLimit(t *testing.T) {
-	t.Skip("login rate limits land with issue 6 (abuse resistance)")
 	t.Parallel()
 	for _, b := range backends(t) {
 		t.Run(b.name, func(t *testing.T) {

@@ -27,6 +27,10 @@ type access struct {
 	// self names a path parameter holding a user id; that user is admitted
 	// too (as themselves, not as an administrator).
 	self string
+	// selfQuery names a query parameter holding a user id: a user is
+	// admitted as themselves when it is absent or names them; naming
+	// anyone else needs an administrator for scope.
+	selfQuery string
 }
 
 // The access rules routes are registered with.
@@ -47,6 +51,13 @@ func accessAdmin(scope string) access { return access{users: true, clients: true
 // administrators for scope.
 func accessSelfOrAdmin(param, scope string) access {
 	return access{users: true, clients: true, scope: scope, self: param}
+}
+
+// accessOwnOrAdmin admits any user acting on their own resources, and
+// administrators for scope acting on anyone's (the user named by the query
+// parameter param, e.g. ?user_id=).
+func accessOwnOrAdmin(param, scope string) access {
+	return access{users: true, clients: true, scope: scope, selfQuery: param}
 }
 
 // routeInfo records one registered route and its access rule, so tests can
@@ -103,7 +114,7 @@ func (s *server) guard(a access, next http.Handler) http.Handler {
 			return
 		}
 		admin := p.IsAdmin() || (a.scope != "" && p.Can(a.scope))
-		if a.scope != "" && !admin && !isSelf(r, a.self, p) {
+		if a.scope != "" && !admin && !isSelf(r, a.self, p) && !isOwnQuery(r, a.selfQuery, p) {
 			writeError(w, r, permiso.Errorf(permiso.EINSUFFICIENTSCOPE, "This action requires the %s scope", a.scope))
 			return
 		}
@@ -120,5 +131,20 @@ func isSelf(r *http.Request, param string, p oauth2.Principal) bool {
 		return false
 	}
 	id, err := uuid.Parse(r.PathValue(param))
+	return err == nil && id == p.User.ID
+}
+
+// isOwnQuery reports whether a user acts on their own resources under the
+// query parameter param: it is absent or names the principal's user id
+// (compared as parsed UUIDs).
+func isOwnQuery(r *http.Request, param string, p oauth2.Principal) bool {
+	if param == "" || !p.IsUser() {
+		return false
+	}
+	v := r.URL.Query().Get(param)
+	if v == "" {
+		return true
+	}
+	id, err := uuid.Parse(v)
 	return err == nil && id == p.User.ID
 }

@@ -14,7 +14,14 @@
 //  4. security headers on every response (HSTS only over TLS or behind a
 //     trusted TLS-terminating proxy);
 //  5. body size limit (413 request_too_large);
-//  6. a structured access log, one record per request.
+//  6. a structured access log, one record per request;
+//  7. the Host allow-list (ALLOWED_HOSTS, 400 invalid_host; cors.go);
+//  8. CORS: preflights answered here, before routing and authentication
+//     (cors.go);
+//  9. RATE_LIMIT_API for every request under the API prefix (limit.go);
+//     the endpoint limits (login, register, refresh, service token) are
+//     attached at route registration with s.limit, or chosen after
+//     parsing the grant on the token endpoint.
 //
 // Trailing slashes are optional on every route: one trailing slash is
 // stripped before the request reaches the ServeMux. Unknown routes and wrong

@@ -37,6 +37,8 @@ var errorTable = map[permiso.Code]errorKind{
 	permiso.EFORBIDDEN:         {http.StatusForbidden, "forbidden"},
 	permiso.EINSUFFICIENTSCOPE: {http.StatusForbidden, "insufficient_scope"},
 	permiso.ERATELIMIT:         {http.StatusTooManyRequests, "rate_limit_exceeded"},
+	permiso.EBADREQUEST:        {http.StatusBadRequest, "bad_request"},
+	permiso.EBADACTIONTOKEN:    {http.StatusBadRequest, "invalid_token"},
 	permiso.EUNAVAILABLE:       {http.StatusServiceUnavailable, "unavailable"},
 	permiso.EINTERNAL:          {http.StatusInternalServerError, "internal_error"},
 	codeTooLarge:               {http.StatusRequestEntityTooLarge, "request_too_large"},

@@ -123,7 +123,7 @@ func TestErrorTableCoversDomainCodes(t *testing.T) {
 	for _, c := range []permiso.Code{
 		permiso.ENOTFOUND, permiso.EEXISTS, permiso.ECONFLICT, permiso.EINVALID, permiso.EUNAUTHORIZED,
 		permiso.EFORBIDDEN, permiso.ERATELIMIT, permiso.EUNAVAILABLE, permiso.EINTERNAL,
-		permiso.EINVALIDTOKEN, permiso.EINSUFFICIENTSCOPE,
+		permiso.EINVALIDTOKEN, permiso.EINSUFFICIENTSCOPE, permiso.EBADREQUEST, permiso.EBADACTIONTOKEN,
 	} {
 		if _, ok := errorTable[c]; !ok {
 			t.Errorf("code %q has no HTTP status", c)

@@ -1,6 +1,16 @@
 package httpapi
 
-import "net/http"
+import (
+	"errors"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/oauth2"
+)
 
 // limitKind names one of the configured per-IP rate limits
 // (RATE_LIMIT_LOGIN, _REGISTER, _REFRESH, _SERVICE_TOKEN, _API).
@@ -15,9 +25,270 @@ const (
 	limitAPI          limitKind = "api"
 )
 
-// limit wraps h with the per-IP rate limit of kind. (Issue 6 implements
-// the counting; until then it admits everything.)
+// RateLimits are the per-client-IP limits (SPEC §6); a zero Limit is
+// disabled. cmd/permiso fills them from RATE_LIMIT_*.
+type RateLimits struct {
+	// Login: password grants and POST /auth/change-password.
+	Login permiso.Limit
+	// Register: POST /users/register.
+	Register permiso.Limit
+	// Refresh: refresh_token grants (/auth/token and /auth/refresh).
+	Refresh permiso.Limit
+	// ServiceToken: client_credentials grants (/auth/token and
+	// /auth/service-token).
+	ServiceToken permiso.Limit
+	// API: every request under API_V1_PREFIX, on top of the others.
+	API permiso.Limit
+}
+
+func (s *server) limitOf(kind limitKind) permiso.Limit {
+	l := s.opts.RateLimits
+	switch kind {
+	case limitLogin:
+		return l.Login
+	case limitRegister:
+		return l.Register
+	case limitRefresh:
+		return l.Refresh
+	case limitServiceToken:
+		return l.ServiceToken
+	case limitAPI:
+		return l.API
+	}
+	return permiso.Limit{}
+}
+
+// oauthKind reports whether a limit guards an OAuth endpoint, whose 429
+// and 503 use the RFC 6749 envelope (SPEC §5.1).
+func oauthKind(kind limitKind) bool {
+	return kind == limitLogin || kind == limitRefresh || kind == limitServiceToken
+}
+
+// grantLimit is the per-IP limit of a token request's grant: /auth/token
+// serves three grants, so its limit is chosen after parsing.
+func grantLimit(grantType string) limitKind {
+	switch grantType {
+	case oauth2.GrantRefreshToken:
+		return limitRefresh
+	case oauth2.GrantClientCredentials:
+		return limitServiceToken
+	default:
+		return limitLogin
+	}
+}
+
+// limitKey is the limiter key of a client address under kind:
+// "ip:<kind>:<address>". IPv6 clients are counted per /64, the smallest
+// block a site is normally given (RFC 6177), so that one host cannot
+// multiply its budget by cycling through its own addresses.
+func limitKey(kind limitKind, ip netip.Addr) string {
+	addr := "unknown"
+	switch {
+	case ip.Is4() || ip.Is4In6():
+		addr = ip.Unmap().String()
+	case ip.Is6():
+		p, _ := ip.WithZone("").Prefix(64)
+		addr = p.String()
+	}
+	return "ip:" + string(kind) + ":" + addr
+}
+
+// errRateLimited is the management API's 429 (SPEC §5.2).
+var errRateLimited = permiso.Errorf(permiso.ERATELIMIT, "Too many requests; retry later")
+
+// checkLimit counts the request under the per-IP limit of kind, sets the
+// RateLimit-* headers and, when refused, returns the 429 error to write:
+// an *oauth2.Error for OAuth endpoints, a permiso ERATELIMIT otherwise. A
+// limiter failure (Redis unreachable) returns an EUNAVAILABLE error: the
+// caller fails closed. Disabled limits and a nil limiter admit everything.
+func (s *server) checkLimit(w http.ResponseWriter, r *http.Request, kind limitKind) error {
+	lim := s.limitOf(kind)
+	if s.limiter == nil || lim.Disabled() {
+		return nil
+	}
+	res, err := s.limiter.Allow(r.Context(), limitKey(kind, ClientIP(r.Context())), lim)
+	if err != nil {
+		return err
+	}
+	setRateLimitHeaders(w, res, lim)
+	if res.Allowed {
+		return nil
+	}
+	w.Header().Set("Retry-After", ceilSeconds(res.RetryAfter, 1))
+	if s.limited != nil {
+		s.limited(string(kind))
+	}
+	if oauthKind(kind) {
+		return oauth2.ErrRateLimited.WithRateLimit(res)
+	}
+	return errRateLimited
+}
+
+// writeLimitError writes what checkLimit returned, in the envelope of the
+// endpoint. A limiter failure is a 503 with Retry-After: 1, not logged per
+// request: the Redis client logs the outage once per interval and counts
+// it (redis.Options.Logger).
+func writeLimitError(w http.ResponseWriter, r *http.Request, oauth bool, err error) {
+	unavailable := permiso.ErrorCode(err) == permiso.EUNAVAILABLE
+	switch {
+	case oauth && unavailable:
+		w.Header().Set("Retry-After", "1")
+		writeNoStore(w, http.StatusServiceUnavailable, oauthErrorBody{Error: oauth2.ErrTemporarilyUnavailable.Code,
+			ErrorDescription: "Rate limits cannot be checked right now; retry shortly"})
+	case oauth:
+		writeOAuth(w, r, err)
+	case unavailable:
+		writeError(w, r, permiso.Errorf(permiso.EUNAVAILABLE, "Rate limits cannot be checked right now; retry shortly"))
+	default:
+		writeError(w, r, err)
+	}
+}
+
+// limit wraps h with the per-IP rate limit of kind, checked before h runs
+// (and before it reads the body). It fails closed: when the limiter is
+// unreachable the request gets 503 without reaching h.
 func (s *server) limit(kind limitKind, h http.Handler) http.Handler {
-	_ = kind
-	return h
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := s.checkLimit(w, r, kind); err != nil {
+			writeLimitError(w, r, oauthKind(kind), err)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// apiLimit applies RATE_LIMIT_API to every request under API_V1_PREFIX,
+// once, before routing (SPEC §6: "the whole API"). It fails open: when the
+// limiter is unreachable the request goes on (reads stay available; the
+// endpoints that must not run unchecked have their own limit, which fails
+// closed).
+func (s *server) apiLimit(next http.Handler) http.Handler {
+	if s.limiter == nil || s.opts.RateLimits.API.Disabled() {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.isAPIPath(r.URL.Path) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		err := s.checkLimit(w, r, limitAPI)
+		switch {
+		case err == nil, permiso.ErrorCode(err) == permiso.EUNAVAILABLE:
+			next.ServeHTTP(w, r)
+		default:
+			// The OAuth endpoints answer in their own envelope.
+			oauth := strings.HasPrefix(r.URL.Path, s.apiPrefix()+"/auth/")
+			if oauth {
+				err = oauth2.ErrRateLimited.WithRetryAfter(retryAfterHeader(w))
+			}
+			writeLimitError(w, r, oauth, err)
+		}
+	})
+}
+
+func (s *server) apiPrefix() string {
+	if s.opts.APIV1Prefix == "/" {
+		return ""
+	}
+	return s.opts.APIV1Prefix
+}
+
+// isAPIPath reports whether path is under API_V1_PREFIX. With the API
+// mounted at the root, everything but the operational endpoints (/,
+// /health*, discovery, documentation, metrics) is API.
+func (s *server) isAPIPath(path string) bool {
+	if p := s.apiPrefix(); p != "" {
+		return path == p || strings.HasPrefix(path, p+"/")
+	}
+	switch {
+	case path == "/", path == "/health", strings.HasPrefix(path, "/health/"),
+		strings.HasPrefix(path, "/.well-known/"):
+		return false
+	case s.opts.DocsURL != "" && strings.TrimSuffix(path, "/") == s.opts.DocsURL:
+		return false
+	}
+	return true
+}
+
+// Response headers of the rate limits (docs/abuse-resistance.md). They
+// follow draft-ietf-httpapi-ratelimit-headers (RateLimit-Limit,
+// RateLimit-Remaining, RateLimit-Reset in delta seconds, RateLimit-Policy
+// "N;w=seconds"); 429 responses add Retry-After (RFC 9110 §10.2.3).
+const (
+	hdrRateLimit     = "RateLimit-Limit"
+	hdrRateRemaining = "RateLimit-Remaining"
+	hdrRateReset     = "RateLimit-Reset"
+	hdrRatePolicy    = "RateLimit-Policy"
+)
+
+// setRateLimitHeaders describes res on the response. When several limits
+// apply to one request (the API-wide limit, the endpoint's, a client's
+// own), the headers show the tightest: a refusal wins, then the fewest
+// remaining requests.
+func setRateLimitHeaders(w http.ResponseWriter, res permiso.LimitResult, lim permiso.Limit) {
+	if res.Limit <= 0 {
+		return
+	}
+	h := w.Header()
+	if prev := h.Get(hdrRateRemaining); prev != "" && res.Allowed {
+		if n, err := strconv.Atoi(prev); err == nil && n <= res.Remaining {
+			return
+		}
+	}
+	h.Set(hdrRateLimit, strconv.Itoa(res.Limit))
+	h.Set(hdrRateRemaining, strconv.Itoa(res.Remaining))
+	h.Set(hdrRateReset, ceilSeconds(res.Reset, 0))
+	h.Set(hdrRatePolicy, strconv.Itoa(lim.Count)+";w="+ceilSeconds(lim.Period, 1))
+}
+
+// setClientRateLimitHeaders shows a service client's own limit (from the
+// token pipeline) when it is tighter than what the headers show.
+func setClientRateLimitHeaders(w http.ResponseWriter, res *permiso.LimitResult) {
+	if res == nil {
+		return
+	}
+	period := time.Minute
+	if res.Reset > time.Minute || res.RetryAfter > time.Minute {
+		period = time.Hour
+	}
+	setRateLimitHeaders(w, *res, permiso.Limit{Count: res.Limit, Period: period})
+}
+
+// ceilSeconds formats d in whole seconds, rounded up, at least floor.
+func ceilSeconds(d time.Duration, floor int64) string {
+	n := int64((d + time.Second - 1) / time.Second)
+	return strconv.FormatInt(max(n, floor), 10)
+}
+
+// retryAfterHeader reads back the Retry-After set by checkLimit.
+func retryAfterHeader(w http.ResponseWriter) time.Duration {
+	n, err := strconv.Atoi(w.Header().Get("Retry-After"))
+	if err != nil {
+		return time.Second
+	}
+	return time.Duration(n) * time.Second
+}
+
+// tokenLimit checks the per-IP limit of a parsed token request's grant
+// (handleToken): it writes the answer and returns false when the request
+// must stop.
+func (s *server) tokenLimit(w http.ResponseWriter, r *http.Request, grantType string) bool {
+	if err := s.checkLimit(w, r, grantLimit(grantType)); err != nil {
+		writeLimitError(w, r, true, err)
+		return false
+	}
+	return true
+}
+
+// tokenRateLimitHeaders adds a service client's own limit, from the
+// token pipeline's response or error, to the headers.
+func tokenRateLimitHeaders(w http.ResponseWriter, resp oauth2.TokenResponse, err error) {
+	if err == nil {
+		setClientRateLimitHeaders(w, resp.RateLimit)
+		return
+	}
+	var oe *oauth2.Error
+	if errors.As(err, &oe) && oe.RateLimit != nil {
+		setClientRateLimitHeaders(w, oe.RateLimit)
+	}
 }

@@ -281,13 +281,17 @@ func (s *server) accessLog(next http.Handler) http.Handler {
 					ip = info.clientIP.String()
 				}
 			}
+			elapsed := time.Since(start)
+			if s.observe != nil {
+				s.observe(sw.pattern, r.Method, status, elapsed)
+			}
 			s.logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
 				slog.String("method", r.Method),
 				slog.String("route", sw.pattern),
 				slog.String("path", r.URL.Path),
 				slog.Int("status", status),
 				slog.Int64("bytes", sw.bytes),
-				slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+				slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 				slog.String("request_id", id),
 				slog.String("client_ip", ip),
 				slog.String("user_agent", r.UserAgent()),

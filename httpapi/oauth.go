@@ -27,6 +27,11 @@ var (
 	errMalformed    = oauth2.ErrInvalidRequest.WithDescription("Malformed request body")
 	errBodyTooLarge = &oauth2.Error{Code: "invalid_request", Description: "Request body too large", Status: http.StatusRequestEntityTooLarge}
 	errNoCaller     = oauth2.ErrInvalidClient.WithDescription("Client authentication or a bearer token is required")
+	// errNoCallerChallenge is the one answer to a request with neither
+	// client credentials nor a bearer token. writeCallerError recognises it
+	// by identity: errors.Is would match every invalid_client, since
+	// oauth2.Error.Is compares codes.
+	errNoCallerChallenge = errNoCaller.WithBasicChallenge()
 )
 
 // readParams reads the parameters of an OAuth request from its body: an
@@ -201,7 +206,12 @@ func (s *server) handleToken(grant string) http.Handler {
 			writeOAuth(w, r, err)
 			return
 		}
+		// The per-IP limit depends on the grant (limit.go).
+		if !s.tokenLimit(w, r, req.GrantType) {
+			return
+		}
 		resp, err := s.auth.Token(r.Context(), req, meta(r))
+		tokenRateLimitHeaders(w, resp, err)
 		if err != nil {
 			writeOAuth(w, r, err)
 			return
@@ -226,7 +236,7 @@ func (s *server) caller(r *http.Request, params url.Values) (oauth2.Caller, erro
 		return oauth2.Caller{}, err
 	}
 	if method == oauth2.ClientAuthNone {
-		return oauth2.Caller{}, errNoCaller.WithBasicChallenge()
+		return oauth2.Caller{}, errNoCallerChallenge
 	}
 	c, err := s.auth.AuthenticateClient(r.Context(), id, secret, method, meta(r))
 	if err != nil {
@@ -247,7 +257,7 @@ func writeCallerError(w http.ResponseWriter, r *http.Request, err error) {
 		writeOAuth(w, r, &oauth2.Error{Code: "invalid_token", Description: desc, Status: http.StatusUnauthorized})
 		return
 	}
-	if errors.Is(err, errNoCaller) {
+	if oe, ok := errors.AsType[*oauth2.Error](err); ok && oe == errNoCallerChallenge {
 		w.Header().Add("WWW-Authenticate", `Bearer realm="`+realm+`"`)
 	}
 	writeOAuth(w, r, err)

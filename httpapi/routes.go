@@ -11,6 +11,10 @@ func (s *server) addRoutes(checks []HealthCheck) {
 	s.handle("GET /health", accessPublic, handleHealth(s.logger, opts, checks, s.now))
 	s.handle("GET /health/live", accessPublic, handleLive())
 	s.handle("GET /health/ready", accessPublic, handleReady(s.logger, opts, checks, s.now))
+	if s.metrics != nil && opts.MetricsPath != "" {
+		// Restricted at the proxy (deploy/nginx/nginx.conf).
+		s.handle("GET "+opts.MetricsPath, accessPublic, s.metrics)
+	}
 
 	if s.auth == nil {
 		return
@@ -29,16 +33,89 @@ func (s *server) addRoutes(checks []HealthCheck) {
 	s.handle("POST "+api+pathIntrospect, accessPublic, s.handleIntrospect())
 	s.handle("POST "+api+pathRevoke, accessPublic, s.handleRevoke())
 	s.handle("POST "+api+"/auth/logout", accessUser, s.handleLogout())
-	s.handle("POST "+api+"/auth/change-password", accessPublic, s.handleChangePassword())
+	s.handle("POST "+api+"/auth/change-password", accessPublic, s.limit(limitLogin, s.handleChangePassword()))
 
 	// Discovery (RFC 8414) and keys (RFC 7517).
 	s.handle("GET /.well-known/oauth-authorization-server", accessPublic, s.handleMetadata())
 	s.handle("GET /.well-known/openid-configuration", accessPublic, s.handleMetadata())
 	s.handle("GET "+pathJWKS, accessPublic, s.handleJWKS())
 
-	// Users, roles and scopes (SPEC §5.2, issue 4).
+	// Users, roles and scopes (SPEC §5.2, issue 4). Static paths
+	// (/users/me, /users/stats/overview, /roles/stats, ...) are more
+	// specific than the {id} patterns, so ServeMux never shadows them.
+	users := accessAdmin(scopeAdminUsers)
+	selfOrAdmin := accessSelfOrAdmin("user_id", scopeAdminUsers)
+	s.handle("POST "+api+"/users/register", accessPublic, s.limit(limitRegister, s.handleRegister()))
+	s.handle("POST "+api+"/users/password-reset/request", accessPublic, s.handleResetRequest())
+	s.handle("POST "+api+"/users/password-reset/confirm", accessPublic, s.handleResetConfirm())
+	s.handle("POST "+api+"/users/email-verification/request", accessPublic, s.handleVerifyRequest())
+	s.handle("POST "+api+"/users/email-verification/confirm", accessPublic, s.handleVerifyConfirm())
+	s.handle("GET "+api+"/users/me", accessUser, s.handleMe())
+	s.handle("GET "+api+"/users/profile", accessUser, s.handleMe())
+	s.handle("PUT "+api+"/users/me", accessUser, s.handleUpdateMe())
+	s.handle("PUT "+api+"/users/me/password", accessUser, s.handleMyPassword())
+	s.handle("GET "+api+"/users", users, s.handleUserList())
+	s.handle("POST "+api+"/users", users, s.handleUserCreate())
+	s.handle("GET "+api+"/users/stats/overview", users, s.handleUserStats())
+	s.handle("GET "+api+"/users/{user_id}", selfOrAdmin, s.handleUserGet())
+	s.handle("PUT "+api+"/users/{user_id}", selfOrAdmin, s.handleUserUpdate())
+	s.handle("DELETE "+api+"/users/{user_id}", selfOrAdmin, s.handleUserDelete())
+	s.handle("PUT "+api+"/users/{user_id}/password", selfOrAdmin, s.handleUserPassword())
+	s.handle("PUT "+api+"/users/{user_id}/roles", users, s.handleUserRoles())
+	s.handle("POST "+api+"/users/{user_id}/unlock", users, s.handleUserUnlock())
+
+	s.handle("GET "+api+"/roles", users, s.handleRoleList())
+	s.handle("POST "+api+"/roles", users, s.handleRoleCreate())
+	s.handle("GET "+api+"/roles/stats", users, s.handleRoleStats())
+	s.handle("GET "+api+"/roles/defaults", users, s.handleRoleDefaults())
+	s.handle("GET "+api+"/roles/scopes", users, s.handleScopeList())
+	s.handle("POST "+api+"/roles/scopes", users, s.handleScopeCreate())
+	s.handle("GET "+api+"/roles/scopes/{scope_id}", users, s.handleScopeGet())
+	s.handle("DELETE "+api+"/roles/scopes/{scope_id}", users, s.handleScopeDelete())
+	s.handle("GET "+api+"/roles/{role_id}", users, s.handleRoleGet())
+	s.handle("PUT "+api+"/roles/{role_id}", users, s.handleRoleUpdate())
+	s.handle("DELETE "+api+"/roles/{role_id}", users, s.handleRoleDelete())
+	s.handle("PUT "+api+"/roles/scopes/{scope_id}", users, s.handleScopeUpdate())
+	// PUT /roles/{role_id}/scopes, registered with {sub} because ServeMux
+	// refuses it next to PUT /roles/scopes/{scope_id} (roles.go).
+	s.handle("PUT "+api+"/roles/{role_id}/{sub}", users, s.handleRoleSub())
+	perms := accessAdmin(scopeAdminPermissions)
+	s.handle("POST "+api+"/roles/permissions/check", perms, s.handlePermissionCheck())
+	s.handle("POST "+api+"/roles/permissions/check-bulk", perms, s.handlePermissionCheckBulk())
+	s.handle("GET "+api+"/roles/permissions/user/{user_id}", perms, s.handleUserPermissions())
 
 	// Service clients, sessions, admin and audit (SPEC §5.2, issue 5).
+	clients := accessAdmin(scopeAdminClients)
+	s.handle("GET "+api+"/service-clients", clients, s.handleClientList())
+	s.handle("POST "+api+"/service-clients", clients, s.handleClientCreate())
+	s.handle("GET "+api+"/service-clients/stats/overview", clients, s.handleClientStats())
+	s.handle("GET "+api+"/service-clients/{client_id}", clients, s.handleClientGet())
+	s.handle("PUT "+api+"/service-clients/{client_id}", clients, s.handleClientUpdate())
+	s.handle("DELETE "+api+"/service-clients/{client_id}", clients, s.handleClientDelete())
+	s.handle("POST "+api+"/service-clients/{client_id}/rotate-secret", clients, s.handleClientRotateSecret())
+	s.handle("PUT "+api+"/service-clients/{client_id}/scopes", clients, s.handleClientScopes())
+	s.handle("GET "+api+"/service-clients/{client_id}/permissions", clients, s.handleClientPermissions())
+	s.handle("GET "+api+"/service-clients/{client_id}/rate-limit", clients, s.handleClientRateLimit())
+
+	own := accessOwnOrAdmin("user_id", scopeAdminSessions)
+	s.handle("GET "+api+"/sessions", own, s.handleSessionList())
+	s.handle("DELETE "+api+"/sessions", own, s.handleSessionDeleteAll())
+	s.handle("DELETE "+api+"/sessions/{session_id}", own, s.handleSessionDelete())
+	s.handle("POST "+api+"/sessions/{session_id}/renew", own, s.handleSessionRenew())
+	s.handle("GET "+api+"/sessions/stats", accessAdmin(scopeAdminSessions), s.handleSessionStats())
+	s.handle("POST "+api+"/sessions/cleanup", accessAdmin(scopeAdminSessions), s.handleSessionCleanup())
+
+	s.handle("GET "+api+"/admin/dashboard/stats", accessAdmin(scopeAdminUsers), s.handleDashboard())
+	s.handle("GET "+api+"/admin/system/health", accessAdmin(scopeAdminSystem), s.handleSystemHealth())
+	s.handle("GET "+api+"/admin/security/events", accessAdmin(scopeAdminSecurity), s.handleSecurityEvents())
+	s.handle("GET "+api+"/admin/audit/activity", accessAdmin(scopeAdminAudit), s.handleAuditActivity())
+	s.handle("GET "+api+"/admin/reports/usage", accessAdmin(scopeAdminUsers), s.handleUsageReport())
+	s.handle("POST "+api+"/admin/maintenance/cleanup", accessAdmin(scopeAdminSystem), s.handleMaintenanceCleanup())
+	s.handle("GET "+api+"/admin/logs/errors", accessAdmin(scopeAdminLogs), s.handleErrorLogs())
+
+	// OpenAPI document and documentation pages (SPEC §5.3); each disabled
+	// by an empty OPENAPI_URL, DOCS_URL or REDOC_URL.
+	s.addDocsRoutes()
 }
 
 // Paths of the OAuth endpoints below the API prefix, for the discovery

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/identity"
+	"github.com/permiso/permiso/logring"
 	"github.com/permiso/permiso/oauth2"
 )
 
@@ -33,16 +35,35 @@ type Options struct {
 	// DocsURL is the documentation page path (DOCS_URL); empty when the
 	// documentation is disabled.
 	DocsURL string
+	// RedocURL is the ReDoc documentation page path (REDOC_URL) and
+	// OpenAPIURL the path of the OpenAPI document (OPENAPI_URL); each is
+	// disabled when empty. The pages need the document: with OpenAPIURL
+	// empty neither page is served.
+	RedocURL   string
+	OpenAPIURL string
+	// AuditRetention is AUDIT_RETENTION_DAYS: maintenance cleanup prunes
+	// older audit events; zero keeps them.
+	AuditRetention time.Duration
 	// TrustedProxies are the networks whose X-Forwarded-For, X-Real-IP,
 	// X-Forwarded-Proto and X-Request-Id headers are believed
 	// (TRUSTED_PROXIES). Nil trusts no one; the configuration's default
 	// (loopback) is applied by the caller.
 	TrustedProxies []netip.Prefix
+	// RateLimits are the per-client-IP limits (RATE_LIMIT_*), counted by
+	// Deps.Limiter (limit.go).
+	RateLimits RateLimits
+	// CORS is the cross-origin policy (ALLOWED_ORIGINS, ...; cors.go).
+	CORS CORS
+	// AllowedHosts is the Host header allow-list (ALLOWED_HOSTS); empty
+	// allows any host.
+	AllowedHosts []string
 	// MaxBodyBytes limits request bodies; zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 	// HealthCheckTimeout bounds each health check; zero means
 	// DefaultHealthCheckTimeout.
 	HealthCheckTimeout time.Duration
+	// MetricsPath serves Deps.Metrics (METRICS_PATH), e.g. "/metrics".
+	MetricsPath string
 	// Issuer is the authorization server's issuer URL for discovery
 	// metadata (RFC 8414 §2): JWT_ISSUER when it is a URL, else PUBLIC_URL.
 	// Endpoint URLs in the metadata are built from it.
@@ -94,9 +115,26 @@ type Deps struct {
 	Store permiso.Store
 	// Audit records audit events off the request path.
 	Audit permiso.Auditor
+	// Identity applies the account rules behind the users, roles and
+	// scopes routes (issue 4); nil answers them 503.
+	Identity *identity.Service
+	// Metrics, when set, is served at Options.MetricsPath; Observe is told
+	// the route pattern, method, status and duration of every request.
+	Metrics http.Handler
+	Observe func(route, method string, status int, d time.Duration)
 	// Limiter counts requests for the RATE_LIMIT_* limits and the
 	// per-client limits; nil disables rate limiting.
 	Limiter permiso.RateLimiter
+	// RateLimited, when set, is told the name of each per-IP limit that
+	// refuses a request ("login", "api", ...), for metrics.
+	RateLimited func(limit string)
+
+	// ErrorLog holds the recent error-level log records shown by
+	// GET /admin/logs/errors; nil shows none.
+	ErrorLog *logring.Ring
+	// Started is when the process started (uptime in the admin API);
+	// zero means when NewServer was called.
+	Started time.Time
 
 	// testRoutes, when set, registers extra routes (tests only).
 	testRoutes func(mux *http.ServeMux)
@@ -120,16 +158,24 @@ type server struct {
 	store   permiso.Store
 	audit   permiso.Auditor
 	limiter permiso.RateLimiter
+	limited func(limit string)
+	ident   *identity.Service // users, roles and scopes (issue 4)
+	observe func(route, method string, status int, d time.Duration)
+	metrics http.Handler
 	mux     *http.ServeMux
 	routes  []routeInfo
 	handler http.Handler
+	checks  []HealthCheck
+	errlog  *logring.Ring
+	started time.Time
 }
 
 // NewServer returns the permiso HTTP handler: every route of routes.go
 // behind the middleware chain described in the package documentation.
 func NewServer(deps Deps) http.Handler {
 	s := &server{logger: deps.Logger, opts: deps.Options, now: deps.Now, auth: deps.Auth, keys: deps.Keys,
-		store: deps.Store, audit: deps.Audit, limiter: deps.Limiter}
+		store: deps.Store, audit: deps.Audit, limiter: deps.Limiter, limited: deps.RateLimited,
+		observe: deps.Observe, metrics: deps.Metrics}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}
@@ -142,6 +188,11 @@ func NewServer(deps Deps) http.Handler {
 	if s.opts.HealthCheckTimeout <= 0 {
 		s.opts.HealthCheckTimeout = DefaultHealthCheckTimeout
 	}
+	s.checks, s.errlog, s.started = deps.Checks, deps.ErrorLog, deps.Started
+	s.ident = deps.Identity
+	if s.started.IsZero() {
+		s.started = s.now()
+	}
 	s.mux = http.NewServeMux()
 	s.addRoutes(deps.Checks)
 	if deps.testRoutes != nil {
@@ -149,6 +200,9 @@ func NewServer(deps Deps) http.Handler {
 	}
 
 	var h http.Handler = http.HandlerFunc(s.dispatch)
+	h = s.apiLimit(h)     // RATE_LIMIT_API (limit.go)
+	h = s.cors(h)         // preflights answered before routing (cors.go)
+	h = s.allowedHosts(h) // ALLOWED_HOSTS (cors.go)
 	h = s.accessLog(h)
 	h = s.limitBody(h)
 	h = s.securityHeaders(h)

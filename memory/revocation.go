@@ -16,13 +16,29 @@ const minTTL = time.Second
 // entries.
 const minSweep = 1024
 
-// Option configures NewRevocations.
-type Option func(*Revocations)
+// Option configures NewRevocations, NewLimiter and NewLockout.
+type Option func(*settings)
+
+// settings are what the options set.
+type settings struct {
+	now func() time.Time
+}
+
+func applyOptions(opts []Option) settings {
+	s := settings{now: time.Now}
+	for _, o := range opts {
+		o(&s)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s
+}
 
 // WithNow sets the time source (default time.Now). Tests pass a fake clock
 // to check expiry without sleeping.
 func WithNow(now func() time.Time) Option {
-	return func(r *Revocations) { r.now = now }
+	return func(s *settings) { s.now = now }
 }
 
 // Revocations is an in-process permiso.RevocationStore. It is safe for
@@ -51,17 +67,13 @@ var _ permiso.RevocationStore = (*Revocations)(nil)
 
 // NewRevocations returns an empty in-process revocation store.
 func NewRevocations(opts ...Option) *Revocations {
-	r := &Revocations{
-		now:      time.Now,
+	return &Revocations{
+		now:      applyOptions(opts).now,
 		jtis:     make(map[string]time.Time),
 		sids:     make(map[string]time.Time),
 		subjects: make(map[string]cutoffEntry),
 		sweepAt:  minSweep,
 	}
-	for _, o := range opts {
-		o(r)
-	}
-	return r
 }
 
 // deadline returns when an entry written now for a token expiring at

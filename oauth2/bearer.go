@@ -154,6 +154,11 @@ func (s *Service) Authenticate(ctx context.Context, bearer string) (Principal, e
 		if !cl.IsActive {
 			return Principal{}, permiso.Errorf(permiso.EINVALIDTOKEN, "Client is disabled")
 		}
+		// A client deleted and created again under the same client_id
+		// does not bring the old client's tokens back.
+		if c.IssuedAt.Unix() < cl.CreatedAt.Unix() {
+			return Principal{}, permiso.Errorf(permiso.EINVALIDTOKEN, "Token has been revoked")
+		}
 		p.Client = &cl
 	default:
 		return Principal{}, permiso.Errorf(permiso.EINVALIDTOKEN, "Invalid token")

@@ -68,19 +68,47 @@
 //     password ("Invalid username or password"). account_disabled (403) and
 //     password_expired (403) are answered only after a correct password, so
 //     they reveal nothing to someone without it.
-//   - Lockout and rate limits are the caller's job (shared counters in
-//     Redis): the HTTP layer checks them before calling Token, counts
-//     invalid_grant answers, and answers with ErrAccountLocked /
-//     ErrRateLimited. User.LockedUntil is only a mirror and is not consulted
-//     here; neither is it by Authenticate (failed logins by someone else must
-//     not end a user's existing sessions).
-//   - A hash with weaker parameters is replaced after a successful login,
-//     only if it is still the stored one (a concurrent password change
-//     wins). This and LastLogin are best effort.
+//   - Lockout (SPEC §6, Deps.Lockout, shared in Redis): every attempt is
+//     counted for the account's key (its normalized username, also when
+//     the login was its email; the typed login for unknown users) BEFORE
+//     the password is checked, so of any number of concurrent guesses
+//     exactly MAX_LOGIN_ATTEMPTS are verified; a locked key gets
+//     ErrAccountLocked with locked_until at once, the same for known and
+//     unknown usernames; a correct password resets the count. The locking
+//     failure writes a login.locked audit event. ChangeExpiredPassword
+//     shares this path. User.LockedUntil is only a mirror, written on lock
+//     and cleared on success and Unlock, never consulted; neither is it by
+//     Authenticate (failed logins by someone else must not end a user's
+//     existing sessions). Unlock and LockoutStatus serve the admin API.
+//   - Rate limits: the per-IP limits are the HTTP layer's (it picks the
+//     limit after parsing the grant); a service client's own
+//     rate_limit_per_minute and rate_limit_per_hour are counted here, in
+//     the client credentials grant, atomically for both
+//     (ClientRateLimitKeys, ClientRateLimits), answered with
+//     ErrRateLimited. A lockout or limiter failure fails the request
+//     closed (503 temporarily_unavailable).
+//   - The authentication time is taken before the user is read; it is the
+//     iat of the access token and the IssuedAt of the session and refresh
+//     token. After issuing, the user is read again: if the password hash is
+//     no longer the one verified, the account was disabled, or
+//     TokensRevokedBefore moved past the authentication time, the new
+//     session is revoked (store and revocation store) and the answer is
+//     invalid_grant. A login racing a password change or revoke-all thus
+//     never survives it (login_race.go).
+//   - A stored hash the hasher cannot read is logged and answered like a
+//     wrong password, after a dummy verification's time (no 500 singling
+//     the account out).
+//   - A hash with weaker parameters is replaced after a successful login
+//     (after issuance and the re-check above), only if it is still the
+//     stored one (a concurrent password change wins). This and LastLogin
+//     are best effort.
 //
 // Scope policy (§3.3, §6):
 //   - Password and client_credentials: granted = requested ∩ held (nothing
-//     requested = everything held). Nothing grantable from a non-empty
+//     requested = everything held). A password grant through an
+//     authenticated client that has scopes holds at most the client's
+//     scopes too (held = user's ∩ client's); a client without scopes does
+//     not narrow it. Nothing grantable from a non-empty
 //     request is invalid_scope; a partial match is narrowed and the response
 //     says so in "scope".
 //   - Refresh: a requested scope outside the original grant is invalid_scope;
@@ -97,18 +125,27 @@
 //     These checks run before reuse detection, so a request that could not
 //     have used the token anyway does not revoke the family.
 //   - A token presented again within ReuseGrace of its rotation (a lost
-//     response, a retry, concurrent tabs) gets a fresh pair of its own: a
-//     sibling in the family whose parent is the presented token. The
-//     concurrent winner's pair stays valid. ReuseGrace 0 means no grace.
-//     The refresh rate limit bounds how many pairs one token can yield in
-//     the window.
-//   - Presented later than that: reuse. The family and the session are
-//     revoked in the store, the session's access tokens in the revocation
-//     store, a token.reuse_detected audit event is written, and the answer
-//     is invalid_grant.
+//     response, a retry, two tabs) gets a fresh pair of its own ONCE: a
+//     sibling in the family whose parent is the presented token, and the
+//     winner's pair stays valid. The retry is spent atomically in the store
+//     (UseRefreshTokenGrace, a compare-and-swap that revokes the presented
+//     token with reason grace_used while inserting the sibling), so of
+//     concurrent retries exactly one succeeds. A second retry is reuse: a
+//     thief cannot fork live branches that detection never catches.
+//     ReuseGrace 0 means no grace.
+//   - Presented later than that, or again after its grace retry: reuse.
+//     A token.reuse_detected audit event and a log line are written first,
+//     then the family and the session are revoked in the store and the
+//     session's access tokens in the revocation store; the answer is
+//     invalid_grant. A token of the family presented later (revoked with
+//     reason reuse_detected, or of a revoked session) re-sends the
+//     idempotent session revocation, so one lost by a revocation-store
+//     failure is not lost for good.
 //   - Sessions slide: each refresh moves the session's expiry (and the new
 //     refresh token's) to now + the refresh lifetime, as the original
-//     service extended refresh expiry on use. The session's LastActivity
+//     service extended refresh expiry on use, but never past
+//     session.CreatedAt + RefreshAbsoluteLifetime (default 90 days): a
+//     family cannot be kept alive forever. The session's LastActivity
 //     update is a second, best-effort write after the rotation transaction.
 //   - A refresh does not check password expiry (that gates logins only).
 //
@@ -128,8 +165,10 @@
 //     else, and every expired, revoked, used, foreign or garbage token, gets
 //     exactly {"active":false}. token_type is access_token, refresh_token or,
 //     as in the original service, service_token. Store failures are errors,
-//     not "inactive". The hint is ignored: the format (a JWS has two dots, an
-//     opaque token none) tells the kinds apart (§2.1 allows ignoring it).
+//     not "inactive". "scope" is the token's scope narrowed to what its
+//     subject holds now (the rule of Principal.HasScope). The hint is
+//     ignored: the format (a JWS has two dots, an opaque token none) tells
+//     the kinds apart (§2.1 allows ignoring it).
 //   - Revocation (RFC 7009): only the owner (the user, or the client the
 //     token was issued to, §2.1) or an admin may revoke. For anyone else the
 //     answer is the same 200 as for an unknown token and nothing happens but
@@ -146,7 +185,10 @@
 // (the same invalid_grant, the same dummy hash, account_disabled only after
 // a correct password), then the password policy and the reuse history
 // (422-style permiso EINVALID errors with details on "new_password"), then
-// stores the new hash and revokes every session and token of the user. It
+// stores the new hash only if the stored one is still the hash it verified
+// (UserStore.ChangePasswordIfCurrent; a concurrent change wins and this
+// request gets invalid_grant) and revokes every session and token of the
+// user. It
 // also works for a password that has not expired: knowing it gives the same
 // power through a login.
 //

@@ -30,6 +30,9 @@ type Error struct {
 	// RetryAfter, when positive, is sent as the Retry-After header
 	// (rate_limit_exceeded, temporarily_unavailable).
 	RetryAfter time.Duration
+	// RateLimit, with rate_limit_exceeded, is the state of the limit that
+	// refused the request, for the RateLimit-* response headers.
+	RateLimit *permiso.LimitResult
 	// BasicChallenge asks for "WWW-Authenticate: Basic" on the response:
 	// RFC 6749 §5.2 requires it on a 401 invalid_client when the client
 	// attempted to authenticate with the Authorization header.
@@ -124,6 +127,16 @@ func (e *Error) WithLockedUntil(t time.Time) *Error {
 func (e *Error) WithRetryAfter(d time.Duration) *Error {
 	c := e.clone()
 	c.RetryAfter = d
+	return c
+}
+
+// WithRateLimit returns a copy of e carrying the state of the limit that
+// refused the request, and its RetryAfter as the Retry-After hint
+// (rate_limit_exceeded, RFC 6585 §4).
+func (e *Error) WithRateLimit(r permiso.LimitResult) *Error {
+	c := e.clone()
+	c.RateLimit = &r
+	c.RetryAfter = r.RetryAfter
 	return c
 }
 

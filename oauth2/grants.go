@@ -23,7 +23,15 @@ const (
 	ActionTokenRevoke        = "token.revoke"
 	ActionLogout             = "session.logout"
 	ActionRevokeAll          = "session.revoke_all"
+	ActionRevokeOthers       = "session.revoke_others"
 	ActionPasswordChange     = "password.change"
+	// ActionLoginLocked: a username (known or not) reached
+	// MAX_LOGIN_ATTEMPTS consecutive failures and is locked (SPEC §6).
+	ActionLoginLocked = "login.locked"
+	// ActionLoginUnlock: a lock was lifted (admin unlock, password reset).
+	ActionLoginUnlock = "login.unlock"
+	// ActionRateLimited: a service client exceeded its own rate limit.
+	ActionRateLimited = "client.rate_limited"
 )
 
 // errBadCredentials is the one answer for an unknown user and for a wrong
@@ -36,31 +44,63 @@ var errBadCredentials = ErrInvalidGrant.WithDescription("Invalid username or pas
 var errBadRefresh = ErrInvalidGrant.WithDescription("Refresh token is invalid, expired or revoked")
 
 // verifyPassword finds the user by login (username or email, case-
-// insensitively) and checks the password. An unknown user costs one dummy
-// verification and gets the same error as a wrong password. Only after a
-// correct password is a disabled account reported (account_disabled), so
-// the account state is never revealed to someone without the password.
+// insensitively) and checks the password, under the lockout (SPEC §6):
+//
+//  1. the attempt is counted as a failure for the account's lockout key
+//     (lockoutKey) BEFORE any password is checked. If the key is already
+//     locked the answer is account_locked with locked_until, and no
+//     password is checked at all. Counting first, rather than after a
+//     wrong password, bounds the number of passwords ever verified: of N
+//     concurrent guesses, on any number of instances, exactly
+//     MAX_LOGIN_ATTEMPTS are checked, and the rest get 423 at once;
+//  2. an unknown user costs one dummy verification and gets the same
+//     error as a wrong password;
+//  3. a correct password resets the count (Lockout.Reset);
+//  4. only after a correct password is a disabled account reported
+//     (account_disabled), so the account state is never revealed to
+//     someone without the password.
+//
+// An unknown and a known username behave identically throughout: the same
+// counting, the same lock, the same answers.
 func (s *Service) verifyPassword(ctx context.Context, login, password string, meta RequestMeta) (u permiso.User, needsRehash bool, err error) {
 	u, err = s.deps.Users.GetUserByLogin(ctx, login)
+	found := err == nil
+	if err != nil && !errors.Is(err, permiso.ErrNotFound) {
+		return permiso.User{}, false, err
+	}
+	key := lockoutKey(login, u, found)
+	attempt, err := s.beginAttempt(ctx, key, login, u, found, meta)
 	if err != nil {
-		if !errors.Is(err, permiso.ErrNotFound) {
-			return permiso.User{}, false, err
-		}
+		return permiso.User{}, false, err
+	}
+	if !found {
 		if err := s.deps.Hasher.VerifyDummy(ctx, password); err != nil {
 			return permiso.User{}, false, err
 		}
 		s.audit(ctx, meta, permiso.AuditEvent{ActorType: "anonymous", Action: ActionLoginFailure,
 			Result: "failure", TargetType: ptr("user"), TargetID: ptr(login),
 			Details: map[string]any{"reason": "unknown_user"}})
+		s.failedAttempt(ctx, attempt, login, u, found, meta)
 		return permiso.User{}, false, errBadCredentials
 	}
 	ok, needsRehash, err := s.deps.Hasher.Verify(ctx, password, u.PasswordHash)
 	if err != nil {
-		return permiso.User{}, false, err
+		if permiso.ErrorCode(err) == permiso.EUNAVAILABLE {
+			return permiso.User{}, false, err
+		}
+		// An unreadable stored hash (the hasher already spent a dummy
+		// verification's time on it) answers like a wrong password: a 500
+		// would single the account out. The operator learns from the log.
+		s.log.LogAttrs(ctx, slog.LevelError, "unreadable password hash", slog.String("user_id", u.ID.String()), slog.String("error", err.Error()))
+		ok, needsRehash = false, false
 	}
 	if !ok {
 		s.auditUser(ctx, meta, u, ActionLoginFailure, "failure", map[string]any{"reason": "invalid_password"})
+		s.failedAttempt(ctx, attempt, login, u, found, meta)
 		return permiso.User{}, false, errBadCredentials
+	}
+	if err := s.succeededAttempt(ctx, key); err != nil {
+		return permiso.User{}, false, err
 	}
 	if !u.IsActive {
 		s.auditUser(ctx, meta, u, ActionLoginFailure, "failure", map[string]any{"reason": "account_disabled"})
@@ -72,6 +112,10 @@ func (s *Service) verifyPassword(ctx context.Context, login, password string, me
 // passwordGrant is the resource owner password credentials grant
 // (RFC 6749 §4.3.2).
 func (s *Service) passwordGrant(ctx context.Context, req TokenRequest, client *permiso.ServiceClient, meta RequestMeta) (*grant, error) {
+	// The authentication time is taken before the user is read: a password
+	// change or revoke-all after it invalidates what this login issues
+	// (issueLogin re-checks, login_race.go).
+	authTime := s.now()
 	u, needsRehash, err := s.verifyPassword(ctx, req.Username, req.Password, meta)
 	if err != nil {
 		return nil, err
@@ -81,8 +125,17 @@ func (s *Service) passwordGrant(ctx context.Context, req TokenRequest, client *p
 		s.auditUser(ctx, meta, u, ActionLoginFailure, "failure", map[string]any{"reason": "password_expired"})
 		return nil, ErrPasswordExpired
 	}
-	s.recordLogin(ctx, u, req.Password, needsRehash, now)
-	return &grant{kind: GrantPassword, user: &u, client: client, available: validScopes(u.ScopeNames())}, nil
+	// LastLogin and the opportunistic rehash are recorded after issuance
+	// (issueLogin), so that the re-check there sees the verified hash.
+	available := validScopes(u.ScopeNames())
+	// Through a client that has scopes, a user gets at most those: the
+	// client's scopes bound what it may act for (the refresh ceiling keeps
+	// the bound). A client without scopes does not narrow the grant.
+	if client != nil && len(client.ScopeNames()) > 0 {
+		available = intersect(available, client.ScopeNames())
+	}
+	return &grant{kind: GrantPassword, user: &u, client: client, available: available,
+		authTime: authTime, password: req.Password, needsRehash: needsRehash}, nil
 }
 
 // recordLogin sets LastLogin and, when the stored hash uses weaker
@@ -102,6 +155,8 @@ func (s *Service) recordLogin(ctx context.Context, u permiso.User, password stri
 	_, err := s.deps.Users.UpdateUser(ctx, u.ID, func(x *permiso.User) error {
 		t := now.UTC()
 		x.LastLogin = &t
+		// The lockout mirror (lockout.go) ends with a successful login.
+		x.FailedLoginAttempts, x.LockedUntil = 0, nil
 		// Only replace the hash that was verified: a concurrent password
 		// change wins.
 		if newHash != "" && x.PasswordHash == oldHash {
@@ -126,7 +181,7 @@ func (s *Service) refreshGrant(ctx context.Context, req TokenRequest, client *pe
 		}
 		return nil, err
 	}
-	if t.RevokedAt != nil || !now.Before(t.ExpiresAt) {
+	if !now.Before(t.ExpiresAt) {
 		return nil, errBadRefresh
 	}
 	// RFC 6749 §6: a refresh token issued to a client may be used only by
@@ -135,13 +190,13 @@ func (s *Service) refreshGrant(ctx context.Context, req TokenRequest, client *pe
 	if t.ClientID != nil && (client == nil || client.ID != *t.ClientID) || t.ClientID == nil && client != nil {
 		return nil, errBadRefresh
 	}
-	graceRetry := false
-	if t.UsedAt != nil {
-		if now.Sub(*t.UsedAt) > s.cfg.ReuseGrace {
-			return nil, s.reuseDetected(ctx, t, meta)
-		}
-		graceRetry = true
+	// Revoked (its one grace retry spent included) or rotated longer ago
+	// than the grace window: refused, as reuse where it is one
+	// (refresh_reuse.go).
+	if t.RevokedAt != nil || t.UsedAt != nil && now.Sub(*t.UsedAt) > s.cfg.ReuseGrace {
+		return nil, s.rejectPresented(ctx, t, now, meta)
 	}
+	graceRetry := t.UsedAt != nil
 	sess, err := s.deps.Sessions.GetSession(ctx, t.SessionID)
 	if err != nil {
 		if errors.Is(err, permiso.ErrNotFound) {
@@ -150,6 +205,18 @@ func (s *Service) refreshGrant(ctx context.Context, req TokenRequest, client *pe
 		return nil, err
 	}
 	if !sess.Active(now) {
+		if sess.RevokedAt != nil {
+			// Re-send the idempotent session revocation, in case the one
+			// sent when the session ended was lost.
+			if err := s.resendSessionRevocation(ctx, t.SessionID, now); err != nil {
+				return nil, err
+			}
+		}
+		return nil, errBadRefresh
+	}
+	// Absolute session lifetime: sliding refresh cannot keep a family
+	// alive forever.
+	if !now.Before(s.sessionDeadline(sess)) {
 		return nil, errBadRefresh
 	}
 	u, err := s.deps.Users.GetUser(ctx, t.UserID)
@@ -182,46 +249,63 @@ func (s *Service) refreshGrant(ctx context.Context, req TokenRequest, client *pe
 // session's access tokens are revoked. The caller gets invalid_grant.
 func (s *Service) reuseDetected(ctx context.Context, t permiso.RefreshToken, meta RequestMeta) error {
 	now := s.now()
-	n, err := s.deps.Tokens.RevokeRefreshFamily(ctx, t.FamilyID, "reuse_detected", now)
-	if err != nil {
-		return err
-	}
-	if _, err := s.deps.Sessions.RevokeSession(ctx, t.SessionID, "reuse_detected", now); err != nil && !errors.Is(err, permiso.ErrNotFound) {
-		return err
-	}
-	if err := s.deps.Revocations.RevokeSession(ctx, t.SessionID.String(), s.sessionRevocationExpiry(now)); err != nil {
-		return err
-	}
-	s.log.LogAttrs(ctx, slog.LevelWarn, "refresh token reuse detected; family and session revoked",
+	// The detection is logged and audited first, so that a failure of one
+	// of the revocations below cannot hide it. Those revocations are
+	// idempotent, and a later presentation of any token of the family
+	// re-sends the session revocation (rejectPresented).
+	s.log.LogAttrs(ctx, slog.LevelWarn, "refresh token reuse detected; revoking family and session",
 		slog.String("request_id", meta.RequestID), slog.String("user_id", t.UserID.String()),
 		slog.String("session_id", t.SessionID.String()), slog.String("family_id", t.FamilyID.String()))
 	s.audit(ctx, meta, permiso.AuditEvent{ActorType: "user", ActorID: ptr(t.UserID.String()),
 		Action: ActionTokenReuseDetected, Result: "failure",
 		TargetType: ptr("session"), TargetID: ptr(t.SessionID.String()),
-		Details: map[string]any{"family_id": t.FamilyID.String(), "token_id": t.ID.String(), "tokens_revoked": n}})
+		Details: map[string]any{"family_id": t.FamilyID.String(), "token_id": t.ID.String()}})
+	n, err := s.deps.Tokens.RevokeRefreshFamily(ctx, t.FamilyID, permiso.RevocationReuseDetected, now)
+	if err != nil {
+		return err
+	}
+	if _, err := s.deps.Sessions.RevokeSession(ctx, t.SessionID, permiso.RevocationReuseDetected, now); err != nil && !errors.Is(err, permiso.ErrNotFound) {
+		return err
+	}
+	if err := s.deps.Revocations.RevokeSession(ctx, t.SessionID.String(), s.sessionRevocationExpiry(now)); err != nil {
+		return err
+	}
+	s.log.LogAttrs(ctx, slog.LevelInfo, "family and session revoked after reuse",
+		slog.String("request_id", meta.RequestID), slog.String("session_id", t.SessionID.String()),
+		slog.Int("tokens_revoked", n))
 	return errBadRefresh
 }
 
 // clientCredentialsGrant is the client credentials grant (RFC 6749 §4.4):
 // confidential clients only (§4.4 "MUST only be used by confidential
-// clients").
-func (s *Service) clientCredentialsGrant(_ context.Context, client *permiso.ServiceClient, _ TokenRequest) (*grant, error) {
+// clients"), within the client's own rate limits (SPEC §5.2, §6).
+func (s *Service) clientCredentialsGrant(ctx context.Context, client *permiso.ServiceClient, _ TokenRequest, meta RequestMeta) (*grant, error) {
 	if client == nil {
 		return nil, ErrInvalidClient.WithDescription("Client authentication is required for the client_credentials grant").WithBasicChallenge()
 	}
 	if client.ClientType == "public" {
 		return nil, ErrUnauthorizedClient.WithDescription("Public clients may not use the client_credentials grant")
 	}
-	return &grant{kind: GrantClientCredentials, client: client, available: validScopes(client.ScopeNames())}, nil
+	rl, err := s.allowClient(ctx, client, meta)
+	if err != nil {
+		return nil, err
+	}
+	return &grant{kind: GrantClientCredentials, client: client, available: validScopes(client.ScopeNames()), rateLimit: rl}, nil
 }
 
 // issueLogin creates the session, the first refresh token of a new family
 // and an access token for a password grant.
 func (s *Service) issueLogin(ctx context.Context, g *grant, meta RequestMeta) (TokenResponse, error) {
-	now := s.now()
+	// now is the authentication time, taken before the user was read: the
+	// iat of the access token and the IssuedAt of the session and refresh
+	// token (login_race.go).
+	now := g.authTime
+	if now.IsZero() {
+		now = s.now()
+	}
 	u := g.user
 	sid := uuid.New()
-	expires := now.Add(s.refreshLifetime(g.client))
+	expires := now.Add(min(s.refreshLifetime(g.client), s.cfg.RefreshAbsoluteLifetime))
 	var clientRow *uuid.UUID
 	if g.client != nil {
 		clientRow = &g.client.ID
@@ -249,6 +333,12 @@ func (s *Service) issueLogin(ctx context.Context, g *grant, meta RequestMeta) (T
 		}
 		return TokenResponse{}, err
 	}
+	// A password change or revoke-all that raced this login wins: what was
+	// just issued is revoked again.
+	if err := s.recheckLogin(ctx, g, sid, meta); err != nil {
+		return TokenResponse{}, err
+	}
+	s.recordLogin(ctx, *u, g.password, g.needsRehash, s.now())
 	details := map[string]any{"session_id": sid.String(), "scopes": g.grantedList}
 	if g.client != nil {
 		details["client_id"] = g.client.ClientID
@@ -269,6 +359,9 @@ func (s *Service) issueRefresh(ctx context.Context, _ TokenRequest, g *grant, me
 	now := s.now()
 	t := g.presented
 	expires := now.Add(s.refreshLifetime(g.client))
+	if deadline := s.sessionDeadline(*g.session); expires.After(deadline) {
+		expires = deadline
+	}
 	opaque := permiso.NewOpaqueToken()
 	// RFC 6749 §6: the new refresh token carries the scope of the one
 	// presented, whatever narrower scope this access token got.
@@ -295,10 +388,10 @@ func (s *Service) issueRefresh(ctx context.Context, _ TokenRequest, g *grant, me
 				return TokenResponse{}, errBadRefresh
 			case err != nil:
 				return TokenResponse{}, err
-			case cur.RevokedAt != nil || cur.UsedAt == nil:
+			case cur.RevokedAt != nil || cur.UsedAt != nil && now.Sub(*cur.UsedAt) > s.cfg.ReuseGrace:
+				return TokenResponse{}, s.rejectPresented(ctx, cur, now, meta)
+			case cur.UsedAt == nil:
 				return TokenResponse{}, errBadRefresh
-			case now.Sub(*cur.UsedAt) > s.cfg.ReuseGrace:
-				return TokenResponse{}, s.reuseDetected(ctx, cur, meta)
 			}
 			graceRetry = true
 		case errors.Is(err, permiso.ErrNotFound):
@@ -308,7 +401,9 @@ func (s *Service) issueRefresh(ctx context.Context, _ TokenRequest, g *grant, me
 		}
 	}
 	if graceRetry {
-		if _, err := s.deps.Tokens.CreateRefreshToken(ctx, repl); err != nil {
+		// At most one grace retry per rotated token, spent atomically: a
+		// second one is reuse (refresh_reuse.go).
+		if err := s.useGrace(ctx, g.hash, repl, now, meta); err != nil {
 			return TokenResponse{}, err
 		}
 	}

@@ -121,7 +121,7 @@ func (s *Service) Introspect(ctx context.Context, caller Caller, token, hint str
 			return Introspection{}, nil
 		}
 		out := Introspection{
-			Active: true, Scope: strings.Join(c.Scopes, " "), ClientID: c.ClientID,
+			Active: true, Scope: strings.Join(heldScopes(p), " "), ClientID: c.ClientID,
 			Username: c.Username, TokenType: TokenTypeHintAccess,
 			Exp: c.ExpiresAt.Unix(), Iat: c.IssuedAt.Unix(), Sub: c.Subject, Aud: c.Audience,
 			Iss: c.Issuer, Jti: c.ID, Sid: c.SessionID,
@@ -177,7 +177,9 @@ func (s *Service) Introspect(ctx context.Context, caller Caller, token, hint str
 		return Introspection{}, nil
 	}
 	return Introspection{
-		Active: true, Scope: strings.Join(t.Scopes, " "), ClientID: clientID,
+		// What a refresh would grant now: the original grant narrowed to
+		// the scopes the user still holds.
+		Active: true, Scope: strings.Join(intersect(t.Scopes, u.ScopeNames()), " "), ClientID: clientID,
 		Username: u.Username, TokenType: TokenTypeHintRefresh,
 		Exp: t.ExpiresAt.Unix(), Iat: t.IssuedAt.Unix(), Sub: t.UserID.String(),
 		Iss: s.cfg.Issuer, Sid: t.SessionID.String(),
@@ -198,4 +200,17 @@ func (s *Service) clientIDOf(ctx context.Context, id *uuid.UUID) (string, error)
 		return "", err
 	}
 	return c.ClientID, nil
+}
+
+// heldScopes is the token's scope narrowed to what its subject holds now,
+// the rule of Principal.HasScope: introspection must not report a scope
+// that a resource server asking Authenticate would be refused.
+func heldScopes(p Principal) []string {
+	switch {
+	case p.User != nil:
+		return intersect(p.Claims.Scopes, p.User.ScopeNames())
+	case p.Client != nil:
+		return intersect(p.Claims.Scopes, p.Client.ScopeNames())
+	}
+	return nil
 }

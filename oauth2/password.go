@@ -2,6 +2,7 @@ package oauth2
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -71,7 +72,14 @@ func (s *Service) ChangeExpiredPassword(ctx context.Context, username, current, 
 	if err != nil {
 		return err
 	}
-	if err := s.deps.Users.ChangePassword(ctx, u.ID, hash, s.now(), s.cfg.PreventReuseCount); err != nil {
+	// Compare-and-swap on the hash just verified: a concurrent change wins,
+	// and this request, whose old password is no longer current, gets the
+	// same invalid_grant as a wrong password.
+	if err := s.deps.Users.ChangePasswordIfCurrent(ctx, u.ID, u.PasswordHash, hash, s.now(), s.cfg.PreventReuseCount); err != nil {
+		if errors.Is(err, permiso.ErrConflict) {
+			s.auditUser(ctx, meta, u, ActionPasswordChange, "failure", map[string]any{"reason": "concurrent_change"})
+			return errBadCredentials
+		}
 		return err
 	}
 	if metaFrom(ctx) == (RequestMeta{}) {

@@ -188,6 +188,29 @@ func (s *Service) RevokeAllForUser(ctx context.Context, userID uuid.UUID, reason
 	return len(sessions), nil
 }
 
+// RevokeOtherSessions ends every active session of the user except keep
+// (a self-service password change keeps the session it was made from):
+// each session and its refresh tokens in the store, and its access tokens
+// (sid) in the revocation store, so every instance rejects them at once.
+// It returns the number of sessions ended.
+func (s *Service) RevokeOtherSessions(ctx context.Context, userID, keep uuid.UUID, reason string) (int, error) {
+	now := s.now()
+	sessions, err := s.deps.Sessions.RevokeUserSessions(ctx, userID, &keep, reason, now)
+	if err != nil {
+		return 0, err
+	}
+	exp := s.sessionRevocationExpiry(now)
+	for _, x := range sessions {
+		if err := s.deps.Revocations.RevokeSession(ctx, x.ID.String(), exp); err != nil {
+			return 0, err
+		}
+	}
+	s.audit(ctx, metaFrom(ctx), permiso.AuditEvent{ActorType: "system", Action: ActionRevokeOthers, Result: "success",
+		TargetType: ptr("user"), TargetID: ptr(userID.String()),
+		Details: map[string]any{"reason": reason, "kept_session_id": keep.String(), "sessions_terminated": len(sessions)}})
+	return len(sessions), nil
+}
+
 // callerAudit describes a caller for audit events.
 type callerActor struct {
 	typ string

@@ -16,6 +16,9 @@ const (
 	DefaultAccessTokenLifetime  = 15 * time.Minute
 	DefaultRefreshTokenLifetime = 30 * 24 * time.Hour
 	DefaultServiceTokenLifetime = 15 * time.Minute
+	// DefaultRefreshAbsoluteLifetime is the default absolute session
+	// lifetime (Config.RefreshAbsoluteLifetime).
+	DefaultRefreshAbsoluteLifetime = 90 * 24 * time.Hour
 
 	// revocationMargin is added to every revocation entry's lifetime: the
 	// verifier accepts a token up to its clock-skew leeway after exp (at
@@ -46,6 +49,11 @@ type Config struct {
 	// presented again and get a fresh pair instead of counting as reuse
 	// (REFRESH_TOKEN_REUSE_GRACE_SECONDS). Zero means no grace.
 	ReuseGrace time.Duration
+	// RefreshAbsoluteLifetime caps the life of a session however often it
+	// is refreshed: a refresh never moves the expiry of the session or of
+	// its new refresh token past session.CreatedAt + this. Zero means
+	// DefaultRefreshAbsoluteLifetime.
+	RefreshAbsoluteLifetime time.Duration
 	// PasswordMaxAge is the password expiry (PASSWORD_MAX_AGE_DAYS); zero
 	// disables expiry.
 	PasswordMaxAge time.Duration
@@ -77,9 +85,21 @@ type Deps struct {
 	Hasher      Hasher
 	Signer      permiso.TokenSigner
 	Revocations permiso.RevocationStore
+	// Lockout counts failed logins per normalized username (SPEC §6); nil
+	// disables the lockout (tests of other features only: cmd/permiso
+	// always sets it).
+	Lockout permiso.Lockout
+	// Limiter enforces the per-client rate limits of service clients
+	// (rate_limit_per_minute, rate_limit_per_hour) in the client
+	// credentials grant; nil disables them. The per-IP limits are the HTTP
+	// layer's.
+	Limiter permiso.RateLimiter
 	// Audit receives audit events; nil records nothing. Metrics on logins,
 	// issued tokens and reuse detections can be taken by wrapping it.
 	Audit permiso.Auditor
+	// Usage counts each successful client authentication (last_used,
+	// total_requests) off the request path; nil counts nothing.
+	Usage UsageRecorder
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// Logger receives internal errors and fail-open warnings; nil discards.
@@ -134,6 +154,9 @@ func NewService(cfg Config, deps Deps) *Service {
 	if cfg.ReuseGrace < 0 {
 		cfg.ReuseGrace = 0
 	}
+	if cfg.RefreshAbsoluteLifetime <= 0 {
+		cfg.RefreshAbsoluteLifetime = DefaultRefreshAbsoluteLifetime
+	}
 	if cfg.PreventReuseCount < 0 {
 		cfg.PreventReuseCount = 0
 	}
@@ -160,6 +183,10 @@ type TokenResponse struct {
 	// RefreshToken is never issued to client_credentials (RFC 6749 §4.4.3).
 	RefreshToken string `json:"refresh_token,omitempty"`
 	SessionID    string `json:"session_id,omitempty"`
+	// RateLimit is the tightest per-client rate limit the request was
+	// counted under (client credentials), for the RateLimit-* response
+	// headers; nil when none applied. It is not part of the body.
+	RateLimit *permiso.LimitResult `json:"-"`
 }
 
 // grant is what a grant step established, handed on through the fixed
@@ -179,6 +206,15 @@ type grant struct {
 	session     *permiso.Session
 	graceRetry  bool
 	grantedList []string
+	// rateLimit is the tightest per-client limit (client credentials).
+	rateLimit *permiso.LimitResult
+	// password grant: authTime was taken before the user was read and is
+	// the iat of the access token and the IssuedAt of the session and
+	// refresh token; password and needsRehash feed the rehash that follows
+	// issuance (login_race.go).
+	authTime    time.Time
+	password    string
+	needsRehash bool
 }
 
 // Token runs the token endpoint (RFC 6749 §3.2) as one fixed pipeline:
@@ -219,7 +255,7 @@ func (s *Service) token(ctx context.Context, req TokenRequest, meta RequestMeta)
 	case GrantRefreshToken:
 		g, err = s.refreshGrant(ctx, req, client, meta)
 	case GrantClientCredentials:
-		g, err = s.clientCredentialsGrant(ctx, client, req)
+		g, err = s.clientCredentialsGrant(ctx, client, req, meta)
 	default:
 		err = ErrUnsupportedGrantType.WithDescription("Unsupported grant type")
 	}
@@ -241,7 +277,9 @@ func (s *Service) token(ctx context.Context, req TokenRequest, meta RequestMeta)
 	case GrantRefreshToken:
 		return s.issueRefresh(ctx, req, g, meta)
 	default:
-		return s.issueService(ctx, g, meta)
+		resp, err := s.issueService(ctx, g, meta)
+		resp.RateLimit = g.rateLimit
+		return resp, err
 	}
 }
 
@@ -326,6 +364,9 @@ func (s *Service) authenticateClient(ctx context.Context, req TokenRequest, meta
 			Result: "failure", TargetType: ptr("client"), TargetID: ptr(c.ClientID),
 			Details: map[string]any{"reason": reason}})
 		return nil, fail
+	}
+	if s.deps.Usage != nil {
+		s.deps.Usage.ClientUsed(c.ID, now)
 	}
 	return &c, nil
 }

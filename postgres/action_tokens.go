@@ -40,6 +40,17 @@ func (db *DB) CreateActionToken(ctx context.Context, t permiso.ActionToken) (per
 	return out, nil
 }
 
+// GetActionToken returns the unused, unexpired token with this purpose and
+// hash without consuming it.
+func (db *DB) GetActionToken(ctx context.Context, purpose, hash string, now time.Time) (permiso.ActionToken, error) {
+	t, err := scanAction(db.pool.QueryRow(ctx, `SELECT `+actionColumns+` FROM action_tokens
+		WHERE purpose = $1 AND token_hash = $2 AND used_at IS NULL AND expires_at > $3`, purpose, hash, ts(now)))
+	if err != nil {
+		return permiso.ActionToken{}, mapErr(err, "action token", opRead)
+	}
+	return t, nil
+}
+
 // ConsumeActionToken marks the unused, unexpired token with this purpose
 // and hash used at now with one conditional UPDATE ... RETURNING, so of any
 // number of concurrent callers exactly one succeeds; the others, and any

@@ -47,26 +47,7 @@ func (db *DB) AppendAuditEvents(ctx context.Context, events []permiso.AuditEvent
 // ending in '.' matches every action with that prefix; Since is inclusive,
 // Until exclusive.
 func (db *DB) ListAuditEvents(ctx context.Context, f permiso.AuditFilter) ([]permiso.AuditEvent, int, error) {
-	var w where
-	if f.Action != "" {
-		if strings.HasSuffix(f.Action, ".") {
-			w.add(`starts_with(action, ?)`, f.Action)
-		} else {
-			w.add(`action = ?`, f.Action)
-		}
-	}
-	if f.ActorID != "" {
-		w.add(`actor_id = ?`, f.ActorID)
-	}
-	if f.Result != "" {
-		w.add(`result = ?`, f.Result)
-	}
-	if f.Since != nil {
-		w.add(`occurred_at >= ?`, ts(*f.Since))
-	}
-	if f.Until != nil {
-		w.add(`occurred_at < ?`, ts(*f.Until))
-	}
+	w := auditWhere(f)
 	var total int
 	if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM audit_events`+w.sql(), w.args...).Scan(&total); err != nil {
 		return nil, 0, mapErr(err, "audit events", opRead)
@@ -100,4 +81,50 @@ func (db *DB) DeleteAuditEventsBefore(ctx context.Context, t time.Time) (int, er
 		return 0, mapErr(err, "audit events", opDelete)
 	}
 	return int(tag.RowsAffected()), nil
+}
+
+// auditWhere builds the WHERE clause of an AuditFilter; Offset and Limit
+// are not used.
+func auditWhere(f permiso.AuditFilter) where {
+	var w where
+	if f.Action != "" {
+		if strings.HasSuffix(f.Action, ".") {
+			w.add(`starts_with(action, ?)`, f.Action)
+		} else {
+			w.add(`action = ?`, f.Action)
+		}
+	}
+	if len(f.Actions) > 0 {
+		var exact, prefixes []string
+		for _, a := range f.Actions {
+			if strings.HasSuffix(a, ".") {
+				prefixes = append(prefixes, a)
+			} else {
+				exact = append(exact, a)
+			}
+		}
+		if exact == nil {
+			exact = []string{}
+		}
+		if prefixes == nil {
+			prefixes = []string{}
+		}
+		w.add(`(action = ANY(?) OR EXISTS (SELECT 1 FROM unnest(?::text[]) p WHERE starts_with(action, p)))`, exact, prefixes)
+	}
+	if f.ActorID != "" {
+		w.add(`actor_id = ?`, f.ActorID)
+	}
+	if f.Subject != "" {
+		w.add(`(actor_id = ? OR target_id = ?)`, f.Subject, f.Subject)
+	}
+	if f.Result != "" {
+		w.add(`result = ?`, f.Result)
+	}
+	if f.Since != nil {
+		w.add(`occurred_at >= ?`, ts(*f.Since))
+	}
+	if f.Until != nil {
+		w.add(`occurred_at < ?`, ts(*f.Until))
+	}
+	return w
 }

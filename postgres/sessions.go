@@ -110,7 +110,8 @@ func (db *DB) UpdateSession(ctx context.Context, id uuid.UUID, fn func(*permiso.
 
 // RevokeSession marks the session revoked at now and revokes every
 // unrevoked refresh token of it with reason, in one transaction. Revoking a
-// revoked session is a no-op that still returns the session.
+// revoked session keeps its revoked_at and still revokes any refresh token
+// of it left unrevoked (one issued after it, as the SQLite backend does).
 func (db *DB) RevokeSession(ctx context.Context, id uuid.UUID, reason string, now time.Time) (permiso.Session, error) {
 	var out permiso.Session
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
@@ -118,19 +119,17 @@ func (db *DB) RevokeSession(ctx context.Context, id uuid.UUID, reason string, no
 		if err != nil {
 			return mapErr(err, "session", opRead)
 		}
-		if s.RevokedAt != nil {
-			out = s
-			return nil
-		}
 		at := ts(now)
-		if _, err := tx.Exec(ctx, `UPDATE user_sessions SET revoked_at = $2 WHERE id = $1`, id, at); err != nil {
-			return mapErr(err, "session", opWrite)
+		if s.RevokedAt == nil {
+			if _, err := tx.Exec(ctx, `UPDATE user_sessions SET revoked_at = $2 WHERE id = $1`, id, at); err != nil {
+				return mapErr(err, "session", opWrite)
+			}
+			s.RevokedAt = &at
 		}
 		if _, err := tx.Exec(ctx, `UPDATE refresh_tokens SET revoked_at = $2, revocation_reason = $3
 			WHERE session_id = $1 AND revoked_at IS NULL`, id, at, reason); err != nil {
 			return mapErr(err, "refresh tokens", opWrite)
 		}
-		s.RevokedAt = &at
 		out = s
 		return nil
 	})

@@ -154,7 +154,7 @@ func (db *DB) GetUserByEmail(ctx context.Context, email string) (permiso.User, e
 func (db *DB) GetUserByLogin(ctx context.Context, login string) (permiso.User, error) {
 	return db.getUser(ctx, db.pool,
 		`lower(u.username) = lower($1) OR lower(u.email) = lower($1)
-		 ORDER BY (lower(u.username) = lower($1)) DESC LIMIT 1`, login)
+		 ORDER BY (lower(u.username) = lower($1)) DESC LIMIT 1`, permiso.NormalizeUsername(login))
 }
 
 // UpdateUser reads the user FOR UPDATE, applies fn and writes the result in

@@ -134,10 +134,20 @@ func (r *Revocations) IsRevoked(ctx context.Context, jti, sid, subject string, i
 	}
 	pipe := r.rdb.Pipeline()
 	result := r.QueueIsRevoked(ctx, pipe, jti, sid, subject, issuedAt)
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
-		return false, unavailable(err)
+	_, execErr := pipe.Exec(ctx)
+	// Exec reports the first failed command, but the others may have
+	// answered: a positive "revoked" from any of them wins over the error.
+	revoked, err := result()
+	if revoked {
+		return true, nil
 	}
-	return result()
+	if err != nil {
+		return false, err
+	}
+	if execErr != nil && !errors.Is(execErr, goredis.Nil) {
+		return false, unavailable(execErr)
+	}
+	return false, nil
 }
 
 // QueueIsRevoked adds the lookups of IsRevoked to pipe without sending

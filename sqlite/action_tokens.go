@@ -38,6 +38,14 @@ func (db *DB) CreateActionToken(ctx context.Context, t permiso.ActionToken) (per
 	return t, nil
 }
 
+// GetActionToken returns the unused, unexpired token with this purpose and
+// hash without consuming it.
+func (db *DB) GetActionToken(ctx context.Context, purpose, hash string, now time.Time) (permiso.ActionToken, error) {
+	t, err := scanAction(db.r().queryRow(ctx, `SELECT `+actionCols+` FROM action_tokens
+		WHERE purpose = ? AND token_hash = ? AND used_at IS NULL AND expires_at > ?`, purpose, hash, ts(now)))
+	return t, actionErr("get action token", err)
+}
+
 // ConsumeActionToken marks the unused, unexpired token with this purpose
 // and hash used at now and returns it, in one statement; of concurrent
 // callers exactly one succeeds, the others get ErrNotFound.

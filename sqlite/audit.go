@@ -48,37 +48,7 @@ func (db *DB) AppendAuditEvents(ctx context.Context, events []permiso.AuditEvent
 // Action ending in '.' matches every action with that prefix; Since is
 // inclusive and Until exclusive.
 func (db *DB) ListAuditEvents(ctx context.Context, f permiso.AuditFilter) ([]permiso.AuditEvent, int, error) {
-	var where []string
-	var args []any
-	if f.Action != "" {
-		if strings.HasSuffix(f.Action, ".") {
-			where = append(where, "substr(action, 1, length(?)) = ?")
-			args = append(args, f.Action, f.Action)
-		} else {
-			where = append(where, "action = ?")
-			args = append(args, f.Action)
-		}
-	}
-	if f.ActorID != "" {
-		where = append(where, "actor_id = ?")
-		args = append(args, f.ActorID)
-	}
-	if f.Result != "" {
-		where = append(where, "result = ?")
-		args = append(args, f.Result)
-	}
-	if f.Since != nil {
-		where = append(where, "occurred_at >= ?")
-		args = append(args, ts(*f.Since))
-	}
-	if f.Until != nil {
-		where = append(where, "occurred_at < ?")
-		args = append(args, ts(*f.Until))
-	}
-	cond := ""
-	if len(where) > 0 {
-		cond = " WHERE " + strings.Join(where, " AND ")
-	}
+	cond, args := auditWhere(f)
 	var out []permiso.AuditEvent
 	var total int
 	err := db.readTx(ctx, func(c conn) error {
@@ -121,4 +91,53 @@ func (db *DB) ListAuditEvents(ctx context.Context, f permiso.AuditFilter) ([]per
 func (db *DB) DeleteAuditEventsBefore(ctx context.Context, t time.Time) (int, error) {
 	n, err := db.w().execN(ctx, "DELETE FROM audit_events WHERE occurred_at < ?", ts(t))
 	return n, errMap{op: "delete audit events"}.wrap(err)
+}
+
+// auditWhere builds the WHERE clause (with its leading " WHERE ", or
+// empty) and arguments of an AuditFilter; Offset and Limit are not used.
+func auditWhere(f permiso.AuditFilter) (string, []any) {
+	var where []string
+	var args []any
+	action := func(a string) string {
+		if strings.HasSuffix(a, ".") {
+			args = append(args, a, a)
+			return "substr(action, 1, length(?)) = ?"
+		}
+		args = append(args, a)
+		return "action = ?"
+	}
+	if f.Action != "" {
+		where = append(where, action(f.Action))
+	}
+	if len(f.Actions) > 0 {
+		var ors []string
+		for _, a := range f.Actions {
+			ors = append(ors, action(a))
+		}
+		where = append(where, "("+strings.Join(ors, " OR ")+")")
+	}
+	if f.ActorID != "" {
+		where = append(where, "actor_id = ?")
+		args = append(args, f.ActorID)
+	}
+	if f.Subject != "" {
+		where = append(where, "(actor_id = ? OR target_id = ?)")
+		args = append(args, f.Subject, f.Subject)
+	}
+	if f.Result != "" {
+		where = append(where, "result = ?")
+		args = append(args, f.Result)
+	}
+	if f.Since != nil {
+		where = append(where, "occurred_at >= ?")
+		args = append(args, ts(*f.Since))
+	}
+	if f.Until != nil {
+		where = append(where, "occurred_at < ?")
+		args = append(args, ts(*f.Until))
+	}
+	if len(where) == 0 {
+		return "", args
+	}
+	return " WHERE " + strings.Join(where, " AND "), args
 }

@@ -15,6 +15,7 @@ var actionTokenTests = []test{
 	{"ActionTokens/CreateAndConsume", testActionTokens},
 	{"ActionTokens/DeleteExpired", testActionTokenDeleteExpired},
 	{"ActionTokens/ConcurrentConsume", testActionTokenConcurrent},
+	{"ActionTokens/Get", testActionTokenGet},
 }
 
 var auditTests = []test{
@@ -85,6 +86,38 @@ func testActionTokens(h *harness) {
 	v, err := h.s.ConsumeActionToken(h.ctx, permiso.PurposeEmailVerification, hashOf("verify-1"), h.now)
 	h.must(err, "ConsumeActionToken(email_verification)")
 	eq(h, "consumed verification id", v.ID, gen.ID)
+}
+
+func testActionTokenGet(h *harness) {
+	u := h.user("gil")
+	created := h.actionToken(u.ID, permiso.PurposePasswordReset, "peek", time.Hour)
+	h.actionToken(u.ID, permiso.PurposePasswordReset, "peek-expired", -time.Second)
+
+	got, err := h.s.GetActionToken(h.ctx, permiso.PurposePasswordReset, hashOf("peek"), h.now)
+	h.must(err, "GetActionToken")
+	eq(h, "got id", got.ID, created.ID)
+	eq(h, "got user", got.UserID, u.ID)
+	eqTime(h, "got expires_at", got.ExpiresAt, h.at(time.Hour))
+	if got.UsedAt != nil {
+		h.Errorf("GetActionToken: used_at %v, want nil", got.UsedAt)
+	}
+	// Getting does not consume: the token is still there, and still usable.
+	_, err = h.s.GetActionToken(h.ctx, permiso.PurposePasswordReset, hashOf("peek"), h.now)
+	h.must(err, "GetActionToken twice")
+
+	_, err = h.s.GetActionToken(h.ctx, permiso.PurposeEmailVerification, hashOf("peek"), h.now)
+	h.wantErr(err, permiso.ErrNotFound, "GetActionToken with the wrong purpose")
+	_, err = h.s.GetActionToken(h.ctx, permiso.PurposePasswordReset, hashOf("peek-expired"), h.now)
+	h.wantErr(err, permiso.ErrNotFound, "GetActionToken of an expired token")
+	_, err = h.s.GetActionToken(h.ctx, permiso.PurposePasswordReset, hashOf("peek"), h.at(time.Hour))
+	h.wantErr(err, permiso.ErrNotFound, "GetActionToken at its expiry instant")
+	_, err = h.s.GetActionToken(h.ctx, permiso.PurposePasswordReset, hashOf("nope"), h.now)
+	h.wantErr(err, permiso.ErrNotFound, "GetActionToken of an unknown token")
+
+	_, err = h.s.ConsumeActionToken(h.ctx, permiso.PurposePasswordReset, hashOf("peek"), h.now)
+	h.must(err, "ConsumeActionToken after GetActionToken")
+	_, err = h.s.GetActionToken(h.ctx, permiso.PurposePasswordReset, hashOf("peek"), h.now)
+	h.wantErr(err, permiso.ErrNotFound, "GetActionToken of a used token")
 }
 
 func testActionTokenDeleteExpired(h *harness) {

@@ -55,7 +55,9 @@ func Run(t *testing.T, newStore func(t *testing.T) permiso.Store) {
 	all = append(all, sessionTests...)
 	all = append(all, actionTokenTests...)
 	all = append(all, auditTests...)
+	all = append(all, reportTests...)
 	all = append(all, keyTests...)
+	all = append(all, reviewTests...)
 	for _, tc := range all {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

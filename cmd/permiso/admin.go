@@ -15,6 +15,7 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/argon2id"
+	"github.com/permiso/permiso/commonpw"
 	"github.com/permiso/permiso/config"
 )
 
@@ -144,7 +145,10 @@ func readPassword(fromStdin bool, stdin io.Reader, stdout io.Writer) (string, er
 	return string(p1), nil
 }
 
-// passwordPolicy returns the PASSWORD_* rules.
+// passwordPolicy returns the PASSWORD_* rules, with the common-password
+// list (package commonpw). Every path that sets a password uses it:
+// create-admin, the API (registration, changes, resets) and the expired-
+// password change of the OAuth core.
 func passwordPolicy(cfg config.Config) permiso.PasswordPolicy {
 	return permiso.PasswordPolicy{
 		MinLength:        cfg.PasswordMinLength,
@@ -153,5 +157,6 @@ func passwordPolicy(cfg config.Config) permiso.PasswordPolicy {
 		RequireLowercase: cfg.PasswordRequireLowercase,
 		RequireDigits:    cfg.PasswordRequireDigits,
 		RequireSpecial:   cfg.PasswordRequireSpecial,
+		Common:           commonpw.Contains,
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/config"
+	"github.com/permiso/permiso/logring"
 	"github.com/permiso/permiso/postgres"
 	"github.com/permiso/permiso/redis"
 	"github.com/permiso/permiso/sqlite"
@@ -104,6 +105,8 @@ type app struct {
 	logger   *slog.Logger
 	logFile  *logFile
 	db       store
+	// errlog keeps the recent error records (GET /admin/logs/errors).
+	errlog *logring.Ring
 }
 
 // setup loads the configuration and builds the logger (no database yet).
@@ -116,7 +119,8 @@ func (e *environment) setup() (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &app{cfg: cfg, warnings: warnings, logger: logger, logFile: lf}, nil
+	logger, ring := withErrorRing(logger)
+	return &app{cfg: cfg, warnings: warnings, logger: logger, logFile: lf, errlog: ring}, nil
 }
 
 // open is setup plus the database named by DATABASE_URL.

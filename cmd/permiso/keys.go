@@ -66,7 +66,7 @@ func cmdSessions(ctx context.Context, env *environment, args []string, stdout io
 	if err := applyMigrations(ctx, a.cfg, a.db); err != nil {
 		return err
 	}
-	auth, err := newAuth(ctx, a)
+	auth, err := newAuth(ctx, a, nil)
 	if err != nil {
 		return err
 	}

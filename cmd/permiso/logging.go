@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/permiso/permiso/config"
+	"github.com/permiso/permiso/logring"
 )
 
 // logFile is an io.Writer over LOG_FILE that can be reopened on SIGHUP, so
@@ -77,4 +78,15 @@ func newLogger(cfg config.Config, stderr io.Writer) (*slog.Logger, *logFile, err
 		h = slog.NewJSONHandler(out, opts)
 	}
 	return slog.New(h), lf, nil
+}
+
+// errorRingCapacity is how many error records GET /admin/logs/errors can
+// show.
+const errorRingCapacity = 500
+
+// withErrorRing installs the in-memory ring of recent error records in
+// front of logger's handler (every record still reaches the handler).
+func withErrorRing(logger *slog.Logger) (*slog.Logger, *logring.Ring) {
+	ring := logring.New(errorRingCapacity, slog.LevelError)
+	return slog.New(ring.Wrap(logger.Handler())), ring
 }

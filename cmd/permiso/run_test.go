@@ -155,6 +155,15 @@ func TestServeSQLiteHealthAndGracefulStop(t *testing.T) {
 	if db["status"] != "healthy" {
 		t.Fatalf("database check = %v", checks)
 	}
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsText, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(metricsText), `permiso_http_requests_total{method="GET",route="GET /health",status="200"} 1`) {
+		t.Fatalf("GET /metrics = %d:\n%s", resp.StatusCode, metricsText)
+	}
 	if err := stop(); err != nil {
 		t.Fatalf("graceful stop returned %v", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/config"
 	"github.com/permiso/permiso/httpapi"
+	"github.com/permiso/permiso/metrics"
 )
 
 func cmdServe(ctx context.Context, env *environment, args []string, stdout io.Writer) error {
@@ -37,6 +38,7 @@ func cmdServe(ctx context.Context, env *environment, args []string, stdout io.Wr
 	} else if w != "" {
 		warnings = append(warnings, w)
 	}
+	started := time.Now()
 	cfg, logger, db, lf := a.cfg, a.logger, a.db, a.logFile
 	for _, w := range warnings {
 		logger.Warn(w)
@@ -45,7 +47,11 @@ func cmdServe(ctx context.Context, env *environment, args []string, stdout io.Wr
 		return err
 	}
 
-	auth, err := newAuth(ctx, a)
+	var m *metrics.Metrics
+	if cfg.EnableMetrics {
+		m = metrics.New()
+	}
+	auth, err := newAuth(ctx, a, m)
 	if err != nil {
 		return err
 	}
@@ -54,6 +60,8 @@ func cmdServe(ctx context.Context, env *environment, args []string, stdout io.Wr
 	reloadCtx, stopReload := context.WithCancel(ctx)
 	defer stopReload()
 	go auth.signer.Run(reloadCtx, 0)
+	stopJobs := startAdminJobs(reloadCtx, a)
+	defer stopJobs()
 	rdb := auth.redis
 	cacheCheck := httpapi.StaticCheck("cache", map[string]any{"backend": "in-process"})
 	if rdb != nil {
@@ -65,13 +73,23 @@ func cmdServe(ctx context.Context, env *environment, args []string, stdout io.Wr
 		}
 	}
 
-	handler := httpapi.NewServer(httpapi.Deps{
+	ident, err := newIdentity(a, auth) // users, roles and scopes (issue 4)
+	if err != nil {
+		return err
+	}
+	defer ident.Close()
+
+	deps := httpapi.Deps{
 		Logger:  logger,
 		Options: httpOptions(cfg),
 		Auth:    auth.service,
 		Keys:    auth.signer,
 		Store:   db,
-		Audit:   auth.audit,
+		Audit:   auth.auditor,
+		Limiter: auth.limiter,
+		// Issue 5: the error ring of /admin/logs/errors and the uptime.
+		ErrorLog: a.errlog,
+		Started:  started,
 		Checks: []httpapi.HealthCheck{
 			{Name: "database", Check: func(ctx context.Context) (map[string]any, error) {
 				if err := db.Ping(ctx); err != nil {
@@ -81,7 +99,14 @@ func cmdServe(ctx context.Context, env *environment, args []string, stdout io.Wr
 			}},
 			cacheCheck,
 		},
-	})
+	}
+	if m != nil {
+		deps.Metrics, deps.Observe = m.Handler(), m.ObserveHTTP
+		deps.RateLimited = m.RateLimited
+		registerPoolMetrics(m, db, rdb)
+	}
+	deps.Identity = ident
+	handler := httpapi.NewServer(deps)
 
 	ln, err := net.Listen("tcp", cfg.Addr())
 	if err != nil {
@@ -174,8 +199,29 @@ func httpOptions(cfg config.Config) httpapi.Options {
 		Environment:    cfg.Environment,
 		APIV1Prefix:    cfg.APIV1Prefix,
 		DocsURL:        cfg.DocsURL,
+		RedocURL:       cfg.RedocURL,
+		OpenAPIURL:     cfg.OpenAPIURL,
+		AuditRetention: auditRetention(cfg),
 		TrustedProxies: cfg.TrustedProxies,
 		Issuer:         cfg.MetadataIssuer(),
+		MetricsPath:    cfg.MetricsPath,
+		RateLimits:     rateLimits(cfg),
+		CORS:           corsOptions(cfg),
+		AllowedHosts:   cfg.AllowedHosts,
 		Scopes:         permiso.DefaultScopes,
 	}
+}
+
+// rateLimits maps RATE_LIMIT_* onto the HTTP layer's per-IP limits.
+func rateLimits(cfg config.Config) httpapi.RateLimits {
+	l := func(r config.RateLimit) permiso.Limit { return permiso.Limit{Count: r.Count, Period: r.Period} }
+	return httpapi.RateLimits{Login: l(cfg.RateLimitLogin), Register: l(cfg.RateLimitRegister),
+		Refresh: l(cfg.RateLimitRefresh), ServiceToken: l(cfg.RateLimitServiceToken), API: l(cfg.RateLimitAPI)}
+}
+
+// corsOptions maps ALLOWED_ORIGINS, _METHODS, _HEADERS and
+// ALLOW_CREDENTIALS onto the HTTP layer's CORS policy.
+func corsOptions(cfg config.Config) httpapi.CORS {
+	return httpapi.CORS{AllowedOrigins: cfg.AllowedOrigins, AllowedMethods: cfg.AllowedMethods,
+		AllowedHeaders: cfg.AllowedHeaders, AllowCredentials: cfg.AllowCredentials}
 }

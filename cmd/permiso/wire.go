@@ -5,14 +5,18 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/permiso/permiso"
+
 	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/audit"
 	"github.com/permiso/permiso/config"
 	"github.com/permiso/permiso/jwt"
 	"github.com/permiso/permiso/memory"
+	"github.com/permiso/permiso/metrics"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/redis"
+	clientusage "github.com/permiso/permiso/usage"
 )
 
 // maxClientTokenLifetime is the longest access-token lifetime a service
@@ -26,11 +30,23 @@ type authParts struct {
 	signer  *jwt.Signer
 	service *oauth2.Service
 	audit   *audit.Writer
+	// auditor is what records events: the audit writer, counted by the
+	// metrics when they are enabled.
+	auditor permiso.Auditor
 	redis   *redis.Client // nil without REDIS_URL
+	// limiter counts the RATE_LIMIT_* and per-client limits (Redis or in
+	// process, like the lockout inside service).
+	limiter permiso.RateLimiter
+	// usage batches service clients' last_used and total_requests.
+	usage *clientusage.Counter
+	// hasher is shared with the account service (issue 4), so one bound
+	// on concurrent hashing covers logins and password changes.
+	hasher *argon2id.Hasher
 }
 
 // Close flushes the audit log and closes Redis.
 func (p *authParts) Close() {
+	p.usage.Close()
 	p.audit.Close()
 	if p.redis != nil {
 		p.redis.Close()
@@ -67,7 +83,7 @@ func newSigner(ctx context.Context, a *app) (*jwt.Signer, error) {
 
 // newAuth wires the OAuth core: signer, revocation state (Redis when
 // REDIS_URL is set, else in process), password hasher and audit writer.
-func newAuth(ctx context.Context, a *app) (*authParts, error) {
+func newAuth(ctx context.Context, a *app, m *metrics.Metrics) (*authParts, error) {
 	cfg := a.cfg
 	signer, err := newSigner(ctx, a)
 	if err != nil {
@@ -78,11 +94,18 @@ func newAuth(ctx context.Context, a *app) (*authParts, error) {
 		return nil, err
 	}
 	var revocations permiso.RevocationStore = memory.NewRevocations()
+	limiter, lockout := newAbuseState(cfg, rdb)
 	if rdb != nil {
 		revocations = redis.NewRevocations(rdb, cfg.CacheTokenPrefix)
+		rdb.LogFailures(a.logger)
 	}
 	aw := audit.New(a.db, audit.Options{Logger: a.logger})
+	var auditor permiso.Auditor = aw
+	if m != nil {
+		auditor = m.Auditor(aw)
+	}
 	hasher := argon2id.New(argon2id.Options{Concurrency: cfg.PasswordHashConcurrency})
+	uc := clientusage.New(a.db, clientusage.Options{Logger: a.logger})
 	service := oauth2.NewService(oauthConfig(cfg), oauth2.Deps{
 		Users:       a.db,
 		Clients:     a.db,
@@ -91,10 +114,24 @@ func newAuth(ctx context.Context, a *app) (*authParts, error) {
 		Hasher:      hasher,
 		Signer:      signer,
 		Revocations: revocations,
-		Audit:       aw,
+		Lockout:     lockout,
+		Limiter:     limiter,
+		Audit:       auditor,
 		Logger:      a.logger,
+		Usage:       uc,
 	})
-	return &authParts{signer: signer, service: service, audit: aw, redis: rdb}, nil
+	return &authParts{signer: signer, service: service, audit: aw, auditor: auditor, redis: rdb, usage: uc, limiter: limiter, hasher: hasher}, nil
+}
+
+// newAbuseState builds the rate limiter and the login lockout (SPEC §6):
+// in Redis, shared by every instance, when REDIS_URL is set (keys under
+// CACHE_RATE_LIMIT_PREFIX); in process otherwise.
+func newAbuseState(cfg config.Config, rdb *redis.Client) (permiso.RateLimiter, permiso.Lockout) {
+	if rdb == nil {
+		return memory.NewLimiter(), memory.NewLockout(cfg.MaxLoginAttempts, cfg.LockoutDuration)
+	}
+	return redis.NewLimiter(rdb, cfg.CacheRateLimitPrefix),
+		redis.NewLockout(rdb, cfg.CacheRateLimitPrefix, cfg.MaxLoginAttempts, cfg.LockoutDuration)
 }
 
 // oauthConfig maps the configuration onto the OAuth core's settings.
@@ -110,5 +147,22 @@ func oauthConfig(cfg config.Config) oauth2.Config {
 		RevocationFailOpen:   cfg.RevocationFailOpen,
 		PasswordPolicy:       passwordPolicy(cfg),
 		PreventReuseCount:    cfg.PasswordPreventReuseCount,
+	}
+}
+
+// registerPoolMetrics exports the PostgreSQL and Redis pool statistics.
+// (The SQLite store runs one writer connection; it has no pool to watch.)
+func registerPoolMetrics(m *metrics.Metrics, db store, rdb *redis.Client) {
+	if pg, ok := db.(interface{ Pool() *pgxpool.Pool }); ok {
+		m.RegisterPool("database", func() metrics.PoolStats {
+			s := pg.Pool().Stat()
+			return metrics.PoolStats{Open: int(s.TotalConns()), InUse: int(s.AcquiredConns()), Idle: int(s.IdleConns()), Max: int(s.MaxConns())}
+		})
+	}
+	if rdb != nil {
+		m.RegisterPool("redis", func() metrics.PoolStats {
+			s := rdb.Universal().PoolStats()
+			return metrics.PoolStats{Open: int(s.TotalConns), InUse: int(s.TotalConns - s.IdleConns), Idle: int(s.IdleConns)}
+		})
 	}
 }

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/identity"
+	"github.com/permiso/permiso/mail"
+)
+
+// newMailer returns the SMTP mailer when SMTP_HOST is set (STARTTLS
+// required unless SMTP_STARTTLS=false; implicit TLS on port 465; the
+// system's trusted roots, or those of SSL_CERT_FILE), and otherwise the
+// log mailer, with a warning: the links then appear in the log only.
+func newMailer(a *app) (permiso.Mailer, error) {
+	cfg := a.cfg
+	if cfg.SMTPHost == "" {
+		a.logger.Warn("SMTP_HOST is not set: password-reset and email-verification mail is written to the log instead of being sent")
+		return mail.Log{Logger: a.logger}, nil
+	}
+	return mail.NewSMTP(mail.SMTPConfig{
+		Host:     cfg.SMTPHost,
+		Port:     cfg.SMTPPort,
+		Username: cfg.SMTPUsername,
+		Password: cfg.SMTPPassword,
+		From:     cfg.SMTPFrom,
+		StartTLS: cfg.SMTPStartTLS,
+	})
+}
+
+// newIdentity wires the account service of the users, roles and scopes
+// routes (issue 4): the same store, password hasher (one concurrency
+// bound), policy (PASSWORD_*, with the common-password list) and OAuth
+// core (sessions, lockout) as the token endpoint. Close it after the HTTP
+// server has stopped, so mail still being sent is delivered.
+func newIdentity(a *app, auth *authParts) (*identity.Service, error) {
+	mailer, err := newMailer(a)
+	if err != nil {
+		return nil, err
+	}
+	cfg := a.cfg
+	return identity.New(identity.Config{
+		Policy:            passwordPolicy(cfg),
+		PreventReuseCount: cfg.PasswordPreventReuseCount,
+		LinkBaseURL:       cfg.PublicURL,
+		AppName:           cfg.AppName,
+	}, identity.Deps{
+		Store:    a.db,
+		Hasher:   auth.hasher,
+		Sessions: auth.service,
+		Lockout:  auth.service,
+		Mailer:   mailer,
+		Limiter:  auth.limiter,
+		Logger:   a.logger,
+	}), nil
+}

@@ -1,0 +1,152 @@
+package httpapi
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/permiso/permiso"
+)
+
+// Query-string parsing for the list endpoints of issue 5 (service clients,
+// sessions, admin). Every problem is collected and reported at once as a
+// 422 validation_error naming each parameter.
+
+// queryErrs collects bad query parameters.
+type queryErrs []permiso.FieldError
+
+func (q *queryErrs) add(field, msg string) {
+	*q = append(*q, permiso.FieldError{Field: field, Message: msg})
+}
+
+// err returns the validation error, or nil when every parameter was fine.
+func (q queryErrs) err() error {
+	if len(q) == 0 {
+		return nil
+	}
+	return permiso.Invalid("Request validation failed", q...)
+}
+
+// paging is a validated page/per_page pair.
+type paging struct {
+	Page, PerPage int
+}
+
+func (p paging) offset() int { return (p.Page - 1) * p.PerPage }
+
+// pages is the number of pages for total items: ceil(total/per_page),
+// 0 when there are none (as the original).
+func (p paging) pages(total int) int { return (total + p.PerPage - 1) / p.PerPage }
+
+// readPaging reads page (>= 1, default 1) and per_page (1..maxPer,
+// default def).
+func readPaging(v url.Values, def, maxPer int, errs *queryErrs) paging {
+	p := paging{Page: 1, PerPage: def}
+	p.Page = readInt(v, "page", 1, 1, 1_000_000, errs)
+	p.PerPage = readInt(v, "per_page", def, 1, maxPer, errs)
+	return p
+}
+
+// readInt reads an integer parameter in [lo, hi], def when absent.
+func readInt(v url.Values, name string, def, lo, hi int, errs *queryErrs) int {
+	s := strings.TrimSpace(v.Get(name))
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		errs.add(name, "must be an integer")
+		return def
+	}
+	if n < lo || n > hi {
+		errs.add(name, "must be between "+strconv.Itoa(lo)+" and "+strconv.Itoa(hi))
+		return def
+	}
+	return n
+}
+
+// readBool reads an optional boolean (true/false/1/0/yes/no/on/off, as
+// the original service accepted).
+func readBool(v url.Values, name string, errs *queryErrs) *bool {
+	s := strings.ToLower(strings.TrimSpace(v.Get(name)))
+	switch s {
+	case "":
+		return nil
+	case "true", "1", "yes", "on":
+		b := true
+		return &b
+	case "false", "0", "no", "off":
+		b := false
+		return &b
+	}
+	errs.add(name, "must be a boolean (true or false)")
+	return nil
+}
+
+// readUUID reads an optional UUID parameter.
+func readUUID(v url.Values, name string, errs *queryErrs) *uuid.UUID {
+	s := strings.TrimSpace(v.Get(name))
+	if s == "" {
+		return nil
+	}
+	id, err := uuid.Parse(s)
+	if err != nil {
+		errs.add(name, "must be a UUID")
+		return nil
+	}
+	return &id
+}
+
+// readTime reads an optional RFC 3339 time parameter.
+func readTime(v url.Values, name string, errs *queryErrs) *time.Time {
+	s := strings.TrimSpace(v.Get(name))
+	if s == "" {
+		return nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		errs.add(name, "must be an RFC 3339 time, e.g. 2025-01-31T12:00:00Z")
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
+
+// readString reads an optional string parameter of at most max bytes.
+func readString(v url.Values, name string, max int, errs *queryErrs) string {
+	s := strings.TrimSpace(v.Get(name))
+	if len(s) > max {
+		errs.add(name, "must be at most "+strconv.Itoa(max)+" characters")
+		return ""
+	}
+	return s
+}
+
+// pathUUID parses the path parameter name as a UUID; a malformed one is
+// a 404 (no such resource), as for an unknown id.
+func pathUUID(r *http.Request, name, what string) (uuid.UUID, error) {
+	id, err := uuid.Parse(r.PathValue(name))
+	if err != nil {
+		return uuid.Nil, permiso.Errorf(permiso.ENOTFOUND, "%s not found", what)
+	}
+	return id, nil
+}
+
+// nullTime formats an optional time for a response (null when nil).
+func nullTime(t *time.Time) *string {
+	if t == nil {
+		return nil
+	}
+	s := timestamp(*t)
+	return &s
+}
+
+// startOfDay is midnight UTC of t's day.
+func startOfDay(t time.Time) time.Time {
+	t = t.UTC()
+	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+}

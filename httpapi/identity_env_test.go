@@ -1,0 +1,341 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/argon2id"
+	"github.com/permiso/permiso/audit"
+	"github.com/permiso/permiso/commonpw"
+	"github.com/permiso/permiso/identity"
+	"github.com/permiso/permiso/internal/smtptest"
+	"github.com/permiso/permiso/jwt"
+	"github.com/permiso/permiso/mail"
+	"github.com/permiso/permiso/memory"
+	"github.com/permiso/permiso/oauth2"
+	"github.com/permiso/permiso/postgres"
+	"github.com/permiso/permiso/sqlite"
+)
+
+// idEnv is the whole server on real parts for the users, roles and scopes
+// routes: a real store (SQLite in memory, or PostgreSQL in a schema of its
+// own), the real OAuth core with in-process revocations and lockout,
+// argon2id with test parameters, the batched audit writer, the identity
+// service mailing through a real SMTP server started by the test. Every
+// JSON response is checked against the OpenAPI document.
+type idEnv struct {
+	t     *testing.T
+	ctx   context.Context
+	db    permiso.Store
+	auth  *oauth2.Service
+	ident *identity.Service
+	srv   *server
+	h     http.Handler
+	doc   *openAPIValidator
+	smtp  *smtptest.Server
+	hash  *argon2id.Hasher
+	// pwHash is a hash of idPassword, computed once.
+	pwHash string
+	roles  map[string]permiso.Role
+	seq    atomic.Int64
+}
+
+const idPassword = "Tq8#vLm2!pZr-id-Kx4"
+
+var idPolicy = permiso.PasswordPolicy{MinLength: 12, MaxLength: 128, RequireUppercase: true, RequireLowercase: true,
+	RequireDigits: true, RequireSpecial: true, Common: commonpw.Contains}
+
+// idBackend opens a migrated store.
+type idBackend struct {
+	name string
+	open func(t *testing.T) permiso.Store
+}
+
+// idBackends is SQLite always, and PostgreSQL when
+// PERMISO_TEST_DATABASE_URL is set.
+func idBackends(t *testing.T) []idBackend {
+	bs := []idBackend{{"sqlite", func(t *testing.T) permiso.Store {
+		db, err := sqlite.Open(t.Context(), sqlite.Memory, sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}}}
+	if raw := os.Getenv("PERMISO_TEST_DATABASE_URL"); raw != "" {
+		bs = append(bs, idBackend{"postgres", func(t *testing.T) permiso.Store { return pgSchema(t, raw) }})
+	}
+	return bs
+}
+
+// pgSchema opens PostgreSQL in a fresh schema, dropped when the test ends.
+func pgSchema(t *testing.T, raw string) permiso.Store {
+	t.Helper()
+	norm, err := postgres.NormalizeURL(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	schema := "permiso_httpapi_" + hex.EncodeToString(b)
+	exec := func(sql string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, norm)
+		if err != nil {
+			t.Fatalf("connect to PERMISO_TEST_DATABASE_URL: %v", err)
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	exec("CREATE SCHEMA " + schema)
+	t.Cleanup(func() { exec("DROP SCHEMA IF EXISTS " + schema + " CASCADE") })
+	db, err := postgres.Open(context.Background(), raw, postgres.Options{MaxConns: 8, SearchPath: schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+func newIDEnv(t *testing.T, b idBackend) *idEnv {
+	t.Helper()
+	ctx := t.Context()
+	db := b.open(t)
+	if _, err := db.MigrateUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	signer, err := jwt.New(ctx, jwt.Options{Algorithm: jwt.HS256, Secret: []byte(apiTestSecret), Issuer: "permiso-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hasher := argon2id.New(argon2id.Options{Params: argon2id.TestParams()})
+	aw := audit.New(db, audit.Options{FlushInterval: 10 * time.Millisecond})
+	auth := oauth2.NewService(oauth2.Config{Issuer: "permiso-test", PasswordPolicy: idPolicy, PreventReuseCount: 3,
+		PasswordMaxAge: 90 * 24 * time.Hour}, oauth2.Deps{
+		Users: db, Clients: db, Tokens: db, Sessions: db, Hasher: hasher, Signer: signer,
+		Revocations: memory.NewRevocations(), Lockout: memory.NewLockout(3, 30*time.Minute), Audit: aw,
+	})
+	smtp := smtptest.Start(t, smtptest.Options{StartTLS: true})
+	mailer, err := mail.NewSMTP(mail.SMTPConfig{Host: smtp.Host, Port: smtp.Port, From: "permiso <noreply@example.com>",
+		StartTLS: true, TLSConfig: &tls.Config{RootCAs: smtp.RootCAs}, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ident := identity.New(identity.Config{Policy: idPolicy, PreventReuseCount: 3, LinkBaseURL: "https://auth.example.com"},
+		identity.Deps{Store: db, Hasher: hasher, Sessions: auth, Lockout: auth, Mailer: mailer})
+	t.Cleanup(func() {
+		ident.Close()
+		aw.Close()
+	})
+	opts := testOptions()
+	opts.OpenAPIURL = "/openapi.json"
+	h := NewServer(Deps{Options: opts, Auth: auth, Keys: signer, Store: db, Audit: aw, Identity: ident})
+	e := &idEnv{t: t, ctx: ctx, db: db, auth: auth, ident: ident, srv: h.(*server), h: h, smtp: smtp, hash: hasher,
+		roles: map[string]permiso.Role{}}
+	e.doc = newOpenAPIValidator(t, e.srv)
+	roles, _, err := db.ListRoles(ctx, permiso.RoleFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range roles {
+		e.roles[r.Name] = r
+	}
+	return e
+}
+
+// name returns a fresh name with prefix.
+func (e *idEnv) name(prefix string) string { return prefix + strconv.FormatInt(e.seq.Add(1), 10) }
+
+// user creates an active, verified user with the roles (by name).
+func (e *idEnv) user(prefix string, superuser bool, roles ...string) permiso.User {
+	e.t.Helper()
+	if e.pwHash == "" {
+		h, err := e.hash.Hash(e.ctx, idPassword)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		e.pwHash = h
+	}
+	h := e.pwHash
+	var ids []uuid.UUID
+	for _, r := range roles {
+		ids = append(ids, e.roles[r].ID)
+	}
+	name := e.name(prefix)
+	now := time.Now().UTC()
+	u, err := e.db.CreateUser(e.ctx, permiso.User{Username: name, Email: name + "@example.com", PasswordHash: h,
+		IsActive: true, IsVerified: true, IsSuperuser: superuser, PasswordChangedAt: now, CreatedAt: now, UpdatedAt: now}, ids)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return u
+}
+
+// role creates a role holding the scopes (by name).
+func (e *idEnv) role(prefix string, scopes ...string) permiso.Role {
+	e.t.Helper()
+	var ids []uuid.UUID
+	for _, n := range scopes {
+		sc, err := e.db.GetScopeByName(e.ctx, n)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		ids = append(ids, sc.ID)
+	}
+	r, err := e.db.CreateRole(e.ctx, permiso.Role{Name: e.name(prefix)}, ids)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.roles[r.Name] = r
+	return r
+}
+
+// login runs the password grant through the HTTP token endpoint.
+func (e *idEnv) login(username, password, scope string) oauth2.TokenResponse {
+	e.t.Helper()
+	w := e.tryLogin(username, password, scope)
+	if w.Code != http.StatusOK {
+		e.t.Fatalf("login %s: %d %s", username, w.Code, w.Body)
+	}
+	var tr oauth2.TokenResponse
+	if err := json.Unmarshal(w.Body.Bytes(), &tr); err != nil {
+		e.t.Fatal(err)
+	}
+	return tr
+}
+
+func (e *idEnv) tryLogin(username, password, scope string) *httptest.ResponseRecorder {
+	v := url.Values{"grant_type": {"password"}, "username": {username}, "password": {password}}
+	if scope != "" {
+		v.Set("scope", scope)
+	}
+	r := httptest.NewRequest(http.MethodPost, "/api/v1/auth/token", strings.NewReader(v.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	w := httptest.NewRecorder()
+	e.h.ServeHTTP(w, r)
+	return w
+}
+
+// clientToken creates a confidential client with the scopes directly in
+// the store and gets a token for it through the real token endpoint.
+func (e *idEnv) clientToken(scopes ...string) string {
+	e.t.Helper()
+	secret, hash := oauth2.NewClientSecret()
+	var ids []uuid.UUID
+	for _, n := range scopes {
+		sc, err := e.db.GetScopeByName(e.ctx, n)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		ids = append(ids, sc.ID)
+	}
+	id := e.name("client-")
+	if _, err := e.db.CreateServiceClient(e.ctx, permiso.ServiceClient{ClientID: id, SecretHash: hash, Name: id,
+		ClientType: "confidential", IsActive: true}, ids); err != nil {
+		e.t.Fatal(err)
+	}
+	v := url.Values{"grant_type": {"client_credentials"}}
+	r := httptest.NewRequest(http.MethodPost, "/api/v1/auth/token", strings.NewReader(v.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.SetBasicAuth(id, secret)
+	w := httptest.NewRecorder()
+	e.h.ServeHTTP(w, r)
+	if w.Code != http.StatusOK {
+		e.t.Fatalf("client token: %d %s", w.Code, w.Body)
+	}
+	var tr oauth2.TokenResponse
+	if err := json.Unmarshal(w.Body.Bytes(), &tr); err != nil {
+		e.t.Fatal(err)
+	}
+	return tr.AccessToken
+}
+
+// do sends a request (JSON body unless nil) and validates the response
+// against the OpenAPI document for route (the registered pattern's path).
+func (e *idEnv) do(method, route, path, bearer string, body any) *httptest.ResponseRecorder {
+	e.t.Helper()
+	var r *http.Request
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		r = httptest.NewRequest(method, path, bytes.NewReader(b))
+		r.Header.Set("Content-Type", "application/json")
+	} else {
+		r = httptest.NewRequest(method, path, nil)
+	}
+	if bearer != "" {
+		r.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	w := httptest.NewRecorder()
+	e.h.ServeHTTP(w, r)
+	if route != "" {
+		e.doc.validate(e.t, method, route, w)
+	}
+	return w
+}
+
+// expect checks the status and decodes a JSON object body.
+func (e *idEnv) expect(w *httptest.ResponseRecorder, status int, what string) map[string]any {
+	e.t.Helper()
+	return want(e.t, w, status, what)
+}
+
+// auditEvent waits for an audit event with the action and target id.
+func (e *idEnv) auditEvent(action, targetID, result string) permiso.AuditEvent {
+	e.t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		evs, _, err := e.db.ListAuditEvents(e.ctx, permiso.AuditFilter{Action: action, Limit: 1000})
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		for _, ev := range evs {
+			if (targetID == "" || ev.TargetID != nil && *ev.TargetID == targetID) && ev.Result == result {
+				return ev
+			}
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("no %s audit event (%s) for %s", action, result, targetID)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+var mailTokenRE = regexp.MustCompile(`/(reset-password|verify-email)\?token=([A-Za-z0-9_.-]+)`)
+
+// mailToken waits for a mail to addr and returns the token of its link.
+func (e *idEnv) mailToken(addr, path string) string {
+	e.t.Helper()
+	m := e.smtp.Wait(e.t, 10*time.Second)
+	if len(m.To) != 1 || m.To[0] != addr {
+		e.t.Fatalf("mail to %v, want %s", m.To, addr)
+	}
+	match := mailTokenRE.FindStringSubmatch(m.Body())
+	if match == nil || match[1] != path {
+		e.t.Fatalf("no %s link in %q", path, m.Body())
+	}
+	return match[2]
+}

@@ -1,0 +1,618 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+
+	"github.com/google/uuid"
+
+	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/identity"
+	"github.com/permiso/permiso/oauth2"
+)
+
+// Users (SPEC §5.2, ORIGINAL-API §2.3, issue 4). Who may call each route is
+// decided by its access rule (routes.go, access.go); what a caller may
+// change is decided by package identity from identity.Actor, which is
+// built here from the principal and actingAsAdmin. See
+// docs/security-model.md.
+
+// Messages of the original service.
+const (
+	msgPasswordUpdated = "Password updated successfully"
+	msgResetRequested  = "If the email exists, a password reset link has been sent"
+	msgResetDone       = "Password reset successfully"
+	msgVerifyRequested = "If the email exists and is unverified, a verification link has been sent"
+	msgVerifyDone      = "Email verified successfully"
+	msgUnlocked        = "Account unlocked successfully"
+	maxSearchLength    = 100
+	defaultPerPage     = 20
+	maxPerPage         = 100
+)
+
+var errNoIdentity = permiso.Errorf(permiso.EUNAVAILABLE, "Account management is not configured")
+
+// roleInfo is a role inside a UserResponse.
+type roleInfo struct {
+	ID          string  `json:"id"`
+	Name        string  `json:"name"`
+	Description *string `json:"description"`
+}
+
+// userResponse is the original service's UserResponse. Every field is
+// sent, null when unset; scope_names and scopes are the sorted,
+// de-duplicated scopes of the user's current roles.
+type userResponse struct {
+	ID          string     `json:"id"`
+	Username    string     `json:"username"`
+	Email       string     `json:"email"`
+	FirstName   *string    `json:"first_name"`
+	LastName    *string    `json:"last_name"`
+	DisplayName *string    `json:"display_name"`
+	Bio         *string    `json:"bio"`
+	IsActive    bool       `json:"is_active"`
+	IsVerified  bool       `json:"is_verified"`
+	IsSuperuser bool       `json:"is_superuser"`
+	FullName    string     `json:"full_name"`
+	LastLogin   *string    `json:"last_login"`
+	CreatedAt   string     `json:"created_at"`
+	UpdatedAt   string     `json:"updated_at"`
+	Roles       []roleInfo `json:"roles"`
+	ScopeNames  []string   `json:"scope_names"`
+	Scopes      []string   `json:"scopes"`
+}
+
+func userView(u permiso.User) userResponse {
+	out := userResponse{
+		ID: u.ID.String(), Username: u.Username, Email: u.Email,
+		FirstName: u.FirstName, LastName: u.LastName, DisplayName: u.DisplayName, Bio: u.Bio,
+		IsActive: u.IsActive, IsVerified: u.IsVerified, IsSuperuser: u.IsSuperuser, FullName: u.FullName(),
+		CreatedAt: timestamp(u.CreatedAt), UpdatedAt: timestamp(u.UpdatedAt),
+		Roles: make([]roleInfo, 0, len(u.Roles)), ScopeNames: u.ScopeNames(),
+	}
+	if u.LastLogin != nil {
+		t := timestamp(*u.LastLogin)
+		out.LastLogin = &t
+	}
+	for _, r := range u.Roles {
+		out.Roles = append(out.Roles, roleInfo{ID: r.ID.String(), Name: r.Name, Description: r.Description})
+	}
+	out.Scopes = slices.Clone(out.ScopeNames)
+	return out
+}
+
+type messageResponse struct {
+	Message string `json:"message"`
+}
+
+// pageCount is ceil(total/per_page), and 1 for an empty result (the
+// original's "or 1").
+func pageCount(p paging, total int) int { return max(1, p.pages(total)) }
+
+// actor describes the caller to package identity.
+func actor(r *http.Request) identity.Actor {
+	a := identity.Actor{Admin: actingAsAdmin(r.Context())}
+	if p, ok := principalFrom(r.Context()); ok && p.User != nil {
+		a.UserID, a.Superuser = p.User.ID, p.User.IsSuperuser
+	}
+	return a
+}
+
+// selfActor is the caller acting on their own record through /users/me:
+// never as an administrator, so /me changes profile fields only, for
+// everyone.
+func selfActor(r *http.Request) (identity.Actor, permiso.User) {
+	p, _ := principalFrom(r.Context())
+	return identity.Actor{UserID: p.User.ID}, *p.User
+}
+
+// withMeta passes the request's IP, user agent and request id to the
+// OAuth core for its audit events (sessions ended by a password change,
+// a disable, a reset).
+func withMeta(r *http.Request) *http.Request {
+	return r.WithContext(oauth2.ContextWithMeta(r.Context(), meta(r)))
+}
+
+func userTarget(id uuid.UUID) auditTarget { return auditTarget{Type: "user", ID: id.String()} }
+
+// audited records a mutation: success, or failure with the error code.
+func (s *server) audited(r *http.Request, action string, target auditTarget, err error, details map[string]any) {
+	result := "success"
+	if err != nil {
+		result = "failure"
+		if details == nil {
+			details = map[string]any{}
+		}
+		details["error"] = string(permiso.ErrorCode(err))
+	}
+	s.record(r, action, result, target, details)
+}
+
+// decodeObject decodes a JSON object body into v and returns its keys.
+func decodeObject(r *http.Request, v any) (map[string]json.RawMessage, error) {
+	var raw json.RawMessage
+	if err := decodeJSON(r, &raw); err != nil {
+		return nil, err
+	}
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &keys); err != nil || keys == nil {
+		return nil, permiso.Invalid("Request body must be a JSON object",
+			permiso.FieldError{Field: "body", Message: "must be a JSON object"})
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return nil, bodyError(err)
+	}
+	return keys, nil
+}
+
+type userCreateBody struct {
+	Username    string    `json:"username"`
+	Email       string    `json:"email"`
+	Password    string    `json:"password"`
+	FirstName   *string   `json:"first_name"`
+	LastName    *string   `json:"last_name"`
+	DisplayName *string   `json:"display_name"`
+	Bio         *string   `json:"bio"`
+	IsActive    *bool     `json:"is_active"`
+	IsVerified  *bool     `json:"is_verified"`
+	IsSuperuser *bool     `json:"is_superuser"`
+	RoleIDs     *[]string `json:"role_ids"`
+}
+
+func (b userCreateBody) newUser() identity.NewUser {
+	u := identity.NewUser{Username: b.Username, Email: b.Email, Password: b.Password,
+		FirstName: b.FirstName, LastName: b.LastName, DisplayName: b.DisplayName, Bio: b.Bio,
+		IsActive: b.IsActive, IsVerified: b.IsVerified, IsSuperuser: b.IsSuperuser}
+	if b.RoleIDs != nil {
+		u.RoleIDs = append([]string{}, (*b.RoleIDs)...)
+	}
+	return u
+}
+
+// handleRegister: POST /users/register (public, RATE_LIMIT_REGISTER).
+func (s *server) handleRegister() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.ident == nil {
+			writeError(w, r, errNoIdentity)
+			return
+		}
+		var body userCreateBody
+		if _, err := decodeObject(r, &body); err != nil {
+			writeError(w, r, err)
+			return
+		}
+		u, err := s.ident.Register(r.Context(), body.newUser())
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		s.record(r, "user.register", "success", userTarget(u.ID), map[string]any{"username": u.Username})
+		writeJSON(w, http.StatusCreated, userView(u))
+	})
+}
+
+// handleMe: GET /users/me and GET /users/profile.
+func (s *server) handleMe() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := principalFrom(r.Context())
+		writeJSON(w, http.StatusOK, userView(*p.User))
+	})
+}
+
+type userUpdateBody struct {
+	Email       *string   `json:"email"`
+	FirstName   *string   `json:"first_name"`
+	LastName    *string   `json:"last_name"`
+	DisplayName *string   `json:"display_name"`
+	Bio         *string   `json:"bio"`
+	IsActive    *bool     `json:"is_active"`
+	IsVerified  *bool     `json:"is_verified"`
+	IsSuperuser *bool     `json:"is_superuser"`
+	RoleIDs     *[]string `json:"role_ids"`
+}
+
+// readUserUpdate decodes a user update. Credentials and the username are
+// never changed through it (422, as the original).
+func readUserUpdate(r *http.Request) (identity.UserUpdate, error) {
+	var b userUpdateBody
+	keys, err := decodeObject(r, &b)
+	if err != nil {
+		return identity.UserUpdate{}, err
+	}
+	var bad []permiso.FieldError
+	for _, k := range []string{"username", "password", "password_hash"} {
+		if _, ok := keys[k]; ok {
+			bad = append(bad, permiso.FieldError{Field: k, Message: "Field '" + k + "' cannot be updated via this endpoint"})
+		}
+	}
+	if len(bad) > 0 {
+		return identity.UserUpdate{}, permiso.Invalid("Request validation failed", bad...)
+	}
+	return identity.UserUpdate{Email: b.Email, FirstName: b.FirstName, LastName: b.LastName, DisplayName: b.DisplayName,
+		Bio: b.Bio, IsActive: b.IsActive, IsVerified: b.IsVerified, IsSuperuser: b.IsSuperuser, RoleIDs: b.RoleIDs}, nil
+}
+
+// handleUpdateMe: PUT /users/me: profile fields only, for everyone.
+func (s *server) handleUpdateMe() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.ident == nil {
+			writeError(w, r, errNoIdentity)
+			return
+		}
+		a, me := selfActor(r)
+		in, err := readUserUpdate(r)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		u, err := s.ident.UpdateUser(withMeta(r).Context(), a, me.ID, in)
+		s.audited(r, "user.update", userTarget(me.ID), err, map[string]any{"fields": updatedFields(in)})
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, userView(u))
+	})
+}
+
+func updatedFields(in identity.UserUpdate) []string {
+	f := in.Privileged()
+	for name, set := range map[string]bool{"email": in.Email != nil, "first_name": in.FirstName != nil,
+		"last_name": in.LastName != nil, "display_name": in.DisplayName != nil, "bio": in.Bio != nil} {
+		if set {
+			f = append(f, name)
+		}
+	}
+	slices.Sort(f)
+	return f
+}
+
+// handleUserGet: GET /users/{user_id} (self or admin:users).
+func (s *server) handleUserGet() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := pathUUID(r, "user_id", "User")
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		u, err := s.store.GetUser(r.Context(), id)
+		if err != nil {
+			writeError(w, r, notFoundAs(err, "User not found"))
+			return
+		}
+		writeJSON(w, http.StatusOK, userView(u))
+	})
+}
+
+// notFoundAs gives a store's not-found error a caller-facing message.
+func notFoundAs(err error, msg string) error {
+	if permiso.ErrorCode(err) == permiso.ENOTFOUND {
+		return permiso.Errorf(permiso.ENOTFOUND, "%s", msg)
+	}
+	return err
+}
+
+// handleUserUpdate: PUT /users/{user_id} (self: profile fields only;
+// admin:users: everything).
+func (s *server) handleUserUpdate() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.ident == nil {
+			writeError(w, r, errNoIdentity)
+			return
+		}
+		id, err := pathUUID(r, "user_id", "User")
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		in, err := readUserUpdate(r)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		u, err := s.ident.UpdateUser(withMeta(r).Context(), actor(r), id, in)
+		s.audited(r, "user.update", userTarget(id), err, map[string]any{"fields": updatedFields(in)})
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, userView(u))
+	})
+}
+
+// handleUserDelete: DELETE /users/{user_id} (self, except administrators;
+// admin:users for others).
+func (s *server) handleUserDelete() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.ident == nil {
+			writeError(w, r, errNoIdentity)
+			return
+		}
+		id, err := pathUUID(r, "user_id", "User")
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		u, err := s.ident.DeleteUser(withMeta(r).Context(), actor(r), id)
+		s.audited(r, "user.delete", userTarget(id), err, map[string]any{"username": u.Username})
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+type passwordBody struct {
+	CurrentPassword string `json:"current_password"`
+	NewPassword     string `json:"new_password"`
+}
+
+// changePassword serves PUT /users/me/password and
+// PUT /users/{user_id}/password.
+func (s *server) changePassword(w http.ResponseWriter, r *http.Request, a identity.Actor, id uuid.UUID) {
+	if s.ident == nil {
+		writeError(w, r, errNoIdentity)
+		return
+	}
+	var b passwordBody
+	if _, err := decodeObject(r, &b); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	keep, _ := uuid.Parse(currentSID(r.Context()))
+	err := s.ident.ChangePassword(withMeta(r).Context(), a, id, b.CurrentPassword, b.NewPassword, keep)
+	s.audited(r, "password.change", userTarget(id), err, map[string]any{"by_admin": !a.Is(id)})
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, messageResponse{msgPasswordUpdated})
+}
+
+func (s *server) handleMyPassword() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a, me := selfActor(r)
+		s.changePassword(w, r, a, me.ID)
+	})
+}
+
+func (s *server) handleUserPassword() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := pathUUID(r, "user_id", "User")
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		s.changePassword(w, r, actor(r), id)
+	})
+}
+
+// handleUserList: GET /users (admin:users): search, is_active,
+// is_verified, role_id, page, per_page; ordered by created_at, id.
+func (s *server) handleUserList() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		var errs queryErrs
+		f := permiso.UserFilter{
+			Search:     readString(q, "search", maxSearchLength, &errs),
+			IsActive:   readBool(q, "is_active", &errs),
+			IsVerified: readBool(q, "is_verified", &errs),
+			RoleID:     readUUID(q, "role_id", &errs),
+		}
+		pg := readPaging(q, defaultPerPage, maxPerPage, &errs)
+		if err := errs.err(); err != nil {
+			writeError(w, r, err)
+			return
+		}
+		f.Offset, f.Limit = pg.offset(), pg.PerPage
+		users, total, err := s.store.ListUsers(r.Context(), f)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		out := make([]userResponse, 0, len(users))
+		for _, u := range users {
+			out = append(out, userView(u))
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"users": out, "total": total, "page": pg.Page,
+			"per_page": pg.PerPage, "pages": pageCount(pg, total)})
+	})
+}
+
+// handleUserCreate: POST /users (admin:users).
+func (s *server) handleUserCreate() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.ident == nil {
+			writeError(w, r, errNoIdentity)
+			return
+		}
+		var body userCreateBody
+		if _, err := decodeObject(r, &body); err != nil {
+			writeError(w, r, err)
+			return
+		}
+		u, err := s.ident.CreateUser(r.Context(), actor(r), body.newUser())
+		target := auditTarget{Type: "user"}
+		if err == nil {
+			target = userTarget(u.ID)
+		}
+		s.audited(r, "user.create", target, err, map[string]any{"username": permiso.NormalizeUsername(body.Username)})
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusCreated, userView(u))
+	})
+}
+
+// handleUserRoles: PUT /users/{user_id}/roles (admin:users).
+func (s *server) handleUserRoles() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.ident == nil {
+			writeError(w, r, errNoIdentity)
+			return
+		}
+		id, err := pathUUID(r, "user_id", "User")
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		var b struct {
+			RoleIDs []string `json:"role_ids"`
+		}
+		if _, err := decodeObject(r, &b); err != nil {
+			writeError(w, r, err)
+			return
+		}
+		u, err := s.ident.SetRoles(r.Context(), actor(r), id, b.RoleIDs)
+		s.audited(r, "user.roles", userTarget(id), err, map[string]any{"role_ids": b.RoleIDs})
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, userView(u))
+	})
+}
+
+// handleUserUnlock: POST /users/{user_id}/unlock (admin:users).
+func (s *server) handleUserUnlock() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.ident == nil {
+			writeError(w, r, errNoIdentity)
+			return
+		}
+		id, err := pathUUID(r, "user_id", "User")
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		u, err := s.ident.Unlock(withMeta(r).Context(), id)
+		s.audited(r, "user.unlock", userTarget(id), err, nil)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"message": msgUnlocked, "user": userView(u)})
+	})
+}
+
+// handleUserStats: GET /users/stats/overview (admin:users).
+func (s *server) handleUserStats() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.ident == nil {
+			writeError(w, r, errNoIdentity)
+			return
+		}
+		st, err := s.ident.Stats(r.Context())
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, st)
+	})
+}
+
+// handleResetRequest: POST /users/password-reset/request (public). The
+// answer is the same whether or not the email belongs to an account.
+func (s *server) handleResetRequest() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.ident == nil {
+			writeError(w, r, errNoIdentity)
+			return
+		}
+		var b struct {
+			Email string `json:"email"`
+		}
+		if _, err := decodeObject(r, &b); err != nil {
+			writeError(w, r, err)
+			return
+		}
+		if err := s.ident.RequestPasswordReset(r.Context(), b.Email); err != nil {
+			writeError(w, r, err)
+			return
+		}
+		s.record(r, "password.reset_request", "success", auditTarget{}, nil)
+		writeJSON(w, http.StatusOK, messageResponse{msgResetRequested})
+	})
+}
+
+// handleResetConfirm: POST /users/password-reset/confirm (public).
+func (s *server) handleResetConfirm() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.ident == nil {
+			writeError(w, r, errNoIdentity)
+			return
+		}
+		var b struct {
+			Token       string `json:"token"`
+			NewPassword string `json:"new_password"`
+		}
+		if _, err := decodeObject(r, &b); err != nil {
+			writeError(w, r, err)
+			return
+		}
+		u, err := s.ident.ConfirmPasswordReset(withMeta(r).Context(), b.Token, b.NewPassword)
+		target := auditTarget{Type: "user"}
+		if err == nil {
+			target = userTarget(u.ID)
+		}
+		s.audited(r, "password.reset", target, err, nil)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, messageResponse{msgResetDone})
+	})
+}
+
+// handleVerifyRequest: POST /users/email-verification/request (public).
+func (s *server) handleVerifyRequest() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.ident == nil {
+			writeError(w, r, errNoIdentity)
+			return
+		}
+		var b struct {
+			Email string `json:"email"`
+		}
+		if _, err := decodeObject(r, &b); err != nil {
+			writeError(w, r, err)
+			return
+		}
+		if err := s.ident.RequestEmailVerification(r.Context(), b.Email); err != nil {
+			writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, messageResponse{msgVerifyRequested})
+	})
+}
+
+// handleVerifyConfirm: POST /users/email-verification/confirm (public).
+func (s *server) handleVerifyConfirm() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.ident == nil {
+			writeError(w, r, errNoIdentity)
+			return
+		}
+		var b struct {
+			Token string `json:"token"`
+		}
+		if _, err := decodeObject(r, &b); err != nil {
+			writeError(w, r, err)
+			return
+		}
+		u, err := s.ident.ConfirmEmailVerification(r.Context(), b.Token)
+		target := auditTarget{Type: "user"}
+		if err == nil {
+			target = userTarget(u.ID)
+		}
+		s.audited(r, "email.verify", target, err, nil)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, messageResponse{msgVerifyDone})
+	})
+}

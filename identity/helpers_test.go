@@ -1,0 +1,225 @@
+package identity_test
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net/url"
+	"regexp"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/argon2id"
+	"github.com/permiso/permiso/commonpw"
+	"github.com/permiso/permiso/identity"
+	"github.com/permiso/permiso/internal/smtptest"
+	"github.com/permiso/permiso/jwt"
+	"github.com/permiso/permiso/mail"
+	"github.com/permiso/permiso/memory"
+	"github.com/permiso/permiso/oauth2"
+	"github.com/permiso/permiso/sqlite"
+)
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+const (
+	goodPassword  = "Correct-Horse-9-battery"
+	otherPassword = "Another-Good-7-passphrase"
+	thirdPassword = "Third-Strong-5-sentence"
+)
+
+var policy = permiso.PasswordPolicy{MinLength: 12, MaxLength: 128, RequireUppercase: true, RequireLowercase: true,
+	RequireDigits: true, RequireSpecial: true, Common: commonpw.Contains}
+
+// env is the identity service over a real SQLite store, the real OAuth
+// core (sessions, revocation, lockout) and a real SMTP server.
+type env struct {
+	t      *testing.T
+	ctx    context.Context
+	db     *sqlite.DB
+	clock  *clock
+	auth   *oauth2.Service
+	svc    *identity.Service
+	smtp   *smtptest.Server
+	mailer permiso.Mailer
+	roles  map[string]permiso.Role
+	admin  identity.Actor
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ctx := t.Context()
+	db, err := sqlite.Open(ctx, sqlite.Memory, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.MigrateUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{t: time.Now().UTC().Truncate(time.Second)}
+	signer, err := jwt.New(ctx, jwt.Options{Algorithm: jwt.HS256, Secret: []byte("0123456789abcdef0123456789abcdef-identity"), Issuer: "permiso-test", Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hasher := argon2id.New(argon2id.Options{Params: argon2id.TestParams()})
+	auth := oauth2.NewService(oauth2.Config{Issuer: "permiso-test", PasswordPolicy: policy, PreventReuseCount: 3, PasswordMaxAge: 90 * 24 * time.Hour}, oauth2.Deps{
+		Users: db, Clients: db, Tokens: db, Sessions: db, Hasher: hasher, Signer: signer,
+		Revocations: memory.NewRevocations(memory.WithNow(clk.Now)),
+		Lockout:     memory.NewLockout(3, 30*time.Minute, memory.WithNow(clk.Now)),
+		Now:         clk.Now,
+	})
+	srv := smtptest.Start(t, smtptest.Options{StartTLS: true})
+	mailer, err := mail.NewSMTP(mail.SMTPConfig{Host: srv.Host, Port: srv.Port, From: "permiso <noreply@example.com>",
+		StartTLS: true, TLSConfig: &tls.Config{RootCAs: srv.RootCAs}, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := identity.New(identity.Config{Policy: policy, PreventReuseCount: 3, LinkBaseURL: "https://auth.example.com/", AppName: "permiso"},
+		identity.Deps{Store: db, Hasher: hasher, Sessions: auth, Lockout: auth, Mailer: mailer, Now: clk.Now})
+	t.Cleanup(svc.Close)
+	e := &env{t: t, ctx: ctx, db: db, clock: clk, auth: auth, svc: svc, smtp: srv, mailer: mailer, roles: map[string]permiso.Role{}}
+	roles, _, err := db.ListRoles(ctx, permiso.RoleFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range roles {
+		e.roles[r.Name] = r
+	}
+	adm := e.register("root", "root@example.com", goodPassword)
+	adm = e.mustUser(e.db.UpdateUser(ctx, adm.ID, func(u *permiso.User) error { u.IsSuperuser = true; return nil }))
+	e.mailTo(adm.Email) // its verification mail
+	e.admin = identity.Actor{UserID: adm.ID, Admin: true, Superuser: true}
+	return e
+}
+
+func (e *env) mustUser(u permiso.User, err error) permiso.User {
+	e.t.Helper()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return u
+}
+
+// register creates a user through Register and returns it.
+func (e *env) register(username, email, password string) permiso.User {
+	e.t.Helper()
+	u, err := e.svc.Register(e.ctx, identity.NewUser{Username: username, Email: email, Password: password})
+	if err != nil {
+		e.t.Fatalf("Register(%s): %v", username, err)
+	}
+	return u
+}
+
+// mailTo waits for the next mail and checks its recipient.
+func (e *env) mailTo(to string) smtptest.Message {
+	e.t.Helper()
+	m := e.smtp.Wait(e.t, 10*time.Second)
+	if len(m.To) != 1 || m.To[0] != to {
+		e.t.Fatalf("mail to %v, want %s", m.To, to)
+	}
+	return m
+}
+
+var linkRE = regexp.MustCompile(`https://auth\.example\.com/(reset-password|verify-email)\?token=([A-Za-z0-9_.-]+)`)
+
+// tokenIn returns the token of the link in a mail, checking the link's
+// path.
+func (e *env) tokenIn(m smtptest.Message, path string) string {
+	e.t.Helper()
+	match := linkRE.FindStringSubmatch(m.Body())
+	if match == nil || match[1] != path {
+		e.t.Fatalf("no %s link in mail %q", path, m.Body())
+	}
+	tok, err := url.QueryUnescape(match[2])
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return tok
+}
+
+func (e *env) login(username, password string) (oauth2.TokenResponse, error) {
+	req, err := oauth2.ParseTokenRequest(url.Values{"grant_type": {"password"}, "username": {username}, "password": {password}}, "")
+	if err != nil {
+		return oauth2.TokenResponse{}, err
+	}
+	return e.auth.Token(e.ctx, req, oauth2.RequestMeta{})
+}
+
+func (e *env) mustLogin(username, password string) oauth2.TokenResponse {
+	e.t.Helper()
+	tr, err := e.login(username, password)
+	if err != nil {
+		e.t.Fatalf("login %s: %v", username, err)
+	}
+	return tr
+}
+
+func (e *env) refresh(rt string) error {
+	req, err := oauth2.ParseTokenRequest(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, "")
+	if err != nil {
+		return err
+	}
+	_, err = e.auth.Token(e.ctx, req, oauth2.RequestMeta{})
+	return err
+}
+
+func (e *env) alive(token string) bool {
+	_, err := e.auth.Authenticate(e.ctx, token)
+	return err == nil
+}
+
+func (e *env) get(id uuid.UUID) permiso.User {
+	e.t.Helper()
+	u, err := e.db.GetUser(e.ctx, id)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return u
+}
+
+// wantCode checks the *permiso.Error code of err.
+func wantCode(t *testing.T, err error, code permiso.Code, what string) *permiso.Error {
+	t.Helper()
+	if permiso.ErrorCode(err) != code {
+		t.Fatalf("%s: err = %v, want %s", what, err, code)
+	}
+	var pe *permiso.Error
+	errors.As(err, &pe)
+	return pe
+}
+
+// fields returns the fields named by a validation error.
+func fields(err error) map[string][]string {
+	out := map[string][]string{}
+	var pe *permiso.Error
+	if errors.As(err, &pe) {
+		for _, d := range pe.Details {
+			out[d.Field] = append(out[d.Field], d.Message)
+		}
+	}
+	return out
+}
+
+func ptr[T any](v T) *T { return &v }
+
+var oauthMeta = oauth2.RequestMeta{}

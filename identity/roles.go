@@ -1,0 +1,437 @@
+package identity
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/permiso/permiso"
+)
+
+// BuiltinRoles are the seeded roles the server refers to by name (the
+// administrator definition, the role of new registrations, the service
+// role): they cannot be renamed or deleted.
+var BuiltinRoles = []string{permiso.RoleUser, permiso.RoleAdmin, permiso.RoleService}
+
+func builtinRole(name string) bool  { return slices.Contains(BuiltinRoles, name) }
+func builtinScope(name string) bool { return slices.Contains(permiso.DefaultScopes, name) }
+
+// RoleInput creates or changes a role; nil fields are left unchanged (or
+// empty on create).
+type RoleInput struct {
+	Name        *string
+	Description *string
+	// ScopeIDs, when not nil, replaces the role's scopes.
+	ScopeIDs *[]string
+}
+
+// CreateRole creates a role with its scopes in one transaction. A taken
+// name is 409, unknown scope ids 400.
+func (s *Service) CreateRole(ctx context.Context, in RoleInput) (permiso.Role, error) {
+	var p problems
+	name := p.roleName("name", deref2(in.Name))
+	p.text("description", in.Description, MaxDescription)
+	var scopeIDs []uuid.UUID
+	if in.ScopeIDs != nil {
+		scopeIDs = p.ids("scope_ids", *in.ScopeIDs)
+	}
+	if err := p.err(); err != nil {
+		return permiso.Role{}, err
+	}
+	if err := s.scopesExist(ctx, scopeIDs); err != nil {
+		return permiso.Role{}, err
+	}
+	now := s.now().UTC()
+	r, err := s.deps.Store.CreateRole(ctx, permiso.Role{Name: name, Description: in.Description, CreatedAt: now, UpdatedAt: now}, scopeIDs)
+	switch {
+	case errors.Is(err, permiso.ErrAlreadyExists):
+		return permiso.Role{}, permiso.Errorf(permiso.EEXISTS, "Role name already exists")
+	case errors.Is(err, permiso.ErrNotFound):
+		return permiso.Role{}, permiso.Errorf(permiso.EBADREQUEST, "Unknown scope ids")
+	}
+	return r, err
+}
+
+// UpdateRole changes a role's name, description and (when given) scopes.
+// Built-in roles keep their names.
+func (s *Service) UpdateRole(ctx context.Context, id uuid.UUID, in RoleInput) (permiso.Role, error) {
+	var p problems
+	var name string
+	if in.Name != nil {
+		name = p.roleName("name", *in.Name)
+	}
+	p.text("description", in.Description, MaxDescription)
+	var scopeIDs []uuid.UUID
+	if in.ScopeIDs != nil {
+		scopeIDs = p.ids("scope_ids", *in.ScopeIDs)
+	}
+	if err := p.err(); err != nil {
+		return permiso.Role{}, err
+	}
+	before, err := s.deps.Store.GetRole(ctx, id)
+	if err != nil {
+		return permiso.Role{}, notFound(err, errRoleNotFound)
+	}
+	if in.Name != nil && name != before.Name && builtinRole(before.Name) {
+		return permiso.Role{}, permiso.Errorf(permiso.ECONFLICT, "Role %q is built in and cannot be renamed", before.Name)
+	}
+	if err := s.scopesExist(ctx, scopeIDs); err != nil {
+		return permiso.Role{}, err
+	}
+	now := s.now().UTC()
+	_, err = s.deps.Store.UpdateRole(ctx, id, func(r *permiso.Role) error {
+		if in.Name != nil {
+			r.Name = name
+		}
+		if in.Description != nil {
+			d := *in.Description
+			r.Description = &d
+		}
+		r.UpdatedAt = now
+		return nil
+	})
+	switch {
+	case errors.Is(err, permiso.ErrAlreadyExists):
+		return permiso.Role{}, permiso.Errorf(permiso.EEXISTS, "Role name already exists")
+	case err != nil:
+		return permiso.Role{}, notFound(err, errRoleNotFound)
+	}
+	if in.ScopeIDs != nil {
+		if err := s.deps.Store.SetRoleScopes(ctx, id, scopeIDs); err != nil {
+			if errors.Is(err, permiso.ErrNotFound) {
+				return permiso.Role{}, permiso.Errorf(permiso.EBADREQUEST, "Unknown scope ids")
+			}
+			return permiso.Role{}, err
+		}
+	}
+	r, err := s.deps.Store.GetRole(ctx, id)
+	return r, notFound(err, errRoleNotFound)
+}
+
+// SetRoleScopes replaces the role's scopes (PUT /roles/{id}/scopes).
+func (s *Service) SetRoleScopes(ctx context.Context, id uuid.UUID, raw []string) (permiso.Role, error) {
+	var p problems
+	if raw == nil {
+		p.add("scope_ids", "Field required")
+	}
+	ids := p.ids("scope_ids", raw)
+	if err := p.err(); err != nil {
+		return permiso.Role{}, err
+	}
+	if _, err := s.deps.Store.GetRole(ctx, id); err != nil {
+		return permiso.Role{}, notFound(err, errRoleNotFound)
+	}
+	if err := s.scopesExist(ctx, ids); err != nil {
+		return permiso.Role{}, err
+	}
+	if err := s.deps.Store.SetRoleScopes(ctx, id, ids); err != nil {
+		if errors.Is(err, permiso.ErrNotFound) {
+			return permiso.Role{}, permiso.Errorf(permiso.EBADREQUEST, "Unknown scope ids")
+		}
+		return permiso.Role{}, err
+	}
+	r, err := s.deps.Store.GetRole(ctx, id)
+	return r, notFound(err, errRoleNotFound)
+}
+
+// DeleteRole deletes a role no user holds (409 otherwise, and for the
+// built-in roles).
+func (s *Service) DeleteRole(ctx context.Context, id uuid.UUID) (permiso.Role, error) {
+	r, err := s.deps.Store.GetRole(ctx, id)
+	if err != nil {
+		return permiso.Role{}, notFound(err, errRoleNotFound)
+	}
+	if builtinRole(r.Name) {
+		return permiso.Role{}, permiso.Errorf(permiso.ECONFLICT, "Role %q is built in and cannot be deleted", r.Name)
+	}
+	err = s.deps.Store.DeleteRole(ctx, id)
+	if errors.Is(err, permiso.ErrConflict) {
+		return permiso.Role{}, permiso.Errorf(permiso.ECONFLICT, "Cannot delete role that is assigned to users")
+	}
+	return r, notFound(err, errRoleNotFound)
+}
+
+func (s *Service) scopesExist(ctx context.Context, ids []uuid.UUID) error {
+	var unknown []string
+	for _, id := range ids {
+		if _, err := s.deps.Store.GetScope(ctx, id); err != nil {
+			if !errors.Is(err, permiso.ErrNotFound) {
+				return err
+			}
+			unknown = append(unknown, id.String())
+		}
+	}
+	if len(unknown) > 0 {
+		return permiso.Errorf(permiso.EBADREQUEST, "Unknown scope ids: %s", strings.Join(unknown, ", "))
+	}
+	return nil
+}
+
+// ScopeInput creates or changes a scope. A scope is named
+// "action:resource"; Action and Resource may be given instead of, or
+// besides, the name, and must then agree with it.
+type ScopeInput struct {
+	Name        *string
+	Description *string
+	Resource    *string
+	Action      *string
+}
+
+// CreateScope creates a scope (409 when the name is taken).
+func (s *Service) CreateScope(ctx context.Context, in ScopeInput) (permiso.Scope, error) {
+	var p problems
+	name := p.scopeName(deref2(in.Name), deref2(in.Action), deref2(in.Resource))
+	p.text("description", in.Description, MaxDescription)
+	if err := p.err(); err != nil {
+		return permiso.Scope{}, err
+	}
+	_, resource, _ := SplitScopeName(name)
+	now := s.now().UTC()
+	sc, err := s.deps.Store.CreateScope(ctx, permiso.Scope{Name: name, Description: in.Description, Resource: &resource, CreatedAt: now, UpdatedAt: now})
+	if errors.Is(err, permiso.ErrAlreadyExists) {
+		return permiso.Scope{}, permiso.Errorf(permiso.EEXISTS, "Scope name already exists")
+	}
+	return sc, err
+}
+
+// UpdateScope renames or re-describes a scope. Built-in scopes keep their
+// names (routes require them by name).
+func (s *Service) UpdateScope(ctx context.Context, id uuid.UUID, in ScopeInput) (permiso.Scope, error) {
+	before, err := s.deps.Store.GetScope(ctx, id)
+	if err != nil {
+		return permiso.Scope{}, notFound(err, errScopeNotFound)
+	}
+	var p problems
+	name := before.Name
+	if in.Name != nil || in.Action != nil || in.Resource != nil {
+		// Missing parts default to the current ones.
+		a, r, _ := strings.Cut(before.Name, ":")
+		act, res := deref2(in.Action), deref2(in.Resource)
+		if in.Name == nil {
+			if act == "" {
+				act = a
+			}
+			if res == "" {
+				res = r
+			}
+		}
+		name = p.scopeName(deref2(in.Name), act, res)
+	}
+	p.text("description", in.Description, MaxDescription)
+	if err := p.err(); err != nil {
+		return permiso.Scope{}, err
+	}
+	if name != before.Name && builtinScope(before.Name) {
+		return permiso.Scope{}, permiso.Errorf(permiso.ECONFLICT, "Scope %q is built in and cannot be renamed", before.Name)
+	}
+	_, resource, _ := SplitScopeName(name)
+	now := s.now().UTC()
+	sc, err := s.deps.Store.UpdateScope(ctx, id, func(x *permiso.Scope) error {
+		x.Name = name
+		if resource != "" {
+			x.Resource = &resource
+		}
+		if in.Description != nil {
+			d := *in.Description
+			x.Description = &d
+		}
+		x.UpdatedAt = now
+		return nil
+	})
+	switch {
+	case errors.Is(err, permiso.ErrAlreadyExists):
+		return permiso.Scope{}, permiso.Errorf(permiso.EEXISTS, "Scope name already exists")
+	case err != nil:
+		return permiso.Scope{}, notFound(err, errScopeNotFound)
+	}
+	return sc, nil
+}
+
+// DeleteScope deletes a scope no role holds (409 otherwise, and for the
+// built-in scopes). Links to service clients go with it.
+func (s *Service) DeleteScope(ctx context.Context, id uuid.UUID) (permiso.Scope, error) {
+	sc, err := s.deps.Store.GetScope(ctx, id)
+	if err != nil {
+		return permiso.Scope{}, notFound(err, errScopeNotFound)
+	}
+	if builtinScope(sc.Name) {
+		return permiso.Scope{}, permiso.Errorf(permiso.ECONFLICT, "Scope %q is built in and cannot be deleted", sc.Name)
+	}
+	err = s.deps.Store.DeleteScope(ctx, id)
+	if errors.Is(err, permiso.ErrConflict) {
+		return permiso.Scope{}, permiso.Errorf(permiso.ECONFLICT, "Cannot delete scope that is assigned to roles")
+	}
+	return sc, notFound(err, errScopeNotFound)
+}
+
+// NameCount is a name with a count.
+type NameCount struct {
+	Name  string `json:"name"`
+	Count int    `json:"count"`
+}
+
+// RoleStats are the figures of GET /roles/stats.
+type RoleStats struct {
+	TotalRoles      int         `json:"total_roles"`
+	TotalScopes     int         `json:"total_scopes"`
+	MostCommonRoles []NameCount `json:"most_common_roles"`
+	LeastUsedScopes []NameCount `json:"least_used_scopes"`
+}
+
+// RoleStats counts roles and scopes: the five roles held by most users and
+// the five scopes held by fewest roles (ties by name).
+func (s *Service) RoleStats(ctx context.Context) (RoleStats, error) {
+	roles, nr, err := s.deps.Store.ListRoles(ctx, permiso.RoleFilter{})
+	if err != nil {
+		return RoleStats{}, err
+	}
+	scopes, ns, err := s.deps.Store.ListScopes(ctx, permiso.ScopeFilter{})
+	if err != nil {
+		return RoleStats{}, err
+	}
+	rc := make([]NameCount, 0, len(roles))
+	for _, r := range roles {
+		rc = append(rc, NameCount{r.Name, r.UserCount})
+	}
+	sort.SliceStable(rc, func(i, j int) bool {
+		if rc[i].Count != rc[j].Count {
+			return rc[i].Count > rc[j].Count
+		}
+		return rc[i].Name < rc[j].Name
+	})
+	sc := make([]NameCount, 0, len(scopes))
+	for _, x := range scopes {
+		sc = append(sc, NameCount{x.Name, x.RoleCount})
+	}
+	sort.SliceStable(sc, func(i, j int) bool {
+		if sc[i].Count != sc[j].Count {
+			return sc[i].Count < sc[j].Count
+		}
+		return sc[i].Name < sc[j].Name
+	})
+	return RoleStats{TotalRoles: nr, TotalScopes: ns, MostCommonRoles: rc[:min(5, len(rc))], LeastUsedScopes: sc[:min(5, len(sc))]}, nil
+}
+
+// ---------------------------------------------------------------------------
+// Permission checks (POST /roles/permissions/check and check-bulk,
+// GET /roles/permissions/user/{id}).
+
+// Decision is the answer to "may this user do action on resource?".
+type Decision struct {
+	Allowed bool `json:"allowed"`
+	// Reason explains the decision itself (never a grant when denied).
+	Reason string `json:"reason"`
+	// MatchingScopes are the scopes that grant it; empty when denied.
+	MatchingScopes []string `json:"matching_scopes"`
+	UserRoles      []string `json:"user_roles"`
+}
+
+// managed are resources whose write/admin actions need admin:users or
+// admin:system on top of any specific scope (the original's rule).
+var managed = []string{"roles", "permissions", "scopes"}
+
+// Decide applies the permission rules to the user's current roles (not to
+// any token):
+//
+//  1. an administrator (superuser or role admin, the one definition of
+//     docs/security-model.md) may do anything;
+//  2. write or admin on roles, permissions or scopes needs admin:users or
+//     admin:system, whatever else the user holds;
+//  3. otherwise the user needs "action:resource", or "admin:resource", or
+//     (for an action other than admin) admin:system.
+func Decide(u permiso.User, resource, action string) Decision {
+	d := Decision{MatchingScopes: []string{}, UserRoles: u.RoleNames()}
+	switch {
+	case u.IsSuperuser:
+		d.Allowed, d.Reason = true, "Superuser access"
+		return d
+	case u.HasRole(permiso.RoleAdmin):
+		d.Allowed, d.Reason = true, "Administrator access (role admin)"
+		return d
+	}
+	held := u.ScopeNames()
+	has := func(s string) bool { return slices.Contains(held, s) }
+	if slices.Contains(managed, resource) && (action == "write" || action == "admin") && !has("admin:users") && !has("admin:system") {
+		d.Reason = "Managing " + resource + " requires the admin:users or admin:system scope"
+		return d
+	}
+	candidates := []string{action + ":" + resource, "admin:" + resource}
+	if action != "admin" {
+		candidates = append(candidates, "admin:system")
+	}
+	for _, c := range candidates {
+		if has(c) && !slices.Contains(d.MatchingScopes, c) {
+			d.MatchingScopes = append(d.MatchingScopes, c)
+		}
+	}
+	if len(d.MatchingScopes) == 0 {
+		d.Reason = "No matching permissions found"
+		return d
+	}
+	d.Allowed, d.Reason = true, "Granted by scopes: "+strings.Join(d.MatchingScopes, ", ")
+	return d
+}
+
+// ResourcePermissions groups a user's scopes by resource.
+type ResourcePermissions struct {
+	Resource string   `json:"resource"`
+	Actions  []string `json:"actions"`
+	Scopes   []string `json:"scopes"`
+}
+
+// UserPermissions is the answer of GET /roles/permissions/user/{id}.
+type UserPermissions struct {
+	UserID            string                `json:"user_id"`
+	Username          string                `json:"username"`
+	Resources         []ResourcePermissions `json:"resources"`
+	GlobalPermissions []string              `json:"global_permissions"`
+	IsSuperuser       bool                  `json:"is_superuser"`
+	IsAdmin           bool                  `json:"is_admin"`
+	Roles             []string              `json:"roles"`
+	Scopes            []string              `json:"scopes"`
+}
+
+// Permissions lists what the user's current roles give them, by resource.
+func Permissions(u permiso.User) UserPermissions {
+	out := UserPermissions{UserID: u.ID.String(), Username: u.Username, Resources: []ResourcePermissions{},
+		GlobalPermissions: []string{}, IsSuperuser: u.IsSuperuser,
+		IsAdmin: u.IsSuperuser || u.HasRole(permiso.RoleAdmin), Roles: u.RoleNames(), Scopes: u.ScopeNames()}
+	byRes := map[string]*ResourcePermissions{}
+	var order []string
+	for _, name := range out.Scopes {
+		a, r, ok := strings.Cut(name, ":")
+		if !ok {
+			out.GlobalPermissions = append(out.GlobalPermissions, name)
+			continue
+		}
+		rp := byRes[r]
+		if rp == nil {
+			rp = &ResourcePermissions{Resource: r, Actions: []string{}, Scopes: []string{}}
+			byRes[r] = rp
+			order = append(order, r)
+		}
+		rp.Actions = append(rp.Actions, a)
+		rp.Scopes = append(rp.Scopes, name)
+	}
+	sort.Strings(order)
+	for _, r := range order {
+		out.Resources = append(out.Resources, *byRes[r])
+	}
+	return out
+}
+
+// GetUser returns a user, 404 when unknown.
+func (s *Service) GetUser(ctx context.Context, id uuid.UUID) (permiso.User, error) {
+	return s.getUser(ctx, id)
+}
+
+func deref2(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}

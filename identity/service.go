@@ -1,0 +1,210 @@
+package identity
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/permiso/permiso"
+)
+
+// Default lifetimes of mailed tokens (SPEC §5.2, issue 4).
+const (
+	DefaultResetTokenLifetime        = time.Hour
+	DefaultVerificationTokenLifetime = 48 * time.Hour
+	// DefaultMaxBackgroundJobs bounds the mail jobs running at once; more
+	// are dropped with a warning, so a flood of requests cannot pile up
+	// goroutines.
+	DefaultMaxBackgroundJobs = 32
+	// backgroundTimeout bounds one background job (lookup, token, mail).
+	backgroundTimeout = time.Minute
+	// maxCurrentPassword bounds a presented current password before it is
+	// hashed.
+	maxCurrentPassword = 1024
+)
+
+// Store is the part of permiso.Store the package works with.
+type Store interface {
+	permiso.UserStore
+	permiso.RoleStore
+	permiso.ActionTokenStore
+}
+
+// Sessions ends sessions and invalidates tokens (oauth2.Service).
+type Sessions interface {
+	// RevokeAllForUser ends every session of the user and invalidates every
+	// token issued to them so far.
+	RevokeAllForUser(ctx context.Context, userID uuid.UUID, reason string) (int, error)
+	// RevokeOtherSessions ends every session of the user except keep.
+	RevokeOtherSessions(ctx context.Context, userID, keep uuid.UUID, reason string) (int, error)
+}
+
+// Unlocker clears the failed-login lockout of an account, named by its
+// username (oauth2.Service.Unlock, the lockout of SPEC §6).
+type Unlocker interface {
+	Unlock(ctx context.Context, username string) error
+}
+
+// Config is the account policy.
+type Config struct {
+	// Policy is checked for every new password (PASSWORD_*).
+	Policy permiso.PasswordPolicy
+	// PreventReuseCount previous passwords may not be reused
+	// (PASSWORD_PREVENT_REUSE_COUNT); the current one never may.
+	PreventReuseCount int
+	// ResetTokenLifetime and VerificationTokenLifetime default to 1 hour
+	// and 48 hours.
+	ResetTokenLifetime        time.Duration
+	VerificationTokenLifetime time.Duration
+	// LinkBaseURL is the base of the links in mails (PUBLIC_URL):
+	// LinkBaseURL + "/reset-password?token=..." and "/verify-email?token=...".
+	LinkBaseURL string
+	// AppName names the service in mails (APP_NAME).
+	AppName string
+	// MaxBackgroundJobs defaults to DefaultMaxBackgroundJobs.
+	MaxBackgroundJobs int
+	// MailLimit bounds the reset or verification mails one account gets
+	// (per purpose), counted by Deps.Limiter; zero means
+	// DefaultMailLimit. Further requests are answered as usual and send
+	// nothing, so nobody can flood a mailbox through the public request
+	// endpoints.
+	MailLimit permiso.Limit
+}
+
+// DefaultMailLimit is 5 mails of one kind per account per hour.
+var DefaultMailLimit = permiso.Limit{Count: 5, Period: time.Hour}
+
+// Deps are the parts the service works with.
+type Deps struct {
+	Store    Store
+	Hasher   permiso.PasswordHasher
+	Sessions Sessions
+	// Lockout, when set, is cleared by Unlock and by a password reset.
+	Lockout Unlocker
+	// Mailer sends reset and verification mail; nil sends nothing (the
+	// tokens are still created).
+	Mailer permiso.Mailer
+	// Limiter, when set, enforces Config.MailLimit (shared by every
+	// instance when it is Redis).
+	Limiter permiso.RateLimiter
+	Logger  *slog.Logger
+	Now     func() time.Time
+}
+
+// Service implements the account rules. It is safe for concurrent use.
+// Close waits for mail still being sent.
+type Service struct {
+	cfg   Config
+	deps  Deps
+	now   func() time.Time
+	log   *slog.Logger
+	slots chan struct{}
+	bg    sync.WaitGroup
+}
+
+// New returns a Service.
+func New(cfg Config, deps Deps) *Service {
+	if cfg.ResetTokenLifetime <= 0 {
+		cfg.ResetTokenLifetime = DefaultResetTokenLifetime
+	}
+	if cfg.VerificationTokenLifetime <= 0 {
+		cfg.VerificationTokenLifetime = DefaultVerificationTokenLifetime
+	}
+	if cfg.MaxBackgroundJobs <= 0 {
+		cfg.MaxBackgroundJobs = DefaultMaxBackgroundJobs
+	}
+	if cfg.PreventReuseCount < 0 {
+		cfg.PreventReuseCount = 0
+	}
+	if cfg.MailLimit.Disabled() {
+		cfg.MailLimit = DefaultMailLimit
+	}
+	if cfg.AppName == "" {
+		cfg.AppName = "permiso"
+	}
+	cfg.LinkBaseURL = strings.TrimRight(cfg.LinkBaseURL, "/")
+	s := &Service{cfg: cfg, deps: deps, now: deps.Now, log: deps.Logger,
+		slots: make(chan struct{}, cfg.MaxBackgroundJobs)}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	return s
+}
+
+// Close waits until every background job (mail) has finished.
+func (s *Service) Close() { s.bg.Wait() }
+
+// Wait is Close under the name tests read better.
+func (s *Service) Wait() { s.bg.Wait() }
+
+// background runs fn off the request path with the request's values (for
+// logging) but not its cancellation, bounded in time and in number. The
+// request endpoints of reset and verification do all their work here, so
+// that their answer and its timing are the same whether or not the email
+// belongs to an account.
+func (s *Service) background(ctx context.Context, what string, fn func(ctx context.Context) error) {
+	select {
+	case s.slots <- struct{}{}:
+	default:
+		s.log.LogAttrs(ctx, slog.LevelWarn, "too many mail jobs running; request dropped", slog.String("job", what))
+		return
+	}
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		defer func() { <-s.slots }()
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), backgroundTimeout)
+		defer cancel()
+		switch err := fn(ctx); {
+		case errors.Is(err, errMailLimit):
+			s.log.LogAttrs(ctx, slog.LevelWarn, "mail not sent: too many for this account", slog.String("job", what))
+		case err != nil:
+			s.log.LogAttrs(ctx, slog.LevelError, "background job failed", slog.String("job", what), slog.String("error", err.Error()))
+		}
+	}()
+}
+
+// Actor is who asks for a change.
+type Actor struct {
+	// UserID is the calling user; uuid.Nil for a service client.
+	UserID uuid.UUID
+	// Admin: the caller was admitted as an administrator for the route
+	// (superuser, role admin, or the route's admin:* scope).
+	Admin bool
+	// Superuser: the calling user is a superuser; only they grant or
+	// revoke is_superuser.
+	Superuser bool
+}
+
+// Is reports whether the actor is the user id.
+func (a Actor) Is(id uuid.UUID) bool { return a.UserID != uuid.Nil && a.UserID == id }
+
+// Errors with fixed messages.
+var (
+	errUserNotFound  = permiso.Errorf(permiso.ENOTFOUND, "User not found")
+	errRoleNotFound  = permiso.Errorf(permiso.ENOTFOUND, "Role not found")
+	errScopeNotFound = permiso.Errorf(permiso.ENOTFOUND, "Scope not found")
+	errForbidden     = permiso.Errorf(permiso.EFORBIDDEN, "Access denied")
+)
+
+// notFound maps a store's ErrNotFound to the given error and passes any
+// other error on.
+func notFound(err, as error) error {
+	if errors.Is(err, permiso.ErrNotFound) {
+		return as
+	}
+	return err
+}
+
+func (s *Service) getUser(ctx context.Context, id uuid.UUID) (permiso.User, error) {
+	u, err := s.deps.Store.GetUser(ctx, id)
+	return u, notFound(err, errUserNotFound)
+}

@@ -1,0 +1,429 @@
+package identity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/permiso/permiso"
+)
+
+// NewUser is a registration (Register) or an administrator's creation
+// (CreateUser): the original service's UserCreate body.
+type NewUser struct {
+	Username    string
+	Email       string
+	Password    string
+	FirstName   *string
+	LastName    *string
+	DisplayName *string
+	Bio         *string
+	// The fields below are honoured by CreateUser only; Register ignores
+	// them (a new account is active, unverified, has role user).
+	IsActive    *bool
+	IsVerified  *bool
+	IsSuperuser *bool
+	// RoleIDs, when not nil, are the roles of the new user (UUID strings);
+	// nil means role user.
+	RoleIDs []string
+}
+
+// Register creates an account for anyone (POST /users/register): active,
+// unverified, role user. Every field is validated first and every problem
+// reported at once; a taken username or email is a conflict. A
+// verification mail is sent in the background.
+func (s *Service) Register(ctx context.Context, in NewUser) (permiso.User, error) {
+	in.IsActive, in.IsVerified, in.IsSuperuser, in.RoleIDs = nil, nil, nil, nil
+	u, err := s.create(ctx, in)
+	if err != nil {
+		return permiso.User{}, err
+	}
+	s.sendVerification(ctx, u)
+	return u, nil
+}
+
+// CreateUser is an administrator's creation of a user (POST /users).
+// Everything is validated before anything is written: fields and
+// password (422), role ids (malformed 422, unknown 400), username and
+// email (409); the user and their roles are then written in one
+// transaction. Granting is_superuser needs a superuser actor.
+func (s *Service) CreateUser(ctx context.Context, actor Actor, in NewUser) (permiso.User, error) {
+	if !actor.Admin {
+		return permiso.User{}, errForbidden
+	}
+	if in.IsSuperuser != nil && *in.IsSuperuser && !actor.Superuser {
+		return permiso.User{}, permiso.Errorf(permiso.EFORBIDDEN, "Only a superuser can create a superuser")
+	}
+	u, err := s.create(ctx, in)
+	if err != nil {
+		return permiso.User{}, err
+	}
+	if !u.IsVerified && u.IsActive {
+		s.sendVerification(ctx, u)
+	}
+	return u, nil
+}
+
+func (s *Service) create(ctx context.Context, in NewUser) (permiso.User, error) {
+	var p problems
+	username := p.username("username", in.Username)
+	email := p.email("email", in.Email)
+	p.text("first_name", in.FirstName, MaxNameLength)
+	p.text("last_name", in.LastName, MaxNameLength)
+	p.text("display_name", in.DisplayName, MaxNameLength)
+	p.text("bio", in.Bio, MaxBioLength)
+	if in.Password == "" {
+		p.add("password", "Password is required")
+	} else {
+		p = append(p, s.cfg.Policy.Check(in.Password, username)...)
+	}
+	var roleIDs []uuid.UUID
+	if in.RoleIDs != nil {
+		roleIDs = p.ids("role_ids", in.RoleIDs)
+	}
+	if err := p.err(); err != nil {
+		return permiso.User{}, err
+	}
+	if in.RoleIDs == nil {
+		r, err := s.deps.Store.GetRoleByName(ctx, permiso.RoleUser)
+		if err != nil {
+			return permiso.User{}, fmt.Errorf("default role %q: %w", permiso.RoleUser, err)
+		}
+		roleIDs = []uuid.UUID{r.ID}
+	} else if err := s.rolesExist(ctx, roleIDs); err != nil {
+		return permiso.User{}, err
+	}
+	if err := s.available(ctx, uuid.Nil, username, email); err != nil {
+		return permiso.User{}, err
+	}
+	hash, err := s.deps.Hasher.Hash(ctx, in.Password)
+	if err != nil {
+		return permiso.User{}, err
+	}
+	now := s.now().UTC()
+	u := permiso.User{
+		Username: username, Email: email, PasswordHash: hash,
+		FirstName: in.FirstName, LastName: in.LastName, DisplayName: in.DisplayName, Bio: in.Bio,
+		IsActive: deref(in.IsActive, true), IsVerified: deref(in.IsVerified, false), IsSuperuser: deref(in.IsSuperuser, false),
+		PasswordChangedAt: now, CreatedAt: now, UpdatedAt: now,
+	}
+	created, err := s.deps.Store.CreateUser(ctx, u, roleIDs)
+	switch {
+	case errors.Is(err, permiso.ErrAlreadyExists):
+		// Lost a race with another registration.
+		return permiso.User{}, permiso.Errorf(permiso.EEXISTS, "Username or email already exists")
+	case errors.Is(err, permiso.ErrNotFound):
+		// A role was deleted since it was checked.
+		return permiso.User{}, permiso.Errorf(permiso.EBADREQUEST, "Unknown role ids")
+	case err != nil:
+		return permiso.User{}, err
+	}
+	return created, nil
+}
+
+// available returns a conflict when the username or email belongs to a
+// user other than self.
+func (s *Service) available(ctx context.Context, self uuid.UUID, username, email string) error {
+	if username != "" {
+		u, err := s.deps.Store.GetUserByUsername(ctx, username)
+		if err == nil && u.ID != self {
+			return permiso.Errorf(permiso.EEXISTS, "Username already exists")
+		}
+		if err != nil && !errors.Is(err, permiso.ErrNotFound) {
+			return err
+		}
+	}
+	if email != "" {
+		u, err := s.deps.Store.GetUserByEmail(ctx, email)
+		if err == nil && u.ID != self {
+			return permiso.Errorf(permiso.EEXISTS, "Email already exists")
+		}
+		if err != nil && !errors.Is(err, permiso.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
+// rolesExist returns a 400 naming every id that is not a role.
+func (s *Service) rolesExist(ctx context.Context, ids []uuid.UUID) error {
+	var unknown []string
+	for _, id := range ids {
+		if _, err := s.deps.Store.GetRole(ctx, id); err != nil {
+			if !errors.Is(err, permiso.ErrNotFound) {
+				return err
+			}
+			unknown = append(unknown, id.String())
+		}
+	}
+	if len(unknown) > 0 {
+		return permiso.Errorf(permiso.EBADREQUEST, "Unknown role ids: %s", strings.Join(unknown, ", "))
+	}
+	return nil
+}
+
+// UserUpdate is a change of a user (PUT /users/me, PUT /users/{id}).
+// Nil fields are left unchanged.
+type UserUpdate struct {
+	Email       *string
+	FirstName   *string
+	LastName    *string
+	DisplayName *string
+	Bio         *string
+	// Administrative fields: only an administrator may send them.
+	IsActive    *bool
+	IsVerified  *bool
+	IsSuperuser *bool
+	RoleIDs     *[]string
+}
+
+// Privileged returns the names of the administrative fields that are set.
+func (u UserUpdate) Privileged() []string {
+	var f []string
+	if u.RoleIDs != nil {
+		f = append(f, "role_ids")
+	}
+	if u.IsActive != nil {
+		f = append(f, "is_active")
+	}
+	if u.IsVerified != nil {
+		f = append(f, "is_verified")
+	}
+	if u.IsSuperuser != nil {
+		f = append(f, "is_superuser")
+	}
+	return f
+}
+
+// UpdateUser changes a user.
+//
+// A caller who is not acting as an administrator may change their own
+// profile fields only (email, first_name, last_name, display_name, bio):
+// sending any of role_ids, is_active, is_verified, is_superuser is refused
+// with 403 and nothing changes, whatever the values. An administrator may
+// change everything except: is_superuser (only a superuser changes its
+// value), and their own is_active (an administrator cannot disable
+// themselves).
+//
+// A changed email must be free; it makes the account unverified (unless an
+// administrator sets is_verified true in the same request) and a
+// verification mail goes to the new address. Disabling a user ends every
+// session and invalidates every token of theirs.
+func (s *Service) UpdateUser(ctx context.Context, actor Actor, id uuid.UUID, in UserUpdate) (permiso.User, error) {
+	if !actor.Admin && !actor.Is(id) {
+		return permiso.User{}, errForbidden
+	}
+	if f := in.Privileged(); len(f) > 0 && !actor.Admin {
+		return permiso.User{}, permiso.Errorf(permiso.EFORBIDDEN,
+			"Not allowed to change %s: only administrators change roles and account status (PUT /users/{user_id})", strings.Join(f, ", "))
+	}
+	if in.IsActive != nil && !*in.IsActive && actor.Is(id) {
+		return permiso.User{}, permiso.Errorf(permiso.EFORBIDDEN, "Cannot deactivate your own account")
+	}
+
+	var p problems
+	var email string
+	if in.Email != nil {
+		email = p.email("email", *in.Email)
+	}
+	p.text("first_name", in.FirstName, MaxNameLength)
+	p.text("last_name", in.LastName, MaxNameLength)
+	p.text("display_name", in.DisplayName, MaxNameLength)
+	p.text("bio", in.Bio, MaxBioLength)
+	var roleIDs []uuid.UUID
+	if in.RoleIDs != nil {
+		roleIDs = p.ids("role_ids", *in.RoleIDs)
+	}
+	if err := p.err(); err != nil {
+		return permiso.User{}, err
+	}
+	before, err := s.getUser(ctx, id)
+	if err != nil {
+		return permiso.User{}, err
+	}
+	if in.IsSuperuser != nil && *in.IsSuperuser != before.IsSuperuser && !actor.Superuser {
+		return permiso.User{}, permiso.Errorf(permiso.EFORBIDDEN, "Only a superuser can grant or revoke is_superuser")
+	}
+	if in.RoleIDs != nil {
+		if err := s.rolesExist(ctx, roleIDs); err != nil {
+			return permiso.User{}, err
+		}
+	}
+	emailChanged := in.Email != nil && email != before.Email
+	if emailChanged {
+		if err := s.available(ctx, id, "", email); err != nil {
+			return permiso.User{}, err
+		}
+	}
+	now := s.now().UTC()
+	after, err := s.deps.Store.UpdateUser(ctx, id, func(u *permiso.User) error {
+		if emailChanged {
+			u.Email = email
+			u.IsVerified = false
+		}
+		setIf(&u.FirstName, in.FirstName)
+		setIf(&u.LastName, in.LastName)
+		setIf(&u.DisplayName, in.DisplayName)
+		setIf(&u.Bio, in.Bio)
+		if in.IsActive != nil {
+			u.IsActive = *in.IsActive
+		}
+		if in.IsVerified != nil {
+			u.IsVerified = *in.IsVerified
+		}
+		if in.IsSuperuser != nil {
+			u.IsSuperuser = *in.IsSuperuser
+		}
+		u.UpdatedAt = now
+		return nil
+	})
+	switch {
+	case errors.Is(err, permiso.ErrAlreadyExists):
+		return permiso.User{}, permiso.Errorf(permiso.EEXISTS, "Email already exists")
+	case err != nil:
+		return permiso.User{}, notFound(err, errUserNotFound)
+	}
+	if in.RoleIDs != nil {
+		// Checked above; only a role deleted in between can fail here.
+		if err := s.deps.Store.SetUserRoles(ctx, id, roleIDs); err != nil {
+			if errors.Is(err, permiso.ErrNotFound) {
+				return permiso.User{}, permiso.Errorf(permiso.EBADREQUEST, "Unknown role ids")
+			}
+			return permiso.User{}, err
+		}
+	}
+	if before.IsActive && !after.IsActive {
+		if _, err := s.deps.Sessions.RevokeAllForUser(ctx, id, "account_disabled"); err != nil {
+			return permiso.User{}, err
+		}
+	}
+	if emailChanged && !after.IsVerified && after.IsActive {
+		s.sendVerification(ctx, after)
+	}
+	return s.getUser(ctx, id)
+}
+
+// DeleteUser deletes a user and everything of theirs (sessions, tokens,
+// roles links), after invalidating their tokens. A user may delete their
+// own account, except an administrator (who would lock themselves out;
+// another administrator can).
+func (s *Service) DeleteUser(ctx context.Context, actor Actor, id uuid.UUID) (permiso.User, error) {
+	switch {
+	case actor.Admin && actor.Is(id):
+		return permiso.User{}, permiso.Errorf(permiso.EFORBIDDEN, "Cannot delete your own account")
+	case !actor.Admin && !actor.Is(id):
+		return permiso.User{}, errForbidden
+	}
+	u, err := s.getUser(ctx, id)
+	if err != nil {
+		return permiso.User{}, err
+	}
+	if _, err := s.deps.Sessions.RevokeAllForUser(ctx, id, "account_deleted"); err != nil {
+		return permiso.User{}, notFound(err, errUserNotFound)
+	}
+	if err := s.deps.Store.DeleteUser(ctx, id); err != nil {
+		return permiso.User{}, notFound(err, errUserNotFound)
+	}
+	return u, nil
+}
+
+// SetRoles replaces the user's roles (PUT /users/{id}/roles).
+func (s *Service) SetRoles(ctx context.Context, actor Actor, id uuid.UUID, raw []string) (permiso.User, error) {
+	if !actor.Admin {
+		return permiso.User{}, errForbidden
+	}
+	var p problems
+	if raw == nil {
+		p.add("role_ids", "Field required")
+	}
+	ids := p.ids("role_ids", raw)
+	if err := p.err(); err != nil {
+		return permiso.User{}, err
+	}
+	if _, err := s.getUser(ctx, id); err != nil {
+		return permiso.User{}, err
+	}
+	if err := s.rolesExist(ctx, ids); err != nil {
+		return permiso.User{}, err
+	}
+	if err := s.deps.Store.SetUserRoles(ctx, id, ids); err != nil {
+		if errors.Is(err, permiso.ErrNotFound) {
+			return permiso.User{}, permiso.Errorf(permiso.EBADREQUEST, "Unknown role ids")
+		}
+		return permiso.User{}, err
+	}
+	return s.getUser(ctx, id)
+}
+
+// Unlock clears the user's failed-login lockout: the shared lockout
+// counter of the account, and its mirror on the user row.
+func (s *Service) Unlock(ctx context.Context, id uuid.UUID) (permiso.User, error) {
+	u, err := s.getUser(ctx, id)
+	if err != nil {
+		return permiso.User{}, err
+	}
+	if err := s.clearLockout(ctx, u); err != nil {
+		return permiso.User{}, err
+	}
+	return s.getUser(ctx, id)
+}
+
+func (s *Service) clearLockout(ctx context.Context, u permiso.User) error {
+	if s.deps.Lockout != nil {
+		// One key per account, whether logins use the username or the
+		// email (oauth2 lockoutKey).
+		if err := s.deps.Lockout.Unlock(ctx, u.Username); err != nil {
+			return err
+		}
+	}
+	if u.FailedLoginAttempts == 0 && u.LockedUntil == nil {
+		return nil
+	}
+	now := s.now().UTC()
+	_, err := s.deps.Store.UpdateUser(ctx, u.ID, func(x *permiso.User) error {
+		x.FailedLoginAttempts = 0
+		x.LockedUntil = nil
+		x.UpdatedAt = now
+		return nil
+	})
+	return notFound(err, errUserNotFound)
+}
+
+// Stats are the figures of GET /users/stats/overview.
+type Stats struct {
+	TotalUsers          int `json:"total_users"`
+	ActiveUsers         int `json:"active_users"`
+	VerifiedUsers       int `json:"verified_users"`
+	LockedUsers         int `json:"locked_users"`
+	RecentRegistrations int `json:"recent_registrations"`
+}
+
+// Stats counts users now; recent registrations are those of the last 30
+// days.
+func (s *Service) Stats(ctx context.Context) (Stats, error) {
+	now := s.now()
+	st, err := s.deps.Store.UserStats(ctx, now, now.Add(-30*24*time.Hour))
+	if err != nil {
+		return Stats{}, err
+	}
+	return Stats{TotalUsers: st.Total, ActiveUsers: st.Active, VerifiedUsers: st.Verified,
+		LockedUsers: st.Locked, RecentRegistrations: st.CreatedSince}, nil
+}
+
+func deref(b *bool, def bool) bool {
+	if b == nil {
+		return def
+	}
+	return *b
+}
+
+func setIf(dst **string, v *string) {
+	if v != nil {
+		c := *v
+		*dst = &c
+	}
+}

@@ -1,0 +1,84 @@
+package memory_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/cachetest"
+	"github.com/permiso/permiso/memory"
+)
+
+func fakeClock() *cachetest.Clock {
+	return cachetest.NewClock(time.Date(2030, 1, 2, 3, 4, 5, 600_000_000, time.UTC))
+}
+
+func TestLimiter(t *testing.T) {
+	cachetest.RunRateLimiter(t, func(t *testing.T) (permiso.RateLimiter, *cachetest.Clock) {
+		c := fakeClock()
+		return memory.NewLimiter(memory.WithNow(c.Now)), c
+	})
+}
+
+func TestLockout(t *testing.T) {
+	cachetest.RunLockout(t, func(t *testing.T, max int, d time.Duration) (permiso.Lockout, *cachetest.Clock) {
+		c := fakeClock()
+		return memory.NewLockout(max, d, memory.WithNow(c.Now)), c
+	})
+}
+
+// TestAbuseRealClock runs both suites on the wall clock, so the default
+// time source is exercised (the expiry subtests sleep about 2 s).
+func TestAbuseRealClock(t *testing.T) {
+	if testing.Short() {
+		t.Skip("sleeps; skipped with -short")
+	}
+	t.Run("Limiter", func(t *testing.T) {
+		cachetest.RunRateLimiter(t, func(t *testing.T) (permiso.RateLimiter, *cachetest.Clock) {
+			return memory.NewLimiter(), cachetest.RealClock()
+		})
+	})
+	t.Run("Lockout", func(t *testing.T) {
+		cachetest.RunLockout(t, func(t *testing.T, max int, d time.Duration) (permiso.Lockout, *cachetest.Clock) {
+			return memory.NewLockout(max, d), cachetest.RealClock()
+		})
+	})
+}
+
+// TestLimiterMemoryBounded checks that keys whose entries all expired are
+// swept by later writes.
+func TestLimiterMemoryBounded(t *testing.T) {
+	c := fakeClock()
+	l := memory.NewLimiter(memory.WithNow(c.Now))
+	ctx := t.Context()
+	lim := permiso.Limit{Count: 3, Period: time.Second}
+	for i := range 20_000 {
+		if _, err := l.Allow(ctx, fmt.Sprint("ip-", i), lim); err != nil {
+			t.Fatal(err)
+		}
+		if i%100 == 0 {
+			c.Advance(time.Second)
+		}
+		if n := l.Len(); n > 2*100+1024 {
+			t.Fatalf("after %d requests Len = %d: expired keys are not swept", i, n)
+		}
+	}
+}
+
+func TestLockoutMemoryBounded(t *testing.T) {
+	c := fakeClock()
+	l := memory.NewLockout(5, time.Minute, memory.WithNow(c.Now))
+	ctx := t.Context()
+	for i := range 20_000 {
+		if _, err := l.Fail(ctx, fmt.Sprint("user-", i)); err != nil {
+			t.Fatal(err)
+		}
+		if i%100 == 0 {
+			c.Advance(time.Minute)
+		}
+		if n := l.Len(); n > 2*100+1024 {
+			t.Fatalf("after %d failures Len = %d: expired entries are not swept", i, n)
+		}
+	}
+}

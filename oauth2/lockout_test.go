@@ -1,0 +1,274 @@
+package oauth2_test
+
+import (
+	"net/http"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/memory"
+	"github.com/permiso/permiso/oauth2"
+	"github.com/permiso/permiso/redis"
+)
+
+// withAbuse gives the service an in-process lockout (max attempts, 30
+// minutes) and limiter on the env's fake clock.
+func withAbuse(max int) envOption {
+	return func(_ *oauth2.Config, d *oauth2.Deps) {
+		d.Lockout = memory.NewLockout(max, 30*time.Minute, memory.WithNow(d.Now))
+		d.Limiter = memory.NewLimiter(memory.WithNow(d.Now))
+	}
+}
+
+const wrongPassword = "Wrong-Horse-9-battery"
+
+// TestLockout: MAX_LOGIN_ATTEMPTS failures lock a username, known or not,
+// with the same answers for both; no password is checked while locked;
+// the lock does not slide and ends after LOCKOUT_DURATION (SPEC §6).
+func TestLockout(t *testing.T) {
+	e := newEnv(t, withAbuse(3))
+	u := e.createUser("alice", goodPassword, permiso.RoleUser)
+	start := e.clock.Now()
+
+	var lockedErrs []*oauth2.Error
+	for _, login := range []string{"alice", "ghost"} {
+		for i := 1; i <= 3; i++ {
+			_, err := e.token(formLogin(login, wrongPassword), "")
+			wantOAuth(t, err, "invalid_grant", http.StatusBadRequest)
+		}
+		// Locked now: even the right password gets 423, without a
+		// password check.
+		checked := passwordsChecked(e)
+		_, err := e.token(formLogin(login, goodPassword), "")
+		oe := wantOAuth(t, err, "account_locked", http.StatusLocked)
+		if oe.LockedUntil == nil || !oe.LockedUntil.Equal(start.Add(30*time.Minute)) {
+			t.Errorf("%s: locked_until %v, want %v", login, oe.LockedUntil, start.Add(30*time.Minute))
+		}
+		if passwordsChecked(e) != checked || len(e.audit.find(oauth2.ActionLoginSuccess)) != 0 {
+			t.Errorf("%s: a password was checked while locked", login)
+		}
+		lockedErrs = append(lockedErrs, oe)
+	}
+	// A locked unknown username is indistinguishable from a locked user.
+	if a, g := lockedErrs[0], lockedErrs[1]; a.Description != g.Description || !a.LockedUntil.Equal(*g.LockedUntil) {
+		t.Errorf("locked user %+v and locked unknown user %+v differ", a, g)
+	}
+	locks := e.audit.find(oauth2.ActionLoginLocked)
+	if len(locks) != 2 {
+		t.Fatalf("%d login.locked events, want 2 (one per lock)", len(locks))
+	}
+	if *locks[0].TargetID != u.ID.String() || *locks[1].TargetID != "ghost" {
+		t.Errorf("login.locked targets %s, %s", *locks[0].TargetID, *locks[1].TargetID)
+	}
+	// The users table mirrors the lock.
+	got, _ := e.db.GetUser(e.ctx, u.ID)
+	if got.LockedUntil == nil || got.FailedLoginAttempts != 3 {
+		t.Errorf("users mirror: locked_until %v, failed_login_attempts %d", got.LockedUntil, got.FailedLoginAttempts)
+	}
+
+	// The lock does not slide with further attempts; it ends on time.
+	e.clock.Advance(29 * time.Minute)
+	_, err := e.token(formLogin("alice", wrongPassword), "")
+	wantOAuth(t, err, "account_locked", http.StatusLocked)
+	e.clock.Advance(time.Minute)
+	e.login("alice", goodPassword, "")
+	got, _ = e.db.GetUser(e.ctx, u.ID)
+	if got.LockedUntil != nil || got.FailedLoginAttempts != 0 {
+		t.Errorf("users mirror after a successful login: %v, %d", got.LockedUntil, got.FailedLoginAttempts)
+	}
+}
+
+// TestLockoutSuccessResets: a correct password resets the count; the
+// username and the email of one account share a count.
+func TestLockoutSuccessResets(t *testing.T) {
+	e := newEnv(t, withAbuse(3))
+	e.createUser("bob", goodPassword, permiso.RoleUser)
+	for range 5 {
+		for _, login := range []string{"bob", "BOB@example.com"} {
+			_, err := e.token(formLogin(login, wrongPassword), "")
+			wantOAuth(t, err, "invalid_grant", http.StatusBadRequest)
+		}
+		e.login("Bob", goodPassword, "")
+	}
+	// Two by username, one by email: locked.
+	for _, login := range []string{"bob", "bob@example.com", "bob"} {
+		_, err := e.token(formLogin(login, wrongPassword), "")
+		wantOAuth(t, err, "invalid_grant", http.StatusBadRequest)
+	}
+	_, err := e.token(formLogin("bob@example.com", goodPassword), "")
+	wantOAuth(t, err, "account_locked", http.StatusLocked)
+
+	// Admin unlock (and password reset) lift it.
+	if err := e.svc.Unlock(e.ctx, "BOB"); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := e.svc.LockoutStatus(e.ctx, "bob"); err != nil || st.Locked || st.Failures != 0 {
+		t.Fatalf("after Unlock: %+v, %v", st, err)
+	}
+	e.login("bob", goodPassword, "")
+	if n := len(e.audit.find(oauth2.ActionLoginUnlock)); n != 1 {
+		t.Errorf("%d login.unlock events, want 1", n)
+	}
+}
+
+// TestLockoutConcurrent: of many concurrent wrong passwords exactly
+// MAX_LOGIN_ATTEMPTS are checked and answered invalid_grant; the others
+// get 423 at once, and exactly one lock is recorded.
+func TestLockoutConcurrent(t *testing.T) {
+	e := newEnv(t, withAbuse(4))
+	e.createUser("carol", goodPassword, permiso.RoleUser)
+	const n = 40
+	var mu sync.Mutex
+	codes := map[string]int{}
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			_, err := e.token(formLogin("carol", wrongPassword), "")
+			mu.Lock()
+			defer mu.Unlock()
+			codes[oauth2.AsError(err).Code]++
+		})
+	}
+	wg.Wait()
+	if codes["invalid_grant"] != 4 || codes["account_locked"] != n-4 {
+		t.Errorf("answers %v, want 4 invalid_grant and %d account_locked", codes, n-4)
+	}
+	if checked := passwordsChecked(e); checked != 4 {
+		t.Errorf("%d passwords checked, want 4", checked)
+	}
+	if locks := e.audit.find(oauth2.ActionLoginLocked); len(locks) != 1 {
+		t.Errorf("%d login.locked events, want 1", len(locks))
+	}
+}
+
+// TestLockoutChangePassword: POST /auth/change-password counts toward the
+// lockout and is refused while locked (SPEC §5.1).
+func TestLockoutChangePassword(t *testing.T) {
+	e := newEnv(t, withAbuse(2))
+	e.createUser("dave", goodPassword, permiso.RoleUser)
+	for range 2 {
+		err := e.svc.ChangeExpiredPassword(e.ctx, "dave", wrongPassword, "New-Horse-9-battery!", testMeta)
+		wantOAuth(t, err, "invalid_grant", http.StatusBadRequest)
+	}
+	err := e.svc.ChangeExpiredPassword(e.ctx, "dave", goodPassword, "New-Horse-9-battery!", testMeta)
+	wantOAuth(t, err, "account_locked", http.StatusLocked)
+	_, err = e.token(formLogin("dave", goodPassword), "")
+	wantOAuth(t, err, "account_locked", http.StatusLocked)
+}
+
+// TestLockoutUnavailable: with the lockout store unreachable, logins fail
+// closed with 503 and issue nothing (SPEC §6 failure policy).
+func TestLockoutUnavailable(t *testing.T) {
+	c, err := redis.Open("redis://127.0.0.1:1/0", redis.Options{DialTimeout: 100 * time.Millisecond,
+		Timeout: 100 * time.Millisecond, MaxRetries: -1, DialAttempts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	e := newEnv(t, func(_ *oauth2.Config, d *oauth2.Deps) {
+		d.Lockout = redis.NewLockout(c, "permiso-test:down:", 5, time.Minute)
+	})
+	e.createUser("erin", goodPassword, permiso.RoleUser)
+	resp, err := e.token(formLogin("erin", goodPassword), "")
+	oe := wantOAuth(t, err, "temporarily_unavailable", http.StatusServiceUnavailable)
+	if resp.AccessToken != "" || oe.RetryAfter <= 0 {
+		t.Errorf("resp %+v, Retry-After %v", resp, oe.RetryAfter)
+	}
+	if n := len(e.audit.find(oauth2.ActionLoginSuccess)); n != 0 {
+		t.Errorf("%d logins succeeded without the lockout check", n)
+	}
+}
+
+// TestClientRateLimit: a service client's rate_limit_per_minute and
+// rate_limit_per_hour are enforced on client credentials, atomically for
+// both, and readable without counting (ClientRateLimits).
+func TestClientRateLimit(t *testing.T) {
+	e := newEnv(t, withAbuse(5))
+	c, secret := e.createClient("svc-limited", func(c *permiso.ServiceClient) {
+		c.RateLimitPerMinute, c.RateLimitPerHour = 3, 5
+	}, "read:profile")
+	form := url.Values{"grant_type": {"client_credentials"}}
+	auth := basic(c.ClientID, secret)
+	for i := range 3 {
+		resp := e.mustToken(form, auth)
+		if resp.RateLimit == nil || resp.RateLimit.Limit != 3 || resp.RateLimit.Remaining != 2-i {
+			t.Fatalf("token %d: RateLimit %+v, want the minute limit with %d remaining", i+1, resp.RateLimit, 2-i)
+		}
+	}
+	_, err := e.token(form, auth)
+	oe := wantOAuth(t, err, "rate_limit_exceeded", http.StatusTooManyRequests)
+	if oe.RetryAfter <= 0 || oe.RetryAfter > time.Minute || oe.RateLimit == nil || oe.RateLimit.Limit != 3 {
+		t.Errorf("429: Retry-After %v, RateLimit %+v", oe.RetryAfter, oe.RateLimit)
+	}
+	minute, hour, err := e.svc.ClientRateLimits(e.ctx, c)
+	if err != nil || minute.Remaining != 0 || minute.Limit != 3 || hour.Remaining != 2 || hour.Limit != 5 {
+		t.Errorf("ClientRateLimits = %+v, %+v, %v; want minute 0/3 and hour 2/5 (the refused request not counted)", minute, hour, err)
+	}
+	e.clock.Advance(time.Minute)
+	e.mustToken(form, auth)
+	resp := e.mustToken(form, auth)
+	if resp.RateLimit.Limit != 5 || resp.RateLimit.Remaining != 0 {
+		t.Errorf("RateLimit %+v, want the hour limit exhausted (the tighter one)", resp.RateLimit)
+	}
+	_, err = e.token(form, auth)
+	oe = wantOAuth(t, err, "rate_limit_exceeded", http.StatusTooManyRequests)
+	if oe.RetryAfter < 58*time.Minute {
+		t.Errorf("Retry-After %v, want about 59 minutes (the hour limit)", oe.RetryAfter)
+	}
+	if n := len(e.audit.find(oauth2.ActionRateLimited)); n != 2 {
+		t.Errorf("%d client.rate_limited events, want 2", n)
+	}
+	// Another client has its own budget; a client with limits 0 has none.
+	c2, s2 := e.createClient("svc-unlimited", func(c *permiso.ServiceClient) {
+		c.RateLimitPerMinute, c.RateLimitPerHour = 0, 0
+	}, "read:profile")
+	for range 10 {
+		if resp := e.mustToken(form, basic(c2.ClientID, s2)); resp.RateLimit != nil {
+			t.Fatalf("unlimited client got RateLimit %+v", resp.RateLimit)
+		}
+	}
+}
+
+func TestClientRateLimitKeys(t *testing.T) {
+	m, h := oauth2.ClientRateLimitKeys("svc-1")
+	if m != "client:{svc-1}:minute" || h != "client:{svc-1}:hour" {
+		t.Errorf("keys %q, %q", m, h)
+	}
+}
+
+func TestTightest(t *testing.T) {
+	a := permiso.LimitResult{Allowed: true, Limit: 10, Remaining: 5, Reset: time.Minute}
+	b := permiso.LimitResult{Allowed: true, Limit: 100, Remaining: 3, Reset: time.Hour}
+	r := permiso.LimitResult{Allowed: false, Limit: 100, RetryAfter: time.Minute}
+	off := permiso.LimitResult{Allowed: true}
+	for _, tc := range []struct {
+		in   []permiso.LimitResult
+		want *permiso.LimitResult
+	}{
+		{nil, nil},
+		{[]permiso.LimitResult{off}, nil},
+		{[]permiso.LimitResult{a, b}, &b},
+		{[]permiso.LimitResult{b, a, off}, &b},
+		{[]permiso.LimitResult{a, r, b}, &r},
+	} {
+		got := oauth2.Tightest(tc.in...)
+		if (got == nil) != (tc.want == nil) || got != nil && *got != *tc.want {
+			t.Errorf("Tightest(%+v) = %+v, want %+v", tc.in, got, tc.want)
+		}
+	}
+}
+
+// passwordsChecked counts the password verifications the audit log shows:
+// failures for a wrong password or an unknown user (a dummy hash), and
+// successes.
+func passwordsChecked(e *env) int {
+	n := len(e.audit.find(oauth2.ActionLoginSuccess))
+	for _, ev := range e.audit.find(oauth2.ActionLoginFailure) {
+		if r := ev.Details["reason"]; r == "invalid_password" || r == "unknown_user" {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,77 @@
+package oauth2
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/permiso/permiso"
+)
+
+// rejectPresented answers a refresh token that cannot be rotated (RFC 9700
+// §4.14.2), after the client-binding checks:
+//   - its one grace retry already spent (revoked as grace_used), or rotated
+//     longer ago than ReuseGrace: reuse, so the family and the session are
+//     revoked (reuseDetected);
+//   - revoked by an earlier reuse detection: the session revocation is sent
+//     again (it is idempotent) in case the one sent at detection was lost;
+//   - otherwise (revoked by logout, revocation, password change ...):
+//     invalid_grant.
+func (s *Service) rejectPresented(ctx context.Context, t permiso.RefreshToken, now time.Time, meta RequestMeta) error {
+	if t.RevokedAt != nil {
+		reason := ""
+		if t.RevocationReason != nil {
+			reason = *t.RevocationReason
+		}
+		switch reason {
+		case permiso.RevocationGraceUsed:
+			return s.reuseDetected(ctx, t, meta)
+		case permiso.RevocationReuseDetected:
+			if err := s.resendSessionRevocation(ctx, t.SessionID, now); err != nil {
+				return err
+			}
+		}
+		return errBadRefresh
+	}
+	if t.UsedAt != nil && now.Sub(*t.UsedAt) > s.cfg.ReuseGrace {
+		return s.reuseDetected(ctx, t, meta)
+	}
+	return errBadRefresh
+}
+
+// resendSessionRevocation revokes the session's access tokens in the
+// revocation store again; it never shortens an existing entry.
+func (s *Service) resendSessionRevocation(ctx context.Context, sid uuid.UUID, now time.Time) error {
+	return s.deps.Revocations.RevokeSession(ctx, sid.String(), s.sessionRevocationExpiry(now))
+}
+
+// useGrace spends the one grace retry of the presented (rotated) token and
+// stores repl, in one store compare-and-swap. When the retry was already
+// spent, or the window closed meanwhile, the presentation is reuse.
+func (s *Service) useGrace(ctx context.Context, hash string, repl permiso.RefreshToken, now time.Time, meta RequestMeta) error {
+	err := s.deps.Tokens.UseRefreshTokenGrace(ctx, hash, repl, now.Add(-s.cfg.ReuseGrace), now)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, permiso.ErrNotFound):
+		return errBadRefresh
+	case !errors.Is(err, permiso.ErrConflict):
+		return err
+	}
+	cur, err := s.deps.Tokens.GetRefreshTokenByHash(ctx, hash)
+	switch {
+	case errors.Is(err, permiso.ErrNotFound):
+		return errBadRefresh
+	case err != nil:
+		return err
+	}
+	return s.rejectPresented(ctx, cur, now, meta)
+}
+
+// sessionDeadline is the absolute end of a session: its creation plus
+// RefreshAbsoluteLifetime, however often it is refreshed.
+func (s *Service) sessionDeadline(sess permiso.Session) time.Time {
+	return sess.CreatedAt.Add(s.cfg.RefreshAbsoluteLifetime)
+}

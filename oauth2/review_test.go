@@ -1,0 +1,361 @@
+package oauth2_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/oauth2"
+	"github.com/permiso/permiso/sqlite"
+)
+
+// Finding 1: within the grace window a rotated token yields at most ONE
+// fresh sibling; a second retry is reuse and ends the family and session.
+func TestReviewGraceRetryOnlyOnce(t *testing.T) {
+	e := newEnv(t)
+	e.createUser("alice", goodPassword, permiso.RoleUser)
+	login := e.login("alice", goodPassword, "")
+	a, err := e.refresh(login.RefreshToken, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(2 * time.Second)
+	b, err := e.refresh(login.RefreshToken, "", "") // the one grace retry
+	if err != nil {
+		t.Fatalf("first retry within grace: %v", err)
+	}
+	e.clock.Advance(2 * time.Second)
+	_, err = e.refresh(login.RefreshToken, "", "") // a thief forking another branch
+	wantOAuth(t, err, "invalid_grant", 400)
+	if len(e.audit.find(oauth2.ActionTokenReuseDetected)) != 1 {
+		t.Fatal("second retry within grace not treated as reuse")
+	}
+	for _, r := range []oauth2.TokenResponse{a, b} {
+		if _, err := e.refresh(r.RefreshToken, "", ""); err == nil {
+			t.Fatal("a branch of the family survived reuse detection")
+		}
+		e.wantInvalidToken(r.AccessToken, "access token of a family revoked for reuse")
+	}
+	sid, _ := uuid.Parse(login.SessionID)
+	if sess, _ := e.db.GetSession(e.ctx, sid); sess.RevokedAt == nil {
+		t.Fatal("session not revoked")
+	}
+}
+
+// Finding 1: of concurrent grace retries of one rotated token exactly one
+// gets a pair.
+func TestReviewConcurrentGraceRetries(t *testing.T) {
+	e := newEnv(t)
+	e.createUser("alice", goodPassword, permiso.RoleUser)
+	login := e.login("alice", goodPassword, "")
+	if _, err := e.refresh(login.RefreshToken, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(time.Second)
+	const n = 10
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = e.refresh(login.RefreshToken, "", "")
+		}()
+	}
+	wg.Wait()
+	ok := 0
+	for i, err := range errs {
+		if err == nil {
+			ok++
+			continue
+		}
+		wantOAuth(t, err, "invalid_grant", 400)
+		_ = i
+	}
+	if ok != 1 {
+		t.Fatalf("%d concurrent grace retries succeeded, want exactly 1", ok)
+	}
+}
+
+// Finding 1: sliding refresh cannot keep a session alive past its absolute
+// lifetime.
+func TestReviewAbsoluteSessionLifetime(t *testing.T) {
+	e := newEnv(t, func(c *oauth2.Config, _ *oauth2.Deps) { c.RefreshAbsoluteLifetime = 90 * 24 * time.Hour })
+	e.createUser("alice", goodPassword, permiso.RoleUser)
+	e.cfg.PasswordMaxAge = 0
+	rt := e.login("alice", goodPassword, "").RefreshToken
+	day := 24 * time.Hour
+	for i := 1; i <= 4; i++ { // days 20, 40, 60, 80
+		e.clock.Advance(20 * day)
+		r, err := e.refresh(rt, "", "")
+		if err != nil {
+			t.Fatalf("refresh on day %d: %v", 20*i, err)
+		}
+		rt = r.RefreshToken
+	}
+	stored, err := e.db.GetRefreshTokenByHash(e.ctx, permiso.HashToken(rt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid := stored.SessionID
+	sess, _ := e.db.GetSession(e.ctx, sid)
+	deadline := sess.CreatedAt.Add(90 * day)
+	if stored.ExpiresAt.After(deadline) || sess.ExpiresAt.After(deadline) {
+		t.Fatalf("expiry slid past the absolute lifetime: token %s session %s deadline %s", stored.ExpiresAt, sess.ExpiresAt, deadline)
+	}
+	e.clock.Advance(20 * day) // day 100
+	_, err = e.refresh(rt, "", "")
+	wantOAuth(t, err, "invalid_grant", 400)
+}
+
+// racingUsers runs hook once, right after the password grant has read the
+// user: a password change or revoke-all racing the login.
+type racingUsers struct {
+	*sqlite.DB
+	mu   sync.Mutex
+	hook func()
+}
+
+func (r *racingUsers) GetUserByLogin(ctx context.Context, login string) (permiso.User, error) {
+	u, err := r.DB.GetUserByLogin(ctx, login)
+	r.mu.Lock()
+	h := r.hook
+	r.hook = nil
+	r.mu.Unlock()
+	if h != nil {
+		h()
+	}
+	return u, err
+}
+
+func newRacingEnv(t *testing.T) (*env, *racingUsers) {
+	var ru *racingUsers
+	e := newEnv(t, func(_ *oauth2.Config, d *oauth2.Deps) {
+		ru = &racingUsers{DB: d.Users.(*sqlite.DB)}
+		d.Users = ru
+	})
+	return e, ru
+}
+
+// Finding 2: a login that read the user before a revoke-all must not
+// survive it.
+func TestReviewLoginRacingRevokeAll(t *testing.T) {
+	e, ru := newRacingEnv(t)
+	u := e.createUser("alice", goodPassword, permiso.RoleUser)
+	ru.hook = func() {
+		e.clock.Advance(time.Second)
+		if _, err := e.svc.RevokeAllForUser(e.ctx, u.ID, "test"); err != nil {
+			t.Error(err)
+		}
+	}
+	resp, err := e.token(formLogin("alice", goodPassword), "")
+	if err == nil {
+		// Whatever was issued must be dead.
+		e.wantInvalidToken(resp.AccessToken, "access token of a login that raced revoke-all")
+		if _, rerr := e.refresh(resp.RefreshToken, "", ""); rerr == nil {
+			t.Fatal("refresh token of a login that raced revoke-all still works")
+		}
+		t.Fatal("login that raced revoke-all succeeded")
+	}
+	wantOAuth(t, err, "invalid_grant", 400)
+	active, _ := e.db.ListSessions(e.ctx, u.ID, true, e.clock.Now())
+	if len(active) != 0 {
+		t.Fatalf("%d active sessions after a login that raced revoke-all", len(active))
+	}
+}
+
+// Finding 2: a login with the old password that raced a password change
+// must not survive it.
+func TestReviewLoginRacingPasswordChange(t *testing.T) {
+	e, ru := newRacingEnv(t)
+	u := e.createUser("alice", goodPassword, permiso.RoleUser)
+	ru.hook = func() {
+		h, err := e.hasher.Hash(e.ctx, "Another-Correct-9-horse")
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if err := e.db.ChangePassword(e.ctx, u.ID, h, e.clock.Now(), 3); err != nil {
+			t.Error(err)
+		}
+	}
+	resp, err := e.token(formLogin("alice", goodPassword), "")
+	if err == nil {
+		_, rerr := e.refresh(resp.RefreshToken, "", "")
+		t.Fatalf("login with the old password that raced a password change succeeded (refresh err %v)", rerr)
+	}
+	wantOAuth(t, err, "invalid_grant", 400)
+	active, _ := e.db.ListSessions(e.ctx, u.ID, true, e.clock.Now())
+	if len(active) != 0 {
+		t.Fatalf("%d active sessions after a login that raced a password change", len(active))
+	}
+	// A plain login afterwards with the new password works.
+	e.login("alice", "Another-Correct-9-horse", "")
+}
+
+// Finding 2: the session and refresh token carry the authentication time,
+// taken before the user is read.
+func TestReviewLoginAuthTime(t *testing.T) {
+	e, ru := newRacingEnv(t)
+	e.createUser("alice", goodPassword, permiso.RoleUser)
+	start := e.clock.Now()
+	ru.hook = func() { e.clock.Advance(3 * time.Second) }
+	resp := e.mustToken(formLogin("alice", goodPassword), "")
+	rt, err := e.db.GetRefreshTokenByHash(e.ctx, permiso.HashToken(resp.RefreshToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, _ := e.db.GetSession(e.ctx, rt.SessionID)
+	p := e.mustAuthenticate(resp.AccessToken)
+	if !rt.IssuedAt.Equal(start) || !sess.CreatedAt.Equal(start) || !p.Claims.IssuedAt.Equal(start) {
+		t.Fatalf("issued at %s / session %s / iat %s, want the authentication time %s", rt.IssuedAt, sess.CreatedAt, p.Claims.IssuedAt, start)
+	}
+}
+
+// Finding 3: ChangeExpiredPassword that verified the old password before a
+// concurrent change must not overwrite that change.
+func TestReviewChangeExpiredPasswordRace(t *testing.T) {
+	e, ru := newRacingEnv(t)
+	u := e.createUser("olga", goodPassword, permiso.RoleUser)
+	var concurrent string
+	ru.hook = func() {
+		h, err := e.hasher.Hash(e.ctx, "Concurrent-Good-Pass-3")
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		concurrent = h
+		if err := e.db.ChangePassword(e.ctx, u.ID, h, e.clock.Now(), 3); err != nil {
+			t.Error(err)
+		}
+	}
+	err := e.svc.ChangeExpiredPassword(e.ctx, "olga", goodPassword, "Second-Good-Pass-2", testMeta)
+	wantOAuth(t, err, "invalid_grant", 400)
+	got, err := e.db.GetUser(e.ctx, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.PasswordHash != concurrent {
+		t.Fatal("a change that verified a stale password overwrote the concurrent change")
+	}
+}
+
+// flakyRevocations fails RevokeSession while failing is set.
+type flakyRevocations struct {
+	permiso.RevocationStore
+	mu      sync.Mutex
+	failing bool
+}
+
+func (f *flakyRevocations) RevokeSession(ctx context.Context, sid string, exp time.Time) error {
+	f.mu.Lock()
+	failing := f.failing
+	f.mu.Unlock()
+	if failing {
+		return permiso.Errorf(permiso.EUNAVAILABLE, "revocation store down")
+	}
+	return f.RevocationStore.RevokeSession(ctx, sid, exp)
+}
+
+// Finding 4: a failed session revocation after reuse detection neither
+// hides the detection (audit) nor stays lost: presenting a token of the
+// family again re-sends it.
+func TestReviewReuseDetectionRevocationRetried(t *testing.T) {
+	var flaky *flakyRevocations
+	e := newEnv(t, func(_ *oauth2.Config, d *oauth2.Deps) {
+		flaky = &flakyRevocations{RevocationStore: d.Revocations}
+		d.Revocations = flaky
+	})
+	e.createUser("alice", goodPassword, permiso.RoleUser)
+	login := e.login("alice", goodPassword, "")
+	next, err := e.refresh(login.RefreshToken, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(time.Minute)
+	flaky.failing = true
+	if _, err := e.refresh(login.RefreshToken, "", ""); err == nil {
+		t.Fatal("reuse accepted")
+	}
+	if len(e.audit.find(oauth2.ActionTokenReuseDetected)) != 1 {
+		t.Fatal("reuse detection not audited when the session revocation failed")
+	}
+	// The session revocation was lost: the access token still passes.
+	e.mustAuthenticate(next.AccessToken)
+	flaky.mu.Lock()
+	flaky.failing = false
+	flaky.mu.Unlock()
+	// Any token of the family presented again re-sends it.
+	_, err = e.refresh(next.RefreshToken, "", "")
+	wantOAuth(t, err, "invalid_grant", 400)
+	e.wantInvalidToken(next.AccessToken, "access token after the session revocation was re-sent")
+}
+
+// Finding 6: introspection reports only the scopes the subject still holds
+// (the rule of Principal.HasScope), for access and refresh tokens.
+func TestReviewIntrospectScopeHeldNow(t *testing.T) {
+	e := newEnv(t)
+	u := e.createUser("alice", goodPassword, permiso.RoleUser, "reporter")
+	login := e.login("alice", goodPassword, "read:profile read:reports")
+	if login.Scope != "read:profile read:reports" {
+		t.Fatalf("granted %q", login.Scope)
+	}
+	self := e.mustAuthenticate(login.AccessToken)
+	if err := e.db.SetUserRoles(e.ctx, u.ID, []uuid.UUID{e.roles[permiso.RoleUser].ID}); err != nil {
+		t.Fatal(err)
+	}
+	caller := oauth2.Caller{Principal: &self}
+	for name, tok := range map[string]string{"access": login.AccessToken, "refresh": login.RefreshToken} {
+		in, err := e.svc.Introspect(e.ctx, caller, tok, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !in.Active || in.Scope != "read:profile" {
+			t.Errorf("%s token: active %v scope %q, want read:profile only", name, in.Active, in.Scope)
+		}
+	}
+}
+
+// Finding 5: an unreadable stored hash answers like a wrong password (the
+// same invalid_grant), not with a 500 that singles the account out.
+func TestReviewUnreadableHashIsBadCredentials(t *testing.T) {
+	e := newEnv(t)
+	u := e.createUser("alice", goodPassword, permiso.RoleUser)
+	if _, err := e.db.UpdateUser(e.ctx, u.ID, func(x *permiso.User) error {
+		x.PasswordHash = "$2b$12$not-an-argon2id-hash"
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, got := e.token(formLogin("alice", goodPassword), "")
+	_, unknown := e.token(formLogin("nobody", goodPassword), "")
+	wantOAuth(t, got, "invalid_grant", 400)
+	if got.Error() != unknown.Error() {
+		t.Fatalf("unreadable hash %v differs from unknown user %v", got, unknown)
+	}
+}
+
+// Finding 10: a password grant through a client with scopes grants at most
+// the client's scopes; a client without scopes does not narrow it.
+func TestReviewPasswordGrantClientScopes(t *testing.T) {
+	e := newEnv(t)
+	e.createUser("alice", goodPassword, permiso.RoleUser, "reporter")
+	_, secret := e.createClient("narrow", nil, "read:profile")
+	resp := e.mustToken(formLogin("alice", goodPassword), basic("narrow", secret))
+	if resp.Scope != "read:profile" {
+		t.Fatalf("scope through a client with scopes = %q, want read:profile", resp.Scope)
+	}
+	f := formLogin("alice", goodPassword)
+	f.Set("scope", "read:reports")
+	_, err := e.token(f, basic("narrow", secret))
+	wantOAuth(t, err, "invalid_scope", 400)
+	_, open := e.createClient("open", nil)
+	all := e.mustToken(formLogin("alice", goodPassword), basic("open", open))
+	if all.Scope == "read:profile" || all.Scope == "" {
+		t.Fatalf("scope through a client without scopes = %q, want every scope of the user", all.Scope)
+	}
+}

@@ -1,0 +1,76 @@
+package oauth2
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/permiso/permiso"
+)
+
+// UsageRecorder counts the use of a service client off the request path
+// (usage.Counter batches the counts into ClientStore.AddClientUsage), so
+// that a token request never writes to the database for last_used and
+// total_requests (SPEC §7).
+type UsageRecorder interface {
+	// ClientUsed counts one successful authentication of the client with
+	// this row id at at. It must not block.
+	ClientUsed(id uuid.UUID, at time.Time)
+}
+
+// EndSession ends one session at once, as logout and revocation do: the
+// session and its refresh-token family are revoked in the store, and the
+// session's access tokens (their sid) in the revocation store, which every
+// instance consults on every bearer check. An unknown session is only
+// revoked in the revocation store. reason is kept on the revoked refresh
+// tokens.
+func (s *Service) EndSession(ctx context.Context, sid uuid.UUID, reason string) error {
+	return s.endSession(ctx, sid, reason, s.now())
+}
+
+// RenewSession extends an active session's idle timeout as a token
+// refresh would: last_activity = now and expires_at = now + the refresh
+// token lifetime (never earlier than it was). A revoked or expired session
+// cannot be renewed (EINVALID); an unknown one is ENOTFOUND.
+func (s *Service) RenewSession(ctx context.Context, sid uuid.UUID) (permiso.Session, error) {
+	now := s.now()
+	return s.deps.Sessions.UpdateSession(ctx, sid, func(x *permiso.Session) error {
+		if !x.Active(now) {
+			return permiso.Errorf(permiso.EINVALID, "Session is no longer active and cannot be renewed")
+		}
+		x.LastActivity = now.UTC()
+		if exp := now.Add(s.refreshLifetime(nil)).UTC(); exp.After(x.ExpiresAt) {
+			x.ExpiresAt = exp
+		}
+		return nil
+	})
+}
+
+// RefreshTokenLifetime is the configured refresh-token lifetime, which is
+// also a session's idle timeout.
+func (s *Service) RefreshTokenLifetime() time.Duration { return s.cfg.RefreshTokenLifetime }
+
+// ServiceTokenLifetime is the lifetime of client-credentials tokens of a
+// client without its own (SERVICE_TOKEN_EXPIRE_MINUTES).
+func (s *Service) ServiceTokenLifetime() time.Duration { return s.cfg.ServiceTokenLifetime }
+
+// EndUserSessions ends every active session of the user at once (each
+// session and its refresh tokens in the store, their access tokens in the
+// revocation store) and returns how many were ended. Unlike
+// RevokeAllForUser it leaves the user's later logins and any token without
+// a session alone.
+func (s *Service) EndUserSessions(ctx context.Context, userID uuid.UUID, reason string) (int, error) {
+	now := s.now()
+	sessions, err := s.deps.Sessions.RevokeUserSessions(ctx, userID, nil, reason, now)
+	if err != nil {
+		return 0, err
+	}
+	exp := s.sessionRevocationExpiry(now)
+	for _, x := range sessions {
+		if err := s.deps.Revocations.RevokeSession(ctx, x.ID.String(), exp); err != nil {
+			return 0, err
+		}
+	}
+	return len(sessions), nil
+}

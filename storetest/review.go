@@ -1,0 +1,177 @@
+package storetest
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/permiso/permiso"
+)
+
+// reviewTests are the conformance checks added by the security review:
+// the one grace retry of a rotated refresh token, the password
+// compare-and-swap, RevokeSession of a revoked session and login trimming.
+var reviewTests = []test{
+	{"RefreshGraceRetryOnce", testRefreshGraceOnce},
+	{"RefreshGraceRetryConcurrent", testRefreshGraceConcurrent},
+	{"ChangePasswordIfCurrent", testChangePasswordIfCurrent},
+	{"RevokeRevokedSessionRevokesLateTokens", testRevokeRevokedSessionTokens},
+	{"GetUserByLoginTrims", testGetUserByLoginTrims},
+}
+
+func testRefreshGraceOnce(h *harness) {
+	u := h.user("gracie")
+	sess := h.session(u.ID, nil)
+	first := h.refresh(sess, uuid.Nil, "g-1")
+	usedAt := h.at(time.Minute)
+
+	// Grace on an unused token is refused: only a rotated token has a retry.
+	early := h.newRefresh(sess, first.FamilyID, "g-early")
+	h.wantErr(h.s.UseRefreshTokenGrace(h.ctx, hashOf("g-1"), early, h.now, usedAt), permiso.ErrConflict, "UseRefreshTokenGrace on an unused token")
+
+	next := h.newRefresh(sess, first.FamilyID, "g-2")
+	h.must(h.s.UseRefreshToken(h.ctx, hashOf("g-1"), next, usedAt), "UseRefreshToken")
+
+	// Window closed: used before usedSince.
+	late := h.newRefresh(sess, first.FamilyID, "g-late")
+	h.wantErr(h.s.UseRefreshTokenGrace(h.ctx, hashOf("g-1"), late, usedAt.Add(time.Second), usedAt.Add(2*time.Second)),
+		permiso.ErrConflict, "UseRefreshTokenGrace after the window")
+	_, err := h.s.GetRefreshTokenByHash(h.ctx, hashOf("g-late"))
+	h.wantErr(err, permiso.ErrNotFound, "replacement of a refused grace retry must not be written")
+
+	at := usedAt.Add(time.Second)
+	sib := h.newRefresh(sess, first.FamilyID, "g-3")
+	sib.ParentID = &first.ID
+	h.must(h.s.UseRefreshTokenGrace(h.ctx, hashOf("g-1"), sib, usedAt, at), "UseRefreshTokenGrace")
+	old := h.getRefresh("g-1")
+	eqTimePtr(h, "used_at after the grace retry", old.UsedAt, &usedAt)
+	eqTimePtr(h, "revoked_at after the grace retry", old.RevokedAt, &at)
+	eqPtr(h, "revocation_reason after the grace retry", old.RevocationReason, ptr(permiso.RevocationGraceUsed))
+	got := h.getRefresh("g-3")
+	eqPtr(h, "grace replacement parent", got.ParentID, &first.ID)
+	eqTimePtr(h, "grace replacement revoked_at", got.RevokedAt, nil)
+
+	// The retry is spent: a second one is refused and writes nothing.
+	again := h.newRefresh(sess, first.FamilyID, "g-4")
+	h.wantErr(h.s.UseRefreshTokenGrace(h.ctx, hashOf("g-1"), again, usedAt, at), permiso.ErrConflict, "second UseRefreshTokenGrace")
+	_, err = h.s.GetRefreshTokenByHash(h.ctx, hashOf("g-4"))
+	h.wantErr(err, permiso.ErrNotFound, "replacement of a second grace retry must not be written")
+
+	h.wantErr(h.s.UseRefreshTokenGrace(h.ctx, hashOf("g-unknown"), again, usedAt, at), permiso.ErrNotFound, "UseRefreshTokenGrace on an unknown token")
+
+	// A replacement that cannot be written leaves the retry unspent.
+	f := h.refresh(sess, uuid.Nil, "g-5")
+	h.must(h.s.UseRefreshToken(h.ctx, hashOf("g-5"), h.newRefresh(sess, f.FamilyID, "g-6"), usedAt), "UseRefreshToken g-5")
+	clash := h.newRefresh(sess, f.FamilyID, "g-6")
+	h.wantErr(h.s.UseRefreshTokenGrace(h.ctx, hashOf("g-5"), clash, usedAt, at), permiso.ErrAlreadyExists, "UseRefreshTokenGrace with a taken replacement hash")
+	eqTimePtr(h, "revoked_at after a failed grace retry (must be transactional)", h.getRefresh("g-5").RevokedAt, nil)
+}
+
+func testRefreshGraceConcurrent(h *harness) {
+	u := h.user("gail")
+	sess := h.session(u.ID, nil)
+	first := h.refresh(sess, uuid.Nil, "gc-0")
+	usedAt := h.at(time.Second)
+	h.must(h.s.UseRefreshToken(h.ctx, hashOf("gc-0"), h.newRefresh(sess, first.FamilyID, "gc-next"), usedAt), "UseRefreshToken")
+	const n = 8
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			repl := h.newRefresh(sess, first.FamilyID, "gc-sib-"+string(rune('a'+i)))
+			errs[i] = h.s.UseRefreshTokenGrace(h.ctx, hashOf("gc-0"), repl, usedAt, h.at(2*time.Second))
+		}()
+	}
+	wg.Wait()
+	ok := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case errors.Is(err, permiso.ErrConflict):
+		default:
+			h.Errorf("grace retry %d: %v", i, err)
+		}
+	}
+	eq(h, "concurrent grace retries that succeeded", ok, 1)
+}
+
+func testChangePasswordIfCurrent(h *harness) {
+	u := h.user("cas")
+	orig := u.PasswordHash
+	h.must(h.s.ChangePasswordIfCurrent(h.ctx, u.ID, orig, "hash-a", h.at(time.Second), 5), "ChangePasswordIfCurrent")
+	got, err := h.s.GetUser(h.ctx, u.ID)
+	h.must(err, "GetUser")
+	eq(h, "password hash after the swap", got.PasswordHash, "hash-a")
+	eqTime(h, "password_changed_at after the swap", got.PasswordChangedAt, h.at(time.Second))
+	hist, err := h.s.PasswordHistory(h.ctx, u.ID, 10)
+	h.must(err, "PasswordHistory")
+	if len(hist) != 1 || hist[0].PasswordHash != orig {
+		h.Fatalf("history after the swap = %+v, want the original hash", hist)
+	}
+
+	// A request that verified the original hash loses to the change above.
+	h.wantErr(h.s.ChangePasswordIfCurrent(h.ctx, u.ID, orig, "hash-b", h.at(2*time.Second), 5), permiso.ErrConflict, "ChangePasswordIfCurrent with a stale hash")
+	got, _ = h.s.GetUser(h.ctx, u.ID)
+	eq(h, "password hash after a refused swap", got.PasswordHash, "hash-a")
+	hist, _ = h.s.PasswordHistory(h.ctx, u.ID, 10)
+	eq(h, "history entries after a refused swap", len(hist), 1)
+
+	h.wantErr(h.s.ChangePasswordIfCurrent(h.ctx, uuid.New(), orig, "x", h.now, 5), permiso.ErrNotFound, "ChangePasswordIfCurrent of an unknown user")
+
+	// Concurrent swaps from the same verified hash: exactly one wins.
+	const n = 6
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = h.s.ChangePasswordIfCurrent(h.ctx, u.ID, "hash-a", "hash-c-"+string(rune('a'+i)), h.at(3*time.Second), 5)
+		}()
+	}
+	wg.Wait()
+	ok := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case errors.Is(err, permiso.ErrConflict):
+		default:
+			h.Errorf("swap %d: %v", i, err)
+		}
+	}
+	eq(h, "concurrent password swaps that succeeded", ok, 1)
+}
+
+// RevokeSession of a session revoked earlier still revokes a refresh token
+// of it left unrevoked, keeping the session's revoked_at.
+func testRevokeRevokedSessionTokens(h *harness) {
+	u := h.user("late")
+	sess := h.session(u.ID, nil)
+	first, err := h.s.RevokeSession(h.ctx, sess.ID, "logout", h.at(time.Minute))
+	h.must(err, "RevokeSession")
+	late := h.refresh(sess, uuid.Nil, "late-token") // issued after (a racing login)
+	again, err := h.s.RevokeSession(h.ctx, sess.ID, "reuse_detected", h.at(2*time.Minute))
+	h.must(err, "RevokeSession of a revoked session")
+	eqTimePtr(h, "revoked_at of a session revoked twice", again.RevokedAt, first.RevokedAt)
+	got := h.getRefresh("late-token")
+	eqTimePtr(h, "revoked_at of a token issued after the session's revocation", got.RevokedAt, ptr(h.at(2*time.Minute)))
+	eqPtr(h, "revocation_reason of that token", got.RevocationReason, ptr("reuse_detected"))
+	_ = late
+}
+
+// GetUserByLogin trims surrounding spaces like NormalizeUsername, in every
+// backend.
+func testGetUserByLoginTrims(h *harness) {
+	u := h.user("Trimmed")
+	for _, login := range []string{"  trimmed ", "\ttrimmed@example.com\n", "TRIMMED"} {
+		got, err := h.s.GetUserByLogin(h.ctx, login)
+		h.must(err, "GetUserByLogin(%q)", login)
+		eq(h, "user found by "+login, got.ID, u.ID)
+	}
+}

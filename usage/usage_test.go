@@ -1,0 +1,104 @@
+package usage_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/sqlite"
+	"github.com/permiso/permiso/usage"
+)
+
+func newClient(t *testing.T) (permiso.Store, permiso.ServiceClient) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, sqlite.Memory, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.MigrateUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c, err := db.CreateServiceClient(ctx, permiso.ServiceClient{ClientID: "usage-test", SecretHash: permiso.HashToken("x"),
+		Name: "usage", ClientType: "confidential", IsActive: true, RateLimitPerMinute: 60, RateLimitPerHour: 1000}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, c
+}
+
+// TestBatchedAndFlushedOnClose: many concurrent uses become one write
+// with the exact count and the latest time, and Close writes what is
+// pending.
+func TestBatchedAndFlushedOnClose(t *testing.T) {
+	db, c := newClient(t)
+	counter := usage.New(db, usage.Options{FlushInterval: time.Hour})
+	base := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 50; i++ {
+				counter.ClientUsed(c.ID, base.Add(time.Duration(g*50+i)*time.Second))
+			}
+		}()
+	}
+	wg.Wait()
+	got, err := db.GetServiceClient(context.Background(), c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.TotalRequests != 0 || got.LastUsed != nil {
+		t.Fatalf("usage written before a flush: %d, %v", got.TotalRequests, got.LastUsed)
+	}
+	if p, ok := counter.Pending(c.ID); !ok || p.Requests != 400 {
+		t.Fatalf("pending %+v, want 400 requests", p)
+	}
+	counter.Close()
+	got, err = db.GetServiceClient(context.Background(), c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.TotalRequests != 400 || got.LastUsed == nil || !got.LastUsed.Equal(base.Add(399*time.Second)) {
+		t.Fatalf("after Close: total %d, last_used %v; want 400, %v", got.TotalRequests, got.LastUsed, base.Add(399*time.Second))
+	}
+}
+
+// TestPeriodicFlush: tallies reach the database on the interval, and add
+// up across flushes; unknown client ids are skipped.
+func TestPeriodicFlush(t *testing.T) {
+	db, c := newClient(t)
+	counter := usage.New(db, usage.Options{FlushInterval: 10 * time.Millisecond})
+	defer counter.Close()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	counter.ClientUsed(c.ID, now)
+	counter.ClientUsed(uuid.New(), now)
+	waitTotal(t, db, c.ID, 1)
+	counter.ClientUsed(c.ID, now.Add(time.Second))
+	counter.ClientUsed(c.ID, now.Add(time.Second))
+	waitTotal(t, db, c.ID, 3)
+}
+
+func waitTotal(t *testing.T, db permiso.Store, id uuid.UUID, want int64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got, err := db.GetServiceClient(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.TotalRequests == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("total_requests %d, want %d", got.TotalRequests, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
