@@ -97,7 +97,7 @@ func TestServiceClientLifecycleE2E(t *testing.T) {
 					}
 				}
 				if last.Status != http.StatusTooManyRequests {
-					t.Skip("per-client rate limits are not enforced at the token endpoint yet (issue 6): " + last.String())
+					t.Fatalf("no 429 from the per-client rate limit: %s", last)
 				}
 				assertOAuthError(t, last, http.StatusTooManyRequests, "rate_limit_exceeded")
 				ra, err := strconv.Atoi(last.Header.Get("Retry-After"))

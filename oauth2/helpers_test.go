@@ -189,8 +189,12 @@ func (e *env) createUser(username, password string, roles ...string) permiso.Use
 func (e *env) createClient(clientID string, mutate func(*permiso.ServiceClient), scopes ...string) (permiso.ServiceClient, string) {
 	e.t.Helper()
 	secret, hash := oauth2.NewClientSecret()
+	// Created "now" on the test clock: Authenticate rejects tokens issued
+	// before their client was created (a re-created client_id must not
+	// inherit old tokens), and the test clock may lag the wall clock.
+	now := e.clock.Now()
 	c := permiso.ServiceClient{ClientID: clientID, SecretHash: hash, Name: clientID,
-		ClientType: "confidential", IsActive: true}
+		ClientType: "confidential", IsActive: true, CreatedAt: now, UpdatedAt: now}
 	if mutate != nil {
 		mutate(&c)
 	}

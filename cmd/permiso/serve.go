@@ -73,7 +73,7 @@ func cmdServe(ctx context.Context, env *environment, args []string, stdout io.Wr
 		}
 	}
 
-	ident, err := newIdentity(a, auth) // users, roles and scopes (issue 4)
+	ident, err := newIdentity(a, auth) // users, roles, scopes and mail flows
 	if err != nil {
 		return err
 	}
@@ -87,7 +87,7 @@ func cmdServe(ctx context.Context, env *environment, args []string, stdout io.Wr
 		Store:   db,
 		Audit:   auth.auditor,
 		Limiter: auth.limiter,
-		// Issue 5: the error ring of /admin/logs/errors and the uptime.
+		// The error ring of /admin/logs/errors and the uptime.
 		ErrorLog: a.errlog,
 		Started:  started,
 		Checks: []httpapi.HealthCheck{
