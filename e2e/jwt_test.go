@@ -367,3 +367,27 @@ func maps2(a, b map[string]string) map[string]string {
 	}
 	return out
 }
+
+// resignHS256 re-signs a real token with the server's own HS256 secret and
+// kid after mutate has changed its claims: a token the server itself could
+// have issued, for states a black-box test cannot wait for (expiry).
+func resignHS256(t *testing.T, token string, secret []byte, mutate func(claims map[string]any)) string {
+	t.Helper()
+	header, claims := decodeJWT(t, token)
+	mutate(claims)
+	kid, _ := header["kid"].(string)
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: secret},
+		(&jose.SignerOptions{}).WithType("at+jwt").WithHeader("kid", kid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jws, err := signer.Sign([]byte(mustMarshal(claims)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := jws.CompactSerialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

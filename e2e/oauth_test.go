@@ -469,6 +469,20 @@ func TestIntrospection(t *testing.T) {
 				}
 			}
 
+			// Expired: the server's own secret and kid, exp an hour ago. The
+			// same re-signing with fresh times is active, so the answer below
+			// is about expiry, not about the re-signing.
+			secret := []byte(s.Env["JWT_SECRET_KEY"])
+			fresh := resignHS256(t, caller.AccessToken, secret, func(map[string]any) {})
+			assertActive(t, s.introspect(t, caller.AccessToken, fresh))
+			expired := resignHS256(t, caller.AccessToken, secret, func(c map[string]any) {
+				past := time.Now().Add(-2 * time.Hour).Unix()
+				c["iat"], c["nbf"], c["exp"] = past, past, past+3600
+				c["jti"] = randomHex(t, 16)
+			})
+			assertInactive(t, s.introspect(t, caller.AccessToken, expired))
+			assertInvalidToken(t, s.get(t, "/api/v1/users/me", expired))
+
 			// Garbage and forgeries.
 			for name, tok := range map[string]string{
 				"garbage":   "garbage",
