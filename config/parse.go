@@ -90,8 +90,16 @@ func ParseRateLimit(s string) (RateLimit, error) {
 	if !ok {
 		return RateLimit{}, fmt.Errorf("%q is not a unit (second, minute, hour or day)", per)
 	}
+	// A window longer than a year is a mistake, and a large multiplier of
+	// days would overflow time.Duration (found by FuzzParseRateLimit).
+	if time.Duration(mult) > maxRatePeriod/unit {
+		return RateLimit{}, fmt.Errorf("%q is longer than a year", strings.TrimSpace(strings.SplitN(s, "/", 2)[1]))
+	}
 	return RateLimit{Count: count, Period: time.Duration(mult) * unit}, nil
 }
+
+// maxRatePeriod is the longest rate-limit window accepted.
+const maxRatePeriod = 366 * 24 * time.Hour
 
 // parseBool reads true/false, 1/0, yes/no, on/off in any case.
 func parseBool(s string) (bool, error) {
