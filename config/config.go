@@ -117,6 +117,9 @@ type Config struct {
 	// refresh token presented again within this window gets a fresh pair
 	// instead of revoking its family. Zero means no grace.
 	RefreshTokenReuseGrace time.Duration
+	// SessionMaxLifetime (SESSION_MAX_LIFETIME_DAYS): refreshes slide a
+	// session's expiry, but never past its creation plus this.
+	SessionMaxLifetime time.Duration
 	// RevocationFailOpen (REVOCATION_FAIL_OPEN): when the revocation store
 	// is unreachable, accept tokens instead of answering 503.
 	RevocationFailOpen bool
@@ -241,6 +244,7 @@ func Defaults() Config {
 		RefreshTokenExpire:     30 * 24 * time.Hour,
 		ServiceTokenExpire:     15 * time.Minute,
 		RefreshTokenReuseGrace: 10 * time.Second,
+		SessionMaxLifetime:     90 * 24 * time.Hour,
 
 		PasswordMinLength:         12,
 		PasswordMaxLength:         128,

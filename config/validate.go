@@ -111,6 +111,9 @@ func (c *Config) check() (warnings []string, errs Errors) {
 	minDur("REFRESH_TOKEN_EXPIRE_DAYS", c.RefreshTokenExpire, 24*time.Hour)
 	minDur("SERVICE_TOKEN_EXPIRE_MINUTES", c.ServiceTokenExpire, time.Minute)
 	minDur("REFRESH_TOKEN_REUSE_GRACE_SECONDS", c.RefreshTokenReuseGrace, 0)
+	if c.SessionMaxLifetime < c.RefreshTokenExpire {
+		fail("SESSION_MAX_LIFETIME_DAYS", "must be at least REFRESH_TOKEN_EXPIRE_DAYS (%s)", fmtDur(c.RefreshTokenExpire))
+	}
 	if c.RefreshTokenReuseGrace > 5*time.Minute {
 		warn("REFRESH_TOKEN_REUSE_GRACE_SECONDS=%d is long: a stolen refresh token can be replayed for that long without revoking its family", int(c.RefreshTokenReuseGrace/time.Second))
 	}

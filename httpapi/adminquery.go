@@ -38,9 +38,9 @@ type paging struct {
 
 func (p paging) offset() int { return (p.Page - 1) * p.PerPage }
 
-// pages is the number of pages for total items: ceil(total/per_page),
-// 0 when there are none (as the original).
-func (p paging) pages(total int) int { return (total + p.PerPage - 1) / p.PerPage }
+// pages is the number of pages for total items: at least 1, as the
+// original service answered (ceil(total/per_page) or 1) for every list.
+func (p paging) pages(total int) int { return max(1, (total+p.PerPage-1)/p.PerPage) }
 
 // readPaging reads page (>= 1, default 1) and per_page (1..maxPer,
 // default def).

@@ -91,7 +91,7 @@ func (s *server) handleRoleList() http.Handler {
 			out = append(out, roleView(x))
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"roles": out, "total": total, "page": pg.Page,
-			"per_page": pg.PerPage, "pages": pageCount(pg, total)})
+			"per_page": pg.PerPage, "pages": pg.pages(total)})
 	})
 }
 
@@ -310,7 +310,7 @@ func (s *server) handleScopeList() http.Handler {
 			out = append(out, scopeView(x))
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"scopes": out, "total": total, "page": pg.Page,
-			"per_page": pg.PerPage, "pages": pageCount(pg, total)})
+			"per_page": pg.PerPage, "pages": pg.pages(total)})
 	})
 }
 

@@ -86,10 +86,6 @@ type messageResponse struct {
 	Message string `json:"message"`
 }
 
-// pageCount is ceil(total/per_page), and 1 for an empty result (the
-// original's "or 1").
-func pageCount(p paging, total int) int { return max(1, p.pages(total)) }
-
 // actor describes the caller to package identity.
 func actor(r *http.Request) identity.Actor {
 	a := identity.Actor{Admin: actingAsAdmin(r.Context())}
@@ -417,7 +413,7 @@ func (s *server) handleUserList() http.Handler {
 			out = append(out, userView(u))
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"users": out, "total": total, "page": pg.Page,
-			"per_page": pg.PerPage, "pages": pageCount(pg, total)})
+			"per_page": pg.PerPage, "pages": pg.pages(total)})
 	})
 }
 

@@ -144,7 +144,7 @@
 //   - Sessions slide: each refresh moves the session's expiry (and the new
 //     refresh token's) to now + the refresh lifetime, as the original
 //     service extended refresh expiry on use, but never past
-//     session.CreatedAt + RefreshAbsoluteLifetime (default 90 days): a
+//     session.CreatedAt + RefreshAbsoluteLifetime (SESSION_MAX_LIFETIME_DAYS, default 90 days): a
 //     family cannot be kept alive forever. The session's LastActivity
 //     update is a second, best-effort write after the rotation transaction.
 //   - A refresh does not check password expiry (that gates logins only).
@@ -193,7 +193,7 @@
 // power through a login.
 //
 // Audit events (login.success, login.failure, client.auth_failure,
-// token.issue, token.refresh, token.reuse_detected, token.revoke,
+// token.issue, token.refresh, token.refresh_failure, token.reuse_detected, token.revoke,
 // session.logout, session.revoke_all, password.change) go to the Auditor,
 // which batches them off the request path; a metrics-counting Auditor
 // wrapper can derive login, issuance and reuse-detection counters from

@@ -14,17 +14,21 @@ import (
 
 // Audit actions written by the service.
 const (
-	ActionLoginSuccess       = "login.success"
-	ActionLoginFailure       = "login.failure"
-	ActionClientAuthFailure  = "client.auth_failure"
-	ActionTokenIssue         = "token.issue"
-	ActionTokenRefresh       = "token.refresh"
-	ActionTokenReuseDetected = "token.reuse_detected"
-	ActionTokenRevoke        = "token.revoke"
-	ActionLogout             = "session.logout"
-	ActionRevokeAll          = "session.revoke_all"
-	ActionRevokeOthers       = "session.revoke_others"
-	ActionPasswordChange     = "password.change"
+	ActionLoginSuccess      = "login.success"
+	ActionLoginFailure      = "login.failure"
+	ActionClientAuthFailure = "client.auth_failure"
+	ActionTokenIssue        = "token.issue"
+	ActionTokenRefresh      = "token.refresh"
+	// ActionTokenRefreshFailure records a refused refresh (unknown,
+	// expired, revoked or foreign token): a separate action, so that
+	// reports counting token.refresh as issued tokens stay right.
+	ActionTokenRefreshFailure = "token.refresh_failure"
+	ActionTokenReuseDetected  = "token.reuse_detected"
+	ActionTokenRevoke         = "token.revoke"
+	ActionLogout              = "session.logout"
+	ActionRevokeAll           = "session.revoke_all"
+	ActionRevokeOthers        = "session.revoke_others"
+	ActionPasswordChange      = "password.change"
 	// ActionLoginLocked: a username (known or not) reached
 	// MAX_LOGIN_ATTEMPTS consecutive failures and is locked (SPEC §6).
 	ActionLoginLocked = "login.locked"
@@ -520,6 +524,17 @@ func (s *Service) audit(ctx context.Context, meta RequestMeta, e permiso.AuditEv
 		e.RequestID = optional(meta.RequestID)
 	}
 	s.deps.Audit.Record(ctx, e)
+}
+
+// auditRefreshFailure records a refused refresh grant. The token itself is
+// never logged; the actor is the authenticated client, if any.
+func (s *Service) auditRefreshFailure(ctx context.Context, meta RequestMeta, client *permiso.ServiceClient, err error) {
+	e := permiso.AuditEvent{ActorType: "anonymous", Action: ActionTokenRefreshFailure, Result: "failure",
+		Details: map[string]any{"error": AsError(err).Code, "reason": AsError(err).Description}}
+	if client != nil {
+		e.ActorType, e.ActorID = "client", ptr(client.ClientID)
+	}
+	s.audit(ctx, meta, e)
 }
 
 func (s *Service) auditUser(ctx context.Context, meta RequestMeta, u permiso.User, action, result string, details map[string]any) {

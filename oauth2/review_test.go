@@ -2,6 +2,8 @@ package oauth2_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -357,5 +359,19 @@ func TestReviewPasswordGrantClientScopes(t *testing.T) {
 	all := e.mustToken(formLogin("alice", goodPassword), basic("open", open))
 	if all.Scope == "read:profile" || all.Scope == "" {
 		t.Fatalf("scope through a client without scopes = %q, want every scope of the user", all.Scope)
+	}
+}
+
+// A refused refresh is audited under its own action, without the token.
+func TestRefreshFailureAudited(t *testing.T) {
+	e := newEnv(t)
+	_, err := e.refresh("not-a-refresh-token", "", "")
+	wantOAuth(t, err, "invalid_grant", 400)
+	events := e.audit.find(oauth2.ActionTokenRefreshFailure)
+	if len(events) != 1 || events[0].Result != "failure" || events[0].Details["error"] != "invalid_grant" {
+		t.Fatalf("refresh failure events = %+v", events)
+	}
+	if strings.Contains(fmt.Sprint(events[0].Details), "not-a-refresh-token") {
+		t.Fatal("the presented token leaked into the audit log")
 	}
 }

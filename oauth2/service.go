@@ -254,6 +254,9 @@ func (s *Service) token(ctx context.Context, req TokenRequest, meta RequestMeta)
 		g, err = s.passwordGrant(ctx, req, client, meta)
 	case GrantRefreshToken:
 		g, err = s.refreshGrant(ctx, req, client, meta)
+		if err != nil {
+			s.auditRefreshFailure(ctx, meta, client, err)
+		}
 	case GrantClientCredentials:
 		g, err = s.clientCredentialsGrant(ctx, client, req, meta)
 	default:

@@ -137,16 +137,17 @@ func newAbuseState(cfg config.Config, rdb *redis.Client) (permiso.RateLimiter, p
 // oauthConfig maps the configuration onto the OAuth core's settings.
 func oauthConfig(cfg config.Config) oauth2.Config {
 	return oauth2.Config{
-		Issuer:               cfg.Issuer(),
-		Audience:             []string{cfg.Audience()},
-		AccessTokenLifetime:  cfg.AccessTokenExpire,
-		RefreshTokenLifetime: cfg.RefreshTokenExpire,
-		ServiceTokenLifetime: cfg.ServiceTokenExpire,
-		ReuseGrace:           cfg.RefreshTokenReuseGrace,
-		PasswordMaxAge:       time.Duration(cfg.PasswordMaxAgeDays) * 24 * time.Hour,
-		RevocationFailOpen:   cfg.RevocationFailOpen,
-		PasswordPolicy:       passwordPolicy(cfg),
-		PreventReuseCount:    cfg.PasswordPreventReuseCount,
+		Issuer:                  cfg.Issuer(),
+		Audience:                []string{cfg.Audience()},
+		AccessTokenLifetime:     cfg.AccessTokenExpire,
+		RefreshTokenLifetime:    cfg.RefreshTokenExpire,
+		ServiceTokenLifetime:    cfg.ServiceTokenExpire,
+		ReuseGrace:              cfg.RefreshTokenReuseGrace,
+		RefreshAbsoluteLifetime: cfg.SessionMaxLifetime,
+		PasswordMaxAge:          time.Duration(cfg.PasswordMaxAgeDays) * 24 * time.Hour,
+		RevocationFailOpen:      cfg.RevocationFailOpen,
+		PasswordPolicy:          passwordPolicy(cfg),
+		PreventReuseCount:       cfg.PasswordPreventReuseCount,
 	}
 }
 
