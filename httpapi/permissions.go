@@ -67,7 +67,7 @@ func (s *server) permissionUser(r *http.Request, raw string, errs *queryErrs) (p
 
 // handlePermissionCheck: POST /roles/permissions/check.
 func (s *server) handlePermissionCheck() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
 		var b struct {
 			UserID string `json:"user_id"`
 			permissionQuery
@@ -91,7 +91,7 @@ func (s *server) handlePermissionCheck() http.Handler {
 // entry must name a resource and an action (422 otherwise, instead of the
 // original's silent skipping, so results line up with the request).
 func (s *server) handlePermissionCheckBulk() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
 		var b struct {
 			UserID      string            `json:"user_id"`
 			Permissions []permissionQuery `json:"permissions"`
@@ -126,7 +126,7 @@ func (s *server) handlePermissionCheckBulk() http.Handler {
 
 // handleUserPermissions: GET /roles/permissions/user/{user_id}.
 func (s *server) handleUserPermissions() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
 		id, err := pathUUID(r, "user_id", "User")
 		if err != nil {
 			writeError(w, r, err)

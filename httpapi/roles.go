@@ -71,7 +71,7 @@ func scopeTarget(id uuid.UUID) auditTarget { return auditTarget{Type: "scope", I
 // handleRoleList: GET /roles: search (name, description), scope_id,
 // page, per_page; ordered by name, id.
 func (s *server) handleRoleList() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		var errs queryErrs
 		f := permiso.RoleFilter{Search: readString(q, "search", maxSearchLength, &errs), ScopeID: readUUID(q, "scope_id", &errs)}
@@ -107,11 +107,7 @@ func (b roleBody) input() identity.RoleInput {
 
 // handleRoleCreate: POST /roles.
 func (s *server) handleRoleCreate() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.ident == nil {
-			writeError(w, r, errNoIdentity)
-			return
-		}
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
 		var b roleBody
 		if _, err := decodeObject(r, &b); err != nil {
 			writeError(w, r, err)
@@ -140,7 +136,7 @@ func deref(s *string) string {
 
 // handleRoleGet: GET /roles/{role_id}.
 func (s *server) handleRoleGet() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
 		id, err := pathUUID(r, "role_id", "Role")
 		if err != nil {
 			writeError(w, r, err)
@@ -157,16 +153,12 @@ func (s *server) handleRoleGet() http.Handler {
 
 // handleRoleUpdate: PUT /roles/{role_id}.
 func (s *server) handleRoleUpdate() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
 		s.roleUpdate(w, r, r.PathValue("role_id"))
 	})
 }
 
 func (s *server) roleUpdate(w http.ResponseWriter, r *http.Request, rawID string) {
-	if s.ident == nil {
-		writeError(w, r, errNoIdentity)
-		return
-	}
 	id, err := uuid.Parse(rawID)
 	if err != nil {
 		writeError(w, r, permiso.Errorf(permiso.ENOTFOUND, "Role not found"))
@@ -188,11 +180,7 @@ func (s *server) roleUpdate(w http.ResponseWriter, r *http.Request, rawID string
 
 // handleRoleDelete: DELETE /roles/{role_id}; 409 while users hold it.
 func (s *server) handleRoleDelete() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.ident == nil {
-			writeError(w, r, errNoIdentity)
-			return
-		}
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
 		id, err := pathUUID(r, "role_id", "Role")
 		if err != nil {
 			writeError(w, r, err)
@@ -215,7 +203,7 @@ func (s *server) handleRoleDelete() http.Handler {
 // {sub} form is strictly more general than the scope route, which
 // therefore wins for /roles/scopes/x. Any {sub} but "scopes" is a 404.
 func (s *server) handleRoleSub() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
 		if r.PathValue("sub") != "scopes" {
 			writeError(w, r, errRouteNotFound)
 			return
@@ -226,16 +214,12 @@ func (s *server) handleRoleSub() http.Handler {
 
 // handleScopeUpdate: PUT /roles/scopes/{scope_id}.
 func (s *server) handleScopeUpdate() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
 		s.scopeUpdate(w, r, r.PathValue("scope_id"))
 	})
 }
 
 func (s *server) roleScopes(w http.ResponseWriter, r *http.Request, rawID string) {
-	if s.ident == nil {
-		writeError(w, r, errNoIdentity)
-		return
-	}
 	id, err := uuid.Parse(rawID)
 	if err != nil {
 		writeError(w, r, permiso.Errorf(permiso.ENOTFOUND, "Role not found"))
@@ -259,11 +243,7 @@ func (s *server) roleScopes(w http.ResponseWriter, r *http.Request, rawID string
 
 // handleRoleStats: GET /roles/stats.
 func (s *server) handleRoleStats() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.ident == nil {
-			writeError(w, r, errNoIdentity)
-			return
-		}
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
 		st, err := s.ident.RoleStats(r.Context())
 		if err != nil {
 			writeError(w, r, err)
@@ -276,7 +256,7 @@ func (s *server) handleRoleStats() http.Handler {
 // handleRoleDefaults: GET /roles/defaults: the built-in roles and the
 // seeded scopes.
 func (s *server) handleRoleDefaults() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{
 			"roles":       identity.BuiltinRoles,
 			"scopes":      permiso.DefaultScopes,
@@ -288,7 +268,7 @@ func (s *server) handleRoleDefaults() http.Handler {
 // handleScopeList: GET /roles/scopes: search (name, description),
 // resource, action, page, per_page; ordered by name, id.
 func (s *server) handleScopeList() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		var errs queryErrs
 		f := permiso.ScopeFilter{Search: readString(q, "search", maxSearchLength, &errs),
@@ -327,11 +307,7 @@ func (b scopeBody) input() identity.ScopeInput {
 
 // handleScopeCreate: POST /roles/scopes.
 func (s *server) handleScopeCreate() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.ident == nil {
-			writeError(w, r, errNoIdentity)
-			return
-		}
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
 		var b scopeBody
 		if _, err := decodeObject(r, &b); err != nil {
 			writeError(w, r, err)
@@ -353,7 +329,7 @@ func (s *server) handleScopeCreate() http.Handler {
 
 // handleScopeGet: GET /roles/scopes/{scope_id}.
 func (s *server) handleScopeGet() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
 		id, err := pathUUID(r, "scope_id", "Scope")
 		if err != nil {
 			writeError(w, r, err)
@@ -369,10 +345,6 @@ func (s *server) handleScopeGet() http.Handler {
 }
 
 func (s *server) scopeUpdate(w http.ResponseWriter, r *http.Request, rawID string) {
-	if s.ident == nil {
-		writeError(w, r, errNoIdentity)
-		return
-	}
 	id, err := uuid.Parse(rawID)
 	if err != nil {
 		writeError(w, r, permiso.Errorf(permiso.ENOTFOUND, "Scope not found"))
@@ -395,11 +367,7 @@ func (s *server) scopeUpdate(w http.ResponseWriter, r *http.Request, rawID strin
 // handleScopeDelete: DELETE /roles/scopes/{scope_id}; 409 while roles
 // hold it.
 func (s *server) handleScopeDelete() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.ident == nil {
-			writeError(w, r, errNoIdentity)
-			return
-		}
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
 		id, err := pathUUID(r, "scope_id", "Scope")
 		if err != nil {
 			writeError(w, r, err)

@@ -33,6 +33,19 @@ const (
 
 var errNoIdentity = permiso.Errorf(permiso.EUNAVAILABLE, "Account management is not configured")
 
+// identityHandler is the one place that answers the users, roles and
+// scopes routes with 503 when the server has no identity service
+// (Deps.Identity nil); the handlers themselves can rely on s.ident.
+func (s *server) identityHandler(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.ident == nil {
+			writeError(w, r, errNoIdentity)
+			return
+		}
+		h(w, r)
+	})
+}
+
 // roleInfo is a role inside a UserResponse.
 type roleInfo struct {
 	ID          string  `json:"id"`
@@ -168,11 +181,7 @@ func (b userCreateBody) newUser() identity.NewUser {
 
 // handleRegister: POST /users/register (public, RATE_LIMIT_REGISTER).
 func (s *server) handleRegister() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.ident == nil {
-			writeError(w, r, errNoIdentity)
-			return
-		}
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
 		var body userCreateBody
 		if _, err := decodeObject(r, &body); err != nil {
 			writeError(w, r, err)
@@ -190,7 +199,7 @@ func (s *server) handleRegister() http.Handler {
 
 // handleMe: GET /users/me and GET /users/profile.
 func (s *server) handleMe() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
 		p, _ := principalFrom(r.Context())
 		writeJSON(w, http.StatusOK, userView(*p.User))
 	})
@@ -231,11 +240,7 @@ func readUserUpdate(r *http.Request) (identity.UserUpdate, error) {
 
 // handleUpdateMe: PUT /users/me: profile fields only, for everyone.
 func (s *server) handleUpdateMe() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.ident == nil {
-			writeError(w, r, errNoIdentity)
-			return
-		}
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
 		a, me := selfActor(r)
 		in, err := readUserUpdate(r)
 		if err != nil {
@@ -266,7 +271,7 @@ func updatedFields(in identity.UserUpdate) []string {
 
 // handleUserGet: GET /users/{user_id} (self or admin:users).
 func (s *server) handleUserGet() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
 		id, err := pathUUID(r, "user_id", "User")
 		if err != nil {
 			writeError(w, r, err)
@@ -292,11 +297,7 @@ func notFoundAs(err error, msg string) error {
 // handleUserUpdate: PUT /users/{user_id} (self: profile fields only;
 // admin:users: everything).
 func (s *server) handleUserUpdate() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.ident == nil {
-			writeError(w, r, errNoIdentity)
-			return
-		}
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
 		id, err := pathUUID(r, "user_id", "User")
 		if err != nil {
 			writeError(w, r, err)
@@ -320,11 +321,7 @@ func (s *server) handleUserUpdate() http.Handler {
 // handleUserDelete: DELETE /users/{user_id} (self, except administrators;
 // admin:users for others).
 func (s *server) handleUserDelete() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.ident == nil {
-			writeError(w, r, errNoIdentity)
-			return
-		}
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
 		id, err := pathUUID(r, "user_id", "User")
 		if err != nil {
 			writeError(w, r, err)
@@ -348,10 +345,6 @@ type passwordBody struct {
 // changePassword serves PUT /users/me/password and
 // PUT /users/{user_id}/password.
 func (s *server) changePassword(w http.ResponseWriter, r *http.Request, a identity.Actor, id uuid.UUID) {
-	if s.ident == nil {
-		writeError(w, r, errNoIdentity)
-		return
-	}
 	var b passwordBody
 	if _, err := decodeObject(r, &b); err != nil {
 		writeError(w, r, err)
@@ -368,14 +361,14 @@ func (s *server) changePassword(w http.ResponseWriter, r *http.Request, a identi
 }
 
 func (s *server) handleMyPassword() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
 		a, me := selfActor(r)
 		s.changePassword(w, r, a, me.ID)
 	})
 }
 
 func (s *server) handleUserPassword() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
 		id, err := pathUUID(r, "user_id", "User")
 		if err != nil {
 			writeError(w, r, err)
@@ -388,7 +381,7 @@ func (s *server) handleUserPassword() http.Handler {
 // handleUserList: GET /users (admin:users): search, is_active,
 // is_verified, role_id, page, per_page; ordered by created_at, id.
 func (s *server) handleUserList() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		var errs queryErrs
 		f := permiso.UserFilter{
@@ -419,11 +412,7 @@ func (s *server) handleUserList() http.Handler {
 
 // handleUserCreate: POST /users (admin:users).
 func (s *server) handleUserCreate() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.ident == nil {
-			writeError(w, r, errNoIdentity)
-			return
-		}
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
 		var body userCreateBody
 		if _, err := decodeObject(r, &body); err != nil {
 			writeError(w, r, err)
@@ -445,11 +434,7 @@ func (s *server) handleUserCreate() http.Handler {
 
 // handleUserRoles: PUT /users/{user_id}/roles (admin:users).
 func (s *server) handleUserRoles() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.ident == nil {
-			writeError(w, r, errNoIdentity)
-			return
-		}
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
 		id, err := pathUUID(r, "user_id", "User")
 		if err != nil {
 			writeError(w, r, err)
@@ -474,11 +459,7 @@ func (s *server) handleUserRoles() http.Handler {
 
 // handleUserUnlock: POST /users/{user_id}/unlock (admin:users).
 func (s *server) handleUserUnlock() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.ident == nil {
-			writeError(w, r, errNoIdentity)
-			return
-		}
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
 		id, err := pathUUID(r, "user_id", "User")
 		if err != nil {
 			writeError(w, r, err)
@@ -496,11 +477,7 @@ func (s *server) handleUserUnlock() http.Handler {
 
 // handleUserStats: GET /users/stats/overview (admin:users).
 func (s *server) handleUserStats() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.ident == nil {
-			writeError(w, r, errNoIdentity)
-			return
-		}
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
 		st, err := s.ident.Stats(r.Context())
 		if err != nil {
 			writeError(w, r, err)
@@ -513,11 +490,7 @@ func (s *server) handleUserStats() http.Handler {
 // handleResetRequest: POST /users/password-reset/request (public). The
 // answer is the same whether or not the email belongs to an account.
 func (s *server) handleResetRequest() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.ident == nil {
-			writeError(w, r, errNoIdentity)
-			return
-		}
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
 		var b struct {
 			Email string `json:"email"`
 		}
@@ -536,11 +509,7 @@ func (s *server) handleResetRequest() http.Handler {
 
 // handleResetConfirm: POST /users/password-reset/confirm (public).
 func (s *server) handleResetConfirm() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.ident == nil {
-			writeError(w, r, errNoIdentity)
-			return
-		}
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
 		var b struct {
 			Token       string `json:"token"`
 			NewPassword string `json:"new_password"`
@@ -565,11 +534,7 @@ func (s *server) handleResetConfirm() http.Handler {
 
 // handleVerifyRequest: POST /users/email-verification/request (public).
 func (s *server) handleVerifyRequest() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.ident == nil {
-			writeError(w, r, errNoIdentity)
-			return
-		}
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
 		var b struct {
 			Email string `json:"email"`
 		}
@@ -587,11 +552,7 @@ func (s *server) handleVerifyRequest() http.Handler {
 
 // handleVerifyConfirm: POST /users/email-verification/confirm (public).
 func (s *server) handleVerifyConfirm() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.ident == nil {
-			writeError(w, r, errNoIdentity)
-			return
-		}
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
 		var b struct {
 			Token string `json:"token"`
 		}
