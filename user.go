@@ -146,6 +146,10 @@ type UserStore interface {
 	// fn must not change ID or CreatedAt. If fn returns an error nothing is
 	// written and that error is returned.
 	UpdateUser(ctx context.Context, id uuid.UUID, fn func(*User) error) (User, error)
+	// UpdateUserWithRoles is UpdateUser that also replaces the user's roles
+	// with roleIDs in the same transaction: an unknown role id yields
+	// ErrNotFound and nothing at all is written.
+	UpdateUserWithRoles(ctx context.Context, id uuid.UUID, fn func(*User) error, roleIDs []uuid.UUID) (User, error)
 	DeleteUser(ctx context.Context, id uuid.UUID) error
 	ListUsers(ctx context.Context, f UserFilter) ([]User, int, error)
 	// SetUserRoles replaces the user's roles in one transaction; an unknown

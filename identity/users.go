@@ -260,7 +260,7 @@ func (s *Service) UpdateUser(ctx context.Context, actor Actor, id uuid.UUID, in 
 		}
 	}
 	now := s.now().UTC()
-	after, err := s.deps.Store.UpdateUser(ctx, id, func(u *permiso.User) error {
+	apply := func(u *permiso.User) error {
 		if emailChanged {
 			u.Email = email
 			u.IsVerified = false
@@ -280,21 +280,25 @@ func (s *Service) UpdateUser(ctx context.Context, actor Actor, id uuid.UUID, in 
 		}
 		u.UpdatedAt = now
 		return nil
-	})
+	}
+	// The fields and the roles change in one transaction: a role deleted
+	// since the check above fails the whole update, never half of it.
+	var after permiso.User
+	if in.RoleIDs != nil {
+		after, err = s.deps.Store.UpdateUserWithRoles(ctx, id, apply, roleIDs)
+		if errors.Is(err, permiso.ErrNotFound) {
+			if _, gerr := s.deps.Store.GetUser(ctx, id); gerr == nil {
+				return permiso.User{}, permiso.Errorf(permiso.EBADREQUEST, "Unknown role ids")
+			}
+		}
+	} else {
+		after, err = s.deps.Store.UpdateUser(ctx, id, apply)
+	}
 	switch {
 	case errors.Is(err, permiso.ErrAlreadyExists):
 		return permiso.User{}, permiso.Errorf(permiso.EEXISTS, "Email already exists")
 	case err != nil:
 		return permiso.User{}, notFound(err, errUserNotFound)
-	}
-	if in.RoleIDs != nil {
-		// Checked above; only a role deleted in between can fail here.
-		if err := s.deps.Store.SetUserRoles(ctx, id, roleIDs); err != nil {
-			if errors.Is(err, permiso.ErrNotFound) {
-				return permiso.User{}, permiso.Errorf(permiso.EBADREQUEST, "Unknown role ids")
-			}
-			return permiso.User{}, err
-		}
 	}
 	if before.IsActive && !after.IsActive {
 		if _, err := s.deps.Sessions.RevokeAllForUser(ctx, id, "account_disabled"); err != nil {

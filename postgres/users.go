@@ -161,10 +161,33 @@ func (db *DB) GetUserByLogin(ctx context.Context, login string) (permiso.User, e
 // one transaction. UpdatedAt is written as fn leaves it (callers set it;
 // a zero value becomes the current time).
 func (db *DB) UpdateUser(ctx context.Context, id uuid.UUID, fn func(*permiso.User) error) (permiso.User, error) {
+	return db.updateUser(ctx, id, fn, nil)
+}
+
+// UpdateUserWithRoles updates the user and replaces its roles in one
+// transaction.
+func (db *DB) UpdateUserWithRoles(ctx context.Context, id uuid.UUID, fn func(*permiso.User) error, roleIDs []uuid.UUID) (permiso.User, error) {
+	if roleIDs == nil {
+		roleIDs = []uuid.UUID{}
+	}
+	return db.updateUser(ctx, id, fn, roleIDs)
+}
+
+// updateUser applies fn and, when roleIDs is not nil, replaces the roles,
+// in one transaction.
+func (db *DB) updateUser(ctx context.Context, id uuid.UUID, fn func(*permiso.User) error, roleIDs []uuid.UUID) (permiso.User, error) {
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
 		u, err := scanUser(tx.QueryRow(ctx, `SELECT `+userColumns+` FROM users u WHERE u.id = $1 FOR UPDATE`, id))
 		if err != nil {
 			return mapErr(err, "user", opRead)
+		}
+		if roleIDs != nil {
+			if _, err := tx.Exec(ctx, `DELETE FROM user_roles WHERE user_id = $1`, id); err != nil {
+				return mapErr(err, "user roles", opWrite)
+			}
+			if err := linkUserRoles(ctx, tx, id, roleIDs); err != nil {
+				return err
+			}
 		}
 		users := []permiso.User{u}
 		if err := loadUserRoles(ctx, tx, users); err != nil {

@@ -185,8 +185,28 @@ func (db *DB) getUserTx(ctx context.Context, where string, args ...any) (permiso
 // UpdateUser reads the user, applies fn and writes the result in one
 // write transaction. ID and CreatedAt are never changed.
 func (db *DB) UpdateUser(ctx context.Context, id uuid.UUID, fn func(*permiso.User) error) (permiso.User, error) {
+	return db.updateUser(ctx, id, fn, nil)
+}
+
+// UpdateUserWithRoles updates the user and replaces its roles in one
+// transaction.
+func (db *DB) UpdateUserWithRoles(ctx context.Context, id uuid.UUID, fn func(*permiso.User) error, roleIDs []uuid.UUID) (permiso.User, error) {
+	if roleIDs == nil {
+		roleIDs = []uuid.UUID{}
+	}
+	return db.updateUser(ctx, id, fn, roleIDs)
+}
+
+// updateUser applies fn and, when roleIDs is not nil, replaces the roles,
+// in one transaction.
+func (db *DB) updateUser(ctx context.Context, id uuid.UUID, fn func(*permiso.User) error, roleIDs []uuid.UUID) (permiso.User, error) {
 	var out permiso.User
 	err := db.inTx(ctx, func(c conn) error {
+		if roleIDs != nil {
+			if err := replaceUserRoles(ctx, c, id, roleIDs); err != nil {
+				return err
+			}
+		}
 		u, err := getUser(ctx, c, "id = ?", id)
 		if err != nil {
 			return err
@@ -299,19 +319,22 @@ func (db *DB) ListUsers(ctx context.Context, f permiso.UserFilter) ([]permiso.Us
 
 // SetUserRoles replaces the user's roles in one transaction.
 func (db *DB) SetUserRoles(ctx context.Context, userID uuid.UUID, roleIDs []uuid.UUID) error {
+	return db.inTx(ctx, func(c conn) error { return replaceUserRoles(ctx, c, userID, roleIDs) })
+}
+
+// replaceUserRoles replaces the user's roles inside a transaction.
+func replaceUserRoles(ctx context.Context, c conn, userID uuid.UUID, roleIDs []uuid.UUID) error {
 	roleIDs = uniqueIDs(roleIDs)
-	return db.inTx(ctx, func(c conn) error {
-		if err := checkExists(ctx, c, "users", userID, "User not found"); err != nil {
-			return err
-		}
-		if err := checkAllExist(ctx, c, "roles", roleIDs, "Role not found"); err != nil {
-			return err
-		}
-		if _, err := c.exec(ctx, "DELETE FROM user_roles WHERE user_id = ?", userID); err != nil {
-			return userErr("set user roles", err)
-		}
-		return insertUserRoles(ctx, c, userID, roleIDs)
-	})
+	if err := checkExists(ctx, c, "users", userID, "User not found"); err != nil {
+		return err
+	}
+	if err := checkAllExist(ctx, c, "roles", roleIDs, "Role not found"); err != nil {
+		return err
+	}
+	if _, err := c.exec(ctx, "DELETE FROM user_roles WHERE user_id = ?", userID); err != nil {
+		return userErr("set user roles", err)
+	}
+	return insertUserRoles(ctx, c, userID, roleIDs)
 }
 
 // UserStats counts users at now; CreatedSince counts those created at or

@@ -19,6 +19,7 @@ var userTests = []test{
 	{"Users/NotFound", testUserNotFound},
 	{"Users/UnknownRoleWritesNothing", testUserUnknownRole},
 	{"Users/SetUserRoles", testSetUserRoles},
+	{"Users/UpdateUserWithRoles", testUpdateUserWithRoles},
 	{"Users/UpdateCallbackError", testUserUpdateCallbackError},
 	{"Users/DeleteCascades", testUserDeleteCascades},
 	{"Users/ListPagination", testUserPagination},
@@ -253,6 +254,41 @@ func testSetUserRoles(h *harness) {
 	if len(got.Roles) != 0 {
 		h.Errorf("roles after SetUserRoles(nil) = %v, want none", roleNames(got.Roles))
 	}
+}
+
+func testUpdateUserWithRoles(h *harness) {
+	u := h.user("fern", roleUserID)
+	name := "Fern"
+	got, err := h.s.UpdateUserWithRoles(h.ctx, u.ID, func(x *permiso.User) error {
+		x.FirstName = &name
+		return nil
+	}, []uuid.UUID{roleAdminID})
+	h.must(err, "UpdateUserWithRoles")
+	eqStrings(h, "roles after UpdateUserWithRoles", roleNames(got.Roles), []string{"admin"})
+	if got.FirstName == nil || *got.FirstName != name {
+		h.Errorf("first name after UpdateUserWithRoles = %v, want %q", got.FirstName, name)
+	}
+
+	// An unknown role id writes nothing: neither the fields nor the roles.
+	other := "Changed"
+	_, err = h.s.UpdateUserWithRoles(h.ctx, u.ID, func(x *permiso.User) error {
+		x.FirstName = &other
+		return nil
+	}, []uuid.UUID{roleUserID, uuid.New()})
+	h.wantErr(err, permiso.ErrNotFound, "UpdateUserWithRoles with an unknown role")
+	got, err = h.s.GetUser(h.ctx, u.ID)
+	h.must(err, "GetUser")
+	eqStrings(h, "roles after failed UpdateUserWithRoles", roleNames(got.Roles), []string{"admin"})
+	if got.FirstName == nil || *got.FirstName != name {
+		h.Errorf("first name after failed UpdateUserWithRoles = %v, want %q (must be transactional)", got.FirstName, name)
+	}
+
+	// A callback error writes nothing either.
+	_, err = h.s.UpdateUserWithRoles(h.ctx, u.ID, func(*permiso.User) error { return permiso.ErrConflict }, nil)
+	h.wantErr(err, permiso.ErrConflict, "UpdateUserWithRoles with a failing callback")
+	got, err = h.s.GetUser(h.ctx, u.ID)
+	h.must(err, "GetUser")
+	eqStrings(h, "roles after a failing callback", roleNames(got.Roles), []string{"admin"})
 }
 
 func testUserUpdateCallbackError(h *harness) {
