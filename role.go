@@ -93,6 +93,10 @@ type RoleStore interface {
 	GetRole(ctx context.Context, id uuid.UUID) (Role, error)
 	GetRoleByName(ctx context.Context, name string) (Role, error)
 	UpdateRole(ctx context.Context, id uuid.UUID, fn func(*Role) error) (Role, error)
+	// UpdateRoleWithScopes is UpdateRole that also replaces the role's
+	// scopes with scopeIDs in the same transaction: an unknown scope id
+	// yields ErrNotFound and nothing at all is written.
+	UpdateRoleWithScopes(ctx context.Context, id uuid.UUID, fn func(*Role) error, scopeIDs []uuid.UUID) (Role, error)
 	// DeleteRole returns ErrConflict while any user holds the role.
 	DeleteRole(ctx context.Context, id uuid.UUID) error
 	ListRoles(ctx context.Context, f RoleFilter) ([]Role, int, error)

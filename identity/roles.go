@@ -83,7 +83,7 @@ func (s *Service) UpdateRole(ctx context.Context, id uuid.UUID, in RoleInput) (p
 		return permiso.Role{}, err
 	}
 	now := s.now().UTC()
-	_, err = s.deps.Store.UpdateRole(ctx, id, func(r *permiso.Role) error {
+	apply := func(r *permiso.Role) error {
 		if in.Name != nil {
 			r.Name = name
 		}
@@ -93,23 +93,27 @@ func (s *Service) UpdateRole(ctx context.Context, id uuid.UUID, in RoleInput) (p
 		}
 		r.UpdatedAt = now
 		return nil
-	})
+	}
+	// The fields and the scopes change in one transaction: a scope deleted
+	// since the check above fails the whole update, never half of it.
+	var r permiso.Role
+	if in.ScopeIDs != nil {
+		r, err = s.deps.Store.UpdateRoleWithScopes(ctx, id, apply, scopeIDs)
+		if errors.Is(err, permiso.ErrNotFound) {
+			if _, gerr := s.deps.Store.GetRole(ctx, id); gerr == nil {
+				return permiso.Role{}, permiso.Errorf(permiso.EBADREQUEST, "Unknown scope ids")
+			}
+		}
+	} else {
+		r, err = s.deps.Store.UpdateRole(ctx, id, apply)
+	}
 	switch {
 	case errors.Is(err, permiso.ErrAlreadyExists):
 		return permiso.Role{}, permiso.Errorf(permiso.EEXISTS, "Role name already exists")
 	case err != nil:
 		return permiso.Role{}, notFound(err, errRoleNotFound)
 	}
-	if in.ScopeIDs != nil {
-		if err := s.deps.Store.SetRoleScopes(ctx, id, scopeIDs); err != nil {
-			if errors.Is(err, permiso.ErrNotFound) {
-				return permiso.Role{}, permiso.Errorf(permiso.EBADREQUEST, "Unknown scope ids")
-			}
-			return permiso.Role{}, err
-		}
-	}
-	r, err := s.deps.Store.GetRole(ctx, id)
-	return r, notFound(err, errRoleNotFound)
+	return r, nil
 }
 
 // SetRoleScopes replaces the role's scopes (PUT /roles/{id}/scopes).

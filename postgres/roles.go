@@ -152,8 +152,32 @@ func (db *DB) GetRoleByName(ctx context.Context, name string) (permiso.Role, err
 // UpdatedAt is written as fn leaves it (callers set it; a zero value
 // becomes the current time).
 func (db *DB) UpdateRole(ctx context.Context, id uuid.UUID, fn func(*permiso.Role) error) (permiso.Role, error) {
+	return db.updateRole(ctx, id, fn, nil)
+}
+
+// UpdateRoleWithScopes updates the role and replaces its scopes in one
+// transaction.
+func (db *DB) UpdateRoleWithScopes(ctx context.Context, id uuid.UUID, fn func(*permiso.Role) error, scopeIDs []uuid.UUID) (permiso.Role, error) {
+	if scopeIDs == nil {
+		scopeIDs = []uuid.UUID{}
+	}
+	return db.updateRole(ctx, id, fn, scopeIDs)
+}
+
+func (db *DB) updateRole(ctx context.Context, id uuid.UUID, fn func(*permiso.Role) error, scopeIDs []uuid.UUID) (permiso.Role, error) {
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
-		r, err := db.getRole(ctx, tx, `r.id = $1 FOR UPDATE OF r`, id)
+		if err := lockRow(ctx, tx, "roles", "role", id); err != nil {
+			return err
+		}
+		if scopeIDs != nil {
+			if _, err := tx.Exec(ctx, `DELETE FROM role_scopes WHERE role_id = $1`, id); err != nil {
+				return mapErr(err, "role scopes", opWrite)
+			}
+			if err := linkRoleScopes(ctx, tx, id, scopeIDs); err != nil {
+				return err
+			}
+		}
+		r, err := db.getRole(ctx, tx, `r.id = $1`, id)
 		if err != nil {
 			return err
 		}

@@ -168,8 +168,26 @@ func (db *DB) GetRoleByName(ctx context.Context, name string) (permiso.Role, err
 // UpdateRole applies fn to the role and writes its name and description in
 // one transaction (use SetRoleScopes for its scopes).
 func (db *DB) UpdateRole(ctx context.Context, id uuid.UUID, fn func(*permiso.Role) error) (permiso.Role, error) {
+	return db.updateRole(ctx, id, fn, nil)
+}
+
+// UpdateRoleWithScopes updates the role and replaces its scopes in one
+// transaction.
+func (db *DB) UpdateRoleWithScopes(ctx context.Context, id uuid.UUID, fn func(*permiso.Role) error, scopeIDs []uuid.UUID) (permiso.Role, error) {
+	if scopeIDs == nil {
+		scopeIDs = []uuid.UUID{}
+	}
+	return db.updateRole(ctx, id, fn, scopeIDs)
+}
+
+func (db *DB) updateRole(ctx context.Context, id uuid.UUID, fn func(*permiso.Role) error, scopeIDs []uuid.UUID) (permiso.Role, error) {
 	var out permiso.Role
 	err := db.inTx(ctx, func(c conn) error {
+		if scopeIDs != nil {
+			if err := replaceRoleScopes(ctx, c, id, scopeIDs); err != nil {
+				return err
+			}
+		}
 		r, err := getRole(ctx, c, "r.id = ?", id)
 		if err != nil {
 			return err
@@ -236,19 +254,22 @@ func (db *DB) ListRoles(ctx context.Context, f permiso.RoleFilter) ([]permiso.Ro
 
 // SetRoleScopes replaces the role's scopes in one transaction.
 func (db *DB) SetRoleScopes(ctx context.Context, roleID uuid.UUID, scopeIDs []uuid.UUID) error {
+	return db.inTx(ctx, func(c conn) error { return replaceRoleScopes(ctx, c, roleID, scopeIDs) })
+}
+
+// replaceRoleScopes replaces the role's scopes inside a transaction.
+func replaceRoleScopes(ctx context.Context, c conn, roleID uuid.UUID, scopeIDs []uuid.UUID) error {
 	scopeIDs = uniqueIDs(scopeIDs)
-	return db.inTx(ctx, func(c conn) error {
-		if err := checkExists(ctx, c, "roles", roleID, "Role not found"); err != nil {
-			return err
-		}
-		if err := checkAllExist(ctx, c, "scopes", scopeIDs, "Scope not found"); err != nil {
-			return err
-		}
-		if _, err := c.exec(ctx, "DELETE FROM role_scopes WHERE role_id = ?", roleID); err != nil {
-			return roleErr("set role scopes", err)
-		}
-		return insertRoleScopes(ctx, c, roleID, scopeIDs)
-	})
+	if err := checkExists(ctx, c, "roles", roleID, "Role not found"); err != nil {
+		return err
+	}
+	if err := checkAllExist(ctx, c, "scopes", scopeIDs, "Scope not found"); err != nil {
+		return err
+	}
+	if _, err := c.exec(ctx, "DELETE FROM role_scopes WHERE role_id = ?", roleID); err != nil {
+		return roleErr("set role scopes", err)
+	}
+	return insertRoleScopes(ctx, c, roleID, scopeIDs)
 }
 
 const scopeSelect = `SELECT ` + scopeColsS + `,

@@ -13,6 +13,7 @@ var roleTests = []test{
 	{"Roles/CRUD", testRoleCRUD},
 	{"Roles/NotFound", testRoleNotFound},
 	{"Roles/UnknownScopeWritesNothing", testRoleUnknownScope},
+	{"Roles/UpdateRoleWithScopes", testUpdateRoleWithScopes},
 	{"Roles/DeleteInUseConflicts", testRoleDeleteInUse},
 	{"Roles/ListFilters", testRoleList},
 	{"Scopes/CRUD", testScopeCRUD},
@@ -274,4 +275,37 @@ func testScopeList(h *harness) {
 	for _, s := range scopes {
 		eq(h, "listed role count of "+s.Name, s.RoleCount, 1)
 	}
+}
+
+func testUpdateRoleWithScopes(h *harness) {
+	r, err := h.s.CreateRole(h.ctx, permiso.Role{Name: "auditor"}, nil)
+	h.must(err, "CreateRole")
+	desc := "reads the audit log"
+	got, err := h.s.UpdateRoleWithScopes(h.ctx, r.ID, func(x *permiso.Role) error {
+		x.Description = &desc
+		return nil
+	}, []uuid.UUID{scopeID(h, "admin:audit")})
+	h.must(err, "UpdateRoleWithScopes")
+	eqStrings(h, "scopes after UpdateRoleWithScopes", scopeNames(got.Scopes), []string{"admin:audit"})
+
+	// An unknown scope id writes nothing: neither the name nor the scopes.
+	_, err = h.s.UpdateRoleWithScopes(h.ctx, r.ID, func(x *permiso.Role) error {
+		x.Name = "renamed"
+		return nil
+	}, []uuid.UUID{uuid.New()})
+	h.wantErr(err, permiso.ErrNotFound, "UpdateRoleWithScopes with an unknown scope")
+	got, err = h.s.GetRole(h.ctx, r.ID)
+	h.must(err, "GetRole")
+	eq(h, "name after failed UpdateRoleWithScopes (must be transactional)", got.Name, "auditor")
+	eqStrings(h, "scopes after failed UpdateRoleWithScopes", scopeNames(got.Scopes), []string{"admin:audit"})
+	if got.Description == nil || *got.Description != desc {
+		h.Errorf("description after failed update = %v, want %q", got.Description, desc)
+	}
+}
+
+// scopeID returns the id of a seeded scope.
+func scopeID(h *harness, name string) uuid.UUID {
+	s, err := h.s.GetScopeByName(h.ctx, name)
+	h.must(err, "GetScopeByName %s", name)
+	return s.ID
 }
