@@ -41,6 +41,12 @@ type ServiceClient struct {
 	Scopes []Scope
 }
 
+// PreviousSecretActive reports whether the secret replaced by the last
+// rotation still authenticates at now (an overlap asked for at rotation).
+func (c ServiceClient) PreviousSecretActive(now time.Time) bool {
+	return c.PreviousSecretHash != nil && c.PreviousSecretExpiresAt != nil && now.Before(*c.PreviousSecretExpiresAt)
+}
+
 // ScopeNames returns the sorted names of the client's scopes.
 func (c ServiceClient) ScopeNames() []string {
 	names := make([]string, 0, len(c.Scopes))

@@ -104,7 +104,7 @@ func (s *server) clientView(c permiso.ServiceClient) clientResponse {
 		lifetime = int(s.auth.ServiceTokenLifetime() / time.Second)
 	}
 	var rotation *string
-	if c.PreviousSecretHash != nil && c.PreviousSecretExpiresAt != nil && s.now().Before(*c.PreviousSecretExpiresAt) {
+	if c.PreviousSecretActive(s.now()) {
 		rotation = nullTime(c.PreviousSecretExpiresAt)
 	}
 	return clientResponse{

@@ -349,7 +349,7 @@ func (s *Service) authenticateClient(ctx context.Context, req TokenRequest, meta
 		return nil, fail
 	}
 	ok := permiso.EqualHash(presented, c.SecretHash)
-	if c.PreviousSecretHash != nil && c.PreviousSecretExpiresAt != nil && now.Before(*c.PreviousSecretExpiresAt) {
+	if c.PreviousSecretActive(now) {
 		prev := permiso.EqualHash(presented, *c.PreviousSecretHash)
 		ok = ok || prev
 	}
