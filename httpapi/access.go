@@ -71,7 +71,9 @@ type routeInfo struct {
 // handle registers h for pattern behind the access rule a.
 func (s *server) handle(pattern string, a access, h http.Handler) {
 	s.routes = append(s.routes, routeInfo{Pattern: pattern, Access: a})
-	if !a.public {
+	if a.public {
+		h = s.settled(h)
+	} else {
 		h = s.guard(a, h)
 	}
 	s.mux.Handle(pattern, h)
@@ -100,7 +102,12 @@ var (
 // revocation state cannot be read.
 func (s *server) guard(a access, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The bearer's revocation lookups and the request's per-IP limits
+		// go in one batch (checks.go); a limit refusal answers first.
 		p, err := s.authenticate(r)
+		if !s.settleLimits(w, r, false) {
+			return
+		}
 		if err != nil {
 			writeError(w, r, err)
 			return

@@ -144,46 +144,21 @@ func writeLimitError(w http.ResponseWriter, r *http.Request, oauth bool, err err
 	}
 }
 
-// limit wraps h with the per-IP rate limit of kind, checked before h runs
-// (and before it reads the body). It fails closed: when the limiter is
-// unreachable the request gets 503 without reaching h.
-func (s *server) limit(kind limitKind, h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := s.checkLimit(w, r, kind); err != nil {
-			writeLimitError(w, r, oauthKind(kind), err)
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
-}
-
-// apiLimit applies RATE_LIMIT_API to every request under API_V1_PREFIX,
-// once, before routing (SPEC §6: "the whole API"). It fails open: when the
-// limiter is unreachable the request goes on (reads stay available; the
-// endpoints that must not run unchecked have their own limit, which fails
-// closed).
-func (s *server) apiLimit(next http.Handler) http.Handler {
-	if s.limiter == nil || s.opts.RateLimits.API.Disabled() {
-		return next
+// apiLimitUnrouted applies RATE_LIMIT_API to an API request that matches
+// no route (it is answered 404 or 405; routed requests count the limit in
+// their batch, checks.go). It fails open: when the limiter is unreachable
+// the request goes on. It writes the 429 and returns false when the
+// request must stop.
+func (s *server) apiLimitUnrouted(w http.ResponseWriter, r *http.Request) bool {
+	if s.limiter == nil || s.opts.RateLimits.API.Disabled() || !s.isAPIPath(r.URL.Path) {
+		return true
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.isAPIPath(r.URL.Path) {
-			next.ServeHTTP(w, r)
-			return
-		}
-		err := s.checkLimit(w, r, limitAPI)
-		switch {
-		case err == nil, permiso.ErrorCode(err) == permiso.EUNAVAILABLE:
-			next.ServeHTTP(w, r)
-		default:
-			// The OAuth endpoints answer in their own envelope.
-			oauth := strings.HasPrefix(r.URL.Path, s.apiPrefix()+"/auth/")
-			if oauth {
-				err = oauth2.ErrRateLimited.WithRetryAfter(retryAfterHeader(w))
-			}
-			writeLimitError(w, r, oauth, err)
-		}
-	})
+	err := s.checkLimit(w, r, limitAPI)
+	if err == nil || permiso.ErrorCode(err) == permiso.EUNAVAILABLE {
+		return true
+	}
+	writeLimitError(w, r, false, err)
+	return false
 }
 
 func (s *server) apiPrefix() string {
@@ -267,17 +242,6 @@ func retryAfterHeader(w http.ResponseWriter) time.Duration {
 		return time.Second
 	}
 	return time.Duration(n) * time.Second
-}
-
-// tokenLimit checks the per-IP limit of a parsed token request's grant
-// (handleToken): it writes the answer and returns false when the request
-// must stop.
-func (s *server) tokenLimit(w http.ResponseWriter, r *http.Request, grantType string) bool {
-	if err := s.checkLimit(w, r, grantLimit(grantType)); err != nil {
-		writeLimitError(w, r, true, err)
-		return false
-	}
-	return true
 }
 
 // tokenRateLimitHeaders adds a service client's own limit, from the

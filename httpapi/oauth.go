@@ -187,9 +187,15 @@ func writeNoStore(w http.ResponseWriter, status int, v any) {
 // client authentication, grant, scope policy, response.
 func (s *server) handleToken(grant string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Errors before the pipeline still count under RATE_LIMIT_API.
+		fail := func(err error) {
+			if s.settleLimits(w, r, true) {
+				writeOAuth(w, r, err)
+			}
+		}
 		params, err := readParams(r, grant == oauth2.GrantRefreshToken)
 		if err != nil {
-			writeOAuth(w, r, err)
+			fail(err)
 			return
 		}
 		if grant != "" {
@@ -197,20 +203,23 @@ func (s *server) handleToken(grant string) http.Handler {
 			case len(given) == 0 || (len(given) == 1 && given[0] == ""):
 				params.Set("grant_type", grant)
 			case len(given) == 1 && given[0] != grant:
-				writeOAuth(w, r, oauth2.ErrUnsupportedGrantType.WithDescription("This endpoint serves grant_type="+grant))
+				fail(oauth2.ErrUnsupportedGrantType.WithDescription("This endpoint serves grant_type=" + grant))
 				return
 			}
 		}
 		req, err := oauth2.ParseTokenRequest(params, r.Header.Get("Authorization"))
 		if err != nil {
-			writeOAuth(w, r, err)
+			fail(err)
 			return
 		}
-		// The per-IP limit depends on the grant (limit.go).
-		if !s.tokenLimit(w, r, req.GrantType) {
-			return
-		}
+		// The per-IP limit depends on the grant; the pipeline counts it
+		// with RATE_LIMIT_API before any grant work, and for client
+		// credentials with the client's own limits, in one batch.
+		r = s.addLimit(r, grantLimit(req.GrantType))
 		resp, err := s.auth.Token(r.Context(), req, meta(r))
+		if !s.settleLimits(w, r, true) {
+			return
+		}
 		tokenRateLimitHeaders(w, resp, err)
 		if err != nil {
 			writeOAuth(w, r, err)
@@ -280,22 +289,34 @@ func tokenParam(params url.Values) (string, error) {
 // unknown and foreign tokens all answer exactly {"active": false}.
 func (s *server) handleIntrospect() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The request's per-IP limits travel with the introspected
+		// token's revocation lookups (one batch; a bearer caller's own
+		// check makes a second); they are settled before any answer.
 		params, err := readParams(r, true)
 		if err != nil {
-			writeOAuth(w, r, err)
+			if s.settleLimits(w, r, true) {
+				writeOAuth(w, r, err)
+			}
 			return
 		}
 		caller, err := s.caller(r, params)
 		if err != nil {
-			writeCallerError(w, r, err)
+			if s.settleLimits(w, r, true) {
+				writeCallerError(w, r, err)
+			}
 			return
 		}
 		token, err := tokenParam(params)
 		if err != nil {
-			writeOAuth(w, r, err)
+			if s.settleLimits(w, r, true) {
+				writeOAuth(w, r, err)
+			}
 			return
 		}
 		res, err := s.auth.Introspect(r.Context(), caller, token, params.Get("token_type_hint"))
+		if !s.settleLimits(w, r, true) {
+			return
+		}
 		if err != nil {
 			writeOAuth(w, r, err)
 			return

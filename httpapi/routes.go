@@ -27,10 +27,10 @@ func (s *server) addRoutes(checks []HealthCheck) {
 	// OAuth 2.0 endpoints (SPEC §5.1). Introspection and revocation
 	// authenticate their callers themselves (client credentials or bearer,
 	// RFC 7662 §2.1, RFC 7009 §2.1).
-	s.handle("POST "+api+pathToken, accessPublic, s.handleToken(""))
-	s.handle("POST "+api+"/auth/refresh", accessPublic, s.handleToken("refresh_token"))
-	s.handle("POST "+api+"/auth/service-token", accessPublic, s.handleToken("client_credentials"))
-	s.handle("POST "+api+pathIntrospect, accessPublic, s.handleIntrospect())
+	s.handle("POST "+api+pathToken, accessPublic, ownLimits{s.handleToken("")})
+	s.handle("POST "+api+"/auth/refresh", accessPublic, ownLimits{s.handleToken("refresh_token")})
+	s.handle("POST "+api+"/auth/service-token", accessPublic, ownLimits{s.handleToken("client_credentials")})
+	s.handle("POST "+api+pathIntrospect, accessPublic, ownLimits{s.handleIntrospect()})
 	s.handle("POST "+api+pathRevoke, accessPublic, s.handleRevoke())
 	s.handle("POST "+api+"/auth/logout", accessUser, s.handleLogout())
 	s.handle("POST "+api+"/auth/change-password", accessPublic, s.limit(limitLogin, s.handleChangePassword()))

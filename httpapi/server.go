@@ -200,7 +200,6 @@ func NewServer(deps Deps) http.Handler {
 	}
 
 	var h http.Handler = http.HandlerFunc(s.dispatch)
-	h = s.apiLimit(h)     // RATE_LIMIT_API (limit.go)
 	h = s.cors(h)         // preflights answered before routing (cors.go)
 	h = s.allowedHosts(h) // ALLOWED_HOSTS (cors.go)
 	h = s.accessLog(h)
@@ -224,6 +223,9 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *server) dispatch(w http.ResponseWriter, r *http.Request) {
 	r = stripTrailingSlash(r)
 	h, pattern := s.mux.Handler(r)
+	if pattern == "" && !s.apiLimitUnrouted(w, r) {
+		return
+	}
 	if pattern == "" {
 		// No route: ask the ServeMux's own handler whether it is a 404 or
 		// a 405, and with which Allow header, then answer in JSON.
@@ -239,6 +241,11 @@ func (s *server) dispatch(w http.ResponseWriter, r *http.Request) {
 	}
 	if sw, ok := w.(*statusWriter); ok {
 		sw.pattern = pattern
+	}
+	// RATE_LIMIT_API counts every routed API request, in the request's
+	// one batch of checks (checks.go).
+	if s.isAPIPath(r.URL.Path) {
+		r = s.addLimit(r, limitAPI)
 	}
 	s.mux.ServeHTTP(w, r)
 }

@@ -91,9 +91,12 @@ func (s *Service) AuthenticateClient(ctx context.Context, clientID, secret strin
 //
 //  1. the signer verifies signature, pinned algorithm, own kid, typ, exp,
 //     iat, jti, iss and aud;
-//  2. the revocation store is asked, in one call, about the jti, the
-//     session (sid) and the subject's "revoke all" cutoff; when it fails
-//     the check fails with EUNAVAILABLE unless Config.RevocationFailOpen;
+//  2. the revocation store is asked, in one batch with the request's
+//     pending rate-limit checks (WithLimits), about the jti, the session
+//     (sid) and the subject's "revoke all" cutoff; a stopping limit check
+//     ends the call with its error (checkBatch); when the revocation
+//     lookup fails the check fails with EUNAVAILABLE unless
+//     Config.RevocationFailOpen;
 //  3. a user token needs an existing, active user, and was issued no
 //     earlier than the user's TokensRevokedBefore (at the one-second
 //     resolution of iat); a service token needs an existing, active client.
@@ -112,7 +115,15 @@ func (s *Service) Authenticate(ctx context.Context, bearer string) (Principal, e
 		}
 		return Principal{}, permiso.Wrap(permiso.EINVALIDTOKEN, "Invalid token", err)
 	}
-	revoked, err := s.deps.Revocations.IsRevoked(ctx, c.ID, c.SessionID, c.Subject, c.IssuedAt)
+	// The revocation lookups travel with the request's pending rate-limit
+	// checks (WithLimits): one round trip for all of them (SPEC §7).
+	var lookup func() (bool, error)
+	if err := s.checkBatch(ctx, func(b permiso.CheckBatch) {
+		lookup = b.IsRevoked(c.ID, c.SessionID, c.Subject, c.IssuedAt)
+	}); err != nil {
+		return Principal{}, err
+	}
+	revoked, err := lookup()
 	if err != nil {
 		if !s.cfg.RevocationFailOpen {
 			return Principal{}, permiso.Wrap(permiso.EUNAVAILABLE, "Token revocation status is unavailable", err)

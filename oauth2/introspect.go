@@ -138,6 +138,10 @@ func (s *Service) Introspect(ctx context.Context, caller Caller, token, hint str
 	if len(token) > MaxTokenLength {
 		return Introspection{}, nil
 	}
+	// The request's pending rate-limit checks run before the lookup.
+	if err := s.checkBatch(ctx, nil); err != nil {
+		return Introspection{}, err
+	}
 	now := s.now()
 	t, err := s.deps.Tokens.GetRefreshTokenByHash(ctx, permiso.HashToken(token))
 	if err != nil {

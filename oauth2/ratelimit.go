@@ -38,10 +38,12 @@ func clientLimits(c *permiso.ServiceClient) (minute, hour permiso.Limit) {
 func (s *Service) allowClient(ctx context.Context, c *permiso.ServiceClient, meta RequestMeta) (*permiso.LimitResult, error) {
 	minute, hour := clientLimits(c)
 	if s.deps.Limiter == nil || (minute.Disabled() && hour.Disabled()) || c.ClientID == "" {
-		return nil, nil
+		// Nothing of the client's own; the request's pending checks
+		// still run before the grant goes on.
+		return nil, s.checkBatch(ctx, nil)
 	}
 	mk, hk := ClientRateLimitKeys(c.ClientID)
-	res, err := s.deps.Limiter.AllowAll(ctx, []string{mk, hk}, []permiso.Limit{minute, hour})
+	res, err := s.allowAll(ctx, []string{mk, hk}, []permiso.Limit{minute, hour})
 	if err != nil {
 		return nil, err
 	}

@@ -97,6 +97,11 @@ type Deps struct {
 	// Audit receives audit events; nil records nothing. Metrics on logins,
 	// issued tokens and reuse detections can be taken by wrapping it.
 	Audit permiso.Auditor
+	// Checks sends the request's rate-limit and revocation checks
+	// together (SPEC §7: one Redis round trip); nil means
+	// permiso.SequentialChecker over Limiter and Revocations. It must
+	// work on the same state as Limiter and Revocations.
+	Checks permiso.Checker
 	// Usage counts each successful client authentication (last_used,
 	// total_requests) off the request path; nil counts nothing.
 	Usage UsageRecorder
@@ -131,10 +136,11 @@ func metaFrom(ctx context.Context) RequestMeta {
 // Service is the protocol core of the token endpoint and of the bearer
 // checks. It is safe for concurrent use.
 type Service struct {
-	cfg  Config
-	deps Deps
-	now  func() time.Time
-	log  *slog.Logger
+	cfg    Config
+	deps   Deps
+	checks permiso.Checker
+	now    func() time.Time
+	log    *slog.Logger
 	// dummySecretHash is compared against for unknown clients, so that
 	// they cost the same as known ones.
 	dummySecretHash string
@@ -160,7 +166,10 @@ func NewService(cfg Config, deps Deps) *Service {
 	if cfg.PreventReuseCount < 0 {
 		cfg.PreventReuseCount = 0
 	}
-	s := &Service{cfg: cfg, deps: deps, now: deps.Now, log: deps.Logger}
+	s := &Service{cfg: cfg, deps: deps, checks: deps.Checks, now: deps.Now, log: deps.Logger}
+	if s.checks == nil {
+		s.checks = permiso.SequentialChecker(deps.Limiter, deps.Revocations)
+	}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -242,6 +251,14 @@ func (s *Service) token(ctx context.Context, req TokenRequest, meta RequestMeta)
 			return TokenResponse{}, err
 		}
 		client = c
+	}
+	// The request's pending rate-limit checks (WithLimits) run before any
+	// grant work (a password hash, a refresh rotation); the client
+	// credentials grant sends them with the client's own limits.
+	if req.GrantType != GrantClientCredentials {
+		if err := s.checkBatch(ctx, nil); err != nil {
+			return TokenResponse{}, err
+		}
 	}
 
 	// 2. Grant.

@@ -69,6 +69,10 @@ func runAbuseSuites(t *testing.T, c *Client) {
 			return NewRevocations(c, isolatedPrefix(t, c)), cachetest.RealClock()
 		})
 	})
+	t.Run("Checker", func(t *testing.T) {
+		t.Parallel()
+		cachetest.RunChecker(t, newTestChecker(c))
+	})
 }
 
 func TestLimiterAndLockout(t *testing.T) {

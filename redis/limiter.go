@@ -137,6 +137,16 @@ func (l *Limiter) AllowAll(ctx context.Context, keys []string, limits []permiso.
 }
 
 func (l *Limiter) run(ctx context.Context, member string, keys []string, limits []permiso.Limit) ([]permiso.LimitResult, error) {
+	full, args := l.scriptArgs(member, keys, limits)
+	v, err := limitScript.Run(ctx, l.rdb, full, args...).Int64Slice()
+	if err != nil {
+		return nil, limiterUnavailable(err)
+	}
+	return decodeLimits(v, limits)
+}
+
+// scriptArgs returns the KEYS and ARGV of limitScript for one check.
+func (l *Limiter) scriptArgs(member string, keys []string, limits []permiso.Limit) ([]string, []any) {
 	full := make([]string, len(keys))
 	args := make([]any, 0, 1+2*len(keys))
 	args = append(args, member)
@@ -149,15 +159,16 @@ func (l *Limiter) run(ctx context.Context, member string, keys []string, limits 
 		}
 		args = append(args, lim.Count, max(lim.Period.Microseconds(), 1))
 	}
-	v, err := limitScript.Run(ctx, l.rdb, full, args...).Int64Slice()
-	if err != nil {
-		return nil, limiterUnavailable(err)
-	}
-	if len(v) != 2+3*len(keys) {
+	return full, args
+}
+
+// decodeLimits turns limitScript's reply into one result per limit.
+func decodeLimits(v []int64, limits []permiso.Limit) ([]permiso.LimitResult, error) {
+	if len(v) != 2+3*len(limits) {
 		return nil, permiso.Wrap(permiso.EINTERNAL, "rate limiter: unexpected reply", nil)
 	}
 	allowed := v[0] == 1
-	out := make([]permiso.LimitResult, len(keys))
+	out := make([]permiso.LimitResult, len(limits))
 	for i, lim := range limits {
 		if lim.Disabled() {
 			out[i] = permiso.LimitResult{Allowed: allowed}

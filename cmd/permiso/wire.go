@@ -95,8 +95,15 @@ func newAuth(ctx context.Context, a *app, m *metrics.Metrics) (*authParts, error
 	}
 	var revocations permiso.RevocationStore = memory.NewRevocations()
 	limiter, lockout := newAbuseState(cfg, rdb)
+	// checks sends a request's rate-limit and revocation checks together:
+	// one pipeline on Redis (SPEC §7), one after the other in process.
+	var checks permiso.Checker
 	if rdb != nil {
-		revocations = redis.NewRevocations(rdb, cfg.CacheTokenPrefix)
+		rrev := redis.NewRevocations(rdb, cfg.CacheTokenPrefix)
+		revocations = rrev
+		if rl, ok := limiter.(*redis.Limiter); ok {
+			checks = redis.NewChecker(rl, rrev)
+		}
 		rdb.LogFailures(a.logger)
 	}
 	aw := audit.New(a.db, audit.Options{Logger: a.logger})
@@ -116,6 +123,7 @@ func newAuth(ctx context.Context, a *app, m *metrics.Metrics) (*authParts, error
 		Revocations: revocations,
 		Lockout:     lockout,
 		Limiter:     limiter,
+		Checks:      checks,
 		Audit:       auditor,
 		Logger:      a.logger,
 		Usage:       uc,

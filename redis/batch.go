@@ -1,0 +1,120 @@
+package redis
+
+import (
+	"context"
+	"crypto/rand"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/permiso/permiso"
+)
+
+// Checker is the permiso.Checker over Redis: a batch of rate-limit and
+// revocation checks is one pipeline, so a request's limits and its token's
+// revocation state cost one round trip together (SPEC §7). The checks are
+// the same ones Limiter and Revocations run one by one (the same script,
+// the same GETs), so they decide exactly the same.
+//
+// On a single server or Sentinel the pipeline is one round trip. On Redis
+// Cluster go-redis splits it by node and sends the parts concurrently: one
+// round trip per node concerned, in parallel. The limiter script is sent
+// as EVALSHA; when a server does not know it yet (NOSCRIPT: a restart, a
+// failover, a new node) that one check is re-run with the full script.
+type Checker struct {
+	lim *Limiter
+	rev *Revocations
+}
+
+var _ permiso.Checker = (*Checker)(nil)
+
+// NewChecker returns the checker over l and r, which must use the same
+// Redis client.
+func NewChecker(l *Limiter, r *Revocations) *Checker { return &Checker{lim: l, rev: r} }
+
+// Batch starts a batch.
+func (c *Checker) Batch() permiso.CheckBatch {
+	return &batch{c: c, pipe: c.lim.rdb.Pipeline()}
+}
+
+type batch struct {
+	c       *Checker
+	pipe    goredis.Pipeliner
+	queued  int
+	scripts []*scriptCheck
+}
+
+// scriptCheck is one queued run of limitScript.
+type scriptCheck struct {
+	keys   []string
+	args   []any
+	limits []permiso.Limit
+	cmd    *goredis.Cmd
+	res    []permiso.LimitResult
+	err    error
+}
+
+func (b *batch) queueScript(keys []string, limits []permiso.Limit) *scriptCheck {
+	full, args := b.c.lim.scriptArgs(rand.Text(), keys, limits)
+	sc := &scriptCheck{keys: full, args: args, limits: limits}
+	sc.cmd = limitScript.EvalSha(context.Background(), b.pipe, full, args...)
+	b.queued++
+	b.scripts = append(b.scripts, sc)
+	return sc
+}
+
+// Allow queues Limiter.Allow: a disabled limit admits without a call.
+func (b *batch) Allow(key string, limit permiso.Limit) func() (permiso.LimitResult, error) {
+	if limit.Disabled() {
+		return func() (permiso.LimitResult, error) { return permiso.LimitResult{Allowed: true}, nil }
+	}
+	sc := b.queueScript([]string{key}, []permiso.Limit{limit})
+	return func() (permiso.LimitResult, error) {
+		if sc.err != nil {
+			return permiso.LimitResult{}, sc.err
+		}
+		return sc.res[0], nil
+	}
+}
+
+// AllowAll queues Limiter.AllowAll.
+func (b *batch) AllowAll(keys []string, limits []permiso.Limit) func() ([]permiso.LimitResult, error) {
+	if err := checkKeys(keys, limits); err != nil {
+		return func() ([]permiso.LimitResult, error) { return nil, err }
+	}
+	sc := b.queueScript(keys, limits)
+	return func() ([]permiso.LimitResult, error) { return sc.res, sc.err }
+}
+
+// IsRevoked queues Revocations.IsRevoked.
+func (b *batch) IsRevoked(jti, sid, subject string, issuedAt time.Time) func() (bool, error) {
+	if jti == "" && sid == "" && subject == "" {
+		return func() (bool, error) { return false, nil }
+	}
+	b.queued++
+	return b.c.rev.QueueIsRevoked(context.Background(), b.pipe, jti, sid, subject, issuedAt)
+}
+
+// Exec sends the pipeline. Each check reads its own command's answer; an
+// absent key (goredis.Nil) is an answer, not a failure.
+func (b *batch) Exec(ctx context.Context) {
+	if b.queued == 0 {
+		return
+	}
+	_, _ = b.pipe.Exec(ctx)
+	for _, sc := range b.scripts {
+		err := sc.cmd.Err()
+		var v []int64
+		if goredis.HasErrorPrefix(err, "NOSCRIPT") {
+			// Run sends EVALSHA and falls back to EVAL, which loads it.
+			v, err = limitScript.Run(ctx, b.c.lim.rdb, sc.keys, sc.args...).Int64Slice()
+		} else if err == nil {
+			v, err = sc.cmd.Int64Slice()
+		}
+		if err != nil {
+			sc.err = limiterUnavailable(err)
+			continue
+		}
+		sc.res, sc.err = decodeLimits(v, sc.limits)
+	}
+}

@@ -1,0 +1,142 @@
+package redis
+
+import (
+	"context"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/cachetest"
+)
+
+// newTestChecker returns the cachetest constructor of checkers over c,
+// each under its own key prefix.
+func newTestChecker(c *Client) cachetest.NewChecker {
+	return func(t *testing.T) (permiso.Checker, permiso.RateLimiter, permiso.RevocationStore, *cachetest.Clock) {
+		prefix := isolatedPrefix(t, c)
+		l, r := NewLimiter(c, prefix+"rate:"), NewRevocations(c, prefix+"token:")
+		return NewChecker(l, r), l, r, cachetest.RealClock()
+	}
+}
+
+func TestChecker(t *testing.T) {
+	t.Parallel()
+	cachetest.RunChecker(t, newTestChecker(openTestClient(t)))
+}
+
+// roundTrips counts what a client sends: single commands and pipelines.
+type roundTrips struct{ single, pipelines, commands atomic.Int64 }
+
+func (h *roundTrips) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+
+func (h *roundTrips) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		h.single.Add(1)
+		return next(ctx, cmd)
+	}
+}
+
+func (h *roundTrips) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
+		h.pipelines.Add(1)
+		h.commands.Add(int64(len(cmds)))
+		return next(ctx, cmds)
+	}
+}
+
+// TestCheckerOneRoundTrip shows SPEC §7 on a single server: a request's
+// per-IP limits, a client's two limits and a token's three revocation
+// lookups travel as one pipeline, and a server that forgot the limiter
+// script (SCRIPT FLUSH: a restart or failover) costs one extra call for
+// that check, with the same answers.
+func TestCheckerOneRoundTrip(t *testing.T) {
+	t.Parallel()
+	c := openTestClient(t)
+	counter := &roundTrips{}
+	c.rdb.AddHook(counter)
+	ck := newTestChecker(c)
+	checker, _, rev, _ := ck(t)
+	ctx := context.Background()
+	now := time.Now()
+	if err := rev.RevokeSession(ctx, "sid-1", now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	run := func() (permiso.LimitResult, []permiso.LimitResult, bool) {
+		b := checker.Batch()
+		ip := b.Allow("ip:api:127.0.0.1", permiso.Limit{Count: 100, Period: time.Minute})
+		cl := b.AllowAll([]string{"client:{c1}:minute", "client:{c1}:hour"},
+			[]permiso.Limit{{Count: 10, Period: time.Minute}, {Count: 100, Period: time.Hour}})
+		rv := b.IsRevoked("jti-1", "sid-1", "sub-1", now)
+		b.Exec(ctx)
+		r1, err := ip()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r2, err := cl()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r3, err := rv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r1, r2, r3
+	}
+	run() // loads the script if this server has never seen it
+	counter.single.Store(0)
+	counter.pipelines.Store(0)
+	counter.commands.Store(0)
+	ip, cl, revoked := run()
+	if s, p, n := counter.single.Load(), counter.pipelines.Load(), counter.commands.Load(); s != 0 || p != 1 || n != 5 {
+		t.Errorf("one batch sent %d single commands and %d pipelines of %d commands; want 0 and 1 of 5 (2 scripts, 3 GETs)", s, p, n)
+	}
+	if !ip.Allowed || ip.Remaining != 98 || len(cl) != 2 || cl[0].Remaining != 8 || !revoked {
+		t.Errorf("answers: ip %+v, client %+v, revoked %v", ip, cl, revoked)
+	}
+
+	if err := c.rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	ip, cl, revoked = run()
+	if !ip.Allowed || ip.Remaining != 97 || cl[0].Remaining != 7 || !revoked {
+		t.Errorf("after SCRIPT FLUSH: ip %+v, client %+v, revoked %v", ip, cl, revoked)
+	}
+}
+
+// TestCheckerUnreachable: with Redis gone every check of a batch reports
+// EUNAVAILABLE (the callers fail closed), none panics or hangs.
+func TestCheckerUnreachable(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	c, err := Open("redis://"+addr+"/0", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	checker := NewChecker(NewLimiter(c, "x:"), NewRevocations(c, "y:"))
+	b := checker.Batch()
+	ip := b.Allow("k", permiso.Limit{Count: 1, Period: time.Minute})
+	all := b.AllowAll([]string{"a{t}", "b{t}"}, []permiso.Limit{{Count: 1, Period: time.Minute}, {Count: 1, Period: time.Hour}})
+	rv := b.IsRevoked("j", "s", "u", time.Now())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	b.Exec(ctx)
+	if _, err := ip(); permiso.ErrorCode(err) != permiso.EUNAVAILABLE {
+		t.Errorf("Allow: %v, want EUNAVAILABLE", err)
+	}
+	if _, err := all(); permiso.ErrorCode(err) != permiso.EUNAVAILABLE {
+		t.Errorf("AllowAll: %v, want EUNAVAILABLE", err)
+	}
+	if v, err := rv(); v || permiso.ErrorCode(err) != permiso.EUNAVAILABLE {
+		t.Errorf("IsRevoked: %v, %v, want EUNAVAILABLE", v, err)
+	}
+}
