@@ -1,0 +1,59 @@
+package httpapi
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+)
+
+// Benchmarks of the hot paths of SPEC §7, in process (no network), as
+// cmd/permiso wires them: b.Run("memory") with the in-process limiter and
+// revocations, b.Run("redis") with PERMISO_TEST_REDIS_URL. BenchmarkLive
+// (live_test.go) is the bare-handler baseline of the same run; compare the
+// ns/op as ratios (docs/benchmarks.md). Nothing here asserts a time.
+
+func benchHot(b *testing.B, run func(b *testing.B, e *hotEnv)) {
+	b.Run("memory", func(b *testing.B) { run(b, newHotEnv(b, nil, 1<<30)) })
+	b.Run("redis", func(b *testing.B) { run(b, newHotEnv(b, hotRedis(b), 1<<30)) })
+}
+
+// loop serves req() b.N times and fails on any other status than 200.
+func loop(b *testing.B, e *hotEnv, req func() *http.Request) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if w := e.send(req()); w.Code != http.StatusOK {
+			b.Fatalf("%d %s", w.Code, w.Body)
+		}
+	}
+}
+
+func BenchmarkClientCredentials(b *testing.B) {
+	benchHot(b, func(b *testing.B, e *hotEnv) { loop(b, e, e.clientCredentials) })
+}
+
+func BenchmarkBearerRead(b *testing.B) {
+	benchHot(b, func(b *testing.B, e *hotEnv) {
+		tok := e.login(b).AccessToken
+		loop(b, e, func() *http.Request { return e.bearerRead(tok) })
+	})
+}
+
+func BenchmarkIntrospect(b *testing.B) {
+	benchHot(b, func(b *testing.B, e *hotEnv) {
+		tok := e.login(b).AccessToken
+		loop(b, e, func() *http.Request { return e.introspect(tok) })
+	})
+}
+
+// BenchmarkRefresh rotates one refresh-token chain: every iteration is a
+// rotation (one short transaction) and a new access token.
+func BenchmarkRefresh(b *testing.B) {
+	benchHot(b, func(b *testing.B, e *hotEnv) {
+		rt := e.login(b).RefreshToken
+		b.ReportAllocs()
+		for b.Loop() {
+			var w *httptest.ResponseRecorder = e.send(refreshRequest(rt))
+			rt = hotTokens(b, w).RefreshToken
+		}
+	})
+}

@@ -1,0 +1,173 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/argon2id"
+	"github.com/permiso/permiso/jwt"
+	"github.com/permiso/permiso/memory"
+	"github.com/permiso/permiso/oauth2"
+	"github.com/permiso/permiso/redis"
+	"github.com/permiso/permiso/sqlite"
+)
+
+// hotEnv is the server wired as cmd/permiso wires it for the hot paths of
+// SPEC §7 (client credentials, bearer reads, introspection, refresh): real
+// SQLite, an HS256 signer, every per-IP limit enabled, and the limiter,
+// revocations and checker either in process or in a real Redis under a
+// key prefix of its own. It has one user (hotUser / hotPassword) and one
+// service client (hotClient / secret) with limits of its own.
+type hotEnv struct {
+	h      http.Handler
+	secret string
+	redis  *redis.Client // nil in process
+}
+
+const (
+	hotUser     = "hot-user"
+	hotPassword = "Tq8#vLm2!pZr-hot-Kx4"
+	hotClient   = "hot-client"
+)
+
+// hotRedis opens PERMISO_TEST_REDIS_URL, or skips.
+func hotRedis(tb testing.TB) *redis.Client {
+	tb.Helper()
+	u := os.Getenv("PERMISO_TEST_REDIS_URL")
+	if u == "" {
+		tb.Skip("PERMISO_TEST_REDIS_URL is not set")
+	}
+	rc, err := redis.Open(u, redis.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { rc.Close() })
+	return rc
+}
+
+// newHotEnv builds the environment; rc nil means in process. Client
+// limits are high enough for benchmarks (clientPerMinute).
+func newHotEnv(tb testing.TB, rc *redis.Client, clientPerMinute int) *hotEnv {
+	tb.Helper()
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, sqlite.Memory, sqlite.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	if _, err := db.MigrateUp(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	signer, err := jwt.New(ctx, jwt.Options{Algorithm: jwt.HS256, Secret: []byte("0123456789abcdef0123456789abcdef-hotpath"), Issuer: "permiso-test"})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var (
+		limiter     permiso.RateLimiter     = memory.NewLimiter()
+		revocations permiso.RevocationStore = memory.NewRevocations()
+		checks      permiso.Checker
+	)
+	if rc != nil {
+		prefix := "permiso-test:hot:" + rand.Text()[:12] + ":"
+		tb.Cleanup(func() {
+			ctx := context.Background()
+			keys, err := rc.Universal().Keys(ctx, prefix+"*").Result()
+			if err == nil && len(keys) > 0 {
+				err = rc.Universal().Del(ctx, keys...).Err()
+			}
+			if err != nil {
+				tb.Errorf("cleaning up %s*: %v", prefix, err)
+			}
+		})
+		rl, rr := redis.NewLimiter(rc, prefix+"rate:"), redis.NewRevocations(rc, prefix+"token:")
+		limiter, revocations, checks = rl, rr, redis.NewChecker(rl, rr)
+	}
+	hasher := argon2id.New(argon2id.Options{Params: argon2id.TestParams()})
+	svc := oauth2.NewService(oauth2.Config{Issuer: "permiso-test"}, oauth2.Deps{
+		Users: db, Clients: db, Tokens: db, Sessions: db, Hasher: hasher, Signer: signer,
+		Revocations: revocations, Limiter: limiter, Checks: checks,
+		Lockout: memory.NewLockout(5, time.Minute),
+	})
+	opts := testOptions()
+	high := permiso.Limit{Count: 1 << 30, Period: time.Minute}
+	opts.RateLimits = RateLimits{API: high, Login: high, Refresh: high, ServiceToken: high, Register: high}
+	h := NewServer(Deps{Options: opts, Auth: svc, Keys: signer, Store: db, Limiter: limiter})
+
+	hash, err := hasher.Hash(ctx, hotPassword)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	now := time.Now().UTC()
+	if _, err := db.CreateUser(ctx, permiso.User{Username: hotUser, Email: "hot@example.com", PasswordHash: hash,
+		IsActive: true, IsVerified: true, PasswordChangedAt: now, CreatedAt: now, UpdatedAt: now}, nil); err != nil {
+		tb.Fatal(err)
+	}
+	secret, secretHash := oauth2.NewClientSecret()
+	if _, err := db.CreateServiceClient(ctx, permiso.ServiceClient{ClientID: hotClient, SecretHash: secretHash, Name: "hot",
+		ClientType: "confidential", IsActive: true, RateLimitPerMinute: clientPerMinute, RateLimitPerHour: 1 << 30}, nil); err != nil {
+		tb.Fatal(err)
+	}
+	return &hotEnv{h: h, secret: secret, redis: rc}
+}
+
+// send serves r from the client address 127.0.0.1.
+func (e *hotEnv) send(r *http.Request) *httptest.ResponseRecorder {
+	r.RemoteAddr = "127.0.0.1:40000"
+	w := httptest.NewRecorder()
+	e.h.ServeHTTP(w, r)
+	return w
+}
+
+func hotForm(path string, v url.Values) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(v.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return r
+}
+
+func (e *hotEnv) clientCredentials() *http.Request {
+	r := hotForm("/api/v1/auth/token", url.Values{"grant_type": {"client_credentials"}})
+	r.SetBasicAuth(hotClient, e.secret)
+	return r
+}
+
+func (e *hotEnv) bearerRead(token string) *http.Request {
+	r := httptest.NewRequest(http.MethodGet, "/api/v1/sessions", nil)
+	r.Header.Set("Authorization", "Bearer "+token)
+	return r
+}
+
+func (e *hotEnv) introspect(token string) *http.Request {
+	r := hotForm("/api/v1/auth/introspect", url.Values{"token": {token}})
+	r.SetBasicAuth(hotClient, e.secret)
+	return r
+}
+
+func refreshRequest(token string) *http.Request {
+	return hotForm("/api/v1/auth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {token}})
+}
+
+// tokens decodes a 200 token response.
+func hotTokens(tb testing.TB, w *httptest.ResponseRecorder) oauth2.TokenResponse {
+	tb.Helper()
+	var tr oauth2.TokenResponse
+	if w.Code != http.StatusOK || json.Unmarshal(w.Body.Bytes(), &tr) != nil || tr.AccessToken == "" {
+		tb.Fatalf("token request: %d %s", w.Code, w.Body)
+	}
+	return tr
+}
+
+// login runs the password grant for the environment's user.
+func (e *hotEnv) login(tb testing.TB) oauth2.TokenResponse {
+	tb.Helper()
+	return hotTokens(tb, e.send(hotForm("/api/v1/auth/token",
+		url.Values{"grant_type": {"password"}, "username": {hotUser}, "password": {hotPassword}})))
+}
