@@ -268,12 +268,12 @@ func optText(p *string) *string {
 	return p
 }
 
-// scopeIDsError turns a store "unknown scope" into a validation error on
-// scope_ids.
+// scopeIDsError turns a store "unknown scope" into 400 bad_request, the
+// answer the users and roles APIs give for unknown role and scope ids
+// (docs/api.md).
 func scopeIDsError(err error) error {
 	if errors.Is(err, permiso.ErrNotFound) {
-		return permiso.Invalid("Request validation failed",
-			permiso.FieldError{Field: "scope_ids", Message: "unknown scope id"})
+		return permiso.Errorf(permiso.EBADREQUEST, "Unknown scope ids")
 	}
 	return err
 }

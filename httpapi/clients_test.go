@@ -74,7 +74,7 @@ func TestServiceClientLifecycle(t *testing.T) {
 			t.Errorf("validation details %v do not name %s", bad["details"], f)
 		}
 	}
-	want(t, e.call("POST", rClients, rClients, admin, map[string]any{"name": "ghost", "scope_ids": []string{"00000000-0000-4000-8000-00000000ffff"}}), 422, "unknown scope")
+	want(t, e.call("POST", rClients, rClients, admin, map[string]any{"name": "ghost", "scope_ids": []string{"00000000-0000-4000-8000-00000000ffff"}}), 400, "unknown scope")
 	want(t, e.call("GET", rClient, rClients+"/nope", admin, nil), 404, "unknown client")
 
 	// A second client with defaults, for the list.
