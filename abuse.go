@@ -70,4 +70,14 @@ type Lockout interface {
 	// Reset clears the key (successful login, admin unlock, password
 	// reset).
 	Reset(ctx context.Context, key string) error
+	// Undo takes back the failure counted by a Fail call that returned st,
+	// for an attempt whose password was never checked (the hasher was
+	// saturated, the request ended): a user must not lock their own
+	// account by being turned away. The count drops by one; when that
+	// call locked the key (st.JustLocked) and the same lock still holds,
+	// the lock is lifted. A lock set by another call, and a key reset or
+	// forgotten since, are left alone. Undo of a call that found the key
+	// locked (st.Locked without JustLocked: nothing was counted) changes
+	// nothing.
+	Undo(ctx context.Context, key string, st LockoutState) error
 }

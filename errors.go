@@ -36,6 +36,9 @@ const (
 	// verification) is unknown, used, expired or no longer matches the
 	// account (HTTP 400 invalid_token, as the original service intended).
 	EBADACTIONTOKEN Code = "invalid_action_token"
+	// ELOCKED: the account is locked after repeated failed password
+	// checks (SPEC §6, HTTP 423 account_locked).
+	ELOCKED Code = "account_locked"
 )
 
 // Error is an application error with a stable code and a message that is

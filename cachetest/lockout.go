@@ -1,6 +1,7 @@
 package cachetest
 
 import (
+	"context"
 	"sync"
 	"testing"
 	"time"
@@ -43,6 +44,8 @@ func RunLockout(t *testing.T, newLockout NewLockout) {
 		{"Expiry", 2, time.Second, testLockoutExpiry},
 		{"Concurrent", 5, 30 * time.Minute, testLockoutConcurrent},
 		{"MaxOne", 1, 30 * time.Minute, testLockoutMaxOne},
+		{"Undo", 3, 30 * time.Minute, testLockoutUndo},
+		{"UndoConcurrent", 5, 30 * time.Minute, testLockoutUndoConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -252,5 +255,89 @@ func testLockoutMaxOne(t *testing.T, l permiso.Lockout, _ *Clock, _ int, _ time.
 	key := id("user")
 	if s := fail(t, l, key); !s.Locked || !s.JustLocked || s.Failures != 1 {
 		t.Fatalf("MAX 1: first failure = %+v, want JustLocked", s)
+	}
+}
+
+func undo(t *testing.T, l permiso.Lockout, key string, st permiso.LockoutState) {
+	t.Helper()
+	if err := l.Undo(context.Background(), key, st); err != nil {
+		t.Fatalf("Undo(%s): %v", key, err)
+	}
+}
+
+// testLockoutUndo: Undo takes back exactly the failure of the call whose
+// state it is given, lifts only the lock that call set, and leaves
+// everything else alone.
+func testLockoutUndo(t *testing.T, l permiso.Lockout, c *Clock, max int, _ time.Duration) {
+	key := id("undo")
+	fail(t, l, key)
+	st := fail(t, l, key)
+	undo(t, l, key, st)
+	if got := check(t, l, key); got.Failures != 1 || got.Locked {
+		t.Fatalf("after undoing the 2nd failure: %+v, want 1 failure", got)
+	}
+	fail(t, l, key)
+	st = fail(t, l, key)
+	if !st.JustLocked {
+		t.Fatalf("3rd failure: %+v, want JustLocked", st)
+	}
+	// The call that found the key locked counted nothing: undoing it
+	// changes nothing.
+	locked := fail(t, l, key)
+	undo(t, l, key, locked)
+	if got := check(t, l, key); !got.Locked {
+		t.Fatalf("undoing a call that found the lock lifted it: %+v", got)
+	}
+	// Undoing the locking call lifts its lock and takes back its failure.
+	undo(t, l, key, st)
+	if got := check(t, l, key); got.Locked || got.Failures != max-1 {
+		t.Fatalf("after undoing the locking failure: %+v, want unlocked with %d failures", got, max-1)
+	}
+	if st := fail(t, l, key); !st.JustLocked {
+		t.Fatalf("the next failure must lock again: %+v", st)
+	}
+	// A lock set by another call survives an undo of an older lock.
+	reset(t, l, key)
+	c.Advance(2 * time.Second)
+	var again permiso.LockoutState
+	for range max {
+		again = fail(t, l, key)
+	}
+	if !again.JustLocked {
+		t.Fatalf("re-lock: %+v", again)
+	}
+	undo(t, l, key, st)
+	if got := check(t, l, key); !got.Locked {
+		t.Fatalf("undoing an older lock lifted a newer one: %+v", got)
+	}
+	// Nothing to take back on a key that was reset.
+	reset(t, l, key)
+	undo(t, l, key, permiso.LockoutState{Failures: 1})
+	if got := check(t, l, key); got.Failures != 0 || got.Locked {
+		t.Fatalf("undo on a reset key: %+v", got)
+	}
+}
+
+// testLockoutUndoConcurrent: attempts that are counted and then undone
+// (all turned away before their password was checked) never lock the key,
+// however many run at once.
+func testLockoutUndoConcurrent(t *testing.T, l permiso.Lockout, _ *Clock, _ int, _ time.Duration) {
+	key := id("undo-conc")
+	var wg sync.WaitGroup
+	for range 40 {
+		wg.Go(func() {
+			st, err := l.Fail(context.Background(), key)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if err := l.Undo(context.Background(), key, st); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if got := check(t, l, key); got.Locked || got.Failures != 0 {
+		t.Errorf("after 40 counted-and-undone attempts: %+v, want nothing left", got)
 	}
 }

@@ -39,6 +39,7 @@ var errorTable = map[permiso.Code]errorKind{
 	permiso.ERATELIMIT:         {http.StatusTooManyRequests, "rate_limit_exceeded"},
 	permiso.EBADREQUEST:        {http.StatusBadRequest, "bad_request"},
 	permiso.EBADACTIONTOKEN:    {http.StatusBadRequest, "invalid_token"},
+	permiso.ELOCKED:            {http.StatusLocked, "account_locked"},
 	permiso.EUNAVAILABLE:       {http.StatusServiceUnavailable, "unavailable"},
 	permiso.EINTERNAL:          {http.StatusInternalServerError, "internal_error"},
 	codeTooLarge:               {http.StatusRequestEntityTooLarge, "request_too_large"},

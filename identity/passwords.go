@@ -68,7 +68,7 @@ func (s *Service) ChangePassword(ctx context.Context, actor Actor, id uuid.UUID,
 		if len(current) > maxCurrentPassword {
 			return errWrongCurrent
 		}
-		ok, _, err := s.deps.Hasher.Verify(ctx, current, u.PasswordHash)
+		ok, err := s.checkCurrent(ctx, u, current)
 		if err != nil {
 			return err
 		}
@@ -90,6 +90,17 @@ func (s *Service) ChangePassword(ctx context.Context, actor Actor, id uuid.UUID,
 		return s.clearLockout(ctx, u)
 	}
 	return nil
+}
+
+// checkCurrent verifies u's current password: through the login lockout
+// when there is one (a wrong current password is a failed login attempt),
+// else directly.
+func (s *Service) checkCurrent(ctx context.Context, u permiso.User, password string) (bool, error) {
+	if s.deps.Lockout != nil {
+		return s.deps.Lockout.CheckCurrentPassword(ctx, u, password)
+	}
+	ok, _, err := s.deps.Hasher.Verify(ctx, password, u.PasswordHash)
+	return ok, err
 }
 
 // checkNewPassword applies the policy to a new password of u.

@@ -1,6 +1,7 @@
 package identity_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -242,4 +243,33 @@ func TestMailLimit(t *testing.T) {
 	e.mailTo(u.Email)
 	e.svc.Wait()
 	e.smtp.None(t, 200*time.Millisecond)
+}
+
+// TestWrongCurrentPasswordLocks: a wrong current password in a password
+// change is a failed login attempt (SPEC §6), so a stolen access token is
+// no unlimited password oracle: after MAX_LOGIN_ATTEMPTS (3 here) wrong
+// ones the account is locked for logins and for changes alike, the right
+// password included, until an admin unlocks it.
+func TestWrongCurrentPasswordLocks(t *testing.T) {
+	e := newEnv(t)
+	u := e.register("rowan", "rowan@example.com", goodPassword)
+	self := identity.Actor{UserID: u.ID}
+	for i := range 3 {
+		err := e.svc.ChangePassword(e.ctx, self, u.ID, fmt.Sprintf("Wrong-password-%d", i), otherPassword, uuid.Nil)
+		wantCode(t, err, permiso.EBADREQUEST, "wrong current")
+	}
+	err := e.svc.ChangePassword(e.ctx, self, u.ID, goodPassword, otherPassword, uuid.Nil)
+	if pe := wantCode(t, err, permiso.ELOCKED, "locked"); !strings.Contains(pe.Message, "locked until") {
+		t.Errorf("message %q", pe.Message)
+	}
+	if _, err := e.login("rowan", goodPassword); err == nil || !strings.Contains(err.Error(), "account_locked") {
+		t.Errorf("login while locked: %v, want account_locked", err)
+	}
+	if _, err := e.svc.Unlock(e.ctx, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.ChangePassword(e.ctx, self, u.ID, goodPassword, otherPassword, uuid.Nil); err != nil {
+		t.Fatalf("change after unlock: %v", err)
+	}
+	e.mustLogin("rowan", otherPassword)
 }

@@ -44,10 +44,14 @@ type Sessions interface {
 	RevokeOtherSessions(ctx context.Context, userID, keep uuid.UUID, reason string) (int, error)
 }
 
-// Unlocker clears the failed-login lockout of an account, named by its
-// username (oauth2.Service.Unlock, the lockout of SPEC §6).
-type Unlocker interface {
+// Lockout is the failed-login lockout of SPEC §6 (oauth2.Service).
+type Lockout interface {
+	// Unlock clears the lockout of an account, named by its username.
 	Unlock(ctx context.Context, username string) error
+	// CheckCurrentPassword verifies a user's current password as a login
+	// would, counted by the lockout: false for a wrong password, an
+	// ELOCKED error while the account is locked.
+	CheckCurrentPassword(ctx context.Context, u permiso.User, password string) (bool, error)
 }
 
 // Config is the account policy.
@@ -85,7 +89,7 @@ type Deps struct {
 	Hasher   permiso.PasswordHasher
 	Sessions Sessions
 	// Lockout, when set, is cleared by Unlock and by a password reset.
-	Lockout Unlocker
+	Lockout Lockout
 	// Mailer sends reset and verification mail; nil sends nothing (the
 	// tokens are still created).
 	Mailer permiso.Mailer

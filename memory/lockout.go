@@ -102,6 +102,35 @@ func (l *Lockout) Reset(_ context.Context, key string) error {
 	return nil
 }
 
+// Undo takes back the failure counted by the Fail call that returned st
+// (permiso.Lockout.Undo).
+func (l *Lockout) Undo(_ context.Context, key string, st permiso.LockoutState) error {
+	if st.Locked && !st.JustLocked {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	e := l.live(key, now)
+	switch {
+	case st.JustLocked:
+		if e.until.IsZero() || !e.until.Equal(st.LockedUntil) {
+			return nil
+		}
+		e.until = time.Time{}
+	case e.failures == 0:
+		return nil
+	}
+	// A lock set by another call stays; only the count drops.
+	e.failures = max(e.failures-1, 0)
+	if e.failures == 0 && e.until.IsZero() {
+		delete(l.entries, key)
+		return nil
+	}
+	l.entries[key] = e
+	return nil
+}
+
 // Len returns the number of keys held, live or expired but not yet swept.
 func (l *Lockout) Len() int {
 	l.mu.Lock()

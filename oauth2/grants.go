@@ -79,6 +79,7 @@ func (s *Service) verifyPassword(ctx context.Context, login, password string, me
 	}
 	if !found {
 		if err := s.deps.Hasher.VerifyDummy(ctx, password); err != nil {
+			s.abandonedAttempt(ctx, key, attempt)
 			return permiso.User{}, false, err
 		}
 		s.audit(ctx, meta, permiso.AuditEvent{ActorType: "anonymous", Action: ActionLoginFailure,
@@ -90,6 +91,7 @@ func (s *Service) verifyPassword(ctx context.Context, login, password string, me
 	ok, needsRehash, err := s.deps.Hasher.Verify(ctx, password, u.PasswordHash)
 	if err != nil {
 		if permiso.ErrorCode(err) == permiso.EUNAVAILABLE {
+			s.abandonedAttempt(ctx, key, attempt)
 			return permiso.User{}, false, err
 		}
 		// An unreadable stored hash (the hasher already spent a dummy

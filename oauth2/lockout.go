@@ -83,6 +83,21 @@ func (s *Service) failedAttempt(ctx context.Context, st permiso.LockoutState, lo
 	}
 }
 
+// abandonedAttempt takes back the count of an attempt that was turned
+// away before its password was checked (the hasher was saturated, the
+// request ended: EUNAVAILABLE): being told to retry must not lock a user
+// out of their own account (Lockout.Undo). Best effort: a failure is
+// logged, and the attempt then stays counted.
+func (s *Service) abandonedAttempt(ctx context.Context, key string, st permiso.LockoutState) {
+	if s.deps.Lockout == nil {
+		return
+	}
+	if err := s.deps.Lockout.Undo(context.WithoutCancel(ctx), key, st); err != nil {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "taking back an unchecked login attempt failed",
+			slog.String("error", err.Error()))
+	}
+}
+
 // succeededAttempt resets the count after a correct password (SPEC §6: "a
 // successful login resets the count"). A failure to reset fails the login
 // closed: the attempt stays counted, and no token is issued.
@@ -125,6 +140,41 @@ func (s *Service) Unlock(ctx context.Context, username string) error {
 	}
 	s.audit(ctx, RequestMeta{}, e)
 	return nil
+}
+
+// CheckCurrentPassword verifies the current password a signed-in user
+// gives to change it (PUT /users/{id}/password), counted by the login
+// lockout exactly like a login (SPEC §6): a stolen access token must not
+// become an unlimited password oracle. While the account is locked no
+// password is checked and the answer is an ELOCKED error naming
+// locked_until; a wrong password is a failed attempt (and may lock the
+// account, with the same audit event and metric as a login); a right one
+// resets the count. Lockout failures (Redis down) are returned: the
+// change fails closed. Metadata for audit events comes from ctx
+// (ContextWithMeta).
+func (s *Service) CheckCurrentPassword(ctx context.Context, u permiso.User, password string) (bool, error) {
+	meta := metaFrom(ctx)
+	key := lockoutKey(u.Username, u, true)
+	st, err := s.beginAttempt(ctx, key, u.Username, u, true, meta)
+	if err != nil {
+		if e, ok := errors.AsType[*Error](err); ok && e.LockedUntil != nil {
+			return false, permiso.Errorf(permiso.ELOCKED, "Account is locked until %s after repeated failed password checks",
+				e.LockedUntil.UTC().Format(time.RFC3339))
+		}
+		return false, err
+	}
+	ok, _, err := s.deps.Hasher.Verify(ctx, password, u.PasswordHash)
+	if err != nil {
+		if permiso.ErrorCode(err) == permiso.EUNAVAILABLE {
+			s.abandonedAttempt(ctx, key, st)
+		}
+		return false, err
+	}
+	if !ok {
+		s.failedAttempt(ctx, st, u.Username, u, true, meta)
+		return false, nil
+	}
+	return true, s.succeededAttempt(ctx, key)
 }
 
 // LockoutStatus reports the shared lockout state of a username (or of the

@@ -1,9 +1,11 @@
 package oauth2_test
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -271,4 +273,59 @@ func passwordsChecked(e *env) int {
 		}
 	}
 	return n
+}
+
+// busyHasher answers every verification "too many concurrent password
+// checks" (EUNAVAILABLE, what argon2id.Hasher says when its slots stay
+// full past MaxWait) while busy is set.
+type busyHasher struct {
+	oauth2.Hasher
+	busy atomic.Bool
+}
+
+var errHasherBusy = permiso.Errorf(permiso.EUNAVAILABLE, "too many concurrent password checks; retry shortly")
+
+func (h *busyHasher) Verify(ctx context.Context, password, encoded string) (bool, bool, error) {
+	if h.busy.Load() {
+		return false, false, errHasherBusy
+	}
+	return h.Hasher.Verify(ctx, password, encoded)
+}
+
+func (h *busyHasher) VerifyDummy(ctx context.Context, password string) error {
+	if h.busy.Load() {
+		return errHasherBusy
+	}
+	return h.Hasher.VerifyDummy(ctx, password)
+}
+
+// TestLockoutNotSpentWhenBusy: attempts turned away with 503 because the
+// password hasher is saturated are taken back from the lockout count
+// (Lockout.Undo): a user told to retry, any number of times, is never
+// locked out of their own account by it, and an unknown username behaves
+// the same. Wrong passwords still count as before.
+func TestLockoutNotSpentWhenBusy(t *testing.T) {
+	bh := &busyHasher{}
+	e := newEnv(t, withAbuse(3), func(_ *oauth2.Config, d *oauth2.Deps) {
+		bh.Hasher = d.Hasher
+		d.Hasher = bh
+	})
+	e.createUser("carol", goodPassword, permiso.RoleUser)
+	_, err := e.token(formLogin("carol", wrongPassword), "")
+	wantOAuth(t, err, "invalid_grant", http.StatusBadRequest)
+	bh.busy.Store(true)
+	for _, login := range []string{"carol", "nobody"} {
+		for range 10 {
+			_, err := e.token(formLogin(login, goodPassword), "")
+			wantOAuth(t, err, "temporarily_unavailable", http.StatusServiceUnavailable)
+		}
+	}
+	bh.busy.Store(false)
+	if st, err := e.svc.LockoutStatus(e.ctx, "carol"); err != nil || st.Locked || st.Failures != 1 {
+		t.Fatalf("carol after 10 busy answers: %+v, %v; want the one wrong password counted, no lock", st, err)
+	}
+	if st, err := e.svc.LockoutStatus(e.ctx, "nobody"); err != nil || st.Locked || st.Failures != 0 {
+		t.Fatalf("unknown user after 10 busy answers: %+v, %v", st, err)
+	}
+	e.login("carol", goodPassword, "")
 }

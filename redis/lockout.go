@@ -43,6 +43,31 @@ redis.call('PEXPIRE', KEYS[1], dur)
 return {n, 0, 0, 0}
 `)
 
+// undoScript takes back one counted failure (permiso.Lockout.Undo): the
+// count drops by one, and the lock goes too when the undone call set it
+// (a lock set by another call stays).
+// KEYS[1] = key, ARGV[1] = the locked-until ms of the lock the undone call
+// set, or 0 when it did not lock. The key keeps its TTL.
+var undoScript = goredis.NewScript(`
+local v = redis.call('HMGET', KEYS[1], 'n', 'u')
+local n = tonumber(v[1]) or 0
+local u = tonumber(v[2]) or 0
+local mine = tonumber(ARGV[1])
+if mine > 0 then
+  if u ~= mine then return 0 end
+  u = 0
+elseif n == 0 then
+  return 0
+end
+n = n - 1
+if n <= 0 and u == 0 then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('HSET', KEYS[1], 'n', math.max(n, 0), 'u', u)
+end
+return 1
+`)
+
 // checkScript reads the state against the server's clock, as failScript
 // writes it. KEYS[1] = key. Reply: {failures, locked, locked until ms}.
 var checkScript = goredis.NewScript(`
@@ -115,6 +140,21 @@ func (l *Lockout) Fail(ctx context.Context, key string) (permiso.LockoutState, e
 		return permiso.LockoutState{}, permiso.Wrap(permiso.EINTERNAL, "lockout: unexpected reply", nil)
 	}
 	return state(v[0], v[1], v[2], v[3]), nil
+}
+
+// Undo takes back the failure counted by the Fail call that returned st.
+func (l *Lockout) Undo(ctx context.Context, key string, st permiso.LockoutState) error {
+	if st.Locked && !st.JustLocked {
+		return nil
+	}
+	var mine int64
+	if st.JustLocked {
+		mine = st.LockedUntil.UnixMilli()
+	}
+	if err := undoScript.Run(ctx, l.rdb, []string{l.key(key)}, mine).Err(); err != nil {
+		return lockoutUnavailable(err)
+	}
+	return nil
 }
 
 // Reset clears key.
