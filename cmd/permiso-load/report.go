@@ -1,0 +1,41 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"text/tabwriter"
+)
+
+func writeJSON(w io.Writer, rep *Report) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rep)
+}
+
+// writeTable prints the report for people: one line per scenario.
+func writeTable(w io.Writer, rep *Report) {
+	fmt.Fprintf(w, "permiso-load %s: %s, %d workers, %gs per scenario, GOMAXPROCS %d (%d CPUs), %s\n",
+		rep.StartedAt, rep.URL, rep.Concurrency, rep.DurationSeconds, rep.GOMAXPROCS, rep.NumCPU, rep.GoVersion)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\trequests\treq/s\tx baseline\t2xx\t429\t503\tother\terrors\tp50 ms\tp90 ms\tp99 ms\t")
+	for _, r := range rep.Scenarios {
+		ratio := "-"
+		if r.Ratio != nil {
+			ratio = strconv.FormatFloat(*r.Ratio, 'f', 3, 64)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%d\t%d\t%d\t%d\t%d\t%.2f\t%.2f\t%.2f\t\n",
+			r.Name, r.Requests, r.RPS, ratio, r.Status.OK, r.Status.TooMany, r.Status.Unavailable, r.Status.Other,
+			r.Errors, r.Latency.P50, r.Latency.P90, r.Latency.P99)
+	}
+	tw.Flush()
+	for _, r := range rep.Scenarios {
+		if r.FirstError != "" {
+			fmt.Fprintf(w, "%s: first error: %s\n", r.Name, r.FirstError)
+		}
+		if r.Note != "" {
+			fmt.Fprintf(w, "%s: %s\n", r.Name, r.Note)
+		}
+	}
+}
