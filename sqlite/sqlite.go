@@ -56,6 +56,7 @@ type DB struct {
 	memory bool
 	log    *slog.Logger
 	echo   bool
+	stmts  stmtCache
 }
 
 var _ permiso.Store = (*DB)(nil)
@@ -151,7 +152,7 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // Close closes both pools. For ":memory:" the data is gone afterwards.
 func (db *DB) Close() error {
-	var err error
+	err := db.stmts.close()
 	if db.read != nil && db.read != db.write {
 		err = db.read.Close()
 	}
@@ -199,10 +200,30 @@ type queryer interface {
 }
 
 // conn runs statements on a pool or a transaction and echoes them when the
-// DB was opened with Echo.
+// DB was opened with Echo. Statements of the read and write pools go
+// through the DB's statement cache (stmtcache.go): SQLite spends more time
+// compiling a statement than running the small ones permiso's hot paths
+// make. A conn without pool (the backup's own connection) runs them
+// directly.
 type conn struct {
-	q  queryer
-	db *DB
+	q    queryer
+	db   *DB
+	pool *sql.DB // the pool q belongs to, nil when not cached
+	tx   *sql.Tx // the transaction q is, if any
+}
+
+// prepared returns the cached statement for query on c's pool, bound to
+// c's transaction, or nil when the statement is not to be cached.
+func (c conn) prepared(ctx context.Context, query string) *sql.Stmt {
+	if c.pool == nil {
+		return nil
+	}
+	st := c.db.stmts.get(c.pool, query)
+	if st == nil || c.tx == nil {
+		return st
+	}
+	// Closed with the transaction; prepared once per connection.
+	return c.tx.StmtContext(ctx, st)
 }
 
 func (c conn) echo(ctx context.Context, query string) {
@@ -213,16 +234,25 @@ func (c conn) echo(ctx context.Context, query string) {
 
 func (c conn) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	c.echo(ctx, query)
+	if st := c.prepared(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
 	return c.q.ExecContext(ctx, query, args...)
 }
 
 func (c conn) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	c.echo(ctx, query)
+	if st := c.prepared(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
 	return c.q.QueryContext(ctx, query, args...)
 }
 
 func (c conn) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
 	c.echo(ctx, query)
+	if st := c.prepared(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
 	return c.q.QueryRowContext(ctx, query, args...)
 }
 
@@ -237,10 +267,10 @@ func (c conn) execN(ctx context.Context, query string, args ...any) (int, error)
 }
 
 // r returns a conn on the read pool (outside any transaction).
-func (db *DB) r() conn { return conn{q: db.read, db: db} }
+func (db *DB) r() conn { return conn{q: db.read, db: db, pool: db.read} }
 
 // w returns a conn on the write pool (outside any transaction).
-func (db *DB) w() conn { return conn{q: db.write, db: db} }
+func (db *DB) w() conn { return conn{q: db.write, db: db, pool: db.write} }
 
 // inTx runs fn in a write transaction (BEGIN IMMEDIATE on the single writer
 // connection), committing when fn returns nil. fn must use only the conn it
@@ -269,7 +299,7 @@ func (db *DB) tx(ctx context.Context, pool *sql.DB, fn func(c conn) error) (err 
 			panic(p)
 		}
 	}()
-	if err := fn(conn{q: tx, db: db}); err != nil {
+	if err := fn(conn{q: tx, db: db, pool: pool, tx: tx}); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
