@@ -30,6 +30,13 @@ type RefreshToken struct {
 	UserAgent        *string
 }
 
+// TouchSession is what a rotation does to the session of its replacement
+// token (UseRefreshToken, UseRefreshTokenGrace): last_activity becomes
+// now, and expires_at moves forward to the replacement's expiry when that
+// is later (the idle timeout slides; it never moves back). A revoked
+// session stays revoked.
+const TouchSession = "last_activity = now, expires_at = max(expires_at, replacement.ExpiresAt)"
+
 // RevocationGraceUsed is the revocation reason of a rotated refresh token
 // whose one grace retry was spent (UseRefreshTokenGrace): presenting it
 // again is reuse.
@@ -49,7 +56,9 @@ type TokenStore interface {
 	// concurrent request) it returns ErrConflict and writes nothing, so of
 	// any number of concurrent callers exactly one succeeds. An unknown hash
 	// yields ErrNotFound; a replacement whose hash is taken yields
-	// ErrAlreadyExists and leaves the original unused.
+	// ErrAlreadyExists and leaves the original unused. In the same
+	// transaction it touches replacement's session (TouchSession), so a
+	// rotation is one short transaction (SPEC §7).
 	UseRefreshToken(ctx context.Context, hash string, replacement RefreshToken, now time.Time) error
 	// UseRefreshTokenGrace is the one grace retry of a rotated token (RFC
 	// 9700 §4.14.2): atomically, with one conditional UPDATE (a
@@ -59,7 +68,7 @@ type TokenStore interface {
 	// token that is unused, revoked (its retry already spent included) or
 	// used before usedSince yields ErrConflict and nothing is written, so
 	// of any number of concurrent retries exactly one succeeds. An unknown
-	// hash yields ErrNotFound.
+	// hash yields ErrNotFound. Like UseRefreshToken it touches the session.
 	UseRefreshTokenGrace(ctx context.Context, hash string, replacement RefreshToken, usedSince, now time.Time) error
 	// RevokeRefreshFamily revokes every unrevoked token of the family and
 	// returns how many were revoked.

@@ -413,17 +413,8 @@ func (s *Service) issueRefresh(ctx context.Context, _ TokenRequest, g *grant, me
 			return TokenResponse{}, err
 		}
 	}
-	// Sliding session: activity moves the idle timeout forward. Best
-	// effort; a revoked session stays revoked (fn leaves RevokedAt alone).
-	if _, err := s.deps.Sessions.UpdateSession(ctx, t.SessionID, func(x *permiso.Session) error {
-		x.LastActivity = now
-		if expires.After(x.ExpiresAt) {
-			x.ExpiresAt = expires
-		}
-		return nil
-	}); err != nil {
-		s.log.LogAttrs(ctx, slog.LevelWarn, "updating session activity failed", slog.String("session_id", t.SessionID.String()), slog.String("error", err.Error()))
-	}
+	// The sliding session (activity now, idle timeout forward) was
+	// touched in the rotation's own transaction (permiso.TouchSession).
 	s.auditUser(ctx, meta, *g.user, ActionTokenRefresh, "success", map[string]any{
 		"session_id": t.SessionID.String(), "family_id": t.FamilyID.String(),
 		"scopes": g.grantedList, "grace_retry": graceRetry,

@@ -34,7 +34,9 @@ func (db *DB) UseRefreshTokenGrace(ctx context.Context, hash string, replacement
 			}
 			return permiso.Errorf(permiso.ECONFLICT, "refresh token not rotated within the grace window, or its retry already spent")
 		}
-		_, err = insertRefresh(ctx, tx, replacement)
-		return err
+		if _, err = insertRefresh(ctx, tx, replacement); err != nil {
+			return err
+		}
+		return touchSession(ctx, tx, replacement, now)
 	})
 }

@@ -95,9 +95,21 @@ func (db *DB) UseRefreshToken(ctx context.Context, hash string, replacement perm
 			}
 			return permiso.Errorf(permiso.ECONFLICT, "refresh token already used or revoked")
 		}
-		_, err = insertRefresh(ctx, tx, replacement)
-		return err
+		if _, err = insertRefresh(ctx, tx, replacement); err != nil {
+			return err
+		}
+		return touchSession(ctx, tx, replacement, now)
 	})
+}
+
+// touchSession applies permiso.TouchSession in the rotation's transaction.
+func touchSession(ctx context.Context, tx pgx.Tx, replacement permiso.RefreshToken, now time.Time) error {
+	_, err := tx.Exec(ctx, `UPDATE user_sessions SET last_activity = $2, expires_at = GREATEST(expires_at, $3) WHERE id = $1`,
+		replacement.SessionID, ts(now), ts(replacement.ExpiresAt))
+	if err != nil {
+		return mapErr(err, "session", opWrite)
+	}
+	return nil
 }
 
 // RevokeRefreshFamily revokes every unrevoked token of the family and

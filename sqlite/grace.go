@@ -27,7 +27,9 @@ func (db *DB) UseRefreshTokenGrace(ctx context.Context, hash string, replacement
 			}
 			return permiso.Errorf(permiso.ECONFLICT, "Refresh token not rotated within the grace window, or its retry already spent")
 		}
-		_, err = insertRefresh(ctx, c, replacement)
-		return err
+		if _, err = insertRefresh(ctx, c, replacement); err != nil {
+			return err
+		}
+		return touchSession(ctx, c, replacement, now)
 	})
 }

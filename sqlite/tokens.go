@@ -89,9 +89,22 @@ func (db *DB) UseRefreshToken(ctx context.Context, hash string, replacement perm
 			}
 			return permiso.Errorf(permiso.ECONFLICT, "Refresh token already used or revoked")
 		}
-		_, err = insertRefresh(ctx, c, replacement)
-		return err
+		if _, err = insertRefresh(ctx, c, replacement); err != nil {
+			return err
+		}
+		return touchSession(ctx, c, replacement, now)
 	})
+}
+
+// touchSession applies permiso.TouchSession in the rotation's transaction.
+// Times are stored in one fixed-width UTC format, so MAX compares them.
+func touchSession(ctx context.Context, c conn, replacement permiso.RefreshToken, now time.Time) error {
+	_, err := c.exec(ctx, `UPDATE user_sessions SET last_activity = ?, expires_at = MAX(expires_at, ?) WHERE id = ?`,
+		ts(now), ts(replacement.ExpiresAt), replacement.SessionID)
+	if err != nil {
+		return refreshErr("touch session", err)
+	}
+	return nil
 }
 
 // RevokeRefreshFamily revokes every unrevoked token of the family and

@@ -100,17 +100,32 @@ func testRefreshUse(h *harness) {
 	eq(h, "replacement family", repl.FamilyID, first.FamilyID)
 	eqPtr(h, "replacement parent", repl.ParentID, &first.ID)
 	eqTimePtr(h, "replacement used_at", repl.UsedAt, nil)
+	// The rotation touched the session in its transaction: activity now,
+	// expiry moved forward to the replacement's (permiso.TouchSession).
+	got, err := h.s.GetSession(h.ctx, sess.ID)
+	h.must(err, "GetSession")
+	eqTime(h, "session last_activity after a rotation", got.LastActivity, usedAt)
+	eqTime(h, "session expires_at after a rotation", got.ExpiresAt, next.ExpiresAt)
+	// ... and never moves the expiry back.
+	shorter := h.newRefresh(sess, first.FamilyID, "use-2b")
+	shorter.ParentID = &next.ID
+	shorter.ExpiresAt = h.at(2 * time.Hour)
+	h.must(h.s.UseRefreshToken(h.ctx, hashOf("use-2"), shorter, h.at(90*time.Second)), "UseRefreshToken with a shorter expiry")
+	got, err = h.s.GetSession(h.ctx, sess.ID)
+	h.must(err, "GetSession")
+	eqTime(h, "session last_activity after the second rotation", got.LastActivity, h.at(90*time.Second))
+	eqTime(h, "session expires_at must not move back", got.ExpiresAt, next.ExpiresAt)
 
 	again := h.newRefresh(sess, first.FamilyID, "use-3")
 	h.wantErr(h.s.UseRefreshToken(h.ctx, hashOf("use-1"), again, h.at(2*time.Minute)), permiso.ErrConflict, "UseRefreshToken on a used token")
-	_, err := h.s.GetRefreshTokenByHash(h.ctx, hashOf("use-3"))
+	_, err = h.s.GetRefreshTokenByHash(h.ctx, hashOf("use-3"))
 	h.wantErr(err, permiso.ErrNotFound, "replacement of a refused rotation must not be written")
 	old = h.getRefresh("use-1")
 	eqTimePtr(h, "used_at unchanged by a refused rotation", old.UsedAt, &usedAt)
 
 	_, err = h.s.RevokeRefreshFamily(h.ctx, first.FamilyID, "test", h.at(3*time.Minute))
 	h.must(err, "RevokeRefreshFamily")
-	h.wantErr(h.s.UseRefreshToken(h.ctx, hashOf("use-2"), again, h.at(4*time.Minute)), permiso.ErrConflict, "UseRefreshToken on a revoked token")
+	h.wantErr(h.s.UseRefreshToken(h.ctx, hashOf("use-2b"), again, h.at(4*time.Minute)), permiso.ErrConflict, "UseRefreshToken on a revoked token")
 	_, err = h.s.GetRefreshTokenByHash(h.ctx, hashOf("use-3"))
 	h.wantErr(err, permiso.ErrNotFound, "replacement of a revoked token must not be written")
 
