@@ -240,3 +240,43 @@ func mustAddr(t *testing.T, s string) netip.Addr {
 	}
 	return a
 }
+
+// TestAccountMailRateLimit: the anonymous requests that send mail
+// (password reset, email verification) are limited per IP at the
+// RATE_LIMIT_REGISTER rate and the confirmations of mailed tokens at the
+// RATE_LIMIT_LOGIN rate, each kind under keys of its own, so neither
+// spends the budget of registrations or logins.
+func TestAccountMailRateLimit(t *testing.T) {
+	h := abuseServer(t, nil, func(o *Options) {
+		o.RateLimits = RateLimits{Register: permiso.Limit{Count: 2, Period: time.Hour}, Login: permiso.Limit{Count: 2, Period: time.Minute}}
+	})
+	post := func(path string) *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(`{"email":"a@example.com","token":"x","new_password":"y"}`))
+		r.Header.Set("Content-Type", "application/json")
+		r.RemoteAddr = "127.0.0.1:40000"
+		h.ServeHTTP(w, r)
+		return w
+	}
+	for _, tc := range []struct{ first, second string }{
+		{"/api/v1/users/password-reset/request", "/api/v1/users/email-verification/request"},
+		{"/api/v1/users/password-reset/confirm", "/api/v1/users/email-verification/confirm"},
+	} {
+		for i, path := range []string{tc.first, tc.second} {
+			if w := post(path); w.Code == http.StatusTooManyRequests {
+				t.Fatalf("%s (request %d): 429 within the limit", path, i+1)
+			}
+		}
+		w := post(tc.first)
+		if w.Code != http.StatusTooManyRequests || decodeBody(t, w)["error"] != "rate_limit_exceeded" || w.Header().Get("Retry-After") == "" {
+			t.Errorf("%s over the limit: %d %s %v", tc.first, w.Code, w.Body, w.Header())
+		}
+	}
+	// Registrations and logins kept their own budgets.
+	if w := post("/api/v1/users/register"); w.Code == http.StatusTooManyRequests {
+		t.Errorf("registration refused by the mail requests' budget: %s", w.Body)
+	}
+	if w := login(h, "ghost", ""); w.Code == http.StatusTooManyRequests {
+		t.Errorf("login refused by the confirmations' budget: %s", w.Body)
+	}
+}

@@ -23,14 +23,23 @@ const (
 	limitRefresh      limitKind = "refresh"
 	limitServiceToken limitKind = "service_token"
 	limitAPI          limitKind = "api"
+	// limitAccountMail counts the anonymous requests that send mail
+	// (password reset, email verification) at the RATE_LIMIT_REGISTER
+	// rate, under keys of their own; limitAccountToken counts the
+	// confirmations of mailed tokens at the RATE_LIMIT_LOGIN rate.
+	limitAccountMail  limitKind = "account_mail"
+	limitAccountToken limitKind = "account_token"
 )
 
 // RateLimits are the per-client-IP limits (SPEC §6); a zero Limit is
 // disabled. cmd/permiso fills them from RATE_LIMIT_*.
 type RateLimits struct {
-	// Login: password grants and POST /auth/change-password.
+	// Login: password grants and POST /auth/change-password; also, counted
+	// apart, the confirmations of mailed tokens (password reset, email
+	// verification).
 	Login permiso.Limit
-	// Register: POST /users/register.
+	// Register: POST /users/register; also, counted apart, the requests
+	// that send a password-reset or verification mail.
 	Register permiso.Limit
 	// Refresh: refresh_token grants (/auth/token and /auth/refresh).
 	Refresh permiso.Limit
@@ -44,9 +53,9 @@ type RateLimits struct {
 func (s *server) limitOf(kind limitKind) permiso.Limit {
 	l := s.opts.RateLimits
 	switch kind {
-	case limitLogin:
+	case limitLogin, limitAccountToken:
 		return l.Login
-	case limitRegister:
+	case limitRegister, limitAccountMail:
 		return l.Register
 	case limitRefresh:
 		return l.Refresh
