@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -99,7 +100,9 @@ func (s *Service) AuthenticateClient(ctx context.Context, clientID, secret strin
 //     Config.RevocationFailOpen;
 //  3. a user token needs an existing, active user, and was issued no
 //     earlier than the user's TokensRevokedBefore (at the one-second
-//     resolution of iat); a service token needs an existing, active client.
+//     resolution of iat); when it was issued through a service client
+//     (client_id claim), that client must still exist and be active; a
+//     service token needs an existing, active client.
 //
 // Errors are permiso EINVALIDTOKEN errors with a caller-safe message, or
 // EUNAVAILABLE / internal errors from the stores.
@@ -153,28 +156,45 @@ func (s *Service) Authenticate(ctx context.Context, bearer string) (Principal, e
 		if u.TokensRevokedBefore != nil && c.IssuedAt.Unix() < u.TokensRevokedBefore.Unix() {
 			return Principal{}, permiso.Errorf(permiso.EINVALIDTOKEN, "Token has been revoked")
 		}
+		// A user token obtained through a service client lives only as
+		// long as that client: deleting or disabling the client ends its
+		// users' access tokens at once, as it ends their sessions.
+		if c.ClientID != "" {
+			if _, err := s.liveClient(ctx, c.ClientID, c.IssuedAt); err != nil {
+				return Principal{}, err
+			}
+		}
 		p.User = &u
 	case permiso.TokenTypeService:
-		cl, err := s.deps.Clients.GetServiceClientByClientID(ctx, c.Subject)
+		cl, err := s.liveClient(ctx, c.Subject, c.IssuedAt)
 		if err != nil {
-			if errors.Is(err, permiso.ErrNotFound) {
-				return Principal{}, permiso.Errorf(permiso.EINVALIDTOKEN, "Client not found")
-			}
 			return Principal{}, err
-		}
-		if !cl.IsActive {
-			return Principal{}, permiso.Errorf(permiso.EINVALIDTOKEN, "Client is disabled")
-		}
-		// A client deleted and created again under the same client_id
-		// does not bring the old client's tokens back.
-		if c.IssuedAt.Unix() < cl.CreatedAt.Unix() {
-			return Principal{}, permiso.Errorf(permiso.EINVALIDTOKEN, "Token has been revoked")
 		}
 		p.Client = &cl
 	default:
 		return Principal{}, permiso.Errorf(permiso.EINVALIDTOKEN, "Invalid token")
 	}
 	return p, nil
+}
+
+// liveClient returns the client a token issued at issuedAt names (its
+// subject, or the client a user token was obtained through): it must
+// exist, be active, and not have been created again under the same
+// client_id after the token was issued (a client deleted and created
+// again does not bring the old client's tokens back).
+func (s *Service) liveClient(ctx context.Context, clientID string, issuedAt time.Time) (permiso.ServiceClient, error) {
+	cl, err := s.deps.Clients.GetServiceClientByClientID(ctx, clientID)
+	switch {
+	case errors.Is(err, permiso.ErrNotFound):
+		return cl, permiso.Errorf(permiso.EINVALIDTOKEN, "Client not found")
+	case err != nil:
+		return cl, err
+	case !cl.IsActive:
+		return cl, permiso.Errorf(permiso.EINVALIDTOKEN, "Client is disabled")
+	case issuedAt.Unix() < cl.CreatedAt.Unix():
+		return cl, permiso.Errorf(permiso.EINVALIDTOKEN, "Token has been revoked")
+	}
+	return cl, nil
 }
 
 // maxBearerLength bounds bearer tokens before any parsing.

@@ -105,6 +105,29 @@ func TestAuthenticate(t *testing.T) {
 		}
 		e.wantInvalidToken(r.AccessToken, "deleted client")
 	})
+
+	t.Run("user token obtained through a client that goes away", func(t *testing.T) {
+		e.createUser("dana", goodPassword, permiso.RoleUser)
+		c, secret := e.createClient("app-gone", nil, "read:profile")
+		login := func() string {
+			return e.mustToken(url.Values{"username": {"dana"}, "password": {goodPassword}}, basic("app-gone", secret)).AccessToken
+		}
+		viaClient, direct := login(), e.login("dana", goodPassword, "").AccessToken
+		e.mustAuthenticate(viaClient)
+		if _, err := e.db.UpdateServiceClient(e.ctx, c.ID, func(x *permiso.ServiceClient) error { x.IsActive = false; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		e.wantInvalidToken(viaClient, "user token of a deactivated client")
+		if _, err := e.db.UpdateServiceClient(e.ctx, c.ID, func(x *permiso.ServiceClient) error { x.IsActive = true; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		viaClient = login()
+		if err := e.db.DeleteServiceClient(e.ctx, c.ID); err != nil {
+			t.Fatal(err)
+		}
+		e.wantInvalidToken(viaClient, "user token of a deleted client")
+		e.mustAuthenticate(direct) // the user's own login is not affected
+	})
 }
 
 func setActive(t *testing.T, e *env, id uuid.UUID, active bool) {
