@@ -191,6 +191,9 @@ type Config struct {
 	CacheRateLimitPrefix string
 	CacheUserPrefix      string
 	CacheDefaultTTL      time.Duration
+	// CacheLocalTTL (CACHE_LOCAL_TTL, seconds) is how long the in-process
+	// cache of users and service clients keeps an entry; 0 disables it.
+	CacheLocalTTL time.Duration
 
 	// APIV1Prefix (API_V1_PREFIX), without a trailing slash; "" mounts the
 	// API at the root (API_V1_PREFIX=/).
@@ -284,6 +287,7 @@ func Defaults() Config {
 		CacheRateLimitPrefix: "permiso:rate:",
 		CacheUserPrefix:      "permiso:user:",
 		CacheDefaultTTL:      3600 * time.Second,
+		CacheLocalTTL:        30 * time.Second,
 
 		APIV1Prefix: "/api/v1",
 		DocsURL:     "/docs",

@@ -409,6 +409,8 @@ func TestParseErrorsNameTheVariable(t *testing.T) {
 		{"SMTP_FROM", "not an address", `SMTP_FROM: "not an address" is not a mail address`},
 		{"ALLOWED_HOSTS", "https://example.com", `ALLOWED_HOSTS: "https://example.com" is not a host name`},
 		{"CACHE_USER_PREFIX", "permiso:token:", `CACHE_USER_PREFIX: "permiso:token:" overlaps CACHE_TOKEN_PREFIX`},
+		{"CACHE_LOCAL_TTL", "-1", `CACHE_LOCAL_TTL: must not be negative`},
+		{"CACHE_LOCAL_TTL", "0.5", `CACHE_LOCAL_TTL: "0.5" is not a whole number of seconds`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {

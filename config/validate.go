@@ -239,6 +239,9 @@ func (c *Config) check() (warnings []string, errs Errors) {
 		}
 	}
 	minDur("CACHE_DEFAULT_TTL", c.CacheDefaultTTL, time.Second)
+	if c.CacheLocalTTL < 0 {
+		fail("CACHE_LOCAL_TTL", "must not be negative (0 disables the in-process cache)")
+	}
 
 	// Process, mail, audit.
 	minDur("SHUTDOWN_TIMEOUT_SECONDS", c.ShutdownTimeout, time.Second)

@@ -377,11 +377,14 @@ var specs = []spec{
 		Description: "Redis key prefix for rate-limit and lockout counters."},
 		set: str(func(c *Config) *string { return &c.CacheRateLimitPrefix })},
 	{Variable: Variable{Name: "CACHE_USER_PREFIX", Default: "permiso:user:", Guide: true,
-		Description: "Redis key prefix for cached user state."},
+		Description: "Redis key prefix for cached user state, and of the cache invalidation channel (PREFIX + changes)."},
 		set: str(func(c *Config) *string { return &c.CacheUserPrefix })},
 	{Variable: Variable{Name: "CACHE_DEFAULT_TTL", Default: "3600", Guide: true,
 		Description: "Lifetime of cache entries, in seconds."},
 		set: duration(time.Second, func(c *Config) *time.Duration { return &c.CacheDefaultTTL })},
+	{Variable: Variable{Name: "CACHE_LOCAL_TTL", Default: "30",
+		Description: "Seconds for which each instance keeps user status and service-client records in process, so bearer checks and client authentication skip the database. Writes evict them at once on every instance through Redis pub/sub (channel CACHE_USER_PREFIX + changes); without REDIS_URL, writes made by another process (another instance, permiso sessions revoke-all) are seen within this time. 0 disables the cache."},
+		set: duration(time.Second, func(c *Config) *time.Duration { return &c.CacheLocalTTL })},
 
 	// API
 	{Variable: Variable{Name: "API_V1_PREFIX", Default: "/api/v1", Guide: true,

@@ -123,13 +123,18 @@ func (e *environment) setup() (*app, error) {
 	return &app{cfg: cfg, warnings: warnings, logger: logger, logFile: lf, errlog: ring}, nil
 }
 
-// open is setup plus the database named by DATABASE_URL.
+// open is setup plus the database named by DATABASE_URL, behind the
+// in-process cache (wire_cache.go).
 func (e *environment) open(ctx context.Context) (*app, error) {
 	a, err := e.setup()
 	if err != nil {
 		return nil, err
 	}
 	if a.db, err = openStore(ctx, a.cfg, a.logger); err != nil {
+		a.Close()
+		return nil, err
+	}
+	if err = a.cacheStore(ctx); err != nil {
 		a.Close()
 		return nil, err
 	}

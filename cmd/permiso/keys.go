@@ -72,7 +72,7 @@ func cmdSessions(ctx context.Context, env *environment, args []string, stdout io
 	}
 	defer auth.Close()
 	if a.cfg.RedisURL == "" {
-		fmt.Fprintln(stdout, "note: REDIS_URL is not set; running servers keep their in-process revocation lists, but every refresh token is revoked in the database and access tokens are rejected through the users' revoke-all time")
+		fmt.Fprintf(stdout, "note: REDIS_URL is not set; running servers keep their in-process revocation lists, but every refresh token is revoked in the database and access tokens are rejected through the users' revoke-all time once the servers' user cache expires (CACHE_LOCAL_TTL, %s)\n", a.cfg.CacheLocalTTL)
 	}
 
 	var ids []uuid.UUID

@@ -1,0 +1,71 @@
+package cache
+
+import "github.com/permiso/permiso"
+
+// The clones below copy every pointer and slice of the cached types, so
+// that neither a caller nor the cache can see the other's changes. The
+// tests check by reflection that no field is shared, so a field added to
+// one of these types without its copy here fails them.
+
+func clonePtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
+}
+
+func cloneScope(s permiso.Scope) permiso.Scope {
+	s.Description = clonePtr(s.Description)
+	s.Resource = clonePtr(s.Resource)
+	return s
+}
+
+func cloneScopes(ss []permiso.Scope) []permiso.Scope {
+	if ss == nil {
+		return nil
+	}
+	out := make([]permiso.Scope, len(ss))
+	for i, s := range ss {
+		out[i] = cloneScope(s)
+	}
+	return out
+}
+
+func cloneRole(r permiso.Role) permiso.Role {
+	r.Description = clonePtr(r.Description)
+	r.Scopes = cloneScopes(r.Scopes)
+	return r
+}
+
+func cloneUser(u permiso.User) permiso.User {
+	u.FirstName = clonePtr(u.FirstName)
+	u.LastName = clonePtr(u.LastName)
+	u.DisplayName = clonePtr(u.DisplayName)
+	u.Bio = clonePtr(u.Bio)
+	u.LastLogin = clonePtr(u.LastLogin)
+	u.LockedUntil = clonePtr(u.LockedUntil)
+	u.TokensRevokedBefore = clonePtr(u.TokensRevokedBefore)
+	if u.Roles != nil {
+		roles := make([]permiso.Role, len(u.Roles))
+		for i, r := range u.Roles {
+			roles[i] = cloneRole(r)
+		}
+		u.Roles = roles
+	}
+	return u
+}
+
+func cloneClient(c permiso.ServiceClient) permiso.ServiceClient {
+	c.PreviousSecretHash = clonePtr(c.PreviousSecretHash)
+	c.PreviousSecretExpiresAt = clonePtr(c.PreviousSecretExpiresAt)
+	c.Description = clonePtr(c.Description)
+	c.RefreshTokenLifetime = clonePtr(c.RefreshTokenLifetime)
+	c.LastUsed = clonePtr(c.LastUsed)
+	c.ContactEmail = clonePtr(c.ContactEmail)
+	c.WebsiteURL = clonePtr(c.WebsiteURL)
+	c.AllowedIPs = clonePtr(c.AllowedIPs)
+	c.WebhookURL = clonePtr(c.WebhookURL)
+	c.Scopes = cloneScopes(c.Scopes)
+	return c
+}

@@ -1,0 +1,124 @@
+package cache
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/permiso/permiso"
+)
+
+var timeType = reflect.TypeFor[time.Time]()
+
+// fill sets every field reachable from v to a non-zero value: pointers get
+// a target, slices two elements, so that a clone that forgets a field
+// shares it.
+func fill(v reflect.Value, depth int) {
+	if depth > 6 {
+		return
+	}
+	switch v.Kind() {
+	case reflect.Pointer:
+		v.Set(reflect.New(v.Type().Elem()))
+		fill(v.Elem(), depth+1)
+	case reflect.Slice:
+		v.Set(reflect.MakeSlice(v.Type(), 2, 2))
+		for i := range 2 {
+			fill(v.Index(i), depth+1)
+		}
+	case reflect.Map:
+		v.Set(reflect.MakeMap(v.Type()))
+	case reflect.Struct:
+		if v.Type() == timeType {
+			v.Set(reflect.ValueOf(time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)))
+			return
+		}
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				fill(v.Field(i), depth+1)
+			}
+		}
+	case reflect.String:
+		v.SetString("x")
+	case reflect.Bool:
+		v.SetBool(true)
+	case reflect.Int, reflect.Int64, reflect.Int32:
+		v.SetInt(7)
+	case reflect.Array: // uuid.UUID
+		for i := range v.Len() {
+			fill(v.Index(i), depth+1)
+		}
+	case reflect.Uint8:
+		v.SetUint(9)
+	}
+}
+
+// shared reports the path of the first pointer, slice or map that a and b
+// share, or "".
+func shared(a, b reflect.Value, path string) string {
+	switch a.Kind() {
+	case reflect.Pointer:
+		if a.IsNil() {
+			return ""
+		}
+		if a.Pointer() == b.Pointer() {
+			return path
+		}
+		return shared(a.Elem(), b.Elem(), path+".*")
+	case reflect.Slice:
+		if a.Len() > 0 && a.Pointer() == b.Pointer() {
+			return path
+		}
+		for i := range a.Len() {
+			if p := shared(a.Index(i), b.Index(i), path+"[]"); p != "" {
+				return p
+			}
+		}
+	case reflect.Map:
+		if !a.IsNil() && a.Pointer() == b.Pointer() {
+			return path
+		}
+	case reflect.Struct:
+		if a.Type() == timeType {
+			return "" // immutable; its *Location is shared by design
+		}
+		for i := range a.NumField() {
+			if !a.Type().Field(i).IsExported() {
+				continue
+			}
+			if p := shared(a.Field(i), b.Field(i), path+"."+a.Type().Field(i).Name); p != "" {
+				return p
+			}
+		}
+	}
+	return ""
+}
+
+// TestClonesShareNothing fails when a field is added to User, Role, Scope
+// or ServiceClient without its deep copy in clone.go.
+func TestClonesShareNothing(t *testing.T) {
+	var u permiso.User
+	fill(reflect.ValueOf(&u).Elem(), 0)
+	cu := cloneUser(u)
+	if !reflect.DeepEqual(u, cu) {
+		t.Fatal("cloneUser changed the value")
+	}
+	if p := shared(reflect.ValueOf(u), reflect.ValueOf(cu), "User"); p != "" {
+		t.Errorf("cloneUser shares %s", p)
+	}
+
+	var c permiso.ServiceClient
+	fill(reflect.ValueOf(&c).Elem(), 0)
+	cc := cloneClient(c)
+	if !reflect.DeepEqual(c, cc) {
+		t.Fatal("cloneClient changed the value")
+	}
+	if p := shared(reflect.ValueOf(c), reflect.ValueOf(cc), "ServiceClient"); p != "" {
+		t.Errorf("cloneClient shares %s", p)
+	}
+
+	// Nil slices stay nil (callers may tell them apart).
+	if got := cloneUser(permiso.User{}); got.Roles != nil {
+		t.Error("cloneUser turned nil Roles into an empty slice")
+	}
+}

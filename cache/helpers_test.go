@@ -1,0 +1,278 @@
+package cache_test
+
+import (
+	"context"
+	"crypto/rand"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/cache"
+	"github.com/permiso/permiso/postgres"
+	"github.com/permiso/permiso/sqlite"
+)
+
+// openSQLite opens path (closed by whoever wraps it) and migrates it.
+func openSQLite(t *testing.T, path string) *sqlite.DB {
+	t.Helper()
+	db, err := sqlite.Open(t.Context(), path, sqlite.Options{})
+	if err != nil {
+		t.Fatalf("sqlite.Open(%s): %v", path, err)
+	}
+	if _, err := db.MigrateUp(t.Context()); err != nil {
+		db.Close()
+		t.Fatalf("MigrateUp: %v", err)
+	}
+	return db
+}
+
+// wrap puts a cache in front of inner and closes both when t ends.
+func wrap(t *testing.T, inner permiso.Store, opts cache.Options) *cache.Store {
+	t.Helper()
+	cs, err := cache.New(t.Context(), inner, opts)
+	if err != nil {
+		inner.Close()
+		t.Fatalf("cache.New: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := cs.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return cs
+}
+
+// postgresStore returns a migrated PostgreSQL store in a schema of its own
+// (dropped when t ends), or skips without PERMISO_TEST_DATABASE_URL. The
+// caller closes it (through the cache).
+func postgresStore(t *testing.T) *postgres.DB {
+	t.Helper()
+	raw := os.Getenv("PERMISO_TEST_DATABASE_URL")
+	if raw == "" {
+		t.Skip("PERMISO_TEST_DATABASE_URL is not set; skipping PostgreSQL")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatalf("PERMISO_TEST_DATABASE_URL: %v", err)
+	}
+	q := u.Query()
+	if q.Get("synchronous_commit") == "" {
+		// Throw-away schemas need no durability.
+		q.Set("synchronous_commit", "off")
+		u.RawQuery = q.Encode()
+	}
+	dbURL := u.String()
+	schema := "permiso_cache_test_" + strings.ToLower(rand.Text()[:12])
+	adminExec := func(sql string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		norm, err := postgres.NormalizeURL(dbURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := pgx.Connect(ctx, norm)
+		if err != nil {
+			t.Fatalf("connect: %v", err)
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	adminExec("CREATE SCHEMA " + schema)
+	t.Cleanup(func() { adminExec("DROP SCHEMA IF EXISTS " + schema + " CASCADE") })
+	db, err := postgres.Open(t.Context(), dbURL, postgres.Options{MaxConns: 4, SearchPath: schema})
+	if err != nil {
+		t.Fatalf("postgres.Open: %v", err)
+	}
+	if _, err := db.MigrateUp(t.Context()); err != nil {
+		db.Close()
+		t.Fatalf("MigrateUp: %v", err)
+	}
+	return db
+}
+
+// fixture is a user and a client in a fresh SQLite file, with two handles
+// on it: inner (behind the cache under test) and other (a second
+// connection, for writes the cache does not see).
+type fixture struct {
+	path   string
+	inner  *sqlite.DB
+	other  *sqlite.DB
+	user   permiso.User
+	client permiso.ServiceClient
+	// scope is a scope the client holds.
+	scope permiso.Scope
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := &fixture{path: filepath.Join(t.TempDir(), "permiso.db")}
+	f.inner = openSQLite(t, f.path)
+	f.other = openSQLite(t, f.path)
+	t.Cleanup(func() { f.other.Close() })
+	ctx := t.Context()
+	role, err := f.other.GetRoleByName(ctx, permiso.RoleUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.user = f.newUser(t, "alice", role.ID)
+	f.scope, err = f.other.GetScopeByName(ctx, "read:profile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.client, err = f.other.CreateServiceClient(ctx, permiso.ServiceClient{
+		ClientID: "svc-a", SecretHash: permiso.HashToken("secret-a"), Name: "A",
+		ClientType: "confidential", IsActive: true, RateLimitPerMinute: 60, RateLimitPerHour: 1000,
+		CreatedAt: now(), UpdatedAt: now(),
+	}, []uuid.UUID{f.scope.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+func ptr[T any](v T) *T { return &v }
+
+func (f *fixture) newUser(t *testing.T, name string, roleIDs ...uuid.UUID) permiso.User {
+	t.Helper()
+	u, err := f.other.CreateUser(t.Context(), permiso.User{
+		Username: name, Email: name + "@example.com", PasswordHash: "hash-" + name,
+		IsActive: true, PasswordChangedAt: now(), CreatedAt: now(), UpdatedAt: now(),
+	}, roleIDs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// mark changes the user's bio and the client's description through the
+// second handle, so the database differs from what a cache holds.
+func (f *fixture) mark(t *testing.T, v string) {
+	t.Helper()
+	ctx := t.Context()
+	if _, err := f.other.UpdateUser(ctx, f.user.ID, func(u *permiso.User) error { u.Bio = ptr(v); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.other.UpdateServiceClient(ctx, f.client.ID, func(c *permiso.ServiceClient) error { c.Description = ptr(v); return nil }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func bio(u permiso.User) string {
+	if u.Bio == nil {
+		return ""
+	}
+	return *u.Bio
+}
+
+func desc(c permiso.ServiceClient) string {
+	if c.Description == nil {
+		return ""
+	}
+	return *c.Description
+}
+
+// gatedStore holds a GetUser or GetServiceClientByClientID of one key
+// after it has read the database, until released: the reader of the
+// stale-fill race.
+type gatedStore struct {
+	permiso.Store
+	mu      sync.Mutex
+	key     string
+	reached chan struct{}
+	release chan struct{}
+}
+
+// arm makes the next read of key stop after its database read; it returns
+// the channel closed when it got there and the one that lets it go.
+func (g *gatedStore) arm(key string) (reached <-chan struct{}, release chan<- struct{}) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.key = key
+	g.reached, g.release = make(chan struct{}), make(chan struct{})
+	return g.reached, g.release
+}
+
+func (g *gatedStore) hold(key string) {
+	g.mu.Lock()
+	if g.key != key || g.reached == nil {
+		g.mu.Unlock()
+		return
+	}
+	reached, release := g.reached, g.release
+	g.key, g.reached, g.release = "", nil, nil
+	g.mu.Unlock()
+	close(reached)
+	<-release
+}
+
+func (g *gatedStore) GetUser(ctx context.Context, id uuid.UUID) (permiso.User, error) {
+	u, err := g.Store.GetUser(ctx, id)
+	g.hold(id.String())
+	return u, err
+}
+
+func (g *gatedStore) GetServiceClientByClientID(ctx context.Context, clientID string) (permiso.ServiceClient, error) {
+	c, err := g.Store.GetServiceClientByClientID(ctx, clientID)
+	g.hold(clientID)
+	return c, err
+}
+
+// clock is a manual clock for TTL tests.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// recorder is a subscriber that keeps what it receives.
+type recorder struct {
+	mu  sync.Mutex
+	got []permiso.Change
+}
+
+func (r *recorder) add(c permiso.Change) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.got = append(r.got, c)
+}
+
+func (r *recorder) changes() []permiso.Change {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]permiso.Change(nil), r.got...)
+}

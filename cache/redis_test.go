@@ -1,0 +1,194 @@
+package cache_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/cache"
+	"github.com/permiso/permiso/redis"
+)
+
+// instance is one permiso instance of the two-instance tests: its own
+// database handle, Redis connection and cache.
+type instance struct {
+	cs   *cache.Store
+	name string // the Redis client name of its connections
+}
+
+// redisInstance starts an instance on the database file path whose
+// invalidations travel on the Redis channel prefix+"changes", and waits
+// until its subscription is live.
+func redisInstance(t *testing.T, redisURL, path, prefix string) *instance {
+	t.Helper()
+	name := "permiso-cache-test-" + strings.ToLower(rand.Text()[:10])
+	u, err := url.Parse(redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("client_name", name)
+	u.RawQuery = q.Encode()
+	rc, err := redis.Open(u.String(), redis.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rc.Close() })
+	cs := wrap(t, openSQLite(t, path), cache.Options{TTL: time.Hour, Bus: redis.NewChangeBus(rc, prefix)})
+	eventually(t, "the first subscription", func() bool { return cs.Stats().Resyncs >= 1 })
+	return &instance{cs: cs, name: name}
+}
+
+// TestTwoInstancesOverRedis: two caches over one database, each with its
+// own Redis connection, as two `permiso serve` processes. A write through
+// A reaches B's cache promptly (the TTL is an hour, so only the
+// invalidation can explain it), and a dropped subscription flushes B.
+func TestTwoInstancesOverRedis(t *testing.T) {
+	redisURL := os.Getenv("PERMISO_TEST_REDIS_URL")
+	if redisURL == "" {
+		t.Skip("PERMISO_TEST_REDIS_URL is not set")
+	}
+	f := newFixture(t)
+	prefix := "permiso-test-cache:" + rand.Text()[:12] + ":user:"
+	a := redisInstance(t, redisURL, f.path, prefix)
+	b := redisInstance(t, redisURL, f.path, prefix)
+	ctx := t.Context()
+
+	getUser := func(i *instance) permiso.User {
+		t.Helper()
+		u, err := i.cs.GetUser(ctx, f.user.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	getClient := func(i *instance) permiso.ServiceClient {
+		t.Helper()
+		c, err := i.cs.GetServiceClientByClientID(ctx, f.client.ClientID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	for _, i := range []*instance{a, b} {
+		getUser(i)
+		getClient(i)
+	}
+
+	t.Run("DisableUser", func(t *testing.T) {
+		if _, err := a.cs.UpdateUser(ctx, f.user.ID, func(u *permiso.User) error { u.IsActive = false; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if getUser(a).IsActive {
+			t.Fatal("the writer still serves the old user")
+		}
+		eventually(t, "B to see the disabled user", func() bool { return !getUser(b).IsActive })
+	})
+
+	t.Run("RotateClientSecret", func(t *testing.T) {
+		getClient(b)
+		newHash := permiso.HashToken("rotated")
+		if _, err := a.cs.UpdateServiceClient(ctx, f.client.ID, func(c *permiso.ServiceClient) error {
+			c.SecretHash = newHash
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "B to see the new secret", func() bool { return getClient(b).SecretHash == newHash })
+	})
+
+	t.Run("RoleScopes", func(t *testing.T) {
+		getUser(b)
+		role, err := a.cs.GetRoleByName(ctx, permiso.RoleUser)
+		if err != nil {
+			t.Fatal(err)
+		}
+		extra, err := a.cs.GetScopeByName(ctx, "admin:users")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := []uuid.UUID{extra.ID}
+		for _, s := range role.Scopes {
+			ids = append(ids, s.ID)
+		}
+		if err := a.cs.SetRoleScopes(ctx, role.ID, ids); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "B to see the role's new scope", func() bool {
+			for _, s := range getUser(b).ScopeNames() {
+				if s == "admin:users" {
+					return true
+				}
+			}
+			return false
+		})
+	})
+
+	t.Run("ResyncFlushes", func(t *testing.T) {
+		// A write no bus hears of (another process without Redis).
+		getUser(b)
+		if _, err := f.other.UpdateUser(ctx, f.user.ID, func(u *permiso.User) error { u.Bio = ptr("unannounced"); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if bio(getUser(b)) != "" {
+			t.Fatal("B was not caching the user")
+		}
+		before := b.cs.Stats().Resyncs
+		killPubSub(t, redisURL, b.name)
+		eventually(t, "B to resubscribe", func() bool { return b.cs.Stats().Resyncs > before })
+		if got := bio(getUser(b)); got != "unannounced" {
+			t.Fatalf("after the resync B still serves bio %q", got)
+		}
+		// And the new subscription delivers.
+		if _, err := a.cs.UpdateUser(ctx, f.user.ID, func(u *permiso.User) error { u.Bio = ptr("after"); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "B to hear A after the resync", func() bool { return bio(getUser(b)) == "after" })
+	})
+}
+
+// killPubSub kills the pub/sub connection of the client named name
+// (CLIENT KILL ID), as a network failure would.
+func killPubSub(t *testing.T, redisURL, name string) {
+	t.Helper()
+	opts, err := goredis.ParseURL(redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := goredis.NewClient(opts)
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	list, err := rdb.ClientList(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	killed := 0
+	sc := bufio.NewScanner(strings.NewReader(list))
+	for sc.Scan() {
+		fields := map[string]string{}
+		for _, kv := range strings.Fields(sc.Text()) {
+			k, v, _ := strings.Cut(kv, "=")
+			fields[k] = v
+		}
+		if fields["name"] != name || fields["sub"] == "0" || fields["sub"] == "" {
+			continue
+		}
+		if err := rdb.Do(ctx, "CLIENT", "KILL", "ID", fields["id"]).Err(); err != nil {
+			t.Fatal(err)
+		}
+		killed++
+	}
+	if killed != 1 {
+		t.Fatalf("killed %d pub/sub connections named %s, want 1:\n%s", killed, name, list)
+	}
+}
