@@ -280,7 +280,9 @@ func scopeIDsError(err error) error {
 
 // getClient loads the client named by the {client_id} path parameter.
 func (s *server) getClient(ctx context.Context, r *http.Request) (permiso.ServiceClient, error) {
-	c, err := s.store.GetServiceClientByClientID(ctx, r.PathValue("client_id"))
+	// Admin reads show the database's record (last_used and
+	// total_requests are not invalidated in the in-process cache).
+	c, err := s.store.GetServiceClientByClientID(permiso.WithFreshRead(ctx), r.PathValue("client_id"))
 	if errors.Is(err, permiso.ErrNotFound) {
 		return c, permiso.Errorf(permiso.ENOTFOUND, "Service client not found")
 	}

@@ -277,7 +277,7 @@ func (s *server) handleUserGet() http.Handler {
 			writeError(w, r, err)
 			return
 		}
-		u, err := s.store.GetUser(r.Context(), id)
+		u, err := s.store.GetUser(permiso.WithFreshRead(r.Context()), id)
 		if err != nil {
 			writeError(w, r, notFoundAs(err, "User not found"))
 			return

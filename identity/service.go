@@ -209,6 +209,8 @@ func notFound(err, as error) error {
 }
 
 func (s *Service) getUser(ctx context.Context, id uuid.UUID) (permiso.User, error) {
-	u, err := s.deps.Store.GetUser(ctx, id)
+	// The account service works on the database's record, never on an
+	// in-process cached copy.
+	u, err := s.deps.Store.GetUser(permiso.WithFreshRead(ctx), id)
 	return u, notFound(err, errUserNotFound)
 }

@@ -25,7 +25,10 @@ var errCredentialsChanged = ErrInvalidGrant.WithDescription("The account changed
 // either RevokeAllForUser finds the new session, or this re-read finds the
 // change.
 func (s *Service) recheckLogin(ctx context.Context, g *grant, sid uuid.UUID, meta RequestMeta) error {
-	cur, err := s.deps.Users.GetUser(ctx, g.user.ID)
+	// From the database itself: an in-process cache may lag another
+	// instance's revoke-all by the time its invalidation takes to arrive,
+	// which is exactly the window this re-check closes.
+	cur, err := s.deps.Users.GetUser(permiso.WithFreshRead(ctx), g.user.ID)
 	reason := ""
 	switch {
 	case errors.Is(err, permiso.ErrNotFound):
