@@ -14,6 +14,7 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/argon2id"
+	"github.com/permiso/permiso/cache"
 	"github.com/permiso/permiso/jwt"
 	"github.com/permiso/permiso/memory"
 	"github.com/permiso/permiso/oauth2"
@@ -23,7 +24,7 @@ import (
 
 // hotEnv is the server wired as cmd/permiso wires it for the hot paths of
 // SPEC §7 (client credentials, bearer reads, introspection, refresh): real
-// SQLite, an HS256 signer, every per-IP limit enabled, and the limiter,
+// SQLite behind the in-process cache, an HS256 signer, every per-IP limit enabled, and the limiter,
 // revocations and checker either in process or in a real Redis under a
 // key prefix of its own. It has one user (hotUser / hotPassword) and one
 // service client (hotClient / secret) with limits of its own.
@@ -63,10 +64,17 @@ func newHotEnv(tb testing.TB, rc *redis.Client, clientPerMinute int) *hotEnv {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { db.Close() })
 	if _, err := db.MigrateUp(ctx); err != nil {
+		db.Close()
 		tb.Fatal(err)
 	}
+	// Behind the in-process cache, as cmd/permiso wires it.
+	store, err := cache.New(ctx, db, cache.Options{TTL: 30 * time.Second, Bus: cache.NewLocalBus()})
+	if err != nil {
+		db.Close()
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { store.Close() }) // closes db too
 	signer, err := jwt.New(ctx, jwt.Options{Algorithm: jwt.HS256, Secret: []byte("0123456789abcdef0123456789abcdef-hotpath"), Issuer: "permiso-test"})
 	if err != nil {
 		tb.Fatal(err)
@@ -93,26 +101,26 @@ func newHotEnv(tb testing.TB, rc *redis.Client, clientPerMinute int) *hotEnv {
 	}
 	hasher := argon2id.New(argon2id.Options{Params: argon2id.TestParams()})
 	svc := oauth2.NewService(oauth2.Config{Issuer: "permiso-test"}, oauth2.Deps{
-		Users: db, Clients: db, Tokens: db, Sessions: db, Hasher: hasher, Signer: signer,
+		Users: store, Clients: store, Tokens: store, Sessions: store, Hasher: hasher, Signer: signer,
 		Revocations: revocations, Limiter: limiter, Checks: checks,
 		Lockout: memory.NewLockout(5, time.Minute),
 	})
 	opts := testOptions()
 	high := permiso.Limit{Count: 1 << 30, Period: time.Minute}
 	opts.RateLimits = RateLimits{API: high, Login: high, Refresh: high, ServiceToken: high, Register: high}
-	h := NewServer(Deps{Options: opts, Auth: svc, Keys: signer, Store: db, Limiter: limiter})
+	h := NewServer(Deps{Options: opts, Auth: svc, Keys: signer, Store: store, Limiter: limiter})
 
 	hash, err := hasher.Hash(ctx, hotPassword)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	now := time.Now().UTC()
-	if _, err := db.CreateUser(ctx, permiso.User{Username: hotUser, Email: "hot@example.com", PasswordHash: hash,
+	if _, err := store.CreateUser(ctx, permiso.User{Username: hotUser, Email: "hot@example.com", PasswordHash: hash,
 		IsActive: true, IsVerified: true, PasswordChangedAt: now, CreatedAt: now, UpdatedAt: now}, nil); err != nil {
 		tb.Fatal(err)
 	}
 	secret, secretHash := oauth2.NewClientSecret()
-	if _, err := db.CreateServiceClient(ctx, permiso.ServiceClient{ClientID: hotClient, SecretHash: secretHash, Name: "hot",
+	if _, err := store.CreateServiceClient(ctx, permiso.ServiceClient{ClientID: hotClient, SecretHash: secretHash, Name: "hot",
 		ClientType: "confidential", IsActive: true, RateLimitPerMinute: clientPerMinute, RateLimitPerHour: 1 << 30}, nil); err != nil {
 		tb.Fatal(err)
 	}
