@@ -272,9 +272,9 @@ var specs = []spec{
 		set: integer(func(c *Config) *int { return &c.PasswordHashConcurrency })},
 
 	// Rate limiting
-	{Variable: Variable{Name: "RATE_LIMIT_LOGIN", Default: "5/minute", Guide: true, Description: rateDesc("login attempts (POST /auth/token password grant, /auth/change-password)")},
+	{Variable: Variable{Name: "RATE_LIMIT_LOGIN", Default: "5/minute", Guide: true, Description: rateDesc("login attempts (POST /auth/token password grant, /auth/change-password); the same rate, counted apart, bounds confirmations of mailed reset and verification tokens")},
 		keepEmpty: true, set: rate(func(c *Config) *RateLimit { return &c.RateLimitLogin })},
-	{Variable: Variable{Name: "RATE_LIMIT_REGISTER", Default: "3/hour", Guide: true, Description: rateDesc("registrations")},
+	{Variable: Variable{Name: "RATE_LIMIT_REGISTER", Default: "3/hour", Guide: true, Description: rateDesc("registrations; the same rate, counted apart, bounds password-reset and verification mail requests")},
 		keepEmpty: true, set: rate(func(c *Config) *RateLimit { return &c.RateLimitRegister })},
 	{Variable: Variable{Name: "RATE_LIMIT_API", Default: "1000/minute", Guide: true, Description: rateDesc("API requests of any kind")},
 		keepEmpty: true, set: rate(func(c *Config) *RateLimit { return &c.RateLimitAPI })},
