@@ -106,7 +106,8 @@ func (b *ChangeBus) Publish(ctx context.Context, c permiso.Change) error {
 // order: ChangeResync on every subscription confirmation, and each change
 // received. It does not wait for the first confirmation: when Redis cannot
 // be reached, go-redis keeps retrying and fn gets ChangeResync once it
-// succeeds. stop closes the subscription and waits for the goroutine.
+// succeeds. stop closes the subscription and waits (at most 5 s) for the
+// goroutine.
 func (b *ChangeBus) Subscribe(ctx context.Context, fn func(permiso.Change)) (func(), error) {
 	// The error of the first SUBSCRIBE is deliberately ignored by
 	// go-redis: the channel below reconnects and resubscribes.
@@ -133,7 +134,13 @@ func (b *ChangeBus) Subscribe(ctx context.Context, fn func(permiso.Change)) (fun
 	}()
 	stop := sync.OnceFunc(func() {
 		_ = ps.Close()
-		<-done
+		// go-redis closes the channel once the subscription is closed;
+		// the wait is bounded all the same, so that a shutdown can never
+		// hang on it.
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+		}
 	})
 	return stop, nil
 }
