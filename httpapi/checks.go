@@ -134,20 +134,28 @@ func (s *server) runPending(ctx context.Context, pending []pendingLimit) {
 // endpoints): handle does not settle them before it.
 type ownLimits struct{ http.Handler }
 
-// limited is a public route with its own per-IP limit (s.limit).
+// limited is a route with its own per-IP limit (s.limit): it adds the
+// limit to the request's pending checks and settles them all, in one
+// batch, before h runs. handle does not settle them again.
 type limited struct {
+	s    *server
 	kind limitKind
 	h    http.Handler
 }
 
-func (l limited) ServeHTTP(w http.ResponseWriter, r *http.Request) { l.h.ServeHTTP(w, r) }
+func (l limited) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r = l.s.addLimit(r, l.kind)
+	if l.s.settleLimits(w, r, oauthKind(l.kind)) {
+		l.h.ServeHTTP(w, r)
+	}
+}
 
 // limit gives a public route the per-IP limit of kind, counted in one
 // batch with RATE_LIMIT_API before h runs (and before it reads the body).
 // It fails closed: when the limiter is unreachable the request gets 503
 // without reaching h.
 func (s *server) limit(kind limitKind, h http.Handler) http.Handler {
-	return limited{kind: kind, h: h}
+	return limited{s: s, kind: kind, h: h}
 }
 
 // settled wraps a public route so that its pending limits are settled
@@ -157,12 +165,7 @@ func (s *server) settled(h http.Handler) http.Handler {
 	case ownLimits:
 		return v.Handler
 	case limited:
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			r = s.addLimit(r, v.kind)
-			if s.settleLimits(w, r, oauthKind(v.kind)) {
-				v.h.ServeHTTP(w, r)
-			}
-		})
+		return v
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.settleLimits(w, r, s.isOAuthPath(r.URL.Path)) {

@@ -231,27 +231,31 @@ func (s *server) handleToken(grant string) http.Handler {
 
 // caller authenticates the caller of the introspection or revocation
 // endpoint: a bearer token (RFC 7662 §2.1 allows one), or client
-// credentials by HTTP Basic or in the body (RFC 7009 §2.1).
-func (s *server) caller(r *http.Request, params url.Values) (oauth2.Caller, error) {
+// credentials by HTTP Basic or in the body (RFC 7009 §2.1). record writes
+// what a client authentication records (audit event or usage count); the
+// handler calls it once the request's limits have admitted the request.
+// It is never nil.
+func (s *server) caller(r *http.Request, params url.Values) (c oauth2.Caller, record func(), err error) {
+	record = func() {}
 	if token, ok := bearerToken(r); ok {
 		p, err := s.auth.Authenticate(r.Context(), token)
 		if err != nil {
-			return oauth2.Caller{}, err
+			return oauth2.Caller{}, record, err
 		}
-		return oauth2.Caller{Principal: &p}, nil
+		return oauth2.Caller{Principal: &p}, record, nil
 	}
 	id, secret, method, err := oauth2.ParseClientCredentials(params, r.Header.Get("Authorization"))
 	if err != nil {
-		return oauth2.Caller{}, err
+		return oauth2.Caller{}, record, err
 	}
 	if method == oauth2.ClientAuthNone {
-		return oauth2.Caller{}, errNoCallerChallenge
+		return oauth2.Caller{}, record, errNoCallerChallenge
 	}
-	c, err := s.auth.AuthenticateClient(r.Context(), id, secret, method, meta(r))
+	cl, record, err := s.auth.AuthenticateClient(r.Context(), id, secret, method, meta(r))
 	if err != nil {
-		return oauth2.Caller{}, err
+		return oauth2.Caller{}, record, err
 	}
-	return oauth2.Caller{Client: c}, nil
+	return oauth2.Caller{Client: cl}, record, nil
 }
 
 // writeCallerError answers a failed caller authentication: a bad bearer
@@ -299,9 +303,10 @@ func (s *server) handleIntrospect() http.Handler {
 			}
 			return
 		}
-		caller, err := s.caller(r, params)
+		caller, record, err := s.caller(r, params)
 		if err != nil {
 			if s.settleLimits(w, r, true) {
+				record()
 				writeCallerError(w, r, err)
 			}
 			return
@@ -317,6 +322,7 @@ func (s *server) handleIntrospect() http.Handler {
 		if !s.settleLimits(w, r, true) {
 			return
 		}
+		record()
 		if err != nil {
 			writeOAuth(w, r, err)
 			return
@@ -334,7 +340,10 @@ func (s *server) handleRevoke() http.Handler {
 			writeOAuth(w, r, err)
 			return
 		}
-		caller, err := s.caller(r, params)
+		// The request's limits were settled before this handler
+		// (handle), so what the authentication records is recorded now.
+		caller, record, err := s.caller(r, params)
+		record()
 		if err != nil {
 			writeCallerError(w, r, err)
 			return

@@ -78,12 +78,16 @@ type Caller struct {
 // as the token endpoint does (for the introspection and revocation
 // endpoints, RFC 7662 §2.1 and RFC 7009 §2.1). Failures are the same
 // invalid_client *Error as at the token endpoint.
-func (s *Service) AuthenticateClient(ctx context.Context, clientID, secret string, method ClientAuthMethod, meta RequestMeta) (*permiso.ServiceClient, error) {
-	c, err := s.authenticateClient(ctx, TokenRequest{ClientID: clientID, ClientSecret: secret, ClientAuth: method}, meta)
+//
+// The outcome (a client_auth.failure audit event, or the client's usage
+// count) is recorded by calling record, which the caller does once the
+// request's rate limits have admitted the request; record is never nil.
+func (s *Service) AuthenticateClient(ctx context.Context, clientID, secret string, method ClientAuthMethod, meta RequestMeta) (c *permiso.ServiceClient, record func(), err error) {
+	c, record, err = s.authenticateClient(ctx, TokenRequest{ClientID: clientID, ClientSecret: secret, ClientAuth: method}, meta)
 	if err != nil {
-		return nil, s.oauthError(ctx, err, meta)
+		return nil, record, s.oauthError(ctx, err, meta)
 	}
-	return c, nil
+	return c, record, nil
 }
 
 // Authenticate is the one bearer-token check (SPEC §4, RFC 6750). It

@@ -113,11 +113,27 @@ func TestAuthenticate(t *testing.T) {
 			return e.mustToken(url.Values{"username": {"dana"}, "password": {goodPassword}}, basic("app-gone", secret)).AccessToken
 		}
 		viaClient, direct := login(), e.login("dana", goodPassword, "").AccessToken
+		refresh := e.mustToken(url.Values{"username": {"dana"}, "password": {goodPassword}}, basic("app-gone", secret)).RefreshToken
 		e.mustAuthenticate(viaClient)
+		rs, _ := e.createClient("rs-introspect", nil, "read:profile")
+		active := func(tok string) bool {
+			t.Helper()
+			in, err := e.svc.Introspect(e.ctx, oauth2.Caller{Client: &rs}, tok, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return in.Active
+		}
+		if !active(refresh) {
+			t.Fatal("refresh token of an active client introspected inactive")
+		}
 		if _, err := e.db.UpdateServiceClient(e.ctx, c.ID, func(x *permiso.ServiceClient) error { x.IsActive = false; return nil }); err != nil {
 			t.Fatal(err)
 		}
 		e.wantInvalidToken(viaClient, "user token of a deactivated client")
+		if active(refresh) || active(viaClient) {
+			t.Error("tokens of a deactivated client introspected active")
+		}
 		if _, err := e.db.UpdateServiceClient(e.ctx, c.ID, func(x *permiso.ServiceClient) error { x.IsActive = true; return nil }); err != nil {
 			t.Fatal(err)
 		}

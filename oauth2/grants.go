@@ -285,14 +285,17 @@ func (s *Service) reuseDetected(ctx context.Context, t permiso.RefreshToken, met
 // clientCredentialsGrant is the client credentials grant (RFC 6749 §4.4):
 // confidential clients only (§4.4 "MUST only be used by confidential
 // clients"), within the client's own rate limits (SPEC §5.2, §6).
-func (s *Service) clientCredentialsGrant(ctx context.Context, client *permiso.ServiceClient, _ TokenRequest, meta RequestMeta) (*grant, error) {
+//
+// record is the client authentication's record (authenticateClient), run
+// once the request's limits have admitted it.
+func (s *Service) clientCredentialsGrant(ctx context.Context, client *permiso.ServiceClient, record func(), meta RequestMeta) (*grant, error) {
 	if client == nil {
 		return nil, ErrInvalidClient.WithDescription("Client authentication is required for the client_credentials grant").WithBasicChallenge()
 	}
 	if client.ClientType == "public" {
 		return nil, ErrUnauthorizedClient.WithDescription("Public clients may not use the client_credentials grant")
 	}
-	rl, err := s.allowClient(ctx, client, meta)
+	rl, err := s.allowClient(ctx, client, record, meta)
 	if err != nil {
 		return nil, err
 	}

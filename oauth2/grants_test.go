@@ -534,10 +534,10 @@ func TestClientCredentials(t *testing.T) {
 	wantOAuth(t, err, "unauthorized_client", 400)
 	// The same client authentication for the introspection and revocation
 	// endpoints.
-	if c, err := e.svc.AuthenticateClient(e.ctx, "svc", secret, oauth2.ClientAuthBasic, testMeta); err != nil || c.ID != svc.ID {
+	if c, _, err := e.svc.AuthenticateClient(e.ctx, "svc", secret, oauth2.ClientAuthBasic, testMeta); err != nil || c.ID != svc.ID {
 		t.Errorf("AuthenticateClient = %v, %v", c, err)
 	}
-	_, err = e.svc.AuthenticateClient(e.ctx, "svc", "wrong", oauth2.ClientAuthBasic, testMeta)
+	_, _, err = e.svc.AuthenticateClient(e.ctx, "svc", "wrong", oauth2.ClientAuthBasic, testMeta)
 	if oe := wantOAuth(t, err, "invalid_client", 401); !oe.BasicChallenge {
 		t.Error("AuthenticateClient Basic failure without challenge")
 	}

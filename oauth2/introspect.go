@@ -157,6 +157,16 @@ func (s *Service) Introspect(ctx context.Context, caller Caller, token, hint str
 	if err != nil {
 		return Introspection{}, err
 	}
+	// A refresh token issued through a client lives only as long as that
+	// client is active (as its access tokens do, liveClient).
+	if clientID != "" {
+		if _, err := s.liveClient(ctx, clientID, t.IssuedAt); err != nil {
+			if permiso.ErrorCode(err) == permiso.EINVALIDTOKEN {
+				return Introspection{}, nil
+			}
+			return Introspection{}, err
+		}
+	}
 	if !privileged && !caller.owns(identity{userID: t.UserID.String(), clientID: clientID}) {
 		return Introspection{}, nil
 	}

@@ -329,3 +329,44 @@ func TestLockoutNotSpentWhenBusy(t *testing.T) {
 	}
 	e.login("carol", goodPassword, "")
 }
+
+// TestLimitsBeforeRecords: a token request refused by the request's
+// per-IP limits (pending checks, WithLimits) records nothing of its client
+// authentication: a flood of bad secrets answered 429 does not fill the
+// audit log. Within the limits the failure is audited as before, and the
+// pending checks ran (and counted) exactly once per request.
+func TestLimitsBeforeRecords(t *testing.T) {
+	e := newEnv(t, withAbuse(5))
+	_, secret := e.createClient("lim", nil, "read:profile")
+	lim := permiso.Limit{Count: 2, Period: time.Minute}
+	send := func(auth string) (*oauth2.LimitCheck, error) {
+		check := &oauth2.LimitCheck{Key: "ip:service_token:192.0.2.10", Limit: lim}
+		req, err := oauth2.ParseTokenRequest(url.Values{"grant_type": {"client_credentials"}}, auth)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = e.svc.Token(oauth2.WithLimits(e.ctx, check), req, testMeta)
+		return check, err
+	}
+	check, err := send(basic("lim", "wrong"))
+	wantOAuth(t, err, "invalid_client", 401)
+	if !check.Ran || !check.Result.Allowed || check.Result.Remaining != 1 {
+		t.Fatalf("first request: check %+v", check)
+	}
+	if n := len(e.audit.find(oauth2.ActionClientAuthFailure)); n != 1 {
+		t.Fatalf("%d client_auth failure events within the limit, want 1", n)
+	}
+	if _, err := send(basic("lim", secret)); err != nil {
+		t.Fatalf("second request (right secret, within the limit): %v", err)
+	}
+	for range 5 {
+		check, err := send(basic("lim", "wrong"))
+		wantOAuth(t, err, "rate_limit_exceeded", http.StatusTooManyRequests)
+		if !check.Ran || check.Result.Allowed {
+			t.Fatalf("over the limit: check %+v", check)
+		}
+	}
+	if n := len(e.audit.find(oauth2.ActionClientAuthFailure)); n != 1 {
+		t.Errorf("%d client_auth failure events after 5 refused requests, want still 1", n)
+	}
+}

@@ -244,21 +244,32 @@ func (s *Service) Token(ctx context.Context, req TokenRequest, meta RequestMeta)
 
 func (s *Service) token(ctx context.Context, req TokenRequest, meta RequestMeta) (TokenResponse, error) {
 	// 1. Client authentication (RFC 6749 §2.3, §3.2.1).
+	// Authentication itself is CPU only (the client record is cached in
+	// process); what it records waits for the rate limits.
 	var client *permiso.ServiceClient
+	record := func() {}
 	if req.ClientAuth != ClientAuthNone && req.ClientAuth != "" || req.ClientID != "" || req.ClientSecret != "" {
-		c, err := s.authenticateClient(ctx, req, meta)
+		c, rec, err := s.authenticateClient(ctx, req, meta)
 		if err != nil {
+			// The request's limits decide first (429 before anything is
+			// recorded), then the failure is audited.
+			if lerr := s.checkBatch(ctx, nil); lerr != nil {
+				return TokenResponse{}, lerr
+			}
+			rec()
 			return TokenResponse{}, err
 		}
-		client = c
+		client, record = c, rec
 	}
 	// The request's pending rate-limit checks (WithLimits) run before any
 	// grant work (a password hash, a refresh rotation); the client
-	// credentials grant sends them with the client's own limits.
+	// credentials grant sends them in one batch with the client's own
+	// limits (allowClient), and records the client's use after it.
 	if req.GrantType != GrantClientCredentials {
 		if err := s.checkBatch(ctx, nil); err != nil {
 			return TokenResponse{}, err
 		}
+		record()
 	}
 
 	// 2. Grant.
@@ -275,7 +286,7 @@ func (s *Service) token(ctx context.Context, req TokenRequest, meta RequestMeta)
 			s.auditRefreshFailure(ctx, meta, client, err)
 		}
 	case GrantClientCredentials:
-		g, err = s.clientCredentialsGrant(ctx, client, req, meta)
+		g, err = s.clientCredentialsGrant(ctx, client, record, meta)
 	default:
 		err = ErrUnsupportedGrantType.WithDescription("Unsupported grant type")
 	}
@@ -341,54 +352,62 @@ var errClientAuth = ErrInvalidClient.WithDescription("Client authentication fail
 
 // authenticateClient checks the client's credentials (RFC 6749 §2.3.1)
 // with a fast hash compared in constant time, against the current secret
-// and, during a rotation overlap, the previous one.
-func (s *Service) authenticateClient(ctx context.Context, req TokenRequest, meta RequestMeta) (*permiso.ServiceClient, error) {
+// and, during a rotation overlap, the previous one. It has no side
+// effects of its own: record writes the outcome (the client_auth.failure
+// audit event, or the client's usage count), and the caller runs it only
+// once the request's rate limits have admitted the request, so that a
+// flood refused with 429 neither fills the audit log nor counts as usage.
+// record is never nil.
+func (s *Service) authenticateClient(ctx context.Context, req TokenRequest, meta RequestMeta) (c *permiso.ServiceClient, record func(), err error) {
 	fail := errClientAuth
 	if req.ClientAuth == ClientAuthBasic {
 		fail = fail.WithBasicChallenge()
 	}
 	if req.ClientID == "" || req.ClientSecret == "" {
-		return nil, fail
+		return nil, func() {}, fail
 	}
 	now := s.now()
 	presented := permiso.HashToken(req.ClientSecret)
-	c, err := s.deps.Clients.GetServiceClientByClientID(ctx, req.ClientID)
+	cl, err := s.deps.Clients.GetServiceClientByClientID(ctx, req.ClientID)
 	if err != nil {
 		if !errors.Is(err, permiso.ErrNotFound) {
-			return nil, err
+			return nil, func() {}, err
 		}
 		// Same work as for a known client (one hash, one constant-time
 		// compare), so timing does not reveal which clients exist.
 		_ = permiso.EqualHash(presented, s.dummySecretHash)
-		s.audit(ctx, meta, permiso.AuditEvent{ActorType: "anonymous", Action: ActionClientAuthFailure,
-			Result: "failure", TargetType: ptr("client"), TargetID: ptr(req.ClientID),
-			Details: map[string]any{"reason": "unknown_client"}})
-		return nil, fail
+		return nil, func() {
+			s.audit(ctx, meta, permiso.AuditEvent{ActorType: "anonymous", Action: ActionClientAuthFailure,
+				Result: "failure", TargetType: ptr("client"), TargetID: ptr(req.ClientID),
+				Details: map[string]any{"reason": "unknown_client"}})
+		}, fail
 	}
-	ok := permiso.EqualHash(presented, c.SecretHash)
-	if c.PreviousSecretActive(now) {
-		prev := permiso.EqualHash(presented, *c.PreviousSecretHash)
+	ok := permiso.EqualHash(presented, cl.SecretHash)
+	if cl.PreviousSecretActive(now) {
+		prev := permiso.EqualHash(presented, *cl.PreviousSecretHash)
 		ok = ok || prev
 	}
 	reason := ""
 	switch {
 	case !ok:
 		reason = "invalid_secret"
-	case !c.IsActive:
+	case !cl.IsActive:
 		reason = "inactive"
-	case !ipAllowed(c.AllowedIPs, meta.IP):
+	case !ipAllowed(cl.AllowedIPs, meta.IP):
 		reason = "address_not_allowed"
 	}
 	if reason != "" {
-		s.audit(ctx, meta, permiso.AuditEvent{ActorType: "anonymous", Action: ActionClientAuthFailure,
-			Result: "failure", TargetType: ptr("client"), TargetID: ptr(c.ClientID),
-			Details: map[string]any{"reason": reason}})
-		return nil, fail
+		return nil, func() {
+			s.audit(ctx, meta, permiso.AuditEvent{ActorType: "anonymous", Action: ActionClientAuthFailure,
+				Result: "failure", TargetType: ptr("client"), TargetID: ptr(cl.ClientID),
+				Details: map[string]any{"reason": reason}})
+		}, fail
 	}
-	if s.deps.Usage != nil {
-		s.deps.Usage.ClientUsed(c.ID, now)
-	}
-	return &c, nil
+	return &cl, func() {
+		if s.deps.Usage != nil {
+			s.deps.Usage.ClientUsed(cl.ID, now)
+		}
+	}, nil
 }
 
 // ipAllowed reports whether ip may use a client with this allowed_ips list

@@ -18,6 +18,12 @@ import (
 // nothing.
 func (db *DB) UseRefreshTokenGrace(ctx context.Context, hash string, replacement permiso.RefreshToken, usedSince, now time.Time) error {
 	return db.inTx(ctx, func(tx pgx.Tx) error {
+		// The session row first: every transaction that locks a session
+		// and its refresh tokens (revoke-all, logout) takes them in this
+		// order, so a rotation cannot deadlock with them on PostgreSQL.
+		if err := touchSession(ctx, tx, replacement, now); err != nil {
+			return err
+		}
 		tag, err := tx.Exec(ctx, `UPDATE refresh_tokens SET revoked_at = $2, revocation_reason = $3
 			WHERE token_hash = $1 AND used_at IS NOT NULL AND used_at >= $4 AND revoked_at IS NULL`,
 			hash, ts(now), permiso.RevocationGraceUsed, ts(usedSince))
@@ -34,9 +40,7 @@ func (db *DB) UseRefreshTokenGrace(ctx context.Context, hash string, replacement
 			}
 			return permiso.Errorf(permiso.ECONFLICT, "refresh token not rotated within the grace window, or its retry already spent")
 		}
-		if _, err = insertRefresh(ctx, tx, replacement); err != nil {
-			return err
-		}
-		return touchSession(ctx, tx, replacement, now)
+		_, err = insertRefresh(ctx, tx, replacement)
+		return err
 	})
 }

@@ -80,6 +80,12 @@ func (db *DB) GetRefreshTokenByHash(ctx context.Context, hash string) (permiso.R
 // nothing, so of any number of concurrent callers exactly one succeeds.
 func (db *DB) UseRefreshToken(ctx context.Context, hash string, replacement permiso.RefreshToken, now time.Time) error {
 	return db.inTx(ctx, func(tx pgx.Tx) error {
+		// The session row first: every transaction that locks a session
+		// and its refresh tokens (revoke-all, logout) takes them in this
+		// order, so a rotation cannot deadlock with them on PostgreSQL.
+		if err := touchSession(ctx, tx, replacement, now); err != nil {
+			return err
+		}
 		tag, err := tx.Exec(ctx, `UPDATE refresh_tokens SET used_at = $2
 			WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL`, hash, ts(now))
 		if err != nil {
@@ -95,10 +101,8 @@ func (db *DB) UseRefreshToken(ctx context.Context, hash string, replacement perm
 			}
 			return permiso.Errorf(permiso.ECONFLICT, "refresh token already used or revoked")
 		}
-		if _, err = insertRefresh(ctx, tx, replacement); err != nil {
-			return err
-		}
-		return touchSession(ctx, tx, replacement, now)
+		_, err = insertRefresh(ctx, tx, replacement)
+		return err
 	})
 }
 

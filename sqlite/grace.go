@@ -14,6 +14,12 @@ import (
 // ErrNotFound for an unknown hash) and writes nothing.
 func (db *DB) UseRefreshTokenGrace(ctx context.Context, hash string, replacement permiso.RefreshToken, usedSince, now time.Time) error {
 	return db.inTx(ctx, func(c conn) error {
+		// The session row first: every transaction that locks a session
+		// and its refresh tokens (revoke-all, logout) takes them in this
+		// order, so a rotation cannot deadlock with them on PostgreSQL.
+		if err := touchSession(ctx, c, replacement, now); err != nil {
+			return err
+		}
 		n, err := c.execN(ctx, `UPDATE refresh_tokens SET revoked_at = ?, revocation_reason = ?
 			WHERE token_hash = ? AND used_at IS NOT NULL AND used_at >= ? AND revoked_at IS NULL`,
 			ts(now), permiso.RevocationGraceUsed, hash, ts(usedSince))
@@ -27,9 +33,7 @@ func (db *DB) UseRefreshTokenGrace(ctx context.Context, hash string, replacement
 			}
 			return permiso.Errorf(permiso.ECONFLICT, "Refresh token not rotated within the grace window, or its retry already spent")
 		}
-		if _, err = insertRefresh(ctx, c, replacement); err != nil {
-			return err
-		}
-		return touchSession(ctx, c, replacement, now)
+		_, err = insertRefresh(ctx, c, replacement)
+		return err
 	})
 }

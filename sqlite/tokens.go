@@ -76,6 +76,12 @@ func (db *DB) GetRefreshTokenByHash(ctx context.Context, hash string) (permiso.R
 // is written.
 func (db *DB) UseRefreshToken(ctx context.Context, hash string, replacement permiso.RefreshToken, now time.Time) error {
 	return db.inTx(ctx, func(c conn) error {
+		// The session row first: every transaction that locks a session
+		// and its refresh tokens (revoke-all, logout) takes them in this
+		// order, so a rotation cannot deadlock with them on PostgreSQL.
+		if err := touchSession(ctx, c, replacement, now); err != nil {
+			return err
+		}
 		n, err := c.execN(ctx, `UPDATE refresh_tokens SET used_at = ?
 			WHERE token_hash = ? AND used_at IS NULL AND revoked_at IS NULL`, ts(now), hash)
 		if err != nil {
@@ -89,10 +95,8 @@ func (db *DB) UseRefreshToken(ctx context.Context, hash string, replacement perm
 			}
 			return permiso.Errorf(permiso.ECONFLICT, "Refresh token already used or revoked")
 		}
-		if _, err = insertRefresh(ctx, c, replacement); err != nil {
-			return err
-		}
-		return touchSession(ctx, c, replacement, now)
+		_, err = insertRefresh(ctx, c, replacement)
+		return err
 	})
 }
 
