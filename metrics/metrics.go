@@ -183,3 +183,53 @@ func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(v), state)
 	}
 }
+
+// CacheStats is a snapshot of the in-process cache of users and service
+// clients (cache.Store.Stats; counters since start, entries now).
+type CacheStats struct {
+	Hits, Misses, DroppedFills, Invalidations, Resyncs, Evictions, PublishErrors uint64
+	Users, Clients                                                               int
+}
+
+// RegisterCache exports the in-process cache's statistics:
+// permiso_cache_lookups_total{result="hit"|"miss"},
+// permiso_cache_events_total{event=...} (dropped_fill, invalidation,
+// resync, eviction, publish_error) and permiso_cache_entries{kind}.
+func (m *Metrics) RegisterCache(stats func() CacheStats) {
+	m.registry.MustRegister(cacheCollector{
+		lookups: prometheus.NewDesc(namespace+"_cache_lookups_total",
+			"Reads of users and service clients answered from the in-process cache (hit) or the database (miss).", []string{"result"}, nil),
+		events: prometheus.NewDesc(namespace+"_cache_events_total",
+			"In-process cache events: fills dropped by a concurrent invalidation, invalidations applied, bus resyncs, evictions, failed publishes.", []string{"event"}, nil),
+		entries: prometheus.NewDesc(namespace+"_cache_entries",
+			"Entries held by the in-process cache.", []string{"kind"}, nil),
+		stats: stats,
+	})
+}
+
+type cacheCollector struct {
+	lookups, events, entries *prometheus.Desc
+	stats                    func() CacheStats
+}
+
+func (c cacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.lookups
+	ch <- c.events
+	ch <- c.entries
+}
+
+func (c cacheCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.stats()
+	counter := func(d *prometheus.Desc, v uint64, label string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), label)
+	}
+	counter(c.lookups, s.Hits, "hit")
+	counter(c.lookups, s.Misses, "miss")
+	counter(c.events, s.DroppedFills, "dropped_fill")
+	counter(c.events, s.Invalidations, "invalidation")
+	counter(c.events, s.Resyncs, "resync")
+	counter(c.events, s.Evictions, "eviction")
+	counter(c.events, s.PublishErrors, "publish_error")
+	ch <- prometheus.MustNewConstMetric(c.entries, prometheus.GaugeValue, float64(s.Users), "users")
+	ch <- prometheus.MustNewConstMetric(c.entries, prometheus.GaugeValue, float64(s.Clients), "clients")
+}

@@ -46,6 +46,9 @@ func TestCountsFromAuditEventsAndHTTP(t *testing.T) {
 	m.ObserveHTTP("", "GET", 404, time.Millisecond)
 	m.RateLimited("login")
 	m.RegisterPool("database", func() PoolStats { return PoolStats{Open: 3, InUse: 1, Idle: 2, Max: 30} })
+	m.RegisterCache(func() CacheStats {
+		return CacheStats{Hits: 40, Misses: 2, Invalidations: 5, Resyncs: 1, Users: 7, Clients: 3}
+	})
 
 	out := scrape(t, m)
 	for _, want := range []string{
@@ -60,6 +63,12 @@ func TestCountsFromAuditEventsAndHTTP(t *testing.T) {
 		`permiso_http_requests_total{method="POST",route="POST /api/v1/auth/token",status="200"} 1`,
 		`permiso_http_requests_total{method="GET",route="unmatched",status="404"} 1`,
 		`permiso_database_pool_connections{state="max"} 30`,
+		`permiso_cache_lookups_total{result="hit"} 40`,
+		`permiso_cache_lookups_total{result="miss"} 2`,
+		`permiso_cache_events_total{event="invalidation"} 5`,
+		`permiso_cache_events_total{event="resync"} 1`,
+		`permiso_cache_entries{kind="users"} 7`,
+		`permiso_cache_entries{kind="clients"} 3`,
 		`go_goroutines`,
 	} {
 		if !strings.Contains(out, want) {

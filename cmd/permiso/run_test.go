@@ -161,8 +161,9 @@ func TestServeSQLiteHealthAndGracefulStop(t *testing.T) {
 	}
 	metricsText, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(metricsText), `permiso_http_requests_total{method="GET",route="GET /health",status="200"} 1`) {
-		t.Fatalf("GET /metrics = %d:\n%s", resp.StatusCode, metricsText)
+	if resp.StatusCode != 200 || !strings.Contains(string(metricsText), `permiso_http_requests_total{method="GET",route="GET /health",status="200"} 1`) ||
+		!strings.Contains(string(metricsText), `permiso_cache_lookups_total{result="hit"}`) {
+		t.Fatalf("GET /metrics = %d (want the HTTP and the in-process cache metrics):\n%s", resp.StatusCode, metricsText)
 	}
 	if err := stop(); err != nil {
 		t.Fatalf("graceful stop returned %v", err)

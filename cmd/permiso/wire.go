@@ -10,6 +10,7 @@ import (
 
 	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/audit"
+	"github.com/permiso/permiso/cache"
 	"github.com/permiso/permiso/config"
 	"github.com/permiso/permiso/jwt"
 	"github.com/permiso/permiso/memory"
@@ -166,6 +167,14 @@ func registerPoolMetrics(m *metrics.Metrics, db store, rdb *redis.Client) {
 		m.RegisterPool("database", func() metrics.PoolStats {
 			s := pg.Pool().Stat()
 			return metrics.PoolStats{Open: int(s.TotalConns()), InUse: int(s.AcquiredConns()), Idle: int(s.IdleConns()), Max: int(s.MaxConns())}
+		})
+	}
+	if cs, ok := db.(interface{ Stats() cache.Stats }); ok {
+		m.RegisterCache(func() metrics.CacheStats {
+			s := cs.Stats()
+			return metrics.CacheStats{Hits: s.Hits, Misses: s.Misses, DroppedFills: s.DroppedFills,
+				Invalidations: s.Invalidations, Resyncs: s.Resyncs, Evictions: s.Evictions,
+				PublishErrors: s.PublishErrors, Users: s.Users, Clients: s.Clients}
 		})
 	}
 	if rdb != nil {
