@@ -159,6 +159,14 @@ func (e *hotEnv) introspect(token string) *http.Request {
 	return r
 }
 
+// introspectAsBearer introspects token with bearer as the caller's
+// credential (RFC 7662 §2.1).
+func (e *hotEnv) introspectAsBearer(bearer, token string) *http.Request {
+	r := hotForm("/api/v1/auth/introspect", url.Values{"token": {token}})
+	r.Header.Set("Authorization", "Bearer "+bearer)
+	return r
+}
+
 func refreshRequest(token string) *http.Request {
 	return hotForm("/api/v1/auth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {token}})
 }

@@ -293,15 +293,30 @@ func tokenParam(params url.Values) (string, error) {
 // unknown and foreign tokens all answer exactly {"active": false}.
 func (s *server) handleIntrospect() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// The request's per-IP limits travel with the introspected
-		// token's revocation lookups (one batch; a bearer caller's own
-		// check makes a second); they are settled before any answer.
+		// The request's per-IP limits travel with the revocation lookups
+		// of the introspected token (and of a bearer caller's own): one
+		// batch; they are settled before any answer.
 		params, err := readParams(r, true)
 		if err != nil {
 			if s.settleLimits(w, r, true) {
 				writeOAuth(w, r, err)
 			}
 			return
+		}
+		if bearer, ok := bearerToken(r); ok {
+			if token, terr := tokenParam(params); terr == nil {
+				res, callerErr, err := s.auth.IntrospectAsBearer(r.Context(), bearer, token, params.Get("token_type_hint"))
+				switch {
+				case !s.settleLimits(w, r, true):
+				case callerErr != nil:
+					writeCallerError(w, r, callerErr)
+				case err != nil:
+					writeOAuth(w, r, err)
+				default:
+					writeNoStore(w, http.StatusOK, res)
+				}
+				return
+			}
 		}
 		caller, record, err := s.caller(r, params)
 		if err != nil {

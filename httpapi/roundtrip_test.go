@@ -38,7 +38,8 @@ func (h *redisCalls) reset() { h.single.Store(0); h.pipelines.Store(0) }
 // RATE_LIMIT_SERVICE_TOKEN and the client's two limits), a bearer read
 // (RATE_LIMIT_API and the token's three revocation lookups) and an
 // introspection by a client (RATE_LIMIT_API and the introspected token's
-// revocation lookups) each make exactly one Redis round trip, and every
+// revocation lookups) and by a bearer (the caller's token's lookups too)
+// each make exactly one Redis round trip, and every
 // limit in it was counted.
 func TestOneRedisRoundTrip(t *testing.T) {
 	rc := hotRedis(t)
@@ -58,6 +59,7 @@ func TestOneRedisRoundTrip(t *testing.T) {
 		{"client credentials", e.clientCredentials, func(n int) int { return 50 - n }},
 		{"bearer read", func() *http.Request { return e.bearerRead(userToken) }, nil},
 		{"introspection by a client", func() *http.Request { return e.introspect(userToken) }, nil},
+		{"introspection by a bearer", func() *http.Request { return e.introspectAsBearer(userToken, userToken) }, nil},
 	}
 	for _, rq := range requests {
 		e.send(rq.request()) // the first call may load the limiter script

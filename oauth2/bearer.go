@@ -111,25 +111,45 @@ func (s *Service) AuthenticateClient(ctx context.Context, clientID, secret strin
 // Errors are permiso EINVALIDTOKEN errors with a caller-safe message, or
 // EUNAVAILABLE / internal errors from the stores.
 func (s *Service) Authenticate(ctx context.Context, bearer string) (Principal, error) {
-	if bearer == "" || len(bearer) > maxBearerLength {
-		return Principal{}, permiso.Errorf(permiso.EINVALIDTOKEN, "Invalid token")
-	}
-	c, err := s.deps.Signer.Verify(ctx, bearer)
+	c, err := s.verify(ctx, bearer)
 	if err != nil {
-		var pe *permiso.Error
-		if errors.As(err, &pe) {
-			return Principal{}, err
-		}
-		return Principal{}, permiso.Wrap(permiso.EINVALIDTOKEN, "Invalid token", err)
+		return Principal{}, err
 	}
 	// The revocation lookups travel with the request's pending rate-limit
 	// checks (WithLimits): one round trip for all of them (SPEC §7).
 	var lookup func() (bool, error)
 	if err := s.checkBatch(ctx, func(b permiso.CheckBatch) {
-		lookup = b.IsRevoked(c.ID, c.SessionID, c.Subject, c.IssuedAt)
+		lookup = queueRevoked(b, c)
 	}); err != nil {
 		return Principal{}, err
 	}
+	return s.principal(ctx, c, bearer, lookup)
+}
+
+// verify is step 1 of Authenticate: the signer's checks, no I/O.
+func (s *Service) verify(ctx context.Context, bearer string) (permiso.AccessClaims, error) {
+	if bearer == "" || len(bearer) > maxBearerLength {
+		return permiso.AccessClaims{}, permiso.Errorf(permiso.EINVALIDTOKEN, "Invalid token")
+	}
+	c, err := s.deps.Signer.Verify(ctx, bearer)
+	if err != nil {
+		var pe *permiso.Error
+		if errors.As(err, &pe) {
+			return permiso.AccessClaims{}, err
+		}
+		return permiso.AccessClaims{}, permiso.Wrap(permiso.EINVALIDTOKEN, "Invalid token", err)
+	}
+	return c, nil
+}
+
+// queueRevoked queues the revocation lookups of c in b.
+func queueRevoked(b permiso.CheckBatch, c permiso.AccessClaims) func() (bool, error) {
+	return b.IsRevoked(c.ID, c.SessionID, c.Subject, c.IssuedAt)
+}
+
+// principal is steps 2 and 3 of Authenticate for verified claims c, with
+// the answer of their revocation lookup (sent in a batch by the caller).
+func (s *Service) principal(ctx context.Context, c permiso.AccessClaims, bearer string, lookup func() (bool, error)) (Principal, error) {
 	revoked, err := lookup()
 	if err != nil {
 		if !s.cfg.RevocationFailOpen {

@@ -277,6 +277,13 @@ func TestIntrospect(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s by %s: %v", rname, cname, err)
 			}
+			// A bearer caller's one-batch path answers exactly the same.
+			if c.Principal != nil {
+				viaBearer, callerErr, err := e.svc.IntrospectAsBearer(e.ctx, c.Principal.Token, r.token, "")
+				if callerErr != nil || err != nil || !reflect.DeepEqual(viaBearer, got) {
+					t.Errorf("%s by %s: IntrospectAsBearer = %+v, %v, %v; Introspect = %+v", rname, cname, viaBearer, callerErr, err, got)
+				}
+			}
 			if got.Active != r.active[cname] {
 				t.Errorf("%s by %s: active = %v, want %v", rname, cname, got.Active, r.active[cname])
 				continue
@@ -473,5 +480,24 @@ func TestRevokeAllForUser(t *testing.T) {
 	}
 	if _, err := e.svc.RevokeAllForUser(e.ctx, uuid.New(), "x"); !errors.Is(err, permiso.ErrNotFound) {
 		t.Errorf("unknown user: %v", err)
+	}
+}
+
+// TestIntrospectAsBearerCallerErrors: a caller whose own token is invalid
+// or revoked gets its error as callerErr (401), whatever it asks about.
+func TestIntrospectAsBearerCallerErrors(t *testing.T) {
+	e := newEnv(t)
+	e.createUser("alice", goodPassword, permiso.RoleUser)
+	good := e.login("alice", goodPassword, "").AccessToken
+	revoked := e.login("alice", goodPassword, "").AccessToken
+	p := e.mustAuthenticate(revoked)
+	if err := e.svc.Revoke(e.ctx, oauth2.Caller{Principal: &p}, revoked, ""); err != nil {
+		t.Fatal(err)
+	}
+	for name, caller := range map[string]string{"garbage": "a.b.c", "revoked": revoked, "empty": ""} {
+		_, callerErr, err := e.svc.IntrospectAsBearer(e.ctx, caller, good, "")
+		if permiso.ErrorCode(callerErr) != permiso.EINVALIDTOKEN || err != nil {
+			t.Errorf("%s caller: callerErr %v, err %v; want EINVALIDTOKEN", name, callerErr, err)
+		}
 	}
 }
