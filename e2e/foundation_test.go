@@ -1,9 +1,13 @@
 package e2e
 
 import (
+	"net"
 	"net/http"
+	"net/url"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestHealth: GET /health reports a healthy database (and cache) on every
@@ -243,4 +247,36 @@ func TestCreateAdmin(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSignalsAndShutdownTimeout (SPEC §1): SIGHUP without LOG_FILE is
+// acknowledged, not fatal; a request still open at
+// SHUTDOWN_TIMEOUT_SECONDS is cut off and the process still exits 0.
+func TestSignalsAndShutdownTimeout(t *testing.T) {
+	t.Parallel()
+	b := sqliteOnly(t)
+	s := startServer(t, b.env(t, map[string]string{"SHUTDOWN_TIMEOUT_SECONDS": "1"}))
+	if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if r := s.get(t, "/health/live", ""); r.Status != http.StatusOK {
+		t.Fatalf("after SIGHUP: %s", r)
+	}
+	// A request whose headers never end keeps its connection active past
+	// the shutdown timeout.
+	u, err := url.Parse(s.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("GET /health/live HTTP/1.1\r\nHost: " + u.Host + "\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	s.stop(t) // SIGTERM; checks the exit status is 0
 }
