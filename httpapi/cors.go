@@ -143,13 +143,19 @@ var errOriginNotAllowed = permiso.Errorf(permiso.EFORBIDDEN, "Origin not allowed
 // compared without its port, case-insensitively, without a trailing dot;
 // "*.example.com" matches every subdomain of example.com (not example.com
 // itself); "*" or an empty list allows any host.
+//
+// The health endpoints and METRICS_PATH are exempt: container health
+// checks (127.0.0.1:8000), load balancers and Prometheus (app:8000) reach
+// an instance by an address, not by the public host name, and those
+// endpoints build no links from the Host header. nginx still restricts
+// who reaches METRICS_PATH from outside (deploy/nginx/nginx.conf).
 func (s *server) allowedHosts(next http.Handler) http.Handler {
 	hosts := s.opts.AllowedHosts
 	if len(hosts) == 0 || contains(hosts, "*") {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if hostAllowed(hosts, hostName(r.Host)) {
+		if s.isOperational(r.URL.Path) || hostAllowed(hosts, hostName(r.Host)) {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -159,6 +165,14 @@ func (s *server) allowedHosts(next http.Handler) http.Handler {
 			RequestID:        requestIDFor(w, r),
 		})
 	})
+}
+
+// isOperational reports whether path is a health endpoint or the metrics
+// path, which any Host may reach (allowedHosts).
+func (s *server) isOperational(path string) bool {
+	path = strings.TrimSuffix(path, "/")
+	return path == "/health" || strings.HasPrefix(path, "/health/") ||
+		(s.opts.MetricsPath != "" && path == strings.TrimSuffix(s.opts.MetricsPath, "/"))
 }
 
 // hostName returns the host of a Host header without the port, in lower

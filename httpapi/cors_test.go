@@ -157,7 +157,7 @@ func TestAllowedHosts(t *testing.T) {
 		"auth.example.com.evil":  400,
 		"":                       400,
 	} {
-		r := httptest.NewRequest(http.MethodGet, "/health/live", nil)
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
 		r.Host = host
 		w := s.do(r)
 		if w.Code != want {
@@ -169,6 +169,15 @@ func TestAllowedHosts(t *testing.T) {
 			if m["error"] != "invalid_host" || m["request_id"] == "" || m["request_id"] != w.Header().Get("X-Request-Id") {
 				t.Errorf("Host %q: body %v", host, m)
 			}
+		}
+	}
+	// The health endpoints answer any Host: container health checks and
+	// load balancers reach an instance by its address.
+	for _, path := range []string{"/health", "/health/live", "/health/ready", "/health/live/"} {
+		r := httptest.NewRequest(http.MethodGet, path, nil)
+		r.Host = "10.0.0.7:8000"
+		if w := s.do(r); w.Code == http.StatusBadRequest {
+			t.Errorf("%s with an unlisted Host: 400 %s", path, w.Body)
 		}
 	}
 	// Empty list and "*": any host.
