@@ -313,16 +313,25 @@ func (c Config) Addr() string { return net.JoinHostPort(c.Host, strconv.Itoa(c.P
 // DATABASE_POOL_SIZE + DATABASE_MAX_OVERFLOW.
 func (c Config) PoolMax() int { return c.DatabasePoolSize + c.DatabaseMaxOverflow }
 
-// Issuer is the iss claim of every token (JWT_ISSUER).
-func (c Config) Issuer() string { return c.JWTIssuer }
+// Issuer is the iss claim of every token (JWT_ISSUER). An http(s) URL
+// loses its trailing slashes, so that the tokens, the introspection
+// answers and the discovery metadata (MetadataIssuer) name one issuer
+// (SPEC §5.1, RFC 8414 §3.3: the metadata's issuer must be identical to
+// the tokens' iss).
+func (c Config) Issuer() string {
+	if c.IssuerIsURL() {
+		return strings.TrimRight(c.JWTIssuer, "/")
+	}
+	return c.JWTIssuer
+}
 
-// Audience is the aud claim of every token: JWT_AUDIENCE, or JWT_ISSUER
+// Audience is the aud claim of every token: JWT_AUDIENCE, or the issuer
 // when that is empty.
 func (c Config) Audience() string {
 	if c.JWTAudience != "" {
 		return c.JWTAudience
 	}
-	return c.JWTIssuer
+	return c.Issuer()
 }
 
 // IssuerIsURL reports whether JWT_ISSUER is an http(s) URL, as RFC 8414
@@ -334,7 +343,7 @@ func (c Config) IssuerIsURL() bool { return isHTTPURL(c.JWTIssuer) }
 // PUBLIC_URL. Neither has a trailing slash.
 func (c Config) MetadataIssuer() string {
 	if c.IssuerIsURL() {
-		return strings.TrimRight(c.JWTIssuer, "/")
+		return c.Issuer()
 	}
 	return c.PublicURL
 }

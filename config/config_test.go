@@ -571,8 +571,13 @@ func TestCanonicalSpellings(t *testing.T) {
 		t.Errorf("MetadataIssuer = %q", c.MetadataIssuer())
 	}
 	c, _ = mustLoad(t, map[string]string{"JWT_ISSUER": "https://id.example.com/", "JWT_AUDIENCE": "api"})
-	if !c.IssuerIsURL() || c.MetadataIssuer() != "https://id.example.com" || c.Audience() != "api" || c.Issuer() != "https://id.example.com/" {
-		t.Errorf("issuer helpers: %v %q %q", c.IssuerIsURL(), c.MetadataIssuer(), c.Audience())
+	// One issuer everywhere: the tokens' iss is the metadata's issuer.
+	if !c.IssuerIsURL() || c.MetadataIssuer() != "https://id.example.com" || c.Audience() != "api" || c.Issuer() != "https://id.example.com" {
+		t.Errorf("issuer helpers: %v %q %q %q", c.IssuerIsURL(), c.MetadataIssuer(), c.Audience(), c.Issuer())
+	}
+	c, _ = mustLoad(t, map[string]string{"JWT_ISSUER": "https://id.example.com//"})
+	if c.Issuer() != "https://id.example.com" || c.Audience() != "https://id.example.com" {
+		t.Errorf("issuer %q, audience %q", c.Issuer(), c.Audience())
 	}
 }
 
