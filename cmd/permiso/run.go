@@ -63,12 +63,20 @@ func run(ctx context.Context, args []string, getenv Getenv, stdin io.Reader, std
 			fmt.Fprint(stdout, usage)
 			return nil
 		}
-		return usageError{err.Error() + "\n\n" + usage}
+		return usageError{err.Error() + ` (run "permiso --help" for the usage)`}
 	}
 	args = global.Args()
 	cmd := "serve"
 	if len(args) > 0 {
 		cmd, args = args[0], args[1:]
+	}
+	// The global --env-file may also follow the command.
+	args, after, err := takeEnvFile(args)
+	if err != nil {
+		return err
+	}
+	if after != "" {
+		*envFile = after
 	}
 	env := &environment{getenv: getenv, envFile: *envFile, stderr: stderr}
 	switch cmd {
@@ -92,8 +100,34 @@ func run(ctx context.Context, args []string, getenv Getenv, stdin io.Reader, std
 		fmt.Fprint(stdout, usage)
 		return nil
 	default:
-		return usageError{fmt.Sprintf("unknown command %q\n\n%s", cmd, usage)}
+		return usageError{fmt.Sprintf(`unknown command %q (run "permiso --help" for the commands)`, cmd)}
 	}
+}
+
+// takeEnvFile removes a global --env-file FILE (or -env-file, or
+// --env-file=FILE) from a command's arguments, up to a "--", and returns
+// the rest and the file ("" when absent).
+func takeEnvFile(args []string) (rest []string, file string, err error) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return append(rest, args[i:]...), file, nil
+		}
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || name != "env-file" {
+			rest = append(rest, a)
+			continue
+		}
+		if !hasValue {
+			if i+1 >= len(args) {
+				return nil, "", usageError{"flag needs an argument: --env-file"}
+			}
+			i++
+			value = args[i]
+		}
+		file = value
+	}
+	return rest, file, nil
 }
 
 // newFlagSet returns a flag set for a subcommand whose --help prints to out.

@@ -375,8 +375,30 @@ func TestVersionAndUsage(t *testing.T) {
 	if err != nil || !strings.HasPrefix(out, "permiso ") {
 		t.Fatalf("version: %v %q", err, out)
 	}
-	if _, _, err := runCmd(t, testEnv{}, "", "frobnicate"); err == nil || exitCode(err) != 2 {
+	// SPEC §1: a one-line reason.
+	if _, _, err := runCmd(t, testEnv{}, "", "frobnicate"); err == nil || exitCode(err) != 2 || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("unknown command: %v", err)
+	}
+	if _, _, err := runCmd(t, testEnv{}, "", "--no-such-flag"); err == nil || exitCode(err) != 2 || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("unknown global flag: %v", err)
+	}
+	// The global --env-file may follow the command too: a file that does
+	// not exist is named in the error, in every spelling.
+	for _, args := range [][]string{{"version", "--env-file", "/nonexistent/x.env"}, {"check", "--env-file=/nonexistent/x.env"}, {"migrate", "-env-file", "/nonexistent/x.env", "status"}} {
+		var out, errb bytes.Buffer
+		err := run(context.Background(), args, testEnv{}.get, strings.NewReader(""), &out, &errb)
+		if args[0] == "version" {
+			if err != nil {
+				t.Errorf("%v: %v", args, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), "/nonexistent/x.env") {
+			t.Errorf("%v: %v, want the env file named", args, err)
+		}
+	}
+	if _, _, err := runCmd(t, testEnv{}, "", "check", "--env-file"); err == nil || exitCode(err) != 2 {
+		t.Errorf("--env-file without a value: %v", err)
 	}
 	for _, sub := range []string{"serve", "migrate", "create-admin", "check", "backup"} {
 		out, _, err := runCmd(t, testEnv{}, "", sub, "--help")
