@@ -210,9 +210,10 @@ func TestUnknownRoute(t *testing.T) {
 	}
 }
 
-// TestCreateAdmin: create-admin refuses an existing username or email (also
-// in another case) and a weak password, and never reads the password from
-// argv.
+// TestCreateAdmin: create-admin is idempotent (the same administrator
+// again exits 0 and changes nothing), refuses a username or email held by
+// another user (also in another case) and a weak password, and never reads
+// the password from argv.
 func TestCreateAdmin(t *testing.T) {
 	t.Parallel()
 	for _, b := range backends(t) {
@@ -226,8 +227,10 @@ func TestCreateAdmin(t *testing.T) {
 			if r := create("root", "root@example.com", strongPassword); r.Code != 0 {
 				t.Fatalf("first create-admin: exit %d: %s", r.Code, r.Stderr)
 			}
+			if r := create("Root", "ROOT@example.com", "Another-Str0ng-Passw0rd!"); r.Code != 0 || !strings.Contains(r.Stdout, "already exists") {
+				t.Errorf("create-admin of the same administrator again: exit %d: %s %s", r.Code, r.Stdout, r.Stderr)
+			}
 			for _, c := range []struct{ name, username, email string }{
-				{"same user", "root", "root@example.com"},
 				{"username in another case", "ROOT", "other@example.com"},
 				{"email in another case", "other", "Root@Example.COM"},
 			} {

@@ -48,9 +48,13 @@ func cmdCreateAdmin(ctx context.Context, env *environment, args []string, stdin 
 		return err
 	}
 
-	// Refuse before asking for a password when the user exists.
-	if err := adminExists(ctx, db, u, e); err != nil {
+	// Decide before asking for a password when the user exists.
+	switch done, err := adminExists(ctx, db, u, e); {
+	case err != nil:
 		return err
+	case done:
+		fmt.Fprintf(stdout, "administrator %q <%s> already exists; nothing changed (its password is not touched)\n", u, e)
+		return nil
 	}
 	password, err := readPassword(*fromStdin, stdin, stdout)
 	if err != nil {
@@ -92,21 +96,27 @@ func cmdCreateAdmin(ctx context.Context, env *environment, args []string, stdin 
 	return nil
 }
 
-// adminExists returns an error when the username or email is taken.
-func adminExists(ctx context.Context, db permiso.UserStore, username, email string) error {
-	for _, find := range []func() (permiso.User, error){
-		func() (permiso.User, error) { return db.GetUserByUsername(ctx, username) },
-		func() (permiso.User, error) { return db.GetUserByEmail(ctx, email) },
-	} {
-		_, err := find()
-		if err == nil {
-			return fmt.Errorf("create-admin: a user with username %q or email %q already exists; nothing changed", username, email)
-		}
-		if !errors.Is(err, permiso.ErrNotFound) {
-			return fmt.Errorf("create-admin: %w", err)
+// adminExists makes create-admin idempotent (SPEC §1): done is true when
+// exactly this administrator exists already (the username and the email
+// name one active superuser holding the role admin), so a second run of a
+// provisioning script succeeds and changes nothing. Any other user holding
+// the username or the email is an error that says so: nothing is changed.
+func adminExists(ctx context.Context, db permiso.UserStore, username, email string) (done bool, err error) {
+	byName, nameErr := db.GetUserByUsername(ctx, username)
+	byEmail, emailErr := db.GetUserByEmail(ctx, email)
+	for _, err := range []error{nameErr, emailErr} {
+		if err != nil && !errors.Is(err, permiso.ErrNotFound) {
+			return false, fmt.Errorf("create-admin: %w", err)
 		}
 	}
-	return nil
+	switch {
+	case nameErr != nil && emailErr != nil:
+		return false, nil
+	case nameErr == nil && emailErr == nil && byName.ID == byEmail.ID &&
+		byName.IsActive && byName.IsSuperuser && byName.HasRole(permiso.RoleAdmin):
+		return true, nil
+	}
+	return false, fmt.Errorf("create-admin: a user with username %q or email %q already exists and is not this active administrator; nothing changed", username, email)
 }
 
 // readPassword reads the password from stdin (--password-stdin: the first

@@ -201,13 +201,18 @@ func TestCreateAdminIsIdempotent(t *testing.T) {
 	if !strings.Contains(out, "created administrator \"admin\"") {
 		t.Fatalf("unexpected output %q", out)
 	}
+	// Idempotent: the same administrator again succeeds and changes nothing.
+	out, _, err = runCmd(t, env, "Other-Passw0rd!x\n", "create-admin", "--username", "ADMIN", "--email", "Admin@Example.com", "--password-stdin")
+	if err != nil || !strings.Contains(out, "already exists; nothing changed") {
+		t.Fatalf("second create-admin of the same administrator: %v %q", err, out)
+	}
 	_, _, err = runCmd(t, env, "Other-Passw0rd!x\n", "create-admin", "--username", "ADMIN", "--email", "other@example.com", "--password-stdin")
-	if err == nil || !strings.Contains(err.Error(), "already exists") {
-		t.Fatalf("second create-admin: err = %v, want 'already exists'", err)
+	if err == nil || !strings.Contains(err.Error(), "already exists and is not") {
+		t.Fatalf("taken username: err = %v, want a refusal", err)
 	}
 	_, _, err = runCmd(t, env, "Other-Passw0rd!x\n", "create-admin", "--username", "someone", "--email", "ADMIN@example.com", "--password-stdin")
-	if err == nil || !strings.Contains(err.Error(), "already exists") {
-		t.Fatalf("same email: err = %v, want 'already exists'", err)
+	if err == nil || !strings.Contains(err.Error(), "already exists and is not") {
+		t.Fatalf("same email: err = %v, want a refusal", err)
 	}
 }
 
