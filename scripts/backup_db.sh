@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Daily database backup (deployment guide, "Database Backup Strategy").
 #   crontab: 0 2 * * * /path/to/scripts/backup_db.sh
-# Uses `permiso backup` inside the app container (pg_dump for PostgreSQL,
-# an online copy for SQLite), compresses it and keeps 30 days.
+# Runs pg_dump in the db container of deploy/docker-compose.prod.yml (or,
+# with PERMISO_BIN set, `permiso backup` without Docker: pg_dump for
+# PostgreSQL, an online copy for SQLite), compresses the dump and keeps 30
+# days.
 set -euo pipefail
 BACKUP_DIR="${BACKUP_DIR:-/backups}"
 COMPOSE_FILE="${COMPOSE_FILE:-$(dirname "$0")/../deploy/docker-compose.prod.yml}"
