@@ -303,6 +303,9 @@ func Defaults() Config {
 	}
 }
 
+// DefaultCacheTTL is CACHE_DEFAULT_TTL's default (the guide's 3600).
+const DefaultCacheTTL = time.Hour
+
 // IsProduction reports whether ENVIRONMENT is production.
 func (c Config) IsProduction() bool { return c.Environment == EnvProduction }
 

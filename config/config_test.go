@@ -1050,3 +1050,19 @@ func TestValidateHandMade(t *testing.T) {
 		t.Errorf("Validate problems = %v, want %v (%v)", got, want, err)
 	}
 }
+
+// TestCacheDefaultTTLWarns: CACHE_DEFAULT_TTL is accepted from the guide's
+// .env but bounds nothing; a value other than the default says so.
+func TestCacheDefaultTTLWarns(t *testing.T) {
+	_, warnings, err := load(t, map[string]string{"CACHE_DEFAULT_TTL": "60"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(warnings, func(w string) bool { return strings.Contains(w, "CACHE_DEFAULT_TTL=60 has no effect") }) {
+		t.Errorf("warnings %q lack the CACHE_DEFAULT_TTL one", warnings)
+	}
+	_, warnings, _ = load(t, map[string]string{"CACHE_DEFAULT_TTL": "3600"})
+	if slices.ContainsFunc(warnings, func(w string) bool { return strings.Contains(w, "CACHE_DEFAULT_TTL") }) {
+		t.Errorf("the guide's default warns: %q", warnings)
+	}
+}

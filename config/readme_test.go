@@ -7,15 +7,16 @@ import (
 )
 
 // TestREADMEListsEveryVariable keeps the README's configuration table true:
-// every variable the loader knows must have a row.
+// every variable the loader knows has its row, with its default and its
+// description as the loader states them (Variable.MarkdownRow).
 func TestREADMEListsEveryVariable(t *testing.T) {
 	readme, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, v := range Variables() {
-		if !strings.Contains(string(readme), "| `"+v.Name+"` |") {
-			t.Errorf("README.md has no configuration row for %s", v.Name)
+		if !strings.Contains(string(readme), "\n"+v.MarkdownRow()+"\n") {
+			t.Errorf("README.md's row for %s is missing or differs; want:\n%s\n(go run ./internal/cmd/envexample -readme prints every row)", v.Name, v.MarkdownRow())
 		}
 	}
 }

@@ -239,6 +239,9 @@ func (c *Config) check() (warnings []string, errs Errors) {
 		}
 	}
 	minDur("CACHE_DEFAULT_TTL", c.CacheDefaultTTL, time.Second)
+	if c.CacheDefaultTTL > 0 && c.CacheDefaultTTL != DefaultCacheTTL {
+		warn("CACHE_DEFAULT_TTL=%d has no effect: every Redis entry permiso writes expires with what it describes, and the in-process cache uses CACHE_LOCAL_TTL", int(c.CacheDefaultTTL/time.Second))
+	}
 	if c.CacheLocalTTL < 0 {
 		fail("CACHE_LOCAL_TTL", "must not be negative (0 disables the in-process cache)")
 	}

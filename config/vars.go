@@ -27,6 +27,20 @@ type Variable struct {
 	Ignored bool
 }
 
+// MarkdownRow is the variable's row in README.md's configuration table:
+// | `NAME` | `default` | description |.
+func (v Variable) MarkdownRow() string {
+	def := "(empty)"
+	if v.Default != "" {
+		def = v.Default
+	}
+	desc := v.Description
+	if v.Ignored {
+		desc += " (accepted and ignored)"
+	}
+	return "| `" + v.Name + "` | `" + def + "` | " + desc + " |"
+}
+
 // spec is a Variable plus how Load applies it.
 type spec struct {
 	Variable
@@ -137,7 +151,7 @@ var specs = []spec{
 		Description: "Version shown by GET / and /health. Default: the build version."},
 		set: str(func(c *Config) *string { return &c.Version })},
 	{Variable: Variable{Name: "DEBUG", Default: "false", Guide: true,
-		Description: "Debug mode. Forced to false (with a warning) when ENVIRONMENT=production."},
+		Description: "Debug mode: logs at debug level whatever LOG_LEVEL says. Forced to false (with a warning) when ENVIRONMENT=production."},
 		set: boolean(func(c *Config) *bool { return &c.Debug })},
 	{Variable: Variable{Name: "ENVIRONMENT", Default: EnvDevelopment, Guide: true,
 		Description: "development, staging, production or test (any case). production turns on the strict checks: a strong JWT_SECRET_KEY, no SQLite, no wildcard CORS origin with credentials."},
@@ -371,7 +385,7 @@ var specs = []spec{
 		Description: "Redis key prefix for token revocation state."},
 		set: str(func(c *Config) *string { return &c.CacheTokenPrefix })},
 	{Variable: Variable{Name: "CACHE_SESSION_PREFIX", Default: "permiso:session:", Guide: true,
-		Description: "Redis key prefix for session state."},
+		Description: "Redis key prefix for session state: the revocations of whole sessions (logout, session deletion, reuse detection)."},
 		set: str(func(c *Config) *string { return &c.CacheSessionPrefix })},
 	{Variable: Variable{Name: "CACHE_RATE_LIMIT_PREFIX", Default: "permiso:rate:", Guide: true,
 		Description: "Redis key prefix for rate-limit and lockout counters."},
@@ -380,7 +394,7 @@ var specs = []spec{
 		Description: "Redis key prefix for cached user state, and of the cache invalidation channel (PREFIX + changes)."},
 		set: str(func(c *Config) *string { return &c.CacheUserPrefix })},
 	{Variable: Variable{Name: "CACHE_DEFAULT_TTL", Default: "3600", Guide: true,
-		Description: "Lifetime of cache entries, in seconds."},
+		Description: "Accepted from the guide's .env; bounds nothing: every Redis entry permiso writes expires with what it describes (a revocation with its token, a window with its period, a lock with its duration), and the in-process cache has CACHE_LOCAL_TTL. Another value than the default logs a warning."},
 		set: duration(time.Second, func(c *Config) *time.Duration { return &c.CacheDefaultTTL })},
 	{Variable: Variable{Name: "CACHE_LOCAL_TTL", Default: "30",
 		Description: "Seconds for which each instance keeps user status and service-client records in process, so bearer checks and client authentication skip the database. Writes evict them at once on every instance through Redis pub/sub (channel CACHE_USER_PREFIX + changes); without REDIS_URL, writes made by another process (another instance, permiso sessions revoke-all) are seen within this time. 0 disables the cache."},

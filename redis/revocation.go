@@ -39,11 +39,13 @@ return 1
 `)
 
 // Revocations is the permiso.RevocationStore shared by every instance,
-// kept in Redis under one key prefix (CACHE_TOKEN_PREFIX):
+// kept in Redis under the token prefix (CACHE_TOKEN_PREFIX) and, for whole
+// sessions, the session prefix (CACHE_SESSION_PREFIX; the token prefix
+// unless WithSessionPrefix sets it):
 //
-//	<prefix>revoked:jti:<jti>      "1"                  one access token
-//	<prefix>revoked:sid:<sid>      "1"                  every token of a session
-//	<prefix>revoked:sub:<subject>  cutoff, unix seconds tokens with iat < cutoff
+//	<token prefix>revoked:jti:<jti>      "1"                  one access token
+//	<session prefix>revoked:sid:<sid>    "1"                  every token of a session
+//	<token prefix>revoked:sub:<subject>  cutoff, unix seconds tokens with iat < cutoff
 //
 // Every key carries a TTL equal to the remaining life of the tokens it
 // revokes, computed from the absolute expiresAt and this process's clock,
@@ -58,9 +60,10 @@ return 1
 // wrap the driver error; the caller chooses to fail closed (503) or open
 // (REVOCATION_FAIL_OPEN).
 type Revocations struct {
-	rdb    goredis.UniversalClient
-	prefix string
-	now    func() time.Time
+	rdb           goredis.UniversalClient
+	prefix        string
+	sessionPrefix string
+	now           func() time.Time
 }
 
 var _ permiso.RevocationStore = (*Revocations)(nil)
@@ -68,11 +71,18 @@ var _ permiso.RevocationStore = (*Revocations)(nil)
 // NewRevocations returns the revocation store over c whose keys all start
 // with prefix (CACHE_TOKEN_PREFIX, for example "permiso:token:").
 func NewRevocations(c *Client, prefix string) *Revocations {
-	return &Revocations{rdb: c.rdb, prefix: prefix, now: time.Now}
+	return &Revocations{rdb: c.rdb, prefix: prefix, sessionPrefix: prefix, now: time.Now}
+}
+
+// WithSessionPrefix puts the revocations of whole sessions under prefix
+// (CACHE_SESSION_PREFIX) and returns r.
+func (r *Revocations) WithSessionPrefix(prefix string) *Revocations {
+	r.sessionPrefix = prefix
+	return r
 }
 
 func (r *Revocations) jtiKey(jti string) string { return r.prefix + "revoked:jti:" + jti }
-func (r *Revocations) sidKey(sid string) string { return r.prefix + "revoked:sid:" + sid }
+func (r *Revocations) sidKey(sid string) string { return r.sessionPrefix + "revoked:sid:" + sid }
 func (r *Revocations) subKey(sub string) string { return r.prefix + "revoked:sub:" + sub }
 
 // ttlMillis returns the TTL of an entry that must last until expiresAt:

@@ -321,3 +321,32 @@ func BenchmarkIsRevoked(b *testing.B) {
 	c := openTestClient(b)
 	cachetest.BenchmarkIsRevoked(b, NewRevocations(c, testPrefix(b, c)), time.Now)
 }
+
+// TestSessionPrefix: with WithSessionPrefix (CACHE_SESSION_PREFIX) the
+// revocations of whole sessions live under the session prefix, the others
+// under the token prefix, and IsRevoked reads both.
+func TestSessionPrefix(t *testing.T) {
+	t.Parallel()
+	c := openTestClient(t)
+	tokens, sessions := testPrefix(t, c), testPrefix(t, c)
+	r := NewRevocations(c, tokens).WithSessionPrefix(sessions)
+	ctx := t.Context()
+	exp := time.Now().Add(time.Minute)
+	if err := r.RevokeSession(ctx, "sid-1", exp); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.RevokeToken(ctx, "jti-1", exp); err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]int64{
+		sessions + "revoked:sid:sid-1": 1, tokens + "revoked:sid:sid-1": 0,
+		tokens + "revoked:jti:jti-1": 1, sessions + "revoked:jti:jti-1": 0,
+	} {
+		if n, err := c.rdb.Exists(ctx, key).Result(); err != nil || n != want {
+			t.Errorf("EXISTS %s = %d, %v; want %d", key, n, err, want)
+		}
+	}
+	if v, err := r.IsRevoked(ctx, "other", "sid-1", "sub", time.Now()); err != nil || !v {
+		t.Errorf("token of the revoked session: %v, %v", v, err)
+	}
+}

@@ -70,7 +70,13 @@ func newLogger(cfg config.Config, stderr io.Writer) (*slog.Logger, *logFile, err
 		}
 		out = lf
 	}
-	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	level := cfg.LogLevel
+	if cfg.Debug {
+		// DEBUG=true logs everything, whatever LOG_LEVEL says (Validate
+		// turns DEBUG off in production).
+		level = slog.LevelDebug
+	}
+	opts := &slog.HandlerOptions{Level: level}
 	var h slog.Handler
 	if cfg.LogFormat == "text" {
 		h = slog.NewTextHandler(out, opts)

@@ -100,7 +100,7 @@ func newAuth(ctx context.Context, a *app, m *metrics.Metrics) (*authParts, error
 	// one pipeline on Redis (SPEC §7), one after the other in process.
 	var checks permiso.Checker
 	if rdb != nil {
-		rrev := redis.NewRevocations(rdb, cfg.CacheTokenPrefix)
+		rrev := redis.NewRevocations(rdb, cfg.CacheTokenPrefix).WithSessionPrefix(cfg.CacheSessionPrefix)
 		revocations = rrev
 		if rl, ok := limiter.(*redis.Limiter); ok {
 			checks = redis.NewChecker(rl, rrev)
