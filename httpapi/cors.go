@@ -172,7 +172,7 @@ func (s *server) allowedHosts(next http.Handler) http.Handler {
 func (s *server) isOperational(path string) bool {
 	path = strings.TrimSuffix(path, "/")
 	return path == "/health" || strings.HasPrefix(path, "/health/") ||
-		(s.opts.MetricsPath != "" && path == strings.TrimSuffix(s.opts.MetricsPath, "/"))
+		(s.metrics != nil && s.opts.MetricsPath != "" && path == strings.TrimSuffix(s.opts.MetricsPath, "/"))
 }
 
 // hostName returns the host of a Host header without the port, in lower

@@ -83,6 +83,20 @@ func (r *Revocations) WithSessionPrefix(prefix string) *Revocations {
 
 func (r *Revocations) jtiKey(jti string) string { return r.prefix + "revoked:jti:" + jti }
 func (r *Revocations) sidKey(sid string) string { return r.sessionPrefix + "revoked:sid:" + sid }
+
+// legacySidKey is where releases before CACHE_SESSION_PREFIX kept session
+// revocations (under the token prefix), or "" when the two prefixes are
+// the same. Session revocations are written to and read from both, so that
+// neither an upgrade nor a rolling deploy (old and new instances side by
+// side) forgets a logout: an entry lives no longer than the tokens it
+// revokes, so the legacy key can go one release after every instance
+// writes the new one.
+func (r *Revocations) legacySidKey(sid string) string {
+	if r.sessionPrefix == r.prefix {
+		return ""
+	}
+	return r.prefix + "revoked:sid:" + sid
+}
 func (r *Revocations) subKey(sub string) string { return r.prefix + "revoked:sub:" + sub }
 
 // ttlMillis returns the TTL of an entry that must last until expiresAt:
@@ -120,6 +134,11 @@ func (r *Revocations) RevokeToken(ctx context.Context, jti string, expiresAt tim
 func (r *Revocations) RevokeSession(ctx context.Context, sid string, expiresAt time.Time) error {
 	if sid == "" {
 		return permiso.Invalid("revocation needs a session id")
+	}
+	if legacy := r.legacySidKey(sid); legacy != "" {
+		if err := r.revoke(ctx, legacy, 1, expiresAt); err != nil {
+			return err
+		}
 	}
 	return r.revoke(ctx, r.sidKey(sid), 1, expiresAt)
 }
@@ -167,12 +186,15 @@ func (r *Revocations) IsRevoked(ctx context.Context, jti, sid, subject string, i
 // goredis.Nil when a key is absent, which is not an error here: the
 // returned function inspects each command itself.
 func (r *Revocations) QueueIsRevoked(ctx context.Context, pipe goredis.Pipeliner, jti, sid, subject string, issuedAt time.Time) func() (bool, error) {
-	var jtiCmd, sidCmd, subCmd *goredis.StringCmd
+	var jtiCmd, sidCmd, legacyCmd, subCmd *goredis.StringCmd
 	if jti != "" {
 		jtiCmd = pipe.Get(ctx, r.jtiKey(jti))
 	}
 	if sid != "" {
 		sidCmd = pipe.Get(ctx, r.sidKey(sid))
+		if legacy := r.legacySidKey(sid); legacy != "" {
+			legacyCmd = pipe.Get(ctx, legacy)
+		}
 	}
 	if subject != "" {
 		subCmd = pipe.Get(ctx, r.subKey(subject))
@@ -181,7 +203,7 @@ func (r *Revocations) QueueIsRevoked(ctx context.Context, pipe goredis.Pipeliner
 		// Any positive answer wins over another lookup's error: revoked is
 		// the safe answer.
 		var firstErr error
-		for _, cmd := range []*goredis.StringCmd{jtiCmd, sidCmd} {
+		for _, cmd := range []*goredis.StringCmd{jtiCmd, sidCmd, legacyCmd} {
 			if cmd == nil {
 				continue
 			}

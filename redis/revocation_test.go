@@ -338,8 +338,10 @@ func TestSessionPrefix(t *testing.T) {
 	if err := r.RevokeToken(ctx, "jti-1", exp); err != nil {
 		t.Fatal(err)
 	}
+	// The session revocation is also written where earlier releases kept
+	// it (under the token prefix), for upgrades and rolling deploys.
 	for key, want := range map[string]int64{
-		sessions + "revoked:sid:sid-1": 1, tokens + "revoked:sid:sid-1": 0,
+		sessions + "revoked:sid:sid-1": 1, tokens + "revoked:sid:sid-1": 1,
 		tokens + "revoked:jti:jti-1": 1, sessions + "revoked:jti:jti-1": 0,
 	} {
 		if n, err := c.rdb.Exists(ctx, key).Result(); err != nil || n != want {
@@ -348,5 +350,17 @@ func TestSessionPrefix(t *testing.T) {
 	}
 	if v, err := r.IsRevoked(ctx, "other", "sid-1", "sub", time.Now()); err != nil || !v {
 		t.Errorf("token of the revoked session: %v, %v", v, err)
+	}
+	// A session revoked by an earlier release (token prefix only) is
+	// still revoked after the upgrade.
+	old := NewRevocations(c, tokens)
+	if err := old.RevokeSession(ctx, "sid-old", exp); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := c.rdb.Exists(ctx, sessions+"revoked:sid:sid-old").Result(); n != 0 {
+		t.Fatal("the old-release store wrote under the session prefix")
+	}
+	if v, err := r.IsRevoked(ctx, "other", "sid-old", "sub", time.Now()); err != nil || !v {
+		t.Errorf("session revoked before the upgrade: %v, %v; want revoked", v, err)
 	}
 }
