@@ -34,15 +34,7 @@ func scanRefresh(row pgx.Row) (permiso.RefreshToken, error) {
 // insertRefresh inserts t (ID generated when zero, IssuedAt defaulting to
 // the current time) and returns the stored row.
 func insertRefresh(ctx context.Context, q querier, t permiso.RefreshToken) (permiso.RefreshToken, error) {
-	if t.ID == uuid.Nil {
-		t.ID = uuid.New()
-	}
-	if t.FamilyID == uuid.Nil {
-		t.FamilyID = t.ID
-	}
-	if t.IssuedAt.IsZero() {
-		t.IssuedAt = time.Now()
-	}
+	t = refreshDefaults(t)
 	out, err := scanRefresh(q.QueryRow(ctx, `INSERT INTO refresh_tokens (id, token_hash, user_id,
 		client_id, session_id, family_id, parent_id, scopes, issued_at, expires_at, used_at,
 		revoked_at, revocation_reason, client_ip, user_agent)
@@ -55,6 +47,21 @@ func insertRefresh(ctx context.Context, q querier, t permiso.RefreshToken) (perm
 		return permiso.RefreshToken{}, mapErr(err, "refresh token", opWrite)
 	}
 	return out, nil
+}
+
+// refreshDefaults fills in a new token's id, family (its own id) and issue
+// time when they are zero.
+func refreshDefaults(t permiso.RefreshToken) permiso.RefreshToken {
+	if t.ID == uuid.Nil {
+		t.ID = uuid.New()
+	}
+	if t.FamilyID == uuid.Nil {
+		t.FamilyID = t.ID
+	}
+	if t.IssuedAt.IsZero() {
+		t.IssuedAt = time.Now()
+	}
+	return t
 }
 
 // CreateRefreshToken stores t; an unknown user, session or client yields
@@ -79,37 +86,84 @@ func (db *DB) GetRefreshTokenByHash(ctx context.Context, hash string) (permiso.R
 // (already used or revoked) or ErrNotFound (no such token) and writes
 // nothing, so of any number of concurrent callers exactly one succeeds.
 func (db *DB) UseRefreshToken(ctx context.Context, hash string, replacement permiso.RefreshToken, now time.Time) error {
-	return db.inTx(ctx, func(tx pgx.Tx) error {
-		// The session row first: every transaction that locks a session
-		// and its refresh tokens (revoke-all, logout) takes them in this
-		// order, so a rotation cannot deadlock with them on PostgreSQL.
-		if err := touchSession(ctx, tx, replacement, now); err != nil {
-			return err
+	t := refreshDefaults(replacement)
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		return mapErr(err, "transaction", opRead)
+	}
+	defer conn.Release()
+	// One round trip for the whole rotation (SPEC §7: one short
+	// transaction), then one for COMMIT or ROLLBACK. The session row comes
+	// first: every transaction that locks a session and its refresh tokens
+	// (revoke-all, logout) takes them in this order, so a rotation cannot
+	// deadlock with them.
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue(touchSessionSQL, t.SessionID, ts(now), ts(t.ExpiresAt))
+	b.Queue(useRefreshSQL, t.ID, t.TokenHash, t.UserID, t.ClientID, t.SessionID, t.FamilyID, t.ParentID,
+		strings.Join(permiso.SortedUnique(t.Scopes), " "), ts(t.IssuedAt), ts(t.ExpiresAt),
+		tsp(t.UsedAt), tsp(t.RevokedAt), t.RevocationReason, t.ClientIP, t.UserAgent, ts(now), hash)
+	b.Queue(`SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE token_hash = $1)`, hash)
+	var inserted int64
+	var exists bool
+	br := conn.SendBatch(ctx, b)
+	err = func() error {
+		if _, err := br.Exec(); err != nil {
+			return mapErr(err, "transaction", opWrite)
 		}
-		tag, err := tx.Exec(ctx, `UPDATE refresh_tokens SET used_at = $2
-			WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL`, hash, ts(now))
+		if _, err := br.Exec(); err != nil {
+			return mapErr(err, "session", opWrite)
+		}
+		tag, err := br.Exec()
 		if err != nil {
 			return mapErr(err, "refresh token", opWrite)
 		}
-		if tag.RowsAffected() == 0 {
-			var exists bool
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE token_hash = $1)`, hash).Scan(&exists); err != nil {
-				return mapErr(err, "refresh token", opRead)
-			}
-			if !exists {
-				return permiso.Errorf(permiso.ENOTFOUND, "refresh token not found")
-			}
-			return permiso.Errorf(permiso.ECONFLICT, "refresh token already used or revoked")
+		inserted = tag.RowsAffected()
+		if err := br.QueryRow().Scan(&exists); err != nil {
+			return mapErr(err, "refresh token", opRead)
 		}
-		_, err = insertRefresh(ctx, tx, replacement)
+		return nil
+	}()
+	if cerr := br.Close(); err == nil && cerr != nil {
+		err = mapErr(cerr, "refresh token", opWrite)
+	}
+	end := "COMMIT"
+	if err != nil || inserted == 0 {
+		end = "ROLLBACK" // also after an error: the transaction is aborted
+	}
+	if _, eerr := conn.Exec(context.WithoutCancel(ctx), end); eerr != nil && err == nil {
+		err = mapErr(eerr, "transaction", opWrite)
+	}
+	switch {
+	case err != nil:
 		return err
-	})
+	case inserted == 0 && !exists:
+		return permiso.Errorf(permiso.ENOTFOUND, "refresh token not found")
+	case inserted == 0:
+		return permiso.Errorf(permiso.ECONFLICT, "refresh token already used or revoked")
+	}
+	return nil
 }
+
+// useRefreshSQL marks the presented token ($17) used at $16 and inserts its
+// replacement in one statement: the INSERT reads the UPDATE's RETURNING,
+// so nothing is inserted when the token is unknown, used or revoked, and
+// of concurrent rotations exactly one matches (the row lock of the UPDATE).
+const useRefreshSQL = `WITH used AS (
+	UPDATE refresh_tokens SET used_at = $16
+	WHERE token_hash = $17 AND used_at IS NULL AND revoked_at IS NULL
+	RETURNING 1)
+INSERT INTO refresh_tokens (id, token_hash, user_id, client_id, session_id, family_id, parent_id,
+	scopes, issued_at, expires_at, used_at, revoked_at, revocation_reason, client_ip, user_agent)
+SELECT $1::uuid, $2::text, $3::uuid, $4::uuid, $5::uuid, $6::uuid, $7::uuid, $8::text,
+	$9::timestamptz, $10::timestamptz, $11::timestamptz, $12::timestamptz, $13::text, $14::text, $15::text
+FROM used`
+
+const touchSessionSQL = `UPDATE user_sessions SET last_activity = $2, expires_at = GREATEST(expires_at, $3) WHERE id = $1`
 
 // touchSession applies permiso.TouchSession in the rotation's transaction.
 func touchSession(ctx context.Context, tx pgx.Tx, replacement permiso.RefreshToken, now time.Time) error {
-	_, err := tx.Exec(ctx, `UPDATE user_sessions SET last_activity = $2, expires_at = GREATEST(expires_at, $3) WHERE id = $1`,
-		replacement.SessionID, ts(now), ts(replacement.ExpiresAt))
+	_, err := tx.Exec(ctx, touchSessionSQL, replacement.SessionID, ts(now), ts(replacement.ExpiresAt))
 	if err != nil {
 		return mapErr(err, "session", opWrite)
 	}
