@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"slices"
@@ -487,53 +488,46 @@ func (s *server) handleUserStats() http.Handler {
 	})
 }
 
-// handleResetRequest: POST /users/password-reset/request (public). The
-// answer is the same whether or not the email belongs to an account.
+// handleResetRequest: POST /users/password-reset/request (public).
 func (s *server) handleResetRequest() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
-		var b struct {
-			Email string `json:"email"`
-		}
-		if _, err := decodeObject(r, &b); err != nil {
-			writeError(w, r, err)
-			return
-		}
-		if err := s.ident.RequestPasswordReset(r.Context(), b.Email); err != nil {
-			writeError(w, r, err)
-			return
-		}
-		s.record(r, "password.reset_request", "success", auditTarget{}, nil)
-		writeJSON(w, http.StatusOK, messageResponse{msgResetRequested})
+	return s.mailRequest("password.reset_request", msgResetRequested, func(ctx context.Context, email string) error {
+		return s.ident.RequestPasswordReset(ctx, email)
 	})
 }
 
 // handleResetConfirm: POST /users/password-reset/confirm (public).
 func (s *server) handleResetConfirm() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
-		var b struct {
-			Token       string `json:"token"`
-			NewPassword string `json:"new_password"`
-		}
-		if _, err := decodeObject(r, &b); err != nil {
-			writeError(w, r, err)
-			return
-		}
-		u, err := s.ident.ConfirmPasswordReset(withMeta(r).Context(), b.Token, b.NewPassword)
-		target := auditTarget{Type: "user"}
-		if err == nil {
-			target = userTarget(u.ID)
-		}
-		s.audited(r, "password.reset", target, err, nil)
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, messageResponse{msgResetDone})
+	type body struct {
+		Token       string `json:"token"`
+		NewPassword string `json:"new_password"`
+	}
+	return tokenConfirm(s, "password.reset", msgResetDone, func(ctx context.Context, b body) (permiso.User, error) {
+		return s.ident.ConfirmPasswordReset(ctx, b.Token, b.NewPassword)
 	})
 }
 
 // handleVerifyRequest: POST /users/email-verification/request (public).
 func (s *server) handleVerifyRequest() http.Handler {
+	return s.mailRequest("email.verify_request", msgVerifyRequested, func(ctx context.Context, email string) error {
+		return s.ident.RequestEmailVerification(ctx, email)
+	})
+}
+
+// handleVerifyConfirm: POST /users/email-verification/confirm (public).
+func (s *server) handleVerifyConfirm() http.Handler {
+	type body struct {
+		Token string `json:"token"`
+	}
+	return tokenConfirm(s, "email.verify", msgVerifyDone, func(ctx context.Context, b body) (permiso.User, error) {
+		return s.ident.ConfirmEmailVerification(ctx, b.Token)
+	})
+}
+
+// mailRequest serves a public request that mails a single-use token to an
+// address (password reset, email verification): {"email"} in, the request
+// audited as action, and the same answer whether or not the address
+// belongs to an account.
+func (s *server) mailRequest(action, done string, send func(ctx context.Context, email string) error) http.Handler {
 	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
 		var b struct {
 			Email string `json:"email"`
@@ -542,34 +536,35 @@ func (s *server) handleVerifyRequest() http.Handler {
 			writeError(w, r, err)
 			return
 		}
-		if err := s.ident.RequestEmailVerification(r.Context(), b.Email); err != nil {
+		if err := send(r.Context(), b.Email); err != nil {
 			writeError(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, messageResponse{msgVerifyRequested})
+		s.record(r, action, "success", auditTarget{}, nil)
+		writeJSON(w, http.StatusOK, messageResponse{done})
 	})
 }
 
-// handleVerifyConfirm: POST /users/email-verification/confirm (public).
-func (s *server) handleVerifyConfirm() http.Handler {
+// tokenConfirm serves the confirmation of a mailed single-use token: the
+// body B in, confirm, the outcome audited as action with the account as
+// its target (when the token named one), done out.
+func tokenConfirm[B any](s *server, action, done string, confirm func(ctx context.Context, b B) (permiso.User, error)) http.Handler {
 	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
-		var b struct {
-			Token string `json:"token"`
-		}
+		var b B
 		if _, err := decodeObject(r, &b); err != nil {
 			writeError(w, r, err)
 			return
 		}
-		u, err := s.ident.ConfirmEmailVerification(r.Context(), b.Token)
+		u, err := confirm(withMeta(r).Context(), b)
 		target := auditTarget{Type: "user"}
 		if err == nil {
 			target = userTarget(u.ID)
 		}
-		s.audited(r, "email.verify", target, err, nil)
+		s.audited(r, action, target, err, nil)
 		if err != nil {
 			writeError(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, messageResponse{msgVerifyDone})
+		writeJSON(w, http.StatusOK, messageResponse{done})
 	})
 }
