@@ -278,6 +278,19 @@ func scopeIDsError(err error) error {
 	return err
 }
 
+// withClient serves a route about the client named by the {client_id}
+// path parameter: h gets it from the database (404 when there is none).
+func (s *server) withClient(h func(w http.ResponseWriter, r *http.Request, c permiso.ServiceClient)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := s.getClient(r.Context(), r)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		h(w, r, c)
+	})
+}
+
 // getClient loads the client named by the {client_id} path parameter.
 func (s *server) getClient(ctx context.Context, r *http.Request) (permiso.ServiceClient, error) {
 	// Admin reads show the database's record (last_used and
@@ -406,12 +419,7 @@ func (s *server) handleClientCreate() http.Handler {
 
 // handleClientGet answers GET /service-clients/{client_id}.
 func (s *server) handleClientGet() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := s.getClient(r.Context(), r)
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
+	return s.withClient(func(w http.ResponseWriter, r *http.Request, c permiso.ServiceClient) {
 		writeJSON(w, http.StatusOK, s.clientView(c))
 	})
 }
@@ -420,12 +428,7 @@ func (s *server) handleClientGet() http.Handler {
 // null fields stay; an empty string clears an optional text field;
 // scope_ids replaces the scopes.
 func (s *server) handleClientUpdate() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := s.getClient(r.Context(), r)
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
+	return s.withClient(func(w http.ResponseWriter, r *http.Request, c permiso.ServiceClient) {
 		var in clientInput
 		if err := decodeJSON(r, &in); err != nil {
 			writeError(w, r, err)
@@ -505,12 +508,7 @@ func (s *server) handleClientUpdate() http.Handler {
 // client up (oauth2.Service.Authenticate), and its sessions and refresh
 // tokens go with it (ON DELETE CASCADE).
 func (s *server) handleClientDelete() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := s.getClient(r.Context(), r)
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
+	return s.withClient(func(w http.ResponseWriter, r *http.Request, c permiso.ServiceClient) {
 		if err := s.store.DeleteServiceClient(r.Context(), c.ID); err != nil {
 			writeError(w, r, err)
 			return
@@ -538,12 +536,7 @@ func (s *server) handleClientRotateSecret() http.Handler {
 		ClientSecret            string  `json:"client_secret"`
 		PreviousSecretExpiresAt *string `json:"previous_secret_expires_at"`
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := s.getClient(r.Context(), r)
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
+	return s.withClient(func(w http.ResponseWriter, r *http.Request, c permiso.ServiceClient) {
 		var in request
 		if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
 			if err := decodeJSON(r, &in); err != nil {
@@ -597,12 +590,7 @@ func (s *server) handleClientScopes() http.Handler {
 	type request struct {
 		ScopeIDs *[]string `json:"scope_ids"`
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := s.getClient(r.Context(), r)
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
+	return s.withClient(func(w http.ResponseWriter, r *http.Request, c permiso.ServiceClient) {
 		var in request
 		if err := decodeJSON(r, &in); err != nil {
 			writeError(w, r, err)
@@ -644,12 +632,7 @@ func (s *server) handleClientPermissions() http.Handler {
 		Resources      map[string][]string `json:"resources"`
 		CanAccessAdmin bool                `json:"can_access_admin"`
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := s.getClient(r.Context(), r)
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
+	return s.withClient(func(w http.ResponseWriter, r *http.Request, c permiso.ServiceClient) {
 		resp := response{ClientID: c.ClientID, Scopes: c.ScopeNames(), Resources: map[string][]string{}}
 		for _, sc := range c.Scopes {
 			res := sc.ResourceName()
@@ -681,12 +664,7 @@ func (s *server) handleClientRateLimit() http.Handler {
 		IsRateLimited      bool   `json:"is_rate_limited"`
 		RetryAfterSeconds  int    `json:"retry_after_seconds"`
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := s.getClient(r.Context(), r)
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
+	return s.withClient(func(w http.ResponseWriter, r *http.Request, c permiso.ServiceClient) {
 		minute, hour, err := s.auth.ClientRateLimits(r.Context(), c)
 		if err != nil {
 			writeError(w, r, err)
