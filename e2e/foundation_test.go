@@ -211,9 +211,9 @@ func TestUnknownRoute(t *testing.T) {
 }
 
 // TestCreateAdmin: create-admin is idempotent (the same administrator
-// again exits 0 and changes nothing), refuses a username or email held by
-// another user (also in another case) and a weak password, and never reads
-// the password from argv.
+// again says it exists, exits non-zero and changes nothing), refuses a
+// username or email held by another user (also in another case) and a
+// weak password, and never reads the password from argv.
 func TestCreateAdmin(t *testing.T) {
 	t.Parallel()
 	for _, b := range backends(t) {
@@ -227,10 +227,11 @@ func TestCreateAdmin(t *testing.T) {
 			if r := create("root", "root@example.com", strongPassword); r.Code != 0 {
 				t.Fatalf("first create-admin: exit %d: %s", r.Code, r.Stderr)
 			}
-			if r := create("Root", "ROOT@example.com", "Another-Str0ng-Passw0rd!"); r.Code != 0 || !strings.Contains(r.Stdout, "already exists") {
+			if r := create("Root", "ROOT@example.com", "Another-Str0ng-Passw0rd!"); r.Code == 0 || !strings.Contains(r.Stderr, "already exists; nothing changed") {
 				t.Errorf("create-admin of the same administrator again: exit %d: %s %s", r.Code, r.Stdout, r.Stderr)
 			}
 			for _, c := range []struct{ name, username, email string }{
+				{"same user", "root", "root@example.com"},
 				{"username in another case", "ROOT", "other@example.com"},
 				{"email in another case", "other", "Root@Example.COM"},
 			} {

@@ -48,13 +48,9 @@ func cmdCreateAdmin(ctx context.Context, env *environment, args []string, stdin 
 		return err
 	}
 
-	// Decide before asking for a password when the user exists.
-	switch done, err := adminExists(ctx, db, u, e); {
-	case err != nil:
+	// Refuse before asking for a password when the user exists.
+	if err := adminExists(ctx, db, u, e); err != nil {
 		return err
-	case done:
-		fmt.Fprintf(stdout, "administrator %q <%s> already exists; nothing changed (its password is not touched)\n", u, e)
-		return nil
 	}
 	password, err := readPassword(*fromStdin, stdin, stdout)
 	if err != nil {
@@ -96,27 +92,27 @@ func cmdCreateAdmin(ctx context.Context, env *environment, args []string, stdin 
 	return nil
 }
 
-// adminExists makes create-admin idempotent (SPEC §1): done is true when
-// exactly this administrator exists already (the username and the email
-// name one active superuser holding the role admin), so a second run of a
-// provisioning script succeeds and changes nothing. Any other user holding
-// the username or the email is an error that says so: nothing is changed.
-func adminExists(ctx context.Context, db permiso.UserStore, username, email string) (done bool, err error) {
+// adminExists is what makes create-admin idempotent (SPEC §1; issue 2: a
+// second run "says it exists and exits non-zero without changing
+// anything"): when the username or the email is taken it returns an error
+// that says which case it is, this very administrator already existing,
+// or another user holding the name or address, and nothing is written.
+func adminExists(ctx context.Context, db permiso.UserStore, username, email string) error {
 	byName, nameErr := db.GetUserByUsername(ctx, username)
 	byEmail, emailErr := db.GetUserByEmail(ctx, email)
 	for _, err := range []error{nameErr, emailErr} {
 		if err != nil && !errors.Is(err, permiso.ErrNotFound) {
-			return false, fmt.Errorf("create-admin: %w", err)
+			return fmt.Errorf("create-admin: %w", err)
 		}
 	}
 	switch {
 	case nameErr != nil && emailErr != nil:
-		return false, nil
+		return nil
 	case nameErr == nil && emailErr == nil && byName.ID == byEmail.ID &&
 		byName.IsActive && byName.IsSuperuser && byName.HasRole(permiso.RoleAdmin):
-		return true, nil
+		return fmt.Errorf("create-admin: administrator %q <%s> already exists; nothing changed", byName.Username, byName.Email)
 	}
-	return false, fmt.Errorf("create-admin: a user with username %q or email %q already exists and is not this active administrator; nothing changed", username, email)
+	return fmt.Errorf("create-admin: a user with username %q or email %q already exists and is not this active administrator; nothing changed", username, email)
 }
 
 // readPassword reads the password from stdin (--password-stdin: the first
