@@ -1,0 +1,47 @@
+package permiso
+
+import (
+	"strings"
+	"unicode/utf8"
+)
+
+// The two rules for untrusted bytes (docs/security-model.md, "Untrusted
+// bytes"). PostgreSQL refuses NUL and invalid UTF-8 in text columns that
+// SQLite stores as given, so every value that reaches a store is first
+// judged by one of them, and both backends answer alike:
+//
+//   - an identifier (a client_id, a username, an id in a path or filter)
+//     that is not valid UTF-8 or holds a NUL cannot name anything stored:
+//     ValidIdentifier is false, and the caller answers as for an unknown
+//     value, without asking the store;
+//   - free text that is only recorded (User-Agent, audit details) is made
+//     storable by CleanText and is never a reason to fail a request.
+
+// ValidIdentifier reports whether s can name a stored value: valid UTF-8
+// without NUL. Other control characters are left to the field's own
+// syntax rules.
+func ValidIdentifier(s string) bool {
+	return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0
+}
+
+// CleanText returns s in a form every backend stores identically: each
+// invalid UTF-8 sequence replaced by U+FFFD, every NUL removed, and the
+// result cut to at most maxBytes bytes at a character boundary (maxBytes
+// <= 0 means no bound). Valid text without NUL within the bound is
+// returned unchanged.
+func CleanText(s string, maxBytes int) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		s = strings.ReplaceAll(s, "\x00", "")
+	}
+	if maxBytes > 0 && len(s) > maxBytes {
+		cut := maxBytes
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut]
+	}
+	return s
+}

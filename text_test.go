@@ -1,0 +1,66 @@
+package permiso_test
+
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/permiso/permiso"
+)
+
+func TestValidIdentifier(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want bool
+	}{
+		{"client-1", true},
+		{"", true},
+		{"ünïcode", true},
+		{"a\x00b", false},
+		{"\xff", false},
+		{"\xc0\x80", false}, // overlong encoding of NUL
+		{"tab\there", true},
+	} {
+		if got := permiso.ValidIdentifier(tc.in); got != tc.want {
+			t.Errorf("ValidIdentifier(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestCleanText(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		max  int
+		want string
+	}{
+		{"curl/8.0", 0, "curl/8.0"},
+		{"\xff", 0, "\uFFFD"},
+		{"a\x00b", 0, "ab"},
+		{"\xc0\x80x", 0, "\uFFFDx"},
+		{"abcdef", 3, "abc"},
+		{"aé", 2, "a"}, // never cuts inside a character
+		{"\x00\x00", 5, ""},
+	} {
+		if got := permiso.CleanText(tc.in, tc.max); got != tc.want {
+			t.Errorf("CleanText(%q, %d) = %q, want %q", tc.in, tc.max, got, tc.want)
+		}
+	}
+}
+
+func FuzzCleanText(f *testing.F) {
+	f.Add("curl/8.0", 16)
+	f.Add("\xff\x00é", 2)
+	f.Fuzz(func(t *testing.T, s string, max int) {
+		max %= 4096
+		got := permiso.CleanText(s, max)
+		if !permiso.ValidIdentifier(got) {
+			t.Fatalf("CleanText(%q) = %q is not storable", s, got)
+		}
+		if max > 0 && len(got) > max {
+			t.Fatalf("CleanText(%q, %d) is %d bytes", s, max, len(got))
+		}
+		if utf8.ValidString(s) && !strings.Contains(s, "\x00") && (max <= 0 || len(s) <= max) && got != s {
+			t.Fatalf("CleanText changed clean text %q to %q", s, got)
+		}
+	})
+}
