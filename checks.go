@@ -7,8 +7,8 @@ import (
 
 // CheckBatch queues rate-limit and revocation checks and sends them
 // together: against Redis, one pipelined round trip for all of them
-// (SPEC §7: "at most one Redis round trip for all revocation and
-// rate-limit checks"). Each queue method returns a function that reports
+// (docs/abuse-resistance.md, "One round trip per request": at most one
+// Redis round trip for all revocation and rate-limit checks). Each queue method returns a function that reports
 // the check's outcome once Exec has run; calling it before Exec is a bug.
 // The outcomes are exactly those of the corresponding RateLimiter and
 // RevocationStore methods: a batch changes how checks travel, never what
@@ -19,7 +19,8 @@ type CheckBatch interface {
 	// AllowAll queues RateLimiter.AllowAll(keys, limits).
 	AllowAll(keys []string, limits []Limit) func() ([]LimitResult, error)
 	// IsRevoked queues RevocationStore.IsRevoked(jti, sid, subject,
-	// issuedAt).
+	// issuedAt): the jti, the session, the subject's cut-off and the
+	// global cut-off, all in the same batch.
 	IsRevoked(jti, sid, subject string, issuedAt time.Time) func() (bool, error)
 	// Exec sends every queued check. Failures are reported by each
 	// check's function, not by Exec: one failed check does not hide the

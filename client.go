@@ -34,8 +34,15 @@ type ServiceClient struct {
 	WebsiteURL              *string
 	AllowedIPs              *string // comma-separated IPs and CIDRs
 	WebhookURL              *string
-	CreatedAt               time.Time
-	UpdatedAt               time.Time
+	// TokensRevokedBefore invalidates every token issued before it through
+	// the client: its service tokens, the access tokens of users who
+	// logged in through it and their refresh tokens. It is moved forward
+	// when the client is disabled and by a client-wide or global revoke-all
+	// (oauth2.Service.RevokeAllForClient), and never moved back, so
+	// enabling the client again revives nothing.
+	TokensRevokedBefore *time.Time
+	CreatedAt           time.Time
+	UpdatedAt           time.Time
 
 	// Scopes is filled by the stores, ordered by name.
 	Scopes []Scope
@@ -45,6 +52,26 @@ type ServiceClient struct {
 // rotation still authenticates at now (an overlap asked for at rotation).
 func (c ServiceClient) PreviousSecretActive(now time.Time) bool {
 	return c.PreviousSecretHash != nil && c.PreviousSecretExpiresAt != nil && now.Before(*c.PreviousSecretExpiresAt)
+}
+
+// RevokeTokensBefore moves TokensRevokedBefore forward to cutoff (a
+// RevocationCutoff); an earlier cutoff leaves it where it is.
+func (c *ServiceClient) RevokeTokensBefore(cutoff time.Time) {
+	if c.TokensRevokedBefore == nil || c.TokensRevokedBefore.Before(cutoff) {
+		t := cutoff.UTC()
+		c.TokensRevokedBefore = &t
+	}
+}
+
+// IssuedTokenDead reports whether a token issued through the client at
+// issuedAt (TokenIssuedAt for access tokens, the stored issue time for
+// refresh tokens) no longer counts: it was issued before the client was
+// created (a client deleted and created again under the same client_id
+// does not inherit the old client's tokens) or before
+// TokensRevokedBefore. Whether the client is active is the caller's
+// other check.
+func (c ServiceClient) IssuedTokenDead(issuedAt time.Time) bool {
+	return issuedAt.Before(c.CreatedAt) || c.TokensRevokedBefore != nil && issuedAt.Before(*c.TokensRevokedBefore)
 }
 
 // ScopeNames returns the sorted names of the client's scopes.

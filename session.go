@@ -50,6 +50,11 @@ type SessionStore interface {
 	// the one given, when not nil) and their refresh tokens; it returns the
 	// revoked sessions.
 	RevokeUserSessions(ctx context.Context, userID uuid.UUID, except *uuid.UUID, reason string, now time.Time) ([]Session, error)
+	// RevokeClientSessions revokes every active session opened through the
+	// service client with this row id, and their refresh tokens, in one
+	// transaction; it returns the revoked sessions ordered by created_at,
+	// id.
+	RevokeClientSessions(ctx context.Context, clientID uuid.UUID, reason string, now time.Time) ([]Session, error)
 	// DeleteExpiredSessions removes sessions that expired before now.
 	DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error)
 	SessionStats(ctx context.Context, now, createdSince time.Time) (SessionStats, error)

@@ -66,6 +66,7 @@ func cloneClient(c permiso.ServiceClient) permiso.ServiceClient {
 	c.WebsiteURL = clonePtr(c.WebsiteURL)
 	c.AllowedIPs = clonePtr(c.AllowedIPs)
 	c.WebhookURL = clonePtr(c.WebhookURL)
+	c.TokensRevokedBefore = clonePtr(c.TokensRevokedBefore)
 	c.Scopes = cloneScopes(c.Scopes)
 	return c
 }

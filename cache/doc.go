@@ -1,6 +1,6 @@
-// Package cache is permiso's in-process read cache (SPEC §7: user status
-// and client records are cached in process with prompt invalidation across
-// instances).
+// Package cache is permiso's in-process read cache (docs/caching.md: user
+// status and client records are cached in process with prompt invalidation
+// across instances).
 //
 // Store wraps a permiso.Store and answers the two reads that every bearer
 // check and every client authentication make from memory:
@@ -27,8 +27,9 @@
 //   - ClearExpiredLocks (a bulk update of users) evicts every user;
 //   - role and scope writes evict every user and every client, since users
 //     hold scopes through roles and clients hold scopes directly;
-//   - service-client writes (create, update including secret rotation and
-//     disabling, delete, SetServiceClientScopes) evict every client: they
+//   - service-client writes (create, update including secret rotation,
+//     disabling and the client's revoke-all cut-off TokensRevokedBefore,
+//     delete, SetServiceClientScopes) evict every client: they
 //     name the client by row id while the cache is keyed by client_id,
 //     which an update may change, and clients are few;
 //   - migrations evict everything.

@@ -28,7 +28,7 @@ var passThrough = []string{
 	// Writes of tables nothing cached is built from.
 	"AppendAuditEvents", "DeleteAuditEventsBefore", "CreateRefreshToken", "UseRefreshToken",
 	"UseRefreshTokenGrace", "RevokeRefreshFamily", "DeleteExpiredRefreshTokens", "CreateSession",
-	"UpdateSession", "RevokeSession", "RevokeUserSessions", "DeleteExpiredSessions", "CreateSigningKey",
+	"UpdateSession", "RevokeSession", "RevokeUserSessions", "RevokeClientSessions", "DeleteExpiredSessions", "CreateSigningKey",
 	"RetireSigningKeys", "CreateActionToken", "ConsumeActionToken", "DeleteExpiredActionTokens",
 	// Only LastUsed and TotalRequests, which cached clients may show late.
 	"AddClientUsage",

@@ -28,7 +28,12 @@ type NewRevocationStore func(t *testing.T) (permiso.RevocationStore, *Clock)
 //     second, without error, and never forever;
 //   - revoking an empty jti, sid or subject fails with EINVALID (an empty sid
 //     would otherwise revoke every token that has no session), and IsRevoked
-//     ignores empty identifiers.
+//     ignores empty identifiers;
+//   - cut-offs (subject and global) are exact to the millisecond: a token
+//     issued before the cut-off, even in its own second or millisecond, is
+//     revoked, and one issued at a whole millisecond at or after it is not;
+//   - the global cut-off (RevokeAllBefore) catches every token whatever its
+//     identifiers, never moves back and expires like the others.
 func RunRevocation(t *testing.T, newStore NewRevocationStore) {
 	t.Helper()
 	tests := []struct {
@@ -38,8 +43,12 @@ func RunRevocation(t *testing.T, newStore NewRevocationStore) {
 		{"UnknownTokenNotRevoked", testUnknownNotRevoked},
 		{"RevokeTokenOnlyThatJTI", testRevokeToken},
 		{"RevokeSession", testRevokeSession},
-		{"RevokeSubjectBeforeSecondResolution", testSubjectSecondResolution},
+		{"RevokeSubjectBeforeSubSecond", testSubjectSubSecond},
 		{"RevokeSubjectBeforeNeverMovesBack", testSubjectNeverMovesBack},
+		{"RevokeAllBeforeEverySubject", testAllEverySubject},
+		{"RevokeAllBeforeSubSecond", testAllSubSecond},
+		{"RevokeAllBeforeNeverMovesBack", testAllNeverMovesBack},
+		{"RevokeAllBeforeExpiry", testAllExpiry},
 		{"SubjectsIsolated", testSubjectsIsolated},
 		{"EmptyIdentifiers", testEmptyIdentifiers},
 		{"Expiry", testExpiry},
@@ -103,6 +112,46 @@ func revokeSubject(t *testing.T, s permiso.RevocationStore, sub string, cutoff, 
 	}
 }
 
+func revokeAll(t *testing.T, s permiso.RevocationStore, cutoff, exp time.Time) {
+	t.Helper()
+	if err := s.RevokeAllBefore(t.Context(), cutoff, exp); err != nil {
+		t.Fatalf("RevokeAllBefore(%v): %v", cutoff, err)
+	}
+}
+
+// subSecondCases are issue times around a cut-off at base+frac (base a
+// whole second) and whether the cut-off revokes them: everything before the
+// cut-off, in its own second and millisecond included, and nothing from the
+// next whole millisecond at or after it on.
+func subSecondCases(base time.Time, frac time.Duration) []struct {
+	iat  time.Time
+	want bool
+} {
+	cutoff := base.Add(frac)
+	after := permiso.RevocationCutoff(cutoff) // first whole millisecond at or after it
+	return []struct {
+		iat  time.Time
+		want bool
+	}{
+		{base.Add(-10 * time.Minute), true},
+		{base.Add(-time.Second), true},
+		{base.Add(-time.Millisecond), true},
+		{base, frac > 0}, // the cut-off's own second, before it
+		{cutoff.Add(-time.Millisecond), true},
+		{cutoff.Add(-time.Nanosecond), true},
+		{cutoff.Truncate(time.Millisecond).Add(-time.Millisecond), true},
+		{after, false},
+		{after.Add(time.Millisecond), false},
+		{base.Add(time.Second), false},
+		{base.Add(time.Hour), false},
+	}
+}
+
+// subSecondFracs are cut-offs at the start of a second, inside it on a
+// whole millisecond (what permiso.RevocationCutoff returns) and between
+// two milliseconds (which a store rounds up, never down).
+var subSecondFracs = []time.Duration{0, 700 * time.Millisecond, 700*time.Millisecond + 400*time.Microsecond}
+
 func testUnknownNotRevoked(t *testing.T, s permiso.RevocationStore, c *Clock) {
 	now := c.Now()
 	wantRevoked(t, s, false, id("jti"), id("sid"), id("sub"), now)
@@ -136,29 +185,18 @@ func testRevokeSession(t *testing.T, s permiso.RevocationStore, c *Clock) {
 	wantRevoked(t, s, false, id("jti"), "", sub, now)
 }
 
-func testSubjectSecondResolution(t *testing.T, s permiso.RevocationStore, c *Clock) {
+func testSubjectSubSecond(t *testing.T, s permiso.RevocationStore, c *Clock) {
 	now := c.Now()
 	exp := now.Add(time.Hour)
-	for _, frac := range []time.Duration{0, 700 * time.Millisecond} {
+	for _, frac := range subSecondFracs {
 		t.Run(fmt.Sprintf("cutoff+%v", frac), func(t *testing.T) {
 			sub := id("sub")
 			base := now.Truncate(time.Second).Add(-time.Hour)
-			cutoff := base.Add(frac)
-			revokeSubject(t, s, sub, cutoff, exp)
-			cases := []struct {
-				iat  time.Time
-				want bool
-			}{
-				{base.Add(-10 * time.Minute), true},
-				{base.Add(-time.Second), true},
-				{base.Add(-time.Nanosecond), true},
-				{base, false}, // same second as the cutoff
-				{base.Add(999 * time.Millisecond), false},
-				{base.Add(time.Second), false},
-				{now, false},
-			}
-			for _, tc := range cases {
+			revokeSubject(t, s, sub, base.Add(frac), exp)
+			for _, tc := range subSecondCases(base, frac) {
 				wantRevoked(t, s, tc.want, id("jti"), id("sid"), sub, tc.iat)
+				// Another subject is never caught.
+				wantRevoked(t, s, false, id("jti"), id("sid"), id("sub"), tc.iat)
 			}
 		})
 	}
@@ -171,15 +209,96 @@ func testSubjectNeverMovesBack(t *testing.T, s permiso.RevocationStore, c *Clock
 	cutoff := now.Truncate(time.Second).Add(-time.Minute)
 	revokeSubject(t, s, sub, cutoff, exp)
 	revokeSubject(t, s, sub, cutoff.Add(-30*time.Minute), exp)
-	wantRevoked(t, s, true, id("jti"), "", sub, cutoff.Add(-time.Second))
+	wantRevoked(t, s, true, id("jti"), "", sub, cutoff.Add(-time.Millisecond))
 	wantRevoked(t, s, true, id("jti"), "", sub, cutoff.Add(-10*time.Minute))
 	wantRevoked(t, s, false, id("jti"), "", sub, cutoff)
 
-	// A later cutoff moves it forward.
+	// A later cutoff moves it forward, by as little as a millisecond.
 	later := cutoff.Add(30 * time.Second)
 	revokeSubject(t, s, sub, later, exp)
-	wantRevoked(t, s, true, id("jti"), "", sub, later.Add(-time.Second))
+	wantRevoked(t, s, true, id("jti"), "", sub, later.Add(-time.Millisecond))
 	wantRevoked(t, s, false, id("jti"), "", sub, later)
+	revokeSubject(t, s, sub, later.Add(time.Millisecond), exp)
+	wantRevoked(t, s, true, id("jti"), "", sub, later)
+	wantRevoked(t, s, false, id("jti"), "", sub, later.Add(time.Millisecond))
+}
+
+func testAllEverySubject(t *testing.T, s permiso.RevocationStore, c *Clock) {
+	now := c.Now()
+	cutoff := permiso.RevocationCutoff(now.Add(-time.Minute))
+	revokeAll(t, s, cutoff, now.Add(time.Hour))
+	before, after := cutoff.Add(-time.Millisecond), cutoff
+	for _, tc := range []struct{ name, jti, sid, sub string }{
+		{"user token", id("jti"), id("sid"), id("user")},
+		{"service token", id("jti"), "", permiso.ClientRevocationSubject(id("client"))},
+		{"jti only", id("jti"), "", ""},
+		{"sid only", "", id("sid"), ""},
+		{"subject only", "", "", id("sub")},
+	} {
+		if got := revoked(t, s, tc.jti, tc.sid, tc.sub, before); !got {
+			t.Errorf("%s issued before the global cut-off: not revoked", tc.name)
+		}
+		if got := revoked(t, s, tc.jti, tc.sid, tc.sub, after); got {
+			t.Errorf("%s issued at the global cut-off: revoked", tc.name)
+		}
+	}
+	// No identifier at all is no token.
+	wantRevoked(t, s, false, "", "", "", before)
+	// The other rules still apply after the global cut-off.
+	jti, sid, sub := id("jti"), id("sid"), id("sub")
+	revokeToken(t, s, jti, now.Add(time.Hour))
+	revokeSession(t, s, sid, now.Add(time.Hour))
+	revokeSubject(t, s, sub, now, now.Add(time.Hour))
+	wantRevoked(t, s, true, jti, "", "", after)
+	wantRevoked(t, s, true, "", sid, "", after)
+	wantRevoked(t, s, true, "", "", sub, after)
+}
+
+func testAllSubSecond(t *testing.T, s permiso.RevocationStore, c *Clock) {
+	now := c.Now()
+	base := now.Truncate(time.Second).Add(-time.Hour)
+	// One store has one global cut-off: each case moves it forward (a
+	// minute later each time) before checking around it.
+	for i, frac := range subSecondFracs {
+		base := base.Add(time.Duration(i) * time.Minute)
+		t.Run(fmt.Sprintf("cutoff+%v", frac), func(t *testing.T) {
+			revokeAll(t, s, base.Add(frac), now.Add(time.Hour))
+			for _, tc := range subSecondCases(base, frac) {
+				wantRevoked(t, s, tc.want, id("jti"), id("sid"), id("sub"), tc.iat)
+				wantRevoked(t, s, tc.want, id("jti"), "", permiso.ClientRevocationSubject(id("client")), tc.iat)
+			}
+		})
+	}
+}
+
+func testAllNeverMovesBack(t *testing.T, s permiso.RevocationStore, c *Clock) {
+	now := c.Now()
+	exp := now.Add(time.Hour)
+	cutoff := now.Truncate(time.Second).Add(-time.Minute)
+	revokeAll(t, s, cutoff, exp)
+	revokeAll(t, s, cutoff.Add(-30*time.Minute), exp)
+	wantRevoked(t, s, true, id("jti"), "", id("sub"), cutoff.Add(-time.Millisecond))
+	wantRevoked(t, s, false, id("jti"), "", id("sub"), cutoff)
+	later := cutoff.Add(time.Millisecond)
+	revokeAll(t, s, later, exp)
+	wantRevoked(t, s, true, id("jti"), "", id("sub"), cutoff)
+	wantRevoked(t, s, false, id("jti"), "", id("sub"), later)
+}
+
+// testAllExpiry: the global cut-off is forgotten when its expiresAt has
+// passed, and a second call with an earlier one does not shorten it. A
+// real clock sleeps about four seconds.
+func testAllExpiry(t *testing.T, s permiso.RevocationStore, c *Clock) {
+	now := c.Now()
+	cutoff := now.Truncate(time.Second)
+	iat := cutoff.Add(-30 * time.Minute)
+	revokeAll(t, s, cutoff, now.Add(3*time.Second))
+	revokeAll(t, s, cutoff.Add(-time.Hour), now.Add(-time.Hour))
+	wantRevoked(t, s, true, id("jti"), "", id("sub"), iat)
+	c.Advance(2 * time.Second)
+	wantRevoked(t, s, true, id("jti"), "", id("sub"), iat)
+	c.Advance(2 * time.Second)
+	wantRevoked(t, s, false, id("jti"), "", id("sub"), iat)
 }
 
 func testSubjectsIsolated(t *testing.T, s permiso.RevocationStore, c *Clock) {
@@ -360,6 +479,10 @@ func testStoresIsolated(t *testing.T, a, b permiso.RevocationStore, c *Clock) {
 	wantRevoked(t, a, true, "", sid, "", iat)
 	wantRevoked(t, a, true, "", "", sub, iat)
 	wantRevoked(t, b, false, jti, sid, sub, iat)
+	// Nor does a global cut-off of one store reach the other.
+	revokeAll(t, a, now, exp)
+	wantRevoked(t, a, true, id("jti"), "", id("sub"), iat)
+	wantRevoked(t, b, false, id("jti"), "", id("sub"), iat)
 }
 
 // BenchmarkIsRevoked measures IsRevoked on a store holding a few thousand

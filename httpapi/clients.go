@@ -459,7 +459,15 @@ func (s *server) handleClientUpdate() http.Handler {
 				set("description", func() { x.Description = optText(in.Description) })
 			}
 			if in.IsActive != nil {
-				set("is_active", func() { x.IsActive = *in.IsActive })
+				set("is_active", func() {
+					if !*in.IsActive {
+						// Disabling revokes what the client issued: the
+						// cut-off goes in the same write, so enabling it
+						// again cannot revive anything (docs/security-model.md).
+						x.RevokeTokensBefore(permiso.RevocationCutoff(s.now()))
+					}
+					x.IsActive = *in.IsActive
+				})
 			}
 			if in.IsTrusted != nil {
 				set("is_trusted", func() { x.IsTrusted = *in.IsTrusted })
@@ -494,6 +502,14 @@ func (s *server) handleClientUpdate() http.Handler {
 		if err != nil {
 			writeError(w, r, err)
 			return
+		}
+		if in.IsActive != nil && !*in.IsActive {
+			// Its sessions and refresh tokens, and the cut-off in the
+			// revocation store for every instance.
+			if _, err := s.auth.RevokeAllForClient(r.Context(), c.ID, "client_disabled"); err != nil {
+				writeError(w, r, err)
+				return
+			}
 		}
 		if in.ScopeIDs != nil {
 			changed = append(changed, "scope_ids")

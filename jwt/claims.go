@@ -67,7 +67,8 @@ func newClaims(c permiso.AccessClaims) *claims {
 }
 
 // accessClaims converts verified claims to the domain form, in UTC. Empty
-// lists are nil. The scopes array is authoritative; a token with only the
+// lists are nil. IssuedAt is permiso.TokenIssuedAt(jti, iat): to the
+// millisecond when the jti is a UUIDv7 of the iat second, else iat. The scopes array is authoritative; a token with only the
 // RFC 9068 "scope" string has its scopes split from it.
 func (c *claims) accessClaims() permiso.AccessClaims {
 	scopes := c.Scopes
@@ -79,7 +80,7 @@ func (c *claims) accessClaims() permiso.AccessClaims {
 		Subject:     c.Subject,
 		Audience:    nilIfEmpty([]string(c.Audience)),
 		ExpiresAt:   c.ExpiresAt.time(),
-		IssuedAt:    c.IssuedAt.time(),
+		IssuedAt:    permiso.TokenIssuedAt(c.ID, c.IssuedAt.time()),
 		NotBefore:   c.NotBefore.time(),
 		ID:          c.ID,
 		ClientID:    c.ClientID,

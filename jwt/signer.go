@@ -11,7 +11,6 @@ import (
 	"time"
 
 	gojwt "github.com/golang-jwt/jwt/v5"
-	"github.com/google/uuid"
 
 	"github.com/permiso/permiso"
 )
@@ -224,7 +223,8 @@ func (s *Signer) Algorithms() []string { return []string{s.alg} }
 // An empty Issuer or Audience is filled in with the configured one; a
 // different issuer, or an audience outside the configured ones, is an
 // error. A zero IssuedAt is now, a zero NotBefore is IssuedAt and an empty
-// ID is a new UUID. Times are truncated to whole seconds. Subject, Type and
+// ID is permiso.NewTokenID(IssuedAt), which keeps the issue time to the
+// millisecond. Times are truncated to whole seconds (iat stays an integer). Subject, Type and
 // an ExpiresAt after IssuedAt are required, and the lifetime may not exceed
 // MaxTokenLifetime when it is set.
 func (s *Signer) Sign(ctx context.Context, c permiso.AccessClaims) (string, error) {
@@ -265,7 +265,7 @@ func (s *Signer) complete(c *permiso.AccessClaims) error {
 		c.NotBefore = c.IssuedAt
 	}
 	if c.ID == "" {
-		c.ID = uuid.NewString()
+		c.ID = permiso.NewTokenID(c.IssuedAt)
 	}
 	iat, exp := c.IssuedAt.Truncate(time.Second), c.ExpiresAt.Truncate(time.Second)
 	switch {

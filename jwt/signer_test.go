@@ -563,3 +563,57 @@ func TestLeewayOption(t *testing.T) {
 	_, err = s.Verify(ctx, tok)
 	wantRejected(t, err, "Token has expired")
 }
+
+// TestIssueTimeToTheMillisecond: a token signed without a jti gets a
+// UUIDv7 of its issue time (permiso.NewTokenID) while iat stays an integer
+// number of seconds (RFC 7519 §2 NumericDate, what resource servers
+// verifying with the shared secret read); Verify returns the issue time to
+// the millisecond from that jti. A jti that is not a UUIDv7 of the iat
+// second leaves the issue time at the iat second.
+func TestIssueTimeToTheMillisecond(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	s := newTestSigner(t, testOptions(HS256, nil, clk))
+	issued := clk.Now().Truncate(time.Second).Add(734*time.Millisecond + 512*time.Microsecond)
+
+	in := fullClaims(issued)
+	in.ID = ""
+	tok, err := s.Sign(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := decodeSegment(t, tok, 1)
+	if got, want := string(payload["iat"]), jsonInt(issued.Unix()); got != want {
+		t.Errorf("iat = %s, want the integer %s", got, want)
+	}
+	var jti string
+	if err := json.Unmarshal(payload["jti"], &jti); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := permiso.TokenIssuedAt(jti, issued.Truncate(time.Second)), issued.Truncate(time.Millisecond); !got.Equal(want) {
+		t.Errorf("jti %s carries %v, want %v", jti, got, want)
+	}
+	got, err := s.Verify(ctx, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := issued.Truncate(time.Millisecond); !got.IssuedAt.Equal(want) || got.IssuedAt.Location() != time.UTC {
+		t.Errorf("Verify: IssuedAt = %v, want %v in UTC", got.IssuedAt, want)
+	}
+
+	// A jti of our own choosing that is not a UUIDv7 of that second.
+	for _, id := range []string{"jti-0001", permiso.NewTokenID(issued.Add(-time.Second))} {
+		in.ID = id
+		tok, err = s.Sign(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err = s.Verify(ctx, tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := issued.Truncate(time.Second); !got.IssuedAt.Equal(want) {
+			t.Errorf("jti %q: IssuedAt = %v, want the iat second %v", id, got.IssuedAt, want)
+		}
+	}
+}

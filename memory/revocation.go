@@ -54,13 +54,37 @@ type Revocations struct {
 	jtis     map[string]time.Time // jti -> entry deadline
 	sids     map[string]time.Time // sid -> entry deadline
 	subjects map[string]cutoffEntry
-	writes   int // writes since the last sweep
-	sweepAt  int // writes that trigger the next sweep
+	all      cutoffEntry // RevokeAllBefore; zero when never set
+	writes   int         // writes since the last sweep
+	sweepAt  int         // writes that trigger the next sweep
 }
 
+// cutoffEntry is a cut-off kept at full precision: tokens whose issue time
+// (permiso.TokenIssuedAt) is before cutoff are revoked.
 type cutoffEntry struct {
-	cutoff   int64 // unix seconds; tokens with iat < cutoff are revoked
+	cutoff   time.Time
 	deadline time.Time
+}
+
+// merge returns the entry that keeps the later cutoff and the later
+// deadline of e and a live old entry (at now).
+func (e cutoffEntry) merge(old cutoffEntry, now time.Time) cutoffEntry {
+	if !live(old.deadline, now) {
+		return e
+	}
+	if old.cutoff.After(e.cutoff) {
+		e.cutoff = old.cutoff
+	}
+	if old.deadline.After(e.deadline) {
+		e.deadline = old.deadline
+	}
+	return e
+}
+
+// revokes reports whether the entry, live at now, revokes a token issued
+// at issuedAt.
+func (e cutoffEntry) revokes(issuedAt, now time.Time) bool {
+	return live(e.deadline, now) && issuedAt.Before(e.cutoff)
 }
 
 var _ permiso.RevocationStore = (*Revocations)(nil)
@@ -125,8 +149,9 @@ func (r *Revocations) revokeID(m map[string]time.Time, key string, expiresAt tim
 }
 
 // RevokeSubjectBefore revokes every token of subject issued before cutoff
-// (at one-second resolution), remembered until expiresAt (at least one
-// second from now). The stored cutoff and deadline only ever move forward.
+// (compared at full precision with the token's issue time), remembered
+// until expiresAt (at least one second from now). The stored cutoff and
+// deadline only ever move forward.
 func (r *Revocations) RevokeSubjectBefore(_ context.Context, subject string, cutoff, expiresAt time.Time) error {
 	if subject == "" {
 		return invalid("subject")
@@ -134,25 +159,39 @@ func (r *Revocations) RevokeSubjectBefore(_ context.Context, subject string, cut
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.now()
-	e := cutoffEntry{cutoff: cutoff.Unix(), deadline: deadline(now, expiresAt)}
-	if old, ok := r.subjects[subject]; ok && live(old.deadline, now) {
-		e.cutoff = max(e.cutoff, old.cutoff)
-		if old.deadline.After(e.deadline) {
-			e.deadline = old.deadline
-		}
+	e := cutoffEntry{cutoff: cutoff, deadline: deadline(now, expiresAt)}
+	if old, ok := r.subjects[subject]; ok {
+		e = e.merge(old, now)
 	}
 	r.subjects[subject] = e
 	r.wroteLocked(now)
 	return nil
 }
 
+// RevokeAllBefore revokes every token issued before cutoff, whatever its
+// subject, remembered until expiresAt (at least one second from now). The
+// stored cutoff and deadline only ever move forward.
+func (r *Revocations) RevokeAllBefore(_ context.Context, cutoff, expiresAt time.Time) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.now()
+	r.all = cutoffEntry{cutoff: cutoff, deadline: deadline(now, expiresAt)}.merge(r.all, now)
+	return nil
+}
+
 // IsRevoked reports whether the token is revoked by its jti, its sid (when
-// not empty) or its subject's cutoff. Empty identifiers are skipped. It
-// never fails.
+// not empty), its subject's cutoff or the global cutoff. Empty identifiers
+// are skipped; with all three empty the answer is false. It never fails.
 func (r *Revocations) IsRevoked(_ context.Context, jti, sid, subject string, issuedAt time.Time) (bool, error) {
+	if jti == "" && sid == "" && subject == "" {
+		return false, nil
+	}
 	now := r.now()
 	r.mu.RLock()
 	defer r.mu.RUnlock()
+	if r.all.revokes(issuedAt, now) {
+		return true, nil
+	}
 	if jti != "" {
 		if d, ok := r.jtis[jti]; ok && live(d, now) {
 			return true, nil
@@ -164,7 +203,7 @@ func (r *Revocations) IsRevoked(_ context.Context, jti, sid, subject string, iss
 		}
 	}
 	if subject != "" {
-		if e, ok := r.subjects[subject]; ok && live(e.deadline, now) && issuedAt.Unix() < e.cutoff {
+		if e, ok := r.subjects[subject]; ok && e.revokes(issuedAt, now) {
 			return true, nil
 		}
 	}

@@ -90,23 +90,29 @@ func (s *Service) AuthenticateClient(ctx context.Context, clientID, secret strin
 	return c, record, nil
 }
 
-// Authenticate is the one bearer-token check (SPEC §4, RFC 6750). It
-// accepts only access tokens (refresh tokens are opaque and can never pass
-// the signature check):
+// Authenticate is the one bearer-token check (docs/security-model.md,
+// RFC 6750). It accepts only access tokens (refresh tokens are opaque and
+// can never pass the signature check):
 //
 //  1. the signer verifies signature, pinned algorithm, own kid, typ, exp,
 //     iat, jti, iss and aud;
 //  2. the revocation store is asked, in one batch with the request's
 //     pending rate-limit checks (WithLimits), about the jti, the session
-//     (sid) and the subject's "revoke all" cutoff; a stopping limit check
-//     ends the call with its error (checkBatch); when the revocation
-//     lookup fails the check fails with EUNAVAILABLE unless
+//     (sid), the subject's "revoke all" cutoff (the user id, or
+//     permiso.ClientRevocationSubject of the client for service tokens)
+//     and the global cutoff of `permiso sessions revoke-all`; a stopping
+//     limit check ends the call with its error (checkBatch); when the
+//     revocation lookup fails the check fails with EUNAVAILABLE unless
 //     Config.RevocationFailOpen;
 //  3. a user token needs an existing, active user, and was issued no
-//     earlier than the user's TokensRevokedBefore (at the one-second
-//     resolution of iat); when it was issued through a service client
-//     (client_id claim), that client must still exist and be active; a
-//     service token needs an existing, active client.
+//     earlier than the user's TokensRevokedBefore; when it was issued
+//     through a service client (client_id claim), that client must still
+//     exist, be active and not have revoked it (liveClient); a service
+//     token needs the same of its client.
+//
+// Issue times are compared to the millisecond (permiso.TokenIssuedAt, the
+// claims' IssuedAt): a token issued before a cut-off is refused even in
+// the cut-off's own second, and one issued after it is accepted.
 //
 // Errors are permiso EINVALIDTOKEN errors with a caller-safe message, or
 // EUNAVAILABLE / internal errors from the stores.
@@ -142,9 +148,15 @@ func (s *Service) verify(ctx context.Context, bearer string) (permiso.AccessClai
 	return c, nil
 }
 
-// queueRevoked queues the revocation lookups of c in b.
+// queueRevoked queues the revocation lookups of c in b. The subject of a
+// service token is its client's revocation subject, so a client_id can
+// never be taken for a user id.
 func queueRevoked(b permiso.CheckBatch, c permiso.AccessClaims) func() (bool, error) {
-	return b.IsRevoked(c.ID, c.SessionID, c.Subject, c.IssuedAt)
+	subject := c.Subject
+	if c.Type == permiso.TokenTypeService {
+		subject = permiso.ClientRevocationSubject(c.Subject)
+	}
+	return b.IsRevoked(c.ID, c.SessionID, subject, c.IssuedAt)
 }
 
 // principal is steps 2 and 3 of Authenticate for verified claims c, with
@@ -177,12 +189,13 @@ func (s *Service) principal(ctx context.Context, c permiso.AccessClaims, bearer 
 		if !u.IsActive {
 			return Principal{}, permiso.Errorf(permiso.EINVALIDTOKEN, "User account is disabled")
 		}
-		if u.TokensRevokedBefore != nil && c.IssuedAt.Unix() < u.TokensRevokedBefore.Unix() {
+		if u.TokensRevokedBefore != nil && c.IssuedAt.Before(*u.TokensRevokedBefore) {
 			return Principal{}, permiso.Errorf(permiso.EINVALIDTOKEN, "Token has been revoked")
 		}
 		// A user token obtained through a service client lives only as
 		// long as that client: deleting or disabling the client ends its
-		// users' access tokens at once, as it ends their sessions.
+		// users' access tokens at once, as it ends their sessions, and
+		// enabling it again does not revive them (the client's cut-off).
 		if c.ClientID != "" {
 			if _, err := s.liveClient(ctx, c.ClientID, c.IssuedAt); err != nil {
 				return Principal{}, err
@@ -202,10 +215,13 @@ func (s *Service) principal(ctx context.Context, c permiso.AccessClaims, bearer 
 }
 
 // liveClient returns the client a token issued at issuedAt names (its
-// subject, or the client a user token was obtained through): it must
-// exist, be active, and not have been created again under the same
-// client_id after the token was issued (a client deleted and created
-// again does not bring the old client's tokens back).
+// subject, or the client a user token or refresh token was obtained
+// through): it must exist, be active, and not have revoked the token
+// (permiso.ServiceClient.IssuedTokenDead): not created again under the
+// same client_id after the token was issued (a client deleted and created
+// again does not bring the old client's tokens back), and not issued
+// before the client's TokensRevokedBefore (set when the client is
+// disabled, so enabling it again revives nothing).
 func (s *Service) liveClient(ctx context.Context, clientID string, issuedAt time.Time) (permiso.ServiceClient, error) {
 	cl, err := s.deps.Clients.GetServiceClientByClientID(ctx, clientID)
 	switch {
@@ -215,7 +231,7 @@ func (s *Service) liveClient(ctx context.Context, clientID string, issuedAt time
 		return cl, err
 	case !cl.IsActive:
 		return cl, permiso.Errorf(permiso.EINVALIDTOKEN, "Client is disabled")
-	case issuedAt.Unix() < cl.CreatedAt.Unix():
+	case cl.IssuedTokenDead(issuedAt):
 		return cl, permiso.Errorf(permiso.EINVALIDTOKEN, "Token has been revoked")
 	}
 	return cl, nil

@@ -72,13 +72,17 @@ func TestAuthenticate(t *testing.T) {
 	t.Run("tokens issued before TokensRevokedBefore", func(t *testing.T) {
 		r := e.login("alice", goodPassword, "")
 		e.clock.Advance(1500 * time.Millisecond)
+		sameSecond := e.login("alice", goodPassword, "")
+		e.clock.Advance(200 * time.Millisecond)
 		cutoff := e.clock.Now()
 		if _, err := e.db.UpdateUser(e.ctx, u.ID, func(x *permiso.User) error { x.TokensRevokedBefore = &cutoff; return nil }); err != nil {
 			t.Fatal(err)
 		}
 		e.wantInvalidToken(r.AccessToken, "issued before the cutoff")
-		// A token issued in the cutoff's own second is accepted (iat has
-		// one-second resolution).
+		// Issue times are compared to the millisecond: a token of the
+		// cutoff's own second issued before it is refused, one issued at
+		// the cutoff is accepted.
+		e.wantInvalidToken(sameSecond.AccessToken, "issued in the cutoff's second, before it")
 		after := e.login("alice", goodPassword, "")
 		e.mustAuthenticate(after.AccessToken)
 	})

@@ -7,7 +7,8 @@
 //   - [Service.Token] runs it through one fixed pipeline (client
 //     authentication -> grant -> scope policy -> issuance -> response), so no
 //     grant can skip a shared step (RFC 6749 §3.2, §4.3, §4.4, §6).
-//   - [Service.Authenticate] is the one bearer check (RFC 6750, SPEC §4).
+//   - [Service.Authenticate] is the one bearer check (RFC 6750,
+//     docs/security-model.md).
 //   - [Service.Introspect] (RFC 7662), [Service.Revoke] (RFC 7009),
 //     [Service.Logout], [Service.RevokeAllForUser] and
 //     [Service.ChangeExpiredPassword] complete the /auth endpoints.
@@ -45,7 +46,7 @@
 // Client authentication:
 //   - Secrets are 256-bit random values, so a SHA-256 hash compared in
 //     constant time suffices (no KDF on the client-credentials hot path,
-//     SPEC §7). An unknown client costs the same hash and compare against a
+//     docs/abuse-resistance.md). An unknown client costs the same hash and compare against a
 //     dummy. During a rotation the previous secret also verifies until
 //     PreviousSecretExpiresAt.
 //   - Unknown client, wrong secret, inactive client and a source address
@@ -68,7 +69,7 @@
 //     password ("Invalid username or password"). account_disabled (403) and
 //     password_expired (403) are answered only after a correct password, so
 //     they reveal nothing to someone without it.
-//   - Lockout (SPEC §6, Deps.Lockout, shared in Redis): every attempt is
+//   - Lockout (docs/abuse-resistance.md, Deps.Lockout, shared in Redis): every attempt is
 //     counted for the account's key (its normalized username, also when
 //     the login was its email; the typed login for unknown users) BEFORE
 //     the password is checked, so of any number of concurrent guesses
@@ -152,10 +153,20 @@
 // Bearer checks and revocation:
 //   - Authenticate accepts only JWT access tokens (type access or service);
 //     a refresh token can never pass. One revocation-store call covers jti,
-//     sid and the subject's cutoff; if the store fails, the check fails with
-//     EUNAVAILABLE (503) unless RevocationFailOpen, which logs and continues.
-//     User tokens need an active user and iat ≥ TokensRevokedBefore (second
-//     resolution); service tokens need an active client.
+//     sid, the subject's cutoff (the user's, or the client's for service
+//     tokens) and the global cutoff of a revoke-all; if the store fails, the
+//     check fails with EUNAVAILABLE (503) unless RevocationFailOpen, which
+//     logs and continues. User tokens need an active user and an issue time
+//     at or after its TokensRevokedBefore; service tokens, and user tokens
+//     obtained through a client, need an active client and an issue time at
+//     or after its TokensRevokedBefore and created_at. Issue times are
+//     compared to the millisecond (permiso.TokenIssuedAt reads them from
+//     the jti, a UUIDv7; docs/security-model.md).
+//   - Disabling a client revokes what it issued (RevokeAllForClient: its
+//     cutoff, its sessions and refresh tokens, its revocation-store
+//     cutoff); enabling it again revives nothing. RevokeAll is the global
+//     revoke-all: one cutoff in the revocation store for every token, then
+//     every user and every client.
 //   - Revocation entries outlive the tokens they revoke by one minute, the
 //     verifier's maximum clock-skew leeway, so that a revoked token cannot
 //     come back to life during the leeway after its exp.

@@ -196,6 +196,12 @@ func (s *Service) refreshGrant(ctx context.Context, req TokenRequest, client *pe
 	if t.ClientID != nil && (client == nil || client.ID != *t.ClientID) || t.ClientID == nil && client != nil {
 		return nil, errBadRefresh
 	}
+	// A refresh token obtained through a client dies with the client's
+	// revoke-all cut-off, which disabling the client sets: enabling it
+	// again revives nothing (docs/security-model.md).
+	if client != nil && client.IssuedTokenDead(t.IssuedAt) {
+		return nil, errBadRefresh
+	}
 	// Revoked (its one grace retry spent included) or rotated longer ago
 	// than the grace window: refused, as reuse where it is one
 	// (refresh_reuse.go).
@@ -439,7 +445,7 @@ func (s *Service) issueService(ctx context.Context, g *grant, meta RequestMeta) 
 	}
 	access, err := s.signAccess(ctx, permiso.AccessClaims{
 		Subject: c.ClientID, ClientID: c.ClientID, Type: permiso.TokenTypeService,
-		IssuedAt: now, NotBefore: now, ExpiresAt: now.Add(lifetime), ID: uuid.NewString(),
+		IssuedAt: now, NotBefore: now, ExpiresAt: now.Add(lifetime), ID: permiso.NewTokenID(now),
 		Scopes: g.grantedList, IsTrusted: ptr(c.IsTrusted),
 	})
 	if err != nil {
@@ -458,7 +464,7 @@ func (s *Service) issueService(ctx context.Context, g *grant, meta RequestMeta) 
 func (s *Service) signUserAccess(ctx context.Context, u *permiso.User, sid uuid.UUID, scopes []string, client *permiso.ServiceClient, now time.Time) (string, error) {
 	c := permiso.AccessClaims{
 		Subject: u.ID.String(), Type: permiso.TokenTypeAccess, SessionID: sid.String(),
-		IssuedAt: now, NotBefore: now, ExpiresAt: now.Add(s.cfg.AccessTokenLifetime), ID: uuid.NewString(),
+		IssuedAt: now, NotBefore: now, ExpiresAt: now.Add(s.cfg.AccessTokenLifetime), ID: permiso.NewTokenID(now),
 		Scopes: scopes, Roles: u.RoleNames(), Username: u.Username, Email: u.Email,
 		IsSuperuser: ptr(u.IsSuperuser),
 	}
@@ -481,6 +487,13 @@ func (s *Service) refreshLifetime(c *permiso.ServiceClient) time.Duration {
 // live: until the last access token of it can have expired.
 func (s *Service) sessionRevocationExpiry(now time.Time) time.Time {
 	return now.Add(s.cfg.AccessTokenLifetime + revocationMargin)
+}
+
+// anyTokenRevocationExpiry is how long a cut-off over tokens of any kind
+// (a client's, or the global one) must live: until the longest-lived
+// access token issued before it can have expired.
+func (s *Service) anyTokenRevocationExpiry(now time.Time) time.Time {
+	return now.Add(s.cfg.MaxTokenLifetime + revocationMargin)
 }
 
 func seconds(d time.Duration) int { return int(d / time.Second) }

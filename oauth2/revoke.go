@@ -3,6 +3,7 @@ package oauth2
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -148,19 +149,23 @@ func (s *Service) Logout(ctx context.Context, p Principal, all bool) (sessionsTe
 
 // RevokeAllForUser ends every session of the user and invalidates every
 // token issued to them so far (password change, disabling, logout-all,
-// `permiso sessions revoke-all`):
-//   - TokensRevokedBefore = now on the user (checked by Authenticate and by
-//     the refresh grant);
+// `permiso sessions revoke-all`). The cut-off is now rounded up to the
+// millisecond (permiso.RevocationCutoff): every token issued before now is
+// refused, even in the same second, and every token issued from the
+// cut-off on is accepted.
+//   - TokensRevokedBefore = cut-off on the user (checked by Authenticate
+//     and by the refresh grant);
 //   - every active session and its refresh tokens revoked in the store;
-//   - each of those sessions, and the subject's cutoff, in the revocation
+//   - each of those sessions, and the subject's cut-off, in the revocation
 //     store, so that every instance rejects the old access tokens at once.
 //
 // It returns the number of sessions ended. An unknown user is ENOTFOUND.
 func (s *Service) RevokeAllForUser(ctx context.Context, userID uuid.UUID, reason string) (int, error) {
 	now := s.now()
+	cutoff := permiso.RevocationCutoff(now).UTC()
 	if _, err := s.deps.Users.UpdateUser(ctx, userID, func(u *permiso.User) error {
-		if u.TokensRevokedBefore == nil || u.TokensRevokedBefore.Before(now) {
-			t := now.UTC()
+		if u.TokensRevokedBefore == nil || u.TokensRevokedBefore.Before(cutoff) {
+			t := cutoff
 			u.TokensRevokedBefore = &t
 		}
 		return nil
@@ -179,13 +184,141 @@ func (s *Service) RevokeAllForUser(ctx context.Context, userID uuid.UUID, reason
 	}
 	// The subject cutoff also catches access tokens of sessions that were
 	// no longer active (expired), without a database read on any instance.
-	if err := s.deps.Revocations.RevokeSubjectBefore(ctx, userID.String(), now, exp); err != nil {
+	if err := s.deps.Revocations.RevokeSubjectBefore(ctx, userID.String(), cutoff, exp); err != nil {
 		return 0, err
 	}
 	s.audit(ctx, metaFrom(ctx), permiso.AuditEvent{ActorType: "system", Action: ActionRevokeAll, Result: "success",
 		TargetType: ptr("user"), TargetID: ptr(userID.String()),
 		Details: map[string]any{"reason": reason, "sessions_terminated": len(sessions)}})
 	return len(sessions), nil
+}
+
+// RevokeAllForClient invalidates everything issued through the service
+// client with row id id so far: its service tokens, the access tokens of
+// users who logged in through it, their refresh tokens and their sessions.
+// Disabling a client calls it, and so does the global RevokeAll. The
+// cut-off is now rounded up to the millisecond, as in RevokeAllForUser:
+//   - TokensRevokedBefore = cut-off on the client, moved forward only
+//     (checked by Authenticate for service tokens and for user tokens
+//     through the client, by the refresh grant and by introspection), so
+//     enabling the client again revives nothing;
+//   - every active session opened through the client, and its refresh
+//     tokens, revoked in the store (as deleting the client removes them);
+//   - each of those sessions, and the client's cut-off (subject
+//     permiso.ClientRevocationSubject), in the revocation store, so that
+//     every instance rejects the old access tokens at once.
+//
+// It returns the number of sessions ended. An unknown client is
+// ENOTFOUND.
+func (s *Service) RevokeAllForClient(ctx context.Context, id uuid.UUID, reason string) (int, error) {
+	now := s.now()
+	cutoff := permiso.RevocationCutoff(now)
+	cl, err := s.deps.Clients.UpdateServiceClient(ctx, id, func(c *permiso.ServiceClient) error {
+		c.RevokeTokensBefore(cutoff)
+		c.UpdatedAt = now.UTC()
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	sessions, err := s.deps.Sessions.RevokeClientSessions(ctx, id, reason, now)
+	if err != nil {
+		return 0, err
+	}
+	exp := s.sessionRevocationExpiry(now)
+	for _, x := range sessions {
+		if err := s.deps.Revocations.RevokeSession(ctx, x.ID.String(), exp); err != nil {
+			return 0, err
+		}
+	}
+	if err := s.deps.Revocations.RevokeSubjectBefore(ctx, permiso.ClientRevocationSubject(cl.ClientID),
+		*cl.TokensRevokedBefore, s.anyTokenRevocationExpiry(now)); err != nil {
+		return 0, err
+	}
+	s.audit(ctx, metaFrom(ctx), permiso.AuditEvent{ActorType: "system", Action: ActionRevokeAll, Result: "success",
+		TargetType: ptr("client"), TargetID: ptr(cl.ClientID),
+		Details: map[string]any{"reason": reason, "sessions_terminated": len(sessions)}})
+	return len(sessions), nil
+}
+
+// RevokeAllResult is what RevokeAll did.
+type RevokeAllResult struct {
+	// Cutoff is the global cut-off: every access token issued before it is
+	// refused.
+	Cutoff time.Time
+	// Users and Clients are how many users and service clients had their
+	// own cut-off set; Sessions how many active sessions were ended.
+	Users, Clients, Sessions int
+}
+
+// RevokeAll invalidates every token issued so far, of every user and every
+// service client (incident response: `permiso sessions revoke-all`
+// without --user):
+//
+//  1. one global cut-off in the revocation store (RevokeAllBefore), which
+//     every bearer check reads in the round trip it already makes: from
+//     that moment every instance sharing the store (Redis) refuses every
+//     access token issued before it, user or service, whatever its subject;
+//  2. then every user (RevokeAllForUser) and every service client
+//     (RevokeAllForClient): their cut-offs in the database end refresh
+//     tokens and sessions, and reach instances that do not share the
+//     revocation store (without Redis each process keeps its own, so the
+//     rows are what other processes see, once their cache has expired).
+//
+// A failure stops the walk and is returned with what was done so far; the
+// global cut-off is already in force, and running the command again
+// finishes the rest (every step moves cut-offs forward only).
+func (s *Service) RevokeAll(ctx context.Context, reason string) (RevokeAllResult, error) {
+	now := s.now()
+	res := RevokeAllResult{Cutoff: permiso.RevocationCutoff(now).UTC()}
+	if err := s.deps.Revocations.RevokeAllBefore(ctx, res.Cutoff, s.anyTokenRevocationExpiry(now)); err != nil {
+		return res, err
+	}
+	const page = 500
+	for offset := 0; ; offset += page {
+		users, _, err := s.deps.Users.ListUsers(ctx, permiso.UserFilter{Offset: offset, Limit: page})
+		if err != nil {
+			return res, err
+		}
+		for _, u := range users {
+			n, err := s.RevokeAllForUser(ctx, u.ID, reason)
+			switch {
+			case errors.Is(err, permiso.ErrNotFound): // deleted meanwhile: nothing left
+			case err != nil:
+				return res, fmt.Errorf("user %s: %w", u.ID, err)
+			default:
+				res.Users++
+				res.Sessions += n
+			}
+		}
+		if len(users) < page {
+			break
+		}
+	}
+	for offset := 0; ; offset += page {
+		clients, _, err := s.deps.Clients.ListServiceClients(ctx, permiso.ClientFilter{Offset: offset, Limit: page})
+		if err != nil {
+			return res, err
+		}
+		for _, c := range clients {
+			n, err := s.RevokeAllForClient(ctx, c.ID, reason)
+			switch {
+			case errors.Is(err, permiso.ErrNotFound): // deleted meanwhile: nothing left
+			case err != nil:
+				return res, fmt.Errorf("service client %s: %w", c.ClientID, err)
+			default:
+				res.Clients++
+				res.Sessions += n
+			}
+		}
+		if len(clients) < page {
+			break
+		}
+	}
+	s.audit(ctx, metaFrom(ctx), permiso.AuditEvent{ActorType: "system", Action: ActionRevokeAll, Result: "success",
+		TargetType: ptr("all"), Details: map[string]any{"reason": reason, "cutoff": res.Cutoff.Format(time.RFC3339Nano),
+			"users": res.Users, "clients": res.Clients, "sessions_terminated": res.Sessions}})
+	return res, nil
 }
 
 // RevokeOtherSessions ends every active session of the user except keep

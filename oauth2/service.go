@@ -19,6 +19,9 @@ const (
 	// DefaultRefreshAbsoluteLifetime is the default absolute session
 	// lifetime (Config.RefreshAbsoluteLifetime).
 	DefaultRefreshAbsoluteLifetime = 90 * 24 * time.Hour
+	// DefaultMaxTokenLifetime is the default of Config.MaxTokenLifetime:
+	// the longest access-token lifetime a service client may be given.
+	DefaultMaxTokenLifetime = 24 * time.Hour
 
 	// revocationMargin is added to every revocation entry's lifetime: the
 	// verifier accepts a token up to its clock-skew leeway after exp (at
@@ -45,6 +48,12 @@ type Config struct {
 	// ServiceTokenLifetime is the life of client-credentials tokens of a
 	// client without its own lifetime (SERVICE_TOKEN_EXPIRE_MINUTES).
 	ServiceTokenLifetime time.Duration
+	// MaxTokenLifetime is the longest life any access token can have
+	// (the signer refuses longer ones): how long the revocation store keeps
+	// the cut-offs of a client-wide or global revoke-all. Zero means the
+	// largest of AccessTokenLifetime, ServiceTokenLifetime and
+	// DefaultMaxTokenLifetime.
+	MaxTokenLifetime time.Duration
 	// ReuseGrace is how long after its rotation a refresh token may be
 	// presented again and get a fresh pair instead of counting as reuse
 	// (REFRESH_TOKEN_REUSE_GRACE_SECONDS). Zero means no grace.
@@ -157,6 +166,10 @@ func NewService(cfg Config, deps Deps) *Service {
 	if cfg.ServiceTokenLifetime <= 0 {
 		cfg.ServiceTokenLifetime = DefaultServiceTokenLifetime
 	}
+	if cfg.MaxTokenLifetime <= 0 {
+		cfg.MaxTokenLifetime = DefaultMaxTokenLifetime
+	}
+	cfg.MaxTokenLifetime = max(cfg.MaxTokenLifetime, cfg.AccessTokenLifetime, cfg.ServiceTokenLifetime)
 	if cfg.ReuseGrace < 0 {
 		cfg.ReuseGrace = 0
 	}

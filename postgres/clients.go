@@ -16,7 +16,7 @@ const clientColumns = `c.id, c.client_id, c.secret_hash, c.previous_secret_hash,
 	c.previous_secret_expires_at, c.name, c.description, c.client_type, c.is_active,
 	c.is_trusted, c.access_token_lifetime, c.refresh_token_lifetime, c.rate_limit_per_minute,
 	c.rate_limit_per_hour, c.last_used, c.total_requests, c.contact_email, c.website_url,
-	c.allowed_ips, c.webhook_url, c.created_at, c.updated_at`
+	c.allowed_ips, c.webhook_url, c.tokens_revoked_before, c.created_at, c.updated_at`
 
 func scanClient(row pgx.Row) (permiso.ServiceClient, error) {
 	var c permiso.ServiceClient
@@ -24,12 +24,13 @@ func scanClient(row pgx.Row) (permiso.ServiceClient, error) {
 		&c.PreviousSecretExpiresAt, &c.Name, &c.Description, &c.ClientType, &c.IsActive,
 		&c.IsTrusted, &c.AccessTokenLifetime, &c.RefreshTokenLifetime, &c.RateLimitPerMinute,
 		&c.RateLimitPerHour, &c.LastUsed, &c.TotalRequests, &c.ContactEmail, &c.WebsiteURL,
-		&c.AllowedIPs, &c.WebhookURL, &c.CreatedAt, &c.UpdatedAt)
+		&c.AllowedIPs, &c.WebhookURL, &c.TokensRevokedBefore, &c.CreatedAt, &c.UpdatedAt)
 	if err != nil {
 		return c, err
 	}
 	c.PreviousSecretExpiresAt = utcp(c.PreviousSecretExpiresAt)
 	c.LastUsed = utcp(c.LastUsed)
+	c.TokensRevokedBefore = utcp(c.TokensRevokedBefore)
 	c.CreatedAt = utc(c.CreatedAt)
 	c.UpdatedAt = utc(c.UpdatedAt)
 	return c, nil
@@ -46,6 +47,7 @@ func normalizeClient(c *permiso.ServiceClient) {
 	createdTimes(&c.CreatedAt, &c.UpdatedAt)
 	c.PreviousSecretExpiresAt = tsp(c.PreviousSecretExpiresAt)
 	c.LastUsed = tsp(c.LastUsed)
+	c.TokensRevokedBefore = tsp(c.TokensRevokedBefore)
 }
 
 // CreateServiceClient inserts c and links scopeIDs in one transaction;
@@ -57,13 +59,13 @@ func (db *DB) CreateServiceClient(ctx context.Context, c permiso.ServiceClient, 
 			previous_secret_hash, previous_secret_expires_at, name, description, client_type,
 			is_active, is_trusted, access_token_lifetime, refresh_token_lifetime,
 			rate_limit_per_minute, rate_limit_per_hour, last_used, total_requests, contact_email,
-			website_url, allowed_ips, webhook_url, created_at, updated_at)
-			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22)`,
+			website_url, allowed_ips, webhook_url, tokens_revoked_before, created_at, updated_at)
+			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23)`,
 			c.ID, c.ClientID, c.SecretHash, c.PreviousSecretHash, c.PreviousSecretExpiresAt, c.Name,
 			c.Description, c.ClientType, c.IsActive, c.IsTrusted, c.AccessTokenLifetime,
 			c.RefreshTokenLifetime, c.RateLimitPerMinute, c.RateLimitPerHour, c.LastUsed,
 			c.TotalRequests, c.ContactEmail, c.WebsiteURL, c.AllowedIPs, c.WebhookURL,
-			c.CreatedAt, c.UpdatedAt)
+			c.TokensRevokedBefore, c.CreatedAt, c.UpdatedAt)
 		if err != nil {
 			return mapErr(err, "service client", opWrite)
 		}
@@ -169,12 +171,13 @@ func (db *DB) UpdateServiceClient(ctx context.Context, id uuid.UUID, fn func(*pe
 			client_type=$8, is_active=$9, is_trusted=$10, access_token_lifetime=$11,
 			refresh_token_lifetime=$12, rate_limit_per_minute=$13, rate_limit_per_hour=$14,
 			last_used=$15, total_requests=$16, contact_email=$17, website_url=$18,
-			allowed_ips=$19, webhook_url=$20, updated_at=$21
+			allowed_ips=$19, webhook_url=$20, updated_at=$21, tokens_revoked_before=$22
 			WHERE id=$1`,
 			c.ID, c.ClientID, c.SecretHash, c.PreviousSecretHash, c.PreviousSecretExpiresAt, c.Name,
 			c.Description, c.ClientType, c.IsActive, c.IsTrusted, c.AccessTokenLifetime,
 			c.RefreshTokenLifetime, c.RateLimitPerMinute, c.RateLimitPerHour, c.LastUsed,
-			c.TotalRequests, c.ContactEmail, c.WebsiteURL, c.AllowedIPs, c.WebhookURL, c.UpdatedAt)
+			c.TotalRequests, c.ContactEmail, c.WebsiteURL, c.AllowedIPs, c.WebhookURL, c.UpdatedAt,
+			c.TokensRevokedBefore)
 		return mapErr(err, "service client", opWrite)
 	})
 	if err != nil {

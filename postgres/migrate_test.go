@@ -57,16 +57,17 @@ func TestMigrations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(st) != 2 || len(permiso.Pending(st)) != 2 {
-		t.Fatalf("fresh status = %+v; want 2 pending", st)
+	if len(st) != 3 || len(permiso.Pending(st)) != 3 {
+		t.Fatalf("fresh status = %+v; want 3 pending", st)
 	}
 
 	applied, err := db.MigrateUp(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(applied) != 2 || applied[0].Version != 1 || applied[0].Name != "schema" ||
-		applied[1].Version != 2 || applied[1].Name != "seed" {
+	if len(applied) != 3 || applied[0].Version != 1 || applied[0].Name != "schema" ||
+		applied[1].Version != 2 || applied[1].Name != "seed" ||
+		applied[2].Version != 3 || applied[2].Name != "client_tokens_revoked_before" {
 		t.Fatalf("applied = %+v", applied)
 	}
 	st, err = db.MigrationStatus(ctx)
@@ -84,20 +85,20 @@ func TestMigrations(t *testing.T) {
 		t.Fatalf("second MigrateUp = %+v, %v; want no-op", again, err)
 	}
 
-	reverted, err := db.MigrateDown(ctx, 1)
-	if err != nil || len(reverted) != 1 || reverted[0].Version != 2 {
-		t.Fatalf("MigrateDown(1) = %+v, %v", reverted, err)
+	reverted, err := db.MigrateDown(ctx, 2)
+	if err != nil || len(reverted) != 2 || reverted[0].Version != 3 || reverted[1].Version != 2 {
+		t.Fatalf("MigrateDown(2) = %+v, %v", reverted, err)
 	}
 	if _, err := db.GetRoleByName(ctx, permiso.RoleAdmin); !errors.Is(err, permiso.ErrNotFound) {
 		t.Fatalf("admin role after seed down: %v; want ErrNotFound", err)
 	}
 	st, _ = db.MigrationStatus(ctx)
-	if p := permiso.Pending(st); len(p) != 1 || p[0].Version != 2 {
-		t.Fatalf("pending after down 1 = %+v", p)
+	if p := permiso.Pending(st); len(p) != 2 || p[0].Version != 2 || p[1].Version != 3 {
+		t.Fatalf("pending after down 2 = %+v", p)
 	}
 
 	applied, err = db.MigrateUp(ctx)
-	if err != nil || len(applied) != 1 || applied[0].Version != 2 {
+	if err != nil || len(applied) != 2 || applied[0].Version != 2 || applied[1].Version != 3 {
 		t.Fatalf("MigrateUp after down = %+v, %v", applied, err)
 	}
 	admin, err := db.GetRoleByName(ctx, permiso.RoleAdmin)
@@ -106,10 +107,10 @@ func TestMigrations(t *testing.T) {
 	}
 
 	// Down everything, then up again from scratch.
-	if reverted, err := db.MigrateDown(ctx, 10); err != nil || len(reverted) != 2 {
+	if reverted, err := db.MigrateDown(ctx, 10); err != nil || len(reverted) != 3 {
 		t.Fatalf("MigrateDown(10) = %+v, %v", reverted, err)
 	}
-	if applied, err := db.MigrateUp(ctx); err != nil || len(applied) != 2 {
+	if applied, err := db.MigrateUp(ctx); err != nil || len(applied) != 3 {
 		t.Fatalf("MigrateUp after full down = %+v, %v", applied, err)
 	}
 }
@@ -174,12 +175,12 @@ func TestConcurrentMigrateUp(t *testing.T) {
 		}
 		total += counts[i]
 	}
-	if total != 2 {
-		t.Errorf("migrations applied in total = %d (%v); want 2", total, counts)
+	if total != 3 {
+		t.Errorf("migrations applied in total = %d (%v); want 3", total, counts)
 	}
 	var rows int
-	if err := dbs[0].pool.QueryRow(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&rows); err != nil || rows != 2 {
-		t.Errorf("schema_migrations rows = %d, %v; want 2", rows, err)
+	if err := dbs[0].pool.QueryRow(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&rows); err != nil || rows != 3 {
+		t.Errorf("schema_migrations rows = %d, %v; want 3", rows, err)
 	}
 	var where string
 	if err := dbs[0].pool.QueryRow(ctx, `SELECT schemaname FROM pg_tables WHERE tablename = 'schema_migrations' AND schemaname = $1`, schema).Scan(&where); err != nil {
@@ -221,6 +222,8 @@ func TestIndexNames(t *testing.T) {
 		"idx_refresh_tokens_session_id", "idx_refresh_tokens_expires_at",
 		"idx_password_history_user_id", "idx_action_tokens_token_hash", "idx_action_tokens_user_id",
 		"idx_audit_events_occurred_at", "idx_audit_events_action", "idx_audit_events_actor_id",
+		// Migration 3.
+		"idx_user_sessions_client_id",
 	} {
 		if !have[name] {
 			t.Errorf("index %s is missing", name)

@@ -143,13 +143,27 @@ func (db *DB) RevokeSession(ctx context.Context, id uuid.UUID, reason string, no
 // (except the one given, when not nil) and their refresh tokens, in one
 // transaction; it returns the revoked sessions ordered by created_at, id.
 func (db *DB) RevokeUserSessions(ctx context.Context, userID uuid.UUID, except *uuid.UUID, reason string, now time.Time) ([]permiso.Session, error) {
+	return db.revokeSessionsWhere(ctx, `user_id = $2 AND ($3::uuid IS NULL OR id <> $3::uuid)`,
+		[]any{userID, except}, reason, now)
+}
+
+// RevokeClientSessions revokes every session opened through the client
+// with row id clientID and active at now, and their refresh tokens, in one
+// transaction; it returns the revoked sessions ordered by created_at, id.
+func (db *DB) RevokeClientSessions(ctx context.Context, clientID uuid.UUID, reason string, now time.Time) ([]permiso.Session, error) {
+	return db.revokeSessionsWhere(ctx, `client_id = $2`, []any{clientID}, reason, now)
+}
+
+// revokeSessionsWhere revokes, in one transaction, the sessions active at
+// now that match cond (whose parameters start at $2, after the revocation
+// time $1) and their refresh tokens.
+func (db *DB) revokeSessionsWhere(ctx context.Context, cond string, args []any, reason string, now time.Time) ([]permiso.Session, error) {
 	var out []permiso.Session
 	at := ts(now)
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `UPDATE user_sessions SET revoked_at = $2
-			WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2
-			  AND ($3::uuid IS NULL OR id <> $3::uuid)
-			RETURNING `+sessionColumns, userID, at, except)
+		rows, err := tx.Query(ctx, `UPDATE user_sessions SET revoked_at = $1
+			WHERE `+cond+` AND revoked_at IS NULL AND expires_at > $1
+			RETURNING `+sessionColumns, append([]any{at}, args...)...)
 		if err != nil {
 			return mapErr(err, "sessions", opWrite)
 		}

@@ -91,8 +91,8 @@ func TestCheckerOneRoundTrip(t *testing.T) {
 	counter.pipelines.Store(0)
 	counter.commands.Store(0)
 	ip, cl, revoked := run()
-	if s, p, n := counter.single.Load(), counter.pipelines.Load(), counter.commands.Load(); s != 0 || p != 1 || n != 5 {
-		t.Errorf("one batch sent %d single commands and %d pipelines of %d commands; want 0 and 1 of 5 (2 scripts, 3 GETs)", s, p, n)
+	if s, p, n := counter.single.Load(), counter.pipelines.Load(), counter.commands.Load(); s != 0 || p != 1 || n != 6 {
+		t.Errorf("one batch sent %d single commands and %d pipelines of %d commands; want 0 and 1 of 6 (2 scripts, 4 GETs: jti, sid, subject, global)", s, p, n)
 	}
 	if !ip.Allowed || ip.Remaining != 98 || len(cl) != 2 || cl[0].Remaining != 8 || !revoked {
 		t.Errorf("answers: ip %+v, client %+v, revoked %v", ip, cl, revoked)

@@ -18,7 +18,7 @@ const minTTL = 1000
 
 // revokeScript stores a revocation atomically without ever weakening one
 // already stored: the value becomes the larger of the stored and the new one
-// (for subject cutoffs: the cutoff never moves back; for jti and sid entries
+// (for cutoffs: the cutoff never moves back; for jti and sid entries
 // the value is always 1), and the TTL the longer of the remaining and the
 // new one. A key found without a TTL (PTTL -1) gets the new TTL, so nothing
 // is kept forever.
@@ -43,9 +43,20 @@ return 1
 // sessions, the session prefix (CACHE_SESSION_PREFIX; the token prefix
 // unless WithSessionPrefix sets it):
 //
-//	<token prefix>revoked:jti:<jti>      "1"                  one access token
-//	<session prefix>revoked:sid:<sid>    "1"                  every token of a session
-//	<token prefix>revoked:sub:<subject>  cutoff, unix seconds tokens with iat < cutoff
+//	<token prefix>revoked:jti:<jti>        "1"                      one access token
+//	<session prefix>revoked:sid:<sid>      "1"                      every token of a session
+//	<token prefix>revoked:subms:<subject>  cutoff, unix milliseconds the subject's tokens issued before it
+//	<token prefix>revoked:allms            cutoff, unix milliseconds every token issued before it
+//
+// Cut-offs are kept in milliseconds, rounded up (a cut-off is a
+// permiso.RevocationCutoff, a whole millisecond, so nothing is rounded in
+// practice), and compared with the token's issue time as
+// permiso.TokenIssuedAt reads it: exact to the millisecond. Releases before
+// this rule kept whole seconds under revoked:sub:<subject>; those keys are
+// no longer read (the user row's tokens_revoked_before, checked on every
+// bearer request, holds the same cut-off), and they expire on their own.
+// The global cut-off is one key read by every bearer check, in the same
+// pipeline as the others (on Redis Cluster, by the node that holds it).
 //
 // Every key carries a TTL equal to the remaining life of the tokens it
 // revokes, computed from the absolute expiresAt and this process's clock,
@@ -97,7 +108,13 @@ func (r *Revocations) legacySidKey(sid string) string {
 	}
 	return r.prefix + "revoked:sid:" + sid
 }
-func (r *Revocations) subKey(sub string) string { return r.prefix + "revoked:sub:" + sub }
+func (r *Revocations) subKey(sub string) string { return r.prefix + "revoked:subms:" + sub }
+func (r *Revocations) allKey() string           { return r.prefix + "revoked:allms" }
+
+// cutoffMillis is cutoff in Unix milliseconds, rounded up.
+func cutoffMillis(cutoff time.Time) int64 {
+	return permiso.RevocationCutoff(cutoff).UnixMilli()
+}
 
 // ttlMillis returns the TTL of an entry that must last until expiresAt:
 // the remaining time rounded up to the millisecond, at least minTTL.
@@ -144,19 +161,27 @@ func (r *Revocations) RevokeSession(ctx context.Context, sid string, expiresAt t
 }
 
 // RevokeSubjectBefore revokes every token of subject issued before cutoff
-// (at one-second resolution), remembered until expiresAt (at least one
-// second from now). It is atomic: concurrent calls keep the latest cutoff
-// and the longest TTL.
+// (kept in milliseconds, rounded up), remembered until expiresAt (at least
+// one second from now). It is atomic: concurrent calls keep the latest
+// cutoff and the longest TTL.
 func (r *Revocations) RevokeSubjectBefore(ctx context.Context, subject string, cutoff, expiresAt time.Time) error {
 	if subject == "" {
 		return permiso.Invalid("revocation needs a subject")
 	}
-	return r.revoke(ctx, r.subKey(subject), cutoff.Unix(), expiresAt)
+	return r.revoke(ctx, r.subKey(subject), cutoffMillis(cutoff), expiresAt)
+}
+
+// RevokeAllBefore revokes every token issued before cutoff, whatever its
+// subject (kept in milliseconds, rounded up), remembered until expiresAt
+// (at least one second from now). Atomic like RevokeSubjectBefore.
+func (r *Revocations) RevokeAllBefore(ctx context.Context, cutoff, expiresAt time.Time) error {
+	return r.revoke(ctx, r.allKey(), cutoffMillis(cutoff), expiresAt)
 }
 
 // IsRevoked reports whether the token is revoked by its jti, its sid (when
-// not empty) or its subject's cutoff, in one pipelined round trip. Empty
-// identifiers are skipped.
+// not empty), its subject's cutoff or the global cutoff, in one pipelined
+// round trip. Empty identifiers are skipped; with all three empty the
+// answer is false without a call.
 func (r *Revocations) IsRevoked(ctx context.Context, jti, sid, subject string, issuedAt time.Time) (bool, error) {
 	if jti == "" && sid == "" && subject == "" {
 		return false, nil
@@ -199,10 +224,16 @@ func (r *Revocations) QueueIsRevoked(ctx context.Context, pipe goredis.Pipeliner
 	if subject != "" {
 		subCmd = pipe.Get(ctx, r.subKey(subject))
 	}
+	allCmd := pipe.Get(ctx, r.allKey())
 	return func() (bool, error) {
 		// Any positive answer wins over another lookup's error: revoked is
 		// the safe answer.
 		var firstErr error
+		fail := func(err error) {
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
 		for _, cmd := range []*goredis.StringCmd{jtiCmd, sidCmd, legacyCmd} {
 			if cmd == nil {
 				continue
@@ -210,24 +241,28 @@ func (r *Revocations) QueueIsRevoked(ctx context.Context, pipe goredis.Pipeliner
 			switch err := cmd.Err(); {
 			case err == nil:
 				return true, nil
-			case !errors.Is(err, goredis.Nil) && firstErr == nil:
-				firstErr = unavailable(err)
+			case !errors.Is(err, goredis.Nil):
+				fail(unavailable(err))
 			}
 		}
-		if subCmd != nil {
-			v, err := subCmd.Result()
+		for _, cmd := range []*goredis.StringCmd{subCmd, allCmd} {
+			if cmd == nil {
+				continue
+			}
+			v, err := cmd.Result()
 			switch {
 			case err == nil:
 				cutoff, perr := strconv.ParseInt(v, 10, 64)
 				if perr != nil {
 					// A corrupt entry is a bug; report it, never pass it.
-					return false, permiso.Wrap(permiso.EINTERNAL, "revocation store holds a malformed entry", perr)
+					fail(permiso.Wrap(permiso.EINTERNAL, "revocation store holds a malformed entry", perr))
+					continue
 				}
-				if issuedAt.Unix() < cutoff {
+				if issuedAt.Before(time.UnixMilli(cutoff)) {
 					return true, nil
 				}
-			case !errors.Is(err, goredis.Nil) && firstErr == nil:
-				firstErr = unavailable(err)
+			case !errors.Is(err, goredis.Nil):
+				fail(unavailable(err))
 			}
 		}
 		return false, firstErr

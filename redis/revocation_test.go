@@ -142,28 +142,36 @@ func TestRevocationKeysAndTTL(t *testing.T) {
 	}
 	within("jti without TTL", pttl(key), 5*time.Second, 10*time.Second)
 
-	// Subject: value is the cutoff in unix seconds; the cutoff only moves
-	// forward and the TTL only grows.
+	// Subject and global cut-offs: the value is the cut-off in unix
+	// milliseconds, rounded up; the cut-off only moves forward and the TTL
+	// only grows.
 	cutoff := time.Unix(1_900_000_000, 900_000_000)
-	key = prefix + "revoked:sub:u1"
 	steps := []struct {
 		cutoff    time.Time
 		exp       time.Duration
 		wantValue int64
 		lo, hi    time.Duration
 	}{
-		{cutoff, time.Minute, 1_900_000_000, 55 * time.Second, time.Minute},
-		{cutoff.Add(-time.Hour), 2 * time.Minute, 1_900_000_000, 115 * time.Second, 2 * time.Minute},
-		{cutoff.Add(time.Hour), 10 * time.Second, 1_900_003_600, 115 * time.Second, 2 * time.Minute},
+		{cutoff, time.Minute, 1_900_000_000_900, 55 * time.Second, time.Minute},
+		{cutoff.Add(-time.Hour), 2 * time.Minute, 1_900_000_000_900, 115 * time.Second, 2 * time.Minute},
+		{cutoff.Add(time.Hour + 400*time.Microsecond), 10 * time.Second, 1_900_003_600_901, 115 * time.Second, 2 * time.Minute},
 	}
-	for i, st := range steps {
-		if err := r.RevokeSubjectBefore(ctx, "u1", st.cutoff, now.Add(st.exp)); err != nil {
-			t.Fatal(err)
+	for _, kind := range []struct {
+		key    string
+		revoke func(cutoff, exp time.Time) error
+	}{
+		{prefix + "revoked:subms:u1", func(cutoff, exp time.Time) error { return r.RevokeSubjectBefore(ctx, "u1", cutoff, exp) }},
+		{prefix + "revoked:allms", func(cutoff, exp time.Time) error { return r.RevokeAllBefore(ctx, cutoff, exp) }},
+	} {
+		for i, st := range steps {
+			if err := kind.revoke(st.cutoff, now.Add(st.exp)); err != nil {
+				t.Fatal(err)
+			}
+			if v := get(kind.key); v != strconv.FormatInt(st.wantValue, 10) {
+				t.Errorf("step %d: %s = %q, want %d", i, kind.key, v, st.wantValue)
+			}
+			within(kind.key+" step "+strconv.Itoa(i), pttl(kind.key), st.lo, st.hi)
 		}
-		if v := get(key); v != strconv.FormatInt(st.wantValue, 10) {
-			t.Errorf("step %d: %s = %q, want %d", i, key, v, st.wantValue)
-		}
-		within("subject step "+strconv.Itoa(i), pttl(key), st.lo, st.hi)
 	}
 }
 
@@ -207,6 +215,18 @@ func TestIsRevokedOneRoundTrip(t *testing.T) {
 		if s, p := h.single.Load(), h.pipelines.Load(); s != 0 || p != 1 {
 			t.Errorf("IsRevoked(%+v): %d single commands and %d pipelines, want 0 and 1", tc, s, p)
 		}
+	}
+	// The global cut-off is read in the same pipeline.
+	if err := r.RevokeAllBefore(ctx, now, now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	h.single.Store(0)
+	h.pipelines.Store(0)
+	if got, err := r.IsRevoked(ctx, "none", "", "other", now.Add(-time.Hour)); err != nil || !got {
+		t.Errorf("IsRevoked after RevokeAllBefore = %v, %v; want true", got, err)
+	}
+	if s, p := h.single.Load(), h.pipelines.Load(); s != 0 || p != 1 {
+		t.Errorf("IsRevoked with the global cut-off: %d single commands and %d pipelines, want 0 and 1", s, p)
 	}
 }
 

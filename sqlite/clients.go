@@ -14,7 +14,7 @@ const clientCols = `c.id, c.client_id, c.secret_hash, c.previous_secret_hash,
 	c.is_active, c.is_trusted, c.access_token_lifetime, c.refresh_token_lifetime,
 	c.rate_limit_per_minute, c.rate_limit_per_hour, c.last_used,
 	c.total_requests, c.contact_email, c.website_url, c.allowed_ips,
-	c.webhook_url, c.created_at, c.updated_at`
+	c.webhook_url, c.tokens_revoked_before, c.created_at, c.updated_at`
 
 func scanClient(s scanner) (permiso.ServiceClient, error) {
 	var c permiso.ServiceClient
@@ -23,8 +23,8 @@ func scanClient(s scanner) (permiso.ServiceClient, error) {
 		&c.ClientType, &c.IsActive, &c.IsTrusted, &c.AccessTokenLifetime,
 		&c.RefreshTokenLifetime, &c.RateLimitPerMinute, &c.RateLimitPerHour,
 		nullTimeCol{&c.LastUsed}, &c.TotalRequests, &c.ContactEmail,
-		&c.WebsiteURL, &c.AllowedIPs, &c.WebhookURL, timeCol{&c.CreatedAt},
-		timeCol{&c.UpdatedAt})
+		&c.WebsiteURL, &c.AllowedIPs, &c.WebhookURL, nullTimeCol{&c.TokensRevokedBefore},
+		timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt})
 	return c, err
 }
 
@@ -115,13 +115,13 @@ func (db *DB) CreateServiceClient(ctx context.Context, sc permiso.ServiceClient,
 			return err
 		}
 		_, err := c.exec(ctx, `INSERT INTO service_clients (`+strings.ReplaceAll(clientCols, "c.", "")+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			sc.ID, sc.ClientID, sc.SecretHash, sc.PreviousSecretHash,
 			tsPtr(sc.PreviousSecretExpiresAt), sc.Name, sc.Description, sc.ClientType,
 			sc.IsActive, sc.IsTrusted, sc.AccessTokenLifetime, sc.RefreshTokenLifetime,
 			sc.RateLimitPerMinute, sc.RateLimitPerHour, tsPtr(sc.LastUsed),
 			sc.TotalRequests, sc.ContactEmail, sc.WebsiteURL, sc.AllowedIPs,
-			sc.WebhookURL, ts(sc.CreatedAt), ts(sc.UpdatedAt))
+			sc.WebhookURL, tsPtr(sc.TokensRevokedBefore), ts(sc.CreatedAt), ts(sc.UpdatedAt))
 		if err != nil {
 			return clientErr("create service client", err)
 		}
@@ -182,14 +182,14 @@ func (db *DB) UpdateServiceClient(ctx context.Context, id uuid.UUID, fn func(*pe
 			access_token_lifetime = ?, refresh_token_lifetime = ?,
 			rate_limit_per_minute = ?, rate_limit_per_hour = ?, last_used = ?,
 			total_requests = ?, contact_email = ?, website_url = ?, allowed_ips = ?,
-			webhook_url = ?, updated_at = ?
+			webhook_url = ?, tokens_revoked_before = ?, updated_at = ?
 			WHERE id = ?`,
 			sc.ClientID, sc.SecretHash, sc.PreviousSecretHash,
 			tsPtr(sc.PreviousSecretExpiresAt), sc.Name, sc.Description, sc.ClientType,
 			sc.IsActive, sc.IsTrusted, sc.AccessTokenLifetime, sc.RefreshTokenLifetime,
 			sc.RateLimitPerMinute, sc.RateLimitPerHour, tsPtr(sc.LastUsed),
 			sc.TotalRequests, sc.ContactEmail, sc.WebsiteURL, sc.AllowedIPs,
-			sc.WebhookURL, ts(orNow(sc.UpdatedAt)), id)
+			sc.WebhookURL, tsPtr(sc.TokensRevokedBefore), ts(orNow(sc.UpdatedAt)), id)
 		if err != nil {
 			return clientErr("update service client", err)
 		}

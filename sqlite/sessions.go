@@ -139,16 +139,30 @@ func (db *DB) RevokeSession(ctx context.Context, id uuid.UUID, reason string, no
 // one given (when not nil) and their refresh tokens; it returns the revoked
 // sessions ordered by created_at, id.
 func (db *DB) RevokeUserSessions(ctx context.Context, userID uuid.UUID, except *uuid.UUID, reason string, now time.Time) ([]permiso.Session, error) {
+	where := "user_id = ?"
+	args := []any{userID}
+	if except != nil {
+		where += " AND id <> ?"
+		args = append(args, *except)
+	}
+	return db.revokeSessionsWhere(ctx, "revoke user sessions", where, args, reason, now)
+}
+
+// RevokeClientSessions revokes every active session opened through the
+// client with row id clientID and their refresh tokens; it returns the
+// revoked sessions ordered by created_at, id.
+func (db *DB) RevokeClientSessions(ctx context.Context, clientID uuid.UUID, reason string, now time.Time) ([]permiso.Session, error) {
+	return db.revokeSessionsWhere(ctx, "revoke client sessions", "client_id = ?", []any{clientID}, reason, now)
+}
+
+// revokeSessionsWhere revokes, in one transaction, the sessions active at
+// now that match where (with args) and their refresh tokens.
+func (db *DB) revokeSessionsWhere(ctx context.Context, op, where string, args []any, reason string, now time.Time) ([]permiso.Session, error) {
 	var out []permiso.Session
 	err := db.inTx(ctx, func(c conn) error {
-		q := "SELECT " + sessionCols + ` FROM user_sessions
-			WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ?`
-		args := []any{userID, ts(now)}
-		if except != nil {
-			q += " AND id <> ?"
-			args = append(args, *except)
-		}
-		ss, err := selectSessions(ctx, c, q+" ORDER BY created_at, id", args...)
+		q := "SELECT " + sessionCols + " FROM user_sessions WHERE " + where +
+			" AND revoked_at IS NULL AND expires_at > ? ORDER BY created_at, id"
+		ss, err := selectSessions(ctx, c, q, append(args, ts(now))...)
 		if err != nil {
 			return err
 		}
@@ -163,7 +177,7 @@ func (db *DB) RevokeUserSessions(ctx context.Context, userID uuid.UUID, except *
 		}
 		if _, err := c.exec(ctx, `UPDATE user_sessions SET revoked_at = ?
 			WHERE id IN (SELECT value FROM json_each(?))`, ts(now), idsJSON(ids)); err != nil {
-			return sessionErr("revoke user sessions", err)
+			return sessionErr(op, err)
 		}
 		if err := revokeSessionTokens(ctx, c, ids, reason, now); err != nil {
 			return err

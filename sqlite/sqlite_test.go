@@ -60,17 +60,17 @@ func TestMigrations(t *testing.T) {
 	if err != nil {
 		t.Fatalf("MigrationStatus on an empty database: %v", err)
 	}
-	if len(st) != 2 || len(permiso.Pending(st)) != 2 {
-		t.Fatalf("status of an empty database = %+v, want 2 pending", st)
+	if len(st) != 3 || len(permiso.Pending(st)) != 3 {
+		t.Fatalf("status of an empty database = %+v, want 3 pending", st)
 	}
 
 	applied, err := db.MigrateUp(ctx)
 	if err != nil {
 		t.Fatalf("MigrateUp: %v", err)
 	}
-	if len(applied) != 2 || applied[0].Version != 1 || applied[1].Version != 2 ||
-		applied[0].Name != "schema" || applied[1].Name != "seed" {
-		t.Fatalf("MigrateUp applied %+v, want 0001_schema and 0002_seed", applied)
+	if len(applied) != 3 || applied[0].Version != 1 || applied[1].Version != 2 || applied[2].Version != 3 ||
+		applied[0].Name != "schema" || applied[1].Name != "seed" || applied[2].Name != "client_tokens_revoked_before" {
+		t.Fatalf("MigrateUp applied %+v, want 0001_schema, 0002_seed and 0003_client_tokens_revoked_before", applied)
 	}
 	st, err = db.MigrationStatus(ctx)
 	if err != nil {
@@ -87,24 +87,24 @@ func TestMigrations(t *testing.T) {
 		t.Fatalf("second MigrateUp = %+v, %v; want a no-op", again, err)
 	}
 
-	reverted, err := db.MigrateDown(ctx, 1)
+	reverted, err := db.MigrateDown(ctx, 2)
 	if err != nil {
-		t.Fatalf("MigrateDown(1): %v", err)
+		t.Fatalf("MigrateDown(2): %v", err)
 	}
-	if len(reverted) != 1 || reverted[0].Version != 2 {
-		t.Fatalf("MigrateDown(1) reverted %+v, want the seed", reverted)
+	if len(reverted) != 2 || reverted[0].Version != 3 || reverted[1].Version != 2 {
+		t.Fatalf("MigrateDown(2) reverted %+v, want the client cut-off column, then the seed", reverted)
 	}
 	if _, err := db.GetRoleByName(ctx, permiso.RoleAdmin); !errors.Is(err, permiso.ErrNotFound) {
 		t.Fatalf("GetRoleByName(admin) after reverting the seed: %v, want ErrNotFound", err)
 	}
 	st, _ = db.MigrationStatus(ctx)
-	if p := permiso.Pending(st); len(p) != 1 || p[0].Version != 2 {
-		t.Fatalf("pending after MigrateDown(1) = %+v, want the seed", p)
+	if p := permiso.Pending(st); len(p) != 2 || p[0].Version != 2 || p[1].Version != 3 {
+		t.Fatalf("pending after MigrateDown(2) = %+v, want the seed and the client cut-off column", p)
 	}
 
 	applied, err = db.MigrateUp(ctx)
-	if err != nil || len(applied) != 1 || applied[0].Version != 2 {
-		t.Fatalf("MigrateUp after down = %+v, %v; want the seed again", applied, err)
+	if err != nil || len(applied) != 2 || applied[0].Version != 2 || applied[1].Version != 3 {
+		t.Fatalf("MigrateUp after down = %+v, %v; want the seed and the column again", applied, err)
 	}
 	if _, err := db.GetRoleByName(ctx, permiso.RoleAdmin); err != nil {
 		t.Fatalf("GetRoleByName(admin) after re-applying the seed: %v", err)
@@ -112,12 +112,12 @@ func TestMigrations(t *testing.T) {
 
 	// Down past the start reverts what there is and stops.
 	reverted, err = db.MigrateDown(ctx, 5)
-	if err != nil || len(reverted) != 2 {
-		t.Fatalf("MigrateDown(5) = %+v, %v; want both reverted", reverted, err)
+	if err != nil || len(reverted) != 3 {
+		t.Fatalf("MigrateDown(5) = %+v, %v; want all three reverted", reverted, err)
 	}
 	st, _ = db.MigrationStatus(ctx)
-	if len(permiso.Pending(st)) != 2 {
-		t.Fatalf("pending after full down = %+v, want both", st)
+	if len(permiso.Pending(st)) != 3 {
+		t.Fatalf("pending after full down = %+v, want all three", st)
 	}
 	if _, err := db.MigrateUp(ctx); err != nil {
 		t.Fatalf("MigrateUp after full down: %v", err)
@@ -178,8 +178,8 @@ func TestConcurrentMigrators(t *testing.T) {
 		}
 		total += counts[i]
 	}
-	if total != 2 {
-		t.Errorf("migrations applied in total = %d, want 2 (each exactly once)", total)
+	if total != 3 {
+		t.Errorf("migrations applied in total = %d, want 3 (each exactly once)", total)
 	}
 }
 

@@ -16,6 +16,7 @@ var clientTests = []test{
 	{"Clients/DeleteCascades", testClientDeleteCascades},
 	{"Clients/ListFilters", testClientList},
 	{"Clients/AddUsage", testClientUsage},
+	{"Clients/TokensRevokedBefore", testClientTokensRevokedBefore},
 }
 
 func checkClient(h *harness, got, want permiso.ServiceClient) {
@@ -40,6 +41,7 @@ func checkClient(h *harness, got, want permiso.ServiceClient) {
 	eqPtr(h, "website_url", got.WebsiteURL, want.WebsiteURL)
 	eqPtr(h, "allowed_ips", got.AllowedIPs, want.AllowedIPs)
 	eqPtr(h, "webhook_url", got.WebhookURL, want.WebhookURL)
+	eqTimePtr(h, "tokens_revoked_before", got.TokensRevokedBefore, want.TokensRevokedBefore)
 	eqTime(h, "created_at", got.CreatedAt, want.CreatedAt)
 	eqTime(h, "updated_at", got.UpdatedAt, want.UpdatedAt)
 }
@@ -66,6 +68,7 @@ func testClientCRUD(h *harness) {
 		WebsiteURL:              ptr("https://reports.example.com"),
 		AllowedIPs:              ptr("10.0.0.0/8,192.0.2.7"),
 		WebhookURL:              ptr("https://reports.example.com/hook"),
+		TokensRevokedBefore:     ptr(h.at(-30 * time.Minute)),
 		CreatedAt:               h.at(-time.Hour),
 		UpdatedAt:               h.at(-time.Minute),
 	}
@@ -91,6 +94,7 @@ func testClientCRUD(h *harness) {
 		h.Error("CreateServiceClient returned a zero id")
 	}
 	eq(h, "scopes of a client created without any", len(other.Scopes), 0)
+	eqTimePtr(h, "tokens_revoked_before of a client created without one", other.TokensRevokedBefore, nil)
 
 	want := c
 	want.SecretHash = hashOf("rotated")
@@ -100,6 +104,7 @@ func testClientCRUD(h *harness) {
 	want.AccessTokenLifetime, want.RefreshTokenLifetime = 0, nil
 	want.RateLimitPerMinute, want.RateLimitPerHour = 1, 2
 	want.ContactEmail, want.WebsiteURL, want.AllowedIPs, want.WebhookURL = nil, nil, nil, nil
+	want.TokensRevokedBefore = ptr(h.at(123 * time.Millisecond))
 	want.UpdatedAt = h.now
 	updated, err := h.s.UpdateServiceClient(h.ctx, c.ID, func(x *permiso.ServiceClient) error {
 		id, created := x.ID, x.CreatedAt
@@ -280,4 +285,54 @@ func testClientUsage(h *harness) {
 	h.must(err, "GetServiceClient(b)")
 	eq(h, "b total_requests", got.TotalRequests, int64(1))
 	eqTimePtr(h, "b last_used", got.LastUsed, &t0)
+}
+
+// testClientTokensRevokedBefore: the client's revoke-all cut-off is kept to
+// the microsecond (sub-second cut-offs, docs/security-model.md), read back
+// by every getter and the list, moved by UpdateServiceClient like any other
+// field (RevokeTokensBefore only forward), and cleared with NULL.
+func testClientTokensRevokedBefore(h *harness) {
+	c := h.client("svc-cutoff")
+	eqTimePtr(h, "tokens_revoked_before of a new client", c.TokensRevokedBefore, nil)
+	cutoff := h.now.Truncate(time.Second).Add(987*time.Millisecond + 654*time.Microsecond)
+	updated, err := h.s.UpdateServiceClient(h.ctx, c.ID, func(x *permiso.ServiceClient) error {
+		x.RevokeTokensBefore(cutoff)
+		x.IsActive = false
+		return nil
+	})
+	h.must(err, "UpdateServiceClient(cut-off)")
+	eqTimePtr(h, "tokens_revoked_before after update", updated.TokensRevokedBefore, &cutoff)
+	byID, err := h.s.GetServiceClient(h.ctx, c.ID)
+	h.must(err, "GetServiceClient")
+	eqTimePtr(h, "tokens_revoked_before by id", byID.TokensRevokedBefore, &cutoff)
+	byCID, err := h.s.GetServiceClientByClientID(h.ctx, "svc-cutoff")
+	h.must(err, "GetServiceClientByClientID")
+	eqTimePtr(h, "tokens_revoked_before by client_id", byCID.TokensRevokedBefore, &cutoff)
+	list, _, err := h.s.ListServiceClients(h.ctx, permiso.ClientFilter{Search: "svc-cutoff"})
+	h.must(err, "ListServiceClients")
+	if len(list) != 1 {
+		h.Fatalf("ListServiceClients found %d clients, want 1", len(list))
+	}
+	eqTimePtr(h, "tokens_revoked_before in the list", list[0].TokensRevokedBefore, &cutoff)
+
+	// Enabling the client again leaves the cut-off; an earlier one does
+	// not move it back.
+	updated, err = h.s.UpdateServiceClient(h.ctx, c.ID, func(x *permiso.ServiceClient) error {
+		x.IsActive = true
+		x.RevokeTokensBefore(cutoff.Add(-time.Hour))
+		return nil
+	})
+	h.must(err, "UpdateServiceClient(enable)")
+	eq(h, "is_active after enabling", updated.IsActive, true)
+	eqTimePtr(h, "tokens_revoked_before after enabling", updated.TokensRevokedBefore, &cutoff)
+	if !updated.IssuedTokenDead(cutoff.Add(-time.Millisecond)) || updated.IssuedTokenDead(cutoff) {
+		h.Errorf("IssuedTokenDead around the stored cut-off %v is wrong", cutoff)
+	}
+
+	updated, err = h.s.UpdateServiceClient(h.ctx, c.ID, func(x *permiso.ServiceClient) error {
+		x.TokensRevokedBefore = nil
+		return nil
+	})
+	h.must(err, "UpdateServiceClient(clear)")
+	eqTimePtr(h, "tokens_revoked_before cleared", updated.TokensRevokedBefore, nil)
 }

@@ -14,6 +14,7 @@ var sessionTests = []test{
 	{"Sessions/NotFound", testSessionNotFound},
 	{"Sessions/RevokeSession", testRevokeSession},
 	{"Sessions/RevokeUserSessions", testRevokeUserSessions},
+	{"Sessions/RevokeClientSessions", testRevokeClientSessions},
 	{"Sessions/DeleteExpired", testSessionDeleteExpired},
 	{"Sessions/Stats", testSessionStats},
 }
@@ -221,6 +222,74 @@ func testRevokeUserSessions(h *harness) {
 	got, err = h.s.RevokeUserSessions(h.ctx, u.ID, nil, "logout_all", h.at(2*time.Second))
 	h.must(err, "RevokeUserSessions (nothing left)")
 	eq(h, "sessions revoked when none is active", len(got), 0)
+}
+
+// testRevokeClientSessions: the active sessions opened through one client,
+// of every user, and their refresh tokens are revoked; sessions of other
+// clients, first-party sessions, expired ones and earlier revocations are
+// left as they are.
+func testRevokeClientSessions(h *harness) {
+	c := h.client("svc-sessions")
+	other := h.client("svc-other-sessions")
+	u, v := h.user("uma"), h.user("vic")
+	s1 := h.session(u.ID, &c.ID)
+	s2 := h.session(v.ID, &c.ID)
+	viaOther := h.session(u.ID, &other.ID)
+	direct := h.session(u.ID, nil)
+	expired, err := h.s.CreateSession(h.ctx, permiso.Session{UserID: u.ID, ClientID: &c.ID, IPAddress: "::1",
+		CreatedAt: h.at(-2 * time.Hour), LastActivity: h.at(-2 * time.Hour), ExpiresAt: h.at(-time.Hour)})
+	h.must(err, "CreateSession (expired)")
+	revoked := h.session(v.ID, &c.ID)
+	_, err = h.s.RevokeSession(h.ctx, revoked.ID, "logout", h.at(-time.Minute))
+	h.must(err, "RevokeSession")
+	h.refresh(s1, uuid.Nil, "rc-1")
+	h.refresh(s2, uuid.Nil, "rc-2")
+	h.refresh(viaOther, uuid.Nil, "rc-other")
+	h.refresh(direct, uuid.Nil, "rc-direct")
+
+	got, err := h.s.RevokeClientSessions(h.ctx, c.ID, "client_disabled", h.now)
+	h.must(err, "RevokeClientSessions")
+	ids := map[uuid.UUID]bool{}
+	for _, s := range got {
+		ids[s.ID] = true
+		eqTimePtr(h, "revoked_at of a returned session", s.RevokedAt, &h.now)
+		eqPtr(h, "client of a returned session", s.ClientID, &c.ID)
+	}
+	if len(got) != 2 || !ids[s1.ID] || !ids[s2.ID] {
+		h.Fatalf("RevokeClientSessions returned %d sessions %v, want exactly the two active ones of the client", len(got), ids)
+	}
+	if got[0].CreatedAt.After(got[1].CreatedAt) ||
+		got[0].CreatedAt.Equal(got[1].CreatedAt) && got[0].ID.String() > got[1].ID.String() {
+		h.Errorf("RevokeClientSessions returned sessions out of created_at, id order")
+	}
+	for _, c := range []struct {
+		name   string
+		id     uuid.UUID
+		active bool
+	}{{"s1", s1.ID, false}, {"s2", s2.ID, false}, {"other client's", viaOther.ID, true}, {"first-party", direct.ID, true}} {
+		s, err := h.s.GetSession(h.ctx, c.id)
+		h.must(err, "GetSession(%s)", c.name)
+		eq(h, c.name+" session active", s.Active(h.now), c.active)
+	}
+	es, err := h.s.GetSession(h.ctx, expired.ID)
+	h.must(err, "GetSession(expired)")
+	eqTimePtr(h, "expired session is not revoked", es.RevokedAt, nil)
+	rs, err := h.s.GetSession(h.ctx, revoked.ID)
+	h.must(err, "GetSession(revoked)")
+	eqTimePtr(h, "earlier revocation kept", rs.RevokedAt, ptr(h.at(-time.Minute)))
+
+	eqTimePtr(h, "refresh token of s1", h.getRefresh("rc-1").RevokedAt, &h.now)
+	eqPtr(h, "reason on s1's token", h.getRefresh("rc-1").RevocationReason, ptr("client_disabled"))
+	eqTimePtr(h, "refresh token of s2", h.getRefresh("rc-2").RevokedAt, &h.now)
+	eqTimePtr(h, "other client's refresh token", h.getRefresh("rc-other").RevokedAt, nil)
+	eqTimePtr(h, "first-party refresh token", h.getRefresh("rc-direct").RevokedAt, nil)
+
+	got, err = h.s.RevokeClientSessions(h.ctx, c.ID, "client_disabled", h.at(time.Second))
+	h.must(err, "RevokeClientSessions (nothing left)")
+	eq(h, "sessions revoked when none is active", len(got), 0)
+	got, err = h.s.RevokeClientSessions(h.ctx, uuid.New(), "client_disabled", h.now)
+	h.must(err, "RevokeClientSessions (unknown client)")
+	eq(h, "sessions revoked of an unknown client", len(got), 0)
 }
 
 func testSessionDeleteExpired(h *harness) {

@@ -48,7 +48,8 @@ func cmdKeys(ctx context.Context, env *environment, args []string, stdout io.Wri
 
 // cmdSessions is incident response: "invalidate all sessions" (the
 // deployment guide). It revokes every session, refresh token and access
-// token of one user (--user) or of everyone.
+// token of one user (--user) or of everyone, service clients' tokens
+// included.
 func cmdSessions(ctx context.Context, env *environment, args []string, stdout io.Writer) error {
 	fs := newFlagSet("sessions", "sessions revoke-all [--user ID]", stdout)
 	user := fs.String("user", "", "revoke only this user's sessions (user id)")
@@ -72,7 +73,7 @@ func cmdSessions(ctx context.Context, env *environment, args []string, stdout io
 	}
 	defer auth.Close()
 	if a.cfg.RedisURL == "" {
-		fmt.Fprintf(stdout, "note: REDIS_URL is not set; running servers keep their in-process revocation lists, but every refresh token is revoked in the database and access tokens are rejected through the users' revoke-all time once the servers' user cache expires (CACHE_LOCAL_TTL, %s)\n", a.cfg.CacheLocalTTL)
+		fmt.Fprintf(stdout, "note: REDIS_URL is not set; running servers keep their in-process revocation lists, but every refresh token is revoked in the database and access tokens are rejected through the users' and service clients' revoke-all time once the servers' cache expires (CACHE_LOCAL_TTL, %s)\n", a.cfg.CacheLocalTTL)
 	}
 
 	var ids []uuid.UUID
@@ -88,19 +89,17 @@ func cmdSessions(ctx context.Context, env *environment, args []string, stdout io
 		}
 		ids = append(ids, id)
 	} else {
-		const page = 500
-		for offset := 0; ; offset += page {
-			users, _, err := a.db.ListUsers(ctx, permiso.UserFilter{Offset: offset, Limit: page})
-			if err != nil {
-				return err
-			}
-			for _, u := range users {
-				ids = append(ids, u.ID)
-			}
-			if len(users) < page {
-				break
-			}
+		// Everyone: one global cut-off that every bearer check reads (at
+		// once on every instance sharing Redis), then each user's and each
+		// service client's own cut-off, sessions and refresh tokens
+		// (oauth2.Service.RevokeAll).
+		res, err := auth.service.RevokeAll(ctx, "revoke-all command")
+		if err != nil {
+			return fmt.Errorf("sessions revoke-all: %w", err)
 		}
+		fmt.Fprintf(stdout, "revoked %d session(s) of %d user(s) and the tokens of %d service client(s); every access token issued before %s is refused, service tokens included\n",
+			res.Sessions, res.Users, res.Clients, res.Cutoff.Format("2006-01-02T15:04:05.000Z07:00"))
+		return nil
 	}
 	total := 0
 	for _, id := range ids {

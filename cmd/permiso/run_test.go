@@ -270,8 +270,8 @@ func testMigrate(t *testing.T, env testEnv) {
 	if out, _, err = runCmd(t, env, "", "migrate", "status"); err != nil || strings.Contains(out, "pending") || !strings.Contains(out, "applied") {
 		t.Fatalf("status after up: %v\n%s", err, out)
 	}
-	if out, _, err = runCmd(t, env, "", "migrate", "down", "1"); err != nil || !strings.Contains(out, "reverted 0002_seed") {
-		t.Fatalf("down 1: %v\n%s", err, out)
+	if out, _, err = runCmd(t, env, "", "migrate", "down", "2"); err != nil || !strings.Contains(out, "reverted 0003_client_tokens_revoked_before") || !strings.Contains(out, "reverted 0002_seed") {
+		t.Fatalf("down 2: %v\n%s", err, out)
 	}
 	// AUTO_MIGRATE=false refuses to serve while a migration is pending.
 	env["AUTO_MIGRATE"] = "false"

@@ -151,6 +151,7 @@ func oauthConfig(cfg config.Config) oauth2.Config {
 		AccessTokenLifetime:     cfg.AccessTokenExpire,
 		RefreshTokenLifetime:    cfg.RefreshTokenExpire,
 		ServiceTokenLifetime:    cfg.ServiceTokenExpire,
+		MaxTokenLifetime:        max(cfg.AccessTokenExpire, cfg.ServiceTokenExpire, maxClientTokenLifetime),
 		ReuseGrace:              cfg.RefreshTokenReuseGrace,
 		RefreshAbsoluteLifetime: cfg.SessionMaxLifetime,
 		PasswordMaxAge:          time.Duration(cfg.PasswordMaxAgeDays) * 24 * time.Hour,
