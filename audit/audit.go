@@ -266,14 +266,13 @@ func (w *Writer) write(batch []permiso.AuditEvent) {
 			return
 		}
 		if !w.unreachable(err) {
-			batch = w.writeEach(batch, err)
+			batch, err = w.writeEach(batch, err)
 			if len(batch) == 0 {
 				if outage {
 					w.opts.Logger.Info("audit store reachable again")
 				}
 				return
 			}
-			err = errUnreachable
 		}
 		// The store is unreachable: keep the batch and try again later.
 		if !outage {
@@ -289,12 +288,10 @@ func (w *Writer) write(batch []permiso.AuditEvent) {
 	}
 }
 
-var errUnreachable = errors.New("audit store unreachable")
-
-// writeEach writes the events of a refused batch one by one. It returns
-// the events not yet tried when the store becomes unreachable meanwhile,
-// else nil.
-func (w *Writer) writeEach(batch []permiso.AuditEvent, batchErr error) []permiso.AuditEvent {
+// writeEach writes the events of a refused batch one by one. When the
+// store becomes unreachable meanwhile it returns the events not yet
+// written and that error; else nil.
+func (w *Writer) writeEach(batch []permiso.AuditEvent, batchErr error) ([]permiso.AuditEvent, error) {
 	w.opts.Logger.Warn("audit batch refused; writing its events one by one", "events", len(batch), "error", batchErr)
 	for i, e := range batch {
 		err := w.append([]permiso.AuditEvent{e})
@@ -306,12 +303,12 @@ func (w *Writer) writeEach(batch []permiso.AuditEvent, batchErr error) []permiso
 			// answer was lost. Written once, not twice.
 			w.obs.Written(1)
 		case w.unreachable(err):
-			return batch[i:]
+			return batch[i:], err
 		default:
 			w.fail([]permiso.AuditEvent{e}, "audit event refused by the store; event not written", err)
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 func (w *Writer) written(n int, afterOutage bool) {
