@@ -53,8 +53,8 @@ type AuditStore interface {
 }
 
 // Auditor records audit events. Implementations batch writes off the
-// request path; Record never blocks on the database and never fails the
-// request.
+// request path and Record never fails the request; it waits only when the
+// queue of events to write is full, for a bounded time (docs/audit.md).
 type Auditor interface {
 	Record(ctx context.Context, e AuditEvent)
 }

@@ -34,6 +34,7 @@ type loadReport struct {
 		Latency    struct {
 			P50, P90, P99 float64
 		} `json:"latency_ms"`
+		AuditDropped *float64 `json:"audit_events_dropped"`
 	} `json:"scenarios"`
 }
 
@@ -42,8 +43,10 @@ type loadReport struct {
 // it). It checks what the tool reports, never how fast anything was: each
 // scenario made requests, none failed at the transport, only the expected
 // statuses came back (2xx; the password grant may also answer 503 when its
-// bounded hashing is saturated), every ratio to the baseline is there, and
-// setup's users and service clients are gone afterwards.
+// bounded hashing is saturated), every ratio to the baseline is there, the
+// server dropped no audit event (permiso_audit_events_dropped_total,
+// scraped after each scenario, is 0), and setup's users and service
+// clients are gone afterwards.
 func TestLoadTool(t *testing.T) {
 	b := sqliteOnly(t)
 	root, err := repoRoot()
@@ -135,6 +138,11 @@ func TestLoadTool(t *testing.T) {
 		}
 		if sc.Ratio == nil || *sc.Ratio <= 0 {
 			t.Errorf("%s: ratio_to_baseline %v, want present and > 0", sc.Name, sc.Ratio)
+		}
+		// Load slows audited requests down (bounded wait for room in the
+		// audit queue); it must never erase their events.
+		if sc.AuditDropped == nil || *sc.AuditDropped != 0 {
+			t.Errorf("%s: permiso_audit_events_dropped_total %v, want scraped and 0", sc.Name, sc.AuditDropped)
 		}
 		if sc.RPS <= 0 || sc.Latency.P50 <= 0 || sc.Latency.P50 > sc.Latency.P99 {
 			t.Errorf("%s: rps %v, latency %+v", sc.Name, sc.RPS, sc.Latency)

@@ -12,10 +12,11 @@ type auditTarget struct {
 	ID   string
 }
 
-// record writes an audit event for the request (SPEC §5.2 "Audit": who,
-// what, target, IP, user agent, request id, result). The actor is the
-// authenticated principal, or anonymous. It never blocks on the database
-// (the Auditor batches) and never fails the request.
+// record writes an audit event for the request (docs/api.md, "Audit log":
+// who, what, target, IP, user agent, request id, result). The actor is the
+// authenticated principal, or anonymous. It never fails the request: the
+// Auditor batches, and makes every value storable, so a hostile user agent
+// is recorded cleaned (docs/audit.md).
 func (s *server) record(r *http.Request, action, result string, target auditTarget, details map[string]any) {
 	if s.audit == nil {
 		return

@@ -1,7 +1,9 @@
-// Package metrics exposes permiso's Prometheus metrics (SPEC §5.3): HTTP
-// requests by route pattern and status, tokens issued by grant, login
-// results, lockouts, rate-limit rejections, refresh-token reuse detections,
-// database and Redis pool statistics, and the Go runtime. It owns its
+// Package metrics exposes permiso's Prometheus metrics (docs/deployment.md,
+// "Monitoring"): HTTP requests by route pattern and status, tokens issued
+// by grant, login results, lockouts, rate-limit rejections, refresh-token
+// reuse detections, the audit writer (events written, failed, dropped,
+// waits for room in its queue), database and Redis pool statistics, and
+// the Go runtime. It owns its
 // registry (no global promauto); cmd/permiso wires it.
 package metrics
 
@@ -31,6 +33,10 @@ type Metrics struct {
 	rateLimited   *prometheus.CounterVec
 	reuseDetected prometheus.Counter
 	auditEvents   *prometheus.CounterVec
+	auditWritten  prometheus.Counter
+	auditFailed   prometheus.Counter
+	auditDropped  prometheus.Counter
+	auditWait     *prometheus.HistogramVec
 }
 
 // New returns metrics registered on a fresh registry, with the Go runtime
@@ -72,12 +78,34 @@ func New() *Metrics {
 			Namespace: namespace, Name: "audit_events_total",
 			Help: "Audit events recorded, by action and result.",
 		}, []string{"action", "result"}),
+		auditWritten: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "audit_events_written_total",
+			Help: "Audit events stored by the audit writer.",
+		}),
+		auditFailed: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "audit_events_failed_total",
+			Help: "Audit events the store refused (or could not be reached for until the close deadline); each was logged whole at error level.",
+		}),
+		auditDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "audit_events_dropped_total",
+			Help: "Audit events never queued: the queue stayed full for the whole bounded wait, or the writer was closed; each was logged whole at error level.",
+		}),
+		auditWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "audit_record_wait_seconds",
+			Help:    "Time a request waited for room in the full audit queue, by outcome (queued, dropped).",
+			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2, 2.5, 5},
+		}, []string{"outcome"}),
 	}
+	// Present from the start (0), so that an alert on them needs no
+	// absent() clause.
+	m.auditWait.WithLabelValues(waitQueued)
+	m.auditWait.WithLabelValues(waitDropped)
 	r.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.httpRequests, m.httpDuration, m.tokensIssued, m.logins, m.lockouts,
 		m.rateLimited, m.reuseDetected, m.auditEvents,
+		m.auditWritten, m.auditFailed, m.auditDropped, m.auditWait,
 	)
 	return m
 }
@@ -122,6 +150,73 @@ func (a auditor) Record(ctx context.Context, e permiso.AuditEvent) {
 	}
 }
 
+// Outcomes of a wait for room in the audit queue.
+const (
+	waitQueued  = "queued"
+	waitDropped = "dropped"
+)
+
+// AuditWriter is what the audit writer reports to (audit.Options.Observer):
+// permiso_audit_events_written_total, _failed_total and _dropped_total,
+// and permiso_audit_record_wait_seconds{outcome}.
+type AuditWriter struct{ m *Metrics }
+
+// AuditWriter returns the audit writer's observer.
+func (m *Metrics) AuditWriter() AuditWriter { return AuditWriter{m: m} }
+
+// Waited observes one wait for room in the full queue.
+func (a AuditWriter) Waited(d time.Duration, queued bool) {
+	outcome := waitDropped
+	if queued {
+		outcome = waitQueued
+	}
+	a.m.auditWait.WithLabelValues(outcome).Observe(d.Seconds())
+}
+
+// Written counts stored events.
+func (a AuditWriter) Written(n int) { a.m.auditWritten.Add(float64(n)) }
+
+// Failed counts events the store did not take (logged whole).
+func (a AuditWriter) Failed(n int) { a.m.auditFailed.Add(float64(n)) }
+
+// Dropped counts events never queued (logged whole).
+func (a AuditWriter) Dropped(n int) { a.m.auditDropped.Add(float64(n)) }
+
+// AuditQueueStats is a snapshot of the audit writer's queue.
+type AuditQueueStats struct {
+	Queued, Capacity, Waiting int
+}
+
+// RegisterAuditQueue exports the audit queue as
+// permiso_audit_queue_events{state="queued"|"capacity"} and
+// permiso_audit_record_waiting (requests now waiting for room).
+func (m *Metrics) RegisterAuditQueue(stats func() AuditQueueStats) {
+	m.registry.MustRegister(auditQueueCollector{
+		queue: prometheus.NewDesc(namespace+"_audit_queue_events",
+			"Audit events in the writer's queue (queued) and its size (capacity).", []string{"state"}, nil),
+		waiting: prometheus.NewDesc(namespace+"_audit_record_waiting",
+			"Requests now waiting for room in the full audit queue.", nil, nil),
+		stats: stats,
+	})
+}
+
+type auditQueueCollector struct {
+	queue, waiting *prometheus.Desc
+	stats          func() AuditQueueStats
+}
+
+func (c auditQueueCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.queue
+	ch <- c.waiting
+}
+
+func (c auditQueueCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.stats()
+	ch <- prometheus.MustNewConstMetric(c.queue, prometheus.GaugeValue, float64(s.Queued), "queued")
+	ch <- prometheus.MustNewConstMetric(c.queue, prometheus.GaugeValue, float64(s.Capacity), "capacity")
+	ch <- prometheus.MustNewConstMetric(c.waiting, prometheus.GaugeValue, float64(s.Waiting))
+}
+
 // Audit actions that feed the metrics (written by oauth2).
 const (
 	actionLoginSuccess  = "login.success"
@@ -133,7 +228,9 @@ const (
 )
 
 func (m *Metrics) count(e permiso.AuditEvent) {
-	m.auditEvents.WithLabelValues(e.Action, e.Result).Inc()
+	// Label values must be valid UTF-8 (WithLabelValues panics otherwise);
+	// actions and results are the code's constants, cleaned all the same.
+	m.auditEvents.WithLabelValues(permiso.CleanText(e.Action, 128), permiso.CleanText(e.Result, 32)).Inc()
 	switch e.Action {
 	case actionLoginSuccess:
 		m.logins.WithLabelValues("success").Inc()
@@ -148,6 +245,7 @@ func (m *Metrics) count(e permiso.AuditEvent) {
 		}
 	case actionTokenIssue:
 		grant, _ := e.Details["grant_type"].(string)
+		grant = permiso.CleanText(grant, 64)
 		if grant == "" {
 			grant = "unknown"
 		}

@@ -76,3 +76,46 @@ func TestCountsFromAuditEventsAndHTTP(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditWriterMetrics: the audit writer's counters exist at 0 from the
+// start (an alert on drops needs no absent()), and its observer and queue
+// gauges move them.
+func TestAuditWriterMetrics(t *testing.T) {
+	m := New()
+	out := scrape(t, m)
+	for _, want := range []string{
+		"permiso_audit_events_dropped_total 0",
+		"permiso_audit_events_written_total 0",
+		"permiso_audit_events_failed_total 0",
+		`permiso_audit_record_wait_seconds_count{outcome="queued"} 0`,
+		`permiso_audit_record_wait_seconds_count{outcome="dropped"} 0`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("fresh metrics lack %q", want)
+		}
+	}
+	a := m.AuditWriter()
+	a.Written(5)
+	a.Failed(2)
+	a.Dropped(1)
+	a.Waited(30*time.Millisecond, true)
+	a.Waited(2*time.Second, false)
+	m.RegisterAuditQueue(func() AuditQueueStats { return AuditQueueStats{Queued: 7, Capacity: 8192, Waiting: 3} })
+	out = scrape(t, m)
+	for _, want := range []string{
+		"permiso_audit_events_written_total 5",
+		"permiso_audit_events_failed_total 2",
+		"permiso_audit_events_dropped_total 1",
+		`permiso_audit_record_wait_seconds_count{outcome="queued"} 1`,
+		`permiso_audit_record_wait_seconds_sum{outcome="queued"} 0.03`,
+		`permiso_audit_record_wait_seconds_count{outcome="dropped"} 1`,
+		`permiso_audit_record_wait_seconds_bucket{outcome="dropped",le="1"} 0`,
+		`permiso_audit_queue_events{state="queued"} 7`,
+		`permiso_audit_queue_events{state="capacity"} 8192`,
+		"permiso_audit_record_waiting 3",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("metrics output lacks %q", want)
+		}
+	}
+}

@@ -12,6 +12,12 @@
 #   scripts/bench.sh 30s -json       # longer, and JSON output
 #   scripts/bench.sh 5s -scenarios baseline,bearer
 #
+# After each scenario permiso-load scrapes the server's METRICS_PATH and
+# prints permiso_audit_events_dropped_total ("audit dropped"); the script
+# prints it again at the end of each run and says so when it is not 0
+# (docs/audit.md: load must slow audited requests down, never erase their
+# events).
+#
 # Needs go, curl and python3 (for a free port); psql and redis-cli for the
 # PostgreSQL + Redis run. Figures are only comparable as ratios to the
 # baseline of the same run: a shared machine is noisy.
@@ -28,6 +34,8 @@ pg_admin_url=""
 pg_db=""
 redis_url=""
 redis_prefix=""
+metrics_path=/metrics
+dropped_runs=()
 
 stop_server() {
   if [ -n "$server_pid" ]; then
@@ -73,6 +81,7 @@ bench() {
   local env=(
     "PATH=$PATH" "HOME=$HOME"
     ENVIRONMENT=development HOST=127.0.0.1 "PORT=$port" LOG_LEVEL=warning
+    ENABLE_METRICS=true "METRICS_PATH=$metrics_path"
     "JWT_SECRET_KEY=$(rand_hex 32)"
     RATE_LIMIT_LOGIN= RATE_LIMIT_REGISTER= RATE_LIMIT_API= RATE_LIMIT_REFRESH= RATE_LIMIT_SERVICE_TOKEN=
     "$@"
@@ -100,7 +109,13 @@ bench() {
 
   echo "== $label: permiso-load -duration $DURATION against $url"
   printf '%s\n' "$admin_password" | "$work/permiso-load" -url "$url" -duration "$DURATION" \
-    -admin-user bench -admin-password-stdin ${EXTRA[@]+"${EXTRA[@]}"}
+    -admin-user bench -admin-password-stdin -metrics-path "$metrics_path" ${EXTRA[@]+"${EXTRA[@]}"}
+  local dropped
+  dropped=$(curl -s "$url$metrics_path" | awk '$1 == "permiso_audit_events_dropped_total" { print $2 }')
+  echo "-- $label: permiso_audit_events_dropped_total ${dropped:-unknown}" >&2
+  if [ "${dropped:-unknown}" != 0 ]; then
+    dropped_runs+=("$label")
+  fi
   stop_server
   if grep -q '"level":"ERROR"' "$work/$label.log"; then
     echo "-- server errors ($label):"
@@ -132,4 +147,9 @@ if [ -n "${PERMISO_BENCH_DATABASE_URL:-}" ] && [ -n "${PERMISO_BENCH_REDIS_URL:-
     "CACHE_RATE_LIMIT_PREFIX=${redis_prefix}rate:" "CACHE_USER_PREFIX=${redis_prefix}user:"
 else
   echo "== postgres+redis: skipped (set PERMISO_BENCH_DATABASE_URL and PERMISO_BENCH_REDIS_URL)"
+fi
+
+if [ ${#dropped_runs[@]} -gt 0 ]; then
+  echo "bench: audit events were dropped (or the metric could not be read) in: ${dropped_runs[*]}" >&2
+  exit 1
 fi

@@ -48,6 +48,9 @@ type config struct {
 	adminPassword string
 	clients       int // service-client pool size; 0: automatic
 	json          bool
+	// metricsPath is the server's METRICS_PATH, scraped after each
+	// scenario; "" skips it.
+	metricsPath string
 }
 
 // needsServer reports whether any chosen scenario talks to permiso.
@@ -67,6 +70,11 @@ Scenarios (-scenarios, comma-separated, default all):
   introspect          POST {prefix}/auth/introspect of a user access token, as a service client
   refresh             refresh_token grant; every worker rotates its own token chain
   password            password grant (argon2id-bound; 503 when hashing is saturated)
+
+After each scenario the server's METRICS_PATH (-metrics-path) is scraped
+and permiso_audit_events_dropped_total printed (column "audit dropped",
+JSON "audit_events_dropped"): audit events the server dropped because its
+audit queue stayed full. A load run should leave it at 0.
 
 Setup needs an administrator: -admin-user and its password on stdin
 (-admin-password-stdin) or in PERMISO_LOAD_ADMIN_PASSWORD. The users and
@@ -92,6 +100,7 @@ func parseFlags(args []string, getenv func(string) string, stdin io.Reader, stde
 	pwStdin := fs.Bool("admin-password-stdin", false, "read the administrator's password from the first line of stdin")
 	clients := fs.Int("clients", 0, "service clients in the client-credentials pool (0: sized from -duration and the CPUs)")
 	asJSON := fs.Bool("json", false, "print the results as JSON")
+	metricsPath := fs.String("metrics-path", "/metrics", "the server's METRICS_PATH, scraped after each scenario for "+droppedMetric+` ("" to skip)`)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -102,7 +111,8 @@ func parseFlags(args []string, getenv func(string) string, stdin io.Reader, stde
 		return nil, usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
 
-	cfg := &config{duration: *duration, concurrency: *concurrency, adminUser: *adminUser, clients: *clients, json: *asJSON}
+	cfg := &config{duration: *duration, concurrency: *concurrency, adminUser: *adminUser, clients: *clients, json: *asJSON,
+		metricsPath: strings.TrimSpace(*metricsPath)}
 	var problems []string
 	base, err := loopbackURL(*rawURL)
 	if err != nil {
@@ -118,6 +128,9 @@ func parseFlags(args []string, getenv func(string) string, stdin io.Reader, stde
 	}
 	if cfg.concurrency < 1 || cfg.concurrency > maxConcurrency {
 		problems = append(problems, fmt.Sprintf("-concurrency %d: must be between 1 and %d", cfg.concurrency, maxConcurrency))
+	}
+	if cfg.metricsPath != "" && (!strings.HasPrefix(cfg.metricsPath, "/") || strings.ContainsAny(cfg.metricsPath, "?#")) {
+		problems = append(problems, fmt.Sprintf("-metrics-path %q must be a path starting with /", *metricsPath))
 	}
 	if cfg.clients < 0 || cfg.clients > maxClients {
 		problems = append(problems, fmt.Sprintf("-clients %d: must be between 0 (automatic) and %d", cfg.clients, maxClients))

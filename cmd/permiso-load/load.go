@@ -90,8 +90,15 @@ func runLoad(ctx context.Context, cfg *config, stderr io.Writer) (*Report, error
 				res.Note = fmt.Sprintf("429s: the pool of %d service clients (%d tokens a minute each) was used up; raise -clients", len(env.clients), clientBudget)
 			}
 		}
+		if cfg.needsServer() && cfg.metricsPath != "" && ctx.Err() == nil {
+			if v, err := scrapeDropped(ctx, api, cfg.metricsPath); err != nil {
+				fmt.Fprintf(stderr, "permiso-load: %-18s metrics: %v\n", name, err)
+			} else {
+				res.AuditDropped = &v
+			}
+		}
 		rep.Scenarios = append(rep.Scenarios, res)
-		fmt.Fprintf(stderr, "permiso-load: %-18s %d requests, %.0f req/s, %d errors\n", name, res.Requests, res.RPS, res.Errors)
+		fmt.Fprintf(stderr, "permiso-load: %-18s %d requests, %.0f req/s, %d errors%s\n", name, res.Requests, res.RPS, res.Errors, droppedNote(res))
 	}
 	if i := slices.IndexFunc(rep.Scenarios, func(r *Result) bool { return r.Name == scBaseline }); i >= 0 {
 		if base := rep.Scenarios[i].RPS; base > 0 {
@@ -625,4 +632,12 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // never fails (crypto/rand, Go 1.24+)
 	return hex.EncodeToString(b)
+}
+
+// droppedNote is ", N audit events dropped" when the metric was scraped.
+func droppedNote(r *Result) string {
+	if r.AuditDropped == nil {
+		return ""
+	}
+	return fmt.Sprintf(", %s %g", droppedMetric, *r.AuditDropped)
 }

@@ -175,6 +175,9 @@ func TestRunBaseline(t *testing.T) {
 	if r.Latency.P50 <= 0 || r.Latency.P50 > r.Latency.P90 || r.Latency.P90 > r.Latency.P99 {
 		t.Errorf("latency percentiles out of order: %+v", r.Latency)
 	}
+	if r.AuditDropped != nil {
+		t.Errorf("baseline alone scraped the server's metrics: %v", *r.AuditDropped)
+	}
 	if rep.Concurrency != 3 || rep.DurationSeconds != 0.2 {
 		t.Errorf("report header: %+v", rep)
 	}
@@ -184,7 +187,7 @@ func TestRunBaseline(t *testing.T) {
 	if err := run(context.Background(), []string{"-scenarios", "baseline", "-duration", "50ms"}, noEnv, strings.NewReader(""), &stdout, &stderr); err != nil {
 		t.Fatal(err)
 	}
-	for _, col := range []string{"scenario", "req/s", "x baseline", "429", "503", "p99 ms", "baseline"} {
+	for _, col := range []string{"scenario", "req/s", "x baseline", "429", "503", "p99 ms", "audit dropped", "baseline"} {
 		if !strings.Contains(stdout.String(), col) {
 			t.Errorf("table has no %q:\n%s", col, stdout.String())
 		}

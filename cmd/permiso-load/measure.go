@@ -29,6 +29,10 @@ type Result struct {
 	FirstError     string         `json:"first_error,omitempty"`
 	Latency        Latency        `json:"latency_ms"`
 	Note           string         `json:"note,omitempty"`
+	// AuditDropped is the server's permiso_audit_events_dropped_total
+	// after the scenario (since the server started); null when it was not
+	// scraped.
+	AuditDropped *float64 `json:"audit_events_dropped"`
 }
 
 // StatusCounts groups the responses by status.

@@ -19,15 +19,19 @@ func writeTable(w io.Writer, rep *Report) {
 	fmt.Fprintf(w, "permiso-load %s: %s, %d workers, %gs per scenario, GOMAXPROCS %d (%d CPUs), %s\n",
 		rep.StartedAt, rep.URL, rep.Concurrency, rep.DurationSeconds, rep.GOMAXPROCS, rep.NumCPU, rep.GoVersion)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\trequests\treq/s\tx baseline\t2xx\t429\t503\tother\terrors\tp50 ms\tp90 ms\tp99 ms\t")
+	fmt.Fprintln(tw, "scenario\trequests\treq/s\tx baseline\t2xx\t429\t503\tother\terrors\tp50 ms\tp90 ms\tp99 ms\taudit dropped\t")
 	for _, r := range rep.Scenarios {
 		ratio := "-"
 		if r.Ratio != nil {
 			ratio = strconv.FormatFloat(*r.Ratio, 'f', 3, 64)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%d\t%d\t%d\t%d\t%d\t%.2f\t%.2f\t%.2f\t\n",
+		dropped := "-"
+		if r.AuditDropped != nil {
+			dropped = strconv.FormatFloat(*r.AuditDropped, 'f', -1, 64)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%d\t%d\t%d\t%d\t%d\t%.2f\t%.2f\t%.2f\t%s\t\n",
 			r.Name, r.Requests, r.RPS, ratio, r.Status.OK, r.Status.TooMany, r.Status.Unavailable, r.Status.Other,
-			r.Errors, r.Latency.P50, r.Latency.P90, r.Latency.P99)
+			r.Errors, r.Latency.P50, r.Latency.P90, r.Latency.P99, dropped)
 	}
 	tw.Flush()
 	for _, r := range rep.Scenarios {

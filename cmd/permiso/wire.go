@@ -107,10 +107,18 @@ func newAuth(ctx context.Context, a *app, m *metrics.Metrics) (*authParts, error
 		}
 		rdb.LogFailures(a.logger)
 	}
-	aw := audit.New(a.db, audit.Options{Logger: a.logger})
+	auditOpts := audit.Options{Logger: a.logger}
+	if m != nil {
+		auditOpts.Observer = m.AuditWriter()
+	}
+	aw := audit.New(a.db, auditOpts)
 	var auditor permiso.Auditor = aw
 	if m != nil {
 		auditor = m.Auditor(aw)
+		m.RegisterAuditQueue(func() metrics.AuditQueueStats {
+			q, c, w := aw.Queued()
+			return metrics.AuditQueueStats{Queued: q, Capacity: c, Waiting: w}
+		})
 	}
 	hasher := argon2id.New(argon2id.Options{Concurrency: cfg.PasswordHashConcurrency})
 	uc := clientusage.New(a.db, clientusage.Options{Logger: a.logger})
