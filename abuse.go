@@ -43,10 +43,29 @@ type RateLimiter interface {
 	AllowAll(ctx context.Context, keys []string, limits []Limit) ([]LimitResult, error)
 }
 
+// LockoutAttemptTTL bounds how long an admitted login attempt holds its
+// place (LockoutState.Pending) when it is never finished: an instance
+// killed in the middle of a password check must not keep an account
+// refusing logins. It is well beyond one password check (the hasher's
+// bounded wait, argon2id.DefaultMaxWait, plus one hash); an attempt that
+// outlives it still counts its failure when it ends. A lockout whose
+// duration is shorter uses that duration instead.
+const LockoutAttemptTTL = 10 * time.Second
+
+// LockoutRetryAfter is the Retry-After of an attempt refused because
+// others for the same account are in flight (too_many_attempts): about the
+// time one password check takes, after which those attempts have ended.
+const LockoutRetryAfter = 2 * time.Second
+
 // LockoutState is the failed-login state of one key (a normalized
 // username, whether or not such a user exists).
 type LockoutState struct {
-	Failures    int
+	// Failures counts confirmed failures: passwords checked and found
+	// wrong (or logins for an unknown user).
+	Failures int
+	// Pending counts attempts admitted by Begin whose password check has
+	// not ended yet (and whose LockoutAttemptTTL has not run out).
+	Pending     int
 	Locked      bool
 	LockedUntil time.Time
 	// JustLocked is set on the state returned by the one Fail call that
@@ -55,29 +74,64 @@ type LockoutState struct {
 	JustLocked bool
 }
 
+// LockoutAttempt is Begin's answer: an admitted attempt (ID set), or a
+// refusal, whose State says why: Locked, or too many attempts in flight
+// (Failures + Pending reached the maximum without a lock).
+type LockoutAttempt struct {
+	// ID names the admitted attempt for Fail, Succeed and Undo; "" when
+	// the attempt was refused.
+	ID    string
+	State LockoutState
+}
+
+// Admitted reports whether the attempt may check a password.
+func (a LockoutAttempt) Admitted() bool { return a.ID != "" }
+
 // Lockout counts consecutive failed logins per key and locks the key for a
-// fixed duration after the configured number of failures (SPEC §6). It is
-// shared by every instance (Redis) or in process. Implementations MUST be
-// atomic: of N concurrent failures on one key, the one that reaches the
-// maximum locks it, exactly once; failures while locked neither count nor
-// extend the lock.
+// fixed duration after the configured maximum of failures (docs/abuse-
+// resistance.md, "Lockout"). It is shared by every instance (Redis) or in
+// process.
+//
+// Attempts in flight are counted apart from confirmed failures, so that
+// the maximum bounds the passwords ever checked wrong before the lock,
+// under any concurrency, without treating concurrent right passwords as
+// failures: Begin admits an attempt only while Failures + Pending is below
+// the maximum, and each admitted attempt ends with exactly one of Fail
+// (wrong password: Pending becomes a Failure), Succeed (right password:
+// the count is reset) or Undo (no password was checked: the place is
+// given back). An attempt that never ends gives its place back by itself
+// after LockoutAttemptTTL.
+//
+// Implementations MUST be atomic: of N concurrent Begin calls on a key
+// with no failures, exactly min(N, max) are admitted; of N concurrent
+// failures, the one that reaches the maximum locks the key, exactly once;
+// failures while locked neither count nor extend the lock.
 type Lockout interface {
 	// Check reports the state of key.
 	Check(ctx context.Context, key string) (LockoutState, error)
-	// Fail records a failed attempt and returns the new state. While the
-	// key is locked it changes nothing and returns the lock.
-	Fail(ctx context.Context, key string) (LockoutState, error)
-	// Reset clears the key (successful login, admin unlock, password
-	// reset).
+	// Begin admits one attempt on key, or refuses it: while the key is
+	// locked (State.Locked), or while Failures + Pending is at the
+	// maximum (State not Locked). A refusal changes nothing.
+	Begin(ctx context.Context, key string) (LockoutAttempt, error)
+	// Fail ends the attempt id with a wrong password: its place is freed
+	// and a failure is counted; the failure that reaches the maximum
+	// locks the key (JustLocked). While the key is locked it counts
+	// nothing and returns the lock. A wrong password always counts, even
+	// when id no longer holds a place (expired, or the key was reset
+	// since); id "" counts a failure without one.
+	Fail(ctx context.Context, key, id string) (LockoutState, error)
+	// Succeed ends the attempt id with a right password: its place is
+	// freed, and the failures and any lock are cleared (a successful
+	// login resets the count). Other attempts in flight keep their
+	// places: their passwords are still being checked.
+	Succeed(ctx context.Context, key, id string) error
+	// Undo gives back the place of the attempt id, whose password was
+	// never checked (the hasher was saturated, the request ended): a user
+	// turned away must not lose attempts by it. Nothing else changes; an
+	// id that holds no place is ignored.
+	Undo(ctx context.Context, key, id string) error
+	// Reset clears the key: failures, lock and places (admin unlock,
+	// password reset). Attempts still in flight count their failures
+	// when they end.
 	Reset(ctx context.Context, key string) error
-	// Undo takes back the failure counted by a Fail call that returned st,
-	// for an attempt whose password was never checked (the hasher was
-	// saturated, the request ended): a user must not lock their own
-	// account by being turned away. The count drops by one; when that
-	// call locked the key (st.JustLocked) and the same lock still holds,
-	// the lock is lifted. A lock set by another call, and a key reset or
-	// forgotten since, are left alone. Undo of a call that found the key
-	// locked (st.Locked without JustLocked: nothing was counted) changes
-	// nothing.
-	Undo(ctx context.Context, key string, st LockoutState) error
 }

@@ -39,6 +39,11 @@ const (
 	// ELOCKED: the account is locked after repeated failed password
 	// checks (SPEC §6, HTTP 423 account_locked).
 	ELOCKED Code = "account_locked"
+	// ETOOMANYATTEMPTS: as many password checks for the account are in
+	// flight as the lockout allows attempts; retry in a moment (HTTP 429
+	// too_many_attempts with Retry-After, docs/abuse-resistance.md). Not
+	// a failed attempt, and not a lock.
+	ETOOMANYATTEMPTS Code = "too_many_attempts"
 )
 
 // Error is an application error with a stable code and a message that is

@@ -15,15 +15,25 @@ import (
 // isolated from every other and register its own cleanup.
 type NewLockout func(t *testing.T, maxAttempts int, duration time.Duration) (permiso.Lockout, *Clock)
 
-// RunLockout runs the conformance suite for permiso.Lockout (SPEC §6).
-// Besides the obligations written on the interface, it requires that:
+// RunLockout runs the conformance suite for permiso.Lockout
+// (docs/abuse-resistance.md, "Lockout"). Besides the obligations written
+// on the interface, it requires that:
+//   - Begin admits attempts while failures plus attempts in flight are
+//     below the maximum, refuses the next one without a lock (too many in
+//     flight) and refuses every one while the key is locked;
 //   - the failure that reaches the maximum returns Locked and JustLocked,
 //     with LockedUntil = now + duration; Check then reports the same lock;
 //   - failures while locked return the lock unchanged, without
 //     JustLocked: the lock does not slide;
 //   - the lock ends after duration, and the count starts again from zero;
-//     a failure count is forgotten duration after the last failure;
-//   - Reset clears the count and the lock;
+//     a failure count is forgotten duration after the last failure; a
+//     place in flight that is never ended is given back after
+//     permiso.LockoutAttemptTTL, or duration when shorter;
+//   - Succeed clears the failures and the lock but not the other places;
+//     Undo gives back one place and nothing else; Reset clears all;
+//   - under concurrency, right passwords never lock and every refusal is
+//     "too many in flight"; wrong passwords count exactly the maximum and
+//     lock once;
 //   - keys are independent, whatever their names.
 //
 // Expiry is checked with one-second durations: a real clock sleeps about
@@ -42,7 +52,12 @@ func RunLockout(t *testing.T, newLockout NewLockout) {
 		{"Reset", 3, 30 * time.Minute, testLockoutReset},
 		{"KeysIsolated", 2, 30 * time.Minute, testLockoutKeysIsolated},
 		{"Expiry", 2, time.Second, testLockoutExpiry},
+		{"AttemptExpiry", 3, time.Second, testLockoutAttemptExpiry},
+		{"Admission", 3, 30 * time.Minute, testLockoutAdmission},
+		{"SucceedKeepsOtherAttempts", 3, 30 * time.Minute, testLockoutSucceed},
+		{"FailCountsAfterReset", 3, 30 * time.Minute, testLockoutFailAfterReset},
 		{"Concurrent", 5, 30 * time.Minute, testLockoutConcurrent},
+		{"ConcurrentRightPasswords", 5, 30 * time.Minute, testLockoutConcurrentRight},
 		{"MaxOne", 1, 30 * time.Minute, testLockoutMaxOne},
 		{"Undo", 3, 30 * time.Minute, testLockoutUndo},
 		{"UndoConcurrent", 5, 30 * time.Minute, testLockoutUndoConcurrent},
@@ -56,13 +71,45 @@ func RunLockout(t *testing.T, newLockout NewLockout) {
 	}
 }
 
-func fail(t *testing.T, l permiso.Lockout, key string) permiso.LockoutState {
+func begin(t *testing.T, l permiso.Lockout, key string) permiso.LockoutAttempt {
 	t.Helper()
-	s, err := l.Fail(t.Context(), key)
+	a, err := l.Begin(t.Context(), key)
+	if err != nil {
+		t.Fatalf("Begin(%q): %v", key, err)
+	}
+	return a
+}
+
+// admit begins an attempt that must be admitted.
+func admit(t *testing.T, l permiso.Lockout, key string) permiso.LockoutAttempt {
+	t.Helper()
+	a := begin(t, l, key)
+	if !a.Admitted() {
+		t.Fatalf("Begin(%q) refused: %+v, want admitted", key, a.State)
+	}
+	return a
+}
+
+// failID ends attempt id with a wrong password.
+func failID(t *testing.T, l permiso.Lockout, key, id string) permiso.LockoutState {
+	t.Helper()
+	s, err := l.Fail(t.Context(), key, id)
 	if err != nil {
 		t.Fatalf("Fail(%q): %v", key, err)
 	}
 	return s
+}
+
+// fail is one whole failed login: an admitted attempt, then a wrong
+// password; on a locked key, Fail without a place (what a wrong password
+// checked before the lock reports).
+func fail(t *testing.T, l permiso.Lockout, key string) permiso.LockoutState {
+	t.Helper()
+	a := begin(t, l, key)
+	if !a.Admitted() && !a.State.Locked {
+		t.Fatalf("Begin(%q) refused without a lock: %+v", key, a.State)
+	}
+	return failID(t, l, key, a.ID)
 }
 
 func check(t *testing.T, l permiso.Lockout, key string) permiso.LockoutState {
@@ -81,6 +128,20 @@ func reset(t *testing.T, l permiso.Lockout, key string) {
 	}
 }
 
+func succeed(t *testing.T, l permiso.Lockout, key, id string) {
+	t.Helper()
+	if err := l.Succeed(t.Context(), key, id); err != nil {
+		t.Fatalf("Succeed(%q): %v", key, err)
+	}
+}
+
+func undo(t *testing.T, l permiso.Lockout, key, id string) {
+	t.Helper()
+	if err := l.Undo(context.Background(), key, id); err != nil {
+		t.Fatalf("Undo(%s): %v", key, err)
+	}
+}
+
 // near reports whether a and b are within the slack of a real clock (and
 // of Redis's own clock, which stamps LockedUntil).
 func near(a, b time.Time) bool {
@@ -92,8 +153,8 @@ func testLocks(t *testing.T, l permiso.Lockout, c *Clock, max int, d time.Durati
 	key := id("user")
 	for i := 1; i < max; i++ {
 		s := fail(t, l, key)
-		if s.Locked || s.JustLocked || s.Failures != i {
-			t.Fatalf("failure %d: %+v, want Failures %d, not locked", i, s, i)
+		if s.Locked || s.JustLocked || s.Failures != i || s.Pending != 0 {
+			t.Fatalf("failure %d: %+v, want Failures %d, nothing in flight, not locked", i, s, i)
 		}
 		if cs := check(t, l, key); cs.Locked || cs.Failures != i {
 			t.Fatalf("Check after failure %d: %+v", i, cs)
@@ -110,26 +171,38 @@ func testLocks(t *testing.T, l permiso.Lockout, c *Clock, max int, d time.Durati
 	if !cs.Locked || cs.JustLocked || !cs.LockedUntil.Equal(s.LockedUntil) {
 		t.Errorf("Check of a locked key = %+v, want Locked until %v (JustLocked only from Fail)", cs, s.LockedUntil)
 	}
+	// Locked: every attempt is refused, as locked.
+	if a := begin(t, l, key); a.Admitted() || !a.State.Locked || !a.State.LockedUntil.Equal(s.LockedUntil) {
+		t.Errorf("Begin on a locked key = %+v, want refused with the lock", a)
+	}
 }
 
 func testLockDoesNotSlide(t *testing.T, l permiso.Lockout, c *Clock, max int, _ time.Duration) {
 	key := id("user")
-	var locked permiso.LockoutState
+	// max attempts in flight together, all wrong: the last one locks.
+	var ids []string
 	for range max {
-		locked = fail(t, l, key)
+		ids = append(ids, admit(t, l, key).ID)
 	}
-	if !locked.Locked {
+	var locked permiso.LockoutState
+	for _, id := range ids {
+		locked = failID(t, l, key, id)
+	}
+	if !locked.JustLocked {
 		t.Fatalf("not locked after %d failures: %+v", max, locked)
 	}
 	c.Advance(time.Second)
 	for range 5 {
-		s := fail(t, l, key)
+		s := failID(t, l, key, "")
 		if !s.Locked || s.JustLocked || !s.LockedUntil.Equal(locked.LockedUntil) {
 			t.Fatalf("failure while locked = %+v, want the same lock (until %v), not JustLocked", s, locked.LockedUntil)
 		}
+		if a := begin(t, l, key); a.Admitted() || !a.State.Locked {
+			t.Fatalf("Begin while locked = %+v", a)
+		}
 	}
-	if cs := check(t, l, key); !cs.LockedUntil.Equal(locked.LockedUntil) {
-		t.Errorf("lock moved: %v, want %v", cs.LockedUntil, locked.LockedUntil)
+	if cs := check(t, l, key); !cs.LockedUntil.Equal(locked.LockedUntil) || cs.Failures != max {
+		t.Errorf("lock moved or count changed: %+v, want until %v with %d failures", cs, locked.LockedUntil, max)
 	}
 }
 
@@ -139,8 +212,9 @@ func testLockoutUnknown(t *testing.T, l permiso.Lockout, _ *Clock, _ int, _ time
 		t.Errorf("Check of an unknown key = %+v, want the zero state", s)
 	}
 	reset(t, l, key) // resetting nothing is fine
+	undo(t, l, key, "no-such-attempt")
 	if s := check(t, l, key); s != (permiso.LockoutState{}) {
-		t.Errorf("after Reset = %+v", s)
+		t.Errorf("after Reset and Undo = %+v", s)
 	}
 }
 
@@ -149,9 +223,10 @@ func testLockoutReset(t *testing.T, l permiso.Lockout, _ *Clock, max int, _ time
 	for range max - 1 {
 		fail(t, l, key)
 	}
+	admit(t, l, key) // one in flight
 	reset(t, l, key)
-	if s := check(t, l, key); s.Failures != 0 || s.Locked {
-		t.Fatalf("after Reset: %+v", s)
+	if s := check(t, l, key); s.Failures != 0 || s.Pending != 0 || s.Locked {
+		t.Fatalf("after Reset: %+v, want nothing", s)
 	}
 	// The count starts over: max-1 more failures do not lock.
 	for range max - 1 {
@@ -178,7 +253,7 @@ func testLockoutKeysIsolated(t *testing.T, l permiso.Lockout, _ *Clock, max int,
 		fail(t, l, key)
 	}
 	for _, other := range []string{key + "x", key[:len(key)-1], id("user")} {
-		if s := check(t, l, other); s.Locked || s.Failures != 0 {
+		if s := check(t, l, other); s.Locked || s.Failures != 0 || s.Pending != 0 {
 			t.Errorf("Check(%q) = %+v, want untouched", other, s)
 		}
 		if s := fail(t, l, other); s.Locked || s.Failures != 1 {
@@ -208,33 +283,163 @@ func testLockoutExpiry(t *testing.T, l permiso.Lockout, c *Clock, max int, d tim
 	}
 }
 
-// testLockoutConcurrent: of N concurrent failures exactly max are counted
-// and exactly one locks (the interface's obligation).
+// testLockoutAttemptExpiry: places of attempts that never end (their
+// instance died) are given back by themselves, so the account takes
+// logins again.
+func testLockoutAttemptExpiry(t *testing.T, l permiso.Lockout, c *Clock, max int, d time.Duration) {
+	key := id("stuck")
+	fail(t, l, key)
+	for range max - 1 {
+		admit(t, l, key)
+	}
+	if a := begin(t, l, key); a.Admitted() || a.State.Locked || a.State.Pending != max-1 || a.State.Failures != 1 {
+		t.Fatalf("Begin with every place taken = %+v, want refused, not locked, %d in flight", a, max-1)
+	}
+	c.Advance(min(permiso.LockoutAttemptTTL, d) + 200*time.Millisecond)
+	if s := check(t, l, key); s.Pending != 0 || s.Locked {
+		t.Fatalf("after the places expired: %+v, want none in flight", s)
+	}
+	a := admit(t, l, key)
+	succeed(t, l, key, a.ID)
+	if s := check(t, l, key); s != (permiso.LockoutState{}) {
+		t.Errorf("after a success: %+v, want the zero state", s)
+	}
+}
+
+// testLockoutAdmission: failures and attempts in flight share the
+// maximum; a refusal for attempts in flight is no lock and counts
+// nothing; ending attempts frees their places.
+func testLockoutAdmission(t *testing.T, l permiso.Lockout, _ *Clock, max int, _ time.Duration) {
+	key := id("adm")
+	var as []permiso.LockoutAttempt
+	for i := range max {
+		a := admit(t, l, key)
+		if a.State.Pending != i+1 || a.State.Failures != 0 {
+			t.Fatalf("attempt %d admitted with %+v, want %d in flight", i+1, a.State, i+1)
+		}
+		as = append(as, a)
+	}
+	for range 3 {
+		a := begin(t, l, key)
+		if a.Admitted() || a.State.Locked || a.State.Pending != max || a.State.Failures != 0 {
+			t.Fatalf("attempt beyond the maximum = %+v, want refused (too many in flight), not locked", a)
+		}
+	}
+	if s := check(t, l, key); s.Pending != max || s.Failures != 0 || s.Locked {
+		t.Fatalf("refusals changed the state: %+v", s)
+	}
+	// A wrong password turns its place into a failure: still full.
+	if s := failID(t, l, key, as[0].ID); s.Failures != 1 || s.Pending != max-1 || s.Locked {
+		t.Fatalf("Fail = %+v, want 1 failure and %d in flight", s, max-1)
+	}
+	if a := begin(t, l, key); a.Admitted() {
+		t.Fatalf("admitted with failures + in flight at the maximum: %+v", a)
+	}
+	// Undo frees a place without counting.
+	undo(t, l, key, as[1].ID)
+	if s := check(t, l, key); s.Failures != 1 || s.Pending != max-2 {
+		t.Fatalf("after Undo: %+v, want 1 failure and %d in flight", s, max-2)
+	}
+	as[1] = admit(t, l, key)
+	// A right password clears the failures: room again.
+	succeed(t, l, key, as[1].ID)
+	if s := check(t, l, key); s.Failures != 0 || s.Pending != max-2 || s.Locked {
+		t.Fatalf("after Succeed: %+v, want no failures, %d in flight", s, max-2)
+	}
+	for _, a := range as[2:] {
+		succeed(t, l, key, a.ID)
+	}
+	if s := check(t, l, key); s != (permiso.LockoutState{}) {
+		t.Fatalf("after every attempt ended well: %+v, want the zero state", s)
+	}
+}
+
+// testLockoutSucceed: a right password resets the count and lifts a lock
+// set while it was being checked, but the other attempts still being
+// checked keep their places, and their wrong passwords count afterwards.
+func testLockoutSucceed(t *testing.T, l permiso.Lockout, _ *Clock, max int, _ time.Duration) {
+	key := id("ok")
+	right := admit(t, l, key)
+	other := admit(t, l, key)
+	for range max - 2 {
+		fail(t, l, key)
+	}
+	succeed(t, l, key, right.ID)
+	if s := check(t, l, key); s.Failures != 0 || s.Pending != 1 || s.Locked {
+		t.Fatalf("after Succeed: %+v, want no failures and the other attempt in flight", s)
+	}
+	if s := failID(t, l, key, other.ID); s.Failures != 1 || s.Pending != 0 {
+		t.Fatalf("the other attempt's wrong password: %+v, want 1 failure", s)
+	}
+	// A success also lifts a lock set while it was in flight.
+	right = admit(t, l, key)
+	for range max - 2 {
+		fail(t, l, key)
+	}
+	if s := failID(t, l, key, ""); !s.JustLocked {
+		t.Fatalf("failure %d = %+v, want the lock", max, s)
+	}
+	succeed(t, l, key, right.ID)
+	if s := check(t, l, key); s != (permiso.LockoutState{}) {
+		t.Fatalf("after a success on a key locked meanwhile: %+v, want the zero state", s)
+	}
+}
+
+// testLockoutFailAfterReset: a wrong password counts even when its place
+// is gone (the key was reset while it was being checked): every wrong
+// password checked counts toward the lock.
+func testLockoutFailAfterReset(t *testing.T, l permiso.Lockout, _ *Clock, _ int, _ time.Duration) {
+	key := id("late")
+	a := admit(t, l, key)
+	reset(t, l, key)
+	if s := failID(t, l, key, a.ID); s.Failures != 1 || s.Pending != 0 {
+		t.Fatalf("Fail of an attempt whose place was reset: %+v, want 1 failure", s)
+	}
+	// It has ended: an Undo of it changes nothing.
+	undo(t, l, key, a.ID)
+	if s := check(t, l, key); s.Failures != 1 {
+		t.Fatalf("Undo of an ended attempt changed the count: %+v", s)
+	}
+}
+
+// testLockoutConcurrent: of N concurrent wrong passwords at most max are
+// admitted, exactly max failures are counted and exactly one locks; the
+// rest are refused, as locked or as too many in flight.
 func testLockoutConcurrent(t *testing.T, l permiso.Lockout, _ *Clock, max int, _ time.Duration) {
 	const n = 50
 	key := id("user")
 	var (
-		mu                  sync.Mutex
-		counted, justLocked int
-		until               time.Time
+		mu                            sync.Mutex
+		admitted, justLocked, refused int
+		until                         time.Time
 	)
 	var wg sync.WaitGroup
 	for range n {
 		wg.Go(func() {
-			s, err := l.Fail(t.Context(), key)
+			a, err := l.Begin(t.Context(), key)
+			if err != nil {
+				t.Errorf("Begin: %v", err)
+				return
+			}
+			if !a.Admitted() {
+				mu.Lock()
+				refused++
+				mu.Unlock()
+				return
+			}
+			s, err := l.Fail(t.Context(), key, a.ID)
 			if err != nil {
 				t.Errorf("Fail: %v", err)
 				return
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			if !s.Locked || s.JustLocked {
-				counted++
+			admitted++
+			if s.Locked && !s.JustLocked {
+				t.Errorf("an admitted attempt's failure found the key locked: %+v", s)
 			}
 			if s.JustLocked {
 				justLocked++
-			}
-			if s.Locked {
 				if !until.IsZero() && !until.Equal(s.LockedUntil) {
 					t.Errorf("two different locks: %v and %v", until, s.LockedUntil)
 				}
@@ -243,101 +448,121 @@ func testLockoutConcurrent(t *testing.T, l permiso.Lockout, _ *Clock, max int, _
 		})
 	}
 	wg.Wait()
-	if counted != max || justLocked != 1 {
-		t.Errorf("%d concurrent failures: %d counted, %d locked; want %d and 1", n, counted, justLocked, max)
+	if admitted != max || justLocked != 1 || refused != n-max {
+		t.Errorf("%d concurrent wrong passwords: %d admitted (and counted), %d locked, %d refused; want %d, 1, %d", n, admitted, justLocked, refused, max, n-max)
 	}
-	if s := check(t, l, key); !s.Locked || s.Failures != max {
-		t.Errorf("after the race: %+v, want Locked with Failures %d", s, max)
+	if s := check(t, l, key); !s.Locked || s.Failures != max || s.Pending != 0 {
+		t.Errorf("after the race: %+v, want Locked with Failures %d, nothing in flight", s, max)
+	}
+}
+
+// testLockoutConcurrentRight: N concurrent logins with the right password
+// never lock the key and never count a failure: every refusal is "too
+// many in flight", at least one gets through, and nothing is left.
+func testLockoutConcurrentRight(t *testing.T, l permiso.Lockout, _ *Clock, max int, _ time.Duration) {
+	const n = 50
+	key := id("right")
+	var (
+		mu                 sync.Mutex
+		successes, refused int
+	)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			a, err := l.Begin(t.Context(), key)
+			if err != nil {
+				t.Errorf("Begin: %v", err)
+				return
+			}
+			if !a.Admitted() {
+				if a.State.Locked || a.State.Failures != 0 || a.State.Pending < max {
+					t.Errorf("refusal %+v, want too many in flight (%d), no lock, no failure", a.State, max)
+				}
+				mu.Lock()
+				refused++
+				mu.Unlock()
+				return
+			}
+			if err := l.Succeed(t.Context(), key, a.ID); err != nil {
+				t.Errorf("Succeed: %v", err)
+				return
+			}
+			mu.Lock()
+			successes++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if successes < 1 || successes+refused != n {
+		t.Errorf("%d concurrent right passwords: %d succeeded, %d refused", n, successes, refused)
+	}
+	if s := check(t, l, key); s != (permiso.LockoutState{}) {
+		t.Errorf("after the race: %+v, want the zero state", s)
 	}
 }
 
 func testLockoutMaxOne(t *testing.T, l permiso.Lockout, _ *Clock, _ int, _ time.Duration) {
 	key := id("user")
-	if s := fail(t, l, key); !s.Locked || !s.JustLocked || s.Failures != 1 {
+	a := admit(t, l, key)
+	if b := begin(t, l, key); b.Admitted() || b.State.Locked {
+		t.Fatalf("MAX 1, one in flight: Begin = %+v, want refused without a lock", b)
+	}
+	if s := failID(t, l, key, a.ID); !s.Locked || !s.JustLocked || s.Failures != 1 {
 		t.Fatalf("MAX 1: first failure = %+v, want JustLocked", s)
 	}
 }
 
-func undo(t *testing.T, l permiso.Lockout, key string, st permiso.LockoutState) {
-	t.Helper()
-	if err := l.Undo(context.Background(), key, st); err != nil {
-		t.Fatalf("Undo(%s): %v", key, err)
-	}
-}
-
-// testLockoutUndo: Undo takes back exactly the failure of the call whose
-// state it is given, lifts only the lock that call set, and leaves
-// everything else alone.
-func testLockoutUndo(t *testing.T, l permiso.Lockout, c *Clock, max int, _ time.Duration) {
+// testLockoutUndo: Undo gives back exactly the place of its attempt, and
+// nothing else: not a failure, not a lock, not another attempt's place.
+func testLockoutUndo(t *testing.T, l permiso.Lockout, _ *Clock, max int, _ time.Duration) {
 	key := id("undo")
 	fail(t, l, key)
-	st := fail(t, l, key)
-	undo(t, l, key, st)
-	if got := check(t, l, key); got.Failures != 1 || got.Locked {
-		t.Fatalf("after undoing the 2nd failure: %+v, want 1 failure", got)
+	a, b := admit(t, l, key), admit(t, l, key)
+	undo(t, l, key, a.ID)
+	if got := check(t, l, key); got.Failures != 1 || got.Pending != 1 || got.Locked {
+		t.Fatalf("after undoing one of two attempts: %+v, want 1 failure, 1 in flight", got)
 	}
-	fail(t, l, key)
-	st = fail(t, l, key)
-	if !st.JustLocked {
-		t.Fatalf("3rd failure: %+v, want JustLocked", st)
+	undo(t, l, key, a.ID) // twice: nothing more
+	undo(t, l, key, "no-such-attempt")
+	if got := check(t, l, key); got.Failures != 1 || got.Pending != 1 {
+		t.Fatalf("undoing a place twice, or one never held: %+v", got)
 	}
-	// The call that found the key locked counted nothing: undoing it
-	// changes nothing.
-	locked := fail(t, l, key)
-	undo(t, l, key, locked)
+	failID(t, l, key, b.ID)
+	for range max - 2 {
+		fail(t, l, key)
+	}
 	if got := check(t, l, key); !got.Locked {
-		t.Fatalf("undoing a call that found the lock lifted it: %+v", got)
+		t.Fatalf("not locked after %d failures: %+v", max, got)
 	}
-	// Undoing the locking call lifts its lock and takes back its failure.
-	undo(t, l, key, st)
-	if got := check(t, l, key); got.Locked || got.Failures != max-1 {
-		t.Fatalf("after undoing the locking failure: %+v, want unlocked with %d failures", got, max-1)
-	}
-	if st := fail(t, l, key); !st.JustLocked {
-		t.Fatalf("the next failure must lock again: %+v", st)
-	}
-	// A lock set by another call survives an undo of an older lock.
-	reset(t, l, key)
-	c.Advance(2 * time.Second)
-	var again permiso.LockoutState
-	for range max {
-		again = fail(t, l, key)
-	}
-	if !again.JustLocked {
-		t.Fatalf("re-lock: %+v", again)
-	}
-	undo(t, l, key, st)
-	if got := check(t, l, key); !got.Locked {
-		t.Fatalf("undoing an older lock lifted a newer one: %+v", got)
-	}
-	// Nothing to take back on a key that was reset.
-	reset(t, l, key)
-	undo(t, l, key, permiso.LockoutState{Failures: 1})
-	if got := check(t, l, key); got.Failures != 0 || got.Locked {
-		t.Fatalf("undo on a reset key: %+v", got)
+	undo(t, l, key, b.ID) // ended: its failure stays, and the lock
+	if got := check(t, l, key); !got.Locked || got.Failures != max {
+		t.Fatalf("Undo of an ended attempt lifted the lock or a failure: %+v", got)
 	}
 }
 
-// testLockoutUndoConcurrent: attempts that are counted and then undone
-// (all turned away before their password was checked) never lock the key,
-// however many run at once.
+// testLockoutUndoConcurrent: attempts that are admitted and then undone
+// (all turned away before their password was checked) never lock the key
+// nor leave anything behind, however many run at once.
 func testLockoutUndoConcurrent(t *testing.T, l permiso.Lockout, _ *Clock, _ int, _ time.Duration) {
 	key := id("undo-conc")
 	var wg sync.WaitGroup
 	for range 40 {
 		wg.Go(func() {
-			st, err := l.Fail(context.Background(), key)
+			a, err := l.Begin(context.Background(), key)
 			if err != nil {
 				t.Error(err)
 				return
 			}
-			if err := l.Undo(context.Background(), key, st); err != nil {
+			if a.State.Locked || a.State.Failures != 0 {
+				t.Errorf("Begin = %+v, want no lock and no failure", a)
+			}
+			if err := l.Undo(context.Background(), key, a.ID); err != nil {
 				t.Error(err)
 			}
 		})
 	}
 	wg.Wait()
-	if got := check(t, l, key); got.Locked || got.Failures != 0 {
-		t.Errorf("after 40 counted-and-undone attempts: %+v, want nothing left", got)
+	if got := check(t, l, key); got != (permiso.LockoutState{}) {
+		t.Errorf("after 40 admitted-and-undone attempts: %+v, want nothing left", got)
 	}
 }

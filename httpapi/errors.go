@@ -40,6 +40,7 @@ var errorTable = map[permiso.Code]errorKind{
 	permiso.EBADREQUEST:        {http.StatusBadRequest, "bad_request"},
 	permiso.EBADACTIONTOKEN:    {http.StatusBadRequest, "invalid_token"},
 	permiso.ELOCKED:            {http.StatusLocked, "account_locked"},
+	permiso.ETOOMANYATTEMPTS:   {http.StatusTooManyRequests, "too_many_attempts"},
 	permiso.EUNAVAILABLE:       {http.StatusServiceUnavailable, "unavailable"},
 	permiso.EINTERNAL:          {http.StatusInternalServerError, "internal_error"},
 	codeTooLarge:               {http.StatusRequestEntityTooLarge, "request_too_large"},
@@ -73,8 +74,9 @@ type errorBody struct {
 //
 // Headers the status requires are added unless the caller already set them:
 // WWW-Authenticate: Bearer on 401 and insufficient_scope (RFC 6750 §3),
-// Retry-After: 1 on 503. A
-// 429 needs the limiter's own Retry-After, which the caller sets.
+// Retry-After: 1 on 503, and permiso.LockoutRetryAfter on too_many_attempts
+// (RFC 6585 §4). A rate limit's 429 needs the limiter's own Retry-After,
+// which the caller sets.
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	code := permiso.ErrorCode(err)
 	kind, ok := errorTable[code]
@@ -115,6 +117,10 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case kind.status == http.StatusServiceUnavailable:
 		if h.Get("Retry-After") == "" {
 			h.Set("Retry-After", "1")
+		}
+	case code == permiso.ETOOMANYATTEMPTS:
+		if h.Get("Retry-After") == "" {
+			h.Set("Retry-After", ceilSeconds(permiso.LockoutRetryAfter, 1))
 		}
 	}
 	writeJSON(w, kind.status, body)

@@ -46,6 +46,8 @@ func TestWriteError(t *testing.T) {
 		{"insufficient scope", permiso.Errorf(permiso.EINSUFFICIENTSCOPE, "Missing scope admin:users"), 403, "insufficient_scope", "Missing scope admin:users", map[string]string{"WWW-Authenticate": `Bearer realm="permiso", error="insufficient_scope", error_description="Missing scope admin:users"`}, false, false},
 		{"forbidden", permiso.Errorf(permiso.EFORBIDDEN, "Access denied"), 403, "forbidden", "Access denied", nil, false, false},
 		{"rate limit", permiso.Errorf(permiso.ERATELIMIT, "Too many requests"), 429, "rate_limit_exceeded", "Too many requests", nil, false, false},
+		{"too many attempts", permiso.Errorf(permiso.ETOOMANYATTEMPTS, "Too many login attempts for this account are in progress; retry shortly"), 429, "too_many_attempts", "Too many login attempts for this account are in progress; retry shortly", map[string]string{"Retry-After": "2"}, false, false},
+		{"locked", permiso.Errorf(permiso.ELOCKED, "Account is locked"), 423, "account_locked", "Account is locked", nil, false, false},
 		{"unavailable", permiso.Errorf(permiso.EUNAVAILABLE, "too many concurrent password checks; retry shortly"), 503, "unavailable", "too many concurrent password checks; retry shortly", map[string]string{"Retry-After": "1"}, false, false},
 		{"wrapped unavailable", fmt.Errorf("login: %w", permiso.Wrap(permiso.EUNAVAILABLE, "Database unavailable", errors.New(internal))), 503, "unavailable", "Database unavailable", nil, false, false},
 		{"too large", errTooLarge, 413, "request_too_large", "Request body too large", nil, false, false},
@@ -124,6 +126,7 @@ func TestErrorTableCoversDomainCodes(t *testing.T) {
 		permiso.ENOTFOUND, permiso.EEXISTS, permiso.ECONFLICT, permiso.EINVALID, permiso.EUNAUTHORIZED,
 		permiso.EFORBIDDEN, permiso.ERATELIMIT, permiso.EUNAVAILABLE, permiso.EINTERNAL,
 		permiso.EINVALIDTOKEN, permiso.EINSUFFICIENTSCOPE, permiso.EBADREQUEST, permiso.EBADACTIONTOKEN,
+		permiso.ELOCKED, permiso.ETOOMANYATTEMPTS,
 	} {
 		if _, ok := errorTable[c]; !ok {
 			t.Errorf("code %q has no HTTP status", c)

@@ -127,7 +127,14 @@ type op struct {
 	textOK   string // success content type for non-JSON bodies
 	oauth    bool   // errors use the RFC 6749 envelope
 	errors   []int  // extra documented error statuses
+	// errorDesc, when set, describes a status instead of the generic
+	// errorText (several errors share it).
+	errorDesc map[int]string
 }
+
+// tooManyAttempts describes the 429 of the routes that check a password
+// under the login lockout (docs/abuse-resistance.md).
+var tooManyAttempts = map[int]string{429: "rate_limit_exceeded (a request rate limit), or too_many_attempts: as many password checks for this account are in flight as MAX_LOGIN_ATTEMPTS admits; nothing was checked or counted, retry after Retry-After seconds"}
 
 // openAPIOps returns the catalogue for the server's options.
 func (s *server) openAPIOps() []op {
@@ -181,7 +188,8 @@ func oauthOps() []op {
 	return []op{
 		{method: "POST", path: "{api}/auth/token", tag: "oauth", summary: "Token endpoint (RFC 6749 §3.2)",
 			desc: "grant_type password (the default when absent), refresh_token or client_credentials. Client authentication by HTTP Basic or client_id/client_secret form fields; required for client_credentials.",
-			auth: "token", form: tokenForm, response: ref("TokenResponse"), oauth: true, errors: []int{400, 401, 403, 423, 429, 503}},
+			auth: "token", form: tokenForm, response: ref("TokenResponse"), oauth: true, errors: []int{400, 401, 403, 423, 429, 503},
+			errorDesc: tooManyAttempts},
 		{method: "POST", path: "{api}/auth/refresh", tag: "oauth", summary: "Refresh grant (JSON or form)",
 			auth: "token", form: input(schema{"refresh_token": str(), "scope": str()}, "refresh_token"), formJSON: true,
 			response: ref("TokenResponse"), oauth: true, errors: []int{400, 401, 429, 503}},
@@ -200,7 +208,7 @@ func oauthOps() []op {
 			response: object(schema{"message": str(), "sessions_terminated": integer()})},
 		{method: "POST", path: "{api}/auth/change-password", tag: "oauth", summary: "Change an expired password",
 			auth: "public", form: input(schema{"username": str(), "current_password": str(), "new_password": str()}, "username", "current_password", "new_password"), formJSON: true,
-			response: anyObject(), oauth: true, errors: []int{400, 401, 423, 429, 503}},
+			response: anyObject(), oauth: true, errors: []int{400, 401, 423, 429, 503}, errorDesc: tooManyAttempts},
 		{method: "GET", path: "/.well-known/oauth-authorization-server", tag: "discovery", summary: "Authorization server metadata (RFC 8414)",
 			auth: "public", response: anyObject()},
 		{method: "GET", path: "/.well-known/openid-configuration", tag: "discovery", summary: "The same metadata at the OpenID path",
@@ -602,7 +610,11 @@ func (s *server) operation(o op) schema {
 		env = ref("OAuthError")
 	}
 	for c := range errs {
-		r := schema{"description": errorText[c], "content": jsonContent(env)}
+		text := errorText[c]
+		if t, ok := o.errorDesc[c]; ok {
+			text = t
+		}
+		r := schema{"description": text, "content": jsonContent(env)}
 		if c == 429 || c == 503 {
 			r["headers"] = schema{"Retry-After": schema{"description": "Seconds to wait.", "schema": integer()}}
 		}

@@ -99,7 +99,7 @@ func identityOps() []op {
 			auth: "user", body: input(update), response: user, errors: []int{409, 413, 422}},
 		{method: "PUT", path: "{api}/users/me/password", tag: "users", summary: "Change the caller's password",
 			desc: "current_password is required (400 when wrong). A wrong current password counts as a failed login attempt: after MAX_LOGIN_ATTEMPTS the account is locked (423 account_locked) for changes and logins alike. Every other session of the user ends; the current one stays.",
-			auth: "user", body: password, response: message, errors: []int{400, 413, 422, 423}},
+			auth: "user", body: password, response: message, errors: []int{400, 413, 422, 423}, errorDesc: tooManyAttempts},
 		{method: "GET", path: "{api}/users", tag: "users", summary: "List users",
 			desc: "Ordered by created_at, id.", auth: users,
 			params: append([]param{
@@ -125,7 +125,7 @@ func identityOps() []op {
 			auth: users, params: []param{uid}, status: 204},
 		{method: "PUT", path: "{api}/users/{user_id}/password", tag: "users", summary: "Set a user's password",
 			desc: "For one's own id: current_password required (a wrong one counts toward the login lockout; 423 while locked), other sessions end. An administrator setting another user's password gives none; every session of that user ends and the lockout is lifted." + selfNote,
-			auth: users, params: []param{uid}, body: password, response: message, errors: []int{400, 423}},
+			auth: users, params: []param{uid}, body: password, response: message, errors: []int{400, 423}, errorDesc: tooManyAttempts},
 		{method: "PUT", path: "{api}/users/{user_id}/roles", tag: "users", summary: "Replace a user's roles",
 			auth: users, params: []param{uid}, body: input(schema{"role_ids": arrayOf(uuidStr())}, "role_ids"), response: user, errors: []int{400}},
 		{method: "POST", path: "{api}/users/{user_id}/unlock", tag: "users", summary: "Lift a login lockout",

@@ -66,18 +66,24 @@ func TestLimiterMemoryBounded(t *testing.T) {
 	}
 }
 
+// TestLockoutMemoryBounded checks that keys of which nothing is left (a
+// failure past its window, a place in flight past its lifetime) are swept
+// by later writes.
 func TestLockoutMemoryBounded(t *testing.T) {
 	c := fakeClock()
 	l := memory.NewLockout(5, time.Minute, memory.WithNow(c.Now))
 	ctx := t.Context()
 	for i := range 20_000 {
-		if _, err := l.Fail(ctx, fmt.Sprint("user-", i)); err != nil {
+		if _, err := l.Fail(ctx, fmt.Sprint("user-", i), ""); err != nil {
 			t.Fatal(err)
+		}
+		if a, err := l.Begin(ctx, fmt.Sprint("stuck-", i)); err != nil || !a.Admitted() {
+			t.Fatalf("Begin: %+v, %v", a, err)
 		}
 		if i%100 == 0 {
 			c.Advance(time.Minute)
 		}
-		if n := l.Len(); n > 2*100+1024 {
+		if n := l.Len(); n > 2*(2*100+1024) {
 			t.Fatalf("after %d failures Len = %d: expired entries are not swept", i, n)
 		}
 	}

@@ -69,18 +69,25 @@
 //     password ("Invalid username or password"). account_disabled (403) and
 //     password_expired (403) are answered only after a correct password, so
 //     they reveal nothing to someone without it.
-//   - Lockout (docs/abuse-resistance.md, Deps.Lockout, shared in Redis): every attempt is
-//     counted for the account's key (its normalized username, also when
-//     the login was its email; the typed login for unknown users) BEFORE
-//     the password is checked, so of any number of concurrent guesses
-//     exactly MAX_LOGIN_ATTEMPTS are verified; a locked key gets
+//   - Lockout (docs/abuse-resistance.md, Deps.Lockout, shared in Redis):
+//     every attempt takes a place on the account's key (its normalized
+//     username, also when the login was its email; the typed login for
+//     unknown users) BEFORE the password is checked, and places are
+//     granted only while confirmed failures plus attempts in flight are
+//     below MAX_LOGIN_ATTEMPTS, so of any number of concurrent guesses at
+//     most MAX_LOGIN_ATTEMPTS are verified. A locked key gets
 //     ErrAccountLocked with locked_until at once, the same for known and
-//     unknown usernames; a correct password resets the count. The locking
-//     failure writes a login.locked audit event. ChangeExpiredPassword
-//     shares this path. User.LockedUntil is only a mirror, written on lock
-//     and cleared on success and Unlock, never consulted; neither is it by
-//     Authenticate (failed logins by someone else must not end a user's
-//     existing sessions). Unlock and LockoutStatus serve the admin API.
+//     unknown usernames; a key whose places are all taken gets
+//     ErrTooManyAttempts (429, Retry-After), which counts nothing and
+//     locks nothing (audited as login.too_many_attempts); a wrong
+//     password turns its place into a failure, a correct one resets the
+//     count, an unchecked one gives its place back. The locking failure
+//     writes a login.locked audit event. ChangeExpiredPassword and
+//     CheckCurrentPassword share this path. User.LockedUntil is only a
+//     mirror, written on lock and cleared on success and Unlock, never
+//     consulted; neither is it by Authenticate (failed logins by someone
+//     else must not end a user's existing sessions). Unlock and
+//     LockoutStatus serve the admin API.
 //   - Rate limits: the per-IP limits are the HTTP layer's (it picks the
 //     limit after parsing the grant); a service client's own
 //     rate_limit_per_minute and rate_limit_per_hour are counted here, in

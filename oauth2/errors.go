@@ -64,6 +64,11 @@ var (
 		Description: "Password has expired and must be changed"}
 	ErrAccountLocked = &Error{Code: "account_locked", Status: http.StatusLocked,
 		Description: "Account is temporarily locked due to too many failed login attempts"}
+	// ErrTooManyAttempts: as many password checks for the account are in
+	// flight as MAX_LOGIN_ATTEMPTS admits; retry after them (429 with
+	// Retry-After, RFC 6585 §4). Nothing was checked, counted or locked.
+	ErrTooManyAttempts = &Error{Code: "too_many_attempts", Status: http.StatusTooManyRequests,
+		Description: "Too many login attempts for this account are in progress; retry shortly", RetryAfter: permiso.LockoutRetryAfter}
 	ErrRateLimited = &Error{Code: "rate_limit_exceeded", Status: http.StatusTooManyRequests,
 		Description: "Too many requests"}
 	ErrTemporarilyUnavailable = &Error{Code: "temporarily_unavailable", Status: http.StatusServiceUnavailable,

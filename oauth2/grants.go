@@ -32,6 +32,11 @@ const (
 	// ActionLoginLocked: a username (known or not) reached
 	// MAX_LOGIN_ATTEMPTS consecutive failures and is locked (SPEC §6).
 	ActionLoginLocked = "login.locked"
+	// ActionLoginTooManyAttempts: a login (or current-password check) was
+	// refused with too_many_attempts because as many password checks for
+	// the account were in flight as the lockout admits: not a failure,
+	// and nothing is counted.
+	ActionLoginTooManyAttempts = "login.too_many_attempts"
 	// ActionLoginUnlock: a lock was lifted (admin unlock, password reset).
 	ActionLoginUnlock = "login.unlock"
 	// ActionRateLimited: a service client exceeded its own rate limit.
@@ -48,18 +53,26 @@ var errBadCredentials = ErrInvalidGrant.WithDescription("Invalid username or pas
 var errBadRefresh = ErrInvalidGrant.WithDescription("Refresh token is invalid, expired or revoked")
 
 // verifyPassword finds the user by login (username or email, case-
-// insensitively) and checks the password, under the lockout (SPEC §6):
+// insensitively) and checks the password, under the lockout
+// (docs/abuse-resistance.md, "Lockout"):
 //
-//  1. the attempt is counted as a failure for the account's lockout key
-//     (lockoutKey) BEFORE any password is checked. If the key is already
-//     locked the answer is account_locked with locked_until, and no
-//     password is checked at all. Counting first, rather than after a
-//     wrong password, bounds the number of passwords ever verified: of N
-//     concurrent guesses, on any number of instances, exactly
-//     MAX_LOGIN_ATTEMPTS are checked, and the rest get 423 at once;
+//  1. the attempt asks the account's lockout key (lockoutKey) for a place
+//     BEFORE any password is checked (beginAttempt). A locked key is
+//     answered account_locked with locked_until; a key whose confirmed
+//     failures plus attempts in flight reached MAX_LOGIN_ATTEMPTS is
+//     answered too_many_attempts (429, Retry-After): in both cases no
+//     password is checked. Holding places for the checks in flight,
+//     rather than counting after a wrong password alone, bounds the
+//     passwords ever found wrong before the lock: of N concurrent
+//     guesses, on any number of instances, at most MAX_LOGIN_ATTEMPTS are
+//     checked; concurrent logins with the right password are never
+//     counted as failures;
 //  2. an unknown user costs one dummy verification and gets the same
-//     error as a wrong password;
-//  3. a correct password resets the count (Lockout.Reset);
+//     error as a wrong password; a wrong password turns the place into a
+//     counted failure, which may lock the key (failedAttempt);
+//  3. a correct password resets the count (succeededAttempt); an attempt
+//     turned away before its check (the hasher saturated, the request
+//     ended) gives its place back (abandonedAttempt);
 //  4. only after a correct password is a disabled account reported
 //     (account_disabled), so the account state is never revealed to
 //     someone without the password.
@@ -73,25 +86,24 @@ func (s *Service) verifyPassword(ctx context.Context, login, password string, me
 		return permiso.User{}, false, err
 	}
 	key := lockoutKey(login, u, found)
-	attempt, err := s.beginAttempt(ctx, key, login, u, found, meta)
+	a, err := s.beginAttempt(ctx, key, login, u, found, meta)
 	if err != nil {
 		return permiso.User{}, false, err
 	}
 	if !found {
 		if err := s.deps.Hasher.VerifyDummy(ctx, password); err != nil {
-			s.abandonedAttempt(ctx, key, attempt)
+			s.abandonedAttempt(ctx, a)
 			return permiso.User{}, false, err
 		}
 		s.audit(ctx, meta, permiso.AuditEvent{ActorType: "anonymous", Action: ActionLoginFailure,
 			Result: "failure", TargetType: ptr("user"), TargetID: ptr(login),
 			Details: map[string]any{"reason": "unknown_user"}})
-		s.failedAttempt(ctx, attempt, login, u, found, meta)
-		return permiso.User{}, false, errBadCredentials
+		return permiso.User{}, false, s.failedAttempt(ctx, a, login, u, found, meta)
 	}
 	ok, needsRehash, err := s.deps.Hasher.Verify(ctx, password, u.PasswordHash)
 	if err != nil {
 		if permiso.ErrorCode(err) == permiso.EUNAVAILABLE {
-			s.abandonedAttempt(ctx, key, attempt)
+			s.abandonedAttempt(ctx, a)
 			return permiso.User{}, false, err
 		}
 		// An unreadable stored hash (the hasher already spent a dummy
@@ -102,10 +114,9 @@ func (s *Service) verifyPassword(ctx context.Context, login, password string, me
 	}
 	if !ok {
 		s.auditUser(ctx, meta, u, ActionLoginFailure, "failure", map[string]any{"reason": "invalid_password"})
-		s.failedAttempt(ctx, attempt, login, u, found, meta)
-		return permiso.User{}, false, errBadCredentials
+		return permiso.User{}, false, s.failedAttempt(ctx, a, login, u, found, meta)
 	}
-	if err := s.succeededAttempt(ctx, key); err != nil {
+	if err := s.succeededAttempt(ctx, a); err != nil {
 		return permiso.User{}, false, err
 	}
 	if !u.IsActive {

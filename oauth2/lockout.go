@@ -9,11 +9,12 @@ import (
 	"github.com/permiso/permiso"
 )
 
-// lockoutKey is the key a login attempt is counted under (SPEC §6: per
-// normalized username, whether or not the user exists): the account's
-// username when the login names an account (by username or by email, so
-// the two share one count), else the normalized login as typed. The
-// lockout adapters put it under their own key prefix.
+// lockoutKey is the key a login attempt is counted under
+// (docs/abuse-resistance.md: per normalized username, whether or not the
+// user exists): the account's username when the login names an account
+// (by username or by email, so the two share one count), else the
+// normalized login as typed. The lockout adapters put it under their own
+// key prefix.
 func lockoutKey(login string, u permiso.User, found bool) string {
 	if found {
 		return permiso.NormalizeUsername(u.Username)
@@ -21,42 +22,73 @@ func lockoutKey(login string, u permiso.User, found bool) string {
 	return permiso.NormalizeUsername(login)
 }
 
-// beginAttempt counts a login attempt as a failure before the password is
-// checked (see verifyPassword). It returns ErrAccountLocked, with
-// locked_until, when the key is already locked: that attempt was not
-// counted, and no password may be checked. Lockout errors (Redis down)
-// are returned as they are: the login fails closed with 503.
-func (s *Service) beginAttempt(ctx context.Context, key, login string, u permiso.User, found bool, meta RequestMeta) (permiso.LockoutState, error) {
-	if s.deps.Lockout == nil {
-		return permiso.LockoutState{}, nil
-	}
-	st, err := s.deps.Lockout.Fail(ctx, key)
-	if err != nil {
-		return permiso.LockoutState{}, err
-	}
-	if st.Locked && !st.JustLocked {
-		e := permiso.AuditEvent{ActorType: "anonymous", Action: ActionLoginFailure, Result: "failure",
-			TargetType: ptr("user"), TargetID: ptr(login),
-			Details: map[string]any{"reason": "account_locked", "locked_until": st.LockedUntil.UTC().Format(time.RFC3339)}}
-		if found {
-			e.TargetID = ptr(u.ID.String())
-		}
-		s.audit(ctx, meta, e)
-		return st, ErrAccountLocked.WithLockedUntil(st.LockedUntil)
-	}
-	return st, nil
+// attempt is one login attempt under the lockout: its key and what Begin
+// answered. The zero attempt (no lockout) makes every step a no-op.
+type attempt struct {
+	key string
+	permiso.LockoutAttempt
 }
 
-// failedAttempt completes an attempt whose password was wrong (or whose
-// user does not exist). The failure was counted by beginAttempt; if that
-// count locked the key, the lock is recorded: a login.locked audit event
-// (from which the lockout metric is derived), a warning in the log, and
-// for an existing user the mirror in users.locked_until and
+// beginAttempt asks the lockout for a place before any password is
+// checked (see verifyPassword). It refuses, without checking a password:
+//   - a locked key with ErrAccountLocked and locked_until (423), audited
+//     as a login.failure with reason account_locked;
+//   - a key whose confirmed failures plus attempts in flight reached
+//     MAX_LOGIN_ATTEMPTS with ErrTooManyAttempts (429, Retry-After),
+//     audited as login.too_many_attempts: nothing was wrong, nothing is
+//     locked, and nothing is counted.
+//
+// Lockout errors (Redis down) are returned as they are: the login fails
+// closed with 503. An admitted attempt must end with failedAttempt,
+// succeededAttempt or abandonedAttempt.
+func (s *Service) beginAttempt(ctx context.Context, key, login string, u permiso.User, found bool, meta RequestMeta) (attempt, error) {
+	if s.deps.Lockout == nil {
+		return attempt{}, nil
+	}
+	a, err := s.deps.Lockout.Begin(ctx, key)
+	if err != nil {
+		return attempt{}, err
+	}
+	if a.Admitted() {
+		return attempt{key: key, LockoutAttempt: a}, nil
+	}
+	target := login
+	if found {
+		target = u.ID.String()
+	}
+	st := a.State
+	if st.Locked {
+		s.audit(ctx, meta, permiso.AuditEvent{ActorType: "anonymous", Action: ActionLoginFailure, Result: "failure",
+			TargetType: ptr("user"), TargetID: ptr(target),
+			Details: map[string]any{"reason": "account_locked", "locked_until": st.LockedUntil.UTC().Format(time.RFC3339)}})
+		return attempt{}, ErrAccountLocked.WithLockedUntil(st.LockedUntil)
+	}
+	s.audit(ctx, meta, permiso.AuditEvent{ActorType: "anonymous", Action: ActionLoginTooManyAttempts, Result: "failure",
+		TargetType: ptr("user"), TargetID: ptr(target),
+		Details: map[string]any{"failures": st.Failures, "in_flight": st.Pending}})
+	return attempt{}, ErrTooManyAttempts
+}
+
+// failedAttempt ends an attempt whose password was wrong (or whose user
+// does not exist): its place becomes a counted failure (Lockout.Fail).
+// If that failure locked the key, the lock is recorded: a login.locked
+// audit event (from which the lockout metric is derived), a warning in
+// the log, and for an existing user the mirror in users.locked_until and
 // failed_login_attempts (best effort, for the admin API; the shared
-// counter is the authority).
-func (s *Service) failedAttempt(ctx context.Context, st permiso.LockoutState, login string, u permiso.User, found bool, meta RequestMeta) {
+// counter is the authority). It returns the answer for the attempt:
+// errBadCredentials, or the lockout's error when the failure could not
+// be counted (fail closed: a guess that is not counted is not answered).
+// The failure is counted even when the request has ended meanwhile.
+func (s *Service) failedAttempt(ctx context.Context, a attempt, login string, u permiso.User, found bool, meta RequestMeta) error {
+	if s.deps.Lockout == nil {
+		return errBadCredentials
+	}
+	st, err := s.deps.Lockout.Fail(context.WithoutCancel(ctx), a.key, a.ID)
+	if err != nil {
+		return err
+	}
 	if !st.JustLocked {
-		return
+		return errBadCredentials
 	}
 	until := st.LockedUntil.UTC()
 	e := permiso.AuditEvent{ActorType: "anonymous", Action: ActionLoginLocked, Result: "failure",
@@ -71,7 +103,7 @@ func (s *Service) failedAttempt(ctx context.Context, st permiso.LockoutState, lo
 		slog.String("request_id", meta.RequestID), slog.String("login", login),
 		slog.Int("failures", st.Failures), slog.Time("locked_until", until))
 	if !found {
-		return
+		return errBadCredentials
 	}
 	if _, err := s.deps.Users.UpdateUser(ctx, u.ID, func(x *permiso.User) error {
 		x.FailedLoginAttempts = st.Failures
@@ -81,35 +113,37 @@ func (s *Service) failedAttempt(ctx context.Context, st permiso.LockoutState, lo
 		s.log.LogAttrs(ctx, slog.LevelWarn, "recording the lock on the user failed",
 			slog.String("user_id", u.ID.String()), slog.String("error", err.Error()))
 	}
+	return errBadCredentials
 }
 
-// abandonedAttempt takes back the count of an attempt that was turned
+// abandonedAttempt gives back the place of an attempt that was turned
 // away before its password was checked (the hasher was saturated, the
-// request ended: EUNAVAILABLE): being told to retry must not lock a user
-// out of their own account (Lockout.Undo). Best effort: a failure is
-// logged, and the attempt then stays counted.
-func (s *Service) abandonedAttempt(ctx context.Context, key string, st permiso.LockoutState) {
+// request ended: EUNAVAILABLE): being told to retry must not cost a user
+// attempts on their own account (Lockout.Undo). Best effort: a failure is
+// logged, and the place then expires by itself (permiso.LockoutAttemptTTL).
+func (s *Service) abandonedAttempt(ctx context.Context, a attempt) {
 	if s.deps.Lockout == nil {
 		return
 	}
-	if err := s.deps.Lockout.Undo(context.WithoutCancel(ctx), key, st); err != nil {
-		s.log.LogAttrs(ctx, slog.LevelWarn, "taking back an unchecked login attempt failed",
+	if err := s.deps.Lockout.Undo(context.WithoutCancel(ctx), a.key, a.ID); err != nil {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "giving back the place of an unchecked login attempt failed",
 			slog.String("error", err.Error()))
 	}
 }
 
-// succeededAttempt resets the count after a correct password (SPEC §6: "a
-// successful login resets the count"). A failure to reset fails the login
-// closed: the attempt stays counted, and no token is issued.
-func (s *Service) succeededAttempt(ctx context.Context, key string) error {
+// succeededAttempt ends an attempt whose password was right: the count is
+// reset (a successful login resets it, docs/abuse-resistance.md). A
+// failure to reset fails the login closed: no token is issued, and the
+// place expires by itself.
+func (s *Service) succeededAttempt(ctx context.Context, a attempt) error {
 	if s.deps.Lockout == nil {
 		return nil
 	}
-	return s.deps.Lockout.Reset(ctx, key)
+	return s.deps.Lockout.Succeed(context.WithoutCancel(ctx), a.key, a.ID)
 }
 
 // Unlock lifts the lock and clears the failure count of a username (admin
-// unlock and password reset, SPEC §5.2), and clears the users table's
+// unlock and password reset, docs/api.md), and clears the users table's
 // mirror of it when such a user exists. username may also be the user's
 // email. It writes a login.unlock audit event with the metadata of ctx
 // (ContextWithMeta).
@@ -143,11 +177,13 @@ func (s *Service) Unlock(ctx context.Context, username string) error {
 }
 
 // CheckCurrentPassword verifies the current password a signed-in user
-// gives to change it (PUT /users/{id}/password), counted by the login
-// lockout exactly like a login (SPEC §6): a stolen access token must not
-// become an unlimited password oracle. While the account is locked no
-// password is checked and the answer is an ELOCKED error naming
-// locked_until; a wrong password is a failed attempt (and may lock the
+// gives to change it (PUT /users/{id}/password), under the login lockout
+// exactly like a login (docs/abuse-resistance.md): a stolen access token
+// must not become an unlimited password oracle. While the account is
+// locked no password is checked and the answer is an ELOCKED error naming
+// locked_until; while as many checks for it are in flight as the lockout
+// admits, the answer is ETOOMANYATTEMPTS (retry in a moment; nothing is
+// counted); a wrong password is a failed attempt (and may lock the
 // account, with the same audit event and metric as a login); a right one
 // resets the count. Lockout failures (Redis down) are returned: the
 // change fails closed. Metadata for audit events comes from ctx
@@ -155,26 +191,38 @@ func (s *Service) Unlock(ctx context.Context, username string) error {
 func (s *Service) CheckCurrentPassword(ctx context.Context, u permiso.User, password string) (bool, error) {
 	meta := metaFrom(ctx)
 	key := lockoutKey(u.Username, u, true)
-	st, err := s.beginAttempt(ctx, key, u.Username, u, true, meta)
+	a, err := s.beginAttempt(ctx, key, u.Username, u, true, meta)
 	if err != nil {
-		if e, ok := errors.AsType[*Error](err); ok && e.LockedUntil != nil {
-			return false, permiso.Errorf(permiso.ELOCKED, "Account is locked until %s after repeated failed password checks",
-				e.LockedUntil.UTC().Format(time.RFC3339))
+		if e, ok := errors.AsType[*Error](err); ok {
+			switch {
+			case e.LockedUntil != nil:
+				return false, permiso.Errorf(permiso.ELOCKED, "Account is locked until %s after repeated failed password checks",
+					e.LockedUntil.UTC().Format(time.RFC3339))
+			case e.Code == ErrTooManyAttempts.Code:
+				return false, permiso.Errorf(permiso.ETOOMANYATTEMPTS, "%s", ErrTooManyAttempts.Description)
+			}
 		}
 		return false, err
 	}
 	ok, _, err := s.deps.Hasher.Verify(ctx, password, u.PasswordHash)
 	if err != nil {
 		if permiso.ErrorCode(err) == permiso.EUNAVAILABLE {
-			s.abandonedAttempt(ctx, key, st)
+			s.abandonedAttempt(ctx, a)
+			return false, err
+		}
+		// An unreadable stored hash: the check was spent and counts.
+		if ferr := s.failedAttempt(ctx, a, u.Username, u, true, meta); !errors.Is(ferr, errBadCredentials) {
+			return false, ferr
 		}
 		return false, err
 	}
 	if !ok {
-		s.failedAttempt(ctx, st, u.Username, u, true, meta)
+		if err := s.failedAttempt(ctx, a, u.Username, u, true, meta); !errors.Is(err, errBadCredentials) {
+			return false, err
+		}
 		return false, nil
 	}
-	return true, s.succeededAttempt(ctx, key)
+	return true, s.succeededAttempt(ctx, a)
 }
 
 // LockoutStatus reports the shared lockout state of a username (or of the

@@ -117,7 +117,8 @@ func TestLockoutSuccessResets(t *testing.T) {
 
 // TestLockoutConcurrent: of many concurrent wrong passwords exactly
 // MAX_LOGIN_ATTEMPTS are checked and answered invalid_grant; the others
-// get 423 at once, and exactly one lock is recorded.
+// are refused at once without a check, as too many in flight (429) or as
+// locked (423), and exactly one lock is recorded.
 func TestLockoutConcurrent(t *testing.T) {
 	e := newEnv(t, withAbuse(4))
 	e.createUser("carol", goodPassword, permiso.RoleUser)
@@ -134,14 +135,89 @@ func TestLockoutConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if codes["invalid_grant"] != 4 || codes["account_locked"] != n-4 {
-		t.Errorf("answers %v, want 4 invalid_grant and %d account_locked", codes, n-4)
+	if codes["invalid_grant"] != 4 || codes["account_locked"]+codes["too_many_attempts"] != n-4 {
+		t.Errorf("answers %v, want 4 invalid_grant and %d account_locked or too_many_attempts", codes, n-4)
 	}
 	if checked := passwordsChecked(e); checked != 4 {
 		t.Errorf("%d passwords checked, want 4", checked)
 	}
 	if locks := e.audit.find(oauth2.ActionLoginLocked); len(locks) != 1 {
 		t.Errorf("%d login.locked events, want 1", len(locks))
+	}
+	if n := len(e.audit.find(oauth2.ActionLoginTooManyAttempts)); n != codes["too_many_attempts"] {
+		t.Errorf("%d login.too_many_attempts events for %d such answers", n, codes["too_many_attempts"])
+	}
+	if st, err := e.svc.LockoutStatus(e.ctx, "carol"); err != nil || !st.Locked || st.Failures != 4 || st.Pending != 0 {
+		t.Errorf("after the race: %+v, %v; want locked with 4 failures, nothing in flight", st, err)
+	}
+}
+
+// gateHasher holds every password verification until release is closed,
+// and reports each one on entered: logins can be kept in flight.
+type gateHasher struct {
+	oauth2.Hasher
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (h *gateHasher) Verify(ctx context.Context, password, encoded string) (bool, bool, error) {
+	h.entered <- struct{}{}
+	<-h.release
+	return h.Hasher.Verify(ctx, password, encoded)
+}
+
+// TestLockoutTooManyAttempts: while MAX_LOGIN_ATTEMPTS password checks for
+// an account are in flight, another login, right or wrong password, is
+// answered 429 too_many_attempts with Retry-After at once: no password is
+// checked, no failure counted, nothing locked, and it is audited as its
+// own action, not as login.failure. The change of password through
+// CheckCurrentPassword gets the same refusal as ETOOMANYATTEMPTS. When the
+// checks in flight end with the right password, nothing is left.
+func TestLockoutTooManyAttempts(t *testing.T) {
+	gh := &gateHasher{entered: make(chan struct{}), release: make(chan struct{})}
+	e := newEnv(t, withAbuse(3), func(_ *oauth2.Config, d *oauth2.Deps) {
+		gh.Hasher = d.Hasher
+		d.Hasher = gh
+	})
+	u := e.createUser("frank", goodPassword, permiso.RoleUser)
+	errs := make(chan error, 3)
+	for range 3 {
+		go func() {
+			_, err := e.token(formLogin("frank", goodPassword), "")
+			errs <- err
+		}()
+	}
+	for range 3 {
+		<-gh.entered
+	}
+	for _, pw := range []string{goodPassword, wrongPassword} {
+		_, err := e.token(formLogin("FRANK@example.com", pw), "")
+		oe := wantOAuth(t, err, "too_many_attempts", http.StatusTooManyRequests)
+		if oe.RetryAfter != permiso.LockoutRetryAfter || oe.LockedUntil != nil {
+			t.Errorf("too_many_attempts: Retry-After %v, locked_until %v; want %v and none", oe.RetryAfter, oe.LockedUntil, permiso.LockoutRetryAfter)
+		}
+	}
+	ok, err := e.svc.CheckCurrentPassword(e.ctx, u, goodPassword)
+	if ok || permiso.ErrorCode(err) != permiso.ETOOMANYATTEMPTS {
+		t.Errorf("CheckCurrentPassword with every place taken: %v, %v; want ETOOMANYATTEMPTS", ok, err)
+	}
+	if st, err := e.svc.LockoutStatus(e.ctx, "frank"); err != nil || st.Pending != 3 || st.Failures != 0 || st.Locked {
+		t.Errorf("while 3 checks are in flight: %+v, %v", st, err)
+	}
+	close(gh.release)
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Errorf("a login in flight with the right password: %v", err)
+		}
+	}
+	if n := len(e.audit.find(oauth2.ActionLoginTooManyAttempts)); n != 3 {
+		t.Errorf("%d login.too_many_attempts events, want 3", n)
+	}
+	if n, m := len(e.audit.find(oauth2.ActionLoginFailure)), len(e.audit.find(oauth2.ActionLoginLocked)); n != 0 || m != 0 {
+		t.Errorf("%d login.failure and %d login.locked events, want none", n, m)
+	}
+	if st, err := e.svc.LockoutStatus(e.ctx, "frank"); err != nil || st != (permiso.LockoutState{}) {
+		t.Errorf("after the logins: %+v, %v; want nothing left", st, err)
 	}
 }
 
@@ -300,8 +376,7 @@ func (h *busyHasher) VerifyDummy(ctx context.Context, password string) error {
 }
 
 // TestLockoutNotSpentWhenBusy: attempts turned away with 503 because the
-// password hasher is saturated are taken back from the lockout count
-// (Lockout.Undo): a user told to retry, any number of times, is never
+// password hasher is saturated give their place back (Lockout.Undo): a user told to retry, any number of times, is never
 // locked out of their own account by it, and an unknown username behaves
 // the same. Wrong passwords still count as before.
 func TestLockoutNotSpentWhenBusy(t *testing.T) {
@@ -321,10 +396,10 @@ func TestLockoutNotSpentWhenBusy(t *testing.T) {
 		}
 	}
 	bh.busy.Store(false)
-	if st, err := e.svc.LockoutStatus(e.ctx, "carol"); err != nil || st.Locked || st.Failures != 1 {
-		t.Fatalf("carol after 10 busy answers: %+v, %v; want the one wrong password counted, no lock", st, err)
+	if st, err := e.svc.LockoutStatus(e.ctx, "carol"); err != nil || st.Locked || st.Failures != 1 || st.Pending != 0 {
+		t.Fatalf("carol after 10 busy answers: %+v, %v; want the one wrong password counted, no lock, nothing in flight", st, err)
 	}
-	if st, err := e.svc.LockoutStatus(e.ctx, "nobody"); err != nil || st.Locked || st.Failures != 0 {
+	if st, err := e.svc.LockoutStatus(e.ctx, "nobody"); err != nil || st.Locked || st.Failures != 0 || st.Pending != 0 {
 		t.Fatalf("unknown user after 10 busy answers: %+v, %v", st, err)
 	}
 	e.login("carol", goodPassword, "")

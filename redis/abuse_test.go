@@ -186,8 +186,17 @@ func TestServerKilled(t *testing.T) {
 			t.Fatalf("Allow with Redis down: err = %v, want EUNAVAILABLE", err)
 		}
 	}
-	if _, err := lo.Fail(ctx, "user"); permiso.ErrorCode(err) != permiso.EUNAVAILABLE {
+	if _, err := lo.Begin(ctx, "user"); permiso.ErrorCode(err) != permiso.EUNAVAILABLE {
+		t.Fatalf("Begin with Redis down: err = %v", err)
+	}
+	if _, err := lo.Fail(ctx, "user", "a"); permiso.ErrorCode(err) != permiso.EUNAVAILABLE {
 		t.Fatalf("Fail with Redis down: err = %v", err)
+	}
+	if err := lo.Succeed(ctx, "user", "a"); permiso.ErrorCode(err) != permiso.EUNAVAILABLE {
+		t.Fatalf("Succeed with Redis down: err = %v", err)
+	}
+	if err := lo.Undo(ctx, "user", "a"); permiso.ErrorCode(err) != permiso.EUNAVAILABLE {
+		t.Fatalf("Undo with Redis down: err = %v", err)
 	}
 	if _, err := lo.Check(ctx, "user"); permiso.ErrorCode(err) != permiso.EUNAVAILABLE {
 		t.Fatalf("Check with Redis down: err = %v", err)
@@ -220,7 +229,7 @@ func TestServerKilled(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if s, err := lo.Fail(ctx, "user"); err != nil || s.Failures != 1 {
+	if s, err := lo.Fail(ctx, "user", ""); err != nil || s.Failures != 1 {
 		t.Fatalf("Fail after recovery = %+v, %v", s, err)
 	}
 	if !strings.Contains(logs.String(), "Redis is answering again") {
@@ -261,7 +270,8 @@ func TestLimiterKeys(t *testing.T) {
 	if d, err := c.rdb.PTTL(ctx, key).Result(); err != nil || d <= 55*time.Second || d > time.Minute {
 		t.Errorf("PTTL %s = %v, %v; want about a minute", key, d, err)
 	}
-	if _, err := NewLockout(c, prefix, 5, 30*time.Minute).Fail(ctx, "alice"); err != nil {
+	lo := NewLockout(c, prefix, 5, 30*time.Minute)
+	if _, err := lo.Fail(ctx, "alice", ""); err != nil {
 		t.Fatal(err)
 	}
 	key = prefix + "lockout:alice"
@@ -270,6 +280,26 @@ func TestLimiterKeys(t *testing.T) {
 	}
 	if d, err := c.rdb.PTTL(ctx, key).Result(); err != nil || d <= 29*time.Minute || d > 30*time.Minute {
 		t.Errorf("PTTL %s = %v, %v; want about 30 minutes", key, d, err)
+	}
+	// An attempt in flight is one field p:<id> on the same key; a key
+	// holding nothing else expires with it (a dead instance's place does
+	// not outlive permiso.LockoutAttemptTTL).
+	a, err := lo.Begin(ctx, "bob")
+	if err != nil || !a.Admitted() {
+		t.Fatalf("Begin: %+v, %v", a, err)
+	}
+	key = prefix + "lockout:bob"
+	if v, err := c.rdb.HGet(ctx, key, "p:"+a.ID).Result(); err != nil || v == "" {
+		t.Errorf("HGET %s p:%s = %q, %v; want the place's expiry", key, a.ID, v, err)
+	}
+	if d, err := c.rdb.PTTL(ctx, key).Result(); err != nil || d <= 0 || d > permiso.LockoutAttemptTTL {
+		t.Errorf("PTTL %s = %v, %v; want at most %v", key, d, err, permiso.LockoutAttemptTTL)
+	}
+	if err := lo.Undo(ctx, "bob", a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.rdb.Exists(ctx, key).Result(); err != nil || n != 0 {
+		t.Errorf("EXISTS %s after the only attempt was undone = %d, %v; want the key gone", key, n, err)
 	}
 }
 
@@ -320,5 +350,31 @@ func TestCanonicalURL(t *testing.T) {
 	}
 	if _, err := Open("redis+sentinel://:s3cr3t@127.0.0.1:1", Options{}); err == nil || strings.Contains(err.Error(), "s3cr3t") {
 		t.Errorf("sentinel URL without a master: err = %v", err)
+	}
+}
+
+// TestLockoutKeyWithoutWindow: a key written before the failure window
+// had its own field (n and u only, the count's window being the key's
+// TTL) keeps its count until the key expires, and goes on counting.
+func TestLockoutKeyWithoutWindow(t *testing.T) {
+	t.Parallel()
+	c := openTestClient(t)
+	prefix := isolatedPrefix(t, c)
+	ctx := t.Context()
+	key := prefix + "lockout:carol"
+	if err := c.rdb.HSet(ctx, key, "n", 2, "u", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.rdb.PExpire(ctx, key, 20*time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	lo := NewLockout(c, prefix, 3, 30*time.Minute)
+	if s, err := lo.Check(ctx, "carol"); err != nil || s.Failures != 2 || s.Locked {
+		t.Fatalf("Check = %+v, %v; want the 2 failures kept", s, err)
+	}
+	if a, err := lo.Begin(ctx, "carol"); err != nil || !a.Admitted() || a.State.Failures != 2 {
+		t.Fatalf("Begin = %+v, %v; want admitted with 2 failures", a, err)
+	} else if s, err := lo.Fail(ctx, "carol", a.ID); err != nil || !s.JustLocked || s.Failures != 3 {
+		t.Fatalf("Fail = %+v, %v; want the third failure to lock", s, err)
 	}
 }

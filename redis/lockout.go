@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"crypto/rand"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -9,87 +10,150 @@ import (
 	"github.com/permiso/permiso"
 )
 
-// failScript records one failed login atomically. The key is a hash with
-// n (consecutive failures) and u (locked until, Unix ms of the Redis
-// server's clock; 0 when not locked). While u is in the future nothing
-// changes: the lock does not slide and the attempt is not counted. Else
-// the count grows; the failure that reaches the maximum sets u = now +
-// duration. Every counted failure sets the key's TTL to the duration, so a
-// count is forgotten one lockout duration after the last failure, and a
-// lock disappears with its key when it ends.
+// lockoutLua is the part every lockout script shares: the clock (the Redis
+// server's, in ms), load and save.
 //
-// KEYS[1] = key, ARGV[1] = max attempts, ARGV[2] = duration in ms.
-// Reply: {failures, locked (0/1), locked until ms, just locked (0/1)}.
-var failScript = goredis.NewScript(`
+// A key is one hash: n (confirmed failures), u (locked until, ms; 0 when
+// not locked), e (when the failure count is forgotten, ms) and one field
+// p:<attempt id> per attempt in flight, whose value is the time its place
+// expires (ms). load reads it as it stands now: a lock that ended and a
+// count past its window are gone (the count starts again from zero), and
+// so are expired places. save writes the whole state back and sets the
+// key to expire with the last thing it holds, or deletes it when nothing
+// is left; a key therefore never outlives its lock, its count's window or
+// its last place. The whole hash is read and rewritten each time: it
+// holds at most MAX_LOGIN_ATTEMPTS places.
+const lockoutLua = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local v = redis.call('HMGET', KEYS[1], 'n', 'u')
-local n = tonumber(v[1]) or 0
-local u = tonumber(v[2]) or 0
-if u > now then
-  return {n, 1, u, 0}
+local function load(key)
+  local all = redis.call('HGETALL', key)
+  local n, u, e, pend, np = 0, 0, nil, {}, 0
+  for i = 1, #all, 2 do
+    local f, v = all[i], tonumber(all[i + 1]) or 0
+    if f == 'n' then n = v
+    elseif f == 'u' then u = v
+    elseif f == 'e' then e = v
+    elseif string.sub(f, 1, 2) == 'p:' and v > now then
+      pend[f] = v
+      np = np + 1
+    end
+  end
+  if e == nil then
+    -- a key written before e existed: its count ends with the key
+    local ttl = redis.call('PTTL', key)
+    e = 0
+    if ttl > 0 then e = now + ttl end
+  end
+  if u > 0 and u <= now then n, u, e = 0, 0, 0 end
+  if u == 0 and e <= now then n, e = 0, 0 end
+  return n, u, e, pend, np
 end
-if u > 0 then n = 0 end
-n = n + 1
-local dur = tonumber(ARGV[2])
-if n >= tonumber(ARGV[1]) then
-  u = now + dur
-  redis.call('HSET', KEYS[1], 'n', n, 'u', u)
-  redis.call('PEXPIRE', KEYS[1], dur)
-  return {n, 1, u, 1}
+local function save(key, n, u, e, pend)
+  redis.call('DEL', key)
+  local exp, args = u, {}
+  if n > 0 and e > exp then exp = e end
+  for f, v in pairs(pend) do
+    args[#args + 1] = f
+    args[#args + 1] = v
+    if v > exp then exp = v end
+  end
+  if exp <= now then return end
+  redis.call('HSET', key, 'n', n, 'u', u, 'e', e, unpack(args))
+  redis.call('PEXPIRE', key, exp - now)
 end
-redis.call('HSET', KEYS[1], 'n', n, 'u', 0)
-redis.call('PEXPIRE', KEYS[1], dur)
-return {n, 0, 0, 0}
+`
+
+// beginScript admits an attempt (permiso.Lockout.Begin).
+// KEYS[1] = key, ARGV[1] = max attempts, ARGV[2] = attempt id, ARGV[3] =
+// the place's lifetime in ms. Reply: {failures, pending, locked (0/1),
+// locked until ms, admitted (0/1)}. A refusal writes nothing.
+var beginScript = goredis.NewScript(lockoutLua + `
+local n, u, e, pend, np = load(KEYS[1])
+if u > now then return {n, np, 1, u, 0} end
+if n + np >= tonumber(ARGV[1]) then return {n, np, 0, 0, 0} end
+pend['p:' .. ARGV[2]] = now + tonumber(ARGV[3])
+save(KEYS[1], n, u, e, pend)
+return {n, np + 1, 0, 0, 1}
 `)
 
-// undoScript takes back one counted failure (permiso.Lockout.Undo): the
-// count drops by one, and the lock goes too when the undone call set it
-// (a lock set by another call stays).
-// KEYS[1] = key, ARGV[1] = the locked-until ms of the lock the undone call
-// set, or 0 when it did not lock. The key keeps its TTL.
-var undoScript = goredis.NewScript(`
-local v = redis.call('HMGET', KEYS[1], 'n', 'u')
-local n = tonumber(v[1]) or 0
-local u = tonumber(v[2]) or 0
-local mine = tonumber(ARGV[1])
-if mine > 0 then
-  if u ~= mine then return 0 end
-  u = 0
-elseif n == 0 then
-  return 0
+// failScript ends an attempt with a wrong password (permiso.Lockout.Fail):
+// its place goes, and unless the key is locked (then the lock does not
+// slide and nothing is counted) the count grows, its window restarts, and
+// the failure that reaches the maximum sets u = now + duration.
+// KEYS[1] = key, ARGV[1] = max attempts, ARGV[2] = duration in ms, ARGV[3]
+// = attempt id. Reply: {failures, pending, locked, locked until ms, just
+// locked}.
+var failScript = goredis.NewScript(lockoutLua + `
+local n, u, e, pend, np = load(KEYS[1])
+local f = 'p:' .. ARGV[3]
+if pend[f] then
+  pend[f] = nil
+  np = np - 1
 end
-n = n - 1
-if n <= 0 and u == 0 then
-  redis.call('DEL', KEYS[1])
-else
-  redis.call('HSET', KEYS[1], 'n', math.max(n, 0), 'u', u)
+if u > now then
+  save(KEYS[1], n, u, e, pend)
+  return {n, np, 1, u, 0}
 end
+local dur = tonumber(ARGV[2])
+n = n + 1
+e = now + dur
+local just = 0
+if n >= tonumber(ARGV[1]) then
+  u = e
+  just = 1
+end
+save(KEYS[1], n, u, e, pend)
+return {n, np, just, u, just}
+`)
+
+// succeedScript ends an attempt with a right password
+// (permiso.Lockout.Succeed): its place goes, and the failures and the lock
+// with it; other places stay. KEYS[1] = key, ARGV[1] = attempt id.
+var succeedScript = goredis.NewScript(lockoutLua + `
+local n, u, e, pend = load(KEYS[1])
+pend['p:' .. ARGV[1]] = nil
+save(KEYS[1], 0, 0, 0, pend)
 return 1
 `)
 
-// checkScript reads the state against the server's clock, as failScript
-// writes it. KEYS[1] = key. Reply: {failures, locked, locked until ms}.
-var checkScript = goredis.NewScript(`
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local v = redis.call('HMGET', KEYS[1], 'n', 'u')
-local n = tonumber(v[1]) or 0
-local u = tonumber(v[2]) or 0
-if u > now then return {n, 1, u} end
-if u > 0 then return {0, 0, 0} end
-return {n, 0, 0}
+// undoScript gives back an attempt's place (permiso.Lockout.Undo).
+// KEYS[1] = key, ARGV[1] = attempt id.
+var undoScript = goredis.NewScript(lockoutLua + `
+local n, u, e, pend = load(KEYS[1])
+local f = 'p:' .. ARGV[1]
+if not pend[f] then return 0 end
+pend[f] = nil
+save(KEYS[1], n, u, e, pend)
+return 1
 `)
 
-// Lockout is the permiso.Lockout shared by every instance (SPEC §6), one
-// hash per key under the rate-limit prefix (CACHE_RATE_LIMIT_PREFIX):
+// checkScript reads the state against the server's clock, as the others
+// write it. KEYS[1] = key. Reply: {failures, pending, locked, locked until
+// ms}.
+var checkScript = goredis.NewScript(lockoutLua + `
+local n, u, e, pend, np = load(KEYS[1])
+if u > now then return {n, np, 1, u} end
+return {n, np, 0, 0}
+`)
+
+// Lockout is the permiso.Lockout shared by every instance
+// (docs/abuse-resistance.md, "Lockout"), one hash per key under the
+// rate-limit prefix (CACHE_RATE_LIMIT_PREFIX):
 //
-//	<prefix>lockout:<key>   {n: failures, u: locked until (ms)}, TTL = duration
+//	<prefix>lockout:<key>   {n: failures, u: locked until (ms),
+//	                         e: failures forgotten at (ms),
+//	                         p:<attempt id>: place expires at (ms), ...}
 //
-// Fail and Check are one script run each (one round trip, atomic), Reset
-// one DEL. Of N concurrent failures across any number of instances,
-// exactly MaxAttempts are counted and exactly one locks. Errors are
-// EUNAVAILABLE; the password grant fails closed on them.
+// Every call but Reset (one DEL) is one script run (one round trip,
+// atomic); times are the Redis server's. Of N concurrent Begin calls
+// across any number of instances, at most MaxAttempts - failures are
+// admitted; of N concurrent failures, exactly MaxAttempts are counted and
+// exactly one locks. The key expires with the last thing it holds: its
+// lock, its count's window or its last place in flight, so an instance
+// that dies in the middle of a login leaves nothing behind for longer than
+// permiso.LockoutAttemptTTL. Errors are EUNAVAILABLE; the password grant
+// fails closed on them.
 type Lockout struct {
 	rdb         goredis.UniversalClient
 	prefix      string
@@ -103,6 +167,8 @@ var _ permiso.Lockout = (*Lockout)(nil)
 // key for duration after maxAttempts consecutive failures
 // (MAX_LOGIN_ATTEMPTS, LOCKOUT_DURATION_MINUTES). maxAttempts below 1
 // counts as 1; duration is rounded up to the millisecond, at least 1 ms.
+// A place in flight lasts permiso.LockoutAttemptTTL, or duration when
+// shorter.
 func NewLockout(c *Client, prefix string, maxAttempts int, duration time.Duration) *Lockout {
 	return &Lockout{rdb: c.rdb, prefix: prefix, maxAttempts: max(1, maxAttempts), duration: duration}
 }
@@ -113,8 +179,12 @@ func lockoutUnavailable(err error) error {
 	return permiso.Wrap(permiso.EUNAVAILABLE, "lockout store unavailable", err)
 }
 
-func (l *Lockout) durationMillis() int64 {
-	return max(int64((l.duration+time.Millisecond-1)/time.Millisecond), 1)
+func errLockoutReply() error {
+	return permiso.Wrap(permiso.EINTERNAL, "lockout: unexpected reply", nil)
+}
+
+func millis(d time.Duration) int64 {
+	return max(int64((d+time.Millisecond-1)/time.Millisecond), 1)
 }
 
 // Check reports the state of key.
@@ -123,35 +193,55 @@ func (l *Lockout) Check(ctx context.Context, key string) (permiso.LockoutState, 
 	if err != nil {
 		return permiso.LockoutState{}, lockoutUnavailable(err)
 	}
-	if len(v) != 3 {
-		return permiso.LockoutState{}, permiso.Wrap(permiso.EINTERNAL, "lockout: unexpected reply", nil)
+	if len(v) != 4 {
+		return permiso.LockoutState{}, errLockoutReply()
 	}
-	return state(v[0], v[1], v[2], 0), nil
+	return state(v[0], v[1], v[2], v[3], 0), nil
 }
 
-// Fail records a failed attempt; while the key is locked it changes
-// nothing and returns the lock.
-func (l *Lockout) Fail(ctx context.Context, key string) (permiso.LockoutState, error) {
-	v, err := failScript.Run(ctx, l.rdb, []string{l.key(key)}, l.maxAttempts, l.durationMillis()).Int64Slice()
+// Begin admits an attempt on key, or refuses it (locked, or too many in
+// flight).
+func (l *Lockout) Begin(ctx context.Context, key string) (permiso.LockoutAttempt, error) {
+	id := rand.Text()
+	v, err := beginScript.Run(ctx, l.rdb, []string{l.key(key)}, l.maxAttempts, id,
+		millis(min(permiso.LockoutAttemptTTL, l.duration))).Int64Slice()
+	if err != nil {
+		return permiso.LockoutAttempt{}, lockoutUnavailable(err)
+	}
+	if len(v) != 5 {
+		return permiso.LockoutAttempt{}, errLockoutReply()
+	}
+	a := permiso.LockoutAttempt{State: state(v[0], v[1], v[2], v[3], 0)}
+	if v[4] == 1 {
+		a.ID = id
+	}
+	return a, nil
+}
+
+// Fail ends attempt id with a wrong password; while the key is locked it
+// counts nothing and returns the lock.
+func (l *Lockout) Fail(ctx context.Context, key, id string) (permiso.LockoutState, error) {
+	v, err := failScript.Run(ctx, l.rdb, []string{l.key(key)}, l.maxAttempts, millis(l.duration), id).Int64Slice()
 	if err != nil {
 		return permiso.LockoutState{}, lockoutUnavailable(err)
 	}
-	if len(v) != 4 {
-		return permiso.LockoutState{}, permiso.Wrap(permiso.EINTERNAL, "lockout: unexpected reply", nil)
+	if len(v) != 5 {
+		return permiso.LockoutState{}, errLockoutReply()
 	}
-	return state(v[0], v[1], v[2], v[3]), nil
+	return state(v[0], v[1], v[2], v[3], v[4]), nil
 }
 
-// Undo takes back the failure counted by the Fail call that returned st.
-func (l *Lockout) Undo(ctx context.Context, key string, st permiso.LockoutState) error {
-	if st.Locked && !st.JustLocked {
-		return nil
+// Succeed ends attempt id with a right password and clears the count.
+func (l *Lockout) Succeed(ctx context.Context, key, id string) error {
+	if err := succeedScript.Run(ctx, l.rdb, []string{l.key(key)}, id).Err(); err != nil {
+		return lockoutUnavailable(err)
 	}
-	var mine int64
-	if st.JustLocked {
-		mine = st.LockedUntil.UnixMilli()
-	}
-	if err := undoScript.Run(ctx, l.rdb, []string{l.key(key)}, mine).Err(); err != nil {
+	return nil
+}
+
+// Undo gives back the place of attempt id.
+func (l *Lockout) Undo(ctx context.Context, key, id string) error {
+	if err := undoScript.Run(ctx, l.rdb, []string{l.key(key)}, id).Err(); err != nil {
 		return lockoutUnavailable(err)
 	}
 	return nil
@@ -165,8 +255,8 @@ func (l *Lockout) Reset(ctx context.Context, key string) error {
 	return nil
 }
 
-func state(n, locked, until, just int64) permiso.LockoutState {
-	s := permiso.LockoutState{Failures: int(n), Locked: locked == 1, JustLocked: just == 1}
+func state(n, pending, locked, until, just int64) permiso.LockoutState {
+	s := permiso.LockoutState{Failures: int(n), Pending: int(pending), Locked: locked == 1, JustLocked: just == 1}
 	if s.Locked {
 		s.LockedUntil = time.UnixMilli(until).UTC()
 	}

@@ -14,7 +14,10 @@ func cmdBackup(ctx context.Context, env *environment, args []string, stdout io.W
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
-	if *out == "" || fs.NArg() > 0 {
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("backup takes no arguments, got %q (want \"backup --out FILE\")", fs.Arg(0))}
+	}
+	if *out == "" {
 		return usageError{"backup: --out FILE is required"}
 	}
 	a, err := env.open(ctx)

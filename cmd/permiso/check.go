@@ -18,6 +18,9 @@ func cmdCheck(ctx context.Context, env *environment, args []string, stdout io.Wr
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return usageError{"check takes no arguments"}
+	}
 	a, err := env.setup()
 	if err != nil {
 		return err

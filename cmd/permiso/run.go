@@ -47,6 +47,8 @@ Commands:
   backup --out FILE         SQLite: consistent online copy; PostgreSQL: pg_dump
   version                   print the version
 
+A command's flags may come before or after its words ("sessions revoke-all
+--user ID" or "sessions --user ID revoke-all"); "--" ends the flags.
 Configuration comes from the environment, then .env (or --env-file), then
 defaults; see README.md. Run "permiso COMMAND --help" for a command's flags.
 `
@@ -131,6 +133,7 @@ func takeEnvFile(args []string) (rest []string, file string, err error) {
 }
 
 // newFlagSet returns a flag set for a subcommand whose --help prints to out.
+// Parse it with parseFlags, never with its own Parse.
 func newFlagSet(name, synopsis string, out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(out)
@@ -141,14 +144,63 @@ func newFlagSet(name, synopsis string, out io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// parseFlags parses a subcommand's flags; --help prints the usage and makes
-// the command return nil.
+// parseFlags parses a subcommand's flags wherever they stand among its
+// positional words: "sessions revoke-all --user ID" and "sessions --user
+// ID revoke-all" are the same command (Go's flag package alone stops at
+// the first word). A "--" ends the flags; everything after it is a word.
+// The words are then fs.Args(), in their order. --help (-h, -help) prints
+// the usage and makes the command return nil; any other mistake is a
+// one-line usage error (exit 2).
 func parseFlags(fs *flag.FlagSet, args []string) (help bool, err error) {
-	if err := fs.Parse(args); err != nil {
+	flags, words, dangling := splitFlags(fs, args)
+	if !dangling {
+		flags = append(append(flags, "--"), words...)
+	}
+	// With a dangling flag the words are left out: flag reports the
+	// missing value rather than take the "--" as one.
+	if err := fs.Parse(flags); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return true, nil
 		}
 		return false, usageError{strings.TrimSpace(err.Error())}
 	}
 	return false, nil
+}
+
+// splitFlags separates the flags of fs (each with its value when the value
+// is the next argument) from the positional words, up to a "--". An
+// argument is a flag when it starts with "-" and is not "-" alone (flag's
+// rule); one fs does not define stays with the flags, for fs.Parse to
+// report. A flag that is not boolean and has no "=value" takes the next
+// argument as its value, whatever it looks like, as flag.Parse does;
+// dangling reports such a flag at the very end, with no value.
+func splitFlags(fs *flag.FlagSet, args []string) (flags, words []string, dangling bool) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return flags, append(words, args[i+1:]...), false
+		}
+		if len(a) < 2 || a[0] != '-' {
+			words = append(words, a)
+			continue
+		}
+		flags = append(flags, a)
+		name, _, hasValue := strings.Cut(strings.TrimPrefix(a[1:], "-"), "=")
+		f := fs.Lookup(name)
+		if hasValue || f == nil || isBoolFlag(f) {
+			continue
+		}
+		if i+1 >= len(args) {
+			return flags, words, true
+		}
+		i++
+		flags = append(flags, args[i])
+	}
+	return flags, words, false
+}
+
+// isBoolFlag reports whether f takes no value (flag.Bool and the like).
+func isBoolFlag(f *flag.Flag) bool {
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
 }
