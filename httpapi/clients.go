@@ -16,12 +16,16 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/identity"
 	"github.com/permiso/permiso/oauth2"
 )
 
-// Service clients (SPEC §5.2, ORIGINAL-API §2.5), admin:clients. The
-// {client_id} path parameter is the public client_id string, not the row
-// UUID.
+// Service clients, admin:clients. The {client_id} path parameter is the
+// public client_id string, not the row UUID. Every change is also subject
+// to the delegation rule of package identity (docs/security-model.md): a
+// delegated administrator gives a client only scopes it holds, and changes,
+// re-scopes, disables, deletes or rotates the secret of a client only when
+// the client holds no scope it lacks (clientDelegation).
 
 // Audit actions of the service-client routes.
 const (
@@ -306,6 +310,45 @@ func clientTarget(c permiso.ServiceClient) auditTarget {
 	return auditTarget{Type: "service_client", ID: c.ClientID}
 }
 
+// clientDelegation applies the delegation rule (package identity) to a
+// change of a service client: the caller must be allowed to act on the
+// existing client c (nil on create) and to give it the scopes of scopeIDs
+// (nil when the scopes do not change). Unknown scope ids are a 400. A
+// refusal (403 forbidden) is audited as a failure of action about target,
+// with reason "delegation"; nothing has been changed.
+func (s *server) clientDelegation(r *http.Request, action string, target auditTarget, c *permiso.ServiceClient, scopeIDs []uuid.UUID, details map[string]any) error {
+	d, err := s.delegation(r)
+	if err != nil {
+		return err
+	}
+	if c != nil {
+		if err := d.MayManageClient(*c); err != nil {
+			s.audited(r, action, target, err, details)
+			return err
+		}
+	}
+	if scopeIDs == nil {
+		return nil
+	}
+	scopes, err := identity.Scopes(r.Context(), s.store, scopeIDs)
+	if err != nil {
+		return err
+	}
+	if err := d.MayGrantScopes(scopes); err != nil {
+		if details == nil {
+			details = map[string]any{}
+		}
+		names := make([]string, 0, len(scopes))
+		for _, sc := range scopes {
+			names = append(names, sc.Name)
+		}
+		details["scopes"] = names
+		s.audited(r, action, target, err, details)
+		return err
+	}
+	return nil
+}
+
 // handleClientList answers GET /service-clients: search (name, client_id,
 // description), is_active, is_trusted, client_type, scope_id, page,
 // per_page (1-100, default 20), ordered by created_at, id.
@@ -367,6 +410,14 @@ func (s *server) handleClientCreate() http.Handler {
 		}
 		scopeIDs, err := in.validate(true)
 		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		target := auditTarget{Type: "service_client"}
+		if in.ClientID != nil {
+			target.ID = *in.ClientID
+		}
+		if err := s.clientDelegation(r, actionClientCreate, target, nil, scopeIDs, map[string]any{"name": *in.Name}); err != nil {
 			writeError(w, r, err)
 			return
 		}
@@ -437,6 +488,10 @@ func (s *server) handleClientUpdate() http.Handler {
 		in.ClientID, in.ClientSecret, in.ClientType = nil, nil, nil
 		scopeIDs, err := in.validate(false)
 		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		if err := s.clientDelegation(r, actionClientUpdate, clientTarget(c), &c, scopeIDs, nil); err != nil {
 			writeError(w, r, err)
 			return
 		}
@@ -525,6 +580,10 @@ func (s *server) handleClientUpdate() http.Handler {
 // tokens go with it (ON DELETE CASCADE).
 func (s *server) handleClientDelete() http.Handler {
 	return s.withClient(func(w http.ResponseWriter, r *http.Request, c permiso.ServiceClient) {
+		if err := s.clientDelegation(r, actionClientDelete, clientTarget(c), &c, nil, map[string]any{"name": c.Name}); err != nil {
+			writeError(w, r, err)
+			return
+		}
 		if err := s.store.DeleteServiceClient(r.Context(), c.ID); err != nil {
 			writeError(w, r, err)
 			return
@@ -540,7 +599,9 @@ func (s *server) handleClientDelete() http.Handler {
 // is given it must be the client's secret (a client rotating its own
 // credential proves it); an administrator may rotate without it (a lost or
 // leaked secret). The old secret stops working at once, or after
-// overlap_seconds (0 to 604800) so that deployments can roll over.
+// overlap_seconds (0 to 604800) so that deployments can roll over. The new
+// secret hands over the client's scopes, so the delegation rule applies
+// before anything else is looked at.
 func (s *server) handleClientRotateSecret() http.Handler {
 	type request struct {
 		CurrentSecret  *string `json:"current_secret"`
@@ -553,6 +614,10 @@ func (s *server) handleClientRotateSecret() http.Handler {
 		PreviousSecretExpiresAt *string `json:"previous_secret_expires_at"`
 	}
 	return s.withClient(func(w http.ResponseWriter, r *http.Request, c permiso.ServiceClient) {
+		if err := s.clientDelegation(r, actionClientRotateSecret, clientTarget(c), &c, nil, nil); err != nil {
+			writeError(w, r, err)
+			return
+		}
 		var in request
 		if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
 			if err := decodeJSON(r, &in); err != nil {
@@ -618,6 +683,10 @@ func (s *server) handleClientScopes() http.Handler {
 		}
 		ids, err := (&clientInput{ScopeIDs: in.ScopeIDs}).validate(false)
 		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		if err := s.clientDelegation(r, actionClientScopes, clientTarget(c), &c, ids, nil); err != nil {
 			writeError(w, r, err)
 			return
 		}

@@ -55,6 +55,16 @@ func selfOrAdminRoute(self, ok int) map[string]int {
 	return map[string]int{cAnon: 401, cUser: self, cOther: 403, cAdmin: ok, cScoped: ok, cClient: 403, cCAdmin: ok, cDisabled: 401, cRefresh: 401}
 }
 
+// beyondDelegation is an admin route whose fixture (c.scope, a scope no
+// caller but an administrator holds) is out of reach of the delegated
+// holders of admin:users: the delegation rule refuses them with 403
+// (TestDelegationMatrix covers the rule itself).
+func beyondDelegation(ok int) map[string]int {
+	m := adminRoute(ok)
+	m[cScoped], m[cCAdmin] = 403, 403
+	return m
+}
+
 func permsRoute(ok int) map[string]int {
 	return map[string]int{cAnon: 401, cUser: 403, cOther: 403, cAdmin: ok, cScoped: 403, cClient: 403, cCAdmin: 403, cDisabled: 401, cRefresh: 401}
 }
@@ -115,7 +125,7 @@ func idRoutes() []idRoute {
 
 		{method: "GET", route: "/roles", path: fixed(api + "/roles"), want: adminRoute(200)},
 		{method: "POST", route: "/roles", path: fixed(api + "/roles"),
-			body: func(c cell) any { return map[string]any{"name": c.unique, "scope_ids": []string{c.scope.ID.String()}} }, want: adminRoute(201)},
+			body: func(c cell) any { return map[string]any{"name": c.unique, "scope_ids": []string{c.scope.ID.String()}} }, want: beyondDelegation(201)},
 		{method: "GET", route: "/roles/stats", path: fixed(api + "/roles/stats"), want: adminRoute(200)},
 		{method: "GET", route: "/roles/defaults", path: fixed(api + "/roles/defaults"), want: adminRoute(200)},
 		{method: "GET", route: "/roles/{role_id}", path: func(c cell) string { return api + "/roles/" + c.role.ID.String() }, want: adminRoute(200)},
@@ -123,14 +133,14 @@ func idRoutes() []idRoute {
 			body: func(c cell) any { return map[string]any{"description": "changed"} }, want: adminRoute(200)},
 		{method: "DELETE", route: "/roles/{role_id}", path: func(c cell) string { return api + "/roles/" + c.role.ID.String() }, want: adminRoute(204)},
 		{method: "PUT", route: "/roles/{role_id}/{sub}", path: func(c cell) string { return api + "/roles/" + c.role.ID.String() + "/scopes" },
-			body: func(c cell) any { return map[string]any{"scope_ids": []string{c.scope.ID.String()}} }, want: adminRoute(200)},
+			body: func(c cell) any { return map[string]any{"scope_ids": []string{c.scope.ID.String()}} }, want: beyondDelegation(200)},
 		{method: "GET", route: "/roles/scopes", path: fixed(api + "/roles/scopes?per_page=100"), want: adminRoute(200)},
 		{method: "POST", route: "/roles/scopes", path: fixed(api + "/roles/scopes"),
 			body: func(c cell) any { return map[string]any{"name": "read:" + c.unique} }, want: adminRoute(201)},
 		{method: "GET", route: "/roles/scopes/{scope_id}", path: func(c cell) string { return api + "/roles/scopes/" + c.scope.ID.String() }, want: adminRoute(200)},
 		{method: "PUT", route: "/roles/scopes/{scope_id}", path: func(c cell) string { return api + "/roles/scopes/" + c.scope.ID.String() },
-			body: func(c cell) any { return map[string]any{"description": "changed"} }, want: adminRoute(200)},
-		{method: "DELETE", route: "/roles/scopes/{scope_id}", path: func(c cell) string { return api + "/roles/scopes/" + c.scope.ID.String() }, want: adminRoute(204)},
+			body: func(c cell) any { return map[string]any{"description": "changed"} }, want: beyondDelegation(200)},
+		{method: "DELETE", route: "/roles/scopes/{scope_id}", path: func(c cell) string { return api + "/roles/scopes/" + c.scope.ID.String() }, want: beyondDelegation(204)},
 		{method: "POST", route: "/roles/permissions/check", path: fixed(api + "/roles/permissions/check"),
 			body: func(c cell) any {
 				return map[string]any{"user_id": c.target.ID.String(), "resource": "profile", "action": "read"}

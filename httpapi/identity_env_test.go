@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -54,8 +55,27 @@ type idEnv struct {
 	hash  *argon2id.Hasher
 	// pwHash is a hash of idPassword, computed once.
 	pwHash string
-	roles  map[string]permiso.Role
-	seq    atomic.Int64
+	// roles are the roles known by name; rolesMu guards them, since copies
+	// made by withT share them.
+	roles   map[string]permiso.Role
+	rolesMu *sync.Mutex
+	seq     *atomic.Int64
+}
+
+// withT returns a copy of e that reports to t (a subtest running in its
+// own goroutine); the copy shares everything else with e.
+func (e *idEnv) withT(t *testing.T) *idEnv {
+	c := *e
+	c.t = t
+	return &c
+}
+
+// roleNamed returns a role known to the environment.
+func (e *idEnv) roleNamed(name string) (permiso.Role, bool) {
+	e.rolesMu.Lock()
+	defer e.rolesMu.Unlock()
+	r, ok := e.roles[name]
+	return r, ok
 }
 
 const idPassword = "Tq8#vLm2!pZr-id-Kx4"
@@ -152,7 +172,7 @@ func newIDEnv(t *testing.T, b idBackend) *idEnv {
 	opts.OpenAPIURL = "/openapi.json"
 	h := NewServer(Deps{Options: opts, Auth: auth, Keys: signer, Store: db, Audit: aw, Identity: ident})
 	e := &idEnv{t: t, ctx: ctx, db: db, auth: auth, ident: ident, srv: h.(*server), h: h, smtp: smtp, hash: hasher,
-		roles: map[string]permiso.Role{}}
+		roles: map[string]permiso.Role{}, rolesMu: &sync.Mutex{}, seq: &atomic.Int64{}}
 	e.doc = newOpenAPIValidator(t, e.srv)
 	roles, _, err := db.ListRoles(ctx, permiso.RoleFilter{})
 	if err != nil {
@@ -180,7 +200,8 @@ func (e *idEnv) user(prefix string, superuser bool, roles ...string) permiso.Use
 	h := e.pwHash
 	var ids []uuid.UUID
 	for _, r := range roles {
-		ids = append(ids, e.roles[r].ID)
+		role, _ := e.roleNamed(r)
+		ids = append(ids, role.ID)
 	}
 	name := e.name(prefix)
 	now := time.Now().UTC()
@@ -207,7 +228,9 @@ func (e *idEnv) role(prefix string, scopes ...string) permiso.Role {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	e.rolesMu.Lock()
 	e.roles[r.Name] = r
+	e.rolesMu.Unlock()
 	return r
 }
 

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/identity"
 	"github.com/permiso/permiso/oauth2"
 )
 
@@ -368,8 +369,26 @@ func (s *server) handleRevoke() http.Handler {
 			writeOAuth(w, r, err)
 			return
 		}
+		// An administrator for admin:tokens revokes other users' and
+		// clients' tokens within the delegation rule (package identity,
+		// docs/security-model.md).
+		if p := caller.Principal; p != nil && p.Can(oauth2.ScopeAdminTokens) {
+			d, err := identity.DelegationFor(r.Context(), s.store, principalActor(*p, true))
+			if err != nil {
+				writeOAuth(w, r, err)
+				return
+			}
+			caller.Delegation = d
+		}
 		ctx := oauth2.ContextWithMeta(r.Context(), meta(r))
 		if err := s.auth.Revoke(ctx, caller, token, params.Get("token_type_hint")); err != nil {
+			if permiso.ErrorCode(err) == permiso.EFORBIDDEN {
+				// A refusal of the delegation rule: 403 forbidden, as
+				// the management API answers it.
+				w.Header().Set("Cache-Control", "no-store")
+				writeError(w, r, err)
+				return
+			}
 			writeOAuth(w, r, err)
 			return
 		}

@@ -9,9 +9,10 @@ import (
 	"github.com/permiso/permiso/identity"
 )
 
-// Roles and scopes (SPEC §5.2, ORIGINAL-API §2.4, issue 4); every route
-// requires admin:users (or is_superuser, or role admin). Ids are UUIDs; a
-// malformed id in a path is a 404.
+// Roles and scopes; every route requires admin:users (or is_superuser, or
+// role admin), and what a delegated administrator may change is decided by
+// package identity (the delegation rule of docs/security-model.md). Ids
+// are UUIDs; a malformed id in a path is a 404.
 
 // roleScopeInfo is a scope inside a RoleResponse; action and resource are the
 // two parts of the name "action:resource".
@@ -113,7 +114,7 @@ func (s *server) handleRoleCreate() http.Handler {
 			writeError(w, r, err)
 			return
 		}
-		role, err := s.ident.CreateRole(r.Context(), b.input())
+		role, err := s.ident.CreateRole(r.Context(), actor(r), b.input())
 		target := auditTarget{Type: "role"}
 		if err == nil {
 			target = roleTarget(role.ID)
@@ -169,7 +170,7 @@ func (s *server) roleUpdate(w http.ResponseWriter, r *http.Request, rawID string
 		writeError(w, r, err)
 		return
 	}
-	role, err := s.ident.UpdateRole(r.Context(), id, b.input())
+	role, err := s.ident.UpdateRole(r.Context(), actor(r), id, b.input())
 	s.audited(r, "role.update", roleTarget(id), err, nil)
 	if err != nil {
 		writeError(w, r, err)
@@ -186,7 +187,7 @@ func (s *server) handleRoleDelete() http.Handler {
 			writeError(w, r, err)
 			return
 		}
-		role, err := s.ident.DeleteRole(r.Context(), id)
+		role, err := s.ident.DeleteRole(r.Context(), actor(r), id)
 		s.audited(r, "role.delete", roleTarget(id), err, map[string]any{"name": role.Name})
 		if err != nil {
 			writeError(w, r, err)
@@ -232,7 +233,7 @@ func (s *server) roleScopes(w http.ResponseWriter, r *http.Request, rawID string
 		writeError(w, r, err)
 		return
 	}
-	role, err := s.ident.SetRoleScopes(r.Context(), id, b.ScopeIDs)
+	role, err := s.ident.SetRoleScopes(r.Context(), actor(r), id, b.ScopeIDs)
 	s.audited(r, "role.scopes", roleTarget(id), err, map[string]any{"scope_ids": b.ScopeIDs})
 	if err != nil {
 		writeError(w, r, err)
@@ -313,7 +314,7 @@ func (s *server) handleScopeCreate() http.Handler {
 			writeError(w, r, err)
 			return
 		}
-		sc, err := s.ident.CreateScope(r.Context(), b.input())
+		sc, err := s.ident.CreateScope(r.Context(), actor(r), b.input())
 		target := auditTarget{Type: "scope"}
 		if err == nil {
 			target = scopeTarget(sc.ID)
@@ -355,7 +356,7 @@ func (s *server) scopeUpdate(w http.ResponseWriter, r *http.Request, rawID strin
 		writeError(w, r, err)
 		return
 	}
-	sc, err := s.ident.UpdateScope(r.Context(), id, b.input())
+	sc, err := s.ident.UpdateScope(r.Context(), actor(r), id, b.input())
 	s.audited(r, "scope.update", scopeTarget(id), err, nil)
 	if err != nil {
 		writeError(w, r, err)
@@ -373,7 +374,7 @@ func (s *server) handleScopeDelete() http.Handler {
 			writeError(w, r, err)
 			return
 		}
-		sc, err := s.ident.DeleteScope(r.Context(), id)
+		sc, err := s.ident.DeleteScope(r.Context(), actor(r), id)
 		s.audited(r, "scope.delete", scopeTarget(id), err, map[string]any{"name": sc.Name})
 		if err != nil {
 			writeError(w, r, err)

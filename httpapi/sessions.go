@@ -8,13 +8,16 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/identity"
 )
 
-// Sessions (SPEC §5.2, ORIGINAL-API §2.7). A user works on their own
-// sessions; an administrator for admin:sessions on anyone's, naming the
-// user with ?user_id= (accessOwnOrAdmin). Ending a session revokes its
-// refresh-token family and, through the shared revocation store, its
-// access tokens on every instance at once.
+// Sessions. A user works on their own sessions; an administrator for
+// admin:sessions on anyone's, naming the user with ?user_id=
+// (accessOwnOrAdmin), within the delegation rule of package identity: it
+// ends or renews only the sessions of a user it may act on
+// (identity.Delegation.MayManageUser; docs/security-model.md). Ending a
+// session revokes its refresh-token family and, through the shared
+// revocation store, its access tokens on every instance at once.
 
 // Audit actions of the session routes.
 const (
@@ -111,9 +114,11 @@ func (s *server) handleSessionList() http.Handler {
 }
 
 // loadSession loads the session of the {session_id} path parameter for
-// the caller: 404 when unknown, 403 when it is someone else's and the
-// caller is not an administrator for admin:sessions.
-func (s *server) loadSession(r *http.Request) (permiso.Session, error) {
+// the caller, who is about to change it (action names the audit event):
+// 404 when unknown, 403 when it is someone else's and the caller is not an
+// administrator for admin:sessions, or the delegation rule does not let
+// the caller act on the session's user (audited as a failure).
+func (s *server) loadSession(r *http.Request, action string) (permiso.Session, error) {
 	errNotFound := permiso.Errorf(permiso.ENOTFOUND, "Session not found")
 	id, err := uuid.Parse(r.PathValue("session_id"))
 	if err != nil {
@@ -128,10 +133,36 @@ func (s *server) loadSession(r *http.Request) (permiso.Session, error) {
 	}
 	p, _ := principalFrom(r.Context())
 	own := p.IsUser() && p.User.ID == x.UserID
-	if !own && !actingAsAdmin(r.Context()) {
+	if own {
+		return x, nil
+	}
+	if !actingAsAdmin(r.Context()) {
 		return x, permiso.Errorf(permiso.EFORBIDDEN, "Access denied to this session")
 	}
-	return x, nil
+	err = s.mayActOnSessionsOf(r, x.UserID)
+	if errors.Is(err, identity.ErrDelegation) {
+		s.audited(r, action, auditTarget{Type: "session", ID: x.ID.String()}, err, map[string]any{"user_id": x.UserID.String()})
+	}
+	return x, err
+}
+
+// mayActOnSessionsOf applies the delegation rule to an administrator
+// ending or renewing sessions of the user id (not the caller): only a
+// superuser ends a superuser's sessions, and a delegated administrator
+// only those of a user who holds nothing it lacks.
+func (s *server) mayActOnSessionsOf(r *http.Request, id uuid.UUID) error {
+	u, err := s.store.GetUser(permiso.WithFreshRead(r.Context()), id)
+	switch {
+	case errors.Is(err, permiso.ErrNotFound):
+		return permiso.Errorf(permiso.ENOTFOUND, "User not found")
+	case err != nil:
+		return err
+	}
+	d, err := s.delegation(r)
+	if err != nil {
+		return err
+	}
+	return d.MayManageUser(u)
 }
 
 // handleSessionDelete answers DELETE /sessions/{session_id}: the session,
@@ -142,7 +173,7 @@ func (s *server) handleSessionDelete() http.Handler {
 		SessionID string `json:"session_id"`
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		x, err := s.loadSession(r)
+		x, err := s.loadSession(r, actionSessionRevoke)
 		if err != nil {
 			writeError(w, r, err)
 			return
@@ -171,6 +202,15 @@ func (s *server) handleSessionDeleteAll() http.Handler {
 			writeError(w, r, err)
 			return
 		}
+		if p, _ := principalFrom(r.Context()); !p.IsUser() || p.User.ID != u.ID {
+			if err := s.mayActOnSessionsOf(r, u.ID); err != nil {
+				if errors.Is(err, identity.ErrDelegation) {
+					s.audited(r, actionSessionRevokeAll, auditTarget{Type: "user", ID: u.ID.String()}, err, nil)
+				}
+				writeError(w, r, err)
+				return
+			}
+		}
 		n, err := s.auth.EndUserSessions(r.Context(), u.ID, "sessions_deleted")
 		if err != nil {
 			writeError(w, r, err)
@@ -193,7 +233,7 @@ func (s *server) handleSessionRenew() http.Handler {
 		ExpiresAt string `json:"expires_at"`
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		x, err := s.loadSession(r)
+		x, err := s.loadSession(r, actionSessionRenew)
 		if err != nil {
 			writeError(w, r, err)
 			return

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
 
@@ -13,11 +14,10 @@ import (
 	"github.com/permiso/permiso/oauth2"
 )
 
-// Users (SPEC §5.2, ORIGINAL-API §2.3, issue 4). Who may call each route is
-// decided by its access rule (routes.go, access.go); what a caller may
-// change is decided by package identity from identity.Actor, which is
-// built here from the principal and actingAsAdmin. See
-// docs/security-model.md.
+// Users. Who may call each route is decided by its access rule (routes.go,
+// access.go); what a caller may change, and on whom (the delegation rule),
+// is decided by package identity from identity.Actor, which is built here
+// from the principal and actingAsAdmin. See docs/security-model.md.
 
 // Messages of the original service.
 const (
@@ -100,13 +100,48 @@ type messageResponse struct {
 	Message string `json:"message"`
 }
 
-// actor describes the caller to package identity.
+// actor describes the caller to package identity: who it is, whether it
+// was admitted as an administrator, and what the delegation rule needs
+// (superuser, role admin, the scopes it holds now).
 func actor(r *http.Request) identity.Actor {
-	a := identity.Actor{Admin: actingAsAdmin(r.Context())}
-	if p, ok := principalFrom(r.Context()); ok && p.User != nil {
-		a.UserID, a.Superuser = p.User.ID, p.User.IsSuperuser
+	p, _ := principalFrom(r.Context())
+	return principalActor(p, actingAsAdmin(r.Context()))
+}
+
+// principalActor describes the principal p to package identity; admin
+// says whether it acts as an administrator.
+func principalActor(p oauth2.Principal, admin bool) identity.Actor {
+	a := identity.Actor{Admin: admin, Scopes: heldScopes(p)}
+	if p.User != nil {
+		a.UserID, a.Superuser, a.RoleAdmin = p.User.ID, p.User.IsSuperuser, p.User.HasRole(permiso.RoleAdmin)
 	}
 	return a
+}
+
+// heldScopes are the scopes p holds now: those of its token that its
+// current roles, or the client's current scopes, still include
+// (oauth2.Principal.HasScope).
+func heldScopes(p oauth2.Principal) []string {
+	var have []string
+	switch {
+	case p.User != nil:
+		have = p.User.ScopeNames()
+	case p.Client != nil:
+		have = p.Client.ScopeNames()
+	}
+	out := make([]string, 0, len(have))
+	for _, s := range have {
+		if p.HasScope(s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// delegation returns the delegation rule for the caller of r (package
+// identity decides; docs/security-model.md).
+func (s *server) delegation(r *http.Request) (identity.Delegation, error) {
+	return identity.DelegationFor(r.Context(), s.store, actor(r))
 }
 
 // selfActor is the caller acting on their own record through /users/me:
@@ -126,7 +161,8 @@ func withMeta(r *http.Request) *http.Request {
 
 func userTarget(id uuid.UUID) auditTarget { return auditTarget{Type: "user", ID: id.String()} }
 
-// audited records a mutation: success, or failure with the error code.
+// audited records a mutation: success, or failure with the error code,
+// and reason "delegation" for a refusal of the delegation rule.
 func (s *server) audited(r *http.Request, action string, target auditTarget, err error, details map[string]any) {
 	result := "success"
 	if err != nil {
@@ -135,9 +171,16 @@ func (s *server) audited(r *http.Request, action string, target auditTarget, err
 			details = map[string]any{}
 		}
 		details["error"] = string(permiso.ErrorCode(err))
+		if errors.Is(err, identity.ErrDelegation) {
+			details["reason"] = reasonDelegation
+		}
 	}
 	s.record(r, action, result, target, details)
 }
+
+// reasonDelegation is the audit reason of a refusal by the delegation
+// rule.
+const reasonDelegation = "delegation"
 
 // decodeObject decodes a JSON object body into v and returns its keys.
 func decodeObject(r *http.Request, v any) (map[string]json.RawMessage, error) {
@@ -466,7 +509,7 @@ func (s *server) handleUserUnlock() http.Handler {
 			writeError(w, r, err)
 			return
 		}
-		u, err := s.ident.Unlock(withMeta(r).Context(), id)
+		u, err := s.ident.Unlock(withMeta(r).Context(), actor(r), id)
 		s.audited(r, "user.unlock", userTarget(id), err, nil)
 		if err != nil {
 			writeError(w, r, err)

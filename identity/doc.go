@@ -5,12 +5,18 @@
 // agnostic: httpapi calls it and maps its *permiso.Error values to HTTP,
 // and it is tested on a real SQLite store.
 //
-// Who may call what is decided before a call reaches this package (the
-// access rules of httpapi, docs/security-model.md). What this package
-// enforces on top are the rules that depend on the data: a non-administrator
-// changes profile fields only, an administrator cannot disable or delete
-// their own account, only a superuser grants or revokes superuser, built-in
-// roles and scopes cannot be renamed or deleted.
+// Which routes a caller may call is decided before a call reaches this
+// package (the access rules of httpapi, docs/security-model.md). What this
+// package decides are the rules that depend on the data: a
+// non-administrator changes profile fields only, an administrator cannot
+// disable or delete their own account, built-in roles and scopes cannot be
+// renamed or deleted, and the delegation rule (Delegation): an
+// administrator who is neither a superuser nor a holder of role admin hands
+// on only the roles and scopes it holds, and acts only on users, roles,
+// scopes and service clients that hold nothing it lacks; only a superuser
+// acts on a superuser or grants or revokes superuser. The rule is exported
+// so that the HTTP layer (service clients, sessions) and the token
+// revocation of package oauth2 apply the same one.
 //
 // Every input is validated completely before anything is written, and every
 // problem is reported at once (permiso.Invalid with one FieldError per

@@ -37,7 +37,10 @@ var (
 //     request came from) stays. With keepSession uuid.Nil every session
 //     ends.
 //   - An administrator setting another user's password gives none; every
-//     session of that user ends and their lockout is cleared.
+//     session of that user ends and their lockout is cleared. The
+//     delegation rule must let the administrator act on the user
+//     (Delegation.MayManageUser): otherwise a holder of admin:users could
+//     take over a superuser's account.
 //
 // The new password must satisfy the policy (with the username) and differ
 // from the current one and the last PreventReuseCount ones; every broken
@@ -60,6 +63,11 @@ func (s *Service) ChangePassword(ctx context.Context, actor Actor, id uuid.UUID,
 	u, err := s.getUser(ctx, id)
 	if err != nil {
 		return err
+	}
+	if !self {
+		if _, err := s.delegation(ctx, actor, u); err != nil {
+			return err
+		}
 	}
 	if err := s.checkNewPassword(u, newPassword); err != nil {
 		return err

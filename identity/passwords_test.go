@@ -265,7 +265,7 @@ func TestWrongCurrentPasswordLocks(t *testing.T) {
 	if _, err := e.login("rowan", goodPassword); err == nil || !strings.Contains(err.Error(), "account_locked") {
 		t.Errorf("login while locked: %v, want account_locked", err)
 	}
-	if _, err := e.svc.Unlock(e.ctx, u.ID); err != nil {
+	if _, err := e.svc.Unlock(e.ctx, e.admin, u.ID); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.svc.ChangePassword(e.ctx, self, u.ID, goodPassword, otherPassword, uuid.Nil); err != nil {

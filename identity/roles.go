@@ -30,8 +30,12 @@ type RoleInput struct {
 }
 
 // CreateRole creates a role with its scopes in one transaction. A taken
-// name is 409, unknown scope ids 400.
-func (s *Service) CreateRole(ctx context.Context, in RoleInput) (permiso.Role, error) {
+// name is 409, unknown scope ids 400; a delegated administrator gives it
+// only scopes it holds (Delegation.MayGrantScopes, 403).
+func (s *Service) CreateRole(ctx context.Context, actor Actor, in RoleInput) (permiso.Role, error) {
+	if !actor.Admin {
+		return permiso.Role{}, errForbidden
+	}
 	var p problems
 	name := p.roleName("name", deref2(in.Name))
 	p.text("description", in.Description, MaxDescription)
@@ -42,7 +46,15 @@ func (s *Service) CreateRole(ctx context.Context, in RoleInput) (permiso.Role, e
 	if err := p.err(); err != nil {
 		return permiso.Role{}, err
 	}
-	if err := s.scopesExist(ctx, scopeIDs); err != nil {
+	scopes, err := s.scopes(ctx, scopeIDs)
+	if err != nil {
+		return permiso.Role{}, err
+	}
+	d, err := s.Delegation(ctx, actor)
+	if err != nil {
+		return permiso.Role{}, err
+	}
+	if err := d.MayGrantScopes(scopes); err != nil {
 		return permiso.Role{}, err
 	}
 	now := s.now().UTC()
@@ -57,8 +69,13 @@ func (s *Service) CreateRole(ctx context.Context, in RoleInput) (permiso.Role, e
 }
 
 // UpdateRole changes a role's name, description and (when given) scopes.
-// Built-in roles keep their names.
-func (s *Service) UpdateRole(ctx context.Context, id uuid.UUID, in RoleInput) (permiso.Role, error) {
+// Built-in roles keep their names. A delegated administrator changes only
+// a role whose scopes it all holds, never role admin
+// (Delegation.MayChangeRole), and gives it only scopes it holds.
+func (s *Service) UpdateRole(ctx context.Context, actor Actor, id uuid.UUID, in RoleInput) (permiso.Role, error) {
+	if !actor.Admin {
+		return permiso.Role{}, errForbidden
+	}
 	var p problems
 	var name string
 	if in.Name != nil {
@@ -76,10 +93,18 @@ func (s *Service) UpdateRole(ctx context.Context, id uuid.UUID, in RoleInput) (p
 	if err != nil {
 		return permiso.Role{}, notFound(err, errRoleNotFound)
 	}
+	d, err := s.mayChangeRole(ctx, actor, before)
+	if err != nil {
+		return permiso.Role{}, err
+	}
 	if in.Name != nil && name != before.Name && builtinRole(before.Name) {
 		return permiso.Role{}, permiso.Errorf(permiso.ECONFLICT, "Role %q is built in and cannot be renamed", before.Name)
 	}
-	if err := s.scopesExist(ctx, scopeIDs); err != nil {
+	scopes, err := s.scopes(ctx, scopeIDs)
+	if err != nil {
+		return permiso.Role{}, err
+	}
+	if err := d.MayGrantScopes(scopes); err != nil {
 		return permiso.Role{}, err
 	}
 	now := s.now().UTC()
@@ -116,8 +141,12 @@ func (s *Service) UpdateRole(ctx context.Context, id uuid.UUID, in RoleInput) (p
 	return r, nil
 }
 
-// SetRoleScopes replaces the role's scopes (PUT /roles/{id}/scopes).
-func (s *Service) SetRoleScopes(ctx context.Context, id uuid.UUID, raw []string) (permiso.Role, error) {
+// SetRoleScopes replaces the role's scopes (PUT /roles/{id}/scopes),
+// within the delegation rule as UpdateRole.
+func (s *Service) SetRoleScopes(ctx context.Context, actor Actor, id uuid.UUID, raw []string) (permiso.Role, error) {
+	if !actor.Admin {
+		return permiso.Role{}, errForbidden
+	}
 	var p problems
 	if raw == nil {
 		p.add("scope_ids", "Field required")
@@ -126,10 +155,19 @@ func (s *Service) SetRoleScopes(ctx context.Context, id uuid.UUID, raw []string)
 	if err := p.err(); err != nil {
 		return permiso.Role{}, err
 	}
-	if _, err := s.deps.Store.GetRole(ctx, id); err != nil {
+	before, err := s.deps.Store.GetRole(ctx, id)
+	if err != nil {
 		return permiso.Role{}, notFound(err, errRoleNotFound)
 	}
-	if err := s.scopesExist(ctx, ids); err != nil {
+	d, err := s.mayChangeRole(ctx, actor, before)
+	if err != nil {
+		return permiso.Role{}, err
+	}
+	scopes, err := s.scopes(ctx, ids)
+	if err != nil {
+		return permiso.Role{}, err
+	}
+	if err := d.MayGrantScopes(scopes); err != nil {
 		return permiso.Role{}, err
 	}
 	if err := s.deps.Store.SetRoleScopes(ctx, id, ids); err != nil {
@@ -143,11 +181,17 @@ func (s *Service) SetRoleScopes(ctx context.Context, id uuid.UUID, raw []string)
 }
 
 // DeleteRole deletes a role no user holds (409 otherwise, and for the
-// built-in roles).
-func (s *Service) DeleteRole(ctx context.Context, id uuid.UUID) (permiso.Role, error) {
+// built-in roles), within the delegation rule as UpdateRole.
+func (s *Service) DeleteRole(ctx context.Context, actor Actor, id uuid.UUID) (permiso.Role, error) {
+	if !actor.Admin {
+		return permiso.Role{}, errForbidden
+	}
 	r, err := s.deps.Store.GetRole(ctx, id)
 	if err != nil {
 		return permiso.Role{}, notFound(err, errRoleNotFound)
+	}
+	if _, err := s.mayChangeRole(ctx, actor, r); err != nil {
+		return r, err
 	}
 	if builtinRole(r.Name) {
 		return permiso.Role{}, permiso.Errorf(permiso.ECONFLICT, "Role %q is built in and cannot be deleted", r.Name)
@@ -159,20 +203,43 @@ func (s *Service) DeleteRole(ctx context.Context, id uuid.UUID) (permiso.Role, e
 	return r, notFound(err, errRoleNotFound)
 }
 
-func (s *Service) scopesExist(ctx context.Context, ids []uuid.UUID) error {
+// mayChangeRole returns the delegation rule of actor after checking that
+// it may change the role r.
+func (s *Service) mayChangeRole(ctx context.Context, actor Actor, r permiso.Role) (Delegation, error) {
+	d, err := s.Delegation(ctx, actor)
+	if err != nil {
+		return Delegation{}, err
+	}
+	return d, d.MayChangeRole(r)
+}
+
+// scopes returns the scopes of the ids, or a 400 naming every id that is
+// not a scope.
+func (s *Service) scopes(ctx context.Context, ids []uuid.UUID) ([]permiso.Scope, error) {
+	return Scopes(ctx, s.deps.Store, ids)
+}
+
+// Scopes returns the scopes of the ids from the store, or a 400
+// bad_request naming every id that is not a scope (the answer the roles
+// and service-clients APIs give for unknown scope ids).
+func Scopes(ctx context.Context, store permiso.RoleStore, ids []uuid.UUID) ([]permiso.Scope, error) {
 	var unknown []string
+	out := make([]permiso.Scope, 0, len(ids))
 	for _, id := range ids {
-		if _, err := s.deps.Store.GetScope(ctx, id); err != nil {
+		sc, err := store.GetScope(ctx, id)
+		if err != nil {
 			if !errors.Is(err, permiso.ErrNotFound) {
-				return err
+				return nil, err
 			}
 			unknown = append(unknown, id.String())
+			continue
 		}
+		out = append(out, sc)
 	}
 	if len(unknown) > 0 {
-		return permiso.Errorf(permiso.EBADREQUEST, "Unknown scope ids: %s", strings.Join(unknown, ", "))
+		return nil, permiso.Errorf(permiso.EBADREQUEST, "Unknown scope ids: %s", strings.Join(unknown, ", "))
 	}
-	return nil
+	return out, nil
 }
 
 // ScopeInput creates or changes a scope. A scope is named
@@ -185,8 +252,13 @@ type ScopeInput struct {
 	Action      *string
 }
 
-// CreateScope creates a scope (409 when the name is taken).
-func (s *Service) CreateScope(ctx context.Context, in ScopeInput) (permiso.Scope, error) {
+// CreateScope creates a scope (409 when the name is taken). Any
+// administrator may: a new scope is held by no role, and the delegation
+// rule decides who may give it to one.
+func (s *Service) CreateScope(ctx context.Context, actor Actor, in ScopeInput) (permiso.Scope, error) {
+	if !actor.Admin {
+		return permiso.Scope{}, errForbidden
+	}
 	var p problems
 	name := p.scopeName(deref2(in.Name), deref2(in.Action), deref2(in.Resource))
 	p.text("description", in.Description, MaxDescription)
@@ -203,11 +275,18 @@ func (s *Service) CreateScope(ctx context.Context, in ScopeInput) (permiso.Scope
 }
 
 // UpdateScope renames or re-describes a scope. Built-in scopes keep their
-// names (routes require them by name).
-func (s *Service) UpdateScope(ctx context.Context, id uuid.UUID, in ScopeInput) (permiso.Scope, error) {
+// names (routes require them by name). A delegated administrator changes
+// only a scope it holds (Delegation.MayManageScope).
+func (s *Service) UpdateScope(ctx context.Context, actor Actor, id uuid.UUID, in ScopeInput) (permiso.Scope, error) {
+	if !actor.Admin {
+		return permiso.Scope{}, errForbidden
+	}
 	before, err := s.deps.Store.GetScope(ctx, id)
 	if err != nil {
 		return permiso.Scope{}, notFound(err, errScopeNotFound)
+	}
+	if err := s.mayManageScope(ctx, actor, before); err != nil {
+		return permiso.Scope{}, err
 	}
 	var p problems
 	name := before.Name
@@ -256,11 +335,18 @@ func (s *Service) UpdateScope(ctx context.Context, id uuid.UUID, in ScopeInput) 
 }
 
 // DeleteScope deletes a scope no role holds (409 otherwise, and for the
-// built-in scopes). Links to service clients go with it.
-func (s *Service) DeleteScope(ctx context.Context, id uuid.UUID) (permiso.Scope, error) {
+// built-in scopes). Links to service clients go with it. A delegated
+// administrator deletes only a scope it holds.
+func (s *Service) DeleteScope(ctx context.Context, actor Actor, id uuid.UUID) (permiso.Scope, error) {
+	if !actor.Admin {
+		return permiso.Scope{}, errForbidden
+	}
 	sc, err := s.deps.Store.GetScope(ctx, id)
 	if err != nil {
 		return permiso.Scope{}, notFound(err, errScopeNotFound)
+	}
+	if err := s.mayManageScope(ctx, actor, sc); err != nil {
+		return sc, err
 	}
 	if builtinScope(sc.Name) {
 		return permiso.Scope{}, permiso.Errorf(permiso.ECONFLICT, "Scope %q is built in and cannot be deleted", sc.Name)
@@ -270,6 +356,14 @@ func (s *Service) DeleteScope(ctx context.Context, id uuid.UUID) (permiso.Scope,
 		return permiso.Scope{}, permiso.Errorf(permiso.ECONFLICT, "Cannot delete scope that is assigned to roles")
 	}
 	return sc, notFound(err, errScopeNotFound)
+}
+
+func (s *Service) mayManageScope(ctx context.Context, actor Actor, sc permiso.Scope) error {
+	d, err := s.Delegation(ctx, actor)
+	if err != nil {
+		return err
+	}
+	return d.MayManageScope(sc)
 }
 
 // NameCount is a name with a count.

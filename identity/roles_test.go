@@ -21,19 +21,19 @@ func TestScopes(t *testing.T) {
 		{Action: ptr("read")},
 		{Name: ptr("read:a b")},
 	} {
-		_, err := e.svc.CreateScope(e.ctx, in)
+		_, err := e.svc.CreateScope(e.ctx, e.admin, in)
 		wantCode(t, err, permiso.EINVALID, "bad scope")
 	}
-	sc, err := e.svc.CreateScope(e.ctx, identity.ScopeInput{Action: ptr("read"), Resource: ptr("trades"), Description: ptr("Read trades")})
+	sc, err := e.svc.CreateScope(e.ctx, e.admin, identity.ScopeInput{Action: ptr("read"), Resource: ptr("trades"), Description: ptr("Read trades")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if sc.Name != "read:trades" || sc.Action() != "read" || sc.ResourceName() != "trades" {
 		t.Errorf("scope %q action %q resource %q", sc.Name, sc.Action(), sc.ResourceName())
 	}
-	_, err = e.svc.CreateScope(e.ctx, identity.ScopeInput{Name: ptr("read:trades")})
+	_, err = e.svc.CreateScope(e.ctx, e.admin, identity.ScopeInput{Name: ptr("read:trades")})
 	wantCode(t, err, permiso.EEXISTS, "duplicate")
-	up, err := e.svc.UpdateScope(e.ctx, sc.ID, identity.ScopeInput{Action: ptr("write")})
+	up, err := e.svc.UpdateScope(e.ctx, e.admin, sc.ID, identity.ScopeInput{Action: ptr("write")})
 	if err != nil || up.Name != "write:trades" || up.ResourceName() != "trades" {
 		t.Fatalf("rename by action: %v %q", err, up.Name)
 	}
@@ -42,67 +42,67 @@ func TestScopes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.svc.UpdateScope(e.ctx, admUsers.ID, identity.ScopeInput{Name: ptr("admin:people")})
+	_, err = e.svc.UpdateScope(e.ctx, e.admin, admUsers.ID, identity.ScopeInput{Name: ptr("admin:people")})
 	wantCode(t, err, permiso.ECONFLICT, "rename built-in scope")
-	if _, err := e.svc.UpdateScope(e.ctx, admUsers.ID, identity.ScopeInput{Description: ptr("Manage users")}); err != nil {
+	if _, err := e.svc.UpdateScope(e.ctx, e.admin, admUsers.ID, identity.ScopeInput{Description: ptr("Manage users")}); err != nil {
 		t.Errorf("describe built-in scope: %v", err)
 	}
-	_, err = e.svc.DeleteScope(e.ctx, admUsers.ID)
+	_, err = e.svc.DeleteScope(e.ctx, e.admin, admUsers.ID)
 	wantCode(t, err, permiso.ECONFLICT, "delete built-in scope")
 
 	// In use by a role: 409 until the role lets go.
-	r, err := e.svc.CreateRole(e.ctx, identity.RoleInput{Name: ptr("trader"), ScopeIDs: &[]string{sc.ID.String()}})
+	r, err := e.svc.CreateRole(e.ctx, e.admin, identity.RoleInput{Name: ptr("trader"), ScopeIDs: &[]string{sc.ID.String()}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.svc.DeleteScope(e.ctx, sc.ID)
+	_, err = e.svc.DeleteScope(e.ctx, e.admin, sc.ID)
 	wantCode(t, err, permiso.ECONFLICT, "delete scope in use")
-	if _, err := e.svc.SetRoleScopes(e.ctx, r.ID, []string{}); err != nil {
+	if _, err := e.svc.SetRoleScopes(e.ctx, e.admin, r.ID, []string{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.svc.DeleteScope(e.ctx, sc.ID); err != nil {
+	if _, err := e.svc.DeleteScope(e.ctx, e.admin, sc.ID); err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.svc.DeleteScope(e.ctx, sc.ID)
+	_, err = e.svc.DeleteScope(e.ctx, e.admin, sc.ID)
 	wantCode(t, err, permiso.ENOTFOUND, "delete twice")
 }
 
 func TestRoles(t *testing.T) {
 	e := newEnv(t)
-	sc, err := e.svc.CreateScope(e.ctx, identity.ScopeInput{Name: ptr("read:reports")})
+	sc, err := e.svc.CreateScope(e.ctx, e.admin, identity.ScopeInput{Name: ptr("read:reports")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.svc.CreateRole(e.ctx, identity.RoleInput{Name: ptr("x")})
+	_, err = e.svc.CreateRole(e.ctx, e.admin, identity.RoleInput{Name: ptr("x")})
 	wantCode(t, err, permiso.EINVALID, "short name")
-	_, err = e.svc.CreateRole(e.ctx, identity.RoleInput{Name: ptr("ok-name"), ScopeIDs: &[]string{"nope"}})
+	_, err = e.svc.CreateRole(e.ctx, e.admin, identity.RoleInput{Name: ptr("ok-name"), ScopeIDs: &[]string{"nope"}})
 	wantCode(t, err, permiso.EINVALID, "malformed scope id")
-	_, err = e.svc.CreateRole(e.ctx, identity.RoleInput{Name: ptr("ok-name"), ScopeIDs: &[]string{uuid.NewString()}})
+	_, err = e.svc.CreateRole(e.ctx, e.admin, identity.RoleInput{Name: ptr("ok-name"), ScopeIDs: &[]string{uuid.NewString()}})
 	wantCode(t, err, permiso.EBADREQUEST, "unknown scope id")
-	_, err = e.svc.CreateRole(e.ctx, identity.RoleInput{Name: ptr("admin")})
+	_, err = e.svc.CreateRole(e.ctx, e.admin, identity.RoleInput{Name: ptr("admin")})
 	wantCode(t, err, permiso.EEXISTS, "duplicate name")
 
-	r, err := e.svc.CreateRole(e.ctx, identity.RoleInput{Name: ptr("reporter"), Description: ptr("Reads reports"), ScopeIDs: &[]string{sc.ID.String()}})
+	r, err := e.svc.CreateRole(e.ctx, e.admin, identity.RoleInput{Name: ptr("reporter"), Description: ptr("Reads reports"), ScopeIDs: &[]string{sc.ID.String()}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(r.Scopes) != 1 || r.Scopes[0].Name != "read:reports" {
 		t.Errorf("scopes %v", r.Scopes)
 	}
-	r, err = e.svc.UpdateRole(e.ctx, r.ID, identity.RoleInput{Name: ptr("reporters"), ScopeIDs: &[]string{}})
+	r, err = e.svc.UpdateRole(e.ctx, e.admin, r.ID, identity.RoleInput{Name: ptr("reporters"), ScopeIDs: &[]string{}})
 	if err != nil || r.Name != "reporters" || len(r.Scopes) != 0 || r.Description == nil || *r.Description != "Reads reports" {
 		t.Fatalf("update: %v %+v", err, r)
 	}
-	_, err = e.svc.UpdateRole(e.ctx, e.roles["admin"].ID, identity.RoleInput{Name: ptr("boss")})
+	_, err = e.svc.UpdateRole(e.ctx, e.admin, e.roles["admin"].ID, identity.RoleInput{Name: ptr("boss")})
 	wantCode(t, err, permiso.ECONFLICT, "rename built-in role")
-	_, err = e.svc.DeleteRole(e.ctx, e.roles["user"].ID)
+	_, err = e.svc.DeleteRole(e.ctx, e.admin, e.roles["user"].ID)
 	wantCode(t, err, permiso.ECONFLICT, "delete built-in role")
 
 	u := e.register("vic", "vic@example.com", goodPassword)
 	if _, err := e.svc.SetRoles(e.ctx, e.admin, u.ID, []string{r.ID.String()}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.svc.DeleteRole(e.ctx, r.ID)
+	_, err = e.svc.DeleteRole(e.ctx, e.admin, r.ID)
 	wantCode(t, err, permiso.ECONFLICT, "delete role in use")
 	st, err := e.svc.RoleStats(e.ctx)
 	if err != nil {
@@ -118,10 +118,10 @@ func TestRoles(t *testing.T) {
 	if _, err := e.svc.SetRoles(e.ctx, e.admin, u.ID, []string{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.svc.DeleteRole(e.ctx, r.ID); err != nil {
+	if _, err := e.svc.DeleteRole(e.ctx, e.admin, r.ID); err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.svc.SetRoleScopes(e.ctx, r.ID, []string{})
+	_, err = e.svc.SetRoleScopes(e.ctx, e.admin, r.ID, []string{})
 	wantCode(t, err, permiso.ENOTFOUND, "deleted role")
 }
 

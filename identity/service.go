@@ -181,11 +181,20 @@ type Actor struct {
 	// UserID is the calling user; uuid.Nil for a service client.
 	UserID uuid.UUID
 	// Admin: the caller was admitted as an administrator for the route
-	// (superuser, role admin, or the route's admin:* scope).
+	// (superuser, role admin, or the route's admin:* scope). What an
+	// administrator may then do is limited by the delegation rule
+	// (Delegation), built from the three fields below.
 	Admin bool
 	// Superuser: the calling user is a superuser; only they grant or
-	// revoke is_superuser.
+	// revoke is_superuser, and only they act on another superuser.
 	Superuser bool
+	// RoleAdmin: the calling user holds role admin (on their current
+	// record, not the token's claims).
+	RoleAdmin bool
+	// Scopes are the scopes the caller holds now: those of its token that
+	// its current roles (or, for a service client, its current scopes)
+	// still include (oauth2.Principal.HasScope).
+	Scopes []string
 }
 
 // Is reports whether the actor is the user id.

@@ -38,7 +38,7 @@ type NewUser struct {
 // verification mail is sent in the background.
 func (s *Service) Register(ctx context.Context, in NewUser) (permiso.User, error) {
 	in.IsActive, in.IsVerified, in.IsSuperuser, in.RoleIDs = nil, nil, nil, nil
-	u, err := s.create(ctx, in)
+	u, err := s.create(ctx, in, nil)
 	if err != nil {
 		return permiso.User{}, err
 	}
@@ -48,17 +48,25 @@ func (s *Service) Register(ctx context.Context, in NewUser) (permiso.User, error
 
 // CreateUser is an administrator's creation of a user (POST /users).
 // Everything is validated before anything is written: fields and
-// password (422), role ids (malformed 422, unknown 400), username and
-// email (409); the user and their roles are then written in one
-// transaction. Granting is_superuser needs a superuser actor.
+// password (422), role ids (malformed 422, unknown 400), the delegation
+// rule (403: creating a superuser needs a superuser; every role given,
+// role user by default included, passes Delegation.MayGrantRole),
+// username and email (409); the user and their roles are then written in
+// one transaction.
 func (s *Service) CreateUser(ctx context.Context, actor Actor, in NewUser) (permiso.User, error) {
 	if !actor.Admin {
 		return permiso.User{}, errForbidden
 	}
-	if in.IsSuperuser != nil && *in.IsSuperuser && !actor.Superuser {
-		return permiso.User{}, permiso.Errorf(permiso.EFORBIDDEN, "Only a superuser can create a superuser")
+	d, err := s.Delegation(ctx, actor)
+	if err != nil {
+		return permiso.User{}, err
 	}
-	u, err := s.create(ctx, in)
+	if in.IsSuperuser != nil && *in.IsSuperuser {
+		if err := d.MaySetSuperuser(); err != nil {
+			return permiso.User{}, err
+		}
+	}
+	u, err := s.create(ctx, in, func(roles []permiso.Role) error { return d.MaySetRoles(nil, roles) })
 	if err != nil {
 		return permiso.User{}, err
 	}
@@ -68,7 +76,9 @@ func (s *Service) CreateUser(ctx context.Context, actor Actor, in NewUser) (perm
 	return u, nil
 }
 
-func (s *Service) create(ctx context.Context, in NewUser) (permiso.User, error) {
+// create validates and writes a new user. mayGrant, when set, is asked
+// about the roles the user would get before anything is written.
+func (s *Service) create(ctx context.Context, in NewUser, mayGrant func([]permiso.Role) error) (permiso.User, error) {
 	var p problems
 	username := p.username("username", in.Username)
 	email := p.email("email", in.Email)
@@ -88,14 +98,23 @@ func (s *Service) create(ctx context.Context, in NewUser) (permiso.User, error) 
 	if err := p.err(); err != nil {
 		return permiso.User{}, err
 	}
+	var roles []permiso.Role
 	if in.RoleIDs == nil {
 		r, err := s.deps.Store.GetRoleByName(ctx, permiso.RoleUser)
 		if err != nil {
 			return permiso.User{}, fmt.Errorf("default role %q: %w", permiso.RoleUser, err)
 		}
-		roleIDs = []uuid.UUID{r.ID}
-	} else if err := s.rolesExist(ctx, roleIDs); err != nil {
-		return permiso.User{}, err
+		roles, roleIDs = []permiso.Role{r}, []uuid.UUID{r.ID}
+	} else {
+		var err error
+		if roles, err = s.roles(ctx, roleIDs); err != nil {
+			return permiso.User{}, err
+		}
+	}
+	if mayGrant != nil {
+		if err := mayGrant(roles); err != nil {
+			return permiso.User{}, err
+		}
 	}
 	if err := s.available(ctx, uuid.Nil, username, email); err != nil {
 		return permiso.User{}, err
@@ -149,21 +168,42 @@ func (s *Service) available(ctx context.Context, self uuid.UUID, username, email
 	return nil
 }
 
-// rolesExist returns a 400 naming every id that is not a role.
-func (s *Service) rolesExist(ctx context.Context, ids []uuid.UUID) error {
+// roles returns the roles of the ids (with their scopes), or a 400 naming
+// every id that is not a role.
+func (s *Service) roles(ctx context.Context, ids []uuid.UUID) ([]permiso.Role, error) {
 	var unknown []string
+	out := make([]permiso.Role, 0, len(ids))
 	for _, id := range ids {
-		if _, err := s.deps.Store.GetRole(ctx, id); err != nil {
+		r, err := s.deps.Store.GetRole(ctx, id)
+		if err != nil {
 			if !errors.Is(err, permiso.ErrNotFound) {
-				return err
+				return nil, err
 			}
 			unknown = append(unknown, id.String())
+			continue
 		}
+		out = append(out, r)
 	}
 	if len(unknown) > 0 {
-		return permiso.Errorf(permiso.EBADREQUEST, "Unknown role ids: %s", strings.Join(unknown, ", "))
+		return nil, permiso.Errorf(permiso.EBADREQUEST, "Unknown role ids: %s", strings.Join(unknown, ", "))
 	}
-	return nil
+	return out, nil
+}
+
+// delegation returns the delegation rule of an actor acting as an
+// administrator on the user u, after checking that it may act on u at all
+// (Delegation.MayManageUser), unless u is the actor themselves.
+func (s *Service) delegation(ctx context.Context, actor Actor, u permiso.User) (Delegation, error) {
+	d, err := s.Delegation(ctx, actor)
+	if err != nil {
+		return Delegation{}, err
+	}
+	if !actor.Is(u.ID) {
+		if err := d.MayManageUser(u); err != nil {
+			return Delegation{}, err
+		}
+	}
+	return d, nil
 }
 
 // UserUpdate is a change of a user (PUT /users/me, PUT /users/{id}).
@@ -207,7 +247,9 @@ func (u UserUpdate) Privileged() []string {
 // with 403 and nothing changes, whatever the values. An administrator may
 // change everything except: is_superuser (only a superuser changes its
 // value), and their own is_active (an administrator cannot disable
-// themselves).
+// themselves); and the delegation rule (Delegation): an administrator
+// changes another user only when MayManageUser allows it, and every role
+// given or taken away must pass MayGrantRole.
 //
 // A changed email must be free; it makes the account unverified (unless an
 // administrator sets is_verified true in the same request) and a
@@ -245,11 +287,24 @@ func (s *Service) UpdateUser(ctx context.Context, actor Actor, id uuid.UUID, in 
 	if err != nil {
 		return permiso.User{}, err
 	}
-	if in.IsSuperuser != nil && *in.IsSuperuser != before.IsSuperuser && !actor.Superuser {
-		return permiso.User{}, permiso.Errorf(permiso.EFORBIDDEN, "Only a superuser can grant or revoke is_superuser")
+	var d Delegation
+	if actor.Admin {
+		if d, err = s.delegation(ctx, actor, before); err != nil {
+			return permiso.User{}, err
+		}
+	}
+	// Only administrators get here with privileged fields (above).
+	if in.IsSuperuser != nil && *in.IsSuperuser != before.IsSuperuser {
+		if err := d.MaySetSuperuser(); err != nil {
+			return permiso.User{}, err
+		}
 	}
 	if in.RoleIDs != nil {
-		if err := s.rolesExist(ctx, roleIDs); err != nil {
+		roles, err := s.roles(ctx, roleIDs)
+		if err != nil {
+			return permiso.User{}, err
+		}
+		if err := d.MaySetRoles(before.Roles, roles); err != nil {
 			return permiso.User{}, err
 		}
 	}
@@ -314,7 +369,8 @@ func (s *Service) UpdateUser(ctx context.Context, actor Actor, id uuid.UUID, in 
 // DeleteUser deletes a user and everything of theirs (sessions, tokens,
 // roles links), after invalidating their tokens. A user may delete their
 // own account, except an administrator (who would lock themselves out;
-// another administrator can).
+// another administrator can, when the delegation rule lets it act on
+// them).
 func (s *Service) DeleteUser(ctx context.Context, actor Actor, id uuid.UUID) (permiso.User, error) {
 	switch {
 	case actor.Admin && actor.Is(id):
@@ -326,6 +382,11 @@ func (s *Service) DeleteUser(ctx context.Context, actor Actor, id uuid.UUID) (pe
 	if err != nil {
 		return permiso.User{}, err
 	}
+	if actor.Admin {
+		if _, err := s.delegation(ctx, actor, u); err != nil {
+			return u, err
+		}
+	}
 	if _, err := s.deps.Sessions.RevokeAllForUser(ctx, id, "account_deleted"); err != nil {
 		return permiso.User{}, notFound(err, errUserNotFound)
 	}
@@ -335,7 +396,9 @@ func (s *Service) DeleteUser(ctx context.Context, actor Actor, id uuid.UUID) (pe
 	return u, nil
 }
 
-// SetRoles replaces the user's roles (PUT /users/{id}/roles).
+// SetRoles replaces the user's roles (PUT /users/{id}/roles), within the
+// delegation rule: the administrator may act on the user, and every role
+// given or taken away passes Delegation.MayGrantRole.
 func (s *Service) SetRoles(ctx context.Context, actor Actor, id uuid.UUID, raw []string) (permiso.User, error) {
 	if !actor.Admin {
 		return permiso.User{}, errForbidden
@@ -348,10 +411,19 @@ func (s *Service) SetRoles(ctx context.Context, actor Actor, id uuid.UUID, raw [
 	if err := p.err(); err != nil {
 		return permiso.User{}, err
 	}
-	if _, err := s.getUser(ctx, id); err != nil {
+	u, err := s.getUser(ctx, id)
+	if err != nil {
 		return permiso.User{}, err
 	}
-	if err := s.rolesExist(ctx, ids); err != nil {
+	d, err := s.delegation(ctx, actor, u)
+	if err != nil {
+		return permiso.User{}, err
+	}
+	roles, err := s.roles(ctx, ids)
+	if err != nil {
+		return permiso.User{}, err
+	}
+	if err := d.MaySetRoles(u.Roles, roles); err != nil {
 		return permiso.User{}, err
 	}
 	if err := s.deps.Store.SetUserRoles(ctx, id, ids); err != nil {
@@ -363,11 +435,19 @@ func (s *Service) SetRoles(ctx context.Context, actor Actor, id uuid.UUID, raw [
 	return s.getUser(ctx, id)
 }
 
-// Unlock clears the user's failed-login lockout: the shared lockout
-// counter of the account, and its mirror on the user row.
-func (s *Service) Unlock(ctx context.Context, id uuid.UUID) (permiso.User, error) {
+// Unlock clears the user's failed-login lockout (POST
+// /users/{id}/unlock): the shared lockout counter of the account, and its
+// mirror on the user row. The actor must be an administrator that the
+// delegation rule lets act on the user.
+func (s *Service) Unlock(ctx context.Context, actor Actor, id uuid.UUID) (permiso.User, error) {
+	if !actor.Admin {
+		return permiso.User{}, errForbidden
+	}
 	u, err := s.getUser(ctx, id)
 	if err != nil {
+		return permiso.User{}, err
+	}
+	if _, err := s.delegation(ctx, actor, u); err != nil {
 		return permiso.User{}, err
 	}
 	if err := s.clearLockout(ctx, u); err != nil {

@@ -373,13 +373,13 @@ func TestUnlock(t *testing.T) {
 	if got := e.get(u.ID); got.LockedUntil == nil {
 		t.Error("lock not mirrored on the user")
 	}
-	if _, err := e.svc.Unlock(e.ctx, u.ID); err != nil {
+	if _, err := e.svc.Unlock(e.ctx, e.admin, u.ID); err != nil {
 		t.Fatal(err)
 	}
 	e.mustLogin("pia", goodPassword)
 	if got := e.get(u.ID); got.LockedUntil != nil || got.FailedLoginAttempts != 0 {
 		t.Errorf("mirror after unlock: %v %d", got.LockedUntil, got.FailedLoginAttempts)
 	}
-	_, err := e.svc.Unlock(e.ctx, uuid.New())
+	_, err := e.svc.Unlock(e.ctx, e.admin, uuid.New())
 	wantCode(t, err, permiso.ENOTFOUND, "unlock unknown")
 }

@@ -72,6 +72,20 @@ func (p Principal) Can(scope string) bool { return p.IsAdmin() || p.HasScope(sco
 type Caller struct {
 	Principal *Principal
 	Client    *permiso.ServiceClient
+	// Delegation is the delegation rule applied to a bearer that is an
+	// administrator for admin:tokens (docs/security-model.md): it revokes
+	// a token it does not own only when the rule lets it act on the
+	// token's user or client. Without it, such a revocation is refused.
+	Delegation Delegation
+}
+
+// Delegation decides whether an administrator may act on a user or a
+// service client; identity.Delegation implements it.
+type Delegation interface {
+	// MayManageUser returns nil, or the EFORBIDDEN refusal.
+	MayManageUser(u permiso.User) error
+	// MayManageClient returns nil, or the EFORBIDDEN refusal.
+	MayManageClient(c permiso.ServiceClient) error
 }
 
 // AuthenticateClient authenticates a service client by its credentials,

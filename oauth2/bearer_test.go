@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/identity"
 	"github.com/permiso/permiso/oauth2"
 )
 
@@ -384,12 +385,34 @@ func TestRevokeOwnership(t *testing.T) {
 	e.wantInvalidToken(a2.AccessToken, "access token of a revoked refresh token's session")
 	e.wantInvalidToken(a.AccessToken, "older access token of the session")
 
-	// An admin may revoke anyone's access token.
+	// An admin may revoke anyone's access token, within the delegation
+	// rule the caller carries; without one the revocation is refused.
 	b := e.login("alice", goodPassword, "")
-	if err := e.svc.Revoke(e.ctx, oauth2.Caller{Principal: &root}, b.AccessToken, ""); err != nil {
+	if err := e.svc.Revoke(e.ctx, oauth2.Caller{Principal: &root}, b.AccessToken, ""); permiso.ErrorCode(err) != permiso.EFORBIDDEN {
+		t.Fatalf("admin revocation without a delegation rule: %v", err)
+	}
+	e.mustAuthenticate(b.AccessToken)
+	rootCaller := oauth2.Caller{Principal: &root, Delegation: identity.NewDelegation(identity.Actor{UserID: root.User.ID, Admin: true, RoleAdmin: true}, nil)}
+	if err := e.svc.Revoke(e.ctx, rootCaller, b.AccessToken, ""); err != nil {
 		t.Fatal(err)
 	}
 	e.wantInvalidToken(b.AccessToken, "revoked by an admin")
+	// Only a superuser ends a superuser's session: a holder of role admin
+	// is refused (403), and the token keeps working.
+	su := e.createUser("su", goodPassword, permiso.RoleUser)
+	if _, err := e.db.UpdateUser(e.ctx, su.ID, func(x *permiso.User) error { x.IsSuperuser = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	suLogin := e.login("su", goodPassword, "")
+	for _, tok := range []string{suLogin.AccessToken, suLogin.RefreshToken} {
+		if err := e.svc.Revoke(e.ctx, rootCaller, tok, ""); permiso.ErrorCode(err) != permiso.EFORBIDDEN {
+			t.Errorf("role admin revoking a superuser's token: %v", err)
+		}
+	}
+	e.mustAuthenticate(suLogin.AccessToken)
+	if ev := e.audit.find(oauth2.ActionTokenRevoke); ev[len(ev)-1].Result != "failure" || ev[len(ev)-1].Details["reason"] != "delegation" {
+		t.Errorf("refused revocation audited as %+v", ev[len(ev)-1])
+	}
 
 	// The client a token was issued to may revoke it.
 	c := e.mustToken(url.Values{"username": {"alice"}, "password": {goodPassword}}, basic("app-a", secretA))

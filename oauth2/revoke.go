@@ -21,6 +21,12 @@ import (
 //     may revoke it. For anyone else Revoke also gives nil and does nothing
 //     but write an audit event: answering 200 does not reveal whether a
 //     foreign token exists or is valid, which an error would.
+//   - An administrator revokes a token it does not own only when
+//     caller.Delegation lets it act on the token's user (or, for a service
+//     token, its client): ending the session of a more privileged user is
+//     refused with an EFORBIDDEN error (403), audited with reason
+//     "delegation". An administrator may introspect any token anyway, so
+//     the refusal reveals nothing it could not learn.
 //   - An access token is revoked by its jti until it expires.
 //   - A refresh token revokes its whole family and its session, and the
 //     session's access tokens through the revocation store (RFC 7009 §2.1
@@ -51,12 +57,24 @@ func (s *Service) Revoke(ctx context.Context, caller Caller, token, hint string)
 			return err
 		}
 		owner := identity{clientID: c.ClientID}
+		var subject uuid.UUID
+		subjectClient := c.Subject
 		if c.Type == permiso.TokenTypeAccess {
 			owner.userID = c.Subject
+			subject, _ = uuid.Parse(c.Subject)
+			subjectClient = ""
 		}
-		if !caller.admin() && !caller.owns(owner) {
-			s.audit(ctx, meta, actor.event(ActionTokenRevoke, "failure", "token", c.ID, map[string]any{"reason": "not_owner"}))
-			return nil
+		if !caller.owns(owner) {
+			if !caller.admin() {
+				s.audit(ctx, meta, actor.event(ActionTokenRevoke, "failure", "token", c.ID, map[string]any{"reason": "not_owner"}))
+				return nil
+			}
+			if err := s.mayRevoke(ctx, caller, subject, subjectClient); err != nil {
+				if permiso.ErrorCode(err) == permiso.EFORBIDDEN {
+					s.audit(ctx, meta, actor.event(ActionTokenRevoke, "failure", "token", c.ID, map[string]any{"reason": "delegation", "sub": c.Subject}))
+				}
+				return err
+			}
 		}
 		if err := s.deps.Revocations.RevokeToken(ctx, c.ID, c.ExpiresAt.Add(revocationMargin)); err != nil {
 			return err
@@ -79,9 +97,18 @@ func (s *Service) Revoke(ctx context.Context, caller Caller, token, hint string)
 	if err != nil {
 		return err
 	}
-	if !caller.admin() && !caller.owns(identity{userID: t.UserID.String(), clientID: clientID}) {
-		s.audit(ctx, meta, actor.event(ActionTokenRevoke, "failure", "session", t.SessionID.String(), map[string]any{"reason": "not_owner"}))
-		return nil
+	if !caller.owns(identity{userID: t.UserID.String(), clientID: clientID}) {
+		if !caller.admin() {
+			s.audit(ctx, meta, actor.event(ActionTokenRevoke, "failure", "session", t.SessionID.String(), map[string]any{"reason": "not_owner"}))
+			return nil
+		}
+		if err := s.mayRevoke(ctx, caller, t.UserID, ""); err != nil {
+			if permiso.ErrorCode(err) == permiso.EFORBIDDEN {
+				s.audit(ctx, meta, actor.event(ActionTokenRevoke, "failure", "session", t.SessionID.String(),
+					map[string]any{"reason": "delegation", "user_id": t.UserID.String()}))
+			}
+			return err
+		}
 	}
 	now := s.now()
 	if _, err := s.deps.Tokens.RevokeRefreshFamily(ctx, t.FamilyID, "revoked", now); err != nil {
@@ -93,6 +120,41 @@ func (s *Service) Revoke(ctx context.Context, caller Caller, token, hint string)
 	s.audit(ctx, meta, actor.event(ActionTokenRevoke, "success", "session", t.SessionID.String(),
 		map[string]any{"token_type": TokenTypeHintRefresh, "family_id": t.FamilyID.String(), "user_id": t.UserID.String()}))
 	return nil
+}
+
+// errNoDelegation refuses an administrator's revocation of a token it does
+// not own when the caller carries no delegation rule to decide it.
+var errNoDelegation = permiso.Errorf(permiso.EFORBIDDEN, "Not allowed to revoke this token")
+
+// mayRevoke applies caller.Delegation to an administrator revoking a token
+// it does not own: the token's user (userID), or for a service token its
+// client (clientID), must be one the caller may act on. A subject that no
+// longer exists protects nothing: its tokens fail every check already.
+func (s *Service) mayRevoke(ctx context.Context, caller Caller, userID uuid.UUID, clientID string) error {
+	if caller.Delegation == nil {
+		return errNoDelegation
+	}
+	if clientID != "" {
+		cl, err := s.deps.Clients.GetServiceClientByClientID(permiso.WithFreshRead(ctx), clientID)
+		switch {
+		case errors.Is(err, permiso.ErrNotFound):
+			return nil
+		case err != nil:
+			return err
+		}
+		return caller.Delegation.MayManageClient(cl)
+	}
+	if userID == uuid.Nil {
+		return nil
+	}
+	u, err := s.deps.Users.GetUser(permiso.WithFreshRead(ctx), userID)
+	switch {
+	case errors.Is(err, permiso.ErrNotFound):
+		return nil
+	case err != nil:
+		return err
+	}
+	return caller.Delegation.MayManageUser(u)
 }
 
 // endSession revokes the session in the store (with its refresh tokens)
