@@ -33,7 +33,7 @@ func (b ImportBatch) Empty() bool {
 
 // ImportCounts counts rows and links, per table.
 type ImportCounts struct {
-	Scopes, Roles, Users, Clients        int
+	Scopes, Roles, Users, Clients       int
 	RoleScopes, UserRoles, ClientScopes int
 }
 
