@@ -64,14 +64,14 @@ func (db *DB) Import(ctx context.Context, b permiso.ImportBatch) (permiso.Import
 			previous_secret_hash, previous_secret_expires_at, name, description, client_type,
 			is_active, is_trusted, access_token_lifetime, refresh_token_lifetime,
 			rate_limit_per_minute, rate_limit_per_hour, last_used, total_requests, contact_email,
-			website_url, allowed_ips, webhook_url, created_at, updated_at)
-			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22)
+			website_url, allowed_ips, webhook_url, tokens_revoked_before, created_at, updated_at)
+			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23)
 			ON CONFLICT (id) DO NOTHING`,
 			c.ID, c.ClientID, c.SecretHash, c.PreviousSecretHash, c.PreviousSecretExpiresAt, c.Name,
 			c.Description, c.ClientType, c.IsActive, c.IsTrusted, c.AccessTokenLifetime,
 			c.RefreshTokenLifetime, c.RateLimitPerMinute, c.RateLimitPerHour, c.LastUsed,
 			c.TotalRequests, c.ContactEmail, c.WebsiteURL, c.AllowedIPs, c.WebhookURL,
-			c.CreatedAt, c.UpdatedAt)
+			c.TokensRevokedBefore, c.CreatedAt, c.UpdatedAt)
 	}
 	links := []struct {
 		count *int

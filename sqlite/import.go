@@ -82,13 +82,13 @@ func (db *DB) Import(ctx context.Context, b permiso.ImportBatch) (permiso.Import
 			}
 			if err := add(&n.Clients, errMap{op: "import service client", exists: "Service client " + sc.ID.String() + ": client_id already exists"},
 				`INSERT INTO service_clients (`+strings.ReplaceAll(clientCols, "c.", "")+`)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
 				sc.ID, sc.ClientID, sc.SecretHash, sc.PreviousSecretHash,
 				tsPtr(sc.PreviousSecretExpiresAt), sc.Name, sc.Description, sc.ClientType,
 				sc.IsActive, sc.IsTrusted, sc.AccessTokenLifetime, sc.RefreshTokenLifetime,
 				sc.RateLimitPerMinute, sc.RateLimitPerHour, tsPtr(sc.LastUsed),
 				sc.TotalRequests, sc.ContactEmail, sc.WebsiteURL, sc.AllowedIPs,
-				sc.WebhookURL, ts(sc.CreatedAt), ts(sc.UpdatedAt)); err != nil {
+				sc.WebhookURL, tsPtr(sc.TokensRevokedBefore), ts(sc.CreatedAt), ts(sc.UpdatedAt)); err != nil {
 				return err
 			}
 		}
