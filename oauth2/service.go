@@ -383,7 +383,14 @@ func (s *Service) authenticateClient(ctx context.Context, req TokenRequest, meta
 	}
 	now := s.now()
 	presented := permiso.HashToken(req.ClientSecret)
-	cl, err := s.deps.Clients.GetServiceClientByClientID(ctx, req.ClientID)
+	// A client_id that is not valid UTF-8 or holds a NUL names no client:
+	// it is answered as an unknown one without asking the store, whose
+	// backends would not agree on it (docs/security-model.md, "Untrusted
+	// bytes").
+	cl, err := permiso.ServiceClient{}, permiso.ErrNotFound
+	if permiso.ValidIdentifier(req.ClientID) {
+		cl, err = s.deps.Clients.GetServiceClientByClientID(ctx, req.ClientID)
+	}
 	if err != nil {
 		if !errors.Is(err, permiso.ErrNotFound) {
 			return nil, func() {}, err
