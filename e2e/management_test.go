@@ -258,7 +258,10 @@ func TestAuditFlushedOnSIGTERM(t *testing.T) {
 
 // TestDocsPagesRenderInChromium: the Swagger UI and ReDoc pages, served by
 // the real binary from embedded assets, render the API's title and routes
-// in headless Chromium (no network beyond the server).
+// in headless Chromium (no network beyond the server), without an error
+// or warning box (Swagger UI shows one, for example, for a
+// jsonSchemaDialect it does not support) and without a message on the
+// browser console.
 func TestDocsPagesRenderInChromium(t *testing.T) {
 	t.Parallel()
 	b := sqliteOnly(t)
@@ -272,40 +275,77 @@ func TestDocsPagesRenderInChromium(t *testing.T) {
 	const title = "Permiso E2E Docs Title"
 	s := startServer(t, b.env(t, map[string]string{"APP_NAME": title}))
 	requireRoute(t, s, http.MethodGet, "/openapi.json")
-	for _, page := range []string{"/docs", "/redoc"} {
-		t.Run(strings.TrimPrefix(page, "/"), func(t *testing.T) {
+	for _, tc := range []struct {
+		page string
+		// rendered is markup only a rendered operation has.
+		rendered string
+		// failures are markup and texts of the UI's error and warning
+		// boxes.
+		failures []string
+	}{
+		{"/docs", `class="opblock-summary`, []string{`class="errors-wrapper"`, `class="errors"`, `class="version-pragma`,
+			"Unable to render this definition", "Failed to load API definition", "Could not render", "Parser error"}},
+		{"/redoc", `operation-type post"`, []string{"Oops... ReDoc failed to render", "Something went wrong", "Error downloading"}},
+	} {
+		t.Run(strings.TrimPrefix(tc.page, "/"), func(t *testing.T) {
 			t.Parallel()
-			dom := renderDOM(t, chromium, s.URL+page)
+			dom, console := renderDOM(t, chromium, s.URL+tc.page)
 			// Only what the UI rendered counts, not the page's <title>.
 			if i := strings.Index(dom, "<body"); i >= 0 {
 				dom = dom[i:]
 			}
 			if !strings.Contains(dom, title) {
-				t.Errorf("%s: rendered page does not show the title %q:\n%.3000s", page, title, dom)
+				t.Errorf("%s: rendered page does not show the title %q:\n%.3000s", tc.page, title, dom)
 			}
 			if !strings.Contains(dom, "/service-clients/{client_id}/rotate-secret") && !strings.Contains(dom, "Rotate the client secret") {
-				t.Errorf("%s: rendered page shows no route:\n%.3000s", page, dom)
+				t.Errorf("%s: rendered page shows no route:\n%.3000s", tc.page, dom)
+			}
+			if !strings.Contains(dom, tc.rendered) {
+				t.Errorf("%s: rendered page has no %s: the operations were not rendered", tc.page, tc.rendered)
+			}
+			for _, f := range tc.failures {
+				if i := strings.Index(dom, f); i >= 0 {
+					t.Errorf("%s: the page shows an error or a warning (%s): %.600s", tc.page, f, dom[i:])
+				}
+			}
+			for _, line := range console {
+				t.Errorf("%s: browser console: %s", tc.page, line)
 			}
 		})
 	}
 }
 
+// redocLogo is the one console message the ReDoc page may log: ReDoc
+// 2.x always shows its vendor's logo from a CDN, which the page's
+// Content-Security-Policy blocks (no request leaves for it); the image
+// then hides itself.
+const redocLogo = "https://cdn.redoc.ly/redoc/logo-mini.svg' violates the following Content Security Policy"
+
 // renderDOM loads url in headless Chromium, lets its scripts run, and
-// returns the serialized DOM.
-func renderDOM(t *testing.T, chromium, url string) string {
+// returns the serialized DOM and what the page wrote to the browser
+// console (messages, uncaught exceptions, Content-Security-Policy
+// violations), but the ReDoc logo's.
+func renderDOM(t *testing.T, chromium, url string) (string, []string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, chromium, "--headless", "--no-sandbox", "--disable-gpu",
 		"--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync",
 		"--disable-dev-shm-usage", "--user-data-dir="+t.TempDir(), "--virtual-time-budget=15000",
-		"--dump-dom", url)
+		"--enable-logging=stderr", "--v=0", "--dump-dom", url)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("chromium --dump-dom %s: %v\n%s", url, err, errb.String())
 	}
-	return out.String()
+	var console []string
+	for _, line := range strings.Split(errb.String(), "\n") {
+		// Chromium logs each console message as INFO:CONSOLE.
+		if strings.Contains(line, ":CONSOLE") && !strings.Contains(line, redocLogo) {
+			console = append(console, line)
+		}
+	}
+	return out.String(), console
 }
 
 // TestCacheInvalidationAcrossInstances: two instances share PostgreSQL

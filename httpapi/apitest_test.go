@@ -4,18 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/argon2id"
@@ -31,8 +27,8 @@ import (
 // apiEnv is a complete server on real parts (SQLite in memory, HS256
 // signer, in-process revocations, argon2id with test parameters, the
 // batched audit writer and usage counter) for the handler tests of issue
-// 5. Every JSON response it sees is validated against the OpenAPI
-// document (validateResponse).
+// 5. Every request sent and response received through call and form is
+// validated against the OpenAPI document (openAPIValidator).
 type apiEnv struct {
 	t      *testing.T
 	ctx    context.Context
@@ -139,34 +135,36 @@ func (e *apiEnv) login(username string) oauth2.TokenResponse {
 	return tr
 }
 
-// form POSTs a form, with HTTP Basic when basic is not nil.
+// form POSTs a form, with HTTP Basic when basic is not nil, and
+// validates the exchange against the OpenAPI document (path is the
+// operation's documented path: the OAuth endpoints have no parameters).
 func (e *apiEnv) form(path string, v url.Values, basic *[2]string) *httptest.ResponseRecorder {
-	r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(v.Encode()))
+	e.t.Helper()
+	body := []byte(v.Encode())
+	r := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	if basic != nil {
 		r.SetBasicAuth(url.QueryEscape(basic[0]), url.QueryEscape(basic[1]))
 	}
 	w := httptest.NewRecorder()
 	e.h.ServeHTTP(w, r)
+	e.doc.exchange(e.t, path, r, body, w, false)
 	return w
 }
 
 // call sends a JSON request with a bearer token and validates the
-// response against the document's schema for the route template (the
-// registered pattern's path) and status.
+// request and the response against the OpenAPI document's operation for
+// the route template (the registered pattern's path); route "" skips it.
 func (e *apiEnv) call(method, route, path, bearer string, body any) *httptest.ResponseRecorder {
 	e.t.Helper()
-	var rd *bytes.Reader
+	var b []byte
+	var r *http.Request
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
 			e.t.Fatal(err)
 		}
-		rd = bytes.NewReader(b)
-	}
-	var r *http.Request
-	if rd != nil {
-		r = httptest.NewRequest(method, path, rd)
+		r = httptest.NewRequest(method, path, bytes.NewReader(b))
 		r.Header.Set("Content-Type", "application/json")
 	} else {
 		r = httptest.NewRequest(method, path, nil)
@@ -177,7 +175,7 @@ func (e *apiEnv) call(method, route, path, bearer string, body any) *httptest.Re
 	w := httptest.NewRecorder()
 	e.h.ServeHTTP(w, r)
 	if route != "" {
-		e.doc.validate(e.t, method, route, w)
+		e.doc.exchange(e.t, route, r, b, w, false)
 	}
 	return w
 }
@@ -204,94 +202,6 @@ func jnum(t *testing.T, v any, what string) int {
 		t.Fatalf("%s: %v (%T) is not a number", what, v, v)
 	}
 	return int(f)
-}
-
-// openAPIValidator validates responses against the served document.
-type openAPIValidator struct {
-	mu      sync.Mutex
-	doc     map[string]any
-	c       *jsonschema.Compiler
-	schemas map[string]*jsonschema.Schema
-	checked map[string]bool // "METHOD route status" validated at least once
-}
-
-func newOpenAPIValidator(t *testing.T, s *server) *openAPIValidator {
-	t.Helper()
-	raw, err := json.Marshal(s.openAPIDocument())
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	if err := c.AddResource("mem://openapi.json", doc); err != nil {
-		t.Fatal(err)
-	}
-	m, _ := doc.(map[string]any)
-	return &openAPIValidator{doc: m, c: c, schemas: map[string]*jsonschema.Schema{}, checked: map[string]bool{}}
-}
-
-// pointerEscape escapes a JSON-pointer token.
-func pointerEscape(s string) string {
-	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
-}
-
-// validate checks w against the schema of route's operation for w's
-// status: the status must be documented, the body must match.
-func (v *openAPIValidator) validate(t *testing.T, method, route string, w *httptest.ResponseRecorder) {
-	t.Helper()
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	paths, _ := v.doc["paths"].(map[string]any)
-	item, _ := paths[route].(map[string]any)
-	opObj, _ := item[strings.ToLower(method)].(map[string]any)
-	if opObj == nil {
-		t.Errorf("OpenAPI: %s %s is not documented", method, route)
-		return
-	}
-	status := fmt.Sprint(w.Code)
-	resps, _ := opObj["responses"].(map[string]any)
-	resp, _ := resps[status].(map[string]any)
-	if resp == nil {
-		t.Errorf("OpenAPI: %s %s does not document status %s (body %s)", method, route, status, w.Body)
-		return
-	}
-	v.checked[method+" "+route+" "+status] = true
-	content, _ := resp["content"].(map[string]any)
-	if content == nil {
-		if w.Body.Len() > 0 {
-			t.Errorf("OpenAPI: %s %s %s documents no body, got %s", method, route, status, w.Body)
-		}
-		return
-	}
-	if _, ok := content["application/json"]; !ok {
-		return
-	}
-	if ct := w.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-		t.Errorf("OpenAPI: %s %s %s: Content-Type %q, want application/json", method, route, status, ct)
-		return
-	}
-	loc := "mem://openapi.json#/paths/" + pointerEscape(route) + "/" + strings.ToLower(method) +
-		"/responses/" + status + "/content/application~1json/schema"
-	sch := v.schemas[loc]
-	if sch == nil {
-		var err error
-		if sch, err = v.c.Compile(loc); err != nil {
-			t.Fatalf("OpenAPI: compile %s: %v", loc, err)
-		}
-		v.schemas[loc] = sch
-	}
-	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(w.Body.Bytes()))
-	if err != nil {
-		t.Errorf("OpenAPI: %s %s %s: body is not JSON: %v", method, route, status, err)
-		return
-	}
-	if err := sch.Validate(inst); err != nil {
-		t.Errorf("OpenAPI: %s %s %s: response does not match the documented schema: %v\nbody: %s", method, route, status, err, w.Body)
-	}
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

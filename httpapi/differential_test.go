@@ -320,63 +320,94 @@ type diffRoute struct {
 }
 
 // diffRoutes enumerates the server's route table and finds each route's
-// operation in the OpenAPI catalogue; a route without one fails the test.
+// operation in the OpenAPI document it serves; a route without one fails
+// the test.
 func diffRoutes(t *testing.T, s *server) []diffRoute {
 	api := s.apiPrefix()
-	components := openAPISchemas()
-	resolve := func(sc schema) schema {
-		if r, ok := sc["$ref"].(string); ok {
-			return components[strings.TrimPrefix(r, "#/components/schemas/")].(schema)
-		}
-		return sc
+	doc, err := s.openAPIDocument()
+	if err != nil {
+		t.Fatal(err)
 	}
-	byPattern := map[string]op{}
-	for _, o := range s.openAPIOps() {
-		p := strings.ReplaceAll(o.path, "{api}", api)
-		if o.serves != "" {
-			p = strings.ReplaceAll(o.serves, "{api}", api)
+	type obj = map[string]any
+	// resolve follows a $ref within the document.
+	resolve := func(v obj) obj {
+		for v != nil {
+			ref, ok := v["$ref"].(string)
+			if !ok {
+				break
+			}
+			var cur any = doc
+			for _, tok := range strings.Split(strings.TrimPrefix(ref, "#/"), "/") {
+				m, _ := cur.(obj)
+				cur = m[tok]
+			}
+			v, _ = cur.(obj)
 		}
-		byPattern[o.method+" "+p] = o
+		return v
 	}
+	props := func(sc obj) obj {
+		p, _ := resolve(sc)["properties"].(obj)
+		return p
+	}
+	paths, _ := doc["paths"].(obj)
 	var out []diffRoute
 	for _, ri := range s.routes {
 		method, p, _ := strings.Cut(ri.Pattern, " ")
 		if p == "/{$}" {
 			p = "/"
 		}
-		o, ok := byPattern[method+" "+p]
+		item, _ := paths[p].(obj)
+		op, ok := item[strings.ToLower(method)].(obj)
 		if !ok {
-			t.Errorf("route %s has no operation in the OpenAPI catalogue: the differential test cannot drive it", ri.Pattern)
+			t.Errorf("route %s has no operation in the OpenAPI document: the differential test cannot drive it", ri.Pattern)
 			continue
 		}
-		docPath := strings.ReplaceAll(o.path, "{api}", api)
-		r := diffRoute{pattern: ri.Pattern, key: method + " " + strings.TrimPrefix(docPath, api), method: method, path: docPath,
-			public: ri.Access.public, oauth: o.oauth, formJSON: o.formJSON, types: map[string]any{},
-			clientAuth: o.auth == "token" || o.auth == "client-or-bearer"}
-		if !strings.HasPrefix(docPath, api+"/") {
-			r.key = method + " " + docPath
+		r := diffRoute{pattern: ri.Pattern, key: method + " " + strings.TrimPrefix(p, api), method: method, path: p,
+			public: ri.Access.public, types: map[string]any{}}
+		if !strings.HasPrefix(p, api+"/") {
+			r.key = method + " " + p
 		}
-		for _, prm := range o.params {
-			switch {
-			case prm.in == "query":
-				r.query = append(r.query, prm.name)
-			case prm.in == "path" && diffPathValues[prm.name] == "":
-				t.Errorf("route %s: no fixture value for the path parameter %s (diffPathValues)", ri.Pattern, prm.name)
+		// The OAuth endpoints answer with the RFC 6749 envelope.
+		responses, _ := op["responses"].(obj)
+		for _, resp := range responses {
+			content, _ := resolve(resp.(obj))["content"].(obj)
+			js, _ := content["application/json"].(obj)
+			if sc, _ := js["schema"].(obj); sc["$ref"] == "#/components/schemas/OAuthError" {
+				r.oauth = true
 			}
 		}
-		props := func(sc schema) schema {
-			p, _ := resolve(sc)["properties"].(schema)
-			return p
+		security, _ := op["security"].([]any)
+		for _, req := range security {
+			if _, ok := req.(obj)["clientBasic"]; ok {
+				r.clientAuth = true
+			}
 		}
-		if o.form != nil {
-			for name := range props(o.form) {
+		params, _ := op["parameters"].([]any)
+		for _, x := range params {
+			prm := resolve(x.(obj))
+			name, _ := prm["name"].(string)
+			switch {
+			case prm["in"] == "query":
+				r.query = append(r.query, name)
+			case prm["in"] == "path" && diffPathValues[name] == "":
+				t.Errorf("route %s: no fixture value for the path parameter %s (diffPathValues)", ri.Pattern, name)
+			}
+		}
+		rb, _ := op["requestBody"].(obj)
+		content, _ := rb["content"].(obj)
+		form, _ := content[contentTypeForm].(obj)
+		js, _ := content[contentTypeJSON].(obj)
+		if form != nil {
+			fs, _ := form["schema"].(obj)
+			for name := range props(fs) {
 				r.form = append(r.form, name)
 			}
-		}
-		if o.body != nil {
-			for name, v := range props(o.body) {
-				fs := v.(schema)
-				items, _ := fs["items"].(schema)
+			r.formJSON = js != nil
+		} else if js != nil {
+			bs, _ := js["schema"].(obj)
+			for name, v := range props(bs) {
+				fs := resolve(v.(obj))
+				items, _ := fs["items"].(obj)
 				if inner := props(items); items != nil && inner != nil {
 					for in := range inner {
 						r.json = append(r.json, name+"[]."+in)

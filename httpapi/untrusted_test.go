@@ -169,7 +169,7 @@ func TestStoredTextRefusesNULAndControls(t *testing.T) {
 						body := c.base()
 						body[field] = bad
 						what := fmt.Sprintf("%s %s %s=%q", c.method, c.route, field, bad)
-						m := errorOf(t, e.do(c.method, c.route, c.path, c.token, body), http.StatusUnprocessableEntity, "validation_error", what)
+						m := errorOf(t, e.hostile().do(c.method, c.route, c.path, c.token, body), http.StatusUnprocessableEntity, "validation_error", what)
 						if !slices.Contains(detailFields(m), field) {
 							t.Errorf("%s: details %v do not name %s", what, m["details"], field)
 						}
@@ -228,7 +228,7 @@ func TestFilterRefusesUnstorableValues(t *testing.T) {
 				for _, p := range params {
 					for _, v := range unstorableValues {
 						what := fmt.Sprintf("GET %s?%s=%q", path, p, v)
-						w := e.do("GET", path, path+"?"+p+"="+url.QueryEscape(v), admin, nil)
+						w := e.hostile().do("GET", path, path+"?"+p+"="+url.QueryEscape(v), admin, nil)
 						m := errorOf(t, w, http.StatusUnprocessableEntity, "validation_error", what)
 						if !slices.Equal(detailFields(m), []string{p}) {
 							t.Errorf("%s: details %v", what, m["details"])
