@@ -25,6 +25,7 @@ type Store interface {
 	ReportStore
 	KeyStore
 	ActionTokenStore
+	ImportStore
 	Migrator
 
 	// Ping checks that the database answers.

@@ -3,6 +3,7 @@ package permiso_test
 import (
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/permiso/permiso"
@@ -23,6 +24,31 @@ func TestValidIdentifier(t *testing.T) {
 	} {
 		if got := permiso.ValidIdentifier(tc.in); got != tc.want {
 			t.Errorf("ValidIdentifier(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestValidText(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want bool
+	}{
+		{"Jane Doe", true},
+		{"", true},
+		{"line one\nline two\r\n\tindented", true},
+		{"ünïcode – “quotes” 😀", true},
+		{"a\x00b", false},
+		{"\xff", false},
+		{"\xc0\x80", false},
+		{"bell\x07", false},
+		{"escape\x1b[31m", false},
+		{"del\x7f", false},
+		{"c1\u0085", false},
+		{"c1\u009f", false},
+		{"\u00a0no-break space", true},
+	} {
+		if got := permiso.ValidText(tc.in); got != tc.want {
+			t.Errorf("ValidText(%q) = %v, want %v", tc.in, got, tc.want)
 		}
 	}
 }
@@ -61,6 +87,30 @@ func FuzzCleanText(f *testing.F) {
 		}
 		if utf8.ValidString(s) && !strings.Contains(s, "\x00") && (max <= 0 || len(s) <= max) && got != s {
 			t.Fatalf("CleanText changed clean text %q to %q", s, got)
+		}
+	})
+}
+
+// FuzzValidText: ValidText implies ValidIdentifier, and it holds exactly
+// when s is valid UTF-8 whose only control characters are tab, line feed
+// and carriage return.
+func FuzzValidText(f *testing.F) {
+	for _, s := range []string{"Jane", "a\nb", "\x00", "\xff", "\xc0\x80", "\x1b", "\u0085", "\u00a0"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := permiso.ValidText(s)
+		if got && !permiso.ValidIdentifier(s) {
+			t.Fatalf("ValidText(%q) but not ValidIdentifier", s)
+		}
+		want := utf8.ValidString(s)
+		for _, r := range s {
+			if unicode.IsControl(r) && r != '\t' && r != '\n' && r != '\r' {
+				want = false
+			}
+		}
+		if got != want {
+			t.Fatalf("ValidText(%q) = %v, want %v", s, got, want)
 		}
 	})
 }

@@ -230,6 +230,19 @@ func (h *Hasher) Verify(ctx context.Context, password, encoded string) (ok, need
 	return true, h.needsRehash(p), nil
 }
 
+// Check reports whether Verify can check a password against encoded: nil
+// for a well-formed Argon2id v19 PHC string within the accepted bounds
+// (MaxStoredMemory included), otherwise an error wrapping ErrInvalidHash
+// with the reason. It hashes nothing, so it is cheap: permiso import uses
+// it to refuse, before writing anything, hashes that could never verify.
+func (h *Hasher) Check(encoded string) error {
+	p, _, _, err := decode(encoded)
+	if err != nil {
+		return err
+	}
+	return h.checkStoredMemory(p)
+}
+
 // DummyHash returns a valid hash with the current parameters that no
 // password matches. Verifying against it costs the same as a real
 // verification.

@@ -168,6 +168,7 @@ func TestMalformedAndHostileHashes(t *testing.T) {
 		"$argon2id$v=19$m=64,t=1,p=9$" + salt + "$" + key,         // below 8 KiB per lane
 		"$argon2id$v=19$m=4294967295,t=1,p=1$" + salt + "$" + key, // 4 TiB
 		"$argon2id$v=19$m=1048577,t=1,p=1$" + salt + "$" + key,    // 1 GiB + 1 KiB
+		"$argon2id$v=19$m=1048576,t=1,p=1$" + salt + "$" + key,    // 1 GiB: above MaxStoredMemory
 		"$argon2id$v=19$m=99999999999999999999,t=1,p=1$" + salt + "$" + key,
 		"$argon2id$v=19$m=64,t=21,p=1$" + salt + "$" + key,
 		"$argon2id$v=19$m=64,t=4294967295,p=1$" + salt + "$" + key,
@@ -187,7 +188,14 @@ func TestMalformedAndHostileHashes(t *testing.T) {
 	if ok, _, err := h.Verify(context.Background(), "pw", "$argon2id$v=19$m=64,t=1,p=1$"+salt+"$cnVaZWZmUG5tRjNmc0hMZQ"); err != nil || ok {
 		t.Errorf("16-byte hash: Verify = %v, %v; want false, nil", ok, err)
 	}
+	if err := h.Check("$argon2id$v=19$m=64,t=1,p=1$" + salt + "$" + key); err != nil {
+		t.Errorf("Check of a well-formed hash: %v", err)
+	}
 	for _, enc := range bad {
+		// Check refuses, without hashing, what Verify refuses.
+		if err := h.Check(enc); !errors.Is(err, ErrInvalidHash) {
+			t.Errorf("Check(%q) = %v, want ErrInvalidHash", enc, err)
+		}
 		ok, rehash, err := h.Verify(context.Background(), "pw", enc)
 		if err == nil || ok || rehash {
 			t.Errorf("Verify(%q) = %v, %v, %v; want an error", enc, ok, rehash, err)

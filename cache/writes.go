@@ -180,3 +180,13 @@ func (s *Store) MigrateDown(ctx context.Context, n int) ([]permiso.MigrationStat
 	}
 	return reverted, err
 }
+
+// Import.
+
+// Import writes rows carried over from the original service and
+// invalidates everything: it may link scopes to existing roles and roles
+// to existing users.
+func (s *Store) Import(ctx context.Context, b permiso.ImportBatch) (permiso.ImportCounts, error) {
+	defer s.changed(ctx, everything)
+	return s.Store.Import(ctx, b)
+}

@@ -37,7 +37,8 @@ const LevelCritical = slog.LevelError + 4
 const DevSecretFile = ".permiso-dev-secret"
 
 // MinSecretLength is the minimum length in bytes of an HMAC signing key
-// (JWT_SECRET_KEY and each of JWT_PREVIOUS_SECRET_KEYS): 256 bits, as
+// (JWT_SECRET_KEY and each of JWT_PREVIOUS_SECRET_KEYS and
+// JWT_NEXT_SECRET_KEYS): 256 bits, as
 // RFC 7518 §3.2 requires for HS256.
 const MinSecretLength = 32
 
@@ -99,6 +100,11 @@ type Config struct {
 	// JWTPreviousSecretKeys (JWT_PREVIOUS_SECRET_KEYS) still verify HS*
 	// tokens but never sign.
 	JWTPreviousSecretKeys []string
+	// JWTNextSecretKeys (JWT_NEXT_SECRET_KEYS) already verify HS* tokens
+	// but do not sign yet: the first phase of a rotation, so that every
+	// instance accepts the new key before any signs with it
+	// (docs/deployment.md, "Rotating the HS* secret").
+	JWTNextSecretKeys []string
 	// JWTAlgorithm (JWT_ALGORITHM): HS256, HS384, HS512, RS256, ES256 or
 	// EdDSA, in that canonical spelling.
 	JWTAlgorithm string
@@ -340,6 +346,21 @@ func (c Config) Audience() string {
 // IssuerIsURL reports whether JWT_ISSUER is an http(s) URL, as RFC 8414
 // wants an issuer to be.
 func (c Config) IssuerIsURL() bool { return isHTTPURL(c.JWTIssuer) }
+
+// IssuerIsHTTPS reports whether JWT_ISSUER is an https URL, as RFC 8414 §2
+// requires of an issuer identifier.
+func (c Config) IssuerIsHTTPS() bool {
+	u, err := url.Parse(c.JWTIssuer)
+	return err == nil && u.Scheme == "https" && u.Host != ""
+}
+
+// PublicURLIsDefault reports whether PUBLIC_URL is the per-instance
+// default http://HOST:PORT: unset, or set to that same value. Behind a
+// load balancer every instance would then advertise another URL, which
+// production refuses unless JWT_ISSUER is an https URL (Validate).
+func (c Config) PublicURLIsDefault() bool {
+	return c.PublicURL == defaultPublicURL(c.Host, c.Port)
+}
 
 // MetadataIssuer is the base URL that discovery metadata and endpoint URLs
 // use (SPEC §5.1): JWT_ISSUER when it is an http(s) URL, otherwise

@@ -299,16 +299,20 @@ func TestGuideDotenvBlock(t *testing.T) {
 	dir := t.TempDir()
 	path := writeFile(t, dir, ".env", guideDotenv+"\n"+guideTuning)
 
-	// As written: the only problem is the placeholder secret.
+	// As written, two problems: the placeholder secret, and a non-URL
+	// issuer without PUBLIC_URL (every instance would advertise its own
+	// address as the issuer).
 	_, warnings, err := Load(nil, path, true)
 	if err == nil {
 		t.Fatal("the guide's placeholder JWT_SECRET_KEY was accepted in production")
 	}
-	if got := errVars(err); !reflect.DeepEqual(got, []string{"JWT_SECRET_KEY"}) {
-		t.Fatalf("problems with the guide's .env = %v (%v), want only JWT_SECRET_KEY", got, err)
+	if got := errVars(err); !reflect.DeepEqual(got, []string{"JWT_SECRET_KEY", "JWT_ISSUER"}) {
+		t.Fatalf("problems with the guide's .env = %v (%v), want JWT_SECRET_KEY and JWT_ISSUER", got, err)
 	}
-	if strings.Count(err.Error(), "\n") != 0 || !strings.Contains(err.Error(), "placeholder") {
-		t.Errorf("error = %q, want one line about the placeholder", err)
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "placeholder") ||
+		!strings.Contains(lines[1], "PUBLIC_URL") || !strings.Contains(lines[1], "permiso-auth-prod") {
+		t.Errorf("error = %q, want one line about the placeholder and one naming JWT_ISSUER and PUBLIC_URL", err)
 	}
 	for _, w := range warnings {
 		if strings.Contains(w, "set on lines") {
@@ -331,10 +335,11 @@ func TestGuideDotenvBlock(t *testing.T) {
 	}
 
 	// With a real secret from the environment (as docker-compose passes
-	// it), the guide's file loads with the guide's meaning.
-	c, warnings, err := Load(MapEnv(map[string]string{"JWT_SECRET_KEY": strongKey}), path, true)
+	// it) and the external URL, the guide's file loads with the guide's
+	// meaning.
+	c, warnings, err := Load(MapEnv(map[string]string{"JWT_SECRET_KEY": strongKey, "PUBLIC_URL": "https://yourdomain.com"}), path, true)
 	if err != nil {
-		t.Fatalf("guide .env with a real secret: %v", err)
+		t.Fatalf("guide .env with a real secret and PUBLIC_URL: %v", err)
 	}
 	checks := []struct {
 		name      string
@@ -351,6 +356,7 @@ func TestGuideDotenvBlock(t *testing.T) {
 		{"JWTSecretKey", c.JWTSecretKey, strongKey},
 		{"Issuer", c.Issuer(), "permiso-auth-prod"},
 		{"Audience", c.Audience(), "permiso-auth-prod"},
+		{"MetadataIssuer", c.MetadataIssuer(), "https://yourdomain.com"},
 		{"AllowedOrigins", c.AllowedOrigins, []string{"https://yourdomain.com", "https://app.yourdomain.com"}},
 		{"AllowedHosts", c.AllowedHosts, []string{"yourdomain.com", "app.yourdomain.com"}},
 		{"AllowCredentials", c.AllowCredentials, true},
@@ -366,7 +372,8 @@ func TestGuideDotenvBlock(t *testing.T) {
 			t.Errorf("%s = %v, want %v", ck.name, ck.got, ck.want)
 		}
 	}
-	// Non-URL issuer: a warning, not an error (SPEC §5.1).
+	// Non-URL issuer with PUBLIC_URL: a warning, not an error
+	// (docs/deployment.md, "Production settings that matter").
 	if !slices.ContainsFunc(warnings, func(w string) bool { return strings.Contains(w, "JWT_ISSUER") }) {
 		t.Errorf("no warning about the non-URL JWT_ISSUER: %q", warnings)
 	}
@@ -870,6 +877,7 @@ func TestDebugForcedOffInProduction(t *testing.T) {
 	// And via Validate on a hand-made Config.
 	c = Defaults()
 	c.Environment, c.Debug, c.JWTSecretKey, c.DatabaseURL = EnvProduction, true, strongKey, "postgres://db/x"
+	c.PublicURL = "https://auth.example.com"
 	if err := c.Validate(); err != nil || c.Debug {
 		t.Errorf("Validate: %v, Debug = %v", err, c.Debug)
 	}

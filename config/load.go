@@ -103,9 +103,6 @@ func Load(env Env, envFile string, envFileExplicit bool) (Config, []string, erro
 	ws, verrs := cfg.check()
 	warnings = append(warnings, ws...)
 	errs = append(errs, verrs...)
-	if cfg.IsProduction() && !set["PUBLIC_URL"] && !cfg.IssuerIsURL() {
-		warnings = append(warnings, "PUBLIC_URL is not set: discovery metadata and links will use "+cfg.PublicURL+"; set PUBLIC_URL to the external https URL")
-	}
 	if len(errs) > 0 {
 		sortErrors(errs)
 		return cfg, warnings, errs

@@ -97,9 +97,18 @@ func (c *Config) check() (warnings []string, errs Errors) {
 		fail("JWT_ALGORITHM", "%s is not supported (HS256, HS384, HS512, RS256, ES256, EdDSA)", quote(c.JWTAlgorithm))
 	}
 	c.checkSecrets(fail, warn)
-	if strings.TrimSpace(c.JWTIssuer) == "" {
+	switch {
+	case strings.TrimSpace(c.JWTIssuer) == "":
 		fail("JWT_ISSUER", "must not be empty")
-	} else if !c.IssuerIsURL() && (prod || c.Environment == EnvStaging) {
+	case prod && c.IssuerIsURL() && !c.IssuerIsHTTPS():
+		// RFC 8414 §2: the issuer identifier is a URL that uses https.
+		fail("JWT_ISSUER", "%s is not an https URL; in production the issuer that tokens and discovery metadata name must be the external https URL (RFC 8414 §2), e.g. https://auth.example.com (PUBLIC_URL is not used when JWT_ISSUER is a URL)", quote(c.JWTIssuer))
+	case prod && !c.IssuerIsURL() && c.PublicURLIsDefault():
+		// Each instance would advertise its own http://HOST:PORT, so
+		// behind a load balancer the metadata issuer would change from
+		// one request to the next (RFC 8414 §3.3 wants one).
+		fail("JWT_ISSUER", "%s is not a URL and PUBLIC_URL is not set, so every instance would advertise its own address (%s) as the issuer in its discovery metadata; in production set JWT_ISSUER to the external https URL (e.g. https://auth.example.com), or keep JWT_ISSUER and set PUBLIC_URL to the external URL", quote(c.JWTIssuer), c.PublicURL)
+	case !c.IssuerIsURL() && (prod || c.Environment == EnvStaging):
 		warn("JWT_ISSUER %s is not a URL: discovery metadata will use PUBLIC_URL (%s) as the issuer; an https URL issuer is recommended (RFC 8414)", quote(c.JWTIssuer), c.PublicURL)
 	}
 	minDur := func(name string, d, lower time.Duration) {
@@ -269,9 +278,10 @@ func (c *Config) check() (warnings []string, errs Errors) {
 	return warnings, errs
 }
 
-// checkSecrets applies SPEC §2's refusals to JWT_SECRET_KEY and
-// JWT_PREVIOUS_SECRET_KEYS: errors in production for HS* algorithms,
-// warnings otherwise.
+// checkSecrets applies the refusals of docs/deployment.md ("Production
+// settings that matter") to JWT_SECRET_KEY, JWT_PREVIOUS_SECRET_KEYS and
+// JWT_NEXT_SECRET_KEYS: errors in production for HS* algorithms, warnings
+// otherwise.
 func (c *Config) checkSecrets(fail func(string, string, ...any), warn func(string, ...any)) {
 	strict := c.IsProduction() && c.IsSymmetric()
 	complain := func(name, problem string) {
@@ -291,16 +301,24 @@ func (c *Config) checkSecrets(fail func(string, string, ...any), warn func(strin
 	case len(c.JWTSecretKey) < MinSecretLength:
 		complain("JWT_SECRET_KEY", fmt.Sprintf("is %d bytes long; at least %d are needed", len(c.JWTSecretKey), MinSecretLength))
 	}
-	for i, k := range c.JWTPreviousSecretKeys {
-		n := strconv.Itoa(i + 1)
-		switch {
-		case isPlaceholderSecret(k):
-			complain("JWT_PREVIOUS_SECRET_KEYS", "key "+n+" is a well-known placeholder, not a secret")
-		case len(k) < MinSecretLength:
-			complain("JWT_PREVIOUS_SECRET_KEYS", fmt.Sprintf("key %s is %d bytes long; at least %d are needed", n, len(k), MinSecretLength))
-		case k == c.JWTSecretKey:
-			warn("JWT_PREVIOUS_SECRET_KEYS: key %s equals JWT_SECRET_KEY", n)
+	for _, l := range []struct {
+		name string
+		keys []string
+	}{{"JWT_PREVIOUS_SECRET_KEYS", c.JWTPreviousSecretKeys}, {"JWT_NEXT_SECRET_KEYS", c.JWTNextSecretKeys}} {
+		for i, k := range l.keys {
+			n := strconv.Itoa(i + 1)
+			switch {
+			case isPlaceholderSecret(k):
+				complain(l.name, "key "+n+" is a well-known placeholder, not a secret")
+			case len(k) < MinSecretLength:
+				complain(l.name, fmt.Sprintf("key %s is %d bytes long; at least %d are needed", n, len(k), MinSecretLength))
+			case k == c.JWTSecretKey:
+				warn("%s: key %s equals JWT_SECRET_KEY", l.name, n)
+			}
 		}
+	}
+	if !c.IsSymmetric() && len(c.JWTNextSecretKeys) > 0 {
+		warn("JWT_NEXT_SECRET_KEYS is ignored with JWT_ALGORITHM=%s (rotate with: permiso keys rotate)", c.JWTAlgorithm)
 	}
 }
 

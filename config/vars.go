@@ -154,7 +154,7 @@ var specs = []spec{
 		Description: "Debug mode: logs at debug level whatever LOG_LEVEL says. Forced to false (with a warning) when ENVIRONMENT=production."},
 		set: boolean(func(c *Config) *bool { return &c.Debug })},
 	{Variable: Variable{Name: "ENVIRONMENT", Default: EnvDevelopment, Guide: true,
-		Description: "development, staging, production or test (any case). production turns on the strict checks: a strong JWT_SECRET_KEY, no SQLite, no wildcard CORS origin with credentials."},
+		Description: "development, staging, production or test (any case). production turns on the strict checks: a strong JWT_SECRET_KEY, no SQLite, no wildcard CORS origin with credentials, one advertised issuer URL (an https JWT_ISSUER or PUBLIC_URL)."},
 		set: func(c *Config, v string) error { c.Environment = strings.ToLower(strings.TrimSpace(v)); return nil }},
 
 	// Server
@@ -172,7 +172,7 @@ var specs = []spec{
 		Description: "Listen port (0 picks a free port)."},
 		set: port(func(c *Config) *int { return &c.Port })},
 	{Variable: Variable{Name: "PUBLIC_URL",
-		Description: "External base URL (scheme://host[:port][/path]) used in discovery metadata and links when JWT_ISSUER is not a URL. Default: http://HOST:PORT, with 0.0.0.0 shown as localhost."},
+		Description: "External base URL (scheme://host[:port][/path]) used in discovery metadata and links when JWT_ISSUER is not a URL. Default: http://HOST:PORT, with 0.0.0.0 shown as localhost. In production, required (the same absolute http(s) URL on every instance) unless JWT_ISSUER is an https URL."},
 		set: func(c *Config, v string) error {
 			c.PublicURL = strings.TrimRight(strings.TrimSpace(v), "/")
 			return nil
@@ -221,6 +221,10 @@ var specs = []spec{
 		Description: "Comma-separated (or JSON array) former JWT_SECRET_KEY values that still verify tokens during a rotation, but never sign."},
 		keepEmpty: true,
 		set:       list(func(c *Config) *[]string { return &c.JWTPreviousSecretKeys }, nil)},
+	{Variable: Variable{Name: "JWT_NEXT_SECRET_KEYS", Secret: true,
+		Description: "Comma-separated (or JSON array) future JWT_SECRET_KEY values that already verify tokens but never sign: set the new key here on every instance first, then make it JWT_SECRET_KEY, so a rolling restart refuses no token (docs/deployment.md)."},
+		keepEmpty: true,
+		set:       list(func(c *Config) *[]string { return &c.JWTNextSecretKeys }, nil)},
 	{Variable: Variable{Name: "JWT_ALGORITHM", Default: "HS256", Guide: true,
 		Description: "HS256, HS384, HS512, RS256, ES256 or EdDSA. Asymmetric keys are generated, stored in the database, published at the JWKS URL and rotated with `permiso keys rotate`."},
 		set: func(c *Config, v string) error {
@@ -232,7 +236,7 @@ var specs = []spec{
 			return nil
 		}},
 	{Variable: Variable{Name: "JWT_ISSUER", Default: "permiso-auth", Guide: true,
-		Description: "The iss claim, and the default audience. An https URL is recommended (RFC 8414); otherwise discovery metadata uses PUBLIC_URL."},
+		Description: "The iss claim, and the default audience. An https URL is recommended (RFC 8414); otherwise discovery metadata uses PUBLIC_URL. In production it must be an https URL, or PUBLIC_URL must be set."},
 		set: str(func(c *Config) *string { return &c.JWTIssuer })},
 	{Variable: Variable{Name: "JWT_AUDIENCE",
 		Description: "The aud claim of issued tokens and the audience required when verifying. Default: JWT_ISSUER."},

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"strings"
 
 	"github.com/google/uuid"
 
@@ -68,7 +69,10 @@ type routeInfo struct {
 	Access  access
 }
 
-// handle registers h for pattern behind the access rule a.
+// handle registers h for pattern behind the access rule a, and behind
+// wholeQuery: a query string that cannot be parsed whole is refused first.
+// The public routes under /auth/ are the OAuth endpoints, whose errors use
+// the RFC 6749 envelope.
 func (s *server) handle(pattern string, a access, h http.Handler) {
 	s.routes = append(s.routes, routeInfo{Pattern: pattern, Access: a})
 	if a.public {
@@ -76,7 +80,8 @@ func (s *server) handle(pattern string, a access, h http.Handler) {
 	} else {
 		h = s.guard(a, h)
 	}
-	s.mux.Handle(pattern, h)
+	_, path, _ := strings.Cut(pattern, " ")
+	s.mux.Handle(pattern, s.wholeQuery(a.public && s.isOAuthPath(path), h))
 }
 
 type asAdminKey struct{}

@@ -116,11 +116,19 @@ func readTime(v url.Values, name string, errs *queryErrs) *time.Time {
 	return &t
 }
 
-// readString reads an optional string parameter of at most max bytes.
+// readString reads an optional string parameter of at most max bytes. A
+// value that is not valid UTF-8 or holds a NUL cannot match anything
+// stored; it is refused before the store is asked (permiso.ValidIdentifier,
+// docs/security-model.md "Untrusted bytes"), so every backend answers it
+// alike.
 func readString(v url.Values, name string, max int, errs *queryErrs) string {
 	s := strings.TrimSpace(v.Get(name))
 	if len(s) > max {
 		errs.add(name, "must be at most "+strconv.Itoa(max)+" characters")
+		return ""
+	}
+	if !permiso.ValidIdentifier(s) {
+		errs.add(name, "must be valid UTF-8 without NUL")
 		return ""
 	}
 	return s

@@ -48,7 +48,7 @@ func (s *server) record(r *http.Request, action, result string, target auditTarg
 		v := ip.String()
 		e.IPAddress = &v
 	}
-	if ua := r.UserAgent(); ua != "" {
+	if ua := userAgent(r); ua != "" {
 		e.UserAgent = &ua
 	}
 	if id := RequestID(ctx); id != "" {

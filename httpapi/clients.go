@@ -152,6 +152,14 @@ type clientInput struct {
 // client_type and a required name apply.
 func (in *clientInput) validate(create bool) ([]uuid.UUID, error) {
 	var errs queryErrs
+	// Stored text is valid UTF-8 without NUL or other control characters
+	// than tab, line feed and carriage return (permiso.ValidText,
+	// docs/security-model.md "Untrusted bytes").
+	storable := func(field, v string) {
+		if !permiso.ValidText(v) {
+			errs.add(field, "must be valid UTF-8 without NUL or control characters")
+		}
+	}
 	text := func(field string, p **string, max int) {
 		if *p == nil {
 			return
@@ -160,6 +168,7 @@ func (in *clientInput) validate(create bool) ([]uuid.UUID, error) {
 		if utf8.RuneCountInString(v) > max {
 			errs.add(field, "must be at most "+strconv.Itoa(max)+" characters")
 		}
+		storable(field, v)
 		*p = &v
 	}
 	if in.Name == nil {
@@ -171,6 +180,7 @@ func (in *clientInput) validate(create bool) ([]uuid.UUID, error) {
 		if n := utf8.RuneCountInString(v); n < clientNameMin || n > clientNameMax {
 			errs.add("name", "must be between 2 and 100 characters")
 		}
+		storable("name", v)
 		in.Name = &v
 	}
 	text("description", &in.Description, clientDescriptionMax)
@@ -297,11 +307,18 @@ func (s *server) withClient(h func(w http.ResponseWriter, r *http.Request, c per
 
 // getClient loads the client named by the {client_id} path parameter.
 func (s *server) getClient(ctx context.Context, r *http.Request) (permiso.ServiceClient, error) {
+	errNotFound := permiso.Errorf(permiso.ENOTFOUND, "Service client not found")
+	id := r.PathValue("client_id")
+	if !permiso.ValidIdentifier(id) {
+		// It names no client; the store is not asked (docs/security-model.md,
+		// "Untrusted bytes").
+		return permiso.ServiceClient{}, errNotFound
+	}
 	// Admin reads show the database's record (last_used and
 	// total_requests are not invalidated in the in-process cache).
-	c, err := s.store.GetServiceClientByClientID(permiso.WithFreshRead(ctx), r.PathValue("client_id"))
+	c, err := s.store.GetServiceClientByClientID(permiso.WithFreshRead(ctx), id)
 	if errors.Is(err, permiso.ErrNotFound) {
-		return c, permiso.Errorf(permiso.ENOTFOUND, "Service client not found")
+		return c, errNotFound
 	}
 	return c, err
 }

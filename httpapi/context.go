@@ -3,7 +3,10 @@ package httpapi
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"net/netip"
+
+	"github.com/permiso/permiso"
 )
 
 // reqInfo is the per-request state that the middleware chain shares. One
@@ -15,6 +18,8 @@ type reqInfo struct {
 	peerTrusted bool       // peer is in Options.TrustedProxies
 	clientIP    netip.Addr
 	logger      *slog.Logger
+	// userAgent is the User-Agent header made storable (cleanUserAgent).
+	userAgent string
 }
 
 type infoKey struct{}
@@ -42,6 +47,28 @@ func ClientIP(ctx context.Context) netip.Addr {
 		return info.clientIP
 	}
 	return netip.Addr{}
+}
+
+// maxUserAgentBytes bounds the User-Agent recorded with sessions, refresh
+// tokens and audit events; real ones are far shorter.
+const maxUserAgentBytes = 512
+
+// cleanUserAgent is the request's User-Agent as it is recorded: free text
+// that is only recorded, so it is made storable on every backend
+// (permiso.CleanText: invalid UTF-8 replaced, NUL removed, at most
+// maxUserAgentBytes) and never fails the request (docs/security-model.md,
+// "Untrusted bytes").
+func cleanUserAgent(r *http.Request) string {
+	return permiso.CleanText(r.UserAgent(), maxUserAgentBytes)
+}
+
+// userAgent returns the request's cleaned User-Agent, as the request-id
+// middleware stored it.
+func userAgent(r *http.Request) string {
+	if info := infoFrom(r.Context()); info != nil {
+		return info.userAgent
+	}
+	return cleanUserAgent(r)
 }
 
 // loggerFrom returns the server's logger for the request, falling back to

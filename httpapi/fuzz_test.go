@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -78,6 +79,51 @@ func FuzzDecodeJSON(f *testing.F) {
 		code := permiso.ErrorCode(err)
 		if code != permiso.EINVALID && code != codeTooLarge {
 			t.Fatalf("decodeJSON(%q) = %v (code %q)", body, err, code)
+		}
+	})
+}
+
+// FuzzWholeQuery checks the query-string rule (query.go): a query string
+// that url.ParseQuery cannot parse whole is 400 bad_request, any other
+// reaches the route; nothing else happens.
+func FuzzWholeQuery(f *testing.F) {
+	for _, q := range []string{"", "a=1&b=2", "search=%zz", "a=1;b=2", "a" + strings.Repeat("&a", 10_000), "%", "a=%ff%00", "&&=&"} {
+		f.Add(q)
+	}
+	h := NewServer(Deps{Options: testOptions()})
+	f.Fuzz(func(t *testing.T, q string) {
+		r := httptest.NewRequest(http.MethodGet, "/health/live", nil)
+		r.URL.RawQuery = q
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		_, err := url.ParseQuery(q)
+		switch {
+		case err == nil && w.Code != http.StatusOK:
+			t.Fatalf("query %q parses, but the answer is %d: %s", q, w.Code, w.Body)
+		case err != nil && (w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), `"bad_request"`)):
+			t.Fatalf("query %q does not parse (%v), but the answer is %d: %s", q, err, w.Code, w.Body)
+		}
+	})
+}
+
+// FuzzReadString checks the filter rule (adminquery.go): a value comes
+// back trimmed, storable (valid UTF-8 without NUL) and within the bound,
+// or the parameter is named in exactly one error and "" comes back.
+func FuzzReadString(f *testing.F) {
+	for _, s := range []string{"", "alice", " spaced ", "\xff", "a\x00b", "\xc0\x80", strings.Repeat("x", 300)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		const max = 100
+		var errs queryErrs
+		got := readString(url.Values{"search": {s}}, "search", max, &errs)
+		switch {
+		case len(errs) == 0:
+			if got != strings.TrimSpace(s) || len(got) > max || !permiso.ValidIdentifier(got) {
+				t.Fatalf("readString(%q) = %q without an error", s, got)
+			}
+		case len(errs) != 1 || errs[0].Field != "search" || got != "":
+			t.Fatalf("readString(%q) = %q, errors %v", s, got, errs)
 		}
 	})
 }

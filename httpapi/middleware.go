@@ -121,9 +121,12 @@ func validRequestID(id string) bool {
 }
 
 // requestID gives every request an id: the X-Request-Id header when the
-// socket peer is a trusted proxy and the value is sane, otherwise a new
-// UUID. The id is set on the response and stored in the context with the
-// peer's address and trust.
+// socket peer is a trusted proxy and the value is sane (validRequestID:
+// only [A-Za-z0-9._-], so it is storable as it is), otherwise a new UUID.
+// The id is set on the response and stored in the context with the peer's
+// address and trust and the cleaned User-Agent (cleanUserAgent): the
+// boundary where the recorded free text of a request is made storable
+// (docs/security-model.md, "Untrusted bytes").
 func (s *server) requestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		peer := parseHostAddr(r.RemoteAddr)
@@ -132,6 +135,7 @@ func (s *server) requestID(next http.Handler) http.Handler {
 			peerTrusted: isTrusted(s.opts.TrustedProxies, peer),
 			clientIP:    peer,
 			logger:      s.logger,
+			userAgent:   cleanUserAgent(r),
 		}
 		if info.peerTrusted {
 			if id := r.Header.Get(headerRequestID); validRequestID(id) {
@@ -154,7 +158,8 @@ func (s *server) clientIP(next http.Handler) http.Handler {
 		if info == nil {
 			// Not behind requestID (direct use in tests).
 			peer := parseHostAddr(r.RemoteAddr)
-			info = &reqInfo{peer: peer, peerTrusted: isTrusted(s.opts.TrustedProxies, peer), logger: s.logger}
+			info = &reqInfo{peer: peer, peerTrusted: isTrusted(s.opts.TrustedProxies, peer), logger: s.logger,
+				userAgent: cleanUserAgent(r)}
 			r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
 		}
 		info.clientIP = clientAddrFromRequest(s.opts.TrustedProxies, info.peer, info.peerTrusted, r)
@@ -294,7 +299,7 @@ func (s *server) accessLog(next http.Handler) http.Handler {
 				slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 				slog.String("request_id", id),
 				slog.String("client_ip", ip),
-				slog.String("user_agent", r.UserAgent()),
+				slog.String("user_agent", userAgent(r)),
 			)
 		}()
 		next.ServeHTTP(sw, r)

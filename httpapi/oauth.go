@@ -120,11 +120,13 @@ func readError(err error) error {
 	return errMalformed
 }
 
-// meta is the request metadata the OAuth core records.
+// meta is the request metadata the OAuth core records. Every value is
+// storable: the client address is parsed (netip), the request id is
+// validated (validRequestID) and the User-Agent cleaned (cleanUserAgent).
 func meta(r *http.Request) oauth2.RequestMeta {
 	return oauth2.RequestMeta{
 		IP:        ClientIP(r.Context()),
-		UserAgent: r.UserAgent(),
+		UserAgent: userAgent(r),
 		RequestID: RequestID(r.Context()),
 	}
 }

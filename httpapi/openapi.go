@@ -542,7 +542,9 @@ func (s *server) operation(o op) schema {
 		}
 		out["requestBody"] = schema{"required": true, "content": content}
 	}
-	errs := map[int]bool{}
+	// Every operation answers 400 to a query string that cannot be parsed
+	// whole (query.go).
+	errs := map[int]bool{http.StatusBadRequest: true}
 	for _, c := range o.errors {
 		errs[c] = true
 	}

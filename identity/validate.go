@@ -84,7 +84,7 @@ func (p *problems) email(field, s string) string {
 }
 
 func validEmail(s string) bool {
-	if len(s) > MaxEmailLength || strings.ContainsAny(s, " \t\r\n<>\"(),;[]\\") {
+	if len(s) > MaxEmailLength || strings.ContainsAny(s, " \t\r\n<>\"(),;[]\\") || !permiso.ValidText(s) {
 		return false
 	}
 	a, err := mail.ParseAddress(s)
@@ -98,13 +98,20 @@ func validEmail(s string) bool {
 	return emailDotted.MatchString(strings.ToLower(domain))
 }
 
-// text validates an optional free-text field of at most max characters.
+// text validates an optional free-text field of at most max characters:
+// stored text is valid UTF-8 without NUL or other control characters than
+// tab, line feed and carriage return (permiso.ValidText,
+// docs/security-model.md "Untrusted bytes"), on every backend alike.
 func (p *problems) text(field string, s *string, max int) {
 	if s != nil && utf8.RuneCountInString(*s) > max {
 		p.add(field, "Must be at most %d characters long", max)
 	}
-	if s != nil && !utf8.ValidString(*s) {
+	switch {
+	case s == nil:
+	case !utf8.ValidString(*s):
 		p.add(field, "Must be valid UTF-8")
+	case !permiso.ValidText(*s):
+		p.add(field, "Must not contain NUL or control characters")
 	}
 }
 

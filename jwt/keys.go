@@ -99,20 +99,27 @@ func hmacKID(secret []byte) string {
 }
 
 // hmacKeySet builds the key set of an HS* signer: the secret signs and
-// verifies, the previous secrets only verify.
-func hmacKeySet(alg string, secret []byte, previous [][]byte) (*keySet, error) {
+// verifies, the next and previous secrets only verify. Each secret is
+// found by its kid (hmacKID), so which of them signed a token costs no
+// trial verifications.
+func hmacKeySet(alg string, secret []byte, next, previous [][]byte) (*keySet, error) {
 	if len(secret) < MinHMACSecretLength {
 		return nil, fmt.Errorf("jwt: %s secret must be at least %d bytes", alg, MinHMACSecretLength)
 	}
 	secret = slices.Clone(secret)
 	current := &key{kid: hmacKID(secret), alg: alg, signing: secret, verifying: secret}
-	others := make([]*key, 0, len(previous))
-	for i, p := range previous {
-		if len(p) == 0 {
-			return nil, fmt.Errorf("jwt: previous secret %d is empty", i+1)
+	others := make([]*key, 0, len(next)+len(previous))
+	for _, l := range []struct {
+		what    string
+		secrets [][]byte
+	}{{"next", next}, {"previous", previous}} {
+		for i, p := range l.secrets {
+			if len(p) == 0 {
+				return nil, fmt.Errorf("jwt: %s secret %d is empty", l.what, i+1)
+			}
+			p = slices.Clone(p)
+			others = append(others, &key{kid: hmacKID(p), alg: alg, verifying: p})
 		}
-		p = slices.Clone(p)
-		others = append(others, &key{kid: hmacKID(p), alg: alg, verifying: p})
 	}
 	return newKeySet(current, others), nil
 }
@@ -169,7 +176,7 @@ func (s *Signer) Run(ctx context.Context, every time.Duration) {
 func (s *Signer) Rotate(ctx context.Context) (newKID string, err error) {
 	if s.isHMAC() {
 		return "", permiso.Errorf(permiso.EINVALID,
-			"%s keys are not rotated by permiso: set a new JWT_SECRET_KEY and move the old one to JWT_PREVIOUS_SECRET_KEYS until its last token has expired", s.alg)
+			"%s keys are not rotated by permiso: put the new secret in JWT_NEXT_SECRET_KEYS on every instance and restart them, then make it JWT_SECRET_KEY with the old one in JWT_PREVIOUS_SECRET_KEYS (until its last token has expired) and restart them again (docs/deployment.md)", s.alg)
 	}
 	k, err := s.createKey(ctx)
 	if err != nil {

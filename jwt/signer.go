@@ -62,6 +62,12 @@ type Options struct {
 	// PreviousSecrets still verify HS* tokens but never sign
 	// (JWT_PREVIOUS_SECRET_KEYS). Ignored for asymmetric algorithms.
 	PreviousSecrets [][]byte
+	// NextSecrets already verify HS* tokens but do not sign yet
+	// (JWT_NEXT_SECRET_KEYS): during a rolling rotation every instance
+	// first accepts the new secret, then signs with it, so a token from
+	// an instance that already signs with it is never refused by one that
+	// does not yet. Ignored for asymmetric algorithms.
+	NextSecrets [][]byte
 	// Issuer is the "iss" of every token and the only one accepted
 	// (JWT_ISSUER). Required.
 	Issuer string
@@ -182,7 +188,7 @@ func New(ctx context.Context, opts Options) (*Signer, error) {
 	)
 
 	if s.isHMAC() {
-		set, err := hmacKeySet(s.alg, opts.Secret, opts.PreviousSecrets)
+		set, err := hmacKeySet(s.alg, opts.Secret, opts.NextSecrets, opts.PreviousSecrets)
 		if err != nil {
 			return nil, err
 		}

@@ -484,6 +484,65 @@ func TestPreviousSecrets(t *testing.T) {
 	}
 }
 
+// TestNextSecretsRollingRotation walks the two-phase rotation of
+// docs/deployment.md over three configurations that coexist during the
+// rolling restarts: before (old signs), phase 1 (old signs, new in
+// NextSecrets), phase 2 (new signs, old in PreviousSecrets). Every pair
+// that coexists accepts each other's tokens; only skipping phase 1 makes
+// an instance refuse a token.
+func TestNextSecretsRollingRotation(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	oldKey, newKey := testPrevious, testSecret
+
+	beforeOpts := testOptions(HS256, nil, clk)
+	beforeOpts.Secret = oldKey
+	before := newTestSigner(t, beforeOpts)
+
+	phase1Opts := testOptions(HS256, nil, clk)
+	phase1Opts.Secret, phase1Opts.NextSecrets = oldKey, [][]byte{newKey}
+	phase1 := newTestSigner(t, phase1Opts)
+
+	phase2Opts := testOptions(HS256, nil, clk)
+	phase2Opts.Secret, phase2Opts.PreviousSecrets = newKey, [][]byte{oldKey}
+	phase2 := newTestSigner(t, phase2Opts)
+
+	sign := func(s *Signer) string {
+		t.Helper()
+		tok, err := s.Sign(ctx, fullClaims(clk.Now()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	// A next secret never signs.
+	if kid := headerKID(t, sign(phase1)); kid != hmacKID(oldKey) {
+		t.Errorf("phase 1 signs with kid %s, want the current (old) secret's %s", kid, hmacKID(oldKey))
+	}
+	if kid := headerKID(t, sign(phase2)); kid != hmacKID(newKey) {
+		t.Errorf("phase 2 signs with kid %s, want the new secret's %s", kid, hmacKID(newKey))
+	}
+	// Pairs that coexist during the restarts: before+phase 1 (first
+	// rolling restart), phase 1+phase 2 (second rolling restart).
+	for _, pair := range []struct {
+		name string
+		a, b *Signer
+	}{{"before/phase 1", before, phase1}, {"phase 1/phase 2", phase1, phase2}} {
+		for _, dir := range []struct {
+			from, to *Signer
+			what     string
+		}{{pair.a, pair.b, "a->b"}, {pair.b, pair.a, "b->a"}} {
+			if _, err := dir.to.Verify(ctx, sign(dir.from)); err != nil {
+				t.Errorf("%s %s: token refused: %v", pair.name, dir.what, err)
+			}
+		}
+	}
+	// The one-step rotation (new key signs while another instance has not
+	// heard of it) is what phase 1 prevents.
+	_, err := before.Verify(ctx, sign(phase2))
+	wantRejected(t, err, "Invalid token")
+}
+
 func TestHMACKIDDoesNotRevealSecret(t *testing.T) {
 	kid := hmacKID(testSecret)
 	if len(kid) != 11 || strings.Contains(string(testSecret), kid) {
@@ -503,6 +562,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		"PS256":                 func(o *Options) { o.Algorithm = "PS256" },
 		"short secret":          func(o *Options) { o.Secret = []byte("short") },
 		"empty previous secret": func(o *Options) { o.PreviousSecrets = [][]byte{nil} },
+		"empty next secret":     func(o *Options) { o.NextSecrets = [][]byte{{}} },
 		"no issuer":             func(o *Options) { o.Issuer = "" },
 		"empty audience value":  func(o *Options) { o.Audience = []string{""} },
 		"leeway too large":      func(o *Options) { o.Leeway = 10 * time.Minute },

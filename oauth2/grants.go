@@ -78,9 +78,14 @@ var errBadRefresh = ErrInvalidGrant.WithDescription("Refresh token is invalid, e
 //     someone without the password.
 //
 // An unknown and a known username behave identically throughout: the same
-// counting, the same lock, the same answers.
+// counting, the same lock, the same answers. A login that is not valid
+// UTF-8 or holds a NUL names no account: it is an unknown user, found
+// without asking the store (docs/security-model.md, "Untrusted bytes").
 func (s *Service) verifyPassword(ctx context.Context, login, password string, meta RequestMeta) (u permiso.User, needsRehash bool, err error) {
-	u, err = s.deps.Users.GetUserByLogin(ctx, login)
+	err = permiso.ErrNotFound
+	if permiso.ValidIdentifier(login) {
+		u, err = s.deps.Users.GetUserByLogin(ctx, login)
+	}
 	found := err == nil
 	if err != nil && !errors.Is(err, permiso.ErrNotFound) {
 		return permiso.User{}, false, err

@@ -44,8 +44,6 @@ func (s *Service) ChangeExpiredPassword(ctx context.Context, username, current, 
 		return tooLong("current_password")
 	case len(newPassword) > MaxPasswordLength:
 		return tooLong("new_password")
-	case !printable(username):
-		return ErrInvalidRequest.WithDescription("Invalid parameter: username")
 	}
 	u, _, err := s.verifyPassword(ctx, username, current, meta)
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"net/url"
 	"sort"
 	"strings"
-	"unicode/utf8"
 )
 
 // Grant types of the token endpoint (RFC 6749 §4.3.2, §4.4.2, §6).
@@ -74,7 +73,10 @@ type TokenRequest struct {
 //     An Authorization header with another scheme is ignored: it is not
 //     client authentication at this endpoint;
 //   - username and password (password grant) and refresh_token (refresh
-//     grant) are required: invalid_request "Missing parameter: username";
+//     grant) are required: invalid_request "Missing parameter: username".
+//     A username of any other bytes is the password grant's to judge: one
+//     that names no account (invalid UTF-8, NUL, control characters) is an
+//     unknown user, invalid_grant;
 //   - scope is parsed by ParseScope (invalid_scope);
 //   - absurdly long values are invalid_request.
 func ParseTokenRequest(form url.Values, authorization string) (TokenRequest, error) {
@@ -118,8 +120,6 @@ func ParseTokenRequest(form url.Values, authorization string) (TokenRequest, err
 		return TokenRequest{}, tooLong("password")
 	case len(req.RefreshToken) > MaxTokenLength:
 		return TokenRequest{}, tooLong("refresh_token")
-	case !printable(req.Username):
-		return TokenRequest{}, ErrInvalidRequest.WithDescription("Invalid parameter: username")
 	}
 	switch req.GrantType {
 	case GrantPassword:
@@ -221,19 +221,6 @@ func parseBasic(h string) (id, secret string, ok bool, err error) {
 		return "", "", false, ErrInvalidClient.WithBasicChallenge()
 	}
 	return id, secret, true, nil
-}
-
-// printable reports whether s is valid UTF-8 without control characters.
-func printable(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 func missing(name string) *Error {

@@ -365,7 +365,9 @@ var errClientAuth = ErrInvalidClient.WithDescription("Client authentication fail
 
 // authenticateClient checks the client's credentials (RFC 6749 §2.3.1)
 // with a fast hash compared in constant time, against the current secret
-// and, during a rotation overlap, the previous one. It has no side
+// and, during a rotation overlap, the previous one (a secret imported from
+// the original service is verified once with Argon2id and then replaced
+// by its fast hash when record runs: imported_secret.go). It has no side
 // effects of its own: record writes the outcome (the client_auth.failure
 // audit event, or the client's usage count), and the caller runs it only
 // once the request's rate limits have admitted the request, so that a
@@ -381,7 +383,14 @@ func (s *Service) authenticateClient(ctx context.Context, req TokenRequest, meta
 	}
 	now := s.now()
 	presented := permiso.HashToken(req.ClientSecret)
-	cl, err := s.deps.Clients.GetServiceClientByClientID(ctx, req.ClientID)
+	// A client_id that is not valid UTF-8 or holds a NUL names no client:
+	// it is answered as an unknown one without asking the store, whose
+	// backends would not agree on it (docs/security-model.md, "Untrusted
+	// bytes").
+	cl, err := permiso.ServiceClient{}, permiso.ErrNotFound
+	if permiso.ValidIdentifier(req.ClientID) {
+		cl, err = s.deps.Clients.GetServiceClientByClientID(ctx, req.ClientID)
+	}
 	if err != nil {
 		if !errors.Is(err, permiso.ErrNotFound) {
 			return nil, func() {}, err
@@ -395,9 +404,26 @@ func (s *Service) authenticateClient(ctx context.Context, req TokenRequest, meta
 				Details: map[string]any{"reason": "unknown_client"}})
 		}, fail
 	}
-	ok := permiso.EqualHash(presented, cl.SecretHash)
-	if cl.PreviousSecretActive(now) {
-		prev := permiso.EqualHash(presented, *cl.PreviousSecretHash)
+	prevActive := cl.PreviousSecretActive(now)
+	if hasImportedSecret(cl, prevActive) {
+		// An imported secret costs an Argon2id verification
+		// (imported_secret.go): the request's limits decide first.
+		if err := s.checkBatch(ctx, nil); err != nil {
+			return nil, func() {}, err
+		}
+	}
+	ok, err := s.secretMatches(ctx, req.ClientSecret, presented, cl.SecretHash, cl.ClientID)
+	if err != nil {
+		return nil, func() {}, err
+	}
+	upgrade := ok && isImportedSecretHash(cl.SecretHash)
+	// Both SHA-256 compares always run; an imported previous hash is
+	// verified only when the current secret did not match.
+	if prevActive && (!ok || !isImportedSecretHash(*cl.PreviousSecretHash)) {
+		prev, err := s.secretMatches(ctx, req.ClientSecret, presented, *cl.PreviousSecretHash, cl.ClientID)
+		if err != nil {
+			return nil, func() {}, err
+		}
 		ok = ok || prev
 	}
 	reason := ""
@@ -417,6 +443,9 @@ func (s *Service) authenticateClient(ctx context.Context, req TokenRequest, meta
 		}, fail
 	}
 	return &cl, func() {
+		if upgrade {
+			s.upgradeImportedSecret(ctx, cl.ID, cl.SecretHash, req.ClientSecret)
+		}
 		if s.deps.Usage != nil {
 			s.deps.Usage.ClientUsed(cl.ID, now)
 		}

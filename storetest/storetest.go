@@ -58,6 +58,7 @@ func Run(t *testing.T, newStore func(t *testing.T) permiso.Store) {
 	all = append(all, reportTests...)
 	all = append(all, keyTests...)
 	all = append(all, reviewTests...)
+	all = append(all, importTests...)
 	for _, tc := range all {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -32,7 +32,7 @@ func cmdKeys(ctx context.Context, env *environment, args []string, stdout io.Wri
 		return err
 	}
 	if a.cfg.IsSymmetric() {
-		return fmt.Errorf("keys rotate: JWT_ALGORITHM=%s uses JWT_SECRET_KEY; rotate it by moving the old secret to JWT_PREVIOUS_SECRET_KEYS and setting a new JWT_SECRET_KEY", a.cfg.JWTAlgorithm)
+		return fmt.Errorf("keys rotate: JWT_ALGORITHM=%s uses JWT_SECRET_KEY; rotate it in two rolling restarts: first the new secret in JWT_NEXT_SECRET_KEYS on every instance, then the new secret as JWT_SECRET_KEY with the old one in JWT_PREVIOUS_SECRET_KEYS (docs/deployment.md)", a.cfg.JWTAlgorithm)
 	}
 	signer, err := newSigner(ctx, a)
 	if err != nil {

@@ -45,6 +45,9 @@ Commands:
   sessions revoke-all [--user ID]
                             revoke every session and token (incident response)
   backup --out FILE         SQLite: consistent online copy; PostgreSQL: pg_dump
+  import --from DATABASE_URL [--dry-run]
+                            carry the original service's users, roles, scopes
+                            and service clients over (not sessions)
   version                   print the version
 
 A command's flags may come before or after its words ("sessions revoke-all
@@ -92,6 +95,8 @@ func run(ctx context.Context, args []string, getenv Getenv, stdin io.Reader, std
 		return cmdCheck(ctx, env, args, stdout)
 	case "backup":
 		return cmdBackup(ctx, env, args, stdout)
+	case "import":
+		return cmdImport(ctx, env, args, stdout)
 	case "keys":
 		return cmdKeys(ctx, env, args, stdout)
 	case "sessions":

@@ -58,9 +58,12 @@ func (p *authParts) Close() {
 // generated into the database on first use.
 func newSigner(ctx context.Context, a *app) (*jwt.Signer, error) {
 	cfg := a.cfg
-	previous := make([][]byte, 0, len(cfg.JWTPreviousSecretKeys))
-	for _, k := range cfg.JWTPreviousSecretKeys {
-		previous = append(previous, []byte(k))
+	keys := func(ss []string) [][]byte {
+		out := make([][]byte, 0, len(ss))
+		for _, k := range ss {
+			out = append(out, []byte(k))
+		}
+		return out
 	}
 	var secret []byte
 	if cfg.IsSymmetric() {
@@ -69,7 +72,8 @@ func newSigner(ctx context.Context, a *app) (*jwt.Signer, error) {
 	signer, err := jwt.New(ctx, jwt.Options{
 		Algorithm:        cfg.JWTAlgorithm,
 		Secret:           secret,
-		PreviousSecrets:  previous,
+		PreviousSecrets:  keys(cfg.JWTPreviousSecretKeys),
+		NextSecrets:      keys(cfg.JWTNextSecretKeys),
 		Issuer:           cfg.Issuer(),
 		Audience:         []string{cfg.Audience()},
 		Keys:             a.db,

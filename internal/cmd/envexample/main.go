@@ -28,7 +28,8 @@ func main() {
 # Every variable may also be given as NAME_FILE=/run/secrets/name (Docker secrets).
 # Uncomment and set what you need; the values shown are the defaults.
 # In ENVIRONMENT=production, JWT_SECRET_KEY must be set to at least 32 random bytes
-# (for example: openssl rand -hex 32) and DATABASE_URL must name PostgreSQL.
+# (for example: openssl rand -hex 32), DATABASE_URL must name PostgreSQL, and
+# JWT_ISSUER must be the external https URL or PUBLIC_URL must be set to it.
 `)
 	for _, v := range config.Variables() {
 		fmt.Fprintln(w)
