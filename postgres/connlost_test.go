@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"os"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,6 +36,8 @@ func TestDriverErrorsMapped(t *testing.T) {
 		{"too many connections (53300)", &pgconn.PgError{Code: "53300"}, permiso.EUNAVAILABLE},
 		{"statement timeout (57014)", &pgconn.PgError{Code: "57014"}, permiso.EUNAVAILABLE},
 		{"unexpected EOF", fmt.Errorf("read: %w", io.ErrUnexpectedEOF), permiso.EUNAVAILABLE},
+		{"network error", &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}, permiso.EUNAVAILABLE},
+		{"network timeout", &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}, permiso.EUNAVAILABLE},
 		{"conn closed", fmt.Errorf("exec: %w", pgconn.ErrConnClosed), permiso.EUNAVAILABLE},
 		{"deadline", fmt.Errorf("query: %w", context.DeadlineExceeded), permiso.EUNAVAILABLE},
 		{"unique violation", &pgconn.PgError{Code: "23505"}, permiso.EEXISTS},
@@ -44,6 +49,25 @@ func TestDriverErrorsMapped(t *testing.T) {
 				t.Errorf("mapErr(%v) code %q, want %q", c.err, got, c.want)
 			}
 		})
+	}
+	for _, c := range []struct {
+		err  error
+		lost bool
+	}{
+		{&pgconn.PgError{Code: "57P01"}, true},
+		{&pgconn.PgError{Code: "08006"}, true},
+		{fmt.Errorf("read: %w", io.EOF), true},
+		{&net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}, true},
+		// Not retried on another connection: the statement may be slow
+		// rather than lost, or the server not there at all.
+		{&net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}, false},
+		{&pgconn.PgError{Code: "57P03"}, false},
+		{&pgconn.PgError{Code: "57014"}, false},
+		{&pgconn.PgError{Code: "23505"}, false},
+	} {
+		if got := connectionLost(c.err); got != c.lost {
+			t.Errorf("connectionLost(%v) = %v, want %v", c.err, got, c.lost)
+		}
 	}
 	for _, sql := range []string{"SELECT 1", "  select\n* FROM users", "\tSELECT\tx"} {
 		if !readOnly(sql) {

@@ -218,38 +218,48 @@ func mapErr(err error, what string, o op) error {
 	return fmt.Errorf("postgres: %s: %w", what, err)
 }
 
-// connectionLost reports whether err says that the connection is gone: it
-// could not be made, the server ended it (pg_terminate_backend, a restart,
-// a failover: SQLSTATE class 08 and 57P01-57P03), or it broke (EOF, reset,
+// connectionLost reports whether err says that an established connection
+// is gone: the server ended it (pg_terminate_backend, a restart, a
+// failover: SQLSTATE 57P01, 57P02 or class 08) or it broke (EOF, reset,
 // closed). Nothing more can happen on that connection; pgxpool drops it
-// when it is released, so the next statement gets another one.
+// when it is released, so the next statement gets another one. A
+// connection that could not be made at all is not "lost": trying again at
+// once would wait for the same server.
 func connectionLost(err error) bool {
+	var connErr *pgconn.ConnectError
+	if errors.As(err, &connErr) {
+		return false
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code {
-		case "57P01", "57P02", "57P03": // admin_shutdown, crash_shutdown, cannot_connect_now
+		case "57P01", "57P02": // admin_shutdown, crash_shutdown
 			return true
 		}
 		return strings.HasPrefix(pgErr.Code, "08") // connection_exception
 	}
-	var connErr *pgconn.ConnectError
-	var netErr net.Error
-	return errors.As(err, &connErr) || errors.As(err, &netErr) ||
-		errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+	return errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // unavailable reports whether err means that the database cannot answer
 // now, so that the caller should retry later (EUNAVAILABLE, answered 503
-// with Retry-After): the connection is lost, the server has no connection
-// slot left (53300) or cancelled the statement (57014, statement_timeout),
-// or the statement timed out.
+// with Retry-After): the connection is lost or cannot be made, the server
+// is starting or shutting down (57P03), has no connection slot left
+// (53300) or cancelled the statement (57014, statement_timeout), or the
+// network or the statement timed out.
 func unavailable(err error) bool {
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && (pgErr.Code == "53300" || pgErr.Code == "57014") {
-		return true
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "53300", "57014", "57P03":
+			return true
+		}
 	}
-	return connectionLost(err) || pgconn.Timeout(err) || errors.Is(err, context.DeadlineExceeded)
+	var connErr *pgconn.ConnectError
+	var netErr net.Error
+	return connectionLost(err) || errors.As(err, &connErr) || errors.As(err, &netErr) ||
+		pgconn.Timeout(err) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // inTx runs fn in one transaction, committing when it returns nil. A
