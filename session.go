@@ -37,6 +37,12 @@ type SessionStats struct {
 // SessionStore persists sessions.
 type SessionStore interface {
 	CreateSession(ctx context.Context, s Session) (Session, error)
+	// CreateSessionWithToken stores a new session and the first refresh
+	// token of its family (first.SessionID must be s.ID) in one
+	// transaction: both are stored or neither, so a login that fails
+	// half-way never leaves a session without its refresh token. Errors
+	// are those of CreateSession and CreateRefreshToken.
+	CreateSessionWithToken(ctx context.Context, s Session, first RefreshToken) (Session, RefreshToken, error)
 	GetSession(ctx context.Context, id uuid.UUID) (Session, error)
 	// ListSessions returns the user's sessions ordered by created_at, id;
 	// with activeOnly, only those active at now.
@@ -55,6 +61,11 @@ type SessionStore interface {
 	// transaction; it returns the revoked sessions ordered by created_at,
 	// id.
 	RevokeClientSessions(ctx context.Context, clientID uuid.UUID, reason string, now time.Time) ([]Session, error)
+	// ListSessionsRevokedSince returns every session revoked at or after
+	// since, ordered by revoked_at, id: what the revocation store must hold
+	// about sessions while their access tokens may live (it is rebuilt
+	// from this when Redis comes back without its data).
+	ListSessionsRevokedSince(ctx context.Context, since time.Time) ([]Session, error)
 	// DeleteExpiredSessions removes sessions that expired before now.
 	DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error)
 	SessionStats(ctx context.Context, now, createdSince time.Time) (SessionStats, error)

@@ -22,12 +22,12 @@ var passThrough = []string{
 	// Reads that are not cached.
 	"Backend", "Ping", "GetUserByEmail", "GetUserByLogin", "GetUserByUsername", "ListUsers", "UserStats",
 	"PasswordHistory", "GetRole", "GetRoleByName", "ListRoles", "GetScope", "GetScopeByName", "ListScopes",
-	"GetServiceClient", "ListServiceClients", "GetRefreshTokenByHash", "GetSession", "ListSessions",
+	"GetServiceClient", "ListServiceClients", "GetRefreshTokenByHash", "GetSession", "ListSessions", "ListSessionsRevokedSince",
 	"SessionStats", "ListAuditEvents", "CountAuditActors", "CountAuditEvents", "ListSigningKeys",
 	"GetActionToken", "MigrationStatus",
 	// Writes of tables nothing cached is built from.
 	"AppendAuditEvents", "DeleteAuditEventsBefore", "CreateRefreshToken", "UseRefreshToken",
-	"UseRefreshTokenGrace", "RevokeRefreshFamily", "DeleteExpiredRefreshTokens", "CreateSession",
+	"UseRefreshTokenGrace", "RevokeRefreshFamily", "DeleteExpiredRefreshTokens", "CreateSession", "CreateSessionWithToken",
 	"UpdateSession", "RevokeSession", "RevokeUserSessions", "RevokeClientSessions", "DeleteExpiredSessions", "CreateSigningKey",
 	"RetireSigningKeys", "CreateActionToken", "ConsumeActionToken", "DeleteExpiredActionTokens",
 	// Only LastUsed and TotalRequests, which cached clients may show late.

@@ -221,7 +221,7 @@ func (s *Service) refreshGrant(ctx context.Context, req TokenRequest, client *pe
 	// Revoked (its one grace retry spent included) or rotated longer ago
 	// than the grace window: refused, as reuse where it is one
 	// (refresh_reuse.go).
-	if t.RevokedAt != nil || t.UsedAt != nil && now.Sub(*t.UsedAt) > s.cfg.ReuseGrace {
+	if t.RevokedAt != nil || t.UsedAt != nil && s.pastGrace(*t.UsedAt, now) {
 		return nil, s.rejectPresented(ctx, t, now, meta)
 	}
 	graceRetry := t.UsedAt != nil
@@ -288,10 +288,9 @@ func (s *Service) reuseDetected(ctx context.Context, t permiso.RefreshToken, met
 		Action: ActionTokenReuseDetected, Result: "failure",
 		TargetType: ptr("session"), TargetID: ptr(t.SessionID.String()),
 		Details: map[string]any{"family_id": t.FamilyID.String(), "token_id": t.ID.String()}})
-	n, err := s.deps.Tokens.RevokeRefreshFamily(ctx, t.FamilyID, permiso.RevocationReuseDetected, now)
-	if err != nil {
-		return err
-	}
+	// The family is the session's (one per login): RevokeSession ends the
+	// session and revokes its refresh tokens in one transaction, so a
+	// failure cannot leave one without the other.
 	if _, err := s.deps.Sessions.RevokeSession(ctx, t.SessionID, permiso.RevocationReuseDetected, now); err != nil && !errors.Is(err, permiso.ErrNotFound) {
 		return err
 	}
@@ -299,8 +298,7 @@ func (s *Service) reuseDetected(ctx context.Context, t permiso.RefreshToken, met
 		return err
 	}
 	s.log.LogAttrs(ctx, slog.LevelInfo, "family and session revoked after reuse",
-		slog.String("request_id", meta.RequestID), slog.String("session_id", t.SessionID.String()),
-		slog.Int("tokens_revoked", n))
+		slog.String("request_id", meta.RequestID), slog.String("session_id", t.SessionID.String()))
 	return errBadRefresh
 }
 
@@ -347,21 +345,18 @@ func (s *Service) issueLogin(ctx context.Context, g *grant, meta RequestMeta) (T
 	if err != nil {
 		return TokenResponse{}, err
 	}
-	if _, err := s.deps.Sessions.CreateSession(ctx, permiso.Session{
+	// The session and its first refresh token are stored together or not
+	// at all: a failure between the two (the database connection lost)
+	// never leaves a session without its refresh token.
+	opaque := permiso.NewOpaqueToken()
+	if _, _, err := s.deps.Sessions.CreateSessionWithToken(ctx, permiso.Session{
 		ID: sid, UserID: u.ID, ClientID: clientRow, IPAddress: ipString(meta),
 		UserAgent: optional(meta.UserAgent), CreatedAt: now, LastActivity: now, ExpiresAt: expires,
-	}); err != nil {
-		return TokenResponse{}, err
-	}
-	opaque := permiso.NewOpaqueToken()
-	if _, err := s.deps.Tokens.CreateRefreshToken(ctx, permiso.RefreshToken{
+	}, permiso.RefreshToken{
 		ID: uuid.New(), TokenHash: permiso.HashToken(opaque), UserID: u.ID, ClientID: clientRow,
 		SessionID: sid, FamilyID: uuid.New(), Scopes: g.grantedList, IssuedAt: now, ExpiresAt: expires,
 		ClientIP: optional(ipString(meta)), UserAgent: optional(meta.UserAgent),
 	}); err != nil {
-		if _, rerr := s.deps.Sessions.RevokeSession(ctx, sid, "login_failed", now); rerr != nil {
-			s.log.LogAttrs(ctx, slog.LevelWarn, "revoking an unfinished session failed", slog.String("session_id", sid.String()), slog.String("error", rerr.Error()))
-		}
 		return TokenResponse{}, err
 	}
 	// A password change or revoke-all that raced this login wins: what was
@@ -419,7 +414,7 @@ func (s *Service) issueRefresh(ctx context.Context, _ TokenRequest, g *grant, me
 				return TokenResponse{}, errBadRefresh
 			case err != nil:
 				return TokenResponse{}, err
-			case cur.RevokedAt != nil || cur.UsedAt != nil && now.Sub(*cur.UsedAt) > s.cfg.ReuseGrace:
+			case cur.RevokedAt != nil || cur.UsedAt != nil && s.pastGrace(*cur.UsedAt, now):
 				return TokenResponse{}, s.rejectPresented(ctx, cur, now, meta)
 			case cur.UsedAt == nil:
 				return TokenResponse{}, errBadRefresh

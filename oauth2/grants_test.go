@@ -266,6 +266,35 @@ func TestRefreshRetryWithinGrace(t *testing.T) {
 	}
 }
 
+// TestRefreshNoGraceAtZero: with ReuseGrace 0 (REFRESH_TOKEN_REUSE_GRACE_SECONDS=0)
+// a rotated refresh token is never accepted again, also when the second
+// presentation's clock reads earlier than the rotation: a request that
+// began before the rotation committed, or an instance whose clock lags.
+// Such a presentation used to fall "within" the zero window and got a
+// second pair.
+func TestRefreshNoGraceAtZero(t *testing.T) {
+	e := newEnv(t, func(c *oauth2.Config, _ *oauth2.Deps) { c.ReuseGrace = 0 })
+	e.createUser("alice", goodPassword, permiso.RoleUser)
+	login := e.login("alice", goodPassword, "")
+	a, err := e.refresh(login.RefreshToken, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(-time.Second)
+	_, err = e.refresh(login.RefreshToken, "", "")
+	var oe *oauth2.Error
+	if !errors.As(err, &oe) || oe.Code != "invalid_grant" {
+		t.Fatalf("second presentation of a rotated token with no grace: %v, want invalid_grant", err)
+	}
+	if len(e.audit.find(oauth2.ActionTokenReuseDetected)) != 1 {
+		t.Fatal("second presentation with no grace not detected as reuse")
+	}
+	e.clock.Advance(time.Second)
+	if _, err := e.refresh(a.RefreshToken, "", ""); err == nil {
+		t.Fatal("the family survived the reuse")
+	}
+}
+
 func TestRefreshConcurrentWithinGrace(t *testing.T) {
 	e := newEnv(t)
 	e.createUser("alice", goodPassword, permiso.RoleUser)

@@ -35,10 +35,20 @@ func (s *Service) rejectPresented(ctx context.Context, t permiso.RefreshToken, n
 		}
 		return errBadRefresh
 	}
-	if t.UsedAt != nil && now.Sub(*t.UsedAt) > s.cfg.ReuseGrace {
+	if t.UsedAt != nil && s.pastGrace(*t.UsedAt, now) {
 		return s.reuseDetected(ctx, t, meta)
 	}
 	return errBadRefresh
+}
+
+// pastGrace reports whether a token rotated at usedAt and presented again
+// at now is reuse rather than a grace retry. With ReuseGrace 0 there is no
+// grace at all: every presentation after the rotation is reuse, also one
+// that started before the rotation was committed (its now is then earlier
+// than usedAt, and so are the clocks of other instances), which would
+// otherwise fall "within" a zero window and be granted a second pair.
+func (s *Service) pastGrace(usedAt, now time.Time) bool {
+	return s.cfg.ReuseGrace <= 0 || now.Sub(usedAt) > s.cfg.ReuseGrace
 }
 
 // resendSessionRevocation revokes the session's access tokens in the

@@ -110,10 +110,9 @@ func (s *Service) Revoke(ctx context.Context, caller Caller, token, hint string)
 			return err
 		}
 	}
+	// endSession revokes the session and its refresh tokens (the family)
+	// in one transaction.
 	now := s.now()
-	if _, err := s.deps.Tokens.RevokeRefreshFamily(ctx, t.FamilyID, "revoked", now); err != nil {
-		return err
-	}
 	if err := s.endSession(ctx, t.SessionID, "revoked", now); err != nil {
 		return err
 	}

@@ -74,3 +74,24 @@ func (s *Service) EndUserSessions(ctx context.Context, userID uuid.UUID, reason 
 	}
 	return len(sessions), nil
 }
+
+// SessionRevocations returns what the revocation store must hold about
+// ended sessions: every session revoked within the last access-token
+// lifetime (plus the verifier's leeway), with the time until which its
+// access tokens must be refused. The store's revocations of sessions are
+// rebuilt from it when Redis comes back without its data
+// (docs/deployment.md, "Outages").
+func (s *Service) SessionRevocations(ctx context.Context) (map[string]time.Time, error) {
+	window := s.cfg.AccessTokenLifetime + revocationMargin
+	sessions, err := s.deps.Sessions.ListSessionsRevokedSince(ctx, s.now().Add(-window))
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]time.Time, len(sessions))
+	for _, x := range sessions {
+		if x.RevokedAt != nil {
+			out[x.ID.String()] = x.RevokedAt.Add(window)
+		}
+	}
+	return out, nil
+}

@@ -31,7 +31,7 @@ func (db *DB) CreateActionToken(ctx context.Context, t permiso.ActionToken) (per
 	if t.CreatedAt.IsZero() {
 		t.CreatedAt = time.Now()
 	}
-	out, err := scanAction(db.pool.QueryRow(ctx, `INSERT INTO action_tokens (`+actionColumns+`)
+	out, err := scanAction(db.q.QueryRow(ctx, `INSERT INTO action_tokens (`+actionColumns+`)
 		VALUES ($1,$2,$3,$4,$5,$6,$7) RETURNING `+actionColumns,
 		t.ID, t.UserID, t.Purpose, t.TokenHash, ts(t.CreatedAt), ts(t.ExpiresAt), tsp(t.UsedAt)))
 	if err != nil {
@@ -43,7 +43,7 @@ func (db *DB) CreateActionToken(ctx context.Context, t permiso.ActionToken) (per
 // GetActionToken returns the unused, unexpired token with this purpose and
 // hash without consuming it.
 func (db *DB) GetActionToken(ctx context.Context, purpose, hash string, now time.Time) (permiso.ActionToken, error) {
-	t, err := scanAction(db.pool.QueryRow(ctx, `SELECT `+actionColumns+` FROM action_tokens
+	t, err := scanAction(db.q.QueryRow(ctx, `SELECT `+actionColumns+` FROM action_tokens
 		WHERE purpose = $1 AND token_hash = $2 AND used_at IS NULL AND expires_at > $3`, purpose, hash, ts(now)))
 	if err != nil {
 		return permiso.ActionToken{}, mapErr(err, "action token", opRead)
@@ -56,7 +56,7 @@ func (db *DB) GetActionToken(ctx context.Context, purpose, hash string, now time
 // number of concurrent callers exactly one succeeds; the others, and any
 // unknown, used, expired or other-purpose token, get ErrNotFound.
 func (db *DB) ConsumeActionToken(ctx context.Context, purpose, hash string, now time.Time) (permiso.ActionToken, error) {
-	t, err := scanAction(db.pool.QueryRow(ctx, `UPDATE action_tokens SET used_at = $3
+	t, err := scanAction(db.q.QueryRow(ctx, `UPDATE action_tokens SET used_at = $3
 		WHERE purpose = $1 AND token_hash = $2 AND used_at IS NULL AND expires_at > $3
 		RETURNING `+actionColumns, purpose, hash, ts(now)))
 	if err != nil {
@@ -68,7 +68,7 @@ func (db *DB) ConsumeActionToken(ctx context.Context, purpose, hash string, now 
 // DeleteExpiredActionTokens removes tokens that expired before now or were
 // used, and returns how many were removed.
 func (db *DB) DeleteExpiredActionTokens(ctx context.Context, now time.Time) (int, error) {
-	tag, err := db.pool.Exec(ctx, `DELETE FROM action_tokens WHERE expires_at < $1 OR used_at IS NOT NULL`, ts(now))
+	tag, err := db.q.Exec(ctx, `DELETE FROM action_tokens WHERE expires_at < $1 OR used_at IS NOT NULL`, ts(now))
 	if err != nil {
 		return 0, mapErr(err, "action tokens", opDelete)
 	}

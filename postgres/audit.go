@@ -49,11 +49,11 @@ func (db *DB) AppendAuditEvents(ctx context.Context, events []permiso.AuditEvent
 func (db *DB) ListAuditEvents(ctx context.Context, f permiso.AuditFilter) ([]permiso.AuditEvent, int, error) {
 	w := auditWhere(f)
 	var total int
-	if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM audit_events`+w.sql(), w.args...).Scan(&total); err != nil {
+	if err := db.q.QueryRow(ctx, `SELECT count(*) FROM audit_events`+w.sql(), w.args...).Scan(&total); err != nil {
 		return nil, 0, mapErr(err, "audit events", opRead)
 	}
 	lim, args := page(f.Offset, f.Limit, w.args)
-	rows, err := db.pool.Query(ctx, `SELECT `+auditColumns+` FROM audit_events`+w.sql()+
+	rows, err := db.q.Query(ctx, `SELECT `+auditColumns+` FROM audit_events`+w.sql()+
 		` ORDER BY occurred_at DESC, id DESC`+lim, args...)
 	if err != nil {
 		return nil, 0, mapErr(err, "audit events", opRead)
@@ -76,7 +76,7 @@ func (db *DB) ListAuditEvents(ctx context.Context, f permiso.AuditFilter) ([]per
 
 // DeleteAuditEventsBefore prunes events that occurred before t.
 func (db *DB) DeleteAuditEventsBefore(ctx context.Context, t time.Time) (int, error) {
-	tag, err := db.pool.Exec(ctx, `DELETE FROM audit_events WHERE occurred_at < $1`, ts(t))
+	tag, err := db.q.Exec(ctx, `DELETE FROM audit_events WHERE occurred_at < $1`, ts(t))
 	if err != nil {
 		return 0, mapErr(err, "audit events", opDelete)
 	}

@@ -139,13 +139,13 @@ func loadClientScopes(ctx context.Context, q querier, cs []permiso.ServiceClient
 
 // GetServiceClient returns the client with the given row id and its scopes.
 func (db *DB) GetServiceClient(ctx context.Context, id uuid.UUID) (permiso.ServiceClient, error) {
-	return db.getClient(ctx, db.pool, `c.id = $1`, id)
+	return db.getClient(ctx, db.q, `c.id = $1`, id)
 }
 
 // GetServiceClientByClientID returns the client with the given public
 // client_id.
 func (db *DB) GetServiceClientByClientID(ctx context.Context, clientID string) (permiso.ServiceClient, error) {
-	return db.getClient(ctx, db.pool, `c.client_id = $1`, clientID)
+	return db.getClient(ctx, db.q, `c.client_id = $1`, clientID)
 }
 
 // UpdateServiceClient reads the client FOR UPDATE, applies fn and writes the
@@ -189,7 +189,7 @@ func (db *DB) UpdateServiceClient(ctx context.Context, id uuid.UUID, fn func(*pe
 // DeleteServiceClient deletes the client; its scope links, sessions and
 // refresh tokens cascade.
 func (db *DB) DeleteServiceClient(ctx context.Context, id uuid.UUID) error {
-	tag, err := db.pool.Exec(ctx, `DELETE FROM service_clients WHERE id = $1`, id)
+	tag, err := db.q.Exec(ctx, `DELETE FROM service_clients WHERE id = $1`, id)
 	if err != nil {
 		return mapErr(err, "service client", opDelete)
 	}
@@ -220,11 +220,11 @@ func (db *DB) ListServiceClients(ctx context.Context, f permiso.ClientFilter) ([
 		w.add(`EXISTS (SELECT 1 FROM service_client_scopes cs WHERE cs.service_client_id = c.id AND cs.scope_id = ?)`, *f.ScopeID)
 	}
 	var total int
-	if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM service_clients c`+w.sql(), w.args...).Scan(&total); err != nil {
+	if err := db.q.QueryRow(ctx, `SELECT count(*) FROM service_clients c`+w.sql(), w.args...).Scan(&total); err != nil {
 		return nil, 0, mapErr(err, "service clients", opRead)
 	}
 	lim, args := page(f.Offset, f.Limit, w.args)
-	rows, err := db.pool.Query(ctx, `SELECT `+clientColumns+` FROM service_clients c`+w.sql()+
+	rows, err := db.q.Query(ctx, `SELECT `+clientColumns+` FROM service_clients c`+w.sql()+
 		` ORDER BY c.created_at, c.id`+lim, args...)
 	if err != nil {
 		return nil, 0, mapErr(err, "service clients", opRead)
@@ -233,7 +233,7 @@ func (db *DB) ListServiceClients(ctx context.Context, f permiso.ClientFilter) ([
 	if err != nil {
 		return nil, 0, mapErr(err, "service clients", opRead)
 	}
-	if err := loadClientScopes(ctx, db.pool, cs); err != nil {
+	if err := loadClientScopes(ctx, db.q, cs); err != nil {
 		return nil, 0, err
 	}
 	return cs, total, nil

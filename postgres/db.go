@@ -14,8 +14,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -47,6 +50,7 @@ type Options struct {
 // DB is a PostgreSQL-backed permiso.Store. It is safe for concurrent use.
 type DB struct {
 	pool   *pgxpool.Pool
+	q      pooled // single statements on pool, retried where safe
 	logger *slog.Logger
 	cfg    *pgxpool.Config
 	url    string // normalized; holds the password, never logged
@@ -108,7 +112,7 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, permiso.Wrap(permiso.EUNAVAILABLE, "cannot connect to PostgreSQL", err)
 	}
-	db := &DB{pool: pool, logger: logger, cfg: cfg, url: norm, search: opts.SearchPath}
+	db := &DB{pool: pool, q: pooled{pool}, logger: logger, cfg: cfg, url: norm, search: opts.SearchPath}
 	if err := db.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -208,27 +212,86 @@ func mapErr(err error, what string, o op) error {
 			return permiso.Wrap(permiso.ECONFLICT, "concurrent update of "+what+", retry", err)
 		}
 	}
-	var connErr *pgconn.ConnectError
-	if errors.As(err, &connErr) {
+	if unavailable(err) {
 		return permiso.Wrap(permiso.EUNAVAILABLE, "database unavailable", err)
 	}
 	return fmt.Errorf("postgres: %s: %w", what, err)
 }
 
-// inTx runs fn in one transaction, committing when it returns nil.
+// connectionLost reports whether err says that an established connection
+// is gone: the server ended it (pg_terminate_backend, a restart, a
+// failover: SQLSTATE 57P01, 57P02 or class 08) or it broke (EOF, reset,
+// closed). Nothing more can happen on that connection; pgxpool drops it
+// when it is released, so the next statement gets another one. A
+// connection that could not be made at all is not "lost": trying again at
+// once would wait for the same server.
+func connectionLost(err error) bool {
+	var connErr *pgconn.ConnectError
+	if errors.As(err, &connErr) {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "57P01", "57P02": // admin_shutdown, crash_shutdown
+			return true
+		}
+		return strings.HasPrefix(pgErr.Code, "08") // connection_exception
+	}
+	return errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// unavailable reports whether err means that the database cannot answer
+// now, so that the caller should retry later (EUNAVAILABLE, answered 503
+// with Retry-After): the connection is lost or cannot be made, the server
+// is starting or shutting down (57P03), has no connection slot left
+// (53300) or cancelled the statement (57014, statement_timeout), or the
+// network or the statement timed out.
+func unavailable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "53300", "57014", "57P03":
+			return true
+		}
+	}
+	var connErr *pgconn.ConnectError
+	var netErr net.Error
+	return connectionLost(err) || errors.As(err, &connErr) || errors.As(err, &netErr) ||
+		pgconn.Timeout(err) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// inTx runs fn in one transaction, committing when it returns nil. A
+// BEGIN that finds its connection lost (one the server ended while it sat
+// in the pool) is sent again on another connection: nothing has run yet.
+// Any later loss is answered EUNAVAILABLE and not retried here, since a
+// COMMIT whose answer was lost may have been applied.
 func (db *DB) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
-	tx, err := db.pool.Begin(ctx)
+	tx, err := db.begin(ctx)
 	if err != nil {
 		return mapErr(err, "transaction", opRead)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	if err := fn(tx); err != nil {
-		return err
+		return mapErr(err, "transaction", opWrite)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return mapErr(err, "transaction", opWrite)
 	}
 	return nil
+}
+
+// begin starts a transaction, again on another connection while BEGIN
+// finds its connection lost, at most as many times as the pool has
+// connections (each lost one is dropped from the pool on release).
+func (db *DB) begin(ctx context.Context) (pgx.Tx, error) {
+	for attempt := 0; ; attempt++ {
+		tx, err := db.pool.Begin(ctx)
+		if err == nil || !connectionLost(err) || attempt >= int(db.cfg.MaxConns) || ctx.Err() != nil {
+			return tx, err
+		}
+	}
 }
 
 // querier is what pgxpool.Pool and pgx.Tx have in common.
@@ -311,4 +374,72 @@ func (w *where) sql() string {
 		return ""
 	}
 	return " WHERE " + strings.Join(w.conds, " AND ")
+}
+
+// pooled runs single statements on the pool (the querier of every method
+// that needs no transaction). A statement whose connection turns out lost
+// (the server ended it while it sat idle in the pool) is sent again on
+// another connection when that is safe: it is a SELECT, which changes
+// nothing, or pgx knows that nothing reached the server. A write whose
+// connection broke after it was sent is not repeated, since it may have
+// been applied; the caller gets EUNAVAILABLE (503 with Retry-After).
+type pooled struct {
+	pool *pgxpool.Pool
+}
+
+var _ querier = pooled{}
+
+// retry reports whether sql, failed with err on attempt (from 0), is sent
+// again: at most once per connection the pool may hold.
+func (p pooled) retry(ctx context.Context, sql string, err error, attempt int) bool {
+	if !connectionLost(err) || ctx.Err() != nil || attempt >= int(p.pool.Config().MaxConns) {
+		return false
+	}
+	return readOnly(sql) || pgconn.SafeToRetry(err)
+}
+
+// readOnly reports whether sql is a plain SELECT.
+func readOnly(sql string) bool {
+	s := strings.TrimLeft(sql, " \t\r\n")
+	return len(s) > 6 && strings.EqualFold(s[:6], "SELECT") && strings.ContainsRune(" \t\r\n", rune(s[6]))
+}
+
+func (p pooled) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	for attempt := 0; ; attempt++ {
+		tag, err := p.pool.Exec(ctx, sql, args...)
+		if err == nil || !p.retry(ctx, sql, err, attempt) {
+			return tag, err
+		}
+	}
+}
+
+func (p pooled) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	for attempt := 0; ; attempt++ {
+		rows, err := p.pool.Query(ctx, sql, args...)
+		if err == nil || !p.retry(ctx, sql, err, attempt) {
+			return rows, err
+		}
+	}
+}
+
+func (p pooled) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return pooledRow{p: p, ctx: ctx, sql: sql, args: args}
+}
+
+// pooledRow runs its statement when scanned, so that a lost connection can
+// be retried (pgx reports it only from Scan).
+type pooledRow struct {
+	p    pooled
+	ctx  context.Context
+	sql  string
+	args []any
+}
+
+func (r pooledRow) Scan(dest ...any) error {
+	for attempt := 0; ; attempt++ {
+		err := r.p.pool.QueryRow(r.ctx, r.sql, r.args...).Scan(dest...)
+		if err == nil || !r.p.retry(r.ctx, r.sql, err, attempt) {
+			return err
+		}
+	}
 }

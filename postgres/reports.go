@@ -35,7 +35,7 @@ func (db *DB) CountAuditEvents(ctx context.Context, f permiso.AuditFilter, g per
 	if len(cols) > 0 {
 		q += " GROUP BY " + strings.Join(cols, ", ") + " ORDER BY " + strings.Join(cols, ", ")
 	}
-	rows, err := db.pool.Query(ctx, q, w.args...)
+	rows, err := db.q.Query(ctx, q, w.args...)
 	if err != nil {
 		return nil, mapErr(err, "audit events", opRead)
 	}
@@ -71,7 +71,7 @@ func (db *DB) CountAuditEvents(ctx context.Context, f permiso.AuditFilter, g per
 func (db *DB) CountAuditActors(ctx context.Context, f permiso.AuditFilter) (int, error) {
 	w := auditWhere(f)
 	var n int
-	if err := db.pool.QueryRow(ctx, "SELECT count(DISTINCT actor_id) FROM audit_events"+w.sql(), w.args...).Scan(&n); err != nil {
+	if err := db.q.QueryRow(ctx, "SELECT count(DISTINCT actor_id) FROM audit_events"+w.sql(), w.args...).Scan(&n); err != nil {
 		return 0, mapErr(err, "audit events", opRead)
 	}
 	return n, nil
@@ -80,7 +80,7 @@ func (db *DB) CountAuditActors(ctx context.Context, f permiso.AuditFilter) (int,
 // ClearExpiredLocks resets the lockout mirror of users whose lock ended at
 // or before now.
 func (db *DB) ClearExpiredLocks(ctx context.Context, now time.Time) (int, error) {
-	tag, err := db.pool.Exec(ctx, `UPDATE users SET locked_until = NULL, failed_login_attempts = 0
+	tag, err := db.q.Exec(ctx, `UPDATE users SET locked_until = NULL, failed_login_attempts = 0
 		WHERE locked_until IS NOT NULL AND locked_until <= $1`, ts(now))
 	if err != nil {
 		return 0, mapErr(err, "users", opWrite)

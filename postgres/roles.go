@@ -119,7 +119,7 @@ func (db *DB) CreateRole(ctx context.Context, r permiso.Role, scopeIDs []uuid.UU
 	if err != nil {
 		return permiso.Role{}, err
 	}
-	return db.getRole(ctx, db.pool, `r.id = $1`, r.ID)
+	return db.getRole(ctx, db.q, `r.id = $1`, r.ID)
 }
 
 func (db *DB) getRole(ctx context.Context, q querier, cond string, arg any) (permiso.Role, error) {
@@ -139,12 +139,12 @@ func (db *DB) getRole(ctx context.Context, q querier, cond string, arg any) (per
 
 // GetRole returns the role with its scopes and user count.
 func (db *DB) GetRole(ctx context.Context, id uuid.UUID) (permiso.Role, error) {
-	return db.getRole(ctx, db.pool, `r.id = $1`, id)
+	return db.getRole(ctx, db.q, `r.id = $1`, id)
 }
 
 // GetRoleByName returns the role with the given name.
 func (db *DB) GetRoleByName(ctx context.Context, name string) (permiso.Role, error) {
-	return db.getRole(ctx, db.pool, `r.name = $1`, name)
+	return db.getRole(ctx, db.q, `r.name = $1`, name)
 }
 
 // UpdateRole reads the role FOR UPDATE, applies fn and writes name and
@@ -200,7 +200,7 @@ func (db *DB) updateRole(ctx context.Context, id uuid.UUID, fn func(*permiso.Rol
 // DeleteRole deletes the role; it returns ErrConflict while any user holds
 // it (user_roles.role_id is ON DELETE RESTRICT).
 func (db *DB) DeleteRole(ctx context.Context, id uuid.UUID) error {
-	tag, err := db.pool.Exec(ctx, `DELETE FROM roles WHERE id = $1`, id)
+	tag, err := db.q.Exec(ctx, `DELETE FROM roles WHERE id = $1`, id)
 	if err != nil {
 		return mapErr(err, "role", opDelete)
 	}
@@ -221,11 +221,11 @@ func (db *DB) ListRoles(ctx context.Context, f permiso.RoleFilter) ([]permiso.Ro
 		w.add(`EXISTS (SELECT 1 FROM role_scopes rs WHERE rs.role_id = r.id AND rs.scope_id = ?)`, *f.ScopeID)
 	}
 	var total int
-	if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM roles r`+w.sql(), w.args...).Scan(&total); err != nil {
+	if err := db.q.QueryRow(ctx, `SELECT count(*) FROM roles r`+w.sql(), w.args...).Scan(&total); err != nil {
 		return nil, 0, mapErr(err, "roles", opRead)
 	}
 	lim, args := page(f.Offset, f.Limit, w.args)
-	rows, err := db.pool.Query(ctx, `SELECT `+roleColumns+`, `+roleUserCount+` FROM roles r`+w.sql()+
+	rows, err := db.q.Query(ctx, `SELECT `+roleColumns+`, `+roleUserCount+` FROM roles r`+w.sql()+
 		` ORDER BY r.name, r.id`+lim, args...)
 	if err != nil {
 		return nil, 0, mapErr(err, "roles", opRead)
@@ -239,7 +239,7 @@ func (db *DB) ListRoles(ctx context.Context, f permiso.RoleFilter) ([]permiso.Ro
 	if err != nil {
 		return nil, 0, mapErr(err, "roles", opRead)
 	}
-	if err := loadRoleScopes(ctx, db.pool, roles); err != nil {
+	if err := loadRoleScopes(ctx, db.q, roles); err != nil {
 		return nil, 0, err
 	}
 	return roles, total, nil
@@ -265,7 +265,7 @@ func (db *DB) CreateScope(ctx context.Context, s permiso.Scope) (permiso.Scope, 
 		s.ID = uuid.New()
 	}
 	createdTimes(&s.CreatedAt, &s.UpdatedAt)
-	_, err := db.pool.Exec(ctx, `INSERT INTO scopes (id, name, description, resource, created_at, updated_at)
+	_, err := db.q.Exec(ctx, `INSERT INTO scopes (id, name, description, resource, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6)`, s.ID, s.Name, s.Description, s.Resource, s.CreatedAt, s.UpdatedAt)
 	if err != nil {
 		return permiso.Scope{}, mapErr(err, "scope", opWrite)
@@ -286,12 +286,12 @@ func (db *DB) getScope(ctx context.Context, q querier, cond string, arg any) (pe
 
 // GetScope returns the scope with its role count.
 func (db *DB) GetScope(ctx context.Context, id uuid.UUID) (permiso.Scope, error) {
-	return db.getScope(ctx, db.pool, `s.id = $1`, id)
+	return db.getScope(ctx, db.q, `s.id = $1`, id)
 }
 
 // GetScopeByName returns the scope with the given name.
 func (db *DB) GetScopeByName(ctx context.Context, name string) (permiso.Scope, error) {
-	return db.getScope(ctx, db.pool, `s.name = $1`, name)
+	return db.getScope(ctx, db.q, `s.name = $1`, name)
 }
 
 // UpdateScope reads the scope FOR UPDATE, applies fn and writes the result
@@ -323,7 +323,7 @@ func (db *DB) UpdateScope(ctx context.Context, id uuid.UUID, fn func(*permiso.Sc
 // holds it (role_scopes.scope_id is ON DELETE RESTRICT). Links to service
 // clients are removed.
 func (db *DB) DeleteScope(ctx context.Context, id uuid.UUID) error {
-	tag, err := db.pool.Exec(ctx, `DELETE FROM scopes WHERE id = $1`, id)
+	tag, err := db.q.Exec(ctx, `DELETE FROM scopes WHERE id = $1`, id)
 	if err != nil {
 		return mapErr(err, "scope", opDelete)
 	}
@@ -348,11 +348,11 @@ func (db *DB) ListScopes(ctx context.Context, f permiso.ScopeFilter) ([]permiso.
 		w.add(`s.resource = ?`, f.Resource)
 	}
 	var total int
-	if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM scopes s`+w.sql(), w.args...).Scan(&total); err != nil {
+	if err := db.q.QueryRow(ctx, `SELECT count(*) FROM scopes s`+w.sql(), w.args...).Scan(&total); err != nil {
 		return nil, 0, mapErr(err, "scopes", opRead)
 	}
 	lim, args := page(f.Offset, f.Limit, w.args)
-	rows, err := db.pool.Query(ctx, `SELECT `+scopeColumns+`, `+scopeRoleCount+` FROM scopes s`+w.sql()+
+	rows, err := db.q.Query(ctx, `SELECT `+scopeColumns+`, `+scopeRoleCount+` FROM scopes s`+w.sql()+
 		` ORDER BY s.name, s.id`+lim, args...)
 	if err != nil {
 		return nil, 0, mapErr(err, "scopes", opRead)

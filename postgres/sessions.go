@@ -34,6 +34,29 @@ func collectSessions(rows pgx.Rows) ([]permiso.Session, error) {
 // LastActivity defaulting to the current time); an unknown user or client
 // yields ErrNotFound.
 func (db *DB) CreateSession(ctx context.Context, s permiso.Session) (permiso.Session, error) {
+	return insertSession(ctx, db.q, s)
+}
+
+// CreateSessionWithToken stores s and first in one transaction (see
+// permiso.SessionStore).
+func (db *DB) CreateSessionWithToken(ctx context.Context, s permiso.Session, first permiso.RefreshToken) (permiso.Session, permiso.RefreshToken, error) {
+	var sess permiso.Session
+	var tok permiso.RefreshToken
+	err := db.inTx(ctx, func(tx pgx.Tx) (err error) {
+		if sess, err = insertSession(ctx, tx, s); err != nil {
+			return err
+		}
+		first.SessionID = sess.ID
+		tok, err = insertRefresh(ctx, tx, first)
+		return err
+	})
+	if err != nil {
+		return permiso.Session{}, permiso.RefreshToken{}, err
+	}
+	return sess, tok, nil
+}
+
+func insertSession(ctx context.Context, q querier, s permiso.Session) (permiso.Session, error) {
 	if s.ID == uuid.Nil {
 		s.ID = uuid.New()
 	}
@@ -43,7 +66,7 @@ func (db *DB) CreateSession(ctx context.Context, s permiso.Session) (permiso.Ses
 	if s.LastActivity.IsZero() {
 		s.LastActivity = s.CreatedAt
 	}
-	out, err := scanSession(db.pool.QueryRow(ctx, `INSERT INTO user_sessions (id, user_id, client_id,
+	out, err := scanSession(q.QueryRow(ctx, `INSERT INTO user_sessions (id, user_id, client_id,
 		ip_address, user_agent, created_at, last_activity, expires_at, revoked_at)
 		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) RETURNING `+sessionColumns,
 		s.ID, s.UserID, s.ClientID, s.IPAddress, s.UserAgent, ts(s.CreatedAt), ts(s.LastActivity),
@@ -56,7 +79,7 @@ func (db *DB) CreateSession(ctx context.Context, s permiso.Session) (permiso.Ses
 
 // GetSession returns the session with the given id.
 func (db *DB) GetSession(ctx context.Context, id uuid.UUID) (permiso.Session, error) {
-	s, err := scanSession(db.pool.QueryRow(ctx, `SELECT `+sessionColumns+` FROM user_sessions WHERE id = $1`, id))
+	s, err := scanSession(db.q.QueryRow(ctx, `SELECT `+sessionColumns+` FROM user_sessions WHERE id = $1`, id))
 	if err != nil {
 		return permiso.Session{}, mapErr(err, "session", opRead)
 	}
@@ -72,7 +95,7 @@ func (db *DB) ListSessions(ctx context.Context, userID uuid.UUID, activeOnly boo
 		q += ` AND revoked_at IS NULL AND expires_at > $2`
 		args = append(args, ts(now))
 	}
-	rows, err := db.pool.Query(ctx, q+` ORDER BY created_at, id`, args...)
+	rows, err := db.q.Query(ctx, q+` ORDER BY created_at, id`, args...)
 	if err != nil {
 		return nil, mapErr(err, "sessions", opRead)
 	}
@@ -104,6 +127,21 @@ func (db *DB) UpdateSession(ctx context.Context, id uuid.UUID, fn func(*permiso.
 	})
 	if err != nil {
 		return permiso.Session{}, err
+	}
+	return out, nil
+}
+
+// ListSessionsRevokedSince returns the sessions revoked at or after since,
+// ordered by revoked_at, id.
+func (db *DB) ListSessionsRevokedSince(ctx context.Context, since time.Time) ([]permiso.Session, error) {
+	rows, err := db.q.Query(ctx, `SELECT `+sessionColumns+` FROM user_sessions
+		WHERE revoked_at >= $1 ORDER BY revoked_at, id`, ts(since))
+	if err != nil {
+		return nil, mapErr(err, "sessions", opRead)
+	}
+	out, err := collectSessions(rows)
+	if err != nil {
+		return nil, mapErr(err, "sessions", opRead)
 	}
 	return out, nil
 }
@@ -202,7 +240,7 @@ func sortSessions(ss []permiso.Session) {
 // DeleteExpiredSessions removes sessions that expired before now (their
 // refresh tokens cascade).
 func (db *DB) DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error) {
-	tag, err := db.pool.Exec(ctx, `DELETE FROM user_sessions WHERE expires_at < $1`, ts(now))
+	tag, err := db.q.Exec(ctx, `DELETE FROM user_sessions WHERE expires_at < $1`, ts(now))
 	if err != nil {
 		return 0, mapErr(err, "sessions", opDelete)
 	}
@@ -214,7 +252,7 @@ func (db *DB) DeleteExpiredSessions(ctx context.Context, now time.Time) (int, er
 // (created at or after createdSince).
 func (db *DB) SessionStats(ctx context.Context, now, createdSince time.Time) (permiso.SessionStats, error) {
 	var s permiso.SessionStats
-	err := db.pool.QueryRow(ctx, `SELECT
+	err := db.q.QueryRow(ctx, `SELECT
 		count(*) FILTER (WHERE revoked_at IS NULL AND expires_at > $1),
 		count(*) FILTER (WHERE revoked_at IS NULL AND expires_at <= $1),
 		count(*) FILTER (WHERE revoked_at IS NOT NULL),

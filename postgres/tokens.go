@@ -68,12 +68,12 @@ func refreshDefaults(t permiso.RefreshToken) permiso.RefreshToken {
 // ErrNotFound, a duplicate hash ErrAlreadyExists. Scopes are stored sorted
 // and de-duplicated. A zero FamilyID starts a new family (the token's id).
 func (db *DB) CreateRefreshToken(ctx context.Context, t permiso.RefreshToken) (permiso.RefreshToken, error) {
-	return insertRefresh(ctx, db.pool, t)
+	return insertRefresh(ctx, db.q, t)
 }
 
 // GetRefreshTokenByHash returns the token with the given hash.
 func (db *DB) GetRefreshTokenByHash(ctx context.Context, hash string) (permiso.RefreshToken, error) {
-	t, err := scanRefresh(db.pool.QueryRow(ctx, `SELECT `+refreshColumns+` FROM refresh_tokens WHERE token_hash = $1`, hash))
+	t, err := scanRefresh(db.q.QueryRow(ctx, `SELECT `+refreshColumns+` FROM refresh_tokens WHERE token_hash = $1`, hash))
 	if err != nil {
 		return permiso.RefreshToken{}, mapErr(err, "refresh token", opRead)
 	}
@@ -85,11 +85,26 @@ func (db *DB) GetRefreshTokenByHash(ctx context.Context, hash string) (permiso.R
 // replacement, in one transaction. If no row matched it returns ErrConflict
 // (already used or revoked) or ErrNotFound (no such token) and writes
 // nothing, so of any number of concurrent callers exactly one succeeds.
+//
+// A rotation whose BEGIN finds its connection lost (one the server ended
+// while it sat in the pool) is sent again on another connection: nothing
+// of it has run.
 func (db *DB) UseRefreshToken(ctx context.Context, hash string, replacement permiso.RefreshToken, now time.Time) error {
 	t := refreshDefaults(replacement)
+	for attempt := 0; ; attempt++ {
+		beginLost, err := db.useRefreshToken(ctx, hash, t, now)
+		if !beginLost || attempt >= int(db.cfg.MaxConns) || ctx.Err() != nil {
+			return err
+		}
+	}
+}
+
+// useRefreshToken is one attempt of UseRefreshToken; beginLost reports
+// that its BEGIN failed because the connection was lost.
+func (db *DB) useRefreshToken(ctx context.Context, hash string, t permiso.RefreshToken, now time.Time) (beginLost bool, err error) {
 	conn, err := db.pool.Acquire(ctx)
 	if err != nil {
-		return mapErr(err, "transaction", opRead)
+		return false, mapErr(err, "transaction", opRead)
 	}
 	defer conn.Release()
 	// One round trip for the whole rotation (SPEC §7: one short
@@ -109,6 +124,7 @@ func (db *DB) UseRefreshToken(ctx context.Context, hash string, replacement perm
 	br := conn.SendBatch(ctx, b)
 	err = func() error {
 		if _, err := br.Exec(); err != nil {
+			beginLost = connectionLost(err)
 			return mapErr(err, "transaction", opWrite)
 		}
 		if _, err := br.Exec(); err != nil {
@@ -136,13 +152,13 @@ func (db *DB) UseRefreshToken(ctx context.Context, hash string, replacement perm
 	}
 	switch {
 	case err != nil:
-		return err
+		return beginLost, err
 	case inserted == 0 && !exists:
-		return permiso.Errorf(permiso.ENOTFOUND, "refresh token not found")
+		return false, permiso.Errorf(permiso.ENOTFOUND, "refresh token not found")
 	case inserted == 0:
-		return permiso.Errorf(permiso.ECONFLICT, "refresh token already used or revoked")
+		return false, permiso.Errorf(permiso.ECONFLICT, "refresh token already used or revoked")
 	}
-	return nil
+	return false, nil
 }
 
 // useRefreshSQL marks the presented token ($17) used at $16 and inserts its
@@ -173,7 +189,7 @@ func touchSession(ctx context.Context, tx pgx.Tx, replacement permiso.RefreshTok
 // RevokeRefreshFamily revokes every unrevoked token of the family and
 // returns how many were revoked.
 func (db *DB) RevokeRefreshFamily(ctx context.Context, familyID uuid.UUID, reason string, now time.Time) (int, error) {
-	tag, err := db.pool.Exec(ctx, `UPDATE refresh_tokens SET revoked_at = $2, revocation_reason = $3
+	tag, err := db.q.Exec(ctx, `UPDATE refresh_tokens SET revoked_at = $2, revocation_reason = $3
 		WHERE family_id = $1 AND revoked_at IS NULL`, familyID, ts(now), reason)
 	if err != nil {
 		return 0, mapErr(err, "refresh tokens", opWrite)
@@ -183,7 +199,7 @@ func (db *DB) RevokeRefreshFamily(ctx context.Context, familyID uuid.UUID, reaso
 
 // DeleteExpiredRefreshTokens removes tokens that expired before now.
 func (db *DB) DeleteExpiredRefreshTokens(ctx context.Context, now time.Time) (int, error) {
-	tag, err := db.pool.Exec(ctx, `DELETE FROM refresh_tokens WHERE expires_at < $1`, ts(now))
+	tag, err := db.q.Exec(ctx, `DELETE FROM refresh_tokens WHERE expires_at < $1`, ts(now))
 	if err != nil {
 		return 0, mapErr(err, "refresh tokens", opDelete)
 	}
@@ -207,7 +223,7 @@ func (db *DB) CreateSigningKey(ctx context.Context, k permiso.SigningKey) (permi
 	if k.CreatedAt.IsZero() {
 		k.CreatedAt = time.Now()
 	}
-	out, err := scanKey(db.pool.QueryRow(ctx, `INSERT INTO signing_keys (id, algorithm, private_key,
+	out, err := scanKey(db.q.QueryRow(ctx, `INSERT INTO signing_keys (id, algorithm, private_key,
 		public_key, created_at, retired_at, expires_at) VALUES ($1,$2,$3,$4,$5,$6,$7)
 		RETURNING `+keyColumns, k.ID, k.Algorithm, k.PrivateKey, k.PublicKey, ts(k.CreatedAt),
 		tsp(k.RetiredAt), tsp(k.ExpiresAt)))
@@ -219,7 +235,7 @@ func (db *DB) CreateSigningKey(ctx context.Context, k permiso.SigningKey) (permi
 
 // ListSigningKeys returns keys not expired at now, newest first.
 func (db *DB) ListSigningKeys(ctx context.Context, now time.Time) ([]permiso.SigningKey, error) {
-	rows, err := db.pool.Query(ctx, `SELECT `+keyColumns+` FROM signing_keys
+	rows, err := db.q.Query(ctx, `SELECT `+keyColumns+` FROM signing_keys
 		WHERE expires_at IS NULL OR expires_at > $1 ORDER BY created_at DESC, id DESC`, ts(now))
 	if err != nil {
 		return nil, mapErr(err, "signing keys", opRead)
@@ -234,7 +250,7 @@ func (db *DB) ListSigningKeys(ctx context.Context, now time.Time) ([]permiso.Sig
 // RetireSigningKeys retires every unretired key of the algorithm except
 // keepID, setting RetiredAt = now and ExpiresAt = expiresAt.
 func (db *DB) RetireSigningKeys(ctx context.Context, algorithm, keepID string, now, expiresAt time.Time) (int, error) {
-	tag, err := db.pool.Exec(ctx, `UPDATE signing_keys SET retired_at = $3, expires_at = $4
+	tag, err := db.q.Exec(ctx, `UPDATE signing_keys SET retired_at = $3, expires_at = $4
 		WHERE algorithm = $1 AND id <> $2 AND retired_at IS NULL`, algorithm, keepID, ts(now), ts(expiresAt))
 	if err != nil {
 		return 0, mapErr(err, "signing keys", opWrite)

@@ -78,7 +78,7 @@ func (db *DB) CreateUser(ctx context.Context, u permiso.User, roleIDs []uuid.UUI
 	if err != nil {
 		return permiso.User{}, err
 	}
-	return db.getUser(ctx, db.pool, `u.id = $1`, u.ID)
+	return db.getUser(ctx, db.q, `u.id = $1`, u.ID)
 }
 
 // linkUserRoles links the (de-duplicated) roleIDs to the user after checking
@@ -136,23 +136,23 @@ func (db *DB) getUser(ctx context.Context, q querier, cond string, arg any) (per
 
 // GetUser returns the user with the given id, with roles and scopes.
 func (db *DB) GetUser(ctx context.Context, id uuid.UUID) (permiso.User, error) {
-	return db.getUser(ctx, db.pool, `u.id = $1`, id)
+	return db.getUser(ctx, db.q, `u.id = $1`, id)
 }
 
 // GetUserByUsername finds a user by username, case-insensitively.
 func (db *DB) GetUserByUsername(ctx context.Context, username string) (permiso.User, error) {
-	return db.getUser(ctx, db.pool, `lower(u.username) = lower($1)`, username)
+	return db.getUser(ctx, db.q, `lower(u.username) = lower($1)`, username)
 }
 
 // GetUserByEmail finds a user by email, case-insensitively.
 func (db *DB) GetUserByEmail(ctx context.Context, email string) (permiso.User, error) {
-	return db.getUser(ctx, db.pool, `lower(u.email) = lower($1)`, email)
+	return db.getUser(ctx, db.q, `lower(u.email) = lower($1)`, email)
 }
 
 // GetUserByLogin finds a user whose username or email equals login,
 // case-insensitively. A username match wins over an email match.
 func (db *DB) GetUserByLogin(ctx context.Context, login string) (permiso.User, error) {
-	return db.getUser(ctx, db.pool,
+	return db.getUser(ctx, db.q,
 		`lower(u.username) = lower($1) OR lower(u.email) = lower($1)
 		 ORDER BY (lower(u.username) = lower($1)) DESC LIMIT 1`, permiso.NormalizeUsername(login))
 }
@@ -221,7 +221,7 @@ func (db *DB) updateUser(ctx context.Context, id uuid.UUID, fn func(*permiso.Use
 // DeleteUser deletes the user; sessions, tokens, role links and history
 // cascade.
 func (db *DB) DeleteUser(ctx context.Context, id uuid.UUID) error {
-	tag, err := db.pool.Exec(ctx, `DELETE FROM users WHERE id = $1`, id)
+	tag, err := db.q.Exec(ctx, `DELETE FROM users WHERE id = $1`, id)
 	if err != nil {
 		return mapErr(err, "user", opDelete)
 	}
@@ -251,11 +251,11 @@ func (db *DB) ListUsers(ctx context.Context, f permiso.UserFilter) ([]permiso.Us
 		w.add(`EXISTS (SELECT 1 FROM user_roles ur WHERE ur.user_id = u.id AND ur.role_id = ?)`, *f.RoleID)
 	}
 	var total int
-	if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM users u`+w.sql(), w.args...).Scan(&total); err != nil {
+	if err := db.q.QueryRow(ctx, `SELECT count(*) FROM users u`+w.sql(), w.args...).Scan(&total); err != nil {
 		return nil, 0, mapErr(err, "users", opRead)
 	}
 	lim, args := page(f.Offset, f.Limit, w.args)
-	rows, err := db.pool.Query(ctx, `SELECT `+userColumns+` FROM users u`+w.sql()+
+	rows, err := db.q.Query(ctx, `SELECT `+userColumns+` FROM users u`+w.sql()+
 		` ORDER BY u.created_at, u.id`+lim, args...)
 	if err != nil {
 		return nil, 0, mapErr(err, "users", opRead)
@@ -264,7 +264,7 @@ func (db *DB) ListUsers(ctx context.Context, f permiso.UserFilter) ([]permiso.Us
 	if err != nil {
 		return nil, 0, mapErr(err, "users", opRead)
 	}
-	if err := loadUserRoles(ctx, db.pool, users); err != nil {
+	if err := loadUserRoles(ctx, db.q, users); err != nil {
 		return nil, 0, err
 	}
 	return users, total, nil
@@ -346,7 +346,7 @@ func lockRow(ctx context.Context, tx pgx.Tx, table, what string, id uuid.UUID) e
 // after createdSince.
 func (db *DB) UserStats(ctx context.Context, now, createdSince time.Time) (permiso.UserStats, error) {
 	var s permiso.UserStats
-	err := db.pool.QueryRow(ctx, `SELECT count(*),
+	err := db.q.QueryRow(ctx, `SELECT count(*),
 		count(*) FILTER (WHERE is_active),
 		count(*) FILTER (WHERE is_verified),
 		count(*) FILTER (WHERE locked_until IS NOT NULL AND locked_until > $1),
@@ -391,7 +391,7 @@ func (db *DB) ChangePassword(ctx context.Context, userID uuid.UUID, newHash stri
 // first (limit <= 0: all).
 func (db *DB) PasswordHistory(ctx context.Context, userID uuid.UUID, limit int) ([]permiso.PasswordHistoryEntry, error) {
 	lim, args := page(0, limit, []any{userID})
-	rows, err := db.pool.Query(ctx, `SELECT id, user_id, password_hash, created_at
+	rows, err := db.q.Query(ctx, `SELECT id, user_id, password_hash, created_at
 		FROM password_history WHERE user_id = $1 ORDER BY created_at DESC, id DESC`+lim, args...)
 	if err != nil {
 		return nil, mapErr(err, "password history", opRead)

@@ -210,10 +210,27 @@ func canonicalURL(raw string) (mode, canonical string, err error) {
 
 // LogFailures sends the failure reports (see Options.Logger) to l from now
 // on; nil silences them. Failures are counted either way.
+//
+// go-redis's own diagnostics ("failed to dial", one line per attempt while
+// Redis is down) go to l at debug level instead of unstructured lines on
+// stderr: the reports above already tell the outage, once per interval.
+// go-redis keeps one such logger per process.
 func (c *Client) LogFailures(l *slog.Logger) {
 	c.failures.mu.Lock()
 	defer c.failures.mu.Unlock()
 	c.failures.log = l
+	if l != nil {
+		goredis.SetLogger(internalLogger{l})
+	}
+}
+
+// internalLogger receives go-redis's internal log lines.
+type internalLogger struct{ l *slog.Logger }
+
+func (g internalLogger) Printf(ctx context.Context, format string, v ...any) {
+	if g.l.Enabled(ctx, slog.LevelDebug) {
+		g.l.LogAttrs(ctx, slog.LevelDebug, "go-redis", slog.String("detail", fmt.Sprintf(format, v...)))
+	}
 }
 
 // Mode reports the kind of deployment the client talks to: ModeSingle,

@@ -3,7 +3,9 @@ package redis
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -47,6 +49,7 @@ return 1
 //	<session prefix>revoked:sid:<sid>      "1"                      every token of a session
 //	<token prefix>revoked:subms:<subject>  cutoff, unix milliseconds the subject's tokens issued before it
 //	<token prefix>revoked:allms            cutoff, unix milliseconds every token issued before it
+//	<token prefix>revoked:state            unix milliseconds        the state is whole (WithRestore; no TTL)
 //
 // Cut-offs are kept in milliseconds, rounded up (a cut-off is a
 // permiso.RevocationCutoff, a whole millisecond, so nothing is rounded in
@@ -75,7 +78,26 @@ type Revocations struct {
 	prefix        string
 	sessionPrefix string
 	now           func() time.Time
+
+	// Set by WithRestore.
+	restore     SessionRestorer
+	logger      *slog.Logger
+	restoring   atomic.Bool
+	lastAttempt atomic.Int64 // unix nanoseconds of the last restore attempt
 }
+
+// SessionRestorer returns the sessions that have ended while their access
+// tokens may still be alive, each with the time until which those tokens
+// must be refused (oauth2.Service.SessionRevocations, read from the
+// database).
+type SessionRestorer func(ctx context.Context) (map[string]time.Time, error)
+
+// restoreInterval is the shortest time between two restore attempts of one
+// process (a database that is down too is not asked on every request).
+const restoreInterval = time.Second
+
+// restoreTimeout bounds one restore.
+const restoreTimeout = 30 * time.Second
 
 var _ permiso.RevocationStore = (*Revocations)(nil)
 
@@ -83,6 +105,108 @@ var _ permiso.RevocationStore = (*Revocations)(nil)
 // with prefix (CACHE_TOKEN_PREFIX, for example "permiso:token:").
 func NewRevocations(c *Client, prefix string) *Revocations {
 	return &Revocations{rdb: c.rdb, prefix: prefix, sessionPrefix: prefix, now: time.Now}
+}
+
+// WithRestore makes r notice when Redis has lost its data (a restart
+// without persistence, a replica promoted empty, FLUSHALL) and rebuild what
+// the database knows, before it answers again (docs/deployment.md,
+// "Outages"):
+//
+//   - a marker key, <token prefix>revoked:state, is written once the
+//     revocations of ended sessions are in Redis; it has no TTL (revocation
+//     entries all have one) and is read in the pipeline of every lookup;
+//   - while it is missing every lookup fails with EUNAVAILABLE (fail
+//     closed: 503, or open with REVOCATION_FAIL_OPEN) and one restore runs
+//     in the background: restore's sessions are written as session
+//     revocations, then the marker, in one pipeline, so the marker never
+//     reaches a server that did not take the entries before it (a single
+//     server or Sentinel master; on Redis Cluster the marker sits on one
+//     node and cannot vouch for the others).
+//
+// Cut-offs need no restore: the users' and clients' own are on their rows
+// (checked on every request), and a global revoke-all writes those too.
+// Revocations of single access tokens by jti (RFC 7009 on an access token)
+// are kept only in Redis and are lost with it. It must be called before r
+// is used.
+func (r *Revocations) WithRestore(restore SessionRestorer, logger *slog.Logger) *Revocations {
+	r.restore = restore
+	r.logger = logger
+	if r.logger == nil {
+		r.logger = slog.New(slog.DiscardHandler)
+	}
+	return r
+}
+
+func (r *Revocations) stateKey() string { return r.prefix + "revoked:state" }
+
+// errStateLost is the answer of a lookup while the revocation state is
+// being rebuilt.
+var errStateLost = permiso.Errorf(permiso.EUNAVAILABLE, "revocation state is being restored")
+
+// triggerRestore starts a restore in the background unless one is running
+// or one started less than restoreInterval ago.
+func (r *Revocations) triggerRestore() {
+	now := time.Now().UnixNano()
+	if last := r.lastAttempt.Load(); now-last < int64(restoreInterval) || !r.restoring.CompareAndSwap(false, true) {
+		return
+	}
+	r.lastAttempt.Store(now)
+	go func() {
+		defer r.restoring.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), restoreTimeout)
+		defer cancel()
+		if n, err := r.Restore(ctx); err != nil {
+			r.logger.Error("revocation state lost in Redis; restoring it failed, bearer checks keep failing closed",
+				"error", err.Error())
+		} else {
+			r.logger.Warn("revocation state lost in Redis (restarted without its data?); session revocations restored from the database",
+				"sessions", n)
+		}
+	}()
+}
+
+// Restore writes the session revocations that WithRestore's restorer
+// returns, then the marker, and returns how many sessions it wrote. It
+// never weakens an entry already stored.
+func (r *Revocations) Restore(ctx context.Context) (int, error) {
+	if r.restore == nil {
+		return 0, permiso.Errorf(permiso.EINTERNAL, "no restorer configured")
+	}
+	sessions, err := r.restore(ctx)
+	if err != nil {
+		return 0, err
+	}
+	pipe := r.rdb.Pipeline()
+	for sid, until := range sessions {
+		keys := []string{r.sidKey(sid)}
+		if legacy := r.legacySidKey(sid); legacy != "" {
+			keys = append(keys, legacy)
+		}
+		for _, k := range keys {
+			revokeScript.Eval(ctx, pipe, []string{k}, 1, r.ttlMillis(until))
+		}
+	}
+	pipe.Set(ctx, r.stateKey(), r.now().UnixMilli(), 0)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, unavailable(err)
+	}
+	return len(sessions), nil
+}
+
+// EnsureState restores the revocation state now unless its marker is in
+// Redis (a first start against an empty Redis, or one that lost its data
+// while no instance ran), so that the first bearer checks need not wait
+// for it.
+func (r *Revocations) EnsureState(ctx context.Context) error {
+	n, err := r.rdb.Exists(ctx, r.stateKey()).Result()
+	if err != nil {
+		return unavailable(err)
+	}
+	if n > 0 {
+		return nil
+	}
+	_, err = r.Restore(ctx)
+	return err
 }
 
 // WithSessionPrefix puts the revocations of whole sessions under prefix
@@ -225,6 +349,10 @@ func (r *Revocations) QueueIsRevoked(ctx context.Context, pipe goredis.Pipeliner
 		subCmd = pipe.Get(ctx, r.subKey(subject))
 	}
 	allCmd := pipe.Get(ctx, r.allKey())
+	var stateCmd *goredis.IntCmd
+	if r.restore != nil {
+		stateCmd = pipe.Exists(ctx, r.stateKey())
+	}
 	return func() (bool, error) {
 		// Any positive answer wins over another lookup's error: revoked is
 		// the safe answer.
@@ -263,6 +391,17 @@ func (r *Revocations) QueueIsRevoked(ctx context.Context, pipe goredis.Pipeliner
 				}
 			case !errors.Is(err, goredis.Nil):
 				fail(unavailable(err))
+			}
+		}
+		if stateCmd != nil {
+			switch n, err := stateCmd.Result(); {
+			case err != nil:
+				fail(unavailable(err))
+			case n == 0:
+				// Redis has lost the revocations: nothing it says "not
+				// revoked" can be believed until they are restored.
+				r.triggerRestore()
+				fail(errStateLost)
 			}
 		}
 		return false, firstErr

@@ -48,6 +48,39 @@ func selectSessions(ctx context.Context, c conn, query string, args ...any) ([]p
 // CreateSession stores s. ID is generated when zero; CreatedAt and
 // LastActivity default to now.
 func (db *DB) CreateSession(ctx context.Context, s permiso.Session) (permiso.Session, error) {
+	id, err := insertSession(ctx, db.w(), s)
+	if err != nil {
+		return permiso.Session{}, err
+	}
+	return db.GetSession(ctx, id)
+}
+
+// CreateSessionWithToken stores s and first in one write transaction (see
+// permiso.SessionStore).
+func (db *DB) CreateSessionWithToken(ctx context.Context, s permiso.Session, first permiso.RefreshToken) (permiso.Session, permiso.RefreshToken, error) {
+	var sess permiso.Session
+	var tok permiso.RefreshToken
+	err := db.inTx(ctx, func(c conn) error {
+		id, err := insertSession(ctx, c, s)
+		if err != nil {
+			return err
+		}
+		first.SessionID = id
+		if tok, err = insertRefresh(ctx, c, first); err != nil {
+			return err
+		}
+		sess, err = scanSession(c.queryRow(ctx, "SELECT "+sessionCols+" FROM user_sessions WHERE id = ?", id))
+		return sessionErr("create session", err)
+	})
+	if err != nil {
+		return permiso.Session{}, permiso.RefreshToken{}, err
+	}
+	return sess, tok, nil
+}
+
+// insertSession stores s (ID generated when zero; CreatedAt and
+// LastActivity default to now) and returns its id.
+func insertSession(ctx context.Context, c conn, s permiso.Session) (uuid.UUID, error) {
 	if s.ID == uuid.Nil {
 		s.ID = newID()
 	}
@@ -55,14 +88,14 @@ func (db *DB) CreateSession(ctx context.Context, s permiso.Session) (permiso.Ses
 	if s.LastActivity.IsZero() {
 		s.LastActivity = s.CreatedAt
 	}
-	_, err := db.w().exec(ctx, `INSERT INTO user_sessions (`+sessionCols+`)
+	_, err := c.exec(ctx, `INSERT INTO user_sessions (`+sessionCols+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		s.ID, s.UserID, s.ClientID, s.IPAddress, s.UserAgent, ts(s.CreatedAt),
 		ts(s.LastActivity), ts(s.ExpiresAt), tsPtr(s.RevokedAt))
 	if err != nil {
-		return permiso.Session{}, sessionErr("create session", err)
+		return uuid.Nil, sessionErr("create session", err)
 	}
-	return db.GetSession(ctx, s.ID)
+	return s.ID, nil
 }
 
 // GetSession returns the session, revoked or expired or not.
@@ -81,6 +114,13 @@ func (db *DB) ListSessions(ctx context.Context, userID uuid.UUID, activeOnly boo
 		args = append(args, ts(now))
 	}
 	return selectSessions(ctx, db.r(), q+" ORDER BY created_at, id", args...)
+}
+
+// ListSessionsRevokedSince returns the sessions revoked at or after since,
+// ordered by revoked_at, id.
+func (db *DB) ListSessionsRevokedSince(ctx context.Context, since time.Time) ([]permiso.Session, error) {
+	return selectSessions(ctx, db.r(), "SELECT "+sessionCols+
+		" FROM user_sessions WHERE revoked_at IS NOT NULL AND revoked_at >= ? ORDER BY revoked_at, id", ts(since))
 }
 
 // UpdateSession applies fn to the session and writes it in one

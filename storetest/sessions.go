@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -11,6 +12,8 @@ import (
 
 var sessionTests = []test{
 	{"Sessions/CRUD", testSessionCRUD},
+	{"Sessions/CreateWithToken", testCreateSessionWithToken},
+	{"Sessions/ListRevokedSince", testListSessionsRevokedSince},
 	{"Sessions/NotFound", testSessionNotFound},
 	{"Sessions/RevokeSession", testRevokeSession},
 	{"Sessions/RevokeUserSessions", testRevokeUserSessions},
@@ -341,4 +344,78 @@ func testSessionStats(h *harness) {
 	eq(h, "SessionStats.Expired (not revoked)", st.Expired, 1)
 	eq(h, "SessionStats.Revoked", st.Revoked, 2)
 	eq(h, "SessionStats.CreatedSince (inclusive)", st.CreatedSince, 3)
+}
+
+// testCreateSessionWithToken: a login's session and first refresh token are
+// stored together, and when the token cannot be stored, neither is.
+func testCreateSessionWithToken(h *harness) {
+	u := h.user("ulla")
+	c := h.client("svc-login")
+	s := permiso.Session{ID: uuid.New(), UserID: u.ID, ClientID: &c.ID, IPAddress: "203.0.113.7",
+		CreatedAt: h.now, LastActivity: h.now, ExpiresAt: h.at(time.Hour)}
+	rt := h.newRefresh(s, uuid.New(), "login-first")
+	sess, tok, err := h.s.CreateSessionWithToken(h.ctx, s, rt)
+	h.must(err, "CreateSessionWithToken")
+	eq(h, "session id", sess.ID, s.ID)
+	eqPtr(h, "session client_id", sess.ClientID, &c.ID)
+	eq(h, "token session id", tok.SessionID, s.ID)
+	got, err := h.s.GetRefreshTokenByHash(h.ctx, hashOf("login-first"))
+	h.must(err, "GetRefreshTokenByHash")
+	eq(h, "stored token session", got.SessionID, s.ID)
+	eq(h, "stored token family", got.FamilyID, rt.FamilyID)
+	if _, err := h.s.GetSession(h.ctx, s.ID); err != nil {
+		h.Errorf("GetSession after CreateSessionWithToken: %v", err)
+	}
+
+	// A token whose hash is taken: nothing is stored, not even the session.
+	s2 := permiso.Session{ID: uuid.New(), UserID: u.ID, IPAddress: "203.0.113.8",
+		CreatedAt: h.now, LastActivity: h.now, ExpiresAt: h.at(time.Hour)}
+	_, _, err = h.s.CreateSessionWithToken(h.ctx, s2, h.newRefresh(s2, uuid.New(), "login-first"))
+	h.wantErr(err, permiso.ErrAlreadyExists, "CreateSessionWithToken with a taken token hash")
+	_, err = h.s.GetSession(h.ctx, s2.ID)
+	h.wantErr(err, permiso.ErrNotFound, "the session of a failed CreateSessionWithToken")
+	active, err := h.s.ListSessions(h.ctx, u.ID, true, h.now)
+	h.must(err, "ListSessions")
+	eq(h, "active sessions", len(active), 1)
+
+	// An unknown user: ErrNotFound, nothing stored.
+	s3 := permiso.Session{ID: uuid.New(), UserID: uuid.New(), IPAddress: "::1",
+		CreatedAt: h.now, LastActivity: h.now, ExpiresAt: h.at(time.Hour)}
+	_, _, err = h.s.CreateSessionWithToken(h.ctx, s3, h.newRefresh(s3, uuid.New(), "login-unknown"))
+	h.wantErr(err, permiso.ErrNotFound, "CreateSessionWithToken for an unknown user")
+	_, err = h.s.GetRefreshTokenByHash(h.ctx, hashOf("login-unknown"))
+	h.wantErr(err, permiso.ErrNotFound, "the token of a failed CreateSessionWithToken")
+}
+
+// testListSessionsRevokedSince: the sessions revoked at or after a time, in
+// the order of their revocation; active ones never.
+func testListSessionsRevokedSince(h *harness) {
+	u := h.user("vera")
+	old := h.session(u.ID, nil)
+	recent := h.session(u.ID, nil)
+	latest := h.session(u.ID, nil)
+	h.session(u.ID, nil) // active: never listed
+	_, err := h.s.RevokeSession(h.ctx, old.ID, "logout", h.at(-2*time.Hour))
+	h.must(err, "RevokeSession(old)")
+	_, err = h.s.RevokeSession(h.ctx, latest.ID, "logout", h.at(-time.Second))
+	h.must(err, "RevokeSession(latest)")
+	_, err = h.s.RevokeSession(h.ctx, recent.ID, "logout", h.at(-time.Minute))
+	h.must(err, "RevokeSession(recent)")
+	ids := func(since time.Time) []uuid.UUID {
+		h.Helper()
+		got, err := h.s.ListSessionsRevokedSince(h.ctx, since)
+		h.must(err, "ListSessionsRevokedSince")
+		var out []uuid.UUID
+		for _, s := range got {
+			if s.RevokedAt == nil {
+				h.Errorf("session %s listed without revoked_at", s.ID)
+			}
+			out = append(out, s.ID)
+		}
+		return out
+	}
+	eq(h, "revoked in the last 10 minutes", fmt.Sprint(ids(h.at(-10*time.Minute))), fmt.Sprint([]uuid.UUID{recent.ID, latest.ID}))
+	eq(h, "revoked in the last 3 hours", fmt.Sprint(ids(h.at(-3*time.Hour))), fmt.Sprint([]uuid.UUID{old.ID, recent.ID, latest.ID}))
+	eq(h, "revoked at the bound", fmt.Sprint(ids(h.at(-time.Minute))), fmt.Sprint([]uuid.UUID{recent.ID, latest.ID}))
+	eq(h, "revoked from now on", len(ids(h.now)), 0)
 }

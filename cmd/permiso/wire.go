@@ -103,8 +103,9 @@ func newAuth(ctx context.Context, a *app, m *metrics.Metrics) (*authParts, error
 	// checks sends a request's rate-limit and revocation checks together:
 	// one pipeline on Redis (SPEC §7), one after the other in process.
 	var checks permiso.Checker
+	var rrev *redis.Revocations
 	if rdb != nil {
-		rrev := redis.NewRevocations(rdb, cfg.CacheTokenPrefix).WithSessionPrefix(cfg.CacheSessionPrefix)
+		rrev = redis.NewRevocations(rdb, cfg.CacheTokenPrefix).WithSessionPrefix(cfg.CacheSessionPrefix)
 		revocations = rrev
 		if rl, ok := limiter.(*redis.Limiter); ok {
 			checks = redis.NewChecker(rl, rrev)
@@ -141,6 +142,16 @@ func newAuth(ctx context.Context, a *app, m *metrics.Metrics) (*authParts, error
 		Logger:      a.logger,
 		Usage:       uc,
 	})
+	if rrev != nil {
+		// Redis that comes back without its data gets the revocations of
+		// ended sessions again from the database before bearer checks
+		// trust it (docs/deployment.md, "Outages").
+		rrev.WithRestore(service.SessionRevocations, a.logger)
+		if err := rrev.EnsureState(ctx); err != nil {
+			a.logger.Warn("revocation state not checked at start; bearer checks restore it when Redis answers",
+				"error", err.Error())
+		}
+	}
 	return &authParts{signer: signer, service: service, audit: aw, auditor: auditor, redis: rdb, usage: uc, limiter: limiter, hasher: hasher}, nil
 }
 
