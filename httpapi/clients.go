@@ -248,7 +248,7 @@ func (in *clientInput) validate(create bool) ([]uuid.UUID, error) {
 	return ids, errs.err()
 }
 
-// normalizeAllowedIPs validates allowed_ips with oauth2.ParseAllowedIPs
+// normalizeAllowedIPs validates allowed_ips with permiso.ParseAllowedIPs
 // (IPs and CIDRs, comma-separated). "*" alone, like an empty list, means
 // any address and is stored as no restriction.
 func normalizeAllowedIPs(s string) (string, error) {
@@ -259,7 +259,7 @@ func normalizeAllowedIPs(s string) (string, error) {
 	if len(s) > clientAllowedIPsMax {
 		return "", errors.New("is too long")
 	}
-	prefixes, err := oauth2.ParseAllowedIPs(s)
+	prefixes, err := permiso.ParseAllowedIPs(s)
 	if err != nil {
 		return "", errors.New(strings.TrimPrefix(err.Error(), "allowed_ips: "))
 	}
@@ -439,7 +439,7 @@ func (s *server) handleClientCreate() http.Handler {
 			return
 		}
 		now := s.now().UTC()
-		secret, hash := oauth2.NewClientSecret()
+		secret, hash := permiso.NewClientSecret()
 		c := permiso.ServiceClient{
 			ClientID: "client_" + permiso.NewOpaqueToken()[:11], SecretHash: hash, Name: *in.Name,
 			Description: optText(in.Description), ClientType: "confidential", IsActive: true,
@@ -658,7 +658,7 @@ func (s *server) handleClientRotateSecret() http.Handler {
 			writeError(w, r, err)
 			return
 		}
-		secret, hash := oauth2.NewClientSecret()
+		secret, hash := permiso.NewClientSecret()
 		now := s.now().UTC()
 		updated, err := s.store.UpdateServiceClient(r.Context(), c.ID, func(x *permiso.ServiceClient) error {
 			if overlap > 0 {

@@ -311,7 +311,7 @@ func (e *idEnv) exists(kind, name string) string {
 // serviceClient creates a confidential client holding the scopes.
 func (e *idEnv) serviceClient(scopes ...string) (clientID, secret string) {
 	e.t.Helper()
-	secret, hash := oauth2.NewClientSecret()
+	secret, hash := permiso.NewClientSecret()
 	var ids []uuid.UUID
 	for _, n := range scopes {
 		sc, err := e.db.GetScopeByName(e.ctx, n)

@@ -233,7 +233,7 @@ func (e *diffEnv) fixture(n int) diffFixture {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	secret, hash := oauth2.NewClientSecret()
+	secret, hash := permiso.NewClientSecret()
 	c, err := e.db.CreateServiceClient(e.ctx, permiso.ServiceClient{ClientID: name + "-client", SecretHash: hash, Name: name,
 		ClientType: "confidential", IsActive: true, RateLimitPerMinute: 1000, RateLimitPerHour: 100_000}, []uuid.UUID{sc.ID})
 	if err != nil {

@@ -264,7 +264,7 @@ func (e *idEnv) tryLogin(username, password, scope string) *httptest.ResponseRec
 // the store and gets a token for it through the real token endpoint.
 func (e *idEnv) clientToken(scopes ...string) string {
 	e.t.Helper()
-	secret, hash := oauth2.NewClientSecret()
+	secret, hash := permiso.NewClientSecret()
 	var ids []uuid.UUID
 	for _, n := range scopes {
 		sc, err := e.db.GetScopeByName(e.ctx, n)

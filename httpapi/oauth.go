@@ -382,7 +382,7 @@ func (s *server) handleRevoke() http.Handler {
 			}
 			caller.Delegation = d
 		}
-		ctx := oauth2.ContextWithMeta(r.Context(), meta(r))
+		ctx := permiso.ContextWithRequestMeta(r.Context(), meta(r))
 		if err := s.auth.Revoke(ctx, caller, token, params.Get("token_type_hint")); err != nil {
 			if permiso.ErrorCode(err) == permiso.EFORBIDDEN {
 				// A refusal of the delegation rule: 403 forbidden, as
@@ -420,7 +420,7 @@ func (s *server) handleLogout() http.Handler {
 			}
 		}
 		p, _ := principalFrom(r.Context())
-		ctx := oauth2.ContextWithMeta(r.Context(), meta(r))
+		ctx := permiso.ContextWithRequestMeta(r.Context(), meta(r))
 		n, err := s.auth.Logout(ctx, p, all)
 		if err != nil {
 			writeError(w, r, err)

@@ -156,7 +156,7 @@ func selfActor(r *http.Request) (identity.Actor, permiso.User) {
 // OAuth core for its audit events (sessions ended by a password change,
 // a disable, a reset).
 func withMeta(r *http.Request) *http.Request {
-	return r.WithContext(oauth2.ContextWithMeta(r.Context(), meta(r)))
+	return r.WithContext(permiso.ContextWithRequestMeta(r.Context(), meta(r)))
 }
 
 func userTarget(id uuid.UUID) auditTarget { return auditTarget{Type: "user", ID: id.String()} }

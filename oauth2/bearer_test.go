@@ -373,7 +373,7 @@ func TestRevokeOwnership(t *testing.T) {
 	// The owner revokes the refresh token: family, session and the
 	// session's access tokens all end.
 	alice := e.mustAuthenticate(a2.AccessToken)
-	ctx := oauth2.ContextWithMeta(e.ctx, oauth2.RequestMeta{RequestID: "req-revoke"})
+	ctx := permiso.ContextWithRequestMeta(e.ctx, oauth2.RequestMeta{RequestID: "req-revoke"})
 	if err := e.svc.Revoke(ctx, oauth2.Caller{Principal: &alice}, a2.RefreshToken, "refresh_token"); err != nil {
 		t.Fatal(err)
 	}

@@ -539,15 +539,7 @@ func (s *Service) audit(ctx context.Context, meta RequestMeta, e permiso.AuditEv
 	if meta == (RequestMeta{}) {
 		meta = metaFrom(ctx)
 	}
-	if e.IPAddress == nil {
-		e.IPAddress = optional(ipString(meta))
-	}
-	if e.UserAgent == nil {
-		e.UserAgent = optional(meta.UserAgent)
-	}
-	if e.RequestID == nil {
-		e.RequestID = optional(meta.RequestID)
-	}
+	meta.Stamp(&e)
 	s.deps.Audit.Record(ctx, e)
 }
 

@@ -601,7 +601,7 @@ func TestClientAllowedIPs(t *testing.T) {
 func TestClientPreviousSecretOverlap(t *testing.T) {
 	e := newEnv(t)
 	c, oldSecret := e.createClient("svc", nil, "read:profile")
-	newSecret, newHash := oauth2.NewClientSecret()
+	newSecret, newHash := permiso.NewClientSecret()
 	until := e.clock.Now().Add(time.Hour)
 	if _, err := e.db.UpdateServiceClient(e.ctx, c.ID, func(x *permiso.ServiceClient) error {
 		prev := x.SecretHash

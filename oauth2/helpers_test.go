@@ -190,7 +190,7 @@ func (e *env) createUser(username, password string, roles ...string) permiso.Use
 // secret.
 func (e *env) createClient(clientID string, mutate func(*permiso.ServiceClient), scopes ...string) (permiso.ServiceClient, string) {
 	e.t.Helper()
-	secret, hash := oauth2.NewClientSecret()
+	secret, hash := permiso.NewClientSecret()
 	// Created "now" on the test clock: Authenticate rejects tokens issued
 	// before their client was created (a re-created client_id must not
 	// inherit old tokens), and the test clock may lag the wall clock.

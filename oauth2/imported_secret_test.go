@@ -97,7 +97,7 @@ func TestImportedClientSecretRefusals(t *testing.T) {
 func TestImportedPreviousSecretDuringOverlap(t *testing.T) {
 	e := newEnv(t)
 	c, oldSecret := e.importedClient("svc", nil)
-	newSecret, newHash := oauth2.NewClientSecret()
+	newSecret, newHash := permiso.NewClientSecret()
 	until := e.clock.Now().Add(time.Hour)
 	if _, err := e.db.UpdateServiceClient(e.ctx, c.ID, func(x *permiso.ServiceClient) error {
 		prev := x.SecretHash

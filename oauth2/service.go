@@ -121,26 +121,13 @@ type Deps struct {
 }
 
 // RequestMeta describes the HTTP request behind a call, for sessions and
-// audit events.
-type RequestMeta struct {
-	IP        netip.Addr
-	UserAgent string
-	RequestID string
-}
+// audit events. The methods without a RequestMeta parameter (Revoke,
+// Logout, RevokeAllForUser, RevokeOtherSessions, Unlock,
+// CheckCurrentPassword) take it from their context
+// (permiso.ContextWithRequestMeta).
+type RequestMeta = permiso.RequestMeta
 
-type metaKey struct{}
-
-// ContextWithMeta returns a context carrying meta, which the methods
-// without a RequestMeta parameter (Authenticate, Introspect, Revoke,
-// Logout, RevokeAllForUser) put into their audit events.
-func ContextWithMeta(ctx context.Context, meta RequestMeta) context.Context {
-	return context.WithValue(ctx, metaKey{}, meta)
-}
-
-func metaFrom(ctx context.Context) RequestMeta {
-	m, _ := ctx.Value(metaKey{}).(RequestMeta)
-	return m
-}
+func metaFrom(ctx context.Context) RequestMeta { return permiso.RequestMetaFrom(ctx) }
 
 // Service is the protocol core of the token endpoint and of the bearer
 // checks. It is safe for concurrent use.
@@ -459,7 +446,7 @@ func ipAllowed(list *string, ip netip.Addr) bool {
 	if list == nil || strings.TrimSpace(*list) == "" {
 		return true
 	}
-	prefixes, err := ParseAllowedIPs(*list)
+	prefixes, err := permiso.ParseAllowedIPs(*list)
 	if err != nil || !ip.IsValid() {
 		return false
 	}
