@@ -114,6 +114,11 @@ type ClientStore interface {
 	DeleteServiceClient(ctx context.Context, id uuid.UUID) error
 	ListServiceClients(ctx context.Context, f ClientFilter) ([]ServiceClient, int, error)
 	SetServiceClientScopes(ctx context.Context, id uuid.UUID, scopeIDs []uuid.UUID) error
+	// UpdateServiceClientWithScopes is UpdateServiceClient that also
+	// replaces the client's scopes with scopeIDs (nil: none), in the same
+	// transaction: an unknown client or scope id yields ErrNotFound and
+	// nothing is written.
+	UpdateServiceClientWithScopes(ctx context.Context, id uuid.UUID, fn func(*ServiceClient) error, scopeIDs []uuid.UUID) (ServiceClient, error)
 	// AddClientUsage adds batched request counts and moves last_used forward
 	// (never backward) for each client id (the row UUID); unknown ids are
 	// skipped.
