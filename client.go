@@ -72,9 +72,12 @@ func (c *ServiceClient) RevokeTokensBefore(cutoff time.Time) {
 // created (a client deleted and created again under the same client_id
 // does not inherit the old client's tokens) or before
 // TokensRevokedBefore. Whether the client is active is the caller's
-// other check.
+// other check. Issue times of access tokens are known to the millisecond
+// (TokenIssuedAt), so a token of the client's creation millisecond counts
+// as issued after the creation: a client used at once is not refused.
 func (c ServiceClient) IssuedTokenDead(issuedAt time.Time) bool {
-	return issuedAt.Before(c.CreatedAt) || c.TokensRevokedBefore != nil && issuedAt.Before(*c.TokensRevokedBefore)
+	return issuedAt.Before(c.CreatedAt.Truncate(time.Millisecond)) ||
+		c.TokensRevokedBefore != nil && issuedAt.Before(*c.TokensRevokedBefore)
 }
 
 // ScopeNames returns the sorted names of the client's scopes.

@@ -1,6 +1,9 @@
 package permiso
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestNewClientSecretAndAllowedIPs(t *testing.T) {
 	s1, h1 := NewClientSecret()
@@ -28,5 +31,25 @@ func TestNewClientSecretAndAllowedIPs(t *testing.T) {
 	}
 	if got, err := ParseAllowedIPs(""); err != nil || len(got) != 0 {
 		t.Errorf("empty list: %v, %v", got, err)
+	}
+}
+
+// TestIssuedTokenDeadAroundCreation: a token issued in the millisecond
+// the client was created (its issue time truncated to the millisecond,
+// TokenIssuedAt) is the client's; one of an earlier millisecond is not.
+func TestIssuedTokenDeadAroundCreation(t *testing.T) {
+	created := time.Date(2030, 1, 2, 3, 4, 5, 678_900_000, time.UTC)
+	c := ServiceClient{CreatedAt: created}
+	issued := TokenIssuedAt(NewTokenID(created.Add(50*time.Microsecond)), created)
+	if c.IssuedTokenDead(issued) {
+		t.Errorf("a token issued at %v, in the creation millisecond of %v, is dead", issued, created)
+	}
+	if !c.IssuedTokenDead(created.Truncate(time.Millisecond).Add(-time.Millisecond)) {
+		t.Error("a token of the millisecond before the creation is alive")
+	}
+	cut := RevocationCutoff(created.Add(time.Second))
+	c.RevokeTokensBefore(cut)
+	if !c.IssuedTokenDead(cut.Add(-time.Millisecond)) || c.IssuedTokenDead(cut) {
+		t.Errorf("IssuedTokenDead around the cut-off %v is wrong", cut)
 	}
 }
