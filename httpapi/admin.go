@@ -9,6 +9,7 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/audit"
+	"github.com/permiso/permiso/identity"
 	"github.com/permiso/permiso/oauth2"
 )
 
@@ -44,7 +45,7 @@ var securityActions = []string{
 	"login.", "lockout.", "account.", "rate_limit.", "password.",
 	oauth2.ActionClientAuthFailure, oauth2.ActionTokenReuseDetected, oauth2.ActionTokenRevoke,
 	oauth2.ActionRevokeAll, oauth2.ActionRevokeOthers, oauth2.ActionLogout,
-	actionSessionRevoke, actionSessionRevokeAll, actionClientRotateSecret, actionClientDelete,
+	actionSessionRevoke, actionSessionRevokeAll, identity.ActionClientRotateSecret, identity.ActionClientDelete,
 	"user.lock", "user.unlock", "user.roles", "client.rate_limited",
 }
 

@@ -1,9 +1,11 @@
 package httpapi
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/identity"
 )
 
 // auditTarget names what an audited action was done to.
@@ -56,3 +58,24 @@ func (s *server) record(r *http.Request, action, result string, target auditTarg
 	}
 	s.audit.Record(ctx, e)
 }
+
+// audited records a mutation: success, or failure with the error code,
+// and reason "delegation" for a refusal of the delegation rule.
+func (s *server) audited(r *http.Request, action string, target auditTarget, err error, details map[string]any) {
+	result := "success"
+	if err != nil {
+		result = "failure"
+		if details == nil {
+			details = map[string]any{}
+		}
+		details["error"] = string(permiso.ErrorCode(err))
+		if errors.Is(err, identity.ErrDelegation) {
+			details["reason"] = reasonDelegation
+		}
+	}
+	s.record(r, action, result, target, details)
+}
+
+// reasonDelegation is the audit reason of a refusal by the delegation
+// rule, as package identity writes it.
+const reasonDelegation = "delegation"

@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/identity"
 	"github.com/permiso/permiso/oauth2"
 )
 
@@ -646,18 +647,18 @@ func dmCases() []dmCase {
 					x.audit = dmAudit{action: action, targetID: id}
 				}})
 		}
-		clientCase("PUT", "", "rename", actionClientUpdate, 200, func(x *dmCell) any { return map[string]any{"name": x.e.name("Renamed ")} })
-		clientCase("PUT", "", "disable", actionClientUpdate, 200, func(*dmCell) any { return map[string]any{"is_active": false} })
-		clientCase("DELETE", "", "delete", actionClientDelete, 204, nil)
-		clientCase("POST", "/rotate-secret", "rotate the secret", actionClientRotateSecret, 200, nil)
-		clientCase("PUT", "/scopes", "set the caller's scope", actionClientScopes, 200, func(x *dmCell) any {
+		clientCase("PUT", "", "rename", identity.ActionClientUpdate, 200, func(x *dmCell) any { return map[string]any{"name": x.e.name("Renamed ")} })
+		clientCase("PUT", "", "disable", identity.ActionClientUpdate, 200, func(*dmCell) any { return map[string]any{"is_active": false} })
+		clientCase("DELETE", "", "delete", identity.ActionClientDelete, 204, nil)
+		clientCase("POST", "/rotate-secret", "rotate the secret", identity.ActionClientRotateSecret, 200, nil)
+		clientCase("PUT", "/scopes", "set the caller's scope", identity.ActionClientScopes, 200, func(x *dmCell) any {
 			return map[string]any{"scope_ids": []string{x.scopeID(scopeClients)}}
 		})
 	}
 	for _, route := range []string{"PUT " + cp + "/{client_id}", "PUT " + cp + "/{client_id}/scopes"} {
-		action := actionClientUpdate
+		action := identity.ActionClientUpdate
 		if strings.HasSuffix(route, "/scopes") {
-			action = actionClientScopes
+			action = identity.ActionClientScopes
 		}
 		add(dmCase{route: route, target: "client without scopes: add a scope the caller lacks", scope: scopeClients, allow: tierAdmin,
 			fixture: func(x *dmCell) {
@@ -694,7 +695,7 @@ func dmCases() []dmCase {
 				}
 				x.path, x.body = cp, map[string]any{"name": "Matrix " + id, "client_id": id, "scope_ids": ids}
 				x.state = func() string { return x.e.exists("client", id) }
-				x.audit = dmAudit{action: actionClientCreate, targetID: id}
+				x.audit = dmAudit{action: identity.ActionClientCreate, targetID: id}
 			}})
 	}
 

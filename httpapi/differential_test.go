@@ -153,7 +153,8 @@ func newDiffEnv(t *testing.T, name string, db permiso.Store, rc *redis.Client) *
 		Revocations: revocations, Lockout: lockout, Limiter: limiter, Checks: checks, Audit: aw, Usage: uc, Logger: logger,
 	})
 	ident := identity.New(identity.Config{Policy: idPolicy, PreventReuseCount: 3, LinkBaseURL: "https://auth.example.com"},
-		identity.Deps{Store: store, Hasher: hasher, Sessions: auth, Lockout: auth, Limiter: limiter, Logger: logger})
+		identity.Deps{Store: store, Hasher: hasher, Sessions: auth, Lockout: auth, Limiter: limiter, Logger: logger,
+			Audit: aw, ClientTokens: auth})
 	t.Cleanup(func() {
 		ident.Close()
 		uc.Close()

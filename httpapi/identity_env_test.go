@@ -163,7 +163,7 @@ func newIDEnv(t *testing.T, b idBackend) *idEnv {
 		t.Fatal(err)
 	}
 	ident := identity.New(identity.Config{Policy: idPolicy, PreventReuseCount: 3, LinkBaseURL: "https://auth.example.com"},
-		identity.Deps{Store: db, Hasher: hasher, Sessions: auth, Lockout: auth, Mailer: mailer})
+		identity.Deps{Store: db, Hasher: hasher, Sessions: auth, Lockout: auth, Mailer: mailer, Audit: aw, ClientTokens: auth})
 	t.Cleanup(func() {
 		ident.Close()
 		aw.Close()

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+
+	"github.com/permiso/permiso/identity"
 )
 
 // The OpenAPI 3.1 document of the whole HTTP API (SPEC §5.3), served at
@@ -252,7 +254,7 @@ func clientOps() []op {
 		{method: "POST", path: "{api}/service-clients/{client_id}/rotate-secret", tag: "service-clients", summary: "Rotate the client secret",
 			desc: "Returns a new secret once. The old secret stops working at once, or after overlap_seconds. current_secret, when given, must match.",
 			auth: admin, params: []param{id},
-			body:     input(schema{"current_secret": str(), "overlap_seconds": between(integer(), 0, maxSecretOverlap)}),
+			body:     input(schema{"current_secret": str(), "overlap_seconds": between(integer(), 0, identity.MaxSecretOverlap)}),
 			response: object(schema{"message": str(), "client_id": str(), "client_secret": str(), "previous_secret_expires_at": dateTimeOrNull()})},
 		{method: "PUT", path: "{api}/service-clients/{client_id}/scopes", tag: "service-clients", summary: "Replace the client's scopes",
 			auth: admin, params: []param{id}, body: input(schema{"scope_ids": arrayOf(uuidStr())}, "scope_ids"), response: ref("ServiceClient"), errors: []int{400}},
@@ -360,7 +362,7 @@ func openAPISchemas() schema {
 func ownSchemas() schema {
 	clientFields := func(create bool) schema {
 		p := schema{
-			"name":                   between(str(), clientNameMin, clientNameMax),
+			"name":                   between(str(), identity.ClientNameMin, identity.ClientNameMax),
 			"description":            describe(strOrNull(), "At most 1000 characters."),
 			"is_active":              boolean(),
 			"is_trusted":             boolean(),
@@ -368,15 +370,15 @@ func ownSchemas() schema {
 			"website_url":            describe(strOrNull(), "http(s) URL, at most 500 characters."),
 			"webhook_url":            describe(strOrNull(), "http(s) URL, at most 500 characters."),
 			"scope_ids":              arrayOf(uuidStr()),
-			"access_token_lifetime":  describe(between(integer(), clientLifetimeMin, clientLifetimeMax), "Seconds; default SERVICE_TOKEN_EXPIRE_MINUTES."),
+			"access_token_lifetime":  describe(between(integer(), identity.ClientLifetimeMin, identity.ClientLifetimeMax), "Seconds; default SERVICE_TOKEN_EXPIRE_MINUTES."),
 			"refresh_token_lifetime": describe(intOrNull(), "Seconds, 3600 to 31536000."),
-			"rate_limit_per_minute":  between(integer(), clientPerMinuteMin, clientPerMinuteMax),
-			"rate_limit_per_hour":    between(integer(), clientPerHourMin, clientPerHourMax),
+			"rate_limit_per_minute":  between(integer(), identity.ClientPerMinuteMin, identity.ClientPerMinuteMax),
+			"rate_limit_per_hour":    between(integer(), identity.ClientPerHourMin, identity.ClientPerHourMax),
 			"allowed_ips":            describe(strOrNull(), "Comma-separated IPs and CIDRs; empty or * allows any address."),
 		}
 		if create {
 			p["client_type"] = enum("confidential", "public")
-			p["client_id"] = schema{"type": "string", "pattern": "^[a-zA-Z0-9_-]+$", "maxLength": clientIDMax}
+			p["client_id"] = schema{"type": "string", "pattern": "^[a-zA-Z0-9_-]+$", "maxLength": identity.ClientIDMax}
 		}
 		return p
 	}
