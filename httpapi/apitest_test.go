@@ -25,6 +25,7 @@ import (
 	"github.com/permiso/permiso/logring"
 	"github.com/permiso/permiso/memory"
 	"github.com/permiso/permiso/oauth2"
+	"github.com/permiso/permiso/reports"
 	"github.com/permiso/permiso/sqlite"
 	"github.com/permiso/permiso/usage"
 )
@@ -89,7 +90,7 @@ func newAPIEnv(t *testing.T) *apiEnv {
 	opts.DocsURL, opts.RedocURL, opts.OpenAPIURL = "/docs", "/redoc", "/openapi.json"
 	opts.AuditRetention = 90 * 24 * time.Hour
 	h := NewServer(Deps{Logger: logger, Options: opts, Auth: svc, Keys: signer, Store: db, Audit: aw, Identity: ident,
-		ErrorLog: ring, Checks: []HealthCheck{{Name: "database", Check: func(ctx context.Context) (map[string]any, error) {
+		Reports: reports.New(reports.Deps{Store: db}), ErrorLog: ring, Checks: []HealthCheck{{Name: "database", Check: func(ctx context.Context) (map[string]any, error) {
 			return map[string]any{"backend": db.Backend()}, db.Ping(ctx)
 		}}}})
 	e := &apiEnv{t: t, ctx: ctx, db: db, svc: svc, audit: aw, usage: uc, ring: ring, logger: logger,

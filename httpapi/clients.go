@@ -2,13 +2,10 @@ package httpapi
 
 import (
 	"net/http"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/identity"
-	"github.com/permiso/permiso/oauth2"
 )
 
 // Service clients, admin:clients. The {client_id} path parameter is the
@@ -309,63 +306,14 @@ func (s *server) handleClientRateLimit() http.Handler {
 	})
 }
 
-// handleClientStats answers GET /service-clients/stats/overview: counts
-// of clients, and today's (UTC) token requests of clients from the audit
-// log (client_credentials tokens issued), with the ten most active
-// clients.
+// handleClientStats answers GET /service-clients/stats/overview
+// (reports.Service.ClientStats).
 func (s *server) handleClientStats() http.Handler {
-	type active struct {
-		ClientID string `json:"client_id"`
-		Requests int    `json:"requests"`
-	}
-	type response struct {
-		TotalClients       int      `json:"total_clients"`
-		ActiveClients      int      `json:"active_clients"`
-		TrustedClients     int      `json:"trusted_clients"`
-		TotalRequestsToday int      `json:"total_requests_today"`
-		MostActiveClients  []active `json:"most_active_clients"`
-	}
-	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		ctx := r.Context()
-		count := func(f permiso.ClientFilter) (int, error) {
-			f.Limit = 1
-			_, n, err := s.store.ListServiceClients(ctx, f)
-			return n, err
-		}
-		yes := true
-		var resp response
-		var err error
-		if resp.TotalClients, err = count(permiso.ClientFilter{}); err == nil {
-			if resp.ActiveClients, err = count(permiso.ClientFilter{IsActive: &yes}); err == nil {
-				resp.TrustedClients, err = count(permiso.ClientFilter{IsTrusted: &yes})
-			}
-		}
+	return s.reportsHandler(func(w http.ResponseWriter, r *http.Request) error {
+		st, err := s.reports.ClientStats(r.Context())
 		if err != nil {
 			return err
 		}
-		today := startOfDay(s.now())
-		rows, err := s.store.CountAuditEvents(ctx, permiso.AuditFilter{Action: oauth2.ActionTokenIssue, Since: &today},
-			permiso.AuditGrouping{Actor: true})
-		if err != nil {
-			return err
-		}
-		resp.MostActiveClients = []active{}
-		for _, row := range rows {
-			if row.ActorType != "client" {
-				continue
-			}
-			resp.TotalRequestsToday += row.Count
-			resp.MostActiveClients = append(resp.MostActiveClients, active{ClientID: row.ActorID, Requests: row.Count})
-		}
-		slices.SortFunc(resp.MostActiveClients, func(a, b active) int {
-			if a.Requests != b.Requests {
-				return b.Requests - a.Requests
-			}
-			return strings.Compare(a.ClientID, b.ClientID)
-		})
-		if len(resp.MostActiveClients) > 10 {
-			resp.MostActiveClients = resp.MostActiveClients[:10]
-		}
-		return answer(w, http.StatusOK, resp)
+		return answer(w, http.StatusOK, st)
 	})
 }

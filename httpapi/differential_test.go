@@ -32,6 +32,7 @@ import (
 	"github.com/permiso/permiso/memory"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/redis"
+	"github.com/permiso/permiso/reports"
 	"github.com/permiso/permiso/sqlite"
 	"github.com/permiso/permiso/usage"
 )
@@ -166,7 +167,7 @@ func newDiffEnv(t *testing.T, name string, db permiso.Store, rc *redis.Client) *
 	opts.AuditRetention = 90 * 24 * time.Hour
 	metrics := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("# metrics\n")) })
 	h := NewServer(Deps{Logger: logger, Options: opts, Auth: auth, Keys: signer, Store: store, Audit: aw, Identity: ident,
-		Limiter: limiter, ErrorLog: ring, Metrics: metrics, Checks: []HealthCheck{{Name: "database",
+		Reports: reports.New(reports.Deps{Store: store}), Limiter: limiter, ErrorLog: ring, Metrics: metrics, Checks: []HealthCheck{{Name: "database",
 			Check: func(ctx context.Context) (map[string]any, error) { return nil, store.Ping(ctx) }}}})
 	pw, err := hasher.Hash(ctx, idPassword)
 	if err != nil {

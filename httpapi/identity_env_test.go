@@ -33,6 +33,7 @@ import (
 	"github.com/permiso/permiso/memory"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/postgres"
+	"github.com/permiso/permiso/reports"
 	"github.com/permiso/permiso/sqlite"
 )
 
@@ -170,7 +171,8 @@ func newIDEnv(t *testing.T, b idBackend) *idEnv {
 	})
 	opts := testOptions()
 	opts.OpenAPIURL = "/openapi.json"
-	h := NewServer(Deps{Options: opts, Auth: auth, Keys: signer, Store: db, Audit: aw, Identity: ident})
+	h := NewServer(Deps{Options: opts, Auth: auth, Keys: signer, Store: db, Audit: aw, Identity: ident,
+		Reports: reports.New(reports.Deps{Store: db})})
 	e := &idEnv{t: t, ctx: ctx, db: db, auth: auth, ident: ident, srv: h.(*server), h: h, smtp: smtp, hash: hasher,
 		roles: map[string]permiso.Role{}, rolesMu: &sync.Mutex{}, seq: &atomic.Int64{}}
 	e.doc = newOpenAPIValidator(t, e.srv)
