@@ -40,8 +40,6 @@ var (
 	accessPublic = access{public: true}
 	// accessUser: any active user with an access token.
 	accessUser = access{users: true}
-	// accessBearer: any valid access token, user or service client.
-	accessBearer = access{users: true, clients: true}
 )
 
 // accessAdmin admits administrators for scope: superusers, role admin,

@@ -244,15 +244,6 @@ func ceilSeconds(d time.Duration, floor int64) string {
 	return strconv.FormatInt(max(n, floor), 10)
 }
 
-// retryAfterHeader reads back the Retry-After set by checkLimit.
-func retryAfterHeader(w http.ResponseWriter) time.Duration {
-	n, err := strconv.Atoi(w.Header().Get("Retry-After"))
-	if err != nil {
-		return time.Second
-	}
-	return time.Duration(n) * time.Second
-}
-
 // tokenRateLimitHeaders adds a service client's own limit, from the
 // token pipeline's response or error, to the headers.
 func tokenRateLimitHeaders(w http.ResponseWriter, resp oauth2.TokenResponse, err error) {

@@ -401,20 +401,18 @@ func (s *server) handleRevoke() http.Handler {
 // handleLogout ends the caller's current session, or with {"all": true}
 // every session of the user (SPEC §5.1). The body is optional.
 func (s *server) handleLogout() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		all := false
 		if r.ContentLength != 0 {
 			params, err := readParams(r, true)
 			if err != nil {
-				writeError(w, r, permiso.Invalid(oauth2.AsError(err).Description))
-				return
+				return permiso.Invalid(oauth2.AsError(err).Description)
 			}
 			if v := params.Get("all"); v != "" {
 				b, perr := strconv.ParseBool(strings.ToLower(v))
 				if perr != nil || len(params["all"]) > 1 {
-					writeError(w, r, permiso.Invalid("Request validation failed",
-						permiso.FieldError{Field: "all", Message: "must be a boolean"}))
-					return
+					return permiso.Invalid("Request validation failed",
+						permiso.FieldError{Field: "all", Message: "must be a boolean"})
 				}
 				all = b
 			}
@@ -423,13 +421,13 @@ func (s *server) handleLogout() http.Handler {
 		ctx := permiso.ContextWithRequestMeta(r.Context(), meta(r))
 		n, err := s.auth.Logout(ctx, p, all)
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
 		writeNoStore(w, http.StatusOK, map[string]any{
 			"message":             "Logged out successfully",
 			"sessions_terminated": n,
 		})
+		return nil
 	})
 }
 

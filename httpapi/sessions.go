@@ -93,23 +93,21 @@ func (s *server) handleSessionList() http.Handler {
 		Sessions []sessionResponse `json:"sessions"`
 		Total    int               `json:"total"`
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		u, err := s.sessionUser(r)
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
 		list, err := s.store.ListSessions(r.Context(), u.ID, true, s.now())
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
 		cur := currentSID(r.Context())
 		resp := response{Sessions: make([]sessionResponse, 0, len(list)), Total: len(list)}
 		for _, x := range list {
 			resp.Sessions = append(resp.Sessions, s.sessionView(x, u.Username, cur))
 		}
-		writeJSON(w, http.StatusOK, resp)
+		return answer(w, http.StatusOK, resp)
 	})
 }
 
@@ -172,19 +170,17 @@ func (s *server) handleSessionDelete() http.Handler {
 		Message   string `json:"message"`
 		SessionID string `json:"session_id"`
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		x, err := s.loadSession(r, actionSessionRevoke)
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
 		if err := s.auth.EndSession(r.Context(), x.ID, "session_deleted"); err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
 		s.record(r, actionSessionRevoke, "success", auditTarget{Type: "session", ID: x.ID.String()},
 			map[string]any{"user_id": x.UserID.String()})
-		writeJSON(w, http.StatusOK, response{Message: "Session invalidated successfully", SessionID: x.ID.String()})
+		return answer(w, http.StatusOK, response{Message: "Session invalidated successfully", SessionID: x.ID.String()})
 	})
 }
 
@@ -196,29 +192,26 @@ func (s *server) handleSessionDeleteAll() http.Handler {
 		Message            string `json:"message"`
 		SessionsTerminated int    `json:"sessions_terminated"`
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		u, err := s.sessionUser(r)
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
 		if p, _ := principalFrom(r.Context()); !p.IsUser() || p.User.ID != u.ID {
 			if err := s.mayActOnSessionsOf(r, u.ID); err != nil {
 				if errors.Is(err, identity.ErrDelegation) {
 					s.audited(r, actionSessionRevokeAll, auditTarget{Type: "user", ID: u.ID.String()}, err, nil)
 				}
-				writeError(w, r, err)
-				return
+				return err
 			}
 		}
 		n, err := s.auth.EndUserSessions(r.Context(), u.ID, "sessions_deleted")
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
 		s.record(r, actionSessionRevokeAll, "success", auditTarget{Type: "user", ID: u.ID.String()},
 			map[string]any{"sessions_terminated": n})
-		writeJSON(w, http.StatusOK, response{Message: "All sessions invalidated successfully", SessionsTerminated: n})
+		return answer(w, http.StatusOK, response{Message: "All sessions invalidated successfully", SessionsTerminated: n})
 	})
 }
 
@@ -232,20 +225,18 @@ func (s *server) handleSessionRenew() http.Handler {
 		SessionID string `json:"session_id"`
 		ExpiresAt string `json:"expires_at"`
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		x, err := s.loadSession(r, actionSessionRenew)
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
 		renewed, err := s.auth.RenewSession(r.Context(), x.ID)
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
 		s.record(r, actionSessionRenew, "success", auditTarget{Type: "session", ID: x.ID.String()},
 			map[string]any{"user_id": x.UserID.String(), "expires_at": timestamp(renewed.ExpiresAt)})
-		writeJSON(w, http.StatusOK, response{Message: "Session renewed successfully", SessionID: renewed.ID.String(),
+		return answer(w, http.StatusOK, response{Message: "Session renewed successfully", SessionID: renewed.ID.String(),
 			ExpiresAt: timestamp(renewed.ExpiresAt)})
 	})
 }
@@ -269,13 +260,12 @@ func (s *server) handleSessionCleanup() http.Handler {
 		Message         string `json:"message"`
 		SessionsCleaned int    `json:"sessions_cleaned"`
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		n, err := s.store.DeleteExpiredSessions(r.Context(), s.now())
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
 		s.record(r, actionSessionCleanup, "success", auditTarget{}, map[string]any{"sessions_cleaned": n})
-		writeJSON(w, http.StatusOK, response{Message: "Expired sessions cleaned up successfully", SessionsCleaned: n})
+		return answer(w, http.StatusOK, response{Message: "Expired sessions cleaned up successfully", SessionsCleaned: n})
 	})
 }
