@@ -198,3 +198,42 @@ func TestClientsAdminCannotMintAdminClient(t *testing.T) {
 		})
 	}
 }
+
+// TestUsersAdminCannotWidenRoleUser: a holder of admin:users alone cannot
+// add a scope to the built-in role user, which every registration gets
+// and whose scopes every caller counts as held: admin:users added there
+// would reach the public and every other delegated administrator.
+func TestUsersAdminCannotWidenRoleUser(t *testing.T) {
+	for _, b := range idBackends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			e := newIDEnv(t, b)
+			_, _, tok := e.delegatedUser("helpdesk", "admin:users")
+			userRole, err := e.db.GetRoleByName(e.ctx, permiso.RoleUser)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids := []string{}
+			for _, sc := range userRole.Scopes {
+				ids = append(ids, sc.ID.String())
+			}
+			adminUsers, err := e.db.GetScopeByName(e.ctx, "admin:users")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, adminUsers.ID.String())
+			rp := rolesPath + "/" + userRole.ID.String()
+			e.refusedAsDelegation(e.do("PUT", rolesPath+"/{role_id}/{sub}", rp+"/scopes", tok,
+				map[string]any{"scope_ids": ids}), "role.scopes", userRole.ID.String(), "PUT role user's scopes")
+			e.refusedAsDelegation(e.do("PUT", rolesPath+"/{role_id}", rp, tok,
+				map[string]any{"scope_ids": ids}), "role.update", userRole.ID.String(), "PUT role user with scope_ids")
+			got, err := e.db.GetRole(e.ctx, userRole.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got.Scopes) != len(userRole.Scopes) {
+				t.Errorf("role user's scopes now %v", got.Scopes)
+			}
+		})
+	}
+}

@@ -183,13 +183,16 @@ func (d Delegation) MaySetRoles(before, after []permiso.Role) error {
 
 // MayChangeRole says whether the caller may rename, describe, re-scope or
 // delete the role r: a delegated administrator only when it holds every
-// scope of r, and never role admin.
+// scope of r, and never a built-in role (user, admin, service). Role user
+// in particular is given to every registration and its scopes count as
+// held by every caller, so a scope added to it would reach the public and
+// every other delegated administrator at once.
 func (d Delegation) MayChangeRole(r permiso.Role) error {
 	if d.Full() {
 		return nil
 	}
-	if r.Name == permiso.RoleAdmin {
-		return refuse("Only an administrator can change role admin")
+	if builtinRole(r.Name) {
+		return refuse("Only an administrator can change the built-in role %s", r.Name)
 	}
 	if len(d.lacking(scopeNames(r.Scopes))) > 0 {
 		return refuse("Role %q holds scopes you do not hold", r.Name)

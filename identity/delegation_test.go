@@ -65,18 +65,25 @@ func TestDelegationRule(t *testing.T) {
 	// Roles: given, taken away and changed only when every scope is held;
 	// role admin never by a delegated administrator.
 	held, lacked := roleOf("held", "admin:users", "read:profile"), roleOf("lacked", "admin:logs")
+	// The built-in roles (user, admin, service) are changed by full
+	// administrators only: role user's scopes reach every registration.
 	for _, c := range []struct {
-		role  permiso.Role
-		allow bool
-	}{{userRole, true}, {held, true}, {roleOf("empty"), true}, {lacked, false}, {adminRole, false}} {
+		role         permiso.Role
+		allow, alter bool
+	}{{userRole, true, false}, {held, true, true}, {roleOf("empty"), true, true}, {lacked, false, false},
+		{adminRole, false, false}, {roleOf(permiso.RoleService), true, false}} {
 		for what, err := range map[string]error{
-			"grant":      delegated.MayGrantRole(c.role),
-			"change":     delegated.MayChangeRole(c.role),
-			"set roles":  delegated.MaySetRoles(nil, []permiso.Role{c.role}),
-			"take away":  delegated.MaySetRoles([]permiso.Role{userRole, c.role}, []permiso.Role{userRole}),
-			"full grant": roleAdmin.MayGrantRole(c.role),
+			"grant":       delegated.MayGrantRole(c.role),
+			"change":      delegated.MayChangeRole(c.role),
+			"set roles":   delegated.MaySetRoles(nil, []permiso.Role{c.role}),
+			"take away":   delegated.MaySetRoles([]permiso.Role{userRole, c.role}, []permiso.Role{userRole}),
+			"full grant":  roleAdmin.MayGrantRole(c.role),
+			"full change": roleAdmin.MayChangeRole(c.role),
 		} {
-			allow := c.allow || what == "full grant"
+			allow := c.allow || what == "full grant" || what == "full change"
+			if what == "change" {
+				allow = c.alter
+			}
 			if (err == nil) != allow {
 				t.Errorf("%s role %s: %v, want allowed=%v", what, c.role.Name, err, allow)
 			}

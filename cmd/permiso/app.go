@@ -141,6 +141,18 @@ func (e *environment) open(ctx context.Context) (*app, error) {
 	return a, nil
 }
 
+// ensureDevSecret gives a development process without JWT_SECRET_KEY the
+// generated key kept next to the database (config.EnsureDevSecret), so
+// that serve and the commands that issue or revoke tokens agree on it.
+// It returns the warning to log, if any.
+func (a *app) ensureDevSecret() (string, error) {
+	w, err := config.EnsureDevSecret(&a.cfg, a.cfg.DevSecretPath())
+	if err != nil {
+		return "", fmt.Errorf("JWT_SECRET_KEY: %w", err)
+	}
+	return w, nil
+}
+
 // Close releases the database and the log file.
 func (a *app) Close() {
 	if a.db != nil {

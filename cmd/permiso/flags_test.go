@@ -354,3 +354,26 @@ func TestSessionsRevokeAllUserAfterWord(t *testing.T) {
 		t.Errorf("bob's refresh token after revoke-all --user alice: %d, want 200 (untouched)", code)
 	}
 }
+
+// TestSessionsRevokeAllWithDevelopmentKey: in the zero-configuration setup
+// (no JWT_SECRET_KEY, a generated development key next to the database)
+// the incident-response command runs, on the key serve uses.
+func TestSessionsRevokeAllWithDevelopmentKey(t *testing.T) {
+	env := baseEnv(t)
+	delete(env, "JWT_SECRET_KEY")
+	if _, stderr, err := runCmd(t, env, "", "migrate", "up"); err != nil {
+		t.Fatalf("migrate up: %v\n%s", err, stderr)
+	}
+	out, stderr, err := runCmd(t, env, "", "sessions", "revoke-all")
+	if err != nil {
+		t.Fatalf("sessions revoke-all without JWT_SECRET_KEY: %v\n%s", err, stderr)
+	}
+	if !strings.Contains(out, "revoked 0 session(s)") {
+		t.Errorf("sessions revoke-all: %q", out)
+	}
+	dbPath := strings.TrimPrefix(env["DATABASE_URL"], "sqlite://")
+	key, err := os.ReadFile(filepath.Join(filepath.Dir(dbPath), ".permiso-dev-secret"))
+	if err != nil || len(strings.TrimSpace(string(key))) != 64 {
+		t.Errorf("development key next to the database: %q, %v", key, err)
+	}
+}

@@ -67,6 +67,11 @@ func cmdSessions(ctx context.Context, env *environment, args []string, stdout io
 	if err := applyMigrations(ctx, a.cfg, a.db); err != nil {
 		return err
 	}
+	// The same development key as serve, so that the command runs in the
+	// zero-configuration setup too.
+	if _, err := a.ensureDevSecret(); err != nil {
+		return err
+	}
 	auth, err := newAuth(ctx, a, nil)
 	if err != nil {
 		return err

@@ -34,8 +34,8 @@ func cmdServe(ctx context.Context, env *environment, args []string, stdout io.Wr
 	}
 	defer a.Close()
 	warnings := a.warnings
-	if w, err := config.EnsureDevSecret(&a.cfg, a.cfg.DevSecretPath()); err != nil {
-		return fmt.Errorf("JWT_SECRET_KEY: %w", err)
+	if w, err := a.ensureDevSecret(); err != nil {
+		return err
 	} else if w != "" {
 		warnings = append(warnings, w)
 	}
