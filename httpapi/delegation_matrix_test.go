@@ -278,12 +278,12 @@ func (e *idEnv) sessionState(sid, access string) string {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	_, aerr := e.auth.Authenticate(e.ctx, access)
+	_, aerr := e.auth.Authenticate(e.ctx, access, nil)
 	return js(map[string]any{"revoked_at": x.RevokedAt, "expires_at": x.ExpiresAt, "token_alive": aerr == nil})
 }
 
 func (e *idEnv) tokenState(token string) string {
-	_, err := e.auth.Authenticate(e.ctx, token)
+	_, err := e.auth.Authenticate(e.ctx, token, nil)
 	return js(map[string]any{"alive": err == nil})
 }
 
@@ -330,7 +330,7 @@ func (e *idEnv) serviceClient(scopes ...string) (clientID, secret string) {
 }
 
 func (e *idEnv) accessTokenID(token string) string {
-	p, err := e.auth.Authenticate(e.ctx, token)
+	p, err := e.auth.Authenticate(e.ctx, token, nil)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -170,6 +170,12 @@ func (s *server) apiLimitUnrouted(w http.ResponseWriter, r *http.Request) bool {
 	return false
 }
 
+// isOAuthPath reports whether path is one of the OAuth endpoints, whose
+// errors use the RFC 6749 envelope.
+func (s *server) isOAuthPath(path string) bool {
+	return strings.HasPrefix(path, s.apiPrefix()+"/auth/")
+}
+
 func (s *server) apiPrefix() string {
 	if s.opts.APIV1Prefix == "/" {
 		return ""

@@ -248,10 +248,7 @@ func (s *server) dispatch(w http.ResponseWriter, r *http.Request) {
 		sw.pattern = pattern
 	}
 	// RATE_LIMIT_API counts every routed API request, in the request's
-	// one batch of checks (checks.go).
-	if s.isAPIPath(r.URL.Path) {
-		r = s.addLimit(r, limitAPI)
-	}
+	// one batch of checks, built by its route (checks.go).
 	s.mux.ServeHTTP(w, r)
 }
 

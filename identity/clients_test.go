@@ -34,7 +34,7 @@ func (e *env) clientToken(clientID, secret string) (oauth2.TokenResponse, error)
 	if err != nil {
 		return oauth2.TokenResponse{}, err
 	}
-	return e.auth.Token(e.ctx, req, oauthMeta)
+	return e.auth.Token(e.ctx, req, oauthMeta, nil)
 }
 
 // auditEvents waits until the audit log holds n events of action with

@@ -168,7 +168,7 @@ func (e *env) login(username, password string) (oauth2.TokenResponse, error) {
 	if err != nil {
 		return oauth2.TokenResponse{}, err
 	}
-	return e.auth.Token(e.ctx, req, oauth2.RequestMeta{})
+	return e.auth.Token(e.ctx, req, oauth2.RequestMeta{}, nil)
 }
 
 func (e *env) mustLogin(username, password string) oauth2.TokenResponse {
@@ -185,12 +185,12 @@ func (e *env) refresh(rt string) error {
 	if err != nil {
 		return err
 	}
-	_, err = e.auth.Token(e.ctx, req, oauth2.RequestMeta{})
+	_, err = e.auth.Token(e.ctx, req, oauth2.RequestMeta{}, nil)
 	return err
 }
 
 func (e *env) alive(token string) bool {
-	_, err := e.auth.Authenticate(e.ctx, token)
+	_, err := e.auth.Authenticate(e.ctx, token, nil)
 	return err == nil
 }
 

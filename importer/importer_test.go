@@ -463,7 +463,7 @@ func loginAndClient(t *testing.T, store permiso.Store, hasher *argon2id.Hasher, 
 		if err != nil {
 			return oauth2.TokenResponse{}, err
 		}
-		return svc.Token(ctx, req, meta)
+		return svc.Token(ctx, req, meta, nil)
 	}
 
 	before, err := store.GetUser(ctx, f.bob)

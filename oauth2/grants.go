@@ -310,14 +310,14 @@ func (s *Service) reuseDetected(ctx context.Context, t permiso.RefreshToken, met
 //
 // record is the client authentication's record (authenticateClient), run
 // once the request's limits have admitted it.
-func (s *Service) clientCredentialsGrant(ctx context.Context, client *permiso.ServiceClient, record func(), meta RequestMeta) (*grant, error) {
+func (s *Service) clientCredentialsGrant(ctx context.Context, client *permiso.ServiceClient, record func(), meta RequestMeta, limits *permiso.Limits) (*grant, error) {
 	if client == nil {
 		return nil, ErrInvalidClient.WithDescription("Client authentication is required for the client_credentials grant").WithBasicChallenge()
 	}
 	if client.ClientType == "public" {
 		return nil, ErrUnauthorizedClient.WithDescription("Public clients may not use the client_credentials grant")
 	}
-	rl, err := s.allowClient(ctx, client, record, meta)
+	rl, err := s.allowClient(ctx, client, record, meta, limits)
 	if err != nil {
 		return nil, err
 	}

@@ -223,7 +223,7 @@ func (e *env) tokenFrom(meta oauth2.RequestMeta, form url.Values, authorization 
 	if err != nil {
 		return oauth2.TokenResponse{}, err
 	}
-	return e.svc.Token(e.ctx, req, meta)
+	return e.svc.Token(e.ctx, req, meta, nil)
 }
 
 func (e *env) mustToken(form url.Values, authorization string) oauth2.TokenResponse {
@@ -268,7 +268,7 @@ func (e *env) refresh(rt, scope, authorization string) (oauth2.TokenResponse, er
 }
 
 func (e *env) authenticate(bearer string) (oauth2.Principal, error) {
-	return e.svc.Authenticate(e.ctx, bearer)
+	return e.svc.Authenticate(e.ctx, bearer, nil)
 }
 
 func (e *env) mustAuthenticate(bearer string) oauth2.Principal {
