@@ -240,7 +240,7 @@ func introspectAccess(caller Caller, privileged bool, p Principal, err error) (I
 // token (RFC 7662 §2.1): the caller's token and the introspected one are
 // verified first (no I/O), then their revocation lookups go in one batch
 // with the request's limit checks (limits), one Redis round trip for the
-// whole request (SPEC §7). callerErr is the caller's authentication
+// whole request (docs/abuse-resistance.md). callerErr is the caller's authentication
 // failure (answered 401 invalid_token); err is what Introspect returns.
 func (s *Service) IntrospectAsBearer(ctx context.Context, callerBearer, token, hint string, limits *permiso.Limits) (res Introspection, callerErr, err error) {
 	cc, err := s.verify(ctx, callerBearer)
