@@ -46,7 +46,7 @@ var securityActions = []string{
 	"login.", "lockout.", "account.", "rate_limit.", "password.",
 	oauth2.ActionClientAuthFailure, oauth2.ActionTokenReuseDetected, oauth2.ActionTokenRevoke,
 	oauth2.ActionRevokeAll, oauth2.ActionRevokeOthers, oauth2.ActionLogout,
-	actionSessionRevoke, actionSessionRevokeAll, identity.ActionClientRotateSecret, identity.ActionClientDelete,
+	identity.ActionSessionRevoke, identity.ActionSessionRevokeAll, identity.ActionClientRotateSecret, identity.ActionClientDelete,
 	"user.lock", "user.unlock", "user.roles", "client.rate_limited",
 }
 
@@ -285,16 +285,11 @@ func (s *server) handleUsageReport() http.Handler {
 // service (Deps.Reports nil).
 var errNoReports = permiso.Errorf(permiso.EUNAVAILABLE, "Reports are not configured")
 
-// reportsHandler is the one place that answers the report routes with 503
-// when the server has no reports service; the handlers can rely on
+// reportsHandler serves a route of the reports: 503 when the server has
+// no reports service (Deps.Reports nil), so the handlers can rely on
 // s.reports.
 func (s *server) reportsHandler(h handlerFunc) http.Handler {
-	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		if s.reports == nil {
-			return errNoReports
-		}
-		return h(w, r)
-	})
+	return needs(s.reports != nil, errNoReports, h)
 }
 
 // handleMaintenanceCleanup answers POST /admin/maintenance/cleanup: it

@@ -1,11 +1,9 @@
 package httpapi
 
 import (
-	"errors"
 	"net/http"
 
 	"github.com/permiso/permiso"
-	"github.com/permiso/permiso/identity"
 )
 
 // auditTarget names what an audited action was done to.
@@ -14,7 +12,9 @@ type auditTarget struct {
 	ID   string
 }
 
-// record writes an audit event for the request (docs/api.md, "Audit log":
+// record writes an audit event for the request, for the one change made by
+// the HTTP layer itself, maintenance cleanup; every other change is
+// recorded by the service that makes it (docs/api.md, "Audit log":
 // who, what, target, IP, user agent, request id, result). The actor is the
 // authenticated principal, or anonymous. It never fails the request: the
 // Auditor batches, and makes every value storable, so a hostile user agent
@@ -58,24 +58,3 @@ func (s *server) record(r *http.Request, action, result string, target auditTarg
 	}
 	s.audit.Record(ctx, e)
 }
-
-// audited records a mutation: success, or failure with the error code,
-// and reason "delegation" for a refusal of the delegation rule.
-func (s *server) audited(r *http.Request, action string, target auditTarget, err error, details map[string]any) {
-	result := "success"
-	if err != nil {
-		result = "failure"
-		if details == nil {
-			details = map[string]any{}
-		}
-		details["error"] = string(permiso.ErrorCode(err))
-		if errors.Is(err, identity.ErrDelegation) {
-			details["reason"] = reasonDelegation
-		}
-	}
-	s.record(r, action, result, target, details)
-}
-
-// reasonDelegation is the audit reason of a refusal by the delegation
-// rule, as package identity writes it.
-const reasonDelegation = "delegation"

@@ -717,9 +717,9 @@ func dmCases() []dmCase {
 					x.state = func() string { return x.e.sessionState(tr.SessionID, tr.AccessToken) }
 				}})
 		}
-		sessionCase("DELETE", "", "end every session", actionSessionRevokeAll, true)
-		sessionCase("DELETE", "/{session_id}", "end a session", actionSessionRevoke, false)
-		sessionCase("POST", "/{session_id}/renew", "renew a session", actionSessionRenew, false)
+		sessionCase("DELETE", "", "end every session", identity.ActionSessionRevokeAll, true)
+		sessionCase("DELETE", "/{session_id}", "end a session", identity.ActionSessionRevoke, false)
+		sessionCase("POST", "/{session_id}/renew", "renew a session", identity.ActionSessionRenew, false)
 	}
 	add(dmCase{route: "POST " + sp + "/cleanup", target: "expired sessions of everyone", scope: scopeAdminSessions, allow: tierDelegated,
 		fixture: func(x *dmCell) { x.path = sp + "/cleanup" }})
@@ -963,7 +963,7 @@ func TestDelegationMatrix(t *testing.T) {
 				}
 				got := map[string]int{}
 				for _, ev := range evs {
-					if ev.Details["reason"] != reasonDelegation {
+					if ev.Details["reason"] != identity.ReasonDelegation {
 						continue
 					}
 					if ev.TargetID != nil && *ev.TargetID != "" {

@@ -29,3 +29,14 @@ func noContent(w http.ResponseWriter) error {
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
+
+// needs returns h when the service it calls is configured, and otherwise
+// a handler that answers every request with missing (503): the one place
+// that answers the routes of a service the server was built without. It
+// is decided once, when the route is registered.
+func needs(configured bool, missing error, h handlerFunc) http.Handler {
+	if !configured {
+		return handlerFunc(func(http.ResponseWriter, *http.Request) error { return missing })
+	}
+	return h
+}

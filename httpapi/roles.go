@@ -208,10 +208,10 @@ func (s *server) roleScopes(w http.ResponseWriter, r *http.Request, rawID string
 	return answer(w, http.StatusOK, roleView(role))
 }
 
-// handleRoleStats: GET /roles/stats.
+// handleRoleStats: GET /roles/stats (reports.Service.RoleStats).
 func (s *server) handleRoleStats() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
-		st, err := s.ident.RoleStats(r.Context())
+	return s.reportsHandler(func(w http.ResponseWriter, r *http.Request) error {
+		st, err := s.reports.RoleStats(r.Context())
 		if err != nil {
 			return err
 		}

@@ -5,27 +5,14 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/google/uuid"
-
 	"github.com/permiso/permiso"
-	"github.com/permiso/permiso/identity"
 )
 
 // Sessions. A user works on their own sessions; an administrator for
 // admin:sessions on anyone's, naming the user with ?user_id=
-// (accessOwnOrAdmin), within the delegation rule of package identity: it
-// ends or renews only the sessions of a user it may act on
-// (identity.Delegation.MayManageUser; docs/security-model.md). Ending a
-// session revokes its refresh-token family and, through the shared
-// revocation store, its access tokens on every instance at once.
-
-// Audit actions of the session routes.
-const (
-	actionSessionRevoke    = "session.revoke"
-	actionSessionRevokeAll = "session.revoke_user"
-	actionSessionRenew     = "session.renew"
-	actionSessionCleanup   = "session.cleanup"
-)
+// (accessOwnOrAdmin). Ending and renewing sessions, the delegation rule on
+// them and their audit events are the identity service's
+// (identity/sessions.go).
 
 // scopeAdminSessions is the admin scope of the session routes.
 const scopeAdminSessions = "admin:sessions"
@@ -111,58 +98,6 @@ func (s *server) handleSessionList() http.Handler {
 	})
 }
 
-// loadSession loads the session of the {session_id} path parameter for
-// the caller, who is about to change it (action names the audit event):
-// 404 when unknown, 403 when it is someone else's and the caller is not an
-// administrator for admin:sessions, or the delegation rule does not let
-// the caller act on the session's user (audited as a failure).
-func (s *server) loadSession(r *http.Request, action string) (permiso.Session, error) {
-	errNotFound := permiso.Errorf(permiso.ENOTFOUND, "Session not found")
-	id, err := uuid.Parse(r.PathValue("session_id"))
-	if err != nil {
-		return permiso.Session{}, errNotFound
-	}
-	x, err := s.store.GetSession(r.Context(), id)
-	if errors.Is(err, permiso.ErrNotFound) {
-		return x, errNotFound
-	}
-	if err != nil {
-		return x, err
-	}
-	p, _ := principalFrom(r.Context())
-	own := p.IsUser() && p.User.ID == x.UserID
-	if own {
-		return x, nil
-	}
-	if !actingAsAdmin(r.Context()) {
-		return x, permiso.Errorf(permiso.EFORBIDDEN, "Access denied to this session")
-	}
-	err = s.mayActOnSessionsOf(r, x.UserID)
-	if errors.Is(err, identity.ErrDelegation) {
-		s.audited(r, action, auditTarget{Type: "session", ID: x.ID.String()}, err, map[string]any{"user_id": x.UserID.String()})
-	}
-	return x, err
-}
-
-// mayActOnSessionsOf applies the delegation rule to an administrator
-// ending or renewing sessions of the user id (not the caller): only a
-// superuser ends a superuser's sessions, and a delegated administrator
-// only those of a user who holds nothing it lacks.
-func (s *server) mayActOnSessionsOf(r *http.Request, id uuid.UUID) error {
-	u, err := s.store.GetUser(permiso.WithFreshRead(r.Context()), id)
-	switch {
-	case errors.Is(err, permiso.ErrNotFound):
-		return permiso.Errorf(permiso.ENOTFOUND, "User not found")
-	case err != nil:
-		return err
-	}
-	d, err := s.delegation(r)
-	if err != nil {
-		return err
-	}
-	return d.MayManageUser(u)
-}
-
 // handleSessionDelete answers DELETE /sessions/{session_id}: the session,
 // its refresh tokens and its access tokens end at once.
 func (s *server) handleSessionDelete() http.Handler {
@@ -170,16 +105,15 @@ func (s *server) handleSessionDelete() http.Handler {
 		Message   string `json:"message"`
 		SessionID string `json:"session_id"`
 	}
-	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		x, err := s.loadSession(r, actionSessionRevoke)
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
+		id, err := pathUUID(r, "session_id", "Session")
 		if err != nil {
 			return err
 		}
-		if err := s.auth.EndSession(r.Context(), x.ID, "session_deleted"); err != nil {
+		x, err := s.ident.EndSession(r.Context(), actor(r), id)
+		if err != nil {
 			return err
 		}
-		s.record(r, actionSessionRevoke, "success", auditTarget{Type: "session", ID: x.ID.String()},
-			map[string]any{"user_id": x.UserID.String()})
 		return answer(w, http.StatusOK, response{Message: "Session invalidated successfully", SessionID: x.ID.String()})
 	})
 }
@@ -192,25 +126,15 @@ func (s *server) handleSessionDeleteAll() http.Handler {
 		Message            string `json:"message"`
 		SessionsTerminated int    `json:"sessions_terminated"`
 	}
-	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
 		u, err := s.sessionUser(r)
 		if err != nil {
 			return err
 		}
-		if p, _ := principalFrom(r.Context()); !p.IsUser() || p.User.ID != u.ID {
-			if err := s.mayActOnSessionsOf(r, u.ID); err != nil {
-				if errors.Is(err, identity.ErrDelegation) {
-					s.audited(r, actionSessionRevokeAll, auditTarget{Type: "user", ID: u.ID.String()}, err, nil)
-				}
-				return err
-			}
-		}
-		n, err := s.auth.EndUserSessions(r.Context(), u.ID, "sessions_deleted")
+		n, err := s.ident.EndUserSessions(r.Context(), actor(r), u.ID)
 		if err != nil {
 			return err
 		}
-		s.record(r, actionSessionRevokeAll, "success", auditTarget{Type: "user", ID: u.ID.String()},
-			map[string]any{"sessions_terminated": n})
 		return answer(w, http.StatusOK, response{Message: "All sessions invalidated successfully", SessionsTerminated: n})
 	})
 }
@@ -225,17 +149,15 @@ func (s *server) handleSessionRenew() http.Handler {
 		SessionID string `json:"session_id"`
 		ExpiresAt string `json:"expires_at"`
 	}
-	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		x, err := s.loadSession(r, actionSessionRenew)
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
+		id, err := pathUUID(r, "session_id", "Session")
 		if err != nil {
 			return err
 		}
-		renewed, err := s.auth.RenewSession(r.Context(), x.ID)
+		renewed, err := s.ident.RenewSession(r.Context(), actor(r), id)
 		if err != nil {
 			return err
 		}
-		s.record(r, actionSessionRenew, "success", auditTarget{Type: "session", ID: x.ID.String()},
-			map[string]any{"user_id": x.UserID.String(), "expires_at": timestamp(renewed.ExpiresAt)})
 		return answer(w, http.StatusOK, response{Message: "Session renewed successfully", SessionID: renewed.ID.String(),
 			ExpiresAt: timestamp(renewed.ExpiresAt)})
 	})
@@ -260,12 +182,11 @@ func (s *server) handleSessionCleanup() http.Handler {
 		Message         string `json:"message"`
 		SessionsCleaned int    `json:"sessions_cleaned"`
 	}
-	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		n, err := s.store.DeleteExpiredSessions(r.Context(), s.now())
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
+		n, err := s.ident.CleanupSessions(r.Context(), actor(r))
 		if err != nil {
 			return err
 		}
-		s.record(r, actionSessionCleanup, "success", auditTarget{}, map[string]any{"sessions_cleaned": n})
 		return answer(w, http.StatusOK, response{Message: "Expired sessions cleaned up successfully", SessionsCleaned: n})
 	})
 }

@@ -32,17 +32,11 @@ const (
 
 var errNoIdentity = permiso.Errorf(permiso.EUNAVAILABLE, "Account management is not configured")
 
-// identityHandler is the one place that answers the users, roles, scopes
-// and service-clients routes with 503 when the server has no identity
-// service (Deps.Identity nil); the handlers themselves can rely on
-// s.ident.
+// identityHandler serves a route of the users, roles, scopes and
+// service-clients API: 503 when the server has no identity service
+// (Deps.Identity nil), so the handlers can rely on s.ident.
 func (s *server) identityHandler(h handlerFunc) http.Handler {
-	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		if s.ident == nil {
-			return errNoIdentity
-		}
-		return h(w, r)
-	})
+	return needs(s.ident != nil, errNoIdentity, h)
 }
 
 // roleInfo is a role inside a UserResponse.
@@ -434,10 +428,11 @@ func (s *server) handleUserUnlock() http.Handler {
 	})
 }
 
-// handleUserStats: GET /users/stats/overview (admin:users).
+// handleUserStats: GET /users/stats/overview (admin:users;
+// reports.Service.UserStats).
 func (s *server) handleUserStats() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
-		st, err := s.ident.Stats(r.Context())
+	return s.reportsHandler(func(w http.ResponseWriter, r *http.Request) error {
+		st, err := s.reports.UserStats(r.Context())
 		if err != nil {
 			return err
 		}

@@ -38,9 +38,9 @@ const (
 	ActionScopeDelete          = "scope.delete"
 )
 
-// reasonDelegation is the audit reason of a refusal by the delegation
-// rule.
-const reasonDelegation = "delegation"
+// ReasonDelegation is the audit reason (details.reason) of a refusal by
+// the delegation rule.
+const ReasonDelegation = "delegation"
 
 // target names what an audited action was done to; an empty id names a
 // kind only (a creation that failed).
@@ -94,7 +94,7 @@ func (s *Service) audited(ctx context.Context, actor Actor, action string, tgt t
 		}
 		details["error"] = string(permiso.ErrorCode(err))
 		if errors.Is(err, ErrDelegation) {
-			details["reason"] = reasonDelegation
+			details["reason"] = ReasonDelegation
 		}
 	}
 	s.record(ctx, actor, action, result, tgt, details)

@@ -427,54 +427,6 @@ func (s *Service) mayManageScope(ctx context.Context, actor Actor, sc permiso.Sc
 	return d.MayManageScope(sc)
 }
 
-// NameCount is a name with a count.
-type NameCount struct {
-	Name  string `json:"name"`
-	Count int    `json:"count"`
-}
-
-// RoleStats are the figures of GET /roles/stats.
-type RoleStats struct {
-	TotalRoles      int         `json:"total_roles"`
-	TotalScopes     int         `json:"total_scopes"`
-	MostCommonRoles []NameCount `json:"most_common_roles"`
-	LeastUsedScopes []NameCount `json:"least_used_scopes"`
-}
-
-// RoleStats counts roles and scopes: the five roles held by most users and
-// the five scopes held by fewest roles (ties by name).
-func (s *Service) RoleStats(ctx context.Context) (RoleStats, error) {
-	roles, nr, err := s.deps.Store.ListRoles(ctx, permiso.RoleFilter{})
-	if err != nil {
-		return RoleStats{}, err
-	}
-	scopes, ns, err := s.deps.Store.ListScopes(ctx, permiso.ScopeFilter{})
-	if err != nil {
-		return RoleStats{}, err
-	}
-	rc := make([]NameCount, 0, len(roles))
-	for _, r := range roles {
-		rc = append(rc, NameCount{r.Name, r.UserCount})
-	}
-	sort.SliceStable(rc, func(i, j int) bool {
-		if rc[i].Count != rc[j].Count {
-			return rc[i].Count > rc[j].Count
-		}
-		return rc[i].Name < rc[j].Name
-	})
-	sc := make([]NameCount, 0, len(scopes))
-	for _, x := range scopes {
-		sc = append(sc, NameCount{x.Name, x.RoleCount})
-	}
-	sort.SliceStable(sc, func(i, j int) bool {
-		if sc[i].Count != sc[j].Count {
-			return sc[i].Count < sc[j].Count
-		}
-		return sc[i].Name < sc[j].Name
-	})
-	return RoleStats{TotalRoles: nr, TotalScopes: ns, MostCommonRoles: rc[:min(5, len(rc))], LeastUsedScopes: sc[:min(5, len(sc))]}, nil
-}
-
 // ---------------------------------------------------------------------------
 // Permission checks (POST /roles/permissions/check and check-bulk,
 // GET /roles/permissions/user/{id}).

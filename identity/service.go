@@ -33,16 +33,26 @@ type Store interface {
 	permiso.UserStore
 	permiso.RoleStore
 	permiso.ClientStore
+	permiso.SessionStore
 	permiso.ActionTokenStore
 }
 
-// Sessions ends sessions and invalidates tokens (oauth2.Service).
+// Sessions ends and renews sessions and invalidates tokens
+// (oauth2.Service).
 type Sessions interface {
 	// RevokeAllForUser ends every session of the user and invalidates every
 	// token issued to them so far.
 	RevokeAllForUser(ctx context.Context, userID uuid.UUID, reason string) (int, error)
 	// RevokeOtherSessions ends every session of the user except keep.
 	RevokeOtherSessions(ctx context.Context, userID, keep uuid.UUID, reason string) (int, error)
+	// EndSession ends one session: it, its refresh tokens and its access
+	// tokens.
+	EndSession(ctx context.Context, sid uuid.UUID, reason string) error
+	// EndUserSessions ends every active session of the user and returns
+	// how many.
+	EndUserSessions(ctx context.Context, userID uuid.UUID, reason string) (int, error)
+	// RenewSession starts an active session's idle timeout again.
+	RenewSession(ctx context.Context, sid uuid.UUID) (permiso.Session, error)
 }
 
 // Lockout is the failed-login lockout of SPEC §6 (oauth2.Service).

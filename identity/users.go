@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -531,27 +530,6 @@ func (s *Service) clearLockout(ctx context.Context, u permiso.User) error {
 		return nil
 	})
 	return notFound(err, errUserNotFound)
-}
-
-// Stats are the figures of GET /users/stats/overview.
-type Stats struct {
-	TotalUsers          int `json:"total_users"`
-	ActiveUsers         int `json:"active_users"`
-	VerifiedUsers       int `json:"verified_users"`
-	LockedUsers         int `json:"locked_users"`
-	RecentRegistrations int `json:"recent_registrations"`
-}
-
-// Stats counts users now; recent registrations are those of the last 30
-// days.
-func (s *Service) Stats(ctx context.Context) (Stats, error) {
-	now := s.now()
-	st, err := s.deps.Store.UserStats(ctx, now, now.Add(-30*24*time.Hour))
-	if err != nil {
-		return Stats{}, err
-	}
-	return Stats{TotalUsers: st.Total, ActiveUsers: st.Active, VerifiedUsers: st.Verified,
-		LockedUsers: st.Locked, RecentRegistrations: st.CreatedSince}, nil
 }
 
 func deref(b *bool, def bool) bool {

@@ -1,9 +1,9 @@
 // Package reports computes the figures of the admin API from the data
 // itself (docs/api.md; every figure is real, nothing is hard-coded): the
 // dashboard (GET /admin/dashboard/stats), the usage report
-// (GET /admin/reports/usage), the service-clients overview
-// (GET /service-clients/stats/overview) and the session figures
-// (GET /sessions/stats). Users and sessions come from the store; logins,
+// (GET /admin/reports/usage), and the overviews of users
+// (GET /users/stats/overview), roles (GET /roles/stats), service clients
+// (GET /service-clients/stats/overview) and sessions (GET /sessions/stats). Users and sessions come from the store; logins,
 // failures and issued tokens from the audit log; process figures from the
 // Go runtime.
 //

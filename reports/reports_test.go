@@ -162,6 +162,16 @@ func TestReportsFigures(t *testing.T) {
 		t.Errorf("client stats %+v", cs)
 	}
 
+	us, err := svc.UserStats(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// alice was created 30 days before today: not within the last 30
+	// days of now (noon).
+	if want := (reports.UserStats{TotalUsers: 3, ActiveUsers: 2, RecentRegistrations: 2}); us != want {
+		t.Errorf("user stats %+v, want %+v", us, want)
+	}
+
 	ss, err := svc.SessionStats(f.ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -196,5 +206,44 @@ func TestReportsFailWhole(t *testing.T) {
 	}
 	if _, err := svc.ClientStats(f.ctx); !errors.Is(err, down) {
 		t.Errorf("ClientStats: %v, want %v", err, down)
+	}
+}
+
+// TestRoleStats: the roles held by most users and the scopes held by
+// fewest roles, ties by name, five of each.
+func TestRoleStats(t *testing.T) {
+	f := newFixture(t)
+	sc, err := f.db.CreateScope(f.ctx, permiso.Scope{Name: "read:reports"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reporters, err := f.db.CreateRole(f.ctx, permiso.Role{Name: "reporters"}, []uuid.UUID{sc.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	auditors, err := f.db.CreateRole(f.ctx, permiso.Role{Name: "auditors"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, roles := range [][]uuid.UUID{{reporters.ID, auditors.ID}, {reporters.ID}} {
+		u := f.user(t, fmt.Sprintf("user%d", i), f.now, true)
+		if err := f.db.SetUserRoles(f.ctx, u.ID, roles); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unused, err := f.db.CreateScope(f.ctx, permiso.Scope{Name: "write:reports"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := reports.New(reports.Deps{Store: f.db}).RoleStats(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRoles := []reports.NameCount{{"reporters", 2}, {"auditors", 1}, {"admin", 0}, {"service", 0}, {"user", 0}}
+	if st.TotalRoles != 5 || st.TotalScopes != len(permiso.DefaultScopes)+2 || fmt.Sprint(st.MostCommonRoles) != fmt.Sprint(wantRoles) {
+		t.Errorf("role stats %+v", st)
+	}
+	if len(st.LeastUsedScopes) != 5 || st.LeastUsedScopes[0] != (reports.NameCount{Name: unused.Name, Count: 0}) {
+		t.Errorf("least used scopes %+v", st.LeastUsedScopes)
 	}
 }
