@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"runtime"
@@ -207,13 +208,7 @@ func (s *server) handleAuditActivity() http.Handler {
 // handleDashboard answers GET /admin/dashboard/stats
 // (reports.Service.Dashboard).
 func (s *server) handleDashboard() http.Handler {
-	return s.reportsHandler(func(w http.ResponseWriter, r *http.Request) error {
-		d, err := s.reports.Dashboard(r.Context())
-		if err != nil {
-			return err
-		}
-		return answer(w, http.StatusOK, d)
-	})
+	return report(s, (*reports.Service).Dashboard)
 }
 
 // handleSystemHealth answers GET /admin/system/health: the database and
@@ -290,6 +285,18 @@ var errNoReports = permiso.Errorf(permiso.EUNAVAILABLE, "Reports are not configu
 // s.reports.
 func (s *server) reportsHandler(h handlerFunc) http.Handler {
 	return needs(s.reports != nil, errNoReports, h)
+}
+
+// report serves a report that takes no input: one call of the reports
+// service, 200 with its figures.
+func report[T any](s *server, compute func(*reports.Service, context.Context) (T, error)) http.Handler {
+	return s.reportsHandler(func(w http.ResponseWriter, r *http.Request) error {
+		v, err := compute(s.reports, r.Context())
+		if err != nil {
+			return err
+		}
+		return answer(w, http.StatusOK, v)
+	})
 }
 
 // handleMaintenanceCleanup answers POST /admin/maintenance/cleanup: it

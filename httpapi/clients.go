@@ -6,6 +6,7 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/identity"
+	"github.com/permiso/permiso/reports"
 )
 
 // Service clients, admin:clients. The {client_id} path parameter is the
@@ -309,11 +310,5 @@ func (s *server) handleClientRateLimit() http.Handler {
 // handleClientStats answers GET /service-clients/stats/overview
 // (reports.Service.ClientStats).
 func (s *server) handleClientStats() http.Handler {
-	return s.reportsHandler(func(w http.ResponseWriter, r *http.Request) error {
-		st, err := s.reports.ClientStats(r.Context())
-		if err != nil {
-			return err
-		}
-		return answer(w, http.StatusOK, st)
-	})
+	return report(s, (*reports.Service).ClientStats)
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/identity"
+	"github.com/permiso/permiso/reports"
 )
 
 // Roles and scopes; every route requires admin:users (or is_superuser, or
@@ -210,13 +211,7 @@ func (s *server) roleScopes(w http.ResponseWriter, r *http.Request, rawID string
 
 // handleRoleStats: GET /roles/stats (reports.Service.RoleStats).
 func (s *server) handleRoleStats() http.Handler {
-	return s.reportsHandler(func(w http.ResponseWriter, r *http.Request) error {
-		st, err := s.reports.RoleStats(r.Context())
-		if err != nil {
-			return err
-		}
-		return answer(w, http.StatusOK, st)
-	})
+	return report(s, (*reports.Service).RoleStats)
 }
 
 // handleRoleDefaults: GET /roles/defaults: the built-in roles and the

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/reports"
 )
 
 // Sessions. A user works on their own sessions; an administrator for
@@ -166,13 +167,7 @@ func (s *server) handleSessionRenew() http.Handler {
 // handleSessionStats answers GET /sessions/stats (admin:sessions;
 // reports.Service.SessionStats).
 func (s *server) handleSessionStats() http.Handler {
-	return s.reportsHandler(func(w http.ResponseWriter, r *http.Request) error {
-		st, err := s.reports.SessionStats(r.Context())
-		if err != nil {
-			return err
-		}
-		return answer(w, http.StatusOK, st)
-	})
+	return report(s, (*reports.Service).SessionStats)
 }
 
 // handleSessionCleanup answers POST /sessions/cleanup (admin:sessions):

@@ -10,6 +10,7 @@ import (
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/identity"
 	"github.com/permiso/permiso/oauth2"
+	"github.com/permiso/permiso/reports"
 )
 
 // Users. Who may call each route is decided by its access rule (routes.go,
@@ -193,12 +194,20 @@ func (b userCreateBody) newUser() identity.NewUser {
 
 // handleRegister: POST /users/register (public, RATE_LIMIT_REGISTER).
 func (s *server) handleRegister() http.Handler {
+	return s.userCreate(func(r *http.Request, in identity.NewUser) (permiso.User, error) {
+		return s.ident.Register(r.Context(), meta(r), in)
+	})
+}
+
+// userCreate serves the creation of a user: the body (the original
+// service's UserCreate), one call of create, 201 with the user.
+func (s *server) userCreate(create func(r *http.Request, in identity.NewUser) (permiso.User, error)) http.Handler {
 	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
 		var body userCreateBody
 		if _, err := decodeObject(r, &body); err != nil {
 			return err
 		}
-		u, err := s.ident.Register(r.Context(), meta(r), body.newUser())
+		u, err := create(r, body.newUser())
 		if err != nil {
 			return err
 		}
@@ -379,16 +388,8 @@ func (s *server) handleUserList() http.Handler {
 
 // handleUserCreate: POST /users (admin:users).
 func (s *server) handleUserCreate() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
-		var body userCreateBody
-		if _, err := decodeObject(r, &body); err != nil {
-			return err
-		}
-		u, err := s.ident.CreateUser(r.Context(), actor(r), body.newUser())
-		if err != nil {
-			return err
-		}
-		return answer(w, http.StatusCreated, userView(u))
+	return s.userCreate(func(r *http.Request, in identity.NewUser) (permiso.User, error) {
+		return s.ident.CreateUser(r.Context(), actor(r), in)
 	})
 }
 
@@ -431,13 +432,7 @@ func (s *server) handleUserUnlock() http.Handler {
 // handleUserStats: GET /users/stats/overview (admin:users;
 // reports.Service.UserStats).
 func (s *server) handleUserStats() http.Handler {
-	return s.reportsHandler(func(w http.ResponseWriter, r *http.Request) error {
-		st, err := s.reports.UserStats(r.Context())
-		if err != nil {
-			return err
-		}
-		return answer(w, http.StatusOK, st)
-	})
+	return report(s, (*reports.Service).UserStats)
 }
 
 // handleResetRequest: POST /users/password-reset/request (public).

@@ -124,27 +124,13 @@ func (s *Service) CreateClient(ctx context.Context, actor Actor, in ClientInput)
 		AllowedIPs: optText(in.AllowedIPs), WebhookURL: optText(in.WebhookURL),
 		RefreshTokenLifetime: in.RefreshTokenLifetime, CreatedAt: now, UpdatedAt: now,
 	}
-	if in.ClientID != nil {
-		c.ClientID = *in.ClientID
-	}
-	if in.ClientType != nil {
-		c.ClientType = *in.ClientType
-	}
-	if in.IsActive != nil {
-		c.IsActive = *in.IsActive
-	}
-	if in.IsTrusted != nil {
-		c.IsTrusted = *in.IsTrusted
-	}
-	if in.AccessTokenLifetime != nil {
-		c.AccessTokenLifetime = *in.AccessTokenLifetime
-	}
-	if in.RateLimitPerMinute != nil {
-		c.RateLimitPerMinute = *in.RateLimitPerMinute
-	}
-	if in.RateLimitPerHour != nil {
-		c.RateLimitPerHour = *in.RateLimitPerHour
-	}
+	assign(&c.ClientID, in.ClientID)
+	assign(&c.ClientType, in.ClientType)
+	assign(&c.IsActive, in.IsActive)
+	assign(&c.IsTrusted, in.IsTrusted)
+	assign(&c.AccessTokenLifetime, in.AccessTokenLifetime)
+	assign(&c.RateLimitPerMinute, in.RateLimitPerMinute)
+	assign(&c.RateLimitPerHour, in.RateLimitPerHour)
 	created, err := s.deps.Store.CreateServiceClient(ctx, c, scopeIDs)
 	switch {
 	case errors.Is(err, permiso.ErrAlreadyExists):

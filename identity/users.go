@@ -357,15 +357,9 @@ func (s *Service) updateUser(ctx context.Context, actor Actor, id uuid.UUID, in 
 		setIf(&u.LastName, in.LastName)
 		setIf(&u.DisplayName, in.DisplayName)
 		setIf(&u.Bio, in.Bio)
-		if in.IsActive != nil {
-			u.IsActive = *in.IsActive
-		}
-		if in.IsVerified != nil {
-			u.IsVerified = *in.IsVerified
-		}
-		if in.IsSuperuser != nil {
-			u.IsSuperuser = *in.IsSuperuser
-		}
+		assign(&u.IsActive, in.IsActive)
+		assign(&u.IsVerified, in.IsVerified)
+		assign(&u.IsSuperuser, in.IsSuperuser)
 		u.UpdatedAt = now
 		return nil
 	}
@@ -537,6 +531,13 @@ func deref(b *bool, def bool) bool {
 		return def
 	}
 	return *b
+}
+
+// assign sets *dst to *v when v is not nil (a field that was sent).
+func assign[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
 }
 
 func setIf(dst **string, v *string) {
