@@ -137,12 +137,6 @@ func heldScopes(p oauth2.Principal) []string {
 	return out
 }
 
-// delegation returns the delegation rule for the caller of r (package
-// identity decides; docs/security-model.md).
-func (s *server) delegation(r *http.Request) (identity.Delegation, error) {
-	return identity.DelegationFor(r.Context(), s.store, actor(r))
-}
-
 // selfActor is the caller acting on their own record through /users/me:
 // never as an administrator, so /me changes profile fields only, for
 // everyone.
