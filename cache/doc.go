@@ -29,7 +29,8 @@
 //     hold scopes through roles and clients hold scopes directly;
 //   - service-client writes (create, update including secret rotation,
 //     disabling and the client's revoke-all cut-off TokensRevokedBefore,
-//     delete, SetServiceClientScopes) evict every client: they
+//     delete, SetServiceClientScopes, UpdateServiceClientWithScopes)
+//     evict every client: they
 //     name the client by row id while the cache is keyed by client_id,
 //     which an update may change, and clients are few;
 //   - migrations evict everything.

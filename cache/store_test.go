@@ -192,6 +192,10 @@ func TestWritesInvalidate(t *testing.T) {
 		{name: "SetServiceClientScopes", client: true, write: func(t *testing.T, e env) error {
 			return e.a.SetServiceClientScopes(e.ctx, e.f.client.ID, nil)
 		}},
+		{name: "UpdateServiceClientWithScopes", client: true, write: func(t *testing.T, e env) error {
+			_, err := e.a.UpdateServiceClientWithScopes(e.ctx, e.f.client.ID, func(c *permiso.ServiceClient) error { c.IsTrusted = true; return nil }, nil)
+			return err
+		}},
 		{name: "DeleteServiceClient", client: true, clGone: true, write: func(t *testing.T, e env) error {
 			return e.a.DeleteServiceClient(e.ctx, e.f.client.ID)
 		}},

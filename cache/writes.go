@@ -145,6 +145,13 @@ func (s *Store) UpdateServiceClient(ctx context.Context, id uuid.UUID, fn func(*
 	return s.Store.UpdateServiceClient(ctx, id, fn)
 }
 
+// UpdateServiceClientWithScopes updates the client and its scopes and
+// invalidates every client.
+func (s *Store) UpdateServiceClientWithScopes(ctx context.Context, id uuid.UUID, fn func(*permiso.ServiceClient) error, scopeIDs []uuid.UUID) (permiso.ServiceClient, error) {
+	defer s.changed(ctx, allClients)
+	return s.Store.UpdateServiceClientWithScopes(ctx, id, fn, scopeIDs)
+}
+
 // DeleteServiceClient deletes the client and invalidates every client.
 func (s *Store) DeleteServiceClient(ctx context.Context, id uuid.UUID) error {
 	defer s.changed(ctx, allClients)

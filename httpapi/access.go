@@ -32,6 +32,18 @@ type access struct {
 	// admitted as themselves when it is absent or names them; naming
 	// anyone else needs an administrator for scope.
 	selfQuery string
+
+	// limit is the route's own per-IP limit (RATE_LIMIT_LOGIN,
+	// _REGISTER, ...), counted in one batch with RATE_LIMIT_API and
+	// settled before the route's handler runs (and before it reads the
+	// body); it fails closed.
+	limit limitKind
+	// settlesLimits says that the route's handler is a settlingHandler
+	// (registered with handleSettling): it passes the request's limit
+	// batch to the service call that sends the request's first batch of
+	// checks, and the route settles the batch after that call, before the
+	// handler's reply is written (checks.go).
+	settlesLimits bool
 }
 
 // The access rules routes are registered with.
@@ -40,9 +52,16 @@ var (
 	accessPublic = access{public: true}
 	// accessUser: any active user with an access token.
 	accessUser = access{users: true}
-	// accessBearer: any valid access token, user or service client.
-	accessBearer = access{users: true, clients: true}
 )
+
+// accessLimited admits anyone, without a token, under the per-IP limit
+// of kind.
+func accessLimited(kind limitKind) access { return access{public: true, limit: kind} }
+
+// accessSettling admits anyone, without a token, to a route that settles
+// its own limits (the token and introspection endpoints, which
+// authenticate their callers themselves).
+var accessSettling = access{public: true, settlesLimits: true}
 
 // accessAdmin admits administrators for scope: superusers, role admin,
 // and users or service clients holding scope.
@@ -71,17 +90,50 @@ type routeInfo struct {
 
 // handle registers h for pattern behind the access rule a, and behind
 // wholeQuery: a query string that cannot be parsed whole is refused first.
-// The public routes under /auth/ are the OAuth endpoints, whose errors use
-// the RFC 6749 envelope.
+// The request's limit batch (checks.go) is settled before h runs: by the
+// bearer check of a guarded route, or before h for a public one. The
+// public routes under /auth/ are the OAuth endpoints, whose errors use
+// the RFC 6749 envelope. A route that settles its own limits is
+// registered with handleSettling.
 func (s *server) handle(pattern string, a access, h http.Handler) {
-	s.routes = append(s.routes, routeInfo{Pattern: pattern, Access: a})
-	if a.public {
-		h = s.settled(h)
-	} else {
-		h = s.guard(a, h)
+	if a.settlesLimits {
+		panic("httpapi: route " + pattern + " settles its own limits: register it with handleSettling")
 	}
+	s.register(pattern, a, func(w http.ResponseWriter, r *http.Request, limits *permiso.Limits, oauth bool) {
+		if !a.public {
+			s.guard(w, r, a, limits, h)
+			return
+		}
+		if s.settleLimits(w, r, limits, oauth) {
+			h.ServeHTTP(w, r)
+		}
+	})
+}
+
+// handleSettling registers h for pattern behind the access rule a, which
+// must say that the route settles its own limits: h gets the request's
+// limit batch, and its reply is written only once the batch is settled.
+func (s *server) handleSettling(pattern string, a access, h settlingHandler) {
+	if !a.settlesLimits || !a.public {
+		panic("httpapi: route " + pattern + " is registered with handleSettling but its access entry is not accessSettling")
+	}
+	s.register(pattern, a, func(w http.ResponseWriter, r *http.Request, limits *permiso.Limits, oauth bool) {
+		answer := h(r, limits)
+		if s.settleLimits(w, r, limits, oauth) {
+			answer(w)
+		}
+	})
+}
+
+// register records the route and mounts serve for it, with the request's
+// limit batch built from a.
+func (s *server) register(pattern string, a access, serve func(w http.ResponseWriter, r *http.Request, limits *permiso.Limits, oauth bool)) {
+	s.routes = append(s.routes, routeInfo{Pattern: pattern, Access: a})
 	_, path, _ := strings.Cut(pattern, " ")
-	s.mux.Handle(pattern, s.wholeQuery(a.public && s.isOAuthPath(path), h))
+	oauth := a.public && s.isOAuthPath(path)
+	s.mux.Handle(pattern, s.wholeQuery(oauth, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		serve(w, r, s.requestLimits(r, a), oauth)
+	})))
 }
 
 type asAdminKey struct{}
@@ -100,40 +152,38 @@ var (
 	errUserToken    = permiso.Errorf(permiso.EFORBIDDEN, "User tokens cannot be used for this route")
 )
 
-// guard authenticates the bearer token and applies a. Failures: 401 for a
-// missing or invalid token (RFC 6750 §3.1), 403 forbidden for the wrong
-// kind of token, 403 insufficient_scope when the caller is neither the
-// route's self user nor an administrator for its scope, 503 when the
-// revocation state cannot be read.
-func (s *server) guard(a access, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// The bearer's revocation lookups and the request's per-IP limits
-		// go in one batch (checks.go); a limit refusal answers first.
-		p, err := s.authenticate(r)
-		if !s.settleLimits(w, r, false) {
-			return
-		}
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
-		switch {
-		case p.IsClient() && !a.clients:
-			writeError(w, r, errServiceToken)
-			return
-		case p.IsUser() && !a.users:
-			writeError(w, r, errUserToken)
-			return
-		}
-		admin := p.IsAdmin() || (a.scope != "" && p.Can(a.scope))
-		if a.scope != "" && !admin && !isSelf(r, a.self, p) && !isOwnQuery(r, a.selfQuery, p) {
-			writeError(w, r, permiso.Errorf(permiso.EINSUFFICIENTSCOPE, "This action requires the %s scope", a.scope))
-			return
-		}
-		ctx := context.WithValue(r.Context(), principalKey{}, p)
-		ctx = context.WithValue(ctx, asAdminKey{}, admin)
-		next.ServeHTTP(w, r.WithContext(ctx))
-	})
+// guard authenticates the bearer token and applies a, then serves next.
+// Failures: 401 for a missing or invalid token (RFC 6750 §3.1), 403
+// forbidden for the wrong kind of token, 403 insufficient_scope when the
+// caller is neither the route's self user nor an administrator for its
+// scope, 503 when the revocation state cannot be read. The bearer's
+// revocation lookups and the request's limits go in one batch
+// (checks.go); a limit refusal answers first.
+func (s *server) guard(w http.ResponseWriter, r *http.Request, a access, limits *permiso.Limits, next http.Handler) {
+	p, err := s.authenticate(r, limits)
+	if !s.settleLimits(w, r, limits, false) {
+		return
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	switch {
+	case p.IsClient() && !a.clients:
+		writeError(w, r, errServiceToken)
+		return
+	case p.IsUser() && !a.users:
+		writeError(w, r, errUserToken)
+		return
+	}
+	admin := p.IsAdmin() || (a.scope != "" && p.Can(a.scope))
+	if a.scope != "" && !admin && !isSelf(r, a.self, p) && !isOwnQuery(r, a.selfQuery, p) {
+		writeError(w, r, permiso.Errorf(permiso.EINSUFFICIENTSCOPE, "This action requires the %s scope", a.scope))
+		return
+	}
+	ctx := context.WithValue(r.Context(), principalKey{}, p)
+	ctx = context.WithValue(ctx, asAdminKey{}, admin)
+	next.ServeHTTP(w, r.WithContext(ctx))
 }
 
 // isSelf reports whether the path parameter param names the principal's

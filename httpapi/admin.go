@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"runtime"
@@ -9,7 +10,9 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/audit"
+	"github.com/permiso/permiso/identity"
 	"github.com/permiso/permiso/oauth2"
+	"github.com/permiso/permiso/reports"
 )
 
 // Admin API (SPEC §5.2, ORIGINAL-API §2.6). Every figure comes from the
@@ -44,7 +47,7 @@ var securityActions = []string{
 	"login.", "lockout.", "account.", "rate_limit.", "password.",
 	oauth2.ActionClientAuthFailure, oauth2.ActionTokenReuseDetected, oauth2.ActionTokenRevoke,
 	oauth2.ActionRevokeAll, oauth2.ActionRevokeOthers, oauth2.ActionLogout,
-	actionSessionRevoke, actionSessionRevokeAll, actionClientRotateSecret, actionClientDelete,
+	identity.ActionSessionRevoke, identity.ActionSessionRevokeAll, identity.ActionClientRotateSecret, identity.ActionClientDelete,
 	"user.lock", "user.unlock", "user.roles", "client.rate_limited",
 }
 
@@ -157,23 +160,21 @@ func (s *server) handleSecurityEvents() http.Handler {
 		PerPage int              `json:"per_page"`
 		Pages   int              `json:"pages"`
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		f, pg, err := s.readAuditFilter(r, 24)
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
 		f.Actions = securityActions
 		events, total, err := s.store.ListAuditEvents(r.Context(), f)
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
 		resp := response{Events: make([]auditEventView, 0, len(events)), Total: total, Page: pg.Page, PerPage: pg.PerPage, Pages: pg.pages(total)}
 		for _, e := range events {
 			resp.Events = append(resp.Events, auditView(e))
 		}
-		writeJSON(w, http.StatusOK, resp)
+		return answer(w, http.StatusOK, resp)
 	})
 }
 
@@ -187,141 +188,28 @@ func (s *server) handleAuditActivity() http.Handler {
 		PerPage    int              `json:"per_page"`
 		Pages      int              `json:"pages"`
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		f, pg, err := s.readAuditFilter(r, 0)
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
 		events, total, err := s.store.ListAuditEvents(r.Context(), f)
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
 		resp := response{Activities: make([]auditEventView, 0, len(events)), Total: total, Page: pg.Page, PerPage: pg.PerPage, Pages: pg.pages(total)}
 		for _, e := range events {
 			resp.Activities = append(resp.Activities, auditView(e))
 		}
-		writeJSON(w, http.StatusOK, resp)
+		return answer(w, http.StatusOK, resp)
 	})
 }
 
-// countAudit counts the events matching f.
-func (s *server) countAudit(r *http.Request, f permiso.AuditFilter) (int, error) {
-	rows, err := s.store.CountAuditEvents(r.Context(), f, permiso.AuditGrouping{})
-	if err != nil || len(rows) == 0 {
-		return 0, err
-	}
-	return rows[0].Count, nil
-}
-
-// handleDashboard answers GET /admin/dashboard/stats.
+// handleDashboard answers GET /admin/dashboard/stats
+// (reports.Service.Dashboard).
 func (s *server) handleDashboard() http.Handler {
-	type users struct {
-		Total               int `json:"total"`
-		Active              int `json:"active"`
-		Verified            int `json:"verified"`
-		Locked              int `json:"locked"`
-		RecentRegistrations int `json:"recent_registrations"`
-	}
-	type roles struct {
-		TotalRoles  int `json:"total_roles"`
-		TotalScopes int `json:"total_scopes"`
-	}
-	type clients struct {
-		Total  int `json:"total"`
-		Active int `json:"active"`
-	}
-	type authn struct {
-		TotalLoginsToday  int `json:"total_logins_today"`
-		FailedLoginsToday int `json:"failed_logins_today"`
-		TokensIssuedToday int `json:"tokens_issued_today"`
-		ActiveSessions    int `json:"active_sessions"`
-	}
-	type system struct {
-		UptimeSeconds int64   `json:"uptime_seconds"`
-		UptimeHours   float64 `json:"uptime_hours"`
-		Database      string  `json:"database"`
-		Goroutines    int     `json:"goroutines"`
-		MemoryAllocMB float64 `json:"memory_alloc_mb"`
-	}
-	type response struct {
-		Users    users   `json:"users"`
-		Roles    roles   `json:"roles_and_permissions"`
-		Clients  clients `json:"service_clients"`
-		Auth     authn   `json:"authentication"`
-		System   system  `json:"system"`
-		Computed string  `json:"generated_at"`
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := r.Context()
-		now := s.now()
-		today := startOfDay(now)
-		var resp response
-		fail := func(err error) bool {
-			if err != nil {
-				writeError(w, r, err)
-				return true
-			}
-			return false
-		}
-		us, err := s.store.UserStats(ctx, now, now.Add(-7*24*time.Hour))
-		if fail(err) {
-			return
-		}
-		resp.Users = users{us.Total, us.Active, us.Verified, us.Locked, us.CreatedSince}
-		_, nr, err := s.store.ListRoles(ctx, permiso.RoleFilter{Limit: 1})
-		if fail(err) {
-			return
-		}
-		_, ns, err := s.store.ListScopes(ctx, permiso.ScopeFilter{Limit: 1})
-		if fail(err) {
-			return
-		}
-		resp.Roles = roles{nr, ns}
-		yes := true
-		_, nc, err := s.store.ListServiceClients(ctx, permiso.ClientFilter{Limit: 1})
-		if fail(err) {
-			return
-		}
-		_, na, err := s.store.ListServiceClients(ctx, permiso.ClientFilter{Limit: 1, IsActive: &yes})
-		if fail(err) {
-			return
-		}
-		resp.Clients = clients{nc, na}
-		counts, err := s.store.CountAuditEvents(ctx, permiso.AuditFilter{Since: &today,
-			Actions: []string{oauth2.ActionLoginSuccess, oauth2.ActionLoginFailure, oauth2.ActionTokenRefresh, oauth2.ActionTokenIssue}},
-			permiso.AuditGrouping{Action: true})
-		if fail(err) {
-			return
-		}
-		for _, c := range counts {
-			switch c.Action {
-			case oauth2.ActionLoginSuccess:
-				resp.Auth.TotalLoginsToday = c.Count
-				resp.Auth.TokensIssuedToday += c.Count
-			case oauth2.ActionLoginFailure:
-				resp.Auth.FailedLoginsToday = c.Count
-			default:
-				resp.Auth.TokensIssuedToday += c.Count
-			}
-		}
-		st, err := s.store.SessionStats(ctx, now, today)
-		if fail(err) {
-			return
-		}
-		resp.Auth.ActiveSessions = st.Active
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		up := now.Sub(s.started)
-		resp.System = system{UptimeSeconds: int64(up / time.Second), UptimeHours: round2(up.Hours()),
-			Database: s.store.Backend(), Goroutines: runtime.NumGoroutine(), MemoryAllocMB: round2(float64(m.Alloc) / (1 << 20))}
-		resp.Computed = timestamp(now)
-		writeJSON(w, http.StatusOK, resp)
-	})
+	return report(s, (*reports.Service).Dashboard)
 }
-
-func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
 
 // handleSystemHealth answers GET /admin/system/health: the database and
 // Redis (cache) checks with their measured latency, and the process:
@@ -349,7 +237,7 @@ func (s *server) handleSystemHealth() http.Handler {
 		Components map[string]map[string]any `json:"components"`
 		Process    process                   `json:"process"`
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		results, healthy := runChecks(r.Context(), s.logger, s.checks, s.opts.HealthCheckTimeout)
 		for _, c := range results {
 			if l, ok := c["latency_ms"]; ok {
@@ -367,110 +255,47 @@ func (s *server) handleSystemHealth() http.Handler {
 			resp.Status = "degraded"
 		}
 		w.Header().Set("Cache-Control", "no-store")
-		writeJSON(w, http.StatusOK, resp)
+		return answer(w, http.StatusOK, resp)
 	})
 }
 
 // handleUsageReport answers GET /admin/reports/usage?days=N (1-365,
-// default 30): new and active users, logins and failures per day, and
-// tokens issued per grant, over the last N UTC days (today included).
+// default 30; reports.Service.Usage).
 func (s *server) handleUsageReport() http.Handler {
-	type grants struct {
-		Password          int `json:"password"`
-		RefreshToken      int `json:"refresh_token"`
-		ClientCredentials int `json:"client_credentials"`
-		Total             int `json:"total"`
-	}
-	type day struct {
-		Date         string `json:"date"`
-		Logins       int    `json:"logins"`
-		FailedLogins int    `json:"failed_logins"`
-		TokensIssued grants `json:"tokens_issued"`
-	}
-	type period struct {
-		StartDate string `json:"start_date"`
-		EndDate   string `json:"end_date"`
-		Days      int    `json:"days"`
-	}
-	type userActivity struct {
-		NewUsers    int `json:"new_users"`
-		ActiveUsers int `json:"active_users"`
-	}
-	type authn struct {
-		Logins       int `json:"logins"`
-		FailedLogins int `json:"failed_logins"`
-	}
-	type response struct {
-		Period       period       `json:"report_period"`
-		UserActivity userActivity `json:"user_activity"`
-		Auth         authn        `json:"authentication"`
-		TokensIssued grants       `json:"tokens_issued"`
-		Daily        []day        `json:"daily"`
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.reportsHandler(func(w http.ResponseWriter, r *http.Request) error {
 		var errs queryErrs
-		days := readInt(r.URL.Query(), "days", 30, 1, 365, &errs)
+		days := readInt(r.URL.Query(), "days", 30, 1, reports.MaxUsageDays, &errs)
 		if err := errs.err(); err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
-		ctx := r.Context()
-		now := s.now().UTC()
-		start := startOfDay(now).AddDate(0, 0, -(days - 1))
-		resp := response{Period: period{StartDate: timestamp(start), EndDate: timestamp(now), Days: days}}
-		us, err := s.store.UserStats(ctx, now, start)
+		u, err := s.reports.Usage(r.Context(), days)
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
-		resp.UserActivity.NewUsers = us.CreatedSince
-		active, err := s.store.CountAuditActors(ctx, permiso.AuditFilter{Since: &start,
-			Actions: []string{oauth2.ActionLoginSuccess, oauth2.ActionTokenRefresh}})
+		return answer(w, http.StatusOK, u)
+	})
+}
+
+// errNoReports answers the report routes of a server without a reports
+// service (Deps.Reports nil).
+var errNoReports = permiso.Errorf(permiso.EUNAVAILABLE, "Reports are not configured")
+
+// reportsHandler serves a route of the reports: 503 when the server has
+// no reports service (Deps.Reports nil), so the handlers can rely on
+// s.reports.
+func (s *server) reportsHandler(h handlerFunc) http.Handler {
+	return needs(s.reports != nil, errNoReports, h)
+}
+
+// report serves a report that takes no input: one call of the reports
+// service, 200 with its figures.
+func report[T any](s *server, compute func(*reports.Service, context.Context) (T, error)) http.Handler {
+	return s.reportsHandler(func(w http.ResponseWriter, r *http.Request) error {
+		v, err := compute(s.reports, r.Context())
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
-		resp.UserActivity.ActiveUsers = active
-		rows, err := s.store.CountAuditEvents(ctx, permiso.AuditFilter{Since: &start,
-			Actions: []string{oauth2.ActionLoginSuccess, oauth2.ActionLoginFailure, oauth2.ActionTokenRefresh, oauth2.ActionTokenIssue}},
-			permiso.AuditGrouping{Day: true, Action: true})
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
-		resp.Daily = make([]day, days)
-		for i := range resp.Daily {
-			resp.Daily[i].Date = start.AddDate(0, 0, i).Format(time.DateOnly)
-		}
-		for _, c := range rows {
-			i := int(c.Day.Sub(start) / (24 * time.Hour))
-			if i < 0 || i >= days {
-				continue
-			}
-			d := &resp.Daily[i]
-			switch c.Action {
-			case oauth2.ActionLoginSuccess:
-				d.Logins += c.Count
-				d.TokensIssued.Password += c.Count
-			case oauth2.ActionLoginFailure:
-				d.FailedLogins += c.Count
-			case oauth2.ActionTokenRefresh:
-				d.TokensIssued.RefreshToken += c.Count
-			case oauth2.ActionTokenIssue:
-				d.TokensIssued.ClientCredentials += c.Count
-			}
-		}
-		for i := range resp.Daily {
-			d := &resp.Daily[i]
-			d.TokensIssued.Total = d.TokensIssued.Password + d.TokensIssued.RefreshToken + d.TokensIssued.ClientCredentials
-			resp.Auth.Logins += d.Logins
-			resp.Auth.FailedLogins += d.FailedLogins
-			resp.TokensIssued.Password += d.TokensIssued.Password
-			resp.TokensIssued.RefreshToken += d.TokensIssued.RefreshToken
-			resp.TokensIssued.ClientCredentials += d.TokensIssued.ClientCredentials
-			resp.TokensIssued.Total += d.TokensIssued.Total
-		}
-		writeJSON(w, http.StatusOK, resp)
+		return answer(w, http.StatusOK, v)
 	})
 }
 
@@ -489,7 +314,7 @@ func (s *server) handleMaintenanceCleanup() http.Handler {
 		Operations []operation `json:"operations"`
 		Total      int         `json:"total_items"`
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		ctx := r.Context()
 		now := s.now()
 		steps := []struct {
@@ -507,15 +332,14 @@ func (s *server) handleMaintenanceCleanup() http.Handler {
 		for _, st := range steps {
 			n, err := st.run()
 			if err != nil {
-				writeError(w, r, err)
-				return
+				return err
 			}
 			resp.Operations = append(resp.Operations, operation{st.name, n})
 			resp.Total += n
 			details[st.name] = n
 		}
 		s.record(r, actionMaintenanceCleanup, "success", auditTarget{}, details)
-		writeJSON(w, http.StatusOK, resp)
+		return answer(w, http.StatusOK, resp)
 	})
 }
 
@@ -543,7 +367,7 @@ func (s *server) handleErrorLogs() http.Handler {
 		Capacity        int      `json:"capacity"`
 		AvailableLevels []string `json:"available_levels"`
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		q := r.URL.Query()
 		var errs queryErrs
 		pg := readPaging(q, 50, 100, &errs)
@@ -560,8 +384,7 @@ func (s *server) handleErrorLogs() http.Handler {
 			errs.add("level", "must be one of ERROR, CRITICAL, WARNING, INFO, DEBUG, ALL")
 		}
 		if err := errs.err(); err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
 		since := s.now().Add(-time.Duration(hours) * time.Hour)
 		var all []entry
@@ -586,6 +409,6 @@ func (s *server) handleErrorLogs() http.Handler {
 		if off := pg.offset(); off < len(all) {
 			resp.Logs = all[off:min(off+pg.PerPage, len(all))]
 		}
-		writeJSON(w, http.StatusOK, resp)
+		return answer(w, http.StatusOK, resp)
 	})
 }

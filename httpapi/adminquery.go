@@ -153,8 +153,10 @@ func nullTime(t *time.Time) *string {
 	return &s
 }
 
-// startOfDay is midnight UTC of t's day.
-func startOfDay(t time.Time) time.Time {
-	t = t.UTC()
-	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+// notFoundAs gives a store's not-found error a caller-facing message.
+func notFoundAs(err error, msg string) error {
+	if permiso.ErrorCode(err) == permiso.ENOTFOUND {
+		return permiso.Errorf(permiso.ENOTFOUND, "%s", msg)
+	}
+	return err
 }

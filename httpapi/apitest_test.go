@@ -16,10 +16,12 @@ import (
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/audit"
+	"github.com/permiso/permiso/identity"
 	"github.com/permiso/permiso/jwt"
 	"github.com/permiso/permiso/logring"
 	"github.com/permiso/permiso/memory"
 	"github.com/permiso/permiso/oauth2"
+	"github.com/permiso/permiso/reports"
 	"github.com/permiso/permiso/sqlite"
 	"github.com/permiso/permiso/usage"
 )
@@ -69,7 +71,12 @@ func newAPIEnv(t *testing.T) *apiEnv {
 		Users: db, Clients: db, Tokens: db, Sessions: db, Hasher: hasher, Signer: signer,
 		Revocations: memory.NewRevocations(), Audit: aw, Usage: uc, Logger: logger, Limiter: memory.NewLimiter(),
 	})
+	// The account service of the users, roles, scopes and service-clients
+	// routes.
+	ident := identity.New(identity.Config{}, identity.Deps{Store: db, Hasher: hasher, Sessions: svc, Lockout: svc,
+		Audit: aw, ClientTokens: svc, Logger: logger})
 	t.Cleanup(func() {
+		ident.Close()
 		uc.Close()
 		aw.Close()
 		db.Close()
@@ -78,8 +85,8 @@ func newAPIEnv(t *testing.T) *apiEnv {
 	opts.APIV1Prefix = "/api/v1"
 	opts.DocsURL, opts.RedocURL, opts.OpenAPIURL = "/docs", "/redoc", "/openapi.json"
 	opts.AuditRetention = 90 * 24 * time.Hour
-	h := NewServer(Deps{Logger: logger, Options: opts, Auth: svc, Keys: signer, Store: db, Audit: aw,
-		ErrorLog: ring, Checks: []HealthCheck{{Name: "database", Check: func(ctx context.Context) (map[string]any, error) {
+	h := NewServer(Deps{Logger: logger, Options: opts, Auth: svc, Keys: signer, Store: db, Audit: aw, Identity: ident,
+		Reports: reports.New(reports.Deps{Store: db}), ErrorLog: ring, Checks: []HealthCheck{{Name: "database", Check: func(ctx context.Context) (map[string]any, error) {
 			return map[string]any{"backend": db.Backend()}, db.Ping(ctx)
 		}}}})
 	e := &apiEnv{t: t, ctx: ctx, db: db, svc: svc, audit: aw, usage: uc, ring: ring, logger: logger,

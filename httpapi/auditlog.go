@@ -12,7 +12,9 @@ type auditTarget struct {
 	ID   string
 }
 
-// record writes an audit event for the request (docs/api.md, "Audit log":
+// record writes an audit event for the request, for the one change made by
+// the HTTP layer itself, maintenance cleanup; every other change is
+// recorded by the service that makes it (docs/api.md, "Audit log":
 // who, what, target, IP, user agent, request id, result). The actor is the
 // authenticated principal, or anonymous. It never fails the request: the
 // Auditor batches, and makes every value storable, so a hostile user agent

@@ -40,12 +40,12 @@ func bearerToken(r *http.Request) (token string, ok bool) {
 
 // authenticate runs the one bearer check (oauth2.Service.Authenticate) for
 // the request.
-func (s *server) authenticate(r *http.Request) (oauth2.Principal, error) {
+func (s *server) authenticate(r *http.Request, limits *permiso.Limits) (oauth2.Principal, error) {
 	token, ok := bearerToken(r)
 	if !ok {
 		return oauth2.Principal{}, errNoToken
 	}
-	return s.auth.Authenticate(r.Context(), token)
+	return s.auth.Authenticate(r.Context(), token, limits)
 }
 
 // bearerChallenge returns the WWW-Authenticate value for a 401 or 403 of

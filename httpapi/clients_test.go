@@ -179,11 +179,11 @@ func TestServiceClientLifecycle(t *testing.T) {
 		t.Fatal(cur)
 	}
 	bearer := tokNow["access_token"].(string)
-	if _, err := e.svc.Authenticate(e.ctx, bearer); err != nil {
+	if _, err := e.svc.Authenticate(e.ctx, bearer, nil); err != nil {
 		t.Fatalf("token before delete: %v", err)
 	}
 	want(t, e.call("DELETE", rClient, rClients+"/billing", admin, nil), 204, "delete")
-	if _, err := e.svc.Authenticate(e.ctx, bearer); permiso.ErrorCode(err) != permiso.EINVALIDTOKEN {
+	if _, err := e.svc.Authenticate(e.ctx, bearer, nil); permiso.ErrorCode(err) != permiso.EINVALIDTOKEN {
 		t.Errorf("token after delete: %v, want invalid_token", err)
 	}
 	want(t, e.call("DELETE", rClient, rClients+"/billing", admin, nil), 404, "delete twice")
@@ -191,7 +191,7 @@ func TestServiceClientLifecycle(t *testing.T) {
 	// client's token stays dead.
 	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
 	want(t, e.call("POST", rClients, rClients, admin, map[string]any{"name": "Billing again", "client_id": "billing"}), 201, "re-create")
-	if _, err := e.svc.Authenticate(e.ctx, bearer); permiso.ErrorCode(err) != permiso.EINVALIDTOKEN {
+	if _, err := e.svc.Authenticate(e.ctx, bearer, nil); permiso.ErrorCode(err) != permiso.EINVALIDTOKEN {
 		t.Errorf("old token after the client_id was re-created: %v, want invalid_token", err)
 	}
 

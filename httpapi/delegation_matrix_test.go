@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/identity"
 	"github.com/permiso/permiso/oauth2"
 )
 
@@ -278,12 +279,12 @@ func (e *idEnv) sessionState(sid, access string) string {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	_, aerr := e.auth.Authenticate(e.ctx, access)
+	_, aerr := e.auth.Authenticate(e.ctx, access, nil)
 	return js(map[string]any{"revoked_at": x.RevokedAt, "expires_at": x.ExpiresAt, "token_alive": aerr == nil})
 }
 
 func (e *idEnv) tokenState(token string) string {
-	_, err := e.auth.Authenticate(e.ctx, token)
+	_, err := e.auth.Authenticate(e.ctx, token, nil)
 	return js(map[string]any{"alive": err == nil})
 }
 
@@ -312,7 +313,7 @@ func (e *idEnv) exists(kind, name string) string {
 // serviceClient creates a confidential client holding the scopes.
 func (e *idEnv) serviceClient(scopes ...string) (clientID, secret string) {
 	e.t.Helper()
-	secret, hash := oauth2.NewClientSecret()
+	secret, hash := permiso.NewClientSecret()
 	var ids []uuid.UUID
 	for _, n := range scopes {
 		sc, err := e.db.GetScopeByName(e.ctx, n)
@@ -330,7 +331,7 @@ func (e *idEnv) serviceClient(scopes ...string) (clientID, secret string) {
 }
 
 func (e *idEnv) accessTokenID(token string) string {
-	p, err := e.auth.Authenticate(e.ctx, token)
+	p, err := e.auth.Authenticate(e.ctx, token, nil)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -647,18 +648,18 @@ func dmCases() []dmCase {
 					x.audit = dmAudit{action: action, targetID: id}
 				}})
 		}
-		clientCase("PUT", "", "rename", actionClientUpdate, 200, func(x *dmCell) any { return map[string]any{"name": x.e.name("Renamed ")} })
-		clientCase("PUT", "", "disable", actionClientUpdate, 200, func(*dmCell) any { return map[string]any{"is_active": false} })
-		clientCase("DELETE", "", "delete", actionClientDelete, 204, nil)
-		clientCase("POST", "/rotate-secret", "rotate the secret", actionClientRotateSecret, 200, nil)
-		clientCase("PUT", "/scopes", "set the caller's scope", actionClientScopes, 200, func(x *dmCell) any {
+		clientCase("PUT", "", "rename", identity.ActionClientUpdate, 200, func(x *dmCell) any { return map[string]any{"name": x.e.name("Renamed ")} })
+		clientCase("PUT", "", "disable", identity.ActionClientUpdate, 200, func(*dmCell) any { return map[string]any{"is_active": false} })
+		clientCase("DELETE", "", "delete", identity.ActionClientDelete, 204, nil)
+		clientCase("POST", "/rotate-secret", "rotate the secret", identity.ActionClientRotateSecret, 200, nil)
+		clientCase("PUT", "/scopes", "set the caller's scope", identity.ActionClientScopes, 200, func(x *dmCell) any {
 			return map[string]any{"scope_ids": []string{x.scopeID(scopeClients)}}
 		})
 	}
 	for _, route := range []string{"PUT " + cp + "/{client_id}", "PUT " + cp + "/{client_id}/scopes"} {
-		action := actionClientUpdate
+		action := identity.ActionClientUpdate
 		if strings.HasSuffix(route, "/scopes") {
-			action = actionClientScopes
+			action = identity.ActionClientScopes
 		}
 		add(dmCase{route: route, target: "client without scopes: add a scope the caller lacks", scope: scopeClients, allow: tierAdmin,
 			fixture: func(x *dmCell) {
@@ -695,7 +696,7 @@ func dmCases() []dmCase {
 				}
 				x.path, x.body = cp, map[string]any{"name": "Matrix " + id, "client_id": id, "scope_ids": ids}
 				x.state = func() string { return x.e.exists("client", id) }
-				x.audit = dmAudit{action: actionClientCreate, targetID: id}
+				x.audit = dmAudit{action: identity.ActionClientCreate, targetID: id}
 			}})
 	}
 
@@ -717,9 +718,9 @@ func dmCases() []dmCase {
 					x.state = func() string { return x.e.sessionState(tr.SessionID, tr.AccessToken) }
 				}})
 		}
-		sessionCase("DELETE", "", "end every session", actionSessionRevokeAll, true)
-		sessionCase("DELETE", "/{session_id}", "end a session", actionSessionRevoke, false)
-		sessionCase("POST", "/{session_id}/renew", "renew a session", actionSessionRenew, false)
+		sessionCase("DELETE", "", "end every session", identity.ActionSessionRevokeAll, true)
+		sessionCase("DELETE", "/{session_id}", "end a session", identity.ActionSessionRevoke, false)
+		sessionCase("POST", "/{session_id}/renew", "renew a session", identity.ActionSessionRenew, false)
 	}
 	add(dmCase{route: "POST " + sp + "/cleanup", target: "expired sessions of everyone", scope: scopeAdminSessions, allow: tierDelegated,
 		fixture: func(x *dmCell) { x.path = sp + "/cleanup" }})
@@ -963,7 +964,7 @@ func TestDelegationMatrix(t *testing.T) {
 				}
 				got := map[string]int{}
 				for _, ev := range evs {
-					if ev.Details["reason"] != reasonDelegation {
+					if ev.Details["reason"] != identity.ReasonDelegation {
 						continue
 					}
 					if ev.TargetID != nil && *ev.TargetID != "" {

@@ -32,6 +32,7 @@ import (
 	"github.com/permiso/permiso/memory"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/redis"
+	"github.com/permiso/permiso/reports"
 	"github.com/permiso/permiso/sqlite"
 	"github.com/permiso/permiso/usage"
 )
@@ -153,7 +154,8 @@ func newDiffEnv(t *testing.T, name string, db permiso.Store, rc *redis.Client) *
 		Revocations: revocations, Lockout: lockout, Limiter: limiter, Checks: checks, Audit: aw, Usage: uc, Logger: logger,
 	})
 	ident := identity.New(identity.Config{Policy: idPolicy, PreventReuseCount: 3, LinkBaseURL: "https://auth.example.com"},
-		identity.Deps{Store: store, Hasher: hasher, Sessions: auth, Lockout: auth, Limiter: limiter, Logger: logger})
+		identity.Deps{Store: store, Hasher: hasher, Sessions: auth, Lockout: auth, Limiter: limiter, Logger: logger,
+			Audit: aw, ClientTokens: auth})
 	t.Cleanup(func() {
 		ident.Close()
 		uc.Close()
@@ -165,7 +167,7 @@ func newDiffEnv(t *testing.T, name string, db permiso.Store, rc *redis.Client) *
 	opts.AuditRetention = 90 * 24 * time.Hour
 	metrics := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("# metrics\n")) })
 	h := NewServer(Deps{Logger: logger, Options: opts, Auth: auth, Keys: signer, Store: store, Audit: aw, Identity: ident,
-		Limiter: limiter, ErrorLog: ring, Metrics: metrics, Checks: []HealthCheck{{Name: "database",
+		Reports: reports.New(reports.Deps{Store: store}), Limiter: limiter, ErrorLog: ring, Metrics: metrics, Checks: []HealthCheck{{Name: "database",
 			Check: func(ctx context.Context) (map[string]any, error) { return nil, store.Ping(ctx) }}}})
 	pw, err := hasher.Hash(ctx, idPassword)
 	if err != nil {
@@ -233,7 +235,7 @@ func (e *diffEnv) fixture(n int) diffFixture {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	secret, hash := oauth2.NewClientSecret()
+	secret, hash := permiso.NewClientSecret()
 	c, err := e.db.CreateServiceClient(e.ctx, permiso.ServiceClient{ClientID: name + "-client", SecretHash: hash, Name: name,
 		ClientType: "confidential", IsActive: true, RateLimitPerMinute: 1000, RateLimitPerHour: 100_000}, []uuid.UUID{sc.ID})
 	if err != nil {

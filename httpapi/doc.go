@@ -18,10 +18,15 @@
 //  7. the Host allow-list (ALLOWED_HOSTS, 400 invalid_host; cors.go);
 //  8. CORS: preflights answered here, before routing and authentication
 //     (cors.go);
-//  9. RATE_LIMIT_API for every request under the API prefix (limit.go);
-//     the endpoint limits (login, register, refresh, service token) are
-//     attached at route registration with s.limit, or chosen after
-//     parsing the grant on the token endpoint.
+//  9. the route (access.go): the query string parsed whole, the request's
+//     limit batch built from the route's access entry (RATE_LIMIT_API
+//     under the API prefix and the route's own per-IP limit; the token
+//     endpoint adds its grant's after parsing), the bearer check, and the
+//     batch settled before any answer (checks.go).
+//
+// A handler parses the request, calls one service method (package
+// identity, oauth2 or reports) and writes the answer; management handlers
+// return their errors (handlerFunc), which are written once.
 //
 // Trailing slashes are optional on every route: one trailing slash is
 // stripped before the request reaches the ServeMux. Unknown routes and wrong

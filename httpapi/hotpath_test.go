@@ -119,7 +119,7 @@ func newHotEnv(tb testing.TB, rc *redis.Client, clientPerMinute int) *hotEnv {
 		IsActive: true, IsVerified: true, PasswordChangedAt: now, CreatedAt: now, UpdatedAt: now}, nil); err != nil {
 		tb.Fatal(err)
 	}
-	secret, secretHash := oauth2.NewClientSecret()
+	secret, secretHash := permiso.NewClientSecret()
 	if _, err := store.CreateServiceClient(ctx, permiso.ServiceClient{ClientID: hotClient, SecretHash: secretHash, Name: "hot",
 		ClientType: "confidential", IsActive: true, RateLimitPerMinute: clientPerMinute, RateLimitPerHour: 1 << 30}, nil); err != nil {
 		tb.Fatal(err)

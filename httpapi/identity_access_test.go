@@ -37,8 +37,7 @@ type idRoute struct {
 	method, route string // route: the registered pattern below /api/v1
 	path          func(c cell) string
 	body          func(c cell) any
-	// want: the status per caller; callers not listed get def.
-	def  int
+	// want: the status of every caller.
 	want map[string]int
 }
 

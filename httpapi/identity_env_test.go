@@ -33,6 +33,7 @@ import (
 	"github.com/permiso/permiso/memory"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/postgres"
+	"github.com/permiso/permiso/reports"
 	"github.com/permiso/permiso/sqlite"
 )
 
@@ -166,14 +167,15 @@ func newIDEnv(t *testing.T, b idBackend) *idEnv {
 		t.Fatal(err)
 	}
 	ident := identity.New(identity.Config{Policy: idPolicy, PreventReuseCount: 3, LinkBaseURL: "https://auth.example.com"},
-		identity.Deps{Store: db, Hasher: hasher, Sessions: auth, Lockout: auth, Mailer: mailer})
+		identity.Deps{Store: db, Hasher: hasher, Sessions: auth, Lockout: auth, Mailer: mailer, Audit: aw, ClientTokens: auth})
 	t.Cleanup(func() {
 		ident.Close()
 		aw.Close()
 	})
 	opts := testOptions()
 	opts.OpenAPIURL = "/openapi.json"
-	h := NewServer(Deps{Options: opts, Auth: auth, Keys: signer, Store: db, Audit: aw, Identity: ident})
+	h := NewServer(Deps{Options: opts, Auth: auth, Keys: signer, Store: db, Audit: aw, Identity: ident,
+		Reports: reports.New(reports.Deps{Store: db})})
 	e := &idEnv{t: t, ctx: ctx, db: db, auth: auth, ident: ident, srv: h.(*server), h: h, smtp: smtp, hash: hasher,
 		roles: map[string]permiso.Role{}, rolesMu: &sync.Mutex{}, seq: &atomic.Int64{}}
 	e.doc = newOpenAPIValidator(t, e.srv)
@@ -267,7 +269,7 @@ func (e *idEnv) tryLogin(username, password, scope string) *httptest.ResponseRec
 // the store and gets a token for it through the real token endpoint.
 func (e *idEnv) clientToken(scopes ...string) string {
 	e.t.Helper()
-	secret, hash := oauth2.NewClientSecret()
+	secret, hash := permiso.NewClientSecret()
 	var ids []uuid.UUID
 	for _, n := range scopes {
 		sc, err := e.db.GetScopeByName(e.ctx, n)

@@ -170,6 +170,12 @@ func (s *server) apiLimitUnrouted(w http.ResponseWriter, r *http.Request) bool {
 	return false
 }
 
+// isOAuthPath reports whether path is one of the OAuth endpoints, whose
+// errors use the RFC 6749 envelope.
+func (s *server) isOAuthPath(path string) bool {
+	return strings.HasPrefix(path, s.apiPrefix()+"/auth/")
+}
+
 func (s *server) apiPrefix() string {
 	if s.opts.APIV1Prefix == "/" {
 		return ""
@@ -242,15 +248,6 @@ func setClientRateLimitHeaders(w http.ResponseWriter, res *permiso.LimitResult) 
 func ceilSeconds(d time.Duration, floor int64) string {
 	n := int64((d + time.Second - 1) / time.Second)
 	return strconv.FormatInt(max(n, floor), 10)
-}
-
-// retryAfterHeader reads back the Retry-After set by checkLimit.
-func retryAfterHeader(w http.ResponseWriter) time.Duration {
-	n, err := strconv.Atoi(w.Header().Get("Retry-After"))
-	if err != nil {
-		return time.Second
-	}
-	return time.Duration(n) * time.Second
 }
 
 // tokenRateLimitHeaders adds a service client's own limit, from the

@@ -187,61 +187,54 @@ func writeNoStore(w http.ResponseWriter, status int, v any) {
 // {"refresh_token"} as the original, or a form) and /auth/service-token
 // (grant client_credentials). grant is the grant an alias serves, or ""
 // for /auth/token. Every path runs the same pipeline: parse once, then
-// client authentication, grant, scope policy, response.
-func (s *server) handleToken(grant string) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// Errors before the pipeline still count under RATE_LIMIT_API.
-		fail := func(err error) {
-			if s.settleLimits(w, r, true) {
-				writeOAuth(w, r, err)
-			}
-		}
+// client authentication, grant, scope policy, response. Errors before the
+// pipeline still count under RATE_LIMIT_API (the route settles the batch
+// before any reply).
+func (s *server) handleToken(grant string) settlingHandler {
+	return func(r *http.Request, limits *permiso.Limits) reply {
 		params, err := readParams(r, grant == oauth2.GrantRefreshToken)
 		if err != nil {
-			fail(err)
-			return
+			return oauthReply(r, err)
 		}
 		if grant != "" {
 			switch given := params["grant_type"]; {
 			case len(given) == 0 || (len(given) == 1 && given[0] == ""):
 				params.Set("grant_type", grant)
 			case len(given) == 1 && given[0] != grant:
-				fail(oauth2.ErrUnsupportedGrantType.WithDescription("This endpoint serves grant_type=" + grant))
-				return
+				return oauthReply(r, oauth2.ErrUnsupportedGrantType.WithDescription("This endpoint serves grant_type="+grant))
 			}
 		}
 		req, err := oauth2.ParseTokenRequest(params, r.Header.Get("Authorization"))
 		if err != nil {
-			fail(err)
-			return
+			return oauthReply(r, err)
 		}
 		// The per-IP limit depends on the grant; the pipeline counts it
 		// with RATE_LIMIT_API before any grant work, and for client
 		// credentials with the client's own limits, in one batch.
-		r = s.addLimit(r, grantLimit(req.GrantType))
-		resp, err := s.auth.Token(r.Context(), req, meta(r))
-		if !s.settleLimits(w, r, true) {
-			return
+		s.addLimit(limits, r, grantLimit(req.GrantType))
+		resp, err := s.auth.Token(r.Context(), req, meta(r), limits)
+		return func(w http.ResponseWriter) {
+			tokenRateLimitHeaders(w, resp, err)
+			if err != nil {
+				writeOAuth(w, r, err)
+				return
+			}
+			writeNoStore(w, http.StatusOK, resp)
 		}
-		tokenRateLimitHeaders(w, resp, err)
-		if err != nil {
-			writeOAuth(w, r, err)
-			return
-		}
-		writeNoStore(w, http.StatusOK, resp)
-	})
+	}
 }
 
 // caller authenticates the caller of the introspection or revocation
 // endpoint: a bearer token (RFC 7662 §2.1 allows one), or client
-// credentials by HTTP Basic or in the body (RFC 7009 §2.1). record writes
-// what a client authentication records (audit event or usage count); the
-// handler calls it once the request's limits have admitted the request.
-// It is never nil.
-func (s *server) caller(r *http.Request, params url.Values) (c oauth2.Caller, record func(), err error) {
+// credentials by HTTP Basic or in the body (RFC 7009 §2.1), with the
+// request's limit checks not sent yet (limits). record writes what a
+// client authentication records (audit event or usage count); the handler
+// calls it once the request's limits have admitted the request. It is
+// never nil.
+func (s *server) caller(r *http.Request, params url.Values, limits *permiso.Limits) (c oauth2.Caller, record func(), err error) {
 	record = func() {}
 	if token, ok := bearerToken(r); ok {
-		p, err := s.auth.Authenticate(r.Context(), token)
+		p, err := s.auth.Authenticate(r.Context(), token, limits)
 		if err != nil {
 			return oauth2.Caller{}, record, err
 		}
@@ -254,7 +247,7 @@ func (s *server) caller(r *http.Request, params url.Values) (c oauth2.Caller, re
 	if method == oauth2.ClientAuthNone {
 		return oauth2.Caller{}, record, errNoCallerChallenge
 	}
-	cl, record, err := s.auth.AuthenticateClient(r.Context(), id, secret, method, meta(r))
+	cl, record, err := s.auth.AuthenticateClient(r.Context(), id, secret, method, meta(r), limits)
 	if err != nil {
 		return oauth2.Caller{}, record, err
 	}
@@ -293,60 +286,53 @@ func tokenParam(params url.Values) (string, error) {
 }
 
 // handleIntrospect serves token introspection (RFC 7662). Inactive,
-// unknown and foreign tokens all answer exactly {"active": false}.
-func (s *server) handleIntrospect() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// The request's per-IP limits travel with the revocation lookups
-		// of the introspected token (and of a bearer caller's own): one
-		// batch; they are settled before any answer.
+// unknown and foreign tokens all answer exactly {"active": false}. The
+// request's per-IP limits travel with the revocation lookups of the
+// introspected token (and of a bearer caller's own): one batch, settled
+// before any reply.
+func (s *server) handleIntrospect() settlingHandler {
+	return func(r *http.Request, limits *permiso.Limits) reply {
 		params, err := readParams(r, true)
 		if err != nil {
-			if s.settleLimits(w, r, true) {
-				writeOAuth(w, r, err)
-			}
-			return
+			return oauthReply(r, err)
 		}
+		hint := params.Get("token_type_hint")
 		if bearer, ok := bearerToken(r); ok {
 			if token, terr := tokenParam(params); terr == nil {
-				res, callerErr, err := s.auth.IntrospectAsBearer(r.Context(), bearer, token, params.Get("token_type_hint"))
-				switch {
-				case !s.settleLimits(w, r, true):
-				case callerErr != nil:
-					writeCallerError(w, r, callerErr)
-				case err != nil:
-					writeOAuth(w, r, err)
-				default:
-					writeNoStore(w, http.StatusOK, res)
+				res, callerErr, err := s.auth.IntrospectAsBearer(r.Context(), bearer, token, hint, limits)
+				return func(w http.ResponseWriter) {
+					switch {
+					case callerErr != nil:
+						writeCallerError(w, r, callerErr)
+					case err != nil:
+						writeOAuth(w, r, err)
+					default:
+						writeNoStore(w, http.StatusOK, res)
+					}
 				}
-				return
 			}
 		}
-		caller, record, err := s.caller(r, params)
+		caller, record, err := s.caller(r, params, limits)
 		if err != nil {
-			if s.settleLimits(w, r, true) {
+			return func(w http.ResponseWriter) {
 				record()
 				writeCallerError(w, r, err)
 			}
-			return
 		}
 		token, err := tokenParam(params)
 		if err != nil {
-			if s.settleLimits(w, r, true) {
+			return oauthReply(r, err)
+		}
+		res, err := s.auth.Introspect(r.Context(), caller, token, hint, limits)
+		return func(w http.ResponseWriter) {
+			record()
+			if err != nil {
 				writeOAuth(w, r, err)
+				return
 			}
-			return
+			writeNoStore(w, http.StatusOK, res)
 		}
-		res, err := s.auth.Introspect(r.Context(), caller, token, params.Get("token_type_hint"))
-		if !s.settleLimits(w, r, true) {
-			return
-		}
-		record()
-		if err != nil {
-			writeOAuth(w, r, err)
-			return
-		}
-		writeNoStore(w, http.StatusOK, res)
-	})
+	}
 }
 
 // handleRevoke serves token revocation (RFC 7009 §2.2: 200 for unknown
@@ -360,7 +346,7 @@ func (s *server) handleRevoke() http.Handler {
 		}
 		// The request's limits were settled before this handler
 		// (handle), so what the authentication records is recorded now.
-		caller, record, err := s.caller(r, params)
+		caller, record, err := s.caller(r, params, nil)
 		record()
 		if err != nil {
 			writeCallerError(w, r, err)
@@ -382,7 +368,7 @@ func (s *server) handleRevoke() http.Handler {
 			}
 			caller.Delegation = d
 		}
-		ctx := oauth2.ContextWithMeta(r.Context(), meta(r))
+		ctx := permiso.ContextWithRequestMeta(r.Context(), meta(r))
 		if err := s.auth.Revoke(ctx, caller, token, params.Get("token_type_hint")); err != nil {
 			if permiso.ErrorCode(err) == permiso.EFORBIDDEN {
 				// A refusal of the delegation rule: 403 forbidden, as
@@ -401,35 +387,33 @@ func (s *server) handleRevoke() http.Handler {
 // handleLogout ends the caller's current session, or with {"all": true}
 // every session of the user (SPEC §5.1). The body is optional.
 func (s *server) handleLogout() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		all := false
 		if r.ContentLength != 0 {
 			params, err := readParams(r, true)
 			if err != nil {
-				writeError(w, r, permiso.Invalid(oauth2.AsError(err).Description))
-				return
+				return permiso.Invalid(oauth2.AsError(err).Description)
 			}
 			if v := params.Get("all"); v != "" {
 				b, perr := strconv.ParseBool(strings.ToLower(v))
 				if perr != nil || len(params["all"]) > 1 {
-					writeError(w, r, permiso.Invalid("Request validation failed",
-						permiso.FieldError{Field: "all", Message: "must be a boolean"}))
-					return
+					return permiso.Invalid("Request validation failed",
+						permiso.FieldError{Field: "all", Message: "must be a boolean"})
 				}
 				all = b
 			}
 		}
 		p, _ := principalFrom(r.Context())
-		ctx := oauth2.ContextWithMeta(r.Context(), meta(r))
+		ctx := permiso.ContextWithRequestMeta(r.Context(), meta(r))
 		n, err := s.auth.Logout(ctx, p, all)
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
 		writeNoStore(w, http.StatusOK, map[string]any{
 			"message":             "Logged out successfully",
 			"sessions_terminated": n,
 		})
+		return nil
 	})
 }
 

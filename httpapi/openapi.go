@@ -157,15 +157,15 @@ func (s *server) handleOpenAPI() http.Handler {
 	if err == nil {
 		body, err = json.Marshal(doc)
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
 		h := w.Header()
 		h.Set("Content-Type", "application/json")
 		h.Set("Cache-Control", "public, max-age=300")
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write(body)
+		return nil
 	})
 }

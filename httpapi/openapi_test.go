@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/permiso/permiso/identity"
 )
 
 // documentedRoutes returns "METHOD /path" for every operation of the
@@ -476,12 +478,12 @@ func TestOpenAPILimitsMatchCode(t *testing.T) {
 		ptr, key string
 		want     int
 	}{
-		{create + "name", "minLength", clientNameMin}, {create + "name", "maxLength", clientNameMax},
-		{create + "client_id", "maxLength", clientIDMax},
-		{create + "access_token_lifetime", "minimum", clientLifetimeMin}, {create + "access_token_lifetime", "maximum", clientLifetimeMax},
-		{create + "rate_limit_per_minute", "minimum", clientPerMinuteMin}, {create + "rate_limit_per_minute", "maximum", clientPerMinuteMax},
-		{create + "rate_limit_per_hour", "minimum", clientPerHourMin}, {create + "rate_limit_per_hour", "maximum", clientPerHourMax},
-		{"#/paths/~1api~1v1~1service-clients~1{client_id}~1rotate-secret/post/requestBody/content/application~1json/schema/properties/overlap_seconds", "maximum", maxSecretOverlap},
+		{create + "name", "minLength", identity.ClientNameMin}, {create + "name", "maxLength", identity.ClientNameMax},
+		{create + "client_id", "maxLength", identity.ClientIDMax},
+		{create + "access_token_lifetime", "minimum", identity.ClientLifetimeMin}, {create + "access_token_lifetime", "maximum", identity.ClientLifetimeMax},
+		{create + "rate_limit_per_minute", "minimum", identity.ClientPerMinuteMin}, {create + "rate_limit_per_minute", "maximum", identity.ClientPerMinuteMax},
+		{create + "rate_limit_per_hour", "minimum", identity.ClientPerHourMin}, {create + "rate_limit_per_hour", "maximum", identity.ClientPerHourMax},
+		{"#/paths/~1api~1v1~1service-clients~1{client_id}~1rotate-secret/post/requestBody/content/application~1json/schema/properties/overlap_seconds", "maximum", identity.MaxSecretOverlap},
 		{"#/paths/~1api~1v1~1users/get/parameters/0/schema", "maxLength", maxSearchLength},
 		{"#/components/parameters/PerPage/schema", "maximum", 100},
 	} {

@@ -67,23 +67,21 @@ func (s *server) permissionUser(r *http.Request, raw string, errs *queryErrs) (p
 
 // handlePermissionCheck: POST /roles/permissions/check.
 func (s *server) handlePermissionCheck() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
 		var b struct {
 			UserID string `json:"user_id"`
 			permissionQuery
 		}
 		if _, err := decodeObject(r, &b); err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
 		var errs queryErrs
 		b.check("", &errs)
 		u, err := s.permissionUser(r, b.UserID, &errs)
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
-		writeJSON(w, http.StatusOK, identity.Decide(u, b.Resource, b.Action))
+		return answer(w, http.StatusOK, identity.Decide(u, b.Resource, b.Action))
 	})
 }
 
@@ -91,14 +89,13 @@ func (s *server) handlePermissionCheck() http.Handler {
 // entry must name a resource and an action (422 otherwise, instead of the
 // original's silent skipping, so results line up with the request).
 func (s *server) handlePermissionCheckBulk() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
 		var b struct {
 			UserID      string            `json:"user_id"`
 			Permissions []permissionQuery `json:"permissions"`
 		}
 		if _, err := decodeObject(r, &b); err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
 		var errs queryErrs
 		switch {
@@ -113,30 +110,27 @@ func (s *server) handlePermissionCheckBulk() http.Handler {
 		}
 		u, err := s.permissionUser(r, b.UserID, &errs)
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
 		results := make([]identity.Decision, 0, len(b.Permissions))
 		for _, q := range b.Permissions {
 			results = append(results, identity.Decide(u, q.Resource, q.Action))
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"results": results, "user_roles": u.RoleNames(), "user_scopes": u.ScopeNames()})
+		return answer(w, http.StatusOK, map[string]any{"results": results, "user_roles": u.RoleNames(), "user_scopes": u.ScopeNames()})
 	})
 }
 
 // handleUserPermissions: GET /roles/permissions/user/{user_id}.
 func (s *server) handleUserPermissions() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
 		id, err := pathUUID(r, "user_id", "User")
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
 		u, err := s.store.GetUser(r.Context(), id)
 		if err != nil {
-			writeError(w, r, notFoundAs(err, "User not found"))
-			return
+			return notFoundAs(err, "User not found")
 		}
-		writeJSON(w, http.StatusOK, identity.Permissions(u))
+		return answer(w, http.StatusOK, identity.Permissions(u))
 	})
 }

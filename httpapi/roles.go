@@ -7,6 +7,7 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/identity"
+	"github.com/permiso/permiso/reports"
 )
 
 // Roles and scopes; every route requires admin:users (or is_superuser, or
@@ -66,32 +67,27 @@ func scopeView(s permiso.Scope) scopeResponse {
 		Action: s.Action(), CreatedAt: timestamp(s.CreatedAt), UpdatedAt: timestamp(s.UpdatedAt), RoleCount: s.RoleCount}
 }
 
-func roleTarget(id uuid.UUID) auditTarget  { return auditTarget{Type: "role", ID: id.String()} }
-func scopeTarget(id uuid.UUID) auditTarget { return auditTarget{Type: "scope", ID: id.String()} }
-
 // handleRoleList: GET /roles: search (name, description), scope_id,
 // page, per_page; ordered by name, id.
 func (s *server) handleRoleList() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
 		q := r.URL.Query()
 		var errs queryErrs
 		f := permiso.RoleFilter{Search: readString(q, "search", maxSearchLength, &errs), ScopeID: readUUID(q, "scope_id", &errs)}
 		pg := readPaging(q, defaultPerPage, maxPerPage, &errs)
 		if err := errs.err(); err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
 		f.Offset, f.Limit = pg.offset(), pg.PerPage
 		roles, total, err := s.store.ListRoles(r.Context(), f)
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
 		out := make([]roleResponse, 0, len(roles))
 		for _, x := range roles {
 			out = append(out, roleView(x))
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"roles": out, "total": total, "page": pg.Page,
+		return answer(w, http.StatusOK, map[string]any{"roles": out, "total": total, "page": pg.Page,
 			"per_page": pg.PerPage, "pages": pg.pages(total)})
 	})
 }
@@ -108,92 +104,68 @@ func (b roleBody) input() identity.RoleInput {
 
 // handleRoleCreate: POST /roles.
 func (s *server) handleRoleCreate() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
 		var b roleBody
 		if _, err := decodeObject(r, &b); err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
 		role, err := s.ident.CreateRole(r.Context(), actor(r), b.input())
-		target := auditTarget{Type: "role"}
-		if err == nil {
-			target = roleTarget(role.ID)
-		}
-		s.audited(r, "role.create", target, err, map[string]any{"name": deref(b.Name)})
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
-		writeJSON(w, http.StatusCreated, roleView(role))
+		return answer(w, http.StatusCreated, roleView(role))
 	})
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
 }
 
 // handleRoleGet: GET /roles/{role_id}.
 func (s *server) handleRoleGet() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
 		id, err := pathUUID(r, "role_id", "Role")
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
 		role, err := s.store.GetRole(r.Context(), id)
 		if err != nil {
-			writeError(w, r, notFoundAs(err, "Role not found"))
-			return
+			return notFoundAs(err, "Role not found")
 		}
-		writeJSON(w, http.StatusOK, roleView(role))
+		return answer(w, http.StatusOK, roleView(role))
 	})
 }
 
 // handleRoleUpdate: PUT /roles/{role_id}.
 func (s *server) handleRoleUpdate() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
-		s.roleUpdate(w, r, r.PathValue("role_id"))
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
+		return s.roleUpdate(w, r, r.PathValue("role_id"))
 	})
 }
 
-func (s *server) roleUpdate(w http.ResponseWriter, r *http.Request, rawID string) {
+func (s *server) roleUpdate(w http.ResponseWriter, r *http.Request, rawID string) error {
 	id, err := uuid.Parse(rawID)
 	if err != nil {
-		writeError(w, r, permiso.Errorf(permiso.ENOTFOUND, "Role not found"))
-		return
+		return permiso.Errorf(permiso.ENOTFOUND, "Role not found")
 	}
 	var b roleBody
 	if _, err := decodeObject(r, &b); err != nil {
-		writeError(w, r, err)
-		return
+		return err
 	}
 	role, err := s.ident.UpdateRole(r.Context(), actor(r), id, b.input())
-	s.audited(r, "role.update", roleTarget(id), err, nil)
 	if err != nil {
-		writeError(w, r, err)
-		return
+		return err
 	}
-	writeJSON(w, http.StatusOK, roleView(role))
+	return answer(w, http.StatusOK, roleView(role))
 }
 
 // handleRoleDelete: DELETE /roles/{role_id}; 409 while users hold it.
 func (s *server) handleRoleDelete() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
 		id, err := pathUUID(r, "role_id", "Role")
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
-		role, err := s.ident.DeleteRole(r.Context(), actor(r), id)
-		s.audited(r, "role.delete", roleTarget(id), err, map[string]any{"name": role.Name})
-		if err != nil {
-			writeError(w, r, err)
-			return
+		if _, err := s.ident.DeleteRole(r.Context(), actor(r), id); err != nil {
+			return err
 		}
-		w.WriteHeader(http.StatusNoContent)
+		return noContent(w)
 	})
 }
 
@@ -204,61 +176,49 @@ func (s *server) handleRoleDelete() http.Handler {
 // {sub} form is strictly more general than the scope route, which
 // therefore wins for /roles/scopes/x. Any {sub} but "scopes" is a 404.
 func (s *server) handleRoleSub() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
 		if r.PathValue("sub") != "scopes" {
-			writeError(w, r, errRouteNotFound)
-			return
+			return errRouteNotFound
 		}
-		s.roleScopes(w, r, r.PathValue("role_id"))
+		return s.roleScopes(w, r, r.PathValue("role_id"))
 	})
 }
 
 // handleScopeUpdate: PUT /roles/scopes/{scope_id}.
 func (s *server) handleScopeUpdate() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
-		s.scopeUpdate(w, r, r.PathValue("scope_id"))
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
+		return s.scopeUpdate(w, r, r.PathValue("scope_id"))
 	})
 }
 
-func (s *server) roleScopes(w http.ResponseWriter, r *http.Request, rawID string) {
+func (s *server) roleScopes(w http.ResponseWriter, r *http.Request, rawID string) error {
 	id, err := uuid.Parse(rawID)
 	if err != nil {
-		writeError(w, r, permiso.Errorf(permiso.ENOTFOUND, "Role not found"))
-		return
+		return permiso.Errorf(permiso.ENOTFOUND, "Role not found")
 	}
 	var b struct {
 		ScopeIDs []string `json:"scope_ids"`
 	}
 	if _, err := decodeObject(r, &b); err != nil {
-		writeError(w, r, err)
-		return
+		return err
 	}
 	role, err := s.ident.SetRoleScopes(r.Context(), actor(r), id, b.ScopeIDs)
-	s.audited(r, "role.scopes", roleTarget(id), err, map[string]any{"scope_ids": b.ScopeIDs})
 	if err != nil {
-		writeError(w, r, err)
-		return
+		return err
 	}
-	writeJSON(w, http.StatusOK, roleView(role))
+	return answer(w, http.StatusOK, roleView(role))
 }
 
-// handleRoleStats: GET /roles/stats.
+// handleRoleStats: GET /roles/stats (reports.Service.RoleStats).
 func (s *server) handleRoleStats() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
-		st, err := s.ident.RoleStats(r.Context())
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, st)
-	})
+	return report(s, (*reports.Service).RoleStats)
 }
 
 // handleRoleDefaults: GET /roles/defaults: the built-in roles and the
 // seeded scopes.
 func (s *server) handleRoleDefaults() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
+		return answer(w, http.StatusOK, map[string]any{
 			"roles":       identity.BuiltinRoles,
 			"scopes":      permiso.DefaultScopes,
 			"description": "Default roles and scopes, seeded by the migrations; built-in roles and scopes cannot be renamed or deleted",
@@ -269,7 +229,7 @@ func (s *server) handleRoleDefaults() http.Handler {
 // handleScopeList: GET /roles/scopes: search (name, description),
 // resource, action, page, per_page; ordered by name, id.
 func (s *server) handleScopeList() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
 		q := r.URL.Query()
 		var errs queryErrs
 		f := permiso.ScopeFilter{Search: readString(q, "search", maxSearchLength, &errs),
@@ -277,20 +237,18 @@ func (s *server) handleScopeList() http.Handler {
 			Action:   readString(q, "action", identity.MaxScopeAction, &errs)}
 		pg := readPaging(q, defaultPerPage, maxPerPage, &errs)
 		if err := errs.err(); err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
 		f.Offset, f.Limit = pg.offset(), pg.PerPage
 		scopes, total, err := s.store.ListScopes(r.Context(), f)
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
 		out := make([]scopeResponse, 0, len(scopes))
 		for _, x := range scopes {
 			out = append(out, scopeView(x))
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"scopes": out, "total": total, "page": pg.Page,
+		return answer(w, http.StatusOK, map[string]any{"scopes": out, "total": total, "page": pg.Page,
 			"per_page": pg.PerPage, "pages": pg.pages(total)})
 	})
 }
@@ -308,78 +266,61 @@ func (b scopeBody) input() identity.ScopeInput {
 
 // handleScopeCreate: POST /roles/scopes.
 func (s *server) handleScopeCreate() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
 		var b scopeBody
 		if _, err := decodeObject(r, &b); err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
 		sc, err := s.ident.CreateScope(r.Context(), actor(r), b.input())
-		target := auditTarget{Type: "scope"}
-		if err == nil {
-			target = scopeTarget(sc.ID)
-		}
-		s.audited(r, "scope.create", target, err, map[string]any{"name": sc.Name})
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
-		writeJSON(w, http.StatusCreated, scopeView(sc))
+		return answer(w, http.StatusCreated, scopeView(sc))
 	})
 }
 
 // handleScopeGet: GET /roles/scopes/{scope_id}.
 func (s *server) handleScopeGet() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
 		id, err := pathUUID(r, "scope_id", "Scope")
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
 		sc, err := s.store.GetScope(r.Context(), id)
 		if err != nil {
-			writeError(w, r, notFoundAs(err, "Scope not found"))
-			return
+			return notFoundAs(err, "Scope not found")
 		}
-		writeJSON(w, http.StatusOK, scopeView(sc))
+		return answer(w, http.StatusOK, scopeView(sc))
 	})
 }
 
-func (s *server) scopeUpdate(w http.ResponseWriter, r *http.Request, rawID string) {
+func (s *server) scopeUpdate(w http.ResponseWriter, r *http.Request, rawID string) error {
 	id, err := uuid.Parse(rawID)
 	if err != nil {
-		writeError(w, r, permiso.Errorf(permiso.ENOTFOUND, "Scope not found"))
-		return
+		return permiso.Errorf(permiso.ENOTFOUND, "Scope not found")
 	}
 	var b scopeBody
 	if _, err := decodeObject(r, &b); err != nil {
-		writeError(w, r, err)
-		return
+		return err
 	}
 	sc, err := s.ident.UpdateScope(r.Context(), actor(r), id, b.input())
-	s.audited(r, "scope.update", scopeTarget(id), err, nil)
 	if err != nil {
-		writeError(w, r, err)
-		return
+		return err
 	}
-	writeJSON(w, http.StatusOK, scopeView(sc))
+	return answer(w, http.StatusOK, scopeView(sc))
 }
 
 // handleScopeDelete: DELETE /roles/scopes/{scope_id}; 409 while roles
 // hold it.
 func (s *server) handleScopeDelete() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
 		id, err := pathUUID(r, "scope_id", "Scope")
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
-		sc, err := s.ident.DeleteScope(r.Context(), actor(r), id)
-		s.audited(r, "scope.delete", scopeTarget(id), err, map[string]any{"name": sc.Name})
-		if err != nil {
-			writeError(w, r, err)
-			return
+		if _, err := s.ident.DeleteScope(r.Context(), actor(r), id); err != nil {
+			return err
 		}
-		w.WriteHeader(http.StatusNoContent)
+		return noContent(w)
 	})
 }

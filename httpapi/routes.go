@@ -26,14 +26,16 @@ func (s *server) addRoutes(checks []HealthCheck) {
 
 	// OAuth 2.0 endpoints (SPEC §5.1). Introspection and revocation
 	// authenticate their callers themselves (client credentials or bearer,
-	// RFC 7662 §2.1, RFC 7009 §2.1).
-	s.handle("POST "+api+pathToken, accessPublic, ownLimits{s.handleToken("")})
-	s.handle("POST "+api+"/auth/refresh", accessPublic, ownLimits{s.handleToken("refresh_token")})
-	s.handle("POST "+api+"/auth/service-token", accessPublic, ownLimits{s.handleToken("client_credentials")})
-	s.handle("POST "+api+pathIntrospect, accessPublic, ownLimits{s.handleIntrospect()})
+	// RFC 7662 §2.1, RFC 7009 §2.1). The token and introspection endpoints
+	// settle their own limits (accessSettling, checks.go): the request's
+	// limit batch rides in their service call's batch of checks.
+	s.handleSettling("POST "+api+pathToken, accessSettling, s.handleToken(""))
+	s.handleSettling("POST "+api+"/auth/refresh", accessSettling, s.handleToken("refresh_token"))
+	s.handleSettling("POST "+api+"/auth/service-token", accessSettling, s.handleToken("client_credentials"))
+	s.handleSettling("POST "+api+pathIntrospect, accessSettling, s.handleIntrospect())
 	s.handle("POST "+api+pathRevoke, accessPublic, s.handleRevoke())
 	s.handle("POST "+api+"/auth/logout", accessUser, s.handleLogout())
-	s.handle("POST "+api+"/auth/change-password", accessPublic, s.limit(limitLogin, s.handleChangePassword()))
+	s.handle("POST "+api+"/auth/change-password", accessLimited(limitLogin), s.handleChangePassword())
 
 	// Discovery (RFC 8414) and keys (RFC 7517).
 	s.handle("GET /.well-known/oauth-authorization-server", accessPublic, s.handleMetadata())
@@ -45,11 +47,11 @@ func (s *server) addRoutes(checks []HealthCheck) {
 	// specific than the {id} patterns, so ServeMux never shadows them.
 	users := accessAdmin(scopeAdminUsers)
 	selfOrAdmin := accessSelfOrAdmin("user_id", scopeAdminUsers)
-	s.handle("POST "+api+"/users/register", accessPublic, s.limit(limitRegister, s.handleRegister()))
-	s.handle("POST "+api+"/users/password-reset/request", accessPublic, s.limit(limitAccountMail, s.handleResetRequest()))
-	s.handle("POST "+api+"/users/password-reset/confirm", accessPublic, s.limit(limitAccountToken, s.handleResetConfirm()))
-	s.handle("POST "+api+"/users/email-verification/request", accessPublic, s.limit(limitAccountMail, s.handleVerifyRequest()))
-	s.handle("POST "+api+"/users/email-verification/confirm", accessPublic, s.limit(limitAccountToken, s.handleVerifyConfirm()))
+	s.handle("POST "+api+"/users/register", accessLimited(limitRegister), s.handleRegister())
+	s.handle("POST "+api+"/users/password-reset/request", accessLimited(limitAccountMail), s.handleResetRequest())
+	s.handle("POST "+api+"/users/password-reset/confirm", accessLimited(limitAccountToken), s.handleResetConfirm())
+	s.handle("POST "+api+"/users/email-verification/request", accessLimited(limitAccountMail), s.handleVerifyRequest())
+	s.handle("POST "+api+"/users/email-verification/confirm", accessLimited(limitAccountToken), s.handleVerifyConfirm())
 	s.handle("GET "+api+"/users/me", accessUser, s.handleMe())
 	s.handle("GET "+api+"/users/profile", accessUser, s.handleMe())
 	s.handle("PUT "+api+"/users/me", accessUser, s.handleUpdateMe())

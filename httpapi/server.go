@@ -12,6 +12,7 @@ import (
 	"github.com/permiso/permiso/identity"
 	"github.com/permiso/permiso/logring"
 	"github.com/permiso/permiso/oauth2"
+	"github.com/permiso/permiso/reports"
 )
 
 // DefaultMaxBodyBytes is the default request body limit (SPEC §5: 1 MiB).
@@ -115,9 +116,12 @@ type Deps struct {
 	Store permiso.Store
 	// Audit records audit events off the request path.
 	Audit permiso.Auditor
-	// Identity applies the account rules behind the users, roles and
-	// scopes routes (issue 4); nil answers them 503.
+	// Identity applies the account rules behind the users, roles, scopes
+	// and service-clients routes; nil answers them 503.
 	Identity *identity.Service
+	// Reports computes the figures of the dashboard, the usage report and
+	// the client and session overviews; nil answers them 503.
+	Reports *reports.Service
 	// Metrics, when set, is served at Options.MetricsPath; Observe is told
 	// the route pattern, method, status and duration of every request.
 	Metrics http.Handler
@@ -159,7 +163,8 @@ type server struct {
 	audit   permiso.Auditor
 	limiter permiso.RateLimiter
 	limited func(limit string)
-	ident   *identity.Service // users, roles and scopes (issue 4)
+	ident   *identity.Service // users, roles, scopes, service clients
+	reports *reports.Service  // dashboard, usage and overview figures
 	observe func(route, method string, status int, d time.Duration)
 	metrics http.Handler
 	mux     *http.ServeMux
@@ -189,7 +194,7 @@ func NewServer(deps Deps) http.Handler {
 		s.opts.HealthCheckTimeout = DefaultHealthCheckTimeout
 	}
 	s.checks, s.errlog, s.started = deps.Checks, deps.ErrorLog, deps.Started
-	s.ident = deps.Identity
+	s.ident, s.reports = deps.Identity, deps.Reports
 	if s.started.IsZero() {
 		s.started = s.now()
 	}
@@ -243,10 +248,7 @@ func (s *server) dispatch(w http.ResponseWriter, r *http.Request) {
 		sw.pattern = pattern
 	}
 	// RATE_LIMIT_API counts every routed API request, in the request's
-	// one batch of checks (checks.go).
-	if s.isAPIPath(r.URL.Path) {
-		r = s.addLimit(r, limitAPI)
-	}
+	// one batch of checks, built by its route (checks.go).
 	s.mux.ServeHTTP(w, r)
 }
 

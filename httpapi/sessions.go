@@ -5,27 +5,15 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/google/uuid"
-
 	"github.com/permiso/permiso"
-	"github.com/permiso/permiso/identity"
+	"github.com/permiso/permiso/reports"
 )
 
 // Sessions. A user works on their own sessions; an administrator for
 // admin:sessions on anyone's, naming the user with ?user_id=
-// (accessOwnOrAdmin), within the delegation rule of package identity: it
-// ends or renews only the sessions of a user it may act on
-// (identity.Delegation.MayManageUser; docs/security-model.md). Ending a
-// session revokes its refresh-token family and, through the shared
-// revocation store, its access tokens on every instance at once.
-
-// Audit actions of the session routes.
-const (
-	actionSessionRevoke    = "session.revoke"
-	actionSessionRevokeAll = "session.revoke_user"
-	actionSessionRenew     = "session.renew"
-	actionSessionCleanup   = "session.cleanup"
-)
+// (accessOwnOrAdmin). Ending and renewing sessions, the delegation rule on
+// them and their audit events are the identity service's
+// (identity/sessions.go).
 
 // scopeAdminSessions is the admin scope of the session routes.
 const scopeAdminSessions = "admin:sessions"
@@ -93,76 +81,22 @@ func (s *server) handleSessionList() http.Handler {
 		Sessions []sessionResponse `json:"sessions"`
 		Total    int               `json:"total"`
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		u, err := s.sessionUser(r)
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
 		list, err := s.store.ListSessions(r.Context(), u.ID, true, s.now())
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
 		cur := currentSID(r.Context())
 		resp := response{Sessions: make([]sessionResponse, 0, len(list)), Total: len(list)}
 		for _, x := range list {
 			resp.Sessions = append(resp.Sessions, s.sessionView(x, u.Username, cur))
 		}
-		writeJSON(w, http.StatusOK, resp)
+		return answer(w, http.StatusOK, resp)
 	})
-}
-
-// loadSession loads the session of the {session_id} path parameter for
-// the caller, who is about to change it (action names the audit event):
-// 404 when unknown, 403 when it is someone else's and the caller is not an
-// administrator for admin:sessions, or the delegation rule does not let
-// the caller act on the session's user (audited as a failure).
-func (s *server) loadSession(r *http.Request, action string) (permiso.Session, error) {
-	errNotFound := permiso.Errorf(permiso.ENOTFOUND, "Session not found")
-	id, err := uuid.Parse(r.PathValue("session_id"))
-	if err != nil {
-		return permiso.Session{}, errNotFound
-	}
-	x, err := s.store.GetSession(r.Context(), id)
-	if errors.Is(err, permiso.ErrNotFound) {
-		return x, errNotFound
-	}
-	if err != nil {
-		return x, err
-	}
-	p, _ := principalFrom(r.Context())
-	own := p.IsUser() && p.User.ID == x.UserID
-	if own {
-		return x, nil
-	}
-	if !actingAsAdmin(r.Context()) {
-		return x, permiso.Errorf(permiso.EFORBIDDEN, "Access denied to this session")
-	}
-	err = s.mayActOnSessionsOf(r, x.UserID)
-	if errors.Is(err, identity.ErrDelegation) {
-		s.audited(r, action, auditTarget{Type: "session", ID: x.ID.String()}, err, map[string]any{"user_id": x.UserID.String()})
-	}
-	return x, err
-}
-
-// mayActOnSessionsOf applies the delegation rule to an administrator
-// ending or renewing sessions of the user id (not the caller): only a
-// superuser ends a superuser's sessions, and a delegated administrator
-// only those of a user who holds nothing it lacks.
-func (s *server) mayActOnSessionsOf(r *http.Request, id uuid.UUID) error {
-	u, err := s.store.GetUser(permiso.WithFreshRead(r.Context()), id)
-	switch {
-	case errors.Is(err, permiso.ErrNotFound):
-		return permiso.Errorf(permiso.ENOTFOUND, "User not found")
-	case err != nil:
-		return err
-	}
-	d, err := s.delegation(r)
-	if err != nil {
-		return err
-	}
-	return d.MayManageUser(u)
 }
 
 // handleSessionDelete answers DELETE /sessions/{session_id}: the session,
@@ -172,19 +106,16 @@ func (s *server) handleSessionDelete() http.Handler {
 		Message   string `json:"message"`
 		SessionID string `json:"session_id"`
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		x, err := s.loadSession(r, actionSessionRevoke)
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
+		id, err := pathUUID(r, "session_id", "Session")
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
-		if err := s.auth.EndSession(r.Context(), x.ID, "session_deleted"); err != nil {
-			writeError(w, r, err)
-			return
+		x, err := s.ident.EndSession(r.Context(), actor(r), id)
+		if err != nil {
+			return err
 		}
-		s.record(r, actionSessionRevoke, "success", auditTarget{Type: "session", ID: x.ID.String()},
-			map[string]any{"user_id": x.UserID.String()})
-		writeJSON(w, http.StatusOK, response{Message: "Session invalidated successfully", SessionID: x.ID.String()})
+		return answer(w, http.StatusOK, response{Message: "Session invalidated successfully", SessionID: x.ID.String()})
 	})
 }
 
@@ -196,29 +127,16 @@ func (s *server) handleSessionDeleteAll() http.Handler {
 		Message            string `json:"message"`
 		SessionsTerminated int    `json:"sessions_terminated"`
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
 		u, err := s.sessionUser(r)
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
-		if p, _ := principalFrom(r.Context()); !p.IsUser() || p.User.ID != u.ID {
-			if err := s.mayActOnSessionsOf(r, u.ID); err != nil {
-				if errors.Is(err, identity.ErrDelegation) {
-					s.audited(r, actionSessionRevokeAll, auditTarget{Type: "user", ID: u.ID.String()}, err, nil)
-				}
-				writeError(w, r, err)
-				return
-			}
-		}
-		n, err := s.auth.EndUserSessions(r.Context(), u.ID, "sessions_deleted")
+		n, err := s.ident.EndUserSessions(r.Context(), actor(r), u.ID)
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
-		s.record(r, actionSessionRevokeAll, "success", auditTarget{Type: "user", ID: u.ID.String()},
-			map[string]any{"sessions_terminated": n})
-		writeJSON(w, http.StatusOK, response{Message: "All sessions invalidated successfully", SessionsTerminated: n})
+		return answer(w, http.StatusOK, response{Message: "All sessions invalidated successfully", SessionsTerminated: n})
 	})
 }
 
@@ -232,45 +150,24 @@ func (s *server) handleSessionRenew() http.Handler {
 		SessionID string `json:"session_id"`
 		ExpiresAt string `json:"expires_at"`
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		x, err := s.loadSession(r, actionSessionRenew)
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
+		id, err := pathUUID(r, "session_id", "Session")
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
-		renewed, err := s.auth.RenewSession(r.Context(), x.ID)
+		renewed, err := s.ident.RenewSession(r.Context(), actor(r), id)
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
-		s.record(r, actionSessionRenew, "success", auditTarget{Type: "session", ID: x.ID.String()},
-			map[string]any{"user_id": x.UserID.String(), "expires_at": timestamp(renewed.ExpiresAt)})
-		writeJSON(w, http.StatusOK, response{Message: "Session renewed successfully", SessionID: renewed.ID.String(),
+		return answer(w, http.StatusOK, response{Message: "Session renewed successfully", SessionID: renewed.ID.String(),
 			ExpiresAt: timestamp(renewed.ExpiresAt)})
 	})
 }
 
-// handleSessionStats answers GET /sessions/stats (admin:sessions): counts
-// over all sessions now; each session counts once, as revoked, else
-// expired, else active; "today" starts at UTC midnight.
+// handleSessionStats answers GET /sessions/stats (admin:sessions;
+// reports.Service.SessionStats).
 func (s *server) handleSessionStats() http.Handler {
-	type response struct {
-		ActiveSessions       int `json:"active_sessions"`
-		SessionsCreatedToday int `json:"sessions_created_today"`
-		ExpiredSessions      int `json:"expired_sessions"`
-		RevokedSessions      int `json:"revoked_sessions"`
-		TotalSessions        int `json:"total_sessions"`
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		now := s.now()
-		st, err := s.store.SessionStats(r.Context(), now, startOfDay(now))
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, response{ActiveSessions: st.Active, SessionsCreatedToday: st.CreatedSince,
-			ExpiredSessions: st.Expired, RevokedSessions: st.Revoked, TotalSessions: st.Active + st.Expired + st.Revoked})
-	})
+	return report(s, (*reports.Service).SessionStats)
 }
 
 // handleSessionCleanup answers POST /sessions/cleanup (admin:sessions):
@@ -280,13 +177,11 @@ func (s *server) handleSessionCleanup() http.Handler {
 		Message         string `json:"message"`
 		SessionsCleaned int    `json:"sessions_cleaned"`
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n, err := s.store.DeleteExpiredSessions(r.Context(), s.now())
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
+		n, err := s.ident.CleanupSessions(r.Context(), actor(r))
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
-		s.record(r, actionSessionCleanup, "success", auditTarget{}, map[string]any{"sessions_cleaned": n})
-		writeJSON(w, http.StatusOK, response{Message: "Expired sessions cleaned up successfully", SessionsCleaned: n})
+		return answer(w, http.StatusOK, response{Message: "Expired sessions cleaned up successfully", SessionsCleaned: n})
 	})
 }

@@ -13,7 +13,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/permiso/permiso"
-	"github.com/permiso/permiso/oauth2"
 )
 
 // The regression tests of the boundary rule for untrusted bytes
@@ -123,7 +122,7 @@ func TestStoredTextRefusesNULAndControls(t *testing.T) {
 				t.Fatal(err)
 			}
 			clientID := e.name("client-")
-			_, hash := oauth2.NewClientSecret()
+			_, hash := permiso.NewClientSecret()
 			if _, err := e.db.CreateServiceClient(e.ctx, permiso.ServiceClient{ClientID: clientID, SecretHash: hash, Name: "untouched",
 				ClientType: "confidential", IsActive: true}, nil); err != nil {
 				t.Fatal(err)

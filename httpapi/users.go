@@ -1,9 +1,7 @@
 package httpapi
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"slices"
 
@@ -12,6 +10,7 @@ import (
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/identity"
 	"github.com/permiso/permiso/oauth2"
+	"github.com/permiso/permiso/reports"
 )
 
 // Users. Who may call each route is decided by its access rule (routes.go,
@@ -34,17 +33,11 @@ const (
 
 var errNoIdentity = permiso.Errorf(permiso.EUNAVAILABLE, "Account management is not configured")
 
-// identityHandler is the one place that answers the users, roles and
-// scopes routes with 503 when the server has no identity service
-// (Deps.Identity nil); the handlers themselves can rely on s.ident.
-func (s *server) identityHandler(h http.HandlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.ident == nil {
-			writeError(w, r, errNoIdentity)
-			return
-		}
-		h(w, r)
-	})
+// identityHandler serves a route of the users, roles, scopes and
+// service-clients API: 503 when the server has no identity service
+// (Deps.Identity nil), so the handlers can rely on s.ident.
+func (s *server) identityHandler(h handlerFunc) http.Handler {
+	return needs(s.ident != nil, errNoIdentity, h)
 }
 
 // roleInfo is a role inside a UserResponse.
@@ -101,19 +94,25 @@ type messageResponse struct {
 }
 
 // actor describes the caller to package identity: who it is, whether it
-// was admitted as an administrator, and what the delegation rule needs
-// (superuser, role admin, the scopes it holds now).
+// was admitted as an administrator, what the delegation rule needs
+// (superuser, role admin, the scopes it holds now), and the request
+// behind the call, for the audit events the service writes.
 func actor(r *http.Request) identity.Actor {
 	p, _ := principalFrom(r.Context())
-	return principalActor(p, actingAsAdmin(r.Context()))
+	a := principalActor(p, actingAsAdmin(r.Context()))
+	a.Request = meta(r)
+	return a
 }
 
 // principalActor describes the principal p to package identity; admin
 // says whether it acts as an administrator.
 func principalActor(p oauth2.Principal, admin bool) identity.Actor {
 	a := identity.Actor{Admin: admin, Scopes: heldScopes(p)}
-	if p.User != nil {
+	switch {
+	case p.User != nil:
 		a.UserID, a.Superuser, a.RoleAdmin = p.User.ID, p.User.IsSuperuser, p.User.HasRole(permiso.RoleAdmin)
+	case p.Client != nil:
+		a.ClientID = p.Client.ClientID
 	}
 	return a
 }
@@ -138,49 +137,13 @@ func heldScopes(p oauth2.Principal) []string {
 	return out
 }
 
-// delegation returns the delegation rule for the caller of r (package
-// identity decides; docs/security-model.md).
-func (s *server) delegation(r *http.Request) (identity.Delegation, error) {
-	return identity.DelegationFor(r.Context(), s.store, actor(r))
-}
-
 // selfActor is the caller acting on their own record through /users/me:
 // never as an administrator, so /me changes profile fields only, for
 // everyone.
 func selfActor(r *http.Request) (identity.Actor, permiso.User) {
 	p, _ := principalFrom(r.Context())
-	return identity.Actor{UserID: p.User.ID}, *p.User
+	return identity.Actor{UserID: p.User.ID, Request: meta(r)}, *p.User
 }
-
-// withMeta passes the request's IP, user agent and request id to the
-// OAuth core for its audit events (sessions ended by a password change,
-// a disable, a reset).
-func withMeta(r *http.Request) *http.Request {
-	return r.WithContext(oauth2.ContextWithMeta(r.Context(), meta(r)))
-}
-
-func userTarget(id uuid.UUID) auditTarget { return auditTarget{Type: "user", ID: id.String()} }
-
-// audited records a mutation: success, or failure with the error code,
-// and reason "delegation" for a refusal of the delegation rule.
-func (s *server) audited(r *http.Request, action string, target auditTarget, err error, details map[string]any) {
-	result := "success"
-	if err != nil {
-		result = "failure"
-		if details == nil {
-			details = map[string]any{}
-		}
-		details["error"] = string(permiso.ErrorCode(err))
-		if errors.Is(err, identity.ErrDelegation) {
-			details["reason"] = reasonDelegation
-		}
-	}
-	s.record(r, action, result, target, details)
-}
-
-// reasonDelegation is the audit reason of a refusal by the delegation
-// rule.
-const reasonDelegation = "delegation"
 
 // decodeObject decodes a JSON object body into v and returns its keys.
 func decodeObject(r *http.Request, v any) (map[string]json.RawMessage, error) {
@@ -225,27 +188,32 @@ func (b userCreateBody) newUser() identity.NewUser {
 
 // handleRegister: POST /users/register (public, RATE_LIMIT_REGISTER).
 func (s *server) handleRegister() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
+	return s.userCreate(func(r *http.Request, in identity.NewUser) (permiso.User, error) {
+		return s.ident.Register(r.Context(), meta(r), in)
+	})
+}
+
+// userCreate serves the creation of a user: the body (the original
+// service's UserCreate), one call of create, 201 with the user.
+func (s *server) userCreate(create func(r *http.Request, in identity.NewUser) (permiso.User, error)) http.Handler {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
 		var body userCreateBody
 		if _, err := decodeObject(r, &body); err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
-		u, err := s.ident.Register(r.Context(), body.newUser())
+		u, err := create(r, body.newUser())
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
-		s.record(r, "user.register", "success", userTarget(u.ID), map[string]any{"username": u.Username})
-		writeJSON(w, http.StatusCreated, userView(u))
+		return answer(w, http.StatusCreated, userView(u))
 	})
 }
 
 // handleMe: GET /users/me and GET /users/profile.
 func (s *server) handleMe() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
 		p, _ := principalFrom(r.Context())
-		writeJSON(w, http.StatusOK, userView(*p.User))
+		return answer(w, http.StatusOK, userView(*p.User))
 	})
 }
 
@@ -282,102 +250,67 @@ func readUserUpdate(r *http.Request) (identity.UserUpdate, error) {
 		Bio: b.Bio, IsActive: b.IsActive, IsVerified: b.IsVerified, IsSuperuser: b.IsSuperuser, RoleIDs: b.RoleIDs}, nil
 }
 
-// handleUpdateMe: PUT /users/me: profile fields only, for everyone.
-func (s *server) handleUpdateMe() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
-		a, me := selfActor(r)
-		in, err := readUserUpdate(r)
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
-		u, err := s.ident.UpdateUser(withMeta(r).Context(), a, me.ID, in)
-		s.audited(r, "user.update", userTarget(me.ID), err, map[string]any{"fields": updatedFields(in)})
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, userView(u))
-	})
+// updateUser serves PUT /users/me and PUT /users/{user_id}: the update
+// of the user id by a.
+func (s *server) updateUser(w http.ResponseWriter, r *http.Request, a identity.Actor, id uuid.UUID) error {
+	in, err := readUserUpdate(r)
+	if err != nil {
+		return err
+	}
+	u, err := s.ident.UpdateUser(r.Context(), a, id, in)
+	if err != nil {
+		return err
+	}
+	return answer(w, http.StatusOK, userView(u))
 }
 
-func updatedFields(in identity.UserUpdate) []string {
-	f := in.Privileged()
-	for name, set := range map[string]bool{"email": in.Email != nil, "first_name": in.FirstName != nil,
-		"last_name": in.LastName != nil, "display_name": in.DisplayName != nil, "bio": in.Bio != nil} {
-		if set {
-			f = append(f, name)
-		}
-	}
-	slices.Sort(f)
-	return f
+// handleUpdateMe: PUT /users/me: profile fields only, for everyone.
+func (s *server) handleUpdateMe() http.Handler {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
+		a, me := selfActor(r)
+		return s.updateUser(w, r, a, me.ID)
+	})
 }
 
 // handleUserGet: GET /users/{user_id} (self or admin:users).
 func (s *server) handleUserGet() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
 		id, err := pathUUID(r, "user_id", "User")
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
-		u, err := s.store.GetUser(permiso.WithFreshRead(r.Context()), id)
+		u, err := s.ident.GetUser(r.Context(), id)
 		if err != nil {
-			writeError(w, r, notFoundAs(err, "User not found"))
-			return
+			return err
 		}
-		writeJSON(w, http.StatusOK, userView(u))
+		return answer(w, http.StatusOK, userView(u))
 	})
-}
-
-// notFoundAs gives a store's not-found error a caller-facing message.
-func notFoundAs(err error, msg string) error {
-	if permiso.ErrorCode(err) == permiso.ENOTFOUND {
-		return permiso.Errorf(permiso.ENOTFOUND, "%s", msg)
-	}
-	return err
 }
 
 // handleUserUpdate: PUT /users/{user_id} (self: profile fields only;
 // admin:users: everything).
 func (s *server) handleUserUpdate() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
 		id, err := pathUUID(r, "user_id", "User")
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
-		in, err := readUserUpdate(r)
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
-		u, err := s.ident.UpdateUser(withMeta(r).Context(), actor(r), id, in)
-		s.audited(r, "user.update", userTarget(id), err, map[string]any{"fields": updatedFields(in)})
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, userView(u))
+		return s.updateUser(w, r, actor(r), id)
 	})
 }
 
 // handleUserDelete: DELETE /users/{user_id} (self, except administrators;
 // admin:users for others).
 func (s *server) handleUserDelete() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
 		id, err := pathUUID(r, "user_id", "User")
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
-		u, err := s.ident.DeleteUser(withMeta(r).Context(), actor(r), id)
-		s.audited(r, "user.delete", userTarget(id), err, map[string]any{"username": u.Username})
-		if err != nil {
-			writeError(w, r, err)
-			return
+		if _, err := s.ident.DeleteUser(r.Context(), actor(r), id); err != nil {
+			return err
 		}
-		w.WriteHeader(http.StatusNoContent)
+		return noContent(w)
 	})
 }
 
@@ -388,44 +321,39 @@ type passwordBody struct {
 
 // changePassword serves PUT /users/me/password and
 // PUT /users/{user_id}/password.
-func (s *server) changePassword(w http.ResponseWriter, r *http.Request, a identity.Actor, id uuid.UUID) {
+func (s *server) changePassword(w http.ResponseWriter, r *http.Request, a identity.Actor, id uuid.UUID) error {
 	var b passwordBody
 	if _, err := decodeObject(r, &b); err != nil {
-		writeError(w, r, err)
-		return
+		return err
 	}
 	keep, _ := uuid.Parse(currentSID(r.Context()))
-	err := s.ident.ChangePassword(withMeta(r).Context(), a, id, b.CurrentPassword, b.NewPassword, keep)
-	s.audited(r, "password.change", userTarget(id), err, map[string]any{"by_admin": !a.Is(id)})
-	if err != nil {
-		writeError(w, r, err)
-		return
+	if err := s.ident.ChangePassword(r.Context(), a, id, b.CurrentPassword, b.NewPassword, keep); err != nil {
+		return err
 	}
-	writeJSON(w, http.StatusOK, messageResponse{msgPasswordUpdated})
+	return answer(w, http.StatusOK, messageResponse{msgPasswordUpdated})
 }
 
 func (s *server) handleMyPassword() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
 		a, me := selfActor(r)
-		s.changePassword(w, r, a, me.ID)
+		return s.changePassword(w, r, a, me.ID)
 	})
 }
 
 func (s *server) handleUserPassword() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
 		id, err := pathUUID(r, "user_id", "User")
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
-		s.changePassword(w, r, actor(r), id)
+		return s.changePassword(w, r, actor(r), id)
 	})
 }
 
 // handleUserList: GET /users (admin:users): search, is_active,
 // is_verified, role_id, page, per_page; ordered by created_at, id.
 func (s *server) handleUserList() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
 		q := r.URL.Query()
 		var errs queryErrs
 		f := permiso.UserFilter{
@@ -436,105 +364,75 @@ func (s *server) handleUserList() http.Handler {
 		}
 		pg := readPaging(q, defaultPerPage, maxPerPage, &errs)
 		if err := errs.err(); err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
 		f.Offset, f.Limit = pg.offset(), pg.PerPage
 		users, total, err := s.store.ListUsers(r.Context(), f)
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
 		out := make([]userResponse, 0, len(users))
 		for _, u := range users {
 			out = append(out, userView(u))
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"users": out, "total": total, "page": pg.Page,
+		return answer(w, http.StatusOK, map[string]any{"users": out, "total": total, "page": pg.Page,
 			"per_page": pg.PerPage, "pages": pg.pages(total)})
 	})
 }
 
 // handleUserCreate: POST /users (admin:users).
 func (s *server) handleUserCreate() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
-		var body userCreateBody
-		if _, err := decodeObject(r, &body); err != nil {
-			writeError(w, r, err)
-			return
-		}
-		u, err := s.ident.CreateUser(r.Context(), actor(r), body.newUser())
-		target := auditTarget{Type: "user"}
-		if err == nil {
-			target = userTarget(u.ID)
-		}
-		s.audited(r, "user.create", target, err, map[string]any{"username": permiso.NormalizeUsername(body.Username)})
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
-		writeJSON(w, http.StatusCreated, userView(u))
+	return s.userCreate(func(r *http.Request, in identity.NewUser) (permiso.User, error) {
+		return s.ident.CreateUser(r.Context(), actor(r), in)
 	})
 }
 
 // handleUserRoles: PUT /users/{user_id}/roles (admin:users).
 func (s *server) handleUserRoles() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
 		id, err := pathUUID(r, "user_id", "User")
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
 		var b struct {
 			RoleIDs []string `json:"role_ids"`
 		}
 		if _, err := decodeObject(r, &b); err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
 		u, err := s.ident.SetRoles(r.Context(), actor(r), id, b.RoleIDs)
-		s.audited(r, "user.roles", userTarget(id), err, map[string]any{"role_ids": b.RoleIDs})
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
-		writeJSON(w, http.StatusOK, userView(u))
+		return answer(w, http.StatusOK, userView(u))
 	})
 }
 
 // handleUserUnlock: POST /users/{user_id}/unlock (admin:users).
 func (s *server) handleUserUnlock() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
 		id, err := pathUUID(r, "user_id", "User")
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
-		u, err := s.ident.Unlock(withMeta(r).Context(), actor(r), id)
-		s.audited(r, "user.unlock", userTarget(id), err, nil)
+		u, err := s.ident.Unlock(r.Context(), actor(r), id)
 		if err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"message": msgUnlocked, "user": userView(u)})
+		return answer(w, http.StatusOK, map[string]any{"message": msgUnlocked, "user": userView(u)})
 	})
 }
 
-// handleUserStats: GET /users/stats/overview (admin:users).
+// handleUserStats: GET /users/stats/overview (admin:users;
+// reports.Service.UserStats).
 func (s *server) handleUserStats() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
-		st, err := s.ident.Stats(r.Context())
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, st)
-	})
+	return report(s, (*reports.Service).UserStats)
 }
 
 // handleResetRequest: POST /users/password-reset/request (public).
 func (s *server) handleResetRequest() http.Handler {
-	return s.mailRequest("password.reset_request", msgResetRequested, func(ctx context.Context, email string) error {
-		return s.ident.RequestPasswordReset(ctx, email)
+	return s.mailRequest(msgResetRequested, func(r *http.Request, email string) error {
+		return s.ident.RequestPasswordReset(r.Context(), meta(r), email)
 	})
 }
 
@@ -544,15 +442,16 @@ func (s *server) handleResetConfirm() http.Handler {
 		Token       string `json:"token"`
 		NewPassword string `json:"new_password"`
 	}
-	return tokenConfirm(s, "password.reset", msgResetDone, func(ctx context.Context, b body) (permiso.User, error) {
-		return s.ident.ConfirmPasswordReset(ctx, b.Token, b.NewPassword)
+	return tokenConfirm(s, msgResetDone, func(r *http.Request, b body) error {
+		_, err := s.ident.ConfirmPasswordReset(r.Context(), meta(r), b.Token, b.NewPassword)
+		return err
 	})
 }
 
 // handleVerifyRequest: POST /users/email-verification/request (public).
 func (s *server) handleVerifyRequest() http.Handler {
-	return s.mailRequest("email.verify_request", msgVerifyRequested, func(ctx context.Context, email string) error {
-		return s.ident.RequestEmailVerification(ctx, email)
+	return s.mailRequest(msgVerifyRequested, func(r *http.Request, email string) error {
+		return s.ident.RequestEmailVerification(r.Context(), meta(r), email)
 	})
 }
 
@@ -561,53 +460,41 @@ func (s *server) handleVerifyConfirm() http.Handler {
 	type body struct {
 		Token string `json:"token"`
 	}
-	return tokenConfirm(s, "email.verify", msgVerifyDone, func(ctx context.Context, b body) (permiso.User, error) {
-		return s.ident.ConfirmEmailVerification(ctx, b.Token)
+	return tokenConfirm(s, msgVerifyDone, func(r *http.Request, b body) error {
+		_, err := s.ident.ConfirmEmailVerification(r.Context(), meta(r), b.Token)
+		return err
 	})
 }
 
 // mailRequest serves a public request that mails a single-use token to an
-// address (password reset, email verification): {"email"} in, the request
-// audited as action, and the same answer whether or not the address
-// belongs to an account.
-func (s *server) mailRequest(action, done string, send func(ctx context.Context, email string) error) http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
+// address (password reset, email verification): {"email"} in, the same
+// answer whether or not the address belongs to an account.
+func (s *server) mailRequest(done string, send func(r *http.Request, email string) error) http.Handler {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
 		var b struct {
 			Email string `json:"email"`
 		}
 		if _, err := decodeObject(r, &b); err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
-		if err := send(r.Context(), b.Email); err != nil {
-			writeError(w, r, err)
-			return
+		if err := send(r, b.Email); err != nil {
+			return err
 		}
-		s.record(r, action, "success", auditTarget{}, nil)
-		writeJSON(w, http.StatusOK, messageResponse{done})
+		return answer(w, http.StatusOK, messageResponse{done})
 	})
 }
 
 // tokenConfirm serves the confirmation of a mailed single-use token: the
-// body B in, confirm, the outcome audited as action with the account as
-// its target (when the token named one), done out.
-func tokenConfirm[B any](s *server, action, done string, confirm func(ctx context.Context, b B) (permiso.User, error)) http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) {
+// body B in, confirm, done out.
+func tokenConfirm[B any](s *server, done string, confirm func(r *http.Request, b B) error) http.Handler {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
 		var b B
 		if _, err := decodeObject(r, &b); err != nil {
-			writeError(w, r, err)
-			return
+			return err
 		}
-		u, err := confirm(withMeta(r).Context(), b)
-		target := auditTarget{Type: "user"}
-		if err == nil {
-			target = userTarget(u.ID)
+		if err := confirm(r, b); err != nil {
+			return err
 		}
-		s.audited(r, action, target, err, nil)
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, messageResponse{done})
+		return answer(w, http.StatusOK, messageResponse{done})
 	})
 }

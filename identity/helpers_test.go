@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"sync"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/argon2id"
+	"github.com/permiso/permiso/audit"
 	"github.com/permiso/permiso/commonpw"
 	"github.com/permiso/permiso/identity"
 	"github.com/permiso/permiso/internal/smtptest"
@@ -63,6 +65,8 @@ type env struct {
 	mailer permiso.Mailer
 	roles  map[string]permiso.Role
 	admin  identity.Actor
+	// audit is the real audit writer on db (flushed every 5 ms).
+	audit *audit.Writer
 }
 
 func newEnv(t *testing.T) *env {
@@ -94,10 +98,12 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	aw := audit.New(db, audit.Options{FlushInterval: 5 * time.Millisecond})
+	t.Cleanup(func() { aw.Close() })
 	svc := identity.New(identity.Config{Policy: policy, PreventReuseCount: 3, LinkBaseURL: "https://auth.example.com/", AppName: "permiso"},
-		identity.Deps{Store: db, Hasher: hasher, Sessions: auth, Lockout: auth, Mailer: mailer, Now: clk.Now})
+		identity.Deps{Store: db, Hasher: hasher, Sessions: auth, Lockout: auth, Mailer: mailer, Audit: aw, ClientTokens: auth, Now: clk.Now})
 	t.Cleanup(svc.Close)
-	e := &env{t: t, ctx: ctx, db: db, clock: clk, auth: auth, svc: svc, smtp: srv, mailer: mailer, roles: map[string]permiso.Role{}}
+	e := &env{t: t, ctx: ctx, db: db, clock: clk, auth: auth, svc: svc, smtp: srv, mailer: mailer, roles: map[string]permiso.Role{}, audit: aw}
 	roles, _, err := db.ListRoles(ctx, permiso.RoleFilter{})
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +114,7 @@ func newEnv(t *testing.T) *env {
 	adm := e.register("root", "root@example.com", goodPassword)
 	adm = e.mustUser(e.db.UpdateUser(ctx, adm.ID, func(u *permiso.User) error { u.IsSuperuser = true; return nil }))
 	e.mailTo(adm.Email) // its verification mail
-	e.admin = identity.Actor{UserID: adm.ID, Admin: true, Superuser: true}
+	e.admin = identity.Actor{UserID: adm.ID, Admin: true, Superuser: true, Request: testRequest}
 	return e
 }
 
@@ -123,7 +129,7 @@ func (e *env) mustUser(u permiso.User, err error) permiso.User {
 // register creates a user through Register and returns it.
 func (e *env) register(username, email, password string) permiso.User {
 	e.t.Helper()
-	u, err := e.svc.Register(e.ctx, identity.NewUser{Username: username, Email: email, Password: password})
+	u, err := e.svc.Register(e.ctx, testRequest, identity.NewUser{Username: username, Email: email, Password: password})
 	if err != nil {
 		e.t.Fatalf("Register(%s): %v", username, err)
 	}
@@ -162,7 +168,7 @@ func (e *env) login(username, password string) (oauth2.TokenResponse, error) {
 	if err != nil {
 		return oauth2.TokenResponse{}, err
 	}
-	return e.auth.Token(e.ctx, req, oauth2.RequestMeta{})
+	return e.auth.Token(e.ctx, req, oauth2.RequestMeta{}, nil)
 }
 
 func (e *env) mustLogin(username, password string) oauth2.TokenResponse {
@@ -179,12 +185,12 @@ func (e *env) refresh(rt string) error {
 	if err != nil {
 		return err
 	}
-	_, err = e.auth.Token(e.ctx, req, oauth2.RequestMeta{})
+	_, err = e.auth.Token(e.ctx, req, oauth2.RequestMeta{}, nil)
 	return err
 }
 
 func (e *env) alive(token string) bool {
-	_, err := e.auth.Authenticate(e.ctx, token)
+	_, err := e.auth.Authenticate(e.ctx, token, nil)
 	return err == nil
 }
 
@@ -223,3 +229,7 @@ func fields(err error) map[string][]string {
 func ptr[T any](v T) *T { return &v }
 
 var oauthMeta = oauth2.RequestMeta{}
+
+// testRequest is the request behind the service calls of the tests, as
+// the audit events must show it.
+var testRequest = permiso.RequestMeta{IP: netip.MustParseAddr("192.0.2.44"), UserAgent: "identity-test", RequestID: "req-identity-test"}

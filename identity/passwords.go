@@ -44,8 +44,15 @@ var (
 //
 // The new password must satisfy the policy (with the username) and differ
 // from the current one and the last PreventReuseCount ones; every broken
-// rule is reported (422, field new_password).
+// rule is reported (422, field new_password). The outcome is audited
+// (password.change, by_admin when the actor is not the user).
 func (s *Service) ChangePassword(ctx context.Context, actor Actor, id uuid.UUID, current, newPassword string, keepSession uuid.UUID) error {
+	err := s.changePassword(withRequest(ctx, actor), actor, id, current, newPassword, keepSession)
+	s.audited(ctx, actor, ActionPasswordChange, userTarget(id), err, map[string]any{"by_admin": !actor.Is(id)})
+	return err
+}
+
+func (s *Service) changePassword(ctx context.Context, actor Actor, id uuid.UUID, current, newPassword string, keepSession uuid.UUID) error {
 	self := actor.Is(id)
 	if !self && !actor.Admin {
 		return errForbidden
@@ -238,13 +245,15 @@ func (s *Service) issue(ctx context.Context, u permiso.User, purpose, state stri
 // (POST /users/password-reset/request). Only the email's syntax is checked
 // here (422); finding the account, creating the token and mailing it run
 // in the background, so the answer and its timing are the same whether or
-// not the address belongs to an active account.
-func (s *Service) RequestPasswordReset(ctx context.Context, email string) error {
+// not the address belongs to an active account. An accepted request is
+// audited (password.reset_request, naming nobody).
+func (s *Service) RequestPasswordReset(ctx context.Context, req permiso.RequestMeta, email string) error {
 	var p problems
 	email = p.email("email", email)
 	if err := p.err(); err != nil {
 		return err
 	}
+	s.record(ctx, anonymous(req), ActionPasswordResetRequest, "success", target{}, nil)
 	s.background(ctx, "password_reset_mail", func(ctx context.Context) error {
 		u, err := s.deps.Store.GetUserByEmail(ctx, email)
 		if errors.Is(err, permiso.ErrNotFound) || err == nil && !u.IsActive {
@@ -272,7 +281,25 @@ func (s *Service) RequestPasswordReset(ctx context.Context, email string) error 
 // token is 400 invalid_token; a new password that breaks the policy or was
 // used recently is 422, and the token stays usable. On success the token
 // is spent, every session of the user ends, and the lockout is cleared.
-func (s *Service) ConfirmPasswordReset(ctx context.Context, token, newPassword string) (permiso.User, error) {
+// The outcome is audited (password.reset, about the account when the
+// token named one).
+func (s *Service) ConfirmPasswordReset(ctx context.Context, req permiso.RequestMeta, token, newPassword string) (permiso.User, error) {
+	u, err := s.confirmPasswordReset(permiso.ContextWithRequestMeta(ctx, req), token, newPassword)
+	s.auditConfirm(ctx, req, ActionPasswordReset, u, err)
+	return u, err
+}
+
+// auditConfirm records the confirmation of a mailed token: about the
+// account on success, about no account in particular otherwise.
+func (s *Service) auditConfirm(ctx context.Context, req permiso.RequestMeta, action string, u permiso.User, err error) {
+	tgt := target{typ: "user"}
+	if err == nil {
+		tgt = userTarget(u.ID)
+	}
+	s.audited(ctx, anonymous(req), action, tgt, err, nil)
+}
+
+func (s *Service) confirmPasswordReset(ctx context.Context, token, newPassword string) (permiso.User, error) {
 	var p problems
 	if token == "" {
 		p.add("token", "Field required")
@@ -329,12 +356,14 @@ func (s *Service) ConfirmPasswordReset(ctx context.Context, token, newPassword s
 // with this email, if it is active and not yet verified
 // (POST /users/email-verification/request). As with a reset request, only
 // the syntax is checked in the request, the rest runs in the background.
-func (s *Service) RequestEmailVerification(ctx context.Context, email string) error {
+// An accepted request is audited (email.verify_request, naming nobody).
+func (s *Service) RequestEmailVerification(ctx context.Context, req permiso.RequestMeta, email string) error {
 	var p problems
 	email = p.email("email", email)
 	if err := p.err(); err != nil {
 		return err
 	}
+	s.record(ctx, anonymous(req), ActionEmailVerifyRequest, "success", target{}, nil)
 	s.background(ctx, "email_verification_mail", func(ctx context.Context) error {
 		u, err := s.deps.Store.GetUserByEmail(ctx, email)
 		if errors.Is(err, permiso.ErrNotFound) || err == nil && (!u.IsActive || u.IsVerified) {
@@ -370,8 +399,14 @@ func (s *Service) verificationMail(ctx context.Context, u permiso.User) error {
 // ConfirmEmailVerification marks the account verified with a mailed token
 // (POST /users/email-verification/confirm). The token is spent; one that
 // is bad, used, expired, or was sent to an address the account no longer
-// has, is 400 invalid_token.
-func (s *Service) ConfirmEmailVerification(ctx context.Context, token string) (permiso.User, error) {
+// has, is 400 invalid_token. The outcome is audited (email.verify).
+func (s *Service) ConfirmEmailVerification(ctx context.Context, req permiso.RequestMeta, token string) (permiso.User, error) {
+	u, err := s.confirmEmailVerification(ctx, token)
+	s.auditConfirm(ctx, req, ActionEmailVerify, u, err)
+	return u, err
+}
+
+func (s *Service) confirmEmailVerification(ctx context.Context, token string) (permiso.User, error) {
 	if token == "" {
 		return permiso.User{}, permiso.Invalid("Request validation failed", permiso.FieldError{Field: "token", Message: "Field required"})
 	}

@@ -100,11 +100,11 @@ func TestPasswordReset(t *testing.T) {
 	}
 
 	for _, email := range []string{"nobody@example.com", "SAM@example.com"} {
-		if err := e.svc.RequestPasswordReset(e.ctx, email); err != nil {
+		if err := e.svc.RequestPasswordReset(e.ctx, testRequest, email); err != nil {
 			t.Fatalf("request for %s: %v", email, err)
 		}
 	}
-	wantCode(t, e.svc.RequestPasswordReset(e.ctx, "not an email"), permiso.EINVALID, "malformed email")
+	wantCode(t, e.svc.RequestPasswordReset(e.ctx, testRequest, "not an email"), permiso.EINVALID, "malformed email")
 	m := e.mailTo(u.Email)
 	if !strings.Contains(m.Header("Subject"), "reset your password") || !m.TLS {
 		t.Errorf("mail subject %q TLS %v", m.Header("Subject"), m.TLS)
@@ -113,30 +113,30 @@ func TestPasswordReset(t *testing.T) {
 	e.svc.Wait()
 	e.smtp.None(t, 100*time.Millisecond) // nothing for the unknown address
 
-	_, err := e.svc.ConfirmPasswordReset(e.ctx, tok, "weak")
+	_, err := e.svc.ConfirmPasswordReset(e.ctx, testRequest, tok, "weak")
 	wantCode(t, err, permiso.EINVALID, "weak")
-	_, err = e.svc.ConfirmPasswordReset(e.ctx, tok, goodPassword)
+	_, err = e.svc.ConfirmPasswordReset(e.ctx, testRequest, tok, goodPassword)
 	wantCode(t, err, permiso.EINVALID, "current password")
-	_, err = e.svc.ConfirmPasswordReset(e.ctx, "garbage", otherPassword)
+	_, err = e.svc.ConfirmPasswordReset(e.ctx, testRequest, "garbage", otherPassword)
 	if pe := wantCode(t, err, permiso.EBADACTIONTOKEN, "garbage"); pe.Message != "Invalid or expired reset token" {
 		t.Errorf("message %q", pe.Message)
 	}
-	if _, err := e.svc.ConfirmPasswordReset(e.ctx, tok, otherPassword); err != nil {
+	if _, err := e.svc.ConfirmPasswordReset(e.ctx, testRequest, tok, otherPassword); err != nil {
 		t.Fatalf("confirm: %v", err)
 	}
 	if e.alive(tr.AccessToken) || e.refresh(tr.RefreshToken) == nil {
 		t.Error("a session survived the reset")
 	}
 	e.mustLogin("sam", otherPassword) // the lock is gone
-	_, err = e.svc.ConfirmPasswordReset(e.ctx, tok, thirdPassword)
+	_, err = e.svc.ConfirmPasswordReset(e.ctx, testRequest, tok, thirdPassword)
 	wantCode(t, err, permiso.EBADACTIONTOKEN, "token used twice")
 
 	// A token dies with a later password change, and after one hour.
-	if err := e.svc.RequestPasswordReset(e.ctx, u.Email); err != nil {
+	if err := e.svc.RequestPasswordReset(e.ctx, testRequest, u.Email); err != nil {
 		t.Fatal(err)
 	}
 	stale := e.tokenIn(e.mailTo(u.Email), "reset-password")
-	if err := e.svc.RequestPasswordReset(e.ctx, u.Email); err != nil {
+	if err := e.svc.RequestPasswordReset(e.ctx, testRequest, u.Email); err != nil {
 		t.Fatal(err)
 	}
 	late := e.tokenIn(e.mailTo(u.Email), "reset-password")
@@ -144,23 +144,23 @@ func TestPasswordReset(t *testing.T) {
 	if err := e.svc.ChangePassword(e.ctx, identity.Actor{UserID: u.ID}, u.ID, otherPassword, thirdPassword, uuid.Nil); err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.svc.ConfirmPasswordReset(e.ctx, stale, "Fourth-Strong-3-words")
+	_, err = e.svc.ConfirmPasswordReset(e.ctx, testRequest, stale, "Fourth-Strong-3-words")
 	wantCode(t, err, permiso.EBADACTIONTOKEN, "token older than the last password change")
-	if err := e.svc.RequestPasswordReset(e.ctx, u.Email); err != nil {
+	if err := e.svc.RequestPasswordReset(e.ctx, testRequest, u.Email); err != nil {
 		t.Fatal(err)
 	}
 	fresh := e.tokenIn(e.mailTo(u.Email), "reset-password")
 	e.clock.Advance(time.Hour)
-	_, err = e.svc.ConfirmPasswordReset(e.ctx, fresh, "Fourth-Strong-3-words")
+	_, err = e.svc.ConfirmPasswordReset(e.ctx, testRequest, fresh, "Fourth-Strong-3-words")
 	wantCode(t, err, permiso.EBADACTIONTOKEN, "expired token")
-	_, err = e.svc.ConfirmPasswordReset(e.ctx, late, "Fourth-Strong-3-words")
+	_, err = e.svc.ConfirmPasswordReset(e.ctx, testRequest, late, "Fourth-Strong-3-words")
 	wantCode(t, err, permiso.EBADACTIONTOKEN, "late token")
 
 	// A disabled account gets no mail.
 	if _, err := e.svc.UpdateUser(e.ctx, e.admin, u.ID, identity.UserUpdate{IsActive: ptr(false)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.svc.RequestPasswordReset(e.ctx, u.Email); err != nil {
+	if err := e.svc.RequestPasswordReset(e.ctx, testRequest, u.Email); err != nil {
 		t.Fatal(err)
 	}
 	e.svc.Wait()
@@ -173,7 +173,7 @@ func TestConcurrentReset(t *testing.T) {
 	e := newEnv(t)
 	u := e.register("tia", "tia@example.com", goodPassword)
 	e.mailTo(u.Email)
-	if err := e.svc.RequestPasswordReset(e.ctx, u.Email); err != nil {
+	if err := e.svc.RequestPasswordReset(e.ctx, testRequest, u.Email); err != nil {
 		t.Fatal(err)
 	}
 	tok := e.tokenIn(e.mailTo(u.Email), "reset-password")
@@ -181,7 +181,7 @@ func TestConcurrentReset(t *testing.T) {
 	errs := make(chan error, n)
 	for i := range n {
 		go func() {
-			_, err := e.svc.ConfirmPasswordReset(e.ctx, tok, "Concurrent-Pass-"+string(rune('a'+i))+"1")
+			_, err := e.svc.ConfirmPasswordReset(e.ctx, testRequest, tok, "Concurrent-Pass-"+string(rune('a'+i))+"1")
 			errs <- err
 		}()
 	}
@@ -235,7 +235,7 @@ func TestMailLimit(t *testing.T) {
 	u := e.register("wes", "wes@example.com", goodPassword)
 	e.mailTo(u.Email) // verification
 	for range 4 {
-		if err := e.svc.RequestPasswordReset(e.ctx, u.Email); err != nil {
+		if err := e.svc.RequestPasswordReset(e.ctx, testRequest, u.Email); err != nil {
 			t.Fatal(err)
 		}
 	}

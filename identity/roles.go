@@ -31,8 +31,19 @@ type RoleInput struct {
 
 // CreateRole creates a role with its scopes in one transaction. A taken
 // name is 409, unknown scope ids 400; a delegated administrator gives it
-// only scopes it holds (Delegation.MayGrantScopes, 403).
+// only scopes it holds (Delegation.MayGrantScopes, 403). The outcome is
+// audited (role.create, with the name as sent).
 func (s *Service) CreateRole(ctx context.Context, actor Actor, in RoleInput) (permiso.Role, error) {
+	r, err := s.createRole(ctx, actor, in)
+	tgt := target{typ: "role"}
+	if err == nil {
+		tgt = roleTarget(r.ID)
+	}
+	s.audited(ctx, actor, ActionRoleCreate, tgt, err, map[string]any{"name": deref2(in.Name)})
+	return r, err
+}
+
+func (s *Service) createRole(ctx context.Context, actor Actor, in RoleInput) (permiso.Role, error) {
 	if !actor.Admin {
 		return permiso.Role{}, errForbidden
 	}
@@ -71,8 +82,15 @@ func (s *Service) CreateRole(ctx context.Context, actor Actor, in RoleInput) (pe
 // UpdateRole changes a role's name, description and (when given) scopes.
 // Built-in roles keep their names. A delegated administrator changes only
 // a role whose scopes it all holds, never role admin
-// (Delegation.MayChangeRole), and gives it only scopes it holds.
+// (Delegation.MayChangeRole), and gives it only scopes it holds. The
+// outcome is audited (role.update).
 func (s *Service) UpdateRole(ctx context.Context, actor Actor, id uuid.UUID, in RoleInput) (permiso.Role, error) {
+	r, err := s.updateRole(ctx, actor, id, in)
+	s.audited(ctx, actor, ActionRoleUpdate, roleTarget(id), err, nil)
+	return r, err
+}
+
+func (s *Service) updateRole(ctx context.Context, actor Actor, id uuid.UUID, in RoleInput) (permiso.Role, error) {
 	if !actor.Admin {
 		return permiso.Role{}, errForbidden
 	}
@@ -142,8 +160,15 @@ func (s *Service) UpdateRole(ctx context.Context, actor Actor, id uuid.UUID, in 
 }
 
 // SetRoleScopes replaces the role's scopes (PUT /roles/{id}/scopes),
-// within the delegation rule as UpdateRole.
+// within the delegation rule as UpdateRole. The outcome is audited
+// (role.scopes, with the scope ids as sent).
 func (s *Service) SetRoleScopes(ctx context.Context, actor Actor, id uuid.UUID, raw []string) (permiso.Role, error) {
+	r, err := s.setRoleScopes(ctx, actor, id, raw)
+	s.audited(ctx, actor, ActionRoleScopes, roleTarget(id), err, map[string]any{"scope_ids": raw})
+	return r, err
+}
+
+func (s *Service) setRoleScopes(ctx context.Context, actor Actor, id uuid.UUID, raw []string) (permiso.Role, error) {
 	if !actor.Admin {
 		return permiso.Role{}, errForbidden
 	}
@@ -181,8 +206,17 @@ func (s *Service) SetRoleScopes(ctx context.Context, actor Actor, id uuid.UUID, 
 }
 
 // DeleteRole deletes a role no user holds (409 otherwise, and for the
-// built-in roles), within the delegation rule as UpdateRole.
+// built-in roles), within the delegation rule as UpdateRole. The outcome
+// is audited (role.delete).
 func (s *Service) DeleteRole(ctx context.Context, actor Actor, id uuid.UUID) (permiso.Role, error) {
+	r, err := s.deleteRole(ctx, actor, id)
+	s.audited(ctx, actor, ActionRoleDelete, roleTarget(id), err, map[string]any{"name": r.Name})
+	return r, err
+}
+
+// deleteRole deletes the role; it returns the role also when it was
+// found but not deleted (for the audit event).
+func (s *Service) deleteRole(ctx context.Context, actor Actor, id uuid.UUID) (permiso.Role, error) {
 	if !actor.Admin {
 		return permiso.Role{}, errForbidden
 	}
@@ -254,8 +288,19 @@ type ScopeInput struct {
 
 // CreateScope creates a scope (409 when the name is taken). Any
 // administrator may: a new scope is held by no role, and the delegation
-// rule decides who may give it to one.
+// rule decides who may give it to one. The outcome is audited
+// (scope.create).
 func (s *Service) CreateScope(ctx context.Context, actor Actor, in ScopeInput) (permiso.Scope, error) {
+	sc, err := s.createScope(ctx, actor, in)
+	tgt := target{typ: "scope"}
+	if err == nil {
+		tgt = scopeTarget(sc.ID)
+	}
+	s.audited(ctx, actor, ActionScopeCreate, tgt, err, map[string]any{"name": sc.Name})
+	return sc, err
+}
+
+func (s *Service) createScope(ctx context.Context, actor Actor, in ScopeInput) (permiso.Scope, error) {
 	if !actor.Admin {
 		return permiso.Scope{}, errForbidden
 	}
@@ -276,8 +321,15 @@ func (s *Service) CreateScope(ctx context.Context, actor Actor, in ScopeInput) (
 
 // UpdateScope renames or re-describes a scope. Built-in scopes keep their
 // names (routes require them by name). A delegated administrator changes
-// only a scope it holds (Delegation.MayManageScope).
+// only a scope it holds (Delegation.MayManageScope). The outcome is
+// audited (scope.update).
 func (s *Service) UpdateScope(ctx context.Context, actor Actor, id uuid.UUID, in ScopeInput) (permiso.Scope, error) {
+	sc, err := s.updateScope(ctx, actor, id, in)
+	s.audited(ctx, actor, ActionScopeUpdate, scopeTarget(id), err, nil)
+	return sc, err
+}
+
+func (s *Service) updateScope(ctx context.Context, actor Actor, id uuid.UUID, in ScopeInput) (permiso.Scope, error) {
 	if !actor.Admin {
 		return permiso.Scope{}, errForbidden
 	}
@@ -336,8 +388,17 @@ func (s *Service) UpdateScope(ctx context.Context, actor Actor, id uuid.UUID, in
 
 // DeleteScope deletes a scope no role holds (409 otherwise, and for the
 // built-in scopes). Links to service clients go with it. A delegated
-// administrator deletes only a scope it holds.
+// administrator deletes only a scope it holds. The outcome is audited
+// (scope.delete).
 func (s *Service) DeleteScope(ctx context.Context, actor Actor, id uuid.UUID) (permiso.Scope, error) {
+	sc, err := s.deleteScope(ctx, actor, id)
+	s.audited(ctx, actor, ActionScopeDelete, scopeTarget(id), err, map[string]any{"name": sc.Name})
+	return sc, err
+}
+
+// deleteScope deletes the scope; it returns the scope also when it was
+// found but not deleted (for the audit event).
+func (s *Service) deleteScope(ctx context.Context, actor Actor, id uuid.UUID) (permiso.Scope, error) {
 	if !actor.Admin {
 		return permiso.Scope{}, errForbidden
 	}
@@ -364,54 +425,6 @@ func (s *Service) mayManageScope(ctx context.Context, actor Actor, sc permiso.Sc
 		return err
 	}
 	return d.MayManageScope(sc)
-}
-
-// NameCount is a name with a count.
-type NameCount struct {
-	Name  string `json:"name"`
-	Count int    `json:"count"`
-}
-
-// RoleStats are the figures of GET /roles/stats.
-type RoleStats struct {
-	TotalRoles      int         `json:"total_roles"`
-	TotalScopes     int         `json:"total_scopes"`
-	MostCommonRoles []NameCount `json:"most_common_roles"`
-	LeastUsedScopes []NameCount `json:"least_used_scopes"`
-}
-
-// RoleStats counts roles and scopes: the five roles held by most users and
-// the five scopes held by fewest roles (ties by name).
-func (s *Service) RoleStats(ctx context.Context) (RoleStats, error) {
-	roles, nr, err := s.deps.Store.ListRoles(ctx, permiso.RoleFilter{})
-	if err != nil {
-		return RoleStats{}, err
-	}
-	scopes, ns, err := s.deps.Store.ListScopes(ctx, permiso.ScopeFilter{})
-	if err != nil {
-		return RoleStats{}, err
-	}
-	rc := make([]NameCount, 0, len(roles))
-	for _, r := range roles {
-		rc = append(rc, NameCount{r.Name, r.UserCount})
-	}
-	sort.SliceStable(rc, func(i, j int) bool {
-		if rc[i].Count != rc[j].Count {
-			return rc[i].Count > rc[j].Count
-		}
-		return rc[i].Name < rc[j].Name
-	})
-	sc := make([]NameCount, 0, len(scopes))
-	for _, x := range scopes {
-		sc = append(sc, NameCount{x.Name, x.RoleCount})
-	}
-	sort.SliceStable(sc, func(i, j int) bool {
-		if sc[i].Count != sc[j].Count {
-			return sc[i].Count < sc[j].Count
-		}
-		return sc[i].Name < sc[j].Name
-	})
-	return RoleStats{TotalRoles: nr, TotalScopes: ns, MostCommonRoles: rc[:min(5, len(rc))], LeastUsedScopes: sc[:min(5, len(sc))]}, nil
 }
 
 // ---------------------------------------------------------------------------

@@ -32,16 +32,27 @@ const (
 type Store interface {
 	permiso.UserStore
 	permiso.RoleStore
+	permiso.ClientStore
+	permiso.SessionStore
 	permiso.ActionTokenStore
 }
 
-// Sessions ends sessions and invalidates tokens (oauth2.Service).
+// Sessions ends and renews sessions and invalidates tokens
+// (oauth2.Service).
 type Sessions interface {
 	// RevokeAllForUser ends every session of the user and invalidates every
 	// token issued to them so far.
 	RevokeAllForUser(ctx context.Context, userID uuid.UUID, reason string) (int, error)
 	// RevokeOtherSessions ends every session of the user except keep.
 	RevokeOtherSessions(ctx context.Context, userID, keep uuid.UUID, reason string) (int, error)
+	// EndSession ends one session: it, its refresh tokens and its access
+	// tokens.
+	EndSession(ctx context.Context, sid uuid.UUID, reason string) error
+	// EndUserSessions ends every active session of the user and returns
+	// how many.
+	EndUserSessions(ctx context.Context, userID uuid.UUID, reason string) (int, error)
+	// RenewSession starts an active session's idle timeout again.
+	RenewSession(ctx context.Context, sid uuid.UUID) (permiso.Session, error)
 }
 
 // Lockout is the failed-login lockout of SPEC §6 (oauth2.Service).
@@ -96,8 +107,15 @@ type Deps struct {
 	// Limiter, when set, enforces Config.MailLimit (shared by every
 	// instance when it is Redis).
 	Limiter permiso.RateLimiter
-	Logger  *slog.Logger
-	Now     func() time.Time
+	// Audit receives the audit events of every change the service makes
+	// (audit.go); nil records nothing.
+	Audit permiso.Auditor
+	// ClientTokens revokes what a disabled service client issued
+	// (UpdateClient); without it, disabling a client fails after the
+	// client was disabled.
+	ClientTokens ClientTokens
+	Logger       *slog.Logger
+	Now          func() time.Time
 }
 
 // Service implements the account rules. It is safe for concurrent use.
@@ -176,10 +194,15 @@ func (s *Service) background(ctx context.Context, what string, fn func(ctx conte
 	}()
 }
 
-// Actor is who asks for a change.
+// Actor is who asks for a change, and the request behind it.
 type Actor struct {
 	// UserID is the calling user; uuid.Nil for a service client.
 	UserID uuid.UUID
+	// ClientID is the calling service client's client_id; "" for a user.
+	ClientID string
+	// Request describes the request (address, user agent, request id)
+	// for the audit events of the change.
+	Request permiso.RequestMeta
 	// Admin: the caller was admitted as an administrator for the route
 	// (superuser, role admin, or the route's admin:* scope). What an
 	// administrator may then do is limited by the delegation rule

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -35,13 +35,15 @@ type NewUser struct {
 // Register creates an account for anyone (POST /users/register): active,
 // unverified, role user. Every field is validated first and every problem
 // reported at once; a taken username or email is a conflict. A
-// verification mail is sent in the background.
-func (s *Service) Register(ctx context.Context, in NewUser) (permiso.User, error) {
+// verification mail is sent in the background. A new account is audited
+// (user.register); a refused registration is not.
+func (s *Service) Register(ctx context.Context, req permiso.RequestMeta, in NewUser) (permiso.User, error) {
 	in.IsActive, in.IsVerified, in.IsSuperuser, in.RoleIDs = nil, nil, nil, nil
 	u, err := s.create(ctx, in, nil)
 	if err != nil {
 		return permiso.User{}, err
 	}
+	s.record(ctx, anonymous(req), ActionUserRegister, "success", userTarget(u.ID), map[string]any{"username": u.Username})
 	s.sendVerification(ctx, u)
 	return u, nil
 }
@@ -52,8 +54,18 @@ func (s *Service) Register(ctx context.Context, in NewUser) (permiso.User, error
 // rule (403: creating a superuser needs a superuser; every role given,
 // role user by default included, passes Delegation.MayGrantRole),
 // username and email (409); the user and their roles are then written in
-// one transaction.
+// one transaction. The outcome is audited (user.create).
 func (s *Service) CreateUser(ctx context.Context, actor Actor, in NewUser) (permiso.User, error) {
+	u, err := s.createUser(ctx, actor, in)
+	tgt := target{typ: "user"}
+	if err == nil {
+		tgt = userTarget(u.ID)
+	}
+	s.audited(ctx, actor, ActionUserCreate, tgt, err, map[string]any{"username": permiso.NormalizeUsername(in.Username)})
+	return u, err
+}
+
+func (s *Service) createUser(ctx context.Context, actor Actor, in NewUser) (permiso.User, error) {
 	if !actor.Admin {
 		return permiso.User{}, errForbidden
 	}
@@ -221,6 +233,20 @@ type UserUpdate struct {
 	RoleIDs     *[]string
 }
 
+// Fields returns the sorted names of the fields that are set (the details
+// of the user.update audit event).
+func (u UserUpdate) Fields() []string {
+	f := u.Privileged()
+	for name, set := range map[string]bool{"email": u.Email != nil, "first_name": u.FirstName != nil,
+		"last_name": u.LastName != nil, "display_name": u.DisplayName != nil, "bio": u.Bio != nil} {
+		if set {
+			f = append(f, name)
+		}
+	}
+	slices.Sort(f)
+	return f
+}
+
 // Privileged returns the names of the administrative fields that are set.
 func (u UserUpdate) Privileged() []string {
 	var f []string
@@ -254,8 +280,15 @@ func (u UserUpdate) Privileged() []string {
 // A changed email must be free; it makes the account unverified (unless an
 // administrator sets is_verified true in the same request) and a
 // verification mail goes to the new address. Disabling a user ends every
-// session and invalidates every token of theirs.
+// session and invalidates every token of theirs. The outcome is audited
+// (user.update, with the names of the fields sent).
 func (s *Service) UpdateUser(ctx context.Context, actor Actor, id uuid.UUID, in UserUpdate) (permiso.User, error) {
+	u, err := s.updateUser(withRequest(ctx, actor), actor, id, in)
+	s.audited(ctx, actor, ActionUserUpdate, userTarget(id), err, map[string]any{"fields": in.Fields()})
+	return u, err
+}
+
+func (s *Service) updateUser(ctx context.Context, actor Actor, id uuid.UUID, in UserUpdate) (permiso.User, error) {
 	if !actor.Admin && !actor.Is(id) {
 		return permiso.User{}, errForbidden
 	}
@@ -324,15 +357,9 @@ func (s *Service) UpdateUser(ctx context.Context, actor Actor, id uuid.UUID, in 
 		setIf(&u.LastName, in.LastName)
 		setIf(&u.DisplayName, in.DisplayName)
 		setIf(&u.Bio, in.Bio)
-		if in.IsActive != nil {
-			u.IsActive = *in.IsActive
-		}
-		if in.IsVerified != nil {
-			u.IsVerified = *in.IsVerified
-		}
-		if in.IsSuperuser != nil {
-			u.IsSuperuser = *in.IsSuperuser
-		}
+		assign(&u.IsActive, in.IsActive)
+		assign(&u.IsVerified, in.IsVerified)
+		assign(&u.IsSuperuser, in.IsSuperuser)
 		u.UpdatedAt = now
 		return nil
 	}
@@ -370,8 +397,16 @@ func (s *Service) UpdateUser(ctx context.Context, actor Actor, id uuid.UUID, in 
 // roles links), after invalidating their tokens. A user may delete their
 // own account, except an administrator (who would lock themselves out;
 // another administrator can, when the delegation rule lets it act on
-// them).
+// them). The outcome is audited (user.delete).
 func (s *Service) DeleteUser(ctx context.Context, actor Actor, id uuid.UUID) (permiso.User, error) {
+	u, err := s.deleteUser(withRequest(ctx, actor), actor, id)
+	s.audited(ctx, actor, ActionUserDelete, userTarget(id), err, map[string]any{"username": u.Username})
+	return u, err
+}
+
+// deleteUser deletes the user; on a refusal of the delegation rule it
+// returns the user too (for the audit event).
+func (s *Service) deleteUser(ctx context.Context, actor Actor, id uuid.UUID) (permiso.User, error) {
 	switch {
 	case actor.Admin && actor.Is(id):
 		return permiso.User{}, permiso.Errorf(permiso.EFORBIDDEN, "Cannot delete your own account")
@@ -398,8 +433,15 @@ func (s *Service) DeleteUser(ctx context.Context, actor Actor, id uuid.UUID) (pe
 
 // SetRoles replaces the user's roles (PUT /users/{id}/roles), within the
 // delegation rule: the administrator may act on the user, and every role
-// given or taken away passes Delegation.MayGrantRole.
+// given or taken away passes Delegation.MayGrantRole. The outcome is
+// audited (user.roles, with the role ids as sent).
 func (s *Service) SetRoles(ctx context.Context, actor Actor, id uuid.UUID, raw []string) (permiso.User, error) {
+	u, err := s.setRoles(ctx, actor, id, raw)
+	s.audited(ctx, actor, ActionUserRoles, userTarget(id), err, map[string]any{"role_ids": raw})
+	return u, err
+}
+
+func (s *Service) setRoles(ctx context.Context, actor Actor, id uuid.UUID, raw []string) (permiso.User, error) {
 	if !actor.Admin {
 		return permiso.User{}, errForbidden
 	}
@@ -438,8 +480,15 @@ func (s *Service) SetRoles(ctx context.Context, actor Actor, id uuid.UUID, raw [
 // Unlock clears the user's failed-login lockout (POST
 // /users/{id}/unlock): the shared lockout counter of the account, and its
 // mirror on the user row. The actor must be an administrator that the
-// delegation rule lets act on the user.
+// delegation rule lets act on the user. The outcome is audited
+// (user.unlock).
 func (s *Service) Unlock(ctx context.Context, actor Actor, id uuid.UUID) (permiso.User, error) {
+	u, err := s.unlock(withRequest(ctx, actor), actor, id)
+	s.audited(ctx, actor, ActionUserUnlock, userTarget(id), err, nil)
+	return u, err
+}
+
+func (s *Service) unlock(ctx context.Context, actor Actor, id uuid.UUID) (permiso.User, error) {
 	if !actor.Admin {
 		return permiso.User{}, errForbidden
 	}
@@ -477,32 +526,18 @@ func (s *Service) clearLockout(ctx context.Context, u permiso.User) error {
 	return notFound(err, errUserNotFound)
 }
 
-// Stats are the figures of GET /users/stats/overview.
-type Stats struct {
-	TotalUsers          int `json:"total_users"`
-	ActiveUsers         int `json:"active_users"`
-	VerifiedUsers       int `json:"verified_users"`
-	LockedUsers         int `json:"locked_users"`
-	RecentRegistrations int `json:"recent_registrations"`
-}
-
-// Stats counts users now; recent registrations are those of the last 30
-// days.
-func (s *Service) Stats(ctx context.Context) (Stats, error) {
-	now := s.now()
-	st, err := s.deps.Store.UserStats(ctx, now, now.Add(-30*24*time.Hour))
-	if err != nil {
-		return Stats{}, err
-	}
-	return Stats{TotalUsers: st.Total, ActiveUsers: st.Active, VerifiedUsers: st.Verified,
-		LockedUsers: st.Locked, RecentRegistrations: st.CreatedSince}, nil
-}
-
 func deref(b *bool, def bool) bool {
 	if b == nil {
 		return def
 	}
 	return *b
+}
+
+// assign sets *dst to *v when v is not nil (a field that was sent).
+func assign[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
 }
 
 func setIf(dst **string, v *string) {

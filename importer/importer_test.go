@@ -257,7 +257,7 @@ func targets(t *testing.T) []target {
 func options(h *argon2id.Hasher) importer.Options {
 	return importer.Options{
 		CheckHash:       h.Check,
-		CheckAllowedIPs: func(s string) error { _, err := oauth2.ParseAllowedIPs(s); return err },
+		CheckAllowedIPs: func(s string) error { _, err := permiso.ParseAllowedIPs(s); return err },
 		BatchSize:       2, // several transactions even for this small fixture
 	}
 }
@@ -463,7 +463,7 @@ func loginAndClient(t *testing.T, store permiso.Store, hasher *argon2id.Hasher, 
 		if err != nil {
 			return oauth2.TokenResponse{}, err
 		}
-		return svc.Token(ctx, req, meta)
+		return svc.Token(ctx, req, meta, nil)
 	}
 
 	before, err := store.GetUser(ctx, f.bob)

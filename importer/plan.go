@@ -30,7 +30,7 @@ type Options struct {
 	// secret hash (argon2id.Hasher.Check). Required.
 	CheckHash func(hash string) error
 	// CheckAllowedIPs reports whether permiso can enforce an allowed_ips
-	// list (oauth2.ParseAllowedIPs). Required.
+	// list (permiso.ParseAllowedIPs). Required.
 	CheckAllowedIPs func(list string) error
 	// MaxAccessTokenLifetime bounds a client's access_token_lifetime:
 	// permiso signs no longer-lived token. Zero means 24 hours.

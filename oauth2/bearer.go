@@ -96,8 +96,8 @@ type Delegation interface {
 // The outcome (a client_auth.failure audit event, or the client's usage
 // count) is recorded by calling record, which the caller does once the
 // request's rate limits have admitted the request; record is never nil.
-func (s *Service) AuthenticateClient(ctx context.Context, clientID, secret string, method ClientAuthMethod, meta RequestMeta) (c *permiso.ServiceClient, record func(), err error) {
-	c, record, err = s.authenticateClient(ctx, TokenRequest{ClientID: clientID, ClientSecret: secret, ClientAuth: method}, meta)
+func (s *Service) AuthenticateClient(ctx context.Context, clientID, secret string, method ClientAuthMethod, meta RequestMeta, limits *permiso.Limits) (c *permiso.ServiceClient, record func(), err error) {
+	c, record, err = s.authenticateClient(ctx, TokenRequest{ClientID: clientID, ClientSecret: secret, ClientAuth: method}, meta, limits)
 	if err != nil {
 		return nil, record, s.oauthError(ctx, err, meta)
 	}
@@ -111,7 +111,7 @@ func (s *Service) AuthenticateClient(ctx context.Context, clientID, secret strin
 //  1. the signer verifies signature, pinned algorithm, own kid, typ, exp,
 //     iat, jti, iss and aud;
 //  2. the revocation store is asked, in one batch with the request's
-//     pending rate-limit checks (WithLimits), about the jti, the session
+//     limit checks (limits), about the jti, the session
 //     (sid), the subject's "revoke all" cutoff (the user id, or
 //     permiso.ClientRevocationSubject of the client for service tokens)
 //     and the global cutoff of `permiso sessions revoke-all`; a stopping
@@ -130,15 +130,15 @@ func (s *Service) AuthenticateClient(ctx context.Context, clientID, secret strin
 //
 // Errors are permiso EINVALIDTOKEN errors with a caller-safe message, or
 // EUNAVAILABLE / internal errors from the stores.
-func (s *Service) Authenticate(ctx context.Context, bearer string) (Principal, error) {
+func (s *Service) Authenticate(ctx context.Context, bearer string, limits *permiso.Limits) (Principal, error) {
 	c, err := s.verify(ctx, bearer)
 	if err != nil {
 		return Principal{}, err
 	}
-	// The revocation lookups travel with the request's pending rate-limit
-	// checks (WithLimits): one round trip for all of them (SPEC §7).
+	// The revocation lookups travel with the request's limit checks: one
+	// round trip for all of them (docs/abuse-resistance.md).
 	var lookup func() (bool, error)
-	if err := s.checkBatch(ctx, func(b permiso.CheckBatch) {
+	if err := s.checkBatch(ctx, limits, func(b permiso.CheckBatch) {
 		lookup = queueRevoked(b, c)
 	}); err != nil {
 		return Principal{}, err

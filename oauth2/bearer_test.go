@@ -123,7 +123,7 @@ func TestAuthenticate(t *testing.T) {
 		rs, _ := e.createClient("rs-introspect", nil, "read:profile")
 		active := func(tok string) bool {
 			t.Helper()
-			in, err := e.svc.Introspect(e.ctx, oauth2.Caller{Client: &rs}, tok, "")
+			in, err := e.svc.Introspect(e.ctx, oauth2.Caller{Client: &rs}, tok, "", nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -186,7 +186,7 @@ func TestAuthenticateRevocationStoreDown(t *testing.T) {
 		}
 		// Introspection says so too, rather than "inactive".
 		admin := e.createUser("root", goodPassword, permiso.RoleAdmin)
-		_, err = e.svc.Introspect(e.ctx, oauth2.Caller{Principal: &oauth2.Principal{User: &admin}}, r.AccessToken, "")
+		_, err = e.svc.Introspect(e.ctx, oauth2.Caller{Principal: &oauth2.Principal{User: &admin}}, r.AccessToken, "", nil)
 		if permiso.ErrorCode(err) != permiso.EUNAVAILABLE {
 			t.Fatalf("introspect fail-closed: err = %v", err)
 		}
@@ -278,13 +278,13 @@ func TestIntrospect(t *testing.T) {
 	}
 	for rname, r := range rows {
 		for cname, c := range callers {
-			got, err := e.svc.Introspect(e.ctx, c, r.token, "")
+			got, err := e.svc.Introspect(e.ctx, c, r.token, "", nil)
 			if err != nil {
 				t.Fatalf("%s by %s: %v", rname, cname, err)
 			}
 			// A bearer caller's one-batch path answers exactly the same.
 			if c.Principal != nil {
-				viaBearer, callerErr, err := e.svc.IntrospectAsBearer(e.ctx, c.Principal.Token, r.token, "")
+				viaBearer, callerErr, err := e.svc.IntrospectAsBearer(e.ctx, c.Principal.Token, r.token, "", nil)
 				if callerErr != nil || err != nil || !reflect.DeepEqual(viaBearer, got) {
 					t.Errorf("%s by %s: IntrospectAsBearer = %+v, %v, %v; Introspect = %+v", rname, cname, viaBearer, callerErr, err, got)
 				}
@@ -306,7 +306,7 @@ func TestIntrospect(t *testing.T) {
 	}
 
 	// Field values of an active access and refresh token.
-	acc, _ := e.svc.Introspect(e.ctx, oauth2.Caller{Client: &svc}, aliceLogin.AccessToken, "access_token")
+	acc, _ := e.svc.Introspect(e.ctx, oauth2.Caller{Client: &svc}, aliceLogin.AccessToken, "access_token", nil)
 	want := oauth2.Introspection{
 		Active: true, Scope: "read:profile write:profile", Username: "alice", TokenType: "access_token",
 		Exp: alicePrincipal.Claims.ExpiresAt.Unix(), Iat: alicePrincipal.Claims.IssuedAt.Unix(),
@@ -316,25 +316,25 @@ func TestIntrospect(t *testing.T) {
 	if !reflect.DeepEqual(acc, want) {
 		t.Errorf("access introspection\n got %+v\nwant %+v", acc, want)
 	}
-	ref, _ := e.svc.Introspect(e.ctx, oauth2.Caller{Principal: &alicePrincipal}, aliceLogin.RefreshToken, "refresh_token")
+	ref, _ := e.svc.Introspect(e.ctx, oauth2.Caller{Principal: &alicePrincipal}, aliceLogin.RefreshToken, "refresh_token", nil)
 	if ref.Sub != alice.ID.String() || ref.Username != "alice" || ref.Sid != aliceLogin.SessionID || ref.Iss != testIssuer ||
 		ref.Scope != "read:profile write:profile" || ref.Exp != e.clock.Now().Add(30*24*time.Hour).Unix() {
 		t.Errorf("refresh introspection %+v", ref)
 	}
-	svcIntro, _ := e.svc.Introspect(e.ctx, oauth2.Caller{Client: &svc}, svcToken, "")
+	svcIntro, _ := e.svc.Introspect(e.ctx, oauth2.Caller{Client: &svc}, svcToken, "", nil)
 	if svcIntro.ClientID != "svc" || svcIntro.Sub != "svc" || svcIntro.Sid != "" {
 		t.Errorf("service introspection %+v", svcIntro)
 	}
 
 	// A refresh token of a disabled user is inactive.
 	setActive(t, e, alice.ID, false)
-	if got, _ := e.svc.Introspect(e.ctx, oauth2.Caller{Client: &svc}, aliceLogin.RefreshToken, ""); got.Active {
+	if got, _ := e.svc.Introspect(e.ctx, oauth2.Caller{Client: &svc}, aliceLogin.RefreshToken, "", nil); got.Active {
 		t.Error("refresh token of a disabled user is active")
 	}
 	setActive(t, e, alice.ID, true)
 
 	// No caller at all.
-	if _, err := e.svc.Introspect(e.ctx, oauth2.Caller{}, aliceLogin.AccessToken, ""); permiso.ErrorCode(err) != permiso.EUNAUTHORIZED {
+	if _, err := e.svc.Introspect(e.ctx, oauth2.Caller{}, aliceLogin.AccessToken, "", nil); permiso.ErrorCode(err) != permiso.EUNAUTHORIZED {
 		t.Errorf("caller-less introspection: %v", err)
 	}
 }
@@ -373,7 +373,7 @@ func TestRevokeOwnership(t *testing.T) {
 	// The owner revokes the refresh token: family, session and the
 	// session's access tokens all end.
 	alice := e.mustAuthenticate(a2.AccessToken)
-	ctx := oauth2.ContextWithMeta(e.ctx, oauth2.RequestMeta{RequestID: "req-revoke"})
+	ctx := permiso.ContextWithRequestMeta(e.ctx, oauth2.RequestMeta{RequestID: "req-revoke"})
 	if err := e.svc.Revoke(ctx, oauth2.Caller{Principal: &alice}, a2.RefreshToken, "refresh_token"); err != nil {
 		t.Fatal(err)
 	}
@@ -522,7 +522,7 @@ func TestIntrospectAsBearerCallerErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, caller := range map[string]string{"garbage": "a.b.c", "revoked": revoked, "empty": ""} {
-		_, callerErr, err := e.svc.IntrospectAsBearer(e.ctx, caller, good, "")
+		_, callerErr, err := e.svc.IntrospectAsBearer(e.ctx, caller, good, "", nil)
 		if permiso.ErrorCode(callerErr) != permiso.EINVALIDTOKEN || err != nil {
 			t.Errorf("%s caller: callerErr %v, err %v; want EINVALIDTOKEN", name, callerErr, err)
 		}

@@ -57,7 +57,7 @@
 //     authentication was sent to client_credentials.
 //   - allowed_ips is a comma list of IPs and CIDRs; empty allows any
 //     address; an unparsable entry makes the whole list deny (fail closed;
-//     the admin API validates with [ParseAllowedIPs]).
+//     the admin API validates with [permiso.ParseAllowedIPs]).
 //   - Public clients may not use client_credentials (unauthorized_client,
 //     §4.4). A client's access_token_lifetime, when set, is the lifetime of
 //     its service tokens; its refresh_token_lifetime, when set, is the

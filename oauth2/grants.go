@@ -308,14 +308,14 @@ func (s *Service) reuseDetected(ctx context.Context, t permiso.RefreshToken, met
 //
 // record is the client authentication's record (authenticateClient), run
 // once the request's limits have admitted it.
-func (s *Service) clientCredentialsGrant(ctx context.Context, client *permiso.ServiceClient, record func(), meta RequestMeta) (*grant, error) {
+func (s *Service) clientCredentialsGrant(ctx context.Context, client *permiso.ServiceClient, record func(), meta RequestMeta, limits *permiso.Limits) (*grant, error) {
 	if client == nil {
 		return nil, ErrInvalidClient.WithDescription("Client authentication is required for the client_credentials grant").WithBasicChallenge()
 	}
 	if client.ClientType == "public" {
 		return nil, ErrUnauthorizedClient.WithDescription("Public clients may not use the client_credentials grant")
 	}
-	rl, err := s.allowClient(ctx, client, record, meta)
+	rl, err := s.allowClient(ctx, client, record, meta, limits)
 	if err != nil {
 		return nil, err
 	}
@@ -534,15 +534,7 @@ func (s *Service) audit(ctx context.Context, meta RequestMeta, e permiso.AuditEv
 	if meta == (RequestMeta{}) {
 		meta = metaFrom(ctx)
 	}
-	if e.IPAddress == nil {
-		e.IPAddress = optional(ipString(meta))
-	}
-	if e.UserAgent == nil {
-		e.UserAgent = optional(meta.UserAgent)
-	}
-	if e.RequestID == nil {
-		e.RequestID = optional(meta.RequestID)
-	}
+	meta.Stamp(&e)
 	s.deps.Audit.Record(ctx, e)
 }
 

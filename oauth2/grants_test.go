@@ -563,17 +563,17 @@ func TestClientCredentials(t *testing.T) {
 	wantOAuth(t, err, "unauthorized_client", 400)
 	// The same client authentication for the introspection and revocation
 	// endpoints.
-	if c, _, err := e.svc.AuthenticateClient(e.ctx, "svc", secret, oauth2.ClientAuthBasic, testMeta); err != nil || c.ID != svc.ID {
+	if c, _, err := e.svc.AuthenticateClient(e.ctx, "svc", secret, oauth2.ClientAuthBasic, testMeta, nil); err != nil || c.ID != svc.ID {
 		t.Errorf("AuthenticateClient = %v, %v", c, err)
 	}
-	_, _, err = e.svc.AuthenticateClient(e.ctx, "svc", "wrong", oauth2.ClientAuthBasic, testMeta)
+	_, _, err = e.svc.AuthenticateClient(e.ctx, "svc", "wrong", oauth2.ClientAuthBasic, testMeta, nil)
 	if oe := wantOAuth(t, err, "invalid_client", 401); !oe.BasicChallenge {
 		t.Error("AuthenticateClient Basic failure without challenge")
 	}
 	// Unsupported grant.
 	_, err = e.token(url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}}, basic("svc", secret))
 	wantOAuth(t, err, "unsupported_grant_type", 400)
-	if _, err := e.svc.Token(e.ctx, oauth2.TokenRequest{GrantType: "implicit"}, testMeta); err == nil {
+	if _, err := e.svc.Token(e.ctx, oauth2.TokenRequest{GrantType: "implicit"}, testMeta, nil); err == nil {
 		t.Error("Token accepted an unknown grant type")
 	} else {
 		wantOAuth(t, err, "unsupported_grant_type", 400)
@@ -630,7 +630,7 @@ func TestClientAllowedIPs(t *testing.T) {
 func TestClientPreviousSecretOverlap(t *testing.T) {
 	e := newEnv(t)
 	c, oldSecret := e.createClient("svc", nil, "read:profile")
-	newSecret, newHash := oauth2.NewClientSecret()
+	newSecret, newHash := permiso.NewClientSecret()
 	until := e.clock.Now().Add(time.Hour)
 	if _, err := e.db.UpdateServiceClient(e.ctx, c.ID, func(x *permiso.ServiceClient) error {
 		prev := x.SecretHash

@@ -190,7 +190,7 @@ func (e *env) createUser(username, password string, roles ...string) permiso.Use
 // secret.
 func (e *env) createClient(clientID string, mutate func(*permiso.ServiceClient), scopes ...string) (permiso.ServiceClient, string) {
 	e.t.Helper()
-	secret, hash := oauth2.NewClientSecret()
+	secret, hash := permiso.NewClientSecret()
 	// Created "now" on the test clock: Authenticate rejects tokens issued
 	// before their client was created (a re-created client_id must not
 	// inherit old tokens), and the test clock may lag the wall clock.
@@ -223,7 +223,7 @@ func (e *env) tokenFrom(meta oauth2.RequestMeta, form url.Values, authorization 
 	if err != nil {
 		return oauth2.TokenResponse{}, err
 	}
-	return e.svc.Token(e.ctx, req, meta)
+	return e.svc.Token(e.ctx, req, meta, nil)
 }
 
 func (e *env) mustToken(form url.Values, authorization string) oauth2.TokenResponse {
@@ -268,7 +268,7 @@ func (e *env) refresh(rt, scope, authorization string) (oauth2.TokenResponse, er
 }
 
 func (e *env) authenticate(bearer string) (oauth2.Principal, error) {
-	return e.svc.Authenticate(e.ctx, bearer)
+	return e.svc.Authenticate(e.ctx, bearer, nil)
 }
 
 func (e *env) mustAuthenticate(bearer string) oauth2.Principal {

@@ -97,7 +97,7 @@ func TestImportedClientSecretRefusals(t *testing.T) {
 func TestImportedPreviousSecretDuringOverlap(t *testing.T) {
 	e := newEnv(t)
 	c, oldSecret := e.importedClient("svc", nil)
-	newSecret, newHash := oauth2.NewClientSecret()
+	newSecret, newHash := permiso.NewClientSecret()
 	until := e.clock.Now().Add(time.Hour)
 	if _, err := e.db.UpdateServiceClient(e.ctx, c.ID, func(x *permiso.ServiceClient) error {
 		prev := x.SecretHash
@@ -142,14 +142,15 @@ func TestImportedSecretLimitsFirst(t *testing.T) {
 	})
 	c, secret := e.importedClient("lim", nil)
 	limit := permiso.Limit{Count: 1, Period: time.Minute}
-	send := func(secret string) (*oauth2.LimitCheck, error) {
-		check := &oauth2.LimitCheck{Key: "ip:service_token:192.0.2.10", Limit: limit}
+	send := func(secret string) (permiso.LimitCheck, error) {
+		limits := &permiso.Limits{}
+		limits.Add(permiso.LimitCheck{Key: "ip:service_token:192.0.2.10", Limit: limit})
 		req, err := oauth2.ParseTokenRequest(url.Values{"grant_type": {"client_credentials"}}, basic("lim", secret))
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = e.svc.Token(oauth2.WithLimits(e.ctx, check), req, testMeta)
-		return check, err
+		_, err = e.svc.Token(e.ctx, req, testMeta, limits)
+		return limits.Checks()[0], err
 	}
 	check, err := send("wrong")
 	wantOAuth(t, err, "invalid_client", http.StatusUnauthorized)

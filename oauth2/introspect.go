@@ -96,7 +96,7 @@ var errNoCaller = permiso.Errorf(permiso.EUNAUTHORIZED, "Authentication required
 // A caller-less call is EUNAUTHORIZED; store failures (EUNAVAILABLE, for
 // example when revocation state cannot be read) are returned as errors
 // rather than answered as inactive.
-func (s *Service) Introspect(ctx context.Context, caller Caller, token, hint string) (Introspection, error) {
+func (s *Service) Introspect(ctx context.Context, caller Caller, token, hint string, limits *permiso.Limits) (Introspection, error) {
 	if caller.none() {
 		return Introspection{}, errNoCaller
 	}
@@ -105,15 +105,15 @@ func (s *Service) Introspect(ctx context.Context, caller Caller, token, hint str
 		return Introspection{}, nil
 	}
 	if looksLikeJWT(token) {
-		p, err := s.Authenticate(ctx, token)
+		p, err := s.Authenticate(ctx, token, limits)
 		return introspectAccess(caller, privileged, p, err)
 	}
 
 	if len(token) > MaxTokenLength {
 		return Introspection{}, nil
 	}
-	// The request's pending rate-limit checks run before the lookup.
-	if err := s.checkBatch(ctx, nil); err != nil {
+	// The request's limit checks run before the lookup.
+	if err := s.checkBatch(ctx, limits, nil); err != nil {
 		return Introspection{}, err
 	}
 	now := s.now()
@@ -239,10 +239,10 @@ func introspectAccess(caller Caller, privileged bool, p Principal, err error) (I
 // IntrospectAsBearer is Introspect for a caller authenticated by a bearer
 // token (RFC 7662 §2.1): the caller's token and the introspected one are
 // verified first (no I/O), then their revocation lookups go in one batch
-// with the request's pending limit checks, one Redis round trip for the
-// whole request (SPEC §7). callerErr is the caller's authentication
+// with the request's limit checks (limits), one Redis round trip for the
+// whole request (docs/abuse-resistance.md). callerErr is the caller's authentication
 // failure (answered 401 invalid_token); err is what Introspect returns.
-func (s *Service) IntrospectAsBearer(ctx context.Context, callerBearer, token, hint string) (res Introspection, callerErr, err error) {
+func (s *Service) IntrospectAsBearer(ctx context.Context, callerBearer, token, hint string, limits *permiso.Limits) (res Introspection, callerErr, err error) {
 	cc, err := s.verify(ctx, callerBearer)
 	if err != nil {
 		return Introspection{}, err, nil
@@ -255,7 +255,7 @@ func (s *Service) IntrospectAsBearer(ctx context.Context, callerBearer, token, h
 		}
 	}
 	var callerRev, targetRev func() (bool, error)
-	if err := s.checkBatch(ctx, func(b permiso.CheckBatch) {
+	if err := s.checkBatch(ctx, limits, func(b permiso.CheckBatch) {
 		callerRev = queueRevoked(b, cc)
 		if targetJWT {
 			targetRev = queueRevoked(b, tc)
@@ -276,6 +276,6 @@ func (s *Service) IntrospectAsBearer(ctx context.Context, callerBearer, token, h
 	case looksLikeJWT(token) || token == "":
 		return Introspection{}, nil, nil
 	}
-	res, err = s.Introspect(ctx, caller, token, hint)
+	res, err = s.Introspect(ctx, caller, token, hint, limits)
 	return res, nil, err
 }

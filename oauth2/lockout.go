@@ -146,7 +146,7 @@ func (s *Service) succeededAttempt(ctx context.Context, a attempt) error {
 // unlock and password reset, docs/api.md), and clears the users table's
 // mirror of it when such a user exists. username may also be the user's
 // email. It writes a login.unlock audit event with the metadata of ctx
-// (ContextWithMeta).
+// (permiso.ContextWithRequestMeta).
 func (s *Service) Unlock(ctx context.Context, username string) error {
 	u, err := s.deps.Users.GetUserByLogin(ctx, username)
 	found := err == nil
@@ -187,7 +187,7 @@ func (s *Service) Unlock(ctx context.Context, username string) error {
 // account, with the same audit event and metric as a login); a right one
 // resets the count. Lockout failures (Redis down) are returned: the
 // change fails closed. Metadata for audit events comes from ctx
-// (ContextWithMeta).
+// (permiso.ContextWithRequestMeta).
 func (s *Service) CheckCurrentPassword(ctx context.Context, u permiso.User, password string) (bool, error) {
 	meta := metaFrom(ctx)
 	key := lockoutKey(u.Username, u, true)

@@ -406,22 +406,23 @@ func TestLockoutNotSpentWhenBusy(t *testing.T) {
 }
 
 // TestLimitsBeforeRecords: a token request refused by the request's
-// per-IP limits (pending checks, WithLimits) records nothing of its client
-// authentication: a flood of bad secrets answered 429 does not fill the
-// audit log. Within the limits the failure is audited as before, and the
-// pending checks ran (and counted) exactly once per request.
+// per-IP limits (its limit batch, permiso.Limits) records nothing of its
+// client authentication: a flood of bad secrets answered 429 does not
+// fill the audit log. Within the limits the failure is audited as before,
+// and the request's checks ran (and counted) exactly once per request.
 func TestLimitsBeforeRecords(t *testing.T) {
 	e := newEnv(t, withAbuse(5))
 	_, secret := e.createClient("lim", nil, "read:profile")
 	lim := permiso.Limit{Count: 2, Period: time.Minute}
-	send := func(auth string) (*oauth2.LimitCheck, error) {
-		check := &oauth2.LimitCheck{Key: "ip:service_token:192.0.2.10", Limit: lim}
+	send := func(auth string) (permiso.LimitCheck, error) {
+		limits := &permiso.Limits{}
+		limits.Add(permiso.LimitCheck{Key: "ip:service_token:192.0.2.10", Limit: lim})
 		req, err := oauth2.ParseTokenRequest(url.Values{"grant_type": {"client_credentials"}}, auth)
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = e.svc.Token(oauth2.WithLimits(e.ctx, check), req, testMeta)
-		return check, err
+		_, err = e.svc.Token(e.ctx, req, testMeta, limits)
+		return limits.Checks()[0], err
 	}
 	check, err := send(basic("lim", "wrong"))
 	wantOAuth(t, err, "invalid_client", 401)

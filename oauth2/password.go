@@ -81,7 +81,7 @@ func (s *Service) ChangeExpiredPassword(ctx context.Context, username, current, 
 		return err
 	}
 	if metaFrom(ctx) == (RequestMeta{}) {
-		ctx = ContextWithMeta(ctx, meta)
+		ctx = permiso.ContextWithRequestMeta(ctx, meta)
 	}
 	n, err := s.RevokeAllForUser(ctx, u.ID, "password_change")
 	if err != nil {

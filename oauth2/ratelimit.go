@@ -34,22 +34,22 @@ func clientLimits(c *permiso.ServiceClient) (minute, hour permiso.Limit) {
 // enforced), in one atomic step for both. It returns the tighter of the
 // two results for the RateLimit-* headers, or rate_limit_exceeded (429,
 // Retry-After) when either is exhausted. Limiter errors are returned as
-// they are: the token request fails closed with 503. The request's
-// pending per-IP limits travel in the same batch; record (the client
+// they are: the token request fails closed with 503. The request's limit
+// checks (limits) travel in the same batch; record (the client
 // authentication's usage count) runs once they have admitted the request.
-func (s *Service) allowClient(ctx context.Context, c *permiso.ServiceClient, record func(), meta RequestMeta) (*permiso.LimitResult, error) {
+func (s *Service) allowClient(ctx context.Context, c *permiso.ServiceClient, record func(), meta RequestMeta, limits *permiso.Limits) (*permiso.LimitResult, error) {
 	minute, hour := clientLimits(c)
 	if s.deps.Limiter == nil || (minute.Disabled() && hour.Disabled()) || c.ClientID == "" {
-		// Nothing of the client's own; the request's pending checks
+		// Nothing of the client's own; the request's limit checks
 		// still run before the grant goes on.
-		if err := s.checkBatch(ctx, nil); err != nil {
+		if err := s.checkBatch(ctx, limits, nil); err != nil {
 			return nil, err
 		}
 		record()
 		return nil, nil
 	}
 	mk, hk := ClientRateLimitKeys(c.ClientID)
-	res, err := s.allowAll(ctx, []string{mk, hk}, []permiso.Limit{minute, hour})
+	res, err := s.allowAll(ctx, limits, []string{mk, hk}, []permiso.Limit{minute, hour})
 	if err != nil {
 		return nil, err
 	}

@@ -312,7 +312,7 @@ func TestReviewIntrospectScopeHeldNow(t *testing.T) {
 	}
 	caller := oauth2.Caller{Principal: &self}
 	for name, tok := range map[string]string{"access": login.AccessToken, "refresh": login.RefreshToken} {
-		in, err := e.svc.Introspect(e.ctx, caller, tok, "")
+		in, err := e.svc.Introspect(e.ctx, caller, tok, "", nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -42,7 +42,7 @@ func enableClient(t *testing.T, e *env, id uuid.UUID) {
 // active.
 func introspectActive(t *testing.T, e *env, rs permiso.ServiceClient, tok string) bool {
 	t.Helper()
-	in, err := e.svc.Introspect(e.ctx, oauth2.Caller{Client: &rs}, tok, "")
+	in, err := e.svc.Introspect(e.ctx, oauth2.Caller{Client: &rs}, tok, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -121,26 +121,13 @@ type Deps struct {
 }
 
 // RequestMeta describes the HTTP request behind a call, for sessions and
-// audit events.
-type RequestMeta struct {
-	IP        netip.Addr
-	UserAgent string
-	RequestID string
-}
+// audit events. The methods without a RequestMeta parameter (Revoke,
+// Logout, RevokeAllForUser, RevokeOtherSessions, Unlock,
+// CheckCurrentPassword) take it from their context
+// (permiso.ContextWithRequestMeta).
+type RequestMeta = permiso.RequestMeta
 
-type metaKey struct{}
-
-// ContextWithMeta returns a context carrying meta, which the methods
-// without a RequestMeta parameter (Authenticate, Introspect, Revoke,
-// Logout, RevokeAllForUser) put into their audit events.
-func ContextWithMeta(ctx context.Context, meta RequestMeta) context.Context {
-	return context.WithValue(ctx, metaKey{}, meta)
-}
-
-func metaFrom(ctx context.Context) RequestMeta {
-	m, _ := ctx.Value(metaKey{}).(RequestMeta)
-	return m
-}
+func metaFrom(ctx context.Context) RequestMeta { return permiso.RequestMetaFrom(ctx) }
 
 // Service is the protocol core of the token endpoint and of the bearer
 // checks. It is safe for concurrent use.
@@ -247,26 +234,26 @@ type grant struct {
 // Every error is an *Error: store, hasher and signer failures become
 // temporarily_unavailable (503, for permiso EUNAVAILABLE) or server_error
 // (500, logged here with the request id, never shown).
-func (s *Service) Token(ctx context.Context, req TokenRequest, meta RequestMeta) (TokenResponse, error) {
-	resp, err := s.token(ctx, req, meta)
+func (s *Service) Token(ctx context.Context, req TokenRequest, meta RequestMeta, limits *permiso.Limits) (TokenResponse, error) {
+	resp, err := s.token(ctx, req, meta, limits)
 	if err != nil {
 		return TokenResponse{}, s.oauthError(ctx, err, meta)
 	}
 	return resp, nil
 }
 
-func (s *Service) token(ctx context.Context, req TokenRequest, meta RequestMeta) (TokenResponse, error) {
+func (s *Service) token(ctx context.Context, req TokenRequest, meta RequestMeta, limits *permiso.Limits) (TokenResponse, error) {
 	// 1. Client authentication (RFC 6749 §2.3, §3.2.1).
 	// Authentication itself is CPU only (the client record is cached in
 	// process); what it records waits for the rate limits.
 	var client *permiso.ServiceClient
 	record := func() {}
 	if req.ClientAuth != ClientAuthNone && req.ClientAuth != "" || req.ClientID != "" || req.ClientSecret != "" {
-		c, rec, err := s.authenticateClient(ctx, req, meta)
+		c, rec, err := s.authenticateClient(ctx, req, meta, limits)
 		if err != nil {
 			// The request's limits decide first (429 before anything is
 			// recorded), then the failure is audited.
-			if lerr := s.checkBatch(ctx, nil); lerr != nil {
+			if lerr := s.checkBatch(ctx, limits, nil); lerr != nil {
 				return TokenResponse{}, lerr
 			}
 			rec()
@@ -274,12 +261,12 @@ func (s *Service) token(ctx context.Context, req TokenRequest, meta RequestMeta)
 		}
 		client, record = c, rec
 	}
-	// The request's pending rate-limit checks (WithLimits) run before any
+	// The request's limit checks (limits) run before any
 	// grant work (a password hash, a refresh rotation); the client
 	// credentials grant sends them in one batch with the client's own
 	// limits (allowClient), and records the client's use after it.
 	if req.GrantType != GrantClientCredentials {
-		if err := s.checkBatch(ctx, nil); err != nil {
+		if err := s.checkBatch(ctx, limits, nil); err != nil {
 			return TokenResponse{}, err
 		}
 		record()
@@ -299,7 +286,7 @@ func (s *Service) token(ctx context.Context, req TokenRequest, meta RequestMeta)
 			s.auditRefreshFailure(ctx, meta, client, err)
 		}
 	case GrantClientCredentials:
-		g, err = s.clientCredentialsGrant(ctx, client, record, meta)
+		g, err = s.clientCredentialsGrant(ctx, client, record, meta, limits)
 	default:
 		err = ErrUnsupportedGrantType.WithDescription("Unsupported grant type")
 	}
@@ -373,7 +360,7 @@ var errClientAuth = ErrInvalidClient.WithDescription("Client authentication fail
 // once the request's rate limits have admitted the request, so that a
 // flood refused with 429 neither fills the audit log nor counts as usage.
 // record is never nil.
-func (s *Service) authenticateClient(ctx context.Context, req TokenRequest, meta RequestMeta) (c *permiso.ServiceClient, record func(), err error) {
+func (s *Service) authenticateClient(ctx context.Context, req TokenRequest, meta RequestMeta, limits *permiso.Limits) (c *permiso.ServiceClient, record func(), err error) {
 	fail := errClientAuth
 	if req.ClientAuth == ClientAuthBasic {
 		fail = fail.WithBasicChallenge()
@@ -408,7 +395,7 @@ func (s *Service) authenticateClient(ctx context.Context, req TokenRequest, meta
 	if hasImportedSecret(cl, prevActive) {
 		// An imported secret costs an Argon2id verification
 		// (imported_secret.go): the request's limits decide first.
-		if err := s.checkBatch(ctx, nil); err != nil {
+		if err := s.checkBatch(ctx, limits, nil); err != nil {
 			return nil, func() {}, err
 		}
 	}
@@ -459,7 +446,7 @@ func ipAllowed(list *string, ip netip.Addr) bool {
 	if list == nil || strings.TrimSpace(*list) == "" {
 		return true
 	}
-	prefixes, err := ParseAllowedIPs(*list)
+	prefixes, err := permiso.ParseAllowedIPs(*list)
 	if err != nil || !ip.IsValid() {
 		return false
 	}

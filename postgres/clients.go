@@ -149,10 +149,25 @@ func (db *DB) GetServiceClientByClientID(ctx context.Context, clientID string) (
 }
 
 // UpdateServiceClient reads the client FOR UPDATE, applies fn and writes the
-// result in one transaction (scopes change through SetServiceClientScopes).
+// result in one transaction (its scopes stay).
 // UpdatedAt is written as fn leaves it (callers set it; a zero value
 // becomes the current time).
 func (db *DB) UpdateServiceClient(ctx context.Context, id uuid.UUID, fn func(*permiso.ServiceClient) error) (permiso.ServiceClient, error) {
+	return db.updateClient(ctx, id, fn, nil)
+}
+
+// UpdateServiceClientWithScopes is UpdateServiceClient that also replaces
+// the client's scopes, in the same transaction.
+func (db *DB) UpdateServiceClientWithScopes(ctx context.Context, id uuid.UUID, fn func(*permiso.ServiceClient) error, scopeIDs []uuid.UUID) (permiso.ServiceClient, error) {
+	if scopeIDs == nil {
+		scopeIDs = []uuid.UUID{}
+	}
+	return db.updateClient(ctx, id, fn, scopeIDs)
+}
+
+// updateClient applies fn to the client and, when scopeIDs is not nil,
+// replaces its scopes, in one transaction.
+func (db *DB) updateClient(ctx context.Context, id uuid.UUID, fn func(*permiso.ServiceClient) error, scopeIDs []uuid.UUID) (permiso.ServiceClient, error) {
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
 		c, err := db.getClient(ctx, tx, `c.id = $1 FOR UPDATE`, id)
 		if err != nil {
@@ -178,7 +193,10 @@ func (db *DB) UpdateServiceClient(ctx context.Context, id uuid.UUID, fn func(*pe
 			c.RefreshTokenLifetime, c.RateLimitPerMinute, c.RateLimitPerHour, c.LastUsed,
 			c.TotalRequests, c.ContactEmail, c.WebsiteURL, c.AllowedIPs, c.WebhookURL, c.UpdatedAt,
 			c.TokensRevokedBefore)
-		return mapErr(err, "service client", opWrite)
+		if err != nil || scopeIDs == nil {
+			return mapErr(err, "service client", opWrite)
+		}
+		return replaceClientScopes(ctx, tx, id, scopeIDs)
 	})
 	if err != nil {
 		return permiso.ServiceClient{}, err
@@ -246,11 +264,17 @@ func (db *DB) SetServiceClientScopes(ctx context.Context, id uuid.UUID, scopeIDs
 		if err := lockRow(ctx, tx, "service_clients", "service client", id); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM service_client_scopes WHERE service_client_id = $1`, id); err != nil {
-			return mapErr(err, "service client scopes", opWrite)
-		}
-		return linkClientScopes(ctx, tx, id, scopeIDs)
+		return replaceClientScopes(ctx, tx, id, scopeIDs)
 	})
+}
+
+// replaceClientScopes replaces the scopes of the client (locked by the
+// caller) inside a transaction.
+func replaceClientScopes(ctx context.Context, tx pgx.Tx, id uuid.UUID, scopeIDs []uuid.UUID) error {
+	if _, err := tx.Exec(ctx, `DELETE FROM service_client_scopes WHERE service_client_id = $1`, id); err != nil {
+		return mapErr(err, "service client scopes", opWrite)
+	}
+	return linkClientScopes(ctx, tx, id, scopeIDs)
 }
 
 // AddClientUsage adds batched request counts and moves last_used forward

@@ -165,10 +165,30 @@ func (db *DB) GetServiceClientByClientID(ctx context.Context, clientID string) (
 }
 
 // UpdateServiceClient applies fn to the client and writes it in one
-// transaction (use SetServiceClientScopes for its scopes).
+// transaction (its scopes stay).
 func (db *DB) UpdateServiceClient(ctx context.Context, id uuid.UUID, fn func(*permiso.ServiceClient) error) (permiso.ServiceClient, error) {
+	return db.updateClient(ctx, id, fn, nil)
+}
+
+// UpdateServiceClientWithScopes applies fn to the client and replaces its
+// scopes in one transaction.
+func (db *DB) UpdateServiceClientWithScopes(ctx context.Context, id uuid.UUID, fn func(*permiso.ServiceClient) error, scopeIDs []uuid.UUID) (permiso.ServiceClient, error) {
+	if scopeIDs == nil {
+		scopeIDs = []uuid.UUID{}
+	}
+	return db.updateClient(ctx, id, fn, scopeIDs)
+}
+
+// updateClient applies fn to the client and, when scopeIDs is not nil,
+// replaces its scopes, in one transaction.
+func (db *DB) updateClient(ctx context.Context, id uuid.UUID, fn func(*permiso.ServiceClient) error, scopeIDs []uuid.UUID) (permiso.ServiceClient, error) {
 	var out permiso.ServiceClient
 	err := db.inTx(ctx, func(c conn) error {
+		if scopeIDs != nil {
+			if err := replaceClientScopes(ctx, c, id, scopeIDs); err != nil {
+				return err
+			}
+		}
 		sc, err := getClient(ctx, c, "c.id = ?", id)
 		if err != nil {
 			return err
@@ -261,19 +281,22 @@ func (db *DB) ListServiceClients(ctx context.Context, f permiso.ClientFilter) ([
 
 // SetServiceClientScopes replaces the client's scopes in one transaction.
 func (db *DB) SetServiceClientScopes(ctx context.Context, id uuid.UUID, scopeIDs []uuid.UUID) error {
+	return db.inTx(ctx, func(c conn) error { return replaceClientScopes(ctx, c, id, scopeIDs) })
+}
+
+// replaceClientScopes replaces the client's scopes inside a transaction.
+func replaceClientScopes(ctx context.Context, c conn, id uuid.UUID, scopeIDs []uuid.UUID) error {
 	scopeIDs = uniqueIDs(scopeIDs)
-	return db.inTx(ctx, func(c conn) error {
-		if err := checkExists(ctx, c, "service_clients", id, "Service client not found"); err != nil {
-			return err
-		}
-		if err := checkAllExist(ctx, c, "scopes", scopeIDs, "Scope not found"); err != nil {
-			return err
-		}
-		if _, err := c.exec(ctx, "DELETE FROM service_client_scopes WHERE service_client_id = ?", id); err != nil {
-			return clientErr("set client scopes", err)
-		}
-		return insertClientScopes(ctx, c, id, scopeIDs)
-	})
+	if err := checkExists(ctx, c, "service_clients", id, "Service client not found"); err != nil {
+		return err
+	}
+	if err := checkAllExist(ctx, c, "scopes", scopeIDs, "Scope not found"); err != nil {
+		return err
+	}
+	if _, err := c.exec(ctx, "DELETE FROM service_client_scopes WHERE service_client_id = ?", id); err != nil {
+		return clientErr("set client scopes", err)
+	}
+	return insertClientScopes(ctx, c, id, scopeIDs)
 }
 
 // AddClientUsage adds the batched request counts and moves last_used

@@ -17,6 +17,7 @@ var clientTests = []test{
 	{"Clients/ListFilters", testClientList},
 	{"Clients/AddUsage", testClientUsage},
 	{"Clients/TokensRevokedBefore", testClientTokensRevokedBefore},
+	{"Clients/UpdateWithScopes", testUpdateClientWithScopes},
 }
 
 func checkClient(h *harness, got, want permiso.ServiceClient) {
@@ -157,6 +158,8 @@ func testClientNotFound(h *harness) {
 	h.wantErr(err, permiso.ErrNotFound, "UpdateServiceClient")
 	h.wantErr(h.s.DeleteServiceClient(h.ctx, id), permiso.ErrNotFound, "DeleteServiceClient")
 	h.wantErr(h.s.SetServiceClientScopes(h.ctx, id, []uuid.UUID{scopeReadProfileID}), permiso.ErrNotFound, "SetServiceClientScopes")
+	_, err = h.s.UpdateServiceClientWithScopes(h.ctx, id, func(*permiso.ServiceClient) error { return nil }, []uuid.UUID{scopeReadProfileID})
+	h.wantErr(err, permiso.ErrNotFound, "UpdateServiceClientWithScopes")
 }
 
 func testClientUnknownScope(h *harness) {
@@ -335,4 +338,46 @@ func testClientTokensRevokedBefore(h *harness) {
 	})
 	h.must(err, "UpdateServiceClient(clear)")
 	eqTimePtr(h, "tokens_revoked_before cleared", updated.TokensRevokedBefore, nil)
+}
+
+// testUpdateClientWithScopes: the client's fields and scopes change in one
+// transaction; an unknown scope id, a taken client_id or a failing
+// callback writes neither.
+func testUpdateClientWithScopes(h *harness) {
+	c, err := h.s.CreateServiceClient(h.ctx, h.newClient("svc-both"), []uuid.UUID{scopeReadProfileID})
+	h.must(err, "CreateServiceClient")
+	_, err = h.s.CreateServiceClient(h.ctx, h.newClient("svc-taken"), nil)
+	h.must(err, "CreateServiceClient(svc-taken)")
+	desc := "nightly exports"
+	got, err := h.s.UpdateServiceClientWithScopes(h.ctx, c.ID, func(x *permiso.ServiceClient) error {
+		x.Description = &desc
+		return nil
+	}, []uuid.UUID{scopeAdminUsersID, scopeAdminUsersID, scopeReadProfileID})
+	h.must(err, "UpdateServiceClientWithScopes")
+	eqPtr(h, "description after UpdateServiceClientWithScopes", got.Description, &desc)
+	eqStrings(h, "scopes after UpdateServiceClientWithScopes", scopeNames(got.Scopes), []string{"admin:users", "read:profile"})
+
+	for _, tc := range []struct {
+		name   string
+		fn     func(*permiso.ServiceClient) error
+		scopes []uuid.UUID
+		want   error
+	}{
+		{"an unknown scope", func(x *permiso.ServiceClient) error { x.Name = "renamed"; return nil }, []uuid.UUID{scopeReadProfileID, uuid.New()}, permiso.ErrNotFound},
+		{"a taken client_id", func(x *permiso.ServiceClient) error { x.ClientID = "svc-taken"; return nil }, []uuid.UUID{scopeReadProfileID}, permiso.ErrAlreadyExists},
+		{"a failing callback", func(x *permiso.ServiceClient) error { x.Name = "renamed"; return errCallback }, []uuid.UUID{scopeReadProfileID}, errCallback},
+	} {
+		_, err = h.s.UpdateServiceClientWithScopes(h.ctx, c.ID, tc.fn, tc.scopes)
+		h.wantErr(err, tc.want, "UpdateServiceClientWithScopes with %s", tc.name)
+		got, err = h.s.GetServiceClient(h.ctx, c.ID)
+		h.must(err, "GetServiceClient")
+		eq(h, "client_id after a failed update with "+tc.name+" (must be transactional)", got.ClientID, "svc-both")
+		eq(h, "name after a failed update with "+tc.name+" (must be transactional)", got.Name, c.Name)
+		eqStrings(h, "scopes after a failed update with "+tc.name, scopeNames(got.Scopes), []string{"admin:users", "read:profile"})
+	}
+
+	// Nil scopes: the client keeps its fields' change and holds none.
+	got, err = h.s.UpdateServiceClientWithScopes(h.ctx, c.ID, func(*permiso.ServiceClient) error { return nil }, nil)
+	h.must(err, "UpdateServiceClientWithScopes(nil)")
+	eqStrings(h, "scopes after UpdateServiceClientWithScopes(nil)", scopeNames(got.Scopes), []string{})
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/importer"
-	"github.com/permiso/permiso/oauth2"
 )
 
 // cmdImport is `permiso import --from DATABASE_URL [--dry-run]`: it
@@ -64,7 +63,7 @@ func cmdImport(ctx context.Context, env *environment, args []string, stdout io.W
 	hasher := argon2id.New(argon2id.Options{Concurrency: 1})
 	plan, err := importer.NewPlan(ctx, orig, a.db, importer.Options{
 		CheckHash:              hasher.Check,
-		CheckAllowedIPs:        func(list string) error { _, err := oauth2.ParseAllowedIPs(list); return err },
+		CheckAllowedIPs:        func(list string) error { _, err := permiso.ParseAllowedIPs(list); return err },
 		MaxAccessTokenLifetime: maxClientTokenLifetime,
 		BatchSize:              *batchSize,
 	})

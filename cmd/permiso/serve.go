@@ -17,6 +17,7 @@ import (
 	"github.com/permiso/permiso/config"
 	"github.com/permiso/permiso/httpapi"
 	"github.com/permiso/permiso/metrics"
+	"github.com/permiso/permiso/reports"
 )
 
 func cmdServe(ctx context.Context, env *environment, args []string, stdout io.Writer) error {
@@ -106,6 +107,7 @@ func cmdServe(ctx context.Context, env *environment, args []string, stdout io.Wr
 		registerPoolMetrics(m, db, rdb)
 	}
 	deps.Identity = ident
+	deps.Reports = reports.New(reports.Deps{Store: db, Started: started}) // admin figures
 	handler := httpapi.NewServer(deps)
 
 	ln, err := net.Listen("tcp", cfg.Addr())

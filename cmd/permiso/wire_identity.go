@@ -50,5 +50,8 @@ func newIdentity(a *app, auth *authParts) (*identity.Service, error) {
 		Mailer:   mailer,
 		Limiter:  auth.limiter,
 		Logger:   a.logger,
+		// Every change is audited by the service (identity/audit.go).
+		Audit:        auth.auditor,
+		ClientTokens: auth.service,
 	}), nil
 }
