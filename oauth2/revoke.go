@@ -251,6 +251,7 @@ func (s *Service) RevokeAllForUser(ctx context.Context, userID uuid.UUID, reason
 	s.audit(ctx, metaFrom(ctx), permiso.AuditEvent{ActorType: "system", Action: ActionRevokeAll, Result: "success",
 		TargetType: ptr("user"), TargetID: ptr(userID.String()),
 		Details: map[string]any{"reason": reason, "sessions_terminated": len(sessions)}})
+	s.passCutoff(cutoff)
 	return len(sessions), nil
 }
 
@@ -299,7 +300,22 @@ func (s *Service) RevokeAllForClient(ctx context.Context, id uuid.UUID, reason s
 	s.audit(ctx, metaFrom(ctx), permiso.AuditEvent{ActorType: "system", Action: ActionRevokeAll, Result: "success",
 		TargetType: ptr("client"), TargetID: ptr(cl.ClientID),
 		Details: map[string]any{"reason": reason, "sessions_terminated": len(sessions)}})
+	s.passCutoff(*cl.TokensRevokedBefore)
 	return len(sessions), nil
+}
+
+// passCutoff returns once the clock has reached cutoff. A cut-off is the
+// moment of the revocation rounded up to the next millisecond
+// (permiso.RevocationCutoff), so for less than a millisecond after a
+// revocation a new token would be issued before its cut-off and refused
+// at once: a password change followed at once by a login with the new
+// password would fail. Waiting out that fraction before the revocation
+// returns means that whatever starts after it returns (on this clock) is
+// issued at or after the cut-off.
+func (s *Service) passCutoff(cutoff time.Time) {
+	if d := cutoff.Sub(s.now()); d > 0 {
+		time.Sleep(min(d, time.Millisecond))
+	}
 }
 
 // RevokeAllResult is what RevokeAll did.
