@@ -89,8 +89,14 @@ func readBool(v url.Values, name string, errs *queryErrs) *bool {
 
 // readUUID reads an optional UUID parameter.
 func readUUID(v url.Values, name string, errs *queryErrs) *uuid.UUID {
-	s := strings.TrimSpace(v.Get(name))
+	raw := v.Get(name)
+	s := strings.TrimSpace(raw)
 	if s == "" {
+		// Empty is absent; blanks are not a UUID (and must not read as
+		// "absent", which would mean the caller's own id on some routes).
+		if raw != "" {
+			errs.add(name, "must be a UUID")
+		}
 		return nil
 	}
 	id, err := uuid.Parse(s)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/google/uuid"
 
@@ -237,10 +238,15 @@ func readUserUpdate(r *http.Request) (identity.UserUpdate, error) {
 	if err != nil {
 		return identity.UserUpdate{}, err
 	}
+	// Keys are matched as encoding/json matches the fields above:
+	// without regard to case, so "Password" is refused like "password".
 	var bad []permiso.FieldError
 	for _, k := range []string{"username", "password", "password_hash"} {
-		if _, ok := keys[k]; ok {
-			bad = append(bad, permiso.FieldError{Field: k, Message: "Field '" + k + "' cannot be updated via this endpoint"})
+		for sent := range keys {
+			if strings.EqualFold(sent, k) {
+				bad = append(bad, permiso.FieldError{Field: k, Message: "Field '" + k + "' cannot be updated via this endpoint"})
+				break
+			}
 		}
 	}
 	if len(bad) > 0 {

@@ -103,11 +103,14 @@ func (s *Service) mayChangeClient(ctx context.Context, actor Actor, action strin
 // client_id (409). The outcome is audited (client.create), except a
 // refusal of the fields or the scope ids.
 func (s *Service) CreateClient(ctx context.Context, actor Actor, in ClientInput) (permiso.ServiceClient, string, error) {
+	tgt := target{typ: "service_client"}
 	scopeIDs, err := in.Validate(true)
 	if err != nil {
+		// Refused creations are audited like the others (the client_id
+		// is not recorded: it failed validation and may be any bytes).
+		s.audited(ctx, actor, ActionClientCreate, tgt, err, map[string]any{"name": deref2(in.Name)})
 		return permiso.ServiceClient{}, "", err
 	}
-	tgt := target{typ: "service_client"}
 	if in.ClientID != nil {
 		tgt.id = *in.ClientID
 	}

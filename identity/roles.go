@@ -296,7 +296,15 @@ func (s *Service) CreateScope(ctx context.Context, actor Actor, in ScopeInput) (
 	if err == nil {
 		tgt = scopeTarget(sc.ID)
 	}
-	s.audited(ctx, actor, ActionScopeCreate, tgt, err, map[string]any{"name": sc.Name})
+	name := sc.Name
+	if err != nil {
+		// The name as sent (the scope was not created).
+		name = deref2(in.Name)
+		if name == "" && (in.Action != nil || in.Resource != nil) {
+			name = deref2(in.Action) + ":" + deref2(in.Resource)
+		}
+	}
+	s.audited(ctx, actor, ActionScopeCreate, tgt, err, map[string]any{"name": name})
 	return sc, err
 }
 

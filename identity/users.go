@@ -41,6 +41,10 @@ func (s *Service) Register(ctx context.Context, req permiso.RequestMeta, in NewU
 	in.IsActive, in.IsVerified, in.IsSuperuser, in.RoleIDs = nil, nil, nil, nil
 	u, err := s.create(ctx, in, nil)
 	if err != nil {
+		// Refused registrations are audited too (a taken username or
+		// email, a weak password): probing leaves a trace.
+		s.audited(ctx, anonymous(req), ActionUserRegister, target{typ: "user"}, err,
+			map[string]any{"username": permiso.NormalizeUsername(in.Username)})
 		return permiso.User{}, err
 	}
 	s.record(ctx, anonymous(req), ActionUserRegister, "success", userTarget(u.ID), map[string]any{"username": u.Username})
