@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/sqlstore"
 )
 
 const clientColumns = `c.id, c.client_id, c.secret_hash, c.previous_secret_hash,
@@ -212,7 +213,7 @@ func (db *DB) DeleteServiceClient(ctx context.Context, id uuid.UUID) error {
 		return mapErr(err, "service client", opDelete)
 	}
 	if tag.RowsAffected() == 0 {
-		return permiso.Errorf(permiso.ENOTFOUND, "service client not found")
+		return permiso.Errorf(permiso.ENOTFOUND, "%s", sqlstore.ClientMessages.NotFound)
 	}
 	return nil
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/sqlstore"
 )
 
 // Options tunes the connection pool and logging of a DB.
@@ -193,19 +194,26 @@ func mapErr(err error, what string, o op) error {
 	if errors.As(err, &pe) {
 		return err
 	}
+	msgs := sqlstore.MessagesFor(what)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return permiso.Wrap(permiso.ENOTFOUND, what+" not found", err)
+		return permiso.Wrap(permiso.ENOTFOUND, msgs.NotFound, err)
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code {
 		case "23505": // unique_violation
-			return permiso.Wrap(permiso.EEXISTS, what+" already exists", err)
+			switch pgErr.ConstraintName {
+			case "idx_users_username":
+				return permiso.Wrap(permiso.EEXISTS, sqlstore.UsernameTakenMessage, err)
+			case "idx_users_email":
+				return permiso.Wrap(permiso.EEXISTS, sqlstore.EmailTakenMessage, err)
+			}
+			return permiso.Wrap(permiso.EEXISTS, msgs.Exists, err)
 		case "23503": // foreign_key_violation
 			if o == opDelete {
-				return permiso.Wrap(permiso.ECONFLICT, what+" is still in use", err)
+				return permiso.Wrap(permiso.ECONFLICT, msgs.InUse, err)
 			}
-			return permiso.Wrap(permiso.ENOTFOUND, "a referenced resource does not exist", err)
+			return permiso.Wrap(permiso.ENOTFOUND, sqlstore.ReferenceMissingMessage, err)
 		case "23514", "23502", "22001", "22P02": // check, not null, too long, bad text
 			return permiso.Wrap(permiso.EINVALID, "invalid "+what, err)
 		case "40001", "40P01": // serialization failure, deadlock

@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/sqlstore"
 )
 
 // UseRefreshTokenGrace spends the one grace retry of a rotated token: one
@@ -36,7 +37,7 @@ func (db *DB) UseRefreshTokenGrace(ctx context.Context, hash string, replacement
 				return mapErr(err, "refresh token", opRead)
 			}
 			if !exists {
-				return permiso.Errorf(permiso.ENOTFOUND, "refresh token not found")
+				return permiso.Errorf(permiso.ENOTFOUND, "%s", sqlstore.RefreshTokenMessages.NotFound)
 			}
 			return permiso.Errorf(permiso.ECONFLICT, "refresh token not rotated within the grace window, or its retry already spent")
 		}

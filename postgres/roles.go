@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/sqlstore"
 )
 
 const roleColumns = `r.id, r.name, r.description, r.created_at, r.updated_at`
@@ -205,7 +206,7 @@ func (db *DB) DeleteRole(ctx context.Context, id uuid.UUID) error {
 		return mapErr(err, "role", opDelete)
 	}
 	if tag.RowsAffected() == 0 {
-		return permiso.Errorf(permiso.ENOTFOUND, "role not found")
+		return permiso.Errorf(permiso.ENOTFOUND, "%s", sqlstore.RoleMessages.NotFound)
 	}
 	return nil
 }
@@ -328,7 +329,7 @@ func (db *DB) DeleteScope(ctx context.Context, id uuid.UUID) error {
 		return mapErr(err, "scope", opDelete)
 	}
 	if tag.RowsAffected() == 0 {
-		return permiso.Errorf(permiso.ENOTFOUND, "scope not found")
+		return permiso.Errorf(permiso.ENOTFOUND, "%s", sqlstore.ScopeMessages.NotFound)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/sqlstore"
 )
 
 const refreshColumns = `id, token_hash, user_id, client_id, session_id, family_id, parent_id,
@@ -107,8 +108,8 @@ func (db *DB) useRefreshToken(ctx context.Context, hash string, t permiso.Refres
 		return false, mapErr(err, "transaction", opRead)
 	}
 	defer conn.Release()
-	// One round trip for the whole rotation (SPEC §7: one short
-	// transaction), then one for COMMIT or ROLLBACK. The session row comes
+	// One round trip for the whole rotation (one short transaction,
+	// docs/benchmarks.md), then one for COMMIT or ROLLBACK. The session row comes
 	// first: every transaction that locks a session and its refresh tokens
 	// (revoke-all, logout) takes them in this order, so a rotation cannot
 	// deadlock with them.
@@ -154,7 +155,7 @@ func (db *DB) useRefreshToken(ctx context.Context, hash string, t permiso.Refres
 	case err != nil:
 		return beginLost, err
 	case inserted == 0 && !exists:
-		return false, permiso.Errorf(permiso.ENOTFOUND, "refresh token not found")
+		return false, permiso.Errorf(permiso.ENOTFOUND, "%s", sqlstore.RefreshTokenMessages.NotFound)
 	case inserted == 0:
 		return false, permiso.Errorf(permiso.ECONFLICT, "refresh token already used or revoked")
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/sqlstore"
 )
 
 const userColumns = `u.id, u.username, u.email, u.password_hash, u.first_name, u.last_name,
@@ -104,7 +105,7 @@ func checkIDs(ctx context.Context, q querier, table, what string, ids []uuid.UUI
 		return mapErr(err, what, opRead)
 	}
 	if n != len(ids) {
-		return permiso.Errorf(permiso.ENOTFOUND, "%s not found", what)
+		return permiso.Errorf(permiso.ENOTFOUND, "%s", sqlstore.MessagesFor(what).NotFound)
 	}
 	return nil
 }
@@ -226,7 +227,7 @@ func (db *DB) DeleteUser(ctx context.Context, id uuid.UUID) error {
 		return mapErr(err, "user", opDelete)
 	}
 	if tag.RowsAffected() == 0 {
-		return permiso.Errorf(permiso.ENOTFOUND, "user not found")
+		return permiso.Errorf(permiso.ENOTFOUND, "%s", sqlstore.UserMessages.NotFound)
 	}
 	return nil
 }
