@@ -50,6 +50,8 @@ type Options struct {
 
 // DB is a PostgreSQL-backed permiso.Store. It is safe for concurrent use.
 type DB struct {
+	*shared
+	d      *dialect
 	pool   *pgxpool.Pool
 	q      pooled // single statements on pool, retried where safe
 	logger *slog.Logger
@@ -113,7 +115,8 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, permiso.Wrap(permiso.EUNAVAILABLE, "cannot connect to PostgreSQL", err)
 	}
-	db := &DB{pool: pool, q: pooled{pool}, logger: logger, cfg: cfg, url: norm, search: opts.SearchPath}
+	db := &DB{pool: pool, q: pooled{pool}, d: &dialect{}, logger: logger, cfg: cfg, url: norm, search: opts.SearchPath}
+	db.shared = sqlstore.New(conns{db}, db.d)
 	if err := db.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, err

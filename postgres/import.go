@@ -6,6 +6,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/sqlstore"
 )
 
 // importStep is one queued statement of an import batch: how to count its
@@ -59,19 +60,12 @@ func (db *DB) Import(ctx context.Context, b permiso.ImportBatch) (permiso.Import
 			u.LockedUntil, u.PasswordChangedAt, u.TokensRevokedBefore, u.CreatedAt, u.UpdatedAt)
 	}
 	for _, c := range b.Clients {
-		normalizeClient(&c)
-		queue(&n.Clients, "service client "+c.ID.String(), `INSERT INTO service_clients (id, client_id, secret_hash,
-			previous_secret_hash, previous_secret_expires_at, name, description, client_type,
-			is_active, is_trusted, access_token_lifetime, refresh_token_lifetime,
-			rate_limit_per_minute, rate_limit_per_hour, last_used, total_requests, contact_email,
-			website_url, allowed_ips, webhook_url, tokens_revoked_before, created_at, updated_at)
-			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23)
-			ON CONFLICT (id) DO NOTHING`,
-			c.ID, c.ClientID, c.SecretHash, c.PreviousSecretHash, c.PreviousSecretExpiresAt, c.Name,
-			c.Description, c.ClientType, c.IsActive, c.IsTrusted, c.AccessTokenLifetime,
-			c.RefreshTokenLifetime, c.RateLimitPerMinute, c.RateLimitPerHour, c.LastUsed,
-			c.TotalRequests, c.ContactEmail, c.WebsiteURL, c.AllowedIPs, c.WebhookURL,
-			c.TokensRevokedBefore, c.CreatedAt, c.UpdatedAt)
+		if c.ClientType == "" {
+			c.ClientType = "confidential"
+		}
+		createdTimes(&c.CreatedAt, &c.UpdatedAt)
+		queue(&n.Clients, "service client "+c.ID.String(), db.d.Bind(sqlstore.Clients.Insert()+" ON CONFLICT (id) DO NOTHING"),
+			sqlstore.Clients.Args(db.d, &c)...)
 	}
 	links := []struct {
 		count *int

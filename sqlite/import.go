@@ -2,9 +2,9 @@ package sqlite
 
 import (
 	"context"
-	"strings"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/sqlstore"
 )
 
 // Import writes b in one write transaction. Rows are inserted with ON
@@ -81,14 +81,8 @@ func (db *DB) Import(ctx context.Context, b permiso.ImportBatch) (permiso.Import
 				sc.UpdatedAt = sc.CreatedAt
 			}
 			if err := add(&n.Clients, errMap{op: "import service client", exists: "Service client " + sc.ID.String() + ": client_id already exists"},
-				`INSERT INTO service_clients (`+strings.ReplaceAll(clientCols, "c.", "")+`)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-				sc.ID, sc.ClientID, sc.SecretHash, sc.PreviousSecretHash,
-				tsPtr(sc.PreviousSecretExpiresAt), sc.Name, sc.Description, sc.ClientType,
-				sc.IsActive, sc.IsTrusted, sc.AccessTokenLifetime, sc.RefreshTokenLifetime,
-				sc.RateLimitPerMinute, sc.RateLimitPerHour, tsPtr(sc.LastUsed),
-				sc.TotalRequests, sc.ContactEmail, sc.WebsiteURL, sc.AllowedIPs,
-				sc.WebhookURL, tsPtr(sc.TokensRevokedBefore), ts(sc.CreatedAt), ts(sc.UpdatedAt)); err != nil {
+				sqlstore.Clients.Insert()+" ON CONFLICT (id) DO NOTHING",
+				sqlstore.Clients.Args(dialect{}, &sc)...); err != nil {
 				return err
 			}
 		}

@@ -31,6 +31,7 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/sqlstore"
 )
 
 // Memory is the path that opens a private in-memory database.
@@ -50,6 +51,7 @@ type Options struct {
 
 // DB is a permiso.Store backed by one SQLite database.
 type DB struct {
+	*shared
 	write  *sql.DB // exactly one connection; every transaction is BEGIN IMMEDIATE
 	read   *sql.DB // several connections; equal to write for ":memory:"
 	path   string
@@ -72,6 +74,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("sqlite: database path %q must be a plain file path or %s", path, Memory)
 	}
 	db := &DB{path: path, memory: path == Memory, log: opts.Logger, echo: opts.Echo}
+	db.shared = sqlstore.New(conns{db}, dialect{})
 	if db.log == nil {
 		db.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
