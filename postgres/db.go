@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -324,6 +325,16 @@ func tsp(t *time.Time) *time.Time {
 	}
 	v := ts(*t)
 	return &v
+}
+
+// newV7 returns a time-ordered UUID (v7), so that rows written in the same
+// microsecond still sort in insertion order by id.
+func newV7() uuid.UUID {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.New()
+	}
+	return id
 }
 
 // now returns the current time as stored.

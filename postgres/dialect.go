@@ -101,7 +101,7 @@ func (c conns) Read(_ context.Context, fn func(sqlstore.Querier) error) error {
 }
 
 func (c conns) Write(ctx context.Context, fn func(sqlstore.Querier) error) error {
-	return c.db.inTx(ctx, func(tx pgx.Tx) error { return fn(pgQuerier{tx}) })
+	return c.db.inTx(ctx, func(tx pgx.Tx) error { return fn(pgTxQuerier{pgQuerier{tx}, tx}) })
 }
 
 // pgQuerier adapts a querier (the retrying pool or a transaction) to
@@ -119,4 +119,31 @@ func (q pgQuerier) Query(ctx context.Context, query string, args ...any) (sqlsto
 
 func (q pgQuerier) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Row {
 	return q.q.QueryRow(ctx, query, args...)
+}
+
+// pgTxQuerier is the querier of a transaction, which can also send a
+// batch of statements in one round trip (sqlstore.Batcher).
+type pgTxQuerier struct {
+	pgQuerier
+	tx pgx.Tx
+}
+
+// ExecBatch sends stmts in one pgx batch (one round trip), for the
+// import.
+func (q pgTxQuerier) ExecBatch(ctx context.Context, stmts []sqlstore.Stmt) ([]int64, int, error) {
+	var b pgx.Batch
+	for _, st := range stmts {
+		b.Queue(st.SQL, st.Args...)
+	}
+	res := q.tx.SendBatch(ctx, &b)
+	affected := make([]int64, len(stmts))
+	for i := range stmts {
+		tag, err := res.Exec()
+		if err != nil {
+			_ = res.Close()
+			return nil, i, err
+		}
+		affected[i] = tag.RowsAffected()
+	}
+	return affected, -1, res.Close()
 }

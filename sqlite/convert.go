@@ -16,6 +16,9 @@ import (
 	"github.com/permiso/permiso"
 )
 
+// scanner is what *sql.Row and *sql.Rows have in common.
+type scanner interface{ Scan(dest ...any) error }
+
 // timeFormat is the fixed-width UTC text form of every stored time, so that
 // text order is time order (docs/data-model.md).
 const timeFormat = "2006-01-02T15:04:05.000000000Z"
@@ -109,26 +112,6 @@ func idsJSON(ids []uuid.UUID) string {
 	return string(b)
 }
 
-// uniqueIDs returns ids without duplicates, in first-seen order.
-func uniqueIDs(ids []uuid.UUID) []uuid.UUID {
-	out := make([]uuid.UUID, 0, len(ids))
-	seen := make(map[uuid.UUID]bool, len(ids))
-	for _, id := range ids {
-		if !seen[id] {
-			seen[id] = true
-			out = append(out, id)
-		}
-	}
-	return out
-}
-
-// likePattern returns a LIKE pattern (with ESCAPE '\') matching s as a
-// lower-case substring.
-func likePattern(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
-	return "%" + r.Replace(strings.ToLower(s)) + "%"
-}
-
 // page appends LIMIT/OFFSET to a query; limit 0 means no limit.
 func page(query string, args []any, offset, limit int) (string, []any) {
 	if limit <= 0 && offset <= 0 {
@@ -204,41 +187,4 @@ func (m errMap) wrap(err error) error {
 		return permiso.Wrap(permiso.EUNAVAILABLE, "The database is busy", err)
 	}
 	return fmt.Errorf("sqlite: %s: %w", m.op, err)
-}
-
-// notFound returns an ENOTFOUND error with a caller-safe message.
-func notFound(format string, args ...any) error {
-	return permiso.Errorf(permiso.ENOTFOUND, format, args...)
-}
-
-// checkExists returns ENOTFOUND (with msg) unless a row of table has id.
-func checkExists(ctx context.Context, c conn, table string, id uuid.UUID, msg string) error {
-	var one int
-	err := c.queryRow(ctx, "SELECT 1 FROM "+table+" WHERE id = ?", id).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return notFound("%s", msg)
-	}
-	if err != nil {
-		return fmt.Errorf("sqlite: check %s: %w", table, err)
-	}
-	return nil
-}
-
-// checkAllExist returns ENOTFOUND (with msg) unless every id is a row of
-// table. ids must be free of duplicates.
-func checkAllExist(ctx context.Context, c conn, table string, ids []uuid.UUID, msg string) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	var n int
-	err := c.queryRow(ctx,
-		"SELECT count(*) FROM "+table+" WHERE id IN (SELECT value FROM json_each(?))",
-		idsJSON(ids)).Scan(&n)
-	if err != nil {
-		return fmt.Errorf("sqlite: check %s: %w", table, err)
-	}
-	if n != len(ids) {
-		return notFound("%s", msg)
-	}
-	return nil
 }

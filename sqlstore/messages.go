@@ -25,6 +25,7 @@ var (
 	UsernameTakenMessage    = "Username already exists"
 	EmailTakenMessage       = "Email already exists"
 	ReferenceMissingMessage = "a referenced resource does not exist"
+	PasswordChangedMessage  = "The password was changed meanwhile"
 )
 
 // MessagesFor returns the messages of the kind of row named by what ("user",
