@@ -13,19 +13,21 @@ type Messages struct {
 
 // The messages of each kind of row.
 var (
-	UserMessages            = Messages{NotFound: "User not found", Exists: "Username or email already exists"}
-	RoleMessages            = Messages{NotFound: "Role not found", Exists: "Role name already exists", InUse: "Role is assigned to users"}
-	ScopeMessages           = Messages{NotFound: "Scope not found", Exists: "Scope name already exists", InUse: "Scope is assigned to roles"}
-	ClientMessages          = Messages{NotFound: "Service client not found", Exists: "Client ID already exists"}
-	SessionMessages         = Messages{NotFound: "Session not found", Exists: "Session already exists"}
-	RefreshTokenMessages    = Messages{NotFound: "Refresh token not found", Exists: "Refresh token already exists"}
-	ActionTokenMessages     = Messages{NotFound: "Token not found", Exists: "Token already exists"}
-	AuditEventMessages      = Messages{Exists: "Audit event already exists"}
-	SigningKeyMessages      = Messages{NotFound: "Signing key not found", Exists: "Signing key already exists"}
-	UsernameTakenMessage    = "Username already exists"
-	EmailTakenMessage       = "Email already exists"
-	ReferenceMissingMessage = "a referenced resource does not exist"
-	PasswordChangedMessage  = "The password was changed meanwhile"
+	UserMessages             = Messages{NotFound: "User not found", Exists: "Username or email already exists"}
+	RoleMessages             = Messages{NotFound: "Role not found", Exists: "Role name already exists", InUse: "Role is assigned to users"}
+	ScopeMessages            = Messages{NotFound: "Scope not found", Exists: "Scope name already exists", InUse: "Scope is assigned to roles"}
+	ClientMessages           = Messages{NotFound: "Service client not found", Exists: "Client ID already exists"}
+	SessionMessages          = Messages{NotFound: "Session not found", Exists: "Session already exists"}
+	RefreshTokenMessages     = Messages{NotFound: "Refresh token not found", Exists: "Refresh token already exists"}
+	ActionTokenMessages      = Messages{NotFound: "Token not found", Exists: "Token already exists"}
+	AuditEventMessages       = Messages{Exists: "Audit event already exists"}
+	SigningKeyMessages       = Messages{NotFound: "Signing key not found", Exists: "Signing key already exists"}
+	UsernameTakenMessage     = "Username already exists"
+	EmailTakenMessage        = "Email already exists"
+	ReferenceMissingMessage  = "a referenced resource does not exist"
+	PasswordChangedMessage   = "The password was changed meanwhile"
+	RefreshTokenSpentMessage = "Refresh token already used or revoked"
+	GraceSpentMessage        = "Refresh token not rotated within the grace window, or its retry already spent"
 )
 
 // MessagesFor returns the messages of the kind of row named by what ("user",

@@ -31,6 +31,7 @@ type Table[T any] struct {
 	Cols  []Col[T]
 
 	list      string // "a.col1, a.col2, ..."
+	names     string // "col1, col2, ..."
 	insert    string
 	update    string
 	timeIdx   []int // columns whose field is a time.Time
@@ -63,6 +64,7 @@ func NewTable[T any](name, alias string, cols ...Col[T]) *Table[T] {
 		}
 	}
 	t.list = strings.Join(qualified, ", ")
+	t.names = strings.Join(names, ", ")
 	t.insert = "INSERT INTO " + name + " (" + strings.Join(names, ", ") + ") VALUES (" + strings.Join(marks, ", ") + ")"
 	t.update = "UPDATE " + name + " SET " + strings.Join(sets, ", ") + " WHERE " + cols[0].Name + " = ?"
 	return t
@@ -70,6 +72,9 @@ func NewTable[T any](name, alias string, cols ...Col[T]) *Table[T] {
 
 // List is the select list, qualified by the table's alias.
 func (t *Table[T]) List() string { return t.list }
+
+// Names is the unqualified column list, for RETURNING and INSERT ... SELECT.
+func (t *Table[T]) Names() string { return t.names }
 
 // From is "name AS alias".
 func (t *Table[T]) From() string { return t.Name + " AS " + t.Alias }

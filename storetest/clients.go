@@ -276,7 +276,10 @@ func testClientUsage(h *harness) {
 func testClientTokensRevokedBefore(h *harness) {
 	c := h.client("svc-cutoff")
 	eqTimePtr(h, "tokens_revoked_before of a new client", c.TokensRevokedBefore, nil)
-	cutoff := h.now.Truncate(time.Second).Add(987*time.Millisecond + 654*time.Microsecond)
+	// After the client's creation (h.now) whatever h.now's fraction of a
+	// second, so that a token issued at the cut-off is not also one issued
+	// before the client existed.
+	cutoff := h.now.Truncate(time.Second).Add(time.Second + 987*time.Millisecond + 654*time.Microsecond)
 	updated, err := h.s.UpdateServiceClient(h.ctx, c.ID, func(x *permiso.ServiceClient) error {
 		x.RevokeTokensBefore(cutoff)
 		x.IsActive = false
