@@ -20,8 +20,12 @@ func BenchmarkRotation(b *testing.B) {
 		name string
 		use  func(db *DB) func(context.Context, string, permiso.RefreshToken, time.Time) error
 	}{
-		{"Pipelined", func(db *DB) func(context.Context, string, permiso.RefreshToken, time.Time) error { return db.UseRefreshToken }},
-		{"Shared", func(db *DB) func(context.Context, string, permiso.RefreshToken, time.Time) error { return db.shared.UseRefreshToken }},
+		{"Pipelined", func(db *DB) func(context.Context, string, permiso.RefreshToken, time.Time) error {
+			return db.UseRefreshToken
+		}},
+		{"Shared", func(db *DB) func(context.Context, string, permiso.RefreshToken, time.Time) error {
+			return db.shared.UseRefreshToken
+		}},
 	} {
 		b.Run(path.name, func(b *testing.B) {
 			db := newTestDB(b)
