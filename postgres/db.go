@@ -21,7 +21,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -318,85 +317,8 @@ type querier interface {
 // value read back later.
 func ts(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
 
-// tsp is ts for optional times.
-func tsp(t *time.Time) *time.Time {
-	if t == nil {
-		return nil
-	}
-	v := ts(*t)
-	return &v
-}
-
-// newV7 returns a time-ordered UUID (v7), so that rows written in the same
-// microsecond still sort in insertion order by id.
-func newV7() uuid.UUID {
-	id, err := uuid.NewV7()
-	if err != nil {
-		return uuid.New()
-	}
-	return id
-}
-
 // now returns the current time as stored.
 func now() time.Time { return ts(time.Now()) }
-
-// utc converts a time read from the database to UTC.
-func utc(t time.Time) time.Time { return t.UTC() }
-
-// utcp converts an optional time read from the database to UTC.
-func utcp(t *time.Time) *time.Time {
-	if t == nil {
-		return nil
-	}
-	v := t.UTC()
-	return &v
-}
-
-// page returns the LIMIT/OFFSET clause for a filter (limit 0 = no limit),
-// appending its arguments to args.
-func page(offset, limit int, args []any) (string, []any) {
-	var b strings.Builder
-	if limit > 0 {
-		args = append(args, limit)
-		fmt.Fprintf(&b, " LIMIT $%d", len(args))
-	}
-	if offset > 0 {
-		args = append(args, offset)
-		fmt.Fprintf(&b, " OFFSET $%d", len(args))
-	}
-	return b.String(), args
-}
-
-// where accumulates SQL conditions with positional arguments.
-type where struct {
-	conds []string
-	args  []any
-}
-
-// add appends a condition bound to vals. Placeholders are either "?1",
-// "?2", ... (the n-th value, usable several times) or plain "?" (the next
-// value, in order).
-func (w *where) add(cond string, vals ...any) {
-	numbered := strings.Contains(cond, "?1")
-	for i, v := range vals {
-		w.args = append(w.args, v)
-		ph := fmt.Sprintf("$%d", len(w.args))
-		if numbered {
-			cond = strings.ReplaceAll(cond, fmt.Sprintf("?%d", i+1), ph)
-		} else {
-			cond = strings.Replace(cond, "?", ph, 1)
-		}
-	}
-	w.conds = append(w.conds, cond)
-}
-
-// sql returns the WHERE clause, or "" when there are no conditions.
-func (w *where) sql() string {
-	if len(w.conds) == 0 {
-		return ""
-	}
-	return " WHERE " + strings.Join(w.conds, " AND ")
-}
 
 // pooled runs single statements on the pool (the querier of every method
 // that needs no transaction). A statement whose connection turns out lost

@@ -69,7 +69,7 @@ func (*dialect) ScanNullTime(p **time.Time) any { return p }
 func (*dialect) InIDs(col string) string        { return col + " = ANY(?)" }
 func (*dialect) IDs(ids []uuid.UUID) any        { return ids }
 func (*dialect) ForUpdate() string              { return " FOR UPDATE" }
-func (*dialect) Day(col string) string          { return "date_trunc('day', " + col + ", 'UTC')" }
+func (*dialect) Day(col string) string          { return "(" + col + " AT TIME ZONE 'UTC')::date" }
 
 func (*dialect) Classify(err error) (sqlstore.ErrKind, string) {
 	if errors.Is(err, pgx.ErrNoRows) {

@@ -1,8 +1,6 @@
 package sqlite
 
 import (
-	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,12 +10,7 @@ import (
 	"github.com/google/uuid"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
-
-	"github.com/permiso/permiso"
 )
-
-// scanner is what *sql.Row and *sql.Rows have in common.
-type scanner interface{ Scan(dest ...any) error }
 
 // timeFormat is the fixed-width UTC text form of every stored time, so that
 // text order is time order (docs/data-model.md).
@@ -25,14 +18,6 @@ const timeFormat = "2006-01-02T15:04:05.000000000Z"
 
 // ts formats t for storage.
 func ts(t time.Time) string { return t.UTC().Format(timeFormat) }
-
-// tsPtr formats an optional time for storage (nil stays NULL).
-func tsPtr(t *time.Time) any {
-	if t == nil {
-		return nil
-	}
-	return ts(*t)
-}
 
 // parseTS parses a stored time; the result is always in time.UTC.
 func parseTS(s string) (time.Time, error) {
@@ -84,23 +69,6 @@ func (c nullTimeCol) Scan(src any) error {
 // now returns the current time as the stores keep it.
 func now() time.Time { return time.Now().UTC() }
 
-// orNow returns t, or the current time when t is zero.
-func orNow(t time.Time) time.Time {
-	if t.IsZero() {
-		return now()
-	}
-	return t.UTC()
-}
-
-// newID returns a new, time-ordered UUID (version 7).
-func newID() uuid.UUID {
-	id, err := uuid.NewV7()
-	if err != nil {
-		return uuid.New()
-	}
-	return id
-}
-
 // idsJSON encodes ids as a JSON array for "IN (SELECT value FROM
 // json_each(?))", which takes any number of ids as one argument.
 func idsJSON(ids []uuid.UUID) string {
@@ -110,17 +78,6 @@ func idsJSON(ids []uuid.UUID) string {
 	}
 	b, _ := json.Marshal(ss)
 	return string(b)
-}
-
-// page appends LIMIT/OFFSET to a query; limit 0 means no limit.
-func page(query string, args []any, offset, limit int) (string, []any) {
-	if limit <= 0 && offset <= 0 {
-		return query, args
-	}
-	if limit <= 0 {
-		limit = -1
-	}
-	return query + " LIMIT ? OFFSET ?", append(args, limit, max(offset, 0))
 }
 
 // sqliteCode returns the extended result code of a driver error, or 0.
@@ -148,43 +105,4 @@ func isForeignKey(err error) bool {
 		return strings.Contains(err.Error(), "FOREIGN KEY")
 	}
 	return false
-}
-
-// errMap says how to translate the driver errors of one operation.
-type errMap struct {
-	op       string // what was being done, for internal errors ("get user")
-	notFound string // caller-safe message for sql.ErrNoRows
-	exists   string // caller-safe message for a unique violation
-	fkCode   permiso.Code
-	fk       string // caller-safe message for a foreign-key violation
-}
-
-// wrap maps err to a permiso sentinel (wrapping the driver error, so that
-// errors.Is works and logs keep the cause) or, for anything unexpected, to a
-// plain error that the HTTP layer reports as an internal error.
-func (m errMap) wrap(err error) error {
-	if err == nil {
-		return nil
-	}
-	var pe *permiso.Error
-	if errors.As(err, &pe) {
-		return err
-	}
-	switch {
-	case errors.Is(err, sql.ErrNoRows) && m.notFound != "":
-		return permiso.Wrap(permiso.ENOTFOUND, m.notFound, err)
-	case isUnique(err) && m.exists != "":
-		return permiso.Wrap(permiso.EEXISTS, m.exists, err)
-	case isForeignKey(err) && m.fk != "":
-		code := m.fkCode
-		if code == "" {
-			code = permiso.ENOTFOUND
-		}
-		return permiso.Wrap(code, m.fk, err)
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("sqlite: %s: %w", m.op, err)
-	case sqliteCode(err)&0xff == sqlite3.SQLITE_BUSY:
-		return permiso.Wrap(permiso.EUNAVAILABLE, "The database is busy", err)
-	}
-	return fmt.Errorf("sqlite: %s: %w", m.op, err)
 }

@@ -79,30 +79,21 @@ func (s *Store) Import(ctx context.Context, b permiso.ImportBatch) (permiso.Impo
 			add(l.count, Messages{}, l.query, []any{k.From, k.To})
 		}
 	}
+	stmts := make([]Stmt, len(steps))
+	for i := range steps {
+		stmts[i] = steps[i].Stmt
+	}
 	err := s.c.Write(ctx, func(q Querier) error {
-		if bq, ok := q.(Batcher); ok {
-			stmts := make([]Stmt, len(steps))
-			for i := range steps {
-				stmts[i] = steps[i].Stmt
+		affected, failed, err := s.execAll(ctx, q, stmts)
+		if err != nil {
+			m := Messages{}
+			if failed >= 0 && failed < len(steps) {
+				m = steps[failed].m
 			}
-			affected, failed, err := bq.ExecBatch(ctx, stmts)
-			if err != nil {
-				if failed >= 0 && failed < len(steps) {
-					return s.errOf(err, "import", steps[failed].m, false, "")
-				}
-				return s.errOf(err, "import", Messages{}, false, "")
-			}
-			for i, k := range affected {
-				*steps[i].count += int(k)
-			}
-			return nil
+			return s.errOf(err, "import", m, false, "")
 		}
-		for _, st := range steps {
-			k, err := q.Exec(ctx, st.SQL, st.Args...)
-			if err != nil {
-				return s.errOf(err, "import", st.m, false, "")
-			}
-			*st.count += int(k)
+		for i, k := range affected {
+			*steps[i].count += int(k)
 		}
 		return nil
 	})
