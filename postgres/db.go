@@ -285,7 +285,9 @@ func (db *DB) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	if err := fn(tx); err != nil {
-		return mapErr(err, "transaction", opWrite)
+		// Already mapped by the statement that failed (sqlstore), or the
+		// caller's own error: returned as it is.
+		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return mapErr(err, "transaction", opWrite)
