@@ -98,6 +98,14 @@ func (s *Store) insertRefresh(ctx context.Context, q Querier, t permiso.RefreshT
 	return out, nil
 }
 
+// addRefresh inserts t (defaults filled) without reading it back: the
+// rotation's replacement, whose stored form nobody asks for.
+func (s *Store) addRefresh(ctx context.Context, q Querier, t permiso.RefreshToken) error {
+	t = RefreshDefaults(t)
+	_, err := s.exec(ctx, q, RefreshTokens.Insert(), RefreshTokens.Args(s.d, &t)...)
+	return s.refreshErr("create refresh token", err)
+}
+
 // CreateRefreshToken stores t; an unknown user, session or client yields
 // ErrNotFound, a duplicate hash ErrAlreadyExists. Scopes are stored sorted
 // and de-duplicated. A zero FamilyID starts a new family (the token's id).
@@ -144,8 +152,7 @@ func (s *Store) UseRefreshToken(ctx context.Context, hash string, replacement pe
 			}
 			return permiso.Errorf(permiso.ECONFLICT, "%s", RefreshTokenSpentMessage)
 		}
-		_, err = s.insertRefresh(ctx, q, replacement)
-		return err
+		return s.addRefresh(ctx, q, replacement)
 	})
 }
 
@@ -171,8 +178,7 @@ func (s *Store) UseRefreshTokenGrace(ctx context.Context, hash string, replaceme
 			}
 			return permiso.Errorf(permiso.ECONFLICT, "%s", GraceSpentMessage)
 		}
-		_, err = s.insertRefresh(ctx, q, replacement)
-		return err
+		return s.addRefresh(ctx, q, replacement)
 	})
 }
 
