@@ -68,7 +68,7 @@ func (s *Store) selectClients(ctx context.Context, q Querier, query string, args
 	for i := range out {
 		ids[i] = out[i].ID
 	}
-	byClient, err := s.linkedScopes(ctx, q, "service_client_scopes", "service_client_id", ids)
+	byClient, err := s.linkedScopes(ctx, q, s.qs.clientScopes, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -78,10 +78,15 @@ func (s *Store) selectClients(ctx context.Context, q Querier, query string, args
 	return out, nil
 }
 
-// getClient returns the one client matching cond (on alias c), with
-// lock appended (Dialect.ForUpdate inside a write, or "").
-func (s *Store) getClient(ctx context.Context, q Querier, cond, lock string, arg any) (permiso.ServiceClient, error) {
-	cs, err := s.selectClients(ctx, q, Clients.Select()+" WHERE "+cond+lock, arg)
+// The lookups of one client, built once.
+var (
+	clientByID       = Clients.Select() + " WHERE c.id = ?"
+	clientByClientID = Clients.Select() + " WHERE c.client_id = ?"
+)
+
+// getClient returns the one client that query (clientByID, ...) selects.
+func (s *Store) getClient(ctx context.Context, q Querier, query string, arg any) (permiso.ServiceClient, error) {
+	cs, err := s.selectClients(ctx, q, query, arg)
 	if err != nil {
 		return permiso.ServiceClient{}, err
 	}
@@ -114,7 +119,7 @@ func (s *Store) CreateServiceClient(ctx context.Context, c permiso.ServiceClient
 			return err
 		}
 		var err error
-		out, err = s.getClient(ctx, q, "c.id = ?", "", c.ID)
+		out, err = s.getClient(ctx, q, clientByID, c.ID)
 		return err
 	})
 	return out, err
@@ -129,7 +134,7 @@ func (s *Store) linkClientScopes(ctx context.Context, q Querier, id uuid.UUID, s
 func (s *Store) GetServiceClient(ctx context.Context, id uuid.UUID) (permiso.ServiceClient, error) {
 	var out permiso.ServiceClient
 	err := s.c.Read(ctx, func(q Querier) (err error) {
-		out, err = s.getClient(ctx, q, "c.id = ?", "", id)
+		out, err = s.getClient(ctx, q, clientByID, id)
 		return err
 	})
 	return out, err
@@ -139,7 +144,7 @@ func (s *Store) GetServiceClient(ctx context.Context, id uuid.UUID) (permiso.Ser
 func (s *Store) GetServiceClientByClientID(ctx context.Context, clientID string) (permiso.ServiceClient, error) {
 	var out permiso.ServiceClient
 	err := s.c.Read(ctx, func(q Querier) (err error) {
-		out, err = s.getClient(ctx, q, "c.client_id = ?", "", clientID)
+		out, err = s.getClient(ctx, q, clientByClientID, clientID)
 		return err
 	})
 	return out, err
@@ -166,7 +171,7 @@ func (s *Store) UpdateServiceClientWithScopes(ctx context.Context, id uuid.UUID,
 func (s *Store) updateClient(ctx context.Context, id uuid.UUID, fn func(*permiso.ServiceClient) error, scopeIDs []uuid.UUID) (permiso.ServiceClient, error) {
 	var out permiso.ServiceClient
 	err := s.c.Write(ctx, func(q Querier) error {
-		c, err := s.getClient(ctx, q, "c.id = ?", s.d.ForUpdate(), id)
+		c, err := s.getClient(ctx, q, clientByID+s.d.ForUpdate(), id)
 		if err != nil {
 			return err
 		}
@@ -183,7 +188,7 @@ func (s *Store) updateClient(ctx context.Context, id uuid.UUID, fn func(*permiso
 				return err
 			}
 		}
-		out, err = s.getClient(ctx, q, "c.id = ?", "", id)
+		out, err = s.getClient(ctx, q, clientByID, id)
 		return err
 	})
 	return out, err

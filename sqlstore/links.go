@@ -18,14 +18,21 @@ var Scopes = NewTable("scopes", "s",
 	Col[permiso.Scope]{Name: "updated_at", Field: func(s *permiso.Scope) any { return &s.UpdatedAt }},
 )
 
-// linkedScopes returns the scopes linked to each owner id through the link
-// table (owner column ownerCol, scope column scope_id), ordered by name.
-func (s *Store) linkedScopes(ctx context.Context, q Querier, table, ownerCol string, ids []uuid.UUID) (map[uuid.UUID][]permiso.Scope, error) {
-	rows, err := s.query(ctx, q, "SELECT "+Scopes.List()+", l."+ownerCol+
-		" FROM "+table+" AS l JOIN scopes AS s ON s.id = l.scope_id WHERE "+s.d.InIDs("l."+ownerCol)+
-		" ORDER BY s.name, s.id", s.d.IDs(uniqueIDs(ids)))
+// linkedScopesSQL selects Scopes.List() and the owner id of the scopes
+// linked to a list of owners through a link table (owner column ownerCol,
+// scope column scope_id), ordered by name; its one argument is
+// Dialect.IDs of the owners.
+func linkedScopesSQL(d Dialect, table, ownerCol string) string {
+	return "SELECT " + Scopes.List() + ", l." + ownerCol + " FROM " + table +
+		" AS l JOIN scopes AS s ON s.id = l.scope_id WHERE " + d.InIDs("l."+ownerCol) + " ORDER BY s.name, s.id"
+}
+
+// linkedScopes runs a query of linkedScopesSQL and returns the scopes of
+// each owner in ids.
+func (s *Store) linkedScopes(ctx context.Context, q Querier, query string, ids []uuid.UUID) (map[uuid.UUID][]permiso.Scope, error) {
+	rows, err := s.query(ctx, q, query, s.d.IDs(uniqueIDs(ids)))
 	if err != nil {
-		return nil, s.errOf(err, "load "+table, Messages{}, false, "")
+		return nil, s.errOf(err, "load linked scopes", Messages{}, false, "")
 	}
 	defer rows.Close()
 	out := map[uuid.UUID][]permiso.Scope{}
@@ -33,11 +40,11 @@ func (s *Store) linkedScopes(ctx context.Context, q Querier, table, ownerCol str
 		var owner uuid.UUID
 		sc, err := Scopes.Scan(s.d, rows, &owner)
 		if err != nil {
-			return nil, s.errOf(err, "load "+table, Messages{}, false, "")
+			return nil, s.errOf(err, "load linked scopes", Messages{}, false, "")
 		}
 		out[owner] = append(out[owner], sc)
 	}
-	return out, s.errOf(rows.Err(), "load "+table, Messages{}, false, "")
+	return out, s.errOf(rows.Err(), "load linked scopes", Messages{}, false, "")
 }
 
 // link inserts one row (owner, id) of a link table per id of ids, which

@@ -60,7 +60,7 @@ func (s *Store) selectRoles(ctx context.Context, q Querier, query string, args .
 	if len(ids) == 0 {
 		return roles, nil
 	}
-	scopes, err := s.linkedScopes(ctx, q, "role_scopes", "role_id", ids)
+	scopes, err := s.linkedScopes(ctx, q, s.qs.roleScopes, ids)
 	if err != nil {
 		return nil, err
 	}

@@ -16,12 +16,25 @@ import (
 // (opening, migrations, backup, and any path a benchmark showed to need
 // the backend's own protocol).
 type Store struct {
-	c Conn
-	d Dialect
+	c  Conn
+	d  Dialect
+	qs queries
+}
+
+// queries are the statements of the hot paths that depend on the dialect,
+// built once.
+type queries struct {
+	clientScopes, roleScopes, userRoles string
 }
 
 // New returns the Store running its statements on c, in dialect d.
-func New(c Conn, d Dialect) *Store { return &Store{c: c, d: d} }
+func New(c Conn, d Dialect) *Store {
+	return &Store{c: c, d: d, qs: queries{
+		clientScopes: linkedScopesSQL(d, "service_client_scopes", "service_client_id"),
+		roleScopes:   linkedScopesSQL(d, "role_scopes", "role_id"),
+		userRoles:    userRolesSQL(d),
+	}}
+}
 
 // Dialect returns the Store's dialect.
 func (s *Store) Dialect() Dialect { return s.d }

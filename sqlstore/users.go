@@ -68,7 +68,7 @@ func (s *Store) CreateUser(ctx context.Context, u permiso.User, roleIDs []uuid.U
 			return err
 		}
 		var err error
-		out, err = s.getUser(ctx, q, "u.id = ?", "", u.ID)
+		out, err = s.getUser(ctx, q, userByID, u.ID)
 		return err
 	})
 	return out, err
@@ -79,10 +79,26 @@ func (s *Store) linkUserRoles(ctx context.Context, q Querier, userID uuid.UUID, 
 		func(err error) error { return s.userErr("link user role", err) })
 }
 
-// getUser reads the one user matching cond (on alias u; lock appended),
-// with its roles and their scopes.
-func (s *Store) getUser(ctx context.Context, q Querier, cond, lock string, args ...any) (permiso.User, error) {
-	u, err := Users.Scan(s.d, s.queryRow(ctx, q, Users.Select()+" WHERE "+cond+lock, args...))
+// The lookups of one user, built once.
+var (
+	userByID       = Users.Select() + " WHERE u.id = ?"
+	userByUsername = Users.Select() + " WHERE lower(u.username) = ?"
+	userByEmail    = Users.Select() + " WHERE lower(u.email) = ?"
+	userByLogin    = Users.Select() + ` WHERE u.id = (SELECT id FROM users WHERE lower(username) = ?1 OR lower(email) = ?1
+		ORDER BY lower(username) = ?1 DESC LIMIT 1)`
+)
+
+// userRolesSQL selects Roles.List() and the user id of the roles of a list
+// of users, ordered by name; its one argument is Dialect.IDs of the users.
+func userRolesSQL(d Dialect) string {
+	return "SELECT " + Roles.List() + ", l.user_id FROM user_roles AS l JOIN roles AS r ON r.id = l.role_id WHERE " +
+		d.InIDs("l.user_id") + " ORDER BY r.name, r.id"
+}
+
+// getUser reads the one user that query (userByID, ...) selects, with its
+// roles and their scopes.
+func (s *Store) getUser(ctx context.Context, q Querier, query string, args ...any) (permiso.User, error) {
+	u, err := Users.Scan(s.d, s.queryRow(ctx, q, query, args...))
 	if err != nil {
 		return permiso.User{}, s.userErr("get user", err)
 	}
@@ -101,8 +117,7 @@ func (s *Store) userRoles(ctx context.Context, q Querier, ids []uuid.UUID) (map[
 	if len(ids) == 0 {
 		return out, nil
 	}
-	rows, err := s.query(ctx, q, "SELECT "+Roles.List()+", l.user_id FROM user_roles AS l JOIN roles AS r ON r.id = l.role_id WHERE "+
-		s.d.InIDs("l.user_id")+" ORDER BY r.name, r.id", s.d.IDs(uniqueIDs(ids)))
+	rows, err := s.query(ctx, q, s.qs.userRoles, s.d.IDs(uniqueIDs(ids)))
 	if err != nil {
 		return nil, s.errOf(err, "load user roles", Messages{}, false, "")
 	}
@@ -128,7 +143,7 @@ func (s *Store) userRoles(ctx context.Context, q Querier, ids []uuid.UUID) (map[
 	if len(links) == 0 {
 		return out, nil
 	}
-	scopes, err := s.linkedScopes(ctx, q, "role_scopes", "role_id", roleIDs)
+	scopes, err := s.linkedScopes(ctx, q, s.qs.roleScopes, roleIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -139,10 +154,10 @@ func (s *Store) userRoles(ctx context.Context, q Querier, ids []uuid.UUID) (map[
 	return out, nil
 }
 
-func (s *Store) readUser(ctx context.Context, cond string, arg any) (permiso.User, error) {
+func (s *Store) readUser(ctx context.Context, query string, arg any) (permiso.User, error) {
 	var u permiso.User
 	err := s.c.Read(ctx, func(q Querier) (err error) {
-		u, err = s.getUser(ctx, q, cond, "", arg)
+		u, err = s.getUser(ctx, q, query, arg)
 		return err
 	})
 	return u, err
@@ -150,24 +165,23 @@ func (s *Store) readUser(ctx context.Context, cond string, arg any) (permiso.Use
 
 // GetUser returns the user with its roles and their scopes.
 func (s *Store) GetUser(ctx context.Context, id uuid.UUID) (permiso.User, error) {
-	return s.readUser(ctx, "u.id = ?", id)
+	return s.readUser(ctx, userByID, id)
 }
 
 // GetUserByUsername finds a user by username, case-insensitively.
 func (s *Store) GetUserByUsername(ctx context.Context, username string) (permiso.User, error) {
-	return s.readUser(ctx, "lower(u.username) = ?", permiso.NormalizeUsername(username))
+	return s.readUser(ctx, userByUsername, permiso.NormalizeUsername(username))
 }
 
 // GetUserByEmail finds a user by email, case-insensitively.
 func (s *Store) GetUserByEmail(ctx context.Context, email string) (permiso.User, error) {
-	return s.readUser(ctx, "lower(u.email) = ?", permiso.NormalizeEmail(email))
+	return s.readUser(ctx, userByEmail, permiso.NormalizeEmail(email))
 }
 
 // GetUserByLogin finds a user whose username or email equals login,
 // case-insensitively; a username match wins over an email match.
 func (s *Store) GetUserByLogin(ctx context.Context, login string) (permiso.User, error) {
-	return s.readUser(ctx, `u.id = (SELECT id FROM users WHERE lower(username) = ?1 OR lower(email) = ?1
-		ORDER BY lower(username) = ?1 DESC LIMIT 1)`, permiso.NormalizeUsername(login))
+	return s.readUser(ctx, userByLogin, permiso.NormalizeUsername(login))
 }
 
 // UpdateUser reads the user (locked), applies fn and writes the result in
@@ -198,7 +212,7 @@ func (s *Store) updateUser(ctx context.Context, id uuid.UUID, fn func(*permiso.U
 			}
 			lock = ""
 		}
-		u, err := s.getUser(ctx, q, "u.id = ?", lock, id)
+		u, err := s.getUser(ctx, q, userByID+lock, id)
 		if err != nil {
 			return err
 		}
@@ -210,7 +224,7 @@ func (s *Store) updateUser(ctx context.Context, id uuid.UUID, fn func(*permiso.U
 		if _, err := s.exec(ctx, q, Users.Update(), Users.UpdateArgs(s.d, &u)...); err != nil {
 			return s.userErr("update user", err)
 		}
-		out, err = s.getUser(ctx, q, "u.id = ?", "", id)
+		out, err = s.getUser(ctx, q, userByID, id)
 		return err
 	})
 	return out, err
