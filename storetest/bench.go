@@ -3,7 +3,6 @@ package storetest
 import (
 	"context"
 	"fmt"
-	"syscall"
 	"testing"
 	"time"
 
@@ -101,15 +100,6 @@ func Bench(b *testing.B, newStore func(b *testing.B) permiso.Store) {
 			b.ReportMetric(float64(cpuTime()-cpu)/float64(i), "cpu-ns/op")
 		})
 	}
-}
-
-// cpuTime is the CPU time (user and system) the process has used so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func benchClient(b *testing.B, s permiso.Store) permiso.ServiceClient {
