@@ -33,18 +33,21 @@ var AuditEvents = NewTable("audit_events", "a",
 		Dest: func(_ Dialect, e *permiso.AuditEvent) any { return &jsonCol{&e.Details} }},
 )
 
-// detailsJSON encodes details as a JSON object ("{}" when empty or not
-// encodable; AppendAuditEvents refuses the latter first).
-func detailsJSON(d map[string]any) string {
+// detailsJSON encodes details as a JSON object ("{}" when empty), or
+// returns a badDetails, which AppendAuditEvents refuses before any write.
+func detailsJSON(d map[string]any) any {
 	if len(d) == 0 {
 		return "{}"
 	}
 	b, err := json.Marshal(d)
 	if err != nil {
-		return "{}"
+		return badDetails{err}
 	}
 	return string(b)
 }
+
+// badDetails is the argument of details that cannot be encoded.
+type badDetails struct{ err error }
 
 // jsonCol scans a JSON object column into a map (never nil).
 type jsonCol struct{ p *map[string]any }
@@ -131,10 +134,13 @@ func (s *Store) AppendAuditEvents(ctx context.Context, events []permiso.AuditEve
 			e.ID = newID()
 		}
 		e.OccurredAt = orNow(e.OccurredAt)
-		if _, err := json.Marshal(e.Details); err != nil {
-			return permiso.Wrap(permiso.EINVALID, "Audit details are not valid JSON", err)
+		args := AuditEvents.Args(s.d, &e)
+		for _, a := range args {
+			if bad, ok := a.(badDetails); ok {
+				return permiso.Wrap(permiso.EINVALID, "Audit details are not valid JSON", bad.err)
+			}
 		}
-		stmts[i] = Stmt{SQL: insert, Args: AuditEvents.Args(s.d, &e)}
+		stmts[i] = Stmt{SQL: insert, Args: args}
 	}
 	return s.c.Write(ctx, func(q Querier) error {
 		_, _, err := s.execAll(ctx, q, stmts)

@@ -204,6 +204,20 @@ func testRoundTripAudit(h *harness) {
 		h.Fatalf("ListAuditEvents returned %d events, want 1", len(evs))
 	}
 	diff(h, "audit event read back", evs[0], e)
+
+	// Details that are no JSON object are refused before anything is
+	// written.
+	bad := e
+	bad.ID, bad.Action, bad.Details = uuid.Nil, "round.trip.bad", map[string]any{"f": func() {}}
+	err = h.s.AppendAuditEvents(h.ctx, []permiso.AuditEvent{{Action: "round.trip.bad", ActorType: "system", Result: "success"}, bad})
+	if permiso.ErrorCode(err) != permiso.EINVALID {
+		h.Errorf("AppendAuditEvents with details that are not JSON: %v, want an EINVALID error", err)
+	}
+	evs, _, err = h.s.ListAuditEvents(h.ctx, permiso.AuditFilter{Action: "round.trip.bad"})
+	h.must(err, "ListAuditEvents")
+	if len(evs) != 0 {
+		h.Errorf("a refused batch wrote %d events", len(evs))
+	}
 }
 
 func testRoundTripSigningKey(h *harness) {
