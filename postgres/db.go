@@ -1,8 +1,13 @@
 // Package postgres is the PostgreSQL backend of permiso: it implements
 // permiso.Store with native pgx v5 (pgxpool, no database/sql) and ships its
-// own embedded, numbered migrations (see docs/data-model.md).
+// own embedded, numbered migrations (see docs/data-model.md). The
+// statements are sqlstore's, shared with SQLite; this package holds the
+// pool (and the retry of statements whose connection was lost), the
+// migrations, the backup, PostgreSQL's sqlstore.Dialect and the pipelined
+// refresh rotation (docs/architecture.md, "Storage: one shape over two
+// dialects").
 //
-// Every method maps driver errors to the domain sentinels (ErrNotFound,
+// Driver errors become the domain sentinels (ErrNotFound,
 // ErrAlreadyExists, ErrConflict) so that no driver type or SQL text leaves
 // the package in a caller-visible message. Read-modify-write methods run in
 // one transaction with SELECT ... FOR UPDATE; single-use tokens are consumed

@@ -1,5 +1,8 @@
 // Package sqlite implements permiso.Store on SQLite through the pure-Go
-// modernc.org/sqlite driver (database/sql, driver name "sqlite").
+// modernc.org/sqlite driver (database/sql, driver name "sqlite"). The
+// statements are sqlstore's, shared with PostgreSQL; this package holds
+// the connections, the migrations, the backup and SQLite's sqlstore.Dialect
+// (docs/architecture.md, "Storage: one shape over two dialects").
 //
 // One writer: every write runs on a pool of exactly one connection, inside a
 // transaction started with BEGIN IMMEDIATE, so read-modify-write operations
@@ -13,7 +16,8 @@
 // Times are stored as fixed-width RFC 3339 UTC text
 // ("2006-01-02T15:04:05.000000000Z") so that text order is time order, UUIDs
 // as canonical lower-case text and booleans as 0/1, as docs/data-model.md
-// describes. Driver errors are mapped to permiso's sentinel errors.
+// describes. Driver errors are classified for sqlstore, which maps them to
+// permiso's sentinel errors.
 package sqlite
 
 import (
