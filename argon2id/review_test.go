@@ -31,7 +31,7 @@ func (m *workMeter) take() uint64 {
 	return w
 }
 
-// Finding 5: verifying a weaker (imported) hash costs at least a current
+// Verifying a weaker (imported) hash costs at least a current
 // verification, as the dummy for unknown users does; an unreadable hash
 // costs the same too; and a stored hash may not ask for far more memory
 // than the current parameters (finding 10).

@@ -646,7 +646,7 @@ func (s *Server) do(t *testing.T, rq request) *Response {
 		t.Fatalf("%s %s: read body: %v", rq.method, rq.path, err)
 	}
 	r := &Response{Method: rq.method, Path: rq.path, Status: resp.StatusCode, Header: resp.Header, Body: body}
-	// SPEC §5: every response carries X-Request-Id.
+	// Every response carries X-Request-Id (docs/api.md).
 	if resp.Header.Get("X-Request-Id") == "" {
 		t.Errorf("%s: no X-Request-Id header", r)
 	}
@@ -826,7 +826,7 @@ func assertActive(t *testing.T, r *Response) map[string]any {
 }
 
 // assertInactive checks that an introspection response is exactly
-// {"active":false} (RFC 7662 2.2; SPEC §5.1).
+// {"active":false} (RFC 7662 §2.2).
 func assertInactive(t *testing.T, r *Response) {
 	t.Helper()
 	if r.Status != http.StatusOK {
@@ -882,7 +882,7 @@ func assertOAuthError(t *testing.T, r *Response, status int, code string) map[st
 }
 
 // assertNoStore checks the caching headers of OAuth endpoints (RFC 6749
-// 5.1, SPEC §5.1).
+// §5.1).
 func assertNoStore(t *testing.T, r *Response) {
 	t.Helper()
 	if cc := r.Header.Get("Cache-Control"); !strings.Contains(cc, "no-store") {

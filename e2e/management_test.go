@@ -17,7 +17,7 @@ import (
 )
 
 // Service clients, sessions, audit log, admin API and the documentation
-// pages through the real binary (issue 5).
+// pages through the real binary.
 
 const (
 	pathSessions = apiPrefix + "/sessions"
@@ -350,7 +350,7 @@ func renderDOM(t *testing.T, chromium, url string) (string, []string) {
 
 // TestCacheInvalidationAcrossInstances: two instances share PostgreSQL
 // and Redis and keep users and clients in their in-process caches
-// (SPEC §7), here for ten minutes (CACHE_LOCAL_TTL=600), so only the
+// (docs/caching.md), here for ten minutes (CACHE_LOCAL_TTL=600), so only the
 // invalidation through Redis can explain what follows: taking a user's
 // admin role away, and disabling a service client, on one instance is
 // seen by the other at once (within the few milliseconds a pub/sub message takes; the

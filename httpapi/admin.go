@@ -15,7 +15,7 @@ import (
 	"github.com/permiso/permiso/reports"
 )
 
-// Admin API (SPEC §5.2, ORIGINAL-API §2.6). Every figure comes from the
+// Admin API (docs/api.md, "Admin"). Every figure comes from the
 // data: users and sessions from the store, logins, failures and tokens
 // from the audit log, process figures from the Go runtime. Scopes (each
 // also granted by is_superuser or role admin):
@@ -28,7 +28,7 @@ import (
 //	POST /admin/maintenance/cleanup  admin:system
 //	GET  /admin/logs/errors          admin:logs
 
-// Admin scopes (ORIGINAL-API §2.6).
+// Admin scopes (docs/api.md, "Admin").
 const (
 	scopeAdminUsers    = "admin:users"
 	scopeAdminSystem   = "admin:system"

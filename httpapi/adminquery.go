@@ -12,7 +12,7 @@ import (
 	"github.com/permiso/permiso"
 )
 
-// Query-string parsing for the list endpoints of issue 5 (service clients,
+// Query-string parsing for the list endpoints (service clients,
 // sessions, admin). Every problem is collected and reported at once as a
 // 422 validation_error naming each parameter.
 

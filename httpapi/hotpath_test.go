@@ -23,7 +23,7 @@ import (
 )
 
 // hotEnv is the server wired as cmd/permiso wires it for the hot paths of
-// SPEC §7 (client credentials, bearer reads, introspection, refresh): real
+// docs/architecture.md, "Performance by design" (client credentials, bearer reads, introspection, refresh): real
 // SQLite behind the in-process cache, an HS256 signer, every per-IP limit enabled, and the limiter,
 // revocations and checker either in process or in a real Redis under a
 // key prefix of its own. It has one user (hotUser / hotPassword) and one

@@ -12,7 +12,7 @@ import (
 	"github.com/permiso/permiso/identity"
 )
 
-// Permission checks (SPEC §5.2, ORIGINAL-API §2.4 #36-#38): may a user do
+// Permission checks (docs/api.md, "Permission checks"): may a user do
 // an action on a resource, by the rules of identity.Decide applied to the
 // user's current roles. They require admin:permissions (or is_superuser,
 // or role admin).

@@ -246,7 +246,7 @@ func TestMailLimit(t *testing.T) {
 }
 
 // TestWrongCurrentPasswordLocks: a wrong current password in a password
-// change is a failed login attempt (SPEC §6), so a stolen access token is
+// change is a failed login attempt (docs/abuse-resistance.md, "Lockout"), so a stolen access token is
 // no unlimited password oracle: after MAX_LOGIN_ATTEMPTS (3 here) wrong
 // ones the account is locked for logins and for changes alike, the right
 // password included, until an admin unlocks it.

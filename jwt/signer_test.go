@@ -62,7 +62,7 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
-// TestTokenShape checks the exact header and claims written (SPEC §4,
+// TestTokenShape checks the exact header and claims written (docs/oauth.md,
 // RFC 9068 §2).
 func TestTokenShape(t *testing.T) {
 	ctx := context.Background()

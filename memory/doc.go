@@ -10,5 +10,5 @@
 // several instances, a token revoked on one instance would still be accepted
 // by the others, each instance would grant its own rate-limit budget and
 // count its own login failures, and a restart forgets all of it: run more
-// than one instance only with REDIS_URL set (SPEC §1, §4, §6).
+// than one instance only with REDIS_URL set (docs/abuse-resistance.md).
 package memory

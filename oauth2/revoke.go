@@ -11,7 +11,7 @@ import (
 	"github.com/permiso/permiso"
 )
 
-// Revoke implements RFC 7009 token revocation (SPEC §5.1).
+// Revoke implements RFC 7009 token revocation (docs/oauth.md, "Revocation").
 //
 //   - Unknown, malformed, expired or already revoked tokens give nil: the
 //     endpoint answers 200 (RFC 7009 §2.2, "invalid tokens do not cause an

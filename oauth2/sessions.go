@@ -12,7 +12,7 @@ import (
 // UsageRecorder counts the use of a service client off the request path
 // (usage.Counter batches the counts into ClientStore.AddClientUsage), so
 // that a token request never writes to the database for last_used and
-// total_requests (SPEC §7).
+// total_requests (docs/architecture.md, "Performance by design").
 type UsageRecorder interface {
 	// ClientUsed counts one successful authentication of the client with
 	// this row id at at. It must not block.

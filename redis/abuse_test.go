@@ -91,7 +91,7 @@ func TestLimiterAndLockout(t *testing.T) {
 }
 
 // TestCluster starts a three-master Redis Cluster from the redis-server
-// binary and runs every shared-state suite against it (SPEC §1: Redis
+// binary and runs every shared-state suite against it (docs/abuse-resistance.md, "Redis deployments": Redis
 // Cluster is a supported REDIS_URL).
 func TestCluster(t *testing.T) {
 	t.Parallel()

@@ -48,7 +48,7 @@ func (h *roundTrips) ProcessPipelineHook(next goredis.ProcessPipelineHook) gored
 	}
 }
 
-// TestCheckerOneRoundTrip shows SPEC §7 on a single server: a request's
+// TestCheckerOneRoundTrip shows one round trip per request (docs/abuse-resistance.md) on a single server: a request's
 // per-IP limits, a client's two limits and a token's three revocation
 // lookups travel as one pipeline, and a server that forgot the limiter
 // script (SCRIPT FLUSH: a restart or failover) costs one extra call for

@@ -92,7 +92,7 @@ func cmdCreateAdmin(ctx context.Context, env *environment, args []string, stdin 
 	return nil
 }
 
-// adminExists is what makes create-admin idempotent (SPEC §1; issue 2: a
+// adminExists is what makes create-admin idempotent (README, "Commands": a
 // second run "says it exists and exits non-zero without changing
 // anything"): when the username or the email is taken it returns an error
 // that says which case it is, this very administrator already existing,

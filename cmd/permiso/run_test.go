@@ -381,7 +381,7 @@ func TestVersionAndUsage(t *testing.T) {
 	if err != nil || !strings.HasPrefix(out, "permiso ") {
 		t.Fatalf("version: %v %q", err, out)
 	}
-	// SPEC §1: a one-line reason.
+	// A failing subcommand gives a one-line reason.
 	if _, _, err := runCmd(t, testEnv{}, "", "frobnicate"); err == nil || exitCode(err) != 2 || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("unknown command: %v", err)
 	}
