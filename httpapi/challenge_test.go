@@ -11,7 +11,7 @@ import (
 
 // Only a missing caller gets the Bearer challenge next to the
 // Basic one; a failed client authentication (every invalid_client) does not.
-func TestReviewCallerErrorChallenges(t *testing.T) {
+func TestCallerErrorChallenges(t *testing.T) {
 	cases := []struct {
 		name       string
 		err        error

@@ -8,7 +8,7 @@ import (
 
 // A lookup that fails must not hide another lookup of the same
 // pipeline that says revoked.
-func TestReviewIsRevokedPartialFailure(t *testing.T) {
+func TestIsRevokedPartialFailure(t *testing.T) {
 	c := openTestClient(t)
 	r := NewRevocations(c, testPrefix(t, c))
 	ctx := context.Background()

@@ -35,7 +35,7 @@ func (m *workMeter) take() uint64 {
 // verification, as the dummy for unknown users does; an unreadable hash
 // costs the same too; and a stored hash may not ask for far more memory
 // than the current parameters (finding 10).
-func TestReviewVerifyCostsAtLeastCurrent(t *testing.T) {
+func TestVerifyCostsAtLeastCurrent(t *testing.T) {
 	ctx := context.Background()
 	cur := Params{Memory: 256, Time: 4, Parallelism: 1, SaltLen: 16, KeyLen: 32}
 	weakParams := Params{Memory: 256, Time: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32}
