@@ -5,9 +5,9 @@
 // trusted because this suite passes against the real thing, not because a
 // mock does.
 //
-// Time is injected through a Clock. In-process stores take Clock.Now as
-// their time source and the suite advances a fake clock, so expiry is tested
-// without sleeping. Backends whose TTLs expire in real time (Redis) get a
-// RealClock, whose Advance sleeps; the suite keeps those sleeps few and short
+// Time is injected through a testclock.Clock. In-process stores take its Now
+// as their time source and the suite advances a fake clock (testclock.New),
+// so expiry is tested without sleeping. Backends whose TTLs expire in real
+// time (Redis) get a real one (testclock.Real), whose Advance sleeps; the suite keeps those sleeps few and short
 // by running its expiry checks together.
 package cachetest

@@ -45,6 +45,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/permiso/permiso/internal/testlog"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -313,7 +314,7 @@ type Server struct {
 	Env map[string]string
 
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *testlog.Buffer
 	client *http.Client
 	exited chan struct{} // closed when the process has exited
 	waitEr error         // the process's exit, valid after exited
@@ -396,7 +397,7 @@ func launch(t *testing.T, env map[string]string) (*Server, error) {
 	s := &Server{
 		URL:    "http://127.0.0.1:" + env["PORT"],
 		Env:    maps.Clone(env),
-		stderr: &syncBuffer{},
+		stderr: &testlog.Buffer{},
 		exited: make(chan struct{}),
 		client: &http.Client{
 			Timeout:   60 * time.Second,
@@ -487,24 +488,6 @@ func (s *Server) stop(t *testing.T) {
 	if strings.Contains(s.stderr.String(), "WARNING: DATA RACE") {
 		t.Errorf("permiso serve at %s reported a data race", s.URL)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the process's writers and the test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // ---------------------------------------------------------------------------

@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,29 +18,13 @@ import (
 	"github.com/permiso/permiso/commonpw"
 	"github.com/permiso/permiso/identity"
 	"github.com/permiso/permiso/internal/smtptest"
+	"github.com/permiso/permiso/internal/testclock"
 	"github.com/permiso/permiso/jwt"
 	"github.com/permiso/permiso/mail"
 	"github.com/permiso/permiso/memory"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/sqlite"
 )
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 const (
 	goodPassword  = "Correct-Horse-9-battery"
@@ -58,7 +41,7 @@ type env struct {
 	t      *testing.T
 	ctx    context.Context
 	db     *sqlite.DB
-	clock  *clock
+	clock  *testclock.Clock
 	auth   *oauth2.Service
 	svc    *identity.Service
 	smtp   *smtptest.Server
@@ -80,7 +63,7 @@ func newEnv(t *testing.T) *env {
 	if _, err := db.MigrateUp(ctx); err != nil {
 		t.Fatal(err)
 	}
-	clk := &clock{t: time.Now().UTC().Truncate(time.Second)}
+	clk := testclock.New(time.Now().UTC().Truncate(time.Second))
 	signer, err := jwt.New(ctx, jwt.Options{Algorithm: jwt.HS256, Secret: []byte("0123456789abcdef0123456789abcdef-identity"), Issuer: "permiso-test", Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)

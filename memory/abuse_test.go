@@ -7,22 +7,23 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/cachetest"
+	"github.com/permiso/permiso/internal/testclock"
 	"github.com/permiso/permiso/memory"
 )
 
-func fakeClock() *cachetest.Clock {
-	return cachetest.NewClock(time.Date(2030, 1, 2, 3, 4, 5, 600_000_000, time.UTC))
+func fakeClock() *testclock.Clock {
+	return testclock.New(time.Date(2030, 1, 2, 3, 4, 5, 600_000_000, time.UTC))
 }
 
 func TestLimiter(t *testing.T) {
-	cachetest.RunRateLimiter(t, func(t *testing.T) (permiso.RateLimiter, *cachetest.Clock) {
+	cachetest.RunRateLimiter(t, func(t *testing.T) (permiso.RateLimiter, *testclock.Clock) {
 		c := fakeClock()
 		return memory.NewLimiter(memory.WithNow(c.Now)), c
 	})
 }
 
 func TestLockout(t *testing.T) {
-	cachetest.RunLockout(t, func(t *testing.T, max int, d time.Duration) (permiso.Lockout, *cachetest.Clock) {
+	cachetest.RunLockout(t, func(t *testing.T, max int, d time.Duration) (permiso.Lockout, *testclock.Clock) {
 		c := fakeClock()
 		return memory.NewLockout(max, d, memory.WithNow(c.Now)), c
 	})
@@ -35,13 +36,13 @@ func TestAbuseRealClock(t *testing.T) {
 		t.Skip("sleeps; skipped with -short")
 	}
 	t.Run("Limiter", func(t *testing.T) {
-		cachetest.RunRateLimiter(t, func(t *testing.T) (permiso.RateLimiter, *cachetest.Clock) {
-			return memory.NewLimiter(), cachetest.RealClock()
+		cachetest.RunRateLimiter(t, func(t *testing.T) (permiso.RateLimiter, *testclock.Clock) {
+			return memory.NewLimiter(), testclock.Real()
 		})
 	})
 	t.Run("Lockout", func(t *testing.T) {
-		cachetest.RunLockout(t, func(t *testing.T, max int, d time.Duration) (permiso.Lockout, *cachetest.Clock) {
-			return memory.NewLockout(max, d), cachetest.RealClock()
+		cachetest.RunLockout(t, func(t *testing.T, max int, d time.Duration) (permiso.Lockout, *testclock.Clock) {
+			return memory.NewLockout(max, d), testclock.Real()
 		})
 	})
 }

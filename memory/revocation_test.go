@@ -7,11 +7,12 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/cachetest"
+	"github.com/permiso/permiso/internal/testclock"
 	"github.com/permiso/permiso/memory"
 )
 
-func newStore(t *testing.T) (permiso.RevocationStore, *cachetest.Clock) {
-	clock := cachetest.NewClock(time.Date(2030, 1, 2, 3, 4, 5, 600_000_000, time.UTC))
+func newStore(t *testing.T) (permiso.RevocationStore, *testclock.Clock) {
+	clock := testclock.New(time.Date(2030, 1, 2, 3, 4, 5, 600_000_000, time.UTC))
 	return memory.NewRevocations(memory.WithNow(clock.Now)), clock
 }
 
@@ -25,15 +26,15 @@ func TestRevocationsRealClock(t *testing.T) {
 	if testing.Short() {
 		t.Skip("sleeps; skipped with -short")
 	}
-	cachetest.RunRevocation(t, func(t *testing.T) (permiso.RevocationStore, *cachetest.Clock) {
-		return memory.NewRevocations(), cachetest.RealClock()
+	cachetest.RunRevocation(t, func(t *testing.T) (permiso.RevocationStore, *testclock.Clock) {
+		return memory.NewRevocations(), testclock.Real()
 	})
 }
 
 // TestRevocationsMemoryBounded checks that expired entries are swept by
 // later writes, so a burst of revocations does not stay in memory forever.
 func TestRevocationsMemoryBounded(t *testing.T) {
-	clock := cachetest.NewClock(time.Unix(1_900_000_000, 0))
+	clock := testclock.New(time.Unix(1_900_000_000, 0))
 	r := memory.NewRevocations(memory.WithNow(clock.Now))
 	ctx := t.Context()
 	const burst = 10_000

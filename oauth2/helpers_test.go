@@ -15,30 +15,12 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/argon2id"
+	"github.com/permiso/permiso/internal/testclock"
 	"github.com/permiso/permiso/jwt"
 	"github.com/permiso/permiso/memory"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/sqlite"
 )
-
-// clock is a fake clock shared by the service, the signer and the
-// revocation store.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // recorder is an Auditor that keeps every event.
 type recorder struct {
@@ -75,7 +57,7 @@ type env struct {
 	t      *testing.T
 	ctx    context.Context
 	db     *sqlite.DB
-	clock  *clock
+	clock  *testclock.Clock
 	rev    permiso.RevocationStore
 	signer *jwt.Signer
 	hasher *argon2id.Hasher
@@ -99,7 +81,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	if _, err := db.MigrateUp(ctx); err != nil {
 		t.Fatalf("MigrateUp: %v", err)
 	}
-	clk := &clock{t: time.Now().UTC().Truncate(time.Second)}
+	clk := testclock.New(time.Now().UTC().Truncate(time.Second))
 	signer, err := jwt.New(ctx, jwt.Options{Algorithm: jwt.HS256, Secret: []byte(testSecret), Issuer: testIssuer, Now: clk.Now})
 	if err != nil {
 		t.Fatalf("jwt.New: %v", err)

@@ -11,15 +11,16 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/cachetest"
+	"github.com/permiso/permiso/internal/testclock"
 )
 
 // newTestChecker returns the cachetest constructor of checkers over c,
 // each under its own key prefix.
 func newTestChecker(c *Client) cachetest.NewChecker {
-	return func(t *testing.T) (permiso.Checker, permiso.RateLimiter, permiso.RevocationStore, *cachetest.Clock) {
+	return func(t *testing.T) (permiso.Checker, permiso.RateLimiter, permiso.RevocationStore, *testclock.Clock) {
 		prefix := isolatedPrefix(t, c)
 		l, r := NewLimiter(c, prefix+"rate:"), NewRevocations(c, prefix+"token:")
-		return NewChecker(l, r), l, r, cachetest.RealClock()
+		return NewChecker(l, r), l, r, testclock.Real()
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/cachetest"
+	"github.com/permiso/permiso/internal/testclock"
 )
 
 // openTestClient connects to PERMISO_TEST_REDIS_URL (skipping without it)
@@ -75,8 +76,8 @@ func deletePrefix(ctx context.Context, rdb goredis.UniversalClient, prefix strin
 
 func TestRevocations(t *testing.T) {
 	c := openTestClient(t)
-	cachetest.RunRevocation(t, func(t *testing.T) (permiso.RevocationStore, *cachetest.Clock) {
-		return NewRevocations(c, testPrefix(t, c)), cachetest.RealClock()
+	cachetest.RunRevocation(t, func(t *testing.T) (permiso.RevocationStore, *testclock.Clock) {
+		return NewRevocations(c, testPrefix(t, c)), testclock.Real()
 	})
 }
 
