@@ -12,8 +12,8 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/argon2id"
+	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/jwt"
-	"github.com/permiso/permiso/memory"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/redis"
 	"github.com/permiso/permiso/sqlite"
@@ -37,12 +37,12 @@ func abuseServer(t *testing.T, limiter permiso.RateLimiter, mod func(*Options)) 
 		t.Fatal(err)
 	}
 	if limiter == nil {
-		limiter = memory.NewLimiter()
+		limiter = inprocess.NewLimiter()
 	}
 	svc := oauth2.NewService(oauth2.Config{Issuer: "permiso-test"}, oauth2.Deps{
 		Users: db, Clients: db, Tokens: db, Sessions: db,
 		Hasher: argon2id.New(argon2id.Options{Params: argon2id.TestParams()}), Signer: signer,
-		Revocations: memory.NewRevocations(), Lockout: memory.NewLockout(5, time.Minute), Limiter: limiter,
+		Revocations: inprocess.NewRevocations(), Lockout: inprocess.NewLockout(5, time.Minute), Limiter: limiter,
 	})
 	opts := testOptions()
 	if mod != nil {

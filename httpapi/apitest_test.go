@@ -17,9 +17,9 @@ import (
 	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/audit"
 	"github.com/permiso/permiso/identity"
+	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/jwt"
 	"github.com/permiso/permiso/logring"
-	"github.com/permiso/permiso/memory"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/reports"
 	"github.com/permiso/permiso/sqlite"
@@ -69,7 +69,7 @@ func newAPIEnv(t *testing.T) *apiEnv {
 	hasher := argon2id.New(argon2id.Options{Params: argon2id.TestParams()})
 	svc := oauth2.NewService(oauth2.Config{Issuer: "permiso-test", ServiceTokenLifetime: 10 * time.Minute}, oauth2.Deps{
 		Users: db, Clients: db, Tokens: db, Sessions: db, Hasher: hasher, Signer: signer,
-		Revocations: memory.NewRevocations(), Audit: aw, Usage: uc, Logger: logger, Limiter: memory.NewLimiter(),
+		Revocations: inprocess.NewRevocations(), Audit: aw, Usage: uc, Logger: logger, Limiter: inprocess.NewLimiter(),
 	})
 	// The account service of the users, roles, scopes and service-clients
 	// routes.

@@ -27,9 +27,9 @@ import (
 	"github.com/permiso/permiso/audit"
 	"github.com/permiso/permiso/cache"
 	"github.com/permiso/permiso/identity"
+	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/jwt"
 	"github.com/permiso/permiso/logring"
-	"github.com/permiso/permiso/memory"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/redis"
 	"github.com/permiso/permiso/reports"
@@ -122,9 +122,9 @@ func newDiffEnv(t *testing.T, name string, db permiso.Store, rc *redis.Client) *
 		t.Fatal(err)
 	}
 	var (
-		limiter     permiso.RateLimiter     = memory.NewLimiter()
-		revocations permiso.RevocationStore = memory.NewRevocations()
-		lockout     permiso.Lockout         = memory.NewLockout(diffMaxAttempts, 30*time.Minute)
+		limiter     permiso.RateLimiter     = inprocess.NewLimiter()
+		revocations permiso.RevocationStore = inprocess.NewRevocations()
+		lockout     permiso.Lockout         = inprocess.NewLockout(diffMaxAttempts, 30*time.Minute)
 		checks      permiso.Checker
 	)
 	if rc != nil {

@@ -15,8 +15,8 @@ import (
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/cache"
+	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/jwt"
-	"github.com/permiso/permiso/memory"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/redis"
 	"github.com/permiso/permiso/sqlite"
@@ -80,8 +80,8 @@ func newHotEnv(tb testing.TB, rc *redis.Client, clientPerMinute int) *hotEnv {
 		tb.Fatal(err)
 	}
 	var (
-		limiter     permiso.RateLimiter     = memory.NewLimiter()
-		revocations permiso.RevocationStore = memory.NewRevocations()
+		limiter     permiso.RateLimiter     = inprocess.NewLimiter()
+		revocations permiso.RevocationStore = inprocess.NewRevocations()
 		checks      permiso.Checker
 	)
 	if rc != nil {
@@ -103,7 +103,7 @@ func newHotEnv(tb testing.TB, rc *redis.Client, clientPerMinute int) *hotEnv {
 	svc := oauth2.NewService(oauth2.Config{Issuer: "permiso-test"}, oauth2.Deps{
 		Users: store, Clients: store, Tokens: store, Sessions: store, Hasher: hasher, Signer: signer,
 		Revocations: revocations, Limiter: limiter, Checks: checks,
-		Lockout: memory.NewLockout(5, time.Minute),
+		Lockout: inprocess.NewLockout(5, time.Minute),
 	})
 	opts := testOptions()
 	high := permiso.Limit{Count: 1 << 30, Period: time.Minute}

@@ -27,10 +27,10 @@ import (
 	"github.com/permiso/permiso/audit"
 	"github.com/permiso/permiso/commonpw"
 	"github.com/permiso/permiso/identity"
+	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/internal/smtptest"
 	"github.com/permiso/permiso/jwt"
 	"github.com/permiso/permiso/mail"
-	"github.com/permiso/permiso/memory"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/postgres"
 	"github.com/permiso/permiso/reports"
@@ -158,7 +158,7 @@ func newIDEnv(t *testing.T, b idBackend) *idEnv {
 	auth := oauth2.NewService(oauth2.Config{Issuer: "permiso-test", PasswordPolicy: idPolicy, PreventReuseCount: 3,
 		PasswordMaxAge: 90 * 24 * time.Hour}, oauth2.Deps{
 		Users: db, Clients: db, Tokens: db, Sessions: db, Hasher: hasher, Signer: signer,
-		Revocations: memory.NewRevocations(), Lockout: memory.NewLockout(3, 30*time.Minute), Audit: aw,
+		Revocations: inprocess.NewRevocations(), Lockout: inprocess.NewLockout(3, 30*time.Minute), Audit: aw,
 	})
 	smtp := smtptest.Start(t, smtptest.Options{StartTLS: true})
 	mailer, err := mail.NewSMTP(mail.SMTPConfig{Host: smtp.Host, Port: smtp.Port, From: "permiso <noreply@example.com>",

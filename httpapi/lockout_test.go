@@ -13,8 +13,8 @@ import (
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/audit"
+	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/jwt"
-	"github.com/permiso/permiso/memory"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/redis"
 	"github.com/permiso/permiso/sqlite"
@@ -48,7 +48,7 @@ func (h *gatedHasher) Verify(ctx context.Context, password, encoded string) (boo
 func TestConcurrentLoginsRightPassword(t *testing.T) {
 	const maxAttempts, n = 5, 12
 	lockouts := map[string]func(t *testing.T) permiso.Lockout{
-		"memory": func(*testing.T) permiso.Lockout { return memory.NewLockout(maxAttempts, 30*time.Minute) },
+		"memory": func(*testing.T) permiso.Lockout { return inprocess.NewLockout(maxAttempts, 30*time.Minute) },
 		"redis": func(t *testing.T) permiso.Lockout {
 			u := os.Getenv("PERMISO_TEST_REDIS_URL")
 			if u == "" {
@@ -103,9 +103,9 @@ func TestConcurrentLoginsRightPassword(t *testing.T) {
 			aw := audit.New(db, audit.Options{FlushInterval: 10 * time.Millisecond})
 			svc := oauth2.NewService(oauth2.Config{Issuer: "permiso-test"}, oauth2.Deps{
 				Users: db, Clients: db, Tokens: db, Sessions: db, Hasher: gate, Signer: signer,
-				Revocations: memory.NewRevocations(), Lockout: lockout, Audit: aw,
+				Revocations: inprocess.NewRevocations(), Lockout: lockout, Audit: aw,
 			})
-			h := NewServer(Deps{Options: testOptions(), Auth: svc, Keys: signer, Store: db, Audit: aw, Limiter: memory.NewLimiter()})
+			h := NewServer(Deps{Options: testOptions(), Auth: svc, Keys: signer, Store: db, Audit: aw, Limiter: inprocess.NewLimiter()})
 
 			results := make(chan *httptest.ResponseRecorder, n)
 			for range n {

@@ -17,11 +17,11 @@ import (
 	"github.com/permiso/permiso/audit"
 	"github.com/permiso/permiso/commonpw"
 	"github.com/permiso/permiso/identity"
+	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/internal/smtptest"
 	"github.com/permiso/permiso/internal/testclock"
 	"github.com/permiso/permiso/jwt"
 	"github.com/permiso/permiso/mail"
-	"github.com/permiso/permiso/memory"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/sqlite"
 )
@@ -71,8 +71,8 @@ func newEnv(t *testing.T) *env {
 	hasher := argon2id.New(argon2id.Options{Params: argon2id.TestParams()})
 	auth := oauth2.NewService(oauth2.Config{Issuer: "permiso-test", PasswordPolicy: policy, PreventReuseCount: 3, PasswordMaxAge: 90 * 24 * time.Hour}, oauth2.Deps{
 		Users: db, Clients: db, Tokens: db, Sessions: db, Hasher: hasher, Signer: signer,
-		Revocations: memory.NewRevocations(memory.WithNow(clk.Now)),
-		Lockout:     memory.NewLockout(3, 30*time.Minute, memory.WithNow(clk.Now)),
+		Revocations: inprocess.NewRevocations(inprocess.WithNow(clk.Now)),
+		Lockout:     inprocess.NewLockout(3, 30*time.Minute, inprocess.WithNow(clk.Now)),
 		Now:         clk.Now,
 	})
 	srv := smtptest.Start(t, smtptest.Options{StartTLS: true})

@@ -21,8 +21,8 @@ import (
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/importer"
+	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/jwt"
-	"github.com/permiso/permiso/memory"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/postgres"
 	"github.com/permiso/permiso/sqlite"
@@ -455,7 +455,7 @@ func loginAndClient(t *testing.T, store permiso.Store, hasher *argon2id.Hasher, 
 	}
 	svc := oauth2.NewService(oauth2.Config{Issuer: "permiso-test"}, oauth2.Deps{
 		Users: store, Clients: store, Tokens: store, Sessions: store, Hasher: hasher,
-		Signer: signer, Revocations: memory.NewRevocations(),
+		Signer: signer, Revocations: inprocess.NewRevocations(),
 	})
 	meta := oauth2.RequestMeta{IP: netip.MustParseAddr("127.0.0.1"), RequestID: "import-test"}
 	token := func(form url.Values, auth string) (oauth2.TokenResponse, error) {

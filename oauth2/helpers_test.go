@@ -15,9 +15,9 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/argon2id"
+	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/internal/testclock"
 	"github.com/permiso/permiso/jwt"
-	"github.com/permiso/permiso/memory"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/sqlite"
 )
@@ -88,7 +88,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	}
 	e := &env{
 		t: t, ctx: ctx, db: db, clock: clk, signer: signer,
-		rev:    memory.NewRevocations(memory.WithNow(clk.Now)),
+		rev:    inprocess.NewRevocations(inprocess.WithNow(clk.Now)),
 		hasher: argon2id.New(argon2id.Options{Params: argon2id.TestParams()}),
 		audit:  &recorder{},
 		roles:  map[string]permiso.Role{},

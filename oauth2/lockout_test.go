@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/permiso/permiso"
-	"github.com/permiso/permiso/memory"
+	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/redis"
 )
@@ -19,8 +19,8 @@ import (
 // minutes) and limiter on the env's fake clock.
 func withAbuse(max int) envOption {
 	return func(_ *oauth2.Config, d *oauth2.Deps) {
-		d.Lockout = memory.NewLockout(max, 30*time.Minute, memory.WithNow(d.Now))
-		d.Limiter = memory.NewLimiter(memory.WithNow(d.Now))
+		d.Lockout = inprocess.NewLockout(max, 30*time.Minute, inprocess.WithNow(d.Now))
+		d.Limiter = inprocess.NewLimiter(inprocess.WithNow(d.Now))
 	}
 }
 

@@ -12,9 +12,9 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/permiso/permiso"
-	"github.com/permiso/permiso/cachetest"
 	"github.com/permiso/permiso/internal/testclock"
 	"github.com/permiso/permiso/internal/testlog"
+	"github.com/permiso/permiso/sharedstatetest"
 )
 
 // isolatedPrefix returns a key prefix unique to this test and deletes
@@ -54,25 +54,25 @@ func isolatedPrefix(t testing.TB, c *Client) string {
 func runAbuseSuites(t *testing.T, c *Client) {
 	t.Run("Limiter", func(t *testing.T) {
 		t.Parallel()
-		cachetest.RunRateLimiter(t, func(t *testing.T) (permiso.RateLimiter, *testclock.Clock) {
+		sharedstatetest.RunRateLimiter(t, func(t *testing.T) (permiso.RateLimiter, *testclock.Clock) {
 			return NewLimiter(c, isolatedPrefix(t, c)), testclock.Real()
 		})
 	})
 	t.Run("Lockout", func(t *testing.T) {
 		t.Parallel()
-		cachetest.RunLockout(t, func(t *testing.T, max int, d time.Duration) (permiso.Lockout, *testclock.Clock) {
+		sharedstatetest.RunLockout(t, func(t *testing.T, max int, d time.Duration) (permiso.Lockout, *testclock.Clock) {
 			return NewLockout(c, isolatedPrefix(t, c), max, d), testclock.Real()
 		})
 	})
 	t.Run("Revocations", func(t *testing.T) {
 		t.Parallel()
-		cachetest.RunRevocation(t, func(t *testing.T) (permiso.RevocationStore, *testclock.Clock) {
+		sharedstatetest.RunRevocation(t, func(t *testing.T) (permiso.RevocationStore, *testclock.Clock) {
 			return NewRevocations(c, isolatedPrefix(t, c)), testclock.Real()
 		})
 	})
 	t.Run("Checker", func(t *testing.T) {
 		t.Parallel()
-		cachetest.RunChecker(t, newTestChecker(c))
+		sharedstatetest.RunChecker(t, newTestChecker(c))
 	})
 }
 
@@ -80,12 +80,12 @@ func TestLimiterAndLockout(t *testing.T) {
 	t.Parallel()
 	c := openTestClient(t)
 	t.Run("Limiter", func(t *testing.T) {
-		cachetest.RunRateLimiter(t, func(t *testing.T) (permiso.RateLimiter, *testclock.Clock) {
+		sharedstatetest.RunRateLimiter(t, func(t *testing.T) (permiso.RateLimiter, *testclock.Clock) {
 			return NewLimiter(c, isolatedPrefix(t, c)), testclock.Real()
 		})
 	})
 	t.Run("Lockout", func(t *testing.T) {
-		cachetest.RunLockout(t, func(t *testing.T, max int, d time.Duration) (permiso.Lockout, *testclock.Clock) {
+		sharedstatetest.RunLockout(t, func(t *testing.T, max int, d time.Duration) (permiso.Lockout, *testclock.Clock) {
 			return NewLockout(c, isolatedPrefix(t, c), max, d), testclock.Real()
 		})
 	})

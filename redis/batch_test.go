@@ -10,13 +10,13 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/permiso/permiso"
-	"github.com/permiso/permiso/cachetest"
 	"github.com/permiso/permiso/internal/testclock"
+	"github.com/permiso/permiso/sharedstatetest"
 )
 
-// newTestChecker returns the cachetest constructor of checkers over c,
+// newTestChecker returns the sharedstatetest constructor of checkers over c,
 // each under its own key prefix.
-func newTestChecker(c *Client) cachetest.NewChecker {
+func newTestChecker(c *Client) sharedstatetest.NewChecker {
 	return func(t *testing.T) (permiso.Checker, permiso.RateLimiter, permiso.RevocationStore, *testclock.Clock) {
 		prefix := isolatedPrefix(t, c)
 		l, r := NewLimiter(c, prefix+"rate:"), NewRevocations(c, prefix+"token:")
@@ -26,7 +26,7 @@ func newTestChecker(c *Client) cachetest.NewChecker {
 
 func TestChecker(t *testing.T) {
 	t.Parallel()
-	cachetest.RunChecker(t, newTestChecker(openTestClient(t)))
+	sharedstatetest.RunChecker(t, newTestChecker(openTestClient(t)))
 }
 
 // roundTrips counts what a client sends: single commands and pipelines.

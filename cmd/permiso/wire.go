@@ -12,8 +12,8 @@ import (
 	"github.com/permiso/permiso/audit"
 	"github.com/permiso/permiso/cache"
 	"github.com/permiso/permiso/config"
+	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/jwt"
-	"github.com/permiso/permiso/memory"
 	"github.com/permiso/permiso/metrics"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/redis"
@@ -98,7 +98,7 @@ func newAuth(ctx context.Context, a *app, m *metrics.Metrics) (*authParts, error
 	if err != nil {
 		return nil, err
 	}
-	var revocations permiso.RevocationStore = memory.NewRevocations()
+	var revocations permiso.RevocationStore = inprocess.NewRevocations()
 	limiter, lockout := newAbuseState(cfg, rdb)
 	// checks sends a request's rate-limit and revocation checks together:
 	// one pipeline on Redis (docs/abuse-resistance.md, "One round trip per request"), one after the other in process.
@@ -160,7 +160,7 @@ func newAuth(ctx context.Context, a *app, m *metrics.Metrics) (*authParts, error
 // CACHE_RATE_LIMIT_PREFIX); in process otherwise.
 func newAbuseState(cfg config.Config, rdb *redis.Client) (permiso.RateLimiter, permiso.Lockout) {
 	if rdb == nil {
-		return memory.NewLimiter(), memory.NewLockout(cfg.MaxLoginAttempts, cfg.LockoutDuration)
+		return inprocess.NewLimiter(), inprocess.NewLockout(cfg.MaxLoginAttempts, cfg.LockoutDuration)
 	}
 	return redis.NewLimiter(rdb, cfg.CacheRateLimitPrefix),
 		redis.NewLockout(rdb, cfg.CacheRateLimitPrefix, cfg.MaxLoginAttempts, cfg.LockoutDuration)
