@@ -2,12 +2,10 @@ package audit_test
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -16,11 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/internal/testdb"
 	"github.com/permiso/permiso/metrics"
-	"github.com/permiso/permiso/postgres"
 )
 
 // backend opens a fresh, migrated store of one kind.
@@ -43,54 +39,8 @@ func backends(t *testing.T) []backend {
 }
 
 // postgresStore returns a migrated PostgreSQL store in a schema of its own,
-// closed and dropped when t ends, or skips without
-// PERMISO_TEST_DATABASE_URL.
-func postgresStore(t *testing.T) permiso.Store {
-	t.Helper()
-	raw := os.Getenv("PERMISO_TEST_DATABASE_URL")
-	if raw == "" {
-		t.Skip("PERMISO_TEST_DATABASE_URL is not set; skipping PostgreSQL")
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatalf("PERMISO_TEST_DATABASE_URL: %v", err)
-	}
-	q := u.Query()
-	if q.Get("synchronous_commit") == "" {
-		// Throw-away schemas need no durability.
-		q.Set("synchronous_commit", "off")
-		u.RawQuery = q.Encode()
-	}
-	dbURL := u.String()
-	schema := "permiso_audit_test_" + strings.ToLower(rand.Text()[:12])
-	adminExec := func(sql string) {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		norm, err := postgres.NormalizeURL(dbURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn, err := pgx.Connect(ctx, norm)
-		if err != nil {
-			t.Fatalf("connect: %v", err)
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, sql); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-	}
-	adminExec("CREATE SCHEMA " + schema)
-	t.Cleanup(func() { adminExec("DROP SCHEMA IF EXISTS " + schema + " CASCADE") })
-	db, err := postgres.Open(context.Background(), dbURL, postgres.Options{MaxConns: 4, SearchPath: schema})
-	if err != nil {
-		t.Fatalf("postgres.Open: %v", err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	if _, err := db.MigrateUp(context.Background()); err != nil {
-		t.Fatalf("MigrateUp: %v", err)
-	}
-	return db
-}
+// or skips without PERMISO_TEST_DATABASE_URL.
+func postgresStore(t *testing.T) permiso.Store { return testdb.Postgres(t, "audit") }
 
 // faultStore is a real store with faults injected in front of its audit
 // writes: it refuses every batch that holds an event refuse picks (as a

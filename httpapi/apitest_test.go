@@ -18,6 +18,7 @@ import (
 	"github.com/permiso/permiso/audit"
 	"github.com/permiso/permiso/identity"
 	"github.com/permiso/permiso/inprocess"
+	"github.com/permiso/permiso/internal/testdb"
 	"github.com/permiso/permiso/jwt"
 	"github.com/permiso/permiso/logring"
 	"github.com/permiso/permiso/oauth2"
@@ -51,13 +52,7 @@ const apiTestSecret = "0123456789abcdef0123456789abcdef-api-test-secret"
 func newAPIEnv(t *testing.T) *apiEnv {
 	t.Helper()
 	ctx := t.Context()
-	db, err := sqlite.Open(ctx, sqlite.Memory, sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.MigrateUp(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := testdb.SQLite(t)
 	signer, err := jwt.New(ctx, jwt.Options{Algorithm: jwt.HS256, Secret: []byte(apiTestSecret), Issuer: "permiso-test"})
 	if err != nil {
 		t.Fatal(err)

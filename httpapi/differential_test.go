@@ -28,12 +28,12 @@ import (
 	"github.com/permiso/permiso/cache"
 	"github.com/permiso/permiso/identity"
 	"github.com/permiso/permiso/inprocess"
+	"github.com/permiso/permiso/internal/testdb"
 	"github.com/permiso/permiso/jwt"
 	"github.com/permiso/permiso/logring"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/redis"
 	"github.com/permiso/permiso/reports"
-	"github.com/permiso/permiso/sqlite"
 	"github.com/permiso/permiso/usage"
 )
 
@@ -645,11 +645,7 @@ func TestBackendsAnswerAlike(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rc.Close() })
-	lite, err := sqlite.Open(t.Context(), sqlite.Memory, sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	envs := [2]*diffEnv{newDiffEnv(t, "sqlite", lite, nil), newDiffEnv(t, "postgres+redis", pgSchema(t, pgURL), rc)}
+	envs := [2]*diffEnv{newDiffEnv(t, "sqlite", testdb.SQLite(t), nil), newDiffEnv(t, "postgres+redis", testdb.Postgres(t, "httpapi"), rc)}
 
 	rng := mrand.New(mrand.NewPCG(diffSeed, diffSeed))
 	routes := diffRoutes(t, envs[0].srv)

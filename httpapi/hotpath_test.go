@@ -16,10 +16,10 @@ import (
 	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/cache"
 	"github.com/permiso/permiso/inprocess"
+	"github.com/permiso/permiso/internal/testdb"
 	"github.com/permiso/permiso/jwt"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/redis"
-	"github.com/permiso/permiso/sqlite"
 )
 
 // hotEnv is the server wired as cmd/permiso wires it for the hot paths of
@@ -60,14 +60,7 @@ func hotRedis(tb testing.TB) *redis.Client {
 func newHotEnv(tb testing.TB, rc *redis.Client, clientPerMinute int) *hotEnv {
 	tb.Helper()
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, sqlite.Memory, sqlite.Options{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if _, err := db.MigrateUp(ctx); err != nil {
-		db.Close()
-		tb.Fatal(err)
-	}
+	db := testdb.SQLite(tb)
 	// Behind the in-process cache, as cmd/permiso wires it.
 	store, err := cache.New(ctx, db, cache.Options{TTL: 30 * time.Second, Bus: cache.NewLocalBus()})
 	if err != nil {

@@ -3,14 +3,11 @@ package httpapi
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -20,7 +17,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/argon2id"
@@ -29,12 +25,11 @@ import (
 	"github.com/permiso/permiso/identity"
 	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/internal/smtptest"
+	"github.com/permiso/permiso/internal/testdb"
 	"github.com/permiso/permiso/jwt"
 	"github.com/permiso/permiso/mail"
 	"github.com/permiso/permiso/oauth2"
-	"github.com/permiso/permiso/postgres"
 	"github.com/permiso/permiso/reports"
-	"github.com/permiso/permiso/sqlite"
 )
 
 // idEnv is the whole server on real parts for the users, roles and scopes
@@ -96,50 +91,11 @@ type idBackend struct {
 // idBackends is SQLite always, and PostgreSQL when
 // PERMISO_TEST_DATABASE_URL is set.
 func idBackends(t *testing.T) []idBackend {
-	bs := []idBackend{{"sqlite", func(t *testing.T) permiso.Store {
-		db, err := sqlite.Open(t.Context(), sqlite.Memory, sqlite.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		return db
-	}}}
-	if raw := os.Getenv("PERMISO_TEST_DATABASE_URL"); raw != "" {
-		bs = append(bs, idBackend{"postgres", func(t *testing.T) permiso.Store { return pgSchema(t, raw) }})
+	bs := []idBackend{{"sqlite", func(t *testing.T) permiso.Store { return testdb.SQLite(t) }}}
+	if testdb.HasPostgres() {
+		bs = append(bs, idBackend{"postgres", func(t *testing.T) permiso.Store { return testdb.Postgres(t, "httpapi") }})
 	}
 	return bs
-}
-
-// pgSchema opens PostgreSQL in a fresh schema, dropped when the test ends.
-func pgSchema(t *testing.T, raw string) permiso.Store {
-	t.Helper()
-	norm, err := postgres.NormalizeURL(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	schema := "permiso_httpapi_" + hex.EncodeToString(b)
-	exec := func(sql string) {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, norm)
-		if err != nil {
-			t.Fatalf("connect to PERMISO_TEST_DATABASE_URL: %v", err)
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, sql); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-	}
-	exec("CREATE SCHEMA " + schema)
-	t.Cleanup(func() { exec("DROP SCHEMA IF EXISTS " + schema + " CASCADE") })
-	db, err := postgres.Open(context.Background(), raw, postgres.Options{MaxConns: 8, SearchPath: schema})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	return db
 }
 
 func newIDEnv(t *testing.T, b idBackend) *idEnv {

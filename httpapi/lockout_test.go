@@ -14,10 +14,10 @@ import (
 	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/audit"
 	"github.com/permiso/permiso/inprocess"
+	"github.com/permiso/permiso/internal/testdb"
 	"github.com/permiso/permiso/jwt"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/redis"
-	"github.com/permiso/permiso/sqlite"
 )
 
 // gatedHasher is the real hasher with every verification held at the
@@ -77,14 +77,7 @@ func TestConcurrentLoginsRightPassword(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			lockout := newLockout(t)
 			ctx := t.Context()
-			db, err := sqlite.Open(ctx, sqlite.Memory, sqlite.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { db.Close() })
-			if _, err := db.MigrateUp(ctx); err != nil {
-				t.Fatal(err)
-			}
+			db := testdb.SQLite(t)
 			signer, err := jwt.New(ctx, jwt.Options{Algorithm: jwt.HS256, Secret: []byte("0123456789abcdef0123456789abcdef-login"), Issuer: "permiso-test"})
 			if err != nil {
 				t.Fatal(err)

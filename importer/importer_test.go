@@ -22,10 +22,10 @@ import (
 	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/importer"
 	"github.com/permiso/permiso/inprocess"
+	"github.com/permiso/permiso/internal/testdb"
 	"github.com/permiso/permiso/jwt"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/postgres"
-	"github.com/permiso/permiso/sqlite"
 )
 
 // originalHash hashes secret as the original service did: Argon2id with
@@ -225,14 +225,7 @@ func targets(t *testing.T) []target {
 	base := testDatabaseURL(t)
 	return []target{
 		{"sqlite", func(t *testing.T) permiso.Store {
-			db, err := sqlite.Open(t.Context(), sqlite.Memory, sqlite.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { db.Close() })
-			if _, err := db.MigrateUp(t.Context()); err != nil {
-				t.Fatal(err)
-			}
+			db := testdb.SQLite(t)
 			return db
 		}},
 		{"postgres", func(t *testing.T) permiso.Store {

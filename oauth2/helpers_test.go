@@ -17,6 +17,7 @@ import (
 	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/internal/testclock"
+	"github.com/permiso/permiso/internal/testdb"
 	"github.com/permiso/permiso/jwt"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/sqlite"
@@ -73,14 +74,7 @@ type envOption func(*oauth2.Config, *oauth2.Deps)
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
 	ctx := t.Context()
-	db, err := sqlite.Open(ctx, sqlite.Memory, sqlite.Options{})
-	if err != nil {
-		t.Fatalf("sqlite.Open: %v", err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.MigrateUp(ctx); err != nil {
-		t.Fatalf("MigrateUp: %v", err)
-	}
+	db := testdb.SQLite(t)
 	clk := testclock.New(time.Now().UTC().Truncate(time.Second))
 	signer, err := jwt.New(ctx, jwt.Options{Algorithm: jwt.HS256, Secret: []byte(testSecret), Issuer: testIssuer, Now: clk.Now})
 	if err != nil {
