@@ -142,12 +142,12 @@ func TestImportFromOriginalThenServe(t *testing.T) {
 			if !strings.Contains(tok.Scope, "read:trades") {
 				t.Errorf("imported user's scope %q, want the original role's read:trades", tok.Scope)
 			}
-			me := wantStatus(t, s.get(t, apiPrefix+"/users/me", tok.AccessToken), http.StatusOK)
+			me := expect(t, s.get(t, apiPrefix+"/users/me", tok.AccessToken), http.StatusOK)
 			if me["id"] != userID || me["username"] != "legacy" {
 				t.Errorf("GET /users/me = %v", me)
 			}
 			for range 2 { // the second one on permiso's own hash
-				cc := wantStatus(t, s.postForm(t, pathToken, url.Values{"grant_type": {"client_credentials"}},
+				cc := expect(t, s.postForm(t, pathToken, url.Values{"grant_type": {"client_credentials"}},
 					&[2]string{"mt5-service", secret}), http.StatusOK)
 				if cc["scope"] != "read:trades" {
 					t.Errorf("client token scope %v", cc["scope"])

@@ -150,6 +150,18 @@ func pathUUID(r *http.Request, name, what string) (uuid.UUID, error) {
 	return id, nil
 }
 
+// byID is h behind the path parameter name, a UUID: a malformed one is
+// "<what> not found" (404), as an unknown one is, before h runs.
+func byID(name, what string, h func(w http.ResponseWriter, r *http.Request, id uuid.UUID) error) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		id, err := pathUUID(r, name, what)
+		if err != nil {
+			return err
+		}
+		return h(w, r, id)
+	}
+}
+
 // nullTime formats an optional time for a response (null when nil).
 func nullTime(t *time.Time) *string {
 	if t == nil {

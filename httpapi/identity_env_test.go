@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -270,27 +269,7 @@ func (e *idEnv) hostile() *idEnv {
 // registered pattern's path); route "" skips it.
 func (e *idEnv) do(method, route, path, bearer string, body any) *httptest.ResponseRecorder {
 	e.t.Helper()
-	var r *http.Request
-	var b []byte
-	if body != nil {
-		var err error
-		if b, err = json.Marshal(body); err != nil {
-			e.t.Fatal(err)
-		}
-		r = httptest.NewRequest(method, path, bytes.NewReader(b))
-		r.Header.Set("Content-Type", "application/json")
-	} else {
-		r = httptest.NewRequest(method, path, nil)
-	}
-	if bearer != "" {
-		r.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	w := httptest.NewRecorder()
-	e.h.ServeHTTP(w, r)
-	if route != "" {
-		e.doc.exchange(e.t, route, r, b, w, e.hostileBytes)
-	}
-	return w
+	return exchangeJSON(e.t, e.h, e.doc, e.hostileBytes, method, route, path, bearer, body)
 }
 
 // expect checks the status and decodes a JSON object body.

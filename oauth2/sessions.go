@@ -61,7 +61,13 @@ func (s *Service) ServiceTokenLifetime() time.Duration { return s.cfg.ServiceTok
 // RevokeAllForUser it leaves the user's later logins and any token without
 // a session alone.
 func (s *Service) EndUserSessions(ctx context.Context, userID uuid.UUID, reason string) (int, error) {
-	now := s.now()
+	return s.endSessions(ctx, userID, reason, s.now())
+}
+
+// endSessions revokes the user's active sessions (and their refresh
+// tokens) in the store at now, then each session in the revocation store,
+// and returns how many were ended.
+func (s *Service) endSessions(ctx context.Context, userID uuid.UUID, reason string, now time.Time) (int, error) {
 	sessions, err := s.deps.Sessions.RevokeUserSessions(ctx, userID, nil, reason, now)
 	if err != nil {
 		return 0, err
