@@ -171,6 +171,19 @@ func sqliteOnly(t *testing.T) backend {
 	return sqliteBackend()
 }
 
+// sharedBackend is for tests of state shared by several instances: the
+// PostgreSQL and Redis backend, or a skip without them.
+func sharedBackend(t *testing.T) backend {
+	t.Helper()
+	for _, b := range backends(t) {
+		if b.name == "postgres+redis" {
+			return b
+		}
+	}
+	t.Skip("needs PERMISO_TEST_DATABASE_URL and PERMISO_TEST_REDIS_URL")
+	return backend{}
+}
+
 func sqliteBackend() backend {
 	return backend{name: "sqlite", provision: func(t *testing.T) map[string]string {
 		return map[string]string{"DATABASE_URL": "sqlite://" + filepath.Join(t.TempDir(), "permiso.db")}

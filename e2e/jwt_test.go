@@ -294,11 +294,17 @@ func TestHMACSecretRotation(t *testing.T) {
 // ---------------------------------------------------------------------------
 // Forged tokens
 
-// signHS256 signs claims as an at+jwt with key.
+// signHS256 signs claims as an at+jwt with key, under the forger's kid.
 func signHS256(t *testing.T, key []byte, claims map[string]any) string {
 	t.Helper()
+	return signHS256Kid(t, key, "e2e-forged", claims)
+}
+
+// signHS256Kid signs claims as an at+jwt with key and kid.
+func signHS256Kid(t *testing.T, key []byte, kid string, claims map[string]any) string {
+	t.Helper()
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: key},
-		(&jose.SignerOptions{}).WithType("at+jwt").WithHeader("kid", "e2e-forged"))
+		(&jose.SignerOptions{}).WithType("at+jwt").WithHeader("kid", kid))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,18 +382,5 @@ func resignHS256(t *testing.T, token string, secret []byte, mutate func(claims m
 	header, claims := decodeJWT(t, token)
 	mutate(claims)
 	kid, _ := header["kid"].(string)
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: secret},
-		(&jose.SignerOptions{}).WithType("at+jwt").WithHeader("kid", kid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	jws, err := signer.Sign([]byte(mustMarshal(claims)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := jws.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return signHS256Kid(t, secret, kid, claims)
 }

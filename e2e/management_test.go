@@ -104,15 +104,7 @@ func TestServiceClientLifecycleE2E(t *testing.T) {
 // next request on both.
 func TestSessionDeleteAcrossInstances(t *testing.T) {
 	t.Parallel()
-	var b backend
-	for _, x := range backends(t) {
-		if x.name == "postgres+redis" {
-			b = x
-		}
-	}
-	if b.provision == nil {
-		t.Skip("needs PERMISO_TEST_DATABASE_URL and PERMISO_TEST_REDIS_URL")
-	}
+	b := sharedBackend(t)
 	env := b.env(t, nil)
 	s1 := startServer(t, env)
 	requireRoute(t, s1, http.MethodGet, pathSessions)
@@ -331,15 +323,7 @@ func renderDOM(t *testing.T, chromium, url string) (string, []string) {
 // test polls for up to 5 s to stay robust on a loaded machine).
 func TestCacheInvalidationAcrossInstances(t *testing.T) {
 	t.Parallel()
-	var b backend
-	for _, x := range backends(t) {
-		if x.name == "postgres+redis" {
-			b = x
-		}
-	}
-	if b.provision == nil {
-		t.Skip("needs PERMISO_TEST_DATABASE_URL and PERMISO_TEST_REDIS_URL")
-	}
+	b := sharedBackend(t)
 	env := b.env(t, map[string]string{"CACHE_LOCAL_TTL": "600"})
 	s1 := startServer(t, env)
 	requireRoute(t, s1, http.MethodGet, pathSessions)
