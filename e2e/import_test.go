@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -11,9 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/permiso/permiso/internal/testdb"
 	"golang.org/x/crypto/argon2"
 )
 
@@ -37,21 +35,8 @@ func originalDatabase(t *testing.T) (dsn string, exec func(sql string, args ...a
 		t.Fatal(err)
 	}
 	schema := "permiso_e2e_original_" + randomHex(t, 6)
-	run := func(dsn, sql string, args ...any) {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			t.Fatalf("connect: %v", err)
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, sql, args...); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-	}
-	run(base, "CREATE SCHEMA "+schema)
-	t.Cleanup(func() { run(base, "DROP SCHEMA IF EXISTS "+schema+" CASCADE") })
+	testdb.Exec(t, base, "CREATE SCHEMA "+schema)
+	t.Cleanup(func() { testdb.Exec(t, base, "DROP SCHEMA IF EXISTS "+schema+" CASCADE") })
 	u, err := url.Parse(base)
 	if err != nil {
 		t.Fatal(err)
@@ -60,9 +45,9 @@ func originalDatabase(t *testing.T) (dsn string, exec func(sql string, args ...a
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	pgURL := u.String()
-	run(pgURL, string(ddl))
+	testdb.Exec(t, pgURL, string(ddl))
 	u.Scheme = "postgresql+asyncpg"
-	return u.String(), func(sql string, args ...any) { t.Helper(); run(pgURL, sql, args...) }
+	return u.String(), func(sql string, args ...any) { t.Helper(); testdb.Exec(t, pgURL, sql, args...) }
 }
 
 // argon2Original hashes as the original service did (argon2-cffi:

@@ -1,7 +1,6 @@
 package importer_test
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"golang.org/x/crypto/argon2"
 
 	"github.com/permiso/permiso"
@@ -60,16 +58,7 @@ func randomName(prefix string) string {
 // exec runs sql on a short-lived connection to dsn.
 func exec(t *testing.T, dsn, sql string, args ...any) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, sql, args...); err != nil {
-		t.Fatalf("exec %q: %v", sql, err)
-	}
+	testdb.Exec(t, dsn, sql, args...)
 }
 
 // original is a throw-away schema holding the original service's tables

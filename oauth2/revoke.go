@@ -282,11 +282,8 @@ func (s *Service) RevokeAllForClient(ctx context.Context, id uuid.UUID, reason s
 	if err != nil {
 		return 0, err
 	}
-	exp := s.sessionRevocationExpiry(now)
-	for _, x := range sessions {
-		if err := s.deps.Revocations.RevokeSession(ctx, x.ID.String(), exp); err != nil {
-			return 0, err
-		}
+	if err := s.revokeSessions(ctx, sessions, now); err != nil {
+		return 0, err
 	}
 	if err := s.deps.Revocations.RevokeSubjectBefore(ctx, permiso.ClientRevocationSubject(cl.ClientID),
 		*cl.TokensRevokedBefore, s.anyTokenRevocationExpiry(now)); err != nil {

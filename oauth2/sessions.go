@@ -72,13 +72,19 @@ func (s *Service) endSessions(ctx context.Context, userID uuid.UUID, reason stri
 	if err != nil {
 		return 0, err
 	}
+	return len(sessions), s.revokeSessions(ctx, sessions, now)
+}
+
+// revokeSessions puts sessions, ended in the store at now, into the
+// revocation store, so that every instance refuses their access tokens.
+func (s *Service) revokeSessions(ctx context.Context, sessions []permiso.Session, now time.Time) error {
 	exp := s.sessionRevocationExpiry(now)
 	for _, x := range sessions {
 		if err := s.deps.Revocations.RevokeSession(ctx, x.ID.String(), exp); err != nil {
-			return 0, err
+			return err
 		}
 	}
-	return len(sessions), nil
+	return nil
 }
 
 // SessionRevocations returns what the revocation store must hold about

@@ -79,7 +79,7 @@ func (b *batch) Allow(key string, limit permiso.Limit) func() (permiso.LimitResu
 
 // AllowAll queues Limiter.AllowAll.
 func (b *batch) AllowAll(keys []string, limits []permiso.Limit) func() ([]permiso.LimitResult, error) {
-	if err := checkKeys(keys, limits); err != nil {
+	if err := permiso.CheckLimitKeys(keys, limits); err != nil {
 		return func() ([]permiso.LimitResult, error) { return nil, err }
 	}
 	sc := b.queueScript(keys, limits)

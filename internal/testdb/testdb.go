@@ -64,20 +64,8 @@ func Postgres(t testing.TB, prefix string) *postgres.DB {
 		t.Fatalf("%s: %v", PostgresURLVar, err)
 	}
 	schema := "permiso_" + prefix + "_" + strings.ToLower(rand.Text()[:12])
-	exec := func(sql string) {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, norm)
-		if err != nil {
-			t.Fatalf("connect to %s: %v", PostgresURLVar, err)
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, sql); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-	}
-	exec("CREATE SCHEMA " + schema)
-	t.Cleanup(func() { exec("DROP SCHEMA IF EXISTS " + schema + " CASCADE") })
+	Exec(t, norm, "CREATE SCHEMA "+schema)
+	t.Cleanup(func() { Exec(t, norm, "DROP SCHEMA IF EXISTS "+schema+" CASCADE") })
 	db, err := postgres.Open(context.Background(), dbURL, postgres.Options{MaxConns: 8, SearchPath: schema})
 	if err != nil {
 		t.Fatalf("postgres.Open: %v", err)
@@ -87,4 +75,20 @@ func Postgres(t testing.TB, prefix string) *postgres.DB {
 		t.Fatalf("MigrateUp: %v", err)
 	}
 	return db
+}
+
+// Exec runs sql with args on a short-lived connection to the PostgreSQL
+// server at dsn (a pgx connection string), and fails t on an error.
+func Exec(t testing.TB, dsn, sql string, args ...any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, sql, args...); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
 }
