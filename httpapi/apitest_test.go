@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -22,6 +23,7 @@ import (
 	"github.com/permiso/permiso/jwt"
 	"github.com/permiso/permiso/logring"
 	"github.com/permiso/permiso/oauth2"
+	"github.com/permiso/permiso/redis"
 	"github.com/permiso/permiso/reports"
 	"github.com/permiso/permiso/sqlite"
 	"github.com/permiso/permiso/usage"
@@ -222,4 +224,21 @@ func mustJSON(v any) string {
 		panic(err)
 	}
 	return string(b)
+}
+
+// redisTestPrefix returns a key prefix of the test's own on rc
+// ("permiso-test:<name>:<random>:"), whose keys are deleted when tb ends.
+func redisTestPrefix(tb testing.TB, rc *redis.Client, name string) string {
+	prefix := "permiso-test:" + name + ":" + rand.Text()[:12] + ":"
+	tb.Cleanup(func() {
+		ctx := context.Background()
+		keys, err := rc.Universal().Keys(ctx, prefix+"*").Result()
+		if err == nil && len(keys) > 0 {
+			err = rc.Universal().Del(ctx, keys...).Err()
+		}
+		if err != nil {
+			tb.Errorf("cleaning up %s*: %v", prefix, err)
+		}
+	})
+	return prefix
 }

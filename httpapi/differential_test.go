@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -128,17 +127,7 @@ func newDiffEnv(t *testing.T, name string, db permiso.Store, rc *redis.Client) *
 		checks      permiso.Checker
 	)
 	if rc != nil {
-		prefix := "permiso-test:diff:" + rand.Text()[:12] + ":"
-		t.Cleanup(func() {
-			ctx := context.Background()
-			keys, err := rc.Universal().Keys(ctx, prefix+"*").Result()
-			if err == nil && len(keys) > 0 {
-				err = rc.Universal().Del(ctx, keys...).Err()
-			}
-			if err != nil {
-				t.Errorf("cleaning up %s*: %v", prefix, err)
-			}
-		})
+		prefix := redisTestPrefix(t, rc, "diff")
 		rl, rr := redis.NewLimiter(rc, prefix+"rate:"), redis.NewRevocations(rc, prefix+"token:")
 		limiter, revocations, checks = rl, rr, redis.NewChecker(rl, rr)
 		lockout = redis.NewLockout(rc, prefix+"rate:", diffMaxAttempts, 30*time.Minute)

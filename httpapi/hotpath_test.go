@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -78,17 +77,7 @@ func newHotEnv(tb testing.TB, rc *redis.Client, clientPerMinute int) *hotEnv {
 		checks      permiso.Checker
 	)
 	if rc != nil {
-		prefix := "permiso-test:hot:" + rand.Text()[:12] + ":"
-		tb.Cleanup(func() {
-			ctx := context.Background()
-			keys, err := rc.Universal().Keys(ctx, prefix+"*").Result()
-			if err == nil && len(keys) > 0 {
-				err = rc.Universal().Del(ctx, keys...).Err()
-			}
-			if err != nil {
-				tb.Errorf("cleaning up %s*: %v", prefix, err)
-			}
-		})
+		prefix := redisTestPrefix(tb, rc, "hot")
 		rl, rr := redis.NewLimiter(rc, prefix+"rate:"), redis.NewRevocations(rc, prefix+"token:")
 		limiter, revocations, checks = rl, rr, redis.NewChecker(rl, rr)
 	}

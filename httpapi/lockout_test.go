@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"crypto/rand"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -58,18 +57,8 @@ func TestConcurrentLoginsRightPassword(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			prefix := "permiso-test:login:" + rand.Text()[:12] + ":"
-			t.Cleanup(func() {
-				ctx := context.Background()
-				keys, err := rc.Universal().Keys(ctx, prefix+"*").Result()
-				if err == nil && len(keys) > 0 {
-					err = rc.Universal().Del(ctx, keys...).Err()
-				}
-				if err != nil {
-					t.Errorf("cleaning up %s*: %v", prefix, err)
-				}
-				rc.Close()
-			})
+			t.Cleanup(func() { rc.Close() }) // after the keys are deleted
+			prefix := redisTestPrefix(t, rc, "login")
 			return redis.NewLockout(rc, prefix, maxAttempts, 30*time.Minute)
 		},
 	}

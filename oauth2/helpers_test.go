@@ -283,3 +283,20 @@ func wantOAuth(t *testing.T, err error, code string, status int) *oauth2.Error {
 }
 
 func scopesOf(p oauth2.Principal) []string { return slices.Clone(p.Claims.Scopes) }
+
+// rotateSecret gives client c a new secret, as a rotation with an overlap
+// does: the current one stays valid as the previous secret for overlap.
+// It returns the new secret.
+func (e *env) rotateSecret(c permiso.ServiceClient, overlap time.Duration) string {
+	e.t.Helper()
+	newSecret, newHash := permiso.NewClientSecret()
+	until := e.clock.Now().Add(overlap)
+	if _, err := e.db.UpdateServiceClient(e.ctx, c.ID, func(x *permiso.ServiceClient) error {
+		prev := x.SecretHash
+		x.PreviousSecretHash, x.PreviousSecretExpiresAt, x.SecretHash = &prev, &until, newHash
+		return nil
+	}); err != nil {
+		e.t.Fatal(err)
+	}
+	return newSecret
+}
