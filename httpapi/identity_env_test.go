@@ -176,15 +176,7 @@ func (e *idEnv) user(prefix string, superuser bool, roles ...string) permiso.Use
 // role creates a role holding the scopes (by name).
 func (e *idEnv) role(prefix string, scopes ...string) permiso.Role {
 	e.t.Helper()
-	var ids []uuid.UUID
-	for _, n := range scopes {
-		sc, err := e.db.GetScopeByName(e.ctx, n)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		ids = append(ids, sc.ID)
-	}
-	r, err := e.db.CreateRole(e.ctx, permiso.Role{Name: e.name(prefix)}, ids)
+	r, err := e.db.CreateRole(e.ctx, permiso.Role{Name: e.name(prefix)}, e.scopeIDs(scopes...))
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -220,24 +212,47 @@ func (e *idEnv) tryLogin(username, password, scope string) *httptest.ResponseRec
 	return w
 }
 
-// clientToken creates a confidential client with the scopes directly in
-// the store and gets a token for it through the real token endpoint.
-func (e *idEnv) clientToken(scopes ...string) string {
+// scopeIDs returns the ids of the scopes named.
+func (e *idEnv) scopeIDs(names ...string) []uuid.UUID {
 	e.t.Helper()
-	secret, hash := permiso.NewClientSecret()
 	var ids []uuid.UUID
-	for _, n := range scopes {
+	for _, n := range names {
 		sc, err := e.db.GetScopeByName(e.ctx, n)
 		if err != nil {
 			e.t.Fatal(err)
 		}
 		ids = append(ids, sc.ID)
 	}
-	id := e.name("client-")
-	if _, err := e.db.CreateServiceClient(e.ctx, permiso.ServiceClient{ClientID: id, SecretHash: hash, Name: id,
-		ClientType: "confidential", IsActive: true}, ids); err != nil {
+	return ids
+}
+
+// idStrings returns the ids as strings, as request bodies carry them.
+func idStrings(ids []uuid.UUID) []string {
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, id.String())
+	}
+	return out
+}
+
+// createClient creates a confidential client (its client_id made from
+// prefix) holding the scopes, directly in the store.
+func (e *idEnv) createClient(prefix string, scopes ...string) (clientID, secret string) {
+	e.t.Helper()
+	secret, hash := permiso.NewClientSecret()
+	clientID = e.name(prefix)
+	if _, err := e.db.CreateServiceClient(e.ctx, permiso.ServiceClient{ClientID: clientID, SecretHash: hash, Name: clientID,
+		ClientType: "confidential", IsActive: true}, e.scopeIDs(scopes...)); err != nil {
 		e.t.Fatal(err)
 	}
+	return clientID, secret
+}
+
+// clientToken creates a confidential client with the scopes directly in
+// the store and gets a token for it through the real token endpoint.
+func (e *idEnv) clientToken(scopes ...string) string {
+	e.t.Helper()
+	id, secret := e.createClient("client-", scopes...)
 	v := url.Values{"grant_type": {"client_credentials"}}
 	r := httptest.NewRequest(http.MethodPost, "/api/v1/auth/token", strings.NewReader(v.Encode()))
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
