@@ -1,8 +1,13 @@
 // Package postgres is the PostgreSQL backend of permiso: it implements
 // permiso.Store with native pgx v5 (pgxpool, no database/sql) and ships its
-// own embedded, numbered migrations (see docs/data-model.md).
+// own embedded, numbered migrations (see docs/data-model.md). The
+// statements are sqlstore's, shared with SQLite; this package holds the
+// pool (and the retry of statements whose connection was lost), the
+// migrations, the backup, PostgreSQL's sqlstore.Dialect and the pipelined
+// refresh rotation (docs/architecture.md, "Storage: one shape over two
+// dialects").
 //
-// Every method maps driver errors to the domain sentinels (ErrNotFound,
+// Driver errors become the domain sentinels (ErrNotFound,
 // ErrAlreadyExists, ErrConflict) so that no driver type or SQL text leaves
 // the package in a caller-visible message. Read-modify-write methods run in
 // one transaction with SELECT ... FOR UPDATE; single-use tokens are consumed
@@ -26,6 +31,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/sqlstore"
 )
 
 // Options tunes the connection pool and logging of a DB.
@@ -49,6 +55,8 @@ type Options struct {
 
 // DB is a PostgreSQL-backed permiso.Store. It is safe for concurrent use.
 type DB struct {
+	*shared
+	d      *dialect
 	pool   *pgxpool.Pool
 	q      pooled // single statements on pool, retried where safe
 	logger *slog.Logger
@@ -112,7 +120,8 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, permiso.Wrap(permiso.EUNAVAILABLE, "cannot connect to PostgreSQL", err)
 	}
-	db := &DB{pool: pool, q: pooled{pool}, logger: logger, cfg: cfg, url: norm, search: opts.SearchPath}
+	db := &DB{pool: pool, q: pooled{pool}, d: &dialect{}, logger: logger, cfg: cfg, url: norm, search: opts.SearchPath}
+	db.shared = sqlstore.New(conns{db}, db.d)
 	if err := db.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -193,19 +202,26 @@ func mapErr(err error, what string, o op) error {
 	if errors.As(err, &pe) {
 		return err
 	}
+	msgs := sqlstore.MessagesFor(what)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return permiso.Wrap(permiso.ENOTFOUND, what+" not found", err)
+		return permiso.Wrap(permiso.ENOTFOUND, msgs.NotFound, err)
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code {
 		case "23505": // unique_violation
-			return permiso.Wrap(permiso.EEXISTS, what+" already exists", err)
+			switch pgErr.ConstraintName {
+			case "idx_users_username":
+				return permiso.Wrap(permiso.EEXISTS, sqlstore.UsernameTakenMessage, err)
+			case "idx_users_email":
+				return permiso.Wrap(permiso.EEXISTS, sqlstore.EmailTakenMessage, err)
+			}
+			return permiso.Wrap(permiso.EEXISTS, msgs.Exists, err)
 		case "23503": // foreign_key_violation
 			if o == opDelete {
-				return permiso.Wrap(permiso.ECONFLICT, what+" is still in use", err)
+				return permiso.Wrap(permiso.ECONFLICT, msgs.InUse, err)
 			}
-			return permiso.Wrap(permiso.ENOTFOUND, "a referenced resource does not exist", err)
+			return permiso.Wrap(permiso.ENOTFOUND, sqlstore.ReferenceMissingMessage, err)
 		case "23514", "23502", "22001", "22P02": // check, not null, too long, bad text
 			return permiso.Wrap(permiso.EINVALID, "invalid "+what, err)
 		case "40001", "40P01": // serialization failure, deadlock
@@ -274,7 +290,9 @@ func (db *DB) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	if err := fn(tx); err != nil {
-		return mapErr(err, "transaction", opWrite)
+		// Already mapped by the statement that failed (sqlstore), or the
+		// caller's own error: returned as it is.
+		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return mapErr(err, "transaction", opWrite)
@@ -306,75 +324,8 @@ type querier interface {
 // value read back later.
 func ts(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
 
-// tsp is ts for optional times.
-func tsp(t *time.Time) *time.Time {
-	if t == nil {
-		return nil
-	}
-	v := ts(*t)
-	return &v
-}
-
 // now returns the current time as stored.
 func now() time.Time { return ts(time.Now()) }
-
-// utc converts a time read from the database to UTC.
-func utc(t time.Time) time.Time { return t.UTC() }
-
-// utcp converts an optional time read from the database to UTC.
-func utcp(t *time.Time) *time.Time {
-	if t == nil {
-		return nil
-	}
-	v := t.UTC()
-	return &v
-}
-
-// page returns the LIMIT/OFFSET clause for a filter (limit 0 = no limit),
-// appending its arguments to args.
-func page(offset, limit int, args []any) (string, []any) {
-	var b strings.Builder
-	if limit > 0 {
-		args = append(args, limit)
-		fmt.Fprintf(&b, " LIMIT $%d", len(args))
-	}
-	if offset > 0 {
-		args = append(args, offset)
-		fmt.Fprintf(&b, " OFFSET $%d", len(args))
-	}
-	return b.String(), args
-}
-
-// where accumulates SQL conditions with positional arguments.
-type where struct {
-	conds []string
-	args  []any
-}
-
-// add appends a condition bound to vals. Placeholders are either "?1",
-// "?2", ... (the n-th value, usable several times) or plain "?" (the next
-// value, in order).
-func (w *where) add(cond string, vals ...any) {
-	numbered := strings.Contains(cond, "?1")
-	for i, v := range vals {
-		w.args = append(w.args, v)
-		ph := fmt.Sprintf("$%d", len(w.args))
-		if numbered {
-			cond = strings.ReplaceAll(cond, fmt.Sprintf("?%d", i+1), ph)
-		} else {
-			cond = strings.Replace(cond, "?", ph, 1)
-		}
-	}
-	w.conds = append(w.conds, cond)
-}
-
-// sql returns the WHERE clause, or "" when there are no conditions.
-func (w *where) sql() string {
-	if len(w.conds) == 0 {
-		return ""
-	}
-	return " WHERE " + strings.Join(w.conds, " AND ")
-}
 
 // pooled runs single statements on the pool (the querier of every method
 // that needs no transaction). A statement whose connection turns out lost

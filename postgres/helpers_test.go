@@ -16,7 +16,7 @@ import (
 // sessions run with synchronous_commit=off (pgx passes unknown URL
 // parameters to the server as run-time parameters): throw-away schemas need
 // no durability, and it makes each migration several times faster.
-func testURL(t *testing.T) string {
+func testURL(t testing.TB) string {
 	t.Helper()
 	raw := os.Getenv("PERMISO_TEST_DATABASE_URL")
 	if raw == "" {
@@ -35,7 +35,7 @@ func testURL(t *testing.T) string {
 }
 
 // adminExec runs sql over a plain, short-lived admin connection.
-func adminExec(t *testing.T, dbURL, sql string) {
+func adminExec(t testing.TB, dbURL, sql string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -56,7 +56,7 @@ func adminExec(t *testing.T, dbURL, sql string) {
 // newSchema creates an empty schema of its own for the test and drops it
 // (CASCADE) when the test ends. Cleanups run last-in first-out, so pools
 // opened after this call are closed before the schema is dropped.
-func newSchema(t *testing.T) (dbURL, schema string) {
+func newSchema(t testing.TB) (dbURL, schema string) {
 	t.Helper()
 	dbURL = testURL(t)
 	b := make([]byte, 8)
@@ -68,7 +68,7 @@ func newSchema(t *testing.T) (dbURL, schema string) {
 }
 
 // openIn opens a DB whose search_path is schema, closed at cleanup.
-func openIn(t *testing.T, dbURL, schema string) *DB {
+func openIn(t testing.TB, dbURL, schema string) *DB {
 	t.Helper()
 	db, err := Open(context.Background(), dbURL, Options{MaxConns: 4, SearchPath: schema})
 	if err != nil {
@@ -79,7 +79,7 @@ func openIn(t *testing.T, dbURL, schema string) *DB {
 }
 
 // newTestDB returns a migrated DB in a fresh schema of its own.
-func newTestDB(t *testing.T) *DB {
+func newTestDB(t testing.TB) *DB {
 	t.Helper()
 	dbURL, schema := newSchema(t)
 	db := openIn(t, dbURL, schema)

@@ -40,7 +40,7 @@ func TestSmoke(t *testing.T) {
 		t.Errorf("scopes = %v", got)
 	}
 	_, err = db.CreateUser(ctx, permiso.User{Username: "ALICE", Email: "other@example.com", PasswordHash: "h"}, nil)
-	if !errors.Is(err, permiso.ErrAlreadyExists) || permiso.ErrorMessage(err) != "user already exists" {
+	if !errors.Is(err, permiso.ErrAlreadyExists) || permiso.ErrorMessage(err) != "Username already exists" {
 		t.Errorf("duplicate username (other case): %v", err)
 	}
 	_, err = db.CreateUser(ctx, permiso.User{Username: "bob", Email: "bob@example.com", PasswordHash: "h"}, []uuid.UUID{uuid.New()})

@@ -1,8 +1,6 @@
 package sqlite
 
 import (
-	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,8 +10,6 @@ import (
 	"github.com/google/uuid"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
-
-	"github.com/permiso/permiso"
 )
 
 // timeFormat is the fixed-width UTC text form of every stored time, so that
@@ -22,14 +18,6 @@ const timeFormat = "2006-01-02T15:04:05.000000000Z"
 
 // ts formats t for storage.
 func ts(t time.Time) string { return t.UTC().Format(timeFormat) }
-
-// tsPtr formats an optional time for storage (nil stays NULL).
-func tsPtr(t *time.Time) any {
-	if t == nil {
-		return nil
-	}
-	return ts(*t)
-}
 
 // parseTS parses a stored time; the result is always in time.UTC.
 func parseTS(s string) (time.Time, error) {
@@ -81,23 +69,6 @@ func (c nullTimeCol) Scan(src any) error {
 // now returns the current time as the stores keep it.
 func now() time.Time { return time.Now().UTC() }
 
-// orNow returns t, or the current time when t is zero.
-func orNow(t time.Time) time.Time {
-	if t.IsZero() {
-		return now()
-	}
-	return t.UTC()
-}
-
-// newID returns a new, time-ordered UUID (version 7).
-func newID() uuid.UUID {
-	id, err := uuid.NewV7()
-	if err != nil {
-		return uuid.New()
-	}
-	return id
-}
-
 // idsJSON encodes ids as a JSON array for "IN (SELECT value FROM
 // json_each(?))", which takes any number of ids as one argument.
 func idsJSON(ids []uuid.UUID) string {
@@ -107,37 +78,6 @@ func idsJSON(ids []uuid.UUID) string {
 	}
 	b, _ := json.Marshal(ss)
 	return string(b)
-}
-
-// uniqueIDs returns ids without duplicates, in first-seen order.
-func uniqueIDs(ids []uuid.UUID) []uuid.UUID {
-	out := make([]uuid.UUID, 0, len(ids))
-	seen := make(map[uuid.UUID]bool, len(ids))
-	for _, id := range ids {
-		if !seen[id] {
-			seen[id] = true
-			out = append(out, id)
-		}
-	}
-	return out
-}
-
-// likePattern returns a LIKE pattern (with ESCAPE '\') matching s as a
-// lower-case substring.
-func likePattern(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
-	return "%" + r.Replace(strings.ToLower(s)) + "%"
-}
-
-// page appends LIMIT/OFFSET to a query; limit 0 means no limit.
-func page(query string, args []any, offset, limit int) (string, []any) {
-	if limit <= 0 && offset <= 0 {
-		return query, args
-	}
-	if limit <= 0 {
-		limit = -1
-	}
-	return query + " LIMIT ? OFFSET ?", append(args, limit, max(offset, 0))
 }
 
 // sqliteCode returns the extended result code of a driver error, or 0.
@@ -165,80 +105,4 @@ func isForeignKey(err error) bool {
 		return strings.Contains(err.Error(), "FOREIGN KEY")
 	}
 	return false
-}
-
-// errMap says how to translate the driver errors of one operation.
-type errMap struct {
-	op       string // what was being done, for internal errors ("get user")
-	notFound string // caller-safe message for sql.ErrNoRows
-	exists   string // caller-safe message for a unique violation
-	fkCode   permiso.Code
-	fk       string // caller-safe message for a foreign-key violation
-}
-
-// wrap maps err to a permiso sentinel (wrapping the driver error, so that
-// errors.Is works and logs keep the cause) or, for anything unexpected, to a
-// plain error that the HTTP layer reports as an internal error.
-func (m errMap) wrap(err error) error {
-	if err == nil {
-		return nil
-	}
-	var pe *permiso.Error
-	if errors.As(err, &pe) {
-		return err
-	}
-	switch {
-	case errors.Is(err, sql.ErrNoRows) && m.notFound != "":
-		return permiso.Wrap(permiso.ENOTFOUND, m.notFound, err)
-	case isUnique(err) && m.exists != "":
-		return permiso.Wrap(permiso.EEXISTS, m.exists, err)
-	case isForeignKey(err) && m.fk != "":
-		code := m.fkCode
-		if code == "" {
-			code = permiso.ENOTFOUND
-		}
-		return permiso.Wrap(code, m.fk, err)
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("sqlite: %s: %w", m.op, err)
-	case sqliteCode(err)&0xff == sqlite3.SQLITE_BUSY:
-		return permiso.Wrap(permiso.EUNAVAILABLE, "The database is busy", err)
-	}
-	return fmt.Errorf("sqlite: %s: %w", m.op, err)
-}
-
-// notFound returns an ENOTFOUND error with a caller-safe message.
-func notFound(format string, args ...any) error {
-	return permiso.Errorf(permiso.ENOTFOUND, format, args...)
-}
-
-// checkExists returns ENOTFOUND (with msg) unless a row of table has id.
-func checkExists(ctx context.Context, c conn, table string, id uuid.UUID, msg string) error {
-	var one int
-	err := c.queryRow(ctx, "SELECT 1 FROM "+table+" WHERE id = ?", id).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return notFound("%s", msg)
-	}
-	if err != nil {
-		return fmt.Errorf("sqlite: check %s: %w", table, err)
-	}
-	return nil
-}
-
-// checkAllExist returns ENOTFOUND (with msg) unless every id is a row of
-// table. ids must be free of duplicates.
-func checkAllExist(ctx context.Context, c conn, table string, ids []uuid.UUID, msg string) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	var n int
-	err := c.queryRow(ctx,
-		"SELECT count(*) FROM "+table+" WHERE id IN (SELECT value FROM json_each(?))",
-		idsJSON(ids)).Scan(&n)
-	if err != nil {
-		return fmt.Errorf("sqlite: check %s: %w", table, err)
-	}
-	if n != len(ids) {
-		return notFound("%s", msg)
-	}
-	return nil
 }

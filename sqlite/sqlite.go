@@ -1,5 +1,8 @@
 // Package sqlite implements permiso.Store on SQLite through the pure-Go
-// modernc.org/sqlite driver (database/sql, driver name "sqlite").
+// modernc.org/sqlite driver (database/sql, driver name "sqlite"). The
+// statements are sqlstore's, shared with PostgreSQL; this package holds
+// the connections, the migrations, the backup and SQLite's sqlstore.Dialect
+// (docs/architecture.md, "Storage: one shape over two dialects").
 //
 // One writer: every write runs on a pool of exactly one connection, inside a
 // transaction started with BEGIN IMMEDIATE, so read-modify-write operations
@@ -13,7 +16,8 @@
 // Times are stored as fixed-width RFC 3339 UTC text
 // ("2006-01-02T15:04:05.000000000Z") so that text order is time order, UUIDs
 // as canonical lower-case text and booleans as 0/1, as docs/data-model.md
-// describes. Driver errors are mapped to permiso's sentinel errors.
+// describes. Driver errors are classified for sqlstore, which maps them to
+// permiso's sentinel errors.
 package sqlite
 
 import (
@@ -31,6 +35,7 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/sqlstore"
 )
 
 // Memory is the path that opens a private in-memory database.
@@ -50,6 +55,7 @@ type Options struct {
 
 // DB is a permiso.Store backed by one SQLite database.
 type DB struct {
+	*shared
 	write  *sql.DB // exactly one connection; every transaction is BEGIN IMMEDIATE
 	read   *sql.DB // several connections; equal to write for ":memory:"
 	path   string
@@ -72,6 +78,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("sqlite: database path %q must be a plain file path or %s", path, Memory)
 	}
 	db := &DB{path: path, memory: path == Memory, log: opts.Logger, echo: opts.Echo}
+	db.shared = sqlstore.New(conns{db}, dialect{})
 	if db.log == nil {
 		db.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}

@@ -20,31 +20,10 @@ var clientTests = []test{
 	{"Clients/UpdateWithScopes", testUpdateClientWithScopes},
 }
 
+// checkClient compares the whole client (every column; relations aside) with want.
 func checkClient(h *harness, got, want permiso.ServiceClient) {
 	h.Helper()
-	eq(h, "client row id", got.ID, want.ID)
-	eq(h, "client_id", got.ClientID, want.ClientID)
-	eq(h, "secret_hash", got.SecretHash, want.SecretHash)
-	eqPtr(h, "previous_secret_hash", got.PreviousSecretHash, want.PreviousSecretHash)
-	eqTimePtr(h, "previous_secret_expires_at", got.PreviousSecretExpiresAt, want.PreviousSecretExpiresAt)
-	eq(h, "name", got.Name, want.Name)
-	eqPtr(h, "description", got.Description, want.Description)
-	eq(h, "client_type", got.ClientType, want.ClientType)
-	eq(h, "is_active", got.IsActive, want.IsActive)
-	eq(h, "is_trusted", got.IsTrusted, want.IsTrusted)
-	eq(h, "access_token_lifetime", got.AccessTokenLifetime, want.AccessTokenLifetime)
-	eqPtr(h, "refresh_token_lifetime", got.RefreshTokenLifetime, want.RefreshTokenLifetime)
-	eq(h, "rate_limit_per_minute", got.RateLimitPerMinute, want.RateLimitPerMinute)
-	eq(h, "rate_limit_per_hour", got.RateLimitPerHour, want.RateLimitPerHour)
-	eqTimePtr(h, "last_used", got.LastUsed, want.LastUsed)
-	eq(h, "total_requests", got.TotalRequests, want.TotalRequests)
-	eqPtr(h, "contact_email", got.ContactEmail, want.ContactEmail)
-	eqPtr(h, "website_url", got.WebsiteURL, want.WebsiteURL)
-	eqPtr(h, "allowed_ips", got.AllowedIPs, want.AllowedIPs)
-	eqPtr(h, "webhook_url", got.WebhookURL, want.WebhookURL)
-	eqTimePtr(h, "tokens_revoked_before", got.TokensRevokedBefore, want.TokensRevokedBefore)
-	eqTime(h, "created_at", got.CreatedAt, want.CreatedAt)
-	eqTime(h, "updated_at", got.UpdatedAt, want.UpdatedAt)
+	diff(h, "client", got, want)
 }
 
 func testClientCRUD(h *harness) {
@@ -297,7 +276,10 @@ func testClientUsage(h *harness) {
 func testClientTokensRevokedBefore(h *harness) {
 	c := h.client("svc-cutoff")
 	eqTimePtr(h, "tokens_revoked_before of a new client", c.TokensRevokedBefore, nil)
-	cutoff := h.now.Truncate(time.Second).Add(987*time.Millisecond + 654*time.Microsecond)
+	// After the client's creation (h.now) whatever h.now's fraction of a
+	// second, so that a token issued at the cut-off is not also one issued
+	// before the client existed.
+	cutoff := h.now.Truncate(time.Second).Add(time.Second + 987*time.Millisecond + 654*time.Microsecond)
 	updated, err := h.s.UpdateServiceClient(h.ctx, c.ID, func(x *permiso.ServiceClient) error {
 		x.RevokeTokensBefore(cutoff)
 		x.IsActive = false

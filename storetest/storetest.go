@@ -57,8 +57,9 @@ func Run(t *testing.T, newStore func(t *testing.T) permiso.Store) {
 	all = append(all, auditTests...)
 	all = append(all, reportTests...)
 	all = append(all, keyTests...)
-	all = append(all, reviewTests...)
+	all = append(all, raceTests...)
 	all = append(all, importTests...)
+	all = append(all, roundTripTests...)
 	for _, tc := range all {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -29,26 +29,10 @@ var userTests = []test{
 	{"Users/ConcurrentUpdate", testUserConcurrentUpdate},
 }
 
+// checkUser compares the whole user (every column; relations aside) with want.
 func checkUser(h *harness, got, want permiso.User) {
 	h.Helper()
-	eq(h, "user id", got.ID, want.ID)
-	eq(h, "username", got.Username, want.Username)
-	eq(h, "email", got.Email, want.Email)
-	eq(h, "password_hash", got.PasswordHash, want.PasswordHash)
-	eqPtr(h, "first_name", got.FirstName, want.FirstName)
-	eqPtr(h, "last_name", got.LastName, want.LastName)
-	eqPtr(h, "display_name", got.DisplayName, want.DisplayName)
-	eqPtr(h, "bio", got.Bio, want.Bio)
-	eq(h, "is_active", got.IsActive, want.IsActive)
-	eq(h, "is_verified", got.IsVerified, want.IsVerified)
-	eq(h, "is_superuser", got.IsSuperuser, want.IsSuperuser)
-	eqTimePtr(h, "last_login", got.LastLogin, want.LastLogin)
-	eq(h, "failed_login_attempts", got.FailedLoginAttempts, want.FailedLoginAttempts)
-	eqTimePtr(h, "locked_until", got.LockedUntil, want.LockedUntil)
-	eqTime(h, "password_changed_at", got.PasswordChangedAt, want.PasswordChangedAt)
-	eqTimePtr(h, "tokens_revoked_before", got.TokensRevokedBefore, want.TokensRevokedBefore)
-	eqTime(h, "created_at", got.CreatedAt, want.CreatedAt)
-	eqTime(h, "updated_at", got.UpdatedAt, want.UpdatedAt)
+	diff(h, "user", got, want)
 }
 
 func testUserCRUD(h *harness) {

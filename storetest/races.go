@@ -10,15 +10,16 @@ import (
 	"github.com/permiso/permiso"
 )
 
-// reviewTests are the conformance checks added by the security review:
-// the one grace retry of a rotated refresh token, the password
-// compare-and-swap, RevokeSession of a revoked session and login trimming.
-var reviewTests = []test{
-	{"RefreshGraceRetryOnce", testRefreshGraceOnce},
-	{"RefreshGraceRetryConcurrent", testRefreshGraceConcurrent},
-	{"ChangePasswordIfCurrent", testChangePasswordIfCurrent},
-	{"RevokeRevokedSessionRevokesLateTokens", testRevokeRevokedSessionTokens},
-	{"GetUserByLoginTrims", testGetUserByLoginTrims},
+// raceTests are the checks of writes that race with each other or with a
+// retry: the one grace retry of a rotated refresh token, the password
+// compare-and-swap, RevokeSession of a session already revoked (tokens
+// issued after the first revocation), and the login lookup's trimming.
+var raceTests = []test{
+	{"Tokens/RefreshGraceRetryOnce", testRefreshGraceOnce},
+	{"Tokens/RefreshGraceRetryConcurrent", testRefreshGraceConcurrent},
+	{"Users/ChangePasswordIfCurrent", testChangePasswordIfCurrent},
+	{"Sessions/RevokeRevokedSessionRevokesLateTokens", testRevokeRevokedSessionTokens},
+	{"Users/GetUserByLoginTrims", testGetUserByLoginTrims},
 }
 
 func testRefreshGraceOnce(h *harness) {

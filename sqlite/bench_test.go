@@ -1,0 +1,25 @@
+package sqlite_test
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/sqlite"
+	"github.com/permiso/permiso/storetest"
+)
+
+// BenchmarkStore runs the store benchmarks on a file database (WAL).
+func BenchmarkStore(b *testing.B) {
+	storetest.Bench(b, func(b *testing.B) permiso.Store {
+		db, err := sqlite.Open(b.Context(), filepath.Join(b.TempDir(), "bench.db"), sqlite.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = db.Close() })
+		if _, err := db.MigrateUp(b.Context()); err != nil {
+			b.Fatal(err)
+		}
+		return db
+	})
+}

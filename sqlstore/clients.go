@@ -1,0 +1,298 @@
+package sqlstore
+
+import (
+	"context"
+	"slices"
+
+	"github.com/google/uuid"
+
+	"github.com/permiso/permiso"
+)
+
+// Clients describes the service_clients table: one Col per stored field
+// of permiso.ServiceClient.
+var Clients = NewTable("service_clients", "c",
+	Col[permiso.ServiceClient]{Name: "id", Field: func(c *permiso.ServiceClient) any { return &c.ID }, Fixed: true},
+	Col[permiso.ServiceClient]{Name: "client_id", Field: func(c *permiso.ServiceClient) any { return &c.ClientID }},
+	Col[permiso.ServiceClient]{Name: "secret_hash", Field: func(c *permiso.ServiceClient) any { return &c.SecretHash }},
+	Col[permiso.ServiceClient]{Name: "previous_secret_hash", Field: func(c *permiso.ServiceClient) any { return &c.PreviousSecretHash }},
+	Col[permiso.ServiceClient]{Name: "previous_secret_expires_at", Field: func(c *permiso.ServiceClient) any { return &c.PreviousSecretExpiresAt }},
+	Col[permiso.ServiceClient]{Name: "name", Field: func(c *permiso.ServiceClient) any { return &c.Name }},
+	Col[permiso.ServiceClient]{Name: "description", Field: func(c *permiso.ServiceClient) any { return &c.Description }},
+	Col[permiso.ServiceClient]{Name: "client_type", Field: func(c *permiso.ServiceClient) any { return &c.ClientType }},
+	Col[permiso.ServiceClient]{Name: "is_active", Field: func(c *permiso.ServiceClient) any { return &c.IsActive }},
+	Col[permiso.ServiceClient]{Name: "is_trusted", Field: func(c *permiso.ServiceClient) any { return &c.IsTrusted }},
+	Col[permiso.ServiceClient]{Name: "access_token_lifetime", Field: func(c *permiso.ServiceClient) any { return &c.AccessTokenLifetime }},
+	Col[permiso.ServiceClient]{Name: "refresh_token_lifetime", Field: func(c *permiso.ServiceClient) any { return &c.RefreshTokenLifetime }},
+	Col[permiso.ServiceClient]{Name: "rate_limit_per_minute", Field: func(c *permiso.ServiceClient) any { return &c.RateLimitPerMinute }},
+	Col[permiso.ServiceClient]{Name: "rate_limit_per_hour", Field: func(c *permiso.ServiceClient) any { return &c.RateLimitPerHour }},
+	Col[permiso.ServiceClient]{Name: "last_used", Field: func(c *permiso.ServiceClient) any { return &c.LastUsed }},
+	Col[permiso.ServiceClient]{Name: "total_requests", Field: func(c *permiso.ServiceClient) any { return &c.TotalRequests }},
+	Col[permiso.ServiceClient]{Name: "contact_email", Field: func(c *permiso.ServiceClient) any { return &c.ContactEmail }},
+	Col[permiso.ServiceClient]{Name: "website_url", Field: func(c *permiso.ServiceClient) any { return &c.WebsiteURL }},
+	Col[permiso.ServiceClient]{Name: "allowed_ips", Field: func(c *permiso.ServiceClient) any { return &c.AllowedIPs }},
+	Col[permiso.ServiceClient]{Name: "webhook_url", Field: func(c *permiso.ServiceClient) any { return &c.WebhookURL }},
+	Col[permiso.ServiceClient]{Name: "tokens_revoked_before", Field: func(c *permiso.ServiceClient) any { return &c.TokensRevokedBefore }},
+	Col[permiso.ServiceClient]{Name: "created_at", Field: func(c *permiso.ServiceClient) any { return &c.CreatedAt }, Fixed: true},
+	Col[permiso.ServiceClient]{Name: "updated_at", Field: func(c *permiso.ServiceClient) any { return &c.UpdatedAt }},
+)
+
+func (s *Store) clientErr(op string, err error) error {
+	return s.errOf(err, op, ClientMessages, false, ScopeMessages.NotFound)
+}
+
+// selectClients runs a query selecting Clients.List() and fills each
+// client's scopes, ordered by name.
+func (s *Store) selectClients(ctx context.Context, q Querier, query string, args ...any) ([]permiso.ServiceClient, error) {
+	rows, err := s.query(ctx, q, query, args...)
+	if err != nil {
+		return nil, s.clientErr("list service clients", err)
+	}
+	var out []permiso.ServiceClient
+	for rows.Next() {
+		c, err := Clients.Scan(s.d, rows)
+		if err != nil {
+			rows.Close()
+			return nil, s.clientErr("list service clients", err)
+		}
+		out = append(out, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, s.clientErr("list service clients", err)
+	}
+	if len(out) == 0 {
+		return out, nil
+	}
+	ids := make([]uuid.UUID, len(out))
+	for i := range out {
+		ids[i] = out[i].ID
+	}
+	byClient, err := s.linkedScopes(ctx, q, s.qs.clientScopes, ids)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		out[i].Scopes = byClient[out[i].ID]
+	}
+	return out, nil
+}
+
+// The lookups of one client, built once.
+var (
+	clientByID       = Clients.Select() + " WHERE c.id = ?"
+	clientByClientID = Clients.Select() + " WHERE c.client_id = ?"
+)
+
+// getClient returns the one client that query (clientByID, ...) selects.
+func (s *Store) getClient(ctx context.Context, q Querier, query string, arg any) (permiso.ServiceClient, error) {
+	cs, err := s.selectClients(ctx, q, query, arg)
+	if err != nil {
+		return permiso.ServiceClient{}, err
+	}
+	if len(cs) == 0 {
+		return permiso.ServiceClient{}, notFound(ClientMessages.NotFound)
+	}
+	return cs[0], nil
+}
+
+// CreateServiceClient inserts c and links scopeIDs in one transaction. ID
+// is generated when zero; ClientType defaults to "confidential".
+func (s *Store) CreateServiceClient(ctx context.Context, c permiso.ServiceClient, scopeIDs []uuid.UUID) (permiso.ServiceClient, error) {
+	if c.ID == uuid.Nil {
+		c.ID = newID()
+	}
+	if c.ClientType == "" {
+		c.ClientType = "confidential"
+	}
+	createdTimes(&c.CreatedAt, &c.UpdatedAt)
+	scopeIDs = uniqueIDs(scopeIDs)
+	var out permiso.ServiceClient
+	err := s.c.Write(ctx, func(q Querier) error {
+		if err := s.checkAllExist(ctx, q, "scopes", scopeIDs, ScopeMessages.NotFound); err != nil {
+			return err
+		}
+		if _, err := s.exec(ctx, q, Clients.Insert(), Clients.Args(s.d, &c)...); err != nil {
+			return s.clientErr("create service client", err)
+		}
+		if err := s.linkClientScopes(ctx, q, c.ID, scopeIDs); err != nil {
+			return err
+		}
+		var err error
+		out, err = s.getClient(ctx, q, clientByID, c.ID)
+		return err
+	})
+	return out, err
+}
+
+func (s *Store) linkClientScopes(ctx context.Context, q Querier, id uuid.UUID, scopeIDs []uuid.UUID) error {
+	return s.link(ctx, q, "service_client_scopes", "service_client_id", "scope_id", "scopes", id, scopeIDs,
+		func(err error) error { return s.clientErr("link client scope", err) })
+}
+
+// GetServiceClient returns the client (by row id) with its scopes.
+func (s *Store) GetServiceClient(ctx context.Context, id uuid.UUID) (permiso.ServiceClient, error) {
+	var out permiso.ServiceClient
+	err := s.c.Read(ctx, func(q Querier) (err error) {
+		out, err = s.getClient(ctx, q, clientByID, id)
+		return err
+	})
+	return out, err
+}
+
+// GetServiceClientByClientID returns the client with this public client_id.
+func (s *Store) GetServiceClientByClientID(ctx context.Context, clientID string) (permiso.ServiceClient, error) {
+	var out permiso.ServiceClient
+	err := s.c.Read(ctx, func(q Querier) (err error) {
+		out, err = s.getClient(ctx, q, clientByClientID, clientID)
+		return err
+	})
+	return out, err
+}
+
+// UpdateServiceClient applies fn to the client, read locked, and writes
+// it in one transaction (its scopes stay). UpdatedAt is written as fn
+// leaves it; a zero value becomes the current time.
+func (s *Store) UpdateServiceClient(ctx context.Context, id uuid.UUID, fn func(*permiso.ServiceClient) error) (permiso.ServiceClient, error) {
+	return s.updateClient(ctx, id, fn, nil)
+}
+
+// UpdateServiceClientWithScopes is UpdateServiceClient that also replaces
+// the client's scopes, in the same transaction.
+func (s *Store) UpdateServiceClientWithScopes(ctx context.Context, id uuid.UUID, fn func(*permiso.ServiceClient) error, scopeIDs []uuid.UUID) (permiso.ServiceClient, error) {
+	if scopeIDs == nil {
+		scopeIDs = []uuid.UUID{}
+	}
+	return s.updateClient(ctx, id, fn, scopeIDs)
+}
+
+// updateClient applies fn to the client and, when scopeIDs is not nil,
+// replaces its scopes, in one transaction.
+func (s *Store) updateClient(ctx context.Context, id uuid.UUID, fn func(*permiso.ServiceClient) error, scopeIDs []uuid.UUID) (permiso.ServiceClient, error) {
+	var out permiso.ServiceClient
+	err := s.c.Write(ctx, func(q Querier) error {
+		c, err := s.getClient(ctx, q, clientByID+s.d.ForUpdate(), id)
+		if err != nil {
+			return err
+		}
+		if err := fn(&c); err != nil {
+			return err
+		}
+		c.ID = id
+		c.UpdatedAt = orNow(c.UpdatedAt)
+		if _, err := s.exec(ctx, q, Clients.Update(), Clients.UpdateArgs(s.d, &c)...); err != nil {
+			return s.clientErr("update service client", err)
+		}
+		if scopeIDs != nil {
+			if err := s.replaceClientScopes(ctx, q, id, scopeIDs); err != nil {
+				return err
+			}
+		}
+		out, err = s.getClient(ctx, q, clientByID, id)
+		return err
+	})
+	return out, err
+}
+
+// DeleteServiceClient removes the client; its scope links, sessions and
+// refresh tokens cascade.
+func (s *Store) DeleteServiceClient(ctx context.Context, id uuid.UUID) error {
+	n, err := s.exec(ctx, s.c.Pool(), "DELETE FROM service_clients WHERE id = ?", id)
+	if err != nil {
+		return s.errOf(err, "delete service client", ClientMessages, true, "")
+	}
+	if n == 0 {
+		return notFound(ClientMessages.NotFound)
+	}
+	return nil
+}
+
+// ListServiceClients returns one page of the clients matching f, ordered by
+// created_at, id, and the number of all matching clients.
+func (s *Store) ListServiceClients(ctx context.Context, f permiso.ClientFilter) ([]permiso.ServiceClient, int, error) {
+	var w where
+	if f.Search != "" {
+		w.add(`(lower(c.client_id) LIKE ?1 ESCAPE '\' OR lower(c.name) LIKE ?1 ESCAPE '\'
+			OR lower(coalesce(c.description, '')) LIKE ?1 ESCAPE '\')`, likePattern(f.Search))
+	}
+	if f.IsActive != nil {
+		w.add("c.is_active = ?", *f.IsActive)
+	}
+	if f.IsTrusted != nil {
+		w.add("c.is_trusted = ?", *f.IsTrusted)
+	}
+	if f.ClientType != "" {
+		w.add("c.client_type = ?", f.ClientType)
+	}
+	if f.ScopeID != nil {
+		w.add("EXISTS (SELECT 1 FROM service_client_scopes AS cs WHERE cs.service_client_id = c.id AND cs.scope_id = ?)", *f.ScopeID)
+	}
+	var out []permiso.ServiceClient
+	var total int
+	err := s.c.Read(ctx, func(q Querier) error {
+		if err := s.queryRow(ctx, q, "SELECT count(*) FROM "+Clients.From()+w.sql(), w.args...).Scan(&total); err != nil {
+			return s.clientErr("count service clients", err)
+		}
+		query, args := page(Clients.Select()+w.sql()+" ORDER BY c.created_at, c.id", slices.Clone(w.args), f.Offset, f.Limit)
+		var err error
+		out, err = s.selectClients(ctx, q, query, args...)
+		return err
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return out, total, nil
+}
+
+// SetServiceClientScopes replaces the client's scopes in one transaction;
+// an unknown client or scope id yields ErrNotFound and nothing changes.
+func (s *Store) SetServiceClientScopes(ctx context.Context, id uuid.UUID, scopeIDs []uuid.UUID) error {
+	return s.c.Write(ctx, func(q Querier) error { return s.replaceClientScopes(ctx, q, id, scopeIDs) })
+}
+
+// replaceClientScopes locks the client and replaces its scopes inside a
+// transaction.
+func (s *Store) replaceClientScopes(ctx context.Context, q Querier, id uuid.UUID, scopeIDs []uuid.UUID) error {
+	scopeIDs = uniqueIDs(scopeIDs)
+	if err := s.lockRow(ctx, q, "service_clients", id, ClientMessages.NotFound); err != nil {
+		return err
+	}
+	if err := s.checkAllExist(ctx, q, "scopes", scopeIDs, ScopeMessages.NotFound); err != nil {
+		return err
+	}
+	if _, err := s.exec(ctx, q, "DELETE FROM service_client_scopes WHERE service_client_id = ?", id); err != nil {
+		return s.clientErr("set client scopes", err)
+	}
+	return s.linkClientScopes(ctx, q, id, scopeIDs)
+}
+
+// AddClientUsage adds the batched request counts and moves last_used
+// forward (never backward), in one transaction; unknown ids are skipped.
+// Rows are updated in id order so that concurrent batches cannot deadlock.
+func (s *Store) AddClientUsage(ctx context.Context, usage map[uuid.UUID]permiso.ClientUsage) error {
+	if len(usage) == 0 {
+		return nil
+	}
+	ids := make([]uuid.UUID, 0, len(usage))
+	for id := range usage {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b uuid.UUID) int { return slices.Compare(a[:], b[:]) })
+	return s.c.Write(ctx, func(q Querier) error {
+		for _, id := range ids {
+			u := usage[id]
+			var err error
+			if u.LastUsed.IsZero() {
+				_, err = s.exec(ctx, q, "UPDATE service_clients SET total_requests = total_requests + ? WHERE id = ?", u.Requests, id)
+			} else {
+				_, err = s.exec(ctx, q, `UPDATE service_clients SET total_requests = total_requests + ?1,
+					last_used = CASE WHEN last_used IS NULL OR last_used < ?2 THEN ?2 ELSE last_used END
+					WHERE id = ?3`, u.Requests, s.d.Time(u.LastUsed), id)
+			}
+			if err != nil {
+				return s.clientErr("add client usage", err)
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,367 @@
+package sqlstore
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/permiso/permiso"
+)
+
+// Roles describes the roles table.
+var Roles = NewTable("roles", "r",
+	Col[permiso.Role]{Name: "id", Field: func(r *permiso.Role) any { return &r.ID }, Fixed: true},
+	Col[permiso.Role]{Name: "name", Field: func(r *permiso.Role) any { return &r.Name }},
+	Col[permiso.Role]{Name: "description", Field: func(r *permiso.Role) any { return &r.Description }},
+	Col[permiso.Role]{Name: "created_at", Field: func(r *permiso.Role) any { return &r.CreatedAt }, Fixed: true},
+	Col[permiso.Role]{Name: "updated_at", Field: func(r *permiso.Role) any { return &r.UpdatedAt }},
+)
+
+// roleSelect selects Roles.List() and the number of users holding the role.
+var roleSelect = "SELECT " + Roles.List() + ", (SELECT count(*) FROM user_roles AS ur WHERE ur.role_id = r.id) FROM " + Roles.From()
+
+// scopeSelect selects Scopes.List() and the number of roles holding the scope.
+var scopeSelect = "SELECT " + Scopes.List() + ", (SELECT count(*) FROM role_scopes AS rs WHERE rs.scope_id = s.id) FROM " + Scopes.From()
+
+func (s *Store) roleErr(op string, err error) error {
+	return s.errOf(err, op, RoleMessages, false, ScopeMessages.NotFound)
+}
+
+func (s *Store) scopeErr(op string, err error) error {
+	return s.errOf(err, op, ScopeMessages, false, "")
+}
+
+// selectRoles runs a query of roleSelect and fills each role's scopes.
+func (s *Store) selectRoles(ctx context.Context, q Querier, query string, args ...any) ([]permiso.Role, error) {
+	rows, err := s.query(ctx, q, query, args...)
+	if err != nil {
+		return nil, s.roleErr("list roles", err)
+	}
+	var roles []permiso.Role
+	var ids []uuid.UUID
+	for rows.Next() {
+		var r permiso.Role
+		var n int
+		if r, err = Roles.Scan(s.d, rows, &n); err != nil {
+			rows.Close()
+			return nil, s.roleErr("list roles", err)
+		}
+		r.UserCount = n
+		roles = append(roles, r)
+		ids = append(ids, r.ID)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, s.roleErr("list roles", err)
+	}
+	if len(ids) == 0 {
+		return roles, nil
+	}
+	scopes, err := s.linkedScopes(ctx, q, s.qs.roleScopes, ids)
+	if err != nil {
+		return nil, err
+	}
+	for i := range roles {
+		roles[i].Scopes = scopes[roles[i].ID]
+	}
+	return roles, nil
+}
+
+func (s *Store) getRole(ctx context.Context, q Querier, cond string, arg any) (permiso.Role, error) {
+	roles, err := s.selectRoles(ctx, q, roleSelect+" WHERE "+cond, arg)
+	if err != nil {
+		return permiso.Role{}, err
+	}
+	if len(roles) == 0 {
+		return permiso.Role{}, notFound(RoleMessages.NotFound)
+	}
+	return roles[0], nil
+}
+
+// CreateRole inserts r and links scopeIDs in one transaction.
+func (s *Store) CreateRole(ctx context.Context, r permiso.Role, scopeIDs []uuid.UUID) (permiso.Role, error) {
+	if r.ID == uuid.Nil {
+		r.ID = newID()
+	}
+	createdTimes(&r.CreatedAt, &r.UpdatedAt)
+	scopeIDs = uniqueIDs(scopeIDs)
+	var out permiso.Role
+	err := s.c.Write(ctx, func(q Querier) error {
+		if err := s.checkAllExist(ctx, q, "scopes", scopeIDs, ScopeMessages.NotFound); err != nil {
+			return err
+		}
+		if _, err := s.exec(ctx, q, Roles.Insert(), Roles.Args(s.d, &r)...); err != nil {
+			return s.roleErr("create role", err)
+		}
+		if err := s.linkRoleScopes(ctx, q, r.ID, scopeIDs); err != nil {
+			return err
+		}
+		var err error
+		out, err = s.getRole(ctx, q, "r.id = ?", r.ID)
+		return err
+	})
+	return out, err
+}
+
+func (s *Store) linkRoleScopes(ctx context.Context, q Querier, roleID uuid.UUID, scopeIDs []uuid.UUID) error {
+	return s.link(ctx, q, "role_scopes", "role_id", "scope_id", "scopes", roleID, scopeIDs,
+		func(err error) error { return s.roleErr("link role scope", err) })
+}
+
+func (s *Store) readRole(ctx context.Context, cond string, arg any) (permiso.Role, error) {
+	var r permiso.Role
+	err := s.c.Read(ctx, func(q Querier) (err error) {
+		r, err = s.getRole(ctx, q, cond, arg)
+		return err
+	})
+	return r, err
+}
+
+// GetRole returns the role with its scopes and user count.
+func (s *Store) GetRole(ctx context.Context, id uuid.UUID) (permiso.Role, error) {
+	return s.readRole(ctx, "r.id = ?", id)
+}
+
+// GetRoleByName returns the role with this exact name.
+func (s *Store) GetRoleByName(ctx context.Context, name string) (permiso.Role, error) {
+	return s.readRole(ctx, "r.name = ?", name)
+}
+
+// UpdateRole applies fn to the role and writes its name and description in
+// one transaction (its scopes stay).
+func (s *Store) UpdateRole(ctx context.Context, id uuid.UUID, fn func(*permiso.Role) error) (permiso.Role, error) {
+	return s.updateRole(ctx, id, fn, nil)
+}
+
+// UpdateRoleWithScopes updates the role and replaces its scopes in one
+// transaction.
+func (s *Store) UpdateRoleWithScopes(ctx context.Context, id uuid.UUID, fn func(*permiso.Role) error, scopeIDs []uuid.UUID) (permiso.Role, error) {
+	if scopeIDs == nil {
+		scopeIDs = []uuid.UUID{}
+	}
+	return s.updateRole(ctx, id, fn, scopeIDs)
+}
+
+func (s *Store) updateRole(ctx context.Context, id uuid.UUID, fn func(*permiso.Role) error, scopeIDs []uuid.UUID) (permiso.Role, error) {
+	var out permiso.Role
+	err := s.c.Write(ctx, func(q Querier) error {
+		if err := s.lockRow(ctx, q, "roles", id, RoleMessages.NotFound); err != nil {
+			return err
+		}
+		if scopeIDs != nil {
+			if err := s.replaceRoleScopes(ctx, q, id, scopeIDs); err != nil {
+				return err
+			}
+		}
+		r, err := s.getRole(ctx, q, "r.id = ?", id)
+		if err != nil {
+			return err
+		}
+		if err := fn(&r); err != nil {
+			return err
+		}
+		r.ID = id
+		r.UpdatedAt = orNow(r.UpdatedAt)
+		if _, err := s.exec(ctx, q, Roles.Update(), Roles.UpdateArgs(s.d, &r)...); err != nil {
+			return s.roleErr("update role", err)
+		}
+		out, err = s.getRole(ctx, q, "r.id = ?", id)
+		return err
+	})
+	return out, err
+}
+
+// DeleteRole removes the role and its scope links; it returns ErrConflict
+// while any user holds the role.
+func (s *Store) DeleteRole(ctx context.Context, id uuid.UUID) error {
+	n, err := s.exec(ctx, s.c.Pool(), "DELETE FROM roles WHERE id = ?", id)
+	if err != nil {
+		return s.errOf(err, "delete role", RoleMessages, true, "")
+	}
+	if n == 0 {
+		return notFound(RoleMessages.NotFound)
+	}
+	return nil
+}
+
+// ListRoles returns one page of the roles matching f, ordered by name, id,
+// and the number of all matching roles.
+func (s *Store) ListRoles(ctx context.Context, f permiso.RoleFilter) ([]permiso.Role, int, error) {
+	var w where
+	if search := strings.TrimSpace(f.Search); search != "" {
+		w.add(`(lower(r.name) LIKE ?1 ESCAPE '\' OR lower(coalesce(r.description, '')) LIKE ?1 ESCAPE '\')`, likePattern(search))
+	}
+	if f.ScopeID != nil {
+		w.add("EXISTS (SELECT 1 FROM role_scopes AS x WHERE x.role_id = r.id AND x.scope_id = ?)", *f.ScopeID)
+	}
+	var roles []permiso.Role
+	var total int
+	err := s.c.Read(ctx, func(q Querier) error {
+		if err := s.queryRow(ctx, q, "SELECT count(*) FROM "+Roles.From()+w.sql(), w.args...).Scan(&total); err != nil {
+			return s.roleErr("count roles", err)
+		}
+		query, args := page(roleSelect+w.sql()+" ORDER BY r.name, r.id", slices.Clone(w.args), f.Offset, f.Limit)
+		var err error
+		roles, err = s.selectRoles(ctx, q, query, args...)
+		return err
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return roles, total, nil
+}
+
+// SetRoleScopes replaces the role's scopes in one transaction; an unknown
+// role or scope id yields ErrNotFound and nothing changes.
+func (s *Store) SetRoleScopes(ctx context.Context, roleID uuid.UUID, scopeIDs []uuid.UUID) error {
+	return s.c.Write(ctx, func(q Querier) error {
+		if err := s.lockRow(ctx, q, "roles", roleID, RoleMessages.NotFound); err != nil {
+			return err
+		}
+		return s.replaceRoleScopes(ctx, q, roleID, scopeIDs)
+	})
+}
+
+// replaceRoleScopes replaces the scopes of the role (locked by the caller).
+func (s *Store) replaceRoleScopes(ctx context.Context, q Querier, roleID uuid.UUID, scopeIDs []uuid.UUID) error {
+	scopeIDs = uniqueIDs(scopeIDs)
+	if err := s.checkAllExist(ctx, q, "scopes", scopeIDs, ScopeMessages.NotFound); err != nil {
+		return err
+	}
+	if _, err := s.exec(ctx, q, "DELETE FROM role_scopes WHERE role_id = ?", roleID); err != nil {
+		return s.roleErr("set role scopes", err)
+	}
+	return s.linkRoleScopes(ctx, q, roleID, scopeIDs)
+}
+
+// selectScopes runs a query of scopeSelect.
+func (s *Store) selectScopes(ctx context.Context, q Querier, query string, args ...any) ([]permiso.Scope, error) {
+	rows, err := s.query(ctx, q, query, args...)
+	if err != nil {
+		return nil, s.scopeErr("list scopes", err)
+	}
+	defer rows.Close()
+	var out []permiso.Scope
+	for rows.Next() {
+		var n int
+		sc, err := Scopes.Scan(s.d, rows, &n)
+		if err != nil {
+			return nil, s.scopeErr("list scopes", err)
+		}
+		sc.RoleCount = n
+		out = append(out, sc)
+	}
+	return out, s.scopeErr("list scopes", rows.Err())
+}
+
+func (s *Store) getScope(ctx context.Context, q Querier, cond, lock string, arg any) (permiso.Scope, error) {
+	ss, err := s.selectScopes(ctx, q, scopeSelect+" WHERE "+cond+lock, arg)
+	if err != nil {
+		return permiso.Scope{}, err
+	}
+	if len(ss) == 0 {
+		return permiso.Scope{}, notFound(ScopeMessages.NotFound)
+	}
+	return ss[0], nil
+}
+
+// CreateScope inserts sc (ID generated when zero).
+func (s *Store) CreateScope(ctx context.Context, sc permiso.Scope) (permiso.Scope, error) {
+	if sc.ID == uuid.Nil {
+		sc.ID = newID()
+	}
+	createdTimes(&sc.CreatedAt, &sc.UpdatedAt)
+	var out permiso.Scope
+	err := s.c.Write(ctx, func(q Querier) error {
+		if _, err := s.exec(ctx, q, Scopes.Insert(), Scopes.Args(s.d, &sc)...); err != nil {
+			return s.scopeErr("create scope", err)
+		}
+		var err error
+		out, err = s.getScope(ctx, q, "s.id = ?", "", sc.ID)
+		return err
+	})
+	return out, err
+}
+
+// GetScope returns the scope with its role count.
+func (s *Store) GetScope(ctx context.Context, id uuid.UUID) (permiso.Scope, error) {
+	return s.getScope(ctx, s.c.Pool(), "s.id = ?", "", id)
+}
+
+// GetScopeByName returns the scope with this exact name.
+func (s *Store) GetScopeByName(ctx context.Context, name string) (permiso.Scope, error) {
+	return s.getScope(ctx, s.c.Pool(), "s.name = ?", "", name)
+}
+
+// UpdateScope applies fn to the scope and writes it in one transaction.
+func (s *Store) UpdateScope(ctx context.Context, id uuid.UUID, fn func(*permiso.Scope) error) (permiso.Scope, error) {
+	var out permiso.Scope
+	err := s.c.Write(ctx, func(q Querier) error {
+		if err := s.lockRow(ctx, q, "scopes", id, ScopeMessages.NotFound); err != nil {
+			return err
+		}
+		sc, err := s.getScope(ctx, q, "s.id = ?", "", id)
+		if err != nil {
+			return err
+		}
+		if err := fn(&sc); err != nil {
+			return err
+		}
+		sc.ID = id
+		sc.UpdatedAt = orNow(sc.UpdatedAt)
+		if _, err := s.exec(ctx, q, Scopes.Update(), Scopes.UpdateArgs(s.d, &sc)...); err != nil {
+			return s.scopeErr("update scope", err)
+		}
+		out, err = s.getScope(ctx, q, "s.id = ?", "", id)
+		return err
+	})
+	return out, err
+}
+
+// DeleteScope removes the scope (and its links to service clients); it
+// returns ErrConflict while any role holds the scope.
+func (s *Store) DeleteScope(ctx context.Context, id uuid.UUID) error {
+	n, err := s.exec(ctx, s.c.Pool(), "DELETE FROM scopes WHERE id = ?", id)
+	if err != nil {
+		return s.errOf(err, "delete scope", ScopeMessages, true, "")
+	}
+	if n == 0 {
+		return notFound(ScopeMessages.NotFound)
+	}
+	return nil
+}
+
+// ListScopes returns one page of the scopes matching f, ordered by name,
+// id, and the number of all matching scopes. Action matches the part of the
+// name before the first ':'.
+func (s *Store) ListScopes(ctx context.Context, f permiso.ScopeFilter) ([]permiso.Scope, int, error) {
+	var w where
+	if search := strings.TrimSpace(f.Search); search != "" {
+		w.add(`(lower(s.name) LIKE ?1 ESCAPE '\' OR lower(coalesce(s.description, '')) LIKE ?1 ESCAPE '\')`, likePattern(search))
+	}
+	if f.Resource != "" {
+		w.add("s.resource = ?", f.Resource)
+	}
+	if f.Action != "" {
+		prefix := f.Action + ":"
+		w.add("(s.name = ? OR substr(s.name, 1, ?) = ?)", f.Action, utf8.RuneCountInString(prefix), prefix)
+	}
+	var out []permiso.Scope
+	var total int
+	err := s.c.Read(ctx, func(q Querier) error {
+		if err := s.queryRow(ctx, q, "SELECT count(*) FROM "+Scopes.From()+w.sql(), w.args...).Scan(&total); err != nil {
+			return s.scopeErr("count scopes", err)
+		}
+		query, args := page(scopeSelect+w.sql()+" ORDER BY s.name, s.id", slices.Clone(w.args), f.Offset, f.Limit)
+		var err error
+		out, err = s.selectScopes(ctx, q, query, args...)
+		return err
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return out, total, nil
+}

@@ -1,0 +1,213 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/permiso/permiso"
+)
+
+// Store implements the parts of permiso.Store that are written once for
+// every SQL backend. A backend embeds it and adds what is its own
+// (opening, migrations, backup, and any path a benchmark showed to need
+// the backend's own protocol).
+type Store struct {
+	c  Conn
+	d  Dialect
+	qs queries
+}
+
+// queries are the statements of the hot paths that depend on the dialect,
+// built once.
+type queries struct {
+	clientScopes, roleScopes, userRoles string
+}
+
+// New returns the Store running its statements on c, in dialect d.
+func New(c Conn, d Dialect) *Store {
+	return &Store{c: c, d: d, qs: queries{
+		clientScopes: linkedScopesSQL(d, "service_client_scopes", "service_client_id"),
+		roleScopes:   linkedScopesSQL(d, "role_scopes", "role_id"),
+		userRoles:    userRolesSQL(d),
+	}}
+}
+
+// Dialect returns the Store's dialect.
+func (s *Store) Dialect() Dialect { return s.d }
+
+// q binds a statement written with "?" placeholders to the dialect.
+func (s *Store) q(query string) string { return s.d.Bind(query) }
+
+// exec, query and queryRow bind query and run it on q.
+func (s *Store) exec(ctx context.Context, q Querier, query string, args ...any) (int64, error) {
+	return q.Exec(ctx, s.q(query), args...)
+}
+
+func (s *Store) query(ctx context.Context, q Querier, query string, args ...any) (Rows, error) {
+	return q.Query(ctx, s.q(query), args...)
+}
+
+func (s *Store) queryRow(ctx context.Context, q Querier, query string, args ...any) Row {
+	return q.QueryRow(ctx, s.q(query), args...)
+}
+
+// errOf maps a driver error of an operation on one kind of row to a
+// permiso error with that kind's message (m), keeping the driver error
+// as the cause. del says the statement deletes: a foreign-key violation
+// then means the row is still referenced (ErrConflict) rather than that a
+// referenced row is missing (ErrNotFound, with missing as the message).
+func (s *Store) errOf(err error, op string, m Messages, del bool, missing string) error {
+	if err == nil {
+		return nil
+	}
+	var pe *permiso.Error
+	if errors.As(err, &pe) {
+		return err
+	}
+	kind, constraint := s.d.Classify(err)
+	switch kind {
+	case ErrNoRows:
+		if m.NotFound != "" {
+			return permiso.Wrap(permiso.ENOTFOUND, m.NotFound, err)
+		}
+	case ErrUnique:
+		switch {
+		case strings.Contains(constraint, "idx_users_username"):
+			return permiso.Wrap(permiso.EEXISTS, UsernameTakenMessage, err)
+		case strings.Contains(constraint, "idx_users_email"):
+			return permiso.Wrap(permiso.EEXISTS, EmailTakenMessage, err)
+		}
+		if m.Exists != "" {
+			return permiso.Wrap(permiso.EEXISTS, m.Exists, err)
+		}
+	case ErrForeignKey:
+		if del && m.InUse != "" {
+			return permiso.Wrap(permiso.ECONFLICT, m.InUse, err)
+		}
+		if missing == "" {
+			missing = ReferenceMissingMessage
+		}
+		return permiso.Wrap(permiso.ENOTFOUND, missing, err)
+	}
+	return s.d.Other(err, op)
+}
+
+// notFound is the ErrNotFound with message msg.
+func notFound(msg string) error { return permiso.Errorf(permiso.ENOTFOUND, "%s", msg) }
+
+// checkAllExist returns ErrNotFound (msg) unless every id (without
+// duplicates) is a row of table.
+func (s *Store) checkAllExist(ctx context.Context, q Querier, table string, ids []uuid.UUID, msg string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	var n int
+	if err := s.queryRow(ctx, q, "SELECT count(*) FROM "+table+" WHERE "+s.d.InIDs("id"), s.d.IDs(ids)).Scan(&n); err != nil {
+		return s.errOf(err, "check "+table, Messages{}, false, "")
+	}
+	if n != len(ids) {
+		return notFound(msg)
+	}
+	return nil
+}
+
+// uniqueIDs returns ids without duplicates, in first-seen order.
+func uniqueIDs(ids []uuid.UUID) []uuid.UUID {
+	out := make([]uuid.UUID, 0, len(ids))
+	seen := make(map[uuid.UUID]bool, len(ids))
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// newID returns a new, time-ordered UUID (version 7).
+func newID() uuid.UUID {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.New()
+	}
+	return id
+}
+
+// orNow returns t, or the current time when t is zero.
+func orNow(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Now().UTC()
+	}
+	return t
+}
+
+// createdTimes fills zero creation and update times with the current time.
+func createdTimes(created, updated *time.Time) {
+	*created = orNow(*created)
+	if updated.IsZero() {
+		*updated = *created
+	}
+}
+
+// likePattern returns a LIKE pattern (with ESCAPE '\') matching s as a
+// lower-case substring: '%' and '_' in s are literal.
+func likePattern(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	return "%" + r.Replace(strings.ToLower(s)) + "%"
+}
+
+// where accumulates the conditions of a list query and their arguments.
+type where struct {
+	conds []string
+	args  []any
+}
+
+// add appends a condition whose "?" placeholders take vals in order. A
+// condition that uses one value several times refers to it as "?N", N
+// counted from 1 within the condition.
+func (w *where) add(cond string, vals ...any) {
+	if strings.Contains(cond, "?1") {
+		base := len(w.args)
+		for i := len(vals); i >= 1; i-- {
+			cond = strings.ReplaceAll(cond, "?"+itoa(i), "?"+itoa(base+i))
+		}
+	}
+	w.conds = append(w.conds, cond)
+	w.args = append(w.args, vals...)
+}
+
+// sql returns " WHERE ..." or "".
+func (w *where) sql() string {
+	if len(w.conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(w.conds, " AND ")
+}
+
+// page appends LIMIT and OFFSET (limit 0: no limit) to query and args.
+func page(query string, args []any, offset, limit int) (string, []any) {
+	if limit > 0 {
+		query += " LIMIT ?"
+		args = append(args, limit)
+	} else if offset > 0 {
+		// Both dialects take a LIMIT before an OFFSET; this one is no limit.
+		query += " LIMIT ?"
+		args = append(args, int64(1)<<62)
+	}
+	if offset > 0 {
+		query += " OFFSET ?"
+		args = append(args, offset)
+	}
+	return query, args
+}
+
+func itoa(n int) string {
+	if n < 10 {
+		return string(rune('0' + n))
+	}
+	return itoa(n/10) + string(rune('0'+n%10))
+}

@@ -1,0 +1,415 @@
+package sqlstore
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/permiso/permiso"
+)
+
+// Users describes the users table: one Col per stored field of
+// permiso.User.
+var Users = NewTable("users", "u",
+	Col[permiso.User]{Name: "id", Field: func(u *permiso.User) any { return &u.ID }, Fixed: true},
+	Col[permiso.User]{Name: "username", Field: func(u *permiso.User) any { return &u.Username }},
+	Col[permiso.User]{Name: "email", Field: func(u *permiso.User) any { return &u.Email }},
+	Col[permiso.User]{Name: "password_hash", Field: func(u *permiso.User) any { return &u.PasswordHash }},
+	Col[permiso.User]{Name: "first_name", Field: func(u *permiso.User) any { return &u.FirstName }},
+	Col[permiso.User]{Name: "last_name", Field: func(u *permiso.User) any { return &u.LastName }},
+	Col[permiso.User]{Name: "display_name", Field: func(u *permiso.User) any { return &u.DisplayName }},
+	Col[permiso.User]{Name: "bio", Field: func(u *permiso.User) any { return &u.Bio }},
+	Col[permiso.User]{Name: "is_active", Field: func(u *permiso.User) any { return &u.IsActive }},
+	Col[permiso.User]{Name: "is_verified", Field: func(u *permiso.User) any { return &u.IsVerified }},
+	Col[permiso.User]{Name: "is_superuser", Field: func(u *permiso.User) any { return &u.IsSuperuser }},
+	Col[permiso.User]{Name: "last_login", Field: func(u *permiso.User) any { return &u.LastLogin }},
+	Col[permiso.User]{Name: "failed_login_attempts", Field: func(u *permiso.User) any { return &u.FailedLoginAttempts }},
+	Col[permiso.User]{Name: "locked_until", Field: func(u *permiso.User) any { return &u.LockedUntil }},
+	Col[permiso.User]{Name: "password_changed_at", Field: func(u *permiso.User) any { return &u.PasswordChangedAt }},
+	Col[permiso.User]{Name: "tokens_revoked_before", Field: func(u *permiso.User) any { return &u.TokensRevokedBefore }},
+	Col[permiso.User]{Name: "created_at", Field: func(u *permiso.User) any { return &u.CreatedAt }, Fixed: true},
+	Col[permiso.User]{Name: "updated_at", Field: func(u *permiso.User) any { return &u.UpdatedAt }},
+)
+
+func (s *Store) userErr(op string, err error) error {
+	return s.errOf(err, op, UserMessages, false, RoleMessages.NotFound)
+}
+
+// userDefaults fills a new user's id and zero times.
+func userDefaults(u *permiso.User) {
+	if u.ID == uuid.Nil {
+		u.ID = newID()
+	}
+	createdTimes(&u.CreatedAt, &u.UpdatedAt)
+	if u.PasswordChangedAt.IsZero() {
+		u.PasswordChangedAt = u.CreatedAt
+	}
+}
+
+// CreateUser inserts u and links roleIDs in one transaction. ID is
+// generated when zero; CreatedAt, UpdatedAt and PasswordChangedAt default
+// to now when zero. An unknown role id yields ErrNotFound and nothing is
+// written; a taken username or email ErrAlreadyExists.
+func (s *Store) CreateUser(ctx context.Context, u permiso.User, roleIDs []uuid.UUID) (permiso.User, error) {
+	userDefaults(&u)
+	roleIDs = uniqueIDs(roleIDs)
+	var out permiso.User
+	err := s.c.Write(ctx, func(q Querier) error {
+		if err := s.checkAllExist(ctx, q, "roles", roleIDs, RoleMessages.NotFound); err != nil {
+			return err
+		}
+		if _, err := s.exec(ctx, q, Users.Insert(), Users.Args(s.d, &u)...); err != nil {
+			return s.userErr("create user", err)
+		}
+		if err := s.linkUserRoles(ctx, q, u.ID, roleIDs); err != nil {
+			return err
+		}
+		var err error
+		out, err = s.getUser(ctx, q, userByID, u.ID)
+		return err
+	})
+	return out, err
+}
+
+func (s *Store) linkUserRoles(ctx context.Context, q Querier, userID uuid.UUID, roleIDs []uuid.UUID) error {
+	return s.link(ctx, q, "user_roles", "user_id", "role_id", "roles", userID, roleIDs,
+		func(err error) error { return s.userErr("link user role", err) })
+}
+
+// The lookups of one user, built once.
+var (
+	userByID       = Users.Select() + " WHERE u.id = ?"
+	userByUsername = Users.Select() + " WHERE lower(u.username) = ?"
+	userByEmail    = Users.Select() + " WHERE lower(u.email) = ?"
+	userByLogin    = Users.Select() + ` WHERE u.id = (SELECT id FROM users WHERE lower(username) = ?1 OR lower(email) = ?1
+		ORDER BY lower(username) = ?1 DESC LIMIT 1)`
+)
+
+// userRolesSQL selects Roles.List() and the user id of the roles of a list
+// of users, ordered by name; its one argument is Dialect.IDs of the users.
+func userRolesSQL(d Dialect) string {
+	return "SELECT " + Roles.List() + ", l.user_id FROM user_roles AS l JOIN roles AS r ON r.id = l.role_id WHERE " +
+		d.InIDs("l.user_id") + " ORDER BY r.name, r.id"
+}
+
+// getUser reads the one user that query (userByID, ...) selects, with its
+// roles and their scopes.
+func (s *Store) getUser(ctx context.Context, q Querier, query string, args ...any) (permiso.User, error) {
+	u, err := Users.Scan(s.d, s.queryRow(ctx, q, query, args...))
+	if err != nil {
+		return permiso.User{}, s.userErr("get user", err)
+	}
+	roles, err := s.userRoles(ctx, q, []uuid.UUID{u.ID})
+	if err != nil {
+		return permiso.User{}, err
+	}
+	u.Roles = roles[u.ID]
+	return u, nil
+}
+
+// userRoles returns the roles (with scopes, ordered by name) of each user
+// in ids.
+func (s *Store) userRoles(ctx context.Context, q Querier, ids []uuid.UUID) (map[uuid.UUID][]permiso.Role, error) {
+	out := make(map[uuid.UUID][]permiso.Role, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := s.query(ctx, q, s.qs.userRoles, s.d.IDs(uniqueIDs(ids)))
+	if err != nil {
+		return nil, s.errOf(err, "load user roles", Messages{}, false, "")
+	}
+	type link struct {
+		user uuid.UUID
+		role permiso.Role
+	}
+	var links []link
+	var roleIDs []uuid.UUID
+	for rows.Next() {
+		var l link
+		if l.role, err = Roles.Scan(s.d, rows, &l.user); err != nil {
+			rows.Close()
+			return nil, s.errOf(err, "load user roles", Messages{}, false, "")
+		}
+		links = append(links, l)
+		roleIDs = append(roleIDs, l.role.ID)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, s.errOf(err, "load user roles", Messages{}, false, "")
+	}
+	if len(links) == 0 {
+		return out, nil
+	}
+	scopes, err := s.linkedScopes(ctx, q, s.qs.roleScopes, roleIDs)
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range links {
+		l.role.Scopes = scopes[l.role.ID]
+		out[l.user] = append(out[l.user], l.role)
+	}
+	return out, nil
+}
+
+func (s *Store) readUser(ctx context.Context, query string, arg any) (permiso.User, error) {
+	var u permiso.User
+	err := s.c.Read(ctx, func(q Querier) (err error) {
+		u, err = s.getUser(ctx, q, query, arg)
+		return err
+	})
+	return u, err
+}
+
+// GetUser returns the user with its roles and their scopes.
+func (s *Store) GetUser(ctx context.Context, id uuid.UUID) (permiso.User, error) {
+	return s.readUser(ctx, userByID, id)
+}
+
+// GetUserByUsername finds a user by username, case-insensitively.
+func (s *Store) GetUserByUsername(ctx context.Context, username string) (permiso.User, error) {
+	return s.readUser(ctx, userByUsername, permiso.NormalizeUsername(username))
+}
+
+// GetUserByEmail finds a user by email, case-insensitively.
+func (s *Store) GetUserByEmail(ctx context.Context, email string) (permiso.User, error) {
+	return s.readUser(ctx, userByEmail, permiso.NormalizeEmail(email))
+}
+
+// GetUserByLogin finds a user whose username or email equals login,
+// case-insensitively; a username match wins over an email match.
+func (s *Store) GetUserByLogin(ctx context.Context, login string) (permiso.User, error) {
+	return s.readUser(ctx, userByLogin, permiso.NormalizeUsername(login))
+}
+
+// UpdateUser reads the user (locked), applies fn and writes the result in
+// one transaction. ID and CreatedAt are never changed; UpdatedAt is
+// written as fn leaves it (zero: the current time).
+func (s *Store) UpdateUser(ctx context.Context, id uuid.UUID, fn func(*permiso.User) error) (permiso.User, error) {
+	return s.updateUser(ctx, id, fn, nil)
+}
+
+// UpdateUserWithRoles updates the user and replaces its roles in one
+// transaction.
+func (s *Store) UpdateUserWithRoles(ctx context.Context, id uuid.UUID, fn func(*permiso.User) error, roleIDs []uuid.UUID) (permiso.User, error) {
+	if roleIDs == nil {
+		roleIDs = []uuid.UUID{}
+	}
+	return s.updateUser(ctx, id, fn, roleIDs)
+}
+
+// updateUser applies fn and, when roleIDs is not nil, replaces the roles
+// (before fn, which sees them), in one transaction.
+func (s *Store) updateUser(ctx context.Context, id uuid.UUID, fn func(*permiso.User) error, roleIDs []uuid.UUID) (permiso.User, error) {
+	var out permiso.User
+	err := s.c.Write(ctx, func(q Querier) error {
+		lock := s.d.ForUpdate()
+		if roleIDs != nil {
+			if err := s.replaceUserRoles(ctx, q, id, roleIDs); err != nil {
+				return err
+			}
+			lock = ""
+		}
+		u, err := s.getUser(ctx, q, userByID+lock, id)
+		if err != nil {
+			return err
+		}
+		if err := fn(&u); err != nil {
+			return err
+		}
+		u.ID = id
+		u.UpdatedAt = orNow(u.UpdatedAt)
+		if _, err := s.exec(ctx, q, Users.Update(), Users.UpdateArgs(s.d, &u)...); err != nil {
+			return s.userErr("update user", err)
+		}
+		out, err = s.getUser(ctx, q, userByID, id)
+		return err
+	})
+	return out, err
+}
+
+// DeleteUser removes the user; its sessions, refresh tokens, password
+// history, action tokens and role links go with it (ON DELETE CASCADE).
+func (s *Store) DeleteUser(ctx context.Context, id uuid.UUID) error {
+	n, err := s.exec(ctx, s.c.Pool(), "DELETE FROM users WHERE id = ?", id)
+	if err != nil {
+		return s.errOf(err, "delete user", UserMessages, true, "")
+	}
+	if n == 0 {
+		return notFound(UserMessages.NotFound)
+	}
+	return nil
+}
+
+// ListUsers returns one page of the users matching f, ordered by
+// created_at, id, and the number of all matching users.
+func (s *Store) ListUsers(ctx context.Context, f permiso.UserFilter) ([]permiso.User, int, error) {
+	var w where
+	if search := strings.TrimSpace(f.Search); search != "" {
+		w.add(`(lower(u.username) LIKE ?1 ESCAPE '\' OR lower(u.email) LIKE ?1 ESCAPE '\'
+			OR lower(coalesce(u.first_name, '')) LIKE ?1 ESCAPE '\'
+			OR lower(coalesce(u.last_name, '')) LIKE ?1 ESCAPE '\'
+			OR lower(coalesce(u.display_name, '')) LIKE ?1 ESCAPE '\')`, likePattern(search))
+	}
+	if f.IsActive != nil {
+		w.add("u.is_active = ?", *f.IsActive)
+	}
+	if f.IsVerified != nil {
+		w.add("u.is_verified = ?", *f.IsVerified)
+	}
+	if f.RoleID != nil {
+		w.add("EXISTS (SELECT 1 FROM user_roles AS ur WHERE ur.user_id = u.id AND ur.role_id = ?)", *f.RoleID)
+	}
+	var users []permiso.User
+	var total int
+	err := s.c.Read(ctx, func(q Querier) error {
+		if err := s.queryRow(ctx, q, "SELECT count(*) FROM "+Users.From()+w.sql(), w.args...).Scan(&total); err != nil {
+			return s.userErr("count users", err)
+		}
+		query, args := page(Users.Select()+w.sql()+" ORDER BY u.created_at, u.id", slices.Clone(w.args), f.Offset, f.Limit)
+		rows, err := s.query(ctx, q, query, args...)
+		if err != nil {
+			return s.userErr("list users", err)
+		}
+		var ids []uuid.UUID
+		for rows.Next() {
+			u, err := Users.Scan(s.d, rows)
+			if err != nil {
+				rows.Close()
+				return s.userErr("list users", err)
+			}
+			users = append(users, u)
+			ids = append(ids, u.ID)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return s.userErr("list users", err)
+		}
+		roles, err := s.userRoles(ctx, q, ids)
+		if err != nil {
+			return err
+		}
+		for i := range users {
+			users[i].Roles = roles[users[i].ID]
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return users, total, nil
+}
+
+// SetUserRoles replaces the user's roles in one transaction; an unknown
+// user or role id yields ErrNotFound and nothing changes.
+func (s *Store) SetUserRoles(ctx context.Context, userID uuid.UUID, roleIDs []uuid.UUID) error {
+	return s.c.Write(ctx, func(q Querier) error { return s.replaceUserRoles(ctx, q, userID, roleIDs) })
+}
+
+// replaceUserRoles locks the user and replaces its roles inside a
+// transaction.
+func (s *Store) replaceUserRoles(ctx context.Context, q Querier, userID uuid.UUID, roleIDs []uuid.UUID) error {
+	roleIDs = uniqueIDs(roleIDs)
+	if err := s.lockRow(ctx, q, "users", userID, UserMessages.NotFound); err != nil {
+		return err
+	}
+	if err := s.checkAllExist(ctx, q, "roles", roleIDs, RoleMessages.NotFound); err != nil {
+		return err
+	}
+	if _, err := s.exec(ctx, q, "DELETE FROM user_roles WHERE user_id = ?", userID); err != nil {
+		return s.userErr("set user roles", err)
+	}
+	return s.linkUserRoles(ctx, q, userID, roleIDs)
+}
+
+// UserStats counts users at now; CreatedSince counts those created at or
+// after createdSince.
+func (s *Store) UserStats(ctx context.Context, now, createdSince time.Time) (permiso.UserStats, error) {
+	var st permiso.UserStats
+	err := s.queryRow(ctx, s.c.Pool(), `SELECT count(*),
+		count(CASE WHEN is_active THEN 1 END),
+		count(CASE WHEN is_verified THEN 1 END),
+		count(CASE WHEN locked_until IS NOT NULL AND locked_until > ?1 THEN 1 END),
+		count(CASE WHEN created_at >= ?2 THEN 1 END)
+		FROM users`, s.d.Time(now), s.d.Time(createdSince)).
+		Scan(&st.Total, &st.Active, &st.Verified, &st.Locked, &st.CreatedSince)
+	if err != nil {
+		return st, s.userErr("user stats", err)
+	}
+	return st, nil
+}
+
+// ChangePassword stores newHash, records the old hash in the history,
+// keeps only the newest keep entries (keep <= 0 keeps none) and sets
+// PasswordChangedAt = now, in one transaction.
+func (s *Store) ChangePassword(ctx context.Context, userID uuid.UUID, newHash string, now time.Time, keep int) error {
+	return s.c.Write(ctx, func(q Querier) error {
+		var old string
+		err := s.queryRow(ctx, q, "SELECT password_hash FROM users WHERE id = ?"+s.d.ForUpdate(), userID).Scan(&old)
+		if err != nil {
+			return s.userErr("change password", err)
+		}
+		return s.replacePassword(ctx, q, userID, old, newHash, now, keep)
+	})
+}
+
+// replacePassword writes newHash in place of old (read, locked, by the
+// caller's transaction), records old in the history and prunes it.
+func (s *Store) replacePassword(ctx context.Context, q Querier, userID uuid.UUID, old, newHash string, now time.Time, keep int) error {
+	at := s.d.Time(now)
+	if _, err := s.exec(ctx, q, "INSERT INTO password_history (id, user_id, password_hash, created_at) VALUES (?, ?, ?, ?)",
+		newID(), userID, old, at); err != nil {
+		return s.userErr("change password", err)
+	}
+	if _, err := s.exec(ctx, q, "UPDATE users SET password_hash = ?, password_changed_at = ?2, updated_at = ?2 WHERE id = ?3",
+		newHash, at, userID); err != nil {
+		return s.userErr("change password", err)
+	}
+	if _, err := s.exec(ctx, q, `DELETE FROM password_history WHERE user_id = ?1 AND id NOT IN (
+			SELECT id FROM password_history WHERE user_id = ?1
+			ORDER BY created_at DESC, id DESC LIMIT ?2)`, userID, max(keep, 0)); err != nil {
+		return s.userErr("prune password history", err)
+	}
+	return nil
+}
+
+// ChangePasswordIfCurrent is ChangePassword as a compare-and-swap: it
+// writes only while the stored hash is still expectedOldHash, and returns
+// ErrConflict otherwise, changing nothing.
+func (s *Store) ChangePasswordIfCurrent(ctx context.Context, userID uuid.UUID, expectedOldHash, newHash string, now time.Time, keep int) error {
+	return s.c.Write(ctx, func(q Querier) error {
+		var old string
+		err := s.queryRow(ctx, q, "SELECT password_hash FROM users WHERE id = ?"+s.d.ForUpdate(), userID).Scan(&old)
+		if err != nil {
+			return s.userErr("change password", err)
+		}
+		if old != expectedOldHash {
+			return permiso.Errorf(permiso.ECONFLICT, "%s", PasswordChangedMessage)
+		}
+		return s.replacePassword(ctx, q, userID, old, newHash, now, keep)
+	})
+}
+
+// PasswordHistory returns up to limit previous hashes of the user, newest
+// first; limit 0 means all of them.
+func (s *Store) PasswordHistory(ctx context.Context, userID uuid.UUID, limit int) ([]permiso.PasswordHistoryEntry, error) {
+	query, args := page(`SELECT id, user_id, password_hash, created_at FROM password_history
+		WHERE user_id = ? ORDER BY created_at DESC, id DESC`, []any{userID}, 0, limit)
+	rows, err := s.query(ctx, s.c.Pool(), query, args...)
+	if err != nil {
+		return nil, s.userErr("password history", err)
+	}
+	defer rows.Close()
+	var out []permiso.PasswordHistoryEntry
+	for rows.Next() {
+		var e permiso.PasswordHistoryEntry
+		if err := rows.Scan(&e.ID, &e.UserID, &e.PasswordHash, s.d.ScanTime(&e.CreatedAt)); err != nil {
+			return nil, s.userErr("password history", err)
+		}
+		e.CreatedAt = e.CreatedAt.UTC()
+		out = append(out, e)
+	}
+	return out, s.userErr("password history", rows.Err())
+}
