@@ -2,9 +2,9 @@ package httpapi
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
-	"slices"
 	"sync"
 
 	"github.com/permiso/permiso"
