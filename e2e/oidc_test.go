@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"html"
 	"io"
 	"net/http"
@@ -398,4 +399,196 @@ func newRPAt(t *testing.T, ctx context.Context, r *rp, userinfoURL string) *oidc
 	}
 	return (&oidc.ProviderConfig{IssuerURL: claims.Issuer, AuthURL: r.config.Endpoint.AuthURL, TokenURL: r.config.Endpoint.TokenURL,
 		UserInfoURL: userinfoURL, JWKSURL: claims.JWKS, Algorithms: claims.Algs}).NewProvider(ctx)
+}
+
+// TestOIDCNegative: what a browser and a relying party must never get
+// (docs/oidc.md): no redirect to an unregistered URI, no form accepted
+// without its CSRF token, the same answer for an unknown user and a wrong
+// password, no session fixation, consent asked of an untrusted client and
+// its refusal, and the code exchange's refusals (PKCE, reuse, wrong
+// client, prompt=none without a session).
+func TestOIDCNegative(t *testing.T) {
+	t.Parallel()
+	b := sqliteOnly(t)
+	ctx := t.Context()
+	s, _ := adminServer(t, b, nil)
+	requireRoute(t, s, http.MethodGet, pathAuthorize)
+	admin := s.login(t, adminUser, strongPassword, "").AccessToken
+	secret := registerRP(t, s, admin, "rp-neg", nil)
+	otherSecret := registerRP(t, s, admin, "rp-neg2", nil)
+	untrustedSecret := registerRP(t, s, admin, "rp-untrusted", map[string]any{"is_trusted": false})
+	web := newRP(t, ctx, s.URL, "rp-neg", secret, oidc.ScopeOpenID, "email")
+
+	t.Run("redirect_uri mismatch is an error page", func(t *testing.T) {
+		for name, u := range map[string]string{
+			"unregistered":   strings.Replace(web.start().url, url.QueryEscape(rpCallback), url.QueryEscape("https://evil.example.com/cb"), 1),
+			"prefix":         strings.Replace(web.start().url, url.QueryEscape(rpCallback), url.QueryEscape(rpCallback+"/more"), 1),
+			"unknown client": strings.Replace(web.start().url, "client_id=rp-neg", "client_id=nobody", 1),
+		} {
+			p := newBrowser(t).get(u)
+			if p.status != http.StatusBadRequest || p.header.Get("Location") != "" || !strings.Contains(p.body, "Something went wrong") {
+				t.Errorf("%s: %d Location %q, want the 400 error page and no redirect", name, p.status, p.header.Get("Location"))
+			}
+			hostedPageHeaders(t, p)
+		}
+	})
+
+	t.Run("sign-in form without or with a wrong CSRF token", func(t *testing.T) {
+		br := newBrowser(t)
+		p := br.get(web.start().url)
+		action, fields := p.form(t)
+		fields.Set("username", adminUser)
+		fields.Set("password", strongPassword)
+		missing := url.Values{}
+		for k, v := range fields {
+			if k != "csrf_token" {
+				missing[k] = v
+			}
+		}
+		if r := br.post(s.URL+action, missing); r.status != http.StatusForbidden || r.header.Get("Location") != "" {
+			t.Errorf("without CSRF token: %d, want 403 and no redirect", r.status)
+		}
+		wrong := maps2url(fields, "csrf_token", "x"+fields.Get("csrf_token")[1:])
+		if r := br.post(s.URL+action, wrong); r.status != http.StatusForbidden {
+			t.Errorf("with a wrong CSRF token: %d, want 403", r.status)
+		}
+		// Another browser's token does not work either (the cookie is this
+		// browser's).
+		if r := newBrowser(t).post(s.URL+action, fields); r.status != http.StatusForbidden {
+			t.Errorf("with a token but not its cookie: %d, want 403", r.status)
+		}
+	})
+
+	t.Run("unknown user and wrong password get the same page", func(t *testing.T) {
+		br := newBrowser(t)
+		unknown := br.signIn(s.URL, br.get(web.start().url), "nobody-here", strongPassword)
+		wrong := br.signIn(s.URL, br.get(web.start().url), adminUser, "Wrong-Password-123!")
+		for _, p := range []page{unknown, wrong} {
+			if p.status != http.StatusUnauthorized || !strings.Contains(p.body, "Invalid username or password.") {
+				t.Errorf("%d, want 401 with the sign-in page and its one message:\n%.800s", p.status, p.body)
+			}
+		}
+	})
+
+	t.Run("the session cookie is replaced at sign-in", func(t *testing.T) {
+		br := newBrowser(t)
+		u, _ := url.Parse(s.URL)
+		br.jar.SetCookies(u, []*http.Cookie{{Name: "permiso_session", Value: "planted-by-an-attacker", Path: "/"}})
+		landed := br.signIn(s.URL, br.get(web.start().url), adminUser, strongPassword)
+		landed.redirect(t)
+		for _, c := range br.jar.Cookies(u) {
+			if c.Name == "permiso_session" && c.Value == "planted-by-an-attacker" {
+				t.Error("the planted session cookie survived the sign-in")
+			}
+		}
+	})
+
+	t.Run("consent: deny, then allow", func(t *testing.T) {
+		untrusted := newRP(t, ctx, s.URL, "rp-untrusted", untrustedSecret, oidc.ScopeOpenID, "profile")
+		br := newBrowser(t)
+		auth := untrusted.start()
+		consent := br.signIn(s.URL, br.get(auth.url), adminUser, strongPassword)
+		if consent.status != http.StatusOK || !strings.Contains(consent.body, "RP rp-untrusted") ||
+			!strings.Contains(consent.body, "See your name and username") {
+			t.Fatalf("after sign-in: %d, want the consent page naming the client and the scopes:\n%.1500s", consent.status, consent.body)
+		}
+		hostedPageHeaders(t, consent)
+		action, fields := consent.form(t)
+		fields.Set("decision", "deny")
+		q := br.post(s.URL+action, fields).redirect(t)
+		if q.Get("error") != "access_denied" || q.Get("state") != auth.state || q.Get("iss") != s.URL {
+			t.Errorf("deny: %v, want access_denied with state and iss", q)
+		}
+		// prompt=none cannot give consent.
+		q = br.get(untrusted.start(oauth2.SetAuthURLParam("prompt", "none")).url).redirect(t)
+		if q.Get("error") != "consent_required" {
+			t.Errorf("prompt=none for an untrusted client: %v, want consent_required", q)
+		}
+		auth = untrusted.start()
+		consent = br.get(auth.url)
+		action, fields = consent.form(t)
+		fields.Set("decision", "allow")
+		code := auth.code(t, br.post(s.URL+action, fields).redirect(t), s.URL)
+		if _, err := untrusted.config.Exchange(ctx, code, oauth2.VerifierOption(auth.verifier)); err != nil {
+			t.Errorf("exchange after consent: %v", err)
+		}
+	})
+
+	// One signed-in browser for the exchange refusals.
+	br := newBrowser(t)
+	br.signIn(s.URL, br.get(web.start().url), adminUser, strongPassword).redirect(t)
+	codeFor := func(r *rp) (authorization, string) {
+		a := r.start()
+		return a, a.code(t, br.get(a.url).redirect(t), s.URL)
+	}
+	wantInvalidGrant := func(t *testing.T, err error) {
+		t.Helper()
+		var re *oauth2.RetrieveError
+		if !errors.As(err, &re) || re.ErrorCode != "invalid_grant" {
+			t.Errorf("err = %v, want invalid_grant", err)
+		}
+	}
+
+	t.Run("missing PKCE verifier", func(t *testing.T) {
+		_, code := codeFor(web)
+		_, err := web.config.Exchange(ctx, code)
+		wantInvalidGrant(t, err)
+	})
+	t.Run("wrong PKCE verifier", func(t *testing.T) {
+		_, code := codeFor(web)
+		_, err := web.config.Exchange(ctx, code, oauth2.VerifierOption(oauth2.GenerateVerifier()))
+		wantInvalidGrant(t, err)
+	})
+	t.Run("code reuse revokes the first exchange's tokens", func(t *testing.T) {
+		a, code := codeFor(web)
+		tok, err := web.config.Exchange(ctx, code, oauth2.VerifierOption(a.verifier))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := web.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok)); err != nil {
+			t.Fatalf("userinfo before the reuse: %v", err)
+		}
+		_, err = web.config.Exchange(ctx, code, oauth2.VerifierOption(a.verifier))
+		wantInvalidGrant(t, err)
+		if _, err := web.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok)); err == nil {
+			t.Error("the access token of a reused code still works at userinfo")
+		}
+		expired := *tok
+		expired.Expiry = time.Now().Add(-time.Minute)
+		if _, err := web.config.TokenSource(ctx, &expired).Token(); err == nil {
+			t.Error("the refresh token of a reused code still works")
+		}
+	})
+	t.Run("wrong client", func(t *testing.T) {
+		a, code := codeFor(web)
+		other := newRP(t, ctx, s.URL, "rp-neg2", otherSecret, oidc.ScopeOpenID)
+		_, err := other.config.Exchange(ctx, code, oauth2.VerifierOption(a.verifier))
+		wantInvalidGrant(t, err)
+	})
+	t.Run("prompt=none without a session", func(t *testing.T) {
+		q := newBrowser(t).get(web.start(oauth2.SetAuthURLParam("prompt", "none")).url).redirect(t)
+		if q.Get("error") != "login_required" {
+			t.Errorf("%v, want login_required", q)
+		}
+	})
+	t.Run("plain PKCE is refused", func(t *testing.T) {
+		u := web.config.AuthCodeURL("st", oauth2.SetAuthURLParam("code_challenge", oauth2.GenerateVerifier()),
+			oauth2.SetAuthURLParam("code_challenge_method", "plain"))
+		q := br.get(u).redirect(t)
+		if q.Get("error") != "invalid_request" || q.Get("state") != "st" {
+			t.Errorf("%v, want invalid_request", q)
+		}
+	})
+	// The expired code (60 s) is TestAuthorizationCodeGrant/expired_code in
+	// oauth2, on a test clock.
+}
+
+// maps2url returns a copy of v with name set to value.
+func maps2url(v url.Values, name, value string) url.Values {
+	out := url.Values{}
+	for k, vs := range v {
+		out[k] = append([]string(nil), vs...)
+	}
+	out.Set(name, value)
+	return out
 }
