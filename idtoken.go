@@ -40,4 +40,15 @@ type IDTokenSigner interface {
 	SignIDToken(ctx context.Context, c IDTokenClaims) (string, error)
 	// IDTokenAlgorithm is the JWS algorithm of ID tokens.
 	IDTokenAlgorithm() string
+	// VerifyIDTokenHint checks the signature and issuer of an ID token
+	// given back as id_token_hint, whether or not it expired; failures are
+	// EINVALIDTOKEN.
+	VerifyIDTokenHint(ctx context.Context, token string) (IDTokenHint, error)
+}
+
+// IDTokenHint is what RP-initiated logout reads from an id_token_hint.
+type IDTokenHint struct {
+	Subject   string
+	Audience  []string
+	SessionID string
 }

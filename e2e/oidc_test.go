@@ -30,7 +30,8 @@ const (
 	// rpCallback is the relying party's redirect URI: http on a loopback
 	// address (RFC 8252 §7.3). Nothing listens there; the browser stops
 	// when it is sent there and hands the URL to the test.
-	rpCallback = "http://127.0.0.1:9/callback"
+	rpCallback  = "http://127.0.0.1:9/callback"
+	rpSignedOut = "http://127.0.0.1:9/signed-out"
 )
 
 // browser is a user agent with a cookie jar that does not follow
@@ -163,6 +164,7 @@ func registerRP(t *testing.T, s *Server, admin, clientID string, extra map[strin
 	body := map[string]any{
 		"name": "RP " + clientID, "client_id": clientID, "client_type": "confidential", "is_trusted": true,
 		"redirect_uris": []string{rpCallback}, "grant_types": []string{"authorization_code", "refresh_token"},
+		"post_logout_redirect_uris": []string{rpSignedOut},
 	}
 	for k, v := range extra {
 		body[k] = v
@@ -380,6 +382,39 @@ func TestOIDCRelyingParty(t *testing.T) {
 			q := newBrowser(t).get(other.start(oauth2.SetAuthURLParam("prompt", "none")).url).redirect(t)
 			if q.Get("error") != "login_required" || q.Get("iss") != issuer {
 				t.Errorf("prompt=none without a session: %v, want login_required with iss", q)
+			}
+
+			// The browser session is one of the user's sessions.
+			if r := a.get(t, pathSessions, admin); r.Status != http.StatusOK || !strings.Contains(string(r.Body), claims.SID) {
+				t.Errorf("%s: the browser session %s is not listed", r, claims.SID)
+			}
+
+			// RP-initiated logout: discovery names the endpoint; an
+			// unregistered post_logout_redirect_uri is an error page; the
+			// user confirms, the session ends, the browser returns with state.
+			var meta struct {
+				EndSession string `json:"end_session_endpoint"`
+			}
+			if err := web.provider.Claims(&meta); err != nil || meta.EndSession == "" {
+				t.Fatalf("no end_session_endpoint in discovery: %v", err)
+			}
+			bad := br.get(meta.EndSession + "?" + url.Values{"id_token_hint": {rawID}, "post_logout_redirect_uri": {"https://evil.example.com/"}}.Encode())
+			if bad.status != http.StatusBadRequest || bad.header.Get("Location") != "" {
+				t.Errorf("unregistered post_logout_redirect_uri: %d Location %q, want the error page", bad.status, bad.header.Get("Location"))
+			}
+			confirm := br.get(meta.EndSession + "?" + url.Values{"id_token_hint": {rawID}, "post_logout_redirect_uri": {rpSignedOut}, "state": {"bye"}}.Encode())
+			hostedPageHeaders(t, confirm)
+			action, fields := confirm.form(t)
+			out := br.post(a.URL+action, fields)
+			if loc := out.header.Get("Location"); out.status != http.StatusSeeOther || loc != rpSignedOut+"?state=bye" {
+				t.Errorf("sign-out: %d to %q, want 303 to %s?state=bye", out.status, loc, rpSignedOut)
+			}
+			q = br.get(other.start(oauth2.SetAuthURLParam("prompt", "none")).url).redirect(t)
+			if q.Get("error") != "login_required" {
+				t.Errorf("prompt=none after the sign-out: %v, want login_required", q)
+			}
+			if r := a.get(t, pathSessions, admin); strings.Contains(string(r.Body), claims.SID) {
+				t.Errorf("the ended browser session %s is still listed: %s", claims.SID, r)
 			}
 		})
 	}

@@ -16,10 +16,11 @@ import (
 
 // Paths of the browser flow below the API prefix.
 const (
-	pathAuthorize = "/oauth2/authorize"
-	pathConsent   = "/oauth2/consent"
-	pathUserinfo  = "/oauth2/userinfo"
-	pathHostedCSS = "/oauth2/style.css"
+	pathAuthorize  = "/oauth2/authorize"
+	pathConsent    = "/oauth2/consent"
+	pathUserinfo   = "/oauth2/userinfo"
+	pathHostedCSS  = "/oauth2/style.css"
+	pathEndSession = "/oauth2/logout"
 )
 
 // freshSignIn is how recent a sign-in must be for the consent step to
@@ -244,6 +245,72 @@ func (s *server) handleConsent() http.Handler {
 			s.errorPage(w, r, http.StatusBadRequest, "Choose Allow or Deny.")
 		}
 	})
+}
+
+// handleEndSession is GET /oauth2/logout, the end_session_endpoint
+// (OpenID Connect RP-Initiated Logout 1.0 §2): a signed-in browser is
+// asked to confirm; without a session it goes on at once.
+func (s *server) handleEndSession() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		lr, err := s.auth.ParseLogoutRequest(r.Context(), r.URL.Query())
+		if err != nil {
+			s.authorizeError(w, r, err)
+			return
+		}
+		b, u, err := s.browserSession(r)
+		if err != nil {
+			s.authorizeError(w, r, err)
+			return
+		}
+		if b == nil {
+			s.signedOut(w, r, lr)
+			return
+		}
+		d := pageData{Title: "Sign out?", Action: s.apiPrefix() + pathEndSession, Params: lr.Params,
+			CSRF: s.csrfToken(w, r), Username: u.Username}
+		if lr.Client != nil {
+			d.ClientName = lr.Client.Name
+		}
+		s.renderPage(w, r, http.StatusOK, "signout", origin(lr.PostLogoutRedirectURI), d)
+	})
+}
+
+// handleSignOut is POST /oauth2/logout: the confirmation form. It ends
+// the browser session, clears its cookie and returns to the registered
+// post_logout_redirect_uri with state, or shows the signed-out page.
+func (s *server) handleSignOut() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		form, ok := s.readPageForm(w, r)
+		if !ok {
+			return
+		}
+		lr, err := s.auth.ParseLogoutRequest(r.Context(), form)
+		if err != nil {
+			s.authorizeError(w, r, err)
+			return
+		}
+		b, _, err := s.browserSession(r)
+		if err != nil {
+			s.authorizeError(w, r, err)
+			return
+		}
+		if b != nil {
+			if err := s.auth.EndBrowserSession(r.Context(), *b, meta(r)); err != nil {
+				s.authorizeError(w, r, err)
+				return
+			}
+		}
+		s.signedOut(w, r, lr)
+	})
+}
+
+func (s *server) signedOut(w http.ResponseWriter, r *http.Request, lr oauth2.LogoutRequest) {
+	s.setCookie(w, r, sessionCookie, "", -1)
+	if target := s.auth.LogoutRedirect(lr); target != "" {
+		redirectTo(w, target)
+		return
+	}
+	s.renderPage(w, r, http.StatusOK, "signedout", "", pageData{Title: "Signed out"})
 }
 
 // scopeWords says what each scope lets the client do, for the consent

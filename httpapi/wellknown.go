@@ -18,6 +18,7 @@ type metadata struct {
 	AuthorizationEndpoint                  string   `json:"authorization_endpoint,omitempty"`
 	TokenEndpoint                          string   `json:"token_endpoint"`
 	UserinfoEndpoint                       string   `json:"userinfo_endpoint,omitempty"`
+	EndSessionEndpoint                     string   `json:"end_session_endpoint,omitempty"`
 	JWKSURI                                string   `json:"jwks_uri"`
 	IntrospectionEndpoint                  string   `json:"introspection_endpoint"`
 	RevocationEndpoint                     string   `json:"revocation_endpoint"`
@@ -92,6 +93,7 @@ func (s *server) metadata() metadata {
 	if s.auth != nil && s.auth.OIDCEnabled() {
 		m.AuthorizationEndpoint = base + api + pathAuthorize
 		m.UserinfoEndpoint = base + api + pathUserinfo
+		m.EndSessionEndpoint = base + api + pathEndSession
 		m.ResponseTypesSupported = []string{"code"}
 		m.ResponseModesSupported = []string{"query"}
 		m.GrantTypesSupported = append([]string{oauth2.GrantAuthorizationCode}, grants...)

@@ -126,3 +126,47 @@ func (ks KeySets) Algorithms() []string {
 	}
 	return ks[0].Algorithms()
 }
+
+// VerifyIDTokenHint checks an ID token that permiso issued, given back as
+// id_token_hint (OpenID Connect RP-Initiated Logout 1.0 §2): its
+// signature with one of our keys of the pinned algorithm, typ JWT and its
+// issuer. Its expiry is not checked: the specification asks the OP to
+// accept expired hints. It returns the claims.
+func (s *Signer) VerifyIDTokenHint(ctx context.Context, token string) (permiso.IDTokenHint, error) {
+	fail := func(cause error) (permiso.IDTokenHint, error) {
+		return permiso.IDTokenHint{}, permiso.Wrap(permiso.EINVALIDTOKEN, "Invalid id_token_hint", cause)
+	}
+	if s.isHMAC() || len(token) > maxTokenLength {
+		return fail(errors.New("not an ID token of this signer"))
+	}
+	p := gojwt.NewParser(gojwt.WithValidMethods([]string{s.alg}), gojwt.WithoutClaimsValidation(), gojwt.WithStrictDecoding())
+	var c gojwt.MapClaims
+	_, err := p.ParseWithClaims(token, &c, func(t *gojwt.Token) (any, error) {
+		if typ, _ := t.Header["typ"].(string); typ != "JWT" {
+			return nil, errors.New("typ header is not JWT")
+		}
+		if _, ok := t.Header["crit"]; ok {
+			return nil, errors.New("crit header not supported")
+		}
+		kid, _ := t.Header["kid"].(string)
+		k := s.lookup(kid)
+		if k == nil {
+			s.reloadOnMiss(ctx)
+			k = s.lookup(kid)
+		}
+		if k == nil || t.Method == nil || t.Method.Alg() != k.alg {
+			return nil, errors.New("unknown kid")
+		}
+		return k.verifying, nil
+	})
+	if err != nil {
+		return fail(err)
+	}
+	if iss, _ := c.GetIssuer(); iss != s.issuer {
+		return fail(errors.New("other issuer"))
+	}
+	sub, _ := c.GetSubject()
+	aud, _ := c.GetAudience()
+	sid, _ := c["sid"].(string)
+	return permiso.IDTokenHint{Subject: sub, Audience: []string(aud), SessionID: sid}, nil
+}
