@@ -614,6 +614,16 @@ func TestOIDCNegative(t *testing.T) {
 			t.Errorf("%v, want invalid_request", q)
 		}
 	})
+	t.Run("authorization request by POST", func(t *testing.T) {
+		a := web.start()
+		u, _ := url.Parse(a.url)
+		p := br.post(s.URL+pathAuthorize, u.Query())
+		a.code(t, p.redirect(t), s.URL)
+		// Without a session: the sign-in page, as for GET.
+		if p := newBrowser(t).post(s.URL+pathAuthorize, u.Query()); p.status != http.StatusOK || !strings.Contains(p.body, `name="password"`) {
+			t.Errorf("POST without a session: %d, want the sign-in page", p.status)
+		}
+	})
 	// The expired code (60 s) is TestAuthorizationCodeGrant/expired_code in
 	// oauth2, on a test clock.
 }

@@ -157,8 +157,32 @@ func (s *server) handleSignIn() settlingHandler {
 }
 
 func (s *server) signIn(w http.ResponseWriter, r *http.Request, limits *permiso.Limits) {
-	form, ok := s.readPageForm(w, r)
-	if !ok {
+	form, err := readParams(r, false)
+	if err != nil {
+		s.errorPage(w, r, http.StatusBadRequest, "The form could not be read.")
+		return
+	}
+	if form.Get(csrfField) == "" && form.Get("username") == "" && form.Get("password") == "" {
+		// An authorization request sent by POST (OpenID Connect Core 1.0
+		// §3.1.2.1: the authorization endpoint supports GET and POST): it
+		// is answered as GET answers it. It changes nothing a GET could
+		// not, and SameSite=Lax keeps the session cookie off a cross-site
+		// POST.
+		ar, err := s.auth.ParseAuthorizeRequest(r.Context(), form)
+		if err != nil {
+			s.authorizeError(w, r, err)
+			return
+		}
+		b, u, err := s.browserSession(r)
+		if err != nil {
+			s.authorizeError(w, r, err)
+			return
+		}
+		s.authorizeStep(w, r, ar, b, u, false, false, http.StatusOK)
+		return
+	}
+	if !s.csrfValid(r, form) {
+		s.errorPage(w, r, http.StatusForbidden, "The form has expired or did not come from this site. Go back and try again.")
 		return
 	}
 	ar, err := s.auth.ParseAuthorizeRequest(r.Context(), form)
