@@ -21,6 +21,7 @@ const (
 	pathUserinfo   = "/oauth2/userinfo"
 	pathHostedCSS  = "/oauth2/style.css"
 	pathEndSession = "/oauth2/logout"
+	pathPassword   = "/oauth2/password"
 )
 
 // freshSignIn is how recent a sign-in must be for the consent step to
@@ -203,6 +204,11 @@ func (s *server) signIn(w http.ResponseWriter, r *http.Request, limits *permiso.
 			// The route answers 429 once the batch is settled.
 			return
 		}
+		if e.Code == oauth2.ErrPasswordExpired.Code {
+			// Only after a correct password (the password grant's rule).
+			s.passwordPage(w, r, ar, http.StatusForbidden, username, "", nil)
+			return
+		}
 		s.signInPage(w, r, ar, signInStatus(e), signInMessage(e), username)
 		return
 	}
@@ -228,12 +234,67 @@ func signInMessage(e *oauth2.Error) string {
 		return "Too many failed sign-ins. Try again later."
 	case oauth2.ErrAccountDisabled.Code:
 		return "This account is disabled."
-	case oauth2.ErrPasswordExpired.Code:
-		return "Your password has expired. Change it with POST /auth/change-password, then sign in again."
 	case oauth2.ErrInvalidRequest.Code:
 		return "Enter your username or email and your password."
 	}
 	return "Invalid username or password."
+}
+
+func (s *server) passwordPage(w http.ResponseWriter, r *http.Request, ar oauth2.AuthorizeRequest, status int, username, msg string, problems []string) {
+	s.renderPage(w, r, status, "password", origin(ar.RedirectURI), pageData{
+		Title: "Change your password", Action: s.apiPrefix() + pathPassword, Params: ar.Params, CSRF: s.csrfToken(w, r),
+		ClientName: ar.Client.Name, Username: username, Error: msg, Problems: problems,
+	})
+}
+
+// handlePasswordChange is POST /oauth2/password: the expired-password
+// page. The change is POST /auth/change-password's
+// (oauth2.Service.ChangeExpiredPassword: the current password checked
+// like a login, the password policy, the history, every session ended);
+// then the user is signed in with the new password and the authorization
+// goes on.
+func (s *server) handlePasswordChange() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		form, ok := s.readPageForm(w, r)
+		if !ok {
+			return
+		}
+		ar, err := s.auth.ParseAuthorizeRequest(r.Context(), form)
+		if err != nil {
+			s.authorizeError(w, r, err)
+			return
+		}
+		username, current, next := form.Get("username"), form.Get("current_password"), form.Get("new_password")
+		if next == "" || next != form.Get("confirm_password") {
+			s.passwordPage(w, r, ar, http.StatusUnprocessableEntity, username, "Enter the same new password twice.", nil)
+			return
+		}
+		if err := s.auth.ChangeExpiredPassword(r.Context(), username, current, next, meta(r)); err != nil {
+			var pe *permiso.Error
+			if errors.As(err, &pe) && pe.Code == permiso.EINVALID {
+				var problems []string
+				for _, d := range pe.Details {
+					problems = append(problems, d.Message)
+				}
+				s.passwordPage(w, r, ar, http.StatusUnprocessableEntity, username, "The new password cannot be used.", problems)
+				return
+			}
+			e := oauth2.AsError(err)
+			if e.Status >= 500 {
+				s.authorizeError(w, r, err)
+				return
+			}
+			s.passwordPage(w, r, ar, signInStatus(e), username, signInMessage(e), nil)
+			return
+		}
+		cookie, b, u, err := s.auth.SignIn(r.Context(), username, next, meta(r), nil)
+		if err != nil {
+			s.authorizeError(w, r, err)
+			return
+		}
+		s.setCookie(w, r, sessionCookie, cookie, 0)
+		s.authorizeStep(w, r, ar, &b, u, true, false, http.StatusOK)
+	})
 }
 
 // handleConsent is POST /oauth2/consent: the user allows or denies the

@@ -56,6 +56,8 @@ type pageData struct {
 	Scopes     []string
 	// Error page.
 	Message string
+	// Password page: what the new password breaks (the password policy).
+	Problems []string
 }
 
 // secureRequest reports whether the browser reached permiso over https
