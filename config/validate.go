@@ -96,6 +96,9 @@ func (c *Config) check() (warnings []string, errs Errors) {
 	if _, ok := algorithms[strings.ToUpper(c.JWTAlgorithm)]; !ok || algorithms[strings.ToUpper(c.JWTAlgorithm)] != c.JWTAlgorithm {
 		fail("JWT_ALGORITHM", "%s is not supported (HS256, HS384, HS512, RS256, ES256, EdDSA)", quote(c.JWTAlgorithm))
 	}
+	if a := c.OIDCIDTokenAlgorithm; a != "" && a != "RS256" && a != "ES256" && a != "EdDSA" {
+		fail("OIDC_ID_TOKEN_ALGORITHM", "%s is not supported (RS256, ES256, EdDSA: ID tokens are verified with the published keys)", quote(a))
+	}
 	c.checkSecrets(fail, warn)
 	switch {
 	case strings.TrimSpace(c.JWTIssuer) == "":

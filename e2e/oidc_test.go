@@ -637,3 +637,52 @@ func maps2url(v url.Values, name, value string) url.Values {
 	out.Set(name, value)
 	return out
 }
+
+// TestOIDCIDTokenAlgorithms: ID tokens in the other asymmetric algorithms
+// verify with go-oidc through the JWKS: ES256 shared with ES256 access
+// tokens, and EdDSA chosen by OIDC_ID_TOKEN_ALGORITHM beside HS256 access
+// tokens (at_hash with SHA-512 for EdDSA).
+func TestOIDCIDTokenAlgorithms(t *testing.T) {
+	t.Parallel()
+	b := sqliteOnly(t)
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		alg  string
+	}{
+		{"ES256 access and ID tokens", map[string]string{"JWT_ALGORITHM": "ES256"}, "ES256"},
+		{"EdDSA ID tokens beside HS256", map[string]string{"OIDC_ID_TOKEN_ALGORITHM": "EdDSA"}, "EdDSA"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			s, _ := adminServer(t, b, tc.env)
+			requireRoute(t, s, http.MethodGet, pathAuthorize)
+			admin := s.login(t, adminUser, strongPassword, "").AccessToken
+			web := newRP(t, ctx, s.URL, "rp-alg", registerRP(t, s, admin, "rp-alg", nil), oidc.ScopeOpenID)
+			var meta struct {
+				Algs []string `json:"id_token_signing_alg_values_supported"`
+			}
+			if err := web.provider.Claims(&meta); err != nil || !slices.Equal(meta.Algs, []string{tc.alg}) {
+				t.Fatalf("id_token_signing_alg_values_supported %v (%v), want [%s]", meta.Algs, err, tc.alg)
+			}
+			br := newBrowser(t)
+			a := web.start()
+			code := a.code(t, br.signIn(s.URL, br.get(a.url), adminUser, strongPassword).redirect(t), s.URL)
+			tok, err := web.config.Exchange(ctx, code, oauth2.VerifierOption(a.verifier))
+			if err != nil {
+				t.Fatal(err)
+			}
+			idt, err := web.verifier.Verify(ctx, tok.Extra("id_token").(string))
+			if err != nil {
+				t.Fatalf("verify %s ID token: %v", tc.alg, err)
+			}
+			if err := idt.VerifyAccessToken(tok.AccessToken); err != nil {
+				t.Errorf("at_hash: %v", err)
+			}
+			if h, _ := decodeJWT(t, tok.Extra("id_token").(string)); h["alg"] != tc.alg || h["typ"] != "JWT" {
+				t.Errorf("ID token header %v", h)
+			}
+		})
+	}
+}

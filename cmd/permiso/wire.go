@@ -93,16 +93,13 @@ func newSigner(ctx context.Context, a *app) (*jwt.Signer, error) {
 
 // newIDSigner builds the ID-token signer (see authParts.idSigner). ID
 // tokens are verified by relying parties through the JWKS, so their
-// algorithm is asymmetric: JWT_ALGORITHM when it is, else RS256 (the
+// algorithm is asymmetric (config.IDTokenAlgorithm: RS256 by default, the
 // algorithm every OpenID relying party supports, OpenID Connect Core 1.0
 // §3.1.3.7); their iss is the discovery issuer.
 func newIDSigner(ctx context.Context, a *app, access *jwt.Signer) (*jwt.Signer, error) {
 	cfg := a.cfg
-	alg := cfg.JWTAlgorithm
-	if cfg.IsSymmetric() {
-		alg = jwt.RS256
-	}
-	if !cfg.IsSymmetric() && cfg.Issuer() == cfg.MetadataIssuer() {
+	alg := cfg.IDTokenAlgorithm()
+	if alg == cfg.JWTAlgorithm && cfg.Issuer() == cfg.MetadataIssuer() {
 		return access, nil
 	}
 	s, err := jwt.New(ctx, jwt.Options{
