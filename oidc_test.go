@@ -1,6 +1,8 @@
 package permiso_test
 
 import (
+	"net"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -87,4 +89,44 @@ func TestVerifyPKCE(t *testing.T) {
 			t.Errorf("%s: VerifyPKCE = %v, want %v", tc.name, got, tc.want)
 		}
 	}
+}
+
+// FuzzRedirectURIProblem: any accepted redirect URI is an absolute http(s)
+// URL without fragment, user information, wildcard or whitespace, and
+// http only on a loopback address.
+func FuzzRedirectURIProblem(f *testing.F) {
+	for _, s := range []string{"https://a.example/cb", "http://127.0.0.1:8080/cb", "http://[::1]/", "http://localhost/",
+		"https://a.example/cb#x", "https://u@a.example/", "https://*.a.example/", "javascript:x", "", "\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if permiso.RedirectURIProblem(s) != "" {
+			return
+		}
+		u, err := url.Parse(s)
+		if err != nil || !u.IsAbs() || u.Host == "" || u.User != nil || strings.ContainsAny(s, "# \t\r\n*") {
+			t.Fatalf("accepted %q", s)
+		}
+		if u.Scheme != "https" {
+			ip := net.ParseIP(u.Hostname())
+			if u.Scheme != "http" || ip == nil || !ip.IsLoopback() {
+				t.Fatalf("accepted %q", s)
+			}
+		}
+	})
+}
+
+// FuzzVerifyPKCE: only the verifier whose S256 hash is the challenge
+// matches.
+func FuzzVerifyPKCE(f *testing.F) {
+	f.Add("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
+	f.Add("", "")
+	f.Fuzz(func(t *testing.T, verifier, challenge string) {
+		if permiso.VerifyPKCE(challenge, verifier) && permiso.S256Challenge(verifier) != challenge {
+			t.Fatalf("verifier %q matched challenge %q", verifier, challenge)
+		}
+		if permiso.ValidCodeVerifier(verifier) && !permiso.VerifyPKCE(permiso.S256Challenge(verifier), verifier) {
+			t.Fatalf("verifier %q does not match its own challenge", verifier)
+		}
+	})
 }
