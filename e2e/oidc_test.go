@@ -614,6 +614,28 @@ func TestOIDCNegative(t *testing.T) {
 			t.Errorf("%v, want invalid_request", q)
 		}
 	})
+	t.Run("public client: PKCE, no secret, refresh", func(t *testing.T) {
+		registerRP(t, s, admin, "rp-public", map[string]any{"client_type": "public"})
+		spa := newRP(t, ctx, s.URL, "rp-public", "", oidc.ScopeOpenID, oidc.ScopeOfflineAccess)
+		a, code := codeFor(spa)
+		tok, err := spa.config.Exchange(ctx, code, oauth2.VerifierOption(a.verifier))
+		if err != nil {
+			t.Fatalf("public client exchange: %v", err)
+		}
+		if _, err := spa.verifier.Verify(ctx, tok.Extra("id_token").(string)); err != nil {
+			t.Error(err)
+		}
+		expired := *tok
+		expired.Expiry = time.Now().Add(-time.Minute)
+		if _, err := spa.config.TokenSource(ctx, &expired).Token(); err != nil {
+			t.Errorf("public client refresh: %v", err)
+		}
+		// Without PKCE the request is refused.
+		q := br.get(spa.config.AuthCodeURL("st")).redirect(t)
+		if q.Get("error") != "invalid_request" {
+			t.Errorf("public client without PKCE: %v", q)
+		}
+	})
 	t.Run("authorization request by POST", func(t *testing.T) {
 		a := web.start()
 		u, _ := url.Parse(a.url)

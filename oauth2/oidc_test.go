@@ -289,8 +289,17 @@ func TestAuthorizationCodeGrant(t *testing.T) {
 		if resp.IDToken == "" {
 			t.Error("no ID token")
 		}
+		code = e.issue("spa", b, u, "scope", "openid offline_access")
+		resp = e.mustToken(exchange(code, rfcVerifier, "client_id", "spa"), "")
+		// The public client refreshes with its client_id alone (RFC 6749 §6);
+		// another client cannot.
+		_, err := e.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {resp.RefreshToken}, "client_id": {"rp"}}, "")
+		wantOAuth(t, err, "invalid_client", 401)
+		if _, err := e.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {resp.RefreshToken}, "client_id": {"spa"}}, ""); err != nil {
+			t.Errorf("public client refresh: %v", err)
+		}
 		code = e.issue("spa", b, u)
-		_, err := e.token(exchange(code, "", "client_id", "spa"), "")
+		_, err = e.token(exchange(code, "", "client_id", "spa"), "")
 		wantOAuth(t, err, "invalid_grant", 400)
 	})
 	t.Run("confidential client without its secret", func(t *testing.T) {

@@ -112,9 +112,10 @@ func ParseTokenRequest(form url.Values, authorization string) (TokenRequest, err
 		return TokenRequest{}, ErrUnsupportedGrantType.WithDescription("Unsupported grant type")
 	}
 
-	// Client authentication (RFC 6749 §2.3.1). A public client of the
-	// authorization_code grant sends its client_id alone (§4.1.3).
-	if req.GrantType == GrantAuthorizationCode && get("client_secret") == "" && get("client_id") != "" &&
+	// Client authentication (RFC 6749 §2.3.1). A public client sends its
+	// client_id alone in the authorization_code grant (§4.1.3) and in the
+	// refresh of the tokens it got (§6).
+	if (req.GrantType == GrantAuthorizationCode || req.GrantType == GrantRefreshToken) && get("client_secret") == "" && get("client_id") != "" &&
 		!strings.EqualFold(strings.SplitN(strings.TrimLeft(authorization, " "), " ", 2)[0], "Basic") {
 		req.ClientID = get("client_id")
 		if len(req.ClientID) > MaxClientIDLength {

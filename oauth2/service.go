@@ -273,8 +273,9 @@ func (s *Service) token(ctx context.Context, req TokenRequest, meta RequestMeta,
 	// process); what it records waits for the rate limits.
 	var client *permiso.ServiceClient
 	record := func() {}
-	if req.GrantType == GrantAuthorizationCode && req.ClientAuth == ClientAuthNone && req.ClientID != "" {
-		// A public client sends only its client_id (RFC 6749 §4.1.3).
+	if req.ClientAuth == ClientAuthNone && req.ClientID != "" && req.ClientSecret == "" {
+		// A public client sends only its client_id (RFC 6749 §4.1.3, §6;
+		// ParseTokenRequest allows it for those grants only).
 		c, err := s.publicClient(ctx, req.ClientID)
 		if err != nil {
 			if lerr := s.checkBatch(ctx, limits, nil); lerr != nil {
