@@ -350,15 +350,6 @@ func mustMarshal(v any) string {
 	return string(b)
 }
 
-func compactJSON(t *testing.T, b []byte) []byte {
-	t.Helper()
-	var v any
-	if err := json.Unmarshal(b, &v); err != nil {
-		t.Fatalf("not JSON: %s", b)
-	}
-	return []byte(mustMarshal(v))
-}
-
 // maps2 returns a copy of a with b's entries added.
 func maps2(a, b map[string]string) map[string]string {
 	out := make(map[string]string, len(a)+len(b))

@@ -23,8 +23,7 @@ const (
 // browser sessions, and an ES256 ID-token signer on the test clock.
 func newOIDCEnv(t *testing.T) *env {
 	t.Helper()
-	var e *env
-	e = newEnv(t, func(cfg *oauth2.Config, deps *oauth2.Deps) {
+	return newEnv(t, func(cfg *oauth2.Config, deps *oauth2.Deps) {
 		cfg.OIDCIssuer = oidcIssuer
 		db := deps.Users.(*sqlite.DB)
 		deps.OIDC = db
@@ -35,7 +34,6 @@ func newOIDCEnv(t *testing.T) *env {
 		}
 		deps.IDTokens = s
 	})
-	return e
 }
 
 // rpClient registers a client of the authorization code flow.
