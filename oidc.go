@@ -217,4 +217,7 @@ type OIDCStore interface {
 	// this hash, with its session as stored (revoked or expired or not);
 	// ErrNotFound when there is none.
 	GetBrowserSession(ctx context.Context, tokenHash string) (BrowserSession, error)
+	// BrowserSessionIDs returns the ids of the user's sessions that are
+	// browser sessions (in any state), in no particular order.
+	BrowserSessionIDs(ctx context.Context, userID uuid.UUID) ([]uuid.UUID, error)
 }

@@ -34,7 +34,7 @@ var passThrough = []string{
 	// built from them; the sessions' revocation goes through the session
 	// methods above).
 	"CreateAuthCode", "GetAuthCode", "RedeemAuthCode", "DeleteExpiredAuthCodes", "CreateBrowserSession",
-	"GetBrowserSession",
+	"GetBrowserSession", "BrowserSessionIDs",
 	// Only LastUsed and TotalRequests, which cached clients may show late.
 	"AddClientUsage",
 }

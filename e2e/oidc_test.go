@@ -385,8 +385,9 @@ func TestOIDCRelyingParty(t *testing.T) {
 			}
 
 			// The browser session is one of the user's sessions.
-			if r := a.get(t, pathSessions, admin); r.Status != http.StatusOK || !strings.Contains(string(r.Body), claims.SID) {
-				t.Errorf("%s: the browser session %s is not listed", r, claims.SID)
+			if r := a.get(t, pathSessions, admin); r.Status != http.StatusOK || !strings.Contains(string(r.Body), claims.SID) ||
+				!strings.Contains(string(r.Body), `"kind":"browser"`) || !strings.Contains(string(r.Body), `"kind":"token"`) {
+				t.Errorf("%s: the browser session %s is not listed as one", r, claims.SID)
 			}
 
 			// RP-initiated logout: discovery names the endpoint; an

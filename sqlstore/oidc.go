@@ -118,6 +118,25 @@ func (s *Store) GetBrowserSession(ctx context.Context, tokenHash string) (permis
 	return s.getBrowserSession(ctx, s.c.Pool(), "bs.token_hash = ?", tokenHash)
 }
 
+// BrowserSessionIDs returns the ids of the user's browser sessions.
+func (s *Store) BrowserSessionIDs(ctx context.Context, userID uuid.UUID) ([]uuid.UUID, error) {
+	rows, err := s.query(ctx, s.c.Pool(), "SELECT bs.session_id FROM browser_sessions AS bs"+
+		" JOIN user_sessions AS us ON us.id = bs.session_id WHERE us.user_id = ?", userID)
+	if err != nil {
+		return nil, s.errOf(err, "list browser sessions", BrowserSessionMessages, false, "")
+	}
+	defer rows.Close()
+	var out []uuid.UUID
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, s.errOf(err, "list browser sessions", BrowserSessionMessages, false, "")
+		}
+		out = append(out, id)
+	}
+	return out, s.errOf(rows.Err(), "list browser sessions", BrowserSessionMessages, false, "")
+}
+
 func (s *Store) getBrowserSession(ctx context.Context, q Querier, cond string, arg any) (permiso.BrowserSession, error) {
 	var b permiso.BrowserSession
 	dest := Sessions.Dest(s.d, &b.Session, &b.TokenHash, s.d.ScanTime(&b.AuthTime))

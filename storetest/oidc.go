@@ -198,6 +198,15 @@ func testBrowserSession(h *harness) {
 	if len(list) != 1 || list[0].ID != b.ID {
 		h.Errorf("ListSessions = %+v, want the browser session", list)
 	}
+	other := h.session(b.UserID, nil) // a session of the token endpoint
+	ids, err := h.s.BrowserSessionIDs(h.ctx, b.UserID)
+	h.must(err, "BrowserSessionIDs")
+	if len(ids) != 1 || ids[0] != b.ID || ids[0] == other.ID {
+		h.Errorf("BrowserSessionIDs = %v, want only the browser session %v", ids, b.ID)
+	}
+	if ids, err := h.s.BrowserSessionIDs(h.ctx, uuid.New()); err != nil || len(ids) != 0 {
+		h.Errorf("BrowserSessionIDs of an unknown user = %v, %v; want none", ids, err)
+	}
 	_, err = h.s.RevokeUserSessions(h.ctx, b.UserID, nil, "logout_all", h.now)
 	h.must(err, "RevokeUserSessions")
 	got, err = h.s.GetBrowserSession(h.ctx, b.TokenHash)
