@@ -198,6 +198,11 @@ func (s *Service) issueCode(ctx context.Context, g *grant, meta RequestMeta) (To
 	if err != nil {
 		return TokenResponse{}, err
 	}
+	// A password change, revoke-all or disabling that raced the exchange
+	// wins, as for a login (login_race.go).
+	if err := s.recheckLogin(ctx, g, sid, meta); err != nil {
+		return TokenResponse{}, err
+	}
 	s.auditUser(ctx, meta, *u, ActionTokenIssue, "success", map[string]any{
 		"grant_type": GrantAuthorizationCode, "client_id": c.ClientID, "session_id": sid.String(),
 		"scopes": g.grantedList, "refresh_token": withRefresh, "id_token": idToken != ""})
