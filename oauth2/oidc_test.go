@@ -224,6 +224,12 @@ func TestAuthorizationCodeGrant(t *testing.T) {
 			t.Errorf("UserInfo = %v, %v", claims, err)
 		}
 	})
+	t.Run("client_secret_post", func(t *testing.T) {
+		code := e.issue("rp", b, u)
+		if resp := e.mustToken(exchange(code, rfcVerifier, "client_id", "rp", "client_secret", secret), ""); resp.IDToken == "" {
+			t.Error("no ID token")
+		}
+	})
 	t.Run("code reuse revokes what the code issued", func(t *testing.T) {
 		code := e.issue("rp", b, u, "scope", "openid offline_access")
 		first := e.mustToken(exchange(code, rfcVerifier), auth)
