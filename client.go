@@ -44,8 +44,21 @@ type ServiceClient struct {
 	// (oauth2.Service.RevokeAllForClient), and never moved back, so
 	// enabling the client again revives nothing.
 	TokensRevokedBefore *time.Time
-	CreatedAt           time.Time
-	UpdatedAt           time.Time
+	// RedirectURIs are the registered redirection endpoints of a client of
+	// the authorization code flow (RFC 6749 §3.1.2; oidc.go), compared by
+	// exact string match. PostLogoutRedirectURIs are where RP-initiated
+	// logout may return to. GrantTypes lists the grants the client may use
+	// beyond the ones every client has (client_credentials for
+	// confidential clients, password and refresh_token):
+	// "authorization_code" enables the browser flow. TokenEndpointAuthMethod
+	// is the RFC 7591 §2 name: client_secret_basic, client_secret_post, or
+	// none for public clients (empty: client_secret_basic).
+	RedirectURIs            []string
+	PostLogoutRedirectURIs  []string
+	GrantTypes              []string
+	TokenEndpointAuthMethod string
+	CreatedAt               time.Time
+	UpdatedAt               time.Time
 
 	// Scopes is filled by the stores, ordered by name.
 	Scopes []Scope

@@ -25,6 +25,7 @@ type Store interface {
 	ReportStore
 	KeyStore
 	ActionTokenStore
+	OIDCStore
 	ImportStore
 	Migrator
 

@@ -1,6 +1,10 @@
 package cache
 
-import "github.com/permiso/permiso"
+import (
+	"slices"
+
+	"github.com/permiso/permiso"
+)
 
 // The clones below copy every pointer and slice of the cached types, so
 // that neither a caller nor the cache can see the other's changes. The
@@ -67,6 +71,9 @@ func cloneClient(c permiso.ServiceClient) permiso.ServiceClient {
 	c.AllowedIPs = clonePtr(c.AllowedIPs)
 	c.WebhookURL = clonePtr(c.WebhookURL)
 	c.TokensRevokedBefore = clonePtr(c.TokensRevokedBefore)
+	c.RedirectURIs = slices.Clone(c.RedirectURIs)
+	c.PostLogoutRedirectURIs = slices.Clone(c.PostLogoutRedirectURIs)
+	c.GrantTypes = slices.Clone(c.GrantTypes)
 	c.Scopes = cloneScopes(c.Scopes)
 	return c
 }

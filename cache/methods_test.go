@@ -30,6 +30,11 @@ var passThrough = []string{
 	"UseRefreshTokenGrace", "RevokeRefreshFamily", "DeleteExpiredRefreshTokens", "CreateSession", "CreateSessionWithToken",
 	"UpdateSession", "RevokeSession", "RevokeUserSessions", "RevokeClientSessions", "DeleteExpiredSessions", "CreateSigningKey",
 	"RetireSigningKeys", "CreateActionToken", "ConsumeActionToken", "DeleteExpiredActionTokens",
+	// The browser flow's codes and browser sessions (nothing cached is
+	// built from them; the sessions' revocation goes through the session
+	// methods above).
+	"CreateAuthCode", "GetAuthCode", "RedeemAuthCode", "DeleteExpiredAuthCodes", "CreateBrowserSession",
+	"GetBrowserSession", "BrowserSessionIDs",
 	// Only LastUsed and TotalRequests, which cached clients may show late.
 	"AddClientUsage",
 }

@@ -108,6 +108,9 @@ type Config struct {
 	// JWTAlgorithm (JWT_ALGORITHM): HS256, HS384, HS512, RS256, ES256 or
 	// EdDSA, in that canonical spelling.
 	JWTAlgorithm string
+	// OIDCIDTokenAlgorithm (OIDC_ID_TOKEN_ALGORITHM) is the algorithm of ID
+	// tokens; empty means IDTokenAlgorithm's default. Use IDTokenAlgorithm.
+	OIDCIDTokenAlgorithm string
 	// JWTIssuer (JWT_ISSUER) is the iss claim. See Issuer, MetadataIssuer.
 	JWTIssuer string
 	// JWTAudience (JWT_AUDIENCE); empty means JWTIssuer. Use Audience.
@@ -370,6 +373,19 @@ func (c Config) MetadataIssuer() string {
 		return c.Issuer()
 	}
 	return c.PublicURL
+}
+
+// IDTokenAlgorithm is the algorithm of OpenID Connect ID tokens:
+// OIDC_ID_TOKEN_ALGORITHM, else JWT_ALGORITHM when it is asymmetric, else
+// RS256 (docs/oidc.md).
+func (c Config) IDTokenAlgorithm() string {
+	switch {
+	case c.OIDCIDTokenAlgorithm != "":
+		return c.OIDCIDTokenAlgorithm
+	case c.IsSymmetric():
+		return "RS256"
+	}
+	return c.JWTAlgorithm
 }
 
 // IsSymmetric reports whether JWT_ALGORITHM is an HMAC algorithm (HS*),

@@ -158,6 +158,9 @@ func (c *Config) checkTokens(p *problems) {
 	if _, ok := algorithms[strings.ToUpper(c.JWTAlgorithm)]; !ok || algorithms[strings.ToUpper(c.JWTAlgorithm)] != c.JWTAlgorithm {
 		p.fail("JWT_ALGORITHM", "%s is not supported (HS256, HS384, HS512, RS256, ES256, EdDSA)", quote(c.JWTAlgorithm))
 	}
+	if a := c.OIDCIDTokenAlgorithm; a != "" && a != "RS256" && a != "ES256" && a != "EdDSA" {
+		p.fail("OIDC_ID_TOKEN_ALGORITHM", "%s is not supported (RS256, ES256, EdDSA: ID tokens are verified with the published keys)", quote(a))
+	}
 	c.checkSecrets(p)
 	switch {
 	case strings.TrimSpace(c.JWTIssuer) == "":

@@ -235,6 +235,16 @@ var specs = []spec{
 			c.JWTAlgorithm = v
 			return nil
 		}},
+	{Variable: Variable{Name: "OIDC_ID_TOKEN_ALGORITHM",
+		Description: "RS256, ES256 or EdDSA: the algorithm of OpenID Connect ID tokens, whose keys are published in the JWKS (docs/oidc.md). Default: JWT_ALGORITHM when it is asymmetric, else RS256."},
+		set: func(c *Config, v string) error {
+			v = strings.TrimSpace(v)
+			if canon, ok := algorithms[strings.ToUpper(v)]; ok {
+				v = canon
+			}
+			c.OIDCIDTokenAlgorithm = v
+			return nil
+		}},
 	{Variable: Variable{Name: "JWT_ISSUER", Default: "permiso-auth", Guide: true,
 		Description: "The iss claim, and the default audience. An https URL is recommended (RFC 8414); otherwise discovery metadata uses PUBLIC_URL. In production it must be an https URL, or PUBLIC_URL must be set."},
 		set: str(func(c *Config) *string { return &c.JWTIssuer })},

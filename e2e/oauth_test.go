@@ -172,9 +172,9 @@ func TestTokenRequestValidation(t *testing.T) {
 		{"missing password", func() *Response {
 			return s.postForm(t, pathToken, url.Values{"grant_type": {"password"}, "username": {adminUser}}, nil)
 		}, 400, "invalid_request"},
-		{"unsupported grant authorization_code", func() *Response {
+		{"authorization_code without redirect_uri", func() *Response {
 			return s.postForm(t, pathToken, url.Values{"grant_type": {"authorization_code"}, "code": {"abc"}}, nil)
-		}, 400, "unsupported_grant_type"},
+		}, 400, "invalid_request"},
 		{"unsupported grant device_code", func() *Response {
 			return s.postForm(t, pathToken, login(url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}}), nil)
 		}, 400, "unsupported_grant_type"},

@@ -285,7 +285,8 @@ func report[T any](s *server, compute func(*reports.Service, context.Context) (T
 
 // handleMaintenanceCleanup answers POST /admin/maintenance/cleanup: it
 // deletes expired refresh tokens, expired sessions, expired or used
-// action tokens (password reset, email verification), clears expired
+// action tokens (password reset, email verification) and expired
+// authorization codes (docs/oidc.md), clears expired
 // account locks and prunes audit events older than AUDIT_RETENTION_DAYS,
 // and reports each count. Lockout counters in Redis expire by themselves.
 func (s *server) handleMaintenanceCleanup() http.Handler {
@@ -308,6 +309,7 @@ func (s *server) handleMaintenanceCleanup() http.Handler {
 			{"cleanup_expired_refresh_tokens", func() (int, error) { return s.store.DeleteExpiredRefreshTokens(ctx, now) }},
 			{"cleanup_expired_sessions", func() (int, error) { return s.store.DeleteExpiredSessions(ctx, now) }},
 			{"cleanup_expired_action_tokens", func() (int, error) { return s.store.DeleteExpiredActionTokens(ctx, now) }},
+			{"cleanup_expired_authorization_codes", func() (int, error) { return s.store.DeleteExpiredAuthCodes(ctx, now) }},
 			{"unlock_expired_accounts", func() (int, error) { return s.store.ClearExpiredLocks(ctx, now) }},
 			{"prune_audit_events", func() (int, error) { return audit.Prune(ctx, s.store, s.opts.AuditRetention, now) }},
 		}

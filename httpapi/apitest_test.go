@@ -64,9 +64,10 @@ func newAPIEnv(t *testing.T) *apiEnv {
 	aw := audit.New(db, audit.Options{FlushInterval: 10 * time.Millisecond})
 	uc := usage.New(db, usage.Options{FlushInterval: time.Hour})
 	hasher := argon2id.New(argon2id.Options{Params: argon2id.TestParams()})
-	svc := oauth2.NewService(oauth2.Config{Issuer: "permiso-test", ServiceTokenLifetime: 10 * time.Minute}, oauth2.Deps{
+	svc := oauth2.NewService(oauth2.Config{Issuer: "permiso-test", ServiceTokenLifetime: 10 * time.Minute, OIDCIssuer: testIssuer}, oauth2.Deps{
 		Users: db, Clients: db, Tokens: db, Sessions: db, Hasher: hasher, Signer: signer,
 		Revocations: inprocess.NewRevocations(), Audit: aw, Usage: uc, Logger: logger, Limiter: inprocess.NewLimiter(),
+		OIDC: db, IDTokens: testIDSigner(t, ctx, db),
 	})
 	// The account service of the users, roles, scopes and service-clients
 	// routes.

@@ -57,6 +57,11 @@ type clientResponse struct {
 	CanAuthenticate       bool        `json:"can_authenticate"`
 	SupportsRefreshTokens bool        `json:"supports_refresh_tokens"`
 	SecretRotationEndsAt  *string     `json:"previous_secret_expires_at"`
+	// The browser flow's metadata (docs/oidc.md); empty lists when unset.
+	RedirectURIs            []string `json:"redirect_uris"`
+	PostLogoutRedirectURIs  []string `json:"post_logout_redirect_uris"`
+	GrantTypes              []string `json:"grant_types"`
+	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
 }
 
 // clientView renders c. A client without its own access-token lifetime
@@ -81,7 +86,17 @@ func (s *server) clientView(c permiso.ServiceClient) clientResponse {
 		Scopes: scopeInfos(c.Scopes), CanAuthenticate: c.IsActive,
 		SupportsRefreshTokens: c.RefreshTokenLifetime != nil && *c.RefreshTokenLifetime > 0,
 		SecretRotationEndsAt:  rotation,
+		RedirectURIs:          orEmpty(c.RedirectURIs), PostLogoutRedirectURIs: orEmpty(c.PostLogoutRedirectURIs),
+		GrantTypes: orEmpty(c.GrantTypes), TokenEndpointAuthMethod: c.AuthMethod(),
 	}
+}
+
+// orEmpty shows a nil list as [].
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 // withClient serves a route about the client named by the {client_id}

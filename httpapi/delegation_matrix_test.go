@@ -773,6 +773,7 @@ const dmWorkers = 4
 var dmReadOnly = []string{
 	"POST /api/v1/roles/permissions/check",
 	"POST /api/v1/roles/permissions/check-bulk",
+	"POST /api/v1/oauth2/userinfo",
 }
 
 // TestDelegationMatrix: the delegation rule holds on every mutating route,

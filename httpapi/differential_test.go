@@ -138,9 +138,10 @@ func newDiffEnv(t *testing.T, name string, db permiso.Store, rc *redis.Client) *
 	aw := audit.New(store, audit.Options{FlushInterval: 10 * time.Millisecond, Logger: logger})
 	uc := usage.New(store, usage.Options{FlushInterval: time.Hour, Logger: logger})
 	auth := oauth2.NewService(oauth2.Config{Issuer: "permiso-test", PasswordPolicy: idPolicy, PreventReuseCount: 3,
-		PasswordMaxAge: 90 * 24 * time.Hour, ServiceTokenLifetime: 10 * time.Minute}, oauth2.Deps{
+		PasswordMaxAge: 90 * 24 * time.Hour, ServiceTokenLifetime: 10 * time.Minute, OIDCIssuer: testIssuer}, oauth2.Deps{
 		Users: store, Clients: store, Tokens: store, Sessions: store, Hasher: hasher, Signer: signer,
 		Revocations: revocations, Lockout: lockout, Limiter: limiter, Checks: checks, Audit: aw, Usage: uc, Logger: logger,
+		OIDC: store, IDTokens: testIDSigner(t, ctx, store),
 	})
 	ident := identity.New(identity.Config{Policy: idPolicy, PreventReuseCount: 3, LinkBaseURL: "https://auth.example.com"},
 		identity.Deps{Store: store, Hasher: hasher, Sessions: auth, Lockout: auth, Limiter: limiter, Logger: logger,

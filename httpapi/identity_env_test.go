@@ -111,9 +111,10 @@ func newIDEnv(t *testing.T, b idBackend) *idEnv {
 	hasher := argon2id.New(argon2id.Options{Params: argon2id.TestParams()})
 	aw := audit.New(db, audit.Options{FlushInterval: 10 * time.Millisecond})
 	auth := oauth2.NewService(oauth2.Config{Issuer: "permiso-test", PasswordPolicy: idPolicy, PreventReuseCount: 3,
-		PasswordMaxAge: 90 * 24 * time.Hour}, oauth2.Deps{
+		PasswordMaxAge: 90 * 24 * time.Hour, OIDCIssuer: testIssuer}, oauth2.Deps{
 		Users: db, Clients: db, Tokens: db, Sessions: db, Hasher: hasher, Signer: signer,
 		Revocations: inprocess.NewRevocations(), Lockout: inprocess.NewLockout(3, 30*time.Minute), Audit: aw,
+		OIDC: db, IDTokens: testIDSigner(t, ctx, db),
 	})
 	smtp := smtptest.Start(t, smtptest.Options{StartTLS: true})
 	mailer, err := mail.NewSMTP(mail.SMTPConfig{Host: smtp.Host, Port: smtp.Port, From: "permiso <noreply@example.com>",

@@ -119,7 +119,8 @@ func TestAccessEntryDeclaresSettling(t *testing.T) {
 			settling = append(settling, rt.Pattern)
 		}
 	}
-	want := []string{"POST /api/v1/auth/token", "POST /api/v1/auth/refresh", "POST /api/v1/auth/service-token", "POST /api/v1/auth/introspect"}
+	want := []string{"POST /api/v1/auth/token", "POST /api/v1/auth/refresh", "POST /api/v1/auth/service-token", "POST /api/v1/auth/introspect",
+		"POST /api/v1/oauth2/authorize"}
 	if len(settling) != len(want) {
 		t.Fatalf("routes settling their own limits: %v, want %v", settling, want)
 	}

@@ -37,6 +37,20 @@ func (s *server) addRoutes(checks []HealthCheck) {
 	s.handle("POST "+api+"/auth/logout", accessUser, s.handleLogout())
 	s.handle("POST "+api+"/auth/change-password", accessLimited(limitLogin), s.handleChangePassword())
 
+	// OpenID Connect provider (docs/oidc.md): the authorization endpoint
+	// and its hosted pages (HTML, hosted.go), userinfo. The sign-in form
+	// settles its own limits: its per-IP login limit rides in the
+	// password check's batch, as the password grant's does.
+	s.handle("GET "+api+pathAuthorize, accessPublic, s.handleAuthorize())
+	s.handleSettling("POST "+api+pathAuthorize, accessSettling, s.handleSignIn())
+	s.handle("POST "+api+pathConsent, accessPublic, s.handleConsent())
+	s.handle("POST "+api+pathPassword, accessLimited(limitLogin), s.handlePasswordChange())
+	s.handle("GET "+api+pathEndSession, accessPublic, s.handleEndSession())
+	s.handle("POST "+api+pathEndSession, accessPublic, s.handleSignOut())
+	s.handle("GET "+api+pathHostedCSS, accessPublic, handleHostedCSS())
+	s.handle("GET "+api+pathUserinfo, accessUser, s.handleUserinfo())
+	s.handle("POST "+api+pathUserinfo, accessUser, s.handleUserinfo())
+
 	// Discovery (RFC 8414) and keys (RFC 7517).
 	s.handle("GET /.well-known/oauth-authorization-server", accessPublic, s.handleMetadata())
 	s.handle("GET /.well-known/openid-configuration", accessPublic, s.handleMetadata())

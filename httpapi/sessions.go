@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 
 	"github.com/google/uuid"
 	"github.com/permiso/permiso"
@@ -31,6 +32,9 @@ type sessionResponse struct {
 	LastActivity string  `json:"last_activity"`
 	ExpiresAt    string  `json:"expires_at"`
 	IsCurrent    bool    `json:"is_current"`
+	// Kind is "browser" for a sign-in on the hosted pages (docs/oidc.md),
+	// "token" for a session of the token endpoint; set by the list.
+	Kind string `json:"kind,omitempty"`
 }
 
 // sessionUser returns the user whose sessions the request is about: the
@@ -91,10 +95,19 @@ func (s *server) handleSessionList() http.Handler {
 		if err != nil {
 			return err
 		}
+		browser, err := s.store.BrowserSessionIDs(r.Context(), u.ID)
+		if err != nil {
+			return err
+		}
 		cur := currentSID(r.Context())
 		resp := response{Sessions: make([]sessionResponse, 0, len(list)), Total: len(list)}
 		for _, x := range list {
-			resp.Sessions = append(resp.Sessions, s.sessionView(x, u.Username, cur))
+			v := s.sessionView(x, u.Username, cur)
+			v.Kind = "token"
+			if slices.Contains(browser, x.ID) {
+				v.Kind = "browser"
+			}
+			resp.Sessions = append(resp.Sessions, v)
 		}
 		return answer(w, http.StatusOK, resp)
 	})

@@ -5,6 +5,7 @@ import (
 	"net/mail"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -59,7 +60,17 @@ type ClientInput struct {
 	RateLimitPerHour     *int      `json:"rate_limit_per_hour"`
 	AllowedIPs           *string   `json:"allowed_ips"`
 	WebhookURL           *string   `json:"webhook_url"`
+	// The browser flow's client metadata (RFC 7591 §2, docs/oidc.md).
+	RedirectURIs            *[]string `json:"redirect_uris"`
+	PostLogoutRedirectURIs  *[]string `json:"post_logout_redirect_uris"`
+	GrantTypes              *[]string `json:"grant_types"`
+	TokenEndpointAuthMethod *string   `json:"token_endpoint_auth_method"`
 }
+
+// Grant types a client may register (grant_types): the authorization code
+// flow and the refresh tokens it may come with; client_credentials is
+// accepted for completeness (every confidential client has it).
+var registrableGrants = []string{permiso.GrantTypeAuthorizationCode, "refresh_token", "client_credentials"}
 
 // Validate checks every field present and reports every problem at once
 // (422 validation_error naming each field); it normalizes the fields in
@@ -151,6 +162,45 @@ func (in *ClientInput) Validate(create bool) ([]uuid.UUID, error) {
 			add("allowed_ips", err.Error())
 		}
 		in.AllowedIPs = &v
+	}
+	uris := func(field string, p *[]string) {
+		if p == nil {
+			return
+		}
+		if len(*p) > permiso.MaxRedirectURIs {
+			add(field, "must have at most "+strconv.Itoa(permiso.MaxRedirectURIs)+" entries")
+			return
+		}
+		seen := map[string]bool{}
+		for _, u := range *p {
+			if problem := permiso.RedirectURIProblem(u); problem != "" {
+				add(field, problem)
+				return
+			}
+			if seen[u] {
+				add(field, "must not repeat an entry")
+				return
+			}
+			seen[u] = true
+		}
+	}
+	uris("redirect_uris", in.RedirectURIs)
+	uris("post_logout_redirect_uris", in.PostLogoutRedirectURIs)
+	if in.GrantTypes != nil {
+		for _, g := range *in.GrantTypes {
+			if !slices.Contains(registrableGrants, g) {
+				add("grant_types", "must be among authorization_code, refresh_token, client_credentials")
+				break
+			}
+		}
+		*in.GrantTypes = permiso.SortedUnique(*in.GrantTypes)
+	}
+	if in.TokenEndpointAuthMethod != nil {
+		switch *in.TokenEndpointAuthMethod {
+		case permiso.AuthMethodSecretBasic, permiso.AuthMethodSecretPost, permiso.AuthMethodNone:
+		default:
+			add("token_endpoint_auth_method", "must be client_secret_basic, client_secret_post or none")
+		}
 	}
 	var ids []uuid.UUID
 	if in.ScopeIDs != nil {

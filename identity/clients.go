@@ -3,6 +3,7 @@ package identity
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -134,6 +135,13 @@ func (s *Service) CreateClient(ctx context.Context, actor Actor, in ClientInput)
 	assign(&c.AccessTokenLifetime, in.AccessTokenLifetime)
 	assign(&c.RateLimitPerMinute, in.RateLimitPerMinute)
 	assign(&c.RateLimitPerHour, in.RateLimitPerHour)
+	if c.ClientType == "public" {
+		c.TokenEndpointAuthMethod = permiso.AuthMethodNone
+	}
+	if err := applyBrowserFields(&c, in, true); err != nil {
+		s.audited(ctx, actor, ActionClientCreate, tgt, err, map[string]any{"name": *in.Name})
+		return permiso.ServiceClient{}, "", err
+	}
 	created, err := s.deps.Store.CreateServiceClient(ctx, c, scopeIDs)
 	switch {
 	case errors.Is(err, permiso.ErrAlreadyExists):
@@ -217,6 +225,16 @@ func (s *Service) UpdateClient(ctx context.Context, actor Actor, c permiso.Servi
 		if in.RateLimitPerHour != nil {
 			set("rate_limit_per_hour", func() { x.RateLimitPerHour = *in.RateLimitPerHour })
 		}
+		for name, given := range map[string]bool{"redirect_uris": in.RedirectURIs != nil,
+			"post_logout_redirect_uris": in.PostLogoutRedirectURIs != nil, "grant_types": in.GrantTypes != nil,
+			"token_endpoint_auth_method": in.TokenEndpointAuthMethod != nil} {
+			if given {
+				changed = append(changed, name)
+			}
+		}
+		if err := applyBrowserFields(x, in, false); err != nil {
+			return err
+		}
 		x.UpdatedAt = now.UTC()
 		return nil
 	}
@@ -239,6 +257,34 @@ func (s *Service) UpdateClient(ctx context.Context, actor Actor, c permiso.Servi
 	}
 	s.record(ctx, actor, ActionClientUpdate, "success", clientTarget(updated), map[string]any{"fields": changed})
 	return updated, nil
+}
+
+// applyBrowserFields sets the browser flow's metadata of c from in and
+// checks them together (422 otherwise): a public client authenticates
+// with none and a confidential one with a secret (RFC 7591 §2); the
+// authorization_code grant needs a redirect URI.
+func applyBrowserFields(c *permiso.ServiceClient, in ClientInput, create bool) error {
+	if in.RedirectURIs != nil {
+		c.RedirectURIs = slices.Clone(*in.RedirectURIs)
+	}
+	if in.PostLogoutRedirectURIs != nil {
+		c.PostLogoutRedirectURIs = slices.Clone(*in.PostLogoutRedirectURIs)
+	}
+	if in.GrantTypes != nil {
+		c.GrantTypes = slices.Clone(*in.GrantTypes)
+	}
+	if in.TokenEndpointAuthMethod != nil {
+		c.TokenEndpointAuthMethod = *in.TokenEndpointAuthMethod
+	}
+	var errs problems
+	if (create || in.TokenEndpointAuthMethod != nil) && (c.ClientType == "public") != (c.AuthMethod() == permiso.AuthMethodNone) {
+		errs = append(errs, permiso.FieldError{Field: "token_endpoint_auth_method",
+			Message: "must be none for a public client, and a secret method for a confidential one"})
+	}
+	if c.AllowsGrant(permiso.GrantTypeAuthorizationCode) && len(c.RedirectURIs) == 0 {
+		errs = append(errs, permiso.FieldError{Field: "redirect_uris", Message: "the authorization_code grant needs at least one redirect URI"})
+	}
+	return errs.err()
 }
 
 // writeClient applies fn to the client id and, when scopeIDs is not nil,

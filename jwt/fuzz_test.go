@@ -4,6 +4,9 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/permiso/permiso"
 )
 
 // FuzzVerify checks that arbitrary strings never panic and never verify:
@@ -68,4 +71,38 @@ func BenchmarkSignVerify(b *testing.B) {
 			}
 		})
 	}
+}
+
+// FuzzVerifyIDTokenHint: only ID tokens the signer issued are accepted as
+// id_token_hint; access tokens of the same key are not (typ), and nothing
+// panics.
+func FuzzVerifyIDTokenHint(f *testing.F) {
+	ctx := context.Background()
+	clk := newClock()
+	es := newTestSigner(f, testOptions(ES256, newFakeKeyStore(), clk))
+	now := clk.Now()
+	idTok, err := es.SignIDToken(ctx, permiso.IDTokenClaims{Subject: "u1", Audience: []string{"rp"},
+		IssuedAt: now, ExpiresAt: now.Add(time.Minute), SessionID: "s1", AccessToken: "at"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	access, err := es.Sign(ctx, fullClaims(now))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(idTok)
+	f.Add(access)
+	parts := strings.Split(idTok, ".")
+	f.Add(parts[0] + "." + parts[1] + ".")
+	f.Add("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.e30.")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, s string) {
+		h, err := es.VerifyIDTokenHint(ctx, s)
+		if err == nil && s != idTok {
+			t.Fatalf("VerifyIDTokenHint accepted %q", s)
+		}
+		if s == idTok && (err != nil || h.Subject != "u1" || h.SessionID != "s1" || len(h.Audience) != 1 || h.Audience[0] != "rp") {
+			t.Fatalf("the issued ID token: %+v, %v", h, err)
+		}
+	})
 }

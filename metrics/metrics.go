@@ -234,7 +234,11 @@ func (m *Metrics) count(e permiso.AuditEvent) {
 	switch e.Action {
 	case actionLoginSuccess:
 		m.logins.WithLabelValues("success").Inc()
-		m.tokensIssued.WithLabelValues("password").Inc()
+		// A sign-in on the hosted pages (docs/oidc.md) issues no token;
+		// its code exchange is counted as token.issue.
+		if method, _ := e.Details["method"].(string); method != "browser" {
+			m.tokensIssued.WithLabelValues("password").Inc()
+		}
 	case actionLoginFailure:
 		m.logins.WithLabelValues("failure").Inc()
 	case actionLoginLocked:

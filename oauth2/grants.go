@@ -266,7 +266,7 @@ func (s *Service) refreshGrant(ctx context.Context, req TokenRequest, client *pe
 	}
 	return &grant{
 		kind: GrantRefreshToken, user: &u, client: client,
-		available: validScopes(u.ScopeNames()), ceiling: ceiling,
+		available: oidcCeiling(validScopes(u.ScopeNames()), ceiling), ceiling: ceiling,
 		presented: &t, hash: hash, session: &sess, graceRetry: graceRetry,
 	}, nil
 }

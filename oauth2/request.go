@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+
+	"github.com/permiso/permiso"
 )
 
 // Grant types of the token endpoint (RFC 6749 §4.3.2, §4.4.2, §6).
@@ -44,6 +46,11 @@ type TokenRequest struct {
 	Username     string
 	Password     string
 	RefreshToken string
+	// Code, RedirectURI and CodeVerifier are the authorization_code
+	// grant's (RFC 6749 §4.1.3, RFC 7636 §4.5).
+	Code         string
+	RedirectURI  string
+	CodeVerifier string
 	// Scope is the sorted, de-duplicated list of requested scopes;
 	// ScopeGiven reports whether any scope was requested at all.
 	Scope      []string
@@ -100,13 +107,21 @@ func ParseTokenRequest(form url.Values, authorization string) (TokenRequest, err
 	switch req.GrantType {
 	case "":
 		req.GrantType = GrantPassword
-	case GrantPassword, GrantRefreshToken, GrantClientCredentials:
+	case GrantPassword, GrantRefreshToken, GrantClientCredentials, GrantAuthorizationCode:
 	default:
 		return TokenRequest{}, ErrUnsupportedGrantType.WithDescription("Unsupported grant type")
 	}
 
-	// Client authentication (RFC 6749 §2.3.1).
-	if req.ClientID, req.ClientSecret, req.ClientAuth, err = parseClientCredentials(get, authorization); err != nil {
+	// Client authentication (RFC 6749 §2.3.1). A public client sends its
+	// client_id alone in the authorization_code grant (§4.1.3) and in the
+	// refresh of the tokens it got (§6).
+	if (req.GrantType == GrantAuthorizationCode || req.GrantType == GrantRefreshToken) && get("client_secret") == "" && get("client_id") != "" &&
+		!strings.EqualFold(strings.SplitN(strings.TrimLeft(authorization, " "), " ", 2)[0], "Basic") {
+		req.ClientID = get("client_id")
+		if len(req.ClientID) > MaxClientIDLength {
+			return TokenRequest{}, ErrInvalidClient
+		}
+	} else if req.ClientID, req.ClientSecret, req.ClientAuth, err = parseClientCredentials(get, authorization); err != nil {
 		return TokenRequest{}, err
 	}
 
@@ -137,6 +152,25 @@ func ParseTokenRequest(form url.Values, authorization string) (TokenRequest, err
 		req.Username, req.Password = "", ""
 	case GrantClientCredentials:
 		req.Username, req.Password, req.RefreshToken = "", "", ""
+	case GrantAuthorizationCode:
+		req.Username, req.Password, req.RefreshToken = "", "", ""
+		req.Code, req.RedirectURI, req.CodeVerifier = get("code"), get("redirect_uri"), get("code_verifier")
+		switch {
+		case req.Code == "":
+			return TokenRequest{}, missing("code")
+		case req.RedirectURI == "":
+			// OpenID Connect Core 1.0 §3.1.3.1: the redirect_uri of the
+			// authorization request is always sent.
+			return TokenRequest{}, missing("redirect_uri")
+		case len(req.Code) > MaxTokenLength:
+			return TokenRequest{}, tooLong("code")
+		case len(req.RedirectURI) > permiso.MaxRedirectURILength:
+			return TokenRequest{}, tooLong("redirect_uri")
+		case len(req.CodeVerifier) > 128:
+			return TokenRequest{}, tooLong("code_verifier")
+		}
+		// The scope parameter is not part of this grant (§4.1.3).
+		return req, nil
 	}
 
 	scope, err := ParseScope(get("scope"))

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/permiso/permiso"
 )
 
@@ -75,6 +77,13 @@ type Config struct {
 	// PreventReuseCount is how many previous passwords may not be reused
 	// (PASSWORD_PREVENT_REUSE_COUNT).
 	PreventReuseCount int
+	// OIDCIssuer is the issuer of the discovery document (a URL): the iss
+	// parameter of authorization responses (RFC 9207 §2). The ID tokens'
+	// iss comes from Deps.IDTokens.
+	OIDCIssuer string
+	// BrowserSessionLifetime is how long a sign-in on the hosted pages
+	// lasts; zero means DefaultBrowserSessionLifetime.
+	BrowserSessionLifetime time.Duration
 }
 
 // Hasher hashes and verifies passwords and can run a verification against
@@ -114,6 +123,12 @@ type Deps struct {
 	// Usage counts each successful client authentication (last_used,
 	// total_requests) off the request path; nil counts nothing.
 	Usage UsageRecorder
+	// OIDC keeps authorization codes and browser sessions; nil leaves the
+	// browser flow out (the authorization_code grant answers
+	// unsupported_grant_type).
+	OIDC permiso.OIDCStore
+	// IDTokens signs ID tokens (an asymmetric key published in the JWKS).
+	IDTokens permiso.IDTokenSigner
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// Logger receives internal errors and fail-open warnings; nil discards.
@@ -166,6 +181,9 @@ func NewService(cfg Config, deps Deps) *Service {
 	if cfg.PreventReuseCount < 0 {
 		cfg.PreventReuseCount = 0
 	}
+	if cfg.BrowserSessionLifetime <= 0 {
+		cfg.BrowserSessionLifetime = DefaultBrowserSessionLifetime
+	}
 	s := &Service{cfg: cfg, deps: deps, checks: deps.Checks, now: deps.Now, log: deps.Logger}
 	if s.checks == nil {
 		s.checks = permiso.SequentialChecker(deps.Limiter, deps.Revocations)
@@ -192,6 +210,9 @@ type TokenResponse struct {
 	// RefreshToken is never issued to client_credentials (RFC 6749 §4.4.3).
 	RefreshToken string `json:"refresh_token,omitempty"`
 	SessionID    string `json:"session_id,omitempty"`
+	// IDToken is the OpenID Connect ID token (authorization_code grant
+	// with the openid scope; OpenID Connect Core 1.0 §3.1.3.3).
+	IDToken string `json:"id_token,omitempty"`
 	// RateLimit is the tightest per-client rate limit the request was
 	// counted under (client credentials), for the RateLimit-* response
 	// headers; nil when none applied. It is not part of the body.
@@ -215,6 +236,10 @@ type grant struct {
 	session     *permiso.Session
 	graceRetry  bool
 	grantedList []string
+	// authorization_code grant: the redeemed code and the session its
+	// exchange opens.
+	code        *permiso.AuthCode
+	codeSession uuid.UUID
 	// rateLimit is the tightest per-client limit (client credentials).
 	rateLimit *permiso.LimitResult
 	// password grant: authTime was taken before the user was read and is
@@ -248,7 +273,18 @@ func (s *Service) token(ctx context.Context, req TokenRequest, meta RequestMeta,
 	// process); what it records waits for the rate limits.
 	var client *permiso.ServiceClient
 	record := func() {}
-	if req.ClientAuth != ClientAuthNone && req.ClientAuth != "" || req.ClientID != "" || req.ClientSecret != "" {
+	if req.ClientAuth == ClientAuthNone && req.ClientID != "" && req.ClientSecret == "" {
+		// A public client sends only its client_id (RFC 6749 §4.1.3, §6;
+		// ParseTokenRequest allows it for those grants only).
+		c, err := s.publicClient(ctx, req.ClientID)
+		if err != nil {
+			if lerr := s.checkBatch(ctx, limits, nil); lerr != nil {
+				return TokenResponse{}, lerr
+			}
+			return TokenResponse{}, err
+		}
+		client = c
+	} else if req.ClientAuth != ClientAuthNone && req.ClientAuth != "" || req.ClientID != "" || req.ClientSecret != "" {
 		c, rec, err := s.authenticateClient(ctx, req, meta, limits)
 		if err != nil {
 			// The request's limits decide first (429 before anything is
@@ -287,6 +323,12 @@ func (s *Service) token(ctx context.Context, req TokenRequest, meta RequestMeta,
 		}
 	case GrantClientCredentials:
 		g, err = s.clientCredentialsGrant(ctx, client, record, meta, limits)
+	case GrantAuthorizationCode:
+		if s.deps.OIDC == nil {
+			err = ErrUnsupportedGrantType.WithDescription("Unsupported grant type")
+			break
+		}
+		g, err = s.codeGrant(ctx, req, client, meta)
 	default:
 		err = ErrUnsupportedGrantType.WithDescription("Unsupported grant type")
 	}
@@ -307,6 +349,8 @@ func (s *Service) token(ctx context.Context, req TokenRequest, meta RequestMeta,
 		return s.issueLogin(ctx, g, meta)
 	case GrantRefreshToken:
 		return s.issueRefresh(ctx, req, g, meta)
+	case GrantAuthorizationCode:
+		return s.issueCode(ctx, g, meta)
 	default:
 		resp, err := s.issueService(ctx, g, meta)
 		resp.RateLimit = g.rateLimit
@@ -325,6 +369,11 @@ func (s *Service) token(ctx context.Context, req TokenRequest, meta RequestMeta,
 //     everything) ∩ the subject's scopes; a request of which nothing can be
 //     granted is invalid_scope, a partial one is narrowed.
 func scopePolicy(req TokenRequest, g *grant) ([]string, error) {
+	if g.kind == GrantAuthorizationCode {
+		// The scope was decided at the authorization endpoint
+		// (GrantedScopes); RFC 6749 §4.1.3 has no scope parameter.
+		return g.available, nil
+	}
 	if g.kind == GrantRefreshToken {
 		if req.ScopeGiven && !subset(req.Scope, g.ceiling) {
 			return nil, ErrInvalidScope.WithDescription("The requested scope exceeds the scope originally granted")

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/internal/testlog"
 )
 
 // TestSmoke exercises the backend-specific paths (error mapping, the
@@ -124,7 +125,7 @@ func TestSmoke(t *testing.T) {
 func TestEcho(t *testing.T) {
 	t.Parallel()
 	url, schema := newSchema(t)
-	var buf syncBuffer
+	var buf testlog.Buffer
 	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	db, err := Open(context.Background(), url, Options{Echo: true, Logger: logger, SearchPath: schema, MaxConns: 2})
 	if err != nil {
@@ -142,21 +143,4 @@ func TestEcho(t *testing.T) {
 	if strings.Contains(out, "secret-argument") {
 		t.Errorf("echo log leaks an argument: %s", out)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"slices"
+	"strings"
 
 	"github.com/google/uuid"
 
@@ -35,6 +36,18 @@ var Clients = NewTable("service_clients", "c",
 	Col[permiso.ServiceClient]{Name: "tokens_revoked_before", Field: func(c *permiso.ServiceClient) any { return &c.TokensRevokedBefore }},
 	Col[permiso.ServiceClient]{Name: "created_at", Field: func(c *permiso.ServiceClient) any { return &c.CreatedAt }, Fixed: true},
 	Col[permiso.ServiceClient]{Name: "updated_at", Field: func(c *permiso.ServiceClient) any { return &c.UpdatedAt }},
+	// The browser flow's client metadata (migration 4, docs/oidc.md):
+	// lists of values without spaces, stored space-separated in order.
+	Col[permiso.ServiceClient]{Name: "redirect_uris", Field: func(c *permiso.ServiceClient) any { return &c.RedirectURIs },
+		Arg:  func(_ Dialect, c *permiso.ServiceClient) any { return strings.Join(c.RedirectURIs, " ") },
+		Dest: func(_ Dialect, c *permiso.ServiceClient) any { return &fieldsCol{&c.RedirectURIs} }},
+	Col[permiso.ServiceClient]{Name: "post_logout_redirect_uris", Field: func(c *permiso.ServiceClient) any { return &c.PostLogoutRedirectURIs },
+		Arg:  func(_ Dialect, c *permiso.ServiceClient) any { return strings.Join(c.PostLogoutRedirectURIs, " ") },
+		Dest: func(_ Dialect, c *permiso.ServiceClient) any { return &fieldsCol{&c.PostLogoutRedirectURIs} }},
+	Col[permiso.ServiceClient]{Name: "grant_types", Field: func(c *permiso.ServiceClient) any { return &c.GrantTypes },
+		Arg:  func(_ Dialect, c *permiso.ServiceClient) any { return strings.Join(c.GrantTypes, " ") },
+		Dest: func(_ Dialect, c *permiso.ServiceClient) any { return &fieldsCol{&c.GrantTypes} }},
+	Col[permiso.ServiceClient]{Name: "token_endpoint_auth_method", Field: func(c *permiso.ServiceClient) any { return &c.TokenEndpointAuthMethod }},
 )
 
 func (s *Store) clientErr(op string, err error) error {

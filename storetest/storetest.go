@@ -60,6 +60,7 @@ func Run(t *testing.T, newStore func(t *testing.T) permiso.Store) {
 	all = append(all, raceTests...)
 	all = append(all, importTests...)
 	all = append(all, roundTripTests...)
+	all = append(all, oidcTests...)
 	for _, tc := range all {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

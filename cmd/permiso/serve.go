@@ -16,6 +16,7 @@ import (
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/config"
 	"github.com/permiso/permiso/httpapi"
+	"github.com/permiso/permiso/jwt"
 	"github.com/permiso/permiso/metrics"
 	"github.com/permiso/permiso/reports"
 )
@@ -61,6 +62,9 @@ func cmdServe(ctx context.Context, env *environment, args []string, stdout io.Wr
 	reloadCtx, stopReload := context.WithCancel(ctx)
 	defer stopReload()
 	go auth.signer.Run(reloadCtx, 0)
+	if auth.idSigner != auth.signer {
+		go auth.idSigner.Run(reloadCtx, 0)
+	}
 	stopJobs := startAdminJobs(reloadCtx, a)
 	defer stopJobs()
 	rdb := auth.redis
@@ -84,7 +88,7 @@ func cmdServe(ctx context.Context, env *environment, args []string, stdout io.Wr
 		Logger:  logger,
 		Options: httpOptions(cfg),
 		Auth:    auth.service,
-		Keys:    auth.signer,
+		Keys:    jwt.KeySets{auth.signer, auth.idSigner},
 		Store:   db,
 		Audit:   auth.auditor,
 		Limiter: auth.limiter,

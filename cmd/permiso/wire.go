@@ -28,9 +28,14 @@ const maxClientTokenLifetime = 24 * time.Hour
 // authParts is the token machinery shared by serve and the admin
 // subcommands (keys rotate, sessions revoke-all).
 type authParts struct {
-	signer  *jwt.Signer
-	service *oauth2.Service
-	audit   *audit.Writer
+	signer *jwt.Signer
+	// idSigner signs ID tokens (docs/oidc.md): the access-token signer
+	// when it is asymmetric and its issuer is the metadata issuer, else a
+	// signer of its own (RS256 with HS* access tokens), whose keys are
+	// kept in the same table and published in the same JWKS.
+	idSigner *jwt.Signer
+	service  *oauth2.Service
+	audit    *audit.Writer
 	// auditor is what records events: the audit writer, counted by the
 	// metrics when they are enabled.
 	auditor permiso.Auditor
@@ -86,11 +91,39 @@ func newSigner(ctx context.Context, a *app) (*jwt.Signer, error) {
 	return signer, nil
 }
 
+// newIDSigner builds the ID-token signer (see authParts.idSigner). ID
+// tokens are verified by relying parties through the JWKS, so their
+// algorithm is asymmetric (config.IDTokenAlgorithm: RS256 by default, the
+// algorithm every OpenID relying party supports, OpenID Connect Core 1.0
+// §3.1.3.7); their iss is the discovery issuer.
+func newIDSigner(ctx context.Context, a *app, access *jwt.Signer) (*jwt.Signer, error) {
+	cfg := a.cfg
+	alg := cfg.IDTokenAlgorithm()
+	if alg == cfg.JWTAlgorithm && cfg.Issuer() == cfg.MetadataIssuer() {
+		return access, nil
+	}
+	s, err := jwt.New(ctx, jwt.Options{
+		Algorithm:        alg,
+		Issuer:           cfg.MetadataIssuer(),
+		Keys:             a.db,
+		MaxTokenLifetime: max(cfg.AccessTokenExpire, cfg.ServiceTokenExpire, maxClientTokenLifetime),
+		Logger:           a.logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ID token signer %s: %w", alg, err)
+	}
+	return s, nil
+}
+
 // newAuth wires the OAuth core: signer, revocation state (Redis when
 // REDIS_URL is set, else in process), password hasher and audit writer.
 func newAuth(ctx context.Context, a *app, m *metrics.Metrics) (*authParts, error) {
 	cfg := a.cfg
 	signer, err := newSigner(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	idSigner, err := newIDSigner(ctx, a, signer)
 	if err != nil {
 		return nil, err
 	}
@@ -141,6 +174,8 @@ func newAuth(ctx context.Context, a *app, m *metrics.Metrics) (*authParts, error
 		Audit:       auditor,
 		Logger:      a.logger,
 		Usage:       uc,
+		OIDC:        a.db,
+		IDTokens:    idSigner,
 	})
 	if rrev != nil {
 		// Redis that comes back without its data gets the revocations of
@@ -152,7 +187,7 @@ func newAuth(ctx context.Context, a *app, m *metrics.Metrics) (*authParts, error
 				"error", err.Error())
 		}
 	}
-	return &authParts{signer: signer, service: service, audit: aw, auditor: auditor, redis: rdb, usage: uc, limiter: limiter, hasher: hasher}, nil
+	return &authParts{signer: signer, idSigner: idSigner, service: service, audit: aw, auditor: auditor, redis: rdb, usage: uc, limiter: limiter, hasher: hasher}, nil
 }
 
 // newAbuseState builds the rate limiter and the login lockout (docs/abuse-resistance.md):
@@ -181,6 +216,7 @@ func oauthConfig(cfg config.Config) oauth2.Config {
 		RevocationFailOpen:      cfg.RevocationFailOpen,
 		PasswordPolicy:          passwordPolicy(cfg),
 		PreventReuseCount:       cfg.PasswordPreventReuseCount,
+		OIDCIssuer:              cfg.MetadataIssuer(),
 	}
 }
 

@@ -1,0 +1,434 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/oauth2"
+)
+
+// The authorization endpoint, its hosted sign-in and consent pages, and
+// userinfo (docs/oidc.md). Each handler parses, makes its service calls in
+// oauth2 (which holds every rule) and answers with a page or a redirect.
+
+// Paths of the browser flow below the API prefix.
+const (
+	pathAuthorize  = "/oauth2/authorize"
+	pathConsent    = "/oauth2/consent"
+	pathUserinfo   = "/oauth2/userinfo"
+	pathHostedCSS  = "/oauth2/style.css"
+	pathEndSession = "/oauth2/logout"
+	pathPassword   = "/oauth2/password"
+)
+
+// freshSignIn is how recent a sign-in must be for the consent step to
+// count it as made for this authorization (prompt=login, max_age).
+const freshSignIn = 10 * time.Minute
+
+// authorizeError answers an authorization error: back to the client when
+// client_id and redirect_uri were valid (RFC 6749 §4.1.2.1), otherwise an
+// error page that redirects nowhere.
+func (s *server) authorizeError(w http.ResponseWriter, r *http.Request, err error) {
+	var ae *oauth2.AuthorizeError
+	if errors.As(err, &ae) && ae.Redirect {
+		redirectTo(w, ae.RedirectURL)
+		return
+	}
+	e := oauth2.AsError(err)
+	if ae != nil {
+		e = ae.Err
+	}
+	status := http.StatusBadRequest
+	if e.Status >= 500 {
+		status = e.Status
+		s.logger.ErrorContext(r.Context(), "authorization endpoint error", "error", err.Error(),
+			"request_id", RequestID(r.Context()))
+	}
+	s.errorPage(w, r, status, pageMessage(e))
+}
+
+// pageMessage is what a page says about an OAuth error.
+func pageMessage(e *oauth2.Error) string {
+	switch {
+	case e.Status >= 500:
+		return "The service is unavailable right now. Try again in a moment."
+	case e.Description != "":
+		return e.Description + "."
+	}
+	return "The request is not valid."
+}
+
+// browserSession returns the request's browser session, if its cookie
+// names an active one.
+func (s *server) browserSession(r *http.Request) (*permiso.BrowserSession, permiso.User, error) {
+	v := s.cookie(r, sessionCookie)
+	if v == "" {
+		return nil, permiso.User{}, nil
+	}
+	b, u, err := s.auth.BrowserSession(r.Context(), v)
+	switch {
+	case errors.Is(err, permiso.ErrNotFound):
+		return nil, permiso.User{}, nil
+	case err != nil:
+		return nil, permiso.User{}, err
+	}
+	return &b, u, nil
+}
+
+// handleAuthorize is GET /oauth2/authorize (RFC 6749 §4.1.1, OpenID
+// Connect Core 1.0 §3.1.2.1).
+func (s *server) handleAuthorize() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ar, err := s.auth.ParseAuthorizeRequest(r.Context(), r.URL.Query())
+		if err != nil {
+			s.authorizeError(w, r, err)
+			return
+		}
+		b, u, err := s.browserSession(r)
+		if err != nil {
+			s.authorizeError(w, r, err)
+			return
+		}
+		s.authorizeStep(w, r, ar, b, u, false, false, http.StatusOK)
+	})
+}
+
+// authorizeStep does what the request needs next: the sign-in page, the
+// consent page, or the code.
+func (s *server) authorizeStep(w http.ResponseWriter, r *http.Request, ar oauth2.AuthorizeRequest, b *permiso.BrowserSession, u permiso.User, fresh, consented bool, status int) {
+	step, err := s.auth.NextStep(ar, b, fresh, consented)
+	if err != nil {
+		s.authorizeError(w, r, err)
+		return
+	}
+	switch step {
+	case oauth2.StepSignIn:
+		s.signInPage(w, r, ar, status, "", ar.LoginHint)
+	case oauth2.StepConsent:
+		s.renderPage(w, r, status, "consent", origin(ar.RedirectURI), pageData{
+			Title: "Allow access?", Action: s.apiPrefix() + pathConsent, Params: ar.Params,
+			CSRF: s.csrfToken(w, r), ClientName: ar.Client.Name, Username: u.Username,
+			Scopes: scopeWords(oauth2.GrantedScopes(ar, u)),
+		})
+	default:
+		target, err := s.auth.IssueCode(r.Context(), ar, *b, u, meta(r))
+		if err != nil {
+			s.authorizeError(w, r, err)
+			return
+		}
+		redirectTo(w, target)
+	}
+}
+
+func (s *server) signInPage(w http.ResponseWriter, r *http.Request, ar oauth2.AuthorizeRequest, status int, msg, username string) {
+	s.renderPage(w, r, status, "signin", origin(ar.RedirectURI), pageData{
+		Title: "Sign in", Action: s.apiPrefix() + pathAuthorize, Params: ar.Params, CSRF: s.csrfToken(w, r),
+		ClientName: ar.Client.Name, Username: username, Error: msg,
+	})
+}
+
+// readPageForm reads a hosted form and checks its CSRF token; it answers
+// the error page itself and returns false when the form is refused.
+func (s *server) readPageForm(w http.ResponseWriter, r *http.Request) (url.Values, bool) {
+	form, err := readParams(r, false)
+	if err != nil {
+		s.errorPage(w, r, http.StatusBadRequest, "The form could not be read.")
+		return nil, false
+	}
+	if !s.csrfValid(r, form) {
+		s.errorPage(w, r, http.StatusForbidden, "The form has expired or did not come from this site. Go back and try again.")
+		return nil, false
+	}
+	return form, true
+}
+
+// handleSignIn is POST /oauth2/authorize: the sign-in form, carrying the
+// authorization request. The user is authenticated by the password grant's
+// path (oauth2.Service.SignIn: limits, lockout, dummy hash, audit), with
+// the per-IP login limit.
+func (s *server) handleSignIn() settlingHandler {
+	return func(r *http.Request, limits *permiso.Limits) reply {
+		rec := newReplyRecorder()
+		s.signIn(rec, r, limits)
+		return rec.replay
+	}
+}
+
+func (s *server) signIn(w http.ResponseWriter, r *http.Request, limits *permiso.Limits) {
+	form, err := readParams(r, false)
+	if err != nil {
+		s.errorPage(w, r, http.StatusBadRequest, "The form could not be read.")
+		return
+	}
+	if form.Get(csrfField) == "" && form.Get("username") == "" && form.Get("password") == "" {
+		// An authorization request sent by POST (OpenID Connect Core 1.0
+		// §3.1.2.1: the authorization endpoint supports GET and POST): it
+		// is answered as GET answers it. It changes nothing a GET could
+		// not, and SameSite=Lax keeps the session cookie off a cross-site
+		// POST.
+		ar, err := s.auth.ParseAuthorizeRequest(r.Context(), form)
+		if err != nil {
+			s.authorizeError(w, r, err)
+			return
+		}
+		b, u, err := s.browserSession(r)
+		if err != nil {
+			s.authorizeError(w, r, err)
+			return
+		}
+		s.authorizeStep(w, r, ar, b, u, false, false, http.StatusOK)
+		return
+	}
+	if !s.csrfValid(r, form) {
+		s.errorPage(w, r, http.StatusForbidden, "The form has expired or did not come from this site. Go back and try again.")
+		return
+	}
+	ar, err := s.auth.ParseAuthorizeRequest(r.Context(), form)
+	if err != nil {
+		s.authorizeError(w, r, err)
+		return
+	}
+	username := form.Get("username")
+	s.addLimit(limits, r, limitLogin)
+	cookie, b, u, err := s.auth.SignIn(r.Context(), username, form.Get("password"), meta(r), limits)
+	if err != nil {
+		e := oauth2.AsError(err)
+		if e.Status >= 500 {
+			s.authorizeError(w, r, err)
+			return
+		}
+		if e.Code == oauth2.ErrRateLimited.Code {
+			// The route answers 429 once the batch is settled.
+			return
+		}
+		if e.Code == oauth2.ErrPasswordExpired.Code {
+			// Only after a correct password (the password grant's rule).
+			s.passwordPage(w, r, ar, http.StatusForbidden, username, "", nil)
+			return
+		}
+		s.signInPage(w, r, ar, signInStatus(e), signInMessage(e), username)
+		return
+	}
+	// A new session cookie replaces whatever the browser had: no session
+	// fixation.
+	s.setCookie(w, r, sessionCookie, cookie, 0)
+	s.authorizeStep(w, r, ar, &b, u, true, false, http.StatusOK)
+}
+
+func signInStatus(e *oauth2.Error) int {
+	if e.Status == http.StatusTooManyRequests || e.Status == http.StatusLocked || e.Status == http.StatusForbidden {
+		return e.Status
+	}
+	return http.StatusUnauthorized
+}
+
+// signInMessage is the sign-in page's answer: the same for an unknown user
+// and a wrong password (the password grant's invalid_grant); the account's
+// state only after a correct password, as the password grant says it.
+func signInMessage(e *oauth2.Error) string {
+	switch e.Code {
+	case oauth2.ErrAccountLocked.Code, oauth2.ErrTooManyAttempts.Code:
+		return "Too many failed sign-ins. Try again later."
+	case oauth2.ErrAccountDisabled.Code:
+		return "This account is disabled."
+	case oauth2.ErrInvalidRequest.Code:
+		return "Enter your username or email and your password."
+	}
+	return "Invalid username or password."
+}
+
+func (s *server) passwordPage(w http.ResponseWriter, r *http.Request, ar oauth2.AuthorizeRequest, status int, username, msg string, problems []string) {
+	s.renderPage(w, r, status, "password", origin(ar.RedirectURI), pageData{
+		Title: "Change your password", Action: s.apiPrefix() + pathPassword, Params: ar.Params, CSRF: s.csrfToken(w, r),
+		ClientName: ar.Client.Name, Username: username, Error: msg, Problems: problems,
+	})
+}
+
+// handlePasswordChange is POST /oauth2/password: the expired-password
+// page. The change is POST /auth/change-password's
+// (oauth2.Service.ChangeExpiredPassword: the current password checked
+// like a login, the password policy, the history, every session ended);
+// then the user is signed in with the new password and the authorization
+// goes on.
+func (s *server) handlePasswordChange() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		form, ok := s.readPageForm(w, r)
+		if !ok {
+			return
+		}
+		ar, err := s.auth.ParseAuthorizeRequest(r.Context(), form)
+		if err != nil {
+			s.authorizeError(w, r, err)
+			return
+		}
+		username, current, next := form.Get("username"), form.Get("current_password"), form.Get("new_password")
+		if next == "" || next != form.Get("confirm_password") {
+			s.passwordPage(w, r, ar, http.StatusUnprocessableEntity, username, "Enter the same new password twice.", nil)
+			return
+		}
+		if err := s.auth.ChangeExpiredPassword(r.Context(), username, current, next, meta(r)); err != nil {
+			var pe *permiso.Error
+			if errors.As(err, &pe) && pe.Code == permiso.EINVALID {
+				var problems []string
+				for _, d := range pe.Details {
+					problems = append(problems, d.Message)
+				}
+				s.passwordPage(w, r, ar, http.StatusUnprocessableEntity, username, "The new password cannot be used.", problems)
+				return
+			}
+			e := oauth2.AsError(err)
+			if e.Status >= 500 {
+				s.authorizeError(w, r, err)
+				return
+			}
+			s.passwordPage(w, r, ar, signInStatus(e), username, signInMessage(e), nil)
+			return
+		}
+		cookie, b, u, err := s.auth.SignIn(r.Context(), username, next, meta(r), nil)
+		if err != nil {
+			s.authorizeError(w, r, err)
+			return
+		}
+		s.setCookie(w, r, sessionCookie, cookie, 0)
+		s.authorizeStep(w, r, ar, &b, u, true, false, http.StatusOK)
+	})
+}
+
+// handleConsent is POST /oauth2/consent: the user allows or denies the
+// client (OpenID Connect Core 1.0 §3.1.2.4).
+func (s *server) handleConsent() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		form, ok := s.readPageForm(w, r)
+		if !ok {
+			return
+		}
+		ar, err := s.auth.ParseAuthorizeRequest(r.Context(), form)
+		if err != nil {
+			s.authorizeError(w, r, err)
+			return
+		}
+		b, u, err := s.browserSession(r)
+		if err != nil {
+			s.authorizeError(w, r, err)
+			return
+		}
+		if b == nil {
+			// Signed out meanwhile: sign in again.
+			s.authorizeStep(w, r, ar, nil, u, false, false, http.StatusOK)
+			return
+		}
+		switch form.Get("decision") {
+		case "allow":
+			fresh := time.Since(b.AuthTime) <= freshSignIn
+			s.authorizeStep(w, r, ar, b, u, fresh, true, http.StatusOK)
+		case "deny":
+			redirectTo(w, s.auth.DenyAuthorization(ar))
+		default:
+			s.errorPage(w, r, http.StatusBadRequest, "Choose Allow or Deny.")
+		}
+	})
+}
+
+// handleEndSession is GET /oauth2/logout, the end_session_endpoint
+// (OpenID Connect RP-Initiated Logout 1.0 §2): a signed-in browser is
+// asked to confirm; without a session it goes on at once.
+func (s *server) handleEndSession() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		lr, err := s.auth.ParseLogoutRequest(r.Context(), r.URL.Query())
+		if err != nil {
+			s.authorizeError(w, r, err)
+			return
+		}
+		b, u, err := s.browserSession(r)
+		if err != nil {
+			s.authorizeError(w, r, err)
+			return
+		}
+		if b == nil {
+			s.signedOut(w, r, lr)
+			return
+		}
+		d := pageData{Title: "Sign out?", Action: s.apiPrefix() + pathEndSession, Params: lr.Params,
+			CSRF: s.csrfToken(w, r), Username: u.Username}
+		if lr.Client != nil {
+			d.ClientName = lr.Client.Name
+		}
+		s.renderPage(w, r, http.StatusOK, "signout", origin(lr.PostLogoutRedirectURI), d)
+	})
+}
+
+// handleSignOut is POST /oauth2/logout: the confirmation form. It ends
+// the browser session, clears its cookie and returns to the registered
+// post_logout_redirect_uri with state, or shows the signed-out page.
+func (s *server) handleSignOut() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		form, ok := s.readPageForm(w, r)
+		if !ok {
+			return
+		}
+		lr, err := s.auth.ParseLogoutRequest(r.Context(), form)
+		if err != nil {
+			s.authorizeError(w, r, err)
+			return
+		}
+		b, _, err := s.browserSession(r)
+		if err != nil {
+			s.authorizeError(w, r, err)
+			return
+		}
+		if b != nil {
+			if err := s.auth.EndBrowserSession(r.Context(), *b, meta(r)); err != nil {
+				s.authorizeError(w, r, err)
+				return
+			}
+		}
+		s.signedOut(w, r, lr)
+	})
+}
+
+func (s *server) signedOut(w http.ResponseWriter, r *http.Request, lr oauth2.LogoutRequest) {
+	s.setCookie(w, r, sessionCookie, "", -1)
+	if target := s.auth.LogoutRedirect(lr); target != "" {
+		redirectTo(w, target)
+		return
+	}
+	s.renderPage(w, r, http.StatusOK, "signedout", "", pageData{Title: "Signed out"})
+}
+
+// scopeWords says what each scope lets the client do, for the consent
+// page.
+func scopeWords(scopes []string) []string {
+	out := make([]string, 0, len(scopes))
+	for _, sc := range scopes {
+		switch sc {
+		case oauth2.ScopeOpenID:
+			out = append(out, "Know who you are on this service")
+		case oauth2.ScopeProfile:
+			out = append(out, "See your name and username")
+		case oauth2.ScopeEmail:
+			out = append(out, "See your email address")
+		case oauth2.ScopeOfflineAccess:
+			out = append(out, "Keep access while you are not using it")
+		default:
+			out = append(out, "Use your permission “"+sc+"”")
+		}
+	}
+	return out
+}
+
+// handleUserinfo is GET and POST /oauth2/userinfo (OpenID Connect Core
+// 1.0 §5.3): the claims of the bearer token's scopes.
+func (s *server) handleUserinfo() http.Handler {
+	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		p, _ := principalFrom(r.Context())
+		claims, err := s.auth.UserInfo(p)
+		if err != nil {
+			return err
+		}
+		writeNoStore(w, http.StatusOK, claims)
+		return nil
+	})
+}

@@ -1,0 +1,205 @@
+package httpapi
+
+import (
+	"crypto/tls"
+	"html"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/argon2id"
+	"github.com/permiso/permiso/inprocess"
+	"github.com/permiso/permiso/jwt"
+	"github.com/permiso/permiso/oauth2"
+	"github.com/permiso/permiso/sqlite"
+)
+
+// pagesEnv is a server of the hosted pages (docs/oidc.md) with a password
+// policy and expiry, behind TLS so that the cookies are __Host- prefixed.
+type pagesEnv struct {
+	t      *testing.T
+	db     *sqlite.DB
+	srv    *httptest.Server
+	client *http.Client
+	base   string
+}
+
+const (
+	pagesRedirect = "https://rp.example.com/callback"
+	pagesPassword = "Correct-Horse-9-battery"
+)
+
+func newPagesEnv(t *testing.T) *pagesEnv {
+	t.Helper()
+	ctx := t.Context()
+	db, err := sqlite.Open(ctx, sqlite.Memory, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.MigrateUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	signer, err := jwt.New(ctx, jwt.Options{Algorithm: jwt.HS256, Secret: []byte(apiTestSecret), Issuer: "permiso-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hasher := argon2id.New(argon2id.Options{Params: argon2id.TestParams()})
+	svc := oauth2.NewService(oauth2.Config{Issuer: "permiso-test", OIDCIssuer: testIssuer, PasswordMaxAge: 24 * time.Hour,
+		PasswordPolicy: permiso.PasswordPolicy{MinLength: 12, MaxLength: 128, RequireUppercase: true, RequireLowercase: true,
+			RequireDigits: true, RequireSpecial: true}, PreventReuseCount: 3}, oauth2.Deps{
+		Users: db, Clients: db, Tokens: db, Sessions: db, Hasher: hasher, Signer: signer,
+		Revocations: inprocess.NewRevocations(), Lockout: inprocess.NewLockout(5, time.Minute),
+		OIDC: db, IDTokens: testIDSigner(t, ctx, db),
+	})
+	h := NewServer(Deps{Options: testOptions(), Auth: svc, Keys: signer, Store: db})
+	srv := httptest.NewTLSServer(h)
+	t.Cleanup(srv.Close)
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	e := &pagesEnv{t: t, db: db, srv: srv, client: client, base: srv.URL}
+
+	now := time.Now().UTC()
+	if _, err := db.CreateServiceClient(ctx, permiso.ServiceClient{ClientID: "rp", SecretHash: permiso.HashToken("rp-secret"),
+		Name: "Example RP", ClientType: "confidential", IsActive: true, IsTrusted: true, RateLimitPerMinute: 60, RateLimitPerHour: 1000,
+		RedirectURIs: []string{pagesRedirect}, GrantTypes: []string{permiso.GrantTypeAuthorizationCode},
+		CreatedAt: now, UpdatedAt: now}, nil); err != nil {
+		t.Fatal(err)
+	}
+	hash, err := hasher.Hash(ctx, pagesPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A password that expired a week ago.
+	if _, err := db.CreateUser(ctx, permiso.User{Username: "erin", Email: "erin@example.com", PasswordHash: hash,
+		IsActive: true, PasswordChangedAt: now.Add(-8 * 24 * time.Hour), CreatedAt: now, UpdatedAt: now}, nil); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+type pageAnswer struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func (e *pagesEnv) do(method, path string, form url.Values) pageAnswer {
+	e.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, e.base+path, body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := e.client.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return pageAnswer{status: resp.StatusCode, header: resp.Header, body: string(b)}
+}
+
+var pageHiddenRE = regexp.MustCompile(`<input type="hidden" name="([^"]*)" value="([^"]*)">`)
+
+func (a pageAnswer) hidden() url.Values {
+	v := url.Values{}
+	for _, m := range pageHiddenRE.FindAllStringSubmatch(a.body, -1) {
+		v.Add(html.UnescapeString(m[1]), html.UnescapeString(m[2]))
+	}
+	return v
+}
+
+// TestHostedPagesExpiredPassword: a sign-in with an expired password (and
+// only with the right one) leads to the password page; the two new
+// passwords must agree and satisfy the policy; then the user is signed in
+// and the client gets its code. Every page carries the hosted pages'
+// headers, and over https the cookies are __Host- prefixed and Secure.
+func TestHostedPagesExpiredPassword(t *testing.T) {
+	e := newPagesEnv(t)
+	q := url.Values{"client_id": {"rp"}, "redirect_uri": {pagesRedirect}, "response_type": {"code"},
+		"scope": {"openid"}, "state": {"s1"}, "code_challenge": {permiso.S256Challenge(strings.Repeat("v", 43))},
+		"code_challenge_method": {"S256"}}
+	signIn := e.do(http.MethodGet, "/api/v1/oauth2/authorize?"+q.Encode(), nil)
+	if signIn.status != http.StatusOK || !strings.Contains(signIn.body, `<label for="password">Password</label>`) {
+		t.Fatalf("authorize: %d\n%.800s", signIn.status, signIn.body)
+	}
+	for _, h := range []string{"frame-ancestors 'none'", "default-src 'none'", "form-action 'self' https://rp.example.com"} {
+		if !strings.Contains(signIn.header.Get("Content-Security-Policy"), h) {
+			t.Errorf("Content-Security-Policy %q lacks %q", signIn.header.Get("Content-Security-Policy"), h)
+		}
+	}
+	if signIn.header.Get("Cache-Control") != "no-store" || !strings.Contains(signIn.body, "<title>Sign in · permiso Authentication API</title>") {
+		t.Errorf("Cache-Control %q; title from APP_NAME missing", signIn.header.Get("Cache-Control"))
+	}
+	csrf := signIn.header.Values("Set-Cookie")
+	if len(csrf) != 1 || !strings.HasPrefix(csrf[0], "__Host-permiso_csrf=") || !strings.Contains(csrf[0], "Secure") ||
+		!strings.Contains(csrf[0], "HttpOnly") || !strings.Contains(csrf[0], "SameSite=Lax") || strings.Contains(csrf[0], "Domain=") {
+		t.Errorf("CSRF cookie %q", csrf)
+	}
+
+	form := signIn.hidden()
+	form.Set("username", "erin")
+	form.Set("password", "Wrong-Horse-9-battery")
+	if a := e.do(http.MethodPost, "/api/v1/oauth2/authorize", form); a.status != http.StatusUnauthorized || strings.Contains(a.body, "expired") {
+		t.Fatalf("a wrong password: %d, want 401 without a word about the expiry\n%.600s", a.status, a.body)
+	}
+	form.Set("password", pagesPassword)
+	pw := e.do(http.MethodPost, "/api/v1/oauth2/authorize", form)
+	if pw.status != http.StatusForbidden || !strings.Contains(pw.body, `<label for="new_password">New password</label>`) {
+		t.Fatalf("an expired password: %d, want the password page\n%.800s", pw.status, pw.body)
+	}
+
+	change := pw.hidden()
+	change.Set("username", "erin")
+	change.Set("current_password", pagesPassword)
+	change.Set("new_password", "An0ther-Str0ng-Passw0rd!")
+	change.Set("confirm_password", "An0ther-Str0ng-Passw0rd?")
+	if a := e.do(http.MethodPost, "/api/v1/oauth2/password", change); a.status != http.StatusUnprocessableEntity || !strings.Contains(a.body, "same new password twice") {
+		t.Errorf("different new passwords: %d\n%.600s", a.status, a.body)
+	}
+	change.Set("new_password", "weak")
+	change.Set("confirm_password", "weak")
+	if a := e.do(http.MethodPost, "/api/v1/oauth2/password", change); a.status != http.StatusUnprocessableEntity || !strings.Contains(a.body, `id="form-problems"`) {
+		t.Errorf("a weak password: %d, want the policy's problems\n%.600s", a.status, a.body)
+	}
+	missing := url.Values{}
+	for k, v := range change {
+		if k != csrfField {
+			missing[k] = v
+		}
+	}
+	if a := e.do(http.MethodPost, "/api/v1/oauth2/password", missing); a.status != http.StatusForbidden {
+		t.Errorf("without the CSRF token: %d, want 403", a.status)
+	}
+	change.Set("new_password", "An0ther-Str0ng-Passw0rd!")
+	change.Set("confirm_password", "An0ther-Str0ng-Passw0rd!")
+	done := e.do(http.MethodPost, "/api/v1/oauth2/password", change)
+	loc, _ := url.Parse(done.header.Get("Location"))
+	if done.status != http.StatusSeeOther || loc == nil || loc.Query().Get("code") == "" || loc.Query().Get("state") != "s1" {
+		t.Fatalf("after the change: %d to %q, want the code\n%.600s", done.status, done.header.Get("Location"), done.body)
+	}
+	var session string
+	for _, c := range done.header.Values("Set-Cookie") {
+		if strings.HasPrefix(c, "__Host-permiso_session=") {
+			session = c
+		}
+	}
+	if session == "" || !strings.Contains(session, "Secure") || !strings.Contains(session, "HttpOnly") || !strings.Contains(session, "Path=/") {
+		t.Errorf("session cookie %q", session)
+	}
+}

@@ -1,0 +1,442 @@
+package oauth2_test
+
+import (
+	"errors"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/jwt"
+	"github.com/permiso/permiso/oauth2"
+	"github.com/permiso/permiso/sqlite"
+)
+
+const (
+	oidcIssuer  = "https://auth.example.com"
+	rpRedirect  = "https://rp.example.com/callback"
+	rfcVerifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk" // RFC 7636 Appendix B
+)
+
+// newOIDCEnv is newEnv with the browser flow wired: the store's codes and
+// browser sessions, and an ES256 ID-token signer on the test clock.
+func newOIDCEnv(t *testing.T) *env {
+	t.Helper()
+	return newEnv(t, func(cfg *oauth2.Config, deps *oauth2.Deps) {
+		cfg.OIDCIssuer = oidcIssuer
+		db := deps.Users.(*sqlite.DB)
+		deps.OIDC = db
+		s, err := jwt.New(t.Context(), jwt.Options{Algorithm: jwt.ES256, Issuer: oidcIssuer, Keys: db,
+			MaxTokenLifetime: time.Hour, Now: deps.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		deps.IDTokens = s
+	})
+}
+
+// rpClient registers a client of the authorization code flow.
+func (e *env) rpClient(clientID string, public bool) (permiso.ServiceClient, string) {
+	return e.createClient(clientID, func(c *permiso.ServiceClient) {
+		c.RedirectURIs = []string{rpRedirect}
+		c.GrantTypes = []string{permiso.GrantTypeAuthorizationCode}
+		c.IsTrusted = true
+		if public {
+			c.ClientType, c.TokenEndpointAuthMethod = "public", permiso.AuthMethodNone
+		}
+	})
+}
+
+func authorizeQuery(clientID string, extra ...string) url.Values {
+	q := url.Values{"client_id": {clientID}, "redirect_uri": {rpRedirect}, "response_type": {"code"},
+		"scope": {"openid profile email"}, "state": {"xyz"}, "nonce": {"n-0S6"},
+		"code_challenge": {permiso.S256Challenge(rfcVerifier)}, "code_challenge_method": {"S256"}}
+	for i := 0; i+1 < len(extra); i += 2 {
+		if extra[i+1] == "" {
+			q.Del(extra[i])
+		} else {
+			q.Set(extra[i], extra[i+1])
+		}
+	}
+	return q
+}
+
+// TestParseAuthorizeRequest: until client_id and redirect_uri are valid,
+// errors are for the error page (never a redirect); after that they go
+// back to the client with state and iss (RFC 6749 §4.1.2.1, RFC 9207).
+func TestParseAuthorizeRequest(t *testing.T) {
+	e := newOIDCEnv(t)
+	e.rpClient("rp", false)
+	e.rpClient("spa", true)
+	e.createClient("svc", nil) // client credentials only
+	e.createClient("off", func(c *permiso.ServiceClient) {
+		c.RedirectURIs, c.GrantTypes, c.IsActive = []string{rpRedirect}, []string{permiso.GrantTypeAuthorizationCode}, false
+	})
+	cases := []struct {
+		name     string
+		q        url.Values
+		redirect bool   // the error goes back to the client
+		code     string // "" = valid
+	}{
+		{"valid", authorizeQuery("rp"), false, ""},
+		{"valid without PKCE (confidential)", authorizeQuery("rp", "code_challenge", "", "code_challenge_method", ""), false, ""},
+		{"missing client_id", authorizeQuery(""), false, "invalid_request"},
+		{"unknown client", authorizeQuery("nobody"), false, "invalid_request"},
+		{"client_id not valid UTF-8", authorizeQuery("\xff"), false, "invalid_request"},
+		{"client without the grant", authorizeQuery("svc"), false, "invalid_request"},
+		{"inactive client", authorizeQuery("off"), false, "invalid_request"},
+		{"missing redirect_uri", authorizeQuery("rp", "redirect_uri", ""), false, "invalid_request"},
+		{"unregistered redirect_uri", authorizeQuery("rp", "redirect_uri", "https://evil.example.com/cb"), false, "invalid_request"},
+		{"redirect_uri with a trailing slash", authorizeQuery("rp", "redirect_uri", rpRedirect+"/"), false, "invalid_request"},
+		{"redirect_uri with a query", authorizeQuery("rp", "redirect_uri", rpRedirect+"?a=1"), false, "invalid_request"},
+		{"repeated redirect_uri", func() url.Values {
+			q := authorizeQuery("rp")
+			q.Add("redirect_uri", rpRedirect)
+			return q
+		}(), false, "invalid_request"},
+		{"missing response_type", authorizeQuery("rp", "response_type", ""), true, "invalid_request"},
+		{"implicit flow", authorizeQuery("rp", "response_type", "token"), true, "unsupported_response_type"},
+		{"hybrid flow", authorizeQuery("rp", "response_type", "code id_token"), true, "unsupported_response_type"},
+		{"repeated state", func() url.Values {
+			q := authorizeQuery("rp")
+			q.Add("state", "other")
+			return q
+		}(), true, "invalid_request"},
+		{"request object", authorizeQuery("rp", "request", "eyJ..."), true, "request_not_supported"},
+		{"request_uri", authorizeQuery("rp", "request_uri", "https://rp/req"), true, "request_uri_not_supported"},
+		{"fragment response mode", authorizeQuery("rp", "response_mode", "fragment"), true, "invalid_request"},
+		{"invalid scope", authorizeQuery("rp", "scope", "openid \"x\""), true, "invalid_scope"},
+		{"plain PKCE", authorizeQuery("rp", "code_challenge_method", "plain"), true, "invalid_request"},
+		{"PKCE without a method (plain)", authorizeQuery("rp", "code_challenge_method", ""), true, "invalid_request"},
+		{"PKCE method without a challenge", authorizeQuery("rp", "code_challenge", ""), true, "invalid_request"},
+		{"malformed challenge", authorizeQuery("rp", "code_challenge", "short"), true, "invalid_request"},
+		{"public client without PKCE", authorizeQuery("spa", "code_challenge", "", "code_challenge_method", ""), true, "invalid_request"},
+		{"prompt none with login", authorizeQuery("rp", "prompt", "none login"), true, "invalid_request"},
+		{"unknown prompt", authorizeQuery("rp", "prompt", "create"), true, "invalid_request"},
+		{"negative max_age", authorizeQuery("rp", "max_age", "-1"), true, "invalid_request"},
+		{"max_age not a number", authorizeQuery("rp", "max_age", "soon"), true, "invalid_request"},
+		{"state too long", authorizeQuery("rp", "state", strings.Repeat("s", oauth2.MaxStateLength+1)), true, "invalid_request"},
+		{"nonce with a NUL", authorizeQuery("rp", "nonce", "a\x00b"), true, "invalid_request"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := e.svc.ParseAuthorizeRequest(e.ctx, tc.q)
+			if tc.code == "" {
+				if err != nil {
+					t.Fatalf("err = %v, want none", err)
+				}
+				if r.Client.ClientID != tc.q.Get("client_id") || r.RedirectURI != rpRedirect {
+					t.Errorf("request %+v", r)
+				}
+				return
+			}
+			var ae *oauth2.AuthorizeError
+			if !errors.As(err, &ae) {
+				t.Fatalf("err = %v, want an AuthorizeError %s", err, tc.code)
+			}
+			if ae.Err.Code != tc.code || ae.Redirect != tc.redirect {
+				t.Fatalf("error %s (redirect %v), want %s (redirect %v)", ae.Err.Code, ae.Redirect, tc.code, tc.redirect)
+			}
+			if !tc.redirect {
+				if ae.RedirectURL != "" {
+					t.Errorf("an error before redirect_uri was validated names a redirect: %q", ae.RedirectURL)
+				}
+				return
+			}
+			u, err := url.Parse(ae.RedirectURL)
+			if err != nil || !strings.HasPrefix(ae.RedirectURL, rpRedirect+"?") {
+				t.Fatalf("redirect %q", ae.RedirectURL)
+			}
+			q := u.Query()
+			if q.Get("error") != tc.code || q.Get("iss") != oidcIssuer {
+				t.Errorf("redirect query %v, want error %s and iss %s", q, tc.code, oidcIssuer)
+			}
+			if want := tc.q.Get("state"); len(want) <= oauth2.MaxStateLength && len(tc.q["state"]) == 1 && q.Get("state") != want {
+				t.Errorf("state %q, want %q", q.Get("state"), want)
+			}
+		})
+	}
+}
+
+// signedIn signs the user in on the hosted page and returns the browser
+// session.
+func (e *env) signedIn(username, password string) (permiso.BrowserSession, permiso.User) {
+	e.t.Helper()
+	_, b, u, err := e.svc.SignIn(e.ctx, username, password, testMeta, nil)
+	if err != nil {
+		e.t.Fatalf("SignIn: %v", err)
+	}
+	return b, u
+}
+
+// issue runs an authorization for client and returns the code.
+func (e *env) issue(clientID string, b permiso.BrowserSession, u permiso.User, extra ...string) string {
+	e.t.Helper()
+	r, err := e.svc.ParseAuthorizeRequest(e.ctx, authorizeQuery(clientID, extra...))
+	if err != nil {
+		e.t.Fatalf("ParseAuthorizeRequest: %v", err)
+	}
+	target, err := e.svc.IssueCode(e.ctx, r, b, u, testMeta)
+	if err != nil {
+		e.t.Fatalf("IssueCode: %v", err)
+	}
+	loc, _ := url.Parse(target)
+	if loc.Query().Get("iss") != oidcIssuer || loc.Query().Get("state") != "xyz" {
+		e.t.Errorf("code redirect %q lacks iss or state", target)
+	}
+	return loc.Query().Get("code")
+}
+
+func exchange(code, verifier string, extra ...string) url.Values {
+	f := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {rpRedirect}}
+	if verifier != "" {
+		f.Set("code_verifier", verifier)
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		f.Set(extra[i], extra[i+1])
+	}
+	return f
+}
+
+// TestAuthorizationCodeGrant: the code is single use, lives 60 s, and is
+// bound to its client, its redirect URI and its PKCE challenge; a second
+// presentation revokes what the first issued (RFC 6749 §4.1.2, §4.1.3,
+// RFC 7636 §4.6).
+func TestAuthorizationCodeGrant(t *testing.T) {
+	e := newOIDCEnv(t)
+	_, secret := e.rpClient("rp", false)
+	_, other := e.rpClient("rp2", false)
+	e.rpClient("spa", true)
+	e.createUser("alice", goodPassword, permiso.RoleUser)
+	b, u := e.signedIn("alice", goodPassword)
+	auth := basic("rp", secret)
+
+	t.Run("success", func(t *testing.T) {
+		code := e.issue("rp", b, u)
+		resp := e.mustToken(exchange(code, rfcVerifier), auth)
+		if resp.IDToken == "" || resp.AccessToken == "" {
+			t.Fatalf("response %+v", resp)
+		}
+		p := e.mustAuthenticate(resp.AccessToken)
+		claims, err := e.svc.UserInfo(p)
+		if err != nil || claims["sub"] != u.ID.String() || claims["email"] != "alice@example.com" {
+			t.Errorf("UserInfo = %v, %v", claims, err)
+		}
+	})
+	t.Run("client_secret_post", func(t *testing.T) {
+		code := e.issue("rp", b, u)
+		if resp := e.mustToken(exchange(code, rfcVerifier, "client_id", "rp", "client_secret", secret), ""); resp.IDToken == "" {
+			t.Error("no ID token")
+		}
+	})
+	t.Run("code reuse revokes what the code issued", func(t *testing.T) {
+		code := e.issue("rp", b, u, "scope", "openid offline_access")
+		first := e.mustToken(exchange(code, rfcVerifier), auth)
+		if first.RefreshToken == "" {
+			t.Fatal("no refresh token with offline_access")
+		}
+		_, err := e.token(exchange(code, rfcVerifier), auth)
+		wantOAuth(t, err, "invalid_grant", 400)
+		e.wantInvalidToken(first.AccessToken, "access token of a reused code")
+		_, err = e.refresh(first.RefreshToken, "", auth)
+		wantOAuth(t, err, "invalid_grant", 400)
+		if len(e.audit.find(oauth2.ActionCodeReuse)) == 0 {
+			t.Error("no token.code_reuse audit event")
+		}
+	})
+	t.Run("missing verifier", func(t *testing.T) {
+		code := e.issue("rp", b, u)
+		_, err := e.token(exchange(code, ""), auth)
+		wantOAuth(t, err, "invalid_grant", 400)
+		// The failed attempt did not spend the code.
+		e.mustToken(exchange(code, rfcVerifier), auth)
+	})
+	t.Run("wrong verifier", func(t *testing.T) {
+		code := e.issue("rp", b, u)
+		_, err := e.token(exchange(code, strings.Repeat("a", 43)), auth)
+		wantOAuth(t, err, "invalid_grant", 400)
+	})
+	t.Run("verifier without a challenge (PKCE downgrade)", func(t *testing.T) {
+		code := e.issue("rp", b, u, "code_challenge", "", "code_challenge_method", "")
+		_, err := e.token(exchange(code, rfcVerifier), auth)
+		wantOAuth(t, err, "invalid_grant", 400)
+	})
+	t.Run("wrong client", func(t *testing.T) {
+		code := e.issue("rp", b, u)
+		_, err := e.token(exchange(code, rfcVerifier), basic("rp2", other))
+		wantOAuth(t, err, "invalid_grant", 400)
+	})
+	t.Run("wrong secret", func(t *testing.T) {
+		code := e.issue("rp", b, u)
+		_, err := e.token(exchange(code, rfcVerifier), basic("rp", "wrong"))
+		wantOAuth(t, err, "invalid_client", 401)
+	})
+	t.Run("other redirect_uri", func(t *testing.T) {
+		code := e.issue("rp", b, u)
+		_, err := e.token(exchange(code, rfcVerifier, "redirect_uri", "https://rp.example.com/other"), auth)
+		wantOAuth(t, err, "invalid_grant", 400)
+	})
+	t.Run("expired code", func(t *testing.T) {
+		code := e.issue("rp", b, u)
+		e.clock.Advance(permiso.AuthCodeLifetime)
+		_, err := e.token(exchange(code, rfcVerifier), auth)
+		wantOAuth(t, err, "invalid_grant", 400)
+	})
+	t.Run("unknown code", func(t *testing.T) {
+		_, err := e.token(exchange("no-such-code", rfcVerifier), auth)
+		wantOAuth(t, err, "invalid_grant", 400)
+	})
+	t.Run("public client: client_id alone and PKCE", func(t *testing.T) {
+		code := e.issue("spa", b, u)
+		resp := e.mustToken(exchange(code, rfcVerifier, "client_id", "spa"), "")
+		if resp.IDToken == "" {
+			t.Error("no ID token")
+		}
+		code = e.issue("spa", b, u, "scope", "openid offline_access")
+		resp = e.mustToken(exchange(code, rfcVerifier, "client_id", "spa"), "")
+		// The public client refreshes with its client_id alone (RFC 6749 §6);
+		// another client cannot.
+		_, err := e.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {resp.RefreshToken}, "client_id": {"rp"}}, "")
+		wantOAuth(t, err, "invalid_client", 401)
+		if _, err := e.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {resp.RefreshToken}, "client_id": {"spa"}}, ""); err != nil {
+			t.Errorf("public client refresh: %v", err)
+		}
+		code = e.issue("spa", b, u)
+		_, err = e.token(exchange(code, "", "client_id", "spa"), "")
+		wantOAuth(t, err, "invalid_grant", 400)
+	})
+	t.Run("confidential client without its secret", func(t *testing.T) {
+		code := e.issue("rp", b, u)
+		_, err := e.token(exchange(code, rfcVerifier, "client_id", "rp"), "")
+		wantOAuth(t, err, "invalid_client", 401)
+	})
+	t.Run("no client at all", func(t *testing.T) {
+		code := e.issue("rp", b, u)
+		_, err := e.token(exchange(code, rfcVerifier), "")
+		wantOAuth(t, err, "invalid_client", 401)
+	})
+	t.Run("a sign-out ends the codes of the session", func(t *testing.T) {
+		b2, u2 := e.signedIn("alice", goodPassword)
+		code := e.issue("rp", b2, u2)
+		if err := e.svc.EndBrowserSession(e.ctx, b2, testMeta); err != nil {
+			t.Fatal(err)
+		}
+		_, err := e.token(exchange(code, rfcVerifier), auth)
+		wantOAuth(t, err, "invalid_grant", 400)
+	})
+}
+
+// TestSignIn: the hosted sign-in takes the password grant's path: the same
+// answer for an unknown user and a wrong password, the lockout, a new
+// browser session each time (no fixation), and revoke-all ends it.
+func TestSignIn(t *testing.T) {
+	e := newOIDCEnv(t)
+	e.createUser("bob", goodPassword, permiso.RoleUser)
+	_, _, _, errUnknown := e.svc.SignIn(e.ctx, "nobody", goodPassword, testMeta, nil)
+	_, _, _, errWrong := e.svc.SignIn(e.ctx, "bob", "Wrong-password-1!", testMeta, nil)
+	a, b := oauth2.AsError(errUnknown), oauth2.AsError(errWrong)
+	if a == nil || b == nil || a.Code != "invalid_grant" || a.Code != b.Code || a.Description != b.Description || a.Status != b.Status {
+		t.Fatalf("unknown user %v, wrong password %v: want the same invalid_grant", errUnknown, errWrong)
+	}
+	cookie1, s1, _, err := e.svc.SignIn(e.ctx, "BOB@example.com", goodPassword, testMeta, nil)
+	if err != nil {
+		t.Fatalf("sign-in by email: %v", err)
+	}
+	cookie2, s2, _, err := e.svc.SignIn(e.ctx, "bob", goodPassword, testMeta, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cookie1 == cookie2 || s1.ID == s2.ID {
+		t.Error("a second sign-in reused the browser session")
+	}
+	if _, _, err := e.svc.BrowserSession(e.ctx, cookie1); err != nil {
+		t.Errorf("BrowserSession: %v", err)
+	}
+	if _, err := e.svc.RevokeAllForUser(e.ctx, s1.UserID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.svc.BrowserSession(e.ctx, cookie2); !errors.Is(err, permiso.ErrNotFound) {
+		t.Errorf("BrowserSession after revoke-all: %v, want ErrNotFound", err)
+	}
+	if len(e.audit.find(oauth2.ActionLoginSuccess)) < 2 || len(e.audit.find(oauth2.ActionLoginFailure)) < 2 {
+		t.Error("sign-ins were not audited as logins")
+	}
+}
+
+// TestNextStep: sign-in, consent or code, by session, prompt, max_age and
+// trust (OpenID Connect Core 1.0 §3.1.2.3).
+func TestNextStep(t *testing.T) {
+	e := newOIDCEnv(t)
+	e.rpClient("rp", false)
+	e.createClient("untrusted", func(c *permiso.ServiceClient) {
+		c.RedirectURIs, c.GrantTypes = []string{rpRedirect}, []string{permiso.GrantTypeAuthorizationCode}
+	})
+	e.createUser("carol", goodPassword, permiso.RoleUser)
+	b, _ := e.signedIn("carol", goodPassword)
+	req := func(client string, extra ...string) oauth2.AuthorizeRequest {
+		r, err := e.svc.ParseAuthorizeRequest(e.ctx, authorizeQuery(client, extra...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	e.clock.Advance(2 * time.Minute)
+	cases := []struct {
+		name             string
+		r                oauth2.AuthorizeRequest
+		session          *permiso.BrowserSession
+		fresh, consented bool
+		step             oauth2.AuthorizeStep
+		err              string
+	}{
+		{"no session", req("rp"), nil, false, false, oauth2.StepSignIn, ""},
+		{"no session, prompt=none", req("rp", "prompt", "none"), nil, false, false, oauth2.StepSignIn, "login_required"},
+		{"session, trusted client", req("rp"), &b, false, false, oauth2.StepIssue, ""},
+		{"session, prompt=none", req("rp", "prompt", "none"), &b, false, false, oauth2.StepIssue, ""},
+		{"prompt=login", req("rp", "prompt", "login"), &b, false, false, oauth2.StepSignIn, ""},
+		{"prompt=login after a fresh sign-in", req("rp", "prompt", "login"), &b, true, false, oauth2.StepIssue, ""},
+		{"max_age exceeded", req("rp", "max_age", "60"), &b, false, false, oauth2.StepSignIn, ""},
+		{"max_age exceeded, prompt=none", req("rp", "max_age", "60", "prompt", "none"), &b, false, false, oauth2.StepSignIn, "login_required"},
+		{"max_age kept", req("rp", "max_age", "600"), &b, false, false, oauth2.StepIssue, ""},
+		{"untrusted client", req("untrusted"), &b, false, false, oauth2.StepConsent, ""},
+		{"untrusted client, prompt=none", req("untrusted", "prompt", "none"), &b, false, false, oauth2.StepConsent, "consent_required"},
+		{"untrusted client, consented", req("untrusted"), &b, false, true, oauth2.StepIssue, ""},
+		{"prompt=consent", req("rp", "prompt", "consent"), &b, false, false, oauth2.StepConsent, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			step, err := e.svc.NextStep(tc.r, tc.session, tc.fresh, tc.consented)
+			if step != tc.step {
+				t.Errorf("step %v, want %v", step, tc.step)
+			}
+			if tc.err == "" {
+				if err != nil {
+					t.Errorf("err = %v", err)
+				}
+				return
+			}
+			var ae *oauth2.AuthorizeError
+			if !errors.As(err, &ae) || ae.Err.Code != tc.err || !ae.Redirect {
+				t.Errorf("err = %v, want a redirected %s", err, tc.err)
+			}
+		})
+	}
+}
+
+// TestGrantedScopes: OpenID scopes on request; permiso scopes only when
+// the user holds them.
+func TestGrantedScopes(t *testing.T) {
+	e := newOIDCEnv(t)
+	e.rpClient("rp", false)
+	u := e.createUser("dave", goodPassword, permiso.RoleUser)
+	u, _ = e.db.GetUser(e.ctx, u.ID)
+	r, err := e.svc.ParseAuthorizeRequest(e.ctx, authorizeQuery("rp", "scope", "openid email read:profile admin:users unknown"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(oauth2.GrantedScopes(r, u), " ")
+	if got != "email openid read:profile" {
+		t.Errorf("granted %q, want %q", got, "email openid read:profile")
+	}
+}

@@ -1,0 +1,151 @@
+package sqlstore
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/permiso/permiso"
+)
+
+// The OpenID Connect provider's tables (migration 4, docs/oidc.md):
+// authorization codes and the browser-session marks of user_sessions.
+
+// AuthCodes describes the authorization_codes table. Only the code's hash
+// is stored; scopes are one space-separated, sorted text.
+var AuthCodes = NewTable("authorization_codes", "ac",
+	Col[permiso.AuthCode]{Name: "code_hash", Field: func(c *permiso.AuthCode) any { return &c.CodeHash }, Fixed: true},
+	Col[permiso.AuthCode]{Name: "client_id", Field: func(c *permiso.AuthCode) any { return &c.ClientID }},
+	Col[permiso.AuthCode]{Name: "user_id", Field: func(c *permiso.AuthCode) any { return &c.UserID }},
+	Col[permiso.AuthCode]{Name: "browser_session_id", Field: func(c *permiso.AuthCode) any { return &c.BrowserSessionID }},
+	Col[permiso.AuthCode]{Name: "redirect_uri", Field: func(c *permiso.AuthCode) any { return &c.RedirectURI }},
+	Col[permiso.AuthCode]{Name: "scopes", Field: func(c *permiso.AuthCode) any { return &c.Scopes },
+		Arg:  func(_ Dialect, c *permiso.AuthCode) any { return strings.Join(permiso.SortedUnique(c.Scopes), " ") },
+		Dest: func(_ Dialect, c *permiso.AuthCode) any { return &fieldsCol{&c.Scopes} }},
+	Col[permiso.AuthCode]{Name: "nonce", Field: func(c *permiso.AuthCode) any { return &c.Nonce }},
+	Col[permiso.AuthCode]{Name: "code_challenge", Field: func(c *permiso.AuthCode) any { return &c.CodeChallenge }},
+	Col[permiso.AuthCode]{Name: "auth_time", Field: func(c *permiso.AuthCode) any { return &c.AuthTime }},
+	Col[permiso.AuthCode]{Name: "created_at", Field: func(c *permiso.AuthCode) any { return &c.CreatedAt }, Fixed: true},
+	Col[permiso.AuthCode]{Name: "expires_at", Field: func(c *permiso.AuthCode) any { return &c.ExpiresAt }},
+	Col[permiso.AuthCode]{Name: "used_at", Field: func(c *permiso.AuthCode) any { return &c.UsedAt }},
+	Col[permiso.AuthCode]{Name: "session_id", Field: func(c *permiso.AuthCode) any { return &c.SessionID }},
+)
+
+// AuthCodeMessages are the refusals about authorization codes.
+var AuthCodeMessages = Messages{NotFound: "Authorization code not found", Exists: "Authorization code already exists"}
+
+// AuthCodeSpentMessage refuses a code that was already exchanged.
+const AuthCodeSpentMessage = "Authorization code already used"
+
+func (s *Store) authCodeErr(op string, err error) error {
+	return s.errOf(err, op, AuthCodeMessages, false, "Client, user or session not found")
+}
+
+// CreateAuthCode stores a new, unused authorization code (CreatedAt
+// defaults to now).
+func (s *Store) CreateAuthCode(ctx context.Context, c permiso.AuthCode) error {
+	c.CreatedAt = orNow(c.CreatedAt)
+	c.UsedAt, c.SessionID = nil, nil
+	_, err := s.exec(ctx, s.c.Pool(), AuthCodes.Insert(), AuthCodes.Args(s.d, &c)...)
+	return s.authCodeErr("create authorization code", err)
+}
+
+// GetAuthCode returns the code with this hash, used or not.
+func (s *Store) GetAuthCode(ctx context.Context, hash string) (permiso.AuthCode, error) {
+	c, err := AuthCodes.Scan(s.d, s.queryRow(ctx, s.c.Pool(), AuthCodes.Select()+" WHERE ac.code_hash = ?", hash))
+	if err != nil {
+		return permiso.AuthCode{}, s.authCodeErr("get authorization code", err)
+	}
+	return c, nil
+}
+
+// RedeemAuthCode marks the unused, unexpired code used by sessionID, with
+// one conditional UPDATE (a compare-and-swap); see permiso.OIDCStore.
+func (s *Store) RedeemAuthCode(ctx context.Context, hash string, sessionID uuid.UUID, now time.Time) error {
+	return s.c.Write(ctx, func(q Querier) error {
+		n, err := s.exec(ctx, q, `UPDATE authorization_codes SET used_at = ?1, session_id = ?2
+			WHERE code_hash = ?3 AND used_at IS NULL AND expires_at > ?1`, s.d.Time(now), sessionID, hash)
+		if err != nil {
+			return s.authCodeErr("redeem authorization code", err)
+		}
+		if n == 1 {
+			return nil
+		}
+		cur, err := AuthCodes.Scan(s.d, s.queryRow(ctx, q, AuthCodes.Select()+" WHERE ac.code_hash = ?", hash))
+		if err != nil {
+			return s.authCodeErr("redeem authorization code", err)
+		}
+		if cur.UsedAt != nil {
+			return permiso.Errorf(permiso.ECONFLICT, "%s", AuthCodeSpentMessage)
+		}
+		return notFound(AuthCodeMessages.NotFound)
+	})
+}
+
+// DeleteExpiredAuthCodes removes codes that expired before before.
+func (s *Store) DeleteExpiredAuthCodes(ctx context.Context, before time.Time) (int, error) {
+	n, err := s.exec(ctx, s.c.Pool(), "DELETE FROM authorization_codes WHERE expires_at < ?", s.d.Time(before))
+	return int(n), s.authCodeErr("delete expired authorization codes", err)
+}
+
+// BrowserSessionMessages are the refusals about browser sessions.
+var BrowserSessionMessages = Messages{NotFound: "Browser session not found", Exists: "Browser session already exists"}
+
+// CreateBrowserSession stores sess and its browser-session mark in one
+// transaction.
+func (s *Store) CreateBrowserSession(ctx context.Context, sess permiso.Session, b permiso.BrowserSession) (permiso.BrowserSession, error) {
+	var out permiso.BrowserSession
+	err := s.c.Write(ctx, func(q Querier) error {
+		created, err := s.insertSession(ctx, q, sess)
+		if err != nil {
+			return err
+		}
+		if _, err := s.exec(ctx, q, "INSERT INTO browser_sessions (session_id, token_hash, auth_time) VALUES (?, ?, ?)",
+			created.ID, b.TokenHash, s.d.Time(b.AuthTime)); err != nil {
+			return s.errOf(err, "create browser session", BrowserSessionMessages, false, "")
+		}
+		out, err = s.getBrowserSession(ctx, q, "bs.session_id = ?", created.ID)
+		return err
+	})
+	return out, err
+}
+
+// GetBrowserSession returns the browser session whose cookie value has
+// this hash, with its session as stored.
+func (s *Store) GetBrowserSession(ctx context.Context, tokenHash string) (permiso.BrowserSession, error) {
+	return s.getBrowserSession(ctx, s.c.Pool(), "bs.token_hash = ?", tokenHash)
+}
+
+// BrowserSessionIDs returns the ids of the user's browser sessions.
+func (s *Store) BrowserSessionIDs(ctx context.Context, userID uuid.UUID) ([]uuid.UUID, error) {
+	rows, err := s.query(ctx, s.c.Pool(), "SELECT bs.session_id FROM browser_sessions AS bs"+
+		" JOIN user_sessions AS us ON us.id = bs.session_id WHERE us.user_id = ?", userID)
+	if err != nil {
+		return nil, s.errOf(err, "list browser sessions", BrowserSessionMessages, false, "")
+	}
+	defer rows.Close()
+	var out []uuid.UUID
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, s.errOf(err, "list browser sessions", BrowserSessionMessages, false, "")
+		}
+		out = append(out, id)
+	}
+	return out, s.errOf(rows.Err(), "list browser sessions", BrowserSessionMessages, false, "")
+}
+
+func (s *Store) getBrowserSession(ctx context.Context, q Querier, cond string, arg any) (permiso.BrowserSession, error) {
+	var b permiso.BrowserSession
+	dest := Sessions.Dest(s.d, &b.Session, &b.TokenHash, s.d.ScanTime(&b.AuthTime))
+	err := s.queryRow(ctx, q, "SELECT "+Sessions.List()+", bs.token_hash, bs.auth_time FROM "+Sessions.From()+
+		" JOIN browser_sessions AS bs ON bs.session_id = us.id WHERE "+cond, arg).Scan(dest...)
+	if err != nil {
+		return permiso.BrowserSession{}, s.errOf(err, "get browser session", BrowserSessionMessages, false, "")
+	}
+	Sessions.Normalize(&b.Session)
+	b.AuthTime = b.AuthTime.UTC()
+	return b, nil
+}
