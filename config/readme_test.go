@@ -18,6 +18,9 @@ func TestREADMEListsEveryVariable(t *testing.T) {
 		if !strings.Contains(string(readme), "\n"+v.MarkdownRow()+"\n") {
 			t.Errorf("README.md's row for %s is missing or differs; want:\n%s\n(go run ./internal/cmd/envexample -readme prints every row)", v.Name, v.MarkdownRow())
 		}
+		if n := strings.Count(string(readme), "\n| `"+v.Name+"` |"); n > 1 {
+			t.Errorf("README.md lists %s %d times; one row per variable", v.Name, n)
+		}
 	}
 }
 
