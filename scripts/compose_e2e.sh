@@ -13,10 +13,12 @@
 # iptables rule or ip_forward change (checked at the end). Debian's
 # packages it installs stay. Run as root:
 #   scripts/compose_e2e.sh            (work dir: $COMPOSE_E2E_DIR or /tmp/permiso-compose-e2e)
-# The work dir keeps only the Debian base image between runs (cache/).
+# The work dir keeps only the Debian base image between runs (cache/);
+# COMPOSE_E2E_KEEP=1 keeps Docker's data too (images, build cache), which
+# makes a second run skip the compile.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROOT=${COMPOSE_E2E_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
 W=${COMPOSE_E2E_DIR:-/tmp/permiso-compose-e2e}
 T0=$(date +%s)
 step() { echo "== [$(( $(date +%s) - T0 ))s] $*"; }
@@ -96,7 +98,8 @@ cleanup() {
     fi
   done
   echo "$ip_forward_before" > /proc/sys/net/ipv4/ip_forward
-  rm -rf "$R/data" "$R/exec" 2>/dev/null
+  rm -rf "$R/exec" 2>/dev/null
+  [ "${COMPOSE_E2E_KEEP:-}" = 1 ] || rm -rf "$W/data" 2>/dev/null
   machine_state > "$W/state.after"
   if ! diff -u "$W/state.before" "$W/state.after"; then
     echo "FAIL: the machine is not as it was (diff above)" >&2
@@ -110,9 +113,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-step "dockerd (data in $R)"
-mkdir -p "$R/data" "$R/exec"
-dockerd --data-root "$R/data" --exec-root "$R/exec" -p "$R/dockerd.pid" \
+step "dockerd (data in $W/data)"
+mkdir -p "$W/data" "$R/exec"
+dockerd --data-root "$W/data" --exec-root "$R/exec" -p "$R/dockerd.pid" \
   --host "unix://$R/docker.sock" >"$R/dockerd.log" 2>&1 &
 DOCKERD_PID=$!
 export DOCKER_HOST="unix://$R/docker.sock" DOCKER_BUILDKIT=0 COMPOSE_DOCKER_CLI_BUILD=0
@@ -419,27 +422,31 @@ stop_load() {
 
 step "HS secret rotation by two rolling restarts, under load (docs/deployment.md)"
 start_load
-new_secret=$(openssl rand -hex 32)
-old_secret=$(cat deploy/secrets/jwt_secret)
-# Phase 1: every instance accepts the new secret, still signs with the old.
-printf '%s\n' "$new_secret" > deploy/secrets/jwt_next_secret
+# docs/deployment.md, "Rotating the HS* secret", as written there.
+openssl rand -hex 32 > deploy/secrets/new_secret
+cp deploy/secrets/new_secret deploy/secrets/jwt_next_secret        # 1. announce
 scripts/rolling_restart.sh
 sleep 3
-# Phase 2: sign with the new secret; the old one still verifies.
-printf '%s\n' "$new_secret" > deploy/secrets/jwt_secret
-printf '%s\n' "$old_secret" > deploy/secrets/jwt_previous_secret
+cp deploy/secrets/jwt_secret deploy/secrets/jwt_previous_secret    # 2. switch
+cp deploy/secrets/new_secret deploy/secrets/jwt_secret
 : > deploy/secrets/jwt_next_secret
 scripts/rolling_restart.sh
+rm deploy/secrets/new_secret
 sleep 3
+: > deploy/secrets/jwt_previous_secret                             # 3. retire
+scripts/rolling_restart.sh
+sleep 2
 echo "after the rotation: $(load_counts) (ok failed)"
 
 step "upgrade (VERSION=1.0.1) and rollback to permiso:previous, rolling, under load"
-docker tag permiso:latest permiso:previous
 sed -i 's/^VERSION=.*/VERSION=1.0.1/' deploy/.env
+BACKUP_DIR=$R/backups-before-update scripts/backup_db.sh
+docker tag permiso:latest permiso:previous
 $DC build app >"$R/build2.log" 2>&1 || { tail -30 "$R/build2.log"; fail "second build"; }
+$DC run --rm app migrate up
 scripts/rolling_restart.sh --update
 wait_ready
-sleep 2
+curl -f "${HOSTOPT[@]}" -s -o /dev/null https://yourdomain.com/health
 ver=$(curl -sf "${HOSTOPT[@]}" https://yourdomain.com/health | python3 -c 'import json,sys; print(json.load(sys.stdin).get("version"))')
 [ "$ver" = 1.0.1 ] || fail "after the upgrade /health says $ver"
 echo "ok   upgraded to $ver"
@@ -460,8 +467,11 @@ BK=$R/backups
 BACKUP_DIR=$BK scripts/backup_db.sh | tee "$R/backup.out"
 backup=$(ls "$BK"/permiso_backup_*.sql.gz | tail -1)
 [ -s "$backup" ] || fail "no backup file"
-printf '%s\n' "Later-Passw0rd!x9" | $DC exec -T app permiso create-admin \
-  --username later --email later@example.com --password-stdin
+# A user registered after the backup (through nginx, as clients do).
+s=$(curl -s "${HOSTOPT[@]}" -o "$R/register.out" -w '%{http_code}' -H 'Content-Type: application/json' \
+  -d '{"username":"later","email":"later@example.com","password":"Later-Passw0rd!x9"}' \
+  https://yourdomain.com/api/v1/users/register)
+[ "$s" = 201 ] || fail "register after the backup: $s $(cat "$R/register.out")"
 $DC down -v
 $DC up -d db redis
 if BACKUP_DIR=$R/empty-backups scripts/backup_db.sh >"$R/empty-backup.out" 2>&1; then
