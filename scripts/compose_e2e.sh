@@ -301,7 +301,7 @@ wait_ready() { # every app container answers /health/ready from inside
 }
 wait_ready
 [ "$($DC ps -q app | wc -l)" = 2 ] || fail "want two app instances"
-ADMIN_PASSWORD="Ci-Admin-Passw0rd!$(openssl rand -hex 4)"
+ADMIN_PASSWORD="Ci-Operator-Passw0rd!$(openssl rand -hex 4)"
 printf '%s\n' "$ADMIN_PASSWORD" | $DC exec -T app permiso create-admin \
   --username admin --email admin@example.com --password-stdin
 scripts/health_check.sh https://yourdomain.com/health
