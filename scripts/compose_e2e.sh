@@ -245,7 +245,7 @@ cp e2e/testdata/guide.env deploy/.env
 echo "PUBLIC_URL=https://yourdomain.com" >> deploy/.env
 echo "PERMISO_LOG_DIR=$LOGDIR" >> deploy/.env
 echo "JWT_SECRET_KEY=canary-dotenv-secret" > .env
-install -d -m 0750 -o 10001 -g 10001 "$LOGDIR"
+install -d -m 0755 -o 10001 -g 10001 "$LOGDIR"
 # A private CA; an ECDSA certificate (certbot's default) and an RSA one.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=ci-ca \
   -keyout "$R/ca.key" -out "$R/ca.pem" 2>/dev/null
@@ -335,7 +335,7 @@ echo "ok   /metrics only on the monitoring network"
 step "nginx's own 429 in the JSON envelope, with Retry-After"
 mkdir -p "$R/burst"
 curl -s "${HOSTOPT[@]}" --parallel --parallel-max 60 -o "$R/burst/#1.body" \
-  -w '%{http_code} %header{retry-after}\n' "https://yourdomain.com/health/live?[1-400]" > "$R/burst.codes"
+  -w '%{http_code} %header{retry-after}\n' "https://yourdomain.com/health/live?[1-400]" > "$R/burst.codes" 2>/dev/null
 n429=$(grep -c '^429 ' "$R/burst.codes" || true)
 [ "$n429" -gt 0 ] || fail "no 429 from the per-address ceiling in a burst of 400"
 grep '^429 ' "$R/burst.codes" | grep -vq '^429 1$' && fail "an nginx 429 without Retry-After: 1"
