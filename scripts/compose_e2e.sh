@@ -469,7 +469,7 @@ backup=$(ls "$BK"/permiso_backup_*.sql.gz | tail -1)
 [ -s "$backup" ] || fail "no backup file"
 # A user registered after the backup (through nginx, as clients do).
 s=$(curl -s "${HOSTOPT[@]}" -o "$R/register.out" -w '%{http_code}' -H 'Content-Type: application/json' \
-  -d '{"username":"later","email":"later@example.com","password":"Later-Passw0rd!x9"}' \
+  -d '{"username":"later","email":"later@example.com","password":"Second-Passw0rd!x9"}' \
   https://yourdomain.com/api/v1/users/register)
 [ "$s" = 201 ] || fail "register after the backup: $s $(cat "$R/register.out")"
 $DC down -v
@@ -486,7 +486,7 @@ s=$(curl -s "${HOSTOPT[@]}" -o /dev/null -w '%{http_code}' -X POST https://yourd
   -d grant_type=password -d username=admin --data-urlencode "password=$ADMIN_PASSWORD")
 [ "$s" = 200 ] || fail "login of a user created before the backup: $s"
 s=$(curl -s "${HOSTOPT[@]}" -o /dev/null -w '%{http_code}' -X POST https://yourdomain.com/api/v1/auth/token \
-  -d grant_type=password -d username=later --data-urlencode "password=Later-Passw0rd!x9")
+  -d grant_type=password -d username=later --data-urlencode "password=Second-Passw0rd!x9")
 [ "$s" = 400 ] || [ "$s" = 401 ] || fail "user created after the backup: $s, want refused"
 echo "ok   restored: the user from before the backup logs in, the later one does not exist"
 
