@@ -133,7 +133,9 @@ if [ ! -s "$W/cache/bookworm.tar" ]; then
   tar -C "$W/rootfs" -cf "$W/cache/bookworm.tar.tmp" . && mv "$W/cache/bookworm.tar.tmp" "$W/cache/bookworm.tar"
   rm -rf "$W/rootfs"
 fi
-docker import -c 'CMD ["bash"]' "$W/cache/bookworm.tar" debian:bookworm >/dev/null
+# An import makes a new image (and misses every cache) each time: once.
+docker image inspect debian:bookworm >/dev/null 2>&1 \
+  || docker import -c 'CMD ["bash"]' "$W/cache/bookworm.tar" debian:bookworm >/dev/null
 
 step "stand-in images: golang:1.26-bookworm (this machine's Go), postgres, redis, nginx"
 S=$R/standins

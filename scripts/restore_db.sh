@@ -20,7 +20,8 @@ else DC=(docker compose); fi
 DC+=(-f "$COMPOSE_FILE")
 
 gzip -t "$backup"
-zcat "$backup" | grep -aqE 'CREATE TABLE ("?public"?\.)?"?users"? ?\(' \
+# grep reads it all (no -q): an early exit would fail zcat, and the pipe.
+zcat "$backup" | grep -aE 'CREATE TABLE ("?public"?\.)?"?users"? ?\(' >/dev/null \
   || { echo "restore_db.sh: $backup holds no users table; not restoring it" >&2; exit 1; }
 "${DC[@]}" stop app
 "${DC[@]}" up -d db
