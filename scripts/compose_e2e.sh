@@ -434,7 +434,10 @@ cp deploy/secrets/new_secret deploy/secrets/jwt_secret
 : > deploy/secrets/jwt_next_secret
 scripts/rolling_restart.sh
 rm deploy/secrets/new_secret
-sleep 3
+# 3. retire: once no token of the old secret is in use. In production that
+# is the longest token lifetime after step 2; here the client's tokens are
+# all newer once it has refreshed after step 2 (every 7 s).
+sleep 9
 : > deploy/secrets/jwt_previous_secret                             # 3. retire
 scripts/rolling_restart.sh
 sleep 2
@@ -476,9 +479,14 @@ s=$(curl -s "${HOSTOPT[@]}" -o "$R/register.out" -w '%{http_code}' -H 'Content-T
 [ "$s" = 201 ] || fail "register after the backup: $s $(cat "$R/register.out")"
 $DC down -v
 $DC up -d db redis
+for _ in $(seq 1 60); do
+  $DC exec -T db pg_isready -U permiso -d permiso_prod >/dev/null 2>&1 && break
+  sleep 1
+done
 if BACKUP_DIR=$R/empty-backups scripts/backup_db.sh >"$R/empty-backup.out" 2>&1; then
   cat "$R/empty-backup.out"; fail "backup_db.sh succeeded on an empty database"
 fi
+grep -q "no users table" "$R/empty-backup.out" || { cat "$R/empty-backup.out"; fail "backup_db.sh failed for another reason"; }
 echo "ok   backup_db.sh refuses an empty database: $(tail -1 "$R/empty-backup.out")"
 ls "$R/empty-backups"/permiso_backup_* 2>/dev/null && fail "a failed backup left a file"
 scripts/restore_db.sh "$backup"

@@ -14,7 +14,11 @@
 #                                         are ready, then stop the old ones
 #
 # Requests an instance refuses while it stops are passed to another one by
-# nginx (proxy_next_upstream), so clients see no error.
+# nginx (proxy_next_upstream), so clients see no error. nginx looks the
+# instances up in Docker's DNS every 2 s (deploy/nginx/nginx.conf), and a
+# restarted instance may have a new address: after each instance is ready
+# the script waits SETTLE_SECONDS (3) before stopping the next, so nginx
+# never holds only addresses that are gone.
 set -euo pipefail
 COMPOSE_FILE="${COMPOSE_FILE:-$(cd "$(dirname "$0")/.." && pwd)/deploy/docker-compose.prod.yml}"
 if [ -n "${COMPOSE:-}" ]; then read -r -a DC <<<"$COMPOSE"
@@ -22,6 +26,7 @@ elif command -v docker-compose >/dev/null 2>&1; then DC=(docker-compose)
 else DC=(docker compose); fi
 DC+=(-f "$COMPOSE_FILE")
 STOP_TIMEOUT="${STOP_TIMEOUT:-30}"
+SETTLE_SECONDS="${SETTLE_SECONDS:-3}"
 
 ready() { # wait until the container answers /health/ready from inside
   local c=$1
@@ -47,6 +52,7 @@ case "${1:-}" in
     docker stop -t "$STOP_TIMEOUT" "$c" >/dev/null
     docker start "$c" >/dev/null
     ready "$c"
+    sleep "$SETTLE_SECONDS"
   done
   ;;
 --update)
@@ -55,11 +61,13 @@ case "${1:-}" in
   for c in $("${DC[@]}" ps -q app); do
     echo "$old" | grep -qx "$c" || ready "$c"
   done
+  sleep "$SETTLE_SECONDS"
   # ...then the old ones leave, one at a time.
   for c in $old; do
     echo "retiring $c"
     docker stop -t "$STOP_TIMEOUT" "$c" >/dev/null
     docker rm "$c" >/dev/null
+    sleep "$SETTLE_SECONDS"
   done
   ;;
 *)
