@@ -135,3 +135,20 @@ type Lockout interface {
 	// when they end.
 	Reset(ctx context.Context, key string) error
 }
+
+// CheckLimitKeys enforces the argument contract of RateLimiter.AllowAll
+// (and of a Checker's limits), which every implementation shares: as many
+// limits as keys, at least one, and distinct keys.
+func CheckLimitKeys(keys []string, limits []Limit) error {
+	if len(keys) != len(limits) || len(keys) == 0 {
+		return Invalid("rate limiter: need one limit per key")
+	}
+	for i := range keys {
+		for j := range i {
+			if keys[i] == keys[j] {
+				return Invalid("rate limiter: a key is given twice")
+			}
+		}
+	}
+	return nil
+}

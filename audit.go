@@ -8,7 +8,7 @@ import (
 	"github.com/google/uuid"
 )
 
-// AuditEvent records one security-relevant action (SPEC §5.2 "Audit").
+// AuditEvent records one security-relevant action (docs/security-model.md, "Audit").
 type AuditEvent struct {
 	ID         uuid.UUID
 	OccurredAt time.Time

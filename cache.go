@@ -39,7 +39,7 @@ const (
 )
 
 // Change says what a write made stale, for the in-process caches of every
-// instance (SPEC §7: user status and client records are cached in process
+// instance (docs/caching.md: user status and client records are cached in process
 // with prompt invalidation across instances).
 type Change struct {
 	Kind ChangeKind

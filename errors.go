@@ -10,7 +10,7 @@ import (
 // to the sentinels below.
 type Code string
 
-// Error codes. They are part of the public API contract (SPEC §5.2).
+// Error codes. They are part of the public API contract (docs/api.md).
 const (
 	ENOTFOUND     Code = "not_found"
 	EEXISTS       Code = "already_exists"
@@ -37,7 +37,7 @@ const (
 	// account (HTTP 400 invalid_token, as the original service intended).
 	EBADACTIONTOKEN Code = "invalid_action_token"
 	// ELOCKED: the account is locked after repeated failed password
-	// checks (SPEC §6, HTTP 423 account_locked).
+	// checks (docs/abuse-resistance.md, "Lockout"; HTTP 423 account_locked).
 	ELOCKED Code = "account_locked"
 	// ETOOMANYATTEMPTS: as many password checks for the account are in
 	// flight as the lockout allows attempts; retry in a moment (HTTP 429

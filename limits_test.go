@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/permiso/permiso"
-	"github.com/permiso/permiso/memory"
+	"github.com/permiso/permiso/inprocess"
 )
 
 // failingLimiter is a limiter that cannot be reached.
@@ -36,7 +36,7 @@ func send(t *testing.T, limits *permiso.Limits, c permiso.Checker) {
 // fail-closed check that could not be made; a fail-open check never
 // stops the request.
 func TestLimitsBatch(t *testing.T) {
-	lim := memory.NewLimiter()
+	lim := inprocess.NewLimiter()
 	checker := permiso.SequentialChecker(lim, nil)
 	var none *permiso.Limits
 	if none.Pending() || none.Checks() != nil || none.Queue(checker.Batch()) != nil {

@@ -29,7 +29,7 @@ type AuditCount struct {
 }
 
 // ReportStore computes the figures of the admin API from the data itself
-// (SPEC §5.2: every figure is real).
+// (docs/api.md, "Admin": every figure is real).
 type ReportStore interface {
 	// CountAuditEvents counts the events matching f (Offset and Limit are
 	// ignored), grouped as g says, ordered by day, action, result,

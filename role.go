@@ -53,14 +53,14 @@ func (s Scope) ResourceName() string {
 	return ""
 }
 
-// Names of the roles seeded by the migrations (SPEC §3).
+// Names of the roles seeded by the migrations (docs/data-model.md).
 const (
 	RoleUser    = "user"
 	RoleAdmin   = "admin"
 	RoleService = "service"
 )
 
-// DefaultScopes are the scopes seeded by the migrations (SPEC §3).
+// DefaultScopes are the scopes seeded by the migrations (docs/data-model.md).
 var DefaultScopes = []string{
 	"read:profile", "write:profile",
 	"admin:users", "admin:clients", "admin:system", "admin:sessions",

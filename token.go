@@ -8,7 +8,7 @@ import (
 )
 
 // RefreshToken is the stored form of an opaque refresh token: only its
-// SHA-256 hash is kept (SPEC §4). Tokens of one login share a FamilyID.
+// SHA-256 hash is kept (docs/oauth.md). Tokens of one login share a FamilyID.
 type RefreshToken struct {
 	ID        uuid.UUID
 	TokenHash string // hex SHA-256 of the opaque token; unique
@@ -58,7 +58,7 @@ type TokenStore interface {
 	// yields ErrNotFound; a replacement whose hash is taken yields
 	// ErrAlreadyExists and leaves the original unused. In the same
 	// transaction it touches replacement's session (TouchSession), so a
-	// rotation is one short transaction (SPEC §7).
+	// rotation is one short transaction (docs/architecture.md, "Performance by design").
 	UseRefreshToken(ctx context.Context, hash string, replacement RefreshToken, now time.Time) error
 	// UseRefreshTokenGrace is the one grace retry of a rotated token (RFC
 	// 9700 §4.14.2): atomically, with one conditional UPDATE (a

@@ -20,7 +20,7 @@
 // Password hashing is deliberately slow and memory hungry, so a Hasher runs
 // at most a fixed number of hashes at once. A caller waits a bounded time for
 // a slot and then gets a permiso EUNAVAILABLE error (HTTP 503 with
-// Retry-After), never an unbounded queue (SPEC §7).
+// Retry-After), never an unbounded queue (docs/architecture.md, "Performance by design").
 package argon2id
 
 import (

@@ -9,19 +9,12 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/audit"
-	"github.com/permiso/permiso/sqlite"
+	"github.com/permiso/permiso/internal/testdb"
 )
 
 func newStore(t *testing.T) permiso.Store {
 	t.Helper()
-	db, err := sqlite.Open(context.Background(), sqlite.Memory, sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.MigrateUp(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	db := testdb.SQLite(t)
 	return db
 }
 

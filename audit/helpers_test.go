@@ -1,15 +1,11 @@
 package audit_test
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -18,11 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/internal/testdb"
 	"github.com/permiso/permiso/metrics"
-	"github.com/permiso/permiso/postgres"
 )
 
 // backend opens a fresh, migrated store of one kind.
@@ -45,54 +39,8 @@ func backends(t *testing.T) []backend {
 }
 
 // postgresStore returns a migrated PostgreSQL store in a schema of its own,
-// closed and dropped when t ends, or skips without
-// PERMISO_TEST_DATABASE_URL.
-func postgresStore(t *testing.T) permiso.Store {
-	t.Helper()
-	raw := os.Getenv("PERMISO_TEST_DATABASE_URL")
-	if raw == "" {
-		t.Skip("PERMISO_TEST_DATABASE_URL is not set; skipping PostgreSQL")
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatalf("PERMISO_TEST_DATABASE_URL: %v", err)
-	}
-	q := u.Query()
-	if q.Get("synchronous_commit") == "" {
-		// Throw-away schemas need no durability.
-		q.Set("synchronous_commit", "off")
-		u.RawQuery = q.Encode()
-	}
-	dbURL := u.String()
-	schema := "permiso_audit_test_" + strings.ToLower(rand.Text()[:12])
-	adminExec := func(sql string) {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		norm, err := postgres.NormalizeURL(dbURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn, err := pgx.Connect(ctx, norm)
-		if err != nil {
-			t.Fatalf("connect: %v", err)
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, sql); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-	}
-	adminExec("CREATE SCHEMA " + schema)
-	t.Cleanup(func() { adminExec("DROP SCHEMA IF EXISTS " + schema + " CASCADE") })
-	db, err := postgres.Open(context.Background(), dbURL, postgres.Options{MaxConns: 4, SearchPath: schema})
-	if err != nil {
-		t.Fatalf("postgres.Open: %v", err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	if _, err := db.MigrateUp(context.Background()); err != nil {
-		t.Fatalf("MigrateUp: %v", err)
-	}
-	return db
-}
+// or skips without PERMISO_TEST_DATABASE_URL.
+func postgresStore(t *testing.T) permiso.Store { return testdb.Postgres(t, "audit") }
 
 // faultStore is a real store with faults injected in front of its audit
 // writes: it refuses every batch that holds an event refuse picks (as a
@@ -144,52 +92,6 @@ func (f *faultStore) batchSizes() []int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]int(nil), f.attempts...)
-}
-
-// logBuffer collects JSON log lines from several goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func newLogger() (*slog.Logger, *logBuffer) {
-	b := &logBuffer{}
-	return slog.New(slog.NewJSONHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug})), b
-}
-
-// records returns the log records whose message is msg.
-func (b *logBuffer) records(t *testing.T, msg string) []map[string]any {
-	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []map[string]any
-	for line := range strings.SplitSeq(strings.TrimSpace(b.buf.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		var r map[string]any
-		if err := json.Unmarshal([]byte(line), &r); err != nil {
-			t.Fatalf("log line is not JSON: %v: %s", err, line)
-		}
-		if r["msg"] == msg {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-// errorRecords counts the records at level ERROR.
-func (b *logBuffer) errorRecords(t *testing.T) int {
-	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.Count(b.buf.String(), `"level":"ERROR"`)
 }
 
 // loggedEvent checks that a log record carries every field of e as the

@@ -22,7 +22,7 @@ func Prune(ctx context.Context, store permiso.AuditStore, retention time.Duratio
 }
 
 // RunPruner prunes at once and then every interval (DefaultPruneInterval
-// when zero) until ctx is done (AUDIT_RETENTION_DAYS, SPEC §5.2). Every
+// when zero) until ctx is done (AUDIT_RETENTION_DAYS; docs/audit.md). Every
 // instance may run it: deleting is idempotent. now is the clock (time.Now
 // when nil).
 func RunPruner(ctx context.Context, store permiso.AuditStore, retention, interval time.Duration, logger *slog.Logger, now func() time.Time) {

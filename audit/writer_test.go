@@ -13,6 +13,7 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/audit"
+	"github.com/permiso/permiso/internal/testlog"
 	"github.com/permiso/permiso/metrics"
 )
 
@@ -151,7 +152,7 @@ func TestRefusedEventAloneIsLostAndLoggedWhole(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			fs := &faultStore{Store: b.open(t), refuse: func(e permiso.AuditEvent) bool { return e.Action == "test.refused" }}
 			m := metrics.New()
-			logger, logs := newLogger()
+			logger, logs := testlog.NewLogger()
 			w := audit.New(fs, audit.Options{FlushInterval: time.Hour, Observer: m.AuditWriter(), Logger: logger})
 			at := time.Now().UTC().Truncate(time.Microsecond)
 			var events []permiso.AuditEvent
@@ -186,7 +187,7 @@ func TestRefusedEventAloneIsLostAndLoggedWhole(t *testing.T) {
 			if total != 4 || !slices.Equal(got, want) {
 				t.Errorf("stored %v, want every event but the refused one: %v", got, want)
 			}
-			recs := logs.records(t, "audit event refused by the store; event not written")
+			recs := logs.Records(t, "audit event refused by the store; event not written")
 			if len(recs) != 1 {
 				t.Fatalf("%d log records of a refused event, want 1", len(recs))
 			}
@@ -286,7 +287,7 @@ func TestFullQueueWaitsForRoom(t *testing.T) {
 // logged whole; what was queued before is still written.
 func TestWaitBoundDropsCountsAndLogs(t *testing.T) {
 	m := metrics.New()
-	logger, logs := newLogger()
+	logger, logs := testlog.NewLogger()
 	w, fs, release := gatedWriter(t, audit.Options{MaxWait: 20 * time.Millisecond, Observer: m.AuditWriter(), Logger: logger})
 	third := permiso.AuditEvent{ID: uuid.Must(uuid.NewV7()), OccurredAt: time.Now(), ActorType: "user", ActorID: ptr("u-3"),
 		Action: "test.third", TargetType: ptr("role"), TargetID: ptr("r\x00-1"), Result: "failure",
@@ -298,7 +299,7 @@ func TestWaitBoundDropsCountsAndLogs(t *testing.T) {
 	if v := metricValue(t, m, `permiso_audit_record_wait_seconds_count{outcome="dropped"}`); v != 1 {
 		t.Errorf("drops after a wait %v, want 1", v)
 	}
-	recs := logs.records(t, "audit queue full; event dropped")
+	recs := logs.Records(t, "audit queue full; event dropped")
 	if len(recs) != 1 {
 		t.Fatalf("%d log records of a dropped event, want 1", len(recs))
 	}
@@ -331,7 +332,7 @@ func TestUnreachableStoreKeepsTheBatch(t *testing.T) {
 	fs := &faultStore{Store: newStore(t)}
 	fs.down.Store(true)
 	m := metrics.New()
-	logger, logs := newLogger()
+	logger, logs := testlog.NewLogger()
 	// One batch of three, written when it is full.
 	w := audit.New(fs, audit.Options{FlushInterval: time.Hour, BatchSize: 3, RetryBackoff: time.Millisecond,
 		Observer: m.AuditWriter(), Logger: logger})
@@ -357,10 +358,10 @@ func TestUnreachableStoreKeepsTheBatch(t *testing.T) {
 	if v := metricValue(t, m, "permiso_audit_events_failed_total"); v != 0 {
 		t.Errorf("failed_total %v, want 0", v)
 	}
-	if n := len(logs.records(t, "audit store unreachable; keeping the events and retrying")); n != 1 {
+	if n := len(logs.Records(t, "audit store unreachable; keeping the events and retrying")); n != 1 {
 		t.Errorf("%d outage log records, want 1", n)
 	}
-	if n := logs.errorRecords(t); n != 1 {
+	if n := strings.Count(logs.String(), `"level":"ERROR"`); n != 1 {
 		t.Errorf("%d error records, want only the outage's", n)
 	}
 }
@@ -372,7 +373,7 @@ func TestCloseWhileStoreUnreachable(t *testing.T) {
 	fs := &faultStore{Store: newStore(t)}
 	fs.down.Store(true)
 	m := metrics.New()
-	logger, logs := newLogger()
+	logger, logs := testlog.NewLogger()
 	w := audit.New(fs, audit.Options{FlushInterval: time.Hour, BatchSize: 2, RetryBackoff: time.Millisecond,
 		CloseTimeout: 50 * time.Millisecond, Observer: m.AuditWriter(), Logger: logger})
 	var events []permiso.AuditEvent
@@ -386,7 +387,7 @@ func TestCloseWhileStoreUnreachable(t *testing.T) {
 	after := permiso.AuditEvent{ID: uuid.Must(uuid.NewV7()), OccurredAt: time.Now(), ActorType: "system", Action: "test.after", Result: "success"}
 	w.Record(t.Context(), after)
 
-	recs := logs.records(t, "audit store unreachable at close; event not written")
+	recs := logs.Records(t, "audit store unreachable at close; event not written")
 	if len(recs) != 3 {
 		t.Fatalf("%d events logged at close, want 3", len(recs))
 	}
@@ -402,7 +403,7 @@ func TestCloseWhileStoreUnreachable(t *testing.T) {
 		}
 		loggedEvent(t, r, audit.Clean(e))
 	}
-	dropped := logs.records(t, "audit writer closed; event dropped")
+	dropped := logs.Records(t, "audit writer closed; event dropped")
 	if len(dropped) != 1 {
 		t.Fatalf("%d records of an event after Close, want 1", len(dropped))
 	}

@@ -2,20 +2,16 @@ package cache_test
 
 import (
 	"context"
-	"crypto/rand"
-	"net/url"
-	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/cache"
+	"github.com/permiso/permiso/internal/testdb"
 	"github.com/permiso/permiso/postgres"
 	"github.com/permiso/permiso/sqlite"
 )
@@ -50,55 +46,9 @@ func wrap(t *testing.T, inner permiso.Store, opts cache.Options) *cache.Store {
 	return cs
 }
 
-// postgresStore returns a migrated PostgreSQL store in a schema of its own
-// (dropped when t ends), or skips without PERMISO_TEST_DATABASE_URL. The
-// caller closes it (through the cache).
-func postgresStore(t *testing.T) *postgres.DB {
-	t.Helper()
-	raw := os.Getenv("PERMISO_TEST_DATABASE_URL")
-	if raw == "" {
-		t.Skip("PERMISO_TEST_DATABASE_URL is not set; skipping PostgreSQL")
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatalf("PERMISO_TEST_DATABASE_URL: %v", err)
-	}
-	q := u.Query()
-	if q.Get("synchronous_commit") == "" {
-		// Throw-away schemas need no durability.
-		q.Set("synchronous_commit", "off")
-		u.RawQuery = q.Encode()
-	}
-	dbURL := u.String()
-	schema := "permiso_cache_test_" + strings.ToLower(rand.Text()[:12])
-	adminExec := func(sql string) {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		norm, err := postgres.NormalizeURL(dbURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn, err := pgx.Connect(ctx, norm)
-		if err != nil {
-			t.Fatalf("connect: %v", err)
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, sql); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-	}
-	adminExec("CREATE SCHEMA " + schema)
-	t.Cleanup(func() { adminExec("DROP SCHEMA IF EXISTS " + schema + " CASCADE") })
-	db, err := postgres.Open(t.Context(), dbURL, postgres.Options{MaxConns: 4, SearchPath: schema})
-	if err != nil {
-		t.Fatalf("postgres.Open: %v", err)
-	}
-	if _, err := db.MigrateUp(t.Context()); err != nil {
-		db.Close()
-		t.Fatalf("MigrateUp: %v", err)
-	}
-	return db
-}
+// postgresStore returns a migrated PostgreSQL store in a schema of its own,
+// or skips without PERMISO_TEST_DATABASE_URL.
+func postgresStore(t *testing.T) *postgres.DB { return testdb.Postgres(t, "cache") }
 
 // fixture is a user and a client in a fresh SQLite file, with two handles
 // on it: inner (behind the cache under test) and other (a second
@@ -227,24 +177,6 @@ func (g *gatedStore) GetServiceClientByClientID(ctx context.Context, clientID st
 	c, err := g.Store.GetServiceClientByClientID(ctx, clientID)
 	g.hold(clientID)
 	return c, err
-}
-
-// clock is a manual clock for TTL tests.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
 }
 
 // eventually polls cond until it holds or the deadline passes.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/cache"
+	"github.com/permiso/permiso/internal/testclock"
 	"github.com/permiso/permiso/sqlite"
 	"github.com/permiso/permiso/storetest"
 )
@@ -361,7 +362,7 @@ func TestUnrelatedInvalidationKeepsFill(t *testing.T) {
 
 func TestTTL(t *testing.T) {
 	f := newFixture(t)
-	clk := &clock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := testclock.New(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	cs := wrap(t, f.inner, cache.Options{TTL: 30 * time.Second, Now: clk.Now})
 	ctx := t.Context()
 	if _, err := cs.GetUser(ctx, f.user.ID); err != nil {

@@ -1,5 +1,5 @@
 // Package commonpw knows the most common passwords, so that the password
-// policy can refuse them (SPEC §6, PASSWORD_* in the README).
+// policy can refuse them (docs/security-model.md, "Passwords"; PASSWORD_* in the README).
 //
 // The list (passwords.txt, embedded) is zxcvbn's "passwords" frequency
 // list: 30,000 passwords from leaked password corpora, most common first,

@@ -13,7 +13,7 @@ import (
 )
 
 // Environments accepted in ENVIRONMENT. Only EnvProduction turns on the
-// strict checks of SPEC §2; the others differ only in what the operator
+// strict checks (README, "Configuration"); the others differ only in what the operator
 // calls them.
 const (
 	EnvDevelopment = "development"
@@ -325,7 +325,7 @@ func (c Config) PoolMax() int { return c.DatabasePoolSize + c.DatabaseMaxOverflo
 // Issuer is the iss claim of every token (JWT_ISSUER). An http(s) URL
 // loses its trailing slashes, so that the tokens, the introspection
 // answers and the discovery metadata (MetadataIssuer) name one issuer
-// (SPEC §5.1, RFC 8414 §3.3: the metadata's issuer must be identical to
+// (docs/deployment.md, "Production settings that matter"; RFC 8414 §3.3: the metadata's issuer must be identical to
 // the tokens' iss).
 func (c Config) Issuer() string {
 	if c.IssuerIsURL() {
@@ -363,7 +363,7 @@ func (c Config) PublicURLIsDefault() bool {
 }
 
 // MetadataIssuer is the base URL that discovery metadata and endpoint URLs
-// use (SPEC §5.1): JWT_ISSUER when it is an http(s) URL, otherwise
+// use (docs/oauth.md): JWT_ISSUER when it is an http(s) URL, otherwise
 // PUBLIC_URL. Neither has a trailing slash.
 func (c Config) MetadataIssuer() string {
 	if c.IssuerIsURL() {

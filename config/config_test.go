@@ -487,6 +487,35 @@ func TestAllProblemsAtOnce(t *testing.T) {
 	}
 }
 
+// TestValidateReportsEverySection: each section of the configuration is
+// checked by its own function, and a problem in every section is reported
+// in one Errors value.
+func TestValidateReportsEverySection(t *testing.T) {
+	c, _ := mustLoad(t, nil)
+	c.Port = 70000                          // server
+	c.DatabasePoolSize = 0                  // database
+	c.RedisURL = "ftp://cache.example"      // Redis
+	c.AccessTokenExpire = 0                 // tokens
+	c.PasswordHashConcurrency = 0           // passwords
+	c.MaxLoginAttempts = 0                  // rate limits and lockout
+	c.AllowedMethods = []string{"GET POST"} // CORS, hosts, proxies
+	c.LogFormat = "xml"                     // logging and paths
+	c.CacheLocalTTL = -time.Second          // cache
+	c.SMTPPort = 0                          // process, mail, audit
+	want := []string{"PORT", "DATABASE_POOL_SIZE", "REDIS_URL", "ACCESS_TOKEN_EXPIRE_MINUTES",
+		"PASSWORD_HASH_CONCURRENCY", "MAX_LOGIN_ATTEMPTS", "ALLOWED_METHODS", "LOG_FORMAT",
+		"CACHE_LOCAL_TTL", "SMTP_PORT"}
+	got := errVars(c.Validate())
+	for _, name := range want {
+		if !slices.Contains(got, name) {
+			t.Errorf("%s not reported; got %v", name, got)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("reported %v, want exactly %v", got, want)
+	}
+}
+
 func TestEmptyValues(t *testing.T) {
 	c, _ := mustLoad(t, map[string]string{
 		"PORT": "", "DEBUG": "", "ENVIRONMENT": "", "DATABASE_URL": "", "JWT_ISSUER": " ",

@@ -23,8 +23,8 @@
 //
 // An empty value means "use the default" for numbers, booleans, durations
 // and for settings that cannot meaningfully be empty (APP_NAME, HOST,
-// DATABASE_URL, JWT_ALGORITHM, ...). It is a real value where the guide or
-// SPEC gives emptiness a meaning: DOCS_URL, REDOC_URL and OPENAPI_URL
+// DATABASE_URL, JWT_ALGORITHM, ...). It is a real value where the deployment
+// guide or permiso gives emptiness a meaning: DOCS_URL, REDOC_URL and OPENAPI_URL
 // (disabled), RATE_LIMIT_* (no limit), ALLOWED_ORIGINS (no CORS),
 // ALLOWED_HOSTS (any host), TRUSTED_PROXIES (trust no proxy), LOG_FILE
 // (stderr), REDIS_URL (in-process state), secrets and SMTP settings. Each

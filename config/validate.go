@@ -28,133 +28,187 @@ func (c *Config) Validate() error {
 	return errs
 }
 
-// check is Validate plus the warnings.
+// check is Validate plus the warnings: each section of the configuration
+// is checked by its own function, and every problem of every section is
+// reported at once.
 func (c *Config) check() (warnings []string, errs Errors) {
-	fail := func(name, format string, a ...any) { errs = append(errs, varErr(name, format, a...)) }
-	warn := func(format string, a ...any) { warnings = append(warnings, fmt.Sprintf(format, a...)) }
-	prod := c.IsProduction()
-
-	// Application and server.
-	if !slices.Contains(environments, c.Environment) {
-		fail("ENVIRONMENT", "%s is not one of %s", quote(c.Environment), strings.Join(environments, ", "))
+	p := &problems{prod: c.IsProduction()}
+	for _, section := range []func(*problems){
+		c.checkServer, c.checkDatabase, c.checkRedis, c.checkTokens, c.checkPasswords,
+		c.checkAbuse, c.checkHTTP, c.checkPaths, c.checkCache, c.checkProcess,
+	} {
+		section(p)
 	}
-	if prod && c.Debug {
+	sortErrors(p.errs)
+	return p.warnings, p.errs
+}
+
+// problems collects what the checks find: errors, each naming its
+// variable, and warnings.
+type problems struct {
+	prod     bool // ENVIRONMENT=production: the strict checks apply
+	warnings []string
+	errs     Errors
+}
+
+// fail records an error about variable name.
+func (p *problems) fail(name, format string, a ...any) {
+	p.errs = append(p.errs, varErr(name, format, a...))
+}
+
+// warn records a warning.
+func (p *problems) warn(format string, a ...any) {
+	p.warnings = append(p.warnings, fmt.Sprintf(format, a...))
+}
+
+// minDur fails name when d is below lower.
+func (p *problems) minDur(name string, d, lower time.Duration) {
+	if d < lower {
+		p.fail(name, "must be at least %s (got %s)", fmtDur(lower), fmtDur(d))
+	}
+}
+
+// minInt fails name when v is below lower, and reports whether it is not.
+func (p *problems) minInt(name string, v, lower int) bool {
+	if v < lower {
+		p.fail(name, "must be at least %d (got %d)", lower, v)
+		return false
+	}
+	return true
+}
+
+// path fails name when v is not a path starting with / (empty is allowed
+// when emptyOK).
+func (p *problems) path(name, v string, emptyOK bool) {
+	if v == "" && emptyOK {
+		return
+	}
+	if !strings.HasPrefix(v, "/") || strings.ContainsAny(v, " \t?#") {
+		p.fail(name, "%s is not a path starting with /", quote(v))
+	}
+}
+
+// checkServer checks the application and the listener: ENVIRONMENT, DEBUG, HOST, PORT, PUBLIC_URL.
+func (c *Config) checkServer(p *problems) {
+	if !slices.Contains(environments, c.Environment) {
+		p.fail("ENVIRONMENT", "%s is not one of %s", quote(c.Environment), strings.Join(environments, ", "))
+	}
+	if p.prod && c.Debug {
 		c.Debug = false
-		warn("DEBUG=true is ignored in production; debug mode is off")
+		p.warn("DEBUG=true is ignored in production; debug mode is off")
 	}
 	listenOK := true
 	if c.Host == "" || strings.ContainsAny(c.Host, " \t\r\n/[]?#@") {
-		fail("HOST", "%s is not a host name or IP address", quote(c.Host))
+		p.fail("HOST", "%s is not a host name or IP address", quote(c.Host))
 		listenOK = false
 	} else if _, err := netip.ParseAddr(c.Host); err != nil && strings.Contains(c.Host, ":") {
-		fail("HOST", "%s is not a host name or IP address (give the port in PORT)", quote(c.Host))
+		p.fail("HOST", "%s is not a host name or IP address (give the port in PORT)", quote(c.Host))
 		listenOK = false
 	}
 	if c.Port < 0 || c.Port > 65535 {
-		fail("PORT", "%d is not a valid port", c.Port)
+		p.fail("PORT", "%d is not a valid port", c.Port)
 		listenOK = false
 	}
 	// (A PUBLIC_URL derived from a bad HOST or PORT is not a second problem.)
 	if u, err := url.Parse(c.PublicURL); listenOK && (err != nil || !isHTTPURL(c.PublicURL) || u.RawQuery != "" || u.Fragment != "" || u.User != nil) {
-		fail("PUBLIC_URL", "%s is not an http(s) base URL", quote(c.PublicURL))
+		p.fail("PUBLIC_URL", "%s is not an http(s) base URL", quote(c.PublicURL))
 	}
+}
 
-	// Database.
+// checkDatabase checks DATABASE_URL and the pool.
+func (c *Config) checkDatabase(p *problems) {
 	switch c.DatabaseDriver() {
 	case DriverSQLite:
 		if c.SQLitePath() == "" {
-			fail("DATABASE_URL", "the SQLite URL has no file path (use sqlite://permiso.db, sqlite:///abs/path.db or sqlite://:memory:)")
+			p.fail("DATABASE_URL", "the SQLite URL has no file path (use sqlite://permiso.db, sqlite:///abs/path.db or sqlite://:memory:)")
 		}
-		if prod && !c.AllowSQLiteInProduction {
-			fail("DATABASE_URL", "SQLite is refused in production: use postgresql://... (or set ALLOW_SQLITE_IN_PRODUCTION=true for a single instance)")
+		if p.prod && !c.AllowSQLiteInProduction {
+			p.fail("DATABASE_URL", "SQLite is refused in production: use postgresql://... (or set ALLOW_SQLITE_IN_PRODUCTION=true for a single instance)")
 		}
 	case DriverPostgres:
 		if c.PostgresURL() == "" {
-			fail("DATABASE_URL", "the PostgreSQL URL cannot be parsed (value not shown; check that special characters in the password are percent-encoded)")
+			p.fail("DATABASE_URL", "the PostgreSQL URL cannot be parsed (value not shown; check that special characters in the password are percent-encoded)")
 		}
 	default:
-		fail("DATABASE_URL", "unsupported database URL scheme %s (use postgresql:// or sqlite://)", quote(scheme(c.DatabaseURL)))
+		p.fail("DATABASE_URL", "unsupported database URL scheme %s (use postgresql:// or sqlite://)", quote(scheme(c.DatabaseURL)))
 	}
 	if c.DatabasePoolSize < 1 || c.DatabasePoolSize > 10000 {
-		fail("DATABASE_POOL_SIZE", "%d is out of range (1 to 10000)", c.DatabasePoolSize)
+		p.fail("DATABASE_POOL_SIZE", "%d is out of range (1 to 10000)", c.DatabasePoolSize)
 	}
 	if c.DatabaseMaxOverflow < 0 || c.DatabaseMaxOverflow > 10000 {
-		fail("DATABASE_MAX_OVERFLOW", "%d is out of range (0 to 10000)", c.DatabaseMaxOverflow)
+		p.fail("DATABASE_MAX_OVERFLOW", "%d is out of range (0 to 10000)", c.DatabaseMaxOverflow)
 	}
+}
 
-	// Redis.
+// checkRedis checks REDIS_URL.
+func (c *Config) checkRedis(p *problems) {
 	if c.RedisURL != "" {
 		u, err := url.Parse(c.RedisURL)
 		if err != nil || !redisSchemes[u.Scheme] {
-			fail("REDIS_URL", "is not a redis://, rediss://, unix://, redis+cluster:// or redis+sentinel:// URL (value not shown)")
+			p.fail("REDIS_URL", "is not a redis://, rediss://, unix://, redis+cluster:// or redis+sentinel:// URL (value not shown)")
 		}
-	} else if prod {
-		warn("REDIS_URL is not set: rate limits, lockouts and revocations are kept in this process only and are not shared with other instances")
+	} else if p.prod {
+		p.warn("REDIS_URL is not set: rate limits, lockouts and revocations are kept in this process only and are not shared with other instances")
 	}
+}
 
-	// Tokens.
+// checkTokens checks the JWT algorithm, keys and issuer and the token
+// lifetimes.
+func (c *Config) checkTokens(p *problems) {
 	if _, ok := algorithms[strings.ToUpper(c.JWTAlgorithm)]; !ok || algorithms[strings.ToUpper(c.JWTAlgorithm)] != c.JWTAlgorithm {
-		fail("JWT_ALGORITHM", "%s is not supported (HS256, HS384, HS512, RS256, ES256, EdDSA)", quote(c.JWTAlgorithm))
+		p.fail("JWT_ALGORITHM", "%s is not supported (HS256, HS384, HS512, RS256, ES256, EdDSA)", quote(c.JWTAlgorithm))
 	}
-	c.checkSecrets(fail, warn)
+	c.checkSecrets(p)
 	switch {
 	case strings.TrimSpace(c.JWTIssuer) == "":
-		fail("JWT_ISSUER", "must not be empty")
-	case prod && c.IssuerIsURL() && !c.IssuerIsHTTPS():
+		p.fail("JWT_ISSUER", "must not be empty")
+	case p.prod && c.IssuerIsURL() && !c.IssuerIsHTTPS():
 		// RFC 8414 §2: the issuer identifier is a URL that uses https.
-		fail("JWT_ISSUER", "%s is not an https URL; in production the issuer that tokens and discovery metadata name must be the external https URL (RFC 8414 §2), e.g. https://auth.example.com (PUBLIC_URL is not used when JWT_ISSUER is a URL)", quote(c.JWTIssuer))
-	case prod && !c.IssuerIsURL() && c.PublicURLIsDefault():
+		p.fail("JWT_ISSUER", "%s is not an https URL; in production the issuer that tokens and discovery metadata name must be the external https URL (RFC 8414 §2), e.g. https://auth.example.com (PUBLIC_URL is not used when JWT_ISSUER is a URL)", quote(c.JWTIssuer))
+	case p.prod && !c.IssuerIsURL() && c.PublicURLIsDefault():
 		// Each instance would advertise its own http://HOST:PORT, so
 		// behind a load balancer the metadata issuer would change from
 		// one request to the next (RFC 8414 §3.3 wants one).
-		fail("JWT_ISSUER", "%s is not a URL and PUBLIC_URL is not set, so every instance would advertise its own address (%s) as the issuer in its discovery metadata; in production set JWT_ISSUER to the external https URL (e.g. https://auth.example.com), or keep JWT_ISSUER and set PUBLIC_URL to the external URL", quote(c.JWTIssuer), c.PublicURL)
-	case !c.IssuerIsURL() && (prod || c.Environment == EnvStaging):
-		warn("JWT_ISSUER %s is not a URL: discovery metadata will use PUBLIC_URL (%s) as the issuer; an https URL issuer is recommended (RFC 8414)", quote(c.JWTIssuer), c.PublicURL)
+		p.fail("JWT_ISSUER", "%s is not a URL and PUBLIC_URL is not set, so every instance would advertise its own address (%s) as the issuer in its discovery metadata; in production set JWT_ISSUER to the external https URL (e.g. https://auth.example.com), or keep JWT_ISSUER and set PUBLIC_URL to the external URL", quote(c.JWTIssuer), c.PublicURL)
+	case !c.IssuerIsURL() && (p.prod || c.Environment == EnvStaging):
+		p.warn("JWT_ISSUER %s is not a URL: discovery metadata will use PUBLIC_URL (%s) as the issuer; an https URL issuer is recommended (RFC 8414)", quote(c.JWTIssuer), c.PublicURL)
 	}
-	minDur := func(name string, d, lower time.Duration) {
-		if d < lower {
-			fail(name, "must be at least %s (got %s)", fmtDur(lower), fmtDur(d))
-		}
-	}
-	minDur("ACCESS_TOKEN_EXPIRE_MINUTES", c.AccessTokenExpire, time.Minute)
-	minDur("REFRESH_TOKEN_EXPIRE_DAYS", c.RefreshTokenExpire, 24*time.Hour)
-	minDur("SERVICE_TOKEN_EXPIRE_MINUTES", c.ServiceTokenExpire, time.Minute)
-	minDur("REFRESH_TOKEN_REUSE_GRACE_SECONDS", c.RefreshTokenReuseGrace, 0)
+	p.minDur("ACCESS_TOKEN_EXPIRE_MINUTES", c.AccessTokenExpire, time.Minute)
+	p.minDur("REFRESH_TOKEN_EXPIRE_DAYS", c.RefreshTokenExpire, 24*time.Hour)
+	p.minDur("SERVICE_TOKEN_EXPIRE_MINUTES", c.ServiceTokenExpire, time.Minute)
+	p.minDur("REFRESH_TOKEN_REUSE_GRACE_SECONDS", c.RefreshTokenReuseGrace, 0)
 	if c.SessionMaxLifetime < c.RefreshTokenExpire {
-		fail("SESSION_MAX_LIFETIME_DAYS", "must be at least REFRESH_TOKEN_EXPIRE_DAYS (%s)", fmtDur(c.RefreshTokenExpire))
+		p.fail("SESSION_MAX_LIFETIME_DAYS", "must be at least REFRESH_TOKEN_EXPIRE_DAYS (%s)", fmtDur(c.RefreshTokenExpire))
 	}
 	if c.RefreshTokenReuseGrace > 5*time.Minute {
-		warn("REFRESH_TOKEN_REUSE_GRACE_SECONDS=%d is long: a stolen refresh token can be replayed for that long without revoking its family", int(c.RefreshTokenReuseGrace/time.Second))
+		p.warn("REFRESH_TOKEN_REUSE_GRACE_SECONDS=%d is long: a stolen refresh token can be replayed for that long without revoking its family", int(c.RefreshTokenReuseGrace/time.Second))
 	}
-	if prod && c.RevocationFailOpen {
-		warn("REVOCATION_FAIL_OPEN=true: revoked tokens are accepted while Redis is unreachable")
+	if p.prod && c.RevocationFailOpen {
+		p.warn("REVOCATION_FAIL_OPEN=true: revoked tokens are accepted while Redis is unreachable")
 	}
+}
 
-	// Password policy.
-	minInt := func(name string, v, lower int) bool {
-		if v < lower {
-			fail(name, "must be at least %d (got %d)", lower, v)
-			return false
-		}
-		return true
-	}
-	okMin := minInt("PASSWORD_MIN_LENGTH", c.PasswordMinLength, 1)
-	okMax := minInt("PASSWORD_MAX_LENGTH", c.PasswordMaxLength, 1)
+// checkPasswords checks the password policy and hashing.
+func (c *Config) checkPasswords(p *problems) {
+	okMin := p.minInt("PASSWORD_MIN_LENGTH", c.PasswordMinLength, 1)
+	okMax := p.minInt("PASSWORD_MAX_LENGTH", c.PasswordMaxLength, 1)
 	if okMax && c.PasswordMaxLength > 4096 {
-		fail("PASSWORD_MAX_LENGTH", "must be at most 4096 (got %d)", c.PasswordMaxLength)
+		p.fail("PASSWORD_MAX_LENGTH", "must be at most 4096 (got %d)", c.PasswordMaxLength)
 	} else if okMin && okMax && c.PasswordMinLength > c.PasswordMaxLength {
-		fail("PASSWORD_MIN_LENGTH", "%d is greater than PASSWORD_MAX_LENGTH (%d)", c.PasswordMinLength, c.PasswordMaxLength)
+		p.fail("PASSWORD_MIN_LENGTH", "%d is greater than PASSWORD_MAX_LENGTH (%d)", c.PasswordMinLength, c.PasswordMaxLength)
 	}
-	if okMin && c.PasswordMinLength < 8 && prod {
-		warn("PASSWORD_MIN_LENGTH=%d is below the NIST SP 800-63B minimum of 8", c.PasswordMinLength)
+	if okMin && c.PasswordMinLength < 8 && p.prod {
+		p.warn("PASSWORD_MIN_LENGTH=%d is below the NIST SP 800-63B minimum of 8", c.PasswordMinLength)
 	}
-	minInt("PASSWORD_PREVENT_REUSE_COUNT", c.PasswordPreventReuseCount, 0)
-	minInt("PASSWORD_MAX_AGE_DAYS", c.PasswordMaxAgeDays, 0)
-	if minInt("PASSWORD_HASH_CONCURRENCY", c.PasswordHashConcurrency, 1) && c.PasswordHashConcurrency > 1024 {
-		fail("PASSWORD_HASH_CONCURRENCY", "must be at most 1024 (got %d)", c.PasswordHashConcurrency)
+	p.minInt("PASSWORD_PREVENT_REUSE_COUNT", c.PasswordPreventReuseCount, 0)
+	p.minInt("PASSWORD_MAX_AGE_DAYS", c.PasswordMaxAgeDays, 0)
+	if p.minInt("PASSWORD_HASH_CONCURRENCY", c.PasswordHashConcurrency, 1) && c.PasswordHashConcurrency > 1024 {
+		p.fail("PASSWORD_HASH_CONCURRENCY", "must be at most 1024 (got %d)", c.PasswordHashConcurrency)
 	}
+}
 
-	// Rate limits and lockout.
+// checkAbuse checks the rate limits and the login lockout.
+func (c *Config) checkAbuse(p *problems) {
 	for _, r := range []struct {
 		name string
 		r    RateLimit
@@ -164,137 +218,136 @@ func (c *Config) check() (warnings []string, errs Errors) {
 		{"RATE_LIMIT_SERVICE_TOKEN", c.RateLimitServiceToken},
 	} {
 		if r.r.Count < 0 || (r.r.Count > 0 && r.r.Period <= 0) {
-			fail(r.name, "count and period must both be positive, or both zero to disable")
+			p.fail(r.name, "count and period must both be positive, or both zero to disable")
 		}
 	}
-	minInt("MAX_LOGIN_ATTEMPTS", c.MaxLoginAttempts, 1)
-	minDur("LOCKOUT_DURATION_MINUTES", c.LockoutDuration, time.Minute)
+	p.minInt("MAX_LOGIN_ATTEMPTS", c.MaxLoginAttempts, 1)
+	p.minDur("LOCKOUT_DURATION_MINUTES", c.LockoutDuration, time.Minute)
+}
 
-	// CORS, hosts, proxies.
+// checkHTTP checks CORS, the Host allow-list and the trusted proxies.
+func (c *Config) checkHTTP(p *problems) {
 	wildcard := false
 	for _, o := range c.AllowedOrigins {
 		if o == "*" {
 			wildcard = true
 		} else if _, err := normalizeOrigin(o); err != nil {
-			fail("ALLOWED_ORIGINS", "%s is not an origin (scheme://host[:port], no path) or *", quote(o))
+			p.fail("ALLOWED_ORIGINS", "%s is not an origin (scheme://host[:port], no path) or *", quote(o))
 		}
 	}
 	if wildcard && c.AllowCredentials {
-		if prod {
-			fail("ALLOWED_ORIGINS", `"*" cannot be combined with ALLOW_CREDENTIALS=true in production: list the origins, or set ALLOW_CREDENTIALS=false`)
+		if p.prod {
+			p.fail("ALLOWED_ORIGINS", `"*" cannot be combined with ALLOW_CREDENTIALS=true in production: list the origins, or set ALLOW_CREDENTIALS=false`)
 		} else {
 			c.AllowCredentials = false
-			warn(`ALLOWED_ORIGINS contains "*": credentials are switched off for CORS (ALLOW_CREDENTIALS=true ignored); list the origins to allow credentials`)
+			p.warn(`ALLOWED_ORIGINS contains "*": credentials are switched off for CORS (ALLOW_CREDENTIALS=true ignored); list the origins to allow credentials`)
 		}
 	}
 	for _, m := range c.AllowedMethods {
 		if m != "*" && !isToken(m) {
-			fail("ALLOWED_METHODS", "%s is not an HTTP method", quote(m))
+			p.fail("ALLOWED_METHODS", "%s is not an HTTP method", quote(m))
 		}
 	}
 	for _, h := range c.AllowedHeaders {
 		if h != "*" && !isToken(h) {
-			fail("ALLOWED_HEADERS", "%s is not a header name", quote(h))
+			p.fail("ALLOWED_HEADERS", "%s is not a header name", quote(h))
 		}
 	}
 	for _, h := range c.AllowedHosts {
 		if h == "" || strings.ContainsAny(h, "/ \t@?#") || strings.Contains(h[1:], "*") {
-			fail("ALLOWED_HOSTS", "%s is not a host name (example.com or *.example.com, without scheme or path)", quote(h))
+			p.fail("ALLOWED_HOSTS", "%s is not a host name (example.com or *.example.com, without scheme or path)", quote(h))
 		}
 	}
-	for _, p := range c.TrustedProxies {
-		if !p.IsValid() {
-			fail("TRUSTED_PROXIES", "contains an invalid prefix")
-		} else if p.Bits() == 0 && prod {
-			warn("TRUSTED_PROXIES contains %s: every client can choose the IP that rate limits and audit events see", p)
+	for _, proxy := range c.TrustedProxies {
+		if !proxy.IsValid() {
+			p.fail("TRUSTED_PROXIES", "contains an invalid prefix")
+		} else if proxy.Bits() == 0 && p.prod {
+			p.warn("TRUSTED_PROXIES contains %s: every client can choose the IP that rate limits and audit events see", proxy)
 		}
 	}
+}
 
-	// Logging and monitoring.
+// checkPaths checks the log format and the served paths (metrics,
+// documentation, API prefix).
+func (c *Config) checkPaths(p *problems) {
 	if c.LogFormat != "json" && c.LogFormat != "text" {
-		fail("LOG_FORMAT", "%s is not json or text", quote(c.LogFormat))
+		p.fail("LOG_FORMAT", "%s is not json or text", quote(c.LogFormat))
 	}
-	checkPath := func(name, p string, emptyOK bool) {
-		if p == "" && emptyOK {
-			return
-		}
-		if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, " \t?#") {
-			fail(name, "%s is not a path starting with /", quote(p))
-		}
-	}
-	checkPath("METRICS_PATH", c.MetricsPath, false)
-	checkPath("DOCS_URL", c.DocsURL, true)
-	checkPath("REDOC_URL", c.RedocURL, true)
-	checkPath("OPENAPI_URL", c.OpenAPIURL, true)
-	checkPath("API_V1_PREFIX", c.APIV1Prefix, true)
+	p.path("METRICS_PATH", c.MetricsPath, false)
+	p.path("DOCS_URL", c.DocsURL, true)
+	p.path("REDOC_URL", c.RedocURL, true)
+	p.path("OPENAPI_URL", c.OpenAPIURL, true)
+	p.path("API_V1_PREFIX", c.APIV1Prefix, true)
 	if strings.HasSuffix(c.APIV1Prefix, "/") {
-		fail("API_V1_PREFIX", "%s must not end with /", quote(c.APIV1Prefix))
+		p.fail("API_V1_PREFIX", "%s must not end with /", quote(c.APIV1Prefix))
 	}
+}
 
-	// Cache.
+// checkCache checks the Redis key prefixes and the cache TTLs.
+func (c *Config) checkCache(p *problems) {
 	prefixes := []struct{ name, p string }{
 		{"CACHE_TOKEN_PREFIX", c.CacheTokenPrefix}, {"CACHE_SESSION_PREFIX", c.CacheSessionPrefix},
 		{"CACHE_RATE_LIMIT_PREFIX", c.CacheRateLimitPrefix}, {"CACHE_USER_PREFIX", c.CacheUserPrefix},
 	}
 	for i, a := range prefixes {
 		if a.p == "" || strings.ContainsAny(a.p, " \t\r\n") {
-			fail(a.name, "%s is not a Redis key prefix (non-empty, no spaces)", quote(a.p))
+			p.fail(a.name, "%s is not a Redis key prefix (non-empty, no spaces)", quote(a.p))
 			continue
 		}
 		for _, b := range prefixes[:i] {
 			if b.p != "" && (strings.HasPrefix(a.p, b.p) || strings.HasPrefix(b.p, a.p)) {
-				fail(a.name, "%s overlaps %s (%s): keys of the two kinds could collide", quote(a.p), b.name, quote(b.p))
+				p.fail(a.name, "%s overlaps %s (%s): keys of the two kinds could collide", quote(a.p), b.name, quote(b.p))
 			}
 		}
 	}
-	minDur("CACHE_DEFAULT_TTL", c.CacheDefaultTTL, time.Second)
+	p.minDur("CACHE_DEFAULT_TTL", c.CacheDefaultTTL, time.Second)
 	if c.CacheDefaultTTL > 0 && c.CacheDefaultTTL != DefaultCacheTTL {
-		warn("CACHE_DEFAULT_TTL=%d has no effect: every Redis entry permiso writes expires with what it describes, and the in-process cache uses CACHE_LOCAL_TTL", int(c.CacheDefaultTTL/time.Second))
+		p.warn("CACHE_DEFAULT_TTL=%d has no effect: every Redis entry permiso writes expires with what it describes, and the in-process cache uses CACHE_LOCAL_TTL", int(c.CacheDefaultTTL/time.Second))
 	}
 	if c.CacheLocalTTL < 0 {
-		fail("CACHE_LOCAL_TTL", "must not be negative (0 disables the in-process cache)")
+		p.fail("CACHE_LOCAL_TTL", "must not be negative (0 disables the in-process cache)")
 	}
+}
 
-	// Process, mail, audit.
-	minDur("SHUTDOWN_TIMEOUT_SECONDS", c.ShutdownTimeout, time.Second)
+// checkProcess checks shutdown, mail and audit retention.
+func (c *Config) checkProcess(p *problems) {
+	p.minDur("SHUTDOWN_TIMEOUT_SECONDS", c.ShutdownTimeout, time.Second)
 	if c.SMTPPort < 1 || c.SMTPPort > 65535 {
-		fail("SMTP_PORT", "%d is not a valid port", c.SMTPPort)
+		p.fail("SMTP_PORT", "%d is not a valid port", c.SMTPPort)
 	}
 	if c.SMTPHost != "" {
 		if c.SMTPFrom == "" {
-			fail("SMTP_FROM", "is required when SMTP_HOST is set")
+			p.fail("SMTP_FROM", "is required when SMTP_HOST is set")
 		}
-		if prod && c.SMTPUsername != "" && !c.SMTPStartTLS && c.SMTPPort != 465 {
-			warn("SMTP_STARTTLS=false: the SMTP password is sent in clear text")
+		if p.prod && c.SMTPUsername != "" && !c.SMTPStartTLS && c.SMTPPort != 465 {
+			p.warn("SMTP_STARTTLS=false: the SMTP password is sent in clear text")
 		}
 	}
 	if c.SMTPFrom != "" {
 		if _, err := mail.ParseAddress(c.SMTPFrom); err != nil {
-			fail("SMTP_FROM", "%s is not a mail address", quote(c.SMTPFrom))
+			p.fail("SMTP_FROM", "%s is not a mail address", quote(c.SMTPFrom))
 		}
 	}
-	minInt("AUDIT_RETENTION_DAYS", c.AuditRetentionDays, 0)
-	sortErrors(errs)
-	return warnings, errs
+	p.minInt("AUDIT_RETENTION_DAYS", c.AuditRetentionDays, 0)
 }
 
 // checkSecrets applies the refusals of docs/deployment.md ("Production
 // settings that matter") to JWT_SECRET_KEY, JWT_PREVIOUS_SECRET_KEYS and
 // JWT_NEXT_SECRET_KEYS: errors in production for HS* algorithms, warnings
 // otherwise.
-func (c *Config) checkSecrets(fail func(string, string, ...any), warn func(string, ...any)) {
+func (c *Config) checkSecrets(p *problems) {
 	strict := c.IsProduction() && c.IsSymmetric()
 	complain := func(name, problem string) {
 		if strict {
-			fail(name, "%s; refusing to start in production (generate one with: openssl rand -hex 32)", problem)
+			p.fail(name, "%s; refusing to start in production (generate one with: openssl rand -hex 32)", problem)
 		} else {
-			warn("%s: %s", name, problem)
+			p.warn("%s: %s", name, problem)
 		}
 	}
 	switch {
 	case c.JWTSecretKey == "":
 		if strict {
-			fail("JWT_SECRET_KEY", "is required in production for %s (set it or JWT_SECRET_KEY_FILE; generate one with: openssl rand -hex 32)", c.JWTAlgorithm)
+			p.fail("JWT_SECRET_KEY", "is required in production for %s (set it or JWT_SECRET_KEY_FILE; generate one with: openssl rand -hex 32)", c.JWTAlgorithm)
 		}
 	case isPlaceholderSecret(c.JWTSecretKey):
 		complain("JWT_SECRET_KEY", "is a well-known placeholder, not a secret")
@@ -313,12 +366,12 @@ func (c *Config) checkSecrets(fail func(string, string, ...any), warn func(strin
 			case len(k) < MinSecretLength:
 				complain(l.name, fmt.Sprintf("key %s is %d bytes long; at least %d are needed", n, len(k), MinSecretLength))
 			case k == c.JWTSecretKey:
-				warn("%s: key %s equals JWT_SECRET_KEY", l.name, n)
+				p.warn("%s: key %s equals JWT_SECRET_KEY", l.name, n)
 			}
 		}
 	}
 	if !c.IsSymmetric() && len(c.JWTNextSecretKeys) > 0 {
-		warn("JWT_NEXT_SECRET_KEYS is ignored with JWT_ALGORITHM=%s (rotate with: permiso keys rotate)", c.JWTAlgorithm)
+		p.warn("JWT_NEXT_SECRET_KEYS is ignored with JWT_ALGORITHM=%s (rotate with: permiso keys rotate)", c.JWTAlgorithm)
 	}
 }
 

@@ -22,7 +22,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Abuse resistance across instances (SPEC §6, issue 6): rate limits and
+// Abuse resistance across instances (docs/abuse-resistance.md): rate limits and
 // lockout held in one Redis by several `permiso serve` processes, CORS and
 // the Host allow-list, and the failure policy when Redis goes away.
 
@@ -354,7 +354,7 @@ func (p *privateRedis) restart(t *testing.T) {
 }
 
 // TestCORSAndHosts: ALLOWED_ORIGINS, ALLOW_CREDENTIALS and ALLOWED_HOSTS
-// through the real configuration (SPEC §2).
+// through the real configuration (README, "Configuration").
 func TestCORSAndHosts(t *testing.T) {
 	t.Parallel()
 	b := sqliteOnly(t)

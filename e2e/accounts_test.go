@@ -27,7 +27,7 @@ import (
 	"time"
 )
 
-// Accounts end to end (issue 4): registration, verification by the mailed
+// Accounts end to end: registration, verification by the mailed
 // link, password change and reset with policy and history, sessions dead
 // afterwards. The server sends real mail, over SMTP with STARTTLS and
 // AUTH, to an SMTP server this test runs; the server process trusts the

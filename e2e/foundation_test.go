@@ -66,7 +66,7 @@ func TestHealth(t *testing.T) {
 			if m := r.JSON(t); m["status"] != "ready" {
 				t.Errorf("%s: want status ready", r)
 			}
-			// Trailing slashes are optional on every route (SPEC §5).
+			// Trailing slashes are optional on every route (docs/api.md).
 			if r := s.get(t, "/health/", ""); r.Status != http.StatusOK {
 				t.Errorf("%s: want 200 (trailing slash)", r)
 			}
@@ -253,7 +253,7 @@ func TestCreateAdmin(t *testing.T) {
 	}
 }
 
-// TestSignalsAndShutdownTimeout (SPEC §1): SIGHUP without LOG_FILE is
+// TestSignalsAndShutdownTimeout (docs/deployment.md, "Shutdown and logs"): SIGHUP without LOG_FILE is
 // acknowledged, not fatal; a request still open at
 // SHUTDOWN_TIMEOUT_SECONDS is cut off and the process still exits 0.
 func TestSignalsAndShutdownTimeout(t *testing.T) {

@@ -45,6 +45,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/permiso/permiso/internal/testlog"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -168,6 +169,19 @@ func sqliteOnly(t *testing.T) backend {
 		t.Skip("e2e tests start real servers; skipped in -short mode")
 	}
 	return sqliteBackend()
+}
+
+// sharedBackend is for tests of state shared by several instances: the
+// PostgreSQL and Redis backend, or a skip without them.
+func sharedBackend(t *testing.T) backend {
+	t.Helper()
+	for _, b := range backends(t) {
+		if b.name == "postgres+redis" {
+			return b
+		}
+	}
+	t.Skip("needs PERMISO_TEST_DATABASE_URL and PERMISO_TEST_REDIS_URL")
+	return backend{}
 }
 
 func sqliteBackend() backend {
@@ -313,7 +327,7 @@ type Server struct {
 	Env map[string]string
 
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *testlog.Buffer
 	client *http.Client
 	exited chan struct{} // closed when the process has exited
 	waitEr error         // the process's exit, valid after exited
@@ -396,7 +410,7 @@ func launch(t *testing.T, env map[string]string) (*Server, error) {
 	s := &Server{
 		URL:    "http://127.0.0.1:" + env["PORT"],
 		Env:    maps.Clone(env),
-		stderr: &syncBuffer{},
+		stderr: &testlog.Buffer{},
 		exited: make(chan struct{}),
 		client: &http.Client{
 			Timeout:   60 * time.Second,
@@ -487,24 +501,6 @@ func (s *Server) stop(t *testing.T) {
 	if strings.Contains(s.stderr.String(), "WARNING: DATA RACE") {
 		t.Errorf("permiso serve at %s reported a data race", s.URL)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the process's writers and the test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // ---------------------------------------------------------------------------
@@ -646,7 +642,7 @@ func (s *Server) do(t *testing.T, rq request) *Response {
 		t.Fatalf("%s %s: read body: %v", rq.method, rq.path, err)
 	}
 	r := &Response{Method: rq.method, Path: rq.path, Status: resp.StatusCode, Header: resp.Header, Body: body}
-	// SPEC §5: every response carries X-Request-Id.
+	// Every response carries X-Request-Id (docs/api.md).
 	if resp.Header.Get("X-Request-Id") == "" {
 		t.Errorf("%s: no X-Request-Id header", r)
 	}
@@ -826,7 +822,7 @@ func assertActive(t *testing.T, r *Response) map[string]any {
 }
 
 // assertInactive checks that an introspection response is exactly
-// {"active":false} (RFC 7662 2.2; SPEC §5.1).
+// {"active":false} (RFC 7662 §2.2).
 func assertInactive(t *testing.T, r *Response) {
 	t.Helper()
 	if r.Status != http.StatusOK {
@@ -882,7 +878,7 @@ func assertOAuthError(t *testing.T, r *Response, status int, code string) map[st
 }
 
 // assertNoStore checks the caching headers of OAuth endpoints (RFC 6749
-// 5.1, SPEC §5.1).
+// §5.1).
 func assertNoStore(t *testing.T, r *Response) {
 	t.Helper()
 	if cc := r.Header.Get("Cache-Control"); !strings.Contains(cc, "no-store") {

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -11,9 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/permiso/permiso/internal/testdb"
 	"golang.org/x/crypto/argon2"
 )
 
@@ -37,21 +35,8 @@ func originalDatabase(t *testing.T) (dsn string, exec func(sql string, args ...a
 		t.Fatal(err)
 	}
 	schema := "permiso_e2e_original_" + randomHex(t, 6)
-	run := func(dsn, sql string, args ...any) {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			t.Fatalf("connect: %v", err)
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, sql, args...); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-	}
-	run(base, "CREATE SCHEMA "+schema)
-	t.Cleanup(func() { run(base, "DROP SCHEMA IF EXISTS "+schema+" CASCADE") })
+	testdb.Exec(t, base, "CREATE SCHEMA "+schema)
+	t.Cleanup(func() { testdb.Exec(t, base, "DROP SCHEMA IF EXISTS "+schema+" CASCADE") })
 	u, err := url.Parse(base)
 	if err != nil {
 		t.Fatal(err)
@@ -60,9 +45,9 @@ func originalDatabase(t *testing.T) (dsn string, exec func(sql string, args ...a
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	pgURL := u.String()
-	run(pgURL, string(ddl))
+	testdb.Exec(t, pgURL, string(ddl))
 	u.Scheme = "postgresql+asyncpg"
-	return u.String(), func(sql string, args ...any) { t.Helper(); run(pgURL, sql, args...) }
+	return u.String(), func(sql string, args ...any) { t.Helper(); testdb.Exec(t, pgURL, sql, args...) }
 }
 
 // argon2Original hashes as the original service did (argon2-cffi:
@@ -142,12 +127,12 @@ func TestImportFromOriginalThenServe(t *testing.T) {
 			if !strings.Contains(tok.Scope, "read:trades") {
 				t.Errorf("imported user's scope %q, want the original role's read:trades", tok.Scope)
 			}
-			me := wantStatus(t, s.get(t, apiPrefix+"/users/me", tok.AccessToken), http.StatusOK)
+			me := expect(t, s.get(t, apiPrefix+"/users/me", tok.AccessToken), http.StatusOK)
 			if me["id"] != userID || me["username"] != "legacy" {
 				t.Errorf("GET /users/me = %v", me)
 			}
 			for range 2 { // the second one on permiso's own hash
-				cc := wantStatus(t, s.postForm(t, pathToken, url.Values{"grant_type": {"client_credentials"}},
+				cc := expect(t, s.postForm(t, pathToken, url.Values{"grant_type": {"client_credentials"}},
 					&[2]string{"mt5-service", secret}), http.StatusOK)
 				if cc["scope"] != "read:trades" {
 					t.Errorf("client token scope %v", cc["scope"])

@@ -140,7 +140,7 @@ func jwks(t *testing.T, s *Server) jose.JSONWebKeySet {
 // a resource server would, and returns its kid.
 func verifyWithJWKS(t *testing.T, set jose.JSONWebKeySet, token string, alg jose.SignatureAlgorithm) string {
 	t.Helper()
-	jws, err := jose.ParseSigned(token, []jose.SignatureAlgorithm{alg})
+	jws, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{alg})
 	if err != nil {
 		t.Fatalf("parse access token as %s JWS: %v", alg, err)
 	}
@@ -198,7 +198,7 @@ func TestJWKS(t *testing.T) {
 				if r := s.get(t, pathJWKS, ""); string(compactJSON(t, r.Body)) != `{"keys":[]}` {
 					t.Errorf("%s: want exactly {\"keys\":[]} for HS256", r)
 				}
-				jws, err := jose.ParseSigned(tok.AccessToken, []jose.SignatureAlgorithm{jose.HS256})
+				jws, err := jose.ParseSignedCompact(tok.AccessToken, []jose.SignatureAlgorithm{jose.HS256})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -273,7 +273,7 @@ func TestHMACSecretRotation(t *testing.T) {
 	env := maps2(s1.Env, map[string]string{"JWT_SECRET_KEY": randomHex(t, 32), "JWT_PREVIOUS_SECRET_KEYS": oldKey})
 	s2 := startServer(t, env)
 	fresh := s2.login(t, adminUser, strongPassword, "")
-	jws, err := jose.ParseSigned(fresh.AccessToken, []jose.SignatureAlgorithm{jose.HS256})
+	jws, err := jose.ParseSignedCompact(fresh.AccessToken, []jose.SignatureAlgorithm{jose.HS256})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,11 +294,17 @@ func TestHMACSecretRotation(t *testing.T) {
 // ---------------------------------------------------------------------------
 // Forged tokens
 
-// signHS256 signs claims as an at+jwt with key.
+// signHS256 signs claims as an at+jwt with key, under the forger's kid.
 func signHS256(t *testing.T, key []byte, claims map[string]any) string {
 	t.Helper()
+	return signHS256Kid(t, key, "e2e-forged", claims)
+}
+
+// signHS256Kid signs claims as an at+jwt with key and kid.
+func signHS256Kid(t *testing.T, key []byte, kid string, claims map[string]any) string {
+	t.Helper()
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: key},
-		(&jose.SignerOptions{}).WithType("at+jwt").WithHeader("kid", "e2e-forged"))
+		(&jose.SignerOptions{}).WithType("at+jwt").WithHeader("kid", kid))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,18 +382,5 @@ func resignHS256(t *testing.T, token string, secret []byte, mutate func(claims m
 	header, claims := decodeJWT(t, token)
 	mutate(claims)
 	kid, _ := header["kid"].(string)
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: secret},
-		(&jose.SignerOptions{}).WithType("at+jwt").WithHeader("kid", kid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	jws, err := signer.Sign([]byte(mustMarshal(claims)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := jws.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return signHS256Kid(t, secret, kid, claims)
 }

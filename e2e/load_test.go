@@ -121,7 +121,7 @@ func TestLoadTool(t *testing.T) {
 		}
 		allowed := []string{"200"}
 		if sc.Name == "password" {
-			allowed = append(allowed, "503") // bounded password hashing (SPEC §7)
+			allowed = append(allowed, "503") // bounded password hashing (docs/architecture.md)
 		}
 		var total int64
 		for code, n := range sc.StatusCodes {

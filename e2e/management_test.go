@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -17,37 +16,12 @@ import (
 )
 
 // Service clients, sessions, audit log, admin API and the documentation
-// pages through the real binary (issue 5).
+// pages through the real binary.
 
 const (
 	pathSessions = apiPrefix + "/sessions"
 	pathAdmin    = apiPrefix + "/admin"
 )
-
-// sendJSON sends method path with a JSON body (nil: none) and a bearer.
-func (s *Server) sendJSON(t *testing.T, method, path string, body any, bearer string) *Response {
-	t.Helper()
-	rq := request{method: method, path: path, bearer: bearer}
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rq.body, rq.contentType = bytes.NewReader(b), "application/json"
-	}
-	return s.do(t, rq)
-}
-
-func wantStatus(t *testing.T, r *Response, status int) map[string]any {
-	t.Helper()
-	if r.Status != status {
-		t.Fatalf("%s: want %d", r, status)
-	}
-	if len(r.Body) == 0 {
-		return nil
-	}
-	return r.JSON(t)
-}
 
 // clientCC asks for a client_credentials token with HTTP Basic.
 func (s *Server) clientCC(t *testing.T, id, secret string) *Response {
@@ -70,7 +44,7 @@ func TestServiceClientLifecycleE2E(t *testing.T) {
 			admin := s.login(t, adminUser, strongPassword, "").AccessToken
 
 			const perMinute = 4
-			created := wantStatus(t, s.sendJSON(t, http.MethodPost, pathClients, map[string]any{
+			created := expect(t, s.call(t, http.MethodPost, pathClients, map[string]any{
 				"name": "e2e lifecycle", "client_id": "e2e-life", "rate_limit_per_minute": perMinute, "access_token_lifetime": 900,
 			}, admin), http.StatusCreated)
 			secret := strOf(created["client_secret"])
@@ -80,7 +54,7 @@ func TestServiceClientLifecycleE2E(t *testing.T) {
 			tok := mustTokens(t, s.clientCC(t, "e2e-life", secret), false) // request 1
 
 			// Rotation: the old secret is refused at once.
-			rot := wantStatus(t, s.sendJSON(t, http.MethodPost, pathClients+"/e2e-life/rotate-secret", map[string]any{"current_secret": secret}, admin), http.StatusOK)
+			rot := expect(t, s.call(t, http.MethodPost, pathClients+"/e2e-life/rotate-secret", map[string]any{"current_secret": secret}, admin), http.StatusOK)
 			newSecret := strOf(rot["client_secret"])
 			if newSecret == "" || newSecret == secret {
 				t.Fatalf("rotate: %v", rot)
@@ -104,7 +78,7 @@ func TestServiceClientLifecycleE2E(t *testing.T) {
 				if err != nil || ra < 1 || ra > 60 {
 					t.Errorf("%s: Retry-After %q, want 1..60 seconds", last, last.Header.Get("Retry-After"))
 				}
-				rl := wantStatus(t, s.get(t, pathClients+"/e2e-life/rate-limit", admin), http.StatusOK)
+				rl := expect(t, s.get(t, pathClients+"/e2e-life/rate-limit", admin), http.StatusOK)
 				if rl["is_rate_limited"] != true || num(t, rl["per_minute_limit"], "per_minute_limit") != perMinute ||
 					num(t, rl["per_minute_remaining"], "per_minute_remaining") != 0 {
 					t.Errorf("rate-limit after exhausting the minute: %v", rl)
@@ -116,11 +90,11 @@ func TestServiceClientLifecycleE2E(t *testing.T) {
 			if r := s.introspect(t, tok.AccessToken, tok.AccessToken); r.Status == http.StatusUnauthorized {
 				t.Fatalf("%s: the client's token was refused before the delete", r)
 			}
-			wantStatus(t, s.sendJSON(t, http.MethodDelete, pathClients+"/e2e-life", nil, admin), http.StatusNoContent)
+			expect(t, s.call(t, http.MethodDelete, pathClients+"/e2e-life", nil, admin), http.StatusNoContent)
 			s.assertBearerRejected(t, tok.AccessToken)
 			assertInactive(t, s.introspect(t, admin, tok.AccessToken))
 			assertOAuthError(t, s.clientCC(t, "e2e-life", newSecret), http.StatusUnauthorized, "invalid_client")
-			wantStatus(t, s.get(t, pathClients+"/e2e-life", admin), http.StatusNotFound)
+			expect(t, s.get(t, pathClients+"/e2e-life", admin), http.StatusNotFound)
 		})
 	}
 }
@@ -130,15 +104,7 @@ func TestServiceClientLifecycleE2E(t *testing.T) {
 // next request on both.
 func TestSessionDeleteAcrossInstances(t *testing.T) {
 	t.Parallel()
-	var b backend
-	for _, x := range backends(t) {
-		if x.name == "postgres+redis" {
-			b = x
-		}
-	}
-	if b.provision == nil {
-		t.Skip("needs PERMISO_TEST_DATABASE_URL and PERMISO_TEST_REDIS_URL")
-	}
+	b := sharedBackend(t)
 	env := b.env(t, nil)
 	s1 := startServer(t, env)
 	requireRoute(t, s1, http.MethodGet, pathSessions)
@@ -148,20 +114,20 @@ func TestSessionDeleteAcrossInstances(t *testing.T) {
 	user := s1.login(t, adminUser, strongPassword, "")
 	other := s2.login(t, adminUser, strongPassword, "")
 	for _, s := range []*Server{s1, s2} {
-		l := wantStatus(t, s.get(t, pathSessions, user.AccessToken), http.StatusOK)
+		l := expect(t, s.get(t, pathSessions, user.AccessToken), http.StatusOK)
 		if num(t, l["total"], "total") != 2 {
 			t.Fatalf("%s: sessions %v, want 2", s.URL, l)
 		}
 	}
-	wantStatus(t, s1.sendJSON(t, http.MethodDelete, pathSessions+"/"+*user.SessionID, nil, other.AccessToken), http.StatusOK)
+	expect(t, s1.call(t, http.MethodDelete, pathSessions+"/"+*user.SessionID, nil, other.AccessToken), http.StatusOK)
 	for _, s := range []*Server{s2, s1} {
 		assertInvalidToken(t, s.get(t, pathSessions, user.AccessToken))
-		wantStatus(t, s.get(t, pathSessions, other.AccessToken), http.StatusOK)
+		expect(t, s.get(t, pathSessions, other.AccessToken), http.StatusOK)
 	}
 	assertOAuthError(t, s2.refresh(t, user.RefreshToken, ""), http.StatusBadRequest, "invalid_grant")
 
 	// DELETE / on instance 2 ends the rest, seen by instance 1 at once.
-	all := wantStatus(t, s2.sendJSON(t, http.MethodDelete, pathSessions, nil, other.AccessToken), http.StatusOK)
+	all := expect(t, s2.call(t, http.MethodDelete, pathSessions, nil, other.AccessToken), http.StatusOK)
 	if num(t, all["sessions_terminated"], "sessions_terminated") != 1 {
 		t.Errorf("delete all: %v", all)
 	}
@@ -184,7 +150,7 @@ func TestAdminFiguresE2E(t *testing.T) {
 			var ev, rep, dash map[string]any
 			deadline := time.Now().Add(10 * time.Second)
 			for {
-				ev = wantStatus(t, s.get(t, pathAdmin+"/security/events?event_type=login.failure&user_id="+adminID, admin), http.StatusOK)
+				ev = expect(t, s.get(t, pathAdmin+"/security/events?event_type=login.failure&user_id="+adminID, admin), http.StatusOK)
 				if num(t, ev["total"], "total") >= 3 || time.Now().After(deadline) {
 					break
 				}
@@ -193,7 +159,7 @@ func TestAdminFiguresE2E(t *testing.T) {
 			if num(t, ev["total"], "security events total") != 3 {
 				t.Errorf("security events: %v, want 3 failed logins", ev)
 			}
-			rep = wantStatus(t, s.get(t, pathAdmin+"/reports/usage?days=1", admin), http.StatusOK)
+			rep = expect(t, s.get(t, pathAdmin+"/reports/usage?days=1", admin), http.StatusOK)
 			auth := rep["authentication"].(map[string]any)
 			if num(t, auth["failed_logins"], "failed_logins") != 3 || num(t, auth["logins"], "logins") != 1 {
 				t.Errorf("usage report: %v, want 3 failed logins and 1 login", rep)
@@ -201,13 +167,13 @@ func TestAdminFiguresE2E(t *testing.T) {
 			if ti := rep["tokens_issued"].(map[string]any); num(t, ti["password"], "password") != 1 {
 				t.Errorf("tokens issued: %v", ti)
 			}
-			dash = wantStatus(t, s.get(t, pathAdmin+"/dashboard/stats", admin), http.StatusOK)
+			dash = expect(t, s.get(t, pathAdmin+"/dashboard/stats", admin), http.StatusOK)
 			da := dash["authentication"].(map[string]any)
 			if num(t, da["failed_logins_today"], "failed_logins_today") != 3 || num(t, da["total_logins_today"], "total_logins_today") != 1 ||
 				num(t, da["active_sessions"], "active_sessions") != 1 {
 				t.Errorf("dashboard: %v", dash)
 			}
-			h := wantStatus(t, s.get(t, pathAdmin+"/system/health", admin), http.StatusOK)
+			h := expect(t, s.get(t, pathAdmin+"/system/health", admin), http.StatusOK)
 			comps := h["components"].(map[string]any)
 			want := []string{"database", "cache"}
 			for _, c := range want {
@@ -248,7 +214,7 @@ func TestAuditFlushedOnSIGTERM(t *testing.T) {
 			s.stop(t) // SIGTERM at once; exit status 0 is checked
 			s2 := startServer(t, s.Env)
 			admin := s2.login(t, adminUser, strongPassword, "").AccessToken
-			r := wantStatus(t, s2.get(t, pathAdmin+"/audit/activity?action=client.auth_failure&per_page=1", admin), http.StatusOK)
+			r := expect(t, s2.get(t, pathAdmin+"/audit/activity?action=client.auth_failure&per_page=1", admin), http.StatusOK)
 			if got := num(t, r["total"], "total"); got != n {
 				t.Errorf("%d client.auth_failure events after SIGTERM, want %d", got, n)
 			}
@@ -350,22 +316,14 @@ func renderDOM(t *testing.T, chromium, url string) (string, []string) {
 
 // TestCacheInvalidationAcrossInstances: two instances share PostgreSQL
 // and Redis and keep users and clients in their in-process caches
-// (SPEC §7), here for ten minutes (CACHE_LOCAL_TTL=600), so only the
+// (docs/caching.md), here for ten minutes (CACHE_LOCAL_TTL=600), so only the
 // invalidation through Redis can explain what follows: taking a user's
 // admin role away, and disabling a service client, on one instance is
 // seen by the other at once (within the few milliseconds a pub/sub message takes; the
 // test polls for up to 5 s to stay robust on a loaded machine).
 func TestCacheInvalidationAcrossInstances(t *testing.T) {
 	t.Parallel()
-	var b backend
-	for _, x := range backends(t) {
-		if x.name == "postgres+redis" {
-			b = x
-		}
-	}
-	if b.provision == nil {
-		t.Skip("needs PERMISO_TEST_DATABASE_URL and PERMISO_TEST_REDIS_URL")
-	}
+	b := sharedBackend(t)
 	env := b.env(t, map[string]string{"CACHE_LOCAL_TTL": "600"})
 	s1 := startServer(t, env)
 	requireRoute(t, s1, http.MethodGet, pathSessions)
@@ -390,7 +348,7 @@ func TestCacheInvalidationAcrossInstances(t *testing.T) {
 	// access on instance 2.
 	uid := s1.register(t, "cara", "cara@example.com", strongPassword)
 	roleIDs := func(name string) []string {
-		for _, r := range wantStatus(t, s1.get(t, apiPrefix+"/roles", admin), http.StatusOK)["roles"].([]any) {
+		for _, r := range expect(t, s1.get(t, apiPrefix+"/roles", admin), http.StatusOK)["roles"].([]any) {
 			if m := r.(map[string]any); m["name"] == name {
 				return []string{m["id"].(string)}
 			}
@@ -398,14 +356,14 @@ func TestCacheInvalidationAcrossInstances(t *testing.T) {
 		t.Fatalf("no role %q", name)
 		return nil
 	}
-	wantStatus(t, s1.sendJSON(t, http.MethodPut, apiPrefix+"/users/"+uid+"/roles", map[string]any{"role_ids": roleIDs("admin")}, admin), http.StatusOK)
+	expect(t, s1.call(t, http.MethodPut, apiPrefix+"/users/"+uid+"/roles", map[string]any{"role_ids": roleIDs("admin")}, admin), http.StatusOK)
 	tok := s2.login(t, "cara", strongPassword, "").AccessToken
-	wantStatus(t, s2.get(t, apiPrefix+"/users", tok), http.StatusOK)
-	wantStatus(t, s1.sendJSON(t, http.MethodPut, apiPrefix+"/users/"+uid+"/roles", map[string]any{"role_ids": roleIDs("user")}, admin), http.StatusOK)
+	expect(t, s2.get(t, apiPrefix+"/users", tok), http.StatusOK)
+	expect(t, s1.call(t, http.MethodPut, apiPrefix+"/users/"+uid+"/roles", map[string]any{"role_ids": roleIDs("user")}, admin), http.StatusOK)
 	eventually("admin role taken away on instance 1", func() bool {
 		return s2.get(t, apiPrefix+"/users", tok).Status == http.StatusForbidden
 	})
-	wantStatus(t, s2.get(t, apiPrefix+"/users/me", tok), http.StatusOK) // still a valid user
+	expect(t, s2.get(t, apiPrefix+"/users/me", tok), http.StatusOK) // still a valid user
 
 	// A service client, cached on instance 2 by client authentication and
 	// by the bearer checks of its tokens.
@@ -413,9 +371,9 @@ func TestCacheInvalidationAcrossInstances(t *testing.T) {
 	issue := func() *Response {
 		return s2.postForm(t, pathToken, url.Values{"grant_type": {"client_credentials"}}, &[2]string{id, secret})
 	}
-	svc := wantStatus(t, issue(), http.StatusOK)["access_token"].(string)
+	svc := expect(t, issue(), http.StatusOK)["access_token"].(string)
 	s2.assertBearerAccepted(t, svc)
-	wantStatus(t, s1.sendJSON(t, http.MethodPut, pathClients+"/"+id, map[string]any{"is_active": false}, admin), http.StatusOK)
+	expect(t, s1.call(t, http.MethodPut, pathClients+"/"+id, map[string]any{"is_active": false}, admin), http.StatusOK)
 	eventually("a client disabled on instance 1 (token endpoint)", func() bool {
 		return issue().Status == http.StatusUnauthorized
 	})

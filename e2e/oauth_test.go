@@ -27,7 +27,7 @@ func adminServer(t *testing.T, b backend, extra map[string]string) (*Server, str
 }
 
 // TestPasswordGrant: a successful password grant (RFC 6749 4.3) and the
-// RFC 9068 access token it returns (SPEC §4, §5.1).
+// RFC 9068 access token it returns (docs/oauth.md).
 func TestPasswordGrant(t *testing.T) {
 	t.Parallel()
 	for _, b := range backends(t) {
@@ -53,7 +53,7 @@ func TestPasswordGrant(t *testing.T) {
 					t.Errorf("scope %q lacks %s: with no scope requested the admin gets all its scopes", tok.Scope, sc)
 				}
 			}
-			// Opaque refresh tokens of at least 256 bits (SPEC §4).
+			// Opaque refresh tokens of at least 256 bits (docs/oauth.md).
 			if strings.Count(tok.RefreshToken, ".") == 2 || len(tok.RefreshToken) < 43 {
 				t.Errorf("refresh_token %q: want an opaque string of at least 256 bits", tok.RefreshToken)
 			}
@@ -407,7 +407,7 @@ func TestRefreshScope(t *testing.T) {
 }
 
 // TestRefreshTokenIsNotABearer: a refresh token never authenticates a
-// request (SPEC §4; the original's S2).
+// request (docs/security-model.md, "Callers and token kinds").
 func TestRefreshTokenIsNotABearer(t *testing.T) {
 	t.Parallel()
 	s, _ := adminServer(t, sqliteOnly(t), nil)
@@ -616,7 +616,7 @@ func TestLogout(t *testing.T) {
 	}
 }
 
-// TestBearerAuthErrors: RFC 6750 3 challenges and the SPEC §5.2 envelope.
+// TestBearerAuthErrors: RFC 6750 §3 challenges and the management envelope (docs/api.md).
 func TestBearerAuthErrors(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, sqliteOnly(t).env(t, nil))
@@ -670,7 +670,7 @@ func TestBearerAuthErrors(t *testing.T) {
 func TestPlainUser(t *testing.T) {
 	t.Parallel()
 	s, _ := adminServer(t, sqliteOnly(t), nil)
-	requireRoute(t, s, http.MethodPost, pathRegister) // issue 4
+	requireRoute(t, s, http.MethodPost, pathRegister)
 	requireRoute(t, s, http.MethodPost, pathIntro)
 	requireRoute(t, s, http.MethodPost, pathRevoke)
 
@@ -706,7 +706,7 @@ func TestClientCredentials(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
 			s, adminID := adminServer(t, b, nil)
-			requireRoute(t, s, http.MethodPost, pathClients) // issue 5
+			requireRoute(t, s, http.MethodPost, pathClients)
 			requireRoute(t, s, http.MethodGet, pathScopes)
 			requireRoute(t, s, http.MethodPost, pathService)
 			requireRoute(t, s, http.MethodPost, pathIntro)

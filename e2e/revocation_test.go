@@ -48,10 +48,10 @@ func TestClientDisableReenableE2E(t *testing.T) {
 			s.assertBearerAccepted(t, user.AccessToken)
 
 			path := pathClients + "/" + id
-			wantStatus(t, s.sendJSON(t, http.MethodPut, path, map[string]any{"is_active": false}, admin), http.StatusOK)
+			expect(t, s.call(t, http.MethodPut, path, map[string]any{"is_active": false}, admin), http.StatusOK)
 			s.assertBearerRejected(t, service)
 			s.assertBearerRejected(t, user.AccessToken)
-			wantStatus(t, s.sendJSON(t, http.MethodPut, path, map[string]any{"is_active": true}, admin), http.StatusOK)
+			expect(t, s.call(t, http.MethodPut, path, map[string]any{"is_active": true}, admin), http.StatusOK)
 
 			// Nothing issued before the disable comes back.
 			s.assertBearerRejected(t, service)

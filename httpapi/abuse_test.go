@@ -12,11 +12,11 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/argon2id"
+	"github.com/permiso/permiso/inprocess"
+	"github.com/permiso/permiso/internal/testdb"
 	"github.com/permiso/permiso/jwt"
-	"github.com/permiso/permiso/memory"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/redis"
-	"github.com/permiso/permiso/sqlite"
 )
 
 // abuseServer is NewServer on real parts (SQLite in memory, in-process
@@ -24,25 +24,18 @@ import (
 func abuseServer(t *testing.T, limiter permiso.RateLimiter, mod func(*Options)) http.Handler {
 	t.Helper()
 	ctx := t.Context()
-	db, err := sqlite.Open(ctx, sqlite.Memory, sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.MigrateUp(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := testdb.SQLite(t)
 	signer, err := jwt.New(ctx, jwt.Options{Algorithm: jwt.HS256, Secret: []byte("0123456789abcdef0123456789abcdef-abuse"), Issuer: "permiso-test"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if limiter == nil {
-		limiter = memory.NewLimiter()
+		limiter = inprocess.NewLimiter()
 	}
 	svc := oauth2.NewService(oauth2.Config{Issuer: "permiso-test"}, oauth2.Deps{
 		Users: db, Clients: db, Tokens: db, Sessions: db,
 		Hasher: argon2id.New(argon2id.Options{Params: argon2id.TestParams()}), Signer: signer,
-		Revocations: memory.NewRevocations(), Lockout: memory.NewLockout(5, time.Minute), Limiter: limiter,
+		Revocations: inprocess.NewRevocations(), Lockout: inprocess.NewLockout(5, time.Minute), Limiter: limiter,
 	})
 	opts := testOptions()
 	if mod != nil {

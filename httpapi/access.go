@@ -140,7 +140,7 @@ type asAdminKey struct{}
 
 // actingAsAdmin reports whether the caller was admitted as an
 // administrator (rather than as the user the route is about). Handlers use
-// it to decide which fields a caller may change (SPEC §5.2: a non-admin
+// it to decide which fields a caller may change (docs/security-model.md: a non-admin
 // changes only profile fields).
 func actingAsAdmin(ctx context.Context) bool {
 	v, _ := ctx.Value(asAdminKey{}).(bool)

@@ -15,7 +15,7 @@ import (
 	"github.com/permiso/permiso/reports"
 )
 
-// Admin API (SPEC §5.2, ORIGINAL-API §2.6). Every figure comes from the
+// Admin API (docs/api.md, "Admin"). Every figure comes from the
 // data: users and sessions from the store, logins, failures and tokens
 // from the audit log, process figures from the Go runtime. Scopes (each
 // also granted by is_superuser or role admin):
@@ -28,7 +28,7 @@ import (
 //	POST /admin/maintenance/cleanup  admin:system
 //	GET  /admin/logs/errors          admin:logs
 
-// Admin scopes (ORIGINAL-API §2.6).
+// Admin scopes (docs/api.md, "Admin").
 const (
 	scopeAdminUsers    = "admin:users"
 	scopeAdminSystem   = "admin:system"
@@ -153,56 +153,40 @@ func (s *server) readAuditFilter(r *http.Request, defHours int) (permiso.AuditFi
 // handleSecurityEvents answers GET /admin/security/events: the security
 // events of the audit log, newest first (default window 24 hours).
 func (s *server) handleSecurityEvents() http.Handler {
-	type response struct {
-		Events  []auditEventView `json:"events"`
-		Total   int              `json:"total"`
-		Page    int              `json:"page"`
-		PerPage int              `json:"per_page"`
-		Pages   int              `json:"pages"`
-	}
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		f, pg, err := s.readAuditFilter(r, 24)
 		if err != nil {
 			return err
 		}
 		f.Actions = securityActions
-		events, total, err := s.store.ListAuditEvents(r.Context(), f)
-		if err != nil {
-			return err
-		}
-		resp := response{Events: make([]auditEventView, 0, len(events)), Total: total, Page: pg.Page, PerPage: pg.PerPage, Pages: pg.pages(total)}
-		for _, e := range events {
-			resp.Events = append(resp.Events, auditView(e))
-		}
-		return answer(w, http.StatusOK, resp)
+		return s.answerAuditPage(w, r, f, pg, "events")
 	})
 }
 
 // handleAuditActivity answers GET /admin/audit/activity: every audit
 // event, newest first, filtered (no default window).
 func (s *server) handleAuditActivity() http.Handler {
-	type response struct {
-		Activities []auditEventView `json:"activities"`
-		Total      int              `json:"total"`
-		Page       int              `json:"page"`
-		PerPage    int              `json:"per_page"`
-		Pages      int              `json:"pages"`
-	}
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		f, pg, err := s.readAuditFilter(r, 0)
 		if err != nil {
 			return err
 		}
-		events, total, err := s.store.ListAuditEvents(r.Context(), f)
-		if err != nil {
-			return err
-		}
-		resp := response{Activities: make([]auditEventView, 0, len(events)), Total: total, Page: pg.Page, PerPage: pg.PerPage, Pages: pg.pages(total)}
-		for _, e := range events {
-			resp.Activities = append(resp.Activities, auditView(e))
-		}
-		return answer(w, http.StatusOK, resp)
+		return s.answerAuditPage(w, r, f, pg, "activities")
 	})
+}
+
+// answerAuditPage answers the page pg of the audit events f selects: the
+// events under key, with total, page, per_page and pages.
+func (s *server) answerAuditPage(w http.ResponseWriter, r *http.Request, f permiso.AuditFilter, pg paging, key string) error {
+	events, total, err := s.store.ListAuditEvents(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	views := make([]auditEventView, 0, len(events))
+	for _, e := range events {
+		views = append(views, auditView(e))
+	}
+	return answer(w, http.StatusOK, map[string]any{key: views, "total": total, "page": pg.Page, "per_page": pg.PerPage, "pages": pg.pages(total)})
 }
 
 // handleDashboard answers GET /admin/dashboard/stats

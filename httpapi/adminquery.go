@@ -12,7 +12,7 @@ import (
 	"github.com/permiso/permiso"
 )
 
-// Query-string parsing for the list endpoints of issue 5 (service clients,
+// Query-string parsing for the list endpoints (service clients,
 // sessions, admin). Every problem is collected and reported at once as a
 // 422 validation_error naming each parameter.
 
@@ -148,6 +148,18 @@ func pathUUID(r *http.Request, name, what string) (uuid.UUID, error) {
 		return uuid.Nil, permiso.Errorf(permiso.ENOTFOUND, "%s not found", what)
 	}
 	return id, nil
+}
+
+// byID is h behind the path parameter name, a UUID: a malformed one is
+// "<what> not found" (404), as an unknown one is, before h runs.
+func byID(name, what string, h func(w http.ResponseWriter, r *http.Request, id uuid.UUID) error) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		id, err := pathUUID(r, name, what)
+		if err != nil {
+			return err
+		}
+		return h(w, r, id)
+	}
 }
 
 // nullTime formats an optional time for a response (null when nil).

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -17,10 +18,12 @@ import (
 	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/audit"
 	"github.com/permiso/permiso/identity"
+	"github.com/permiso/permiso/inprocess"
+	"github.com/permiso/permiso/internal/testdb"
 	"github.com/permiso/permiso/jwt"
 	"github.com/permiso/permiso/logring"
-	"github.com/permiso/permiso/memory"
 	"github.com/permiso/permiso/oauth2"
+	"github.com/permiso/permiso/redis"
 	"github.com/permiso/permiso/reports"
 	"github.com/permiso/permiso/sqlite"
 	"github.com/permiso/permiso/usage"
@@ -51,13 +54,7 @@ const apiTestSecret = "0123456789abcdef0123456789abcdef-api-test-secret"
 func newAPIEnv(t *testing.T) *apiEnv {
 	t.Helper()
 	ctx := t.Context()
-	db, err := sqlite.Open(ctx, sqlite.Memory, sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.MigrateUp(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := testdb.SQLite(t)
 	signer, err := jwt.New(ctx, jwt.Options{Algorithm: jwt.HS256, Secret: []byte(apiTestSecret), Issuer: "permiso-test"})
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +66,7 @@ func newAPIEnv(t *testing.T) *apiEnv {
 	hasher := argon2id.New(argon2id.Options{Params: argon2id.TestParams()})
 	svc := oauth2.NewService(oauth2.Config{Issuer: "permiso-test", ServiceTokenLifetime: 10 * time.Minute}, oauth2.Deps{
 		Users: db, Clients: db, Tokens: db, Sessions: db, Hasher: hasher, Signer: signer,
-		Revocations: memory.NewRevocations(), Audit: aw, Usage: uc, Logger: logger, Limiter: memory.NewLimiter(),
+		Revocations: inprocess.NewRevocations(), Audit: aw, Usage: uc, Logger: logger, Limiter: inprocess.NewLimiter(),
 	})
 	// The account service of the users, roles, scopes and service-clients
 	// routes.
@@ -164,25 +161,33 @@ func (e *apiEnv) form(path string, v url.Values, basic *[2]string) *httptest.Res
 // the route template (the registered pattern's path); route "" skips it.
 func (e *apiEnv) call(method, route, path, bearer string, body any) *httptest.ResponseRecorder {
 	e.t.Helper()
+	return exchangeJSON(e.t, e.h, e.doc, false, method, route, path, bearer, body)
+}
+
+// exchangeJSON sends a request to h (a JSON body unless body is nil, a
+// bearer token unless bearer is "") and validates the request and the
+// response against doc's operation for route (the registered pattern's
+// path; "" skips it), with hostile bytes allowed in the response when
+// hostile is set.
+func exchangeJSON(t *testing.T, h http.Handler, doc *openAPIValidator, hostile bool, method, route, path, bearer string, body any) *httptest.ResponseRecorder {
+	t.Helper()
 	var b []byte
-	var r *http.Request
+	r := httptest.NewRequest(method, path, nil)
 	if body != nil {
 		var err error
 		if b, err = json.Marshal(body); err != nil {
-			e.t.Fatal(err)
+			t.Fatal(err)
 		}
 		r = httptest.NewRequest(method, path, bytes.NewReader(b))
 		r.Header.Set("Content-Type", "application/json")
-	} else {
-		r = httptest.NewRequest(method, path, nil)
 	}
 	if bearer != "" {
 		r.Header.Set("Authorization", "Bearer "+bearer)
 	}
 	w := httptest.NewRecorder()
-	e.h.ServeHTTP(w, r)
+	h.ServeHTTP(w, r)
 	if route != "" {
-		e.doc.exchange(e.t, route, r, b, w, false)
+		doc.exchange(t, route, r, b, w, hostile)
 	}
 	return w
 }
@@ -219,4 +224,21 @@ func mustJSON(v any) string {
 		panic(err)
 	}
 	return string(b)
+}
+
+// redisTestPrefix returns a key prefix of the test's own on rc
+// ("permiso-test:<name>:<random>:"), whose keys are deleted when tb ends.
+func redisTestPrefix(tb testing.TB, rc *redis.Client, name string) string {
+	prefix := "permiso-test:" + name + ":" + rand.Text()[:12] + ":"
+	tb.Cleanup(func() {
+		ctx := context.Background()
+		keys, err := rc.Universal().Keys(ctx, prefix+"*").Result()
+		if err == nil && len(keys) > 0 {
+			err = rc.Universal().Del(ctx, keys...).Err()
+		}
+		if err != nil {
+			tb.Errorf("cleaning up %s*: %v", prefix, err)
+		}
+	})
+	return prefix
 }

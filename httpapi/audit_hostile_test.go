@@ -14,8 +14,8 @@ import (
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/audit"
+	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/jwt"
-	"github.com/permiso/permiso/memory"
 	"github.com/permiso/permiso/metrics"
 	"github.com/permiso/permiso/oauth2"
 )
@@ -74,8 +74,8 @@ func TestNonUTF8UserAgentLosesNoAuditEvents(t *testing.T) {
 			counted := &countingAuditor{next: m.Auditor(aw)}
 			svc := oauth2.NewService(oauth2.Config{Issuer: "permiso-test"}, oauth2.Deps{
 				Users: db, Clients: db, Tokens: db, Sessions: db, Hasher: hasher, Signer: signer,
-				Revocations: memory.NewRevocations(), Lockout: memory.NewLockout(5, 30*time.Minute),
-				Audit: counted, Limiter: memory.NewLimiter(),
+				Revocations: inprocess.NewRevocations(), Lockout: inprocess.NewLockout(5, 30*time.Minute),
+				Audit: counted, Limiter: inprocess.NewLimiter(),
 			})
 			h := NewServer(Deps{Options: testOptions(), Auth: svc, Keys: signer, Store: db, Audit: counted})
 

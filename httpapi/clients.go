@@ -31,7 +31,7 @@ func scopeInfos(scopes []permiso.Scope) []scopeInfo {
 	return out
 }
 
-// clientResponse is ServiceClientResponse (ORIGINAL-API §2.5). Optional
+// clientResponse is ServiceClientResponse (docs/api.md, "Service clients"). Optional
 // fields are null, never omitted. Secrets never appear.
 type clientResponse struct {
 	ID                    string      `json:"id"`

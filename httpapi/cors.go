@@ -139,7 +139,7 @@ func (s *server) cors(next http.Handler) http.Handler {
 var errOriginNotAllowed = permiso.Errorf(permiso.EFORBIDDEN, "Origin not allowed")
 
 // allowedHosts refuses requests whose Host header is not in ALLOWED_HOSTS
-// with 400 (SPEC §2), before anything else looks at them. The host is
+// with 400 (docs/abuse-resistance.md, "Host allow-list"), before anything else looks at them. The host is
 // compared without its port, case-insensitively, without a trailing dot;
 // "*.example.com" matches every subdomain of example.com (not example.com
 // itself); "*" or an empty list allows any host.

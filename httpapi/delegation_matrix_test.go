@@ -313,21 +313,7 @@ func (e *idEnv) exists(kind, name string) string {
 // serviceClient creates a confidential client holding the scopes.
 func (e *idEnv) serviceClient(scopes ...string) (clientID, secret string) {
 	e.t.Helper()
-	secret, hash := permiso.NewClientSecret()
-	var ids []uuid.UUID
-	for _, n := range scopes {
-		sc, err := e.db.GetScopeByName(e.ctx, n)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		ids = append(ids, sc.ID)
-	}
-	clientID = e.name("target-client-")
-	if _, err := e.db.CreateServiceClient(e.ctx, permiso.ServiceClient{ClientID: clientID, SecretHash: hash, Name: clientID,
-		ClientType: "confidential", IsActive: true}, ids); err != nil {
-		e.t.Fatal(err)
-	}
-	return clientID, secret
+	return e.createClient("target-client-", scopes...)
 }
 
 func (e *idEnv) accessTokenID(token string) string {

@@ -121,14 +121,7 @@ func TestUsersAdminCannotWidenOwnRole(t *testing.T) {
 			t.Parallel()
 			e := newIDEnv(t, b)
 			_, role, tok := e.delegatedUser("helpdesk", "admin:users")
-			var ids []string
-			for _, n := range []string{"admin:users", "admin:system", "admin:logs"} {
-				sc, err := e.db.GetScopeByName(e.ctx, n)
-				if err != nil {
-					t.Fatal(err)
-				}
-				ids = append(ids, sc.ID.String())
-			}
+			ids := idStrings(e.scopeIDs("admin:users", "admin:system", "admin:logs"))
 			rp := rolesPath + "/" + role.ID.String()
 			e.refusedAsDelegation(e.do("PUT", rolesPath+"/{role_id}/{sub}", rp+"/scopes", tok,
 				map[string]any{"scope_ids": ids}), "role.scopes", role.ID.String(), "PUT own role's scopes")
@@ -160,16 +153,13 @@ func TestClientsAdminCannotMintAdminClient(t *testing.T) {
 				if caller == "user" {
 					_, _, tok = e.delegatedUser("integrator", "admin:clients")
 				}
-				var ids []string
+				var admin []string
 				for _, n := range permiso.DefaultScopes {
 					if strings.HasPrefix(n, "admin:") {
-						sc, err := e.db.GetScopeByName(e.ctx, n)
-						if err != nil {
-							t.Fatal(err)
-						}
-						ids = append(ids, sc.ID.String())
+						admin = append(admin, n)
 					}
 				}
+				ids := idStrings(e.scopeIDs(admin...))
 				clientID := e.name("skeleton-key-")
 				w := e.do("POST", "/api/v1/service-clients", "/api/v1/service-clients", tok,
 					map[string]any{"name": "Skeleton key", "client_id": clientID, "scope_ids": ids})

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -27,13 +26,13 @@ import (
 	"github.com/permiso/permiso/audit"
 	"github.com/permiso/permiso/cache"
 	"github.com/permiso/permiso/identity"
+	"github.com/permiso/permiso/inprocess"
+	"github.com/permiso/permiso/internal/testdb"
 	"github.com/permiso/permiso/jwt"
 	"github.com/permiso/permiso/logring"
-	"github.com/permiso/permiso/memory"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/redis"
 	"github.com/permiso/permiso/reports"
-	"github.com/permiso/permiso/sqlite"
 	"github.com/permiso/permiso/usage"
 )
 
@@ -122,23 +121,13 @@ func newDiffEnv(t *testing.T, name string, db permiso.Store, rc *redis.Client) *
 		t.Fatal(err)
 	}
 	var (
-		limiter     permiso.RateLimiter     = memory.NewLimiter()
-		revocations permiso.RevocationStore = memory.NewRevocations()
-		lockout     permiso.Lockout         = memory.NewLockout(diffMaxAttempts, 30*time.Minute)
+		limiter     permiso.RateLimiter     = inprocess.NewLimiter()
+		revocations permiso.RevocationStore = inprocess.NewRevocations()
+		lockout     permiso.Lockout         = inprocess.NewLockout(diffMaxAttempts, 30*time.Minute)
 		checks      permiso.Checker
 	)
 	if rc != nil {
-		prefix := "permiso-test:diff:" + rand.Text()[:12] + ":"
-		t.Cleanup(func() {
-			ctx := context.Background()
-			keys, err := rc.Universal().Keys(ctx, prefix+"*").Result()
-			if err == nil && len(keys) > 0 {
-				err = rc.Universal().Del(ctx, keys...).Err()
-			}
-			if err != nil {
-				t.Errorf("cleaning up %s*: %v", prefix, err)
-			}
-		})
+		prefix := redisTestPrefix(t, rc, "diff")
 		rl, rr := redis.NewLimiter(rc, prefix+"rate:"), redis.NewRevocations(rc, prefix+"token:")
 		limiter, revocations, checks = rl, rr, redis.NewChecker(rl, rr)
 		lockout = redis.NewLockout(rc, prefix+"rate:", diffMaxAttempts, 30*time.Minute)
@@ -645,11 +634,7 @@ func TestBackendsAnswerAlike(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rc.Close() })
-	lite, err := sqlite.Open(t.Context(), sqlite.Memory, sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	envs := [2]*diffEnv{newDiffEnv(t, "sqlite", lite, nil), newDiffEnv(t, "postgres+redis", pgSchema(t, pgURL), rc)}
+	envs := [2]*diffEnv{newDiffEnv(t, "sqlite", testdb.SQLite(t), nil), newDiffEnv(t, "postgres+redis", testdb.Postgres(t, "httpapi"), rc)}
 
 	rng := mrand.New(mrand.NewPCG(diffSeed, diffSeed))
 	routes := diffRoutes(t, envs[0].srv)

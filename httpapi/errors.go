@@ -25,7 +25,7 @@ type errorKind struct {
 }
 
 // errorTable maps every error code to its HTTP status and public name
-// (SPEC §5.2). It is the only place where that mapping lives. Codes not in
+// (docs/api.md). It is the only place where that mapping lives. Codes not in
 // the table are answered as internal errors.
 var errorTable = map[permiso.Code]errorKind{
 	permiso.ENOTFOUND:          {http.StatusNotFound, "not_found"},
@@ -57,7 +57,7 @@ var (
 
 const internalDescription = "An internal error occurred"
 
-// errorBody is the management API's error envelope (SPEC §5.2).
+// errorBody is the management API's error envelope (docs/api.md).
 type errorBody struct {
 	Error            string `json:"error"`
 	ErrorDescription string `json:"error_description"`

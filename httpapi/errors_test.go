@@ -12,12 +12,13 @@ import (
 	"testing"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/internal/testlog"
 	"github.com/permiso/permiso/oauth2"
 )
 
 // requestWithInfo returns a request carrying the context the middleware
 // chain would give it, logging to log.
-func requestWithInfo(log *syncBuffer, id string) *http.Request {
+func requestWithInfo(log *testlog.Buffer, id string) *http.Request {
 	r := httptest.NewRequest(http.MethodGet, "/x", nil)
 	info := &reqInfo{id: id, logger: slog.New(slog.NewJSONHandler(log, nil))}
 	return r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
@@ -58,7 +59,7 @@ func TestWriteError(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			log := &syncBuffer{}
+			log := &testlog.Buffer{}
 			w := httptest.NewRecorder()
 			writeError(w, requestWithInfo(log, "req-1"), tt.err)
 			if w.Code != tt.status {
@@ -92,7 +93,7 @@ func TestWriteError(t *testing.T) {
 			if tt.status != 401 && tt.code != "insufficient_scope" && w.Header().Get("WWW-Authenticate") != "" {
 				t.Error("WWW-Authenticate on a non-401 that is not insufficient_scope")
 			}
-			recs := log.records(t, "internal error")
+			recs := log.Records(t, "internal error")
 			if tt.logged {
 				if len(recs) != 1 || recs[0]["request_id"] != "req-1" || !strings.Contains(recs[0]["error"].(string), "10.0.0.5") {
 					t.Fatalf("internal error log = %v", recs)
@@ -105,7 +106,7 @@ func TestWriteError(t *testing.T) {
 }
 
 func TestWriteErrorKeepsCallerHeaders(t *testing.T) {
-	log := &syncBuffer{}
+	log := &testlog.Buffer{}
 	w := httptest.NewRecorder()
 	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 	writeError(w, requestWithInfo(log, "r"), permiso.Errorf(permiso.EUNAUTHORIZED, "Token has been revoked"))

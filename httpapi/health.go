@@ -11,7 +11,7 @@ import (
 )
 
 // handleRoot answers GET / with the service name, version and links, in
-// the original service's shape (ORIGINAL-API §2.1).
+// the original service's shape.
 func handleRoot(opts Options) http.Handler {
 	docs := opts.DocsURL
 	if docs == "" {

@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// Benchmarks of the hot paths of SPEC §7, in process (no network), as
+// Benchmarks of the hot paths (docs/benchmarks.md), in process (no network), as
 // cmd/permiso wires them: b.Run("memory") with the in-process limiter and
 // revocations, b.Run("redis") with PERMISO_TEST_REDIS_URL. BenchmarkLive
 // (live_test.go) is the bare-handler baseline of the same run; compare the

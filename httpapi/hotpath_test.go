@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -15,15 +14,15 @@ import (
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/cache"
+	"github.com/permiso/permiso/inprocess"
+	"github.com/permiso/permiso/internal/testdb"
 	"github.com/permiso/permiso/jwt"
-	"github.com/permiso/permiso/memory"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/redis"
-	"github.com/permiso/permiso/sqlite"
 )
 
 // hotEnv is the server wired as cmd/permiso wires it for the hot paths of
-// SPEC §7 (client credentials, bearer reads, introspection, refresh): real
+// docs/architecture.md, "Performance by design" (client credentials, bearer reads, introspection, refresh): real
 // SQLite behind the in-process cache, an HS256 signer, every per-IP limit enabled, and the limiter,
 // revocations and checker either in process or in a real Redis under a
 // key prefix of its own. It has one user (hotUser / hotPassword) and one
@@ -60,14 +59,7 @@ func hotRedis(tb testing.TB) *redis.Client {
 func newHotEnv(tb testing.TB, rc *redis.Client, clientPerMinute int) *hotEnv {
 	tb.Helper()
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, sqlite.Memory, sqlite.Options{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if _, err := db.MigrateUp(ctx); err != nil {
-		db.Close()
-		tb.Fatal(err)
-	}
+	db := testdb.SQLite(tb)
 	// Behind the in-process cache, as cmd/permiso wires it.
 	store, err := cache.New(ctx, db, cache.Options{TTL: 30 * time.Second, Bus: cache.NewLocalBus()})
 	if err != nil {
@@ -80,22 +72,12 @@ func newHotEnv(tb testing.TB, rc *redis.Client, clientPerMinute int) *hotEnv {
 		tb.Fatal(err)
 	}
 	var (
-		limiter     permiso.RateLimiter     = memory.NewLimiter()
-		revocations permiso.RevocationStore = memory.NewRevocations()
+		limiter     permiso.RateLimiter     = inprocess.NewLimiter()
+		revocations permiso.RevocationStore = inprocess.NewRevocations()
 		checks      permiso.Checker
 	)
 	if rc != nil {
-		prefix := "permiso-test:hot:" + rand.Text()[:12] + ":"
-		tb.Cleanup(func() {
-			ctx := context.Background()
-			keys, err := rc.Universal().Keys(ctx, prefix+"*").Result()
-			if err == nil && len(keys) > 0 {
-				err = rc.Universal().Del(ctx, keys...).Err()
-			}
-			if err != nil {
-				tb.Errorf("cleaning up %s*: %v", prefix, err)
-			}
-		})
+		prefix := redisTestPrefix(tb, rc, "hot")
 		rl, rr := redis.NewLimiter(rc, prefix+"rate:"), redis.NewRevocations(rc, prefix+"token:")
 		limiter, revocations, checks = rl, rr, redis.NewChecker(rl, rr)
 	}
@@ -103,7 +85,7 @@ func newHotEnv(tb testing.TB, rc *redis.Client, clientPerMinute int) *hotEnv {
 	svc := oauth2.NewService(oauth2.Config{Issuer: "permiso-test"}, oauth2.Deps{
 		Users: store, Clients: store, Tokens: store, Sessions: store, Hasher: hasher, Signer: signer,
 		Revocations: revocations, Limiter: limiter, Checks: checks,
-		Lockout: memory.NewLockout(5, time.Minute),
+		Lockout: inprocess.NewLockout(5, time.Minute),
 	})
 	opts := testOptions()
 	high := permiso.Limit{Count: 1 << 30, Period: time.Minute}

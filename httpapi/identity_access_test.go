@@ -161,7 +161,7 @@ func TestAccessTable(t *testing.T) {
 			t.Parallel()
 			e := newIDEnv(t, b)
 			routes := idRoutes()
-			// Every route of issue 4 is in the table.
+			// Every route of users, roles and scopes is in the table.
 			for _, ri := range e.srv.routes {
 				method, path, _ := strings.Cut(ri.Pattern, " ")
 				if !strings.HasPrefix(path, "/api/v1/users") && !strings.HasPrefix(path, "/api/v1/roles") {

@@ -1,16 +1,12 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -20,21 +16,19 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/audit"
 	"github.com/permiso/permiso/commonpw"
 	"github.com/permiso/permiso/identity"
+	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/internal/smtptest"
+	"github.com/permiso/permiso/internal/testdb"
 	"github.com/permiso/permiso/jwt"
 	"github.com/permiso/permiso/mail"
-	"github.com/permiso/permiso/memory"
 	"github.com/permiso/permiso/oauth2"
-	"github.com/permiso/permiso/postgres"
 	"github.com/permiso/permiso/reports"
-	"github.com/permiso/permiso/sqlite"
 )
 
 // idEnv is the whole server on real parts for the users, roles and scopes
@@ -96,50 +90,11 @@ type idBackend struct {
 // idBackends is SQLite always, and PostgreSQL when
 // PERMISO_TEST_DATABASE_URL is set.
 func idBackends(t *testing.T) []idBackend {
-	bs := []idBackend{{"sqlite", func(t *testing.T) permiso.Store {
-		db, err := sqlite.Open(t.Context(), sqlite.Memory, sqlite.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		return db
-	}}}
-	if raw := os.Getenv("PERMISO_TEST_DATABASE_URL"); raw != "" {
-		bs = append(bs, idBackend{"postgres", func(t *testing.T) permiso.Store { return pgSchema(t, raw) }})
+	bs := []idBackend{{"sqlite", func(t *testing.T) permiso.Store { return testdb.SQLite(t) }}}
+	if testdb.HasPostgres() {
+		bs = append(bs, idBackend{"postgres", func(t *testing.T) permiso.Store { return testdb.Postgres(t, "httpapi") }})
 	}
 	return bs
-}
-
-// pgSchema opens PostgreSQL in a fresh schema, dropped when the test ends.
-func pgSchema(t *testing.T, raw string) permiso.Store {
-	t.Helper()
-	norm, err := postgres.NormalizeURL(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	schema := "permiso_httpapi_" + hex.EncodeToString(b)
-	exec := func(sql string) {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, norm)
-		if err != nil {
-			t.Fatalf("connect to PERMISO_TEST_DATABASE_URL: %v", err)
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, sql); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-	}
-	exec("CREATE SCHEMA " + schema)
-	t.Cleanup(func() { exec("DROP SCHEMA IF EXISTS " + schema + " CASCADE") })
-	db, err := postgres.Open(context.Background(), raw, postgres.Options{MaxConns: 8, SearchPath: schema})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	return db
 }
 
 func newIDEnv(t *testing.T, b idBackend) *idEnv {
@@ -158,7 +113,7 @@ func newIDEnv(t *testing.T, b idBackend) *idEnv {
 	auth := oauth2.NewService(oauth2.Config{Issuer: "permiso-test", PasswordPolicy: idPolicy, PreventReuseCount: 3,
 		PasswordMaxAge: 90 * 24 * time.Hour}, oauth2.Deps{
 		Users: db, Clients: db, Tokens: db, Sessions: db, Hasher: hasher, Signer: signer,
-		Revocations: memory.NewRevocations(), Lockout: memory.NewLockout(3, 30*time.Minute), Audit: aw,
+		Revocations: inprocess.NewRevocations(), Lockout: inprocess.NewLockout(3, 30*time.Minute), Audit: aw,
 	})
 	smtp := smtptest.Start(t, smtptest.Options{StartTLS: true})
 	mailer, err := mail.NewSMTP(mail.SMTPConfig{Host: smtp.Host, Port: smtp.Port, From: "permiso <noreply@example.com>",
@@ -221,15 +176,7 @@ func (e *idEnv) user(prefix string, superuser bool, roles ...string) permiso.Use
 // role creates a role holding the scopes (by name).
 func (e *idEnv) role(prefix string, scopes ...string) permiso.Role {
 	e.t.Helper()
-	var ids []uuid.UUID
-	for _, n := range scopes {
-		sc, err := e.db.GetScopeByName(e.ctx, n)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		ids = append(ids, sc.ID)
-	}
-	r, err := e.db.CreateRole(e.ctx, permiso.Role{Name: e.name(prefix)}, ids)
+	r, err := e.db.CreateRole(e.ctx, permiso.Role{Name: e.name(prefix)}, e.scopeIDs(scopes...))
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -265,24 +212,47 @@ func (e *idEnv) tryLogin(username, password, scope string) *httptest.ResponseRec
 	return w
 }
 
-// clientToken creates a confidential client with the scopes directly in
-// the store and gets a token for it through the real token endpoint.
-func (e *idEnv) clientToken(scopes ...string) string {
+// scopeIDs returns the ids of the scopes named.
+func (e *idEnv) scopeIDs(names ...string) []uuid.UUID {
 	e.t.Helper()
-	secret, hash := permiso.NewClientSecret()
 	var ids []uuid.UUID
-	for _, n := range scopes {
+	for _, n := range names {
 		sc, err := e.db.GetScopeByName(e.ctx, n)
 		if err != nil {
 			e.t.Fatal(err)
 		}
 		ids = append(ids, sc.ID)
 	}
-	id := e.name("client-")
-	if _, err := e.db.CreateServiceClient(e.ctx, permiso.ServiceClient{ClientID: id, SecretHash: hash, Name: id,
-		ClientType: "confidential", IsActive: true}, ids); err != nil {
+	return ids
+}
+
+// idStrings returns the ids as strings, as request bodies carry them.
+func idStrings(ids []uuid.UUID) []string {
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, id.String())
+	}
+	return out
+}
+
+// createClient creates a confidential client (its client_id made from
+// prefix) holding the scopes, directly in the store.
+func (e *idEnv) createClient(prefix string, scopes ...string) (clientID, secret string) {
+	e.t.Helper()
+	secret, hash := permiso.NewClientSecret()
+	clientID = e.name(prefix)
+	if _, err := e.db.CreateServiceClient(e.ctx, permiso.ServiceClient{ClientID: clientID, SecretHash: hash, Name: clientID,
+		ClientType: "confidential", IsActive: true}, e.scopeIDs(scopes...)); err != nil {
 		e.t.Fatal(err)
 	}
+	return clientID, secret
+}
+
+// clientToken creates a confidential client with the scopes directly in
+// the store and gets a token for it through the real token endpoint.
+func (e *idEnv) clientToken(scopes ...string) string {
+	e.t.Helper()
+	id, secret := e.createClient("client-", scopes...)
 	v := url.Values{"grant_type": {"client_credentials"}}
 	r := httptest.NewRequest(http.MethodPost, "/api/v1/auth/token", strings.NewReader(v.Encode()))
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -314,27 +284,7 @@ func (e *idEnv) hostile() *idEnv {
 // registered pattern's path); route "" skips it.
 func (e *idEnv) do(method, route, path, bearer string, body any) *httptest.ResponseRecorder {
 	e.t.Helper()
-	var r *http.Request
-	var b []byte
-	if body != nil {
-		var err error
-		if b, err = json.Marshal(body); err != nil {
-			e.t.Fatal(err)
-		}
-		r = httptest.NewRequest(method, path, bytes.NewReader(b))
-		r.Header.Set("Content-Type", "application/json")
-	} else {
-		r = httptest.NewRequest(method, path, nil)
-	}
-	if bearer != "" {
-		r.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	w := httptest.NewRecorder()
-	e.h.ServeHTTP(w, r)
-	if route != "" {
-		e.doc.exchange(e.t, route, r, b, w, e.hostileBytes)
-	}
-	return w
+	return exchangeJSON(e.t, e.h, e.doc, e.hostileBytes, method, route, path, bearer, body)
 }
 
 // expect checks the status and decodes a JSON object body.

@@ -110,7 +110,7 @@ func TestTokenScopesMeetCurrentRoles(t *testing.T) {
 	}
 	e.expect(e.do("GET", usersPath, usersPath, full, nil), 403, "scope taken from the role")
 	// An administrator by role or superuser is one whatever the token's
-	// scopes (the one definition of SPEC §5.2, on the current record).
+	// scopes (the one definition of docs/security-model.md, on the current record).
 	adm := e.user("boss", false, "admin")
 	e.expect(e.do("GET", usersPath, usersPath, e.login(adm.Username, idPassword, "read:profile").AccessToken, nil), 200, "role admin, narrow token")
 	su := e.user("super", true)

@@ -15,7 +15,7 @@ import (
 var errTooLarge = permiso.Errorf(codeTooLarge, "Request body too large")
 
 // decodeJSON decodes the request body, a single JSON value, into v.
-// Unknown object fields are ignored (SPEC §5). Every failure is a caller
+// Unknown object fields are ignored (docs/api.md). Every failure is a caller
 // error ready for writeError: 413 request_too_large when the body exceeds
 // the limit, 422 validation_error (with details) when the body is empty,
 // malformed, has trailing data or has a value of the wrong type.
@@ -100,7 +100,7 @@ func jsonTypeName(e *json.UnmarshalTypeError) string {
 }
 
 // timestamp formats t as RFC 3339 in UTC with a "Z" suffix, the format of
-// every time value in responses (SPEC §3).
+// every time value in responses (docs/api.md: RFC 3339 UTC with Z).
 func timestamp(t time.Time) string {
 	return t.UTC().Format(time.RFC3339Nano)
 }

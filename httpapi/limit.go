@@ -16,7 +16,7 @@ import (
 // (RATE_LIMIT_LOGIN, _REGISTER, _REFRESH, _SERVICE_TOKEN, _API).
 type limitKind string
 
-// The per-IP rate limits of SPEC §6.
+// The per-IP rate limits (docs/abuse-resistance.md).
 const (
 	limitLogin        limitKind = "login"
 	limitRegister     limitKind = "register"
@@ -31,7 +31,7 @@ const (
 	limitAccountToken limitKind = "account_token"
 )
 
-// RateLimits are the per-client-IP limits (SPEC §6); a zero Limit is
+// RateLimits are the per-client-IP limits (docs/abuse-resistance.md); a zero Limit is
 // disabled. cmd/permiso fills them from RATE_LIMIT_*.
 type RateLimits struct {
 	// Login: password grants and POST /auth/change-password; also, counted
@@ -68,7 +68,7 @@ func (s *server) limitOf(kind limitKind) permiso.Limit {
 }
 
 // oauthKind reports whether a limit guards an OAuth endpoint, whose 429
-// and 503 use the RFC 6749 envelope (SPEC §5.1).
+// and 503 use the RFC 6749 envelope (docs/oauth.md).
 func oauthKind(kind limitKind) bool {
 	return kind == limitLogin || kind == limitRefresh || kind == limitServiceToken
 }
@@ -102,7 +102,7 @@ func limitKey(kind limitKind, ip netip.Addr) string {
 	return "ip:" + string(kind) + ":" + addr
 }
 
-// errRateLimited is the management API's 429 (SPEC §5.2).
+// errRateLimited is the management API's 429 (docs/api.md).
 var errRateLimited = permiso.Errorf(permiso.ERATELIMIT, "Too many requests; retry later")
 
 // checkLimit counts the request under the per-IP limit of kind, sets the

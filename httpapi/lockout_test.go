@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"crypto/rand"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -13,11 +12,11 @@ import (
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/audit"
+	"github.com/permiso/permiso/inprocess"
+	"github.com/permiso/permiso/internal/testdb"
 	"github.com/permiso/permiso/jwt"
-	"github.com/permiso/permiso/memory"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/redis"
-	"github.com/permiso/permiso/sqlite"
 )
 
 // gatedHasher is the real hasher with every verification held at the
@@ -48,7 +47,7 @@ func (h *gatedHasher) Verify(ctx context.Context, password, encoded string) (boo
 func TestConcurrentLoginsRightPassword(t *testing.T) {
 	const maxAttempts, n = 5, 12
 	lockouts := map[string]func(t *testing.T) permiso.Lockout{
-		"memory": func(*testing.T) permiso.Lockout { return memory.NewLockout(maxAttempts, 30*time.Minute) },
+		"memory": func(*testing.T) permiso.Lockout { return inprocess.NewLockout(maxAttempts, 30*time.Minute) },
 		"redis": func(t *testing.T) permiso.Lockout {
 			u := os.Getenv("PERMISO_TEST_REDIS_URL")
 			if u == "" {
@@ -58,18 +57,8 @@ func TestConcurrentLoginsRightPassword(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			prefix := "permiso-test:login:" + rand.Text()[:12] + ":"
-			t.Cleanup(func() {
-				ctx := context.Background()
-				keys, err := rc.Universal().Keys(ctx, prefix+"*").Result()
-				if err == nil && len(keys) > 0 {
-					err = rc.Universal().Del(ctx, keys...).Err()
-				}
-				if err != nil {
-					t.Errorf("cleaning up %s*: %v", prefix, err)
-				}
-				rc.Close()
-			})
+			t.Cleanup(func() { rc.Close() }) // after the keys are deleted
+			prefix := redisTestPrefix(t, rc, "login")
 			return redis.NewLockout(rc, prefix, maxAttempts, 30*time.Minute)
 		},
 	}
@@ -77,14 +66,7 @@ func TestConcurrentLoginsRightPassword(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			lockout := newLockout(t)
 			ctx := t.Context()
-			db, err := sqlite.Open(ctx, sqlite.Memory, sqlite.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { db.Close() })
-			if _, err := db.MigrateUp(ctx); err != nil {
-				t.Fatal(err)
-			}
+			db := testdb.SQLite(t)
 			signer, err := jwt.New(ctx, jwt.Options{Algorithm: jwt.HS256, Secret: []byte("0123456789abcdef0123456789abcdef-login"), Issuer: "permiso-test"})
 			if err != nil {
 				t.Fatal(err)
@@ -103,9 +85,9 @@ func TestConcurrentLoginsRightPassword(t *testing.T) {
 			aw := audit.New(db, audit.Options{FlushInterval: 10 * time.Millisecond})
 			svc := oauth2.NewService(oauth2.Config{Issuer: "permiso-test"}, oauth2.Deps{
 				Users: db, Clients: db, Tokens: db, Sessions: db, Hasher: gate, Signer: signer,
-				Revocations: memory.NewRevocations(), Lockout: lockout, Audit: aw,
+				Revocations: inprocess.NewRevocations(), Lockout: lockout, Audit: aw,
 			})
-			h := NewServer(Deps{Options: testOptions(), Auth: svc, Keys: signer, Store: db, Audit: aw, Limiter: memory.NewLimiter()})
+			h := NewServer(Deps{Options: testOptions(), Auth: svc, Keys: signer, Store: db, Audit: aw, Limiter: inprocess.NewLimiter()})
 
 			results := make(chan *httptest.ResponseRecorder, n)
 			for range n {

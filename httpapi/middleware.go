@@ -53,7 +53,7 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // internal_error without internals, logged once with the request id and the
 // stack. If the response had already started, the connection is aborted
 // instead, so that the client never takes a truncated response for a
-// complete one (SPEC §6).
+// complete one (docs/abuse-resistance.md).
 func (s *server) recoverPanics(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w}
@@ -167,7 +167,7 @@ func (s *server) clientIP(next http.Handler) http.Handler {
 	})
 }
 
-// Security header values (SPEC §6). The slices are shared by every
+// Security header values (docs/security-model.md). The slices are shared by every
 // response; their capacity equals their length, so Header.Add copies
 // instead of writing into them.
 var (

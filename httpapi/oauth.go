@@ -132,7 +132,7 @@ func meta(r *http.Request) oauth2.RequestMeta {
 }
 
 // oauthErrorBody is the RFC 6749 §5.2 error response, with locked_until
-// for account_locked (SPEC §5.1).
+// for account_locked (docs/oauth.md).
 type oauthErrorBody struct {
 	Error            string `json:"error"`
 	ErrorDescription string `json:"error_description,omitempty"`
@@ -385,7 +385,7 @@ func (s *server) handleRevoke() http.Handler {
 }
 
 // handleLogout ends the caller's current session, or with {"all": true}
-// every session of the user (SPEC §5.1). The body is optional.
+// every session of the user (docs/oauth.md). The body is optional.
 func (s *server) handleLogout() http.Handler {
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		all := false
@@ -418,7 +418,7 @@ func (s *server) handleLogout() http.Handler {
 }
 
 // handleChangePassword lets a user whose password expired set a new one
-// with their current credentials (SPEC §5.1). Wrong credentials are the
+// with their current credentials (docs/oauth.md). Wrong credentials are the
 // token endpoint's invalid_grant; a new password that breaks the policy or
 // the history is 422 validation_error naming each broken rule.
 func (s *server) handleChangePassword() http.Handler {

@@ -12,7 +12,7 @@ import (
 	"github.com/permiso/permiso/identity"
 )
 
-// Permission checks (SPEC §5.2, ORIGINAL-API §2.4 #36-#38): may a user do
+// Permission checks (docs/api.md, "Permission checks"): may a user do
 // an action on a resource, by the rules of identity.Decide applied to the
 // user's current roles. They require admin:permissions (or is_superuser,
 // or role admin).
@@ -122,15 +122,11 @@ func (s *server) handlePermissionCheckBulk() http.Handler {
 
 // handleUserPermissions: GET /roles/permissions/user/{user_id}.
 func (s *server) handleUserPermissions() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
-		id, err := pathUUID(r, "user_id", "User")
-		if err != nil {
-			return err
-		}
+	return s.identityHandler(byID("user_id", "User", func(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
 		u, err := s.store.GetUser(r.Context(), id)
 		if err != nil {
 			return notFoundAs(err, "User not found")
 		}
 		return answer(w, http.StatusOK, identity.Permissions(u))
-	})
+	}))
 }

@@ -119,17 +119,13 @@ func (s *server) handleRoleCreate() http.Handler {
 
 // handleRoleGet: GET /roles/{role_id}.
 func (s *server) handleRoleGet() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
-		id, err := pathUUID(r, "role_id", "Role")
-		if err != nil {
-			return err
-		}
+	return s.identityHandler(byID("role_id", "Role", func(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
 		role, err := s.store.GetRole(r.Context(), id)
 		if err != nil {
 			return notFoundAs(err, "Role not found")
 		}
 		return answer(w, http.StatusOK, roleView(role))
-	})
+	}))
 }
 
 // handleRoleUpdate: PUT /roles/{role_id}.
@@ -157,16 +153,12 @@ func (s *server) roleUpdate(w http.ResponseWriter, r *http.Request, rawID string
 
 // handleRoleDelete: DELETE /roles/{role_id}; 409 while users hold it.
 func (s *server) handleRoleDelete() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
-		id, err := pathUUID(r, "role_id", "Role")
-		if err != nil {
-			return err
-		}
+	return s.identityHandler(byID("role_id", "Role", func(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
 		if _, err := s.ident.DeleteRole(r.Context(), actor(r), id); err != nil {
 			return err
 		}
 		return noContent(w)
-	})
+	}))
 }
 
 // handleRoleSub serves PUT /roles/{role_id}/scopes, registered as
@@ -281,17 +273,13 @@ func (s *server) handleScopeCreate() http.Handler {
 
 // handleScopeGet: GET /roles/scopes/{scope_id}.
 func (s *server) handleScopeGet() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
-		id, err := pathUUID(r, "scope_id", "Scope")
-		if err != nil {
-			return err
-		}
+	return s.identityHandler(byID("scope_id", "Scope", func(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
 		sc, err := s.store.GetScope(r.Context(), id)
 		if err != nil {
 			return notFoundAs(err, "Scope not found")
 		}
 		return answer(w, http.StatusOK, scopeView(sc))
-	})
+	}))
 }
 
 func (s *server) scopeUpdate(w http.ResponseWriter, r *http.Request, rawID string) error {
@@ -313,14 +301,10 @@ func (s *server) scopeUpdate(w http.ResponseWriter, r *http.Request, rawID strin
 // handleScopeDelete: DELETE /roles/scopes/{scope_id}; 409 while roles
 // hold it.
 func (s *server) handleScopeDelete() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
-		id, err := pathUUID(r, "scope_id", "Scope")
-		if err != nil {
-			return err
-		}
+	return s.identityHandler(byID("scope_id", "Scope", func(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
 		if _, err := s.ident.DeleteScope(r.Context(), actor(r), id); err != nil {
 			return err
 		}
 		return noContent(w)
-	})
+	}))
 }

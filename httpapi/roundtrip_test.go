@@ -33,7 +33,7 @@ func (h *redisCalls) ProcessPipelineHook(next goredis.ProcessPipelineHook) gored
 
 func (h *redisCalls) reset() { h.single.Store(0); h.pipelines.Store(0) }
 
-// TestOneRedisRoundTrip shows SPEC §7 on the real server over a real
+// TestOneRedisRoundTrip shows one Redis round trip per request (docs/abuse-resistance.md) on the real server over a real
 // Redis: a client-credentials token request (RATE_LIMIT_API,
 // RATE_LIMIT_SERVICE_TOKEN and the client's two limits), a bearer read
 // (RATE_LIMIT_API and the token's three revocation lookups) and an

@@ -6,7 +6,7 @@ package httpapi
 // registered without it.
 func (s *server) addRoutes(checks []HealthCheck) {
 	opts := s.opts
-	// Operational endpoints (SPEC §5.3).
+	// Operational endpoints.
 	s.handle("GET /{$}", accessPublic, handleRoot(opts))
 	s.handle("GET /health", accessPublic, handleHealth(s.logger, opts, checks, s.now))
 	s.handle("GET /health/live", accessPublic, handleLive())
@@ -24,7 +24,7 @@ func (s *server) addRoutes(checks []HealthCheck) {
 		api = ""
 	}
 
-	// OAuth 2.0 endpoints (SPEC §5.1). Introspection and revocation
+	// OAuth 2.0 endpoints (docs/oauth.md). Introspection and revocation
 	// authenticate their callers themselves (client credentials or bearer,
 	// RFC 7662 §2.1, RFC 7009 §2.1). The token and introspection endpoints
 	// settle their own limits (accessSettling, checks.go): the request's
@@ -42,7 +42,7 @@ func (s *server) addRoutes(checks []HealthCheck) {
 	s.handle("GET /.well-known/openid-configuration", accessPublic, s.handleMetadata())
 	s.handle("GET "+pathJWKS, accessPublic, s.handleJWKS())
 
-	// Users, roles and scopes (SPEC §5.2, issue 4). Static paths
+	// Users, roles and scopes (docs/api.md). Static paths
 	// (/users/me, /users/stats/overview, /roles/stats, ...) are more
 	// specific than the {id} patterns, so ServeMux never shadows them.
 	users := accessAdmin(scopeAdminUsers)
@@ -86,7 +86,7 @@ func (s *server) addRoutes(checks []HealthCheck) {
 	s.handle("POST "+api+"/roles/permissions/check-bulk", perms, s.handlePermissionCheckBulk())
 	s.handle("GET "+api+"/roles/permissions/user/{user_id}", perms, s.handleUserPermissions())
 
-	// Service clients, sessions, admin and audit (SPEC §5.2, issue 5).
+	// Service clients, sessions, admin and audit (docs/api.md).
 	clients := accessAdmin(scopeAdminClients)
 	s.handle("GET "+api+"/service-clients", clients, s.handleClientList())
 	s.handle("POST "+api+"/service-clients", clients, s.handleClientCreate())
@@ -115,7 +115,7 @@ func (s *server) addRoutes(checks []HealthCheck) {
 	s.handle("POST "+api+"/admin/maintenance/cleanup", accessAdmin(scopeAdminSystem), s.handleMaintenanceCleanup())
 	s.handle("GET "+api+"/admin/logs/errors", accessAdmin(scopeAdminLogs), s.handleErrorLogs())
 
-	// OpenAPI document and documentation pages (SPEC §5.3); each disabled
+	// OpenAPI document and documentation pages (docs/api.md); each disabled
 	// by an empty OPENAPI_URL, DOCS_URL or REDOC_URL.
 	s.addDocsRoutes()
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/permiso/permiso/reports"
 )
 
-// DefaultMaxBodyBytes is the default request body limit (SPEC §5: 1 MiB).
+// DefaultMaxBodyBytes is the default request body limit (1 MiB, docs/api.md).
 const DefaultMaxBodyBytes = 1 << 20
 
 // DefaultHealthCheckTimeout bounds each health check by default.

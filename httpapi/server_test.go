@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -12,51 +11,14 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/permiso/permiso/internal/testlog"
 )
 
 var fixedNow = time.Date(2025, 7, 27, 13, 34, 30, 0, time.FixedZone("CEST", 2*3600))
-
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// records returns the JSON log records whose msg is msg.
-func (b *syncBuffer) records(t *testing.T, msg string) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(b.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		var rec map[string]any
-		if err := json.Unmarshal([]byte(line), &rec); err != nil {
-			t.Fatalf("log line is not JSON: %q", line)
-		}
-		if rec["msg"] == msg {
-			out = append(out, rec)
-		}
-	}
-	return out
-}
 
 var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 
@@ -73,12 +35,12 @@ func testOptions() Options {
 
 type testServer struct {
 	h   http.Handler
-	log *syncBuffer
+	log *testlog.Buffer
 }
 
 func newTestServer(t *testing.T, opts Options, checks []HealthCheck, routes func(*http.ServeMux)) *testServer {
 	t.Helper()
-	log := &syncBuffer{}
+	log := &testlog.Buffer{}
 	h := NewServer(Deps{
 		Logger:     slog.New(slog.NewJSONHandler(log, nil)),
 		Options:    opts,
@@ -211,7 +173,7 @@ func TestUnhealthy(t *testing.T) {
 		t.Errorf("cache = %v", checks["cache"])
 	}
 	// The operator sees the real error in the log, with the request id.
-	recs := s.log.records(t, "health check failed")
+	recs := s.log.Records(t, "health check failed")
 	if len(recs) != 1 || recs[0]["error"] != secretErr || recs[0]["request_id"] != w.Header().Get("X-Request-Id") {
 		t.Errorf("health failure log = %v", recs)
 	}
@@ -334,7 +296,7 @@ func TestPanicRecovery(t *testing.T) {
 	if w.Header().Get("X-Leak") != "" {
 		t.Error("headers set by the panicking handler survived")
 	}
-	recs := s.log.records(t, "panic serving request")
+	recs := s.log.Records(t, "panic serving request")
 	if len(recs) != 1 {
 		t.Fatalf("panic logged %d times", len(recs))
 	}
@@ -342,10 +304,10 @@ func TestPanicRecovery(t *testing.T) {
 		!strings.Contains(recs[0]["stack"].(string), "server_test.go") {
 		t.Errorf("panic record = %v", recs[0])
 	}
-	if n := len(s.log.records(t, "internal error")); n != 0 {
+	if n := len(s.log.Records(t, "internal error")); n != 0 {
 		t.Errorf("panic logged again as internal error (%d)", n)
 	}
-	access := s.log.records(t, "request")
+	access := s.log.Records(t, "request")
 	if len(access) != 1 || access[0]["status"] != float64(500) || access[0]["route"] != "GET /panic" {
 		t.Errorf("access log = %v", access)
 	}
@@ -608,7 +570,7 @@ func TestAccessLog(t *testing.T) {
 	if len(lines) != 1 {
 		t.Fatalf("want one log line, got %d: %s", len(lines), s.log)
 	}
-	recs := s.log.records(t, "request")
+	recs := s.log.Records(t, "request")
 	if len(recs) != 1 {
 		t.Fatalf("records: %v", recs)
 	}
@@ -628,7 +590,7 @@ func TestAccessLog(t *testing.T) {
 	}
 
 	s.get("/nope")
-	recs = s.log.records(t, "request")
+	recs = s.log.Records(t, "request")
 	if len(recs) != 2 || recs[1]["status"] != float64(404) || recs[1]["route"] != "" {
 		t.Errorf("404 record: %v", recs)
 	}

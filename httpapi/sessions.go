@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/google/uuid"
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/reports"
 )
@@ -106,17 +107,13 @@ func (s *server) handleSessionDelete() http.Handler {
 		Message   string `json:"message"`
 		SessionID string `json:"session_id"`
 	}
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
-		id, err := pathUUID(r, "session_id", "Session")
-		if err != nil {
-			return err
-		}
+	return s.identityHandler(byID("session_id", "Session", func(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
 		x, err := s.ident.EndSession(r.Context(), actor(r), id)
 		if err != nil {
 			return err
 		}
 		return answer(w, http.StatusOK, response{Message: "Session invalidated successfully", SessionID: x.ID.String()})
-	})
+	}))
 }
 
 // handleSessionDeleteAll answers DELETE /sessions: every active session
@@ -150,18 +147,14 @@ func (s *server) handleSessionRenew() http.Handler {
 		SessionID string `json:"session_id"`
 		ExpiresAt string `json:"expires_at"`
 	}
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
-		id, err := pathUUID(r, "session_id", "Session")
-		if err != nil {
-			return err
-		}
+	return s.identityHandler(byID("session_id", "Session", func(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
 		renewed, err := s.ident.RenewSession(r.Context(), actor(r), id)
 		if err != nil {
 			return err
 		}
 		return answer(w, http.StatusOK, response{Message: "Session renewed successfully", SessionID: renewed.ID.String(),
 			ExpiresAt: timestamp(renewed.ExpiresAt)})
-	})
+	}))
 }
 
 // handleSessionStats answers GET /sessions/stats (admin:sessions;

@@ -280,44 +280,32 @@ func (s *server) handleUpdateMe() http.Handler {
 
 // handleUserGet: GET /users/{user_id} (self or admin:users).
 func (s *server) handleUserGet() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
-		id, err := pathUUID(r, "user_id", "User")
-		if err != nil {
-			return err
-		}
+	return s.identityHandler(byID("user_id", "User", func(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
 		u, err := s.ident.GetUser(r.Context(), id)
 		if err != nil {
 			return err
 		}
 		return answer(w, http.StatusOK, userView(u))
-	})
+	}))
 }
 
 // handleUserUpdate: PUT /users/{user_id} (self: profile fields only;
 // admin:users: everything).
 func (s *server) handleUserUpdate() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
-		id, err := pathUUID(r, "user_id", "User")
-		if err != nil {
-			return err
-		}
+	return s.identityHandler(byID("user_id", "User", func(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
 		return s.updateUser(w, r, actor(r), id)
-	})
+	}))
 }
 
 // handleUserDelete: DELETE /users/{user_id} (self, except administrators;
 // admin:users for others).
 func (s *server) handleUserDelete() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
-		id, err := pathUUID(r, "user_id", "User")
-		if err != nil {
-			return err
-		}
+	return s.identityHandler(byID("user_id", "User", func(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
 		if _, err := s.ident.DeleteUser(r.Context(), actor(r), id); err != nil {
 			return err
 		}
 		return noContent(w)
-	})
+	}))
 }
 
 type passwordBody struct {
@@ -347,13 +335,9 @@ func (s *server) handleMyPassword() http.Handler {
 }
 
 func (s *server) handleUserPassword() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
-		id, err := pathUUID(r, "user_id", "User")
-		if err != nil {
-			return err
-		}
+	return s.identityHandler(byID("user_id", "User", func(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
 		return s.changePassword(w, r, actor(r), id)
-	})
+	}))
 }
 
 // handleUserList: GET /users (admin:users): search, is_active,
@@ -395,11 +379,7 @@ func (s *server) handleUserCreate() http.Handler {
 
 // handleUserRoles: PUT /users/{user_id}/roles (admin:users).
 func (s *server) handleUserRoles() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
-		id, err := pathUUID(r, "user_id", "User")
-		if err != nil {
-			return err
-		}
+	return s.identityHandler(byID("user_id", "User", func(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
 		var b struct {
 			RoleIDs []string `json:"role_ids"`
 		}
@@ -411,22 +391,18 @@ func (s *server) handleUserRoles() http.Handler {
 			return err
 		}
 		return answer(w, http.StatusOK, userView(u))
-	})
+	}))
 }
 
 // handleUserUnlock: POST /users/{user_id}/unlock (admin:users).
 func (s *server) handleUserUnlock() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
-		id, err := pathUUID(r, "user_id", "User")
-		if err != nil {
-			return err
-		}
+	return s.identityHandler(byID("user_id", "User", func(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
 		u, err := s.ident.Unlock(r.Context(), actor(r), id)
 		if err != nil {
 			return err
 		}
 		return answer(w, http.StatusOK, map[string]any{"message": msgUnlocked, "user": userView(u)})
-	})
+	}))
 }
 
 // handleUserStats: GET /users/stats/overview (admin:users;

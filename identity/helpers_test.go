@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,30 +17,15 @@ import (
 	"github.com/permiso/permiso/audit"
 	"github.com/permiso/permiso/commonpw"
 	"github.com/permiso/permiso/identity"
+	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/internal/smtptest"
+	"github.com/permiso/permiso/internal/testclock"
+	"github.com/permiso/permiso/internal/testdb"
 	"github.com/permiso/permiso/jwt"
 	"github.com/permiso/permiso/mail"
-	"github.com/permiso/permiso/memory"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/sqlite"
 )
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 const (
 	goodPassword  = "Correct-Horse-9-battery"
@@ -58,7 +42,7 @@ type env struct {
 	t      *testing.T
 	ctx    context.Context
 	db     *sqlite.DB
-	clock  *clock
+	clock  *testclock.Clock
 	auth   *oauth2.Service
 	svc    *identity.Service
 	smtp   *smtptest.Server
@@ -72,15 +56,8 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	ctx := t.Context()
-	db, err := sqlite.Open(ctx, sqlite.Memory, sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.MigrateUp(ctx); err != nil {
-		t.Fatal(err)
-	}
-	clk := &clock{t: time.Now().UTC().Truncate(time.Second)}
+	db := testdb.SQLite(t)
+	clk := testclock.New(time.Now().UTC().Truncate(time.Second))
 	signer, err := jwt.New(ctx, jwt.Options{Algorithm: jwt.HS256, Secret: []byte("0123456789abcdef0123456789abcdef-identity"), Issuer: "permiso-test", Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -88,8 +65,8 @@ func newEnv(t *testing.T) *env {
 	hasher := argon2id.New(argon2id.Options{Params: argon2id.TestParams()})
 	auth := oauth2.NewService(oauth2.Config{Issuer: "permiso-test", PasswordPolicy: policy, PreventReuseCount: 3, PasswordMaxAge: 90 * 24 * time.Hour}, oauth2.Deps{
 		Users: db, Clients: db, Tokens: db, Sessions: db, Hasher: hasher, Signer: signer,
-		Revocations: memory.NewRevocations(memory.WithNow(clk.Now)),
-		Lockout:     memory.NewLockout(3, 30*time.Minute, memory.WithNow(clk.Now)),
+		Revocations: inprocess.NewRevocations(inprocess.WithNow(clk.Now)),
+		Lockout:     inprocess.NewLockout(3, 30*time.Minute, inprocess.WithNow(clk.Now)),
 		Now:         clk.Now,
 	})
 	srv := smtptest.Start(t, smtptest.Options{StartTLS: true})

@@ -11,7 +11,7 @@ import (
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/identity"
-	"github.com/permiso/permiso/memory"
+	"github.com/permiso/permiso/inprocess"
 )
 
 // TestChangeOwnPassword: current password required, policy and history
@@ -231,7 +231,7 @@ func TestMailLimit(t *testing.T) {
 	e := newEnv(t)
 	e.svc = identity.New(identity.Config{Policy: policy, LinkBaseURL: "https://auth.example.com", MailLimit: permiso.Limit{Count: 2, Period: time.Hour}},
 		identity.Deps{Store: e.db, Hasher: argon2id.New(argon2id.Options{Params: argon2id.TestParams()}), Sessions: e.auth,
-			Mailer: e.mailer, Limiter: memory.NewLimiter(), Now: e.clock.Now})
+			Mailer: e.mailer, Limiter: inprocess.NewLimiter(), Now: e.clock.Now})
 	u := e.register("wes", "wes@example.com", goodPassword)
 	e.mailTo(u.Email) // verification
 	for range 4 {
@@ -246,7 +246,7 @@ func TestMailLimit(t *testing.T) {
 }
 
 // TestWrongCurrentPasswordLocks: a wrong current password in a password
-// change is a failed login attempt (SPEC §6), so a stolen access token is
+// change is a failed login attempt (docs/abuse-resistance.md, "Lockout"), so a stolen access token is
 // no unlimited password oracle: after MAX_LOGIN_ATTEMPTS (3 here) wrong
 // ones the account is locked for logins and for changes alike, the right
 // password included, until an admin unlocks it.

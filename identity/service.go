@@ -13,7 +13,7 @@ import (
 	"github.com/permiso/permiso"
 )
 
-// Default lifetimes of mailed tokens (SPEC §5.2, issue 4).
+// Default lifetimes of mailed tokens (docs/security-model.md, "Mailed tokens").
 const (
 	DefaultResetTokenLifetime        = time.Hour
 	DefaultVerificationTokenLifetime = 48 * time.Hour
@@ -55,7 +55,7 @@ type Sessions interface {
 	RenewSession(ctx context.Context, sid uuid.UUID) (permiso.Session, error)
 }
 
-// Lockout is the failed-login lockout of SPEC §6 (oauth2.Service).
+// Lockout is the failed-login lockout (docs/abuse-resistance.md) (oauth2.Service).
 type Lockout interface {
 	// Unlock clears the lockout of an account, named by its username.
 	Unlock(ctx context.Context, username string) error

@@ -1,7 +1,6 @@
 package importer_test
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -15,17 +14,16 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"golang.org/x/crypto/argon2"
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/importer"
+	"github.com/permiso/permiso/inprocess"
+	"github.com/permiso/permiso/internal/testdb"
 	"github.com/permiso/permiso/jwt"
-	"github.com/permiso/permiso/memory"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/postgres"
-	"github.com/permiso/permiso/sqlite"
 )
 
 // originalHash hashes secret as the original service did: Argon2id with
@@ -60,16 +58,7 @@ func randomName(prefix string) string {
 // exec runs sql on a short-lived connection to dsn.
 func exec(t *testing.T, dsn, sql string, args ...any) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, sql, args...); err != nil {
-		t.Fatalf("exec %q: %v", sql, err)
-	}
+	testdb.Exec(t, dsn, sql, args...)
 }
 
 // original is a throw-away schema holding the original service's tables
@@ -225,14 +214,7 @@ func targets(t *testing.T) []target {
 	base := testDatabaseURL(t)
 	return []target{
 		{"sqlite", func(t *testing.T) permiso.Store {
-			db, err := sqlite.Open(t.Context(), sqlite.Memory, sqlite.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { db.Close() })
-			if _, err := db.MigrateUp(t.Context()); err != nil {
-				t.Fatal(err)
-			}
+			db := testdb.SQLite(t)
 			return db
 		}},
 		{"postgres", func(t *testing.T) permiso.Store {
@@ -455,7 +437,7 @@ func loginAndClient(t *testing.T, store permiso.Store, hasher *argon2id.Hasher, 
 	}
 	svc := oauth2.NewService(oauth2.Config{Issuer: "permiso-test"}, oauth2.Deps{
 		Users: store, Clients: store, Tokens: store, Sessions: store, Hasher: hasher,
-		Signer: signer, Revocations: memory.NewRevocations(),
+		Signer: signer, Revocations: inprocess.NewRevocations(),
 	})
 	meta := oauth2.RequestMeta{IP: netip.MustParseAddr("127.0.0.1"), RequestID: "import-test"}
 	token := func(form url.Values, auth string) (oauth2.TokenResponse, error) {

@@ -12,19 +12,12 @@ import (
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/importer"
-	"github.com/permiso/permiso/sqlite"
+	"github.com/permiso/permiso/internal/testdb"
 )
 
 func sqliteTarget(t *testing.T) permiso.Store {
 	t.Helper()
-	db, err := sqlite.Open(t.Context(), sqlite.Memory, sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.MigrateUp(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	db := testdb.SQLite(t)
 	return db
 }
 

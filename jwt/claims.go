@@ -14,7 +14,7 @@ import (
 )
 
 // claims is the JSON payload of an access token (RFC 9068 §2.2 plus the
-// original service's claims, SPEC §4). Field order, and so the encoding, is
+// original service's claims, docs/oauth.md). Field order, and so the encoding, is
 // fixed by the struct.
 type claims struct {
 	Issuer      string       `json:"iss"`
@@ -106,7 +106,7 @@ func nilIfEmpty(s []string) []string {
 // Validate implements [gojwt.ClaimsValidator]. It runs after the signature
 // and the registered claims have been checked, and requires what the
 // library leaves optional: iat and jti (RFC 9068 §2.2), sub, and a token
-// kind that is a bearer token ("access" or "service"; SPEC §4).
+// kind that is a bearer token ("access" or "service"; docs/oauth.md).
 func (c *claims) Validate() error {
 	switch {
 	case c.IssuedAt == nil:

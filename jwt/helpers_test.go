@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/internal/testclock"
 )
 
 const (
@@ -101,27 +102,10 @@ func (f *fakeKeyStore) listCalls() int {
 	return f.lists
 }
 
-// clock is a settable time source.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// newClock returns a fake clock at testStart.
+func newClock() *testclock.Clock { return testclock.New(testStart) }
 
-func newClock() *clock { return &clock{t: testStart} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-func testOptions(alg string, store permiso.KeyStore, clk *clock) Options {
+func testOptions(alg string, store permiso.KeyStore, clk *testclock.Clock) Options {
 	return Options{
 		Algorithm:        alg,
 		Secret:           testSecret,

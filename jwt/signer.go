@@ -40,7 +40,7 @@ const (
 	// DefaultReloadInterval is Options.ReloadInterval when it is zero.
 	DefaultReloadInterval = time.Minute
 	// MinHMACSecretLength is the shortest accepted current HS* secret, in
-	// bytes (SPEC §2: JWT_SECRET_KEY has at least 32 bytes).
+	// bytes (JWT_SECRET_KEY has at least 32 bytes, README).
 	MinHMACSecretLength = 32
 	// maxTokenLength bounds the input of Verify so that garbage cannot make
 	// it decode megabytes.

@@ -13,7 +13,7 @@ import (
 )
 
 // ScopeAdminTokens lets a bearer introspect and revoke any token
-// (SPEC §5.1).
+// (docs/oauth.md).
 const ScopeAdminTokens = "admin:tokens"
 
 // Principal is the authenticated subject of a bearer access token: a user
@@ -54,7 +54,7 @@ func (p Principal) IsUser() bool { return p.User != nil }
 func (p Principal) IsClient() bool { return p.Client != nil }
 
 // IsAdmin reports whether the principal is an administrator by the one
-// definition of SPEC §5.2: a user who is a superuser or holds the role
+// definition of docs/security-model.md: a user who is a superuser or holds the role
 // "admin" (checked on the current user record, not the token's claims).
 // Routes that also admit a specific admin:* scope use Can.
 func (p Principal) IsAdmin() bool {
@@ -62,7 +62,7 @@ func (p Principal) IsAdmin() bool {
 }
 
 // Can reports whether the principal is an admin or holds scope: the
-// SPEC §5.2 rule "is_superuser, or role admin, or the specific admin:*
+// docs/security-model.md rule "is_superuser, or role admin, or the specific admin:*
 // scope".
 func (p Principal) Can(scope string) bool { return p.IsAdmin() || p.HasScope(scope) }
 

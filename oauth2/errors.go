@@ -43,7 +43,7 @@ type Error struct {
 }
 
 // RFC 6749 §5.2 errors, and the additional errors of permiso's token
-// endpoint (SPEC §5.1). Use the With* methods to derive a specific error;
+// endpoint (docs/oauth.md, "Error codes"). Use the With* methods to derive a specific error;
 // never modify these values.
 var (
 	ErrInvalidRequest = &Error{Code: "invalid_request", Status: http.StatusBadRequest,

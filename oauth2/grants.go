@@ -30,7 +30,7 @@ const (
 	ActionRevokeOthers        = "session.revoke_others"
 	ActionPasswordChange      = "password.change"
 	// ActionLoginLocked: a username (known or not) reached
-	// MAX_LOGIN_ATTEMPTS consecutive failures and is locked (SPEC §6).
+	// MAX_LOGIN_ATTEMPTS consecutive failures and is locked (docs/abuse-resistance.md, "Lockout").
 	ActionLoginLocked = "login.locked"
 	// ActionLoginTooManyAttempts: a login (or current-password check) was
 	// refused with too_many_attempts because as many password checks for
@@ -304,7 +304,7 @@ func (s *Service) reuseDetected(ctx context.Context, t permiso.RefreshToken, met
 
 // clientCredentialsGrant is the client credentials grant (RFC 6749 §4.4):
 // confidential clients only (§4.4 "MUST only be used by confidential
-// clients"), within the client's own rate limits (SPEC §5.2, §6).
+// clients"), within the client's own rate limits (docs/abuse-resistance.md).
 //
 // record is the client authentication's record (authenticateClient), run
 // once the request's limits have admitted it.
@@ -471,7 +471,7 @@ func (s *Service) issueService(ctx context.Context, g *grant, meta RequestMeta) 
 	}, nil
 }
 
-// signUserAccess signs a user's access token (SPEC §4 claims).
+// signUserAccess signs a user's access token (docs/oauth.md, "Access tokens").
 func (s *Service) signUserAccess(ctx context.Context, u *permiso.User, sid uuid.UUID, scopes []string, client *permiso.ServiceClient, now time.Time) (string, error) {
 	c := permiso.AccessClaims{
 		Subject: u.ID.String(), Type: permiso.TokenTypeAccess, SessionID: sid.String(),

@@ -630,15 +630,7 @@ func TestClientAllowedIPs(t *testing.T) {
 func TestClientPreviousSecretOverlap(t *testing.T) {
 	e := newEnv(t)
 	c, oldSecret := e.createClient("svc", nil, "read:profile")
-	newSecret, newHash := permiso.NewClientSecret()
-	until := e.clock.Now().Add(time.Hour)
-	if _, err := e.db.UpdateServiceClient(e.ctx, c.ID, func(x *permiso.ServiceClient) error {
-		prev := x.SecretHash
-		x.PreviousSecretHash, x.PreviousSecretExpiresAt, x.SecretHash = &prev, &until, newHash
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	newSecret := e.rotateSecret(c, time.Hour)
 	form := url.Values{"grant_type": {"client_credentials"}}
 	for _, s := range []string{oldSecret, newSecret} {
 		if _, err := e.token(form, basic("svc", s)); err != nil {

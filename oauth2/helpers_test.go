@@ -15,30 +15,13 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/argon2id"
+	"github.com/permiso/permiso/inprocess"
+	"github.com/permiso/permiso/internal/testclock"
+	"github.com/permiso/permiso/internal/testdb"
 	"github.com/permiso/permiso/jwt"
-	"github.com/permiso/permiso/memory"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/sqlite"
 )
-
-// clock is a fake clock shared by the service, the signer and the
-// revocation store.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // recorder is an Auditor that keeps every event.
 type recorder struct {
@@ -75,7 +58,7 @@ type env struct {
 	t      *testing.T
 	ctx    context.Context
 	db     *sqlite.DB
-	clock  *clock
+	clock  *testclock.Clock
 	rev    permiso.RevocationStore
 	signer *jwt.Signer
 	hasher *argon2id.Hasher
@@ -91,22 +74,15 @@ type envOption func(*oauth2.Config, *oauth2.Deps)
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
 	ctx := t.Context()
-	db, err := sqlite.Open(ctx, sqlite.Memory, sqlite.Options{})
-	if err != nil {
-		t.Fatalf("sqlite.Open: %v", err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.MigrateUp(ctx); err != nil {
-		t.Fatalf("MigrateUp: %v", err)
-	}
-	clk := &clock{t: time.Now().UTC().Truncate(time.Second)}
+	db := testdb.SQLite(t)
+	clk := testclock.New(time.Now().UTC().Truncate(time.Second))
 	signer, err := jwt.New(ctx, jwt.Options{Algorithm: jwt.HS256, Secret: []byte(testSecret), Issuer: testIssuer, Now: clk.Now})
 	if err != nil {
 		t.Fatalf("jwt.New: %v", err)
 	}
 	e := &env{
 		t: t, ctx: ctx, db: db, clock: clk, signer: signer,
-		rev:    memory.NewRevocations(memory.WithNow(clk.Now)),
+		rev:    inprocess.NewRevocations(inprocess.WithNow(clk.Now)),
 		hasher: argon2id.New(argon2id.Options{Params: argon2id.TestParams()}),
 		audit:  &recorder{},
 		roles:  map[string]permiso.Role{},
@@ -307,3 +283,20 @@ func wantOAuth(t *testing.T, err error, code string, status int) *oauth2.Error {
 }
 
 func scopesOf(p oauth2.Principal) []string { return slices.Clone(p.Claims.Scopes) }
+
+// rotateSecret gives client c a new secret, as a rotation with an overlap
+// does: the current one stays valid as the previous secret for overlap.
+// It returns the new secret.
+func (e *env) rotateSecret(c permiso.ServiceClient, overlap time.Duration) string {
+	e.t.Helper()
+	newSecret, newHash := permiso.NewClientSecret()
+	until := e.clock.Now().Add(overlap)
+	if _, err := e.db.UpdateServiceClient(e.ctx, c.ID, func(x *permiso.ServiceClient) error {
+		prev := x.SecretHash
+		x.PreviousSecretHash, x.PreviousSecretExpiresAt, x.SecretHash = &prev, &until, newHash
+		return nil
+	}); err != nil {
+		e.t.Fatal(err)
+	}
+	return newSecret
+}

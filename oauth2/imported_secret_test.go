@@ -97,22 +97,14 @@ func TestImportedClientSecretRefusals(t *testing.T) {
 func TestImportedPreviousSecretDuringOverlap(t *testing.T) {
 	e := newEnv(t)
 	c, oldSecret := e.importedClient("svc", nil)
-	newSecret, newHash := permiso.NewClientSecret()
-	until := e.clock.Now().Add(time.Hour)
-	if _, err := e.db.UpdateServiceClient(e.ctx, c.ID, func(x *permiso.ServiceClient) error {
-		prev := x.SecretHash
-		x.PreviousSecretHash, x.PreviousSecretExpiresAt, x.SecretHash = &prev, &until, newHash
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	newSecret := e.rotateSecret(c, time.Hour)
 	form := url.Values{"grant_type": {"client_credentials"}}
 	for _, s := range []string{oldSecret, newSecret, oldSecret} {
 		if _, err := e.token(form, basic("svc", s)); err != nil {
 			t.Fatalf("during the overlap: %v", err)
 		}
 	}
-	if got := e.secretHash(c); got != newHash {
+	if got := e.secretHash(c); got != permiso.HashToken(newSecret) {
 		t.Errorf("current hash = %q, want the rotated one", got)
 	}
 	e.clock.Advance(time.Hour)

@@ -62,7 +62,7 @@ func (c Caller) identity() identity {
 func (c Caller) none() bool { return c.Principal == nil && c.Client == nil }
 
 // admin reports whether the caller may act on any token: a bearer that is
-// an admin or holds admin:tokens (SPEC §5.1, §5.2).
+// an admin or holds admin:tokens (docs/oauth.md).
 func (c Caller) admin() bool { return c.Principal != nil && c.Principal.Can(ScopeAdminTokens) }
 
 // owns reports whether the caller is the token's owner: the same user, or
@@ -80,7 +80,7 @@ func looksLikeJWT(token string) bool { return strings.Count(token, ".") == 2 }
 
 var errNoCaller = permiso.Errorf(permiso.EUNAUTHORIZED, "Authentication required")
 
-// Introspect answers RFC 7662 introspection (SPEC §5.1). Allowed callers:
+// Introspect answers RFC 7662 introspection (docs/oauth.md). Allowed callers:
 // any service client authenticated by its credentials and any bearer that
 // is an admin or holds admin:tokens (any token), or the owner of the token
 // (a user asking about their own token, a client about tokens issued to

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/permiso/permiso"
-	"github.com/permiso/permiso/memory"
+	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/redis"
 )
@@ -19,8 +19,8 @@ import (
 // minutes) and limiter on the env's fake clock.
 func withAbuse(max int) envOption {
 	return func(_ *oauth2.Config, d *oauth2.Deps) {
-		d.Lockout = memory.NewLockout(max, 30*time.Minute, memory.WithNow(d.Now))
-		d.Limiter = memory.NewLimiter(memory.WithNow(d.Now))
+		d.Lockout = inprocess.NewLockout(max, 30*time.Minute, inprocess.WithNow(d.Now))
+		d.Limiter = inprocess.NewLimiter(inprocess.WithNow(d.Now))
 	}
 }
 
@@ -28,7 +28,7 @@ const wrongPassword = "Wrong-Horse-9-battery"
 
 // TestLockout: MAX_LOGIN_ATTEMPTS failures lock a username, known or not,
 // with the same answers for both; no password is checked while locked;
-// the lock does not slide and ends after LOCKOUT_DURATION (SPEC §6).
+// the lock does not slide and ends after LOCKOUT_DURATION (docs/abuse-resistance.md, "Lockout").
 func TestLockout(t *testing.T) {
 	e := newEnv(t, withAbuse(3))
 	u := e.createUser("alice", goodPassword, permiso.RoleUser)
@@ -222,7 +222,7 @@ func TestLockoutTooManyAttempts(t *testing.T) {
 }
 
 // TestLockoutChangePassword: POST /auth/change-password counts toward the
-// lockout and is refused while locked (SPEC §5.1).
+// lockout and is refused while locked (docs/oauth.md).
 func TestLockoutChangePassword(t *testing.T) {
 	e := newEnv(t, withAbuse(2))
 	e.createUser("dave", goodPassword, permiso.RoleUser)
@@ -237,7 +237,7 @@ func TestLockoutChangePassword(t *testing.T) {
 }
 
 // TestLockoutUnavailable: with the lockout store unreachable, logins fail
-// closed with 503 and issue nothing (SPEC §6 failure policy).
+// closed with 503 and issue nothing (docs/abuse-resistance.md, "Failure policy").
 func TestLockoutUnavailable(t *testing.T) {
 	c, err := redis.Open("redis://127.0.0.1:1/0", redis.Options{DialTimeout: 100 * time.Millisecond,
 		Timeout: 100 * time.Millisecond, MaxRetries: -1, DialAttempts: 1})

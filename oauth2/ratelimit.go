@@ -30,7 +30,7 @@ func clientLimits(c *permiso.ServiceClient) (minute, hour permiso.Limit) {
 }
 
 // allowClient counts a client-credentials request against the client's
-// own limits (SPEC §5.2: rate_limit_per_minute and rate_limit_per_hour are
+// own limits (docs/api.md, "Service clients": rate_limit_per_minute and rate_limit_per_hour are
 // enforced), in one atomic step for both. It returns the tighter of the
 // two results for the RateLimit-* headers, or rate_limit_exceeded (429,
 // Retry-After) when either is exhausted. Limiter errors are returned as

@@ -11,7 +11,7 @@ import (
 	"github.com/permiso/permiso"
 )
 
-// Revoke implements RFC 7009 token revocation (SPEC §5.1).
+// Revoke implements RFC 7009 token revocation (docs/oauth.md, "Revocation").
 //
 //   - Unknown, malformed, expired or already revoked tokens give nil: the
 //     endpoint answers 200 (RFC 7009 §2.2, "invalid tokens do not cause an
@@ -233,16 +233,11 @@ func (s *Service) RevokeAllForUser(ctx context.Context, userID uuid.UUID, reason
 	}); err != nil {
 		return 0, err
 	}
-	sessions, err := s.deps.Sessions.RevokeUserSessions(ctx, userID, nil, reason, now)
+	n, err := s.endSessions(ctx, userID, reason, now)
 	if err != nil {
 		return 0, err
 	}
 	exp := s.sessionRevocationExpiry(now)
-	for _, x := range sessions {
-		if err := s.deps.Revocations.RevokeSession(ctx, x.ID.String(), exp); err != nil {
-			return 0, err
-		}
-	}
 	// The subject cutoff also catches access tokens of sessions that were
 	// no longer active (expired), without a database read on any instance.
 	if err := s.deps.Revocations.RevokeSubjectBefore(ctx, userID.String(), cutoff, exp); err != nil {
@@ -250,9 +245,9 @@ func (s *Service) RevokeAllForUser(ctx context.Context, userID uuid.UUID, reason
 	}
 	s.audit(ctx, metaFrom(ctx), permiso.AuditEvent{ActorType: "system", Action: ActionRevokeAll, Result: "success",
 		TargetType: ptr("user"), TargetID: ptr(userID.String()),
-		Details: map[string]any{"reason": reason, "sessions_terminated": len(sessions)}})
+		Details: map[string]any{"reason": reason, "sessions_terminated": n}})
 	s.passCutoff(cutoff)
-	return len(sessions), nil
+	return n, nil
 }
 
 // RevokeAllForClient invalidates everything issued through the service
@@ -287,11 +282,8 @@ func (s *Service) RevokeAllForClient(ctx context.Context, id uuid.UUID, reason s
 	if err != nil {
 		return 0, err
 	}
-	exp := s.sessionRevocationExpiry(now)
-	for _, x := range sessions {
-		if err := s.deps.Revocations.RevokeSession(ctx, x.ID.String(), exp); err != nil {
-			return 0, err
-		}
+	if err := s.revokeSessions(ctx, sessions, now); err != nil {
+		return 0, err
 	}
 	if err := s.deps.Revocations.RevokeSubjectBefore(ctx, permiso.ClientRevocationSubject(cl.ClientID),
 		*cl.TokensRevokedBefore, s.anyTokenRevocationExpiry(now)); err != nil {
@@ -351,46 +343,38 @@ func (s *Service) RevokeAll(ctx context.Context, reason string) (RevokeAllResult
 	if err := s.deps.Revocations.RevokeAllBefore(ctx, res.Cutoff, s.anyTokenRevocationExpiry(now)); err != nil {
 		return res, err
 	}
-	const page = 500
-	for offset := 0; ; offset += page {
-		users, _, err := s.deps.Users.ListUsers(ctx, permiso.UserFilter{Offset: offset, Limit: page})
-		if err != nil {
-			return res, err
+	// revoked counts one subject's revocation; one deleted meanwhile has
+	// nothing left to revoke.
+	revoked := func(count *int, n int, err error, what string) error {
+		switch {
+		case errors.Is(err, permiso.ErrNotFound):
+			return nil
+		case err != nil:
+			return fmt.Errorf("%s: %w", what, err)
 		}
-		for _, u := range users {
-			n, err := s.RevokeAllForUser(ctx, u.ID, reason)
-			switch {
-			case errors.Is(err, permiso.ErrNotFound): // deleted meanwhile: nothing left
-			case err != nil:
-				return res, fmt.Errorf("user %s: %w", u.ID, err)
-			default:
-				res.Users++
-				res.Sessions += n
-			}
-		}
-		if len(users) < page {
-			break
-		}
+		*count++
+		res.Sessions += n
+		return nil
 	}
-	for offset := 0; ; offset += page {
-		clients, _, err := s.deps.Clients.ListServiceClients(ctx, permiso.ClientFilter{Offset: offset, Limit: page})
-		if err != nil {
-			return res, err
-		}
-		for _, c := range clients {
-			n, err := s.RevokeAllForClient(ctx, c.ID, reason)
-			switch {
-			case errors.Is(err, permiso.ErrNotFound): // deleted meanwhile: nothing left
-			case err != nil:
-				return res, fmt.Errorf("service client %s: %w", c.ClientID, err)
-			default:
-				res.Clients++
-				res.Sessions += n
-			}
-		}
-		if len(clients) < page {
-			break
-		}
+	err := forEachPage(func(offset, limit int) ([]permiso.User, error) {
+		users, _, err := s.deps.Users.ListUsers(ctx, permiso.UserFilter{Offset: offset, Limit: limit})
+		return users, err
+	}, func(u permiso.User) error {
+		n, err := s.RevokeAllForUser(ctx, u.ID, reason)
+		return revoked(&res.Users, n, err, "user "+u.ID.String())
+	})
+	if err != nil {
+		return res, err
+	}
+	err = forEachPage(func(offset, limit int) ([]permiso.ServiceClient, error) {
+		clients, _, err := s.deps.Clients.ListServiceClients(ctx, permiso.ClientFilter{Offset: offset, Limit: limit})
+		return clients, err
+	}, func(c permiso.ServiceClient) error {
+		n, err := s.RevokeAllForClient(ctx, c.ID, reason)
+		return revoked(&res.Clients, n, err, "service client "+c.ClientID)
+	})
+	if err != nil {
+		return res, err
 	}
 	s.audit(ctx, metaFrom(ctx), permiso.AuditEvent{ActorType: "system", Action: ActionRevokeAll, Result: "success",
 		TargetType: ptr("all"), Details: map[string]any{"reason": reason, "cutoff": res.Cutoff.Format(time.RFC3339Nano),
@@ -441,4 +425,24 @@ func callerAudit(c Caller) callerActor {
 func (a callerActor) event(action, result, targetType, targetID string, details map[string]any) permiso.AuditEvent {
 	return permiso.AuditEvent{ActorType: a.typ, ActorID: optional(a.id), Action: action, Result: result,
 		TargetType: ptr(targetType), TargetID: optional(targetID), Details: details}
+}
+
+// forEachPage calls fn for every item list returns, a page of 500 at a
+// time, until a page is short or an error stops it.
+func forEachPage[T any](list func(offset, limit int) ([]T, error), fn func(T) error) error {
+	const page = 500
+	for offset := 0; ; offset += page {
+		items, err := list(offset, page)
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			if err := fn(it); err != nil {
+				return err
+			}
+		}
+		if len(items) < page {
+			return nil
+		}
+	}
 }

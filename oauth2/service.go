@@ -94,7 +94,7 @@ type Deps struct {
 	Hasher      Hasher
 	Signer      permiso.TokenSigner
 	Revocations permiso.RevocationStore
-	// Lockout counts failed logins per normalized username (SPEC §6); nil
+	// Lockout counts failed logins per normalized username (docs/abuse-resistance.md, "Lockout"); nil
 	// disables the lockout (tests of other features only: cmd/permiso
 	// always sets it).
 	Lockout permiso.Lockout
@@ -107,7 +107,7 @@ type Deps struct {
 	// issued tokens and reuse detections can be taken by wrapping it.
 	Audit permiso.Auditor
 	// Checks sends the request's rate-limit and revocation checks
-	// together (SPEC §7: one Redis round trip); nil means
+	// together (one Redis round trip, docs/abuse-resistance.md); nil means
 	// permiso.SequentialChecker over Limiter and Revocations. It must
 	// work on the same state as Limiter and Revocations.
 	Checks permiso.Checker

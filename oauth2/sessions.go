@@ -12,7 +12,7 @@ import (
 // UsageRecorder counts the use of a service client off the request path
 // (usage.Counter batches the counts into ClientStore.AddClientUsage), so
 // that a token request never writes to the database for last_used and
-// total_requests (SPEC §7).
+// total_requests (docs/architecture.md, "Performance by design").
 type UsageRecorder interface {
 	// ClientUsed counts one successful authentication of the client with
 	// this row id at at. It must not block.
@@ -61,18 +61,30 @@ func (s *Service) ServiceTokenLifetime() time.Duration { return s.cfg.ServiceTok
 // RevokeAllForUser it leaves the user's later logins and any token without
 // a session alone.
 func (s *Service) EndUserSessions(ctx context.Context, userID uuid.UUID, reason string) (int, error) {
-	now := s.now()
+	return s.endSessions(ctx, userID, reason, s.now())
+}
+
+// endSessions revokes the user's active sessions (and their refresh
+// tokens) in the store at now, then each session in the revocation store,
+// and returns how many were ended.
+func (s *Service) endSessions(ctx context.Context, userID uuid.UUID, reason string, now time.Time) (int, error) {
 	sessions, err := s.deps.Sessions.RevokeUserSessions(ctx, userID, nil, reason, now)
 	if err != nil {
 		return 0, err
 	}
+	return len(sessions), s.revokeSessions(ctx, sessions, now)
+}
+
+// revokeSessions puts sessions, ended in the store at now, into the
+// revocation store, so that every instance refuses their access tokens.
+func (s *Service) revokeSessions(ctx context.Context, sessions []permiso.Session, now time.Time) error {
 	exp := s.sessionRevocationExpiry(now)
 	for _, x := range sessions {
 		if err := s.deps.Revocations.RevokeSession(ctx, x.ID.String(), exp); err != nil {
-			return 0, err
+			return err
 		}
 	}
-	return len(sessions), nil
+	return nil
 }
 
 // SessionRevocations returns what the revocation store must hold about

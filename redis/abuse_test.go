@@ -1,7 +1,6 @@
 package redis
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"log/slog"
@@ -13,7 +12,9 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/permiso/permiso"
-	"github.com/permiso/permiso/cachetest"
+	"github.com/permiso/permiso/internal/testclock"
+	"github.com/permiso/permiso/internal/testlog"
+	"github.com/permiso/permiso/sharedstatetest"
 )
 
 // isolatedPrefix returns a key prefix unique to this test and deletes
@@ -53,25 +54,25 @@ func isolatedPrefix(t testing.TB, c *Client) string {
 func runAbuseSuites(t *testing.T, c *Client) {
 	t.Run("Limiter", func(t *testing.T) {
 		t.Parallel()
-		cachetest.RunRateLimiter(t, func(t *testing.T) (permiso.RateLimiter, *cachetest.Clock) {
-			return NewLimiter(c, isolatedPrefix(t, c)), cachetest.RealClock()
+		sharedstatetest.RunRateLimiter(t, func(t *testing.T) (permiso.RateLimiter, *testclock.Clock) {
+			return NewLimiter(c, isolatedPrefix(t, c)), testclock.Real()
 		})
 	})
 	t.Run("Lockout", func(t *testing.T) {
 		t.Parallel()
-		cachetest.RunLockout(t, func(t *testing.T, max int, d time.Duration) (permiso.Lockout, *cachetest.Clock) {
-			return NewLockout(c, isolatedPrefix(t, c), max, d), cachetest.RealClock()
+		sharedstatetest.RunLockout(t, func(t *testing.T, max int, d time.Duration) (permiso.Lockout, *testclock.Clock) {
+			return NewLockout(c, isolatedPrefix(t, c), max, d), testclock.Real()
 		})
 	})
 	t.Run("Revocations", func(t *testing.T) {
 		t.Parallel()
-		cachetest.RunRevocation(t, func(t *testing.T) (permiso.RevocationStore, *cachetest.Clock) {
-			return NewRevocations(c, isolatedPrefix(t, c)), cachetest.RealClock()
+		sharedstatetest.RunRevocation(t, func(t *testing.T) (permiso.RevocationStore, *testclock.Clock) {
+			return NewRevocations(c, isolatedPrefix(t, c)), testclock.Real()
 		})
 	})
 	t.Run("Checker", func(t *testing.T) {
 		t.Parallel()
-		cachetest.RunChecker(t, newTestChecker(c))
+		sharedstatetest.RunChecker(t, newTestChecker(c))
 	})
 }
 
@@ -79,19 +80,19 @@ func TestLimiterAndLockout(t *testing.T) {
 	t.Parallel()
 	c := openTestClient(t)
 	t.Run("Limiter", func(t *testing.T) {
-		cachetest.RunRateLimiter(t, func(t *testing.T) (permiso.RateLimiter, *cachetest.Clock) {
-			return NewLimiter(c, isolatedPrefix(t, c)), cachetest.RealClock()
+		sharedstatetest.RunRateLimiter(t, func(t *testing.T) (permiso.RateLimiter, *testclock.Clock) {
+			return NewLimiter(c, isolatedPrefix(t, c)), testclock.Real()
 		})
 	})
 	t.Run("Lockout", func(t *testing.T) {
-		cachetest.RunLockout(t, func(t *testing.T, max int, d time.Duration) (permiso.Lockout, *cachetest.Clock) {
-			return NewLockout(c, isolatedPrefix(t, c), max, d), cachetest.RealClock()
+		sharedstatetest.RunLockout(t, func(t *testing.T, max int, d time.Duration) (permiso.Lockout, *testclock.Clock) {
+			return NewLockout(c, isolatedPrefix(t, c), max, d), testclock.Real()
 		})
 	})
 }
 
 // TestCluster starts a three-master Redis Cluster from the redis-server
-// binary and runs every shared-state suite against it (SPEC §1: Redis
+// binary and runs every shared-state suite against it (docs/abuse-resistance.md, "Redis deployments": Redis
 // Cluster is a supported REDIS_URL).
 func TestCluster(t *testing.T) {
 	t.Parallel()
@@ -159,7 +160,7 @@ func TestCluster(t *testing.T) {
 func TestServerKilled(t *testing.T) {
 	t.Parallel()
 	srv := startRedisServer(t, 0)
-	var logs syncBuffer
+	var logs testlog.Buffer
 	c, err := Open("redis://"+srv.Addr, Options{
 		DialTimeout: 200 * time.Millisecond, Timeout: 200 * time.Millisecond,
 		MaxRetries: -1, DialAttempts: 1,
@@ -235,23 +236,6 @@ func TestServerKilled(t *testing.T) {
 	if !strings.Contains(logs.String(), "Redis is answering again") {
 		t.Errorf("recovery not logged:\n%s", logs.String())
 	}
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // TestLimiterKeys pins the key layout documented on Limiter and Lockout.

@@ -12,7 +12,7 @@ import (
 
 // Checker is the permiso.Checker over Redis: a batch of rate-limit and
 // revocation checks is one pipeline, so a request's limits and its token's
-// revocation state cost one round trip together (SPEC §7). The checks are
+// revocation state cost one round trip together (docs/abuse-resistance.md). The checks are
 // the same ones Limiter and Revocations run one by one (the same script,
 // the same GETs), so they decide exactly the same.
 //
@@ -79,7 +79,7 @@ func (b *batch) Allow(key string, limit permiso.Limit) func() (permiso.LimitResu
 
 // AllowAll queues Limiter.AllowAll.
 func (b *batch) AllowAll(keys []string, limits []permiso.Limit) func() ([]permiso.LimitResult, error) {
-	if err := checkKeys(keys, limits); err != nil {
+	if err := permiso.CheckLimitKeys(keys, limits); err != nil {
 		return func() ([]permiso.LimitResult, error) { return nil, err }
 	}
 	sc := b.queueScript(keys, limits)

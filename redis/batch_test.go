@@ -10,22 +10,23 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/permiso/permiso"
-	"github.com/permiso/permiso/cachetest"
+	"github.com/permiso/permiso/internal/testclock"
+	"github.com/permiso/permiso/sharedstatetest"
 )
 
-// newTestChecker returns the cachetest constructor of checkers over c,
+// newTestChecker returns the sharedstatetest constructor of checkers over c,
 // each under its own key prefix.
-func newTestChecker(c *Client) cachetest.NewChecker {
-	return func(t *testing.T) (permiso.Checker, permiso.RateLimiter, permiso.RevocationStore, *cachetest.Clock) {
+func newTestChecker(c *Client) sharedstatetest.NewChecker {
+	return func(t *testing.T) (permiso.Checker, permiso.RateLimiter, permiso.RevocationStore, *testclock.Clock) {
 		prefix := isolatedPrefix(t, c)
 		l, r := NewLimiter(c, prefix+"rate:"), NewRevocations(c, prefix+"token:")
-		return NewChecker(l, r), l, r, cachetest.RealClock()
+		return NewChecker(l, r), l, r, testclock.Real()
 	}
 }
 
 func TestChecker(t *testing.T) {
 	t.Parallel()
-	cachetest.RunChecker(t, newTestChecker(openTestClient(t)))
+	sharedstatetest.RunChecker(t, newTestChecker(openTestClient(t)))
 }
 
 // roundTrips counts what a client sends: single commands and pipelines.
@@ -48,7 +49,7 @@ func (h *roundTrips) ProcessPipelineHook(next goredis.ProcessPipelineHook) gored
 	}
 }
 
-// TestCheckerOneRoundTrip shows SPEC §7 on a single server: a request's
+// TestCheckerOneRoundTrip shows one round trip per request (docs/abuse-resistance.md) on a single server: a request's
 // per-IP limits, a client's two limits and a token's three revocation
 // lookups travel as one pipeline, and a server that forgot the limiter
 // script (SCRIPT FLUSH: a restart or failover) costs one extra call for

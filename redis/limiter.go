@@ -130,7 +130,7 @@ func (l *Limiter) Peek(ctx context.Context, key string, limit permiso.Limit) (pe
 // the keys must share a hash slot on Redis Cluster (put the common part in
 // a {hash tag}, as "client:{id}:minute" and "client:{id}:hour").
 func (l *Limiter) AllowAll(ctx context.Context, keys []string, limits []permiso.Limit) ([]permiso.LimitResult, error) {
-	if err := checkKeys(keys, limits); err != nil {
+	if err := permiso.CheckLimitKeys(keys, limits); err != nil {
 		return nil, err
 	}
 	return l.run(ctx, rand.Text(), keys, limits)
@@ -189,19 +189,3 @@ func decodeLimits(v []int64, limits []permiso.Limit) ([]permiso.LimitResult, err
 }
 
 func micros(n int64) time.Duration { return time.Duration(max(n, 0)) * time.Microsecond }
-
-// checkKeys enforces the AllowAll contract: as many limits as keys, and
-// distinct keys.
-func checkKeys(keys []string, limits []permiso.Limit) error {
-	if len(keys) != len(limits) || len(keys) == 0 {
-		return permiso.Invalid("rate limiter: need one limit per key")
-	}
-	for i := range keys {
-		for j := range i {
-			if keys[i] == keys[j] {
-				return permiso.Invalid("rate limiter: a key is given twice")
-			}
-		}
-	}
-	return nil
-}

@@ -374,7 +374,7 @@ func (c *Client) MaxMemoryPolicy(ctx context.Context) (string, error) {
 }
 
 // EvictionWarning returns a warning when the policy lets Redis evict keys:
-// an evicted revocation would bring a revoked token back to life (SPEC §4).
+// an evicted revocation would bring a revoked token back to life (docs/deployment.md, "Redis must not evict").
 // It returns "" for noeviction.
 func EvictionWarning(policy string) string {
 	switch strings.ToLower(policy) {

@@ -330,7 +330,7 @@ func (r *Revocations) IsRevoked(ctx context.Context, jti, sid, subject string, i
 
 // QueueIsRevoked adds the lookups of IsRevoked to pipe without sending
 // them, so that a caller can check revocation and rate limits in the same
-// round trip (SPEC §7). After pipe.Exec, the returned function reports what
+// round trip (docs/abuse-resistance.md). After pipe.Exec, the returned function reports what
 // IsRevoked would have; it must not be called before. Exec returns
 // goredis.Nil when a key is absent, which is not an error here: the
 // returned function inspects each command itself.

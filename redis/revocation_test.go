@@ -11,7 +11,8 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/permiso/permiso"
-	"github.com/permiso/permiso/cachetest"
+	"github.com/permiso/permiso/internal/testclock"
+	"github.com/permiso/permiso/sharedstatetest"
 )
 
 // openTestClient connects to PERMISO_TEST_REDIS_URL (skipping without it)
@@ -75,8 +76,8 @@ func deletePrefix(ctx context.Context, rdb goredis.UniversalClient, prefix strin
 
 func TestRevocations(t *testing.T) {
 	c := openTestClient(t)
-	cachetest.RunRevocation(t, func(t *testing.T) (permiso.RevocationStore, *cachetest.Clock) {
-		return NewRevocations(c, testPrefix(t, c)), cachetest.RealClock()
+	sharedstatetest.RunRevocation(t, func(t *testing.T) (permiso.RevocationStore, *testclock.Clock) {
+		return NewRevocations(c, testPrefix(t, c)), testclock.Real()
 	})
 }
 
@@ -339,7 +340,7 @@ func TestQueueIsRevokedSharesPipeline(t *testing.T) {
 
 func BenchmarkIsRevoked(b *testing.B) {
 	c := openTestClient(b)
-	cachetest.BenchmarkIsRevoked(b, NewRevocations(c, testPrefix(b, c)), time.Now)
+	sharedstatetest.BenchmarkIsRevoked(b, NewRevocations(c, testPrefix(b, c)), time.Now)
 }
 
 // TestSessionPrefix: with WithSessionPrefix (CACHE_SESSION_PREFIX) the

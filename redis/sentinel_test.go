@@ -38,7 +38,7 @@ func startSentinel(t testing.TB, masterPort int) string {
 }
 
 // TestSentinel runs the shared-state suites through a REDIS_URL naming a
-// Sentinel setup (SPEC §1: redis+sentinel://), then has the sentinel fail
+// Sentinel setup (docs/abuse-resistance.md, "Redis deployments": redis+sentinel://), then has the sentinel fail
 // the master over to its replica and shows that the same client, without
 // a restart, counts on the new master.
 func TestSentinel(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/internal/testdb"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/reports"
 	"github.com/permiso/permiso/sqlite"
@@ -27,14 +28,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ctx := t.Context()
-	db, err := sqlite.Open(ctx, sqlite.Memory, sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.MigrateUp(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := testdb.SQLite(t)
 	today := time.Date(2031, 5, 20, 0, 0, 0, 0, time.UTC)
 	return &fixture{ctx: ctx, db: db, now: today.Add(12 * time.Hour), today: today}
 }

@@ -1,5 +1,5 @@
 // Package usage keeps service clients' last_used and total_requests
-// without a database write per request (SPEC §7): ClientUsed only adds to
+// without a database write per request (docs/architecture.md, "Performance by design"): ClientUsed only adds to
 // an in-memory tally; a background loop writes the tallies in one
 // ClientStore.AddClientUsage call every flush interval and on Close, so a
 // graceful stop loses nothing.

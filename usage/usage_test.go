@@ -9,21 +9,14 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/permiso/permiso"
-	"github.com/permiso/permiso/sqlite"
+	"github.com/permiso/permiso/internal/testdb"
 	"github.com/permiso/permiso/usage"
 )
 
 func newClient(t *testing.T) (permiso.Store, permiso.ServiceClient) {
 	t.Helper()
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, sqlite.Memory, sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.MigrateUp(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := testdb.SQLite(t)
 	c, err := db.CreateServiceClient(ctx, permiso.ServiceClient{ClientID: "usage-test", SecretHash: permiso.HashToken("x"),
 		Name: "usage", ClientType: "confidential", IsActive: true, RateLimitPerMinute: 60, RateLimitPerHour: 1000}, nil)
 	if err != nil {

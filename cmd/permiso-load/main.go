@@ -1,5 +1,5 @@
 // Command permiso-load is a load generator for a permiso server on this
-// machine (SPEC §7: speed is measured, not claimed).
+// machine (docs/benchmarks.md: speed is measured, not claimed).
 //
 // It runs a fixed set of scenarios one after the other, each for -duration
 // with -concurrency workers sharing one keep-alive HTTP transport, and

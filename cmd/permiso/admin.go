@@ -38,15 +38,12 @@ func cmdCreateAdmin(ctx context.Context, env *environment, args []string, stdin 
 		return fmt.Errorf("create-admin: %q is not an email address", *email)
 	}
 
-	a, err := env.open(ctx)
+	a, err := env.openMigrated(ctx)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
 	cfg, db := a.cfg, a.db
-	if err := applyMigrations(ctx, cfg, db); err != nil {
-		return err
-	}
 
 	// Refuse before asking for a password when the user exists.
 	if err := adminExists(ctx, db, u, e); err != nil {
@@ -92,7 +89,7 @@ func cmdCreateAdmin(ctx context.Context, env *environment, args []string, stdin 
 	return nil
 }
 
-// adminExists is what makes create-admin idempotent (SPEC §1; issue 2: a
+// adminExists is what makes create-admin idempotent (README, "Commands": a
 // second run "says it exists and exits non-zero without changing
 // anything"): when the username or the email is taken it returns an error
 // that says which case it is, this very administrator already existing,

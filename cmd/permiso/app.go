@@ -141,6 +141,21 @@ func (e *environment) open(ctx context.Context) (*app, error) {
 	return a, nil
 }
 
+// openMigrated is open followed by the pending migrations (applyMigrations:
+// applied, or refused with AUTO_MIGRATE=false), for the subcommands that
+// work on the current schema.
+func (e *environment) openMigrated(ctx context.Context) (*app, error) {
+	a, err := e.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := applyMigrations(ctx, a.cfg, a.db); err != nil {
+		a.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
 // ensureDevSecret gives a development process without JWT_SECRET_KEY the
 // generated key kept next to the database (config.EnsureDevSecret), so
 // that serve and the commands that issue or revoke tokens agree on it.

@@ -23,14 +23,11 @@ func cmdKeys(ctx context.Context, env *environment, args []string, stdout io.Wri
 	if fs.NArg() != 1 || fs.Arg(0) != "rotate" {
 		return usageError{"keys: want \"keys rotate\""}
 	}
-	a, err := env.open(ctx)
+	a, err := env.openMigrated(ctx)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	if err := applyMigrations(ctx, a.cfg, a.db); err != nil {
-		return err
-	}
 	if a.cfg.IsSymmetric() {
 		return fmt.Errorf("keys rotate: JWT_ALGORITHM=%s uses JWT_SECRET_KEY; rotate it in two rolling restarts: first the new secret in JWT_NEXT_SECRET_KEYS on every instance, then the new secret as JWT_SECRET_KEY with the old one in JWT_PREVIOUS_SECRET_KEYS (docs/deployment.md)", a.cfg.JWTAlgorithm)
 	}
@@ -59,14 +56,11 @@ func cmdSessions(ctx context.Context, env *environment, args []string, stdout io
 	if fs.NArg() != 1 || fs.Arg(0) != "revoke-all" {
 		return usageError{"sessions: want \"sessions revoke-all [--user ID]\""}
 	}
-	a, err := env.open(ctx)
+	a, err := env.openMigrated(ctx)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	if err := applyMigrations(ctx, a.cfg, a.db); err != nil {
-		return err
-	}
 	// The same development key as serve, so that the command runs in the
 	// zero-configuration setup too.
 	if _, err := a.ensureDevSecret(); err != nil {

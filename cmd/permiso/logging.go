@@ -12,7 +12,7 @@ import (
 )
 
 // logFile is an io.Writer over LOG_FILE that can be reopened on SIGHUP, so
-// logrotate can move the file away without restarting the server (SPEC §1).
+// logrotate can move the file away without restarting the server (docs/deployment.md, "Shutdown and logs").
 type logFile struct {
 	mu   sync.Mutex
 	path string

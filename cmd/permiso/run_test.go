@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/permiso/permiso/internal/testlog"
 )
 
 // testEnv is a fake process environment for run.
@@ -67,26 +68,13 @@ func freePort(t *testing.T) string {
 	return fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
 }
 
-// syncBuffer is a goroutine-safe buffer for a running server's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // startServer runs `permiso serve` in the background and waits until it
 // answers; the returned function stops it and returns run's error.
 func startServer(t *testing.T, env testEnv) (base string, stop func() error) {
 	t.Helper()
 	env["PORT"] = freePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	done := make(chan error, 1)
 	envFile := writeEmptyEnvFile(t)
 	go func() {
@@ -381,7 +369,7 @@ func TestVersionAndUsage(t *testing.T) {
 	if err != nil || !strings.HasPrefix(out, "permiso ") {
 		t.Fatalf("version: %v %q", err, out)
 	}
-	// SPEC §1: a one-line reason.
+	// A failing subcommand gives a one-line reason.
 	if _, _, err := runCmd(t, testEnv{}, "", "frobnicate"); err == nil || exitCode(err) != 2 || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("unknown command: %v", err)
 	}

@@ -157,7 +157,7 @@ func cmdServe(ctx context.Context, env *environment, args []string, stdout io.Wr
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
-		// SPEC §1: a stop is a stop. Requests still running after
+		// A stop is a stop (docs/deployment.md, "Shutdown and logs"). Requests still running after
 		// SHUTDOWN_TIMEOUT_SECONDS are cut off; the audit log is still
 		// flushed and the pools closed (deferred), and the exit is 0.
 		logger.Warn("requests still running at the shutdown timeout were cut off",

@@ -12,8 +12,8 @@ import (
 	"github.com/permiso/permiso/audit"
 	"github.com/permiso/permiso/cache"
 	"github.com/permiso/permiso/config"
+	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/jwt"
-	"github.com/permiso/permiso/memory"
 	"github.com/permiso/permiso/metrics"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/redis"
@@ -40,7 +40,7 @@ type authParts struct {
 	limiter permiso.RateLimiter
 	// usage batches service clients' last_used and total_requests.
 	usage *clientusage.Counter
-	// hasher is shared with the account service (issue 4), so one bound
+	// hasher is shared with the account service, so one bound
 	// on concurrent hashing covers logins and password changes.
 	hasher *argon2id.Hasher
 }
@@ -98,10 +98,10 @@ func newAuth(ctx context.Context, a *app, m *metrics.Metrics) (*authParts, error
 	if err != nil {
 		return nil, err
 	}
-	var revocations permiso.RevocationStore = memory.NewRevocations()
+	var revocations permiso.RevocationStore = inprocess.NewRevocations()
 	limiter, lockout := newAbuseState(cfg, rdb)
 	// checks sends a request's rate-limit and revocation checks together:
-	// one pipeline on Redis (SPEC §7), one after the other in process.
+	// one pipeline on Redis (docs/abuse-resistance.md, "One round trip per request"), one after the other in process.
 	var checks permiso.Checker
 	var rrev *redis.Revocations
 	if rdb != nil {
@@ -155,12 +155,12 @@ func newAuth(ctx context.Context, a *app, m *metrics.Metrics) (*authParts, error
 	return &authParts{signer: signer, service: service, audit: aw, auditor: auditor, redis: rdb, usage: uc, limiter: limiter, hasher: hasher}, nil
 }
 
-// newAbuseState builds the rate limiter and the login lockout (SPEC §6):
+// newAbuseState builds the rate limiter and the login lockout (docs/abuse-resistance.md):
 // in Redis, shared by every instance, when REDIS_URL is set (keys under
 // CACHE_RATE_LIMIT_PREFIX); in process otherwise.
 func newAbuseState(cfg config.Config, rdb *redis.Client) (permiso.RateLimiter, permiso.Lockout) {
 	if rdb == nil {
-		return memory.NewLimiter(), memory.NewLockout(cfg.MaxLoginAttempts, cfg.LockoutDuration)
+		return inprocess.NewLimiter(), inprocess.NewLockout(cfg.MaxLoginAttempts, cfg.LockoutDuration)
 	}
 	return redis.NewLimiter(rdb, cfg.CacheRateLimitPrefix),
 		redis.NewLockout(rdb, cfg.CacheRateLimitPrefix, cfg.MaxLoginAttempts, cfg.LockoutDuration)

@@ -18,7 +18,7 @@ func auditRetention(cfg config.Config) time.Duration {
 	return time.Duration(cfg.AuditRetentionDays) * 24 * time.Hour
 }
 
-// startAdminJobs starts the periodic jobs of serve (issue 5): audit events
+// startAdminJobs starts the periodic jobs of serve: audit events
 // older than AUDIT_RETENTION_DAYS are pruned at start and then hourly. The
 // returned function stops them and waits, so nothing runs once the
 // database closes.

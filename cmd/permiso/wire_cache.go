@@ -47,7 +47,7 @@ type cachedPGStore struct {
 
 func (s cachedPGStore) Pool() *pgxpool.Pool { return s.pool.Pool() }
 
-// cacheStore puts the in-process cache in front of a.db (SPEC §7), with
+// cacheStore puts the in-process cache in front of a.db (docs/caching.md), with
 // CACHE_LOCAL_TTL as its TTL (0: no caching, but writes still publish so
 // that other instances hear about them). With REDIS_URL, invalidations
 // travel on the Redis channel CACHE_USER_PREFIX+"changes" over a

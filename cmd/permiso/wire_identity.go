@@ -27,7 +27,7 @@ func newMailer(a *app) (permiso.Mailer, error) {
 }
 
 // newIdentity wires the account service of the users, roles and scopes
-// routes (issue 4): the same store, password hasher (one concurrency
+// routes: the same store, password hasher (one concurrency
 // bound), policy (PASSWORD_*, with the common-password list) and OAuth
 // core (sessions, lockout) as the token endpoint. Close it after the HTTP
 // server has stopped, so mail still being sent is delivered.

@@ -1,4 +1,4 @@
-package cachetest
+package sharedstatetest
 
 import (
 	"context"
@@ -7,13 +7,14 @@ import (
 	"time"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/internal/testclock"
 )
 
 // NewLockout returns a fresh lockout for one test that locks a key for
 // duration after maxAttempts consecutive failures, and the clock it runs
 // on. It is called from parallel subtests: each call must return a lockout
 // isolated from every other and register its own cleanup.
-type NewLockout func(t *testing.T, maxAttempts int, duration time.Duration) (permiso.Lockout, *Clock)
+type NewLockout func(t *testing.T, maxAttempts int, duration time.Duration) (permiso.Lockout, *testclock.Clock)
 
 // RunLockout runs the conformance suite for permiso.Lockout
 // (docs/abuse-resistance.md, "Lockout"). Besides the obligations written
@@ -44,7 +45,7 @@ func RunLockout(t *testing.T, newLockout NewLockout) {
 		name     string
 		max      int
 		duration time.Duration
-		fn       func(t *testing.T, l permiso.Lockout, c *Clock, max int, d time.Duration)
+		fn       func(t *testing.T, l permiso.Lockout, c *testclock.Clock, max int, d time.Duration)
 	}{
 		{"LocksAfterMaxAttempts", 3, 30 * time.Minute, testLocks},
 		{"LockDoesNotSlide", 2, 30 * time.Minute, testLockDoesNotSlide},
@@ -149,7 +150,7 @@ func near(a, b time.Time) bool {
 	return d > -2*time.Second && d < 2*time.Second
 }
 
-func testLocks(t *testing.T, l permiso.Lockout, c *Clock, max int, d time.Duration) {
+func testLocks(t *testing.T, l permiso.Lockout, c *testclock.Clock, max int, d time.Duration) {
 	key := id("user")
 	for i := 1; i < max; i++ {
 		s := fail(t, l, key)
@@ -177,7 +178,7 @@ func testLocks(t *testing.T, l permiso.Lockout, c *Clock, max int, d time.Durati
 	}
 }
 
-func testLockDoesNotSlide(t *testing.T, l permiso.Lockout, c *Clock, max int, _ time.Duration) {
+func testLockDoesNotSlide(t *testing.T, l permiso.Lockout, c *testclock.Clock, max int, _ time.Duration) {
 	key := id("user")
 	// max attempts in flight together, all wrong: the last one locks.
 	var ids []string
@@ -206,7 +207,7 @@ func testLockDoesNotSlide(t *testing.T, l permiso.Lockout, c *Clock, max int, _ 
 	}
 }
 
-func testLockoutUnknown(t *testing.T, l permiso.Lockout, _ *Clock, _ int, _ time.Duration) {
+func testLockoutUnknown(t *testing.T, l permiso.Lockout, _ *testclock.Clock, _ int, _ time.Duration) {
 	key := id("nobody")
 	if s := check(t, l, key); s != (permiso.LockoutState{}) {
 		t.Errorf("Check of an unknown key = %+v, want the zero state", s)
@@ -218,7 +219,7 @@ func testLockoutUnknown(t *testing.T, l permiso.Lockout, _ *Clock, _ int, _ time
 	}
 }
 
-func testLockoutReset(t *testing.T, l permiso.Lockout, _ *Clock, max int, _ time.Duration) {
+func testLockoutReset(t *testing.T, l permiso.Lockout, _ *testclock.Clock, max int, _ time.Duration) {
 	key := id("user")
 	for range max - 1 {
 		fail(t, l, key)
@@ -247,7 +248,7 @@ func testLockoutReset(t *testing.T, l permiso.Lockout, _ *Clock, max int, _ time
 	}
 }
 
-func testLockoutKeysIsolated(t *testing.T, l permiso.Lockout, _ *Clock, max int, _ time.Duration) {
+func testLockoutKeysIsolated(t *testing.T, l permiso.Lockout, _ *testclock.Clock, max int, _ time.Duration) {
 	key := id("user")
 	for range max {
 		fail(t, l, key)
@@ -262,7 +263,7 @@ func testLockoutKeysIsolated(t *testing.T, l permiso.Lockout, _ *Clock, max int,
 	}
 }
 
-func testLockoutExpiry(t *testing.T, l permiso.Lockout, c *Clock, max int, d time.Duration) {
+func testLockoutExpiry(t *testing.T, l permiso.Lockout, c *testclock.Clock, max int, d time.Duration) {
 	locked, counted := id("locked"), id("counted")
 	for range max {
 		fail(t, l, locked)
@@ -286,7 +287,7 @@ func testLockoutExpiry(t *testing.T, l permiso.Lockout, c *Clock, max int, d tim
 // testLockoutAttemptExpiry: places of attempts that never end (their
 // instance died) are given back by themselves, so the account takes
 // logins again.
-func testLockoutAttemptExpiry(t *testing.T, l permiso.Lockout, c *Clock, max int, d time.Duration) {
+func testLockoutAttemptExpiry(t *testing.T, l permiso.Lockout, c *testclock.Clock, max int, d time.Duration) {
 	key := id("stuck")
 	fail(t, l, key)
 	for range max - 1 {
@@ -309,7 +310,7 @@ func testLockoutAttemptExpiry(t *testing.T, l permiso.Lockout, c *Clock, max int
 // testLockoutAdmission: failures and attempts in flight share the
 // maximum; a refusal for attempts in flight is no lock and counts
 // nothing; ending attempts frees their places.
-func testLockoutAdmission(t *testing.T, l permiso.Lockout, _ *Clock, max int, _ time.Duration) {
+func testLockoutAdmission(t *testing.T, l permiso.Lockout, _ *testclock.Clock, max int, _ time.Duration) {
 	key := id("adm")
 	var as []permiso.LockoutAttempt
 	for i := range max {
@@ -357,7 +358,7 @@ func testLockoutAdmission(t *testing.T, l permiso.Lockout, _ *Clock, max int, _ 
 // testLockoutSucceed: a right password resets the count and lifts a lock
 // set while it was being checked, but the other attempts still being
 // checked keep their places, and their wrong passwords count afterwards.
-func testLockoutSucceed(t *testing.T, l permiso.Lockout, _ *Clock, max int, _ time.Duration) {
+func testLockoutSucceed(t *testing.T, l permiso.Lockout, _ *testclock.Clock, max int, _ time.Duration) {
 	key := id("ok")
 	right := admit(t, l, key)
 	other := admit(t, l, key)
@@ -388,7 +389,7 @@ func testLockoutSucceed(t *testing.T, l permiso.Lockout, _ *Clock, max int, _ ti
 // testLockoutFailAfterReset: a wrong password counts even when its place
 // is gone (the key was reset while it was being checked): every wrong
 // password checked counts toward the lock.
-func testLockoutFailAfterReset(t *testing.T, l permiso.Lockout, _ *Clock, _ int, _ time.Duration) {
+func testLockoutFailAfterReset(t *testing.T, l permiso.Lockout, _ *testclock.Clock, _ int, _ time.Duration) {
 	key := id("late")
 	a := admit(t, l, key)
 	reset(t, l, key)
@@ -405,7 +406,7 @@ func testLockoutFailAfterReset(t *testing.T, l permiso.Lockout, _ *Clock, _ int,
 // testLockoutConcurrent: of N concurrent wrong passwords at most max are
 // admitted, exactly max failures are counted and exactly one locks; the
 // rest are refused, as locked or as too many in flight.
-func testLockoutConcurrent(t *testing.T, l permiso.Lockout, _ *Clock, max int, _ time.Duration) {
+func testLockoutConcurrent(t *testing.T, l permiso.Lockout, _ *testclock.Clock, max int, _ time.Duration) {
 	const n = 50
 	key := id("user")
 	var (
@@ -459,7 +460,7 @@ func testLockoutConcurrent(t *testing.T, l permiso.Lockout, _ *Clock, max int, _
 // testLockoutConcurrentRight: N concurrent logins with the right password
 // never lock the key and never count a failure: every refusal is "too
 // many in flight", at least one gets through, and nothing is left.
-func testLockoutConcurrentRight(t *testing.T, l permiso.Lockout, _ *Clock, max int, _ time.Duration) {
+func testLockoutConcurrentRight(t *testing.T, l permiso.Lockout, _ *testclock.Clock, max int, _ time.Duration) {
 	const n = 50
 	key := id("right")
 	var (
@@ -501,7 +502,7 @@ func testLockoutConcurrentRight(t *testing.T, l permiso.Lockout, _ *Clock, max i
 	}
 }
 
-func testLockoutMaxOne(t *testing.T, l permiso.Lockout, _ *Clock, _ int, _ time.Duration) {
+func testLockoutMaxOne(t *testing.T, l permiso.Lockout, _ *testclock.Clock, _ int, _ time.Duration) {
 	key := id("user")
 	a := admit(t, l, key)
 	if b := begin(t, l, key); b.Admitted() || b.State.Locked {
@@ -514,7 +515,7 @@ func testLockoutMaxOne(t *testing.T, l permiso.Lockout, _ *Clock, _ int, _ time.
 
 // testLockoutUndo: Undo gives back exactly the place of its attempt, and
 // nothing else: not a failure, not a lock, not another attempt's place.
-func testLockoutUndo(t *testing.T, l permiso.Lockout, _ *Clock, max int, _ time.Duration) {
+func testLockoutUndo(t *testing.T, l permiso.Lockout, _ *testclock.Clock, max int, _ time.Duration) {
 	key := id("undo")
 	fail(t, l, key)
 	a, b := admit(t, l, key), admit(t, l, key)
@@ -543,7 +544,7 @@ func testLockoutUndo(t *testing.T, l permiso.Lockout, _ *Clock, max int, _ time.
 // testLockoutUndoConcurrent: attempts that are admitted and then undone
 // (all turned away before their password was checked) never lock the key
 // nor leave anything behind, however many run at once.
-func testLockoutUndoConcurrent(t *testing.T, l permiso.Lockout, _ *Clock, _ int, _ time.Duration) {
+func testLockoutUndoConcurrent(t *testing.T, l permiso.Lockout, _ *testclock.Clock, _ int, _ time.Duration) {
 	key := id("undo-conc")
 	var wg sync.WaitGroup
 	for range 40 {

@@ -15,9 +15,9 @@ import (
 	"github.com/permiso/permiso/sqlite"
 )
 
-// Finding 1: within the grace window a rotated token yields at most ONE
+// Within the grace window a rotated token yields at most ONE
 // fresh sibling; a second retry is reuse and ends the family and session.
-func TestReviewGraceRetryOnlyOnce(t *testing.T) {
+func TestGraceRetryOnlyOnce(t *testing.T) {
 	e := newEnv(t)
 	e.createUser("alice", goodPassword, permiso.RoleUser)
 	login := e.login("alice", goodPassword, "")
@@ -48,9 +48,9 @@ func TestReviewGraceRetryOnlyOnce(t *testing.T) {
 	}
 }
 
-// Finding 1: of concurrent grace retries of one rotated token exactly one
+// Of concurrent grace retries of one rotated token exactly one
 // gets a pair.
-func TestReviewConcurrentGraceRetries(t *testing.T) {
+func TestConcurrentGraceRetries(t *testing.T) {
 	e := newEnv(t)
 	e.createUser("alice", goodPassword, permiso.RoleUser)
 	login := e.login("alice", goodPassword, "")
@@ -83,9 +83,9 @@ func TestReviewConcurrentGraceRetries(t *testing.T) {
 	}
 }
 
-// Finding 1: sliding refresh cannot keep a session alive past its absolute
+// Sliding refresh cannot keep a session alive past its absolute
 // lifetime.
-func TestReviewAbsoluteSessionLifetime(t *testing.T) {
+func TestAbsoluteSessionLifetime(t *testing.T) {
 	e := newEnv(t, func(c *oauth2.Config, _ *oauth2.Deps) { c.RefreshAbsoluteLifetime = 90 * 24 * time.Hour })
 	e.createUser("alice", goodPassword, permiso.RoleUser)
 	e.cfg.PasswordMaxAge = 0
@@ -143,9 +143,9 @@ func newRacingEnv(t *testing.T) (*env, *racingUsers) {
 	return e, ru
 }
 
-// Finding 2: a login that read the user before a revoke-all must not
+// A login that read the user before a revoke-all must not
 // survive it.
-func TestReviewLoginRacingRevokeAll(t *testing.T) {
+func TestLoginRacingRevokeAll(t *testing.T) {
 	e, ru := newRacingEnv(t)
 	u := e.createUser("alice", goodPassword, permiso.RoleUser)
 	ru.hook = func() {
@@ -170,9 +170,9 @@ func TestReviewLoginRacingRevokeAll(t *testing.T) {
 	}
 }
 
-// Finding 2: a login with the old password that raced a password change
+// A login with the old password that raced a password change
 // must not survive it.
-func TestReviewLoginRacingPasswordChange(t *testing.T) {
+func TestLoginRacingPasswordChange(t *testing.T) {
 	e, ru := newRacingEnv(t)
 	u := e.createUser("alice", goodPassword, permiso.RoleUser)
 	ru.hook = func() {
@@ -199,9 +199,9 @@ func TestReviewLoginRacingPasswordChange(t *testing.T) {
 	e.login("alice", "Another-Correct-9-horse", "")
 }
 
-// Finding 2: the session and refresh token carry the authentication time,
+// The session and refresh token carry the authentication time,
 // taken before the user is read.
-func TestReviewLoginAuthTime(t *testing.T) {
+func TestLoginAuthTime(t *testing.T) {
 	e, ru := newRacingEnv(t)
 	e.createUser("alice", goodPassword, permiso.RoleUser)
 	start := e.clock.Now()
@@ -218,9 +218,9 @@ func TestReviewLoginAuthTime(t *testing.T) {
 	}
 }
 
-// Finding 3: ChangeExpiredPassword that verified the old password before a
+// ChangeExpiredPassword that verified the old password before a
 // concurrent change must not overwrite that change.
-func TestReviewChangeExpiredPasswordRace(t *testing.T) {
+func TestChangeExpiredPasswordRace(t *testing.T) {
 	e, ru := newRacingEnv(t)
 	u := e.createUser("olga", goodPassword, permiso.RoleUser)
 	var concurrent string
@@ -263,10 +263,10 @@ func (f *flakyRevocations) RevokeSession(ctx context.Context, sid string, exp ti
 	return f.RevocationStore.RevokeSession(ctx, sid, exp)
 }
 
-// Finding 4: a failed session revocation after reuse detection neither
+// A failed session revocation after reuse detection neither
 // hides the detection (audit) nor stays lost: presenting a token of the
 // family again re-sends it.
-func TestReviewReuseDetectionRevocationRetried(t *testing.T) {
+func TestReuseDetectionRevocationRetried(t *testing.T) {
 	var flaky *flakyRevocations
 	e := newEnv(t, func(_ *oauth2.Config, d *oauth2.Deps) {
 		flaky = &flakyRevocations{RevocationStore: d.Revocations}
@@ -297,9 +297,9 @@ func TestReviewReuseDetectionRevocationRetried(t *testing.T) {
 	e.wantInvalidToken(next.AccessToken, "access token after the session revocation was re-sent")
 }
 
-// Finding 6: introspection reports only the scopes the subject still holds
+// Introspection reports only the scopes the subject still holds
 // (the rule of Principal.HasScope), for access and refresh tokens.
-func TestReviewIntrospectScopeHeldNow(t *testing.T) {
+func TestIntrospectScopeHeldNow(t *testing.T) {
 	e := newEnv(t)
 	u := e.createUser("alice", goodPassword, permiso.RoleUser, "reporter")
 	login := e.login("alice", goodPassword, "read:profile read:reports")
@@ -322,9 +322,9 @@ func TestReviewIntrospectScopeHeldNow(t *testing.T) {
 	}
 }
 
-// Finding 5: an unreadable stored hash answers like a wrong password (the
+// An unreadable stored hash answers like a wrong password (the
 // same invalid_grant), not with a 500 that singles the account out.
-func TestReviewUnreadableHashIsBadCredentials(t *testing.T) {
+func TestUnreadableHashIsBadCredentials(t *testing.T) {
 	e := newEnv(t)
 	u := e.createUser("alice", goodPassword, permiso.RoleUser)
 	if _, err := e.db.UpdateUser(e.ctx, u.ID, func(x *permiso.User) error {
@@ -341,9 +341,9 @@ func TestReviewUnreadableHashIsBadCredentials(t *testing.T) {
 	}
 }
 
-// Finding 10: a password grant through a client with scopes grants at most
+// A password grant through a client with scopes grants at most
 // the client's scopes; a client without scopes does not narrow it.
-func TestReviewPasswordGrantClientScopes(t *testing.T) {
+func TestPasswordGrantClientScopes(t *testing.T) {
 	e := newEnv(t)
 	e.createUser("alice", goodPassword, permiso.RoleUser, "reporter")
 	_, secret := e.createClient("narrow", nil, "read:profile")

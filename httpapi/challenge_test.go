@@ -9,9 +9,9 @@ import (
 	"github.com/permiso/permiso/oauth2"
 )
 
-// Finding 9: only a missing caller gets the Bearer challenge next to the
+// Only a missing caller gets the Bearer challenge next to the
 // Basic one; a failed client authentication (every invalid_client) does not.
-func TestReviewCallerErrorChallenges(t *testing.T) {
+func TestCallerErrorChallenges(t *testing.T) {
 	cases := []struct {
 		name       string
 		err        error

@@ -6,9 +6,9 @@ import (
 	"time"
 )
 
-// Finding 7: a lookup that fails must not hide another lookup of the same
+// A lookup that fails must not hide another lookup of the same
 // pipeline that says revoked.
-func TestReviewIsRevokedPartialFailure(t *testing.T) {
+func TestIsRevokedPartialFailure(t *testing.T) {
 	c := openTestClient(t)
 	r := NewRevocations(c, testPrefix(t, c))
 	ctx := context.Background()

@@ -1,4 +1,4 @@
-package memory_test
+package inprocess_test
 
 import (
 	"fmt"
@@ -6,25 +6,26 @@ import (
 	"time"
 
 	"github.com/permiso/permiso"
-	"github.com/permiso/permiso/cachetest"
-	"github.com/permiso/permiso/memory"
+	"github.com/permiso/permiso/inprocess"
+	"github.com/permiso/permiso/internal/testclock"
+	"github.com/permiso/permiso/sharedstatetest"
 )
 
-func fakeClock() *cachetest.Clock {
-	return cachetest.NewClock(time.Date(2030, 1, 2, 3, 4, 5, 600_000_000, time.UTC))
+func fakeClock() *testclock.Clock {
+	return testclock.New(time.Date(2030, 1, 2, 3, 4, 5, 600_000_000, time.UTC))
 }
 
 func TestLimiter(t *testing.T) {
-	cachetest.RunRateLimiter(t, func(t *testing.T) (permiso.RateLimiter, *cachetest.Clock) {
+	sharedstatetest.RunRateLimiter(t, func(t *testing.T) (permiso.RateLimiter, *testclock.Clock) {
 		c := fakeClock()
-		return memory.NewLimiter(memory.WithNow(c.Now)), c
+		return inprocess.NewLimiter(inprocess.WithNow(c.Now)), c
 	})
 }
 
 func TestLockout(t *testing.T) {
-	cachetest.RunLockout(t, func(t *testing.T, max int, d time.Duration) (permiso.Lockout, *cachetest.Clock) {
+	sharedstatetest.RunLockout(t, func(t *testing.T, max int, d time.Duration) (permiso.Lockout, *testclock.Clock) {
 		c := fakeClock()
-		return memory.NewLockout(max, d, memory.WithNow(c.Now)), c
+		return inprocess.NewLockout(max, d, inprocess.WithNow(c.Now)), c
 	})
 }
 
@@ -35,13 +36,13 @@ func TestAbuseRealClock(t *testing.T) {
 		t.Skip("sleeps; skipped with -short")
 	}
 	t.Run("Limiter", func(t *testing.T) {
-		cachetest.RunRateLimiter(t, func(t *testing.T) (permiso.RateLimiter, *cachetest.Clock) {
-			return memory.NewLimiter(), cachetest.RealClock()
+		sharedstatetest.RunRateLimiter(t, func(t *testing.T) (permiso.RateLimiter, *testclock.Clock) {
+			return inprocess.NewLimiter(), testclock.Real()
 		})
 	})
 	t.Run("Lockout", func(t *testing.T) {
-		cachetest.RunLockout(t, func(t *testing.T, max int, d time.Duration) (permiso.Lockout, *cachetest.Clock) {
-			return memory.NewLockout(max, d), cachetest.RealClock()
+		sharedstatetest.RunLockout(t, func(t *testing.T, max int, d time.Duration) (permiso.Lockout, *testclock.Clock) {
+			return inprocess.NewLockout(max, d), testclock.Real()
 		})
 	})
 }
@@ -50,7 +51,7 @@ func TestAbuseRealClock(t *testing.T) {
 // swept by later writes.
 func TestLimiterMemoryBounded(t *testing.T) {
 	c := fakeClock()
-	l := memory.NewLimiter(memory.WithNow(c.Now))
+	l := inprocess.NewLimiter(inprocess.WithNow(c.Now))
 	ctx := t.Context()
 	lim := permiso.Limit{Count: 3, Period: time.Second}
 	for i := range 20_000 {
@@ -71,7 +72,7 @@ func TestLimiterMemoryBounded(t *testing.T) {
 // by later writes.
 func TestLockoutMemoryBounded(t *testing.T) {
 	c := fakeClock()
-	l := memory.NewLockout(5, time.Minute, memory.WithNow(c.Now))
+	l := inprocess.NewLockout(5, time.Minute, inprocess.WithNow(c.Now))
 	ctx := t.Context()
 	for i := range 20_000 {
 		if _, err := l.Fail(ctx, fmt.Sprint("user-", i), ""); err != nil {

@@ -1,4 +1,4 @@
-package memory
+package inprocess
 
 import (
 	"context"
@@ -57,7 +57,7 @@ func (l *Limiter) Allow(ctx context.Context, key string, limit permiso.Limit) (p
 // AllowAll counts one request under every limit at once: it is admitted,
 // and recorded in every key, only when each limit admits it.
 func (l *Limiter) AllowAll(_ context.Context, keys []string, limits []permiso.Limit) ([]permiso.LimitResult, error) {
-	if err := checkKeys(keys, limits); err != nil {
+	if err := permiso.CheckLimitKeys(keys, limits); err != nil {
 		return nil, err
 	}
 	l.mu.Lock()
@@ -183,20 +183,4 @@ func (l *Limiter) wroteLocked(now time.Time) {
 	}
 	l.writes = 0
 	l.sweepAt = max(minSweep, len(l.windows))
-}
-
-// checkKeys enforces the AllowAll contract: as many limits as keys, and
-// distinct keys.
-func checkKeys(keys []string, limits []permiso.Limit) error {
-	if len(keys) != len(limits) || len(keys) == 0 {
-		return permiso.Invalid("rate limiter: need one limit per key")
-	}
-	for i := range keys {
-		for j := range i {
-			if keys[i] == keys[j] {
-				return permiso.Invalid("rate limiter: a key is given twice")
-			}
-		}
-	}
-	return nil
 }

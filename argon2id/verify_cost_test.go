@@ -31,11 +31,11 @@ func (m *workMeter) take() uint64 {
 	return w
 }
 
-// Finding 5: verifying a weaker (imported) hash costs at least a current
+// Verifying a weaker (imported) hash costs at least a current
 // verification, as the dummy for unknown users does; an unreadable hash
 // costs the same too; and a stored hash may not ask for far more memory
 // than the current parameters (finding 10).
-func TestReviewVerifyCostsAtLeastCurrent(t *testing.T) {
+func TestVerifyCostsAtLeastCurrent(t *testing.T) {
 	ctx := context.Background()
 	cur := Params{Memory: 256, Time: 4, Parallelism: 1, SaltLen: 16, KeyLen: 32}
 	weakParams := Params{Memory: 256, Time: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32}

@@ -1,4 +1,4 @@
-package cachetest
+package sharedstatetest
 
 import (
 	"sync"
@@ -7,13 +7,14 @@ import (
 	"time"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/internal/testclock"
 )
 
 // NewRateLimiter returns a fresh, empty limiter for one test, and the
 // clock it runs on. Like NewRevocationStore it is called from parallel
 // subtests, so each call must return a limiter isolated from every other
 // (its own instance or its own key prefix) and register its own cleanup.
-type NewRateLimiter func(t *testing.T) (permiso.RateLimiter, *Clock)
+type NewRateLimiter func(t *testing.T) (permiso.RateLimiter, *testclock.Clock)
 
 // RunRateLimiter runs the conformance suite for permiso.RateLimiter.
 // Besides the obligations written on the interface, the suite requires the
@@ -33,7 +34,7 @@ func RunRateLimiter(t *testing.T, newLimiter NewRateLimiter) {
 	t.Helper()
 	tests := []struct {
 		name string
-		fn   func(t *testing.T, l permiso.RateLimiter, c *Clock)
+		fn   func(t *testing.T, l permiso.RateLimiter, c *testclock.Clock)
 	}{
 		{"AllowsUpToLimit", testAllowsUpToLimit},
 		{"PeekDoesNotCount", testPeekDoesNotCount},
@@ -98,7 +99,7 @@ func within(t *testing.T, what string, got, lo, hi time.Duration) {
 	}
 }
 
-func testAllowsUpToLimit(t *testing.T, l permiso.RateLimiter, _ *Clock) {
+func testAllowsUpToLimit(t *testing.T, l permiso.RateLimiter, _ *testclock.Clock) {
 	lim := permiso.Limit{Count: 5, Period: time.Minute}
 	key := id("ip")
 	for i := range 5 {
@@ -121,7 +122,7 @@ func testAllowsUpToLimit(t *testing.T, l permiso.RateLimiter, _ *Clock) {
 	}
 }
 
-func testPeekDoesNotCount(t *testing.T, l permiso.RateLimiter, _ *Clock) {
+func testPeekDoesNotCount(t *testing.T, l permiso.RateLimiter, _ *testclock.Clock) {
 	lim := permiso.Limit{Count: 2, Period: time.Minute}
 	key := id("peek")
 	r := peekLimit(t, l, key, lim)
@@ -146,7 +147,7 @@ func testPeekDoesNotCount(t *testing.T, l permiso.RateLimiter, _ *Clock) {
 	allow(t, l, key, lim, false)
 }
 
-func testLimiterKeysIsolated(t *testing.T, l permiso.RateLimiter, _ *Clock) {
+func testLimiterKeysIsolated(t *testing.T, l permiso.RateLimiter, _ *testclock.Clock) {
 	lim := permiso.Limit{Count: 1, Period: time.Minute}
 	key := id("k")
 	allow(t, l, key, lim, true)
@@ -157,7 +158,7 @@ func testLimiterKeysIsolated(t *testing.T, l permiso.RateLimiter, _ *Clock) {
 	allow(t, l, id("k"), lim, true)
 }
 
-func testRefusedNotCounted(t *testing.T, l permiso.RateLimiter, c *Clock) {
+func testRefusedNotCounted(t *testing.T, l permiso.RateLimiter, c *testclock.Clock) {
 	lim := permiso.Limit{Count: 2, Period: time.Second}
 	key := id("hammer")
 	allow(t, l, key, lim, true)
@@ -172,7 +173,7 @@ func testRefusedNotCounted(t *testing.T, l permiso.RateLimiter, c *Clock) {
 	allow(t, l, key, lim, false)
 }
 
-func testSlidingWindow(t *testing.T, l permiso.RateLimiter, c *Clock) {
+func testSlidingWindow(t *testing.T, l permiso.RateLimiter, c *testclock.Clock) {
 	lim := permiso.Limit{Count: 2, Period: 2 * time.Second}
 	key := id("slide")
 	allow(t, l, key, lim, true) // t0
@@ -193,7 +194,7 @@ func testSlidingWindow(t *testing.T, l permiso.RateLimiter, c *Clock) {
 	allow(t, l, key, lim, false)
 }
 
-func testLimitLowered(t *testing.T, l permiso.RateLimiter, _ *Clock) {
+func testLimitLowered(t *testing.T, l permiso.RateLimiter, _ *testclock.Clock) {
 	key := id("lowered")
 	big := permiso.Limit{Count: 5, Period: time.Minute}
 	for range 5 {
@@ -207,7 +208,7 @@ func testLimitLowered(t *testing.T, l permiso.RateLimiter, _ *Clock) {
 	within(t, "RetryAfter", r.RetryAfter, time.Minute-slack-time.Second, time.Minute)
 }
 
-func testLimitDisabled(t *testing.T, l permiso.RateLimiter, _ *Clock) {
+func testLimitDisabled(t *testing.T, l permiso.RateLimiter, _ *testclock.Clock) {
 	key := id("off")
 	for _, lim := range []permiso.Limit{{}, {Count: 0, Period: time.Minute}, {Count: 5}} {
 		for range 10 {
@@ -236,7 +237,7 @@ func allowAll(t *testing.T, l permiso.RateLimiter, keys []string, limits []permi
 	return res
 }
 
-func testAllowAll(t *testing.T, l permiso.RateLimiter, _ *Clock) {
+func testAllowAll(t *testing.T, l permiso.RateLimiter, _ *testclock.Clock) {
 	tag := "{" + id("client") + "}"
 	minute, hour := tag+":minute", tag+":hour"
 	keys := []string{minute, hour}
@@ -271,7 +272,7 @@ func testAllowAll(t *testing.T, l permiso.RateLimiter, _ *Clock) {
 	}
 }
 
-func testAllowAllArguments(t *testing.T, l permiso.RateLimiter, _ *Clock) {
+func testAllowAllArguments(t *testing.T, l permiso.RateLimiter, _ *testclock.Clock) {
 	lim := permiso.Limit{Count: 1, Period: time.Minute}
 	tag := "{" + id("args") + "}"
 	for name, args := range map[string]struct {
@@ -291,7 +292,7 @@ func testAllowAllArguments(t *testing.T, l permiso.RateLimiter, _ *Clock) {
 
 // testLimiterConcurrent: of N concurrent requests on a fresh key, exactly
 // Count are allowed (the interface's obligation).
-func testLimiterConcurrent(t *testing.T, l permiso.RateLimiter, _ *Clock) {
+func testLimiterConcurrent(t *testing.T, l permiso.RateLimiter, _ *testclock.Clock) {
 	const workers, perWorker, count = 16, 8, 37
 	lim := permiso.Limit{Count: count, Period: time.Minute}
 	key := id("race")
@@ -319,7 +320,7 @@ func testLimiterConcurrent(t *testing.T, l permiso.RateLimiter, _ *Clock) {
 	}
 }
 
-func testAllowAllConcurrent(t *testing.T, l permiso.RateLimiter, _ *Clock) {
+func testAllowAllConcurrent(t *testing.T, l permiso.RateLimiter, _ *testclock.Clock) {
 	const workers, perWorker = 12, 6
 	tag := "{" + id("conc") + "}"
 	keys := []string{tag + ":m", tag + ":h"}

@@ -1,4 +1,4 @@
-package cachetest
+package sharedstatetest
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/internal/testclock"
 )
 
 // NewRevocationStore returns a fresh, empty store for one test, and the clock
@@ -17,7 +18,7 @@ import (
 // subtests, so each call must return a store isolated from every other (its
 // own instance, or its own key prefix) and register its own cleanup with
 // t.Cleanup.
-type NewRevocationStore func(t *testing.T) (permiso.RevocationStore, *Clock)
+type NewRevocationStore func(t *testing.T) (permiso.RevocationStore, *testclock.Clock)
 
 // RunRevocation runs the conformance suite for permiso.RevocationStore.
 // Subtests run in parallel. Besides the obligations written on the
@@ -38,7 +39,7 @@ func RunRevocation(t *testing.T, newStore NewRevocationStore) {
 	t.Helper()
 	tests := []struct {
 		name string
-		fn   func(t *testing.T, s permiso.RevocationStore, c *Clock)
+		fn   func(t *testing.T, s permiso.RevocationStore, c *testclock.Clock)
 	}{
 		{"UnknownTokenNotRevoked", testUnknownNotRevoked},
 		{"RevokeTokenOnlyThatJTI", testRevokeToken},
@@ -152,14 +153,14 @@ func subSecondCases(base time.Time, frac time.Duration) []struct {
 // two milliseconds (which a store rounds up, never down).
 var subSecondFracs = []time.Duration{0, 700 * time.Millisecond, 700*time.Millisecond + 400*time.Microsecond}
 
-func testUnknownNotRevoked(t *testing.T, s permiso.RevocationStore, c *Clock) {
+func testUnknownNotRevoked(t *testing.T, s permiso.RevocationStore, c *testclock.Clock) {
 	now := c.Now()
 	wantRevoked(t, s, false, id("jti"), id("sid"), id("sub"), now)
 	wantRevoked(t, s, false, id("jti"), "", id("sub"), now.Add(-time.Hour))
 	wantRevoked(t, s, false, id("jti"), "", id("sub"), time.Unix(0, 0))
 }
 
-func testRevokeToken(t *testing.T, s permiso.RevocationStore, c *Clock) {
+func testRevokeToken(t *testing.T, s permiso.RevocationStore, c *testclock.Clock) {
 	now := c.Now()
 	jti, other, sid, sub := id("jti"), id("jti"), id("sid"), id("sub")
 	revokeToken(t, s, jti, now.Add(time.Hour))
@@ -172,7 +173,7 @@ func testRevokeToken(t *testing.T, s permiso.RevocationStore, c *Clock) {
 	wantRevoked(t, s, true, jti, sid, sub, now)
 }
 
-func testRevokeSession(t *testing.T, s permiso.RevocationStore, c *Clock) {
+func testRevokeSession(t *testing.T, s permiso.RevocationStore, c *testclock.Clock) {
 	now := c.Now()
 	sid, otherSid, sub := id("sid"), id("sid"), id("sub")
 	revokeSession(t, s, sid, now.Add(time.Hour))
@@ -185,7 +186,7 @@ func testRevokeSession(t *testing.T, s permiso.RevocationStore, c *Clock) {
 	wantRevoked(t, s, false, id("jti"), "", sub, now)
 }
 
-func testSubjectSubSecond(t *testing.T, s permiso.RevocationStore, c *Clock) {
+func testSubjectSubSecond(t *testing.T, s permiso.RevocationStore, c *testclock.Clock) {
 	now := c.Now()
 	exp := now.Add(time.Hour)
 	for _, frac := range subSecondFracs {
@@ -202,7 +203,7 @@ func testSubjectSubSecond(t *testing.T, s permiso.RevocationStore, c *Clock) {
 	}
 }
 
-func testSubjectNeverMovesBack(t *testing.T, s permiso.RevocationStore, c *Clock) {
+func testSubjectNeverMovesBack(t *testing.T, s permiso.RevocationStore, c *testclock.Clock) {
 	now := c.Now()
 	exp := now.Add(time.Hour)
 	sub := id("sub")
@@ -223,7 +224,7 @@ func testSubjectNeverMovesBack(t *testing.T, s permiso.RevocationStore, c *Clock
 	wantRevoked(t, s, false, id("jti"), "", sub, later.Add(time.Millisecond))
 }
 
-func testAllEverySubject(t *testing.T, s permiso.RevocationStore, c *Clock) {
+func testAllEverySubject(t *testing.T, s permiso.RevocationStore, c *testclock.Clock) {
 	now := c.Now()
 	cutoff := permiso.RevocationCutoff(now.Add(-time.Minute))
 	revokeAll(t, s, cutoff, now.Add(time.Hour))
@@ -254,7 +255,7 @@ func testAllEverySubject(t *testing.T, s permiso.RevocationStore, c *Clock) {
 	wantRevoked(t, s, true, "", "", sub, after)
 }
 
-func testAllSubSecond(t *testing.T, s permiso.RevocationStore, c *Clock) {
+func testAllSubSecond(t *testing.T, s permiso.RevocationStore, c *testclock.Clock) {
 	now := c.Now()
 	base := now.Truncate(time.Second).Add(-time.Hour)
 	// One store has one global cut-off: each case moves it forward (a
@@ -271,7 +272,7 @@ func testAllSubSecond(t *testing.T, s permiso.RevocationStore, c *Clock) {
 	}
 }
 
-func testAllNeverMovesBack(t *testing.T, s permiso.RevocationStore, c *Clock) {
+func testAllNeverMovesBack(t *testing.T, s permiso.RevocationStore, c *testclock.Clock) {
 	now := c.Now()
 	exp := now.Add(time.Hour)
 	cutoff := now.Truncate(time.Second).Add(-time.Minute)
@@ -288,7 +289,7 @@ func testAllNeverMovesBack(t *testing.T, s permiso.RevocationStore, c *Clock) {
 // testAllExpiry: the global cut-off is forgotten when its expiresAt has
 // passed, and a second call with an earlier one does not shorten it. A
 // real clock sleeps about four seconds.
-func testAllExpiry(t *testing.T, s permiso.RevocationStore, c *Clock) {
+func testAllExpiry(t *testing.T, s permiso.RevocationStore, c *testclock.Clock) {
 	now := c.Now()
 	cutoff := now.Truncate(time.Second)
 	iat := cutoff.Add(-30 * time.Minute)
@@ -301,7 +302,7 @@ func testAllExpiry(t *testing.T, s permiso.RevocationStore, c *Clock) {
 	wantRevoked(t, s, false, id("jti"), "", id("sub"), iat)
 }
 
-func testSubjectsIsolated(t *testing.T, s permiso.RevocationStore, c *Clock) {
+func testSubjectsIsolated(t *testing.T, s permiso.RevocationStore, c *testclock.Clock) {
 	now := c.Now()
 	sub, other := id("sub"), id("sub")
 	revokeSubject(t, s, sub, now, now.Add(time.Hour))
@@ -313,7 +314,7 @@ func testSubjectsIsolated(t *testing.T, s permiso.RevocationStore, c *Clock) {
 	wantRevoked(t, s, false, id("jti"), "", sub[:len(sub)-1], iat)
 }
 
-func testEmptyIdentifiers(t *testing.T, s permiso.RevocationStore, c *Clock) {
+func testEmptyIdentifiers(t *testing.T, s permiso.RevocationStore, c *testclock.Clock) {
 	ctx := t.Context()
 	now := c.Now()
 	exp := now.Add(time.Hour)
@@ -337,7 +338,7 @@ func testEmptyIdentifiers(t *testing.T, s permiso.RevocationStore, c *Clock) {
 
 // testExpiry checks every time-dependent obligation with two clock moves,
 // so a real clock sleeps about four seconds in all.
-func testExpiry(t *testing.T, s permiso.RevocationStore, c *Clock) {
+func testExpiry(t *testing.T, s permiso.RevocationStore, c *testclock.Clock) {
 	now := c.Now()
 	past := now.Add(-time.Hour)
 	cutoff := now.Truncate(time.Second)
@@ -408,7 +409,7 @@ func testExpiry(t *testing.T, s permiso.RevocationStore, c *Clock) {
 	verify("after 4s", func(ck check) bool { return ck.at4s })
 }
 
-func testConcurrent(t *testing.T, s permiso.RevocationStore, c *Clock) {
+func testConcurrent(t *testing.T, s permiso.RevocationStore, c *testclock.Clock) {
 	const workers, rounds = 16, 40
 	ctx := t.Context()
 	now := c.Now()
@@ -467,7 +468,7 @@ func testConcurrent(t *testing.T, s permiso.RevocationStore, c *Clock) {
 	}
 }
 
-func testStoresIsolated(t *testing.T, a, b permiso.RevocationStore, c *Clock) {
+func testStoresIsolated(t *testing.T, a, b permiso.RevocationStore, c *testclock.Clock) {
 	now := c.Now()
 	exp := now.Add(time.Hour)
 	jti, sid, sub := id("jti"), id("sid"), id("sub")

@@ -1,4 +1,4 @@
-package cachetest
+package sharedstatetest
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/internal/testclock"
 )
 
 // NewChecker returns a fresh checker for one test together with the rate
@@ -15,7 +16,7 @@ import (
 // the batch counts, the limiter sees, and what the store revokes, the
 // batch reports), and the clock they run on. Like the other constructors
 // it is called from parallel subtests and must isolate each call.
-type NewChecker func(t *testing.T) (permiso.Checker, permiso.RateLimiter, permiso.RevocationStore, *Clock)
+type NewChecker func(t *testing.T) (permiso.Checker, permiso.RateLimiter, permiso.RevocationStore, *testclock.Clock)
 
 // RunChecker runs the conformance suite for permiso.Checker. A batch must
 // decide exactly what the limiter and the revocation store decide one
@@ -25,13 +26,13 @@ type NewChecker func(t *testing.T) (permiso.Checker, permiso.RateLimiter, permis
 func RunChecker(t *testing.T, newChecker NewChecker) {
 	t.Helper()
 	t.Run("RateLimiterThroughBatches", func(t *testing.T) {
-		RunRateLimiter(t, func(t *testing.T) (permiso.RateLimiter, *Clock) {
+		RunRateLimiter(t, func(t *testing.T) (permiso.RateLimiter, *testclock.Clock) {
 			c, l, _, clock := newChecker(t)
 			return BatchedLimiter(l, c), clock
 		})
 	})
 	t.Run("RevocationThroughBatches", func(t *testing.T) {
-		RunRevocation(t, func(t *testing.T) (permiso.RevocationStore, *Clock) {
+		RunRevocation(t, func(t *testing.T) (permiso.RevocationStore, *testclock.Clock) {
 			c, _, r, clock := newChecker(t)
 			return BatchedRevocations(r, c), clock
 		})
@@ -53,7 +54,7 @@ func RunChecker(t *testing.T, newChecker NewChecker) {
 	})
 }
 
-func testMixedBatch(t *testing.T, c permiso.Checker, l permiso.RateLimiter, r permiso.RevocationStore, clock *Clock) {
+func testMixedBatch(t *testing.T, c permiso.Checker, l permiso.RateLimiter, r permiso.RevocationStore, clock *testclock.Clock) {
 	ctx := context.Background()
 	now := clock.Now()
 	exp := now.Add(time.Hour)

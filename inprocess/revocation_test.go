@@ -1,4 +1,4 @@
-package memory_test
+package inprocess_test
 
 import (
 	"fmt"
@@ -6,17 +6,18 @@ import (
 	"time"
 
 	"github.com/permiso/permiso"
-	"github.com/permiso/permiso/cachetest"
-	"github.com/permiso/permiso/memory"
+	"github.com/permiso/permiso/inprocess"
+	"github.com/permiso/permiso/internal/testclock"
+	"github.com/permiso/permiso/sharedstatetest"
 )
 
-func newStore(t *testing.T) (permiso.RevocationStore, *cachetest.Clock) {
-	clock := cachetest.NewClock(time.Date(2030, 1, 2, 3, 4, 5, 600_000_000, time.UTC))
-	return memory.NewRevocations(memory.WithNow(clock.Now)), clock
+func newStore(t *testing.T) (permiso.RevocationStore, *testclock.Clock) {
+	clock := testclock.New(time.Date(2030, 1, 2, 3, 4, 5, 600_000_000, time.UTC))
+	return inprocess.NewRevocations(inprocess.WithNow(clock.Now)), clock
 }
 
 func TestRevocations(t *testing.T) {
-	cachetest.RunRevocation(t, newStore)
+	sharedstatetest.RunRevocation(t, newStore)
 }
 
 // TestRevocationsRealClock runs the suite on the wall clock too, so the
@@ -25,16 +26,16 @@ func TestRevocationsRealClock(t *testing.T) {
 	if testing.Short() {
 		t.Skip("sleeps; skipped with -short")
 	}
-	cachetest.RunRevocation(t, func(t *testing.T) (permiso.RevocationStore, *cachetest.Clock) {
-		return memory.NewRevocations(), cachetest.RealClock()
+	sharedstatetest.RunRevocation(t, func(t *testing.T) (permiso.RevocationStore, *testclock.Clock) {
+		return inprocess.NewRevocations(), testclock.Real()
 	})
 }
 
 // TestRevocationsMemoryBounded checks that expired entries are swept by
 // later writes, so a burst of revocations does not stay in memory forever.
 func TestRevocationsMemoryBounded(t *testing.T) {
-	clock := cachetest.NewClock(time.Unix(1_900_000_000, 0))
-	r := memory.NewRevocations(memory.WithNow(clock.Now))
+	clock := testclock.New(time.Unix(1_900_000_000, 0))
+	r := inprocess.NewRevocations(inprocess.WithNow(clock.Now))
 	ctx := t.Context()
 	const burst = 10_000
 	for i := range burst {
@@ -69,5 +70,5 @@ func TestRevocationsMemoryBounded(t *testing.T) {
 }
 
 func BenchmarkIsRevoked(b *testing.B) {
-	cachetest.BenchmarkIsRevoked(b, memory.NewRevocations(), time.Now)
+	sharedstatetest.BenchmarkIsRevoked(b, inprocess.NewRevocations(), time.Now)
 }

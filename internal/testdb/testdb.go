@@ -1,0 +1,94 @@
+// Package testdb opens the databases that tests outside the storage
+// backends run on: a migrated SQLite database in memory, and a migrated
+// PostgreSQL database in a schema of its own (PERMISO_TEST_DATABASE_URL),
+// each closed, and the schema dropped, when the test ends.
+package testdb
+
+import (
+	"context"
+	"crypto/rand"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/permiso/permiso/postgres"
+	"github.com/permiso/permiso/sqlite"
+)
+
+// PostgresURLVar names the environment variable holding the PostgreSQL
+// server the tests use.
+const PostgresURLVar = "PERMISO_TEST_DATABASE_URL"
+
+// SQLite returns a migrated SQLite database in memory, closed when t ends.
+func SQLite(t testing.TB) *sqlite.DB {
+	t.Helper()
+	db, err := sqlite.Open(context.Background(), sqlite.Memory, sqlite.Options{})
+	if err != nil {
+		t.Fatalf("sqlite.Open: %v", err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	if _, err := db.MigrateUp(context.Background()); err != nil {
+		t.Fatalf("MigrateUp: %v", err)
+	}
+	return db
+}
+
+// HasPostgres reports whether PERMISO_TEST_DATABASE_URL is set.
+func HasPostgres() bool { return os.Getenv(PostgresURLVar) != "" }
+
+// Postgres returns a migrated PostgreSQL database in a fresh schema named
+// after prefix, closed and the schema dropped when t ends. It skips t
+// without PERMISO_TEST_DATABASE_URL.
+func Postgres(t testing.TB, prefix string) *postgres.DB {
+	t.Helper()
+	raw := os.Getenv(PostgresURLVar)
+	if raw == "" {
+		t.Skip(PostgresURLVar + " is not set; skipping PostgreSQL")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatalf("%s: %v", PostgresURLVar, err)
+	}
+	if q := u.Query(); q.Get("synchronous_commit") == "" {
+		// Throw-away schemas need no durability.
+		q.Set("synchronous_commit", "off")
+		u.RawQuery = q.Encode()
+	}
+	dbURL := u.String()
+	norm, err := postgres.NormalizeURL(dbURL)
+	if err != nil {
+		t.Fatalf("%s: %v", PostgresURLVar, err)
+	}
+	schema := "permiso_" + prefix + "_" + strings.ToLower(rand.Text()[:12])
+	Exec(t, norm, "CREATE SCHEMA "+schema)
+	t.Cleanup(func() { Exec(t, norm, "DROP SCHEMA IF EXISTS "+schema+" CASCADE") })
+	db, err := postgres.Open(context.Background(), dbURL, postgres.Options{MaxConns: 8, SearchPath: schema})
+	if err != nil {
+		t.Fatalf("postgres.Open: %v", err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	if _, err := db.MigrateUp(context.Background()); err != nil {
+		t.Fatalf("MigrateUp: %v", err)
+	}
+	return db
+}
+
+// Exec runs sql with args on a short-lived connection to the PostgreSQL
+// server at dsn (a pgx connection string), and fails t on an error.
+func Exec(t testing.TB, dsn, sql string, args ...any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, sql, args...); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
