@@ -38,7 +38,12 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 docker-compose version --short
 
+# One run at a time, and never next to another Docker daemon: the
+# machine's state is compared before and after.
 mkdir -p "$W/cache"
+exec 9>"$W/cache/lock"
+flock -n 9 || fail "another compose_e2e.sh is running"
+if pgrep -x dockerd >/dev/null; then fail "a dockerd is already running; this script starts and removes its own"; fi
 rm -rf "$W/run"
 mkdir -p "$W/run"
 R=$W/run
