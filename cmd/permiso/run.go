@@ -48,6 +48,8 @@ Commands:
   import --from DATABASE_URL [--dry-run]
                             carry the original service's users, roles, scopes
                             and service clients over (not sessions)
+  health [--url URL]        probe a running server (default: /health/live on
+                            127.0.0.1:$PORT); exit 0 when it answers 2xx
   version                   print the version
 
 A command's flags may come before or after its words ("sessions revoke-all
@@ -101,6 +103,8 @@ func run(ctx context.Context, args []string, getenv Getenv, stdin io.Reader, std
 		return cmdKeys(ctx, env, args, stdout)
 	case "sessions":
 		return cmdSessions(ctx, env, args, stdout)
+	case "health":
+		return cmdHealth(ctx, env, args, stdout)
 	case "version", "--version":
 		return cmdVersion(args, stdout)
 	case "help", "-h", "--help":
