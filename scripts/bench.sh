@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Load benchmark (SPEC §7, docs/benchmarks.md): builds permiso and
+# Load benchmark (docs/benchmarks.md; docs/architecture.md, "Performance by design"): builds permiso and
 # permiso-load, starts `permiso serve` on a free 127.0.0.1 port with a fresh
 # embedded SQLite database (rate limits off), creates an administrator, runs
 # every permiso-load scenario and prints the figures. With
