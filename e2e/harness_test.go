@@ -348,6 +348,10 @@ func baseEnv(t *testing.T) map[string]string {
 		"RATE_LIMIT_REGISTER":      "1000/minute",
 		"RATE_LIMIT_SERVICE_TOKEN": "1000/minute",
 		"RATE_LIMIT_API":           "100000/minute",
+		// Many servers run at once against one PostgreSQL server
+		// (max_connections 100 by default): at most 10 connections each.
+		"DATABASE_POOL_SIZE":    "6",
+		"DATABASE_MAX_OVERFLOW": "4",
 	}
 }
 
