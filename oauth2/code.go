@@ -120,8 +120,9 @@ func (s *Service) codeGrant(ctx context.Context, req TokenRequest, client *permi
 		}
 		return nil, err
 	}
-	// The scopes of the code, less the permiso scopes the user lost since.
-	available := intersect(code.Scopes, append(validScopes(u.ScopeNames()), OIDCScopes...))
+	// The scopes of the code, less the permiso scopes the user or the
+	// client lost since.
+	available := intersect(code.Scopes, codeFlowScopes(code.Scopes, u, *client))
 	return &grant{kind: GrantAuthorizationCode, user: &u, client: client, available: available,
 		authTime: now, code: &code, codeSession: sid}, nil
 }
