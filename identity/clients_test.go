@@ -437,3 +437,25 @@ func anyStrings(v any) []string {
 	}
 	return out
 }
+
+// TestClientRedirectURIsRefused: a redirect URI that is not in the form
+// docs/oidc.md allows (loopback only as 127.0.0.1 or [::1], a port in
+// range, a lower-case scheme and host, no backslash) is a 422 naming the
+// field, for redirect_uris and post_logout_redirect_uris alike.
+func TestClientRedirectURIsRefused(t *testing.T) {
+	for _, uri := range []string{"http://127.0.0.2/cb", "http://[::ffff:127.0.0.1]:9/cb", "https://example.com:99999/cb",
+		"HTTPS://EXAMPLE.COM/cb", `https://example.com/a\b`} {
+		for _, field := range []string{"redirect_uris", "post_logout_redirect_uris"} {
+			in := identity.ClientInput{Name: ptr("Web")}
+			if field == "redirect_uris" {
+				in.RedirectURIs = &[]string{uri}
+			} else {
+				in.PostLogoutRedirectURIs = &[]string{uri}
+			}
+			_, err := in.Validate(true)
+			if permiso.ErrorCode(err) != permiso.EINVALID || len(fields(err)[field]) != 1 {
+				t.Errorf("%s %q: %v", field, uri, err)
+			}
+		}
+	}
+}
