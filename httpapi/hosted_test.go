@@ -203,3 +203,71 @@ func TestHostedPagesExpiredPassword(t *testing.T) {
 		t.Errorf("session cookie %q", session)
 	}
 }
+
+// TestConsentFormIsBoundAndSpent: the consent form carries the
+// authorization request bound to the browser's CSRF token and session:
+// another client, more scopes or a dropped code_challenge are refused
+// (403, never a redirect), and an accepted form cannot be sent again
+// (docs/oidc.md, "Security").
+func TestConsentFormIsBoundAndSpent(t *testing.T) {
+	e := newPagesEnv(t)
+	ctx := t.Context()
+	now := time.Now().UTC()
+	for _, id := range []string{"untrusted", "other"} {
+		if _, err := e.db.CreateServiceClient(ctx, permiso.ServiceClient{ClientID: id, SecretHash: permiso.HashToken(id + "-secret"),
+			Name: "Client " + id, ClientType: "confidential", IsActive: true, RateLimitPerMinute: 60, RateLimitPerHour: 1000,
+			RedirectURIs: []string{pagesRedirect}, GrantTypes: []string{permiso.GrantTypeAuthorizationCode},
+			CreatedAt: now, UpdatedAt: now}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hash, err := argon2id.New(argon2id.Options{Params: argon2id.TestParams()}).Hash(ctx, pagesPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.db.CreateUser(ctx, permiso.User{Username: "frank", Email: "frank@example.com", PasswordHash: hash,
+		IsActive: true, PasswordChangedAt: now, CreatedAt: now, UpdatedAt: now}, nil); err != nil {
+		t.Fatal(err)
+	}
+	q := url.Values{"client_id": {"untrusted"}, "redirect_uri": {pagesRedirect}, "response_type": {"code"},
+		"scope": {"openid"}, "state": {"s1"}, "code_challenge": {permiso.S256Challenge(strings.Repeat("v", 43))},
+		"code_challenge_method": {"S256"}}
+	signIn := e.do(http.MethodGet, "/api/v1/oauth2/authorize?"+q.Encode(), nil)
+	form := signIn.hidden()
+	form.Set("username", "frank")
+	form.Set("password", pagesPassword)
+	consent := e.do(http.MethodPost, "/api/v1/oauth2/authorize", form)
+	if consent.status != http.StatusOK || !strings.Contains(consent.body, "Client untrusted") {
+		t.Fatalf("consent page: %d\n%.800s", consent.status, consent.body)
+	}
+	genuine := consent.hidden()
+	genuine.Set("decision", "allow")
+	if genuine.Get(consentBindingField) == "" {
+		t.Fatal("the consent form has no binding")
+	}
+	for name, alter := range map[string]func(url.Values){
+		"another client":    func(v url.Values) { v.Set("client_id", "other") },
+		"more scopes":       func(v url.Values) { v.Set("scope", "openid email") },
+		"no code_challenge": func(v url.Values) { v.Del("code_challenge"); v.Del("code_challenge_method") },
+		"no binding":        func(v url.Values) { v.Del(consentBindingField) },
+		"another state":     func(v url.Values) { v.Set("state", "s2") },
+		"a binding twice":   func(v url.Values) { v.Add(consentBindingField, v.Get(consentBindingField)) },
+	} {
+		altered := url.Values{}
+		for k, v := range genuine {
+			altered[k] = append([]string(nil), v...)
+		}
+		alter(altered)
+		if a := e.do(http.MethodPost, "/api/v1/oauth2/consent", altered); a.status != http.StatusForbidden || a.header.Get("Location") != "" {
+			t.Errorf("%s: %d to %q, want 403 and no redirect", name, a.status, a.header.Get("Location"))
+		}
+	}
+	done := e.do(http.MethodPost, "/api/v1/oauth2/consent", genuine)
+	loc, _ := url.Parse(done.header.Get("Location"))
+	if done.status != http.StatusSeeOther || loc == nil || loc.Query().Get("code") == "" {
+		t.Fatalf("the genuine form: %d to %q\n%.600s", done.status, done.header.Get("Location"), done.body)
+	}
+	if a := e.do(http.MethodPost, "/api/v1/oauth2/consent", genuine); a.status != http.StatusForbidden || a.header.Get("Location") != "" {
+		t.Errorf("the form sent again: %d to %q, want 403", a.status, a.header.Get("Location"))
+	}
+}
