@@ -524,3 +524,22 @@ func TestCodeFlowBoundedByClientScopes(t *testing.T) {
 		t.Errorf("after the client lost admin:users, the refresh gave %q", ref.Scope)
 	}
 }
+
+// TestUnfaithfulStateIsErrorPage: a state that is not valid UTF-8 or
+// holds a NUL could not come back byte for byte (the client's state
+// check would fail), so the request ends on the error page, never at the
+// client (docs/oidc.md, "The flow").
+func TestUnfaithfulStateIsErrorPage(t *testing.T) {
+	e := newOIDCEnv(t)
+	e.rpClient("rp", false)
+	for _, state := range []string{"a\x00b", "\xff\xfe", "ok\xc3"} {
+		_, err := e.svc.ParseAuthorizeRequest(e.ctx, authorizeQuery("rp", "state", state))
+		var ae *oauth2.AuthorizeError
+		if !errors.As(err, &ae) || ae.Redirect || ae.Err.Code != "invalid_request" {
+			t.Errorf("state %q: %v, want the error page", state, err)
+		}
+	}
+	if _, err := e.svc.ParseAuthorizeRequest(e.ctx, authorizeQuery("rp", "state", "é ü\t<>&\"'")); err != nil {
+		t.Errorf("a UTF-8 state: %v", err)
+	}
+}
