@@ -258,7 +258,7 @@ func (s *server) passwordPage(w http.ResponseWriter, r *http.Request, ar oauth2.
 }
 
 // handlePasswordChange is POST /oauth2/password: the expired-password
-// page. The change is POST /auth/change-password's
+// page, for expired passwords only (oauth2.Service.ChangePasswordIfExpired). The change is POST /auth/change-password's
 // (oauth2.Service.ChangeExpiredPassword: the current password checked
 // like a login, the password policy, the history, every session ended);
 // then the user is signed in with the new password and the authorization
@@ -279,7 +279,12 @@ func (s *server) handlePasswordChange() http.Handler {
 			s.passwordPage(w, r, ar, http.StatusUnprocessableEntity, username, "Enter the same new password twice.", nil)
 			return
 		}
-		if err := s.auth.ChangeExpiredPassword(r.Context(), username, current, next, meta(r)); err != nil {
+		if err := s.auth.ChangePasswordIfExpired(r.Context(), username, current, next, meta(r)); err != nil {
+			if errors.Is(err, oauth2.ErrPasswordNotExpired) {
+				// Only after a correct password: sign in with it.
+				s.signInPage(w, r, ar, http.StatusBadRequest, "Your password has not expired. Sign in with it.", username)
+				return
+			}
 			var pe *permiso.Error
 			if errors.As(err, &pe) && pe.Code == permiso.EINVALID {
 				var problems []string

@@ -271,3 +271,48 @@ func TestConsentFormIsBoundAndSpent(t *testing.T) {
 		t.Errorf("the form sent again: %d to %q, want 403", a.status, a.header.Get("Location"))
 	}
 }
+
+// TestHostedPasswordPageOnlyForExpired: the expired-password page changes
+// only an expired password; for one that has not expired it answers, after
+// the correct password only, with the sign-in page and changes nothing
+// (docs/oidc.md, "The flow"). And a query string that cannot be parsed
+// whole gets the error page on the hosted pages, not the API's JSON.
+func TestHostedPasswordPageOnlyForExpired(t *testing.T) {
+	e := newPagesEnv(t)
+	ctx := t.Context()
+	now := time.Now().UTC()
+	hash, err := argon2id.New(argon2id.Options{Params: argon2id.TestParams()}).Hash(ctx, pagesPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.db.CreateUser(ctx, permiso.User{Username: "gina", Email: "gina@example.com", PasswordHash: hash,
+		IsActive: true, PasswordChangedAt: now, CreatedAt: now, UpdatedAt: now}, nil); err != nil {
+		t.Fatal(err)
+	}
+	q := url.Values{"client_id": {"rp"}, "redirect_uri": {pagesRedirect}, "response_type": {"code"},
+		"scope": {"openid"}, "state": {"s1"}, "code_challenge": {permiso.S256Challenge(strings.Repeat("v", 43))},
+		"code_challenge_method": {"S256"}}
+	signIn := e.do(http.MethodGet, "/api/v1/oauth2/authorize?"+q.Encode(), nil)
+	change := signIn.hidden()
+	change.Set("username", "gina")
+	change.Set("current_password", "Wrong-Horse-9-battery")
+	change.Set("new_password", "An0ther-Str0ng-Passw0rd!")
+	change.Set("confirm_password", "An0ther-Str0ng-Passw0rd!")
+	if a := e.do(http.MethodPost, "/api/v1/oauth2/password", change); a.status != http.StatusUnauthorized || strings.Contains(a.body, "not expired") {
+		t.Errorf("a wrong password: %d, want 401 without a word about the expiry\n%.600s", a.status, a.body)
+	}
+	change.Set("current_password", pagesPassword)
+	a := e.do(http.MethodPost, "/api/v1/oauth2/password", change)
+	if a.status != http.StatusBadRequest || !strings.Contains(a.body, "has not expired") || a.header.Get("Location") != "" {
+		t.Errorf("a password that has not expired: %d\n%.600s", a.status, a.body)
+	}
+	u, err := e.db.GetUserByUsername(ctx, "gina")
+	if err != nil || u.PasswordHash != hash {
+		t.Errorf("the password changed: %v", err)
+	}
+
+	bad := e.do(http.MethodGet, "/api/v1/oauth2/authorize?x=1;y=2", nil)
+	if bad.status != http.StatusBadRequest || !strings.HasPrefix(bad.header.Get("Content-Type"), "text/html") {
+		t.Errorf("an unparsable query: %d %q, want the error page", bad.status, bad.header.Get("Content-Type"))
+	}
+}
