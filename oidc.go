@@ -6,8 +6,8 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"net/url"
-	"strconv"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
