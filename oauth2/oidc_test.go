@@ -526,20 +526,21 @@ func TestCodeFlowBoundedByClientScopes(t *testing.T) {
 }
 
 // TestUnfaithfulStateIsErrorPage: a state that is not valid UTF-8 or
-// holds a NUL could not come back byte for byte (the client's state
+// holds a NUL, a carriage return or another control character than tab
+// and line feed could not come back byte for byte (the client's state
 // check would fail), so the request ends on the error page, never at the
 // client (docs/oidc.md, "The flow").
 func TestUnfaithfulStateIsErrorPage(t *testing.T) {
 	e := newOIDCEnv(t)
 	e.rpClient("rp", false)
-	for _, state := range []string{"a\x00b", "\xff\xfe", "ok\xc3"} {
+	for _, state := range []string{"a\x00b", "\xff\xfe", "ok\xc3", "a\r\nb", "a\rb", "a\x01b", "a\u0085b"} {
 		_, err := e.svc.ParseAuthorizeRequest(e.ctx, authorizeQuery("rp", "state", state))
 		var ae *oauth2.AuthorizeError
 		if !errors.As(err, &ae) || ae.Redirect || ae.Err.Code != "invalid_request" {
 			t.Errorf("state %q: %v, want the error page", state, err)
 		}
 	}
-	if _, err := e.svc.ParseAuthorizeRequest(e.ctx, authorizeQuery("rp", "state", "é ü\t<>&\"'")); err != nil {
+	if _, err := e.svc.ParseAuthorizeRequest(e.ctx, authorizeQuery("rp", "state", "é ü\t\n<>&\"'")); err != nil {
 		t.Errorf("a UTF-8 state: %v", err)
 	}
 }
