@@ -5,9 +5,9 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
-	"net"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -68,8 +68,11 @@ func (c ServiceClient) HasPostLogoutRedirectURI(uri string) bool {
 // registration, or "" when it may be registered:
 //   - an absolute URI without a fragment (RFC 6749 §3.1.2), without user
 //     information, at most MaxRedirectURILength bytes;
-//   - https, or http only on a loopback IP literal (127.0.0.0/8, ::1) as
-//     native apps use it (RFC 8252 §7.3; "localhost" is refused, §8.3);
+//   - https, or http only on the loopback IP literals 127.0.0.1 and
+//     [::1] as native apps use them (RFC 8252 §7.3; "localhost" is
+//     refused, §8.3; no other spelling of a loopback address);
+//   - in the canonical form that exact matching compares: a lower-case
+//     scheme and host, a port (when given) from 1 to 65535, no backslash;
 //   - no wildcard character: registration is by exact value (RFC 9700
 //     §2.1).
 func RedirectURIProblem(raw string) string {
@@ -92,16 +95,26 @@ func RedirectURIProblem(raw string) string {
 	if u.User != nil {
 		return "must not contain user information"
 	}
-	switch u.Scheme {
-	case "https":
-		return ""
-	case "http":
-		if ip := net.ParseIP(u.Hostname()); ip != nil && ip.IsLoopback() {
-			return ""
-		}
-		return "http is allowed only on a loopback IP address (RFC 8252 §7.3); use https"
+	if strings.Contains(raw, "\\") {
+		return "must not contain a backslash"
 	}
-	return "must be an absolute http or https URL"
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "must be an absolute http or https URL"
+	}
+	if !strings.HasPrefix(raw, u.Scheme+"://") || u.Host != strings.ToLower(u.Host) {
+		return "must have a lower-case scheme and host"
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 || p[0] == '0' {
+			return "must have a port from 1 to 65535"
+		}
+	}
+	if u.Scheme == "http" {
+		if h := u.Hostname(); h != "127.0.0.1" && h != "::1" {
+			return "http is allowed only on the loopback addresses 127.0.0.1 and [::1] (RFC 8252 §7.3); use https"
+		}
+	}
+	return ""
 }
 
 // PKCE (RFC 7636). Only S256 is accepted: "plain" gives no protection

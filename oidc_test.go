@@ -14,8 +14,8 @@ func TestRedirectURIProblem(t *testing.T) {
 		"https://app.example.com/callback",
 		"https://app.example.com:8443/cb?x=1",
 		"http://127.0.0.1:53123/callback", // RFC 8252 §7.3
-		"http://127.9.9.9/cb",
 		"http://[::1]:8080/cb",
+		"https://app.example.com:65535/cb",
 	}
 	bad := []string{
 		"",
@@ -32,6 +32,22 @@ func TestRedirectURIProblem(t *testing.T) {
 		"https://app.example.com/a b",
 		"https://app.example.com/\x00",
 		"https://" + strings.Repeat("a", permiso.MaxRedirectURILength) + ".com/",
+		// Only 127.0.0.1 and [::1] as loopback (RFC 8252 §7.3, docs/oidc.md).
+		"http://127.0.0.2/cb",
+		"http://127.9.9.9/cb",
+		"http://[::ffff:127.0.0.1]:9/cb",
+		"http://[0:0:0:0:0:0:0:1]/cb",
+		"http://[::1%25lo]/cb",
+		"http://2130706433/cb",
+		// The canonical form exact matching compares.
+		"https://example.com:99999/cb",
+		"https://example.com:0/cb",
+		"https://example.com:080/cb",
+		"HTTPS://example.com/cb",
+		"https://EXAMPLE.COM/cb",
+		"Http://127.0.0.1/cb",
+		"https://example.com/a\\b",
+		"https://example.com\\@evil.com/cb",
 	}
 	for _, u := range ok {
 		if p := permiso.RedirectURIProblem(u); p != "" {

@@ -131,7 +131,8 @@ func (s *server) register(pattern string, a access, serve func(w http.ResponseWr
 	s.routes = append(s.routes, routeInfo{Pattern: pattern, Access: a})
 	_, path, _ := strings.Cut(pattern, " ")
 	oauth := a.public && s.isOAuthPath(path)
-	s.mux.Handle(pattern, s.wholeQuery(oauth, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	page := s.isPagePath(path)
+	s.mux.Handle(pattern, s.wholeQuery(oauth, page, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		serve(w, r, s.requestLimits(r, a), oauth)
 	})))
 }

@@ -1,9 +1,13 @@
 package httpapi
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/permiso/permiso"
@@ -108,9 +112,15 @@ func (s *server) authorizeStep(w http.ResponseWriter, r *http.Request, ar oauth2
 	case oauth2.StepSignIn:
 		s.signInPage(w, r, ar, status, "", ar.LoginHint)
 	case oauth2.StepConsent:
+		csrf := s.csrfToken(w, r)
+		params := url.Values{}
+		for k, v := range ar.Params {
+			params[k] = v
+		}
+		params.Set(consentBindingField, consentBinding(csrf, b, ar.Params))
 		s.renderPage(w, r, status, "consent", origin(ar.RedirectURI), pageData{
-			Title: "Allow access?", Action: s.apiPrefix() + pathConsent, Params: ar.Params,
-			CSRF: s.csrfToken(w, r), ClientName: ar.Client.Name, Username: u.Username,
+			Title: "Allow access?", Action: s.apiPrefix() + pathConsent, Params: params,
+			CSRF: csrf, ClientName: ar.Client.Name, Username: u.Username,
 			Scopes: scopeWords(oauth2.GrantedScopes(ar, u)),
 		})
 	default:
@@ -248,7 +258,7 @@ func (s *server) passwordPage(w http.ResponseWriter, r *http.Request, ar oauth2.
 }
 
 // handlePasswordChange is POST /oauth2/password: the expired-password
-// page. The change is POST /auth/change-password's
+// page, for expired passwords only (oauth2.Service.ChangePasswordIfExpired). The change is POST /auth/change-password's
 // (oauth2.Service.ChangeExpiredPassword: the current password checked
 // like a login, the password policy, the history, every session ended);
 // then the user is signed in with the new password and the authorization
@@ -269,7 +279,12 @@ func (s *server) handlePasswordChange() http.Handler {
 			s.passwordPage(w, r, ar, http.StatusUnprocessableEntity, username, "Enter the same new password twice.", nil)
 			return
 		}
-		if err := s.auth.ChangeExpiredPassword(r.Context(), username, current, next, meta(r)); err != nil {
+		if err := s.auth.ChangePasswordIfExpired(r.Context(), username, current, next, meta(r)); err != nil {
+			if errors.Is(err, oauth2.ErrPasswordNotExpired) {
+				// Only after a correct password: sign in with it.
+				s.signInPage(w, r, ar, http.StatusBadRequest, "Your password has not expired. Sign in with it.", username)
+				return
+			}
 			var pe *permiso.Error
 			if errors.As(err, &pe) && pe.Code == permiso.EINVALID {
 				var problems []string
@@ -297,8 +312,45 @@ func (s *server) handlePasswordChange() http.Handler {
 	})
 }
 
+// consentBindingField is the consent form's field that binds the
+// authorization request it carries to the browser's CSRF token and
+// browser session (consentBinding).
+const consentBindingField = "consent_binding"
+
+// consentBinding is the MAC of the authorization request's parameters as
+// the consent page showed them, keyed with the browser's CSRF token (a
+// secret of this browser, never readable by another site) and bound to
+// the browser session: the consent form cannot be altered (another client,
+// more scopes, no code_challenge) nor used in another session, and the
+// CSRF token changes once the form is accepted, so it is used once.
+func consentBinding(csrf string, b *permiso.BrowserSession, params url.Values) string {
+	m := hmac.New(sha256.New, []byte("permiso consent\x00"+csrf))
+	if b != nil {
+		m.Write([]byte(b.ID.String()))
+	}
+	m.Write([]byte{0})
+	m.Write([]byte(params.Encode()))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// withoutCSRFCookie returns r without its CSRF cookie, so that the next
+// csrfToken sets a new one: the token of an accepted consent form is spent.
+func (s *server) withoutCSRFCookie(r *http.Request) *http.Request {
+	name := s.cookieName(r, csrfCookie)
+	r2 := r.Clone(r.Context())
+	r2.Header.Del("Cookie")
+	for _, c := range r.Cookies() {
+		if c.Name != name {
+			r2.AddCookie(c)
+		}
+	}
+	return r2
+}
+
 // handleConsent is POST /oauth2/consent: the user allows or denies the
-// client (OpenID Connect Core 1.0 §3.1.2.4).
+// client (OpenID Connect Core 1.0 §3.1.2.4). The form must carry the
+// binding its page was shown with (consentBinding), and is spent once
+// accepted.
 func (s *server) handleConsent() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		form, ok := s.readPageForm(w, r)
@@ -320,6 +372,14 @@ func (s *server) handleConsent() http.Handler {
 			s.authorizeStep(w, r, ar, nil, u, false, false, http.StatusOK)
 			return
 		}
+		want := consentBinding(s.cookie(r, csrfCookie), b, ar.Params)
+		if got := form[consentBindingField]; len(got) != 1 || !hmac.Equal([]byte(strings.TrimSpace(got[0])), []byte(want)) {
+			s.errorPage(w, r, http.StatusForbidden, "The form has expired or did not come from this site. Go back and try again.")
+			return
+		}
+		// The form is spent: a new CSRF token from now on.
+		r = s.withoutCSRFCookie(r)
+		s.csrfToken(w, r)
 		switch form.Get("decision") {
 		case "allow":
 			fresh := time.Since(b.AuthTime) <= freshSignIn

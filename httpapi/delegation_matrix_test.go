@@ -268,7 +268,22 @@ func (e *idEnv) clientState(clientID string) string {
 		e.t.Fatal(err)
 	}
 	return js(map[string]any{"name": c.Name, "active": c.IsActive, "secret": c.SecretHash, "previous": c.PreviousSecretHash,
-		"scopes": c.ScopeNames(), "updated_at": c.UpdatedAt})
+		"scopes": c.ScopeNames(), "updated_at": c.UpdatedAt, "trusted": c.IsTrusted, "redirect_uris": c.RedirectURIs,
+		"post_logout_redirect_uris": c.PostLogoutRedirectURIs, "grant_types": c.GrantTypes})
+}
+
+// browserClient creates a confidential client of the browser flow
+// without scopes (redirect URI, authorization_code grant).
+func (e *idEnv) browserClient() string {
+	e.t.Helper()
+	_, hash := permiso.NewClientSecret()
+	id := e.name("browser-client-")
+	if _, err := e.db.CreateServiceClient(e.ctx, permiso.ServiceClient{ClientID: id, SecretHash: hash, Name: id,
+		ClientType: "confidential", IsActive: true, RedirectURIs: []string{"https://app.example/cb"},
+		GrantTypes: []string{permiso.GrantTypeAuthorizationCode}}, nil); err != nil {
+		e.t.Fatal(err)
+	}
+	return id
 }
 
 // sessionState reads a session and whether an access token of it still
@@ -655,6 +670,56 @@ func dmCases() []dmCase {
 				x.body = map[string]any{"scope_ids": []string{x.scopeID(scopeAdminSystem)}}
 				x.state = func() string { return x.e.clientState(id) }
 				x.audit = dmAudit{action: action, targetID: id}
+			}})
+	}
+	// The browser flow of a client: where codes go and whether consent is
+	// asked are for a full administrator, even on a client holding
+	// nothing (its codes carry the scopes of whoever signs in).
+	for _, bc := range []struct {
+		method, suffix, what, action string
+		ok                           int
+		browser                      bool
+		body                         any
+	}{
+		{"PUT", "", "set is_trusted", identity.ActionClientUpdate, 200, false, map[string]any{"is_trusted": true}},
+		{"PUT", "", "give it a redirect URI and the authorization_code grant", identity.ActionClientUpdate, 200, false,
+			map[string]any{"redirect_uris": []string{"https://evil.example/cb"}, "grant_types": []string{permiso.GrantTypeAuthorizationCode}}},
+		{"PUT", "", "browser client: add a redirect URI", identity.ActionClientUpdate, 200, true,
+			map[string]any{"redirect_uris": []string{"https://app.example/cb", "https://evil.example/cb"}}},
+		{"PUT", "", "browser client: set a post-logout redirect URI", identity.ActionClientUpdate, 200, true,
+			map[string]any{"post_logout_redirect_uris": []string{"https://evil.example/out"}}},
+		{"POST", "/rotate-secret", "browser client: rotate the secret", identity.ActionClientRotateSecret, 200, true, nil},
+	} {
+		add(dmCase{route: bc.method + " " + cp + "/{client_id}" + bc.suffix, target: "client without scopes: " + bc.what, scope: scopeClients, allow: tierAdmin, ok: bc.ok,
+			fixture: func(x *dmCell) {
+				var id string
+				if bc.browser {
+					id = x.e.browserClient()
+				} else {
+					id, _ = x.e.serviceClient()
+				}
+				x.path, x.body = cp+"/"+id+bc.suffix, bc.body
+				x.state = func() string { return x.e.clientState(id) }
+				x.audit = dmAudit{action: bc.action, targetID: id}
+			}})
+	}
+	for _, nb := range []struct {
+		what string
+		body map[string]any
+	}{
+		{"new trusted client without scopes", map[string]any{"is_trusted": true}},
+		{"new browser client without scopes", map[string]any{"redirect_uris": []string{"https://evil.example/cb"}, "grant_types": []string{permiso.GrantTypeAuthorizationCode}}},
+	} {
+		add(dmCase{route: "POST " + cp, target: nb.what, scope: scopeClients, allow: tierAdmin, ok: 201,
+			fixture: func(x *dmCell) {
+				id := x.e.name("new-client-")
+				body := map[string]any{"name": "Matrix " + id, "client_id": id}
+				for k, v := range nb.body {
+					body[k] = v
+				}
+				x.path, x.body = cp, body
+				x.state = func() string { return x.e.exists("client", id) }
+				x.audit = dmAudit{action: identity.ActionClientCreate, targetID: id}
 			}})
 	}
 	var every []string

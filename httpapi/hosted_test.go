@@ -203,3 +203,116 @@ func TestHostedPagesExpiredPassword(t *testing.T) {
 		t.Errorf("session cookie %q", session)
 	}
 }
+
+// TestConsentFormIsBoundAndSpent: the consent form carries the
+// authorization request bound to the browser's CSRF token and session:
+// another client, more scopes or a dropped code_challenge are refused
+// (403, never a redirect), and an accepted form cannot be sent again
+// (docs/oidc.md, "Security").
+func TestConsentFormIsBoundAndSpent(t *testing.T) {
+	e := newPagesEnv(t)
+	ctx := t.Context()
+	now := time.Now().UTC()
+	for _, id := range []string{"untrusted", "other"} {
+		if _, err := e.db.CreateServiceClient(ctx, permiso.ServiceClient{ClientID: id, SecretHash: permiso.HashToken(id + "-secret"),
+			Name: "Client " + id, ClientType: "confidential", IsActive: true, RateLimitPerMinute: 60, RateLimitPerHour: 1000,
+			RedirectURIs: []string{pagesRedirect}, GrantTypes: []string{permiso.GrantTypeAuthorizationCode},
+			CreatedAt: now, UpdatedAt: now}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hash, err := argon2id.New(argon2id.Options{Params: argon2id.TestParams()}).Hash(ctx, pagesPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.db.CreateUser(ctx, permiso.User{Username: "frank", Email: "frank@example.com", PasswordHash: hash,
+		IsActive: true, PasswordChangedAt: now, CreatedAt: now, UpdatedAt: now}, nil); err != nil {
+		t.Fatal(err)
+	}
+	q := url.Values{"client_id": {"untrusted"}, "redirect_uri": {pagesRedirect}, "response_type": {"code"},
+		"scope": {"openid"}, "state": {"s1"}, "code_challenge": {permiso.S256Challenge(strings.Repeat("v", 43))},
+		"code_challenge_method": {"S256"}}
+	signIn := e.do(http.MethodGet, "/api/v1/oauth2/authorize?"+q.Encode(), nil)
+	form := signIn.hidden()
+	form.Set("username", "frank")
+	form.Set("password", pagesPassword)
+	consent := e.do(http.MethodPost, "/api/v1/oauth2/authorize", form)
+	if consent.status != http.StatusOK || !strings.Contains(consent.body, "Client untrusted") {
+		t.Fatalf("consent page: %d\n%.800s", consent.status, consent.body)
+	}
+	genuine := consent.hidden()
+	genuine.Set("decision", "allow")
+	if genuine.Get(consentBindingField) == "" {
+		t.Fatal("the consent form has no binding")
+	}
+	for name, alter := range map[string]func(url.Values){
+		"another client":    func(v url.Values) { v.Set("client_id", "other") },
+		"more scopes":       func(v url.Values) { v.Set("scope", "openid email") },
+		"no code_challenge": func(v url.Values) { v.Del("code_challenge"); v.Del("code_challenge_method") },
+		"no binding":        func(v url.Values) { v.Del(consentBindingField) },
+		"another state":     func(v url.Values) { v.Set("state", "s2") },
+		"a binding twice":   func(v url.Values) { v.Add(consentBindingField, v.Get(consentBindingField)) },
+	} {
+		altered := url.Values{}
+		for k, v := range genuine {
+			altered[k] = append([]string(nil), v...)
+		}
+		alter(altered)
+		if a := e.do(http.MethodPost, "/api/v1/oauth2/consent", altered); a.status != http.StatusForbidden || a.header.Get("Location") != "" {
+			t.Errorf("%s: %d to %q, want 403 and no redirect", name, a.status, a.header.Get("Location"))
+		}
+	}
+	done := e.do(http.MethodPost, "/api/v1/oauth2/consent", genuine)
+	loc, _ := url.Parse(done.header.Get("Location"))
+	if done.status != http.StatusSeeOther || loc == nil || loc.Query().Get("code") == "" {
+		t.Fatalf("the genuine form: %d to %q\n%.600s", done.status, done.header.Get("Location"), done.body)
+	}
+	if a := e.do(http.MethodPost, "/api/v1/oauth2/consent", genuine); a.status != http.StatusForbidden || a.header.Get("Location") != "" {
+		t.Errorf("the form sent again: %d to %q, want 403", a.status, a.header.Get("Location"))
+	}
+}
+
+// TestHostedPasswordPageOnlyForExpired: the expired-password page changes
+// only an expired password; for one that has not expired it answers, after
+// the correct password only, with the sign-in page and changes nothing
+// (docs/oidc.md, "The flow"). And a query string that cannot be parsed
+// whole gets the error page on the hosted pages, not the API's JSON.
+func TestHostedPasswordPageOnlyForExpired(t *testing.T) {
+	e := newPagesEnv(t)
+	ctx := t.Context()
+	now := time.Now().UTC()
+	hash, err := argon2id.New(argon2id.Options{Params: argon2id.TestParams()}).Hash(ctx, pagesPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.db.CreateUser(ctx, permiso.User{Username: "gina", Email: "gina@example.com", PasswordHash: hash,
+		IsActive: true, PasswordChangedAt: now, CreatedAt: now, UpdatedAt: now}, nil); err != nil {
+		t.Fatal(err)
+	}
+	q := url.Values{"client_id": {"rp"}, "redirect_uri": {pagesRedirect}, "response_type": {"code"},
+		"scope": {"openid"}, "state": {"s1"}, "code_challenge": {permiso.S256Challenge(strings.Repeat("v", 43))},
+		"code_challenge_method": {"S256"}}
+	signIn := e.do(http.MethodGet, "/api/v1/oauth2/authorize?"+q.Encode(), nil)
+	change := signIn.hidden()
+	change.Set("username", "gina")
+	change.Set("current_password", "Wrong-Horse-9-battery")
+	change.Set("new_password", "An0ther-Str0ng-Passw0rd!")
+	change.Set("confirm_password", "An0ther-Str0ng-Passw0rd!")
+	if a := e.do(http.MethodPost, "/api/v1/oauth2/password", change); a.status != http.StatusUnauthorized || strings.Contains(a.body, "not expired") {
+		t.Errorf("a wrong password: %d, want 401 without a word about the expiry\n%.600s", a.status, a.body)
+	}
+	change.Set("current_password", pagesPassword)
+	a := e.do(http.MethodPost, "/api/v1/oauth2/password", change)
+	if a.status != http.StatusBadRequest || !strings.Contains(a.body, "has not expired") || a.header.Get("Location") != "" {
+		t.Errorf("a password that has not expired: %d\n%.600s", a.status, a.body)
+	}
+	u, err := e.db.GetUserByUsername(ctx, "gina")
+	if err != nil || u.PasswordHash != hash {
+		t.Errorf("the password changed: %v", err)
+	}
+
+	bad := e.do(http.MethodGet, "/api/v1/oauth2/authorize?x=1;y=2", nil)
+	if bad.status != http.StatusBadRequest || !strings.HasPrefix(bad.header.Get("Content-Type"), "text/html") {
+		t.Errorf("an unparsable query: %d %q, want the error page", bad.status, bad.header.Get("Content-Type"))
+	}
+}

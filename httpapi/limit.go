@@ -176,6 +176,16 @@ func (s *server) isOAuthPath(path string) bool {
 	return strings.HasPrefix(path, s.apiPrefix()+"/auth/")
 }
 
+// isPagePath reports whether path is a hosted page of the browser flow,
+// which answers errors with the error page rather than JSON.
+func (s *server) isPagePath(path string) bool {
+	switch strings.TrimPrefix(path, s.apiPrefix()) {
+	case pathAuthorize, pathConsent, pathEndSession, pathPassword:
+		return true
+	}
+	return false
+}
+
 func (s *server) apiPrefix() string {
 	if s.opts.APIV1Prefix == "/" {
 		return ""

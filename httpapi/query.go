@@ -27,13 +27,19 @@ var (
 // the request before authentication, limits or the store
 // (docs/security-model.md, "Untrusted bytes"). Form bodies are parsed
 // whole the same way where they are read (readParams).
-func (s *server) wholeQuery(oauth bool, h http.Handler) http.Handler {
+//
+// On the hosted pages of the browser flow (page), the refusal is the
+// error page, as for any other request the page cannot use (docs/oidc.md).
+func (s *server) wholeQuery(oauth, page bool, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.RawQuery != "" {
 			if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
-				if oauth {
+				switch {
+				case page:
+					s.errorPage(w, r, http.StatusBadRequest, "The request is not valid.")
+				case oauth:
 					writeOAuth(w, r, errQueryOAuth)
-				} else {
+				default:
 					writeError(w, r, errQuery)
 				}
 				return

@@ -95,6 +95,47 @@ func (s *Service) mayChangeClient(ctx context.Context, actor Actor, action strin
 	return nil
 }
 
+// browserChange reports whether in changes what the delegation rule keeps
+// for full administrators on the client c (nil on create):
+// Delegation.MayConfigureBrowserClient. A field sent with the value the
+// client already has changes nothing and is not counted.
+func browserChange(c *permiso.ServiceClient, in ClientInput) bool {
+	var cur permiso.ServiceClient
+	if c != nil {
+		cur = *c
+	}
+	switch {
+	case in.IsTrusted != nil && *in.IsTrusted != cur.IsTrusted:
+		return true
+	case in.RedirectURIs != nil && !slices.Equal(*in.RedirectURIs, cur.RedirectURIs):
+		return true
+	case in.PostLogoutRedirectURIs != nil && !slices.Equal(*in.PostLogoutRedirectURIs, cur.PostLogoutRedirectURIs):
+		return true
+	case in.GrantTypes != nil && slices.Contains(*in.GrantTypes, permiso.GrantTypeAuthorizationCode) &&
+		!cur.AllowsGrant(permiso.GrantTypeAuthorizationCode):
+		return true
+	}
+	return false
+}
+
+// mayConfigureBrowser applies Delegation.MayConfigureBrowserClient when in
+// changes the browser flow of c (nil on create); a refusal is audited as
+// a failure of action about tgt, with details.
+func (s *Service) mayConfigureBrowser(ctx context.Context, actor Actor, action string, tgt target, c *permiso.ServiceClient, in ClientInput, details map[string]any) error {
+	if !browserChange(c, in) {
+		return nil
+	}
+	d, err := s.Delegation(ctx, actor)
+	if err != nil {
+		return err
+	}
+	if err := d.MayConfigureBrowserClient(); err != nil {
+		s.audited(ctx, actor, action, tgt, err, details)
+		return err
+	}
+	return nil
+}
+
 // CreateClient creates a service client (POST /service-clients) and
 // returns it with its secret, generated here and shown only once: only
 // its hash is stored. Defaults: a generated client_id ("client_" and 11
@@ -116,6 +157,9 @@ func (s *Service) CreateClient(ctx context.Context, actor Actor, in ClientInput)
 		tgt.id = *in.ClientID
 	}
 	if err := s.mayChangeClient(ctx, actor, ActionClientCreate, tgt, nil, scopeIDs, map[string]any{"name": *in.Name}); err != nil {
+		return permiso.ServiceClient{}, "", err
+	}
+	if err := s.mayConfigureBrowser(ctx, actor, ActionClientCreate, tgt, nil, in, map[string]any{"name": *in.Name}); err != nil {
 		return permiso.ServiceClient{}, "", err
 	}
 	now := s.now().UTC()
@@ -174,6 +218,9 @@ func (s *Service) UpdateClient(ctx context.Context, actor Actor, c permiso.Servi
 		return permiso.ServiceClient{}, err
 	}
 	if err := s.mayChangeClient(ctx, actor, ActionClientUpdate, clientTarget(c), &c, scopeIDs, nil); err != nil {
+		return permiso.ServiceClient{}, err
+	}
+	if err := s.mayConfigureBrowser(ctx, actor, ActionClientUpdate, clientTarget(c), &c, in, nil); err != nil {
 		return permiso.ServiceClient{}, err
 	}
 	now := s.now()
@@ -351,6 +398,12 @@ type SecretRotation struct {
 // invalid_request), as a failure.
 func (s *Service) RotateClientSecret(ctx context.Context, actor Actor, c permiso.ServiceClient, in SecretRotation) (permiso.ServiceClient, string, error) {
 	if err := s.mayChangeClient(ctx, actor, ActionClientRotateSecret, clientTarget(c), &c, nil, nil); err != nil {
+		return permiso.ServiceClient{}, "", err
+	}
+	if d, err := s.Delegation(ctx, actor); err != nil {
+		return permiso.ServiceClient{}, "", err
+	} else if err := d.MayRotateBrowserClientSecret(c); err != nil {
+		s.audited(ctx, actor, ActionClientRotateSecret, clientTarget(c), err, nil)
 		return permiso.ServiceClient{}, "", err
 	}
 	var errs problems

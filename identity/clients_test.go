@@ -3,6 +3,7 @@ package identity_test
 import (
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -264,8 +265,99 @@ func TestClientDelegation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.svc.UpdateClient(e.ctx, delegated, own, identity.ClientInput{IsTrusted: ptr(true)}); err != nil {
+	if _, err := e.svc.UpdateClient(e.ctx, delegated, own, identity.ClientInput{Description: ptr("Reads logs")}); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestDelegatedAdminCannotConfigureBrowserClient: a delegated
+// administrator (admin:clients) cannot decide where a client's browser
+// flow sends codes, or skip consent: setting or clearing is_trusted,
+// setting redirect_uris or post_logout_redirect_uris, giving the
+// authorization_code grant (also at creation), and rotating the secret of
+// a client of the browser flow are for a full administrator
+// (docs/security-model.md, "Delegated administrators"). Each refusal is a
+// 403 audited with reason "delegation" and changes nothing; a role admin
+// may.
+func TestDelegatedAdminCannotConfigureBrowserClient(t *testing.T) {
+	e := newEnv(t)
+	delegated := identity.Actor{ClientID: "manager", Admin: true, Scopes: []string{"admin:clients"}, Request: testRequest}
+	roleAdmin := identity.Actor{ClientID: "boss", Admin: true, RoleAdmin: true, Request: testRequest}
+	uris := &[]string{"https://evil.example/cb"}
+	code := &[]string{permiso.GrantTypeAuthorizationCode}
+
+	for name, in := range map[string]identity.ClientInput{
+		"trusted":            {IsTrusted: ptr(true)},
+		"redirect_uris":      {RedirectURIs: uris, GrantTypes: code},
+		"post_logout":        {PostLogoutRedirectURIs: uris},
+		"authorization_code": {GrantTypes: code, RedirectURIs: uris},
+	} {
+		in.Name, in.ClientID = ptr("Browser "+name), ptr("browser-"+strings.ReplaceAll(name, "_", "-"))
+		_, _, err := e.svc.CreateClient(e.ctx, delegated, in)
+		wantCode(t, err, permiso.EFORBIDDEN, "creating a browser client: "+name)
+		if _, err := e.svc.Client(e.ctx, *in.ClientID); permiso.ErrorCode(err) != permiso.ENOTFOUND {
+			t.Errorf("%s: the refused client exists: %v", name, err)
+		}
+	}
+	if n := len(e.auditEvents(identity.ActionClientCreate, "failure", 4)); n != 4 {
+		t.Errorf("%d audited refusals of creation", n)
+	}
+	// Sending the values a client already has changes nothing and is
+	// allowed (a read-modify-write of the whole client).
+	if _, _, err := e.svc.CreateClient(e.ctx, delegated, identity.ClientInput{Name: ptr("Plain"), IsTrusted: ptr(false),
+		RedirectURIs: &[]string{}, GrantTypes: &[]string{"client_credentials"}}); err != nil {
+		t.Errorf("a plain client with default values: %v", err)
+	}
+
+	rp, _, err := e.svc.CreateClient(e.ctx, e.admin, identity.ClientInput{Name: ptr("First party"), ClientID: ptr("first-party"),
+		RedirectURIs: &[]string{"https://app.example/cb"}, GrantTypes: code})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, _, err := e.svc.CreateClient(e.ctx, e.admin, identity.ClientInput{Name: ptr("Machine"), ClientID: ptr("machine")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct {
+		c  permiso.ServiceClient
+		in identity.ClientInput
+	}{
+		"add a redirect URI": {rp, identity.ClientInput{RedirectURIs: &[]string{"https://app.example/cb", "https://evil.example/cb"}}},
+		"trust":              {rp, identity.ClientInput{IsTrusted: ptr(true)}},
+		"post-logout URI":    {rp, identity.ClientInput{PostLogoutRedirectURIs: uris}},
+		"make it a browser":  {plain, identity.ClientInput{RedirectURIs: uris, GrantTypes: code}},
+	} {
+		_, err := e.svc.UpdateClient(e.ctx, delegated, tc.c, tc.in)
+		wantCode(t, err, permiso.EFORBIDDEN, name)
+		if got, _ := e.svc.Client(e.ctx, tc.c.ClientID); got.IsTrusted || !slices.Equal(got.RedirectURIs, tc.c.RedirectURIs) ||
+			len(got.PostLogoutRedirectURIs) != 0 || !slices.Equal(got.GrantTypes, tc.c.GrantTypes) {
+			t.Errorf("%s: a refused change changed the client: %+v", name, got)
+		}
+	}
+	if _, err := e.svc.UpdateClient(e.ctx, delegated, rp, identity.ClientInput{Name: ptr("Renamed"),
+		RedirectURIs: &[]string{"https://app.example/cb"}, GrantTypes: code}); err != nil {
+		t.Errorf("renaming with the same redirect URIs: %v", err)
+	}
+	_, _, err = e.svc.RotateClientSecret(e.ctx, delegated, rp, identity.SecretRotation{})
+	wantCode(t, err, permiso.EFORBIDDEN, "rotating a browser client's secret")
+	if _, _, err := e.svc.RotateClientSecret(e.ctx, delegated, plain, identity.SecretRotation{}); err != nil {
+		t.Errorf("rotating a machine client's secret: %v", err)
+	}
+	for action, n := range map[string]int{identity.ActionClientUpdate: 4, identity.ActionClientRotateSecret: 1} {
+		for _, ev := range e.auditEvents(action, "failure", n) {
+			if ev.Details["reason"] != "delegation" {
+				t.Errorf("%s refusal %+v", action, ev)
+			}
+		}
+	}
+
+	// A role admin may.
+	if _, err := e.svc.UpdateClient(e.ctx, roleAdmin, rp, identity.ClientInput{IsTrusted: ptr(true),
+		RedirectURIs: &[]string{"https://app.example/cb", "https://app.example/cb2"}}); err != nil {
+		t.Errorf("role admin: %v", err)
+	}
+	if _, _, err := e.svc.RotateClientSecret(e.ctx, roleAdmin, rp, identity.SecretRotation{}); err != nil {
+		t.Errorf("role admin rotating: %v", err)
 	}
 }
 
@@ -344,4 +436,26 @@ func anyStrings(v any) []string {
 		out = append(out, s)
 	}
 	return out
+}
+
+// TestClientRedirectURIsRefused: a redirect URI that is not in the form
+// docs/oidc.md allows (loopback only as 127.0.0.1 or [::1], a port in
+// range, a lower-case scheme and host, no backslash) is a 422 naming the
+// field, for redirect_uris and post_logout_redirect_uris alike.
+func TestClientRedirectURIsRefused(t *testing.T) {
+	for _, uri := range []string{"http://127.0.0.2/cb", "http://[::ffff:127.0.0.1]:9/cb", "https://example.com:99999/cb",
+		"HTTPS://EXAMPLE.COM/cb", `https://example.com/a\b`} {
+		for _, field := range []string{"redirect_uris", "post_logout_redirect_uris"} {
+			in := identity.ClientInput{Name: ptr("Web")}
+			if field == "redirect_uris" {
+				in.RedirectURIs = &[]string{uri}
+			} else {
+				in.PostLogoutRedirectURIs = &[]string{uri}
+			}
+			_, err := in.Validate(true)
+			if permiso.ErrorCode(err) != permiso.EINVALID || len(fields(err)[field]) != 1 {
+				t.Errorf("%s %q: %v", field, uri, err)
+			}
+		}
+	}
 }

@@ -230,6 +230,33 @@ func (d Delegation) MayManageClient(c permiso.ServiceClient) error {
 	return nil
 }
 
+// MayConfigureBrowserClient says whether the caller may decide where a
+// client's browser flow sends the user and what it asks of them: set or
+// clear is_trusted (consent is skipped), set its redirect_uris or
+// post_logout_redirect_uris, or give it the authorization_code grant
+// (creating such a client too). Only a full administrator (superuser or
+// role admin): whoever chooses where codes go collects the scopes of any
+// user who signs in through the client (docs/security-model.md,
+// "Delegated administrators").
+func (d Delegation) MayConfigureBrowserClient() error {
+	if !d.Full() {
+		return refuse("Only an administrator can set is_trusted, redirect URIs or the authorization_code grant of a client")
+	}
+	return nil
+}
+
+// MayRotateBrowserClientSecret says whether the caller may rotate the
+// secret of the client c: a client of the browser flow (trusted, with
+// redirect URIs, or with the authorization_code grant) only when it could
+// configure it (MayConfigureBrowserClient), since the new secret lets it
+// exchange the codes the client's redirect URIs receive.
+func (d Delegation) MayRotateBrowserClientSecret(c permiso.ServiceClient) error {
+	if c.IsTrusted || len(c.RedirectURIs) > 0 || len(c.PostLogoutRedirectURIs) > 0 || c.AllowsGrant(permiso.GrantTypeAuthorizationCode) {
+		return d.MayConfigureBrowserClient()
+	}
+	return nil
+}
+
 // MaySetSuperuser says whether the caller may grant or revoke superuser
 // status (also by creating a superuser): only a superuser.
 func (d Delegation) MaySetSuperuser() error {

@@ -158,6 +158,14 @@ func (s *Service) ParseAuthorizeRequest(ctx context.Context, q url.Values) (Auth
 		}
 	}
 	r.State = q.Get("state")
+	if !permiso.ValidText(r.State) || strings.ContainsRune(r.State, '\r') {
+		// A state that is not valid UTF-8, or holds a NUL, a carriage
+		// return (HTML forms turn it into a line feed) or another control
+		// character than tab and line feed, cannot be carried by the
+		// hosted pages byte for byte: the client could not check it, so
+		// nothing goes back to it (the error page).
+		return AuthorizeRequest{}, page("Invalid parameter: state (valid UTF-8 without control characters)")
+	}
 	redirect := func(e *Error) error {
 		return &AuthorizeError{Err: e, Redirect: true, RedirectURL: s.ErrorRedirect(r, e)}
 	}

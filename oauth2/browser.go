@@ -157,9 +157,10 @@ const (
 //     when the sign-in is older than max_age: the sign-in page, or
 //     login_required with prompt=none;
 //   - a client that is not trusted needs the user's consent on every
-//     authorization (consent is not remembered yet), as does
-//     prompt=consent: the consent page, or consent_required with
-//     prompt=none;
+//     authorization (consent is not remembered yet), as do
+//     prompt=consent and a request for an admin:* scope the client holds
+//     (even from a trusted client): the consent page, or
+//     consent_required with prompt=none;
 //   - then the code is issued.
 func (s *Service) NextStep(r AuthorizeRequest, b *permiso.BrowserSession, fresh, consented bool) (AuthorizeStep, error) {
 	signIn := b == nil ||
@@ -171,7 +172,7 @@ func (s *Service) NextStep(r AuthorizeRequest, b *permiso.BrowserSession, fresh,
 		}
 		return StepSignIn, nil
 	}
-	if !consented && (!r.Client.IsTrusted || r.HasPrompt(PromptConsent)) {
+	if !consented && (!r.Client.IsTrusted || r.HasPrompt(PromptConsent) || needsConsent(r)) {
 		if r.HasPrompt(PromptNone) {
 			return StepConsent, s.redirectError(r, ErrConsentRequired)
 		}
@@ -192,15 +193,34 @@ func (s *Service) DenyAuthorization(r AuthorizeRequest) string {
 
 // GrantedScopes is what an authorization request grants user u: the
 // OpenID Connect scopes it asks for, and the permiso scopes it asks for
-// that the user holds (and, for a client with scopes, that the client
-// may act for): never more than the user holds.
+// that the user holds and the client holds (its scope_ids): never more
+// than either. A client that holds no scope gets none of the user's, so
+// that the delegation rule on a client's scopes (a delegated
+// administrator gives a client only scopes it holds) bounds what the
+// client's browser flow can collect from the users who sign in through it.
 func GrantedScopes(r AuthorizeRequest, u permiso.User) []string {
-	oidc := intersect(r.Scope, OIDCScopes)
-	own := intersect(r.Scope, validScopes(u.ScopeNames()))
-	if cs := r.Client.ScopeNames(); len(cs) > 0 {
-		own = intersect(own, cs)
-	}
+	return codeFlowScopes(r.Scope, u, r.Client)
+}
+
+// codeFlowScopes is the ceiling of the browser flow: the OpenID Connect
+// scopes of requested, and its other scopes that both user u and client c
+// hold.
+func codeFlowScopes(requested []string, u permiso.User, c permiso.ServiceClient) []string {
+	oidc := intersect(requested, OIDCScopes)
+	own := intersect(intersect(requested, validScopes(u.ScopeNames())), c.ScopeNames())
 	return permiso.SortedUnique(append(oidc, own...))
+}
+
+// needsConsent reports whether the request asks for an administrative
+// scope (admin:*) that the user would grant: the user is asked for it
+// even by a trusted client (docs/oidc.md, "Consent").
+func needsConsent(r AuthorizeRequest) bool {
+	for _, sc := range r.Scope {
+		if strings.HasPrefix(sc, "admin:") && containsScope(r.Client.ScopeNames(), sc) {
+			return true
+		}
+	}
+	return false
 }
 
 // IssueCode issues an authorization code for r to the signed-in user

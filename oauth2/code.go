@@ -73,6 +73,10 @@ func (s *Service) codeGrant(ctx context.Context, req TokenRequest, client *permi
 		return nil, errBadCode
 	case code.ClientID != client.ID:
 		return nil, errBadCode
+	case client.IssuedTokenDead(code.CreatedAt):
+		// Issued before the client was disabled (or its tokens revoked):
+		// enabling it again revives nothing (docs/security-model.md).
+		return nil, errBadCode
 	case req.RedirectURI != code.RedirectURI:
 		// RFC 6749 §4.1.3: "ensure that the redirect_uri parameter is
 		// present ... and that their values are identical".
@@ -120,8 +124,9 @@ func (s *Service) codeGrant(ctx context.Context, req TokenRequest, client *permi
 		}
 		return nil, err
 	}
-	// The scopes of the code, less the permiso scopes the user lost since.
-	available := intersect(code.Scopes, append(validScopes(u.ScopeNames()), OIDCScopes...))
+	// The scopes of the code, less the permiso scopes the user or the
+	// client lost since.
+	available := intersect(code.Scopes, codeFlowScopes(code.Scopes, u, *client))
 	return &grant{kind: GrantAuthorizationCode, user: &u, client: client, available: available,
 		authTime: now, code: &code, codeSession: sid}, nil
 }

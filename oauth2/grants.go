@@ -264,9 +264,16 @@ func (s *Service) refreshGrant(ctx context.Context, req TokenRequest, client *pe
 	if ceiling == nil {
 		ceiling = []string{}
 	}
+	available := validScopes(u.ScopeNames())
+	// Through a client of the browser flow, or one that has scopes, a
+	// user keeps at most the client's current scopes (codeFlowScopes, the
+	// password grant's bound).
+	if client != nil && (len(client.ScopeNames()) > 0 || client.AllowsGrant(GrantAuthorizationCode)) {
+		available = intersect(available, client.ScopeNames())
+	}
 	return &grant{
 		kind: GrantRefreshToken, user: &u, client: client,
-		available: oidcCeiling(validScopes(u.ScopeNames()), ceiling), ceiling: ceiling,
+		available: oidcCeiling(available, ceiling), ceiling: ceiling,
 		presented: &t, hash: hash, session: &sess, graceRetry: graceRetry,
 	}, nil
 }

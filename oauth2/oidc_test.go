@@ -3,9 +3,12 @@ package oauth2_test
 import (
 	"errors"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/jwt"
@@ -425,18 +428,119 @@ func TestNextStep(t *testing.T) {
 }
 
 // TestGrantedScopes: OpenID scopes on request; permiso scopes only when
-// the user holds them.
+// both the user and the client hold them (docs/oidc.md, "Scopes"): a
+// client that holds nothing collects nothing of its users' scopes.
 func TestGrantedScopes(t *testing.T) {
 	e := newOIDCEnv(t)
 	e.rpClient("rp", false)
+	e.createClient("rp-scoped", func(c *permiso.ServiceClient) {
+		c.RedirectURIs = []string{rpRedirect}
+		c.GrantTypes = []string{permiso.GrantTypeAuthorizationCode}
+	}, "read:profile")
 	u := e.createUser("dave", goodPassword, permiso.RoleUser)
 	u, _ = e.db.GetUser(e.ctx, u.ID)
-	r, err := e.svc.ParseAuthorizeRequest(e.ctx, authorizeQuery("rp", "scope", "openid email read:profile admin:users unknown"))
+	admin := e.createUser("erin", goodPassword, permiso.RoleAdmin)
+	admin, _ = e.db.GetUser(e.ctx, admin.ID)
+	for _, tc := range []struct {
+		client string
+		user   permiso.User
+		want   string
+	}{
+		{"rp", u, "email openid"},
+		{"rp", admin, "email openid"},
+		{"rp-scoped", u, "email openid read:profile"},
+		{"rp-scoped", admin, "email openid read:profile"},
+	} {
+		r, err := e.svc.ParseAuthorizeRequest(e.ctx, authorizeQuery(tc.client, "scope", "openid email read:profile admin:users admin:system unknown"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(oauth2.GrantedScopes(r, tc.user), " "); got != tc.want {
+			t.Errorf("%s for %s: granted %q, want %q", tc.client, tc.user.Username, got, tc.want)
+		}
+	}
+}
+
+// TestCodeFlowBoundedByClientScopes: a browser client collects from the
+// users who sign in through it only the scopes it holds itself (its
+// scope_ids), at the exchange and at every refresh, so that the
+// delegation rule on a client's scopes bounds its browser flow too; and
+// an admin:* scope is granted only after the user's consent, even to a
+// trusted client (docs/oidc.md, "Scopes" and "Consent").
+func TestCodeFlowBoundedByClientScopes(t *testing.T) {
+	e := newOIDCEnv(t)
+	_, evilSecret := e.rpClient("evil", false)
+	scoped, scopedSecret := e.createClient("scoped", func(c *permiso.ServiceClient) {
+		c.RedirectURIs = []string{rpRedirect}
+		c.GrantTypes = []string{permiso.GrantTypeAuthorizationCode, oauth2.GrantRefreshToken}
+		c.IsTrusted = true
+	}, "admin:users", "read:profile")
+	e.createUser("root", goodPassword, permiso.RoleAdmin)
+	b, u := e.signedIn("root", goodPassword)
+	const asked = "openid offline_access admin:users admin:system read:profile"
+
+	// A client holding nothing: the OpenID Connect scopes only.
+	code := e.issue("evil", b, u, "scope", asked)
+	resp := e.mustToken(exchange(code, rfcVerifier), basic("evil", evilSecret))
+	if resp.Scope != "offline_access openid" {
+		t.Errorf("a client holding nothing got %q", resp.Scope)
+	}
+	if p := e.mustAuthenticate(resp.AccessToken); slices.Contains(p.Claims.Scopes, "admin:users") {
+		t.Errorf("access token scopes %v", p.Claims.Scopes)
+	}
+
+	// A trusted client holding admin:users: the consent page, and
+	// consent_required with prompt=none.
+	r, err := e.svc.ParseAuthorizeRequest(e.ctx, authorizeQuery("scoped", "scope", asked, "prompt", "none"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := strings.Join(oauth2.GrantedScopes(r, u), " ")
-	if got != "email openid read:profile" {
-		t.Errorf("granted %q, want %q", got, "email openid read:profile")
+	step, err := e.svc.NextStep(r, &b, false, false)
+	var ae *oauth2.AuthorizeError
+	if step != oauth2.StepConsent || !errors.As(err, &ae) || ae.Err.Code != "consent_required" {
+		t.Errorf("prompt=none for admin:users from a trusted client: %v, %v", step, err)
+	}
+	r, _ = e.svc.ParseAuthorizeRequest(e.ctx, authorizeQuery("scoped", "scope", "openid read:profile"))
+	if step, err := e.svc.NextStep(r, &b, false, false); step != oauth2.StepIssue || err != nil {
+		t.Errorf("a trusted client without admin scopes: %v, %v", step, err)
+	}
+
+	// After consent: the scopes both hold.
+	code = e.issue("scoped", b, u, "scope", asked)
+	resp = e.mustToken(exchange(code, rfcVerifier), basic("scoped", scopedSecret))
+	if resp.Scope != "admin:users offline_access openid read:profile" {
+		t.Errorf("scoped client got %q", resp.Scope)
+	}
+	// The client loses admin:users: the next refresh drops it.
+	if _, err := e.db.UpdateServiceClientWithScopes(e.ctx, scoped.ID, func(*permiso.ServiceClient) error { return nil },
+		[]uuid.UUID{e.scopes["read:profile"].ID}); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := e.refresh(resp.RefreshToken, "", basic("scoped", scopedSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ref.Scope != "offline_access openid read:profile" {
+		t.Errorf("after the client lost admin:users, the refresh gave %q", ref.Scope)
+	}
+}
+
+// TestUnfaithfulStateIsErrorPage: a state that is not valid UTF-8 or
+// holds a NUL, a carriage return or another control character than tab
+// and line feed could not come back byte for byte (the client's state
+// check would fail), so the request ends on the error page, never at the
+// client (docs/oidc.md, "The flow").
+func TestUnfaithfulStateIsErrorPage(t *testing.T) {
+	e := newOIDCEnv(t)
+	e.rpClient("rp", false)
+	for _, state := range []string{"a\x00b", "\xff\xfe", "ok\xc3", "a\r\nb", "a\rb", "a\x01b", "a\u0085b"} {
+		_, err := e.svc.ParseAuthorizeRequest(e.ctx, authorizeQuery("rp", "state", state))
+		var ae *oauth2.AuthorizeError
+		if !errors.As(err, &ae) || ae.Redirect || ae.Err.Code != "invalid_request" {
+			t.Errorf("state %q: %v, want the error page", state, err)
+		}
+	}
+	if _, err := e.svc.ParseAuthorizeRequest(e.ctx, authorizeQuery("rp", "state", "é ü\t\n<>&\"'")); err != nil {
+		t.Errorf("a UTF-8 state: %v", err)
 	}
 }

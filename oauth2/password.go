@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 
 	"github.com/permiso/permiso"
 )
@@ -31,6 +32,26 @@ import (
 // *permiso.Error (EINVALID, EUNAVAILABLE) or internal errors; AsError maps
 // any of them to an OAuth error.
 func (s *Service) ChangeExpiredPassword(ctx context.Context, username, current, newPassword string, meta RequestMeta) error {
+	return s.changePassword(ctx, username, current, newPassword, meta, false)
+}
+
+// ErrPasswordNotExpired answers the hosted password page
+// (ChangePasswordIfExpired) for a password that has not expired; it is
+// said only after a correct password.
+var ErrPasswordNotExpired = &Error{Code: "invalid_request", Status: http.StatusBadRequest,
+	Description: "The password has not expired"}
+
+// ChangePasswordIfExpired is ChangeExpiredPassword for the hosted password
+// page of the browser flow (docs/oidc.md), which is for expired passwords
+// only: after a correct current password that has not expired
+// (Config.PasswordMaxAge), it answers ErrPasswordNotExpired and changes
+// nothing. A user changes a password that has not expired through the
+// account API.
+func (s *Service) ChangePasswordIfExpired(ctx context.Context, username, current, newPassword string, meta RequestMeta) error {
+	return s.changePassword(ctx, username, current, newPassword, meta, true)
+}
+
+func (s *Service) changePassword(ctx context.Context, username, current, newPassword string, meta RequestMeta, onlyExpired bool) error {
 	switch {
 	case username == "":
 		return missing("username")
@@ -48,6 +69,9 @@ func (s *Service) ChangeExpiredPassword(ctx context.Context, username, current, 
 	u, _, err := s.verifyPassword(ctx, username, current, meta)
 	if err != nil {
 		return err
+	}
+	if onlyExpired && !(s.cfg.PasswordMaxAge > 0 && u.PasswordChangedAt.Add(s.cfg.PasswordMaxAge).Before(s.now())) {
+		return ErrPasswordNotExpired
 	}
 	if errs := s.cfg.PasswordPolicy.Check(newPassword, u.Username); len(errs) > 0 {
 		for i := range errs {

@@ -239,3 +239,24 @@ func TestRevokeAllForClientUnknown(t *testing.T) {
 		t.Errorf("RevokeAllForClient(unknown) = %v, want ErrNotFound", err)
 	}
 }
+
+// TestCodeOfReenabledClientStaysDead: an authorization code issued before
+// its client was disabled is refused at the exchange after the client is
+// enabled again within the code's lifetime, as the client's tokens are
+// (docs/security-model.md: enabling it again revives nothing).
+func TestCodeOfReenabledClientStaysDead(t *testing.T) {
+	e := newOIDCEnv(t)
+	c, secret := e.rpClient("rp", false)
+	e.createUser("dana", goodPassword, permiso.RoleUser)
+	b, u := e.signedIn("dana", goodPassword)
+	e.clock.Advance(100 * time.Millisecond)
+	code := e.issue("rp", b, u)
+	e.clock.Advance(300 * time.Millisecond) // the same second as the disable
+	disableClient(t, e, c.ID)
+	e.clock.Advance(time.Second)
+	enableClient(t, e, c.ID)
+	_, err := e.token(exchange(code, rfcVerifier), basic("rp", secret))
+	wantOAuth(t, err, "invalid_grant", 400)
+	// A code issued after the enabling works.
+	e.mustToken(exchange(e.issue("rp", b, u), rfcVerifier), basic("rp", secret))
+}
