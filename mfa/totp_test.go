@@ -83,3 +83,19 @@ func TestOTPAuthURI(t *testing.T) {
 		}
 	}
 }
+
+// TestQRSVG: the QR code of an otpauth URI is an SVG with dark modules
+// and carries no readable text of the URI.
+func TestQRSVG(t *testing.T) {
+	uri := OTPAuthURI("permiso", "ada", []byte("12345678901234567890"))
+	svg, err := QRSVG(uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(svg, `<svg xmlns="http://www.w3.org/2000/svg"`) || !strings.HasSuffix(svg, "</svg>") || !strings.Contains(svg, "h1v1h-1z") {
+		t.Fatalf("not an SVG QR code: %.200s", svg)
+	}
+	if strings.Contains(svg, "GEZDGNBV") || strings.Contains(svg, "<script") {
+		t.Error("SVG carries the secret as text or a script")
+	}
+}
