@@ -2,16 +2,20 @@ package identity_test
 
 import (
 	"bytes"
+	"crypto/rand"
 	"crypto/sha1"
 	"encoding/base32"
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/identity"
 	"github.com/permiso/permiso/mfa"
+	"github.com/permiso/permiso/redis"
 )
 
 func testBox(t *testing.T) *mfa.Box {
@@ -186,4 +190,48 @@ func TestMFAAdminReset(t *testing.T) {
 	_ = codes
 	ev := e.auditEvents(identity.ActionMFAReset, "success", 1)[0]
 	checkRequest(t, ev, "user", e.admin.UserID.String())
+}
+
+// TestMFACodeReplayOnSecondInstance: two identity services over one
+// database, each with its own Redis connection (two `permiso serve`
+// processes): a code accepted by one is refused by the other.
+func TestMFACodeReplayOnSecondInstance(t *testing.T) {
+	redisURL := os.Getenv("PERMISO_TEST_REDIS_URL")
+	if redisURL == "" {
+		if os.Getenv("PERMISO_TEST_REQUIRE_REDIS_SERVER") != "" {
+			t.Fatal("PERMISO_TEST_REDIS_URL is not set")
+		}
+		t.Skip("PERMISO_TEST_REDIS_URL is not set")
+	}
+	e := newEnv(t)
+	prefix := "permiso-test-mfa:" + rand.Text()[:12] + ":"
+	instance := func() *identity.Service {
+		c, err := redis.Open(redisURL, redis.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		svc := identity.New(identity.Config{Policy: policy, AppName: "permiso"}, identity.Deps{Store: e.db,
+			Hasher: argon2id.New(argon2id.Options{Params: argon2id.TestParams()}), Sessions: e.auth, Lockout: e.auth, Now: e.clock.Now,
+			MFA: identity.MFADeps{Store: e.db, Box: testBox(t), Once: redis.NewOnce(c, prefix), Issuer: "permiso"}})
+		t.Cleanup(svc.Close)
+		return svc
+	}
+	a, b := instance(), instance()
+	u := e.register("dora", "dora@example.com", goodPassword)
+	self := identity.Actor{UserID: u.ID, Request: testRequest}
+	en, err := a.BeginTOTP(e.ctx, self, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := e.totpCode(en.Secret)
+	if _, err := a.ConfirmTOTP(e.ctx, self, u.ID, code); err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.RegenerateRecoveryCodes(e.ctx, self, u.ID, code)
+	wantCode(t, err, permiso.EINVALIDCODE, "the code replayed on the second instance")
+	e.clock.Advance(30 * time.Second)
+	if _, err := b.RegenerateRecoveryCodes(e.ctx, self, u.ID, e.totpCode(en.Secret)); err != nil {
+		t.Fatalf("the next step's code on the second instance: %v", err)
+	}
 }
