@@ -58,6 +58,15 @@ type MFAStore interface {
 	UseRecoveryCode(ctx context.Context, userID uuid.UUID, codeHash string, at time.Time) error
 	// CountRecoveryCodes returns how many of the user's codes are unused.
 	CountRecoveryCodes(ctx context.Context, userID uuid.UUID) (int, error)
+	// ListMFAFactorsAfter returns up to limit factors of all users, ordered
+	// by user id and kind, that come after (afterUser, afterKind): a
+	// page of a walk over every factor (permiso mfa rekey). uuid.Nil and
+	// "" start at the first.
+	ListMFAFactorsAfter(ctx context.Context, afterUser uuid.UUID, afterKind string, limit int) ([]MFAFactor, error)
+	// ReplaceMFASecret sets the factor's sealed secret to newSecret if it
+	// still is oldSecret, with one conditional UPDATE; ErrConflict when it
+	// changed meanwhile, ErrNotFound when the factor is gone.
+	ReplaceMFASecret(ctx context.Context, userID uuid.UUID, kind, oldSecret, newSecret string) error
 	// CountConfirmedMFAFactors returns how many confirmed factors exist in
 	// all (a production server needs MFA_ENCRYPTION_KEY once it is not 0).
 	CountConfirmedMFAFactors(ctx context.Context) (int, error)

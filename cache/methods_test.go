@@ -38,7 +38,8 @@ var passThrough = []string{
 	// Second factors and recovery codes (docs/mfa.md): nothing cached is
 	// built from them.
 	"PutPendingMFAFactor", "GetMFAFactor", "ListMFAFactors", "ConfirmMFAFactor", "DeleteMFAFactor", "DeleteUserMFA",
-	"ReplaceRecoveryCodes", "UseRecoveryCode", "CountRecoveryCodes", "CountConfirmedMFAFactors",
+	"ReplaceRecoveryCodes", "UseRecoveryCode", "CountRecoveryCodes", "CountConfirmedMFAFactors", "ListMFAFactorsAfter",
+	"ReplaceMFASecret",
 	// Only LastUsed and TotalRequests, which cached clients may show late.
 	"AddClientUsage",
 }

@@ -188,3 +188,42 @@ func (s *Store) CountConfirmedMFAFactors(ctx context.Context) (int, error) {
 	err := s.queryRow(ctx, s.c.Pool(), "SELECT count(*) FROM mfa_factors WHERE confirmed_at IS NOT NULL").Scan(&n)
 	return n, s.mfaErr("count mfa factors", err)
 }
+
+// ListMFAFactorsAfter pages through every factor by (user_id, kind).
+func (s *Store) ListMFAFactorsAfter(ctx context.Context, afterUser uuid.UUID, afterKind string, limit int) ([]permiso.MFAFactor, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := s.query(ctx, s.c.Pool(), MFAFactors.Select()+
+		" WHERE mf.user_id > ?1 OR (mf.user_id = ?1 AND mf.kind > ?2) ORDER BY mf.user_id, mf.kind LIMIT ?3", afterUser, afterKind, limit)
+	if err != nil {
+		return nil, s.mfaErr("list mfa factors", err)
+	}
+	defer rows.Close()
+	var out []permiso.MFAFactor
+	for rows.Next() {
+		f, err := MFAFactors.Scan(s.d, rows)
+		if err != nil {
+			return nil, s.mfaErr("list mfa factors", err)
+		}
+		out = append(out, f)
+	}
+	return out, s.mfaErr("list mfa factors", rows.Err())
+}
+
+// ReplaceMFASecret re-seals one factor's secret with a compare-and-swap.
+func (s *Store) ReplaceMFASecret(ctx context.Context, userID uuid.UUID, kind, oldSecret, newSecret string) error {
+	return s.c.Write(ctx, func(q Querier) error {
+		n, err := s.exec(ctx, q, "UPDATE mfa_factors SET secret = ? WHERE user_id = ? AND kind = ? AND secret = ?", newSecret, userID, kind, oldSecret)
+		if err != nil {
+			return s.mfaErr("replace mfa secret", err)
+		}
+		if n == 1 {
+			return nil
+		}
+		if _, err := s.getMFAFactor(ctx, q, userID, kind); err != nil {
+			return err
+		}
+		return permiso.Errorf(permiso.ECONFLICT, "MFA factor changed meanwhile")
+	})
+}

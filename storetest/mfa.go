@@ -15,6 +15,7 @@ var mfaTests = []test{
 	{"MFA/RecoveryCodes", testMFARecoveryCodes},
 	{"MFA/Delete", testMFADelete},
 	{"MFA/UnknownUser", testMFAUnknownUser},
+	{"MFA/WalkAndReseal", testMFAWalkAndReseal},
 	{"RoundTrip/MFAFactor", testRoundTripMFAFactor},
 }
 
@@ -188,4 +189,43 @@ func testMFAUnknownUser(h *harness) {
 	_, err = h.s.GetMFAFactor(h.ctx, uuid.New(), "totp")
 	h.wantErr(err, permiso.ErrNotFound, "GetMFAFactor of an unknown user")
 	h.wantErr(h.s.ReplaceRecoveryCodes(h.ctx, uuid.New(), []string{hashOf("a")}, h.now), permiso.ErrNotFound, "ReplaceRecoveryCodes for an unknown user")
+}
+
+// testMFAWalkAndReseal: ListMFAFactorsAfter visits every factor once, in
+// (user id, kind) order, page by page; ReplaceMFASecret swaps a secret
+// only while it is the expected one.
+func testMFAWalkAndReseal(h *harness) {
+	want := map[uuid.UUID]bool{}
+	for i := range 5 {
+		u := h.user("mfa-walk" + string(rune('a'+i)))
+		_, err := h.s.PutPendingMFAFactor(h.ctx, permiso.MFAFactor{UserID: u.ID, Kind: "totp", Secret: "old"})
+		h.must(err, "PutPendingMFAFactor")
+		want[u.ID] = true
+	}
+	var after uuid.UUID
+	var afterKind string
+	seen := 0
+	for {
+		page, err := h.s.ListMFAFactorsAfter(h.ctx, after, afterKind, 2)
+		h.must(err, "ListMFAFactorsAfter")
+		if len(page) == 0 {
+			break
+		}
+		for _, f := range page {
+			if !want[f.UserID] {
+				h.Fatalf("factor of %s visited twice or unknown", f.UserID)
+			}
+			delete(want, f.UserID)
+			seen++
+			h.must(h.s.ReplaceMFASecret(h.ctx, f.UserID, f.Kind, "old", "new"), "ReplaceMFASecret")
+			h.wantErr(h.s.ReplaceMFASecret(h.ctx, f.UserID, f.Kind, "old", "newer"), permiso.ErrConflict, "ReplaceMFASecret of a changed secret")
+			got, err := h.s.GetMFAFactor(h.ctx, f.UserID, f.Kind)
+			h.must(err, "GetMFAFactor")
+			eq(h, "re-sealed secret", got.Secret, "new")
+		}
+		last := page[len(page)-1]
+		after, afterKind = last.UserID, last.Kind
+	}
+	eq(h, "factors visited", seen, 5)
+	h.wantErr(h.s.ReplaceMFASecret(h.ctx, uuid.New(), "totp", "a", "b"), permiso.ErrNotFound, "ReplaceMFASecret of no factor")
 }
