@@ -44,6 +44,10 @@ const (
 	// too_many_attempts with Retry-After, docs/abuse-resistance.md). Not
 	// a failed attempt, and not a lock.
 	ETOOMANYATTEMPTS Code = "too_many_attempts"
+	// EINVALIDCODE: a second-factor code (a one-time password or a
+	// recovery code) is wrong, expired or already used (HTTP 400
+	// invalid_code, docs/mfa.md). It counts as a failed sign-in attempt.
+	EINVALIDCODE Code = "invalid_code"
 )
 
 // Error is an application error with a stable code and a message that is

@@ -26,6 +26,7 @@ type Store interface {
 	KeyStore
 	ActionTokenStore
 	OIDCStore
+	MFAStore
 	ImportStore
 	Migrator
 

@@ -35,6 +35,11 @@ var passThrough = []string{
 	// methods above).
 	"CreateAuthCode", "GetAuthCode", "RedeemAuthCode", "DeleteExpiredAuthCodes", "CreateBrowserSession",
 	"GetBrowserSession", "BrowserSessionIDs",
+	// Second factors and recovery codes (docs/mfa.md): nothing cached is
+	// built from them.
+	"PutPendingMFAFactor", "GetMFAFactor", "ListMFAFactors", "ConfirmMFAFactor", "DeleteMFAFactor", "DeleteUserMFA",
+	"ReplaceRecoveryCodes", "UseRecoveryCode", "CountRecoveryCodes", "CountConfirmedMFAFactors", "ListMFAFactorsAfter",
+	"ReplaceMFASecret",
 	// Only LastUsed and TotalRequests, which cached clients may show late.
 	"AddClientUsage",
 }

@@ -105,6 +105,14 @@ type Config struct {
 	// instance accepts the new key before any signs with it
 	// (docs/deployment.md, "Rotating the HS* secret").
 	JWTNextSecretKeys []string
+	// MFAEncryptionKey (MFA_ENCRYPTION_KEY) is the AES-256-GCM key that
+	// seals second-factor secrets (docs/mfa.md). Empty outside production
+	// until EnsureDevMFAKey fills it; in production it may stay empty until
+	// the first user enrolls.
+	MFAEncryptionKey []byte
+	// MFAPreviousEncryptionKeys (MFA_PREVIOUS_ENCRYPTION_KEYS) still open
+	// sealed secrets but never seal.
+	MFAPreviousEncryptionKeys [][]byte
 	// JWTAlgorithm (JWT_ALGORITHM): HS256, HS384, HS512, RS256, ES256 or
 	// EdDSA, in that canonical spelling.
 	JWTAlgorithm string
@@ -460,6 +468,16 @@ func (c Config) PostgresURL() string {
 		u.User = url.UserPassword(user, c.DatabasePassword)
 	}
 	return u.String()
+}
+
+// DevMFAKeyFile is the base name of the file that EnsureDevMFAKey keeps a
+// generated development MFA_ENCRYPTION_KEY in, next to DevSecretFile.
+const DevMFAKeyFile = ".permiso-dev-mfa-key"
+
+// DevMFAKeyPath is where EnsureDevMFAKey keeps a generated development
+// key: DevMFAKeyFile in the directory of DevSecretPath.
+func (c Config) DevMFAKeyPath() string {
+	return filepath.Join(filepath.Dir(c.DevSecretPath()), DevMFAKeyFile)
 }
 
 // DevSecretPath is where EnsureDevSecret should keep a generated

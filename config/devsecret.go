@@ -45,6 +45,37 @@ func EnsureDevSecret(c *Config, path string) (warning string, err error) {
 	return warning, nil
 }
 
+// EnsureDevMFAKey does for MFA_ENCRYPTION_KEY what EnsureDevSecret does
+// for JWT_SECRET_KEY: outside production, when c.MFAEncryptionKey is
+// empty, it reads or creates a 64-hex-digit key at path (see
+// Config.DevMFAKeyPath), sets c.MFAEncryptionKey to the 32 bytes it
+// encodes and returns a warning naming the file.
+func EnsureDevMFAKey(c *Config, path string) (warning string, err error) {
+	if c.IsProduction() || len(c.MFAEncryptionKey) != 0 {
+		return "", nil
+	}
+	if path == "" {
+		return "", errors.New("development MFA key: no file path given")
+	}
+	key, err := readDevSecret(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		key, err = createDevSecret(path)
+	}
+	if err != nil {
+		return "", err
+	}
+	raw, err := hex.DecodeString(key)
+	if err != nil {
+		return "", err
+	}
+	c.MFAEncryptionKey = raw
+	warning = "MFA_ENCRYPTION_KEY not set; using a generated development key stored in " + path
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		warning += fmt.Sprintf(" (warning: the file is readable by others, mode %v; chmod 600 it)", fi.Mode().Perm())
+	}
+	return warning, nil
+}
+
 // readDevSecret reads and checks a stored development key.
 func readDevSecret(path string) (string, error) {
 	b, err := os.ReadFile(path)

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/hex"
 	"fmt"
 	"strings"
 	"time"
@@ -225,6 +226,35 @@ var specs = []spec{
 		Description: "Comma-separated (or JSON array) future JWT_SECRET_KEY values that already verify tokens but never sign: set the new key here on every instance first, then make it JWT_SECRET_KEY, so a rolling restart refuses no token (docs/deployment.md)."},
 		keepEmpty: true,
 		set:       list(func(c *Config) *[]string { return &c.JWTNextSecretKeys }, nil)},
+	// MFA
+	{Variable: Variable{Name: "MFA_ENCRYPTION_KEY", Secret: true,
+		Description: "AES-256-GCM key that encrypts second-factor secrets at rest: 32 bytes as 64 hex digits (`openssl rand -hex 32`). Required in production once any user has enrolled a second factor (docs/mfa.md). Outside production a key is generated and stored in .permiso-dev-mfa-key when unset."},
+		set: func(c *Config, v string) error {
+			k, err := parseMFAKey(v)
+			if err == nil {
+				c.MFAEncryptionKey = k
+			}
+			return err
+		}},
+	{Variable: Variable{Name: "MFA_PREVIOUS_ENCRYPTION_KEYS", Secret: true,
+		Description: "Comma-separated (or JSON array) former MFA_ENCRYPTION_KEY values that still decrypt second-factor secrets during a rotation, but never encrypt."},
+		keepEmpty: true,
+		set: func(c *Config, v string) error {
+			items, err := parseList(v)
+			if err != nil {
+				return err
+			}
+			keys := make([][]byte, 0, len(items))
+			for i, it := range items {
+				k, err := parseMFAKey(it)
+				if err != nil {
+					return fmt.Errorf("item %d: %w", i+1, err)
+				}
+				keys = append(keys, k)
+			}
+			c.MFAPreviousEncryptionKeys = keys
+			return nil
+		}},
 	{Variable: Variable{Name: "JWT_ALGORITHM", Default: "HS256", Guide: true,
 		Description: "HS256, HS384, HS512, RS256, ES256 or EdDSA. Asymmetric keys are generated, stored in the database, published at the JWKS URL and rotated with `permiso keys rotate`."},
 		set: func(c *Config, v string) error {
@@ -475,4 +505,15 @@ var specs = []spec{
 
 func rateDesc(what string) string {
 	return "Limit on " + what + " per client IP: N/second, N/minute, N/hour or N/day (also N/M minutes). Empty disables it."
+}
+
+// parseMFAKey reads a 32-byte key written as 64 hex digits. Its error
+// never quotes the value.
+func parseMFAKey(v string) ([]byte, error) {
+	v = strings.TrimSpace(v)
+	k, err := hex.DecodeString(v)
+	if err != nil || len(k) != 32 {
+		return nil, fmt.Errorf("must be 32 bytes written as 64 hex digits (generate one with: openssl rand -hex 32)")
+	}
+	return k, nil
 }

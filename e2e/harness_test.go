@@ -343,6 +343,7 @@ func baseEnv(t *testing.T) map[string]string {
 		"LOG_LEVEL":                "ERROR",
 		"HOST":                     "127.0.0.1",
 		"JWT_SECRET_KEY":           randomHex(t, 32),
+		"MFA_ENCRYPTION_KEY":       randomHex(t, 32),
 		"RATE_LIMIT_LOGIN":         "1000/minute",
 		"RATE_LIMIT_REFRESH":       "1000/minute",
 		"RATE_LIMIT_REGISTER":      "1000/minute",

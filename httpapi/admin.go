@@ -42,13 +42,14 @@ const actionMaintenanceCleanup = "maintenance.cleanup"
 
 // securityActions are the audit actions shown as security events: logins
 // and their failures, lockouts, client authentication failures, refresh
-// reuse, revocations, ended sessions and password changes.
+// reuse, revocations, ended sessions, password changes and changes of
+// second factors (docs/mfa.md).
 var securityActions = []string{
 	"login.", "lockout.", "account.", "rate_limit.", "password.",
 	oauth2.ActionClientAuthFailure, oauth2.ActionTokenReuseDetected, oauth2.ActionTokenRevoke,
 	oauth2.ActionRevokeAll, oauth2.ActionRevokeOthers, oauth2.ActionLogout,
 	identity.ActionSessionRevoke, identity.ActionSessionRevokeAll, identity.ActionClientRotateSecret, identity.ActionClientDelete,
-	"user.lock", "user.unlock", "user.roles", "client.rate_limited",
+	"user.lock", "user.unlock", "user.roles", "client.rate_limited", "mfa.",
 }
 
 // severity ranks a security event.

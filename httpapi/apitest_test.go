@@ -72,7 +72,7 @@ func newAPIEnv(t *testing.T) *apiEnv {
 	// The account service of the users, roles, scopes and service-clients
 	// routes.
 	ident := identity.New(identity.Config{}, identity.Deps{Store: db, Hasher: hasher, Sessions: svc, Lockout: svc,
-		Audit: aw, ClientTokens: svc, Logger: logger})
+		Audit: aw, ClientTokens: svc, Logger: logger, MFA: testMFADeps(t, db)})
 	t.Cleanup(func() {
 		ident.Close()
 		uc.Close()

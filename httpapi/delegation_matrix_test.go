@@ -378,6 +378,22 @@ func dmCases() []dmCase {
 		userCase("PUT", "/password", "set the password", "password.change", 200, func(x *dmCell, _ permiso.User) any {
 			return map[string]any{"new_password": x.e.name("Reset-Pw-") + "-7y!"}
 		})
+		add(dmCase{route: "DELETE " + api + "/users/{user_id}/mfa", target: kind + ": reset second factors", scope: scopeUsers, allow: k.allow,
+			ok: http.StatusNoContent, fixture: func(x *dmCell) {
+				u := x.targetUser(kind, scopeUsers)
+				if _, err := x.e.db.PutPendingMFAFactor(x.e.ctx, permiso.MFAFactor{UserID: u.ID, Kind: "totp", Secret: "sealed"}); err != nil {
+					x.e.t.Fatal(err)
+				}
+				x.path = usersPath + "/" + u.ID.String() + "/mfa"
+				x.state = func() string {
+					fs, err := x.e.db.ListMFAFactors(x.e.ctx, u.ID)
+					if err != nil {
+						x.e.t.Fatal(err)
+					}
+					return fmt.Sprintf("%d factors", len(fs))
+				}
+				x.audit = dmAudit{action: "mfa.reset", targetID: u.ID.String()}
+			}})
 		userCase("PUT", "/roles", "add a role without scopes", "user.roles", 200, func(x *dmCell, u permiso.User) any {
 			ids := []string{x.e.role("empty-").ID.String()}
 			for _, r := range u.Roles {
@@ -483,6 +499,37 @@ func dmCases() []dmCase {
 				x.state = func() string { return x.e.userState(x.caller.user.ID) }
 			}
 		}})
+	// The caller's own second factors (docs/mfa.md). Only the start of an
+	// enrollment changes something here; the other routes are sent without
+	// a code (422), so that no caller's lockout counter moves.
+	add(dmCase{route: "POST " + api + "/users/me/mfa/totp", target: "own enrollment", allow: tierSelf, perCaller: true,
+		ok: http.StatusCreated, fixture: func(x *dmCell) {
+			x.path = usersPath + "/me/mfa/totp"
+			if x.caller.user != nil {
+				id := x.caller.user.ID
+				x.state = func() string {
+					f, err := x.e.db.GetMFAFactor(x.e.ctx, id, "totp")
+					if err != nil {
+						return "none"
+					}
+					return f.Secret
+				}
+			}
+		}})
+	for _, r := range []struct {
+		method, suffix string
+		body           map[string]any
+	}{
+		{"POST", "/totp/confirm", map[string]any{"code": ""}},
+		{"POST", "/recovery-codes", map[string]any{"code": ""}},
+		{"DELETE", "/totp", map[string]any{"password": "", "code": ""}},
+	} {
+		add(dmCase{route: r.method + " " + api + "/users/me/mfa" + r.suffix, target: "own second factor", allow: tierSelf, perCaller: true,
+			ok: http.StatusUnprocessableEntity, same: true, fixture: func(x *dmCell) {
+				x.path = usersPath + "/me/mfa" + r.suffix
+				x.body = r.body
+			}})
+	}
 	add(dmCase{route: "POST " + api + "/auth/logout", target: "own session", allow: tierSelf, perCaller: true,
 		fixture: func(x *dmCell) {
 			x.path = api + "/auth/logout"

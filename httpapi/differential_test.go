@@ -145,7 +145,7 @@ func newDiffEnv(t *testing.T, name string, db permiso.Store, rc *redis.Client) *
 	})
 	ident := identity.New(identity.Config{Policy: idPolicy, PreventReuseCount: 3, LinkBaseURL: "https://auth.example.com"},
 		identity.Deps{Store: store, Hasher: hasher, Sessions: auth, Lockout: auth, Limiter: limiter, Logger: logger,
-			Audit: aw, ClientTokens: auth})
+			Audit: aw, ClientTokens: auth, MFA: testMFADeps(t, store)})
 	t.Cleanup(func() {
 		ident.Close()
 		uc.Close()

@@ -41,6 +41,7 @@ var errorTable = map[permiso.Code]errorKind{
 	permiso.EBADACTIONTOKEN:    {http.StatusBadRequest, "invalid_token"},
 	permiso.ELOCKED:            {http.StatusLocked, "account_locked"},
 	permiso.ETOOMANYATTEMPTS:   {http.StatusTooManyRequests, "too_many_attempts"},
+	permiso.EINVALIDCODE:       {http.StatusBadRequest, "invalid_code"},
 	permiso.EUNAVAILABLE:       {http.StatusServiceUnavailable, "unavailable"},
 	permiso.EINTERNAL:          {http.StatusInternalServerError, "internal_error"},
 	codeTooLarge:               {http.StatusRequestEntityTooLarge, "request_too_large"},

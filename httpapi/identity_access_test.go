@@ -104,6 +104,14 @@ func idRoutes() []idRoute {
 			body: func(c cell) any {
 				return map[string]any{"current_password": idPassword, "new_password": "New-Pass-" + c.unique + "-9x!"}
 			}, want: userRoute(200)},
+		{method: "GET", route: "/users/me/mfa", path: fixed(api + "/users/me/mfa"), want: userRoute(200)},
+		{method: "POST", route: "/users/me/mfa/totp", path: fixed(api + "/users/me/mfa/totp"), want: userRoute(201)},
+		{method: "POST", route: "/users/me/mfa/totp/confirm", path: fixed(api + "/users/me/mfa/totp/confirm"),
+			body: func(cell) any { return map[string]any{"code": ""} }, want: userRoute(422)},
+		{method: "POST", route: "/users/me/mfa/recovery-codes", path: fixed(api + "/users/me/mfa/recovery-codes"),
+			body: func(cell) any { return map[string]any{"code": ""} }, want: userRoute(422)},
+		{method: "DELETE", route: "/users/me/mfa/totp", path: fixed(api + "/users/me/mfa/totp"),
+			body: func(cell) any { return map[string]any{"password": "", "code": ""} }, want: userRoute(422)},
 		{method: "GET", route: "/users", path: fixed(api + "/users?per_page=5"), want: adminRoute(200)},
 		{method: "POST", route: "/users", path: fixed(api + "/users"),
 			body: func(c cell) any {
@@ -121,6 +129,7 @@ func idRoutes() []idRoute {
 		{method: "PUT", route: "/users/{user_id}/roles", path: uid("/roles"),
 			body: func(c cell) any { return map[string]any{"role_ids": []string{c.role.ID.String()}} }, want: adminRoute(200)},
 		{method: "POST", route: "/users/{user_id}/unlock", path: uid("/unlock"), want: adminRoute(200)},
+		{method: "DELETE", route: "/users/{user_id}/mfa", path: uid("/mfa"), want: adminRoute(204)},
 
 		{method: "GET", route: "/roles", path: fixed(api + "/roles"), want: adminRoute(200)},
 		{method: "POST", route: "/roles", path: fixed(api + "/roles"),

@@ -123,7 +123,8 @@ func newIDEnv(t *testing.T, b idBackend) *idEnv {
 		t.Fatal(err)
 	}
 	ident := identity.New(identity.Config{Policy: idPolicy, PreventReuseCount: 3, LinkBaseURL: "https://auth.example.com"},
-		identity.Deps{Store: db, Hasher: hasher, Sessions: auth, Lockout: auth, Mailer: mailer, Audit: aw, ClientTokens: auth})
+		identity.Deps{Store: db, Hasher: hasher, Sessions: auth, Lockout: auth, Mailer: mailer, Audit: aw, ClientTokens: auth,
+			MFA: testMFADeps(t, db)})
 	t.Cleanup(func() {
 		ident.Close()
 		aw.Close()

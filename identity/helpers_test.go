@@ -78,7 +78,8 @@ func newEnv(t *testing.T) *env {
 	aw := audit.New(db, audit.Options{FlushInterval: 5 * time.Millisecond})
 	t.Cleanup(func() { aw.Close() })
 	svc := identity.New(identity.Config{Policy: policy, PreventReuseCount: 3, LinkBaseURL: "https://auth.example.com/", AppName: "permiso"},
-		identity.Deps{Store: db, Hasher: hasher, Sessions: auth, Lockout: auth, Mailer: mailer, Audit: aw, ClientTokens: auth, Now: clk.Now})
+		identity.Deps{Store: db, Hasher: hasher, Sessions: auth, Lockout: auth, Mailer: mailer, Audit: aw, ClientTokens: auth, Now: clk.Now,
+			MFA: identity.MFADeps{Store: db, Box: testBox(t), Once: inprocess.NewOnce(inprocess.WithNow(clk.Now)), Issuer: "permiso"}})
 	t.Cleanup(svc.Close)
 	e := &env{t: t, ctx: ctx, db: db, clock: clk, auth: auth, svc: svc, smtp: srv, mailer: mailer, roles: map[string]permiso.Role{}, audit: aw}
 	roles, _, err := db.ListRoles(ctx, permiso.RoleFilter{})

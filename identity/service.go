@@ -63,6 +63,9 @@ type Lockout interface {
 	// would, counted by the lockout: false for a wrong password, an
 	// ELOCKED error while the account is locked.
 	CheckCurrentPassword(ctx context.Context, u permiso.User, password string) (bool, error)
+	// CheckSecondFactor runs check (a second factor's verification) as
+	// one attempt of the same lockout: false counts as a failure.
+	CheckSecondFactor(ctx context.Context, u permiso.User, check func() (bool, error)) (bool, error)
 }
 
 // Config is the account policy.
@@ -114,8 +117,11 @@ type Deps struct {
 	// (UpdateClient); without it, disabling a client fails after the
 	// client was disabled.
 	ClientTokens ClientTokens
-	Logger       *slog.Logger
-	Now          func() time.Time
+	// MFA holds what multi-factor enrollment needs (docs/mfa.md); its
+	// zero value refuses enrollment as not configured.
+	MFA    MFADeps
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // Service implements the account rules. It is safe for concurrent use.

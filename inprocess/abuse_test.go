@@ -89,3 +89,10 @@ func TestLockoutMemoryBounded(t *testing.T) {
 		}
 	}
 }
+
+func TestOnce(t *testing.T) {
+	sharedstatetest.RunOnce(t, func(t *testing.T) (permiso.OnceStore, *testclock.Clock) {
+		c := fakeClock()
+		return inprocess.NewOnce(inprocess.WithNow(c.Now)), c
+	})
+}

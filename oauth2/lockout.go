@@ -189,6 +189,25 @@ func (s *Service) Unlock(ctx context.Context, username string) error {
 // change fails closed. Metadata for audit events comes from ctx
 // (permiso.ContextWithRequestMeta).
 func (s *Service) CheckCurrentPassword(ctx context.Context, u permiso.User, password string) (bool, error) {
+	return s.checkUnderLockout(ctx, u, "password checks", func() (bool, error) {
+		ok, _, err := s.deps.Hasher.Verify(ctx, password, u.PasswordHash)
+		return ok, err
+	})
+}
+
+// CheckSecondFactor runs check, a verification of a second factor
+// (docs/mfa.md), under the login lockout exactly as CheckCurrentPassword
+// runs a password check: refused while the account is locked (ELOCKED) or
+// while as many checks are in flight as it admits (ETOOMANYATTEMPTS); a
+// false answer is a failed attempt that may lock the account, a true one
+// resets the count.
+func (s *Service) CheckSecondFactor(ctx context.Context, u permiso.User, check func() (bool, error)) (bool, error) {
+	return s.checkUnderLockout(ctx, u, "sign-in checks", check)
+}
+
+// checkUnderLockout is the lockout's attempt around one check of a
+// credential of u; what names the checks in the locked message.
+func (s *Service) checkUnderLockout(ctx context.Context, u permiso.User, what string, check func() (bool, error)) (bool, error) {
 	meta := metaFrom(ctx)
 	key := lockoutKey(u.Username, u, true)
 	a, err := s.beginAttempt(ctx, key, u.Username, u, true, meta)
@@ -196,15 +215,15 @@ func (s *Service) CheckCurrentPassword(ctx context.Context, u permiso.User, pass
 		if e, ok := errors.AsType[*Error](err); ok {
 			switch {
 			case e.LockedUntil != nil:
-				return false, permiso.Errorf(permiso.ELOCKED, "Account is locked until %s after repeated failed password checks",
-					e.LockedUntil.UTC().Format(time.RFC3339))
+				return false, permiso.Errorf(permiso.ELOCKED, "Account is locked until %s after repeated failed %s",
+					e.LockedUntil.UTC().Format(time.RFC3339), what)
 			case e.Code == ErrTooManyAttempts.Code:
 				return false, permiso.Errorf(permiso.ETOOMANYATTEMPTS, "%s", ErrTooManyAttempts.Description)
 			}
 		}
 		return false, err
 	}
-	ok, _, err := s.deps.Hasher.Verify(ctx, password, u.PasswordHash)
+	ok, err := check()
 	if err != nil {
 		if permiso.ErrorCode(err) == permiso.EUNAVAILABLE {
 			s.abandonedAttempt(ctx, a)

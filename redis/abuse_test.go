@@ -74,6 +74,12 @@ func runAbuseSuites(t *testing.T, c *Client) {
 		t.Parallel()
 		sharedstatetest.RunChecker(t, newTestChecker(c))
 	})
+	t.Run("Once", func(t *testing.T) {
+		t.Parallel()
+		sharedstatetest.RunOnce(t, func(t *testing.T) (permiso.OnceStore, *testclock.Clock) {
+			return NewOnce(c, isolatedPrefix(t, c)), testclock.Real()
+		})
+	})
 }
 
 func TestLimiterAndLockout(t *testing.T) {
@@ -87,6 +93,11 @@ func TestLimiterAndLockout(t *testing.T) {
 	t.Run("Lockout", func(t *testing.T) {
 		sharedstatetest.RunLockout(t, func(t *testing.T, max int, d time.Duration) (permiso.Lockout, *testclock.Clock) {
 			return NewLockout(c, isolatedPrefix(t, c), max, d), testclock.Real()
+		})
+	})
+	t.Run("Once", func(t *testing.T) {
+		sharedstatetest.RunOnce(t, func(t *testing.T) (permiso.OnceStore, *testclock.Clock) {
+			return NewOnce(c, isolatedPrefix(t, c)), testclock.Real()
 		})
 	})
 }

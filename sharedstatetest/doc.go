@@ -1,7 +1,7 @@
 // Package sharedstatetest is the behavioural conformance suite for the
 // implementations of permiso's shared-state interfaces (rate limits, login
-// lockout, revocations, and the Checker that sends them together):
-// RunRateLimiter, RunLockout, RunRevocation and RunChecker. Every
+// lockout, revocations, used-once keys, and the Checker that sends them together):
+// RunRateLimiter, RunLockout, RunRevocation, RunOnce and RunChecker. Every
 // implementation, in process (package inprocess) or shared (package redis),
 // runs the same suite, so the two stay equal: a backend is
 // trusted because this suite passes against the real thing, not because a

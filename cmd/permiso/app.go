@@ -168,6 +168,34 @@ func (a *app) ensureDevSecret() (string, error) {
 	return w, nil
 }
 
+// ensureDevMFAKey gives a development process without MFA_ENCRYPTION_KEY
+// the generated key kept next to the JWT development key
+// (config.EnsureDevMFAKey). It returns the warning to log, if any.
+func (a *app) ensureDevMFAKey() (string, error) {
+	w, err := config.EnsureDevMFAKey(&a.cfg, a.cfg.DevMFAKeyPath())
+	if err != nil {
+		return "", fmt.Errorf("MFA_ENCRYPTION_KEY: %w", err)
+	}
+	return w, nil
+}
+
+// checkMFAKey refuses to serve without MFA_ENCRYPTION_KEY once a user has
+// a confirmed second factor: without the key no such user could sign in
+// (docs/mfa.md). Before the first enrollment the key may be left unset.
+func checkMFAKey(ctx context.Context, cfg config.Config, db permiso.Store) error {
+	if len(cfg.MFAEncryptionKey) != 0 {
+		return nil
+	}
+	n, err := db.CountConfirmedMFAFactors(ctx)
+	if err != nil {
+		return fmt.Errorf("MFA_ENCRYPTION_KEY: %w", err)
+	}
+	if n > 0 {
+		return fmt.Errorf("MFA_ENCRYPTION_KEY is required: %d second factors are enrolled and their secrets cannot be read without it (generate one with: openssl rand -hex 32)", n)
+	}
+	return nil
+}
+
 // Close releases the database and the log file.
 func (a *app) Close() {
 	if a.db != nil {

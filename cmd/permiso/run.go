@@ -44,6 +44,8 @@ Commands:
                             verifying until their tokens expire
   sessions revoke-all [--user ID]
                             revoke every session and token (incident response)
+  mfa rekey                 re-seal second-factor secrets under the current
+                            MFA_ENCRYPTION_KEY
   backup --out FILE         SQLite: consistent online copy; PostgreSQL: pg_dump
   import --from DATABASE_URL [--dry-run]
                             carry the original service's users, roles, scopes
@@ -105,6 +107,8 @@ func run(ctx context.Context, args []string, getenv Getenv, stdin io.Reader, std
 		return cmdSessions(ctx, env, args, stdout)
 	case "health":
 		return cmdHealth(ctx, env, args, stdout)
+	case "mfa":
+		return cmdMFA(ctx, env, args, stdout)
 	case "version", "--version":
 		return cmdVersion(args, stdout)
 	case "help", "-h", "--help":

@@ -40,12 +40,20 @@ func cmdServe(ctx context.Context, env *environment, args []string, stdout io.Wr
 	} else if w != "" {
 		warnings = append(warnings, w)
 	}
+	if w, err := a.ensureDevMFAKey(); err != nil {
+		return err
+	} else if w != "" {
+		warnings = append(warnings, w)
+	}
 	started := time.Now()
 	cfg, logger, db, lf := a.cfg, a.logger, a.db, a.logFile
 	for _, w := range warnings {
 		logger.Warn(w)
 	}
 	if err := applyMigrations(ctx, cfg, db); err != nil {
+		return err
+	}
+	if err := checkMFAKey(ctx, cfg, db); err != nil {
 		return err
 	}
 

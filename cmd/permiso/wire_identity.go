@@ -1,9 +1,14 @@
 package main
 
 import (
+	"fmt"
+
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/identity"
+	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/mail"
+	"github.com/permiso/permiso/mfa"
+	"github.com/permiso/permiso/redis"
 )
 
 // newMailer returns the SMTP mailer when SMTP_HOST is set (STARTTLS
@@ -37,6 +42,10 @@ func newIdentity(a *app, auth *authParts) (*identity.Service, error) {
 		return nil, err
 	}
 	cfg := a.cfg
+	mfaDeps, err := newMFADeps(a, auth)
+	if err != nil {
+		return nil, err
+	}
 	return identity.New(identity.Config{
 		Policy:            passwordPolicy(cfg),
 		PreventReuseCount: cfg.PasswordPreventReuseCount,
@@ -53,5 +62,28 @@ func newIdentity(a *app, auth *authParts) (*identity.Service, error) {
 		// Every change is audited by the service (identity/audit.go).
 		Audit:        auth.auditor,
 		ClientTokens: auth.service,
+		MFA:          mfaDeps,
 	}), nil
+}
+
+// newMFADeps wires multi-factor enrollment (docs/mfa.md): the secret box
+// over MFA_ENCRYPTION_KEY and MFA_PREVIOUS_ENCRYPTION_KEYS (none without
+// a key: enrollment then answers 503), and the used-once codes in Redis
+// (under CACHE_RATE_LIMIT_PREFIX) or in process.
+func newMFADeps(a *app, auth *authParts) (identity.MFADeps, error) {
+	cfg := a.cfg
+	d := identity.MFADeps{Store: a.db, Issuer: cfg.AppName}
+	if len(cfg.MFAEncryptionKey) != 0 {
+		box, err := mfa.NewBox(cfg.MFAEncryptionKey, cfg.MFAPreviousEncryptionKeys...)
+		if err != nil {
+			return identity.MFADeps{}, fmt.Errorf("MFA_ENCRYPTION_KEY: %w", err)
+		}
+		d.Box = box
+	}
+	if auth.redis != nil {
+		d.Once = redis.NewOnce(auth.redis, cfg.CacheRateLimitPrefix)
+	} else {
+		d.Once = inprocess.NewOnce()
+	}
+	return d, nil
 }

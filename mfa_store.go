@@ -1,0 +1,73 @@
+package permiso
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// MFAFactor is one second factor of a user (docs/mfa.md). Secret is the
+// factor's secret sealed by mfa.Box, never the plaintext. A factor with no
+// ConfirmedAt is a pending enrollment: it does not count at sign-in.
+type MFAFactor struct {
+	UserID      uuid.UUID
+	Kind        string
+	Secret      string
+	CreatedAt   time.Time
+	ConfirmedAt *time.Time
+}
+
+// Confirmed reports whether the factor completed its enrollment.
+func (f MFAFactor) Confirmed() bool { return f.ConfirmedAt != nil }
+
+// MFAStore persists second factors and recovery codes (only the codes'
+// hashes, mfa.HashRecoveryCode).
+type MFAStore interface {
+	// PutPendingMFAFactor stores f as a pending enrollment (CreatedAt
+	// defaults to now, ConfirmedAt is ignored), replacing a pending factor
+	// of the same user and kind, with one statement. A confirmed factor of
+	// that kind yields ErrConflict and is left alone; an unknown user
+	// ErrNotFound.
+	PutPendingMFAFactor(ctx context.Context, f MFAFactor) (MFAFactor, error)
+	// GetMFAFactor returns the user's factor of this kind, pending or
+	// not; ErrNotFound when there is none.
+	GetMFAFactor(ctx context.Context, userID uuid.UUID, kind string) (MFAFactor, error)
+	// ListMFAFactors returns the user's factors, ordered by kind.
+	ListMFAFactors(ctx context.Context, userID uuid.UUID) ([]MFAFactor, error)
+	// ConfirmMFAFactor marks the pending factor confirmed at at and
+	// replaces the user's recovery codes with codeHashes, in one
+	// transaction. A factor already confirmed yields ErrConflict (nothing
+	// written, of any number of concurrent callers one succeeds); none
+	// ErrNotFound.
+	ConfirmMFAFactor(ctx context.Context, userID uuid.UUID, kind string, at time.Time, codeHashes []string) (MFAFactor, error)
+	// DeleteMFAFactor removes the user's factor of this kind and, when no
+	// confirmed factor remains, the user's recovery codes, in one
+	// transaction; ErrNotFound when there was no such factor.
+	DeleteMFAFactor(ctx context.Context, userID uuid.UUID, kind string) error
+	// DeleteUserMFA removes every factor and recovery code of the user
+	// (an administrator's reset) and returns how many factors it removed.
+	DeleteUserMFA(ctx context.Context, userID uuid.UUID) (int, error)
+	// ReplaceRecoveryCodes replaces the user's recovery codes with
+	// codeHashes (created at at) in one transaction: the old ones stop
+	// working.
+	ReplaceRecoveryCodes(ctx context.Context, userID uuid.UUID, codeHashes []string, at time.Time) error
+	// UseRecoveryCode marks the user's unused code with this hash used at
+	// at, with one conditional UPDATE: of concurrent callers one succeeds.
+	// An unknown or already used code yields ErrNotFound.
+	UseRecoveryCode(ctx context.Context, userID uuid.UUID, codeHash string, at time.Time) error
+	// CountRecoveryCodes returns how many of the user's codes are unused.
+	CountRecoveryCodes(ctx context.Context, userID uuid.UUID) (int, error)
+	// ListMFAFactorsAfter returns up to limit factors of all users, ordered
+	// by user id and kind, that come after (afterUser, afterKind): a
+	// page of a walk over every factor (permiso mfa rekey). uuid.Nil and
+	// "" start at the first.
+	ListMFAFactorsAfter(ctx context.Context, afterUser uuid.UUID, afterKind string, limit int) ([]MFAFactor, error)
+	// ReplaceMFASecret sets the factor's sealed secret to newSecret if it
+	// still is oldSecret, with one conditional UPDATE; ErrConflict when it
+	// changed meanwhile, ErrNotFound when the factor is gone.
+	ReplaceMFASecret(ctx context.Context, userID uuid.UUID, kind, oldSecret, newSecret string) error
+	// CountConfirmedMFAFactors returns how many confirmed factors exist in
+	// all (a production server needs MFA_ENCRYPTION_KEY once it is not 0).
+	CountConfirmedMFAFactors(ctx context.Context) (int, error)
+}
