@@ -207,12 +207,20 @@ func FuzzParseTokenRequest(f *testing.F) {
 			return
 		}
 		switch req.GrantType {
-		case "password", "refresh_token", "client_credentials":
+		case "password", "refresh_token", "client_credentials", "authorization_code":
 		default:
 			t.Fatalf("grant type %q accepted", req.GrantType)
 		}
-		if (req.ClientID == "") != (req.ClientSecret == "") {
-			t.Fatalf("client id %q and secret set inconsistently", req.ClientID)
+		// A secret never comes without its client id; a client id comes
+		// alone only from a public client, in the code exchange and the
+		// refresh (RFC 6749 4.1.3, 6), never with an Authorization header's
+		// credentials.
+		if req.ClientSecret != "" && req.ClientID == "" {
+			t.Fatal("client secret without a client id")
+		}
+		if req.ClientID != "" && req.ClientSecret == "" &&
+			(req.ClientAuth != oauth2.ClientAuthNone || (req.GrantType != "authorization_code" && req.GrantType != "refresh_token")) {
+			t.Fatalf("client id %q without a secret accepted for %s (%s)", req.ClientID, req.GrantType, req.ClientAuth)
 		}
 		if req.ScopeGiven != (len(req.Scope) > 0) {
 			t.Fatal("ScopeGiven inconsistent")
