@@ -14,13 +14,8 @@ import (
 // hashes of the user's recovery codes.
 
 // MFAFactors describes the mfa_factors table (key: user_id and kind).
-var MFAFactors = NewTable("mfa_factors", "mf",
-	Col[permiso.MFAFactor]{Name: "user_id", Field: func(f *permiso.MFAFactor) any { return &f.UserID }, Fixed: true},
-	Col[permiso.MFAFactor]{Name: "kind", Field: func(f *permiso.MFAFactor) any { return &f.Kind }, Fixed: true},
-	Col[permiso.MFAFactor]{Name: "secret", Field: func(f *permiso.MFAFactor) any { return &f.Secret }},
-	Col[permiso.MFAFactor]{Name: "created_at", Field: func(f *permiso.MFAFactor) any { return &f.CreatedAt }},
-	Col[permiso.MFAFactor]{Name: "confirmed_at", Field: func(f *permiso.MFAFactor) any { return &f.ConfirmedAt }},
-)
+var MFAFactors = NewTable("mfa_factors", "mf", Fields[permiso.MFAFactor]([]string{"user_id", "kind"},
+	"user_id", "kind", "secret", "created_at", "confirmed_at")...)
 
 // MFAMessages are the refusals about second factors.
 var MFAMessages = Messages{NotFound: "MFA factor not found", Exists: "MFA factor already exists"}
