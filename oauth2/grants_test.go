@@ -8,7 +8,6 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/argon2id"
+	"github.com/permiso/permiso/internal/testrace"
 	"github.com/permiso/permiso/oauth2"
 )
 
@@ -301,17 +301,11 @@ func TestRefreshConcurrentWithinGrace(t *testing.T) {
 	login := e.login("alice", goodPassword, "")
 
 	const n = 20
-	var wg sync.WaitGroup
 	results := make([]oauth2.TokenResponse, n)
-	errs := make([]error, n)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			results[i], errs[i] = e.refresh(login.RefreshToken, "", "")
-		}()
-	}
-	wg.Wait()
+	errs := testrace.All(n, func(i int) (err error) {
+		results[i], err = e.refresh(login.RefreshToken, "", "")
+		return err
+	})
 	ok := 0
 	seen := map[string]bool{}
 	for i := range n {

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/internal/testrace"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/sqlite"
 )
@@ -58,25 +59,16 @@ func TestConcurrentGraceRetries(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.clock.Advance(time.Second)
-	const n = 10
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, errs[i] = e.refresh(login.RefreshToken, "", "")
-		}()
-	}
-	wg.Wait()
 	ok := 0
-	for i, err := range errs {
+	for _, err := range testrace.All(10, func(int) error {
+		_, err := e.refresh(login.RefreshToken, "", "")
+		return err
+	}) {
 		if err == nil {
 			ok++
 			continue
 		}
 		wantOAuth(t, err, "invalid_grant", 400)
-		_ = i
 	}
 	if ok != 1 {
 		t.Fatalf("%d concurrent grace retries succeeded, want exactly 1", ok)

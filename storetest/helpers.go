@@ -288,3 +288,25 @@ func (h *harness) getRefresh(token string) permiso.RefreshToken {
 // errCallback is returned by update callbacks to check that their error
 // comes back unchanged and nothing is written.
 var errCallback = errors.New("storetest: callback refused")
+
+// oneWins checks that exactly one of errs (calls raced with testrace.All)
+// is nil and that every other is loser (wantErr), and returns the
+// winner's index.
+func oneWins(h *harness, what string, errs []error, loser error) int {
+	h.Helper()
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			h.Fatalf("%s: calls %d and %d both succeeded, want exactly one", what, winner, i)
+		case err == nil:
+			winner = i
+		default:
+			h.wantErr(err, loser, "%s: losing call %d", what, i)
+		}
+	}
+	if winner < 0 {
+		h.Fatalf("%s: no call succeeded: %v", what, errs)
+	}
+	return winner
+}

@@ -1,12 +1,12 @@
 package storetest
 
 import (
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/internal/testrace"
 )
 
 var mfaTests = []test{
@@ -75,26 +75,10 @@ func testMFAConfirmOnce(h *harness) {
 	h.wantErr(err, permiso.ErrNotFound, "ConfirmMFAFactor without a factor")
 	_, err = h.s.PutPendingMFAFactor(h.ctx, permiso.MFAFactor{UserID: u.ID, Kind: "totp", Secret: "s"})
 	h.must(err, "PutPendingMFAFactor")
-	const n = 6
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, errs[i] = h.s.ConfirmMFAFactor(h.ctx, u.ID, "totp", h.now, []string{hashOf(string(rune('a' + i)))})
-		}()
-	}
-	wg.Wait()
-	ok := 0
-	for _, err := range errs {
-		if err == nil {
-			ok++
-		} else {
-			h.wantErr(err, permiso.ErrConflict, "losing ConfirmMFAFactor")
-		}
-	}
-	eq(h, "successful confirmations", ok, 1)
+	oneWins(h, "concurrent ConfirmMFAFactor", testrace.All(6, func(i int) error {
+		_, err := h.s.ConfirmMFAFactor(h.ctx, u.ID, "totp", h.now, []string{hashOf(string(rune('a' + i)))})
+		return err
+	}), permiso.ErrConflict)
 	left, err := h.s.CountRecoveryCodes(h.ctx, u.ID)
 	h.must(err, "CountRecoveryCodes")
 	eq(h, "recovery codes of the one confirmation", left, 1)
@@ -117,26 +101,9 @@ func testMFARecoveryCodes(h *harness) {
 	h.must(err, "CountRecoveryCodes")
 	eq(h, "codes left", left, 2)
 
-	const n = 6
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = h.s.UseRecoveryCode(h.ctx, u.ID, hashOf("b"), h.now)
-		}()
-	}
-	wg.Wait()
-	ok := 0
-	for _, err := range errs {
-		if err == nil {
-			ok++
-		} else {
-			h.wantErr(err, permiso.ErrNotFound, "losing UseRecoveryCode")
-		}
-	}
-	eq(h, "concurrent uses that succeeded", ok, 1)
+	oneWins(h, "concurrent UseRecoveryCode", testrace.All(6, func(int) error {
+		return h.s.UseRecoveryCode(h.ctx, u.ID, hashOf("b"), h.now)
+	}), permiso.ErrNotFound)
 
 	h.must(h.s.ReplaceRecoveryCodes(h.ctx, u.ID, []string{hashOf("d"), hashOf("e")}, h.now), "ReplaceRecoveryCodes")
 	h.wantErr(h.s.UseRecoveryCode(h.ctx, u.ID, hashOf("c"), h.now), permiso.ErrNotFound, "code of the old set")

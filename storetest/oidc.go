@@ -1,12 +1,12 @@
 package storetest
 
 import (
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/internal/testrace"
 )
 
 var oidcTests = []test{
@@ -127,32 +127,13 @@ func testAuthCodeRoundTrip(h *harness) {
 func testAuthCodeRedeemOnce(h *harness) {
 	code, _ := oidcFixture(h)
 	const n = 8
-	var wg sync.WaitGroup
-	errs := make([]error, n)
 	sids := make([]uuid.UUID, n)
 	for i := range n {
 		sids[i] = uuid.New()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = h.s.RedeemAuthCode(h.ctx, code.CodeHash, sids[i], h.now)
-		}()
 	}
-	wg.Wait()
-	winner := -1
-	for i, err := range errs {
-		switch {
-		case err == nil && winner >= 0:
-			h.Fatalf("two redemptions succeeded")
-		case err == nil:
-			winner = i
-		default:
-			h.wantErr(err, permiso.ErrConflict, "losing RedeemAuthCode")
-		}
-	}
-	if winner < 0 {
-		h.Fatalf("no redemption succeeded: %v", errs)
-	}
+	winner := oneWins(h, "concurrent RedeemAuthCode", testrace.All(n, func(i int) error {
+		return h.s.RedeemAuthCode(h.ctx, code.CodeHash, sids[i], h.now)
+	}), permiso.ErrConflict)
 	got, err := h.s.GetAuthCode(h.ctx, code.CodeHash)
 	h.must(err, "GetAuthCode")
 	eqTimePtr(h, "UsedAt", got.UsedAt, &h.now)

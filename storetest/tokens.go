@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/internal/testrace"
 )
 
 var tokenTests = []test{
@@ -210,29 +210,11 @@ func testRefreshConcurrentUse(h *harness) {
 	sess := h.session(u.ID, nil)
 	first := h.refresh(sess, uuid.Nil, "race-0")
 	const n = 20
-	var wg sync.WaitGroup
-	errs := make([]error, n)
-	for i := range n {
-		wg.Go(func() {
-			repl := h.newRefresh(sess, first.FamilyID, fmt.Sprintf("race-repl-%d", i))
-			repl.ParentID = &first.ID
-			errs[i] = h.s.UseRefreshToken(h.ctx, hashOf("race-0"), repl, h.at(time.Second))
-		})
-	}
-	wg.Wait()
-	ok, conflicts := 0, 0
-	for i, err := range errs {
-		switch {
-		case err == nil:
-			ok++
-		case isErr(err, permiso.ErrConflict):
-			conflicts++
-		default:
-			h.Errorf("rotation %d: unexpected error %v", i, err)
-		}
-	}
-	eq(h, "successful concurrent rotations", ok, 1)
-	eq(h, "conflicting concurrent rotations", conflicts, n-1)
+	oneWins(h, "concurrent rotations", testrace.All(n, func(i int) error {
+		repl := h.newRefresh(sess, first.FamilyID, fmt.Sprintf("race-repl-%d", i))
+		repl.ParentID = &first.ID
+		return h.s.UseRefreshToken(h.ctx, hashOf("race-0"), repl, h.at(time.Second))
+	}), permiso.ErrConflict)
 	replacements := 0
 	for i := range n {
 		if _, err := h.s.GetRefreshTokenByHash(h.ctx, hashOf(fmt.Sprintf("race-repl-%d", i))); err == nil {
