@@ -170,4 +170,3 @@ func nullTime(t *time.Time) *string {
 	s := timestamp(*t)
 	return &s
 }
-

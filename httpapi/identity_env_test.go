@@ -324,3 +324,15 @@ func (e *idEnv) mailToken(addr, path string) string {
 	}
 	return match[2]
 }
+
+// eachIDBackend runs test in a parallel subtest per backend (idBackends),
+// each on a fresh idEnv.
+func eachIDBackend(t *testing.T, test func(t *testing.T, e *idEnv)) {
+	t.Helper()
+	for _, b := range idBackends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			test(t, newIDEnv(t, b))
+		})
+	}
+}
