@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/permiso/permiso/internal/testwait"
 )
 
 // Service clients, sessions, audit log, admin API and the documentation
@@ -333,13 +335,7 @@ func TestCacheInvalidationAcrossInstances(t *testing.T) {
 
 	eventually := func(what string, ok func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for !ok() {
-			if time.Now().After(deadline) {
-				t.Fatalf("instance 2 still serves a stale copy: %s", what)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		testwait.Until(t, 5*time.Second, "instance 2 to stop serving a stale copy: "+what, ok)
 	}
 
 	// A user made an administrator, cached on instance 2 by its bearer

@@ -10,6 +10,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/internal/testwait"
 )
 
 func TestChangeWireFormat(t *testing.T) {
@@ -75,13 +76,7 @@ func (l *changeLog) has(c permiso.Change) bool {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.Until(t, 30*time.Second, what, cond)
 }
 
 // subscribe subscribes a changeLog to b, stopped when t ends, and waits for
