@@ -22,10 +22,7 @@ func TestHealth(t *testing.T) {
 		}))
 
 		r := s.get(t, "/health", "")
-		if r.Status != http.StatusOK {
-			t.Fatalf("%s: want 200", r)
-		}
-		m := r.JSON(t)
+		m := expect(t, r, http.StatusOK)
 		if m["status"] != "healthy" || m["service"] != "permiso e2e" || m["version"] != "9.9.9-e2e" || m["environment"] != "test" {
 			t.Errorf("%s: want status healthy, service/version/environment from APP_NAME/VERSION/ENVIRONMENT", r)
 		}
@@ -81,10 +78,7 @@ func TestRoot(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, sqliteOnly(t).env(t, map[string]string{"APP_NAME": "permiso e2e", "VERSION": "1.2.3-e2e"}))
 	r := s.get(t, "/", "")
-	if r.Status != http.StatusOK {
-		t.Fatalf("%s: want 200", r)
-	}
-	m := r.JSON(t)
+	m := expect(t, r, http.StatusOK)
 	if m["message"] != "permiso e2e" || m["version"] != "1.2.3-e2e" || m["docs"] != "/docs" || m["health"] != "/health" {
 		t.Errorf("%s: want message=APP_NAME, version=VERSION, docs /docs, health /health", r)
 	}
