@@ -569,21 +569,12 @@ func dmCases() []dmCase {
 		{"role admin", tierAdmin, func(x *dmCell) permiso.Role { return x.builtin(permiso.RoleAdmin) }},
 	}
 	for _, tr := range targetRoles {
-		shared := tr.name == "role admin"
-		add(dmCase{route: "PUT " + api + "/roles/{role_id}", target: tr.name + ": description", scope: scopeUsers, allow: tr.allow, shared: shared,
-			fixture: func(x *dmCell) {
+		updated, deleted := describeAndDelete(api+"/roles/{role_id}", rolesPath+"/", "role", tr.name, tr.allow, tr.name == "role admin",
+			func(x *dmCell) (uuid.UUID, func() string) {
 				r := tr.role(x)
-				x.path, x.body = rolesPath+"/"+r.ID.String(), map[string]any{"description": x.e.name("described ")}
-				x.state = func() string { return x.e.roleState(r.ID) }
-				x.audit = dmAudit{action: "role.update", targetID: r.ID.String()}
-			}})
-		deleted := dmCase{route: "DELETE " + api + "/roles/{role_id}", target: tr.name + ": delete", scope: scopeUsers, allow: tr.allow, ok: 204, shared: shared,
-			fixture: func(x *dmCell) {
-				r := tr.role(x)
-				x.path = rolesPath + "/" + r.ID.String()
-				x.state = func() string { return x.e.roleState(r.ID) }
-				x.audit = dmAudit{action: "role.delete", targetID: r.ID.String()}
-			}}
+				return r.ID, func() string { return x.e.roleState(r.ID) }
+			})
+		add(updated)
 		if tr.name == "role admin" {
 			deleted.ok, deleted.same = http.StatusConflict, true // built in
 		}
@@ -651,21 +642,13 @@ func dmCases() []dmCase {
 		}},
 	}
 	for _, ts := range targetScopes {
-		shared := ts.name != "a scope nobody holds"
-		add(dmCase{route: "PUT " + api + "/roles/scopes/{scope_id}", target: ts.name + ": description", scope: scopeUsers, allow: ts.allow, shared: shared,
-			fixture: func(x *dmCell) {
+		updated, deleted := describeAndDelete(api+"/roles/scopes/{scope_id}", rolesPath+"/scopes/", "scope", ts.name, ts.allow,
+			ts.name != "a scope nobody holds",
+			func(x *dmCell) (uuid.UUID, func() string) {
 				sc := ts.scope(x)
-				x.path, x.body = rolesPath+"/scopes/"+sc.ID.String(), map[string]any{"description": x.e.name("described ")}
-				x.state = func() string { return x.e.scopeState(sc.ID) }
-				x.audit = dmAudit{action: "scope.update", targetID: sc.ID.String()}
-			}})
-		deleted := dmCase{route: "DELETE " + api + "/roles/scopes/{scope_id}", target: ts.name + ": delete", scope: scopeUsers, allow: ts.allow, ok: 204, shared: shared,
-			fixture: func(x *dmCell) {
-				sc := ts.scope(x)
-				x.path = rolesPath + "/scopes/" + sc.ID.String()
-				x.state = func() string { return x.e.scopeState(sc.ID) }
-				x.audit = dmAudit{action: "scope.delete", targetID: sc.ID.String()}
-			}}
+				return sc.ID, func() string { return x.e.scopeState(sc.ID) }
+			})
+		add(updated)
 		if ts.name != "a scope nobody holds" {
 			deleted.ok, deleted.same = http.StatusConflict, true // built in
 		}
@@ -1112,4 +1095,28 @@ func (e *idEnv) matrixRequest(c dmCase, x *dmCell) *httptest.ResponseRecorder {
 	e.h.ServeHTTP(w, r)
 	e.doc.exchange(e.t, route, r, body, w, e.hostileBytes)
 	return w
+}
+
+// describeAndDelete are the cases of one target of an object route (a role
+// or a scope, under the admin:users scope): PUT of a new description and
+// DELETE (204 when admitted). object creates the object for a request and
+// returns its id and its observable state; noun names its audit events
+// (noun.update, noun.delete); shared marks a built-in target.
+func describeAndDelete(route, pathPrefix, noun, target string, allow dmTier, shared bool,
+	object func(x *dmCell) (uuid.UUID, func() string)) (updated, deleted dmCase) {
+	fixture := func(action string, body bool) func(x *dmCell) {
+		return func(x *dmCell) {
+			id, state := object(x)
+			x.path, x.state = pathPrefix+id.String(), state
+			if body {
+				x.body = map[string]any{"description": x.e.name("described ")}
+			}
+			x.audit = dmAudit{action: noun + "." + action, targetID: id.String()}
+		}
+	}
+	updated = dmCase{route: "PUT " + route, target: target + ": description", scope: scopeUsers, allow: allow, shared: shared,
+		fixture: fixture("update", true)}
+	deleted = dmCase{route: "DELETE " + route, target: target + ": delete", scope: scopeUsers, allow: allow, ok: 204, shared: shared,
+		fixture: fixture("delete", false)}
+	return updated, deleted
 }
