@@ -38,21 +38,8 @@ func (s *Store) clientErr(op string, err error) error {
 // selectClients runs a query selecting Clients.List() and fills each
 // client's scopes, ordered by name.
 func (s *Store) selectClients(ctx context.Context, q Querier, query string, args ...any) ([]permiso.ServiceClient, error) {
-	rows, err := s.query(ctx, q, query, args...)
+	out, err := selectAll(ctx, s, q, Clients, query, args...)
 	if err != nil {
-		return nil, s.clientErr("list service clients", err)
-	}
-	var out []permiso.ServiceClient
-	for rows.Next() {
-		c, err := Clients.Scan(s.d, rows)
-		if err != nil {
-			rows.Close()
-			return nil, s.clientErr("list service clients", err)
-		}
-		out = append(out, c)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return nil, s.clientErr("list service clients", err)
 	}
 	if len(out) == 0 {

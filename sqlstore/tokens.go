@@ -206,21 +206,9 @@ func (s *Store) CreateSigningKey(ctx context.Context, k permiso.SigningKey) (per
 
 // ListSigningKeys returns the keys not expired at now, newest first.
 func (s *Store) ListSigningKeys(ctx context.Context, now time.Time) ([]permiso.SigningKey, error) {
-	rows, err := s.query(ctx, s.c.Pool(), SigningKeys.Select()+
+	out, err := selectAll(ctx, s, s.c.Pool(), SigningKeys, SigningKeys.Select()+
 		" WHERE k.expires_at IS NULL OR k.expires_at > ? ORDER BY k.created_at DESC, k.id DESC", s.d.Time(now))
-	if err != nil {
-		return nil, s.errOf(err, "list signing keys", Messages{}, false, "")
-	}
-	defer rows.Close()
-	var out []permiso.SigningKey
-	for rows.Next() {
-		k, err := SigningKeys.Scan(s.d, rows)
-		if err != nil {
-			return nil, s.errOf(err, "list signing keys", Messages{}, false, "")
-		}
-		out = append(out, k)
-	}
-	return out, s.errOf(rows.Err(), "list signing keys", Messages{}, false, "")
+	return out, s.errOf(err, "list signing keys", Messages{}, false, "")
 }
 
 // RetireSigningKeys retires every unretired key of the algorithm except
