@@ -139,12 +139,8 @@ func TestChangeBus(t *testing.T) {
 func TestChangeBusServerRestart(t *testing.T) {
 	t.Parallel()
 	srv := startRedisServer(t, 0)
-	c, err := Open("redis://"+srv.Addr, Options{DialTimeout: 200 * time.Millisecond, Timeout: 200 * time.Millisecond,
+	c := openClient(t, "redis://"+srv.Addr, Options{DialTimeout: 200 * time.Millisecond, Timeout: 200 * time.Millisecond,
 		MaxRetries: -1, DialAttempts: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
 	b := NewChangeBus(c, "permiso-test:restart:")
 	l := subscribe(t, b)
 
@@ -164,11 +160,7 @@ func TestChangeBusServerRestart(t *testing.T) {
 // TestChangeBusUnreachable: subscribing to a Redis that does not answer is
 // not an error (the subscription retries), and stop still returns.
 func TestChangeBusUnreachable(t *testing.T) {
-	c, err := Open("redis://127.0.0.1:1/0", Options{DialTimeout: 100 * time.Millisecond, MaxRetries: -1, DialAttempts: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := openClient(t, "redis://127.0.0.1:1/0", Options{DialTimeout: 100 * time.Millisecond, MaxRetries: -1, DialAttempts: 1})
 	b := NewChangeBus(c, "permiso-test:down:")
 	var l changeLog
 	stop, err := b.Subscribe(t.Context(), l.add)
@@ -193,11 +185,7 @@ func TestChangeBusUnreachable(t *testing.T) {
 func TestChangeBusCluster(t *testing.T) {
 	t.Parallel()
 	addrs := startCluster(t)
-	c, err := Open(clusterURL(addrs), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := openClient(t, clusterURL(addrs), Options{})
 	b := NewChangeBus(c, "permiso-test:cluster:")
 	l := subscribe(t, b)
 	// Publish on each node directly, whatever node holds the
