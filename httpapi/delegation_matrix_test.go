@@ -559,16 +559,8 @@ func dmCases() []dmCase {
 	newRole("new role with the caller's scope", tierDelegated, scopeUsers)
 	newRole("new role with a scope the caller lacks", tierAdmin, scopeUsers, scopeAdminSystem)
 
-	targetRoles := []struct {
-		name  string
-		allow dmTier
-		role  func(x *dmCell) permiso.Role
-	}{
-		{"role whose scopes the caller holds", tierDelegated, func(x *dmCell) permiso.Role { return x.e.role("held-", scopeUsers) }},
-		{"role holding a scope the caller lacks", tierAdmin, func(x *dmCell) permiso.Role { return x.e.role("lacked-", scopeAdminSystem) }},
-		{"role admin", tierAdmin, func(x *dmCell) permiso.Role { return x.builtin(permiso.RoleAdmin) }},
-	}
-	for _, tr := range targetRoles {
+	// Changing roles: the same three kinds as giving them.
+	for _, tr := range roleKinds {
 		updated, deleted := describeAndDelete(api+"/roles/{role_id}", rolesPath+"/", "role", tr.name, tr.allow, tr.name == "role admin",
 			func(x *dmCell) (uuid.UUID, func() string) {
 				r := tr.role(x)

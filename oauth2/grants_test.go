@@ -240,13 +240,7 @@ func TestRefreshRotationAndReuse(t *testing.T) {
 
 func TestRefreshRetryWithinGrace(t *testing.T) {
 	e := newEnv(t)
-	e.createUser("alice", goodPassword, permiso.RoleUser)
-	login := e.login("alice", goodPassword, "")
-	a, err := e.refresh(login.RefreshToken, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.clock.Advance(5 * time.Second)
+	login, a := e.rotated(5 * time.Second)
 	b, err := e.refresh(login.RefreshToken, "", "") // a retry: the response of a was lost
 	if err != nil {
 		t.Fatalf("retry within grace: %v", err)

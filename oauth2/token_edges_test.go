@@ -20,13 +20,7 @@ import (
 // fresh sibling; a second retry is reuse and ends the family and session.
 func TestGraceRetryOnlyOnce(t *testing.T) {
 	e := newEnv(t)
-	e.createUser("alice", goodPassword, permiso.RoleUser)
-	login := e.login("alice", goodPassword, "")
-	a, err := e.refresh(login.RefreshToken, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.clock.Advance(2 * time.Second)
+	login, a := e.rotated(2 * time.Second)
 	b, err := e.refresh(login.RefreshToken, "", "") // the one grace retry
 	if err != nil {
 		t.Fatalf("first retry within grace: %v", err)
@@ -53,12 +47,7 @@ func TestGraceRetryOnlyOnce(t *testing.T) {
 // gets a pair.
 func TestConcurrentGraceRetries(t *testing.T) {
 	e := newEnv(t)
-	e.createUser("alice", goodPassword, permiso.RoleUser)
-	login := e.login("alice", goodPassword, "")
-	if _, err := e.refresh(login.RefreshToken, "", ""); err != nil {
-		t.Fatal(err)
-	}
-	e.clock.Advance(time.Second)
+	login, _ := e.rotated(time.Second)
 	ok := 0
 	for _, err := range testrace.All(10, func(int) error {
 		_, err := e.refresh(login.RefreshToken, "", "")
