@@ -14,30 +14,17 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"golang.org/x/crypto/argon2"
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/importer"
 	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/internal/testdb"
+	"github.com/permiso/permiso/internal/testhash"
 	"github.com/permiso/permiso/jwt"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/postgres"
 )
-
-// originalHash hashes secret as the original service did: Argon2id with
-// m=65536, t=3, p=1, a 16-byte salt and a 32-byte hash, in the PHC form
-// argon2-cffi (under passlib) writes: unpadded standard base64.
-func originalHash(t *testing.T, secret string) string {
-	t.Helper()
-	salt := make([]byte, 16)
-	if _, err := rand.Read(salt); err != nil {
-		t.Fatal(err)
-	}
-	key := argon2.IDKey([]byte(secret), salt, 3, 65536, 1, 32)
-	return "$argon2id$v=19$m=65536,t=3,p=1$" + base64.RawStdEncoding.EncodeToString(salt) + "$" + base64.RawStdEncoding.EncodeToString(key)
-}
 
 // testDatabaseURL returns PERMISO_TEST_DATABASE_URL or skips the test.
 func testDatabaseURL(t *testing.T) string {
@@ -170,15 +157,15 @@ func seedOriginal(t *testing.T) *fixture {
 	o.exec(`INSERT INTO users (id, username, email, password_hash, first_name, last_name, is_active,
 		is_verified, is_superuser, last_login, password_changed_at, created_at, updated_at, password_reset_token)
 		VALUES ($1, 'alice', 'Alice@Example.com', $2, 'Alice', 'Admin', true, true, true, $3, $4, $4, $5, 'plain-reset-token')`,
-		f.alice, originalHash(t, f.alicePW), f.lastLog, f.created, f.updated)
+		f.alice, testhash.Original(t, f.alicePW), f.lastLog, f.created, f.updated)
 	o.exec(`INSERT INTO users (id, username, email, password_hash, is_active, is_verified, is_superuser,
 		password_changed_at, created_at, updated_at)
 		VALUES ($1, 'bob', 'bob@example.com', $2, true, false, false, $3, $3, $3)`,
-		f.bob, originalHash(t, f.bobPW), f.created)
+		f.bob, testhash.Original(t, f.bobPW), f.created)
 	o.exec(`INSERT INTO users (id, username, email, password_hash, is_active, is_verified, is_superuser,
 		password_changed_at, created_at, updated_at, email_verification_token)
 		VALUES ($1, 'carol', 'carol@example.com', $2, false, false, false, $3, $3, $3, 'plain-verify-token')`,
-		f.carol, originalHash(t, "Carol-0ld-Passw0rd!"), f.created)
+		f.carol, testhash.Original(t, "Carol-0ld-Passw0rd!"), f.created)
 	link("user_roles", "user_id", "role_id", f.alice, "admin", "user")
 	link("user_roles", "user_id", "role_id", f.bob, "user", "trader")
 	link("user_roles", "user_id", "role_id", f.carol, "user")
@@ -187,9 +174,9 @@ func seedOriginal(t *testing.T) *fixture {
 		is_trusted, access_token_lifetime, refresh_token_lifetime, rate_limit_per_minute, rate_limit_per_hour,
 		total_requests, allowed_ips, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, true, $6, $7, $8, $9, $10, $11, $12, $13, $13)`
-	o.exec(client, f.mt5, "mt5-service", originalHash(t, f.mt5Secret), "MT5 service", "confidential", true, 7200, 86400, 120, 5000, 17, "127.0.0.*, 10.0.*", f.created)
-	o.exec(client, f.gateway, "api-gateway", originalHash(t, f.gatewaySecret), "API gateway", "confidential", true, 3600, nil, 300, 10000, 0, nil, f.created)
-	o.exec(client, f.mobile, "mobile-app", originalHash(t, "never-used"), "Mobile app", "public", false, 1800, 604800, 60, 1000, 0, "*", f.created)
+	o.exec(client, f.mt5, "mt5-service", testhash.Original(t, f.mt5Secret), "MT5 service", "confidential", true, 7200, 86400, 120, 5000, 17, "127.0.0.*, 10.0.*", f.created)
+	o.exec(client, f.gateway, "api-gateway", testhash.Original(t, f.gatewaySecret), "API gateway", "confidential", true, 3600, nil, 300, 10000, 0, nil, f.created)
+	o.exec(client, f.mobile, "mobile-app", testhash.Original(t, "never-used"), "Mobile app", "public", false, 1800, 604800, 60, 1000, 0, "*", f.created)
 	link("service_client_scopes", "service_client_id", "scope_id", f.mt5, "service:mt5", "read:trades")
 	link("service_client_scopes", "service_client_id", "scope_id", f.gateway, "service:api")
 
@@ -512,7 +499,7 @@ func loginAndClient(t *testing.T, store permiso.Store, hasher *argon2id.Hasher, 
 func TestImportRefusesUnmappableRows(t *testing.T) {
 	o := newOriginal(t)
 	now := time.Now().UTC()
-	hash := originalHash(t, "Some-0ld-Passw0rd!")
+	hash := testhash.Original(t, "Some-0ld-Passw0rd!")
 	spaced, ann1, ann2, bcrypt, short := uuid.New(), uuid.New(), uuid.New(), uuid.New(), uuid.New()
 	user := `INSERT INTO users (id, username, email, password_hash, is_active, is_verified, is_superuser, created_at)
 		VALUES ($1, $2, $3, $4, true, false, false, $5)`
@@ -585,7 +572,7 @@ func TestImportRefusesUnmappableRows(t *testing.T) {
 // import did not create) is reported; nothing is merged or overwritten.
 func TestImportRefusesTakenNames(t *testing.T) {
 	o := newOriginal(t)
-	hash := originalHash(t, "Some-0ld-Passw0rd!")
+	hash := testhash.Original(t, "Some-0ld-Passw0rd!")
 	u1, u2, c1 := uuid.New(), uuid.New(), uuid.New()
 	user := `INSERT INTO users (id, username, email, password_hash, is_active, is_verified, is_superuser)
 		VALUES ($1, $2, $3, $4, true, false, false)`
