@@ -77,6 +77,24 @@ func newOriginal(t *testing.T) *original {
 	return o
 }
 
+// read reads the original installation (importer.Read).
+func (o *original) read() *importer.Original {
+	o.t.Helper()
+	orig, err := importer.Read(o.t.Context(), o.url, nil)
+	if err != nil {
+		o.t.Fatal(err)
+	}
+	return orig
+}
+
+// eachTarget runs test in a subtest per target store, on a fresh one.
+func eachTarget(t *testing.T, test func(t *testing.T, store permiso.Store)) {
+	t.Helper()
+	for _, tg := range targets(t) {
+		t.Run(tg.name, func(t *testing.T) { test(t, tg.open(t)) })
+	}
+}
+
 func (o *original) exec(sql string, args ...any) {
 	o.t.Helper()
 	exec(o.t, o.url, sql, args...)
@@ -517,54 +535,48 @@ func TestImportRefusesUnmappableRows(t *testing.T) {
 	o.exec(client, wildClient, "wild", hash, 3600, "10.*.0.1")
 	o.exec(client, longLived, "long-lived", hash, 7*86400, nil)
 
-	orig, err := importer.Read(t.Context(), o.url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	orig := o.read()
 	hasher := argon2id.New(argon2id.Options{})
-	for _, tg := range targets(t) {
-		t.Run(tg.name, func(t *testing.T) {
-			store := tg.open(t)
-			before := snapshot(t, store)
-			_, err := importer.NewPlan(t.Context(), orig, store, options(hasher))
-			var probs importer.Problems
-			if !errors.As(err, &probs) {
-				t.Fatalf("NewPlan = %v, want Problems", err)
+	eachTarget(t, func(t *testing.T, store permiso.Store) {
+		before := snapshot(t, store)
+		_, err := importer.NewPlan(t.Context(), orig, store, options(hasher))
+		var probs importer.Problems
+		if !errors.As(err, &probs) {
+			t.Fatalf("NewPlan = %v, want Problems", err)
+		}
+		want := []struct{ table, id, column, says string }{
+			{"scopes", badScope.String(), "name", `"Admin"`},
+			{"roles", badRole.String(), "name", `"power user"`},
+			{"users", spaced.String(), "username", `"john doe"`},
+			{"users", ann2.String(), "email", ann1.String()},
+			{"users", bcrypt.String(), "password_hash", "cannot verify"},
+			{"users", short.String(), "username", `"jo"`},
+			{"users", short.String(), "email", `"not-an-address"`},
+			{"service_clients", wildClient.String(), "allowed_ips", `"10.*.0.1"`},
+			{"service_clients", longLived.String(), "access_token_lifetime", "604800"},
+		}
+		if len(probs) != len(want) {
+			t.Errorf("%d problems, want %d:\n%v", len(probs), len(want), probs)
+		}
+		for _, w := range want {
+			found := slices.ContainsFunc(probs, func(p importer.RowError) bool {
+				return p.Table == w.table && p.ID == w.id && p.Column == w.column && strings.Contains(p.Reason, w.says)
+			})
+			if !found {
+				t.Errorf("no problem for %s id=%s column %s mentioning %s:\n%v", w.table, w.id, w.column, w.says, probs)
 			}
-			want := []struct{ table, id, column, says string }{
-				{"scopes", badScope.String(), "name", `"Admin"`},
-				{"roles", badRole.String(), "name", `"power user"`},
-				{"users", spaced.String(), "username", `"john doe"`},
-				{"users", ann2.String(), "email", ann1.String()},
-				{"users", bcrypt.String(), "password_hash", "cannot verify"},
-				{"users", short.String(), "username", `"jo"`},
-				{"users", short.String(), "email", `"not-an-address"`},
-				{"service_clients", wildClient.String(), "allowed_ips", `"10.*.0.1"`},
-				{"service_clients", longLived.String(), "access_token_lifetime", "604800"},
-			}
-			if len(probs) != len(want) {
-				t.Errorf("%d problems, want %d:\n%v", len(probs), len(want), probs)
-			}
-			for _, w := range want {
-				found := slices.ContainsFunc(probs, func(p importer.RowError) bool {
-					return p.Table == w.table && p.ID == w.id && p.Column == w.column && strings.Contains(p.Reason, w.says)
-				})
-				if !found {
-					t.Errorf("no problem for %s id=%s column %s mentioning %s:\n%v", w.table, w.id, w.column, w.says, probs)
-				}
-			}
-			msg := err.Error()
-			if !strings.Contains(msg, "users id="+spaced.String()+" column username: ") {
-				t.Errorf("message does not name the row as table id=... column ...: %q", msg)
-			}
-			if strings.Contains(msg, hash) {
-				t.Error("the message shows a password hash")
-			}
-			if after := snapshot(t, store); after != before {
-				t.Error("a refused import changed the store")
-			}
-		})
-	}
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, "users id="+spaced.String()+" column username: ") {
+			t.Errorf("message does not name the row as table id=... column ...: %q", msg)
+		}
+		if strings.Contains(msg, hash) {
+			t.Error("the message shows a password hash")
+		}
+		if after := snapshot(t, store); after != before {
+			t.Error("a refused import changed the store")
+		}
+	})
 }
 
 // TestImportRefusesTakenNames: a user or client of the original whose
@@ -581,38 +593,32 @@ func TestImportRefusesTakenNames(t *testing.T) {
 	o.exec(`INSERT INTO service_clients (id, client_id, client_secret_hash, name, client_type, is_active,
 		is_trusted, access_token_lifetime, rate_limit_per_minute, rate_limit_per_hour)
 		VALUES ($1, 'gateway', $2, 'c', 'confidential', true, false, 3600, 60, 1000)`, c1, hash)
-	orig, err := importer.Read(t.Context(), o.url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	orig := o.read()
 	hasher := argon2id.New(argon2id.Options{})
-	for _, tg := range targets(t) {
-		t.Run(tg.name, func(t *testing.T) {
-			store := tg.open(t)
-			existing, err := store.CreateUser(t.Context(), permiso.User{Username: "admin", Email: "admin@example.com",
-				PasswordHash: hash, IsActive: true}, nil)
-			if err != nil {
-				t.Fatal(err)
+	eachTarget(t, func(t *testing.T, store permiso.Store) {
+		existing, err := store.CreateUser(t.Context(), permiso.User{Username: "admin", Email: "admin@example.com",
+			PasswordHash: hash, IsActive: true}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.CreateServiceClient(t.Context(), permiso.ServiceClient{ClientID: "gateway",
+			SecretHash: permiso.HashToken("x"), Name: "g", IsActive: true}, nil); err != nil {
+			t.Fatal(err)
+		}
+		_, err = importer.NewPlan(t.Context(), orig, store, options(hasher))
+		var probs importer.Problems
+		if !errors.As(err, &probs) || len(probs) != 3 {
+			t.Fatalf("NewPlan = %v, want 3 problems", err)
+		}
+		for i, w := range []struct{ id, column string }{{u1.String(), "username"}, {u2.String(), "email"}, {c1.String(), "client_id"}} {
+			if probs[i].ID != w.id || probs[i].Column != w.column {
+				t.Errorf("problem %d = %v, want id=%s column %s", i, probs[i], w.id, w.column)
 			}
-			if _, err := store.CreateServiceClient(t.Context(), permiso.ServiceClient{ClientID: "gateway",
-				SecretHash: permiso.HashToken("x"), Name: "g", IsActive: true}, nil); err != nil {
-				t.Fatal(err)
-			}
-			_, err = importer.NewPlan(t.Context(), orig, store, options(hasher))
-			var probs importer.Problems
-			if !errors.As(err, &probs) || len(probs) != 3 {
-				t.Fatalf("NewPlan = %v, want 3 problems", err)
-			}
-			for i, w := range []struct{ id, column string }{{u1.String(), "username"}, {u2.String(), "email"}, {c1.String(), "client_id"}} {
-				if probs[i].ID != w.id || probs[i].Column != w.column {
-					t.Errorf("problem %d = %v, want id=%s column %s", i, probs[i], w.id, w.column)
-				}
-			}
-			if !strings.Contains(probs[0].Reason, existing.ID.String()) {
-				t.Errorf("problem %q does not name the permiso user holding the name", probs[0])
-			}
-		})
-	}
+		}
+		if !strings.Contains(probs[0].Reason, existing.ID.String()) {
+			t.Errorf("problem %q does not name the permiso user holding the name", probs[0])
+		}
+	})
 }
 
 // TestReadRefusesOtherDatabases: a database without the original's
