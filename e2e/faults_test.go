@@ -391,8 +391,18 @@ func (w *faultWorker) race(tok string) {
 func (w *faultWorker) read(i int) bool {
 	const ep = "GET /users/me"
 	o := w.l.send(i, kindRead, ep, jsonRequest(http.MethodGet, apiPrefix+"/users/me", nil, w.access))
+	return w.settled(ep, o, o.status == http.StatusOK, false)
+}
+
+// settled reports whether o succeeded (ok, and then audited when audit
+// is set); a refusal for unavailability is expected under faults, and any
+// other answer is unexpected.
+func (w *faultWorker) settled(ep string, o faultOutcome, ok, audit bool) bool {
 	switch {
-	case o.err == nil && o.status == http.StatusOK:
+	case o.err == nil && ok:
+		if audit {
+			w.l.audit(ep, o)
+		}
 		return true
 	case o.unavailable():
 	default:
@@ -405,15 +415,7 @@ func (w *faultWorker) service(i int) bool {
 	const ep = "POST /auth/token (client_credentials)"
 	o := w.l.send(i, kindService, ep, formRequest(pathToken, url.Values{"grant_type": {"client_credentials"}},
 		&[2]string{w.clientID, w.clientSecret}))
-	switch {
-	case o.err == nil && o.status == http.StatusOK:
-		w.l.audit(ep, o)
-		return true
-	case o.unavailable():
-	default:
-		w.l.unexpectedf("%s: %s", ep, o)
-	}
-	return false
+	return w.settled(ep, o, o.status == http.StatusOK, true)
 }
 
 // adminWrite updates the worker's user or creates a role, as the
@@ -433,15 +435,7 @@ func (w *faultWorker) adminWrite(i int) bool {
 				"description": "fault load"}, w.adminBearer)
 	}
 	o := w.l.send(i, kindAdmin, ep, build)
-	switch {
-	case o.err == nil && o.status >= 200 && o.status < 300:
-		w.l.audit(ep, o)
-		return true
-	case o.unavailable():
-	default:
-		w.l.unexpectedf("%s: %s", ep, o)
-	}
-	return false
+	return w.settled(ep, o, o.status >= 200 && o.status < 300, true)
 }
 
 // probe sends requests of one kind, every retryPause, alternating
