@@ -248,13 +248,19 @@ func (s *Server) call(t *testing.T, method, path string, body any, bearer string
 
 func expect(t *testing.T, r *Response, status int) map[string]any {
 	t.Helper()
-	if r.Status != status {
-		t.Fatalf("%s: want %d", r, status)
-	}
+	mustStatus(t, r, status)
 	if len(r.Body) == 0 {
 		return nil
 	}
 	return r.JSON(t)
+}
+
+// mustStatus stops the test unless r has the status.
+func mustStatus(t *testing.T, r *Response, status int) {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("%s: want %d", r, status)
+	}
 }
 
 // details returns the messages of a 422 validation_error.

@@ -564,9 +564,7 @@ func TestFaultsUnderLoad(t *testing.T) {
 	r := a.postJSON(t, pathClients, map[string]any{"name": "faults", "client_id": "faults-client",
 		"client_type": "confidential", "scope_ids": a.scopeIDs(t, admin.AccessToken, "read:profile"),
 		"rate_limit_per_minute": 1000, "rate_limit_per_hour": 100000}, admin.AccessToken)
-	if r.Status != http.StatusCreated {
-		t.Fatalf("%s: want 201", r)
-	}
+	mustStatus(t, r, http.StatusCreated)
 	var created struct {
 		ClientSecret string `json:"client_secret"`
 	}
@@ -592,9 +590,7 @@ func TestFaultsUnderLoad(t *testing.T) {
 		name := fmt.Sprintf("fault%d", n)
 		r := a.postJSON(t, apiPrefix+"/users", map[string]any{"username": name, "email": name + "@example.com",
 			"password": strongPassword, "is_verified": true}, admin.AccessToken)
-		if r.Status != http.StatusCreated {
-			t.Fatalf("%s: want 201", r)
-		}
+		mustStatus(t, r, http.StatusCreated)
 		ws = append(ws, &faultWorker{l: l, n: n, userID: r.JSON(t)["id"].(string), username: name,
 			adminBearer: admin.AccessToken, clientID: clientID, clientSecret: secret})
 	}
@@ -603,9 +599,7 @@ func TestFaultsUnderLoad(t *testing.T) {
 	// of one user.
 	r = a.postJSON(t, apiPrefix+"/users", map[string]any{"username": "faultprobe", "email": "faultprobe@example.com",
 		"password": strongPassword, "is_verified": true}, admin.AccessToken)
-	if r.Status != http.StatusCreated {
-		t.Fatalf("%s: want 201", r)
-	}
+	mustStatus(t, r, http.StatusCreated)
 	probeUser := r.JSON(t)["id"].(string)
 	probers := map[string]*faultWorker{}
 	for n, k := range faultKinds {

@@ -55,9 +55,7 @@ func TestHealth(t *testing.T) {
 			t.Errorf("%s: want a status", r)
 		}
 		r = s.get(t, "/health/ready", "")
-		if r.Status != http.StatusOK {
-			t.Fatalf("%s: want 200", r)
-		}
+		mustStatus(t, r, http.StatusOK)
 		if m := r.JSON(t); m["status"] != "ready" {
 			t.Errorf("%s: want status ready", r)
 		}
@@ -190,9 +188,7 @@ func TestUnknownRoute(t *testing.T) {
 		}
 	}
 	r := s.do(t, request{method: http.MethodPut, path: "/health/live"})
-	if r.Status != http.StatusMethodNotAllowed {
-		t.Fatalf("%s: want 405", r)
-	}
+	mustStatus(t, r, http.StatusMethodNotAllowed)
 	if !strings.Contains(r.Header.Get("Allow"), "GET") {
 		t.Errorf("%s: Allow %q, want GET", r, r.Header.Get("Allow"))
 	}

@@ -38,9 +38,7 @@ func TestDiscovery(t *testing.T) {
 			var docs []map[string]any
 			for _, path := range []string{pathASMeta, pathOIDCMeta} {
 				r := s.get(t, path, "")
-				if r.Status != http.StatusOK {
-					t.Fatalf("%s: want 200", r)
-				}
+				mustStatus(t, r, http.StatusOK)
 				m := r.JSON(t)
 				docs = append(docs, m)
 				if got := strings.TrimSuffix(strOf(m["issuer"]), "/"); got != c.wantIssuer(s) {
@@ -108,13 +106,9 @@ func fetchURL(t *testing.T, s *Server, u string) *Response {
 func jwks(t *testing.T, s *Server) jose.JSONWebKeySet {
 	t.Helper()
 	r := s.get(t, pathASMeta, "")
-	if r.Status != http.StatusOK {
-		t.Fatalf("%s: want 200", r)
-	}
+	mustStatus(t, r, http.StatusOK)
 	r = fetchURL(t, s, strOf(r.JSON(t)["jwks_uri"]))
-	if r.Status != http.StatusOK {
-		t.Fatalf("%s: want 200", r)
-	}
+	mustStatus(t, r, http.StatusOK)
 	if ct := r.Header.Get("Content-Type"); !strings.Contains(ct, "json") {
 		t.Errorf("%s: Content-Type %q", r, ct)
 	}

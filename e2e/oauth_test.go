@@ -524,18 +524,14 @@ func TestRevocation(t *testing.T) {
 		// An access token, by its owner, with a wrong hint.
 		v := s.login(t, adminUser, strongPassword, "")
 		r = s.postFormBearer(t, pathRevoke, url.Values{"token": {v.AccessToken}, "token_type_hint": {"refresh_token"}}, v.AccessToken)
-		if r.Status != http.StatusOK {
-			t.Fatalf("%s: want 200", r)
-		}
+		mustStatus(t, r, http.StatusOK)
 		s.assertBearerRejected(t, v.AccessToken)
 
 		// A refresh token (JSON body): its family and the session's
 		// access tokens die.
 		w := s.login(t, adminUser, strongPassword, "")
 		r = s.postJSON(t, pathRevoke, map[string]string{"token": w.RefreshToken, "token_type_hint": "refresh_token"}, w.AccessToken)
-		if r.Status != http.StatusOK {
-			t.Fatalf("%s: want 200", r)
-		}
+		mustStatus(t, r, http.StatusOK)
 		s.assertBearerRejected(t, w.AccessToken)
 		assertOAuthError(t, s.refresh(t, w.RefreshToken, ""), http.StatusBadRequest, "invalid_grant")
 
@@ -566,9 +562,7 @@ func TestLogout(t *testing.T) {
 		first := s.login(t, adminUser, strongPassword, "")
 		second := s.login(t, adminUser, strongPassword, "")
 		r := s.postJSON(t, pathLogout, nil, first.AccessToken)
-		if r.Status != http.StatusOK {
-			t.Fatalf("%s: want 200", r)
-		}
+		mustStatus(t, r, http.StatusOK)
 		m := r.JSON(t)
 		if msg, _ := m["message"].(string); msg == "" || num(t, m["sessions_terminated"], "sessions_terminated") != 1 {
 			t.Errorf("%s: want {message, sessions_terminated: 1}", r)
@@ -579,9 +573,7 @@ func TestLogout(t *testing.T) {
 
 		third := s.login(t, adminUser, strongPassword, "")
 		r = s.postJSON(t, pathLogout, map[string]bool{"all": true}, second.AccessToken)
-		if r.Status != http.StatusOK {
-			t.Fatalf("%s: want 200", r)
-		}
+		mustStatus(t, r, http.StatusOK)
 		if n := num(t, r.JSON(t)["sessions_terminated"], "sessions_terminated"); n != 2 {
 			t.Errorf("%s: sessions_terminated %d, want 2", r, n)
 		}
