@@ -2,6 +2,7 @@ package permiso
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -16,6 +17,18 @@ type MFAFactor struct {
 	Secret      string
 	CreatedAt   time.Time
 	ConfirmedAt *time.Time
+}
+
+// MFARequiredBy reports whether u must sign in with a second factor
+// because they hold one of roles (MFA_REQUIRED_ROLES, docs/mfa.md). A role
+// gained or lost takes effect at the user's next sign-in.
+func MFARequiredBy(u User, roles []string) bool {
+	for _, r := range u.RoleNames() {
+		if slices.Contains(roles, r) {
+			return true
+		}
+	}
+	return false
 }
 
 // Confirmed reports whether the factor completed its enrollment.

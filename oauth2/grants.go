@@ -348,7 +348,8 @@ func (s *Service) issueLogin(ctx context.Context, g *grant, meta RequestMeta) (T
 	}
 	// Signing has no side effects, so it goes first: a signer failure
 	// leaves nothing behind.
-	access, err := s.signUserAccess(ctx, u, sid, g.grantedList, g.client, now)
+	amr := sessionAMR(g.amr)
+	access, err := s.signUserAccess(ctx, u, sid, g.grantedList, g.client, amr, now)
 	if err != nil {
 		return TokenResponse{}, err
 	}
@@ -358,7 +359,7 @@ func (s *Service) issueLogin(ctx context.Context, g *grant, meta RequestMeta) (T
 	opaque := permiso.NewOpaqueToken()
 	if _, _, err := s.deps.Sessions.CreateSessionWithToken(ctx, permiso.Session{
 		ID: sid, UserID: u.ID, ClientID: clientRow, IPAddress: ipString(meta),
-		UserAgent: optional(meta.UserAgent), CreatedAt: now, LastActivity: now, ExpiresAt: expires,
+		UserAgent: optional(meta.UserAgent), CreatedAt: now, LastActivity: now, ExpiresAt: expires, AMR: amr,
 	}, permiso.RefreshToken{
 		ID: uuid.New(), TokenHash: permiso.HashToken(opaque), UserID: u.ID, ClientID: clientRow,
 		SessionID: sid, FamilyID: uuid.New(), Scopes: g.grantedList, IssuedAt: now, ExpiresAt: expires,
@@ -403,7 +404,9 @@ func (s *Service) issueRefresh(ctx context.Context, _ TokenRequest, g *grant, me
 		SessionID: t.SessionID, FamilyID: t.FamilyID, ParentID: &t.ID, Scopes: t.Scopes,
 		IssuedAt: now, ExpiresAt: expires, ClientIP: optional(ipString(meta)), UserAgent: optional(meta.UserAgent),
 	}
-	access, err := s.signUserAccess(ctx, g.user, t.SessionID, g.grantedList, g.client, now)
+	// The session's authentication methods: a refresh keeps those of the
+	// sign-in (docs/mfa.md).
+	access, err := s.signUserAccess(ctx, g.user, t.SessionID, g.grantedList, g.client, sessionAMR(g.session.AMR), now)
 	if err != nil {
 		return TokenResponse{}, err
 	}
@@ -478,10 +481,12 @@ func (s *Service) issueService(ctx context.Context, g *grant, meta RequestMeta) 
 	}, nil
 }
 
-// signUserAccess signs a user's access token (docs/oauth.md, "Access tokens").
-func (s *Service) signUserAccess(ctx context.Context, u *permiso.User, sid uuid.UUID, scopes []string, client *permiso.ServiceClient, now time.Time) (string, error) {
+// signUserAccess signs a user's access token (docs/oauth.md, "Access
+// tokens"); amr are the session's authentication methods (RFC 8176, the
+// amr claim of RFC 9068 §2.2.3.1).
+func (s *Service) signUserAccess(ctx context.Context, u *permiso.User, sid uuid.UUID, scopes []string, client *permiso.ServiceClient, amr []string, now time.Time) (string, error) {
 	c := permiso.AccessClaims{
-		Subject: u.ID.String(), Type: permiso.TokenTypeAccess, SessionID: sid.String(),
+		Subject: u.ID.String(), Type: permiso.TokenTypeAccess, SessionID: sid.String(), AMR: amr,
 		IssuedAt: now, NotBefore: now, ExpiresAt: now.Add(s.cfg.AccessTokenLifetime), ID: permiso.NewTokenID(now),
 		Scopes: scopes, Roles: u.RoleNames(), Username: u.Username, Email: u.Email,
 		IsSuperuser: ptr(u.IsSuperuser),

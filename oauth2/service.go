@@ -84,6 +84,9 @@ type Config struct {
 	// BrowserSessionLifetime is how long a sign-in on the hosted pages
 	// lasts; zero means DefaultBrowserSessionLifetime.
 	BrowserSessionLifetime time.Duration
+	// MFARequiredRoles (MFA_REQUIRED_ROLES): a holder of one of these
+	// roles must sign in with a second factor (docs/mfa.md).
+	MFARequiredRoles []string
 }
 
 // Hasher hashes and verifies passwords and can run a verification against
@@ -129,6 +132,9 @@ type Deps struct {
 	OIDC permiso.OIDCStore
 	// IDTokens signs ID tokens (an asymmetric key published in the JWKS).
 	IDTokens permiso.IDTokenSigner
+	// MFA are the second factors that sign-in asks for (docs/mfa.md);
+	// without a Store no second factor is asked.
+	MFA MFADeps
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// Logger receives internal errors and fail-open warnings; nil discards.
@@ -249,6 +255,10 @@ type grant struct {
 	authTime    time.Time
 	password    string
 	needsRehash bool
+	// amr are the authentication methods of a login (RFC 8176): "pwd",
+	// then "otp" after a second factor (the mfa grant); empty means a
+	// password alone.
+	amr []string
 }
 
 // Token runs the token endpoint (RFC 6749 §3.2) as one fixed pipeline:

@@ -16,6 +16,7 @@ var oidcTests = []test{
 	{"OIDC/AuthCodeExpired", testAuthCodeExpired},
 	{"OIDC/BrowserSession", testBrowserSession},
 	{"RoundTrip/AuthCode", testRoundTripAuthCode},
+	{"OIDC/BrowserSessionAMR", testBrowserSessionAMR},
 }
 
 // testRoundTripAuthCode: every field of an authorization code, filled by
@@ -183,6 +184,27 @@ func testAuthCodeExpired(h *harness) {
 
 // testBrowserSession: a browser session is a session (listed, revoked with
 // the user's sessions) found by its cookie hash.
+// testBrowserSessionAMR: a browser session keeps the authentication
+// methods of its sign-in in their order (RFC 8176 §2; migration 6), and an
+// update of its session raises them (a second factor after the password).
+func testBrowserSessionAMR(h *harness) {
+	u := h.user("")
+	b, err := h.s.CreateBrowserSession(h.ctx, permiso.Session{
+		ID: uuid.New(), UserID: u.ID, CreatedAt: h.now, LastActivity: h.now, ExpiresAt: h.at(time.Hour),
+		AMR: []string{permiso.AMRPassword},
+	}, permiso.BrowserSession{TokenHash: hashOf(h.uniq("cookie")), AuthTime: h.now})
+	h.must(err, "CreateBrowserSession")
+	eqStrings(h, "created AMR", b.AMR, []string{permiso.AMRPassword})
+	_, err = h.s.UpdateSession(h.ctx, b.ID, func(s *permiso.Session) error {
+		s.AMR = append(s.AMR, permiso.AMROTP)
+		return nil
+	})
+	h.must(err, "UpdateSession")
+	got, err := h.s.GetBrowserSession(h.ctx, b.TokenHash)
+	h.must(err, "GetBrowserSession")
+	eqStrings(h, "raised AMR, in order", got.AMR, []string{permiso.AMRPassword, permiso.AMROTP})
+}
+
 func testBrowserSession(h *harness) {
 	_, b := oidcFixture(h)
 	got, err := h.s.GetBrowserSession(h.ctx, b.TokenHash)
