@@ -1,7 +1,6 @@
 package storetest
 
 import (
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -127,33 +126,13 @@ func testAuthCodeRoundTrip(h *harness) {
 // winner's session.
 func testAuthCodeRedeemOnce(h *harness) {
 	code, _ := oidcFixture(h)
-	const n = 8
-	var wg sync.WaitGroup
-	errs := make([]error, n)
-	sids := make([]uuid.UUID, n)
-	for i := range n {
+	sids := make([]uuid.UUID, 8)
+	for i := range sids {
 		sids[i] = uuid.New()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = h.s.RedeemAuthCode(h.ctx, code.CodeHash, sids[i], h.now)
-		}()
 	}
-	wg.Wait()
-	winner := -1
-	for i, err := range errs {
-		switch {
-		case err == nil && winner >= 0:
-			h.Fatalf("two redemptions succeeded")
-		case err == nil:
-			winner = i
-		default:
-			h.wantErr(err, permiso.ErrConflict, "losing RedeemAuthCode")
-		}
-	}
-	if winner < 0 {
-		h.Fatalf("no redemption succeeded: %v", errs)
-	}
+	winner := exactlyOne(h, len(sids), permiso.ErrConflict, "RedeemAuthCode", func(i int) error {
+		return h.s.RedeemAuthCode(h.ctx, code.CodeHash, sids[i], h.now)
+	})
 	got, err := h.s.GetAuthCode(h.ctx, code.CodeHash)
 	h.must(err, "GetAuthCode")
 	eqTimePtr(h, "UsedAt", got.UsedAt, &h.now)
