@@ -79,7 +79,7 @@ func (s *Service) signIn(ctx context.Context, login, password string, meta Reque
 		return "", permiso.BrowserSession{}, none, err
 	}
 	authTime := s.now()
-	u, needsRehash, err := s.verifyPassword(ctx, login, password, meta)
+	u, needsRehash, _, err := s.verifyPassword(ctx, login, password, meta)
 	if err != nil {
 		return "", permiso.BrowserSession{}, none, err
 	}

@@ -73,8 +73,11 @@ func newIdentity(a *app, auth *authParts) (*identity.Service, error) {
 // and ONE store of used-once codes, in Redis (under
 // CACHE_RATE_LIMIT_PREFIX) or in process, so that a code accepted by one
 // service is refused by the other.
-func newMFADeps(cfg config.Config, db permiso.MFAStore, rdb *redis.Client) (oauth2.MFADeps, error) {
-	d := oauth2.MFADeps{Store: db}
+func newMFADeps(cfg config.Config, db interface {
+	permiso.MFAStore
+	permiso.MFATokenStore
+}, rdb *redis.Client) (oauth2.MFADeps, error) {
+	d := oauth2.MFADeps{Store: db, Tokens: db}
 	if len(cfg.MFAEncryptionKey) != 0 {
 		box, err := mfa.NewBox(cfg.MFAEncryptionKey, cfg.MFAPreviousEncryptionKeys...)
 		if err != nil {
