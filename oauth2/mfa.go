@@ -143,7 +143,10 @@ func (s *Service) mfaGrant(ctx context.Context, req TokenRequest, client *permis
 	}
 	now := s.now()
 	hash := permiso.HashToken(req.MFAToken)
-	t, up, err := s.liveMFAToken(ctx, hash, client, now)
+	t, up, err := s.liveMFAToken(ctx, hash, now)
+	if err == nil && !sameClient(t, client) {
+		err = errBadMFAToken
+	}
 	if err != nil {
 		if errors.Is(err, errBadMFAToken) {
 			s.auditMFAFailure(ctx, meta, client, up, "invalid_mfa_token")
@@ -189,9 +192,22 @@ func (s *Service) mfaGrant(ctx context.Context, req TokenRequest, client *permis
 		authTime: now, amr: []string{AuthMethodPassword, AuthMethodOTP}}, nil
 }
 
-// liveMFAToken returns the unspent token with this hash and its user, or
-// errBadMFAToken (with the user when it is known, for the audit).
-func (s *Service) liveMFAToken(ctx context.Context, hash string, client *permiso.ServiceClient, now time.Time) (permiso.MFAToken, *permiso.User, error) {
+// sameClient reports whether client is the one the token was issued
+// through (none for none), and has not revoked its tokens since.
+func sameClient(t permiso.MFAToken, client *permiso.ServiceClient) bool {
+	switch {
+	case (t.ClientID == nil) != (client == nil):
+		return false
+	case client == nil:
+		return true
+	}
+	return *t.ClientID == client.ID && !client.IssuedTokenDead(t.CreatedAt)
+}
+
+// liveMFAToken returns the unspent, unexpired token with this hash and
+// its user, or errBadMFAToken (with the user when it is known, for the
+// audit).
+func (s *Service) liveMFAToken(ctx context.Context, hash string, now time.Time) (permiso.MFAToken, *permiso.User, error) {
 	t, err := s.deps.MFA.Tokens.GetMFAToken(ctx, hash)
 	switch {
 	case errors.Is(err, permiso.ErrNotFound):
@@ -199,11 +215,6 @@ func (s *Service) liveMFAToken(ctx context.Context, hash string, client *permiso
 	case err != nil:
 		return permiso.MFAToken{}, nil, err
 	case t.UsedAt != nil || !now.Before(t.ExpiresAt):
-		return permiso.MFAToken{}, nil, errBadMFAToken
-	case (t.ClientID == nil) != (client == nil) || client != nil && *t.ClientID != client.ID:
-		// Another client (or none) than the password grant's.
-		return permiso.MFAToken{}, nil, errBadMFAToken
-	case client != nil && client.IssuedTokenDead(t.CreatedAt):
 		return permiso.MFAToken{}, nil, errBadMFAToken
 	}
 	u, err := s.deps.Users.GetUser(permiso.WithFreshRead(ctx), t.UserID)
@@ -269,4 +280,37 @@ func (s *Service) auditMFAFailure(ctx context.Context, meta RequestMeta, client 
 		return
 	}
 	s.audit(ctx, meta, permiso.AuditEvent{ActorType: "anonymous", Action: ActionMFAFailure, Result: "failure", Details: details})
+}
+
+// errBadEnrollmentBearer answers a bearer on an enrollment route that is
+// neither an access token nor a live mfa_token of
+// mfa_enrollment_required.
+var errBadEnrollmentBearer = permiso.Errorf(permiso.EINVALIDTOKEN, "Invalid token")
+
+// AuthenticateMFAEnrollment authenticates the mfa_token of an
+// mfa_enrollment_required answer presented as a bearer token on one of
+// the enrollment routes (GET /users/me/mfa, POST /users/me/mfa/totp, POST
+// /users/me/mfa/totp/confirm; docs/mfa.md, "Enrollment at sign-in"): the
+// token must be live (unspent, unexpired, its user active with no
+// password change or revoke-all since) and issued for an enrollment. It
+// is not spent: the mfa grant spends it. The principal is the user, with
+// MFAEnrollment set and no claims (no scope, never an administrator). The
+// request's limit checks are sent first, as Authenticate sends them.
+func (s *Service) AuthenticateMFAEnrollment(ctx context.Context, bearer string, limits *permiso.Limits) (Principal, error) {
+	if err := s.checkBatch(ctx, limits, nil); err != nil {
+		return Principal{}, err
+	}
+	if s.deps.MFA.Tokens == nil || bearer == "" || len(bearer) > MaxTokenLength {
+		return Principal{}, errBadEnrollmentBearer
+	}
+	t, u, err := s.liveMFAToken(ctx, permiso.HashToken(bearer), s.now())
+	switch {
+	case errors.Is(err, errBadMFAToken):
+		return Principal{}, errBadEnrollmentBearer
+	case err != nil:
+		return Principal{}, err
+	case !t.Enroll:
+		return Principal{}, errBadEnrollmentBearer
+	}
+	return Principal{User: u, Token: bearer, MFAEnrollment: true}, nil
 }
