@@ -70,7 +70,7 @@ func (a *authenticator) wrong() string {
 // mfaRun keeps what a run must never leak (secrets, codes, tokens) and
 // every error body it got.
 type mfaRun struct {
-	secrets    []string
+	secrets     []string
 	errorBodies [][]byte
 }
 
