@@ -127,3 +127,12 @@ func TestMFAEnrollmentAtSignIn(t *testing.T) {
 		})
 	}
 }
+
+// TestMFAGrantCountsAsLogin: the mfa grant counts under the per-address
+// limit of the password grant (RATE_LIMIT_LOGIN, docs/mfa.md), not under
+// the refresh or service-token limits.
+func TestMFAGrantCountsAsLogin(t *testing.T) {
+	if got := grantLimit(oauth2.GrantMFA); got != grantLimit(oauth2.GrantPassword) || got != limitLogin {
+		t.Fatalf("grantLimit(mfa) = %v, want the password grant's %v", got, limitLogin)
+	}
+}
