@@ -418,6 +418,8 @@ func TestParseErrorsNameTheVariable(t *testing.T) {
 		{"CACHE_USER_PREFIX", "permiso:token:", `CACHE_USER_PREFIX: "permiso:token:" overlaps CACHE_TOKEN_PREFIX`},
 		{"CACHE_LOCAL_TTL", "-1", `CACHE_LOCAL_TTL: must not be negative`},
 		{"CACHE_LOCAL_TTL", "0.5", `CACHE_LOCAL_TTL: "0.5" is not a whole number of seconds`},
+		{"MFA_REQUIRED_ROLES", "admin, bad role", `MFA_REQUIRED_ROLES: item 2 ("bad role") is not a role name`},
+		{"MFA_REQUIRED_ROLES", "admin,admin", `MFA_REQUIRED_ROLES: lists "admin" twice`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
