@@ -235,6 +235,9 @@ func (s *server) signIn(w http.ResponseWriter, r *http.Request, limits *permiso.
 		username := form.Get("username")
 		s.addLimit(limits, r, limitLogin)
 		cookie, b, u, err := s.auth.SignIn(r.Context(), username, form.Get("password"), meta(r), limits)
+		if st, ok := errors.AsType[*oauth2.SecondStepRequired](err); ok {
+			return s.secondStep(w, r, ar, st)
+		}
 		if err != nil {
 			return s.signInFailed(w, r, ar, username, err)
 		}
@@ -330,6 +333,9 @@ func (s *server) handlePasswordChange() http.Handler {
 			return nil
 		}
 		cookie, b, u, err := s.auth.SignIn(r.Context(), username, next, meta(r), nil)
+		if st, ok := errors.AsType[*oauth2.SecondStepRequired](err); ok {
+			return s.secondStep(w, r, ar, st)
+		}
 		if err != nil {
 			return err
 		}
