@@ -333,7 +333,7 @@ var pendingCookieRE = regexp.MustCompile(`^__Host-permiso_mfa=[^;]+;.*Max-Age=30
 // /authorize asks for the password again); the pending sign-in is bound to
 // the browser's CSRF token and to the request; a wrong code is refused
 // with one message; the right code signs in with amr pwd+otp (ID and
-// access token); the spent pending sign-in and the
+// access token, acr urn:permiso:acr:mfa); the spent pending sign-in and the
 // used code cannot be replayed, in this browser or another.
 func TestHostedSecondFactorCodePage(t *testing.T) {
 	onMFABackends(t, func(t *testing.T, e *mfaPagesEnv) {
@@ -401,7 +401,7 @@ func TestHostedSecondFactorCodePage(t *testing.T) {
 			t.Errorf("after the second step: session cookie %v, pending cookie %q", hasSessionCookie(done), b.cookie(pendingCookie))
 		}
 		idc, atc := e.exchange(code)
-		wantAMR(t, "ID token", idc, []string{"pwd", "otp"}, "")
+		wantAMR(t, "ID token", idc, []string{"pwd", "otp"}, oauth2.ACRMFA)
 		wantAMR(t, "access token", atc, []string{"pwd", "otp"}, "")
 
 		// The session now serves /authorize without a page.
@@ -429,7 +429,7 @@ func TestHostedSecondFactorRecoveryCode(t *testing.T) {
 		u, _, codes, b, page := e.atCodePage("bea")
 		done := b.do(http.MethodPost, "/api/v1/oauth2/mfa", codeForm(page, "recovery_code", strings.ToUpper(codes[3])))
 		idc, _ := e.exchange(redirected(t, done, "a recovery code"))
-		wantAMR(t, "ID token", idc, []string{"pwd", "otp"}, "")
+		wantAMR(t, "ID token", idc, []string{"pwd", "otp"}, oauth2.ACRMFA)
 		if n, err := e.db.CountRecoveryCodes(t.Context(), u.ID); err != nil || n != mfa.RecoveryCodeCount-1 {
 			t.Errorf("recovery codes left %d (%v)", n, err)
 		}

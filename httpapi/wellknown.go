@@ -101,7 +101,7 @@ func (s *server) metadata() metadata {
 		m.CodeChallengeMethodsSupported = []string{"S256"}
 		m.IDTokenSigningAlgValuesSupported = []string{s.auth.IDTokenAlgorithm()}
 		m.ScopesSupported = permiso.SortedUnique(append(slices.Clone(scopes), oauth2.OIDCScopes...))
-		m.ClaimsSupported = []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "azp", "at_hash", "sid",
+		m.ClaimsSupported = []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "acr", "azp", "at_hash", "sid",
 			"name", "given_name", "family_name", "preferred_username", "updated_at", "email", "email_verified"}
 		m.AuthorizationResponseIssParamSupported = true
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -25,6 +26,26 @@ import (
 // PendingSignInLifetime is how long a pending sign-in may wait for its
 // second step.
 const PendingSignInLifetime = 5 * time.Minute
+
+// Authentication context class references (OpenID Connect Core 1.0 §2,
+// acr; §3.1.2.1, acr_values) of permiso's sign-ins.
+const (
+	// ACRPassword: a password alone.
+	ACRPassword = "urn:permiso:acr:pwd"
+	// ACRMFA: a password and a second factor (amr pwd and otp).
+	ACRMFA = "urn:permiso:acr:mfa"
+)
+
+// ACRValuesSupported are the acr values of the discovery document.
+var ACRValuesSupported = []string{ACRMFA, ACRPassword}
+
+// ACR is the acr of a sign-in with authentication methods amr.
+func ACR(amr []string) string {
+	if slices.Contains(amr, AuthMethodOTP) {
+		return ACRMFA
+	}
+	return ACRPassword
+}
 
 // pendingAAD is the additional data under which pending sign-ins are
 // sealed: a sealed factor secret cannot pass for one.

@@ -15,7 +15,7 @@ import (
 
 // TestPendingSignIn: a pending sign-in (docs/oidc.md, "Second factor")
 // opens only with its binding, until it expires, for an active user whose
-// password did not change; it is spent once.
+// password did not change; it is spent once; acr follows amr.
 func TestPendingSignIn(t *testing.T) {
 	backends(t, func(t *testing.T, db permiso.Store) { pendingSignIn(t, db) })
 }
@@ -50,6 +50,9 @@ func pendingSignIn(t *testing.T, db permiso.Store) {
 	}
 	if _, _, err := e.svc.CompleteSignIn(e.ctx, p, got, testMeta); err != oauth2.ErrPendingSignInGone {
 		t.Errorf("completed twice: %v", err)
+	}
+	if oauth2.ACR(b.AMR) != oauth2.ACRMFA || oauth2.ACR([]string{"pwd"}) != oauth2.ACRPassword {
+		t.Error("acr of amr")
 	}
 
 	// Expiry, and a password change.
