@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/oauth2"
 )
@@ -156,6 +158,12 @@ func (s *server) authorizeStep(w http.ResponseWriter, r *http.Request, ar oauth2
 	switch step {
 	case oauth2.StepSignIn:
 		s.signInPage(w, r, ar, http.StatusOK, "", ar.LoginHint)
+	case oauth2.StepSecondFactor:
+		st, err := s.auth.StepUp(r.Context(), ar, *b, u)
+		if err != nil {
+			return err
+		}
+		return s.secondStep(w, r, ar, st, b.ID)
 	case oauth2.StepConsent:
 		csrf := s.csrfToken(w, r)
 		params := url.Values{}
@@ -236,7 +244,7 @@ func (s *server) signIn(w http.ResponseWriter, r *http.Request, limits *permiso.
 		s.addLimit(limits, r, limitLogin)
 		cookie, b, u, err := s.auth.SignIn(r.Context(), username, form.Get("password"), meta(r), limits)
 		if st, ok := errors.AsType[*oauth2.SecondStepRequired](err); ok {
-			return s.secondStep(w, r, ar, st)
+			return s.secondStep(w, r, ar, st, uuid.Nil)
 		}
 		if err != nil {
 			return s.signInFailed(w, r, ar, username, err)
@@ -334,7 +342,7 @@ func (s *server) handlePasswordChange() http.Handler {
 		}
 		cookie, b, u, err := s.auth.SignIn(r.Context(), username, next, meta(r), nil)
 		if st, ok := errors.AsType[*oauth2.SecondStepRequired](err); ok {
-			return s.secondStep(w, r, ar, st)
+			return s.secondStep(w, r, ar, st, uuid.Nil)
 		}
 		if err != nil {
 			return err

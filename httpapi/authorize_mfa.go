@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/google/uuid"
+
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/oauth2"
 )
@@ -36,10 +38,11 @@ func pendingBinding(csrf string, params url.Values) string {
 }
 
 // secondStep starts the second step of st: the pending sign-in's cookie,
-// then the code page.
-func (s *server) secondStep(w http.ResponseWriter, r *http.Request, ar oauth2.AuthorizeRequest, st *oauth2.SecondStepRequired) error {
+// then the code page. replaces is the
+// password-only browser session a step-up replaces.
+func (s *server) secondStep(w http.ResponseWriter, r *http.Request, ar oauth2.AuthorizeRequest, st *oauth2.SecondStepRequired, replaces uuid.UUID) error {
 	csrf := s.csrfToken(w, r)
-	cookie, err := s.auth.BeginSecondStep(st, pendingBinding(csrf, ar.Params))
+	cookie, err := s.auth.BeginSecondStep(st, pendingBinding(csrf, ar.Params), replaces)
 	if err != nil {
 		return err
 	}

@@ -519,3 +519,49 @@ func TestHostedSecondFactorNoEnumeration(t *testing.T) {
 		t.Errorf("a wrong password: %v, the pages differ: %v", statuses, bodies[0] != bodies[1])
 	}
 }
+
+// TestHostedSecondFactorStepUp: acr_values=urn:permiso:acr:mfa forces the
+// second step on a session signed in with a password alone (the code
+// page, then amr pwd+otp and acr urn:permiso:acr:mfa); with prompt=none it
+// is login_required; a user without a factor gets access_denied.
+// Without acr_values the password session gives amr pwd.
+func TestHostedSecondFactorStepUp(t *testing.T) {
+	onMFABackends(t, func(t *testing.T, e *mfaPagesEnv) {
+		u := e.user("gus")
+		b := e.browser()
+		idc, atc := e.exchange(redirected(t, b.signIn("gus", mfaPagesPassword, mfaAuthorizeQuery()), "password only"))
+		wantAMR(t, "password ID token", idc, []string{"pwd"}, oauth2.ACRPassword)
+		wantAMR(t, "password access token", atc, []string{"pwd"}, "")
+
+		// No factor: access_denied back to the client.
+		mfaQ := mfaAuthorizeQuery("acr_values", oauth2.ACRMFA+" urn:example:other")
+		if a := b.do(http.MethodGet, "/api/v1/oauth2/authorize?"+mfaQ.Encode(), nil); a.status != http.StatusSeeOther ||
+			!strings.Contains(a.header.Get("Location"), "error=access_denied") {
+			t.Fatalf("step-up without a factor: %d %q, want access_denied", a.status, a.header.Get("Location"))
+		}
+		none := mfaAuthorizeQuery("acr_values", oauth2.ACRMFA, "prompt", "none")
+		if a := b.do(http.MethodGet, "/api/v1/oauth2/authorize?"+none.Encode(), nil); a.status != http.StatusSeeOther ||
+			!strings.Contains(a.header.Get("Location"), "error=login_required") {
+			t.Errorf("step-up with prompt=none: %d %q", a.status, a.header.Get("Location"))
+		}
+
+		// With a factor: the code page.
+		secret, _ := e.enroll(u)
+		page := b.do(http.MethodGet, "/api/v1/oauth2/authorize?"+mfaQ.Encode(), nil)
+		if page.status != http.StatusOK || !strings.Contains(page.body, codePageMark) {
+			t.Fatalf("step-up: %d, want the code page\n%.600s", page.status, page.body)
+		}
+		done := b.do(http.MethodPost, "/api/v1/oauth2/mfa", codeForm(page, "code", totpAt(t, secret, 0)))
+		idc, atc = e.exchange(redirected(t, done, "step-up"))
+		wantAMR(t, "step-up ID token", idc, []string{"pwd", "otp"}, oauth2.ACRMFA)
+		wantAMR(t, "step-up access token", atc, []string{"pwd", "otp"}, "")
+		// The stepped-up session satisfies the next request at once.
+		redirected(t, b.do(http.MethodGet, "/api/v1/oauth2/authorize?"+mfaQ.Encode(), nil), "after the step-up")
+
+		var md map[string]any
+		a := b.do(http.MethodGet, "/.well-known/openid-configuration", nil)
+		if json.Unmarshal([]byte(a.body), &md) != nil || fmt.Sprint(md["acr_values_supported"]) != "["+oauth2.ACRMFA+" "+oauth2.ACRPassword+"]" {
+			t.Errorf("discovery acr_values_supported: %v", md["acr_values_supported"])
+		}
+	})
+}

@@ -3,6 +3,7 @@ package oauth2
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -180,6 +181,10 @@ const (
 	StepConsent
 	// StepIssue issues the code and redirects to the client.
 	StepIssue
+	// StepSecondFactor asks a browser session signed in with a password
+	// alone for a second factor: the request's acr_values ask for ACRMFA
+	// (StepUp).
+	StepSecondFactor
 )
 
 // NextStep decides what an authorization request needs (OpenID Connect
@@ -189,6 +194,9 @@ const (
 //
 //   - without a session, or when prompt=login asks for a new sign-in, or
 //     when the sign-in is older than max_age: the sign-in page, or
+//     login_required with prompt=none;
+//   - a request whose acr_values ask for ACRMFA, in a session signed in
+//     with a password alone: the second step (StepSecondFactor), or
 //     login_required with prompt=none;
 //   - a client that is not trusted needs the user's consent on every
 //     authorization (consent is not remembered yet), as do
@@ -205,6 +213,12 @@ func (s *Service) NextStep(r AuthorizeRequest, b *permiso.BrowserSession, fresh,
 			return StepSignIn, s.redirectError(r, ErrLoginRequired)
 		}
 		return StepSignIn, nil
+	}
+	if r.WantsMFA() && !slices.Contains(b.AMR, AuthMethodOTP) {
+		if r.HasPrompt(PromptNone) {
+			return StepSecondFactor, s.redirectError(r, ErrLoginRequired)
+		}
+		return StepSecondFactor, nil
 	}
 	if !consented && (!r.Client.IsTrusted || r.HasPrompt(PromptConsent) || needsConsent(r)) {
 		if r.HasPrompt(PromptNone) {

@@ -65,6 +65,9 @@ type PendingSignIn struct {
 	// Binding ties it to the browser and the authorization request
 	// (computed by the pages from the browser's CSRF token).
 	Binding string `json:"bind"`
+	// Replaces is the browser session signed in with a password alone that
+	// the completed sign-in replaces (a step-up); uuid.Nil otherwise.
+	Replaces uuid.UUID `json:"replaces,omitzero"`
 }
 
 // SecondStepRequired is SignIn's answer after a right password when the
@@ -81,16 +84,32 @@ func (e *SecondStepRequired) Error() string { return "oauth2: a second factor is
 // for another browser or request, or its user changed; sign in again.
 var ErrPendingSignInGone = permiso.Errorf(permiso.ENOTFOUND, "The sign-in has expired; sign in again")
 
+// StepUp returns the second step a browser session signed in with a
+// password alone must pass for a request r asking for ACRMFA (NextStep
+// answered StepSecondFactor); a user without a factor gets access_denied.
+func (s *Service) StepUp(ctx context.Context, r AuthorizeRequest, b permiso.BrowserSession, u permiso.User) (*SecondStepRequired, error) {
+	st, err := s.SecondFactor(ctx, u)
+	if err != nil {
+		return nil, s.oauthError(ctx, err, metaFrom(ctx))
+	}
+	if !st.Enrolled {
+		return nil, s.redirectError(r, ErrAccessDenied.WithDescription("The user has no second factor"))
+	}
+	return &SecondStepRequired{User: u, AuthTime: b.AuthTime}, nil
+}
+
 func passwordDigest(u permiso.User) string { return permiso.HashToken(u.PasswordHash) }
 
-// BeginSecondStep seals a pending sign-in for st, bound to binding. The
-// answer is the cookie value.
-func (s *Service) BeginSecondStep(st *SecondStepRequired, binding string) (string, error) {
+// BeginSecondStep seals a pending sign-in for st, bound to binding;
+// replaces is the password-only browser session a step-up replaces
+// (uuid.Nil after a sign-in). The answer is the cookie value.
+func (s *Service) BeginSecondStep(st *SecondStepRequired, binding string, replaces uuid.UUID) (string, error) {
 	if s.deps.MFA.Box == nil {
 		return "", ErrTemporarilyUnavailable.WithDescription("Multi-factor authentication is not configured on this server")
 	}
 	p := PendingSignIn{ID: permiso.NewOpaqueToken(), UserID: st.User.ID, AuthTime: st.AuthTime,
-		Expires: s.now().Add(PendingSignInLifetime), Password: passwordDigest(st.User), Binding: binding}
+		Expires: s.now().Add(PendingSignInLifetime), Password: passwordDigest(st.User), Binding: binding,
+		Replaces: replaces}
 	raw, err := json.Marshal(p)
 	if err != nil {
 		return "", err
@@ -166,8 +185,8 @@ func (s *Service) KillPendingSignIn(ctx context.Context, p PendingSignIn) {
 }
 
 // CompleteSignIn ends p's second step: p is spent (once; a second use is
-// ErrPendingSignInGone) and a browser session opens with amr pwd and otp.
-// It returns the session cookie.
+// ErrPendingSignInGone), a browser session opens with amr pwd and otp, and
+// a step-up's password-only session ends. It returns the session cookie.
 func (s *Service) CompleteSignIn(ctx context.Context, p PendingSignIn, u permiso.User, meta RequestMeta) (string, permiso.BrowserSession, error) {
 	if s.deps.MFA.Once == nil {
 		return "", permiso.BrowserSession{}, ErrTemporarilyUnavailable
@@ -183,6 +202,11 @@ func (s *Service) CompleteSignIn(ctx context.Context, p PendingSignIn, u permiso
 	cookie, b, err := s.openBrowserSession(ctx, u, p.AuthTime, amr, meta)
 	if err != nil {
 		return "", permiso.BrowserSession{}, s.oauthError(ctx, err, meta)
+	}
+	if p.Replaces != uuid.Nil {
+		if err := s.endSession(ctx, p.Replaces, "step_up", s.now()); err != nil {
+			s.log.WarnContext(ctx, "password-only browser session not ended after a step-up", "error", err.Error())
+		}
 	}
 	s.auditUser(ctx, meta, u, ActionLoginSuccess, "success", map[string]any{"session_id": b.ID.String(),
 		"method": "browser", "amr": amr})

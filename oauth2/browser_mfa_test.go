@@ -30,7 +30,7 @@ func pendingSignIn(t *testing.T, db permiso.Store) {
 		deps.MFA = oauth2.MFADeps{Store: db, Box: box, Once: inprocess.NewOnce(inprocess.WithNow(deps.Now))}
 	})
 	u := e.createUser("pia", goodPassword, permiso.RoleUser)
-	cookie, err := e.svc.BeginSecondStep(&oauth2.SecondStepRequired{User: u, AuthTime: e.clock.Now()}, "bind-1")
+	cookie, err := e.svc.BeginSecondStep(&oauth2.SecondStepRequired{User: u, AuthTime: e.clock.Now()}, "bind-1", uuid.Nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,12 +56,12 @@ func pendingSignIn(t *testing.T, db permiso.Store) {
 	}
 
 	// Expiry, and a password change.
-	cookie, _ = e.svc.BeginSecondStep(&oauth2.SecondStepRequired{User: u, AuthTime: e.clock.Now()}, "bind-1")
+	cookie, _ = e.svc.BeginSecondStep(&oauth2.SecondStepRequired{User: u, AuthTime: e.clock.Now()}, "bind-1", uuid.Nil)
 	e.clock.Advance(oauth2.PendingSignInLifetime)
 	if _, _, err := e.svc.PendingSignIn(e.ctx, cookie, "bind-1"); err != oauth2.ErrPendingSignInGone {
 		t.Errorf("expired: %v", err)
 	}
-	cookie, _ = e.svc.BeginSecondStep(&oauth2.SecondStepRequired{User: u, AuthTime: e.clock.Now()}, "bind-1")
+	cookie, _ = e.svc.BeginSecondStep(&oauth2.SecondStepRequired{User: u, AuthTime: e.clock.Now()}, "bind-1", uuid.Nil)
 	if err := e.db.ChangePassword(e.ctx, u.ID, u.PasswordHash+"x", e.clock.Now(), 0); err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func FuzzPendingSignIn(f *testing.F) {
 	// Only the box: a cookie that opens is checked against its binding
 	// before any store is read, and the sealed seeds carry another one.
 	svc := oauth2.NewService(oauth2.Config{}, oauth2.Deps{MFA: oauth2.MFADeps{Box: box}})
-	sealed, err := svc.BeginSecondStep(&oauth2.SecondStepRequired{User: permiso.User{ID: uuid.New()}, AuthTime: time.Now()}, "other")
+	sealed, err := svc.BeginSecondStep(&oauth2.SecondStepRequired{User: permiso.User{ID: uuid.New()}, AuthTime: time.Now()}, "other", uuid.Nil)
 	if err != nil {
 		f.Fatal(err)
 	}
