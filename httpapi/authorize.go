@@ -159,7 +159,7 @@ func (s *server) authorizeStep(w http.ResponseWriter, r *http.Request, ar oauth2
 	case oauth2.StepSignIn:
 		s.signInPage(w, r, ar, http.StatusOK, "", ar.LoginHint)
 	case oauth2.StepSecondFactor:
-		st, err := s.auth.StepUp(r.Context(), ar, *b, u)
+		st, err := s.auth.StepUp(r.Context(), *b, u)
 		if err != nil {
 			return err
 		}

@@ -5,22 +5,27 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"html/template"
 	"net/http"
 	"net/url"
 
 	"github.com/google/uuid"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/identity"
+	"github.com/permiso/permiso/mfa"
 	"github.com/permiso/permiso/oauth2"
 )
 
 // The second step of a hosted sign-in (docs/oidc.md, "Second factor"):
-// the code page. The rules (who is asked, the pending sign-in's lifetime,
-// binding and single use, the lockout) are oauth2's.
+// the code page and the enrollment page. The rules (who is asked, the
+// pending sign-in's lifetime, binding and single use, the lockout) are
+// oauth2's; enrollment is the identity service's.
 
 // Paths of the second step below the API prefix.
 const (
-	pathMFA = "/oauth2/mfa"
+	pathMFA       = "/oauth2/mfa"
+	pathMFAEnroll = "/oauth2/mfa/enroll"
 )
 
 // pendingCookie holds the sealed pending sign-in (oauth2.PendingSignIn)
@@ -38,7 +43,7 @@ func pendingBinding(csrf string, params url.Values) string {
 }
 
 // secondStep starts the second step of st: the pending sign-in's cookie,
-// then the code page. replaces is the
+// then the code page or the enrollment page. replaces is the
 // password-only browser session a step-up replaces.
 func (s *server) secondStep(w http.ResponseWriter, r *http.Request, ar oauth2.AuthorizeRequest, st *oauth2.SecondStepRequired, replaces uuid.UUID) error {
 	csrf := s.csrfToken(w, r)
@@ -47,8 +52,19 @@ func (s *server) secondStep(w http.ResponseWriter, r *http.Request, ar oauth2.Au
 		return err
 	}
 	s.setCookie(w, r, pendingCookie, cookie, int(oauth2.PendingSignInLifetime.Seconds()))
+	if st.Enroll {
+		enr, err := s.ident.BeginTOTP(r.Context(), s.pageActor(r, st.User), st.User.ID)
+		if err != nil {
+			return err
+		}
+		return s.enrollPage(w, r, ar, http.StatusOK, "", enr)
+	}
 	s.codePage(w, r, ar, http.StatusOK, "")
 	return nil
+}
+
+func (s *server) pageActor(r *http.Request, u permiso.User) identity.Actor {
+	return identity.Actor{UserID: u.ID, Request: meta(r)}
 }
 
 func (s *server) codePage(w http.ResponseWriter, r *http.Request, ar oauth2.AuthorizeRequest, status int, msg string) {
@@ -58,12 +74,27 @@ func (s *server) codePage(w http.ResponseWriter, r *http.Request, ar oauth2.Auth
 	})
 }
 
+func (s *server) enrollPage(w http.ResponseWriter, r *http.Request, ar oauth2.AuthorizeRequest, status int, msg string, enr identity.TOTPEnrollment) error {
+	qr, err := mfa.QRSVG(enr.URI)
+	if err != nil {
+		return err
+	}
+	s.renderPage(w, r, status, "enroll", origin(ar.RedirectURI), pageData{
+		Title: "Set up an authenticator app", Action: s.apiPrefix() + pathMFAEnroll, Params: ar.Params,
+		CSRF: s.csrfToken(w, r), ClientName: ar.Client.Name, Error: msg,
+		// mfa.QRSVG draws one path from the URI's modules: no script,
+		// reference or text, nothing of the request.
+		QRSVG: template.HTML(qr), Secret: enr.Secret,
+	})
+	return nil
+}
+
 // pending returns the request's pending sign-in; when there is none (or
-// it is gone), it clears the cookie, answers the
+// it is gone, or for another step), it clears the cookie, answers the
 // sign-in page and returns false.
-func (s *server) pending(w http.ResponseWriter, r *http.Request, ar oauth2.AuthorizeRequest) (oauth2.PendingSignIn, permiso.User, bool, error) {
+func (s *server) pending(w http.ResponseWriter, r *http.Request, ar oauth2.AuthorizeRequest, enroll bool) (oauth2.PendingSignIn, permiso.User, bool, error) {
 	p, u, err := s.auth.PendingSignIn(r.Context(), s.cookie(r, pendingCookie), pendingBinding(s.cookie(r, csrfCookie), ar.Params))
-	if err == nil {
+	if err == nil && p.Enroll == enroll {
 		return p, u, true, nil
 	}
 	if err != nil && !errors.Is(err, oauth2.ErrPendingSignInGone) {
@@ -85,6 +116,12 @@ func (s *server) secondStepFailed(w http.ResponseWriter, r *http.Request, ar oau
 		s.auth.KillPendingSignIn(r.Context(), p)
 		s.setCookie(w, r, pendingCookie, "", -1)
 		s.signInPage(w, r, ar, http.StatusLocked, signInMessage(oauth2.ErrAccountLocked), "")
+		return nil
+	case permiso.ENOTFOUND, permiso.ECONFLICT:
+		// The enrollment was confirmed or replaced meanwhile (another tab).
+		s.auth.KillPendingSignIn(r.Context(), p)
+		s.setCookie(w, r, pendingCookie, "", -1)
+		s.signInPage(w, r, ar, http.StatusBadRequest, "Your sign-in has expired. Sign in again.", "")
 		return nil
 	case permiso.ETOOMANYATTEMPTS:
 		return again(http.StatusTooManyRequests, "Too many sign-in checks at once. Try again in a moment.")
@@ -115,7 +152,7 @@ func (s *server) completeSecondStep(w http.ResponseWriter, r *http.Request, ar o
 // of the authenticator app (code) or a recovery code (recovery_code).
 func (s *server) handleSecondFactor() http.Handler {
 	return s.authorizePage(true, func(w http.ResponseWriter, r *http.Request, in pageIn, ar oauth2.AuthorizeRequest) error {
-		p, u, ok, err := s.pending(w, r, ar)
+		p, u, ok, err := s.pending(w, r, ar, false)
 		if !ok {
 			return err
 		}
@@ -135,5 +172,43 @@ func (s *server) handleSecondFactor() http.Handler {
 			return err
 		}
 		return s.authorizeStep(w, r, ar, b, u, true, false)
+	})
+}
+
+// handleEnrollment is POST /oauth2/mfa/enroll: the enrollment page's
+// code, which confirms the factor (identity.Service.ConfirmTOTP); the
+// recovery codes are then shown once, and the authorization goes on from
+// their page.
+func (s *server) handleEnrollment() http.Handler {
+	return s.authorizePage(true, func(w http.ResponseWriter, r *http.Request, in pageIn, ar oauth2.AuthorizeRequest) error {
+		p, u, ok, err := s.pending(w, r, ar, true)
+		if !ok {
+			return err
+		}
+		actor := s.pageActor(r, u)
+		codes, err := s.ident.ConfirmTOTP(r.Context(), actor, u.ID, in.form.Get("code"))
+		if err != nil {
+			again := func(status int, msg string) error {
+				enr, err := s.ident.PendingTOTP(r.Context(), actor, u.ID)
+				if err != nil {
+					return err
+				}
+				return s.enrollPage(w, r, ar, status, msg, enr)
+			}
+			return s.secondStepFailed(w, r, ar, p, err, again)
+		}
+		b, err := s.completeSecondStep(w, r, ar, p, u)
+		if b == nil {
+			return err
+		}
+		q := url.Values{}
+		for k, v := range ar.Params {
+			q[k] = v
+		}
+		s.renderPage(w, r, http.StatusOK, "recovery", origin(ar.RedirectURI), pageData{
+			Title: "Save your recovery codes", Action: s.apiPrefix() + pathAuthorize + "?" + q.Encode(),
+			ClientName: ar.Client.Name, Codes: codes,
+		})
+		return nil
 	})
 }

@@ -523,7 +523,7 @@ func TestHostedSecondFactorNoEnumeration(t *testing.T) {
 // TestHostedSecondFactorStepUp: acr_values=urn:permiso:acr:mfa forces the
 // second step on a session signed in with a password alone (the code
 // page, then amr pwd+otp and acr urn:permiso:acr:mfa); with prompt=none it
-// is login_required; a user without a factor gets access_denied.
+// is login_required; a user without a factor is led through enrollment.
 // Without acr_values the password session gives amr pwd.
 func TestHostedSecondFactorStepUp(t *testing.T) {
 	onMFABackends(t, func(t *testing.T, e *mfaPagesEnv) {
@@ -533,11 +533,11 @@ func TestHostedSecondFactorStepUp(t *testing.T) {
 		wantAMR(t, "password ID token", idc, []string{"pwd"}, oauth2.ACRPassword)
 		wantAMR(t, "password access token", atc, []string{"pwd"}, "")
 
-		// No factor: access_denied back to the client.
+		// No factor yet: acr_values leads to enrollment.
 		mfaQ := mfaAuthorizeQuery("acr_values", oauth2.ACRMFA+" urn:example:other")
-		if a := b.do(http.MethodGet, "/api/v1/oauth2/authorize?"+mfaQ.Encode(), nil); a.status != http.StatusSeeOther ||
-			!strings.Contains(a.header.Get("Location"), "error=access_denied") {
-			t.Fatalf("step-up without a factor: %d %q, want access_denied", a.status, a.header.Get("Location"))
+		enrollPage := b.do(http.MethodGet, "/api/v1/oauth2/authorize?"+mfaQ.Encode(), nil)
+		if enrollPage.status != http.StatusOK || !strings.Contains(enrollPage.body, enrollPageMark) {
+			t.Fatalf("step-up without a factor: %d, want the enrollment page\n%.600s", enrollPage.status, enrollPage.body)
 		}
 		none := mfaAuthorizeQuery("acr_values", oauth2.ACRMFA, "prompt", "none")
 		if a := b.do(http.MethodGet, "/api/v1/oauth2/authorize?"+none.Encode(), nil); a.status != http.StatusSeeOther ||
@@ -563,5 +563,69 @@ func TestHostedSecondFactorStepUp(t *testing.T) {
 		if json.Unmarshal([]byte(a.body), &md) != nil || fmt.Sprint(md["acr_values_supported"]) != "["+oauth2.ACRMFA+" "+oauth2.ACRPassword+"]" {
 			t.Errorf("discovery acr_values_supported: %v", md["acr_values_supported"])
 		}
+	})
+}
+
+var secretRE = regexp.MustCompile(`id="totp-secret">([A-Z2-7]+)<`)
+var recoveryRE = regexp.MustCompile(`<li><code>([0-9a-z-]{19})</code></li>`)
+var continueRE = regexp.MustCompile(`id="continue" href="([^"]+)"`)
+
+// TestHostedRequiredRoleEnrollment: a user of MFA_REQUIRED_ROLES without
+// a factor is led after the password through enrollment (QR code and
+// secret; a wrong code shows the same secret again), then sees the 10
+// recovery codes once (no-store), then continues to the client with amr
+// pwd+otp. The factor is confirmed: the next sign-in asks for a code.
+func TestHostedRequiredRoleEnrollment(t *testing.T) {
+	onMFABackends(t, func(t *testing.T, e *mfaPagesEnv) {
+		e.user("hal", mfaRequiredRole)
+		b := e.browser()
+		page := b.signIn("hal", mfaPagesPassword, mfaAuthorizeQuery())
+		m := secretRE.FindStringSubmatch(page.body)
+		if page.status != http.StatusOK || m == nil || !strings.Contains(page.body, "<svg") || hasSessionCookie(page) {
+			t.Fatalf("after the password: %d, want the enrollment page without a session\n%.800s", page.status, page.body)
+		}
+		if a := b.do(http.MethodGet, "/api/v1/oauth2/authorize?"+mfaAuthorizeQuery().Encode(), nil); !strings.Contains(a.body, signInPageMark) {
+			t.Fatalf("authorize during enrollment: %d, want the sign-in page", a.status)
+		}
+		page = b.signIn("hal", mfaPagesPassword, mfaAuthorizeQuery())
+		secret := secretRE.FindStringSubmatch(page.body)[1]
+		form := page.hidden()
+		form.Set("code", "000000")
+		if totpAt(t, secret, 0) == "000000" {
+			form.Set("code", "999999")
+		}
+		bad := b.do(http.MethodPost, "/api/v1/oauth2/mfa/enroll", form)
+		if bad.status != http.StatusUnauthorized || !strings.Contains(bad.body, "That code is not valid") || !strings.Contains(bad.body, secret) {
+			t.Fatalf("a wrong code: %d, want the same enrollment page\n%.600s", bad.status, bad.body)
+		}
+		// The code page's route refuses an enrollment.
+		if a := b.do(http.MethodPost, "/api/v1/oauth2/mfa", codeForm(bad, "code", totpAt(t, secret, 0))); a.status != http.StatusBadRequest {
+			t.Errorf("the code route during enrollment: %d", a.status)
+		}
+		page = b.signIn("hal", mfaPagesPassword, mfaAuthorizeQuery())
+		secret = secretRE.FindStringSubmatch(page.body)[1]
+		form = page.hidden()
+		form.Set("code", totpAt(t, secret, 0))
+		codes := b.do(http.MethodPost, "/api/v1/oauth2/mfa/enroll", form)
+		got := recoveryRE.FindAllStringSubmatch(codes.body, -1)
+		if codes.status != http.StatusOK || len(got) != mfa.RecoveryCodeCount || codes.header.Get("Cache-Control") != "no-store" || !hasSessionCookie(codes) {
+			t.Fatalf("after the confirmation: %d, %d codes, Cache-Control %q\n%.800s", codes.status, len(got), codes.header.Get("Cache-Control"), codes.body)
+		}
+		cont := continueRE.FindStringSubmatch(codes.body)
+		if cont == nil {
+			t.Fatal("no continue link")
+		}
+		target, _ := url.Parse(strings.ReplaceAll(cont[1], "&amp;", "&"))
+		idc, atc := e.exchange(redirected(t, b.do(http.MethodGet, target.RequestURI(), nil), "continue"))
+		wantAMR(t, "ID token", idc, []string{"pwd", "otp"}, oauth2.ACRMFA)
+		wantAMR(t, "access token", atc, []string{"pwd", "otp"}, "")
+
+		// The next sign-in asks for the code, and a recovery code works.
+		b2 := e.browser()
+		next := b2.signIn("hal", mfaPagesPassword, mfaAuthorizeQuery())
+		if !strings.Contains(next.body, codePageMark) {
+			t.Fatalf("the next sign-in: %d, want the code page", next.status)
+		}
+		redirected(t, b2.do(http.MethodPost, "/api/v1/oauth2/mfa", codeForm(next, "recovery_code", got[0][1])), "a shown recovery code")
 	})
 }

@@ -52,8 +52,8 @@ func sessionAMR(amr []string) []string {
 //
 // On success it opens a new browser session (never reusing one the browser
 // presented: no session fixation) and returns the cookie value, of which
-// only the hash is stored. A user who has a second factor gets no
-// session: the error is a *SecondStepRequired, for the pages
+// only the hash is stored. A user who has a second factor, or must enroll
+// one, gets no session: the error is a *SecondStepRequired, for the pages
 // to begin the second step (BeginSecondStep, docs/oidc.md "Second
 // factor").
 func (s *Service) SignIn(ctx context.Context, login, password string, meta RequestMeta, limits *permiso.Limits) (cookie string, b permiso.BrowserSession, u permiso.User, err error) {
@@ -94,9 +94,9 @@ func (s *Service) signIn(ctx context.Context, login, password string, meta Reque
 		s.auditUser(ctx, meta, u, ActionLoginFailure, "failure", map[string]any{"reason": "password_expired", "method": "browser"})
 		return "", permiso.BrowserSession{}, none, ErrPasswordExpired
 	}
-	if sf.Enrolled {
+	if sf.Enrolled || sf.Required {
 		// No session until the second step (docs/oidc.md, "Second factor").
-		return "", permiso.BrowserSession{}, u, &SecondStepRequired{User: u, AuthTime: authTime}
+		return "", permiso.BrowserSession{}, u, &SecondStepRequired{User: u, AuthTime: authTime, Enroll: !sf.Enrolled}
 	}
 	cookie, b, err := s.openBrowserSession(ctx, u, authTime, []string{AuthMethodPassword}, meta)
 	if err != nil {
@@ -182,8 +182,8 @@ const (
 	// StepIssue issues the code and redirects to the client.
 	StepIssue
 	// StepSecondFactor asks a browser session signed in with a password
-	// alone for a second factor: the request's acr_values ask for ACRMFA
-	// (StepUp).
+	// alone for a second factor (or its enrollment): the request's
+	// acr_values ask for ACRMFA (StepUp).
 	StepSecondFactor
 )
 

@@ -16,7 +16,9 @@ import (
 
 // The second step of a browser sign-in (docs/oidc.md, "Second factor";
 // docs/mfa.md): after a right password, a user with a confirmed factor
-// answers it before a browser session opens. Until then the browser holds only a pending sign-in: a
+// answers it, and a user who must use one (MFA_REQUIRED_ROLES, or an
+// authorization request asking for ACRMFA) enrolls one, before a browser
+// session opens. Until then the browser holds only a pending sign-in: a
 // value sealed by the MFA box (AES-GCM under MFA_ENCRYPTION_KEY, so every
 // instance opens it and no browser can forge or read it), bound to the
 // browser and the authorization request, living PendingSignInLifetime,
@@ -65,17 +67,20 @@ type PendingSignIn struct {
 	// Binding ties it to the browser and the authorization request
 	// (computed by the pages from the browser's CSRF token).
 	Binding string `json:"bind"`
+	// Enroll: the user has no factor and enrolls one.
+	Enroll bool `json:"enroll,omitempty"`
 	// Replaces is the browser session signed in with a password alone that
 	// the completed sign-in replaces (a step-up); uuid.Nil otherwise.
 	Replaces uuid.UUID `json:"replaces,omitzero"`
 }
 
 // SecondStepRequired is SignIn's answer after a right password when the
-// user must answer a second factor first: no browser session was opened.
-// The pages then call BeginSecondStep.
+// user must answer or enroll a second factor first: no browser session was
+// opened. The pages then call BeginSecondStep.
 type SecondStepRequired struct {
 	User     permiso.User
 	AuthTime time.Time
+	Enroll   bool
 }
 
 func (e *SecondStepRequired) Error() string { return "oauth2: a second factor is required" }
@@ -85,17 +90,14 @@ func (e *SecondStepRequired) Error() string { return "oauth2: a second factor is
 var ErrPendingSignInGone = permiso.Errorf(permiso.ENOTFOUND, "The sign-in has expired; sign in again")
 
 // StepUp returns the second step a browser session signed in with a
-// password alone must pass for a request r asking for ACRMFA (NextStep
-// answered StepSecondFactor); a user without a factor gets access_denied.
-func (s *Service) StepUp(ctx context.Context, r AuthorizeRequest, b permiso.BrowserSession, u permiso.User) (*SecondStepRequired, error) {
+// password alone must pass for a request asking for ACRMFA
+// (NextStep answered StepSecondFactor).
+func (s *Service) StepUp(ctx context.Context, b permiso.BrowserSession, u permiso.User) (*SecondStepRequired, error) {
 	st, err := s.SecondFactor(ctx, u)
 	if err != nil {
 		return nil, s.oauthError(ctx, err, metaFrom(ctx))
 	}
-	if !st.Enrolled {
-		return nil, s.redirectError(r, ErrAccessDenied.WithDescription("The user has no second factor"))
-	}
-	return &SecondStepRequired{User: u, AuthTime: b.AuthTime}, nil
+	return &SecondStepRequired{User: u, AuthTime: b.AuthTime, Enroll: !st.Enrolled}, nil
 }
 
 func passwordDigest(u permiso.User) string { return permiso.HashToken(u.PasswordHash) }
@@ -109,7 +111,7 @@ func (s *Service) BeginSecondStep(st *SecondStepRequired, binding string, replac
 	}
 	p := PendingSignIn{ID: permiso.NewOpaqueToken(), UserID: st.User.ID, AuthTime: st.AuthTime,
 		Expires: s.now().Add(PendingSignInLifetime), Password: passwordDigest(st.User), Binding: binding,
-		Replaces: replaces}
+		Enroll: st.Enroll, Replaces: replaces}
 	raw, err := json.Marshal(p)
 	if err != nil {
 		return "", err

@@ -41,7 +41,7 @@ func pendingSignIn(t *testing.T, db permiso.Store) {
 		t.Errorf("an altered cookie: %v", err)
 	}
 	p, got, err := e.svc.PendingSignIn(e.ctx, cookie, "bind-1")
-	if err != nil || got.ID != u.ID {
+	if err != nil || got.ID != u.ID || p.Enroll {
 		t.Fatalf("the pending sign-in: %+v %v", p, err)
 	}
 	cookieB, b, err := e.svc.CompleteSignIn(e.ctx, p, got, testMeta)
