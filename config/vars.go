@@ -444,7 +444,7 @@ var specs = []spec{
 		Description: "Redis key prefix for cached user state, and of the cache invalidation channel (PREFIX + changes)."},
 		set: str(func(c *Config) *string { return &c.CacheUserPrefix })},
 	{Variable: Variable{Name: "CACHE_DEFAULT_TTL", Default: "3600", Guide: true,
-		Description: "Accepted from the guide's .env; bounds nothing: every Redis entry permiso writes expires with what it describes (a revocation with its token, a window with its period, a lock with its duration), and the in-process cache has CACHE_LOCAL_TTL. Another value than the default logs a warning."},
+		Description: "Accepted from the deployment guide's .env (docs/deployment.md); bounds nothing: every Redis entry permiso writes expires with what it describes (a revocation with its token, a window with its period, a lock with its duration), and the in-process cache has CACHE_LOCAL_TTL. Another value than the default logs a warning."},
 		set: duration(time.Second, func(c *Config) *time.Duration { return &c.CacheDefaultTTL })},
 	{Variable: Variable{Name: "CACHE_LOCAL_TTL", Default: "30",
 		Description: "Seconds for which each instance keeps user status and service-client records in process, so bearer checks and client authentication skip the database. Writes evict them at once on every instance through Redis pub/sub (channel CACHE_USER_PREFIX + changes); without REDIS_URL, writes made by another process (another instance, permiso sessions revoke-all) are seen within this time. 0 disables the cache. See docs/caching.md."},
