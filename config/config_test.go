@@ -1131,3 +1131,17 @@ func TestPasswordHashCosts(t *testing.T) {
 		}
 	}
 }
+
+// TestMFARequiredRoles: MFA_REQUIRED_ROLES is a list of role names,
+// trimmed, as a comma list or a JSON array; empty by default.
+func TestMFARequiredRoles(t *testing.T) {
+	if c, _ := mustLoad(t, nil); len(c.MFARequiredRoles) != 0 {
+		t.Errorf("default %v, want none", c.MFARequiredRoles)
+	}
+	for _, v := range []string{"admin, ops.team", `["admin","ops.team"]`} {
+		c, _ := mustLoad(t, map[string]string{"MFA_REQUIRED_ROLES": v})
+		if !reflect.DeepEqual(c.MFARequiredRoles, []string{"admin", "ops.team"}) {
+			t.Errorf("MFA_REQUIRED_ROLES=%s: %v", v, c.MFARequiredRoles)
+		}
+	}
+}
