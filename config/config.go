@@ -153,6 +153,11 @@ type Config struct {
 	PasswordRequireSpecial    bool
 	PasswordPreventReuseCount int
 	PasswordMaxAgeDays        int
+	// PasswordHashMemoryKiB (PASSWORD_HASH_MEMORY_KIB) and
+	// PasswordHashIterations (PASSWORD_HASH_ITERATIONS) are the Argon2id
+	// memory and time costs of new password hashes.
+	PasswordHashMemoryKiB  int
+	PasswordHashIterations int
 	// PasswordHashConcurrency (PASSWORD_HASH_CONCURRENCY) bounds how many
 	// password hashes run at once. Default: the number of CPUs.
 	PasswordHashConcurrency int
@@ -278,6 +283,8 @@ func Defaults() Config {
 		PasswordPreventReuseCount: 10,
 		PasswordMaxAgeDays:        90,
 		PasswordHashConcurrency:   runtime.NumCPU(),
+		PasswordHashMemoryKiB:     64 * 1024,
+		PasswordHashIterations:    4,
 
 		RateLimitLogin:        RateLimit{Count: 5, Period: time.Minute},
 		RateLimitRegister:     RateLimit{Count: 3, Period: time.Hour},

@@ -206,6 +206,14 @@ func (c *Config) checkPasswords(p *problems) {
 	}
 	p.minInt("PASSWORD_PREVENT_REUSE_COUNT", c.PasswordPreventReuseCount, 0)
 	p.minInt("PASSWORD_MAX_AGE_DAYS", c.PasswordMaxAgeDays, 0)
+	// OWASP's Password Storage Cheat Sheet: Argon2id with at least
+	// m=19456 KiB and t=2 (docs/security-model.md, "Password hashing").
+	if p.minInt("PASSWORD_HASH_MEMORY_KIB", c.PasswordHashMemoryKiB, MinPasswordHashMemoryKiB) && c.PasswordHashMemoryKiB > MaxPasswordHashMemoryKiB {
+		p.fail("PASSWORD_HASH_MEMORY_KIB", "must be at most %d (got %d)", MaxPasswordHashMemoryKiB, c.PasswordHashMemoryKiB)
+	}
+	if p.minInt("PASSWORD_HASH_ITERATIONS", c.PasswordHashIterations, MinPasswordHashIterations) && c.PasswordHashIterations > MaxPasswordHashIterations {
+		p.fail("PASSWORD_HASH_ITERATIONS", "must be at most %d (got %d)", MaxPasswordHashIterations, c.PasswordHashIterations)
+	}
 	if p.minInt("PASSWORD_HASH_CONCURRENCY", c.PasswordHashConcurrency, 1) && c.PasswordHashConcurrency > 1024 {
 		p.fail("PASSWORD_HASH_CONCURRENCY", "must be at most 1024 (got %d)", c.PasswordHashConcurrency)
 	}
@@ -531,3 +539,12 @@ var redisSchemes = map[string]bool{
 	"redis+cluster": true, "rediss+cluster": true,
 	"redis+sentinel": true, "rediss+sentinel": true,
 }
+
+// The accepted Argon2id costs of new password hashes: OWASP's minimum
+// (m=19456 KiB, t=2) and the hasher's own maxima (1 GiB, 20 passes).
+const (
+	MinPasswordHashMemoryKiB  = 19456
+	MaxPasswordHashMemoryKiB  = 1 << 20
+	MinPasswordHashIterations = 2
+	MaxPasswordHashIterations = 20
+)

@@ -362,7 +362,7 @@ func (s *Service) checkTOTP(ctx context.Context, u permiso.User, f permiso.MFAFa
 		if !ok {
 			return false, nil
 		}
-		return s.deps.MFA.Once.Claim(ctx, "mfa:"+u.ID.String()+":"+key, totp.ReplayWindow())
+		return s.deps.MFA.Once.Claim(ctx, mfa.OnceKey(u.ID.String(), key), totp.ReplayWindow())
 	}
 	ok, err := s.verifyFactor(ctx, u, check)
 	if err != nil {

@@ -264,7 +264,7 @@ func (s *Service) factorCheck(ctx context.Context, u permiso.User, f permiso.MFA
 		if !ok {
 			return false, nil
 		}
-		return s.deps.MFA.Once.Claim(ctx, "mfa:"+u.ID.String()+":"+key, totp.ReplayWindow())
+		return s.deps.MFA.Once.Claim(ctx, mfa.OnceKey(u.ID.String(), key), totp.ReplayWindow())
 	}
 }
 

@@ -14,6 +14,10 @@ func cmdVersion(args []string, stdout io.Writer) error {
 	if fs.NArg() > 0 {
 		return usageError{"version takes no arguments"}
 	}
-	fmt.Fprintf(stdout, "permiso %s (%s, %s/%s)\n", buildVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	backends := "postgresql, sqlite"
+	if !sqliteBuilt {
+		backends = "postgresql"
+	}
+	fmt.Fprintf(stdout, "permiso %s (%s, %s/%s; databases: %s)\n", buildVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH, backends)
 	return nil
 }

@@ -161,7 +161,7 @@ func newAuth(ctx context.Context, a *app, m *metrics.Metrics) (*authParts, error
 			return metrics.AuditQueueStats{Queued: q, Capacity: c, Waiting: w}
 		})
 	}
-	hasher := argon2id.New(argon2id.Options{Concurrency: cfg.PasswordHashConcurrency})
+	hasher := newHasher(cfg, cfg.PasswordHashConcurrency)
 	mfaDeps, err := newMFADeps(cfg, a.db, rdb)
 	if err != nil {
 		if rdb != nil {
@@ -255,4 +255,13 @@ func registerPoolMetrics(m *metrics.Metrics, db store, rdb *redis.Client) {
 			return metrics.PoolStats{Open: int(s.TotalConns), InUse: int(s.TotalConns - s.IdleConns), Idle: int(s.IdleConns)}
 		})
 	}
+}
+
+// newHasher is the password hasher for new hashes with the configured
+// Argon2id costs (PASSWORD_HASH_MEMORY_KIB, PASSWORD_HASH_ITERATIONS);
+// concurrency 0 means one hash per CPU.
+func newHasher(cfg config.Config, concurrency int) *argon2id.Hasher {
+	p := argon2id.DefaultParams()
+	p.Memory, p.Time = uint32(cfg.PasswordHashMemoryKiB), uint32(cfg.PasswordHashIterations)
+	return argon2id.New(argon2id.Options{Params: p, Concurrency: concurrency})
 }
