@@ -113,6 +113,9 @@ type Config struct {
 	// MFAPreviousEncryptionKeys (MFA_PREVIOUS_ENCRYPTION_KEYS) still open
 	// sealed secrets but never seal.
 	MFAPreviousEncryptionKeys [][]byte
+	// MFARequiredRoles (MFA_REQUIRED_ROLES) are the role names whose
+	// holders must sign in with a second factor (docs/mfa.md).
+	MFARequiredRoles []string
 	// JWTAlgorithm (JWT_ALGORITHM): HS256, HS384, HS512, RS256, ES256 or
 	// EdDSA, in that canonical spelling.
 	JWTAlgorithm string

@@ -419,6 +419,8 @@ func TestParseErrorsNameTheVariable(t *testing.T) {
 		{"CACHE_USER_PREFIX", "permiso:token:", `CACHE_USER_PREFIX: "permiso:token:" overlaps CACHE_TOKEN_PREFIX`},
 		{"CACHE_LOCAL_TTL", "-1", `CACHE_LOCAL_TTL: must not be negative`},
 		{"CACHE_LOCAL_TTL", "0.5", `CACHE_LOCAL_TTL: "0.5" is not a whole number of seconds`},
+		{"MFA_REQUIRED_ROLES", "admin, bad role", `MFA_REQUIRED_ROLES: item 2 ("bad role") is not a role name`},
+		{"MFA_REQUIRED_ROLES", "admin,admin", `MFA_REQUIRED_ROLES: lists "admin" twice`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
@@ -1126,6 +1128,20 @@ func TestPasswordHashCosts(t *testing.T) {
 		_, _, err := load(t, map[string]string{"PASSWORD_HASH_MEMORY_KIB": tc.memory, "PASSWORD_HASH_ITERATIONS": tc.iterations})
 		if got := errVars(err); !slices.Equal(got, []string{tc.bad}) {
 			t.Errorf("m=%s t=%s: problems %v, want %s", tc.memory, tc.iterations, got, tc.bad)
+		}
+	}
+}
+
+// TestMFARequiredRoles: MFA_REQUIRED_ROLES is a list of role names,
+// trimmed, as a comma list or a JSON array; empty by default.
+func TestMFARequiredRoles(t *testing.T) {
+	if c, _ := mustLoad(t, nil); len(c.MFARequiredRoles) != 0 {
+		t.Errorf("default %v, want none", c.MFARequiredRoles)
+	}
+	for _, v := range []string{"admin, ops.team", `["admin","ops.team"]`} {
+		c, _ := mustLoad(t, map[string]string{"MFA_REQUIRED_ROLES": v})
+		if !reflect.DeepEqual(c.MFARequiredRoles, []string{"admin", "ops.team"}) {
+			t.Errorf("MFA_REQUIRED_ROLES=%s: %v", v, c.MFARequiredRoles)
 		}
 	}
 }

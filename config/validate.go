@@ -6,6 +6,7 @@ import (
 	"net/mail"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,7 +36,7 @@ func (c *Config) check() (warnings []string, errs Errors) {
 	p := &problems{prod: c.IsProduction()}
 	for _, section := range []func(*problems){
 		c.checkServer, c.checkDatabase, c.checkRedis, c.checkTokens, c.checkPasswords,
-		c.checkAbuse, c.checkHTTP, c.checkPaths, c.checkCache, c.checkProcess,
+		c.checkAbuse, c.checkHTTP, c.checkPaths, c.checkCache, c.checkProcess, c.checkMFA,
 	} {
 		section(p)
 	}
@@ -234,6 +235,26 @@ func (c *Config) checkAbuse(p *problems) {
 	}
 	p.minInt("MAX_LOGIN_ATTEMPTS", c.MaxLoginAttempts, 1)
 	p.minDur("LOCKOUT_DURATION_MINUTES", c.LockoutDuration, time.Minute)
+}
+
+// mfaRoleRE is the form of a role name (the identity service's rule: 2 to
+// 50 characters, letters, digits, '_', '.', '-', starting with a letter
+// or a digit).
+var mfaRoleRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{1,49}$`)
+
+// checkMFA checks MFA_REQUIRED_ROLES: every item a role name, none twice.
+// A name that no role has yet is allowed (the role may be created later).
+func (c *Config) checkMFA(p *problems) {
+	seen := map[string]bool{}
+	for i, r := range c.MFARequiredRoles {
+		switch {
+		case !mfaRoleRE.MatchString(r):
+			p.fail("MFA_REQUIRED_ROLES", "item %d (%s) is not a role name (2 to 50 letters, digits, '_', '.', '-')", i+1, quote(r))
+		case seen[r]:
+			p.fail("MFA_REQUIRED_ROLES", "lists %s twice", quote(r))
+		}
+		seen[r] = true
+	}
 }
 
 // checkHTTP checks CORS, the Host allow-list and the trusted proxies.

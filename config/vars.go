@@ -255,6 +255,10 @@ var specs = []spec{
 			c.MFAPreviousEncryptionKeys = keys
 			return nil
 		}},
+	{Variable: Variable{Name: "MFA_REQUIRED_ROLES",
+		Description: "Comma-separated (or JSON array) role names whose holders must sign in with a second factor: the password grant asks such a user without one to enroll first (docs/mfa.md). Empty: a second factor is asked only of users who enrolled one."},
+		keepEmpty: true,
+		set:       list(func(c *Config) *[]string { return &c.MFARequiredRoles }, strings.TrimSpace)},
 	{Variable: Variable{Name: "JWT_ALGORITHM", Default: "HS256", Guide: true,
 		Description: "HS256, HS384, HS512, RS256, ES256 or EdDSA. Asymmetric keys are generated, stored in the database, published at the JWKS URL and rotated with `permiso keys rotate`."},
 		set: func(c *Config, v string) error {

@@ -70,9 +70,11 @@ func (s *server) addRoutes(checks []HealthCheck) {
 	s.handle("GET "+api+"/users/profile", accessUser, s.handleMe())
 	s.handle("PUT "+api+"/users/me", accessUser, s.handleUpdateMe())
 	s.handle("PUT "+api+"/users/me/password", accessUser, s.handleMyPassword())
-	s.handle("GET "+api+"/users/me/mfa", accessUser, s.handleMyMFA())
-	s.handle("POST "+api+"/users/me/mfa/totp", accessUser, s.handleBeginTOTP())
-	s.handle("POST "+api+"/users/me/mfa/totp/confirm", accessUser, s.handleConfirmTOTP())
+	// The enrollment routes also admit the mfa_token of an
+	// mfa_enrollment_required answer (docs/mfa.md); no other route does.
+	s.handle("GET "+api+"/users/me/mfa", accessEnroll, s.handleMyMFA())
+	s.handle("POST "+api+"/users/me/mfa/totp", accessEnroll, s.handleBeginTOTP())
+	s.handle("POST "+api+"/users/me/mfa/totp/confirm", accessEnroll, s.handleConfirmTOTP())
 	s.handle("POST "+api+"/users/me/mfa/recovery-codes", accessUser, s.handleRecoveryCodes())
 	s.handle("DELETE "+api+"/users/me/mfa/totp", accessUser, s.handleDisableTOTP())
 	s.handle("GET "+api+"/users", users, s.handleUserList())

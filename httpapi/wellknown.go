@@ -72,7 +72,7 @@ func (s *server) metadata() metadata {
 	if scopes == nil {
 		scopes = []string{}
 	}
-	grants := []string{oauth2.GrantPassword, oauth2.GrantRefreshToken, oauth2.GrantClientCredentials}
+	grants := []string{oauth2.GrantPassword, oauth2.GrantRefreshToken, oauth2.GrantClientCredentials, oauth2.GrantMFA}
 	m := metadata{
 		Issuer:                                 base,
 		TokenEndpoint:                          base + api + pathToken,

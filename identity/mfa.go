@@ -61,7 +61,8 @@ type MFAStatus struct {
 	TOTPConfirmedAt   *time.Time
 	RecoveryCodesLeft int
 	// Required: the user's roles require a second factor
-	// (MFA_REQUIRED_ROLES; not yet enforced, docs/mfa.md).
+	// (MFA_REQUIRED_ROLES, permiso.MFARequiredBy): sign-in asks a user
+	// without one to enroll first (docs/mfa.md).
 	Required bool
 }
 
@@ -78,10 +79,14 @@ func (s *Service) MFAStatus(ctx context.Context, actor Actor, id uuid.UUID) (MFA
 	if !actor.Is(id) {
 		return MFAStatus{}, errForbidden
 	}
-	if s.deps.MFA.Store == nil {
-		return MFAStatus{}, nil
+	u, err := s.getUser(ctx, id)
+	if err != nil {
+		return MFAStatus{}, err
 	}
-	var st MFAStatus
+	st := MFAStatus{Required: permiso.MFARequiredBy(u, s.cfg.MFARequiredRoles)}
+	if s.deps.MFA.Store == nil {
+		return st, nil
+	}
 	f, err := s.deps.MFA.Store.GetMFAFactor(ctx, id, string(mfa.KindTOTP))
 	switch {
 	case err == nil && f.Confirmed():
@@ -337,7 +342,7 @@ func (s *Service) checkTOTP(ctx context.Context, u permiso.User, f permiso.MFAFa
 		if !ok {
 			return false, nil
 		}
-		return s.deps.MFA.Once.Claim(ctx, "mfa:"+u.ID.String()+":"+key, totp.ReplayWindow())
+		return s.deps.MFA.Once.Claim(ctx, mfa.OnceKey(u.ID.String(), key), totp.ReplayWindow())
 	}
 	ok, err := s.verifyFactor(ctx, u, check)
 	if err != nil {

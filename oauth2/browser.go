@@ -27,7 +27,20 @@ const (
 const DefaultBrowserSessionLifetime = 12 * time.Hour
 
 // AuthMethodPassword is the amr value of a password sign-in (RFC 8176 §2).
-const AuthMethodPassword = "pwd"
+const AuthMethodPassword = permiso.AMRPassword
+
+// AuthMethodOTP is the amr value added by a second factor (RFC 8176 §2).
+const AuthMethodOTP = permiso.AMROTP
+
+// sessionAMR returns the authentication methods a session, code or grant
+// records: amr, or a password alone when none were recorded (rows written
+// before migration 6 default to "pwd" too). The result is a copy.
+func sessionAMR(amr []string) []string {
+	if len(amr) == 0 {
+		return []string{AuthMethodPassword}
+	}
+	return append([]string(nil), amr...)
+}
 
 // SignIn authenticates a user on the hosted sign-in page. It takes the
 // password grant's path (verifyPassword): the request's limit batch first
@@ -66,7 +79,7 @@ func (s *Service) signIn(ctx context.Context, login, password string, meta Reque
 		return "", permiso.BrowserSession{}, none, err
 	}
 	authTime := s.now()
-	u, needsRehash, err := s.verifyPassword(ctx, login, password, meta)
+	u, needsRehash, _, err := s.verifyPassword(ctx, login, password, meta)
 	if err != nil {
 		return "", permiso.BrowserSession{}, none, err
 	}
@@ -78,6 +91,7 @@ func (s *Service) signIn(ctx context.Context, login, password string, meta Reque
 	b, err := s.deps.OIDC.CreateBrowserSession(ctx, permiso.Session{
 		ID: uuid.New(), UserID: u.ID, IPAddress: ipString(meta), UserAgent: optional(meta.UserAgent),
 		CreatedAt: authTime, LastActivity: authTime, ExpiresAt: authTime.Add(s.cfg.BrowserSessionLifetime),
+		AMR: []string{AuthMethodPassword},
 	}, permiso.BrowserSession{TokenHash: permiso.HashToken(cookie), AuthTime: authTime})
 	if err != nil {
 		return "", permiso.BrowserSession{}, none, err
@@ -235,7 +249,7 @@ func (s *Service) IssueCode(ctx context.Context, r AuthorizeRequest, b permiso.B
 	if err := s.deps.OIDC.CreateAuthCode(ctx, permiso.AuthCode{
 		CodeHash: permiso.HashToken(code), ClientID: r.Client.ID, UserID: u.ID, BrowserSessionID: b.ID,
 		RedirectURI: r.RedirectURI, Scopes: scopes, Nonce: r.Nonce, CodeChallenge: r.CodeChallenge,
-		AuthTime: b.AuthTime, CreatedAt: now, ExpiresAt: now.Add(permiso.AuthCodeLifetime),
+		AuthTime: b.AuthTime, AMR: sessionAMR(b.AMR), CreatedAt: now, ExpiresAt: now.Add(permiso.AuthCodeLifetime),
 	}); err != nil {
 		return "", s.oauthError(ctx, err, meta)
 	}

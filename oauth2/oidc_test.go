@@ -1,6 +1,8 @@
 package oauth2_test
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/url"
 	"slices"
@@ -225,6 +227,40 @@ func TestAuthorizationCodeGrant(t *testing.T) {
 		claims, err := e.svc.UserInfo(p)
 		if err != nil || claims["sub"] != u.ID.String() || claims["email"] != "alice@example.com" {
 			t.Errorf("UserInfo = %v, %v", claims, err)
+		}
+	})
+	t.Run("amr comes from the stored code", func(t *testing.T) {
+		// A password sign-in: ["pwd"] in the code, the access token, the
+		// ID token and the session the exchange opens.
+		if !slices.Equal(b.AMR, []string{"pwd"}) {
+			t.Errorf("browser session amr = %v, want [pwd]", b.AMR)
+		}
+		code := e.issue("rp", b, u)
+		stored, err := e.db.GetAuthCode(e.ctx, permiso.HashToken(code))
+		if err != nil || !slices.Equal(stored.AMR, []string{"pwd"}) {
+			t.Fatalf("stored code amr = %v, %v", stored.AMR, err)
+		}
+		resp := e.mustToken(exchange(code, rfcVerifier), auth)
+		if got := e.mustAuthenticate(resp.AccessToken).Claims.AMR; !slices.Equal(got, []string{"pwd"}) {
+			t.Errorf("access token amr = %v", got)
+		}
+		// A browser session raised by a second factor: its methods, in
+		// order, reach both tokens of the exchange and its session.
+		b2 := b
+		b2.AMR = []string{"pwd", "otp"}
+		code = e.issue("rp", b2, u)
+		resp = e.mustToken(exchange(code, rfcVerifier), auth)
+		p := e.mustAuthenticate(resp.AccessToken)
+		if !slices.Equal(p.Claims.AMR, []string{"pwd", "otp"}) {
+			t.Errorf("access token amr = %v, want [pwd otp]", p.Claims.AMR)
+		}
+		if got := idTokenAMR(t, resp.IDToken); !slices.Equal(got, []string{"pwd", "otp"}) {
+			t.Errorf("ID token amr = %v, want [pwd otp]", got)
+		}
+		sid, _ := uuid.Parse(p.Claims.SessionID)
+		sess, err := e.db.GetSession(e.ctx, sid)
+		if err != nil || !slices.Equal(sess.AMR, []string{"pwd", "otp"}) {
+			t.Errorf("session amr = %v, %v", sess.AMR, err)
 		}
 	})
 	t.Run("client_secret_post", func(t *testing.T) {
@@ -543,4 +579,25 @@ func TestUnfaithfulStateIsErrorPage(t *testing.T) {
 	if _, err := e.svc.ParseAuthorizeRequest(e.ctx, authorizeQuery("rp", "state", "é ü\t\n<>&\"'")); err != nil {
 		t.Errorf("a UTF-8 state: %v", err)
 	}
+}
+
+// idTokenAMR returns the amr claim of an ID token's payload (its signature
+// is the signer's tests' concern).
+func idTokenAMR(t *testing.T, idToken string) []string {
+	t.Helper()
+	parts := strings.Split(idToken, ".")
+	if len(parts) != 3 {
+		t.Fatalf("ID token %q is not a compact JWS", idToken)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		AMR []string `json:"amr"`
+	}
+	if err := json.Unmarshal(raw, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c.AMR
 }
