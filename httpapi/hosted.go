@@ -58,6 +58,11 @@ type pageData struct {
 	Message string
 	// Password page: what the new password breaks (the password policy).
 	Problems []string
+	// Enrollment page: the QR code (mfa.QRSVG) and the secret as text.
+	QRSVG  template.HTML
+	Secret string
+	// Recovery codes page: the codes, shown once.
+	Codes []string
 }
 
 // secureRequest reports whether the browser reached permiso over https

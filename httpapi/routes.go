@@ -45,6 +45,8 @@ func (s *server) addRoutes(checks []HealthCheck) {
 	s.handleSettling("POST "+api+pathAuthorize, accessSettling, s.handleSignIn())
 	s.handle("POST "+api+pathConsent, accessPublic, s.handleConsent())
 	s.handle("POST "+api+pathPassword, accessLimited(limitLogin), s.handlePasswordChange())
+	s.handle("POST "+api+pathMFA, accessLimited(limitLogin), s.handleSecondFactor())
+	s.handle("POST "+api+pathMFAEnroll, accessLimited(limitLogin), s.handleEnrollment())
 	s.handle("GET "+api+pathEndSession, accessPublic, s.handleEndSession())
 	s.handle("POST "+api+pathEndSession, accessPublic, s.handleSignOut())
 	s.handle("GET "+api+pathHostedCSS, accessPublic, handleHostedCSS())

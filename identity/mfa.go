@@ -112,13 +112,7 @@ func (s *Service) BeginTOTP(ctx context.Context, actor Actor, id uuid.UUID) (TOT
 }
 
 func (s *Service) beginTOTP(ctx context.Context, actor Actor, id uuid.UUID) (TOTPEnrollment, error) {
-	if !actor.Is(id) {
-		return TOTPEnrollment{}, errForbidden
-	}
-	if err := s.mfaConfigured(); err != nil {
-		return TOTPEnrollment{}, err
-	}
-	u, err := s.getUser(ctx, id)
+	u, err := s.mfaUser(ctx, actor, id)
 	if err != nil {
 		return TOTPEnrollment{}, err
 	}
@@ -137,11 +131,37 @@ func (s *Service) beginTOTP(ctx context.Context, actor Actor, id uuid.UUID) (TOT
 	if err != nil {
 		return TOTPEnrollment{}, notFound(err, errUserNotFound)
 	}
+	return s.enrollment(u, secret), nil
+}
+
+// PendingTOTP returns the user's pending enrollment again (its secret
+// opened from the store), for a page that shows it once more after a
+// wrong code. errNoPending when none is pending.
+func (s *Service) PendingTOTP(ctx context.Context, actor Actor, id uuid.UUID) (TOTPEnrollment, error) {
+	u, err := s.mfaUser(ctx, actor, id)
+	if err != nil {
+		return TOTPEnrollment{}, err
+	}
+	f, err := s.deps.MFA.Store.GetMFAFactor(ctx, id, string(mfa.KindTOTP))
+	switch {
+	case errors.Is(err, permiso.ErrNotFound) || err == nil && f.Confirmed():
+		return TOTPEnrollment{}, errNoPending
+	case err != nil:
+		return TOTPEnrollment{}, err
+	}
+	secret, err := s.deps.MFA.Box.Open(f.Secret, mfa.AAD(id.String(), mfa.KindTOTP))
+	if err != nil {
+		return TOTPEnrollment{}, permiso.Wrap(permiso.EINTERNAL, "MFA secret unreadable", err)
+	}
+	return s.enrollment(u, secret), nil
+}
+
+func (s *Service) enrollment(u permiso.User, secret []byte) TOTPEnrollment {
 	issuer := s.deps.MFA.Issuer
 	if issuer == "" {
 		issuer = "permiso"
 	}
-	return TOTPEnrollment{Secret: mfa.EncodeSecret(secret), URI: mfa.OTPAuthURI(issuer, u.Username, secret)}, nil
+	return TOTPEnrollment{Secret: mfa.EncodeSecret(secret), URI: mfa.OTPAuthURI(issuer, u.Username, secret)}
 }
 
 // ConfirmTOTP completes the pending enrollment with a code from the app
@@ -379,6 +399,18 @@ func (s *Service) verifyFactor(ctx context.Context, u permiso.User, check func()
 		return s.deps.Lockout.CheckSecondFactor(ctx, u, check)
 	}
 	return check()
+}
+
+// mfaUser returns the user id whose factors the actor changes: the
+// caller, on a server with multi-factor authentication configured.
+func (s *Service) mfaUser(ctx context.Context, actor Actor, id uuid.UUID) (permiso.User, error) {
+	if !actor.Is(id) {
+		return permiso.User{}, errForbidden
+	}
+	if err := s.mfaConfigured(); err != nil {
+		return permiso.User{}, err
+	}
+	return s.getUser(ctx, id)
 }
 
 func (s *Service) mfaConfigured() error {

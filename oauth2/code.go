@@ -179,7 +179,7 @@ func (s *Service) issueCode(ctx context.Context, g *grant, meta RequestMeta) (To
 		idToken, err = s.deps.IDTokens.SignIDToken(ctx, permiso.IDTokenClaims{
 			Subject: u.ID.String(), Audience: []string{c.ClientID}, IssuedAt: now,
 			ExpiresAt: now.Add(s.cfg.AccessTokenLifetime), AuthTime: code.AuthTime, Nonce: code.Nonce,
-			AMR: amr, AuthorizedParty: c.ClientID, AccessToken: access,
+			AMR: amr, ACR: ACR(amr), AuthorizedParty: c.ClientID, AccessToken: access,
 			SessionID: code.BrowserSessionID.String(), Claims: UserClaims(*u, g.grantedList),
 		})
 		if err != nil {

@@ -123,6 +123,9 @@ func TestParseAuthorizeRequest(t *testing.T) {
 		{"max_age not a number", authorizeQuery("rp", "max_age", "soon"), true, "invalid_request"},
 		{"state too long", authorizeQuery("rp", "state", strings.Repeat("s", oauth2.MaxStateLength+1)), true, "invalid_request"},
 		{"nonce with a NUL", authorizeQuery("rp", "nonce", "a\x00b"), true, "invalid_request"},
+		{"acr_values with a NUL", authorizeQuery("rp", "acr_values", "urn:permiso:acr:mfa\x00"), true, "invalid_request"},
+		{"acr_values too long", authorizeQuery("rp", "acr_values", strings.Repeat("a", oauth2.MaxStateLength+1)), true, "invalid_request"},
+		{"unknown acr_values", authorizeQuery("rp", "acr_values", "urn:example:gold"), false, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -421,6 +424,8 @@ func TestNextStep(t *testing.T) {
 		return r
 	}
 	e.clock.Advance(2 * time.Minute)
+	mfaSession := b
+	mfaSession.AMR = []string{oauth2.AuthMethodPassword, oauth2.AuthMethodOTP}
 	cases := []struct {
 		name             string
 		r                oauth2.AuthorizeRequest
@@ -442,6 +447,11 @@ func TestNextStep(t *testing.T) {
 		{"untrusted client, prompt=none", req("untrusted", "prompt", "none"), &b, false, false, oauth2.StepConsent, "consent_required"},
 		{"untrusted client, consented", req("untrusted"), &b, false, true, oauth2.StepIssue, ""},
 		{"prompt=consent", req("rp", "prompt", "consent"), &b, false, false, oauth2.StepConsent, ""},
+		{"acr_values mfa, password session", req("rp", "acr_values", oauth2.ACRMFA), &b, false, false, oauth2.StepSecondFactor, ""},
+		{"acr_values mfa, prompt=none", req("rp", "acr_values", oauth2.ACRMFA, "prompt", "none"), &b, false, false, oauth2.StepSecondFactor, "login_required"},
+		{"acr_values mfa, second-factor session", req("rp", "acr_values", "urn:example:x "+oauth2.ACRMFA), &mfaSession, false, false, oauth2.StepIssue, ""},
+		{"acr_values pwd only", req("rp", "acr_values", oauth2.ACRPassword), &b, false, false, oauth2.StepIssue, ""},
+		{"acr_values mfa, no session", req("rp", "acr_values", oauth2.ACRMFA), nil, false, false, oauth2.StepSignIn, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
