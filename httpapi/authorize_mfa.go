@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
-	"html/template"
 	"net/http"
 	"net/url"
 
@@ -84,7 +83,7 @@ func (s *server) enrollPage(w http.ResponseWriter, r *http.Request, ar oauth2.Au
 		CSRF: s.csrfToken(w, r), ClientName: ar.Client.Name, Error: msg,
 		// mfa.QRSVG draws one path from the URI's modules: no script,
 		// reference or text, nothing of the request.
-		QRSVG: template.HTML(qr), Secret: enr.Secret,
+		QRSVG: qr, Secret: enr.Secret,
 	})
 	return nil
 }
