@@ -34,6 +34,10 @@ type AccessClaims struct {
 	// IsSuperuser is set on user tokens, IsTrusted on service tokens.
 	IsSuperuser *bool
 	IsTrusted   *bool
+	// AMR are the authentication methods of the sign-in behind a user
+	// token (RFC 8176 §2, the "amr" claim RFC 9068 §2.2.3.1 allows): the
+	// session's (Session.AMR). Empty on service tokens.
+	AMR []string
 }
 
 // TokenSigner issues and verifies access tokens.

@@ -19,6 +19,10 @@ type IDTokenClaims struct {
 	// AMR are the authentication methods references (RFC 8176 §2), e.g.
 	// "pwd".
 	AMR []string
+	// ACR is the authentication context class reference (OpenID Connect
+	// Core 1.0 §2): urn:permiso:acr:mfa after a second factor,
+	// urn:permiso:acr:pwd for a password alone (docs/oidc.md).
+	ACR string
 	// AuthorizedParty is azp: the client the token was issued to.
 	AuthorizedParty string
 	// AccessTokenHash is at_hash (OpenID Connect Core 1.0 §3.1.3.6),

@@ -2,6 +2,7 @@ package permiso
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -16,6 +17,18 @@ type MFAFactor struct {
 	Secret      string
 	CreatedAt   time.Time
 	ConfirmedAt *time.Time
+}
+
+// MFARequiredBy reports whether u must sign in with a second factor
+// because they hold one of roles (MFA_REQUIRED_ROLES, docs/mfa.md). A role
+// gained or lost takes effect at the user's next sign-in.
+func MFARequiredBy(u User, roles []string) bool {
+	for _, r := range u.RoleNames() {
+		if slices.Contains(roles, r) {
+			return true
+		}
+	}
+	return false
 }
 
 // Confirmed reports whether the factor completed its enrollment.
@@ -70,4 +83,52 @@ type MFAStore interface {
 	// CountConfirmedMFAFactors returns how many confirmed factors exist in
 	// all (a production server needs MFA_ENCRYPTION_KEY once it is not 0).
 	CountConfirmedMFAFactors(ctx context.Context) (int, error)
+}
+
+// MFATokenLifetime is how long an mfa_token lives (docs/mfa.md,
+// "Sign-in").
+const MFATokenLifetime = 5 * time.Minute
+
+// MFAToken is the stored form of an mfa_token: the pending second step of
+// a password-grant sign-in. Only the token's hash is kept (HashToken).
+type MFAToken struct {
+	TokenHash string
+	UserID    uuid.UUID
+	// ClientID is the row id of the client that made the password grant;
+	// nil for a first-party login without client authentication. Only the
+	// same client may exchange the token.
+	ClientID *uuid.UUID
+	// Enroll marks a token of mfa_enrollment_required: the user must
+	// enroll a factor first, and the enrollment routes accept the token
+	// as a bearer.
+	Enroll bool
+	// Scopes are the scopes the password grant decided.
+	Scopes []string
+	// AuthTime is when the password was checked (taken before the user
+	// was read): a password change or revoke-all after it ends the token.
+	AuthTime  time.Time
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	UsedAt    *time.Time
+}
+
+// MFATokenStore persists mfa_tokens.
+type MFATokenStore interface {
+	// CreateMFAToken stores a new, unused token. A taken hash yields
+	// ErrAlreadyExists; an unknown user or client ErrNotFound.
+	CreateMFAToken(ctx context.Context, t MFAToken) error
+	// GetMFAToken returns the token with this hash, used or not, expired
+	// or not; ErrNotFound when there is none.
+	GetMFAToken(ctx context.Context, hash string) (MFAToken, error)
+	// UseMFAToken marks the unused token with this hash used at now, with
+	// one conditional UPDATE: of any number of concurrent callers exactly
+	// one succeeds. A used token yields ErrConflict; an unknown one, or
+	// one expired at now, ErrNotFound.
+	UseMFAToken(ctx context.Context, hash string, now time.Time) error
+	// DeleteUserMFATokens removes every mfa_token of the user (a lockout
+	// ends them) and returns how many.
+	DeleteUserMFATokens(ctx context.Context, userID uuid.UUID) (int, error)
+	// DeleteExpiredMFATokens removes tokens that expired before before or
+	// were used.
+	DeleteExpiredMFATokens(ctx context.Context, before time.Time) (int, error)
 }

@@ -183,7 +183,11 @@ type AuthCode struct {
 	Nonce            string
 	CodeChallenge    string
 	// AuthTime is when the user authenticated (the ID token's auth_time).
-	AuthTime  time.Time
+	AuthTime time.Time
+	// AMR are the authentication methods of the browser session the code
+	// was issued in (RFC 8176 §2; Session.AMR), carried into the tokens
+	// of its exchange.
+	AMR       []string
 	CreatedAt time.Time
 	ExpiresAt time.Time
 	// UsedAt is set when the code is exchanged; SessionID is the session

@@ -7,6 +7,15 @@ import (
 	"github.com/google/uuid"
 )
 
+// Authentication methods references (RFC 8176 §2) of a sign-in.
+const (
+	// AMRPassword: a password was checked.
+	AMRPassword = "pwd"
+	// AMROTP: a one-time password (TOTP, RFC 6238) or a recovery code was
+	// checked after the password (docs/mfa.md).
+	AMROTP = "otp"
+)
+
 // Session is one login of a user: it ties together the refresh-token family
 // and the access tokens issued from it (their "sid" claim).
 type Session struct {
@@ -19,6 +28,11 @@ type Session struct {
 	LastActivity time.Time
 	ExpiresAt    time.Time
 	RevokedAt    *time.Time
+	// AMR are the authentication methods of the sign-in that opened the
+	// session (RFC 8176 §2: AMRPassword, then AMROTP after a second
+	// factor), in the order used; the access and ID tokens of the session
+	// carry them, refreshes included (docs/mfa.md).
+	AMR []string
 }
 
 // Active reports whether the session is neither revoked nor expired at now.

@@ -27,6 +27,7 @@ type Store interface {
 	ActionTokenStore
 	OIDCStore
 	MFAStore
+	MFATokenStore
 	ImportStore
 	Migrator
 

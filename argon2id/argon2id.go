@@ -8,7 +8,7 @@
 //
 // with salt and hash in unpadded standard base64. Any well-formed Argon2id
 // v19 hash within sane bounds verifies, whatever its parameters; hashes whose
-// parameters are weaker than the current ones are reported as needing a
+// parameters differ from the current ones are reported as needing a
 // rehash, so that users move to the current parameters at their next login.
 // A stored memory cost above MaxStoredMemory (4 × the larger of the current
 // and default costs) is refused as invalid. Every Verify costs at least one
@@ -257,9 +257,16 @@ func (h *Hasher) VerifyDummy(ctx context.Context, password string) error {
 	return err
 }
 
+// needsRehash reports whether a hash with parameters p should be
+// replaced at the next login: its costs or shape differ from the current
+// parameters, in either direction. A weaker hash is strengthened; a
+// stronger one is brought down to what the operator configured, so that
+// lowering PASSWORD_HASH_MEMORY_KIB lowers the memory of every later login.
+// Only a longer salt is kept, being no cost at all.
 func (h *Hasher) needsRehash(p Params) bool {
 	cur := h.params
-	return p.Memory < cur.Memory || p.Time < cur.Time || p.KeyLen != cur.KeyLen || p.SaltLen < cur.SaltLen
+	return p.Memory != cur.Memory || p.Time != cur.Time || p.Parallelism != cur.Parallelism ||
+		p.KeyLen != cur.KeyLen || p.SaltLen < cur.SaltLen
 }
 
 func (h *Hasher) acquire(ctx context.Context) error {

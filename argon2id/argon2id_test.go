@@ -119,8 +119,11 @@ func TestNeedsRehash(t *testing.T) {
 		want bool
 	}{
 		{"same", cur, false},
-		{"stronger", Params{Memory: 2048, Time: 3, Parallelism: 4, SaltLen: 32, KeyLen: 32}, false},
-		{"fewer lanes", Params{Memory: 1024, Time: 2, Parallelism: 1, SaltLen: 16, KeyLen: 32}, false},
+		{"longer salt", Params{Memory: 1024, Time: 2, Parallelism: 2, SaltLen: 32, KeyLen: 32}, false},
+		{"more memory", Params{Memory: 2048, Time: 2, Parallelism: 2, SaltLen: 16, KeyLen: 32}, true},
+		{"more passes", Params{Memory: 1024, Time: 3, Parallelism: 2, SaltLen: 16, KeyLen: 32}, true},
+		{"more lanes", Params{Memory: 1024, Time: 2, Parallelism: 4, SaltLen: 16, KeyLen: 32}, true},
+		{"fewer lanes", Params{Memory: 1024, Time: 2, Parallelism: 1, SaltLen: 16, KeyLen: 32}, true},
 		{"less memory", Params{Memory: 512, Time: 2, Parallelism: 2, SaltLen: 16, KeyLen: 32}, true},
 		{"fewer passes", Params{Memory: 1024, Time: 1, Parallelism: 2, SaltLen: 16, KeyLen: 32}, true},
 		{"shorter key", Params{Memory: 1024, Time: 2, Parallelism: 2, SaltLen: 16, KeyLen: 16}, true},

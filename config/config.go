@@ -113,6 +113,9 @@ type Config struct {
 	// MFAPreviousEncryptionKeys (MFA_PREVIOUS_ENCRYPTION_KEYS) still open
 	// sealed secrets but never seal.
 	MFAPreviousEncryptionKeys [][]byte
+	// MFARequiredRoles (MFA_REQUIRED_ROLES) are the role names whose
+	// holders must sign in with a second factor (docs/mfa.md).
+	MFARequiredRoles []string
 	// JWTAlgorithm (JWT_ALGORITHM): HS256, HS384, HS512, RS256, ES256 or
 	// EdDSA, in that canonical spelling.
 	JWTAlgorithm string
@@ -150,6 +153,11 @@ type Config struct {
 	PasswordRequireSpecial    bool
 	PasswordPreventReuseCount int
 	PasswordMaxAgeDays        int
+	// PasswordHashMemoryKiB (PASSWORD_HASH_MEMORY_KIB) and
+	// PasswordHashIterations (PASSWORD_HASH_ITERATIONS) are the Argon2id
+	// memory and time costs of new password hashes.
+	PasswordHashMemoryKiB  int
+	PasswordHashIterations int
 	// PasswordHashConcurrency (PASSWORD_HASH_CONCURRENCY) bounds how many
 	// password hashes run at once. Default: the number of CPUs.
 	PasswordHashConcurrency int
@@ -275,6 +283,8 @@ func Defaults() Config {
 		PasswordPreventReuseCount: 10,
 		PasswordMaxAgeDays:        90,
 		PasswordHashConcurrency:   runtime.NumCPU(),
+		PasswordHashMemoryKiB:     64 * 1024,
+		PasswordHashIterations:    4,
 
 		RateLimitLogin:        RateLimit{Count: 5, Period: time.Minute},
 		RateLimitRegister:     RateLimit{Count: 3, Period: time.Hour},

@@ -142,7 +142,8 @@ func TestVariablesStableAndUnique(t *testing.T) {
 		"REFRESH_TOKEN_REUSE_GRACE_SECONDS", "JWT_AUDIENCE", "REVOCATION_FAIL_OPEN",
 		"ALLOW_SQLITE_IN_PRODUCTION", "PUBLIC_URL", "JWT_PREVIOUS_SECRET_KEYS", "SMTP_HOST",
 		"SMTP_PORT", "SMTP_USERNAME", "SMTP_PASSWORD", "SMTP_FROM", "SMTP_STARTTLS",
-		"AUDIT_RETENTION_DAYS", "PASSWORD_HASH_CONCURRENCY"} {
+		"AUDIT_RETENTION_DAYS", "PASSWORD_HASH_CONCURRENCY", "PASSWORD_HASH_MEMORY_KIB",
+		"PASSWORD_HASH_ITERATIONS"} {
 		if !seen[name] {
 			t.Errorf("%s missing from Variables()", name)
 		}
@@ -418,6 +419,8 @@ func TestParseErrorsNameTheVariable(t *testing.T) {
 		{"CACHE_USER_PREFIX", "permiso:token:", `CACHE_USER_PREFIX: "permiso:token:" overlaps CACHE_TOKEN_PREFIX`},
 		{"CACHE_LOCAL_TTL", "-1", `CACHE_LOCAL_TTL: must not be negative`},
 		{"CACHE_LOCAL_TTL", "0.5", `CACHE_LOCAL_TTL: "0.5" is not a whole number of seconds`},
+		{"MFA_REQUIRED_ROLES", "admin, bad role", `MFA_REQUIRED_ROLES: item 2 ("bad role") is not a role name`},
+		{"MFA_REQUIRED_ROLES", "admin,admin", `MFA_REQUIRED_ROLES: lists "admin" twice`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
@@ -1101,5 +1104,44 @@ func TestCacheDefaultTTLWarns(t *testing.T) {
 	_, warnings, _ = load(t, map[string]string{"CACHE_DEFAULT_TTL": "3600"})
 	if slices.ContainsFunc(warnings, func(w string) bool { return strings.Contains(w, "CACHE_DEFAULT_TTL") }) {
 		t.Errorf("the guide's default warns: %q", warnings)
+	}
+}
+
+// TestPasswordHashCosts: the Argon2id costs default to m=65536 KiB, t=4
+// and are refused below OWASP's minimum (m=19456 KiB, t=2) or above the
+// hasher's maxima (docs/security-model.md, "Password hashing").
+func TestPasswordHashCosts(t *testing.T) {
+	c, _ := mustLoad(t, nil)
+	if c.PasswordHashMemoryKiB != 65536 || c.PasswordHashIterations != 4 {
+		t.Errorf("defaults m=%d t=%d, want 65536 and 4", c.PasswordHashMemoryKiB, c.PasswordHashIterations)
+	}
+	c, _ = mustLoad(t, map[string]string{"PASSWORD_HASH_MEMORY_KIB": "19456", "PASSWORD_HASH_ITERATIONS": "2"})
+	if err := c.Validate(); err != nil || c.PasswordHashMemoryKiB != 19456 || c.PasswordHashIterations != 2 {
+		t.Errorf("OWASP minimum: m=%d t=%d, %v", c.PasswordHashMemoryKiB, c.PasswordHashIterations, err)
+	}
+	for _, tc := range []struct{ memory, iterations, bad string }{
+		{"19455", "2", "PASSWORD_HASH_MEMORY_KIB"},
+		{"1048577", "4", "PASSWORD_HASH_MEMORY_KIB"},
+		{"65536", "1", "PASSWORD_HASH_ITERATIONS"},
+		{"65536", "21", "PASSWORD_HASH_ITERATIONS"},
+	} {
+		_, _, err := load(t, map[string]string{"PASSWORD_HASH_MEMORY_KIB": tc.memory, "PASSWORD_HASH_ITERATIONS": tc.iterations})
+		if got := errVars(err); !slices.Equal(got, []string{tc.bad}) {
+			t.Errorf("m=%s t=%s: problems %v, want %s", tc.memory, tc.iterations, got, tc.bad)
+		}
+	}
+}
+
+// TestMFARequiredRoles: MFA_REQUIRED_ROLES is a list of role names,
+// trimmed, as a comma list or a JSON array; empty by default.
+func TestMFARequiredRoles(t *testing.T) {
+	if c, _ := mustLoad(t, nil); len(c.MFARequiredRoles) != 0 {
+		t.Errorf("default %v, want none", c.MFARequiredRoles)
+	}
+	for _, v := range []string{"admin, ops.team", `["admin","ops.team"]`} {
+		c, _ := mustLoad(t, map[string]string{"MFA_REQUIRED_ROLES": v})
+		if !reflect.DeepEqual(c.MFARequiredRoles, []string{"admin", "ops.team"}) {
+			t.Errorf("MFA_REQUIRED_ROLES=%s: %v", v, c.MFARequiredRoles)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"net/mail"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,7 +36,7 @@ func (c *Config) check() (warnings []string, errs Errors) {
 	p := &problems{prod: c.IsProduction()}
 	for _, section := range []func(*problems){
 		c.checkServer, c.checkDatabase, c.checkRedis, c.checkTokens, c.checkPasswords,
-		c.checkAbuse, c.checkHTTP, c.checkPaths, c.checkCache, c.checkProcess,
+		c.checkAbuse, c.checkHTTP, c.checkPaths, c.checkCache, c.checkProcess, c.checkMFA,
 	} {
 		section(p)
 	}
@@ -205,6 +206,14 @@ func (c *Config) checkPasswords(p *problems) {
 	}
 	p.minInt("PASSWORD_PREVENT_REUSE_COUNT", c.PasswordPreventReuseCount, 0)
 	p.minInt("PASSWORD_MAX_AGE_DAYS", c.PasswordMaxAgeDays, 0)
+	// OWASP's Password Storage Cheat Sheet: Argon2id with at least
+	// m=19456 KiB and t=2 (docs/security-model.md, "Password hashing").
+	if p.minInt("PASSWORD_HASH_MEMORY_KIB", c.PasswordHashMemoryKiB, MinPasswordHashMemoryKiB) && c.PasswordHashMemoryKiB > MaxPasswordHashMemoryKiB {
+		p.fail("PASSWORD_HASH_MEMORY_KIB", "must be at most %d (got %d)", MaxPasswordHashMemoryKiB, c.PasswordHashMemoryKiB)
+	}
+	if p.minInt("PASSWORD_HASH_ITERATIONS", c.PasswordHashIterations, MinPasswordHashIterations) && c.PasswordHashIterations > MaxPasswordHashIterations {
+		p.fail("PASSWORD_HASH_ITERATIONS", "must be at most %d (got %d)", MaxPasswordHashIterations, c.PasswordHashIterations)
+	}
 	if p.minInt("PASSWORD_HASH_CONCURRENCY", c.PasswordHashConcurrency, 1) && c.PasswordHashConcurrency > 1024 {
 		p.fail("PASSWORD_HASH_CONCURRENCY", "must be at most 1024 (got %d)", c.PasswordHashConcurrency)
 	}
@@ -226,6 +235,26 @@ func (c *Config) checkAbuse(p *problems) {
 	}
 	p.minInt("MAX_LOGIN_ATTEMPTS", c.MaxLoginAttempts, 1)
 	p.minDur("LOCKOUT_DURATION_MINUTES", c.LockoutDuration, time.Minute)
+}
+
+// mfaRoleRE is the form of a role name (the identity service's rule: 2 to
+// 50 characters, letters, digits, '_', '.', '-', starting with a letter
+// or a digit).
+var mfaRoleRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{1,49}$`)
+
+// checkMFA checks MFA_REQUIRED_ROLES: every item a role name, none twice.
+// A name that no role has yet is allowed (the role may be created later).
+func (c *Config) checkMFA(p *problems) {
+	seen := map[string]bool{}
+	for i, r := range c.MFARequiredRoles {
+		switch {
+		case !mfaRoleRE.MatchString(r):
+			p.fail("MFA_REQUIRED_ROLES", "item %d (%s) is not a role name (2 to 50 letters, digits, '_', '.', '-')", i+1, quote(r))
+		case seen[r]:
+			p.fail("MFA_REQUIRED_ROLES", "lists %s twice", quote(r))
+		}
+		seen[r] = true
+	}
 }
 
 // checkHTTP checks CORS, the Host allow-list and the trusted proxies.
@@ -510,3 +539,12 @@ var redisSchemes = map[string]bool{
 	"redis+cluster": true, "rediss+cluster": true,
 	"redis+sentinel": true, "rediss+sentinel": true,
 }
+
+// The accepted Argon2id costs of new password hashes: OWASP's minimum
+// (m=19456 KiB, t=2) and the hasher's own maxima (1 GiB, 20 passes).
+const (
+	MinPasswordHashMemoryKiB  = 19456
+	MaxPasswordHashMemoryKiB  = 1 << 20
+	MinPasswordHashIterations = 2
+	MaxPasswordHashIterations = 20
+)

@@ -255,6 +255,10 @@ var specs = []spec{
 			c.MFAPreviousEncryptionKeys = keys
 			return nil
 		}},
+	{Variable: Variable{Name: "MFA_REQUIRED_ROLES",
+		Description: "Comma-separated (or JSON array) role names whose holders must sign in with a second factor: the password grant asks such a user without one to enroll first (docs/mfa.md). Empty: a second factor is asked only of users who enrolled one."},
+		keepEmpty: true,
+		set:       list(func(c *Config) *[]string { return &c.MFARequiredRoles }, strings.TrimSpace)},
 	{Variable: Variable{Name: "JWT_ALGORITHM", Default: "HS256", Guide: true,
 		Description: "HS256, HS384, HS512, RS256, ES256 or EdDSA. Asymmetric keys are generated, stored in the database, published at the JWKS URL and rotated with `permiso keys rotate`."},
 		set: func(c *Config, v string) error {
@@ -325,6 +329,12 @@ var specs = []spec{
 	{Variable: Variable{Name: "PASSWORD_MAX_AGE_DAYS", Default: "90", Guide: true,
 		Description: "Days after which a password expires and must be changed before login succeeds (0 disables)."},
 		set: integer(func(c *Config) *int { return &c.PasswordMaxAgeDays })},
+	{Variable: Variable{Name: "PASSWORD_HASH_MEMORY_KIB", Default: "65536",
+		Description: "Argon2id memory cost of new password hashes, in KiB (at least 19456, OWASP's minimum; at most 1048576). Peak hashing memory is about PASSWORD_HASH_CONCURRENCY times this. Hashes made with other parameters still verify and are rehashed at the user's next login (docs/security-model.md)."},
+		set: integer(func(c *Config) *int { return &c.PasswordHashMemoryKiB })},
+	{Variable: Variable{Name: "PASSWORD_HASH_ITERATIONS", Default: "4",
+		Description: "Argon2id passes over the memory for new password hashes (at least 2, OWASP's minimum; at most 20). Logins per second fall in proportion (docs/benchmarks.md)."},
+		set: integer(func(c *Config) *int { return &c.PasswordHashIterations })},
 	{Variable: Variable{Name: "PASSWORD_HASH_CONCURRENCY",
 		Description: "Password hashes computed at once; further logins wait briefly, then get 503. Default: the number of CPUs."},
 		set: integer(func(c *Config) *int { return &c.PasswordHashConcurrency })},
@@ -438,7 +448,7 @@ var specs = []spec{
 		Description: "Redis key prefix for cached user state, and of the cache invalidation channel (PREFIX + changes)."},
 		set: str(func(c *Config) *string { return &c.CacheUserPrefix })},
 	{Variable: Variable{Name: "CACHE_DEFAULT_TTL", Default: "3600", Guide: true,
-		Description: "Accepted from the guide's .env; bounds nothing: every Redis entry permiso writes expires with what it describes (a revocation with its token, a window with its period, a lock with its duration), and the in-process cache has CACHE_LOCAL_TTL. Another value than the default logs a warning."},
+		Description: "Accepted from the deployment guide's .env (docs/deployment.md); bounds nothing: every Redis entry permiso writes expires with what it describes (a revocation with its token, a window with its period, a lock with its duration), and the in-process cache has CACHE_LOCAL_TTL. Another value than the default logs a warning."},
 		set: duration(time.Second, func(c *Config) *time.Duration { return &c.CacheDefaultTTL })},
 	{Variable: Variable{Name: "CACHE_LOCAL_TTL", Default: "30",
 		Description: "Seconds for which each instance keeps user status and service-client records in process, so bearer checks and client authentication skip the database. Writes evict them at once on every instance through Redis pub/sub (channel CACHE_USER_PREFIX + changes); without REDIS_URL, writes made by another process (another instance, permiso sessions revoke-all) are seen within this time. 0 disables the cache. See docs/caching.md."},

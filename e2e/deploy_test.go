@@ -431,3 +431,48 @@ func TestSmokeTestsCatchAWanderingIssuer(t *testing.T) {
 		t.Fatalf("smoke_tests.sh passed with instances advertising their own addresses:\n%s", out)
 	}
 }
+
+// TestContainerBuildHasNoSQLite builds permiso as deploy/Dockerfile does
+// (-tags nosqlite, docs/deployment.md, "The image"): it says which
+// databases it supports, and a SQLite DATABASE_URL is a clear start-up
+// error, not a silent fallback.
+func TestContainerBuildHasNoSQLite(t *testing.T) {
+	t.Parallel()
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	builds := 0
+	for _, line := range strings.Split(readRepoFile(t, "deploy/Dockerfile"), "\n") {
+		if strings.HasPrefix(line, "RUN ") && strings.Contains(line, "go build") {
+			builds++
+			if !strings.Contains(line, "-tags nosqlite") {
+				t.Errorf("deploy/Dockerfile builds without -tags nosqlite: %s", line)
+			}
+		}
+	}
+	if builds != 2 {
+		t.Errorf("deploy/Dockerfile has %d go build lines, want 2", builds)
+	}
+	bin := filepath.Join(t.TempDir(), "permiso")
+	build := exec.Command("go", "build", "-tags", "nosqlite", "-o", bin, "./cmd/permiso")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build -tags nosqlite: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "version").Output()
+	if err != nil || !strings.Contains(string(out), "databases: postgresql)") {
+		t.Errorf("version: %v %q", err, out)
+	}
+	dir := t.TempDir()
+	serve := exec.Command(bin, "--env-file", emptyEnvFile, "serve")
+	serve.Dir = dir
+	serve.Env = []string{"DATABASE_URL=sqlite:///" + filepath.Join(dir, "p.db"), "PORT=0", "PATH=" + os.Getenv("PATH")}
+	out, err = serve.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "this build of permiso has no SQLite backend") {
+		t.Errorf("serve with SQLite: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "p.db")); err == nil {
+		t.Error("a database file was created")
+	}
+}

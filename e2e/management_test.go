@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -224,13 +223,7 @@ func TestAuditFlushedOnSIGTERM(t *testing.T) {
 func TestDocsPagesRenderInChromium(t *testing.T) {
 	t.Parallel()
 	b := sqliteOnly(t)
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("chromium is not installed; .ci/run installs it")
-		}
-		t.Skip("chromium is not installed (apt-get install -y chromium)")
-	}
+	chromium := requireChromium(t)
 	const title = "Permiso E2E Docs Title"
 	s := startServer(t, b.env(t, map[string]string{"APP_NAME": title}))
 	requireRoute(t, s, http.MethodGet, "/openapi.json")

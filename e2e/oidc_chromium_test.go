@@ -78,11 +78,14 @@ func startRelyingParty(t *testing.T) *relyingParty {
 			return
 		}
 		var claims struct {
-			Email string `json:"email"`
+			Email string   `json:"email"`
+			AMR   []string `json:"amr"`
+			ACR   string   `json:"acr"`
 		}
 		_ = idt.Claims(&claims)
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		fmt.Fprintf(w, `<!doctype html><title>RP</title><p id="hello">Hello %s</p>`, html.EscapeString(claims.Email))
+		fmt.Fprintf(w, `<!doctype html><title>RP</title><p id="hello">Hello %s</p><p id="amr">%s</p><p id="acr">%s</p>`,
+			html.EscapeString(claims.Email), html.EscapeString(strings.Join(claims.AMR, " ")), html.EscapeString(claims.ACR))
 	})
 	mux.HandleFunc("GET /frame", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -91,6 +94,66 @@ func startRelyingParty(t *testing.T) *relyingParty {
 	rp.srv = httptest.NewServer(mux)
 	t.Cleanup(rp.srv.Close)
 	return rp
+}
+
+// requireChromium returns the path of chromium, or skips (fails on CI).
+func requireChromium(t *testing.T) string {
+	t.Helper()
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("chromium is not installed; .ci/run installs it")
+		}
+		t.Skip("chromium is not installed (apt-get install -y chromium)")
+	}
+	return chromium
+}
+
+// register registers the relying party as a client of s (admin's token)
+// for the authorization code flow, with the scopes openid and scopes, and
+// configures it from the discovery document.
+func (rp *relyingParty) register(t *testing.T, s *Server, admin, clientID string, trusted bool, scopes ...string) {
+	t.Helper()
+	r := s.postJSON(t, pathClients, map[string]any{
+		"name": "Example Dashboard", "client_id": clientID, "client_type": "confidential", "is_trusted": trusted,
+		"redirect_uris": []string{rp.srv.URL + "/callback"}, "grant_types": []string{"authorization_code"},
+	}, admin)
+	if r.Status != http.StatusCreated {
+		t.Fatalf("%s: want 201", r)
+	}
+	var created struct {
+		Secret string `json:"client_secret"`
+	}
+	r.Decode(t, &created)
+	provider, err := oidc.NewProvider(t.Context(), s.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp.config = oauth2.Config{ClientID: clientID, ClientSecret: created.Secret, Endpoint: provider.Endpoint(),
+		RedirectURL: rp.srv.URL + "/callback", Scopes: append([]string{oidc.ScopeOpenID}, scopes...)}
+	rp.verifier = provider.Verifier(&oidc.Config{ClientID: clientID})
+}
+
+// screenshots returns a function that, with PERMISO_SCREENSHOTS=1, writes
+// the browser's page to docs/images/name; otherwise it does nothing.
+func screenshots(t *testing.T, tctx context.Context) func(name string) {
+	return func(name string) {
+		t.Helper()
+		if os.Getenv("PERMISO_SCREENSHOTS") == "" {
+			return
+		}
+		buf, err := chromedp.Run(tctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		root, err := repoRoot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, "docs", "images", name), buf, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // TestOIDCInChromium: headless Chromium signs in on the hosted page with
@@ -103,38 +166,15 @@ func startRelyingParty(t *testing.T) *relyingParty {
 func TestOIDCInChromium(t *testing.T) {
 	t.Parallel()
 	b := sqliteOnly(t)
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("chromium is not installed; .ci/run installs it")
-		}
-		t.Skip("chromium is not installed (apt-get install -y chromium)")
-	}
+	chromium := requireChromium(t)
 	s, _ := adminServer(t, b, map[string]string{"APP_NAME": "Example Corp Sign-in"})
 	requireRoute(t, s, http.MethodGet, pathAuthorize)
 	admin := s.login(t, adminUser, strongPassword, "").AccessToken
 
 	rp := startRelyingParty(t)
-	r := s.postJSON(t, pathClients, map[string]any{
-		"name": "Example Dashboard", "client_id": "rp-chromium", "client_type": "confidential", "is_trusted": false,
-		"redirect_uris": []string{rp.srv.URL + "/callback"}, "grant_types": []string{"authorization_code"},
-	}, admin)
-	if r.Status != http.StatusCreated {
-		t.Fatalf("%s: want 201", r)
-	}
-	var created struct {
-		Secret string `json:"client_secret"`
-	}
-	r.Decode(t, &created)
-	ctx := t.Context()
-	provider, err := oidc.NewProvider(ctx, s.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rp.config = oauth2.Config{ClientID: "rp-chromium", ClientSecret: created.Secret, Endpoint: provider.Endpoint(),
-		RedirectURL: rp.srv.URL + "/callback", Scopes: []string{oidc.ScopeOpenID, "profile", "email"}}
-	rp.verifier = provider.Verifier(&oidc.Config{ClientID: "rp-chromium"})
+	rp.register(t, s, admin, "rp-chromium", false, "profile", "email")
 	rp.authURL = rp.config.AuthCodeURL("framed", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()))
+	ctx := t.Context()
 
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(900, 760))...)
@@ -163,24 +203,7 @@ func TestOIDCInChromium(t *testing.T) {
 	tctx, cancelTimeout := context.WithTimeout(bctx, 90*time.Second)
 	defer cancelTimeout()
 
-	shots := os.Getenv("PERMISO_SCREENSHOTS") != ""
-	shot := func(name string) {
-		t.Helper()
-		if !shots {
-			return
-		}
-		buf, err := chromedp.Run(tctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatal(err)
-		}
-		root, err := repoRoot()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(root, "docs", "images", name), buf, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	shot := screenshots(t, tctx)
 	must := func(what string, err error) {
 		t.Helper()
 		if err != nil {

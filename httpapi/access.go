@@ -32,6 +32,10 @@ type access struct {
 	// admitted as themselves when it is absent or names them; naming
 	// anyone else needs an administrator for scope.
 	selfQuery string
+	// mfaEnrollment admits, besides a user's access token, the mfa_token
+	// of an mfa_enrollment_required answer as the bearer (the enrollment
+	// routes only; docs/mfa.md, "Enrollment at sign-in").
+	mfaEnrollment bool
 
 	// limit is the route's own per-IP limit (RATE_LIMIT_LOGIN,
 	// _REGISTER, ...), counted in one batch with RATE_LIMIT_API and
@@ -52,6 +56,9 @@ var (
 	accessPublic = access{public: true}
 	// accessUser: any active user with an access token.
 	accessUser = access{users: true}
+	// accessEnroll: accessUser, or the mfa_token of an
+	// mfa_enrollment_required answer (oauth2.AuthenticateMFAEnrollment).
+	accessEnroll = access{users: true, mfaEnrollment: true}
 )
 
 // accessLimited admits anyone, without a token, under the per-IP limit
@@ -161,7 +168,7 @@ var (
 // revocation lookups and the request's limits go in one batch
 // (checks.go); a limit refusal answers first.
 func (s *server) guard(w http.ResponseWriter, r *http.Request, a access, limits *permiso.Limits, next http.Handler) {
-	p, err := s.authenticate(r, limits)
+	p, err := s.authenticate(r, a, limits)
 	if !s.settleLimits(w, r, limits, false) {
 		return
 	}
@@ -170,6 +177,10 @@ func (s *server) guard(w http.ResponseWriter, r *http.Request, a access, limits 
 		return
 	}
 	switch {
+	case p.MFAEnrollment && !a.mfaEnrollment:
+		// Defensive: authenticate admits an mfa_token only where a says.
+		writeError(w, r, errNoToken)
+		return
 	case p.IsClient() && !a.clients:
 		writeError(w, r, errServiceToken)
 		return
@@ -177,7 +188,7 @@ func (s *server) guard(w http.ResponseWriter, r *http.Request, a access, limits 
 		writeError(w, r, errUserToken)
 		return
 	}
-	admin := p.IsAdmin() || (a.scope != "" && p.Can(a.scope))
+	admin := !p.MFAEnrollment && (p.IsAdmin() || (a.scope != "" && p.Can(a.scope)))
 	if a.scope != "" && !admin && !isSelf(r, a.self, p) && !isOwnQuery(r, a.selfQuery, p) {
 		writeError(w, r, permiso.Errorf(permiso.EINSUFFICIENTSCOPE, "This action requires the %s scope", a.scope))
 		return

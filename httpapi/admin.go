@@ -311,6 +311,7 @@ func (s *server) handleMaintenanceCleanup() http.Handler {
 			{"cleanup_expired_sessions", func() (int, error) { return s.store.DeleteExpiredSessions(ctx, now) }},
 			{"cleanup_expired_action_tokens", func() (int, error) { return s.store.DeleteExpiredActionTokens(ctx, now) }},
 			{"cleanup_expired_authorization_codes", func() (int, error) { return s.store.DeleteExpiredAuthCodes(ctx, now) }},
+			{"cleanup_expired_mfa_tokens", func() (int, error) { return s.store.DeleteExpiredMFATokens(ctx, now) }},
 			{"unlock_expired_accounts", func() (int, error) { return s.store.ClearExpiredLocks(ctx, now) }},
 			{"prune_audit_events", func() (int, error) { return audit.Prune(ctx, s.store, s.opts.AuditRetention, now) }},
 		}

@@ -39,11 +39,17 @@ func bearerToken(r *http.Request) (token string, ok bool) {
 }
 
 // authenticate runs the one bearer check (oauth2.Service.Authenticate) for
-// the request.
-func (s *server) authenticate(r *http.Request, limits *permiso.Limits) (oauth2.Principal, error) {
+// the request. On a route that admits it (access.mfaEnrollment), a bearer
+// that is not a JWT (no ".") is taken for the mfa_token of an
+// mfa_enrollment_required answer (oauth2.Service.AuthenticateMFAEnrollment);
+// everywhere else such a token is an invalid access token.
+func (s *server) authenticate(r *http.Request, a access, limits *permiso.Limits) (oauth2.Principal, error) {
 	token, ok := bearerToken(r)
 	if !ok {
 		return oauth2.Principal{}, errNoToken
+	}
+	if a.mfaEnrollment && !strings.Contains(token, ".") {
+		return s.auth.AuthenticateMFAEnrollment(r.Context(), token, limits)
 	}
 	return s.auth.Authenticate(r.Context(), token, limits)
 }

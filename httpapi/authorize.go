@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/oauth2"
 )
@@ -82,35 +84,86 @@ func (s *server) browserSession(r *http.Request) (*permiso.BrowserSession, permi
 	return &b, u, nil
 }
 
+// pageIn is what a hosted page's handler starts from: the request's
+// parameters (the query, or the form once its CSRF token is checked) and
+// the browser session, if any.
+type pageIn struct {
+	form url.Values
+	b    *permiso.BrowserSession
+	u    permiso.User
+}
+
+// pageFunc is a hosted page's handler; an error it returns is answered by
+// authorizeError (back to the client, or the error page).
+type pageFunc func(w http.ResponseWriter, r *http.Request, in pageIn) error
+
+// page adapts a pageFunc, as handlerFunc adapts the JSON handlers: it
+// reads the query (GET) or the form, whose CSRF token must match when
+// csrf is set (readPageForm), and looks up the browser session.
+func (s *server) page(csrf bool, h pageFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var form url.Values
+		switch {
+		case r.Method == http.MethodGet:
+			form = r.URL.Query()
+		case csrf:
+			var ok bool
+			if form, ok = s.readPageForm(w, r); !ok {
+				return
+			}
+		default:
+			var err error
+			if form, err = readParams(r, false); err != nil {
+				s.errorPage(w, r, http.StatusBadRequest, "The form could not be read.")
+				return
+			}
+		}
+		b, u, err := s.browserSession(r)
+		if err == nil {
+			err = h(w, r, pageIn{form: form, b: b, u: u})
+		}
+		if err != nil {
+			s.authorizeError(w, r, err)
+		}
+	})
+}
+
+// authorizePage is page for the pages that carry an authorization
+// request: h gets it parsed and validated.
+func (s *server) authorizePage(csrf bool, h func(w http.ResponseWriter, r *http.Request, in pageIn, ar oauth2.AuthorizeRequest) error) http.Handler {
+	return s.page(csrf, func(w http.ResponseWriter, r *http.Request, in pageIn) error {
+		ar, err := s.auth.ParseAuthorizeRequest(r.Context(), in.form)
+		if err != nil {
+			return err
+		}
+		return h(w, r, in, ar)
+	})
+}
+
 // handleAuthorize is GET /oauth2/authorize (RFC 6749 §4.1.1, OpenID
 // Connect Core 1.0 §3.1.2.1).
 func (s *server) handleAuthorize() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ar, err := s.auth.ParseAuthorizeRequest(r.Context(), r.URL.Query())
-		if err != nil {
-			s.authorizeError(w, r, err)
-			return
-		}
-		b, u, err := s.browserSession(r)
-		if err != nil {
-			s.authorizeError(w, r, err)
-			return
-		}
-		s.authorizeStep(w, r, ar, b, u, false, false, http.StatusOK)
+	return s.authorizePage(false, func(w http.ResponseWriter, r *http.Request, in pageIn, ar oauth2.AuthorizeRequest) error {
+		return s.authorizeStep(w, r, ar, in.b, in.u, false, false)
 	})
 }
 
 // authorizeStep does what the request needs next: the sign-in page, the
 // consent page, or the code.
-func (s *server) authorizeStep(w http.ResponseWriter, r *http.Request, ar oauth2.AuthorizeRequest, b *permiso.BrowserSession, u permiso.User, fresh, consented bool, status int) {
+func (s *server) authorizeStep(w http.ResponseWriter, r *http.Request, ar oauth2.AuthorizeRequest, b *permiso.BrowserSession, u permiso.User, fresh, consented bool) error {
 	step, err := s.auth.NextStep(ar, b, fresh, consented)
 	if err != nil {
-		s.authorizeError(w, r, err)
-		return
+		return err
 	}
 	switch step {
 	case oauth2.StepSignIn:
-		s.signInPage(w, r, ar, status, "", ar.LoginHint)
+		s.signInPage(w, r, ar, http.StatusOK, "", ar.LoginHint)
+	case oauth2.StepSecondFactor:
+		st, err := s.auth.StepUp(r.Context(), *b, u)
+		if err != nil {
+			return err
+		}
+		return s.secondStep(w, r, ar, st, b.ID)
 	case oauth2.StepConsent:
 		csrf := s.csrfToken(w, r)
 		params := url.Values{}
@@ -118,7 +171,7 @@ func (s *server) authorizeStep(w http.ResponseWriter, r *http.Request, ar oauth2
 			params[k] = v
 		}
 		params.Set(consentBindingField, consentBinding(csrf, b, ar.Params))
-		s.renderPage(w, r, status, "consent", origin(ar.RedirectURI), pageData{
+		s.renderPage(w, r, http.StatusOK, "consent", origin(ar.RedirectURI), pageData{
 			Title: "Allow access?", Action: s.apiPrefix() + pathConsent, Params: params,
 			CSRF: csrf, ClientName: ar.Client.Name, Username: u.Username,
 			Scopes: scopeWords(oauth2.GrantedScopes(ar, u)),
@@ -126,11 +179,11 @@ func (s *server) authorizeStep(w http.ResponseWriter, r *http.Request, ar oauth2
 	default:
 		target, err := s.auth.IssueCode(r.Context(), ar, *b, u, meta(r))
 		if err != nil {
-			s.authorizeError(w, r, err)
-			return
+			return err
 		}
 		redirectTo(w, target)
 	}
+	return nil
 }
 
 func (s *server) signInPage(w http.ResponseWriter, r *http.Request, ar oauth2.AuthorizeRequest, status int, msg, username string) {
@@ -149,10 +202,15 @@ func (s *server) readPageForm(w http.ResponseWriter, r *http.Request) (url.Value
 		return nil, false
 	}
 	if !s.csrfValid(r, form) {
-		s.errorPage(w, r, http.StatusForbidden, "The form has expired or did not come from this site. Go back and try again.")
+		s.formExpired(w, r)
 		return nil, false
 	}
 	return form, true
+}
+
+// formExpired answers a form whose CSRF token or binding does not match.
+func (s *server) formExpired(w http.ResponseWriter, r *http.Request) {
+	s.errorPage(w, r, http.StatusForbidden, "The form has expired or did not come from this site. Go back and try again.")
 }
 
 // handleSignIn is POST /oauth2/authorize: the sign-in form, carrying the
@@ -168,64 +226,53 @@ func (s *server) handleSignIn() settlingHandler {
 }
 
 func (s *server) signIn(w http.ResponseWriter, r *http.Request, limits *permiso.Limits) {
-	form, err := readParams(r, false)
-	if err != nil {
-		s.errorPage(w, r, http.StatusBadRequest, "The form could not be read.")
-		return
-	}
-	if form.Get(csrfField) == "" && form.Get("username") == "" && form.Get("password") == "" {
-		// An authorization request sent by POST (OpenID Connect Core 1.0
-		// §3.1.2.1: the authorization endpoint supports GET and POST): it
-		// is answered as GET answers it. It changes nothing a GET could
-		// not, and SameSite=Lax keeps the session cookie off a cross-site
-		// POST.
-		ar, err := s.auth.ParseAuthorizeRequest(r.Context(), form)
+	s.authorizePage(false, func(w http.ResponseWriter, r *http.Request, in pageIn, ar oauth2.AuthorizeRequest) error {
+		form := in.form
+		if form.Get(csrfField) == "" && form.Get("username") == "" && form.Get("password") == "" {
+			// An authorization request sent by POST (OpenID Connect Core 1.0
+			// §3.1.2.1: the authorization endpoint supports GET and POST): it
+			// is answered as GET answers it. It changes nothing a GET could
+			// not, and SameSite=Lax keeps the session cookie off a cross-site
+			// POST.
+			return s.authorizeStep(w, r, ar, in.b, in.u, false, false)
+		}
+		if !s.csrfValid(r, form) {
+			s.formExpired(w, r)
+			return nil
+		}
+		username := form.Get("username")
+		s.addLimit(limits, r, limitLogin)
+		cookie, b, u, err := s.auth.SignIn(r.Context(), username, form.Get("password"), meta(r), limits)
+		if st, ok := errors.AsType[*oauth2.SecondStepRequired](err); ok {
+			return s.secondStep(w, r, ar, st, uuid.Nil)
+		}
 		if err != nil {
-			s.authorizeError(w, r, err)
-			return
+			return s.signInFailed(w, r, ar, username, err)
 		}
-		b, u, err := s.browserSession(r)
-		if err != nil {
-			s.authorizeError(w, r, err)
-			return
-		}
-		s.authorizeStep(w, r, ar, b, u, false, false, http.StatusOK)
-		return
-	}
-	if !s.csrfValid(r, form) {
-		s.errorPage(w, r, http.StatusForbidden, "The form has expired or did not come from this site. Go back and try again.")
-		return
-	}
-	ar, err := s.auth.ParseAuthorizeRequest(r.Context(), form)
-	if err != nil {
-		s.authorizeError(w, r, err)
-		return
-	}
-	username := form.Get("username")
-	s.addLimit(limits, r, limitLogin)
-	cookie, b, u, err := s.auth.SignIn(r.Context(), username, form.Get("password"), meta(r), limits)
-	if err != nil {
-		e := oauth2.AsError(err)
-		if e.Status >= 500 {
-			s.authorizeError(w, r, err)
-			return
-		}
-		if e.Code == oauth2.ErrRateLimited.Code {
-			// The route answers 429 once the batch is settled.
-			return
-		}
-		if e.Code == oauth2.ErrPasswordExpired.Code {
-			// Only after a correct password (the password grant's rule).
-			s.passwordPage(w, r, ar, http.StatusForbidden, username, "", nil)
-			return
-		}
+		// A new session cookie replaces whatever the browser had: no session
+		// fixation.
+		s.setCookie(w, r, sessionCookie, cookie, 0)
+		return s.authorizeStep(w, r, ar, &b, u, true, false)
+	}).ServeHTTP(w, r)
+}
+
+// signInFailed answers a refused sign-in: the sign-in page again with the
+// reason the password grant would give, the password page for an expired
+// password, nothing for a rate-limited request (the route answers 429
+// once the batch is settled).
+func (s *server) signInFailed(w http.ResponseWriter, r *http.Request, ar oauth2.AuthorizeRequest, username string, err error) error {
+	e := oauth2.AsError(err)
+	switch {
+	case e.Status >= 500:
+		return err
+	case e.Code == oauth2.ErrRateLimited.Code:
+	case e.Code == oauth2.ErrPasswordExpired.Code:
+		// Only after a correct password (the password grant's rule).
+		s.passwordPage(w, r, ar, http.StatusForbidden, username, "", nil)
+	default:
 		s.signInPage(w, r, ar, signInStatus(e), signInMessage(e), username)
-		return
 	}
-	// A new session cookie replaces whatever the browser had: no session
-	// fixation.
-	s.setCookie(w, r, sessionCookie, cookie, 0)
-	s.authorizeStep(w, r, ar, &b, u, true, false, http.StatusOK)
+	return nil
 }
 
 func signInStatus(e *oauth2.Error) int {
@@ -264,26 +311,18 @@ func (s *server) passwordPage(w http.ResponseWriter, r *http.Request, ar oauth2.
 // then the user is signed in with the new password and the authorization
 // goes on.
 func (s *server) handlePasswordChange() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		form, ok := s.readPageForm(w, r)
-		if !ok {
-			return
-		}
-		ar, err := s.auth.ParseAuthorizeRequest(r.Context(), form)
-		if err != nil {
-			s.authorizeError(w, r, err)
-			return
-		}
+	return s.authorizePage(true, func(w http.ResponseWriter, r *http.Request, in pageIn, ar oauth2.AuthorizeRequest) error {
+		form := in.form
 		username, current, next := form.Get("username"), form.Get("current_password"), form.Get("new_password")
 		if next == "" || next != form.Get("confirm_password") {
 			s.passwordPage(w, r, ar, http.StatusUnprocessableEntity, username, "Enter the same new password twice.", nil)
-			return
+			return nil
 		}
 		if err := s.auth.ChangePasswordIfExpired(r.Context(), username, current, next, meta(r)); err != nil {
 			if errors.Is(err, oauth2.ErrPasswordNotExpired) {
 				// Only after a correct password: sign in with it.
 				s.signInPage(w, r, ar, http.StatusBadRequest, "Your password has not expired. Sign in with it.", username)
-				return
+				return nil
 			}
 			var pe *permiso.Error
 			if errors.As(err, &pe) && pe.Code == permiso.EINVALID {
@@ -292,23 +331,24 @@ func (s *server) handlePasswordChange() http.Handler {
 					problems = append(problems, d.Message)
 				}
 				s.passwordPage(w, r, ar, http.StatusUnprocessableEntity, username, "The new password cannot be used.", problems)
-				return
+				return nil
 			}
 			e := oauth2.AsError(err)
 			if e.Status >= 500 {
-				s.authorizeError(w, r, err)
-				return
+				return err
 			}
 			s.passwordPage(w, r, ar, signInStatus(e), username, signInMessage(e), nil)
-			return
+			return nil
 		}
 		cookie, b, u, err := s.auth.SignIn(r.Context(), username, next, meta(r), nil)
+		if st, ok := errors.AsType[*oauth2.SecondStepRequired](err); ok {
+			return s.secondStep(w, r, ar, st, uuid.Nil)
+		}
 		if err != nil {
-			s.authorizeError(w, r, err)
-			return
+			return err
 		}
 		s.setCookie(w, r, sessionCookie, cookie, 0)
-		s.authorizeStep(w, r, ar, &b, u, true, false, http.StatusOK)
+		return s.authorizeStep(w, r, ar, &b, u, true, false)
 	})
 }
 
@@ -352,43 +392,30 @@ func (s *server) withoutCSRFCookie(r *http.Request) *http.Request {
 // binding its page was shown with (consentBinding), and is spent once
 // accepted.
 func (s *server) handleConsent() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		form, ok := s.readPageForm(w, r)
-		if !ok {
-			return
-		}
-		ar, err := s.auth.ParseAuthorizeRequest(r.Context(), form)
-		if err != nil {
-			s.authorizeError(w, r, err)
-			return
-		}
-		b, u, err := s.browserSession(r)
-		if err != nil {
-			s.authorizeError(w, r, err)
-			return
-		}
+	return s.authorizePage(true, func(w http.ResponseWriter, r *http.Request, in pageIn, ar oauth2.AuthorizeRequest) error {
+		b, u := in.b, in.u
 		if b == nil {
 			// Signed out meanwhile: sign in again.
-			s.authorizeStep(w, r, ar, nil, u, false, false, http.StatusOK)
-			return
+			return s.authorizeStep(w, r, ar, nil, u, false, false)
 		}
 		want := consentBinding(s.cookie(r, csrfCookie), b, ar.Params)
-		if got := form[consentBindingField]; len(got) != 1 || !hmac.Equal([]byte(strings.TrimSpace(got[0])), []byte(want)) {
-			s.errorPage(w, r, http.StatusForbidden, "The form has expired or did not come from this site. Go back and try again.")
-			return
+		if got := in.form[consentBindingField]; len(got) != 1 || !hmac.Equal([]byte(strings.TrimSpace(got[0])), []byte(want)) {
+			s.formExpired(w, r)
+			return nil
 		}
 		// The form is spent: a new CSRF token from now on.
 		r = s.withoutCSRFCookie(r)
 		s.csrfToken(w, r)
-		switch form.Get("decision") {
+		switch in.form.Get("decision") {
 		case "allow":
 			fresh := time.Since(b.AuthTime) <= freshSignIn
-			s.authorizeStep(w, r, ar, b, u, fresh, true, http.StatusOK)
+			return s.authorizeStep(w, r, ar, b, u, fresh, true)
 		case "deny":
 			redirectTo(w, s.auth.DenyAuthorization(ar))
 		default:
 			s.errorPage(w, r, http.StatusBadRequest, "Choose Allow or Deny.")
 		}
+		return nil
 	})
 }
 
@@ -396,27 +423,22 @@ func (s *server) handleConsent() http.Handler {
 // (OpenID Connect RP-Initiated Logout 1.0 §2): a signed-in browser is
 // asked to confirm; without a session it goes on at once.
 func (s *server) handleEndSession() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		lr, err := s.auth.ParseLogoutRequest(r.Context(), r.URL.Query())
+	return s.page(false, func(w http.ResponseWriter, r *http.Request, in pageIn) error {
+		lr, err := s.auth.ParseLogoutRequest(r.Context(), in.form)
 		if err != nil {
-			s.authorizeError(w, r, err)
-			return
+			return err
 		}
-		b, u, err := s.browserSession(r)
-		if err != nil {
-			s.authorizeError(w, r, err)
-			return
-		}
-		if b == nil {
+		if in.b == nil {
 			s.signedOut(w, r, lr)
-			return
+			return nil
 		}
 		d := pageData{Title: "Sign out?", Action: s.apiPrefix() + pathEndSession, Params: lr.Params,
-			CSRF: s.csrfToken(w, r), Username: u.Username}
+			CSRF: s.csrfToken(w, r), Username: in.u.Username}
 		if lr.Client != nil {
 			d.ClientName = lr.Client.Name
 		}
 		s.renderPage(w, r, http.StatusOK, "signout", origin(lr.PostLogoutRedirectURI), d)
+		return nil
 	})
 }
 
@@ -424,28 +446,18 @@ func (s *server) handleEndSession() http.Handler {
 // the browser session, clears its cookie and returns to the registered
 // post_logout_redirect_uri with state, or shows the signed-out page.
 func (s *server) handleSignOut() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		form, ok := s.readPageForm(w, r)
-		if !ok {
-			return
-		}
-		lr, err := s.auth.ParseLogoutRequest(r.Context(), form)
+	return s.page(true, func(w http.ResponseWriter, r *http.Request, in pageIn) error {
+		lr, err := s.auth.ParseLogoutRequest(r.Context(), in.form)
 		if err != nil {
-			s.authorizeError(w, r, err)
-			return
+			return err
 		}
-		b, _, err := s.browserSession(r)
-		if err != nil {
-			s.authorizeError(w, r, err)
-			return
-		}
-		if b != nil {
-			if err := s.auth.EndBrowserSession(r.Context(), *b, meta(r)); err != nil {
-				s.authorizeError(w, r, err)
-				return
+		if in.b != nil {
+			if err := s.auth.EndBrowserSession(r.Context(), *in.b, meta(r)); err != nil {
+				return err
 			}
 		}
 		s.signedOut(w, r, lr)
+		return nil
 	})
 }
 

@@ -3,12 +3,15 @@ package httpapi
 import (
 	"bytes"
 	"crypto/subtle"
-	_ "embed" // the pages and their stylesheet
-	"html/template"
+	_ "embed" // the stylesheet
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
+
+	"github.com/a-h/templ"
 
 	"github.com/permiso/permiso"
 )
@@ -16,17 +19,26 @@ import (
 // The hosted pages of the OpenID Connect provider (docs/oidc.md): HTML,
 // not the JSON API. They live in httpapi because they are routes like the
 // others (routes.go, access entries, the middleware chain, the limit
-// batch); the templates and the stylesheet are embedded from pages/.
-// They are server-rendered with html/template, use no JavaScript and no
-// external resource, and every form carries a CSRF token.
-
-//go:embed pages/pages.html
-var pagesHTML string
+// batch). The pages are templ components (pages.templ, compiled to Go in
+// pages_templ.go; docs/architecture.md, "Hosted pages"), the stylesheet is
+// embedded from pages/. They use no JavaScript and no external resource,
+// and every form carries a CSRF token.
 
 //go:embed pages/style.css
 var pagesCSS []byte
 
-var pageTemplates = template.Must(template.New("pages").Parse(pagesHTML))
+//go:generate go run github.com/a-h/templ/cmd/templ@v0.3.1118 generate -path .
+
+// pageViews are the hosted pages by name (pages.templ, compiled to
+// pages_templ.go by the go:generate line above).
+var pageViews = map[string]func(pageData) templ.Component{
+	"signin": signinView, "password": passwordView, "mfa": mfaView, "enroll": enrollView,
+	"recovery": recoveryView, "consent": consentView, "signout": signoutView,
+	"signedout": signedoutView, "error": errorView,
+}
+
+// sortedKeys are the names of a form's hidden parameters, in order.
+func sortedKeys(v url.Values) []string { return slices.Sorted(maps.Keys(v)) }
 
 // Cookie names. The __Host- prefix (RFC 6265bis §4.1.3.2) pins a cookie
 // to this host, path / and Secure: no subdomain can set or overwrite it.
@@ -58,6 +70,11 @@ type pageData struct {
 	Message string
 	// Password page: what the new password breaks (the password policy).
 	Problems []string
+	// Enrollment page: the QR code (mfa.QRSVG) and the secret as text.
+	QRSVG  string
+	Secret string
+	// Recovery codes page: the codes, shown once.
+	Codes []string
 }
 
 // secureRequest reports whether the browser reached permiso over https
@@ -150,7 +167,11 @@ func (s *server) renderPage(w http.ResponseWriter, r *http.Request, status int, 
 	}
 	d.StyleURL = s.apiPrefix() + pathHostedCSS
 	var buf bytes.Buffer
-	if err := pageTemplates.ExecuteTemplate(&buf, name, d); err != nil {
+	view, ok := pageViews[name]
+	if !ok {
+		panic("httpapi: no hosted page " + name)
+	}
+	if err := view(d).Render(r.Context(), &buf); err != nil {
 		s.logger.ErrorContext(r.Context(), "rendering a hosted page failed", "page", name, "error", err.Error(),
 			"request_id", RequestID(r.Context()))
 		http.Error(w, "internal error", http.StatusInternalServerError)

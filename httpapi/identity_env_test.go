@@ -103,11 +103,14 @@ func newIDEnv(t *testing.T, b idBackend) *idEnv {
 	signer := testSigner(t)
 	hasher := argon2id.New(argon2id.Options{Params: argon2id.TestParams()})
 	aw := audit.New(db, audit.Options{FlushInterval: 10 * time.Millisecond})
+	// One OnceStore for enrollment and sign-in, as cmd/permiso wires it.
+	md := testMFADeps(t, db)
 	auth := oauth2.NewService(oauth2.Config{Issuer: "permiso-test", PasswordPolicy: idPolicy, PreventReuseCount: 3,
-		PasswordMaxAge: 90 * 24 * time.Hour, OIDCIssuer: testIssuer}, oauth2.Deps{
+		PasswordMaxAge: 90 * 24 * time.Hour, OIDCIssuer: testIssuer, MFARequiredRoles: []string{mfaRequiredRole}}, oauth2.Deps{
 		Users: db, Clients: db, Tokens: db, Sessions: db, Hasher: hasher, Signer: signer,
 		Revocations: inprocess.NewRevocations(), Lockout: inprocess.NewLockout(3, 30*time.Minute), Audit: aw,
 		OIDC: db, IDTokens: testIDSigner(t, ctx, db),
+		MFA: oauth2.MFADeps{Store: db, Tokens: db, Box: md.Box, Once: md.Once},
 	})
 	smtp := smtptest.Start(t, smtptest.Options{StartTLS: true})
 	mailer, err := mail.NewSMTP(mail.SMTPConfig{Host: smtp.Host, Port: smtp.Port, From: "permiso <noreply@example.com>",
@@ -115,9 +118,10 @@ func newIDEnv(t *testing.T, b idBackend) *idEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ident := identity.New(identity.Config{Policy: idPolicy, PreventReuseCount: 3, LinkBaseURL: "https://auth.example.com"},
+	ident := identity.New(identity.Config{Policy: idPolicy, PreventReuseCount: 3, LinkBaseURL: "https://auth.example.com",
+		MFARequiredRoles: []string{mfaRequiredRole}},
 		identity.Deps{Store: db, Hasher: hasher, Sessions: auth, Lockout: auth, Mailer: mailer, Audit: aw, ClientTokens: auth,
-			MFA: testMFADeps(t, db)})
+			MFA: md})
 	t.Cleanup(func() {
 		ident.Close()
 		aw.Close()

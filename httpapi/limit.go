@@ -180,7 +180,7 @@ func (s *server) isOAuthPath(path string) bool {
 // which answers errors with the error page rather than JSON.
 func (s *server) isPagePath(path string) bool {
 	switch strings.TrimPrefix(path, s.apiPrefix()) {
-	case pathAuthorize, pathConsent, pathEndSession, pathPassword:
+	case pathAuthorize, pathConsent, pathEndSession, pathPassword, pathMFA, pathMFAEnroll:
 		return true
 	}
 	return false

@@ -1,23 +1,15 @@
 package httpapi
 
 import (
-	"crypto/sha1"
-	"encoding/base32"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/permiso/permiso/mfa"
 )
 
 // totpNow is the code an authenticator app shows now for a base32 secret.
 func totpNow(t *testing.T, secret string) string {
 	t.Helper()
-	raw, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return mfa.HOTP(sha1.New, raw, uint64(time.Now().Unix()/30), 6)
+	return totpAt(t, secret, 0)
 }
 
 // TestMFAEnrollmentRoutes drives the enrollment API over HTTP on each

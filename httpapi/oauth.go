@@ -137,6 +137,7 @@ type oauthErrorBody struct {
 	Error            string `json:"error"`
 	ErrorDescription string `json:"error_description,omitempty"`
 	LockedUntil      string `json:"locked_until,omitempty"`
+	MFAToken         string `json:"mfa_token,omitempty"`
 }
 
 // writeOAuth writes err as an RFC 6749 §5.2 error with the headers it
@@ -170,6 +171,7 @@ func writeOAuth(w http.ResponseWriter, r *http.Request, err error) {
 	if e.LockedUntil != nil {
 		body.LockedUntil = timestamp(*e.LockedUntil)
 	}
+	body.MFAToken = e.MFAToken
 	writeNoStore(w, e.Status, body)
 }
 

@@ -1,8 +1,11 @@
 package httpapi
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -520,6 +523,26 @@ func TestDocsPages(t *testing.T) {
 			t.Errorf("%s: %d %q %d bytes", tc.script, w.Code, w.Header().Get("Content-Type"), w.Body.Len())
 		}
 	}
+	// The same asset, compressed for a client that accepts gzip: the bytes
+	// decompress to what a client without gzip receives.
+	plain := httptest.NewRecorder()
+	e.h.ServeHTTP(plain, httptest.NewRequest(http.MethodGet, "/docs/assets/swagger-ui.css", nil))
+	req := httptest.NewRequest(http.MethodGet, "/docs/assets/swagger-ui.css", nil)
+	req.Header.Set("Accept-Encoding", "br, gzip;q=0.8")
+	zipped := httptest.NewRecorder()
+	e.h.ServeHTTP(zipped, req)
+	if zipped.Header().Get("Content-Encoding") != "gzip" || plain.Header().Get("Content-Encoding") != "" ||
+		zipped.Header().Get("Vary") != "Accept-Encoding" || !strings.HasPrefix(plain.Header().Get("Content-Type"), "text/css") {
+		t.Fatalf("headers: gzip %v, plain %v", zipped.Header(), plain.Header())
+	}
+	zr, err := gzip.NewReader(zipped.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unzipped, err := io.ReadAll(zr)
+	if err != nil || !bytes.Equal(unzipped, plain.Body.Bytes()) || zipped.Body.Len() >= plain.Body.Len() {
+		t.Errorf("gzip body: %v, %d bytes unzipped vs %d plain, %d zipped", err, len(unzipped), plain.Body.Len(), zipped.Body.Len())
+	}
 	for _, p := range []string{"/docs/assets/nope.js", "/docs/assets/..%2fdocs.go", "/docs/assets/README.md"} {
 		w := httptest.NewRecorder()
 		e.h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, p, nil))
@@ -531,5 +554,30 @@ func TestDocsPages(t *testing.T) {
 	e.h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/health", nil))
 	if w.Header().Get("Content-Security-Policy") != APIContentSecurityPolicy {
 		t.Errorf("/health CSP %q", w.Header().Get("Content-Security-Policy"))
+	}
+}
+
+// TestAcceptsGzip: content-coding negotiation for the documentation
+// assets (RFC 9110 §12.5.3).
+func TestAcceptsGzip(t *testing.T) {
+	for _, tc := range []struct {
+		header string
+		want   bool
+	}{
+		{"", false},
+		{"gzip", true},
+		{"GZIP", true},
+		{"deflate, gzip;q=0.5", true},
+		{"gzip;q=0", false},
+		{"gzip; q=0.000", false},
+		{"*", true},
+		{"*;q=0", false},
+		{"gzip;q=0, *", false},
+		{"br, identity", false},
+		{"x-gzip", true},
+	} {
+		if got := acceptsGzip([]string{tc.header}); got != tc.want {
+			t.Errorf("acceptsGzip(%q) = %v, want %v", tc.header, got, tc.want)
+		}
 	}
 }

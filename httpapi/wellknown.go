@@ -34,6 +34,7 @@ type metadata struct {
 	SubjectTypesSupported                  []string `json:"subject_types_supported"`
 	CodeChallengeMethodsSupported          []string `json:"code_challenge_methods_supported,omitempty"`
 	ClaimsSupported                        []string `json:"claims_supported,omitempty"`
+	ACRValuesSupported                     []string `json:"acr_values_supported,omitempty"`
 	ClaimsParameterSupported               bool     `json:"claims_parameter_supported"`
 	RequestParameterSupported              bool     `json:"request_parameter_supported"`
 	RequestURIParameterSupported           bool     `json:"request_uri_parameter_supported"`
@@ -72,7 +73,7 @@ func (s *server) metadata() metadata {
 	if scopes == nil {
 		scopes = []string{}
 	}
-	grants := []string{oauth2.GrantPassword, oauth2.GrantRefreshToken, oauth2.GrantClientCredentials}
+	grants := []string{oauth2.GrantPassword, oauth2.GrantRefreshToken, oauth2.GrantClientCredentials, oauth2.GrantMFA}
 	m := metadata{
 		Issuer:                                 base,
 		TokenEndpoint:                          base + api + pathToken,
@@ -101,8 +102,9 @@ func (s *server) metadata() metadata {
 		m.CodeChallengeMethodsSupported = []string{"S256"}
 		m.IDTokenSigningAlgValuesSupported = []string{s.auth.IDTokenAlgorithm()}
 		m.ScopesSupported = permiso.SortedUnique(append(slices.Clone(scopes), oauth2.OIDCScopes...))
-		m.ClaimsSupported = []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "azp", "at_hash", "sid",
+		m.ClaimsSupported = []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "acr", "azp", "at_hash", "sid",
 			"name", "given_name", "family_name", "preferred_username", "updated_at", "email", "email_verified"}
+		m.ACRValuesSupported = oauth2.ACRValuesSupported
 		m.AuthorizationResponseIssParamSupported = true
 	}
 	if s.opts.DocsURL != "" {

@@ -53,7 +53,7 @@ type env struct {
 	audit *audit.Writer
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T, opts ...func(*identity.Config)) *env {
 	t.Helper()
 	ctx := t.Context()
 	db := testdb.SQLite(t)
@@ -77,7 +77,11 @@ func newEnv(t *testing.T) *env {
 	}
 	aw := audit.New(db, audit.Options{FlushInterval: 5 * time.Millisecond})
 	t.Cleanup(func() { aw.Close() })
-	svc := identity.New(identity.Config{Policy: policy, PreventReuseCount: 3, LinkBaseURL: "https://auth.example.com/", AppName: "permiso"},
+	cfg := identity.Config{Policy: policy, PreventReuseCount: 3, LinkBaseURL: "https://auth.example.com/", AppName: "permiso"}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	svc := identity.New(cfg,
 		identity.Deps{Store: db, Hasher: hasher, Sessions: auth, Lockout: auth, Mailer: mailer, Audit: aw, ClientTokens: auth, Now: clk.Now,
 			MFA: identity.MFADeps{Store: db, Box: testBox(t), Once: inprocess.NewOnce(inprocess.WithNow(clk.Now)), Issuer: "permiso"}})
 	t.Cleanup(svc.Close)

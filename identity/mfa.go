@@ -61,7 +61,8 @@ type MFAStatus struct {
 	TOTPConfirmedAt   *time.Time
 	RecoveryCodesLeft int
 	// Required: the user's roles require a second factor
-	// (MFA_REQUIRED_ROLES; not yet enforced, docs/mfa.md).
+	// (MFA_REQUIRED_ROLES, permiso.MFARequiredBy): sign-in asks a user
+	// without one to enroll first (docs/mfa.md).
 	Required bool
 }
 
@@ -78,10 +79,14 @@ func (s *Service) MFAStatus(ctx context.Context, actor Actor, id uuid.UUID) (MFA
 	if !actor.Is(id) {
 		return MFAStatus{}, errForbidden
 	}
-	if s.deps.MFA.Store == nil {
-		return MFAStatus{}, nil
+	u, err := s.getUser(ctx, id)
+	if err != nil {
+		return MFAStatus{}, err
 	}
-	var st MFAStatus
+	st := MFAStatus{Required: permiso.MFARequiredBy(u, s.cfg.MFARequiredRoles)}
+	if s.deps.MFA.Store == nil {
+		return st, nil
+	}
 	f, err := s.deps.MFA.Store.GetMFAFactor(ctx, id, string(mfa.KindTOTP))
 	switch {
 	case err == nil && f.Confirmed():
@@ -107,13 +112,7 @@ func (s *Service) BeginTOTP(ctx context.Context, actor Actor, id uuid.UUID) (TOT
 }
 
 func (s *Service) beginTOTP(ctx context.Context, actor Actor, id uuid.UUID) (TOTPEnrollment, error) {
-	if !actor.Is(id) {
-		return TOTPEnrollment{}, errForbidden
-	}
-	if err := s.mfaConfigured(); err != nil {
-		return TOTPEnrollment{}, err
-	}
-	u, err := s.getUser(ctx, id)
+	u, err := s.mfaUser(ctx, actor, id)
 	if err != nil {
 		return TOTPEnrollment{}, err
 	}
@@ -132,11 +131,37 @@ func (s *Service) beginTOTP(ctx context.Context, actor Actor, id uuid.UUID) (TOT
 	if err != nil {
 		return TOTPEnrollment{}, notFound(err, errUserNotFound)
 	}
+	return s.enrollment(u, secret), nil
+}
+
+// PendingTOTP returns the user's pending enrollment again (its secret
+// opened from the store), for a page that shows it once more after a
+// wrong code. errNoPending when none is pending.
+func (s *Service) PendingTOTP(ctx context.Context, actor Actor, id uuid.UUID) (TOTPEnrollment, error) {
+	u, err := s.mfaUser(ctx, actor, id)
+	if err != nil {
+		return TOTPEnrollment{}, err
+	}
+	f, err := s.deps.MFA.Store.GetMFAFactor(ctx, id, string(mfa.KindTOTP))
+	switch {
+	case errors.Is(err, permiso.ErrNotFound) || err == nil && f.Confirmed():
+		return TOTPEnrollment{}, errNoPending
+	case err != nil:
+		return TOTPEnrollment{}, err
+	}
+	secret, err := s.deps.MFA.Box.Open(f.Secret, mfa.AAD(id.String(), mfa.KindTOTP))
+	if err != nil {
+		return TOTPEnrollment{}, permiso.Wrap(permiso.EINTERNAL, "MFA secret unreadable", err)
+	}
+	return s.enrollment(u, secret), nil
+}
+
+func (s *Service) enrollment(u permiso.User, secret []byte) TOTPEnrollment {
 	issuer := s.deps.MFA.Issuer
 	if issuer == "" {
 		issuer = "permiso"
 	}
-	return TOTPEnrollment{Secret: mfa.EncodeSecret(secret), URI: mfa.OTPAuthURI(issuer, u.Username, secret)}, nil
+	return TOTPEnrollment{Secret: mfa.EncodeSecret(secret), URI: mfa.OTPAuthURI(issuer, u.Username, secret)}
 }
 
 // ConfirmTOTP completes the pending enrollment with a code from the app
@@ -337,7 +362,7 @@ func (s *Service) checkTOTP(ctx context.Context, u permiso.User, f permiso.MFAFa
 		if !ok {
 			return false, nil
 		}
-		return s.deps.MFA.Once.Claim(ctx, "mfa:"+u.ID.String()+":"+key, totp.ReplayWindow())
+		return s.deps.MFA.Once.Claim(ctx, mfa.OnceKey(u.ID.String(), key), totp.ReplayWindow())
 	}
 	ok, err := s.verifyFactor(ctx, u, check)
 	if err != nil {
@@ -374,6 +399,18 @@ func (s *Service) verifyFactor(ctx context.Context, u permiso.User, check func()
 		return s.deps.Lockout.CheckSecondFactor(ctx, u, check)
 	}
 	return check()
+}
+
+// mfaUser returns the user id whose factors the actor changes: the
+// caller, on a server with multi-factor authentication configured.
+func (s *Service) mfaUser(ctx context.Context, actor Actor, id uuid.UUID) (permiso.User, error) {
+	if !actor.Is(id) {
+		return permiso.User{}, errForbidden
+	}
+	if err := s.mfaConfigured(); err != nil {
+		return permiso.User{}, err
+	}
+	return s.getUser(ctx, id)
 }
 
 func (s *Service) mfaConfigured() error {

@@ -147,6 +147,28 @@ func TestMFAEnrollmentLifecycle(t *testing.T) {
 	e.auditEvents(identity.ActionMFAConfirm, "failure", 2)
 }
 
+// TestMFAStatusRequiredByRole: GET /users/me/mfa's required is true
+// exactly when the user holds a role of MFA_REQUIRED_ROLES, enrolled or
+// not.
+func TestMFAStatusRequiredByRole(t *testing.T) {
+	for _, tt := range []struct {
+		roles []string
+		want  bool
+	}{
+		{nil, false},
+		{[]string{"admin"}, false},
+		{[]string{"admin", "user"}, true},
+	} {
+		e := newEnv(t, func(c *identity.Config) { c.MFARequiredRoles = tt.roles })
+		u := e.register("ada", "ada@example.com", goodPassword) // role "user"
+		self := identity.Actor{UserID: u.ID, Request: testRequest}
+		st, err := e.svc.MFAStatus(e.ctx, self, u.ID)
+		if err != nil || st.Required != tt.want || st.TOTPEnabled {
+			t.Errorf("MFA_REQUIRED_ROLES=%v: status %+v, %v; want required %v", tt.roles, st, err, tt.want)
+		}
+	}
+}
+
 // TestMFAWrongCodesLockOut: wrong codes are failed attempts of the login
 // lockout (3 here): the account locks and even a right code is refused.
 func TestMFAWrongCodesLockOut(t *testing.T) {

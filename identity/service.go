@@ -92,6 +92,10 @@ type Config struct {
 	// nothing, so nobody can flood a mailbox through the public request
 	// endpoints.
 	MailLimit permiso.Limit
+	// MFARequiredRoles (MFA_REQUIRED_ROLES): holders of these roles must
+	// sign in with a second factor; GET /users/me/mfa says so
+	// (permiso.MFARequiredBy, the rule the token endpoint applies).
+	MFARequiredRoles []string
 }
 
 // DefaultMailLimit is 5 mails of one kind per account per hour.

@@ -29,6 +29,7 @@ type claims struct {
 	Scopes      []string     `json:"scopes"`
 	Type        string       `json:"type"`
 	SessionID   string       `json:"sid,omitempty"`
+	AMR         []string     `json:"amr,omitempty"` // RFC 8176 methods of the session's sign-in (RFC 9068 §2.2.3.1)
 	Roles       []string     `json:"roles,omitempty"`
 	Username    string       `json:"username"`
 	Email       string       `json:"email,omitempty"`
@@ -58,6 +59,7 @@ func newClaims(c permiso.AccessClaims) *claims {
 		Scopes:      scopes,
 		Type:        c.Type,
 		SessionID:   c.SessionID,
+		AMR:         c.AMR,
 		Roles:       c.Roles,
 		Username:    c.Username,
 		Email:       c.Email,
@@ -87,6 +89,7 @@ func (c *claims) accessClaims() permiso.AccessClaims {
 		Scopes:      nilIfEmpty(scopes),
 		Type:        c.Type,
 		SessionID:   c.SessionID,
+		AMR:         nilIfEmpty(c.AMR),
 		Roles:       nilIfEmpty(c.Roles),
 		Username:    c.Username,
 		Email:       c.Email,

@@ -157,6 +157,7 @@ func fullClaims(now time.Time) permiso.AccessClaims {
 		Scopes:      []string{"read:profile", "write:profile"},
 		Type:        permiso.TokenTypeAccess,
 		SessionID:   "sid-0001",
+		AMR:         []string{permiso.AMRPassword, permiso.AMROTP},
 		Roles:       []string{"user", "admin"},
 		Username:    "alice",
 		Email:       "alice@example.com",

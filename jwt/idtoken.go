@@ -55,6 +55,9 @@ func (s *Signer) SignIDToken(_ context.Context, c permiso.IDTokenClaims) (string
 	if len(c.AMR) > 0 {
 		claims["amr"] = slices.Clone(c.AMR)
 	}
+	if c.ACR != "" {
+		claims["acr"] = c.ACR
+	}
 	if c.AuthorizedParty != "" {
 		claims["azp"] = c.AuthorizedParty
 	}

@@ -94,6 +94,7 @@ func TestTokenShape(t *testing.T) {
 		"scopes":       `["read:profile","write:profile"]`,
 		"type":         `"access"`,
 		"sid":          `"sid-0001"`,
+		"amr":          `["pwd","otp"]`,
 		"roles":        `["user","admin"]`,
 		"username":     `"alice"`,
 		"email":        `"alice@example.com"`,

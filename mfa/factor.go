@@ -28,3 +28,10 @@ type Factor interface {
 	// ReplayWindow is how long a replay key must be remembered.
 	ReplayWindow() time.Duration
 }
+
+// OnceKey is the OnceStore key under which a factor's replay key is
+// claimed for a user: one format for enrollment and sign-in, so that a
+// code accepted by one is refused by the other (docs/mfa.md, "TOTP").
+func OnceKey(userID, replayKey string) string {
+	return "mfa:" + userID + ":" + replayKey
+}

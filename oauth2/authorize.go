@@ -58,7 +58,7 @@ var (
 // permiso reads; the hosted forms carry them from page to page.
 var authorizeParams = []string{"client_id", "redirect_uri", "response_type", "scope", "state", "nonce",
 	"code_challenge", "code_challenge_method", "prompt", "max_age", "login_hint", "response_mode",
-	"request", "request_uri"}
+	"request", "request_uri", "acr_values"}
 
 // Limits of the authorization request's free-form values, in bytes.
 const (
@@ -83,10 +83,18 @@ type AuthorizeRequest struct {
 	// MaxAge is max_age in seconds, or -1 when absent.
 	MaxAge    int
 	LoginHint string
+	// ACRValues are the requested acr values, in order of preference
+	// (OpenID Connect Core 1.0 §3.1.2.1); values permiso does not define
+	// are kept and ignored.
+	ACRValues []string
 	// Params are the request's parameters as permiso read them, for the
 	// hosted forms to send back.
 	Params url.Values
 }
+
+// WantsMFA reports whether the request's acr_values ask for ACRMFA: a
+// sign-in with a second factor (docs/oidc.md, "Second factor").
+func (r AuthorizeRequest) WantsMFA() bool { return slices.Contains(r.ACRValues, ACRMFA) }
 
 // HasPrompt reports whether the request's prompt includes p.
 func (r AuthorizeRequest) HasPrompt(p string) bool { return slices.Contains(r.Prompt, p) }
@@ -239,6 +247,12 @@ func (s *Service) ParseAuthorizeRequest(ctx context.Context, q url.Values) (Auth
 			return r, redirect(ErrInvalidRequest.WithDescription("Invalid parameter: max_age"))
 		}
 		r.MaxAge = n
+	}
+	if v := q.Get("acr_values"); v != "" {
+		if len(v) > MaxStateLength || !permiso.ValidText(v) {
+			return r, redirect(ErrInvalidRequest.WithDescription("Invalid parameter: acr_values"))
+		}
+		r.ACRValues = strings.Fields(v)
 	}
 	r.LoginHint = q.Get("login_hint")
 	if len(r.LoginHint) > MaxLoginHintLength || !permiso.ValidText(r.LoginHint) {

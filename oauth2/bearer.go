@@ -26,6 +26,10 @@ type Principal struct {
 	Client *permiso.ServiceClient
 	// Token is the bearer token itself.
 	Token string
+	// MFAEnrollment marks a user authenticated by the mfa_token of an
+	// mfa_enrollment_required answer (AuthenticateMFAEnrollment), which
+	// only the enrollment routes admit; Claims are then empty.
+	MFAEnrollment bool
 }
 
 // HasScope reports whether the principal holds the scope now: the token
@@ -58,7 +62,7 @@ func (p Principal) IsClient() bool { return p.Client != nil }
 // "admin" (checked on the current user record, not the token's claims).
 // Routes that also admit a specific admin:* scope use Can.
 func (p Principal) IsAdmin() bool {
-	return p.User != nil && (p.User.IsSuperuser || p.User.HasRole(permiso.RoleAdmin))
+	return p.User != nil && !p.MFAEnrollment && (p.User.IsSuperuser || p.User.HasRole(permiso.RoleAdmin))
 }
 
 // Can reports whether the principal is an admin or holds scope: the

@@ -3,6 +3,7 @@ package oauth2
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,7 +28,20 @@ const (
 const DefaultBrowserSessionLifetime = 12 * time.Hour
 
 // AuthMethodPassword is the amr value of a password sign-in (RFC 8176 §2).
-const AuthMethodPassword = "pwd"
+const AuthMethodPassword = permiso.AMRPassword
+
+// AuthMethodOTP is the amr value added by a second factor (RFC 8176 §2).
+const AuthMethodOTP = permiso.AMROTP
+
+// sessionAMR returns the authentication methods a session, code or grant
+// records: amr, or a password alone when none were recorded (rows written
+// before migration 6 default to "pwd" too). The result is a copy.
+func sessionAMR(amr []string) []string {
+	if len(amr) == 0 {
+		return []string{AuthMethodPassword}
+	}
+	return append([]string(nil), amr...)
+}
 
 // SignIn authenticates a user on the hosted sign-in page. It takes the
 // password grant's path (verifyPassword): the request's limit batch first
@@ -38,9 +52,15 @@ const AuthMethodPassword = "pwd"
 //
 // On success it opens a new browser session (never reusing one the browser
 // presented: no session fixation) and returns the cookie value, of which
-// only the hash is stored.
+// only the hash is stored. A user who has a second factor, or must enroll
+// one, gets no session: the error is a *SecondStepRequired, for the pages
+// to begin the second step (BeginSecondStep, docs/oidc.md "Second
+// factor").
 func (s *Service) SignIn(ctx context.Context, login, password string, meta RequestMeta, limits *permiso.Limits) (cookie string, b permiso.BrowserSession, u permiso.User, err error) {
 	cookie, b, u, err = s.signIn(ctx, login, password, meta, limits)
+	if _, ok := errors.AsType[*SecondStepRequired](err); ok {
+		return "", permiso.BrowserSession{}, permiso.User{}, err
+	}
 	if err != nil {
 		return "", permiso.BrowserSession{}, permiso.User{}, s.oauthError(ctx, err, meta)
 	}
@@ -66,7 +86,7 @@ func (s *Service) signIn(ctx context.Context, login, password string, meta Reque
 		return "", permiso.BrowserSession{}, none, err
 	}
 	authTime := s.now()
-	u, needsRehash, err := s.verifyPassword(ctx, login, password, meta)
+	u, needsRehash, sf, err := s.verifyPassword(ctx, login, password, meta)
 	if err != nil {
 		return "", permiso.BrowserSession{}, none, err
 	}
@@ -74,22 +94,37 @@ func (s *Service) signIn(ctx context.Context, login, password string, meta Reque
 		s.auditUser(ctx, meta, u, ActionLoginFailure, "failure", map[string]any{"reason": "password_expired", "method": "browser"})
 		return "", permiso.BrowserSession{}, none, ErrPasswordExpired
 	}
-	cookie := permiso.NewOpaqueToken()
-	b, err := s.deps.OIDC.CreateBrowserSession(ctx, permiso.Session{
-		ID: uuid.New(), UserID: u.ID, IPAddress: ipString(meta), UserAgent: optional(meta.UserAgent),
-		CreatedAt: authTime, LastActivity: authTime, ExpiresAt: authTime.Add(s.cfg.BrowserSessionLifetime),
-	}, permiso.BrowserSession{TokenHash: permiso.HashToken(cookie), AuthTime: authTime})
-	if err != nil {
-		return "", permiso.BrowserSession{}, none, err
+	if sf.Enrolled || sf.Required {
+		// No session until the second step (docs/oidc.md, "Second factor").
+		return "", permiso.BrowserSession{}, u, &SecondStepRequired{User: u, AuthTime: authTime, Enroll: !sf.Enrolled}
 	}
-	// A password change or revoke-all that raced this sign-in wins
-	// (login_race.go).
-	if err := s.recheckLogin(ctx, &grant{user: &u, authTime: authTime}, b.ID, meta); err != nil {
+	cookie, b, err := s.openBrowserSession(ctx, u, authTime, []string{AuthMethodPassword}, meta)
+	if err != nil {
 		return "", permiso.BrowserSession{}, none, err
 	}
 	s.recordLogin(ctx, u, password, needsRehash, s.now())
 	s.auditUser(ctx, meta, u, ActionLoginSuccess, "success", map[string]any{"session_id": b.ID.String(), "method": "browser"})
 	return cookie, b, u, nil
+}
+
+// openBrowserSession opens a browser session of u signed in at authTime
+// with the authentication methods amr, and returns its cookie value (only
+// its hash is stored). A password change or revoke-all that raced the
+// sign-in wins (login_race.go).
+func (s *Service) openBrowserSession(ctx context.Context, u permiso.User, authTime time.Time, amr []string, meta RequestMeta) (string, permiso.BrowserSession, error) {
+	now := s.now()
+	cookie := permiso.NewOpaqueToken()
+	b, err := s.deps.OIDC.CreateBrowserSession(ctx, permiso.Session{
+		ID: uuid.New(), UserID: u.ID, IPAddress: ipString(meta), UserAgent: optional(meta.UserAgent),
+		CreatedAt: now, LastActivity: now, ExpiresAt: now.Add(s.cfg.BrowserSessionLifetime), AMR: amr,
+	}, permiso.BrowserSession{TokenHash: permiso.HashToken(cookie), AuthTime: authTime})
+	if err != nil {
+		return "", permiso.BrowserSession{}, err
+	}
+	if err := s.recheckLogin(ctx, &grant{user: &u, authTime: authTime}, b.ID, meta); err != nil {
+		return "", permiso.BrowserSession{}, err
+	}
+	return cookie, b, nil
 }
 
 // BrowserSession returns the browser session of a session cookie's value
@@ -146,6 +181,10 @@ const (
 	StepConsent
 	// StepIssue issues the code and redirects to the client.
 	StepIssue
+	// StepSecondFactor asks a browser session signed in with a password
+	// alone for a second factor (or its enrollment): the request's
+	// acr_values ask for ACRMFA (StepUp).
+	StepSecondFactor
 )
 
 // NextStep decides what an authorization request needs (OpenID Connect
@@ -155,6 +194,9 @@ const (
 //
 //   - without a session, or when prompt=login asks for a new sign-in, or
 //     when the sign-in is older than max_age: the sign-in page, or
+//     login_required with prompt=none;
+//   - a request whose acr_values ask for ACRMFA, in a session signed in
+//     with a password alone: the second step (StepSecondFactor), or
 //     login_required with prompt=none;
 //   - a client that is not trusted needs the user's consent on every
 //     authorization (consent is not remembered yet), as do
@@ -171,6 +213,12 @@ func (s *Service) NextStep(r AuthorizeRequest, b *permiso.BrowserSession, fresh,
 			return StepSignIn, s.redirectError(r, ErrLoginRequired)
 		}
 		return StepSignIn, nil
+	}
+	if r.WantsMFA() && !slices.Contains(b.AMR, AuthMethodOTP) {
+		if r.HasPrompt(PromptNone) {
+			return StepSecondFactor, s.redirectError(r, ErrLoginRequired)
+		}
+		return StepSecondFactor, nil
 	}
 	if !consented && (!r.Client.IsTrusted || r.HasPrompt(PromptConsent) || needsConsent(r)) {
 		if r.HasPrompt(PromptNone) {
@@ -235,7 +283,7 @@ func (s *Service) IssueCode(ctx context.Context, r AuthorizeRequest, b permiso.B
 	if err := s.deps.OIDC.CreateAuthCode(ctx, permiso.AuthCode{
 		CodeHash: permiso.HashToken(code), ClientID: r.Client.ID, UserID: u.ID, BrowserSessionID: b.ID,
 		RedirectURI: r.RedirectURI, Scopes: scopes, Nonce: r.Nonce, CodeChallenge: r.CodeChallenge,
-		AuthTime: b.AuthTime, CreatedAt: now, ExpiresAt: now.Add(permiso.AuthCodeLifetime),
+		AuthTime: b.AuthTime, AMR: sessionAMR(b.AMR), CreatedAt: now, ExpiresAt: now.Add(permiso.AuthCodeLifetime),
 	}); err != nil {
 		return "", s.oauthError(ctx, err, meta)
 	}

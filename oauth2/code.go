@@ -166,7 +166,8 @@ func (s *Service) issueCode(ctx context.Context, g *grant, meta RequestMeta) (To
 	if withRefresh {
 		expires = now.Add(min(s.refreshLifetime(c), s.cfg.RefreshAbsoluteLifetime))
 	}
-	access, err := s.signUserAccess(ctx, u, sid, g.grantedList, c, now)
+	amr := sessionAMR(code.AMR)
+	access, err := s.signUserAccess(ctx, u, sid, g.grantedList, c, amr, now)
 	if err != nil {
 		return TokenResponse{}, err
 	}
@@ -178,7 +179,7 @@ func (s *Service) issueCode(ctx context.Context, g *grant, meta RequestMeta) (To
 		idToken, err = s.deps.IDTokens.SignIDToken(ctx, permiso.IDTokenClaims{
 			Subject: u.ID.String(), Audience: []string{c.ClientID}, IssuedAt: now,
 			ExpiresAt: now.Add(s.cfg.AccessTokenLifetime), AuthTime: code.AuthTime, Nonce: code.Nonce,
-			AMR: []string{AuthMethodPassword}, AuthorizedParty: c.ClientID, AccessToken: access,
+			AMR: amr, ACR: ACR(amr), AuthorizedParty: c.ClientID, AccessToken: access,
 			SessionID: code.BrowserSessionID.String(), Claims: UserClaims(*u, g.grantedList),
 		})
 		if err != nil {
@@ -187,7 +188,7 @@ func (s *Service) issueCode(ctx context.Context, g *grant, meta RequestMeta) (To
 	}
 	sess := permiso.Session{
 		ID: sid, UserID: u.ID, ClientID: &c.ID, IPAddress: ipString(meta), UserAgent: optional(meta.UserAgent),
-		CreatedAt: now, LastActivity: now, ExpiresAt: expires,
+		CreatedAt: now, LastActivity: now, ExpiresAt: expires, AMR: amr,
 	}
 	var opaque string
 	if withRefresh {

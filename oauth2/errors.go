@@ -27,6 +27,9 @@ type Error struct {
 	Status int
 	// LockedUntil is sent as "locked_until" with account_locked.
 	LockedUntil *time.Time
+	// MFAToken is sent as "mfa_token" with mfa_required and
+	// mfa_enrollment_required (docs/mfa.md, "Sign-in").
+	MFAToken string
 	// RetryAfter, when positive, is sent as the Retry-After header
 	// (rate_limit_exceeded, temporarily_unavailable).
 	RetryAfter time.Duration
@@ -69,6 +72,16 @@ var (
 	// Retry-After, RFC 6585 §4). Nothing was checked, counted or locked.
 	ErrTooManyAttempts = &Error{Code: "too_many_attempts", Status: http.StatusTooManyRequests,
 		Description: "Too many login attempts for this account are in progress; retry shortly", RetryAfter: permiso.LockoutRetryAfter}
+	// ErrMFARequired: the password was right and the user has a second
+	// factor; the answer carries the mfa_token to exchange with a code
+	// (GrantMFA).
+	ErrMFARequired = &Error{Code: "mfa_required", Status: http.StatusForbidden,
+		Description: "A second factor is required: send the mfa_token with an otp or a recovery_code"}
+	// ErrMFAEnrollmentRequired: the password was right, the user's roles
+	// require a second factor (MFA_REQUIRED_ROLES) and none is enrolled;
+	// the mfa_token lets the user enroll one, then exchange it with a code.
+	ErrMFAEnrollmentRequired = &Error{Code: "mfa_enrollment_required", Status: http.StatusForbidden,
+		Description: "A second factor is required and none is enrolled: enroll one with the mfa_token as bearer, then send it with an otp"}
 	ErrRateLimited = &Error{Code: "rate_limit_exceeded", Status: http.StatusTooManyRequests,
 		Description: "Too many requests"}
 	ErrTemporarilyUnavailable = &Error{Code: "temporarily_unavailable", Status: http.StatusServiceUnavailable,
@@ -125,6 +138,13 @@ func (e *Error) WithLockedUntil(t time.Time) *Error {
 	c := e.clone()
 	u := t.UTC()
 	c.LockedUntil = &u
+	return c
+}
+
+// WithMFAToken returns a copy of e carrying mfa_token.
+func (e *Error) WithMFAToken(token string) *Error {
+	c := e.clone()
+	c.MFAToken = token
 	return c
 }
 

@@ -81,35 +81,42 @@ var errBadRefresh = ErrInvalidGrant.WithDescription("Refresh token is invalid, e
 // counting, the same lock, the same answers. A login that is not valid
 // UTF-8 or holds a NUL names no account: it is an unknown user, found
 // without asking the store (docs/security-model.md, "Untrusted bytes").
-func (s *Service) verifyPassword(ctx context.Context, login, password string, meta RequestMeta) (u permiso.User, needsRehash bool, err error) {
+//
+// For a user who must give a second factor (SecondFactor: enrolled, or
+// required by a role), a right password does NOT reset the count: its
+// place is given back (Lockout.Undo) and the count is reset only by the
+// second factor (CheckSecondFactor). Otherwise the right password alone
+// would clear the failures of wrong codes, and an attacker holding it
+// could guess codes without end. sf is the user's SecondFactorState.
+func (s *Service) verifyPassword(ctx context.Context, login, password string, meta RequestMeta) (u permiso.User, needsRehash bool, sf SecondFactorState, err error) {
 	err = permiso.ErrNotFound
 	if permiso.ValidIdentifier(login) {
 		u, err = s.deps.Users.GetUserByLogin(ctx, login)
 	}
 	found := err == nil
 	if err != nil && !errors.Is(err, permiso.ErrNotFound) {
-		return permiso.User{}, false, err
+		return permiso.User{}, false, SecondFactorState{}, err
 	}
 	key := lockoutKey(login, u, found)
 	a, err := s.beginAttempt(ctx, key, login, u, found, meta)
 	if err != nil {
-		return permiso.User{}, false, err
+		return permiso.User{}, false, SecondFactorState{}, err
 	}
 	if !found {
 		if err := s.deps.Hasher.VerifyDummy(ctx, password); err != nil {
 			s.abandonedAttempt(ctx, a)
-			return permiso.User{}, false, err
+			return permiso.User{}, false, SecondFactorState{}, err
 		}
 		s.audit(ctx, meta, permiso.AuditEvent{ActorType: "anonymous", Action: ActionLoginFailure,
 			Result: "failure", TargetType: ptr("user"), TargetID: ptr(login),
 			Details: map[string]any{"reason": "unknown_user"}})
-		return permiso.User{}, false, s.failedAttempt(ctx, a, login, u, found, meta)
+		return permiso.User{}, false, SecondFactorState{}, s.failedAttempt(ctx, a, login, u, found, meta)
 	}
 	ok, needsRehash, err := s.deps.Hasher.Verify(ctx, password, u.PasswordHash)
 	if err != nil {
 		if permiso.ErrorCode(err) == permiso.EUNAVAILABLE {
 			s.abandonedAttempt(ctx, a)
-			return permiso.User{}, false, err
+			return permiso.User{}, false, SecondFactorState{}, err
 		}
 		// An unreadable stored hash (the hasher already spent a dummy
 		// verification's time on it) answers like a wrong password: a 500
@@ -119,16 +126,22 @@ func (s *Service) verifyPassword(ctx context.Context, login, password string, me
 	}
 	if !ok {
 		s.auditUser(ctx, meta, u, ActionLoginFailure, "failure", map[string]any{"reason": "invalid_password"})
-		return permiso.User{}, false, s.failedAttempt(ctx, a, login, u, found, meta)
+		return permiso.User{}, false, SecondFactorState{}, s.failedAttempt(ctx, a, login, u, found, meta)
 	}
-	if err := s.succeededAttempt(ctx, a); err != nil {
-		return permiso.User{}, false, err
+	if sf, err = s.SecondFactor(ctx, u); err != nil {
+		s.abandonedAttempt(ctx, a)
+		return permiso.User{}, false, SecondFactorState{}, err
+	}
+	if sf.Enrolled || sf.Required {
+		s.abandonedAttempt(ctx, a)
+	} else if err := s.succeededAttempt(ctx, a); err != nil {
+		return permiso.User{}, false, SecondFactorState{}, err
 	}
 	if !u.IsActive {
 		s.auditUser(ctx, meta, u, ActionLoginFailure, "failure", map[string]any{"reason": "account_disabled"})
-		return permiso.User{}, false, ErrAccountDisabled
+		return permiso.User{}, false, SecondFactorState{}, ErrAccountDisabled
 	}
-	return u, needsRehash, nil
+	return u, needsRehash, sf, nil
 }
 
 // passwordGrant is the resource owner password credentials grant
@@ -138,7 +151,7 @@ func (s *Service) passwordGrant(ctx context.Context, req TokenRequest, client *p
 	// change or revoke-all after it invalidates what this login issues
 	// (issueLogin re-checks, login_race.go).
 	authTime := s.now()
-	u, needsRehash, err := s.verifyPassword(ctx, req.Username, req.Password, meta)
+	u, needsRehash, sf, err := s.verifyPassword(ctx, req.Username, req.Password, meta)
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +170,7 @@ func (s *Service) passwordGrant(ctx context.Context, req TokenRequest, client *p
 		available = intersect(available, client.ScopeNames())
 	}
 	return &grant{kind: GrantPassword, user: &u, client: client, available: available,
-		authTime: authTime, password: req.Password, needsRehash: needsRehash}, nil
+		authTime: authTime, password: req.Password, needsRehash: needsRehash, secondFactor: sf}, nil
 }
 
 // recordLogin sets LastLogin and, when the stored hash uses weaker
@@ -348,7 +361,8 @@ func (s *Service) issueLogin(ctx context.Context, g *grant, meta RequestMeta) (T
 	}
 	// Signing has no side effects, so it goes first: a signer failure
 	// leaves nothing behind.
-	access, err := s.signUserAccess(ctx, u, sid, g.grantedList, g.client, now)
+	amr := sessionAMR(g.amr)
+	access, err := s.signUserAccess(ctx, u, sid, g.grantedList, g.client, amr, now)
 	if err != nil {
 		return TokenResponse{}, err
 	}
@@ -358,7 +372,7 @@ func (s *Service) issueLogin(ctx context.Context, g *grant, meta RequestMeta) (T
 	opaque := permiso.NewOpaqueToken()
 	if _, _, err := s.deps.Sessions.CreateSessionWithToken(ctx, permiso.Session{
 		ID: sid, UserID: u.ID, ClientID: clientRow, IPAddress: ipString(meta),
-		UserAgent: optional(meta.UserAgent), CreatedAt: now, LastActivity: now, ExpiresAt: expires,
+		UserAgent: optional(meta.UserAgent), CreatedAt: now, LastActivity: now, ExpiresAt: expires, AMR: amr,
 	}, permiso.RefreshToken{
 		ID: uuid.New(), TokenHash: permiso.HashToken(opaque), UserID: u.ID, ClientID: clientRow,
 		SessionID: sid, FamilyID: uuid.New(), Scopes: g.grantedList, IssuedAt: now, ExpiresAt: expires,
@@ -372,7 +386,7 @@ func (s *Service) issueLogin(ctx context.Context, g *grant, meta RequestMeta) (T
 		return TokenResponse{}, err
 	}
 	s.recordLogin(ctx, *u, g.password, g.needsRehash, s.now())
-	details := map[string]any{"session_id": sid.String(), "scopes": g.grantedList}
+	details := map[string]any{"session_id": sid.String(), "scopes": g.grantedList, "amr": amr}
 	if g.client != nil {
 		details["client_id"] = g.client.ClientID
 	}
@@ -403,7 +417,9 @@ func (s *Service) issueRefresh(ctx context.Context, _ TokenRequest, g *grant, me
 		SessionID: t.SessionID, FamilyID: t.FamilyID, ParentID: &t.ID, Scopes: t.Scopes,
 		IssuedAt: now, ExpiresAt: expires, ClientIP: optional(ipString(meta)), UserAgent: optional(meta.UserAgent),
 	}
-	access, err := s.signUserAccess(ctx, g.user, t.SessionID, g.grantedList, g.client, now)
+	// The session's authentication methods: a refresh keeps those of the
+	// sign-in (docs/mfa.md).
+	access, err := s.signUserAccess(ctx, g.user, t.SessionID, g.grantedList, g.client, sessionAMR(g.session.AMR), now)
 	if err != nil {
 		return TokenResponse{}, err
 	}
@@ -478,10 +494,12 @@ func (s *Service) issueService(ctx context.Context, g *grant, meta RequestMeta) 
 	}, nil
 }
 
-// signUserAccess signs a user's access token (docs/oauth.md, "Access tokens").
-func (s *Service) signUserAccess(ctx context.Context, u *permiso.User, sid uuid.UUID, scopes []string, client *permiso.ServiceClient, now time.Time) (string, error) {
+// signUserAccess signs a user's access token (docs/oauth.md, "Access
+// tokens"); amr are the session's authentication methods (RFC 8176, the
+// amr claim of RFC 9068 §2.2.3.1).
+func (s *Service) signUserAccess(ctx context.Context, u *permiso.User, sid uuid.UUID, scopes []string, client *permiso.ServiceClient, amr []string, now time.Time) (string, error) {
 	c := permiso.AccessClaims{
-		Subject: u.ID.String(), Type: permiso.TokenTypeAccess, SessionID: sid.String(),
+		Subject: u.ID.String(), Type: permiso.TokenTypeAccess, SessionID: sid.String(), AMR: amr,
 		IssuedAt: now, NotBefore: now, ExpiresAt: now.Add(s.cfg.AccessTokenLifetime), ID: permiso.NewTokenID(now),
 		Scopes: scopes, Roles: u.RoleNames(), Username: u.Username, Email: u.Email,
 		IsSuperuser: ptr(u.IsSuperuser),

@@ -35,7 +35,8 @@ func TestPasswordGrant(t *testing.T) {
 	c := p.Claims
 	if !p.IsUser() || p.IsClient() || p.User.ID != u.ID || c.Subject != u.ID.String() || c.SessionID != resp.SessionID ||
 		c.Type != permiso.TokenTypeAccess || c.Username != "alice" || c.Email != "alice@example.com" ||
-		c.ClientID != "" || !reflect.DeepEqual(c.Roles, []string{"user"}) || c.IsSuperuser == nil || *c.IsSuperuser {
+		c.ClientID != "" || !reflect.DeepEqual(c.Roles, []string{"user"}) || c.IsSuperuser == nil || *c.IsSuperuser ||
+		!reflect.DeepEqual(c.AMR, []string{"pwd"}) {
 		t.Errorf("claims %+v", c)
 	}
 	if !p.HasScope("read:profile") || p.HasScope("admin:users") || p.IsAdmin() {
@@ -194,6 +195,10 @@ func TestRefreshRotationAndReuse(t *testing.T) {
 	p := e.mustAuthenticate(second.AccessToken)
 	if p.Claims.SessionID != first.SessionID {
 		t.Errorf("refresh changed the session: %s", p.Claims.SessionID)
+	}
+	// The session's authentication methods survive the refresh (RFC 8176).
+	if !reflect.DeepEqual(p.Claims.AMR, []string{"pwd"}) {
+		t.Errorf("refreshed amr = %v, want [pwd]", p.Claims.AMR)
 	}
 	newRT, _ := e.db.GetRefreshTokenByHash(e.ctx, permiso.HashToken(second.RefreshToken))
 	oldRT, _ := e.db.GetRefreshTokenByHash(e.ctx, permiso.HashToken(first.RefreshToken))

@@ -20,7 +20,6 @@ import (
 	"github.com/permiso/permiso/internal/testdb"
 	"github.com/permiso/permiso/jwt"
 	"github.com/permiso/permiso/oauth2"
-	"github.com/permiso/permiso/sqlite"
 )
 
 // recorder is an Auditor that keeps every event.
@@ -57,7 +56,7 @@ const (
 type env struct {
 	t      *testing.T
 	ctx    context.Context
-	db     *sqlite.DB
+	db     permiso.Store
 	clock  *testclock.Clock
 	rev    permiso.RevocationStore
 	signer *jwt.Signer
@@ -73,8 +72,20 @@ type envOption func(*oauth2.Config, *oauth2.Deps)
 
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
+	return newEnvOn(t, testdb.SQLite(t), opts...)
+}
+
+// backends runs f as a subtest on SQLite and on PostgreSQL (skipped
+// without PERMISO_TEST_DATABASE_URL), each in a database of its own.
+func backends(t *testing.T, f func(t *testing.T, db permiso.Store)) {
+	t.Run("sqlite", func(t *testing.T) { f(t, testdb.SQLite(t)) })
+	t.Run("postgres", func(t *testing.T) { f(t, testdb.Postgres(t, "oauth2")) })
+}
+
+// newEnvOn is newEnv on the store db.
+func newEnvOn(t *testing.T, db permiso.Store, opts ...envOption) *env {
+	t.Helper()
 	ctx := t.Context()
-	db := testdb.SQLite(t)
 	clk := testclock.New(time.Now().UTC().Truncate(time.Second))
 	signer, err := jwt.New(ctx, jwt.Options{Algorithm: jwt.HS256, Secret: []byte(testSecret), Issuer: testIssuer, Now: clk.Now})
 	if err != nil {

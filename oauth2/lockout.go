@@ -113,6 +113,9 @@ func (s *Service) failedAttempt(ctx context.Context, a attempt, login string, u 
 		s.log.LogAttrs(ctx, slog.LevelWarn, "recording the lock on the user failed",
 			slog.String("user_id", u.ID.String()), slog.String("error", err.Error()))
 	}
+	// A lock ends the user's pending second steps: an mfa_token issued
+	// before it does not work after it (docs/mfa.md, "Sign-in").
+	s.dropMFATokens(context.WithoutCancel(ctx), u.ID)
 	return errBadCredentials
 }
 
@@ -206,21 +209,30 @@ func (s *Service) CheckSecondFactor(ctx context.Context, u permiso.User, check f
 }
 
 // checkUnderLockout is the lockout's attempt around one check of a
-// credential of u; what names the checks in the locked message.
+// credential of u; what names the checks in the locked message. A
+// refusal of the lockout is a permiso ELOCKED or ETOOMANYATTEMPTS error.
 func (s *Service) checkUnderLockout(ctx context.Context, u permiso.User, what string, check func() (bool, error)) (bool, error) {
+	ok, err := s.attemptUnderLockout(ctx, u, check)
+	if e, isOAuth := errors.AsType[*Error](err); isOAuth {
+		switch {
+		case e.LockedUntil != nil:
+			return false, permiso.Errorf(permiso.ELOCKED, "Account is locked until %s after repeated failed %s",
+				e.LockedUntil.UTC().Format(time.RFC3339), what)
+		case e.Code == ErrTooManyAttempts.Code:
+			return false, permiso.Errorf(permiso.ETOOMANYATTEMPTS, "%s", ErrTooManyAttempts.Description)
+		}
+	}
+	return ok, err
+}
+
+// attemptUnderLockout is checkUnderLockout answering the lockout's
+// refusals as the token endpoint does: account_locked (423, with
+// locked_until) or too_many_attempts (429).
+func (s *Service) attemptUnderLockout(ctx context.Context, u permiso.User, check func() (bool, error)) (bool, error) {
 	meta := metaFrom(ctx)
 	key := lockoutKey(u.Username, u, true)
 	a, err := s.beginAttempt(ctx, key, u.Username, u, true, meta)
 	if err != nil {
-		if e, ok := errors.AsType[*Error](err); ok {
-			switch {
-			case e.LockedUntil != nil:
-				return false, permiso.Errorf(permiso.ELOCKED, "Account is locked until %s after repeated failed %s",
-					e.LockedUntil.UTC().Format(time.RFC3339), what)
-			case e.Code == ErrTooManyAttempts.Code:
-				return false, permiso.Errorf(permiso.ETOOMANYATTEMPTS, "%s", ErrTooManyAttempts.Description)
-			}
-		}
 		return false, err
 	}
 	ok, err := check()

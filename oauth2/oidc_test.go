@@ -1,6 +1,8 @@
 package oauth2_test
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/url"
 	"slices"
@@ -121,6 +123,9 @@ func TestParseAuthorizeRequest(t *testing.T) {
 		{"max_age not a number", authorizeQuery("rp", "max_age", "soon"), true, "invalid_request"},
 		{"state too long", authorizeQuery("rp", "state", strings.Repeat("s", oauth2.MaxStateLength+1)), true, "invalid_request"},
 		{"nonce with a NUL", authorizeQuery("rp", "nonce", "a\x00b"), true, "invalid_request"},
+		{"acr_values with a NUL", authorizeQuery("rp", "acr_values", "urn:permiso:acr:mfa\x00"), true, "invalid_request"},
+		{"acr_values too long", authorizeQuery("rp", "acr_values", strings.Repeat("a", oauth2.MaxStateLength+1)), true, "invalid_request"},
+		{"unknown acr_values", authorizeQuery("rp", "acr_values", "urn:example:gold"), false, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -225,6 +230,40 @@ func TestAuthorizationCodeGrant(t *testing.T) {
 		claims, err := e.svc.UserInfo(p)
 		if err != nil || claims["sub"] != u.ID.String() || claims["email"] != "alice@example.com" {
 			t.Errorf("UserInfo = %v, %v", claims, err)
+		}
+	})
+	t.Run("amr comes from the stored code", func(t *testing.T) {
+		// A password sign-in: ["pwd"] in the code, the access token, the
+		// ID token and the session the exchange opens.
+		if !slices.Equal(b.AMR, []string{"pwd"}) {
+			t.Errorf("browser session amr = %v, want [pwd]", b.AMR)
+		}
+		code := e.issue("rp", b, u)
+		stored, err := e.db.GetAuthCode(e.ctx, permiso.HashToken(code))
+		if err != nil || !slices.Equal(stored.AMR, []string{"pwd"}) {
+			t.Fatalf("stored code amr = %v, %v", stored.AMR, err)
+		}
+		resp := e.mustToken(exchange(code, rfcVerifier), auth)
+		if got := e.mustAuthenticate(resp.AccessToken).Claims.AMR; !slices.Equal(got, []string{"pwd"}) {
+			t.Errorf("access token amr = %v", got)
+		}
+		// A browser session raised by a second factor: its methods, in
+		// order, reach both tokens of the exchange and its session.
+		b2 := b
+		b2.AMR = []string{"pwd", "otp"}
+		code = e.issue("rp", b2, u)
+		resp = e.mustToken(exchange(code, rfcVerifier), auth)
+		p := e.mustAuthenticate(resp.AccessToken)
+		if !slices.Equal(p.Claims.AMR, []string{"pwd", "otp"}) {
+			t.Errorf("access token amr = %v, want [pwd otp]", p.Claims.AMR)
+		}
+		if got := idTokenAMR(t, resp.IDToken); !slices.Equal(got, []string{"pwd", "otp"}) {
+			t.Errorf("ID token amr = %v, want [pwd otp]", got)
+		}
+		sid, _ := uuid.Parse(p.Claims.SessionID)
+		sess, err := e.db.GetSession(e.ctx, sid)
+		if err != nil || !slices.Equal(sess.AMR, []string{"pwd", "otp"}) {
+			t.Errorf("session amr = %v, %v", sess.AMR, err)
 		}
 	})
 	t.Run("client_secret_post", func(t *testing.T) {
@@ -385,6 +424,8 @@ func TestNextStep(t *testing.T) {
 		return r
 	}
 	e.clock.Advance(2 * time.Minute)
+	mfaSession := b
+	mfaSession.AMR = []string{oauth2.AuthMethodPassword, oauth2.AuthMethodOTP}
 	cases := []struct {
 		name             string
 		r                oauth2.AuthorizeRequest
@@ -406,6 +447,11 @@ func TestNextStep(t *testing.T) {
 		{"untrusted client, prompt=none", req("untrusted", "prompt", "none"), &b, false, false, oauth2.StepConsent, "consent_required"},
 		{"untrusted client, consented", req("untrusted"), &b, false, true, oauth2.StepIssue, ""},
 		{"prompt=consent", req("rp", "prompt", "consent"), &b, false, false, oauth2.StepConsent, ""},
+		{"acr_values mfa, password session", req("rp", "acr_values", oauth2.ACRMFA), &b, false, false, oauth2.StepSecondFactor, ""},
+		{"acr_values mfa, prompt=none", req("rp", "acr_values", oauth2.ACRMFA, "prompt", "none"), &b, false, false, oauth2.StepSecondFactor, "login_required"},
+		{"acr_values mfa, second-factor session", req("rp", "acr_values", "urn:example:x "+oauth2.ACRMFA), &mfaSession, false, false, oauth2.StepIssue, ""},
+		{"acr_values pwd only", req("rp", "acr_values", oauth2.ACRPassword), &b, false, false, oauth2.StepIssue, ""},
+		{"acr_values mfa, no session", req("rp", "acr_values", oauth2.ACRMFA), nil, false, false, oauth2.StepSignIn, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -543,4 +589,25 @@ func TestUnfaithfulStateIsErrorPage(t *testing.T) {
 	if _, err := e.svc.ParseAuthorizeRequest(e.ctx, authorizeQuery("rp", "state", "é ü\t\n<>&\"'")); err != nil {
 		t.Errorf("a UTF-8 state: %v", err)
 	}
+}
+
+// idTokenAMR returns the amr claim of an ID token's payload (its signature
+// is the signer's tests' concern).
+func idTokenAMR(t *testing.T, idToken string) []string {
+	t.Helper()
+	parts := strings.Split(idToken, ".")
+	if len(parts) != 3 {
+		t.Fatalf("ID token %q is not a compact JWS", idToken)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		AMR []string `json:"amr"`
+	}
+	if err := json.Unmarshal(raw, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c.AMR
 }

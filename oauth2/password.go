@@ -66,7 +66,7 @@ func (s *Service) changePassword(ctx context.Context, username, current, newPass
 	case len(newPassword) > MaxPasswordLength:
 		return tooLong("new_password")
 	}
-	u, _, err := s.verifyPassword(ctx, username, current, meta)
+	u, _, _, err := s.verifyPassword(ctx, username, current, meta)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,11 @@ const (
 	GrantPassword          = "password"
 	GrantRefreshToken      = "refresh_token"
 	GrantClientCredentials = "client_credentials"
+	// GrantMFA exchanges the mfa_token of a password grant answered
+	// mfa_required (or mfa_enrollment_required) and a one-time password or
+	// a recovery code for tokens (docs/mfa.md, "Sign-in"). An extension
+	// grant: its type is an absolute URI (RFC 6749 §4.5).
+	GrantMFA = "urn:permiso:params:oauth:grant-type:mfa"
 )
 
 // ClientAuthMethod says how the client authenticated at the token endpoint.
@@ -51,6 +56,10 @@ type TokenRequest struct {
 	Code         string
 	RedirectURI  string
 	CodeVerifier string
+	// MFAToken and one of OTP or RecoveryCode: the mfa grant.
+	MFAToken     string
+	OTP          string
+	RecoveryCode string
 	// Scope is the sorted, de-duplicated list of requested scopes;
 	// ScopeGiven reports whether any scope was requested at all.
 	Scope      []string
@@ -107,7 +116,7 @@ func ParseTokenRequest(form url.Values, authorization string) (TokenRequest, err
 	switch req.GrantType {
 	case "":
 		req.GrantType = GrantPassword
-	case GrantPassword, GrantRefreshToken, GrantClientCredentials, GrantAuthorizationCode:
+	case GrantPassword, GrantRefreshToken, GrantClientCredentials, GrantAuthorizationCode, GrantMFA:
 	default:
 		return TokenRequest{}, ErrUnsupportedGrantType.WithDescription("Unsupported grant type")
 	}
@@ -152,6 +161,9 @@ func ParseTokenRequest(form url.Values, authorization string) (TokenRequest, err
 		req.Username, req.Password = "", ""
 	case GrantClientCredentials:
 		req.Username, req.Password, req.RefreshToken = "", "", ""
+	case GrantMFA:
+		req.Username, req.Password, req.RefreshToken = "", "", ""
+		return parseMFAParams(req, get)
 	case GrantAuthorizationCode:
 		req.Username, req.Password, req.RefreshToken = "", "", ""
 		req.Code, req.RedirectURI, req.CodeVerifier = get("code"), get("redirect_uri"), get("code_verifier")
@@ -283,4 +295,29 @@ func safeDescription(s string) bool {
 		}
 	}
 	return true
+}
+
+// MaxMFACodeLength bounds a presented otp or recovery_code.
+const MaxMFACodeLength = 64
+
+// parseMFAParams reads the mfa grant's parameters: mfa_token and exactly
+// one of otp and recovery_code. The mfa grant takes no scope: it issues
+// what the password grant decided.
+func parseMFAParams(req TokenRequest, get func(string) string) (TokenRequest, error) {
+	req.MFAToken, req.OTP, req.RecoveryCode = get("mfa_token"), get("otp"), get("recovery_code")
+	switch {
+	case req.MFAToken == "":
+		return TokenRequest{}, missing("mfa_token")
+	case len(req.MFAToken) > MaxTokenLength:
+		return TokenRequest{}, tooLong("mfa_token")
+	case req.OTP == "" && req.RecoveryCode == "":
+		return TokenRequest{}, missing("otp or recovery_code")
+	case req.OTP != "" && req.RecoveryCode != "":
+		return TokenRequest{}, ErrInvalidRequest.WithDescription("Send either otp or recovery_code, not both")
+	case len(req.OTP) > MaxMFACodeLength:
+		return TokenRequest{}, tooLong("otp")
+	case len(req.RecoveryCode) > MaxMFACodeLength:
+		return TokenRequest{}, tooLong("recovery_code")
+	}
+	return req, nil
 }

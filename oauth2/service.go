@@ -84,6 +84,9 @@ type Config struct {
 	// BrowserSessionLifetime is how long a sign-in on the hosted pages
 	// lasts; zero means DefaultBrowserSessionLifetime.
 	BrowserSessionLifetime time.Duration
+	// MFARequiredRoles (MFA_REQUIRED_ROLES): a holder of one of these
+	// roles must sign in with a second factor (docs/mfa.md).
+	MFARequiredRoles []string
 }
 
 // Hasher hashes and verifies passwords and can run a verification against
@@ -129,6 +132,9 @@ type Deps struct {
 	OIDC permiso.OIDCStore
 	// IDTokens signs ID tokens (an asymmetric key published in the JWKS).
 	IDTokens permiso.IDTokenSigner
+	// MFA are the second factors that sign-in asks for (docs/mfa.md);
+	// without a Store no second factor is asked.
+	MFA MFADeps
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// Logger receives internal errors and fail-open warnings; nil discards.
@@ -249,6 +255,13 @@ type grant struct {
 	authTime    time.Time
 	password    string
 	needsRehash bool
+	// amr are the authentication methods of a login (RFC 8176): "pwd",
+	// then "otp" after a second factor (the mfa grant); empty means a
+	// password alone.
+	amr []string
+	// secondFactor: what the password grant's user must still give
+	// (docs/mfa.md, "Sign-in").
+	secondFactor SecondFactorState
 }
 
 // Token runs the token endpoint (RFC 6749 §3.2) as one fixed pipeline:
@@ -329,6 +342,8 @@ func (s *Service) token(ctx context.Context, req TokenRequest, meta RequestMeta,
 			break
 		}
 		g, err = s.codeGrant(ctx, req, client, meta)
+	case GrantMFA:
+		g, err = s.mfaGrant(ctx, req, client, meta)
 	default:
 		err = ErrUnsupportedGrantType.WithDescription("Unsupported grant type")
 	}
@@ -342,10 +357,16 @@ func (s *Service) token(ctx context.Context, req TokenRequest, meta RequestMeta,
 		return TokenResponse{}, err
 	}
 	g.grantedList = granted
+	// A right password of a user who must give a second factor issues
+	// nothing: the answer is mfa_required (or mfa_enrollment_required)
+	// with an mfa_token for the mfa grant.
+	if g.kind == GrantPassword && (g.secondFactor.Enrolled || g.secondFactor.Required) {
+		return TokenResponse{}, s.secondStep(ctx, g, meta)
+	}
 
 	// 4. Issuance and 5. response.
 	switch g.kind {
-	case GrantPassword:
+	case GrantPassword, GrantMFA:
 		return s.issueLogin(ctx, g, meta)
 	case GrantRefreshToken:
 		return s.issueRefresh(ctx, req, g, meta)
@@ -369,9 +390,10 @@ func (s *Service) token(ctx context.Context, req TokenRequest, meta RequestMeta,
 //     everything) ∩ the subject's scopes; a request of which nothing can be
 //     granted is invalid_scope, a partial one is narrowed.
 func scopePolicy(req TokenRequest, g *grant) ([]string, error) {
-	if g.kind == GrantAuthorizationCode {
+	if g.kind == GrantAuthorizationCode || g.kind == GrantMFA {
 		// The scope was decided at the authorization endpoint
-		// (GrantedScopes); RFC 6749 §4.1.3 has no scope parameter.
+		// (GrantedScopes; RFC 6749 §4.1.3 has no scope parameter), or
+		// by the password grant the mfa_token continues.
 		return g.available, nil
 	}
 	if g.kind == GrantRefreshToken {

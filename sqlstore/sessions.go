@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -22,7 +23,14 @@ var Sessions = NewTable("user_sessions", "us",
 	Col[permiso.Session]{Name: "last_activity", Field: func(s *permiso.Session) any { return &s.LastActivity }},
 	Col[permiso.Session]{Name: "expires_at", Field: func(s *permiso.Session) any { return &s.ExpiresAt }},
 	Col[permiso.Session]{Name: "revoked_at", Field: func(s *permiso.Session) any { return &s.RevokedAt }},
+	Col[permiso.Session]{Name: "amr", Field: func(s *permiso.Session) any { return &s.AMR },
+		Arg:  func(_ Dialect, s *permiso.Session) any { return amrText(s.AMR) },
+		Dest: func(_ Dialect, s *permiso.Session) any { return &fieldsCol{&s.AMR} }},
 )
+
+// amrText is the stored form of an amr list (migration 6): the values
+// space-separated in their order (RFC 8176 values hold no space).
+func amrText(amr []string) string { return strings.Join(amr, " ") }
 
 func (s *Store) sessionErr(op string, err error) error {
 	return s.errOf(err, op, SessionMessages, false, "User or client not found")

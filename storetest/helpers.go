@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/internal/testrace"
 )
 
 // Fixed ids of the seed data (docs/data-model.md, "Seed").
@@ -289,11 +290,12 @@ func (h *harness) getRefresh(token string) permiso.RefreshToken {
 // comes back unchanged and nothing is written.
 var errCallback = errors.New("storetest: callback refused")
 
-// oneWins checks that exactly one of errs (calls raced with testrace.All)
-// is nil and that every other is loser (wantErr), and returns the
-// winner's index.
-func oneWins(h *harness, what string, errs []error, loser error) int {
+// exactlyOne runs n calls of f at once (testrace.All) and returns the
+// index of the one that succeeded; there must be exactly one, and every
+// other call must fail with loser (wantErr).
+func exactlyOne(h *harness, n int, loser error, what string, f func(i int) error) int {
 	h.Helper()
+	errs := testrace.All(n, f)
 	winner := -1
 	for i, err := range errs {
 		switch {
@@ -302,11 +304,11 @@ func oneWins(h *harness, what string, errs []error, loser error) int {
 		case err == nil:
 			winner = i
 		default:
-			h.wantErr(err, loser, "%s: losing call %d", what, i)
+			h.wantErr(err, loser, "losing %s (call %d)", what, i)
 		}
 	}
 	if winner < 0 {
-		h.Fatalf("%s: no call succeeded: %v", what, errs)
+		h.Fatalf("no call of %s succeeded: %v", what, errs)
 	}
 	return winner
 }

@@ -6,7 +6,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/permiso/permiso"
-	"github.com/permiso/permiso/internal/testrace"
 )
 
 var mfaTests = []test{
@@ -75,10 +74,10 @@ func testMFAConfirmOnce(h *harness) {
 	h.wantErr(err, permiso.ErrNotFound, "ConfirmMFAFactor without a factor")
 	_, err = h.s.PutPendingMFAFactor(h.ctx, permiso.MFAFactor{UserID: u.ID, Kind: "totp", Secret: "s"})
 	h.must(err, "PutPendingMFAFactor")
-	oneWins(h, "concurrent ConfirmMFAFactor", testrace.All(6, func(i int) error {
+	exactlyOne(h, 6, permiso.ErrConflict, "ConfirmMFAFactor", func(i int) error {
 		_, err := h.s.ConfirmMFAFactor(h.ctx, u.ID, "totp", h.now, []string{hashOf(string(rune('a' + i)))})
 		return err
-	}), permiso.ErrConflict)
+	})
 	left, err := h.s.CountRecoveryCodes(h.ctx, u.ID)
 	h.must(err, "CountRecoveryCodes")
 	eq(h, "recovery codes of the one confirmation", left, 1)
@@ -101,9 +100,9 @@ func testMFARecoveryCodes(h *harness) {
 	h.must(err, "CountRecoveryCodes")
 	eq(h, "codes left", left, 2)
 
-	oneWins(h, "concurrent UseRecoveryCode", testrace.All(6, func(int) error {
+	exactlyOne(h, 6, permiso.ErrNotFound, "UseRecoveryCode", func(int) error {
 		return h.s.UseRecoveryCode(h.ctx, u.ID, hashOf("b"), h.now)
-	}), permiso.ErrNotFound)
+	})
 
 	h.must(h.s.ReplaceRecoveryCodes(h.ctx, u.ID, []string{hashOf("d"), hashOf("e")}, h.now), "ReplaceRecoveryCodes")
 	h.wantErr(h.s.UseRecoveryCode(h.ctx, u.ID, hashOf("c"), h.now), permiso.ErrNotFound, "code of the old set")

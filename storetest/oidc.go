@@ -6,7 +6,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/permiso/permiso"
-	"github.com/permiso/permiso/internal/testrace"
 )
 
 var oidcTests = []test{
@@ -16,6 +15,7 @@ var oidcTests = []test{
 	{"OIDC/AuthCodeExpired", testAuthCodeExpired},
 	{"OIDC/BrowserSession", testBrowserSession},
 	{"RoundTrip/AuthCode", testRoundTripAuthCode},
+	{"OIDC/BrowserSessionAMR", testBrowserSessionAMR},
 }
 
 // testRoundTripAuthCode: every field of an authorization code, filled by
@@ -126,14 +126,13 @@ func testAuthCodeRoundTrip(h *harness) {
 // winner's session.
 func testAuthCodeRedeemOnce(h *harness) {
 	code, _ := oidcFixture(h)
-	const n = 8
-	sids := make([]uuid.UUID, n)
-	for i := range n {
+	sids := make([]uuid.UUID, 8)
+	for i := range sids {
 		sids[i] = uuid.New()
 	}
-	winner := oneWins(h, "concurrent RedeemAuthCode", testrace.All(n, func(i int) error {
+	winner := exactlyOne(h, len(sids), permiso.ErrConflict, "RedeemAuthCode", func(i int) error {
 		return h.s.RedeemAuthCode(h.ctx, code.CodeHash, sids[i], h.now)
-	}), permiso.ErrConflict)
+	})
 	got, err := h.s.GetAuthCode(h.ctx, code.CodeHash)
 	h.must(err, "GetAuthCode")
 	eqTimePtr(h, "UsedAt", got.UsedAt, &h.now)
@@ -164,6 +163,27 @@ func testAuthCodeExpired(h *harness) {
 
 // testBrowserSession: a browser session is a session (listed, revoked with
 // the user's sessions) found by its cookie hash.
+// testBrowserSessionAMR: a browser session keeps the authentication
+// methods of its sign-in in their order (RFC 8176 §2; migration 6), and an
+// update of its session raises them (a second factor after the password).
+func testBrowserSessionAMR(h *harness) {
+	u := h.user("")
+	b, err := h.s.CreateBrowserSession(h.ctx, permiso.Session{
+		ID: uuid.New(), UserID: u.ID, CreatedAt: h.now, LastActivity: h.now, ExpiresAt: h.at(time.Hour),
+		AMR: []string{permiso.AMRPassword},
+	}, permiso.BrowserSession{TokenHash: hashOf(h.uniq("cookie")), AuthTime: h.now})
+	h.must(err, "CreateBrowserSession")
+	eqStrings(h, "created AMR", b.AMR, []string{permiso.AMRPassword})
+	_, err = h.s.UpdateSession(h.ctx, b.ID, func(s *permiso.Session) error {
+		s.AMR = append(s.AMR, permiso.AMROTP)
+		return nil
+	})
+	h.must(err, "UpdateSession")
+	got, err := h.s.GetBrowserSession(h.ctx, b.TokenHash)
+	h.must(err, "GetBrowserSession")
+	eqStrings(h, "raised AMR, in order", got.AMR, []string{permiso.AMRPassword, permiso.AMROTP})
+}
+
 func testBrowserSession(h *harness) {
 	_, b := oidcFixture(h)
 	got, err := h.s.GetBrowserSession(h.ctx, b.TokenHash)

@@ -6,7 +6,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/permiso/permiso"
-	"github.com/permiso/permiso/internal/testrace"
 )
 
 // raceTests are the checks of writes that race with each other or with a
@@ -76,10 +75,10 @@ func testRefreshGraceConcurrent(h *harness) {
 	usedAt := h.at(time.Second)
 	h.must(h.s.UseRefreshToken(h.ctx, hashOf("gc-0"), h.newRefresh(sess, first.FamilyID, "gc-next"), usedAt), "UseRefreshToken")
 	const n = 8
-	oneWins(h, "concurrent grace retries", testrace.All(n, func(i int) error {
+	exactlyOne(h, n, permiso.ErrConflict, "grace retries", func(i int) error {
 		repl := h.newRefresh(sess, first.FamilyID, "gc-sib-"+string(rune('a'+i)))
 		return h.s.UseRefreshTokenGrace(h.ctx, hashOf("gc-0"), repl, usedAt, h.at(2*time.Second))
-	}), permiso.ErrConflict)
+	})
 }
 
 func testChangePasswordIfCurrent(h *harness) {
@@ -106,9 +105,9 @@ func testChangePasswordIfCurrent(h *harness) {
 	h.wantErr(h.s.ChangePasswordIfCurrent(h.ctx, uuid.New(), orig, "x", h.now, 5), permiso.ErrNotFound, "ChangePasswordIfCurrent of an unknown user")
 
 	// Concurrent swaps from the same verified hash: exactly one wins.
-	oneWins(h, "concurrent password swaps", testrace.All(6, func(i int) error {
+	exactlyOne(h, 6, permiso.ErrConflict, "password swaps", func(i int) error {
 		return h.s.ChangePasswordIfCurrent(h.ctx, u.ID, "hash-a", "hash-c-"+string(rune('a'+i)), h.at(3*time.Second), 5)
-	}), permiso.ErrConflict)
+	})
 }
 
 // RevokeSession of a session revoked earlier still revokes a refresh token

@@ -62,6 +62,7 @@ func Run(t *testing.T, newStore func(t *testing.T) permiso.Store) {
 	all = append(all, roundTripTests...)
 	all = append(all, oidcTests...)
 	all = append(all, mfaTests...)
+	all = append(all, mfaTokenTests...)
 	for _, tc := range all {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -14,7 +14,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/permiso/permiso"
-	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/commonpw"
 	"github.com/permiso/permiso/config"
 )
@@ -60,7 +59,7 @@ func cmdCreateAdmin(ctx context.Context, env *environment, args []string, stdin 
 		}
 		return fmt.Errorf("create-admin: password rejected: %s", strings.Join(msgs, "; "))
 	}
-	hasher := argon2id.New(argon2id.Options{})
+	hasher := newHasher(cfg, 1)
 	hash, err := hasher.Hash(ctx, password)
 	if err != nil {
 		return fmt.Errorf("create-admin: hash password: %w", err)

@@ -13,7 +13,6 @@ import (
 	"github.com/permiso/permiso/logring"
 	"github.com/permiso/permiso/postgres"
 	"github.com/permiso/permiso/redis"
-	"github.com/permiso/permiso/sqlite"
 )
 
 // version is set at build time with -ldflags "-X main.version=1.2.3"; it
@@ -65,11 +64,7 @@ type store interface {
 func openStore(ctx context.Context, cfg config.Config, logger *slog.Logger) (store, error) {
 	switch cfg.DatabaseDriver() {
 	case "sqlite":
-		db, err := sqlite.Open(ctx, cfg.SQLitePath(), sqlite.Options{Logger: logger, Echo: cfg.DatabaseEcho})
-		if err != nil {
-			return nil, fmt.Errorf("open SQLite database %s: %w", cfg.SQLitePath(), err)
-		}
-		return db, nil
+		return openSQLite(ctx, cfg, logger)
 	case "postgres":
 		db, err := postgres.Open(ctx, cfg.PostgresURL(), postgres.Options{MaxConns: cfg.PoolMax(), Logger: logger, Echo: cfg.DatabaseEcho})
 		if err != nil {

@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/permiso/permiso/config"
 )
 
 // flagEnv is a fresh SQLite deployment whose DATABASE_URL is in an env
@@ -375,5 +377,21 @@ func TestSessionsRevokeAllWithDevelopmentKey(t *testing.T) {
 	key, err := os.ReadFile(filepath.Join(filepath.Dir(dbPath), ".permiso-dev-secret"))
 	if err != nil || len(strings.TrimSpace(string(key))) != 64 {
 		t.Errorf("development key next to the database: %q, %v", key, err)
+	}
+}
+
+// TestNewHasherUsesConfiguredCosts: new password hashes get
+// PASSWORD_HASH_MEMORY_KIB and PASSWORD_HASH_ITERATIONS
+// (docs/security-model.md, "Password hashing").
+func TestNewHasherUsesConfiguredCosts(t *testing.T) {
+	cfg := config.Defaults()
+	cfg.PasswordHashMemoryKiB, cfg.PasswordHashIterations = 19456, 2
+	h := newHasher(cfg, 1)
+	if p := h.Params(); p.Memory != 19456 || p.Time != 2 || p.Parallelism != 1 {
+		t.Fatalf("params %+v", p)
+	}
+	hash, err := h.Hash(context.Background(), "correct horse battery staple")
+	if err != nil || !strings.Contains(hash, "$m=19456,t=2,p=1$") {
+		t.Fatalf("hash %q, %v", hash, err)
 	}
 }

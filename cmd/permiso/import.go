@@ -9,7 +9,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/permiso/permiso"
-	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/importer"
 )
 
@@ -57,7 +56,7 @@ func cmdImport(ctx context.Context, env *environment, args []string, stdout io.W
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
-	hasher := argon2id.New(argon2id.Options{Concurrency: 1})
+	hasher := newHasher(a.cfg, 1)
 	plan, err := importer.NewPlan(ctx, orig, a.db, importer.Options{
 		CheckHash:              hasher.Check,
 		CheckAllowedIPs:        func(list string) error { _, err := permiso.ParseAllowedIPs(list); return err },

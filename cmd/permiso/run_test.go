@@ -369,7 +369,7 @@ func TestBackupSQLite(t *testing.T) {
 
 func TestVersionAndUsage(t *testing.T) {
 	out, _, err := runCmd(t, testEnv{}, "", "version")
-	if err != nil || !strings.HasPrefix(out, "permiso ") {
+	if err != nil || !strings.HasPrefix(out, "permiso ") || !strings.Contains(out, "databases: postgresql, sqlite)") {
 		t.Fatalf("version: %v %q", err, out)
 	}
 	// A failing subcommand gives a one-line reason.

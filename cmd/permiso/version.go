@@ -11,6 +11,10 @@ func cmdVersion(args []string, stdout io.Writer) error {
 	if help, err := fs.parse(args); help || err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "permiso %s (%s, %s/%s)\n", buildVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	backends := "postgresql, sqlite"
+	if !sqliteBuilt {
+		backends = "postgresql"
+	}
+	fmt.Fprintf(stdout, "permiso %s (%s, %s/%s; databases: %s)\n", buildVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH, backends)
 	return nil
 }

@@ -48,6 +48,9 @@ type authParts struct {
 	// hasher is shared with the account service, so one bound
 	// on concurrent hashing covers logins and password changes.
 	hasher *argon2id.Hasher
+	// mfa is shared with the account service too: one OnceStore, so a
+	// code used for enrollment or sign-in is used everywhere.
+	mfa oauth2.MFADeps
 }
 
 // Close flushes the audit log and closes Redis.
@@ -158,7 +161,14 @@ func newAuth(ctx context.Context, a *app, m *metrics.Metrics) (*authParts, error
 			return metrics.AuditQueueStats{Queued: q, Capacity: c, Waiting: w}
 		})
 	}
-	hasher := argon2id.New(argon2id.Options{Concurrency: cfg.PasswordHashConcurrency})
+	hasher := newHasher(cfg, cfg.PasswordHashConcurrency)
+	mfaDeps, err := newMFADeps(cfg, a.db, rdb)
+	if err != nil {
+		if rdb != nil {
+			rdb.Close()
+		}
+		return nil, err
+	}
 	uc := clientusage.New(a.db, clientusage.Options{Logger: a.logger})
 	service := oauth2.NewService(oauthConfig(cfg), oauth2.Deps{
 		Users:       a.db,
@@ -176,6 +186,7 @@ func newAuth(ctx context.Context, a *app, m *metrics.Metrics) (*authParts, error
 		Usage:       uc,
 		OIDC:        a.db,
 		IDTokens:    idSigner,
+		MFA:         mfaDeps,
 	})
 	if rrev != nil {
 		// Redis that comes back without its data gets the revocations of
@@ -187,7 +198,7 @@ func newAuth(ctx context.Context, a *app, m *metrics.Metrics) (*authParts, error
 				"error", err.Error())
 		}
 	}
-	return &authParts{signer: signer, idSigner: idSigner, service: service, audit: aw, auditor: auditor, redis: rdb, usage: uc, limiter: limiter, hasher: hasher}, nil
+	return &authParts{signer: signer, idSigner: idSigner, service: service, audit: aw, auditor: auditor, redis: rdb, usage: uc, limiter: limiter, hasher: hasher, mfa: mfaDeps}, nil
 }
 
 // newAbuseState builds the rate limiter and the login lockout (docs/abuse-resistance.md):
@@ -217,6 +228,7 @@ func oauthConfig(cfg config.Config) oauth2.Config {
 		PasswordPolicy:          passwordPolicy(cfg),
 		PreventReuseCount:       cfg.PasswordPreventReuseCount,
 		OIDCIssuer:              cfg.MetadataIssuer(),
+		MFARequiredRoles:        cfg.MFARequiredRoles,
 	}
 }
 
@@ -243,4 +255,13 @@ func registerPoolMetrics(m *metrics.Metrics, db store, rdb *redis.Client) {
 			return metrics.PoolStats{Open: int(s.TotalConns), InUse: int(s.TotalConns - s.IdleConns), Idle: int(s.IdleConns)}
 		})
 	}
+}
+
+// newHasher is the password hasher for new hashes with the configured
+// Argon2id costs (PASSWORD_HASH_MEMORY_KIB, PASSWORD_HASH_ITERATIONS);
+// concurrency 0 means one hash per CPU.
+func newHasher(cfg config.Config, concurrency int) *argon2id.Hasher {
+	p := argon2id.DefaultParams()
+	p.Memory, p.Time = uint32(cfg.PasswordHashMemoryKiB), uint32(cfg.PasswordHashIterations)
+	return argon2id.New(argon2id.Options{Params: p, Concurrency: concurrency})
 }

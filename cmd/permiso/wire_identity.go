@@ -4,10 +4,12 @@ import (
 	"fmt"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/config"
 	"github.com/permiso/permiso/identity"
 	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/mail"
 	"github.com/permiso/permiso/mfa"
+	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/redis"
 )
 
@@ -42,15 +44,13 @@ func newIdentity(a *app, auth *authParts) (*identity.Service, error) {
 		return nil, err
 	}
 	cfg := a.cfg
-	mfaDeps, err := newMFADeps(a, auth)
-	if err != nil {
-		return nil, err
-	}
+	mfaDeps := identity.MFADeps{Store: auth.mfa.Store, Box: auth.mfa.Box, Once: auth.mfa.Once, Issuer: cfg.AppName}
 	return identity.New(identity.Config{
 		Policy:            passwordPolicy(cfg),
 		PreventReuseCount: cfg.PasswordPreventReuseCount,
 		LinkBaseURL:       cfg.PublicURL,
 		AppName:           cfg.AppName,
+		MFARequiredRoles:  cfg.MFARequiredRoles,
 	}, identity.Deps{
 		Store:    a.db,
 		Hasher:   auth.hasher,
@@ -66,22 +66,27 @@ func newIdentity(a *app, auth *authParts) (*identity.Service, error) {
 	}), nil
 }
 
-// newMFADeps wires multi-factor enrollment (docs/mfa.md): the secret box
-// over MFA_ENCRYPTION_KEY and MFA_PREVIOUS_ENCRYPTION_KEYS (none without
-// a key: enrollment then answers 503), and the used-once codes in Redis
-// (under CACHE_RATE_LIMIT_PREFIX) or in process.
-func newMFADeps(a *app, auth *authParts) (identity.MFADeps, error) {
-	cfg := a.cfg
-	d := identity.MFADeps{Store: a.db, Issuer: cfg.AppName}
+// newMFADeps wires multi-factor authentication (docs/mfa.md), for
+// enrollment (the identity service) and sign-in (the token service) alike:
+// the secret box over MFA_ENCRYPTION_KEY and MFA_PREVIOUS_ENCRYPTION_KEYS
+// (none without a key: enrollment then answers 503 and codes are refused),
+// and ONE store of used-once codes, in Redis (under
+// CACHE_RATE_LIMIT_PREFIX) or in process, so that a code accepted by one
+// service is refused by the other.
+func newMFADeps(cfg config.Config, db interface {
+	permiso.MFAStore
+	permiso.MFATokenStore
+}, rdb *redis.Client) (oauth2.MFADeps, error) {
+	d := oauth2.MFADeps{Store: db, Tokens: db}
 	if len(cfg.MFAEncryptionKey) != 0 {
 		box, err := mfa.NewBox(cfg.MFAEncryptionKey, cfg.MFAPreviousEncryptionKeys...)
 		if err != nil {
-			return identity.MFADeps{}, fmt.Errorf("MFA_ENCRYPTION_KEY: %w", err)
+			return oauth2.MFADeps{}, fmt.Errorf("MFA_ENCRYPTION_KEY: %w", err)
 		}
 		d.Box = box
 	}
-	if auth.redis != nil {
-		d.Once = redis.NewOnce(auth.redis, cfg.CacheRateLimitPrefix)
+	if rdb != nil {
+		d.Once = redis.NewOnce(rdb, cfg.CacheRateLimitPrefix)
 	} else {
 		d.Once = inprocess.NewOnce()
 	}
