@@ -40,6 +40,9 @@ var passThrough = []string{
 	"PutPendingMFAFactor", "GetMFAFactor", "ListMFAFactors", "ConfirmMFAFactor", "DeleteMFAFactor", "DeleteUserMFA",
 	"ReplaceRecoveryCodes", "UseRecoveryCode", "CountRecoveryCodes", "CountConfirmedMFAFactors", "ListMFAFactorsAfter",
 	"ReplaceMFASecret",
+	// Pending second steps of the password grant (docs/mfa.md, "Sign-in"):
+	// not cached either.
+	"CreateMFAToken", "GetMFAToken", "UseMFAToken", "DeleteUserMFATokens", "DeleteExpiredMFATokens",
 	// Only LastUsed and TotalRequests, which cached clients may show late.
 	"AddClientUsage",
 }
