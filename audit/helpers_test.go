@@ -16,6 +16,7 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/internal/testdb"
+	"github.com/permiso/permiso/internal/testwait"
 	"github.com/permiso/permiso/metrics"
 )
 
@@ -157,13 +158,7 @@ func metricValue(t *testing.T, m *metrics.Metrics, series string) float64 {
 // (progress of a background goroutine, not a speed requirement).
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting: %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testwait.Until(t, 20*time.Second, what, cond)
 }
 
 func ptr[T any](v T) *T { return &v }

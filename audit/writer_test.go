@@ -329,13 +329,8 @@ func TestWaitBoundDropsCountsAndLogs(t *testing.T) {
 // is written event by event, nothing is lost, and every event is stored
 // once the store is back.
 func TestUnreachableStoreKeepsTheBatch(t *testing.T) {
-	fs := &faultStore{Store: newStore(t)}
-	fs.down.Store(true)
-	m := metrics.New()
-	logger, logs := testlog.NewLogger()
 	// One batch of three, written when it is full.
-	w := audit.New(fs, audit.Options{FlushInterval: time.Hour, BatchSize: 3, RetryBackoff: time.Millisecond,
-		Observer: m.AuditWriter(), Logger: logger})
+	w, fs, m, logs := downWriter(t, audit.Options{FlushInterval: time.Hour, BatchSize: 3})
 	defer w.Close()
 	for i := range 3 {
 		w.Record(t.Context(), permiso.AuditEvent{ActorType: "system", Action: "test.outage", Result: "success", Details: map[string]any{"i": i}})
@@ -370,12 +365,7 @@ func TestUnreachableStoreKeepsTheBatch(t *testing.T) {
 // then logs whole every event still unwritten and counts it as failed;
 // a Record after Close is logged whole and counted as dropped.
 func TestCloseWhileStoreUnreachable(t *testing.T) {
-	fs := &faultStore{Store: newStore(t)}
-	fs.down.Store(true)
-	m := metrics.New()
-	logger, logs := testlog.NewLogger()
-	w := audit.New(fs, audit.Options{FlushInterval: time.Hour, BatchSize: 2, RetryBackoff: time.Millisecond,
-		CloseTimeout: 50 * time.Millisecond, Observer: m.AuditWriter(), Logger: logger})
+	w, fs, m, logs := downWriter(t, audit.Options{FlushInterval: time.Hour, BatchSize: 2, CloseTimeout: 50 * time.Millisecond})
 	var events []permiso.AuditEvent
 	for i := range 3 {
 		e := permiso.AuditEvent{ID: uuid.Must(uuid.NewV7()), OccurredAt: time.Now(), ActorType: "user", ActorID: ptr("u"),
@@ -421,4 +411,17 @@ func TestCloseWhileStoreUnreachable(t *testing.T) {
 	if _, n, err := fs.ListAuditEvents(t.Context(), permiso.AuditFilter{}); err != nil || n != 0 {
 		t.Errorf("%d events stored after a close while unreachable (%v), want 0", n, err)
 	}
+}
+
+// downWriter starts a writer over a store that is down until fs.down is
+// cleared, retrying every millisecond, observed by m and logging to logs;
+// opts gives the rest.
+func downWriter(t *testing.T, opts audit.Options) (w *audit.Writer, fs *faultStore, m *metrics.Metrics, logs *testlog.Buffer) {
+	t.Helper()
+	fs = &faultStore{Store: newStore(t)}
+	fs.down.Store(true)
+	m = metrics.New()
+	logger, logs := testlog.NewLogger()
+	opts.RetryBackoff, opts.Observer, opts.Logger = time.Millisecond, m.AuditWriter(), logger
+	return audit.New(fs, opts), fs, m, logs
 }

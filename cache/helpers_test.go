@@ -12,6 +12,7 @@ import (
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/cache"
 	"github.com/permiso/permiso/internal/testdb"
+	"github.com/permiso/permiso/internal/testwait"
 	"github.com/permiso/permiso/postgres"
 	"github.com/permiso/permiso/sqlite"
 )
@@ -182,13 +183,7 @@ func (g *gatedStore) GetServiceClientByClientID(ctx context.Context, clientID st
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.Until(t, 10*time.Second, what, cond)
 }
 
 // recorder is a subscriber that keeps what it receives.

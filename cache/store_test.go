@@ -230,31 +230,9 @@ func TestWritesInvalidate(t *testing.T) {
 			}
 			for name, s := range map[string]*cache.Store{"A (writer)": a, "B (peer)": b} {
 				u, err := s.GetUser(ctx, f.user.ID)
-				switch {
-				case tc.userGone:
-					if !errors.Is(err, permiso.ErrNotFound) {
-						t.Errorf("%s: GetUser after delete = %v, want ErrNotFound", name, err)
-					}
-				case err != nil:
-					t.Errorf("%s: GetUser: %v", name, err)
-				case tc.user && bio(u) != "marked":
-					t.Errorf("%s: the cached user was not dropped", name)
-				case !tc.user && bio(u) != "":
-					t.Errorf("%s: the cached user was dropped by a write that cannot change it", name)
-				}
+				afterWrite(t, name+": GetUser", bio(u), err, tc.userGone, tc.user)
 				c, err := s.GetServiceClientByClientID(ctx, f.client.ClientID)
-				switch {
-				case tc.clGone:
-					if !errors.Is(err, permiso.ErrNotFound) {
-						t.Errorf("%s: GetServiceClientByClientID after delete = %v, want ErrNotFound", name, err)
-					}
-				case err != nil:
-					t.Errorf("%s: GetServiceClientByClientID: %v", name, err)
-				case tc.client && desc(c) != "marked":
-					t.Errorf("%s: the cached client was not dropped", name)
-				case !tc.client && desc(c) != "":
-					t.Errorf("%s: the cached client was dropped by a write that cannot change it", name)
-				}
+				afterWrite(t, name+": GetServiceClientByClientID", desc(c), err, tc.clGone, tc.client)
 			}
 		})
 	}
@@ -277,49 +255,20 @@ func TestStaleFillRace(t *testing.T) {
 			}
 			ctx := t.Context()
 
-			// Users.
-			reached, release := gate.arm(f.user.ID.String())
-			got := make(chan permiso.User, 1)
-			go func() {
-				u, err := a.GetUser(ctx, f.user.ID)
-				if err != nil {
-					t.Error(err)
-				}
-				got <- u
-			}()
-			<-reached // the reader holds the old row
-			if _, err := writer.UpdateUser(ctx, f.user.ID, func(u *permiso.User) error { u.IsActive = false; return nil }); err != nil {
-				t.Fatal(err)
-			}
-			close(release)
-			if old := <-got; !old.IsActive {
-				t.Fatal("the race was not set up: the reader saw the new row")
-			}
-			if u, err := a.GetUser(ctx, f.user.ID); err != nil || u.IsActive {
-				t.Fatalf("after the write, GetUser = active %v, %v: the stale read was cached", u.IsActive, err)
-			}
-
-			// Clients.
-			reached, release = gate.arm(f.client.ClientID)
-			gotC := make(chan permiso.ServiceClient, 1)
-			go func() {
-				c, err := a.GetServiceClientByClientID(ctx, f.client.ClientID)
-				if err != nil {
-					t.Error(err)
-				}
-				gotC <- c
-			}()
-			<-reached
-			if _, err := writer.UpdateServiceClient(ctx, f.client.ID, func(c *permiso.ServiceClient) error { c.IsActive = false; return nil }); err != nil {
-				t.Fatal(err)
-			}
-			close(release)
-			if old := <-gotC; !old.IsActive {
-				t.Fatal("the race was not set up: the reader saw the new client")
-			}
-			if c, err := a.GetServiceClientByClientID(ctx, f.client.ClientID); err != nil || c.IsActive {
-				t.Fatalf("after the write, GetServiceClientByClientID = active %v, %v: the stale read was cached", c.IsActive, err)
-			}
+			staleFill(t, gate, f.user.ID.String(), "GetUser",
+				func() (permiso.User, error) { return a.GetUser(ctx, f.user.ID) },
+				func() error {
+					_, err := writer.UpdateUser(ctx, f.user.ID, func(u *permiso.User) error { u.IsActive = false; return nil })
+					return err
+				},
+				func(u permiso.User) bool { return u.IsActive })
+			staleFill(t, gate, f.client.ClientID, "GetServiceClientByClientID",
+				func() (permiso.ServiceClient, error) { return a.GetServiceClientByClientID(ctx, f.client.ClientID) },
+				func() error {
+					_, err := writer.UpdateServiceClient(ctx, f.client.ID, func(c *permiso.ServiceClient) error { c.IsActive = false; return nil })
+					return err
+				},
+				func(c permiso.ServiceClient) bool { return c.IsActive })
 			if st := a.Stats(); st.DroppedFills != 2 {
 				t.Errorf("DroppedFills = %d, want 2", st.DroppedFills)
 			}
@@ -513,5 +462,53 @@ func TestLocalBusStop(t *testing.T) {
 	}
 	if got := rec.changes(); len(got) != 2 || got[1] != c {
 		t.Fatalf("got %v, want resync then one change", got)
+	}
+}
+
+// afterWrite checks a read through a cache after a write that left the
+// mark "marked" in the store: ErrNotFound when the write deleted the
+// entity (gone), the mark when the write changes it (dropped: the cached
+// copy must be gone), else no mark (the cached copy kept).
+func afterWrite(t *testing.T, read, mark string, err error, gone, dropped bool) {
+	t.Helper()
+	switch {
+	case gone:
+		if !errors.Is(err, permiso.ErrNotFound) {
+			t.Errorf("%s after delete = %v, want ErrNotFound", read, err)
+		}
+	case err != nil:
+		t.Errorf("%s: %v", read, err)
+	case dropped && mark != "marked":
+		t.Errorf("%s: the cached copy was not dropped", read)
+	case !dropped && mark != "":
+		t.Errorf("%s: the cached copy was dropped by a write that cannot change it", read)
+	}
+}
+
+// staleFill races a read with a write: the read (through gate, held at
+// key) reads the old, active row; deactivate writes while it is held;
+// then the read fills the cache. The next read must see the write, not
+// the stale fill.
+func staleFill[T any](t *testing.T, gate *gatedStore, key, what string, read func() (T, error), deactivate func() error, active func(T) bool) {
+	t.Helper()
+	reached, release := gate.arm(key)
+	got := make(chan T, 1)
+	go func() {
+		v, err := read()
+		if err != nil {
+			t.Error(err)
+		}
+		got <- v
+	}()
+	<-reached // the reader holds the old row
+	if err := deactivate(); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if old := <-got; !active(old) {
+		t.Fatalf("%s: the race was not set up: the reader saw the new row", what)
+	}
+	if v, err := read(); err != nil || active(v) {
+		t.Fatalf("after the write, %s = active %v, %v: the stale read was cached", what, active(v), err)
 	}
 }

@@ -248,13 +248,19 @@ func (s *Server) call(t *testing.T, method, path string, body any, bearer string
 
 func expect(t *testing.T, r *Response, status int) map[string]any {
 	t.Helper()
-	if r.Status != status {
-		t.Fatalf("%s: want %d", r, status)
-	}
+	mustStatus(t, r, status)
 	if len(r.Body) == 0 {
 		return nil
 	}
 	return r.JSON(t)
+}
+
+// mustStatus stops the test unless r has the status.
+func mustStatus(t *testing.T, r *Response, status int) {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("%s: want %d", r, status)
+	}
 }
 
 // details returns the messages of a 422 validation_error.
@@ -275,102 +281,99 @@ func details(t *testing.T, m map[string]any) []string {
 // reset it by mail (every session ends), on each backend.
 func TestAccountLifecycle(t *testing.T) {
 	t.Parallel()
-	for _, b := range backends(t) {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			mb := startMailbox(t)
-			env := mb.env()
-			env["PUBLIC_URL"] = "https://auth.e2e.example"
-			env["PASSWORD_PREVENT_REUSE_COUNT"] = "3"
-			s, _ := adminServer(t, b, env)
-			const (
-				users = apiPrefix + "/users"
-				first = "Explorer-Maps-42!"
-				user  = "dora"
-				email = "dora@example.com"
-			)
-			admin := s.login(t, adminUser, strongPassword, "").AccessToken
+	eachBackend(t, func(t *testing.T, b backend) {
+		mb := startMailbox(t)
+		env := mb.env()
+		env["PUBLIC_URL"] = "https://auth.e2e.example"
+		env["PASSWORD_PREVENT_REUSE_COUNT"] = "3"
+		s, _ := adminServer(t, b, env)
+		const (
+			users = apiPrefix + "/users"
+			first = "Explorer-Maps-42!"
+			user  = "dora"
+			email = "dora@example.com"
+		)
+		admin := s.login(t, adminUser, strongPassword, "").AccessToken
 
-			// Register: normalized, role user, unverified; a verification
-			// mail is sent.
-			m := expect(t, s.call(t, "POST", pathRegister, map[string]any{"username": "Dora", "email": "Dora@Example.com", "password": first}, ""), 201)
-			if m["username"] != user || m["email"] != email || m["is_verified"] != false || len(m["roles"].([]any)) != 1 {
-				t.Fatalf("registered %v", m)
-			}
-			uid := m["id"].(string)
-			expect(t, s.call(t, "POST", pathRegister, map[string]any{"username": "DORA", "email": "other@example.com", "password": first}, ""), 409)
-			verify := mb.token(t, email, "verify-email")
+		// Register: normalized, role user, unverified; a verification
+		// mail is sent.
+		m := expect(t, s.call(t, "POST", pathRegister, map[string]any{"username": "Dora", "email": "Dora@Example.com", "password": first}, ""), 201)
+		if m["username"] != user || m["email"] != email || m["is_verified"] != false || len(m["roles"].([]any)) != 1 {
+			t.Fatalf("registered %v", m)
+		}
+		uid := m["id"].(string)
+		expect(t, s.call(t, "POST", pathRegister, map[string]any{"username": "DORA", "email": "other@example.com", "password": first}, ""), 409)
+		verify := mb.token(t, email, "verify-email")
 
-			// Log in (verification is not required for that), verify.
-			a := s.login(t, user, first, "")
-			if me := expect(t, s.get(t, users+"/me", a.AccessToken), 200); me["is_verified"] != false || me["id"] != uid {
-				t.Fatalf("me %v", me)
-			}
-			expect(t, s.call(t, "POST", users+"/email-verification/confirm", map[string]any{"token": verify}, ""), 200)
-			if me := expect(t, s.get(t, users+"/me", a.AccessToken), 200); me["is_verified"] != true {
-				t.Fatalf("not verified: %v", me)
-			}
-			if m := expect(t, s.call(t, "POST", users+"/email-verification/confirm", map[string]any{"token": verify}, ""), 400); m["error"] != "invalid_token" {
-				t.Errorf("verification token used twice: %v", m)
-			}
-			listed := expect(t, s.get(t, users+"?search=dora&is_verified=true", admin), 200)
-			if num(t, listed["total"], "total") != 1 {
-				t.Errorf("admin list: %v", listed)
-			}
+		// Log in (verification is not required for that), verify.
+		a := s.login(t, user, first, "")
+		if me := expect(t, s.get(t, users+"/me", a.AccessToken), 200); me["is_verified"] != false || me["id"] != uid {
+			t.Fatalf("me %v", me)
+		}
+		expect(t, s.call(t, "POST", users+"/email-verification/confirm", map[string]any{"token": verify}, ""), 200)
+		if me := expect(t, s.get(t, users+"/me", a.AccessToken), 200); me["is_verified"] != true {
+			t.Fatalf("not verified: %v", me)
+		}
+		if m := expect(t, s.call(t, "POST", users+"/email-verification/confirm", map[string]any{"token": verify}, ""), 400); m["error"] != "invalid_token" {
+			t.Errorf("verification token used twice: %v", m)
+		}
+		listed := expect(t, s.get(t, users+"?search=dora&is_verified=true", admin), 200)
+		if num(t, listed["total"], "total") != 1 {
+			t.Errorf("admin list: %v", listed)
+		}
 
-			// Change the password from session a; session b ends.
-			b2 := s.login(t, email, first, "")
-			mp := users + "/me/password"
-			msgs := details(t, expect(t, s.call(t, "PUT", mp, map[string]any{"current_password": first, "new_password": "dora"}, a.AccessToken), 422))
-			if len(msgs) < 5 { // length, upper case, digit, special, username
-				t.Errorf("policy problems %v, want every broken rule", msgs)
-			}
-			msgs = details(t, expect(t, s.call(t, "PUT", mp, map[string]any{"current_password": first, "new_password": "P030710p$e4o"}, a.AccessToken), 422))
-			if len(msgs) != 1 || !strings.Contains(msgs[0], "common") {
-				t.Errorf("common password: %v", msgs)
-			}
-			expect(t, s.call(t, "PUT", mp, map[string]any{"current_password": "Wrong-Pass-1!", "new_password": "Second-Pass-43!"}, a.AccessToken), 400)
-			const second = "Second-Pass-43!"
-			expect(t, s.call(t, "PUT", mp, map[string]any{"current_password": first, "new_password": second}, a.AccessToken), 200)
-			expect(t, s.get(t, users+"/me", a.AccessToken), 200)
-			assertInvalidToken(t, s.get(t, users+"/me", b2.AccessToken))
-			assertOAuthError(t, s.refresh(t, b2.RefreshToken, ""), 400, "invalid_grant")
-			assertOAuthError(t, s.tryLogin(t, user, first, ""), 400, "invalid_grant")
-			// History: the previous password may not come back.
-			msgs = details(t, expect(t, s.call(t, "PUT", mp, map[string]any{"current_password": second, "new_password": first}, a.AccessToken), 422))
-			if len(msgs) != 1 || !strings.Contains(msgs[0], "last 3") {
-				t.Errorf("reuse: %v", msgs)
-			}
+		// Change the password from session a; session b ends.
+		b2 := s.login(t, email, first, "")
+		mp := users + "/me/password"
+		msgs := details(t, expect(t, s.call(t, "PUT", mp, map[string]any{"current_password": first, "new_password": "dora"}, a.AccessToken), 422))
+		if len(msgs) < 5 { // length, upper case, digit, special, username
+			t.Errorf("policy problems %v, want every broken rule", msgs)
+		}
+		msgs = details(t, expect(t, s.call(t, "PUT", mp, map[string]any{"current_password": first, "new_password": "P030710p$e4o"}, a.AccessToken), 422))
+		if len(msgs) != 1 || !strings.Contains(msgs[0], "common") {
+			t.Errorf("common password: %v", msgs)
+		}
+		expect(t, s.call(t, "PUT", mp, map[string]any{"current_password": "Wrong-Pass-1!", "new_password": "Second-Pass-43!"}, a.AccessToken), 400)
+		const second = "Second-Pass-43!"
+		expect(t, s.call(t, "PUT", mp, map[string]any{"current_password": first, "new_password": second}, a.AccessToken), 200)
+		expect(t, s.get(t, users+"/me", a.AccessToken), 200)
+		assertInvalidToken(t, s.get(t, users+"/me", b2.AccessToken))
+		assertOAuthError(t, s.refresh(t, b2.RefreshToken, ""), 400, "invalid_grant")
+		assertOAuthError(t, s.tryLogin(t, user, first, ""), 400, "invalid_grant")
+		// History: the previous password may not come back.
+		msgs = details(t, expect(t, s.call(t, "PUT", mp, map[string]any{"current_password": second, "new_password": first}, a.AccessToken), 422))
+		if len(msgs) != 1 || !strings.Contains(msgs[0], "last 3") {
+			t.Errorf("reuse: %v", msgs)
+		}
 
-			// Reset by mail: the same answer for an unknown address (and no
-			// mail), every session ends, the token works once.
-			c := s.login(t, user, second, "")
-			unknown := withoutRequestID(t, s.call(t, "POST", users+"/password-reset/request", map[string]any{"email": "nobody@example.com"}, ""))
-			known := withoutRequestID(t, s.call(t, "POST", users+"/password-reset/request", map[string]any{"email": "DORA@example.com"}, ""))
-			if !mapsEqualJSON(unknown, known) {
-				t.Errorf("reset request answers differ: %v vs %v", unknown, known)
-			}
-			reset := mb.token(t, email, "reset-password")
-			rc := users + "/password-reset/confirm"
-			details(t, expect(t, s.call(t, "POST", rc, map[string]any{"token": reset, "new_password": first}, ""), 422))
-			details(t, expect(t, s.call(t, "POST", rc, map[string]any{"token": reset, "new_password": "short"}, ""), 422))
-			const third = "Third-Pass-44!ok"
-			expect(t, s.call(t, "POST", rc, map[string]any{"token": reset, "new_password": third}, ""), 200)
-			for _, tok := range []tokenResponse{a, c} {
-				assertInvalidToken(t, s.get(t, users+"/me", tok.AccessToken))
-				assertOAuthError(t, s.refresh(t, tok.RefreshToken, ""), 400, "invalid_grant")
-			}
-			if m := expect(t, s.call(t, "POST", rc, map[string]any{"token": reset, "new_password": "Fourth-Pass-45!ok"}, ""), 400); m["error"] != "invalid_token" {
-				t.Errorf("reset token used twice: %v", m)
-			}
-			assertOAuthError(t, s.tryLogin(t, user, second, ""), 400, "invalid_grant")
-			d := s.login(t, user, third, "")
-			if me := expect(t, s.get(t, users+"/me", d.AccessToken), 200); me["id"] != uid {
-				t.Errorf("me after reset: %v", me)
-			}
-			mb.noMail(t, 300*time.Millisecond) // nothing was sent for nobody@example.com
-		})
-	}
+		// Reset by mail: the same answer for an unknown address (and no
+		// mail), every session ends, the token works once.
+		c := s.login(t, user, second, "")
+		unknown := withoutRequestID(t, s.call(t, "POST", users+"/password-reset/request", map[string]any{"email": "nobody@example.com"}, ""))
+		known := withoutRequestID(t, s.call(t, "POST", users+"/password-reset/request", map[string]any{"email": "DORA@example.com"}, ""))
+		if !mapsEqualJSON(unknown, known) {
+			t.Errorf("reset request answers differ: %v vs %v", unknown, known)
+		}
+		reset := mb.token(t, email, "reset-password")
+		rc := users + "/password-reset/confirm"
+		details(t, expect(t, s.call(t, "POST", rc, map[string]any{"token": reset, "new_password": first}, ""), 422))
+		details(t, expect(t, s.call(t, "POST", rc, map[string]any{"token": reset, "new_password": "short"}, ""), 422))
+		const third = "Third-Pass-44!ok"
+		expect(t, s.call(t, "POST", rc, map[string]any{"token": reset, "new_password": third}, ""), 200)
+		for _, tok := range []tokenResponse{a, c} {
+			assertInvalidToken(t, s.get(t, users+"/me", tok.AccessToken))
+			assertOAuthError(t, s.refresh(t, tok.RefreshToken, ""), 400, "invalid_grant")
+		}
+		if m := expect(t, s.call(t, "POST", rc, map[string]any{"token": reset, "new_password": "Fourth-Pass-45!ok"}, ""), 400); m["error"] != "invalid_token" {
+			t.Errorf("reset token used twice: %v", m)
+		}
+		assertOAuthError(t, s.tryLogin(t, user, second, ""), 400, "invalid_grant")
+		d := s.login(t, user, third, "")
+		if me := expect(t, s.get(t, users+"/me", d.AccessToken), 200); me["id"] != uid {
+			t.Errorf("me after reset: %v", me)
+		}
+		mb.noMail(t, 300*time.Millisecond) // nothing was sent for nobody@example.com
+	})
 }
 
 // TestUsersAccessE2E: the permission model seen from outside: a plain user

@@ -14,69 +14,61 @@ import (
 // backend, /health/live and /health/ready answer, and none is cached.
 func TestHealth(t *testing.T) {
 	t.Parallel()
-	for _, b := range backends(t) {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			s := startServer(t, b.env(t, map[string]string{
-				"APP_NAME":    "permiso e2e",
-				"VERSION":     "9.9.9-e2e",
-				"ENVIRONMENT": "test",
-			}))
+	eachBackend(t, func(t *testing.T, b backend) {
+		s := startServer(t, b.env(t, map[string]string{
+			"APP_NAME":    "permiso e2e",
+			"VERSION":     "9.9.9-e2e",
+			"ENVIRONMENT": "test",
+		}))
 
-			r := s.get(t, "/health", "")
-			if r.Status != http.StatusOK {
-				t.Fatalf("%s: want 200", r)
+		r := s.get(t, "/health", "")
+		m := expect(t, r, http.StatusOK)
+		if m["status"] != "healthy" || m["service"] != "permiso e2e" || m["version"] != "9.9.9-e2e" || m["environment"] != "test" {
+			t.Errorf("%s: want status healthy, service/version/environment from APP_NAME/VERSION/ENVIRONMENT", r)
+		}
+		checks, ok := m["checks"].(map[string]any)
+		if !ok {
+			t.Fatalf("%s: no checks object", r)
+		}
+		db, ok := checks["database"].(map[string]any)
+		if !ok || db["status"] != "healthy" {
+			t.Fatalf("%s: checks.database.status is not healthy", r)
+		}
+		if _, ok := db["latency_ms"]; !ok {
+			t.Errorf("%s: checks.database has no latency_ms", r)
+		}
+		for name, c := range checks {
+			if c, ok := c.(map[string]any); !ok || c["status"] != "healthy" {
+				t.Errorf("%s: check %s is not healthy", r, name)
 			}
-			m := r.JSON(t)
-			if m["status"] != "healthy" || m["service"] != "permiso e2e" || m["version"] != "9.9.9-e2e" || m["environment"] != "test" {
-				t.Errorf("%s: want status healthy, service/version/environment from APP_NAME/VERSION/ENVIRONMENT", r)
-			}
-			checks, ok := m["checks"].(map[string]any)
-			if !ok {
-				t.Fatalf("%s: no checks object", r)
-			}
-			db, ok := checks["database"].(map[string]any)
-			if !ok || db["status"] != "healthy" {
-				t.Fatalf("%s: checks.database.status is not healthy", r)
-			}
-			if _, ok := db["latency_ms"]; !ok {
-				t.Errorf("%s: checks.database has no latency_ms", r)
-			}
-			for name, c := range checks {
-				if c, ok := c.(map[string]any); !ok || c["status"] != "healthy" {
-					t.Errorf("%s: check %s is not healthy", r, name)
-				}
-			}
-			if s.Env["REDIS_URL"] != "" && !strings.Contains(strings.ToLower(string(r.Body)), "redis") {
-				t.Errorf("%s: with REDIS_URL set, /health does not report Redis", r)
-			}
-			if cc := r.Header.Get("Cache-Control"); !strings.Contains(cc, "no-store") {
-				t.Errorf("%s: Cache-Control %q, want no-store", r, cc)
-			}
+		}
+		if s.Env["REDIS_URL"] != "" && !strings.Contains(strings.ToLower(string(r.Body)), "redis") {
+			t.Errorf("%s: with REDIS_URL set, /health does not report Redis", r)
+		}
+		if cc := r.Header.Get("Cache-Control"); !strings.Contains(cc, "no-store") {
+			t.Errorf("%s: Cache-Control %q, want no-store", r, cc)
+		}
 
-			if r := s.get(t, "/health/live", ""); r.Status != http.StatusOK {
-				t.Errorf("%s: want 200", r)
-			} else if _, ok := r.JSON(t)["status"].(string); !ok {
-				t.Errorf("%s: want a status", r)
-			}
-			r = s.get(t, "/health/ready", "")
-			if r.Status != http.StatusOK {
-				t.Fatalf("%s: want 200", r)
-			}
-			if m := r.JSON(t); m["status"] != "ready" {
-				t.Errorf("%s: want status ready", r)
-			}
-			// Trailing slashes are optional on every route (docs/api.md).
-			if r := s.get(t, "/health/", ""); r.Status != http.StatusOK {
-				t.Errorf("%s: want 200 (trailing slash)", r)
-			}
+		if r := s.get(t, "/health/live", ""); r.Status != http.StatusOK {
+			t.Errorf("%s: want 200", r)
+		} else if _, ok := r.JSON(t)["status"].(string); !ok {
+			t.Errorf("%s: want a status", r)
+		}
+		r = s.get(t, "/health/ready", "")
+		mustStatus(t, r, http.StatusOK)
+		if m := r.JSON(t); m["status"] != "ready" {
+			t.Errorf("%s: want status ready", r)
+		}
+		// Trailing slashes are optional on every route (docs/api.md).
+		if r := s.get(t, "/health/", ""); r.Status != http.StatusOK {
+			t.Errorf("%s: want 200 (trailing slash)", r)
+		}
 
-			// permiso check reaches the same database (and Redis).
-			if res := s.cli(t, "", "check"); res.Code != 0 {
-				t.Errorf("permiso check: exit %d\nstdout: %s\nstderr: %s", res.Code, res.Stdout, res.Stderr)
-			}
-		})
-	}
+		// permiso check reaches the same database (and Redis).
+		if res := s.cli(t, "", "check"); res.Code != 0 {
+			t.Errorf("permiso check: exit %d\nstdout: %s\nstderr: %s", res.Code, res.Stdout, res.Stderr)
+		}
+	})
 }
 
 // TestRoot: GET / shows the name, version and links.
@@ -84,10 +76,7 @@ func TestRoot(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, sqliteOnly(t).env(t, map[string]string{"APP_NAME": "permiso e2e", "VERSION": "1.2.3-e2e"}))
 	r := s.get(t, "/", "")
-	if r.Status != http.StatusOK {
-		t.Fatalf("%s: want 200", r)
-	}
-	m := r.JSON(t)
+	m := expect(t, r, http.StatusOK)
 	if m["message"] != "permiso e2e" || m["version"] != "1.2.3-e2e" || m["docs"] != "/docs" || m["health"] != "/health" {
 		t.Errorf("%s: want message=APP_NAME, version=VERSION, docs /docs, health /health", r)
 	}
@@ -199,9 +188,7 @@ func TestUnknownRoute(t *testing.T) {
 		}
 	}
 	r := s.do(t, request{method: http.MethodPut, path: "/health/live"})
-	if r.Status != http.StatusMethodNotAllowed {
-		t.Fatalf("%s: want 405", r)
-	}
+	mustStatus(t, r, http.StatusMethodNotAllowed)
 	if !strings.Contains(r.Header.Get("Allow"), "GET") {
 		t.Errorf("%s: Allow %q, want GET", r, r.Header.Get("Allow"))
 	}
@@ -216,41 +203,38 @@ func TestUnknownRoute(t *testing.T) {
 // weak password, and never reads the password from argv.
 func TestCreateAdmin(t *testing.T) {
 	t.Parallel()
-	for _, b := range backends(t) {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			env := b.env(t, nil)
-			create := func(username, email, password string, extra ...string) cliResult {
-				args := append([]string{"create-admin", "--username", username, "--email", email, "--password-stdin"}, extra...)
-				return runCLI(t, env, password+"\n", args...)
+	eachBackend(t, func(t *testing.T, b backend) {
+		env := b.env(t, nil)
+		create := func(username, email, password string, extra ...string) cliResult {
+			args := append([]string{"create-admin", "--username", username, "--email", email, "--password-stdin"}, extra...)
+			return runCLI(t, env, password+"\n", args...)
+		}
+		if r := create("root", "root@example.com", strongPassword); r.Code != 0 {
+			t.Fatalf("first create-admin: exit %d: %s", r.Code, r.Stderr)
+		}
+		if r := create("Root", "ROOT@example.com", "Another-Str0ng-Passw0rd!"); r.Code == 0 || !strings.Contains(r.Stderr, "already exists; nothing changed") {
+			t.Errorf("create-admin of the same administrator again: exit %d: %s %s", r.Code, r.Stdout, r.Stderr)
+		}
+		for _, c := range []struct{ name, username, email string }{
+			{"same user", "root", "root@example.com"},
+			{"username in another case", "ROOT", "other@example.com"},
+			{"email in another case", "other", "Root@Example.COM"},
+		} {
+			r := create(c.username, c.email, strongPassword)
+			if r.Code == 0 {
+				t.Errorf("%s: second create-admin exited 0: %s", c.name, r.Stdout)
 			}
-			if r := create("root", "root@example.com", strongPassword); r.Code != 0 {
-				t.Fatalf("first create-admin: exit %d: %s", r.Code, r.Stderr)
+			if !strings.Contains(r.Stderr, "exists") {
+				t.Errorf("%s: stderr %q does not say the user exists", c.name, r.Stderr)
 			}
-			if r := create("Root", "ROOT@example.com", "Another-Str0ng-Passw0rd!"); r.Code == 0 || !strings.Contains(r.Stderr, "already exists; nothing changed") {
-				t.Errorf("create-admin of the same administrator again: exit %d: %s %s", r.Code, r.Stdout, r.Stderr)
-			}
-			for _, c := range []struct{ name, username, email string }{
-				{"same user", "root", "root@example.com"},
-				{"username in another case", "ROOT", "other@example.com"},
-				{"email in another case", "other", "Root@Example.COM"},
-			} {
-				r := create(c.username, c.email, strongPassword)
-				if r.Code == 0 {
-					t.Errorf("%s: second create-admin exited 0: %s", c.name, r.Stdout)
-				}
-				if !strings.Contains(r.Stderr, "exists") {
-					t.Errorf("%s: stderr %q does not say the user exists", c.name, r.Stderr)
-				}
-			}
-			if r := create("weak", "weak@example.com", "password"); r.Code == 0 {
-				t.Errorf("create-admin accepted the password %q", "password")
-			}
-			if r := runCLI(t, env, "", "create-admin", "--username", "argv", "--email", "argv@example.com", strongPassword); r.Code == 0 {
-				t.Errorf("create-admin took a password from argv")
-			}
-		})
-	}
+		}
+		if r := create("weak", "weak@example.com", "password"); r.Code == 0 {
+			t.Errorf("create-admin accepted the password %q", "password")
+		}
+		if r := runCLI(t, env, "", "create-admin", "--username", "argv", "--email", "argv@example.com", strongPassword); r.Code == 0 {
+			t.Errorf("create-admin took a password from argv")
+		}
+	})
 }
 
 // TestSignalsAndShutdownTimeout (docs/deployment.md, "Shutdown and logs"): SIGHUP without LOG_FILE is

@@ -161,6 +161,17 @@ func backends(t *testing.T) []backend {
 	return bs
 }
 
+// eachBackend runs test in a parallel subtest per backend (backends).
+func eachBackend(t *testing.T, test func(t *testing.T, b backend)) {
+	t.Helper()
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			test(t, b)
+		})
+	}
+}
+
 // sqliteOnly is for tests whose subject does not depend on storage (request
 // validation, discovery metadata): they run once, on SQLite.
 func sqliteOnly(t *testing.T) backend {

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/hex"
 	"net/http"
 	"net/url"
@@ -12,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/permiso/permiso/internal/testdb"
-	"golang.org/x/crypto/argon2"
+	"github.com/permiso/permiso/internal/testhash"
 )
 
 // originalDatabase creates a schema holding the original service's tables
@@ -50,18 +49,6 @@ func originalDatabase(t *testing.T) (dsn string, exec func(sql string, args ...a
 	return u.String(), func(sql string, args ...any) { t.Helper(); testdb.Exec(t, pgURL, sql, args...) }
 }
 
-// argon2Original hashes as the original service did (argon2-cffi:
-// Argon2id m=65536, t=3, p=1, 16-byte salt, 32-byte hash, PHC string).
-func argon2Original(t *testing.T, secret string) string {
-	t.Helper()
-	salt := make([]byte, 16)
-	if _, err := rand.Read(salt); err != nil {
-		t.Fatal(err)
-	}
-	key := argon2.IDKey([]byte(secret), salt, 3, 65536, 1, 32)
-	return "$argon2id$v=19$m=65536,t=3,p=1$" + base64.RawStdEncoding.EncodeToString(salt) + "$" + base64.RawStdEncoding.EncodeToString(key)
-}
-
 // TestImportFromOriginalThenServe moves an installation of the original
 // service into permiso with the real binary: `permiso import --dry-run`
 // changes nothing, `permiso import` carries the users and clients over
@@ -79,11 +66,11 @@ func TestImportFromOriginalThenServe(t *testing.T) {
 			original(`INSERT INTO scopes (id, name, resource) VALUES ($1, 'read:trades', 'trades')`, scopeID)
 			original(`INSERT INTO role_scopes (role_id, scope_id) VALUES ($1, $2)`, roleID, scopeID)
 			original(`INSERT INTO users (id, username, email, password_hash, is_active, is_verified, is_superuser)
-				VALUES ($1, 'legacy', 'Legacy@Example.com', $2, true, true, false)`, userID, argon2Original(t, password))
+				VALUES ($1, 'legacy', 'Legacy@Example.com', $2, true, true, false)`, userID, testhash.Original(t, password))
 			original(`INSERT INTO user_roles (user_id, role_id) VALUES ($1, $2)`, userID, roleID)
 			original(`INSERT INTO service_clients (id, client_id, client_secret_hash, name, client_type, is_active,
 				is_trusted, access_token_lifetime, rate_limit_per_minute, rate_limit_per_hour)
-				VALUES ($1, 'mt5-service', $2, 'MT5', 'confidential', true, true, 7200, 120, 5000)`, clientID, argon2Original(t, secret))
+				VALUES ($1, 'mt5-service', $2, 'MT5', 'confidential', true, true, 7200, 120, 5000)`, clientID, testhash.Original(t, secret))
 			original(`INSERT INTO service_client_scopes (service_client_id, scope_id) VALUES ($1, $2)`, clientID, scopeID)
 			original(`INSERT INTO user_sessions (id, session_id, expires_at, ip_address, is_active, user_id)
 				VALUES ($1, 's1', now() + interval '1 hour', '192.0.2.1', true, $2)`, newUUID(t), userID)
@@ -144,7 +131,7 @@ func TestImportFromOriginalThenServe(t *testing.T) {
 			// A row permiso cannot carry: exit 1, the row named, nothing written.
 			bad := newUUID(t)
 			original(`INSERT INTO users (id, username, email, password_hash, is_active, is_verified, is_superuser)
-				VALUES ($1, 'john doe', 'john@example.com', $2, true, false, false)`, bad, argon2Original(t, password))
+				VALUES ($1, 'john doe', 'john@example.com', $2, true, false, false)`, bad, testhash.Original(t, password))
 			refused := runCLI(t, env, "", "import", "--from", from)
 			if refused.Code != 1 || !strings.Contains(refused.Stderr, "users id="+bad+" column username:") ||
 				!strings.Contains(refused.Stderr, "nothing was written") {

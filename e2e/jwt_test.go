@@ -38,9 +38,7 @@ func TestDiscovery(t *testing.T) {
 			var docs []map[string]any
 			for _, path := range []string{pathASMeta, pathOIDCMeta} {
 				r := s.get(t, path, "")
-				if r.Status != http.StatusOK {
-					t.Fatalf("%s: want 200", r)
-				}
+				mustStatus(t, r, http.StatusOK)
 				m := r.JSON(t)
 				docs = append(docs, m)
 				if got := strings.TrimSuffix(strOf(m["issuer"]), "/"); got != c.wantIssuer(s) {
@@ -108,13 +106,9 @@ func fetchURL(t *testing.T, s *Server, u string) *Response {
 func jwks(t *testing.T, s *Server) jose.JSONWebKeySet {
 	t.Helper()
 	r := s.get(t, pathASMeta, "")
-	if r.Status != http.StatusOK {
-		t.Fatalf("%s: want 200", r)
-	}
+	mustStatus(t, r, http.StatusOK)
 	r = fetchURL(t, s, strOf(r.JSON(t)["jwks_uri"]))
-	if r.Status != http.StatusOK {
-		t.Fatalf("%s: want 200", r)
-	}
+	mustStatus(t, r, http.StatusOK)
 	if ct := r.Header.Get("Content-Type"); !strings.Contains(ct, "json") {
 		t.Errorf("%s: Content-Type %q", r, ct)
 	}
@@ -224,42 +218,39 @@ func TestJWKS(t *testing.T) {
 // new key when it meets its kid.
 func TestKeyRotation(t *testing.T) {
 	t.Parallel()
-	for _, b := range backends(t) {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			a, _ := adminServer(t, b, map[string]string{"JWT_ALGORITHM": "ES256"})
-			requireRoute(t, a, http.MethodGet, pathASMeta)
-			requireRoute(t, a, http.MethodPost, pathIntro)
+	eachBackend(t, func(t *testing.T, b backend) {
+		a, _ := adminServer(t, b, map[string]string{"JWT_ALGORITHM": "ES256"})
+		requireRoute(t, a, http.MethodGet, pathASMeta)
+		requireRoute(t, a, http.MethodPost, pathIntro)
 
-			old := a.login(t, adminUser, strongPassword, "")
-			oldKid := verifyWithJWKS(t, jwks(t, a), old.AccessToken, jose.ES256)
+		old := a.login(t, adminUser, strongPassword, "")
+		oldKid := verifyWithJWKS(t, jwks(t, a), old.AccessToken, jose.ES256)
 
-			res := a.cli(t, "", "keys", "rotate")
-			requireCommand(t, res, "keys rotate")
-			if res.Code != 0 {
-				t.Fatalf("permiso keys rotate: exit %d\nstdout: %s\nstderr: %s", res.Code, res.Stdout, res.Stderr)
-			}
+		res := a.cli(t, "", "keys", "rotate")
+		requireCommand(t, res, "keys rotate")
+		if res.Code != 0 {
+			t.Fatalf("permiso keys rotate: exit %d\nstdout: %s\nstderr: %s", res.Code, res.Stdout, res.Stderr)
+		}
 
-			// A second instance on the same storage, started after the rotation.
-			bsrv := startServer(t, a.Env)
-			fresh := bsrv.login(t, adminUser, strongPassword, "")
-			set := jwks(t, bsrv)
-			newKid := verifyWithJWKS(t, set, fresh.AccessToken, jose.ES256)
-			if newKid == oldKid {
-				t.Fatalf("after keys rotate the new token still has kid %q", oldKid)
-			}
-			verifyWithJWKS(t, set, old.AccessToken, jose.ES256) // the retired key is still published
-			if got := kids(set); !slices.Contains(got, oldKid) || !slices.Contains(got, newKid) {
-				t.Errorf("JWKS kids %v, want both %q and %q", got, oldKid, newKid)
-			}
-			assertActive(t, bsrv.introspect(t, fresh.AccessToken, old.AccessToken))
-			bsrv.assertBearerAccepted(t, old.AccessToken)
+		// A second instance on the same storage, started after the rotation.
+		bsrv := startServer(t, a.Env)
+		fresh := bsrv.login(t, adminUser, strongPassword, "")
+		set := jwks(t, bsrv)
+		newKid := verifyWithJWKS(t, set, fresh.AccessToken, jose.ES256)
+		if newKid == oldKid {
+			t.Fatalf("after keys rotate the new token still has kid %q", oldKid)
+		}
+		verifyWithJWKS(t, set, old.AccessToken, jose.ES256) // the retired key is still published
+		if got := kids(set); !slices.Contains(got, oldKid) || !slices.Contains(got, newKid) {
+			t.Errorf("JWKS kids %v, want both %q and %q", got, oldKid, newKid)
+		}
+		assertActive(t, bsrv.introspect(t, fresh.AccessToken, old.AccessToken))
+		bsrv.assertBearerAccepted(t, old.AccessToken)
 
-			// The first instance meets the new kid: it reloads and accepts it.
-			assertActive(t, a.introspect(t, old.AccessToken, fresh.AccessToken))
-			a.assertBearerAccepted(t, fresh.AccessToken)
-		})
-	}
+		// The first instance meets the new kid: it reloads and accepts it.
+		assertActive(t, a.introspect(t, old.AccessToken, fresh.AccessToken))
+		a.assertBearerAccepted(t, fresh.AccessToken)
+	})
 }
 
 // TestHMACSecretRotation: after JWT_SECRET_KEY changes, tokens signed with

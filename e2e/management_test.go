@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/permiso/permiso/internal/testwait"
 )
 
 // Service clients, sessions, audit log, admin API and the documentation
@@ -35,67 +37,64 @@ func (s *Server) clientCC(t *testing.T, id, secret string) *Response {
 // working at once).
 func TestServiceClientLifecycleE2E(t *testing.T) {
 	t.Parallel()
-	for _, b := range backends(t) {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			s, _ := adminServer(t, b, nil)
-			requireRoute(t, s, http.MethodPost, pathClients)
-			admin := s.login(t, adminUser, strongPassword, "").AccessToken
+	eachBackend(t, func(t *testing.T, b backend) {
+		s, _ := adminServer(t, b, nil)
+		requireRoute(t, s, http.MethodPost, pathClients)
+		admin := s.login(t, adminUser, strongPassword, "").AccessToken
 
-			const perMinute = 4
-			created := expect(t, s.call(t, http.MethodPost, pathClients, map[string]any{
-				"name": "e2e lifecycle", "client_id": "e2e-life", "rate_limit_per_minute": perMinute, "access_token_lifetime": 900,
-			}, admin), http.StatusCreated)
-			secret := strOf(created["client_secret"])
-			if secret == "" || created["client"].(map[string]any)["client_id"] != "e2e-life" {
-				t.Fatalf("create: %v", created)
+		const perMinute = 4
+		created := expect(t, s.call(t, http.MethodPost, pathClients, map[string]any{
+			"name": "e2e lifecycle", "client_id": "e2e-life", "rate_limit_per_minute": perMinute, "access_token_lifetime": 900,
+		}, admin), http.StatusCreated)
+		secret := strOf(created["client_secret"])
+		if secret == "" || created["client"].(map[string]any)["client_id"] != "e2e-life" {
+			t.Fatalf("create: %v", created)
+		}
+		tok := mustTokens(t, s.clientCC(t, "e2e-life", secret), false) // request 1
+
+		// Rotation: the old secret is refused at once.
+		rot := expect(t, s.call(t, http.MethodPost, pathClients+"/e2e-life/rotate-secret", map[string]any{"current_secret": secret}, admin), http.StatusOK)
+		newSecret := strOf(rot["client_secret"])
+		if newSecret == "" || newSecret == secret {
+			t.Fatalf("rotate: %v", rot)
+		}
+		assertOAuthError(t, s.clientCC(t, "e2e-life", secret), http.StatusUnauthorized, "invalid_client")
+		mustTokens(t, s.clientCC(t, "e2e-life", newSecret), false) // request 2
+
+		t.Run("per-client rate limit", func(t *testing.T) {
+			var last *Response
+			for i := 0; i < perMinute+2; i++ {
+				last = s.clientCC(t, "e2e-life", newSecret)
+				if last.Status == http.StatusTooManyRequests {
+					break
+				}
 			}
-			tok := mustTokens(t, s.clientCC(t, "e2e-life", secret), false) // request 1
-
-			// Rotation: the old secret is refused at once.
-			rot := expect(t, s.call(t, http.MethodPost, pathClients+"/e2e-life/rotate-secret", map[string]any{"current_secret": secret}, admin), http.StatusOK)
-			newSecret := strOf(rot["client_secret"])
-			if newSecret == "" || newSecret == secret {
-				t.Fatalf("rotate: %v", rot)
+			if last.Status != http.StatusTooManyRequests {
+				t.Fatalf("no 429 from the per-client rate limit: %s", last)
 			}
-			assertOAuthError(t, s.clientCC(t, "e2e-life", secret), http.StatusUnauthorized, "invalid_client")
-			mustTokens(t, s.clientCC(t, "e2e-life", newSecret), false) // request 2
-
-			t.Run("per-client rate limit", func(t *testing.T) {
-				var last *Response
-				for i := 0; i < perMinute+2; i++ {
-					last = s.clientCC(t, "e2e-life", newSecret)
-					if last.Status == http.StatusTooManyRequests {
-						break
-					}
-				}
-				if last.Status != http.StatusTooManyRequests {
-					t.Fatalf("no 429 from the per-client rate limit: %s", last)
-				}
-				assertOAuthError(t, last, http.StatusTooManyRequests, "rate_limit_exceeded")
-				ra, err := strconv.Atoi(last.Header.Get("Retry-After"))
-				if err != nil || ra < 1 || ra > 60 {
-					t.Errorf("%s: Retry-After %q, want 1..60 seconds", last, last.Header.Get("Retry-After"))
-				}
-				rl := expect(t, s.get(t, pathClients+"/e2e-life/rate-limit", admin), http.StatusOK)
-				if rl["is_rate_limited"] != true || num(t, rl["per_minute_limit"], "per_minute_limit") != perMinute ||
-					num(t, rl["per_minute_remaining"], "per_minute_remaining") != 0 {
-					t.Errorf("rate-limit after exhausting the minute: %v", rl)
-				}
-			})
-
-			// Delete: the token issued before stops working on the next
-			// request.
-			if r := s.introspect(t, tok.AccessToken, tok.AccessToken); r.Status == http.StatusUnauthorized {
-				t.Fatalf("%s: the client's token was refused before the delete", r)
+			assertOAuthError(t, last, http.StatusTooManyRequests, "rate_limit_exceeded")
+			ra, err := strconv.Atoi(last.Header.Get("Retry-After"))
+			if err != nil || ra < 1 || ra > 60 {
+				t.Errorf("%s: Retry-After %q, want 1..60 seconds", last, last.Header.Get("Retry-After"))
 			}
-			expect(t, s.call(t, http.MethodDelete, pathClients+"/e2e-life", nil, admin), http.StatusNoContent)
-			s.assertBearerRejected(t, tok.AccessToken)
-			assertInactive(t, s.introspect(t, admin, tok.AccessToken))
-			assertOAuthError(t, s.clientCC(t, "e2e-life", newSecret), http.StatusUnauthorized, "invalid_client")
-			expect(t, s.get(t, pathClients+"/e2e-life", admin), http.StatusNotFound)
+			rl := expect(t, s.get(t, pathClients+"/e2e-life/rate-limit", admin), http.StatusOK)
+			if rl["is_rate_limited"] != true || num(t, rl["per_minute_limit"], "per_minute_limit") != perMinute ||
+				num(t, rl["per_minute_remaining"], "per_minute_remaining") != 0 {
+				t.Errorf("rate-limit after exhausting the minute: %v", rl)
+			}
 		})
-	}
+
+		// Delete: the token issued before stops working on the next
+		// request.
+		if r := s.introspect(t, tok.AccessToken, tok.AccessToken); r.Status == http.StatusUnauthorized {
+			t.Fatalf("%s: the client's token was refused before the delete", r)
+		}
+		expect(t, s.call(t, http.MethodDelete, pathClients+"/e2e-life", nil, admin), http.StatusNoContent)
+		s.assertBearerRejected(t, tok.AccessToken)
+		assertInactive(t, s.introspect(t, admin, tok.AccessToken))
+		assertOAuthError(t, s.clientCC(t, "e2e-life", newSecret), http.StatusUnauthorized, "invalid_client")
+		expect(t, s.get(t, pathClients+"/e2e-life", admin), http.StatusNotFound)
+	})
 }
 
 // TestSessionDeleteAcrossInstances: two instances share PostgreSQL and
@@ -137,88 +136,82 @@ func TestSessionDeleteAcrossInstances(t *testing.T) {
 // security/events, in reports/usage and on the dashboard.
 func TestAdminFiguresE2E(t *testing.T) {
 	t.Parallel()
-	for _, b := range backends(t) {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			s, adminID := adminServer(t, b, nil)
-			requireRoute(t, s, http.MethodGet, pathAdmin+"/security/events")
-			admin := s.login(t, adminUser, strongPassword, "").AccessToken
-			for range 3 {
-				assertOAuthError(t, s.tryLogin(t, adminUser, "Wrong-Passw0rd!-e2e", ""), http.StatusBadRequest, "invalid_grant")
+	eachBackend(t, func(t *testing.T, b backend) {
+		s, adminID := adminServer(t, b, nil)
+		requireRoute(t, s, http.MethodGet, pathAdmin+"/security/events")
+		admin := s.login(t, adminUser, strongPassword, "").AccessToken
+		for range 3 {
+			assertOAuthError(t, s.tryLogin(t, adminUser, "Wrong-Passw0rd!-e2e", ""), http.StatusBadRequest, "invalid_grant")
+		}
+		var ev, rep, dash map[string]any
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			ev = expect(t, s.get(t, pathAdmin+"/security/events?event_type=login.failure&user_id="+adminID, admin), http.StatusOK)
+			if num(t, ev["total"], "total") >= 3 || time.Now().After(deadline) {
+				break
 			}
-			var ev, rep, dash map[string]any
-			deadline := time.Now().Add(10 * time.Second)
-			for {
-				ev = expect(t, s.get(t, pathAdmin+"/security/events?event_type=login.failure&user_id="+adminID, admin), http.StatusOK)
-				if num(t, ev["total"], "total") >= 3 || time.Now().After(deadline) {
-					break
-				}
-				time.Sleep(50 * time.Millisecond) // the audit writer flushes every 100 ms
+			time.Sleep(50 * time.Millisecond) // the audit writer flushes every 100 ms
+		}
+		if num(t, ev["total"], "security events total") != 3 {
+			t.Errorf("security events: %v, want 3 failed logins", ev)
+		}
+		rep = expect(t, s.get(t, pathAdmin+"/reports/usage?days=1", admin), http.StatusOK)
+		auth := rep["authentication"].(map[string]any)
+		if num(t, auth["failed_logins"], "failed_logins") != 3 || num(t, auth["logins"], "logins") != 1 {
+			t.Errorf("usage report: %v, want 3 failed logins and 1 login", rep)
+		}
+		if ti := rep["tokens_issued"].(map[string]any); num(t, ti["password"], "password") != 1 {
+			t.Errorf("tokens issued: %v", ti)
+		}
+		dash = expect(t, s.get(t, pathAdmin+"/dashboard/stats", admin), http.StatusOK)
+		da := dash["authentication"].(map[string]any)
+		if num(t, da["failed_logins_today"], "failed_logins_today") != 3 || num(t, da["total_logins_today"], "total_logins_today") != 1 ||
+			num(t, da["active_sessions"], "active_sessions") != 1 {
+			t.Errorf("dashboard: %v", dash)
+		}
+		h := expect(t, s.get(t, pathAdmin+"/system/health", admin), http.StatusOK)
+		comps := h["components"].(map[string]any)
+		want := []string{"database", "cache"}
+		for _, c := range want {
+			m, _ := comps[c].(map[string]any)
+			if m["status"] != "healthy" || m["latency_ms"] == nil {
+				t.Errorf("system health %s: %v", c, comps)
 			}
-			if num(t, ev["total"], "security events total") != 3 {
-				t.Errorf("security events: %v, want 3 failed logins", ev)
-			}
-			rep = expect(t, s.get(t, pathAdmin+"/reports/usage?days=1", admin), http.StatusOK)
-			auth := rep["authentication"].(map[string]any)
-			if num(t, auth["failed_logins"], "failed_logins") != 3 || num(t, auth["logins"], "logins") != 1 {
-				t.Errorf("usage report: %v, want 3 failed logins and 1 login", rep)
-			}
-			if ti := rep["tokens_issued"].(map[string]any); num(t, ti["password"], "password") != 1 {
-				t.Errorf("tokens issued: %v", ti)
-			}
-			dash = expect(t, s.get(t, pathAdmin+"/dashboard/stats", admin), http.StatusOK)
-			da := dash["authentication"].(map[string]any)
-			if num(t, da["failed_logins_today"], "failed_logins_today") != 3 || num(t, da["total_logins_today"], "total_logins_today") != 1 ||
-				num(t, da["active_sessions"], "active_sessions") != 1 {
-				t.Errorf("dashboard: %v", dash)
-			}
-			h := expect(t, s.get(t, pathAdmin+"/system/health", admin), http.StatusOK)
-			comps := h["components"].(map[string]any)
-			want := []string{"database", "cache"}
-			for _, c := range want {
-				m, _ := comps[c].(map[string]any)
-				if m["status"] != "healthy" || m["latency_ms"] == nil {
-					t.Errorf("system health %s: %v", c, comps)
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 // TestAuditFlushedOnSIGTERM: a burst of audited requests, SIGTERM right
 // after, and every event is in the database (counted after a restart).
 func TestAuditFlushedOnSIGTERM(t *testing.T) {
 	t.Parallel()
-	for _, b := range backends(t) {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			s, _ := adminServer(t, b, nil)
-			requireRoute(t, s, http.MethodGet, pathAdmin+"/audit/activity")
-			const n = 150
-			var wg sync.WaitGroup
-			sem := make(chan struct{}, 8)
-			for i := 0; i < n; i++ {
-				wg.Add(1)
-				sem <- struct{}{}
-				go func() {
-					defer wg.Done()
-					defer func() { <-sem }()
-					r := s.clientCC(t, fmt.Sprintf("burst-%d", i), "no-such-secret")
-					if r.Status != http.StatusUnauthorized {
-						t.Errorf("%s: want 401", r)
-					}
-				}()
-			}
-			wg.Wait()
-			s.stop(t) // SIGTERM at once; exit status 0 is checked
-			s2 := startServer(t, s.Env)
-			admin := s2.login(t, adminUser, strongPassword, "").AccessToken
-			r := expect(t, s2.get(t, pathAdmin+"/audit/activity?action=client.auth_failure&per_page=1", admin), http.StatusOK)
-			if got := num(t, r["total"], "total"); got != n {
-				t.Errorf("%d client.auth_failure events after SIGTERM, want %d", got, n)
-			}
-		})
-	}
+	eachBackend(t, func(t *testing.T, b backend) {
+		s, _ := adminServer(t, b, nil)
+		requireRoute(t, s, http.MethodGet, pathAdmin+"/audit/activity")
+		const n = 150
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, 8)
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				r := s.clientCC(t, fmt.Sprintf("burst-%d", i), "no-such-secret")
+				if r.Status != http.StatusUnauthorized {
+					t.Errorf("%s: want 401", r)
+				}
+			}()
+		}
+		wg.Wait()
+		s.stop(t) // SIGTERM at once; exit status 0 is checked
+		s2 := startServer(t, s.Env)
+		admin := s2.login(t, adminUser, strongPassword, "").AccessToken
+		r := expect(t, s2.get(t, pathAdmin+"/audit/activity?action=client.auth_failure&per_page=1", admin), http.StatusOK)
+		if got := num(t, r["total"], "total"); got != n {
+			t.Errorf("%d client.auth_failure events after SIGTERM, want %d", got, n)
+		}
+	})
 }
 
 // TestDocsPagesRenderInChromium: the Swagger UI and ReDoc pages, served by
@@ -326,13 +319,7 @@ func TestCacheInvalidationAcrossInstances(t *testing.T) {
 
 	eventually := func(what string, ok func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for !ok() {
-			if time.Now().After(deadline) {
-				t.Fatalf("instance 2 still serves a stale copy: %s", what)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		testwait.Until(t, 5*time.Second, "instance 2 to stop serving a stale copy: "+what, ok)
 	}
 
 	// A user made an administrator, cached on instance 2 by its bearer

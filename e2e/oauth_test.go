@@ -30,92 +30,89 @@ func adminServer(t *testing.T, b backend, extra map[string]string) (*Server, str
 // RFC 9068 access token it returns (docs/oauth.md).
 func TestPasswordGrant(t *testing.T) {
 	t.Parallel()
-	for _, b := range backends(t) {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			s, adminID := adminServer(t, b, map[string]string{"ACCESS_TOKEN_EXPIRE_MINUTES": "7"})
+	eachBackend(t, func(t *testing.T, b backend) {
+		s, adminID := adminServer(t, b, map[string]string{"ACCESS_TOKEN_EXPIRE_MINUTES": "7"})
 
-			before := time.Now()
-			r := s.tryLogin(t, adminUser, strongPassword, "")
-			tok := mustTokens(t, r, true)
-			if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-				t.Errorf("%s: Content-Type %q", r, ct)
+		before := time.Now()
+		r := s.tryLogin(t, adminUser, strongPassword, "")
+		tok := mustTokens(t, r, true)
+		if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+			t.Errorf("%s: Content-Type %q", r, ct)
+		}
+		if tok.ExpiresIn != 7*60 {
+			t.Errorf("expires_in %d, want 420 (ACCESS_TOKEN_EXPIRE_MINUTES=7)", tok.ExpiresIn)
+		}
+		granted := strings.Split(tok.Scope, " ")
+		if !slices.IsSorted(granted) || len(slices.Compact(slices.Clone(granted))) != len(granted) {
+			t.Errorf("scope %q is not sorted and de-duplicated", tok.Scope)
+		}
+		for _, sc := range seededScopes {
+			if !slices.Contains(granted, sc) {
+				t.Errorf("scope %q lacks %s: with no scope requested the admin gets all its scopes", tok.Scope, sc)
 			}
-			if tok.ExpiresIn != 7*60 {
-				t.Errorf("expires_in %d, want 420 (ACCESS_TOKEN_EXPIRE_MINUTES=7)", tok.ExpiresIn)
-			}
-			granted := strings.Split(tok.Scope, " ")
-			if !slices.IsSorted(granted) || len(slices.Compact(slices.Clone(granted))) != len(granted) {
-				t.Errorf("scope %q is not sorted and de-duplicated", tok.Scope)
-			}
-			for _, sc := range seededScopes {
-				if !slices.Contains(granted, sc) {
-					t.Errorf("scope %q lacks %s: with no scope requested the admin gets all its scopes", tok.Scope, sc)
-				}
-			}
-			// Opaque refresh tokens of at least 256 bits (docs/oauth.md).
-			if strings.Count(tok.RefreshToken, ".") == 2 || len(tok.RefreshToken) < 43 {
-				t.Errorf("refresh_token %q: want an opaque string of at least 256 bits", tok.RefreshToken)
-			}
-			if tok.SessionID == nil || !uuidRE.MatchString(*tok.SessionID) {
-				t.Fatalf("%s: session_id is not a UUID", r)
-			}
+		}
+		// Opaque refresh tokens of at least 256 bits (docs/oauth.md).
+		if strings.Count(tok.RefreshToken, ".") == 2 || len(tok.RefreshToken) < 43 {
+			t.Errorf("refresh_token %q: want an opaque string of at least 256 bits", tok.RefreshToken)
+		}
+		if tok.SessionID == nil || !uuidRE.MatchString(*tok.SessionID) {
+			t.Fatalf("%s: session_id is not a UUID", r)
+		}
 
-			header, claims := decodeJWT(t, tok.AccessToken)
-			if header["typ"] != "at+jwt" || header["alg"] != "HS256" {
-				t.Errorf("JWT header %v: want typ at+jwt, alg HS256", header)
+		header, claims := decodeJWT(t, tok.AccessToken)
+		if header["typ"] != "at+jwt" || header["alg"] != "HS256" {
+			t.Errorf("JWT header %v: want typ at+jwt, alg HS256", header)
+		}
+		if kid, _ := header["kid"].(string); kid == "" {
+			t.Errorf("JWT header %v: no kid", header)
+		}
+		wantClaims := map[string]any{
+			"iss": "permiso-auth", "sub": adminID, "type": "access", "sid": *tok.SessionID,
+			"scope": tok.Scope, "username": adminUser, "email": adminEmail, "is_superuser": true,
+		}
+		for k, v := range wantClaims {
+			if claims[k] != v {
+				t.Errorf("claim %s = %v, want %v", k, claims[k], v)
 			}
-			if kid, _ := header["kid"].(string); kid == "" {
-				t.Errorf("JWT header %v: no kid", header)
-			}
-			wantClaims := map[string]any{
-				"iss": "permiso-auth", "sub": adminID, "type": "access", "sid": *tok.SessionID,
-				"scope": tok.Scope, "username": adminUser, "email": adminEmail, "is_superuser": true,
-			}
-			for k, v := range wantClaims {
-				if claims[k] != v {
-					t.Errorf("claim %s = %v, want %v", k, claims[k], v)
-				}
-			}
-			if aud := claims["aud"]; aud != "permiso-auth" && !(isArray(aud) && slices.Contains(strs(t, aud, "aud"), "permiso-auth")) {
-				t.Errorf("claim aud = %v, want permiso-auth (the default audience is JWT_ISSUER)", aud)
-			}
-			if got := strs(t, claims["scopes"], "scopes"); !slices.Equal(got, granted) {
-				t.Errorf("claim scopes %v, want %v", got, granted)
-			}
-			if !slices.Contains(strs(t, claims["roles"], "roles"), "admin") {
-				t.Errorf("claim roles %v lacks admin", claims["roles"])
-			}
-			iat, exp, nbf := num(t, claims["iat"], "iat"), num(t, claims["exp"], "exp"), num(t, claims["nbf"], "nbf")
-			if exp-iat != 420 || nbf > iat {
-				t.Errorf("iat %d, nbf %d, exp %d: want exp = iat + 420 and nbf <= iat", iat, nbf, exp)
-			}
-			if d := time.Unix(iat, 0).Sub(before); d < -time.Minute || d > time.Minute {
-				t.Errorf("iat %d is %v away from now", iat, d)
-			}
-			if jti, _ := claims["jti"].(string); jti == "" {
-				t.Errorf("no jti claim")
-			}
+		}
+		if aud := claims["aud"]; aud != "permiso-auth" && !(isArray(aud) && slices.Contains(strs(t, aud, "aud"), "permiso-auth")) {
+			t.Errorf("claim aud = %v, want permiso-auth (the default audience is JWT_ISSUER)", aud)
+		}
+		if got := strs(t, claims["scopes"], "scopes"); !slices.Equal(got, granted) {
+			t.Errorf("claim scopes %v, want %v", got, granted)
+		}
+		if !slices.Contains(strs(t, claims["roles"], "roles"), "admin") {
+			t.Errorf("claim roles %v lacks admin", claims["roles"])
+		}
+		iat, exp, nbf := num(t, claims["iat"], "iat"), num(t, claims["exp"], "exp"), num(t, claims["nbf"], "nbf")
+		if exp-iat != 420 || nbf > iat {
+			t.Errorf("iat %d, nbf %d, exp %d: want exp = iat + 420 and nbf <= iat", iat, nbf, exp)
+		}
+		if d := time.Unix(iat, 0).Sub(before); d < -time.Minute || d > time.Minute {
+			t.Errorf("iat %d is %v away from now", iat, d)
+		}
+		if jti, _ := claims["jti"].(string); jti == "" {
+			t.Errorf("no jti claim")
+		}
 
-			// grant_type may be left out (the original assumed password);
-			// usernames are looked up case-insensitively; the scope
-			// comes back sorted whatever the request's order.
-			r = s.postForm(t, pathToken, url.Values{
-				"username": {"ADMIN"}, "password": {strongPassword}, "scope": {"write:profile read:profile"},
-			}, nil)
-			tok2 := mustTokens(t, r, true)
-			if tok2.Scope != "read:profile write:profile" {
-				t.Errorf("scope %q, want \"read:profile write:profile\"", tok2.Scope)
-			}
-			if tok2.SessionID == nil || *tok2.SessionID == *tok.SessionID {
-				t.Errorf("second login: session_id %v, want a new session", tok2.SessionID)
-			}
-			_, claims2 := decodeJWT(t, tok2.AccessToken)
-			if claims2["jti"] == claims["jti"] || claims2["sub"] != adminID {
-				t.Errorf("second login: jti %v (first %v), sub %v", claims2["jti"], claims["jti"], claims2["sub"])
-			}
-		})
-	}
+		// grant_type may be left out (the original assumed password);
+		// usernames are looked up case-insensitively; the scope
+		// comes back sorted whatever the request's order.
+		r = s.postForm(t, pathToken, url.Values{
+			"username": {"ADMIN"}, "password": {strongPassword}, "scope": {"write:profile read:profile"},
+		}, nil)
+		tok2 := mustTokens(t, r, true)
+		if tok2.Scope != "read:profile write:profile" {
+			t.Errorf("scope %q, want \"read:profile write:profile\"", tok2.Scope)
+		}
+		if tok2.SessionID == nil || *tok2.SessionID == *tok.SessionID {
+			t.Errorf("second login: session_id %v, want a new session", tok2.SessionID)
+		}
+		_, claims2 := decodeJWT(t, tok2.AccessToken)
+		if claims2["jti"] == claims["jti"] || claims2["sub"] != adminID {
+			t.Errorf("second login: jti %v (first %v), sub %v", claims2["jti"], claims["jti"], claims2["sub"])
+		}
+	})
 }
 
 func isArray(v any) bool { _, ok := v.([]any); return ok }
@@ -220,131 +217,119 @@ func TestTokenRequestValidation(t *testing.T) {
 // while locked even the right password gets 423 account_locked.
 func TestLockout(t *testing.T) {
 	t.Parallel()
-	for _, b := range backends(t) {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			s, _ := adminServer(t, b, map[string]string{"MAX_LOGIN_ATTEMPTS": "3", "LOCKOUT_DURATION_MINUTES": "30"})
-			var locked [2]*Response
-			for i, user := range []string{adminUser, "ghost-user"} {
-				for i := 1; i <= 3; i++ {
-					r := s.tryLogin(t, user, "Wrong-Passw0rd!", "")
-					if i == 3 && r.Status == http.StatusLocked {
-						continue // the failure that locks may already say so
-					}
-					assertOAuthError(t, r, http.StatusBadRequest, "invalid_grant")
+	eachBackend(t, func(t *testing.T, b backend) {
+		s, _ := adminServer(t, b, map[string]string{"MAX_LOGIN_ATTEMPTS": "3", "LOCKOUT_DURATION_MINUTES": "30"})
+		var locked [2]*Response
+		for i, user := range []string{adminUser, "ghost-user"} {
+			for i := 1; i <= 3; i++ {
+				r := s.tryLogin(t, user, "Wrong-Passw0rd!", "")
+				if i == 3 && r.Status == http.StatusLocked {
+					continue // the failure that locks may already say so
 				}
-				pw := strongPassword // the right password for admin
-				r := s.tryLogin(t, user, pw, "")
-				m := assertOAuthError(t, r, http.StatusLocked, "account_locked")
-				until, err := time.Parse(time.RFC3339, strOf(m["locked_until"]))
-				if err != nil {
-					t.Errorf("%s: locked_until is not RFC 3339: %v", r, err)
-				} else if d := time.Until(until); d < 25*time.Minute || d > 31*time.Minute {
-					t.Errorf("%s: locked_until is %v from now, want about 30 minutes", r, d.Round(time.Second))
-				}
-				locked[i] = r
+				assertOAuthError(t, r, http.StatusBadRequest, "invalid_grant")
 			}
-			// No enumeration: a locked unknown user looks like a locked user.
-			if a, g := keysOf(withoutRequestID(t, locked[0])), keysOf(withoutRequestID(t, locked[1])); !slices.Equal(a, g) {
-				t.Errorf("locked admin has fields %v, locked unknown user %v", a, g)
+			pw := strongPassword // the right password for admin
+			r := s.tryLogin(t, user, pw, "")
+			m := assertOAuthError(t, r, http.StatusLocked, "account_locked")
+			until, err := time.Parse(time.RFC3339, strOf(m["locked_until"]))
+			if err != nil {
+				t.Errorf("%s: locked_until is not RFC 3339: %v", r, err)
+			} else if d := time.Until(until); d < 25*time.Minute || d > 31*time.Minute {
+				t.Errorf("%s: locked_until is %v from now, want about 30 minutes", r, d.Round(time.Second))
 			}
-		})
-	}
+			locked[i] = r
+		}
+		// No enumeration: a locked unknown user looks like a locked user.
+		if a, g := keysOf(withoutRequestID(t, locked[0])), keysOf(withoutRequestID(t, locked[1])); !slices.Equal(a, g) {
+			t.Errorf("locked admin has fields %v, locked unknown user %v", a, g)
+		}
+	})
 }
 
 // TestLoginRateLimit: RATE_LIMIT_LOGIN per client IP, 429 with Retry-After.
 func TestLoginRateLimit(t *testing.T) {
 	t.Parallel()
-	for _, b := range backends(t) {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			s := startServer(t, b.env(t, map[string]string{"RATE_LIMIT_LOGIN": "3/minute"}))
-			requireRoute(t, s, http.MethodPost, pathToken) // the probe may count as one attempt
-			var limited *Response
-			for i := 1; i <= 4 && limited == nil; i++ {
-				r := s.tryLogin(t, "ghost-"+strconv.Itoa(i), "Wrong-Passw0rd!", "")
-				switch {
-				case r.Status == http.StatusTooManyRequests && i >= 3:
-					limited = r
-				case r.Status == http.StatusBadRequest:
-				default:
-					t.Fatalf("attempt %d: %s: want 400 invalid_grant, or 429 after 3 attempts", i, r)
-				}
+	eachBackend(t, func(t *testing.T, b backend) {
+		s := startServer(t, b.env(t, map[string]string{"RATE_LIMIT_LOGIN": "3/minute"}))
+		requireRoute(t, s, http.MethodPost, pathToken) // the probe may count as one attempt
+		var limited *Response
+		for i := 1; i <= 4 && limited == nil; i++ {
+			r := s.tryLogin(t, "ghost-"+strconv.Itoa(i), "Wrong-Passw0rd!", "")
+			switch {
+			case r.Status == http.StatusTooManyRequests && i >= 3:
+				limited = r
+			case r.Status == http.StatusBadRequest:
+			default:
+				t.Fatalf("attempt %d: %s: want 400 invalid_grant, or 429 after 3 attempts", i, r)
 			}
-			if limited == nil {
-				t.Fatalf("no 429 after 4 logins with RATE_LIMIT_LOGIN=3/minute")
-			}
-			assertOAuthError(t, limited, http.StatusTooManyRequests, "rate_limit_exceeded")
-			if ra, err := strconv.Atoi(limited.Header.Get("Retry-After")); err != nil || ra <= 0 || ra > 60 {
-				t.Errorf("%s: Retry-After %q, want 1..60 seconds", limited, limited.Header.Get("Retry-After"))
-			}
-			// Still limited, whatever the credentials.
-			assertOAuthError(t, s.tryLogin(t, "ghost-5", "Wrong-Passw0rd!", ""), http.StatusTooManyRequests, "rate_limit_exceeded")
-		})
-	}
+		}
+		if limited == nil {
+			t.Fatalf("no 429 after 4 logins with RATE_LIMIT_LOGIN=3/minute")
+		}
+		assertOAuthError(t, limited, http.StatusTooManyRequests, "rate_limit_exceeded")
+		if ra, err := strconv.Atoi(limited.Header.Get("Retry-After")); err != nil || ra <= 0 || ra > 60 {
+			t.Errorf("%s: Retry-After %q, want 1..60 seconds", limited, limited.Header.Get("Retry-After"))
+		}
+		// Still limited, whatever the credentials.
+		assertOAuthError(t, s.tryLogin(t, "ghost-5", "Wrong-Passw0rd!", ""), http.StatusTooManyRequests, "rate_limit_exceeded")
+	})
 }
 
 // TestRefreshRotation: refresh tokens rotate; reusing a rotated one (no
 // grace) revokes the whole family and the session's access tokens.
 func TestRefreshRotation(t *testing.T) {
 	t.Parallel()
-	for _, b := range backends(t) {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			s, _ := adminServer(t, b, map[string]string{"REFRESH_TOKEN_REUSE_GRACE_SECONDS": "0"})
-			requireRoute(t, s, http.MethodPost, pathIntro)
+	eachBackend(t, func(t *testing.T, b backend) {
+		s, _ := adminServer(t, b, map[string]string{"REFRESH_TOKEN_REUSE_GRACE_SECONDS": "0"})
+		requireRoute(t, s, http.MethodPost, pathIntro)
 
-			t1 := s.login(t, adminUser, strongPassword, "")
-			t2 := mustTokens(t, s.refresh(t, t1.RefreshToken, ""), true)
-			if t2.RefreshToken == t1.RefreshToken || t2.AccessToken == t1.AccessToken {
-				t.Fatalf("refresh did not rotate the tokens")
-			}
-			if t2.Scope != t1.Scope {
-				t.Errorf("refresh changed the scope from %q to %q", t1.Scope, t2.Scope)
-			}
-			_, c1 := decodeJWT(t, t1.AccessToken)
-			_, c2 := decodeJWT(t, t2.AccessToken)
-			if c2["sid"] != c1["sid"] || c2["sub"] != c1["sub"] {
-				t.Errorf("refreshed token: sid %v sub %v, want the login's %v %v", c2["sid"], c2["sub"], c1["sid"], c1["sub"])
-			}
-			s.assertBearerAccepted(t, t2.AccessToken)
+		t1 := s.login(t, adminUser, strongPassword, "")
+		t2 := mustTokens(t, s.refresh(t, t1.RefreshToken, ""), true)
+		if t2.RefreshToken == t1.RefreshToken || t2.AccessToken == t1.AccessToken {
+			t.Fatalf("refresh did not rotate the tokens")
+		}
+		if t2.Scope != t1.Scope {
+			t.Errorf("refresh changed the scope from %q to %q", t1.Scope, t2.Scope)
+		}
+		_, c1 := decodeJWT(t, t1.AccessToken)
+		_, c2 := decodeJWT(t, t2.AccessToken)
+		if c2["sid"] != c1["sid"] || c2["sub"] != c1["sub"] {
+			t.Errorf("refreshed token: sid %v sub %v, want the login's %v %v", c2["sid"], c2["sub"], c1["sid"], c1["sub"])
+		}
+		s.assertBearerAccepted(t, t2.AccessToken)
 
-			// Reuse of the rotated token: refused, and the family dies.
-			assertOAuthError(t, s.refresh(t, t1.RefreshToken, ""), http.StatusBadRequest, "invalid_grant")
-			assertOAuthError(t, s.refresh(t, t2.RefreshToken, ""), http.StatusBadRequest, "invalid_grant")
-			s.assertBearerRejected(t, t2.AccessToken)
-			s.assertBearerRejected(t, t1.AccessToken)
+		// Reuse of the rotated token: refused, and the family dies.
+		assertOAuthError(t, s.refresh(t, t1.RefreshToken, ""), http.StatusBadRequest, "invalid_grant")
+		assertOAuthError(t, s.refresh(t, t2.RefreshToken, ""), http.StatusBadRequest, "invalid_grant")
+		s.assertBearerRejected(t, t2.AccessToken)
+		s.assertBearerRejected(t, t1.AccessToken)
 
-			// Another session is unaffected and sees the dead tokens as inactive.
-			t3 := s.login(t, adminUser, strongPassword, "")
-			assertInactive(t, s.introspect(t, t3.AccessToken, t2.AccessToken))
-			assertInactive(t, s.introspect(t, t3.AccessToken, t2.RefreshToken))
-			mustTokens(t, s.refresh(t, t3.RefreshToken, ""), true)
-		})
-	}
+		// Another session is unaffected and sees the dead tokens as inactive.
+		t3 := s.login(t, adminUser, strongPassword, "")
+		assertInactive(t, s.introspect(t, t3.AccessToken, t2.AccessToken))
+		assertInactive(t, s.introspect(t, t3.AccessToken, t2.RefreshToken))
+		mustTokens(t, s.refresh(t, t3.RefreshToken, ""), true)
+	})
 }
 
 // TestRefreshGrace: within REFRESH_TOKEN_REUSE_GRACE_SECONDS a retried
 // refresh gets a fresh, working pair instead of revoking the family.
 func TestRefreshGrace(t *testing.T) {
 	t.Parallel()
-	for _, b := range backends(t) {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			s, _ := adminServer(t, b, map[string]string{"REFRESH_TOKEN_REUSE_GRACE_SECONDS": "30"})
-			requireRoute(t, s, http.MethodPost, pathIntro)
+	eachBackend(t, func(t *testing.T, b backend) {
+		s, _ := adminServer(t, b, map[string]string{"REFRESH_TOKEN_REUSE_GRACE_SECONDS": "30"})
+		requireRoute(t, s, http.MethodPost, pathIntro)
 
-			t1 := s.login(t, adminUser, strongPassword, "")
-			t2 := mustTokens(t, s.refresh(t, t1.RefreshToken, ""), true)
-			t3 := mustTokens(t, s.refresh(t, t1.RefreshToken, ""), true) // the client's retry
-			if t3.AccessToken == t2.AccessToken || t3.RefreshToken == t2.RefreshToken || t3.RefreshToken == t1.RefreshToken {
-				t.Errorf("the retry within the grace window did not get a fresh pair")
-			}
-			s.assertBearerAccepted(t, t3.AccessToken)
-			t4 := mustTokens(t, s.refresh(t, t3.RefreshToken, ""), true)
-			s.assertBearerAccepted(t, t4.AccessToken)
-		})
-	}
+		t1 := s.login(t, adminUser, strongPassword, "")
+		t2 := mustTokens(t, s.refresh(t, t1.RefreshToken, ""), true)
+		t3 := mustTokens(t, s.refresh(t, t1.RefreshToken, ""), true) // the client's retry
+		if t3.AccessToken == t2.AccessToken || t3.RefreshToken == t2.RefreshToken || t3.RefreshToken == t1.RefreshToken {
+			t.Errorf("the retry within the grace window did not get a fresh pair")
+		}
+		s.assertBearerAccepted(t, t3.AccessToken)
+		t4 := mustTokens(t, s.refresh(t, t3.RefreshToken, ""), true)
+		s.assertBearerAccepted(t, t4.AccessToken)
+	})
 }
 
 // TestRefreshEndpoint: POST /auth/refresh takes JSON (as the original) and
@@ -426,194 +411,177 @@ func TestRefreshTokenIsNotABearer(t *testing.T) {
 // logged-out, forged and garbage tokens are exactly {"active":false}.
 func TestIntrospection(t *testing.T) {
 	t.Parallel()
-	for _, b := range backends(t) {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			s, adminID := adminServer(t, b, nil)
-			requireRoute(t, s, http.MethodPost, pathIntro)
-			requireRoute(t, s, http.MethodPost, pathRevoke)
-			requireRoute(t, s, http.MethodPost, pathLogout)
+	eachBackend(t, func(t *testing.T, b backend) {
+		s, adminID := adminServer(t, b, nil)
+		requireRoute(t, s, http.MethodPost, pathIntro)
+		requireRoute(t, s, http.MethodPost, pathRevoke)
+		requireRoute(t, s, http.MethodPost, pathLogout)
 
-			caller := s.login(t, adminUser, strongPassword, "") // admin:tokens
-			_, claims := decodeJWT(t, caller.AccessToken)
-			for name, r := range map[string]*Response{
-				"form": s.introspect(t, caller.AccessToken, caller.AccessToken),
-				"json": s.postJSON(t, pathIntro, map[string]string{"token": caller.AccessToken}, caller.AccessToken),
-			} {
-				m := assertActive(t, r)
-				assertNoStore(t, r)
-				if m["sub"] != adminID || m["scope"] != caller.Scope {
-					t.Errorf("%s: %s: want sub %s and scope %q", name, r, adminID, caller.Scope)
-				}
-				if num(t, m["exp"], "exp") != num(t, claims["exp"], "claims exp") {
-					t.Errorf("%s: %s: exp differs from the token's %v", name, r, claims["exp"])
-				}
-				if tt := m["token_type"]; tt != "access_token" && tt != "Bearer" {
-					t.Errorf("%s: %s: token_type %v, want access_token or Bearer", name, r, tt)
-				}
-				if u, ok := m["username"]; ok && u != adminUser {
-					t.Errorf("%s: %s: username %v", name, r, u)
-				}
+		caller := s.login(t, adminUser, strongPassword, "") // admin:tokens
+		_, claims := decodeJWT(t, caller.AccessToken)
+		for name, r := range map[string]*Response{
+			"form": s.introspect(t, caller.AccessToken, caller.AccessToken),
+			"json": s.postJSON(t, pathIntro, map[string]string{"token": caller.AccessToken}, caller.AccessToken),
+		} {
+			m := assertActive(t, r)
+			assertNoStore(t, r)
+			if m["sub"] != adminID || m["scope"] != caller.Scope {
+				t.Errorf("%s: %s: want sub %s and scope %q", name, r, adminID, caller.Scope)
 			}
-
-			// The refresh token, with and without a (wrong) hint.
-			for _, hint := range []string{"", "access_token", "refresh_token"} {
-				form := url.Values{"token": {caller.RefreshToken}}
-				if hint != "" {
-					form.Set("token_type_hint", hint)
-				}
-				r := s.postFormBearer(t, pathIntro, form, caller.AccessToken)
-				m := assertActive(t, r)
-				if m["token_type"] != "refresh_token" || m["sub"] != adminID {
-					t.Errorf("hint %q: %s: want token_type refresh_token, sub %s", hint, r, adminID)
-				}
+			if num(t, m["exp"], "exp") != num(t, claims["exp"], "claims exp") {
+				t.Errorf("%s: %s: exp differs from the token's %v", name, r, claims["exp"])
 			}
-
-			// Expired: the server's own secret and kid, exp an hour ago. The
-			// same re-signing with fresh times is active, so the answer below
-			// is about expiry, not about the re-signing.
-			secret := []byte(s.Env["JWT_SECRET_KEY"])
-			fresh := resignHS256(t, caller.AccessToken, secret, func(map[string]any) {})
-			assertActive(t, s.introspect(t, caller.AccessToken, fresh))
-			expired := resignHS256(t, caller.AccessToken, secret, func(c map[string]any) {
-				past := time.Now().Add(-2 * time.Hour).Unix()
-				c["iat"], c["nbf"], c["exp"] = past, past, past+3600
-				c["jti"] = randomHex(t, 16)
-			})
-			assertInactive(t, s.introspect(t, caller.AccessToken, expired))
-			assertInvalidToken(t, s.get(t, "/api/v1/users/me", expired))
-
-			// Garbage and forgeries.
-			for name, tok := range map[string]string{
-				"garbage":   "garbage",
-				"jwt-ish":   "a.b.c",
-				"random":    randomHex(t, 32),
-				"forged":    forgeHS256(t, caller.AccessToken, []byte(randomHex(t, 32))),
-				"tampered":  tamperClaims(t, caller.AccessToken, "sub", "00000000-0000-0000-0000-000000000000"),
-				"alg none":  algNone(t, caller.AccessToken),
-				"truncated": caller.AccessToken[:len(caller.AccessToken)-4],
-			} {
-				t.Run(name, func(t *testing.T) {
-					assertInactive(t, s.introspect(t, caller.AccessToken, tok))
-				})
+			if tt := m["token_type"]; tt != "access_token" && tt != "Bearer" {
+				t.Errorf("%s: %s: token_type %v, want access_token or Bearer", name, r, tt)
 			}
-
-			// A revoked access token.
-			v := s.login(t, adminUser, strongPassword, "")
-			if r := s.postFormBearer(t, pathRevoke, url.Values{"token": {v.AccessToken}}, v.AccessToken); r.Status != http.StatusOK {
-				t.Fatalf("%s: want 200", r)
+			if u, ok := m["username"]; ok && u != adminUser {
+				t.Errorf("%s: %s: username %v", name, r, u)
 			}
-			assertInactive(t, s.introspect(t, caller.AccessToken, v.AccessToken))
+		}
 
-			// A logged-out session's tokens.
-			w := s.login(t, adminUser, strongPassword, "")
-			assertActive(t, s.introspect(t, caller.AccessToken, w.RefreshToken))
-			if r := s.postJSON(t, pathLogout, nil, w.AccessToken); r.Status != http.StatusOK {
-				t.Fatalf("%s: want 200", r)
+		// The refresh token, with and without a (wrong) hint.
+		for _, hint := range []string{"", "access_token", "refresh_token"} {
+			form := url.Values{"token": {caller.RefreshToken}}
+			if hint != "" {
+				form.Set("token_type_hint", hint)
 			}
-			assertInactive(t, s.introspect(t, caller.AccessToken, w.RefreshToken))
-			assertInactive(t, s.introspect(t, caller.AccessToken, w.AccessToken))
+			r := s.postFormBearer(t, pathIntro, form, caller.AccessToken)
+			m := assertActive(t, r)
+			if m["token_type"] != "refresh_token" || m["sub"] != adminID {
+				t.Errorf("hint %q: %s: want token_type refresh_token, sub %s", hint, r, adminID)
+			}
+		}
 
-			// Introspection needs an authenticated caller.
-			r := s.postForm(t, pathIntro, url.Values{"token": {caller.AccessToken}}, nil)
-			if r.Status != http.StatusUnauthorized {
-				t.Errorf("%s: unauthenticated introspection, want 401", r)
-			}
+		// Expired: the server's own secret and kid, exp an hour ago. The
+		// same re-signing with fresh times is active, so the answer below
+		// is about expiry, not about the re-signing.
+		secret := []byte(s.Env["JWT_SECRET_KEY"])
+		fresh := resignHS256(t, caller.AccessToken, secret, func(map[string]any) {})
+		assertActive(t, s.introspect(t, caller.AccessToken, fresh))
+		expired := resignHS256(t, caller.AccessToken, secret, func(c map[string]any) {
+			past := time.Now().Add(-2 * time.Hour).Unix()
+			c["iat"], c["nbf"], c["exp"] = past, past, past+3600
+			c["jti"] = randomHex(t, 16)
 		})
-	}
+		assertInactive(t, s.introspect(t, caller.AccessToken, expired))
+		assertInvalidToken(t, s.get(t, "/api/v1/users/me", expired))
+
+		// Garbage and forgeries.
+		for name, tok := range map[string]string{
+			"garbage":   "garbage",
+			"jwt-ish":   "a.b.c",
+			"random":    randomHex(t, 32),
+			"forged":    forgeHS256(t, caller.AccessToken, []byte(randomHex(t, 32))),
+			"tampered":  tamperClaims(t, caller.AccessToken, "sub", "00000000-0000-0000-0000-000000000000"),
+			"alg none":  algNone(t, caller.AccessToken),
+			"truncated": caller.AccessToken[:len(caller.AccessToken)-4],
+		} {
+			t.Run(name, func(t *testing.T) {
+				assertInactive(t, s.introspect(t, caller.AccessToken, tok))
+			})
+		}
+
+		// A revoked access token.
+		v := s.login(t, adminUser, strongPassword, "")
+		if r := s.postFormBearer(t, pathRevoke, url.Values{"token": {v.AccessToken}}, v.AccessToken); r.Status != http.StatusOK {
+			t.Fatalf("%s: want 200", r)
+		}
+		assertInactive(t, s.introspect(t, caller.AccessToken, v.AccessToken))
+
+		// A logged-out session's tokens.
+		w := s.login(t, adminUser, strongPassword, "")
+		assertActive(t, s.introspect(t, caller.AccessToken, w.RefreshToken))
+		if r := s.postJSON(t, pathLogout, nil, w.AccessToken); r.Status != http.StatusOK {
+			t.Fatalf("%s: want 200", r)
+		}
+		assertInactive(t, s.introspect(t, caller.AccessToken, w.RefreshToken))
+		assertInactive(t, s.introspect(t, caller.AccessToken, w.AccessToken))
+
+		// Introspection needs an authenticated caller.
+		r := s.postForm(t, pathIntro, url.Values{"token": {caller.AccessToken}}, nil)
+		if r.Status != http.StatusUnauthorized {
+			t.Errorf("%s: unauthenticated introspection, want 401", r)
+		}
+	})
 }
 
 // TestRevocation: RFC 7009. Unknown tokens are fine; a revoked access token
 // dies at once; revoking a refresh token kills its session's access tokens.
 func TestRevocation(t *testing.T) {
 	t.Parallel()
-	for _, b := range backends(t) {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			s, _ := adminServer(t, b, nil)
-			requireRoute(t, s, http.MethodPost, pathRevoke)
-			requireRoute(t, s, http.MethodPost, pathIntro)
+	eachBackend(t, func(t *testing.T, b backend) {
+		s, _ := adminServer(t, b, nil)
+		requireRoute(t, s, http.MethodPost, pathRevoke)
+		requireRoute(t, s, http.MethodPost, pathIntro)
 
-			caller := s.login(t, adminUser, strongPassword, "")
-			r := s.postFormBearer(t, pathRevoke, url.Values{"token": {"no-such-token"}}, caller.AccessToken)
-			if r.Status != http.StatusOK {
-				t.Errorf("%s: unknown token, want 200 (RFC 7009 2.2)", r)
-			}
-			assertNoStore(t, r)
+		caller := s.login(t, adminUser, strongPassword, "")
+		r := s.postFormBearer(t, pathRevoke, url.Values{"token": {"no-such-token"}}, caller.AccessToken)
+		if r.Status != http.StatusOK {
+			t.Errorf("%s: unknown token, want 200 (RFC 7009 2.2)", r)
+		}
+		assertNoStore(t, r)
 
-			// An access token, by its owner, with a wrong hint.
-			v := s.login(t, adminUser, strongPassword, "")
-			r = s.postFormBearer(t, pathRevoke, url.Values{"token": {v.AccessToken}, "token_type_hint": {"refresh_token"}}, v.AccessToken)
-			if r.Status != http.StatusOK {
-				t.Fatalf("%s: want 200", r)
-			}
-			s.assertBearerRejected(t, v.AccessToken)
+		// An access token, by its owner, with a wrong hint.
+		v := s.login(t, adminUser, strongPassword, "")
+		r = s.postFormBearer(t, pathRevoke, url.Values{"token": {v.AccessToken}, "token_type_hint": {"refresh_token"}}, v.AccessToken)
+		mustStatus(t, r, http.StatusOK)
+		s.assertBearerRejected(t, v.AccessToken)
 
-			// A refresh token (JSON body): its family and the session's
-			// access tokens die.
-			w := s.login(t, adminUser, strongPassword, "")
-			r = s.postJSON(t, pathRevoke, map[string]string{"token": w.RefreshToken, "token_type_hint": "refresh_token"}, w.AccessToken)
-			if r.Status != http.StatusOK {
-				t.Fatalf("%s: want 200", r)
-			}
-			s.assertBearerRejected(t, w.AccessToken)
-			assertOAuthError(t, s.refresh(t, w.RefreshToken, ""), http.StatusBadRequest, "invalid_grant")
+		// A refresh token (JSON body): its family and the session's
+		// access tokens die.
+		w := s.login(t, adminUser, strongPassword, "")
+		r = s.postJSON(t, pathRevoke, map[string]string{"token": w.RefreshToken, "token_type_hint": "refresh_token"}, w.AccessToken)
+		mustStatus(t, r, http.StatusOK)
+		s.assertBearerRejected(t, w.AccessToken)
+		assertOAuthError(t, s.refresh(t, w.RefreshToken, ""), http.StatusBadRequest, "invalid_grant")
 
-			// Revocation needs an authenticated caller; this one did nothing.
-			r = s.postForm(t, pathRevoke, url.Values{"token": {caller.AccessToken}}, nil)
-			if r.Status != http.StatusUnauthorized {
-				t.Errorf("%s: unauthenticated revocation, want 401", r)
-			}
-			s.assertBearerAccepted(t, caller.AccessToken)
+		// Revocation needs an authenticated caller; this one did nothing.
+		r = s.postForm(t, pathRevoke, url.Values{"token": {caller.AccessToken}}, nil)
+		if r.Status != http.StatusUnauthorized {
+			t.Errorf("%s: unauthenticated revocation, want 401", r)
+		}
+		s.assertBearerAccepted(t, caller.AccessToken)
 
-			if prefix := redisKeyPrefix(s.Env); prefix != "" {
-				if n := countRedisKeys(t, prefix); n == 0 {
-					t.Errorf("no Redis key under %s* after revocations: CACHE_*_PREFIX not honoured?", prefix)
-				}
+		if prefix := redisKeyPrefix(s.Env); prefix != "" {
+			if n := countRedisKeys(t, prefix); n == 0 {
+				t.Errorf("no Redis key under %s* after revocations: CACHE_*_PREFIX not honoured?", prefix)
 			}
-		})
-	}
+		}
+	})
 }
 
 // TestLogout: POST /auth/logout ends the current session at once; {"all":
 // true} ends every session of the user.
 func TestLogout(t *testing.T) {
 	t.Parallel()
-	for _, b := range backends(t) {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			s, _ := adminServer(t, b, nil)
-			requireRoute(t, s, http.MethodPost, pathLogout)
-			requireRoute(t, s, http.MethodPost, pathIntro)
+	eachBackend(t, func(t *testing.T, b backend) {
+		s, _ := adminServer(t, b, nil)
+		requireRoute(t, s, http.MethodPost, pathLogout)
+		requireRoute(t, s, http.MethodPost, pathIntro)
 
-			first := s.login(t, adminUser, strongPassword, "")
-			second := s.login(t, adminUser, strongPassword, "")
-			r := s.postJSON(t, pathLogout, nil, first.AccessToken)
-			if r.Status != http.StatusOK {
-				t.Fatalf("%s: want 200", r)
-			}
-			m := r.JSON(t)
-			if msg, _ := m["message"].(string); msg == "" || num(t, m["sessions_terminated"], "sessions_terminated") != 1 {
-				t.Errorf("%s: want {message, sessions_terminated: 1}", r)
-			}
-			s.assertBearerRejected(t, first.AccessToken)
-			assertOAuthError(t, s.refresh(t, first.RefreshToken, ""), http.StatusBadRequest, "invalid_grant")
-			s.assertBearerAccepted(t, second.AccessToken)
+		first := s.login(t, adminUser, strongPassword, "")
+		second := s.login(t, adminUser, strongPassword, "")
+		r := s.postJSON(t, pathLogout, nil, first.AccessToken)
+		mustStatus(t, r, http.StatusOK)
+		m := r.JSON(t)
+		if msg, _ := m["message"].(string); msg == "" || num(t, m["sessions_terminated"], "sessions_terminated") != 1 {
+			t.Errorf("%s: want {message, sessions_terminated: 1}", r)
+		}
+		s.assertBearerRejected(t, first.AccessToken)
+		assertOAuthError(t, s.refresh(t, first.RefreshToken, ""), http.StatusBadRequest, "invalid_grant")
+		s.assertBearerAccepted(t, second.AccessToken)
 
-			third := s.login(t, adminUser, strongPassword, "")
-			r = s.postJSON(t, pathLogout, map[string]bool{"all": true}, second.AccessToken)
-			if r.Status != http.StatusOK {
-				t.Fatalf("%s: want 200", r)
-			}
-			if n := num(t, r.JSON(t)["sessions_terminated"], "sessions_terminated"); n != 2 {
-				t.Errorf("%s: sessions_terminated %d, want 2", r, n)
-			}
-			for _, tok := range []tokenResponse{second, third} {
-				s.assertBearerRejected(t, tok.AccessToken)
-				assertOAuthError(t, s.refresh(t, tok.RefreshToken, ""), http.StatusBadRequest, "invalid_grant")
-			}
-		})
-	}
+		third := s.login(t, adminUser, strongPassword, "")
+		r = s.postJSON(t, pathLogout, map[string]bool{"all": true}, second.AccessToken)
+		mustStatus(t, r, http.StatusOK)
+		if n := num(t, r.JSON(t)["sessions_terminated"], "sessions_terminated"); n != 2 {
+			t.Errorf("%s: sessions_terminated %d, want 2", r, n)
+		}
+		for _, tok := range []tokenResponse{second, third} {
+			s.assertBearerRejected(t, tok.AccessToken)
+			assertOAuthError(t, s.refresh(t, tok.RefreshToken, ""), http.StatusBadRequest, "invalid_grant")
+		}
+	})
 }
 
 // TestBearerAuthErrors: RFC 6750 §3 challenges and the management envelope (docs/api.md).
@@ -702,93 +670,90 @@ func TestPlainUser(t *testing.T) {
 // bound to a client.
 func TestClientCredentials(t *testing.T) {
 	t.Parallel()
-	for _, b := range backends(t) {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			s, adminID := adminServer(t, b, nil)
-			requireRoute(t, s, http.MethodPost, pathClients)
-			requireRoute(t, s, http.MethodGet, pathScopes)
-			requireRoute(t, s, http.MethodPost, pathService)
-			requireRoute(t, s, http.MethodPost, pathIntro)
-			requireRoute(t, s, http.MethodPost, pathRevoke)
+	eachBackend(t, func(t *testing.T, b backend) {
+		s, adminID := adminServer(t, b, nil)
+		requireRoute(t, s, http.MethodPost, pathClients)
+		requireRoute(t, s, http.MethodGet, pathScopes)
+		requireRoute(t, s, http.MethodPost, pathService)
+		requireRoute(t, s, http.MethodPost, pathIntro)
+		requireRoute(t, s, http.MethodPost, pathRevoke)
 
-			admin := s.login(t, adminUser, strongPassword, "")
-			id, secret := s.createClient(t, admin.AccessToken, "e2e-billing", 600, "read:profile", "admin:tokens")
-			basic := &[2]string{id, secret}
-			cc := url.Values{"grant_type": {"client_credentials"}}
+		admin := s.login(t, adminUser, strongPassword, "")
+		id, secret := s.createClient(t, admin.AccessToken, "e2e-billing", 600, "read:profile", "admin:tokens")
+		basic := &[2]string{id, secret}
+		cc := url.Values{"grant_type": {"client_credentials"}}
 
-			r := s.postForm(t, pathToken, url.Values{"grant_type": {"client_credentials"}, "scope": {"read:profile"}}, basic)
-			tok := mustTokens(t, r, false)
-			if tok.ExpiresIn != 600 || tok.Scope != "read:profile" || tok.RefreshToken != "" || (tok.SessionID != nil && *tok.SessionID != "") {
-				t.Errorf("%s: want expires_in 600 (the client's lifetime), scope read:profile, no refresh_token, no session_id", r)
-			}
-			header, claims := decodeJWT(t, tok.AccessToken)
-			if header["typ"] != "at+jwt" || claims["sub"] != id || claims["client_id"] != id || claims["type"] != "service" || claims["sid"] != nil {
-				t.Errorf("service token header %v claims %v: want typ at+jwt, sub = client_id = %s, type service, no sid", header, claims, id)
-			}
+		r := s.postForm(t, pathToken, url.Values{"grant_type": {"client_credentials"}, "scope": {"read:profile"}}, basic)
+		tok := mustTokens(t, r, false)
+		if tok.ExpiresIn != 600 || tok.Scope != "read:profile" || tok.RefreshToken != "" || (tok.SessionID != nil && *tok.SessionID != "") {
+			t.Errorf("%s: want expires_in 600 (the client's lifetime), scope read:profile, no refresh_token, no session_id", r)
+		}
+		header, claims := decodeJWT(t, tok.AccessToken)
+		if header["typ"] != "at+jwt" || claims["sub"] != id || claims["client_id"] != id || claims["type"] != "service" || claims["sid"] != nil {
+			t.Errorf("service token header %v claims %v: want typ at+jwt, sub = client_id = %s, type service, no sid", header, claims, id)
+		}
 
-			// No scope requested: every scope of the client, sorted.
-			all := mustTokens(t, s.postForm(t, pathToken, url.Values{"grant_type": {"client_credentials"}, "client_id": {id}, "client_secret": {secret}}, nil), false)
-			if all.Scope != "admin:tokens read:profile" {
-				t.Errorf("scope %q, want \"admin:tokens read:profile\"", all.Scope)
-			}
-			svc := mustTokens(t, s.postForm(t, pathService, url.Values{"client_id": {id}, "client_secret": {secret}, "scope": {"admin:tokens"}}, nil), false)
-			if svc.Scope != "admin:tokens" {
-				t.Errorf("/auth/service-token scope %q, want admin:tokens", svc.Scope)
-			}
-			assertOAuthError(t, s.postForm(t, pathToken, url.Values{"grant_type": {"client_credentials"}, "scope": {"admin:users"}}, basic),
-				http.StatusBadRequest, "invalid_scope")
+		// No scope requested: every scope of the client, sorted.
+		all := mustTokens(t, s.postForm(t, pathToken, url.Values{"grant_type": {"client_credentials"}, "client_id": {id}, "client_secret": {secret}}, nil), false)
+		if all.Scope != "admin:tokens read:profile" {
+			t.Errorf("scope %q, want \"admin:tokens read:profile\"", all.Scope)
+		}
+		svc := mustTokens(t, s.postForm(t, pathService, url.Values{"client_id": {id}, "client_secret": {secret}, "scope": {"admin:tokens"}}, nil), false)
+		if svc.Scope != "admin:tokens" {
+			t.Errorf("/auth/service-token scope %q, want admin:tokens", svc.Scope)
+		}
+		assertOAuthError(t, s.postForm(t, pathToken, url.Values{"grant_type": {"client_credentials"}, "scope": {"admin:users"}}, basic),
+			http.StatusBadRequest, "invalid_scope")
 
-			// Client authentication failures look alike.
-			wrong := s.postForm(t, pathToken, cc, &[2]string{id, secret + "x"})
-			unknown := s.postForm(t, pathToken, cc, &[2]string{"e2e-no-such-client", secret})
-			for _, r := range []*Response{wrong, unknown} {
-				assertOAuthError(t, r, http.StatusUnauthorized, "invalid_client")
-				if h := r.Header.Get("WWW-Authenticate"); !strings.HasPrefix(h, "Basic") {
-					t.Errorf("%s: WWW-Authenticate %q, want Basic", r, h)
-				}
+		// Client authentication failures look alike.
+		wrong := s.postForm(t, pathToken, cc, &[2]string{id, secret + "x"})
+		unknown := s.postForm(t, pathToken, cc, &[2]string{"e2e-no-such-client", secret})
+		for _, r := range []*Response{wrong, unknown} {
+			assertOAuthError(t, r, http.StatusUnauthorized, "invalid_client")
+			if h := r.Header.Get("WWW-Authenticate"); !strings.HasPrefix(h, "Basic") {
+				t.Errorf("%s: WWW-Authenticate %q, want Basic", r, h)
 			}
-			if !mapsEqualJSON(withoutRequestID(t, wrong), withoutRequestID(t, unknown)) {
-				t.Errorf("wrong secret and unknown client differ:\n%s\n%s", wrong.Body, unknown.Body)
-			}
-			assertOAuthError(t, s.postForm(t, pathToken, cc, nil), http.StatusUnauthorized, "invalid_client")
-			assertOAuthError(t, s.postForm(t, pathService, url.Values{"client_id": {id}, "client_secret": {"nope"}}, nil), http.StatusUnauthorized, "invalid_client")
+		}
+		if !mapsEqualJSON(withoutRequestID(t, wrong), withoutRequestID(t, unknown)) {
+			t.Errorf("wrong secret and unknown client differ:\n%s\n%s", wrong.Body, unknown.Body)
+		}
+		assertOAuthError(t, s.postForm(t, pathToken, cc, nil), http.StatusUnauthorized, "invalid_client")
+		assertOAuthError(t, s.postForm(t, pathService, url.Values{"client_id": {id}, "client_secret": {"nope"}}, nil), http.StatusUnauthorized, "invalid_client")
 
-			// An authenticated client may introspect; the admin sees the
-			// service token.
-			m := assertActive(t, s.postForm(t, pathIntro, url.Values{"token": {admin.AccessToken}}, basic))
-			if m["sub"] != adminID {
-				t.Errorf("client introspection: sub %v, want %s", m["sub"], adminID)
-			}
-			m = assertActive(t, s.introspect(t, admin.AccessToken, tok.AccessToken))
-			if m["sub"] != id || m["client_id"] != id {
-				t.Errorf("service token introspection %v: want sub and client_id %s", m, id)
-			}
-			// A service token is not a user's bearer token.
-			if r := s.postJSON(t, pathLogout, nil, tok.AccessToken); r.Status != http.StatusUnauthorized && r.Status != http.StatusForbidden {
-				t.Errorf("%s: logout with a service token, want 401 or 403", r)
-			}
-			// The owning client revokes its token.
-			if r := s.postForm(t, pathRevoke, url.Values{"token": {tok.AccessToken}}, basic); r.Status != http.StatusOK {
-				t.Errorf("%s: want 200", r)
-			}
-			assertInactive(t, s.introspect(t, admin.AccessToken, tok.AccessToken))
+		// An authenticated client may introspect; the admin sees the
+		// service token.
+		m := assertActive(t, s.postForm(t, pathIntro, url.Values{"token": {admin.AccessToken}}, basic))
+		if m["sub"] != adminID {
+			t.Errorf("client introspection: sub %v, want %s", m["sub"], adminID)
+		}
+		m = assertActive(t, s.introspect(t, admin.AccessToken, tok.AccessToken))
+		if m["sub"] != id || m["client_id"] != id {
+			t.Errorf("service token introspection %v: want sub and client_id %s", m, id)
+		}
+		// A service token is not a user's bearer token.
+		if r := s.postJSON(t, pathLogout, nil, tok.AccessToken); r.Status != http.StatusUnauthorized && r.Status != http.StatusForbidden {
+			t.Errorf("%s: logout with a service token, want 401 or 403", r)
+		}
+		// The owning client revokes its token.
+		if r := s.postForm(t, pathRevoke, url.Values{"token": {tok.AccessToken}}, basic); r.Status != http.StatusOK {
+			t.Errorf("%s: want 200", r)
+		}
+		assertInactive(t, s.introspect(t, admin.AccessToken, tok.AccessToken))
 
-			// A password grant through the client binds the refresh token
-			// to it: only that client may refresh it.
-			bound := mustTokens(t, s.postForm(t, pathToken, url.Values{"grant_type": {"password"}, "username": {adminUser}, "password": {strongPassword}}, basic), true)
-			if _, c := decodeJWT(t, bound.AccessToken); c["client_id"] != id {
-				t.Errorf("password grant through client %s: client_id claim %v", id, c["client_id"])
-			}
-			r = s.refresh(t, bound.RefreshToken, "")
-			if r.Status == http.StatusOK {
-				t.Errorf("%s: a client's refresh token was refreshed without the client", r)
-			} else if e := r.JSON(t)["error"]; e != "invalid_grant" && e != "invalid_client" {
-				t.Errorf("%s: want invalid_grant or invalid_client", r)
-			}
-			mustTokens(t, s.postForm(t, pathToken, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {bound.RefreshToken}}, basic), true)
-		})
-	}
+		// A password grant through the client binds the refresh token
+		// to it: only that client may refresh it.
+		bound := mustTokens(t, s.postForm(t, pathToken, url.Values{"grant_type": {"password"}, "username": {adminUser}, "password": {strongPassword}}, basic), true)
+		if _, c := decodeJWT(t, bound.AccessToken); c["client_id"] != id {
+			t.Errorf("password grant through client %s: client_id claim %v", id, c["client_id"])
+		}
+		r = s.refresh(t, bound.RefreshToken, "")
+		if r.Status == http.StatusOK {
+			t.Errorf("%s: a client's refresh token was refreshed without the client", r)
+		} else if e := r.JSON(t)["error"]; e != "invalid_grant" && e != "invalid_client" {
+			t.Errorf("%s: want invalid_grant or invalid_client", r)
+		}
+		mustTokens(t, s.postForm(t, pathToken, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {bound.RefreshToken}}, basic), true)
+	})
 }
 
 // ---------------------------------------------------------------------------

@@ -170,11 +170,3 @@ func nullTime(t *time.Time) *string {
 	s := timestamp(*t)
 	return &s
 }
-
-// notFoundAs gives a store's not-found error a caller-facing message.
-func notFoundAs(err error, msg string) error {
-	if permiso.ErrorCode(err) == permiso.ENOTFOUND {
-		return permiso.Errorf(permiso.ENOTFOUND, "%s", msg)
-	}
-	return err
-}

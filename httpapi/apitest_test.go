@@ -51,14 +51,31 @@ type apiEnv struct {
 
 const apiTestSecret = "0123456789abcdef0123456789abcdef-api-test-secret"
 
+// testSigner is the access-token signer of the test servers: HS256 with
+// apiTestSecret.
+func testSigner(t *testing.T) *jwt.Signer {
+	t.Helper()
+	signer, err := jwt.New(t.Context(), jwt.Options{Algorithm: jwt.HS256, Secret: []byte(apiTestSecret), Issuer: "permiso-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signer
+}
+
+// migrated applies db's migrations and returns it.
+func migrated[S permiso.Store](t *testing.T, db S) S {
+	t.Helper()
+	if _, err := db.MigrateUp(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
 func newAPIEnv(t *testing.T) *apiEnv {
 	t.Helper()
 	ctx := t.Context()
 	db := testdb.SQLite(t)
-	signer, err := jwt.New(ctx, jwt.Options{Algorithm: jwt.HS256, Secret: []byte(apiTestSecret), Issuer: "permiso-test"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer := testSigner(t)
 	ring := logring.New(100, slog.LevelError)
 	logger := slog.New(ring.Wrap(slog.DiscardHandler))
 	aw := audit.New(db, audit.Options{FlushInterval: 10 * time.Millisecond})

@@ -15,7 +15,6 @@ import (
 	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/audit"
 	"github.com/permiso/permiso/inprocess"
-	"github.com/permiso/permiso/jwt"
 	"github.com/permiso/permiso/metrics"
 	"github.com/permiso/permiso/oauth2"
 )
@@ -58,14 +57,8 @@ func TestNonUTF8UserAgentLosesNoAuditEvents(t *testing.T) {
 	for _, b := range idBackends(t) {
 		t.Run(b.name, func(t *testing.T) {
 			ctx := t.Context()
-			db := &batchRecorder{Store: b.open(t)}
-			if _, err := db.MigrateUp(ctx); err != nil {
-				t.Fatal(err)
-			}
-			signer, err := jwt.New(ctx, jwt.Options{Algorithm: jwt.HS256, Secret: []byte(apiTestSecret), Issuer: "permiso-test"})
-			if err != nil {
-				t.Fatal(err)
-			}
+			db := migrated(t, &batchRecorder{Store: b.open(t)})
+			signer := testSigner(t)
 			hasher := argon2id.New(argon2id.Options{Params: argon2id.TestParams()})
 			m := metrics.New()
 			// One flush for the whole test: Close writes it.

@@ -62,63 +62,59 @@ func (e *idEnv) browserCode(username, clientID, scope, verifier string) (string,
 // trusted client holding one must ask for consent (prompt=none:
 // consent_required). On both backends.
 func TestClientsAdminCannotHijackBrowserFlow(t *testing.T) {
-	for _, b := range idBackends(t) {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			e := newIDEnv(t, b)
-			admin := e.adminToken()
-			_, _, tok := e.delegatedUser("integrator", "admin:clients")
-			cp := "/api/v1/service-clients"
+	eachIDBackend(t, func(t *testing.T, e *idEnv) {
+		admin := e.adminToken()
+		_, _, tok := e.delegatedUser("integrator", "admin:clients")
+		cp := "/api/v1/service-clients"
 
-			evil := e.name("evil-")
-			w := e.do("POST", cp, cp, tok, map[string]any{"name": "Evil", "client_id": evil, "is_trusted": true,
-				"redirect_uris": []string{"https://evil.example/cb"}, "grant_types": []string{"authorization_code"}})
-			e.refusedAsDelegation(w, identity.ActionClientCreate, evil, "creating a trusted browser client")
+		evil := e.name("evil-")
+		w := e.do("POST", cp, cp, tok, map[string]any{"name": "Evil", "client_id": evil, "is_trusted": true,
+			"redirect_uris": []string{"https://evil.example/cb"}, "grant_types": []string{"authorization_code"}})
+		e.refusedAsDelegation(w, identity.ActionClientCreate, evil, "creating a trusted browser client")
 
-			register := func(trusted bool, scopes ...string) (string, string) {
-				id := e.name("app-")
-				w := e.do("POST", cp, cp, admin, map[string]any{"name": "App " + id, "client_id": id, "is_trusted": trusted,
-					"redirect_uris": []string{hijackRedirect}, "grant_types": []string{"authorization_code"},
-					"scope_ids": idStrings(e.scopeIDs(scopes...))})
-				var created struct {
-					Secret string `json:"client_secret"`
-				}
-				if w.Code != http.StatusCreated || json.Unmarshal(w.Body.Bytes(), &created) != nil {
-					t.Fatalf("registering %s: %d %s", id, w.Code, w.Body)
-				}
-				return id, created.Secret
+		register := func(trusted bool, scopes ...string) (string, string) {
+			id := e.name("app-")
+			w := e.do("POST", cp, cp, admin, map[string]any{"name": "App " + id, "client_id": id, "is_trusted": trusted,
+				"redirect_uris": []string{hijackRedirect}, "grant_types": []string{"authorization_code"},
+				"scope_ids": idStrings(e.scopeIDs(scopes...))})
+			var created struct {
+				Secret string `json:"client_secret"`
 			}
-			app, appSecret := register(true)
-			route := cp + "/{client_id}"
-			for what, body := range map[string]map[string]any{
-				"adding a redirect URI": {"redirect_uris": []string{hijackRedirect, "https://evil.example/cb"}},
-				"clearing is_trusted":   {"is_trusted": false},
-			} {
-				e.refusedAsDelegation(e.do("PUT", route, cp+"/"+app, tok, body), identity.ActionClientUpdate, app, what)
+			if w.Code != http.StatusCreated || json.Unmarshal(w.Body.Bytes(), &created) != nil {
+				t.Fatalf("registering %s: %d %s", id, w.Code, w.Body)
 			}
-			e.refusedAsDelegation(e.do("POST", route+"/rotate-secret", cp+"/"+app+"/rotate-secret", tok, map[string]any{}),
-				identity.ActionClientRotateSecret, app, "rotating a browser client's secret")
+			return id, created.Secret
+		}
+		app, appSecret := register(true)
+		route := cp + "/{client_id}"
+		for what, body := range map[string]map[string]any{
+			"adding a redirect URI": {"redirect_uris": []string{hijackRedirect, "https://evil.example/cb"}},
+			"clearing is_trusted":   {"is_trusted": false},
+		} {
+			e.refusedAsDelegation(e.do("PUT", route, cp+"/"+app, tok, body), identity.ActionClientUpdate, app, what)
+		}
+		e.refusedAsDelegation(e.do("POST", route+"/rotate-secret", cp+"/"+app+"/rotate-secret", tok, map[string]any{}),
+			identity.ActionClientRotateSecret, app, "rotating a browser client's secret")
 
-			root := e.user("root", false, permiso.RoleAdmin)
-			verifier := strings.Repeat("v", 43)
-			const asked = "openid admin:users admin:system admin:clients"
-			code, err := e.browserCode(root.Username, app, asked, verifier)
-			if err != nil {
-				t.Fatalf("a trusted client asking scopes it does not hold: %v", err)
-			}
-			m := e.expect(e.codeExchange(app, appSecret, code, verifier), http.StatusOK, "code exchange")
-			if m["scope"] != "openid" {
-				t.Errorf("a client holding no scope got %v", m["scope"])
-			}
+		root := e.user("root", false, permiso.RoleAdmin)
+		verifier := strings.Repeat("v", 43)
+		const asked = "openid admin:users admin:system admin:clients"
+		code, err := e.browserCode(root.Username, app, asked, verifier)
+		if err != nil {
+			t.Fatalf("a trusted client asking scopes it does not hold: %v", err)
+		}
+		m := e.expect(e.codeExchange(app, appSecret, code, verifier), http.StatusOK, "code exchange")
+		if m["scope"] != "openid" {
+			t.Errorf("a client holding no scope got %v", m["scope"])
+		}
 
-			held, _ := register(true, "admin:users")
-			_, err = e.browserCode(root.Username, held, asked, verifier)
-			var ae *oauth2.AuthorizeError
-			if !errors.As(err, &ae) || ae.Err.Code != "consent_required" {
-				t.Errorf("prompt=none for admin:users from a trusted client: %v, want consent_required", err)
-			}
-		})
-	}
+		held, _ := register(true, "admin:users")
+		_, err = e.browserCode(root.Username, held, asked, verifier)
+		var ae *oauth2.AuthorizeError
+		if !errors.As(err, &ae) || ae.Err.Code != "consent_required" {
+			t.Errorf("prompt=none for admin:users from a trusted client: %v, want consent_required", err)
+		}
+	})
 }
 
 // TestCodeOfReenabledClientRefusedOnBothBackends: a code issued before its
@@ -126,38 +122,34 @@ func TestClientsAdminCannotHijackBrowserFlow(t *testing.T) {
 // (docs/security-model.md: enabling it again revives nothing), with the
 // timestamps as each backend stores them.
 func TestCodeOfReenabledClientRefusedOnBothBackends(t *testing.T) {
-	for _, b := range idBackends(t) {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			e := newIDEnv(t, b)
-			admin := e.adminToken()
-			cp := "/api/v1/service-clients"
-			id := e.name("app-")
-			w := e.do("POST", cp, cp, admin, map[string]any{"name": "App " + id, "client_id": id, "is_trusted": true,
-				"redirect_uris": []string{hijackRedirect}, "grant_types": []string{"authorization_code"}})
-			var created struct {
-				Secret string `json:"client_secret"`
-			}
-			if w.Code != http.StatusCreated || json.Unmarshal(w.Body.Bytes(), &created) != nil {
-				t.Fatalf("registering: %d %s", w.Code, w.Body)
-			}
-			u := e.user("dana", false, permiso.RoleUser)
-			verifier := strings.Repeat("w", 43)
-			code, err := e.browserCode(u.Username, id, "openid", verifier)
-			if err != nil {
-				t.Fatal(err)
-			}
-			route := cp + "/{client_id}"
-			e.expect(e.do("PUT", route, cp+"/"+id, admin, map[string]any{"is_active": false}), http.StatusOK, "disable")
-			e.expect(e.do("PUT", route, cp+"/"+id, admin, map[string]any{"is_active": true}), http.StatusOK, "enable")
-			if m := e.expect(e.codeExchange(id, created.Secret, code, verifier), http.StatusBadRequest, "old code"); m["error"] != "invalid_grant" {
-				t.Errorf("old code: %v", m)
-			}
-			code, err = e.browserCode(u.Username, id, "openid", verifier)
-			if err != nil {
-				t.Fatal(err)
-			}
-			e.expect(e.codeExchange(id, created.Secret, code, verifier), http.StatusOK, "new code")
-		})
-	}
+	eachIDBackend(t, func(t *testing.T, e *idEnv) {
+		admin := e.adminToken()
+		cp := "/api/v1/service-clients"
+		id := e.name("app-")
+		w := e.do("POST", cp, cp, admin, map[string]any{"name": "App " + id, "client_id": id, "is_trusted": true,
+			"redirect_uris": []string{hijackRedirect}, "grant_types": []string{"authorization_code"}})
+		var created struct {
+			Secret string `json:"client_secret"`
+		}
+		if w.Code != http.StatusCreated || json.Unmarshal(w.Body.Bytes(), &created) != nil {
+			t.Fatalf("registering: %d %s", w.Code, w.Body)
+		}
+		u := e.user("dana", false, permiso.RoleUser)
+		verifier := strings.Repeat("w", 43)
+		code, err := e.browserCode(u.Username, id, "openid", verifier)
+		if err != nil {
+			t.Fatal(err)
+		}
+		route := cp + "/{client_id}"
+		e.expect(e.do("PUT", route, cp+"/"+id, admin, map[string]any{"is_active": false}), http.StatusOK, "disable")
+		e.expect(e.do("PUT", route, cp+"/"+id, admin, map[string]any{"is_active": true}), http.StatusOK, "enable")
+		if m := e.expect(e.codeExchange(id, created.Secret, code, verifier), http.StatusBadRequest, "old code"); m["error"] != "invalid_grant" {
+			t.Errorf("old code: %v", m)
+		}
+		code, err = e.browserCode(u.Username, id, "openid", verifier)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.expect(e.codeExchange(id, created.Secret, code, verifier), http.StatusOK, "new code")
+	})
 }

@@ -559,31 +559,14 @@ func dmCases() []dmCase {
 	newRole("new role with the caller's scope", tierDelegated, scopeUsers)
 	newRole("new role with a scope the caller lacks", tierAdmin, scopeUsers, scopeAdminSystem)
 
-	targetRoles := []struct {
-		name  string
-		allow dmTier
-		role  func(x *dmCell) permiso.Role
-	}{
-		{"role whose scopes the caller holds", tierDelegated, func(x *dmCell) permiso.Role { return x.e.role("held-", scopeUsers) }},
-		{"role holding a scope the caller lacks", tierAdmin, func(x *dmCell) permiso.Role { return x.e.role("lacked-", scopeAdminSystem) }},
-		{"role admin", tierAdmin, func(x *dmCell) permiso.Role { return x.builtin(permiso.RoleAdmin) }},
-	}
-	for _, tr := range targetRoles {
-		shared := tr.name == "role admin"
-		add(dmCase{route: "PUT " + api + "/roles/{role_id}", target: tr.name + ": description", scope: scopeUsers, allow: tr.allow, shared: shared,
-			fixture: func(x *dmCell) {
+	// Changing roles: the same three kinds as giving them.
+	for _, tr := range roleKinds {
+		updated, deleted := describeAndDelete(api+"/roles/{role_id}", rolesPath+"/", "role", tr.name, tr.allow, tr.name == "role admin",
+			func(x *dmCell) (uuid.UUID, func() string) {
 				r := tr.role(x)
-				x.path, x.body = rolesPath+"/"+r.ID.String(), map[string]any{"description": x.e.name("described ")}
-				x.state = func() string { return x.e.roleState(r.ID) }
-				x.audit = dmAudit{action: "role.update", targetID: r.ID.String()}
-			}})
-		deleted := dmCase{route: "DELETE " + api + "/roles/{role_id}", target: tr.name + ": delete", scope: scopeUsers, allow: tr.allow, ok: 204, shared: shared,
-			fixture: func(x *dmCell) {
-				r := tr.role(x)
-				x.path = rolesPath + "/" + r.ID.String()
-				x.state = func() string { return x.e.roleState(r.ID) }
-				x.audit = dmAudit{action: "role.delete", targetID: r.ID.String()}
-			}}
+				return r.ID, func() string { return x.e.roleState(r.ID) }
+			})
+		add(updated)
 		if tr.name == "role admin" {
 			deleted.ok, deleted.same = http.StatusConflict, true // built in
 		}
@@ -651,21 +634,13 @@ func dmCases() []dmCase {
 		}},
 	}
 	for _, ts := range targetScopes {
-		shared := ts.name != "a scope nobody holds"
-		add(dmCase{route: "PUT " + api + "/roles/scopes/{scope_id}", target: ts.name + ": description", scope: scopeUsers, allow: ts.allow, shared: shared,
-			fixture: func(x *dmCell) {
+		updated, deleted := describeAndDelete(api+"/roles/scopes/{scope_id}", rolesPath+"/scopes/", "scope", ts.name, ts.allow,
+			ts.name != "a scope nobody holds",
+			func(x *dmCell) (uuid.UUID, func() string) {
 				sc := ts.scope(x)
-				x.path, x.body = rolesPath+"/scopes/"+sc.ID.String(), map[string]any{"description": x.e.name("described ")}
-				x.state = func() string { return x.e.scopeState(sc.ID) }
-				x.audit = dmAudit{action: "scope.update", targetID: sc.ID.String()}
-			}})
-		deleted := dmCase{route: "DELETE " + api + "/roles/scopes/{scope_id}", target: ts.name + ": delete", scope: scopeUsers, allow: ts.allow, ok: 204, shared: shared,
-			fixture: func(x *dmCell) {
-				sc := ts.scope(x)
-				x.path = rolesPath + "/scopes/" + sc.ID.String()
-				x.state = func() string { return x.e.scopeState(sc.ID) }
-				x.audit = dmAudit{action: "scope.delete", targetID: sc.ID.String()}
-			}}
+				return sc.ID, func() string { return x.e.scopeState(sc.ID) }
+			})
+		add(updated)
 		if ts.name != "a scope nobody holds" {
 			deleted.ok, deleted.same = http.StatusConflict, true // built in
 		}
@@ -892,209 +867,205 @@ var dmReadOnly = []string{
 // for every holder of an admin:* scope (user and service client), on each
 // backend. It fails when a mutating route has no row.
 func TestDelegationMatrix(t *testing.T) {
-	for _, b := range idBackends(t) {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			e := newIDEnv(t, b)
-			cases := dmCases()
+	eachIDBackend(t, func(t *testing.T, e *idEnv) {
+		cases := dmCases()
 
-			// Every mutating route behind authentication (and the token
-			// revocation, which authenticates its callers itself) has rows.
-			for _, ri := range e.srv.routes {
-				method, _, _ := strings.Cut(ri.Pattern, " ")
-				if method == "GET" || (ri.Access.public && !strings.HasSuffix(ri.Pattern, pathRevoke)) || slices.Contains(dmReadOnly, ri.Pattern) {
-					continue
-				}
-				if !slices.ContainsFunc(cases, func(c dmCase) bool { return c.route == ri.Pattern }) {
-					t.Errorf("mutating route %s has no row in the delegation matrix", ri.Pattern)
-				}
+		// Every mutating route behind authentication (and the token
+		// revocation, which authenticates its callers itself) has rows.
+		for _, ri := range e.srv.routes {
+			method, _, _ := strings.Cut(ri.Pattern, " ")
+			if method == "GET" || (ri.Access.public && !strings.HasSuffix(ri.Pattern, pathRevoke)) || slices.Contains(dmReadOnly, ri.Pattern) {
+				continue
 			}
-			for _, c := range cases {
-				if !slices.ContainsFunc(e.srv.routes, func(ri routeInfo) bool { return ri.Pattern == c.route }) {
-					t.Errorf("row %s (%s) names no route", c.route, c.target)
-				}
+			if !slices.ContainsFunc(cases, func(c dmCase) bool { return c.route == ri.Pattern }) {
+				t.Errorf("mutating route %s has no row in the delegation matrix", ri.Pattern)
 			}
+		}
+		for _, c := range cases {
+			if !slices.ContainsFunc(e.srv.routes, func(ri routeInfo) bool { return ri.Pattern == c.route }) {
+				t.Errorf("row %s (%s) names no route", c.route, c.target)
+			}
+		}
 
-			// The callers.
-			var callers []*dmCaller
-			for _, sc := range permiso.DefaultScopes {
-				if !strings.HasPrefix(sc, "admin:") {
-					continue
-				}
-				u := e.user("holder", false, e.role("only-"+strings.TrimPrefix(sc, "admin:")+"-", sc).Name)
-				callers = append(callers,
-					&dmCaller{name: "user holding " + sc, scope: sc, level: tierDelegated, user: &u, password: idPassword},
-					&dmCaller{name: "service client holding " + sc, scope: sc, level: tierDelegated, token: e.clientToken(sc)})
+		// The callers.
+		var callers []*dmCaller
+		for _, sc := range permiso.DefaultScopes {
+			if !strings.HasPrefix(sc, "admin:") {
+				continue
 			}
-			roleAdmin := e.user("roleadmin", false, "admin")
-			super := e.user("super", true, "user")
+			u := e.user("holder", false, e.role("only-"+strings.TrimPrefix(sc, "admin:")+"-", sc).Name)
 			callers = append(callers,
-				&dmCaller{name: "role admin holder", level: tierAdmin, user: &roleAdmin, password: idPassword},
-				&dmCaller{name: "superuser", level: tierSuper, user: &super, password: idPassword})
-			for _, k := range callers {
-				if k.user != nil {
-					k.token = e.login(k.user.Username, idPassword, "").AccessToken
+				&dmCaller{name: "user holding " + sc, scope: sc, level: tierDelegated, user: &u, password: idPassword},
+				&dmCaller{name: "service client holding " + sc, scope: sc, level: tierDelegated, token: e.clientToken(sc)})
+		}
+		roleAdmin := e.user("roleadmin", false, "admin")
+		super := e.user("super", true, "user")
+		callers = append(callers,
+			&dmCaller{name: "role admin holder", level: tierAdmin, user: &roleAdmin, password: idPassword},
+			&dmCaller{name: "superuser", level: tierSuper, user: &super, password: idPassword})
+		for _, k := range callers {
+			if k.user != nil {
+				k.token = e.login(k.user.Username, idPassword, "").AccessToken
+			}
+		}
+
+		var mu sync.Mutex        // guards want and where
+		want := map[string]int{} // delegation refusals per audit key
+		where := map[string]string{}
+		// runCase sends the request of c for every caller, reporting to
+		// e.t. A fixture serves callers until a request is admitted and
+		// changes it. orig is its state when it was made; pending are
+		// the refused requests since that state was last compared
+		// (once, before the fixture is used up or left).
+		runCase := func(e *idEnv, c dmCase) {
+			t := e.t
+			var x *dmCell
+			var orig string
+			var pending []string
+			fresh := func(k *dmCaller) {
+				x = &dmCell{e: e, caller: k}
+				c.fixture(x)
+				if x.state != nil {
+					orig = x.state()
 				}
 			}
-
-			var mu sync.Mutex        // guards want and where
-			want := map[string]int{} // delegation refusals per audit key
-			where := map[string]string{}
-			// runCase sends the request of c for every caller, reporting to
-			// e.t. A fixture serves callers until a request is admitted and
-			// changes it. orig is its state when it was made; pending are
-			// the refused requests since that state was last compared
-			// (once, before the fixture is used up or left).
-			runCase := func(e *idEnv, c dmCase) {
-				t := e.t
-				var x *dmCell
-				var orig string
-				var pending []string
-				fresh := func(k *dmCaller) {
-					x = &dmCell{e: e, caller: k}
-					c.fixture(x)
-					if x.state != nil {
-						orig = x.state()
-					}
-				}
-				verify := func() {
-					if x != nil && x.state != nil && len(pending) > 0 {
-						if now := x.state(); now != orig {
-							t.Errorf("%s (%s): refused requests of %s changed\n%s\ninto\n%s", c.route, c.target, strings.Join(pending, ", "), orig, now)
-							x = nil
-						}
-					}
-					pending = nil
-				}
-				for _, k := range callers {
-					if x != nil && c.perCaller {
-						verify()
+			verify := func() {
+				if x != nil && x.state != nil && len(pending) > 0 {
+					if now := x.state(); now != orig {
+						t.Errorf("%s (%s): refused requests of %s changed\n%s\ninto\n%s", c.route, c.target, strings.Join(pending, ", "), orig, now)
 						x = nil
 					}
+				}
+				pending = nil
+			}
+			for _, k := range callers {
+				if x != nil && c.perCaller {
+					verify()
+					x = nil
+				}
+				if x == nil {
+					fresh(k)
+				}
+				x.caller = k
+				what := fmt.Sprintf("%s (%s) as %s", c.route, c.target, k.name)
+				out := c.outcome(k)
+				status := map[dmOutcome]int{outDone: c.ok, outRule: 403, outAccess: 403, outIgnored: 200, outNoService: 403}[out]
+				changes := out == outDone && !c.same
+				if changes {
+					verify()
 					if x == nil {
 						fresh(k)
 					}
-					x.caller = k
-					what := fmt.Sprintf("%s (%s) as %s", c.route, c.target, k.name)
-					out := c.outcome(k)
-					status := map[dmOutcome]int{outDone: c.ok, outRule: 403, outAccess: 403, outIgnored: 200, outNoService: 403}[out]
-					changes := out == outDone && !c.same
-					if changes {
-						verify()
-						if x == nil {
-							fresh(k)
-						}
-					}
-					w := e.matrixRequest(c, x)
-					if w.Code != status {
-						t.Errorf("%s: status %d, want %d: %s", what, w.Code, status, w.Body)
-						x, pending = nil, nil // the fixture may have changed
-						continue
-					}
-					if status == 403 {
-						var m map[string]any
-						_ = json.Unmarshal(w.Body.Bytes(), &m)
-						switch {
-						case out == outRule && m["error"] != "forbidden":
-							t.Errorf("%s: error %v, want forbidden", what, m["error"])
-						case m["error"] != "forbidden" && m["error"] != "insufficient_scope":
-							t.Errorf("%s: error %v", what, m["error"])
-						}
-					}
-					if out == outRule {
-						mu.Lock()
-						want[x.audit.id()]++
-						where[x.audit.id()] = what
-						mu.Unlock()
-					}
-					if out == outDone && x.newPassword != "" {
-						k.password = x.newPassword
-					}
-					if !changes {
-						pending = append(pending, k.name)
-						continue
-					}
-					// An admitted request changes its target, which the
-					// next caller then gets afresh.
-					if x.state != nil {
-						if after := x.state(); after == orig {
-							t.Errorf("%s: answered %d but changed nothing: %s", what, w.Code, after)
-						}
-					}
-					x = nil
 				}
-				verify()
+				w := e.matrixRequest(c, x)
+				if w.Code != status {
+					t.Errorf("%s: status %d, want %d: %s", what, w.Code, status, w.Body)
+					x, pending = nil, nil // the fixture may have changed
+					continue
+				}
+				if status == 403 {
+					var m map[string]any
+					_ = json.Unmarshal(w.Body.Bytes(), &m)
+					switch {
+					case out == outRule && m["error"] != "forbidden":
+						t.Errorf("%s: error %v, want forbidden", what, m["error"])
+					case m["error"] != "forbidden" && m["error"] != "insufficient_scope":
+						t.Errorf("%s: error %v", what, m["error"])
+					}
+				}
+				if out == outRule {
+					mu.Lock()
+					want[x.audit.id()]++
+					where[x.audit.id()] = what
+					mu.Unlock()
+				}
+				if out == outDone && x.newPassword != "" {
+					k.password = x.newPassword
+				}
+				if !changes {
+					pending = append(pending, k.name)
+					continue
+				}
+				// An admitted request changes its target, which the
+				// next caller then gets afresh.
+				if x.state != nil {
+					if after := x.state(); after == orig {
+						t.Errorf("%s: answered %d but changed nothing: %s", what, w.Code, after)
+					}
+				}
+				x = nil
 			}
+			verify()
+		}
 
-			// The caller's own account (which changes the callers'
-			// passwords) and the built-in roles and scopes first, one case
-			// at a time; then the others, which have targets of their
-			// own, on a few workers (subtests running in their own
-			// goroutines, so that a fixture can fail them).
-			queue := make(chan dmCase, len(cases))
-			for _, c := range cases {
-				if c.perCaller || c.shared {
-					runCase(e, c)
-				} else {
-					queue <- c
-				}
+		// The caller's own account (which changes the callers'
+		// passwords) and the built-in roles and scopes first, one case
+		// at a time; then the others, which have targets of their
+		// own, on a few workers (subtests running in their own
+		// goroutines, so that a fixture can fail them).
+		queue := make(chan dmCase, len(cases))
+		for _, c := range cases {
+			if c.perCaller || c.shared {
+				runCase(e, c)
+			} else {
+				queue <- c
 			}
-			close(queue)
-			var wg sync.WaitGroup
-			for i := range dmWorkers {
-				wg.Go(func() {
-					t.Run(fmt.Sprintf("worker %d", i), func(t *testing.T) {
-						we := e.withT(t)
-						for c := range queue {
-							runCase(we, c)
-						}
-					})
+		}
+		close(queue)
+		var wg sync.WaitGroup
+		for i := range dmWorkers {
+			wg.Go(func() {
+				t.Run(fmt.Sprintf("worker %d", i), func(t *testing.T) {
+					we := e.withT(t)
+					for c := range queue {
+						runCase(we, c)
+					}
 				})
-			}
-			wg.Wait()
+			})
+		}
+		wg.Wait()
 
-			// Every refusal of the delegation rule is audited as a failure
-			// with reason "delegation".
-			deadline := time.Now().Add(5 * time.Second)
-			for {
-				evs, _, err := e.db.ListAuditEvents(e.ctx, permiso.AuditFilter{Result: "failure"})
-				if err != nil {
-					t.Fatal(err)
-				}
-				got := map[string]int{}
-				for _, ev := range evs {
-					if ev.Details["reason"] != identity.ReasonDelegation {
-						continue
-					}
-					if ev.TargetID != nil && *ev.TargetID != "" {
-						got[dmAudit{action: ev.Action, targetID: *ev.TargetID}.id()]++
-					}
-					for _, key := range []string{"username", "name"} {
-						if v, ok := ev.Details[key].(string); ok {
-							got[dmAudit{action: ev.Action, key: key, value: v}.id()]++
-						}
-					}
-				}
-				var missing []string
-				for id, n := range want {
-					if got[id] < n {
-						missing = append(missing, fmt.Sprintf("%s: %d of %d (%s)", id, got[id], n, where[id]))
-					}
-				}
-				if len(missing) == 0 {
-					break
-				}
-				if time.Now().After(deadline) {
-					slices.Sort(missing)
-					t.Fatalf("refusals without their failure audit event:\n%s", strings.Join(missing, "\n"))
-				}
-				time.Sleep(50 * time.Millisecond)
+		// Every refusal of the delegation rule is audited as a failure
+		// with reason "delegation".
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			evs, _, err := e.db.ListAuditEvents(e.ctx, permiso.AuditFilter{Result: "failure"})
+			if err != nil {
+				t.Fatal(err)
 			}
-			if len(want) == 0 {
-				t.Fatal("no request was refused by the delegation rule")
+			got := map[string]int{}
+			for _, ev := range evs {
+				if ev.Details["reason"] != identity.ReasonDelegation {
+					continue
+				}
+				if ev.TargetID != nil && *ev.TargetID != "" {
+					got[dmAudit{action: ev.Action, targetID: *ev.TargetID}.id()]++
+				}
+				for _, key := range []string{"username", "name"} {
+					if v, ok := ev.Details[key].(string); ok {
+						got[dmAudit{action: ev.Action, key: key, value: v}.id()]++
+					}
+				}
 			}
-		})
-	}
+			var missing []string
+			for id, n := range want {
+				if got[id] < n {
+					missing = append(missing, fmt.Sprintf("%s: %d of %d (%s)", id, got[id], n, where[id]))
+				}
+			}
+			if len(missing) == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				slices.Sort(missing)
+				t.Fatalf("refusals without their failure audit event:\n%s", strings.Join(missing, "\n"))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if len(want) == 0 {
+			t.Fatal("no request was refused by the delegation rule")
+		}
+	})
 }
 
 // matrixRequest sends the request of x as its caller.
@@ -1116,4 +1087,28 @@ func (e *idEnv) matrixRequest(c dmCase, x *dmCell) *httptest.ResponseRecorder {
 	e.h.ServeHTTP(w, r)
 	e.doc.exchange(e.t, route, r, body, w, e.hostileBytes)
 	return w
+}
+
+// describeAndDelete are the cases of one target of an object route (a role
+// or a scope, under the admin:users scope): PUT of a new description and
+// DELETE (204 when admitted). object creates the object for a request and
+// returns its id and its observable state; noun names its audit events
+// (noun.update, noun.delete); shared marks a built-in target.
+func describeAndDelete(route, pathPrefix, noun, target string, allow dmTier, shared bool,
+	object func(x *dmCell) (uuid.UUID, func() string)) (updated, deleted dmCase) {
+	fixture := func(action string, body bool) func(x *dmCell) {
+		return func(x *dmCell) {
+			id, state := object(x)
+			x.path, x.state = pathPrefix+id.String(), state
+			if body {
+				x.body = map[string]any{"description": x.e.name("described ")}
+			}
+			x.audit = dmAudit{action: noun + "." + action, targetID: id.String()}
+		}
+	}
+	updated = dmCase{route: "PUT " + route, target: target + ": description", scope: scopeUsers, allow: allow, shared: shared,
+		fixture: fixture("update", true)}
+	deleted = dmCase{route: "DELETE " + route, target: target + ": delete", scope: scopeUsers, allow: allow, ok: 204, shared: shared,
+		fixture: fixture("delete", false)}
+	return updated, deleted
 }

@@ -56,137 +56,121 @@ func (e *idEnv) refusedAsDelegation(w *httptest.ResponseRecorder, action, target
 // in as them), nor change the superuser's email (then reset the password
 // by mail).
 func TestUsersAdminCannotTakeOverSuperuser(t *testing.T) {
-	for _, b := range idBackends(t) {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			e := newIDEnv(t, b)
-			root := e.user("root", true, "admin")
-			_, _, tok := e.delegatedUser("helpdesk", "admin:users")
-			p := usersPath + "/" + root.ID.String()
+	eachIDBackend(t, func(t *testing.T, e *idEnv) {
+		root := e.user("root", true, "admin")
+		_, _, tok := e.delegatedUser("helpdesk", "admin:users")
+		p := usersPath + "/" + root.ID.String()
 
-			const stolen = "Stolen-Pass-42!x"
-			e.refusedAsDelegation(e.do("PUT", usersPath+"/{user_id}/password", p+"/password", tok,
-				map[string]any{"new_password": stolen}), "password.change", root.ID.String(), "set the superuser's password")
-			if w := e.tryLogin(root.Username, stolen, ""); w.Code == http.StatusOK {
-				t.Fatal("logged in as the superuser with the password the admin:users holder set")
-			}
-			e.login(root.Username, idPassword, "")
+		const stolen = "Stolen-Pass-42!x"
+		e.refusedAsDelegation(e.do("PUT", usersPath+"/{user_id}/password", p+"/password", tok,
+			map[string]any{"new_password": stolen}), "password.change", root.ID.String(), "set the superuser's password")
+		if w := e.tryLogin(root.Username, stolen, ""); w.Code == http.StatusOK {
+			t.Fatal("logged in as the superuser with the password the admin:users holder set")
+		}
+		e.login(root.Username, idPassword, "")
 
-			e.refusedAsDelegation(e.do("PUT", usersPath+"/{user_id}", p, tok,
-				map[string]any{"email": "attacker@example.com"}), "user.update", root.ID.String(), "change the superuser's email")
-			got, err := e.db.GetUser(e.ctx, root.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got.Email != root.Email || got.PasswordHash != root.PasswordHash || !got.IsActive {
-				t.Errorf("refused requests changed the superuser: email %s", got.Email)
-			}
-		})
-	}
+		e.refusedAsDelegation(e.do("PUT", usersPath+"/{user_id}", p, tok,
+			map[string]any{"email": "attacker@example.com"}), "user.update", root.ID.String(), "change the superuser's email")
+		got, err := e.db.GetUser(e.ctx, root.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Email != root.Email || got.PasswordHash != root.PasswordHash || !got.IsActive {
+			t.Errorf("refused requests changed the superuser: email %s", got.Email)
+		}
+	})
 }
 
 // TestUsersAdminCannotGrantItselfRoleAdmin: a holder of admin:users alone
 // cannot give itself role admin, through either route that sets roles.
 func TestUsersAdminCannotGrantItselfRoleAdmin(t *testing.T) {
-	for _, b := range idBackends(t) {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			e := newIDEnv(t, b)
-			me, role, tok := e.delegatedUser("helpdesk", "admin:users")
-			p := usersPath + "/" + me.ID.String()
-			admin := e.roles["admin"].ID.String()
+	eachIDBackend(t, func(t *testing.T, e *idEnv) {
+		me, role, tok := e.delegatedUser("helpdesk", "admin:users")
+		p := usersPath + "/" + me.ID.String()
+		admin := e.roles["admin"].ID.String()
 
-			e.refusedAsDelegation(e.do("PUT", usersPath+"/{user_id}/roles", p+"/roles", tok,
-				map[string]any{"role_ids": []string{role.ID.String(), admin}}), "user.roles", me.ID.String(), "PUT own roles with admin")
-			e.refusedAsDelegation(e.do("PUT", usersPath+"/{user_id}", p, tok,
-				map[string]any{"role_ids": []string{role.ID.String(), admin}}), "user.update", me.ID.String(), "PUT own record with role admin")
-			got, err := e.db.GetUser(e.ctx, me.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !slices.Equal(got.RoleNames(), []string{role.Name}) {
-				t.Errorf("roles now %v", got.RoleNames())
-			}
-			// Still no administrator.
-			e.expect(e.do("GET", "/api/v1/admin/logs/errors", "/api/v1/admin/logs/errors", tok, nil), http.StatusForbidden, "admin:logs route")
-		})
-	}
+		e.refusedAsDelegation(e.do("PUT", usersPath+"/{user_id}/roles", p+"/roles", tok,
+			map[string]any{"role_ids": []string{role.ID.String(), admin}}), "user.roles", me.ID.String(), "PUT own roles with admin")
+		e.refusedAsDelegation(e.do("PUT", usersPath+"/{user_id}", p, tok,
+			map[string]any{"role_ids": []string{role.ID.String(), admin}}), "user.update", me.ID.String(), "PUT own record with role admin")
+		got, err := e.db.GetUser(e.ctx, me.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got.RoleNames(), []string{role.Name}) {
+			t.Errorf("roles now %v", got.RoleNames())
+		}
+		// Still no administrator.
+		e.expect(e.do("GET", "/api/v1/admin/logs/errors", "/api/v1/admin/logs/errors", tok, nil), http.StatusForbidden, "admin:logs route")
+	})
 }
 
 // TestUsersAdminCannotWidenOwnRole: a holder of admin:users alone cannot
 // add admin:system or admin:logs to the role it holds.
 func TestUsersAdminCannotWidenOwnRole(t *testing.T) {
-	for _, b := range idBackends(t) {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			e := newIDEnv(t, b)
-			_, role, tok := e.delegatedUser("helpdesk", "admin:users")
-			ids := idStrings(e.scopeIDs("admin:users", "admin:system", "admin:logs"))
-			rp := rolesPath + "/" + role.ID.String()
-			e.refusedAsDelegation(e.do("PUT", rolesPath+"/{role_id}/{sub}", rp+"/scopes", tok,
-				map[string]any{"scope_ids": ids}), "role.scopes", role.ID.String(), "PUT own role's scopes")
-			e.refusedAsDelegation(e.do("PUT", rolesPath+"/{role_id}", rp, tok,
-				map[string]any{"scope_ids": ids}), "role.update", role.ID.String(), "PUT own role with scope_ids")
-			got, err := e.db.GetRole(e.ctx, role.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(got.Scopes) != 1 || got.Scopes[0].Name != "admin:users" {
-				t.Errorf("role scopes now %v", got.Scopes)
-			}
-			e.expect(e.do("GET", "/api/v1/admin/logs/errors", "/api/v1/admin/logs/errors", tok, nil), http.StatusForbidden, "admin:logs route")
-			e.expect(e.do("GET", "/api/v1/admin/system/health", "/api/v1/admin/system/health", tok, nil), http.StatusForbidden, "admin:system route")
-		})
-	}
+	eachIDBackend(t, func(t *testing.T, e *idEnv) {
+		_, role, tok := e.delegatedUser("helpdesk", "admin:users")
+		ids := idStrings(e.scopeIDs("admin:users", "admin:system", "admin:logs"))
+		rp := rolesPath + "/" + role.ID.String()
+		e.refusedAsDelegation(e.do("PUT", rolesPath+"/{role_id}/{sub}", rp+"/scopes", tok,
+			map[string]any{"scope_ids": ids}), "role.scopes", role.ID.String(), "PUT own role's scopes")
+		e.refusedAsDelegation(e.do("PUT", rolesPath+"/{role_id}", rp, tok,
+			map[string]any{"scope_ids": ids}), "role.update", role.ID.String(), "PUT own role with scope_ids")
+		got, err := e.db.GetRole(e.ctx, role.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Scopes) != 1 || got.Scopes[0].Name != "admin:users" {
+			t.Errorf("role scopes now %v", got.Scopes)
+		}
+		e.expect(e.do("GET", "/api/v1/admin/logs/errors", "/api/v1/admin/logs/errors", tok, nil), http.StatusForbidden, "admin:logs route")
+		e.expect(e.do("GET", "/api/v1/admin/system/health", "/api/v1/admin/system/health", tok, nil), http.StatusForbidden, "admin:system route")
+	})
 }
 
 // TestClientsAdminCannotMintAdminClient: a holder of admin:clients alone
 // cannot create a service client carrying every admin:* scope (whose
 // token would then open every administrative route).
 func TestClientsAdminCannotMintAdminClient(t *testing.T) {
-	for _, b := range idBackends(t) {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			e := newIDEnv(t, b)
-			for _, caller := range []string{"user", "service client"} {
-				tok := e.clientToken("admin:clients")
-				if caller == "user" {
-					_, _, tok = e.delegatedUser("integrator", "admin:clients")
-				}
-				var admin []string
-				for _, n := range permiso.DefaultScopes {
-					if strings.HasPrefix(n, "admin:") {
-						admin = append(admin, n)
-					}
-				}
-				ids := idStrings(e.scopeIDs(admin...))
-				clientID := e.name("skeleton-key-")
-				w := e.do("POST", "/api/v1/service-clients", "/api/v1/service-clients", tok,
-					map[string]any{"name": "Skeleton key", "client_id": clientID, "scope_ids": ids})
-				if w.Code == http.StatusCreated {
-					// Show what the escalation gives before failing.
-					var created struct {
-						Secret string `json:"client_secret"`
-					}
-					_ = json.Unmarshal(w.Body.Bytes(), &created)
-					tw := e.serviceToken(clientID, created.Secret)
-					var tr struct {
-						AccessToken string `json:"access_token"`
-					}
-					_ = json.Unmarshal(tw.Body.Bytes(), &tr)
-					reached := e.do("GET", "", "/api/v1/admin/logs/errors", tr.AccessToken, nil).Code
-					t.Fatalf("as %s: created a client with every admin:* scope; its token reads /admin/logs/errors: %d", caller, reached)
-				}
-				e.refusedAsDelegation(w, "client.create", clientID, "create a client with every admin:* scope as "+caller)
-				if _, err := e.db.GetServiceClientByClientID(e.ctx, clientID); err == nil {
-					t.Errorf("as %s: the refused client exists", caller)
-				}
-				if w := e.serviceToken(clientID, "anything"); w.Code == http.StatusOK {
-					t.Errorf("as %s: a token for the refused client", caller)
+	eachIDBackend(t, func(t *testing.T, e *idEnv) {
+		for _, caller := range []string{"user", "service client"} {
+			tok := e.clientToken("admin:clients")
+			if caller == "user" {
+				_, _, tok = e.delegatedUser("integrator", "admin:clients")
+			}
+			var admin []string
+			for _, n := range permiso.DefaultScopes {
+				if strings.HasPrefix(n, "admin:") {
+					admin = append(admin, n)
 				}
 			}
-		})
-	}
+			ids := idStrings(e.scopeIDs(admin...))
+			clientID := e.name("skeleton-key-")
+			w := e.do("POST", "/api/v1/service-clients", "/api/v1/service-clients", tok,
+				map[string]any{"name": "Skeleton key", "client_id": clientID, "scope_ids": ids})
+			if w.Code == http.StatusCreated {
+				// Show what the escalation gives before failing.
+				var created struct {
+					Secret string `json:"client_secret"`
+				}
+				_ = json.Unmarshal(w.Body.Bytes(), &created)
+				tw := e.serviceToken(clientID, created.Secret)
+				var tr struct {
+					AccessToken string `json:"access_token"`
+				}
+				_ = json.Unmarshal(tw.Body.Bytes(), &tr)
+				reached := e.do("GET", "", "/api/v1/admin/logs/errors", tr.AccessToken, nil).Code
+				t.Fatalf("as %s: created a client with every admin:* scope; its token reads /admin/logs/errors: %d", caller, reached)
+			}
+			e.refusedAsDelegation(w, "client.create", clientID, "create a client with every admin:* scope as "+caller)
+			if _, err := e.db.GetServiceClientByClientID(e.ctx, clientID); err == nil {
+				t.Errorf("as %s: the refused client exists", caller)
+			}
+			if w := e.serviceToken(clientID, "anything"); w.Code == http.StatusOK {
+				t.Errorf("as %s: a token for the refused client", caller)
+			}
+		}
+	})
 }
 
 // TestUsersAdminCannotWidenRoleUser: a holder of admin:users alone cannot
@@ -194,36 +178,32 @@ func TestClientsAdminCannotMintAdminClient(t *testing.T) {
 // and whose scopes every caller counts as held: admin:users added there
 // would reach the public and every other delegated administrator.
 func TestUsersAdminCannotWidenRoleUser(t *testing.T) {
-	for _, b := range idBackends(t) {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			e := newIDEnv(t, b)
-			_, _, tok := e.delegatedUser("helpdesk", "admin:users")
-			userRole, err := e.db.GetRoleByName(e.ctx, permiso.RoleUser)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ids := []string{}
-			for _, sc := range userRole.Scopes {
-				ids = append(ids, sc.ID.String())
-			}
-			adminUsers, err := e.db.GetScopeByName(e.ctx, "admin:users")
-			if err != nil {
-				t.Fatal(err)
-			}
-			ids = append(ids, adminUsers.ID.String())
-			rp := rolesPath + "/" + userRole.ID.String()
-			e.refusedAsDelegation(e.do("PUT", rolesPath+"/{role_id}/{sub}", rp+"/scopes", tok,
-				map[string]any{"scope_ids": ids}), "role.scopes", userRole.ID.String(), "PUT role user's scopes")
-			e.refusedAsDelegation(e.do("PUT", rolesPath+"/{role_id}", rp, tok,
-				map[string]any{"scope_ids": ids}), "role.update", userRole.ID.String(), "PUT role user with scope_ids")
-			got, err := e.db.GetRole(e.ctx, userRole.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(got.Scopes) != len(userRole.Scopes) {
-				t.Errorf("role user's scopes now %v", got.Scopes)
-			}
-		})
-	}
+	eachIDBackend(t, func(t *testing.T, e *idEnv) {
+		_, _, tok := e.delegatedUser("helpdesk", "admin:users")
+		userRole, err := e.db.GetRoleByName(e.ctx, permiso.RoleUser)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := []string{}
+		for _, sc := range userRole.Scopes {
+			ids = append(ids, sc.ID.String())
+		}
+		adminUsers, err := e.db.GetScopeByName(e.ctx, "admin:users")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, adminUsers.ID.String())
+		rp := rolesPath + "/" + userRole.ID.String()
+		e.refusedAsDelegation(e.do("PUT", rolesPath+"/{role_id}/{sub}", rp+"/scopes", tok,
+			map[string]any{"scope_ids": ids}), "role.scopes", userRole.ID.String(), "PUT role user's scopes")
+		e.refusedAsDelegation(e.do("PUT", rolesPath+"/{role_id}", rp, tok,
+			map[string]any{"scope_ids": ids}), "role.update", userRole.ID.String(), "PUT role user with scope_ids")
+		got, err := e.db.GetRole(e.ctx, userRole.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Scopes) != len(userRole.Scopes) {
+			t.Errorf("role user's scopes now %v", got.Scopes)
+		}
+	})
 }

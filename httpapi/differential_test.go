@@ -28,7 +28,6 @@ import (
 	"github.com/permiso/permiso/identity"
 	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/internal/testdb"
-	"github.com/permiso/permiso/jwt"
 	"github.com/permiso/permiso/logring"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/redis"
@@ -109,17 +108,12 @@ type diffEnv struct {
 func newDiffEnv(t *testing.T, name string, db permiso.Store, rc *redis.Client) *diffEnv {
 	t.Helper()
 	ctx := t.Context()
-	if _, err := db.MigrateUp(ctx); err != nil {
-		t.Fatal(err)
-	}
+	migrated(t, db)
 	store, err := cache.New(ctx, db, cache.Options{TTL: 30 * time.Second, Bus: cache.NewLocalBus()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	signer, err := jwt.New(ctx, jwt.Options{Algorithm: jwt.HS256, Secret: []byte(apiTestSecret), Issuer: "permiso-test"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer := testSigner(t)
 	var (
 		limiter     permiso.RateLimiter     = inprocess.NewLimiter()
 		revocations permiso.RevocationStore = inprocess.NewRevocations()

@@ -165,90 +165,86 @@ func idRoutes() []idRoute {
 // caller gives the status the permission model says (docs/security-model.md),
 // on each backend.
 func TestAccessTable(t *testing.T) {
-	for _, b := range idBackends(t) {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			e := newIDEnv(t, b)
-			routes := idRoutes()
-			// Every route of users, roles and scopes is in the table.
-			for _, ri := range e.srv.routes {
-				method, path, _ := strings.Cut(ri.Pattern, " ")
-				if !strings.HasPrefix(path, "/api/v1/users") && !strings.HasPrefix(path, "/api/v1/roles") {
+	eachIDBackend(t, func(t *testing.T, e *idEnv) {
+		routes := idRoutes()
+		// Every route of users, roles and scopes is in the table.
+		for _, ri := range e.srv.routes {
+			method, path, _ := strings.Cut(ri.Pattern, " ")
+			if !strings.HasPrefix(path, "/api/v1/users") && !strings.HasPrefix(path, "/api/v1/roles") {
+				continue
+			}
+			if !slices.ContainsFunc(routes, func(r idRoute) bool { return r.method == method && "/api/v1"+r.route == path }) {
+				t.Errorf("route %s is not in the access table", ri.Pattern)
+			}
+		}
+
+		// Callers that are not the route's target are shared.
+		other := e.user("bob", false, "user")
+		admin := e.user("root", false, "admin")
+		scopedRole := e.role("user-manager-", "admin:users")
+		scoped := e.user("manager", false, scopedRole.Name)
+		disabled := e.user("carol", false, "user")
+		tokens := map[string]string{
+			cOther:  e.login(other.Username, idPassword, "").AccessToken,
+			cAdmin:  e.login(admin.Username, idPassword, "").AccessToken,
+			cScoped: e.login(scoped.Username, idPassword, "").AccessToken,
+			cClient: e.clientToken("read:profile"),
+			cCAdmin: e.clientToken("admin:users"),
+		}
+		tokens[cDisabled] = e.login(disabled.Username, idPassword, "").AccessToken
+		if _, err := e.db.UpdateUser(e.ctx, disabled.ID, func(u *permiso.User) error { u.IsActive = false; return nil }); err != nil {
+			t.Fatal(err)
+		}
+
+		for _, rt := range routes {
+			for _, caller := range idCallers {
+				wantStatus, ok := rt.want[caller]
+				if !ok {
+					t.Fatalf("%s %s: no expectation for %s", rt.method, rt.route, caller)
+				}
+				// A fresh target user (the cUser caller), role and scope.
+				target := e.user("alice", false, "user")
+				c := cell{target: target, targetPass: idPassword, unique: e.name("new-")}
+				if strings.Contains(rt.route, "roles") {
+					c.role = e.role("role-")
+					sc, err := e.db.CreateScope(e.ctx, permiso.Scope{Name: "read:" + e.name("res")})
+					if err != nil {
+						t.Fatal(err)
+					}
+					c.scope = sc
+				}
+				bearer := tokens[caller]
+				switch caller {
+				case cUser, cRefresh:
+					tr := e.login(target.Username, idPassword, "")
+					bearer = tr.AccessToken
+					if caller == cRefresh {
+						bearer = tr.RefreshToken
+					}
+				case cAnon:
+					bearer = ""
+				}
+				var body any
+				if rt.body != nil {
+					body = rt.body(c)
+				}
+				w := e.do(rt.method, "/api/v1"+rt.route, rt.path(c), bearer, body)
+				if w.Code != wantStatus {
+					t.Errorf("%s %s as %s: status %d, want %d: %s", rt.method, rt.route, caller, w.Code, wantStatus, w.Body)
 					continue
 				}
-				if !slices.ContainsFunc(routes, func(r idRoute) bool { return r.method == method && "/api/v1"+r.route == path }) {
-					t.Errorf("route %s is not in the access table", ri.Pattern)
-				}
-			}
-
-			// Callers that are not the route's target are shared.
-			other := e.user("bob", false, "user")
-			admin := e.user("root", false, "admin")
-			scopedRole := e.role("user-manager-", "admin:users")
-			scoped := e.user("manager", false, scopedRole.Name)
-			disabled := e.user("carol", false, "user")
-			tokens := map[string]string{
-				cOther:  e.login(other.Username, idPassword, "").AccessToken,
-				cAdmin:  e.login(admin.Username, idPassword, "").AccessToken,
-				cScoped: e.login(scoped.Username, idPassword, "").AccessToken,
-				cClient: e.clientToken("read:profile"),
-				cCAdmin: e.clientToken("admin:users"),
-			}
-			tokens[cDisabled] = e.login(disabled.Username, idPassword, "").AccessToken
-			if _, err := e.db.UpdateUser(e.ctx, disabled.ID, func(u *permiso.User) error { u.IsActive = false; return nil }); err != nil {
-				t.Fatal(err)
-			}
-
-			for _, rt := range routes {
-				for _, caller := range idCallers {
-					wantStatus, ok := rt.want[caller]
-					if !ok {
-						t.Fatalf("%s %s: no expectation for %s", rt.method, rt.route, caller)
+				switch w.Code {
+				case 401:
+					if !strings.HasPrefix(w.Header().Get("WWW-Authenticate"), "Bearer") {
+						t.Errorf("%s %s as %s: 401 without a Bearer challenge", rt.method, rt.route, caller)
 					}
-					// A fresh target user (the cUser caller), role and scope.
-					target := e.user("alice", false, "user")
-					c := cell{target: target, targetPass: idPassword, unique: e.name("new-")}
-					if strings.Contains(rt.route, "roles") {
-						c.role = e.role("role-")
-						sc, err := e.db.CreateScope(e.ctx, permiso.Scope{Name: "read:" + e.name("res")})
-						if err != nil {
-							t.Fatal(err)
-						}
-						c.scope = sc
-					}
-					bearer := tokens[caller]
-					switch caller {
-					case cUser, cRefresh:
-						tr := e.login(target.Username, idPassword, "")
-						bearer = tr.AccessToken
-						if caller == cRefresh {
-							bearer = tr.RefreshToken
-						}
-					case cAnon:
-						bearer = ""
-					}
-					var body any
-					if rt.body != nil {
-						body = rt.body(c)
-					}
-					w := e.do(rt.method, "/api/v1"+rt.route, rt.path(c), bearer, body)
-					if w.Code != wantStatus {
-						t.Errorf("%s %s as %s: status %d, want %d: %s", rt.method, rt.route, caller, w.Code, wantStatus, w.Body)
-						continue
-					}
-					switch w.Code {
-					case 401:
-						if !strings.HasPrefix(w.Header().Get("WWW-Authenticate"), "Bearer") {
-							t.Errorf("%s %s as %s: 401 without a Bearer challenge", rt.method, rt.route, caller)
-						}
-					case 403:
-						m := want(t, w, 403, rt.route)
-						if m["error"] != "forbidden" && m["error"] != "insufficient_scope" {
-							t.Errorf("%s %s as %s: 403 error %v", rt.method, rt.route, caller, m["error"])
-						}
+				case 403:
+					m := want(t, w, 403, rt.route)
+					if m["error"] != "forbidden" && m["error"] != "insufficient_scope" {
+						t.Errorf("%s %s as %s: 403 error %v", rt.method, rt.route, caller, m["error"])
 					}
 				}
 			}
-		})
-	}
+		}
+	})
 }

@@ -25,7 +25,6 @@ import (
 	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/internal/smtptest"
 	"github.com/permiso/permiso/internal/testdb"
-	"github.com/permiso/permiso/jwt"
 	"github.com/permiso/permiso/mail"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/reports"
@@ -100,14 +99,8 @@ func idBackends(t *testing.T) []idBackend {
 func newIDEnv(t *testing.T, b idBackend) *idEnv {
 	t.Helper()
 	ctx := t.Context()
-	db := b.open(t)
-	if _, err := db.MigrateUp(ctx); err != nil {
-		t.Fatal(err)
-	}
-	signer, err := jwt.New(ctx, jwt.Options{Algorithm: jwt.HS256, Secret: []byte(apiTestSecret), Issuer: "permiso-test"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := migrated(t, b.open(t))
+	signer := testSigner(t)
 	hasher := argon2id.New(argon2id.Options{Params: argon2id.TestParams()})
 	aw := audit.New(db, audit.Options{FlushInterval: 10 * time.Millisecond})
 	// One OnceStore for enrollment and sign-in, as cmd/permiso wires it.
@@ -334,4 +327,16 @@ func (e *idEnv) mailToken(addr, path string) string {
 		e.t.Fatalf("no %s link in %q", path, m.Body())
 	}
 	return match[2]
+}
+
+// eachIDBackend runs test in a parallel subtest per backend (idBackends),
+// each on a fresh idEnv.
+func eachIDBackend(t *testing.T, test func(t *testing.T, e *idEnv)) {
+	t.Helper()
+	for _, b := range idBackends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			test(t, newIDEnv(t, b))
+		})
+	}
 }

@@ -122,7 +122,7 @@ func (s *server) handleRoleGet() http.Handler {
 	return s.identityHandler(byID("role_id", "Role", func(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
 		role, err := s.store.GetRole(r.Context(), id)
 		if err != nil {
-			return notFoundAs(err, "Role not found")
+			return err
 		}
 		return answer(w, http.StatusOK, roleView(role))
 	}))
@@ -276,7 +276,7 @@ func (s *server) handleScopeGet() http.Handler {
 	return s.identityHandler(byID("scope_id", "Scope", func(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
 		sc, err := s.store.GetScope(r.Context(), id)
 		if err != nil {
-			return notFoundAs(err, "Scope not found")
+			return err
 		}
 		return answer(w, http.StatusOK, scopeView(sc))
 	}))

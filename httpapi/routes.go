@@ -70,8 +70,8 @@ func (s *server) addRoutes(checks []HealthCheck) {
 	s.handle("POST "+api+"/users/email-verification/confirm", accessLimited(limitAccountToken), s.handleVerifyConfirm())
 	s.handle("GET "+api+"/users/me", accessUser, s.handleMe())
 	s.handle("GET "+api+"/users/profile", accessUser, s.handleMe())
-	s.handle("PUT "+api+"/users/me", accessUser, s.handleUpdateMe())
-	s.handle("PUT "+api+"/users/me/password", accessUser, s.handleMyPassword())
+	s.handle("PUT "+api+"/users/me", accessUser, s.onMe(s.updateUser))
+	s.handle("PUT "+api+"/users/me/password", accessUser, s.onMe(s.changePassword))
 	// The enrollment routes also admit the mfa_token of an
 	// mfa_enrollment_required answer (docs/mfa.md); no other route does.
 	s.handle("GET "+api+"/users/me/mfa", accessEnroll, s.handleMyMFA())
@@ -83,9 +83,9 @@ func (s *server) addRoutes(checks []HealthCheck) {
 	s.handle("POST "+api+"/users", users, s.handleUserCreate())
 	s.handle("GET "+api+"/users/stats/overview", users, s.handleUserStats())
 	s.handle("GET "+api+"/users/{user_id}", selfOrAdmin, s.handleUserGet())
-	s.handle("PUT "+api+"/users/{user_id}", selfOrAdmin, s.handleUserUpdate())
+	s.handle("PUT "+api+"/users/{user_id}", selfOrAdmin, s.onUserID(s.updateUser))
 	s.handle("DELETE "+api+"/users/{user_id}", selfOrAdmin, s.handleUserDelete())
-	s.handle("PUT "+api+"/users/{user_id}/password", selfOrAdmin, s.handleUserPassword())
+	s.handle("PUT "+api+"/users/{user_id}/password", selfOrAdmin, s.onUserID(s.changePassword))
 	s.handle("PUT "+api+"/users/{user_id}/roles", users, s.handleUserRoles())
 	s.handle("POST "+api+"/users/{user_id}/unlock", users, s.handleUserUnlock())
 	s.handle("DELETE "+api+"/users/{user_id}/mfa", users, s.handleResetMFA())

@@ -256,8 +256,9 @@ func readUserUpdate(r *http.Request) (identity.UserUpdate, error) {
 		Bio: b.Bio, IsActive: b.IsActive, IsVerified: b.IsVerified, IsSuperuser: b.IsSuperuser, RoleIDs: b.RoleIDs}, nil
 }
 
-// updateUser serves PUT /users/me and PUT /users/{user_id}: the update
-// of the user id by a.
+// updateUser serves PUT /users/me (profile fields only, for everyone) and
+// PUT /users/{user_id} (self: profile fields only; admin:users:
+// everything): the update of the user id by a.
 func (s *server) updateUser(w http.ResponseWriter, r *http.Request, a identity.Actor, id uuid.UUID) error {
 	in, err := readUserUpdate(r)
 	if err != nil {
@@ -270,12 +271,23 @@ func (s *server) updateUser(w http.ResponseWriter, r *http.Request, a identity.A
 	return answer(w, http.StatusOK, userView(u))
 }
 
-// handleUpdateMe: PUT /users/me: profile fields only, for everyone.
-func (s *server) handleUpdateMe() http.Handler {
+// userOp is an operation on one user by an actor, the same whether the
+// route names the caller (/users/me...) or a user id.
+type userOp func(w http.ResponseWriter, r *http.Request, a identity.Actor, id uuid.UUID) error
+
+// onMe serves op on the caller, as themselves (selfActor).
+func (s *server) onMe(op userOp) http.Handler {
 	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
 		a, me := selfActor(r)
-		return s.updateUser(w, r, a, me.ID)
+		return op(w, r, a, me.ID)
 	})
+}
+
+// onUserID serves op on the path's {user_id}, by the request's actor.
+func (s *server) onUserID(op userOp) http.Handler {
+	return s.identityHandler(byID("user_id", "User", func(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
+		return op(w, r, actor(r), id)
+	}))
 }
 
 // handleUserGet: GET /users/{user_id} (self or admin:users).
@@ -286,14 +298,6 @@ func (s *server) handleUserGet() http.Handler {
 			return err
 		}
 		return answer(w, http.StatusOK, userView(u))
-	}))
-}
-
-// handleUserUpdate: PUT /users/{user_id} (self: profile fields only;
-// admin:users: everything).
-func (s *server) handleUserUpdate() http.Handler {
-	return s.identityHandler(byID("user_id", "User", func(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
-		return s.updateUser(w, r, actor(r), id)
 	}))
 }
 
@@ -325,19 +329,6 @@ func (s *server) changePassword(w http.ResponseWriter, r *http.Request, a identi
 		return err
 	}
 	return answer(w, http.StatusOK, messageResponse{msgPasswordUpdated})
-}
-
-func (s *server) handleMyPassword() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
-		a, me := selfActor(r)
-		return s.changePassword(w, r, a, me.ID)
-	})
-}
-
-func (s *server) handleUserPassword() http.Handler {
-	return s.identityHandler(byID("user_id", "User", func(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
-		return s.changePassword(w, r, actor(r), id)
-	}))
 }
 
 // handleUserList: GET /users (admin:users): search, is_active,

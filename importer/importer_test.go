@@ -14,30 +14,17 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"golang.org/x/crypto/argon2"
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/importer"
 	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/internal/testdb"
+	"github.com/permiso/permiso/internal/testhash"
 	"github.com/permiso/permiso/jwt"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/postgres"
 )
-
-// originalHash hashes secret as the original service did: Argon2id with
-// m=65536, t=3, p=1, a 16-byte salt and a 32-byte hash, in the PHC form
-// argon2-cffi (under passlib) writes: unpadded standard base64.
-func originalHash(t *testing.T, secret string) string {
-	t.Helper()
-	salt := make([]byte, 16)
-	if _, err := rand.Read(salt); err != nil {
-		t.Fatal(err)
-	}
-	key := argon2.IDKey([]byte(secret), salt, 3, 65536, 1, 32)
-	return "$argon2id$v=19$m=65536,t=3,p=1$" + base64.RawStdEncoding.EncodeToString(salt) + "$" + base64.RawStdEncoding.EncodeToString(key)
-}
 
 // testDatabaseURL returns PERMISO_TEST_DATABASE_URL or skips the test.
 func testDatabaseURL(t *testing.T) string {
@@ -88,6 +75,24 @@ func newOriginal(t *testing.T) *original {
 	}
 	o.exec(string(ddl))
 	return o
+}
+
+// read reads the original installation (importer.Read).
+func (o *original) read() *importer.Original {
+	o.t.Helper()
+	orig, err := importer.Read(o.t.Context(), o.url, nil)
+	if err != nil {
+		o.t.Fatal(err)
+	}
+	return orig
+}
+
+// eachTarget runs test in a subtest per target store, on a fresh one.
+func eachTarget(t *testing.T, test func(t *testing.T, store permiso.Store)) {
+	t.Helper()
+	for _, tg := range targets(t) {
+		t.Run(tg.name, func(t *testing.T) { test(t, tg.open(t)) })
+	}
 }
 
 func (o *original) exec(sql string, args ...any) {
@@ -170,15 +175,15 @@ func seedOriginal(t *testing.T) *fixture {
 	o.exec(`INSERT INTO users (id, username, email, password_hash, first_name, last_name, is_active,
 		is_verified, is_superuser, last_login, password_changed_at, created_at, updated_at, password_reset_token)
 		VALUES ($1, 'alice', 'Alice@Example.com', $2, 'Alice', 'Admin', true, true, true, $3, $4, $4, $5, 'plain-reset-token')`,
-		f.alice, originalHash(t, f.alicePW), f.lastLog, f.created, f.updated)
+		f.alice, testhash.Original(t, f.alicePW), f.lastLog, f.created, f.updated)
 	o.exec(`INSERT INTO users (id, username, email, password_hash, is_active, is_verified, is_superuser,
 		password_changed_at, created_at, updated_at)
 		VALUES ($1, 'bob', 'bob@example.com', $2, true, false, false, $3, $3, $3)`,
-		f.bob, originalHash(t, f.bobPW), f.created)
+		f.bob, testhash.Original(t, f.bobPW), f.created)
 	o.exec(`INSERT INTO users (id, username, email, password_hash, is_active, is_verified, is_superuser,
 		password_changed_at, created_at, updated_at, email_verification_token)
 		VALUES ($1, 'carol', 'carol@example.com', $2, false, false, false, $3, $3, $3, 'plain-verify-token')`,
-		f.carol, originalHash(t, "Carol-0ld-Passw0rd!"), f.created)
+		f.carol, testhash.Original(t, "Carol-0ld-Passw0rd!"), f.created)
 	link("user_roles", "user_id", "role_id", f.alice, "admin", "user")
 	link("user_roles", "user_id", "role_id", f.bob, "user", "trader")
 	link("user_roles", "user_id", "role_id", f.carol, "user")
@@ -187,9 +192,9 @@ func seedOriginal(t *testing.T) *fixture {
 		is_trusted, access_token_lifetime, refresh_token_lifetime, rate_limit_per_minute, rate_limit_per_hour,
 		total_requests, allowed_ips, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, true, $6, $7, $8, $9, $10, $11, $12, $13, $13)`
-	o.exec(client, f.mt5, "mt5-service", originalHash(t, f.mt5Secret), "MT5 service", "confidential", true, 7200, 86400, 120, 5000, 17, "127.0.0.*, 10.0.*", f.created)
-	o.exec(client, f.gateway, "api-gateway", originalHash(t, f.gatewaySecret), "API gateway", "confidential", true, 3600, nil, 300, 10000, 0, nil, f.created)
-	o.exec(client, f.mobile, "mobile-app", originalHash(t, "never-used"), "Mobile app", "public", false, 1800, 604800, 60, 1000, 0, "*", f.created)
+	o.exec(client, f.mt5, "mt5-service", testhash.Original(t, f.mt5Secret), "MT5 service", "confidential", true, 7200, 86400, 120, 5000, 17, "127.0.0.*, 10.0.*", f.created)
+	o.exec(client, f.gateway, "api-gateway", testhash.Original(t, f.gatewaySecret), "API gateway", "confidential", true, 3600, nil, 300, 10000, 0, nil, f.created)
+	o.exec(client, f.mobile, "mobile-app", testhash.Original(t, "never-used"), "Mobile app", "public", false, 1800, 604800, 60, 1000, 0, "*", f.created)
 	link("service_client_scopes", "service_client_id", "scope_id", f.mt5, "service:mt5", "read:trades")
 	link("service_client_scopes", "service_client_id", "scope_id", f.gateway, "service:api")
 
@@ -512,7 +517,7 @@ func loginAndClient(t *testing.T, store permiso.Store, hasher *argon2id.Hasher, 
 func TestImportRefusesUnmappableRows(t *testing.T) {
 	o := newOriginal(t)
 	now := time.Now().UTC()
-	hash := originalHash(t, "Some-0ld-Passw0rd!")
+	hash := testhash.Original(t, "Some-0ld-Passw0rd!")
 	spaced, ann1, ann2, bcrypt, short := uuid.New(), uuid.New(), uuid.New(), uuid.New(), uuid.New()
 	user := `INSERT INTO users (id, username, email, password_hash, is_active, is_verified, is_superuser, created_at)
 		VALUES ($1, $2, $3, $4, true, false, false, $5)`
@@ -530,54 +535,48 @@ func TestImportRefusesUnmappableRows(t *testing.T) {
 	o.exec(client, wildClient, "wild", hash, 3600, "10.*.0.1")
 	o.exec(client, longLived, "long-lived", hash, 7*86400, nil)
 
-	orig, err := importer.Read(t.Context(), o.url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	orig := o.read()
 	hasher := argon2id.New(argon2id.Options{})
-	for _, tg := range targets(t) {
-		t.Run(tg.name, func(t *testing.T) {
-			store := tg.open(t)
-			before := snapshot(t, store)
-			_, err := importer.NewPlan(t.Context(), orig, store, options(hasher))
-			var probs importer.Problems
-			if !errors.As(err, &probs) {
-				t.Fatalf("NewPlan = %v, want Problems", err)
+	eachTarget(t, func(t *testing.T, store permiso.Store) {
+		before := snapshot(t, store)
+		_, err := importer.NewPlan(t.Context(), orig, store, options(hasher))
+		var probs importer.Problems
+		if !errors.As(err, &probs) {
+			t.Fatalf("NewPlan = %v, want Problems", err)
+		}
+		want := []struct{ table, id, column, says string }{
+			{"scopes", badScope.String(), "name", `"Admin"`},
+			{"roles", badRole.String(), "name", `"power user"`},
+			{"users", spaced.String(), "username", `"john doe"`},
+			{"users", ann2.String(), "email", ann1.String()},
+			{"users", bcrypt.String(), "password_hash", "cannot verify"},
+			{"users", short.String(), "username", `"jo"`},
+			{"users", short.String(), "email", `"not-an-address"`},
+			{"service_clients", wildClient.String(), "allowed_ips", `"10.*.0.1"`},
+			{"service_clients", longLived.String(), "access_token_lifetime", "604800"},
+		}
+		if len(probs) != len(want) {
+			t.Errorf("%d problems, want %d:\n%v", len(probs), len(want), probs)
+		}
+		for _, w := range want {
+			found := slices.ContainsFunc(probs, func(p importer.RowError) bool {
+				return p.Table == w.table && p.ID == w.id && p.Column == w.column && strings.Contains(p.Reason, w.says)
+			})
+			if !found {
+				t.Errorf("no problem for %s id=%s column %s mentioning %s:\n%v", w.table, w.id, w.column, w.says, probs)
 			}
-			want := []struct{ table, id, column, says string }{
-				{"scopes", badScope.String(), "name", `"Admin"`},
-				{"roles", badRole.String(), "name", `"power user"`},
-				{"users", spaced.String(), "username", `"john doe"`},
-				{"users", ann2.String(), "email", ann1.String()},
-				{"users", bcrypt.String(), "password_hash", "cannot verify"},
-				{"users", short.String(), "username", `"jo"`},
-				{"users", short.String(), "email", `"not-an-address"`},
-				{"service_clients", wildClient.String(), "allowed_ips", `"10.*.0.1"`},
-				{"service_clients", longLived.String(), "access_token_lifetime", "604800"},
-			}
-			if len(probs) != len(want) {
-				t.Errorf("%d problems, want %d:\n%v", len(probs), len(want), probs)
-			}
-			for _, w := range want {
-				found := slices.ContainsFunc(probs, func(p importer.RowError) bool {
-					return p.Table == w.table && p.ID == w.id && p.Column == w.column && strings.Contains(p.Reason, w.says)
-				})
-				if !found {
-					t.Errorf("no problem for %s id=%s column %s mentioning %s:\n%v", w.table, w.id, w.column, w.says, probs)
-				}
-			}
-			msg := err.Error()
-			if !strings.Contains(msg, "users id="+spaced.String()+" column username: ") {
-				t.Errorf("message does not name the row as table id=... column ...: %q", msg)
-			}
-			if strings.Contains(msg, hash) {
-				t.Error("the message shows a password hash")
-			}
-			if after := snapshot(t, store); after != before {
-				t.Error("a refused import changed the store")
-			}
-		})
-	}
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, "users id="+spaced.String()+" column username: ") {
+			t.Errorf("message does not name the row as table id=... column ...: %q", msg)
+		}
+		if strings.Contains(msg, hash) {
+			t.Error("the message shows a password hash")
+		}
+		if after := snapshot(t, store); after != before {
+			t.Error("a refused import changed the store")
+		}
+	})
 }
 
 // TestImportRefusesTakenNames: a user or client of the original whose
@@ -585,7 +584,7 @@ func TestImportRefusesUnmappableRows(t *testing.T) {
 // import did not create) is reported; nothing is merged or overwritten.
 func TestImportRefusesTakenNames(t *testing.T) {
 	o := newOriginal(t)
-	hash := originalHash(t, "Some-0ld-Passw0rd!")
+	hash := testhash.Original(t, "Some-0ld-Passw0rd!")
 	u1, u2, c1 := uuid.New(), uuid.New(), uuid.New()
 	user := `INSERT INTO users (id, username, email, password_hash, is_active, is_verified, is_superuser)
 		VALUES ($1, $2, $3, $4, true, false, false)`
@@ -594,38 +593,32 @@ func TestImportRefusesTakenNames(t *testing.T) {
 	o.exec(`INSERT INTO service_clients (id, client_id, client_secret_hash, name, client_type, is_active,
 		is_trusted, access_token_lifetime, rate_limit_per_minute, rate_limit_per_hour)
 		VALUES ($1, 'gateway', $2, 'c', 'confidential', true, false, 3600, 60, 1000)`, c1, hash)
-	orig, err := importer.Read(t.Context(), o.url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	orig := o.read()
 	hasher := argon2id.New(argon2id.Options{})
-	for _, tg := range targets(t) {
-		t.Run(tg.name, func(t *testing.T) {
-			store := tg.open(t)
-			existing, err := store.CreateUser(t.Context(), permiso.User{Username: "admin", Email: "admin@example.com",
-				PasswordHash: hash, IsActive: true}, nil)
-			if err != nil {
-				t.Fatal(err)
+	eachTarget(t, func(t *testing.T, store permiso.Store) {
+		existing, err := store.CreateUser(t.Context(), permiso.User{Username: "admin", Email: "admin@example.com",
+			PasswordHash: hash, IsActive: true}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.CreateServiceClient(t.Context(), permiso.ServiceClient{ClientID: "gateway",
+			SecretHash: permiso.HashToken("x"), Name: "g", IsActive: true}, nil); err != nil {
+			t.Fatal(err)
+		}
+		_, err = importer.NewPlan(t.Context(), orig, store, options(hasher))
+		var probs importer.Problems
+		if !errors.As(err, &probs) || len(probs) != 3 {
+			t.Fatalf("NewPlan = %v, want 3 problems", err)
+		}
+		for i, w := range []struct{ id, column string }{{u1.String(), "username"}, {u2.String(), "email"}, {c1.String(), "client_id"}} {
+			if probs[i].ID != w.id || probs[i].Column != w.column {
+				t.Errorf("problem %d = %v, want id=%s column %s", i, probs[i], w.id, w.column)
 			}
-			if _, err := store.CreateServiceClient(t.Context(), permiso.ServiceClient{ClientID: "gateway",
-				SecretHash: permiso.HashToken("x"), Name: "g", IsActive: true}, nil); err != nil {
-				t.Fatal(err)
-			}
-			_, err = importer.NewPlan(t.Context(), orig, store, options(hasher))
-			var probs importer.Problems
-			if !errors.As(err, &probs) || len(probs) != 3 {
-				t.Fatalf("NewPlan = %v, want 3 problems", err)
-			}
-			for i, w := range []struct{ id, column string }{{u1.String(), "username"}, {u2.String(), "email"}, {c1.String(), "client_id"}} {
-				if probs[i].ID != w.id || probs[i].Column != w.column {
-					t.Errorf("problem %d = %v, want id=%s column %s", i, probs[i], w.id, w.column)
-				}
-			}
-			if !strings.Contains(probs[0].Reason, existing.ID.String()) {
-				t.Errorf("problem %q does not name the permiso user holding the name", probs[0])
-			}
-		})
-	}
+		}
+		if !strings.Contains(probs[0].Reason, existing.ID.String()) {
+			t.Errorf("problem %q does not name the permiso user holding the name", probs[0])
+		}
+	})
 }
 
 // TestReadRefusesOtherDatabases: a database without the original's

@@ -117,6 +117,21 @@ func testOptions(alg string, store permiso.KeyStore, clk *testclock.Clock) Optio
 	}
 }
 
+// hs256Signer is a signer of the test options for HS256 on a clock of
+// its own.
+func hs256Signer(t testing.TB) (*Signer, *testclock.Clock) {
+	t.Helper()
+	clk := newClock()
+	return newTestSigner(t, testOptions(HS256, nil, clk)), clk
+}
+
+// wantExpired checks that s refuses tok as expired.
+func wantExpired(t *testing.T, s *Signer, tok string) {
+	t.Helper()
+	_, err := s.Verify(context.Background(), tok)
+	wantRejected(t, err, "Token has expired")
+}
+
 func newTestSigner(t testing.TB, opts Options) *Signer {
 	t.Helper()
 	s, err := New(context.Background(), opts)

@@ -8,7 +8,6 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/argon2id"
+	"github.com/permiso/permiso/internal/testrace"
 	"github.com/permiso/permiso/oauth2"
 )
 
@@ -245,13 +245,7 @@ func TestRefreshRotationAndReuse(t *testing.T) {
 
 func TestRefreshRetryWithinGrace(t *testing.T) {
 	e := newEnv(t)
-	e.createUser("alice", goodPassword, permiso.RoleUser)
-	login := e.login("alice", goodPassword, "")
-	a, err := e.refresh(login.RefreshToken, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.clock.Advance(5 * time.Second)
+	login, a := e.rotated(5 * time.Second)
 	b, err := e.refresh(login.RefreshToken, "", "") // a retry: the response of a was lost
 	if err != nil {
 		t.Fatalf("retry within grace: %v", err)
@@ -306,17 +300,11 @@ func TestRefreshConcurrentWithinGrace(t *testing.T) {
 	login := e.login("alice", goodPassword, "")
 
 	const n = 20
-	var wg sync.WaitGroup
 	results := make([]oauth2.TokenResponse, n)
-	errs := make([]error, n)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			results[i], errs[i] = e.refresh(login.RefreshToken, "", "")
-		}()
-	}
-	wg.Wait()
+	errs := testrace.All(n, func(i int) (err error) {
+		results[i], err = e.refresh(login.RefreshToken, "", "")
+		return err
+	})
 	ok := 0
 	seen := map[string]bool{}
 	for i := range n {

@@ -152,6 +152,22 @@ func newEnvOn(t *testing.T, db permiso.Store, opts ...envOption) *env {
 }
 
 // createUser creates an active user with goodPassword-style credentials.
+// rotated signs alice (a new user) in, rotates her refresh token once and
+// advances the clock by d: the login's refresh token is then a rotated
+// one, inside the reuse grace window when d is short. It returns the login
+// and the rotation's answer.
+func (e *env) rotated(d time.Duration) (login, rotation oauth2.TokenResponse) {
+	e.t.Helper()
+	e.createUser("alice", goodPassword, permiso.RoleUser)
+	login = e.login("alice", goodPassword, "")
+	rotation, err := e.refresh(login.RefreshToken, "", "")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.clock.Advance(d)
+	return login, rotation
+}
+
 func (e *env) createUser(username, password string, roles ...string) permiso.User {
 	e.t.Helper()
 	hash, err := e.hasher.Hash(e.ctx, password)

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/internal/testrace"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/sqlite"
 )
@@ -19,13 +20,7 @@ import (
 // fresh sibling; a second retry is reuse and ends the family and session.
 func TestGraceRetryOnlyOnce(t *testing.T) {
 	e := newEnv(t)
-	e.createUser("alice", goodPassword, permiso.RoleUser)
-	login := e.login("alice", goodPassword, "")
-	a, err := e.refresh(login.RefreshToken, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.clock.Advance(2 * time.Second)
+	login, a := e.rotated(2 * time.Second)
 	b, err := e.refresh(login.RefreshToken, "", "") // the one grace retry
 	if err != nil {
 		t.Fatalf("first retry within grace: %v", err)
@@ -52,31 +47,17 @@ func TestGraceRetryOnlyOnce(t *testing.T) {
 // gets a pair.
 func TestConcurrentGraceRetries(t *testing.T) {
 	e := newEnv(t)
-	e.createUser("alice", goodPassword, permiso.RoleUser)
-	login := e.login("alice", goodPassword, "")
-	if _, err := e.refresh(login.RefreshToken, "", ""); err != nil {
-		t.Fatal(err)
-	}
-	e.clock.Advance(time.Second)
-	const n = 10
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, errs[i] = e.refresh(login.RefreshToken, "", "")
-		}()
-	}
-	wg.Wait()
+	login, _ := e.rotated(time.Second)
 	ok := 0
-	for i, err := range errs {
+	for _, err := range testrace.All(10, func(int) error {
+		_, err := e.refresh(login.RefreshToken, "", "")
+		return err
+	}) {
 		if err == nil {
 			ok++
 			continue
 		}
 		wantOAuth(t, err, "invalid_grant", 400)
-		_ = i
 	}
 	if ok != 1 {
 		t.Fatalf("%d concurrent grace retries succeeded, want exactly 1", ok)

@@ -7,11 +7,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/storetest"
 )
 
 func TestNormalizeURL(t *testing.T) {
@@ -164,32 +164,7 @@ func TestConcurrentMigrateUp(t *testing.T) {
 	for i := range dbs {
 		dbs[i] = openIn(t, url, schema)
 	}
-	var wg sync.WaitGroup
-	counts := make([]int, n)
-	errs := make([]error, n)
-	for i, db := range dbs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			applied, err := db.MigrateUp(ctx)
-			counts[i], errs[i] = len(applied), err
-		}()
-	}
-	wg.Wait()
-	total := 0
-	for i := range dbs {
-		if errs[i] != nil {
-			t.Errorf("MigrateUp #%d: %v", i, errs[i])
-		}
-		total += counts[i]
-	}
-	st, err := dbs[0].MigrationStatus(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if total != len(st) {
-		t.Errorf("migrations applied in total = %d (%v); want %d", total, counts, len(st))
-	}
+	st := storetest.RaceMigrators(t, dbs)
 	var rows int
 	if err := dbs[0].pool.QueryRow(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&rows); err != nil || rows != len(st) {
 		t.Errorf("schema_migrations rows = %d, %v; want %d", rows, err, len(st))

@@ -108,11 +108,7 @@ func TestLimiterAndLockout(t *testing.T) {
 func TestCluster(t *testing.T) {
 	t.Parallel()
 	addrs := startCluster(t)
-	c, err := Open(clusterURL(addrs), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := openClient(t, clusterURL(addrs), Options{})
 	if c.Mode() != ModeCluster {
 		t.Fatalf("Mode = %q, want cluster", c.Mode())
 	}

@@ -118,11 +118,7 @@ func TestCheckerUnreachable(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	c, err := Open("redis://"+addr+"/0", Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := openClient(t, "redis://"+addr+"/0", Options{})
 	checker := NewChecker(NewLimiter(c, "x:"), NewRevocations(c, "y:"))
 	b := checker.Batch()
 	ip := b.Allow("k", permiso.Limit{Count: 1, Period: time.Minute})

@@ -10,6 +10,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/internal/testwait"
 )
 
 func TestChangeWireFormat(t *testing.T) {
@@ -75,13 +76,7 @@ func (l *changeLog) has(c permiso.Change) bool {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.Until(t, 30*time.Second, what, cond)
 }
 
 // subscribe subscribes a changeLog to b, stopped when t ends, and waits for
@@ -144,12 +139,8 @@ func TestChangeBus(t *testing.T) {
 func TestChangeBusServerRestart(t *testing.T) {
 	t.Parallel()
 	srv := startRedisServer(t, 0)
-	c, err := Open("redis://"+srv.Addr, Options{DialTimeout: 200 * time.Millisecond, Timeout: 200 * time.Millisecond,
+	c := openClient(t, "redis://"+srv.Addr, Options{DialTimeout: 200 * time.Millisecond, Timeout: 200 * time.Millisecond,
 		MaxRetries: -1, DialAttempts: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
 	b := NewChangeBus(c, "permiso-test:restart:")
 	l := subscribe(t, b)
 
@@ -169,11 +160,7 @@ func TestChangeBusServerRestart(t *testing.T) {
 // TestChangeBusUnreachable: subscribing to a Redis that does not answer is
 // not an error (the subscription retries), and stop still returns.
 func TestChangeBusUnreachable(t *testing.T) {
-	c, err := Open("redis://127.0.0.1:1/0", Options{DialTimeout: 100 * time.Millisecond, MaxRetries: -1, DialAttempts: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := openClient(t, "redis://127.0.0.1:1/0", Options{DialTimeout: 100 * time.Millisecond, MaxRetries: -1, DialAttempts: 1})
 	b := NewChangeBus(c, "permiso-test:down:")
 	var l changeLog
 	stop, err := b.Subscribe(t.Context(), l.add)
@@ -198,11 +185,7 @@ func TestChangeBusUnreachable(t *testing.T) {
 func TestChangeBusCluster(t *testing.T) {
 	t.Parallel()
 	addrs := startCluster(t)
-	c, err := Open(clusterURL(addrs), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := openClient(t, clusterURL(addrs), Options{})
 	b := NewChangeBus(c, "permiso-test:cluster:")
 	l := subscribe(t, b)
 	// Publish on each node directly, whatever node holds the

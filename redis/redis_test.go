@@ -17,11 +17,7 @@ func testURL(t testing.TB) string {
 }
 
 func TestHealth(t *testing.T) {
-	c, err := Open(testURL(t), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := openClient(t, testURL(t), Options{})
 	details, err := c.Health(context.Background())
 	if err != nil {
 		t.Fatalf("health: %v", err)
@@ -49,11 +45,7 @@ func TestOpenRejectsBadURLWithoutEchoingIt(t *testing.T) {
 }
 
 func TestUnreachable(t *testing.T) {
-	c, err := Open("redis://127.0.0.1:1/0", Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := openClient(t, "redis://127.0.0.1:1/0", Options{})
 	if _, err := c.Health(context.Background()); err == nil {
 		t.Fatal("expected an error for an unreachable server")
 	}

@@ -18,11 +18,7 @@ import (
 // session ended before the restart is never reported as not revoked.
 func TestRevocationStateRestoredAfterDataLoss(t *testing.T) {
 	srv := startRedisServer(t, 0)
-	c, err := Open("redis://"+srv.Addr+"/0", Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := openClient(t, "redis://"+srv.Addr+"/0", Options{})
 	ctx := t.Context()
 	ended := uuid.NewString() // a session the database knows as ended
 	var mu sync.Mutex

@@ -19,12 +19,20 @@ import (
 // and closes the client when t ends.
 func openTestClient(t testing.TB) *Client {
 	t.Helper()
-	c, err := Open(testURL(t), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := openClient(t, testURL(t), Options{})
 	if err := c.Ping(context.Background()); err != nil {
 		t.Fatalf("PERMISO_TEST_REDIS_URL does not answer: %v", err)
+	}
+	return c
+}
+
+// openClient opens url with opts and closes the client when the test
+// ends.
+func openClient(t testing.TB, url string, opts Options) *Client {
+	t.Helper()
+	c, err := Open(url, opts)
+	if err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
@@ -181,11 +189,7 @@ func TestRevocationKeysAndTTL(t *testing.T) {
 func TestIsRevokedOneRoundTrip(t *testing.T) {
 	t.Parallel()
 	shared := openTestClient(t)
-	c, err := Open(testURL(t), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := openClient(t, testURL(t), Options{})
 	var h countingHook
 	c.rdb.AddHook(&h)
 	r := NewRevocations(c, testPrefix(t, shared))
@@ -267,16 +271,12 @@ func (h *countingHook) ProcessPipelineHook(next goredis.ProcessPipelineHook) gor
 // errors, promptly, for reads and writes alike.
 func TestRevocationsUnreachable(t *testing.T) {
 	t.Parallel()
-	c, err := Open("redis://127.0.0.1:1/0", Options{
+	c := openClient(t, "redis://127.0.0.1:1/0", Options{
 		DialTimeout:  200 * time.Millisecond,
 		Timeout:      200 * time.Millisecond,
 		MaxRetries:   -1,
 		DialAttempts: 1,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	r := NewRevocations(c, "permiso-test:unreachable:")
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()

@@ -47,11 +47,7 @@ func TestSentinel(t *testing.T) {
 	replica := startRedisServer(t, 0, "--replicaof", "127.0.0.1", strconv.Itoa(master.Port))
 	sentinel := startSentinel(t, master.Port)
 
-	c, err := Open("redis+sentinel://"+sentinel+"/mymaster", Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := openClient(t, "redis+sentinel://"+sentinel+"/mymaster", Options{})
 	if c.Mode() != ModeSentinel {
 		t.Fatalf("Mode = %q, want sentinel", c.Mode())
 	}

@@ -32,10 +32,7 @@ type NewRateLimiter func(t *testing.T) (permiso.RateLimiter, *testclock.Clock)
 // sleeps about three seconds in all, in parallel subtests.
 func RunRateLimiter(t *testing.T, newLimiter NewRateLimiter) {
 	t.Helper()
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, l permiso.RateLimiter, c *testclock.Clock)
-	}{
+	runSuite(t, newLimiter, []conformance[permiso.RateLimiter]{
 		{"AllowsUpToLimit", testAllowsUpToLimit},
 		{"PeekDoesNotCount", testPeekDoesNotCount},
 		{"KeysIsolated", testLimiterKeysIsolated},
@@ -47,18 +44,7 @@ func RunRateLimiter(t *testing.T, newLimiter NewRateLimiter) {
 		{"AllowAllArguments", testAllowAllArguments},
 		{"Concurrent", testLimiterConcurrent},
 		{"ConcurrentAllowAll", testAllowAllConcurrent},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			l, c := newLimiter(t)
-			tc.fn(t, l, c)
-		})
-	}
-	t.Run("LimitersIsolated", func(t *testing.T) {
-		t.Parallel()
-		a, _ := newLimiter(t)
-		b, _ := newLimiter(t)
+	}, "LimitersIsolated", func(t *testing.T, a, b permiso.RateLimiter, _ *testclock.Clock) {
 		lim := permiso.Limit{Count: 1, Period: time.Minute}
 		key := id("iso")
 		allow(t, a, key, lim, true)

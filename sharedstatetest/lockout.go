@@ -72,6 +72,15 @@ func RunLockout(t *testing.T, newLockout NewLockout) {
 	}
 }
 
+// wantCleared checks that key is back to the zero state: no failures, no
+// attempt in flight, no lock.
+func wantCleared(t *testing.T, l permiso.Lockout, key, when string) {
+	t.Helper()
+	if s := check(t, l, key); s != (permiso.LockoutState{}) {
+		t.Fatalf("%s: %+v, want the zero state", when, s)
+	}
+}
+
 func begin(t *testing.T, l permiso.Lockout, key string) permiso.LockoutAttempt {
 	t.Helper()
 	a, err := l.Begin(t.Context(), key)
@@ -209,14 +218,10 @@ func testLockDoesNotSlide(t *testing.T, l permiso.Lockout, c *testclock.Clock, m
 
 func testLockoutUnknown(t *testing.T, l permiso.Lockout, _ *testclock.Clock, _ int, _ time.Duration) {
 	key := id("nobody")
-	if s := check(t, l, key); s != (permiso.LockoutState{}) {
-		t.Errorf("Check of an unknown key = %+v, want the zero state", s)
-	}
+	wantCleared(t, l, key, "Check of an unknown key")
 	reset(t, l, key) // resetting nothing is fine
 	undo(t, l, key, "no-such-attempt")
-	if s := check(t, l, key); s != (permiso.LockoutState{}) {
-		t.Errorf("after Reset and Undo = %+v", s)
-	}
+	wantCleared(t, l, key, "after Reset and Undo")
 }
 
 func testLockoutReset(t *testing.T, l permiso.Lockout, _ *testclock.Clock, max int, _ time.Duration) {
@@ -302,9 +307,7 @@ func testLockoutAttemptExpiry(t *testing.T, l permiso.Lockout, c *testclock.Cloc
 	}
 	a := admit(t, l, key)
 	succeed(t, l, key, a.ID)
-	if s := check(t, l, key); s != (permiso.LockoutState{}) {
-		t.Errorf("after a success: %+v, want the zero state", s)
-	}
+	wantCleared(t, l, key, "after a success")
 }
 
 // testLockoutAdmission: failures and attempts in flight share the
@@ -350,9 +353,7 @@ func testLockoutAdmission(t *testing.T, l permiso.Lockout, _ *testclock.Clock, m
 	for _, a := range as[2:] {
 		succeed(t, l, key, a.ID)
 	}
-	if s := check(t, l, key); s != (permiso.LockoutState{}) {
-		t.Fatalf("after every attempt ended well: %+v, want the zero state", s)
-	}
+	wantCleared(t, l, key, "after every attempt ended well")
 }
 
 // testLockoutSucceed: a right password resets the count and lifts a lock
@@ -381,9 +382,7 @@ func testLockoutSucceed(t *testing.T, l permiso.Lockout, _ *testclock.Clock, max
 		t.Fatalf("failure %d = %+v, want the lock", max, s)
 	}
 	succeed(t, l, key, right.ID)
-	if s := check(t, l, key); s != (permiso.LockoutState{}) {
-		t.Fatalf("after a success on a key locked meanwhile: %+v, want the zero state", s)
-	}
+	wantCleared(t, l, key, "after a success on a key locked meanwhile")
 }
 
 // testLockoutFailAfterReset: a wrong password counts even when its place
@@ -497,9 +496,7 @@ func testLockoutConcurrentRight(t *testing.T, l permiso.Lockout, _ *testclock.Cl
 	if successes < 1 || successes+refused != n {
 		t.Errorf("%d concurrent right passwords: %d succeeded, %d refused", n, successes, refused)
 	}
-	if s := check(t, l, key); s != (permiso.LockoutState{}) {
-		t.Errorf("after the race: %+v, want the zero state", s)
-	}
+	wantCleared(t, l, key, "after the race")
 }
 
 func testLockoutMaxOne(t *testing.T, l permiso.Lockout, _ *testclock.Clock, _ int, _ time.Duration) {

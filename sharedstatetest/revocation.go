@@ -37,10 +37,7 @@ type NewRevocationStore func(t *testing.T) (permiso.RevocationStore, *testclock.
 //     identifiers, never moves back and expires like the others.
 func RunRevocation(t *testing.T, newStore NewRevocationStore) {
 	t.Helper()
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s permiso.RevocationStore, c *testclock.Clock)
-	}{
+	runSuite(t, newStore, []conformance[permiso.RevocationStore]{
 		{"UnknownTokenNotRevoked", testUnknownNotRevoked},
 		{"RevokeTokenOnlyThatJTI", testRevokeToken},
 		{"RevokeSession", testRevokeSession},
@@ -54,20 +51,7 @@ func RunRevocation(t *testing.T, newStore NewRevocationStore) {
 		{"EmptyIdentifiers", testEmptyIdentifiers},
 		{"Expiry", testExpiry},
 		{"Concurrent", testConcurrent},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			s, c := newStore(t)
-			tc.fn(t, s, c)
-		})
-	}
-	t.Run("StoresIsolated", func(t *testing.T) {
-		t.Parallel()
-		a, c := newStore(t)
-		b, _ := newStore(t)
-		testStoresIsolated(t, a, b, c)
-	})
+	}, "StoresIsolated", testStoresIsolated)
 }
 
 // id returns a random identifier with a readable label, so that a store that

@@ -2,12 +2,10 @@ package sqlite_test
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/permiso/permiso"
@@ -169,30 +167,7 @@ func TestConcurrentMigrators(t *testing.T) {
 	for i := range dbs {
 		dbs[i] = open(t, path)
 	}
-	var wg sync.WaitGroup
-	counts := make([]int, n)
-	errs := make([]error, n)
-	for i, db := range dbs {
-		wg.Go(func() {
-			applied, err := db.MigrateUp(context.Background())
-			counts[i], errs[i] = len(applied), err
-		})
-	}
-	wg.Wait()
-	total := 0
-	for i := range n {
-		if errs[i] != nil {
-			t.Errorf("migrator %d: %v", i, errs[i])
-		}
-		total += counts[i]
-	}
-	st, err := dbs[0].MigrationStatus(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if total != len(st) {
-		t.Errorf("migrations applied in total = %d, want %d (each exactly once)", total, len(st))
-	}
+	storetest.RaceMigrators(t, dbs)
 }
 
 func TestBackup(t *testing.T) {

@@ -10,15 +10,8 @@ import (
 )
 
 // ActionTokens describes the action_tokens table.
-var ActionTokens = NewTable("action_tokens", "at",
-	Col[permiso.ActionToken]{Name: "id", Field: func(t *permiso.ActionToken) any { return &t.ID }, Fixed: true},
-	Col[permiso.ActionToken]{Name: "user_id", Field: func(t *permiso.ActionToken) any { return &t.UserID }},
-	Col[permiso.ActionToken]{Name: "purpose", Field: func(t *permiso.ActionToken) any { return &t.Purpose }},
-	Col[permiso.ActionToken]{Name: "token_hash", Field: func(t *permiso.ActionToken) any { return &t.TokenHash }},
-	Col[permiso.ActionToken]{Name: "created_at", Field: func(t *permiso.ActionToken) any { return &t.CreatedAt }, Fixed: true},
-	Col[permiso.ActionToken]{Name: "expires_at", Field: func(t *permiso.ActionToken) any { return &t.ExpiresAt }},
-	Col[permiso.ActionToken]{Name: "used_at", Field: func(t *permiso.ActionToken) any { return &t.UsedAt }},
-)
+var ActionTokens = NewTable("action_tokens", "at", Fields[permiso.ActionToken]([]string{"id", "created_at"},
+	"id", "user_id", "purpose", "token_hash", "created_at", "expires_at", "used_at")...)
 
 func (s *Store) actionErr(op string, err error) error {
 	return s.errOf(err, op, ActionTokenMessages, false, UserMessages.NotFound)

@@ -16,22 +16,13 @@ import (
 
 // AuditEvents describes the audit_events table. Details are stored as a
 // JSON object (SQLite: text; PostgreSQL: jsonb, which takes the text).
-var AuditEvents = NewTable("audit_events", "a",
-	Col[permiso.AuditEvent]{Name: "id", Field: func(e *permiso.AuditEvent) any { return &e.ID }, Fixed: true},
-	Col[permiso.AuditEvent]{Name: "occurred_at", Field: func(e *permiso.AuditEvent) any { return &e.OccurredAt }},
-	Col[permiso.AuditEvent]{Name: "actor_type", Field: func(e *permiso.AuditEvent) any { return &e.ActorType }},
-	Col[permiso.AuditEvent]{Name: "actor_id", Field: func(e *permiso.AuditEvent) any { return &e.ActorID }},
-	Col[permiso.AuditEvent]{Name: "action", Field: func(e *permiso.AuditEvent) any { return &e.Action }},
-	Col[permiso.AuditEvent]{Name: "target_type", Field: func(e *permiso.AuditEvent) any { return &e.TargetType }},
-	Col[permiso.AuditEvent]{Name: "target_id", Field: func(e *permiso.AuditEvent) any { return &e.TargetID }},
-	Col[permiso.AuditEvent]{Name: "result", Field: func(e *permiso.AuditEvent) any { return &e.Result }},
-	Col[permiso.AuditEvent]{Name: "ip_address", Field: func(e *permiso.AuditEvent) any { return &e.IPAddress }},
-	Col[permiso.AuditEvent]{Name: "user_agent", Field: func(e *permiso.AuditEvent) any { return &e.UserAgent }},
-	Col[permiso.AuditEvent]{Name: "request_id", Field: func(e *permiso.AuditEvent) any { return &e.RequestID }},
+var AuditEvents = NewTable("audit_events", "a", append(Fields[permiso.AuditEvent]([]string{"id"},
+	"id", "occurred_at", "actor_type", "actor_id", "action", "target_type", "target_id", "result",
+	"ip_address", "user_agent", "request_id"),
 	Col[permiso.AuditEvent]{Name: "details", Field: func(e *permiso.AuditEvent) any { return &e.Details },
 		Arg:  func(_ Dialect, e *permiso.AuditEvent) any { return detailsJSON(e.Details) },
 		Dest: func(_ Dialect, e *permiso.AuditEvent) any { return &jsonCol{&e.Details} }},
-)
+)...)
 
 // detailsJSON encodes details as a JSON object ("{}" when empty), or
 // returns a badDetails, which AppendAuditEvents refuses before any write.

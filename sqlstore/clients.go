@@ -12,30 +12,12 @@ import (
 
 // Clients describes the service_clients table: one Col per stored field
 // of permiso.ServiceClient.
-var Clients = NewTable("service_clients", "c",
-	Col[permiso.ServiceClient]{Name: "id", Field: func(c *permiso.ServiceClient) any { return &c.ID }, Fixed: true},
-	Col[permiso.ServiceClient]{Name: "client_id", Field: func(c *permiso.ServiceClient) any { return &c.ClientID }},
-	Col[permiso.ServiceClient]{Name: "secret_hash", Field: func(c *permiso.ServiceClient) any { return &c.SecretHash }},
-	Col[permiso.ServiceClient]{Name: "previous_secret_hash", Field: func(c *permiso.ServiceClient) any { return &c.PreviousSecretHash }},
-	Col[permiso.ServiceClient]{Name: "previous_secret_expires_at", Field: func(c *permiso.ServiceClient) any { return &c.PreviousSecretExpiresAt }},
-	Col[permiso.ServiceClient]{Name: "name", Field: func(c *permiso.ServiceClient) any { return &c.Name }},
-	Col[permiso.ServiceClient]{Name: "description", Field: func(c *permiso.ServiceClient) any { return &c.Description }},
-	Col[permiso.ServiceClient]{Name: "client_type", Field: func(c *permiso.ServiceClient) any { return &c.ClientType }},
-	Col[permiso.ServiceClient]{Name: "is_active", Field: func(c *permiso.ServiceClient) any { return &c.IsActive }},
-	Col[permiso.ServiceClient]{Name: "is_trusted", Field: func(c *permiso.ServiceClient) any { return &c.IsTrusted }},
-	Col[permiso.ServiceClient]{Name: "access_token_lifetime", Field: func(c *permiso.ServiceClient) any { return &c.AccessTokenLifetime }},
-	Col[permiso.ServiceClient]{Name: "refresh_token_lifetime", Field: func(c *permiso.ServiceClient) any { return &c.RefreshTokenLifetime }},
-	Col[permiso.ServiceClient]{Name: "rate_limit_per_minute", Field: func(c *permiso.ServiceClient) any { return &c.RateLimitPerMinute }},
-	Col[permiso.ServiceClient]{Name: "rate_limit_per_hour", Field: func(c *permiso.ServiceClient) any { return &c.RateLimitPerHour }},
-	Col[permiso.ServiceClient]{Name: "last_used", Field: func(c *permiso.ServiceClient) any { return &c.LastUsed }},
-	Col[permiso.ServiceClient]{Name: "total_requests", Field: func(c *permiso.ServiceClient) any { return &c.TotalRequests }},
-	Col[permiso.ServiceClient]{Name: "contact_email", Field: func(c *permiso.ServiceClient) any { return &c.ContactEmail }},
-	Col[permiso.ServiceClient]{Name: "website_url", Field: func(c *permiso.ServiceClient) any { return &c.WebsiteURL }},
-	Col[permiso.ServiceClient]{Name: "allowed_ips", Field: func(c *permiso.ServiceClient) any { return &c.AllowedIPs }},
-	Col[permiso.ServiceClient]{Name: "webhook_url", Field: func(c *permiso.ServiceClient) any { return &c.WebhookURL }},
-	Col[permiso.ServiceClient]{Name: "tokens_revoked_before", Field: func(c *permiso.ServiceClient) any { return &c.TokensRevokedBefore }},
-	Col[permiso.ServiceClient]{Name: "created_at", Field: func(c *permiso.ServiceClient) any { return &c.CreatedAt }, Fixed: true},
-	Col[permiso.ServiceClient]{Name: "updated_at", Field: func(c *permiso.ServiceClient) any { return &c.UpdatedAt }},
+var Clients = NewTable("service_clients", "c", append(Fields[permiso.ServiceClient]([]string{"id", "created_at"},
+	"id", "client_id", "secret_hash", "previous_secret_hash", "previous_secret_expires_at", "name",
+	"description", "client_type", "is_active", "is_trusted", "access_token_lifetime",
+	"refresh_token_lifetime", "rate_limit_per_minute", "rate_limit_per_hour", "last_used",
+	"total_requests", "contact_email", "website_url", "allowed_ips", "webhook_url",
+	"tokens_revoked_before", "created_at", "updated_at", "token_endpoint_auth_method"),
 	// The browser flow's client metadata (migration 4, docs/oidc.md):
 	// lists of values without spaces, stored space-separated in order.
 	Col[permiso.ServiceClient]{Name: "redirect_uris", Field: func(c *permiso.ServiceClient) any { return &c.RedirectURIs },
@@ -47,8 +29,7 @@ var Clients = NewTable("service_clients", "c",
 	Col[permiso.ServiceClient]{Name: "grant_types", Field: func(c *permiso.ServiceClient) any { return &c.GrantTypes },
 		Arg:  func(_ Dialect, c *permiso.ServiceClient) any { return strings.Join(c.GrantTypes, " ") },
 		Dest: func(_ Dialect, c *permiso.ServiceClient) any { return &fieldsCol{&c.GrantTypes} }},
-	Col[permiso.ServiceClient]{Name: "token_endpoint_auth_method", Field: func(c *permiso.ServiceClient) any { return &c.TokenEndpointAuthMethod }},
-)
+)...)
 
 func (s *Store) clientErr(op string, err error) error {
 	return s.errOf(err, op, ClientMessages, false, ScopeMessages.NotFound)
@@ -57,21 +38,8 @@ func (s *Store) clientErr(op string, err error) error {
 // selectClients runs a query selecting Clients.List() and fills each
 // client's scopes, ordered by name.
 func (s *Store) selectClients(ctx context.Context, q Querier, query string, args ...any) ([]permiso.ServiceClient, error) {
-	rows, err := s.query(ctx, q, query, args...)
+	out, err := selectAll(ctx, s, q, Clients, query, args...)
 	if err != nil {
-		return nil, s.clientErr("list service clients", err)
-	}
-	var out []permiso.ServiceClient
-	for rows.Next() {
-		c, err := Clients.Scan(s.d, rows)
-		if err != nil {
-			rows.Close()
-			return nil, s.clientErr("list service clients", err)
-		}
-		out = append(out, c)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return nil, s.clientErr("list service clients", err)
 	}
 	if len(out) == 0 {

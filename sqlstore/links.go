@@ -9,14 +9,8 @@ import (
 )
 
 // Scopes describes the scopes table.
-var Scopes = NewTable("scopes", "s",
-	Col[permiso.Scope]{Name: "id", Field: func(s *permiso.Scope) any { return &s.ID }, Fixed: true},
-	Col[permiso.Scope]{Name: "name", Field: func(s *permiso.Scope) any { return &s.Name }},
-	Col[permiso.Scope]{Name: "description", Field: func(s *permiso.Scope) any { return &s.Description }},
-	Col[permiso.Scope]{Name: "resource", Field: func(s *permiso.Scope) any { return &s.Resource }},
-	Col[permiso.Scope]{Name: "created_at", Field: func(s *permiso.Scope) any { return &s.CreatedAt }, Fixed: true},
-	Col[permiso.Scope]{Name: "updated_at", Field: func(s *permiso.Scope) any { return &s.UpdatedAt }},
-)
+var Scopes = NewTable("scopes", "s", Fields[permiso.Scope]([]string{"id", "created_at"},
+	"id", "name", "description", "resource", "created_at", "updated_at")...)
 
 // linkedScopesSQL selects Scopes.List() and the owner id of the scopes
 // linked to a list of owners through a link table (owner column ownerCol,

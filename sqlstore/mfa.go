@@ -14,13 +14,8 @@ import (
 // hashes of the user's recovery codes.
 
 // MFAFactors describes the mfa_factors table (key: user_id and kind).
-var MFAFactors = NewTable("mfa_factors", "mf",
-	Col[permiso.MFAFactor]{Name: "user_id", Field: func(f *permiso.MFAFactor) any { return &f.UserID }, Fixed: true},
-	Col[permiso.MFAFactor]{Name: "kind", Field: func(f *permiso.MFAFactor) any { return &f.Kind }, Fixed: true},
-	Col[permiso.MFAFactor]{Name: "secret", Field: func(f *permiso.MFAFactor) any { return &f.Secret }},
-	Col[permiso.MFAFactor]{Name: "created_at", Field: func(f *permiso.MFAFactor) any { return &f.CreatedAt }},
-	Col[permiso.MFAFactor]{Name: "confirmed_at", Field: func(f *permiso.MFAFactor) any { return &f.ConfirmedAt }},
-)
+var MFAFactors = NewTable("mfa_factors", "mf", Fields[permiso.MFAFactor]([]string{"user_id", "kind"},
+	"user_id", "kind", "secret", "created_at", "confirmed_at")...)
 
 // MFAMessages are the refusals about second factors.
 var MFAMessages = Messages{NotFound: "MFA factor not found", Exists: "MFA factor already exists"}
@@ -70,20 +65,8 @@ func (s *Store) getMFAFactor(ctx context.Context, q Querier, userID uuid.UUID, k
 
 // ListMFAFactors returns the user's factors by kind.
 func (s *Store) ListMFAFactors(ctx context.Context, userID uuid.UUID) ([]permiso.MFAFactor, error) {
-	rows, err := s.query(ctx, s.c.Pool(), MFAFactors.Select()+" WHERE mf.user_id = ? ORDER BY mf.kind", userID)
-	if err != nil {
-		return nil, s.mfaErr("list mfa factors", err)
-	}
-	defer rows.Close()
-	var out []permiso.MFAFactor
-	for rows.Next() {
-		f, err := MFAFactors.Scan(s.d, rows)
-		if err != nil {
-			return nil, s.mfaErr("list mfa factors", err)
-		}
-		out = append(out, f)
-	}
-	return out, s.mfaErr("list mfa factors", rows.Err())
+	out, err := selectAll(ctx, s, s.c.Pool(), MFAFactors, MFAFactors.Select()+" WHERE mf.user_id = ? ORDER BY mf.kind", userID)
+	return out, s.mfaErr("list mfa factors", err)
 }
 
 // ConfirmMFAFactor confirms the pending factor and sets the recovery codes
@@ -194,21 +177,9 @@ func (s *Store) ListMFAFactorsAfter(ctx context.Context, afterUser uuid.UUID, af
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := s.query(ctx, s.c.Pool(), MFAFactors.Select()+
+	out, err := selectAll(ctx, s, s.c.Pool(), MFAFactors, MFAFactors.Select()+
 		" WHERE mf.user_id > ?1 OR (mf.user_id = ?1 AND mf.kind > ?2) ORDER BY mf.user_id, mf.kind LIMIT ?3", afterUser, afterKind, limit)
-	if err != nil {
-		return nil, s.mfaErr("list mfa factors", err)
-	}
-	defer rows.Close()
-	var out []permiso.MFAFactor
-	for rows.Next() {
-		f, err := MFAFactors.Scan(s.d, rows)
-		if err != nil {
-			return nil, s.mfaErr("list mfa factors", err)
-		}
-		out = append(out, f)
-	}
-	return out, s.mfaErr("list mfa factors", rows.Err())
+	return out, s.mfaErr("list mfa factors", err)
 }
 
 // ReplaceMFASecret re-seals one factor's secret with a compare-and-swap.

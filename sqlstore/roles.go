@@ -12,13 +12,8 @@ import (
 )
 
 // Roles describes the roles table.
-var Roles = NewTable("roles", "r",
-	Col[permiso.Role]{Name: "id", Field: func(r *permiso.Role) any { return &r.ID }, Fixed: true},
-	Col[permiso.Role]{Name: "name", Field: func(r *permiso.Role) any { return &r.Name }},
-	Col[permiso.Role]{Name: "description", Field: func(r *permiso.Role) any { return &r.Description }},
-	Col[permiso.Role]{Name: "created_at", Field: func(r *permiso.Role) any { return &r.CreatedAt }, Fixed: true},
-	Col[permiso.Role]{Name: "updated_at", Field: func(r *permiso.Role) any { return &r.UpdatedAt }},
-)
+var Roles = NewTable("roles", "r", Fields[permiso.Role]([]string{"id", "created_at"},
+	"id", "name", "description", "created_at", "updated_at")...)
 
 // roleSelect selects Roles.List() and the number of users holding the role.
 var roleSelect = "SELECT " + Roles.List() + ", (SELECT count(*) FROM user_roles AS ur WHERE ur.role_id = r.id) FROM " + Roles.From()

@@ -51,6 +51,26 @@ func (s *Store) query(ctx context.Context, q Querier, query string, args ...any)
 	return q.Query(ctx, s.q(query), args...)
 }
 
+// selectAll runs query, a select of t.List(), and scans every row; the
+// rows are closed when it returns. Errors come back as the driver gave
+// them, for the caller's errOf.
+func selectAll[T any](ctx context.Context, s *Store, q Querier, t *Table[T], query string, args ...any) ([]T, error) {
+	rows, err := s.query(ctx, q, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := t.Scan(s.d, rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
 func (s *Store) queryRow(ctx context.Context, q Querier, query string, args ...any) Row {
 	return q.QueryRow(ctx, s.q(query), args...)
 }

@@ -1,6 +1,8 @@
 package sqlstore
 
 import (
+	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,9 +24,39 @@ type Col[T any] struct {
 	Dest  func(d Dialect, v *T) any
 }
 
+// Fields returns one Col per name, each holding the field of T that has
+// the column's name once underscores and case are set aside (user_id:
+// UserID, ip_address: IPAddress, allowed_ips: AllowedIPs); the names in
+// fixed are Fixed. A column stored in another form than its field (Arg
+// and Dest) is written out as a Col and appended. A name that matches no
+// field of T, or more than one, panics: the tables are package variables,
+// so the mistake stops the program and every test at once.
+func Fields[T any](fixed []string, names ...string) []Col[T] {
+	typ := reflect.TypeFor[T]()
+	cols := make([]Col[T], len(names))
+	for i, name := range names {
+		idx := -1
+		want := strings.ReplaceAll(name, "_", "")
+		for j := range typ.NumField() {
+			if strings.EqualFold(typ.Field(j).Name, want) {
+				if idx >= 0 {
+					panic("sqlstore: column " + name + " matches more than one field of " + typ.String())
+				}
+				idx = j
+			}
+		}
+		if idx < 0 {
+			panic("sqlstore: column " + name + " matches no field of " + typ.String())
+		}
+		cols[i] = Col[T]{Name: name, Fixed: slices.Contains(fixed, name),
+			Field: func(v *T) any { return reflect.ValueOf(v).Elem().Field(idx).Addr().Interface() }}
+	}
+	return cols
+}
+
 // Table describes an entity's table once; the select lists, scans,
 // inserts and updates of the Store come from it, so a field is added to
-// storage by adding one Col.
+// storage by adding one Col (or one name to its Fields).
 type Table[T any] struct {
 	Name  string
 	Alias string

@@ -13,25 +13,13 @@ import (
 
 // RefreshTokens describes the refresh_tokens table. Scopes are stored as
 // one space-separated, sorted text.
-var RefreshTokens = NewTable("refresh_tokens", "rt",
-	Col[permiso.RefreshToken]{Name: "id", Field: func(t *permiso.RefreshToken) any { return &t.ID }, Fixed: true},
-	Col[permiso.RefreshToken]{Name: "token_hash", Field: func(t *permiso.RefreshToken) any { return &t.TokenHash }},
-	Col[permiso.RefreshToken]{Name: "user_id", Field: func(t *permiso.RefreshToken) any { return &t.UserID }},
-	Col[permiso.RefreshToken]{Name: "client_id", Field: func(t *permiso.RefreshToken) any { return &t.ClientID }},
-	Col[permiso.RefreshToken]{Name: "session_id", Field: func(t *permiso.RefreshToken) any { return &t.SessionID }},
-	Col[permiso.RefreshToken]{Name: "family_id", Field: func(t *permiso.RefreshToken) any { return &t.FamilyID }},
-	Col[permiso.RefreshToken]{Name: "parent_id", Field: func(t *permiso.RefreshToken) any { return &t.ParentID }},
+var RefreshTokens = NewTable("refresh_tokens", "rt", append(Fields[permiso.RefreshToken]([]string{"id"},
+	"id", "token_hash", "user_id", "client_id", "session_id", "family_id", "parent_id", "issued_at",
+	"expires_at", "used_at", "revoked_at", "revocation_reason", "client_ip", "user_agent"),
 	Col[permiso.RefreshToken]{Name: "scopes", Field: func(t *permiso.RefreshToken) any { return &t.Scopes },
 		Arg:  func(_ Dialect, t *permiso.RefreshToken) any { return strings.Join(permiso.SortedUnique(t.Scopes), " ") },
 		Dest: func(_ Dialect, t *permiso.RefreshToken) any { return &fieldsCol{&t.Scopes} }},
-	Col[permiso.RefreshToken]{Name: "issued_at", Field: func(t *permiso.RefreshToken) any { return &t.IssuedAt }},
-	Col[permiso.RefreshToken]{Name: "expires_at", Field: func(t *permiso.RefreshToken) any { return &t.ExpiresAt }},
-	Col[permiso.RefreshToken]{Name: "used_at", Field: func(t *permiso.RefreshToken) any { return &t.UsedAt }},
-	Col[permiso.RefreshToken]{Name: "revoked_at", Field: func(t *permiso.RefreshToken) any { return &t.RevokedAt }},
-	Col[permiso.RefreshToken]{Name: "revocation_reason", Field: func(t *permiso.RefreshToken) any { return &t.RevocationReason }},
-	Col[permiso.RefreshToken]{Name: "client_ip", Field: func(t *permiso.RefreshToken) any { return &t.ClientIP }},
-	Col[permiso.RefreshToken]{Name: "user_agent", Field: func(t *permiso.RefreshToken) any { return &t.UserAgent }},
-)
+)...)
 
 // fieldsCol scans a space-separated text column into a list.
 type fieldsCol struct{ p *[]string }
@@ -51,17 +39,13 @@ func (c *fieldsCol) Scan(src any) error {
 }
 
 // SigningKeys describes the signing_keys table.
-var SigningKeys = NewTable("signing_keys", "k",
-	Col[permiso.SigningKey]{Name: "id", Field: func(k *permiso.SigningKey) any { return &k.ID }, Fixed: true},
-	Col[permiso.SigningKey]{Name: "algorithm", Field: func(k *permiso.SigningKey) any { return &k.Algorithm }},
+var SigningKeys = NewTable("signing_keys", "k", append(Fields[permiso.SigningKey]([]string{"id", "created_at"},
+	"id", "algorithm", "created_at", "retired_at", "expires_at"),
 	Col[permiso.SigningKey]{Name: "private_key", Field: func(k *permiso.SigningKey) any { return &k.PrivateKey },
 		Arg: func(_ Dialect, k *permiso.SigningKey) any { return nonNil(k.PrivateKey) }},
 	Col[permiso.SigningKey]{Name: "public_key", Field: func(k *permiso.SigningKey) any { return &k.PublicKey },
 		Arg: func(_ Dialect, k *permiso.SigningKey) any { return nonNil(k.PublicKey) }},
-	Col[permiso.SigningKey]{Name: "created_at", Field: func(k *permiso.SigningKey) any { return &k.CreatedAt }, Fixed: true},
-	Col[permiso.SigningKey]{Name: "retired_at", Field: func(k *permiso.SigningKey) any { return &k.RetiredAt }},
-	Col[permiso.SigningKey]{Name: "expires_at", Field: func(k *permiso.SigningKey) any { return &k.ExpiresAt }},
-)
+)...)
 
 func nonNil(b []byte) []byte {
 	if b == nil {
@@ -222,21 +206,9 @@ func (s *Store) CreateSigningKey(ctx context.Context, k permiso.SigningKey) (per
 
 // ListSigningKeys returns the keys not expired at now, newest first.
 func (s *Store) ListSigningKeys(ctx context.Context, now time.Time) ([]permiso.SigningKey, error) {
-	rows, err := s.query(ctx, s.c.Pool(), SigningKeys.Select()+
+	out, err := selectAll(ctx, s, s.c.Pool(), SigningKeys, SigningKeys.Select()+
 		" WHERE k.expires_at IS NULL OR k.expires_at > ? ORDER BY k.created_at DESC, k.id DESC", s.d.Time(now))
-	if err != nil {
-		return nil, s.errOf(err, "list signing keys", Messages{}, false, "")
-	}
-	defer rows.Close()
-	var out []permiso.SigningKey
-	for rows.Next() {
-		k, err := SigningKeys.Scan(s.d, rows)
-		if err != nil {
-			return nil, s.errOf(err, "list signing keys", Messages{}, false, "")
-		}
-		out = append(out, k)
-	}
-	return out, s.errOf(rows.Err(), "list signing keys", Messages{}, false, "")
+	return out, s.errOf(err, "list signing keys", Messages{}, false, "")
 }
 
 // RetireSigningKeys retires every unretired key of the algorithm except

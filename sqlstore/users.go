@@ -13,26 +13,10 @@ import (
 
 // Users describes the users table: one Col per stored field of
 // permiso.User.
-var Users = NewTable("users", "u",
-	Col[permiso.User]{Name: "id", Field: func(u *permiso.User) any { return &u.ID }, Fixed: true},
-	Col[permiso.User]{Name: "username", Field: func(u *permiso.User) any { return &u.Username }},
-	Col[permiso.User]{Name: "email", Field: func(u *permiso.User) any { return &u.Email }},
-	Col[permiso.User]{Name: "password_hash", Field: func(u *permiso.User) any { return &u.PasswordHash }},
-	Col[permiso.User]{Name: "first_name", Field: func(u *permiso.User) any { return &u.FirstName }},
-	Col[permiso.User]{Name: "last_name", Field: func(u *permiso.User) any { return &u.LastName }},
-	Col[permiso.User]{Name: "display_name", Field: func(u *permiso.User) any { return &u.DisplayName }},
-	Col[permiso.User]{Name: "bio", Field: func(u *permiso.User) any { return &u.Bio }},
-	Col[permiso.User]{Name: "is_active", Field: func(u *permiso.User) any { return &u.IsActive }},
-	Col[permiso.User]{Name: "is_verified", Field: func(u *permiso.User) any { return &u.IsVerified }},
-	Col[permiso.User]{Name: "is_superuser", Field: func(u *permiso.User) any { return &u.IsSuperuser }},
-	Col[permiso.User]{Name: "last_login", Field: func(u *permiso.User) any { return &u.LastLogin }},
-	Col[permiso.User]{Name: "failed_login_attempts", Field: func(u *permiso.User) any { return &u.FailedLoginAttempts }},
-	Col[permiso.User]{Name: "locked_until", Field: func(u *permiso.User) any { return &u.LockedUntil }},
-	Col[permiso.User]{Name: "password_changed_at", Field: func(u *permiso.User) any { return &u.PasswordChangedAt }},
-	Col[permiso.User]{Name: "tokens_revoked_before", Field: func(u *permiso.User) any { return &u.TokensRevokedBefore }},
-	Col[permiso.User]{Name: "created_at", Field: func(u *permiso.User) any { return &u.CreatedAt }, Fixed: true},
-	Col[permiso.User]{Name: "updated_at", Field: func(u *permiso.User) any { return &u.UpdatedAt }},
-)
+var Users = NewTable("users", "u", Fields[permiso.User]([]string{"id", "created_at"},
+	"id", "username", "email", "password_hash", "first_name", "last_name", "display_name", "bio",
+	"is_active", "is_verified", "is_superuser", "last_login", "failed_login_attempts", "locked_until",
+	"password_changed_at", "tokens_revoked_before", "created_at", "updated_at")...)
 
 func (s *Store) userErr(op string, err error) error {
 	return s.errOf(err, op, UserMessages, false, RoleMessages.NotFound)

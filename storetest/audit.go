@@ -3,7 +3,6 @@ package storetest
 import (
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -139,28 +138,10 @@ func testActionTokenDeleteExpired(h *harness) {
 func testActionTokenConcurrent(h *harness) {
 	u := h.user("cid")
 	h.actionToken(u.ID, permiso.PurposePasswordReset, "race", time.Hour)
-	const n = 20
-	var wg sync.WaitGroup
-	errs := make([]error, n)
-	for i := range n {
-		wg.Go(func() {
-			_, errs[i] = h.s.ConsumeActionToken(h.ctx, permiso.PurposePasswordReset, hashOf("race"), h.now)
-		})
-	}
-	wg.Wait()
-	ok, notFound := 0, 0
-	for i, err := range errs {
-		switch {
-		case err == nil:
-			ok++
-		case isErr(err, permiso.ErrNotFound):
-			notFound++
-		default:
-			h.Errorf("consume %d: unexpected error %v", i, err)
-		}
-	}
-	eq(h, "successful concurrent consumes", ok, 1)
-	eq(h, "refused concurrent consumes", notFound, n-1)
+	exactlyOne(h, 20, permiso.ErrNotFound, "consumes", func(int) error {
+		_, err := h.s.ConsumeActionToken(h.ctx, permiso.PurposePasswordReset, hashOf("race"), h.now)
+		return err
+	})
 }
 
 func testAuditAppend(h *harness) {

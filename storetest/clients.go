@@ -20,12 +20,6 @@ var clientTests = []test{
 	{"Clients/UpdateWithScopes", testUpdateClientWithScopes},
 }
 
-// checkClient compares the whole client (every column; relations aside) with want.
-func checkClient(h *harness, got, want permiso.ServiceClient) {
-	h.Helper()
-	diff(h, "client", got, want)
-}
-
 func testClientCRUD(h *harness) {
 	c := permiso.ServiceClient{
 		ID:                      uuid.New(),
@@ -54,16 +48,16 @@ func testClientCRUD(h *harness) {
 	}
 	created, err := h.s.CreateServiceClient(h.ctx, c, []uuid.UUID{scopeWriteProfileID, scopeReadProfileID})
 	h.must(err, "CreateServiceClient")
-	checkClient(h, created, c)
+	diff(h, "client", created, c)
 	eqStrings(h, "created client scopes (by name)", scopeNames(created.Scopes), []string{"read:profile", "write:profile"})
 
 	got, err := h.s.GetServiceClient(h.ctx, c.ID)
 	h.must(err, "GetServiceClient")
-	checkClient(h, got, c)
+	diff(h, "client", got, c)
 	eqStrings(h, "client scopes (by name)", scopeNames(got.Scopes), []string{"read:profile", "write:profile"})
 	byCID, err := h.s.GetServiceClientByClientID(h.ctx, "svc-reports")
 	h.must(err, "GetServiceClientByClientID")
-	checkClient(h, byCID, c)
+	diff(h, "client", byCID, c)
 
 	dup := h.newClient("svc-reports")
 	_, err = h.s.CreateServiceClient(h.ctx, dup, nil)
@@ -93,10 +87,10 @@ func testClientCRUD(h *harness) {
 		return nil
 	})
 	h.must(err, "UpdateServiceClient")
-	checkClient(h, updated, want)
+	diff(h, "client", updated, want)
 	got, err = h.s.GetServiceClient(h.ctx, c.ID)
 	h.must(err, "GetServiceClient after update")
-	checkClient(h, got, want)
+	diff(h, "client", got, want)
 	eqStrings(h, "scopes kept by UpdateServiceClient", scopeNames(got.Scopes), []string{"read:profile", "write:profile"})
 
 	_, err = h.s.UpdateServiceClient(h.ctx, c.ID, func(x *permiso.ServiceClient) error { x.ClientID = "svc-other"; return nil })

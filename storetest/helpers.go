@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/internal/testrace"
 )
 
 // Fixed ids of the seed data (docs/data-model.md, "Seed").
@@ -288,3 +289,26 @@ func (h *harness) getRefresh(token string) permiso.RefreshToken {
 // errCallback is returned by update callbacks to check that their error
 // comes back unchanged and nothing is written.
 var errCallback = errors.New("storetest: callback refused")
+
+// exactlyOne runs n calls of f at once (testrace.All) and returns the
+// index of the one that succeeded; there must be exactly one, and every
+// other call must fail with loser (wantErr).
+func exactlyOne(h *harness, n int, loser error, what string, f func(i int) error) int {
+	h.Helper()
+	errs := testrace.All(n, f)
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			h.Fatalf("%s: calls %d and %d both succeeded, want exactly one", what, winner, i)
+		case err == nil:
+			winner = i
+		default:
+			h.wantErr(err, loser, "losing %s (call %d)", what, i)
+		}
+	}
+	if winner < 0 {
+		h.Fatalf("no call of %s succeeded: %v", what, errs)
+	}
+	return winner
+}

@@ -61,7 +61,7 @@ func testImportKeepsRows(h *harness) {
 
 	u, err := h.s.GetUser(h.ctx, b.Users[0].ID)
 	h.must(err, "GetUser")
-	checkUser(h, u, b.Users[0])
+	diff(h, "user", u, b.Users[0])
 	eqStrings(h, "user roles", roleNames(u.Roles), permiso.SortedUnique([]string{b.Roles[0].Name, permiso.RoleUser}))
 
 	r, err := h.s.GetRole(h.ctx, b.Roles[0].ID)

@@ -1,7 +1,6 @@
 package storetest
 
 import (
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -75,26 +74,10 @@ func testMFAConfirmOnce(h *harness) {
 	h.wantErr(err, permiso.ErrNotFound, "ConfirmMFAFactor without a factor")
 	_, err = h.s.PutPendingMFAFactor(h.ctx, permiso.MFAFactor{UserID: u.ID, Kind: "totp", Secret: "s"})
 	h.must(err, "PutPendingMFAFactor")
-	const n = 6
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, errs[i] = h.s.ConfirmMFAFactor(h.ctx, u.ID, "totp", h.now, []string{hashOf(string(rune('a' + i)))})
-		}()
-	}
-	wg.Wait()
-	ok := 0
-	for _, err := range errs {
-		if err == nil {
-			ok++
-		} else {
-			h.wantErr(err, permiso.ErrConflict, "losing ConfirmMFAFactor")
-		}
-	}
-	eq(h, "successful confirmations", ok, 1)
+	exactlyOne(h, 6, permiso.ErrConflict, "ConfirmMFAFactor", func(i int) error {
+		_, err := h.s.ConfirmMFAFactor(h.ctx, u.ID, "totp", h.now, []string{hashOf(string(rune('a' + i)))})
+		return err
+	})
 	left, err := h.s.CountRecoveryCodes(h.ctx, u.ID)
 	h.must(err, "CountRecoveryCodes")
 	eq(h, "recovery codes of the one confirmation", left, 1)
@@ -117,26 +100,9 @@ func testMFARecoveryCodes(h *harness) {
 	h.must(err, "CountRecoveryCodes")
 	eq(h, "codes left", left, 2)
 
-	const n = 6
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = h.s.UseRecoveryCode(h.ctx, u.ID, hashOf("b"), h.now)
-		}()
-	}
-	wg.Wait()
-	ok := 0
-	for _, err := range errs {
-		if err == nil {
-			ok++
-		} else {
-			h.wantErr(err, permiso.ErrNotFound, "losing UseRecoveryCode")
-		}
-	}
-	eq(h, "concurrent uses that succeeded", ok, 1)
+	exactlyOne(h, 6, permiso.ErrNotFound, "UseRecoveryCode", func(int) error {
+		return h.s.UseRecoveryCode(h.ctx, u.ID, hashOf("b"), h.now)
+	})
 
 	h.must(h.s.ReplaceRecoveryCodes(h.ctx, u.ID, []string{hashOf("d"), hashOf("e")}, h.now), "ReplaceRecoveryCodes")
 	h.wantErr(h.s.UseRecoveryCode(h.ctx, u.ID, hashOf("c"), h.now), permiso.ErrNotFound, "code of the old set")

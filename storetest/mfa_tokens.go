@@ -1,7 +1,6 @@
 package storetest
 
 import (
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -67,37 +66,6 @@ func testRoundTripMFAToken(h *harness) {
 	h.wantErr(h.s.CreateMFAToken(h.ctx, bad), permiso.ErrNotFound, "CreateMFAToken for an unknown user")
 	_, err = h.s.GetMFAToken(h.ctx, hashOf("unknown"))
 	h.wantErr(err, permiso.ErrNotFound, "GetMFAToken(unknown)")
-}
-
-// exactlyOne runs n calls of f at once and returns the index of the one
-// that succeeded; every other must fail with loser.
-func exactlyOne(h *harness, n int, loser error, what string, f func(i int) error) int {
-	h.Helper()
-	var wg sync.WaitGroup
-	errs := make([]error, n)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = f(i)
-		}()
-	}
-	wg.Wait()
-	winner := -1
-	for i, err := range errs {
-		switch {
-		case err == nil && winner >= 0:
-			h.Fatalf("two calls of %s succeeded", what)
-		case err == nil:
-			winner = i
-		default:
-			h.wantErr(err, loser, "losing %s", what)
-		}
-	}
-	if winner < 0 {
-		h.Fatalf("no call of %s succeeded: %v", what, errs)
-	}
-	return winner
 }
 
 // testMFATokenUseOnce: of concurrent uses exactly one wins; the others,

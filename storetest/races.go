@@ -1,8 +1,6 @@
 package storetest
 
 import (
-	"errors"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -77,28 +75,10 @@ func testRefreshGraceConcurrent(h *harness) {
 	usedAt := h.at(time.Second)
 	h.must(h.s.UseRefreshToken(h.ctx, hashOf("gc-0"), h.newRefresh(sess, first.FamilyID, "gc-next"), usedAt), "UseRefreshToken")
 	const n = 8
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			repl := h.newRefresh(sess, first.FamilyID, "gc-sib-"+string(rune('a'+i)))
-			errs[i] = h.s.UseRefreshTokenGrace(h.ctx, hashOf("gc-0"), repl, usedAt, h.at(2*time.Second))
-		}()
-	}
-	wg.Wait()
-	ok := 0
-	for i, err := range errs {
-		switch {
-		case err == nil:
-			ok++
-		case errors.Is(err, permiso.ErrConflict):
-		default:
-			h.Errorf("grace retry %d: %v", i, err)
-		}
-	}
-	eq(h, "concurrent grace retries that succeeded", ok, 1)
+	exactlyOne(h, n, permiso.ErrConflict, "grace retries", func(i int) error {
+		repl := h.newRefresh(sess, first.FamilyID, "gc-sib-"+string(rune('a'+i)))
+		return h.s.UseRefreshTokenGrace(h.ctx, hashOf("gc-0"), repl, usedAt, h.at(2*time.Second))
+	})
 }
 
 func testChangePasswordIfCurrent(h *harness) {
@@ -125,28 +105,9 @@ func testChangePasswordIfCurrent(h *harness) {
 	h.wantErr(h.s.ChangePasswordIfCurrent(h.ctx, uuid.New(), orig, "x", h.now, 5), permiso.ErrNotFound, "ChangePasswordIfCurrent of an unknown user")
 
 	// Concurrent swaps from the same verified hash: exactly one wins.
-	const n = 6
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = h.s.ChangePasswordIfCurrent(h.ctx, u.ID, "hash-a", "hash-c-"+string(rune('a'+i)), h.at(3*time.Second), 5)
-		}()
-	}
-	wg.Wait()
-	ok := 0
-	for i, err := range errs {
-		switch {
-		case err == nil:
-			ok++
-		case errors.Is(err, permiso.ErrConflict):
-		default:
-			h.Errorf("swap %d: %v", i, err)
-		}
-	}
-	eq(h, "concurrent password swaps that succeeded", ok, 1)
+	exactlyOne(h, 6, permiso.ErrConflict, "password swaps", func(i int) error {
+		return h.s.ChangePasswordIfCurrent(h.ctx, u.ID, "hash-a", "hash-c-"+string(rune('a'+i)), h.at(3*time.Second), 5)
+	})
 }
 
 // RevokeSession of a session revoked earlier still revokes a refresh token

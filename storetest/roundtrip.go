@@ -24,39 +24,100 @@ var roundTripTests = []test{
 	{"Errors/SameMessages", testErrorMessages},
 }
 
-func testRoundTripClient(h *harness) {
-	var c permiso.ServiceClient
-	fillAll(h, &c, "created")
-	c.ClientType = "confidential"
-	created, err := h.s.CreateServiceClient(h.ctx, c, []uuid.UUID{scopeReadProfileID})
-	h.must(err, "CreateServiceClient")
-	diff(h, "created client", created, c)
-	got, err := h.s.GetServiceClient(h.ctx, c.ID)
-	h.must(err, "GetServiceClient")
-	diff(h, "client read back", got, c)
-	got, err = h.s.GetServiceClientByClientID(h.ctx, c.ClientID)
-	h.must(err, "GetServiceClientByClientID")
-	diff(h, "client read back by client_id", got, c)
-	list, _, err := h.s.ListServiceClients(h.ctx, permiso.ClientFilter{})
-	h.must(err, "ListServiceClients")
-	if len(list) != 1 {
-		h.Fatalf("ListServiceClients returned %d clients, want 1", len(list))
-	}
-	diff(h, "listed client", list[0], c)
+// read is one way of reading a stored value back: how names it in the
+// failures ("read back by username").
+type read[T any] struct {
+	how string
+	get func() (T, error)
+}
 
-	var want permiso.ServiceClient
-	fillAll(h, &want, "updated")
-	want.ID, want.CreatedAt, want.ClientType = c.ID, c.CreatedAt, "public"
-	updated, err := h.s.UpdateServiceClient(h.ctx, c.ID, func(x *permiso.ServiceClient) error {
-		diff(h, "client given to the update callback", *x, c)
+// only reads the one value a list call returns.
+func only[T any](h *harness, call string, list []T, err error) (T, error) {
+	h.must(err, "%s", call)
+	if len(list) != 1 {
+		h.Fatalf("%s returned %d values, want 1", call, len(list))
+	}
+	return list[0], nil
+}
+
+// checkCreated stores v with create and checks that the store answers v
+// exactly, and so does each read.
+func checkCreated[T any](h *harness, noun string, v T, create func() (T, error), reads ...read[T]) {
+	h.Helper()
+	created, err := create()
+	h.must(err, "create %s", noun)
+	diff(h, "created "+noun, created, v)
+	checkReads(h, noun, v, reads)
+}
+
+// checkUpdated replaces old by want through update's callback, which must
+// be given old, and checks that the store answers want exactly, and so
+// does each read.
+func checkUpdated[T any](h *harness, noun string, old, want T, update func(func(*T) error) (T, error), reads ...read[T]) {
+	h.Helper()
+	updated, err := update(func(x *T) error {
+		diff(h, noun+" given to the update callback", *x, old)
 		*x = want
 		return nil
 	})
-	h.must(err, "UpdateServiceClient")
-	diff(h, "updated client", updated, want)
-	got, err = h.s.GetServiceClient(h.ctx, c.ID)
-	h.must(err, "GetServiceClient after update")
-	diff(h, "updated client read back", got, want)
+	h.must(err, "update %s", noun)
+	diff(h, "updated "+noun, updated, want)
+	checkReads(h, "updated "+noun, want, reads)
+}
+
+func checkReads[T any](h *harness, noun string, want T, reads []read[T]) {
+	h.Helper()
+	for _, r := range reads {
+		got, err := r.get()
+		h.must(err, "%s %s", noun, r.how)
+		diff(h, noun+" "+r.how, got, want)
+	}
+}
+
+// crud are the store calls of an entity read by its key, by a second
+// unique value (by) and in a list, for roundTrip.
+type crud[T any] struct {
+	create     func(v T) (T, error)
+	get, getBy func(v T) (T, error)
+	by         string
+	list       func() ([]T, error)
+	update     func(v T, f func(*T) error) (T, error)
+}
+
+// roundTrip creates v and checks every read of it, then updates it to want
+// (same key) and reads that back.
+func roundTrip[T any](h *harness, noun string, v, want T, c crud[T]) {
+	h.Helper()
+	get := read[T]{"read back", func() (T, error) { return c.get(v) }}
+	checkCreated(h, noun, v, func() (T, error) { return c.create(v) }, get,
+		read[T]{"read back by " + c.by, func() (T, error) { return c.getBy(v) }},
+		read[T]{"listed", func() (T, error) {
+			list, err := c.list()
+			return only(h, "list of "+noun, list, err)
+		}})
+	checkUpdated(h, noun, v, want, func(f func(*T) error) (T, error) { return c.update(v, f) }, get)
+}
+
+func testRoundTripClient(h *harness) {
+	type client = permiso.ServiceClient
+	var c, want client
+	fillAll(h, &c, "created")
+	c.ClientType = "confidential"
+	fillAll(h, &want, "updated")
+	want.ID, want.CreatedAt, want.ClientType = c.ID, c.CreatedAt, "public"
+	roundTrip(h, "client", c, want, crud[client]{
+		create: func(c client) (client, error) {
+			return h.s.CreateServiceClient(h.ctx, c, []uuid.UUID{scopeReadProfileID})
+		},
+		get:   func(c client) (client, error) { return h.s.GetServiceClient(h.ctx, c.ID) },
+		by:    "client_id",
+		getBy: func(c client) (client, error) { return h.s.GetServiceClientByClientID(h.ctx, c.ClientID) },
+		list: func() ([]client, error) {
+			list, _, err := h.s.ListServiceClients(h.ctx, permiso.ClientFilter{})
+			return list, err
+		},
+		update: func(c client, f func(*client) error) (client, error) { return h.s.UpdateServiceClient(h.ctx, c.ID, f) },
+	})
 
 	// Times left zero are stamped by the store: compared approximately.
 	d := h.newClient("stamped")
@@ -68,57 +129,36 @@ func testRoundTripClient(h *harness) {
 }
 
 func testRoundTripUser(h *harness) {
-	var u permiso.User
+	type user = permiso.User
+	var u, want user
 	fillAll(h, &u, "created")
 	u.Username, u.Email = "round-trip", "round-trip@example.com"
-	created, err := h.s.CreateUser(h.ctx, u, []uuid.UUID{roleUserID})
-	h.must(err, "CreateUser")
-	diff(h, "created user", created, u)
-	got, err := h.s.GetUser(h.ctx, u.ID)
-	h.must(err, "GetUser")
-	diff(h, "user read back", got, u)
-	got, err = h.s.GetUserByUsername(h.ctx, u.Username)
-	h.must(err, "GetUserByUsername")
-	diff(h, "user read back by username", got, u)
-	list, _, err := h.s.ListUsers(h.ctx, permiso.UserFilter{})
-	h.must(err, "ListUsers")
-	if len(list) != 1 {
-		h.Fatalf("ListUsers returned %d users, want 1", len(list))
-	}
-	diff(h, "listed user", list[0], u)
-
-	var want permiso.User
 	fillAll(h, &want, "updated")
 	want.ID, want.CreatedAt = u.ID, u.CreatedAt
 	want.Username, want.Email = "round-trip-2", "round-trip-2@example.com"
-	updated, err := h.s.UpdateUser(h.ctx, u.ID, func(x *permiso.User) error {
-		diff(h, "user given to the update callback", *x, u)
-		*x = want
-		return nil
+	roundTrip(h, "user", u, want, crud[user]{
+		create: func(u user) (user, error) { return h.s.CreateUser(h.ctx, u, []uuid.UUID{roleUserID}) },
+		get:    func(u user) (user, error) { return h.s.GetUser(h.ctx, u.ID) },
+		by:     "username",
+		getBy:  func(u user) (user, error) { return h.s.GetUserByUsername(h.ctx, u.Username) },
+		list: func() ([]user, error) {
+			list, _, err := h.s.ListUsers(h.ctx, permiso.UserFilter{})
+			return list, err
+		},
+		update: func(u user, f func(*user) error) (user, error) { return h.s.UpdateUser(h.ctx, u.ID, f) },
 	})
-	h.must(err, "UpdateUser")
-	diff(h, "updated user", updated, want)
-	got, err = h.s.GetUser(h.ctx, u.ID)
-	h.must(err, "GetUser after update")
-	diff(h, "updated user read back", got, want)
 }
 
 func testRoundTripRoleScope(h *harness) {
 	var s permiso.Scope
 	fillAll(h, &s, "scope")
 	s.Name = "round:trip"
-	cs, err := h.s.CreateScope(h.ctx, s)
-	h.must(err, "CreateScope")
-	diff(h, "created scope", cs, s)
-	gs, err := h.s.GetScope(h.ctx, s.ID)
-	h.must(err, "GetScope")
-	diff(h, "scope read back", gs, s)
+	checkCreated(h, "scope", s, func() (permiso.Scope, error) { return h.s.CreateScope(h.ctx, s) },
+		read[permiso.Scope]{"read back", func() (permiso.Scope, error) { return h.s.GetScope(h.ctx, s.ID) }})
 
 	var r permiso.Role
 	fillAll(h, &r, "role")
-	cr, err := h.s.CreateRole(h.ctx, r, []uuid.UUID{s.ID})
-	h.must(err, "CreateRole")
-	diff(h, "created role", cr, r)
+	checkCreated(h, "role", r, func() (permiso.Role, error) { return h.s.CreateRole(h.ctx, r, []uuid.UUID{s.ID}) })
 	gr, err := h.s.GetRole(h.ctx, r.ID)
 	h.must(err, "GetRole")
 	diff(h, "role read back", gr, r)
@@ -130,24 +170,16 @@ func testRoundTripRoleScope(h *harness) {
 	var wr permiso.Role
 	fillAll(h, &wr, "role-updated")
 	wr.ID, wr.CreatedAt = r.ID, r.CreatedAt
-	ur, err := h.s.UpdateRole(h.ctx, r.ID, func(x *permiso.Role) error {
-		diff(h, "role given to the update callback", *x, r)
-		*x = wr
-		return nil
+	checkUpdated(h, "role", r, wr, func(f func(*permiso.Role) error) (permiso.Role, error) {
+		return h.s.UpdateRole(h.ctx, r.ID, f)
 	})
-	h.must(err, "UpdateRole")
-	diff(h, "updated role", ur, wr)
 
 	var ws permiso.Scope
 	fillAll(h, &ws, "scope-updated")
 	ws.ID, ws.CreatedAt, ws.Name = s.ID, s.CreatedAt, "round:trip2"
-	us, err := h.s.UpdateScope(h.ctx, s.ID, func(x *permiso.Scope) error {
-		diff(h, "scope given to the update callback", *x, s)
-		*x = ws
-		return nil
+	checkUpdated(h, "scope", s, ws, func(f func(*permiso.Scope) error) (permiso.Scope, error) {
+		return h.s.UpdateScope(h.ctx, s.ID, f)
 	})
-	h.must(err, "UpdateScope")
-	diff(h, "updated scope", us, ws)
 }
 
 func testRoundTripSessionToken(h *harness) {
@@ -160,22 +192,16 @@ func testRoundTripSessionToken(h *harness) {
 	s.IPAddress = "192.0.2.44"
 	s.ExpiresAt = h.at(time.Hour)
 	s.RevokedAt = nil // a revoked session is checked below
-	created, err := h.s.CreateSession(h.ctx, s)
-	h.must(err, "CreateSession")
-	diff(h, "created session", created, s)
-	got, err := h.s.GetSession(h.ctx, s.ID)
-	h.must(err, "GetSession")
-	diff(h, "session read back", got, s)
+	checkCreated(h, "session", s, func() (permiso.Session, error) { return h.s.CreateSession(h.ctx, s) },
+		read[permiso.Session]{"read back", func() (permiso.Session, error) { return h.s.GetSession(h.ctx, s.ID) }})
 
 	var rt permiso.RefreshToken
 	fillAll(h, &rt, "refresh")
 	rt.UserID, rt.ClientID, rt.SessionID = u.ID, &cl.ID, s.ID
 	rt.TokenHash = hashOf("round-trip")
 	rt.ExpiresAt = h.at(time.Hour)
-	ct, err := h.s.CreateRefreshToken(h.ctx, rt)
-	h.must(err, "CreateRefreshToken")
-	diff(h, "created refresh token", ct, rt)
-	diff(h, "refresh token read back", h.getRefresh("round-trip"), rt)
+	checkCreated(h, "refresh token", rt, func() (permiso.RefreshToken, error) { return h.s.CreateRefreshToken(h.ctx, rt) },
+		read[permiso.RefreshToken]{"read back", func() (permiso.RefreshToken, error) { return h.getRefresh("round-trip"), nil }})
 }
 
 func testRoundTripActionToken(h *harness) {
@@ -185,12 +211,10 @@ func testRoundTripActionToken(h *harness) {
 	t.UserID, t.Purpose, t.TokenHash = u.ID, "password_reset", hashOf("action-rt")
 	t.ExpiresAt = h.at(time.Hour)
 	t.UsedAt = nil // GetActionToken answers only unused tokens
-	created, err := h.s.CreateActionToken(h.ctx, t)
-	h.must(err, "CreateActionToken")
-	diff(h, "created action token", created, t)
-	got, err := h.s.GetActionToken(h.ctx, t.Purpose, t.TokenHash, h.now)
-	h.must(err, "GetActionToken")
-	diff(h, "action token read back", got, t)
+	checkCreated(h, "action token", t, func() (permiso.ActionToken, error) { return h.s.CreateActionToken(h.ctx, t) },
+		read[permiso.ActionToken]{"read back", func() (permiso.ActionToken, error) {
+			return h.s.GetActionToken(h.ctx, t.Purpose, t.TokenHash, h.now)
+		}})
 }
 
 func testRoundTripAudit(h *harness) {
@@ -198,22 +222,20 @@ func testRoundTripAudit(h *harness) {
 	fillAll(h, &e, "audit")
 	e.Action = "round.trip"
 	h.must(h.s.AppendAuditEvents(h.ctx, []permiso.AuditEvent{e}), "AppendAuditEvents")
-	evs, _, err := h.s.ListAuditEvents(h.ctx, permiso.AuditFilter{Action: e.Action})
-	h.must(err, "ListAuditEvents")
-	if len(evs) != 1 {
-		h.Fatalf("ListAuditEvents returned %d events, want 1", len(evs))
-	}
-	diff(h, "audit event read back", evs[0], e)
+	checkReads(h, "audit event", e, []read[permiso.AuditEvent]{{"read back", func() (permiso.AuditEvent, error) {
+		evs, _, err := h.s.ListAuditEvents(h.ctx, permiso.AuditFilter{Action: e.Action})
+		return only(h, "ListAuditEvents", evs, err)
+	}}})
 
 	// Details that are no JSON object are refused before anything is
 	// written.
 	bad := e
 	bad.ID, bad.Action, bad.Details = uuid.Nil, "round.trip.bad", map[string]any{"f": func() {}}
-	err = h.s.AppendAuditEvents(h.ctx, []permiso.AuditEvent{{Action: "round.trip.bad", ActorType: "system", Result: "success"}, bad})
+	err := h.s.AppendAuditEvents(h.ctx, []permiso.AuditEvent{{Action: "round.trip.bad", ActorType: "system", Result: "success"}, bad})
 	if permiso.ErrorCode(err) != permiso.EINVALID {
 		h.Errorf("AppendAuditEvents with details that are not JSON: %v, want an EINVALID error", err)
 	}
-	evs, _, err = h.s.ListAuditEvents(h.ctx, permiso.AuditFilter{Action: "round.trip.bad"})
+	evs, _, err := h.s.ListAuditEvents(h.ctx, permiso.AuditFilter{Action: "round.trip.bad"})
 	h.must(err, "ListAuditEvents")
 	if len(evs) != 0 {
 		h.Errorf("a refused batch wrote %d events", len(evs))
@@ -224,15 +246,11 @@ func testRoundTripSigningKey(h *harness) {
 	var k permiso.SigningKey
 	fillAll(h, &k, "key")
 	k.ExpiresAt = ptr(h.at(time.Hour))
-	created, err := h.s.CreateSigningKey(h.ctx, k)
-	h.must(err, "CreateSigningKey")
-	diff(h, "created signing key", created, k)
-	keys, err := h.s.ListSigningKeys(h.ctx, h.now)
-	h.must(err, "ListSigningKeys")
-	if len(keys) != 1 {
-		h.Fatalf("ListSigningKeys returned %d keys, want 1", len(keys))
-	}
-	diff(h, "signing key read back", keys[0], k)
+	checkCreated(h, "signing key", k, func() (permiso.SigningKey, error) { return h.s.CreateSigningKey(h.ctx, k) },
+		read[permiso.SigningKey]{"read back", func() (permiso.SigningKey, error) {
+			keys, err := h.s.ListSigningKeys(h.ctx, h.now)
+			return only(h, "ListSigningKeys", keys, err)
+		}})
 }
 
 // testErrorMessages pins the caller-visible message of each kind of

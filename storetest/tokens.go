@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -210,29 +209,11 @@ func testRefreshConcurrentUse(h *harness) {
 	sess := h.session(u.ID, nil)
 	first := h.refresh(sess, uuid.Nil, "race-0")
 	const n = 20
-	var wg sync.WaitGroup
-	errs := make([]error, n)
-	for i := range n {
-		wg.Go(func() {
-			repl := h.newRefresh(sess, first.FamilyID, fmt.Sprintf("race-repl-%d", i))
-			repl.ParentID = &first.ID
-			errs[i] = h.s.UseRefreshToken(h.ctx, hashOf("race-0"), repl, h.at(time.Second))
-		})
-	}
-	wg.Wait()
-	ok, conflicts := 0, 0
-	for i, err := range errs {
-		switch {
-		case err == nil:
-			ok++
-		case isErr(err, permiso.ErrConflict):
-			conflicts++
-		default:
-			h.Errorf("rotation %d: unexpected error %v", i, err)
-		}
-	}
-	eq(h, "successful concurrent rotations", ok, 1)
-	eq(h, "conflicting concurrent rotations", conflicts, n-1)
+	exactlyOne(h, n, permiso.ErrConflict, "rotations", func(i int) error {
+		repl := h.newRefresh(sess, first.FamilyID, fmt.Sprintf("race-repl-%d", i))
+		repl.ParentID = &first.ID
+		return h.s.UseRefreshToken(h.ctx, hashOf("race-0"), repl, h.at(time.Second))
+	})
 	replacements := 0
 	for i := range n {
 		if _, err := h.s.GetRefreshTokenByHash(h.ctx, hashOf(fmt.Sprintf("race-repl-%d", i))); err == nil {

@@ -29,12 +29,6 @@ var userTests = []test{
 	{"Users/ConcurrentUpdate", testUserConcurrentUpdate},
 }
 
-// checkUser compares the whole user (every column; relations aside) with want.
-func checkUser(h *harness, got, want permiso.User) {
-	h.Helper()
-	diff(h, "user", got, want)
-}
-
 func testUserCRUD(h *harness) {
 	u := permiso.User{
 		ID:                  uuid.New(),
@@ -58,11 +52,11 @@ func testUserCRUD(h *harness) {
 	}
 	created, err := h.s.CreateUser(h.ctx, u, []uuid.UUID{roleUserID})
 	h.must(err, "CreateUser")
-	checkUser(h, created, u)
+	diff(h, "user", created, u)
 
 	got, err := h.s.GetUser(h.ctx, u.ID)
 	h.must(err, "GetUser")
-	checkUser(h, got, u)
+	diff(h, "user", got, u)
 	eqStrings(h, "roles", roleNames(got.Roles), []string{"user"})
 	eqStrings(h, "scopes via roles", got.ScopeNames(), []string{"read:profile", "write:profile"})
 	if len(got.Roles) == 1 {
@@ -93,10 +87,10 @@ func testUserCRUD(h *harness) {
 	want.LastLogin, want.LockedUntil, want.TokensRevokedBefore = &upd, nil, nil
 	want.FailedLoginAttempts = 0
 	want.PasswordChangedAt, want.UpdatedAt = upd, upd
-	checkUser(h, updated, want)
+	diff(h, "user", updated, want)
 	got, err = h.s.GetUser(h.ctx, u.ID)
 	h.must(err, "GetUser after update")
-	checkUser(h, got, want)
+	diff(h, "user", got, want)
 	eqStrings(h, "roles after update", roleNames(got.Roles), []string{"user"})
 
 	h.must(h.s.DeleteUser(h.ctx, u.ID), "DeleteUser")

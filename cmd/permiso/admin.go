@@ -23,7 +23,7 @@ func cmdCreateAdmin(ctx context.Context, env *environment, args []string, stdin 
 	username := fs.String("username", "", "administrator username (required)")
 	email := fs.String("email", "", "administrator email (required)")
 	fromStdin := fs.Bool("password-stdin", false, "read the password from standard input instead of prompting")
-	if help, err := parseFlags(fs, args); help || err != nil {
+	if help, err := parseFlags(fs.FlagSet, args); help || err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -11,11 +11,8 @@ import (
 func cmdBackup(ctx context.Context, env *environment, args []string, stdout io.Writer) error {
 	fs := newFlagSet("backup", "backup --out FILE", stdout)
 	out := fs.String("out", "", "file to write the backup to (required; must not exist for SQLite)")
-	if help, err := parseFlags(fs, args); help || err != nil {
+	if help, err := fs.parse(args); help || err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("backup takes no arguments, got %q (want \"backup --out FILE\")", fs.Arg(0))}
 	}
 	if *out == "" {
 		return usageError{"backup: --out FILE is required"}

@@ -15,11 +15,8 @@ import (
 // test_connection()); it fails unless everything is reachable.
 func cmdCheck(ctx context.Context, env *environment, args []string, stdout io.Writer) error {
 	fs := newFlagSet("check", "check", stdout)
-	if help, err := parseFlags(fs, args); help || err != nil {
+	if help, err := fs.parse(args); help || err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{"check takes no arguments"}
 	}
 	a, err := env.setup()
 	if err != nil {

@@ -301,7 +301,7 @@ func TestSplitFlags(t *testing.T) {
 		{[]string{"--nope", "a"}, []string{"--nope"}, []string{"a"}, false},
 		{[]string{"a", "--out"}, []string{"--out"}, []string{"a"}, true},
 	} {
-		flags, words, dangling := splitFlags(fs, c.args)
+		flags, words, dangling := splitFlags(fs.FlagSet, c.args)
 		if !slices.Equal(flags, c.flags) || !slices.Equal(words, c.words) || dangling != c.dangling {
 			t.Errorf("splitFlags(%q) = %q, %q, %v; want %q, %q, %v", c.args, flags, words, dangling, c.flags, c.words, c.dangling)
 		}

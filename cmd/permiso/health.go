@@ -19,11 +19,8 @@ func cmdHealth(ctx context.Context, env *environment, args []string, stdout io.W
 	fs := newFlagSet("health", "health [--url URL] [--timeout D]", stdout)
 	url := fs.String("url", "", "URL to probe (default http://127.0.0.1:$PORT/health/live)")
 	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long")
-	if help, err := parseFlags(fs, args); help || err != nil {
+	if help, err := fs.parse(args); help || err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{"health takes no arguments"}
 	}
 	target := *url
 	if target == "" {

@@ -21,11 +21,8 @@ func cmdImport(ctx context.Context, env *environment, args []string, stdout io.W
 	from := fs.String("from", "", "the original service's PostgreSQL URL (its DATABASE_URL; postgresql+asyncpg:// is accepted) (required)")
 	dryRun := fs.Bool("dry-run", false, "print what would be imported and change nothing")
 	batchSize := fs.Int("batch-size", importer.DefaultBatchSize, "rows written per transaction")
-	if help, err := parseFlags(fs, args); help || err != nil {
+	if help, err := fs.parse(args); help || err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("import: unexpected argument %q", fs.Arg(0))}
 	}
 	if strings.TrimSpace(*from) == "" {
 		return usageError{"import: --from DATABASE_URL (the original service's database) is required"}

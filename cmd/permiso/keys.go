@@ -17,14 +17,8 @@ import (
 // reload (at most a minute) or at once when they see its kid.
 func cmdKeys(ctx context.Context, env *environment, args []string, stdout io.Writer) error {
 	fs := newFlagSet("keys", "keys rotate", stdout)
-	if help, err := parseFlags(fs, args); help || err != nil {
-		return err
-	}
-	if fs.NArg() != 1 || fs.Arg(0) != "rotate" {
-		return usageError{"keys: want \"keys rotate\""}
-	}
-	a, err := env.openMigrated(ctx)
-	if err != nil {
+	a, err := fs.open(ctx, args, env.openMigrated, "rotate")
+	if a == nil {
 		return err
 	}
 	defer a.Close()
@@ -50,14 +44,8 @@ func cmdKeys(ctx context.Context, env *environment, args []string, stdout io.Wri
 func cmdSessions(ctx context.Context, env *environment, args []string, stdout io.Writer) error {
 	fs := newFlagSet("sessions", "sessions revoke-all [--user ID]", stdout)
 	user := fs.String("user", "", "revoke only this user's sessions (user id)")
-	if help, err := parseFlags(fs, args); help || err != nil {
-		return err
-	}
-	if fs.NArg() != 1 || fs.Arg(0) != "revoke-all" {
-		return usageError{"sessions: want \"sessions revoke-all [--user ID]\""}
-	}
-	a, err := env.openMigrated(ctx)
-	if err != nil {
+	a, err := fs.open(ctx, args, env.openMigrated, "revoke-all")
+	if a == nil {
 		return err
 	}
 	defer a.Close()

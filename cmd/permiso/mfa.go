@@ -23,14 +23,8 @@ const rekeyPage = 200
 // run.
 func cmdMFA(ctx context.Context, env *environment, args []string, stdout io.Writer) error {
 	fs := newFlagSet("mfa", "mfa rekey", stdout)
-	if help, err := parseFlags(fs, args); help || err != nil {
-		return err
-	}
-	if fs.NArg() != 1 || fs.Arg(0) != "rekey" {
-		return usageError{"mfa: want \"mfa rekey\""}
-	}
-	a, err := env.openMigrated(ctx)
-	if err != nil {
+	a, err := fs.open(ctx, args, env.openMigrated, "rekey")
+	if a == nil {
 		return err
 	}
 	defer a.Close()

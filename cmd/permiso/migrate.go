@@ -11,7 +11,7 @@ import (
 
 func cmdMigrate(ctx context.Context, env *environment, args []string, stdout io.Writer) error {
 	fs := newFlagSet("migrate", "migrate up | down [N] | status", stdout)
-	if help, err := parseFlags(fs, args); help || err != nil {
+	if help, err := parseFlags(fs.FlagSet, args); help || err != nil {
 		return err
 	}
 	args = fs.Args()

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 )
 
@@ -145,16 +146,51 @@ func takeEnvFile(args []string) (rest []string, file string, err error) {
 	return rest, file, nil
 }
 
+// flagSet is a subcommand's flags with its synopsis, which its --help
+// and its usage errors show.
+type flagSet struct {
+	*flag.FlagSet
+	synopsis string
+}
+
 // newFlagSet returns a flag set for a subcommand whose --help prints to out.
-// Parse it with parseFlags, never with its own Parse.
-func newFlagSet(name, synopsis string, out io.Writer) *flag.FlagSet {
+// Parse it with parse (or parseFlags), never with its own Parse.
+func newFlagSet(name, synopsis string, out io.Writer) *flagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: permiso %s\n", synopsis)
 		fs.PrintDefaults()
 	}
-	return fs
+	return &flagSet{FlagSet: fs, synopsis: synopsis}
+}
+
+// parse parses the subcommand's flags (parseFlags) and checks that its
+// positional words are exactly words: none when words is empty ("check
+// takes no arguments"), else those ("keys: want \"keys rotate\"").
+// --help makes help true and err nil.
+func (fs *flagSet) parse(args []string, words ...string) (help bool, err error) {
+	if help, err := parseFlags(fs.FlagSet, args); help || err != nil {
+		return help, err
+	}
+	switch {
+	case slices.Equal(fs.Args(), words):
+		return false, nil
+	case len(words) == 0:
+		return false, usageError{fmt.Sprintf("%s takes no arguments: unexpected argument %q (usage: permiso %s)", fs.Name(), fs.Arg(0), fs.synopsis)}
+	default:
+		return false, usageError{fmt.Sprintf("%s: want %q", fs.Name(), fs.synopsis)}
+	}
+}
+
+// open parses the subcommand's command line (parse) and then opens the
+// app with open (environment.open or environment.openMigrated). After
+// --help, or on a mistake, the app is nil; the caller closes one it gets.
+func (fs *flagSet) open(ctx context.Context, args []string, open func(context.Context) (*app, error), words ...string) (*app, error) {
+	if help, err := fs.parse(args, words...); help || err != nil {
+		return nil, err
+	}
+	return open(ctx)
 }
 
 // parseFlags parses a subcommand's flags wherever they stand among its

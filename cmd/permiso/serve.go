@@ -23,14 +23,8 @@ import (
 
 func cmdServe(ctx context.Context, env *environment, args []string, stdout io.Writer) error {
 	fs := newFlagSet("serve", "serve", stdout)
-	if help, err := parseFlags(fs, args); help || err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{"serve takes no arguments"}
-	}
-	a, err := env.open(ctx)
-	if err != nil {
+	a, err := fs.open(ctx, args, env.open)
+	if a == nil {
 		return err
 	}
 	defer a.Close()

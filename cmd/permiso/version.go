@@ -8,11 +8,8 @@ import (
 
 func cmdVersion(args []string, stdout io.Writer) error {
 	fs := newFlagSet("version", "version", stdout)
-	if help, err := parseFlags(fs, args); help || err != nil {
+	if help, err := fs.parse(args); help || err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{"version takes no arguments"}
 	}
 	backends := "postgresql, sqlite"
 	if !sqliteBuilt {
