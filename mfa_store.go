@@ -69,6 +69,12 @@ type MFAStore interface {
 	// at, with one conditional UPDATE: of concurrent callers one succeeds.
 	// An unknown or already used code yields ErrNotFound.
 	UseRecoveryCode(ctx context.Context, userID uuid.UUID, codeHash string, at time.Time) error
+	// RecoveryCodeUsable reports, without spending it, whether the user
+	// has an unused code with this hash: sign-in checks a code before it
+	// spends its single-use step (an mfa_token, a pending sign-in) and
+	// spends the code only after winning that step, so that requests
+	// racing for one step do not burn the losers' codes (docs/mfa.md).
+	RecoveryCodeUsable(ctx context.Context, userID uuid.UUID, codeHash string) (bool, error)
 	// CountRecoveryCodes returns how many of the user's codes are unused.
 	CountRecoveryCodes(ctx context.Context, userID uuid.UUID) (int, error)
 	// ListMFAFactorsAfter returns up to limit factors of all users, ordered

@@ -38,7 +38,7 @@ var passThrough = []string{
 	// Second factors and recovery codes (docs/mfa.md): nothing cached is
 	// built from them.
 	"PutPendingMFAFactor", "GetMFAFactor", "ListMFAFactors", "ConfirmMFAFactor", "DeleteMFAFactor", "DeleteUserMFA",
-	"ReplaceRecoveryCodes", "UseRecoveryCode", "CountRecoveryCodes", "CountConfirmedMFAFactors", "ListMFAFactorsAfter",
+	"ReplaceRecoveryCodes", "UseRecoveryCode", "RecoveryCodeUsable", "CountRecoveryCodes", "CountConfirmedMFAFactors", "ListMFAFactorsAfter",
 	"ReplaceMFASecret",
 	// Pending second steps of the password grant (docs/mfa.md, "Sign-in"):
 	// not cached either.

@@ -132,8 +132,8 @@ func (s *server) secondStepFailed(w http.ResponseWriter, r *http.Request, ar oau
 
 // completeSecondStep opens the browser session of a completed
 // second step and goes on with the authorization.
-func (s *server) completeSecondStep(w http.ResponseWriter, r *http.Request, ar oauth2.AuthorizeRequest, p oauth2.PendingSignIn, u permiso.User) (*permiso.BrowserSession, error) {
-	cookie, b, err := s.auth.CompleteSignIn(r.Context(), p, u, meta(r))
+func (s *server) completeSecondStep(w http.ResponseWriter, r *http.Request, ar oauth2.AuthorizeRequest, p oauth2.PendingSignIn, u permiso.User, recoveryCode string) (*permiso.BrowserSession, error) {
+	cookie, b, err := s.auth.CompleteSignIn(r.Context(), p, u, recoveryCode, meta(r))
 	if errors.Is(err, oauth2.ErrPendingSignInGone) {
 		s.setCookie(w, r, pendingCookie, "", -1)
 		s.signInPage(w, r, ar, http.StatusBadRequest, "Your sign-in has expired. Sign in again.", "")
@@ -159,14 +159,18 @@ func (s *server) handleSecondFactor() http.Handler {
 			s.codePage(w, r, ar, status, msg)
 			return nil
 		}
-		right, err := s.auth.CheckSignInCode(r.Context(), u, in.form.Get("code"), in.form.Get("recovery_code"))
+		code, recoveryCode := in.form.Get("code"), in.form.Get("recovery_code")
+		right, err := s.auth.CheckSignInCode(r.Context(), u, code, recoveryCode)
 		if err == nil && !right {
 			err = permiso.Errorf(permiso.EINVALIDCODE, "invalid code")
 		}
 		if err != nil {
 			return s.secondStepFailed(w, r, ar, p, err, again)
 		}
-		b, err := s.completeSecondStep(w, r, ar, p, u)
+		// A recovery code, when given, is what CheckSignInCode checked (it
+		// takes precedence over a TOTP code); it is spent only after the
+		// pending sign-in is (CompleteSignIn).
+		b, err := s.completeSecondStep(w, r, ar, p, u, recoveryCode)
 		if b == nil {
 			return err
 		}
@@ -196,7 +200,7 @@ func (s *server) handleEnrollment() http.Handler {
 			}
 			return s.secondStepFailed(w, r, ar, p, err, again)
 		}
-		b, err := s.completeSecondStep(w, r, ar, p, u)
+		b, err := s.completeSecondStep(w, r, ar, p, u, "")
 		if b == nil {
 			return err
 		}

@@ -149,7 +149,8 @@ func (s *Service) PendingSignIn(ctx context.Context, cookie, binding string) (Pe
 }
 
 // CheckSignInCode checks a code of the second step: a TOTP code (otp) of
-// the user's confirmed factor or one of their recovery codes (spent), as
+// the user's confirmed factor or one of their recovery codes (unused; it
+// is spent by CompleteSignIn), as
 // the mfa grant checks them (factorCheck: a TOTP code's time step is
 // claimed in the OnceStore, so it is accepted once across instances),
 // under the login lockout (CheckSecondFactor: a wrong code is a failed
@@ -187,9 +188,12 @@ func (s *Service) KillPendingSignIn(ctx context.Context, p PendingSignIn) {
 }
 
 // CompleteSignIn ends p's second step: p is spent (once; a second use is
-// ErrPendingSignInGone), a browser session opens with amr pwd and otp, and
-// a step-up's password-only session ends. It returns the session cookie.
-func (s *Service) CompleteSignIn(ctx context.Context, p PendingSignIn, u permiso.User, meta RequestMeta) (string, permiso.BrowserSession, error) {
+// ErrPendingSignInGone), then the recovery code that CheckSignInCode
+// accepted, if one was given (a code another request spent meanwhile is
+// ErrPendingSignInGone too: the sign-in starts again), a browser session
+// opens with amr pwd and otp, and a step-up's password-only session ends.
+// It returns the session cookie.
+func (s *Service) CompleteSignIn(ctx context.Context, p PendingSignIn, u permiso.User, recoveryCode string, meta RequestMeta) (string, permiso.BrowserSession, error) {
 	if s.deps.MFA.Once == nil {
 		return "", permiso.BrowserSession{}, ErrTemporarilyUnavailable
 	}
@@ -199,6 +203,11 @@ func (s *Service) CompleteSignIn(ctx context.Context, p PendingSignIn, u permiso
 	}
 	if !first {
 		return "", permiso.BrowserSession{}, ErrPendingSignInGone
+	}
+	if err := s.spendRecoveryCode(ctx, u, recoveryCode); errors.Is(err, errBadMFACode) {
+		return "", permiso.BrowserSession{}, ErrPendingSignInGone
+	} else if err != nil {
+		return "", permiso.BrowserSession{}, s.oauthError(ctx, err, meta)
 	}
 	amr := []string{AuthMethodPassword, AuthMethodOTP}
 	cookie, b, err := s.openBrowserSession(ctx, u, p.AuthTime, amr, meta)

@@ -44,11 +44,11 @@ func pendingSignIn(t *testing.T, db permiso.Store) {
 	if err != nil || got.ID != u.ID || p.Enroll {
 		t.Fatalf("the pending sign-in: %+v %v", p, err)
 	}
-	cookieB, b, err := e.svc.CompleteSignIn(e.ctx, p, got, testMeta)
+	cookieB, b, err := e.svc.CompleteSignIn(e.ctx, p, got, "", testMeta)
 	if err != nil || cookieB == "" || len(b.AMR) != 2 || b.AMR[1] != oauth2.AuthMethodOTP {
 		t.Fatalf("completed: %+v %v", b, err)
 	}
-	if _, _, err := e.svc.CompleteSignIn(e.ctx, p, got, testMeta); err != oauth2.ErrPendingSignInGone {
+	if _, _, err := e.svc.CompleteSignIn(e.ctx, p, got, "", testMeta); err != oauth2.ErrPendingSignInGone {
 		t.Errorf("completed twice: %v", err)
 	}
 	if oauth2.ACR(b.AMR) != oauth2.ACRMFA || oauth2.ACR([]string{"pwd"}) != oauth2.ACRPassword {

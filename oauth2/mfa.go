@@ -183,6 +183,12 @@ func (s *Service) mfaGrant(ctx context.Context, req TokenRequest, client *permis
 		}
 		return nil, err
 	}
+	if err := s.spendRecoveryCode(ctx, u, req.RecoveryCode); err != nil {
+		if errors.Is(err, errBadMFACode) {
+			s.auditMFAFailure(ctx, meta, client, &u, "recovery_code_spent")
+		}
+		return nil, err
+	}
 	s.auditUser(ctx, meta, u, ActionMFASuccess, "success", map[string]any{"method": method})
 	available := validScopes(u.ScopeNames())
 	if client != nil && len(client.ScopeNames()) > 0 {
@@ -235,8 +241,11 @@ func (s *Service) liveMFAToken(ctx context.Context, hash string, now time.Time) 
 // factorCheck returns the check of a presented code against the user's
 // confirmed factor f, for the lockout to run: a TOTP code (RFC 6238) whose
 // time step is claimed in the shared OnceStore (a code is accepted once,
-// on any instance), or a recovery code spent by one conditional update.
-// A store that cannot answer refuses the code (fail closed).
+// on any instance), or a recovery code that is unused. A recovery code is
+// not spent by the check: the caller spends it with spendRecoveryCode
+// once it has won its single-use step (the mfa_token, the pending
+// sign-in), so that requests racing for one step do not burn the losers'
+// codes. A store that cannot answer refuses the code (fail closed).
 func (s *Service) factorCheck(ctx context.Context, u permiso.User, f permiso.MFAFactor, otp, recoveryCode string) func() (bool, error) {
 	if recoveryCode != "" {
 		return func() (bool, error) {
@@ -244,11 +253,7 @@ func (s *Service) factorCheck(ctx context.Context, u permiso.User, f permiso.MFA
 			if h == "" {
 				return false, nil
 			}
-			err := s.deps.MFA.Store.UseRecoveryCode(ctx, u.ID, h, s.now())
-			if errors.Is(err, permiso.ErrNotFound) {
-				return false, nil
-			}
-			return err == nil, err
+			return s.deps.MFA.Store.RecoveryCodeUsable(ctx, u.ID, h)
 		}
 	}
 	return func() (bool, error) {
@@ -266,6 +271,22 @@ func (s *Service) factorCheck(ctx context.Context, u permiso.User, f permiso.MFA
 		}
 		return s.deps.MFA.Once.Claim(ctx, mfa.OnceKey(u.ID.String(), key), totp.ReplayWindow())
 	}
+}
+
+// spendRecoveryCode spends a recovery code that factorCheck found unused,
+// after the caller won its single-use step: one conditional update, so of
+// concurrent uses of one code by different steps one succeeds and the
+// others are refused (errBadMFACode). No code (a TOTP sign-in) is nothing
+// to spend.
+func (s *Service) spendRecoveryCode(ctx context.Context, u permiso.User, recoveryCode string) error {
+	if recoveryCode == "" {
+		return nil
+	}
+	err := s.deps.MFA.Store.UseRecoveryCode(ctx, u.ID, mfa.HashRecoveryCode(u.ID.String(), recoveryCode), s.now())
+	if errors.Is(err, permiso.ErrNotFound) {
+		return errBadMFACode
+	}
+	return err
 }
 
 // auditMFAFailure records a refused mfa grant; u is nil when the token

@@ -355,6 +355,18 @@ func TestMFAConcurrentExchange(t *testing.T) {
 		if len(sessions) != 1 {
 			t.Errorf("%d sessions, want 1", len(sessions))
 		}
+		// Only the winner's recovery code is spent: a refused exchange is
+		// not a use (docs/mfa.md, "Sign-in").
+		for i, err := range errs {
+			usable, uerr := e.db.RecoveryCodeUsable(e.ctx, u.ID, mfa.HashRecoveryCode(u.ID.String(), codes[i]))
+			if uerr != nil || usable != (err != nil) {
+				t.Errorf("code %d (exchange error %v): usable %v, %v", i, err, usable, uerr)
+			}
+		}
+		left, _ := e.db.CountRecoveryCodes(e.ctx, u.ID)
+		if left != len(codes)-1 {
+			t.Errorf("%d recovery codes left, want %d", left, len(codes)-1)
+		}
 	})
 }
 

@@ -158,6 +158,14 @@ func (s *Store) UseRecoveryCode(ctx context.Context, userID uuid.UUID, codeHash 
 	return nil
 }
 
+// RecoveryCodeUsable reports whether the user has this unused code.
+func (s *Store) RecoveryCodeUsable(ctx context.Context, userID uuid.UUID, codeHash string) (bool, error) {
+	var n int
+	err := s.queryRow(ctx, s.c.Pool(), "SELECT count(*) FROM mfa_recovery_codes WHERE user_id = ? AND code_hash = ? AND used_at IS NULL",
+		userID, codeHash).Scan(&n)
+	return n > 0, s.mfaErr("read "+recoveryCodeOpMessages, err)
+}
+
 // CountRecoveryCodes counts the user's unused codes.
 func (s *Store) CountRecoveryCodes(ctx context.Context, userID uuid.UUID) (int, error) {
 	var n int

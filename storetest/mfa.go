@@ -93,7 +93,19 @@ func testMFARecoveryCodes(h *harness) {
 	_, err = h.s.ConfirmMFAFactor(h.ctx, u.ID, "totp", h.now, []string{hashOf("a"), hashOf("b"), hashOf("c")})
 	h.must(err, "ConfirmMFAFactor")
 	h.wantErr(h.s.UseRecoveryCode(h.ctx, other.ID, hashOf("a"), h.now), permiso.ErrNotFound, "another user's code")
+	for _, c := range []struct {
+		user uuid.UUID
+		code string
+		want bool
+	}{{u.ID, "a", true}, {other.ID, "a", false}, {u.ID, "zz", false}} {
+		usable, err := h.s.RecoveryCodeUsable(h.ctx, c.user, hashOf(c.code))
+		h.must(err, "RecoveryCodeUsable")
+		eq(h, "RecoveryCodeUsable "+c.code, usable, c.want)
+	}
 	h.must(h.s.UseRecoveryCode(h.ctx, u.ID, hashOf("a"), h.now), "UseRecoveryCode a")
+	usable, err := h.s.RecoveryCodeUsable(h.ctx, u.ID, hashOf("a"))
+	h.must(err, "RecoveryCodeUsable after use")
+	eq(h, "RecoveryCodeUsable a after use", usable, false)
 	h.wantErr(h.s.UseRecoveryCode(h.ctx, u.ID, hashOf("a"), h.now), permiso.ErrNotFound, "UseRecoveryCode a again")
 	h.wantErr(h.s.UseRecoveryCode(h.ctx, u.ID, hashOf("zz"), h.now), permiso.ErrNotFound, "unknown code")
 	left, err := h.s.CountRecoveryCodes(h.ctx, u.ID)
