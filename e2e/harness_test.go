@@ -411,6 +411,41 @@ func startServer(t *testing.T, env map[string]string) *Server {
 	}
 }
 
+// listening reports whether the process pid holds a listening TCP socket
+// on port (Linux: its socket inodes in /proc/<pid>/fd against the LISTEN
+// entries of /proc/net/tcp and tcp6).
+func listening(pid int, port string) bool {
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return false
+	}
+	inodes := map[string]bool{}
+	for _, name := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			f := strings.Fields(line)
+			// local_address is HEXIP:HEXPORT, st 0A is LISTEN, field 9 the inode.
+			if len(f) < 10 || f[3] != "0A" || !strings.HasSuffix(f[1], fmt.Sprintf(":%04X", p)) {
+				continue
+			}
+			inodes["socket:["+f[9]+"]"] = true
+		}
+	}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return false
+	}
+	for _, fd := range fds {
+		if target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); err == nil && inodes[target] {
+			return true
+		}
+	}
+	return false
+}
+
 func freePort(t *testing.T) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -463,6 +498,14 @@ func launch(t *testing.T, env map[string]string) (*Server, error) {
 			_ = s.cmd.Process.Kill()
 			<-s.exited
 			return nil, fmt.Errorf("permiso serve was not live within 90s; stderr:\n%s", s.stderr.String())
+		}
+		// Only this process may answer: between freePort and the bind
+		// another test's server can take the port, and while this one is
+		// still starting (an RSA key takes a while under -race) its
+		// /health/live would be the other's.
+		if !listening(s.cmd.Process.Pid, env["PORT"]) {
+			time.Sleep(50 * time.Millisecond)
+			continue
 		}
 		resp, err := s.client.Get(s.URL + "/health/live")
 		if err == nil {
