@@ -153,27 +153,40 @@ func TestPasswordMaxAgeDisabled(t *testing.T) {
 	e.login("olga", goodPassword, "")
 }
 
+// TestPasswordRehash: a hash with other costs than the configured ones
+// verifies and is replaced at the next login by one with the configured
+// costs, stronger or weaker (docs/security-model.md, "Password hashing").
 func TestPasswordRehash(t *testing.T) {
-	stronger := argon2id.TestParams()
-	stronger.Time = 2
-	e := newEnv(t, func(_ *oauth2.Config, d *oauth2.Deps) {
-		d.Hasher = argon2id.New(argon2id.Options{Params: stronger})
-	})
-	weak := argon2id.New(argon2id.Options{Params: argon2id.TestParams()})
-	hash, err := weak.Hash(e.ctx, goodPassword)
-	if err != nil {
-		t.Fatal(err)
+	weak, stronger := argon2id.TestParams(), argon2id.TestParams()
+	stronger.Memory, stronger.Time = 2*stronger.Memory, 2
+	for _, tc := range []struct {
+		name            string
+		stored, current argon2id.Params
+		wantInNewHash   string
+	}{
+		{"weaker stored hash is upgraded", weak, stronger, "$m=128,t=2,p=1$"},
+		{"stronger stored hash follows lower costs", stronger, weak, "$m=64,t=1,p=1$"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, func(_ *oauth2.Config, d *oauth2.Deps) {
+				d.Hasher = argon2id.New(argon2id.Options{Params: tc.current})
+			})
+			hash, err := argon2id.New(argon2id.Options{Params: tc.stored}).Hash(e.ctx, goodPassword)
+			if err != nil {
+				t.Fatal(err)
+			}
+			u := e.createUser("alice", "placeholder-Password-1", permiso.RoleUser)
+			if _, err := e.db.UpdateUser(e.ctx, u.ID, func(u *permiso.User) error { u.PasswordHash = hash; return nil }); err != nil {
+				t.Fatal(err)
+			}
+			e.login("alice", goodPassword, "")
+			got, _ := e.db.GetUser(e.ctx, u.ID)
+			if got.PasswordHash == hash || !strings.Contains(got.PasswordHash, tc.wantInNewHash) {
+				t.Fatalf("hash not rehashed to the configured costs: %s", got.PasswordHash)
+			}
+			e.login("alice", goodPassword, "") // the new hash verifies
+		})
 	}
-	u := e.createUser("alice", "placeholder-Password-1", permiso.RoleUser)
-	if _, err := e.db.UpdateUser(e.ctx, u.ID, func(u *permiso.User) error { u.PasswordHash = hash; return nil }); err != nil {
-		t.Fatal(err)
-	}
-	e.login("alice", goodPassword, "")
-	got, _ := e.db.GetUser(e.ctx, u.ID)
-	if got.PasswordHash == hash || !strings.Contains(got.PasswordHash, "t=2") {
-		t.Fatalf("hash not upgraded: %s", got.PasswordHash)
-	}
-	e.login("alice", goodPassword, "") // the new hash verifies
 }
 
 func TestRefreshRotationAndReuse(t *testing.T) {
