@@ -11,6 +11,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // The documentation pages (DOCS_URL: Swagger UI, REDOC_URL: ReDoc) render
@@ -98,7 +99,7 @@ func (s *server) addDocsPage(route, title, root string, styles, scripts []string
 		_, _ = w.Write(page)
 	}))
 	s.handle("GET "+docsAssetPath(route), accessPublic, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a, ok := docsAssets[r.PathValue("file")]
+		a, ok := docsAssets()[r.PathValue("file")]
 		if !ok {
 			writeError(w, r, errRouteNotFound)
 			return
@@ -184,8 +185,11 @@ func qValue(params string) (float64, bool) {
 	return 1, false
 }
 
-// docsAssets maps an asset's name to its file, read once from docsFS.
-var docsAssets = loadDocsAssets()
+// docsAssets maps an asset's name to its file, read from docsFS at the
+// first request for an asset, not at start-up: the other commands of the
+// binary (`permiso health` every few seconds, for one) never copy the
+// 800 KB of assets.
+var docsAssets = sync.OnceValue(loadDocsAssets)
 
 func loadDocsAssets() map[string]docsAsset {
 	types := map[string]string{".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
