@@ -3,13 +3,13 @@ package audit_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/audit"
 	"github.com/permiso/permiso/internal/testdb"
+	"github.com/permiso/permiso/internal/testrace"
 )
 
 func newStore(t *testing.T) permiso.Store {
@@ -21,17 +21,12 @@ func newStore(t *testing.T) permiso.Store {
 func TestCloseFlushesEverything(t *testing.T) {
 	db := newStore(t)
 	w := audit.New(db, audit.Options{FlushInterval: time.Hour, BatchSize: 7})
-	var wg sync.WaitGroup
-	for g := 0; g < 10; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 30; i++ {
-				w.Record(context.Background(), permiso.AuditEvent{ActorType: "system", Action: fmt.Sprintf("test.%d", g), Result: "success"})
-			}
-		}()
-	}
-	wg.Wait()
+	testrace.All(10, func(g int) error {
+		for range 30 {
+			w.Record(context.Background(), permiso.AuditEvent{ActorType: "system", Action: fmt.Sprintf("test.%d", g), Result: "success"})
+		}
+		return nil
+	})
 	w.Close()
 	_, total, err := db.ListAuditEvents(context.Background(), permiso.AuditFilter{Action: "test."})
 	if err != nil {
