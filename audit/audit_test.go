@@ -12,14 +12,8 @@ import (
 	"github.com/permiso/permiso/internal/testrace"
 )
 
-func newStore(t *testing.T) permiso.Store {
-	t.Helper()
-	db := testdb.SQLite(t)
-	return db
-}
-
 func TestCloseFlushesEverything(t *testing.T) {
-	db := newStore(t)
+	db := testdb.SQLite(t)
 	w := audit.New(db, audit.Options{FlushInterval: time.Hour, BatchSize: 7})
 	testrace.All(10, func(g int) error {
 		for range 30 {
@@ -38,7 +32,7 @@ func TestCloseFlushesEverything(t *testing.T) {
 }
 
 func TestFlushesOnInterval(t *testing.T) {
-	db := newStore(t)
+	db := testdb.SQLite(t)
 	w := audit.New(db, audit.Options{FlushInterval: 20 * time.Millisecond})
 	defer w.Close()
 	w.Record(context.Background(), permiso.AuditEvent{ActorType: "system", Action: "test.tick", Result: "success"})
@@ -64,7 +58,7 @@ func TestFlushesOnInterval(t *testing.T) {
 // TestRunPrunerDeletesOldEvents: the periodic job of serve deletes what is
 // older than the retention, keeps the rest, and keeps running.
 func TestRunPrunerDeletesOldEvents(t *testing.T) {
-	db := newStore(t)
+	db := testdb.SQLite(t)
 	ctx := context.Background()
 	now := time.Now().UTC()
 	retention := 90 * 24 * time.Hour
