@@ -147,6 +147,17 @@ func (p *problems) ids(field string, raw []string) []uuid.UUID {
 	return out
 }
 
+// requiredIDs validates raw, the UUID strings of a list that replaces
+// another: it must be given (empty is fine) and every entry must parse.
+func requiredIDs(field string, raw []string) ([]uuid.UUID, error) {
+	var p problems
+	if raw == nil {
+		p.add(field, "Field required")
+	}
+	ids := p.ids(field, raw)
+	return ids, p.err()
+}
+
 // roleName validates a role name: 2-50 characters, letters, digits and
 // "_.-", starting with a letter or digit.
 func (p *problems) roleName(field, s string) string {
