@@ -3,35 +3,24 @@ package audit_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/audit"
 	"github.com/permiso/permiso/internal/testdb"
+	"github.com/permiso/permiso/internal/testrace"
 )
 
-func newStore(t *testing.T) permiso.Store {
-	t.Helper()
-	db := testdb.SQLite(t)
-	return db
-}
-
 func TestCloseFlushesEverything(t *testing.T) {
-	db := newStore(t)
+	db := testdb.SQLite(t)
 	w := audit.New(db, audit.Options{FlushInterval: time.Hour, BatchSize: 7})
-	var wg sync.WaitGroup
-	for g := 0; g < 10; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 30; i++ {
-				w.Record(context.Background(), permiso.AuditEvent{ActorType: "system", Action: fmt.Sprintf("test.%d", g), Result: "success"})
-			}
-		}()
-	}
-	wg.Wait()
+	testrace.All(10, func(g int) error {
+		for range 30 {
+			w.Record(context.Background(), permiso.AuditEvent{ActorType: "system", Action: fmt.Sprintf("test.%d", g), Result: "success"})
+		}
+		return nil
+	})
 	w.Close()
 	_, total, err := db.ListAuditEvents(context.Background(), permiso.AuditFilter{Action: "test."})
 	if err != nil {
@@ -43,7 +32,7 @@ func TestCloseFlushesEverything(t *testing.T) {
 }
 
 func TestFlushesOnInterval(t *testing.T) {
-	db := newStore(t)
+	db := testdb.SQLite(t)
 	w := audit.New(db, audit.Options{FlushInterval: 20 * time.Millisecond})
 	defer w.Close()
 	w.Record(context.Background(), permiso.AuditEvent{ActorType: "system", Action: "test.tick", Result: "success"})
@@ -69,7 +58,7 @@ func TestFlushesOnInterval(t *testing.T) {
 // TestRunPrunerDeletesOldEvents: the periodic job of serve deletes what is
 // older than the retention, keeps the rest, and keeps running.
 func TestRunPrunerDeletesOldEvents(t *testing.T) {
-	db := newStore(t)
+	db := testdb.SQLite(t)
 	ctx := context.Background()
 	now := time.Now().UTC()
 	retention := 90 * 24 * time.Hour

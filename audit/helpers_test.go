@@ -30,7 +30,7 @@ type backend struct {
 // is set.
 func backends(t *testing.T) []backend {
 	t.Helper()
-	bs := []backend{{"sqlite", newStore}}
+	bs := []backend{{"sqlite", sqliteStore}}
 	if os.Getenv("PERMISO_TEST_DATABASE_URL") != "" {
 		bs = append(bs, backend{"postgres", postgresStore})
 	} else {
@@ -41,6 +41,8 @@ func backends(t *testing.T) []backend {
 
 // postgresStore returns a migrated PostgreSQL store in a schema of its own,
 // or skips without PERMISO_TEST_DATABASE_URL.
+func sqliteStore(t *testing.T) permiso.Store { return testdb.SQLite(t) }
+
 func postgresStore(t *testing.T) permiso.Store { return testdb.Postgres(t, "audit") }
 
 // faultStore is a real store with faults injected in front of its audit

@@ -13,6 +13,7 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/audit"
+	"github.com/permiso/permiso/internal/testdb"
 	"github.com/permiso/permiso/internal/testlog"
 	"github.com/permiso/permiso/metrics"
 )
@@ -214,7 +215,7 @@ func TestRefusedEventAloneIsLostAndLoggedWhole(t *testing.T) {
 // store), the second fills the queue.
 func gatedWriter(t *testing.T, opts audit.Options) (w *audit.Writer, fs *faultStore, release func()) {
 	t.Helper()
-	fs = &faultStore{Store: newStore(t), gate: make(chan struct{})}
+	fs = &faultStore{Store: testdb.SQLite(t), gate: make(chan struct{})}
 	opts.QueueSize, opts.BatchSize, opts.FlushInterval = 1, 1, time.Hour
 	w = audit.New(fs, opts)
 	var once bool
@@ -418,7 +419,7 @@ func TestCloseWhileStoreUnreachable(t *testing.T) {
 // opts gives the rest.
 func downWriter(t *testing.T, opts audit.Options) (w *audit.Writer, fs *faultStore, m *metrics.Metrics, logs *testlog.Buffer) {
 	t.Helper()
-	fs = &faultStore{Store: newStore(t)}
+	fs = &faultStore{Store: testdb.SQLite(t)}
 	fs.down.Store(true)
 	m = metrics.New()
 	logger, logs := testlog.NewLogger()

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
-	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/cache"
+	"github.com/permiso/permiso/internal/testdb"
 	"github.com/permiso/permiso/redis"
 )
 
@@ -31,14 +31,7 @@ type instance struct {
 func redisInstance(t *testing.T, redisURL, path, prefix string) *instance {
 	t.Helper()
 	name := "permiso-cache-test-" + strings.ToLower(rand.Text()[:10])
-	u, err := url.Parse(redisURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("client_name", name)
-	u.RawQuery = q.Encode()
-	rc, err := redis.Open(u.String(), redis.Options{})
+	rc, err := redis.Open(testdb.WithQuery(t, redisURL, "client_name", name), redis.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

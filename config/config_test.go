@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -804,19 +805,26 @@ func TestParseRateLimit(t *testing.T) {
 	}
 }
 
+// productionEnv is a sound production environment, with JWT_ISSUER set to
+// issuer unless it is empty, and extra laid over it (a key given as ""
+// is set empty).
+func productionEnv(issuer string, extra map[string]string) map[string]string {
+	env := map[string]string{
+		"ENVIRONMENT":    "production",
+		"DATABASE_URL":   "postgresql://permiso:pw@db:5432/permiso",
+		"REDIS_URL":      "redis://redis:6379/0",
+		"JWT_SECRET_KEY": strongKey,
+	}
+	if issuer != "" {
+		env["JWT_ISSUER"] = issuer
+	}
+	maps.Copy(env, extra)
+	return env
+}
+
 func TestProductionRefusals(t *testing.T) {
 	prod := func(extra map[string]string) map[string]string {
-		env := map[string]string{
-			"ENVIRONMENT":    "production",
-			"DATABASE_URL":   "postgresql://permiso:pw@db:5432/permiso",
-			"REDIS_URL":      "redis://redis:6379/0",
-			"JWT_SECRET_KEY": strongKey,
-			"JWT_ISSUER":     "https://auth.example.com",
-		}
-		for k, v := range extra {
-			env[k] = v
-		}
-		return env
+		return productionEnv("https://auth.example.com", extra)
 	}
 	if _, w, err := load(t, prod(nil)); err != nil || len(w) != 0 {
 		t.Fatalf("sound production configuration: %v, warnings %q", err, w)

@@ -11,22 +11,7 @@ import (
 // instance must advertise the same issuer in its discovery metadata, so
 // production refuses the per-instance default http://HOST:PORT.
 func TestProductionNeedsOneAdvertisedIssuer(t *testing.T) {
-	prod := func(extra map[string]string) map[string]string {
-		env := map[string]string{
-			"ENVIRONMENT":    "production",
-			"DATABASE_URL":   "postgresql://permiso:pw@db:5432/permiso",
-			"REDIS_URL":      "redis://redis:6379/0",
-			"JWT_SECRET_KEY": strongKey,
-		}
-		for k, v := range extra {
-			if v == "" {
-				delete(env, k)
-				continue
-			}
-			env[k] = v
-		}
-		return env
-	}
+	prod := func(extra map[string]string) map[string]string { return productionEnv("", extra) }
 	refused := []struct {
 		name string
 		env  map[string]string

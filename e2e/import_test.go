@@ -33,18 +33,12 @@ func originalDatabase(t *testing.T) (dsn string, exec func(sql string, args ...a
 	if err != nil {
 		t.Fatal(err)
 	}
-	schema := "permiso_e2e_original_" + randomHex(t, 6)
-	testdb.Exec(t, base, "CREATE SCHEMA "+schema)
-	t.Cleanup(func() { testdb.Exec(t, base, "DROP SCHEMA IF EXISTS "+schema+" CASCADE") })
-	u, err := url.Parse(base)
+	_, pgURL := testdb.Schema(t, base, "permiso_e2e_original_")
+	testdb.Exec(t, pgURL, string(ddl))
+	u, err := url.Parse(pgURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	pgURL := u.String()
-	testdb.Exec(t, pgURL, string(ddl))
 	u.Scheme = "postgresql+asyncpg"
 	return u.String(), func(sql string, args ...any) { t.Helper(); testdb.Exec(t, pgURL, sql, args...) }
 }

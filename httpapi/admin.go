@@ -183,11 +183,7 @@ func (s *server) answerAuditPage(w http.ResponseWriter, r *http.Request, f permi
 	if err != nil {
 		return err
 	}
-	views := make([]auditEventView, 0, len(events))
-	for _, e := range events {
-		views = append(views, auditView(e))
-	}
-	return answer(w, http.StatusOK, map[string]any{key: views, "total": total, "page": pg.Page, "per_page": pg.PerPage, "pages": pg.pages(total)})
+	return answerPage(w, key, pg, events, total, auditView)
 }
 
 // handleDashboard answers GET /admin/dashboard/stats

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -49,6 +50,35 @@ func readPaging(v url.Values, def, maxPer int, errs *queryErrs) paging {
 	p.Page = readInt(v, "page", 1, 1, 1_000_000, errs)
 	p.PerPage = readInt(v, "per_page", def, 1, maxPer, errs)
 	return p
+}
+
+// listPage answers a list endpoint of the identity API: it reads page and
+// per_page from q (after the filter's parameters in errs, all reported at once)
+// into the filter's offset and limit, calls list, and answers the page
+// under key (answerPage).
+func listPage[T, V any](w http.ResponseWriter, r *http.Request, q url.Values, errs *queryErrs, key string, offset, limit *int,
+	list func(context.Context) ([]T, int, error), view func(T) V) error {
+	pg := readPaging(q, defaultPerPage, maxPerPage, errs)
+	if err := errs.err(); err != nil {
+		return err
+	}
+	*offset, *limit = pg.offset(), pg.PerPage
+	items, total, err := list(r.Context())
+	if err != nil {
+		return err
+	}
+	return answerPage(w, key, pg, items, total, view)
+}
+
+// answerPage answers page pg of a list of total items: items, each
+// through view, under key, with total, page, per_page and pages.
+func answerPage[T, V any](w http.ResponseWriter, key string, pg paging, items []T, total int, view func(T) V) error {
+	views := make([]V, 0, len(items))
+	for _, x := range items {
+		views = append(views, view(x))
+	}
+	return answer(w, http.StatusOK, map[string]any{key: views, "total": total, "page": pg.Page,
+		"per_page": pg.PerPage, "pages": pg.pages(total)})
 }
 
 // readInt reads an integer parameter in [lo, hi], def when absent.
@@ -160,6 +190,26 @@ func byID(name, what string, h func(w http.ResponseWriter, r *http.Request, id u
 		}
 		return h(w, r, id)
 	}
+}
+
+// putByID answers a PUT of the resource rawID (what names it in the 404
+// of an id that is not a UUID): the body, a JSON object, is decoded into
+// B for put, and put's result answered through view.
+func putByID[B, T, V any](w http.ResponseWriter, r *http.Request, rawID, what string,
+	put func(ctx context.Context, id uuid.UUID, b B) (T, error), view func(T) V) error {
+	id, err := uuid.Parse(rawID)
+	if err != nil {
+		return permiso.Errorf(permiso.ENOTFOUND, "%s not found", what)
+	}
+	var b B
+	if _, err := decodeObject(r, &b); err != nil {
+		return err
+	}
+	v, err := put(r.Context(), id, b)
+	if err != nil {
+		return err
+	}
+	return answer(w, http.StatusOK, view(v))
 }
 
 // nullTime formats an optional time for a response (null when nil).

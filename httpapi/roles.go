@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/google/uuid"
@@ -74,21 +75,8 @@ func (s *server) handleRoleList() http.Handler {
 		q := r.URL.Query()
 		var errs queryErrs
 		f := permiso.RoleFilter{Search: readString(q, "search", maxSearchLength, &errs), ScopeID: readUUID(q, "scope_id", &errs)}
-		pg := readPaging(q, defaultPerPage, maxPerPage, &errs)
-		if err := errs.err(); err != nil {
-			return err
-		}
-		f.Offset, f.Limit = pg.offset(), pg.PerPage
-		roles, total, err := s.store.ListRoles(r.Context(), f)
-		if err != nil {
-			return err
-		}
-		out := make([]roleResponse, 0, len(roles))
-		for _, x := range roles {
-			out = append(out, roleView(x))
-		}
-		return answer(w, http.StatusOK, map[string]any{"roles": out, "total": total, "page": pg.Page,
-			"per_page": pg.PerPage, "pages": pg.pages(total)})
+		return listPage(w, r, q, &errs, "roles", &f.Offset, &f.Limit,
+			func(ctx context.Context) ([]permiso.Role, int, error) { return s.store.ListRoles(ctx, f) }, roleView)
 	})
 }
 
@@ -136,19 +124,9 @@ func (s *server) handleRoleUpdate() http.Handler {
 }
 
 func (s *server) roleUpdate(w http.ResponseWriter, r *http.Request, rawID string) error {
-	id, err := uuid.Parse(rawID)
-	if err != nil {
-		return permiso.Errorf(permiso.ENOTFOUND, "Role not found")
-	}
-	var b roleBody
-	if _, err := decodeObject(r, &b); err != nil {
-		return err
-	}
-	role, err := s.ident.UpdateRole(r.Context(), actor(r), id, b.input())
-	if err != nil {
-		return err
-	}
-	return answer(w, http.StatusOK, roleView(role))
+	return putByID(w, r, rawID, "Role", func(ctx context.Context, id uuid.UUID, b roleBody) (permiso.Role, error) {
+		return s.ident.UpdateRole(ctx, actor(r), id, b.input())
+	}, roleView)
 }
 
 // handleRoleDelete: DELETE /roles/{role_id}; 409 while users hold it.
@@ -184,21 +162,12 @@ func (s *server) handleScopeUpdate() http.Handler {
 }
 
 func (s *server) roleScopes(w http.ResponseWriter, r *http.Request, rawID string) error {
-	id, err := uuid.Parse(rawID)
-	if err != nil {
-		return permiso.Errorf(permiso.ENOTFOUND, "Role not found")
-	}
-	var b struct {
+	type body struct {
 		ScopeIDs []string `json:"scope_ids"`
 	}
-	if _, err := decodeObject(r, &b); err != nil {
-		return err
-	}
-	role, err := s.ident.SetRoleScopes(r.Context(), actor(r), id, b.ScopeIDs)
-	if err != nil {
-		return err
-	}
-	return answer(w, http.StatusOK, roleView(role))
+	return putByID(w, r, rawID, "Role", func(ctx context.Context, id uuid.UUID, b body) (permiso.Role, error) {
+		return s.ident.SetRoleScopes(ctx, actor(r), id, b.ScopeIDs)
+	}, roleView)
 }
 
 // handleRoleStats: GET /roles/stats (reports.Service.RoleStats).
@@ -227,21 +196,8 @@ func (s *server) handleScopeList() http.Handler {
 		f := permiso.ScopeFilter{Search: readString(q, "search", maxSearchLength, &errs),
 			Resource: readString(q, "resource", identity.MaxScopeResource, &errs),
 			Action:   readString(q, "action", identity.MaxScopeAction, &errs)}
-		pg := readPaging(q, defaultPerPage, maxPerPage, &errs)
-		if err := errs.err(); err != nil {
-			return err
-		}
-		f.Offset, f.Limit = pg.offset(), pg.PerPage
-		scopes, total, err := s.store.ListScopes(r.Context(), f)
-		if err != nil {
-			return err
-		}
-		out := make([]scopeResponse, 0, len(scopes))
-		for _, x := range scopes {
-			out = append(out, scopeView(x))
-		}
-		return answer(w, http.StatusOK, map[string]any{"scopes": out, "total": total, "page": pg.Page,
-			"per_page": pg.PerPage, "pages": pg.pages(total)})
+		return listPage(w, r, q, &errs, "scopes", &f.Offset, &f.Limit,
+			func(ctx context.Context) ([]permiso.Scope, int, error) { return s.store.ListScopes(ctx, f) }, scopeView)
 	})
 }
 
@@ -283,19 +239,9 @@ func (s *server) handleScopeGet() http.Handler {
 }
 
 func (s *server) scopeUpdate(w http.ResponseWriter, r *http.Request, rawID string) error {
-	id, err := uuid.Parse(rawID)
-	if err != nil {
-		return permiso.Errorf(permiso.ENOTFOUND, "Scope not found")
-	}
-	var b scopeBody
-	if _, err := decodeObject(r, &b); err != nil {
-		return err
-	}
-	sc, err := s.ident.UpdateScope(r.Context(), actor(r), id, b.input())
-	if err != nil {
-		return err
-	}
-	return answer(w, http.StatusOK, scopeView(sc))
+	return putByID(w, r, rawID, "Scope", func(ctx context.Context, id uuid.UUID, b scopeBody) (permiso.Scope, error) {
+		return s.ident.UpdateScope(ctx, actor(r), id, b.input())
+	}, scopeView)
 }
 
 // handleScopeDelete: DELETE /roles/scopes/{scope_id}; 409 while roles

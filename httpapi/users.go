@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"slices"
@@ -343,21 +344,8 @@ func (s *server) handleUserList() http.Handler {
 			IsVerified: readBool(q, "is_verified", &errs),
 			RoleID:     readUUID(q, "role_id", &errs),
 		}
-		pg := readPaging(q, defaultPerPage, maxPerPage, &errs)
-		if err := errs.err(); err != nil {
-			return err
-		}
-		f.Offset, f.Limit = pg.offset(), pg.PerPage
-		users, total, err := s.store.ListUsers(r.Context(), f)
-		if err != nil {
-			return err
-		}
-		out := make([]userResponse, 0, len(users))
-		for _, u := range users {
-			out = append(out, userView(u))
-		}
-		return answer(w, http.StatusOK, map[string]any{"users": out, "total": total, "page": pg.Page,
-			"per_page": pg.PerPage, "pages": pg.pages(total)})
+		return listPage(w, r, q, &errs, "users", &f.Offset, &f.Limit,
+			func(ctx context.Context) ([]permiso.User, int, error) { return s.store.ListUsers(ctx, f) }, userView)
 	})
 }
 

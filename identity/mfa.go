@@ -352,19 +352,13 @@ func (s *Service) checkTOTP(ctx context.Context, u permiso.User, f permiso.MFAFa
 	if s.deps.MFA.Once == nil {
 		return errMFANotConfigured
 	}
-	secret, err := s.deps.MFA.Box.Open(f.Secret, mfa.AAD(u.ID.String(), mfa.Kind(f.Kind)))
-	if err != nil {
-		return permiso.Wrap(permiso.EINTERNAL, "MFA secret unreadable", err)
-	}
-	var totp mfa.TOTP
 	check := func() (bool, error) {
-		key, ok := totp.Check(secret, code, s.now())
-		if !ok {
-			return false, nil
-		}
-		return s.deps.MFA.Once.Claim(ctx, mfa.OnceKey(u.ID.String(), key), totp.ReplayWindow())
+		return s.deps.MFA.Box.Verify(ctx, s.deps.MFA.Once, mfa.TOTP{}, u.ID.String(), mfa.Kind(f.Kind), f.Secret, code, s.now())
 	}
 	ok, err := s.verifyFactor(ctx, u, check)
+	if errors.Is(err, mfa.ErrSealed) {
+		return permiso.Wrap(permiso.EINTERNAL, "MFA secret unreadable", err)
+	}
 	if err != nil {
 		return err
 	}

@@ -172,12 +172,8 @@ func (s *Service) setRoleScopes(ctx context.Context, actor Actor, id uuid.UUID, 
 	if !actor.Admin {
 		return permiso.Role{}, errForbidden
 	}
-	var p problems
-	if raw == nil {
-		p.add("scope_ids", "Field required")
-	}
-	ids := p.ids("scope_ids", raw)
-	if err := p.err(); err != nil {
+	ids, err := requiredIDs("scope_ids", raw)
+	if err != nil {
 		return permiso.Role{}, err
 	}
 	before, err := s.deps.Store.GetRole(ctx, id)

@@ -449,12 +449,8 @@ func (s *Service) setRoles(ctx context.Context, actor Actor, id uuid.UUID, raw [
 	if !actor.Admin {
 		return permiso.User{}, errForbidden
 	}
-	var p problems
-	if raw == nil {
-		p.add("role_ids", "Field required")
-	}
-	ids := p.ids("role_ids", raw)
-	if err := p.err(); err != nil {
+	ids, err := requiredIDs("role_ids", raw)
+	if err != nil {
 		return permiso.User{}, err
 	}
 	u, err := s.getUser(ctx, id)

@@ -56,17 +56,26 @@ func (p problems) err() error {
 // NormalizeUsername validates a username (3-50 characters of
 // [a-zA-Z0-9_-]) and returns its stored form, lower case.
 func (p *problems) username(field, s string) string {
+	s = p.name(field, s, "Username", MinUsernameLength, MaxUsernameLength, usernameRE,
+		"may contain only letters, digits, '_' and '-'")
+	return permiso.NormalizeUsername(s)
+}
+
+// name validates s, trimmed, as the name (what) of field: required,
+// minLen to maxLen characters, matching re; a mismatch is reported as
+// what followed by charset. It returns s trimmed.
+func (p *problems) name(field, s, what string, minLen, maxLen int, re *regexp.Regexp, charset string) string {
 	s = strings.TrimSpace(s)
 	n := utf8.RuneCountInString(s)
 	switch {
 	case s == "":
-		p.add(field, "Username is required")
-	case n < MinUsernameLength || n > MaxUsernameLength:
-		p.add(field, "Username must be %d to %d characters long", MinUsernameLength, MaxUsernameLength)
-	case !usernameRE.MatchString(s):
-		p.add(field, "Username may contain only letters, digits, '_' and '-'")
+		p.add(field, "%s is required", what)
+	case n < minLen || n > maxLen:
+		p.add(field, "%s must be %d to %d characters long", what, minLen, maxLen)
+	case !re.MatchString(s):
+		p.add(field, "%s %s", what, charset)
 	}
-	return permiso.NormalizeUsername(s)
+	return s
 }
 
 // email validates an address (a bare addr-spec whose domain has a dot and
@@ -138,20 +147,22 @@ func (p *problems) ids(field string, raw []string) []uuid.UUID {
 	return out
 }
 
+// requiredIDs validates raw, the UUID strings of a list that replaces
+// another: it must be given (empty is fine) and every entry must parse.
+func requiredIDs(field string, raw []string) ([]uuid.UUID, error) {
+	var p problems
+	if raw == nil {
+		p.add(field, "Field required")
+	}
+	ids := p.ids(field, raw)
+	return ids, p.err()
+}
+
 // roleName validates a role name: 2-50 characters, letters, digits and
 // "_.-", starting with a letter or digit.
 func (p *problems) roleName(field, s string) string {
-	s = strings.TrimSpace(s)
-	n := utf8.RuneCountInString(s)
-	switch {
-	case s == "":
-		p.add(field, "Name is required")
-	case n < MinRoleNameLength || n > MaxRoleNameLength:
-		p.add(field, "Name must be %d to %d characters long", MinRoleNameLength, MaxRoleNameLength)
-	case !roleNameRE.MatchString(s):
-		p.add(field, "Name may contain only letters, digits, '_', '.' and '-', and must start with a letter or digit")
-	}
-	return s
+	return p.name(field, s, "Name", MinRoleNameLength, MaxRoleNameLength, roleNameRE,
+		"may contain only letters, digits, '_', '.' and '-', and must start with a letter or digit")
 }
 
 // SplitScopeName splits a scope name "action:resource" and reports

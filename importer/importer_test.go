@@ -23,7 +23,6 @@ import (
 	"github.com/permiso/permiso/internal/testhash"
 	"github.com/permiso/permiso/jwt"
 	"github.com/permiso/permiso/oauth2"
-	"github.com/permiso/permiso/postgres"
 )
 
 // testDatabaseURL returns PERMISO_TEST_DATABASE_URL or skips the test.
@@ -57,18 +56,8 @@ type original struct {
 
 func newOriginal(t *testing.T) *original {
 	t.Helper()
-	base := testDatabaseURL(t)
-	schema := randomName("permiso_original_")
-	exec(t, base, "CREATE SCHEMA "+schema)
-	t.Cleanup(func() { exec(t, base, "DROP SCHEMA IF EXISTS "+schema+" CASCADE") })
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	o := &original{t: t, url: u.String()}
+	_, dsn := testdb.Schema(t, testDatabaseURL(t), "permiso_original_")
+	o := &original{t: t, url: dsn}
 	ddl, err := os.ReadFile("testdata/original_schema.sql")
 	if err != nil {
 		t.Fatal(err)
@@ -216,25 +205,10 @@ type target struct {
 
 func targets(t *testing.T) []target {
 	t.Helper()
-	base := testDatabaseURL(t)
 	return []target{
-		{"sqlite", func(t *testing.T) permiso.Store {
-			db := testdb.SQLite(t)
-			return db
-		}},
+		{"sqlite", func(t *testing.T) permiso.Store { return testdb.SQLite(t) }},
 		{"postgres", func(t *testing.T) permiso.Store {
-			schema := randomName("permiso_target_")
-			exec(t, base, "CREATE SCHEMA "+schema)
-			t.Cleanup(func() { exec(t, base, "DROP SCHEMA IF EXISTS "+schema+" CASCADE") })
-			db, err := postgres.Open(t.Context(), base, postgres.Options{MaxConns: 4, SearchPath: schema})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { db.Close() })
-			if _, err := db.MigrateUp(t.Context()); err != nil {
-				t.Fatal(err)
-			}
-			return db
+			return testdb.Postgres(t, "importer_target")
 		}},
 	}
 }
@@ -624,15 +598,8 @@ func TestImportRefusesTakenNames(t *testing.T) {
 // TestReadRefusesOtherDatabases: a database without the original's
 // tables gets a clear error, and only PostgreSQL URLs are accepted.
 func TestReadRefusesOtherDatabases(t *testing.T) {
-	base := testDatabaseURL(t)
-	schema := randomName("permiso_empty_")
-	exec(t, base, "CREATE SCHEMA "+schema)
-	t.Cleanup(func() { exec(t, base, "DROP SCHEMA IF EXISTS "+schema+" CASCADE") })
-	u, _ := url.Parse(base)
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	_, err := importer.Read(t.Context(), u.String(), nil)
+	_, dsn := testdb.Schema(t, testDatabaseURL(t), "permiso_empty_")
+	_, err := importer.Read(t.Context(), dsn, nil)
 	if err == nil || !strings.Contains(err.Error(), "not the original service's") || !strings.Contains(err.Error(), "scopes") {
 		t.Errorf("Read of an empty schema: %v", err)
 	}

@@ -15,12 +15,6 @@ import (
 	"github.com/permiso/permiso/internal/testdb"
 )
 
-func sqliteTarget(t *testing.T) permiso.Store {
-	t.Helper()
-	db := testdb.SQLite(t)
-	return db
-}
-
 // TestPlanRefusesUnstorableText: PostgreSQL text cannot hold NUL, but an
 // original database with SQL_ASCII encoding can hand over bytes that are
 // not UTF-8; neither is stored the same way by both backends, so either
@@ -40,7 +34,7 @@ func TestPlanRefusesUnstorableText(t *testing.T) {
 		Clients: []importer.Client{{ID: c, ClientID: "svc", SecretHash: hash, Name: "S\xffvc", ClientType: "confidential",
 			IsActive: true, AccessTokenLifetime: 3600, CreatedAt: now, UpdatedAt: now}},
 	}
-	_, err = importer.NewPlan(t.Context(), o, sqliteTarget(t), options(hasher))
+	_, err = importer.NewPlan(t.Context(), o, testdb.SQLite(t), options(hasher))
 	var probs importer.Problems
 	if !errors.As(err, &probs) {
 		t.Fatalf("NewPlan = %v, want Problems", err)
@@ -78,7 +72,7 @@ func TestPlanBatches(t *testing.T) {
 			IsActive: true, PasswordChangedAt: now, CreatedAt: now.Add(time.Duration(i) * time.Second), UpdatedAt: now})
 		o.UserRoles = append(o.UserRoles, importer.Link{From: id, To: role})
 	}
-	store := sqliteTarget(t)
+	store := testdb.SQLite(t)
 	opts := options(hasher)
 	plan, err := importer.NewPlan(t.Context(), o, store, opts)
 	if err != nil {

@@ -56,8 +56,7 @@ func BenchmarkSignVerify(b *testing.B) {
 	ctx := context.Background()
 	for _, alg := range []string{HS256, ES256} {
 		b.Run(alg, func(b *testing.B) {
-			clk := newClock()
-			s := newTestSigner(b, testOptions(alg, newFakeKeyStore(), clk))
+			s, _, clk := storeSigner(b, alg)
 			c := fullClaims(clk.Now())
 			b.ReportAllocs()
 			for b.Loop() {
@@ -78,8 +77,7 @@ func BenchmarkSignVerify(b *testing.B) {
 // panics.
 func FuzzVerifyIDTokenHint(f *testing.F) {
 	ctx := context.Background()
-	clk := newClock()
-	es := newTestSigner(f, testOptions(ES256, newFakeKeyStore(), clk))
+	es, _, clk := storeSigner(f, ES256)
 	now := clk.Now()
 	idTok, err := es.SignIDToken(ctx, permiso.IDTokenClaims{Subject: "u1", Audience: []string{"rp"},
 		IssuedAt: now, ExpiresAt: now.Add(time.Minute), SessionID: "s1", AccessToken: "at"})

@@ -125,6 +125,15 @@ func hs256Signer(t testing.TB) (*Signer, *testclock.Clock) {
 	return newTestSigner(t, testOptions(HS256, nil, clk)), clk
 }
 
+// storeSigner is a signer of the test options for alg over a fresh key
+// store, on a clock of its own; it returns the store and the clock too.
+func storeSigner(t testing.TB, alg string) (*Signer, *fakeKeyStore, *testclock.Clock) {
+	t.Helper()
+	clk := newClock()
+	store := newFakeKeyStore()
+	return newTestSigner(t, testOptions(alg, store, clk)), store, clk
+}
+
 // wantExpired checks that s refuses tok as expired.
 func wantExpired(t *testing.T, s *Signer, tok string) {
 	t.Helper()

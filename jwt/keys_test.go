@@ -46,9 +46,7 @@ func TestRotation(t *testing.T) {
 	ctx := context.Background()
 	for _, alg := range []string{ES256, EdDSA, RS256} {
 		t.Run(alg, func(t *testing.T) {
-			clk := newClock()
-			store := newFakeKeyStore()
-			s := newTestSigner(t, testOptions(alg, store, clk))
+			s, store, clk := storeSigner(t, alg)
 			// A second instance sharing the store, started before the rotation.
 			peer := newTestSigner(t, testOptions(alg, store, clk))
 			if n := len(store.all()); n != 1 {
@@ -134,9 +132,7 @@ func TestRotation(t *testing.T) {
 // make at most one store read per interval.
 func TestUnknownKIDReloadIsRateLimited(t *testing.T) {
 	ctx := context.Background()
-	clk := newClock()
-	store := newFakeKeyStore()
-	s := newTestSigner(t, testOptions(ES256, store, clk))
+	s, store, clk := storeSigner(t, ES256)
 	base := store.listCalls()
 	toks := make([]string, 50)
 	for i := range toks {
@@ -179,9 +175,7 @@ func TestUnknownKIDReloadIsRateLimited(t *testing.T) {
 
 func TestNewUsesStoredKeyOfItsAlgorithm(t *testing.T) {
 	ctx := context.Background()
-	clk := newClock()
-	store := newFakeKeyStore()
-	es := newTestSigner(t, testOptions(ES256, store, clk))
+	es, store, clk := storeSigner(t, ES256)
 	ed := newTestSigner(t, testOptions(EdDSA, store, clk))
 	if n := len(store.all()); n != 2 {
 		t.Fatalf("store has %d keys, want one per algorithm", n)
@@ -236,9 +230,7 @@ func TestNewRejectsMislabelledStoredKey(t *testing.T) {
 func TestConcurrentUse(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	clk := newClock()
-	store := newFakeKeyStore()
-	s := newTestSigner(t, testOptions(ES256, store, clk))
+	s, store, clk := storeSigner(t, ES256)
 	peer := newTestSigner(t, testOptions(ES256, store, clk))
 	go peer.Run(ctx, time.Millisecond)
 	var wg sync.WaitGroup

@@ -24,8 +24,7 @@ func TestRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	for _, alg := range allAlgorithms {
 		t.Run(alg, func(t *testing.T) {
-			clk := newClock()
-			s := newTestSigner(t, testOptions(alg, newFakeKeyStore(), clk))
+			s, _, clk := storeSigner(t, alg)
 			in := fullClaims(clk.Now())
 			tok, err := s.Sign(ctx, in)
 			if err != nil {
@@ -162,8 +161,7 @@ func TestIndependentVerification(t *testing.T) {
 	algs := map[string]jose.SignatureAlgorithm{HS256: jose.HS256, RS256: jose.RS256, ES256: jose.ES256, EdDSA: jose.EdDSA}
 	for alg, joseAlg := range algs {
 		t.Run(alg, func(t *testing.T) {
-			clk := newClock()
-			s := newTestSigner(t, testOptions(alg, newFakeKeyStore(), clk))
+			s, _, clk := storeSigner(t, alg)
 			claims := fullClaims(clk.Now())
 			tok, err := s.Sign(ctx, claims)
 			if err != nil {
@@ -378,9 +376,7 @@ func TestVerifyRejectsTamperingAndGarbage(t *testing.T) {
 // key material as HMAC secret (RFC 8725 §2.1); none may verify.
 func TestAlgorithmConfusion(t *testing.T) {
 	ctx := context.Background()
-	clk := newClock()
-	store := newFakeKeyStore()
-	s := newTestSigner(t, testOptions(RS256, store, clk))
+	s, store, clk := storeSigner(t, RS256)
 	real, err := s.Sign(ctx, fullClaims(clk.Now()))
 	if err != nil {
 		t.Fatal(err)

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/permiso/permiso/internal/testrace"
 	"github.com/permiso/permiso/logring"
 )
 
@@ -56,18 +56,13 @@ func TestErrorsKeptWhenHandlerLevelIsHigher(t *testing.T) {
 func TestConcurrent(t *testing.T) {
 	ring := logring.New(64, slog.LevelError)
 	logger := slog.New(ring.Wrap(slog.DiscardHandler))
-	var wg sync.WaitGroup
-	for g := 0; g < 8; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 100; i++ {
-				logger.Error("x", "i", i)
-				_ = ring.Entries()
-			}
-		}()
-	}
-	wg.Wait()
+	testrace.All(8, func(int) error {
+		for i := range 100 {
+			logger.Error("x", "i", i)
+			_ = ring.Entries()
+		}
+		return nil
+	})
 	if ring.Total() != 800 || len(ring.Entries()) != 64 {
 		t.Fatalf("total %d, kept %d", ring.Total(), len(ring.Entries()))
 	}

@@ -45,56 +45,26 @@ func New() *Metrics {
 	r := prometheus.NewRegistry()
 	m := &Metrics{
 		registry: r,
-		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "http_requests_total",
-			Help: "HTTP requests by route pattern, method and status code.",
-		}, []string{"route", "method", "status"}),
-		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: namespace, Name: "http_request_duration_seconds",
-			Help:    "HTTP request latency by route pattern and method.",
-			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
-		}, []string{"route", "method"}),
-		tokensIssued: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "tokens_issued_total",
-			Help: "Access tokens issued, by grant type.",
-		}, []string{"grant"}),
-		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "logins_total",
-			Help: "Password logins by result (success, failure).",
-		}, []string{"result"}),
-		lockouts: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: namespace, Name: "lockouts_total",
-			Help: "Accounts (usernames) locked after too many failed logins.",
-		}),
-		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "rate_limited_total",
-			Help: "Requests rejected by a rate limit, by limit.",
-		}, []string{"limit"}),
-		reuseDetected: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: namespace, Name: "refresh_token_reuse_detected_total",
-			Help: "Refresh tokens presented again after rotation (the family was revoked).",
-		}),
-		auditEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "audit_events_total",
-			Help: "Audit events recorded, by action and result.",
-		}, []string{"action", "result"}),
-		auditWritten: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: namespace, Name: "audit_events_written_total",
-			Help: "Audit events stored by the audit writer.",
-		}),
-		auditFailed: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: namespace, Name: "audit_events_failed_total",
-			Help: "Audit events the store refused (or could not be reached for until the close deadline); each was logged whole at error level.",
-		}),
-		auditDropped: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: namespace, Name: "audit_events_dropped_total",
-			Help: "Audit events never queued: the queue stayed full for the whole bounded wait, or the writer was closed; each was logged whole at error level.",
-		}),
-		auditWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: namespace, Name: "audit_record_wait_seconds",
-			Help:    "Time a request waited for room in the full audit queue, by outcome (queued, dropped).",
-			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2, 2.5, 5},
-		}, []string{"outcome"}),
+		httpRequests: counterVec("http_requests_total",
+			"HTTP requests by route pattern, method and status code.", "route", "method", "status"),
+		httpDuration: histogramVec("http_request_duration_seconds",
+			"HTTP request latency by route pattern and method.",
+			[]float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}, "route", "method"),
+		tokensIssued: counterVec("tokens_issued_total", "Access tokens issued, by grant type.", "grant"),
+		logins:       counterVec("logins_total", "Password logins by result (success, failure).", "result"),
+		lockouts:     counter("lockouts_total", "Accounts (usernames) locked after too many failed logins."),
+		rateLimited:  counterVec("rate_limited_total", "Requests rejected by a rate limit, by limit.", "limit"),
+		reuseDetected: counter("refresh_token_reuse_detected_total",
+			"Refresh tokens presented again after rotation (the family was revoked)."),
+		auditEvents:  counterVec("audit_events_total", "Audit events recorded, by action and result.", "action", "result"),
+		auditWritten: counter("audit_events_written_total", "Audit events stored by the audit writer."),
+		auditFailed: counter("audit_events_failed_total",
+			"Audit events the store refused (or could not be reached for until the close deadline); each was logged whole at error level."),
+		auditDropped: counter("audit_events_dropped_total",
+			"Audit events never queued: the queue stayed full for the whole bounded wait, or the writer was closed; each was logged whole at error level."),
+		auditWait: histogramVec("audit_record_wait_seconds",
+			"Time a request waited for room in the full audit queue, by outcome (queued, dropped).",
+			[]float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2, 2.5, 5}, "outcome"),
 	}
 	// Present from the start (0), so that an alert on them needs no
 	// absent() clause.
@@ -108,6 +78,20 @@ func New() *Metrics {
 		m.auditWritten, m.auditFailed, m.auditDropped, m.auditWait,
 	)
 	return m
+}
+
+// counter, counterVec and histogramVec make New's collectors, named in
+// the permiso namespace.
+func counter(name, help string) prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help})
+}
+
+func counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}, labels)
+}
+
+func histogramVec(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
+	return prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace, Name: name, Help: help, Buckets: buckets}, labels)
 }
 
 // Handler serves the metrics in the Prometheus text format.

@@ -15,12 +15,19 @@ type sink struct{ events []permiso.AuditEvent }
 
 func (s *sink) Record(_ context.Context, e permiso.AuditEvent) { s.events = append(s.events, e) }
 
-func scrape(t *testing.T, m *Metrics) string {
+// scrapeHas scrapes m and fails t for each of want that the output
+// (what) lacks.
+func scrapeHas(t *testing.T, m *Metrics, what string, want ...string) {
 	t.Helper()
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	b, _ := io.ReadAll(rec.Body)
-	return string(b)
+	out := string(b)
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("%s lacks %q", what, w)
+		}
+	}
 }
 
 func TestCountsFromAuditEventsAndHTTP(t *testing.T) {
@@ -50,8 +57,7 @@ func TestCountsFromAuditEventsAndHTTP(t *testing.T) {
 		return CacheStats{Hits: 40, Misses: 2, Invalidations: 5, Resyncs: 1, Users: 7, Clients: 3}
 	})
 
-	out := scrape(t, m)
-	for _, want := range []string{
+	scrapeHas(t, m, "metrics output",
 		`permiso_logins_total{result="failure"} 2`,
 		`permiso_logins_total{result="success"} 1`,
 		`permiso_lockouts_total 1`,
@@ -70,11 +76,7 @@ func TestCountsFromAuditEventsAndHTTP(t *testing.T) {
 		`permiso_cache_entries{kind="users"} 7`,
 		`permiso_cache_entries{kind="clients"} 3`,
 		`go_goroutines`,
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("metrics output lacks %q", want)
-		}
-	}
+	)
 }
 
 // TestAuditWriterMetrics: the audit writer's counters exist at 0 from the
@@ -82,18 +84,13 @@ func TestCountsFromAuditEventsAndHTTP(t *testing.T) {
 // gauges move them.
 func TestAuditWriterMetrics(t *testing.T) {
 	m := New()
-	out := scrape(t, m)
-	for _, want := range []string{
+	scrapeHas(t, m, "fresh metrics",
 		"permiso_audit_events_dropped_total 0",
 		"permiso_audit_events_written_total 0",
 		"permiso_audit_events_failed_total 0",
 		`permiso_audit_record_wait_seconds_count{outcome="queued"} 0`,
 		`permiso_audit_record_wait_seconds_count{outcome="dropped"} 0`,
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("fresh metrics lack %q", want)
-		}
-	}
+	)
 	a := m.AuditWriter()
 	a.Written(5)
 	a.Failed(2)
@@ -101,8 +98,7 @@ func TestAuditWriterMetrics(t *testing.T) {
 	a.Waited(30*time.Millisecond, true)
 	a.Waited(2*time.Second, false)
 	m.RegisterAuditQueue(func() AuditQueueStats { return AuditQueueStats{Queued: 7, Capacity: 8192, Waiting: 3} })
-	out = scrape(t, m)
-	for _, want := range []string{
+	scrapeHas(t, m, "metrics output",
 		"permiso_audit_events_written_total 5",
 		"permiso_audit_events_failed_total 2",
 		"permiso_audit_events_dropped_total 1",
@@ -113,9 +109,5 @@ func TestAuditWriterMetrics(t *testing.T) {
 		`permiso_audit_queue_events{state="queued"} 7`,
 		`permiso_audit_queue_events{state="capacity"} 8192`,
 		"permiso_audit_record_waiting 3",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("metrics output lacks %q", want)
-		}
-	}
+	)
 }

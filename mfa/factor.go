@@ -1,6 +1,9 @@
 package mfa
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Kind names a factor; it is the kind column of mfa_factors.
 type Kind string
@@ -34,4 +37,28 @@ type Factor interface {
 // code accepted by one is refused by the other (docs/mfa.md, "TOTP").
 func OnceKey(userID, replayKey string) string {
 	return "mfa:" + userID + ":" + replayKey
+}
+
+// Claimer records a key once for a while: permiso.OnceStore, shared by
+// every instance when it is Redis.
+type Claimer interface {
+	Claim(ctx context.Context, key string, ttl time.Duration) (bool, error)
+}
+
+// Verify opens the user's sealed secret of factor f (sealed under the
+// stored kind), checks response at now, and claims the accepted replay
+// key in once: a code is accepted at most once per user, on any instance,
+// by enrollment and sign-in alike (docs/mfa.md, "TOTP"). A secret that
+// does not open is ErrSealed; a claim that fails is the store's error
+// (the caller refuses the code: fail closed).
+func (b *Box) Verify(ctx context.Context, once Claimer, f Factor, userID string, stored Kind, sealed, response string, now time.Time) (bool, error) {
+	secret, err := b.Open(sealed, AAD(userID, stored))
+	if err != nil {
+		return false, err
+	}
+	key, ok := f.Check(secret, response, now)
+	if !ok {
+		return false, nil
+	}
+	return once.Claim(ctx, OnceKey(userID, key), f.ReplayWindow())
 }

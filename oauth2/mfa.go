@@ -260,16 +260,11 @@ func (s *Service) factorCheck(ctx context.Context, u permiso.User, f permiso.MFA
 		if s.deps.MFA.Box == nil || s.deps.MFA.Once == nil {
 			return false, permiso.Errorf(permiso.EUNAVAILABLE, "Multi-factor authentication is not configured on this server")
 		}
-		secret, err := s.deps.MFA.Box.Open(f.Secret, mfa.AAD(u.ID.String(), mfa.Kind(f.Kind)))
-		if err != nil {
+		ok, err := s.deps.MFA.Box.Verify(ctx, s.deps.MFA.Once, mfa.TOTP{}, u.ID.String(), mfa.Kind(f.Kind), f.Secret, otp, s.now())
+		if errors.Is(err, mfa.ErrSealed) {
 			return false, permiso.Wrap(permiso.EINTERNAL, "MFA secret unreadable", err)
 		}
-		var totp mfa.TOTP
-		key, ok := totp.Check(secret, otp, s.now())
-		if !ok {
-			return false, nil
-		}
-		return s.deps.MFA.Once.Claim(ctx, mfa.OnceKey(u.ID.String(), key), totp.ReplayWindow())
+		return ok, err
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -145,31 +144,24 @@ func (s *Store) AppendAuditEvents(ctx context.Context, events []permiso.AuditEve
 // inclusive and Until exclusive.
 func (s *Store) ListAuditEvents(ctx context.Context, f permiso.AuditFilter) ([]permiso.AuditEvent, int, error) {
 	w := s.auditWhere(f)
-	var out []permiso.AuditEvent
-	var total int
-	err := s.c.Read(ctx, func(q Querier) error {
-		if err := s.queryRow(ctx, q, "SELECT count(*) FROM "+AuditEvents.From()+w.sql(), w.args...).Scan(&total); err != nil {
-			return s.auditErr("count audit events", err)
-		}
-		query, args := page(AuditEvents.Select()+w.sql()+" ORDER BY a.occurred_at DESC, a.id DESC", slices.Clone(w.args), f.Offset, f.Limit)
-		rows, err := s.query(ctx, q, query, args...)
-		if err != nil {
-			return s.auditErr("list audit events", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			e, err := AuditEvents.Scan(s.d, rows)
+	return listPage(ctx, s, AuditEvents.From(), AuditEvents.Select(), w, "a.occurred_at DESC, a.id DESC", f.Offset, f.Limit,
+		func(err error) error { return s.auditErr("count audit events", err) },
+		func(q Querier, query string, args ...any) ([]permiso.AuditEvent, error) {
+			rows, err := s.query(ctx, q, query, args...)
 			if err != nil {
-				return s.auditErr("list audit events", err)
+				return nil, s.auditErr("list audit events", err)
 			}
-			out = append(out, e)
-		}
-		return s.auditErr("list audit events", rows.Err())
-	})
-	if err != nil {
-		return nil, 0, err
-	}
-	return out, total, nil
+			defer rows.Close()
+			var out []permiso.AuditEvent
+			for rows.Next() {
+				e, err := AuditEvents.Scan(s.d, rows)
+				if err != nil {
+					return nil, s.auditErr("list audit events", err)
+				}
+				out = append(out, e)
+			}
+			return out, s.auditErr("list audit events", rows.Err())
+		})
 }
 
 // DeleteAuditEventsBefore removes events that occurred before t.

@@ -87,23 +87,10 @@ func (s *Store) CreateServiceClient(ctx context.Context, c permiso.ServiceClient
 		c.ClientType = "confidential"
 	}
 	createdTimes(&c.CreatedAt, &c.UpdatedAt)
-	scopeIDs = uniqueIDs(scopeIDs)
-	var out permiso.ServiceClient
-	err := s.c.Write(ctx, func(q Querier) error {
-		if err := s.checkAllExist(ctx, q, "scopes", scopeIDs, ScopeMessages.NotFound); err != nil {
-			return err
-		}
-		if _, err := s.exec(ctx, q, Clients.Insert(), Clients.Args(s.d, &c)...); err != nil {
-			return s.clientErr("create service client", err)
-		}
-		if err := s.linkClientScopes(ctx, q, c.ID, scopeIDs); err != nil {
-			return err
-		}
-		var err error
-		out, err = s.getClient(ctx, q, clientByID, c.ID)
-		return err
-	})
-	return out, err
+	return createLinked(ctx, s, Clients, &c, "scopes", ScopeMessages.NotFound, scopeIDs,
+		func(err error) error { return s.clientErr("create service client", err) },
+		func(q Querier, ids []uuid.UUID) error { return s.linkClientScopes(ctx, q, c.ID, ids) },
+		func(q Querier) (permiso.ServiceClient, error) { return s.getClient(ctx, q, clientByID, c.ID) })
 }
 
 func (s *Store) linkClientScopes(ctx context.Context, q Querier, id uuid.UUID, scopeIDs []uuid.UUID) error {
@@ -178,14 +165,7 @@ func (s *Store) updateClient(ctx context.Context, id uuid.UUID, fn func(*permiso
 // DeleteServiceClient removes the client; its scope links, sessions and
 // refresh tokens cascade.
 func (s *Store) DeleteServiceClient(ctx context.Context, id uuid.UUID) error {
-	n, err := s.exec(ctx, s.c.Pool(), "DELETE FROM service_clients WHERE id = ?", id)
-	if err != nil {
-		return s.errOf(err, "delete service client", ClientMessages, true, "")
-	}
-	if n == 0 {
-		return notFound(ClientMessages.NotFound)
-	}
-	return nil
+	return s.deleteByID(ctx, "service_clients", "delete service client", ClientMessages, id)
 }
 
 // ListServiceClients returns one page of the clients matching f, ordered by
@@ -208,21 +188,11 @@ func (s *Store) ListServiceClients(ctx context.Context, f permiso.ClientFilter) 
 	if f.ScopeID != nil {
 		w.add("EXISTS (SELECT 1 FROM service_client_scopes AS cs WHERE cs.service_client_id = c.id AND cs.scope_id = ?)", *f.ScopeID)
 	}
-	var out []permiso.ServiceClient
-	var total int
-	err := s.c.Read(ctx, func(q Querier) error {
-		if err := s.queryRow(ctx, q, "SELECT count(*) FROM "+Clients.From()+w.sql(), w.args...).Scan(&total); err != nil {
-			return s.clientErr("count service clients", err)
-		}
-		query, args := page(Clients.Select()+w.sql()+" ORDER BY c.created_at, c.id", slices.Clone(w.args), f.Offset, f.Limit)
-		var err error
-		out, err = s.selectClients(ctx, q, query, args...)
-		return err
-	})
-	if err != nil {
-		return nil, 0, err
-	}
-	return out, total, nil
+	return listPage(ctx, s, Clients.From(), Clients.Select(), w, "c.created_at, c.id", f.Offset, f.Limit,
+		func(err error) error { return s.clientErr("count service clients", err) },
+		func(q Querier, query string, args ...any) ([]permiso.ServiceClient, error) {
+			return s.selectClients(ctx, q, query, args...)
+		})
 }
 
 // SetServiceClientScopes replaces the client's scopes in one transaction;

@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -82,23 +81,10 @@ func (s *Store) CreateRole(ctx context.Context, r permiso.Role, scopeIDs []uuid.
 		r.ID = newID()
 	}
 	createdTimes(&r.CreatedAt, &r.UpdatedAt)
-	scopeIDs = uniqueIDs(scopeIDs)
-	var out permiso.Role
-	err := s.c.Write(ctx, func(q Querier) error {
-		if err := s.checkAllExist(ctx, q, "scopes", scopeIDs, ScopeMessages.NotFound); err != nil {
-			return err
-		}
-		if _, err := s.exec(ctx, q, Roles.Insert(), Roles.Args(s.d, &r)...); err != nil {
-			return s.roleErr("create role", err)
-		}
-		if err := s.linkRoleScopes(ctx, q, r.ID, scopeIDs); err != nil {
-			return err
-		}
-		var err error
-		out, err = s.getRole(ctx, q, "r.id = ?", r.ID)
-		return err
-	})
-	return out, err
+	return createLinked(ctx, s, Roles, &r, "scopes", ScopeMessages.NotFound, scopeIDs,
+		func(err error) error { return s.roleErr("create role", err) },
+		func(q Querier, ids []uuid.UUID) error { return s.linkRoleScopes(ctx, q, r.ID, ids) },
+		func(q Querier) (permiso.Role, error) { return s.getRole(ctx, q, "r.id = ?", r.ID) })
 }
 
 func (s *Store) linkRoleScopes(ctx context.Context, q Querier, roleID uuid.UUID, scopeIDs []uuid.UUID) error {
@@ -172,14 +158,7 @@ func (s *Store) updateRole(ctx context.Context, id uuid.UUID, fn func(*permiso.R
 // DeleteRole removes the role and its scope links; it returns ErrConflict
 // while any user holds the role.
 func (s *Store) DeleteRole(ctx context.Context, id uuid.UUID) error {
-	n, err := s.exec(ctx, s.c.Pool(), "DELETE FROM roles WHERE id = ?", id)
-	if err != nil {
-		return s.errOf(err, "delete role", RoleMessages, true, "")
-	}
-	if n == 0 {
-		return notFound(RoleMessages.NotFound)
-	}
-	return nil
+	return s.deleteByID(ctx, "roles", "delete role", RoleMessages, id)
 }
 
 // ListRoles returns one page of the roles matching f, ordered by name, id,
@@ -192,21 +171,11 @@ func (s *Store) ListRoles(ctx context.Context, f permiso.RoleFilter) ([]permiso.
 	if f.ScopeID != nil {
 		w.add("EXISTS (SELECT 1 FROM role_scopes AS x WHERE x.role_id = r.id AND x.scope_id = ?)", *f.ScopeID)
 	}
-	var roles []permiso.Role
-	var total int
-	err := s.c.Read(ctx, func(q Querier) error {
-		if err := s.queryRow(ctx, q, "SELECT count(*) FROM "+Roles.From()+w.sql(), w.args...).Scan(&total); err != nil {
-			return s.roleErr("count roles", err)
-		}
-		query, args := page(roleSelect+w.sql()+" ORDER BY r.name, r.id", slices.Clone(w.args), f.Offset, f.Limit)
-		var err error
-		roles, err = s.selectRoles(ctx, q, query, args...)
-		return err
-	})
-	if err != nil {
-		return nil, 0, err
-	}
-	return roles, total, nil
+	return listPage(ctx, s, Roles.From(), roleSelect, w, "r.name, r.id", f.Offset, f.Limit,
+		func(err error) error { return s.roleErr("count roles", err) },
+		func(q Querier, query string, args ...any) ([]permiso.Role, error) {
+			return s.selectRoles(ctx, q, query, args...)
+		})
 }
 
 // SetRoleScopes replaces the role's scopes in one transaction; an unknown
@@ -319,14 +288,7 @@ func (s *Store) UpdateScope(ctx context.Context, id uuid.UUID, fn func(*permiso.
 // DeleteScope removes the scope (and its links to service clients); it
 // returns ErrConflict while any role holds the scope.
 func (s *Store) DeleteScope(ctx context.Context, id uuid.UUID) error {
-	n, err := s.exec(ctx, s.c.Pool(), "DELETE FROM scopes WHERE id = ?", id)
-	if err != nil {
-		return s.errOf(err, "delete scope", ScopeMessages, true, "")
-	}
-	if n == 0 {
-		return notFound(ScopeMessages.NotFound)
-	}
-	return nil
+	return s.deleteByID(ctx, "scopes", "delete scope", ScopeMessages, id)
 }
 
 // ListScopes returns one page of the scopes matching f, ordered by name,
@@ -344,19 +306,9 @@ func (s *Store) ListScopes(ctx context.Context, f permiso.ScopeFilter) ([]permis
 		prefix := f.Action + ":"
 		w.add("(s.name = ? OR substr(s.name, 1, ?) = ?)", f.Action, utf8.RuneCountInString(prefix), prefix)
 	}
-	var out []permiso.Scope
-	var total int
-	err := s.c.Read(ctx, func(q Querier) error {
-		if err := s.queryRow(ctx, q, "SELECT count(*) FROM "+Scopes.From()+w.sql(), w.args...).Scan(&total); err != nil {
-			return s.scopeErr("count scopes", err)
-		}
-		query, args := page(scopeSelect+w.sql()+" ORDER BY s.name, s.id", slices.Clone(w.args), f.Offset, f.Limit)
-		var err error
-		out, err = s.selectScopes(ctx, q, query, args...)
-		return err
-	})
-	if err != nil {
-		return nil, 0, err
-	}
-	return out, total, nil
+	return listPage(ctx, s, Scopes.From(), scopeSelect, w, "s.name, s.id", f.Offset, f.Limit,
+		func(err error) error { return s.scopeErr("count scopes", err) },
+		func(q Querier, query string, args ...any) ([]permiso.Scope, error) {
+			return s.selectScopes(ctx, q, query, args...)
+		})
 }

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -206,6 +207,66 @@ func (w *where) sql() string {
 		return ""
 	}
 	return " WHERE " + strings.Join(w.conds, " AND ")
+}
+
+// listPage counts the rows of from matching w and reads one page of them
+// (selectFrom with w, ordered by order) with read, in one read
+// transaction: the List methods of every table. countErr maps a failure
+// of the count.
+func listPage[T any](ctx context.Context, s *Store, from, selectFrom string, w where, order string, offset, limit int,
+	countErr func(error) error, read func(q Querier, query string, args ...any) ([]T, error)) ([]T, int, error) {
+	var out []T
+	var total int
+	err := s.c.Read(ctx, func(q Querier) error {
+		if err := s.queryRow(ctx, q, "SELECT count(*) FROM "+from+w.sql(), w.args...).Scan(&total); err != nil {
+			return countErr(err)
+		}
+		query, args := page(selectFrom+w.sql()+" ORDER BY "+order, slices.Clone(w.args), offset, limit)
+		var err error
+		out, err = read(q, query, args...)
+		return err
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return out, total, nil
+}
+
+// createLinked inserts v into t and links it to linkIDs, rows of linked
+// that must exist (else notFound, and nothing is written), in one
+// transaction, and returns it as get reads it back.
+func createLinked[T any](ctx context.Context, s *Store, t *Table[T], v *T, linked, notFound string, linkIDs []uuid.UUID,
+	insertErr func(error) error, link func(q Querier, ids []uuid.UUID) error, get func(q Querier) (T, error)) (T, error) {
+	linkIDs = uniqueIDs(linkIDs)
+	var out T
+	err := s.c.Write(ctx, func(q Querier) error {
+		if err := s.checkAllExist(ctx, q, linked, linkIDs, notFound); err != nil {
+			return err
+		}
+		if _, err := s.exec(ctx, q, t.Insert(), t.Args(s.d, v)...); err != nil {
+			return insertErr(err)
+		}
+		if err := link(q, linkIDs); err != nil {
+			return err
+		}
+		var err error
+		out, err = get(q)
+		return err
+	})
+	return out, err
+}
+
+// deleteByID deletes the row of table with id; op names the deletion in
+// errors, m holds the table's messages (a missing row is m.NotFound).
+func (s *Store) deleteByID(ctx context.Context, table, op string, m Messages, id uuid.UUID) error {
+	n, err := s.exec(ctx, s.c.Pool(), "DELETE FROM "+table+" WHERE id = ?", id)
+	if err != nil {
+		return s.errOf(err, op, m, true, "")
+	}
+	if n == 0 {
+		return notFound(m.NotFound)
+	}
+	return nil
 }
 
 // page appends LIMIT and OFFSET (limit 0: no limit) to query and args.

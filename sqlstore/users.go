@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"slices"
 	"strings"
 	"time"
 
@@ -39,23 +38,10 @@ func userDefaults(u *permiso.User) {
 // written; a taken username or email ErrAlreadyExists.
 func (s *Store) CreateUser(ctx context.Context, u permiso.User, roleIDs []uuid.UUID) (permiso.User, error) {
 	userDefaults(&u)
-	roleIDs = uniqueIDs(roleIDs)
-	var out permiso.User
-	err := s.c.Write(ctx, func(q Querier) error {
-		if err := s.checkAllExist(ctx, q, "roles", roleIDs, RoleMessages.NotFound); err != nil {
-			return err
-		}
-		if _, err := s.exec(ctx, q, Users.Insert(), Users.Args(s.d, &u)...); err != nil {
-			return s.userErr("create user", err)
-		}
-		if err := s.linkUserRoles(ctx, q, u.ID, roleIDs); err != nil {
-			return err
-		}
-		var err error
-		out, err = s.getUser(ctx, q, userByID, u.ID)
-		return err
-	})
-	return out, err
+	return createLinked(ctx, s, Users, &u, "roles", RoleMessages.NotFound, roleIDs,
+		func(err error) error { return s.userErr("create user", err) },
+		func(q Querier, ids []uuid.UUID) error { return s.linkUserRoles(ctx, q, u.ID, ids) },
+		func(q Querier) (permiso.User, error) { return s.getUser(ctx, q, userByID, u.ID) })
 }
 
 func (s *Store) linkUserRoles(ctx context.Context, q Querier, userID uuid.UUID, roleIDs []uuid.UUID) error {
@@ -217,14 +203,7 @@ func (s *Store) updateUser(ctx context.Context, id uuid.UUID, fn func(*permiso.U
 // DeleteUser removes the user; its sessions, refresh tokens, password
 // history, action tokens and role links go with it (ON DELETE CASCADE).
 func (s *Store) DeleteUser(ctx context.Context, id uuid.UUID) error {
-	n, err := s.exec(ctx, s.c.Pool(), "DELETE FROM users WHERE id = ?", id)
-	if err != nil {
-		return s.errOf(err, "delete user", UserMessages, true, "")
-	}
-	if n == 0 {
-		return notFound(UserMessages.NotFound)
-	}
-	return nil
+	return s.deleteByID(ctx, "users", "delete user", UserMessages, id)
 }
 
 // ListUsers returns one page of the users matching f, ordered by
@@ -246,44 +225,37 @@ func (s *Store) ListUsers(ctx context.Context, f permiso.UserFilter) ([]permiso.
 	if f.RoleID != nil {
 		w.add("EXISTS (SELECT 1 FROM user_roles AS ur WHERE ur.user_id = u.id AND ur.role_id = ?)", *f.RoleID)
 	}
-	var users []permiso.User
-	var total int
-	err := s.c.Read(ctx, func(q Querier) error {
-		if err := s.queryRow(ctx, q, "SELECT count(*) FROM "+Users.From()+w.sql(), w.args...).Scan(&total); err != nil {
-			return s.userErr("count users", err)
-		}
-		query, args := page(Users.Select()+w.sql()+" ORDER BY u.created_at, u.id", slices.Clone(w.args), f.Offset, f.Limit)
-		rows, err := s.query(ctx, q, query, args...)
-		if err != nil {
-			return s.userErr("list users", err)
-		}
-		var ids []uuid.UUID
-		for rows.Next() {
-			u, err := Users.Scan(s.d, rows)
+	return listPage(ctx, s, Users.From(), Users.Select(), w, "u.created_at, u.id", f.Offset, f.Limit,
+		func(err error) error { return s.userErr("count users", err) },
+		func(q Querier, query string, args ...any) ([]permiso.User, error) {
+			rows, err := s.query(ctx, q, query, args...)
 			if err != nil {
-				rows.Close()
-				return s.userErr("list users", err)
+				return nil, s.userErr("list users", err)
 			}
-			users = append(users, u)
-			ids = append(ids, u.ID)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return s.userErr("list users", err)
-		}
-		roles, err := s.userRoles(ctx, q, ids)
-		if err != nil {
-			return err
-		}
-		for i := range users {
-			users[i].Roles = roles[users[i].ID]
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, 0, err
-	}
-	return users, total, nil
+			var users []permiso.User
+			var ids []uuid.UUID
+			for rows.Next() {
+				u, err := Users.Scan(s.d, rows)
+				if err != nil {
+					rows.Close()
+					return nil, s.userErr("list users", err)
+				}
+				users = append(users, u)
+				ids = append(ids, u.ID)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return nil, s.userErr("list users", err)
+			}
+			roles, err := s.userRoles(ctx, q, ids)
+			if err != nil {
+				return nil, err
+			}
+			for i := range users {
+				users[i].Roles = roles[users[i].ID]
+			}
+			return users, nil
+		})
 }
 
 // SetUserRoles replaces the user's roles in one transaction; an unknown

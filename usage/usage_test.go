@@ -2,7 +2,6 @@ package usage_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -10,6 +9,7 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/internal/testdb"
+	"github.com/permiso/permiso/internal/testrace"
 	"github.com/permiso/permiso/usage"
 )
 
@@ -32,17 +32,12 @@ func TestBatchedAndFlushedOnClose(t *testing.T) {
 	db, c := newClient(t)
 	counter := usage.New(db, usage.Options{FlushInterval: time.Hour})
 	base := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-	var wg sync.WaitGroup
-	for g := 0; g < 8; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 50; i++ {
-				counter.ClientUsed(c.ID, base.Add(time.Duration(g*50+i)*time.Second))
-			}
-		}()
-	}
-	wg.Wait()
+	testrace.All(8, func(g int) error {
+		for i := range 50 {
+			counter.ClientUsed(c.ID, base.Add(time.Duration(g*50+i)*time.Second))
+		}
+		return nil
+	})
 	got, err := db.GetServiceClient(context.Background(), c.ID)
 	if err != nil {
 		t.Fatal(err)

@@ -92,3 +92,28 @@ func Exec(t testing.TB, dsn, sql string, args ...any) {
 		t.Fatalf("%s: %v", sql, err)
 	}
 }
+
+// Schema creates a schema named prefix and a random suffix on the
+// PostgreSQL server at base, dropped when t ends, and returns its name and
+// base with search_path set to it.
+func Schema(t testing.TB, base, prefix string) (name, dsn string) {
+	t.Helper()
+	name = prefix + strings.ToLower(rand.Text()[:12])
+	Exec(t, base, "CREATE SCHEMA "+name)
+	t.Cleanup(func() { Exec(t, base, "DROP SCHEMA IF EXISTS "+name+" CASCADE") })
+	return name, WithQuery(t, base, "search_path", name)
+}
+
+// WithQuery returns the URL raw with its query parameter key set to value;
+// a URL that does not parse fails t.
+func WithQuery(t testing.TB, raw, key, value string) string {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatalf("%s: %v", raw, err)
+	}
+	q := u.Query()
+	q.Set(key, value)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
