@@ -99,7 +99,7 @@ func (s *Store) CreateRefreshToken(ctx context.Context, t permiso.RefreshToken) 
 
 // GetRefreshTokenByHash returns the token with this hash, used or not.
 func (s *Store) GetRefreshTokenByHash(ctx context.Context, hash string) (permiso.RefreshToken, error) {
-	t, err := RefreshTokens.Scan(s.d, s.queryRow(ctx, s.c.Pool(), RefreshTokens.Select()+" WHERE rt.token_hash = ?", hash))
+	t, err := RefreshTokens.Scan(s.d, s.queryRow(ctx, s.c.Reader(), RefreshTokens.Select()+" WHERE rt.token_hash = ?", hash))
 	if err != nil {
 		return permiso.RefreshToken{}, s.refreshErr("get refresh token", err)
 	}
@@ -206,7 +206,7 @@ func (s *Store) CreateSigningKey(ctx context.Context, k permiso.SigningKey) (per
 
 // ListSigningKeys returns the keys not expired at now, newest first.
 func (s *Store) ListSigningKeys(ctx context.Context, now time.Time) ([]permiso.SigningKey, error) {
-	out, err := selectAll(ctx, s, s.c.Pool(), SigningKeys, SigningKeys.Select()+
+	out, err := selectAll(ctx, s, s.c.Reader(), SigningKeys, SigningKeys.Select()+
 		" WHERE k.expires_at IS NULL OR k.expires_at > ? ORDER BY k.created_at DESC, k.id DESC", s.d.Time(now))
 	return out, s.errOf(err, "list signing keys", Messages{}, false, "")
 }
