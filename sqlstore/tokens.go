@@ -106,6 +106,25 @@ func (s *Store) GetRefreshTokenByHash(ctx context.Context, hash string) (permiso
 	return t, nil
 }
 
+// refreshSessionSQL selects a refresh token by hash with its session (a
+// token's session_id is NOT NULL and cascades, so the join finds it).
+var refreshSessionSQL = "SELECT " + RefreshTokens.List() + ", " + Sessions.List() + " FROM " + RefreshTokens.From() +
+	" JOIN " + Sessions.From() + " ON us.id = rt.session_id WHERE rt.token_hash = ?"
+
+// GetRefreshTokenSession returns the token with this hash and its
+// session, in one statement.
+func (s *Store) GetRefreshTokenSession(ctx context.Context, hash string) (permiso.RefreshToken, permiso.Session, error) {
+	var t permiso.RefreshToken
+	var sess permiso.Session
+	err := s.queryRow(ctx, s.c.Reader(), refreshSessionSQL, hash).Scan(RefreshTokens.Dest(s.d, &t, Sessions.Dest(s.d, &sess)...)...)
+	if err != nil {
+		return permiso.RefreshToken{}, permiso.Session{}, s.refreshErr("get refresh token", err)
+	}
+	RefreshTokens.Normalize(&t)
+	Sessions.Normalize(&sess)
+	return t, sess, nil
+}
+
 // TouchSessionSQL applies permiso.TouchSession in a rotation: the
 // session's last activity becomes ?1 and its expiry moves forward to ?2
 // (never back).

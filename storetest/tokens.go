@@ -19,6 +19,7 @@ var tokenTests = []test{
 	{"RefreshTokens/DeleteExpired", testRefreshDeleteExpired},
 	{"RefreshTokens/ConcurrentUse", testRefreshConcurrentUse},
 	{"RefreshTokens/RotationRacesSessionRevocation", testRefreshRotationVsRevokeSession},
+	{"RefreshTokens/WithSession", testRefreshWithSession},
 }
 
 var keyTests = []test{
@@ -272,6 +273,31 @@ func testRefreshRotationVsRevokeSession(h *harness) {
 			}
 		}
 	}
+}
+
+// testRefreshWithSession: GetRefreshTokenSession reads what
+// GetRefreshTokenByHash and GetSession read, in one statement, used,
+// revoked or not; an unknown hash is ErrNotFound.
+func testRefreshWithSession(h *harness) {
+	u := h.user("wes")
+	sess, err := h.s.CreateSession(h.ctx, permiso.Session{ID: uuid.New(), UserID: u.ID, IPAddress: "192.0.2.7",
+		CreatedAt: h.now, LastActivity: h.now, ExpiresAt: h.at(time.Hour), AMR: []string{"pwd", "otp"}})
+	h.must(err, "CreateSession")
+	first := h.refresh(sess, uuid.Nil, "ws-1")
+	next := h.newRefresh(sess, first.FamilyID, "ws-2")
+	next.ParentID = &first.ID
+	h.must(h.s.UseRefreshToken(h.ctx, hashOf("ws-1"), next, h.at(time.Minute)), "UseRefreshToken")
+	for _, name := range []string{"ws-1", "ws-2"} {
+		t, x, err := h.s.GetRefreshTokenSession(h.ctx, hashOf(name))
+		h.must(err, "GetRefreshTokenSession(%s)", name)
+		diff(h, "token of GetRefreshTokenSession("+name+")", t, h.getRefresh(name))
+		want, err := h.s.GetSession(h.ctx, sess.ID)
+		h.must(err, "GetSession")
+		diff(h, "session of GetRefreshTokenSession("+name+")", x, want)
+		eqStrings(h, "amr of the session read with the token", x.AMR, []string{"pwd", "otp"})
+	}
+	_, _, err = h.s.GetRefreshTokenSession(h.ctx, hashOf("ws-unknown"))
+	h.wantErr(err, permiso.ErrNotFound, "GetRefreshTokenSession of an unknown hash")
 }
 
 func testSigningKeys(h *harness) {
