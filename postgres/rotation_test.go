@@ -1,39 +1,15 @@
 package postgres
 
 import (
-	"bytes"
-	"encoding/json"
-	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/internal/testlog"
 )
-
-// lockedBuffer is a bytes.Buffer safe for the pool's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// take returns what was written and empties the buffer.
-func (l *lockedBuffer) take() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s := l.b.String()
-	l.b.Reset()
-	return s
-}
 
 // TestRefreshRoundTrips counts what a refresh sends to PostgreSQL, with
 // the statement echo (DATABASE_ECHO; a pgx batch is one round trip and
@@ -44,9 +20,8 @@ func (l *lockedBuffer) take() string {
 func TestRefreshRoundTrips(t *testing.T) {
 	t.Parallel()
 	dbURL, schema := newSchema(t)
-	var log lockedBuffer
-	db, err := Open(t.Context(), dbURL, Options{MaxConns: 2, SearchPath: schema, Echo: true,
-		Logger: slog.New(slog.NewJSONHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	logger, log := testlog.NewLogger()
+	db, err := Open(t.Context(), dbURL, Options{MaxConns: 2, SearchPath: schema, Echo: true, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,19 +30,9 @@ func TestRefreshRoundTrips(t *testing.T) {
 	if _, err := db.MigrateUp(ctx); err != nil {
 		t.Fatal(err)
 	}
+	u, sess, first := userSession(t, db, "trips")
 	now := time.Now().UTC()
-	u, err := db.CreateUser(ctx, permiso.User{Username: "trips", Email: "trips@example.com", PasswordHash: "h", IsActive: true}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, first, err := db.CreateSessionWithToken(ctx, permiso.Session{ID: uuid.New(), UserID: u.ID, IPAddress: "::1",
-		CreatedAt: now, LastActivity: now, ExpiresAt: now.Add(time.Hour)},
-		permiso.RefreshToken{ID: uuid.New(), TokenHash: "trips-0", UserID: u.ID, FamilyID: uuid.New(),
-			IssuedAt: now, ExpiresAt: now.Add(time.Hour)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	log.take()
+	before := len(log.Records(t, "sql"))
 
 	tok, _, err := db.GetRefreshTokenSession(ctx, first.TokenHash)
 	if err != nil {
@@ -78,16 +43,7 @@ func TestRefreshRoundTrips(t *testing.T) {
 		IssuedAt: now, ExpiresAt: now.Add(time.Hour)}, now.Add(time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	var trips []map[string]any
-	for line := range strings.Lines(log.take()) {
-		var rec map[string]any
-		if err := json.Unmarshal([]byte(line), &rec); err != nil {
-			t.Fatal(err)
-		}
-		if rec["msg"] == "sql" {
-			trips = append(trips, rec)
-		}
-	}
+	trips := log.Records(t, "sql")[before:]
 	if len(trips) != 2 {
 		t.Fatalf("a refresh made %d round trips, want 2: %v", len(trips), trips)
 	}
