@@ -50,6 +50,11 @@ const RevocationReuseDetected = "reuse_detected"
 type TokenStore interface {
 	CreateRefreshToken(ctx context.Context, t RefreshToken) (RefreshToken, error)
 	GetRefreshTokenByHash(ctx context.Context, hash string) (RefreshToken, error)
+	// GetRefreshTokenSession returns the token with this hash, used or
+	// not, and its session, read together in one statement: the refresh
+	// grant's one read (docs/benchmarks.md, "The refresh path"). An unknown
+	// hash yields ErrNotFound.
+	GetRefreshTokenSession(ctx context.Context, hash string) (RefreshToken, Session, error)
 	// UseRefreshToken atomically marks the unused, unrevoked token with the
 	// given hash as used at now and inserts replacement (one transaction).
 	// When the token was already used or revoked (for example by a

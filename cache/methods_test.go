@@ -22,7 +22,7 @@ var passThrough = []string{
 	// Reads that are not cached.
 	"Backend", "Ping", "GetUserByEmail", "GetUserByLogin", "GetUserByUsername", "ListUsers", "UserStats",
 	"PasswordHistory", "GetRole", "GetRoleByName", "ListRoles", "GetScope", "GetScopeByName", "ListScopes",
-	"GetServiceClient", "ListServiceClients", "GetRefreshTokenByHash", "GetSession", "ListSessions", "ListSessionsRevokedSince",
+	"GetServiceClient", "ListServiceClients", "GetRefreshTokenByHash", "GetRefreshTokenSession", "GetSession", "ListSessions", "ListSessionsRevokedSince",
 	"SessionStats", "ListAuditEvents", "CountAuditActors", "CountAuditEvents", "ListSigningKeys",
 	"GetActionToken", "MigrationStatus",
 	// Writes of tables nothing cached is built from.

@@ -90,19 +90,7 @@ func TestDriverErrorsMapped(t *testing.T) {
 func TestConnectionsTerminated(t *testing.T) {
 	db := newTestDB(t)
 	ctx := t.Context()
-	u, err := db.CreateUser(ctx, permiso.User{Username: "conn-lost", Email: "conn-lost@example.com",
-		PasswordHash: "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA", IsActive: true}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now().UTC()
-	sess, first, err := db.CreateSessionWithToken(ctx, permiso.Session{ID: uuid.New(), UserID: u.ID, IPAddress: "::1",
-		CreatedAt: now, LastActivity: now, ExpiresAt: now.Add(time.Hour)},
-		permiso.RefreshToken{ID: uuid.New(), TokenHash: "conn-lost-0", UserID: u.ID, FamilyID: uuid.New(),
-			IssuedAt: now, ExpiresAt: now.Add(time.Hour)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	u, sess, first := userSession(t, db, "conn-lost")
 
 	steps := []struct {
 		name string

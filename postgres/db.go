@@ -183,6 +183,38 @@ func (t *echoTracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, data pgx.Tr
 	t.logger.LogAttrs(ctx, slog.LevelDebug, "sql", attrs...)
 }
 
+type echoBatchKey struct{}
+
+// TraceBatchStart implements pgx.BatchTracer: a batch (the refresh
+// rotation's) is one round trip and is logged as one record, its
+// statements in order.
+func (t *echoTracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceBatchStartData) context.Context {
+	var stmts []string
+	if data.Batch != nil {
+		for _, q := range data.Batch.QueuedQueries {
+			stmts = append(stmts, q.SQL)
+		}
+	}
+	return context.WithValue(ctx, echoBatchKey{}, echoStart{sql: strings.Join(stmts, ";\n"), start: time.Now()})
+}
+
+// TraceBatchQuery implements pgx.BatchTracer; the batch is logged at its end.
+func (*echoTracer) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+
+// TraceBatchEnd implements pgx.BatchTracer.
+func (t *echoTracer) TraceBatchEnd(ctx context.Context, _ *pgx.Conn, data pgx.TraceBatchEndData) {
+	s, _ := ctx.Value(echoBatchKey{}).(echoStart)
+	attrs := []slog.Attr{
+		slog.String("sql", s.sql),
+		slog.Duration("duration", time.Since(s.start)),
+		slog.Bool("batch", true),
+	}
+	if data.Err != nil {
+		attrs = append(attrs, slog.String("error", data.Err.Error()))
+	}
+	t.logger.LogAttrs(ctx, slog.LevelDebug, "sql", attrs...)
+}
+
 // op tells mapErr what a foreign-key violation means for the statement.
 type op int
 

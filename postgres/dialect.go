@@ -96,6 +96,8 @@ type conns struct{ db *DB }
 
 func (c conns) Pool() sqlstore.Querier { return pgQuerier{c.db.q} }
 
+func (c conns) Reader() sqlstore.Querier { return pgQuerier{c.db.q} }
+
 func (c conns) Read(_ context.Context, fn func(sqlstore.Querier) error) error {
 	return fn(pgQuerier{c.db.q})
 }

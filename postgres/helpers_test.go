@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/permiso/permiso"
 )
 
 // testURL returns PERMISO_TEST_DATABASE_URL or skips the test. Test
@@ -87,4 +90,25 @@ func newTestDB(t testing.TB) *DB {
 		t.Fatalf("MigrateUp: %v", err)
 	}
 	return db
+}
+
+// userSession creates an active user named name, a session of it and the
+// session's first refresh token (hash name+"-0"), as a login does.
+func userSession(t testing.TB, db *DB, name string) (permiso.User, permiso.Session, permiso.RefreshToken) {
+	t.Helper()
+	ctx := t.Context()
+	u, err := db.CreateUser(ctx, permiso.User{Username: name, Email: name + "@example.com",
+		PasswordHash: "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA", IsActive: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	sess, first, err := db.CreateSessionWithToken(ctx, permiso.Session{ID: uuid.New(), UserID: u.ID, IPAddress: "::1",
+		CreatedAt: now, LastActivity: now, ExpiresAt: now.Add(time.Hour)},
+		permiso.RefreshToken{ID: uuid.New(), TokenHash: name + "-0", UserID: u.ID, FamilyID: uuid.New(),
+			IssuedAt: now, ExpiresAt: now.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u, sess, first
 }

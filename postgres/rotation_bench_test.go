@@ -11,16 +11,17 @@ import (
 	"github.com/permiso/permiso"
 )
 
-// BenchmarkRotation compares PostgreSQL's pipelined refresh rotation
-// (DB.UseRefreshToken, one round trip and a COMMIT) with the shared
-// statements every backend can run (sqlstore.Store.UseRefreshToken): the
-// reason the pipelined path is kept (docs/benchmarks.md, "Store").
+// BenchmarkRotation compares PostgreSQL's own refresh rotation
+// (DB.UseRefreshToken: one statement with its BEGIN and COMMIT in one
+// round trip) with the shared statements every backend can run
+// (sqlstore.Store.UseRefreshToken, five round trips): the reason
+// PostgreSQL keeps its own (docs/benchmarks.md, "The refresh path").
 func BenchmarkRotation(b *testing.B) {
 	for _, path := range []struct {
 		name string
 		use  func(db *DB) func(context.Context, string, permiso.RefreshToken, time.Time) error
 	}{
-		{"Pipelined", func(db *DB) func(context.Context, string, permiso.RefreshToken, time.Time) error {
+		{"OneRoundTrip", func(db *DB) func(context.Context, string, permiso.RefreshToken, time.Time) error {
 			return db.UseRefreshToken
 		}},
 		{"Shared", func(db *DB) func(context.Context, string, permiso.RefreshToken, time.Time) error {

@@ -18,6 +18,17 @@
 # (docs/audit.md: load must slow audited requests down, never erase their
 # events).
 #
+# The PostgreSQL run ends with its commit-rate ceiling: pgbench (Debian's
+# postgresql-client) runs a one-row UPDATE transaction on a throwaway table
+# of the same throwaway database, with as many clients as permiso-load has
+# workers, for the same duration; the refresh figure is printed next to it
+# (docs/benchmarks.md, "The refresh path"). Without pgbench it says so.
+#
+# Before and after, interleaved (docs/benchmarks.md):
+#   PERMISO_BENCH_BEFORE=6351d28 PERMISO_BENCH_ROUNDS=3 scripts/bench.sh 5s -scenarios baseline,refresh
+# builds permiso at that revision too, and runs each round as before then
+# after (each backend), always with this checkout's permiso-load.
+#
 # Needs go, curl and python3 (for a free port); psql and redis-cli for the
 # PostgreSQL + Redis run. Figures are only comparable as ratios to the
 # baseline of the same run: a shared machine is noisy.
@@ -45,17 +56,24 @@ stop_server() {
   fi
 }
 
-cleanup() {
-  stop_server
+# cleanup_pg drops the PostgreSQL run's database and Redis keys.
+cleanup_pg() {
   if [ -n "$pg_db" ]; then
     psql -q -X "$pg_admin_url" -c "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >/dev/null ||
       echo "bench: could not drop database $pg_db" >&2
+    pg_db=""
   fi
   if [ -n "$redis_prefix" ]; then
     redis-cli -u "$redis_url" --scan --pattern "${redis_prefix}*" |
       xargs -r -n 500 redis-cli -u "$redis_url" DEL >/dev/null ||
       echo "bench: could not delete Redis keys ${redis_prefix}*" >&2
+    redis_prefix=""
   fi
+}
+
+cleanup() {
+  stop_server
+  cleanup_pg
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -67,15 +85,35 @@ free_port() {
 }
 
 echo "== build ($(go version))"
-go build -o "$work/permiso" ./cmd/permiso
+go build -o "$work/permiso-after" ./cmd/permiso
 go build -o "$work/permiso-load" ./cmd/permiso-load
+builds=(after)
+if [ -n "${PERMISO_BENCH_BEFORE:-}" ]; then
+  mkdir "$work/before-src"
+  git archive "$PERMISO_BENCH_BEFORE" | tar -x -C "$work/before-src"
+  (cd "$work/before-src" && go build -o "$work/permiso-before" ./cmd/permiso)
+  rm -rf "$work/before-src"
+  builds=(before after)
+fi
+rounds="${PERMISO_BENCH_ROUNDS:-1}"
+# The workers of permiso-load (its -concurrency, default 16): pgbench's
+# client count.
+clients=16
+for ((i = 0; i < ${#EXTRA[@]}; i++)); do
+  case "${EXTRA[$i]}" in
+  -concurrency | --concurrency) clients="${EXTRA[$((i + 1))]:-16}" ;;
+  -concurrency=* | --concurrency=*) clients="${EXTRA[$i]#*=}" ;;
+  esac
+done
+summary=()
 : >"$work/empty.env"
 admin_password="Pw-$(rand_hex 12)-Aa1!"
 
-# bench LABEL [VAR=value ...]: one server, one permiso-load run.
+# bench LABEL BUILD [VAR=value ...]: one server (permiso-BUILD), one
+# permiso-load run; its refresh rate goes to $refresh_rate.
 bench() {
-  local label=$1
-  shift
+  local label=$1 build=$2
+  shift 2
   local port
   port=$(free_port)
   local env=(
@@ -86,7 +124,7 @@ bench() {
     RATE_LIMIT_LOGIN= RATE_LIMIT_REGISTER= RATE_LIMIT_API= RATE_LIMIT_REFRESH= RATE_LIMIT_SERVICE_TOKEN=
     "$@"
   )
-  env -i "${env[@]}" "$work/permiso" --env-file "$work/empty.env" serve >"$work/$label.log" 2>&1 &
+  env -i "${env[@]}" "$work/permiso-$build" --env-file "$work/empty.env" serve >"$work/$label.log" 2>&1 &
   server_pid=$!
 
   local url="http://127.0.0.1:$port" i
@@ -104,12 +142,15 @@ bench() {
     echo "bench: $url/health never answered 200" >&2
     exit 1
   }
-  printf '%s\n' "$admin_password" | env -i "${env[@]}" "$work/permiso" --env-file "$work/empty.env" \
+  printf '%s\n' "$admin_password" | env -i "${env[@]}" "$work/permiso-$build" --env-file "$work/empty.env" \
     create-admin --username bench --email bench@example.com --password-stdin >/dev/null
 
   echo "== $label: permiso-load -duration $DURATION against $url"
   printf '%s\n' "$admin_password" | "$work/permiso-load" -url "$url" -duration "$DURATION" \
-    -admin-user bench -admin-password-stdin -metrics-path "$metrics_path" ${EXTRA[@]+"${EXTRA[@]}"}
+    -admin-user bench -admin-password-stdin -metrics-path "$metrics_path" ${EXTRA[@]+"${EXTRA[@]}"} |
+    tee "$work/$label.out"
+  # The refresh row of the text report: "refresh REQUESTS REQ/S RATIO ...".
+  refresh_rate=$(awk '$1 == "refresh" && $3 ~ /^[0-9.]+$/ { r = $3; x = $4 } END { if (r != "") print r " req/s (" x " of baseline)" }' "$work/$label.out")
   local dropped
   dropped=$(curl -s "$url$metrics_path" | awk '$1 == "permiso_audit_events_dropped_total" { print $2 }')
   echo "-- $label: permiso_audit_events_dropped_total ${dropped:-unknown}" >&2
@@ -123,30 +164,67 @@ bench() {
   fi
 }
 
-bench sqlite "DATABASE_URL=sqlite://$work/permiso.db"
+# ceiling DB_URL: pgbench's one-row UPDATE transaction, $clients clients
+# (each its own row, as each refresh worker rotates its own chain) for
+# $DURATION on a throwaway table of the bench database; prints the rate.
+ceiling() {
+  command -v pgbench >/dev/null || {
+    echo "no pgbench (apt-get install -y postgresql-client)"
+    return
+  }
+  psql -q -X "$1" -c "CREATE TABLE bench_ceiling (id int PRIMARY KEY, n bigint NOT NULL);
+    INSERT INTO bench_ceiling SELECT i, 0 FROM generate_series(0, $clients - 1) AS i" >/dev/null
+  printf 'UPDATE bench_ceiling SET n = n + 1 WHERE id = :client_id;\n' >"$work/ceiling.sql"
+  local secs
+  secs=$(python3 -c "import re,sys; m=re.fullmatch(r'(\d+(?:\.\d+)?)(ms|s|m)', sys.argv[1]); print(max(1, round(float(m[1]) * {'ms': 0.001, 's': 1, 'm': 60}[m[2]])) if m else 10)" "$DURATION")
+  pgbench -n -M prepared -c "$clients" -j 2 -T "$secs" -f "$work/ceiling.sql" "$1" 2>/dev/null |
+    awk '/^tps = / { printf "%.0f tps\n", $3 }'
+  psql -q -X "$1" -c "DROP TABLE bench_ceiling" >/dev/null
+}
 
-if [ -n "${PERMISO_BENCH_DATABASE_URL:-}" ] && [ -n "${PERMISO_BENCH_REDIS_URL:-}" ]; then
-  id=$(rand_hex 6)
-  pg_admin_url="$PERMISO_BENCH_DATABASE_URL"
-  pg_admin_url="${pg_admin_url/postgresql+asyncpg:/postgresql:}"
-  psql -q -X "$pg_admin_url" -c "CREATE DATABASE permiso_bench_$id" >/dev/null
-  pg_db="permiso_bench_$id"
-  # The same URL with the new database's name as its path.
-  base="${pg_admin_url%%\?*}"
-  query=""
-  [ "$base" != "$pg_admin_url" ] && query="?${pg_admin_url#*\?}"
-  if [[ "$base" =~ ^[a-z+]+://[^/]*$ ]]; then
-    db_url="$base/$pg_db$query"
-  else
-    db_url="${base%/*}/$pg_db$query"
-  fi
-  redis_url="$PERMISO_BENCH_REDIS_URL"
-  redis_prefix="permiso-bench-$id:"
-  bench postgres+redis "DATABASE_URL=$db_url" "REDIS_URL=$redis_url" \
-    "CACHE_TOKEN_PREFIX=${redis_prefix}token:" "CACHE_SESSION_PREFIX=${redis_prefix}session:" \
-    "CACHE_RATE_LIMIT_PREFIX=${redis_prefix}rate:" "CACHE_USER_PREFIX=${redis_prefix}user:"
-else
-  echo "== postgres+redis: skipped (set PERMISO_BENCH_DATABASE_URL and PERMISO_BENCH_REDIS_URL)"
+for ((round = 1; round <= rounds; round++)); do
+  for build in "${builds[@]}"; do
+    tag=""
+    if [ ${#builds[@]} -gt 1 ] || [ "$rounds" -gt 1 ]; then tag="-$build-$round"; fi
+    rm -f "$work/permiso.db" "$work/permiso.db-wal" "$work/permiso.db-shm"
+    refresh_rate=""
+    bench "sqlite$tag" "$build" "DATABASE_URL=sqlite://$work/permiso.db"
+    [ -n "$refresh_rate" ] && summary+=("sqlite$tag: refresh $refresh_rate")
+
+    if [ -n "${PERMISO_BENCH_DATABASE_URL:-}" ] && [ -n "${PERMISO_BENCH_REDIS_URL:-}" ]; then
+      id=$(rand_hex 6)
+      pg_admin_url="$PERMISO_BENCH_DATABASE_URL"
+      pg_admin_url="${pg_admin_url/postgresql+asyncpg:/postgresql:}"
+      psql -q -X "$pg_admin_url" -c "CREATE DATABASE permiso_bench_$id" >/dev/null
+      pg_db="permiso_bench_$id"
+      # The same URL with the new database's name as its path.
+      base="${pg_admin_url%%\?*}"
+      query=""
+      [ "$base" != "$pg_admin_url" ] && query="?${pg_admin_url#*\?}"
+      if [[ "$base" =~ ^[a-z+]+://[^/]*$ ]]; then
+        db_url="$base/$pg_db$query"
+      else
+        db_url="${base%/*}/$pg_db$query"
+      fi
+      redis_url="$PERMISO_BENCH_REDIS_URL"
+      redis_prefix="permiso-bench-$id:"
+      refresh_rate=""
+      bench "postgres+redis$tag" "$build" "DATABASE_URL=$db_url" "REDIS_URL=$redis_url" \
+        "CACHE_TOKEN_PREFIX=${redis_prefix}token:" "CACHE_SESSION_PREFIX=${redis_prefix}session:" \
+        "CACHE_RATE_LIMIT_PREFIX=${redis_prefix}rate:" "CACHE_USER_PREFIX=${redis_prefix}user:"
+      ceil=$(ceiling "$db_url")
+      echo "== postgres+redis$tag: pgbench ceiling (one-row UPDATE transaction, $clients clients, $DURATION): $ceil"
+      summary+=("postgres+redis$tag: refresh ${refresh_rate:-not run}; pgbench ceiling $ceil")
+      cleanup_pg
+    else
+      echo "== postgres+redis: skipped (set PERMISO_BENCH_DATABASE_URL and PERMISO_BENCH_REDIS_URL)"
+    fi
+  done
+done
+
+if [ ${#summary[@]} -gt 0 ]; then
+  echo "== summary"
+  printf '%s\n' "${summary[@]}"
 fi
 
 if [ ${#dropped_runs[@]} -gt 0 ]; then

@@ -64,6 +64,8 @@ type conns struct{ db *DB }
 
 func (c conns) Pool() sqlstore.Querier { return querier{c.db.w()} }
 
+func (c conns) Reader() sqlstore.Querier { return querier{c.db.r()} }
+
 func (c conns) Read(ctx context.Context, fn func(sqlstore.Querier) error) error {
 	return c.db.readTx(ctx, func(cn conn) error { return fn(querier{cn}) })
 }

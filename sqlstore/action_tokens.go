@@ -35,7 +35,7 @@ func (s *Store) CreateActionToken(ctx context.Context, t permiso.ActionToken) (p
 // GetActionToken returns the unused, unexpired token with this purpose and
 // hash without consuming it.
 func (s *Store) GetActionToken(ctx context.Context, purpose, hash string, now time.Time) (permiso.ActionToken, error) {
-	t, err := ActionTokens.Scan(s.d, s.queryRow(ctx, s.c.Pool(), ActionTokens.Select()+
+	t, err := ActionTokens.Scan(s.d, s.queryRow(ctx, s.c.Reader(), ActionTokens.Select()+
 		" WHERE at.purpose = ? AND at.token_hash = ? AND at.used_at IS NULL AND at.expires_at > ?", purpose, hash, s.d.Time(now)))
 	if err != nil {
 		return permiso.ActionToken{}, s.actionErr("get action token", err)

@@ -237,7 +237,7 @@ func (s *Store) CountAuditEvents(ctx context.Context, f permiso.AuditFilter, g p
 	if len(cols) > 0 {
 		query += " GROUP BY " + strings.Join(cols, ", ") + " ORDER BY " + strings.Join(cols, ", ")
 	}
-	rows, err := s.query(ctx, s.c.Pool(), query, w.args...)
+	rows, err := s.query(ctx, s.c.Reader(), query, w.args...)
 	if err != nil {
 		return nil, s.auditErr("count audit events", err)
 	}
@@ -270,7 +270,7 @@ func (s *Store) CountAuditEvents(ctx context.Context, f permiso.AuditFilter, g p
 func (s *Store) CountAuditActors(ctx context.Context, f permiso.AuditFilter) (int, error) {
 	w := s.auditWhere(f)
 	var n int
-	err := s.queryRow(ctx, s.c.Pool(), "SELECT count(DISTINCT a.actor_id) FROM "+AuditEvents.From()+w.sql(), w.args...).Scan(&n)
+	err := s.queryRow(ctx, s.c.Reader(), "SELECT count(DISTINCT a.actor_id) FROM "+AuditEvents.From()+w.sql(), w.args...).Scan(&n)
 	return n, s.auditErr("count audit actors", err)
 }
 

@@ -34,6 +34,12 @@ type Querier interface {
 type Conn interface {
 	// Pool runs single statements outside any transaction.
 	Pool() Querier
+	// Reader runs single statements that only read, outside any
+	// transaction: on SQLite the read pool, which does not wait for the
+	// single writer connection (a refresh's token and session reads would
+	// otherwise queue behind every rotation in flight; docs/benchmarks.md,
+	// "The refresh path"); on PostgreSQL the same pool as Pool.
+	Reader() Querier
 	// Read runs fn for statements that only read and should see one
 	// snapshot where the backend gives one cheaply (SQLite: a read
 	// transaction; PostgreSQL: single statements on the pool, each

@@ -52,7 +52,7 @@ func (s *Store) PutPendingMFAFactor(ctx context.Context, f permiso.MFAFactor) (p
 
 // GetMFAFactor returns the user's factor of this kind.
 func (s *Store) GetMFAFactor(ctx context.Context, userID uuid.UUID, kind string) (permiso.MFAFactor, error) {
-	return s.getMFAFactor(ctx, s.c.Pool(), userID, kind)
+	return s.getMFAFactor(ctx, s.c.Reader(), userID, kind)
 }
 
 func (s *Store) getMFAFactor(ctx context.Context, q Querier, userID uuid.UUID, kind string) (permiso.MFAFactor, error) {
@@ -65,7 +65,7 @@ func (s *Store) getMFAFactor(ctx context.Context, q Querier, userID uuid.UUID, k
 
 // ListMFAFactors returns the user's factors by kind.
 func (s *Store) ListMFAFactors(ctx context.Context, userID uuid.UUID) ([]permiso.MFAFactor, error) {
-	out, err := selectAll(ctx, s, s.c.Pool(), MFAFactors, MFAFactors.Select()+" WHERE mf.user_id = ? ORDER BY mf.kind", userID)
+	out, err := selectAll(ctx, s, s.c.Reader(), MFAFactors, MFAFactors.Select()+" WHERE mf.user_id = ? ORDER BY mf.kind", userID)
 	return out, s.mfaErr("list mfa factors", err)
 }
 
@@ -161,7 +161,7 @@ func (s *Store) UseRecoveryCode(ctx context.Context, userID uuid.UUID, codeHash 
 // RecoveryCodeUsable reports whether the user has this unused code.
 func (s *Store) RecoveryCodeUsable(ctx context.Context, userID uuid.UUID, codeHash string) (bool, error) {
 	var n int
-	err := s.queryRow(ctx, s.c.Pool(), "SELECT count(*) FROM mfa_recovery_codes WHERE user_id = ? AND code_hash = ? AND used_at IS NULL",
+	err := s.queryRow(ctx, s.c.Reader(), "SELECT count(*) FROM mfa_recovery_codes WHERE user_id = ? AND code_hash = ? AND used_at IS NULL",
 		userID, codeHash).Scan(&n)
 	return n > 0, s.mfaErr("read "+recoveryCodeOpMessages, err)
 }
@@ -169,14 +169,14 @@ func (s *Store) RecoveryCodeUsable(ctx context.Context, userID uuid.UUID, codeHa
 // CountRecoveryCodes counts the user's unused codes.
 func (s *Store) CountRecoveryCodes(ctx context.Context, userID uuid.UUID) (int, error) {
 	var n int
-	err := s.queryRow(ctx, s.c.Pool(), "SELECT count(*) FROM mfa_recovery_codes WHERE user_id = ? AND used_at IS NULL", userID).Scan(&n)
+	err := s.queryRow(ctx, s.c.Reader(), "SELECT count(*) FROM mfa_recovery_codes WHERE user_id = ? AND used_at IS NULL", userID).Scan(&n)
 	return n, s.mfaErr("count "+recoveryCodeOpMessages, err)
 }
 
 // CountConfirmedMFAFactors counts confirmed factors of all users.
 func (s *Store) CountConfirmedMFAFactors(ctx context.Context) (int, error) {
 	var n int
-	err := s.queryRow(ctx, s.c.Pool(), "SELECT count(*) FROM mfa_factors WHERE confirmed_at IS NOT NULL").Scan(&n)
+	err := s.queryRow(ctx, s.c.Reader(), "SELECT count(*) FROM mfa_factors WHERE confirmed_at IS NOT NULL").Scan(&n)
 	return n, s.mfaErr("count mfa factors", err)
 }
 
@@ -185,7 +185,7 @@ func (s *Store) ListMFAFactorsAfter(ctx context.Context, afterUser uuid.UUID, af
 	if limit <= 0 {
 		limit = 100
 	}
-	out, err := selectAll(ctx, s, s.c.Pool(), MFAFactors, MFAFactors.Select()+
+	out, err := selectAll(ctx, s, s.c.Reader(), MFAFactors, MFAFactors.Select()+
 		" WHERE mf.user_id > ?1 OR (mf.user_id = ?1 AND mf.kind > ?2) ORDER BY mf.user_id, mf.kind LIMIT ?3", afterUser, afterKind, limit)
 	return out, s.mfaErr("list mfa factors", err)
 }

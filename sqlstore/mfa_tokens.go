@@ -48,7 +48,7 @@ func (s *Store) CreateMFAToken(ctx context.Context, t permiso.MFAToken) error {
 
 // GetMFAToken returns the token with this hash, used or not.
 func (s *Store) GetMFAToken(ctx context.Context, hash string) (permiso.MFAToken, error) {
-	return s.getMFAToken(ctx, s.c.Pool(), hash)
+	return s.getMFAToken(ctx, s.c.Reader(), hash)
 }
 
 func (s *Store) getMFAToken(ctx context.Context, q Querier, hash string) (permiso.MFAToken, error) {

@@ -57,7 +57,7 @@ func (s *Store) CreateAuthCode(ctx context.Context, c permiso.AuthCode) error {
 
 // GetAuthCode returns the code with this hash, used or not.
 func (s *Store) GetAuthCode(ctx context.Context, hash string) (permiso.AuthCode, error) {
-	c, err := AuthCodes.Scan(s.d, s.queryRow(ctx, s.c.Pool(), AuthCodes.Select()+" WHERE ac.code_hash = ?", hash))
+	c, err := AuthCodes.Scan(s.d, s.queryRow(ctx, s.c.Reader(), AuthCodes.Select()+" WHERE ac.code_hash = ?", hash))
 	if err != nil {
 		return permiso.AuthCode{}, s.authCodeErr("get authorization code", err)
 	}
@@ -118,12 +118,12 @@ func (s *Store) CreateBrowserSession(ctx context.Context, sess permiso.Session, 
 // GetBrowserSession returns the browser session whose cookie value has
 // this hash, with its session as stored.
 func (s *Store) GetBrowserSession(ctx context.Context, tokenHash string) (permiso.BrowserSession, error) {
-	return s.getBrowserSession(ctx, s.c.Pool(), "bs.token_hash = ?", tokenHash)
+	return s.getBrowserSession(ctx, s.c.Reader(), "bs.token_hash = ?", tokenHash)
 }
 
 // BrowserSessionIDs returns the ids of the user's browser sessions.
 func (s *Store) BrowserSessionIDs(ctx context.Context, userID uuid.UUID) ([]uuid.UUID, error) {
-	rows, err := s.query(ctx, s.c.Pool(), "SELECT bs.session_id FROM browser_sessions AS bs"+
+	rows, err := s.query(ctx, s.c.Reader(), "SELECT bs.session_id FROM browser_sessions AS bs"+
 		" JOIN user_sessions AS us ON us.id = bs.session_id WHERE us.user_id = ?", userID)
 	if err != nil {
 		return nil, s.errOf(err, "list browser sessions", BrowserSessionMessages, false, "")

@@ -252,12 +252,12 @@ func (s *Store) CreateScope(ctx context.Context, sc permiso.Scope) (permiso.Scop
 
 // GetScope returns the scope with its role count.
 func (s *Store) GetScope(ctx context.Context, id uuid.UUID) (permiso.Scope, error) {
-	return s.getScope(ctx, s.c.Pool(), "s.id = ?", "", id)
+	return s.getScope(ctx, s.c.Reader(), "s.id = ?", "", id)
 }
 
 // GetScopeByName returns the scope with this exact name.
 func (s *Store) GetScopeByName(ctx context.Context, name string) (permiso.Scope, error) {
-	return s.getScope(ctx, s.c.Pool(), "s.name = ?", "", name)
+	return s.getScope(ctx, s.c.Reader(), "s.name = ?", "", name)
 }
 
 // UpdateScope applies fn to the scope and writes it in one transaction.

@@ -97,7 +97,7 @@ func (s *Store) insertSession(ctx context.Context, q Querier, sess permiso.Sessi
 
 // GetSession returns the session, revoked or expired or not.
 func (s *Store) GetSession(ctx context.Context, id uuid.UUID) (permiso.Session, error) {
-	x, err := Sessions.Scan(s.d, s.queryRow(ctx, s.c.Pool(), Sessions.Select()+" WHERE us.id = ?", id))
+	x, err := Sessions.Scan(s.d, s.queryRow(ctx, s.c.Reader(), Sessions.Select()+" WHERE us.id = ?", id))
 	if err != nil {
 		return permiso.Session{}, s.sessionErr("get session", err)
 	}
@@ -113,13 +113,13 @@ func (s *Store) ListSessions(ctx context.Context, userID uuid.UUID, activeOnly b
 		query += " AND us.revoked_at IS NULL AND us.expires_at > ?"
 		args = append(args, s.d.Time(now))
 	}
-	return s.selectSessions(ctx, s.c.Pool(), "list sessions", query+" ORDER BY us.created_at, us.id", args...)
+	return s.selectSessions(ctx, s.c.Reader(), "list sessions", query+" ORDER BY us.created_at, us.id", args...)
 }
 
 // ListSessionsRevokedSince returns the sessions revoked at or after since,
 // ordered by revoked_at, id.
 func (s *Store) ListSessionsRevokedSince(ctx context.Context, since time.Time) ([]permiso.Session, error) {
-	return s.selectSessions(ctx, s.c.Pool(), "list revoked sessions", Sessions.Select()+
+	return s.selectSessions(ctx, s.c.Reader(), "list revoked sessions", Sessions.Select()+
 		" WHERE us.revoked_at IS NOT NULL AND us.revoked_at >= ? ORDER BY us.revoked_at, us.id", s.d.Time(since))
 }
 
@@ -251,7 +251,7 @@ func (s *Store) DeleteExpiredSessions(ctx context.Context, now time.Time) (int, 
 // (created at or after createdSince).
 func (s *Store) SessionStats(ctx context.Context, now, createdSince time.Time) (permiso.SessionStats, error) {
 	var st permiso.SessionStats
-	err := s.queryRow(ctx, s.c.Pool(), `SELECT
+	err := s.queryRow(ctx, s.c.Reader(), `SELECT
 		count(CASE WHEN revoked_at IS NULL AND expires_at > ?1 THEN 1 END),
 		count(CASE WHEN revoked_at IS NULL AND expires_at <= ?1 THEN 1 END),
 		count(CASE WHEN revoked_at IS NOT NULL THEN 1 END),

@@ -99,11 +99,30 @@ func (s *Store) CreateRefreshToken(ctx context.Context, t permiso.RefreshToken) 
 
 // GetRefreshTokenByHash returns the token with this hash, used or not.
 func (s *Store) GetRefreshTokenByHash(ctx context.Context, hash string) (permiso.RefreshToken, error) {
-	t, err := RefreshTokens.Scan(s.d, s.queryRow(ctx, s.c.Pool(), RefreshTokens.Select()+" WHERE rt.token_hash = ?", hash))
+	t, err := RefreshTokens.Scan(s.d, s.queryRow(ctx, s.c.Reader(), RefreshTokens.Select()+" WHERE rt.token_hash = ?", hash))
 	if err != nil {
 		return permiso.RefreshToken{}, s.refreshErr("get refresh token", err)
 	}
 	return t, nil
+}
+
+// refreshSessionSQL selects a refresh token by hash with its session (a
+// token's session_id is NOT NULL and cascades, so the join finds it).
+var refreshSessionSQL = "SELECT " + RefreshTokens.List() + ", " + Sessions.List() + " FROM " + RefreshTokens.From() +
+	" JOIN " + Sessions.From() + " ON us.id = rt.session_id WHERE rt.token_hash = ?"
+
+// GetRefreshTokenSession returns the token with this hash and its
+// session, in one statement.
+func (s *Store) GetRefreshTokenSession(ctx context.Context, hash string) (permiso.RefreshToken, permiso.Session, error) {
+	var t permiso.RefreshToken
+	var sess permiso.Session
+	err := s.queryRow(ctx, s.c.Reader(), refreshSessionSQL, hash).Scan(RefreshTokens.Dest(s.d, &t, Sessions.Dest(s.d, &sess)...)...)
+	if err != nil {
+		return permiso.RefreshToken{}, permiso.Session{}, s.refreshErr("get refresh token", err)
+	}
+	RefreshTokens.Normalize(&t)
+	Sessions.Normalize(&sess)
+	return t, sess, nil
 }
 
 // TouchSessionSQL applies permiso.TouchSession in a rotation: the
@@ -206,7 +225,7 @@ func (s *Store) CreateSigningKey(ctx context.Context, k permiso.SigningKey) (per
 
 // ListSigningKeys returns the keys not expired at now, newest first.
 func (s *Store) ListSigningKeys(ctx context.Context, now time.Time) ([]permiso.SigningKey, error) {
-	out, err := selectAll(ctx, s, s.c.Pool(), SigningKeys, SigningKeys.Select()+
+	out, err := selectAll(ctx, s, s.c.Reader(), SigningKeys, SigningKeys.Select()+
 		" WHERE k.expires_at IS NULL OR k.expires_at > ? ORDER BY k.created_at DESC, k.id DESC", s.d.Time(now))
 	return out, s.errOf(err, "list signing keys", Messages{}, false, "")
 }

@@ -284,7 +284,7 @@ func (s *Store) replaceUserRoles(ctx context.Context, q Querier, userID uuid.UUI
 // after createdSince.
 func (s *Store) UserStats(ctx context.Context, now, createdSince time.Time) (permiso.UserStats, error) {
 	var st permiso.UserStats
-	err := s.queryRow(ctx, s.c.Pool(), `SELECT count(*),
+	err := s.queryRow(ctx, s.c.Reader(), `SELECT count(*),
 		count(CASE WHEN is_active THEN 1 END),
 		count(CASE WHEN is_verified THEN 1 END),
 		count(CASE WHEN locked_until IS NOT NULL AND locked_until > ?1 THEN 1 END),
@@ -353,7 +353,7 @@ func (s *Store) ChangePasswordIfCurrent(ctx context.Context, userID uuid.UUID, e
 func (s *Store) PasswordHistory(ctx context.Context, userID uuid.UUID, limit int) ([]permiso.PasswordHistoryEntry, error) {
 	query, args := page(`SELECT id, user_id, password_hash, created_at FROM password_history
 		WHERE user_id = ? ORDER BY created_at DESC, id DESC`, []any{userID}, 0, limit)
-	rows, err := s.query(ctx, s.c.Pool(), query, args...)
+	rows, err := s.query(ctx, s.c.Reader(), query, args...)
 	if err != nil {
 		return nil, s.userErr("password history", err)
 	}

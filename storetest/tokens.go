@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/internal/testrace"
 )
 
 var tokenTests = []test{
@@ -17,6 +18,8 @@ var tokenTests = []test{
 	{"RefreshTokens/RevokeFamily", testRefreshRevokeFamily},
 	{"RefreshTokens/DeleteExpired", testRefreshDeleteExpired},
 	{"RefreshTokens/ConcurrentUse", testRefreshConcurrentUse},
+	{"RefreshTokens/RotationRacesSessionRevocation", testRefreshRotationVsRevokeSession},
+	{"RefreshTokens/WithSession", testRefreshWithSession},
 }
 
 var keyTests = []test{
@@ -121,6 +124,10 @@ func testRefreshUse(h *harness) {
 	h.wantErr(err, permiso.ErrNotFound, "replacement of a refused rotation must not be written")
 	old = h.getRefresh("use-1")
 	eqTimePtr(h, "used_at unchanged by a refused rotation", old.UsedAt, &usedAt)
+	// A refused rotation does not touch the session either.
+	got, err = h.s.GetSession(h.ctx, sess.ID)
+	h.must(err, "GetSession")
+	eqTime(h, "session last_activity after a refused rotation", got.LastActivity, h.at(90*time.Second))
 
 	_, err = h.s.RevokeRefreshFamily(h.ctx, first.FamilyID, "test", h.at(3*time.Minute))
 	h.must(err, "RevokeRefreshFamily")
@@ -223,6 +230,74 @@ func testRefreshConcurrentUse(h *harness) {
 		}
 	}
 	eq(h, "replacement rows written", replacements, 1)
+}
+
+// testRefreshRotationVsRevokeSession races rotations of a session's
+// tokens with the revocation of the session (logout, reuse detection:
+// RFC 9700 §4.14.2), which locks the session and then its refresh tokens.
+// A rotation takes the same locks in the same order, so none deadlocks,
+// and whichever wins, no refresh token of the session is left unrevoked:
+// a replacement committed first is revoked with the session, a rotation
+// after the revocation is refused.
+func testRefreshRotationVsRevokeSession(h *harness) {
+	u := h.user("rex")
+	const n = 8
+	for round := range 4 {
+		sess := h.session(u.ID, nil)
+		family := uuid.New()
+		for i := range n {
+			h.refresh(sess, family, fmt.Sprintf("rvs-%d-%d", round, i))
+		}
+		errs := testrace.All(n+1, func(i int) error {
+			if i == n {
+				_, err := h.s.RevokeSession(h.ctx, sess.ID, permiso.RevocationReuseDetected, h.at(time.Second))
+				return err
+			}
+			repl := h.newRefresh(sess, family, fmt.Sprintf("rvs-%d-%d-next", round, i))
+			return h.s.UseRefreshToken(h.ctx, hashOf(fmt.Sprintf("rvs-%d-%d", round, i)), repl, h.at(time.Second))
+		})
+		h.must(errs[n], "RevokeSession racing rotations")
+		for i := range n {
+			if errs[i] != nil {
+				h.wantErr(errs[i], permiso.ErrConflict, "rotation %d racing the session's revocation", i)
+			}
+			for _, name := range []string{fmt.Sprintf("rvs-%d-%d", round, i), fmt.Sprintf("rvs-%d-%d-next", round, i)} {
+				t, err := h.s.GetRefreshTokenByHash(h.ctx, hashOf(name))
+				switch {
+				case isErr(err, permiso.ErrNotFound) && errs[i] != nil && name != fmt.Sprintf("rvs-%d-%d", round, i):
+				case err != nil:
+					h.Errorf("GetRefreshTokenByHash(%s): %v", name, err)
+				case t.RevokedAt == nil:
+					h.Errorf("%s left unrevoked after its session was revoked (rotation error %v)", name, errs[i])
+				}
+			}
+		}
+	}
+}
+
+// testRefreshWithSession: GetRefreshTokenSession reads what
+// GetRefreshTokenByHash and GetSession read, in one statement, used,
+// revoked or not; an unknown hash is ErrNotFound.
+func testRefreshWithSession(h *harness) {
+	u := h.user("wes")
+	sess, err := h.s.CreateSession(h.ctx, permiso.Session{ID: uuid.New(), UserID: u.ID, IPAddress: "192.0.2.7",
+		CreatedAt: h.now, LastActivity: h.now, ExpiresAt: h.at(time.Hour), AMR: []string{"pwd", "otp"}})
+	h.must(err, "CreateSession")
+	first := h.refresh(sess, uuid.Nil, "ws-1")
+	next := h.newRefresh(sess, first.FamilyID, "ws-2")
+	next.ParentID = &first.ID
+	h.must(h.s.UseRefreshToken(h.ctx, hashOf("ws-1"), next, h.at(time.Minute)), "UseRefreshToken")
+	for _, name := range []string{"ws-1", "ws-2"} {
+		t, x, err := h.s.GetRefreshTokenSession(h.ctx, hashOf(name))
+		h.must(err, "GetRefreshTokenSession(%s)", name)
+		diff(h, "token of GetRefreshTokenSession("+name+")", t, h.getRefresh(name))
+		want, err := h.s.GetSession(h.ctx, sess.ID)
+		h.must(err, "GetSession")
+		diff(h, "session of GetRefreshTokenSession("+name+")", x, want)
+		eqStrings(h, "amr of the session read with the token", x.AMR, []string{"pwd", "otp"})
+	}
+	_, _, err = h.s.GetRefreshTokenSession(h.ctx, hashOf("ws-unknown"))
+	h.wantErr(err, permiso.ErrNotFound, "GetRefreshTokenSession of an unknown hash")
 }
 
 func testSigningKeys(h *harness) {
