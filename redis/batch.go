@@ -86,10 +86,16 @@ func (b *batch) AllowAll(keys []string, limits []permiso.Limit) func() ([]permis
 	return func() ([]permiso.LimitResult, error) { return sc.res, sc.err }
 }
 
-// IsRevoked queues Revocations.IsRevoked.
+// IsRevoked queues Revocations.IsRevoked: answered from memory with a
+// live feed (nothing is queued), else looked up in the pipeline.
 func (b *batch) IsRevoked(jti, sid, subject string, issuedAt time.Time) func() (bool, error) {
 	if jti == "" && sid == "" && subject == "" {
 		return func() (bool, error) { return false, nil }
+	}
+	if f := b.c.rev.feed; f != nil {
+		if revoked, decided, err := f.check(jti, sid, subject, issuedAt); decided {
+			return func() (bool, error) { return revoked, err }
+		}
 	}
 	b.queued++
 	return b.c.rev.QueueIsRevoked(context.Background(), b.pipe, jti, sid, subject, issuedAt)
