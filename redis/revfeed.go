@@ -125,7 +125,7 @@ func (r *Revocations) WithFeed(opts FeedOptions) *Revocations {
 	block := max(min(opts.MaxLag/4, 250*time.Millisecond), time.Millisecond)
 	r.feed = &feed{
 		opts:  opts,
-		key:   r.prefix + "revoked:feed",
+		key:   r.feedKey(),
 		now:   func() time.Time { return r.now() },
 		mem:   inprocess.NewRevocations(inprocess.WithNow(func() time.Time { return r.now() })),
 		block: block,
@@ -236,10 +236,20 @@ func decodeEvent(m goredis.XMessage) (e event, ok bool) {
 	return e, false
 }
 
-// publish appends e to the stream, after its key is written.
+// feedKey is the stream's key.
+func (r *Revocations) feedKey() string { return r.prefix + "revoked:feed" }
+
+// publish appends e to the stream, after its key is written. Every store
+// publishes, with a feed or without (an admin command, an instance with
+// REVOCATION_FEED=false), so that the instances that read the feed hear
+// every revocation.
 func (r *Revocations) publish(ctx context.Context, e event) error {
+	maxLen := int64(defaultFeedMaxLen)
+	if r.feed != nil {
+		maxLen = r.feed.opts.MaxLen
+	}
 	err := r.rdb.XAdd(ctx, &goredis.XAddArgs{
-		Stream: r.feed.key, MaxLen: r.feed.opts.MaxLen, Approx: true,
+		Stream: r.feedKey(), MaxLen: maxLen, Approx: true,
 		Values: []any{"k", e.kind, "id", e.id, "v", e.value, "ttl", e.ttl},
 	}).Err()
 	if err != nil {

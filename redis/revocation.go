@@ -255,8 +255,8 @@ func unavailable(err error) error {
 	return permiso.Wrap(permiso.EUNAVAILABLE, "revocation store unavailable", err)
 }
 
-// revoke stores e under keys (one Lua script each), then, with a feed,
-// appends e to the stream: the key first, so that a resync that read the
+// revoke stores e under keys (one Lua script each), then appends e to the
+// feed's stream (revfeed.go): the key first, so that a resync that read the
 // stream's position before its scan never misses a revocation whose event
 // it will not read (revfeed.go). With a feed the revocation is also held
 // in memory at once (read-your-writes), whatever Redis answers: holding
@@ -270,10 +270,7 @@ func (r *Revocations) revoke(ctx context.Context, e event, keys ...string) error
 			return unavailable(err)
 		}
 	}
-	if r.feed != nil {
-		return r.publish(ctx, e)
-	}
-	return nil
+	return r.publish(ctx, e)
 }
 
 // revocation is the event of a revocation of kind until expiresAt.
