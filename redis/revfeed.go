@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -111,15 +112,9 @@ type FeedStats struct {
 // (see the top of this file), once StartFeed runs. Until the first resync
 // completes the feed is stale. It must be called before r is used.
 func (r *Revocations) WithFeed(opts FeedOptions) *Revocations {
-	if opts.MaxLag <= 0 {
-		opts.MaxLag = defaultFeedMaxLag
-	}
-	if opts.MaxLen <= 0 {
-		opts.MaxLen = defaultFeedMaxLen
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
+	opts.MaxLag = cmp.Or(max(opts.MaxLag, 0), defaultFeedMaxLag)
+	opts.MaxLen = cmp.Or(max(opts.MaxLen, 0), defaultFeedMaxLen)
+	opts.Logger = cmp.Or(opts.Logger, slog.New(slog.DiscardHandler))
 	// A read blocks for a quarter of the bound, so a live feed renews its
 	// proof about four times within it.
 	block := max(min(opts.MaxLag/4, 250*time.Millisecond), time.Millisecond)

@@ -82,20 +82,7 @@ func TestRevocationFeedCluster(t *testing.T) {
 			}
 		}
 		// The keys are spread over the masters.
-		masters := 0
-		var mu sync.Mutex
-		err := c.rdb.(*goredis.ClusterClient).ForEachMaster(ctx, func(ctx context.Context, n *goredis.Client) error {
-			keys, _, err := n.Scan(ctx, 0, "permiso-test:cluster-resync:*", 1000).Result()
-			if len(keys) > 0 {
-				mu.Lock()
-				masters++
-				mu.Unlock()
-			}
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		masters := mastersHolding(t, c, "permiso-test:cluster-resync:")
 		// The keys of a fresh instance's resync: all of them, from memory.
 		r := startFeed(t, NewRevocations(openClient(t, url, Options{}), "permiso-test:cluster-resync:"), FeedOptions{})
 		for _, j := range jtis {
