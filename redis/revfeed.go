@@ -95,8 +95,7 @@ type feed struct {
 	events  atomic.Uint64
 	resyncs atomic.Uint64
 
-	mu      sync.Mutex
-	running bool
+	started atomic.Bool
 }
 
 // FeedStats are counters of the feed, for metrics and tests.
@@ -158,8 +157,13 @@ func (r *Revocations) FeedStats() FeedStats {
 }
 
 // check answers a bearer check from memory when it can: decided is false
-// only when the feed is stale and FeedOptions.Lookup asks for a lookup.
+// when the feed is stale and FeedOptions.Lookup asks for a lookup, and
+// when the feed has never been started (an admin command: the store
+// behaves as without a feed).
 func (f *feed) check(jti, sid, subject string, issuedAt time.Time) (revoked, decided bool, err error) {
+	if !f.started.Load() {
+		return false, false, nil
+	}
 	// The in-memory store never fails.
 	if v, _ := f.mem.IsRevoked(context.Background(), jti, sid, subject, issuedAt); v {
 		// Revocations only grow until they expire: "revoked" holds even
@@ -258,12 +262,9 @@ func (r *Revocations) publish(ctx context.Context, e event) error {
 // wait for the first resync: WaitFeed does.
 func (r *Revocations) StartFeed() (stop func()) {
 	f := r.feed
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.running {
+	if !f.started.CompareAndSwap(false, true) {
 		panic("redis: StartFeed called twice")
 	}
-	f.running = true
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -394,7 +395,9 @@ func (r *Revocations) readFeed(ctx context.Context, c cursor) (cursor, error) {
 	}
 	// goredis.Nil: the block time passed without an event.
 	next := c
+	full := false // the read returned all it may: more events may wait
 	for _, s := range res {
+		full = full || len(s.Messages) >= feedReadCount
 		for _, m := range s.Messages {
 			if e, ok := decodeEvent(m); ok {
 				f.apply(e)
@@ -435,7 +438,10 @@ func (r *Revocations) readFeed(ctx context.Context, c cursor) (cursor, error) {
 			return c, errStateMissing
 		}
 	}
-	f.fresh.Store(sent)
+	if !full {
+		// Nothing appended before the read was sent is left unread.
+		f.fresh.Store(sent)
+	}
 	return next, nil
 }
 
