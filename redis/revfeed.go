@@ -89,8 +89,8 @@ type feed struct {
 	block time.Duration
 	sweep time.Duration
 
-	base  time.Time    // monotonic reference for fresh
-	fresh atomic.Int64 // nanoseconds after base when the last proof was sent; 0 = none yet
+	base  time.Time              // reference of the monotonic readings
+	fresh atomic.Pointer[stamp] // when the last proof was sent; nil = none yet
 
 	events  atomic.Uint64
 	resyncs atomic.Uint64
@@ -129,16 +129,27 @@ func (r *Revocations) WithFeed(opts FeedOptions) *Revocations {
 	return r
 }
 
-// since is the monotonic time after f.base, never 0.
-func (f *feed) since() int64 { return int64(time.Since(f.base)) + 1 }
+// stamp is a moment read from both clocks: the monotonic one (immune to
+// clock steps) and the wall clock (which, unlike Linux's monotonic clock,
+// keeps running while the host is suspended).
+type stamp struct{ mono, wall int64 }
 
-// lag returns the time since the last proof, or -1 before the first.
+func (f *feed) stamp() *stamp {
+	now := time.Now()
+	return &stamp{mono: int64(now.Sub(f.base)), wall: now.UnixNano()}
+}
+
+// lag returns the time since the last proof, or -1 before the first: the
+// longer of the two clocks' readings, so that neither a suspended host nor
+// a wall clock stepped back makes a proof look younger than it is (a wall
+// clock stepped forward can only make the feed stale early).
 func (f *feed) lag() time.Duration {
-	t := f.fresh.Load()
-	if t == 0 {
+	p := f.fresh.Load()
+	if p == nil {
 		return -1
 	}
-	return time.Duration(f.since() - t)
+	now := f.stamp()
+	return time.Duration(max(now.mono-p.mono, now.wall-p.wall, 0))
 }
 
 func (f *feed) live() bool {
@@ -382,7 +393,7 @@ func checkStream(c cursor, n int64, info *goredis.XInfoStream) error {
 // for a resync.
 func (r *Revocations) readFeed(ctx context.Context, c cursor) (cursor, error) {
 	f := r.feed
-	sent := f.since()
+	sent := f.stamp()
 	// A dead connection that never answers is cut after the bound: the
 	// state is stale by then anyway, and a resync starts over.
 	rctx, cancel := context.WithTimeout(ctx, f.block+f.opts.MaxLag+time.Second)
@@ -453,7 +464,7 @@ func isNoSuchKey(err error) bool { return err != nil && strings.Contains(err.Err
 // file).
 func (r *Revocations) resync(ctx context.Context) (cursor, error) {
 	f := r.feed
-	sent := f.since()
+	sent := f.stamp()
 	cur := cursor{pos: "0-0"}
 	info, err := r.rdb.XInfoStream(ctx, f.key).Result()
 	switch {
