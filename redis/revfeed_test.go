@@ -231,6 +231,16 @@ func TestFeedStaleLookup(t *testing.T) {
 	if v, err := r.IsRevoked(t.Context(), "jti", "other", "", time.Now()); err != nil || v {
 		t.Errorf("stale feed with lookup: %v, %v; want not revoked", v, err)
 	}
+	// The same through a check batch: the lookup rides in its pipeline.
+	b := NewChecker(NewLimiter(c, prefix), r).Batch()
+	revoked, other := b.IsRevoked("jti", "sid", "", time.Now()), b.IsRevoked("jti", "other", "", time.Now())
+	b.Exec(t.Context())
+	if v, err := revoked(); err != nil || !v {
+		t.Errorf("batch on a stale feed with lookup: %v, %v; want revoked", v, err)
+	}
+	if v, err := other(); err != nil || v {
+		t.Errorf("batch on a stale feed with lookup: %v, %v; want not revoked", v, err)
+	}
 }
 
 // TestFeedResyncAfterReconnect: an instance cut off from Redis (through a
