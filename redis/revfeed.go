@@ -89,7 +89,7 @@ type feed struct {
 	block time.Duration
 	sweep time.Duration
 
-	base  time.Time              // reference of the monotonic readings
+	base  time.Time             // reference of the monotonic readings
 	fresh atomic.Pointer[stamp] // when the last proof was sent; nil = none yet
 
 	events  atomic.Uint64
