@@ -143,6 +143,15 @@ type Config struct {
 	// RevocationFailOpen (REVOCATION_FAIL_OPEN): when the revocation store
 	// is unreachable, accept tokens instead of answering 503.
 	RevocationFailOpen bool
+	// RevocationFeed (REVOCATION_FEED): with Redis, hold the revocation
+	// state in memory, fed by a Redis stream (docs/architecture.md,
+	// "Revocation feed").
+	RevocationFeed bool
+	// RevocationFeedMaxLag (REVOCATION_FEED_MAX_LAG_MS) is the feed's
+	// bound.
+	RevocationFeedMaxLag time.Duration
+	// RevocationFeedStale (REVOCATION_FEED_STALE): "fail" or "lookup".
+	RevocationFeedStale string
 
 	// Password policy (PASSWORD_*). PasswordMaxAgeDays 0 disables expiry.
 	PasswordMinLength         int
@@ -308,6 +317,10 @@ func Defaults() Config {
 
 		EnableMetrics: true,
 		MetricsPath:   "/metrics",
+
+		RevocationFeed:       true,
+		RevocationFeedMaxLag: time.Second,
+		RevocationFeedStale:  "fail",
 
 		CacheTokenPrefix:     "permiso:token:",
 		CacheSessionPrefix:   "permiso:session:",

@@ -422,6 +422,9 @@ func TestParseErrorsNameTheVariable(t *testing.T) {
 		{"CACHE_LOCAL_TTL", "0.5", `CACHE_LOCAL_TTL: "0.5" is not a whole number of seconds`},
 		{"MFA_REQUIRED_ROLES", "admin, bad role", `MFA_REQUIRED_ROLES: item 2 ("bad role") is not a role name`},
 		{"MFA_REQUIRED_ROLES", "admin,admin", `MFA_REQUIRED_ROLES: lists "admin" twice`},
+		{"REVOCATION_FEED_STALE", "open", `REVOCATION_FEED_STALE: "open" is not one of fail, lookup`},
+		{"REVOCATION_FEED_MAX_LAG_MS", "1s", `REVOCATION_FEED_MAX_LAG_MS: "1s" is not a whole number of milliseconds`},
+		{"REVOCATION_FEED_MAX_LAG_MS", "0", `REVOCATION_FEED_MAX_LAG_MS: must be between 10 and 60000 (got 0)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {

@@ -136,6 +136,8 @@ func parseDuration(s string, unit time.Duration) (time.Duration, error) {
 
 func unitName(unit time.Duration) string {
 	switch unit {
+	case time.Millisecond:
+		return "milliseconds"
 	case time.Second:
 		return "seconds"
 	case time.Minute:

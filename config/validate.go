@@ -190,6 +190,12 @@ func (c *Config) checkTokens(p *problems) {
 	if p.prod && c.RevocationFailOpen {
 		p.warn("REVOCATION_FAIL_OPEN=true: revoked tokens are accepted while Redis is unreachable")
 	}
+	if c.RevocationFeedStale != "fail" && c.RevocationFeedStale != "lookup" {
+		p.fail("REVOCATION_FEED_STALE", "%s is not one of fail, lookup", quote(c.RevocationFeedStale))
+	}
+	if c.RevocationFeedMaxLag < 10*time.Millisecond || c.RevocationFeedMaxLag > time.Minute {
+		p.fail("REVOCATION_FEED_MAX_LAG_MS", "must be between 10 and 60000 (got %d)", c.RevocationFeedMaxLag.Milliseconds())
+	}
 }
 
 // checkPasswords checks the password policy and hashing.

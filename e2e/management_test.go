@@ -99,7 +99,9 @@ func TestServiceClientLifecycleE2E(t *testing.T) {
 
 // TestSessionDeleteAcrossInstances: two instances share PostgreSQL and
 // Redis; deleting a session on one makes its access token fail on the very
-// next request on both.
+// next request there, and on the other within the revocation feed's bound
+// (REVOCATION_FEED_MAX_LAG_MS, 1 s: docs/architecture.md, "Revocation
+// feed").
 func TestSessionDeleteAcrossInstances(t *testing.T) {
 	t.Parallel()
 	b := sharedBackend(t)
@@ -118,18 +120,34 @@ func TestSessionDeleteAcrossInstances(t *testing.T) {
 		}
 	}
 	expect(t, s1.call(t, http.MethodDelete, pathSessions+"/"+*user.SessionID, nil, other.AccessToken), http.StatusOK)
+	assertInvalidToken(t, s1.get(t, pathSessions, user.AccessToken))
+	revokedWithinFeedBound(t, s2, user.AccessToken)
 	for _, s := range []*Server{s2, s1} {
 		assertInvalidToken(t, s.get(t, pathSessions, user.AccessToken))
 		expect(t, s.get(t, pathSessions, other.AccessToken), http.StatusOK)
 	}
 	assertOAuthError(t, s2.refresh(t, user.RefreshToken, ""), http.StatusBadRequest, "invalid_grant")
 
-	// DELETE / on instance 2 ends the rest, seen by instance 1 at once.
+	// DELETE / on instance 2 ends the rest, seen by instance 1 within the
+	// bound.
 	all := expect(t, s2.call(t, http.MethodDelete, pathSessions, nil, other.AccessToken), http.StatusOK)
 	if num(t, all["sessions_terminated"], "sessions_terminated") != 1 {
 		t.Errorf("delete all: %v", all)
 	}
+	revokedWithinFeedBound(t, s1, other.AccessToken)
 	assertInvalidToken(t, s1.get(t, pathSessions, other.AccessToken))
+}
+
+// revokedWithinFeedBound waits until s refuses token, failing after the
+// revocation feed's bound (REVOCATION_FEED_MAX_LAG_MS, 1 s), and logs how
+// long it took.
+func revokedWithinFeedBound(t *testing.T, s *Server, token string) {
+	t.Helper()
+	start := time.Now()
+	testwait.Until(t, time.Second, "the other instance to refuse a revoked token", func() bool {
+		return s.get(t, pathSessions, token).Status == http.StatusUnauthorized
+	})
+	t.Logf("revoked token refused by %s %v after the revocation returned", s.URL, time.Since(start))
 }
 
 // TestAdminFiguresE2E: three failed logins show as three in

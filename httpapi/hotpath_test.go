@@ -79,6 +79,14 @@ func newHotEnv(tb testing.TB, rc *redis.Client, clientPerMinute int) *hotEnv {
 	if rc != nil {
 		prefix := redisTestPrefix(tb, rc, "hot")
 		rl, rr := redis.NewLimiter(rc, prefix+"rate:"), redis.NewRevocations(rc, prefix+"token:")
+		// With the revocation feed, as serve runs it (docs/architecture.md,
+		// "Revocation feed").
+		tb.Cleanup(rr.WithFeed(redis.FeedOptions{}).StartFeed())
+		wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		if err := rr.WaitFeed(wctx); err != nil {
+			tb.Fatal(err)
+		}
 		limiter, revocations, checks = rl, rr, redis.NewChecker(rl, rr)
 	}
 	hasher := argon2id.New(argon2id.Options{Params: argon2id.TestParams()})

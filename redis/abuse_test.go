@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -127,22 +126,7 @@ func TestCluster(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		cc := c.rdb.(*goredis.ClusterClient)
-		var mu sync.Mutex
-		nonEmpty := 0
-		err := cc.ForEachMaster(t.Context(), func(ctx context.Context, node *goredis.Client) error {
-			keys, err := node.Keys(ctx, prefix+"*").Result()
-			if len(keys) > 0 {
-				mu.Lock()
-				nonEmpty++
-				mu.Unlock()
-			}
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if nonEmpty != 3 {
+		if nonEmpty := mastersHolding(t, c, prefix); nonEmpty != 3 {
 			t.Errorf("keys on %d masters, want 3", nonEmpty)
 		}
 	})

@@ -42,6 +42,7 @@ type batch struct {
 	pipe    goredis.Pipeliner
 	queued  int
 	scripts []*scriptCheck
+	local   []func(ctx context.Context) // checks answered in memory, at Exec
 }
 
 // scriptCheck is one queued run of limitScript.
@@ -86,10 +87,33 @@ func (b *batch) AllowAll(keys []string, limits []permiso.Limit) func() ([]permis
 	return func() ([]permiso.LimitResult, error) { return sc.res, sc.err }
 }
 
-// IsRevoked queues Revocations.IsRevoked.
+// IsRevoked queues Revocations.IsRevoked: answered from memory with a
+// live feed (nothing is queued), else looked up in the pipeline.
 func (b *batch) IsRevoked(jti, sid, subject string, issuedAt time.Time) func() (bool, error) {
 	if jti == "" && sid == "" && subject == "" {
 		return func() (bool, error) { return false, nil }
+	}
+	if f := b.c.rev.feed; f != nil && f.started.Load() {
+		if f.live() || !f.opts.Lookup {
+			// Answered from memory when Exec runs, so that a revocation
+			// made between queueing and Exec counts; a feed gone stale
+			// meanwhile is handled there by IsRevoked itself.
+			var revoked bool
+			var err error
+			b.local = append(b.local, func(ctx context.Context) {
+				revoked, err = b.c.rev.IsRevoked(ctx, jti, sid, subject, issuedAt)
+			})
+			return func() (bool, error) { return revoked, err }
+		}
+		// Stale, with lookups: memory's "revoked" still wins.
+		b.queued++
+		lookup := b.c.rev.QueueIsRevoked(context.Background(), b.pipe, jti, sid, subject, issuedAt)
+		return func() (bool, error) {
+			if v, _ := f.mem.IsRevoked(context.Background(), jti, sid, subject, issuedAt); v {
+				return true, nil
+			}
+			return lookup()
+		}
 	}
 	b.queued++
 	return b.c.rev.QueueIsRevoked(context.Background(), b.pipe, jti, sid, subject, issuedAt)
@@ -98,6 +122,9 @@ func (b *batch) IsRevoked(jti, sid, subject string, issuedAt time.Time) func() (
 // Exec sends the pipeline. Each check reads its own command's answer; an
 // absent key (goredis.Nil) is an answer, not a failure.
 func (b *batch) Exec(ctx context.Context) {
+	for _, run := range b.local {
+		run(ctx)
+	}
 	if b.queued == 0 {
 		return
 	}

@@ -29,6 +29,19 @@ func TestChecker(t *testing.T) {
 	sharedstatetest.RunChecker(t, newTestChecker(openTestClient(t)))
 }
 
+// TestCheckerFeed: the same with the revocation lookups answered by a live
+// feed (docs/architecture.md, "Revocation feed").
+func TestCheckerFeed(t *testing.T) {
+	t.Parallel()
+	c := openTestClient(t)
+	sharedstatetest.RunChecker(t, func(t *testing.T) (permiso.Checker, permiso.RateLimiter, permiso.RevocationStore, *testclock.Clock) {
+		prefix := isolatedPrefix(t, c)
+		l := NewLimiter(c, prefix+"rate:")
+		r := startFeed(t, NewRevocations(c, prefix+"token:"), FeedOptions{})
+		return NewChecker(l, r), l, r, testclock.Real()
+	})
+}
+
 // roundTrips counts what a client sends: single commands and pipelines.
 type roundTrips struct{ single, pipelines, commands atomic.Int64 }
 

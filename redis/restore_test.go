@@ -90,3 +90,37 @@ func TestRevocationStateRestoredAfterDataLoss(t *testing.T) {
 		t.Errorf("%d restores, want 2 (one at start, one after the restart)", restores)
 	}
 }
+
+// TestFeedRestoresLostState: a feed whose Redis loses its data (here: the
+// marker and the entries deleted while the connection stays up) notices
+// the missing marker on its next read, restores the database's ended
+// sessions into Redis and resyncs (docs/architecture.md, "Revocation
+// feed").
+func TestFeedRestoresLostState(t *testing.T) {
+	t.Parallel()
+	c := openTestClient(t)
+	prefix := testPrefix(t, c)
+	ended := uuid.NewString()
+	r := NewRevocations(c, prefix).WithRestore(func(context.Context) (map[string]time.Time, error) {
+		return map[string]time.Time{ended: time.Now().Add(time.Hour)}, nil
+	}, nil)
+	startFeed(t, r, FeedOptions{})
+	ctx := t.Context()
+	resyncs := r.FeedStats().Resyncs
+	if _, err := deletePrefix(ctx, c.rdb, prefix); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for r.FeedStats().Resyncs == resyncs || !r.FeedStats().Live {
+		if time.Now().After(deadline) {
+			t.Fatalf("no resync after the state was lost: %+v", r.FeedStats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n, err := c.rdb.Exists(ctx, r.stateKey(), r.sidKey(ended)).Result(); err != nil || n != 2 {
+		t.Errorf("marker and ended session in Redis after the resync: %d, %v; want both", n, err)
+	}
+	if v, err := r.IsRevoked(ctx, uuid.NewString(), ended, "", time.Now()); err != nil || !v {
+		t.Errorf("ended session: %v, %v", v, err)
+	}
+}

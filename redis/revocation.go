@@ -79,6 +79,9 @@ type Revocations struct {
 	sessionPrefix string
 	now           func() time.Time
 
+	// Set by WithFeed.
+	feed *feed
+
 	// Set by WithRestore.
 	restore     SessionRestorer
 	logger      *slog.Logger
@@ -252,12 +255,27 @@ func unavailable(err error) error {
 	return permiso.Wrap(permiso.EUNAVAILABLE, "revocation store unavailable", err)
 }
 
-func (r *Revocations) revoke(ctx context.Context, key string, value int64, expiresAt time.Time) error {
-	err := revokeScript.Run(ctx, r.rdb, []string{key}, value, r.ttlMillis(expiresAt)).Err()
-	if err != nil {
-		return unavailable(err)
+// revoke stores e under keys (one Lua script each), then appends e to the
+// feed's stream (revfeed.go): the key first, so that a resync that read the
+// stream's position before its scan never misses a revocation whose event
+// it will not read (revfeed.go). With a feed the revocation is also held
+// in memory at once (read-your-writes), whatever Redis answers: holding
+// it can only refuse more.
+func (r *Revocations) revoke(ctx context.Context, e event, keys ...string) error {
+	if r.feed != nil {
+		r.feed.apply(e)
 	}
-	return nil
+	for _, key := range keys {
+		if err := revokeScript.Run(ctx, r.rdb, []string{key}, e.value, e.ttl).Err(); err != nil {
+			return unavailable(err)
+		}
+	}
+	return r.publish(ctx, e)
+}
+
+// revocation is the event of a revocation of kind until expiresAt.
+func (r *Revocations) revocation(kind, id string, value int64, expiresAt time.Time) event {
+	return event{kind: kind, id: id, value: value, ttl: r.ttlMillis(expiresAt)}
 }
 
 // RevokeToken revokes one access token by jti until expiresAt (at least one
@@ -266,7 +284,7 @@ func (r *Revocations) RevokeToken(ctx context.Context, jti string, expiresAt tim
 	if jti == "" {
 		return permiso.Invalid("revocation needs a jti")
 	}
-	return r.revoke(ctx, r.jtiKey(jti), 1, expiresAt)
+	return r.revoke(ctx, r.revocation(evJTI, jti, 1, expiresAt), r.jtiKey(jti))
 }
 
 // RevokeSession revokes every access token carrying sid until expiresAt (at
@@ -276,12 +294,11 @@ func (r *Revocations) RevokeSession(ctx context.Context, sid string, expiresAt t
 	if sid == "" {
 		return permiso.Invalid("revocation needs a session id")
 	}
+	keys := []string{r.sidKey(sid)}
 	if legacy := r.legacySidKey(sid); legacy != "" {
-		if err := r.revoke(ctx, legacy, 1, expiresAt); err != nil {
-			return err
-		}
+		keys = []string{legacy, r.sidKey(sid)}
 	}
-	return r.revoke(ctx, r.sidKey(sid), 1, expiresAt)
+	return r.revoke(ctx, r.revocation(evSID, sid, 1, expiresAt), keys...)
 }
 
 // RevokeSubjectBefore revokes every token of subject issued before cutoff
@@ -292,23 +309,31 @@ func (r *Revocations) RevokeSubjectBefore(ctx context.Context, subject string, c
 	if subject == "" {
 		return permiso.Invalid("revocation needs a subject")
 	}
-	return r.revoke(ctx, r.subKey(subject), cutoffMillis(cutoff), expiresAt)
+	return r.revoke(ctx, r.revocation(evSub, subject, cutoffMillis(cutoff), expiresAt), r.subKey(subject))
 }
 
 // RevokeAllBefore revokes every token issued before cutoff, whatever its
 // subject (kept in milliseconds, rounded up), remembered until expiresAt
 // (at least one second from now). Atomic like RevokeSubjectBefore.
 func (r *Revocations) RevokeAllBefore(ctx context.Context, cutoff, expiresAt time.Time) error {
-	return r.revoke(ctx, r.allKey(), cutoffMillis(cutoff), expiresAt)
+	return r.revoke(ctx, r.revocation(evAll, "", cutoffMillis(cutoff), expiresAt), r.allKey())
 }
 
 // IsRevoked reports whether the token is revoked by its jti, its sid (when
-// not empty), its subject's cutoff or the global cutoff, in one pipelined
-// round trip. Empty identifiers are skipped; with all three empty the
-// answer is false without a call.
+// not empty), its subject's cutoff or the global cutoff. With a feed
+// (WithFeed) it answers from memory, without a call, while the feed is
+// live (and "revoked" from memory even when it is not); otherwise, and on
+// a stale feed with FeedOptions.Lookup, in one pipelined round trip.
+// Empty identifiers are skipped; with all three empty the answer is false
+// without a call.
 func (r *Revocations) IsRevoked(ctx context.Context, jti, sid, subject string, issuedAt time.Time) (bool, error) {
 	if jti == "" && sid == "" && subject == "" {
 		return false, nil
+	}
+	if r.feed != nil {
+		if revoked, decided, err := r.feed.check(jti, sid, subject, issuedAt); decided {
+			return revoked, err
+		}
 	}
 	pipe := r.rdb.Pipeline()
 	result := r.QueueIsRevoked(ctx, pipe, jti, sid, subject, issuedAt)

@@ -190,6 +190,27 @@ func startCluster(t testing.TB) []string {
 	return addrs
 }
 
+// mastersHolding returns how many masters of the cluster behind c hold a
+// key starting with prefix.
+func mastersHolding(t testing.TB, c *Client, prefix string) int {
+	t.Helper()
+	var mu sync.Mutex
+	n := 0
+	err := c.rdb.(*goredis.ClusterClient).ForEachMaster(t.Context(), func(ctx context.Context, node *goredis.Client) error {
+		keys, err := node.Keys(ctx, prefix+"*").Result()
+		if len(keys) > 0 {
+			mu.Lock()
+			n++
+			mu.Unlock()
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 // clusterURL is the REDIS_URL of a cluster with these seeds.
 func clusterURL(addrs []string) string {
 	return "redis://" + strings.Join(addrs, ",")

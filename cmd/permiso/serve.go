@@ -70,9 +70,29 @@ func cmdServe(ctx context.Context, env *environment, args []string, stdout io.Wr
 	stopJobs := startAdminJobs(reloadCtx, a)
 	defer stopJobs()
 	rdb := auth.redis
+	if rv := auth.revocations; rv != nil && cfg.RevocationFeed {
+		defer rv.StartFeed()()
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := rv.WaitFeed(wctx); err != nil {
+			logger.Warn("revocation feed not live yet: until it is, bearer checks fail with 503 or look up Redis (REVOCATION_FEED_STALE)")
+		}
+		cancel()
+	}
 	cacheCheck := httpapi.StaticCheck("cache", map[string]any{"backend": "in-process"})
 	if rdb != nil {
 		cacheCheck.Check = rdb.Health
+		if rv := auth.revocations; rv != nil && cfg.RevocationFeed {
+			cacheCheck.Check = func(ctx context.Context) (map[string]any, error) {
+				details, err := rdb.Health(ctx)
+				if err != nil {
+					return nil, err
+				}
+				st := rv.FeedStats()
+				details["revocation_feed"] = map[string]any{"live": st.Live, "lag_ms": st.Lag.Milliseconds(),
+					"events": st.Events, "resyncs": st.Resyncs, "entries": st.Entries}
+				return details, nil
+			}
+		}
 		if details, err := rdb.Health(ctx); err != nil {
 			logger.Error("Redis is unreachable at startup", "error", err)
 		} else if w, ok := details["warning"].(string); ok {

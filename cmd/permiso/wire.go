@@ -40,6 +40,9 @@ type authParts struct {
 	// metrics when they are enabled.
 	auditor permiso.Auditor
 	redis   *redis.Client // nil without REDIS_URL
+	// revocations is the Redis revocation store (nil without REDIS_URL);
+	// serve starts its feed (REVOCATION_FEED).
+	revocations *redis.Revocations
 	// limiter counts the RATE_LIMIT_* and per-client limits (Redis or in
 	// process, like the lockout inside service).
 	limiter permiso.RateLimiter
@@ -142,6 +145,12 @@ func newAuth(ctx context.Context, a *app, m *metrics.Metrics) (*authParts, error
 	var rrev *redis.Revocations
 	if rdb != nil {
 		rrev = redis.NewRevocations(rdb, cfg.CacheTokenPrefix).WithSessionPrefix(cfg.CacheSessionPrefix)
+		if cfg.RevocationFeed {
+			// Bearer checks answer from memory, fed by a Redis stream
+			// (docs/architecture.md, "Revocation feed"); serve starts it.
+			rrev.WithFeed(redis.FeedOptions{MaxLag: cfg.RevocationFeedMaxLag,
+				Lookup: cfg.RevocationFeedStale == "lookup", Logger: a.logger})
+		}
 		revocations = rrev
 		if rl, ok := limiter.(*redis.Limiter); ok {
 			checks = redis.NewChecker(rl, rrev)
@@ -198,7 +207,7 @@ func newAuth(ctx context.Context, a *app, m *metrics.Metrics) (*authParts, error
 				"error", err.Error())
 		}
 	}
-	return &authParts{signer: signer, idSigner: idSigner, service: service, audit: aw, auditor: auditor, redis: rdb, usage: uc, limiter: limiter, hasher: hasher, mfa: mfaDeps}, nil
+	return &authParts{signer: signer, idSigner: idSigner, service: service, audit: aw, auditor: auditor, redis: rdb, revocations: rrev, usage: uc, limiter: limiter, hasher: hasher, mfa: mfaDeps}, nil
 }
 
 // newAbuseState builds the rate limiter and the login lockout (docs/abuse-resistance.md):
