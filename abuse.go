@@ -14,6 +14,20 @@ type Limit struct {
 // Disabled reports whether the limit admits everything.
 func (l Limit) Disabled() bool { return l.Count <= 0 || l.Period <= 0 }
 
+// LimitSlots is the number of slots a limit's period is divided into by
+// the rate limiters (docs/abuse-resistance.md, "Algorithm: sliding window
+// of slots"): a key holds at most one count per slot still in its window,
+// LimitSlots + 1 numbers whatever the limit's Count, and a request counts
+// from its admission until its slot's end has left the window: at least
+// the period, at most the period plus one slot.
+const LimitSlots = 60
+
+// Slot returns the width of one slot of l: Period / LimitSlots, at least
+// one microsecond.
+func (l Limit) Slot() time.Duration {
+	return max(l.Period/LimitSlots, time.Microsecond).Truncate(time.Microsecond)
+}
+
 // LimitResult is the state of one rate-limit key after a check.
 type LimitResult struct {
 	Allowed   bool

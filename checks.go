@@ -16,6 +16,14 @@ import (
 type CheckBatch interface {
 	// Allow queues RateLimiter.Allow(key, limit).
 	Allow(key string, limit Limit) func() (LimitResult, error)
+	// AllowLeased is Allow for a limit that may be counted ahead, in
+	// blocks of requests this instance then spends without asking again
+	// (docs/abuse-resistance.md, "Leases"): it never admits more than
+	// limit.Count in any window of limit.Period, across instances, but may
+	// refuse earlier while other instances hold unspent requests, and its
+	// Remaining and Reset are approximate. A checker without round trips
+	// to save makes it Allow.
+	AllowLeased(key string, limit Limit) func() (LimitResult, error)
 	// AllowAll queues RateLimiter.AllowAll(keys, limits).
 	AllowAll(keys []string, limits []Limit) func() ([]LimitResult, error)
 	// IsRevoked queues RevocationStore.IsRevoked(jti, sid, subject,
@@ -69,6 +77,10 @@ func (b *seqBatch) Allow(key string, limit Limit) func() (LimitResult, error) {
 		res, err = b.c.l.Allow(ctx, key, limit)
 	})
 	return func() (LimitResult, error) { return res, err }
+}
+
+func (b *seqBatch) AllowLeased(key string, limit Limit) func() (LimitResult, error) {
+	return b.Allow(key, limit)
 }
 
 func (b *seqBatch) AllowAll(keys []string, limits []Limit) func() ([]LimitResult, error) {

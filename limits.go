@@ -11,6 +11,10 @@ type LimitCheck struct {
 	// (RATE_LIMIT_API: reads stay available while Redis is down); other
 	// checks fail closed.
 	FailOpen bool
+	// Leased lets a shared checker answer the check from requests this
+	// instance counted ahead, in a block (RATE_LIMIT_API:
+	// docs/abuse-resistance.md, "Leases"), instead of one round trip.
+	Leased bool
 
 	// Ran, Result and Err are the outcome, set once the check was sent.
 	Ran    bool
@@ -80,7 +84,11 @@ func (l *Limits) Queue(b CheckBatch) func() {
 	for i, c := range l.checks {
 		if !c.Ran {
 			idx = append(idx, i)
-			results = append(results, b.Allow(c.Key, c.Limit))
+			if c.Leased {
+				results = append(results, b.AllowLeased(c.Key, c.Limit))
+			} else {
+				results = append(results, b.Allow(c.Key, c.Limit))
+			}
 		}
 	}
 	return func() {

@@ -31,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -130,6 +131,13 @@ type Options struct {
 	// MaxWait bounds how long Hash and Verify wait for a free slot; zero
 	// means DefaultMaxWait, a negative value means do not wait at all.
 	MaxWait time.Duration
+	// ReturnMemoryAfter, when positive, returns the memory of finished
+	// hashes to the operating system (debug.FreeOSMemory) once no hash has
+	// run for that long: each hash allocates Params.Memory, which the Go
+	// runtime would otherwise keep for minutes (docs/benchmarks.md,
+	// "Memory"). It runs at most once per ReturnMemoryAfter, and only
+	// after hashing.
+	ReturnMemoryAfter time.Duration
 }
 
 // Hasher hashes and verifies passwords with Argon2id. It implements
@@ -141,6 +149,7 @@ type Hasher struct {
 	dummy   string
 	// derive is argon2.IDKey; tests replace it to observe concurrency.
 	derive func(password, salt []byte, time, memory uint32, threads uint8, keyLen uint32) []byte
+	idle   *idleReturn
 }
 
 var _ permiso.PasswordHasher = (*Hasher)(nil)
@@ -169,6 +178,9 @@ func New(opts Options) *Hasher {
 		slots:   make(chan struct{}, n),
 		maxWait: wait,
 		derive:  argon2.IDKey,
+	}
+	if opts.ReturnMemoryAfter > 0 {
+		h.idle = &idleReturn{after: opts.ReturnMemoryAfter, free: debug.FreeOSMemory}
 	}
 	// The dummy hash has the current parameters and a random salt and
 	// hash: verifying against it costs exactly a real verification, and no
@@ -293,7 +305,12 @@ func (h *Hasher) acquire(ctx context.Context) error {
 	}
 }
 
-func (h *Hasher) release() { <-h.slots }
+func (h *Hasher) release() {
+	<-h.slots
+	if h.idle != nil {
+		h.idle.hashed(func() bool { return len(h.slots) == 0 })
+	}
+}
 
 func busy() error {
 	return permiso.Errorf(permiso.EUNAVAILABLE, "too many concurrent password checks; retry shortly")

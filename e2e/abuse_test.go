@@ -208,7 +208,7 @@ func TestSharedLimitsAcrossInstances(t *testing.T) {
 				admitted++
 			case r.status == http.StatusTooManyRequests && r.body["error"] == "rate_limit_exceeded":
 				limited++
-				if ra, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || ra < 1 || ra > 60 {
+				if ra, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || ra < 1 || ra > 61 {
 					t.Errorf("429 Retry-After %q", r.header.Get("Retry-After"))
 				}
 				if r.header.Get("RateLimit-Remaining") != "0" || r.header.Get("RateLimit-Limit") != "5" {

@@ -68,8 +68,11 @@ func wantHeaders(t *testing.T, w *httptest.ResponseRecorder, limit, remaining st
 	if got := w.Header().Get("RateLimit-Remaining"); got != remaining {
 		t.Errorf("RateLimit-Remaining %q, want %q", got, remaining)
 	}
-	if reset, err := strconv.Atoi(w.Header().Get("RateLimit-Reset")); err != nil || reset < 0 || reset > 60 {
-		t.Errorf("RateLimit-Reset %q, want 0..60 seconds", w.Header().Get("RateLimit-Reset"))
+	// A per-minute limit: a request counts for the period plus at most
+	// one slot (docs/abuse-resistance.md, "Algorithm: sliding window of
+	// slots").
+	if reset, err := strconv.Atoi(w.Header().Get("RateLimit-Reset")); err != nil || reset < 0 || reset > 61 {
+		t.Errorf("RateLimit-Reset %q, want 0..61 seconds", w.Header().Get("RateLimit-Reset"))
 	}
 }
 
@@ -105,7 +108,7 @@ func TestLoginRateLimit(t *testing.T) {
 		if m["error"] != "rate_limit_exceeded" || m["request_id"] != nil {
 			t.Errorf("%s: body %v, want the RFC 6749 envelope with rate_limit_exceeded", path, m)
 		}
-		if ra, err := strconv.Atoi(w.Header().Get("Retry-After")); err != nil || ra < 1 || ra > 60 {
+		if ra, err := strconv.Atoi(w.Header().Get("Retry-After")); err != nil || ra < 1 || ra > 61 {
 			t.Errorf("%s: Retry-After %q", path, w.Header().Get("Retry-After"))
 		}
 		if w.Header().Get("Cache-Control") != "no-store" {

@@ -52,7 +52,7 @@ func (s *server) addLimit(limits *permiso.Limits, r *http.Request, kind limitKin
 		return
 	}
 	limits.Add(permiso.LimitCheck{Name: string(kind), Key: limitKey(kind, ClientIP(r.Context())), Limit: lim,
-		FailOpen: kind == limitAPI})
+		FailOpen: kind == limitAPI, Leased: kind == limitAPI})
 }
 
 // settleLimits sends the checks of limits that nobody has sent (one

@@ -8,17 +8,17 @@ import (
 	"github.com/permiso/permiso"
 )
 
-// Limiter is an in-process permiso.RateLimiter using a sliding-window log:
-// each key keeps the times of the requests it admitted during the last
-// period, so "N per period" admits at most N requests in any window of
-// that length, exactly, and a refused request is not recorded (it neither
-// extends nor deepens the block). The same algorithm runs in Redis
-// (redis.Limiter); docs/abuse-resistance.md explains the choice.
+// Limiter is an in-process permiso.RateLimiter using the sliding window of
+// slots of docs/abuse-resistance.md: each key keeps one count per slot of
+// its period (permiso.LimitSlots) that is still in the window, so "N per
+// period" admits at most N requests in any window of that length, and a
+// refused request is not recorded (it neither extends nor deepens the
+// block). The same algorithm runs in Redis (redis.Limiter).
 //
 // It is safe for concurrent use; one mutex makes every call atomic. Memory
-// is bounded by the requests admitted in the last period of each key:
-// expired entries are dropped on access, and keys whose last entry expired
-// are swept by later writes (amortized O(1), no goroutine).
+// is bounded by permiso.LimitSlots + 1 counts per live key, whatever the
+// limit's Count: expired slots are dropped on access, and keys whose last
+// slot expired are swept by later writes (amortized O(1), no goroutine).
 type Limiter struct {
 	now func() time.Time
 
@@ -28,13 +28,19 @@ type Limiter struct {
 	sweepAt int
 }
 
-// window is the log of one key: the admission times still inside the
-// last period, oldest first.
+// window holds the slots of one key still inside the last period, oldest
+// first: the end of each slot (µs since the Unix epoch) and the requests
+// admitted in it.
 type window struct {
-	times []time.Time
+	slots []slot
 	// period is the longest period the key was last used with; the key
-	// may be forgotten once its newest entry is that old.
+	// may be forgotten once its newest slot ended that long ago.
 	period time.Duration
+}
+
+type slot struct {
+	end   int64
+	count int
 }
 
 var _ permiso.RateLimiter = (*Limiter)(nil)
@@ -99,10 +105,17 @@ func (l *Limiter) AllowAll(_ context.Context, keys []string, limits []permiso.Li
 			w = &window{}
 			l.windows[key] = w
 		}
-		w.times = append(w.times, now)
+		end := slotEnd(now, lim)
+		if n := len(w.slots); n > 0 && w.slots[n-1].end >= end {
+			// The same slot (or a later one, when the key was last
+			// used with a wider slot: counted longer, never shorter).
+			w.slots[n-1].count++
+		} else {
+			w.slots = append(w.slots, slot{end: end, count: 1})
+		}
 		w.period = max(w.period, lim.Period)
-		out[i] = permiso.LimitResult{Allowed: true, Limit: lim.Count,
-			Remaining: max(0, lim.Count-len(w.times)), Reset: lim.Period}
+		out[i] = peek(w, now, lim)
+		out[i].Allowed, out[i].RetryAfter = true, 0
 		l.wroteLocked(now)
 	}
 	return out, nil
@@ -135,32 +148,53 @@ func (l *Limiter) Peek(_ context.Context, key string, limit permiso.Limit) (perm
 	return peek(w, now, limit), nil
 }
 
+// slotEnd is the end of the slot of lim that holds now, in µs since the
+// Unix epoch; redis.Limiter computes the same on the server's clock.
+func slotEnd(now time.Time, lim permiso.Limit) int64 {
+	w := lim.Slot().Microseconds()
+	return (now.UnixMicro()/w + 1) * w
+}
+
+// expiry is when a request counted in the slot ending at end leaves the
+// window of period.
+func expiry(end int64, period time.Duration) time.Time {
+	return time.UnixMicro(end).Add(period)
+}
+
 // peek computes the result of one more request on w (pruned for this
 // limit's period) without recording it.
 func peek(w *window, now time.Time, limit permiso.Limit) permiso.LimitResult {
 	n := 0
 	if w != nil {
-		n = len(w.times)
+		for _, s := range w.slots {
+			n += s.count
+		}
 	}
 	r := permiso.LimitResult{Allowed: n < limit.Count, Limit: limit.Count, Remaining: max(0, limit.Count-n)}
 	if n > 0 {
-		r.Reset = w.times[n-1].Add(limit.Period).Sub(now)
+		r.Reset = expiry(w.slots[len(w.slots)-1].end, limit.Period).Sub(now)
 	}
 	if !r.Allowed {
-		// The entry whose expiry brings the count below the limit.
-		r.RetryAfter = w.times[n-limit.Count].Add(limit.Period).Sub(now)
+		// The slot whose expiry brings the count below the limit.
+		for _, s := range w.slots {
+			n -= s.count
+			if n < limit.Count {
+				r.RetryAfter = expiry(s.end, limit.Period).Sub(now)
+				break
+			}
+		}
 	}
 	return r
 }
 
-// prune drops the entries that left the window (now-period, now].
+// prune drops the slots that left the window (now-period, now].
 func (w *window) prune(now time.Time, period time.Duration) {
 	cut := 0
-	for cut < len(w.times) && !now.Before(w.times[cut].Add(period)) {
+	for cut < len(w.slots) && !now.Before(expiry(w.slots[cut].end, period)) {
 		cut++
 	}
 	if cut > 0 {
-		w.times = w.times[cut:]
+		w.slots = w.slots[cut:]
 	}
 }
 
@@ -177,7 +211,7 @@ func (l *Limiter) wroteLocked(now time.Time) {
 		return
 	}
 	for k, w := range l.windows {
-		if n := len(w.times); n == 0 || !now.Before(w.times[n-1].Add(w.period)) {
+		if n := len(w.slots); n == 0 || !now.Before(expiry(w.slots[n-1].end, w.period)) {
 			delete(l.windows, k)
 		}
 	}

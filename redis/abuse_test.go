@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"log/slog"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -239,10 +240,16 @@ func TestLimiterKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := prefix + "ip:login:192.0.2.1"
-	if n, err := c.rdb.ZCard(ctx, key).Result(); err != nil || n != 1 {
-		t.Errorf("ZCARD %s = %d, %v; want 1", key, n, err)
+	if h, err := c.rdb.HGetAll(ctx, key).Result(); err != nil || len(h) != 1 {
+		t.Errorf("HGETALL %s = %v, %v; want one slot", key, h, err)
+	} else {
+		for end, n := range h {
+			if e, err := strconv.ParseInt(end, 10, 64); err != nil || e%time.Second.Microseconds() != 0 || n != "1" {
+				t.Errorf("slot %s = %s, want the end of a one-second slot (µs) holding 1", end, n)
+			}
+		}
 	}
-	if d, err := c.rdb.PTTL(ctx, key).Result(); err != nil || d <= 55*time.Second || d > time.Minute {
+	if d, err := c.rdb.PTTL(ctx, key).Result(); err != nil || d <= 55*time.Second || d > time.Minute+time.Second {
 		t.Errorf("PTTL %s = %v, %v; want about a minute", key, d, err)
 	}
 	lo := NewLockout(c, prefix, 5, 30*time.Minute)

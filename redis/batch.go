@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"crypto/rand"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -21,16 +20,23 @@ import (
 // round trip per node concerned, in parallel. The limiter script is sent
 // as EVALSHA; when a server does not know it yet (NOSCRIPT: a restart, a
 // failover, a new node) that one check is re-run with the full script.
+//
+// Leased limits (AllowLeased: RATE_LIMIT_API) are answered from this
+// checker's leases when one has requests left, without a command: see
+// leases.
 type Checker struct {
-	lim *Limiter
-	rev *Revocations
+	lim    *Limiter
+	rev    *Revocations
+	leases *leases
 }
 
 var _ permiso.Checker = (*Checker)(nil)
 
 // NewChecker returns the checker over l and r, which must use the same
 // Redis client.
-func NewChecker(l *Limiter, r *Revocations) *Checker { return &Checker{lim: l, rev: r} }
+func NewChecker(l *Limiter, r *Revocations) *Checker {
+	return &Checker{lim: l, rev: r, leases: newLeases()}
+}
 
 // Batch starts a batch.
 func (c *Checker) Batch() permiso.CheckBatch {
@@ -53,10 +59,19 @@ type scriptCheck struct {
 	cmd    *goredis.Cmd
 	res    []permiso.LimitResult
 	err    error
+	// lease is set on the run that takes a lease of key (want requests,
+	// sent at sent).
+	lease *leaseRun
 }
 
-func (b *batch) queueScript(keys []string, limits []permiso.Limit) *scriptCheck {
-	full, args := b.c.lim.scriptArgs(rand.Text(), keys, limits)
+type leaseRun struct {
+	key  string
+	want int
+	sent time.Time
+}
+
+func (b *batch) queueScript(want int, keys []string, limits []permiso.Limit, gives []giveBack) *scriptCheck {
+	full, args := b.c.lim.scriptArgs(want, want > 1, keys, limits, gives)
 	sc := &scriptCheck{keys: full, args: args, limits: limits}
 	sc.cmd = limitScript.EvalSha(context.Background(), b.pipe, full, args...)
 	b.queued++
@@ -69,7 +84,7 @@ func (b *batch) Allow(key string, limit permiso.Limit) func() (permiso.LimitResu
 	if limit.Disabled() {
 		return func() (permiso.LimitResult, error) { return permiso.LimitResult{Allowed: true}, nil }
 	}
-	sc := b.queueScript([]string{key}, []permiso.Limit{limit})
+	sc := b.queueScript(1, []string{key}, []permiso.Limit{limit}, nil)
 	return func() (permiso.LimitResult, error) {
 		if sc.err != nil {
 			return permiso.LimitResult{}, sc.err
@@ -83,8 +98,29 @@ func (b *batch) AllowAll(keys []string, limits []permiso.Limit) func() ([]permis
 	if err := permiso.CheckLimitKeys(keys, limits); err != nil {
 		return func() ([]permiso.LimitResult, error) { return nil, err }
 	}
-	sc := b.queueScript(keys, limits)
+	sc := b.queueScript(1, keys, limits, nil)
 	return func() ([]permiso.LimitResult, error) { return sc.res, sc.err }
+}
+
+// AllowLeased spends a request of key's lease, or queues the run that
+// takes the next lease (see leases).
+func (b *batch) AllowLeased(key string, limit permiso.Limit) func() (permiso.LimitResult, error) {
+	if limit.Disabled() {
+		return func() (permiso.LimitResult, error) { return permiso.LimitResult{Allowed: true}, nil }
+	}
+	now := time.Now()
+	res, ok, want, give := b.c.leases.take(key, limit, now)
+	if ok {
+		return func() (permiso.LimitResult, error) { return res, nil }
+	}
+	sc := b.queueScript(want, []string{key}, []permiso.Limit{limit}, []giveBack{give})
+	sc.lease = &leaseRun{key: key, want: want, sent: now}
+	return func() (permiso.LimitResult, error) {
+		if sc.err != nil {
+			return permiso.LimitResult{}, sc.err
+		}
+		return sc.res[0], nil
+	}
 }
 
 // IsRevoked queues Revocations.IsRevoked: answered from memory with a
@@ -142,6 +178,14 @@ func (b *batch) Exec(ctx context.Context) {
 			sc.err = limiterUnavailable(err)
 			continue
 		}
-		sc.res, sc.err = decodeLimits(v, sc.limits)
+		r, err := decodeLimits(v, sc.limits)
+		switch {
+		case err != nil:
+			sc.err = err
+		case sc.lease != nil:
+			sc.res = []permiso.LimitResult{b.c.leases.record(sc.lease.key, sc.limits[0], sc.lease.want, sc.lease.sent, r)}
+		default:
+			sc.res = r.results
+		}
 	}
 }

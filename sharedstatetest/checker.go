@@ -52,6 +52,61 @@ func RunChecker(t *testing.T, newChecker NewChecker) {
 		c, _, _, _ := newChecker(t)
 		testConcurrentBatches(t, c)
 	})
+	t.Run("LeasedWithinLimit", func(t *testing.T) {
+		t.Parallel()
+		c, _, _, _ := newChecker(t)
+		LeasedWithinLimit(t, c)
+	})
+}
+
+// LeasedWithinLimit sends many concurrent AllowLeased checks of one key
+// through the checkers given (instances sharing one state) and requires
+// what docs/abuse-resistance.md ("Leases") promises: never more admitted
+// than the limit in its period, across them all, and the first request
+// admitted. How many fewer were admitted (requests leased and not spent)
+// is printed, not required.
+func LeasedWithinLimit(t *testing.T, checkers ...permiso.Checker) {
+	t.Helper()
+	const workers, perWorker = 8, 150
+	key := id("leased")
+	lim := permiso.Limit{Count: 600, Period: time.Minute}
+	first := checkers[0].Batch()
+	res := first.AllowLeased(key, lim)
+	first.Exec(context.Background())
+	if r, err := res(); err != nil || !r.Allowed || r.Limit != lim.Count || r.Remaining >= lim.Count {
+		t.Fatalf("first leased request = %+v, %v; want allowed under the limit", r, err)
+	}
+	allowed := atomic.Int64{}
+	allowed.Add(1)
+	var wg sync.WaitGroup
+	for w := range workers {
+		c := checkers[w%len(checkers)]
+		wg.Go(func() {
+			for range perWorker {
+				b := c.Batch()
+				res := b.AllowLeased(key, lim)
+				b.Exec(context.Background())
+				r, err := res()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if r.Allowed {
+					allowed.Add(1)
+					if r.Remaining >= lim.Count || r.Limit != lim.Count {
+						t.Errorf("admitted with %+v", r)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	n := allowed.Load()
+	if n > int64(lim.Count) {
+		t.Errorf("%d leased requests admitted over %d instances, limit %d", n, len(checkers), lim.Count)
+	}
+	t.Logf("%d of %d leased requests admitted over %d instances (limit %d)", n, workers*perWorker+1, len(checkers), lim.Count)
 }
 
 func testMixedBatch(t *testing.T, c permiso.Checker, l permiso.RateLimiter, r permiso.RevocationStore, clock *testclock.Clock) {

@@ -18,13 +18,16 @@ type NewRateLimiter func(t *testing.T) (permiso.RateLimiter, *testclock.Clock)
 
 // RunRateLimiter runs the conformance suite for permiso.RateLimiter.
 // Besides the obligations written on the interface, the suite requires the
-// sliding-window semantics of docs/abuse-resistance.md:
+// semantics of docs/abuse-resistance.md ("Algorithm: sliding window of
+// slots"):
 //   - "N per P" admits at most N requests in any window of length P, and
-//     N again once P has passed since the oldest admitted one;
+//     N again once P plus one slot (Limit.Slot) has passed since the
+//     oldest admitted one;
 //   - a refused request is not counted: hammering a limited key does not
 //     delay its recovery;
 //   - Remaining, Reset and RetryAfter describe the key after the call:
-//     RetryAfter is when the oldest counted request leaves the window;
+//     RetryAfter is when the oldest counted request leaves the window, at
+//     most one slot after P has passed since it was admitted;
 //   - a disabled limit admits everything and records nothing;
 //   - AllowAll counts a request in every key or in none.
 //
@@ -93,7 +96,7 @@ func testAllowsUpToLimit(t *testing.T, l permiso.RateLimiter, _ *testclock.Clock
 		if r.Limit != 5 || r.Remaining != 4-i {
 			t.Errorf("request %d: %+v, want Limit 5, Remaining %d", i+1, r, 4-i)
 		}
-		within(t, "Reset of an allowed request", r.Reset, time.Minute-slack, time.Minute)
+		within(t, "Reset of an allowed request", r.Reset, time.Minute-slack, time.Minute+lim.Slot())
 		if r.RetryAfter != 0 {
 			t.Errorf("request %d: RetryAfter %v on an allowed request", i+1, r.RetryAfter)
 		}
@@ -103,8 +106,8 @@ func testAllowsUpToLimit(t *testing.T, l permiso.RateLimiter, _ *testclock.Clock
 		if r.Limit != 5 || r.Remaining != 0 {
 			t.Errorf("refused: %+v, want Limit 5, Remaining 0", r)
 		}
-		within(t, "RetryAfter", r.RetryAfter, time.Minute-slack-time.Second, time.Minute)
-		within(t, "Reset", r.Reset, time.Minute-slack-time.Second, time.Minute)
+		within(t, "RetryAfter", r.RetryAfter, time.Minute-slack-time.Second, time.Minute+lim.Slot())
+		within(t, "Reset", r.Reset, time.Minute-slack-time.Second, time.Minute+lim.Slot())
 	}
 }
 
@@ -123,13 +126,13 @@ func testPeekDoesNotCount(t *testing.T, l permiso.RateLimiter, _ *testclock.Cloc
 	if !r.Allowed || r.Remaining != 1 {
 		t.Errorf("Peek after one request = %+v, want Allowed, Remaining 1", r)
 	}
-	within(t, "Peek Reset", r.Reset, time.Minute-slack, time.Minute)
+	within(t, "Peek Reset", r.Reset, time.Minute-slack, time.Minute+lim.Slot())
 	allow(t, l, key, lim, true)
 	r = peekLimit(t, l, key, lim)
 	if r.Allowed || r.Remaining != 0 {
 		t.Errorf("Peek of an exhausted key = %+v, want not Allowed, Remaining 0", r)
 	}
-	within(t, "Peek RetryAfter", r.RetryAfter, time.Minute-slack, time.Minute)
+	within(t, "Peek RetryAfter", r.RetryAfter, time.Minute-slack, time.Minute+lim.Slot())
 	allow(t, l, key, lim, false)
 }
 
@@ -152,7 +155,7 @@ func testRefusedNotCounted(t *testing.T, l permiso.RateLimiter, c *testclock.Clo
 	for range 10 {
 		allow(t, l, key, lim, false)
 	}
-	c.Advance(lim.Period + 100*time.Millisecond)
+	c.Advance(lim.Period + lim.Slot() + 100*time.Millisecond)
 	// Both slots are back: the refused requests left no trace.
 	allow(t, l, key, lim, true)
 	allow(t, l, key, lim, true)
@@ -168,9 +171,9 @@ func testSlidingWindow(t *testing.T, l permiso.RateLimiter, c *testclock.Clock) 
 	r := allow(t, l, key, lim, false)
 	// The first request leaves the window at t0+2s, about 1 s from now;
 	// the budget is whole again at t0+3s.
-	within(t, "RetryAfter", r.RetryAfter, time.Second-slack, time.Second)
-	within(t, "Reset", r.Reset, 2*time.Second-slack, 2*time.Second)
-	c.Advance(time.Second + 100*time.Millisecond)
+	within(t, "RetryAfter", r.RetryAfter, time.Second-slack, time.Second+lim.Slot())
+	within(t, "Reset", r.Reset, 2*time.Second-slack, 2*time.Second+lim.Slot())
+	c.Advance(time.Second + lim.Slot() + 100*time.Millisecond)
 	// A fixed window starting at t0 would now admit two; the sliding
 	// window admits one, because the request at t0+1s still counts.
 	r = allow(t, l, key, lim, true)
@@ -191,7 +194,7 @@ func testLimitLowered(t *testing.T, l permiso.RateLimiter, _ *testclock.Clock) {
 	if r.Limit != 3 || r.Remaining != 0 {
 		t.Errorf("lowered limit: %+v, want Limit 3, Remaining 0", r)
 	}
-	within(t, "RetryAfter", r.RetryAfter, time.Minute-slack-time.Second, time.Minute)
+	within(t, "RetryAfter", r.RetryAfter, time.Minute-slack-time.Second, time.Minute+small.Slot())
 }
 
 func testLimitDisabled(t *testing.T, l permiso.RateLimiter, _ *testclock.Clock) {
@@ -239,7 +242,7 @@ func testAllowAll(t *testing.T, l permiso.RateLimiter, _ *testclock.Clock) {
 	if res[0].Allowed || res[1].Allowed {
 		t.Fatalf("4th request: %+v, want refused", res)
 	}
-	within(t, "RetryAfter of the refusing key", res[0].RetryAfter, time.Minute-slack-time.Second, time.Minute)
+	within(t, "RetryAfter of the refusing key", res[0].RetryAfter, time.Minute-slack-time.Second, time.Minute+limits[0].Slot())
 	if r := peekLimit(t, l, hour, limits[1]); r.Remaining != 2 {
 		t.Errorf("hour key after a refused request: %+v, want Remaining 2 (not counted)", r)
 	}

@@ -44,6 +44,7 @@ func cmdServe(ctx context.Context, env *environment, args []string, stdout io.Wr
 	for _, w := range warnings {
 		logger.Warn(w)
 	}
+	applyMemoryLimit(cfg, logger)
 	if err := applyMigrations(ctx, cfg, db); err != nil {
 		return err
 	}

@@ -272,5 +272,5 @@ func registerPoolMetrics(m *metrics.Metrics, db store, rdb *redis.Client) {
 func newHasher(cfg config.Config, concurrency int) *argon2id.Hasher {
 	p := argon2id.DefaultParams()
 	p.Memory, p.Time = uint32(cfg.PasswordHashMemoryKiB), uint32(cfg.PasswordHashIterations)
-	return argon2id.New(argon2id.Options{Params: p, Concurrency: concurrency})
+	return argon2id.New(argon2id.Options{Params: p, Concurrency: concurrency, ReturnMemoryAfter: returnHashMemoryAfter})
 }

@@ -1,0 +1,122 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/sharedstatetest"
+)
+
+// TestLeasesAcrossInstances: three instances (three checkers, each with
+// its own leases) share one limiter key; together they never admit more
+// than the limit (docs/abuse-resistance.md, "Leases").
+func TestLeasesAcrossInstances(t *testing.T) {
+	t.Parallel()
+	c := openTestClient(t)
+	l := NewLimiter(c, isolatedPrefix(t, c))
+	rev := NewRevocations(c, isolatedPrefix(t, c))
+	var hook roundTrips
+	c.rdb.AddHook(&hook)
+	sharedstatetest.LeasedWithinLimit(t, NewChecker(l, rev), NewChecker(l, rev), NewChecker(l, rev))
+	t.Logf("%d scripts sent for 1201 leased requests", hook.single.Load()+hook.commands.Load())
+}
+
+// testLimiter returns the test client, a limiter under a prefix of this
+// test's own, and that prefix.
+func testLimiter(t *testing.T) (*Client, *Limiter, string) {
+	c := openTestClient(t)
+	prefix := isolatedPrefix(t, c)
+	return c, NewLimiter(c, prefix), prefix
+}
+
+// TestLimiterMemoryPerKey: the Redis memory of a limit key does not grow
+// with the limit's count or the requests it admitted (docs/abuse-
+// resistance.md, "Algorithm: sliding window of slots"): at most
+// permiso.LimitSlots + 1 fields, whatever the limit. The log of earlier
+// versions held one sorted-set member per admitted request.
+func TestLimiterMemoryPerKey(t *testing.T) {
+	t.Parallel()
+	c, l, prefix := testLimiter(t)
+	ctx := t.Context()
+	usage := func(key string) (fields, bytes int64) {
+		t.Helper()
+		fields, err := c.rdb.HLen(ctx, prefix+key).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		bytes, err = c.rdb.MemoryUsage(ctx, prefix+key).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fields, bytes
+	}
+	// Requests spread over every slot of a short period (the slots are
+	// what a key holds), under limits 1,000 times apart.
+	for _, count := range []int{100, 100_000} {
+		lim := permiso.Limit{Count: count, Period: 300 * time.Millisecond}
+		key := fmt.Sprint("ip:api:", count)
+		requests := 0
+		for start := time.Now(); time.Since(start) < 2*lim.Period; requests++ {
+			if _, err := l.Allow(ctx, key, lim); err != nil {
+				t.Fatal(err)
+			}
+		}
+		fields, bytes := usage(key)
+		if fields > permiso.LimitSlots+1 {
+			t.Errorf("limit %d: %d fields after %d requests, want at most %d", count, fields, requests, permiso.LimitSlots+1)
+		}
+		t.Logf("limit %d per %v: %d requests, %d fields, MEMORY USAGE %d bytes", count, lim.Period, requests, fields, bytes)
+	}
+	// One hour of a client allowed 100,000 requests an hour: 5,000
+	// requests hold the size of one slot, as 5 do.
+	hour := permiso.Limit{Count: 100_000, Period: time.Hour}
+	var sizes []int64
+	for i, n := range []int{5, 5_000} {
+		key := fmt.Sprint("client:{c", i, "}:hour")
+		pipe := c.rdb.Pipeline()
+		full, args := l.scriptArgs(1, false, []string{key}, []permiso.Limit{hour}, nil)
+		for range n {
+			limitScript.Run(ctx, pipe, full, args...)
+		}
+		if _, err := pipe.Exec(ctx); err != nil && err != goredis.Nil {
+			t.Fatal(err)
+		}
+		fields, bytes := usage(key)
+		if r, err := l.Peek(ctx, key, hour); err != nil || r.Remaining != hour.Count-n {
+			t.Fatalf("after %d requests: %+v, %v", n, r, err)
+		}
+		sizes = append(sizes, bytes)
+		t.Logf("%d requests under %d per hour: %d fields, MEMORY USAGE %d bytes", n, hour.Count, fields, bytes)
+	}
+	if sizes[1] > sizes[0]+16 {
+		t.Errorf("MEMORY USAGE grew from %d to %d bytes with the requests counted", sizes[0], sizes[1])
+	}
+}
+
+// TestLimiterConvertsLog: a key left by the sorted-set log of earlier
+// versions is converted on first use, its requests still counted.
+func TestLimiterConvertsLog(t *testing.T) {
+	t.Parallel()
+	c, l, prefix := testLimiter(t)
+	ctx := context.Background()
+	now := time.Now()
+	key := "ip:login:192.0.2.9"
+	for i := range 3 {
+		if err := c.rdb.ZAdd(ctx, prefix+key, goredis.Z{Score: float64(now.Add(time.Duration(i-3) * time.Second).UnixMicro()), Member: fmt.Sprint(i)}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lim := permiso.Limit{Count: 5, Period: time.Minute}
+	r, err := l.Allow(ctx, key, lim)
+	if err != nil || !r.Allowed || r.Remaining != 1 {
+		t.Fatalf("Allow on a logged key = %+v, %v; want allowed, 1 remaining", r, err)
+	}
+	if typ, err := c.rdb.Type(ctx, prefix+key).Result(); err != nil || typ != "hash" {
+		t.Errorf("TYPE = %q, %v; want hash", typ, err)
+	}
+}
