@@ -63,8 +63,12 @@ func newEnv(t *testing.T, opts ...func(*identity.Config)) *env {
 		t.Fatal(err)
 	}
 	hasher := argon2id.New(argon2id.Options{Params: argon2id.TestParams()})
+	box, once := testBox(t), inprocess.NewOnce(inprocess.WithNow(clk.Now))
+	// As cmd/permiso wires them: sign-in and the enrollment API share the
+	// factors, the key and the used-codes store.
 	auth := oauth2.NewService(oauth2.Config{Issuer: "permiso-test", PasswordPolicy: policy, PreventReuseCount: 3, PasswordMaxAge: 90 * 24 * time.Hour}, oauth2.Deps{
 		Users: db, Clients: db, Tokens: db, Sessions: db, Hasher: hasher, Signer: signer,
+		MFA:         oauth2.MFADeps{Store: db, Box: box, Once: once, Tokens: db},
 		Revocations: inprocess.NewRevocations(inprocess.WithNow(clk.Now)),
 		Lockout:     inprocess.NewLockout(3, 30*time.Minute, inprocess.WithNow(clk.Now)),
 		Now:         clk.Now,
@@ -83,7 +87,7 @@ func newEnv(t *testing.T, opts ...func(*identity.Config)) *env {
 	}
 	svc := identity.New(cfg,
 		identity.Deps{Store: db, Hasher: hasher, Sessions: auth, Lockout: auth, Mailer: mailer, Audit: aw, ClientTokens: auth, Now: clk.Now,
-			MFA: identity.MFADeps{Store: db, Box: testBox(t), Once: inprocess.NewOnce(inprocess.WithNow(clk.Now)), Issuer: "permiso"}})
+			MFA: identity.MFADeps{Store: db, Box: box, Once: once, Issuer: "permiso"}})
 	t.Cleanup(svc.Close)
 	e := &env{t: t, ctx: ctx, db: db, clock: clk, auth: auth, svc: svc, smtp: srv, mailer: mailer, roles: map[string]permiso.Role{}, audit: aw}
 	roles, _, err := db.ListRoles(ctx, permiso.RoleFilter{})
@@ -158,6 +162,30 @@ func (e *env) mustLogin(username, password string) oauth2.TokenResponse {
 	tr, err := e.login(username, password)
 	if err != nil {
 		e.t.Fatalf("login %s: %v", username, err)
+	}
+	return tr
+}
+
+// mustLoginMFA signs in a user with a confirmed TOTP factor: the password
+// grant answers mfa_required with an mfa_token, the mfa grant with the
+// app's current code issues the tokens (docs/mfa.md, "Sign-in").
+func (e *env) mustLoginMFA(username, password, secret string) oauth2.TokenResponse {
+	e.t.Helper()
+	_, err := e.login(username, password)
+	oe, _ := errors.AsType[*oauth2.Error](err)
+	if oe == nil || oe.MFAToken == "" {
+		e.t.Fatalf("login %s: %v, want mfa_required with an mfa_token", username, err)
+	}
+	// The next time step: a code is accepted once (the enrollment may have
+	// spent the current one).
+	e.clock.Advance(30 * time.Second)
+	req, err := oauth2.ParseTokenRequest(url.Values{"grant_type": {oauth2.GrantMFA}, "mfa_token": {oe.MFAToken}, "otp": {e.totpCode(secret)}}, "")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	tr, err := e.auth.Token(e.ctx, req, oauth2.RequestMeta{}, nil)
+	if err != nil {
+		e.t.Fatalf("mfa grant for %s: %v", username, err)
 	}
 	return tr
 }

@@ -192,8 +192,8 @@ func TestMFAWrongCodesLockOut(t *testing.T) {
 // their sessions; the user themselves and a plain user may not.
 func TestMFAAdminReset(t *testing.T) {
 	e := newEnv(t)
-	self, u, _, codes := e.enrollTOTP("cyrus")
-	tr := e.mustLogin("cyrus", goodPassword)
+	self, u, secret, codes := e.enrollTOTP("cyrus")
+	tr := e.mustLoginMFA("cyrus", goodPassword, secret)
 	wantCode(t, e.svc.ResetMFA(e.ctx, self, u.ID), permiso.EFORBIDDEN, "reset by the user")
 	if err := e.svc.ResetMFA(e.ctx, e.admin, u.ID); err != nil {
 		t.Fatal(err)
@@ -256,4 +256,32 @@ func TestMFACodeReplayOnSecondInstance(t *testing.T) {
 	if _, err := b.RegenerateRecoveryCodes(e.ctx, self, u.ID, e.totpCode(en.Secret)); err != nil {
 		t.Fatalf("the next step's code on the second instance: %v", err)
 	}
+}
+
+// TestMFADisableWrongCodesLockOut: docs/mfa.md, "Every check of a code runs
+// as an attempt of the login lockout ... a wrong code is a failed attempt,
+// enough of them lock the account", and the right password "does not reset
+// the lockout's count (else the password alone would clear the failures of
+// wrong codes, and whoever holds it could guess codes without end)". So
+// DELETE /users/me/mfa/totp with the right password and wrong codes must
+// lock the account like wrong codes anywhere else (3 attempts here).
+func TestMFADisableWrongCodesLockOut(t *testing.T) {
+	e := newEnv(t)
+	self, u, secret, _ := e.enrollTOTP("dora")
+	e.clock.Advance(30 * time.Second)
+	locked := false
+	for i := range 6 {
+		err := e.svc.DisableTOTP(e.ctx, self, u.ID, goodPassword, "000000")
+		if permiso.ErrorCode(err) == permiso.ELOCKED {
+			locked = true
+			t.Logf("locked after %d wrong codes", i)
+			break
+		}
+		wantCode(t, err, permiso.EINVALIDCODE, "wrong code")
+	}
+	if !locked {
+		t.Error("6 wrong codes at DisableTOTP (with the right password) never locked the account")
+	}
+	err := e.svc.DisableTOTP(e.ctx, self, u.ID, goodPassword, e.totpCode(secret))
+	wantCode(t, err, permiso.ELOCKED, "right code after wrong ones")
 }

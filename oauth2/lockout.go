@@ -188,11 +188,18 @@ func (s *Service) Unlock(ctx context.Context, username string) error {
 // admits, the answer is ETOOMANYATTEMPTS (retry in a moment; nothing is
 // counted); a wrong password is a failed attempt (and may lock the
 // account, with the same audit event and metric as a login); a right one
-// resets the count. Lockout failures (Redis down) are returned: the
-// change fails closed. Metadata for audit events comes from ctx
-// (permiso.ContextWithRequestMeta).
+// resets the count, except for a user with a second factor (enrolled or
+// required), whose count a right password leaves as it is, as at login
+// (docs/mfa.md): else whoever holds the password could guess codes
+// without end, a right password between wrong codes. Lockout failures
+// (Redis down) are returned: the change fails closed. Metadata for audit
+// events comes from ctx (permiso.ContextWithRequestMeta).
 func (s *Service) CheckCurrentPassword(ctx context.Context, u permiso.User, password string) (bool, error) {
-	return s.checkUnderLockout(ctx, u, "password checks", func() (bool, error) {
+	keep := func() (bool, error) {
+		sf, err := s.SecondFactor(ctx, u)
+		return sf.Enrolled || sf.Required, err
+	}
+	return s.checkUnderLockout(ctx, u, "password checks", keep, func() (bool, error) {
 		ok, _, err := s.deps.Hasher.Verify(ctx, password, u.PasswordHash)
 		return ok, err
 	})
@@ -205,14 +212,17 @@ func (s *Service) CheckCurrentPassword(ctx context.Context, u permiso.User, pass
 // false answer is a failed attempt that may lock the account, a true one
 // resets the count.
 func (s *Service) CheckSecondFactor(ctx context.Context, u permiso.User, check func() (bool, error)) (bool, error) {
-	return s.checkUnderLockout(ctx, u, "sign-in checks", check)
+	return s.checkUnderLockout(ctx, u, "sign-in checks", nil, check)
 }
 
 // checkUnderLockout is the lockout's attempt around one check of a
 // credential of u; what names the checks in the locked message. A
 // refusal of the lockout is a permiso ELOCKED or ETOOMANYATTEMPTS error.
-func (s *Service) checkUnderLockout(ctx context.Context, u permiso.User, what string, check func() (bool, error)) (bool, error) {
-	ok, err := s.attemptUnderLockout(ctx, u, check)
+// keep, when not nil, is asked after a right answer whether the count
+// stays as it is (the attempt's place is given back) instead of being
+// reset.
+func (s *Service) checkUnderLockout(ctx context.Context, u permiso.User, what string, keep, check func() (bool, error)) (bool, error) {
+	ok, err := s.attemptUnderLockout(ctx, u, keep, check)
 	if e, isOAuth := errors.AsType[*Error](err); isOAuth {
 		switch {
 		case e.LockedUntil != nil:
@@ -228,7 +238,7 @@ func (s *Service) checkUnderLockout(ctx context.Context, u permiso.User, what st
 // attemptUnderLockout is checkUnderLockout answering the lockout's
 // refusals as the token endpoint does: account_locked (423, with
 // locked_until) or too_many_attempts (429).
-func (s *Service) attemptUnderLockout(ctx context.Context, u permiso.User, check func() (bool, error)) (bool, error) {
+func (s *Service) attemptUnderLockout(ctx context.Context, u permiso.User, keep, check func() (bool, error)) (bool, error) {
 	meta := metaFrom(ctx)
 	key := lockoutKey(u.Username, u, true)
 	a, err := s.beginAttempt(ctx, key, u.Username, u, true, meta)
@@ -252,6 +262,13 @@ func (s *Service) attemptUnderLockout(ctx context.Context, u permiso.User, check
 			return false, err
 		}
 		return false, nil
+	}
+	if keep != nil {
+		kept, err := keep()
+		if err != nil || kept {
+			s.abandonedAttempt(ctx, a)
+			return err == nil, err
+		}
 	}
 	return true, s.succeededAttempt(ctx, a)
 }

@@ -168,7 +168,7 @@ func (s *Service) mfaGrant(ctx context.Context, req TokenRequest, client *permis
 	if req.RecoveryCode != "" {
 		method = "recovery_code"
 	}
-	ok, err := s.attemptUnderLockout(ctx, u, s.factorCheck(ctx, u, f, req.OTP, req.RecoveryCode))
+	ok, err := s.attemptUnderLockout(ctx, u, nil, s.factorCheck(ctx, u, f, req.OTP, req.RecoveryCode))
 	if err != nil {
 		return nil, err
 	}
