@@ -33,14 +33,16 @@ func (h *redisCalls) ProcessPipelineHook(next goredis.ProcessPipelineHook) gored
 
 func (h *redisCalls) reset() { h.single.Store(0); h.pipelines.Store(0) }
 
-// TestOneRedisRoundTrip shows one Redis round trip per request (docs/abuse-resistance.md) on the real server over a real
-// Redis: a client-credentials token request (RATE_LIMIT_API,
-// RATE_LIMIT_SERVICE_TOKEN and the client's two limits), a bearer read
-// (RATE_LIMIT_API and the token's three revocation lookups) and an
-// introspection by a client (RATE_LIMIT_API and the introspected token's
-// revocation lookups) and by a bearer (the caller's token's lookups too)
-// each make exactly one Redis round trip, and every
-// limit in it was counted.
+// TestOneRedisRoundTrip shows at most one Redis round trip per request
+// (docs/abuse-resistance.md) on the real server over a real Redis: a
+// client-credentials token request (RATE_LIMIT_API,
+// RATE_LIMIT_SERVICE_TOKEN and the client's two limits) makes exactly one;
+// a bearer read and an introspection by a client or by a bearer make at
+// most one and no single command: revocations are answered from the
+// memory of the revocation feed (docs/architecture.md, "Revocation
+// feed") and RATE_LIMIT_API from the instance's lease, which a round trip
+// renews now and then (docs/abuse-resistance.md, "Leases"). Every limit
+// was counted.
 func TestOneRedisRoundTrip(t *testing.T) {
 	rc := hotRedis(t)
 	t.Parallel()
@@ -55,11 +57,13 @@ func TestOneRedisRoundTrip(t *testing.T) {
 		// clientRemaining is the RateLimit-Remaining header after the n-th
 		// request (1-based) when the client's own limit is the tightest.
 		clientRemaining func(n int) int
+		// exact: exactly one pipeline, else at most one.
+		exact bool
 	}{
-		{"client credentials", e.clientCredentials, func(n int) int { return 50 - n }},
-		{"bearer read", func() *http.Request { return e.bearerRead(userToken) }, nil},
-		{"introspection by a client", func() *http.Request { return e.introspect(userToken) }, nil},
-		{"introspection by a bearer", func() *http.Request { return e.introspectAsBearer(userToken, userToken) }, nil},
+		{"client credentials", e.clientCredentials, func(n int) int { return 50 - n }, true},
+		{"bearer read", func() *http.Request { return e.bearerRead(userToken) }, nil, false},
+		{"introspection by a client", func() *http.Request { return e.introspect(userToken) }, nil, false},
+		{"introspection by a bearer", func() *http.Request { return e.introspectAsBearer(userToken, userToken) }, nil, false},
 	}
 	for _, rq := range requests {
 		e.send(rq.request()) // the first call may load the limiter script
@@ -70,8 +74,8 @@ func TestOneRedisRoundTrip(t *testing.T) {
 			if w.Code != http.StatusOK {
 				t.Fatalf("%s: %d %s", rq.name, w.Code, w.Body)
 			}
-			if s, p := calls.single.Load(), calls.pipelines.Load(); s != 0 || p != 1 {
-				t.Errorf("%s: %d single Redis commands and %d pipelines, want one pipeline only", rq.name, s, p)
+			if s, p := calls.single.Load(), calls.pipelines.Load(); s != 0 || p > 1 || (rq.exact && p != 1) {
+				t.Errorf("%s: %d single Redis commands and %d pipelines, want one pipeline only (exact %v)", rq.name, s, p, rq.exact)
 			}
 			got := w.Header().Get("RateLimit-Remaining")
 			if rq.clientRemaining != nil {
