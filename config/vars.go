@@ -301,7 +301,7 @@ var specs = []spec{
 		Description: "Absolute lifetime of a login session, in days: each refresh moves the session's expiry forward by REFRESH_TOKEN_EXPIRE_DAYS, but never past its creation plus this; then the user logs in again."},
 		set: duration(24*time.Hour, func(c *Config) *time.Duration { return &c.SessionMaxLifetime })},
 	{Variable: Variable{Name: "REVOCATION_FAIL_OPEN", Default: "false",
-		Description: "When Redis is unreachable, accept bearer tokens without the revocation check instead of answering 503."},
+		Description: "When the revocation status cannot be established (Redis unreachable; with the revocation feed, also a stale feed under REVOCATION_FEED_STALE=fail, e.g. an instance paused or cut off for longer than REVOCATION_FEED_MAX_LAG_MS), accept bearer tokens without the revocation check instead of answering 503. Tokens the instance already knows to be revoked are refused all the same."},
 		set: boolean(func(c *Config) *bool { return &c.RevocationFailOpen })},
 	{Variable: Variable{Name: "REVOCATION_FEED", Default: "true",
 		Description: "With Redis: hold the revocation state in memory on every instance, fed by a Redis stream, so bearer checks make no network call for it (docs/architecture.md, \"Revocation feed\"). false: look revocations up in Redis on every bearer check."},
