@@ -95,14 +95,7 @@ func sampleRSS(ctx context.Context, api *apiClient, metricsPath string) *rssSamp
 	ctx, cancel := context.WithCancel(ctx)
 	s := &rssSampler{cancel: cancel}
 	s.wg.Go(func() {
-		t := time.NewTicker(rssEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
+		for sleepCtx(ctx, rssEvery) == nil {
 			if v, err := scrapeValues(ctx, api, metricsPath, rssMetric); err == nil {
 				if rss, ok := v[rssMetric]; ok {
 					s.observe(rss)
