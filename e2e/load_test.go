@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -35,6 +36,15 @@ type loadReport struct {
 			P50, P90, P99 float64
 		} `json:"latency_ms"`
 		AuditDropped *float64 `json:"audit_events_dropped"`
+		Workers      int      `json:"workers"`
+		RSSBytes     *float64 `json:"rss_bytes"`
+		RSSPeakBytes *float64 `json:"rss_peak_bytes"`
+		Pool         *struct {
+			Clients             int     `json:"clients"`
+			AddedDuringRun      int     `json:"added_during_run"`
+			CalibrationRequests int64   `json:"calibration_requests"`
+			CalibrationRPS      float64 `json:"calibration_rps"`
+		} `json:"client_pool"`
 	} `json:"scenarios"`
 }
 
@@ -42,11 +52,13 @@ type loadReport struct {
 // second against a real server (rate limits off, as scripts/bench.sh runs
 // it). It checks what the tool reports, never how fast anything was: each
 // scenario made requests, none failed at the transport, only the expected
-// statuses came back (2xx; the password grant may also answer 503 when its
-// bounded hashing is saturated), every ratio to the baseline is there, the
-// server dropped no audit event (permiso_audit_events_dropped_total,
-// scraped after each scenario, is 0), and setup's users and service
-// clients are gone afterwards.
+// statuses came back (2xx only: no 429 from a service client's own limit,
+// the pool being sized from a calibration, and no 503 from the bounded
+// password hashing, the password scenario running one worker per hash
+// slot), every ratio to the baseline is there, the server dropped no audit
+// event (permiso_audit_events_dropped_total, scraped after each scenario,
+// is 0), its RSS was read after each scenario, and setup's users and
+// service clients are gone afterwards.
 func TestLoadTool(t *testing.T) {
 	b := sqliteOnly(t)
 	root, err := repoRoot()
@@ -120,9 +132,6 @@ func TestLoadTool(t *testing.T) {
 			t.Errorf("%s: %d transport errors (first: %s)", sc.Name, sc.Errors, sc.FirstError)
 		}
 		allowed := []string{"200"}
-		if sc.Name == "password" {
-			allowed = append(allowed, "503") // bounded password hashing (docs/architecture.md)
-		}
 		var total int64
 		for code, n := range sc.StatusCodes {
 			if !slices.Contains(allowed, code) {
@@ -133,8 +142,22 @@ func TestLoadTool(t *testing.T) {
 		if total != sc.Requests || sc.Status.OK+sc.Status.TooMany+sc.Status.Unavailable+sc.Status.Other != sc.Requests {
 			t.Errorf("%s: status counts %v / %+v do not add up to %d requests", sc.Name, sc.StatusCodes, sc.Status, sc.Requests)
 		}
-		if sc.Name != "password" && sc.Status.OK == 0 {
+		if sc.Status.OK == 0 {
 			t.Errorf("%s: no successful response", sc.Name)
+		}
+		if sc.RSSBytes == nil || *sc.RSSBytes <= 0 || sc.RSSPeakBytes == nil || *sc.RSSPeakBytes < *sc.RSSBytes {
+			t.Errorf("%s: server RSS %v, peak %v; want both, peak at least the last", sc.Name, sc.RSSBytes, sc.RSSPeakBytes)
+		}
+		wantWorkers := 4
+		if sc.Name == "password" {
+			wantWorkers = runtime.NumCPU()
+		}
+		if sc.Workers != wantWorkers {
+			t.Errorf("%s: %d workers, want %d", sc.Name, sc.Workers, wantWorkers)
+		}
+		if p := sc.Pool; (p != nil) != (sc.Name == "client-credentials") ||
+			p != nil && (p.Clients <= 0 || p.CalibrationRequests <= 0 || p.CalibrationRPS <= 0) {
+			t.Errorf("%s: client pool %+v", sc.Name, p)
 		}
 		if sc.Ratio == nil || *sc.Ratio <= 0 {
 			t.Errorf("%s: ratio_to_baseline %v, want present and > 0", sc.Name, sc.Ratio)

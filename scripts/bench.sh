@@ -54,6 +54,9 @@ redis_prefix=""
 idle_rss=""
 metrics_path=/metrics
 dropped_runs=()
+redis_limits=""
+redis_used_before=""
+statuses=""
 
 stop_server() {
   if [ -n "$server_pid" ]; then
@@ -175,12 +178,18 @@ bench() {
   printf '%s\n' "$admin_password" | env -i "${env[@]}" "$work/permiso-$build" --env-file "$work/empty.env" \
     create-admin --username bench --email bench@example.com --password-stdin >/dev/null
 
+  if [ -n "$redis_prefix" ]; then redis_memory "$label" before; fi
   echo "== $label: permiso-load -duration $DURATION against $url"
   printf '%s\n' "$admin_password" | "$work/permiso-load" -url "$url" -duration "$DURATION" \
     -admin-user bench -admin-password-stdin -metrics-path "$metrics_path" ${EXTRA[@]+"${EXTRA[@]}"} |
     tee "$work/$label.out"
-  # The refresh row of the text report: "refresh REQUESTS REQ/S RATIO ...".
-  refresh_rate=$(awk '$1 == "refresh" && $3 ~ /^[0-9.]+$/ { r = $3; x = $4 } END { if (r != "") print r " req/s (" x " of baseline)" }' "$work/$label.out")
+  if [ -n "$redis_prefix" ]; then redis_memory "$label" after; fi
+  # The refresh row of the text report: "refresh WORKERS REQUESTS REQ/S RATIO ...".
+  refresh_rate=$(awk '$1 == "refresh" && $4 ~ /^[0-9.]+$/ { r = $4; x = $5 } END { if (r != "") print r " req/s (" x " of baseline)" }' "$work/$label.out")
+  # 429s and 503s of every scenario (columns 7 and 8 of the text report),
+  # and the largest peak RSS (the last column).
+  statuses=$(awk 'NF >= 16 && $3 ~ /^[0-9]+$/ { n++; t += $7; u += $8; if ($NF + 0 > p) p = $NF + 0 }
+    END { if (n) printf "%d × 429, %d × 503, server RSS peak %.1f MiB", t, u, p }' "$work/$label.out")
   local dropped
   dropped=$(curl -s "$url$metrics_path" | awk '$1 == "permiso_audit_events_dropped_total" { print $2 }')
   echo "-- $label: permiso_audit_events_dropped_total ${dropped:-unknown}" >&2
@@ -192,6 +201,43 @@ bench() {
   if grep -q '"level":"ERROR"' "$work/$label.log"; then
     echo "-- server errors ($label):"
     grep '"level":"ERROR"' "$work/$label.log" | head -20
+  fi
+}
+
+# redis_memory LABEL WHEN: Redis's used_memory (the whole server's) and,
+# under this run's key prefix, the keys and their MEMORY USAGE by kind:
+# the keys under CACHE_RATE_LIMIT_PREFIX by their kind and, for a limit's
+# window, its period (a service client's "minute" and "hour" windows,
+# docs/abuse-resistance.md; "lockout" is the login lockout), the others
+# by the CACHE_* prefix they live under. Printed before and after permiso-load; the
+# "after" line of the limit keys also goes to the summary.
+redis_memory() {
+  local label=$1 when=$2 used
+  used=$(redis-cli -u "$redis_url" INFO memory | tr -d '\r' | awk -F: '$1 == "used_memory" { print $2 }')
+  redis-cli -u "$redis_url" --scan --pattern "${redis_prefix}*" >"$work/redis-keys"
+  if [ -s "$work/redis-keys" ]; then
+    sed 's/^/MEMORY USAGE /' "$work/redis-keys" | redis-cli -u "$redis_url" >"$work/redis-usage"
+  else
+    : >"$work/redis-usage"
+  fi
+  echo "-- $label: Redis $when the run: used_memory $used bytes (whole server); keys under $redis_prefix:"
+  paste "$work/redis-keys" "$work/redis-usage" | awk -v p="$redis_prefix" '
+    { k = substr($1, length(p) + 1); n = split(k, part, ":")
+      kind = part[1] ":"
+      if (part[1] == "rate") {
+        kind = "rate:" part[2] ":*"
+        if (part[n] == "minute" || part[n] == "hour") kind = kind ":" part[n]
+      }
+      keys[kind]++; bytes[kind] += $2; all++; total += $2 }
+    END {
+      for (kind in keys) printf "     %-22s %6d keys %10d bytes %8.0f bytes/key\n", kind, keys[kind], bytes[kind], bytes[kind] / keys[kind]
+      printf "     %-22s %6d keys %10d bytes\n", "all", all, total
+    }' | sort | tee "$work/redis-$when"
+  if [ "$when" = before ]; then
+    redis_used_before=$used
+  else
+    redis_limits="used_memory $redis_used_before -> $used bytes (whole server); "
+    redis_limits+=$(awk '$1 ~ /^rate:/ { printf "%s%s %d keys, %d bytes (%d per key)", sep, $1, $2, $4, $6; sep = "; " }' "$work/redis-$when")
   fi
 }
 
@@ -221,6 +267,7 @@ for ((round = 1; round <= rounds; round++)); do
     refresh_rate=""
     bench "sqlite$tag" "$build" "DATABASE_URL=sqlite://$work/permiso.db"
     [ -n "$refresh_rate" ] && summary+=("sqlite$tag: refresh $refresh_rate")
+    [ -n "$statuses" ] && summary+=("sqlite$tag: $statuses")
 
     if [ -n "${PERMISO_BENCH_DATABASE_URL:-}" ] && [ -n "${PERMISO_BENCH_REDIS_URL:-}" ]; then
       id=$(rand_hex 6)
@@ -246,6 +293,8 @@ for ((round = 1; round <= rounds; round++)); do
       ceil=$(ceiling "$db_url")
       echo "== postgres+redis$tag: pgbench ceiling (one-row UPDATE transaction, $clients clients, $DURATION): $ceil"
       summary+=("postgres+redis$tag: refresh ${refresh_rate:-not run}; pgbench ceiling $ceil")
+      [ -n "$statuses" ] && summary+=("postgres+redis$tag: $statuses")
+      summary+=("postgres+redis$tag: Redis after the run: ${redis_limits:-not measured}")
       cleanup_pg
     else
       echo "== postgres+redis: skipped (set PERMISO_BENCH_DATABASE_URL and PERMISO_BENCH_REDIS_URL)"

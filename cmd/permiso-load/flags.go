@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -20,7 +21,6 @@ const (
 	maxDuration        = 5 * time.Minute
 	defaultConcurrency = 16
 	maxConcurrency     = 1024
-	maxClients         = 1000
 )
 
 // Scenario names, in the order "all" runs them: the cheap paths first, the
@@ -47,10 +47,20 @@ type config struct {
 	adminUser     string
 	adminPassword string
 	clients       int // service-client pool size; 0: automatic
-	json          bool
+	// passwordConcurrency is the password scenario's workers.
+	passwordConcurrency int
+	json                bool
 	// metricsPath is the server's METRICS_PATH, scraped after each
 	// scenario; "" skips it.
 	metricsPath string
+}
+
+// workers returns the workers of scenario name.
+func (c *config) workers(name string) int {
+	if name == scPassword {
+		return c.passwordConcurrency
+	}
+	return c.concurrency
 }
 
 // needsServer reports whether any chosen scenario talks to permiso.
@@ -69,12 +79,22 @@ Scenarios (-scenarios, comma-separated, default all):
   bearer              GET {prefix}/users/me with a user access token
   introspect          POST {prefix}/auth/introspect of a user access token, as a service client
   refresh             refresh_token grant; every worker rotates its own token chain
-  password            password grant (argon2id-bound; 503 when hashing is saturated)
+  password            password grant (argon2id-bound), on -password-concurrency workers
+
+client-credentials first calibrates (at most 1 s) and sizes its pool of
+service clients from that rate, so that no client is sent more than its
+1000 tokens a minute; the pool grows during the run if the rate outruns
+the calibration. password runs one worker per hash the server computes at
+once (PASSWORD_HASH_CONCURRENCY, by default one per CPU): more would wait
+for a slot and get 503 after the server's bounded wait.
 
 After each scenario the server's METRICS_PATH (-metrics-path) is scraped
 and permiso_audit_events_dropped_total printed (column "audit dropped",
 JSON "audit_events_dropped"): audit events the server dropped because its
-audit queue stayed full. A load run should leave it at 0.
+audit queue stayed full. A load run should leave it at 0. The server's
+process_resident_memory_bytes is sampled every 250 ms during each scenario
+and read after it (columns "rss MiB" and "peak MiB", JSON "rss_bytes" and
+"rss_peak_bytes").
 
 Setup needs an administrator: -admin-user and its password on stdin
 (-admin-password-stdin) or in PERMISO_LOAD_ADMIN_PASSWORD. The users and
@@ -98,7 +118,8 @@ func parseFlags(args []string, getenv func(string) string, stdin io.Reader, stde
 	scenarios := fs.String("scenarios", "all", "comma-separated scenarios to run, or all")
 	adminUser := fs.String("admin-user", "admin", "administrator used for setup")
 	pwStdin := fs.Bool("admin-password-stdin", false, "read the administrator's password from the first line of stdin")
-	clients := fs.Int("clients", 0, "service clients in the client-credentials pool (0: sized from -duration and the CPUs)")
+	clients := fs.Int("clients", 0, "service clients in the client-credentials pool (0: sized from a calibration of the rate)")
+	pwConcurrency := fs.Int("password-concurrency", 0, "workers of the password scenario (0: one per CPU, the server's default PASSWORD_HASH_CONCURRENCY)")
 	asJSON := fs.Bool("json", false, "print the results as JSON")
 	metricsPath := fs.String("metrics-path", "/metrics", "the server's METRICS_PATH, scraped after each scenario for "+droppedMetric+` ("" to skip)`)
 	if err := fs.Parse(args); err != nil {
@@ -112,7 +133,10 @@ func parseFlags(args []string, getenv func(string) string, stdin io.Reader, stde
 	}
 
 	cfg := &config{duration: *duration, concurrency: *concurrency, adminUser: *adminUser, clients: *clients, json: *asJSON,
-		metricsPath: strings.TrimSpace(*metricsPath)}
+		metricsPath: strings.TrimSpace(*metricsPath), passwordConcurrency: *pwConcurrency}
+	if cfg.passwordConcurrency == 0 {
+		cfg.passwordConcurrency = runtime.NumCPU()
+	}
 	var problems []string
 	base, err := loopbackURL(*rawURL)
 	if err != nil {
@@ -132,8 +156,11 @@ func parseFlags(args []string, getenv func(string) string, stdin io.Reader, stde
 	if cfg.metricsPath != "" && (!strings.HasPrefix(cfg.metricsPath, "/") || strings.ContainsAny(cfg.metricsPath, "?#")) {
 		problems = append(problems, fmt.Sprintf("-metrics-path %q must be a path starting with /", *metricsPath))
 	}
-	if cfg.clients < 0 || cfg.clients > maxClients {
-		problems = append(problems, fmt.Sprintf("-clients %d: must be between 0 (automatic) and %d", cfg.clients, maxClients))
+	if cfg.clients < 0 || cfg.clients > maxPoolClients {
+		problems = append(problems, fmt.Sprintf("-clients %d: must be between 0 (automatic) and %d", cfg.clients, maxPoolClients))
+	}
+	if cfg.passwordConcurrency < 1 || cfg.passwordConcurrency > maxConcurrency {
+		problems = append(problems, fmt.Sprintf("-password-concurrency %d: must be between 0 (one per CPU) and %d", *pwConcurrency, maxConcurrency))
 	}
 	cfg.scenarios, err = parseScenarios(*scenarios)
 	if err != nil {

@@ -15,35 +15,33 @@ import (
 	"runtime"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
 // Report is the outcome of a run.
 type Report struct {
-	URL             string    `json:"url"`
-	StartedAt       string    `json:"started_at"`
-	GoVersion       string    `json:"go_version"` // of permiso-load
-	GOMAXPROCS      int       `json:"gomaxprocs"`
-	NumCPU          int       `json:"num_cpu"`
-	Concurrency     int       `json:"concurrency"`
-	DurationSeconds float64   `json:"duration_seconds"`
-	Clients         int       `json:"clients,omitempty"`
-	Scenarios       []*Result `json:"scenarios"`
+	URL             string  `json:"url"`
+	StartedAt       string  `json:"started_at"`
+	GoVersion       string  `json:"go_version"` // of permiso-load
+	GOMAXPROCS      int     `json:"gomaxprocs"`
+	NumCPU          int     `json:"num_cpu"`
+	Concurrency     int     `json:"concurrency"`
+	DurationSeconds float64 `json:"duration_seconds"`
+	Clients         int     `json:"clients,omitempty"`
+	// RSSStartBytes is the server's process_resident_memory_bytes after
+	// setup, before the first scenario; null when not scraped.
+	RSSStartBytes *float64  `json:"rss_start_bytes"`
+	Scenarios     []*Result `json:"scenarios"`
 }
 
 // Service clients of the client-credentials pool get the largest own
 // limits the admin API accepts (rate_limit_per_minute 1-1000,
 // rate_limit_per_hour 60-100000). One client alone could not be measured
-// above 1000 tokens a minute, so the scenario moves to the next client of
-// the pool after clientBudget tokens.
+// above 1000 tokens a minute, so the scenario rotates through a pool
+// (pool.go).
 const (
 	clientBudget  = 1000
 	clientPerHour = 100000
-	// tokensPerCPU is a generous guess of client-credentials tokens per
-	// second per CPU, used only to size the pool: a pool used up within a
-	// minute shows as 429s and a note, never as a silent error.
-	tokensPerCPU = 5000
 )
 
 // runLoad sets up, runs every chosen scenario and cleans up. It returns
@@ -71,31 +69,51 @@ func runLoad(ctx context.Context, cfg *config, stderr io.Writer) (*Report, error
 		defer env.tearDown(stderr)
 	}
 
+	scrape := cfg.needsServer() && cfg.metricsPath != ""
+	if scrape {
+		if v, err := scrapeValues(ctx, api, cfg.metricsPath, rssMetric); err == nil {
+			rep.RSSStartBytes = ptrTo(v, rssMetric)
+		}
+	}
 	var runErr error
 	for _, name := range cfg.scenarios {
 		if ctx.Err() != nil {
 			break
 		}
 		fmt.Fprintf(stderr, "permiso-load: %-18s preparing\n", name)
-		workers, done, err := prepare(ctx, name, cfg, api, env)
+		sc, err := prepare(ctx, name, cfg, api, env, stderr)
 		if err != nil {
 			runErr = fmt.Errorf("scenario %s: %w", name, err)
 			break
 		}
-		res := measure(ctx, name, cfg.concurrency, cfg.duration, workers)
-		done()
-		if name == scClientCredentials {
-			rep.Clients = len(env.clients)
-			if res.Status.TooMany > 0 {
-				res.Note = fmt.Sprintf("429s: the pool of %d service clients (%d tokens a minute each) was used up; raise -clients", len(env.clients), clientBudget)
-			}
+		var rss *rssSampler
+		if scrape {
+			rss = sampleRSS(ctx, api, cfg.metricsPath)
 		}
-		if cfg.needsServer() && cfg.metricsPath != "" && ctx.Err() == nil {
-			if v, err := scrapeDropped(ctx, api, cfg.metricsPath); err != nil {
+		res := measure(ctx, name, cfg.workers(name), cfg.duration, sc.workers)
+		sc.done()
+		if sc.pool != nil {
+			res.Pool = sc.poolInfo()
+			rep.Clients = res.Pool.Clients
+			res.Note = poolNote(res)
+		}
+		if scrape && ctx.Err() == nil {
+			peak, sampled := rss.stop()
+			if v, err := scrapeValues(ctx, api, cfg.metricsPath, droppedMetric, rssMetric); err != nil {
 				fmt.Fprintf(stderr, "permiso-load: %-18s metrics: %v\n", name, err)
 			} else {
-				res.AuditDropped = &v
+				if res.AuditDropped = ptrTo(v, droppedMetric); res.AuditDropped == nil {
+					fmt.Fprintf(stderr, "permiso-load: %-18s metrics: %s is not in the metrics (a server without the bounded audit queue?)\n", name, droppedMetric)
+				}
+				if res.RSSBytes = ptrTo(v, rssMetric); res.RSSBytes != nil {
+					if !sampled || *res.RSSBytes > peak {
+						peak = *res.RSSBytes
+					}
+					res.RSSPeakBytes = &peak
+				}
 			}
+		} else if rss != nil {
+			rss.stop()
 		}
 		rep.Scenarios = append(rep.Scenarios, res)
 		fmt.Fprintf(stderr, "permiso-load: %-18s %d requests, %.0f req/s, %d errors%s\n", name, res.Requests, res.RPS, res.Errors, droppedNote(res))
@@ -114,82 +132,83 @@ func runLoad(ctx context.Context, cfg *config, stderr io.Writer) (*Report, error
 	return rep, runErr
 }
 
+// scenario is one prepared scenario: the request functions (one per
+// worker, or one shared by all), what to do when it is over, and the
+// client-credentials pool.
+type scenario struct {
+	workers []requestFunc
+	done    func()
+	pool    *clientPool
+	cal     *Result // the pool's calibration, nil when -clients set the size
+}
+
 // prepare returns the request functions of one scenario (one per worker,
 // or one shared by all) and what to do when it is over.
-func prepare(ctx context.Context, name string, cfg *config, api *apiClient, env *fixture) ([]requestFunc, func(), error) {
-	nop := func() {}
+func prepare(ctx context.Context, name string, cfg *config, api *apiClient, env *fixture, stderr io.Writer) (*scenario, error) {
+	sc, err := prepareWorkers(ctx, name, cfg, api, env, stderr)
+	if err == nil && sc.done == nil {
+		sc.done = func() {}
+	}
+	return sc, err
+}
+
+func prepareWorkers(ctx context.Context, name string, cfg *config, api *apiClient, env *fixture, stderr io.Writer) (*scenario, error) {
 	switch name {
 	case scBaseline:
 		return baseline(api)
 
 	case scClientCredentials:
-		if err := env.ensureClients(ctx, env.poolSize(cfg)); err != nil {
-			return nil, nil, err
-		}
-		tokenURL, body := api.url("/auth/token"), []byte("grant_type=client_credentials")
-		pool := env.clients
-		var n atomic.Int64
-		req := func(ctx context.Context) (int, error) {
-			i := n.Add(1) - 1
-			c := pool[(i/clientBudget)%int64(len(pool))]
-			return api.hit(ctx, http.MethodPost, tokenURL, body, formType, c.basic)
-		}
-		// One checked request first: the run must measure issued tokens.
-		n.Add(1)
-		if _, _, err := api.tokenRequest(ctx, url.Values{"grant_type": {"client_credentials"}}, pool[0].basic); err != nil {
-			return nil, nil, err
-		}
-		return []requestFunc{req}, nop, nil
+		return env.clientCredentials(ctx, cfg, stderr)
 
 	case scBearer:
 		access, err := env.userAccessToken(ctx)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		meURL, auth := api.url("/users/me"), "Bearer "+access
 		if r, err := api.do(ctx, http.MethodGet, meURL, nil, "", auth); err != nil {
-			return nil, nil, err
+			return nil, err
 		} else if r.status != http.StatusOK {
-			return nil, nil, fmt.Errorf("GET %s: %s", meURL, r)
+			return nil, fmt.Errorf("GET %s: %s", meURL, r)
 		}
 		req := func(ctx context.Context) (int, error) {
 			return api.hit(ctx, http.MethodGet, meURL, nil, "", auth)
 		}
-		return []requestFunc{req}, nop, nil
+		return &scenario{workers: []requestFunc{req}}, nil
 
 	case scIntrospect:
 		if err := env.ensureClients(ctx, 1); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		access, err := env.userAccessToken(ctx)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		introURL, auth := api.url("/auth/introspect"), env.clients[0].basic
 		body := []byte(url.Values{"token": {access}}.Encode())
 		r, err := api.do(ctx, http.MethodPost, introURL, body, formType, auth)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		var got struct {
 			Active bool `json:"active"`
 		}
 		if r.status != http.StatusOK || json.Unmarshal(r.body, &got) != nil || !got.Active {
-			return nil, nil, fmt.Errorf("introspection of a fresh user token by a service client: %s (want 200, active true)", r)
+			return nil, fmt.Errorf("introspection of a fresh user token by a service client: %s (want 200, active true)", r)
 		}
 		req := func(ctx context.Context) (int, error) {
 			return api.hit(ctx, http.MethodPost, introURL, body, formType, auth)
 		}
-		return []requestFunc{req}, nop, nil
+		return &scenario{workers: []requestFunc{req}}, nil
 
 	case scRefresh:
 		// One chain per worker, from a login of the worker's own user.
 		if err := env.ensureWorkerUsers(ctx, cfg.concurrency); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		admin, err := env.adminToken(ctx)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		users := env.workerUsers[:cfg.concurrency]
 		workers := make([]requestFunc, len(users))
@@ -206,34 +225,35 @@ func prepare(ctx context.Context, name string, cfg *config, api *apiClient, env 
 		}
 		wg.Wait()
 		if err := errors.Join(errs...); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		return workers, nop, nil
+		return &scenario{workers: workers}, nil
 
 	case scPassword:
-		if err := env.ensureWorkerUsers(ctx, cfg.concurrency); err != nil {
-			return nil, nil, err
+		n := cfg.workers(scPassword)
+		if err := env.ensureWorkerUsers(ctx, n); err != nil {
+			return nil, err
 		}
 		admin, err := env.adminToken(ctx)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		workers := make([]requestFunc, cfg.concurrency)
-		for i, u := range env.workerUsers[:cfg.concurrency] {
+		workers := make([]requestFunc, n)
+		for i, u := range env.workerUsers[:n] {
 			workers[i] = env.passwordWorker(u, admin)
 		}
-		return workers, nop, nil
+		return &scenario{workers: workers}, nil
 	}
-	return nil, nil, fmt.Errorf("unknown scenario %q", name)
+	return nil, fmt.Errorf("unknown scenario %q", name)
 }
 
 // baseline starts a bare net/http server on 127.0.0.1:0 in this process,
 // answering a tiny JSON body, and returns the request that hammers it with
 // the same client as every other scenario.
-func baseline(api *apiClient) ([]requestFunc, func(), error) {
+func baseline(api *apiClient) (*scenario, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	body := []byte(`{"status":"ok"}`)
 	srv := &http.Server{
@@ -248,7 +268,7 @@ func baseline(api *apiClient) ([]requestFunc, func(), error) {
 	req := func(ctx context.Context) (int, error) {
 		return api.hit(ctx, http.MethodGet, target, nil, "", "")
 	}
-	return []requestFunc{req}, func() { _ = srv.Close() }, nil
+	return &scenario{workers: []requestFunc{req}, done: func() { _ = srv.Close() }}, nil
 }
 
 // ---------------------------------------------------------------------------
@@ -270,6 +290,7 @@ type fixture struct {
 	workerUsers []loadUser
 	users       []loadUser // every user created, to delete
 	clients     []poolClient
+	clientSeq   int      // service clients asked for, to number their ids
 	createdIDs  []string // client_ids to delete
 }
 
@@ -435,19 +456,7 @@ func (f *fixture) unlock(ctx context.Context, u loadUser, admin string) error {
 	return nil
 }
 
-// poolSize is the number of service clients the client-credentials
-// scenario rotates through: enough that none serves more than
-// clientBudget tokens within a minute at tokensPerCPU per CPU.
-func (f *fixture) poolSize(cfg *config) int {
-	if cfg.clients > 0 {
-		return cfg.clients
-	}
-	window := min(cfg.duration, time.Minute).Seconds()
-	n := int(math.Ceil(window*tokensPerCPU*float64(runtime.GOMAXPROCS(0))/clientBudget)) + 1
-	return min(max(n, 2), maxClients)
-}
-
-// ensureClients creates service clients until the pool holds n.
+// ensureClients creates service clients until there are n.
 func (f *fixture) ensureClients(ctx context.Context, n int) error {
 	need := n - len(f.clients)
 	if need <= 0 {
@@ -457,12 +466,22 @@ func (f *fixture) ensureClients(ctx context.Context, n int) error {
 	if err != nil {
 		return err
 	}
-	first := len(f.clients)
-	created := make([]poolClient, need)
-	errs := make([]error, need)
+	_, err = f.createClients(ctx, admin, need)
+	return err
+}
+
+// createClients creates n service clients with the largest own limits,
+// four at a time, as the administrator (access token admin).
+func (f *fixture) createClients(ctx context.Context, admin string, n int) ([]poolClient, error) {
+	f.mu.Lock()
+	first := f.clientSeq
+	f.clientSeq += n
+	f.mu.Unlock()
+	created := make([]poolClient, n)
+	errs := make([]error, n)
 	sem := make(chan struct{}, 4)
 	var wg sync.WaitGroup
-	for i := range need {
+	for i := range n {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
@@ -494,10 +513,110 @@ func (f *fixture) ensureClients(ctx context.Context, n int) error {
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return err
+		return nil, err
 	}
+	f.mu.Lock()
 	f.clients = append(f.clients, created...)
-	return nil
+	f.mu.Unlock()
+	return created, nil
+}
+
+// clientCredentials prepares the client-credentials scenario: a pool of
+// service clients (pool.go) sized by -clients, or else from the rate of a
+// calibration that runs the scenario's own requests on the same workers
+// for at most calibrationTime or calibrationClients × clientBudget tokens.
+func (f *fixture) clientCredentials(ctx context.Context, cfg *config, stderr io.Writer) (*scenario, error) {
+	admin, err := f.adminToken(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pool := newClientPool(func(ctx context.Context) (poolClient, error) {
+		cs, err := f.createClients(ctx, admin, 1)
+		if err != nil {
+			return poolClient{}, err
+		}
+		return cs[0], nil
+	}, time.Now)
+	first := calibrationClients
+	if cfg.clients > 0 {
+		first = cfg.clients
+	}
+	cs, err := f.createClients(ctx, admin, first)
+	if err != nil {
+		return nil, err
+	}
+	pool.add(cs...)
+
+	api := f.api
+	tokenURL, body := api.url("/auth/token"), []byte("grant_type=client_credentials")
+	send := func(ctx context.Context, limit int64) (int, error) {
+		c, err := pool.pickWithin(ctx, limit)
+		if err != nil {
+			return 0, err
+		}
+		return api.hit(ctx, http.MethodPost, tokenURL, body, formType, c.basic)
+	}
+	// One checked request first: the run must measure issued tokens.
+	c, err := pool.pick(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := api.tokenRequest(ctx, url.Values{"grant_type": {"client_credentials"}}, c.basic); err != nil {
+		return nil, err
+	}
+
+	sc := &scenario{pool: pool}
+	if cfg.clients == 0 {
+		limit := int64(calibrationClients * clientBudget)
+		cal := measure(ctx, "calibration", cfg.concurrency, calibrationTime, []requestFunc{func(ctx context.Context) (int, error) {
+			return send(ctx, limit)
+		}})
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if cal.Errors > 0 || cal.Status.OK != cal.Requests || cal.Requests == 0 {
+			return nil, fmt.Errorf("calibration: %d requests, statuses %v, %d errors (first: %s)", cal.Requests, cal.StatusCodes, cal.Errors, cal.FirstError)
+		}
+		n := poolSize(cal.RPS, cfg.duration, cfg.concurrency)
+		fmt.Fprintf(stderr, "permiso-load: %-18s calibration: %d tokens in %.2f s (%.0f/s); %d more service clients for %v\n",
+			scClientCredentials, cal.Requests, cal.ElapsedSeconds, cal.RPS, n, cfg.duration)
+		if cs, err = f.createClients(ctx, admin, n); err != nil {
+			return nil, err
+		}
+		pool.add(cs...)
+		sc.cal = cal
+	}
+	sc.workers = []requestFunc{func(ctx context.Context) (int, error) {
+		return send(ctx, math.MaxInt64)
+	}}
+	return sc, nil
+}
+
+// poolInfo describes the scenario's pool after the measurement.
+func (sc *scenario) poolInfo() *PoolInfo {
+	total, added := sc.pool.counts()
+	info := &PoolInfo{Clients: total, AddedDuringRun: added}
+	if sc.cal != nil {
+		info.CalibrationRequests, info.CalibrationRPS = sc.cal.Requests, math.Round(sc.cal.RPS)
+	}
+	return info
+}
+
+// poolNote says how the pool of res was sized, and what its 429s were
+// not.
+func poolNote(res *Result) string {
+	p := res.Pool
+	note := fmt.Sprintf("pool of %d service clients (%d tokens a minute each, none reused within %v)", p.Clients, clientBudget, reuseAfter)
+	if p.CalibrationRequests > 0 {
+		note += fmt.Sprintf(", sized from a calibration of %d tokens at %.0f/s", p.CalibrationRequests, p.CalibrationRPS)
+	} else {
+		note += ", -clients set its size"
+	}
+	note += fmt.Sprintf("; %d added during the measurement", p.AddedDuringRun)
+	if res.Status.TooMany > 0 {
+		note += "; the 429s are not the clients' own limits: a per-IP limit of the server (RATE_LIMIT_SERVICE_TOKEN, RATE_LIMIT_API)?"
+	}
+	return note
 }
 
 // userAccessToken returns a fresh access token of the load user, by
@@ -632,6 +751,15 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // never fails (crypto/rand, Go 1.24+)
 	return hex.EncodeToString(b)
+}
+
+// ptrTo returns a pointer to v[name], nil when it is not there.
+func ptrTo(v map[string]float64, name string) *float64 {
+	x, ok := v[name]
+	if !ok {
+		return nil
+	}
+	return &x
 }
 
 // droppedNote is ", N audit events dropped" when the metric was scraped.

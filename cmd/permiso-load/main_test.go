@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -80,6 +81,14 @@ func TestDurationBounds(t *testing.T) {
 	if cfg.duration != 10*time.Second || cfg.concurrency != defaultConcurrency || cfg.baseURL != defaultURL {
 		t.Errorf("defaults: %+v", cfg)
 	}
+	// The password scenario runs one worker per CPU by default: the
+	// server's default PASSWORD_HASH_CONCURRENCY on this machine.
+	if cfg.passwordConcurrency != runtime.NumCPU() || cfg.workers(scPassword) != runtime.NumCPU() || cfg.workers(scRefresh) != defaultConcurrency {
+		t.Errorf("password workers %d, refresh %d; want %d and %d", cfg.workers(scPassword), cfg.workers(scRefresh), runtime.NumCPU(), defaultConcurrency)
+	}
+	if cfg, err := parse(t, "-scenarios", "baseline", "-password-concurrency", "3", "-clients", "10000"); err != nil || cfg.workers(scPassword) != 3 || cfg.clients != 10000 {
+		t.Errorf("-password-concurrency 3 -clients 10000: %+v, %v", cfg, err)
+	}
 }
 
 func TestOtherBounds(t *testing.T) {
@@ -87,7 +96,9 @@ func TestOtherBounds(t *testing.T) {
 		{"-concurrency", "0"},
 		{"-concurrency", "100000"},
 		{"-clients", "-1"},
-		{"-clients", "1001"},
+		{"-clients", "10001"},
+		{"-password-concurrency", "-1"},
+		{"-password-concurrency", "1025"},
 		{"-prefix", "api"},
 		{"extra-argument"},
 		{"-no-such-flag"},
@@ -178,6 +189,9 @@ func TestRunBaseline(t *testing.T) {
 	if r.AuditDropped != nil {
 		t.Errorf("baseline alone scraped the server's metrics: %v", *r.AuditDropped)
 	}
+	if r.Workers != 3 || r.RSSBytes != nil || r.RSSPeakBytes != nil || rep.RSSStartBytes != nil || r.Pool != nil {
+		t.Errorf("baseline alone: workers %d, rss %v %v %v, pool %v", r.Workers, r.RSSBytes, r.RSSPeakBytes, rep.RSSStartBytes, r.Pool)
+	}
 	if rep.Concurrency != 3 || rep.DurationSeconds != 0.2 {
 		t.Errorf("report header: %+v", rep)
 	}
@@ -187,7 +201,7 @@ func TestRunBaseline(t *testing.T) {
 	if err := run(context.Background(), []string{"-scenarios", "baseline", "-duration", "50ms"}, noEnv, strings.NewReader(""), &stdout, &stderr); err != nil {
 		t.Fatal(err)
 	}
-	for _, col := range []string{"scenario", "req/s", "x baseline", "429", "503", "p99 ms", "audit dropped", "baseline"} {
+	for _, col := range []string{"scenario", "req/s", "x baseline", "429", "503", "p99 ms", "audit dropped", "rss MiB", "peak MiB", "workers", "baseline"} {
 		if !strings.Contains(stdout.String(), col) {
 			t.Errorf("table has no %q:\n%s", col, stdout.String())
 		}

@@ -19,6 +19,7 @@ type requestFunc func(ctx context.Context) (status int, err error)
 // Result is the measurement of one scenario.
 type Result struct {
 	Name           string         `json:"name"`
+	Workers        int            `json:"workers"`
 	Requests       int64          `json:"requests"`
 	ElapsedSeconds float64        `json:"elapsed_seconds"`
 	RPS            float64        `json:"rps"`
@@ -33,6 +34,27 @@ type Result struct {
 	// after the scenario (since the server started); null when it was not
 	// scraped.
 	AuditDropped *float64 `json:"audit_events_dropped"`
+	// RSSBytes is the server's process_resident_memory_bytes after the
+	// scenario, RSSPeakBytes the largest value sampled during it (every
+	// rssEvery) and after it; null when not scraped.
+	RSSBytes     *float64 `json:"rss_bytes"`
+	RSSPeakBytes *float64 `json:"rss_peak_bytes"`
+	// Pool is how the client-credentials scenario sized its pool of
+	// service clients.
+	Pool *PoolInfo `json:"client_pool,omitempty"`
+}
+
+// PoolInfo describes the client-credentials pool of a run.
+type PoolInfo struct {
+	// Clients is the pool's size at the end, AddedDuringRun how many of
+	// them were created during the measurement (the rate outran the
+	// calibration's margin).
+	Clients        int `json:"clients"`
+	AddedDuringRun int `json:"added_during_run"`
+	// Calibration: requests and rate of the calibration that sized the
+	// pool; 0 when -clients set the size.
+	CalibrationRequests int64   `json:"calibration_requests"`
+	CalibrationRPS      float64 `json:"calibration_rps"`
 }
 
 // StatusCounts groups the responses by status.
@@ -54,7 +76,8 @@ type Latency struct {
 // workers for d and returns what they saw. A worker starts no request after
 // d has passed; requests in flight then are finished and counted, and the
 // elapsed time runs until the last of them is done. Cancelling ctx stops
-// the run early; requests cut short by that are not counted.
+// the run early; requests cut short by that are not counted. A request
+// function that returns errStop ends its worker, uncounted.
 func measure(ctx context.Context, name string, concurrency int, d time.Duration, workers []requestFunc) *Result {
 	type tally struct {
 		hist     histogram
@@ -76,6 +99,9 @@ func measure(ctx context.Context, name string, concurrency int, d time.Duration,
 				t0 := time.Now()
 				status, err := req(ctx)
 				lat := time.Since(t0)
+				if errors.Is(err, errStop) {
+					return
+				}
 				if err != nil {
 					if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 						return
@@ -99,7 +125,7 @@ func measure(ctx context.Context, name string, concurrency int, d time.Duration,
 	wg.Wait()
 	elapsed := time.Since(start)
 
-	res := &Result{Name: name, ElapsedSeconds: elapsed.Seconds(), StatusCodes: map[string]int{}}
+	res := &Result{Name: name, Workers: concurrency, ElapsedSeconds: elapsed.Seconds(), StatusCodes: map[string]int{}}
 	var hist histogram
 	for _, tl := range tallies {
 		res.Requests += tl.requests

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -54,5 +55,50 @@ func TestMetricsPathFlag(t *testing.T) {
 	}
 	if cfg, err := parse(t, "-scenarios", "baseline"); err != nil || cfg.metricsPath != "/metrics" {
 		t.Errorf("default -metrics-path: %v, %v", cfg, err)
+	}
+}
+
+// TestScrapeRSS reads the server's resident set size from the process
+// collector of a real metrics handler, with the dropped count in the same
+// scrape, and leaves a name the exposition lacks out of the result.
+func TestScrapeRSS(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the process collector reports RSS on Linux")
+	}
+	srv := httptest.NewServer(metrics.New().Handler())
+	defer srv.Close()
+	api := &apiClient{hc: newHTTPClient(1), base: srv.URL}
+	v, err := scrapeValues(context.Background(), api, "/", droppedMetric, rssMetric, "permiso_no_such_metric")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rss := ptrTo(v, rssMetric); rss == nil || *rss <= 0 {
+		t.Errorf("%s: %v", rssMetric, rss)
+	}
+	if d := ptrTo(v, droppedMetric); d == nil || *d != 0 {
+		t.Errorf("%s: %v", droppedMetric, d)
+	}
+	if _, ok := v["permiso_no_such_metric"]; ok || len(v) != 2 {
+		t.Errorf("values %v", v)
+	}
+
+	// The sampler keeps the largest value it saw.
+	s := sampleRSS(context.Background(), api, "/")
+	s.observe(1)
+	s.observe(3 << 30)
+	s.observe(2)
+	if peak, ok := s.stop(); !ok || peak < 3<<30 {
+		t.Errorf("peak %v, %v", peak, ok)
+	}
+}
+
+func TestSampleValues(t *testing.T) {
+	text := []byte("# HELP a x\n# TYPE a gauge\na_total 1\na 2.5e+06 1700000000\nb{l=\"x\"} 7\nb 4\n")
+	v, err := sampleValues(text, "a", "b", "c")
+	if err != nil || len(v) != 2 || v["a"] != 2.5e6 || v["b"] != 4 {
+		t.Errorf("sampleValues: %v, %v", v, err)
+	}
+	if _, err := sampleValues([]byte("a x\n"), "a"); err == nil {
+		t.Error("a value that is not a number was accepted")
 	}
 }
