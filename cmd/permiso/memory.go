@@ -53,6 +53,5 @@ func applyMemoryLimit(cfg config.Config, logger *slog.Logger) {
 // (migrations, a first signing key, the route table, the pools) makes
 // several MiB of garbage, and the runtime's background scavenger returns
 // such pages only gradually, so an idle server would stay resident at
-// its startup peak for minutes (docs/benchmarks.md, "Memory"). It is a
-// variable for the same reason as setMemoryLimit.
-var returnStartupMemory = debug.FreeOSMemory
+// its startup peak for minutes (docs/benchmarks.md, "Memory").
+func returnStartupMemory() { debug.FreeOSMemory() }
