@@ -9,8 +9,8 @@
 package commonpw
 
 import (
-	"bufio"
 	_ "embed"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -20,26 +20,29 @@ import (
 //go:embed passwords.txt
 var raw string
 
-var set = sync.OnceValue(func() map[string]struct{} {
-	m := make(map[string]struct{}, 32000)
-	sc := bufio.NewScanner(strings.NewReader(raw))
-	for sc.Scan() {
-		line := sc.Text()
+// list is the passwords, sorted for binary search. Each is a substring of
+// raw (embedded, so part of the binary), built at the first check: the
+// list costs 16 bytes a password on the heap where a map of copies cost
+// about 64 (docs/benchmarks.md, "Memory").
+var list = sync.OnceValue(func() []string {
+	l := make([]string, 0, 30000)
+	for line := range strings.SplitSeq(raw, "\n") {
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		m[line] = struct{}{}
+		l = append(l, line)
 	}
-	return m
+	slices.Sort(l)
+	return slices.Clip(slices.Compact(l))
 })
 
 // Contains reports whether password is on the list, compared case-
 // insensitively ("PASSWORD1" and "Password1" are both "password1"), after
 // trimming surrounding white space.
 func Contains(password string) bool {
-	_, ok := set()[strings.ToLower(strings.TrimSpace(password))]
+	_, ok := slices.BinarySearch(list(), strings.ToLower(strings.TrimSpace(password)))
 	return ok
 }
 
 // Len returns the number of passwords on the list.
-func Len() int { return len(set()) }
+func Len() int { return len(list()) }

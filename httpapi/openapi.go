@@ -150,14 +150,19 @@ func (s *server) servedPath(p string) (string, bool) {
 }
 
 // handleOpenAPI serves the document. It depends only on the options, so
-// it is built once, here.
+// it is built once, at its first request: converting openapi.yaml
+// allocates several MiB that an idle server need not hold or have held
+// (docs/benchmarks.md, "Memory").
 func (s *server) handleOpenAPI() http.Handler {
-	doc, err := s.openAPIDocument()
-	var body []byte
-	if err == nil {
-		body, err = json.Marshal(doc)
-	}
+	build := sync.OnceValues(func() ([]byte, error) {
+		doc, err := s.openAPIDocument()
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(doc)
+	})
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		body, err := build()
 		if err != nil {
 			return err
 		}

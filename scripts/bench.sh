@@ -29,6 +29,12 @@
 # builds permiso at that revision too, and runs each round as before then
 # after (each backend), always with this checkout's permiso-load.
 #
+# Memory (docs/benchmarks.md, "Memory"): each run prints the server's
+# resident size (VmRSS) right after it answers /health, and 0, 30 and 60 s
+# after permiso-load ends, with the server idle. PERMISO_BENCH_MEMORY_WAIT
+# (seconds, default 60) sets the last sample's delay (the middle one is at
+# half of it); 0 prints only the first sample after the run.
+#
 # Needs go, curl and python3 (for a free port); psql and redis-cli for the
 # PostgreSQL + Redis run. Figures are only comparable as ratios to the
 # baseline of the same run: a shared machine is noisy.
@@ -45,6 +51,7 @@ pg_admin_url=""
 pg_db=""
 redis_url=""
 redis_prefix=""
+idle_rss=""
 metrics_path=/metrics
 dropped_runs=()
 redis_limits=""
@@ -112,6 +119,27 @@ summary=()
 : >"$work/empty.env"
 admin_password="Pw-$(rand_hex 12)-Aa1!"
 
+# rss: the server's VmRSS in MiB (Linux /proc), or "unknown".
+rss() {
+  awk '$1 == "VmRSS:" { printf "%.1f MiB", $2 / 1024; found = 1 } END { if (!found) printf "unknown" }' \
+    "/proc/$server_pid/status" 2>/dev/null || printf unknown
+}
+
+# memory_after LABEL: the server's RSS 0, WAIT/2 and WAIT seconds after the
+# run (PERMISO_BENCH_MEMORY_WAIT, default 60), idle in between.
+memory_after() {
+  local wait="${PERMISO_BENCH_MEMORY_WAIT:-60}" line
+  line="0 s $(rss)"
+  if [ "$wait" -gt 0 ]; then
+    sleep $((wait / 2))
+    line+=", $((wait / 2)) s $(rss)"
+    sleep $((wait - wait / 2))
+    line+=", $wait s $(rss)"
+  fi
+  echo "== $1: RSS after the run: $line"
+  summary+=("$1: idle RSS $idle_rss; after the run $line")
+}
+
 # bench LABEL BUILD [VAR=value ...]: one server (permiso-BUILD), one
 # permiso-load run; its refresh rate goes to $refresh_rate.
 bench() {
@@ -145,6 +173,8 @@ bench() {
     echo "bench: $url/health never answered 200" >&2
     exit 1
   }
+  idle_rss=$(rss)
+  echo "== $label: idle RSS after start: $idle_rss"
   printf '%s\n' "$admin_password" | env -i "${env[@]}" "$work/permiso-$build" --env-file "$work/empty.env" \
     create-admin --username bench --email bench@example.com --password-stdin >/dev/null
 
@@ -166,6 +196,7 @@ bench() {
   if [ "${dropped:-unknown}" != 0 ]; then
     dropped_runs+=("$label")
   fi
+  memory_after "$label"
   stop_server
   if grep -q '"level":"ERROR"' "$work/$label.log"; then
     echo "-- server errors ($label):"

@@ -47,3 +47,11 @@ func applyMemoryLimit(cfg config.Config, logger *slog.Logger) {
 	logger.Info("memory limit derived from the configuration", "bytes", limit,
 		"password_hash_concurrency", cfg.PasswordHashConcurrency, "password_hash_memory_kib", cfg.PasswordHashMemoryKiB)
 }
+
+// returnStartupMemory gives the heap that starting left free back to the
+// operating system, once, before the server takes requests. Startup
+// (migrations, a first signing key, the route table, the pools) makes
+// several MiB of garbage, and the runtime's background scavenger returns
+// such pages only gradually, so an idle server would stay resident at
+// its startup peak for minutes (docs/benchmarks.md, "Memory").
+func returnStartupMemory() { debug.FreeOSMemory() }

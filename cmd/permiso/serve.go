@@ -173,6 +173,7 @@ func cmdServe(ctx context.Context, env *environment, args []string, stdout io.Wr
 		}
 	}()
 
+	returnStartupMemory()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
