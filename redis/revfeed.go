@@ -114,9 +114,13 @@ func (r *Revocations) WithFeed(opts FeedOptions) *Revocations {
 	opts.MaxLag = cmp.Or(max(opts.MaxLag, 0), defaultFeedMaxLag)
 	opts.MaxLen = cmp.Or(max(opts.MaxLen, 0), defaultFeedMaxLen)
 	opts.Logger = cmp.Or(opts.Logger, slog.New(slog.DiscardHandler))
-	// A read blocks for a quarter of the bound, so a live feed renews its
-	// proof about four times within it.
-	block := max(min(opts.MaxLag/4, 250*time.Millisecond), time.Millisecond)
+	// A read blocks for a tenth of the bound (at most 100 ms), so a live
+	// feed renews its proof about ten times within it: a proof is at most
+	// two reads old when it is renewed, and an overloaded host (slow
+	// scheduling, a busy Redis) still has most of the bound to spare
+	// before the feed turns stale (docs/architecture.md, "Revocation
+	// feed").
+	block := max(min(opts.MaxLag/10, 100*time.Millisecond), time.Millisecond)
 	r.feed = &feed{
 		opts:  opts,
 		key:   r.feedKey(),
