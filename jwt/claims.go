@@ -217,3 +217,98 @@ func (d *numericDate) jwt() *gojwt.NumericDate {
 	}
 	return &gojwt.NumericDate{Time: d.t}
 }
+
+// appendJSON appends the JSON encoding of c to b: the bytes json.Marshal
+// writes for c (fields in struct order, the same omitempty rules, the same
+// string escaping), without reflection, since every issued token pays for
+// it. TestAppendJSONIsMarshal holds the two equal.
+func (c *claims) appendJSON(b []byte) []byte {
+	b = append(b, `{"iss":`...)
+	b = appendJSONString(b, c.Issuer)
+	b = append(b, `,"sub":`...)
+	b = appendJSONString(b, c.Subject)
+	b = append(b, `,"aud":`...)
+	b = appendJSONStrings(b, c.Audience)
+	b = appendNumericDate(b, `,"exp":`, c.ExpiresAt)
+	b = appendNumericDate(b, `,"iat":`, c.IssuedAt)
+	b = appendNumericDate(b, `,"nbf":`, c.NotBefore)
+	b = append(b, `,"jti":`...)
+	b = appendJSONString(b, c.ID)
+	if c.ClientID != "" {
+		b = append(b, `,"client_id":`...)
+		b = appendJSONString(b, c.ClientID)
+	}
+	if c.Scope != "" {
+		b = append(b, `,"scope":`...)
+		b = appendJSONString(b, c.Scope)
+	}
+	b = append(b, `,"scopes":`...)
+	b = appendJSONStrings(b, c.Scopes)
+	b = append(b, `,"type":`...)
+	b = appendJSONString(b, c.Type)
+	if c.SessionID != "" {
+		b = append(b, `,"sid":`...)
+		b = appendJSONString(b, c.SessionID)
+	}
+	if len(c.AMR) > 0 {
+		b = append(b, `,"amr":`...)
+		b = appendJSONStrings(b, c.AMR)
+	}
+	if len(c.Roles) > 0 {
+		b = append(b, `,"roles":`...)
+		b = appendJSONStrings(b, c.Roles)
+	}
+	b = append(b, `,"username":`...)
+	b = appendJSONString(b, c.Username)
+	if c.Email != "" {
+		b = append(b, `,"email":`...)
+		b = appendJSONString(b, c.Email)
+	}
+	if c.IsSuperuser != nil {
+		b = append(b, `,"is_superuser":`...)
+		b = strconv.AppendBool(b, *c.IsSuperuser)
+	}
+	if c.IsTrusted != nil {
+		b = append(b, `,"is_trusted":`...)
+		b = strconv.AppendBool(b, *c.IsTrusted)
+	}
+	return append(b, '}')
+}
+
+func appendNumericDate(b []byte, name string, d *numericDate) []byte {
+	if d == nil {
+		return b
+	}
+	return strconv.AppendInt(append(b, name...), d.t.Unix(), 10)
+}
+
+// appendJSONStrings appends a list as json.Marshal does: null when nil.
+func appendJSONStrings(b []byte, list []string) []byte {
+	if list == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '[')
+	for i, s := range list {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, s)
+	}
+	return append(b, ']')
+}
+
+// appendJSONString appends s quoted. A string of printable ASCII that
+// json.Marshal writes unchanged (no quote, backslash or HTML character)
+// is copied; any other goes through json.Marshal, so the escaping is
+// always encoding/json's own.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string: cannot fail
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
