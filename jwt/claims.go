@@ -223,56 +223,50 @@ func (d *numericDate) jwt() *gojwt.NumericDate {
 // string escaping), without reflection, since every issued token pays for
 // it. TestAppendJSONIsMarshal holds the two equal.
 func (c *claims) appendJSON(b []byte) []byte {
-	b = append(b, `{"iss":`...)
-	b = appendJSONString(b, c.Issuer)
-	b = append(b, `,"sub":`...)
-	b = appendJSONString(b, c.Subject)
-	b = append(b, `,"aud":`...)
-	b = appendJSONStrings(b, c.Audience)
+	b = appendField(b, `{"iss":`, c.Issuer, false)
+	b = appendField(b, `,"sub":`, c.Subject, false)
+	b = appendListField(b, `,"aud":`, c.Audience, false)
 	b = appendNumericDate(b, `,"exp":`, c.ExpiresAt)
 	b = appendNumericDate(b, `,"iat":`, c.IssuedAt)
 	b = appendNumericDate(b, `,"nbf":`, c.NotBefore)
-	b = append(b, `,"jti":`...)
-	b = appendJSONString(b, c.ID)
-	if c.ClientID != "" {
-		b = append(b, `,"client_id":`...)
-		b = appendJSONString(b, c.ClientID)
-	}
-	if c.Scope != "" {
-		b = append(b, `,"scope":`...)
-		b = appendJSONString(b, c.Scope)
-	}
-	b = append(b, `,"scopes":`...)
-	b = appendJSONStrings(b, c.Scopes)
-	b = append(b, `,"type":`...)
-	b = appendJSONString(b, c.Type)
-	if c.SessionID != "" {
-		b = append(b, `,"sid":`...)
-		b = appendJSONString(b, c.SessionID)
-	}
-	if len(c.AMR) > 0 {
-		b = append(b, `,"amr":`...)
-		b = appendJSONStrings(b, c.AMR)
-	}
-	if len(c.Roles) > 0 {
-		b = append(b, `,"roles":`...)
-		b = appendJSONStrings(b, c.Roles)
-	}
-	b = append(b, `,"username":`...)
-	b = appendJSONString(b, c.Username)
-	if c.Email != "" {
-		b = append(b, `,"email":`...)
-		b = appendJSONString(b, c.Email)
-	}
-	if c.IsSuperuser != nil {
-		b = append(b, `,"is_superuser":`...)
-		b = strconv.AppendBool(b, *c.IsSuperuser)
-	}
-	if c.IsTrusted != nil {
-		b = append(b, `,"is_trusted":`...)
-		b = strconv.AppendBool(b, *c.IsTrusted)
-	}
+	b = appendField(b, `,"jti":`, c.ID, false)
+	b = appendField(b, `,"client_id":`, c.ClientID, true)
+	b = appendField(b, `,"scope":`, c.Scope, true)
+	b = appendListField(b, `,"scopes":`, c.Scopes, false)
+	b = appendField(b, `,"type":`, c.Type, false)
+	b = appendField(b, `,"sid":`, c.SessionID, true)
+	b = appendListField(b, `,"amr":`, c.AMR, true)
+	b = appendListField(b, `,"roles":`, c.Roles, true)
+	b = appendField(b, `,"username":`, c.Username, false)
+	b = appendField(b, `,"email":`, c.Email, true)
+	b = appendBoolField(b, `,"is_superuser":`, c.IsSuperuser)
+	b = appendBoolField(b, `,"is_trusted":`, c.IsTrusted)
 	return append(b, '}')
+}
+
+// appendField appends name (with its separator and colon) and s, or
+// nothing when omitEmpty and s is empty (omitempty).
+func appendField(b []byte, name, s string, omitEmpty bool) []byte {
+	if omitEmpty && s == "" {
+		return b
+	}
+	return appendJSONString(append(b, name...), s)
+}
+
+// appendListField is appendField for a list (omitempty: an empty list).
+func appendListField(b []byte, name string, list []string, omitEmpty bool) []byte {
+	if omitEmpty && len(list) == 0 {
+		return b
+	}
+	return appendJSONStrings(append(b, name...), list)
+}
+
+// appendBoolField appends name and *v, or nothing when v is nil.
+func appendBoolField(b []byte, name string, v *bool) []byte {
+	if v == nil {
+		return b
+	}
+	return strconv.AppendBool(append(b, name...), *v)
 }
 
 func appendNumericDate(b []byte, name string, d *numericDate) []byte {
