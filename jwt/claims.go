@@ -150,14 +150,15 @@ func (c *claims) GetAudience() (gojwt.ClaimStrings, error) {
 // a single string is accepted too (RFC 7519 §4.1.3).
 type audience []string
 
-// UnmarshalJSON accepts a string or an array of strings.
+// UnmarshalJSON accepts a string or an array of strings. An array (what
+// Sign writes) is decoded as one at once: it can never be a string.
 func (a *audience) UnmarshalJSON(b []byte) error {
 	if string(b) == "null" {
 		*a = nil
 		return nil
 	}
 	var one string
-	if err := json.Unmarshal(b, &one); err == nil {
+	if len(b) > 0 && b[0] != '[' && json.Unmarshal(b, &one) == nil {
 		*a = audience{one}
 		return nil
 	}
@@ -190,10 +191,19 @@ func (d numericDate) MarshalJSON() ([]byte, error) {
 // cannot overflow.
 const maxNumericDate = 1e12
 
-// UnmarshalJSON reads a JSON number (not a string).
+// UnmarshalJSON reads a JSON number (not a string). The decoder has
+// checked b's grammar: a number is read with strconv.ParseFloat, as
+// encoding/json reads one into a float64, anything else goes through
+// json.Unmarshal (and fails the same way as before).
 func (d *numericDate) UnmarshalJSON(b []byte) error {
 	var f float64
-	if err := json.Unmarshal(b, &f); err != nil {
+	var err error
+	if len(b) > 0 && (b[0] == '-' || '0' <= b[0] && b[0] <= '9') {
+		f, err = strconv.ParseFloat(string(b), 64)
+	} else {
+		err = json.Unmarshal(b, &f)
+	}
+	if err != nil {
 		return errors.New("date claim must be a number")
 	}
 	if math.IsNaN(f) || math.Abs(f) > maxNumericDate {

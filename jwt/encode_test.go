@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
 	"testing"
+	"time"
 
 	gojwt "github.com/golang-jwt/jwt/v5"
 
@@ -87,4 +91,51 @@ func TestSignIsSignedString(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestClaimDecodingAsJSON: the date and audience claims decode as
+// json.Unmarshal decodes them (the fast paths of UnmarshalJSON change
+// nothing), for numbers, out-of-range numbers and values of other types.
+func TestClaimDecodingAsJSON(t *testing.T) {
+	for _, in := range []string{`0`, `-1`, `1.5`, `1e3`, `1E+3`, `-0`, `1e400`, `-1e400`, `1e12`, `1700000000.999`,
+		`"1"`, `true`, `{}`, `[1]`} {
+		var got numericDate
+		gotErr := got.UnmarshalJSON([]byte(in))
+		want, wantErr := dateAsBefore([]byte(in))
+		if (gotErr == nil) != (wantErr == nil) || !got.t.Equal(want) {
+			t.Errorf("date %s: %v, %v; want %v, %v", in, got.t, gotErr, want, wantErr)
+		}
+	}
+	for _, in := range []string{`"a"`, `["a","b"]`, `[]`, `null`, `1`, `{}`, `["a",1]`, `[null]`, `"\u00e9"`} {
+		var got audience
+		gotErr := got.UnmarshalJSON([]byte(in))
+		var one string
+		var many []string
+		want, ok := audience(nil), false
+		switch {
+		case in == "null":
+			ok = true
+		case json.Unmarshal([]byte(in), &one) == nil:
+			want, ok = audience{one}, true
+		case json.Unmarshal([]byte(in), &many) == nil:
+			want, ok = audience(many), true
+		}
+		if (gotErr == nil) != ok || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("aud %s: %q, %v; want %q (ok %v)", in, got, gotErr, want, ok)
+		}
+	}
+}
+
+// dateAsBefore is numericDate.UnmarshalJSON as it was, through
+// json.Unmarshal alone.
+func dateAsBefore(b []byte) (time.Time, error) {
+	var f float64
+	if err := json.Unmarshal(b, &f); err != nil {
+		return time.Time{}, err
+	}
+	if math.IsNaN(f) || math.Abs(f) > maxNumericDate {
+		return time.Time{}, errors.New("date claim out of range")
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9)).UTC(), nil
 }
