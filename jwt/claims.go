@@ -150,14 +150,15 @@ func (c *claims) GetAudience() (gojwt.ClaimStrings, error) {
 // a single string is accepted too (RFC 7519 §4.1.3).
 type audience []string
 
-// UnmarshalJSON accepts a string or an array of strings.
+// UnmarshalJSON accepts a string or an array of strings. An array (what
+// Sign writes) is decoded as one at once: it can never be a string.
 func (a *audience) UnmarshalJSON(b []byte) error {
 	if string(b) == "null" {
 		*a = nil
 		return nil
 	}
 	var one string
-	if err := json.Unmarshal(b, &one); err == nil {
+	if len(b) > 0 && b[0] != '[' && json.Unmarshal(b, &one) == nil {
 		*a = audience{one}
 		return nil
 	}
@@ -190,10 +191,19 @@ func (d numericDate) MarshalJSON() ([]byte, error) {
 // cannot overflow.
 const maxNumericDate = 1e12
 
-// UnmarshalJSON reads a JSON number (not a string).
+// UnmarshalJSON reads a JSON number (not a string). The decoder has
+// checked b's grammar: a number is read with strconv.ParseFloat, as
+// encoding/json reads one into a float64, anything else goes through
+// json.Unmarshal (and fails the same way as before).
 func (d *numericDate) UnmarshalJSON(b []byte) error {
 	var f float64
-	if err := json.Unmarshal(b, &f); err != nil {
+	var err error
+	if len(b) > 0 && (b[0] == '-' || '0' <= b[0] && b[0] <= '9') {
+		f, err = strconv.ParseFloat(string(b), 64)
+	} else {
+		err = json.Unmarshal(b, &f)
+	}
+	if err != nil {
 		return errors.New("date claim must be a number")
 	}
 	if math.IsNaN(f) || math.Abs(f) > maxNumericDate {
@@ -216,4 +226,93 @@ func (d *numericDate) jwt() *gojwt.NumericDate {
 		return nil
 	}
 	return &gojwt.NumericDate{Time: d.t}
+}
+
+// appendJSON appends the JSON encoding of c to b: the bytes json.Marshal
+// writes for c (fields in struct order, the same omitempty rules, the same
+// string escaping), without reflection, since every issued token pays for
+// it. TestAppendJSONIsMarshal holds the two equal.
+func (c *claims) appendJSON(b []byte) []byte {
+	b = appendField(b, `{"iss":`, c.Issuer, false)
+	b = appendField(b, `,"sub":`, c.Subject, false)
+	b = appendListField(b, `,"aud":`, c.Audience, false)
+	b = appendNumericDate(b, `,"exp":`, c.ExpiresAt)
+	b = appendNumericDate(b, `,"iat":`, c.IssuedAt)
+	b = appendNumericDate(b, `,"nbf":`, c.NotBefore)
+	b = appendField(b, `,"jti":`, c.ID, false)
+	b = appendField(b, `,"client_id":`, c.ClientID, true)
+	b = appendField(b, `,"scope":`, c.Scope, true)
+	b = appendListField(b, `,"scopes":`, c.Scopes, false)
+	b = appendField(b, `,"type":`, c.Type, false)
+	b = appendField(b, `,"sid":`, c.SessionID, true)
+	b = appendListField(b, `,"amr":`, c.AMR, true)
+	b = appendListField(b, `,"roles":`, c.Roles, true)
+	b = appendField(b, `,"username":`, c.Username, false)
+	b = appendField(b, `,"email":`, c.Email, true)
+	b = appendBoolField(b, `,"is_superuser":`, c.IsSuperuser)
+	b = appendBoolField(b, `,"is_trusted":`, c.IsTrusted)
+	return append(b, '}')
+}
+
+// appendField appends name (with its separator and colon) and s, or
+// nothing when omitEmpty and s is empty (omitempty).
+func appendField(b []byte, name, s string, omitEmpty bool) []byte {
+	if omitEmpty && s == "" {
+		return b
+	}
+	return appendJSONString(append(b, name...), s)
+}
+
+// appendListField is appendField for a list (omitempty: an empty list).
+func appendListField(b []byte, name string, list []string, omitEmpty bool) []byte {
+	if omitEmpty && len(list) == 0 {
+		return b
+	}
+	return appendJSONStrings(append(b, name...), list)
+}
+
+// appendBoolField appends name and *v, or nothing when v is nil.
+func appendBoolField(b []byte, name string, v *bool) []byte {
+	if v == nil {
+		return b
+	}
+	return strconv.AppendBool(append(b, name...), *v)
+}
+
+func appendNumericDate(b []byte, name string, d *numericDate) []byte {
+	if d == nil {
+		return b
+	}
+	return strconv.AppendInt(append(b, name...), d.t.Unix(), 10)
+}
+
+// appendJSONStrings appends a list as json.Marshal does: null when nil.
+func appendJSONStrings(b []byte, list []string) []byte {
+	if list == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '[')
+	for i, s := range list {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, s)
+	}
+	return append(b, ']')
+}
+
+// appendJSONString appends s quoted. A string of printable ASCII that
+// json.Marshal writes unchanged (no quote, backslash or HTML character)
+// is copied; any other goes through json.Marshal, so the escaping is
+// always encoding/json's own.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string: cannot fail
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }

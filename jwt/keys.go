@@ -36,7 +36,7 @@ var errNoSigningKey = errors.New("jwt: no unretired signing key")
 type key struct {
 	kid string
 	alg string
-	// signing is the key for gojwt's SignedString: []byte (HS*),
+	// signing is the key for the signing method (gojwt.SigningMethod.Sign): []byte (HS*),
 	// *rsa.PrivateKey, *ecdsa.PrivateKey or ed25519.PrivateKey; nil for
 	// keys that only verify.
 	signing any
@@ -61,10 +61,15 @@ type keySet struct {
 	current *key
 	keys    []*key
 	byKID   map[string]*key
+	// header is the encoded JWS header of an access token signed with
+	// current (accessHeader), computed once per key set rather than per
+	// token.
+	header string
 }
 
 func newKeySet(current *key, others []*key) *keySet {
-	set := &keySet{current: current, keys: []*key{current}, byKID: map[string]*key{current.kid: current}}
+	set := &keySet{current: current, keys: []*key{current}, byKID: map[string]*key{current.kid: current},
+		header: accessHeader(current)}
 	for _, k := range others {
 		if _, dup := set.byKID[k.kid]; dup {
 			continue

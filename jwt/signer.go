@@ -2,6 +2,8 @@ package jwt
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -234,18 +236,37 @@ func (s *Signer) Algorithms() []string { return []string{s.alg} }
 // an ExpiresAt after IssuedAt are required, and the lifetime may not exceed
 // MaxTokenLifetime when it is set.
 func (s *Signer) Sign(ctx context.Context, c permiso.AccessClaims) (string, error) {
-	k := s.keySet().current
+	set := s.keySet()
 	if err := s.complete(&c); err != nil {
 		return "", err
 	}
-	t := gojwt.NewWithClaims(s.method, newClaims(c))
-	t.Header["typ"] = HeaderType
-	t.Header["kid"] = k.kid
-	out, err := t.SignedString(k.signing)
+	// The compact serialization (RFC 7515 §7.1) built as gojwt's
+	// SignedString builds it, with the header encoded once per key set
+	// and the payload by appendJSON (the bytes json.Marshal writes)
+	// instead of reflection: what every token request pays.
+	payload := newClaims(c).appendJSON(make([]byte, 0, 512))
+	enc := base64.RawURLEncoding
+	buf := make([]byte, 0, len(set.header)+1+enc.EncodedLen(len(payload)))
+	buf = append(buf, set.header...)
+	buf = append(buf, '.')
+	buf = enc.AppendEncode(buf, payload)
+	signing := string(buf)
+	sig, err := s.method.Sign(signing, set.current.signing)
 	if err != nil {
 		return "", fmt.Errorf("jwt: sign: %w", err)
 	}
-	return out, nil
+	return signing + "." + enc.EncodeToString(sig), nil
+}
+
+// accessHeader is the encoded JWS header of an access token signed with
+// k: "alg", "kid" and "typ": "at+jwt" (RFC 9068 §2.1), as gojwt encodes
+// its header map (json.Marshal, keys sorted).
+func accessHeader(k *key) string {
+	h, err := json.Marshal(map[string]string{"alg": k.alg, "kid": k.kid, "typ": HeaderType})
+	if err != nil {
+		panic(err) // strings only: cannot fail
+	}
+	return base64.RawURLEncoding.EncodeToString(h)
 }
 
 // complete fills in the defaults of c and checks it (see Sign).
