@@ -81,13 +81,27 @@ func wantCleared(t *testing.T, l permiso.Lockout, key, when string) {
 	}
 }
 
+// must fails t with op(key) and err when err is set.
+func must(t *testing.T, op, key string, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s(%q): %v", op, key, err)
+	}
+}
+
+// ok returns a function that returns its value, failing t with op(key)
+// and the error when there is one.
+func ok[T any](t *testing.T, op, key string) func(T, error) T {
+	return func(v T, err error) T {
+		t.Helper()
+		must(t, op, key, err)
+		return v
+	}
+}
+
 func begin(t *testing.T, l permiso.Lockout, key string) permiso.LockoutAttempt {
 	t.Helper()
-	a, err := l.Begin(t.Context(), key)
-	if err != nil {
-		t.Fatalf("Begin(%q): %v", key, err)
-	}
-	return a
+	return ok[permiso.LockoutAttempt](t, "Begin", key)(l.Begin(t.Context(), key))
 }
 
 // admit begins an attempt that must be admitted.
@@ -103,11 +117,7 @@ func admit(t *testing.T, l permiso.Lockout, key string) permiso.LockoutAttempt {
 // failID ends attempt id with a wrong password.
 func failID(t *testing.T, l permiso.Lockout, key, id string) permiso.LockoutState {
 	t.Helper()
-	s, err := l.Fail(t.Context(), key, id)
-	if err != nil {
-		t.Fatalf("Fail(%q): %v", key, err)
-	}
-	return s
+	return ok[permiso.LockoutState](t, "Fail", key)(l.Fail(t.Context(), key, id))
 }
 
 // fail is one whole failed login: an admitted attempt, then a wrong
@@ -124,32 +134,22 @@ func fail(t *testing.T, l permiso.Lockout, key string) permiso.LockoutState {
 
 func check(t *testing.T, l permiso.Lockout, key string) permiso.LockoutState {
 	t.Helper()
-	s, err := l.Check(t.Context(), key)
-	if err != nil {
-		t.Fatalf("Check(%q): %v", key, err)
-	}
-	return s
+	return ok[permiso.LockoutState](t, "Check", key)(l.Check(t.Context(), key))
 }
 
 func reset(t *testing.T, l permiso.Lockout, key string) {
 	t.Helper()
-	if err := l.Reset(t.Context(), key); err != nil {
-		t.Fatalf("Reset(%q): %v", key, err)
-	}
+	must(t, "Reset", key, l.Reset(t.Context(), key))
 }
 
 func succeed(t *testing.T, l permiso.Lockout, key, id string) {
 	t.Helper()
-	if err := l.Succeed(t.Context(), key, id); err != nil {
-		t.Fatalf("Succeed(%q): %v", key, err)
-	}
+	must(t, "Succeed", key, l.Succeed(t.Context(), key, id))
 }
 
 func undo(t *testing.T, l permiso.Lockout, key, id string) {
 	t.Helper()
-	if err := l.Undo(context.Background(), key, id); err != nil {
-		t.Fatalf("Undo(%s): %v", key, err)
-	}
+	must(t, "Undo", key, l.Undo(context.Background(), key, id))
 }
 
 // near reports whether a and b are within the slack of a real clock (and
