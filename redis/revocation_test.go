@@ -38,6 +38,20 @@ func openClient(t testing.TB, url string, opts Options) *Client {
 	return c
 }
 
+// openLive opens url with the default options, checks that the client
+// runs in mode and that the server answers a ping.
+func openLive(t testing.TB, url, mode string) *Client {
+	t.Helper()
+	c := openClient(t, url, Options{})
+	if c.Mode() != mode {
+		t.Fatalf("Mode = %q, want %s", c.Mode(), mode)
+	}
+	if err := c.Ping(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // testPrefix returns a key prefix unique to this test and deletes every key
 // under it when the test ends, so tests run in parallel and leave nothing
 // behind.
