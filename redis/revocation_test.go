@@ -103,11 +103,18 @@ func TestRevocations(t *testing.T) {
 	})
 }
 
-func TestRevocationKeysAndTTL(t *testing.T) {
-	t.Parallel()
+// testRevocations opens the test server and returns it with a key prefix
+// of this test's own and revocations under that prefix.
+func testRevocations(t *testing.T) (*Client, string, *Revocations) {
+	t.Helper()
 	c := openTestClient(t)
 	prefix := testPrefix(t, c)
-	r := NewRevocations(c, prefix)
+	return c, prefix, NewRevocations(c, prefix)
+}
+
+func TestRevocationKeysAndTTL(t *testing.T) {
+	t.Parallel()
+	c, prefix, r := testRevocations(t)
 	// Freeze the store's clock: TTLs are computed from it alone.
 	now := time.Now()
 	r.now = func() time.Time { return now }
@@ -291,9 +298,7 @@ func TestRevocationsUnreachable(t *testing.T) {
 // caller's pipeline next to its own commands (a rate-limit counter).
 func TestQueueIsRevokedSharesPipeline(t *testing.T) {
 	t.Parallel()
-	c := openTestClient(t)
-	prefix := testPrefix(t, c)
-	r := NewRevocations(c, prefix)
+	c, prefix, r := testRevocations(t)
 	ctx := t.Context()
 	now := time.Now()
 	if err := r.RevokeToken(ctx, "j", now.Add(time.Minute)); err != nil {
