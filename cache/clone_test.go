@@ -94,28 +94,27 @@ func shared(a, b reflect.Value, path string) string {
 	return ""
 }
 
+// checkClone fills every field of a value of type T, clones it with
+// clone (named name) and checks that the clone is equal and shares no
+// memory with it.
+func checkClone[T any](t *testing.T, name string, clone func(T) T) {
+	t.Helper()
+	var v T
+	fill(reflect.ValueOf(&v).Elem(), 0)
+	c := clone(v)
+	if !reflect.DeepEqual(v, c) {
+		t.Fatalf("%s changed the value", name)
+	}
+	if p := shared(reflect.ValueOf(v), reflect.ValueOf(c), reflect.TypeOf(v).Name()); p != "" {
+		t.Errorf("%s shares %s", name, p)
+	}
+}
+
 // TestClonesShareNothing fails when a field is added to User, Role, Scope
 // or ServiceClient without its deep copy in clone.go.
 func TestClonesShareNothing(t *testing.T) {
-	var u permiso.User
-	fill(reflect.ValueOf(&u).Elem(), 0)
-	cu := cloneUser(u)
-	if !reflect.DeepEqual(u, cu) {
-		t.Fatal("cloneUser changed the value")
-	}
-	if p := shared(reflect.ValueOf(u), reflect.ValueOf(cu), "User"); p != "" {
-		t.Errorf("cloneUser shares %s", p)
-	}
-
-	var c permiso.ServiceClient
-	fill(reflect.ValueOf(&c).Elem(), 0)
-	cc := cloneClient(c)
-	if !reflect.DeepEqual(c, cc) {
-		t.Fatal("cloneClient changed the value")
-	}
-	if p := shared(reflect.ValueOf(c), reflect.ValueOf(cc), "ServiceClient"); p != "" {
-		t.Errorf("cloneClient shares %s", p)
-	}
+	checkClone(t, "cloneUser", cloneUser)
+	checkClone(t, "cloneClient", cloneClient)
 
 	// Nil slices stay nil (callers may tell them apart).
 	if got := cloneUser(permiso.User{}); got.Roles != nil {

@@ -185,21 +185,3 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	testwait.Until(t, 10*time.Second, what, cond)
 }
-
-// recorder is a subscriber that keeps what it receives.
-type recorder struct {
-	mu  sync.Mutex
-	got []permiso.Change
-}
-
-func (r *recorder) add(c permiso.Change) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.got = append(r.got, c)
-}
-
-func (r *recorder) changes() []permiso.Change {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]permiso.Change(nil), r.got...)
-}

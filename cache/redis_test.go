@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -46,10 +45,7 @@ func redisInstance(t *testing.T, redisURL, path, prefix string) *instance {
 // A reaches B's cache promptly (the TTL is an hour, so only the
 // invalidation can explain it), and a dropped subscription flushes B.
 func TestTwoInstancesOverRedis(t *testing.T) {
-	redisURL := os.Getenv("PERMISO_TEST_REDIS_URL")
-	if redisURL == "" {
-		t.Skip("PERMISO_TEST_REDIS_URL is not set")
-	}
+	redisURL := testdb.RedisURL(t)
 	f := newFixture(t)
 	prefix := "permiso-test-cache:" + rand.Text()[:12] + ":user:"
 	a := redisInstance(t, redisURL, f.path, prefix)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/cache"
+	"github.com/permiso/permiso/internal/testchange"
 	"github.com/permiso/permiso/internal/testclock"
 	"github.com/permiso/permiso/sqlite"
 	"github.com/permiso/permiso/storetest"
@@ -373,8 +374,8 @@ func TestReturnsCopies(t *testing.T) {
 func TestDisabledStillPublishes(t *testing.T) {
 	f := newFixture(t)
 	bus := cache.NewLocalBus()
-	var rec recorder
-	stop, err := bus.Subscribe(t.Context(), rec.add)
+	var rec testchange.Log
+	stop, err := bus.Subscribe(t.Context(), rec.Add)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,7 +392,7 @@ func TestDisabledStillPublishes(t *testing.T) {
 	if _, err := cs.UpdateUser(ctx, f.user.ID, func(*permiso.User) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
-	got := rec.changes()
+	got := rec.All()
 	want := []permiso.Change{{Kind: permiso.ChangeResync}, {Kind: permiso.ChangeUser, UserID: f.user.ID}}
 	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
 		t.Fatalf("bus got %v, want %v", got, want)
@@ -446,8 +447,8 @@ func TestFreshReadBypasses(t *testing.T) {
 
 func TestLocalBusStop(t *testing.T) {
 	bus := cache.NewLocalBus()
-	var rec recorder
-	stop, err := bus.Subscribe(t.Context(), rec.add)
+	var rec testchange.Log
+	stop, err := bus.Subscribe(t.Context(), rec.Add)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -460,7 +461,7 @@ func TestLocalBusStop(t *testing.T) {
 	if err := bus.Publish(t.Context(), c); err != nil {
 		t.Fatal(err)
 	}
-	if got := rec.changes(); len(got) != 2 || got[1] != c {
+	if got := rec.All(); len(got) != 2 || got[1] != c {
 		t.Fatalf("got %v, want resync then one change", got)
 	}
 }

@@ -18,10 +18,7 @@ import (
 // restart, every one of these events is in the audit log, the hostile ones
 // with the user agent U+FFFD, on SQLite and on PostgreSQL alike.
 func TestAuditSurvivesNonUTF8UserAgent(t *testing.T) {
-	t.Parallel()
-	eachBackend(t, func(t *testing.T, b backend) {
-		s, _ := adminServer(t, b, map[string]string{"RATE_LIMIT_LOGIN": "", "RATE_LIMIT_REGISTER": "", "RATE_LIMIT_SERVICE_TOKEN": ""})
-		requireRoute(t, s, http.MethodGet, pathAdmin+"/audit/activity")
+	eachAdminServer(t, map[string]string{"RATE_LIMIT_LOGIN": "", "RATE_LIMIT_REGISTER": "", "RATE_LIMIT_SERVICE_TOKEN": ""}, []route{get(pathAdmin + "/audit/activity")}, func(t *testing.T, s *Server, _ string) {
 		s.register(t, "victim", "victim@example.com", strongPassword)
 
 		const hostile, logins = 10, 4

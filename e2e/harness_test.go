@@ -909,6 +909,14 @@ func (s *Server) assertBearerRejected(t *testing.T, token string) {
 	assertInvalidToken(t, r)
 }
 
+// assertSessionEnded checks that tok's access token is rejected and its
+// refresh token refused (invalid_grant).
+func (s *Server) assertSessionEnded(t *testing.T, tok tokenResponse) {
+	t.Helper()
+	s.assertBearerRejected(t, tok.AccessToken)
+	assertOAuthError(t, s.refresh(t, tok.RefreshToken, ""), http.StatusBadRequest, "invalid_grant")
+}
+
 func assertInvalidToken(t *testing.T, r *Response) {
 	t.Helper()
 	if r.Status != http.StatusUnauthorized {

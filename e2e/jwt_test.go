@@ -181,9 +181,7 @@ func TestJWKS(t *testing.T) {
 	for _, alg := range []jose.SignatureAlgorithm{jose.HS256, jose.RS256, jose.ES256, jose.EdDSA} {
 		t.Run(string(alg), func(t *testing.T) {
 			t.Parallel()
-			s, _ := adminServer(t, b, map[string]string{"JWT_ALGORITHM": string(alg)})
-			requireRoute(t, s, http.MethodGet, pathASMeta)
-			requireRoute(t, s, http.MethodGet, pathJWKS)
+			s, _ := adminServer(t, b, map[string]string{"JWT_ALGORITHM": string(alg)}, get(pathASMeta), get(pathJWKS))
 			tok := s.login(t, adminUser, strongPassword, "")
 			if h, _ := decodeJWT(t, tok.AccessToken); h["alg"] != string(alg) {
 				t.Errorf("token alg %v, want %s", h["alg"], alg)
@@ -217,11 +215,7 @@ func TestJWKS(t *testing.T) {
 // accepts tokens of the old one; the instance that was running learns the
 // new key when it meets its kid.
 func TestKeyRotation(t *testing.T) {
-	t.Parallel()
-	eachBackend(t, func(t *testing.T, b backend) {
-		a, _ := adminServer(t, b, map[string]string{"JWT_ALGORITHM": "ES256"})
-		requireRoute(t, a, http.MethodGet, pathASMeta)
-		requireRoute(t, a, http.MethodPost, pathIntro)
+	eachAdminServer(t, map[string]string{"JWT_ALGORITHM": "ES256"}, []route{get(pathASMeta), post(pathIntro)}, func(t *testing.T, a *Server, _ string) {
 
 		old := a.login(t, adminUser, strongPassword, "")
 		oldKid := verifyWithJWKS(t, jwks(t, a), old.AccessToken, jose.ES256)

@@ -36,10 +36,7 @@ func (s *Server) clientCC(t *testing.T, id, secret string) *Response {
 // visible in /rate-limit), and the client is deleted (its token stops
 // working at once).
 func TestServiceClientLifecycleE2E(t *testing.T) {
-	t.Parallel()
-	eachBackend(t, func(t *testing.T, b backend) {
-		s, _ := adminServer(t, b, nil)
-		requireRoute(t, s, http.MethodPost, pathClients)
+	eachAdminServer(t, nil, []route{post(pathClients)}, func(t *testing.T, s *Server, _ string) {
 		admin := s.login(t, adminUser, strongPassword, "").AccessToken
 
 		const perMinute = 4
@@ -153,10 +150,7 @@ func revokedWithinFeedBound(t *testing.T, s *Server, token string) {
 // TestAdminFiguresE2E: three failed logins show as three in
 // security/events, in reports/usage and on the dashboard.
 func TestAdminFiguresE2E(t *testing.T) {
-	t.Parallel()
-	eachBackend(t, func(t *testing.T, b backend) {
-		s, adminID := adminServer(t, b, nil)
-		requireRoute(t, s, http.MethodGet, pathAdmin+"/security/events")
+	eachAdminServer(t, nil, []route{get(pathAdmin + "/security/events")}, func(t *testing.T, s *Server, adminID string) {
 		admin := s.login(t, adminUser, strongPassword, "").AccessToken
 		for range 3 {
 			assertOAuthError(t, s.tryLogin(t, adminUser, "Wrong-Passw0rd!-e2e", ""), http.StatusBadRequest, "invalid_grant")
@@ -202,10 +196,7 @@ func TestAdminFiguresE2E(t *testing.T) {
 // TestAuditFlushedOnSIGTERM: a burst of audited requests, SIGTERM right
 // after, and every event is in the database (counted after a restart).
 func TestAuditFlushedOnSIGTERM(t *testing.T) {
-	t.Parallel()
-	eachBackend(t, func(t *testing.T, b backend) {
-		s, _ := adminServer(t, b, nil)
-		requireRoute(t, s, http.MethodGet, pathAdmin+"/audit/activity")
+	eachAdminServer(t, nil, []route{get(pathAdmin + "/audit/activity")}, func(t *testing.T, s *Server, _ string) {
 		const n = 150
 		var wg sync.WaitGroup
 		sem := make(chan struct{}, 8)

@@ -167,8 +167,7 @@ func TestOIDCInChromium(t *testing.T) {
 	t.Parallel()
 	b := sqliteOnly(t)
 	chromium := requireChromium(t)
-	s, _ := adminServer(t, b, map[string]string{"APP_NAME": "Example Corp Sign-in"})
-	requireRoute(t, s, http.MethodGet, pathAuthorize)
+	s, _ := adminServer(t, b, map[string]string{"APP_NAME": "Example Corp Sign-in"}, get(pathAuthorize))
 	admin := s.login(t, adminUser, strongPassword, "").AccessToken
 
 	rp := startRelyingParty(t)

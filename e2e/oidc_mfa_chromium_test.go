@@ -33,8 +33,7 @@ func TestOIDCSecondFactorInChromium(t *testing.T) {
 }
 
 func secondFactorInChromium(t *testing.T, b backend, chromium string) {
-	s, _ := adminServer(t, b, map[string]string{"APP_NAME": "Example Corp Sign-in", "MFA_REQUIRED_ROLES": "mfa-staff"})
-	requireRoute(t, s, http.MethodPost, apiPrefix+"/oauth2/mfa")
+	s, _ := adminServer(t, b, map[string]string{"APP_NAME": "Example Corp Sign-in", "MFA_REQUIRED_ROLES": "mfa-staff"}, post(apiPrefix+"/oauth2/mfa"))
 	admin := s.login(t, adminUser, strongPassword, "").AccessToken
 
 	// mia enrolls an authenticator app through the API; ned holds a role

@@ -40,8 +40,7 @@ func TestOIDCNodeRelyingParty(t *testing.T) {
 	for _, b := range backends(t) {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
-			a, _ := adminServer(t, b, nil)
-			requireRoute(t, a, http.MethodGet, pathAuthorize)
+			a, _ := adminServer(t, b, nil, get(pathAuthorize))
 			admin := a.login(t, adminUser, strongPassword, "").AccessToken
 			secret := registerRP(t, a, admin, "rp-node", nil)
 			args := []string{filepath.Join(dir, "rp.mjs"), a.URL, "rp-node", secret, rpCallback, rpSignedOut}

@@ -251,8 +251,7 @@ func TestOIDCRelyingParty(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := t.Context()
-			a, _ := adminServer(t, b, nil)
-			requireRoute(t, a, http.MethodGet, pathAuthorize)
+			a, _ := adminServer(t, b, nil, get(pathAuthorize))
 			admin := a.login(t, adminUser, strongPassword, "").AccessToken
 			secret := registerRP(t, a, admin, "rp-web", nil)
 			issuer := a.URL
@@ -447,8 +446,7 @@ func TestOIDCNegative(t *testing.T) {
 	t.Parallel()
 	b := sqliteOnly(t)
 	ctx := t.Context()
-	s, _ := adminServer(t, b, nil)
-	requireRoute(t, s, http.MethodGet, pathAuthorize)
+	s, _ := adminServer(t, b, nil, get(pathAuthorize))
 	admin := s.login(t, adminUser, strongPassword, "").AccessToken
 	secret := registerRP(t, s, admin, "rp-neg", nil)
 	otherSecret := registerRP(t, s, admin, "rp-neg2", nil)

@@ -32,9 +32,7 @@ func (s *Server) refreshVia(t *testing.T, basic *[2]string, refreshToken string)
 // refresh token; enabling it again revives none of them, and tokens issued
 // after the re-enable work.
 func TestClientDisableReenableE2E(t *testing.T) {
-	t.Parallel()
-	eachBackend(t, func(t *testing.T, b backend) {
-		s, _ := adminServer(t, b, nil)
+	eachAdminServer(t, nil, nil, func(t *testing.T, s *Server, _ string) {
 		admin := s.login(t, adminUser, strongPassword, "").AccessToken
 		id, secret := s.createClient(t, admin, "e2e-revive", 900, "read:profile")
 		basic := &[2]string{id, secret}

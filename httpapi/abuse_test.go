@@ -11,10 +11,9 @@ import (
 	"time"
 
 	"github.com/permiso/permiso"
-	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/internal/testdb"
-	"github.com/permiso/permiso/jwt"
+	"github.com/permiso/permiso/internal/testwire"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/redis"
 )
@@ -23,18 +22,14 @@ import (
 // limiter and lockout unless limiter is given) with opts changed by mod.
 func abuseServer(t *testing.T, limiter permiso.RateLimiter, mod func(*Options)) http.Handler {
 	t.Helper()
-	ctx := t.Context()
 	db := testdb.SQLite(t)
-	signer, err := jwt.New(ctx, jwt.Options{Algorithm: jwt.HS256, Secret: []byte("0123456789abcdef0123456789abcdef-abuse"), Issuer: "permiso-test"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer := testwire.HS256(t, "0123456789abcdef0123456789abcdef-abuse", "permiso-test", nil)
 	if limiter == nil {
 		limiter = inprocess.NewLimiter()
 	}
 	svc := oauth2.NewService(oauth2.Config{Issuer: "permiso-test"}, oauth2.Deps{
 		Users: db, Clients: db, Tokens: db, Sessions: db,
-		Hasher: argon2id.New(argon2id.Options{Params: argon2id.TestParams()}), Signer: signer,
+		Hasher: testwire.Hasher(), Signer: signer,
 		Revocations: inprocess.NewRevocations(), Lockout: inprocess.NewLockout(5, time.Minute), Limiter: limiter,
 	})
 	opts := testOptions()

@@ -20,6 +20,7 @@ import (
 	"github.com/permiso/permiso/identity"
 	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/internal/testdb"
+	"github.com/permiso/permiso/internal/testwire"
 	"github.com/permiso/permiso/jwt"
 	"github.com/permiso/permiso/logring"
 	"github.com/permiso/permiso/oauth2"
@@ -55,10 +56,7 @@ const apiTestSecret = "0123456789abcdef0123456789abcdef-api-test-secret"
 // apiTestSecret.
 func testSigner(t *testing.T) *jwt.Signer {
 	t.Helper()
-	signer, err := jwt.New(t.Context(), jwt.Options{Algorithm: jwt.HS256, Secret: []byte(apiTestSecret), Issuer: "permiso-test"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer := testwire.HS256(t, apiTestSecret, "permiso-test", nil)
 	return signer
 }
 
@@ -80,11 +78,11 @@ func newAPIEnv(t *testing.T) *apiEnv {
 	logger := slog.New(ring.Wrap(slog.DiscardHandler))
 	aw := audit.New(db, audit.Options{FlushInterval: 10 * time.Millisecond})
 	uc := usage.New(db, usage.Options{FlushInterval: time.Hour})
-	hasher := argon2id.New(argon2id.Options{Params: argon2id.TestParams()})
+	hasher := testwire.Hasher()
 	svc := oauth2.NewService(oauth2.Config{Issuer: "permiso-test", ServiceTokenLifetime: 10 * time.Minute, OIDCIssuer: testIssuer}, oauth2.Deps{
 		Users: db, Clients: db, Tokens: db, Sessions: db, Hasher: hasher, Signer: signer,
 		Revocations: inprocess.NewRevocations(), Audit: aw, Usage: uc, Logger: logger, Limiter: inprocess.NewLimiter(),
-		OIDC: db, IDTokens: testIDSigner(t, ctx, db),
+		OIDC: db, IDTokens: testIDSigner(t, db),
 	})
 	// The account service of the users, roles, scopes and service-clients
 	// routes.

@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/permiso/permiso"
-	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/audit"
 	"github.com/permiso/permiso/inprocess"
+	"github.com/permiso/permiso/internal/testwire"
 	"github.com/permiso/permiso/metrics"
 	"github.com/permiso/permiso/oauth2"
 )
@@ -59,7 +59,7 @@ func TestNonUTF8UserAgentLosesNoAuditEvents(t *testing.T) {
 			ctx := t.Context()
 			db := migrated(t, &batchRecorder{Store: b.open(t)})
 			signer := testSigner(t)
-			hasher := argon2id.New(argon2id.Options{Params: argon2id.TestParams()})
+			hasher := testwire.Hasher()
 			m := metrics.New()
 			// One flush for the whole test: Close writes it.
 			aw := audit.New(db, audit.Options{FlushInterval: time.Hour, BatchSize: 10000, Observer: m.AuditWriter()})

@@ -22,12 +22,12 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/permiso/permiso"
-	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/audit"
 	"github.com/permiso/permiso/cache"
 	"github.com/permiso/permiso/identity"
 	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/internal/testdb"
+	"github.com/permiso/permiso/internal/testwire"
 	"github.com/permiso/permiso/logring"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/redis"
@@ -128,14 +128,14 @@ func newDiffEnv(t *testing.T, name string, db permiso.Store, rc *redis.Client) *
 	}
 	ring := logring.New(100, slog.LevelError)
 	logger := slog.New(ring.Wrap(slog.DiscardHandler))
-	hasher := argon2id.New(argon2id.Options{Params: argon2id.TestParams()})
+	hasher := testwire.Hasher()
 	aw := audit.New(store, audit.Options{FlushInterval: 10 * time.Millisecond, Logger: logger})
 	uc := usage.New(store, usage.Options{FlushInterval: time.Hour, Logger: logger})
 	auth := oauth2.NewService(oauth2.Config{Issuer: "permiso-test", PasswordPolicy: idPolicy, PreventReuseCount: 3,
 		PasswordMaxAge: 90 * 24 * time.Hour, ServiceTokenLifetime: 10 * time.Minute, OIDCIssuer: testIssuer}, oauth2.Deps{
 		Users: store, Clients: store, Tokens: store, Sessions: store, Hasher: hasher, Signer: signer,
 		Revocations: revocations, Lockout: lockout, Limiter: limiter, Checks: checks, Audit: aw, Usage: uc, Logger: logger,
-		OIDC: store, IDTokens: testIDSigner(t, ctx, store),
+		OIDC: store, IDTokens: testIDSigner(t, store),
 	})
 	ident := identity.New(identity.Config{Policy: idPolicy, PreventReuseCount: 3, LinkBaseURL: "https://auth.example.com"},
 		identity.Deps{Store: store, Hasher: hasher, Sessions: auth, Lockout: auth, Limiter: limiter, Logger: logger,

@@ -13,11 +13,10 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/permiso/permiso"
-	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/identity"
 	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/internal/testdb"
-	"github.com/permiso/permiso/jwt"
+	"github.com/permiso/permiso/internal/testwire"
 	"github.com/permiso/permiso/mfa"
 	"github.com/permiso/permiso/oauth2"
 )
@@ -31,11 +30,8 @@ const mfaFuzzPassword = "Tq8#vLm2!pZr-fz-Kx4"
 func newMFAFuzzServer(tb testing.TB, db permiso.Store) (http.Handler, string) {
 	tb.Helper()
 	ctx := context.Background()
-	signer, err := jwt.New(ctx, jwt.Options{Algorithm: jwt.HS256, Secret: []byte(apiTestSecret), Issuer: "permiso-test"})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	hasher := argon2id.New(argon2id.Options{Params: argon2id.TestParams()})
+	signer := testwire.HS256(tb, apiTestSecret, "permiso-test", nil)
+	hasher := testwire.Hasher()
 	md := testMFADeps(tb, db)
 	svc := oauth2.NewService(oauth2.Config{Issuer: "permiso-test"}, oauth2.Deps{
 		Users: db, Clients: db, Tokens: db, Sessions: db, Hasher: hasher, Signer: signer,

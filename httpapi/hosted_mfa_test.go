@@ -19,11 +19,10 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/permiso/permiso"
-	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/identity"
 	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/internal/testdb"
-	"github.com/permiso/permiso/jwt"
+	"github.com/permiso/permiso/internal/testwire"
 	"github.com/permiso/permiso/mfa"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/redis"
@@ -88,19 +87,13 @@ func newMFAPagesEnv(t *testing.T, b mfaBackend) *mfaPagesEnv {
 		once = redis.NewOnce(rc, prefix)
 		lockout = redis.NewLockout(rc, prefix, mfaLockAfter, 30*time.Minute)
 	}
-	box, err := mfa.NewBox(testMFAKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := jwt.New(ctx, jwt.Options{Algorithm: jwt.HS256, Secret: []byte(apiTestSecret), Issuer: "permiso-test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hasher := argon2id.New(argon2id.Options{Params: argon2id.TestParams()})
+	box := testwire.Box(t, testMFAKeyFill)
+	signer := testwire.HS256(t, apiTestSecret, "permiso-test", nil)
+	hasher := testwire.Hasher()
 	auth := oauth2.NewService(oauth2.Config{Issuer: "permiso-test", OIDCIssuer: testIssuer, PasswordPolicy: idPolicy,
 		MFARequiredRoles: []string{mfaRequiredRole}}, oauth2.Deps{
 		Users: db, Clients: db, Tokens: db, Sessions: db, Hasher: hasher, Signer: signer,
-		Revocations: inprocess.NewRevocations(), Lockout: lockout, OIDC: db, IDTokens: testIDSigner(t, ctx, db),
+		Revocations: inprocess.NewRevocations(), Lockout: lockout, OIDC: db, IDTokens: testIDSigner(t, db),
 		MFA: oauth2.MFADeps{Store: db, Box: box, Once: once},
 	})
 	ident := identity.New(identity.Config{Policy: idPolicy}, identity.Deps{Store: db, Hasher: hasher, Sessions: auth,
@@ -116,9 +109,11 @@ func newMFAPagesEnv(t *testing.T, b mfaBackend) *mfaPagesEnv {
 		CreatedAt: now, UpdatedAt: now}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if e.hash, err = hasher.Hash(ctx, mfaPagesPassword); err != nil {
+	hash, err := hasher.Hash(ctx, mfaPagesPassword)
+	if err != nil {
 		t.Fatal(err)
 	}
+	e.hash = hash
 	r, err := db.CreateRole(ctx, permiso.Role{Name: mfaRequiredRole}, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -14,9 +14,8 @@ import (
 	"time"
 
 	"github.com/permiso/permiso"
-	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/inprocess"
-	"github.com/permiso/permiso/jwt"
+	"github.com/permiso/permiso/internal/testwire"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/sqlite"
 )
@@ -47,17 +46,14 @@ func newPagesEnv(t *testing.T) *pagesEnv {
 	if _, err := db.MigrateUp(ctx); err != nil {
 		t.Fatal(err)
 	}
-	signer, err := jwt.New(ctx, jwt.Options{Algorithm: jwt.HS256, Secret: []byte(apiTestSecret), Issuer: "permiso-test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hasher := argon2id.New(argon2id.Options{Params: argon2id.TestParams()})
+	signer := testwire.HS256(t, apiTestSecret, "permiso-test", nil)
+	hasher := testwire.Hasher()
 	svc := oauth2.NewService(oauth2.Config{Issuer: "permiso-test", OIDCIssuer: testIssuer, PasswordMaxAge: 24 * time.Hour,
 		PasswordPolicy: permiso.PasswordPolicy{MinLength: 12, MaxLength: 128, RequireUppercase: true, RequireLowercase: true,
 			RequireDigits: true, RequireSpecial: true}, PreventReuseCount: 3}, oauth2.Deps{
 		Users: db, Clients: db, Tokens: db, Sessions: db, Hasher: hasher, Signer: signer,
 		Revocations: inprocess.NewRevocations(), Lockout: inprocess.NewLockout(5, time.Minute),
-		OIDC: db, IDTokens: testIDSigner(t, ctx, db),
+		OIDC: db, IDTokens: testIDSigner(t, db),
 	})
 	h := NewServer(Deps{Options: testOptions(), Auth: svc, Keys: signer, Store: db})
 	srv := httptest.NewTLSServer(h)
@@ -74,16 +70,36 @@ func newPagesEnv(t *testing.T) *pagesEnv {
 		CreatedAt: now, UpdatedAt: now}, nil); err != nil {
 		t.Fatal(err)
 	}
-	hash, err := hasher.Hash(ctx, pagesPassword)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// A password that expired a week ago.
-	if _, err := db.CreateUser(ctx, permiso.User{Username: "erin", Email: "erin@example.com", PasswordHash: hash,
-		IsActive: true, PasswordChangedAt: now.Add(-8 * 24 * time.Hour), CreatedAt: now, UpdatedAt: now}, nil); err != nil {
-		t.Fatal(err)
-	}
+	e.user("erin", now.Add(-8*24*time.Hour))
 	return e
+}
+
+// user creates the active user name (name@example.com) with the password
+// pagesPassword, changed at changed.
+func (e *pagesEnv) user(name string, changed time.Time) permiso.User {
+	e.t.Helper()
+	hash, err := testwire.Hasher().Hash(e.t.Context(), pagesPassword)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	u, err := e.db.CreateUser(e.t.Context(), permiso.User{Username: name, Email: name + "@example.com", PasswordHash: hash,
+		IsActive: true, PasswordChangedAt: changed, CreatedAt: now, UpdatedAt: now}, nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return u
+}
+
+// signIn opens the sign-in page of an authorization request of client
+// (state s1, an S256 code challenge).
+func (e *pagesEnv) signIn(client string) pageAnswer {
+	e.t.Helper()
+	q := url.Values{"client_id": {client}, "redirect_uri": {pagesRedirect}, "response_type": {"code"},
+		"scope": {"openid"}, "state": {"s1"}, "code_challenge": {permiso.S256Challenge(strings.Repeat("v", 43))},
+		"code_challenge_method": {"S256"}}
+	return e.do(http.MethodGet, "/api/v1/oauth2/authorize?"+q.Encode(), nil)
 }
 
 type pageAnswer struct {
@@ -131,10 +147,7 @@ func (a pageAnswer) hidden() url.Values {
 // headers, and over https the cookies are __Host- prefixed and Secure.
 func TestHostedPagesExpiredPassword(t *testing.T) {
 	e := newPagesEnv(t)
-	q := url.Values{"client_id": {"rp"}, "redirect_uri": {pagesRedirect}, "response_type": {"code"},
-		"scope": {"openid"}, "state": {"s1"}, "code_challenge": {permiso.S256Challenge(strings.Repeat("v", 43))},
-		"code_challenge_method": {"S256"}}
-	signIn := e.do(http.MethodGet, "/api/v1/oauth2/authorize?"+q.Encode(), nil)
+	signIn := e.signIn("rp")
 	if signIn.status != http.StatusOK || !strings.Contains(signIn.body, `<label for="password">Password</label>`) {
 		t.Fatalf("authorize: %d\n%.800s", signIn.status, signIn.body)
 	}
@@ -221,18 +234,8 @@ func TestConsentFormIsBoundAndSpent(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	hash, err := argon2id.New(argon2id.Options{Params: argon2id.TestParams()}).Hash(ctx, pagesPassword)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.db.CreateUser(ctx, permiso.User{Username: "frank", Email: "frank@example.com", PasswordHash: hash,
-		IsActive: true, PasswordChangedAt: now, CreatedAt: now, UpdatedAt: now}, nil); err != nil {
-		t.Fatal(err)
-	}
-	q := url.Values{"client_id": {"untrusted"}, "redirect_uri": {pagesRedirect}, "response_type": {"code"},
-		"scope": {"openid"}, "state": {"s1"}, "code_challenge": {permiso.S256Challenge(strings.Repeat("v", 43))},
-		"code_challenge_method": {"S256"}}
-	signIn := e.do(http.MethodGet, "/api/v1/oauth2/authorize?"+q.Encode(), nil)
+	e.user("frank", now)
+	signIn := e.signIn("untrusted")
 	form := signIn.hidden()
 	form.Set("username", "frank")
 	form.Set("password", pagesPassword)
@@ -281,18 +284,8 @@ func TestHostedPasswordPageOnlyForExpired(t *testing.T) {
 	e := newPagesEnv(t)
 	ctx := t.Context()
 	now := time.Now().UTC()
-	hash, err := argon2id.New(argon2id.Options{Params: argon2id.TestParams()}).Hash(ctx, pagesPassword)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.db.CreateUser(ctx, permiso.User{Username: "gina", Email: "gina@example.com", PasswordHash: hash,
-		IsActive: true, PasswordChangedAt: now, CreatedAt: now, UpdatedAt: now}, nil); err != nil {
-		t.Fatal(err)
-	}
-	q := url.Values{"client_id": {"rp"}, "redirect_uri": {pagesRedirect}, "response_type": {"code"},
-		"scope": {"openid"}, "state": {"s1"}, "code_challenge": {permiso.S256Challenge(strings.Repeat("v", 43))},
-		"code_challenge_method": {"S256"}}
-	signIn := e.do(http.MethodGet, "/api/v1/oauth2/authorize?"+q.Encode(), nil)
+	gina := e.user("gina", now)
+	signIn := e.signIn("rp")
 	change := signIn.hidden()
 	change.Set("username", "gina")
 	change.Set("current_password", "Wrong-Horse-9-battery")
@@ -307,7 +300,7 @@ func TestHostedPasswordPageOnlyForExpired(t *testing.T) {
 		t.Errorf("a password that has not expired: %d\n%.600s", a.status, a.body)
 	}
 	u, err := e.db.GetUserByUsername(ctx, "gina")
-	if err != nil || u.PasswordHash != hash {
+	if err != nil || u.PasswordHash != gina.PasswordHash {
 		t.Errorf("the password changed: %v", err)
 	}
 

@@ -6,17 +6,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/permiso/permiso"
-	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/cache"
 	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/internal/testdb"
-	"github.com/permiso/permiso/jwt"
+	"github.com/permiso/permiso/internal/testwire"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/redis"
 )
@@ -42,11 +40,7 @@ const (
 // hotRedis opens PERMISO_TEST_REDIS_URL, or skips.
 func hotRedis(tb testing.TB) *redis.Client {
 	tb.Helper()
-	u := os.Getenv("PERMISO_TEST_REDIS_URL")
-	if u == "" {
-		tb.Skip("PERMISO_TEST_REDIS_URL is not set")
-	}
-	rc, err := redis.Open(u, redis.Options{})
+	rc, err := redis.Open(testdb.RedisURL(tb), redis.Options{})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -67,10 +61,7 @@ func newHotEnv(tb testing.TB, rc *redis.Client, clientPerMinute int) *hotEnv {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { store.Close() }) // closes db too
-	signer, err := jwt.New(ctx, jwt.Options{Algorithm: jwt.HS256, Secret: []byte("0123456789abcdef0123456789abcdef-hotpath"), Issuer: "permiso-test"})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	signer := testwire.HS256(tb, "0123456789abcdef0123456789abcdef-hotpath", "permiso-test", nil)
 	var (
 		limiter     permiso.RateLimiter     = inprocess.NewLimiter()
 		revocations permiso.RevocationStore = inprocess.NewRevocations()
@@ -89,7 +80,7 @@ func newHotEnv(tb testing.TB, rc *redis.Client, clientPerMinute int) *hotEnv {
 		}
 		limiter, revocations, checks = rl, rr, redis.NewChecker(rl, rr)
 	}
-	hasher := argon2id.New(argon2id.Options{Params: argon2id.TestParams()})
+	hasher := testwire.Hasher()
 	svc := oauth2.NewService(oauth2.Config{Issuer: "permiso-test"}, oauth2.Deps{
 		Users: store, Clients: store, Tokens: store, Sessions: store, Hasher: hasher, Signer: signer,
 		Revocations: revocations, Limiter: limiter, Checks: checks,

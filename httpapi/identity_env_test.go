@@ -25,6 +25,7 @@ import (
 	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/internal/smtptest"
 	"github.com/permiso/permiso/internal/testdb"
+	"github.com/permiso/permiso/internal/testwire"
 	"github.com/permiso/permiso/mail"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/reports"
@@ -101,7 +102,7 @@ func newIDEnv(t *testing.T, b idBackend) *idEnv {
 	ctx := t.Context()
 	db := migrated(t, b.open(t))
 	signer := testSigner(t)
-	hasher := argon2id.New(argon2id.Options{Params: argon2id.TestParams()})
+	hasher := testwire.Hasher()
 	aw := audit.New(db, audit.Options{FlushInterval: 10 * time.Millisecond})
 	// One OnceStore for enrollment and sign-in, as cmd/permiso wires it.
 	md := testMFADeps(t, db)
@@ -109,7 +110,7 @@ func newIDEnv(t *testing.T, b idBackend) *idEnv {
 		PasswordMaxAge: 90 * 24 * time.Hour, OIDCIssuer: testIssuer, MFARequiredRoles: []string{mfaRequiredRole}}, oauth2.Deps{
 		Users: db, Clients: db, Tokens: db, Sessions: db, Hasher: hasher, Signer: signer,
 		Revocations: inprocess.NewRevocations(), Lockout: inprocess.NewLockout(3, 30*time.Minute), Audit: aw,
-		OIDC: db, IDTokens: testIDSigner(t, ctx, db),
+		OIDC: db, IDTokens: testIDSigner(t, db),
 		MFA: oauth2.MFADeps{Store: db, Tokens: db, Box: md.Box, Once: md.Once},
 	})
 	smtp := smtptest.Start(t, smtptest.Options{StartTLS: true})

@@ -5,16 +5,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/permiso/permiso"
-	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/audit"
 	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/internal/testdb"
-	"github.com/permiso/permiso/jwt"
+	"github.com/permiso/permiso/internal/testwire"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/redis"
 )
@@ -49,11 +47,7 @@ func TestConcurrentLoginsRightPassword(t *testing.T) {
 	lockouts := map[string]func(t *testing.T) permiso.Lockout{
 		"memory": func(*testing.T) permiso.Lockout { return inprocess.NewLockout(maxAttempts, 30*time.Minute) },
 		"redis": func(t *testing.T) permiso.Lockout {
-			u := os.Getenv("PERMISO_TEST_REDIS_URL")
-			if u == "" {
-				t.Skip("PERMISO_TEST_REDIS_URL is not set")
-			}
-			rc, err := redis.Open(u, redis.Options{})
+			rc, err := redis.Open(testdb.RedisURL(t), redis.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -67,11 +61,8 @@ func TestConcurrentLoginsRightPassword(t *testing.T) {
 			lockout := newLockout(t)
 			ctx := t.Context()
 			db := testdb.SQLite(t)
-			signer, err := jwt.New(ctx, jwt.Options{Algorithm: jwt.HS256, Secret: []byte("0123456789abcdef0123456789abcdef-login"), Issuer: "permiso-test"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			real := argon2id.New(argon2id.Options{Params: argon2id.TestParams()})
+			signer := testwire.HS256(t, "0123456789abcdef0123456789abcdef-login", "permiso-test", nil)
+			real := testwire.Hasher()
 			gate := &gatedHasher{Hasher: real, entered: make(chan struct{}), release: make(chan struct{})}
 			const password = "Right-Passw0rd!x"
 			hash, err := real.Hash(ctx, password)

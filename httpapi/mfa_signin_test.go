@@ -53,79 +53,75 @@ func (e *idEnv) postToken(form url.Values) (*httptest.ResponseRecorder, map[stri
 // with amr ["pwd","otp"]; spent, it is a bearer nowhere.
 func TestMFAEnrollmentAtSignIn(t *testing.T) {
 	const me = "/api/v1/users/me/mfa"
-	for _, b := range idBackends(t) {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			e := newIDEnv(t, b)
-			r, err := e.db.CreateRole(e.ctx, permiso.Role{Name: mfaRequiredRole}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			e.rolesMu.Lock()
-			e.roles[r.Name] = r
-			e.rolesMu.Unlock()
-			u := e.user("enr", false, "user", mfaRequiredRole)
-			plain := e.user("plain", false, "user")
-			e.login(plain.Username, idPassword, "") // outside the roles: as before
+	eachIDBackend(t, func(t *testing.T, e *idEnv) {
+		r, err := e.db.CreateRole(e.ctx, permiso.Role{Name: mfaRequiredRole}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.rolesMu.Lock()
+		e.roles[r.Name] = r
+		e.rolesMu.Unlock()
+		u := e.user("enr", false, "user", mfaRequiredRole)
+		plain := e.user("plain", false, "user")
+		e.login(plain.Username, idPassword, "") // outside the roles: as before
 
-			w, body := e.postToken(url.Values{"grant_type": {"password"}, "username": {u.Username}, "password": {idPassword}})
-			tok, _ := body["mfa_token"].(string)
-			if w.Code != 403 || body["error"] != "mfa_enrollment_required" || len(tok) < 43 || w.Header().Get("Cache-Control") != "no-store" {
-				t.Fatalf("password grant: %d %v", w.Code, body)
-			}
+		w, body := e.postToken(url.Values{"grant_type": {"password"}, "username": {u.Username}, "password": {idPassword}})
+		tok, _ := body["mfa_token"].(string)
+		if w.Code != 403 || body["error"] != "mfa_enrollment_required" || len(tok) < 43 || w.Header().Get("Cache-Control") != "no-store" {
+			t.Fatalf("password grant: %d %v", w.Code, body)
+		}
 
-			// No other route takes the mfa_token as a bearer.
-			guarded := 0
-			for _, rt := range e.srv.routes {
-				if rt.Access.public || rt.Access.mfaEnrollment {
-					continue
-				}
-				guarded++
-				method, path, _ := strings.Cut(rt.Pattern, " ")
-				path = strings.NewReplacer("{user_id}", u.ID.String(), "{role_id}", r.ID.String(),
-					"{client_id}", u.ID.String(), "{scope_id}", u.ID.String(), "{session_id}", u.ID.String(),
-					"{id}", u.ID.String(), "{kid}", "k1", "{name}", "x").Replace(path)
-				w := e.do(method, "", path, tok, nil)
-				if w.Code != http.StatusUnauthorized {
-					t.Errorf("%s with the mfa_token: %d %s", rt.Pattern, w.Code, w.Body)
-				}
+		// No other route takes the mfa_token as a bearer.
+		guarded := 0
+		for _, rt := range e.srv.routes {
+			if rt.Access.public || rt.Access.mfaEnrollment {
+				continue
 			}
-			if guarded < 20 {
-				t.Fatalf("only %d guarded routes tried", guarded)
+			guarded++
+			method, path, _ := strings.Cut(rt.Pattern, " ")
+			path = strings.NewReplacer("{user_id}", u.ID.String(), "{role_id}", r.ID.String(),
+				"{client_id}", u.ID.String(), "{scope_id}", u.ID.String(), "{session_id}", u.ID.String(),
+				"{id}", u.ID.String(), "{kid}", "k1", "{name}", "x").Replace(path)
+			w := e.do(method, "", path, tok, nil)
+			if w.Code != http.StatusUnauthorized {
+				t.Errorf("%s with the mfa_token: %d %s", rt.Pattern, w.Code, w.Body)
 			}
+		}
+		if guarded < 20 {
+			t.Fatalf("only %d guarded routes tried", guarded)
+		}
 
-			st := e.expect(e.do("GET", me, me, tok, nil), 200, "status with the mfa_token")
-			if st["required"] != true || st["totp"].(map[string]any)["enabled"] != false {
-				t.Fatalf("status: %v", st)
-			}
-			en := e.expect(e.do("POST", me+"/totp", me+"/totp", tok, nil), 201, "enroll with the mfa_token")
-			secret := en["secret"].(string)
-			code := totpAt(t, secret, 0)
-			e.expect(e.do("POST", me+"/totp/confirm", me+"/totp/confirm", tok, map[string]any{"code": code}), 200, "confirm")
+		st := e.expect(e.do("GET", me, me, tok, nil), 200, "status with the mfa_token")
+		if st["required"] != true || st["totp"].(map[string]any)["enabled"] != false {
+			t.Fatalf("status: %v", st)
+		}
+		en := e.expect(e.do("POST", me+"/totp", me+"/totp", tok, nil), 201, "enroll with the mfa_token")
+		secret := en["secret"].(string)
+		code := totpAt(t, secret, 0)
+		e.expect(e.do("POST", me+"/totp/confirm", me+"/totp/confirm", tok, map[string]any{"code": code}), 200, "confirm")
 
-			// The confirmation's code is spent for sign-in too.
-			mfaGrant := url.Values{"grant_type": {oauth2.GrantMFA}, "mfa_token": {tok}, "otp": {code}}
-			if w, body := e.postToken(mfaGrant); w.Code != 400 || body["error"] != "invalid_grant" {
-				t.Fatalf("replayed confirmation code: %d %v", w.Code, body)
-			}
-			// The next step's code is accepted (one step of drift).
-			mfaGrant.Set("otp", totpAt(t, secret, 1))
-			w, body = e.postToken(mfaGrant)
-			if w.Code != 200 || body["refresh_token"] == nil {
-				t.Fatalf("mfa grant: %d %v", w.Code, body)
-			}
-			p, err := e.auth.Authenticate(e.ctx, body["access_token"].(string), nil)
-			if err != nil || !slices.Equal(p.Claims.AMR, []string{"pwd", "otp"}) {
-				t.Fatalf("access token: %v, amr %v", err, p.Claims.AMR)
-			}
-			// Spent: a bearer nowhere, exchanged never again.
-			if w := e.do("GET", me, me, tok, nil); w.Code != http.StatusUnauthorized {
-				t.Errorf("spent mfa_token as bearer: %d", w.Code)
-			}
-			e.auditEvent(oauth2.ActionMFARequired, u.ID.String(), "success")
-			e.auditEvent(oauth2.ActionMFASuccess, u.ID.String(), "success")
-		})
-	}
+		// The confirmation's code is spent for sign-in too.
+		mfaGrant := url.Values{"grant_type": {oauth2.GrantMFA}, "mfa_token": {tok}, "otp": {code}}
+		if w, body := e.postToken(mfaGrant); w.Code != 400 || body["error"] != "invalid_grant" {
+			t.Fatalf("replayed confirmation code: %d %v", w.Code, body)
+		}
+		// The next step's code is accepted (one step of drift).
+		mfaGrant.Set("otp", totpAt(t, secret, 1))
+		w, body = e.postToken(mfaGrant)
+		if w.Code != 200 || body["refresh_token"] == nil {
+			t.Fatalf("mfa grant: %d %v", w.Code, body)
+		}
+		p, err := e.auth.Authenticate(e.ctx, body["access_token"].(string), nil)
+		if err != nil || !slices.Equal(p.Claims.AMR, []string{"pwd", "otp"}) {
+			t.Fatalf("access token: %v, amr %v", err, p.Claims.AMR)
+		}
+		// Spent: a bearer nowhere, exchanged never again.
+		if w := e.do("GET", me, me, tok, nil); w.Code != http.StatusUnauthorized {
+			t.Errorf("spent mfa_token as bearer: %d", w.Code)
+		}
+		e.auditEvent(oauth2.ActionMFARequired, u.ID.String(), "success")
+		e.auditEvent(oauth2.ActionMFASuccess, u.ID.String(), "success")
+	})
 }
 
 // TestMFAGrantCountsAsLogin: the mfa grant counts under the per-address

@@ -1,37 +1,13 @@
 package httpapi
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
-	"sync/atomic"
 	"testing"
 
-	goredis "github.com/redis/go-redis/v9"
+	"github.com/permiso/permiso/internal/testredis"
 )
-
-// redisCalls counts what a Redis client sends: single commands and
-// pipelines.
-type redisCalls struct{ single, pipelines atomic.Int64 }
-
-func (h *redisCalls) DialHook(next goredis.DialHook) goredis.DialHook { return next }
-
-func (h *redisCalls) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
-	return func(ctx context.Context, cmd goredis.Cmder) error {
-		h.single.Add(1)
-		return next(ctx, cmd)
-	}
-}
-
-func (h *redisCalls) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []goredis.Cmder) error {
-		h.pipelines.Add(1)
-		return next(ctx, cmds)
-	}
-}
-
-func (h *redisCalls) reset() { h.single.Store(0); h.pipelines.Store(0) }
 
 // TestOneRedisRoundTrip shows at most one Redis round trip per request
 // (docs/abuse-resistance.md) on the real server over a real Redis: a
@@ -46,7 +22,7 @@ func (h *redisCalls) reset() { h.single.Store(0); h.pipelines.Store(0) }
 func TestOneRedisRoundTrip(t *testing.T) {
 	rc := hotRedis(t)
 	t.Parallel()
-	calls := &redisCalls{}
+	calls := &testredis.RoundTrips{}
 	rc.Universal().AddHook(calls)
 	e := newHotEnv(t, rc, 50)
 	userToken := e.login(t).AccessToken
@@ -69,12 +45,12 @@ func TestOneRedisRoundTrip(t *testing.T) {
 		e.send(rq.request()) // the first call may load the limiter script
 		var apiBefore int
 		for n := 2; n <= 4; n++ {
-			calls.reset()
+			calls.Reset()
 			w := e.send(rq.request())
 			if w.Code != http.StatusOK {
 				t.Fatalf("%s: %d %s", rq.name, w.Code, w.Body)
 			}
-			if s, p := calls.single.Load(), calls.pipelines.Load(); s != 0 || p > 1 || (rq.exact && p != 1) {
+			if s, p := calls.Single.Load(), calls.Pipelines.Load(); s != 0 || p > 1 || (rq.exact && p != 1) {
 				t.Errorf("%s: %d single Redis commands and %d pipelines, want one pipeline only (exact %v)", rq.name, s, p, rq.exact)
 			}
 			got := w.Header().Get("RateLimit-Remaining")

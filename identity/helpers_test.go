@@ -2,7 +2,6 @@ package identity_test
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"net/netip"
 	"net/url"
@@ -13,7 +12,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/permiso/permiso"
-	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/audit"
 	"github.com/permiso/permiso/commonpw"
 	"github.com/permiso/permiso/identity"
@@ -21,8 +19,7 @@ import (
 	"github.com/permiso/permiso/internal/smtptest"
 	"github.com/permiso/permiso/internal/testclock"
 	"github.com/permiso/permiso/internal/testdb"
-	"github.com/permiso/permiso/jwt"
-	"github.com/permiso/permiso/mail"
+	"github.com/permiso/permiso/internal/testwire"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/sqlite"
 )
@@ -58,12 +55,9 @@ func newEnv(t *testing.T, opts ...func(*identity.Config)) *env {
 	ctx := t.Context()
 	db := testdb.SQLite(t)
 	clk := testclock.New(time.Now().UTC().Truncate(time.Second))
-	signer, err := jwt.New(ctx, jwt.Options{Algorithm: jwt.HS256, Secret: []byte("0123456789abcdef0123456789abcdef-identity"), Issuer: "permiso-test", Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hasher := argon2id.New(argon2id.Options{Params: argon2id.TestParams()})
-	box, once := testBox(t), inprocess.NewOnce(inprocess.WithNow(clk.Now))
+	signer := testwire.HS256(t, "0123456789abcdef0123456789abcdef-identity", "permiso-test", clk.Now)
+	hasher := testwire.Hasher()
+	box, once := testwire.Box(t, 0x42), inprocess.NewOnce(inprocess.WithNow(clk.Now))
 	// As cmd/permiso wires them: sign-in and the enrollment API share the
 	// factors, the key and the used-codes store.
 	auth := oauth2.NewService(oauth2.Config{Issuer: "permiso-test", PasswordPolicy: policy, PreventReuseCount: 3, PasswordMaxAge: 90 * 24 * time.Hour}, oauth2.Deps{
@@ -73,12 +67,7 @@ func newEnv(t *testing.T, opts ...func(*identity.Config)) *env {
 		Lockout:     inprocess.NewLockout(3, 30*time.Minute, inprocess.WithNow(clk.Now)),
 		Now:         clk.Now,
 	})
-	srv := smtptest.Start(t, smtptest.Options{StartTLS: true})
-	mailer, err := mail.NewSMTP(mail.SMTPConfig{Host: srv.Host, Port: srv.Port, From: "permiso <noreply@example.com>",
-		StartTLS: true, TLSConfig: &tls.Config{RootCAs: srv.RootCAs}, Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, mailer := testwire.Mailer(t)
 	aw := audit.New(db, audit.Options{FlushInterval: 5 * time.Millisecond})
 	t.Cleanup(func() { aw.Close() })
 	cfg := identity.Config{Policy: policy, PreventReuseCount: 3, LinkBaseURL: "https://auth.example.com/", AppName: "permiso"}

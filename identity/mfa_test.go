@@ -1,7 +1,6 @@
 package identity_test
 
 import (
-	"bytes"
 	"crypto/rand"
 	"crypto/sha1"
 	"encoding/base32"
@@ -12,20 +11,11 @@ import (
 	"time"
 
 	"github.com/permiso/permiso"
-	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/identity"
+	"github.com/permiso/permiso/internal/testwire"
 	"github.com/permiso/permiso/mfa"
 	"github.com/permiso/permiso/redis"
 )
-
-func testBox(t *testing.T) *mfa.Box {
-	t.Helper()
-	b, err := mfa.NewBox(bytes.Repeat([]byte{0x42}, mfa.KeySize))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 // totpCode is the code an authenticator app shows for secret at the
 // env's current time.
@@ -234,8 +224,8 @@ func TestMFACodeReplayOnSecondInstance(t *testing.T) {
 		}
 		t.Cleanup(func() { c.Close() })
 		svc := identity.New(identity.Config{Policy: policy, AppName: "permiso"}, identity.Deps{Store: e.db,
-			Hasher: argon2id.New(argon2id.Options{Params: argon2id.TestParams()}), Sessions: e.auth, Lockout: e.auth, Now: e.clock.Now,
-			MFA: identity.MFADeps{Store: e.db, Box: testBox(t), Once: redis.NewOnce(c, prefix), Issuer: "permiso"}})
+			Hasher: testwire.Hasher(), Sessions: e.auth, Lockout: e.auth, Now: e.clock.Now,
+			MFA: identity.MFADeps{Store: e.db, Box: testwire.Box(t, 0x42), Once: redis.NewOnce(c, prefix), Issuer: "permiso"}})
 		t.Cleanup(svc.Close)
 		return svc
 	}

@@ -9,9 +9,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/permiso/permiso"
-	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/identity"
 	"github.com/permiso/permiso/inprocess"
+	"github.com/permiso/permiso/internal/testwire"
 )
 
 // TestChangeOwnPassword: current password required, policy and history
@@ -230,7 +230,7 @@ func TestExpiredPassword(t *testing.T) {
 func TestMailLimit(t *testing.T) {
 	e := newEnv(t)
 	e.svc = identity.New(identity.Config{Policy: policy, LinkBaseURL: "https://auth.example.com", MailLimit: permiso.Limit{Count: 2, Period: time.Hour}},
-		identity.Deps{Store: e.db, Hasher: argon2id.New(argon2id.Options{Params: argon2id.TestParams()}), Sessions: e.auth,
+		identity.Deps{Store: e.db, Hasher: testwire.Hasher(), Sessions: e.auth,
 			Mailer: e.mailer, Limiter: inprocess.NewLimiter(), Now: e.clock.Now})
 	u := e.register("wes", "wes@example.com", goodPassword)
 	e.mailTo(u.Email) // verification

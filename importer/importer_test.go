@@ -21,7 +21,7 @@ import (
 	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/internal/testdb"
 	"github.com/permiso/permiso/internal/testhash"
-	"github.com/permiso/permiso/jwt"
+	"github.com/permiso/permiso/internal/testwire"
 	"github.com/permiso/permiso/oauth2"
 )
 
@@ -410,10 +410,7 @@ func checkImported(t *testing.T, store permiso.Store, f *fixture) {
 func loginAndClient(t *testing.T, store permiso.Store, hasher *argon2id.Hasher, f *fixture) {
 	t.Helper()
 	ctx := t.Context()
-	signer, err := jwt.New(ctx, jwt.Options{Algorithm: jwt.HS256, Secret: []byte("an-hs256-test-secret-of-32-bytes-or-more"), Issuer: "permiso-test"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer := testwire.HS256(t, "an-hs256-test-secret-of-32-bytes-or-more", "permiso-test", nil)
 	svc := oauth2.NewService(oauth2.Config{Issuer: "permiso-test"}, oauth2.Deps{
 		Users: store, Clients: store, Tokens: store, Sessions: store, Hasher: hasher,
 		Signer: signer, Revocations: inprocess.NewRevocations(),

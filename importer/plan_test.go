@@ -10,9 +10,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/permiso/permiso"
-	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/importer"
 	"github.com/permiso/permiso/internal/testdb"
+	"github.com/permiso/permiso/internal/testwire"
 )
 
 // TestPlanRefusesUnstorableText: PostgreSQL text cannot hold NUL, but an
@@ -20,7 +20,7 @@ import (
 // not UTF-8; neither is stored the same way by both backends, so either
 // is reported by table, id and column (no value is silently altered).
 func TestPlanRefusesUnstorableText(t *testing.T) {
-	hasher := argon2id.New(argon2id.Options{Params: argon2id.TestParams()})
+	hasher := testwire.Hasher()
 	hash, err := hasher.Hash(t.Context(), "x")
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +57,7 @@ func TestPlanRefusesUnstorableText(t *testing.T) {
 // TestPlanBatches: rows go in batches of BatchSize, each row with its own
 // links, and Apply reports progress per batch.
 func TestPlanBatches(t *testing.T) {
-	hasher := argon2id.New(argon2id.Options{Params: argon2id.TestParams()})
+	hasher := testwire.Hasher()
 	hash, err := hasher.Hash(t.Context(), "x")
 	if err != nil {
 		t.Fatal(err)

@@ -10,10 +10,9 @@ import (
 	"time"
 
 	"github.com/permiso/permiso"
-	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/internal/testdb"
-	"github.com/permiso/permiso/jwt"
+	"github.com/permiso/permiso/internal/testwire"
 	"github.com/permiso/permiso/oauth2"
 )
 
@@ -25,18 +24,12 @@ func newAuthorizeService(tb testing.TB, db permiso.Store) *oauth2.Service {
 	tb.Helper()
 	ctx := context.Background()
 	now := func() time.Time { return time.Now().UTC() }
-	signer, err := jwt.New(ctx, jwt.Options{Algorithm: jwt.HS256, Secret: []byte(testSecret), Issuer: testIssuer, Now: now})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ids, err := jwt.New(ctx, jwt.Options{Algorithm: jwt.ES256, Issuer: oidcIssuer, Keys: db, MaxTokenLifetime: time.Hour, Now: now})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	signer := testwire.HS256(tb, testSecret, testIssuer, now)
+	ids := testwire.ES256(tb, oidcIssuer, db, time.Hour, now)
 	svc := oauth2.NewService(oauth2.Config{Issuer: testIssuer, OIDCIssuer: oidcIssuer, AccessTokenLifetime: time.Minute,
 		RefreshTokenLifetime: time.Hour, ServiceTokenLifetime: time.Minute},
 		oauth2.Deps{Users: db, Clients: db, Tokens: db, Sessions: db, OIDC: db, IDTokens: ids,
-			Hasher: argon2id.New(argon2id.Options{Params: argon2id.TestParams()}), Signer: signer,
+			Hasher: testwire.Hasher(), Signer: signer,
 			Revocations: inprocess.NewRevocations(), Audit: &recorder{}, Now: now})
 	for _, c := range []permiso.ServiceClient{
 		{ClientID: "rp", ClientType: "confidential", IsActive: true, RedirectURIs: []string{rpRedirect},

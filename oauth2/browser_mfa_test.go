@@ -1,7 +1,6 @@
 package oauth2_test
 
 import (
-	"bytes"
 	"testing"
 	"time"
 
@@ -9,7 +8,7 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/inprocess"
-	"github.com/permiso/permiso/mfa"
+	"github.com/permiso/permiso/internal/testwire"
 	"github.com/permiso/permiso/oauth2"
 )
 
@@ -21,10 +20,7 @@ func TestPendingSignIn(t *testing.T) {
 }
 
 func pendingSignIn(t *testing.T, db permiso.Store) {
-	box, err := mfa.NewBox(bytes.Repeat([]byte{0x24}, mfa.KeySize))
-	if err != nil {
-		t.Fatal(err)
-	}
+	box := testwire.Box(t, 0x24)
 	e := newEnvOn(t, db, func(_ *oauth2.Config, deps *oauth2.Deps) {
 		deps.OIDC = db
 		deps.MFA = oauth2.MFADeps{Store: db, Box: box, Once: inprocess.NewOnce(inprocess.WithNow(deps.Now))}
@@ -77,10 +73,7 @@ func FuzzPendingSignIn(f *testing.F) {
 	for _, seed := range []string{"", "v1.", "v1.00000000.AAAA", "v1.abcdef12." + "A", "{}", "\x00\xff", "v1.%%%.%%%"} {
 		f.Add(seed)
 	}
-	box, err := mfa.NewBox(bytes.Repeat([]byte{0x24}, mfa.KeySize))
-	if err != nil {
-		f.Fatal(err)
-	}
+	box := testwire.Box(f, 0x24)
 	// Only the box: a cookie that opens is checked against its binding
 	// before any store is read, and the sealed seeds carry another one.
 	svc := oauth2.NewService(oauth2.Config{}, oauth2.Deps{MFA: oauth2.MFADeps{Box: box}})

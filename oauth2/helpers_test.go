@@ -18,6 +18,7 @@ import (
 	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/internal/testclock"
 	"github.com/permiso/permiso/internal/testdb"
+	"github.com/permiso/permiso/internal/testwire"
 	"github.com/permiso/permiso/jwt"
 	"github.com/permiso/permiso/oauth2"
 )
@@ -87,14 +88,11 @@ func newEnvOn(t *testing.T, db permiso.Store, opts ...envOption) *env {
 	t.Helper()
 	ctx := t.Context()
 	clk := testclock.New(time.Now().UTC().Truncate(time.Second))
-	signer, err := jwt.New(ctx, jwt.Options{Algorithm: jwt.HS256, Secret: []byte(testSecret), Issuer: testIssuer, Now: clk.Now})
-	if err != nil {
-		t.Fatalf("jwt.New: %v", err)
-	}
+	signer := testwire.HS256(t, testSecret, testIssuer, clk.Now)
 	e := &env{
 		t: t, ctx: ctx, db: db, clock: clk, signer: signer,
 		rev:    inprocess.NewRevocations(inprocess.WithNow(clk.Now)),
-		hasher: argon2id.New(argon2id.Options{Params: argon2id.TestParams()}),
+		hasher: testwire.Hasher(),
 		audit:  &recorder{},
 		roles:  map[string]permiso.Role{},
 		scopes: map[string]permiso.Scope{},
@@ -185,6 +183,16 @@ func (e *env) createUser(username, password string, roles ...string) permiso.Use
 	}, ids)
 	if err != nil {
 		e.t.Fatalf("CreateUser: %v", err)
+	}
+	return u
+}
+
+// updateUser changes the stored user id with f.
+func (e *env) updateUser(id uuid.UUID, f func(*permiso.User)) permiso.User {
+	e.t.Helper()
+	u, err := e.db.UpdateUser(e.ctx, id, func(u *permiso.User) error { f(u); return nil })
+	if err != nil {
+		e.t.Fatal(err)
 	}
 	return u
 }
@@ -290,6 +298,14 @@ func (e *env) wantInvalidToken(bearer, why string) {
 	if permiso.ErrorCode(err) != permiso.EINVALIDTOKEN {
 		e.t.Fatalf("%s: Authenticate err = %v, want EINVALIDTOKEN", why, err)
 	}
+}
+
+// wantRefreshRefused asserts that the refresh token rt is refused
+// (invalid_grant).
+func (e *env) wantRefreshRefused(rt string) {
+	e.t.Helper()
+	_, err := e.refresh(rt, "", "")
+	wantOAuth(e.t, err, "invalid_grant", 400)
 }
 
 func basic(id, secret string) string {

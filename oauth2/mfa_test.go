@@ -13,6 +13,7 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/inprocess"
+	"github.com/permiso/permiso/internal/testwire"
 	"github.com/permiso/permiso/mfa"
 	"github.com/permiso/permiso/oauth2"
 )
@@ -31,10 +32,7 @@ type mfaEnv struct {
 
 func newMFAEnv(t *testing.T, db permiso.Store, requiredRoles ...string) *mfaEnv {
 	t.Helper()
-	box, err := mfa.NewBox(bytes.Repeat([]byte{0x24}, mfa.KeySize))
-	if err != nil {
-		t.Fatal(err)
-	}
+	box := testwire.Box(t, 0x24)
 	e := newEnvOn(t, db, func(cfg *oauth2.Config, deps *oauth2.Deps) {
 		cfg.MFARequiredRoles = requiredRoles
 		deps.Lockout = inprocess.NewLockout(mfaMaxAttempts, time.Minute, inprocess.WithNow(deps.Now))
@@ -259,14 +257,10 @@ func TestMFATokenBinding(t *testing.T) {
 		} {
 			tok := e.mfaToken("alice", "mfa_required", "")
 			e.clock.Advance(time.Second)
-			if _, err := e.db.UpdateUser(e.ctx, u.ID, func(x *permiso.User) error { tt.change(x); return nil }); err != nil {
-				t.Fatal(err)
-			}
+			e.updateUser(u.ID, func(x *permiso.User) { tt.change(x) })
 			_, err := e.token(mfaForm(tok, "recovery_code", codes[2]), "")
 			wantOAuth(t, err, "invalid_grant", 400)
-			if _, err := e.db.UpdateUser(e.ctx, u.ID, func(x *permiso.User) error { x.IsActive = true; return nil }); err != nil {
-				t.Fatal(err)
-			}
+			e.updateUser(u.ID, func(x *permiso.User) { x.IsActive = true })
 			e.clock.Advance(time.Second)
 		}
 		if n, _ := e.db.CountRecoveryCodes(e.ctx, u.ID); n != len(codes)-1 {

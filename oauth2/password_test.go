@@ -14,12 +14,9 @@ func TestChangeExpiredPassword(t *testing.T) {
 	e := newEnv(t)
 	u := e.createUser("olga", goodPassword, permiso.RoleUser)
 	before := e.login("olga", goodPassword, "")
-	if _, err := e.db.UpdateUser(e.ctx, u.ID, func(x *permiso.User) error {
+	e.updateUser(u.ID, func(x *permiso.User) {
 		x.PasswordChangedAt = e.clock.Now().Add(-100 * 24 * time.Hour)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	})
 	_, err := e.token(formLogin("olga", goodPassword), "")
 	wantOAuth(t, err, "password_expired", 403)
 
@@ -56,8 +53,7 @@ func TestChangeExpiredPassword(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.wantInvalidToken(before.AccessToken, "token from before the password change")
-	_, err = e.refresh(before.RefreshToken, "", "")
-	wantOAuth(t, err, "invalid_grant", 400)
+	e.wantRefreshRefused(before.RefreshToken)
 	_, err = e.token(formLogin("olga", goodPassword), "")
 	wantOAuth(t, err, "invalid_grant", 400)
 	e.clock.Advance(time.Second)

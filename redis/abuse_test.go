@@ -108,13 +108,7 @@ func TestLimiterAndLockout(t *testing.T) {
 func TestCluster(t *testing.T) {
 	t.Parallel()
 	addrs := startCluster(t)
-	c := openClient(t, clusterURL(addrs), Options{})
-	if c.Mode() != ModeCluster {
-		t.Fatalf("Mode = %q, want cluster", c.Mode())
-	}
-	if err := c.Ping(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	c := openLive(t, clusterURL(addrs), ModeCluster)
 	// The keys of the suites land on all three masters, so the scripts
 	// and pipelines really cross nodes.
 	t.Run("Suites", func(t *testing.T) { runAbuseSuites(t, c) })

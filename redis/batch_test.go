@@ -3,14 +3,12 @@ package redis
 import (
 	"context"
 	"net"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
-
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/internal/testclock"
+	"github.com/permiso/permiso/internal/testredis"
 	"github.com/permiso/permiso/sharedstatetest"
 )
 
@@ -42,26 +40,6 @@ func TestCheckerFeed(t *testing.T) {
 	})
 }
 
-// roundTrips counts what a client sends: single commands and pipelines.
-type roundTrips struct{ single, pipelines, commands atomic.Int64 }
-
-func (h *roundTrips) DialHook(next goredis.DialHook) goredis.DialHook { return next }
-
-func (h *roundTrips) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
-	return func(ctx context.Context, cmd goredis.Cmder) error {
-		h.single.Add(1)
-		return next(ctx, cmd)
-	}
-}
-
-func (h *roundTrips) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []goredis.Cmder) error {
-		h.pipelines.Add(1)
-		h.commands.Add(int64(len(cmds)))
-		return next(ctx, cmds)
-	}
-}
-
 // TestCheckerOneRoundTrip shows one round trip per request (docs/abuse-resistance.md) on a single server: a request's
 // per-IP limits, a client's two limits and a token's three revocation
 // lookups travel as one pipeline, and a server that forgot the limiter
@@ -70,7 +48,7 @@ func (h *roundTrips) ProcessPipelineHook(next goredis.ProcessPipelineHook) gored
 func TestCheckerOneRoundTrip(t *testing.T) {
 	t.Parallel()
 	c := openTestClient(t)
-	counter := &roundTrips{}
+	counter := &testredis.RoundTrips{}
 	c.rdb.AddHook(counter)
 	ck := newTestChecker(c)
 	checker, _, rev, _ := ck(t)
@@ -101,11 +79,9 @@ func TestCheckerOneRoundTrip(t *testing.T) {
 		return r1, r2, r3
 	}
 	run() // loads the script if this server has never seen it
-	counter.single.Store(0)
-	counter.pipelines.Store(0)
-	counter.commands.Store(0)
+	counter.Reset()
 	ip, cl, revoked := run()
-	if s, p, n := counter.single.Load(), counter.pipelines.Load(), counter.commands.Load(); s != 0 || p != 1 || n != 6 {
+	if s, p, n := counter.Single.Load(), counter.Pipelines.Load(), counter.Commands.Load(); s != 0 || p != 1 || n != 6 {
 		t.Errorf("one batch sent %d single commands and %d pipelines of %d commands; want 0 and 1 of 6 (2 scripts, 4 GETs: jti, sid, subject, global)", s, p, n)
 	}
 	if !ip.Allowed || ip.Remaining != 98 || len(cl) != 2 || cl[0].Remaining != 8 || !revoked {

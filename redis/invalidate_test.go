@@ -2,7 +2,6 @@ package redis
 
 import (
 	"crypto/rand"
-	"sync"
 	"testing"
 	"time"
 
@@ -10,6 +9,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/internal/testchange"
 	"github.com/permiso/permiso/internal/testwait"
 )
 
@@ -39,57 +39,22 @@ func TestChangeWireFormat(t *testing.T) {
 	}
 }
 
-// changeLog is a subscriber that keeps what it receives.
-type changeLog struct {
-	mu  sync.Mutex
-	got []permiso.Change
-}
-
-func (l *changeLog) add(c permiso.Change) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.got = append(l.got, c)
-}
-
-func (l *changeLog) count(kind permiso.ChangeKind) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, c := range l.got {
-		if c.Kind == kind {
-			n++
-		}
-	}
-	return n
-}
-
-func (l *changeLog) has(c permiso.Change) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, g := range l.got {
-		if g == c {
-			return true
-		}
-	}
-	return false
-}
-
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	testwait.Until(t, 30*time.Second, what, cond)
 }
 
-// subscribe subscribes a changeLog to b, stopped when t ends, and waits for
+// subscribe subscribes a testchange.Log to b, stopped when t ends, and waits for
 // the first resync.
-func subscribe(t *testing.T, b *ChangeBus) *changeLog {
+func subscribe(t *testing.T, b *ChangeBus) *testchange.Log {
 	t.Helper()
-	var l changeLog
-	stop, err := b.Subscribe(t.Context(), l.add)
+	var l testchange.Log
+	stop, err := b.Subscribe(t.Context(), l.Add)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(stop)
-	waitFor(t, "the subscription", func() bool { return l.count(permiso.ChangeResync) >= 1 })
+	waitFor(t, "the subscription", func() bool { return l.Count(permiso.ChangeResync) >= 1 })
 	return &l
 }
 
@@ -108,26 +73,26 @@ func TestChangeBus(t *testing.T) {
 	if err := b1.Publish(t.Context(), c); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "both subscribers, the publisher's included", func() bool { return l1.has(c) && l2.has(c) })
-	if lOther.has(c) {
+	waitFor(t, "both subscribers, the publisher's included", func() bool { return l1.Has(c) && l2.Has(c) })
+	if lOther.Has(c) {
 		t.Error("a subscriber of another prefix received the change")
 	}
 
 	// stop is idempotent and ends delivery.
-	var l3 changeLog
-	stop, err := b2.Subscribe(t.Context(), l3.add)
+	var l3 testchange.Log
+	stop, err := b2.Subscribe(t.Context(), l3.Add)
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the third subscription", func() bool { return l3.count(permiso.ChangeResync) == 1 })
+	waitFor(t, "the third subscription", func() bool { return l3.Count(permiso.ChangeResync) == 1 })
 	stop()
 	stop()
 	all := permiso.Change{Kind: permiso.ChangeAll}
 	if err := b1.Publish(t.Context(), all); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "delivery", func() bool { return l1.has(all) })
-	if l3.has(all) {
+	waitFor(t, "delivery", func() bool { return l1.Has(all) })
+	if l3.Has(all) {
 		t.Error("a stopped subscription still delivered")
 	}
 }
@@ -149,12 +114,12 @@ func TestChangeBusServerRestart(t *testing.T) {
 		t.Fatalf("Publish with Redis down = %v, want EUNAVAILABLE", err)
 	}
 	srv.Restart(t)
-	waitFor(t, "the resync after the restart", func() bool { return l.count(permiso.ChangeResync) >= 2 })
+	waitFor(t, "the resync after the restart", func() bool { return l.Count(permiso.ChangeResync) >= 2 })
 	ch := permiso.Change{Kind: permiso.ChangeAllClients}
 	if err := b.Publish(t.Context(), ch); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a change after the restart", func() bool { return l.has(ch) })
+	waitFor(t, "a change after the restart", func() bool { return l.Has(ch) })
 }
 
 // TestChangeBusUnreachable: subscribing to a Redis that does not answer is
@@ -162,8 +127,8 @@ func TestChangeBusServerRestart(t *testing.T) {
 func TestChangeBusUnreachable(t *testing.T) {
 	c := openClient(t, "redis://127.0.0.1:1/0", Options{DialTimeout: 100 * time.Millisecond, MaxRetries: -1, DialAttempts: 1})
 	b := NewChangeBus(c, "permiso-test:down:")
-	var l changeLog
-	stop, err := b.Subscribe(t.Context(), l.add)
+	var l testchange.Log
+	stop, err := b.Subscribe(t.Context(), l.Add)
 	if err != nil {
 		t.Fatalf("Subscribe: %v", err)
 	}
@@ -175,7 +140,7 @@ func TestChangeBusUnreachable(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("stop did not return")
 	}
-	if n := l.count(permiso.ChangeResync); n != 0 {
+	if n := l.Count(permiso.ChangeResync); n != 0 {
 		t.Errorf("got %d resyncs without a server", n)
 	}
 }
@@ -201,10 +166,10 @@ func TestChangeBusCluster(t *testing.T) {
 		}
 		node.Close()
 	}
-	waitFor(t, "the changes published on every node", func() bool { return l.count(permiso.ChangeUser) == len(addrs) })
+	waitFor(t, "the changes published on every node", func() bool { return l.Count(permiso.ChangeUser) == len(addrs) })
 	// And through the cluster client.
 	if err := b.Publish(t.Context(), permiso.Change{Kind: permiso.ChangeAll}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the change published through the cluster client", func() bool { return l.has(permiso.Change{Kind: permiso.ChangeAll}) })
+	waitFor(t, "the change published through the cluster client", func() bool { return l.Has(permiso.Change{Kind: permiso.ChangeAll}) })
 }

@@ -9,6 +9,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/internal/testredis"
 	"github.com/permiso/permiso/sharedstatetest"
 )
 
@@ -20,10 +21,10 @@ func TestLeasesAcrossInstances(t *testing.T) {
 	c := openTestClient(t)
 	l := NewLimiter(c, isolatedPrefix(t, c))
 	rev := NewRevocations(c, isolatedPrefix(t, c))
-	var hook roundTrips
+	var hook testredis.RoundTrips
 	c.rdb.AddHook(&hook)
 	sharedstatetest.LeasedWithinLimit(t, NewChecker(l, rev), NewChecker(l, rev), NewChecker(l, rev))
-	t.Logf("%d scripts sent for 1201 leased requests", hook.single.Load()+hook.commands.Load())
+	t.Logf("%d scripts sent for 1201 leased requests", hook.Single.Load()+hook.Commands.Load())
 }
 
 // testLimiter returns the test client, a limiter under a prefix of this

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"strconv"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/internal/testclock"
+	"github.com/permiso/permiso/internal/testredis"
 	"github.com/permiso/permiso/sharedstatetest"
 )
 
@@ -35,6 +35,20 @@ func openClient(t testing.TB, url string, opts Options) *Client {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// openLive opens url with the default options, checks that the client
+// runs in mode and that the server answers a ping.
+func openLive(t testing.TB, url, mode string) *Client {
+	t.Helper()
+	c := openClient(t, url, Options{})
+	if c.Mode() != mode {
+		t.Fatalf("Mode = %q, want %s", c.Mode(), mode)
+	}
+	if err := c.Ping(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	return c
 }
 
@@ -89,11 +103,18 @@ func TestRevocations(t *testing.T) {
 	})
 }
 
-func TestRevocationKeysAndTTL(t *testing.T) {
-	t.Parallel()
+// testRevocations opens the test server and returns it with a key prefix
+// of this test's own and revocations under that prefix.
+func testRevocations(t *testing.T) (*Client, string, *Revocations) {
+	t.Helper()
 	c := openTestClient(t)
 	prefix := testPrefix(t, c)
-	r := NewRevocations(c, prefix)
+	return c, prefix, NewRevocations(c, prefix)
+}
+
+func TestRevocationKeysAndTTL(t *testing.T) {
+	t.Parallel()
+	c, prefix, r := testRevocations(t)
 	// Freeze the store's clock: TTLs are computed from it alone.
 	now := time.Now()
 	r.now = func() time.Time { return now }
@@ -190,7 +211,7 @@ func TestIsRevokedOneRoundTrip(t *testing.T) {
 	t.Parallel()
 	shared := openTestClient(t)
 	c := openClient(t, testURL(t), Options{})
-	var h countingHook
+	h := testredis.RoundTrips{IgnoreHandshakes: true}
 	c.rdb.AddHook(&h)
 	r := NewRevocations(c, testPrefix(t, shared))
 	ctx := t.Context()
@@ -211,13 +232,12 @@ func TestIsRevokedOneRoundTrip(t *testing.T) {
 		{"none", "", "sub", now.Add(-time.Hour), true},
 		{"none", "", "sub", now.Add(time.Hour), false},
 	} {
-		h.single.Store(0)
-		h.pipelines.Store(0)
+		h.Reset()
 		got, err := r.IsRevoked(ctx, tc.jti, tc.sid, tc.sub, tc.iat)
 		if err != nil || got != tc.want {
 			t.Errorf("IsRevoked(%+v) = %v, %v; want %v", tc, got, err, tc.want)
 		}
-		if s, p := h.single.Load(), h.pipelines.Load(); s != 0 || p != 1 {
+		if s, p := h.Single.Load(), h.Pipelines.Load(); s != 0 || p != 1 {
 			t.Errorf("IsRevoked(%+v): %d single commands and %d pipelines, want 0 and 1", tc, s, p)
 		}
 	}
@@ -225,45 +245,12 @@ func TestIsRevokedOneRoundTrip(t *testing.T) {
 	if err := r.RevokeAllBefore(ctx, now, now.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	h.single.Store(0)
-	h.pipelines.Store(0)
+	h.Reset()
 	if got, err := r.IsRevoked(ctx, "none", "", "other", now.Add(-time.Hour)); err != nil || !got {
 		t.Errorf("IsRevoked after RevokeAllBefore = %v, %v; want true", got, err)
 	}
-	if s, p := h.single.Load(), h.pipelines.Load(); s != 0 || p != 1 {
+	if s, p := h.Single.Load(), h.Pipelines.Load(); s != 0 || p != 1 {
 		t.Errorf("IsRevoked with the global cut-off: %d single commands and %d pipelines, want 0 and 1", s, p)
-	}
-}
-
-// countingHook counts the commands and pipelines sent, leaving out the
-// handshake go-redis runs on each new connection.
-type countingHook struct{ single, pipelines atomic.Int64 }
-
-func handshake(cmd goredis.Cmder) bool {
-	switch cmd.Name() {
-	case "hello", "client", "auth", "select":
-		return true
-	}
-	return false
-}
-
-func (h *countingHook) DialHook(next goredis.DialHook) goredis.DialHook { return next }
-
-func (h *countingHook) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
-	return func(ctx context.Context, cmd goredis.Cmder) error {
-		if !handshake(cmd) {
-			h.single.Add(1)
-		}
-		return next(ctx, cmd)
-	}
-}
-
-func (h *countingHook) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []goredis.Cmder) error {
-		if !handshake(cmds[0]) {
-			h.pipelines.Add(1)
-		}
-		return next(ctx, cmds)
 	}
 }
 
@@ -311,9 +298,7 @@ func TestRevocationsUnreachable(t *testing.T) {
 // caller's pipeline next to its own commands (a rate-limit counter).
 func TestQueueIsRevokedSharesPipeline(t *testing.T) {
 	t.Parallel()
-	c := openTestClient(t)
-	prefix := testPrefix(t, c)
-	r := NewRevocations(c, prefix)
+	c, prefix, r := testRevocations(t)
 	ctx := t.Context()
 	now := time.Now()
 	if err := r.RevokeToken(ctx, "j", now.Add(time.Minute)); err != nil {

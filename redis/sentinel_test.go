@@ -47,13 +47,7 @@ func TestSentinel(t *testing.T) {
 	replica := startRedisServer(t, 0, "--replicaof", "127.0.0.1", strconv.Itoa(master.Port))
 	sentinel := startSentinel(t, master.Port)
 
-	c := openClient(t, "redis+sentinel://"+sentinel+"/mymaster", Options{})
-	if c.Mode() != ModeSentinel {
-		t.Fatalf("Mode = %q, want sentinel", c.Mode())
-	}
-	if err := c.Ping(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	c := openLive(t, "redis+sentinel://"+sentinel+"/mymaster", ModeSentinel)
 	t.Run("Suites", func(t *testing.T) { runAbuseSuites(t, c) })
 
 	t.Run("Failover", func(t *testing.T) {

@@ -279,32 +279,43 @@ func testAllowAllArguments(t *testing.T, l permiso.RateLimiter, _ *testclock.Clo
 	}
 }
 
+// hammer calls try perWorker times in each of workers goroutines at once
+// and counts the calls it allowed and refused; a goroutine stops at its
+// first error, reported as op's.
+func hammer(t *testing.T, op string, workers, perWorker int, try func() (bool, error)) (allowed, refused int64) {
+	var a, r atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for range perWorker {
+				ok, err := try()
+				if err != nil {
+					t.Errorf("%s: %v", op, err)
+					return
+				}
+				if ok {
+					a.Add(1)
+				} else {
+					r.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return a.Load(), r.Load()
+}
+
 // testLimiterConcurrent: of N concurrent requests on a fresh key, exactly
 // Count are allowed (the interface's obligation).
 func testLimiterConcurrent(t *testing.T, l permiso.RateLimiter, _ *testclock.Clock) {
 	const workers, perWorker, count = 16, 8, 37
 	lim := permiso.Limit{Count: count, Period: time.Minute}
 	key := id("race")
-	var allowed, refused atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for range perWorker {
-				r, err := l.Allow(t.Context(), key, lim)
-				if err != nil {
-					t.Errorf("Allow: %v", err)
-					return
-				}
-				if r.Allowed {
-					allowed.Add(1)
-				} else {
-					refused.Add(1)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if a, r := allowed.Load(), refused.Load(); a != count || r != workers*perWorker-count {
+	a, r := hammer(t, "Allow", workers, perWorker, func() (bool, error) {
+		res, err := l.Allow(t.Context(), key, lim)
+		return res.Allowed, err
+	})
+	if a != count || r != workers*perWorker-count {
 		t.Errorf("%d concurrent requests with limit %d: %d allowed, %d refused", workers*perWorker, count, a, r)
 	}
 }
@@ -314,27 +325,14 @@ func testAllowAllConcurrent(t *testing.T, l permiso.RateLimiter, _ *testclock.Cl
 	tag := "{" + id("conc") + "}"
 	keys := []string{tag + ":m", tag + ":h"}
 	limits := []permiso.Limit{{Count: 20, Period: time.Minute}, {Count: 13, Period: time.Hour}}
-	var allowed atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for range perWorker {
-				res, err := l.AllowAll(t.Context(), keys, limits)
-				if err != nil {
-					t.Errorf("AllowAll: %v", err)
-					return
-				}
-				if res[0].Allowed != res[1].Allowed {
-					t.Errorf("AllowAll results disagree: %+v", res)
-				}
-				if res[0].Allowed {
-					allowed.Add(1)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if a := allowed.Load(); a != 13 {
+	a, _ := hammer(t, "AllowAll", workers, perWorker, func() (bool, error) {
+		res, err := l.AllowAll(t.Context(), keys, limits)
+		if err == nil && res[0].Allowed != res[1].Allowed {
+			t.Errorf("AllowAll results disagree: %+v", res)
+		}
+		return err == nil && res[0].Allowed, err
+	})
+	if a != 13 {
 		t.Errorf("allowed %d, want 13 (the tighter limit)", a)
 	}
 	if r := peekLimit(t, l, keys[0], limits[0]); r.Remaining != 20-13 {

@@ -81,13 +81,27 @@ func wantCleared(t *testing.T, l permiso.Lockout, key, when string) {
 	}
 }
 
+// must fails t with op(key) and err when err is set.
+func must(t *testing.T, op, key string, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s(%q): %v", op, key, err)
+	}
+}
+
+// ok returns a function that returns its value, failing t with op(key)
+// and the error when there is one.
+func ok[T any](t *testing.T, op, key string) func(T, error) T {
+	return func(v T, err error) T {
+		t.Helper()
+		must(t, op, key, err)
+		return v
+	}
+}
+
 func begin(t *testing.T, l permiso.Lockout, key string) permiso.LockoutAttempt {
 	t.Helper()
-	a, err := l.Begin(t.Context(), key)
-	if err != nil {
-		t.Fatalf("Begin(%q): %v", key, err)
-	}
-	return a
+	return ok[permiso.LockoutAttempt](t, "Begin", key)(l.Begin(t.Context(), key))
 }
 
 // admit begins an attempt that must be admitted.
@@ -103,11 +117,7 @@ func admit(t *testing.T, l permiso.Lockout, key string) permiso.LockoutAttempt {
 // failID ends attempt id with a wrong password.
 func failID(t *testing.T, l permiso.Lockout, key, id string) permiso.LockoutState {
 	t.Helper()
-	s, err := l.Fail(t.Context(), key, id)
-	if err != nil {
-		t.Fatalf("Fail(%q): %v", key, err)
-	}
-	return s
+	return ok[permiso.LockoutState](t, "Fail", key)(l.Fail(t.Context(), key, id))
 }
 
 // fail is one whole failed login: an admitted attempt, then a wrong
@@ -124,32 +134,22 @@ func fail(t *testing.T, l permiso.Lockout, key string) permiso.LockoutState {
 
 func check(t *testing.T, l permiso.Lockout, key string) permiso.LockoutState {
 	t.Helper()
-	s, err := l.Check(t.Context(), key)
-	if err != nil {
-		t.Fatalf("Check(%q): %v", key, err)
-	}
-	return s
+	return ok[permiso.LockoutState](t, "Check", key)(l.Check(t.Context(), key))
 }
 
 func reset(t *testing.T, l permiso.Lockout, key string) {
 	t.Helper()
-	if err := l.Reset(t.Context(), key); err != nil {
-		t.Fatalf("Reset(%q): %v", key, err)
-	}
+	must(t, "Reset", key, l.Reset(t.Context(), key))
 }
 
 func succeed(t *testing.T, l permiso.Lockout, key, id string) {
 	t.Helper()
-	if err := l.Succeed(t.Context(), key, id); err != nil {
-		t.Fatalf("Succeed(%q): %v", key, err)
-	}
+	must(t, "Succeed", key, l.Succeed(t.Context(), key, id))
 }
 
 func undo(t *testing.T, l permiso.Lockout, key, id string) {
 	t.Helper()
-	if err := l.Undo(context.Background(), key, id); err != nil {
-		t.Fatalf("Undo(%s): %v", key, err)
-	}
+	must(t, "Undo", key, l.Undo(context.Background(), key, id))
 }
 
 // near reports whether a and b are within the slack of a real clock (and
@@ -402,6 +402,24 @@ func testLockoutFailAfterReset(t *testing.T, l permiso.Lockout, _ *testclock.Clo
 	}
 }
 
+// beginConcurrently begins n attempts on key at once and hands each
+// attempt to then, in the attempt's goroutine; a Begin that fails is
+// reported.
+func beginConcurrently(t *testing.T, l permiso.Lockout, key string, n int, then func(permiso.LockoutAttempt)) {
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			a, err := l.Begin(t.Context(), key)
+			if err != nil {
+				t.Errorf("Begin: %v", err)
+				return
+			}
+			then(a)
+		})
+	}
+	wg.Wait()
+}
+
 // testLockoutConcurrent: of N concurrent wrong passwords at most max are
 // admitted, exactly max failures are counted and exactly one locks; the
 // rest are refused, as locked or as too many in flight.
@@ -413,41 +431,32 @@ func testLockoutConcurrent(t *testing.T, l permiso.Lockout, _ *testclock.Clock, 
 		admitted, justLocked, refused int
 		until                         time.Time
 	)
-	var wg sync.WaitGroup
-	for range n {
-		wg.Go(func() {
-			a, err := l.Begin(t.Context(), key)
-			if err != nil {
-				t.Errorf("Begin: %v", err)
-				return
-			}
-			if !a.Admitted() {
-				mu.Lock()
-				refused++
-				mu.Unlock()
-				return
-			}
-			s, err := l.Fail(t.Context(), key, a.ID)
-			if err != nil {
-				t.Errorf("Fail: %v", err)
-				return
-			}
+	beginConcurrently(t, l, key, n, func(a permiso.LockoutAttempt) {
+		if !a.Admitted() {
 			mu.Lock()
-			defer mu.Unlock()
-			admitted++
-			if s.Locked && !s.JustLocked {
-				t.Errorf("an admitted attempt's failure found the key locked: %+v", s)
+			refused++
+			mu.Unlock()
+			return
+		}
+		s, err := l.Fail(t.Context(), key, a.ID)
+		if err != nil {
+			t.Errorf("Fail: %v", err)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		admitted++
+		if s.Locked && !s.JustLocked {
+			t.Errorf("an admitted attempt's failure found the key locked: %+v", s)
+		}
+		if s.JustLocked {
+			justLocked++
+			if !until.IsZero() && !until.Equal(s.LockedUntil) {
+				t.Errorf("two different locks: %v and %v", until, s.LockedUntil)
 			}
-			if s.JustLocked {
-				justLocked++
-				if !until.IsZero() && !until.Equal(s.LockedUntil) {
-					t.Errorf("two different locks: %v and %v", until, s.LockedUntil)
-				}
-				until = s.LockedUntil
-			}
-		})
-	}
-	wg.Wait()
+			until = s.LockedUntil
+		}
+	})
 	if admitted != max || justLocked != 1 || refused != n-max {
 		t.Errorf("%d concurrent wrong passwords: %d admitted (and counted), %d locked, %d refused; want %d, 1, %d", n, admitted, justLocked, refused, max, n-max)
 	}
@@ -466,33 +475,24 @@ func testLockoutConcurrentRight(t *testing.T, l permiso.Lockout, _ *testclock.Cl
 		mu                 sync.Mutex
 		successes, refused int
 	)
-	var wg sync.WaitGroup
-	for range n {
-		wg.Go(func() {
-			a, err := l.Begin(t.Context(), key)
-			if err != nil {
-				t.Errorf("Begin: %v", err)
-				return
-			}
-			if !a.Admitted() {
-				if a.State.Locked || a.State.Failures != 0 || a.State.Pending < max {
-					t.Errorf("refusal %+v, want too many in flight (%d), no lock, no failure", a.State, max)
-				}
-				mu.Lock()
-				refused++
-				mu.Unlock()
-				return
-			}
-			if err := l.Succeed(t.Context(), key, a.ID); err != nil {
-				t.Errorf("Succeed: %v", err)
-				return
+	beginConcurrently(t, l, key, n, func(a permiso.LockoutAttempt) {
+		if !a.Admitted() {
+			if a.State.Locked || a.State.Failures != 0 || a.State.Pending < max {
+				t.Errorf("refusal %+v, want too many in flight (%d), no lock, no failure", a.State, max)
 			}
 			mu.Lock()
-			successes++
+			refused++
 			mu.Unlock()
-		})
-	}
-	wg.Wait()
+			return
+		}
+		if err := l.Succeed(t.Context(), key, a.ID); err != nil {
+			t.Errorf("Succeed: %v", err)
+			return
+		}
+		mu.Lock()
+		successes++
+		mu.Unlock()
+	})
 	if successes < 1 || successes+refused != n {
 		t.Errorf("%d concurrent right passwords: %d succeeded, %d refused", n, successes, refused)
 	}
@@ -543,23 +543,14 @@ func testLockoutUndo(t *testing.T, l permiso.Lockout, _ *testclock.Clock, max in
 // nor leave anything behind, however many run at once.
 func testLockoutUndoConcurrent(t *testing.T, l permiso.Lockout, _ *testclock.Clock, _ int, _ time.Duration) {
 	key := id("undo-conc")
-	var wg sync.WaitGroup
-	for range 40 {
-		wg.Go(func() {
-			a, err := l.Begin(context.Background(), key)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			if a.State.Locked || a.State.Failures != 0 {
-				t.Errorf("Begin = %+v, want no lock and no failure", a)
-			}
-			if err := l.Undo(context.Background(), key, a.ID); err != nil {
-				t.Error(err)
-			}
-		})
-	}
-	wg.Wait()
+	beginConcurrently(t, l, key, 40, func(a permiso.LockoutAttempt) {
+		if a.State.Locked || a.State.Failures != 0 {
+			t.Errorf("Begin = %+v, want no lock and no failure", a)
+		}
+		if err := l.Undo(context.Background(), key, a.ID); err != nil {
+			t.Error(err)
+		}
+	})
 	if got := check(t, l, key); got != (permiso.LockoutState{}) {
 		t.Errorf("after 40 admitted-and-undone attempts: %+v, want nothing left", got)
 	}

@@ -25,9 +25,10 @@ func TestTables(t *testing.T) {
 		Insert() string
 		Update() string
 		Names() string
+		counts() (name string, cols, args, updateArgs, dest int)
 	}
-	check := func(name string, tb table, cols, args, updateArgs, dest int) {
-		t.Helper()
+	for _, tb := range []table{Clients, Users, Roles, Scopes, Sessions, RefreshTokens, ActionTokens, AuditEvents, SigningKeys} {
+		name, cols, args, updateArgs, dest := tb.counts()
 		if n := strings.Count(tb.Insert(), "?"); n != cols || args != cols {
 			t.Errorf("%s: INSERT has %d placeholders and %d arguments for %d columns", name, n, args, cols)
 		}
@@ -38,26 +39,12 @@ func TestTables(t *testing.T) {
 			t.Errorf("%s: %d scan destinations, names %q, for %d columns", name, dest, tb.Names(), cols)
 		}
 	}
-	d := plain{}
-	c := Clients.zero()
-	check("service_clients", Clients, len(Clients.Cols), len(Clients.Args(d, c)), len(Clients.UpdateArgs(d, c)), len(Clients.Dest(d, c)))
-	u := Users.zero()
-	check("users", Users, len(Users.Cols), len(Users.Args(d, u)), len(Users.UpdateArgs(d, u)), len(Users.Dest(d, u)))
-	r := Roles.zero()
-	check("roles", Roles, len(Roles.Cols), len(Roles.Args(d, r)), len(Roles.UpdateArgs(d, r)), len(Roles.Dest(d, r)))
-	s := Scopes.zero()
-	check("scopes", Scopes, len(Scopes.Cols), len(Scopes.Args(d, s)), len(Scopes.UpdateArgs(d, s)), len(Scopes.Dest(d, s)))
-	ss := Sessions.zero()
-	check("user_sessions", Sessions, len(Sessions.Cols), len(Sessions.Args(d, ss)), len(Sessions.UpdateArgs(d, ss)), len(Sessions.Dest(d, ss)))
-	rt := RefreshTokens.zero()
-	check("refresh_tokens", RefreshTokens, len(RefreshTokens.Cols), len(RefreshTokens.Args(d, rt)), len(RefreshTokens.UpdateArgs(d, rt)), len(RefreshTokens.Dest(d, rt)))
-	at := ActionTokens.zero()
-	check("action_tokens", ActionTokens, len(ActionTokens.Cols), len(ActionTokens.Args(d, at)), len(ActionTokens.UpdateArgs(d, at)), len(ActionTokens.Dest(d, at)))
-	ae := AuditEvents.zero()
-	check("audit_events", AuditEvents, len(AuditEvents.Cols), len(AuditEvents.Args(d, ae)), len(AuditEvents.UpdateArgs(d, ae)), len(AuditEvents.Dest(d, ae)))
-	k := SigningKeys.zero()
-	check("signing_keys", SigningKeys, len(SigningKeys.Cols), len(SigningKeys.Args(d, k)), len(SigningKeys.UpdateArgs(d, k)), len(SigningKeys.Dest(d, k)))
 }
 
-// zero returns a pointer to a new zero value of the table's type.
-func (t *Table[T]) zero() *T { return new(T) }
+// counts returns the table's name, and the numbers of its columns, of the
+// arguments of its insert and its update, and of its scan destinations,
+// for a zero value of its type.
+func (t *Table[T]) counts() (name string, cols, args, updateArgs, dest int) {
+	d, v := plain{}, new(T)
+	return t.Name, len(t.Cols), len(t.Args(d, v)), len(t.UpdateArgs(d, v)), len(t.Dest(d, v))
+}

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"time"
@@ -33,6 +34,28 @@ func (h *harness) actionToken(userID uuid.UUID, purpose, token string, exp time.
 	return t
 }
 
+// noActionToken checks that find (op, a lookup by purpose and hash at an
+// instant) answers ErrNotFound for the password reset token live (valid for
+// an hour from now) asked with the wrong purpose or at its expiry instant
+// (expired exactly at now counts as expired), for the expired password
+// reset token expired, and for an unknown token.
+func (h *harness) noActionToken(op string, find func(ctx context.Context, purpose, hash string, now time.Time) (permiso.ActionToken, error), live, expired string) {
+	h.Helper()
+	for _, c := range []struct {
+		purpose, token string
+		at             time.Time
+		why            string
+	}{
+		{permiso.PurposeEmailVerification, live, h.now, "with the wrong purpose"},
+		{permiso.PurposePasswordReset, expired, h.now, "of an expired token"},
+		{permiso.PurposePasswordReset, "unknown-" + live, h.now, "of an unknown token"},
+		{permiso.PurposePasswordReset, live, h.at(time.Hour), "at its expiry instant"},
+	} {
+		_, err := find(h.ctx, c.purpose, hashOf(c.token), c.at)
+		h.wantErr(err, permiso.ErrNotFound, "%s %s", op, c.why)
+	}
+}
+
 func testActionTokens(h *harness) {
 	u := h.user("abe")
 	id := uuid.New()
@@ -59,15 +82,7 @@ func testActionTokens(h *harness) {
 	})
 	h.wantErr(err, permiso.ErrNotFound, "CreateActionToken for an unknown user")
 
-	_, err = h.s.ConsumeActionToken(h.ctx, permiso.PurposeEmailVerification, hashOf("reset-1"), h.now)
-	h.wantErr(err, permiso.ErrNotFound, "ConsumeActionToken with the wrong purpose")
-	_, err = h.s.ConsumeActionToken(h.ctx, permiso.PurposePasswordReset, hashOf("reset-expired"), h.now)
-	h.wantErr(err, permiso.ErrNotFound, "ConsumeActionToken of an expired token")
-	_, err = h.s.ConsumeActionToken(h.ctx, permiso.PurposePasswordReset, hashOf("unknown"), h.now)
-	h.wantErr(err, permiso.ErrNotFound, "ConsumeActionToken of an unknown token")
-	// Expired exactly at now counts as expired.
-	_, err = h.s.ConsumeActionToken(h.ctx, permiso.PurposePasswordReset, hashOf("reset-1"), h.at(time.Hour))
-	h.wantErr(err, permiso.ErrNotFound, "ConsumeActionToken at its expiry instant")
+	h.noActionToken("ConsumeActionToken", h.s.ConsumeActionToken, "reset-1", "reset-expired")
 
 	usedAt := h.at(time.Minute)
 	got, err := h.s.ConsumeActionToken(h.ctx, permiso.PurposePasswordReset, hashOf("reset-1"), usedAt)
@@ -104,14 +119,7 @@ func testActionTokenGet(h *harness) {
 	_, err = h.s.GetActionToken(h.ctx, permiso.PurposePasswordReset, hashOf("peek"), h.now)
 	h.must(err, "GetActionToken twice")
 
-	_, err = h.s.GetActionToken(h.ctx, permiso.PurposeEmailVerification, hashOf("peek"), h.now)
-	h.wantErr(err, permiso.ErrNotFound, "GetActionToken with the wrong purpose")
-	_, err = h.s.GetActionToken(h.ctx, permiso.PurposePasswordReset, hashOf("peek-expired"), h.now)
-	h.wantErr(err, permiso.ErrNotFound, "GetActionToken of an expired token")
-	_, err = h.s.GetActionToken(h.ctx, permiso.PurposePasswordReset, hashOf("peek"), h.at(time.Hour))
-	h.wantErr(err, permiso.ErrNotFound, "GetActionToken at its expiry instant")
-	_, err = h.s.GetActionToken(h.ctx, permiso.PurposePasswordReset, hashOf("nope"), h.now)
-	h.wantErr(err, permiso.ErrNotFound, "GetActionToken of an unknown token")
+	h.noActionToken("GetActionToken", h.s.GetActionToken, "peek", "peek-expired")
 
 	_, err = h.s.ConsumeActionToken(h.ctx, permiso.PurposePasswordReset, hashOf("peek"), h.now)
 	h.must(err, "ConsumeActionToken after GetActionToken")
@@ -211,23 +219,12 @@ func testAuditPagination(h *harness) {
 		}
 		return slices.Compare(b.ID[:], a.ID[:])
 	})
-	var got []permiso.AuditEvent
-	for off := 0; off < n; off += 10 {
-		evs, total, err := h.s.ListAuditEvents(h.ctx, permiso.AuditFilter{Offset: off, Limit: 10})
-		h.must(err, "ListAuditEvents(offset %d)", off)
-		eq(h, fmt.Sprintf("total at offset %d", off), total, n)
-		eq(h, fmt.Sprintf("page size at offset %d", off), len(evs), min(10, n-off))
-		got = append(got, evs...)
-	}
-	if len(got) != n {
-		h.Fatalf("paged through %d events, want %d", len(got), n)
-	}
-	for i := range got {
-		if got[i].ID != want[i].ID {
-			h.Fatalf("event %d = %s at %v, want %s at %v: not ordered by occurred_at desc, id desc",
-				i, got[i].ID, got[i].OccurredAt, want[i].ID, want[i].OccurredAt)
-		}
-	}
+	pageThrough(h, "events", "occurred_at desc, id desc", want, n,
+		func(off int) ([]permiso.AuditEvent, int, error) {
+			return h.s.ListAuditEvents(h.ctx, permiso.AuditFilter{Offset: off, Limit: 10})
+		},
+		func(e permiso.AuditEvent) uuid.UUID { return e.ID },
+		func(e permiso.AuditEvent) string { return fmt.Sprintf("%s at %v", e.ID, e.OccurredAt) })
 }
 
 func testAuditFilters(h *harness) {

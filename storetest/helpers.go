@@ -218,6 +218,23 @@ func (h *harness) session(userID uuid.UUID, clientID *uuid.UUID) permiso.Session
 	return s
 }
 
+// getRole reads the role with this id, failing the test (what) when it
+// cannot.
+func (h *harness) getRole(id uuid.UUID, what string) permiso.Role {
+	h.Helper()
+	r, err := h.s.GetRole(h.ctx, id)
+	h.must(err, "%s", what)
+	return r
+}
+
+// firstRefresh creates a user named user, a first-party session of it and
+// the session's first refresh token (a new family, hash hashOf(token)).
+func (h *harness) firstRefresh(user, token string) (permiso.Session, permiso.RefreshToken) {
+	h.Helper()
+	sess := h.session(h.user(user).ID, nil)
+	return sess, h.refresh(sess, uuid.Nil, token)
+}
+
 // refresh creates an unused refresh token of the session; its family is
 // family (a new one when zero) and its hash is hashOf(token).
 func (h *harness) refresh(sess permiso.Session, family uuid.UUID, token string) permiso.RefreshToken {
@@ -311,4 +328,31 @@ func exactlyOne(h *harness, n int, loser error, what string, f func(i int) error
 		h.Fatalf("no call of %s succeeded: %v", what, errs)
 	}
 	return winner
+}
+
+// pageThrough lists the n items of want ten at a time, from offset 0 up to
+// (not including) end, which may pass the last page. Every page must report
+// the total n and hold the items left, at most ten; the pages together must
+// hold the items in want's order (order says which). show describes an item
+// in a failure.
+func pageThrough[T any](h *harness, what, order string, want []T, end int,
+	list func(offset int) ([]T, int, error), id func(T) uuid.UUID, show func(T) string) {
+	h.Helper()
+	n := len(want)
+	var got []T
+	for off := 0; off < end; off += 10 {
+		items, total, err := list(off)
+		h.must(err, "list %s (offset %d)", what, off)
+		eq(h, fmt.Sprintf("total at offset %d", off), total, n)
+		eq(h, fmt.Sprintf("page size at offset %d", off), len(items), min(10, max(0, n-off)))
+		got = append(got, items...)
+	}
+	if len(got) != n {
+		h.Fatalf("paged through %d %s, want %d", len(got), what, n)
+	}
+	for i := range got {
+		if id(got[i]) != id(want[i]) {
+			h.Fatalf("%s %d = %s, want %s: not ordered by %s", what, i, show(got[i]), show(want[i]), order)
+		}
+	}
 }

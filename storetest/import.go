@@ -64,8 +64,7 @@ func testImportKeepsRows(h *harness) {
 	diff(h, "user", u, b.Users[0])
 	eqStrings(h, "user roles", roleNames(u.Roles), permiso.SortedUnique([]string{b.Roles[0].Name, permiso.RoleUser}))
 
-	r, err := h.s.GetRole(h.ctx, b.Roles[0].ID)
-	h.must(err, "GetRole")
+	r := h.getRole(b.Roles[0].ID, "GetRole")
 	eq(h, "role name", r.Name, b.Roles[0].Name)
 	eqPtr(h, "role description", r.Description, b.Roles[0].Description)
 	eqTime(h, "role created_at", r.CreatedAt, b.Roles[0].CreatedAt)
@@ -95,8 +94,7 @@ func testImportKeepsRows(h *harness) {
 	eqStrings(h, "client scopes", scopeNames(c.Scopes), []string{b.Scopes[0].Name})
 
 	// The seeded role "user" gained the imported scope and kept its own.
-	ur, err := h.s.GetRole(h.ctx, roleUserID)
-	h.must(err, "GetRole(user)")
+	ur := h.getRole(roleUserID, "GetRole(user)")
 	eqStrings(h, "role user scopes", scopeNames(ur.Scopes), permiso.SortedUnique([]string{b.Scopes[0].Name, "read:profile", "write:profile"}))
 }
 
@@ -207,7 +205,6 @@ func (h *harness) importedNothing(b permiso.ImportBatch) {
 	if _, err := h.s.GetServiceClient(h.ctx, b.Clients[0].ID); err == nil {
 		h.Errorf("client %s written by a failed import", b.Clients[0].ClientID)
 	}
-	ur, err := h.s.GetRole(h.ctx, roleUserID)
-	h.must(err, "GetRole(user)")
+	ur := h.getRole(roleUserID, "GetRole(user)")
 	eqStrings(h, "role user scopes after a failed import", scopeNames(ur.Scopes), []string{"read:profile", "write:profile"})
 }

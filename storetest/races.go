@@ -21,9 +21,7 @@ var raceTests = []test{
 }
 
 func testRefreshGraceOnce(h *harness) {
-	u := h.user("gracie")
-	sess := h.session(u.ID, nil)
-	first := h.refresh(sess, uuid.Nil, "g-1")
+	sess, first := h.firstRefresh("gracie", "g-1")
 	usedAt := h.at(time.Minute)
 
 	// Grace on an unused token is refused: only a rotated token has a retry.

@@ -34,8 +34,7 @@ func testRoleCRUD(h *harness) {
 	eq(h, "created role name", created.Name, "auditor")
 	eqStrings(h, "created role scopes", scopeNames(created.Scopes), []string{"billing:read", "reports:read"})
 
-	got, err := h.s.GetRole(h.ctx, created.ID)
-	h.must(err, "GetRole")
+	got := h.getRole(created.ID, "GetRole")
 	eq(h, "role name", got.Name, "auditor")
 	eqPtr(h, "role description", got.Description, ptr("Reads reports"))
 	eqTime(h, "role created_at", got.CreatedAt, h.at(-time.Hour))
@@ -71,8 +70,7 @@ func testRoleCRUD(h *harness) {
 	}
 
 	h.must(h.s.SetRoleScopes(h.ctx, created.ID, []uuid.UUID{sa.ID, scopeReadProfileID}), "SetRoleScopes")
-	got, err = h.s.GetRole(h.ctx, created.ID)
-	h.must(err, "GetRole")
+	got = h.getRole(created.ID, "GetRole")
 	eq(h, "role name after failed updates", got.Name, "auditors")
 	eqStrings(h, "role scopes after SetRoleScopes", scopeNames(got.Scopes), []string{"read:profile", "reports:read"})
 	eq(h, "role user count", got.UserCount, 1)
@@ -114,8 +112,7 @@ func testRoleUnknownScope(h *harness) {
 
 	err = h.s.SetRoleScopes(h.ctx, roleUserID, []uuid.UUID{scopeAdminUsersID, uuid.New()})
 	h.wantErr(err, permiso.ErrNotFound, "SetRoleScopes with an unknown scope")
-	r, err := h.s.GetRole(h.ctx, roleUserID)
-	h.must(err, "GetRole(user)")
+	r := h.getRole(roleUserID, "GetRole(user)")
 	eqStrings(h, "role user scopes after failed SetRoleScopes", scopeNames(r.Scopes), []string{"read:profile", "write:profile"})
 }
 
@@ -123,8 +120,7 @@ func testRoleDeleteInUse(h *harness) {
 	r := h.role("editor", scopeReadProfileID)
 	u := h.user("lena", r.ID)
 	h.wantErr(h.s.DeleteRole(h.ctx, r.ID), permiso.ErrConflict, "DeleteRole while a user holds it")
-	got, err := h.s.GetRole(h.ctx, r.ID)
-	h.must(err, "GetRole after refused delete")
+	got := h.getRole(r.ID, "GetRole after refused delete")
 	eq(h, "user count after refused delete", got.UserCount, 1)
 	eqStrings(h, "scopes after refused delete", scopeNames(got.Scopes), []string{"read:profile"})
 	gu, err := h.s.GetUser(h.ctx, u.ID)
@@ -294,8 +290,7 @@ func testUpdateRoleWithScopes(h *harness) {
 		return nil
 	}, []uuid.UUID{uuid.New()})
 	h.wantErr(err, permiso.ErrNotFound, "UpdateRoleWithScopes with an unknown scope")
-	got, err = h.s.GetRole(h.ctx, r.ID)
-	h.must(err, "GetRole")
+	got = h.getRole(r.ID, "GetRole")
 	eq(h, "name after failed UpdateRoleWithScopes (must be transactional)", got.Name, "auditor")
 	eqStrings(h, "scopes after failed UpdateRoleWithScopes", scopeNames(got.Scopes), []string{"admin:audit"})
 	if got.Description == nil || *got.Description != desc {

@@ -159,8 +159,7 @@ func testRoundTripRoleScope(h *harness) {
 	var r permiso.Role
 	fillAll(h, &r, "role")
 	checkCreated(h, "role", r, func() (permiso.Role, error) { return h.s.CreateRole(h.ctx, r, []uuid.UUID{s.ID}) })
-	gr, err := h.s.GetRole(h.ctx, r.ID)
-	h.must(err, "GetRole")
+	gr := h.getRole(r.ID, "GetRole")
 	diff(h, "role read back", gr, r)
 	if len(gr.Scopes) != 1 {
 		h.Fatalf("role scopes = %d, want 1", len(gr.Scopes))

@@ -85,9 +85,7 @@ func testRefreshCRUD(h *harness) {
 }
 
 func testRefreshUse(h *harness) {
-	u := h.user("pia")
-	sess := h.session(u.ID, nil)
-	first := h.refresh(sess, uuid.Nil, "use-1")
+	sess, first := h.firstRefresh("pia", "use-1")
 	usedAt := h.at(time.Minute)
 
 	next := h.newRefresh(sess, first.FamilyID, "use-2")
@@ -212,9 +210,7 @@ func testRefreshDeleteExpired(h *harness) {
 // testRefreshConcurrentUse races 20 rotations of one token: exactly one
 // wins, the others get ErrConflict, and exactly one replacement exists.
 func testRefreshConcurrentUse(h *harness) {
-	u := h.user("sam")
-	sess := h.session(u.ID, nil)
-	first := h.refresh(sess, uuid.Nil, "race-0")
+	sess, first := h.firstRefresh("sam", "race-0")
 	const n = 20
 	exactlyOne(h, n, permiso.ErrConflict, "rotations", func(i int) error {
 		repl := h.newRefresh(sess, first.FamilyID, fmt.Sprintf("race-repl-%d", i))

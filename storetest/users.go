@@ -196,8 +196,7 @@ func testUserUnknownRole(h *harness) {
 	_, total, err := h.s.ListUsers(h.ctx, permiso.UserFilter{})
 	h.must(err, "ListUsers")
 	eq(h, "users after failed CreateUser", total, 0)
-	r, err := h.s.GetRole(h.ctx, roleUserID)
-	h.must(err, "GetRole(user)")
+	r := h.getRole(roleUserID, "GetRole(user)")
 	eq(h, "role user's user count after failed CreateUser", r.UserCount, 0)
 
 	// The same user can be created once the role list is right.
@@ -222,8 +221,7 @@ func testSetUserRoles(h *harness) {
 		id   uuid.UUID
 		want int
 	}{{roleAdminID, 1}, {roleServiceID, 1}, {roleUserID, 0}} {
-		r, err := h.s.GetRole(h.ctx, c.id)
-		h.must(err, "GetRole")
+		r := h.getRole(c.id, "GetRole")
 		eq(h, "user count of role "+r.Name, r.UserCount, c.want)
 	}
 	h.must(h.s.SetUserRoles(h.ctx, u.ID, nil), "SetUserRoles(nil)")
@@ -310,12 +308,10 @@ func testUserDeleteCascades(h *harness) {
 	eq(h, "password history entries of deleted user", len(hist), 0)
 	_, err = h.s.ConsumeActionToken(h.ctx, permiso.PurposePasswordReset, hashOf("gina-reset"), h.now)
 	h.wantErr(err, permiso.ErrNotFound, "ConsumeActionToken of deleted user")
-	admin, err := h.s.GetRole(h.ctx, roleAdminID)
-	h.must(err, "GetRole(admin)")
+	admin := h.getRole(roleAdminID, "GetRole(admin)")
 	eq(h, "admin user count after delete", admin.UserCount, 0)
 	// Roles themselves stay, as do other users' rows.
-	user, err := h.s.GetRole(h.ctx, roleUserID)
-	h.must(err, "GetRole(user)")
+	user := h.getRole(roleUserID, "GetRole(user)")
 	eq(h, "user role user count after delete", user.UserCount, 1)
 	_, err = h.s.GetSession(h.ctx, otherSess.ID)
 	h.must(err, "GetSession of another user")
@@ -343,24 +339,12 @@ func testUserPagination(h *harness) {
 		return slices.Compare(a.ID[:], b.ID[:])
 	})
 
-	var got []permiso.User
-	for off := 0; off < n+10; off += 10 {
-		users, total, err := h.s.ListUsers(h.ctx, permiso.UserFilter{Offset: off, Limit: 10})
-		h.must(err, "ListUsers(offset %d)", off)
-		eq(h, fmt.Sprintf("total at offset %d", off), total, n)
-		wantLen := min(10, max(0, n-off))
-		eq(h, fmt.Sprintf("page size at offset %d", off), len(users), wantLen)
-		got = append(got, users...)
-	}
-	if len(got) != n {
-		h.Fatalf("paged through %d users, want %d", len(got), n)
-	}
-	for i := range got {
-		if got[i].ID != want[i].ID {
-			h.Fatalf("user %d = %s (%v), want %s (%v): not ordered by created_at, id",
-				i, got[i].Username, got[i].CreatedAt, want[i].Username, want[i].CreatedAt)
-		}
-	}
+	pageThrough(h, "users", "created_at, id", want, n+10,
+		func(off int) ([]permiso.User, int, error) {
+			return h.s.ListUsers(h.ctx, permiso.UserFilter{Offset: off, Limit: 10})
+		},
+		func(u permiso.User) uuid.UUID { return u.ID },
+		func(u permiso.User) string { return fmt.Sprintf("%s (%v)", u.Username, u.CreatedAt) })
 	all, total, err := h.s.ListUsers(h.ctx, permiso.UserFilter{})
 	h.must(err, "ListUsers without limit")
 	eq(h, "total without limit", total, n)
@@ -444,11 +428,8 @@ func testUserStats(h *harness) {
 
 	st, err := h.s.UserStats(h.ctx, h.now, since)
 	h.must(err, "UserStats")
-	eq(h, "UserStats.Total", st.Total, 5)
-	eq(h, "UserStats.Active", st.Active, 3)
-	eq(h, "UserStats.Verified", st.Verified, 3)
-	eq(h, "UserStats.Locked", st.Locked, 2)
-	eq(h, "UserStats.CreatedSince (inclusive)", st.CreatedSince, 3)
+	// CreatedSince includes since.
+	eq(h, "UserStats", st, permiso.UserStats{Total: 5, Active: 3, Verified: 3, Locked: 2, CreatedSince: 3})
 }
 
 func testPasswordHistory(h *harness) {

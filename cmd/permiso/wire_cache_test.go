@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/internal/testdb"
 	"github.com/permiso/permiso/redis"
 )
 
@@ -66,10 +67,7 @@ func TestOpenPutsTheCacheInFront(t *testing.T) {
 // publishes the invalidation on Redis, so running servers drop their
 // cached copies.
 func TestCLIWritesPublish(t *testing.T) {
-	redisURL := os.Getenv("PERMISO_TEST_REDIS_URL")
-	if redisURL == "" {
-		t.Skip("PERMISO_TEST_REDIS_URL is not set")
-	}
+	redisURL := testdb.RedisURL(t)
 	env := baseEnv(t)
 	prefix := "permiso-test-cli:" + rand.Text()[:12] + ":"
 	env["REDIS_URL"] = redisURL

@@ -37,6 +37,21 @@ func SQLite(t testing.TB) *sqlite.DB {
 	return db
 }
 
+// RedisURLVar names the environment variable holding the Redis server the
+// tests use.
+const RedisURLVar = "PERMISO_TEST_REDIS_URL"
+
+// RedisURL returns the Redis server the tests use, or skips t without
+// PERMISO_TEST_REDIS_URL.
+func RedisURL(t testing.TB) string {
+	t.Helper()
+	u := os.Getenv(RedisURLVar)
+	if u == "" {
+		t.Skip(RedisURLVar + " is not set")
+	}
+	return u
+}
+
 // HasPostgres reports whether PERMISO_TEST_DATABASE_URL is set.
 func HasPostgres() bool { return os.Getenv(PostgresURLVar) != "" }
 
