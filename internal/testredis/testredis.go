@@ -13,9 +13,13 @@ import (
 // RoundTrips is a go-redis hook (AddHook) that counts the single commands
 // and the pipelines sent, and the commands in those pipelines. With
 // IgnoreHandshakes set it leaves out the handshake go-redis runs on each
-// new connection (HELLO, CLIENT, AUTH, SELECT).
+// new connection (HELLO, CLIENT, AUTH, SELECT); with IgnoreFeed, the
+// revocation feed's background reads (XREAD, and the XINFO pipeline after
+// each; docs/architecture.md, "Revocation feed"), which no request waits
+// for.
 type RoundTrips struct {
 	IgnoreHandshakes bool
+	IgnoreFeed       bool
 
 	Single, Pipelines, Commands atomic.Int64
 }
@@ -27,13 +31,13 @@ func (h *RoundTrips) Reset() {
 	h.Commands.Store(0)
 }
 
-func (h *RoundTrips) handshake(cmd goredis.Cmder) bool {
-	if !h.IgnoreHandshakes {
-		return false
-	}
+// ignored reports whether a command (the first of a pipeline) is left out.
+func (h *RoundTrips) ignored(cmd goredis.Cmder) bool {
 	switch cmd.Name() {
 	case "hello", "client", "auth", "select":
-		return true
+		return h.IgnoreHandshakes
+	case "xread", "xinfo":
+		return h.IgnoreFeed
 	}
 	return false
 }
@@ -44,7 +48,7 @@ func (h *RoundTrips) DialHook(next goredis.DialHook) goredis.DialHook { return n
 // ProcessHook counts a single command.
 func (h *RoundTrips) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
 	return func(ctx context.Context, cmd goredis.Cmder) error {
-		if !h.handshake(cmd) {
+		if !h.ignored(cmd) {
 			h.Single.Add(1)
 		}
 		return next(ctx, cmd)
@@ -54,7 +58,7 @@ func (h *RoundTrips) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
 // ProcessPipelineHook counts a pipeline and its commands.
 func (h *RoundTrips) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []goredis.Cmder) error {
-		if len(cmds) > 0 && !h.handshake(cmds[0]) {
+		if len(cmds) > 0 && !h.ignored(cmds[0]) {
 			h.Pipelines.Add(1)
 			h.Commands.Add(int64(len(cmds)))
 		}
