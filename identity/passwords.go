@@ -248,30 +248,44 @@ func (s *Service) issue(ctx context.Context, u permiso.User, purpose, state stri
 // not the address belongs to an active account. An accepted request is
 // audited (password.reset_request, naming nobody).
 func (s *Service) RequestPasswordReset(ctx context.Context, req permiso.RequestMeta, email string) error {
+	return s.mailRequest(ctx, req, email, ActionPasswordResetRequest, "password_reset_mail",
+		func(u permiso.User) bool { return u.IsActive }, s.resetMail)
+}
+
+func (s *Service) resetMail(ctx context.Context, u permiso.User) error {
+	token, err := s.issue(ctx, u, permiso.PurposePasswordReset, resetState(u))
+	if err != nil {
+		return err
+	}
+	return s.mail(ctx, u.Email, s.cfg.AppName+": reset your password", fmt.Sprintf(
+		"Hello %s,\n\nsomeone (hopefully you) asked to reset the password of your %s account.\n"+
+			"To choose a new password, open this link within %s:\n\n%s/reset-password?token=%s\n\n"+
+			"or send this token to the password reset confirmation endpoint:\n\n%s\n\n"+
+			"If you did not ask for this, ignore this mail: your password stays as it is.\n",
+		u.Username, s.cfg.AppName, duration(s.cfg.ResetTokenLifetime), s.cfg.LinkBaseURL, token, token))
+}
+
+// mailRequest is a public request for a mail about the account with this
+// email: only the email's syntax is checked (422) and the accepted
+// request audited (action, naming nobody); finding the account and, when
+// wanted says so, send run in the background (job), so the answer and its
+// timing are the same whatever the address.
+func (s *Service) mailRequest(ctx context.Context, req permiso.RequestMeta, email, action, job string, wanted func(permiso.User) bool, send func(context.Context, permiso.User) error) error {
 	var p problems
 	email = p.email("email", email)
 	if err := p.err(); err != nil {
 		return err
 	}
-	s.record(ctx, anonymous(req), ActionPasswordResetRequest, "success", target{}, nil)
-	s.background(ctx, "password_reset_mail", func(ctx context.Context) error {
+	s.record(ctx, anonymous(req), action, "success", target{}, nil)
+	s.background(ctx, job, func(ctx context.Context) error {
 		u, err := s.deps.Store.GetUserByEmail(ctx, email)
-		if errors.Is(err, permiso.ErrNotFound) || err == nil && !u.IsActive {
+		if errors.Is(err, permiso.ErrNotFound) || err == nil && !wanted(u) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		token, err := s.issue(ctx, u, permiso.PurposePasswordReset, resetState(u))
-		if err != nil {
-			return err
-		}
-		return s.mail(ctx, u.Email, s.cfg.AppName+": reset your password", fmt.Sprintf(
-			"Hello %s,\n\nsomeone (hopefully you) asked to reset the password of your %s account.\n"+
-				"To choose a new password, open this link within %s:\n\n%s/reset-password?token=%s\n\n"+
-				"or send this token to the password reset confirmation endpoint:\n\n%s\n\n"+
-				"If you did not ask for this, ignore this mail: your password stays as it is.\n",
-			u.Username, s.cfg.AppName, duration(s.cfg.ResetTokenLifetime), s.cfg.LinkBaseURL, token, token))
+		return send(ctx, u)
 	})
 	return nil
 }
@@ -358,23 +372,8 @@ func (s *Service) confirmPasswordReset(ctx context.Context, token, newPassword s
 // the syntax is checked in the request, the rest runs in the background.
 // An accepted request is audited (email.verify_request, naming nobody).
 func (s *Service) RequestEmailVerification(ctx context.Context, req permiso.RequestMeta, email string) error {
-	var p problems
-	email = p.email("email", email)
-	if err := p.err(); err != nil {
-		return err
-	}
-	s.record(ctx, anonymous(req), ActionEmailVerifyRequest, "success", target{}, nil)
-	s.background(ctx, "email_verification_mail", func(ctx context.Context) error {
-		u, err := s.deps.Store.GetUserByEmail(ctx, email)
-		if errors.Is(err, permiso.ErrNotFound) || err == nil && (!u.IsActive || u.IsVerified) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		return s.verificationMail(ctx, u)
-	})
-	return nil
+	return s.mailRequest(ctx, req, email, ActionEmailVerifyRequest, "email_verification_mail",
+		func(u permiso.User) bool { return u.IsActive && !u.IsVerified }, s.verificationMail)
 }
 
 // sendVerification mails a verification link to u in the background.

@@ -253,10 +253,17 @@ func (s *Service) scopes(ctx context.Context, ids []uuid.UUID) ([]permiso.Scope,
 // bad_request naming every id that is not a scope (the answer the roles
 // and service-clients APIs give for unknown scope ids).
 func Scopes(ctx context.Context, store permiso.RoleStore, ids []uuid.UUID) ([]permiso.Scope, error) {
+	return byIDs(ctx, ids, store.GetScope, "scope")
+}
+
+// byIDs looks every id up with get and returns what it found, or a 400
+// bad_request naming every id get does not know ("Unknown <what> ids:
+// ..."); any other error of get is returned as it is.
+func byIDs[T any](ctx context.Context, ids []uuid.UUID, get func(context.Context, uuid.UUID) (T, error), what string) ([]T, error) {
 	var unknown []string
-	out := make([]permiso.Scope, 0, len(ids))
+	out := make([]T, 0, len(ids))
 	for _, id := range ids {
-		sc, err := store.GetScope(ctx, id)
+		v, err := get(ctx, id)
 		if err != nil {
 			if !errors.Is(err, permiso.ErrNotFound) {
 				return nil, err
@@ -264,10 +271,10 @@ func Scopes(ctx context.Context, store permiso.RoleStore, ids []uuid.UUID) ([]pe
 			unknown = append(unknown, id.String())
 			continue
 		}
-		out = append(out, sc)
+		out = append(out, v)
 	}
 	if len(unknown) > 0 {
-		return nil, permiso.Errorf(permiso.EBADREQUEST, "Unknown scope ids: %s", strings.Join(unknown, ", "))
+		return nil, permiso.Errorf(permiso.EBADREQUEST, "Unknown %s ids: %s", what, strings.Join(unknown, ", "))
 	}
 	return out, nil
 }

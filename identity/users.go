@@ -187,23 +187,7 @@ func (s *Service) available(ctx context.Context, self uuid.UUID, username, email
 // roles returns the roles of the ids (with their scopes), or a 400 naming
 // every id that is not a role.
 func (s *Service) roles(ctx context.Context, ids []uuid.UUID) ([]permiso.Role, error) {
-	var unknown []string
-	out := make([]permiso.Role, 0, len(ids))
-	for _, id := range ids {
-		r, err := s.deps.Store.GetRole(ctx, id)
-		if err != nil {
-			if !errors.Is(err, permiso.ErrNotFound) {
-				return nil, err
-			}
-			unknown = append(unknown, id.String())
-			continue
-		}
-		out = append(out, r)
-	}
-	if len(unknown) > 0 {
-		return nil, permiso.Errorf(permiso.EBADREQUEST, "Unknown role ids: %s", strings.Join(unknown, ", "))
-	}
-	return out, nil
+	return byIDs(ctx, ids, s.deps.Store.GetRole, "role")
 }
 
 // delegation returns the delegation rule of an actor acting as an
