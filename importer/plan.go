@@ -87,12 +87,8 @@ func NewPlan(ctx context.Context, o *Original, target Target, opts Options) (*Pl
 	if opts.CheckHash == nil || opts.CheckAllowedIPs == nil {
 		return nil, errors.New("importer: Options.CheckHash and Options.CheckAllowedIPs are required")
 	}
-	if opts.MaxAccessTokenLifetime <= 0 {
-		opts.MaxAccessTokenLifetime = 24 * time.Hour
-	}
-	if opts.BatchSize <= 0 {
-		opts.BatchSize = DefaultBatchSize
-	}
+	permiso.SetDefault(&opts.MaxAccessTokenLifetime, 24*time.Hour)
+	permiso.SetDefault(&opts.BatchSize, DefaultBatchSize)
 	t, err := readTarget(ctx, target)
 	if err != nil {
 		return nil, err
