@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -324,21 +325,9 @@ func (s *Service) confirmPasswordReset(ctx context.Context, token, newPassword s
 	if err := p.err(); err != nil {
 		return permiso.User{}, err
 	}
-	bind, ok := splitToken(token)
-	if !ok {
-		return permiso.User{}, errBadResetToken
-	}
-	hash := permiso.HashToken(token)
-	t, err := s.deps.Store.GetActionToken(ctx, permiso.PurposePasswordReset, hash, s.now())
+	u, err := s.tokenUser(ctx, token, permiso.PurposePasswordReset, s.deps.Store.GetActionToken, resetState, errBadResetToken)
 	if err != nil {
-		return permiso.User{}, notFound(err, errBadResetToken)
-	}
-	u, err := s.deps.Store.GetUser(ctx, t.UserID)
-	if err != nil {
-		return permiso.User{}, notFound(err, errBadResetToken)
-	}
-	if !u.IsActive || !permiso.EqualHash(bind, binding(permiso.PurposePasswordReset, resetState(u))) {
-		return permiso.User{}, errBadResetToken
+		return permiso.User{}, err
 	}
 	if err := s.checkNewPassword(u, newPassword); err != nil {
 		return permiso.User{}, err
@@ -347,7 +336,7 @@ func (s *Service) confirmPasswordReset(ctx context.Context, token, newPassword s
 		return permiso.User{}, err
 	}
 	// Spend the token; of concurrent confirmations only one gets here.
-	if _, err := s.deps.Store.ConsumeActionToken(ctx, permiso.PurposePasswordReset, hash, s.now()); err != nil {
+	if _, err := s.deps.Store.ConsumeActionToken(ctx, permiso.PurposePasswordReset, permiso.HashToken(token), s.now()); err != nil {
 		return permiso.User{}, notFound(err, errBadResetToken)
 	}
 	newHash, err := s.deps.Hasher.Hash(ctx, newPassword)
@@ -409,20 +398,9 @@ func (s *Service) confirmEmailVerification(ctx context.Context, token string) (p
 	if token == "" {
 		return permiso.User{}, permiso.Invalid("Request validation failed", permiso.FieldError{Field: "token", Message: "Field required"})
 	}
-	bind, ok := splitToken(token)
-	if !ok {
-		return permiso.User{}, errBadVerifyToken
-	}
-	t, err := s.deps.Store.ConsumeActionToken(ctx, permiso.PurposeEmailVerification, permiso.HashToken(token), s.now())
+	u, err := s.tokenUser(ctx, token, permiso.PurposeEmailVerification, s.deps.Store.ConsumeActionToken, verifyState, errBadVerifyToken)
 	if err != nil {
-		return permiso.User{}, notFound(err, errBadVerifyToken)
-	}
-	u, err := s.deps.Store.GetUser(ctx, t.UserID)
-	if err != nil {
-		return permiso.User{}, notFound(err, errBadVerifyToken)
-	}
-	if !u.IsActive || !permiso.EqualHash(bind, binding(permiso.PurposeEmailVerification, verifyState(u))) {
-		return permiso.User{}, errBadVerifyToken
+		return permiso.User{}, err
 	}
 	now := s.now().UTC()
 	u, err = s.deps.Store.UpdateUser(ctx, u.ID, func(x *permiso.User) error {
@@ -434,6 +412,32 @@ func (s *Service) confirmEmailVerification(ctx context.Context, token string) (p
 		return nil
 	})
 	return u, notFound(err, errBadVerifyToken)
+}
+
+// tokenUser returns the active user that the mailed token of purpose
+// names: find looks the token up (or spends it), and the token's binding
+// must still match state of the user. Anything else (a malformed,
+// unknown, spent or expired token, a vanished or disabled user, a changed
+// state) is bad.
+func (s *Service) tokenUser(ctx context.Context, token, purpose string,
+	find func(ctx context.Context, purpose, hash string, now time.Time) (permiso.ActionToken, error),
+	state func(permiso.User) string, bad error) (permiso.User, error) {
+	bind, ok := splitToken(token)
+	if !ok {
+		return permiso.User{}, bad
+	}
+	t, err := find(ctx, purpose, permiso.HashToken(token), s.now())
+	if err != nil {
+		return permiso.User{}, notFound(err, bad)
+	}
+	u, err := s.deps.Store.GetUser(ctx, t.UserID)
+	if err != nil {
+		return permiso.User{}, notFound(err, bad)
+	}
+	if !u.IsActive || !permiso.EqualHash(bind, binding(purpose, state(u))) {
+		return permiso.User{}, bad
+	}
+	return u, nil
 }
 
 func (s *Service) mail(ctx context.Context, to, subject, text string) error {

@@ -353,17 +353,8 @@ func (s *Service) updateUser(ctx context.Context, actor Actor, id uuid.UUID, in 
 	}
 	// The fields and the roles change in one transaction: a role deleted
 	// since the check above fails the whole update, never half of it.
-	var after permiso.User
-	if in.RoleIDs != nil {
-		after, err = s.deps.Store.UpdateUserWithRoles(ctx, id, apply, roleIDs)
-		if errors.Is(err, permiso.ErrNotFound) {
-			if _, gerr := s.deps.Store.GetUser(ctx, id); gerr == nil {
-				return permiso.User{}, permiso.Errorf(permiso.EBADREQUEST, "Unknown role ids")
-			}
-		}
-	} else {
-		after, err = s.deps.Store.UpdateUser(ctx, id, apply)
-	}
+	after, err := updateLinked(ctx, id, apply, in.RoleIDs != nil, roleIDs, "role",
+		s.deps.Store.UpdateUser, s.deps.Store.UpdateUserWithRoles, s.deps.Store.GetUser)
 	switch {
 	case errors.Is(err, permiso.ErrAlreadyExists):
 		return permiso.User{}, permiso.Errorf(permiso.EEXISTS, "Email already exists")
