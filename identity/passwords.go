@@ -254,16 +254,25 @@ func (s *Service) RequestPasswordReset(ctx context.Context, req permiso.RequestM
 }
 
 func (s *Service) resetMail(ctx context.Context, u permiso.User) error {
-	token, err := s.issue(ctx, u, permiso.PurposePasswordReset, resetState(u))
+	return s.tokenMail(ctx, u, permiso.PurposePasswordReset, resetState(u), "reset your password", func(token string) string {
+		return fmt.Sprintf(
+			"Hello %s,\n\nsomeone (hopefully you) asked to reset the password of your %s account.\n"+
+				"To choose a new password, open this link within %s:\n\n%s/reset-password?token=%s\n\n"+
+				"or send this token to the password reset confirmation endpoint:\n\n%s\n\n"+
+				"If you did not ask for this, ignore this mail: your password stays as it is.\n",
+			u.Username, s.cfg.AppName, duration(s.cfg.ResetTokenLifetime), s.cfg.LinkBaseURL, token, token)
+	})
+}
+
+// tokenMail issues a token of purpose bound to state and mails it to u,
+// the subject after the application's name and the text written around
+// the token.
+func (s *Service) tokenMail(ctx context.Context, u permiso.User, purpose, state, subject string, text func(token string) string) error {
+	token, err := s.issue(ctx, u, purpose, state)
 	if err != nil {
 		return err
 	}
-	return s.mail(ctx, u.Email, s.cfg.AppName+": reset your password", fmt.Sprintf(
-		"Hello %s,\n\nsomeone (hopefully you) asked to reset the password of your %s account.\n"+
-			"To choose a new password, open this link within %s:\n\n%s/reset-password?token=%s\n\n"+
-			"or send this token to the password reset confirmation endpoint:\n\n%s\n\n"+
-			"If you did not ask for this, ignore this mail: your password stays as it is.\n",
-		u.Username, s.cfg.AppName, duration(s.cfg.ResetTokenLifetime), s.cfg.LinkBaseURL, token, token))
+	return s.mail(ctx, u.Email, s.cfg.AppName+": "+subject, text(token))
 }
 
 // mailRequest is a public request for a mail about the account with this
@@ -373,15 +382,13 @@ func (s *Service) sendVerification(ctx context.Context, u permiso.User) {
 }
 
 func (s *Service) verificationMail(ctx context.Context, u permiso.User) error {
-	token, err := s.issue(ctx, u, permiso.PurposeEmailVerification, verifyState(u))
-	if err != nil {
-		return err
-	}
-	return s.mail(ctx, u.Email, s.cfg.AppName+": verify your email address", fmt.Sprintf(
-		"Hello %s,\n\nplease confirm that %s is your email address by opening this link within %s:\n\n"+
-			"%s/verify-email?token=%s\n\nor by sending this token to the email verification confirmation endpoint:\n\n%s\n\n"+
-			"If you did not create a %s account, ignore this mail.\n",
-		u.Username, u.Email, duration(s.cfg.VerificationTokenLifetime), s.cfg.LinkBaseURL, token, token, s.cfg.AppName))
+	return s.tokenMail(ctx, u, permiso.PurposeEmailVerification, verifyState(u), "verify your email address", func(token string) string {
+		return fmt.Sprintf(
+			"Hello %s,\n\nplease confirm that %s is your email address by opening this link within %s:\n\n"+
+				"%s/verify-email?token=%s\n\nor by sending this token to the email verification confirmation endpoint:\n\n%s\n\n"+
+				"If you did not create a %s account, ignore this mail.\n",
+			u.Username, u.Email, duration(s.cfg.VerificationTokenLifetime), s.cfg.LinkBaseURL, token, token, s.cfg.AppName)
+	})
 }
 
 // ConfirmEmailVerification marks the account verified with a mailed token
