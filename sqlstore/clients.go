@@ -121,10 +121,7 @@ func (s *Store) UpdateServiceClient(ctx context.Context, id uuid.UUID, fn func(*
 // UpdateServiceClientWithScopes is UpdateServiceClient that also replaces
 // the client's scopes, in the same transaction.
 func (s *Store) UpdateServiceClientWithScopes(ctx context.Context, id uuid.UUID, fn func(*permiso.ServiceClient) error, scopeIDs []uuid.UUID) (permiso.ServiceClient, error) {
-	if scopeIDs == nil {
-		scopeIDs = []uuid.UUID{}
-	}
-	return s.updateClient(ctx, id, fn, scopeIDs)
+	return s.updateClient(ctx, id, fn, linkIDs(scopeIDs))
 }
 
 // updateClient applies fn to the client and, when scopeIDs is not nil,
