@@ -92,9 +92,7 @@ func (b roleBody) input() identity.RoleInput {
 
 // handleRoleCreate: POST /roles.
 func (s *server) handleRoleCreate() http.Handler {
-	return create(s, func(ctx context.Context, a identity.Actor, b roleBody) (permiso.Role, error) {
-		return s.ident.CreateRole(ctx, a, b.input())
-	}, roleView)
+	return create[roleBody](s, s.ident.CreateRole, roleView)
 }
 
 // handleRoleGet: GET /roles/{role_id}.
@@ -195,9 +193,7 @@ func (b scopeBody) input() identity.ScopeInput {
 
 // handleScopeCreate: POST /roles/scopes.
 func (s *server) handleScopeCreate() http.Handler {
-	return create(s, func(ctx context.Context, a identity.Actor, b scopeBody) (permiso.Scope, error) {
-		return s.ident.CreateScope(ctx, a, b.input())
-	}, scopeView)
+	return create[scopeBody](s, s.ident.CreateScope, scopeView)
 }
 
 // handleScopeGet: GET /roles/scopes/{scope_id}.
