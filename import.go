@@ -73,25 +73,15 @@ func (b ImportBatch) CheckIDs() error {
 	missing := func(what string) error {
 		return Errorf(EINVALID, "an imported %s needs its id", what)
 	}
-	for _, s := range b.Scopes {
-		if s.ID == uuid.Nil {
-			return missing("scope")
-		}
-	}
-	for _, r := range b.Roles {
-		if r.ID == uuid.Nil {
-			return missing("role")
-		}
-	}
-	for _, u := range b.Users {
-		if u.ID == uuid.Nil {
-			return missing("user")
-		}
-	}
-	for _, c := range b.Clients {
-		if c.ID == uuid.Nil {
-			return missing("service client")
-		}
+	switch {
+	case !allIDs(b.Scopes, func(s Scope) uuid.UUID { return s.ID }):
+		return missing("scope")
+	case !allIDs(b.Roles, func(r Role) uuid.UUID { return r.ID }):
+		return missing("role")
+	case !allIDs(b.Users, func(u User) uuid.UUID { return u.ID }):
+		return missing("user")
+	case !allIDs(b.Clients, func(c ServiceClient) uuid.UUID { return c.ID }):
+		return missing("service client")
 	}
 	for _, l := range [][]ImportLink{b.RoleScopes, b.UserRoles, b.ClientScopes} {
 		for _, k := range l {
@@ -101,4 +91,14 @@ func (b ImportBatch) CheckIDs() error {
 		}
 	}
 	return nil
+}
+
+// allIDs reports whether every row of rows has an id.
+func allIDs[T any](rows []T, id func(T) uuid.UUID) bool {
+	for _, r := range rows {
+		if id(r) == uuid.Nil {
+			return false
+		}
+	}
+	return true
 }

@@ -118,24 +118,12 @@ var _ permiso.Auditor = (*Writer)(nil)
 
 // New starts a Writer over store. Call Close to flush and stop it.
 func New(store permiso.AuditStore, opts Options) *Writer {
-	if opts.FlushInterval <= 0 {
-		opts.FlushInterval = DefaultFlushInterval
-	}
-	if opts.BatchSize <= 0 {
-		opts.BatchSize = DefaultBatchSize
-	}
-	if opts.QueueSize <= 0 {
-		opts.QueueSize = DefaultQueueSize
-	}
-	if opts.MaxWait <= 0 {
-		opts.MaxWait = DefaultMaxWait
-	}
-	if opts.CloseTimeout <= 0 {
-		opts.CloseTimeout = DefaultCloseTimeout
-	}
-	if opts.RetryBackoff <= 0 {
-		opts.RetryBackoff = DefaultRetryBackoff
-	}
+	permiso.SetDefault(&opts.FlushInterval, DefaultFlushInterval)
+	permiso.SetDefault(&opts.BatchSize, DefaultBatchSize)
+	permiso.SetDefault(&opts.QueueSize, DefaultQueueSize)
+	permiso.SetDefault(&opts.MaxWait, DefaultMaxWait)
+	permiso.SetDefault(&opts.CloseTimeout, DefaultCloseTimeout)
+	permiso.SetDefault(&opts.RetryBackoff, DefaultRetryBackoff)
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}

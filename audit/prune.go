@@ -29,9 +29,7 @@ func RunPruner(ctx context.Context, store permiso.AuditStore, retention, interva
 	if retention <= 0 {
 		return
 	}
-	if interval <= 0 {
-		interval = DefaultPruneInterval
-	}
+	permiso.SetDefault(&interval, DefaultPruneInterval)
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}

@@ -27,21 +27,11 @@ func EnsureDevSecret(c *Config, path string) (warning string, err error) {
 	if c.IsProduction() || c.JWTSecretKey != "" {
 		return "", nil
 	}
-	if path == "" {
-		return "", errors.New("development key: no file path given")
-	}
-	key, err := readDevSecret(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		key, err = createDevSecret(path)
-	}
+	key, warning, err := devKey(path, "development key", "JWT_SECRET_KEY")
 	if err != nil {
 		return "", err
 	}
 	c.JWTSecretKey = key
-	warning = "JWT_SECRET_KEY not set; using a generated development key stored in " + path
-	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		warning += fmt.Sprintf(" (warning: the file is readable by others, mode %v; chmod 600 it)", fi.Mode().Perm())
-	}
 	return warning, nil
 }
 
@@ -54,13 +44,7 @@ func EnsureDevMFAKey(c *Config, path string) (warning string, err error) {
 	if c.IsProduction() || len(c.MFAEncryptionKey) != 0 {
 		return "", nil
 	}
-	if path == "" {
-		return "", errors.New("development MFA key: no file path given")
-	}
-	key, err := readDevSecret(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		key, err = createDevSecret(path)
-	}
+	key, warning, err := devKey(path, "development MFA key", "MFA_ENCRYPTION_KEY")
 	if err != nil {
 		return "", err
 	}
@@ -69,11 +53,28 @@ func EnsureDevMFAKey(c *Config, path string) (warning string, err error) {
 		return "", err
 	}
 	c.MFAEncryptionKey = raw
-	warning = "MFA_ENCRYPTION_KEY not set; using a generated development key stored in " + path
+	return warning, nil
+}
+
+// devKey reads the development key stored at path, or creates it there,
+// and returns it with the warning that setting is not set and the file
+// is used (what names the key in the error of an empty path).
+func devKey(path, what, setting string) (key, warning string, err error) {
+	if path == "" {
+		return "", "", errors.New(what + ": no file path given")
+	}
+	key, err = readDevSecret(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		key, err = createDevSecret(path)
+	}
+	if err != nil {
+		return "", "", err
+	}
+	warning = setting + " not set; using a generated development key stored in " + path
 	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		warning += fmt.Sprintf(" (warning: the file is readable by others, mode %v; chmod 600 it)", fi.Mode().Perm())
 	}
-	return warning, nil
+	return key, warning, nil
 }
 
 // readDevSecret reads and checks a stored development key.

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/identity"
 )
 
 // Query-string parsing for the list endpoints (service clients,
@@ -210,6 +211,46 @@ func putByID[B, T, V any](w http.ResponseWriter, r *http.Request, rawID, what st
 		return err
 	}
 	return answer(w, http.StatusOK, view(v))
+}
+
+// getByID answers a GET of the resource at the path parameter name
+// (what names it in a 404) with view of what get returns.
+func getByID[T, V any](s *server, name, what string, get func(ctx context.Context, id uuid.UUID) (T, error), view func(T) V) http.Handler {
+	return s.identityHandler(byID(name, what, func(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
+		v, err := get(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		return answer(w, http.StatusOK, view(v))
+	}))
+}
+
+// deleteByID answers a DELETE of the resource at the path parameter name
+// (what names it in a 404): 204 once del, the caller's deletion, succeeded.
+func deleteByID[T any](s *server, name, what string, del func(ctx context.Context, a identity.Actor, id uuid.UUID) (T, error)) http.Handler {
+	return s.identityHandler(byID(name, what, func(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
+		if _, err := del(r.Context(), actor(r), id); err != nil {
+			return err
+		}
+		return noContent(w)
+	}))
+}
+
+// create answers a POST that creates a resource: the body, a JSON object,
+// is decoded into B, whose input is given to create (the caller's
+// creation), and its result answered 201 through view.
+func create[B interface{ input() In }, In, T, V any](s *server, create func(ctx context.Context, a identity.Actor, in In) (T, error), view func(T) V) http.Handler {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
+		var b B
+		if _, err := decodeObject(r, &b); err != nil {
+			return err
+		}
+		v, err := create(r.Context(), actor(r), b.input())
+		if err != nil {
+			return err
+		}
+		return answer(w, http.StatusCreated, view(v))
+	})
 }
 
 // nullTime formats an optional time for a response (null when nil).

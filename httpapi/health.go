@@ -49,21 +49,16 @@ func handleHealth(logger *slog.Logger, opts Options, checks []HealthCheck, now f
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		results, healthy := runChecks(r.Context(), logger, checks, opts.HealthCheckTimeout)
-		resp := response{
-			Status:      "healthy",
+		status, code := verdict(healthy, "healthy", "unhealthy")
+		w.Header().Set("Cache-Control", "no-store")
+		writeJSON(w, code, response{
+			Status:      status,
 			Service:     opts.AppName,
 			Version:     opts.Version,
 			Environment: opts.Environment,
 			Timestamp:   timestamp(now()),
 			Checks:      results,
-		}
-		status := http.StatusOK
-		if !healthy {
-			resp.Status = "unhealthy"
-			status = http.StatusServiceUnavailable
-		}
-		w.Header().Set("Cache-Control", "no-store")
-		writeJSON(w, status, resp)
+		})
 	})
 }
 
@@ -88,15 +83,19 @@ func handleReady(logger *slog.Logger, opts Options, checks []HealthCheck, now fu
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		results, healthy := runChecks(r.Context(), logger, checks, opts.HealthCheckTimeout)
-		resp := response{Status: "ready", Timestamp: timestamp(now()), Checks: results}
-		status := http.StatusOK
-		if !healthy {
-			resp.Status = "not_ready"
-			status = http.StatusServiceUnavailable
-		}
+		status, code := verdict(healthy, "ready", "not_ready")
 		w.Header().Set("Cache-Control", "no-store")
-		writeJSON(w, status, resp)
+		writeJSON(w, code, response{Status: status, Timestamp: timestamp(now()), Checks: results})
 	})
+}
+
+// verdict is the status word and HTTP status of a health answer: up and
+// 200 when every check passed, down and 503 otherwise.
+func verdict(healthy bool, up, down string) (string, int) {
+	if healthy {
+		return up, http.StatusOK
+	}
+	return down, http.StatusServiceUnavailable
 }
 
 // runChecks runs every check concurrently, each bounded by timeout, and

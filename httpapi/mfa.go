@@ -1,11 +1,13 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/permiso/permiso/identity"
 	"github.com/permiso/permiso/mfa"
 )
 
@@ -79,30 +81,24 @@ func (s *server) handleBeginTOTP() http.Handler {
 
 // handleConfirmTOTP: POST /users/me/mfa/totp/confirm.
 func (s *server) handleConfirmTOTP() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
-		var b mfaCodeBody
-		if _, err := decodeObject(r, &b); err != nil {
-			return err
-		}
-		a, me := selfActor(r)
-		codes, err := s.ident.ConfirmTOTP(r.Context(), a, me.ID, b.Code)
-		if err != nil {
-			return err
-		}
-		w.Header().Set("Cache-Control", "no-store")
-		return answer(w, http.StatusOK, recoveryCodesResponse{RecoveryCodes: codes})
-	})
+	return s.recoveryCodes(s.ident.ConfirmTOTP)
 }
 
 // handleRecoveryCodes: POST /users/me/mfa/recovery-codes.
 func (s *server) handleRecoveryCodes() http.Handler {
+	return s.recoveryCodes(s.ident.RegenerateRecoveryCodes)
+}
+
+// recoveryCodes answers a request of the caller with a code in the body
+// by the new recovery codes that issue returns (not cached).
+func (s *server) recoveryCodes(issue func(ctx context.Context, a identity.Actor, id uuid.UUID, code string) ([]string, error)) http.Handler {
 	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
 		var b mfaCodeBody
 		if _, err := decodeObject(r, &b); err != nil {
 			return err
 		}
 		a, me := selfActor(r)
-		codes, err := s.ident.RegenerateRecoveryCodes(r.Context(), a, me.ID, b.Code)
+		codes, err := issue(r.Context(), a, me.ID, b.Code)
 		if err != nil {
 			return err
 		}

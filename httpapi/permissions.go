@@ -122,11 +122,5 @@ func (s *server) handlePermissionCheckBulk() http.Handler {
 
 // handleUserPermissions: GET /roles/permissions/user/{user_id}.
 func (s *server) handleUserPermissions() http.Handler {
-	return s.identityHandler(byID("user_id", "User", func(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
-		u, err := s.store.GetUser(r.Context(), id)
-		if err != nil {
-			return err
-		}
-		return answer(w, http.StatusOK, identity.Permissions(u))
-	}))
+	return getByID(s, "user_id", "User", s.store.GetUser, identity.Permissions)
 }

@@ -92,28 +92,12 @@ func (b roleBody) input() identity.RoleInput {
 
 // handleRoleCreate: POST /roles.
 func (s *server) handleRoleCreate() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
-		var b roleBody
-		if _, err := decodeObject(r, &b); err != nil {
-			return err
-		}
-		role, err := s.ident.CreateRole(r.Context(), actor(r), b.input())
-		if err != nil {
-			return err
-		}
-		return answer(w, http.StatusCreated, roleView(role))
-	})
+	return create[roleBody](s, s.ident.CreateRole, roleView)
 }
 
 // handleRoleGet: GET /roles/{role_id}.
 func (s *server) handleRoleGet() http.Handler {
-	return s.identityHandler(byID("role_id", "Role", func(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
-		role, err := s.store.GetRole(r.Context(), id)
-		if err != nil {
-			return err
-		}
-		return answer(w, http.StatusOK, roleView(role))
-	}))
+	return getByID(s, "role_id", "Role", s.store.GetRole, roleView)
 }
 
 // handleRoleUpdate: PUT /roles/{role_id}.
@@ -131,12 +115,7 @@ func (s *server) roleUpdate(w http.ResponseWriter, r *http.Request, rawID string
 
 // handleRoleDelete: DELETE /roles/{role_id}; 409 while users hold it.
 func (s *server) handleRoleDelete() http.Handler {
-	return s.identityHandler(byID("role_id", "Role", func(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
-		if _, err := s.ident.DeleteRole(r.Context(), actor(r), id); err != nil {
-			return err
-		}
-		return noContent(w)
-	}))
+	return deleteByID(s, "role_id", "Role", s.ident.DeleteRole)
 }
 
 // handleRoleSub serves PUT /roles/{role_id}/scopes, registered as
@@ -214,28 +193,12 @@ func (b scopeBody) input() identity.ScopeInput {
 
 // handleScopeCreate: POST /roles/scopes.
 func (s *server) handleScopeCreate() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
-		var b scopeBody
-		if _, err := decodeObject(r, &b); err != nil {
-			return err
-		}
-		sc, err := s.ident.CreateScope(r.Context(), actor(r), b.input())
-		if err != nil {
-			return err
-		}
-		return answer(w, http.StatusCreated, scopeView(sc))
-	})
+	return create[scopeBody](s, s.ident.CreateScope, scopeView)
 }
 
 // handleScopeGet: GET /roles/scopes/{scope_id}.
 func (s *server) handleScopeGet() http.Handler {
-	return s.identityHandler(byID("scope_id", "Scope", func(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
-		sc, err := s.store.GetScope(r.Context(), id)
-		if err != nil {
-			return err
-		}
-		return answer(w, http.StatusOK, scopeView(sc))
-	}))
+	return getByID(s, "scope_id", "Scope", s.store.GetScope, scopeView)
 }
 
 func (s *server) scopeUpdate(w http.ResponseWriter, r *http.Request, rawID string) error {
@@ -247,10 +210,5 @@ func (s *server) scopeUpdate(w http.ResponseWriter, r *http.Request, rawID strin
 // handleScopeDelete: DELETE /roles/scopes/{scope_id}; 409 while roles
 // hold it.
 func (s *server) handleScopeDelete() http.Handler {
-	return s.identityHandler(byID("scope_id", "Scope", func(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
-		if _, err := s.ident.DeleteScope(r.Context(), actor(r), id); err != nil {
-			return err
-		}
-		return noContent(w)
-	}))
+	return deleteByID(s, "scope_id", "Scope", s.ident.DeleteScope)
 }

@@ -187,12 +187,8 @@ func NewServer(deps Deps) http.Handler {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	if s.opts.MaxBodyBytes <= 0 {
-		s.opts.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if s.opts.HealthCheckTimeout <= 0 {
-		s.opts.HealthCheckTimeout = DefaultHealthCheckTimeout
-	}
+	permiso.SetDefault(&s.opts.MaxBodyBytes, DefaultMaxBodyBytes)
+	permiso.SetDefault(&s.opts.HealthCheckTimeout, DefaultHealthCheckTimeout)
 	s.checks, s.errlog, s.started = deps.Checks, deps.ErrorLog, deps.Started
 	s.ident, s.reports = deps.Identity, deps.Reports
 	if s.started.IsZero() {

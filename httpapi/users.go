@@ -293,24 +293,13 @@ func (s *server) onUserID(op userOp) http.Handler {
 
 // handleUserGet: GET /users/{user_id} (self or admin:users).
 func (s *server) handleUserGet() http.Handler {
-	return s.identityHandler(byID("user_id", "User", func(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
-		u, err := s.ident.GetUser(r.Context(), id)
-		if err != nil {
-			return err
-		}
-		return answer(w, http.StatusOK, userView(u))
-	}))
+	return getByID(s, "user_id", "User", s.ident.GetUser, userView)
 }
 
 // handleUserDelete: DELETE /users/{user_id} (self, except administrators;
 // admin:users for others).
 func (s *server) handleUserDelete() http.Handler {
-	return s.identityHandler(byID("user_id", "User", func(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
-		if _, err := s.ident.DeleteUser(r.Context(), actor(r), id); err != nil {
-			return err
-		}
-		return noContent(w)
-	}))
+	return deleteByID(s, "user_id", "User", s.ident.DeleteUser)
 }
 
 type passwordBody struct {

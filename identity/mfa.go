@@ -170,10 +170,7 @@ func (s *Service) enrollment(u permiso.User, secret []byte) TOTPEnrollment {
 // the login lockout.
 func (s *Service) ConfirmTOTP(ctx context.Context, actor Actor, id uuid.UUID, code string) ([]string, error) {
 	codes, err := s.confirmTOTP(withRequest(ctx, actor), actor, id, code)
-	s.audited(ctx, actor, ActionMFAConfirm, userTarget(id), err, nil)
-	if err == nil {
-		s.mfaMail(ctx, id, "An authenticator app was added to your account")
-	}
+	s.mfaChanged(ctx, actor, ActionMFAConfirm, id, err, nil, "An authenticator app was added to your account")
 	return codes, err
 }
 
@@ -221,10 +218,7 @@ func (s *Service) confirmTOTP(ctx context.Context, actor Actor, id uuid.UUID, co
 // current one-time password; the old codes stop working.
 func (s *Service) RegenerateRecoveryCodes(ctx context.Context, actor Actor, id uuid.UUID, code string) ([]string, error) {
 	codes, err := s.regenerateRecoveryCodes(withRequest(ctx, actor), actor, id, code)
-	s.audited(ctx, actor, ActionMFARecoveryCodes, userTarget(id), err, nil)
-	if err == nil {
-		s.mfaMail(ctx, id, "New recovery codes were generated for your account; the old ones no longer work")
-	}
+	s.mfaChanged(ctx, actor, ActionMFARecoveryCodes, id, err, nil, "New recovery codes were generated for your account; the old ones no longer work")
 	return codes, err
 }
 
@@ -249,10 +243,7 @@ func (s *Service) regenerateRecoveryCodes(ctx context.Context, actor Actor, id u
 // wrong code EINVALIDCODE; both count toward the lockout.
 func (s *Service) DisableTOTP(ctx context.Context, actor Actor, id uuid.UUID, password, code string) error {
 	err := s.disableTOTP(withRequest(ctx, actor), actor, id, password, code)
-	s.audited(ctx, actor, ActionMFADisable, userTarget(id), err, nil)
-	if err == nil {
-		s.mfaMail(ctx, id, "The authenticator app was removed from your account")
-	}
+	s.mfaChanged(ctx, actor, ActionMFADisable, id, err, nil, "The authenticator app was removed from your account")
 	return err
 }
 
@@ -290,10 +281,7 @@ func (s *Service) disableTOTP(ctx context.Context, actor Actor, id uuid.UUID, pa
 // the user.
 func (s *Service) ResetMFA(ctx context.Context, actor Actor, id uuid.UUID) error {
 	n, err := s.resetMFA(withRequest(ctx, actor), actor, id)
-	s.audited(ctx, actor, ActionMFAReset, userTarget(id), err, map[string]any{"factors": n})
-	if err == nil {
-		s.mfaMail(ctx, id, "An administrator removed the second factors of your account")
-	}
+	s.mfaChanged(ctx, actor, ActionMFAReset, id, err, map[string]any{"factors": n}, "An administrator removed the second factors of your account")
 	return err
 }
 
@@ -436,6 +424,15 @@ func newRecoveryCodes(id uuid.UUID) (codes, hashes []string, err error) {
 		hashes[i] = mfa.HashRecoveryCode(id.String(), c)
 	}
 	return codes, hashes, nil
+}
+
+// mfaChanged audits the outcome of a change of the second factors of
+// the user id and, when it succeeded, mails the user about it.
+func (s *Service) mfaChanged(ctx context.Context, actor Actor, action string, id uuid.UUID, err error, details map[string]any, mail string) {
+	s.audited(ctx, actor, action, userTarget(id), err, details)
+	if err == nil {
+		s.mfaMail(ctx, id, mail)
+	}
 }
 
 // mfaMail tells the user about a change of their second factors, in the

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -248,30 +249,53 @@ func (s *Service) issue(ctx context.Context, u permiso.User, purpose, state stri
 // not the address belongs to an active account. An accepted request is
 // audited (password.reset_request, naming nobody).
 func (s *Service) RequestPasswordReset(ctx context.Context, req permiso.RequestMeta, email string) error {
+	return s.mailRequest(ctx, req, email, ActionPasswordResetRequest, "password_reset_mail",
+		func(u permiso.User) bool { return u.IsActive }, s.resetMail)
+}
+
+func (s *Service) resetMail(ctx context.Context, u permiso.User) error {
+	return s.tokenMail(ctx, u, permiso.PurposePasswordReset, resetState(u), "reset your password", func(token string) string {
+		return fmt.Sprintf(
+			"Hello %s,\n\nsomeone (hopefully you) asked to reset the password of your %s account.\n"+
+				"To choose a new password, open this link within %s:\n\n%s/reset-password?token=%s\n\n"+
+				"or send this token to the password reset confirmation endpoint:\n\n%s\n\n"+
+				"If you did not ask for this, ignore this mail: your password stays as it is.\n",
+			u.Username, s.cfg.AppName, duration(s.cfg.ResetTokenLifetime), s.cfg.LinkBaseURL, token, token)
+	})
+}
+
+// tokenMail issues a token of purpose bound to state and mails it to u,
+// the subject after the application's name and the text written around
+// the token.
+func (s *Service) tokenMail(ctx context.Context, u permiso.User, purpose, state, subject string, text func(token string) string) error {
+	token, err := s.issue(ctx, u, purpose, state)
+	if err != nil {
+		return err
+	}
+	return s.mail(ctx, u.Email, s.cfg.AppName+": "+subject, text(token))
+}
+
+// mailRequest is a public request for a mail about the account with this
+// email: only the email's syntax is checked (422) and the accepted
+// request audited (action, naming nobody); finding the account and, when
+// wanted says so, send run in the background (job), so the answer and its
+// timing are the same whatever the address.
+func (s *Service) mailRequest(ctx context.Context, req permiso.RequestMeta, email, action, job string, wanted func(permiso.User) bool, send func(context.Context, permiso.User) error) error {
 	var p problems
 	email = p.email("email", email)
 	if err := p.err(); err != nil {
 		return err
 	}
-	s.record(ctx, anonymous(req), ActionPasswordResetRequest, "success", target{}, nil)
-	s.background(ctx, "password_reset_mail", func(ctx context.Context) error {
+	s.record(ctx, anonymous(req), action, "success", target{}, nil)
+	s.background(ctx, job, func(ctx context.Context) error {
 		u, err := s.deps.Store.GetUserByEmail(ctx, email)
-		if errors.Is(err, permiso.ErrNotFound) || err == nil && !u.IsActive {
+		if errors.Is(err, permiso.ErrNotFound) || err == nil && !wanted(u) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		token, err := s.issue(ctx, u, permiso.PurposePasswordReset, resetState(u))
-		if err != nil {
-			return err
-		}
-		return s.mail(ctx, u.Email, s.cfg.AppName+": reset your password", fmt.Sprintf(
-			"Hello %s,\n\nsomeone (hopefully you) asked to reset the password of your %s account.\n"+
-				"To choose a new password, open this link within %s:\n\n%s/reset-password?token=%s\n\n"+
-				"or send this token to the password reset confirmation endpoint:\n\n%s\n\n"+
-				"If you did not ask for this, ignore this mail: your password stays as it is.\n",
-			u.Username, s.cfg.AppName, duration(s.cfg.ResetTokenLifetime), s.cfg.LinkBaseURL, token, token))
+		return send(ctx, u)
 	})
 	return nil
 }
@@ -310,21 +334,9 @@ func (s *Service) confirmPasswordReset(ctx context.Context, token, newPassword s
 	if err := p.err(); err != nil {
 		return permiso.User{}, err
 	}
-	bind, ok := splitToken(token)
-	if !ok {
-		return permiso.User{}, errBadResetToken
-	}
-	hash := permiso.HashToken(token)
-	t, err := s.deps.Store.GetActionToken(ctx, permiso.PurposePasswordReset, hash, s.now())
+	u, err := s.tokenUser(ctx, token, permiso.PurposePasswordReset, s.deps.Store.GetActionToken, resetState, errBadResetToken)
 	if err != nil {
-		return permiso.User{}, notFound(err, errBadResetToken)
-	}
-	u, err := s.deps.Store.GetUser(ctx, t.UserID)
-	if err != nil {
-		return permiso.User{}, notFound(err, errBadResetToken)
-	}
-	if !u.IsActive || !permiso.EqualHash(bind, binding(permiso.PurposePasswordReset, resetState(u))) {
-		return permiso.User{}, errBadResetToken
+		return permiso.User{}, err
 	}
 	if err := s.checkNewPassword(u, newPassword); err != nil {
 		return permiso.User{}, err
@@ -333,7 +345,7 @@ func (s *Service) confirmPasswordReset(ctx context.Context, token, newPassword s
 		return permiso.User{}, err
 	}
 	// Spend the token; of concurrent confirmations only one gets here.
-	if _, err := s.deps.Store.ConsumeActionToken(ctx, permiso.PurposePasswordReset, hash, s.now()); err != nil {
+	if _, err := s.deps.Store.ConsumeActionToken(ctx, permiso.PurposePasswordReset, permiso.HashToken(token), s.now()); err != nil {
 		return permiso.User{}, notFound(err, errBadResetToken)
 	}
 	newHash, err := s.deps.Hasher.Hash(ctx, newPassword)
@@ -358,23 +370,8 @@ func (s *Service) confirmPasswordReset(ctx context.Context, token, newPassword s
 // the syntax is checked in the request, the rest runs in the background.
 // An accepted request is audited (email.verify_request, naming nobody).
 func (s *Service) RequestEmailVerification(ctx context.Context, req permiso.RequestMeta, email string) error {
-	var p problems
-	email = p.email("email", email)
-	if err := p.err(); err != nil {
-		return err
-	}
-	s.record(ctx, anonymous(req), ActionEmailVerifyRequest, "success", target{}, nil)
-	s.background(ctx, "email_verification_mail", func(ctx context.Context) error {
-		u, err := s.deps.Store.GetUserByEmail(ctx, email)
-		if errors.Is(err, permiso.ErrNotFound) || err == nil && (!u.IsActive || u.IsVerified) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		return s.verificationMail(ctx, u)
-	})
-	return nil
+	return s.mailRequest(ctx, req, email, ActionEmailVerifyRequest, "email_verification_mail",
+		func(u permiso.User) bool { return u.IsActive && !u.IsVerified }, s.verificationMail)
 }
 
 // sendVerification mails a verification link to u in the background.
@@ -385,15 +382,13 @@ func (s *Service) sendVerification(ctx context.Context, u permiso.User) {
 }
 
 func (s *Service) verificationMail(ctx context.Context, u permiso.User) error {
-	token, err := s.issue(ctx, u, permiso.PurposeEmailVerification, verifyState(u))
-	if err != nil {
-		return err
-	}
-	return s.mail(ctx, u.Email, s.cfg.AppName+": verify your email address", fmt.Sprintf(
-		"Hello %s,\n\nplease confirm that %s is your email address by opening this link within %s:\n\n"+
-			"%s/verify-email?token=%s\n\nor by sending this token to the email verification confirmation endpoint:\n\n%s\n\n"+
-			"If you did not create a %s account, ignore this mail.\n",
-		u.Username, u.Email, duration(s.cfg.VerificationTokenLifetime), s.cfg.LinkBaseURL, token, token, s.cfg.AppName))
+	return s.tokenMail(ctx, u, permiso.PurposeEmailVerification, verifyState(u), "verify your email address", func(token string) string {
+		return fmt.Sprintf(
+			"Hello %s,\n\nplease confirm that %s is your email address by opening this link within %s:\n\n"+
+				"%s/verify-email?token=%s\n\nor by sending this token to the email verification confirmation endpoint:\n\n%s\n\n"+
+				"If you did not create a %s account, ignore this mail.\n",
+			u.Username, u.Email, duration(s.cfg.VerificationTokenLifetime), s.cfg.LinkBaseURL, token, token, s.cfg.AppName)
+	})
 }
 
 // ConfirmEmailVerification marks the account verified with a mailed token
@@ -410,20 +405,9 @@ func (s *Service) confirmEmailVerification(ctx context.Context, token string) (p
 	if token == "" {
 		return permiso.User{}, permiso.Invalid("Request validation failed", permiso.FieldError{Field: "token", Message: "Field required"})
 	}
-	bind, ok := splitToken(token)
-	if !ok {
-		return permiso.User{}, errBadVerifyToken
-	}
-	t, err := s.deps.Store.ConsumeActionToken(ctx, permiso.PurposeEmailVerification, permiso.HashToken(token), s.now())
+	u, err := s.tokenUser(ctx, token, permiso.PurposeEmailVerification, s.deps.Store.ConsumeActionToken, verifyState, errBadVerifyToken)
 	if err != nil {
-		return permiso.User{}, notFound(err, errBadVerifyToken)
-	}
-	u, err := s.deps.Store.GetUser(ctx, t.UserID)
-	if err != nil {
-		return permiso.User{}, notFound(err, errBadVerifyToken)
-	}
-	if !u.IsActive || !permiso.EqualHash(bind, binding(permiso.PurposeEmailVerification, verifyState(u))) {
-		return permiso.User{}, errBadVerifyToken
+		return permiso.User{}, err
 	}
 	now := s.now().UTC()
 	u, err = s.deps.Store.UpdateUser(ctx, u.ID, func(x *permiso.User) error {
@@ -435,6 +419,32 @@ func (s *Service) confirmEmailVerification(ctx context.Context, token string) (p
 		return nil
 	})
 	return u, notFound(err, errBadVerifyToken)
+}
+
+// tokenUser returns the active user that the mailed token of purpose
+// names: find looks the token up (or spends it), and the token's binding
+// must still match state of the user. Anything else (a malformed,
+// unknown, spent or expired token, a vanished or disabled user, a changed
+// state) is bad.
+func (s *Service) tokenUser(ctx context.Context, token, purpose string,
+	find func(ctx context.Context, purpose, hash string, now time.Time) (permiso.ActionToken, error),
+	state func(permiso.User) string, bad error) (permiso.User, error) {
+	bind, ok := splitToken(token)
+	if !ok {
+		return permiso.User{}, bad
+	}
+	t, err := find(ctx, purpose, permiso.HashToken(token), s.now())
+	if err != nil {
+		return permiso.User{}, notFound(err, bad)
+	}
+	u, err := s.deps.Store.GetUser(ctx, t.UserID)
+	if err != nil {
+		return permiso.User{}, notFound(err, bad)
+	}
+	if !u.IsActive || !permiso.EqualHash(bind, binding(purpose, state(u))) {
+		return permiso.User{}, bad
+	}
+	return u, nil
 }
 
 func (s *Service) mail(ctx context.Context, to, subject, text string) error {

@@ -139,17 +139,8 @@ func (s *Service) updateRole(ctx context.Context, actor Actor, id uuid.UUID, in 
 	}
 	// The fields and the scopes change in one transaction: a scope deleted
 	// since the check above fails the whole update, never half of it.
-	var r permiso.Role
-	if in.ScopeIDs != nil {
-		r, err = s.deps.Store.UpdateRoleWithScopes(ctx, id, apply, scopeIDs)
-		if errors.Is(err, permiso.ErrNotFound) {
-			if _, gerr := s.deps.Store.GetRole(ctx, id); gerr == nil {
-				return permiso.Role{}, permiso.Errorf(permiso.EBADREQUEST, "Unknown scope ids")
-			}
-		}
-	} else {
-		r, err = s.deps.Store.UpdateRole(ctx, id, apply)
-	}
+	r, err := updateLinked(ctx, id, apply, in.ScopeIDs != nil, scopeIDs, "scope",
+		s.deps.Store.UpdateRole, s.deps.Store.UpdateRoleWithScopes, s.deps.Store.GetRole)
 	switch {
 	case errors.Is(err, permiso.ErrAlreadyExists):
 		return permiso.Role{}, permiso.Errorf(permiso.EEXISTS, "Role name already exists")
@@ -166,6 +157,28 @@ func (s *Service) SetRoleScopes(ctx context.Context, actor Actor, id uuid.UUID, 
 	r, err := s.setRoleScopes(ctx, actor, id, raw)
 	s.audited(ctx, actor, ActionRoleScopes, roleTarget(id), err, map[string]any{"scope_ids": raw})
 	return r, err
+}
+
+// updateLinked applies apply to the row id with update or, when linked,
+// with updateWithLinks, which also replaces its links (to the what ids
+// links) in the same transaction. A link deleted since it was checked
+// fails the update as a whole: ErrNotFound while the row itself is still
+// there (get) is a 400 "Unknown <what> ids".
+func updateLinked[T any](ctx context.Context, id uuid.UUID, apply func(*T) error, linked bool, links []uuid.UUID, what string,
+	update func(context.Context, uuid.UUID, func(*T) error) (T, error),
+	updateWithLinks func(context.Context, uuid.UUID, func(*T) error, []uuid.UUID) (T, error),
+	get func(context.Context, uuid.UUID) (T, error)) (T, error) {
+	if !linked {
+		return update(ctx, id, apply)
+	}
+	v, err := updateWithLinks(ctx, id, apply, links)
+	if errors.Is(err, permiso.ErrNotFound) {
+		if _, gerr := get(ctx, id); gerr == nil {
+			var zero T
+			return zero, permiso.Errorf(permiso.EBADREQUEST, "Unknown %s ids", what)
+		}
+	}
+	return v, err
 }
 
 func (s *Service) setRoleScopes(ctx context.Context, actor Actor, id uuid.UUID, raw []string) (permiso.Role, error) {
@@ -253,10 +266,17 @@ func (s *Service) scopes(ctx context.Context, ids []uuid.UUID) ([]permiso.Scope,
 // bad_request naming every id that is not a scope (the answer the roles
 // and service-clients APIs give for unknown scope ids).
 func Scopes(ctx context.Context, store permiso.RoleStore, ids []uuid.UUID) ([]permiso.Scope, error) {
+	return byIDs(ctx, ids, store.GetScope, "scope")
+}
+
+// byIDs looks every id up with get and returns what it found, or a 400
+// bad_request naming every id get does not know ("Unknown <what> ids:
+// ..."); any other error of get is returned as it is.
+func byIDs[T any](ctx context.Context, ids []uuid.UUID, get func(context.Context, uuid.UUID) (T, error), what string) ([]T, error) {
 	var unknown []string
-	out := make([]permiso.Scope, 0, len(ids))
+	out := make([]T, 0, len(ids))
 	for _, id := range ids {
-		sc, err := store.GetScope(ctx, id)
+		v, err := get(ctx, id)
 		if err != nil {
 			if !errors.Is(err, permiso.ErrNotFound) {
 				return nil, err
@@ -264,10 +284,10 @@ func Scopes(ctx context.Context, store permiso.RoleStore, ids []uuid.UUID) ([]pe
 			unknown = append(unknown, id.String())
 			continue
 		}
-		out = append(out, sc)
+		out = append(out, v)
 	}
 	if len(unknown) > 0 {
-		return nil, permiso.Errorf(permiso.EBADREQUEST, "Unknown scope ids: %s", strings.Join(unknown, ", "))
+		return nil, permiso.Errorf(permiso.EBADREQUEST, "Unknown %s ids: %s", what, strings.Join(unknown, ", "))
 	}
 	return out, nil
 }

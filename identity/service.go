@@ -141,15 +141,9 @@ type Service struct {
 
 // New returns a Service.
 func New(cfg Config, deps Deps) *Service {
-	if cfg.ResetTokenLifetime <= 0 {
-		cfg.ResetTokenLifetime = DefaultResetTokenLifetime
-	}
-	if cfg.VerificationTokenLifetime <= 0 {
-		cfg.VerificationTokenLifetime = DefaultVerificationTokenLifetime
-	}
-	if cfg.MaxBackgroundJobs <= 0 {
-		cfg.MaxBackgroundJobs = DefaultMaxBackgroundJobs
-	}
+	permiso.SetDefault(&cfg.ResetTokenLifetime, DefaultResetTokenLifetime)
+	permiso.SetDefault(&cfg.VerificationTokenLifetime, DefaultVerificationTokenLifetime)
+	permiso.SetDefault(&cfg.MaxBackgroundJobs, DefaultMaxBackgroundJobs)
 	if cfg.PreventReuseCount < 0 {
 		cfg.PreventReuseCount = 0
 	}

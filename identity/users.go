@@ -187,23 +187,7 @@ func (s *Service) available(ctx context.Context, self uuid.UUID, username, email
 // roles returns the roles of the ids (with their scopes), or a 400 naming
 // every id that is not a role.
 func (s *Service) roles(ctx context.Context, ids []uuid.UUID) ([]permiso.Role, error) {
-	var unknown []string
-	out := make([]permiso.Role, 0, len(ids))
-	for _, id := range ids {
-		r, err := s.deps.Store.GetRole(ctx, id)
-		if err != nil {
-			if !errors.Is(err, permiso.ErrNotFound) {
-				return nil, err
-			}
-			unknown = append(unknown, id.String())
-			continue
-		}
-		out = append(out, r)
-	}
-	if len(unknown) > 0 {
-		return nil, permiso.Errorf(permiso.EBADREQUEST, "Unknown role ids: %s", strings.Join(unknown, ", "))
-	}
-	return out, nil
+	return byIDs(ctx, ids, s.deps.Store.GetRole, "role")
 }
 
 // delegation returns the delegation rule of an actor acting as an
@@ -369,17 +353,8 @@ func (s *Service) updateUser(ctx context.Context, actor Actor, id uuid.UUID, in 
 	}
 	// The fields and the roles change in one transaction: a role deleted
 	// since the check above fails the whole update, never half of it.
-	var after permiso.User
-	if in.RoleIDs != nil {
-		after, err = s.deps.Store.UpdateUserWithRoles(ctx, id, apply, roleIDs)
-		if errors.Is(err, permiso.ErrNotFound) {
-			if _, gerr := s.deps.Store.GetUser(ctx, id); gerr == nil {
-				return permiso.User{}, permiso.Errorf(permiso.EBADREQUEST, "Unknown role ids")
-			}
-		}
-	} else {
-		after, err = s.deps.Store.UpdateUser(ctx, id, apply)
-	}
+	after, err := updateLinked(ctx, id, apply, in.RoleIDs != nil, roleIDs, "role",
+		s.deps.Store.UpdateUser, s.deps.Store.UpdateUserWithRoles, s.deps.Store.GetUser)
 	switch {
 	case errors.Is(err, permiso.ErrAlreadyExists):
 		return permiso.User{}, permiso.Errorf(permiso.EEXISTS, "Email already exists")

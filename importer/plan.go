@@ -87,12 +87,8 @@ func NewPlan(ctx context.Context, o *Original, target Target, opts Options) (*Pl
 	if opts.CheckHash == nil || opts.CheckAllowedIPs == nil {
 		return nil, errors.New("importer: Options.CheckHash and Options.CheckAllowedIPs are required")
 	}
-	if opts.MaxAccessTokenLifetime <= 0 {
-		opts.MaxAccessTokenLifetime = 24 * time.Hour
-	}
-	if opts.BatchSize <= 0 {
-		opts.BatchSize = DefaultBatchSize
-	}
+	permiso.SetDefault(&opts.MaxAccessTokenLifetime, 24*time.Hour)
+	permiso.SetDefault(&opts.BatchSize, DefaultBatchSize)
 	t, err := readTarget(ctx, target)
 	if err != nil {
 		return nil, err
@@ -496,33 +492,30 @@ func (m *mapper) batches(roleScopes, userRoles, clientScopes []permiso.ImportLin
 			out = append(out, batch{table: linkTable, rows: len(chunk), b: b})
 		}
 	}
-	roleIDs := make([]uuid.UUID, len(m.newRoles))
-	for i, r := range m.newRoles {
-		roleIDs[i] = r.ID
-	}
-	withLinks("roles", "role_scopes", roleIDs, roleScopes,
+	withLinks("roles", "role_scopes", idsOf(m.newRoles, func(r permiso.Role) uuid.UUID { return r.ID }), roleScopes,
 		func(b *permiso.ImportBatch, lo, hi int, own []permiso.ImportLink) {
 			b.Roles, b.RoleScopes = m.newRoles[lo:hi], own
 		},
 		func(b *permiso.ImportBatch, l []permiso.ImportLink) { b.RoleScopes = l })
-	userIDs := make([]uuid.UUID, len(m.newUsers))
-	for i, u := range m.newUsers {
-		userIDs[i] = u.ID
-	}
-	withLinks("users", "user_roles", userIDs, userRoles,
+	withLinks("users", "user_roles", idsOf(m.newUsers, func(u permiso.User) uuid.UUID { return u.ID }), userRoles,
 		func(b *permiso.ImportBatch, lo, hi int, own []permiso.ImportLink) {
 			b.Users, b.UserRoles = m.newUsers[lo:hi], own
 		},
 		func(b *permiso.ImportBatch, l []permiso.ImportLink) { b.UserRoles = l })
-	clientIDs := make([]uuid.UUID, len(m.newClients))
-	for i, c := range m.newClients {
-		clientIDs[i] = c.ID
-	}
-	withLinks("service_clients", "service_client_scopes", clientIDs, clientScopes,
+	withLinks("service_clients", "service_client_scopes", idsOf(m.newClients, func(c permiso.ServiceClient) uuid.UUID { return c.ID }), clientScopes,
 		func(b *permiso.ImportBatch, lo, hi int, own []permiso.ImportLink) {
 			b.Clients, b.ClientScopes = m.newClients[lo:hi], own
 		},
 		func(b *permiso.ImportBatch, l []permiso.ImportLink) { b.ClientScopes = l })
+	return out
+}
+
+// idsOf returns the id of each of xs, in order.
+func idsOf[T any](xs []T, id func(T) uuid.UUID) []uuid.UUID {
+	out := make([]uuid.UUID, len(xs))
+	for i, x := range xs {
+		out[i] = id(x)
+	}
 	return out
 }
 

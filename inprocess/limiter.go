@@ -24,8 +24,7 @@ type Limiter struct {
 
 	mu      sync.Mutex
 	windows map[string]*window
-	writes  int
-	sweepAt int
+	sweeps  sweeps
 }
 
 // window holds the slots of one key still inside the last period, oldest
@@ -47,7 +46,7 @@ var _ permiso.RateLimiter = (*Limiter)(nil)
 
 // NewLimiter returns an empty in-process rate limiter.
 func NewLimiter(opts ...Option) *Limiter {
-	return &Limiter{now: applyOptions(opts).now, windows: make(map[string]*window), sweepAt: minSweep}
+	return &Limiter{now: applyOptions(opts).now, windows: make(map[string]*window), sweeps: sweeps{at: minSweep}}
 }
 
 // Allow counts one request for key under limit. A disabled limit admits
@@ -206,8 +205,7 @@ func (l *Limiter) Len() int {
 }
 
 func (l *Limiter) wroteLocked(now time.Time) {
-	l.writes++
-	if l.writes < l.sweepAt {
+	if !l.sweeps.due() {
 		return
 	}
 	for k, w := range l.windows {
@@ -215,6 +213,5 @@ func (l *Limiter) wroteLocked(now time.Time) {
 			delete(l.windows, k)
 		}
 	}
-	l.writes = 0
-	l.sweepAt = max(minSweep, len(l.windows))
+	l.sweeps.done(len(l.windows))
 }

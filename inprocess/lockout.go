@@ -30,8 +30,7 @@ type Lockout struct {
 	mu      sync.Mutex
 	entries map[string]lockEntry
 	nextID  uint64
-	writes  int
-	sweepAt int
+	sweeps  sweeps
 }
 
 type lockEntry struct {
@@ -51,7 +50,7 @@ var _ permiso.Lockout = (*Lockout)(nil)
 func NewLockout(maxAttempts int, duration time.Duration, opts ...Option) *Lockout {
 	return &Lockout{now: applyOptions(opts).now, maxAttempts: max(1, maxAttempts), duration: duration,
 		attemptTTL: min(permiso.LockoutAttemptTTL, duration),
-		entries:    make(map[string]lockEntry), sweepAt: minSweep}
+		entries:    make(map[string]lockEntry), sweeps: sweeps{at: minSweep}}
 }
 
 // live returns the entry of key as it stands at now: a lock that ended
@@ -188,8 +187,7 @@ func (l *Lockout) Len() int {
 
 // wroteLocked sweeps, now and then, the keys of which nothing is left.
 func (l *Lockout) wroteLocked(now time.Time) {
-	l.writes++
-	if l.writes < l.sweepAt {
+	if !l.sweeps.due() {
 		return
 	}
 	for k := range l.entries {
@@ -197,6 +195,5 @@ func (l *Lockout) wroteLocked(now time.Time) {
 			delete(l.entries, k)
 		}
 	}
-	l.writes = 0
-	l.sweepAt = max(minSweep, len(l.entries))
+	l.sweeps.done(len(l.entries))
 }

@@ -16,6 +16,26 @@ const minTTL = time.Second
 // entries.
 const minSweep = 1024
 
+// sweeps paces the sweeps of a map of expiring keys: one is due after as
+// many writes as keys were left by the last one (at least minSweep), so
+// that a write costs amortized O(1). Its zero value is due at once.
+type sweeps struct {
+	writes int // writes since the last sweep
+	at     int // writes that make the next sweep due
+}
+
+// due counts a write and reports whether a sweep is due.
+func (p *sweeps) due() bool {
+	p.writes++
+	return p.writes >= p.at
+}
+
+// done starts counting again after a sweep that left left keys.
+func (p *sweeps) done(left int) {
+	p.writes = 0
+	p.at = max(minSweep, left)
+}
+
 // Option configures NewRevocations, NewLimiter and NewLockout.
 type Option func(*settings)
 
@@ -55,8 +75,7 @@ type Revocations struct {
 	sids     map[string]time.Time // sid -> entry deadline
 	subjects map[string]cutoffEntry
 	all      cutoffEntry // RevokeAllBefore; zero when never set
-	writes   int         // writes since the last sweep
-	sweepAt  int         // writes that trigger the next sweep
+	sweeps   sweeps
 }
 
 // cutoffEntry is a cut-off kept at full precision: tokens whose issue time
@@ -96,7 +115,7 @@ func NewRevocations(opts ...Option) *Revocations {
 		jtis:     make(map[string]time.Time),
 		sids:     make(map[string]time.Time),
 		subjects: make(map[string]cutoffEntry),
-		sweepAt:  minSweep,
+		sweeps:   sweeps{at: minSweep},
 	}
 }
 
@@ -228,8 +247,7 @@ func (r *Revocations) Sweep() int {
 // wroteLocked counts a write and sweeps once enough writes have happened
 // since the last sweep to pay for it.
 func (r *Revocations) wroteLocked(now time.Time) {
-	r.writes++
-	if r.writes >= r.sweepAt {
+	if r.sweeps.due() {
 		r.sweepLocked(now)
 	}
 }
@@ -254,7 +272,6 @@ func (r *Revocations) sweepLocked(now time.Time) int {
 			n++
 		}
 	}
-	r.writes = 0
-	r.sweepAt = max(minSweep, len(r.jtis)+len(r.sids)+len(r.subjects))
+	r.sweeps.done(len(r.jtis) + len(r.sids) + len(r.subjects))
 	return n
 }

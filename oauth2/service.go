@@ -165,31 +165,19 @@ type Service struct {
 
 // NewService returns a Service. Zero lifetimes take the Default* values.
 func NewService(cfg Config, deps Deps) *Service {
-	if cfg.AccessTokenLifetime <= 0 {
-		cfg.AccessTokenLifetime = DefaultAccessTokenLifetime
-	}
-	if cfg.RefreshTokenLifetime <= 0 {
-		cfg.RefreshTokenLifetime = DefaultRefreshTokenLifetime
-	}
-	if cfg.ServiceTokenLifetime <= 0 {
-		cfg.ServiceTokenLifetime = DefaultServiceTokenLifetime
-	}
-	if cfg.MaxTokenLifetime <= 0 {
-		cfg.MaxTokenLifetime = DefaultMaxTokenLifetime
-	}
+	permiso.SetDefault(&cfg.AccessTokenLifetime, DefaultAccessTokenLifetime)
+	permiso.SetDefault(&cfg.RefreshTokenLifetime, DefaultRefreshTokenLifetime)
+	permiso.SetDefault(&cfg.ServiceTokenLifetime, DefaultServiceTokenLifetime)
+	permiso.SetDefault(&cfg.MaxTokenLifetime, DefaultMaxTokenLifetime)
 	cfg.MaxTokenLifetime = max(cfg.MaxTokenLifetime, cfg.AccessTokenLifetime, cfg.ServiceTokenLifetime)
 	if cfg.ReuseGrace < 0 {
 		cfg.ReuseGrace = 0
 	}
-	if cfg.RefreshAbsoluteLifetime <= 0 {
-		cfg.RefreshAbsoluteLifetime = DefaultRefreshAbsoluteLifetime
-	}
+	permiso.SetDefault(&cfg.RefreshAbsoluteLifetime, DefaultRefreshAbsoluteLifetime)
 	if cfg.PreventReuseCount < 0 {
 		cfg.PreventReuseCount = 0
 	}
-	if cfg.BrowserSessionLifetime <= 0 {
-		cfg.BrowserSessionLifetime = DefaultBrowserSessionLifetime
-	}
+	permiso.SetDefault(&cfg.BrowserSessionLifetime, DefaultBrowserSessionLifetime)
 	s := &Service{cfg: cfg, deps: deps, checks: deps.Checks, now: deps.Now, log: deps.Logger}
 	if s.checks == nil {
 		s.checks = permiso.SequentialChecker(deps.Limiter, deps.Revocations)

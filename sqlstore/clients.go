@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"context"
 	"slices"
-	"strings"
 
 	"github.com/google/uuid"
 
@@ -20,15 +19,9 @@ var Clients = NewTable("service_clients", "c", append(Fields[permiso.ServiceClie
 	"tokens_revoked_before", "created_at", "updated_at", "token_endpoint_auth_method"),
 	// The browser flow's client metadata (migration 4, docs/oidc.md):
 	// lists of values without spaces, stored space-separated in order.
-	Col[permiso.ServiceClient]{Name: "redirect_uris", Field: func(c *permiso.ServiceClient) any { return &c.RedirectURIs },
-		Arg:  func(_ Dialect, c *permiso.ServiceClient) any { return strings.Join(c.RedirectURIs, " ") },
-		Dest: func(_ Dialect, c *permiso.ServiceClient) any { return &fieldsCol{&c.RedirectURIs} }},
-	Col[permiso.ServiceClient]{Name: "post_logout_redirect_uris", Field: func(c *permiso.ServiceClient) any { return &c.PostLogoutRedirectURIs },
-		Arg:  func(_ Dialect, c *permiso.ServiceClient) any { return strings.Join(c.PostLogoutRedirectURIs, " ") },
-		Dest: func(_ Dialect, c *permiso.ServiceClient) any { return &fieldsCol{&c.PostLogoutRedirectURIs} }},
-	Col[permiso.ServiceClient]{Name: "grant_types", Field: func(c *permiso.ServiceClient) any { return &c.GrantTypes },
-		Arg:  func(_ Dialect, c *permiso.ServiceClient) any { return strings.Join(c.GrantTypes, " ") },
-		Dest: func(_ Dialect, c *permiso.ServiceClient) any { return &fieldsCol{&c.GrantTypes} }},
+	listCol("redirect_uris", func(c *permiso.ServiceClient) *[]string { return &c.RedirectURIs }, spaced),
+	listCol("post_logout_redirect_uris", func(c *permiso.ServiceClient) *[]string { return &c.PostLogoutRedirectURIs }, spaced),
+	listCol("grant_types", func(c *permiso.ServiceClient) *[]string { return &c.GrantTypes }, spaced),
 )...)
 
 func (s *Store) clientErr(op string, err error) error {
@@ -128,10 +121,7 @@ func (s *Store) UpdateServiceClient(ctx context.Context, id uuid.UUID, fn func(*
 // UpdateServiceClientWithScopes is UpdateServiceClient that also replaces
 // the client's scopes, in the same transaction.
 func (s *Store) UpdateServiceClientWithScopes(ctx context.Context, id uuid.UUID, fn func(*permiso.ServiceClient) error, scopeIDs []uuid.UUID) (permiso.ServiceClient, error) {
-	if scopeIDs == nil {
-		scopeIDs = []uuid.UUID{}
-	}
-	return s.updateClient(ctx, id, fn, scopeIDs)
+	return s.updateClient(ctx, id, fn, linkIDs(scopeIDs))
 }
 
 // updateClient applies fn to the client and, when scopeIDs is not nil,

@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -18,9 +17,7 @@ var MFATokens = NewTable("mfa_tokens", "mt",
 	Col[permiso.MFAToken]{Name: "user_id", Field: func(t *permiso.MFAToken) any { return &t.UserID }},
 	Col[permiso.MFAToken]{Name: "client_id", Field: func(t *permiso.MFAToken) any { return &t.ClientID }},
 	Col[permiso.MFAToken]{Name: "enroll", Field: func(t *permiso.MFAToken) any { return &t.Enroll }},
-	Col[permiso.MFAToken]{Name: "scopes", Field: func(t *permiso.MFAToken) any { return &t.Scopes },
-		Arg:  func(_ Dialect, t *permiso.MFAToken) any { return strings.Join(permiso.SortedUnique(t.Scopes), " ") },
-		Dest: func(_ Dialect, t *permiso.MFAToken) any { return &fieldsCol{&t.Scopes} }},
+	listCol("scopes", func(t *permiso.MFAToken) *[]string { return &t.Scopes }, scopesText),
 	Col[permiso.MFAToken]{Name: "auth_time", Field: func(t *permiso.MFAToken) any { return &t.AuthTime }},
 	Col[permiso.MFAToken]{Name: "created_at", Field: func(t *permiso.MFAToken) any { return &t.CreatedAt }, Fixed: true},
 	Col[permiso.MFAToken]{Name: "expires_at", Field: func(t *permiso.MFAToken) any { return &t.ExpiresAt }},

@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -21,15 +20,11 @@ var AuthCodes = NewTable("authorization_codes", "ac",
 	Col[permiso.AuthCode]{Name: "user_id", Field: func(c *permiso.AuthCode) any { return &c.UserID }},
 	Col[permiso.AuthCode]{Name: "browser_session_id", Field: func(c *permiso.AuthCode) any { return &c.BrowserSessionID }},
 	Col[permiso.AuthCode]{Name: "redirect_uri", Field: func(c *permiso.AuthCode) any { return &c.RedirectURI }},
-	Col[permiso.AuthCode]{Name: "scopes", Field: func(c *permiso.AuthCode) any { return &c.Scopes },
-		Arg:  func(_ Dialect, c *permiso.AuthCode) any { return strings.Join(permiso.SortedUnique(c.Scopes), " ") },
-		Dest: func(_ Dialect, c *permiso.AuthCode) any { return &fieldsCol{&c.Scopes} }},
+	listCol("scopes", func(c *permiso.AuthCode) *[]string { return &c.Scopes }, scopesText),
 	Col[permiso.AuthCode]{Name: "nonce", Field: func(c *permiso.AuthCode) any { return &c.Nonce }},
 	Col[permiso.AuthCode]{Name: "code_challenge", Field: func(c *permiso.AuthCode) any { return &c.CodeChallenge }},
 	Col[permiso.AuthCode]{Name: "auth_time", Field: func(c *permiso.AuthCode) any { return &c.AuthTime }},
-	Col[permiso.AuthCode]{Name: "amr", Field: func(c *permiso.AuthCode) any { return &c.AMR },
-		Arg:  func(_ Dialect, c *permiso.AuthCode) any { return amrText(c.AMR) },
-		Dest: func(_ Dialect, c *permiso.AuthCode) any { return &fieldsCol{&c.AMR} }},
+	listCol("amr", func(c *permiso.AuthCode) *[]string { return &c.AMR }, amrText),
 	Col[permiso.AuthCode]{Name: "created_at", Field: func(c *permiso.AuthCode) any { return &c.CreatedAt }, Fixed: true},
 	Col[permiso.AuthCode]{Name: "expires_at", Field: func(c *permiso.AuthCode) any { return &c.ExpiresAt }},
 	Col[permiso.AuthCode]{Name: "used_at", Field: func(c *permiso.AuthCode) any { return &c.UsedAt }},

@@ -120,10 +120,16 @@ func (s *Store) UpdateRole(ctx context.Context, id uuid.UUID, fn func(*permiso.R
 // UpdateRoleWithScopes updates the role and replaces its scopes in one
 // transaction.
 func (s *Store) UpdateRoleWithScopes(ctx context.Context, id uuid.UUID, fn func(*permiso.Role) error, scopeIDs []uuid.UUID) (permiso.Role, error) {
-	if scopeIDs == nil {
-		scopeIDs = []uuid.UUID{}
+	return s.updateRole(ctx, id, fn, linkIDs(scopeIDs))
+}
+
+// linkIDs is ids as the links an update replaces: nil (none) is an empty
+// list, since a nil list tells the update to leave the links as they are.
+func linkIDs(ids []uuid.UUID) []uuid.UUID {
+	if ids == nil {
+		return []uuid.UUID{}
 	}
-	return s.updateRole(ctx, id, fn, scopeIDs)
+	return ids
 }
 
 func (s *Store) updateRole(ctx context.Context, id uuid.UUID, fn func(*permiso.Role) error, scopeIDs []uuid.UUID) (permiso.Role, error) {

@@ -23,9 +23,7 @@ var Sessions = NewTable("user_sessions", "us",
 	Col[permiso.Session]{Name: "last_activity", Field: func(s *permiso.Session) any { return &s.LastActivity }},
 	Col[permiso.Session]{Name: "expires_at", Field: func(s *permiso.Session) any { return &s.ExpiresAt }},
 	Col[permiso.Session]{Name: "revoked_at", Field: func(s *permiso.Session) any { return &s.RevokedAt }},
-	Col[permiso.Session]{Name: "amr", Field: func(s *permiso.Session) any { return &s.AMR },
-		Arg:  func(_ Dialect, s *permiso.Session) any { return amrText(s.AMR) },
-		Dest: func(_ Dialect, s *permiso.Session) any { return &fieldsCol{&s.AMR} }},
+	listCol("amr", func(s *permiso.Session) *[]string { return &s.AMR }, amrText),
 )
 
 // amrText is the stored form of an amr list (migration 6): the values

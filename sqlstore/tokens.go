@@ -16,10 +16,24 @@ import (
 var RefreshTokens = NewTable("refresh_tokens", "rt", append(Fields[permiso.RefreshToken]([]string{"id"},
 	"id", "token_hash", "user_id", "client_id", "session_id", "family_id", "parent_id", "issued_at",
 	"expires_at", "used_at", "revoked_at", "revocation_reason", "client_ip", "user_agent"),
-	Col[permiso.RefreshToken]{Name: "scopes", Field: func(t *permiso.RefreshToken) any { return &t.Scopes },
-		Arg:  func(_ Dialect, t *permiso.RefreshToken) any { return strings.Join(permiso.SortedUnique(t.Scopes), " ") },
-		Dest: func(_ Dialect, t *permiso.RefreshToken) any { return &fieldsCol{&t.Scopes} }},
+	listCol("scopes", func(t *permiso.RefreshToken) *[]string { return &t.Scopes }, scopesText),
 )...)
+
+// listCol is the column name holding the list field as one
+// space-separated text, written by text (spaced: in order; scopesText:
+// sorted, without repeats) and read back by fieldsCol.
+func listCol[T any](name string, field func(*T) *[]string, text func([]string) string) Col[T] {
+	return Col[T]{Name: name, Field: func(v *T) any { return field(v) },
+		Arg:  func(_ Dialect, v *T) any { return text(*field(v)) },
+		Dest: func(_ Dialect, v *T) any { return &fieldsCol{field(v)} }}
+}
+
+// spaced is the list as one text, its values separated by spaces.
+func spaced(l []string) string { return strings.Join(l, " ") }
+
+// scopesText is the set of scopes as one text: sorted, without repeats,
+// separated by spaces.
+func scopesText(scopes []string) string { return strings.Join(permiso.SortedUnique(scopes), " ") }
 
 // fieldsCol scans a space-separated text column into a list.
 type fieldsCol struct{ p *[]string }

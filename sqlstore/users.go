@@ -164,10 +164,7 @@ func (s *Store) UpdateUser(ctx context.Context, id uuid.UUID, fn func(*permiso.U
 // UpdateUserWithRoles updates the user and replaces its roles in one
 // transaction.
 func (s *Store) UpdateUserWithRoles(ctx context.Context, id uuid.UUID, fn func(*permiso.User) error, roleIDs []uuid.UUID) (permiso.User, error) {
-	if roleIDs == nil {
-		roleIDs = []uuid.UUID{}
-	}
-	return s.updateUser(ctx, id, fn, roleIDs)
+	return s.updateUser(ctx, id, fn, linkIDs(roleIDs))
 }
 
 // updateUser applies fn and, when roleIDs is not nil, replaces the roles

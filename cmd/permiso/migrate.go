@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"text/tabwriter"
 	"time"
+
+	"github.com/permiso/permiso"
 )
 
 func cmdMigrate(ctx context.Context, env *environment, args []string, stdout io.Writer) error {
@@ -53,23 +55,13 @@ func cmdMigrate(ctx context.Context, env *environment, args []string, stdout io.
 		if err != nil {
 			return fmt.Errorf("migrate up: %w", err)
 		}
-		for _, m := range applied {
-			fmt.Fprintf(stdout, "applied %04d_%s\n", m.Version, m.Name)
-		}
-		if len(applied) == 0 {
-			fmt.Fprintln(stdout, "database is up to date")
-		}
+		listMigrations(stdout, "applied", applied, "database is up to date")
 	case "down":
 		reverted, err := db.MigrateDown(ctx, n)
 		if err != nil {
 			return fmt.Errorf("migrate down: %w", err)
 		}
-		for _, m := range reverted {
-			fmt.Fprintf(stdout, "reverted %04d_%s\n", m.Version, m.Name)
-		}
-		if len(reverted) == 0 {
-			fmt.Fprintln(stdout, "nothing to revert")
-		}
+		listMigrations(stdout, "reverted", reverted, "nothing to revert")
 	case "status":
 		status, err := db.MigrationStatus(ctx)
 		if err != nil {
@@ -90,4 +82,15 @@ func cmdMigrate(ctx context.Context, env *environment, args []string, stdout io.
 		return tw.Flush()
 	}
 	return nil
+}
+
+// listMigrations prints a line "<verb> <version>_<name>" a migration, or
+// none when there is none.
+func listMigrations(stdout io.Writer, verb string, ms []permiso.MigrationStatus, none string) {
+	for _, m := range ms {
+		fmt.Fprintf(stdout, "%s %04d_%s\n", verb, m.Version, m.Name)
+	}
+	if len(ms) == 0 {
+		fmt.Fprintln(stdout, none)
+	}
 }
