@@ -235,7 +235,9 @@ func (h *Hasher) Verify(ctx context.Context, password, encoded string) (ok, need
 	}
 	got := h.derive([]byte(password), salt, p.Time, p.Memory, p.Parallelism, p.KeyLen)
 	h.pad(password, p)
-	h.release(p.Memory)
+	// The padding allocated the current memory cost: every verification
+	// is collected alike, whatever the stored hash's cost.
+	h.release(max(p.Memory, h.params.Memory))
 	if subtle.ConstantTimeCompare(got, want) != 1 {
 		return false, false, nil
 	}
