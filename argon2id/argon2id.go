@@ -199,8 +199,8 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 	if err := h.acquire(ctx); err != nil {
 		return "", err
 	}
-	defer h.release()
 	p := h.params
+	defer h.release(p.Memory)
 	salt := randomBytes(p.SaltLen)
 	key := h.derive([]byte(password), salt, p.Time, p.Memory, p.Parallelism, p.KeyLen)
 	return encode(p, salt, key), nil
@@ -235,7 +235,9 @@ func (h *Hasher) Verify(ctx context.Context, password, encoded string) (ok, need
 	}
 	got := h.derive([]byte(password), salt, p.Time, p.Memory, p.Parallelism, p.KeyLen)
 	h.pad(password, p)
-	h.release()
+	// The padding allocated the current memory cost: every verification
+	// is collected alike, whatever the stored hash's cost.
+	h.release(max(p.Memory, h.params.Memory))
 	if subtle.ConstantTimeCompare(got, want) != 1 {
 		return false, false, nil
 	}
@@ -305,7 +307,22 @@ func (h *Hasher) acquire(ctx context.Context) error {
 	}
 }
 
-func (h *Hasher) release() {
+// collectAbove is the memory cost (KiB) from which a finished hash's
+// memory is collected before its slot is given back.
+const collectAbove = 16 * 1024
+
+// release gives back the slot of a hash of memKiB. A hash's memory, all of
+// it allocated at once (64 MiB by default), is garbage when it returns; a
+// hash that takes the slot next allocates as much again before the
+// collector has run, so that the heap held up to twice the memory of the
+// hashes running. Collecting first (a cycle marks only the small live
+// heap: the hash's blocks hold no pointers) bounds the memory of password
+// checks by PASSWORD_HASH_CONCURRENCY × PASSWORD_HASH_MEMORY_KIB
+// (docs/benchmarks.md, "Memory").
+func (h *Hasher) release(memKiB uint32) {
+	if memKiB >= collectAbove {
+		runtime.GC()
+	}
 	<-h.slots
 	if h.idle != nil {
 		h.idle.hashed(func() bool { return len(h.slots) == 0 })
