@@ -38,7 +38,9 @@ import (
 // how many (0 for none).
 // Reply: {allowed, retry µs, granted, then per key: used, reset µs, retry
 // µs, slot end µs}.
-var limitScript = goredis.NewScript(`
+var limitScript = goredis.NewScript(limitScriptSrc)
+
+const limitScriptSrc = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local want = tonumber(ARGV[1])
@@ -123,7 +125,7 @@ for i = 1, n do
   out[#out + 1] = cur[i]
 end
 return out
-`)
+`
 
 // Limiter is the permiso.RateLimiter shared by every instance: a
 // sliding window of slots per key in Redis, under one key prefix
