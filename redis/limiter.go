@@ -248,7 +248,8 @@ return out
 // Callers' keys are appended to the prefix:
 //
 //	<prefix><key>   hash: slot end (µs) -> requests admitted in that slot,
-//	                at most permiso.LimitSlots + 1 fields; TTL = the newest
+//	                at most permiso.LimitSlots + 1 of them, and the summary
+//	                0 -> "total oldest newest period"; TTL = the newest
 //	                slot's end + the period
 //
 // Errors from Redis are EUNAVAILABLE *permiso.Error values that wrap the
