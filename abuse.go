@@ -17,7 +17,8 @@ func (l Limit) Disabled() bool { return l.Count <= 0 || l.Period <= 0 }
 // LimitSlots is the number of slots a limit's period is divided into by
 // the rate limiters (docs/abuse-resistance.md, "Algorithm: sliding window
 // of slots"): a key holds at most one count per slot still in its window,
-// LimitSlots + 1 numbers whatever the limit's Count, and a request counts
+// LimitSlots + 1 counts whatever the limit's Count (in Redis, and their
+// running total), and a request counts
 // from its admission until its slot's end has left the window: at least
 // the period, at most the period plus one slot.
 const LimitSlots = 60

@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -234,12 +235,19 @@ func TestLimiterKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := prefix + "ip:login:192.0.2.1"
-	if h, err := c.rdb.HGetAll(ctx, key).Result(); err != nil || len(h) != 1 {
-		t.Errorf("HGETALL %s = %v, %v; want one slot", key, h, err)
+	if h, err := c.rdb.HGetAll(ctx, key).Result(); err != nil || len(h) != 2 {
+		t.Errorf("HGETALL %s = %v, %v; want one slot and the summary", key, h, err)
 	} else {
 		for end, n := range h {
+			if end == "0" {
+				continue
+			}
 			if e, err := strconv.ParseInt(end, 10, 64); err != nil || e%time.Second.Microseconds() != 0 || n != "1" {
 				t.Errorf("slot %s = %s, want the end of a one-second slot (µs) holding 1", end, n)
+			}
+			// The summary: total, oldest and newest slot, period (µs).
+			if want := fmt.Sprintf("1 %s %s %d", end, end, time.Minute.Microseconds()); h["0"] != want {
+				t.Errorf("summary field 0 = %q, want %q", h["0"], want)
 			}
 		}
 	}

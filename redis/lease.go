@@ -105,6 +105,13 @@ func (ls *leases) record(key string, limit permiso.Limit, want int, sent time.Ti
 		// its requests leave with their slot.
 		l.left = 0
 	}
+	if l.left > 0 && l.res.Remaining < res.Remaining {
+		// Another lease of the same slot, whose reply came first but
+		// which Redis counted after this one: its count is the newer
+		// (it includes this lease), so Remaining plus what the leases
+		// have left stays below the limit.
+		res.Remaining = l.res.Remaining
+	}
 	l.left += r.granted - 1
 	l.end = r.ends[0]
 	l.expires = sent.Add(limit.Slot())

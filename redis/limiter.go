@@ -11,21 +11,34 @@ import (
 
 // limitScript is the sliding window of slots (docs/abuse-resistance.md)
 // over one or more keys, in one atomic step. Each key is a hash of at most
-// permiso.LimitSlots + 1 fields: the end of a slot of the limit's period,
-// in microseconds of the Redis server's clock (TIME, so the instances'
-// clocks do not matter), and the requests admitted in it. Its size does
-// not depend on the limit's count.
+// permiso.LimitSlots + 1 slot fields: the end of a slot of the limit's
+// period, in microseconds of the Redis server's clock (TIME, so the
+// instances' clocks do not matter), and the requests admitted in it; and
+// one summary field "0" = "total oldest newest period": the sum of the
+// slots, the ends of the oldest and the newest slot and the period they
+// are slots of. Its size does not depend on the limit's count.
 //
 // For each key it first gives back the requests a lease did not use (the
 // give fields of ARGV, when that slot still exists), drops the slots whose
-// end left the window (now-period, now], sums the rest and, when the key is
-// full, finds when the slot that frees room leaves. The request is admitted
-// only when every key has room; then (unless want is 0, a Peek) it counts
-// granted = min(want, the room of every key) requests in the current slot
-// of every key, whose TTL becomes its newest slot's end plus its period: an
-// idle key disappears on its own. A count of 0 disables the limit of that
-// key. A key left by the sorted-set log of earlier versions is converted on
-// first use: its entries count as admitted in the slot of its newest one.
+// end left the window (now-period, now] and, when the key is full, finds
+// when the slot that frees room leaves. The request is admitted only when
+// every key has room; then (unless want is 0, a Peek) it counts granted =
+// min(want, the room of every key) requests in the current slot of every
+// key, whose TTL becomes its newest slot's end plus its period: an idle
+// key disappears on its own. A count of 0 disables the limit of that key.
+//
+// The summary makes a run cost the same whatever the slots: the slots
+// that left the window since the last run are read and deleted from the
+// oldest on (each once), and a refused request reads the slots from the
+// oldest until one frees room (usually the oldest alone). A key without a
+// summary, or with one of another period, is read whole once (HGETALL) and
+// gets one: a new key, a key written by the previous release (slot fields
+// only; that release drops field "0" as a slot that ended long ago, so
+// either release may touch a key during a rolling upgrade), or a key whose
+// limit changed period (its slots are ends of other slots: it is read
+// whole, without a summary, until they have left). A key left by the
+// sorted-set log of earlier versions is converted on first use: its
+// entries count as admitted in the slot of its newest one.
 //
 // A lease (ARGV[2] = 1) counts its requests in the slot after the
 // current one: they are spent during at most one slot after they were
@@ -38,62 +51,158 @@ import (
 // how many (0 for none).
 // Reply: {allowed, retry µs, granted, then per key: used, reset µs, retry
 // µs, slot end µs}.
-var limitScript = goredis.NewScript(`
+var limitScript = goredis.NewScript(limitScriptSrc)
+
+const limitScriptSrc = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local want = tonumber(ARGV[1])
 local ahead = tonumber(ARGV[2])
 local n = #KEYS
-local used, reset, retry, cur, newest = {}, {}, {}, {}, {}
+local used, reset, retry, cur, newest, oldest, write, had = {}, {}, {}, {}, {}, {}, {}, {}
 local allowed, maxretry, granted = 1, 0, want
+local function field(e) return string.format('%d', e) end
+-- the values of the slots ending at a, a + slot, ..., b
+local function slots(key, a, b, slot)
+  local f = {}
+  for e = a, b, slot do f[#f + 1] = field(e) end
+  return redis.call('HMGET', key, unpack(f))
+end
+-- the end of the first (last when back) slot from a to b that exists, or 0
+local function find(key, a, b, slot, back)
+  if a > b then return 0 end
+  local v = slots(key, a, b, slot)
+  local k0, k1, d = 1, #v, 1
+  if back then k0, k1, d = #v, 1, -1 end
+  for k = k0, k1, d do
+    if v[k] then return a + (k - 1) * slot end
+  end
+  return 0
+end
+-- gives back n requests of slot f: what it took from the slot, and
+-- whether that emptied (deleted) it
+local function giveback(key, f, n)
+  if n > 0 and redis.call('HEXISTS', key, f) == 1 then
+    local r = redis.call('HINCRBY', key, f, -n)
+    if r <= 0 then
+      redis.call('HDEL', key, f)
+      return n + r, true
+    end
+    return n, false
+  end
+  return 0, false
+end
 for i = 1, n do
   local j = 5 * (i - 1) + 2
   local key = KEYS[i]
   local count, period, slot = tonumber(ARGV[j + 1]), tonumber(ARGV[j + 2]), tonumber(ARGV[j + 3])
   local give = tonumber(ARGV[j + 5])
-  used[i], reset[i], retry[i], cur[i], newest[i] = 0, 0, 0, 0, 0
+  used[i], reset[i], retry[i], cur[i], newest[i], oldest[i] = 0, 0, 0, 0, 0, 0
   if count > 0 then
     cur[i] = (math.floor(now / slot) + 1 + ahead) * slot
-    local h = redis.pcall('HGETALL', key)
-    if h.err then
+    local m = redis.pcall('HGET', key, '0')
+    if type(m) == 'table' then
       local all = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
       redis.call('DEL', key)
       if #all > 0 then
         local e = (math.floor(tonumber(all[#all]) / slot) + 1) * slot
-        redis.call('HSET', key, string.format('%d', e), #all / 2)
+        redis.call('HSET', key, field(e), #all / 2)
       end
-      h = redis.call('HGETALL', key)
+      m = false
     end
-    if give > 0 and redis.call('HEXISTS', key, ARGV[j + 4]) == 1 then
-      if redis.call('HINCRBY', key, ARGV[j + 4], -give) <= 0 then
-        redis.call('HDEL', key, ARGV[j + 4])
+    had[i] = m and true
+    local u, o, w, p, live
+    if m then u, o, w, p = string.match(m, '^(%d+) (%d+) (%d+) (%d+)$') end
+    if p and tonumber(p) == period then
+      u, o, w = tonumber(u), tonumber(o), tonumber(w)
+      local took, gone = giveback(key, ARGV[j + 4], give)
+      if took > 0 then
+        write[i] = 1
+        u = u - took
+        local g = tonumber(ARGV[j + 4])
+        if u <= 0 then
+          u, o, w = 0, 0, 0
+        elseif gone and g == o then
+          o = find(key, o + slot, w, slot)
+        elseif gone and g == w then
+          w = find(key, o, w - slot, slot, true)
+        end
       end
-      h = redis.call('HGETALL', key)
-    end
-    local live, u = {}, 0
-    for f = 1, #h, 2 do
-      local e = tonumber(h[f])
-      if e + period <= now then
-        redis.call('HDEL', key, h[f])
-      else
-        local c = tonumber(h[f + 1])
-        u = u + c
-        live[#live + 1] = {e, c}
-        if e > newest[i] then newest[i] = e end
+      if u > 0 and o + period <= now then
+        -- the slots that left the window since the last run, and the
+        -- first that may still be in it
+        write[i] = 1
+        local b = math.min(w, (math.floor((now - period) / slot) + 1) * slot)
+        local v = slots(key, o, b, slot)
+        local drop, e, first = {}, o, 0
+        for k = 1, #v do
+          if v[k] then
+            if e + period > now then
+              first = e
+              break
+            end
+            drop[#drop + 1] = field(e)
+            u = u - tonumber(v[k])
+          end
+          e = e + slot
+        end
+        if #drop > 0 then redis.call('HDEL', key, unpack(drop)) end
+        if first == 0 then first = find(key, b + slot, w, slot) end
+        o = first
+        if o == 0 then u, w = 0, 0 end
+      end
+    else
+      -- no summary of this period: read the key whole
+      write[i] = 1
+      giveback(key, ARGV[j + 4], give)
+      local h = redis.call('HGETALL', key)
+      u, o, w, live = 0, 0, 0, {}
+      for f = 1, #h, 2 do
+        local e = tonumber(h[f])
+        if e <= 0 then
+        elseif e + period <= now then
+          redis.call('HDEL', key, h[f])
+        else
+          local c = tonumber(h[f + 1])
+          u = u + c
+          live[#live + 1] = {e, c}
+          if e > w then w = e end
+          if o == 0 or e < o then o = e end
+          if math.fmod(e, slot) ~= 0 then write[i] = 2 end
+        end
       end
     end
-    used[i] = u
-    if u > 0 then reset[i] = newest[i] + period - now end
+    used[i], oldest[i], newest[i] = u, o, w
+    if u > 0 then reset[i] = w + period - now end
     if count - u < granted then granted = math.max(count - u, 0) end
     if u >= count then
       allowed = 0
-      table.sort(live, function(a, b) return a[1] < b[1] end)
       local left = u
-      for _, s in ipairs(live) do
-        left = left - s[2]
-        if left < count then
-          retry[i] = s[1] + period - now
-          break
+      if live then
+        table.sort(live, function(x, y) return x[1] < y[1] end)
+        for _, s in ipairs(live) do
+          left = left - s[2]
+          if left < count then
+            retry[i] = s[1] + period - now
+            break
+          end
+        end
+      else
+        -- from the oldest slot: it alone frees room unless the limit
+        -- was lowered
+        local a, b = o, o
+        while retry[i] == 0 and a <= w do
+          local v = slots(key, a, b, slot)
+          for k = 1, #v do
+            if v[k] then
+              left = left - tonumber(v[k])
+              if left < count then
+                retry[i] = a + (k - 1) * slot + period - now
+                break
+              end
+            end
+          end
+          a, b = b + slot, w
         end
       end
       if retry[i] > maxretry then maxretry = retry[i] end
@@ -101,17 +210,24 @@ for i = 1, n do
   end
 end
 if allowed == 0 then granted = 0 end
-if granted > 0 then
-  for i = 1, n do
-    local j = 5 * (i - 1) + 2
-    local period = tonumber(ARGV[j + 2])
-    if tonumber(ARGV[j + 1]) > 0 then
+for i = 1, n do
+  local j = 5 * (i - 1) + 2
+  local period = tonumber(ARGV[j + 2])
+  if tonumber(ARGV[j + 1]) > 0 then
+    if granted > 0 then
       local e = math.max(cur[i], newest[i])
-      redis.call('HINCRBY', KEYS[i], string.format('%d', e), granted)
+      redis.call('HINCRBY', KEYS[i], field(e), granted)
       redis.call('PEXPIRE', KEYS[i], math.ceil((e + period - now) / 1000))
       used[i] = used[i] + granted
       reset[i] = e + period - now
-      cur[i] = e
+      cur[i], newest[i] = e, e
+      if oldest[i] == 0 then oldest[i] = e end
+      write[i] = write[i] or 1
+    end
+    if write[i] == 1 and used[i] > 0 then
+      redis.call('HSET', KEYS[i], '0', string.format('%d %d %d %d', used[i], oldest[i], newest[i], period))
+    elseif write[i] and had[i] then
+      redis.call('HDEL', KEYS[i], '0')
     end
   end
 end
@@ -123,7 +239,7 @@ for i = 1, n do
   out[#out + 1] = cur[i]
 end
 return out
-`)
+`
 
 // Limiter is the permiso.RateLimiter shared by every instance: a
 // sliding window of slots per key in Redis, under one key prefix
@@ -132,7 +248,8 @@ return out
 // Callers' keys are appended to the prefix:
 //
 //	<prefix><key>   hash: slot end (µs) -> requests admitted in that slot,
-//	                at most permiso.LimitSlots + 1 fields; TTL = the newest
+//	                at most permiso.LimitSlots + 1 of them, and the summary
+//	                0 -> "total oldest newest period"; TTL = the newest
 //	                slot's end + the period
 //
 // Errors from Redis are EUNAVAILABLE *permiso.Error values that wrap the
