@@ -255,8 +255,22 @@ func (s *Signer) Sign(ctx context.Context, c permiso.AccessClaims) (string, erro
 	if err != nil {
 		return "", fmt.Errorf("jwt: sign: %w", err)
 	}
-	return signing + "." + enc.EncodeToString(sig), nil
+	token := signing + "." + enc.EncodeToString(sig)
+	if len(token) > maxTokenLength {
+		// Verify would refuse it: issuing it would hand out a token that
+		// works nowhere. Every scope is written twice (scope and scopes),
+		// so this is a subject with very many long scopes
+		// (docs/security-model.md, "Token size").
+		return "", errTokenTooLarge
+	}
+	return token, nil
 }
+
+// errTokenTooLarge is Sign's answer for claims whose token would be longer
+// than Verify reads: a caller-safe validation error (an OAuth
+// invalid_request, a 422 elsewhere), never an unusable token.
+var errTokenTooLarge = permiso.Errorf(permiso.EINVALID,
+	"The token would be longer than %d bytes: too many or too long scopes; request fewer scopes or grant fewer to the subject", maxTokenLength)
 
 // accessHeader is the encoded JWS header of an access token signed with
 // k: "alg", "kid" and "typ": "at+jwt" (RFC 9068 §2.1), as gojwt encodes
