@@ -13,13 +13,14 @@ import (
 // RoundTrips is a go-redis hook (AddHook) that counts the single commands
 // and the pipelines sent, and the commands in those pipelines. With
 // IgnoreHandshakes set it leaves out the handshake go-redis runs on each
-// new connection (HELLO, CLIENT, AUTH, SELECT); with IgnoreFeed, the
-// revocation feed's background reads (XREAD, and the XINFO pipeline after
-// each; docs/architecture.md, "Revocation feed"), which no request waits
-// for.
+// new connection (HELLO, CLIENT, AUTH, SELECT). With Only set it counts
+// only the commands sent with a context Only accepts: Marked counts those
+// of a request whose context Mark made, and leaves out what runs in the
+// background on the same client (the revocation feed's reads and resyncs;
+// docs/architecture.md, "Revocation feed"), which no request waits for.
 type RoundTrips struct {
 	IgnoreHandshakes bool
-	IgnoreFeed       bool
+	Only             func(context.Context) bool
 
 	Single, Pipelines, Commands atomic.Int64
 }
@@ -31,16 +32,28 @@ func (h *RoundTrips) Reset() {
 	h.Commands.Store(0)
 }
 
-// ignored reports whether a command (the first of a pipeline) is left out.
-func (h *RoundTrips) ignored(cmd goredis.Cmder) bool {
+// ignored reports whether a command (the first of a pipeline) sent with
+// ctx is left out.
+func (h *RoundTrips) ignored(ctx context.Context, cmd goredis.Cmder) bool {
+	if h.Only != nil && !h.Only(ctx) {
+		return true
+	}
 	switch cmd.Name() {
 	case "hello", "client", "auth", "select":
 		return h.IgnoreHandshakes
-	case "xread", "xinfo":
-		return h.IgnoreFeed
 	}
 	return false
 }
+
+type marked struct{}
+
+// Mark returns ctx marked for Marked: the context of a request whose
+// round trips are counted.
+func Mark(ctx context.Context) context.Context { return context.WithValue(ctx, marked{}, true) }
+
+// Marked reports whether ctx (or a context derived from it) was made by
+// Mark.
+func Marked(ctx context.Context) bool { return ctx.Value(marked{}) != nil }
 
 // DialHook is next: dialling is not counted.
 func (h *RoundTrips) DialHook(next goredis.DialHook) goredis.DialHook { return next }
@@ -48,7 +61,7 @@ func (h *RoundTrips) DialHook(next goredis.DialHook) goredis.DialHook { return n
 // ProcessHook counts a single command.
 func (h *RoundTrips) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
 	return func(ctx context.Context, cmd goredis.Cmder) error {
-		if !h.ignored(cmd) {
+		if !h.ignored(ctx, cmd) {
 			h.Single.Add(1)
 		}
 		return next(ctx, cmd)
@@ -58,7 +71,7 @@ func (h *RoundTrips) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
 // ProcessPipelineHook counts a pipeline and its commands.
 func (h *RoundTrips) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []goredis.Cmder) error {
-		if len(cmds) > 0 && !h.ignored(cmds[0]) {
+		if len(cmds) > 0 && !h.ignored(ctx, cmds[0]) {
 			h.Pipelines.Add(1)
 			h.Commands.Add(int64(len(cmds)))
 		}
