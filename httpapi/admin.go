@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/audit"
 	"github.com/permiso/permiso/identity"
@@ -139,8 +141,8 @@ func (s *server) readAuditFilter(r *http.Request, defHours int) (permiso.AuditFi
 	if a := readString(q, "action", 100, &errs); a != "" {
 		f.Action = a
 	}
-	f.Subject = readString(q, "user_id", 255, &errs)
-	f.ActorID = readString(q, "actor_id", 255, &errs)
+	f.Subject = canonicalID(readString(q, "user_id", 255, &errs))
+	f.ActorID = canonicalID(readString(q, "actor_id", 255, &errs))
 	switch res := q.Get("result"); res {
 	case "", "success", "failure":
 		f.Result = res
@@ -149,6 +151,17 @@ func (s *server) readAuditFilter(r *http.Request, defHours int) (permiso.AuditFi
 	}
 	f.Since, f.Until = s.readWindow(q, defHours, 24*366, &errs)
 	return f, pg, errs.err()
+}
+
+// canonicalID writes an id that is a UUID in any form the paths accept
+// (upper case, braces, urn:uuid:, no dashes) as the audit log stores it, so
+// that a filter finds the same events as the canonical form; anything
+// else (a service client's client_id) is matched as it is.
+func canonicalID(s string) string {
+	if id, err := uuid.Parse(s); err == nil {
+		return id.String()
+	}
+	return s
 }
 
 // handleSecurityEvents answers GET /admin/security/events: the security

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,6 +45,15 @@ func TestAdminFiguresMatchWhatHappened(t *testing.T) {
 		m := x.(map[string]any)
 		if m["user_id"] != alice.ID.String() || m["result"] != "failure" || m["severity"] != "medium" {
 			t.Errorf("event %v", m)
+		}
+	}
+	// The same user in the other UUID forms the paths accept finds the
+	// same events.
+	for _, id := range []string{strings.ToUpper(alice.ID.String()), "urn:uuid:" + alice.ID.String(),
+		"{" + alice.ID.String() + "}", strings.ReplaceAll(alice.ID.String(), "-", "")} {
+		ev := want(t, e.call("GET", r, r+"?event_type=login.failure&user_id="+url.QueryEscape(id), tok, nil), 200, "security events of alice as "+id)
+		if ev["total"] != 3.0 {
+			t.Errorf("security events of alice as %s: total %v, want 3", id, ev["total"])
 		}
 	}
 	ev = want(t, e.call("GET", r, r+"?event_type=login.failure", tok, nil), 200, "all failed logins")
