@@ -5,6 +5,7 @@ import (
 	"net/mail"
 	"regexp"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -94,6 +95,13 @@ func (p *problems) email(field, s string) string {
 
 func validEmail(s string) bool {
 	if len(s) > MaxEmailLength || strings.ContainsAny(s, " \t\r\n<>\"(),;[]\\") || !permiso.ValidText(s) {
+		return false
+	}
+	// No invisible or blank character (zero-width and other format
+	// characters, line and paragraph separators, no-break spaces): an
+	// address with one looks like another user's (docs/security-model.md,
+	// "Untrusted bytes").
+	if strings.IndexFunc(s, func(r rune) bool { return !unicode.IsGraphic(r) || unicode.IsSpace(r) }) >= 0 {
 		return false
 	}
 	a, err := mail.ParseAddress(s)
