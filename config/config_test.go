@@ -424,7 +424,8 @@ func TestParseErrorsNameTheVariable(t *testing.T) {
 		{"MFA_REQUIRED_ROLES", "admin,admin", `MFA_REQUIRED_ROLES: lists "admin" twice`},
 		{"REVOCATION_FEED_STALE", "open", `REVOCATION_FEED_STALE: "open" is not one of fail, lookup`},
 		{"REVOCATION_FEED_MAX_LAG_MS", "1s", `REVOCATION_FEED_MAX_LAG_MS: "1s" is not a whole number of milliseconds`},
-		{"REVOCATION_FEED_MAX_LAG_MS", "0", `REVOCATION_FEED_MAX_LAG_MS: must be between 10 and 60000 (got 0)`},
+		{"REVOCATION_FEED_MAX_LAG_MS", "0", `REVOCATION_FEED_MAX_LAG_MS: must be between 100 and 60000 (got 0)`},
+		{"REVOCATION_FEED_MAX_LAG_MS", "99", `REVOCATION_FEED_MAX_LAG_MS: must be between 100 and 60000 (got 99)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {

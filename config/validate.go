@@ -193,8 +193,8 @@ func (c *Config) checkTokens(p *problems) {
 	if c.RevocationFeedStale != "fail" && c.RevocationFeedStale != "lookup" {
 		p.fail("REVOCATION_FEED_STALE", "%s is not one of fail, lookup", quote(c.RevocationFeedStale))
 	}
-	if c.RevocationFeedMaxLag < 10*time.Millisecond || c.RevocationFeedMaxLag > time.Minute {
-		p.fail("REVOCATION_FEED_MAX_LAG_MS", "must be between 10 and 60000 (got %d)", c.RevocationFeedMaxLag.Milliseconds())
+	if c.RevocationFeedMaxLag < 100*time.Millisecond || c.RevocationFeedMaxLag > time.Minute {
+		p.fail("REVOCATION_FEED_MAX_LAG_MS", "must be between 100 and 60000 (got %d)", c.RevocationFeedMaxLag.Milliseconds())
 	}
 }
 

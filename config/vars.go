@@ -307,7 +307,7 @@ var specs = []spec{
 		Description: "With Redis: hold the revocation state in memory on every instance, fed by a Redis stream, so bearer checks make no network call for it (docs/architecture.md, \"Revocation feed\"). false: look revocations up in Redis on every bearer check."},
 		set: boolean(func(c *Config) *bool { return &c.RevocationFeed })},
 	{Variable: Variable{Name: "REVOCATION_FEED_MAX_LAG_MS", Default: "1000",
-		Description: "The bound of the revocation feed, in milliseconds: a revocation is effective on every instance within it, and an instance whose feed has not been confirmed complete for longer treats it as stale (REVOCATION_FEED_STALE)."},
+		Description: "The bound of the revocation feed, in milliseconds: a revocation is effective on every instance within it, and an instance whose feed has not been confirmed complete for longer treats it as stale (REVOCATION_FEED_STALE). 100 to 60000: the feed renews its proof about ten times within the bound, and a bound much below a second turns the feed stale whenever a loaded host delays Redis or the reader."},
 		set: duration(time.Millisecond, func(c *Config) *time.Duration { return &c.RevocationFeedMaxLag })},
 	{Variable: Variable{Name: "REVOCATION_FEED_STALE", Default: "fail",
 		Description: "What a bearer check does while the revocation feed is stale and memory does not already say revoked: fail (503 with Retry-After, or accept with REVOCATION_FAIL_OPEN) or lookup (ask Redis for that request, as with REVOCATION_FEED=false)."},
