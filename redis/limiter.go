@@ -102,7 +102,12 @@ for i = 1, n do
     cur[i] = (math.floor(now / slot) + 1 + ahead) * slot
     local m = redis.pcall('HGET', key, '0')
     if type(m) == 'table' then
-      local all = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+      -- not a hash: the sorted set of an older release becomes one slot;
+      -- a key of any other type is not ours and starts over
+      local all = {}
+      if redis.call('TYPE', key).ok == 'zset' then
+        all = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+      end
       redis.call('DEL', key)
       if #all > 0 then
         local e = (math.floor(tonumber(all[#all]) / slot) + 1) * slot
@@ -113,8 +118,16 @@ for i = 1, n do
     had[i] = m and true
     local u, o, w, p, live
     if m then u, o, w, p = string.match(m, '^(%d+) (%d+) (%d+) (%d+)$') end
-    if p and tonumber(p) == period then
-      u, o, w = tonumber(u), tonumber(o), tonumber(w)
+    if p then u, o, w, p = tonumber(u), tonumber(o), tonumber(w), tonumber(p) end
+    -- a summary is trusted only when it can describe a window: its slots
+    -- at most a period and the slots ahead apart, none beyond them, its
+    -- total below 2^53; any other (written by hand, or corrupt) is
+    -- replaced by reading the key whole, which costs what the key holds
+    -- rather than what the summary claims
+    local span = period + (2 + ahead) * slot
+    if p == period and u < 9007199254740992 and ((u == 0 and o == 0 and w == 0) or
+        (u > 0 and o > 0 and o <= w and w - o <= span and w <= now + span and
+         math.fmod(o, slot) == 0 and math.fmod(w, slot) == 0)) then
       local took, gone = giveback(key, ARGV[j + 4], give)
       if took > 0 then
         write[i] = 1
@@ -158,12 +171,12 @@ for i = 1, n do
       local h = redis.call('HGETALL', key)
       u, o, w, live = 0, 0, 0, {}
       for f = 1, #h, 2 do
-        local e = tonumber(h[f])
-        if e <= 0 then
-        elseif e + period <= now then
+        local e, c = tonumber(h[f]), tonumber(h[f + 1])
+        if h[f] == '0' then
+        elseif not e or not c or e <= 0 or c ~= math.floor(c) or e + period <= now then
+          -- gone from the window, or not a slot of ours: dropped
           redis.call('HDEL', key, h[f])
         else
-          local c = tonumber(h[f + 1])
           u = u + c
           live[#live + 1] = {e, c}
           if e > w then w = e end

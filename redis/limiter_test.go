@@ -301,3 +301,76 @@ func TestLimiterReadsPreviousLayout(t *testing.T) {
 	}
 	slotFields(t, c, prefix+key)
 }
+
+// TestLimiterRepairsCorruptKeys: a limit key whose summary, slots or type
+// were not written by the script (by hand, or corrupt) is read whole and
+// repaired, never trusted: a summary claiming slots far apart would make
+// the script walk millions of slots and block the Redis every instance
+// shares (docs/abuse-resistance.md, "Algorithm: sliding window of slots").
+// The requests the real slots hold still count; a key of a foreign type
+// starts over.
+func TestLimiterRepairsCorruptKeys(t *testing.T) {
+	t.Parallel()
+	c, l, prefix := testLimiter(t)
+	ctx := t.Context()
+	lim := permiso.Limit{Count: 20, Period: time.Minute}
+	slot := lim.Slot().Microseconds()
+	allow := func(key string, remaining int, what string) {
+		t.Helper()
+		r, err := l.Allow(ctx, key, lim)
+		if err != nil || !r.Allowed || r.Remaining != remaining {
+			t.Fatalf("%s: Allow = %+v, %v; want admitted with %d remaining", what, r, err, remaining)
+		}
+		slotFields(t, c, prefix+key)
+	}
+	// Three requests counted, then the summary replaced.
+	summaries := map[string]func(u, o, w, p int64) string{
+		"oldest slot far back":   func(u, o, w, p int64) string { return fmt.Sprint(u, " ", o-100_000*slot, " ", w, " ", p) },
+		"newest slot far ahead":  func(u, o, w, p int64) string { return fmt.Sprint(u, " ", o, " ", w+100_000*slot, " ", p) },
+		"oldest slot 1":          func(u, o, w, p int64) string { return fmt.Sprint(u, " ", 1, " ", w, " ", p) },
+		"slots not aligned":      func(u, o, w, p int64) string { return fmt.Sprint(u, " ", o+1, " ", w, " ", p) },
+		"oldest after newest":    func(u, o, w, p int64) string { return fmt.Sprint(u, " ", w+slot, " ", w, " ", p) },
+		"total beyond 2^53":      func(u, o, w, p int64) string { return fmt.Sprint("99999999999999999999 ", o, " ", w, " ", p) },
+		"not a summary":          func(u, o, w, p int64) string { return "garbage" },
+		"total without its slot": func(u, o, w, p int64) string { return fmt.Sprint(u, " 0 0 ", p) },
+	}
+	for name, corrupt := range summaries {
+		key := "corrupt:" + strings.ReplaceAll(name, " ", "-")
+		for n := range 3 {
+			allow(key, lim.Count-n-1, name+": before")
+		}
+		var u, o, w, p int64
+		s, err := c.rdb.HGet(ctx, prefix+key, "0").Result()
+		if _, serr := fmt.Sscan(s, &u, &o, &w, &p); err != nil || serr != nil {
+			t.Fatalf("%s: summary %q: %v %v", name, s, err, serr)
+		}
+		if err := c.rdb.HSet(ctx, prefix+key, "0", corrupt(u, o, w, p)).Err(); err != nil {
+			t.Fatal(err)
+		}
+		allow(key, lim.Count-4, name)
+	}
+	// Slots that are not numbers are dropped; the real one still counts.
+	key := "corrupt:fields"
+	allow(key, lim.Count-1, "fields: before")
+	if err := c.rdb.HSet(ctx, prefix+key, "0", "garbage", "abc", "5", strconv.FormatInt((time.Now().UnixMicro()/slot+1)*slot, 10)+"9", "x").Err(); err != nil {
+		t.Fatal(err)
+	}
+	allow(key, lim.Count-2, "fields")
+	// A key of another type is not a limit's: it starts over.
+	for _, kind := range []string{"string", "list", "set"} {
+		key := "corrupt:type:" + kind
+		var err error
+		switch kind {
+		case "string":
+			err = c.rdb.Set(ctx, prefix+key, "x", 0).Err()
+		case "list":
+			err = c.rdb.RPush(ctx, prefix+key, "x").Err()
+		case "set":
+			err = c.rdb.SAdd(ctx, prefix+key, "x").Err()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		allow(key, lim.Count-1, kind)
+	}
+}
