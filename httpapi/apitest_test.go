@@ -17,7 +17,6 @@ import (
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/audit"
-	"github.com/permiso/permiso/identity"
 	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/internal/testdb"
 	"github.com/permiso/permiso/internal/testwire"
@@ -25,7 +24,6 @@ import (
 	"github.com/permiso/permiso/logring"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/redis"
-	"github.com/permiso/permiso/reports"
 	"github.com/permiso/permiso/sqlite"
 	"github.com/permiso/permiso/usage"
 )
@@ -54,7 +52,7 @@ const apiTestSecret = "0123456789abcdef0123456789abcdef-api-test-secret"
 
 // testSigner is the access-token signer of the test servers: HS256 with
 // apiTestSecret.
-func testSigner(t *testing.T) *jwt.Signer {
+func testSigner(t testing.TB) *jwt.Signer {
 	t.Helper()
 	signer := testwire.HS256(t, apiTestSecret, "permiso-test", nil)
 	return signer
@@ -71,39 +69,21 @@ func migrated[S permiso.Store](t *testing.T, db S) S {
 
 func newAPIEnv(t *testing.T) *apiEnv {
 	t.Helper()
-	ctx := t.Context()
 	db := testdb.SQLite(t)
-	signer := testSigner(t)
-	ring := logring.New(100, slog.LevelError)
-	logger := slog.New(ring.Wrap(slog.DiscardHandler))
-	aw := audit.New(db, audit.Options{FlushInterval: 10 * time.Millisecond})
-	uc := usage.New(db, usage.Options{FlushInterval: time.Hour})
-	hasher := testwire.Hasher()
-	svc := oauth2.NewService(oauth2.Config{Issuer: "permiso-test", ServiceTokenLifetime: 10 * time.Minute, OIDCIssuer: testIssuer}, oauth2.Deps{
-		Users: db, Clients: db, Tokens: db, Sessions: db, Hasher: hasher, Signer: signer,
-		Revocations: inprocess.NewRevocations(), Audit: aw, Usage: uc, Logger: logger, Limiter: inprocess.NewLimiter(),
-		OIDC: db, IDTokens: testIDSigner(t, db),
-	})
-	// The account service of the users, roles, scopes and service-clients
-	// routes.
-	ident := identity.New(identity.Config{}, identity.Deps{Store: db, Hasher: hasher, Sessions: svc, Lockout: svc,
-		Audit: aw, ClientTokens: svc, Logger: logger, MFA: testMFADeps(t, db)})
-	t.Cleanup(func() {
-		ident.Close()
-		uc.Close()
-		aw.Close()
-		db.Close()
-	})
-	opts := testOptions()
-	opts.APIV1Prefix = "/api/v1"
-	opts.DocsURL, opts.RedocURL, opts.OpenAPIURL = "/docs", "/redoc", "/openapi.json"
-	opts.AuditRetention = 90 * 24 * time.Hour
-	h := NewServer(Deps{Logger: logger, Options: opts, Auth: svc, Keys: signer, Store: db, Audit: aw, Identity: ident,
-		Reports: reports.New(reports.Deps{Store: db}), ErrorLog: ring, Checks: []HealthCheck{{Name: "database", Check: func(ctx context.Context) (map[string]any, error) {
+	w := newWired(t, wiring{db: db, logged: true, audited: true, counted: true,
+		auth:     oauth2.Config{ServiceTokenLifetime: 10 * time.Minute, OIDCIssuer: testIssuer},
+		authDeps: oauth2.Deps{Limiter: inprocess.NewLimiter()},
+		options: func(opts *Options) {
+			opts.APIV1Prefix = "/api/v1"
+			opts.DocsURL, opts.RedocURL, opts.OpenAPIURL = "/docs", "/redoc", "/openapi.json"
+			opts.AuditRetention = 90 * 24 * time.Hour
+		},
+		deps: Deps{Checks: []HealthCheck{{Name: "database", Check: func(ctx context.Context) (map[string]any, error) {
 			return map[string]any{"backend": db.Backend()}, db.Ping(ctx)
-		}}}})
-	e := &apiEnv{t: t, ctx: ctx, db: db, svc: svc, audit: aw, usage: uc, ring: ring, logger: logger,
-		srv: h.(*server), h: h, hasher: hasher}
+		}}}},
+	})
+	e := &apiEnv{t: t, ctx: t.Context(), db: db, svc: w.auth, audit: w.audit, usage: w.usage, ring: w.ring, logger: w.logger,
+		srv: w.srv, h: w.h, hasher: w.hasher}
 	e.doc = newOpenAPIValidator(t, e.srv)
 	return e
 }

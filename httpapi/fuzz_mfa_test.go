@@ -13,10 +13,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/permiso/permiso"
-	"github.com/permiso/permiso/identity"
 	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/internal/testdb"
-	"github.com/permiso/permiso/internal/testwire"
 	"github.com/permiso/permiso/mfa"
 	"github.com/permiso/permiso/oauth2"
 )
@@ -30,20 +28,10 @@ const mfaFuzzPassword = "Tq8#vLm2!pZr-fz-Kx4"
 func newMFAFuzzServer(tb testing.TB, db permiso.Store) (http.Handler, string) {
 	tb.Helper()
 	ctx := context.Background()
-	signer := testwire.HS256(tb, apiTestSecret, "permiso-test", nil)
-	hasher := testwire.Hasher()
-	md := testMFADeps(tb, db)
-	svc := oauth2.NewService(oauth2.Config{Issuer: "permiso-test"}, oauth2.Deps{
-		Users: db, Clients: db, Tokens: db, Sessions: db, Hasher: hasher, Signer: signer,
-		Revocations: inprocess.NewRevocations(), Lockout: inprocess.NewLockout(5, time.Minute),
-		MFA: oauth2.MFADeps{Store: db, Tokens: db, Box: md.Box, Once: md.Once},
-	})
-	ident := identity.New(identity.Config{}, identity.Deps{Store: db, Hasher: hasher, Sessions: svc, Lockout: svc,
-		ClientTokens: svc, MFA: md})
-	tb.Cleanup(ident.Close)
-	h := NewServer(Deps{Options: testOptions(), Auth: svc, Keys: signer, Store: db, Identity: ident})
+	ws := newWired(tb, wiring{db: db, mfaGrant: true, authDeps: oauth2.Deps{Lockout: inprocess.NewLockout(5, time.Minute)}})
+	h, md := ws.h, ws.mfa
 
-	hash, err := hasher.Hash(ctx, mfaFuzzPassword)
+	hash, err := ws.hasher.Hash(ctx, mfaFuzzPassword)
 	if err != nil {
 		tb.Fatal(err)
 	}

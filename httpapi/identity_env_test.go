@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -19,16 +18,13 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/argon2id"
-	"github.com/permiso/permiso/audit"
 	"github.com/permiso/permiso/commonpw"
 	"github.com/permiso/permiso/identity"
 	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/internal/smtptest"
 	"github.com/permiso/permiso/internal/testdb"
 	"github.com/permiso/permiso/internal/testwire"
-	"github.com/permiso/permiso/mail"
 	"github.com/permiso/permiso/oauth2"
-	"github.com/permiso/permiso/reports"
 )
 
 // idEnv is the whole server on real parts for the users, roles and scopes
@@ -100,38 +96,19 @@ func idBackends(t *testing.T) []idBackend {
 func newIDEnv(t *testing.T, b idBackend) *idEnv {
 	t.Helper()
 	ctx := t.Context()
-	db := migrated(t, b.open(t))
-	signer := testSigner(t)
-	hasher := testwire.Hasher()
-	aw := audit.New(db, audit.Options{FlushInterval: 10 * time.Millisecond})
+	db := b.open(t)
+	smtp, mailer := testwire.Mailer(t)
 	// One OnceStore for enrollment and sign-in, as cmd/permiso wires it.
-	md := testMFADeps(t, db)
-	auth := oauth2.NewService(oauth2.Config{Issuer: "permiso-test", PasswordPolicy: idPolicy, PreventReuseCount: 3,
-		PasswordMaxAge: 90 * 24 * time.Hour, OIDCIssuer: testIssuer, MFARequiredRoles: []string{mfaRequiredRole}}, oauth2.Deps{
-		Users: db, Clients: db, Tokens: db, Sessions: db, Hasher: hasher, Signer: signer,
-		Revocations: inprocess.NewRevocations(), Lockout: inprocess.NewLockout(3, 30*time.Minute), Audit: aw,
-		OIDC: db, IDTokens: testIDSigner(t, db),
-		MFA: oauth2.MFADeps{Store: db, Tokens: db, Box: md.Box, Once: md.Once},
+	w := newWired(t, wiring{db: db, audited: true, mfaGrant: true,
+		auth: oauth2.Config{PasswordPolicy: idPolicy, PreventReuseCount: 3, PasswordMaxAge: 90 * 24 * time.Hour,
+			OIDCIssuer: testIssuer, MFARequiredRoles: []string{mfaRequiredRole}},
+		authDeps: oauth2.Deps{Lockout: inprocess.NewLockout(3, 30*time.Minute)},
+		ident: identity.Config{Policy: idPolicy, PreventReuseCount: 3, LinkBaseURL: "https://auth.example.com",
+			MFARequiredRoles: []string{mfaRequiredRole}},
+		identDeps: identity.Deps{Mailer: mailer},
+		options:   func(opts *Options) { opts.OpenAPIURL = "/openapi.json" },
 	})
-	smtp := smtptest.Start(t, smtptest.Options{StartTLS: true})
-	mailer, err := mail.NewSMTP(mail.SMTPConfig{Host: smtp.Host, Port: smtp.Port, From: "permiso <noreply@example.com>",
-		StartTLS: true, TLSConfig: &tls.Config{RootCAs: smtp.RootCAs}, Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ident := identity.New(identity.Config{Policy: idPolicy, PreventReuseCount: 3, LinkBaseURL: "https://auth.example.com",
-		MFARequiredRoles: []string{mfaRequiredRole}},
-		identity.Deps{Store: db, Hasher: hasher, Sessions: auth, Lockout: auth, Mailer: mailer, Audit: aw, ClientTokens: auth,
-			MFA: md})
-	t.Cleanup(func() {
-		ident.Close()
-		aw.Close()
-	})
-	opts := testOptions()
-	opts.OpenAPIURL = "/openapi.json"
-	h := NewServer(Deps{Options: opts, Auth: auth, Keys: signer, Store: db, Audit: aw, Identity: ident,
-		Reports: reports.New(reports.Deps{Store: db})})
-	e := &idEnv{t: t, ctx: ctx, db: db, auth: auth, ident: ident, srv: h.(*server), h: h, smtp: smtp, hash: hasher,
+	e := &idEnv{t: t, ctx: ctx, db: db, auth: w.auth, ident: w.ident, srv: w.srv, h: w.h, smtp: smtp, hash: w.hasher,
 		roles: map[string]permiso.Role{}, rolesMu: &sync.Mutex{}, seq: &atomic.Int64{}}
 	e.doc = newOpenAPIValidator(t, e.srv)
 	roles, _, err := db.ListRoles(ctx, permiso.RoleFilter{})
