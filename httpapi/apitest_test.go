@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/audit"
@@ -104,21 +102,15 @@ func (e *apiEnv) user(name string, superuser bool, roles ...string) permiso.User
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	var ids []uuid.UUID
+	var rs []permiso.Role
 	for _, r := range roles {
 		role, err := e.db.GetRoleByName(e.ctx, r)
 		if err != nil {
 			e.t.Fatal(err)
 		}
-		ids = append(ids, role.ID)
+		rs = append(rs, role)
 	}
-	now := time.Now().UTC()
-	u, err := e.db.CreateUser(e.ctx, permiso.User{Username: name, Email: name + "@example.com", PasswordHash: hash,
-		IsActive: true, IsVerified: true, IsSuperuser: superuser, PasswordChangedAt: now, CreatedAt: now, UpdatedAt: now}, ids)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return u
+	return activeUser(e.t, e.db, name, hash, superuser, rs...)
 }
 
 // login runs a password grant and returns the token response.

@@ -147,13 +147,7 @@ func newDiffEnv(t *testing.T, name string, db permiso.Store, rc *redis.Client) *
 
 func (e *diffEnv) createUser(name string, superuser bool) permiso.User {
 	e.t.Helper()
-	now := time.Now().UTC()
-	u, err := e.db.CreateUser(e.ctx, permiso.User{Username: name, Email: name + "@example.com", PasswordHash: e.pwHash,
-		IsActive: true, IsVerified: true, IsSuperuser: superuser, PasswordChangedAt: now, CreatedAt: now, UpdatedAt: now}, nil)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return u
+	return activeUser(e.t, e.db, name, e.pwHash, superuser)
 }
 
 func (e *diffEnv) resetPassword(id string) {

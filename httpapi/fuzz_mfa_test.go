@@ -35,12 +35,7 @@ func newMFAFuzzServer(tb testing.TB, db permiso.Store) (http.Handler, string) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	now := time.Now().UTC()
-	u, err := db.CreateUser(ctx, permiso.User{Username: "fuzz", Email: "fuzz@example.com", PasswordHash: hash,
-		IsActive: true, IsVerified: true, PasswordChangedAt: now, CreatedAt: now, UpdatedAt: now}, nil)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	u := activeUser(tb, db, "fuzz", hash, false)
 	secret, err := mfa.NewTOTPSecret()
 	if err != nil {
 		tb.Fatal(err)
@@ -52,7 +47,7 @@ func newMFAFuzzServer(tb testing.TB, db permiso.Store) (http.Handler, string) {
 	if _, err := db.PutPendingMFAFactor(ctx, permiso.MFAFactor{UserID: u.ID, Kind: string(mfa.KindTOTP), Secret: sealed}); err != nil {
 		tb.Fatal(err)
 	}
-	if _, err := db.ConfirmMFAFactor(ctx, u.ID, string(mfa.KindTOTP), now, []string{mfa.HashRecoveryCode(u.ID.String(), uuid.NewString())}); err != nil {
+	if _, err := db.ConfirmMFAFactor(ctx, u.ID, string(mfa.KindTOTP), time.Now().UTC(), []string{mfa.HashRecoveryCode(u.ID.String(), uuid.NewString())}); err != nil {
 		tb.Fatal(err)
 	}
 	w := postMFAForm(h, url.Values{"grant_type": {"password"}, "username": {"fuzz"}, "password": {mfaFuzzPassword}})

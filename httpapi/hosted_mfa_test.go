@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/identity"
 	"github.com/permiso/permiso/inprocess"
@@ -113,17 +111,11 @@ func newMFAPagesEnv(t *testing.T, b mfaBackend) *mfaPagesEnv {
 
 func (e *mfaPagesEnv) user(name string, roles ...string) permiso.User {
 	e.t.Helper()
-	now := time.Now().UTC()
-	var ids []uuid.UUID
+	var rs []permiso.Role
 	for _, r := range roles {
-		ids = append(ids, e.roles[r].ID)
+		rs = append(rs, e.roles[r])
 	}
-	u, err := e.db.CreateUser(e.t.Context(), permiso.User{Username: name, Email: name + "@example.com", PasswordHash: e.hash,
-		IsActive: true, IsVerified: true, PasswordChangedAt: now, CreatedAt: now, UpdatedAt: now}, ids)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return u
+	return activeUser(e.t, e.db, name, e.hash, false, rs...)
 }
 
 // enroll gives u a confirmed TOTP factor through the identity service and

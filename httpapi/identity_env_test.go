@@ -135,19 +135,12 @@ func (e *idEnv) user(prefix string, superuser bool, roles ...string) permiso.Use
 		e.pwHash = h
 	}
 	h := e.pwHash
-	var ids []uuid.UUID
+	var rs []permiso.Role
 	for _, r := range roles {
 		role, _ := e.roleNamed(r)
-		ids = append(ids, role.ID)
+		rs = append(rs, role)
 	}
-	name := e.name(prefix)
-	now := time.Now().UTC()
-	u, err := e.db.CreateUser(e.ctx, permiso.User{Username: name, Email: name + "@example.com", PasswordHash: h,
-		IsActive: true, IsVerified: true, IsSuperuser: superuser, PasswordChangedAt: now, CreatedAt: now, UpdatedAt: now}, ids)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return u
+	return activeUser(e.t, e.db, e.name(prefix), h, superuser, rs...)
 }
 
 // role creates a role holding the scopes (by name).

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/audit"
@@ -143,4 +145,21 @@ func newWired(tb testing.TB, w wiring) *wired {
 	s.h = NewServer(d)
 	s.srv = s.h.(*server)
 	return s
+}
+
+// activeUser creates the active, verified user name (name@example.com)
+// with the password hash and the roles, its password changed now.
+func activeUser(tb testing.TB, db permiso.Store, name, hash string, superuser bool, roles ...permiso.Role) permiso.User {
+	tb.Helper()
+	var ids []uuid.UUID
+	for _, r := range roles {
+		ids = append(ids, r.ID)
+	}
+	now := time.Now().UTC()
+	u, err := db.CreateUser(tb.Context(), permiso.User{Username: name, Email: name + "@example.com", PasswordHash: hash,
+		IsActive: true, IsVerified: true, IsSuperuser: superuser, PasswordChangedAt: now, CreatedAt: now, UpdatedAt: now}, ids)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return u
 }
