@@ -11,6 +11,7 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/internal/testclock"
+	"github.com/permiso/permiso/internal/testdb"
 	"github.com/permiso/permiso/internal/testredis"
 	"github.com/permiso/permiso/sharedstatetest"
 )
@@ -19,7 +20,7 @@ import (
 // and closes the client when t ends.
 func openTestClient(t testing.TB) *Client {
 	t.Helper()
-	c := openClient(t, testURL(t), Options{})
+	c := openClient(t, testdb.RedisURL(t), Options{})
 	if err := c.Ping(context.Background()); err != nil {
 		t.Fatalf("PERMISO_TEST_REDIS_URL does not answer: %v", err)
 	}
@@ -225,7 +226,7 @@ func TestRevocationKeysAndTTL(t *testing.T) {
 func TestIsRevokedOneRoundTrip(t *testing.T) {
 	t.Parallel()
 	shared := openTestClient(t)
-	c := openClient(t, testURL(t), Options{})
+	c := openClient(t, testdb.RedisURL(t), Options{})
 	h := testredis.RoundTrips{IgnoreHandshakes: true}
 	c.rdb.AddHook(&h)
 	r := NewRevocations(c, testPrefix(t, shared))
