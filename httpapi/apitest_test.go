@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,14 +118,7 @@ func (e *apiEnv) user(name string, superuser bool, roles ...string) permiso.User
 func (e *apiEnv) login(username string) oauth2.TokenResponse {
 	e.t.Helper()
 	w := e.form("/api/v1/auth/token", url.Values{"grant_type": {"password"}, "username": {username}, "password": {apiPassword}}, nil)
-	if w.Code != http.StatusOK {
-		e.t.Fatalf("login %s: %d %s", username, w.Code, w.Body)
-	}
-	var tr oauth2.TokenResponse
-	if err := json.Unmarshal(w.Body.Bytes(), &tr); err != nil {
-		e.t.Fatal(err)
-	}
-	return tr
+	return tokenResponse(e.t, w, "login "+username)
 }
 
 // form POSTs a form, with HTTP Basic when basic is not nil, and
@@ -178,6 +172,31 @@ func exchangeJSON(t *testing.T, h http.Handler, doc *openAPIValidator, hostile b
 		doc.exchange(t, route, r, b, w, hostile)
 	}
 	return w
+}
+
+// formRequest is a POST of the form v to path.
+func formRequest(path string, v url.Values) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(v.Encode()))
+	r.Header.Set("Content-Type", contentTypeForm)
+	return r
+}
+
+// serve serves r from h and returns the response.
+func serve(h http.Handler, r *http.Request) *httptest.ResponseRecorder {
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
+}
+
+// tokenResponse decodes w, the answer to what (a login, a token request),
+// failing tb unless it is a 200 token response with an access token.
+func tokenResponse(tb testing.TB, w *httptest.ResponseRecorder, what string) oauth2.TokenResponse {
+	tb.Helper()
+	var tr oauth2.TokenResponse
+	if w.Code != http.StatusOK || json.Unmarshal(w.Body.Bytes(), &tr) != nil || tr.AccessToken == "" {
+		tb.Fatalf("%s: %d %s", what, w.Code, w.Body)
+	}
+	return tr
 }
 
 // want checks the status and decodes the body.

@@ -163,18 +163,7 @@ func (e *diffEnv) resetPassword(id string) {
 func (e *diffEnv) login(name string) oauth2.TokenResponse {
 	e.t.Helper()
 	v := url.Values{"grant_type": {"password"}, "username": {name}, "password": {idPassword}}
-	r := httptest.NewRequest("POST", "/api/v1/auth/token", strings.NewReader(v.Encode()))
-	r.Header.Set("Content-Type", contentTypeForm)
-	w := httptest.NewRecorder()
-	e.h.ServeHTTP(w, r)
-	if w.Code != http.StatusOK {
-		e.t.Fatalf("%s: login %s: %d %s", e.name, name, w.Code, w.Body)
-	}
-	var tr oauth2.TokenResponse
-	if err := json.Unmarshal(w.Body.Bytes(), &tr); err != nil {
-		e.t.Fatal(err)
-	}
-	return tr
+	return tokenResponse(e.t, serve(e.h, formRequest("/api/v1/auth/token", v)), e.name+": login "+name)
 }
 
 // diffFixture is what one route's requests act on, created afresh for

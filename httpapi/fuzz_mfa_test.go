@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -50,20 +49,12 @@ func newMFAFuzzServer(tb testing.TB, db permiso.Store) (http.Handler, string) {
 	if _, err := db.ConfirmMFAFactor(ctx, u.ID, string(mfa.KindTOTP), time.Now().UTC(), []string{mfa.HashRecoveryCode(u.ID.String(), uuid.NewString())}); err != nil {
 		tb.Fatal(err)
 	}
-	w := postMFAForm(h, url.Values{"grant_type": {"password"}, "username": {"fuzz"}, "password": {mfaFuzzPassword}})
+	w := serve(h, formRequest("/api/v1/auth/token", url.Values{"grant_type": {"password"}, "username": {"fuzz"}, "password": {mfaFuzzPassword}}))
 	var body map[string]any
 	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || w.Code != http.StatusForbidden || body["mfa_token"] == nil {
 		tb.Fatalf("password grant: %d %s", w.Code, w.Body)
 	}
 	return h, body["mfa_token"].(string)
-}
-
-func postMFAForm(h http.Handler, form url.Values) *httptest.ResponseRecorder {
-	r := httptest.NewRequest(http.MethodPost, "/api/v1/auth/token", strings.NewReader(form.Encode()))
-	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, r)
-	return w
 }
 
 // FuzzMFAGrant sends the mfa grant's inputs (mfa_token, otp,
@@ -105,7 +96,7 @@ func FuzzMFAGrant(f *testing.F) {
 			}
 		}
 		for _, s := range servers {
-			w := postMFAForm(s.h, form)
+			w := serve(s.h, formRequest("/api/v1/auth/token", form))
 			if w.Code < 400 || w.Code > 499 {
 				t.Fatalf("%s: status %d, want 4xx: %s", s.name, w.Code, w.Body)
 			}

@@ -9,7 +9,6 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -58,7 +57,7 @@ type mfaBackend struct {
 
 func mfaBackends() []mfaBackend {
 	bs := []mfaBackend{{name: "sqlite", store: func(t *testing.T) permiso.Store { return testdb.SQLite(t) }}}
-	if testdb.HasPostgres() && os.Getenv("PERMISO_TEST_REDIS_URL") != "" {
+	if testdb.HasPostgres() && testdb.HasRedis() {
 		bs = append(bs, mfaBackend{name: "postgres+redis", redis: true,
 			store: func(t *testing.T) permiso.Store { return testdb.Postgres(t, "httpapi") }})
 	}
@@ -72,7 +71,7 @@ func newMFAPagesEnv(t *testing.T, b mfaBackend) *mfaPagesEnv {
 	var once permiso.OnceStore = inprocess.NewOnce()
 	var lockout permiso.Lockout = inprocess.NewLockout(mfaLockAfter, 30*time.Minute)
 	if b.redis {
-		rc, err := redis.Open(os.Getenv("PERMISO_TEST_REDIS_URL"), redis.Options{})
+		rc, err := redis.Open(testdb.RedisURL(t), redis.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,13 +2,11 @@ package httpapi
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -159,15 +157,7 @@ func (e *idEnv) role(prefix string, scopes ...string) permiso.Role {
 // login runs the password grant through the HTTP token endpoint.
 func (e *idEnv) login(username, password, scope string) oauth2.TokenResponse {
 	e.t.Helper()
-	w := e.tryLogin(username, password, scope)
-	if w.Code != http.StatusOK {
-		e.t.Fatalf("login %s: %d %s", username, w.Code, w.Body)
-	}
-	var tr oauth2.TokenResponse
-	if err := json.Unmarshal(w.Body.Bytes(), &tr); err != nil {
-		e.t.Fatal(err)
-	}
-	return tr
+	return tokenResponse(e.t, e.tryLogin(username, password, scope), "login "+username)
 }
 
 func (e *idEnv) tryLogin(username, password, scope string) *httptest.ResponseRecorder {
@@ -175,11 +165,7 @@ func (e *idEnv) tryLogin(username, password, scope string) *httptest.ResponseRec
 	if scope != "" {
 		v.Set("scope", scope)
 	}
-	r := httptest.NewRequest(http.MethodPost, "/api/v1/auth/token", strings.NewReader(v.Encode()))
-	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	w := httptest.NewRecorder()
-	e.h.ServeHTTP(w, r)
-	return w
+	return serve(e.h, formRequest("/api/v1/auth/token", v))
 }
 
 // scopeIDs returns the ids of the scopes named.
@@ -224,19 +210,9 @@ func (e *idEnv) clientToken(scopes ...string) string {
 	e.t.Helper()
 	id, secret := e.createClient("client-", scopes...)
 	v := url.Values{"grant_type": {"client_credentials"}}
-	r := httptest.NewRequest(http.MethodPost, "/api/v1/auth/token", strings.NewReader(v.Encode()))
-	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r := formRequest("/api/v1/auth/token", v)
 	r.SetBasicAuth(id, secret)
-	w := httptest.NewRecorder()
-	e.h.ServeHTTP(w, r)
-	if w.Code != http.StatusOK {
-		e.t.Fatalf("client token: %d %s", w.Code, w.Body)
-	}
-	var tr oauth2.TokenResponse
-	if err := json.Unmarshal(w.Body.Bytes(), &tr); err != nil {
-		e.t.Fatal(err)
-	}
-	return tr.AccessToken
+	return tokenResponse(e.t, serve(e.h, r), "client token").AccessToken
 }
 
 // hostile returns a copy of e whose requests are not validated against

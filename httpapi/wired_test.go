@@ -36,7 +36,8 @@ type wiring struct {
 	db permiso.Store
 	// logged sends the error records of the services and the server to a
 	// ring shown by the server (wired.ring); audited adds the batched audit
-	// writer (flushing every 10 ms), counted the usage counter.
+	// writer (flushing every 10 ms) and the reports over what it writes,
+	// counted the usage counter.
 	logged, audited, counted bool
 	// auth configures the OAuth core (Issuer defaults to permiso-test);
 	// with auth.OIDCIssuer set the core signs ID tokens (testIDSigner).
@@ -45,9 +46,11 @@ type wiring struct {
 	// limiter, shared state).
 	authDeps oauth2.Deps
 	// ident configures the identity service, identDeps are its further
-	// dependencies (mailer, limiter).
-	ident     identity.Config
-	identDeps identity.Deps
+	// dependencies (mailer, limiter); noIdentity leaves the service out
+	// (the server then answers the OAuth routes only).
+	noIdentity bool
+	ident      identity.Config
+	identDeps  identity.Deps
 	// once remembers the one-time passwords accepted; nil: in-process.
 	once permiso.OnceStore
 	// mfaSignIn has the OAuth core ask second factors at sign-in;
@@ -63,7 +66,7 @@ type wiring struct {
 type wired struct {
 	db     permiso.Store
 	auth   *oauth2.Service
-	ident  *identity.Service
+	ident  *identity.Service // nil with wiring.noIdentity
 	mfa    identity.MFADeps
 	signer *jwt.Signer
 	hasher *argon2id.Hasher
@@ -118,12 +121,16 @@ func newWired(tb testing.TB, w wiring) *wired {
 	}
 	s.auth = oauth2.NewService(w.auth, *ad)
 
-	id := &w.identDeps
-	id.Store, id.Hasher, id.Sessions, id.Lockout, id.ClientTokens = db, s.hasher, s.auth, s.auth, s.auth
-	id.Audit, id.Logger, id.MFA = ad.Audit, s.logger, s.mfa
-	s.ident = identity.New(w.ident, *id)
+	if !w.noIdentity {
+		id := &w.identDeps
+		id.Store, id.Hasher, id.Sessions, id.Lockout, id.ClientTokens = db, s.hasher, s.auth, s.auth, s.auth
+		id.Audit, id.Logger, id.MFA = ad.Audit, s.logger, s.mfa
+		s.ident = identity.New(w.ident, *id)
+	}
 	tb.Cleanup(func() {
-		s.ident.Close()
+		if s.ident != nil {
+			s.ident.Close()
+		}
 		if s.usage != nil {
 			s.usage.Close()
 		}
@@ -137,10 +144,13 @@ func newWired(tb testing.TB, w wiring) *wired {
 		w.options(&opts)
 	}
 	d := w.deps
-	d.Options, d.Auth, d.Keys, d.Store, d.Identity = opts, s.auth, s.signer, db, s.ident
-	d.Reports, d.Logger, d.ErrorLog = reports.New(reports.Deps{Store: db}), s.logger, s.ring
+	d.Options, d.Auth, d.Keys, d.Store = opts, s.auth, s.signer, db
+	if s.ident != nil {
+		d.Identity = s.ident
+	}
+	d.Logger, d.ErrorLog = s.logger, s.ring
 	if s.audit != nil {
-		d.Audit = s.audit
+		d.Audit, d.Reports = s.audit, reports.New(reports.Deps{Store: db})
 	}
 	s.h = NewServer(d)
 	s.srv = s.h.(*server)
