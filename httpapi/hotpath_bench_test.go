@@ -57,3 +57,28 @@ func BenchmarkRefresh(b *testing.B) {
 		}
 	})
 }
+
+// benchServed runs on newServedEnv, the configuration of scripts/bench.sh,
+// on SQLite in process ("memory") and with Redis ("redis").
+func benchServed(b *testing.B, run func(b *testing.B, e *hotEnv)) {
+	b.Run("memory", func(b *testing.B) { run(b, newServedEnv(b, nil)) })
+	b.Run("redis", func(b *testing.B) { run(b, newServedEnv(b, hotRedis(b))) })
+}
+
+// BenchmarkServedBearerMe is permiso-load's bearer scenario: GET /users/me
+// with a user's access token.
+func BenchmarkServedBearerMe(b *testing.B) {
+	benchServed(b, func(b *testing.B, e *hotEnv) {
+		tok := e.login(b).AccessToken
+		loop(b, e, func() *http.Request { return e.bearerMe(tok) })
+	})
+}
+
+// BenchmarkServedIntrospect is permiso-load's introspect scenario: a
+// service client (HTTP Basic) introspects a user's access token.
+func BenchmarkServedIntrospect(b *testing.B) {
+	benchServed(b, func(b *testing.B, e *hotEnv) {
+		tok := e.login(b).AccessToken
+		loop(b, e, func() *http.Request { return e.introspect(tok) })
+	})
+}
