@@ -33,6 +33,7 @@ type hotEnv struct {
 	h      http.Handler
 	secret string
 	redis  *redis.Client // nil in process
+	store  *cache.Store
 }
 
 const (
@@ -135,7 +136,7 @@ func newHotEnvServed(tb testing.TB, rc *redis.Client, clientPerMinute int, serve
 		ClientType: "confidential", IsActive: true, RateLimitPerMinute: clientPerMinute, RateLimitPerHour: 1 << 30}, nil); err != nil {
 		tb.Fatal(err)
 	}
-	return &hotEnv{h: h, secret: secret, redis: rc}
+	return &hotEnv{h: h, secret: secret, redis: rc, store: store}
 }
 
 // send serves r from the client address 127.0.0.1.
