@@ -179,8 +179,8 @@ func writeOAuth(w http.ResponseWriter, r *http.Request, err error) {
 // §5.1: token responses and errors carry credentials).
 func writeNoStore(w http.ResponseWriter, status int, v any) {
 	h := w.Header()
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
+	h["Cache-Control"] = hdrNoStore
+	h["Pragma"] = hdrNoCache
 	writeJSON(w, status, v)
 }
 
