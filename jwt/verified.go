@@ -5,6 +5,8 @@ import (
 	"strings"
 	"sync"
 
+	gojwt "github.com/golang-jwt/jwt/v5"
+
 	"github.com/permiso/permiso"
 )
 
@@ -31,11 +33,27 @@ type verifiedCache struct {
 // verifiedEntry is one verified token. claims and access are never
 // modified once stored; get returns a copy of access.
 type verifiedEntry struct {
-	claims claims
+	claims verifiedClaims
 	access permiso.AccessClaims
 	kid    string
 	key    *key
 }
+
+// verifiedClaims are cached claims as the validator reads them: their
+// dates converted once, not on every hit.
+type verifiedClaims struct {
+	*claims
+	exp, iat, nbf *gojwt.NumericDate
+}
+
+// GetExpirationTime implements [gojwt.Claims].
+func (c verifiedClaims) GetExpirationTime() (*gojwt.NumericDate, error) { return c.exp, nil }
+
+// GetIssuedAt implements [gojwt.Claims].
+func (c verifiedClaims) GetIssuedAt() (*gojwt.NumericDate, error) { return c.iat, nil }
+
+// GetNotBefore implements [gojwt.Claims].
+func (c verifiedClaims) GetNotBefore() (*gojwt.NumericDate, error) { return c.nbf, nil }
 
 func newVerifiedCache(max int) *verifiedCache {
 	if max <= 0 {
@@ -64,7 +82,7 @@ func (s *Signer) verifiedHit(token string) (permiso.AccessClaims, bool) {
 		return permiso.AccessClaims{}, false
 	}
 	if !s.now().Before(e.access.ExpiresAt) || s.lookup(e.kid) != e.key ||
-		e.key.alg != s.alg || s.validator.Validate(&e.claims) != nil {
+		e.key.alg != s.alg || s.validator.Validate(e.claims) != nil {
 		s.verified.mu.Lock()
 		if s.verified.m[token] == e {
 			delete(s.verified.m, token)
@@ -86,11 +104,13 @@ func (s *Signer) remember(token string, c *claims, access permiso.AccessClaims, 
 	if vc == nil || k == nil || !now.Before(access.ExpiresAt) {
 		return // no cache, or a token the leeway still accepts after its exp
 	}
-	e := &verifiedEntry{claims: *c, access: cloneAccessClaims(access), kid: k.kid, key: k}
 	// The cached claims must not share memory with what Verify returns.
-	e.claims.Audience = slices.Clone(c.Audience)
-	e.claims.Scopes, e.claims.AMR, e.claims.Roles = slices.Clone(c.Scopes), slices.Clone(c.AMR), slices.Clone(c.Roles)
-	e.claims.IsSuperuser, e.claims.IsTrusted = cloneBool(c.IsSuperuser), cloneBool(c.IsTrusted)
+	cc := *c
+	cc.Audience = slices.Clone(c.Audience)
+	cc.Scopes, cc.AMR, cc.Roles = slices.Clone(c.Scopes), slices.Clone(c.AMR), slices.Clone(c.Roles)
+	cc.IsSuperuser, cc.IsTrusted = cloneBool(c.IsSuperuser), cloneBool(c.IsTrusted)
+	e := &verifiedEntry{access: cloneAccessClaims(access), kid: k.kid, key: k,
+		claims: verifiedClaims{claims: &cc, exp: cc.ExpiresAt.jwt(), iat: cc.IssuedAt.jwt(), nbf: cc.NotBefore.jwt()}}
 	vc.mu.Lock()
 	defer vc.mu.Unlock()
 	if len(vc.m) >= vc.max {
