@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/permiso/permiso/redis"
 )
 
 // Benchmarks of the hot paths (docs/benchmarks.md), in process (no network), as
@@ -13,8 +15,14 @@ import (
 // ns/op as ratios (docs/benchmarks.md). Nothing here asserts a time.
 
 func benchHot(b *testing.B, run func(b *testing.B, e *hotEnv)) {
-	b.Run("memory", func(b *testing.B) { run(b, newHotEnv(b, nil, 1<<30)) })
-	b.Run("redis", func(b *testing.B) { run(b, newHotEnv(b, hotRedis(b), 1<<30)) })
+	benchOn(b, func(tb testing.TB, rc *redis.Client) *hotEnv { return newHotEnv(tb, rc, 1<<30) }, run)
+}
+
+// benchOn runs run on the environment env makes, in process ("memory")
+// and with Redis ("redis").
+func benchOn(b *testing.B, env func(testing.TB, *redis.Client) *hotEnv, run func(b *testing.B, e *hotEnv)) {
+	b.Run("memory", func(b *testing.B) { run(b, env(b, nil)) })
+	b.Run("redis", func(b *testing.B) { run(b, env(b, hotRedis(b))) })
 }
 
 // loop serves req() b.N times and fails on any other status than 200.
@@ -31,18 +39,16 @@ func BenchmarkClientCredentials(b *testing.B) {
 	benchHot(b, func(b *testing.B, e *hotEnv) { loop(b, e, e.clientCredentials) })
 }
 
-func BenchmarkBearerRead(b *testing.B) {
-	benchHot(b, func(b *testing.B, e *hotEnv) {
-		tok := e.login(b).AccessToken
-		loop(b, e, func() *http.Request { return e.bearerRead(tok) })
-	})
-}
+func BenchmarkBearerRead(b *testing.B) { benchHot(b, withToken((*hotEnv).bearerRead)) }
 
-func BenchmarkIntrospect(b *testing.B) {
-	benchHot(b, func(b *testing.B, e *hotEnv) {
+func BenchmarkIntrospect(b *testing.B) { benchHot(b, withToken((*hotEnv).introspect)) }
+
+// withToken serves req with the access token of a fresh login.
+func withToken(req func(e *hotEnv, token string) *http.Request) func(b *testing.B, e *hotEnv) {
+	return func(b *testing.B, e *hotEnv) {
 		tok := e.login(b).AccessToken
-		loop(b, e, func() *http.Request { return e.introspect(tok) })
-	})
+		loop(b, e, func() *http.Request { return req(e, tok) })
+	}
 }
 
 // BenchmarkRefresh rotates one refresh-token chain: every iteration is a
@@ -57,3 +63,15 @@ func BenchmarkRefresh(b *testing.B) {
 		}
 	})
 }
+
+// benchServed runs on newServedEnv, the configuration of scripts/bench.sh,
+// on SQLite in process ("memory") and with Redis ("redis").
+func benchServed(b *testing.B, run func(b *testing.B, e *hotEnv)) { benchOn(b, newServedEnv, run) }
+
+// BenchmarkServedBearerMe is permiso-load's bearer scenario: GET /users/me
+// with a user's access token.
+func BenchmarkServedBearerMe(b *testing.B) { benchServed(b, withToken((*hotEnv).bearerMe)) }
+
+// BenchmarkServedIntrospect is permiso-load's introspect scenario: a
+// service client (HTTP Basic) introspects a user's access token.
+func BenchmarkServedIntrospect(b *testing.B) { benchServed(b, withToken((*hotEnv).introspect)) }

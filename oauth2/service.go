@@ -420,12 +420,15 @@ var errClientAuth = ErrInvalidClient.WithDescription("Client authentication fail
 // flood refused with 429 neither fills the audit log nor counts as usage.
 // record is never nil.
 func (s *Service) authenticateClient(ctx context.Context, req TokenRequest, meta RequestMeta, limits *permiso.Limits) (c *permiso.ServiceClient, record func(), err error) {
-	fail := errClientAuth
-	if req.ClientAuth == ClientAuthBasic {
-		fail = fail.WithBasicChallenge()
+	// The error is made only on a failure (a copy allocates).
+	fail := func() error {
+		if req.ClientAuth == ClientAuthBasic {
+			return errClientAuth.WithBasicChallenge()
+		}
+		return errClientAuth
 	}
 	if req.ClientID == "" || req.ClientSecret == "" {
-		return nil, func() {}, fail
+		return nil, func() {}, fail()
 	}
 	now := s.now()
 	presented := permiso.HashToken(req.ClientSecret)
@@ -448,7 +451,7 @@ func (s *Service) authenticateClient(ctx context.Context, req TokenRequest, meta
 			s.audit(ctx, meta, permiso.AuditEvent{ActorType: "anonymous", Action: ActionClientAuthFailure,
 				Result: "failure", TargetType: ptr("client"), TargetID: ptr(req.ClientID),
 				Details: map[string]any{"reason": "unknown_client"}})
-		}, fail
+		}, fail()
 	}
 	prevActive := cl.PreviousSecretActive(now)
 	if hasImportedSecret(cl, prevActive) {
@@ -486,7 +489,7 @@ func (s *Service) authenticateClient(ctx context.Context, req TokenRequest, meta
 			s.audit(ctx, meta, permiso.AuditEvent{ActorType: "anonymous", Action: ActionClientAuthFailure,
 				Result: "failure", TargetType: ptr("client"), TargetID: ptr(cl.ClientID),
 				Details: map[string]any{"reason": reason}})
-		}, fail
+		}, fail()
 	}
 	return &cl, func() {
 		if upgrade {
