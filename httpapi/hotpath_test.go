@@ -52,6 +52,14 @@ func hotRedis(tb testing.TB) *redis.Client {
 // limits are high enough for benchmarks (clientPerMinute).
 func newHotEnv(tb testing.TB, rc *redis.Client, clientPerMinute int) *hotEnv {
 	tb.Helper()
+	high := permiso.Limit{Count: 1 << 30, Period: time.Minute}
+	return newHotEnvLimits(tb, rc, clientPerMinute, RateLimits{API: high, Login: high, Refresh: high, ServiceToken: high, Register: high})
+}
+
+// newHotEnvLimits is newHotEnv with the per-IP limits ipLimits (a zero
+// RateLimits disables them all, as scripts/bench.sh runs the server).
+func newHotEnvLimits(tb testing.TB, rc *redis.Client, clientPerMinute int, ipLimits RateLimits) *hotEnv {
+	tb.Helper()
 	ctx := context.Background()
 	db := testdb.SQLite(tb)
 	// Behind the in-process cache, as cmd/permiso wires it.
@@ -87,8 +95,7 @@ func newHotEnv(tb testing.TB, rc *redis.Client, clientPerMinute int) *hotEnv {
 		Lockout: inprocess.NewLockout(5, time.Minute),
 	})
 	opts := testOptions()
-	high := permiso.Limit{Count: 1 << 30, Period: time.Minute}
-	opts.RateLimits = RateLimits{API: high, Login: high, Refresh: high, ServiceToken: high, Register: high}
+	opts.RateLimits = ipLimits
 	h := NewServer(Deps{Options: opts, Auth: svc, Keys: signer, Store: store, Limiter: limiter})
 
 	hash, err := hasher.Hash(ctx, hotPassword)
