@@ -29,6 +29,7 @@ type hotEnv struct {
 	h      http.Handler
 	secret string
 	redis  *redis.Client // nil in process
+	store  *cache.Store
 }
 
 const (
@@ -112,7 +113,7 @@ func newHotEnvLimits(tb testing.TB, rc *redis.Client, clientPerMinute int, ipLim
 		ClientType: "confidential", IsActive: true, RateLimitPerMinute: clientPerMinute, RateLimitPerHour: 1 << 30}, nil); err != nil {
 		tb.Fatal(err)
 	}
-	return &hotEnv{h: h, secret: secret, redis: rc}
+	return &hotEnv{h: h, secret: secret, redis: rc, store: store}
 }
 
 // send serves r from the client address 127.0.0.1.

@@ -247,9 +247,12 @@ func setClientRateLimitHeaders(w http.ResponseWriter, res *permiso.LimitResult) 
 	if res == nil {
 		return
 	}
-	period := time.Minute
-	if res.Reset > time.Minute || res.RetryAfter > time.Minute {
-		period = time.Hour
+	period := res.Period
+	if period == 0 {
+		period = time.Minute
+		if res.Reset > 2*time.Minute || res.RetryAfter > 2*time.Minute {
+			period = time.Hour
+		}
 	}
 	setRateLimitHeaders(w, *res, permiso.Limit{Count: res.Limit, Period: period})
 }

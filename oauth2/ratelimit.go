@@ -54,6 +54,9 @@ func (s *Service) allowClient(ctx context.Context, c *permiso.ServiceClient, rec
 		return nil, err
 	}
 	record()
+	// Which limit the headers show: a Reset alone cannot tell (a minute
+	// limit's is a minute and up to two slots).
+	res[0].Period, res[1].Period = time.Minute, time.Hour
 	tight := Tightest(res...)
 	if tight == nil {
 		return nil, nil
