@@ -13,8 +13,7 @@ import (
 // one script counts a request in both atomically (permiso.RateLimiter
 // AllowAll). The limiter puts them under CACHE_RATE_LIMIT_PREFIX.
 func ClientRateLimitKeys(clientID string) (minute, hour string) {
-	base := "client:{" + clientID + "}:"
-	return base + "minute", base + "hour"
+	return "client:{" + clientID + "}:minute", "client:{" + clientID + "}:hour"
 }
 
 // clientLimits are the limits of c: rate_limit_per_minute per minute and

@@ -40,11 +40,13 @@ func NewChecker(l *Limiter, r *Revocations) *Checker {
 
 // Batch starts a batch.
 func (c *Checker) Batch() permiso.CheckBatch {
-	return &batch{c: c, pipe: c.lim.rdb.Pipeline()}
+	return &batch{c: c}
 }
 
 type batch struct {
-	c       *Checker
+	c *Checker
+	// pipe is made when the first command is queued: a batch answered
+	// from leases and the revocation feed alone needs none.
 	pipe    goredis.Pipeliner
 	queued  int
 	scripts []*scriptCheck
@@ -71,10 +73,18 @@ type leaseRun struct {
 	sent time.Time
 }
 
+// pipeline returns the batch's pipeline, made on first use.
+func (b *batch) pipeline() goredis.Pipeliner {
+	if b.pipe == nil {
+		b.pipe = b.c.lim.rdb.Pipeline()
+	}
+	return b.pipe
+}
+
 func (b *batch) queueScript(want int, keys []string, limits []permiso.Limit, gives []giveBack) *scriptCheck {
 	full, args := b.c.lim.scriptArgs(want, want > 1, keys, limits, gives)
 	sc := &scriptCheck{keys: full, userKeys: keys, args: args, limits: limits}
-	sc.cmd = limitScript.EvalSha(context.Background(), b.pipe, full, args...)
+	sc.cmd = limitScript.EvalSha(context.Background(), b.pipeline(), full, args...)
 	b.queued++
 	b.scripts = append(b.scripts, sc)
 	return sc
@@ -167,7 +177,7 @@ func (b *batch) IsRevoked(jti, sid, subject string, issuedAt time.Time) func() (
 		}
 		// Stale, with lookups: memory's "revoked" still wins.
 		b.queued++
-		lookup := b.c.rev.QueueIsRevoked(context.Background(), b.pipe, jti, sid, subject, issuedAt)
+		lookup := b.c.rev.QueueIsRevoked(context.Background(), b.pipeline(), jti, sid, subject, issuedAt)
 		return func() (bool, error) {
 			if v, _ := f.mem.IsRevoked(context.Background(), jti, sid, subject, issuedAt); v {
 				return true, nil
@@ -176,7 +186,7 @@ func (b *batch) IsRevoked(jti, sid, subject string, issuedAt time.Time) func() (
 		}
 	}
 	b.queued++
-	return b.c.rev.QueueIsRevoked(context.Background(), b.pipe, jti, sid, subject, issuedAt)
+	return b.c.rev.QueueIsRevoked(context.Background(), b.pipeline(), jti, sid, subject, issuedAt)
 }
 
 // Exec sends the pipeline. Each check reads its own command's answer; an
