@@ -31,8 +31,8 @@ type CheckBatch interface {
 	// hour limits): a lease counts its requests in every key or in none,
 	// never admits more than any limit's count in any window of its
 	// period, across instances, and is never taken from a refusal.
-	// Limits whose lease would hold one request (counts below
-	// LimitSlots) are counted exactly, as AllowAll. A checker without
+	// Limits whose lease would hold one request (one of the counts below
+	// 2 × LimitSlots) are counted exactly, as AllowAll. A checker without
 	// round trips to save makes it AllowAll.
 	AllowAllLeased(keys []string, limits []Limit) func() ([]LimitResult, error)
 	// IsRevoked queues RevocationStore.IsRevoked(jti, sid, subject,

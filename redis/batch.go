@@ -131,8 +131,8 @@ func (b *batch) AllowLeased(key string, limit permiso.Limit) func() (permiso.Lim
 
 // AllowAllLeased is AllowAll answered from the lease of keys together
 // (see leases): a lease counts its requests in every key at once, all or
-// nothing. Limits whose lease would hold one request (every count below
-// permiso.LimitSlots) are not leased: they are AllowAll, exact per
+// nothing. Limits whose lease would hold one request (one of the counts
+// below 2 × permiso.LimitSlots) are not leased: they are AllowAll, exact per
 // request.
 func (b *batch) AllowAllLeased(keys []string, limits []permiso.Limit) func() ([]permiso.LimitResult, error) {
 	if err := permiso.CheckLimitKeys(keys, limits); err != nil {

@@ -72,7 +72,7 @@ func newLeases() *leases {
 }
 
 // leaseCap is the most requests one lease of limits counts: one slot's
-// share of the tightest (1 for any limit below permiso.LimitSlots).
+// share of the tightest (1 for any limit below 2 × permiso.LimitSlots).
 func leaseCap(limits []permiso.Limit) int {
 	c := 0
 	for _, l := range limits {

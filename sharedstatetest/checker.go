@@ -130,7 +130,7 @@ func LeasedTogetherWithinLimits(t *testing.T, l permiso.RateLimiter, checkers ..
 }
 
 // testLeasedTogetherExact: limits whose lease would hold one request
-// (counts below permiso.LimitSlots) are counted exactly per request
+// (counts below 2 × permiso.LimitSlots) are counted exactly per request
 // through AllowAllLeased, their results those of AllowAll.
 func testLeasedTogetherExact(t *testing.T, l permiso.RateLimiter, c permiso.Checker) {
 	base := id("client")
