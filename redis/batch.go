@@ -69,8 +69,9 @@ type scriptCheck struct {
 }
 
 type leaseRun struct {
-	want int
-	sent time.Time
+	want  int
+	sent  time.Time
+	owner *lease
 }
 
 // pipeline returns the batch's pipeline, made on first use.
@@ -148,12 +149,12 @@ func (b *batch) AllowAllLeased(keys []string, limits []permiso.Limit) func() ([]
 // that takes the next one.
 func (b *batch) allowLeased(keys []string, limits []permiso.Limit) func() ([]permiso.LimitResult, error) {
 	now := time.Now()
-	res, ok, want, give := b.c.leases.take(keys, limits, now)
+	res, ok, want, give, owner := b.c.leases.take(keys, limits, now)
 	if ok {
 		return func() ([]permiso.LimitResult, error) { return res, nil }
 	}
 	sc := b.queueScript(want, keys, limits, give)
-	sc.lease = &leaseRun{want: want, sent: now}
+	sc.lease = &leaseRun{want: want, sent: now, owner: owner}
 	return func() ([]permiso.LimitResult, error) { return sc.res, sc.err }
 }
 
@@ -208,16 +209,20 @@ func (b *batch) Exec(ctx context.Context) {
 		} else if err == nil {
 			v, err = sc.cmd.Int64Slice()
 		}
+		var r scriptReply
 		if err != nil {
-			sc.err = limiterUnavailable(err)
-			continue
+			err = limiterUnavailable(err)
+		} else {
+			r, err = decodeLimits(v, sc.limits)
 		}
-		r, err := decodeLimits(v, sc.limits)
 		switch {
 		case err != nil:
 			sc.err = err
+			if sc.lease != nil {
+				b.c.leases.abandon(sc.lease.owner)
+			}
 		case sc.lease != nil:
-			sc.res = b.c.leases.record(sc.userKeys, sc.limits, sc.lease.want, sc.lease.sent, r)
+			sc.res = b.c.leases.record(ctx, sc.userKeys, sc.limits, sc.lease.want, sc.lease.sent, sc.lease.owner, r)
 		default:
 			sc.res = r.results
 		}

@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"context"
 	"slices"
 	"sync"
 	"time"
@@ -53,7 +54,17 @@ type lease struct {
 	// res is Redis's latest answer, one result per key, at taken.
 	res   []permiso.LimitResult
 	taken time.Time
+	// inflight counts the runs this instance sent for the lease whose
+	// reply has not been recorded, or was a refusal still waiting for
+	// them (see refused); changed is closed, and replaced, whenever one
+	// is recorded.
+	inflight int
+	changed  chan struct{}
 }
+
+// maxRefusalWait bounds how long a refused lease run waits for the
+// instance's other runs of the key (see record).
+const maxRefusalWait = time.Second
 
 // block is one granted lease: left requests counted, in the slot ending
 // at ends[i] of key i, not spent; they may be spent until expires (local
@@ -107,37 +118,21 @@ func (l *lease) matches(keys []string, limits []permiso.Limit) bool {
 // returns the request's results (approximate: what Redis reported when
 // the lease was taken, plus what this instance holds unspent; Reset
 // counted down since). Otherwise it returns how many requests the next
-// lease should ask for and what an expired lease gives back (one per key,
-// nil for nothing).
-func (ls *leases) take(keys []string, limits []permiso.Limit, now time.Time) (res []permiso.LimitResult, ok bool, want int, give []giveBack) {
+// lease should ask for, what an expired lease gives back (one per key,
+// nil for nothing), and the lease the run belongs to (nil for a new
+// one), to be passed to record or abandon.
+func (ls *leases) take(keys []string, limits []permiso.Limit, now time.Time) (res []permiso.LimitResult, ok bool, want int, give []giveBack, owner *lease) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	l := ls.m[keys[0]]
 	if !l.matches(keys, limits) {
 		// A new key, or a limit changed (by an admin, for a client):
 		// what a lease of the former limits holds is not spent.
-		return nil, false, 1, nil
+		return nil, false, 1, nil, nil
 	}
-	expired := false
-	live := l.blocks[:0]
-	for _, b := range l.blocks {
-		switch {
-		case now.Before(b.expires):
-			live = append(live, b)
-		case b.left > 0:
-			expired = true
-			l.back = appendBack(l.back, b)
-		}
-	}
-	clear(l.blocks[len(live):])
-	l.blocks = live
-	if len(l.blocks) > 0 {
-		// The oldest block expires first: spend it first.
-		l.blocks[0].left--
-		if l.blocks[0].left == 0 {
-			l.blocks = slices.Delete(l.blocks, 0, 1)
-		}
-		return l.results(limits, now), true, 0, nil
+	expired := l.expire(now)
+	if res, ok := l.spend(limits, now); ok {
+		return res, true, 0, nil, nil
 	}
 	switch {
 	case expired:
@@ -154,7 +149,61 @@ func (ls *leases) take(keys []string, limits []permiso.Limit, now time.Time) (re
 			give[i] = giveBack{end: b.ends[i], n: b.left}
 		}
 	}
-	return nil, false, l.size, give
+	l.inflight++
+	return nil, false, l.size, give, l
+}
+
+// abandon ends a run of owner's lease that got no reply.
+func (ls *leases) abandon(owner *lease) {
+	if owner == nil {
+		return
+	}
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	owner.done()
+}
+
+// done ends one run in flight and wakes the refused runs waiting.
+func (l *lease) done() {
+	l.inflight--
+	if l.changed != nil {
+		close(l.changed)
+		l.changed = nil
+	}
+}
+
+// expire moves the blocks that expired at now to the requests to give
+// back, and reports whether one had requests left.
+func (l *lease) expire(now time.Time) bool {
+	expired := false
+	live := l.blocks[:0]
+	for _, b := range l.blocks {
+		switch {
+		case now.Before(b.expires):
+			live = append(live, b)
+		case b.left > 0:
+			expired = true
+			l.back = appendBack(l.back, b)
+		}
+	}
+	clear(l.blocks[len(live):])
+	l.blocks = live
+	return expired
+}
+
+// spend spends one request of l's oldest live block, if any, and returns
+// the request's results.
+func (l *lease) spend(limits []permiso.Limit, now time.Time) ([]permiso.LimitResult, bool) {
+	l.expire(now)
+	if len(l.blocks) == 0 {
+		return nil, false
+	}
+	// The oldest block expires first: spend it first.
+	l.blocks[0].left--
+	if l.blocks[0].left == 0 {
+		l.blocks = slices.Delete(l.blocks, 0, 1)
+	}
+	return l.results(limits, now), true
 }
 
 // appendBack adds b's unspent requests to back, merged with those of the
@@ -195,9 +244,17 @@ func (l *lease) results(limits []permiso.Limit, now time.Time) []permiso.LimitRe
 }
 
 // record keeps the lease Redis granted for keys (reply r of a script sent
-// at sent, asking for want requests); the request that asked for it
-// spends one. It returns the request's results.
-func (ls *leases) record(keys []string, limits []permiso.Limit, want int, sent time.Time, r scriptReply) []permiso.LimitResult {
+// at sent for owner's lease, asking for want requests); the request that
+// asked for it spends one. It returns the request's results.
+//
+// A refusal is never leased. But when the instance's own leases of the
+// keys took the room (several of its requests found no lease left and
+// each asked Redis at once), a refused request spends one of theirs
+// instead, waiting for the replies of the instance's other runs of the
+// keys still in flight (at most maxRefusalWait, or until ctx ends):
+// otherwise one instance would refuse a client requests that it has
+// counted and holds unspent.
+func (ls *leases) record(ctx context.Context, keys []string, limits []permiso.Limit, want int, sent time.Time, owner *lease, r scriptReply) []permiso.LimitResult {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	l := ls.m[keys[0]]
@@ -206,9 +263,14 @@ func (ls *leases) record(keys []string, limits []permiso.Limit, want int, sent t
 		ls.m[keys[0]] = l
 		ls.sweepLocked(sent)
 	}
+	if owner != l {
+		owner = nil // a run of a lease since replaced
+	}
 	if r.granted < 1 {
-		// A refusal is never leased.
-		return r.results
+		return ls.refused(ctx, l, owner, limits, r)
+	}
+	if owner != nil {
+		owner.done()
 	}
 	if len(l.blocks) > 0 {
 		// Another lease of the keys is live, whose reply may have come
@@ -233,6 +295,62 @@ func (ls *leases) record(keys []string, limits []permiso.Limit, want int, sent t
 		l.blocks = slices.Insert(l.blocks, i, b)
 	}
 	return l.results(limits, sent)
+}
+
+// refused answers a run Redis refused (r), with ls.mu held: from a live
+// block of l when there is one, after waiting for l's other runs in
+// flight; else with the refusal.
+func (ls *leases) refused(ctx context.Context, l, owner *lease, limits []permiso.Limit, r scriptReply) []permiso.LimitResult {
+	var timeout <-chan time.Time
+	for {
+		now := time.Now()
+		if res, ok := l.spend(limits, now); ok {
+			if owner != nil {
+				owner.done()
+			}
+			return res
+		}
+		// This run no longer counts as in flight: a refused run never
+		// waits for another refused run.
+		others := l.inflight
+		if owner != nil {
+			others--
+		}
+		if others <= 0 || ls.m[l.keys[0]] != l {
+			if owner != nil {
+				owner.done()
+			}
+			return r.results
+		}
+		if timeout == nil {
+			t := time.NewTimer(maxRefusalWait)
+			defer t.Stop()
+			timeout = t.C
+		}
+		if owner != nil {
+			owner.done()
+			owner = nil
+		}
+		if l.changed == nil {
+			l.changed = make(chan struct{})
+		}
+		changed := l.changed
+		ls.mu.Unlock()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+		case <-timeout:
+		}
+		ls.mu.Lock()
+		if ctx.Err() != nil {
+			return r.results
+		}
+		select {
+		case <-timeout:
+			return r.results
+		default:
+		}
+	}
 }
 
 // sweepLocked forgets the leases whose blocks all expired, once the map

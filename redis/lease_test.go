@@ -56,22 +56,22 @@ func TestClientLeaseLifetime(t *testing.T) {
 			results: []permiso.LimitResult{{Allowed: true, Limit: 6000, Remaining: 6000 - granted, Reset: time.Minute},
 				{Allowed: true, Limit: 600, Remaining: 600 - granted, Reset: time.Hour}}}
 	}
-	if _, ok, want, _ := ls.take(keys, limits, now); ok || want != 1 {
+	if _, ok, want, _, _ := ls.take(keys, limits, now); ok || want != 1 {
 		t.Fatalf("first take: ok %v, want %d; want a run for 1", ok, want)
 	}
-	ls.record(keys, limits, 4, now, reply(4))
+	ls.record(t.Context(), keys, limits, 4, now, nil, reply(4))
 	for i := range 3 {
-		res, ok, _, _ := ls.take(keys, limits, now.Add(999*time.Millisecond))
+		res, ok, _, _, _ := ls.take(keys, limits, now.Add(999*time.Millisecond))
 		if !ok || len(res) != 2 || res[1].Remaining != 596+2-i {
 			t.Fatalf("take %d within the slot: %+v, %v; want a leased request", i, res, ok)
 		}
 	}
-	if _, ok, _, _ := ls.take(keys, limits, now.Add(999*time.Millisecond)); ok {
+	if _, ok, _, _, _ := ls.take(keys, limits, now.Add(999*time.Millisecond)); ok {
 		t.Fatal("a fourth request spent from a lease of four (one spent by the request that took it)")
 	}
 
-	ls.record(keys, limits, 4, now, reply(4))
-	_, ok, _, give := ls.take(keys, limits, now.Add(time.Second))
+	ls.record(t.Context(), keys, limits, 4, now, nil, reply(4))
+	_, ok, _, give, _ := ls.take(keys, limits, now.Add(time.Second))
 	if ok {
 		t.Fatal("a lease spent one second after it was taken: its requests may have left the minute's window")
 	}
@@ -79,16 +79,16 @@ func TestClientLeaseLifetime(t *testing.T) {
 		t.Errorf("give back = %+v; want the 3 unspent requests in both keys' slots", give)
 	}
 
-	ls.record(keys, limits, 4, now, reply(4))
+	ls.record(t.Context(), keys, limits, 4, now, nil, reply(4))
 	lowered := []permiso.Limit{{Count: 6000, Period: time.Minute}, {Count: 300, Period: time.Hour}}
-	if _, ok, want, _ := ls.take(keys, lowered, now); ok || want != 1 {
+	if _, ok, want, _, _ := ls.take(keys, lowered, now); ok || want != 1 {
 		t.Errorf("after the limit was lowered: ok %v, want %d; want an exact run", ok, want)
 	}
 
 	ls = newLeases()
-	ls.record(keys, limits, 4, now, scriptReply{granted: 0, ends: []int64{0, 0},
+	ls.record(t.Context(), keys, limits, 4, now, nil, scriptReply{granted: 0, ends: []int64{0, 0},
 		results: []permiso.LimitResult{{Limit: 6000}, {Limit: 600, RetryAfter: time.Minute}}})
-	if _, ok, _, _ := ls.take(keys, limits, now); ok {
+	if _, ok, _, _, _ := ls.take(keys, limits, now); ok {
 		t.Error("a refusal was leased")
 	}
 }

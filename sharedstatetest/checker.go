@@ -49,26 +49,23 @@ func RunChecker(t *testing.T, newChecker NewChecker) {
 		c, _, _, _ := newChecker(t)
 		c.Batch().Exec(context.Background())
 	})
-	t.Run("ConcurrentBatches", func(t *testing.T) {
-		t.Parallel()
-		c, _, _, _ := newChecker(t)
-		testConcurrentBatches(t, c)
-	})
-	t.Run("LeasedWithinLimit", func(t *testing.T) {
-		t.Parallel()
-		c, _, _, _ := newChecker(t)
-		LeasedWithinLimit(t, c)
-	})
-	t.Run("LeasedTogetherWithinLimits", func(t *testing.T) {
-		t.Parallel()
-		c, l, _, _ := newChecker(t)
-		LeasedTogetherWithinLimits(t, l, c)
-	})
-	t.Run("LeasedTogetherExactBelowSlots", func(t *testing.T) {
-		t.Parallel()
-		c, l, _, _ := newChecker(t)
-		testLeasedTogetherExact(t, l, c)
-	})
+	// Subtests on a checker and the limiter it counts with.
+	for _, st := range []struct {
+		name string
+		run  func(t *testing.T, c permiso.Checker, l permiso.RateLimiter)
+	}{
+		{"ConcurrentBatches", func(t *testing.T, c permiso.Checker, _ permiso.RateLimiter) { testConcurrentBatches(t, c) }},
+		{"LeasedWithinLimit", func(t *testing.T, c permiso.Checker, _ permiso.RateLimiter) { LeasedWithinLimit(t, c) }},
+		{"LeasedTogetherWithinLimits", func(t *testing.T, c permiso.Checker, l permiso.RateLimiter) { LeasedTogetherWithinLimits(t, l, c) }},
+		{"LeasedTogetherOneInstanceAdmitsItsLimit", func(t *testing.T, c permiso.Checker, _ permiso.RateLimiter) { testLeasedOneInstance(t, c) }},
+		{"LeasedTogetherExactBelowSlots", func(t *testing.T, c permiso.Checker, l permiso.RateLimiter) { testLeasedTogetherExact(t, l, c) }},
+	} {
+		t.Run(st.name, func(t *testing.T) {
+			t.Parallel()
+			c, l, _, _ := newChecker(t)
+			st.run(t, c, l)
+		})
+	}
 }
 
 // LeasedTogetherWithinLimits sends many concurrent AllowAllLeased checks
@@ -126,6 +123,42 @@ func LeasedTogetherWithinLimits(t *testing.T, l permiso.RateLimiter, checkers ..
 			}
 			t.Logf("%d of %d requests admitted over %d instances (limit %d)", n, leasedRequests, len(checkers), limit)
 		})
+	}
+}
+
+// testLeasedOneInstance: one instance refuses no request it has counted.
+// Exactly as many concurrent requests as a client's minute limit, all
+// through one checker, are all admitted: the requests the instance's
+// leases counted and did not spend yet are spent by the requests whose
+// own lease run Redis refused for want of room (docs/abuse-resistance.md,
+// "Leases"). The load tool's clients get their 1000 tokens a minute so.
+func testLeasedOneInstance(t *testing.T, c permiso.Checker) {
+	base := id("client")
+	keys := []string{base + ":{c}:minute", base + ":{c}:hour"}
+	limits := []permiso.Limit{{Count: 600, Period: time.Minute}, {Count: 100_000, Period: time.Hour}}
+	const workers = 8
+	var refused atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for range limits[0].Count / workers {
+				b := c.Batch()
+				res := b.AllowAllLeased(keys, limits)
+				b.Exec(context.Background())
+				r, err := res()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if !r[0].Allowed {
+					refused.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := refused.Load(); n != 0 {
+		t.Errorf("%d of %d requests refused under a limit of %d, all through one instance", n, limits[0].Count, limits[0].Count)
 	}
 }
 
