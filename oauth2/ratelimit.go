@@ -30,7 +30,10 @@ func clientLimits(c *permiso.ServiceClient) (minute, hour permiso.Limit) {
 
 // allowClient counts a client-credentials request against the client's
 // own limits (docs/api.md, "Service clients": rate_limit_per_minute and rate_limit_per_hour are
-// enforced), in one atomic step for both. It returns the tighter of the
+// enforced), in one atomic step for both; with Redis, from the instance's
+// lease of both when it has requests left (docs/abuse-resistance.md,
+// "Leases"). The client was authenticated (and found active) first, so a
+// lease never serves a disabled or deleted client. It returns the tighter of the
 // two results for the RateLimit-* headers, or rate_limit_exceeded (429,
 // Retry-After) when either is exhausted. Limiter errors are returned as
 // they are: the token request fails closed with 503. The request's limit
