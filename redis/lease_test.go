@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -186,5 +187,54 @@ func TestLimiterConvertsLog(t *testing.T) {
 	}
 	if typ, err := c.rdb.Type(ctx, prefix+key).Result(); err != nil || typ != "hash" {
 		t.Errorf("TYPE = %q, %v; want hash", typ, err)
+	}
+}
+
+// TestRefusedLeaseRunSpendsOwnLease: when two requests of one instance
+// found no lease left and both asked Redis, and the lease of one took the
+// room so that Redis refused the other, the refused one waits for that
+// reply and spends one of its requests instead of refusing a request the
+// instance has counted (docs/abuse-resistance.md, "Leases").
+func TestRefusedLeaseRunSpendsOwnLease(t *testing.T) {
+	t.Parallel()
+	keys := []string{"client:{c}:minute", "client:{c}:hour"}
+	limits := []permiso.Limit{{Count: 6000, Period: time.Minute}, {Count: 600, Period: time.Hour}}
+	ls := newLeases()
+	now := time.Now()
+	granted := func(n int) scriptReply {
+		return scriptReply{granted: n, ends: []int64{100_000_000, 120_000_000},
+			results: []permiso.LimitResult{{Allowed: true, Limit: 6000, Remaining: 10, Reset: time.Minute},
+				{Allowed: true, Limit: 600, Remaining: 10, Reset: time.Hour}}}
+	}
+	refusal := scriptReply{granted: 0, ends: []int64{0, 0},
+		results: []permiso.LimitResult{{Limit: 6000, RetryAfter: time.Second}, {Limit: 600, RetryAfter: time.Second}}}
+	ls.record(t.Context(), keys, limits, 1, now, nil, granted(1))
+	_, okA, _, _, ownerA := ls.take(keys, limits, now)
+	_, okB, _, _, ownerB := ls.take(keys, limits, now)
+	if okA || okB || ownerA == nil || ownerA != ownerB {
+		t.Fatalf("two takes without a lease left: ok %v %v, owners %p %p; want two runs of one lease", okA, okB, ownerA, ownerB)
+	}
+	done := make(chan []permiso.LimitResult)
+	go func() { done <- ls.record(t.Context(), keys, limits, 2, now, ownerB, refusal) }()
+	for waiting := false; !waiting; {
+		select {
+		case res := <-done:
+			t.Fatalf("refused run answered %+v while the instance's other run was in flight; want it to wait for that", res)
+		default:
+		}
+		runtime.Gosched()
+		ls.mu.Lock()
+		waiting = ownerA.changed != nil
+		ls.mu.Unlock()
+	}
+	ls.record(t.Context(), keys, limits, 2, now, ownerA, granted(4))
+	if res := <-done; len(res) != 2 || !res[0].Allowed || !res[1].Allowed {
+		t.Fatalf("refused run after the instance's own lease took the room: %+v; want admitted from that lease", res)
+	}
+	for i := range 3 {
+		_, ok, _, _, _ := ls.take(keys, limits, now)
+		if ok != (i < 2) {
+			t.Fatalf("take %d: ok %v; the lease of 4 had 2 left after the two requests", i, ok)
+		}
 	}
 }
