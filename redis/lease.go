@@ -283,7 +283,9 @@ func (ls *leases) record(ctx context.Context, keys []string, limits []permiso.Li
 	}
 	l.res, l.taken = r.results, sent
 	expires := sent.Add(leaseSlot(limits))
-	l.busyUntil = expires
+	if expires.After(l.busyUntil) {
+		l.busyUntil = expires
+	}
 	if r.granted > 1 {
 		// Blocks stay ordered by expiry: a reply may come after that of a
 		// lease sent later.
