@@ -26,6 +26,15 @@ type CheckBatch interface {
 	AllowLeased(key string, limit Limit) func() (LimitResult, error)
 	// AllowAll queues RateLimiter.AllowAll(keys, limits).
 	AllowAll(keys []string, limits []Limit) func() ([]LimitResult, error)
+	// AllowAllLeased is AllowAll for limits that may be counted ahead
+	// together, as AllowLeased counts one (a service client's minute and
+	// hour limits): a lease counts its requests in every key or in none,
+	// never admits more than any limit's count in any window of its
+	// period, across instances, and is never taken from a refusal.
+	// Limits whose lease would hold one request (one of the counts below
+	// 2 × LimitSlots) are counted exactly, as AllowAll. A checker without
+	// round trips to save makes it AllowAll.
+	AllowAllLeased(keys []string, limits []Limit) func() ([]LimitResult, error)
 	// IsRevoked queues RevocationStore.IsRevoked(jti, sid, subject,
 	// issuedAt): the jti, the session, the subject's cut-off and the
 	// global cut-off, all in the same batch.
@@ -94,6 +103,10 @@ func (b *seqBatch) AllowAll(keys []string, limits []Limit) func() ([]LimitResult
 		res, err = b.c.l.AllowAll(ctx, keys, limits)
 	})
 	return func() ([]LimitResult, error) { return res, err }
+}
+
+func (b *seqBatch) AllowAllLeased(keys []string, limits []Limit) func() ([]LimitResult, error) {
+	return b.AllowAll(keys, limits)
 }
 
 func (b *seqBatch) IsRevoked(jti, sid, subject string, issuedAt time.Time) func() (bool, error) {

@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/permiso/permiso/internal/testredis"
 	"github.com/permiso/permiso/redis"
 )
 
@@ -26,17 +27,40 @@ func benchOn(b *testing.B, env func(testing.TB, *redis.Client) *hotEnv, run func
 }
 
 // loop serves req() b.N times and fails on any other status than 200.
+// Over Redis it also reports the Redis round trips (single commands and
+// pipelines) the requests made, per request (redis-calls/op).
 func loop(b *testing.B, e *hotEnv, req func() *http.Request) {
+	var calls *testredis.RoundTrips
+	if e.redis != nil {
+		calls = &testredis.RoundTrips{Only: testredis.Marked}
+		e.redis.Universal().AddHook(calls)
+	}
 	b.ReportAllocs()
+	n := 0
 	for b.Loop() {
-		if w := e.send(req()); w.Code != http.StatusOK {
+		r := req()
+		if calls != nil {
+			r = r.WithContext(testredis.Mark(r.Context()))
+		}
+		if w := e.send(r); w.Code != http.StatusOK {
 			b.Fatalf("%d %s", w.Code, w.Body)
 		}
+		n++
+	}
+	if calls != nil && n > 0 {
+		b.ReportMetric(float64(calls.Single.Load()+calls.Pipelines.Load())/float64(n), "redis-calls/op")
 	}
 }
 
+// BenchmarkClientCredentials also runs over Redis without per-IP limits
+// (redis-no-ip-limits), as scripts/bench.sh runs the server: then the
+// client's own limits are the request's only shared check.
 func BenchmarkClientCredentials(b *testing.B) {
 	benchHot(b, func(b *testing.B, e *hotEnv) { loop(b, e, e.clientCredentials) })
+	b.Run("redis-no-ip-limits", func(b *testing.B) {
+		e := newHotEnvLimits(b, hotRedis(b), 1<<30, RateLimits{})
+		loop(b, e, e.clientCredentials)
+	})
 }
 
 func BenchmarkBearerRead(b *testing.B) { benchHot(b, withToken((*hotEnv).bearerRead)) }

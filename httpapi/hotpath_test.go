@@ -57,7 +57,15 @@ func hotRedis(tb testing.TB) *redis.Client {
 // limits are high enough for benchmarks (clientPerMinute).
 func newHotEnv(tb testing.TB, rc *redis.Client, clientPerMinute int) *hotEnv {
 	tb.Helper()
-	return newHotEnvServed(tb, rc, clientPerMinute, false)
+	high := permiso.Limit{Count: 1 << 30, Period: time.Minute}
+	return newHotEnvLimits(tb, rc, clientPerMinute, RateLimits{API: high, Login: high, Refresh: high, ServiceToken: high, Register: high})
+}
+
+// newHotEnvLimits is newHotEnv with the per-IP limits ipLimits (a zero
+// RateLimits disables them all, as scripts/bench.sh runs the server).
+func newHotEnvLimits(tb testing.TB, rc *redis.Client, clientPerMinute int, ipLimits RateLimits) *hotEnv {
+	tb.Helper()
+	return newHotEnvServed(tb, rc, clientPerMinute, ipLimits, false)
 }
 
 // newServedEnv is newHotEnv as scripts/bench.sh serves it: the Prometheus
@@ -65,10 +73,10 @@ func newHotEnv(tb testing.TB, rc *redis.Client, clientPerMinute int) *hotEnv {
 // limits off (RATE_LIMIT_API and the others empty).
 func newServedEnv(tb testing.TB, rc *redis.Client) *hotEnv {
 	tb.Helper()
-	return newHotEnvServed(tb, rc, 1<<30, true)
+	return newHotEnvServed(tb, rc, 1<<30, RateLimits{}, true)
 }
 
-func newHotEnvServed(tb testing.TB, rc *redis.Client, clientPerMinute int, served bool) *hotEnv {
+func newHotEnvServed(tb testing.TB, rc *redis.Client, clientPerMinute int, ipLimits RateLimits, served bool) *hotEnv {
 	tb.Helper()
 	ctx := context.Background()
 	db := testdb.SQLite(tb)
@@ -105,11 +113,9 @@ func newHotEnvServed(tb testing.TB, rc *redis.Client, clientPerMinute int, serve
 		Lockout: inprocess.NewLockout(5, time.Minute),
 	})
 	opts := testOptions()
-	high := permiso.Limit{Count: 1 << 30, Period: time.Minute}
-	opts.RateLimits = RateLimits{API: high, Login: high, Refresh: high, ServiceToken: high, Register: high}
+	opts.RateLimits = ipLimits
 	deps := Deps{Options: opts, Auth: svc, Keys: signer, Store: store, Limiter: limiter}
 	if served {
-		deps.Options.RateLimits = RateLimits{}
 		m := metrics.New()
 		deps.Options.MetricsPath = "/metrics"
 		deps.Metrics, deps.Observe, deps.RateLimited = m.Handler(), m.ObserveHTTP, m.RateLimited

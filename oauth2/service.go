@@ -409,6 +409,11 @@ func scopePolicy(req TokenRequest, g *grant) ([]string, error) {
 // never says which (no client enumeration).
 var errClientAuth = ErrInvalidClient.WithDescription("Client authentication failed")
 
+// errClientAuthBasic is errClientAuth for credentials sent with HTTP
+// Basic, which carries the challenge (RFC 6749 §5.2); built once, not per
+// request.
+var errClientAuthBasic = errClientAuth.WithBasicChallenge()
+
 // authenticateClient checks the client's credentials (RFC 6749 §2.3.1)
 // with a fast hash compared in constant time, against the current secret
 // and, during a rotation overlap, the previous one (a secret imported from
@@ -420,10 +425,9 @@ var errClientAuth = ErrInvalidClient.WithDescription("Client authentication fail
 // flood refused with 429 neither fills the audit log nor counts as usage.
 // record is never nil.
 func (s *Service) authenticateClient(ctx context.Context, req TokenRequest, meta RequestMeta, limits *permiso.Limits) (c *permiso.ServiceClient, record func(), err error) {
-	// The error is made only on a failure (a copy allocates).
 	fail := func() error {
 		if req.ClientAuth == ClientAuthBasic {
-			return errClientAuth.WithBasicChallenge()
+			return errClientAuthBasic
 		}
 		return errClientAuth
 	}
