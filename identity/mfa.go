@@ -255,15 +255,8 @@ func (s *Service) disableTOTP(ctx context.Context, actor Actor, id uuid.UUID, pa
 	if err != nil {
 		return err
 	}
-	if len(password) > maxCurrentPassword {
-		return errWrongCurrent
-	}
-	ok, err := s.checkCurrent(ctx, u, password)
-	if err != nil {
+	if err := s.checkCurrent(ctx, u, password); err != nil {
 		return err
-	}
-	if !ok {
-		return errWrongCurrent
 	}
 	if h := mfa.HashRecoveryCode(id.String(), code); h != "" {
 		if err := s.useRecoveryCode(ctx, u, h); err != nil {
