@@ -141,11 +141,8 @@ func (s *Service) updateRole(ctx context.Context, actor Actor, id uuid.UUID, in 
 	// since the check above fails the whole update, never half of it.
 	r, err := updateLinked(ctx, id, apply, in.ScopeIDs != nil, scopeIDs, "scope",
 		s.deps.Store.UpdateRole, s.deps.Store.UpdateRoleWithScopes, s.deps.Store.GetRole)
-	switch {
-	case errors.Is(err, permiso.ErrAlreadyExists):
-		return permiso.Role{}, permiso.Errorf(permiso.EEXISTS, "Role name already exists")
-	case err != nil:
-		return permiso.Role{}, notFound(err, errRoleNotFound)
+	if err != nil {
+		return permiso.Role{}, updateErr(err, "Role name already exists", errRoleNotFound)
 	}
 	return r, nil
 }
@@ -433,11 +430,8 @@ func (s *Service) updateScope(ctx context.Context, actor Actor, id uuid.UUID, in
 		x.UpdatedAt = now
 		return nil
 	})
-	switch {
-	case errors.Is(err, permiso.ErrAlreadyExists):
-		return permiso.Scope{}, permiso.Errorf(permiso.EEXISTS, "Scope name already exists")
-	case err != nil:
-		return permiso.Scope{}, notFound(err, errScopeNotFound)
+	if err != nil {
+		return permiso.Scope{}, updateErr(err, "Scope name already exists", errScopeNotFound)
 	}
 	return sc, nil
 }

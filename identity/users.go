@@ -355,11 +355,8 @@ func (s *Service) updateUser(ctx context.Context, actor Actor, id uuid.UUID, in 
 	// since the check above fails the whole update, never half of it.
 	after, err := updateLinked(ctx, id, apply, in.RoleIDs != nil, roleIDs, "role",
 		s.deps.Store.UpdateUser, s.deps.Store.UpdateUserWithRoles, s.deps.Store.GetUser)
-	switch {
-	case errors.Is(err, permiso.ErrAlreadyExists):
-		return permiso.User{}, permiso.Errorf(permiso.EEXISTS, "Email already exists")
-	case err != nil:
-		return permiso.User{}, notFound(err, errUserNotFound)
+	if err != nil {
+		return permiso.User{}, updateErr(err, "Email already exists", errUserNotFound)
 	}
 	if before.IsActive && !after.IsActive {
 		if _, err := s.deps.Sessions.RevokeAllForUser(ctx, id, "account_disabled"); err != nil {
