@@ -50,10 +50,7 @@ func (s *Service) createRole(ctx context.Context, actor Actor, in RoleInput) (pe
 	var p problems
 	name := p.roleName("name", deref2(in.Name))
 	p.text("description", in.Description, MaxDescription)
-	var scopeIDs []uuid.UUID
-	if in.ScopeIDs != nil {
-		scopeIDs = p.ids("scope_ids", *in.ScopeIDs)
-	}
+	scopeIDs := p.optIDs("scope_ids", in.ScopeIDs)
 	if err := p.err(); err != nil {
 		return permiso.Role{}, err
 	}
@@ -100,10 +97,7 @@ func (s *Service) updateRole(ctx context.Context, actor Actor, id uuid.UUID, in 
 		name = p.roleName("name", *in.Name)
 	}
 	p.text("description", in.Description, MaxDescription)
-	var scopeIDs []uuid.UUID
-	if in.ScopeIDs != nil {
-		scopeIDs = p.ids("scope_ids", *in.ScopeIDs)
-	}
+	scopeIDs := p.optIDs("scope_ids", in.ScopeIDs)
 	if err := p.err(); err != nil {
 		return permiso.Role{}, err
 	}

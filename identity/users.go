@@ -297,10 +297,7 @@ func (s *Service) updateUser(ctx context.Context, actor Actor, id uuid.UUID, in 
 	p.text("last_name", in.LastName, MaxNameLength)
 	p.text("display_name", in.DisplayName, MaxNameLength)
 	p.text("bio", in.Bio, MaxBioLength)
-	var roleIDs []uuid.UUID
-	if in.RoleIDs != nil {
-		roleIDs = p.ids("role_ids", *in.RoleIDs)
-	}
+	roleIDs := p.optIDs("role_ids", in.RoleIDs)
 	if err := p.err(); err != nil {
 		return permiso.User{}, err
 	}
