@@ -75,17 +75,24 @@ type seqBatch struct {
 // needs.
 var unconfigured = Errorf(EINTERNAL, "check batch: store not configured")
 
-func (b *seqBatch) Allow(key string, limit Limit) func() (LimitResult, error) {
-	var res LimitResult
+// queue appends call to the batch (or, when the store it needs is not
+// configured, the unconfigured error) and returns the function that
+// reports its outcome.
+func queue[T any](b *seqBatch, configured bool, call func(context.Context) (T, error)) func() (T, error) {
+	var res T
 	var err error
 	b.runs = append(b.runs, func(ctx context.Context) {
-		if b.c.l == nil {
+		if !configured {
 			err = unconfigured
 			return
 		}
-		res, err = b.c.l.Allow(ctx, key, limit)
+		res, err = call(ctx)
 	})
-	return func() (LimitResult, error) { return res, err }
+	return func() (T, error) { return res, err }
+}
+
+func (b *seqBatch) Allow(key string, limit Limit) func() (LimitResult, error) {
+	return queue(b, b.c.l != nil, func(ctx context.Context) (LimitResult, error) { return b.c.l.Allow(ctx, key, limit) })
 }
 
 func (b *seqBatch) AllowLeased(key string, limit Limit) func() (LimitResult, error) {
@@ -93,16 +100,7 @@ func (b *seqBatch) AllowLeased(key string, limit Limit) func() (LimitResult, err
 }
 
 func (b *seqBatch) AllowAll(keys []string, limits []Limit) func() ([]LimitResult, error) {
-	var res []LimitResult
-	var err error
-	b.runs = append(b.runs, func(ctx context.Context) {
-		if b.c.l == nil {
-			err = unconfigured
-			return
-		}
-		res, err = b.c.l.AllowAll(ctx, keys, limits)
-	})
-	return func() ([]LimitResult, error) { return res, err }
+	return queue(b, b.c.l != nil, func(ctx context.Context) ([]LimitResult, error) { return b.c.l.AllowAll(ctx, keys, limits) })
 }
 
 func (b *seqBatch) AllowAllLeased(keys []string, limits []Limit) func() ([]LimitResult, error) {
@@ -110,16 +108,9 @@ func (b *seqBatch) AllowAllLeased(keys []string, limits []Limit) func() ([]Limit
 }
 
 func (b *seqBatch) IsRevoked(jti, sid, subject string, issuedAt time.Time) func() (bool, error) {
-	var revoked bool
-	var err error
-	b.runs = append(b.runs, func(ctx context.Context) {
-		if b.c.r == nil {
-			err = unconfigured
-			return
-		}
-		revoked, err = b.c.r.IsRevoked(ctx, jti, sid, subject, issuedAt)
+	return queue(b, b.c.r != nil, func(ctx context.Context) (bool, error) {
+		return b.c.r.IsRevoked(ctx, jti, sid, subject, issuedAt)
 	})
-	return func() (bool, error) { return revoked, err }
 }
 
 func (b *seqBatch) Exec(ctx context.Context) {

@@ -460,22 +460,15 @@ func (s *server) handleVerifyConfirm() http.Handler {
 // address (password reset, email verification): {"email"} in, the same
 // answer whether or not the address belongs to an account.
 func (s *server) mailRequest(done string, send func(r *http.Request, email string) error) http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
-		var b struct {
-			Email string `json:"email"`
-		}
-		if _, err := decodeObject(r, &b); err != nil {
-			return err
-		}
-		if err := send(r, b.Email); err != nil {
-			return err
-		}
-		return answer(w, http.StatusOK, messageResponse{done})
-	})
+	type body struct {
+		Email string `json:"email"`
+	}
+	return tokenConfirm(s, done, func(r *http.Request, b body) error { return send(r, b.Email) })
 }
 
-// tokenConfirm serves the confirmation of a mailed single-use token: the
-// body B in, confirm, done out.
+// tokenConfirm serves the confirmation of a mailed single-use token (and,
+// through mailRequest, the request for one): the body B in, confirm, done
+// out.
 func tokenConfirm[B any](s *server, done string, confirm func(r *http.Request, b B) error) http.Handler {
 	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
 		var b B
