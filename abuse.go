@@ -38,6 +38,10 @@ type LimitResult struct {
 	// RetryAfter (when not Allowed) how long until one request would be.
 	Reset      time.Duration
 	RetryAfter time.Duration
+	// Period is the period of the limit, when the caller that holds
+	// several limits says which one this is (a service client's own
+	// limits, for the RateLimit-Policy header); zero otherwise.
+	Period time.Duration
 }
 
 // RateLimiter counts requests per key, shared by every instance (Redis)

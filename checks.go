@@ -26,6 +26,15 @@ type CheckBatch interface {
 	AllowLeased(key string, limit Limit) func() (LimitResult, error)
 	// AllowAll queues RateLimiter.AllowAll(keys, limits).
 	AllowAll(keys []string, limits []Limit) func() ([]LimitResult, error)
+	// AllowAllLeased is AllowAll for limits that may be counted ahead
+	// together, as AllowLeased counts one (a service client's minute and
+	// hour limits): a lease counts its requests in every key or in none,
+	// never admits more than any limit's count in any window of its
+	// period, across instances, and is never taken from a refusal.
+	// Limits whose lease would hold one request (one of the counts below
+	// 2 × LimitSlots) are counted exactly, as AllowAll. A checker without
+	// round trips to save makes it AllowAll.
+	AllowAllLeased(keys []string, limits []Limit) func() ([]LimitResult, error)
 	// IsRevoked queues RevocationStore.IsRevoked(jti, sid, subject,
 	// issuedAt): the jti, the session, the subject's cut-off and the
 	// global cut-off, all in the same batch.
@@ -66,17 +75,24 @@ type seqBatch struct {
 // needs.
 var unconfigured = Errorf(EINTERNAL, "check batch: store not configured")
 
-func (b *seqBatch) Allow(key string, limit Limit) func() (LimitResult, error) {
-	var res LimitResult
+// queue appends call to the batch (or, when the store it needs is not
+// configured, the unconfigured error) and returns the function that
+// reports its outcome.
+func queue[T any](b *seqBatch, configured bool, call func(context.Context) (T, error)) func() (T, error) {
+	var res T
 	var err error
 	b.runs = append(b.runs, func(ctx context.Context) {
-		if b.c.l == nil {
+		if !configured {
 			err = unconfigured
 			return
 		}
-		res, err = b.c.l.Allow(ctx, key, limit)
+		res, err = call(ctx)
 	})
-	return func() (LimitResult, error) { return res, err }
+	return func() (T, error) { return res, err }
+}
+
+func (b *seqBatch) Allow(key string, limit Limit) func() (LimitResult, error) {
+	return queue(b, b.c.l != nil, func(ctx context.Context) (LimitResult, error) { return b.c.l.Allow(ctx, key, limit) })
 }
 
 func (b *seqBatch) AllowLeased(key string, limit Limit) func() (LimitResult, error) {
@@ -84,29 +100,17 @@ func (b *seqBatch) AllowLeased(key string, limit Limit) func() (LimitResult, err
 }
 
 func (b *seqBatch) AllowAll(keys []string, limits []Limit) func() ([]LimitResult, error) {
-	var res []LimitResult
-	var err error
-	b.runs = append(b.runs, func(ctx context.Context) {
-		if b.c.l == nil {
-			err = unconfigured
-			return
-		}
-		res, err = b.c.l.AllowAll(ctx, keys, limits)
-	})
-	return func() ([]LimitResult, error) { return res, err }
+	return queue(b, b.c.l != nil, func(ctx context.Context) ([]LimitResult, error) { return b.c.l.AllowAll(ctx, keys, limits) })
+}
+
+func (b *seqBatch) AllowAllLeased(keys []string, limits []Limit) func() ([]LimitResult, error) {
+	return b.AllowAll(keys, limits)
 }
 
 func (b *seqBatch) IsRevoked(jti, sid, subject string, issuedAt time.Time) func() (bool, error) {
-	var revoked bool
-	var err error
-	b.runs = append(b.runs, func(ctx context.Context) {
-		if b.c.r == nil {
-			err = unconfigured
-			return
-		}
-		revoked, err = b.c.r.IsRevoked(ctx, jti, sid, subject, issuedAt)
+	return queue(b, b.c.r != nil, func(ctx context.Context) (bool, error) {
+		return b.c.r.IsRevoked(ctx, jti, sid, subject, issuedAt)
 	})
-	return func() (bool, error) { return revoked, err }
 }
 
 func (b *seqBatch) Exec(ctx context.Context) {

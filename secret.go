@@ -26,7 +26,9 @@ func NewOpaqueToken() string {
 // stored. A fast hash is enough for 256-bit random values (no slow KDF).
 func HashToken(token string) string {
 	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:])
+	var out [2 * sha256.Size]byte
+	hex.Encode(out[:], sum[:])
+	return string(out[:])
 }
 
 // EqualHash compares two hashes in constant time.

@@ -116,6 +116,19 @@ func uniqueKey(out map[string]any, k string) string {
 	}
 }
 
+// cleanEach returns a copy of x with clean applied to each element; a nil
+// x stays nil.
+func cleanEach[T any](x []T, clean func(T) T) []T {
+	if x == nil {
+		return nil
+	}
+	out := make([]T, len(x))
+	for i, v := range x {
+		out[i] = clean(v)
+	}
+	return out
+}
+
 // cleanValue cleans one Details value found at depth.
 func cleanValue(v any, depth int) any {
 	if depth > MaxDetailsDepth {
@@ -136,23 +149,9 @@ func cleanValue(v any, depth int) any {
 		}
 		return x
 	case []string:
-		if x == nil {
-			return x
-		}
-		out := make([]string, len(x))
-		for i, s := range x {
-			out[i] = permiso.CleanText(s, MaxDetailValueBytes)
-		}
-		return out
+		return cleanEach(x, func(s string) string { return permiso.CleanText(s, MaxDetailValueBytes) })
 	case []any:
-		if x == nil {
-			return x
-		}
-		out := make([]any, len(x))
-		for i, y := range x {
-			out[i] = cleanValue(y, depth+1)
-		}
-		return out
+		return cleanEach(x, func(y any) any { return cleanValue(y, depth+1) })
 	case map[string]any:
 		if x == nil {
 			return x

@@ -73,13 +73,9 @@ type Stats struct {
 	Clients int
 }
 
-type userEntry struct {
-	u       permiso.User
-	expires time.Time
-}
-
-type clientEntry struct {
-	c       permiso.ServiceClient
+// entry is a cached user or client, served until expires.
+type entry[V any] struct {
+	v       V
 	expires time.Time
 }
 
@@ -99,8 +95,8 @@ type Store struct {
 	stop           func()
 
 	mu      sync.Mutex
-	users   map[uuid.UUID]userEntry
-	clients map[string]clientEntry
+	users   map[uuid.UUID]entry[permiso.User]
+	clients map[string]entry[permiso.ServiceClient]
 	// userEpoch[shard] moves on every invalidation of a user of that
 	// shard, allUsersEpoch on every flush of all users, clientEpoch on
 	// every flush of the clients. A fill stores its value only when the
@@ -127,8 +123,8 @@ func New(ctx context.Context, inner permiso.Store, opts Options) (*Store, error)
 		publishTimeout: cmp.Or(opts.PublishTimeout, DefaultPublishTimeout),
 		log:            opts.Logger,
 		now:            opts.Now,
-		users:          map[uuid.UUID]userEntry{},
-		clients:        map[string]clientEntry{},
+		users:          map[uuid.UUID]entry[permiso.User]{},
+		clients:        map[string]entry[permiso.ServiceClient]{},
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -179,80 +175,61 @@ func userShard(id uuid.UUID) int { return int(id[15]) % userShards }
 // GetUser answers from the cache while the entry is fresh; otherwise it
 // reads the wrapped store and caches the result.
 func (s *Store) GetUser(ctx context.Context, id uuid.UUID) (permiso.User, error) {
-	if !s.enabled() || permiso.FreshRead(ctx) {
-		return s.Store.GetUser(ctx, id)
-	}
-	start := s.now()
 	shard := userShard(id)
-	s.mu.Lock()
-	if e, ok := s.users[id]; ok && start.Before(e.expires) {
-		s.mu.Unlock()
-		s.hits.Add(1)
-		return cloneUser(e.u), nil
-	}
-	epoch, all := s.userEpoch[shard], s.allUsersEpoch
-	s.mu.Unlock()
-	s.misses.Add(1)
-
-	u, err := s.Store.GetUser(ctx, id)
-	if err != nil {
-		return u, err
-	}
-	cached := cloneUser(u)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.userEpoch[shard] != epoch || s.allUsersEpoch != all {
-		s.dropped.Add(1)
-		return u, nil
-	}
-	if _, ok := s.users[id]; !ok && len(s.users) >= s.maxUsers {
-		for k := range s.users {
-			delete(s.users, k)
-			s.evictions.Add(1)
-			break
-		}
-	}
-	s.users[id] = userEntry{u: cached, expires: start.Add(s.ttl)}
-	return u, nil
+	return cached(ctx, s, s.users, s.maxUsers, id, s.Store.GetUser, cloneUser, func() [2]uint64 {
+		return [2]uint64{s.userEpoch[shard], s.allUsersEpoch}
+	})
 }
 
 // GetServiceClientByClientID answers from the cache while the entry is
 // fresh; otherwise it reads the wrapped store and caches the result.
 func (s *Store) GetServiceClientByClientID(ctx context.Context, clientID string) (permiso.ServiceClient, error) {
+	return cached(ctx, s, s.clients, s.maxClients, clientID, s.Store.GetServiceClientByClientID, cloneClient, func() [2]uint64 {
+		return [2]uint64{s.clientEpoch}
+	})
+}
+
+// cached answers key from m (a copy of the entry, by clone) while its
+// entry is fresh; otherwise it reads key with load and stores a copy of
+// what it read, unless the epochs of key (epoch, read under s.mu) moved
+// while load ran: an invalidation meanwhile may have dropped a newer
+// value. A new entry beyond limit evicts an arbitrary one.
+func cached[K comparable, V any](ctx context.Context, s *Store, m map[K]entry[V], limit int, key K,
+	load func(context.Context, K) (V, error), clone func(V) V, epoch func() [2]uint64) (V, error) {
 	if !s.enabled() || permiso.FreshRead(ctx) {
-		return s.Store.GetServiceClientByClientID(ctx, clientID)
+		return load(ctx, key)
 	}
 	start := s.now()
 	s.mu.Lock()
-	if e, ok := s.clients[clientID]; ok && start.Before(e.expires) {
+	if e, ok := m[key]; ok && start.Before(e.expires) {
 		s.mu.Unlock()
 		s.hits.Add(1)
-		return cloneClient(e.c), nil
+		return clone(e.v), nil
 	}
-	epoch := s.clientEpoch
+	seen := epoch()
 	s.mu.Unlock()
 	s.misses.Add(1)
 
-	c, err := s.Store.GetServiceClientByClientID(ctx, clientID)
+	v, err := load(ctx, key)
 	if err != nil {
-		return c, err
+		return v, err
 	}
-	cached := cloneClient(c)
+	c := clone(v)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.clientEpoch != epoch {
+	if epoch() != seen {
 		s.dropped.Add(1)
-		return c, nil
+		return v, nil
 	}
-	if _, ok := s.clients[clientID]; !ok && len(s.clients) >= s.maxClients {
-		for k := range s.clients {
-			delete(s.clients, k)
+	if _, ok := m[key]; !ok && len(m) >= limit {
+		for k := range m {
+			delete(m, k)
 			s.evictions.Add(1)
 			break
 		}
 	}
-	s.clients[clientID] = clientEntry{c: cached, expires: start.Add(s.ttl)}
-	return c, nil
+	m[key] = entry[V]{v: c, expires: start.Add(s.ttl)}
+	return v, nil
 }
 
 // apply evicts what c makes stale and moves the epochs, so that reads

@@ -47,18 +47,15 @@ func handleHealth(logger *slog.Logger, opts Options, checks []HealthCheck, now f
 		Timestamp   string                    `json:"timestamp"`
 		Checks      map[string]map[string]any `json:"checks"`
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		results, healthy := runChecks(r.Context(), logger, checks, opts.HealthCheckTimeout)
-		status, code := verdict(healthy, "healthy", "unhealthy")
-		w.Header().Set("Cache-Control", "no-store")
-		writeJSON(w, code, response{
+	return checksHandler(logger, opts, checks, "healthy", "unhealthy", func(status string, results map[string]map[string]any) any {
+		return response{
 			Status:      status,
 			Service:     opts.AppName,
 			Version:     opts.Version,
 			Environment: opts.Environment,
 			Timestamp:   timestamp(now()),
 			Checks:      results,
-		})
+		}
 	})
 }
 
@@ -81,21 +78,24 @@ func handleReady(logger *slog.Logger, opts Options, checks []HealthCheck, now fu
 		Timestamp string                    `json:"timestamp"`
 		Checks    map[string]map[string]any `json:"checks"`
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		results, healthy := runChecks(r.Context(), logger, checks, opts.HealthCheckTimeout)
-		status, code := verdict(healthy, "ready", "not_ready")
-		w.Header().Set("Cache-Control", "no-store")
-		writeJSON(w, code, response{Status: status, Timestamp: timestamp(now()), Checks: results})
+	return checksHandler(logger, opts, checks, "ready", "not_ready", func(status string, results map[string]map[string]any) any {
+		return response{Status: status, Timestamp: timestamp(now()), Checks: results}
 	})
 }
 
-// verdict is the status word and HTTP status of a health answer: up and
-// 200 when every check passed, down and 503 otherwise.
-func verdict(healthy bool, up, down string) (string, int) {
-	if healthy {
-		return up, http.StatusOK
-	}
-	return down, http.StatusServiceUnavailable
+// checksHandler runs the checks on every request and answers, uncached,
+// body(status, results): status up and 200 when every check passed, down
+// and 503 otherwise.
+func checksHandler(logger *slog.Logger, opts Options, checks []HealthCheck, up, down string, body func(status string, results map[string]map[string]any) any) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		results, healthy := runChecks(r.Context(), logger, checks, opts.HealthCheckTimeout)
+		status, code := up, http.StatusOK
+		if !healthy {
+			status, code = down, http.StatusServiceUnavailable
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		writeJSON(w, code, body(status, results))
+	})
 }
 
 // runChecks runs every check concurrently, each bounded by timeout, and

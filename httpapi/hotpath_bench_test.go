@@ -4,6 +4,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/permiso/permiso/internal/testredis"
+	"github.com/permiso/permiso/redis"
 )
 
 // Benchmarks of the hot paths (docs/benchmarks.md), in process (no network), as
@@ -13,36 +16,63 @@ import (
 // ns/op as ratios (docs/benchmarks.md). Nothing here asserts a time.
 
 func benchHot(b *testing.B, run func(b *testing.B, e *hotEnv)) {
-	b.Run("memory", func(b *testing.B) { run(b, newHotEnv(b, nil, 1<<30)) })
-	b.Run("redis", func(b *testing.B) { run(b, newHotEnv(b, hotRedis(b), 1<<30)) })
+	benchOn(b, func(tb testing.TB, rc *redis.Client) *hotEnv { return newHotEnv(tb, rc, 1<<30) }, run)
+}
+
+// benchOn runs run on the environment env makes, in process ("memory")
+// and with Redis ("redis").
+func benchOn(b *testing.B, env func(testing.TB, *redis.Client) *hotEnv, run func(b *testing.B, e *hotEnv)) {
+	b.Run("memory", func(b *testing.B) { run(b, env(b, nil)) })
+	b.Run("redis", func(b *testing.B) { run(b, env(b, hotRedis(b))) })
 }
 
 // loop serves req() b.N times and fails on any other status than 200.
+// Over Redis it also reports the Redis round trips (single commands and
+// pipelines) the requests made, per request (redis-calls/op).
 func loop(b *testing.B, e *hotEnv, req func() *http.Request) {
+	var calls *testredis.RoundTrips
+	if e.redis != nil {
+		calls = &testredis.RoundTrips{Only: testredis.Marked}
+		e.redis.Universal().AddHook(calls)
+	}
 	b.ReportAllocs()
+	n := 0
 	for b.Loop() {
-		if w := e.send(req()); w.Code != http.StatusOK {
+		r := req()
+		if calls != nil {
+			r = r.WithContext(testredis.Mark(r.Context()))
+		}
+		if w := e.send(r); w.Code != http.StatusOK {
 			b.Fatalf("%d %s", w.Code, w.Body)
 		}
+		n++
+	}
+	if calls != nil && n > 0 {
+		b.ReportMetric(float64(calls.Single.Load()+calls.Pipelines.Load())/float64(n), "redis-calls/op")
 	}
 }
 
+// BenchmarkClientCredentials also runs over Redis without per-IP limits
+// (redis-no-ip-limits), as scripts/bench.sh runs the server: then the
+// client's own limits are the request's only shared check.
 func BenchmarkClientCredentials(b *testing.B) {
 	benchHot(b, func(b *testing.B, e *hotEnv) { loop(b, e, e.clientCredentials) })
-}
-
-func BenchmarkBearerRead(b *testing.B) {
-	benchHot(b, func(b *testing.B, e *hotEnv) {
-		tok := e.login(b).AccessToken
-		loop(b, e, func() *http.Request { return e.bearerRead(tok) })
+	b.Run("redis-no-ip-limits", func(b *testing.B) {
+		e := newHotEnvLimits(b, hotRedis(b), 1<<30, RateLimits{})
+		loop(b, e, e.clientCredentials)
 	})
 }
 
-func BenchmarkIntrospect(b *testing.B) {
-	benchHot(b, func(b *testing.B, e *hotEnv) {
+func BenchmarkBearerRead(b *testing.B) { benchHot(b, withToken((*hotEnv).bearerRead)) }
+
+func BenchmarkIntrospect(b *testing.B) { benchHot(b, withToken((*hotEnv).introspect)) }
+
+// withToken serves req with the access token of a fresh login.
+func withToken(req func(e *hotEnv, token string) *http.Request) func(b *testing.B, e *hotEnv) {
+	return func(b *testing.B, e *hotEnv) {
 		tok := e.login(b).AccessToken
-		loop(b, e, func() *http.Request { return e.introspect(tok) })
-	})
+		loop(b, e, func() *http.Request { return req(e, tok) })
+	}
 }
 
 // BenchmarkRefresh rotates one refresh-token chain: every iteration is a
@@ -57,3 +87,15 @@ func BenchmarkRefresh(b *testing.B) {
 		}
 	})
 }
+
+// benchServed runs on newServedEnv, the configuration of scripts/bench.sh,
+// on SQLite in process ("memory") and with Redis ("redis").
+func benchServed(b *testing.B, run func(b *testing.B, e *hotEnv)) { benchOn(b, newServedEnv, run) }
+
+// BenchmarkServedBearerMe is permiso-load's bearer scenario: GET /users/me
+// with a user's access token.
+func BenchmarkServedBearerMe(b *testing.B) { benchServed(b, withToken((*hotEnv).bearerMe)) }
+
+// BenchmarkServedIntrospect is permiso-load's introspect scenario: a
+// service client (HTTP Basic) introspects a user's access token.
+func BenchmarkServedIntrospect(b *testing.B) { benchServed(b, withToken((*hotEnv).introspect)) }

@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -10,9 +12,11 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/cache"
+	"github.com/permiso/permiso/identity"
 	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/internal/testdb"
 	"github.com/permiso/permiso/internal/testwire"
+	"github.com/permiso/permiso/metrics"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/redis"
 )
@@ -27,6 +31,7 @@ type hotEnv struct {
 	h      http.Handler
 	secret string
 	redis  *redis.Client // nil in process
+	store  *cache.Store
 }
 
 const (
@@ -49,6 +54,27 @@ func hotRedis(tb testing.TB) *redis.Client {
 // newHotEnv builds the environment; rc nil means in process. Client
 // limits are high enough for benchmarks (clientPerMinute).
 func newHotEnv(tb testing.TB, rc *redis.Client, clientPerMinute int) *hotEnv {
+	tb.Helper()
+	high := permiso.Limit{Count: 1 << 30, Period: time.Minute}
+	return newHotEnvLimits(tb, rc, clientPerMinute, RateLimits{API: high, Login: high, Refresh: high, ServiceToken: high, Register: high})
+}
+
+// newHotEnvLimits is newHotEnv with the per-IP limits ipLimits (a zero
+// RateLimits disables them all, as scripts/bench.sh runs the server).
+func newHotEnvLimits(tb testing.TB, rc *redis.Client, clientPerMinute int, ipLimits RateLimits) *hotEnv {
+	tb.Helper()
+	return newHotEnvServed(tb, rc, clientPerMinute, ipLimits, false)
+}
+
+// newServedEnv is newHotEnv as scripts/bench.sh serves it: the Prometheus
+// metrics on (ENABLE_METRICS=true), LOG_LEVEL=warning, and the per-IP
+// limits off (RATE_LIMIT_API and the others empty).
+func newServedEnv(tb testing.TB, rc *redis.Client) *hotEnv {
+	tb.Helper()
+	return newHotEnvServed(tb, rc, 1<<30, RateLimits{}, true)
+}
+
+func newHotEnvServed(tb testing.TB, rc *redis.Client, clientPerMinute int, ipLimits RateLimits, served bool) *hotEnv {
 	tb.Helper()
 	ctx := context.Background()
 	db := testdb.SQLite(tb)
@@ -85,9 +111,20 @@ func newHotEnv(tb testing.TB, rc *redis.Client, clientPerMinute int) *hotEnv {
 		Lockout: inprocess.NewLockout(5, time.Minute),
 	})
 	opts := testOptions()
-	high := permiso.Limit{Count: 1 << 30, Period: time.Minute}
-	opts.RateLimits = RateLimits{API: high, Login: high, Refresh: high, ServiceToken: high, Register: high}
-	h := NewServer(Deps{Options: opts, Auth: svc, Keys: signer, Store: store, Limiter: limiter})
+	opts.RateLimits = ipLimits
+	deps := Deps{Options: opts, Auth: svc, Keys: signer, Store: store, Limiter: limiter}
+	if served {
+		m := metrics.New()
+		deps.Options.MetricsPath = "/metrics"
+		deps.Metrics, deps.Observe, deps.RateLimited = m.Handler(), m.ObserveHTTP, m.RateLimited
+		deps.Logger = slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		// The account service of GET /users/me.
+		ident := identity.New(identity.Config{}, identity.Deps{Store: store, Hasher: hasher, Sessions: svc,
+			Lockout: svc, ClientTokens: svc, Logger: deps.Logger})
+		tb.Cleanup(ident.Close)
+		deps.Identity = ident
+	}
+	h := NewServer(deps)
 
 	hash, err := hasher.Hash(ctx, hotPassword)
 	if err != nil {
@@ -103,7 +140,7 @@ func newHotEnv(tb testing.TB, rc *redis.Client, clientPerMinute int) *hotEnv {
 		ClientType: "confidential", IsActive: true, RateLimitPerMinute: clientPerMinute, RateLimitPerHour: 1 << 30}, nil); err != nil {
 		tb.Fatal(err)
 	}
-	return &hotEnv{h: h, secret: secret, redis: rc}
+	return &hotEnv{h: h, secret: secret, redis: rc, store: store}
 }
 
 // send serves r from the client address 127.0.0.1.
@@ -122,6 +159,13 @@ func (e *hotEnv) clientCredentials() *http.Request {
 
 func (e *hotEnv) bearerRead(token string) *http.Request {
 	r := httptest.NewRequest(http.MethodGet, "/api/v1/sessions", nil)
+	r.Header.Set("Authorization", "Bearer "+token)
+	return r
+}
+
+// bearerMe is the bearer scenario of permiso-load: GET /users/me.
+func (e *hotEnv) bearerMe(token string) *http.Request {
+	r := httptest.NewRequest(http.MethodGet, "/api/v1/users/me", nil)
 	r.Header.Set("Authorization", "Bearer "+token)
 	return r
 }

@@ -229,17 +229,28 @@ func setRateLimitHeaders(w http.ResponseWriter, res permiso.LimitResult, lim per
 	if res.Limit <= 0 {
 		return
 	}
+	// The map is written under the canonical keys directly: Header.Set
+	// would canonicalize (and allocate) each key on every response.
 	h := w.Header()
-	if prev := h.Get(hdrRateRemaining); prev != "" && res.Allowed {
-		if n, err := strconv.Atoi(prev); err == nil && n <= res.Remaining {
+	if prev := h[keyRateRemaining]; len(prev) > 0 && res.Allowed {
+		if n, err := strconv.Atoi(prev[0]); err == nil && n <= res.Remaining {
 			return
 		}
 	}
-	h.Set(hdrRateLimit, strconv.Itoa(res.Limit))
-	h.Set(hdrRateRemaining, strconv.Itoa(res.Remaining))
-	h.Set(hdrRateReset, ceilSeconds(res.Reset, 0))
-	h.Set(hdrRatePolicy, strconv.Itoa(lim.Count)+";w="+ceilSeconds(lim.Period, 1))
+	h[keyRateLimit] = []string{strconv.Itoa(res.Limit)}
+	h[keyRateRemaining] = []string{strconv.Itoa(res.Remaining)}
+	h[keyRateReset] = []string{ceilSeconds(res.Reset, 0)}
+	h[keyRatePolicy] = []string{strconv.Itoa(lim.Count) + ";w=" + ceilSeconds(lim.Period, 1)}
 }
+
+// The canonical forms of the rate-limit header names, the keys
+// http.Header stores them under.
+var (
+	keyRateLimit     = http.CanonicalHeaderKey(hdrRateLimit)
+	keyRateRemaining = http.CanonicalHeaderKey(hdrRateRemaining)
+	keyRateReset     = http.CanonicalHeaderKey(hdrRateReset)
+	keyRatePolicy    = http.CanonicalHeaderKey(hdrRatePolicy)
+)
 
 // setClientRateLimitHeaders shows a service client's own limit (from the
 // token pipeline) when it is tighter than what the headers show.
@@ -247,9 +258,12 @@ func setClientRateLimitHeaders(w http.ResponseWriter, res *permiso.LimitResult) 
 	if res == nil {
 		return
 	}
-	period := time.Minute
-	if res.Reset > time.Minute || res.RetryAfter > time.Minute {
-		period = time.Hour
+	period := res.Period
+	if period == 0 {
+		period = time.Minute
+		if res.Reset > 2*time.Minute || res.RetryAfter > 2*time.Minute {
+			period = time.Hour
+		}
 	}
 	setRateLimitHeaders(w, *res, permiso.Limit{Count: res.Limit, Period: period})
 }

@@ -167,9 +167,9 @@ func (s *server) clientIP(next http.Handler) http.Handler {
 	})
 }
 
-// Security header values (docs/security-model.md). The slices are shared by every
-// response; their capacity equals their length, so Header.Add copies
-// instead of writing into them.
+// Security header values (docs/security-model.md) and those of JSON
+// answers. The slices are shared by every response; their capacity
+// equals their length, so Header.Add copies instead of writing into them.
 var (
 	hdrNosniff = []string{"nosniff"}
 	hdrDeny    = []string{"DENY"}
@@ -177,6 +177,10 @@ var (
 	hdrCOOP    = []string{"same-origin"}
 	hdrHSTS    = []string{"max-age=31536000; includeSubDomains"}
 	hdrAPICSP  = []string{APIContentSecurityPolicy}
+	// Of JSON answers (writeJSON, writeNoStore).
+	hdrJSON    = []string{"application/json"}
+	hdrNoStore = []string{"no-store"}
+	hdrNoCache = []string{"no-cache"}
 )
 
 // APIContentSecurityPolicy is the Content-Security-Policy of every
@@ -278,6 +282,15 @@ func (s *server) accessLog(next http.Handler) http.Handler {
 			} else if status == 0 {
 				status = http.StatusOK
 			}
+			elapsed := time.Since(start)
+			if s.observe != nil {
+				s.observe(sw.pattern, r.Method, status, elapsed)
+			}
+			// The record's attributes are built only when it is written
+			// (LOG_LEVEL=info or lower): the address as text allocates.
+			if !s.logger.Enabled(r.Context(), slog.LevelInfo) {
+				return
+			}
 			info := infoFrom(r.Context())
 			var id, ip string
 			if info != nil {
@@ -285,10 +298,6 @@ func (s *server) accessLog(next http.Handler) http.Handler {
 				if info.clientIP.IsValid() {
 					ip = info.clientIP.String()
 				}
-			}
-			elapsed := time.Since(start)
-			if s.observe != nil {
-				s.observe(sw.pattern, r.Method, status, elapsed)
 			}
 			s.logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
 				slog.String("method", r.Method),

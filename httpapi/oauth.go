@@ -52,7 +52,7 @@ func readParams(r *http.Request, allowJSON bool) (url.Values, error) {
 	default:
 		return nil, errFormRequired
 	}
-	body, err := io.ReadAll(r.Body)
+	body, err := readBody(r)
 	if err != nil {
 		return nil, readError(err)
 	}
@@ -61,6 +61,32 @@ func readParams(r *http.Request, allowJSON bool) (url.Values, error) {
 		return nil, errMalformed
 	}
 	return values, nil
+}
+
+// readBody reads the whole body, into one buffer of the declared
+// Content-Length when there is one (io.ReadAll starts at 512 bytes and
+// grows, and an introspected token alone is longer). The body reader
+// already refuses a body longer or shorter than declared, and limitBody
+// caps it.
+func readBody(r *http.Request) ([]byte, error) {
+	n := r.ContentLength
+	if n <= 0 || n > DefaultMaxBodyBytes {
+		return io.ReadAll(r.Body)
+	}
+	b := make([]byte, 0, n+1) // +1: the read that sees io.EOF needs room
+	for {
+		m, err := r.Body.Read(b[len(b):cap(b)])
+		b = b[:len(b)+m]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // longer than declared: let it grow
+		}
+	}
 }
 
 // readJSONParams reads a JSON object whose members are strings, booleans
@@ -179,8 +205,8 @@ func writeOAuth(w http.ResponseWriter, r *http.Request, err error) {
 // §5.1: token responses and errors carry credentials).
 func writeNoStore(w http.ResponseWriter, status int, v any) {
 	h := w.Header()
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
+	h["Cache-Control"] = hdrNoStore
+	h["Pragma"] = hdrNoCache
 	writeJSON(w, status, v)
 }
 

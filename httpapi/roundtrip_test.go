@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/permiso/permiso"
+
 	"github.com/permiso/permiso/internal/testredis"
 )
 
@@ -82,5 +84,51 @@ func TestOneRedisRoundTrip(t *testing.T) {
 	}
 	if err := json.Unmarshal(w.Body.Bytes(), &m); err != nil || !m.Active {
 		t.Errorf("introspection answer: %s", w.Body)
+	}
+}
+
+// TestClientLimitsLeased: over Redis, without per-IP limits (RATE_LIMIT_API
+// and RATE_LIMIT_SERVICE_TOKEN unset), a busy service client's minute and
+// hour limits are counted in leases (docs/abuse-resistance.md, "Leases"):
+// fewer round trips than tokens; the headers name the minute limit with
+// its count and period, Remaining below it; and once the client is
+// disabled its lease admits nothing: the client is checked before its
+// limits, so the next request is invalid_client.
+func TestClientLimitsLeased(t *testing.T) {
+	rc := hotRedis(t)
+	t.Parallel()
+	calls := &testredis.RoundTrips{Only: testredis.Marked}
+	rc.Universal().AddHook(calls)
+	e := newHotEnvLimits(t, rc, 6000, RateLimits{})
+	const tokens = 40
+	for range tokens {
+		req := e.clientCredentials()
+		w := e.send(req.WithContext(testredis.Mark(req.Context())))
+		if w.Code != http.StatusOK {
+			t.Fatalf("%d %s", w.Code, w.Body)
+		}
+		rem, err := strconv.Atoi(w.Header().Get("RateLimit-Remaining"))
+		if p := w.Header().Get("RateLimit-Policy"); p != "6000;w=60" || err != nil || rem < 0 || rem >= 6000 {
+			t.Fatalf("RateLimit-Policy %q, RateLimit-Remaining %q; want 6000;w=60 and fewer than 6000 remaining", p, w.Header().Get("RateLimit-Remaining"))
+		}
+	}
+	if n := calls.Single.Load() + calls.Pipelines.Load(); n >= tokens {
+		t.Errorf("%d Redis round trips for %d tokens; want fewer (leased)", n, tokens)
+	} else {
+		t.Logf("%d Redis round trips for %d tokens", n, tokens)
+	}
+
+	c, err := e.store.GetServiceClientByClientID(t.Context(), hotClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.UpdateServiceClient(t.Context(), c.ID, func(c *permiso.ServiceClient) error {
+		c.IsActive = false
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if w := e.send(e.clientCredentials()); w.Code != http.StatusUnauthorized {
+		t.Errorf("disabled client: %d %s; want 401 invalid_client", w.Code, w.Body)
 	}
 }

@@ -198,10 +198,7 @@ func (s *Service) confirmTOTP(ctx context.Context, actor Actor, id uuid.UUID, co
 	if f.Confirmed() {
 		return nil, errTOTPConfirmed
 	}
-	if err := s.checkTOTP(ctx, u, f, code); err != nil {
-		return nil, err
-	}
-	codes, hashes, err := newRecoveryCodes(id)
+	codes, hashes, err := s.recoveryCodesAfter(ctx, u, f, code, id)
 	if err != nil {
 		return nil, err
 	}
@@ -227,10 +224,7 @@ func (s *Service) regenerateRecoveryCodes(ctx context.Context, actor Actor, id u
 	if err != nil {
 		return nil, err
 	}
-	if err := s.checkTOTP(ctx, u, f, code); err != nil {
-		return nil, err
-	}
-	codes, hashes, err := newRecoveryCodes(id)
+	codes, hashes, err := s.recoveryCodesAfter(ctx, u, f, code, id)
 	if err != nil {
 		return nil, err
 	}
@@ -255,15 +249,8 @@ func (s *Service) disableTOTP(ctx context.Context, actor Actor, id uuid.UUID, pa
 	if err != nil {
 		return err
 	}
-	if len(password) > maxCurrentPassword {
-		return errWrongCurrent
-	}
-	ok, err := s.checkCurrent(ctx, u, password)
-	if err != nil {
+	if err := s.checkCurrent(ctx, u, password); err != nil {
 		return err
-	}
-	if !ok {
-		return errWrongCurrent
 	}
 	if h := mfa.HashRecoveryCode(id.String(), code); h != "" {
 		if err := s.useRecoveryCode(ctx, u, h); err != nil {
@@ -411,6 +398,16 @@ func requireCode(code string) error {
 		return errInvalidCode
 	}
 	return nil
+}
+
+// recoveryCodesAfter checks code, a current one-time password of u's TOTP
+// factor f, and returns a fresh set of recovery codes of the user id with
+// their hashes (confirming the factor, replacing the codes).
+func (s *Service) recoveryCodesAfter(ctx context.Context, u permiso.User, f permiso.MFAFactor, code string, id uuid.UUID) (codes, hashes []string, err error) {
+	if err := s.checkTOTP(ctx, u, f, code); err != nil {
+		return nil, nil, err
+	}
+	return newRecoveryCodes(id)
 }
 
 // newRecoveryCodes returns a fresh set and its hashes.

@@ -81,15 +81,8 @@ func (s *Service) changePassword(ctx context.Context, actor Actor, id uuid.UUID,
 		return err
 	}
 	if self {
-		if len(current) > maxCurrentPassword {
-			return errWrongCurrent
-		}
-		ok, err := s.checkCurrent(ctx, u, current)
-		if err != nil {
+		if err := s.checkCurrent(ctx, u, current); err != nil {
 			return err
-		}
-		if !ok {
-			return errWrongCurrent
 		}
 	}
 	if err := s.setPassword(ctx, u, newPassword); err != nil {
@@ -110,13 +103,26 @@ func (s *Service) changePassword(ctx context.Context, actor Actor, id uuid.UUID,
 
 // checkCurrent verifies u's current password: through the login lockout
 // when there is one (a wrong current password is a failed login attempt),
-// else directly.
-func (s *Service) checkCurrent(ctx context.Context, u permiso.User, password string) (bool, error) {
-	if s.deps.Lockout != nil {
-		return s.deps.Lockout.CheckCurrentPassword(ctx, u, password)
+// else directly. A password longer than maxCurrentPassword, or a wrong
+// one, is errWrongCurrent.
+func (s *Service) checkCurrent(ctx context.Context, u permiso.User, password string) error {
+	if len(password) > maxCurrentPassword {
+		return errWrongCurrent
 	}
-	ok, _, err := s.deps.Hasher.Verify(ctx, password, u.PasswordHash)
-	return ok, err
+	var ok bool
+	var err error
+	if s.deps.Lockout != nil {
+		ok, err = s.deps.Lockout.CheckCurrentPassword(ctx, u, password)
+	} else {
+		ok, _, err = s.deps.Hasher.Verify(ctx, password, u.PasswordHash)
+	}
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errWrongCurrent
+	}
+	return nil
 }
 
 // checkNewPassword applies the policy to a new password of u.

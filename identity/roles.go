@@ -50,10 +50,7 @@ func (s *Service) createRole(ctx context.Context, actor Actor, in RoleInput) (pe
 	var p problems
 	name := p.roleName("name", deref2(in.Name))
 	p.text("description", in.Description, MaxDescription)
-	var scopeIDs []uuid.UUID
-	if in.ScopeIDs != nil {
-		scopeIDs = p.ids("scope_ids", *in.ScopeIDs)
-	}
+	scopeIDs := p.optIDs("scope_ids", in.ScopeIDs)
 	if err := p.err(); err != nil {
 		return permiso.Role{}, err
 	}
@@ -100,18 +97,15 @@ func (s *Service) updateRole(ctx context.Context, actor Actor, id uuid.UUID, in 
 		name = p.roleName("name", *in.Name)
 	}
 	p.text("description", in.Description, MaxDescription)
-	var scopeIDs []uuid.UUID
-	if in.ScopeIDs != nil {
-		scopeIDs = p.ids("scope_ids", *in.ScopeIDs)
-	}
+	scopeIDs := p.optIDs("scope_ids", in.ScopeIDs)
 	if err := p.err(); err != nil {
 		return permiso.Role{}, err
 	}
-	before, err := s.deps.Store.GetRole(ctx, id)
+	before, err := s.getRole(ctx, id)
 	if err != nil {
-		return permiso.Role{}, notFound(err, errRoleNotFound)
+		return permiso.Role{}, err
 	}
-	d, err := s.mayChangeRole(ctx, actor, before)
+	d, err := s.delegated(ctx, actor, func(d Delegation) error { return d.MayChangeRole(before) })
 	if err != nil {
 		return permiso.Role{}, err
 	}
@@ -141,11 +135,8 @@ func (s *Service) updateRole(ctx context.Context, actor Actor, id uuid.UUID, in 
 	// since the check above fails the whole update, never half of it.
 	r, err := updateLinked(ctx, id, apply, in.ScopeIDs != nil, scopeIDs, "scope",
 		s.deps.Store.UpdateRole, s.deps.Store.UpdateRoleWithScopes, s.deps.Store.GetRole)
-	switch {
-	case errors.Is(err, permiso.ErrAlreadyExists):
-		return permiso.Role{}, permiso.Errorf(permiso.EEXISTS, "Role name already exists")
-	case err != nil:
-		return permiso.Role{}, notFound(err, errRoleNotFound)
+	if err != nil {
+		return permiso.Role{}, updateErr(err, "Role name already exists", errRoleNotFound)
 	}
 	return r, nil
 }
@@ -154,9 +145,51 @@ func (s *Service) updateRole(ctx context.Context, actor Actor, id uuid.UUID, in 
 // within the delegation rule as UpdateRole. The outcome is audited
 // (role.scopes, with the scope ids as sent).
 func (s *Service) SetRoleScopes(ctx context.Context, actor Actor, id uuid.UUID, raw []string) (permiso.Role, error) {
-	r, err := s.setRoleScopes(ctx, actor, id, raw)
+	r, err := setLinks(ctx, actor, id, raw, "scope", s.getRole,
+		func(r permiso.Role) (func([]permiso.Scope) error, error) {
+			d, err := s.delegated(ctx, actor, func(d Delegation) error { return d.MayChangeRole(r) })
+			return d.MayGrantScopes, err
+		}, s.scopes, s.deps.Store.SetRoleScopes)
 	s.audited(ctx, actor, ActionRoleScopes, roleTarget(id), err, map[string]any{"scope_ids": raw})
 	return r, err
+}
+
+// setLinks replaces the links of the row id (a user's roles, a role's
+// scopes) with the what ids of raw (required, field what+"_ids"), for
+// an administrator: get reads the row (its own 404), may applies the
+// delegation rule to it and returns the rule's check of the rows linked,
+// which lookup reads (a 400 naming unknown ids). An id deleted since it
+// was checked fails set with ErrNotFound, a 400 "Unknown <what> ids". It
+// returns the row as it is then.
+func setLinks[T, L any](ctx context.Context, actor Actor, id uuid.UUID, raw []string, what string,
+	get func(context.Context, uuid.UUID) (T, error),
+	may func(T) (func([]L) error, error),
+	lookup func(context.Context, []uuid.UUID) ([]L, error),
+	set func(context.Context, uuid.UUID, []uuid.UUID) error) (T, error) {
+	var zero T
+	ids, invalid := requiredIDs(what+"_ids", raw)
+	v, err := forAdmin(ctx, actor, invalid, id, get)
+	if err != nil {
+		return zero, err
+	}
+	check, err := may(v)
+	if err != nil {
+		return zero, err
+	}
+	linked, err := lookup(ctx, ids)
+	if err != nil {
+		return zero, err
+	}
+	if err := check(linked); err != nil {
+		return zero, err
+	}
+	if err := set(ctx, id, ids); err != nil {
+		if errors.Is(err, permiso.ErrNotFound) {
+			return zero, permiso.Errorf(permiso.EBADREQUEST, "Unknown %s ids", what)
+		}
+		return zero, err
+	}
+	return get(ctx, id)
 }
 
 // updateLinked applies apply to the row id with update or, when linked,
@@ -181,79 +214,69 @@ func updateLinked[T any](ctx context.Context, id uuid.UUID, apply func(*T) error
 	return v, err
 }
 
-func (s *Service) setRoleScopes(ctx context.Context, actor Actor, id uuid.UUID, raw []string) (permiso.Role, error) {
-	if !actor.Admin {
-		return permiso.Role{}, errForbidden
-	}
-	ids, err := requiredIDs("scope_ids", raw)
-	if err != nil {
-		return permiso.Role{}, err
-	}
-	before, err := s.deps.Store.GetRole(ctx, id)
-	if err != nil {
-		return permiso.Role{}, notFound(err, errRoleNotFound)
-	}
-	d, err := s.mayChangeRole(ctx, actor, before)
-	if err != nil {
-		return permiso.Role{}, err
-	}
-	scopes, err := s.scopes(ctx, ids)
-	if err != nil {
-		return permiso.Role{}, err
-	}
-	if err := d.MayGrantScopes(scopes); err != nil {
-		return permiso.Role{}, err
-	}
-	if err := s.deps.Store.SetRoleScopes(ctx, id, ids); err != nil {
-		if errors.Is(err, permiso.ErrNotFound) {
-			return permiso.Role{}, permiso.Errorf(permiso.EBADREQUEST, "Unknown scope ids")
-		}
-		return permiso.Role{}, err
-	}
-	r, err := s.deps.Store.GetRole(ctx, id)
-	return r, notFound(err, errRoleNotFound)
-}
-
 // DeleteRole deletes a role no user holds (409 otherwise, and for the
 // built-in roles), within the delegation rule as UpdateRole. The outcome
 // is audited (role.delete).
 func (s *Service) DeleteRole(ctx context.Context, actor Actor, id uuid.UUID) (permiso.Role, error) {
-	r, err := s.deleteRole(ctx, actor, id)
+	r, err := deleteNamed(ctx, actor, id, "Role", "users", errRoleNotFound, s.getRole, func(r permiso.Role) (string, error) {
+		_, err := s.delegated(ctx, actor, func(d Delegation) error { return d.MayChangeRole(r) })
+		return r.Name, err
+	}, builtinRole, s.deps.Store.DeleteRole)
 	s.audited(ctx, actor, ActionRoleDelete, roleTarget(id), err, map[string]any{"name": r.Name})
 	return r, err
 }
 
-// deleteRole deletes the role; it returns the role also when it was
-// found but not deleted (for the audit event).
-func (s *Service) deleteRole(ctx context.Context, actor Actor, id uuid.UUID) (permiso.Role, error) {
-	if !actor.Admin {
-		return permiso.Role{}, errForbidden
-	}
-	r, err := s.deps.Store.GetRole(ctx, id)
+// deleteNamed deletes the row id of a kind (a role, a scope), for an
+// administrator: get reads it (its own 404); may applies the delegation
+// rule and returns its name; a built-in one is 409 "<Kind> "<name>" is
+// built in and cannot be deleted", and one still held (del's ErrConflict)
+// 409 "Cannot delete <kind> that is assigned to <holders>"; a row gone
+// meanwhile is missing. It returns
+// the row also when it was found but not deleted (for the audit event),
+// except a built-in or held one.
+func deleteNamed[T any](ctx context.Context, actor Actor, id uuid.UUID, kind, holders string, missing error,
+	get func(context.Context, uuid.UUID) (T, error), may func(T) (string, error), builtin func(string) bool,
+	del func(context.Context, uuid.UUID) error) (T, error) {
+	var zero T
+	v, err := forAdmin(ctx, actor, nil, id, get)
 	if err != nil {
-		return permiso.Role{}, notFound(err, errRoleNotFound)
+		return zero, err
 	}
-	if _, err := s.mayChangeRole(ctx, actor, r); err != nil {
-		return r, err
+	name, err := may(v)
+	if err != nil {
+		return v, err
 	}
-	if builtinRole(r.Name) {
-		return permiso.Role{}, permiso.Errorf(permiso.ECONFLICT, "Role %q is built in and cannot be deleted", r.Name)
+	if builtin(name) {
+		return zero, permiso.Errorf(permiso.ECONFLICT, "%s %q is built in and cannot be deleted", kind, name)
 	}
-	err = s.deps.Store.DeleteRole(ctx, id)
+	err = del(ctx, id)
 	if errors.Is(err, permiso.ErrConflict) {
-		return permiso.Role{}, permiso.Errorf(permiso.ECONFLICT, "Cannot delete role that is assigned to users")
+		return zero, permiso.Errorf(permiso.ECONFLICT, "Cannot delete %s that is assigned to %s", strings.ToLower(kind), holders)
 	}
-	return r, notFound(err, errRoleNotFound)
+	return v, notFound(err, missing)
 }
 
-// mayChangeRole returns the delegation rule of actor after checking that
-// it may change the role r.
-func (s *Service) mayChangeRole(ctx context.Context, actor Actor, r permiso.Role) (Delegation, error) {
+// forAdmin reads the row id with get for an administrator: 403 for
+// anyone else, then invalid (the request's own refusal) when not nil.
+func forAdmin[T any](ctx context.Context, actor Actor, invalid error, id uuid.UUID, get func(context.Context, uuid.UUID) (T, error)) (T, error) {
+	var zero T
+	switch {
+	case !actor.Admin:
+		return zero, errForbidden
+	case invalid != nil:
+		return zero, invalid
+	}
+	return get(ctx, id)
+}
+
+// delegated returns the delegation rule of actor after checking may with
+// it.
+func (s *Service) delegated(ctx context.Context, actor Actor, may func(Delegation) error) (Delegation, error) {
 	d, err := s.Delegation(ctx, actor)
 	if err != nil {
 		return Delegation{}, err
 	}
-	return d, d.MayChangeRole(r)
+	return d, may(d)
 }
 
 // scopes returns the scopes of the ids, or a 400 naming every id that is
@@ -357,9 +380,9 @@ func (s *Service) updateScope(ctx context.Context, actor Actor, id uuid.UUID, in
 	if !actor.Admin {
 		return permiso.Scope{}, errForbidden
 	}
-	before, err := s.deps.Store.GetScope(ctx, id)
+	before, err := s.getScope(ctx, id)
 	if err != nil {
-		return permiso.Scope{}, notFound(err, errScopeNotFound)
+		return permiso.Scope{}, err
 	}
 	if err := s.mayManageScope(ctx, actor, before); err != nil {
 		return permiso.Scope{}, err
@@ -401,11 +424,8 @@ func (s *Service) updateScope(ctx context.Context, actor Actor, id uuid.UUID, in
 		x.UpdatedAt = now
 		return nil
 	})
-	switch {
-	case errors.Is(err, permiso.ErrAlreadyExists):
-		return permiso.Scope{}, permiso.Errorf(permiso.EEXISTS, "Scope name already exists")
-	case err != nil:
-		return permiso.Scope{}, notFound(err, errScopeNotFound)
+	if err != nil {
+		return permiso.Scope{}, updateErr(err, "Scope name already exists", errScopeNotFound)
 	}
 	return sc, nil
 }
@@ -415,40 +435,27 @@ func (s *Service) updateScope(ctx context.Context, actor Actor, id uuid.UUID, in
 // administrator deletes only a scope it holds. The outcome is audited
 // (scope.delete).
 func (s *Service) DeleteScope(ctx context.Context, actor Actor, id uuid.UUID) (permiso.Scope, error) {
-	sc, err := s.deleteScope(ctx, actor, id)
+	sc, err := deleteNamed(ctx, actor, id, "Scope", "roles", errScopeNotFound, s.getScope, func(sc permiso.Scope) (string, error) {
+		return sc.Name, s.mayManageScope(ctx, actor, sc)
+	}, builtinScope, s.deps.Store.DeleteScope)
 	s.audited(ctx, actor, ActionScopeDelete, scopeTarget(id), err, map[string]any{"name": sc.Name})
 	return sc, err
 }
 
-// deleteScope deletes the scope; it returns the scope also when it was
-// found but not deleted (for the audit event).
-func (s *Service) deleteScope(ctx context.Context, actor Actor, id uuid.UUID) (permiso.Scope, error) {
-	if !actor.Admin {
-		return permiso.Scope{}, errForbidden
-	}
-	sc, err := s.deps.Store.GetScope(ctx, id)
-	if err != nil {
-		return permiso.Scope{}, notFound(err, errScopeNotFound)
-	}
-	if err := s.mayManageScope(ctx, actor, sc); err != nil {
-		return sc, err
-	}
-	if builtinScope(sc.Name) {
-		return permiso.Scope{}, permiso.Errorf(permiso.ECONFLICT, "Scope %q is built in and cannot be deleted", sc.Name)
-	}
-	err = s.deps.Store.DeleteScope(ctx, id)
-	if errors.Is(err, permiso.ErrConflict) {
-		return permiso.Scope{}, permiso.Errorf(permiso.ECONFLICT, "Cannot delete scope that is assigned to roles")
-	}
-	return sc, notFound(err, errScopeNotFound)
+func (s *Service) mayManageScope(ctx context.Context, actor Actor, sc permiso.Scope) error {
+	_, err := s.delegated(ctx, actor, func(d Delegation) error { return d.MayManageScope(sc) })
+	return err
 }
 
-func (s *Service) mayManageScope(ctx context.Context, actor Actor, sc permiso.Scope) error {
-	d, err := s.Delegation(ctx, actor)
-	if err != nil {
-		return err
-	}
-	return d.MayManageScope(sc)
+// getRole and getScope return the role or scope, 404 when unknown.
+func (s *Service) getRole(ctx context.Context, id uuid.UUID) (permiso.Role, error) {
+	r, err := s.deps.Store.GetRole(ctx, id)
+	return r, notFound(err, errRoleNotFound)
+}
+
+func (s *Service) getScope(ctx context.Context, id uuid.UUID) (permiso.Scope, error) {
+	sc, err := s.deps.Store.GetScope(ctx, id)
+	return sc, notFound(err, errScopeNotFound)
 }
 
 // ---------------------------------------------------------------------------

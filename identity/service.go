@@ -244,6 +244,16 @@ func notFound(err, as error) error {
 	return err
 }
 
+// updateErr is the answer to an update's error: a 409 exists when another
+// row holds a unique value sent (ErrAlreadyExists), missing when the row
+// is gone (ErrNotFound), any other error as it is.
+func updateErr(err error, exists string, missing error) error {
+	if errors.Is(err, permiso.ErrAlreadyExists) {
+		return permiso.Errorf(permiso.EEXISTS, "%s", exists)
+	}
+	return notFound(err, missing)
+}
+
 func (s *Service) getUser(ctx context.Context, id uuid.UUID) (permiso.User, error) {
 	// The account service works on the database's record, never on an
 	// in-process cached copy.

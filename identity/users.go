@@ -297,10 +297,7 @@ func (s *Service) updateUser(ctx context.Context, actor Actor, id uuid.UUID, in 
 	p.text("last_name", in.LastName, MaxNameLength)
 	p.text("display_name", in.DisplayName, MaxNameLength)
 	p.text("bio", in.Bio, MaxBioLength)
-	var roleIDs []uuid.UUID
-	if in.RoleIDs != nil {
-		roleIDs = p.ids("role_ids", *in.RoleIDs)
-	}
+	roleIDs := p.optIDs("role_ids", in.RoleIDs)
 	if err := p.err(); err != nil {
 		return permiso.User{}, err
 	}
@@ -355,11 +352,8 @@ func (s *Service) updateUser(ctx context.Context, actor Actor, id uuid.UUID, in 
 	// since the check above fails the whole update, never half of it.
 	after, err := updateLinked(ctx, id, apply, in.RoleIDs != nil, roleIDs, "role",
 		s.deps.Store.UpdateUser, s.deps.Store.UpdateUserWithRoles, s.deps.Store.GetUser)
-	switch {
-	case errors.Is(err, permiso.ErrAlreadyExists):
-		return permiso.User{}, permiso.Errorf(permiso.EEXISTS, "Email already exists")
-	case err != nil:
-		return permiso.User{}, notFound(err, errUserNotFound)
+	if err != nil {
+		return permiso.User{}, updateErr(err, "Email already exists", errUserNotFound)
 	}
 	if before.IsActive && !after.IsActive {
 		if _, err := s.deps.Sessions.RevokeAllForUser(ctx, id, "account_disabled"); err != nil {
@@ -415,41 +409,13 @@ func (s *Service) deleteUser(ctx context.Context, actor Actor, id uuid.UUID) (pe
 // given or taken away passes Delegation.MayGrantRole. The outcome is
 // audited (user.roles, with the role ids as sent).
 func (s *Service) SetRoles(ctx context.Context, actor Actor, id uuid.UUID, raw []string) (permiso.User, error) {
-	u, err := s.setRoles(ctx, actor, id, raw)
+	u, err := setLinks(ctx, actor, id, raw, "role", s.getUser,
+		func(u permiso.User) (func([]permiso.Role) error, error) {
+			d, err := s.delegation(ctx, actor, u)
+			return func(roles []permiso.Role) error { return d.MaySetRoles(u.Roles, roles) }, err
+		}, s.roles, s.deps.Store.SetUserRoles)
 	s.audited(ctx, actor, ActionUserRoles, userTarget(id), err, map[string]any{"role_ids": raw})
 	return u, err
-}
-
-func (s *Service) setRoles(ctx context.Context, actor Actor, id uuid.UUID, raw []string) (permiso.User, error) {
-	if !actor.Admin {
-		return permiso.User{}, errForbidden
-	}
-	ids, err := requiredIDs("role_ids", raw)
-	if err != nil {
-		return permiso.User{}, err
-	}
-	u, err := s.getUser(ctx, id)
-	if err != nil {
-		return permiso.User{}, err
-	}
-	d, err := s.delegation(ctx, actor, u)
-	if err != nil {
-		return permiso.User{}, err
-	}
-	roles, err := s.roles(ctx, ids)
-	if err != nil {
-		return permiso.User{}, err
-	}
-	if err := d.MaySetRoles(u.Roles, roles); err != nil {
-		return permiso.User{}, err
-	}
-	if err := s.deps.Store.SetUserRoles(ctx, id, ids); err != nil {
-		if errors.Is(err, permiso.ErrNotFound) {
-			return permiso.User{}, permiso.Errorf(permiso.EBADREQUEST, "Unknown role ids")
-		}
-		return permiso.User{}, err
-	}
-	return s.getUser(ctx, id)
 }
 
 // Unlock clears the user's failed-login lockout (POST

@@ -132,6 +132,15 @@ func (p *problems) text(field string, s *string, max int) {
 	}
 }
 
+// optIDs is ids of the list raw points to, nil when none was sent (raw
+// nil: the links stay as they are).
+func (p *problems) optIDs(field string, raw *[]string) []uuid.UUID {
+	if raw == nil {
+		return nil
+	}
+	return p.ids(field, *raw)
+}
+
 // ids parses a list of UUID strings (role_ids, scope_ids). Malformed
 // entries are reported by index; duplicates are dropped.
 func (p *problems) ids(field string, raw []string) []uuid.UUID {

@@ -202,86 +202,68 @@ func utcp(t *time.Time) *time.Time {
 }
 
 func readScopes(ctx context.Context, tx pgx.Tx, o *Original) (int, error) {
-	rows, err := tx.Query(ctx, `SELECT id, name, description, resource, created_at, updated_at
-		FROM scopes ORDER BY created_at, id`)
-	if err != nil {
-		return 0, err
-	}
-	o.Scopes, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Scope, error) {
-		var s Scope
+	return readRows(ctx, tx, &o.Scopes, `SELECT id, name, description, resource, created_at, updated_at
+		FROM scopes ORDER BY created_at, id`, func(r pgx.CollectableRow, s *Scope) error {
 		err := r.Scan(&s.ID, &s.Name, &s.Description, &s.Resource, &s.CreatedAt, &s.UpdatedAt)
 		s.CreatedAt, s.UpdatedAt = utc(s.CreatedAt), utc(s.UpdatedAt)
-		return s, err
+		return err
 	})
-	return len(o.Scopes), err
 }
 
 func readRoles(ctx context.Context, tx pgx.Tx, o *Original) (int, error) {
-	rows, err := tx.Query(ctx, `SELECT id, name, description, created_at, updated_at
-		FROM roles ORDER BY created_at, id`)
-	if err != nil {
-		return 0, err
-	}
-	o.Roles, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Role, error) {
-		var x Role
+	return readRows(ctx, tx, &o.Roles, `SELECT id, name, description, created_at, updated_at
+		FROM roles ORDER BY created_at, id`, func(r pgx.CollectableRow, x *Role) error {
 		err := r.Scan(&x.ID, &x.Name, &x.Description, &x.CreatedAt, &x.UpdatedAt)
 		x.CreatedAt, x.UpdatedAt = utc(x.CreatedAt), utc(x.UpdatedAt)
-		return x, err
+		return err
 	})
-	return len(o.Roles), err
 }
 
 func readUsers(ctx context.Context, tx pgx.Tx, o *Original) (int, error) {
-	rows, err := tx.Query(ctx, `SELECT id, username, email, password_hash, first_name, last_name,
+	return readRows(ctx, tx, &o.Users, `SELECT id, username, email, password_hash, first_name, last_name,
 		display_name, bio, is_active, is_verified, is_superuser, last_login, password_changed_at,
 		created_at, updated_at, password_reset_token IS NOT NULL, email_verification_token IS NOT NULL
-		FROM users ORDER BY created_at, id`)
-	if err != nil {
-		return 0, err
-	}
-	o.Users, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (User, error) {
-		var u User
+		FROM users ORDER BY created_at, id`, func(r pgx.CollectableRow, u *User) error {
 		err := r.Scan(&u.ID, &u.Username, &u.Email, &u.PasswordHash, &u.FirstName, &u.LastName,
 			&u.DisplayName, &u.Bio, &u.IsActive, &u.IsVerified, &u.IsSuperuser, &u.LastLogin,
 			&u.PasswordChangedAt, &u.CreatedAt, &u.UpdatedAt, &u.PendingReset, &u.PendingVerification)
 		u.LastLogin = utcp(u.LastLogin)
 		u.PasswordChangedAt, u.CreatedAt, u.UpdatedAt = utc(u.PasswordChangedAt), utc(u.CreatedAt), utc(u.UpdatedAt)
-		return u, err
+		return err
 	})
-	return len(o.Users), err
 }
 
 func readClients(ctx context.Context, tx pgx.Tx, o *Original) (int, error) {
-	rows, err := tx.Query(ctx, `SELECT id, client_id, client_secret_hash, name, description, client_type,
+	return readRows(ctx, tx, &o.Clients, `SELECT id, client_id, client_secret_hash, name, description, client_type,
 		is_active, is_trusted, access_token_lifetime, refresh_token_lifetime, rate_limit_per_minute,
 		rate_limit_per_hour, last_used, total_requests, contact_email, website_url, allowed_ips,
 		webhook_url, created_at, updated_at
-		FROM service_clients ORDER BY created_at, id`)
-	if err != nil {
-		return 0, err
-	}
-	o.Clients, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Client, error) {
-		var c Client
+		FROM service_clients ORDER BY created_at, id`, func(r pgx.CollectableRow, c *Client) error {
 		err := r.Scan(&c.ID, &c.ClientID, &c.SecretHash, &c.Name, &c.Description, &c.ClientType,
 			&c.IsActive, &c.IsTrusted, &c.AccessTokenLifetime, &c.RefreshTokenLifetime, &c.RateLimitPerMinute,
 			&c.RateLimitPerHour, &c.LastUsed, &c.TotalRequests, &c.ContactEmail, &c.WebsiteURL, &c.AllowedIPs,
 			&c.WebhookURL, &c.CreatedAt, &c.UpdatedAt)
 		c.LastUsed = utcp(c.LastUsed)
 		c.CreatedAt, c.UpdatedAt = utc(c.CreatedAt), utc(c.UpdatedAt)
-		return c, err
+		return err
 	})
-	return len(o.Clients), err
 }
 
 func readLinks(ctx context.Context, tx pgx.Tx, dst *[]Link, query string) (int, error) {
+	return readRows(ctx, tx, dst, query, func(r pgx.CollectableRow, l *Link) error { return r.Scan(&l.From, &l.To) })
+}
+
+// readRows runs query and collects its rows into *dst, each read by scan
+// into a zero T; it returns how many it read.
+func readRows[T any](ctx context.Context, tx pgx.Tx, dst *[]T, query string, scan func(r pgx.CollectableRow, x *T) error) (int, error) {
 	rows, err := tx.Query(ctx, query)
 	if err != nil {
 		return 0, err
 	}
-	*dst, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Link, error) {
-		var l Link
-		err := r.Scan(&l.From, &l.To)
-		return l, err
+	*dst, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (T, error) {
+		var x T
+		err := scan(r, &x)
+		return x, err
 	})
 	return len(*dst), err
 }

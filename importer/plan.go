@@ -202,6 +202,22 @@ type mapper struct {
 	newClients         []permiso.ServiceClient
 }
 
+// userValue records the problem of the user id's column, normalized to
+// value: its own (p, from usernameProblem or emailProblem), or else a
+// value another permiso user holds (held). It reports whether there is
+// none.
+func (m *mapper) userValue(id uuid.UUID, column, value, p string, held map[string]uuid.UUID) bool {
+	if p != "" {
+		m.problem("users", id, column, "%s", p)
+		return false
+	}
+	if other, taken := held[value]; taken {
+		m.problem("users", id, column, "%q already belongs to permiso user id=%s, which is not this user", value, other)
+		return false
+	}
+	return true
+}
+
 func (m *mapper) problem(table string, id uuid.UUID, column, format string, args ...any) {
 	m.problems = append(m.problems, RowError{Table: table, ID: id.String(), Column: column, Reason: fmt.Sprintf(format, args...)})
 }
@@ -309,20 +325,8 @@ func (m *mapper) users() {
 			m.userIDs[u.ID] = true
 			continue
 		}
-		if p := usernameProblem(u.Username); p != "" {
-			m.problem("users", u.ID, "username", "%s", p)
-			ok = false
-		} else if other, taken := m.t.userByName[name]; taken {
-			m.problem("users", u.ID, "username", "%q already belongs to permiso user id=%s, which is not this user", name, other)
-			ok = false
-		}
-		if p := emailProblem(u.Email); p != "" {
-			m.problem("users", u.ID, "email", "%s", p)
-			ok = false
-		} else if other, taken := m.t.userByEmail[email]; taken {
-			m.problem("users", u.ID, "email", "%q already belongs to permiso user id=%s, which is not this user", email, other)
-			ok = false
-		}
+		ok = m.userValue(u.ID, "username", name, usernameProblem(u.Username), m.t.userByName) && ok
+		ok = m.userValue(u.ID, "email", email, emailProblem(u.Email), m.t.userByEmail) && ok
 		if err := m.opts.CheckHash(u.PasswordHash); err != nil {
 			m.problem("users", u.ID, "password_hash", "permiso cannot verify this hash (%v)", err)
 			ok = false

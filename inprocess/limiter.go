@@ -205,13 +205,8 @@ func (l *Limiter) Len() int {
 }
 
 func (l *Limiter) wroteLocked(now time.Time) {
-	if !l.sweeps.due() {
-		return
-	}
-	for k, w := range l.windows {
-		if n := len(w.slots); n == 0 || !now.Before(expiry(w.slots[n-1].end, w.period)) {
-			delete(l.windows, k)
-		}
-	}
-	l.sweeps.done(len(l.windows))
+	sweep(&l.sweeps, l.windows, func(_ string, w *window) bool {
+		n := len(w.slots)
+		return n == 0 || !now.Before(expiry(w.slots[n-1].end, w.period))
+	})
 }

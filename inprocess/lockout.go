@@ -187,13 +187,8 @@ func (l *Lockout) Len() int {
 
 // wroteLocked sweeps, now and then, the keys of which nothing is left.
 func (l *Lockout) wroteLocked(now time.Time) {
-	if !l.sweeps.due() {
-		return
-	}
-	for k := range l.entries {
-		if e := l.live(k, now); e.failures == 0 && e.until.IsZero() && len(e.pending) == 0 {
-			delete(l.entries, k)
-		}
-	}
-	l.sweeps.done(len(l.entries))
+	sweep(&l.sweeps, l.entries, func(k string, _ lockEntry) bool {
+		e := l.live(k, now)
+		return e.failures == 0 && e.until.IsZero() && len(e.pending) == 0
+	})
 }

@@ -36,6 +36,20 @@ func (p *sweeps) done(left int) {
 	p.at = max(minSweep, left)
 }
 
+// sweep counts a write to m and, when a sweep is due, deletes every key of
+// m that dead reports as holding nothing any more.
+func sweep[V any](p *sweeps, m map[string]V, dead func(key string, v V) bool) {
+	if !p.due() {
+		return
+	}
+	for k, v := range m {
+		if dead(k, v) {
+			delete(m, k)
+		}
+	}
+	p.done(len(m))
+}
+
 // Option configures NewRevocations, NewLimiter and NewLockout.
 type Option func(*settings)
 

@@ -11,6 +11,7 @@ import (
 	gojwt "github.com/golang-jwt/jwt/v5"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/internal/jsonappend"
 )
 
 // claims is the JSON payload of an access token (RFC 9068 §2.2 plus the
@@ -233,42 +234,25 @@ func (d *numericDate) jwt() *gojwt.NumericDate {
 // string escaping), without reflection, since every issued token pays for
 // it. TestAppendJSONIsMarshal holds the two equal.
 func (c *claims) appendJSON(b []byte) []byte {
-	b = appendField(b, `{"iss":`, c.Issuer, false)
-	b = appendField(b, `,"sub":`, c.Subject, false)
-	b = appendListField(b, `,"aud":`, c.Audience, false)
+	b = jsonappend.StringField(b, `{"iss":`, c.Issuer, false)
+	b = jsonappend.StringField(b, `,"sub":`, c.Subject, false)
+	b = jsonappend.StringsField(b, `,"aud":`, c.Audience, false)
 	b = appendNumericDate(b, `,"exp":`, c.ExpiresAt)
 	b = appendNumericDate(b, `,"iat":`, c.IssuedAt)
 	b = appendNumericDate(b, `,"nbf":`, c.NotBefore)
-	b = appendField(b, `,"jti":`, c.ID, false)
-	b = appendField(b, `,"client_id":`, c.ClientID, true)
-	b = appendField(b, `,"scope":`, c.Scope, true)
-	b = appendListField(b, `,"scopes":`, c.Scopes, false)
-	b = appendField(b, `,"type":`, c.Type, false)
-	b = appendField(b, `,"sid":`, c.SessionID, true)
-	b = appendListField(b, `,"amr":`, c.AMR, true)
-	b = appendListField(b, `,"roles":`, c.Roles, true)
-	b = appendField(b, `,"username":`, c.Username, false)
-	b = appendField(b, `,"email":`, c.Email, true)
+	b = jsonappend.StringField(b, `,"jti":`, c.ID, false)
+	b = jsonappend.StringField(b, `,"client_id":`, c.ClientID, true)
+	b = jsonappend.StringField(b, `,"scope":`, c.Scope, true)
+	b = jsonappend.StringsField(b, `,"scopes":`, c.Scopes, false)
+	b = jsonappend.StringField(b, `,"type":`, c.Type, false)
+	b = jsonappend.StringField(b, `,"sid":`, c.SessionID, true)
+	b = jsonappend.StringsField(b, `,"amr":`, c.AMR, true)
+	b = jsonappend.StringsField(b, `,"roles":`, c.Roles, true)
+	b = jsonappend.StringField(b, `,"username":`, c.Username, false)
+	b = jsonappend.StringField(b, `,"email":`, c.Email, true)
 	b = appendBoolField(b, `,"is_superuser":`, c.IsSuperuser)
 	b = appendBoolField(b, `,"is_trusted":`, c.IsTrusted)
 	return append(b, '}')
-}
-
-// appendField appends name (with its separator and colon) and s, or
-// nothing when omitEmpty and s is empty (omitempty).
-func appendField(b []byte, name, s string, omitEmpty bool) []byte {
-	if omitEmpty && s == "" {
-		return b
-	}
-	return appendJSONString(append(b, name...), s)
-}
-
-// appendListField is appendField for a list (omitempty: an empty list).
-func appendListField(b []byte, name string, list []string, omitEmpty bool) []byte {
-	if omitEmpty && len(list) == 0 {
-		return b
-	}
-	return appendJSONStrings(append(b, name...), list)
 }
 
 // appendBoolField appends name and *v, or nothing when v is nil.
@@ -284,35 +268,4 @@ func appendNumericDate(b []byte, name string, d *numericDate) []byte {
 		return b
 	}
 	return strconv.AppendInt(append(b, name...), d.t.Unix(), 10)
-}
-
-// appendJSONStrings appends a list as json.Marshal does: null when nil.
-func appendJSONStrings(b []byte, list []string) []byte {
-	if list == nil {
-		return append(b, "null"...)
-	}
-	b = append(b, '[')
-	for i, s := range list {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendJSONString(b, s)
-	}
-	return append(b, ']')
-}
-
-// appendJSONString appends s quoted. A string of printable ASCII that
-// json.Marshal writes unchanged (no quote, backslash or HTML character)
-// is copied; any other goes through json.Marshal, so the escaping is
-// always encoding/json's own.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string: cannot fail
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }

@@ -96,6 +96,13 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives reload failures; none when nil.
 	Logger *slog.Logger
+	// VerifiedCacheSize bounds the cache of verified tokens
+	// (docs/security-model.md, "The cache of verified tokens"): how many
+	// accepted tokens Verify remembers, so that a token presented again
+	// skips the parse and the signature check, never the checks of its
+	// times, issuer, audience and key. Zero means
+	// DefaultVerifiedCacheSize, a negative value no cache.
+	VerifiedCacheSize int
 }
 
 // Signer signs and verifies access tokens with a pinned algorithm and its
@@ -113,6 +120,8 @@ type Signer struct {
 	now            func() time.Time
 	log            *slog.Logger
 	parser         *gojwt.Parser
+	validator      *gojwt.Validator // the parser's claim checks, for cache hits
+	verified       *verifiedCache   // nil when Options.VerifiedCacheSize < 0
 
 	mu   sync.RWMutex
 	keys *keySet
@@ -178,7 +187,7 @@ func New(ctx context.Context, opts Options) (*Signer, error) {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	// RFC 8725 §3.1: accept exactly the one configured algorithm.
-	s.parser = gojwt.NewParser(
+	parserOptions := []gojwt.ParserOption{
 		gojwt.WithValidMethods([]string{s.alg}),
 		gojwt.WithExpirationRequired(),
 		gojwt.WithIssuedAt(),
@@ -187,7 +196,14 @@ func New(ctx context.Context, opts Options) (*Signer, error) {
 		gojwt.WithLeeway(s.leeway),
 		gojwt.WithTimeFunc(func() time.Time { return s.now() }),
 		gojwt.WithStrictDecoding(),
-	)
+	}
+	s.parser = gojwt.NewParser(parserOptions...)
+	s.validator = gojwt.NewValidator(parserOptions...)
+	size := opts.VerifiedCacheSize
+	if size == 0 {
+		size = DefaultVerifiedCacheSize
+	}
+	s.verified = newVerifiedCache(size)
 
 	if s.isHMAC() {
 		set, err := hmacKeySet(s.alg, opts.Secret, opts.NextSecrets, opts.PreviousSecrets)
@@ -357,13 +373,28 @@ func validScopeToken(s string) bool {
 // may have rotated), at most once every few seconds. Every failure is an
 // EINVALIDTOKEN *permiso.Error with the message "Token has expired" or
 // "Invalid token", wrapping the reason for logs.
+//
+// A token accepted before is found in the cache of verified tokens
+// (verifiedHit), which skips its parse and signature check but makes every
+// other check above again; a token not found there, or found but failing
+// one of them, is verified from scratch (docs/security-model.md, "The
+// cache of verified tokens").
 func (s *Signer) Verify(ctx context.Context, token string) (permiso.AccessClaims, error) {
 	if len(token) > maxTokenLength {
 		return permiso.AccessClaims{}, invalid(errors.New("token too long"))
 	}
+	if c, ok := s.verifiedHit(token); ok {
+		return c, nil
+	}
 	var c claims
+	var used *key
 	_, err := s.parser.ParseWithClaims(token, &c, func(t *gojwt.Token) (any, error) {
-		return s.verificationKey(ctx, t)
+		k, err := s.verificationKey(ctx, t)
+		if err != nil {
+			return nil, err
+		}
+		used = k
+		return k.verifying, nil
 	})
 	if err != nil {
 		if errors.Is(err, gojwt.ErrTokenExpired) {
@@ -371,7 +402,9 @@ func (s *Signer) Verify(ctx context.Context, token string) (permiso.AccessClaims
 		}
 		return permiso.AccessClaims{}, invalid(err)
 	}
-	return c.accessClaims(), nil
+	access := c.accessClaims()
+	s.remember(token, &c, access, used)
+	return access, nil
 }
 
 func invalid(cause error) error {
@@ -380,7 +413,7 @@ func invalid(cause error) error {
 
 // verificationKey is the key function of Verify: it checks the header and
 // returns the key named by kid, from our own keys only (RFC 8725 §3.10).
-func (s *Signer) verificationKey(ctx context.Context, t *gojwt.Token) (any, error) {
+func (s *Signer) verificationKey(ctx context.Context, t *gojwt.Token) (*key, error) {
 	// RFC 9068 §4 and RFC 8725 §3.11: explicit typing.
 	typ, _ := t.Header["typ"].(string)
 	if !strings.EqualFold(typ, HeaderType) && !strings.EqualFold(typ, "application/"+HeaderType) {
@@ -408,7 +441,7 @@ func (s *Signer) verificationKey(ctx context.Context, t *gojwt.Token) (any, erro
 	if t.Method == nil || t.Method.Alg() != k.alg || k.alg != s.alg {
 		return nil, errors.New("key algorithm mismatch")
 	}
-	return k.verifying, nil
+	return k, nil
 }
 
 // reloadOnMiss re-reads the key store unless that was done less than

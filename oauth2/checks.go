@@ -46,11 +46,13 @@ func (s *Service) checkBatch(ctx context.Context, limits *permiso.Limits, queue 
 }
 
 // allowAll counts a request under a client's own limits in a batch with
-// the request's limit checks.
+// the request's limit checks. They are leased (permiso.CheckBatch
+// AllowAllLeased; docs/abuse-resistance.md, "Leases"): with Redis, most
+// requests of a busy client are answered from the instance's lease.
 func (s *Service) allowAll(ctx context.Context, limits *permiso.Limits, keys []string, lims []permiso.Limit) ([]permiso.LimitResult, error) {
 	var res func() ([]permiso.LimitResult, error)
 	err := s.checkBatch(ctx, limits, func(b permiso.CheckBatch) {
-		res = b.AllowAll(keys, lims)
+		res = b.AllowAllLeased(keys, lims)
 	})
 	if err != nil {
 		return nil, err

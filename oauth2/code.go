@@ -60,10 +60,7 @@ func (s *Service) codeGrant(ctx context.Context, req TokenRequest, client *permi
 	hash := permiso.HashToken(req.Code)
 	code, err := s.deps.OIDC.GetAuthCode(ctx, hash)
 	if err != nil {
-		if errors.Is(err, permiso.ErrNotFound) {
-			return nil, errBadCode
-		}
-		return nil, err
+		return nil, notFoundAs(err, errBadCode)
 	}
 	if code.UsedAt != nil {
 		return nil, s.codeReused(ctx, code, meta)
@@ -88,10 +85,7 @@ func (s *Service) codeGrant(ctx context.Context, req TokenRequest, client *permi
 	}
 	u, err := s.deps.Users.GetUser(ctx, code.UserID)
 	if err != nil {
-		if errors.Is(err, permiso.ErrNotFound) {
-			return nil, errBadCode
-		}
-		return nil, err
+		return nil, notFoundAs(err, errBadCode)
 	}
 	if !u.IsActive || u.TokensRevokedBefore != nil && code.AuthTime.Before(*u.TokensRevokedBefore) {
 		return nil, errBadCode
@@ -101,10 +95,7 @@ func (s *Service) codeGrant(ctx context.Context, req TokenRequest, client *permi
 	// ends the code too.
 	bs, err := s.deps.Sessions.GetSession(ctx, code.BrowserSessionID)
 	if err != nil {
-		if errors.Is(err, permiso.ErrNotFound) {
-			return nil, errBadCode
-		}
-		return nil, err
+		return nil, notFoundAs(err, errBadCode)
 	}
 	if !bs.Active(now) {
 		return nil, errBadCode
@@ -227,4 +218,12 @@ func oidcCeiling(available, ceiling []string) []string {
 		return available
 	}
 	return permiso.SortedUnique(append(append([]string(nil), available...), extra...))
+}
+
+// notFoundAs returns as for an ErrNotFound, any other err as it is.
+func notFoundAs(err, as error) error {
+	if errors.Is(err, permiso.ErrNotFound) {
+		return as
+	}
+	return err
 }

@@ -13,8 +13,7 @@ import (
 // one script counts a request in both atomically (permiso.RateLimiter
 // AllowAll). The limiter puts them under CACHE_RATE_LIMIT_PREFIX.
 func ClientRateLimitKeys(clientID string) (minute, hour string) {
-	base := "client:{" + clientID + "}:"
-	return base + "minute", base + "hour"
+	return "client:{" + clientID + "}:minute", "client:{" + clientID + "}:hour"
 }
 
 // clientLimits are the limits of c: rate_limit_per_minute per minute and
@@ -31,7 +30,10 @@ func clientLimits(c *permiso.ServiceClient) (minute, hour permiso.Limit) {
 
 // allowClient counts a client-credentials request against the client's
 // own limits (docs/api.md, "Service clients": rate_limit_per_minute and rate_limit_per_hour are
-// enforced), in one atomic step for both. It returns the tighter of the
+// enforced), in one atomic step for both; with Redis, from the instance's
+// lease of both when it has requests left (docs/abuse-resistance.md,
+// "Leases"). The client was authenticated (and found active) first, so a
+// lease never serves a disabled or deleted client. It returns the tighter of the
 // two results for the RateLimit-* headers, or rate_limit_exceeded (429,
 // Retry-After) when either is exhausted. Limiter errors are returned as
 // they are: the token request fails closed with 503. The request's limit
@@ -54,6 +56,9 @@ func (s *Service) allowClient(ctx context.Context, c *permiso.ServiceClient, rec
 		return nil, err
 	}
 	record()
+	// Which limit the headers show: a Reset alone cannot tell (a minute
+	// limit's is a minute and up to two slots).
+	res[0].Period, res[1].Period = time.Minute, time.Hour
 	tight := Tightest(res...)
 	if tight == nil {
 		return nil, nil

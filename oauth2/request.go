@@ -234,6 +234,10 @@ func parseClientCredentials(get func(string) string, authorization string) (id, 
 	return "", "", ClientAuthNone, nil
 }
 
+// errMalformedBasic answers Basic credentials that cannot be decoded;
+// built once, not per request.
+var errMalformedBasic = ErrInvalidClient.WithDescription("Malformed HTTP Basic client credentials").WithBasicChallenge()
+
 // parseBasic decodes an "Authorization: Basic" header (RFC 7617 §2,
 // RFC 6749 §2.3.1). ok is false when the header is absent or uses another
 // scheme.
@@ -242,7 +246,7 @@ func parseBasic(h string) (id, secret string, ok bool, err error) {
 	if !strings.EqualFold(scheme, "Basic") {
 		return "", "", false, nil
 	}
-	malformed := ErrInvalidClient.WithDescription("Malformed HTTP Basic client credentials").WithBasicChallenge()
+	malformed := errMalformedBasic
 	if len(h) > maxAuthorizationLen {
 		return "", "", false, malformed
 	}

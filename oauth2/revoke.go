@@ -134,26 +134,25 @@ func (s *Service) mayRevoke(ctx context.Context, caller Caller, userID uuid.UUID
 		return errNoDelegation
 	}
 	if clientID != "" {
-		cl, err := s.deps.Clients.GetServiceClientByClientID(permiso.WithFreshRead(ctx), clientID)
-		switch {
-		case errors.Is(err, permiso.ErrNotFound):
-			return nil
-		case err != nil:
-			return err
-		}
-		return caller.Delegation.MayManageClient(cl)
+		return mayManage(ctx, s.deps.Clients.GetServiceClientByClientID, clientID, caller.Delegation.MayManageClient)
 	}
 	if userID == uuid.Nil {
 		return nil
 	}
-	u, err := s.deps.Users.GetUser(permiso.WithFreshRead(ctx), userID)
+	return mayManage(ctx, s.deps.Users.GetUser, userID, caller.Delegation.MayManageUser)
+}
+
+// mayManage reads the subject key (fresh, not from a cache) and applies
+// may to it; a subject that no longer exists is nil.
+func mayManage[K, T any](ctx context.Context, get func(context.Context, K) (T, error), key K, may func(T) error) error {
+	v, err := get(permiso.WithFreshRead(ctx), key)
 	switch {
 	case errors.Is(err, permiso.ErrNotFound):
 		return nil
 	case err != nil:
 		return err
 	}
-	return caller.Delegation.MayManageUser(u)
+	return may(v)
 }
 
 // endSession revokes the session in the store (with its refresh tokens)

@@ -409,6 +409,11 @@ func scopePolicy(req TokenRequest, g *grant) ([]string, error) {
 // never says which (no client enumeration).
 var errClientAuth = ErrInvalidClient.WithDescription("Client authentication failed")
 
+// errClientAuthBasic is errClientAuth for credentials sent with HTTP
+// Basic, which carries the challenge (RFC 6749 §5.2); built once, not per
+// request.
+var errClientAuthBasic = errClientAuth.WithBasicChallenge()
+
 // authenticateClient checks the client's credentials (RFC 6749 §2.3.1)
 // with a fast hash compared in constant time, against the current secret
 // and, during a rotation overlap, the previous one (a secret imported from
@@ -420,12 +425,14 @@ var errClientAuth = ErrInvalidClient.WithDescription("Client authentication fail
 // flood refused with 429 neither fills the audit log nor counts as usage.
 // record is never nil.
 func (s *Service) authenticateClient(ctx context.Context, req TokenRequest, meta RequestMeta, limits *permiso.Limits) (c *permiso.ServiceClient, record func(), err error) {
-	fail := errClientAuth
-	if req.ClientAuth == ClientAuthBasic {
-		fail = fail.WithBasicChallenge()
+	fail := func() error {
+		if req.ClientAuth == ClientAuthBasic {
+			return errClientAuthBasic
+		}
+		return errClientAuth
 	}
 	if req.ClientID == "" || req.ClientSecret == "" {
-		return nil, func() {}, fail
+		return nil, func() {}, fail()
 	}
 	now := s.now()
 	presented := permiso.HashToken(req.ClientSecret)
@@ -448,7 +455,7 @@ func (s *Service) authenticateClient(ctx context.Context, req TokenRequest, meta
 			s.audit(ctx, meta, permiso.AuditEvent{ActorType: "anonymous", Action: ActionClientAuthFailure,
 				Result: "failure", TargetType: ptr("client"), TargetID: ptr(req.ClientID),
 				Details: map[string]any{"reason": "unknown_client"}})
-		}, fail
+		}, fail()
 	}
 	prevActive := cl.PreviousSecretActive(now)
 	if hasImportedSecret(cl, prevActive) {
@@ -486,7 +493,7 @@ func (s *Service) authenticateClient(ctx context.Context, req TokenRequest, meta
 			s.audit(ctx, meta, permiso.AuditEvent{ActorType: "anonymous", Action: ActionClientAuthFailure,
 				Result: "failure", TargetType: ptr("client"), TargetID: ptr(cl.ClientID),
 				Details: map[string]any{"reason": reason}})
-		}, fail
+		}, fail()
 	}
 	return &cl, func() {
 		if upgrade {

@@ -21,9 +21,9 @@ import (
 // as EVALSHA; when a server does not know it yet (NOSCRIPT: a restart, a
 // failover, a new node) that one check is re-run with the full script.
 //
-// Leased limits (AllowLeased: RATE_LIMIT_API) are answered from this
-// checker's leases when one has requests left, without a command: see
-// leases.
+// Leased limits (AllowLeased: RATE_LIMIT_API; AllowAllLeased: a service
+// client's own limits) are answered from this checker's leases when one
+// has requests left, without a command: see leases.
 type Checker struct {
 	lim    *Limiter
 	rev    *Revocations
@@ -40,11 +40,13 @@ func NewChecker(l *Limiter, r *Revocations) *Checker {
 
 // Batch starts a batch.
 func (c *Checker) Batch() permiso.CheckBatch {
-	return &batch{c: c, pipe: c.lim.rdb.Pipeline()}
+	return &batch{c: c}
 }
 
 type batch struct {
-	c       *Checker
+	c *Checker
+	// pipe is made when the first command is queued: a batch answered
+	// from leases and the revocation feed alone needs none.
 	pipe    goredis.Pipeliner
 	queued  int
 	scripts []*scriptCheck
@@ -53,27 +55,37 @@ type batch struct {
 
 // scriptCheck is one queued run of limitScript.
 type scriptCheck struct {
-	keys   []string
-	args   []any
-	limits []permiso.Limit
-	cmd    *goredis.Cmd
-	res    []permiso.LimitResult
-	err    error
-	// lease is set on the run that takes a lease of key (want requests,
-	// sent at sent).
+	// keys are the Redis keys (prefixed), userKeys the callers'.
+	keys     []string
+	userKeys []string
+	args     []any
+	limits   []permiso.Limit
+	cmd      *goredis.Cmd
+	res      []permiso.LimitResult
+	err      error
+	// lease is set on the run that takes a lease of userKeys (want
+	// requests, sent at sent).
 	lease *leaseRun
 }
 
 type leaseRun struct {
-	key  string
-	want int
-	sent time.Time
+	want  int
+	sent  time.Time
+	owner *lease
+}
+
+// pipeline returns the batch's pipeline, made on first use.
+func (b *batch) pipeline() goredis.Pipeliner {
+	if b.pipe == nil {
+		b.pipe = b.c.lim.rdb.Pipeline()
+	}
+	return b.pipe
 }
 
 func (b *batch) queueScript(want int, keys []string, limits []permiso.Limit, gives []giveBack) *scriptCheck {
 	full, args := b.c.lim.scriptArgs(want, want > 1, keys, limits, gives)
-	sc := &scriptCheck{keys: full, args: args, limits: limits}
-	sc.cmd = limitScript.EvalSha(context.Background(), b.pipe, full, args...)
+	sc := &scriptCheck{keys: full, userKeys: keys, args: args, limits: limits}
+	sc.cmd = limitScript.EvalSha(context.Background(), b.pipeline(), full, args...)
 	b.queued++
 	b.scripts = append(b.scripts, sc)
 	return sc
@@ -108,19 +120,42 @@ func (b *batch) AllowLeased(key string, limit permiso.Limit) func() (permiso.Lim
 	if limit.Disabled() {
 		return func() (permiso.LimitResult, error) { return permiso.LimitResult{Allowed: true}, nil }
 	}
-	now := time.Now()
-	res, ok, want, give := b.c.leases.take(key, limit, now)
-	if ok {
-		return func() (permiso.LimitResult, error) { return res, nil }
-	}
-	sc := b.queueScript(want, []string{key}, []permiso.Limit{limit}, []giveBack{give})
-	sc.lease = &leaseRun{key: key, want: want, sent: now}
+	res := b.allowLeased([]string{key}, []permiso.Limit{limit})
 	return func() (permiso.LimitResult, error) {
-		if sc.err != nil {
-			return permiso.LimitResult{}, sc.err
+		r, err := res()
+		if err != nil {
+			return permiso.LimitResult{}, err
 		}
-		return sc.res[0], nil
+		return r[0], nil
 	}
+}
+
+// AllowAllLeased is AllowAll answered from the lease of keys together
+// (see leases): a lease counts its requests in every key at once, all or
+// nothing. Limits whose lease would hold one request (one of the counts
+// below 2 × permiso.LimitSlots) are not leased: they are AllowAll, exact per
+// request.
+func (b *batch) AllowAllLeased(keys []string, limits []permiso.Limit) func() ([]permiso.LimitResult, error) {
+	if err := permiso.CheckLimitKeys(keys, limits); err != nil {
+		return func() ([]permiso.LimitResult, error) { return nil, err }
+	}
+	if leaseCap(limits) == 1 {
+		return b.AllowAll(keys, limits)
+	}
+	return b.allowLeased(keys, limits)
+}
+
+// allowLeased spends a request of the lease of keys, or queues the run
+// that takes the next one.
+func (b *batch) allowLeased(keys []string, limits []permiso.Limit) func() ([]permiso.LimitResult, error) {
+	now := time.Now()
+	res, ok, want, give, owner := b.c.leases.take(keys, limits, now)
+	if ok {
+		return func() ([]permiso.LimitResult, error) { return res, nil }
+	}
+	sc := b.queueScript(want, keys, limits, give)
+	sc.lease = &leaseRun{want: want, sent: now, owner: owner}
+	return func() ([]permiso.LimitResult, error) { return sc.res, sc.err }
 }
 
 // IsRevoked queues Revocations.IsRevoked: answered from memory with a
@@ -143,7 +178,7 @@ func (b *batch) IsRevoked(jti, sid, subject string, issuedAt time.Time) func() (
 		}
 		// Stale, with lookups: memory's "revoked" still wins.
 		b.queued++
-		lookup := b.c.rev.QueueIsRevoked(context.Background(), b.pipe, jti, sid, subject, issuedAt)
+		lookup := b.c.rev.QueueIsRevoked(context.Background(), b.pipeline(), jti, sid, subject, issuedAt)
 		return func() (bool, error) {
 			if v, _ := f.mem.IsRevoked(context.Background(), jti, sid, subject, issuedAt); v {
 				return true, nil
@@ -152,7 +187,7 @@ func (b *batch) IsRevoked(jti, sid, subject string, issuedAt time.Time) func() (
 		}
 	}
 	b.queued++
-	return b.c.rev.QueueIsRevoked(context.Background(), b.pipe, jti, sid, subject, issuedAt)
+	return b.c.rev.QueueIsRevoked(context.Background(), b.pipeline(), jti, sid, subject, issuedAt)
 }
 
 // Exec sends the pipeline. Each check reads its own command's answer; an
@@ -174,16 +209,20 @@ func (b *batch) Exec(ctx context.Context) {
 		} else if err == nil {
 			v, err = sc.cmd.Int64Slice()
 		}
+		var r scriptReply
 		if err != nil {
-			sc.err = limiterUnavailable(err)
-			continue
+			err = limiterUnavailable(err)
+		} else {
+			r, err = decodeLimits(v, sc.limits)
 		}
-		r, err := decodeLimits(v, sc.limits)
 		switch {
 		case err != nil:
 			sc.err = err
+			if sc.lease != nil {
+				b.c.leases.abandon(sc.lease.owner)
+			}
 		case sc.lease != nil:
-			sc.res = []permiso.LimitResult{b.c.leases.record(sc.lease.key, sc.limits[0], sc.lease.want, sc.lease.sent, r)}
+			sc.res = b.c.leases.record(ctx, sc.userKeys, sc.limits, sc.lease.want, sc.lease.sent, sc.lease.owner, r)
 		default:
 			sc.res = r.results
 		}

@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -25,6 +26,72 @@ func TestLeasesAcrossInstances(t *testing.T) {
 	c.rdb.AddHook(&hook)
 	sharedstatetest.LeasedWithinLimit(t, NewChecker(l, rev), NewChecker(l, rev), NewChecker(l, rev))
 	t.Logf("%d scripts sent for 1201 leased requests", hook.Single.Load()+hook.Commands.Load())
+	hook.Reset()
+	// A service client's minute and hour limits, leased together.
+	sharedstatetest.LeasedTogetherWithinLimits(t, l, NewChecker(l, rev), NewChecker(l, rev), NewChecker(l, rev))
+	t.Logf("%d scripts sent for 2 x 1201 requests under a client's two limits", hook.Single.Load()+hook.Commands.Load())
+}
+
+// TestClientLeaseLifetime: a lease of a client's minute and hour limits
+// (leases, with the replies of limitScript as Redis sends them) is spent
+// only within one slot of the minute limit, one second, not one of the
+// hour's (a minute: its requests would be spent after they left the
+// minute's window); never beyond what Redis granted; not at all once the
+// limits changed (an admin lowered them); and what it did not spend is
+// given back, in both keys' slots. Its size is one slot's share of the
+// tighter limit.
+func TestClientLeaseLifetime(t *testing.T) {
+	t.Parallel()
+	keys := []string{"client:{c}:minute", "client:{c}:hour"}
+	limits := []permiso.Limit{{Count: 6000, Period: time.Minute}, {Count: 600, Period: time.Hour}}
+	if got := leaseCap(limits); got != 10 {
+		t.Errorf("leaseCap = %d, want 10 (600/hour over 60 slots)", got)
+	}
+	if got := leaseSlot(limits); got != time.Second {
+		t.Errorf("leaseSlot = %v, want 1s (the minute limit's slot)", got)
+	}
+	ls := newLeases()
+	now := time.Now()
+	reply := func(granted int) scriptReply {
+		return scriptReply{granted: granted, ends: []int64{100_000_000, 120_000_000},
+			results: []permiso.LimitResult{{Allowed: true, Limit: 6000, Remaining: 6000 - granted, Reset: time.Minute},
+				{Allowed: true, Limit: 600, Remaining: 600 - granted, Reset: time.Hour}}}
+	}
+	if _, ok, want, _, _ := ls.take(keys, limits, now); ok || want != 1 {
+		t.Fatalf("first take: ok %v, want %d; want a run for 1", ok, want)
+	}
+	ls.record(t.Context(), keys, limits, 4, now, nil, reply(4))
+	for i := range 3 {
+		res, ok, _, _, _ := ls.take(keys, limits, now.Add(999*time.Millisecond))
+		if !ok || len(res) != 2 || res[1].Remaining != 596+2-i {
+			t.Fatalf("take %d within the slot: %+v, %v; want a leased request", i, res, ok)
+		}
+	}
+	if _, ok, _, _, _ := ls.take(keys, limits, now.Add(999*time.Millisecond)); ok {
+		t.Fatal("a fourth request spent from a lease of four (one spent by the request that took it)")
+	}
+
+	ls.record(t.Context(), keys, limits, 4, now, nil, reply(4))
+	_, ok, _, give, _ := ls.take(keys, limits, now.Add(time.Second))
+	if ok {
+		t.Fatal("a lease spent one second after it was taken: its requests may have left the minute's window")
+	}
+	if len(give) != 2 || give[0] != (giveBack{end: 100_000_000, n: 3}) || give[1] != (giveBack{end: 120_000_000, n: 3}) {
+		t.Errorf("give back = %+v; want the 3 unspent requests in both keys' slots", give)
+	}
+
+	ls.record(t.Context(), keys, limits, 4, now, nil, reply(4))
+	lowered := []permiso.Limit{{Count: 6000, Period: time.Minute}, {Count: 300, Period: time.Hour}}
+	if _, ok, want, _, _ := ls.take(keys, lowered, now); ok || want != 1 {
+		t.Errorf("after the limit was lowered: ok %v, want %d; want an exact run", ok, want)
+	}
+
+	ls = newLeases()
+	ls.record(t.Context(), keys, limits, 4, now, nil, scriptReply{granted: 0, ends: []int64{0, 0},
+		results: []permiso.LimitResult{{Limit: 6000}, {Limit: 600, RetryAfter: time.Minute}}})
+	if _, ok, _, _, _ := ls.take(keys, limits, now); ok {
+		t.Error("a refusal was leased")
+	}
 }
 
 // testLimiter returns the test client, a limiter under a prefix of this
@@ -120,5 +187,54 @@ func TestLimiterConvertsLog(t *testing.T) {
 	}
 	if typ, err := c.rdb.Type(ctx, prefix+key).Result(); err != nil || typ != "hash" {
 		t.Errorf("TYPE = %q, %v; want hash", typ, err)
+	}
+}
+
+// TestRefusedLeaseRunSpendsOwnLease: when two requests of one instance
+// found no lease left and both asked Redis, and the lease of one took the
+// room so that Redis refused the other, the refused one waits for that
+// reply and spends one of its requests instead of refusing a request the
+// instance has counted (docs/abuse-resistance.md, "Leases").
+func TestRefusedLeaseRunSpendsOwnLease(t *testing.T) {
+	t.Parallel()
+	keys := []string{"client:{c}:minute", "client:{c}:hour"}
+	limits := []permiso.Limit{{Count: 6000, Period: time.Minute}, {Count: 600, Period: time.Hour}}
+	ls := newLeases()
+	now := time.Now()
+	granted := func(n int) scriptReply {
+		return scriptReply{granted: n, ends: []int64{100_000_000, 120_000_000},
+			results: []permiso.LimitResult{{Allowed: true, Limit: 6000, Remaining: 10, Reset: time.Minute},
+				{Allowed: true, Limit: 600, Remaining: 10, Reset: time.Hour}}}
+	}
+	refusal := scriptReply{granted: 0, ends: []int64{0, 0},
+		results: []permiso.LimitResult{{Limit: 6000, RetryAfter: time.Second}, {Limit: 600, RetryAfter: time.Second}}}
+	ls.record(t.Context(), keys, limits, 1, now, nil, granted(1))
+	_, okA, _, _, ownerA := ls.take(keys, limits, now)
+	_, okB, _, _, ownerB := ls.take(keys, limits, now)
+	if okA || okB || ownerA == nil || ownerA != ownerB {
+		t.Fatalf("two takes without a lease left: ok %v %v, owners %p %p; want two runs of one lease", okA, okB, ownerA, ownerB)
+	}
+	done := make(chan []permiso.LimitResult)
+	go func() { done <- ls.record(t.Context(), keys, limits, 2, now, ownerB, refusal) }()
+	for waiting := false; !waiting; {
+		select {
+		case res := <-done:
+			t.Fatalf("refused run answered %+v while the instance's other run was in flight; want it to wait for that", res)
+		default:
+		}
+		runtime.Gosched()
+		ls.mu.Lock()
+		waiting = ownerA.changed != nil
+		ls.mu.Unlock()
+	}
+	ls.record(t.Context(), keys, limits, 2, now, ownerA, granted(4))
+	if res := <-done; len(res) != 2 || !res[0].Allowed || !res[1].Allowed {
+		t.Fatalf("refused run after the instance's own lease took the room: %+v; want admitted from that lease", res)
+	}
+	for i := range 3 {
+		_, ok, _, _, _ := ls.take(keys, limits, now)
+		if ok != (i < 2) {
+			t.Fatalf("take %d: ok %v; the lease of 4 had 2 left after the two requests", i, ok)
+		}
 	}
 }

@@ -100,11 +100,7 @@ func Open(rawURL string, opts Options) (*Client, error) {
 		if err != nil {
 			return nil, bad
 		}
-		o.Password = cmp.Or(opts.Password, o.Password)
-		o.PoolSize = cmp.Or(opts.PoolSize, o.PoolSize)
-		o.MaxRetries = cmp.Or(opts.MaxRetries, o.MaxRetries)
-		o.DialerRetries = cmp.Or(max(opts.DialAttempts, 0), o.DialerRetries)
-		o.DialTimeout, o.ReadTimeout, o.WriteTimeout = dial, timeout, timeout
+		common{&o.Password, &o.PoolSize, &o.MaxRetries, &o.DialerRetries, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout}.set(opts, dial, timeout)
 		c.rdb = goredis.NewClusterClient(o)
 	case ModeSentinel:
 		o, err := goredis.ParseFailoverURL(canonical)
@@ -113,28 +109,39 @@ func Open(rawURL string, opts Options) (*Client, error) {
 		}
 		// The URL's user info is the master's password (as for one
 		// server); ParseFailoverURL reads it as the sentinels'.
-		o.Password = cmp.Or(opts.Password, o.SentinelPassword, o.Password)
+		o.Password = cmp.Or(o.SentinelPassword, o.Password)
 		o.SentinelUsername, o.SentinelPassword = "", ""
-		o.PoolSize = cmp.Or(opts.PoolSize, o.PoolSize)
-		o.MaxRetries = cmp.Or(opts.MaxRetries, o.MaxRetries)
-		o.DialerRetries = cmp.Or(max(opts.DialAttempts, 0), o.DialerRetries)
-		o.DialTimeout, o.ReadTimeout, o.WriteTimeout = dial, timeout, timeout
+		common{&o.Password, &o.PoolSize, &o.MaxRetries, &o.DialerRetries, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout}.set(opts, dial, timeout)
 		c.rdb = goredis.NewFailoverClient(o)
 	default:
 		o, err := goredis.ParseURL(canonical)
 		if err != nil {
 			return nil, bad
 		}
-		o.Password = cmp.Or(opts.Password, o.Password)
-		o.PoolSize = cmp.Or(opts.PoolSize, o.PoolSize)
-		o.MaxRetries = cmp.Or(opts.MaxRetries, o.MaxRetries)
-		o.DialerRetries = cmp.Or(max(opts.DialAttempts, 0), o.DialerRetries)
-		o.DialTimeout, o.ReadTimeout, o.WriteTimeout = dial, timeout, timeout
+		common{&o.Password, &o.PoolSize, &o.MaxRetries, &o.DialerRetries, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout}.set(opts, dial, timeout)
 		c.rdb = goredis.NewClient(o)
 	}
 	c.failures = &failureReporter{log: opts.Logger, interval: cmp.Or(opts.ErrorLogInterval, 30*time.Second), mode: mode}
 	c.rdb.AddHook(c.failures)
 	return c, nil
+}
+
+// common points at the fields that go-redis's three options types
+// (Options, ClusterOptions, FailoverOptions) share and Open sets alike.
+type common struct {
+	password                               *string
+	poolSize, maxRetries, dialerRetries    *int
+	dialTimeout, readTimeout, writeTimeout *time.Duration
+}
+
+// set applies opts over what the URL set: its password, pool size, retries
+// and dial attempts when given, and the timeouts dial and timeout.
+func (c common) set(opts Options, dial, timeout time.Duration) {
+	*c.password = cmp.Or(opts.Password, *c.password)
+	*c.poolSize = cmp.Or(opts.PoolSize, *c.poolSize)
+	*c.maxRetries = cmp.Or(opts.MaxRetries, *c.maxRetries)
+	*c.dialerRetries = cmp.Or(max(opts.DialAttempts, 0), *c.dialerRetries)
+	*c.dialTimeout, *c.readTimeout, *c.writeTimeout = dial, timeout, timeout
 }
 
 // canonicalURL maps a REDIS_URL onto the mode it names and the URL form

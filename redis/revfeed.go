@@ -138,9 +138,9 @@ func (r *Revocations) WithFeed(opts FeedOptions) *Revocations {
 // keeps running while the host is suspended).
 type stamp struct{ mono, wall int64 }
 
-func (f *feed) stamp() *stamp {
+func (f *feed) stamp() stamp {
 	now := time.Now()
-	return &stamp{mono: int64(now.Sub(f.base)), wall: now.UnixNano()}
+	return stamp{mono: int64(now.Sub(f.base)), wall: now.UnixNano()}
 }
 
 // lag returns the time since the last proof, or -1 before the first: the
@@ -455,7 +455,7 @@ func (r *Revocations) readFeed(ctx context.Context, c cursor) (cursor, error) {
 	}
 	if !full {
 		// Nothing appended before the read was sent is left unread.
-		f.fresh.Store(sent)
+		f.fresh.Store(&sent)
 	}
 	return next, nil
 }
@@ -490,7 +490,7 @@ func (r *Revocations) resync(ctx context.Context) (cursor, error) {
 		return cursor{}, err
 	}
 	f.resyncs.Add(1)
-	f.fresh.Store(sent)
+	f.fresh.Store(&sent)
 	return cur, nil
 }
 

@@ -2,6 +2,8 @@ package sharedstatetest
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -47,16 +49,147 @@ func RunChecker(t *testing.T, newChecker NewChecker) {
 		c, _, _, _ := newChecker(t)
 		c.Batch().Exec(context.Background())
 	})
-	t.Run("ConcurrentBatches", func(t *testing.T) {
-		t.Parallel()
-		c, _, _, _ := newChecker(t)
-		testConcurrentBatches(t, c)
-	})
-	t.Run("LeasedWithinLimit", func(t *testing.T) {
-		t.Parallel()
-		c, _, _, _ := newChecker(t)
-		LeasedWithinLimit(t, c)
-	})
+	// Subtests on a checker and the limiter it counts with.
+	for _, st := range []struct {
+		name string
+		run  func(t *testing.T, c permiso.Checker, l permiso.RateLimiter)
+	}{
+		{"ConcurrentBatches", func(t *testing.T, c permiso.Checker, _ permiso.RateLimiter) { testConcurrentBatches(t, c) }},
+		{"LeasedWithinLimit", func(t *testing.T, c permiso.Checker, _ permiso.RateLimiter) { LeasedWithinLimit(t, c) }},
+		{"LeasedTogetherWithinLimits", func(t *testing.T, c permiso.Checker, l permiso.RateLimiter) { LeasedTogetherWithinLimits(t, l, c) }},
+		{"LeasedTogetherOneInstanceAdmitsItsLimit", func(t *testing.T, c permiso.Checker, _ permiso.RateLimiter) { testLeasedOneInstance(t, c) }},
+		{"LeasedTogetherExactBelowSlots", func(t *testing.T, c permiso.Checker, l permiso.RateLimiter) { testLeasedTogetherExact(t, l, c) }},
+	} {
+		t.Run(st.name, func(t *testing.T) {
+			t.Parallel()
+			c, l, _, _ := newChecker(t)
+			st.run(t, c, l)
+		})
+	}
+}
+
+// LeasedTogetherWithinLimits sends many concurrent AllowAllLeased checks
+// of one service client's minute and hour limits (keys in one hash slot)
+// through the checkers given (instances sharing one state, l among them)
+// and requires what docs/abuse-resistance.md ("Leases") promises: never
+// more admitted than either limit, across them all, whichever of the two
+// is the tighter; every admitted request counted in both keys (a lease
+// counts in every key or in none); both results of a request agreeing;
+// the first request admitted. How many fewer were admitted is printed,
+// not required.
+func LeasedTogetherWithinLimits(t *testing.T, l permiso.RateLimiter, checkers ...permiso.Checker) {
+	t.Helper()
+	for _, tc := range []struct {
+		name         string
+		minute, hour permiso.Limit
+	}{
+		// A lease of at most 10 requests; the minute limit binds.
+		{"MinuteBinds", permiso.Limit{Count: 600, Period: time.Minute}, permiso.Limit{Count: 100_000, Period: time.Hour}},
+		// A lease of at most 5 (the hour's share of a slot, not the
+		// minute's 100); the hour limit binds.
+		{"HourBinds", permiso.Limit{Count: 6000, Period: time.Minute}, permiso.Limit{Count: 300, Period: time.Hour}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base := id("client")
+			keys := []string{base + ":{c}:minute", base + ":{c}:hour"}
+			limits := []permiso.Limit{tc.minute, tc.hour}
+			limit := min(tc.minute.Count, tc.hour.Count)
+			check := func(c permiso.Checker) (bool, error) {
+				b := c.Batch()
+				res := b.AllowAllLeased(slices.Clone(keys), slices.Clone(limits))
+				b.Exec(context.Background())
+				r, err := res()
+				if err != nil {
+					return false, err
+				}
+				if len(r) != 2 || r[0].Allowed != r[1].Allowed {
+					return false, fmt.Errorf("results disagree: %+v", r)
+				}
+				for i, lim := range limits {
+					if r[i].Limit != lim.Count || r[0].Allowed && r[i].Remaining >= lim.Count {
+						return false, fmt.Errorf("admitted with %+v under %+v", r[i], lim)
+					}
+				}
+				return r[0].Allowed, nil
+			}
+			n := leasedLoad(t, checkers, check)
+			if n > int64(limit) {
+				t.Errorf("%d requests admitted over %d instances, limits %d/minute and %d/hour", n, len(checkers), tc.minute.Count, tc.hour.Count)
+			}
+			for i, lim := range limits {
+				if used := lim.Count - peekLimit(t, l, keys[i], lim).Remaining; int64(used) < n || used > lim.Count {
+					t.Errorf("%s: %d counted for %d admitted, limit %d", keys[i], used, n, lim.Count)
+				}
+			}
+			t.Logf("%d of %d requests admitted over %d instances (limit %d)", n, leasedRequests, len(checkers), limit)
+		})
+	}
+}
+
+// testLeasedOneInstance: one instance refuses no request it has counted.
+// Exactly as many concurrent requests as a client's minute limit, all
+// through one checker, are all admitted: the requests the instance's
+// leases counted and did not spend yet are spent by the requests whose
+// own lease run Redis refused for want of room (docs/abuse-resistance.md,
+// "Leases"). The load tool's clients get their 1000 tokens a minute so.
+func testLeasedOneInstance(t *testing.T, c permiso.Checker) {
+	base := id("client")
+	keys := []string{base + ":{c}:minute", base + ":{c}:hour"}
+	limits := []permiso.Limit{{Count: 600, Period: time.Minute}, {Count: 100_000, Period: time.Hour}}
+	const workers = 8
+	var refused atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for range limits[0].Count / workers {
+				b := c.Batch()
+				res := b.AllowAllLeased(keys, limits)
+				b.Exec(context.Background())
+				r, err := res()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if !r[0].Allowed {
+					refused.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := refused.Load(); n != 0 {
+		t.Errorf("%d of %d requests refused under a limit of %d, all through one instance", n, limits[0].Count, limits[0].Count)
+	}
+}
+
+// testLeasedTogetherExact: limits whose lease would hold one request
+// (counts below 2 × permiso.LimitSlots) are counted exactly per request
+// through AllowAllLeased, their results those of AllowAll.
+func testLeasedTogetherExact(t *testing.T, l permiso.RateLimiter, c permiso.Checker) {
+	base := id("client")
+	keys := []string{base + ":{c}:minute", base + ":{c}:hour"}
+	limits := []permiso.Limit{{Count: 5, Period: time.Minute}, {Count: 50, Period: time.Hour}}
+	for i := range 8 {
+		b := c.Batch()
+		res := b.AllowAllLeased(keys, limits)
+		b.Exec(context.Background())
+		r, err := res()
+		if err != nil || len(r) != 2 {
+			t.Fatalf("request %d: %+v, %v", i, r, err)
+		}
+		if i < 5 {
+			if !r[0].Allowed || r[0].Remaining != 4-i || r[1].Remaining != 49-i {
+				t.Fatalf("request %d: %+v; want allowed, %d and %d remaining", i, r, 4-i, 49-i)
+			}
+			continue
+		}
+		if r[0].Allowed || r[1].Allowed || r[0].RetryAfter <= 0 {
+			t.Fatalf("request %d: %+v; want refused with Retry-After", i, r)
+		}
+	}
+	if got := peekLimit(t, l, keys[1], limits[1]).Remaining; got != 45 {
+		t.Errorf("hour key: %d remaining, want 45 (five counted, refusals not)", got)
+	}
 }
 
 // LeasedWithinLimit sends many concurrent AllowLeased checks of one key
@@ -67,46 +200,61 @@ func RunChecker(t *testing.T, newChecker NewChecker) {
 // is printed, not required.
 func LeasedWithinLimit(t *testing.T, checkers ...permiso.Checker) {
 	t.Helper()
-	const workers, perWorker = 8, 150
 	key := id("leased")
 	lim := permiso.Limit{Count: 600, Period: time.Minute}
-	first := checkers[0].Batch()
-	res := first.AllowLeased(key, lim)
-	first.Exec(context.Background())
-	if r, err := res(); err != nil || !r.Allowed || r.Limit != lim.Count || r.Remaining >= lim.Count {
-		t.Fatalf("first leased request = %+v, %v; want allowed under the limit", r, err)
+	n := leasedLoad(t, checkers, func(c permiso.Checker) (bool, error) {
+		b := c.Batch()
+		res := b.AllowLeased(key, lim)
+		b.Exec(context.Background())
+		r, err := res()
+		if err != nil {
+			return false, err
+		}
+		if r.Allowed && (r.Remaining >= lim.Count || r.Limit != lim.Count) {
+			return false, fmt.Errorf("admitted with %+v", r)
+		}
+		return r.Allowed, nil
+	})
+	if n > int64(lim.Count) {
+		t.Errorf("%d leased requests admitted over %d instances, limit %d", n, len(checkers), lim.Count)
+	}
+	t.Logf("%d of %d leased requests admitted over %d instances (limit %d)", n, leasedRequests, len(checkers), lim.Count)
+}
+
+// leasedRequests is how many requests leasedLoad sends.
+const leasedRequests = leasedWorkers*leasedPerWorker + 1
+
+const leasedWorkers, leasedPerWorker = 8, 150
+
+// leasedLoad sends one request through check on the first checker, which
+// must be admitted, then leasedWorkers concurrent series of
+// leasedPerWorker, spread over the checkers. It returns how many were
+// admitted.
+func leasedLoad(t *testing.T, checkers []permiso.Checker, check func(permiso.Checker) (bool, error)) int64 {
+	t.Helper()
+	if ok, err := check(checkers[0]); err != nil || !ok {
+		t.Fatalf("first leased request: allowed %v, %v; want allowed", ok, err)
 	}
 	allowed := atomic.Int64{}
 	allowed.Add(1)
 	var wg sync.WaitGroup
-	for w := range workers {
+	for w := range leasedWorkers {
 		c := checkers[w%len(checkers)]
 		wg.Go(func() {
-			for range perWorker {
-				b := c.Batch()
-				res := b.AllowLeased(key, lim)
-				b.Exec(context.Background())
-				r, err := res()
+			for range leasedPerWorker {
+				ok, err := check(c)
 				if err != nil {
 					t.Error(err)
 					return
 				}
-				if r.Allowed {
+				if ok {
 					allowed.Add(1)
-					if r.Remaining >= lim.Count || r.Limit != lim.Count {
-						t.Errorf("admitted with %+v", r)
-						return
-					}
 				}
 			}
 		})
 	}
 	wg.Wait()
-	n := allowed.Load()
-	if n > int64(lim.Count) {
-		t.Errorf("%d leased requests admitted over %d instances, limit %d", n, len(checkers), lim.Count)
-	}
-	t.Logf("%d of %d leased requests admitted over %d instances (limit %d)", n, workers*perWorker+1, len(checkers), lim.Count)
+	return allowed.Load()
 }
 
 func testMixedBatch(t *testing.T, c permiso.Checker, l permiso.RateLimiter, r permiso.RevocationStore, clock *testclock.Clock) {

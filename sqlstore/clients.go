@@ -80,15 +80,9 @@ func (s *Store) CreateServiceClient(ctx context.Context, c permiso.ServiceClient
 		c.ClientType = "confidential"
 	}
 	createdTimes(&c.CreatedAt, &c.UpdatedAt)
-	return createLinked(ctx, s, Clients, &c, "scopes", ScopeMessages.NotFound, scopeIDs,
+	return createLinked(ctx, s, Clients, &c, clientScopes, c.ID, scopeIDs,
 		func(err error) error { return s.clientErr("create service client", err) },
-		func(q Querier, ids []uuid.UUID) error { return s.linkClientScopes(ctx, q, c.ID, ids) },
 		func(q Querier) (permiso.ServiceClient, error) { return s.getClient(ctx, q, clientByID, c.ID) })
-}
-
-func (s *Store) linkClientScopes(ctx context.Context, q Querier, id uuid.UUID, scopeIDs []uuid.UUID) error {
-	return s.link(ctx, q, "service_client_scopes", "service_client_id", "scope_id", "scopes", id, scopeIDs,
-		func(err error) error { return s.clientErr("link client scope", err) })
 }
 
 // GetServiceClient returns the client (by row id) with its scopes.
@@ -142,7 +136,7 @@ func (s *Store) updateClient(ctx context.Context, id uuid.UUID, fn func(*permiso
 			return s.clientErr("update service client", err)
 		}
 		if scopeIDs != nil {
-			if err := s.replaceClientScopes(ctx, q, id, scopeIDs); err != nil {
+			if err := s.replaceLinks(ctx, q, clientScopes, id, scopeIDs, true); err != nil {
 				return err
 			}
 		}
@@ -188,23 +182,7 @@ func (s *Store) ListServiceClients(ctx context.Context, f permiso.ClientFilter) 
 // SetServiceClientScopes replaces the client's scopes in one transaction;
 // an unknown client or scope id yields ErrNotFound and nothing changes.
 func (s *Store) SetServiceClientScopes(ctx context.Context, id uuid.UUID, scopeIDs []uuid.UUID) error {
-	return s.c.Write(ctx, func(q Querier) error { return s.replaceClientScopes(ctx, q, id, scopeIDs) })
-}
-
-// replaceClientScopes locks the client and replaces its scopes inside a
-// transaction.
-func (s *Store) replaceClientScopes(ctx context.Context, q Querier, id uuid.UUID, scopeIDs []uuid.UUID) error {
-	scopeIDs = uniqueIDs(scopeIDs)
-	if err := s.lockRow(ctx, q, "service_clients", id, ClientMessages.NotFound); err != nil {
-		return err
-	}
-	if err := s.checkAllExist(ctx, q, "scopes", scopeIDs, ScopeMessages.NotFound); err != nil {
-		return err
-	}
-	if _, err := s.exec(ctx, q, "DELETE FROM service_client_scopes WHERE service_client_id = ?", id); err != nil {
-		return s.clientErr("set client scopes", err)
-	}
-	return s.linkClientScopes(ctx, q, id, scopeIDs)
+	return s.c.Write(ctx, func(q Querier) error { return s.replaceLinks(ctx, q, clientScopes, id, scopeIDs, true) })
 }
 
 // AddClientUsage adds the batched request counts and moves last_used

@@ -41,15 +41,59 @@ func (s *Store) linkedScopes(ctx context.Context, q Querier, query string, ids [
 	return out, s.errOf(rows.Err(), "load linked scopes", Messages{}, false, "")
 }
 
-// link inserts one row (owner, id) of a link table per id of ids, which
-// are rows of the table named by parent (checked by the caller).
-func (s *Store) link(ctx context.Context, q Querier, table, ownerCol, col, parent string, owner uuid.UUID, ids []uuid.UUID, wrap func(error) error) error {
+// links describes a link table: a row of table links the row of owner
+// named by ownerCol to the row of target named by col. A missing owner or
+// target is refused with its message; name names the link in the
+// operations errors carry ("link <name>", "set <name>s"), and err is the
+// owner's error mapping.
+type links struct {
+	table, ownerCol, col        string
+	owner, target               string
+	ownerMissing, targetMissing string
+	name                        string
+	err                         func(s *Store, op string, err error) error
+}
+
+// The link tables.
+var (
+	userRoles = links{table: "user_roles", ownerCol: "user_id", col: "role_id", owner: "users", target: "roles",
+		ownerMissing: UserMessages.NotFound, targetMissing: RoleMessages.NotFound, name: "user role", err: (*Store).userErr}
+	roleScopes = links{table: "role_scopes", ownerCol: "role_id", col: "scope_id", owner: "roles", target: "scopes",
+		ownerMissing: RoleMessages.NotFound, targetMissing: ScopeMessages.NotFound, name: "role scope", err: (*Store).roleErr}
+	clientScopes = links{table: "service_client_scopes", ownerCol: "service_client_id", col: "scope_id", owner: "service_clients",
+		target: "scopes", ownerMissing: ClientMessages.NotFound, targetMissing: ScopeMessages.NotFound, name: "client scope", err: (*Store).clientErr}
+)
+
+// link inserts one row (owner, id) of l per id of ids, which are rows of
+// l's target (checked by the caller).
+func (s *Store) link(ctx context.Context, q Querier, l links, owner uuid.UUID, ids []uuid.UUID) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	_, err := s.exec(ctx, q, "INSERT INTO "+table+" ("+ownerCol+", "+col+") SELECT ?, id FROM "+parent+
+	_, err := s.exec(ctx, q, "INSERT INTO "+l.table+" ("+l.ownerCol+", "+l.col+") SELECT ?, id FROM "+l.target+
 		" WHERE "+s.d.InIDs("id"), owner, s.d.IDs(ids))
-	return wrap(err)
+	return l.err(s, "link "+l.name, err)
+}
+
+// replaceLinks replaces the links of owner in l with ids inside a write
+// transaction: it locks the owner's row first when lock is set (else the
+// caller holds it), refuses ids that are not rows of l's target
+// (ErrNotFound, nothing changed), then deletes the owner's links and
+// inserts the new ones.
+func (s *Store) replaceLinks(ctx context.Context, q Querier, l links, owner uuid.UUID, ids []uuid.UUID, lock bool) error {
+	ids = uniqueIDs(ids)
+	if lock {
+		if err := s.lockRow(ctx, q, l.owner, owner, l.ownerMissing); err != nil {
+			return err
+		}
+	}
+	if err := s.checkAllExist(ctx, q, l.target, ids, l.targetMissing); err != nil {
+		return err
+	}
+	if _, err := s.exec(ctx, q, "DELETE FROM "+l.table+" WHERE "+l.ownerCol+" = ?", owner); err != nil {
+		return l.err(s, "set "+l.name+"s", err)
+	}
+	return s.link(ctx, q, l, owner, ids)
 }
 
 // lockRow locks the row of table with id for the rest of the write

@@ -81,15 +81,9 @@ func (s *Store) CreateRole(ctx context.Context, r permiso.Role, scopeIDs []uuid.
 		r.ID = newID()
 	}
 	createdTimes(&r.CreatedAt, &r.UpdatedAt)
-	return createLinked(ctx, s, Roles, &r, "scopes", ScopeMessages.NotFound, scopeIDs,
+	return createLinked(ctx, s, Roles, &r, roleScopes, r.ID, scopeIDs,
 		func(err error) error { return s.roleErr("create role", err) },
-		func(q Querier, ids []uuid.UUID) error { return s.linkRoleScopes(ctx, q, r.ID, ids) },
 		func(q Querier) (permiso.Role, error) { return s.getRole(ctx, q, "r.id = ?", r.ID) })
-}
-
-func (s *Store) linkRoleScopes(ctx context.Context, q Querier, roleID uuid.UUID, scopeIDs []uuid.UUID) error {
-	return s.link(ctx, q, "role_scopes", "role_id", "scope_id", "scopes", roleID, scopeIDs,
-		func(err error) error { return s.roleErr("link role scope", err) })
 }
 
 func (s *Store) readRole(ctx context.Context, cond string, arg any) (permiso.Role, error) {
@@ -139,7 +133,7 @@ func (s *Store) updateRole(ctx context.Context, id uuid.UUID, fn func(*permiso.R
 			return err
 		}
 		if scopeIDs != nil {
-			if err := s.replaceRoleScopes(ctx, q, id, scopeIDs); err != nil {
+			if err := s.replaceLinks(ctx, q, roleScopes, id, scopeIDs, false); err != nil {
 				return err
 			}
 		}
@@ -187,24 +181,7 @@ func (s *Store) ListRoles(ctx context.Context, f permiso.RoleFilter) ([]permiso.
 // SetRoleScopes replaces the role's scopes in one transaction; an unknown
 // role or scope id yields ErrNotFound and nothing changes.
 func (s *Store) SetRoleScopes(ctx context.Context, roleID uuid.UUID, scopeIDs []uuid.UUID) error {
-	return s.c.Write(ctx, func(q Querier) error {
-		if err := s.lockRow(ctx, q, "roles", roleID, RoleMessages.NotFound); err != nil {
-			return err
-		}
-		return s.replaceRoleScopes(ctx, q, roleID, scopeIDs)
-	})
-}
-
-// replaceRoleScopes replaces the scopes of the role (locked by the caller).
-func (s *Store) replaceRoleScopes(ctx context.Context, q Querier, roleID uuid.UUID, scopeIDs []uuid.UUID) error {
-	scopeIDs = uniqueIDs(scopeIDs)
-	if err := s.checkAllExist(ctx, q, "scopes", scopeIDs, ScopeMessages.NotFound); err != nil {
-		return err
-	}
-	if _, err := s.exec(ctx, q, "DELETE FROM role_scopes WHERE role_id = ?", roleID); err != nil {
-		return s.roleErr("set role scopes", err)
-	}
-	return s.linkRoleScopes(ctx, q, roleID, scopeIDs)
+	return s.c.Write(ctx, func(q Querier) error { return s.replaceLinks(ctx, q, roleScopes, roleID, scopeIDs, true) })
 }
 
 // selectScopes runs a query of scopeSelect.

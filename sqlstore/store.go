@@ -232,21 +232,22 @@ func listPage[T any](ctx context.Context, s *Store, from, selectFrom string, w w
 	return out, total, nil
 }
 
-// createLinked inserts v into t and links it to linkIDs, rows of linked
-// that must exist (else notFound, and nothing is written), in one
-// transaction, and returns it as get reads it back.
-func createLinked[T any](ctx context.Context, s *Store, t *Table[T], v *T, linked, notFound string, linkIDs []uuid.UUID,
-	insertErr func(error) error, link func(q Querier, ids []uuid.UUID) error, get func(q Querier) (T, error)) (T, error) {
+// createLinked inserts v, the row id of t, and links it through l to
+// linkIDs, rows of l's target that must exist (else ErrNotFound, and
+// nothing is written), in one transaction, and returns it as get reads it
+// back.
+func createLinked[T any](ctx context.Context, s *Store, t *Table[T], v *T, l links, id uuid.UUID, linkIDs []uuid.UUID,
+	insertErr func(error) error, get func(q Querier) (T, error)) (T, error) {
 	linkIDs = uniqueIDs(linkIDs)
 	var out T
 	err := s.c.Write(ctx, func(q Querier) error {
-		if err := s.checkAllExist(ctx, q, linked, linkIDs, notFound); err != nil {
+		if err := s.checkAllExist(ctx, q, l.target, linkIDs, l.targetMissing); err != nil {
 			return err
 		}
 		if _, err := s.exec(ctx, q, t.Insert(), t.Args(s.d, v)...); err != nil {
 			return insertErr(err)
 		}
-		if err := link(q, linkIDs); err != nil {
+		if err := s.link(ctx, q, l, id, linkIDs); err != nil {
 			return err
 		}
 		var err error

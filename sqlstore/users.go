@@ -38,15 +38,9 @@ func userDefaults(u *permiso.User) {
 // written; a taken username or email ErrAlreadyExists.
 func (s *Store) CreateUser(ctx context.Context, u permiso.User, roleIDs []uuid.UUID) (permiso.User, error) {
 	userDefaults(&u)
-	return createLinked(ctx, s, Users, &u, "roles", RoleMessages.NotFound, roleIDs,
+	return createLinked(ctx, s, Users, &u, userRoles, u.ID, roleIDs,
 		func(err error) error { return s.userErr("create user", err) },
-		func(q Querier, ids []uuid.UUID) error { return s.linkUserRoles(ctx, q, u.ID, ids) },
 		func(q Querier) (permiso.User, error) { return s.getUser(ctx, q, userByID, u.ID) })
-}
-
-func (s *Store) linkUserRoles(ctx context.Context, q Querier, userID uuid.UUID, roleIDs []uuid.UUID) error {
-	return s.link(ctx, q, "user_roles", "user_id", "role_id", "roles", userID, roleIDs,
-		func(err error) error { return s.userErr("link user role", err) })
 }
 
 // The lookups of one user, built once.
@@ -174,7 +168,7 @@ func (s *Store) updateUser(ctx context.Context, id uuid.UUID, fn func(*permiso.U
 	err := s.c.Write(ctx, func(q Querier) error {
 		lock := s.d.ForUpdate()
 		if roleIDs != nil {
-			if err := s.replaceUserRoles(ctx, q, id, roleIDs); err != nil {
+			if err := s.replaceLinks(ctx, q, userRoles, id, roleIDs, true); err != nil {
 				return err
 			}
 			lock = ""
@@ -258,23 +252,7 @@ func (s *Store) ListUsers(ctx context.Context, f permiso.UserFilter) ([]permiso.
 // SetUserRoles replaces the user's roles in one transaction; an unknown
 // user or role id yields ErrNotFound and nothing changes.
 func (s *Store) SetUserRoles(ctx context.Context, userID uuid.UUID, roleIDs []uuid.UUID) error {
-	return s.c.Write(ctx, func(q Querier) error { return s.replaceUserRoles(ctx, q, userID, roleIDs) })
-}
-
-// replaceUserRoles locks the user and replaces its roles inside a
-// transaction.
-func (s *Store) replaceUserRoles(ctx context.Context, q Querier, userID uuid.UUID, roleIDs []uuid.UUID) error {
-	roleIDs = uniqueIDs(roleIDs)
-	if err := s.lockRow(ctx, q, "users", userID, UserMessages.NotFound); err != nil {
-		return err
-	}
-	if err := s.checkAllExist(ctx, q, "roles", roleIDs, RoleMessages.NotFound); err != nil {
-		return err
-	}
-	if _, err := s.exec(ctx, q, "DELETE FROM user_roles WHERE user_id = ?", userID); err != nil {
-		return s.userErr("set user roles", err)
-	}
-	return s.linkUserRoles(ctx, q, userID, roleIDs)
+	return s.c.Write(ctx, func(q Querier) error { return s.replaceLinks(ctx, q, userRoles, userID, roleIDs, true) })
 }
 
 // UserStats counts users at now; CreatedSince counts those created at or

@@ -69,9 +69,10 @@ func (r *response) String() string {
 	return fmt.Sprintf("%d %s", r.status, bytes.TrimSpace(b))
 }
 
-// do sends one request and reads the whole response. auth is the value of
-// the Authorization header ("" for none).
-func (a *apiClient) do(ctx context.Context, method, rawURL string, body []byte, contentType, auth string) (*response, error) {
+// send sends one request and returns the response, whose body the caller
+// reads and closes. auth is the value of the Authorization header ("" for
+// none).
+func (a *apiClient) send(ctx context.Context, method, rawURL string, body []byte, contentType, auth string) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -86,7 +87,13 @@ func (a *apiClient) do(ctx context.Context, method, rawURL string, body []byte, 
 	if auth != "" {
 		req.Header.Set("Authorization", auth)
 	}
-	resp, err := a.hc.Do(req)
+	return a.hc.Do(req)
+}
+
+// do sends one request and reads the whole response. auth is the value of
+// the Authorization header ("" for none).
+func (a *apiClient) do(ctx context.Context, method, rawURL string, body []byte, contentType, auth string) (*response, error) {
+	resp, err := a.send(ctx, method, rawURL, body, contentType, auth)
 	if err != nil {
 		return nil, err
 	}
@@ -102,21 +109,7 @@ func (a *apiClient) do(ctx context.Context, method, rawURL string, body []byte, 
 // hit sends one request of a measured loop and discards the body, read to
 // the end so that the connection goes back to the pool.
 func (a *apiClient) hit(ctx context.Context, method, rawURL string, body []byte, contentType, auth string) (int, error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, rawURL, rd)
-	if err != nil {
-		return 0, err
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
-	}
-	resp, err := a.hc.Do(req)
+	resp, err := a.send(ctx, method, rawURL, body, contentType, auth)
 	if err != nil {
 		return 0, err
 	}

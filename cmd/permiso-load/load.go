@@ -212,19 +212,13 @@ func prepareWorkers(ctx context.Context, name string, cfg *config, api *apiClien
 		}
 		users := env.workerUsers[:cfg.concurrency]
 		workers := make([]requestFunc, len(users))
-		errs := make([]error, len(users))
-		sem := make(chan struct{}, 2) // each login is an argon2id hash
-		var wg sync.WaitGroup
-		for i, u := range users {
-			wg.Go(func() {
-				sem <- struct{}{}
-				defer func() { <-sem }()
-				t, err := env.login(ctx, u, admin)
-				workers[i], errs[i] = env.refreshWorker(u, t.RefreshToken, admin), err
-			})
-		}
-		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
+		// Two at a time: each login is an argon2id hash.
+		err = atMost(2, len(users), func(i int) error {
+			t, err := env.login(ctx, users[i], admin)
+			workers[i] = env.refreshWorker(users[i], t.RefreshToken, admin)
+			return err
+		})
+		if err != nil {
 			return nil, err
 		}
 		return &scenario{workers: workers}, nil
@@ -376,49 +370,40 @@ func (f *fixture) createUsers(ctx context.Context, n int) ([]loadUser, error) {
 	first := len(f.users)
 	f.mu.Unlock()
 	out := make([]loadUser, n)
-	errs := make([]error, n)
-	sem := make(chan struct{}, 2)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			u := loadUser{
-				name:     fmt.Sprintf("permiso_load_%s_%d", f.runID, first+i),
-				password: "Load-" + randomHex(12) + "#9aZ",
+	err = atMost(2, n, func(i int) error {
+		u := loadUser{
+			name:     fmt.Sprintf("permiso_load_%s_%d", f.runID, first+i),
+			password: "Load-" + randomHex(12) + "#9aZ",
+		}
+		body := map[string]any{"username": u.name, "email": fmt.Sprintf("permiso-load-%s-%d@example.com", f.runID, first+i), "password": u.password}
+		deadline := time.Now().Add(time.Minute)
+		for {
+			r, err := f.api.postJSON(ctx, "/users", body, admin)
+			if err != nil {
+				return err
 			}
-			body := map[string]any{"username": u.name, "email": fmt.Sprintf("permiso-load-%s-%d@example.com", f.runID, first+i), "password": u.password}
-			deadline := time.Now().Add(time.Minute)
-			for {
-				r, err := f.api.postJSON(ctx, "/users", body, admin)
-				if err != nil {
-					errs[i] = err
-					return
+			if r.status == http.StatusServiceUnavailable && time.Now().Before(deadline) {
+				if err := sleepCtx(ctx, retryAfter(r.header)); err != nil {
+					return err
 				}
-				if r.status == http.StatusServiceUnavailable && time.Now().Before(deadline) {
-					if errs[i] = sleepCtx(ctx, retryAfter(r.header)); errs[i] != nil {
-						return
-					}
-					continue
-				}
-				var created struct {
-					ID string `json:"id"`
-				}
-				if r.status != http.StatusCreated || json.Unmarshal(r.body, &created) != nil || created.ID == "" {
-					errs[i] = fmt.Errorf("create user %s: %s", u.name, r)
-					return
-				}
-				u.id = created.ID
-				break
+				continue
 			}
-			f.mu.Lock()
-			f.users = append(f.users, u)
-			f.mu.Unlock()
-			out[i] = u
-		})
-	}
-	wg.Wait()
-	return out, errors.Join(errs...)
+			var created struct {
+				ID string `json:"id"`
+			}
+			if r.status != http.StatusCreated || json.Unmarshal(r.body, &created) != nil || created.ID == "" {
+				return fmt.Errorf("create user %s: %s", u.name, r)
+			}
+			u.id = created.ID
+			break
+		}
+		f.mu.Lock()
+		f.users = append(f.users, u)
+		f.mu.Unlock()
+		out[i] = u
+		return nil
+	})
+	return out, err
 }
 
 // ensureWorkerUsers creates users until there is one per worker: a user
@@ -478,41 +463,32 @@ func (f *fixture) createClients(ctx context.Context, admin string, n int) ([]poo
 	f.clientSeq += n
 	f.mu.Unlock()
 	created := make([]poolClient, n)
-	errs := make([]error, n)
-	sem := make(chan struct{}, 4)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			id := fmt.Sprintf("permiso-load-%s-%d", f.runID, first+i)
-			r, err := f.api.postJSON(ctx, "/service-clients", map[string]any{
-				"name": "permiso-load " + id, "client_id": id, "client_type": "confidential",
-				"scope_ids":             []string{f.readScope},
-				"rate_limit_per_minute": clientBudget, "rate_limit_per_hour": clientPerHour,
-			}, admin)
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			var body struct {
-				Client struct {
-					ClientID string `json:"client_id"`
-				} `json:"client"`
-				Secret string `json:"client_secret"`
-			}
-			if r.status != http.StatusCreated || json.Unmarshal(r.body, &body) != nil || body.Secret == "" {
-				errs[i] = fmt.Errorf("create service client %s: %s", id, r)
-				return
-			}
-			f.mu.Lock()
-			f.createdIDs = append(f.createdIDs, body.Client.ClientID)
-			f.mu.Unlock()
-			created[i] = poolClient{id: body.Client.ClientID, basic: basicAuth(body.Client.ClientID, body.Secret)}
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	err := atMost(4, n, func(i int) error {
+		id := fmt.Sprintf("permiso-load-%s-%d", f.runID, first+i)
+		r, err := f.api.postJSON(ctx, "/service-clients", map[string]any{
+			"name": "permiso-load " + id, "client_id": id, "client_type": "confidential",
+			"scope_ids":             []string{f.readScope},
+			"rate_limit_per_minute": clientBudget, "rate_limit_per_hour": clientPerHour,
+		}, admin)
+		if err != nil {
+			return err
+		}
+		var body struct {
+			Client struct {
+				ClientID string `json:"client_id"`
+			} `json:"client"`
+			Secret string `json:"client_secret"`
+		}
+		if r.status != http.StatusCreated || json.Unmarshal(r.body, &body) != nil || body.Secret == "" {
+			return fmt.Errorf("create service client %s: %s", id, r)
+		}
+		f.mu.Lock()
+		f.createdIDs = append(f.createdIDs, body.Client.ClientID)
+		f.mu.Unlock()
+		created[i] = poolClient{id: body.Client.ClientID, basic: basicAuth(body.Client.ClientID, body.Secret)}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	f.mu.Lock()
@@ -725,21 +701,16 @@ func (f *fixture) tearDown(stderr io.Writer) {
 		paths = append(paths, "/users/"+url.PathEscape(u.id))
 	}
 	f.mu.Unlock()
-	sem := make(chan struct{}, 4)
-	var wg sync.WaitGroup
-	for _, p := range paths {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			r, err := f.api.do(ctx, http.MethodDelete, f.api.url(p), nil, "", auth)
-			if err != nil {
-				warn("DELETE %s: %v", p, err)
-			} else if r.status != http.StatusNoContent && r.status != http.StatusNotFound {
-				warn("DELETE %s: %s", p, r)
-			}
-		})
-	}
-	wg.Wait()
+	_ = atMost(4, len(paths), func(i int) error {
+		p := paths[i]
+		r, err := f.api.do(ctx, http.MethodDelete, f.api.url(p), nil, "", auth)
+		if err != nil {
+			warn("DELETE %s: %v", p, err)
+		} else if r.status != http.StatusNoContent && r.status != http.StatusNotFound {
+			warn("DELETE %s: %s", p, r)
+		}
+		return nil
+	})
 	if r, err := f.api.do(ctx, http.MethodPost, f.api.url("/auth/logout"), nil, "", auth); err != nil {
 		warn("end the administrator's session: %v", err)
 	} else if r.status/100 != 2 {
@@ -768,4 +739,21 @@ func droppedNote(r *Result) string {
 		return ""
 	}
 	return fmt.Sprintf(", %s %g", droppedMetric, *r.AuditDropped)
+}
+
+// atMost calls fn(0), ..., fn(n-1), at most width of them at a time, and
+// returns their errors joined once all have returned.
+func atMost(width, n int, fn func(i int) error) error {
+	errs := make([]error, n)
+	sem := make(chan struct{}, width)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			errs[i] = fn(i)
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
