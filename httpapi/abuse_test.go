@@ -13,7 +13,6 @@ import (
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/internal/testdb"
-	"github.com/permiso/permiso/internal/testwire"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/redis"
 )
@@ -22,33 +21,21 @@ import (
 // limiter and lockout unless limiter is given) with opts changed by mod.
 func abuseServer(t *testing.T, limiter permiso.RateLimiter, mod func(*Options)) http.Handler {
 	t.Helper()
-	db := testdb.SQLite(t)
-	signer := testwire.HS256(t, "0123456789abcdef0123456789abcdef-abuse", "permiso-test", nil)
 	if limiter == nil {
 		limiter = inprocess.NewLimiter()
 	}
-	svc := oauth2.NewService(oauth2.Config{Issuer: "permiso-test"}, oauth2.Deps{
-		Users: db, Clients: db, Tokens: db, Sessions: db,
-		Hasher: testwire.Hasher(), Signer: signer,
-		Revocations: inprocess.NewRevocations(), Lockout: inprocess.NewLockout(5, time.Minute), Limiter: limiter,
-	})
-	opts := testOptions()
-	if mod != nil {
-		mod(&opts)
-	}
-	return NewServer(Deps{Options: opts, Auth: svc, Keys: signer, Store: db, Limiter: limiter})
+	return newWired(t, wiring{db: testdb.SQLite(t), noIdentity: true, options: mod,
+		authDeps: oauth2.Deps{Lockout: inprocess.NewLockout(5, time.Minute), Limiter: limiter},
+		deps:     Deps{Limiter: limiter}}).h
 }
 
 func postForm(h http.Handler, path string, form url.Values, forwardedFor string) *httptest.ResponseRecorder {
-	r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(form.Encode()))
-	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r := formRequest(path, form)
 	r.RemoteAddr = "127.0.0.1:40000"
 	if forwardedFor != "" {
 		r.Header.Set("X-Forwarded-For", forwardedFor) // the test peer is loopback: a trusted proxy
 	}
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, r)
-	return w
+	return serve(h, r)
 }
 
 func login(h http.Handler, user, ip string) *httptest.ResponseRecorder {

@@ -9,15 +9,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/audit"
-	"github.com/permiso/permiso/identity"
 	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/internal/testdb"
 	"github.com/permiso/permiso/internal/testwire"
@@ -25,7 +23,6 @@ import (
 	"github.com/permiso/permiso/logring"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/redis"
-	"github.com/permiso/permiso/reports"
 	"github.com/permiso/permiso/sqlite"
 	"github.com/permiso/permiso/usage"
 )
@@ -54,7 +51,7 @@ const apiTestSecret = "0123456789abcdef0123456789abcdef-api-test-secret"
 
 // testSigner is the access-token signer of the test servers: HS256 with
 // apiTestSecret.
-func testSigner(t *testing.T) *jwt.Signer {
+func testSigner(t testing.TB) *jwt.Signer {
 	t.Helper()
 	signer := testwire.HS256(t, apiTestSecret, "permiso-test", nil)
 	return signer
@@ -71,39 +68,21 @@ func migrated[S permiso.Store](t *testing.T, db S) S {
 
 func newAPIEnv(t *testing.T) *apiEnv {
 	t.Helper()
-	ctx := t.Context()
 	db := testdb.SQLite(t)
-	signer := testSigner(t)
-	ring := logring.New(100, slog.LevelError)
-	logger := slog.New(ring.Wrap(slog.DiscardHandler))
-	aw := audit.New(db, audit.Options{FlushInterval: 10 * time.Millisecond})
-	uc := usage.New(db, usage.Options{FlushInterval: time.Hour})
-	hasher := testwire.Hasher()
-	svc := oauth2.NewService(oauth2.Config{Issuer: "permiso-test", ServiceTokenLifetime: 10 * time.Minute, OIDCIssuer: testIssuer}, oauth2.Deps{
-		Users: db, Clients: db, Tokens: db, Sessions: db, Hasher: hasher, Signer: signer,
-		Revocations: inprocess.NewRevocations(), Audit: aw, Usage: uc, Logger: logger, Limiter: inprocess.NewLimiter(),
-		OIDC: db, IDTokens: testIDSigner(t, db),
-	})
-	// The account service of the users, roles, scopes and service-clients
-	// routes.
-	ident := identity.New(identity.Config{}, identity.Deps{Store: db, Hasher: hasher, Sessions: svc, Lockout: svc,
-		Audit: aw, ClientTokens: svc, Logger: logger, MFA: testMFADeps(t, db)})
-	t.Cleanup(func() {
-		ident.Close()
-		uc.Close()
-		aw.Close()
-		db.Close()
-	})
-	opts := testOptions()
-	opts.APIV1Prefix = "/api/v1"
-	opts.DocsURL, opts.RedocURL, opts.OpenAPIURL = "/docs", "/redoc", "/openapi.json"
-	opts.AuditRetention = 90 * 24 * time.Hour
-	h := NewServer(Deps{Logger: logger, Options: opts, Auth: svc, Keys: signer, Store: db, Audit: aw, Identity: ident,
-		Reports: reports.New(reports.Deps{Store: db}), ErrorLog: ring, Checks: []HealthCheck{{Name: "database", Check: func(ctx context.Context) (map[string]any, error) {
+	w := newWired(t, wiring{db: db, logged: true, audited: true, counted: true,
+		auth:     oauth2.Config{ServiceTokenLifetime: 10 * time.Minute, OIDCIssuer: testIssuer},
+		authDeps: oauth2.Deps{Limiter: inprocess.NewLimiter()},
+		options: func(opts *Options) {
+			opts.APIV1Prefix = "/api/v1"
+			opts.DocsURL, opts.RedocURL, opts.OpenAPIURL = "/docs", "/redoc", "/openapi.json"
+			opts.AuditRetention = 90 * 24 * time.Hour
+		},
+		deps: Deps{Checks: []HealthCheck{{Name: "database", Check: func(ctx context.Context) (map[string]any, error) {
 			return map[string]any{"backend": db.Backend()}, db.Ping(ctx)
-		}}}})
-	e := &apiEnv{t: t, ctx: ctx, db: db, svc: svc, audit: aw, usage: uc, ring: ring, logger: logger,
-		srv: h.(*server), h: h, hasher: hasher}
+		}}}},
+	})
+	e := &apiEnv{t: t, ctx: t.Context(), db: db, svc: w.auth, audit: w.audit, usage: w.usage, ring: w.ring, logger: w.logger,
+		srv: w.srv, h: w.h, hasher: w.hasher}
 	e.doc = newOpenAPIValidator(t, e.srv)
 	return e
 }
@@ -124,35 +103,22 @@ func (e *apiEnv) user(name string, superuser bool, roles ...string) permiso.User
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	var ids []uuid.UUID
+	var rs []permiso.Role
 	for _, r := range roles {
 		role, err := e.db.GetRoleByName(e.ctx, r)
 		if err != nil {
 			e.t.Fatal(err)
 		}
-		ids = append(ids, role.ID)
+		rs = append(rs, role)
 	}
-	now := time.Now().UTC()
-	u, err := e.db.CreateUser(e.ctx, permiso.User{Username: name, Email: name + "@example.com", PasswordHash: hash,
-		IsActive: true, IsVerified: true, IsSuperuser: superuser, PasswordChangedAt: now, CreatedAt: now, UpdatedAt: now}, ids)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return u
+	return activeUser(e.t, e.db, name, hash, superuser, rs...)
 }
 
 // login runs a password grant and returns the token response.
 func (e *apiEnv) login(username string) oauth2.TokenResponse {
 	e.t.Helper()
 	w := e.form("/api/v1/auth/token", url.Values{"grant_type": {"password"}, "username": {username}, "password": {apiPassword}}, nil)
-	if w.Code != http.StatusOK {
-		e.t.Fatalf("login %s: %d %s", username, w.Code, w.Body)
-	}
-	var tr oauth2.TokenResponse
-	if err := json.Unmarshal(w.Body.Bytes(), &tr); err != nil {
-		e.t.Fatal(err)
-	}
-	return tr
+	return tokenResponse(e.t, w, "login "+username)
 }
 
 // form POSTs a form, with HTTP Basic when basic is not nil, and
@@ -206,6 +172,31 @@ func exchangeJSON(t *testing.T, h http.Handler, doc *openAPIValidator, hostile b
 		doc.exchange(t, route, r, b, w, hostile)
 	}
 	return w
+}
+
+// formRequest is a POST of the form v to path.
+func formRequest(path string, v url.Values) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(v.Encode()))
+	r.Header.Set("Content-Type", contentTypeForm)
+	return r
+}
+
+// serve serves r from h and returns the response.
+func serve(h http.Handler, r *http.Request) *httptest.ResponseRecorder {
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
+}
+
+// tokenResponse decodes w, the answer to what (a login, a token request),
+// failing tb unless it is a 200 token response with an access token.
+func tokenResponse(tb testing.TB, w *httptest.ResponseRecorder, what string) oauth2.TokenResponse {
+	tb.Helper()
+	var tr oauth2.TokenResponse
+	if w.Code != http.StatusOK || json.Unmarshal(w.Body.Bytes(), &tr) != nil || tr.AccessToken == "" {
+		tb.Fatalf("%s: %d %s", what, w.Code, w.Body)
+	}
+	return tr
 }
 
 // want checks the status and decodes the body.

@@ -78,13 +78,7 @@ func TestNonUTF8UserAgentLosesNoAuditEvents(t *testing.T) {
 			}
 			users := map[string]permiso.User{}
 			for _, name := range []string{"alice", "bob", "carol", "victim"} {
-				now := time.Now().UTC()
-				u, err := db.CreateUser(ctx, permiso.User{Username: name, Email: name + "@example.com", PasswordHash: hash,
-					IsActive: true, IsVerified: true, PasswordChangedAt: now, CreatedAt: now, UpdatedAt: now}, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				users[name] = u
+				users[name] = activeUser(t, db, name, hash, false)
 			}
 			token := func(form url.Values, userAgent string) int {
 				t.Helper()

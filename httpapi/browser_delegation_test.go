@@ -21,8 +21,7 @@ const hijackRedirect = "https://app.example.com/cb"
 func (e *idEnv) codeExchange(clientID, secret, code, verifier string) *httptest.ResponseRecorder {
 	e.t.Helper()
 	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {hijackRedirect}, "code_verifier": {verifier}}
-	r := httptest.NewRequest(http.MethodPost, "/api/v1/auth/token", strings.NewReader(form.Encode()))
-	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r := formRequest("/api/v1/auth/token", form)
 	r.SetBasicAuth(clientID, secret)
 	return e.send(r)
 }

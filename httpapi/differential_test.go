@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"maps"
 	mrand "math/rand/v2"
 	"net/http"
@@ -22,17 +21,12 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/permiso/permiso"
-	"github.com/permiso/permiso/audit"
 	"github.com/permiso/permiso/cache"
 	"github.com/permiso/permiso/identity"
 	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/internal/testdb"
-	"github.com/permiso/permiso/internal/testwire"
-	"github.com/permiso/permiso/logring"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/redis"
-	"github.com/permiso/permiso/reports"
-	"github.com/permiso/permiso/usage"
 )
 
 // The differential fuzz test of the boundary rule for untrusted bytes
@@ -113,7 +107,6 @@ func newDiffEnv(t *testing.T, name string, db permiso.Store, rc *redis.Client) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	signer := testSigner(t)
 	var (
 		limiter     permiso.RateLimiter     = inprocess.NewLimiter()
 		revocations permiso.RevocationStore = inprocess.NewRevocations()
@@ -126,34 +119,23 @@ func newDiffEnv(t *testing.T, name string, db permiso.Store, rc *redis.Client) *
 		limiter, revocations, checks = rl, rr, redis.NewChecker(rl, rr)
 		lockout = redis.NewLockout(rc, prefix+"rate:", diffMaxAttempts, 30*time.Minute)
 	}
-	ring := logring.New(100, slog.LevelError)
-	logger := slog.New(ring.Wrap(slog.DiscardHandler))
-	hasher := testwire.Hasher()
-	aw := audit.New(store, audit.Options{FlushInterval: 10 * time.Millisecond, Logger: logger})
-	uc := usage.New(store, usage.Options{FlushInterval: time.Hour, Logger: logger})
-	auth := oauth2.NewService(oauth2.Config{Issuer: "permiso-test", PasswordPolicy: idPolicy, PreventReuseCount: 3,
-		PasswordMaxAge: 90 * 24 * time.Hour, ServiceTokenLifetime: 10 * time.Minute, OIDCIssuer: testIssuer}, oauth2.Deps{
-		Users: store, Clients: store, Tokens: store, Sessions: store, Hasher: hasher, Signer: signer,
-		Revocations: revocations, Lockout: lockout, Limiter: limiter, Checks: checks, Audit: aw, Usage: uc, Logger: logger,
-		OIDC: store, IDTokens: testIDSigner(t, store),
+	t.Cleanup(func() { store.Close() })
+	w := newWired(t, wiring{db: store, logged: true, audited: true, counted: true,
+		auth: oauth2.Config{PasswordPolicy: idPolicy, PreventReuseCount: 3, PasswordMaxAge: 90 * 24 * time.Hour,
+			ServiceTokenLifetime: 10 * time.Minute, OIDCIssuer: testIssuer},
+		authDeps:  oauth2.Deps{Revocations: revocations, Lockout: lockout, Limiter: limiter, Checks: checks},
+		ident:     identity.Config{Policy: idPolicy, PreventReuseCount: 3, LinkBaseURL: "https://auth.example.com"},
+		identDeps: identity.Deps{Limiter: limiter},
+		options: func(opts *Options) {
+			opts.OpenAPIURL, opts.RedocURL, opts.MetricsPath = "/openapi.json", "/redoc", "/metrics"
+			opts.AuditRetention = 90 * 24 * time.Hour
+		},
+		deps: Deps{Limiter: limiter, Checks: []HealthCheck{{Name: "database",
+			Check: func(ctx context.Context) (map[string]any, error) { return nil, store.Ping(ctx) }}},
+			Metrics: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("# metrics\n")) })},
 	})
-	ident := identity.New(identity.Config{Policy: idPolicy, PreventReuseCount: 3, LinkBaseURL: "https://auth.example.com"},
-		identity.Deps{Store: store, Hasher: hasher, Sessions: auth, Lockout: auth, Limiter: limiter, Logger: logger,
-			Audit: aw, ClientTokens: auth, MFA: testMFADeps(t, store)})
-	t.Cleanup(func() {
-		ident.Close()
-		uc.Close()
-		aw.Close()
-		store.Close()
-	})
-	opts := testOptions()
-	opts.OpenAPIURL, opts.RedocURL, opts.MetricsPath = "/openapi.json", "/redoc", "/metrics"
-	opts.AuditRetention = 90 * 24 * time.Hour
-	metrics := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("# metrics\n")) })
-	h := NewServer(Deps{Logger: logger, Options: opts, Auth: auth, Keys: signer, Store: store, Audit: aw, Identity: ident,
-		Reports: reports.New(reports.Deps{Store: store}), Limiter: limiter, ErrorLog: ring, Metrics: metrics, Checks: []HealthCheck{{Name: "database",
-			Check: func(ctx context.Context) (map[string]any, error) { return nil, store.Ping(ctx) }}}})
-	pw, err := hasher.Hash(ctx, idPassword)
+	h := w.h
+	pw, err := w.hasher.Hash(ctx, idPassword)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,13 +147,7 @@ func newDiffEnv(t *testing.T, name string, db permiso.Store, rc *redis.Client) *
 
 func (e *diffEnv) createUser(name string, superuser bool) permiso.User {
 	e.t.Helper()
-	now := time.Now().UTC()
-	u, err := e.db.CreateUser(e.ctx, permiso.User{Username: name, Email: name + "@example.com", PasswordHash: e.pwHash,
-		IsActive: true, IsVerified: true, IsSuperuser: superuser, PasswordChangedAt: now, CreatedAt: now, UpdatedAt: now}, nil)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return u
+	return activeUser(e.t, e.db, name, e.pwHash, superuser)
 }
 
 func (e *diffEnv) resetPassword(id string) {
@@ -187,18 +163,7 @@ func (e *diffEnv) resetPassword(id string) {
 func (e *diffEnv) login(name string) oauth2.TokenResponse {
 	e.t.Helper()
 	v := url.Values{"grant_type": {"password"}, "username": {name}, "password": {idPassword}}
-	r := httptest.NewRequest("POST", "/api/v1/auth/token", strings.NewReader(v.Encode()))
-	r.Header.Set("Content-Type", contentTypeForm)
-	w := httptest.NewRecorder()
-	e.h.ServeHTTP(w, r)
-	if w.Code != http.StatusOK {
-		e.t.Fatalf("%s: login %s: %d %s", e.name, name, w.Code, w.Body)
-	}
-	var tr oauth2.TokenResponse
-	if err := json.Unmarshal(w.Body.Bytes(), &tr); err != nil {
-		e.t.Fatal(err)
-	}
-	return tr
+	return tokenResponse(e.t, serve(e.h, formRequest("/api/v1/auth/token", v)), e.name+": login "+name)
 }
 
 // diffFixture is what one route's requests act on, created afresh for

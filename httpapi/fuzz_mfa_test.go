@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -13,10 +12,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/permiso/permiso"
-	"github.com/permiso/permiso/identity"
 	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/internal/testdb"
-	"github.com/permiso/permiso/internal/testwire"
 	"github.com/permiso/permiso/mfa"
 	"github.com/permiso/permiso/oauth2"
 )
@@ -30,29 +27,14 @@ const mfaFuzzPassword = "Tq8#vLm2!pZr-fz-Kx4"
 func newMFAFuzzServer(tb testing.TB, db permiso.Store) (http.Handler, string) {
 	tb.Helper()
 	ctx := context.Background()
-	signer := testwire.HS256(tb, apiTestSecret, "permiso-test", nil)
-	hasher := testwire.Hasher()
-	md := testMFADeps(tb, db)
-	svc := oauth2.NewService(oauth2.Config{Issuer: "permiso-test"}, oauth2.Deps{
-		Users: db, Clients: db, Tokens: db, Sessions: db, Hasher: hasher, Signer: signer,
-		Revocations: inprocess.NewRevocations(), Lockout: inprocess.NewLockout(5, time.Minute),
-		MFA: oauth2.MFADeps{Store: db, Tokens: db, Box: md.Box, Once: md.Once},
-	})
-	ident := identity.New(identity.Config{}, identity.Deps{Store: db, Hasher: hasher, Sessions: svc, Lockout: svc,
-		ClientTokens: svc, MFA: md})
-	tb.Cleanup(ident.Close)
-	h := NewServer(Deps{Options: testOptions(), Auth: svc, Keys: signer, Store: db, Identity: ident})
+	ws := newWired(tb, wiring{db: db, mfaGrant: true, authDeps: oauth2.Deps{Lockout: inprocess.NewLockout(5, time.Minute)}})
+	h, md := ws.h, ws.mfa
 
-	hash, err := hasher.Hash(ctx, mfaFuzzPassword)
+	hash, err := ws.hasher.Hash(ctx, mfaFuzzPassword)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	now := time.Now().UTC()
-	u, err := db.CreateUser(ctx, permiso.User{Username: "fuzz", Email: "fuzz@example.com", PasswordHash: hash,
-		IsActive: true, IsVerified: true, PasswordChangedAt: now, CreatedAt: now, UpdatedAt: now}, nil)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	u := activeUser(tb, db, "fuzz", hash, false)
 	secret, err := mfa.NewTOTPSecret()
 	if err != nil {
 		tb.Fatal(err)
@@ -64,23 +46,15 @@ func newMFAFuzzServer(tb testing.TB, db permiso.Store) (http.Handler, string) {
 	if _, err := db.PutPendingMFAFactor(ctx, permiso.MFAFactor{UserID: u.ID, Kind: string(mfa.KindTOTP), Secret: sealed}); err != nil {
 		tb.Fatal(err)
 	}
-	if _, err := db.ConfirmMFAFactor(ctx, u.ID, string(mfa.KindTOTP), now, []string{mfa.HashRecoveryCode(u.ID.String(), uuid.NewString())}); err != nil {
+	if _, err := db.ConfirmMFAFactor(ctx, u.ID, string(mfa.KindTOTP), time.Now().UTC(), []string{mfa.HashRecoveryCode(u.ID.String(), uuid.NewString())}); err != nil {
 		tb.Fatal(err)
 	}
-	w := postMFAForm(h, url.Values{"grant_type": {"password"}, "username": {"fuzz"}, "password": {mfaFuzzPassword}})
+	w := serve(h, formRequest("/api/v1/auth/token", url.Values{"grant_type": {"password"}, "username": {"fuzz"}, "password": {mfaFuzzPassword}}))
 	var body map[string]any
 	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || w.Code != http.StatusForbidden || body["mfa_token"] == nil {
 		tb.Fatalf("password grant: %d %s", w.Code, w.Body)
 	}
 	return h, body["mfa_token"].(string)
-}
-
-func postMFAForm(h http.Handler, form url.Values) *httptest.ResponseRecorder {
-	r := httptest.NewRequest(http.MethodPost, "/api/v1/auth/token", strings.NewReader(form.Encode()))
-	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, r)
-	return w
 }
 
 // FuzzMFAGrant sends the mfa grant's inputs (mfa_token, otp,
@@ -122,7 +96,7 @@ func FuzzMFAGrant(f *testing.F) {
 			}
 		}
 		for _, s := range servers {
-			w := postMFAForm(s.h, form)
+			w := serve(s.h, formRequest("/api/v1/auth/token", form))
 			if w.Code < 400 || w.Code > 499 {
 				t.Fatalf("%s: status %d, want 4xx: %s", s.name, w.Code, w.Body)
 			}

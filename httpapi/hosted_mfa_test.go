@@ -9,20 +9,16 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/identity"
 	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/internal/testdb"
-	"github.com/permiso/permiso/internal/testwire"
 	"github.com/permiso/permiso/mfa"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/redis"
@@ -61,7 +57,7 @@ type mfaBackend struct {
 
 func mfaBackends() []mfaBackend {
 	bs := []mfaBackend{{name: "sqlite", store: func(t *testing.T) permiso.Store { return testdb.SQLite(t) }}}
-	if testdb.HasPostgres() && os.Getenv("PERMISO_TEST_REDIS_URL") != "" {
+	if testdb.HasPostgres() && testdb.HasRedis() {
 		bs = append(bs, mfaBackend{name: "postgres+redis", redis: true,
 			store: func(t *testing.T) permiso.Store { return testdb.Postgres(t, "httpapi") }})
 	}
@@ -72,13 +68,10 @@ func newMFAPagesEnv(t *testing.T, b mfaBackend) *mfaPagesEnv {
 	t.Helper()
 	ctx := t.Context()
 	db := b.store(t)
-	if _, err := db.MigrateUp(ctx); err != nil {
-		t.Fatal(err)
-	}
 	var once permiso.OnceStore = inprocess.NewOnce()
 	var lockout permiso.Lockout = inprocess.NewLockout(mfaLockAfter, 30*time.Minute)
 	if b.redis {
-		rc, err := redis.Open(os.Getenv("PERMISO_TEST_REDIS_URL"), redis.Options{})
+		rc, err := redis.Open(testdb.RedisURL(t), redis.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -87,21 +80,14 @@ func newMFAPagesEnv(t *testing.T, b mfaBackend) *mfaPagesEnv {
 		once = redis.NewOnce(rc, prefix)
 		lockout = redis.NewLockout(rc, prefix, mfaLockAfter, 30*time.Minute)
 	}
-	box := testwire.Box(t, testMFAKeyFill)
-	signer := testwire.HS256(t, apiTestSecret, "permiso-test", nil)
-	hasher := testwire.Hasher()
-	auth := oauth2.NewService(oauth2.Config{Issuer: "permiso-test", OIDCIssuer: testIssuer, PasswordPolicy: idPolicy,
-		MFARequiredRoles: []string{mfaRequiredRole}}, oauth2.Deps{
-		Users: db, Clients: db, Tokens: db, Sessions: db, Hasher: hasher, Signer: signer,
-		Revocations: inprocess.NewRevocations(), Lockout: lockout, OIDC: db, IDTokens: testIDSigner(t, db),
-		MFA: oauth2.MFADeps{Store: db, Box: box, Once: once},
+	w := newWired(t, wiring{db: db, once: once, mfaSignIn: true,
+		auth:     oauth2.Config{OIDCIssuer: testIssuer, PasswordPolicy: idPolicy, MFARequiredRoles: []string{mfaRequiredRole}},
+		authDeps: oauth2.Deps{Lockout: lockout},
+		ident:    identity.Config{Policy: idPolicy},
 	})
-	ident := identity.New(identity.Config{Policy: idPolicy}, identity.Deps{Store: db, Hasher: hasher, Sessions: auth,
-		Lockout: auth, MFA: identity.MFADeps{Store: db, Box: box, Once: once, Issuer: "permiso"}})
-	t.Cleanup(ident.Close)
-	srv := httptest.NewTLSServer(NewServer(Deps{Options: testOptions(), Auth: auth, Keys: signer, Store: db, Identity: ident}))
+	srv := httptest.NewTLSServer(w.h)
 	t.Cleanup(srv.Close)
-	e := &mfaPagesEnv{t: t, db: db, auth: auth, ident: ident, base: srv.URL, roles: map[string]permiso.Role{}}
+	e := &mfaPagesEnv{t: t, db: db, auth: w.auth, ident: w.ident, base: srv.URL, roles: map[string]permiso.Role{}}
 	now := time.Now().UTC()
 	if _, err := db.CreateServiceClient(ctx, permiso.ServiceClient{ClientID: "rp", SecretHash: permiso.HashToken("rp-secret"),
 		Name: "Example RP", ClientType: "confidential", IsActive: true, IsTrusted: true, RateLimitPerMinute: 600, RateLimitPerHour: 10000,
@@ -109,7 +95,7 @@ func newMFAPagesEnv(t *testing.T, b mfaBackend) *mfaPagesEnv {
 		CreatedAt: now, UpdatedAt: now}, nil); err != nil {
 		t.Fatal(err)
 	}
-	hash, err := hasher.Hash(ctx, mfaPagesPassword)
+	hash, err := w.hasher.Hash(ctx, mfaPagesPassword)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,17 +110,11 @@ func newMFAPagesEnv(t *testing.T, b mfaBackend) *mfaPagesEnv {
 
 func (e *mfaPagesEnv) user(name string, roles ...string) permiso.User {
 	e.t.Helper()
-	now := time.Now().UTC()
-	var ids []uuid.UUID
+	var rs []permiso.Role
 	for _, r := range roles {
-		ids = append(ids, e.roles[r].ID)
+		rs = append(rs, e.roles[r])
 	}
-	u, err := e.db.CreateUser(e.t.Context(), permiso.User{Username: name, Email: name + "@example.com", PasswordHash: e.hash,
-		IsActive: true, IsVerified: true, PasswordChangedAt: now, CreatedAt: now, UpdatedAt: now}, ids)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return u
+	return activeUser(e.t, e.db, name, e.hash, false, rs...)
 }
 
 // enroll gives u a confirmed TOTP factor through the identity service and

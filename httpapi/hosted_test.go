@@ -15,6 +15,7 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/inprocess"
+	"github.com/permiso/permiso/internal/testdb"
 	"github.com/permiso/permiso/internal/testwire"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/sqlite"
@@ -38,25 +39,14 @@ const (
 func newPagesEnv(t *testing.T) *pagesEnv {
 	t.Helper()
 	ctx := t.Context()
-	db, err := sqlite.Open(ctx, sqlite.Memory, sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.MigrateUp(ctx); err != nil {
-		t.Fatal(err)
-	}
-	signer := testwire.HS256(t, apiTestSecret, "permiso-test", nil)
-	hasher := testwire.Hasher()
-	svc := oauth2.NewService(oauth2.Config{Issuer: "permiso-test", OIDCIssuer: testIssuer, PasswordMaxAge: 24 * time.Hour,
-		PasswordPolicy: permiso.PasswordPolicy{MinLength: 12, MaxLength: 128, RequireUppercase: true, RequireLowercase: true,
-			RequireDigits: true, RequireSpecial: true}, PreventReuseCount: 3}, oauth2.Deps{
-		Users: db, Clients: db, Tokens: db, Sessions: db, Hasher: hasher, Signer: signer,
-		Revocations: inprocess.NewRevocations(), Lockout: inprocess.NewLockout(5, time.Minute),
-		OIDC: db, IDTokens: testIDSigner(t, db),
+	db := testdb.SQLite(t)
+	w := newWired(t, wiring{db: db, noIdentity: true,
+		auth: oauth2.Config{OIDCIssuer: testIssuer, PasswordMaxAge: 24 * time.Hour,
+			PasswordPolicy: permiso.PasswordPolicy{MinLength: 12, MaxLength: 128, RequireUppercase: true, RequireLowercase: true,
+				RequireDigits: true, RequireSpecial: true}, PreventReuseCount: 3},
+		authDeps: oauth2.Deps{Lockout: inprocess.NewLockout(5, time.Minute)},
 	})
-	h := NewServer(Deps{Options: testOptions(), Auth: svc, Keys: signer, Store: db})
-	srv := httptest.NewTLSServer(h)
+	srv := httptest.NewTLSServer(w.h)
 	t.Cleanup(srv.Close)
 	jar, _ := cookiejar.New(nil)
 	client := &http.Client{Jar: jar, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}},

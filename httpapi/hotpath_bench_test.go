@@ -83,7 +83,7 @@ func BenchmarkRefresh(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			var w *httptest.ResponseRecorder = e.send(refreshRequest(rt))
-			rt = hotTokens(b, w).RefreshToken
+			rt = tokenResponse(b, w, "token request").RefreshToken
 		}
 	})
 }

@@ -2,13 +2,11 @@ package httpapi
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"strings"
 	"testing"
 	"time"
 
@@ -153,14 +151,8 @@ func (e *hotEnv) send(r *http.Request) *httptest.ResponseRecorder {
 	return w
 }
 
-func hotForm(path string, v url.Values) *http.Request {
-	r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(v.Encode()))
-	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	return r
-}
-
 func (e *hotEnv) clientCredentials() *http.Request {
-	r := hotForm("/api/v1/auth/token", url.Values{"grant_type": {"client_credentials"}})
+	r := formRequest("/api/v1/auth/token", url.Values{"grant_type": {"client_credentials"}})
 	r.SetBasicAuth(hotClient, e.secret)
 	return r
 }
@@ -179,7 +171,7 @@ func (e *hotEnv) bearerMe(token string) *http.Request {
 }
 
 func (e *hotEnv) introspect(token string) *http.Request {
-	r := hotForm("/api/v1/auth/introspect", url.Values{"token": {token}})
+	r := formRequest("/api/v1/auth/introspect", url.Values{"token": {token}})
 	r.SetBasicAuth(hotClient, e.secret)
 	return r
 }
@@ -187,28 +179,18 @@ func (e *hotEnv) introspect(token string) *http.Request {
 // introspectAsBearer introspects token with bearer as the caller's
 // credential (RFC 7662 §2.1).
 func (e *hotEnv) introspectAsBearer(bearer, token string) *http.Request {
-	r := hotForm("/api/v1/auth/introspect", url.Values{"token": {token}})
+	r := formRequest("/api/v1/auth/introspect", url.Values{"token": {token}})
 	r.Header.Set("Authorization", "Bearer "+bearer)
 	return r
 }
 
 func refreshRequest(token string) *http.Request {
-	return hotForm("/api/v1/auth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {token}})
-}
-
-// tokens decodes a 200 token response.
-func hotTokens(tb testing.TB, w *httptest.ResponseRecorder) oauth2.TokenResponse {
-	tb.Helper()
-	var tr oauth2.TokenResponse
-	if w.Code != http.StatusOK || json.Unmarshal(w.Body.Bytes(), &tr) != nil || tr.AccessToken == "" {
-		tb.Fatalf("token request: %d %s", w.Code, w.Body)
-	}
-	return tr
+	return formRequest("/api/v1/auth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {token}})
 }
 
 // login runs the password grant for the environment's user.
 func (e *hotEnv) login(tb testing.TB) oauth2.TokenResponse {
 	tb.Helper()
-	return hotTokens(tb, e.send(hotForm("/api/v1/auth/token",
-		url.Values{"grant_type": {"password"}, "username": {hotUser}, "password": {hotPassword}})))
+	return tokenResponse(tb, e.send(formRequest("/api/v1/auth/token",
+		url.Values{"grant_type": {"password"}, "username": {hotUser}, "password": {hotPassword}})), "token request")
 }

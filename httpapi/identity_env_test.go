@@ -2,14 +2,11 @@ package httpapi
 
 import (
 	"context"
-	"crypto/tls"
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,16 +16,13 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/argon2id"
-	"github.com/permiso/permiso/audit"
 	"github.com/permiso/permiso/commonpw"
 	"github.com/permiso/permiso/identity"
 	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/internal/smtptest"
 	"github.com/permiso/permiso/internal/testdb"
 	"github.com/permiso/permiso/internal/testwire"
-	"github.com/permiso/permiso/mail"
 	"github.com/permiso/permiso/oauth2"
-	"github.com/permiso/permiso/reports"
 )
 
 // idEnv is the whole server on real parts for the users, roles and scopes
@@ -100,38 +94,19 @@ func idBackends(t *testing.T) []idBackend {
 func newIDEnv(t *testing.T, b idBackend) *idEnv {
 	t.Helper()
 	ctx := t.Context()
-	db := migrated(t, b.open(t))
-	signer := testSigner(t)
-	hasher := testwire.Hasher()
-	aw := audit.New(db, audit.Options{FlushInterval: 10 * time.Millisecond})
+	db := b.open(t)
+	smtp, mailer := testwire.Mailer(t)
 	// One OnceStore for enrollment and sign-in, as cmd/permiso wires it.
-	md := testMFADeps(t, db)
-	auth := oauth2.NewService(oauth2.Config{Issuer: "permiso-test", PasswordPolicy: idPolicy, PreventReuseCount: 3,
-		PasswordMaxAge: 90 * 24 * time.Hour, OIDCIssuer: testIssuer, MFARequiredRoles: []string{mfaRequiredRole}}, oauth2.Deps{
-		Users: db, Clients: db, Tokens: db, Sessions: db, Hasher: hasher, Signer: signer,
-		Revocations: inprocess.NewRevocations(), Lockout: inprocess.NewLockout(3, 30*time.Minute), Audit: aw,
-		OIDC: db, IDTokens: testIDSigner(t, db),
-		MFA: oauth2.MFADeps{Store: db, Tokens: db, Box: md.Box, Once: md.Once},
+	w := newWired(t, wiring{db: db, audited: true, mfaGrant: true,
+		auth: oauth2.Config{PasswordPolicy: idPolicy, PreventReuseCount: 3, PasswordMaxAge: 90 * 24 * time.Hour,
+			OIDCIssuer: testIssuer, MFARequiredRoles: []string{mfaRequiredRole}},
+		authDeps: oauth2.Deps{Lockout: inprocess.NewLockout(3, 30*time.Minute)},
+		ident: identity.Config{Policy: idPolicy, PreventReuseCount: 3, LinkBaseURL: "https://auth.example.com",
+			MFARequiredRoles: []string{mfaRequiredRole}},
+		identDeps: identity.Deps{Mailer: mailer},
+		options:   func(opts *Options) { opts.OpenAPIURL = "/openapi.json" },
 	})
-	smtp := smtptest.Start(t, smtptest.Options{StartTLS: true})
-	mailer, err := mail.NewSMTP(mail.SMTPConfig{Host: smtp.Host, Port: smtp.Port, From: "permiso <noreply@example.com>",
-		StartTLS: true, TLSConfig: &tls.Config{RootCAs: smtp.RootCAs}, Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ident := identity.New(identity.Config{Policy: idPolicy, PreventReuseCount: 3, LinkBaseURL: "https://auth.example.com",
-		MFARequiredRoles: []string{mfaRequiredRole}},
-		identity.Deps{Store: db, Hasher: hasher, Sessions: auth, Lockout: auth, Mailer: mailer, Audit: aw, ClientTokens: auth,
-			MFA: md})
-	t.Cleanup(func() {
-		ident.Close()
-		aw.Close()
-	})
-	opts := testOptions()
-	opts.OpenAPIURL = "/openapi.json"
-	h := NewServer(Deps{Options: opts, Auth: auth, Keys: signer, Store: db, Audit: aw, Identity: ident,
-		Reports: reports.New(reports.Deps{Store: db})})
-	e := &idEnv{t: t, ctx: ctx, db: db, auth: auth, ident: ident, srv: h.(*server), h: h, smtp: smtp, hash: hasher,
+	e := &idEnv{t: t, ctx: ctx, db: db, auth: w.auth, ident: w.ident, srv: w.srv, h: w.h, smtp: smtp, hash: w.hasher,
 		roles: map[string]permiso.Role{}, rolesMu: &sync.Mutex{}, seq: &atomic.Int64{}}
 	e.doc = newOpenAPIValidator(t, e.srv)
 	roles, _, err := db.ListRoles(ctx, permiso.RoleFilter{})
@@ -158,19 +133,12 @@ func (e *idEnv) user(prefix string, superuser bool, roles ...string) permiso.Use
 		e.pwHash = h
 	}
 	h := e.pwHash
-	var ids []uuid.UUID
+	var rs []permiso.Role
 	for _, r := range roles {
 		role, _ := e.roleNamed(r)
-		ids = append(ids, role.ID)
+		rs = append(rs, role)
 	}
-	name := e.name(prefix)
-	now := time.Now().UTC()
-	u, err := e.db.CreateUser(e.ctx, permiso.User{Username: name, Email: name + "@example.com", PasswordHash: h,
-		IsActive: true, IsVerified: true, IsSuperuser: superuser, PasswordChangedAt: now, CreatedAt: now, UpdatedAt: now}, ids)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return u
+	return activeUser(e.t, e.db, e.name(prefix), h, superuser, rs...)
 }
 
 // role creates a role holding the scopes (by name).
@@ -189,15 +157,7 @@ func (e *idEnv) role(prefix string, scopes ...string) permiso.Role {
 // login runs the password grant through the HTTP token endpoint.
 func (e *idEnv) login(username, password, scope string) oauth2.TokenResponse {
 	e.t.Helper()
-	w := e.tryLogin(username, password, scope)
-	if w.Code != http.StatusOK {
-		e.t.Fatalf("login %s: %d %s", username, w.Code, w.Body)
-	}
-	var tr oauth2.TokenResponse
-	if err := json.Unmarshal(w.Body.Bytes(), &tr); err != nil {
-		e.t.Fatal(err)
-	}
-	return tr
+	return tokenResponse(e.t, e.tryLogin(username, password, scope), "login "+username)
 }
 
 func (e *idEnv) tryLogin(username, password, scope string) *httptest.ResponseRecorder {
@@ -205,11 +165,7 @@ func (e *idEnv) tryLogin(username, password, scope string) *httptest.ResponseRec
 	if scope != "" {
 		v.Set("scope", scope)
 	}
-	r := httptest.NewRequest(http.MethodPost, "/api/v1/auth/token", strings.NewReader(v.Encode()))
-	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	w := httptest.NewRecorder()
-	e.h.ServeHTTP(w, r)
-	return w
+	return serve(e.h, formRequest("/api/v1/auth/token", v))
 }
 
 // scopeIDs returns the ids of the scopes named.
@@ -254,19 +210,9 @@ func (e *idEnv) clientToken(scopes ...string) string {
 	e.t.Helper()
 	id, secret := e.createClient("client-", scopes...)
 	v := url.Values{"grant_type": {"client_credentials"}}
-	r := httptest.NewRequest(http.MethodPost, "/api/v1/auth/token", strings.NewReader(v.Encode()))
-	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r := formRequest("/api/v1/auth/token", v)
 	r.SetBasicAuth(id, secret)
-	w := httptest.NewRecorder()
-	e.h.ServeHTTP(w, r)
-	if w.Code != http.StatusOK {
-		e.t.Fatalf("client token: %d %s", w.Code, w.Body)
-	}
-	var tr oauth2.TokenResponse
-	if err := json.Unmarshal(w.Body.Bytes(), &tr); err != nil {
-		e.t.Fatal(err)
-	}
-	return tr.AccessToken
+	return tokenResponse(e.t, serve(e.h, r), "client token").AccessToken
 }
 
 // hostile returns a copy of e whose requests are not validated against

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -12,25 +11,11 @@ import (
 	"github.com/permiso/permiso/audit"
 	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/internal/testdb"
+	"github.com/permiso/permiso/internal/testhash"
 	"github.com/permiso/permiso/internal/testwire"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/redis"
 )
-
-// gatedHasher is the real hasher with every verification held at the
-// gate until release is closed; entered reports each one as it arrives.
-// It keeps logins in flight, so that concurrency is certain, not likely.
-type gatedHasher struct {
-	oauth2.Hasher
-	entered chan struct{}
-	release chan struct{}
-}
-
-func (h *gatedHasher) Verify(ctx context.Context, password, encoded string) (bool, bool, error) {
-	h.entered <- struct{}{}
-	<-h.release
-	return h.Hasher.Verify(ctx, password, encoded)
-}
 
 // TestConcurrentLoginsRightPassword: twelve concurrent logins with the
 // right password for one account, MAX_LOGIN_ATTEMPTS 5, all five admitted
@@ -63,7 +48,7 @@ func TestConcurrentLoginsRightPassword(t *testing.T) {
 			db := testdb.SQLite(t)
 			signer := testwire.HS256(t, "0123456789abcdef0123456789abcdef-login", "permiso-test", nil)
 			real := testwire.Hasher()
-			gate := &gatedHasher{Hasher: real, entered: make(chan struct{}), release: make(chan struct{})}
+			gate := testhash.NewGated(real)
 			const password = "Right-Passw0rd!x"
 			hash, err := real.Hash(ctx, password)
 			if err != nil {
@@ -92,13 +77,13 @@ func TestConcurrentLoginsRightPassword(t *testing.T) {
 			var got []*httptest.ResponseRecorder
 			for entered := 0; entered+len(got) < n; {
 				select {
-				case <-gate.entered:
+				case <-gate.Entered:
 					entered++
 				case w := <-results:
 					got = append(got, w)
 				}
 			}
-			close(gate.release)
+			close(gate.Release)
 			for len(got) < n {
 				got = append(got, <-results)
 			}

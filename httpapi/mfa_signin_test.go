@@ -34,10 +34,7 @@ func totpAt(t *testing.T, secret string, step int64) string {
 // postToken sends a form to the token endpoint.
 func (e *idEnv) postToken(form url.Values) (*httptest.ResponseRecorder, map[string]any) {
 	e.t.Helper()
-	r := httptest.NewRequest(http.MethodPost, "/api/v1/auth/token", strings.NewReader(form.Encode()))
-	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	w := httptest.NewRecorder()
-	e.h.ServeHTTP(w, r)
+	w := serve(e.h, formRequest("/api/v1/auth/token", form))
 	body := map[string]any{}
 	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
 		e.t.Fatalf("token endpoint answered %d %q", w.Code, w.Body)

@@ -15,7 +15,7 @@ const testIssuer = "https://auth.example.com"
 
 // testIDSigner returns an ES256 signer of ID tokens (quick to generate)
 // whose keys live in ks.
-func testIDSigner(t *testing.T, ks permiso.KeyStore) *jwt.Signer {
+func testIDSigner(t testing.TB, ks permiso.KeyStore) *jwt.Signer {
 	t.Helper()
 	return testwire.ES256(t, testIssuer, ks, 24*time.Hour, nil)
 }

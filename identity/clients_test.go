@@ -1,7 +1,6 @@
 package identity_test
 
 import (
-	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -11,52 +10,7 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/identity"
-	"github.com/permiso/permiso/oauth2"
 )
-
-// scopeIDs returns the ids of the named scopes as the API sends them.
-func (e *env) scopeIDs(names ...string) *[]string {
-	e.t.Helper()
-	out := []string{}
-	for _, n := range names {
-		sc, err := e.db.GetScopeByName(e.ctx, n)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		out = append(out, sc.ID.String())
-	}
-	return &out
-}
-
-// clientToken runs the client-credentials grant for the client.
-func (e *env) clientToken(clientID, secret string) (oauth2.TokenResponse, error) {
-	req, err := oauth2.ParseTokenRequest(url.Values{"grant_type": {"client_credentials"},
-		"client_id": {clientID}, "client_secret": {secret}}, "")
-	if err != nil {
-		return oauth2.TokenResponse{}, err
-	}
-	return e.auth.Token(e.ctx, req, oauthMeta, nil)
-}
-
-// auditEvents waits until the audit log holds n events of action with
-// result, and returns them (newest first).
-func (e *env) auditEvents(action, result string, n int) []permiso.AuditEvent {
-	e.t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		evs, _, err := e.db.ListAuditEvents(e.ctx, permiso.AuditFilter{Action: action, Result: result})
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		if len(evs) >= n || time.Now().After(deadline) {
-			if len(evs) != n {
-				e.t.Fatalf("%s (%s): %d audit events, want %d", action, result, len(evs), n)
-			}
-			return evs
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 // checkRequest checks that an event names the actor and the request of
 // testRequest.

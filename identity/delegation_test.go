@@ -193,12 +193,3 @@ func TestDelegatedAdministrator(t *testing.T) {
 		t.Fatalf("create a plain user: %v", err)
 	}
 }
-
-func (e *env) scope(name string) permiso.Scope {
-	e.t.Helper()
-	sc, err := e.db.GetScopeByName(e.ctx, name)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return sc
-}

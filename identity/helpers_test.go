@@ -232,3 +232,53 @@ var oauthMeta = oauth2.RequestMeta{}
 // testRequest is the request behind the service calls of the tests, as
 // the audit events must show it.
 var testRequest = permiso.RequestMeta{IP: netip.MustParseAddr("192.0.2.44"), UserAgent: "identity-test", RequestID: "req-identity-test"}
+
+// scope returns the scope named name.
+func (e *env) scope(name string) permiso.Scope {
+	e.t.Helper()
+	sc, err := e.db.GetScopeByName(e.ctx, name)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return sc
+}
+
+// scopeIDs returns the ids of the named scopes as the API sends them.
+func (e *env) scopeIDs(names ...string) *[]string {
+	e.t.Helper()
+	out := []string{}
+	for _, n := range names {
+		out = append(out, e.scope(n).ID.String())
+	}
+	return &out
+}
+
+// clientToken runs the client-credentials grant for the client.
+func (e *env) clientToken(clientID, secret string) (oauth2.TokenResponse, error) {
+	req, err := oauth2.ParseTokenRequest(url.Values{"grant_type": {"client_credentials"},
+		"client_id": {clientID}, "client_secret": {secret}}, "")
+	if err != nil {
+		return oauth2.TokenResponse{}, err
+	}
+	return e.auth.Token(e.ctx, req, oauthMeta, nil)
+}
+
+// auditEvents waits until the audit log holds n events of action with
+// result, and returns them (newest first).
+func (e *env) auditEvents(action, result string, n int) []permiso.AuditEvent {
+	e.t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		evs, _, err := e.db.ListAuditEvents(e.ctx, permiso.AuditFilter{Action: action, Result: result})
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if len(evs) >= n || time.Now().After(deadline) {
+			if len(evs) != n {
+				e.t.Fatalf("%s (%s): %d audit events, want %d", action, result, len(evs), n)
+			}
+			return evs
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/inprocess"
+	"github.com/permiso/permiso/internal/testhash"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/redis"
 )
@@ -152,20 +153,6 @@ func TestLockoutConcurrent(t *testing.T) {
 	}
 }
 
-// gateHasher holds every password verification until release is closed,
-// and reports each one on entered: logins can be kept in flight.
-type gateHasher struct {
-	oauth2.Hasher
-	entered chan struct{}
-	release chan struct{}
-}
-
-func (h *gateHasher) Verify(ctx context.Context, password, encoded string) (bool, bool, error) {
-	h.entered <- struct{}{}
-	<-h.release
-	return h.Hasher.Verify(ctx, password, encoded)
-}
-
 // TestLockoutTooManyAttempts: while MAX_LOGIN_ATTEMPTS password checks for
 // an account are in flight, another login, right or wrong password, is
 // answered 429 too_many_attempts with Retry-After at once: no password is
@@ -174,7 +161,7 @@ func (h *gateHasher) Verify(ctx context.Context, password, encoded string) (bool
 // CheckCurrentPassword gets the same refusal as ETOOMANYATTEMPTS. When the
 // checks in flight end with the right password, nothing is left.
 func TestLockoutTooManyAttempts(t *testing.T) {
-	gh := &gateHasher{entered: make(chan struct{}), release: make(chan struct{})}
+	gh := testhash.NewGated(nil)
 	e := newEnv(t, withAbuse(3), func(_ *oauth2.Config, d *oauth2.Deps) {
 		gh.Hasher = d.Hasher
 		d.Hasher = gh
@@ -188,7 +175,7 @@ func TestLockoutTooManyAttempts(t *testing.T) {
 		}()
 	}
 	for range 3 {
-		<-gh.entered
+		<-gh.Entered
 	}
 	for _, pw := range []string{goodPassword, wrongPassword} {
 		_, err := e.token(formLogin("FRANK@example.com", pw), "")
@@ -204,7 +191,7 @@ func TestLockoutTooManyAttempts(t *testing.T) {
 	if st, err := e.svc.LockoutStatus(e.ctx, "frank"); err != nil || st.Pending != 3 || st.Failures != 0 || st.Locked {
 		t.Errorf("while 3 checks are in flight: %+v, %v", st, err)
 	}
-	close(gh.release)
+	close(gh.Release)
 	for range 3 {
 		if err := <-errs; err != nil {
 			t.Errorf("a login in flight with the right password: %v", err)

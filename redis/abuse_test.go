@@ -1,8 +1,6 @@
 package redis
 
 import (
-	"context"
-	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -10,44 +8,11 @@ import (
 	"testing"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
-
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/internal/testclock"
 	"github.com/permiso/permiso/internal/testlog"
 	"github.com/permiso/permiso/sharedstatetest"
 )
-
-// isolatedPrefix returns a key prefix unique to this test and deletes
-// every key under it, on every master of a cluster, when the test ends.
-func isolatedPrefix(t testing.TB, c *Client) string {
-	t.Helper()
-	prefix := "permiso-test:" + rand.Text()[:16] + ":"
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		var err error
-		if cc, ok := c.rdb.(*goredis.ClusterClient); ok {
-			// Keys of different slots cannot share a DEL, even on one
-			// node: delete them one by one, through the cluster client.
-			err = cc.ForEachMaster(ctx, func(ctx context.Context, node *goredis.Client) error {
-				iter := node.Scan(ctx, 0, prefix+"*", 500).Iterator()
-				for iter.Next(ctx) {
-					if err := cc.Del(ctx, iter.Val()).Err(); err != nil {
-						return err
-					}
-				}
-				return iter.Err()
-			})
-		} else {
-			_, err = deletePrefix(ctx, c.rdb, prefix)
-		}
-		if err != nil {
-			t.Errorf("cleaning up %s*: %v", prefix, err)
-		}
-	})
-	return prefix
-}
 
 // runAbuseSuites runs the rate-limiter, lockout and revocation suites
 // against c. Redis expires keys in real time, so the suites get a real
@@ -56,19 +21,19 @@ func runAbuseSuites(t *testing.T, c *Client) {
 	t.Run("Limiter", func(t *testing.T) {
 		t.Parallel()
 		sharedstatetest.RunRateLimiter(t, func(t *testing.T) (permiso.RateLimiter, *testclock.Clock) {
-			return NewLimiter(c, isolatedPrefix(t, c)), testclock.Real()
+			return NewLimiter(c, testPrefix(t, c)), testclock.Real()
 		})
 	})
 	t.Run("Lockout", func(t *testing.T) {
 		t.Parallel()
 		sharedstatetest.RunLockout(t, func(t *testing.T, max int, d time.Duration) (permiso.Lockout, *testclock.Clock) {
-			return NewLockout(c, isolatedPrefix(t, c), max, d), testclock.Real()
+			return NewLockout(c, testPrefix(t, c), max, d), testclock.Real()
 		})
 	})
 	t.Run("Revocations", func(t *testing.T) {
 		t.Parallel()
 		sharedstatetest.RunRevocation(t, func(t *testing.T) (permiso.RevocationStore, *testclock.Clock) {
-			return NewRevocations(c, isolatedPrefix(t, c)), testclock.Real()
+			return NewRevocations(c, testPrefix(t, c)), testclock.Real()
 		})
 	})
 	t.Run("Checker", func(t *testing.T) {
@@ -78,7 +43,7 @@ func runAbuseSuites(t *testing.T, c *Client) {
 	t.Run("Once", func(t *testing.T) {
 		t.Parallel()
 		sharedstatetest.RunOnce(t, func(t *testing.T) (permiso.OnceStore, *testclock.Clock) {
-			return NewOnce(c, isolatedPrefix(t, c)), testclock.Real()
+			return NewOnce(c, testPrefix(t, c)), testclock.Real()
 		})
 	})
 }
@@ -88,17 +53,17 @@ func TestLimiterAndLockout(t *testing.T) {
 	c := openTestClient(t)
 	t.Run("Limiter", func(t *testing.T) {
 		sharedstatetest.RunRateLimiter(t, func(t *testing.T) (permiso.RateLimiter, *testclock.Clock) {
-			return NewLimiter(c, isolatedPrefix(t, c)), testclock.Real()
+			return NewLimiter(c, testPrefix(t, c)), testclock.Real()
 		})
 	})
 	t.Run("Lockout", func(t *testing.T) {
 		sharedstatetest.RunLockout(t, func(t *testing.T, max int, d time.Duration) (permiso.Lockout, *testclock.Clock) {
-			return NewLockout(c, isolatedPrefix(t, c), max, d), testclock.Real()
+			return NewLockout(c, testPrefix(t, c), max, d), testclock.Real()
 		})
 	})
 	t.Run("Once", func(t *testing.T) {
 		sharedstatetest.RunOnce(t, func(t *testing.T) (permiso.OnceStore, *testclock.Clock) {
-			return NewOnce(c, isolatedPrefix(t, c)), testclock.Real()
+			return NewOnce(c, testPrefix(t, c)), testclock.Real()
 		})
 	})
 }
@@ -115,7 +80,7 @@ func TestCluster(t *testing.T) {
 	t.Run("Suites", func(t *testing.T) { runAbuseSuites(t, c) })
 
 	t.Run("KeysSpreadOverMasters", func(t *testing.T) {
-		prefix := isolatedPrefix(t, c)
+		prefix := testPrefix(t, c)
 		l := NewLimiter(c, prefix)
 		for i := range 64 {
 			if _, err := l.Allow(t.Context(), "ip:"+strings.Repeat("x", i), permiso.Limit{Count: 5, Period: time.Minute}); err != nil {
@@ -130,7 +95,7 @@ func TestCluster(t *testing.T) {
 	t.Run("CrossSlotAllowAllRefused", func(t *testing.T) {
 		// Keys without a common hash tag cannot go into one script: the
 		// cluster says CROSSSLOT, which is a bug of the caller, not data.
-		l := NewLimiter(c, isolatedPrefix(t, c))
+		l := NewLimiter(c, testPrefix(t, c))
 		lim := permiso.Limit{Count: 1, Period: time.Minute}
 		_, err := l.AllowAll(t.Context(), []string{"a-no-tag", "b-no-tag-either"}, []permiso.Limit{lim, lim})
 		if err == nil {
@@ -229,7 +194,7 @@ func TestServerKilled(t *testing.T) {
 func TestLimiterKeys(t *testing.T) {
 	t.Parallel()
 	c := openTestClient(t)
-	prefix := isolatedPrefix(t, c)
+	prefix := testPrefix(t, c)
 	ctx := t.Context()
 	if _, err := NewLimiter(c, prefix).Allow(ctx, "ip:login:192.0.2.1", permiso.Limit{Count: 3, Period: time.Minute}); err != nil {
 		t.Fatal(err)
@@ -343,7 +308,7 @@ func TestCanonicalURL(t *testing.T) {
 func TestLockoutKeyWithoutWindow(t *testing.T) {
 	t.Parallel()
 	c := openTestClient(t)
-	prefix := isolatedPrefix(t, c)
+	prefix := testPrefix(t, c)
 	ctx := t.Context()
 	key := prefix + "lockout:carol"
 	if err := c.rdb.HSet(ctx, key, "n", 2, "u", 0).Err(); err != nil {

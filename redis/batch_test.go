@@ -16,7 +16,7 @@ import (
 // each under its own key prefix.
 func newTestChecker(c *Client) sharedstatetest.NewChecker {
 	return func(t *testing.T) (permiso.Checker, permiso.RateLimiter, permiso.RevocationStore, *testclock.Clock) {
-		prefix := isolatedPrefix(t, c)
+		prefix := testPrefix(t, c)
 		l, r := NewLimiter(c, prefix+"rate:"), NewRevocations(c, prefix+"token:")
 		return NewChecker(l, r), l, r, testclock.Real()
 	}
@@ -33,7 +33,7 @@ func TestCheckerFeed(t *testing.T) {
 	t.Parallel()
 	c := openTestClient(t)
 	sharedstatetest.RunChecker(t, func(t *testing.T) (permiso.Checker, permiso.RateLimiter, permiso.RevocationStore, *testclock.Clock) {
-		prefix := isolatedPrefix(t, c)
+		prefix := testPrefix(t, c)
 		l := NewLimiter(c, prefix+"rate:")
 		r := startFeed(t, NewRevocations(c, prefix+"token:"), FeedOptions{})
 		return NewChecker(l, r), l, r, testclock.Real()

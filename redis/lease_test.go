@@ -20,8 +20,8 @@ import (
 func TestLeasesAcrossInstances(t *testing.T) {
 	t.Parallel()
 	c := openTestClient(t)
-	l := NewLimiter(c, isolatedPrefix(t, c))
-	rev := NewRevocations(c, isolatedPrefix(t, c))
+	l := NewLimiter(c, testPrefix(t, c))
+	rev := NewRevocations(c, testPrefix(t, c))
 	var hook testredis.RoundTrips
 	c.rdb.AddHook(&hook)
 	sharedstatetest.LeasedWithinLimit(t, NewChecker(l, rev), NewChecker(l, rev), NewChecker(l, rev))
@@ -98,7 +98,7 @@ func TestClientLeaseLifetime(t *testing.T) {
 // test's own, and that prefix.
 func testLimiter(t *testing.T) (*Client, *Limiter, string) {
 	c := openTestClient(t)
-	prefix := isolatedPrefix(t, c)
+	prefix := testPrefix(t, c)
 	return c, NewLimiter(c, prefix), prefix
 }
 

@@ -170,7 +170,7 @@ func TestLimitScriptAsPreviousRelease(t *testing.T) {
 	ctx := t.Context()
 	prev := previousLimitScript(t)
 	cur, old := clockedScript(t, limitScriptSrc), clockedScript(t, prev)
-	lc, lo := NewLimiter(c, isolatedPrefix(t, c)), NewLimiter(c, isolatedPrefix(t, c))
+	lc, lo := NewLimiter(c, testPrefix(t, c)), NewLimiter(c, testPrefix(t, c))
 	seed := time.Now().UnixNano()
 	rnd := rand.New(rand.NewPCG(uint64(seed), 0))
 	t.Logf("seed %d", seed)

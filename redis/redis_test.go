@@ -2,22 +2,14 @@ package redis
 
 import (
 	"context"
-	"os"
 	"strings"
 	"testing"
+
+	"github.com/permiso/permiso/internal/testdb"
 )
 
-func testURL(t testing.TB) string {
-	t.Helper()
-	u := os.Getenv("PERMISO_TEST_REDIS_URL")
-	if u == "" {
-		t.Skip("PERMISO_TEST_REDIS_URL not set")
-	}
-	return u
-}
-
 func TestHealth(t *testing.T) {
-	c := openClient(t, testURL(t), Options{})
+	c := openClient(t, testdb.RedisURL(t), Options{})
 	details, err := c.Health(context.Background())
 	if err != nil {
 		t.Fatalf("health: %v", err)

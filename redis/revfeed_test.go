@@ -14,6 +14,7 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/internal/testclock"
+	"github.com/permiso/permiso/internal/testdb"
 	"github.com/permiso/permiso/sharedstatetest"
 )
 
@@ -50,8 +51,8 @@ func TestRevocationFeedTwoInstances(t *testing.T) {
 	shared := openTestClient(t)
 	sharedstatetest.RunRevocationPropagation(t, feedBound, func(t *testing.T) (permiso.RevocationStore, permiso.RevocationStore) {
 		prefix := testPrefix(t, shared)
-		a := startFeed(t, NewRevocations(openClient(t, testURL(t), Options{}), prefix), FeedOptions{})
-		b := startFeed(t, NewRevocations(openClient(t, testURL(t), Options{}), prefix), FeedOptions{})
+		a := startFeed(t, NewRevocations(openClient(t, testdb.RedisURL(t), Options{}), prefix), FeedOptions{})
+		b := startFeed(t, NewRevocations(openClient(t, testdb.RedisURL(t), Options{}), prefix), FeedOptions{})
 		return a, b
 	})
 }
@@ -100,7 +101,7 @@ func TestFeedIsRevokedNoRoundTrip(t *testing.T) {
 	t.Parallel()
 	shared := openTestClient(t)
 	prefix := testPrefix(t, shared)
-	c := openClient(t, testURL(t), Options{})
+	c := openClient(t, testdb.RedisURL(t), Options{})
 	var h getHook
 	c.rdb.AddHook(&h)
 	r := startFeed(t, NewRevocations(c, prefix), FeedOptions{})
@@ -253,7 +254,7 @@ func TestFeedResyncAfterReconnect(t *testing.T) {
 	p := startProxy(t, shared.rdb.(*goredis.Client).Options().Addr)
 	opts := Options{DialTimeout: 100 * time.Millisecond, Timeout: 200 * time.Millisecond, MaxRetries: -1, DialAttempts: 1}
 	a := startFeed(t, NewRevocations(openClient(t, "redis://"+p.addr+"/0", opts), prefix), FeedOptions{})
-	b := startFeed(t, NewRevocations(openClient(t, testURL(t), Options{}), prefix), FeedOptions{})
+	b := startFeed(t, NewRevocations(openClient(t, testdb.RedisURL(t), Options{}), prefix), FeedOptions{})
 	ctx := t.Context()
 	resyncs := a.FeedStats().Resyncs
 

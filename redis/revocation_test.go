@@ -11,6 +11,7 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/internal/testclock"
+	"github.com/permiso/permiso/internal/testdb"
 	"github.com/permiso/permiso/internal/testredis"
 	"github.com/permiso/permiso/sharedstatetest"
 )
@@ -19,7 +20,7 @@ import (
 // and closes the client when t ends.
 func openTestClient(t testing.TB) *Client {
 	t.Helper()
-	c := openClient(t, testURL(t), Options{})
+	c := openClient(t, testdb.RedisURL(t), Options{})
 	if err := c.Ping(context.Background()); err != nil {
 		t.Fatalf("PERMISO_TEST_REDIS_URL does not answer: %v", err)
 	}
@@ -53,17 +54,32 @@ func openLive(t testing.TB, url, mode string) *Client {
 }
 
 // testPrefix returns a key prefix unique to this test and deletes every key
-// under it when the test ends, so tests run in parallel and leave nothing
-// behind.
+// under it, on every master of a cluster, when the test ends, so tests run
+// in parallel and leave nothing behind.
 func testPrefix(t testing.TB, c *Client) string {
 	t.Helper()
 	prefix := "permiso-test:" + rand.Text()[:16] + ":"
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		n, err := deletePrefix(ctx, c.rdb, prefix)
+		var err error
+		if cc, ok := c.rdb.(*goredis.ClusterClient); ok {
+			// Keys of different slots cannot share a DEL, even on one
+			// node: delete them one by one, through the cluster client.
+			err = cc.ForEachMaster(ctx, func(ctx context.Context, node *goredis.Client) error {
+				iter := node.Scan(ctx, 0, prefix+"*", 500).Iterator()
+				for iter.Next(ctx) {
+					if err := cc.Del(ctx, iter.Val()).Err(); err != nil {
+						return err
+					}
+				}
+				return iter.Err()
+			})
+		} else {
+			_, err = deletePrefix(ctx, c.rdb, prefix)
+		}
 		if err != nil {
-			t.Errorf("cleaning up %s*: %v (after %d keys)", prefix, err, n)
+			t.Errorf("cleaning up %s*: %v", prefix, err)
 		}
 	})
 	return prefix
@@ -210,7 +226,7 @@ func TestRevocationKeysAndTTL(t *testing.T) {
 func TestIsRevokedOneRoundTrip(t *testing.T) {
 	t.Parallel()
 	shared := openTestClient(t)
-	c := openClient(t, testURL(t), Options{})
+	c := openClient(t, testdb.RedisURL(t), Options{})
 	h := testredis.RoundTrips{IgnoreHandshakes: true}
 	c.rdb.AddHook(&h)
 	r := NewRevocations(c, testPrefix(t, shared))

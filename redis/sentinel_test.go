@@ -60,7 +60,7 @@ func TestSentinel(t *testing.T) {
 			info, err := rc.Info(ctx, "replication").Result()
 			return err == nil && strings.Contains(info, "master_link_status:up")
 		})
-		prefix := isolatedPrefix(t, c)
+		prefix := testPrefix(t, c)
 		l := NewLimiter(c, prefix)
 		lim := permiso.Limit{Count: 100, Period: time.Minute}
 		if _, err := l.Allow(ctx, "before", lim); err != nil {

@@ -171,12 +171,8 @@ func testRevokeUserSessions(h *harness) {
 	keep := h.session(u.ID, nil)
 	s2 := h.session(u.ID, nil)
 	s3 := h.session(u.ID, nil)
-	expired, err := h.s.CreateSession(h.ctx, permiso.Session{UserID: u.ID, IPAddress: "::1",
-		CreatedAt: h.at(-2 * time.Hour), LastActivity: h.at(-2 * time.Hour), ExpiresAt: h.at(-time.Hour)})
-	h.must(err, "CreateSession (expired)")
-	revoked := h.session(u.ID, nil)
-	_, err = h.s.RevokeSession(h.ctx, revoked.ID, "logout", h.at(-time.Minute))
-	h.must(err, "RevokeSession")
+	expired := h.expiredSession(u.ID, nil)
+	revoked := h.revokedSession(u.ID, nil)
 	otherSess := h.session(other.ID, nil)
 	h.refresh(keep, uuid.Nil, "ru-keep")
 	h.refresh(s2, uuid.Nil, "ru-2")
@@ -193,21 +189,8 @@ func testRevokeUserSessions(h *harness) {
 	if len(got) != 2 || !revokedIDs[s2.ID] || !revokedIDs[s3.ID] {
 		h.Fatalf("RevokeUserSessions returned %d sessions %v, want exactly the two other active ones", len(got), revokedIDs)
 	}
-	for _, c := range []struct {
-		name   string
-		id     uuid.UUID
-		active bool
-	}{{"kept", keep.ID, true}, {"s2", s2.ID, false}, {"s3", s3.ID, false}, {"other user's", otherSess.ID, true}} {
-		s, err := h.s.GetSession(h.ctx, c.id)
-		h.must(err, "GetSession(%s)", c.name)
-		eq(h, c.name+" session active", s.Active(h.now), c.active)
-	}
-	rs, err := h.s.GetSession(h.ctx, revoked.ID)
-	h.must(err, "GetSession(revoked)")
-	eqTimePtr(h, "earlier revocation kept", rs.RevokedAt, ptr(h.at(-time.Minute)))
-	es, err := h.s.GetSession(h.ctx, expired.ID)
-	h.must(err, "GetSession(expired)")
-	eqTimePtr(h, "expired session is not revoked", es.RevokedAt, nil)
+	h.wantSessions([]sessionState{{"kept", keep.ID, true}, {"s2", s2.ID, false}, {"s3", s3.ID, false},
+		{"other user's", otherSess.ID, true}}, expired, revoked)
 
 	eqTimePtr(h, "refresh token of the kept session", h.getRefresh("ru-keep").RevokedAt, nil)
 	eqTimePtr(h, "refresh token of s2", h.getRefresh("ru-2").RevokedAt, &h.now)
@@ -239,12 +222,8 @@ func testRevokeClientSessions(h *harness) {
 	s2 := h.session(v.ID, &c.ID)
 	viaOther := h.session(u.ID, &other.ID)
 	direct := h.session(u.ID, nil)
-	expired, err := h.s.CreateSession(h.ctx, permiso.Session{UserID: u.ID, ClientID: &c.ID, IPAddress: "::1",
-		CreatedAt: h.at(-2 * time.Hour), LastActivity: h.at(-2 * time.Hour), ExpiresAt: h.at(-time.Hour)})
-	h.must(err, "CreateSession (expired)")
-	revoked := h.session(v.ID, &c.ID)
-	_, err = h.s.RevokeSession(h.ctx, revoked.ID, "logout", h.at(-time.Minute))
-	h.must(err, "RevokeSession")
+	expired := h.expiredSession(u.ID, &c.ID)
+	revoked := h.revokedSession(v.ID, &c.ID)
 	h.refresh(s1, uuid.Nil, "rc-1")
 	h.refresh(s2, uuid.Nil, "rc-2")
 	h.refresh(viaOther, uuid.Nil, "rc-other")
@@ -265,21 +244,8 @@ func testRevokeClientSessions(h *harness) {
 		got[0].CreatedAt.Equal(got[1].CreatedAt) && got[0].ID.String() > got[1].ID.String() {
 		h.Errorf("RevokeClientSessions returned sessions out of created_at, id order")
 	}
-	for _, c := range []struct {
-		name   string
-		id     uuid.UUID
-		active bool
-	}{{"s1", s1.ID, false}, {"s2", s2.ID, false}, {"other client's", viaOther.ID, true}, {"first-party", direct.ID, true}} {
-		s, err := h.s.GetSession(h.ctx, c.id)
-		h.must(err, "GetSession(%s)", c.name)
-		eq(h, c.name+" session active", s.Active(h.now), c.active)
-	}
-	es, err := h.s.GetSession(h.ctx, expired.ID)
-	h.must(err, "GetSession(expired)")
-	eqTimePtr(h, "expired session is not revoked", es.RevokedAt, nil)
-	rs, err := h.s.GetSession(h.ctx, revoked.ID)
-	h.must(err, "GetSession(revoked)")
-	eqTimePtr(h, "earlier revocation kept", rs.RevokedAt, ptr(h.at(-time.Minute)))
+	h.wantSessions([]sessionState{{"s1", s1.ID, false}, {"s2", s2.ID, false}, {"other client's", viaOther.ID, true},
+		{"first-party", direct.ID, true}}, expired, revoked)
 
 	eqTimePtr(h, "refresh token of s1", h.getRefresh("rc-1").RevokedAt, &h.now)
 	eqPtr(h, "reason on s1's token", h.getRefresh("rc-1").RevocationReason, ptr("client_disabled"))
@@ -417,4 +383,49 @@ func testListSessionsRevokedSince(h *harness) {
 	eq(h, "revoked in the last 3 hours", fmt.Sprint(ids(h.at(-3*time.Hour))), fmt.Sprint([]uuid.UUID{old.ID, recent.ID, latest.ID}))
 	eq(h, "revoked at the bound", fmt.Sprint(ids(h.at(-time.Minute))), fmt.Sprint([]uuid.UUID{recent.ID, latest.ID}))
 	eq(h, "revoked from now on", len(ids(h.now)), 0)
+}
+
+// expiredSession creates a session of user (through client; nil:
+// first-party) that expired an hour ago.
+func (h *harness) expiredSession(user uuid.UUID, client *uuid.UUID) permiso.Session {
+	h.Helper()
+	s, err := h.s.CreateSession(h.ctx, permiso.Session{UserID: user, ClientID: client, IPAddress: "::1",
+		CreatedAt: h.at(-2 * time.Hour), LastActivity: h.at(-2 * time.Hour), ExpiresAt: h.at(-time.Hour)})
+	h.must(err, "CreateSession (expired)")
+	return s
+}
+
+// revokedSession creates a session of user (through client; nil:
+// first-party) revoked a minute ago.
+func (h *harness) revokedSession(user uuid.UUID, client *uuid.UUID) permiso.Session {
+	h.Helper()
+	s := h.session(user, client)
+	_, err := h.s.RevokeSession(h.ctx, s.ID, "logout", h.at(-time.Minute))
+	h.must(err, "RevokeSession")
+	return s
+}
+
+// sessionState is whether the named session must be active.
+type sessionState struct {
+	name   string
+	id     uuid.UUID
+	active bool
+}
+
+// wantSessions checks, after a revocation of many sessions, that each
+// session is active as want says, that the expired session was not
+// revoked and that the revoked one kept its earlier revocation.
+func (h *harness) wantSessions(want []sessionState, expired, revoked permiso.Session) {
+	h.Helper()
+	for _, c := range want {
+		s, err := h.s.GetSession(h.ctx, c.id)
+		h.must(err, "GetSession(%s)", c.name)
+		eq(h, c.name+" session active", s.Active(h.now), c.active)
+	}
+	es, err := h.s.GetSession(h.ctx, expired.ID)
+	h.must(err, "GetSession(expired)")
+	eqTimePtr(h, "expired session is not revoked", es.RevokedAt, nil)
+	rs, err := h.s.GetSession(h.ctx, revoked.ID)
+	h.must(err, "GetSession(revoked)")
+	eqTimePtr(h, "earlier revocation kept", rs.RevokedAt, ptr(h.at(-time.Minute)))
 }

@@ -55,6 +55,9 @@ func RedisURL(t testing.TB) string {
 // HasPostgres reports whether PERMISO_TEST_DATABASE_URL is set.
 func HasPostgres() bool { return os.Getenv(PostgresURLVar) != "" }
 
+// HasRedis reports whether PERMISO_TEST_REDIS_URL is set.
+func HasRedis() bool { return os.Getenv(RedisURLVar) != "" }
+
 // Postgres returns a migrated PostgreSQL database in a fresh schema named
 // after prefix, closed and the schema dropped when t ends. It skips t
 // without PERMISO_TEST_DATABASE_URL.
