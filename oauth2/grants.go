@@ -639,7 +639,10 @@ func (s *Service) auditRefreshFailure(ctx context.Context, meta RequestMeta, cli
 }
 
 func (s *Service) auditUser(ctx context.Context, meta RequestMeta, u permiso.User, action, result string, details map[string]any) {
-	s.audit(ctx, meta, permiso.AuditEvent{ActorType: "user", ActorID: ptr(u.ID.String()),
-		Action: action, Result: result, TargetType: ptr("user"), TargetID: ptr(u.ID.String()),
+	// The user is both actor and target: one string for both (the
+	// auditor keeps copies, audit.Clean).
+	id := u.ID.String()
+	s.audit(ctx, meta, permiso.AuditEvent{ActorType: "user", ActorID: &id,
+		Action: action, Result: result, TargetType: ptr("user"), TargetID: &id,
 		Details: details})
 }
