@@ -208,18 +208,19 @@ SELECT EXISTS (SELECT 1 FROM ins), EXISTS (SELECT 1 FROM refresh_tokens WHERE to
 // instead of on a token read first, and the replacement built from the
 // presented token's row.
 //
-//   - cand finds the token by its hash and keeps it only when every check
-//     holds: unused, unrevoked, not expired; its client the authenticated
-//     one (?3, NULL for a first-party token) and, with a client, issued at
-//     or after the client's cut-off (?4, NULL without); its session not
-//     revoked, not expired and created after ?5 (now minus the absolute
-//     session lifetime); its user active and without a revoke-all cut-off
+//   - cand finds the token by its hash and keeps it only when the token's
+//     and its user's checks hold: unused, unrevoked, not expired; its
+//     client the authenticated one (?3, NULL for a first-party token)
+//     and, with a client, issued at or after the client's cut-off (?4,
+//     NULL without); its user active and without a revoke-all cut-off
 //     after the token's issue.
 //   - touched touches the session (permiso.TouchSession) when cand found
-//     the token, rechecking the session's own conditions on the row it
-//     locks (a revocation committed meanwhile leaves it untouched); the
-//     replacement's expiry is ?9 capped at the end of the session's
-//     absolute lifetime (created_at plus ?6 microseconds).
+//     the token and the session's checks hold on the row it locks (by
+//     primary key; a revocation committed meanwhile leaves it untouched):
+//     not revoked, not expired, created after ?5 (now minus the absolute
+//     session lifetime). The replacement's expiry is ?9 capped at the end
+//     of the session's absolute lifetime (created_at plus ?6
+//     microseconds).
 //   - used marks the token used, after touched (the session's row lock
 //     first, as in rotationSQL and revoke-all), and only if touched did.
 //   - ins inserts the replacement: ?7 id, ?8 hash, ?10 client IP, ?11 user
@@ -251,12 +252,10 @@ var checkedRotationSQL = func() string {
 	}
 	return `WITH cand AS (
 	SELECT rt.session_id FROM refresh_tokens AS rt
-	JOIN user_sessions AS us ON us.id = rt.session_id
 	JOIN users AS u ON u.id = rt.user_id
 	WHERE rt.token_hash = ?1 AND rt.used_at IS NULL AND rt.revoked_at IS NULL AND rt.expires_at > ?2
 		AND rt.client_id IS NOT DISTINCT FROM ?3::uuid
 		AND (?4::timestamptz IS NULL OR rt.issued_at >= ?4::timestamptz)
-		AND us.revoked_at IS NULL AND us.expires_at > ?2 AND us.created_at > ?5
 		AND u.is_active AND (u.tokens_revoked_before IS NULL OR rt.issued_at >= u.tokens_revoked_before)
 ), touched AS (
 	UPDATE user_sessions SET last_activity = ?2,
