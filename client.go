@@ -89,8 +89,18 @@ func (c *ServiceClient) RevokeTokensBefore(cutoff time.Time) {
 // (TokenIssuedAt), so a token of the client's creation millisecond counts
 // as issued after the creation: a client used at once is not refused.
 func (c ServiceClient) IssuedTokenDead(issuedAt time.Time) bool {
-	return issuedAt.Before(c.CreatedAt.Truncate(time.Millisecond)) ||
-		c.TokensRevokedBefore != nil && issuedAt.Before(*c.TokensRevokedBefore)
+	return issuedAt.Before(c.IssuedTokensLiveSince())
+}
+
+// IssuedTokensLiveSince is the earliest issue time of a token of the
+// client that still counts (IssuedTokenDead): the client's creation, to
+// the millisecond, or its TokensRevokedBefore when that is later.
+func (c ServiceClient) IssuedTokensLiveSince() time.Time {
+	since := c.CreatedAt.Truncate(time.Millisecond)
+	if c.TokensRevokedBefore != nil && c.TokensRevokedBefore.After(since) {
+		since = *c.TokensRevokedBefore
+	}
+	return since
 }
 
 // ScopeNames returns the sorted names of the client's scopes.

@@ -82,6 +82,66 @@ type TokenStore interface {
 	DeleteExpiredRefreshTokens(ctx context.Context, now time.Time) (int, error)
 }
 
+// RefreshRotation is one refresh grant's rotation with every check of the
+// presented token, its session and its user made in the store
+// (RefreshRotator): the checks oauth2's refresh grant makes on the token
+// it read, so that the common refresh needs no read first
+// (docs/benchmarks.md, "The refresh path").
+type RefreshRotation struct {
+	Hash string    // hash of the presented token
+	Now  time.Time // the time of use
+	// ClientID is the row id of the authenticated client, nil without
+	// client authentication: the token's client must be the same (a
+	// first-party token has none).
+	ClientID *uuid.UUID
+	// IssuedSince: with a client, a token issued before it is dead (the
+	// client's creation or its revoke-all cut-off,
+	// ServiceClient.IssuedTokenDead); zero checks nothing.
+	IssuedSince time.Time
+	// SessionLifetime is the absolute lifetime of a session: the session
+	// must have been created less than this before Now, and the
+	// replacement expires at the latest when it ends.
+	SessionLifetime time.Duration
+	// Replacement's ID, TokenHash, ExpiresAt (before the cap at the end of
+	// the session's lifetime), ClientIP and UserAgent are stored; its
+	// user, client, session, family and scopes are the presented token's,
+	// its parent is the presented token and it is issued at Now.
+	Replacement RefreshToken
+}
+
+// RefreshRotator is implemented by a store that makes a refresh grant's
+// rotation in one statement (PostgreSQL). RotateRefreshToken rotates the
+// token with r.Hash only when all of these hold: it is unused, unrevoked
+// and not expired at r.Now; its client is r.ClientID; with a client, it
+// was issued at or after r.IssuedSince; its session is not revoked, not
+// expired and was created less than r.SessionLifetime before r.Now; its
+// user is active and has no revoke-all cut-off after the token's issue.
+// Then, atomically as UseRefreshToken, it marks the token used, inserts
+// the replacement and touches the session (TouchSession), and returns the
+// presented token (now used) and its session (touched). When any check
+// fails, or a concurrent rotation won, it returns ok false and writes no
+// token: the caller reads the token to decide the answer.
+type RefreshRotator interface {
+	RotateRefreshToken(ctx context.Context, r RefreshRotation) (presented RefreshToken, session Session, ok bool, err error)
+}
+
+// RefreshRotatorOf returns s as a RefreshRotator, looking through stores
+// that wrap another (an Unwrap() Store method: the in-process cache), or
+// nil when no store on the way is one.
+func RefreshRotatorOf(s any) RefreshRotator {
+	for s != nil {
+		if r, ok := s.(RefreshRotator); ok {
+			return r
+		}
+		u, ok := s.(interface{ Unwrap() Store })
+		if !ok {
+			return nil
+		}
+		s = u.Unwrap()
+	}
+	return nil
+}
+
 // SigningKey is an asymmetric JWT signing key kept in the database.
 type SigningKey struct {
 	ID         string // the JWS "kid"

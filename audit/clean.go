@@ -206,7 +206,15 @@ func cleanFloat(f float64) any {
 
 // boundDetails replaces d by a short summary when its JSON encoding (as
 // the stores write it) is longer than MaxDetailsBytes.
+//
+// Details that cannot be that long are returned without encoding them
+// (jsonBound): the store encodes them once more when it writes them, and
+// encoding them twice was a share of every token request's CPU
+// (docs/benchmarks.md, "The refresh path").
 func boundDetails(d map[string]any) map[string]any {
+	if n, ok := jsonBound(d); ok && n <= MaxDetailsBytes {
+		return d
+	}
 	b, err := json.Marshal(d)
 	if err != nil {
 		// Not expected after cleaning; stored as a note rather than lost.
@@ -220,4 +228,53 @@ func boundDetails(d map[string]any) map[string]any {
 		"_bytes":     len(b),
 		"_preview":   permiso.CleanText(string(b), DetailsPreviewBytes),
 	}
+}
+
+// jsonBound returns an upper bound of the length of v's JSON encoding by
+// encoding/json, for the values cleanValue returns; ok is false for any
+// other value. A string's bytes take at most six bytes each (\u00XX for
+// control and HTML characters, \ufffd for each byte of invalid UTF-8, and
+// \u2028 for three), plus its quotes.
+func jsonBound(v any) (n int, ok bool) {
+	switch x := v.(type) {
+	case nil:
+		return 4, true
+	case bool:
+		return 5, true
+	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
+		return 20, true
+	case float64:
+		return 32, true
+	case json.Number:
+		return len(x), true
+	case string:
+		return 2 + 6*len(x), true
+	case []string:
+		n = 2
+		for _, s := range x {
+			n += 3 + 6*len(s)
+		}
+		return n, true
+	case []any:
+		n = 2
+		for _, y := range x {
+			m, ok := jsonBound(y)
+			if !ok {
+				return 0, false
+			}
+			n += m + 1
+		}
+		return n, true
+	case map[string]any:
+		n = 2
+		for k, y := range x {
+			m, ok := jsonBound(y)
+			if !ok {
+				return 0, false
+			}
+			n += 2 + 6*len(k) + 1 + m + 1
+		}
+		return n, true
+	}
+	return 0, false
 }

@@ -214,11 +214,14 @@ func (s *server) isAPIPath(path string) bool {
 // follow draft-ietf-httpapi-ratelimit-headers (RateLimit-Limit,
 // RateLimit-Remaining, RateLimit-Reset in delta seconds, RateLimit-Policy
 // "N;w=seconds"); 429 responses add Retry-After (RFC 9110 §10.2.3).
+// Header names are case-insensitive; these are spelled as net/http
+// canonicalizes them (and sends them), so that setting them on every
+// limited request does not build the canonical name each time.
 const (
-	hdrRateLimit     = "RateLimit-Limit"
-	hdrRateRemaining = "RateLimit-Remaining"
-	hdrRateReset     = "RateLimit-Reset"
-	hdrRatePolicy    = "RateLimit-Policy"
+	hdrRateLimit     = "Ratelimit-Limit"
+	hdrRateRemaining = "Ratelimit-Remaining"
+	hdrRateReset     = "Ratelimit-Reset"
+	hdrRatePolicy    = "Ratelimit-Policy"
 )
 
 // setRateLimitHeaders describes res on the response. When several limits

@@ -127,7 +127,11 @@
 // Refresh tokens (§6, RFC 9700 §4.14.2):
 //   - Opaque 256-bit values stored as SHA-256, looked up by hash, rotated on
 //     every use in one store transaction (UseRefreshToken). Each login is a
-//     family and a session.
+//     family and a session. On a store that is a permiso.RefreshRotator
+//     (PostgreSQL) the common refresh is checked and rotated in one
+//     statement, without reading the token first; when that rotates
+//     nothing, the token is read and the answer decided as on any store
+//     (docs/benchmarks.md, "The refresh path").
 //   - A token bound to a client may be refreshed only by that client,
 //     authenticated; a first-party token may not be refreshed by a client.
 //     These checks run before reuse detection, so a request that could not

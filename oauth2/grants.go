@@ -209,9 +209,18 @@ func (s *Service) recordLogin(ctx context.Context, u permiso.User, password stri
 func (s *Service) refreshGrant(ctx context.Context, req TokenRequest, client *permiso.ServiceClient, meta RequestMeta) (*grant, error) {
 	now := s.now()
 	hash := permiso.HashToken(req.RefreshToken)
+	// The common refresh (no scope asked, which could be refused) on a
+	// store that checks and rotates in one statement: no read first
+	// (docs/benchmarks.md, "The refresh path").
+	if s.rotator != nil && !req.ScopeGiven {
+		if g, err := s.rotateRefresh(ctx, client, hash, now, meta); err != nil || g != nil {
+			return g, err
+		}
+	}
 	// The token and its session in one read (one round trip): with the
-	// rotation's one, a refresh makes two (docs/benchmarks.md, "The
-	// refresh path").
+	// rotation's one, a refresh makes two. On a RefreshRotator this runs
+	// only when the rotation found something to refuse, or lost a race,
+	// and decides the answer.
 	t, sess, err := s.deps.Tokens.GetRefreshTokenSession(ctx, hash)
 	if err != nil {
 		if errors.Is(err, permiso.ErrNotFound) {
@@ -256,6 +265,48 @@ func (s *Service) refreshGrant(ctx context.Context, req TokenRequest, client *pe
 	if !now.Before(s.sessionDeadline(sess)) {
 		return nil, errBadRefresh
 	}
+	g, err := s.refreshUserGrant(ctx, t, sess, client)
+	if err != nil {
+		return nil, err
+	}
+	g.hash, g.graceRetry = hash, graceRetry
+	return g, nil
+}
+
+// rotateRefresh is the refresh grant on a permiso.RefreshRotator: the
+// token is checked and rotated in one statement, with every check of
+// refreshGrant on the token and its session (RotateRefreshToken lists
+// them) and the user's (active, no revoke-all cut-off after the token's
+// issue: refreshUserGrant checks them again, on the user it reads). It
+// answers nil and no error when nothing was rotated: the token is then
+// read, and the answer decided, as on any store. The replacement is
+// issued by issueRefresh, which signs the access token after the
+// rotation here: a signing failure leaves the presented token rotated,
+// and a retry within the grace window gets a pair, as after a lost
+// response.
+func (s *Service) rotateRefresh(ctx context.Context, client *permiso.ServiceClient, hash string, now time.Time, meta RequestMeta) (*grant, error) {
+	opaque := permiso.NewOpaqueToken()
+	r := permiso.RefreshRotation{Hash: hash, Now: now, SessionLifetime: s.cfg.RefreshAbsoluteLifetime,
+		Replacement: permiso.RefreshToken{ID: uuid.New(), TokenHash: permiso.HashToken(opaque),
+			ExpiresAt: now.Add(s.refreshLifetime(client)), ClientIP: optional(ipString(meta)), UserAgent: optional(meta.UserAgent)}}
+	if client != nil {
+		r.ClientID, r.IssuedSince = &client.ID, client.IssuedTokensLiveSince()
+	}
+	t, sess, ok, err := s.rotator.RotateRefreshToken(ctx, r)
+	if err != nil || !ok {
+		return nil, err
+	}
+	g, err := s.refreshUserGrant(ctx, t, sess, client)
+	if err != nil {
+		return nil, err
+	}
+	g.hash, g.rotated = hash, opaque
+	return g, nil
+}
+
+// refreshUserGrant is the refresh grant of the checked token t of
+// session sess: its user's checks and the scopes it may have.
+func (s *Service) refreshUserGrant(ctx context.Context, t permiso.RefreshToken, sess permiso.Session, client *permiso.ServiceClient) (*grant, error) {
 	u, err := s.deps.Users.GetUser(ctx, t.UserID)
 	if err != nil {
 		if errors.Is(err, permiso.ErrNotFound) {
@@ -283,7 +334,7 @@ func (s *Service) refreshGrant(ctx context.Context, req TokenRequest, client *pe
 	return &grant{
 		kind: GrantRefreshToken, user: &u, client: client,
 		available: oidcCeiling(available, ceiling), ceiling: ceiling,
-		presented: &t, hash: hash, session: &sess, graceRetry: graceRetry,
+		presented: &t, session: &sess,
 	}, nil
 }
 
@@ -401,6 +452,17 @@ func (s *Service) issueLogin(ctx context.Context, g *grant, meta RequestMeta) (T
 func (s *Service) issueRefresh(ctx context.Context, _ TokenRequest, g *grant, meta RequestMeta) (TokenResponse, error) {
 	now := s.now()
 	t := g.presented
+	// The session's authentication methods: a refresh keeps those of the
+	// sign-in (docs/mfa.md).
+	access, err := s.signUserAccess(ctx, g.user, t.SessionID, g.grantedList, g.client, sessionAMR(g.session.AMR), now)
+	if err != nil {
+		return TokenResponse{}, err
+	}
+	if g.rotated != "" {
+		// Rotated already, with the grant's checks (rotateRefresh).
+		s.auditRefresh(ctx, meta, g, false)
+		return refreshResponse(access, g, g.rotated, s.cfg.AccessTokenLifetime), nil
+	}
 	expires := now.Add(s.refreshLifetime(g.client))
 	if deadline := s.sessionDeadline(*g.session); expires.After(deadline) {
 		expires = deadline
@@ -412,12 +474,6 @@ func (s *Service) issueRefresh(ctx context.Context, _ TokenRequest, g *grant, me
 		ID: uuid.New(), TokenHash: permiso.HashToken(opaque), UserID: t.UserID, ClientID: t.ClientID,
 		SessionID: t.SessionID, FamilyID: t.FamilyID, ParentID: &t.ID, Scopes: t.Scopes,
 		IssuedAt: now, ExpiresAt: expires, ClientIP: optional(ipString(meta)), UserAgent: optional(meta.UserAgent),
-	}
-	// The session's authentication methods: a refresh keeps those of the
-	// sign-in (docs/mfa.md).
-	access, err := s.signUserAccess(ctx, g.user, t.SessionID, g.grantedList, g.client, sessionAMR(g.session.AMR), now)
-	if err != nil {
-		return TokenResponse{}, err
 	}
 	graceRetry := g.graceRetry
 	if !graceRetry {
@@ -454,14 +510,26 @@ func (s *Service) issueRefresh(ctx context.Context, _ TokenRequest, g *grant, me
 	}
 	// The sliding session (activity now, idle timeout forward) was
 	// touched in the rotation's own transaction (permiso.TouchSession).
+	s.auditRefresh(ctx, meta, g, graceRetry)
+	return refreshResponse(access, g, opaque, s.cfg.AccessTokenLifetime), nil
+}
+
+// auditRefresh records a refresh that issued a pair.
+func (s *Service) auditRefresh(ctx context.Context, meta RequestMeta, g *grant, graceRetry bool) {
+	t := g.presented
 	s.auditUser(ctx, meta, *g.user, ActionTokenRefresh, "success", map[string]any{
 		"session_id": t.SessionID.String(), "family_id": t.FamilyID.String(),
 		"scopes": g.grantedList, "grace_retry": graceRetry,
 	})
+}
+
+// refreshResponse is the answer of a refresh: the access token and the
+// replacement refresh token (opaque).
+func refreshResponse(access string, g *grant, opaque string, lifetime time.Duration) TokenResponse {
 	return TokenResponse{
-		AccessToken: access, TokenType: "Bearer", ExpiresIn: seconds(s.cfg.AccessTokenLifetime),
+		AccessToken: access, TokenType: "Bearer", ExpiresIn: seconds(lifetime),
 		Scope: strings.Join(g.grantedList, " "), RefreshToken: opaque,
-	}, nil
+	}
 }
 
 // issueService issues a client-credentials access token (RFC 6749 §4.4.3:
@@ -571,7 +639,10 @@ func (s *Service) auditRefreshFailure(ctx context.Context, meta RequestMeta, cli
 }
 
 func (s *Service) auditUser(ctx context.Context, meta RequestMeta, u permiso.User, action, result string, details map[string]any) {
-	s.audit(ctx, meta, permiso.AuditEvent{ActorType: "user", ActorID: ptr(u.ID.String()),
-		Action: action, Result: result, TargetType: ptr("user"), TargetID: ptr(u.ID.String()),
+	// The user is both actor and target: one string for both (the
+	// auditor keeps copies, audit.Clean).
+	id := u.ID.String()
+	s.audit(ctx, meta, permiso.AuditEvent{ActorType: "user", ActorID: &id,
+		Action: action, Result: result, TargetType: ptr("user"), TargetID: &id,
 		Details: details})
 }

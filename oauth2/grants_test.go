@@ -180,90 +180,94 @@ func TestPasswordRehash(t *testing.T) {
 }
 
 func TestRefreshRotationAndReuse(t *testing.T) {
-	e := newEnv(t)
-	e.createUser("alice", goodPassword, permiso.RoleUser)
-	first := e.login("alice", goodPassword, "")
+	backends(t, func(t *testing.T, db permiso.Store) {
+		e := newEnvOn(t, db)
+		e.createUser("alice", goodPassword, permiso.RoleUser)
+		first := e.login("alice", goodPassword, "")
 
-	e.clock.Advance(time.Minute)
-	second, err := e.refresh(first.RefreshToken, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if second.RefreshToken == first.RefreshToken || second.AccessToken == first.AccessToken || second.SessionID != "" {
-		t.Fatalf("rotation response %+v", second)
-	}
-	if second.Scope != "read:profile write:profile" || second.ExpiresIn != 900 {
-		t.Errorf("refresh response %+v", second)
-	}
-	p := e.mustAuthenticate(second.AccessToken)
-	if p.Claims.SessionID != first.SessionID {
-		t.Errorf("refresh changed the session: %s", p.Claims.SessionID)
-	}
-	// The session's authentication methods survive the refresh (RFC 8176).
-	if !reflect.DeepEqual(p.Claims.AMR, []string{"pwd"}) {
-		t.Errorf("refreshed amr = %v, want [pwd]", p.Claims.AMR)
-	}
-	newRT, _ := e.db.GetRefreshTokenByHash(e.ctx, permiso.HashToken(second.RefreshToken))
-	oldRT, _ := e.db.GetRefreshTokenByHash(e.ctx, permiso.HashToken(first.RefreshToken))
-	if oldRT.UsedAt == nil || newRT.FamilyID != oldRT.FamilyID || newRT.ParentID == nil || *newRT.ParentID != oldRT.ID {
-		t.Fatalf("rotation bookkeeping: old %+v new %+v", oldRT, newRT)
-	}
-	sess, _ := e.db.GetSession(e.ctx, oldRT.SessionID)
-	if !sess.LastActivity.Equal(e.clock.Now()) {
-		t.Errorf("session LastActivity %s", sess.LastActivity)
-	}
+		e.clock.Advance(time.Minute)
+		second, err := e.refresh(first.RefreshToken, "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if second.RefreshToken == first.RefreshToken || second.AccessToken == first.AccessToken || second.SessionID != "" {
+			t.Fatalf("rotation response %+v", second)
+		}
+		if second.Scope != "read:profile write:profile" || second.ExpiresIn != 900 {
+			t.Errorf("refresh response %+v", second)
+		}
+		p := e.mustAuthenticate(second.AccessToken)
+		if p.Claims.SessionID != first.SessionID {
+			t.Errorf("refresh changed the session: %s", p.Claims.SessionID)
+		}
+		// The session's authentication methods survive the refresh (RFC 8176).
+		if !reflect.DeepEqual(p.Claims.AMR, []string{"pwd"}) {
+			t.Errorf("refreshed amr = %v, want [pwd]", p.Claims.AMR)
+		}
+		newRT, _ := e.db.GetRefreshTokenByHash(e.ctx, permiso.HashToken(second.RefreshToken))
+		oldRT, _ := e.db.GetRefreshTokenByHash(e.ctx, permiso.HashToken(first.RefreshToken))
+		if oldRT.UsedAt == nil || newRT.FamilyID != oldRT.FamilyID || newRT.ParentID == nil || *newRT.ParentID != oldRT.ID {
+			t.Fatalf("rotation bookkeeping: old %+v new %+v", oldRT, newRT)
+		}
+		sess, _ := e.db.GetSession(e.ctx, oldRT.SessionID)
+		if !sess.LastActivity.Equal(e.clock.Now()) {
+			t.Errorf("session LastActivity %s", sess.LastActivity)
+		}
 
-	if ev := e.audit.find(oauth2.ActionTokenRefresh); len(ev) != 1 || ev[0].Details["grace_retry"] != false {
-		t.Errorf("token.refresh events %+v", ev)
-	}
+		if ev := e.audit.find(oauth2.ActionTokenRefresh); len(ev) != 1 || ev[0].Details["grace_retry"] != false {
+			t.Errorf("token.refresh events %+v", ev)
+		}
 
-	// The newest token works.
-	e.clock.Advance(time.Minute)
-	third, err := e.refresh(second.RefreshToken, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
+		// The newest token works.
+		e.clock.Advance(time.Minute)
+		third, err := e.refresh(second.RefreshToken, "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
 
-	// Presenting the first token again, long after its rotation: reuse.
-	e.clock.Advance(11 * time.Second)
-	e.wantRefreshRefused(first.RefreshToken)
-	if len(e.audit.find(oauth2.ActionTokenReuseDetected)) != 1 {
-		t.Error("no token.reuse_detected audit event")
-	}
-	// The whole family is revoked, the newest refresh token included...
-	e.wantRefreshRefused(third.RefreshToken)
-	// ...and the session with its access tokens.
-	e.wantInvalidToken(third.AccessToken, "access token of a reused family")
-	e.wantInvalidToken(first.AccessToken, "first access token of a reused family")
-	sess, _ = e.db.GetSession(e.ctx, oldRT.SessionID)
-	if sess.RevokedAt == nil {
-		t.Error("session not revoked")
-	}
-	// A login afterwards is unaffected.
-	fresh := e.login("alice", goodPassword, "")
-	e.mustAuthenticate(fresh.AccessToken)
+		// Presenting the first token again, long after its rotation: reuse.
+		e.clock.Advance(11 * time.Second)
+		e.wantRefreshRefused(first.RefreshToken)
+		if len(e.audit.find(oauth2.ActionTokenReuseDetected)) != 1 {
+			t.Error("no token.reuse_detected audit event")
+		}
+		// The whole family is revoked, the newest refresh token included...
+		e.wantRefreshRefused(third.RefreshToken)
+		// ...and the session with its access tokens.
+		e.wantInvalidToken(third.AccessToken, "access token of a reused family")
+		e.wantInvalidToken(first.AccessToken, "first access token of a reused family")
+		sess, _ = e.db.GetSession(e.ctx, oldRT.SessionID)
+		if sess.RevokedAt == nil {
+			t.Error("session not revoked")
+		}
+		// A login afterwards is unaffected.
+		fresh := e.login("alice", goodPassword, "")
+		e.mustAuthenticate(fresh.AccessToken)
+	})
 }
 
 func TestRefreshRetryWithinGrace(t *testing.T) {
-	e := newEnv(t)
-	login, a := e.rotated(5 * time.Second)
-	b, err := e.refresh(login.RefreshToken, "", "") // a retry: the response of a was lost
-	if err != nil {
-		t.Fatalf("retry within grace: %v", err)
-	}
-	if a.RefreshToken == b.RefreshToken {
-		t.Fatal("retry got the same refresh token")
-	}
-	if len(e.audit.find(oauth2.ActionTokenReuseDetected)) != 0 {
-		t.Fatal("retry within grace counted as reuse")
-	}
-	// Both pairs are valid.
-	for _, r := range []oauth2.TokenResponse{a, b} {
-		e.mustAuthenticate(r.AccessToken)
-		if _, err := e.refresh(r.RefreshToken, "", ""); err != nil {
-			t.Fatalf("refresh of a grace pair: %v", err)
+	backends(t, func(t *testing.T, db permiso.Store) {
+		e := newEnvOn(t, db)
+		login, a := e.rotated(5 * time.Second)
+		b, err := e.refresh(login.RefreshToken, "", "") // a retry: the response of a was lost
+		if err != nil {
+			t.Fatalf("retry within grace: %v", err)
 		}
-	}
+		if a.RefreshToken == b.RefreshToken {
+			t.Fatal("retry got the same refresh token")
+		}
+		if len(e.audit.find(oauth2.ActionTokenReuseDetected)) != 0 {
+			t.Fatal("retry within grace counted as reuse")
+		}
+		// Both pairs are valid.
+		for _, r := range []oauth2.TokenResponse{a, b} {
+			e.mustAuthenticate(r.AccessToken)
+			if _, err := e.refresh(r.RefreshToken, "", ""); err != nil {
+				t.Fatalf("refresh of a grace pair: %v", err)
+			}
+		}
+	})
 }
 
 // TestRefreshNoGraceAtZero: with ReuseGrace 0 (REFRESH_TOKEN_REUSE_GRACE_SECONDS=0)
@@ -273,205 +277,215 @@ func TestRefreshRetryWithinGrace(t *testing.T) {
 // Such a presentation used to fall "within" the zero window and got a
 // second pair.
 func TestRefreshNoGraceAtZero(t *testing.T) {
-	e := newEnv(t, func(c *oauth2.Config, _ *oauth2.Deps) { c.ReuseGrace = 0 })
-	e.createUser("alice", goodPassword, permiso.RoleUser)
-	login := e.login("alice", goodPassword, "")
-	a, err := e.refresh(login.RefreshToken, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.clock.Advance(-time.Second)
-	_, err = e.refresh(login.RefreshToken, "", "")
-	var oe *oauth2.Error
-	if !errors.As(err, &oe) || oe.Code != "invalid_grant" {
-		t.Fatalf("second presentation of a rotated token with no grace: %v, want invalid_grant", err)
-	}
-	if len(e.audit.find(oauth2.ActionTokenReuseDetected)) != 1 {
-		t.Fatal("second presentation with no grace not detected as reuse")
-	}
-	e.clock.Advance(time.Second)
-	if _, err := e.refresh(a.RefreshToken, "", ""); err == nil {
-		t.Fatal("the family survived the reuse")
-	}
+	backends(t, func(t *testing.T, db permiso.Store) {
+		e := newEnvOn(t, db, func(c *oauth2.Config, _ *oauth2.Deps) { c.ReuseGrace = 0 })
+		e.createUser("alice", goodPassword, permiso.RoleUser)
+		login := e.login("alice", goodPassword, "")
+		a, err := e.refresh(login.RefreshToken, "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.clock.Advance(-time.Second)
+		_, err = e.refresh(login.RefreshToken, "", "")
+		var oe *oauth2.Error
+		if !errors.As(err, &oe) || oe.Code != "invalid_grant" {
+			t.Fatalf("second presentation of a rotated token with no grace: %v, want invalid_grant", err)
+		}
+		if len(e.audit.find(oauth2.ActionTokenReuseDetected)) != 1 {
+			t.Fatal("second presentation with no grace not detected as reuse")
+		}
+		e.clock.Advance(time.Second)
+		if _, err := e.refresh(a.RefreshToken, "", ""); err == nil {
+			t.Fatal("the family survived the reuse")
+		}
+	})
 }
 
 func TestRefreshConcurrentWithinGrace(t *testing.T) {
-	e := newEnv(t)
-	e.createUser("alice", goodPassword, permiso.RoleUser)
-	login := e.login("alice", goodPassword, "")
+	backends(t, func(t *testing.T, db permiso.Store) {
+		e := newEnvOn(t, db)
+		e.createUser("alice", goodPassword, permiso.RoleUser)
+		login := e.login("alice", goodPassword, "")
 
-	const n = 20
-	results := make([]oauth2.TokenResponse, n)
-	errs := testrace.All(n, func(i int) (err error) {
-		results[i], err = e.refresh(login.RefreshToken, "", "")
-		return err
+		const n = 20
+		results := make([]oauth2.TokenResponse, n)
+		errs := testrace.All(n, func(i int) (err error) {
+			results[i], err = e.refresh(login.RefreshToken, "", "")
+			return err
+		})
+		ok := 0
+		seen := map[string]bool{}
+		for i := range n {
+			if errs[i] != nil {
+				var oe *oauth2.Error
+				if !errors.As(errs[i], &oe) || oe.Code != "invalid_grant" {
+					t.Fatalf("goroutine %d: %v (want success or invalid_grant, never a 5xx)", i, errs[i])
+				}
+				continue
+			}
+			ok++
+			if seen[results[i].RefreshToken] {
+				t.Fatal("two callers got the same refresh token")
+			}
+			seen[results[i].RefreshToken] = true
+		}
+		if ok == 0 {
+			t.Fatal("no concurrent refresh succeeded")
+		}
+		t.Logf("%d of %d concurrent refreshes succeeded", ok, n)
+		// One rotation and at most one grace retry (RFC 9700 §4.14.2): the
+		// other presentations are reuse, which ends the family and the session.
+		if ok > 2 {
+			t.Fatalf("%d concurrent refreshes of one token succeeded, want at most 2 (rotation + one grace retry)", ok)
+		}
+		if len(e.audit.find(oauth2.ActionTokenReuseDetected)) == 0 {
+			t.Fatal("more than one grace retry did not count as reuse")
+		}
+		sid, _ := uuid.Parse(login.SessionID)
+		if sess, _ := e.db.GetSession(e.ctx, sid); sess.RevokedAt == nil {
+			t.Fatal("session not revoked after reuse")
+		}
+		for i := range n {
+			if errs[i] == nil {
+				if _, err := e.refresh(results[i].RefreshToken, "", ""); err == nil {
+					t.Fatalf("pair %d still valid after reuse", i)
+				}
+			}
+		}
 	})
-	ok := 0
-	seen := map[string]bool{}
-	for i := range n {
-		if errs[i] != nil {
-			var oe *oauth2.Error
-			if !errors.As(errs[i], &oe) || oe.Code != "invalid_grant" {
-				t.Fatalf("goroutine %d: %v (want success or invalid_grant, never a 5xx)", i, errs[i])
-			}
-			continue
-		}
-		ok++
-		if seen[results[i].RefreshToken] {
-			t.Fatal("two callers got the same refresh token")
-		}
-		seen[results[i].RefreshToken] = true
-	}
-	if ok == 0 {
-		t.Fatal("no concurrent refresh succeeded")
-	}
-	t.Logf("%d of %d concurrent refreshes succeeded", ok, n)
-	// One rotation and at most one grace retry (RFC 9700 §4.14.2): the
-	// other presentations are reuse, which ends the family and the session.
-	if ok > 2 {
-		t.Fatalf("%d concurrent refreshes of one token succeeded, want at most 2 (rotation + one grace retry)", ok)
-	}
-	if len(e.audit.find(oauth2.ActionTokenReuseDetected)) == 0 {
-		t.Fatal("more than one grace retry did not count as reuse")
-	}
-	sid, _ := uuid.Parse(login.SessionID)
-	if sess, _ := e.db.GetSession(e.ctx, sid); sess.RevokedAt == nil {
-		t.Fatal("session not revoked after reuse")
-	}
-	for i := range n {
-		if errs[i] == nil {
-			if _, err := e.refresh(results[i].RefreshToken, "", ""); err == nil {
-				t.Fatalf("pair %d still valid after reuse", i)
-			}
-		}
-	}
 }
 
 func TestRefreshScopes(t *testing.T) {
-	e := newEnv(t)
-	u := e.createUser("alice", goodPassword, permiso.RoleUser, "reporter")
+	backends(t, func(t *testing.T, db permiso.Store) {
+		e := newEnvOn(t, db)
+		u := e.createUser("alice", goodPassword, permiso.RoleUser, "reporter")
 
-	// Logged in with one of two scopes: asking for the other is invalid_scope.
-	one := e.login("alice", goodPassword, "read:profile")
-	if one.Scope != "read:profile" {
-		t.Fatalf("scope %q", one.Scope)
-	}
-	_, err := e.refresh(one.RefreshToken, "write:profile", "")
-	wantOAuth(t, err, "invalid_scope", 400)
-	_, err = e.refresh(one.RefreshToken, "read:profile write:profile", "")
-	wantOAuth(t, err, "invalid_scope", 400)
-	// No refresh ever widens: without scope the original grant stays.
-	r, err := e.refresh(one.RefreshToken, "", "")
-	if err != nil || r.Scope != "read:profile" {
-		t.Fatalf("refresh = %+v, %v", r, err)
-	}
+		// Logged in with one of two scopes: asking for the other is invalid_scope.
+		one := e.login("alice", goodPassword, "read:profile")
+		if one.Scope != "read:profile" {
+			t.Fatalf("scope %q", one.Scope)
+		}
+		_, err := e.refresh(one.RefreshToken, "write:profile", "")
+		wantOAuth(t, err, "invalid_scope", 400)
+		_, err = e.refresh(one.RefreshToken, "read:profile write:profile", "")
+		wantOAuth(t, err, "invalid_scope", 400)
+		// No refresh ever widens: without scope the original grant stays.
+		r, err := e.refresh(one.RefreshToken, "", "")
+		if err != nil || r.Scope != "read:profile" {
+			t.Fatalf("refresh = %+v, %v", r, err)
+		}
 
-	// A narrower request narrows the access token, not the refresh token.
-	all := e.login("alice", goodPassword, "")
-	if all.Scope != "read:profile read:reports write:profile" {
-		t.Fatalf("scope %q", all.Scope)
-	}
-	narrow, err := e.refresh(all.RefreshToken, "read:reports", "")
-	if err != nil || narrow.Scope != "read:reports" {
-		t.Fatalf("narrow refresh = %+v, %v", narrow, err)
-	}
-	if got := scopesOf(e.mustAuthenticate(narrow.AccessToken)); !reflect.DeepEqual(got, []string{"read:reports"}) {
-		t.Errorf("narrow access token scopes %q", got)
-	}
-	wide, err := e.refresh(narrow.RefreshToken, "", "")
-	if err != nil || wide.Scope != "read:profile read:reports write:profile" {
-		t.Fatalf("refresh after a narrow one = %+v, %v", wide, err)
-	}
+		// A narrower request narrows the access token, not the refresh token.
+		all := e.login("alice", goodPassword, "")
+		if all.Scope != "read:profile read:reports write:profile" {
+			t.Fatalf("scope %q", all.Scope)
+		}
+		narrow, err := e.refresh(all.RefreshToken, "read:reports", "")
+		if err != nil || narrow.Scope != "read:reports" {
+			t.Fatalf("narrow refresh = %+v, %v", narrow, err)
+		}
+		if got := scopesOf(e.mustAuthenticate(narrow.AccessToken)); !reflect.DeepEqual(got, []string{"read:reports"}) {
+			t.Errorf("narrow access token scopes %q", got)
+		}
+		wide, err := e.refresh(narrow.RefreshToken, "", "")
+		if err != nil || wide.Scope != "read:profile read:reports write:profile" {
+			t.Fatalf("refresh after a narrow one = %+v, %v", wide, err)
+		}
 
-	// The user loses the reporter role: the next refresh drops its scope.
-	if err := e.db.SetUserRoles(e.ctx, u.ID, []uuid.UUID{e.roles[permiso.RoleUser].ID}); err != nil {
-		t.Fatal(err)
-	}
-	dropped, err := e.refresh(wide.RefreshToken, "", "")
-	if err != nil || dropped.Scope != "read:profile write:profile" {
-		t.Fatalf("refresh after losing a role = %+v, %v", dropped, err)
-	}
-	if got := scopesOf(e.mustAuthenticate(dropped.AccessToken)); slices.Contains(got, "read:reports") {
-		t.Errorf("lost scope still granted: %q", got)
-	}
+		// The user loses the reporter role: the next refresh drops its scope.
+		if err := e.db.SetUserRoles(e.ctx, u.ID, []uuid.UUID{e.roles[permiso.RoleUser].ID}); err != nil {
+			t.Fatal(err)
+		}
+		dropped, err := e.refresh(wide.RefreshToken, "", "")
+		if err != nil || dropped.Scope != "read:profile write:profile" {
+			t.Fatalf("refresh after losing a role = %+v, %v", dropped, err)
+		}
+		if got := scopesOf(e.mustAuthenticate(dropped.AccessToken)); slices.Contains(got, "read:reports") {
+			t.Errorf("lost scope still granted: %q", got)
+		}
+	})
 }
 
 func TestRefreshErrors(t *testing.T) {
-	e := newEnv(t)
-	u := e.createUser("alice", goodPassword, permiso.RoleUser)
+	backends(t, func(t *testing.T, db permiso.Store) {
+		e := newEnvOn(t, db)
+		u := e.createUser("alice", goodPassword, permiso.RoleUser)
 
-	_, err := e.refresh("not-a-known-token", "", "")
-	wantOAuth(t, err, "invalid_grant", 400)
+		_, err := e.refresh("not-a-known-token", "", "")
+		wantOAuth(t, err, "invalid_grant", 400)
 
-	// Expired.
-	r := e.login("alice", goodPassword, "")
-	e.clock.Advance(31 * 24 * time.Hour)
-	e.wantRefreshRefused(r.RefreshToken)
+		// Expired.
+		r := e.login("alice", goodPassword, "")
+		e.clock.Advance(31 * 24 * time.Hour)
+		e.wantRefreshRefused(r.RefreshToken)
 
-	// Disabled user.
-	r = e.login("alice", goodPassword, "")
-	e.updateUser(u.ID, func(u *permiso.User) { u.IsActive = false })
-	e.wantRefreshRefused(r.RefreshToken)
-	e.updateUser(u.ID, func(u *permiso.User) { u.IsActive = true })
+		// Disabled user.
+		r = e.login("alice", goodPassword, "")
+		e.updateUser(u.ID, func(u *permiso.User) { u.IsActive = false })
+		e.wantRefreshRefused(r.RefreshToken)
+		e.updateUser(u.ID, func(u *permiso.User) { u.IsActive = true })
 
-	// Revoked session.
-	r = e.login("alice", goodPassword, "")
-	sid, _ := uuid.Parse(r.SessionID)
-	if _, err := e.db.UpdateSession(e.ctx, sid, func(s *permiso.Session) error { now := e.clock.Now(); s.RevokedAt = &now; return nil }); err != nil {
-		t.Fatal(err)
-	}
-	e.wantRefreshRefused(r.RefreshToken)
+		// Revoked session.
+		r = e.login("alice", goodPassword, "")
+		sid, _ := uuid.Parse(r.SessionID)
+		if _, err := e.db.UpdateSession(e.ctx, sid, func(s *permiso.Session) error { now := e.clock.Now(); s.RevokedAt = &now; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		e.wantRefreshRefused(r.RefreshToken)
 
-	// Deleted user.
-	r = e.login("alice", goodPassword, "")
-	if err := e.db.DeleteUser(e.ctx, u.ID); err != nil {
-		t.Fatal(err)
-	}
-	e.wantRefreshRefused(r.RefreshToken)
+		// Deleted user.
+		r = e.login("alice", goodPassword, "")
+		if err := e.db.DeleteUser(e.ctx, u.ID); err != nil {
+			t.Fatal(err)
+		}
+		e.wantRefreshRefused(r.RefreshToken)
+	})
 }
 
 func TestRefreshClientBinding(t *testing.T) {
-	e := newEnv(t)
-	e.createUser("alice", goodPassword, permiso.RoleUser)
-	appA, secretA := e.createClient("app-a", nil)
-	_, secretB := e.createClient("app-b", nil)
+	backends(t, func(t *testing.T, db permiso.Store) {
+		e := newEnvOn(t, db)
+		e.createUser("alice", goodPassword, permiso.RoleUser)
+		appA, secretA := e.createClient("app-a", nil)
+		_, secretB := e.createClient("app-b", nil)
 
-	f := url.Values{"username": {"alice"}, "password": {goodPassword}}
-	bound := e.mustToken(f, basic("app-a", secretA))
-	p := e.mustAuthenticate(bound.AccessToken)
-	if p.Claims.ClientID != "app-a" {
-		t.Errorf("client_id claim %q", p.Claims.ClientID)
-	}
-	rt, _ := e.db.GetRefreshTokenByHash(e.ctx, permiso.HashToken(bound.RefreshToken))
-	if rt.ClientID == nil || *rt.ClientID != appA.ID {
-		t.Fatalf("refresh token not bound: %+v", rt)
-	}
-	sess, _ := e.db.GetSession(e.ctx, rt.SessionID)
-	if sess.ClientID == nil || *sess.ClientID != appA.ID {
-		t.Errorf("session not bound: %+v", sess)
-	}
+		f := url.Values{"username": {"alice"}, "password": {goodPassword}}
+		bound := e.mustToken(f, basic("app-a", secretA))
+		p := e.mustAuthenticate(bound.AccessToken)
+		if p.Claims.ClientID != "app-a" {
+			t.Errorf("client_id claim %q", p.Claims.ClientID)
+		}
+		rt, _ := e.db.GetRefreshTokenByHash(e.ctx, permiso.HashToken(bound.RefreshToken))
+		if rt.ClientID == nil || *rt.ClientID != appA.ID {
+			t.Fatalf("refresh token not bound: %+v", rt)
+		}
+		sess, _ := e.db.GetSession(e.ctx, rt.SessionID)
+		if sess.ClientID == nil || *sess.ClientID != appA.ID {
+			t.Errorf("session not bound: %+v", sess)
+		}
 
-	e.wantRefreshRefused(bound.RefreshToken)
-	_, err := e.refresh(bound.RefreshToken, "", basic("app-b", secretB))
-	wantOAuth(t, err, "invalid_grant", 400)
-	_, err = e.refresh(bound.RefreshToken, "", basic("app-a", "wrong"))
-	if oe := wantOAuth(t, err, "invalid_client", 401); !oe.BasicChallenge {
-		t.Error("Basic failure without challenge")
-	}
-	// With form credentials: works.
-	f = url.Values{"grant_type": {"refresh_token"}, "refresh_token": {bound.RefreshToken}, "client_id": {"app-a"}, "client_secret": {secretA}}
-	if _, err := e.token(f, ""); err != nil {
-		t.Fatalf("bound client refresh: %v", err)
-	}
+		e.wantRefreshRefused(bound.RefreshToken)
+		_, err := e.refresh(bound.RefreshToken, "", basic("app-b", secretB))
+		wantOAuth(t, err, "invalid_grant", 400)
+		_, err = e.refresh(bound.RefreshToken, "", basic("app-a", "wrong"))
+		if oe := wantOAuth(t, err, "invalid_client", 401); !oe.BasicChallenge {
+			t.Error("Basic failure without challenge")
+		}
+		// With form credentials: works.
+		f = url.Values{"grant_type": {"refresh_token"}, "refresh_token": {bound.RefreshToken}, "client_id": {"app-a"}, "client_secret": {secretA}}
+		if _, err := e.token(f, ""); err != nil {
+			t.Fatalf("bound client refresh: %v", err)
+		}
 
-	// A first-party token cannot be refreshed by a client.
-	firstParty := e.login("alice", goodPassword, "")
-	_, err = e.refresh(firstParty.RefreshToken, "", basic("app-a", secretA))
-	wantOAuth(t, err, "invalid_grant", 400)
-	// The failed attempts did not consume it.
-	if _, err := e.refresh(firstParty.RefreshToken, "", ""); err != nil {
-		t.Fatalf("first-party refresh: %v", err)
-	}
+		// A first-party token cannot be refreshed by a client.
+		firstParty := e.login("alice", goodPassword, "")
+		_, err = e.refresh(firstParty.RefreshToken, "", basic("app-a", secretA))
+		wantOAuth(t, err, "invalid_grant", 400)
+		// The failed attempts did not consume it.
+		if _, err := e.refresh(firstParty.RefreshToken, "", ""); err != nil {
+			t.Fatalf("first-party refresh: %v", err)
+		}
+	})
 }
 
 func TestClientCredentials(t *testing.T) {

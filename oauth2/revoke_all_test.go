@@ -127,26 +127,28 @@ func TestDisabledClientReenabledRevivesNothing(t *testing.T) {
 // through the client before the cut-off is refused after the client is
 // enabled again.
 func TestRefreshTokenOfReenabledClientStaysDead(t *testing.T) {
-	e := newEnv(t)
-	e.createUser("erin", goodPassword, permiso.RoleUser)
-	c, secret := e.createClient("app", nil, "read:profile")
-	auth := basic("app", secret)
-	old := e.mustToken(url.Values{"username": {"erin"}, "password": {goodPassword}}, auth)
-	e.clock.Advance(time.Millisecond)
-	cutoff := permiso.RevocationCutoff(e.clock.Now())
-	if _, err := e.db.UpdateServiceClient(e.ctx, c.ID, func(x *permiso.ServiceClient) error {
-		x.RevokeTokensBefore(cutoff)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	_, err := e.refresh(old.RefreshToken, "", auth)
-	wantOAuth(t, err, "invalid_grant", 400)
-	e.wantInvalidToken(old.AccessToken, "user token issued before the client's cut-off")
-	fresh := e.mustToken(url.Values{"username": {"erin"}, "password": {goodPassword}}, auth)
-	if _, err := e.refresh(fresh.RefreshToken, "", auth); err != nil {
-		t.Fatalf("refresh of a token issued at the cut-off: %v", err)
-	}
+	backends(t, func(t *testing.T, db permiso.Store) {
+		e := newEnvOn(t, db)
+		e.createUser("erin", goodPassword, permiso.RoleUser)
+		c, secret := e.createClient("app", nil, "read:profile")
+		auth := basic("app", secret)
+		old := e.mustToken(url.Values{"username": {"erin"}, "password": {goodPassword}}, auth)
+		e.clock.Advance(time.Millisecond)
+		cutoff := permiso.RevocationCutoff(e.clock.Now())
+		if _, err := e.db.UpdateServiceClient(e.ctx, c.ID, func(x *permiso.ServiceClient) error {
+			x.RevokeTokensBefore(cutoff)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := e.refresh(old.RefreshToken, "", auth)
+		wantOAuth(t, err, "invalid_grant", 400)
+		e.wantInvalidToken(old.AccessToken, "user token issued before the client's cut-off")
+		fresh := e.mustToken(url.Values{"username": {"erin"}, "password": {goodPassword}}, auth)
+		if _, err := e.refresh(fresh.RefreshToken, "", auth); err != nil {
+			t.Fatalf("refresh of a token issued at the cut-off: %v", err)
+		}
+	})
 }
 
 // TestRevokeAllCoversServiceTokens: the global revoke-all (`permiso

@@ -161,6 +161,9 @@ type Service struct {
 	// dummySecretHash is compared against for unknown clients, so that
 	// they cost the same as known ones.
 	dummySecretHash string
+	// rotator is the token store's checked rotation (PostgreSQL), nil
+	// when it has none: the refresh grant then reads the token first.
+	rotator permiso.RefreshRotator
 }
 
 // NewService returns a Service. Zero lifetimes take the Default* values.
@@ -189,6 +192,7 @@ func NewService(cfg Config, deps Deps) *Service {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.dummySecretHash = permiso.HashToken(permiso.NewOpaqueToken())
+	s.rotator = permiso.RefreshRotatorOf(deps.Tokens)
 	return s
 }
 
@@ -225,10 +229,13 @@ type grant struct {
 	ceiling   []string
 	// refresh grant: the presented token, its hash, its session, and
 	// whether it was already rotated within the grace window.
-	presented   *permiso.RefreshToken
-	hash        string
-	session     *permiso.Session
-	graceRetry  bool
+	presented  *permiso.RefreshToken
+	hash       string
+	session    *permiso.Session
+	graceRetry bool
+	// rotated is the replacement refresh token when the grant rotated the
+	// presented one already (rotateRefresh), empty otherwise.
+	rotated     string
 	grantedList []string
 	// authorization_code grant: the redeemed code and the session its
 	// exchange opens.

@@ -3,6 +3,7 @@ package oauth2_test
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -19,79 +20,85 @@ import (
 // Within the grace window a rotated token yields at most ONE
 // fresh sibling; a second retry is reuse and ends the family and session.
 func TestGraceRetryOnlyOnce(t *testing.T) {
-	e := newEnv(t)
-	login, a := e.rotated(2 * time.Second)
-	b, err := e.refresh(login.RefreshToken, "", "") // the one grace retry
-	if err != nil {
-		t.Fatalf("first retry within grace: %v", err)
-	}
-	e.clock.Advance(2 * time.Second)
-	_, err = e.refresh(login.RefreshToken, "", "") // a thief forking another branch
-	wantOAuth(t, err, "invalid_grant", 400)
-	if len(e.audit.find(oauth2.ActionTokenReuseDetected)) != 1 {
-		t.Fatal("second retry within grace not treated as reuse")
-	}
-	for _, r := range []oauth2.TokenResponse{a, b} {
-		if _, err := e.refresh(r.RefreshToken, "", ""); err == nil {
-			t.Fatal("a branch of the family survived reuse detection")
+	backends(t, func(t *testing.T, db permiso.Store) {
+		e := newEnvOn(t, db)
+		login, a := e.rotated(2 * time.Second)
+		b, err := e.refresh(login.RefreshToken, "", "") // the one grace retry
+		if err != nil {
+			t.Fatalf("first retry within grace: %v", err)
 		}
-		e.wantInvalidToken(r.AccessToken, "access token of a family revoked for reuse")
-	}
-	sid, _ := uuid.Parse(login.SessionID)
-	if sess, _ := e.db.GetSession(e.ctx, sid); sess.RevokedAt == nil {
-		t.Fatal("session not revoked")
-	}
+		e.clock.Advance(2 * time.Second)
+		_, err = e.refresh(login.RefreshToken, "", "") // a thief forking another branch
+		wantOAuth(t, err, "invalid_grant", 400)
+		if len(e.audit.find(oauth2.ActionTokenReuseDetected)) != 1 {
+			t.Fatal("second retry within grace not treated as reuse")
+		}
+		for _, r := range []oauth2.TokenResponse{a, b} {
+			if _, err := e.refresh(r.RefreshToken, "", ""); err == nil {
+				t.Fatal("a branch of the family survived reuse detection")
+			}
+			e.wantInvalidToken(r.AccessToken, "access token of a family revoked for reuse")
+		}
+		sid, _ := uuid.Parse(login.SessionID)
+		if sess, _ := e.db.GetSession(e.ctx, sid); sess.RevokedAt == nil {
+			t.Fatal("session not revoked")
+		}
+	})
 }
 
 // Of concurrent grace retries of one rotated token exactly one
 // gets a pair.
 func TestConcurrentGraceRetries(t *testing.T) {
-	e := newEnv(t)
-	login, _ := e.rotated(time.Second)
-	ok := 0
-	for _, err := range testrace.All(10, func(int) error {
-		_, err := e.refresh(login.RefreshToken, "", "")
-		return err
-	}) {
-		if err == nil {
-			ok++
-			continue
+	backends(t, func(t *testing.T, db permiso.Store) {
+		e := newEnvOn(t, db)
+		login, _ := e.rotated(time.Second)
+		ok := 0
+		for _, err := range testrace.All(10, func(int) error {
+			_, err := e.refresh(login.RefreshToken, "", "")
+			return err
+		}) {
+			if err == nil {
+				ok++
+				continue
+			}
+			wantOAuth(t, err, "invalid_grant", 400)
 		}
-		wantOAuth(t, err, "invalid_grant", 400)
-	}
-	if ok != 1 {
-		t.Fatalf("%d concurrent grace retries succeeded, want exactly 1", ok)
-	}
+		if ok != 1 {
+			t.Fatalf("%d concurrent grace retries succeeded, want exactly 1", ok)
+		}
+	})
 }
 
 // Sliding refresh cannot keep a session alive past its absolute
 // lifetime.
 func TestAbsoluteSessionLifetime(t *testing.T) {
-	e := newEnv(t, func(c *oauth2.Config, _ *oauth2.Deps) { c.RefreshAbsoluteLifetime = 90 * 24 * time.Hour })
-	e.createUser("alice", goodPassword, permiso.RoleUser)
-	e.cfg.PasswordMaxAge = 0
-	rt := e.login("alice", goodPassword, "").RefreshToken
-	day := 24 * time.Hour
-	for i := 1; i <= 4; i++ { // days 20, 40, 60, 80
-		e.clock.Advance(20 * day)
-		r, err := e.refresh(rt, "", "")
-		if err != nil {
-			t.Fatalf("refresh on day %d: %v", 20*i, err)
+	backends(t, func(t *testing.T, db permiso.Store) {
+		e := newEnvOn(t, db, func(c *oauth2.Config, _ *oauth2.Deps) { c.RefreshAbsoluteLifetime = 90 * 24 * time.Hour })
+		e.createUser("alice", goodPassword, permiso.RoleUser)
+		e.cfg.PasswordMaxAge = 0
+		rt := e.login("alice", goodPassword, "").RefreshToken
+		day := 24 * time.Hour
+		for i := 1; i <= 4; i++ { // days 20, 40, 60, 80
+			e.clock.Advance(20 * day)
+			r, err := e.refresh(rt, "", "")
+			if err != nil {
+				t.Fatalf("refresh on day %d: %v", 20*i, err)
+			}
+			rt = r.RefreshToken
 		}
-		rt = r.RefreshToken
-	}
-	stored, err := e.db.GetRefreshTokenByHash(e.ctx, permiso.HashToken(rt))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sid := stored.SessionID
-	sess, _ := e.db.GetSession(e.ctx, sid)
-	deadline := sess.CreatedAt.Add(90 * day)
-	if stored.ExpiresAt.After(deadline) || sess.ExpiresAt.After(deadline) {
-		t.Fatalf("expiry slid past the absolute lifetime: token %s session %s deadline %s", stored.ExpiresAt, sess.ExpiresAt, deadline)
-	}
-	e.clock.Advance(20 * day) // day 100
-	e.wantRefreshRefused(rt)
+		stored, err := e.db.GetRefreshTokenByHash(e.ctx, permiso.HashToken(rt))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sid := stored.SessionID
+		sess, _ := e.db.GetSession(e.ctx, sid)
+		deadline := sess.CreatedAt.Add(90 * day)
+		if stored.ExpiresAt.After(deadline) || sess.ExpiresAt.After(deadline) {
+			t.Fatalf("expiry slid past the absolute lifetime: token %s session %s deadline %s", stored.ExpiresAt, sess.ExpiresAt, deadline)
+		}
+		e.clock.Advance(20 * day) // day 100
+		e.wantRefreshRefused(rt)
+	})
 }
 
 // racingUsers runs hook once, right after the password grant has read the
@@ -340,14 +347,147 @@ func TestPasswordGrantClientScopes(t *testing.T) {
 
 // A refused refresh is audited under its own action, without the token.
 func TestRefreshFailureAudited(t *testing.T) {
-	e := newEnv(t)
-	_, err := e.refresh("not-a-refresh-token", "", "")
-	wantOAuth(t, err, "invalid_grant", 400)
-	events := e.audit.find(oauth2.ActionTokenRefreshFailure)
-	if len(events) != 1 || events[0].Result != "failure" || events[0].Details["error"] != "invalid_grant" {
-		t.Fatalf("refresh failure events = %+v", events)
-	}
-	if strings.Contains(fmt.Sprint(events[0].Details), "not-a-refresh-token") {
-		t.Fatal("the presented token leaked into the audit log")
-	}
+	backends(t, func(t *testing.T, db permiso.Store) {
+		e := newEnvOn(t, db)
+		_, err := e.refresh("not-a-refresh-token", "", "")
+		wantOAuth(t, err, "invalid_grant", 400)
+		events := e.audit.find(oauth2.ActionTokenRefreshFailure)
+		if len(events) != 1 || events[0].Result != "failure" || events[0].Details["error"] != "invalid_grant" {
+			t.Fatalf("refresh failure events = %+v", events)
+		}
+		if strings.Contains(fmt.Sprint(events[0].Details), "not-a-refresh-token") {
+			t.Fatal("the presented token leaked into the audit log")
+		}
+	})
 }
+
+// TestRefreshChecks presents refresh tokens that each differ from a
+// usable one in one thing the refresh grant checks (oauth2/grants.go,
+// refreshGrant), on both backends: on PostgreSQL the checks are made in
+// the rotation statement itself (permiso.RefreshRotator), on SQLite on
+// the token read first (docs/benchmarks.md, "The refresh path"). A
+// refused token is neither rotated nor its session touched; a token
+// rotated within the grace window gets its grace retry, one rotated
+// before it is reuse.
+func TestRefreshChecks(t *testing.T) {
+	backends(t, func(t *testing.T, db permiso.Store) {
+		const lifetime = 24 * time.Hour
+		e := newEnvOn(t, db, func(c *oauth2.Config, _ *oauth2.Deps) { c.RefreshAbsoluteLifetime = lifetime })
+		appA, secretA := e.createClient("app-a", nil)
+		_, secretB := e.createClient("app-b", nil)
+		cut, secretCut := e.createClient("app-cut", nil)
+		e.clock.Advance(time.Hour)
+		now := e.clock.Now()
+		if _, err := e.db.UpdateServiceClient(e.ctx, cut.ID, func(x *permiso.ServiceClient) error {
+			x.RevokeTokensBefore(now)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		type stored struct {
+			sess permiso.Session
+			tok  permiso.RefreshToken
+			user func(*permiso.User)
+			auth string
+		}
+		cases := []struct {
+			name   string
+			change func(*stored)
+			want   string // "" granted, "grace" granted as the grace retry, else the refusal's description
+		}{
+			{"usable", func(*stored) {}, ""},
+			{"usable through its client", func(s *stored) { s.tok.ClientID, s.sess.ClientID, s.auth = &appA.ID, &appA.ID, basic("app-a", secretA) }, ""},
+			{"expired", func(s *stored) { s.tok.ExpiresAt = now }, errBad},
+			{"revoked", func(s *stored) {
+				s.tok.RevokedAt, s.tok.RevocationReason = ptrTo(now.Add(-time.Minute)), ptrTo("logout")
+			}, errBad},
+			{"used within the grace window", func(s *stored) { s.tok.UsedAt = ptrTo(now.Add(-time.Second)) }, "grace"},
+			{"used before the grace window", func(s *stored) { s.tok.UsedAt = ptrTo(now.Add(-time.Minute)) }, errBad},
+			{"other client", func(s *stored) { s.tok.ClientID, s.sess.ClientID, s.auth = &appA.ID, &appA.ID, basic("app-b", secretB) }, errBad},
+			{"client token without the client", func(s *stored) { s.tok.ClientID, s.sess.ClientID = &appA.ID, &appA.ID }, errBad},
+			{"first-party token by a client", func(s *stored) { s.auth = basic("app-a", secretA) }, errBad},
+			{"issued before the client's cut-off", func(s *stored) {
+				s.tok.ClientID, s.sess.ClientID, s.auth = &cut.ID, &cut.ID, basic("app-cut", secretCut)
+				s.tok.IssuedAt = now.Add(-time.Second)
+			}, errBad},
+			{"revoked session", func(s *stored) { s.sess.RevokedAt = ptrTo(now.Add(-time.Minute)) }, errBad},
+			{"expired session", func(s *stored) { s.sess.ExpiresAt = now }, errBad},
+			{"session past its absolute lifetime", func(s *stored) { s.sess.CreatedAt = now.Add(-lifetime) }, errBad},
+			{"disabled user", func(s *stored) { s.user = func(u *permiso.User) { u.IsActive = false } }, "User account is disabled"},
+			{"issued before the user's revoke-all", func(s *stored) {
+				s.tok.IssuedAt = now.Add(-time.Second)
+				s.user = func(u *permiso.User) { u.TokensRevokedBefore = &now }
+			}, errBad},
+		}
+		for i, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				u := e.createUser(fmt.Sprintf("checked%d", i), goodPassword, permiso.RoleUser)
+				opaque := permiso.NewOpaqueToken()
+				s := stored{
+					sess: permiso.Session{ID: uuid.New(), UserID: u.ID, IPAddress: "192.0.2.1",
+						CreatedAt: now.Add(-time.Hour), LastActivity: now.Add(-time.Hour), ExpiresAt: now.Add(time.Hour), AMR: []string{"pwd"}},
+					tok: permiso.RefreshToken{ID: uuid.New(), TokenHash: permiso.HashToken(opaque), UserID: u.ID,
+						FamilyID: uuid.New(), Scopes: []string{"read:profile"}, IssuedAt: now.Add(-time.Hour), ExpiresAt: now.Add(time.Hour)},
+				}
+				c.change(&s)
+				s.tok.SessionID = s.sess.ID
+				if _, _, err := e.db.CreateSessionWithToken(e.ctx, s.sess, s.tok); err != nil {
+					t.Fatal(err)
+				}
+				if s.user != nil {
+					e.updateUser(u.ID, s.user)
+				}
+				before, err := e.db.GetRefreshTokenByHash(e.ctx, s.tok.TokenHash)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp, err := e.refresh(opaque, "", s.auth)
+				after, gerr := e.db.GetRefreshTokenByHash(e.ctx, s.tok.TokenHash)
+				if gerr != nil {
+					t.Fatal(gerr)
+				}
+				sess, gerr := e.db.GetSession(e.ctx, s.sess.ID)
+				if gerr != nil {
+					t.Fatal(gerr)
+				}
+				switch c.want {
+				case "", "grace":
+					if err != nil {
+						t.Fatalf("refresh: %v", err)
+					}
+					e.mustAuthenticate(resp.AccessToken)
+					if _, err := e.db.GetRefreshTokenByHash(e.ctx, permiso.HashToken(resp.RefreshToken)); err != nil {
+						t.Errorf("replacement not stored: %v", err)
+					}
+					grace := c.want == "grace"
+					if grace && (after.RevocationReason == nil || *after.RevocationReason != permiso.RevocationGraceUsed) {
+						t.Errorf("grace retry left the token %+v, want it revoked as %s", after, permiso.RevocationGraceUsed)
+					}
+					if !grace && (after.UsedAt == nil || !after.UsedAt.Equal(now) || after.RevokedAt != nil) {
+						t.Errorf("rotation left the token %+v, want it used now", after)
+					}
+					if ev := e.audit.find(oauth2.ActionTokenRefresh); len(ev) == 0 || ev[len(ev)-1].Details["grace_retry"] != grace {
+						t.Errorf("token.refresh event %+v, want grace_retry %v", ev, grace)
+					}
+					if !sess.LastActivity.Equal(now) {
+						t.Errorf("session last activity %s after a refresh, want %s", sess.LastActivity, now)
+					}
+				default:
+					if oe := wantOAuth(t, err, "invalid_grant", 400); oe.Description != c.want {
+						t.Errorf("refusal %q, want %q", oe.Description, c.want)
+					}
+					if !reflect.DeepEqual(after.UsedAt, before.UsedAt) {
+						t.Errorf("a refused token's used_at went from %v to %v", before.UsedAt, after.UsedAt)
+					}
+					if !sess.LastActivity.Equal(s.sess.LastActivity) {
+						t.Errorf("a refused refresh touched the session: last activity %s", sess.LastActivity)
+					}
+				}
+			})
+		}
+	})
+}
+
+const errBad = "Refresh token is invalid, expired or revoked"
+
+func ptrTo[T any](v T) *T { return &v }

@@ -84,7 +84,7 @@ func TestDriverErrorsMapped(t *testing.T) {
 // TestConnectionsTerminated ends every connection of the store's pool on
 // the server (pg_terminate_backend, as an administrator or a failover
 // does) while they sit idle, then uses the store at once: reads,
-// transactions and refresh rotations go through on new connections; a
+// transactions and refresh rotations (checked or not) go through on new connections; a
 // single write is answered EUNAVAILABLE (it may have been applied, so it
 // is not repeated) or succeeds, and is never an internal error.
 func TestConnectionsTerminated(t *testing.T) {
@@ -109,6 +109,15 @@ func TestConnectionsTerminated(t *testing.T) {
 			return db.UseRefreshToken(ctx, first.TokenHash, permiso.RefreshToken{ID: uuid.New(), TokenHash: "conn-lost-1",
 				UserID: u.ID, SessionID: sess.ID, FamilyID: first.FamilyID, ParentID: &first.ID,
 				IssuedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}, time.Now())
+		}, false},
+		{"checked rotation (RotateRefreshToken)", func() error {
+			_, _, ok, err := db.RotateRefreshToken(ctx, permiso.RefreshRotation{Hash: "conn-lost-1", Now: time.Now(),
+				SessionLifetime: time.Hour, Replacement: permiso.RefreshToken{ID: uuid.New(), TokenHash: "conn-lost-2",
+					ExpiresAt: time.Now().Add(time.Hour)}})
+			if err == nil && !ok {
+				err = errors.New("the replacement of the first rotation was not rotated")
+			}
+			return err
 		}, false},
 		{"login (CreateSessionWithToken)", func() error {
 			n := time.Now().UTC()

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -41,6 +42,29 @@ func (db *DB) UseRefreshToken(ctx context.Context, hash string, replacement perm
 // useRefreshToken is one attempt of UseRefreshToken; beginLost reports
 // that its BEGIN failed because the connection was lost.
 func (db *DB) useRefreshToken(ctx context.Context, hash string, t permiso.RefreshToken, now time.Time) (beginLost bool, err error) {
+	var inserted, exists bool
+	beginLost, err = db.inBatch(ctx, rotationSQL, append(sqlstore.RefreshTokens.Args(db.d, &t), ts(now), hash), func(r pgx.Row) error {
+		if err := r.Scan(&inserted, &exists); err != nil {
+			return mapErr(err, "refresh token", opWrite)
+		}
+		return nil
+	})
+	switch {
+	case err != nil:
+		return beginLost, err
+	case !inserted && !exists:
+		return false, permiso.Errorf(permiso.ENOTFOUND, "%s", sqlstore.RefreshTokenMessages.NotFound)
+	case !inserted:
+		return false, permiso.Errorf(permiso.ECONFLICT, "%s", sqlstore.RefreshTokenSpentMessage)
+	}
+	return false, nil
+}
+
+// inBatch sends BEGIN, the statement q (bound) with args and COMMIT as one
+// pipelined batch, one round trip and one commit, and gives the
+// statement's row to scan. beginLost reports that BEGIN failed because
+// the connection was lost (nothing of the batch has run).
+func (db *DB) inBatch(ctx context.Context, q string, args []any, scan func(pgx.Row) error) (beginLost bool, err error) {
 	conn, err := db.pool.Acquire(ctx)
 	if err != nil {
 		return false, mapErr(err, "transaction", opRead)
@@ -48,17 +72,16 @@ func (db *DB) useRefreshToken(ctx context.Context, hash string, t permiso.Refres
 	defer conn.Release()
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
-	b.Queue(db.d.Bind(rotationSQL), append(sqlstore.RefreshTokens.Args(db.d, &t), ts(now), hash)...)
+	b.Queue(db.d.Bind(q), args...)
 	b.Queue("COMMIT")
-	var inserted, exists bool
 	br := conn.SendBatch(ctx, b)
 	err = func() error {
 		if _, err := br.Exec(); err != nil {
 			beginLost = connectionLost(err)
 			return mapErr(err, "transaction", opWrite)
 		}
-		if err := br.QueryRow().Scan(&inserted, &exists); err != nil {
-			return mapErr(err, "refresh token", opWrite)
+		if err := scan(br.QueryRow()); err != nil {
+			return err
 		}
 		if _, err := br.Exec(); err != nil {
 			return mapErr(err, "transaction", opWrite)
@@ -72,15 +95,63 @@ func (db *DB) useRefreshToken(ctx context.Context, hash string, t permiso.Refres
 	// included: the connection is left in an aborted transaction, and the
 	// pool closes a connection released in any transaction rather than
 	// reuse it, which rolls the transaction back.
-	switch {
-	case err != nil:
-		return beginLost, err
-	case !inserted && !exists:
-		return false, permiso.Errorf(permiso.ENOTFOUND, "%s", sqlstore.RefreshTokenMessages.NotFound)
-	case !inserted:
-		return false, permiso.Errorf(permiso.ECONFLICT, "%s", sqlstore.RefreshTokenSpentMessage)
+	return beginLost, err
+}
+
+var _ permiso.RefreshRotator = (*DB)(nil)
+
+// RotateRefreshToken is permiso.RefreshRotator: the refresh grant's
+// checks and its rotation in one statement (checkedRotationSQL), sent with
+// its BEGIN and COMMIT as one batch, so that the common refresh costs one
+// round trip and one commit and no read before it (docs/benchmarks.md,
+// "The refresh path"). Like UseRefreshToken, a rotation whose BEGIN finds
+// its connection lost is sent again on another connection.
+func (db *DB) RotateRefreshToken(ctx context.Context, r permiso.RefreshRotation) (permiso.RefreshToken, permiso.Session, bool, error) {
+	var since any // NULL: no client cut-off
+	if !r.IssuedSince.IsZero() {
+		// issued_at >= since on the stored microseconds: a cut-off
+		// between two microseconds counts from the next one, as the
+		// comparison of the exact times does.
+		s := ts(r.IssuedSince)
+		if s.Before(r.IssuedSince) {
+			s = s.Add(time.Microsecond)
+		}
+		since = s
 	}
-	return false, nil
+	var client any
+	if r.ClientID != nil {
+		client = *r.ClientID
+	}
+	repl := r.Replacement
+	args := []any{r.Hash, ts(r.Now), client, since, ts(r.Now.Add(-r.SessionLifetime)), r.SessionLifetime.Microseconds(),
+		repl.ID, repl.TokenHash, ts(repl.ExpiresAt), repl.ClientIP, repl.UserAgent}
+	for attempt := 0; ; attempt++ {
+		var t permiso.RefreshToken
+		var sess permiso.Session
+		rotated := false
+		beginLost, err := db.inBatch(ctx, checkedRotationSQL, args, func(row pgx.Row) error {
+			err := row.Scan(sqlstore.RefreshTokens.Dest(db.d, &t, sqlstore.Sessions.Dest(db.d, &sess)...)...)
+			switch {
+			case errors.Is(err, pgx.ErrNoRows):
+				return nil
+			case err != nil:
+				return mapErr(err, "refresh token", opWrite)
+			}
+			rotated = true
+			return nil
+		})
+		if err == nil {
+			if !rotated {
+				return permiso.RefreshToken{}, permiso.Session{}, false, nil
+			}
+			sqlstore.RefreshTokens.Normalize(&t)
+			sqlstore.Sessions.Normalize(&sess)
+			return t, sess, true, nil
+		}
+		if !beginLost || attempt >= int(db.cfg.MaxConns) || ctx.Err() != nil {
+			return permiso.RefreshToken{}, permiso.Session{}, false, err
+		}
+	}
 }
 
 // rotationSQL is the whole rotation in one statement, in the order of
@@ -130,4 +201,75 @@ var rotationSQL = func() string {
 	RETURNING 1
 )
 SELECT EXISTS (SELECT 1 FROM ins), EXISTS (SELECT 1 FROM refresh_tokens WHERE token_hash = ` + hash + `)`
+}()
+
+// checkedRotationSQL is RotateRefreshToken's statement: rotationSQL with
+// the refresh grant's checks (oauth2/grants.go, refreshGrant) made in SQL
+// instead of on a token read first, and the replacement built from the
+// presented token's row.
+//
+//   - cand finds the token by its hash and keeps it only when the token's
+//     and its user's checks hold: unused, unrevoked, not expired; its
+//     client the authenticated one (?3, NULL for a first-party token)
+//     and, with a client, issued at or after the client's cut-off (?4,
+//     NULL without); its user active and without a revoke-all cut-off
+//     after the token's issue.
+//   - touched touches the session (permiso.TouchSession) when cand found
+//     the token and the session's checks hold on the row it locks (by
+//     primary key; a revocation committed meanwhile leaves it untouched):
+//     not revoked, not expired, created after ?5 (now minus the absolute
+//     session lifetime). The replacement's expiry is ?9 capped at the end
+//     of the session's absolute lifetime (created_at plus ?6
+//     microseconds).
+//   - used marks the token used, after touched (the session's row lock
+//     first, as in rotationSQL and revoke-all), and only if touched did.
+//   - ins inserts the replacement: ?7 id, ?8 hash, ?10 client IP, ?11 user
+//     agent; user, client, session, family and scopes the presented
+//     token's, its parent the presented token, issued at ?2.
+//
+// It answers the presented token (now used) and its session (touched), or
+// no row when nothing was rotated.
+var checkedRotationSQL = func() string {
+	repl := map[string]string{
+		"id": "?7::uuid", "token_hash": "?8::text", "user_id": "used.user_id", "client_id": "used.client_id",
+		"session_id": "used.session_id", "family_id": "used.family_id", "parent_id": "used.id",
+		"issued_at": "?2", "expires_at": "LEAST(?9::timestamptz, touched.created_at + ?6::bigint * interval '1 microsecond')",
+		"used_at": "NULL::timestamptz", "revoked_at": "NULL::timestamptz", "revocation_reason": "NULL::text",
+		"client_ip": "?10::text", "user_agent": "?11::text", "scopes": "used.scopes",
+	}
+	values := make([]string, len(sqlstore.RefreshTokens.Cols))
+	var out []string
+	for i, c := range sqlstore.RefreshTokens.Cols {
+		v, ok := repl[c.Name]
+		if !ok {
+			panic("postgres: checkedRotationSQL has no value for refresh_tokens." + c.Name)
+		}
+		values[i] = v
+		out = append(out, "used."+c.Name)
+	}
+	for _, c := range sqlstore.Sessions.Cols {
+		out = append(out, "touched."+c.Name)
+	}
+	return `WITH cand AS (
+	SELECT rt.session_id FROM refresh_tokens AS rt
+	JOIN users AS u ON u.id = rt.user_id
+	WHERE rt.token_hash = ?1 AND rt.used_at IS NULL AND rt.revoked_at IS NULL AND rt.expires_at > ?2
+		AND rt.client_id IS NOT DISTINCT FROM ?3::uuid
+		AND (?4::timestamptz IS NULL OR rt.issued_at >= ?4::timestamptz)
+		AND u.is_active AND (u.tokens_revoked_before IS NULL OR rt.issued_at >= u.tokens_revoked_before)
+), touched AS (
+	UPDATE user_sessions SET last_activity = ?2,
+		expires_at = GREATEST(expires_at, LEAST(?9::timestamptz, created_at + ?6::bigint * interval '1 microsecond'))
+	WHERE id = (SELECT session_id FROM cand) AND revoked_at IS NULL AND expires_at > ?2 AND created_at > ?5
+	RETURNING ` + sqlstore.Sessions.Names() + `
+), used AS (
+	UPDATE refresh_tokens SET used_at = ?2
+	WHERE token_hash = ?1 AND used_at IS NULL AND revoked_at IS NULL AND EXISTS (SELECT 1 FROM touched)
+	RETURNING ` + sqlstore.RefreshTokens.Names() + `
+), ins AS (
+	INSERT INTO refresh_tokens (` + sqlstore.RefreshTokens.Names() + `)
+	SELECT ` + strings.Join(values, ", ") + ` FROM used, touched
+	RETURNING 1
+)
+SELECT ` + strings.Join(out, ", ") + ` FROM used, touched, ins`
 }()

@@ -48,24 +48,33 @@ func Bench(b *testing.B, newStore func(b *testing.B) permiso.Store) {
 			}
 		}},
 		{"RefreshRotation", func(b *testing.B, s permiso.Store) func(context.Context, int) error {
-			u := benchUser(b, s)
-			now := time.Now().UTC()
-			sess, err := s.CreateSession(context.Background(), permiso.Session{UserID: u.ID, IPAddress: "192.0.2.1",
-				CreatedAt: now, LastActivity: now, ExpiresAt: now.Add(time.Hour)})
-			if err != nil {
-				b.Fatal(err)
-			}
-			family := uuid.New()
-			tok := func(i int) permiso.RefreshToken {
-				return permiso.RefreshToken{ID: uuid.New(), TokenHash: hashOf(fmt.Sprint("bench-", i)), UserID: u.ID,
-					SessionID: sess.ID, FamilyID: family, Scopes: []string{"read:profile"},
-					IssuedAt: now, ExpiresAt: now.Add(time.Hour)}
-			}
-			if _, err := s.CreateRefreshToken(context.Background(), tok(0)); err != nil {
-				b.Fatal(err)
-			}
+			tok, now := benchRefresh(b, s)
 			return func(ctx context.Context, i int) error {
 				return s.UseRefreshToken(ctx, hashOf(fmt.Sprint("bench-", i)), tok(i+1), now)
+			}
+		}},
+		// What the refresh grant asks of the store when the token passes
+		// every check: the checked rotation on a permiso.RefreshRotator,
+		// else the read of the token with its session and the rotation
+		// (docs/benchmarks.md, "The refresh path").
+		{"RefreshGrant", func(b *testing.B, s permiso.Store) func(context.Context, int) error {
+			tok, now := benchRefresh(b, s)
+			if r := permiso.RefreshRotatorOf(s); r != nil {
+				return func(ctx context.Context, i int) error {
+					_, _, ok, err := r.RotateRefreshToken(ctx, permiso.RefreshRotation{Hash: hashOf(fmt.Sprint("bench-", i)),
+						Now: now, SessionLifetime: 24 * time.Hour, Replacement: tok(i + 1)})
+					if err == nil && !ok {
+						err = permiso.ErrConflict
+					}
+					return err
+				}
+			}
+			return func(ctx context.Context, i int) error {
+				hash := hashOf(fmt.Sprint("bench-", i))
+				if _, _, err := s.GetRefreshTokenSession(ctx, hash); err != nil {
+					return err
+				}
+				return s.UseRefreshToken(ctx, hash, tok(i+1), now)
 			}
 		}},
 		{"AuditInsert", func(b *testing.B, s permiso.Store) func(context.Context, int) error {
@@ -125,4 +134,27 @@ func benchUser(b *testing.B, s permiso.Store) permiso.User {
 		b.Fatal(err)
 	}
 	return u
+}
+
+// benchRefresh creates a user, a session and its refresh token "bench-0"
+// for the refresh benchmarks; tok(i) is the token "bench-i" of the
+// session, now the time they use.
+func benchRefresh(b *testing.B, s permiso.Store) (tok func(i int) permiso.RefreshToken, now time.Time) {
+	u := benchUser(b, s)
+	now = time.Now().UTC()
+	sess, err := s.CreateSession(context.Background(), permiso.Session{UserID: u.ID, IPAddress: "192.0.2.1",
+		CreatedAt: now, LastActivity: now, ExpiresAt: now.Add(time.Hour)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	family := uuid.New()
+	tok = func(i int) permiso.RefreshToken {
+		return permiso.RefreshToken{ID: uuid.New(), TokenHash: hashOf(fmt.Sprint("bench-", i)), UserID: u.ID,
+			SessionID: sess.ID, FamilyID: family, Scopes: []string{"read:profile"},
+			IssuedAt: now, ExpiresAt: now.Add(time.Hour)}
+	}
+	if _, err := s.CreateRefreshToken(context.Background(), tok(0)); err != nil {
+		b.Fatal(err)
+	}
+	return tok, now.Add(time.Second)
 }

@@ -20,6 +20,40 @@ var tokenTests = []test{
 	{"RefreshTokens/ConcurrentUse", testRefreshConcurrentUse},
 	{"RefreshTokens/RotationRacesSessionRevocation", testRefreshRotationVsRevokeSession},
 	{"RefreshTokens/WithSession", testRefreshWithSession},
+	{"RefreshTokens/RotateChecked", testRotateChecked},
+	{"RefreshTokens/RotateCheckedRefusals", testRotateCheckedRefusals},
+	{"RefreshTokens/RotateCheckedConcurrentUse", func(h *harness) { rotator(h); testRefreshConcurrentUseBy(h, rotateChecked) }},
+	{"RefreshTokens/RotateCheckedRacesSessionRevocation", func(h *harness) { rotator(h); testRefreshRotationVsRevokeSessionBy(h, rotateChecked) }},
+}
+
+// rotation rotates the token with hash at now, storing repl: the store's
+// UseRefreshToken, or its RotateRefreshToken (rotateChecked).
+type rotation func(h *harness, hash string, repl permiso.RefreshToken, now time.Time) error
+
+func useRefresh(h *harness, hash string, repl permiso.RefreshToken, now time.Time) error {
+	return h.s.UseRefreshToken(h.ctx, hash, repl, now)
+}
+
+// rotateChecked is RotateRefreshToken of repl's session and client, the
+// session's lifetime a day; a rotation refused is ErrConflict.
+func rotateChecked(h *harness, hash string, repl permiso.RefreshToken, now time.Time) error {
+	_, _, ok, err := rotator(h).RotateRefreshToken(h.ctx, permiso.RefreshRotation{Hash: hash, Now: now,
+		ClientID: repl.ClientID, SessionLifetime: 24 * time.Hour, Replacement: repl})
+	if err == nil && !ok {
+		err = permiso.ErrConflict
+	}
+	return err
+}
+
+// rotator is the store as a permiso.RefreshRotator; a store that is not
+// one (SQLite: its refresh grant reads the token first) skips the test.
+func rotator(h *harness) permiso.RefreshRotator {
+	h.Helper()
+	r, ok := h.s.(permiso.RefreshRotator)
+	if !ok {
+		h.Skip("the store makes no checked rotation (permiso.RefreshRotator)")
+	}
+	return r
 }
 
 var keyTests = []test{
@@ -209,13 +243,15 @@ func testRefreshDeleteExpired(h *harness) {
 
 // testRefreshConcurrentUse races 20 rotations of one token: exactly one
 // wins, the others get ErrConflict, and exactly one replacement exists.
-func testRefreshConcurrentUse(h *harness) {
+func testRefreshConcurrentUse(h *harness) { testRefreshConcurrentUseBy(h, useRefresh) }
+
+func testRefreshConcurrentUseBy(h *harness, rotate rotation) {
 	sess, first := h.firstRefresh("sam", "race-0")
 	const n = 20
 	exactlyOne(h, n, permiso.ErrConflict, "rotations", func(i int) error {
 		repl := h.newRefresh(sess, first.FamilyID, fmt.Sprintf("race-repl-%d", i))
 		repl.ParentID = &first.ID
-		return h.s.UseRefreshToken(h.ctx, hashOf("race-0"), repl, h.at(time.Second))
+		return rotate(h, hashOf("race-0"), repl, h.at(time.Second))
 	})
 	replacements := 0
 	for i := range n {
@@ -236,6 +272,10 @@ func testRefreshConcurrentUse(h *harness) {
 // a replacement committed first is revoked with the session, a rotation
 // after the revocation is refused.
 func testRefreshRotationVsRevokeSession(h *harness) {
+	testRefreshRotationVsRevokeSessionBy(h, useRefresh)
+}
+
+func testRefreshRotationVsRevokeSessionBy(h *harness, rotate rotation) {
 	u := h.user("rex")
 	const n = 8
 	for round := range 4 {
@@ -250,7 +290,7 @@ func testRefreshRotationVsRevokeSession(h *harness) {
 				return err
 			}
 			repl := h.newRefresh(sess, family, fmt.Sprintf("rvs-%d-%d-next", round, i))
-			return h.s.UseRefreshToken(h.ctx, hashOf(fmt.Sprintf("rvs-%d-%d", round, i)), repl, h.at(time.Second))
+			return rotate(h, hashOf(fmt.Sprintf("rvs-%d-%d", round, i)), repl, h.at(time.Second))
 		})
 		h.must(errs[n], "RevokeSession racing rotations")
 		for i := range n {
@@ -294,6 +334,133 @@ func testRefreshWithSession(h *harness) {
 	}
 	_, _, err = h.s.GetRefreshTokenSession(h.ctx, hashOf("ws-unknown"))
 	h.wantErr(err, permiso.ErrNotFound, "GetRefreshTokenSession of an unknown hash")
+}
+
+// testRotateChecked: RotateRefreshToken rotates a token that passes every
+// check as UseRefreshToken does (used now, session touched, replacement
+// stored), builds the replacement from the presented token and caps its
+// expiry at the end of the session's absolute lifetime; a second rotation
+// of the token is refused and writes nothing.
+func testRotateChecked(h *harness) {
+	r := rotator(h)
+	u := h.user("rc")
+	c := h.client("rc-app")
+	sess, err := h.s.CreateSession(h.ctx, permiso.Session{ID: uuid.New(), UserID: u.ID, ClientID: &c.ID, IPAddress: "192.0.2.7",
+		CreatedAt: h.now, LastActivity: h.now, ExpiresAt: h.at(time.Hour), AMR: []string{"pwd", "otp"}})
+	h.must(err, "CreateSession")
+	first := h.refresh(sess, uuid.Nil, "rc-1")
+	now := h.at(time.Minute)
+	repl := permiso.RefreshToken{ID: uuid.New(), TokenHash: hashOf("rc-2"), ExpiresAt: h.at(24 * time.Hour),
+		ClientIP: ptr("198.51.100.1"), UserAgent: ptr("rc-agent")}
+	rot := permiso.RefreshRotation{Hash: hashOf("rc-1"), Now: now, ClientID: &c.ID, IssuedSince: h.now,
+		SessionLifetime: 2 * time.Hour, Replacement: repl}
+	got, gotSess, ok, err := r.RotateRefreshToken(h.ctx, rot)
+	h.must(err, "RotateRefreshToken")
+	if !ok {
+		h.Fatal("RotateRefreshToken refused a token that passes every check")
+	}
+	want := first
+	want.UsedAt = &now
+	diff(h, "presented token of RotateRefreshToken", got, want)
+	diff(h, "presented token as stored", h.getRefresh("rc-1"), want)
+	wantSess := sess
+	wantSess.LastActivity, wantSess.ExpiresAt = now, h.at(2*time.Hour)
+	diff(h, "session of RotateRefreshToken", gotSess, wantSess)
+	stored, err := h.s.GetSession(h.ctx, sess.ID)
+	h.must(err, "GetSession")
+	diff(h, "session as stored", stored, wantSess)
+	wantRepl := permiso.RefreshToken{ID: repl.ID, TokenHash: repl.TokenHash, UserID: u.ID, ClientID: &c.ID,
+		SessionID: sess.ID, FamilyID: first.FamilyID, ParentID: &first.ID, Scopes: first.Scopes,
+		IssuedAt: now, ExpiresAt: h.at(2 * time.Hour), ClientIP: repl.ClientIP, UserAgent: repl.UserAgent}
+	diff(h, "replacement (expiry capped at the session's end)", h.getRefresh("rc-2"), wantRepl)
+
+	rot.Replacement.ID, rot.Replacement.TokenHash, rot.Now = uuid.New(), hashOf("rc-3"), h.at(2*time.Minute)
+	_, _, ok, err = r.RotateRefreshToken(h.ctx, rot)
+	h.must(err, "RotateRefreshToken of a used token")
+	if ok {
+		h.Error("RotateRefreshToken rotated a used token")
+	}
+	_, err = h.s.GetRefreshTokenByHash(h.ctx, hashOf("rc-3"))
+	h.wantErr(err, permiso.ErrNotFound, "replacement of a refused rotation")
+}
+
+// testRotateCheckedRefusals: RotateRefreshToken refuses, writing nothing
+// and leaving the session untouched, a token that differs from a usable
+// one in any one thing it checks.
+func testRotateCheckedRefusals(h *harness) {
+	r := rotator(h)
+	c := h.client("rcr-app")
+	other := h.client("rcr-other")
+	now := h.at(time.Minute)
+	type stored struct {
+		sess permiso.Session
+		tok  permiso.RefreshToken
+		user func(*permiso.User)
+		rot  permiso.RefreshRotation
+	}
+	cases := []struct {
+		name   string
+		change func(*stored)
+	}{
+		{"usable", nil},
+		{"unknown", func(s *stored) { s.rot.Hash = hashOf("rcr-unknown") }},
+		{"expired", func(s *stored) { s.tok.ExpiresAt = now }},
+		{"used", func(s *stored) { s.tok.UsedAt = ptr(h.now) }},
+		{"revoked", func(s *stored) { s.tok.RevokedAt, s.tok.RevocationReason = ptr(h.now), ptr("logout") }},
+		{"other client", func(s *stored) { s.rot.ClientID = &other.ID }},
+		{"client token without a client", func(s *stored) { s.rot.ClientID = nil }},
+		{"first-party token with a client", func(s *stored) { s.tok.ClientID, s.sess.ClientID = nil, nil }},
+		{"issued before the client's cut-off", func(s *stored) { s.rot.IssuedSince = s.tok.IssuedAt.Add(time.Nanosecond) }},
+		{"revoked session", func(s *stored) { s.sess.RevokedAt = ptr(h.now) }},
+		{"expired session", func(s *stored) { s.sess.ExpiresAt = now }},
+		{"session past its absolute lifetime", func(s *stored) { s.sess.CreatedAt = now.Add(-s.rot.SessionLifetime) }},
+		{"inactive user", func(s *stored) { s.user = func(u *permiso.User) { u.IsActive = false } }},
+		{"issued before the user's revoke-all", func(s *stored) {
+			s.user = func(u *permiso.User) { u.TokensRevokedBefore = ptr(s.tok.IssuedAt.Add(time.Microsecond)) }
+		}},
+	}
+	for i, tc := range cases {
+		u := h.user(fmt.Sprintf("rcr%d", i))
+		name := fmt.Sprintf("rcr-%d", i)
+		s := stored{
+			sess: permiso.Session{ID: uuid.New(), UserID: u.ID, ClientID: &c.ID, IPAddress: "192.0.2.1",
+				CreatedAt: h.at(-time.Hour), LastActivity: h.at(-time.Hour), ExpiresAt: h.at(time.Hour)},
+			rot: permiso.RefreshRotation{Hash: hashOf(name), Now: now, ClientID: &c.ID, IssuedSince: h.at(-time.Hour),
+				SessionLifetime: 2 * time.Hour, Replacement: permiso.RefreshToken{ID: uuid.New(), TokenHash: hashOf(name + "-next"),
+					ExpiresAt: h.at(time.Hour)}},
+		}
+		s.tok = permiso.RefreshToken{ID: uuid.New(), TokenHash: hashOf(name), UserID: u.ID, ClientID: &c.ID,
+			SessionID: s.sess.ID, FamilyID: uuid.New(), Scopes: []string{"read:profile"},
+			IssuedAt: h.at(-time.Hour), ExpiresAt: h.at(time.Hour)}
+		if tc.change != nil {
+			tc.change(&s)
+		}
+		_, _, err := h.s.CreateSessionWithToken(h.ctx, s.sess, s.tok)
+		h.must(err, "CreateSessionWithToken (%s)", tc.name)
+		if s.user != nil {
+			_, err := h.s.UpdateUser(h.ctx, u.ID, func(x *permiso.User) error { s.user(x); return nil })
+			h.must(err, "UpdateUser (%s)", tc.name)
+		}
+		_, _, ok, err := r.RotateRefreshToken(h.ctx, s.rot)
+		h.must(err, "RotateRefreshToken (%s)", tc.name)
+		_, rerr := h.s.GetRefreshTokenByHash(h.ctx, hashOf(name+"-next"))
+		sess, serr := h.s.GetSession(h.ctx, s.sess.ID)
+		h.must(serr, "GetSession (%s)", tc.name)
+		if tc.change == nil {
+			if !ok || rerr != nil {
+				h.Fatalf("the usable token was not rotated: ok %v, replacement %v", ok, rerr)
+			}
+			continue
+		}
+		if ok {
+			h.Errorf("RotateRefreshToken rotated a token: %s", tc.name)
+		}
+		h.wantErr(rerr, permiso.ErrNotFound, "replacement of a refused rotation (%s)", tc.name)
+		eqTime(h, "session last activity after a refused rotation ("+tc.name+")", sess.LastActivity, s.sess.LastActivity)
+		if t, err := h.s.GetRefreshTokenByHash(h.ctx, hashOf(name)); err == nil {
+			eqTimePtr(h, "used_at after a refused rotation ("+tc.name+")", t.UsedAt, s.tok.UsedAt)
+		}
+	}
 }
 
 func testSigningKeys(h *harness) {

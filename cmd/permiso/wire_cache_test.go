@@ -47,6 +47,9 @@ func TestOpenPutsTheCacheInFront(t *testing.T) {
 	if _, ok := a.db.(interface{ Pool() *pgxpool.Pool }); ok {
 		t.Error("an SQLite store claims a PostgreSQL pool")
 	}
+	if permiso.RefreshRotatorOf(a.db) != nil {
+		t.Error("an SQLite store claims the checked refresh rotation")
+	}
 
 	if os.Getenv("PERMISO_TEST_DATABASE_URL") == "" {
 		return
@@ -60,6 +63,11 @@ func TestOpenPutsTheCacheInFront(t *testing.T) {
 	pg, ok := pa.db.(interface{ Pool() *pgxpool.Pool })
 	if !ok || pg.Pool() == nil {
 		t.Fatalf("the cached PostgreSQL store (%T) hides its pool from the metrics", pa.db)
+	}
+	// The refresh grant finds PostgreSQL's checked rotation through the
+	// cache (docs/benchmarks.md, "The refresh path").
+	if permiso.RefreshRotatorOf(pa.db) == nil {
+		t.Errorf("the cached PostgreSQL store (%T) hides its checked refresh rotation", pa.db)
 	}
 }
 
