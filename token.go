@@ -121,8 +121,17 @@ type RefreshRotation struct {
 // presented token (now used) and its session (touched). When any check
 // fails, or a concurrent rotation won, it returns ok false and writes no
 // token: the caller reads the token to decide the answer.
+//
+// UndoRefreshRotation takes back a rotation RotateRefreshToken made whose
+// answer could not be issued (the access token could not be signed): it
+// deletes the replacement, when it is still unused and unrevoked, and
+// then marks the presented token unused again, unless it was revoked
+// meanwhile. A refused refresh thus leaves the presented token as it
+// found it, as on a store without a rotator, where the token is signed
+// before the rotation: a later retry is not taken for reuse.
 type RefreshRotator interface {
 	RotateRefreshToken(ctx context.Context, r RefreshRotation) (presented RefreshToken, session Session, ok bool, err error)
+	UndoRefreshRotation(ctx context.Context, presented, replacement uuid.UUID) error
 }
 
 // RefreshRotatorOf returns s as a RefreshRotator, looking through stores

@@ -281,9 +281,8 @@ func (s *Service) refreshGrant(ctx context.Context, req TokenRequest, client *pe
 // answers nil and no error when nothing was rotated: the token is then
 // read, and the answer decided, as on any store. The replacement is
 // issued by issueRefresh, which signs the access token after the
-// rotation here: a signing failure leaves the presented token rotated,
-// and a retry within the grace window gets a pair, as after a lost
-// response.
+// rotation here: a signing failure takes the rotation back
+// (undoRotation).
 func (s *Service) rotateRefresh(ctx context.Context, client *permiso.ServiceClient, hash string, now time.Time, meta RequestMeta) (*grant, error) {
 	opaque := permiso.NewOpaqueToken()
 	r := permiso.RefreshRotation{Hash: hash, Now: now, SessionLifetime: s.cfg.RefreshAbsoluteLifetime,
@@ -298,10 +297,24 @@ func (s *Service) rotateRefresh(ctx context.Context, client *permiso.ServiceClie
 	}
 	g, err := s.refreshUserGrant(ctx, t, sess, client)
 	if err != nil {
-		return nil, err
+		return nil, s.undoRotation(ctx, t.ID, r.Replacement.ID, err)
 	}
-	g.hash, g.rotated = hash, opaque
+	g.hash, g.rotated, g.rotatedID = hash, opaque, r.Replacement.ID
 	return g, nil
+}
+
+// undoRotation takes back the checked rotation of the presented token
+// whose answer cannot be issued (cause: the access token could not be
+// signed, or the user's checks refused it after the rotation), so that a
+// refused refresh leaves the token unused, as on every store
+// (permiso.RefreshRotator): a retry, with fewer scopes for instance, is
+// not taken for reuse after the grace window. It returns cause.
+func (s *Service) undoRotation(ctx context.Context, presented, replacement uuid.UUID, cause error) error {
+	if err := s.rotator.UndoRefreshRotation(context.WithoutCancel(ctx), presented, replacement); err != nil {
+		s.log.ErrorContext(ctx, "refresh: could not take back a rotation whose answer failed",
+			"refresh_token_id", presented.String(), "error", err)
+	}
+	return cause
 }
 
 // refreshUserGrant is the refresh grant of the checked token t of
@@ -456,6 +469,9 @@ func (s *Service) issueRefresh(ctx context.Context, _ TokenRequest, g *grant, me
 	// sign-in (docs/mfa.md).
 	access, err := s.signUserAccess(ctx, g.user, t.SessionID, g.grantedList, g.client, sessionAMR(g.session.AMR), now)
 	if err != nil {
+		if g.rotated != "" {
+			return TokenResponse{}, s.undoRotation(ctx, t.ID, g.rotatedID, err)
+		}
 		return TokenResponse{}, err
 	}
 	if g.rotated != "" {

@@ -234,8 +234,10 @@ type grant struct {
 	session    *permiso.Session
 	graceRetry bool
 	// rotated is the replacement refresh token when the grant rotated the
-	// presented one already (rotateRefresh), empty otherwise.
+	// presented one already (rotateRefresh), empty otherwise; rotatedID
+	// is its id.
 	rotated     string
+	rotatedID   uuid.UUID
 	grantedList []string
 	// authorization_code grant: the redeemed code and the session its
 	// exchange opens.

@@ -491,3 +491,47 @@ func TestRefreshChecks(t *testing.T) {
 const errBad = "Refresh token is invalid, expired or revoked"
 
 func ptrTo[T any](v T) *T { return &v }
+
+// TestRefreshRefusedForSizeLeavesTokenUnused: a refresh whose access token
+// would be too long to sign (docs/security-model.md, "Token size") is
+// refused and leaves the presented refresh token unused on every store,
+// where PostgreSQL rotates before it signs (docs/benchmarks.md, "The
+// refresh path"): a retry after the grace window, once the user holds
+// fewer roles, is granted, not taken for reuse.
+func TestRefreshRefusedForSizeLeavesTokenUnused(t *testing.T) {
+	backends(t, func(t *testing.T, db permiso.Store) {
+		e := newEnvOn(t, db)
+		u := e.createUser("wide", goodPassword, permiso.RoleUser)
+		tok := e.login("wide", goodPassword, "")
+		ids := []uuid.UUID{e.roles[permiso.RoleUser].ID}
+		now := e.clock.Now()
+		for i := range 300 {
+			r, err := e.db.CreateRole(e.ctx, permiso.Role{ID: uuid.New(), Name: fmt.Sprintf("wide-%03d-%s", i, strings.Repeat("x", 50)),
+				CreatedAt: now, UpdatedAt: now}, nil)
+			if err != nil {
+				t.Fatalf("CreateRole: %v", err)
+			}
+			ids = append(ids, r.ID)
+		}
+		if err := e.db.SetUserRoles(e.ctx, u.ID, ids); err != nil {
+			t.Fatalf("SetUserRoles: %v", err)
+		}
+		if _, err := e.refresh(tok.RefreshToken, "", ""); err == nil {
+			t.Fatal("refresh with an access token over the size bound: granted, want refused")
+		}
+		stored, err := e.db.GetRefreshTokenByHash(e.ctx, permiso.HashToken(tok.RefreshToken))
+		if err != nil {
+			t.Fatalf("GetRefreshTokenByHash: %v", err)
+		}
+		if stored.UsedAt != nil || stored.RevokedAt != nil {
+			t.Fatalf("refused refresh left the token used %v, revoked %v; want neither", stored.UsedAt, stored.RevokedAt)
+		}
+		e.clock.Advance(time.Minute)
+		if err := e.db.SetUserRoles(e.ctx, u.ID, ids[:1]); err != nil {
+			t.Fatalf("SetUserRoles: %v", err)
+		}
+		if _, err := e.refresh(tok.RefreshToken, "", ""); err != nil {
+			t.Fatalf("retry after the grace window with fewer roles: %v", err)
+		}
+	})
+}

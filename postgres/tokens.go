@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/permiso/permiso"
@@ -153,6 +154,27 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r permiso.RefreshRotation)
 		}
 	}
 }
+
+// UndoRefreshRotation implements permiso.RefreshRotator: one statement
+// (undoRotationSQL), its own transaction.
+func (db *DB) UndoRefreshRotation(ctx context.Context, presented, replacement uuid.UUID) error {
+	if _, err := db.pool.Exec(ctx, db.d.Bind(undoRotationSQL), presented, replacement); err != nil {
+		return mapErr(err, "refresh token", opWrite)
+	}
+	return nil
+}
+
+// undoRotationSQL deletes the replacement ?2 of the presented token ?1
+// while it is unused and unrevoked (it never left the server), and only
+// then clears the presented token's used_at, unless the token was revoked
+// meanwhile (a grace retry spent, its family revoked): what the rotation
+// wrote, and nothing written since, is taken back.
+const undoRotationSQL = `WITH gone AS (
+	DELETE FROM refresh_tokens WHERE id = ?2 AND parent_id = ?1 AND used_at IS NULL AND revoked_at IS NULL
+	RETURNING 1
+)
+UPDATE refresh_tokens SET used_at = NULL
+WHERE id = ?1 AND used_at IS NOT NULL AND revoked_at IS NULL AND EXISTS (SELECT 1 FROM gone)`
 
 // rotationSQL is the whole rotation in one statement, in the order of
 // the shared path: the session row is locked first, as by every

@@ -22,6 +22,7 @@ var tokenTests = []test{
 	{"RefreshTokens/WithSession", testRefreshWithSession},
 	{"RefreshTokens/RotateChecked", testRotateChecked},
 	{"RefreshTokens/RotateCheckedRefusals", testRotateCheckedRefusals},
+	{"RefreshTokens/RotateCheckedUndo", testRotateCheckedUndo},
 	{"RefreshTokens/RotateCheckedConcurrentUse", func(h *harness) { rotator(h); testRefreshConcurrentUseBy(h, rotateChecked) }},
 	{"RefreshTokens/RotateCheckedRacesSessionRevocation", func(h *harness) { rotator(h); testRefreshRotationVsRevokeSessionBy(h, rotateChecked) }},
 }
@@ -382,6 +383,54 @@ func testRotateChecked(h *harness) {
 	}
 	_, err = h.s.GetRefreshTokenByHash(h.ctx, hashOf("rc-3"))
 	h.wantErr(err, permiso.ErrNotFound, "replacement of a refused rotation")
+}
+
+// testRotateCheckedUndo: UndoRefreshRotation deletes the replacement and
+// marks the presented token unused again, so that it rotates once more;
+// an undo of a replacement that is gone changes nothing, and after the
+// family's revocation it takes nothing back.
+func testRotateCheckedUndo(h *harness) {
+	r := rotator(h)
+	u := h.user("ru")
+	sess, err := h.s.CreateSession(h.ctx, permiso.Session{ID: uuid.New(), UserID: u.ID, IPAddress: "192.0.2.8",
+		CreatedAt: h.now, LastActivity: h.now, ExpiresAt: h.at(time.Hour)})
+	h.must(err, "CreateSession")
+	first := h.refresh(sess, uuid.Nil, "ru-1")
+	rotate := func(hash string, at time.Duration) (permiso.RefreshToken, bool) {
+		h.Helper()
+		repl := permiso.RefreshToken{ID: uuid.New(), TokenHash: hashOf(hash), ExpiresAt: h.at(24 * time.Hour)}
+		_, _, ok, err := r.RotateRefreshToken(h.ctx, permiso.RefreshRotation{Hash: hashOf("ru-1"), Now: h.at(at),
+			SessionLifetime: 2 * time.Hour, Replacement: repl})
+		h.must(err, "RotateRefreshToken")
+		return repl, ok
+	}
+	repl, ok := rotate("ru-2", time.Minute)
+	if !ok {
+		h.Fatal("RotateRefreshToken refused a token that passes every check")
+	}
+	h.must(r.UndoRefreshRotation(h.ctx, first.ID, repl.ID), "UndoRefreshRotation")
+	diff(h, "presented token after the undo", h.getRefresh("ru-1"), first)
+	_, err = h.s.GetRefreshTokenByHash(h.ctx, hashOf("ru-2"))
+	h.wantErr(err, permiso.ErrNotFound, "replacement after the undo")
+	// The undo of a replacement that is gone finds nothing to take back.
+	h.must(r.UndoRefreshRotation(h.ctx, first.ID, repl.ID), "UndoRefreshRotation again")
+	diff(h, "presented token after a second undo", h.getRefresh("ru-1"), first)
+
+	repl, ok = rotate("ru-3", 2*time.Minute)
+	if !ok {
+		h.Fatal("RotateRefreshToken refused the token the undo gave back")
+	}
+	_, err = h.s.RevokeRefreshFamily(h.ctx, first.FamilyID, "test", h.at(3*time.Minute))
+	h.must(err, "RevokeRefreshFamily")
+	h.must(r.UndoRefreshRotation(h.ctx, first.ID, repl.ID), "UndoRefreshRotation of a revoked family")
+	for _, hash := range []string{"ru-1", "ru-3"} {
+		if got := h.getRefresh(hash); got.RevokedAt == nil {
+			h.Errorf("undo after the family's revocation: token %s is no longer revoked", hash)
+		}
+	}
+	if got := h.getRefresh("ru-1"); got.UsedAt == nil {
+		h.Error("undo after the family's revocation marked the presented token unused")
+	}
 }
 
 // testRotateCheckedRefusals: RotateRefreshToken refuses, writing nothing
