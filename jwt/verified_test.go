@@ -159,6 +159,57 @@ func TestVerifiedCacheKeyExpiry(t *testing.T) {
 	wantRejected(t, err, "Invalid token")
 }
 
+// TestVerifiedCacheBoundsItsBytes checks that tokens with long lists fill
+// the cache up to its byte budget, not up to its count: the estimated heap
+// stays within maxBytes, the sum of the entries' costs is what the cache
+// counts, and a token whose entry alone would take more than a
+// sixty-fourth of the budget is verified but not stored.
+func TestVerifiedCacheBoundsItsBytes(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	s := newTestSigner(t, testOptions(HS256, nil, clk))
+	s.verified.maxBytes = 1 << 20
+	sign := func(i, roles int) string {
+		c := fullClaims(clk.Now())
+		c.ID = fmt.Sprintf("jti-%d", i)
+		c.Roles = nil
+		for r := range roles {
+			c.Roles = append(c.Roles, fmt.Sprintf("r%d", r))
+		}
+		tok, err := s.Sign(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Verify(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	for i := range 200 {
+		sign(i, 100)
+		s.verified.mu.RLock()
+		sum := 0
+		for _, e := range s.verified.m {
+			sum += e.cost
+		}
+		n, bytes := len(s.verified.m), s.verified.bytes
+		s.verified.mu.RUnlock()
+		if sum != bytes {
+			t.Fatalf("after %d tokens: the cache counts %d bytes, its entries cost %d", i+1, bytes, sum)
+		}
+		if bytes > s.verified.maxBytes {
+			t.Fatalf("after %d tokens: %d bytes cached in %d entries, budget %d", i+1, bytes, n, s.verified.maxBytes)
+		}
+	}
+	if n := len(s.verified.m); n >= 200 || n == 0 {
+		t.Errorf("%d of 200 large tokens cached: want the byte budget to bound them, not the count", n)
+	}
+	big := sign(1000, 1000)
+	if cached(s, big) {
+		t.Error("a token whose entry exceeds a sixty-fourth of the budget was stored")
+	}
+}
+
 // TestVerifiedCacheIsBounded checks that the cache never holds more than
 // VerifiedCacheSize tokens, and that expired ones go first.
 func TestVerifiedCacheIsBounded(t *testing.T) {

@@ -311,6 +311,12 @@ func TestTightest(t *testing.T) {
 	b := permiso.LimitResult{Allowed: true, Limit: 100, Remaining: 3, Reset: time.Hour}
 	r := permiso.LimitResult{Allowed: false, Limit: 100, RetryAfter: time.Minute}
 	off := permiso.LimitResult{Allowed: true}
+	// An all-or-nothing refusal (AllowAll) reports every limit refused
+	// with the same RetryAfter: the one that is spent is shown, not the
+	// minute limit with budget left (docs/abuse-resistance.md, "Response
+	// headers").
+	minuteLeft := permiso.LimitResult{Allowed: false, Limit: 1000, Remaining: 700, Reset: time.Minute, RetryAfter: time.Hour}
+	hourSpent := permiso.LimitResult{Allowed: false, Limit: 300, Remaining: 0, Reset: time.Hour, RetryAfter: time.Hour}
 	for _, tc := range []struct {
 		in   []permiso.LimitResult
 		want *permiso.LimitResult
@@ -320,6 +326,8 @@ func TestTightest(t *testing.T) {
 		{[]permiso.LimitResult{a, b}, &b},
 		{[]permiso.LimitResult{b, a, off}, &b},
 		{[]permiso.LimitResult{a, r, b}, &r},
+		{[]permiso.LimitResult{minuteLeft, hourSpent}, &hourSpent},
+		{[]permiso.LimitResult{hourSpent, minuteLeft}, &hourSpent},
 	} {
 		got := oauth2.Tightest(tc.in...)
 		if (got == nil) != (tc.want == nil) || got != nil && *got != *tc.want {

@@ -95,7 +95,9 @@ func (s *Service) ClientRateLimits(ctx context.Context, c permiso.ServiceClient)
 
 // Tightest returns the most restrictive of several limit results, the one
 // to show in RateLimit-* headers: a refusing one before any allowing one
-// (the longest RetryAfter among refusals), else the one with the fewest
+// (the longest RetryAfter among refusals, then the fewest remaining: an
+// all-or-nothing refusal refuses every limit with the same RetryAfter,
+// and the spent one is the one to show), else the one with the fewest
 // remaining requests (the longest Reset on a tie). Results of disabled
 // limits (Limit 0) are ignored; nil when nothing remains.
 func Tightest(results ...permiso.LimitResult) *permiso.LimitResult {
@@ -110,7 +112,7 @@ func Tightest(results ...permiso.LimitResult) *permiso.LimitResult {
 		case !r.Allowed && best.Allowed:
 		case r.Allowed != best.Allowed:
 			continue
-		case !r.Allowed && r.RetryAfter > best.RetryAfter:
+		case !r.Allowed && (r.RetryAfter > best.RetryAfter || r.RetryAfter == best.RetryAfter && r.Remaining < best.Remaining):
 		case r.Allowed && (r.Remaining < best.Remaining || r.Remaining == best.Remaining && r.Reset > best.Reset):
 		default:
 			continue
