@@ -494,15 +494,10 @@ func (w *faultWorker) try(kind string, i int) bool {
 // test's own database and returns how many it ended.
 func terminateConnections(t *testing.T, dbURL string) int {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatalf("connect to the test database: %v", err)
-	}
-	defer conn.Close(ctx)
+	ctx, conn, done := connectPostgres(t, dbURL, "the test database", 10*time.Second)
+	defer done()
 	var n int
-	err = conn.QueryRow(ctx, `SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+	err := conn.QueryRow(ctx, `SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
 		WHERE datname = current_database() AND pid <> pg_backend_pid()) AS ended`).Scan(&n)
 	if err != nil {
 		t.Fatalf("pg_terminate_backend: %v", err)
@@ -761,13 +756,8 @@ func TestFaultsUnderLoad(t *testing.T) {
 	fmt.Fprintf(&report, "ended sessions checked after the faults: %d, accepted again: %d\n", len(ended), revived)
 
 	// The database, once both instances have stopped.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatalf("connect to the test database: %v", err)
-	}
-	defer conn.Close(ctx)
+	ctx, conn, done := connectPostgres(t, dbURL, "the test database", 30*time.Second)
+	defer done()
 	ids := mapKeys(l.audited)
 	rows, err := conn.Query(ctx, `SELECT DISTINCT request_id FROM audit_events WHERE request_id = ANY($1)`, ids)
 	if err != nil {
