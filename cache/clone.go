@@ -25,20 +25,21 @@ func cloneScope(s permiso.Scope) permiso.Scope {
 	return s
 }
 
-func cloneScopes(ss []permiso.Scope) []permiso.Scope {
-	if ss == nil {
+// cloneEach copies s and each of its elements with clone; nil stays nil.
+func cloneEach[T any](s []T, clone func(T) T) []T {
+	if s == nil {
 		return nil
 	}
-	out := make([]permiso.Scope, len(ss))
-	for i, s := range ss {
-		out[i] = cloneScope(s)
+	out := make([]T, len(s))
+	for i, v := range s {
+		out[i] = clone(v)
 	}
 	return out
 }
 
 func cloneRole(r permiso.Role) permiso.Role {
 	r.Description = clonePtr(r.Description)
-	r.Scopes = cloneScopes(r.Scopes)
+	r.Scopes = cloneEach(r.Scopes, cloneScope)
 	return r
 }
 
@@ -50,13 +51,7 @@ func cloneUser(u permiso.User) permiso.User {
 	u.LastLogin = clonePtr(u.LastLogin)
 	u.LockedUntil = clonePtr(u.LockedUntil)
 	u.TokensRevokedBefore = clonePtr(u.TokensRevokedBefore)
-	if u.Roles != nil {
-		roles := make([]permiso.Role, len(u.Roles))
-		for i, r := range u.Roles {
-			roles[i] = cloneRole(r)
-		}
-		u.Roles = roles
-	}
+	u.Roles = cloneEach(u.Roles, cloneRole)
 	return u
 }
 
@@ -74,6 +69,6 @@ func cloneClient(c permiso.ServiceClient) permiso.ServiceClient {
 	c.RedirectURIs = slices.Clone(c.RedirectURIs)
 	c.PostLogoutRedirectURIs = slices.Clone(c.PostLogoutRedirectURIs)
 	c.GrantTypes = slices.Clone(c.GrantTypes)
-	c.Scopes = cloneScopes(c.Scopes)
+	c.Scopes = cloneEach(c.Scopes, cloneScope)
 	return c
 }
