@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/permiso/permiso/internal/testredis"
 )
 
 // Faults under load (docs/deployment.md, "Outages"): two instances on
@@ -535,8 +537,8 @@ func TestFaultsUnderLoad(t *testing.T) {
 	if pg == "" {
 		t.Skip("PERMISO_TEST_DATABASE_URL is not set")
 	}
-	rd := startPrivateRedis(t)
-	env := provisionPostgresRedis(t, pg, "redis://"+rd.addr+"/0")
+	rd := testredis.Start(t, 0)
+	env := provisionPostgresRedis(t, pg, "redis://"+rd.Addr+"/0")
 	extra := map[string]string{
 		"REFRESH_TOKEN_REUSE_GRACE_SECONDS": "0",
 		"RATE_LIMIT_LOGIN":                  "100000/minute",
@@ -663,11 +665,11 @@ func TestFaultsUnderLoad(t *testing.T) {
 		at(b + 11*time.Second)
 		probes.Wait() // the probe of the last outage ends before the next
 		down := time.Now()
-		rd.kill(t)
+		rd.Kill()
 		at(b + 12*time.Second)
 		n = terminateConnections(t, dbURL)
 		at(b + 14*time.Second)
-		rd.start(t)
+		rd.Restart(t)
 		events = append(events, &faultEvent{name: fmt.Sprintf("Redis down 3 s, PG terminated (%d), Redis empty", n), down: down, back: time.Now()})
 		probe(events[len(events)-1])
 		probes.Wait()
