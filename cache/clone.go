@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/internal/mapslice"
 )
 
 // The clones below copy every pointer and slice of the cached types, so
@@ -25,21 +26,9 @@ func cloneScope(s permiso.Scope) permiso.Scope {
 	return s
 }
 
-// cloneEach copies s and each of its elements with clone; nil stays nil.
-func cloneEach[T any](s []T, clone func(T) T) []T {
-	if s == nil {
-		return nil
-	}
-	out := make([]T, len(s))
-	for i, v := range s {
-		out[i] = clone(v)
-	}
-	return out
-}
-
 func cloneRole(r permiso.Role) permiso.Role {
 	r.Description = clonePtr(r.Description)
-	r.Scopes = cloneEach(r.Scopes, cloneScope)
+	r.Scopes = mapslice.Map(r.Scopes, cloneScope)
 	return r
 }
 
@@ -51,7 +40,7 @@ func cloneUser(u permiso.User) permiso.User {
 	u.LastLogin = clonePtr(u.LastLogin)
 	u.LockedUntil = clonePtr(u.LockedUntil)
 	u.TokensRevokedBefore = clonePtr(u.TokensRevokedBefore)
-	u.Roles = cloneEach(u.Roles, cloneRole)
+	u.Roles = mapslice.Map(u.Roles, cloneRole)
 	return u
 }
 
@@ -69,6 +58,6 @@ func cloneClient(c permiso.ServiceClient) permiso.ServiceClient {
 	c.RedirectURIs = slices.Clone(c.RedirectURIs)
 	c.PostLogoutRedirectURIs = slices.Clone(c.PostLogoutRedirectURIs)
 	c.GrantTypes = slices.Clone(c.GrantTypes)
-	c.Scopes = cloneEach(c.Scopes, cloneScope)
+	c.Scopes = mapslice.Map(c.Scopes, cloneScope)
 	return c
 }
