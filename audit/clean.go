@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/internal/mapslice"
 )
 
 // Byte bounds of the stored fields of an audit event (docs/audit.md,
@@ -116,19 +117,6 @@ func uniqueKey(out map[string]any, k string) string {
 	}
 }
 
-// cleanEach returns a copy of x with clean applied to each element; a nil
-// x stays nil.
-func cleanEach[T any](x []T, clean func(T) T) []T {
-	if x == nil {
-		return nil
-	}
-	out := make([]T, len(x))
-	for i, v := range x {
-		out[i] = clean(v)
-	}
-	return out
-}
-
 // cleanValue cleans one Details value found at depth.
 func cleanValue(v any, depth int) any {
 	if depth > MaxDetailsDepth {
@@ -149,9 +137,9 @@ func cleanValue(v any, depth int) any {
 		}
 		return x
 	case []string:
-		return cleanEach(x, func(s string) string { return permiso.CleanText(s, MaxDetailValueBytes) })
+		return mapslice.Map(x, func(s string) string { return permiso.CleanText(s, MaxDetailValueBytes) })
 	case []any:
-		return cleanEach(x, func(y any) any { return cleanValue(y, depth+1) })
+		return mapslice.Map(x, func(y any) any { return cleanValue(y, depth+1) })
 	case map[string]any:
 		if x == nil {
 			return x

@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/internal/mapslice"
 )
 
 // The clones below copy every pointer and slice of the cached types, so
@@ -25,20 +26,9 @@ func cloneScope(s permiso.Scope) permiso.Scope {
 	return s
 }
 
-func cloneScopes(ss []permiso.Scope) []permiso.Scope {
-	if ss == nil {
-		return nil
-	}
-	out := make([]permiso.Scope, len(ss))
-	for i, s := range ss {
-		out[i] = cloneScope(s)
-	}
-	return out
-}
-
 func cloneRole(r permiso.Role) permiso.Role {
 	r.Description = clonePtr(r.Description)
-	r.Scopes = cloneScopes(r.Scopes)
+	r.Scopes = mapslice.Map(r.Scopes, cloneScope)
 	return r
 }
 
@@ -50,13 +40,7 @@ func cloneUser(u permiso.User) permiso.User {
 	u.LastLogin = clonePtr(u.LastLogin)
 	u.LockedUntil = clonePtr(u.LockedUntil)
 	u.TokensRevokedBefore = clonePtr(u.TokensRevokedBefore)
-	if u.Roles != nil {
-		roles := make([]permiso.Role, len(u.Roles))
-		for i, r := range u.Roles {
-			roles[i] = cloneRole(r)
-		}
-		u.Roles = roles
-	}
+	u.Roles = mapslice.Map(u.Roles, cloneRole)
 	return u
 }
 
@@ -74,6 +58,6 @@ func cloneClient(c permiso.ServiceClient) permiso.ServiceClient {
 	c.RedirectURIs = slices.Clone(c.RedirectURIs)
 	c.PostLogoutRedirectURIs = slices.Clone(c.PostLogoutRedirectURIs)
 	c.GrantTypes = slices.Clone(c.GrantTypes)
-	c.Scopes = cloneScopes(c.Scopes)
+	c.Scopes = mapslice.Map(c.Scopes, cloneScope)
 	return c
 }

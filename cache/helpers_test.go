@@ -120,6 +120,27 @@ func (f *fixture) mark(t *testing.T, v string) {
 	}
 }
 
+// load reads the fixture's user and client through s: it fills a cache,
+// or hits one already filled.
+func (f *fixture) load(t *testing.T, ctx context.Context, s *cache.Store) {
+	t.Helper()
+	if _, err := s.GetUser(ctx, f.user.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetServiceClientByClientID(ctx, f.client.ClientID); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// marks returns the user's bio and the client's description as s answers
+// them (each "" when its read fails), to tell what mark wrote from what a
+// cache held before.
+func (f *fixture) marks(ctx context.Context, s *cache.Store) (userBio, clientDesc string) {
+	u, _ := s.GetUser(ctx, f.user.ID)
+	c, _ := s.GetServiceClientByClientID(ctx, f.client.ClientID)
+	return bio(u), desc(c)
+}
+
 func bio(u permiso.User) string {
 	if u.Bio == nil {
 		return ""

@@ -38,22 +38,15 @@ func TestReadsAreCached(t *testing.T) {
 	cs := wrap(t, f.inner, cache.Options{TTL: time.Hour})
 	ctx := t.Context()
 	for range 3 {
-		if _, err := cs.GetUser(ctx, f.user.ID); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := cs.GetServiceClientByClientID(ctx, f.client.ClientID); err != nil {
-			t.Fatal(err)
-		}
+		f.load(t, ctx, cs)
 	}
 	if st := cs.Stats(); st.Misses != 2 || st.Hits != 4 || st.Users != 1 || st.Clients != 1 {
 		t.Fatalf("Stats = %+v, want 2 misses, 4 hits, one entry each", st)
 	}
 	// A write the cache does not see proves the answers come from memory.
 	f.mark(t, "behind")
-	u, _ := cs.GetUser(ctx, f.user.ID)
-	c, _ := cs.GetServiceClientByClientID(ctx, f.client.ClientID)
-	if bio(u) != "" || desc(c) != "" {
-		t.Fatalf("cached reads saw a write made behind the cache: bio %q, description %q", bio(u), desc(c))
+	if b, d := f.marks(ctx, cs); b != "" || d != "" {
+		t.Fatalf("cached reads saw a write made behind the cache: bio %q, description %q", b, d)
 	}
 	// Misses are not cached.
 	for range 2 {
@@ -218,12 +211,7 @@ func TestWritesInvalidate(t *testing.T) {
 			b := wrap(t, openSQLite(t, f.path), cache.Options{TTL: time.Hour, Bus: bus})
 			ctx := t.Context()
 			for _, s := range []*cache.Store{a, b} {
-				if _, err := s.GetUser(ctx, f.user.ID); err != nil {
-					t.Fatal(err)
-				}
-				if _, err := s.GetServiceClientByClientID(ctx, f.client.ClientID); err != nil {
-					t.Fatal(err)
-				}
+				f.load(t, ctx, s)
 			}
 			f.mark(t, "marked")
 			if err := tc.write(t, env{f: f, a: a, ctx: ctx}); err != nil {
@@ -315,24 +303,15 @@ func TestTTL(t *testing.T) {
 	clk := testclock.New(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	cs := wrap(t, f.inner, cache.Options{TTL: 30 * time.Second, Now: clk.Now})
 	ctx := t.Context()
-	if _, err := cs.GetUser(ctx, f.user.ID); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cs.GetServiceClientByClientID(ctx, f.client.ClientID); err != nil {
-		t.Fatal(err)
-	}
+	f.load(t, ctx, cs)
 	f.mark(t, "later")
 	clk.Advance(30*time.Second - time.Nanosecond)
-	u, _ := cs.GetUser(ctx, f.user.ID)
-	c, _ := cs.GetServiceClientByClientID(ctx, f.client.ClientID)
-	if bio(u) != "" || desc(c) != "" {
+	if b, d := f.marks(ctx, cs); b != "" || d != "" {
 		t.Fatal("entries expired before their TTL")
 	}
 	clk.Advance(time.Nanosecond) // exactly the TTL: expired
-	u, _ = cs.GetUser(ctx, f.user.ID)
-	c, _ = cs.GetServiceClientByClientID(ctx, f.client.ClientID)
-	if bio(u) != "later" || desc(c) != "later" {
-		t.Fatalf("entries outlived their TTL: bio %q, description %q", bio(u), desc(c))
+	if b, d := f.marks(ctx, cs); b != "later" || d != "later" {
+		t.Fatalf("entries outlived their TTL: bio %q, description %q", b, d)
 	}
 }
 
@@ -430,17 +409,10 @@ func TestFreshReadBypasses(t *testing.T) {
 	f := newFixture(t)
 	cs := wrap(t, f.inner, cache.Options{TTL: time.Hour})
 	ctx := t.Context()
-	if _, err := cs.GetUser(ctx, f.user.ID); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cs.GetServiceClientByClientID(ctx, f.client.ClientID); err != nil {
-		t.Fatal(err)
-	}
+	f.load(t, ctx, cs)
 	f.mark(t, "fresh")
 	fresh := permiso.WithFreshRead(ctx)
-	u, _ := cs.GetUser(fresh, f.user.ID)
-	c, _ := cs.GetServiceClientByClientID(fresh, f.client.ClientID)
-	if bio(u) != "fresh" || desc(c) != "fresh" {
+	if b, d := f.marks(fresh, cs); b != "fresh" || d != "fresh" {
 		t.Fatal("WithFreshRead was answered from the cache")
 	}
 }

@@ -5,22 +5,20 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/permiso/permiso/internal/testredis"
 	"github.com/permiso/permiso/internal/testwait"
 )
 
@@ -247,15 +245,15 @@ func redisClient(t *testing.T, rawURL string) *redis.Client {
 func TestRedisOutage(t *testing.T) {
 	t.Parallel()
 	b := sqliteOnly(t)
-	srv := startPrivateRedis(t)
-	env := b.env(t, map[string]string{"REDIS_URL": "redis://" + srv.addr + "/0"})
+	srv := testredis.Start(t, 0)
+	env := b.env(t, map[string]string{"REDIS_URL": "redis://" + srv.Addr + "/0"})
 	s := startServer(t, env)
 	requireRoute(t, s, http.MethodPost, pathToken)
 	s.createAdmin(t, adminUser, adminEmail, strongPassword)
 	tok := s.login(t, adminUser, strongPassword, "")
 	s.assertBearerAccepted(t, tok.AccessToken)
 
-	srv.kill(t)
+	srv.Kill()
 	killed := time.Now()
 	for range 3 {
 		r := s.tryLogin(t, adminUser, strongPassword, "")
@@ -280,7 +278,7 @@ func TestRedisOutage(t *testing.T) {
 		t.Errorf("%s: want 503 unhealthy", r)
 	}
 
-	srv.restart(t)
+	srv.Restart(t)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		r := s.tryLogin(t, adminUser, strongPassword, "")
@@ -299,68 +297,6 @@ func TestRedisOutage(t *testing.T) {
 	if !strings.Contains(s.stderr.String(), "Redis unavailable") {
 		t.Errorf("the outage was not logged")
 	}
-}
-
-// privateRedis is a redis-server process of one test, never the shared
-// one: it is killed and restarted at will.
-type privateRedis struct {
-	addr, dir string
-	port      int
-	cmd       *exec.Cmd
-}
-
-func startPrivateRedis(t *testing.T) *privateRedis {
-	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		if os.Getenv("PERMISO_TEST_REQUIRE_REDIS_SERVER") != "" {
-			t.Fatal("redis-server is not on PATH and PERMISO_TEST_REQUIRE_REDIS_SERVER is set")
-		}
-		t.Skip("redis-server is not on PATH")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	p := &privateRedis{addr: "127.0.0.1:" + strconv.Itoa(port), dir: t.TempDir(), port: port}
-	p.start(t)
-	t.Cleanup(func() { p.kill(t) })
-	return p
-}
-
-func (p *privateRedis) start(t *testing.T) {
-	t.Helper()
-	p.cmd = exec.Command("redis-server", "--port", strconv.Itoa(p.port), "--bind", "127.0.0.1",
-		"--dir", p.dir, "--save", "", "--appendonly", "no", "--maxmemory-policy", "noeviction")
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start redis-server: %v", err)
-	}
-	rdb := redis.NewClient(&redis.Options{Addr: p.addr, MaxRetries: -1})
-	defer rdb.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for rdb.Ping(context.Background()).Err() != nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("redis-server on %s did not start", p.addr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (p *privateRedis) kill(t *testing.T) {
-	t.Helper()
-	if p.cmd == nil {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	_ = p.cmd.Wait()
-	p.cmd = nil
-}
-
-func (p *privateRedis) restart(t *testing.T) {
-	t.Helper()
-	p.kill(t)
-	p.start(t)
 }
 
 // TestCORSAndHosts: ALLOWED_ORIGINS, ALLOW_CREDENTIALS and ALLOWED_HOSTS

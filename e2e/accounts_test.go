@@ -1,30 +1,17 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
-	"io"
-	"math/big"
-	"mime/quotedprintable"
-	"net"
-	"net/mail"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/permiso/permiso/internal/smtptest"
 )
 
 // Accounts end to end: registration, verification by the mailed
@@ -33,170 +20,30 @@ import (
 // AUTH, to an SMTP server this test runs; the server process trusts the
 // test's self-signed certificate through SSL_CERT_FILE.
 
-// mailbox is a small SMTP server (EHLO, STARTTLS, AUTH PLAIN, MAIL, RCPT,
-// DATA, RSET, NOOP, QUIT) that requires STARTTLS and AUTH before mail.
+// mailbox is the SMTP server the server under test mails to
+// (internal/smtptest), requiring STARTTLS and AUTH before mail.
 type mailbox struct {
-	host     string
-	port     int
-	certFile string
-	user     string
-	pass     string
-	tls      *tls.Config
-	ln       net.Listener
-	msgs     chan mailMsg
-	wg       sync.WaitGroup
-}
-
-// mailMsg is one received message.
-type mailMsg struct {
-	to      []string
-	tls     bool
-	authed  bool
-	subject string
-	body    string // decoded text
+	*smtptest.Server
+	certFile   string
+	user, pass string
 }
 
 func startMailbox(t *testing.T) *mailbox {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
+	mb := &mailbox{user: "permiso-mailer", pass: randomHex(t, 8)}
+	mb.Server = smtptest.Start(t, smtptest.Options{StartTLS: true, Username: mb.user, Password: mb.pass})
+	mb.certFile = filepath.Join(t.TempDir(), "mailbox-ca.pem")
+	if err := os.WriteFile(mb.certFile, mb.CertPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "e2e mailbox"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, BasicConstraintsValid: true, IsCA: true,
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile := filepath.Join(t.TempDir(), "mailbox-ca.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mb := &mailbox{host: "127.0.0.1", port: ln.Addr().(*net.TCPAddr).Port, certFile: certFile,
-		user: "permiso-mailer", pass: randomHex(t, 8),
-		tls: &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}},
-		ln:  ln, msgs: make(chan mailMsg, 50)}
-	mb.wg.Add(1)
-	go func() {
-		defer mb.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mb.wg.Add(1)
-			go func() { defer mb.wg.Done(); mb.session(c) }()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); mb.wg.Wait() })
 	return mb
 }
 
 // env are the server's SMTP settings for this mailbox.
 func (mb *mailbox) env() map[string]string {
 	return map[string]string{
-		"SMTP_HOST": mb.host, "SMTP_PORT": strconv.Itoa(mb.port), "SMTP_USERNAME": mb.user, "SMTP_PASSWORD": mb.pass,
+		"SMTP_HOST": mb.Host, "SMTP_PORT": strconv.Itoa(mb.Port), "SMTP_USERNAME": mb.user, "SMTP_PASSWORD": mb.pass,
 		"SMTP_FROM": "permiso <no-reply@example.com>", "SMTP_STARTTLS": "true", "SSL_CERT_FILE": mb.certFile,
-	}
-}
-
-func (mb *mailbox) session(c net.Conn) {
-	defer func() { c.Close() }()
-	_ = c.SetDeadline(time.Now().Add(time.Minute))
-	r, w := bufio.NewReader(c), bufio.NewWriter(c)
-	say := func(lines ...string) {
-		for _, l := range lines {
-			w.WriteString(l + "\r\n")
-		}
-		w.Flush()
-	}
-	say("220 127.0.0.1 e2e ESMTP")
-	var isTLS, authed bool
-	var msg mailMsg
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			return
-		}
-		verb, arg, _ := strings.Cut(strings.TrimRight(line, "\r\n"), " ")
-		switch strings.ToUpper(verb) {
-		case "EHLO", "HELO":
-			if isTLS {
-				say("250-127.0.0.1", "250-AUTH PLAIN", "250 8BITMIME")
-			} else {
-				say("250-127.0.0.1", "250-STARTTLS", "250 8BITMIME")
-			}
-		case "STARTTLS":
-			say("220 go ahead")
-			tc := tls.Server(c, mb.tls)
-			if tc.Handshake() != nil {
-				return
-			}
-			c, isTLS = tc, true
-			r, w = bufio.NewReader(tc), bufio.NewWriter(tc)
-		case "AUTH":
-			_, resp, _ := strings.Cut(arg, " ")
-			raw, _ := base64.StdEncoding.DecodeString(resp)
-			parts := strings.Split(string(raw), "\x00")
-			if !isTLS || len(parts) != 3 || parts[1] != mb.user || parts[2] != mb.pass {
-				say("535 authentication failed")
-				continue
-			}
-			authed = true
-			say("235 ok")
-		case "MAIL":
-			if !isTLS || !authed {
-				say("530 STARTTLS and AUTH first")
-				continue
-			}
-			msg = mailMsg{tls: isTLS, authed: authed}
-			say("250 ok")
-		case "RCPT":
-			if i, j := strings.Index(arg, "<"), strings.Index(arg, ">"); i >= 0 && j > i {
-				msg.to = append(msg.to, arg[i+1:j])
-			}
-			say("250 ok")
-		case "DATA":
-			say("354 go ahead")
-			var data bytes.Buffer
-			for {
-				l, err := r.ReadString('\n')
-				if err != nil {
-					return
-				}
-				if l == ".\r\n" {
-					break
-				}
-				data.WriteString(strings.TrimPrefix(l, "."))
-			}
-			if m, err := mail.ReadMessage(&data); err == nil {
-				msg.subject = m.Header.Get("Subject")
-				var body io.Reader = m.Body
-				if strings.EqualFold(m.Header.Get("Content-Transfer-Encoding"), "quoted-printable") {
-					body = quotedprintable.NewReader(body)
-				}
-				b, _ := io.ReadAll(body)
-				msg.body = string(b)
-			}
-			mb.msgs <- msg
-			say("250 queued")
-		case "RSET", "NOOP":
-			say("250 ok")
-		case "QUIT":
-			say("221 bye")
-			return
-		default:
-			say("500 unknown")
-		}
 	}
 }
 
@@ -206,30 +53,22 @@ var linkToken = regexp.MustCompile(`https://auth\.e2e\.example/(reset-password|v
 // AUTH, and returns the token of its link to path.
 func (mb *mailbox) token(t *testing.T, addr, path string) string {
 	t.Helper()
-	select {
-	case m := <-mb.msgs:
-		if len(m.to) != 1 || m.to[0] != addr || !m.tls || !m.authed {
-			t.Fatalf("mail to %v (TLS %v, AUTH %v), want %s over TLS with AUTH", m.to, m.tls, m.authed, addr)
-		}
-		match := linkToken.FindStringSubmatch(m.body)
-		if match == nil || match[1] != path {
-			t.Fatalf("mail %q has no %s link: %q", m.subject, path, m.body)
-		}
-		return match[2]
-	case <-time.After(20 * time.Second):
-		t.Fatalf("no mail to %s within 20s", addr)
-		return ""
+	m := mb.Wait(t, 20*time.Second)
+	if len(m.To) != 1 || m.To[0] != addr || !m.TLS || m.Auth != mb.user {
+		t.Fatalf("mail to %v (TLS %v, AUTH %q), want %s over TLS with AUTH", m.To, m.TLS, m.Auth, addr)
 	}
+	body := m.Body()
+	match := linkToken.FindStringSubmatch(body)
+	if match == nil || match[1] != path {
+		t.Fatalf("mail %q has no %s link: %q", m.Header("Subject"), path, body)
+	}
+	return match[2]
 }
 
 // noMail checks that nothing arrives within d.
 func (mb *mailbox) noMail(t *testing.T, d time.Duration) {
 	t.Helper()
-	select {
-	case m := <-mb.msgs:
-		t.Fatalf("unexpected mail to %v: %s", m.to, m.subject)
-	case <-time.After(d):
-	}
+	mb.None(t, d)
 }
 
 // call sends a JSON request.

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/permiso/permiso/internal/testredis"
 )
 
 // Faults under load (docs/deployment.md, "Outages"): two instances on
@@ -494,15 +496,10 @@ func (w *faultWorker) try(kind string, i int) bool {
 // test's own database and returns how many it ended.
 func terminateConnections(t *testing.T, dbURL string) int {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatalf("connect to the test database: %v", err)
-	}
-	defer conn.Close(ctx)
+	ctx, conn, done := connectPostgres(t, dbURL, "the test database", 10*time.Second)
+	defer done()
 	var n int
-	err = conn.QueryRow(ctx, `SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+	err := conn.QueryRow(ctx, `SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
 		WHERE datname = current_database() AND pid <> pg_backend_pid()) AS ended`).Scan(&n)
 	if err != nil {
 		t.Fatalf("pg_terminate_backend: %v", err)
@@ -540,8 +537,8 @@ func TestFaultsUnderLoad(t *testing.T) {
 	if pg == "" {
 		t.Skip("PERMISO_TEST_DATABASE_URL is not set")
 	}
-	rd := startPrivateRedis(t)
-	env := provisionPostgresRedis(t, pg, "redis://"+rd.addr+"/0")
+	rd := testredis.Start(t, 0)
+	env := provisionPostgresRedis(t, pg, "redis://"+rd.Addr+"/0")
 	extra := map[string]string{
 		"REFRESH_TOKEN_REUSE_GRACE_SECONDS": "0",
 		"RATE_LIMIT_LOGIN":                  "100000/minute",
@@ -668,11 +665,11 @@ func TestFaultsUnderLoad(t *testing.T) {
 		at(b + 11*time.Second)
 		probes.Wait() // the probe of the last outage ends before the next
 		down := time.Now()
-		rd.kill(t)
+		rd.Kill()
 		at(b + 12*time.Second)
 		n = terminateConnections(t, dbURL)
 		at(b + 14*time.Second)
-		rd.start(t)
+		rd.Restart(t)
 		events = append(events, &faultEvent{name: fmt.Sprintf("Redis down 3 s, PG terminated (%d), Redis empty", n), down: down, back: time.Now()})
 		probe(events[len(events)-1])
 		probes.Wait()
@@ -761,13 +758,8 @@ func TestFaultsUnderLoad(t *testing.T) {
 	fmt.Fprintf(&report, "ended sessions checked after the faults: %d, accepted again: %d\n", len(ended), revived)
 
 	// The database, once both instances have stopped.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatalf("connect to the test database: %v", err)
-	}
-	defer conn.Close(ctx)
+	ctx, conn, done := connectPostgres(t, dbURL, "the test database", 30*time.Second)
+	defer done()
 	ids := mapKeys(l.audited)
 	rows, err := conn.Query(ctx, `SELECT DISTINCT request_id FROM audit_events WHERE request_id = ANY($1)`, ids)
 	if err != nil {

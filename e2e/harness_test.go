@@ -201,18 +201,30 @@ func sqliteBackend() backend {
 	}}
 }
 
+// connectPostgres connects to the PostgreSQL server at dsn (what names it
+// in the failure) with a context that ends after timeout; done closes the
+// connection and ends the context.
+func connectPostgres(t *testing.T, dsn, what string, timeout time.Duration) (ctx context.Context, conn *pgx.Conn, done func()) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		cancel()
+		t.Fatalf("connect to %s: %v", what, err)
+	}
+	return ctx, conn, func() {
+		conn.Close(ctx)
+		cancel()
+	}
+}
+
 func provisionPostgresRedis(t *testing.T, adminURL, redisURL string) map[string]string {
 	t.Helper()
 	id := randomHex(t, 6)
 	dbName := "permiso_e2e_" + id
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, adminURL)
-	if err != nil {
-		t.Fatalf("connect to PERMISO_TEST_DATABASE_URL: %v", err)
-	}
-	_, err = conn.Exec(ctx, "CREATE DATABASE "+dbName)
-	conn.Close(ctx)
+	ctx, conn, done := connectPostgres(t, adminURL, "PERMISO_TEST_DATABASE_URL", 30*time.Second)
+	_, err := conn.Exec(ctx, "CREATE DATABASE "+dbName)
+	done()
 	if err != nil {
 		t.Fatalf("CREATE DATABASE %s: %v", dbName, err)
 	}

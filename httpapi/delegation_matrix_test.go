@@ -219,57 +219,54 @@ func js(v any) string {
 	return string(b)
 }
 
-// userState reads what a request may change about a user.
-func (e *idEnv) userState(id uuid.UUID) string {
-	u, err := e.db.GetUser(permiso.WithFreshRead(e.ctx), id)
+// stateOf is the state of a row as its read found it: "deleted" when the
+// read answered ErrNotFound, else the JSON of view; any other error fails
+// the test.
+func (e *idEnv) stateOf(err error, view func() map[string]any) string {
 	if errors.Is(err, permiso.ErrNotFound) {
 		return "deleted"
 	}
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return js(map[string]any{"email": u.Email, "display_name": u.DisplayName, "active": u.IsActive, "verified": u.IsVerified,
-		"superuser": u.IsSuperuser, "hash": u.PasswordHash, "roles": u.RoleNames(), "failed": u.FailedLoginAttempts,
-		"locked_until": u.LockedUntil, "tokens_revoked_before": u.TokensRevokedBefore, "password_changed_at": u.PasswordChangedAt})
+	return js(view())
+}
+
+// userState reads what a request may change about a user.
+func (e *idEnv) userState(id uuid.UUID) string {
+	u, err := e.db.GetUser(permiso.WithFreshRead(e.ctx), id)
+	return e.stateOf(err, func() map[string]any {
+		return map[string]any{"email": u.Email, "display_name": u.DisplayName, "active": u.IsActive, "verified": u.IsVerified,
+			"superuser": u.IsSuperuser, "hash": u.PasswordHash, "roles": u.RoleNames(), "failed": u.FailedLoginAttempts,
+			"locked_until": u.LockedUntil, "tokens_revoked_before": u.TokensRevokedBefore, "password_changed_at": u.PasswordChangedAt}
+	})
 }
 
 func (e *idEnv) roleState(id uuid.UUID) string {
 	r, err := e.db.GetRole(e.ctx, id)
-	if errors.Is(err, permiso.ErrNotFound) {
-		return "deleted"
-	}
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	var scopes []string
-	for _, sc := range r.Scopes {
-		scopes = append(scopes, sc.Name)
-	}
-	return js(map[string]any{"name": r.Name, "description": r.Description, "scopes": scopes})
+	return e.stateOf(err, func() map[string]any {
+		var scopes []string
+		for _, sc := range r.Scopes {
+			scopes = append(scopes, sc.Name)
+		}
+		return map[string]any{"name": r.Name, "description": r.Description, "scopes": scopes}
+	})
 }
 
 func (e *idEnv) scopeState(id uuid.UUID) string {
 	sc, err := e.db.GetScope(e.ctx, id)
-	if errors.Is(err, permiso.ErrNotFound) {
-		return "deleted"
-	}
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return js(map[string]any{"name": sc.Name, "description": sc.Description})
+	return e.stateOf(err, func() map[string]any {
+		return map[string]any{"name": sc.Name, "description": sc.Description}
+	})
 }
 
 func (e *idEnv) clientState(clientID string) string {
 	c, err := e.db.GetServiceClientByClientID(permiso.WithFreshRead(e.ctx), clientID)
-	if errors.Is(err, permiso.ErrNotFound) {
-		return "deleted"
-	}
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return js(map[string]any{"name": c.Name, "active": c.IsActive, "secret": c.SecretHash, "previous": c.PreviousSecretHash,
-		"scopes": c.ScopeNames(), "updated_at": c.UpdatedAt, "trusted": c.IsTrusted, "redirect_uris": c.RedirectURIs,
-		"post_logout_redirect_uris": c.PostLogoutRedirectURIs, "grant_types": c.GrantTypes})
+	return e.stateOf(err, func() map[string]any {
+		return map[string]any{"name": c.Name, "active": c.IsActive, "secret": c.SecretHash, "previous": c.PreviousSecretHash,
+			"scopes": c.ScopeNames(), "updated_at": c.UpdatedAt, "trusted": c.IsTrusted, "redirect_uris": c.RedirectURIs,
+			"post_logout_redirect_uris": c.PostLogoutRedirectURIs, "grant_types": c.GrantTypes}
+	})
 }
 
 // browserClient creates a confidential client of the browser flow

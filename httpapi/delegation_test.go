@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/uuid"
+
 	"github.com/permiso/permiso"
 )
 
@@ -49,6 +51,24 @@ func (e *idEnv) refusedAsDelegation(w *httptest.ResponseRecorder, action, target
 	if ev.Details["reason"] != "delegation" {
 		e.t.Errorf("%s: audit details %v, want reason delegation", what, ev.Details)
 	}
+}
+
+// roleScopesRefused sends scope_ids for the role (what names it) with tok
+// through both routes that set them, PUT /roles/{role_id}/scopes and PUT
+// /roles/{role_id}, checks that each is refused as a delegation, and
+// returns the role as stored afterwards.
+func (e *idEnv) roleScopesRefused(tok string, roleID uuid.UUID, ids []string, what string) permiso.Role {
+	e.t.Helper()
+	rp := rolesPath + "/" + roleID.String()
+	e.refusedAsDelegation(e.do("PUT", rolesPath+"/{role_id}/{sub}", rp+"/scopes", tok,
+		map[string]any{"scope_ids": ids}), "role.scopes", roleID.String(), "PUT "+what+"'s scopes")
+	e.refusedAsDelegation(e.do("PUT", rolesPath+"/{role_id}", rp, tok,
+		map[string]any{"scope_ids": ids}), "role.update", roleID.String(), "PUT "+what+" with scope_ids")
+	got, err := e.db.GetRole(e.ctx, roleID)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return got
 }
 
 // TestUsersAdminCannotTakeOverSuperuser: a holder of admin:users alone
@@ -111,15 +131,7 @@ func TestUsersAdminCannotWidenOwnRole(t *testing.T) {
 	eachIDBackend(t, func(t *testing.T, e *idEnv) {
 		_, role, tok := e.delegatedUser("helpdesk", "admin:users")
 		ids := idStrings(e.scopeIDs("admin:users", "admin:system", "admin:logs"))
-		rp := rolesPath + "/" + role.ID.String()
-		e.refusedAsDelegation(e.do("PUT", rolesPath+"/{role_id}/{sub}", rp+"/scopes", tok,
-			map[string]any{"scope_ids": ids}), "role.scopes", role.ID.String(), "PUT own role's scopes")
-		e.refusedAsDelegation(e.do("PUT", rolesPath+"/{role_id}", rp, tok,
-			map[string]any{"scope_ids": ids}), "role.update", role.ID.String(), "PUT own role with scope_ids")
-		got, err := e.db.GetRole(e.ctx, role.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
+		got := e.roleScopesRefused(tok, role.ID, ids, "own role")
 		if len(got.Scopes) != 1 || got.Scopes[0].Name != "admin:users" {
 			t.Errorf("role scopes now %v", got.Scopes)
 		}
@@ -193,15 +205,7 @@ func TestUsersAdminCannotWidenRoleUser(t *testing.T) {
 			t.Fatal(err)
 		}
 		ids = append(ids, adminUsers.ID.String())
-		rp := rolesPath + "/" + userRole.ID.String()
-		e.refusedAsDelegation(e.do("PUT", rolesPath+"/{role_id}/{sub}", rp+"/scopes", tok,
-			map[string]any{"scope_ids": ids}), "role.scopes", userRole.ID.String(), "PUT role user's scopes")
-		e.refusedAsDelegation(e.do("PUT", rolesPath+"/{role_id}", rp, tok,
-			map[string]any{"scope_ids": ids}), "role.update", userRole.ID.String(), "PUT role user with scope_ids")
-		got, err := e.db.GetRole(e.ctx, userRole.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
+		got := e.roleScopesRefused(tok, userRole.ID, ids, "role user")
 		if len(got.Scopes) != len(userRole.Scopes) {
 			t.Errorf("role user's scopes now %v", got.Scopes)
 		}

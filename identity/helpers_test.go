@@ -213,6 +213,28 @@ func wantCode(t *testing.T, err error, code permiso.Code, what string) *permiso.
 	return pe
 }
 
+// wantConflict fails t unless err is a 409 conflict with message.
+func wantConflict(t *testing.T, err error, what, message string) {
+	t.Helper()
+	if pe := wantCode(t, err, permiso.ECONFLICT, what); pe.Message != message {
+		t.Errorf("%s: message %q", what, pe.Message)
+	}
+}
+
+// wantHeldThenDeleted checks that del is refused as a conflict with
+// message while the row is in use, and succeeds once release has let go
+// of it.
+func wantHeldThenDeleted(t *testing.T, what, message string, del, release func() error) {
+	t.Helper()
+	wantConflict(t, del(), what, message)
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+	if err := del(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // fields returns the fields named by a validation error.
 func fields(err error) map[string][]string {
 	out := map[string][]string{}

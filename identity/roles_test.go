@@ -48,27 +48,22 @@ func TestScopes(t *testing.T) {
 		t.Errorf("describe built-in scope: %v", err)
 	}
 	_, err = e.svc.DeleteScope(e.ctx, e.admin, admUsers.ID)
-	if pe := wantCode(t, err, permiso.ECONFLICT, "delete built-in scope"); pe.Message != `Scope "admin:users" is built in and cannot be deleted` {
-		t.Errorf("delete built-in scope: message %q", pe.Message)
-	}
+	wantConflict(t, err, "delete built-in scope", `Scope "admin:users" is built in and cannot be deleted`)
 
 	// In use by a role: 409 until the role lets go.
 	r, err := e.svc.CreateRole(e.ctx, e.admin, identity.RoleInput{Name: ptr("trader"), ScopeIDs: &[]string{sc.ID.String()}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.svc.DeleteScope(e.ctx, e.admin, sc.ID)
-	if pe := wantCode(t, err, permiso.ECONFLICT, "delete scope in use"); pe.Message != "Cannot delete scope that is assigned to roles" {
-		t.Errorf("delete scope in use: message %q", pe.Message)
+	deleteScope := func() error {
+		_, err := e.svc.DeleteScope(e.ctx, e.admin, sc.ID)
+		return err
 	}
-	if _, err := e.svc.SetRoleScopes(e.ctx, e.admin, r.ID, []string{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.svc.DeleteScope(e.ctx, e.admin, sc.ID); err != nil {
-		t.Fatal(err)
-	}
-	_, err = e.svc.DeleteScope(e.ctx, e.admin, sc.ID)
-	wantCode(t, err, permiso.ENOTFOUND, "delete twice")
+	wantHeldThenDeleted(t, "delete scope in use", "Cannot delete scope that is assigned to roles", deleteScope, func() error {
+		_, err := e.svc.SetRoleScopes(e.ctx, e.admin, r.ID, []string{})
+		return err
+	})
+	wantCode(t, deleteScope(), permiso.ENOTFOUND, "delete twice")
 }
 
 func TestRoles(t *testing.T) {
@@ -100,24 +95,19 @@ func TestRoles(t *testing.T) {
 	_, err = e.svc.UpdateRole(e.ctx, e.admin, e.roles["admin"].ID, identity.RoleInput{Name: ptr("boss")})
 	wantCode(t, err, permiso.ECONFLICT, "rename built-in role")
 	_, err = e.svc.DeleteRole(e.ctx, e.admin, e.roles["user"].ID)
-	if pe := wantCode(t, err, permiso.ECONFLICT, "delete built-in role"); pe.Message != `Role "user" is built in and cannot be deleted` {
-		t.Errorf("delete built-in role: message %q", pe.Message)
-	}
+	wantConflict(t, err, "delete built-in role", `Role "user" is built in and cannot be deleted`)
 
 	u := e.register("vic", "vic@example.com", goodPassword)
 	if _, err := e.svc.SetRoles(e.ctx, e.admin, u.ID, []string{r.ID.String()}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.svc.DeleteRole(e.ctx, e.admin, r.ID)
-	if pe := wantCode(t, err, permiso.ECONFLICT, "delete role in use"); pe.Message != "Cannot delete role that is assigned to users" {
-		t.Errorf("delete role in use: message %q", pe.Message)
-	}
-	if _, err := e.svc.SetRoles(e.ctx, e.admin, u.ID, []string{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.svc.DeleteRole(e.ctx, e.admin, r.ID); err != nil {
-		t.Fatal(err)
-	}
+	wantHeldThenDeleted(t, "delete role in use", "Cannot delete role that is assigned to users", func() error {
+		_, err := e.svc.DeleteRole(e.ctx, e.admin, r.ID)
+		return err
+	}, func() error {
+		_, err := e.svc.SetRoles(e.ctx, e.admin, u.ID, []string{})
+		return err
+	})
 	_, err = e.svc.SetRoleScopes(e.ctx, e.admin, r.ID, []string{})
 	wantCode(t, err, permiso.ENOTFOUND, "deleted role")
 }

@@ -71,10 +71,7 @@ func TestSignIsSignedString(t *testing.T) {
 	} {
 		t.Run(s.alg, func(t *testing.T) {
 			c := fullClaims(clk.Now())
-			got, err := s.Sign(ctx, c)
-			if err != nil {
-				t.Fatal(err)
-			}
+			got := mustSign(ctx, t, s, c)
 			k := s.keySet().current
 			tok := gojwt.NewWithClaims(s.method, newClaims(c))
 			tok.Header["typ"] = HeaderType

@@ -16,14 +16,8 @@ func FuzzVerify(f *testing.F) {
 	clk := newClock()
 	hs := newTestSigner(f, testOptions(HS256, nil, clk))
 	es := newTestSigner(f, testOptions(ES256, newFakeKeyStore(), clk))
-	hsTok, err := hs.Sign(ctx, fullClaims(clk.Now()))
-	if err != nil {
-		f.Fatal(err)
-	}
-	esTok, err := es.Sign(ctx, fullClaims(clk.Now()))
-	if err != nil {
-		f.Fatal(err)
-	}
+	hsTok := mustSign(ctx, f, hs, fullClaims(clk.Now()))
+	esTok := mustSign(ctx, f, es, fullClaims(clk.Now()))
 	issued := map[string]bool{hsTok: true, esTok: true}
 	for _, tok := range []string{hsTok, esTok} {
 		parts := strings.Split(tok, ".")
@@ -84,10 +78,7 @@ func FuzzVerifyIDTokenHint(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	access, err := es.Sign(ctx, fullClaims(now))
-	if err != nil {
-		f.Fatal(err)
-	}
+	access := mustSign(ctx, f, es, fullClaims(now))
 	f.Add(idTok)
 	f.Add(access)
 	parts := strings.Split(idTok, ".")

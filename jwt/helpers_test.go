@@ -152,6 +152,16 @@ func newTestSigner(t testing.TB, opts Options) *Signer {
 
 func boolPtr(b bool) *bool { return &b }
 
+// mustSign signs c with s, failing t on an error.
+func mustSign(ctx context.Context, t testing.TB, s *Signer, c permiso.AccessClaims) string {
+	t.Helper()
+	tok, err := s.Sign(ctx, c)
+	if err != nil {
+		t.Fatalf("Sign: %v", err)
+	}
+	return tok
+}
+
 // fullClaims sets every claim.
 func fullClaims(now time.Time) permiso.AccessClaims {
 	return permiso.AccessClaims{

@@ -52,10 +52,7 @@ func TestRotation(t *testing.T) {
 			if n := len(store.all()); n != 1 {
 				t.Fatalf("store has %d keys after two New, want 1 (the second reuses it)", n)
 			}
-			before, err := s.Sign(ctx, fullClaims(clk.Now()))
-			if err != nil {
-				t.Fatal(err)
-			}
+			before := mustSign(ctx, t, s, fullClaims(clk.Now()))
 			oldKID := headerKID(t, before)
 			if kids := jwksKIDs(t, s); !equalStrings(kids, []string{oldKID}) {
 				t.Fatalf("JWKS kids = %v, want [%s]", kids, oldKID)
@@ -76,10 +73,7 @@ func TestRotation(t *testing.T) {
 				t.Fatalf("old key retired %v, expires %v; want %v, %v", old.RetiredAt, old.ExpiresAt, rotatedAt, wantExpiry)
 			}
 
-			after, err := s.Sign(ctx, fullClaims(clk.Now()))
-			if err != nil {
-				t.Fatal(err)
-			}
+			after := mustSign(ctx, t, s, fullClaims(clk.Now()))
 			if kid := headerKID(t, after); kid != newKID {
 				t.Fatalf("token after Rotate has kid %s, want %s", kid, newKID)
 			}
@@ -96,10 +90,7 @@ func TestRotation(t *testing.T) {
 			if _, err := peer.Verify(ctx, after); err != nil {
 				t.Fatalf("peer verifying the new key's token: %v", err)
 			}
-			peerTok, err := peer.Sign(ctx, fullClaims(clk.Now()))
-			if err != nil {
-				t.Fatal(err)
-			}
+			peerTok := mustSign(ctx, t, peer, fullClaims(clk.Now()))
 			if kid := headerKID(t, peerTok); kid != newKID {
 				t.Errorf("peer signs with %s after reloading, want %s", kid, newKID)
 			}
@@ -196,10 +187,7 @@ func TestNewUsesStoredKeyOfItsAlgorithm(t *testing.T) {
 	}
 	// A restarted instance signs with the stored key.
 	es2 := newTestSigner(t, testOptions(ES256, store, clk))
-	tok, err := es2.Sign(ctx, fullClaims(clk.Now()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := mustSign(ctx, t, es2, fullClaims(clk.Now()))
 	if _, err := es.Verify(ctx, tok); err != nil {
 		t.Errorf("restarted instance's token: %v", err)
 	}

@@ -26,10 +26,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Run(alg, func(t *testing.T) {
 			s, _, clk := storeSigner(t, alg)
 			in := fullClaims(clk.Now())
-			tok, err := s.Sign(ctx, in)
-			if err != nil {
-				t.Fatalf("Sign: %v", err)
-			}
+			tok := mustSign(ctx, t, s, in)
 			got, err := s.Verify(ctx, tok)
 			if err != nil {
 				t.Fatalf("Verify: %v", err)
@@ -65,10 +62,7 @@ func TestRoundTrip(t *testing.T) {
 func TestTokenShape(t *testing.T) {
 	ctx := context.Background()
 	s, clk := hs256Signer(t)
-	tok, err := s.Sign(ctx, fullClaims(clk.Now()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := mustSign(ctx, t, s, fullClaims(clk.Now()))
 	header := decodeSegment(t, tok, 0)
 	wantHeader := map[string]string{"alg": `"HS256"`, "typ": `"at+jwt"`, "kid": `"` + hmacKID(testSecret) + `"`}
 	if len(header) != len(wantHeader) {
@@ -163,10 +157,7 @@ func TestIndependentVerification(t *testing.T) {
 		t.Run(alg, func(t *testing.T) {
 			s, _, clk := storeSigner(t, alg)
 			claims := fullClaims(clk.Now())
-			tok, err := s.Sign(ctx, claims)
-			if err != nil {
-				t.Fatal(err)
-			}
+			tok := mustSign(ctx, t, s, claims)
 			jws, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{joseAlg})
 			if err != nil {
 				t.Fatalf("go-jose parse: %v", err)
@@ -332,10 +323,7 @@ func TestVerifyRejects(t *testing.T) {
 func TestVerifyRejectsTamperingAndGarbage(t *testing.T) {
 	ctx := context.Background()
 	s, clk := hs256Signer(t)
-	tok, err := s.Sign(ctx, fullClaims(clk.Now()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := mustSign(ctx, t, s, fullClaims(clk.Now()))
 	parts := strings.Split(tok, ".")
 	payload, _ := b64.DecodeString(parts[1])
 	header, _ := b64.DecodeString(parts[0])
@@ -377,10 +365,7 @@ func TestVerifyRejectsTamperingAndGarbage(t *testing.T) {
 func TestAlgorithmConfusion(t *testing.T) {
 	ctx := context.Background()
 	s, store, clk := storeSigner(t, RS256)
-	real, err := s.Sign(ctx, fullClaims(clk.Now()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	real := mustSign(ctx, t, s, fullClaims(clk.Now()))
 	kid := headerKID(t, real)
 	der := store.get(kid).PublicKey
 	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
@@ -394,27 +379,21 @@ func TestAlgorithmConfusion(t *testing.T) {
 	}
 	// alg none against an asymmetric signer.
 	h := map[string]any{"alg": "none", "typ": "at+jwt", "kid": kid}
-	_, err = s.Verify(ctx, craft(t, h, validPayload(clk.Now()), nil))
+	_, err := s.Verify(ctx, craft(t, h, validPayload(clk.Now()), nil))
 	wantRejected(t, err, "Invalid token")
 
 	// An HS256 signer does not accept the RS256 token, nor the reverse.
 	hs := newTestSigner(t, testOptions(HS256, nil, clk))
 	_, err = hs.Verify(ctx, real)
 	wantRejected(t, err, "Invalid token")
-	hsTok, err := hs.Sign(ctx, fullClaims(clk.Now()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	hsTok := mustSign(ctx, t, hs, fullClaims(clk.Now()))
 	_, err = s.Verify(ctx, hsTok)
 	wantRejected(t, err, "Invalid token")
 
 	// A token of another RS256 key set, and one of an ES256 signer sharing
 	// the store, are foreign.
 	other := newTestSigner(t, testOptions(ES256, store, clk))
-	esTok, err := other.Sign(ctx, fullClaims(clk.Now()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	esTok := mustSign(ctx, t, other, fullClaims(clk.Now()))
 	_, err = s.Verify(ctx, esTok)
 	wantRejected(t, err, "Invalid token")
 	if len(store.all()) != 2 {
@@ -428,10 +407,7 @@ func TestPreviousSecrets(t *testing.T) {
 	oldOpts := testOptions(HS256, nil, clk)
 	oldOpts.Secret = testPrevious
 	old := newTestSigner(t, oldOpts)
-	oldTok, err := old.Sign(ctx, fullClaims(clk.Now()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	oldTok := mustSign(ctx, t, old, fullClaims(clk.Now()))
 
 	opts := testOptions(HS256, nil, clk)
 	opts.PreviousSecrets = [][]byte{testPrevious}
@@ -439,10 +415,7 @@ func TestPreviousSecrets(t *testing.T) {
 	if _, err := s.Verify(ctx, oldTok); err != nil {
 		t.Fatalf("token of the previous secret: %v", err)
 	}
-	newTok, err := s.Sign(ctx, fullClaims(clk.Now()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	newTok := mustSign(ctx, t, s, fullClaims(clk.Now()))
 	if kid := headerKID(t, newTok); kid != hmacKID(testSecret) || kid == hmacKID(testPrevious) {
 		t.Fatalf("new token kid = %s, want the current secret's", kid)
 	}
@@ -502,10 +475,7 @@ func TestNextSecretsRollingRotation(t *testing.T) {
 
 	sign := func(s *Signer) string {
 		t.Helper()
-		tok, err := s.Sign(ctx, fullClaims(clk.Now()))
-		if err != nil {
-			t.Fatal(err)
-		}
+		tok := mustSign(ctx, t, s, fullClaims(clk.Now()))
 		return tok
 	}
 	// A next secret never signs.
@@ -607,10 +577,7 @@ func TestLeewayOption(t *testing.T) {
 	o := testOptions(HS256, nil, clk)
 	o.Leeway = -1 // none
 	s := newTestSigner(t, o)
-	tok, err := s.Sign(ctx, fullClaims(clk.Now()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := mustSign(ctx, t, s, fullClaims(clk.Now()))
 	clk.Advance(testLifetime)
 	wantExpired(t, s, tok)
 }
@@ -628,10 +595,7 @@ func TestIssueTimeToTheMillisecond(t *testing.T) {
 
 	in := fullClaims(issued)
 	in.ID = ""
-	tok, err := s.Sign(ctx, in)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := mustSign(ctx, t, s, in)
 	payload := decodeSegment(t, tok, 1)
 	if got, want := string(payload["iat"]), jsonInt(issued.Unix()); got != want {
 		t.Errorf("iat = %s, want the integer %s", got, want)

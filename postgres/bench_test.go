@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/internal/testdb"
 	"github.com/permiso/permiso/postgres"
 	"github.com/permiso/permiso/storetest"
 )
@@ -48,10 +49,7 @@ func BenchmarkStore(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Cleanup(func() { _ = db.Close() })
-		if _, err := db.MigrateUp(context.Background()); err != nil {
-			b.Fatal(err)
-		}
+		testdb.Migrate(b, db)
 		return db
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/internal/testclock"
 	"github.com/permiso/permiso/internal/testlog"
+	"github.com/permiso/permiso/internal/testredis"
 	"github.com/permiso/permiso/sharedstatetest"
 )
 
@@ -111,7 +112,7 @@ func TestCluster(t *testing.T) {
 // is back.
 func TestServerKilled(t *testing.T) {
 	t.Parallel()
-	srv := startRedisServer(t, 0)
+	srv := testredis.Start(t, 0)
 	var logs testlog.Buffer
 	c, err := Open("redis://"+srv.Addr, Options{
 		DialTimeout: 200 * time.Millisecond, Timeout: 200 * time.Millisecond,

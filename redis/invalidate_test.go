@@ -10,6 +10,7 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/internal/testchange"
+	"github.com/permiso/permiso/internal/testredis"
 	"github.com/permiso/permiso/internal/testwait"
 )
 
@@ -103,7 +104,7 @@ func TestChangeBus(t *testing.T) {
 // again.
 func TestChangeBusServerRestart(t *testing.T) {
 	t.Parallel()
-	srv := startRedisServer(t, 0)
+	srv := testredis.Start(t, 0)
 	c := openClient(t, "redis://"+srv.Addr, Options{DialTimeout: 200 * time.Millisecond, Timeout: 200 * time.Millisecond,
 		MaxRetries: -1, DialAttempts: 1})
 	b := NewChangeBus(c, "permiso-test:restart:")

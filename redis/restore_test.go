@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/internal/testredis"
 )
 
 // TestRevocationStateRestoredAfterDataLoss restarts a private redis-server
@@ -17,7 +18,7 @@ import (
 // closed (EUNAVAILABLE) until the restorer's sessions are back, and a
 // session ended before the restart is never reported as not revoked.
 func TestRevocationStateRestoredAfterDataLoss(t *testing.T) {
-	srv := startRedisServer(t, 0)
+	srv := testredis.Start(t, 0)
 	c := openClient(t, "redis://"+srv.Addr+"/0", Options{})
 	ctx := t.Context()
 	ended := uuid.NewString() // a session the database knows as ended

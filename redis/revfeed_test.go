@@ -15,6 +15,7 @@ import (
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/internal/testclock"
 	"github.com/permiso/permiso/internal/testdb"
+	"github.com/permiso/permiso/internal/testredis"
 	"github.com/permiso/permiso/sharedstatetest"
 )
 
@@ -156,7 +157,7 @@ func (h *getHook) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.
 // passed.
 func TestFeedDown(t *testing.T) {
 	t.Parallel()
-	srv := startRedisServer(t, 0)
+	srv := testredis.Start(t, 0)
 	opts := Options{DialTimeout: 100 * time.Millisecond, Timeout: 200 * time.Millisecond, MaxRetries: -1, DialAttempts: 1}
 	url := "redis://" + srv.Addr + "/0"
 	closed := startFeed(t, NewRevocations(openClient(t, url, opts), "p:"), FeedOptions{})
@@ -195,7 +196,7 @@ func TestFeedDown(t *testing.T) {
 
 	// Redis back (empty: no persistence): both resync and are live again,
 	// and memory still holds what was revoked before.
-	srv.start(t)
+	srv.Restart(t)
 	for _, r := range []*Revocations{closed, lookup} {
 		wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		if err := r.WaitFeed(wctx); err != nil {

@@ -12,6 +12,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/internal/testredis"
 )
 
 // startSentinel starts a Redis Sentinel (redis-server --sentinel) that
@@ -19,8 +20,7 @@ import (
 // quorum of 1, and returns its address. It is killed when t ends.
 func startSentinel(t testing.TB, masterPort int) string {
 	t.Helper()
-	bin := requireRedisServer(t)
-	port := freeRedisPort(t)
+	port := testredis.FreePort(t)
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "sentinel.conf")
 	cfg := "port " + strconv.Itoa(port) + "\nbind 127.0.0.1\nprotected-mode no\ndir " + dir + "\n" +
@@ -30,11 +30,7 @@ func startSentinel(t testing.TB, masterPort int) string {
 	if err := os.WriteFile(conf, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := &redisServer{Port: port, Addr: "127.0.0.1:" + strconv.Itoa(port), dir: dir, bin: bin,
-		args: []string{conf, "--sentinel", "--loglevel", "warning"}}
-	s.start(t)
-	t.Cleanup(s.Kill)
-	return s.Addr
+	return testredis.StartArgs(t, port, dir, conf, "--sentinel", "--loglevel", "warning").Addr
 }
 
 // TestSentinel runs the shared-state suites through a REDIS_URL naming a
@@ -43,8 +39,8 @@ func startSentinel(t testing.TB, masterPort int) string {
 // a restart, counts on the new master.
 func TestSentinel(t *testing.T) {
 	t.Parallel()
-	master := startRedisServer(t, 0)
-	replica := startRedisServer(t, 0, "--replicaof", "127.0.0.1", strconv.Itoa(master.Port))
+	master := testredis.Start(t, 0)
+	replica := testredis.Start(t, 0, "--replicaof", "127.0.0.1", strconv.Itoa(master.Port))
 	sentinel := startSentinel(t, master.Port)
 
 	c := openLive(t, "redis+sentinel://"+sentinel+"/mymaster", ModeSentinel)

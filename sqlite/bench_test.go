@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/internal/testdb"
 	"github.com/permiso/permiso/sqlite"
 	"github.com/permiso/permiso/storetest"
 )
@@ -16,10 +17,7 @@ func BenchmarkStore(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Cleanup(func() { _ = db.Close() })
-		if _, err := db.MigrateUp(b.Context()); err != nil {
-			b.Fatal(err)
-		}
+		testdb.Migrate(b, db)
 		return db
 	})
 }

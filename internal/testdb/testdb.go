@@ -1,7 +1,8 @@
 // Package testdb opens the databases that tests outside the storage
 // backends run on: a migrated SQLite database in memory, and a migrated
 // PostgreSQL database in a schema of its own (PERMISO_TEST_DATABASE_URL),
-// each closed, and the schema dropped, when the test ends.
+// each closed, and the schema dropped, when the test ends; and Migrate,
+// for a database a test (or a backend's benchmark) opens itself.
 package testdb
 
 import (
@@ -15,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/postgres"
 	"github.com/permiso/permiso/sqlite"
 )
@@ -30,11 +32,24 @@ func SQLite(t testing.TB) *sqlite.DB {
 	if err != nil {
 		t.Fatalf("sqlite.Open: %v", err)
 	}
+	Migrate(t, db)
+	return db
+}
+
+// Migrator is a database the tests open: *sqlite.DB or *postgres.DB.
+type Migrator interface {
+	MigrateUp(ctx context.Context) ([]permiso.MigrationStatus, error)
+	Close() error
+}
+
+// Migrate closes db when t ends and applies every migration to it now,
+// failing t on an error.
+func Migrate(t testing.TB, db Migrator) {
+	t.Helper()
 	t.Cleanup(func() { _ = db.Close() })
 	if _, err := db.MigrateUp(context.Background()); err != nil {
 		t.Fatalf("MigrateUp: %v", err)
 	}
-	return db
 }
 
 // RedisURLVar names the environment variable holding the Redis server the
@@ -88,10 +103,7 @@ func Postgres(t testing.TB, prefix string) *postgres.DB {
 	if err != nil {
 		t.Fatalf("postgres.Open: %v", err)
 	}
-	t.Cleanup(func() { _ = db.Close() })
-	if _, err := db.MigrateUp(context.Background()); err != nil {
-		t.Fatalf("MigrateUp: %v", err)
-	}
+	Migrate(t, db)
 	return db
 }
 

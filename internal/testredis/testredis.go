@@ -1,6 +1,7 @@
-// Package testredis counts, for tests, what a go-redis client sends to the
-// server: the round trips behind docs/abuse-resistance.md ("one Redis
-// round trip per request").
+// Package testredis is Redis support for tests: it counts what a go-redis
+// client sends to the server (the round trips behind
+// docs/abuse-resistance.md, "one Redis round trip per request"), and
+// starts private redis-server processes (servers.go).
 package testredis
 
 import (
