@@ -162,6 +162,17 @@ func mustSign(ctx context.Context, t testing.TB, s *Signer, c permiso.AccessClai
 	return tok
 }
 
+// signVerified signs c and verifies the token once, so that it is in
+// the cache of verified tokens when the cache takes it.
+func signVerified(ctx context.Context, t testing.TB, s *Signer, c permiso.AccessClaims) string {
+	t.Helper()
+	tok := mustSign(ctx, t, s, c)
+	if _, err := s.Verify(ctx, tok); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	return tok
+}
+
 // fullClaims sets every claim.
 func fullClaims(now time.Time) permiso.AccessClaims {
 	return permiso.AccessClaims{

@@ -176,14 +176,7 @@ func TestVerifiedCacheBoundsItsBytes(t *testing.T) {
 		for r := range roles {
 			c.Roles = append(c.Roles, fmt.Sprintf("r%d", r))
 		}
-		tok, err := s.Sign(ctx, c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.Verify(ctx, tok); err != nil {
-			t.Fatal(err)
-		}
-		return tok
+		return signVerified(ctx, t, s, c)
 	}
 	for i := range 200 {
 		sign(i, 100)
@@ -222,14 +215,7 @@ func TestVerifiedCacheIsBounded(t *testing.T) {
 		c := fullClaims(clk.Now())
 		c.ID = fmt.Sprintf("jti-%d", i)
 		c.ExpiresAt = clk.Now().Add(lifetime)
-		tok, err := s.Sign(ctx, c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.Verify(ctx, tok); err != nil {
-			t.Fatal(err)
-		}
-		return tok
+		return signVerified(ctx, t, s, c)
 	}
 	var short []string
 	for i := range 8 {
