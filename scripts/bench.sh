@@ -26,8 +26,9 @@
 #
 # Before and after, interleaved (docs/benchmarks.md):
 #   PERMISO_BENCH_BEFORE=6351d28 PERMISO_BENCH_ROUNDS=3 scripts/bench.sh 5s -scenarios baseline,refresh
-# builds permiso at that revision too, and runs each round as before then
-# after (each backend), always with this checkout's permiso-load.
+# builds permiso at that revision too, and runs each round's two builds
+# (each backend) before then after in odd rounds, after then before in even
+# ones, always with this checkout's permiso-load.
 #
 # Memory (docs/benchmarks.md, "Memory"): each run prints the server's
 # resident size (VmRSS) right after it answers /health, and 0, 30 and 60 s
@@ -260,7 +261,12 @@ ceiling() {
 }
 
 for ((round = 1; round <= rounds; round++)); do
-  for build in "${builds[@]}"; do
+  # Before and after swap places every round (before first in odd rounds,
+  # after first in even ones), so that whatever the first or second slot of
+  # a round gains (a warmer or a busier machine) is not read as the change.
+  order=("${builds[@]}")
+  if [ ${#builds[@]} -gt 1 ] && [ $((round % 2)) -eq 0 ]; then order=(after before); fi
+  for build in "${order[@]}"; do
     tag=""
     if [ ${#builds[@]} -gt 1 ] || [ "$rounds" -gt 1 ]; then tag="-$build-$round"; fi
     rm -f "$work/permiso.db" "$work/permiso.db-wal" "$work/permiso.db-shm"
