@@ -140,7 +140,7 @@ func (s *Store) AppendAuditEvents(ctx context.Context, events []permiso.AuditEve
 	cols := len(AuditEvents.Cols)
 	for rest := len(events); rest > 0; {
 		n := auditRowChunk(rest)
-		stmts = append(stmts, Stmt{SQL: s.q(AuditEvents.InsertRows(n)), Args: args[:n*cols:n*cols]})
+		stmts = append(stmts, Stmt{SQL: s.q(AuditEvents.InsertRows(n)), Args: args[: n*cols : n*cols]})
 		args, rest = args[n*cols:], rest-n
 	}
 	return s.c.Write(ctx, func(q Querier) error {
