@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/internal/jsonappend"
 )
 
 // AuditEvents describes the audit_events table. Details are stored as a
@@ -25,9 +26,15 @@ var AuditEvents = NewTable("audit_events", "a", append(Fields[permiso.AuditEvent
 
 // detailsJSON encodes details as a JSON object ("{}" when empty), or
 // returns a badDetails, which AppendAuditEvents refuses before any write.
+// Details of strings, lists, booleans and integers, as most events' are,
+// are encoded without reflection (jsonappend.Value: json.Marshal's bytes);
+// any other through json.Marshal.
 func detailsJSON(d map[string]any) any {
 	if len(d) == 0 {
 		return "{}"
+	}
+	if b, ok := jsonappend.Value(make([]byte, 0, 128), d); ok {
+		return string(b)
 	}
 	b, err := json.Marshal(d)
 	if err != nil {
