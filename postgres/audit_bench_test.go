@@ -21,20 +21,8 @@ import (
 // than the time.
 func BenchmarkAuditBatch(b *testing.B) {
 	const batch = 256
-	dbURL, schema := newSchema(b)
-	db, err := Open(b.Context(), dbURL, Options{MaxConns: 1, SearchPath: schema})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = db.Close() })
+	db, pid := oneConnDB(b)
 	ctx := b.Context()
-	if _, err := db.MigrateUp(ctx); err != nil {
-		b.Fatal(err)
-	}
-	var pid int
-	if err := db.pool.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
-		b.Fatal(err)
-	}
 	client, ip, ua := "load-client-1", "192.0.2.1", "permiso-load/1"
 	events := make([]permiso.AuditEvent, batch)
 	n := 0
