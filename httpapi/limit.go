@@ -240,10 +240,25 @@ func setRateLimitHeaders(w http.ResponseWriter, res permiso.LimitResult, lim per
 			return
 		}
 	}
-	h[keyRateLimit] = []string{strconv.Itoa(res.Limit)}
-	h[keyRateRemaining] = []string{strconv.Itoa(res.Remaining)}
-	h[keyRateReset] = []string{ceilSeconds(res.Reset, 0)}
-	h[keyRatePolicy] = []string{strconv.Itoa(lim.Count) + ";w=" + ceilSeconds(lim.Period, 1)}
+	// The four values are formatted into one buffer and become one
+	// string, cut into the four; the four header slices share one array,
+	// each with a capacity of one (an append to one copies it). Two
+	// allocations per response rather than up to eight.
+	var buf [4*20 + 3]byte
+	b := strconv.AppendInt(buf[:0], int64(res.Limit), 10)
+	limitEnd := len(b)
+	b = strconv.AppendInt(b, int64(res.Remaining), 10)
+	remainingEnd := len(b)
+	b = strconv.AppendInt(b, secondsUp(res.Reset, 0), 10)
+	resetEnd := len(b)
+	b = strconv.AppendInt(b, int64(lim.Count), 10)
+	b = strconv.AppendInt(append(b, ";w="...), secondsUp(lim.Period, 1), 10)
+	s := string(b)
+	v := &[4]string{s[:limitEnd], s[limitEnd:remainingEnd], s[remainingEnd:resetEnd], s[resetEnd:]}
+	h[keyRateLimit] = v[0:1:1]
+	h[keyRateRemaining] = v[1:2:2]
+	h[keyRateReset] = v[2:3:3]
+	h[keyRatePolicy] = v[3:4:4]
 }
 
 // The canonical forms of the rate-limit header names, the keys
@@ -273,8 +288,12 @@ func setClientRateLimitHeaders(w http.ResponseWriter, res *permiso.LimitResult) 
 
 // ceilSeconds formats d in whole seconds, rounded up, at least floor.
 func ceilSeconds(d time.Duration, floor int64) string {
-	n := int64((d + time.Second - 1) / time.Second)
-	return strconv.FormatInt(max(n, floor), 10)
+	return strconv.FormatInt(secondsUp(d, floor), 10)
+}
+
+// secondsUp is d in whole seconds, rounded up, at least floor.
+func secondsUp(d time.Duration, floor int64) int64 {
+	return max(int64((d+time.Second-1)/time.Second), floor)
 }
 
 // tokenRateLimitHeaders adds a service client's own limit, from the

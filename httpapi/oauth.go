@@ -42,7 +42,12 @@ var (
 // reject them (RFC 6749 §3.2); the query string is never read, so
 // credentials cannot come from a URL.
 func readParams(r *http.Request, allowJSON bool) (url.Values, error) {
-	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	// The type as clients send it needs no parsing (mime.ParseMediaType
+	// allocates its lower-case copy and a map of parameters).
+	mediaType := r.Header.Get("Content-Type")
+	if mediaType != contentTypeForm {
+		mediaType, _, _ = mime.ParseMediaType(mediaType)
+	}
 	switch {
 	case mediaType == contentTypeForm:
 	case mediaType == contentTypeJSON && allowJSON:

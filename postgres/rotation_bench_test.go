@@ -57,22 +57,8 @@ func BenchmarkRotation(b *testing.B) {
 		}},
 	} {
 		b.Run(path.name, func(b *testing.B) {
-			// One connection, so that its server process does all of the
-			// benchmark's work there and its CPU time can be read.
-			dbURL, schema := newSchema(b)
-			db, err := Open(b.Context(), dbURL, Options{MaxConns: 1, SearchPath: schema})
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { _ = db.Close() })
+			db, pid := oneConnDB(b)
 			ctx := b.Context()
-			if _, err := db.MigrateUp(ctx); err != nil {
-				b.Fatal(err)
-			}
-			var pid int
-			if err := db.pool.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
-				b.Fatal(err)
-			}
 			now := time.Now().UTC()
 			u, err := db.CreateUser(ctx, permiso.User{Username: "rot", Email: "rot@example.com", PasswordHash: "h", IsActive: true}, nil)
 			if err != nil {
@@ -105,6 +91,26 @@ func BenchmarkRotation(b *testing.B) {
 			}
 		})
 	}
+}
+
+// oneConnDB opens a migrated store in a schema of its own with one
+// connection, so that its server process (pid) does all of a benchmark's
+// work there and its CPU time can be read (processCPU).
+func oneConnDB(b *testing.B) (db *DB, pid int) {
+	b.Helper()
+	dbURL, schema := newSchema(b)
+	db, err := Open(b.Context(), dbURL, Options{MaxConns: 1, SearchPath: schema})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = db.Close() })
+	if _, err := db.MigrateUp(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	if err := db.pool.QueryRow(b.Context(), "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		b.Fatal(err)
+	}
+	return db, pid
 }
 
 // processCPU is the CPU time (user and system) process pid has used, from

@@ -126,6 +126,57 @@ rss() {
     "/proc/$server_pid/status" 2>/dev/null || printf unknown
 }
 
+# cpu_ticks PID...: the CPU time (user and system) the processes have
+# used, in clock ticks of 10 ms, from /proc/PID/stat (0 for one that is
+# gone).
+cpu_ticks() {
+  local p
+  for p in "$@"; do
+    awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null || echo 0
+  done | awk '{ s += $1 } END { print s + 0 }'
+}
+
+# pg_backends: the pids of the PostgreSQL server processes connected to the
+# run's database (none on SQLite).
+pg_backends() {
+  [ -n "$pg_db" ] || return 0
+  psql -At -X "$pg_admin_url" -c "SELECT pid FROM pg_stat_activity WHERE datname = '$pg_db'" 2>/dev/null || true
+}
+
+# cpu_window LABEL: passes permiso-load's progress lines (its stderr) on,
+# and reads the CPU time of the server and of its PostgreSQL backends when
+# a scenario's measurement starts ("measuring") and ends ("N requests"):
+# CPU per request of each scenario, far less disturbed by a busy machine
+# than the rates (docs/benchmarks.md). The lines also go to $work/LABEL.cpu.
+cpu_window() {
+  local label=$1 line server pid scenario n
+  declare -A pg=()
+  while IFS= read -r line; do
+    printf '%s\n' "$line"
+    case "$line" in
+    "permiso-load: "*" measuring")
+      server=$(cpu_ticks "$server_pid")
+      pg=()
+      for pid in $(pg_backends); do pg[$pid]=$(cpu_ticks "$pid"); done
+      ;;
+    "permiso-load: "*" requests, "*)
+      [ -n "$server" ] || continue
+      server=$(($(cpu_ticks "$server_pid") - server))
+      local pg_used=0
+      for pid in $(pg_backends); do pg_used=$((pg_used + $(cpu_ticks "$pid") - ${pg[$pid]:-0})); done
+      read -r _ scenario n _ <<<"$line"
+      if [ "$scenario" != baseline ] && [ "$n" -gt 0 ]; then
+        awk -v l="$label" -v s="$scenario" -v n="$n" -v c="$server" -v p="$pg_used" -v db="${pg_db:+1}" 'BEGIN {
+          printf "%s: %s CPU per request over the measurement (%d requests): server %.1f us", l, s, n, c * 1e4 / n
+          if (db) printf ", PostgreSQL %.1f us", p * 1e4 / n
+          printf "\n" }' | tee -a "$work/$label.cpu"
+      fi
+      server=""
+      ;;
+    esac
+  done
+}
+
 # memory_after LABEL: the server's RSS 0, WAIT/2 and WAIT seconds after the
 # run (PERMISO_BENCH_MEMORY_WAIT, default 60), idle in between.
 memory_after() {
@@ -181,9 +232,16 @@ bench() {
 
   if [ -n "$redis_prefix" ]; then redis_memory "$label" before; fi
   echo "== $label: permiso-load -duration $DURATION against $url"
+  : >"$work/$label.cpu"
+  local cpu_fd cpu_pid line
+  exec {cpu_fd}> >(cpu_window "$label" >&2)
+  cpu_pid=$!
   printf '%s\n' "$admin_password" | "$work/permiso-load" -url "$url" -duration "$DURATION" \
-    -admin-user bench -admin-password-stdin -metrics-path "$metrics_path" ${EXTRA[@]+"${EXTRA[@]}"} |
-    tee "$work/$label.out"
+    -admin-user bench -admin-password-stdin -metrics-path "$metrics_path" ${EXTRA[@]+"${EXTRA[@]}"} \
+    2>&"$cpu_fd" | tee "$work/$label.out"
+  exec {cpu_fd}>&-
+  wait "$cpu_pid" 2>/dev/null || true
+  while IFS= read -r line; do summary+=("$line"); done <"$work/$label.cpu"
   if [ -n "$redis_prefix" ]; then redis_memory "$label" after; fi
   # The refresh row of the text report: "refresh WORKERS REQUESTS REQ/S RATIO ...".
   refresh_rate=$(awk '$1 == "refresh" && $4 ~ /^[0-9.]+$/ { r = $4; x = $5 } END { if (r != "") print r " req/s (" x " of baseline)" }' "$work/$label.out")

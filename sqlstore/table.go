@@ -65,6 +65,7 @@ type Table[T any] struct {
 	list      string // "a.col1, a.col2, ..."
 	names     string // "col1, col2, ..."
 	insert    string
+	row       string // "(?, ?, ...)": one row of VALUES
 	update    string
 	timeIdx   []int // columns whose field is a time.Time
 	nTimeIdx  []int // columns whose field is a *time.Time
@@ -97,7 +98,8 @@ func NewTable[T any](name, alias string, cols ...Col[T]) *Table[T] {
 	}
 	t.list = strings.Join(qualified, ", ")
 	t.names = strings.Join(names, ", ")
-	t.insert = "INSERT INTO " + name + " (" + strings.Join(names, ", ") + ") VALUES (" + strings.Join(marks, ", ") + ")"
+	t.row = "(" + strings.Join(marks, ", ") + ")"
+	t.insert = "INSERT INTO " + name + " (" + strings.Join(names, ", ") + ") VALUES " + t.row
 	t.update = "UPDATE " + name + " SET " + strings.Join(sets, ", ") + " WHERE " + cols[0].Name + " = ?"
 	return t
 }
@@ -116,6 +118,13 @@ func (t *Table[T]) Select() string { return "SELECT " + t.list + " FROM " + t.Fr
 
 // Insert is the INSERT of every column, with Args as its arguments.
 func (t *Table[T]) Insert() string { return t.insert }
+
+// InsertRows is the INSERT of every column for n rows (n >= 1) in one
+// statement, with the Args of each row one after the other as its
+// arguments.
+func (t *Table[T]) InsertRows(n int) string {
+	return t.insert + strings.Repeat(", "+t.row, n-1)
+}
 
 // Update is the UPDATE of every column but the fixed ones, by key, with
 // UpdateArgs as its arguments.

@@ -20,6 +20,7 @@ var actionTokenTests = []test{
 
 var auditTests = []test{
 	{"Audit/AppendAndList", testAuditAppend},
+	{"Audit/LargeBatch", testAuditLargeBatch},
 	{"Audit/Pagination", testAuditPagination},
 	{"Audit/Filters", testAuditFilters},
 	{"Audit/DeleteBefore", testAuditDeleteBefore},
@@ -196,6 +197,54 @@ func testAuditAppend(h *harness) {
 	eqPtr(h, "actor_id of a minimal event", m.ActorID, nil)
 	eqPtr(h, "request_id of a minimal event", m.RequestID, nil)
 	eq(h, "details of a minimal event", len(m.Details), 0)
+}
+
+// testAuditLargeBatch writes a batch as large as the audit writer's
+// (audit.DefaultBatchSize is 256) and an odd-sized one, which the store
+// may split into several statements (docs/benchmarks.md, "Client
+// credentials: the audit insert"): every event is stored with its own
+// values, and a batch with one event whose id is taken, last, is refused
+// whole (ErrAlreadyExists, which the audit writer relies on) and stores
+// nothing.
+func testAuditLargeBatch(h *harness) {
+	event := func(i int) permiso.AuditEvent {
+		return permiso.AuditEvent{ID: uuid.New(), OccurredAt: h.at(time.Duration(i) * time.Millisecond),
+			ActorType: "client", ActorID: ptr(fmt.Sprint("client-", i)), Action: "token.issue", Result: "success",
+			IPAddress: ptr("192.0.2.1"), UserAgent: ptr("ua"), RequestID: ptr(fmt.Sprint("req-", i)),
+			Details: map[string]any{"grant_type": "client_credentials", "i": i}}
+	}
+	var all []permiso.AuditEvent
+	for _, n := range []int{256, 151} {
+		batch := make([]permiso.AuditEvent, n)
+		for i := range batch {
+			batch[i] = event(len(all) + i)
+		}
+		h.must(h.s.AppendAuditEvents(h.ctx, batch), "AppendAuditEvents of %d events", n)
+		all = append(all, batch...)
+	}
+	refused := []permiso.AuditEvent{event(len(all)), event(len(all) + 1), all[7]}
+	refused[2].Action = "token.issue.again"
+	err := h.s.AppendAuditEvents(h.ctx, refused)
+	h.wantErr(err, permiso.ErrAlreadyExists, "AppendAuditEvents with a taken id last")
+
+	got, total, err := h.s.ListAuditEvents(h.ctx, permiso.AuditFilter{Limit: len(all) + 10})
+	h.must(err, "ListAuditEvents")
+	eq(h, "total audit events", total, len(all))
+	byID := make(map[uuid.UUID]permiso.AuditEvent, len(got))
+	for _, e := range got {
+		byID[e.ID] = e
+	}
+	for i, want := range all {
+		e, ok := byID[want.ID]
+		if !ok {
+			h.Fatalf("event %d (%s) not stored", i, want.ID)
+		}
+		eqTime(h, "occurred_at", e.OccurredAt, want.OccurredAt)
+		eqPtr(h, "actor_id", e.ActorID, want.ActorID)
+		eq(h, "action", e.Action, want.Action)
+		eqPtr(h, "request_id", e.RequestID, want.RequestID)
+		eq(h, "details.i", fmt.Sprint(e.Details["i"]), fmt.Sprint(i))
+	}
 }
 
 func testAuditPagination(h *harness) {

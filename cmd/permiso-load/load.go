@@ -90,6 +90,9 @@ func runLoad(ctx context.Context, cfg *config, stderr io.Writer) (*Report, error
 		if scrape {
 			rss = sampleRSS(ctx, api, cfg.metricsPath)
 		}
+		// "measuring" marks the start of the measurement for what reads
+		// the progress (scripts/bench.sh reads the server's CPU time).
+		fmt.Fprintf(stderr, "permiso-load: %-18s measuring\n", name)
 		res := measure(ctx, name, cfg.workers(name), cfg.duration, sc.workers)
 		sc.done()
 		if sc.pool != nil {

@@ -7,6 +7,7 @@ package jsonappend
 
 import (
 	"encoding/json"
+	"slices"
 	"strconv"
 )
 
@@ -79,4 +80,74 @@ func IntField(b []byte, name string, n int64, omitEmpty bool) []byte {
 		return b
 	}
 	return Int(append(b, name...), n)
+}
+
+// Value appends v as json.Marshal writes it, for the values an audit
+// event's details hold after cleaning: nil, strings, booleans, integers,
+// lists of strings or of such values, and maps of them with string keys
+// (sorted, as json.Marshal sorts them). ok is false, with b unchanged in
+// length, for anything else (a float, a json.Number, another type), which
+// the caller then gives to json.Marshal.
+func Value(b []byte, v any) (out []byte, ok bool) {
+	n := len(b)
+	if out, ok = appendValue(b, v); !ok {
+		return b[:n], false
+	}
+	return out, true
+}
+
+func appendValue(b []byte, v any) ([]byte, bool) {
+	switch x := v.(type) {
+	case nil:
+		return append(b, "null"...), true
+	case string:
+		return String(b, x), true
+	case bool:
+		return Bool(b, x), true
+	case int:
+		return Int(b, int64(x)), true
+	case int64:
+		return Int(b, x), true
+	case int32:
+		return Int(b, int64(x)), true
+	case []string:
+		return Strings(b, x), true
+	case []any:
+		if x == nil {
+			return append(b, "null"...), true
+		}
+		b = append(b, '[')
+		for i, y := range x {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			var ok bool
+			if b, ok = appendValue(b, y); !ok {
+				return b, false
+			}
+		}
+		return append(b, ']'), true
+	case map[string]any:
+		if x == nil {
+			return append(b, "null"...), true
+		}
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		b = append(b, '{')
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(String(b, k), ':')
+			var ok bool
+			if b, ok = appendValue(b, x[k]); !ok {
+				return b, false
+			}
+		}
+		return append(b, '}'), true
+	}
+	return b, false
 }

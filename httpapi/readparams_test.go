@@ -1,0 +1,45 @@
+package httpapi
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// TestReadParamsContentTypes holds what readParams accepts (RFC 6749 §3.2:
+// application/x-www-form-urlencoded; JSON only where allowed): the media
+// type is compared without case and without its parameters, whether it is
+// written exactly as clients send it or not.
+func TestReadParamsContentTypes(t *testing.T) {
+	for _, c := range []struct {
+		contentType, body string
+		allowJSON         bool
+		want              error // nil: grant_type=x read
+	}{
+		{"application/x-www-form-urlencoded", "grant_type=x", false, nil},
+		{"application/x-www-form-urlencoded; charset=UTF-8", "grant_type=x", false, nil},
+		{"Application/X-WWW-Form-Urlencoded", "grant_type=x", false, nil},
+		{" application/x-www-form-urlencoded ", "grant_type=x", false, nil},
+		{"application/x-www-form-urlencoded", "grant_type=x", true, nil},
+		{"application/json", `{"grant_type":"x"}`, true, nil},
+		{"application/json; charset=utf-8", `{"grant_type":"x"}`, true, nil},
+		{"application/json", `{"grant_type":"x"}`, false, errFormRequired},
+		{"text/plain", "grant_type=x", false, errFormRequired},
+		{"text/plain", "grant_type=x", true, errFormOrJSON},
+		{"", "grant_type=x", false, errFormRequired},
+		{"application/x-www-form-urlencodedx", "grant_type=x", false, errFormRequired},
+	} {
+		r := httptest.NewRequest(http.MethodPost, "/token", strings.NewReader(c.body))
+		if c.contentType != "" {
+			r.Header.Set("Content-Type", c.contentType)
+		}
+		params, err := readParams(r, c.allowJSON)
+		switch {
+		case c.want != nil && err != c.want: // the same error, not one with its code (oauth2.Error.Is)
+			t.Errorf("%q (JSON allowed: %v): error %v, want %v", c.contentType, c.allowJSON, err, c.want)
+		case c.want == nil && (err != nil || params.Get("grant_type") != "x"):
+			t.Errorf("%q (JSON allowed: %v): %v, %v; want grant_type=x", c.contentType, c.allowJSON, params, err)
+		}
+	}
+}
