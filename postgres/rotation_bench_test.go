@@ -17,8 +17,8 @@ import (
 
 // BenchmarkRotation compares the store's part of a refresh on
 // PostgreSQL: the checked rotation (DB.RotateRefreshToken: the checks and
-// the rotation in one statement with its BEGIN and COMMIT, one round
-// trip: the refresh grant now), the read of the token with its session
+// the rotation in one statement sent alone, one round trip: the refresh
+// grant now), the read of the token with its session
 // followed by DB.UseRefreshToken (two round trips: the refresh grant
 // before the checked rotation, and now when that rotates nothing),
 // DB.UseRefreshToken alone, and the shared statements every backend can

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -16,9 +15,8 @@ import (
 
 // UseRefreshToken is PostgreSQL's own path for the rotation, the one
 // store call on the refresh hot path (docs/benchmarks.md, "The refresh
-// path"): one statement (rotationSQL) sent with its BEGIN and COMMIT as
-// one pipelined batch, so that a rotation costs one round trip and one
-// commit, where the shared statements (sqlstore.Store.UseRefreshToken)
+// path"): one statement (rotationSQL) sent alone, in a transaction of its
+// own, so that a rotation costs one round trip and one commit, where the shared statements (sqlstore.Store.UseRefreshToken)
 // take five round trips. It touches the session, marks the unused,
 // unrevoked token with the given hash as used at now with one conditional
 // UPDATE (a compare-and-swap) and inserts replacement; if no row matched
@@ -27,24 +25,24 @@ import (
 // exactly one succeeds. It passes the same conformance tests as the
 // shared path.
 //
-// A rotation whose BEGIN finds its connection lost (one the server ended
-// while it sat in the pool) is sent again on another connection: nothing
-// of it has run.
+// A rotation that finds its connection lost before any answer (one the
+// server ended while it sat in the pool) is sent again on another
+// connection: it has not been committed.
 func (db *DB) UseRefreshToken(ctx context.Context, hash string, replacement permiso.RefreshToken, now time.Time) error {
 	t := sqlstore.RefreshDefaults(replacement)
 	for attempt := 0; ; attempt++ {
-		beginLost, err := db.useRefreshToken(ctx, hash, t, now)
-		if !beginLost || attempt >= int(db.cfg.MaxConns) || ctx.Err() != nil {
+		lost, err := db.useRefreshToken(ctx, hash, t, now)
+		if !lost || attempt >= int(db.cfg.MaxConns) || ctx.Err() != nil {
 			return err
 		}
 	}
 }
 
-// useRefreshToken is one attempt of UseRefreshToken; beginLost reports
-// that its BEGIN failed because the connection was lost.
-func (db *DB) useRefreshToken(ctx context.Context, hash string, t permiso.RefreshToken, now time.Time) (beginLost bool, err error) {
+// useRefreshToken is one attempt of UseRefreshToken; lost reports that
+// the connection was lost before the statement answered (DB.alone).
+func (db *DB) useRefreshToken(ctx context.Context, hash string, t permiso.RefreshToken, now time.Time) (lost bool, err error) {
 	var inserted, exists bool
-	beginLost, err = db.inBatch(ctx, rotationSQL, append(sqlstore.RefreshTokens.Args(db.d, &t), ts(now), hash), func(r pgx.Row) error {
+	lost, err = db.alone(ctx, rotationSQL, append(sqlstore.RefreshTokens.Args(db.d, &t), ts(now), hash), func(r pgx.Rows) error {
 		if err := r.Scan(&inserted, &exists); err != nil {
 			return mapErr(err, "refresh token", opWrite)
 		}
@@ -52,7 +50,7 @@ func (db *DB) useRefreshToken(ctx context.Context, hash string, t permiso.Refres
 	})
 	switch {
 	case err != nil:
-		return beginLost, err
+		return lost, err
 	case !inserted && !exists:
 		return false, permiso.Errorf(permiso.ENOTFOUND, "%s", sqlstore.RefreshTokenMessages.NotFound)
 	case !inserted:
@@ -61,52 +59,44 @@ func (db *DB) useRefreshToken(ctx context.Context, hash string, t permiso.Refres
 	return false, nil
 }
 
-// inBatch sends BEGIN, the statement q (bound) with args and COMMIT as one
-// pipelined batch, one round trip and one commit, and gives the
-// statement's row to scan. beginLost reports that BEGIN failed because
-// the connection was lost (nothing of the batch has run).
-func (db *DB) inBatch(ctx context.Context, q string, args []any, scan func(pgx.Row) error) (beginLost bool, err error) {
-	conn, err := db.pool.Acquire(ctx)
+// alone sends the statement q (bound) with args on its own: PostgreSQL
+// runs a single statement of the extended query protocol in a
+// transaction of its own, committed when the statement has run (at the
+// Sync that ends the query), so that q is atomic and costs one round trip
+// and one commit, without the BEGIN and COMMIT that an explicit
+// transaction would send and have the server execute around it
+// (docs/benchmarks.md, "The refresh path"). scan is given each row q
+// answers. lost reports that the connection was lost before q answered
+// anything (as when the server ended the connection while it sat in the
+// pool): q has not been committed, and it may be sent again.
+func (db *DB) alone(ctx context.Context, q string, args []any, scan func(pgx.Rows) error) (lost bool, err error) {
+	rows, err := db.pool.Query(ctx, db.d.Bind(q), args...)
 	if err != nil {
-		return false, mapErr(err, "transaction", opRead)
+		return connectionLost(err), mapErr(err, "refresh token", opWrite)
 	}
-	defer conn.Release()
-	b := &pgx.Batch{}
-	b.Queue("BEGIN")
-	b.Queue(db.d.Bind(q), args...)
-	b.Queue("COMMIT")
-	br := conn.SendBatch(ctx, b)
-	err = func() error {
-		if _, err := br.Exec(); err != nil {
-			beginLost = connectionLost(err)
-			return mapErr(err, "transaction", opWrite)
+	defer rows.Close()
+	answered := false
+	for rows.Next() {
+		answered = true
+		if err := scan(rows); err != nil {
+			return false, err
 		}
-		if err := scan(br.QueryRow()); err != nil {
-			return err
-		}
-		if _, err := br.Exec(); err != nil {
-			return mapErr(err, "transaction", opWrite)
-		}
-		return nil
-	}()
-	if cerr := br.Close(); err == nil && cerr != nil {
-		err = mapErr(cerr, "transaction", opWrite)
 	}
-	// After an error the server skipped the rest of the batch, COMMIT
-	// included: the connection is left in an aborted transaction, and the
-	// pool closes a connection released in any transaction rather than
-	// reuse it, which rolls the transaction back.
-	return beginLost, err
+	if err := rows.Err(); err != nil {
+		return !answered && connectionLost(err), mapErr(err, "refresh token", opWrite)
+	}
+	return false, nil
 }
 
 var _ permiso.RefreshRotator = (*DB)(nil)
 
 // RotateRefreshToken is permiso.RefreshRotator: the refresh grant's
-// checks and its rotation in one statement (checkedRotationSQL), sent with
-// its BEGIN and COMMIT as one batch, so that the common refresh costs one
-// round trip and one commit and no read before it (docs/benchmarks.md,
-// "The refresh path"). Like UseRefreshToken, a rotation whose BEGIN finds
-// its connection lost is sent again on another connection.
+// checks and its rotation in one statement (checkedRotationSQL), sent
+// alone in a transaction of its own (DB.alone), so that the common
+// refresh costs one round trip and one commit and no read before it
+// (docs/benchmarks.md, "The refresh path"). Like UseRefreshToken, a
+// rotation that finds its connection lost before any answer is sent again
+// on another connection.
 func (db *DB) RotateRefreshToken(ctx context.Context, r permiso.RefreshRotation) (permiso.RefreshToken, permiso.Session, bool, error) {
 	var since any // NULL: no client cut-off
 	if !r.IssuedSince.IsZero() {
@@ -130,12 +120,8 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r permiso.RefreshRotation)
 		var t permiso.RefreshToken
 		var sess permiso.Session
 		rotated := false
-		beginLost, err := db.inBatch(ctx, checkedRotationSQL, args, func(row pgx.Row) error {
-			err := row.Scan(sqlstore.RefreshTokens.Dest(db.d, &t, sqlstore.Sessions.Dest(db.d, &sess)...)...)
-			switch {
-			case errors.Is(err, pgx.ErrNoRows):
-				return nil
-			case err != nil:
+		lost, err := db.alone(ctx, checkedRotationSQL, args, func(row pgx.Rows) error {
+			if err := row.Scan(sqlstore.RefreshTokens.Dest(db.d, &t, sqlstore.Sessions.Dest(db.d, &sess)...)...); err != nil {
 				return mapErr(err, "refresh token", opWrite)
 			}
 			rotated = true
@@ -149,7 +135,7 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r permiso.RefreshRotation)
 			sqlstore.Sessions.Normalize(&sess)
 			return t, sess, true, nil
 		}
-		if !beginLost || attempt >= int(db.cfg.MaxConns) || ctx.Err() != nil {
+		if !lost || attempt >= int(db.cfg.MaxConns) || ctx.Err() != nil {
 			return permiso.RefreshToken{}, permiso.Session{}, false, err
 		}
 	}
