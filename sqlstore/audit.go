@@ -146,21 +146,9 @@ func (s *Store) ListAuditEvents(ctx context.Context, f permiso.AuditFilter) ([]p
 	w := s.auditWhere(f)
 	return listPage(ctx, s, AuditEvents.From(), AuditEvents.Select(), w, "a.occurred_at DESC, a.id DESC", f.Offset, f.Limit,
 		func(err error) error { return s.auditErr("count audit events", err) },
-		func(q Querier, query string, args ...any) ([]permiso.AuditEvent, error) {
-			rows, err := s.query(ctx, q, query, args...)
-			if err != nil {
-				return nil, s.auditErr("list audit events", err)
-			}
-			defer rows.Close()
-			var out []permiso.AuditEvent
-			for rows.Next() {
-				e, err := AuditEvents.Scan(s.d, rows)
-				if err != nil {
-					return nil, s.auditErr("list audit events", err)
-				}
-				out = append(out, e)
-			}
-			return out, s.auditErr("list audit events", rows.Err())
+		func(ctx context.Context, q Querier, query string, args ...any) ([]permiso.AuditEvent, error) {
+			out, err := selectAll(ctx, s, q, AuditEvents, query, args...)
+			return out, s.auditErr("list audit events", err)
 		})
 }
 

@@ -156,27 +156,15 @@ func (s *Store) DeleteServiceClient(ctx context.Context, id uuid.UUID) error {
 // created_at, id, and the number of all matching clients.
 func (s *Store) ListServiceClients(ctx context.Context, f permiso.ClientFilter) ([]permiso.ServiceClient, int, error) {
 	var w where
-	if f.Search != "" {
-		w.add(`(lower(c.client_id) LIKE ?1 ESCAPE '\' OR lower(c.name) LIKE ?1 ESCAPE '\'
-			OR lower(coalesce(c.description, '')) LIKE ?1 ESCAPE '\')`, likePattern(f.Search))
-	}
-	if f.IsActive != nil {
-		w.add("c.is_active = ?", *f.IsActive)
-	}
-	if f.IsTrusted != nil {
-		w.add("c.is_trusted = ?", *f.IsTrusted)
-	}
+	w.search(f.Search, "c.client_id", "c.name", "coalesce(c.description, '')")
+	addSet(&w, "c.is_active = ?", f.IsActive)
+	addSet(&w, "c.is_trusted = ?", f.IsTrusted)
 	if f.ClientType != "" {
 		w.add("c.client_type = ?", f.ClientType)
 	}
-	if f.ScopeID != nil {
-		w.add("EXISTS (SELECT 1 FROM service_client_scopes AS cs WHERE cs.service_client_id = c.id AND cs.scope_id = ?)", *f.ScopeID)
-	}
+	addSet(&w, "EXISTS (SELECT 1 FROM service_client_scopes AS cs WHERE cs.service_client_id = c.id AND cs.scope_id = ?)", f.ScopeID)
 	return listPage(ctx, s, Clients.From(), Clients.Select(), w, "c.created_at, c.id", f.Offset, f.Limit,
-		func(err error) error { return s.clientErr("count service clients", err) },
-		func(q Querier, query string, args ...any) ([]permiso.ServiceClient, error) {
-			return s.selectClients(ctx, q, query, args...)
-		})
+		func(err error) error { return s.clientErr("count service clients", err) }, s.selectClients)
 }
 
 // SetServiceClientScopes replaces the client's scopes in one transaction;

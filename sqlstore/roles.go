@@ -165,17 +165,10 @@ func (s *Store) DeleteRole(ctx context.Context, id uuid.UUID) error {
 // and the number of all matching roles.
 func (s *Store) ListRoles(ctx context.Context, f permiso.RoleFilter) ([]permiso.Role, int, error) {
 	var w where
-	if search := strings.TrimSpace(f.Search); search != "" {
-		w.add(`(lower(r.name) LIKE ?1 ESCAPE '\' OR lower(coalesce(r.description, '')) LIKE ?1 ESCAPE '\')`, likePattern(search))
-	}
-	if f.ScopeID != nil {
-		w.add("EXISTS (SELECT 1 FROM role_scopes AS x WHERE x.role_id = r.id AND x.scope_id = ?)", *f.ScopeID)
-	}
+	w.search(strings.TrimSpace(f.Search), "r.name", "coalesce(r.description, '')")
+	addSet(&w, "EXISTS (SELECT 1 FROM role_scopes AS x WHERE x.role_id = r.id AND x.scope_id = ?)", f.ScopeID)
 	return listPage(ctx, s, Roles.From(), roleSelect, w, "r.name, r.id", f.Offset, f.Limit,
-		func(err error) error { return s.roleErr("count roles", err) },
-		func(q Querier, query string, args ...any) ([]permiso.Role, error) {
-			return s.selectRoles(ctx, q, query, args...)
-		})
+		func(err error) error { return s.roleErr("count roles", err) }, s.selectRoles)
 }
 
 // SetRoleScopes replaces the role's scopes in one transaction; an unknown
@@ -279,9 +272,7 @@ func (s *Store) DeleteScope(ctx context.Context, id uuid.UUID) error {
 // name before the first ':'.
 func (s *Store) ListScopes(ctx context.Context, f permiso.ScopeFilter) ([]permiso.Scope, int, error) {
 	var w where
-	if search := strings.TrimSpace(f.Search); search != "" {
-		w.add(`(lower(s.name) LIKE ?1 ESCAPE '\' OR lower(coalesce(s.description, '')) LIKE ?1 ESCAPE '\')`, likePattern(search))
-	}
+	w.search(strings.TrimSpace(f.Search), "s.name", "coalesce(s.description, '')")
 	if f.Resource != "" {
 		w.add("s.resource = ?", f.Resource)
 	}
@@ -290,8 +281,5 @@ func (s *Store) ListScopes(ctx context.Context, f permiso.ScopeFilter) ([]permis
 		w.add("(s.name = ? OR substr(s.name, 1, ?) = ?)", f.Action, utf8.RuneCountInString(prefix), prefix)
 	}
 	return listPage(ctx, s, Scopes.From(), scopeSelect, w, "s.name, s.id", f.Offset, f.Limit,
-		func(err error) error { return s.scopeErr("count scopes", err) },
-		func(q Querier, query string, args ...any) ([]permiso.Scope, error) {
-			return s.selectScopes(ctx, q, query, args...)
-		})
+		func(err error) error { return s.scopeErr("count scopes", err) }, s.selectScopes)
 }

@@ -201,6 +201,26 @@ func (w *where) add(cond string, vals ...any) {
 	w.args = append(w.args, vals...)
 }
 
+// search adds a case-insensitive substring match (likePattern) of text
+// on any of cols; nothing when text is empty.
+func (w *where) search(text string, cols ...string) {
+	if text == "" {
+		return
+	}
+	ors := make([]string, len(cols))
+	for i, c := range cols {
+		ors[i] = "lower(" + c + `) LIKE ?1 ESCAPE '\'`
+	}
+	w.add("("+strings.Join(ors, " OR ")+")", likePattern(text))
+}
+
+// addSet adds cond with *v when v is set: a filter's optional field.
+func addSet[T any](w *where, cond string, v *T) {
+	if v != nil {
+		w.add(cond, *v)
+	}
+}
+
 // sql returns " WHERE ..." or "".
 func (w *where) sql() string {
 	if len(w.conds) == 0 {
@@ -214,7 +234,7 @@ func (w *where) sql() string {
 // transaction: the List methods of every table. countErr maps a failure
 // of the count.
 func listPage[T any](ctx context.Context, s *Store, from, selectFrom string, w where, order string, offset, limit int,
-	countErr func(error) error, read func(q Querier, query string, args ...any) ([]T, error)) ([]T, int, error) {
+	countErr func(error) error, read func(ctx context.Context, q Querier, query string, args ...any) ([]T, error)) ([]T, int, error) {
 	var out []T
 	var total int
 	err := s.c.Read(ctx, func(q Querier) error {
@@ -223,7 +243,7 @@ func listPage[T any](ctx context.Context, s *Store, from, selectFrom string, w w
 		}
 		query, args := page(selectFrom+w.sql()+" ORDER BY "+order, slices.Clone(w.args), offset, limit)
 		var err error
-		out, err = read(q, query, args...)
+		out, err = read(ctx, q, query, args...)
 		return err
 	})
 	if err != nil {

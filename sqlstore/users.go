@@ -201,42 +201,21 @@ func (s *Store) DeleteUser(ctx context.Context, id uuid.UUID) error {
 // created_at, id, and the number of all matching users.
 func (s *Store) ListUsers(ctx context.Context, f permiso.UserFilter) ([]permiso.User, int, error) {
 	var w where
-	if search := strings.TrimSpace(f.Search); search != "" {
-		w.add(`(lower(u.username) LIKE ?1 ESCAPE '\' OR lower(u.email) LIKE ?1 ESCAPE '\'
-			OR lower(coalesce(u.first_name, '')) LIKE ?1 ESCAPE '\'
-			OR lower(coalesce(u.last_name, '')) LIKE ?1 ESCAPE '\'
-			OR lower(coalesce(u.display_name, '')) LIKE ?1 ESCAPE '\')`, likePattern(search))
-	}
-	if f.IsActive != nil {
-		w.add("u.is_active = ?", *f.IsActive)
-	}
-	if f.IsVerified != nil {
-		w.add("u.is_verified = ?", *f.IsVerified)
-	}
-	if f.RoleID != nil {
-		w.add("EXISTS (SELECT 1 FROM user_roles AS ur WHERE ur.user_id = u.id AND ur.role_id = ?)", *f.RoleID)
-	}
+	w.search(strings.TrimSpace(f.Search), "u.username", "u.email", "coalesce(u.first_name, '')",
+		"coalesce(u.last_name, '')", "coalesce(u.display_name, '')")
+	addSet(&w, "u.is_active = ?", f.IsActive)
+	addSet(&w, "u.is_verified = ?", f.IsVerified)
+	addSet(&w, "EXISTS (SELECT 1 FROM user_roles AS ur WHERE ur.user_id = u.id AND ur.role_id = ?)", f.RoleID)
 	return listPage(ctx, s, Users.From(), Users.Select(), w, "u.created_at, u.id", f.Offset, f.Limit,
 		func(err error) error { return s.userErr("count users", err) },
-		func(q Querier, query string, args ...any) ([]permiso.User, error) {
-			rows, err := s.query(ctx, q, query, args...)
+		func(ctx context.Context, q Querier, query string, args ...any) ([]permiso.User, error) {
+			users, err := selectAll(ctx, s, q, Users, query, args...)
 			if err != nil {
 				return nil, s.userErr("list users", err)
 			}
-			var users []permiso.User
-			var ids []uuid.UUID
-			for rows.Next() {
-				u, err := Users.Scan(s.d, rows)
-				if err != nil {
-					rows.Close()
-					return nil, s.userErr("list users", err)
-				}
-				users = append(users, u)
-				ids = append(ids, u.ID)
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return nil, s.userErr("list users", err)
+			ids := make([]uuid.UUID, len(users))
+			for i := range users {
+				ids[i] = users[i].ID
 			}
 			roles, err := s.userRoles(ctx, q, ids)
 			if err != nil {
