@@ -124,10 +124,7 @@ func (s *Service) updateRole(ctx context.Context, actor Actor, id uuid.UUID, in 
 		if in.Name != nil {
 			r.Name = name
 		}
-		if in.Description != nil {
-			d := *in.Description
-			r.Description = &d
-		}
+		setIf(&r.Description, in.Description)
 		r.UpdatedAt = now
 		return nil
 	}
@@ -417,10 +414,7 @@ func (s *Service) updateScope(ctx context.Context, actor Actor, id uuid.UUID, in
 		if resource != "" {
 			x.Resource = &resource
 		}
-		if in.Description != nil {
-			d := *in.Description
-			x.Description = &d
-		}
+		setIf(&x.Description, in.Description)
 		x.UpdatedAt = now
 		return nil
 	})

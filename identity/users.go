@@ -481,6 +481,8 @@ func assign[T any](dst *T, v *T) {
 	}
 }
 
+// setIf sets *dst to a copy of *v when v is not nil (an optional text
+// field that was sent), so that dst never shares v's string.
 func setIf(dst **string, v *string) {
 	if v != nil {
 		c := *v
