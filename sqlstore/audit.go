@@ -225,13 +225,7 @@ func (s *Store) CountAuditEvents(ctx context.Context, f permiso.AuditFilter, g p
 	if len(cols) > 0 {
 		query += " GROUP BY " + strings.Join(cols, ", ") + " ORDER BY " + strings.Join(cols, ", ")
 	}
-	rows, err := s.query(ctx, s.c.Reader(), query, w.args...)
-	if err != nil {
-		return nil, s.auditErr("count audit events", err)
-	}
-	defer rows.Close()
-	var out []permiso.AuditCount
-	for rows.Next() {
+	out, err := scanAll(ctx, s, s.c.Reader(), func(r Row) (permiso.AuditCount, error) {
 		var c permiso.AuditCount
 		dest := []any{&c.Count}
 		if g.Day {
@@ -246,12 +240,9 @@ func (s *Store) CountAuditEvents(ctx context.Context, f permiso.AuditFilter, g p
 		if g.Actor {
 			dest = append(dest, &c.ActorType, &c.ActorID)
 		}
-		if err := rows.Scan(dest...); err != nil {
-			return nil, s.auditErr("count audit events", err)
-		}
-		out = append(out, c)
-	}
-	return out, s.auditErr("count audit events", rows.Err())
+		return c, r.Scan(dest...)
+	}, query, w.args...)
+	return out, s.auditErr("count audit events", err)
 }
 
 // CountAuditActors counts the distinct actor ids of the events matching f.

@@ -38,11 +38,7 @@ func (s *Store) selectClients(ctx context.Context, q Querier, query string, args
 	if len(out) == 0 {
 		return out, nil
 	}
-	ids := make([]uuid.UUID, len(out))
-	for i := range out {
-		ids[i] = out[i].ID
-	}
-	byClient, err := s.linkedScopes(ctx, q, s.qs.clientScopes, ids)
+	byClient, err := s.linkedScopes(ctx, q, s.qs.clientScopes, idsOf(out, func(c *permiso.ServiceClient) uuid.UUID { return c.ID }))
 	if err != nil {
 		return nil, err
 	}

@@ -108,21 +108,9 @@ func (s *Store) GetBrowserSession(ctx context.Context, tokenHash string) (permis
 
 // BrowserSessionIDs returns the ids of the user's browser sessions.
 func (s *Store) BrowserSessionIDs(ctx context.Context, userID uuid.UUID) ([]uuid.UUID, error) {
-	rows, err := s.query(ctx, s.c.Reader(), "SELECT bs.session_id FROM browser_sessions AS bs"+
-		" JOIN user_sessions AS us ON us.id = bs.session_id WHERE us.user_id = ?", userID)
-	if err != nil {
-		return nil, s.errOf(err, "list browser sessions", BrowserSessionMessages, false, "")
-	}
-	defer rows.Close()
-	var out []uuid.UUID
-	for rows.Next() {
-		var id uuid.UUID
-		if err := rows.Scan(&id); err != nil {
-			return nil, s.errOf(err, "list browser sessions", BrowserSessionMessages, false, "")
-		}
-		out = append(out, id)
-	}
-	return out, s.errOf(rows.Err(), "list browser sessions", BrowserSessionMessages, false, "")
+	out, err := scanAll(ctx, s, s.c.Reader(), func(r Row) (id uuid.UUID, err error) { return id, r.Scan(&id) },
+		"SELECT bs.session_id FROM browser_sessions AS bs JOIN user_sessions AS us ON us.id = bs.session_id WHERE us.user_id = ?", userID)
+	return out, s.errOf(err, "list browser sessions", BrowserSessionMessages, false, "")
 }
 
 func (s *Store) getBrowserSession(ctx context.Context, q Querier, cond string, arg any) (permiso.BrowserSession, error) {

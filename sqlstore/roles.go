@@ -30,31 +30,19 @@ func (s *Store) scopeErr(op string, err error) error {
 
 // selectRoles runs a query of roleSelect and fills each role's scopes.
 func (s *Store) selectRoles(ctx context.Context, q Querier, query string, args ...any) ([]permiso.Role, error) {
-	rows, err := s.query(ctx, q, query, args...)
+	roles, err := scanAll(ctx, s, q, func(r Row) (permiso.Role, error) {
+		var n int
+		role, err := Roles.Scan(s.d, r, &n)
+		role.UserCount = n
+		return role, err
+	}, query, args...)
 	if err != nil {
 		return nil, s.roleErr("list roles", err)
 	}
-	var roles []permiso.Role
-	var ids []uuid.UUID
-	for rows.Next() {
-		var r permiso.Role
-		var n int
-		if r, err = Roles.Scan(s.d, rows, &n); err != nil {
-			rows.Close()
-			return nil, s.roleErr("list roles", err)
-		}
-		r.UserCount = n
-		roles = append(roles, r)
-		ids = append(ids, r.ID)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, s.roleErr("list roles", err)
-	}
-	if len(ids) == 0 {
+	if len(roles) == 0 {
 		return roles, nil
 	}
-	scopes, err := s.linkedScopes(ctx, q, s.qs.roleScopes, ids)
+	scopes, err := s.linkedScopes(ctx, q, s.qs.roleScopes, idsOf(roles, func(r *permiso.Role) uuid.UUID { return r.ID }))
 	if err != nil {
 		return nil, err
 	}
@@ -179,22 +167,13 @@ func (s *Store) SetRoleScopes(ctx context.Context, roleID uuid.UUID, scopeIDs []
 
 // selectScopes runs a query of scopeSelect.
 func (s *Store) selectScopes(ctx context.Context, q Querier, query string, args ...any) ([]permiso.Scope, error) {
-	rows, err := s.query(ctx, q, query, args...)
-	if err != nil {
-		return nil, s.scopeErr("list scopes", err)
-	}
-	defer rows.Close()
-	var out []permiso.Scope
-	for rows.Next() {
+	out, err := scanAll(ctx, s, q, func(r Row) (permiso.Scope, error) {
 		var n int
-		sc, err := Scopes.Scan(s.d, rows, &n)
-		if err != nil {
-			return nil, s.scopeErr("list scopes", err)
-		}
+		sc, err := Scopes.Scan(s.d, r, &n)
 		sc.RoleCount = n
-		out = append(out, sc)
-	}
-	return out, s.scopeErr("list scopes", rows.Err())
+		return sc, err
+	}, query, args...)
+	return out, s.scopeErr("list scopes", err)
 }
 
 func (s *Store) getScope(ctx context.Context, q Querier, cond, lock string, arg any) (permiso.Scope, error) {

@@ -24,20 +24,8 @@ func (s *Store) sessionErr(op string, err error) error {
 
 // selectSessions runs a query returning Sessions.Names() (or List()).
 func (s *Store) selectSessions(ctx context.Context, q Querier, op, query string, args ...any) ([]permiso.Session, error) {
-	rows, err := s.query(ctx, q, query, args...)
-	if err != nil {
-		return nil, s.sessionErr(op, err)
-	}
-	defer rows.Close()
-	var out []permiso.Session
-	for rows.Next() {
-		x, err := Sessions.Scan(s.d, rows)
-		if err != nil {
-			return nil, s.sessionErr(op, err)
-		}
-		out = append(out, x)
-	}
-	return out, s.sessionErr(op, rows.Err())
+	out, err := selectAll(ctx, s, q, Sessions, query, args...)
+	return out, s.sessionErr(op, err)
 }
 
 // CreateSession stores sess (ID generated when zero, CreatedAt and
@@ -199,11 +187,7 @@ func (s *Store) revokeSessionsWhere(ctx context.Context, cond string, args []any
 		if err != nil || len(out) == 0 {
 			return err
 		}
-		ids := make([]uuid.UUID, len(out))
-		for i := range out {
-			ids[i] = out[i].ID
-		}
-		return s.revokeSessionTokens(ctx, q, ids, reason, now)
+		return s.revokeSessionTokens(ctx, q, idsOf(out, func(x *permiso.Session) uuid.UUID { return x.ID }), reason, now)
 	})
 	if err != nil {
 		return nil, err

@@ -56,6 +56,23 @@ func (s *Store) query(ctx context.Context, q Querier, query string, args ...any)
 // rows are closed when it returns. Errors come back as the driver gave
 // them, for the caller's errOf.
 func selectAll[T any](ctx context.Context, s *Store, q Querier, t *Table[T], query string, args ...any) ([]T, error) {
+	return scanAll(ctx, s, q, func(r Row) (T, error) { return t.Scan(s.d, r) }, query, args...)
+}
+
+// idsOf returns the id of each of vs (id reads it), in order.
+func idsOf[T any](vs []T, id func(*T) uuid.UUID) []uuid.UUID {
+	ids := make([]uuid.UUID, len(vs))
+	for i := range vs {
+		ids[i] = id(&vs[i])
+	}
+	return ids
+}
+
+// scanAll runs query and reads every row with scan; the rows are closed
+// when it returns, so the caller may query again in the same
+// transaction. Errors come back as the driver gave them, for the caller's
+// errOf.
+func scanAll[T any](ctx context.Context, s *Store, q Querier, scan func(Row) (T, error), query string, args ...any) ([]T, error) {
 	rows, err := s.query(ctx, q, query, args...)
 	if err != nil {
 		return nil, err
@@ -63,7 +80,7 @@ func selectAll[T any](ctx context.Context, s *Store, q Querier, t *Table[T], que
 	defer rows.Close()
 	var out []T
 	for rows.Next() {
-		v, err := t.Scan(s.d, rows)
+		v, err := scan(rows)
 		if err != nil {
 			return nil, err
 		}

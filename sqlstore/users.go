@@ -81,33 +81,23 @@ func (s *Store) userRoles(ctx context.Context, q Querier, ids []uuid.UUID) (map[
 	if len(ids) == 0 {
 		return out, nil
 	}
-	rows, err := s.query(ctx, q, s.qs.userRoles, s.d.IDs(uniqueIDs(ids)))
-	if err != nil {
-		return nil, s.errOf(err, "load user roles", Messages{}, false, "")
-	}
 	type link struct {
 		user uuid.UUID
 		role permiso.Role
 	}
-	var links []link
-	var roleIDs []uuid.UUID
-	for rows.Next() {
+	links, err := scanAll(ctx, s, q, func(r Row) (link, error) {
 		var l link
-		if l.role, err = Roles.Scan(s.d, rows, &l.user); err != nil {
-			rows.Close()
-			return nil, s.errOf(err, "load user roles", Messages{}, false, "")
-		}
-		links = append(links, l)
-		roleIDs = append(roleIDs, l.role.ID)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+		var err error
+		l.role, err = Roles.Scan(s.d, r, &l.user)
+		return l, err
+	}, s.qs.userRoles, s.d.IDs(uniqueIDs(ids)))
+	if err != nil {
 		return nil, s.errOf(err, "load user roles", Messages{}, false, "")
 	}
 	if len(links) == 0 {
 		return out, nil
 	}
-	scopes, err := s.linkedScopes(ctx, q, s.qs.roleScopes, roleIDs)
+	scopes, err := s.linkedScopes(ctx, q, s.qs.roleScopes, idsOf(links, func(l *link) uuid.UUID { return l.role.ID }))
 	if err != nil {
 		return nil, err
 	}
@@ -213,11 +203,7 @@ func (s *Store) ListUsers(ctx context.Context, f permiso.UserFilter) ([]permiso.
 			if err != nil {
 				return nil, s.userErr("list users", err)
 			}
-			ids := make([]uuid.UUID, len(users))
-			for i := range users {
-				ids[i] = users[i].ID
-			}
-			roles, err := s.userRoles(ctx, q, ids)
+			roles, err := s.userRoles(ctx, q, idsOf(users, func(u *permiso.User) uuid.UUID { return u.ID }))
 			if err != nil {
 				return nil, err
 			}
@@ -307,19 +293,11 @@ func (s *Store) ChangePasswordIfCurrent(ctx context.Context, userID uuid.UUID, e
 func (s *Store) PasswordHistory(ctx context.Context, userID uuid.UUID, limit int) ([]permiso.PasswordHistoryEntry, error) {
 	query, args := page(`SELECT id, user_id, password_hash, created_at FROM password_history
 		WHERE user_id = ? ORDER BY created_at DESC, id DESC`, []any{userID}, 0, limit)
-	rows, err := s.query(ctx, s.c.Reader(), query, args...)
-	if err != nil {
-		return nil, s.userErr("password history", err)
-	}
-	defer rows.Close()
-	var out []permiso.PasswordHistoryEntry
-	for rows.Next() {
+	out, err := scanAll(ctx, s, s.c.Reader(), func(r Row) (permiso.PasswordHistoryEntry, error) {
 		var e permiso.PasswordHistoryEntry
-		if err := rows.Scan(&e.ID, &e.UserID, &e.PasswordHash, s.d.ScanTime(&e.CreatedAt)); err != nil {
-			return nil, s.userErr("password history", err)
-		}
+		err := r.Scan(&e.ID, &e.UserID, &e.PasswordHash, s.d.ScanTime(&e.CreatedAt))
 		e.CreatedAt = e.CreatedAt.UTC()
-		out = append(out, e)
-	}
-	return out, s.userErr("password history", rows.Err())
+		return e, err
+	}, query, args...)
+	return out, s.userErr("password history", err)
 }
