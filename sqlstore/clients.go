@@ -57,13 +57,7 @@ var (
 // getClient returns the one client that query (clientByID, ...) selects.
 func (s *Store) getClient(ctx context.Context, q Querier, query string, arg any) (permiso.ServiceClient, error) {
 	cs, err := s.selectClients(ctx, q, query, arg)
-	if err != nil {
-		return permiso.ServiceClient{}, err
-	}
-	if len(cs) == 0 {
-		return permiso.ServiceClient{}, notFound(ClientMessages.NotFound)
-	}
-	return cs[0], nil
+	return first(cs, err, ClientMessages.NotFound)
 }
 
 // CreateServiceClient inserts c and links scopeIDs in one transaction. ID

@@ -54,13 +54,7 @@ func (s *Store) selectRoles(ctx context.Context, q Querier, query string, args .
 
 func (s *Store) getRole(ctx context.Context, q Querier, cond string, arg any) (permiso.Role, error) {
 	roles, err := s.selectRoles(ctx, q, roleSelect+" WHERE "+cond, arg)
-	if err != nil {
-		return permiso.Role{}, err
-	}
-	if len(roles) == 0 {
-		return permiso.Role{}, notFound(RoleMessages.NotFound)
-	}
-	return roles[0], nil
+	return first(roles, err, RoleMessages.NotFound)
 }
 
 // CreateRole inserts r and links scopeIDs in one transaction.
@@ -178,13 +172,7 @@ func (s *Store) selectScopes(ctx context.Context, q Querier, query string, args 
 
 func (s *Store) getScope(ctx context.Context, q Querier, cond, lock string, arg any) (permiso.Scope, error) {
 	ss, err := s.selectScopes(ctx, q, scopeSelect+" WHERE "+cond+lock, arg)
-	if err != nil {
-		return permiso.Scope{}, err
-	}
-	if len(ss) == 0 {
-		return permiso.Scope{}, notFound(ScopeMessages.NotFound)
-	}
-	return ss[0], nil
+	return first(ss, err, ScopeMessages.NotFound)
 }
 
 // CreateScope inserts sc (ID generated when zero).

@@ -59,6 +59,19 @@ func selectAll[T any](ctx context.Context, s *Store, q Querier, t *Table[T], que
 	return scanAll(ctx, s, q, func(r Row) (T, error) { return t.Scan(s.d, r) }, query, args...)
 }
 
+// first returns the first of rows, what a select by key read (rows and
+// err as the select returned them); none is ErrNotFound with msg.
+func first[T any](rows []T, err error, msg string) (T, error) {
+	var zero T
+	if err != nil {
+		return zero, err
+	}
+	if len(rows) == 0 {
+		return zero, notFound(msg)
+	}
+	return rows[0], nil
+}
+
 // idsOf returns the id of each of vs (id reads it), in order.
 func idsOf[T any](vs []T, id func(*T) uuid.UUID) []uuid.UUID {
 	ids := make([]uuid.UUID, len(vs))
