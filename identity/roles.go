@@ -35,11 +35,7 @@ type RoleInput struct {
 // audited (role.create, with the name as sent).
 func (s *Service) CreateRole(ctx context.Context, actor Actor, in RoleInput) (permiso.Role, error) {
 	r, err := s.createRole(ctx, actor, in)
-	tgt := target{typ: "role"}
-	if err == nil {
-		tgt = roleTarget(r.ID)
-	}
-	s.audited(ctx, actor, ActionRoleCreate, tgt, err, map[string]any{"name": deref2(in.Name)})
+	s.audited(ctx, actor, ActionRoleCreate, createdTarget("role", r.ID, err), err, map[string]any{"name": deref2(in.Name)})
 	return r, err
 }
 
@@ -328,10 +324,6 @@ type ScopeInput struct {
 // (scope.create).
 func (s *Service) CreateScope(ctx context.Context, actor Actor, in ScopeInput) (permiso.Scope, error) {
 	sc, err := s.createScope(ctx, actor, in)
-	tgt := target{typ: "scope"}
-	if err == nil {
-		tgt = scopeTarget(sc.ID)
-	}
 	name := sc.Name
 	if err != nil {
 		// The name as sent (the scope was not created).
@@ -340,7 +332,7 @@ func (s *Service) CreateScope(ctx context.Context, actor Actor, in ScopeInput) (
 			name = deref2(in.Action) + ":" + deref2(in.Resource)
 		}
 	}
-	s.audited(ctx, actor, ActionScopeCreate, tgt, err, map[string]any{"name": name})
+	s.audited(ctx, actor, ActionScopeCreate, createdTarget("scope", sc.ID, err), err, map[string]any{"name": name})
 	return sc, err
 }
 

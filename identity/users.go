@@ -61,11 +61,8 @@ func (s *Service) Register(ctx context.Context, req permiso.RequestMeta, in NewU
 // one transaction. The outcome is audited (user.create).
 func (s *Service) CreateUser(ctx context.Context, actor Actor, in NewUser) (permiso.User, error) {
 	u, err := s.createUser(ctx, actor, in)
-	tgt := target{typ: "user"}
-	if err == nil {
-		tgt = userTarget(u.ID)
-	}
-	s.audited(ctx, actor, ActionUserCreate, tgt, err, map[string]any{"username": permiso.NormalizeUsername(in.Username)})
+	s.audited(ctx, actor, ActionUserCreate, createdTarget("user", u.ID, err), err,
+		map[string]any{"username": permiso.NormalizeUsername(in.Username)})
 	return u, err
 }
 
