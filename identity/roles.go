@@ -21,12 +21,13 @@ func builtinRole(name string) bool  { return slices.Contains(BuiltinRoles, name)
 func builtinScope(name string) bool { return slices.Contains(permiso.DefaultScopes, name) }
 
 // RoleInput creates or changes a role; nil fields are left unchanged (or
-// empty on create).
+// empty on create). Its JSON form is the body of POST /roles and
+// PUT /roles/{role_id}.
 type RoleInput struct {
-	Name        *string
-	Description *string
+	Name        *string `json:"name"`
+	Description *string `json:"description"`
 	// ScopeIDs, when not nil, replaces the role's scopes.
-	ScopeIDs *[]string
+	ScopeIDs *[]string `json:"scope_ids"`
 }
 
 // CreateRole creates a role with its scopes in one transaction. A taken
@@ -310,12 +311,13 @@ func byIDs[T any](ctx context.Context, ids []uuid.UUID, get func(context.Context
 
 // ScopeInput creates or changes a scope. A scope is named
 // "action:resource"; Action and Resource may be given instead of, or
-// besides, the name, and must then agree with it.
+// besides, the name, and must then agree with it. Its JSON form is the
+// body of POST /roles/scopes and PUT /roles/scopes/{scope_id}.
 type ScopeInput struct {
-	Name        *string
-	Description *string
-	Resource    *string
-	Action      *string
+	Name        *string `json:"name"`
+	Description *string `json:"description"`
+	Resource    *string `json:"resource"`
+	Action      *string `json:"action"`
 }
 
 // CreateScope creates a scope (409 when the name is taken). Any
