@@ -52,6 +52,16 @@ func userTarget(id uuid.UUID) target  { return target{"user", id.String()} }
 func roleTarget(id uuid.UUID) target  { return target{"role", id.String()} }
 func scopeTarget(id uuid.UUID) target { return target{"scope", id.String()} }
 
+// createdTarget is the target of a creation or of a mailed token's
+// confirmation: the row of type typ with id, or no row in particular
+// (the type alone) when err says there is none.
+func createdTarget(typ string, id uuid.UUID, err error) target {
+	if err != nil {
+		return target{typ: typ}
+	}
+	return target{typ, id.String()}
+}
+
 // anonymous is the actor of a public request (registration, mailed
 // tokens): nobody signed in, the request's metadata only.
 func anonymous(req permiso.RequestMeta) Actor { return Actor{Request: req} }

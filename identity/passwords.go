@@ -322,11 +322,7 @@ func (s *Service) ConfirmPasswordReset(ctx context.Context, req permiso.RequestM
 // auditConfirm records the confirmation of a mailed token: about the
 // account on success, about no account in particular otherwise.
 func (s *Service) auditConfirm(ctx context.Context, req permiso.RequestMeta, action string, u permiso.User, err error) {
-	tgt := target{typ: "user"}
-	if err == nil {
-		tgt = userTarget(u.ID)
-	}
-	s.audited(ctx, anonymous(req), action, tgt, err, nil)
+	s.audited(ctx, anonymous(req), action, createdTarget("user", u.ID, err), err, nil)
 }
 
 func (s *Service) confirmPasswordReset(ctx context.Context, token, newPassword string) (permiso.User, error) {

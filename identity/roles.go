@@ -21,12 +21,13 @@ func builtinRole(name string) bool  { return slices.Contains(BuiltinRoles, name)
 func builtinScope(name string) bool { return slices.Contains(permiso.DefaultScopes, name) }
 
 // RoleInput creates or changes a role; nil fields are left unchanged (or
-// empty on create).
+// empty on create). Its JSON form is the body of POST /roles and
+// PUT /roles/{role_id}.
 type RoleInput struct {
-	Name        *string
-	Description *string
+	Name        *string `json:"name"`
+	Description *string `json:"description"`
 	// ScopeIDs, when not nil, replaces the role's scopes.
-	ScopeIDs *[]string
+	ScopeIDs *[]string `json:"scope_ids"`
 }
 
 // CreateRole creates a role with its scopes in one transaction. A taken
@@ -35,11 +36,7 @@ type RoleInput struct {
 // audited (role.create, with the name as sent).
 func (s *Service) CreateRole(ctx context.Context, actor Actor, in RoleInput) (permiso.Role, error) {
 	r, err := s.createRole(ctx, actor, in)
-	tgt := target{typ: "role"}
-	if err == nil {
-		tgt = roleTarget(r.ID)
-	}
-	s.audited(ctx, actor, ActionRoleCreate, tgt, err, map[string]any{"name": deref2(in.Name)})
+	s.audited(ctx, actor, ActionRoleCreate, createdTarget("role", r.ID, err), err, map[string]any{"name": deref2(in.Name)})
 	return r, err
 }
 
@@ -124,10 +121,7 @@ func (s *Service) updateRole(ctx context.Context, actor Actor, id uuid.UUID, in 
 		if in.Name != nil {
 			r.Name = name
 		}
-		if in.Description != nil {
-			d := *in.Description
-			r.Description = &d
-		}
+		setIf(&r.Description, in.Description)
 		r.UpdatedAt = now
 		return nil
 	}
@@ -317,12 +311,13 @@ func byIDs[T any](ctx context.Context, ids []uuid.UUID, get func(context.Context
 
 // ScopeInput creates or changes a scope. A scope is named
 // "action:resource"; Action and Resource may be given instead of, or
-// besides, the name, and must then agree with it.
+// besides, the name, and must then agree with it. Its JSON form is the
+// body of POST /roles/scopes and PUT /roles/scopes/{scope_id}.
 type ScopeInput struct {
-	Name        *string
-	Description *string
-	Resource    *string
-	Action      *string
+	Name        *string `json:"name"`
+	Description *string `json:"description"`
+	Resource    *string `json:"resource"`
+	Action      *string `json:"action"`
 }
 
 // CreateScope creates a scope (409 when the name is taken). Any
@@ -331,10 +326,6 @@ type ScopeInput struct {
 // (scope.create).
 func (s *Service) CreateScope(ctx context.Context, actor Actor, in ScopeInput) (permiso.Scope, error) {
 	sc, err := s.createScope(ctx, actor, in)
-	tgt := target{typ: "scope"}
-	if err == nil {
-		tgt = scopeTarget(sc.ID)
-	}
 	name := sc.Name
 	if err != nil {
 		// The name as sent (the scope was not created).
@@ -343,7 +334,7 @@ func (s *Service) CreateScope(ctx context.Context, actor Actor, in ScopeInput) (
 			name = deref2(in.Action) + ":" + deref2(in.Resource)
 		}
 	}
-	s.audited(ctx, actor, ActionScopeCreate, tgt, err, map[string]any{"name": name})
+	s.audited(ctx, actor, ActionScopeCreate, createdTarget("scope", sc.ID, err), err, map[string]any{"name": name})
 	return sc, err
 }
 
@@ -417,10 +408,7 @@ func (s *Service) updateScope(ctx context.Context, actor Actor, id uuid.UUID, in
 		if resource != "" {
 			x.Resource = &resource
 		}
-		if in.Description != nil {
-			d := *in.Description
-			x.Description = &d
-		}
+		setIf(&x.Description, in.Description)
 		x.UpdatedAt = now
 		return nil
 	})

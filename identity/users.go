@@ -13,23 +13,24 @@ import (
 )
 
 // NewUser is a registration (Register) or an administrator's creation
-// (CreateUser): the original service's UserCreate body.
+// (CreateUser); its JSON form is the original service's UserCreate body
+// (POST /users/register, POST /users).
 type NewUser struct {
-	Username    string
-	Email       string
-	Password    string
-	FirstName   *string
-	LastName    *string
-	DisplayName *string
-	Bio         *string
+	Username    string  `json:"username"`
+	Email       string  `json:"email"`
+	Password    string  `json:"password"`
+	FirstName   *string `json:"first_name"`
+	LastName    *string `json:"last_name"`
+	DisplayName *string `json:"display_name"`
+	Bio         *string `json:"bio"`
 	// The fields below are honoured by CreateUser only; Register ignores
 	// them (a new account is active, unverified, has role user).
-	IsActive    *bool
-	IsVerified  *bool
-	IsSuperuser *bool
+	IsActive    *bool `json:"is_active"`
+	IsVerified  *bool `json:"is_verified"`
+	IsSuperuser *bool `json:"is_superuser"`
 	// RoleIDs, when not nil, are the roles of the new user (UUID strings);
-	// nil means role user.
-	RoleIDs []string
+	// nil (absent in JSON) means role user, [] no role.
+	RoleIDs []string `json:"role_ids"`
 }
 
 // Register creates an account for anyone (POST /users/register): active,
@@ -61,11 +62,8 @@ func (s *Service) Register(ctx context.Context, req permiso.RequestMeta, in NewU
 // one transaction. The outcome is audited (user.create).
 func (s *Service) CreateUser(ctx context.Context, actor Actor, in NewUser) (permiso.User, error) {
 	u, err := s.createUser(ctx, actor, in)
-	tgt := target{typ: "user"}
-	if err == nil {
-		tgt = userTarget(u.ID)
-	}
-	s.audited(ctx, actor, ActionUserCreate, tgt, err, map[string]any{"username": permiso.NormalizeUsername(in.Username)})
+	s.audited(ctx, actor, ActionUserCreate, createdTarget("user", u.ID, err), err,
+		map[string]any{"username": permiso.NormalizeUsername(in.Username)})
 	return u, err
 }
 
@@ -206,19 +204,19 @@ func (s *Service) delegation(ctx context.Context, actor Actor, u permiso.User) (
 	return d, nil
 }
 
-// UserUpdate is a change of a user (PUT /users/me, PUT /users/{id}).
-// Nil fields are left unchanged.
+// UserUpdate is a change of a user; its JSON form is the body of
+// PUT /users/me and PUT /users/{id}. Nil fields are left unchanged.
 type UserUpdate struct {
-	Email       *string
-	FirstName   *string
-	LastName    *string
-	DisplayName *string
-	Bio         *string
+	Email       *string `json:"email"`
+	FirstName   *string `json:"first_name"`
+	LastName    *string `json:"last_name"`
+	DisplayName *string `json:"display_name"`
+	Bio         *string `json:"bio"`
 	// Administrative fields: only an administrator may send them.
-	IsActive    *bool
-	IsVerified  *bool
-	IsSuperuser *bool
-	RoleIDs     *[]string
+	IsActive    *bool     `json:"is_active"`
+	IsVerified  *bool     `json:"is_verified"`
+	IsSuperuser *bool     `json:"is_superuser"`
+	RoleIDs     *[]string `json:"role_ids"`
 }
 
 // Fields returns the sorted names of the fields that are set (the details
@@ -481,6 +479,8 @@ func assign[T any](dst *T, v *T) {
 	}
 }
 
+// setIf sets *dst to a copy of *v when v is not nil (an optional text
+// field that was sent), so that dst never shares v's string.
 func setIf(dst **string, v *string) {
 	if v != nil {
 		c := *v

@@ -180,21 +180,9 @@ func (s *Store) ListAuditEvents(ctx context.Context, f permiso.AuditFilter) ([]p
 	w := s.auditWhere(f)
 	return listPage(ctx, s, AuditEvents.From(), AuditEvents.Select(), w, "a.occurred_at DESC, a.id DESC", f.Offset, f.Limit,
 		func(err error) error { return s.auditErr("count audit events", err) },
-		func(q Querier, query string, args ...any) ([]permiso.AuditEvent, error) {
-			rows, err := s.query(ctx, q, query, args...)
-			if err != nil {
-				return nil, s.auditErr("list audit events", err)
-			}
-			defer rows.Close()
-			var out []permiso.AuditEvent
-			for rows.Next() {
-				e, err := AuditEvents.Scan(s.d, rows)
-				if err != nil {
-					return nil, s.auditErr("list audit events", err)
-				}
-				out = append(out, e)
-			}
-			return out, s.auditErr("list audit events", rows.Err())
+		func(ctx context.Context, q Querier, query string, args ...any) ([]permiso.AuditEvent, error) {
+			out, err := selectAll(ctx, s, q, AuditEvents, query, args...)
+			return out, s.auditErr("list audit events", err)
 		})
 }
 
@@ -271,13 +259,7 @@ func (s *Store) CountAuditEvents(ctx context.Context, f permiso.AuditFilter, g p
 	if len(cols) > 0 {
 		query += " GROUP BY " + strings.Join(cols, ", ") + " ORDER BY " + strings.Join(cols, ", ")
 	}
-	rows, err := s.query(ctx, s.c.Reader(), query, w.args...)
-	if err != nil {
-		return nil, s.auditErr("count audit events", err)
-	}
-	defer rows.Close()
-	var out []permiso.AuditCount
-	for rows.Next() {
+	out, err := scanAll(ctx, s, s.c.Reader(), func(r Row) (permiso.AuditCount, error) {
 		var c permiso.AuditCount
 		dest := []any{&c.Count}
 		if g.Day {
@@ -292,12 +274,9 @@ func (s *Store) CountAuditEvents(ctx context.Context, f permiso.AuditFilter, g p
 		if g.Actor {
 			dest = append(dest, &c.ActorType, &c.ActorID)
 		}
-		if err := rows.Scan(dest...); err != nil {
-			return nil, s.auditErr("count audit events", err)
-		}
-		out = append(out, c)
-	}
-	return out, s.auditErr("count audit events", rows.Err())
+		return c, r.Scan(dest...)
+	}, query, w.args...)
+	return out, s.auditErr("count audit events", err)
 }
 
 // CountAuditActors counts the distinct actor ids of the events matching f.

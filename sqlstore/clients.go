@@ -38,11 +38,7 @@ func (s *Store) selectClients(ctx context.Context, q Querier, query string, args
 	if len(out) == 0 {
 		return out, nil
 	}
-	ids := make([]uuid.UUID, len(out))
-	for i := range out {
-		ids[i] = out[i].ID
-	}
-	byClient, err := s.linkedScopes(ctx, q, s.qs.clientScopes, ids)
+	byClient, err := s.linkedScopes(ctx, q, s.qs.clientScopes, idsOf(out, func(c *permiso.ServiceClient) uuid.UUID { return c.ID }))
 	if err != nil {
 		return nil, err
 	}
@@ -61,13 +57,7 @@ var (
 // getClient returns the one client that query (clientByID, ...) selects.
 func (s *Store) getClient(ctx context.Context, q Querier, query string, arg any) (permiso.ServiceClient, error) {
 	cs, err := s.selectClients(ctx, q, query, arg)
-	if err != nil {
-		return permiso.ServiceClient{}, err
-	}
-	if len(cs) == 0 {
-		return permiso.ServiceClient{}, notFound(ClientMessages.NotFound)
-	}
-	return cs[0], nil
+	return first(cs, err, ClientMessages.NotFound)
 }
 
 // CreateServiceClient inserts c and links scopeIDs in one transaction. ID
@@ -156,27 +146,15 @@ func (s *Store) DeleteServiceClient(ctx context.Context, id uuid.UUID) error {
 // created_at, id, and the number of all matching clients.
 func (s *Store) ListServiceClients(ctx context.Context, f permiso.ClientFilter) ([]permiso.ServiceClient, int, error) {
 	var w where
-	if f.Search != "" {
-		w.add(`(lower(c.client_id) LIKE ?1 ESCAPE '\' OR lower(c.name) LIKE ?1 ESCAPE '\'
-			OR lower(coalesce(c.description, '')) LIKE ?1 ESCAPE '\')`, likePattern(f.Search))
-	}
-	if f.IsActive != nil {
-		w.add("c.is_active = ?", *f.IsActive)
-	}
-	if f.IsTrusted != nil {
-		w.add("c.is_trusted = ?", *f.IsTrusted)
-	}
+	w.search(f.Search, "c.client_id", "c.name", "coalesce(c.description, '')")
+	addSet(&w, "c.is_active = ?", f.IsActive)
+	addSet(&w, "c.is_trusted = ?", f.IsTrusted)
 	if f.ClientType != "" {
 		w.add("c.client_type = ?", f.ClientType)
 	}
-	if f.ScopeID != nil {
-		w.add("EXISTS (SELECT 1 FROM service_client_scopes AS cs WHERE cs.service_client_id = c.id AND cs.scope_id = ?)", *f.ScopeID)
-	}
+	addSet(&w, "EXISTS (SELECT 1 FROM service_client_scopes AS cs WHERE cs.service_client_id = c.id AND cs.scope_id = ?)", f.ScopeID)
 	return listPage(ctx, s, Clients.From(), Clients.Select(), w, "c.created_at, c.id", f.Offset, f.Limit,
-		func(err error) error { return s.clientErr("count service clients", err) },
-		func(q Querier, query string, args ...any) ([]permiso.ServiceClient, error) {
-			return s.selectClients(ctx, q, query, args...)
-		})
+		func(err error) error { return s.clientErr("count service clients", err) }, s.selectClients)
 }
 
 // SetServiceClientScopes replaces the client's scopes in one transaction;

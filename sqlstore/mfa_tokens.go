@@ -12,17 +12,10 @@ import (
 // MFATokens describes the mfa_tokens table (migration 6, docs/mfa.md):
 // only the token's hash is stored; scopes are one space-separated,
 // sorted text.
-var MFATokens = NewTable("mfa_tokens", "mt",
-	Col[permiso.MFAToken]{Name: "token_hash", Field: func(t *permiso.MFAToken) any { return &t.TokenHash }, Fixed: true},
-	Col[permiso.MFAToken]{Name: "user_id", Field: func(t *permiso.MFAToken) any { return &t.UserID }},
-	Col[permiso.MFAToken]{Name: "client_id", Field: func(t *permiso.MFAToken) any { return &t.ClientID }},
-	Col[permiso.MFAToken]{Name: "enroll", Field: func(t *permiso.MFAToken) any { return &t.Enroll }},
+var MFATokens = NewTable("mfa_tokens", "mt", append(Fields[permiso.MFAToken]([]string{"token_hash", "created_at"},
+	"token_hash", "user_id", "client_id", "enroll", "auth_time", "created_at", "expires_at", "used_at"),
 	listCol("scopes", func(t *permiso.MFAToken) *[]string { return &t.Scopes }, scopesText),
-	Col[permiso.MFAToken]{Name: "auth_time", Field: func(t *permiso.MFAToken) any { return &t.AuthTime }},
-	Col[permiso.MFAToken]{Name: "created_at", Field: func(t *permiso.MFAToken) any { return &t.CreatedAt }, Fixed: true},
-	Col[permiso.MFAToken]{Name: "expires_at", Field: func(t *permiso.MFAToken) any { return &t.ExpiresAt }},
-	Col[permiso.MFAToken]{Name: "used_at", Field: func(t *permiso.MFAToken) any { return &t.UsedAt }},
-)
+)...)
 
 // MFATokenMessages are the refusals about mfa_tokens.
 var MFATokenMessages = Messages{NotFound: "MFA token not found", Exists: "MFA token already exists"}

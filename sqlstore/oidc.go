@@ -14,22 +14,12 @@ import (
 
 // AuthCodes describes the authorization_codes table. Only the code's hash
 // is stored; scopes are one space-separated, sorted text.
-var AuthCodes = NewTable("authorization_codes", "ac",
-	Col[permiso.AuthCode]{Name: "code_hash", Field: func(c *permiso.AuthCode) any { return &c.CodeHash }, Fixed: true},
-	Col[permiso.AuthCode]{Name: "client_id", Field: func(c *permiso.AuthCode) any { return &c.ClientID }},
-	Col[permiso.AuthCode]{Name: "user_id", Field: func(c *permiso.AuthCode) any { return &c.UserID }},
-	Col[permiso.AuthCode]{Name: "browser_session_id", Field: func(c *permiso.AuthCode) any { return &c.BrowserSessionID }},
-	Col[permiso.AuthCode]{Name: "redirect_uri", Field: func(c *permiso.AuthCode) any { return &c.RedirectURI }},
+var AuthCodes = NewTable("authorization_codes", "ac", append(Fields[permiso.AuthCode]([]string{"code_hash", "created_at"},
+	"code_hash", "client_id", "user_id", "browser_session_id", "redirect_uri", "nonce",
+	"code_challenge", "auth_time", "created_at", "expires_at", "used_at", "session_id"),
 	listCol("scopes", func(c *permiso.AuthCode) *[]string { return &c.Scopes }, scopesText),
-	Col[permiso.AuthCode]{Name: "nonce", Field: func(c *permiso.AuthCode) any { return &c.Nonce }},
-	Col[permiso.AuthCode]{Name: "code_challenge", Field: func(c *permiso.AuthCode) any { return &c.CodeChallenge }},
-	Col[permiso.AuthCode]{Name: "auth_time", Field: func(c *permiso.AuthCode) any { return &c.AuthTime }},
-	listCol("amr", func(c *permiso.AuthCode) *[]string { return &c.AMR }, amrText),
-	Col[permiso.AuthCode]{Name: "created_at", Field: func(c *permiso.AuthCode) any { return &c.CreatedAt }, Fixed: true},
-	Col[permiso.AuthCode]{Name: "expires_at", Field: func(c *permiso.AuthCode) any { return &c.ExpiresAt }},
-	Col[permiso.AuthCode]{Name: "used_at", Field: func(c *permiso.AuthCode) any { return &c.UsedAt }},
-	Col[permiso.AuthCode]{Name: "session_id", Field: func(c *permiso.AuthCode) any { return &c.SessionID }},
-)
+	listCol("amr", func(c *permiso.AuthCode) *[]string { return &c.AMR }, spaced),
+)...)
 
 // AuthCodeMessages are the refusals about authorization codes.
 var AuthCodeMessages = Messages{NotFound: "Authorization code not found", Exists: "Authorization code already exists"}
@@ -118,21 +108,9 @@ func (s *Store) GetBrowserSession(ctx context.Context, tokenHash string) (permis
 
 // BrowserSessionIDs returns the ids of the user's browser sessions.
 func (s *Store) BrowserSessionIDs(ctx context.Context, userID uuid.UUID) ([]uuid.UUID, error) {
-	rows, err := s.query(ctx, s.c.Reader(), "SELECT bs.session_id FROM browser_sessions AS bs"+
-		" JOIN user_sessions AS us ON us.id = bs.session_id WHERE us.user_id = ?", userID)
-	if err != nil {
-		return nil, s.errOf(err, "list browser sessions", BrowserSessionMessages, false, "")
-	}
-	defer rows.Close()
-	var out []uuid.UUID
-	for rows.Next() {
-		var id uuid.UUID
-		if err := rows.Scan(&id); err != nil {
-			return nil, s.errOf(err, "list browser sessions", BrowserSessionMessages, false, "")
-		}
-		out = append(out, id)
-	}
-	return out, s.errOf(rows.Err(), "list browser sessions", BrowserSessionMessages, false, "")
+	out, err := scanAll(ctx, s, s.c.Reader(), func(r Row) (id uuid.UUID, err error) { return id, r.Scan(&id) },
+		"SELECT bs.session_id FROM browser_sessions AS bs JOIN user_sessions AS us ON us.id = bs.session_id WHERE us.user_id = ?", userID)
+	return out, s.errOf(err, "list browser sessions", BrowserSessionMessages, false, "")
 }
 
 func (s *Store) getBrowserSession(ctx context.Context, q Querier, cond string, arg any) (permiso.BrowserSession, error) {

@@ -30,31 +30,19 @@ func (s *Store) scopeErr(op string, err error) error {
 
 // selectRoles runs a query of roleSelect and fills each role's scopes.
 func (s *Store) selectRoles(ctx context.Context, q Querier, query string, args ...any) ([]permiso.Role, error) {
-	rows, err := s.query(ctx, q, query, args...)
+	roles, err := scanAll(ctx, s, q, func(r Row) (permiso.Role, error) {
+		var n int
+		role, err := Roles.Scan(s.d, r, &n)
+		role.UserCount = n
+		return role, err
+	}, query, args...)
 	if err != nil {
 		return nil, s.roleErr("list roles", err)
 	}
-	var roles []permiso.Role
-	var ids []uuid.UUID
-	for rows.Next() {
-		var r permiso.Role
-		var n int
-		if r, err = Roles.Scan(s.d, rows, &n); err != nil {
-			rows.Close()
-			return nil, s.roleErr("list roles", err)
-		}
-		r.UserCount = n
-		roles = append(roles, r)
-		ids = append(ids, r.ID)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, s.roleErr("list roles", err)
-	}
-	if len(ids) == 0 {
+	if len(roles) == 0 {
 		return roles, nil
 	}
-	scopes, err := s.linkedScopes(ctx, q, s.qs.roleScopes, ids)
+	scopes, err := s.linkedScopes(ctx, q, s.qs.roleScopes, idsOf(roles, func(r *permiso.Role) uuid.UUID { return r.ID }))
 	if err != nil {
 		return nil, err
 	}
@@ -66,13 +54,7 @@ func (s *Store) selectRoles(ctx context.Context, q Querier, query string, args .
 
 func (s *Store) getRole(ctx context.Context, q Querier, cond string, arg any) (permiso.Role, error) {
 	roles, err := s.selectRoles(ctx, q, roleSelect+" WHERE "+cond, arg)
-	if err != nil {
-		return permiso.Role{}, err
-	}
-	if len(roles) == 0 {
-		return permiso.Role{}, notFound(RoleMessages.NotFound)
-	}
-	return roles[0], nil
+	return first(roles, err, RoleMessages.NotFound)
 }
 
 // CreateRole inserts r and links scopeIDs in one transaction.
@@ -165,17 +147,10 @@ func (s *Store) DeleteRole(ctx context.Context, id uuid.UUID) error {
 // and the number of all matching roles.
 func (s *Store) ListRoles(ctx context.Context, f permiso.RoleFilter) ([]permiso.Role, int, error) {
 	var w where
-	if search := strings.TrimSpace(f.Search); search != "" {
-		w.add(`(lower(r.name) LIKE ?1 ESCAPE '\' OR lower(coalesce(r.description, '')) LIKE ?1 ESCAPE '\')`, likePattern(search))
-	}
-	if f.ScopeID != nil {
-		w.add("EXISTS (SELECT 1 FROM role_scopes AS x WHERE x.role_id = r.id AND x.scope_id = ?)", *f.ScopeID)
-	}
+	w.search(strings.TrimSpace(f.Search), "r.name", "coalesce(r.description, '')")
+	addSet(&w, "EXISTS (SELECT 1 FROM role_scopes AS x WHERE x.role_id = r.id AND x.scope_id = ?)", f.ScopeID)
 	return listPage(ctx, s, Roles.From(), roleSelect, w, "r.name, r.id", f.Offset, f.Limit,
-		func(err error) error { return s.roleErr("count roles", err) },
-		func(q Querier, query string, args ...any) ([]permiso.Role, error) {
-			return s.selectRoles(ctx, q, query, args...)
-		})
+		func(err error) error { return s.roleErr("count roles", err) }, s.selectRoles)
 }
 
 // SetRoleScopes replaces the role's scopes in one transaction; an unknown
@@ -186,33 +161,18 @@ func (s *Store) SetRoleScopes(ctx context.Context, roleID uuid.UUID, scopeIDs []
 
 // selectScopes runs a query of scopeSelect.
 func (s *Store) selectScopes(ctx context.Context, q Querier, query string, args ...any) ([]permiso.Scope, error) {
-	rows, err := s.query(ctx, q, query, args...)
-	if err != nil {
-		return nil, s.scopeErr("list scopes", err)
-	}
-	defer rows.Close()
-	var out []permiso.Scope
-	for rows.Next() {
+	out, err := scanAll(ctx, s, q, func(r Row) (permiso.Scope, error) {
 		var n int
-		sc, err := Scopes.Scan(s.d, rows, &n)
-		if err != nil {
-			return nil, s.scopeErr("list scopes", err)
-		}
+		sc, err := Scopes.Scan(s.d, r, &n)
 		sc.RoleCount = n
-		out = append(out, sc)
-	}
-	return out, s.scopeErr("list scopes", rows.Err())
+		return sc, err
+	}, query, args...)
+	return out, s.scopeErr("list scopes", err)
 }
 
 func (s *Store) getScope(ctx context.Context, q Querier, cond, lock string, arg any) (permiso.Scope, error) {
 	ss, err := s.selectScopes(ctx, q, scopeSelect+" WHERE "+cond+lock, arg)
-	if err != nil {
-		return permiso.Scope{}, err
-	}
-	if len(ss) == 0 {
-		return permiso.Scope{}, notFound(ScopeMessages.NotFound)
-	}
-	return ss[0], nil
+	return first(ss, err, ScopeMessages.NotFound)
 }
 
 // CreateScope inserts sc (ID generated when zero).
@@ -279,9 +239,7 @@ func (s *Store) DeleteScope(ctx context.Context, id uuid.UUID) error {
 // name before the first ':'.
 func (s *Store) ListScopes(ctx context.Context, f permiso.ScopeFilter) ([]permiso.Scope, int, error) {
 	var w where
-	if search := strings.TrimSpace(f.Search); search != "" {
-		w.add(`(lower(s.name) LIKE ?1 ESCAPE '\' OR lower(coalesce(s.description, '')) LIKE ?1 ESCAPE '\')`, likePattern(search))
-	}
+	w.search(strings.TrimSpace(f.Search), "s.name", "coalesce(s.description, '')")
 	if f.Resource != "" {
 		w.add("s.resource = ?", f.Resource)
 	}
@@ -290,8 +248,5 @@ func (s *Store) ListScopes(ctx context.Context, f permiso.ScopeFilter) ([]permis
 		w.add("(s.name = ? OR substr(s.name, 1, ?) = ?)", f.Action, utf8.RuneCountInString(prefix), prefix)
 	}
 	return listPage(ctx, s, Scopes.From(), scopeSelect, w, "s.name, s.id", f.Offset, f.Limit,
-		func(err error) error { return s.scopeErr("count scopes", err) },
-		func(q Querier, query string, args ...any) ([]permiso.Scope, error) {
-			return s.selectScopes(ctx, q, query, args...)
-		})
+		func(err error) error { return s.scopeErr("count scopes", err) }, s.selectScopes)
 }

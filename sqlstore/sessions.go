@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -13,22 +12,11 @@ import (
 )
 
 // Sessions describes the user_sessions table.
-var Sessions = NewTable("user_sessions", "us",
-	Col[permiso.Session]{Name: "id", Field: func(s *permiso.Session) any { return &s.ID }, Fixed: true},
-	Col[permiso.Session]{Name: "user_id", Field: func(s *permiso.Session) any { return &s.UserID }, Fixed: true},
-	Col[permiso.Session]{Name: "client_id", Field: func(s *permiso.Session) any { return &s.ClientID }},
-	Col[permiso.Session]{Name: "ip_address", Field: func(s *permiso.Session) any { return &s.IPAddress }},
-	Col[permiso.Session]{Name: "user_agent", Field: func(s *permiso.Session) any { return &s.UserAgent }},
-	Col[permiso.Session]{Name: "created_at", Field: func(s *permiso.Session) any { return &s.CreatedAt }, Fixed: true},
-	Col[permiso.Session]{Name: "last_activity", Field: func(s *permiso.Session) any { return &s.LastActivity }},
-	Col[permiso.Session]{Name: "expires_at", Field: func(s *permiso.Session) any { return &s.ExpiresAt }},
-	Col[permiso.Session]{Name: "revoked_at", Field: func(s *permiso.Session) any { return &s.RevokedAt }},
-	listCol("amr", func(s *permiso.Session) *[]string { return &s.AMR }, amrText),
-)
-
-// amrText is the stored form of an amr list (migration 6): the values
-// space-separated in their order (RFC 8176 values hold no space).
-func amrText(amr []string) string { return strings.Join(amr, " ") }
+var Sessions = NewTable("user_sessions", "us", append(Fields[permiso.Session]([]string{"id", "user_id", "created_at"},
+	"id", "user_id", "client_id", "ip_address", "user_agent", "created_at", "last_activity",
+	"expires_at", "revoked_at"),
+	listCol("amr", func(s *permiso.Session) *[]string { return &s.AMR }, spaced),
+)...)
 
 func (s *Store) sessionErr(op string, err error) error {
 	return s.errOf(err, op, SessionMessages, false, "User or client not found")
@@ -36,20 +24,8 @@ func (s *Store) sessionErr(op string, err error) error {
 
 // selectSessions runs a query returning Sessions.Names() (or List()).
 func (s *Store) selectSessions(ctx context.Context, q Querier, op, query string, args ...any) ([]permiso.Session, error) {
-	rows, err := s.query(ctx, q, query, args...)
-	if err != nil {
-		return nil, s.sessionErr(op, err)
-	}
-	defer rows.Close()
-	var out []permiso.Session
-	for rows.Next() {
-		x, err := Sessions.Scan(s.d, rows)
-		if err != nil {
-			return nil, s.sessionErr(op, err)
-		}
-		out = append(out, x)
-	}
-	return out, s.sessionErr(op, rows.Err())
+	out, err := selectAll(ctx, s, q, Sessions, query, args...)
+	return out, s.sessionErr(op, err)
 }
 
 // CreateSession stores sess (ID generated when zero, CreatedAt and
@@ -211,11 +187,7 @@ func (s *Store) revokeSessionsWhere(ctx context.Context, cond string, args []any
 		if err != nil || len(out) == 0 {
 			return err
 		}
-		ids := make([]uuid.UUID, len(out))
-		for i := range out {
-			ids[i] = out[i].ID
-		}
-		return s.revokeSessionTokens(ctx, q, ids, reason, now)
+		return s.revokeSessionTokens(ctx, q, idsOf(out, func(x *permiso.Session) uuid.UUID { return x.ID }), reason, now)
 	})
 	if err != nil {
 		return nil, err

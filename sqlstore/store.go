@@ -56,6 +56,36 @@ func (s *Store) query(ctx context.Context, q Querier, query string, args ...any)
 // rows are closed when it returns. Errors come back as the driver gave
 // them, for the caller's errOf.
 func selectAll[T any](ctx context.Context, s *Store, q Querier, t *Table[T], query string, args ...any) ([]T, error) {
+	return scanAll(ctx, s, q, func(r Row) (T, error) { return t.Scan(s.d, r) }, query, args...)
+}
+
+// first returns the first of rows, what a select by key read (rows and
+// err as the select returned them); none is ErrNotFound with msg.
+func first[T any](rows []T, err error, msg string) (T, error) {
+	var zero T
+	if err != nil {
+		return zero, err
+	}
+	if len(rows) == 0 {
+		return zero, notFound(msg)
+	}
+	return rows[0], nil
+}
+
+// idsOf returns the id of each of vs (id reads it), in order.
+func idsOf[T any](vs []T, id func(*T) uuid.UUID) []uuid.UUID {
+	ids := make([]uuid.UUID, len(vs))
+	for i := range vs {
+		ids[i] = id(&vs[i])
+	}
+	return ids
+}
+
+// scanAll runs query and reads every row with scan; the rows are closed
+// when it returns, so the caller may query again in the same
+// transaction. Errors come back as the driver gave them, for the caller's
+// errOf.
+func scanAll[T any](ctx context.Context, s *Store, q Querier, scan func(Row) (T, error), query string, args ...any) ([]T, error) {
 	rows, err := s.query(ctx, q, query, args...)
 	if err != nil {
 		return nil, err
@@ -63,7 +93,7 @@ func selectAll[T any](ctx context.Context, s *Store, q Querier, t *Table[T], que
 	defer rows.Close()
 	var out []T
 	for rows.Next() {
-		v, err := t.Scan(s.d, rows)
+		v, err := scan(rows)
 		if err != nil {
 			return nil, err
 		}
@@ -201,6 +231,26 @@ func (w *where) add(cond string, vals ...any) {
 	w.args = append(w.args, vals...)
 }
 
+// search adds a case-insensitive substring match (likePattern) of text
+// on any of cols; nothing when text is empty.
+func (w *where) search(text string, cols ...string) {
+	if text == "" {
+		return
+	}
+	ors := make([]string, len(cols))
+	for i, c := range cols {
+		ors[i] = "lower(" + c + `) LIKE ?1 ESCAPE '\'`
+	}
+	w.add("("+strings.Join(ors, " OR ")+")", likePattern(text))
+}
+
+// addSet adds cond with *v when v is set: a filter's optional field.
+func addSet[T any](w *where, cond string, v *T) {
+	if v != nil {
+		w.add(cond, *v)
+	}
+}
+
 // sql returns " WHERE ..." or "".
 func (w *where) sql() string {
 	if len(w.conds) == 0 {
@@ -214,7 +264,7 @@ func (w *where) sql() string {
 // transaction: the List methods of every table. countErr maps a failure
 // of the count.
 func listPage[T any](ctx context.Context, s *Store, from, selectFrom string, w where, order string, offset, limit int,
-	countErr func(error) error, read func(q Querier, query string, args ...any) ([]T, error)) ([]T, int, error) {
+	countErr func(error) error, read func(ctx context.Context, q Querier, query string, args ...any) ([]T, error)) ([]T, int, error) {
 	var out []T
 	var total int
 	err := s.c.Read(ctx, func(q Querier) error {
@@ -223,7 +273,7 @@ func listPage[T any](ctx context.Context, s *Store, from, selectFrom string, w w
 		}
 		query, args := page(selectFrom+w.sql()+" ORDER BY "+order, slices.Clone(w.args), offset, limit)
 		var err error
-		out, err = read(q, query, args...)
+		out, err = read(ctx, q, query, args...)
 		return err
 	})
 	if err != nil {

@@ -27,6 +27,25 @@ func TestWhere(t *testing.T) {
 	}
 }
 
+// TestWhereSearchAndSet: search matches the text on any of its columns
+// (one argument, used by each), and addSet adds a condition only for a
+// filter field that is set; an empty search and an unset field add none.
+func TestWhereSearchAndSet(t *testing.T) {
+	var w where
+	active, unset := true, (*bool)(nil)
+	w.search("")
+	addSet(&w, "x = ?", unset)
+	addSet(&w, "a = ?", &active)
+	w.search("50%_Off", "n", "coalesce(d, '')")
+	want := ` WHERE a = ? AND (lower(n) LIKE ?2 ESCAPE '\' OR lower(coalesce(d, '')) LIKE ?2 ESCAPE '\')`
+	if got := w.sql(); got != want {
+		t.Errorf("sql() = %q, want %q", got, want)
+	}
+	if !slices.Equal(w.args, []any{true, `%50\%\_off%`}) {
+		t.Errorf("args = %v", w.args)
+	}
+}
+
 func TestPage(t *testing.T) {
 	for _, tc := range []struct {
 		offset, limit int

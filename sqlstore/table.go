@@ -211,30 +211,30 @@ func (t *Table[T]) arg(d Dialect, i int, v *T) any {
 	case *string:
 		return *p
 	case **string:
-		if *p == nil {
-			return nil
-		}
-		return **p
+		return orNull(*p)
 	case *uuid.UUID:
 		return *p
 	case **uuid.UUID:
-		if *p == nil {
-			return nil
-		}
-		return **p
+		return orNull(*p)
 	case *bool:
 		return *p
 	case *int:
 		return *p
 	case **int:
-		if *p == nil {
-			return nil
-		}
-		return **p
+		return orNull(*p)
 	case *int64:
 		return *p
 	case *[]byte:
 		return *p
 	}
 	panic("sqlstore: column " + c.Name + " of " + t.Name + " has a field type without an encoding; give it Arg and Dest")
+}
+
+// orNull is the value p points to, or NULL (nil) when p is nil: the
+// argument of a nullable column.
+func orNull[V any](p *V) any {
+	if p == nil {
+		return nil
+	}
+	return *p
 }

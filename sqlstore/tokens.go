@@ -28,7 +28,8 @@ func listCol[T any](name string, field func(*T) *[]string, text func([]string) s
 		Dest: func(_ Dialect, v *T) any { return &fieldsCol{field(v)} }}
 }
 
-// spaced is the list as one text, its values separated by spaces.
+// spaced is the list as one text, its values separated by spaces in their
+// order (redirect URIs, grant types, amr: RFC 8176 values hold no space).
 func spaced(l []string) string { return strings.Join(l, " ") }
 
 // scopesText is the set of scopes as one text: sorted, without repeats,

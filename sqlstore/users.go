@@ -81,33 +81,23 @@ func (s *Store) userRoles(ctx context.Context, q Querier, ids []uuid.UUID) (map[
 	if len(ids) == 0 {
 		return out, nil
 	}
-	rows, err := s.query(ctx, q, s.qs.userRoles, s.d.IDs(uniqueIDs(ids)))
-	if err != nil {
-		return nil, s.errOf(err, "load user roles", Messages{}, false, "")
-	}
 	type link struct {
 		user uuid.UUID
 		role permiso.Role
 	}
-	var links []link
-	var roleIDs []uuid.UUID
-	for rows.Next() {
+	links, err := scanAll(ctx, s, q, func(r Row) (link, error) {
 		var l link
-		if l.role, err = Roles.Scan(s.d, rows, &l.user); err != nil {
-			rows.Close()
-			return nil, s.errOf(err, "load user roles", Messages{}, false, "")
-		}
-		links = append(links, l)
-		roleIDs = append(roleIDs, l.role.ID)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+		var err error
+		l.role, err = Roles.Scan(s.d, r, &l.user)
+		return l, err
+	}, s.qs.userRoles, s.d.IDs(uniqueIDs(ids)))
+	if err != nil {
 		return nil, s.errOf(err, "load user roles", Messages{}, false, "")
 	}
 	if len(links) == 0 {
 		return out, nil
 	}
-	scopes, err := s.linkedScopes(ctx, q, s.qs.roleScopes, roleIDs)
+	scopes, err := s.linkedScopes(ctx, q, s.qs.roleScopes, idsOf(links, func(l *link) uuid.UUID { return l.role.ID }))
 	if err != nil {
 		return nil, err
 	}
@@ -201,44 +191,19 @@ func (s *Store) DeleteUser(ctx context.Context, id uuid.UUID) error {
 // created_at, id, and the number of all matching users.
 func (s *Store) ListUsers(ctx context.Context, f permiso.UserFilter) ([]permiso.User, int, error) {
 	var w where
-	if search := strings.TrimSpace(f.Search); search != "" {
-		w.add(`(lower(u.username) LIKE ?1 ESCAPE '\' OR lower(u.email) LIKE ?1 ESCAPE '\'
-			OR lower(coalesce(u.first_name, '')) LIKE ?1 ESCAPE '\'
-			OR lower(coalesce(u.last_name, '')) LIKE ?1 ESCAPE '\'
-			OR lower(coalesce(u.display_name, '')) LIKE ?1 ESCAPE '\')`, likePattern(search))
-	}
-	if f.IsActive != nil {
-		w.add("u.is_active = ?", *f.IsActive)
-	}
-	if f.IsVerified != nil {
-		w.add("u.is_verified = ?", *f.IsVerified)
-	}
-	if f.RoleID != nil {
-		w.add("EXISTS (SELECT 1 FROM user_roles AS ur WHERE ur.user_id = u.id AND ur.role_id = ?)", *f.RoleID)
-	}
+	w.search(strings.TrimSpace(f.Search), "u.username", "u.email", "coalesce(u.first_name, '')",
+		"coalesce(u.last_name, '')", "coalesce(u.display_name, '')")
+	addSet(&w, "u.is_active = ?", f.IsActive)
+	addSet(&w, "u.is_verified = ?", f.IsVerified)
+	addSet(&w, "EXISTS (SELECT 1 FROM user_roles AS ur WHERE ur.user_id = u.id AND ur.role_id = ?)", f.RoleID)
 	return listPage(ctx, s, Users.From(), Users.Select(), w, "u.created_at, u.id", f.Offset, f.Limit,
 		func(err error) error { return s.userErr("count users", err) },
-		func(q Querier, query string, args ...any) ([]permiso.User, error) {
-			rows, err := s.query(ctx, q, query, args...)
+		func(ctx context.Context, q Querier, query string, args ...any) ([]permiso.User, error) {
+			users, err := selectAll(ctx, s, q, Users, query, args...)
 			if err != nil {
 				return nil, s.userErr("list users", err)
 			}
-			var users []permiso.User
-			var ids []uuid.UUID
-			for rows.Next() {
-				u, err := Users.Scan(s.d, rows)
-				if err != nil {
-					rows.Close()
-					return nil, s.userErr("list users", err)
-				}
-				users = append(users, u)
-				ids = append(ids, u.ID)
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return nil, s.userErr("list users", err)
-			}
-			roles, err := s.userRoles(ctx, q, ids)
+			roles, err := s.userRoles(ctx, q, idsOf(users, func(u *permiso.User) uuid.UUID { return u.ID }))
 			if err != nil {
 				return nil, err
 			}
@@ -328,19 +293,11 @@ func (s *Store) ChangePasswordIfCurrent(ctx context.Context, userID uuid.UUID, e
 func (s *Store) PasswordHistory(ctx context.Context, userID uuid.UUID, limit int) ([]permiso.PasswordHistoryEntry, error) {
 	query, args := page(`SELECT id, user_id, password_hash, created_at FROM password_history
 		WHERE user_id = ? ORDER BY created_at DESC, id DESC`, []any{userID}, 0, limit)
-	rows, err := s.query(ctx, s.c.Reader(), query, args...)
-	if err != nil {
-		return nil, s.userErr("password history", err)
-	}
-	defer rows.Close()
-	var out []permiso.PasswordHistoryEntry
-	for rows.Next() {
+	out, err := scanAll(ctx, s, s.c.Reader(), func(r Row) (permiso.PasswordHistoryEntry, error) {
 		var e permiso.PasswordHistoryEntry
-		if err := rows.Scan(&e.ID, &e.UserID, &e.PasswordHash, s.d.ScanTime(&e.CreatedAt)); err != nil {
-			return nil, s.userErr("password history", err)
-		}
+		err := r.Scan(&e.ID, &e.UserID, &e.PasswordHash, s.d.ScanTime(&e.CreatedAt))
 		e.CreatedAt = e.CreatedAt.UTC()
-		out = append(out, e)
-	}
-	return out, s.userErr("password history", rows.Err())
+		return e, err
+	}, query, args...)
+	return out, s.userErr("password history", err)
 }

@@ -89,27 +89,12 @@ func run(ctx context.Context, args []string, getenv Getenv, stdin io.Reader, std
 		*envFile = after
 	}
 	env := &environment{getenv: getenv, envFile: *envFile, stderr: stderr}
+	if c, ok := commands[cmd]; ok {
+		return c(ctx, env, args, stdout)
+	}
 	switch cmd {
-	case "serve":
-		return cmdServe(ctx, env, args, stdout)
-	case "migrate":
-		return cmdMigrate(ctx, env, args, stdout)
 	case "create-admin":
 		return cmdCreateAdmin(ctx, env, args, stdin, stdout)
-	case "check":
-		return cmdCheck(ctx, env, args, stdout)
-	case "backup":
-		return cmdBackup(ctx, env, args, stdout)
-	case "import":
-		return cmdImport(ctx, env, args, stdout)
-	case "keys":
-		return cmdKeys(ctx, env, args, stdout)
-	case "sessions":
-		return cmdSessions(ctx, env, args, stdout)
-	case "health":
-		return cmdHealth(ctx, env, args, stdout)
-	case "mfa":
-		return cmdMFA(ctx, env, args, stdout)
 	case "version", "--version":
 		return cmdVersion(args, stdout)
 	case "help", "-h", "--help":
@@ -118,6 +103,20 @@ func run(ctx context.Context, args []string, getenv Getenv, stdin io.Reader, std
 	default:
 		return usageError{fmt.Sprintf(`unknown command %q (run "permiso --help" for the commands)`, cmd)}
 	}
+}
+
+// commands are the subcommands that start from the environment and read
+// no standard input, by name; run dispatches the others itself.
+var commands = map[string]func(ctx context.Context, env *environment, args []string, stdout io.Writer) error{
+	"serve":    cmdServe,
+	"migrate":  cmdMigrate,
+	"check":    cmdCheck,
+	"backup":   cmdBackup,
+	"import":   cmdImport,
+	"keys":     cmdKeys,
+	"sessions": cmdSessions,
+	"health":   cmdHealth,
+	"mfa":      cmdMFA,
 }
 
 // takeEnvFile removes a global --env-file FILE (or -env-file, or
