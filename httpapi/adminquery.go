@@ -237,15 +237,15 @@ func deleteByID[T any](s *server, name, what string, del func(ctx context.Contex
 }
 
 // create answers a POST that creates a resource: the body, a JSON object,
-// is decoded into In and given to create (the caller's creation), and its
-// result answered 201 through view.
-func create[In, T, V any](s *server, create func(ctx context.Context, a identity.Actor, in In) (T, error), view func(T) V) http.Handler {
+// is decoded into B, whose input is given to create (the caller's
+// creation), and its result answered 201 through view.
+func create[B interface{ input() In }, In, T, V any](s *server, create func(ctx context.Context, a identity.Actor, in In) (T, error), view func(T) V) http.Handler {
 	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
-		var in In
-		if _, err := decodeObject(r, &in); err != nil {
+		var b B
+		if _, err := decodeObject(r, &b); err != nil {
 			return err
 		}
-		v, err := create(r.Context(), actor(r), in)
+		v, err := create(r.Context(), actor(r), b.input())
 		if err != nil {
 			return err
 		}

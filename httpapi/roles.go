@@ -80,9 +80,19 @@ func (s *server) handleRoleList() http.Handler {
 	})
 }
 
+type roleBody struct {
+	Name        *string   `json:"name"`
+	Description *string   `json:"description"`
+	ScopeIDs    *[]string `json:"scope_ids"`
+}
+
+func (b roleBody) input() identity.RoleInput {
+	return identity.RoleInput{Name: b.Name, Description: b.Description, ScopeIDs: b.ScopeIDs}
+}
+
 // handleRoleCreate: POST /roles.
 func (s *server) handleRoleCreate() http.Handler {
-	return create(s, s.ident.CreateRole, roleView)
+	return create[roleBody](s, s.ident.CreateRole, roleView)
 }
 
 // handleRoleGet: GET /roles/{role_id}.
@@ -98,8 +108,8 @@ func (s *server) handleRoleUpdate() http.Handler {
 }
 
 func (s *server) roleUpdate(w http.ResponseWriter, r *http.Request, rawID string) error {
-	return putByID(w, r, rawID, "Role", func(ctx context.Context, id uuid.UUID, in identity.RoleInput) (permiso.Role, error) {
-		return s.ident.UpdateRole(ctx, actor(r), id, in)
+	return putByID(w, r, rawID, "Role", func(ctx context.Context, id uuid.UUID, b roleBody) (permiso.Role, error) {
+		return s.ident.UpdateRole(ctx, actor(r), id, b.input())
 	}, roleView)
 }
 
@@ -170,9 +180,20 @@ func (s *server) handleScopeList() http.Handler {
 	})
 }
 
+type scopeBody struct {
+	Name        *string `json:"name"`
+	Description *string `json:"description"`
+	Resource    *string `json:"resource"`
+	Action      *string `json:"action"`
+}
+
+func (b scopeBody) input() identity.ScopeInput {
+	return identity.ScopeInput{Name: b.Name, Description: b.Description, Resource: b.Resource, Action: b.Action}
+}
+
 // handleScopeCreate: POST /roles/scopes.
 func (s *server) handleScopeCreate() http.Handler {
-	return create(s, s.ident.CreateScope, scopeView)
+	return create[scopeBody](s, s.ident.CreateScope, scopeView)
 }
 
 // handleScopeGet: GET /roles/scopes/{scope_id}.
@@ -181,8 +202,8 @@ func (s *server) handleScopeGet() http.Handler {
 }
 
 func (s *server) scopeUpdate(w http.ResponseWriter, r *http.Request, rawID string) error {
-	return putByID(w, r, rawID, "Scope", func(ctx context.Context, id uuid.UUID, in identity.ScopeInput) (permiso.Scope, error) {
-		return s.ident.UpdateScope(ctx, actor(r), id, in)
+	return putByID(w, r, rawID, "Scope", func(ctx context.Context, id uuid.UUID, b scopeBody) (permiso.Scope, error) {
+		return s.ident.UpdateScope(ctx, actor(r), id, b.input())
 	}, scopeView)
 }
 

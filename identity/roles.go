@@ -21,13 +21,12 @@ func builtinRole(name string) bool  { return slices.Contains(BuiltinRoles, name)
 func builtinScope(name string) bool { return slices.Contains(permiso.DefaultScopes, name) }
 
 // RoleInput creates or changes a role; nil fields are left unchanged (or
-// empty on create). Its JSON form is the body of POST /roles and
-// PUT /roles/{role_id}.
+// empty on create).
 type RoleInput struct {
-	Name        *string `json:"name"`
-	Description *string `json:"description"`
+	Name        *string
+	Description *string
 	// ScopeIDs, when not nil, replaces the role's scopes.
-	ScopeIDs *[]string `json:"scope_ids"`
+	ScopeIDs *[]string
 }
 
 // CreateRole creates a role with its scopes in one transaction. A taken
@@ -311,13 +310,12 @@ func byIDs[T any](ctx context.Context, ids []uuid.UUID, get func(context.Context
 
 // ScopeInput creates or changes a scope. A scope is named
 // "action:resource"; Action and Resource may be given instead of, or
-// besides, the name, and must then agree with it. Its JSON form is the
-// body of POST /roles/scopes and PUT /roles/scopes/{scope_id}.
+// besides, the name, and must then agree with it.
 type ScopeInput struct {
-	Name        *string `json:"name"`
-	Description *string `json:"description"`
-	Resource    *string `json:"resource"`
-	Action      *string `json:"action"`
+	Name        *string
+	Description *string
+	Resource    *string
+	Action      *string
 }
 
 // CreateScope creates a scope (409 when the name is taken). Any
