@@ -204,6 +204,30 @@ func decodeObject(r *http.Request, v any) (map[string]json.RawMessage, error) {
 	return keys, nil
 }
 
+type userCreateBody struct {
+	Username    string    `json:"username"`
+	Email       string    `json:"email"`
+	Password    string    `json:"password"`
+	FirstName   *string   `json:"first_name"`
+	LastName    *string   `json:"last_name"`
+	DisplayName *string   `json:"display_name"`
+	Bio         *string   `json:"bio"`
+	IsActive    *bool     `json:"is_active"`
+	IsVerified  *bool     `json:"is_verified"`
+	IsSuperuser *bool     `json:"is_superuser"`
+	RoleIDs     *[]string `json:"role_ids"`
+}
+
+func (b userCreateBody) newUser() identity.NewUser {
+	u := identity.NewUser{Username: b.Username, Email: b.Email, Password: b.Password,
+		FirstName: b.FirstName, LastName: b.LastName, DisplayName: b.DisplayName, Bio: b.Bio,
+		IsActive: b.IsActive, IsVerified: b.IsVerified, IsSuperuser: b.IsSuperuser}
+	if b.RoleIDs != nil {
+		u.RoleIDs = append([]string{}, (*b.RoleIDs)...)
+	}
+	return u
+}
+
 // handleRegister: POST /users/register (public, RATE_LIMIT_REGISTER).
 func (s *server) handleRegister() http.Handler {
 	return s.userCreate(func(r *http.Request, in identity.NewUser) (permiso.User, error) {
@@ -215,11 +239,11 @@ func (s *server) handleRegister() http.Handler {
 // service's UserCreate), one call of create, 201 with the user.
 func (s *server) userCreate(create func(r *http.Request, in identity.NewUser) (permiso.User, error)) http.Handler {
 	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
-		var in identity.NewUser
-		if _, err := decodeObject(r, &in); err != nil {
+		var body userCreateBody
+		if _, err := decodeObject(r, &body); err != nil {
 			return err
 		}
-		u, err := create(r, in)
+		u, err := create(r, body.newUser())
 		if err != nil {
 			return err
 		}
@@ -235,15 +259,27 @@ func (s *server) handleMe() http.Handler {
 	})
 }
 
+type userUpdateBody struct {
+	Email       *string   `json:"email"`
+	FirstName   *string   `json:"first_name"`
+	LastName    *string   `json:"last_name"`
+	DisplayName *string   `json:"display_name"`
+	Bio         *string   `json:"bio"`
+	IsActive    *bool     `json:"is_active"`
+	IsVerified  *bool     `json:"is_verified"`
+	IsSuperuser *bool     `json:"is_superuser"`
+	RoleIDs     *[]string `json:"role_ids"`
+}
+
 // readUserUpdate decodes a user update. Credentials and the username are
 // never changed through it (422, as the original).
 func readUserUpdate(r *http.Request) (identity.UserUpdate, error) {
-	var in identity.UserUpdate
-	keys, err := decodeObject(r, &in)
+	var b userUpdateBody
+	keys, err := decodeObject(r, &b)
 	if err != nil {
 		return identity.UserUpdate{}, err
 	}
-	// Keys are matched as encoding/json matches the fields of in:
+	// Keys are matched as encoding/json matches the fields above:
 	// without regard to case, so "Password" is refused like "password".
 	var bad []permiso.FieldError
 	for _, k := range []string{"username", "password", "password_hash"} {
@@ -257,7 +293,8 @@ func readUserUpdate(r *http.Request) (identity.UserUpdate, error) {
 	if len(bad) > 0 {
 		return identity.UserUpdate{}, permiso.Invalid("Request validation failed", bad...)
 	}
-	return in, nil
+	return identity.UserUpdate{Email: b.Email, FirstName: b.FirstName, LastName: b.LastName, DisplayName: b.DisplayName,
+		Bio: b.Bio, IsActive: b.IsActive, IsVerified: b.IsVerified, IsSuperuser: b.IsSuperuser, RoleIDs: b.RoleIDs}, nil
 }
 
 // updateUser serves PUT /users/me (profile fields only, for everyone) and

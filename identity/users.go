@@ -13,24 +13,23 @@ import (
 )
 
 // NewUser is a registration (Register) or an administrator's creation
-// (CreateUser); its JSON form is the original service's UserCreate body
-// (POST /users/register, POST /users).
+// (CreateUser): the original service's UserCreate body.
 type NewUser struct {
-	Username    string  `json:"username"`
-	Email       string  `json:"email"`
-	Password    string  `json:"password"`
-	FirstName   *string `json:"first_name"`
-	LastName    *string `json:"last_name"`
-	DisplayName *string `json:"display_name"`
-	Bio         *string `json:"bio"`
+	Username    string
+	Email       string
+	Password    string
+	FirstName   *string
+	LastName    *string
+	DisplayName *string
+	Bio         *string
 	// The fields below are honoured by CreateUser only; Register ignores
 	// them (a new account is active, unverified, has role user).
-	IsActive    *bool `json:"is_active"`
-	IsVerified  *bool `json:"is_verified"`
-	IsSuperuser *bool `json:"is_superuser"`
+	IsActive    *bool
+	IsVerified  *bool
+	IsSuperuser *bool
 	// RoleIDs, when not nil, are the roles of the new user (UUID strings);
-	// nil (absent in JSON) means role user, [] no role.
-	RoleIDs []string `json:"role_ids"`
+	// nil means role user.
+	RoleIDs []string
 }
 
 // Register creates an account for anyone (POST /users/register): active,
@@ -204,19 +203,19 @@ func (s *Service) delegation(ctx context.Context, actor Actor, u permiso.User) (
 	return d, nil
 }
 
-// UserUpdate is a change of a user; its JSON form is the body of
-// PUT /users/me and PUT /users/{id}. Nil fields are left unchanged.
+// UserUpdate is a change of a user (PUT /users/me, PUT /users/{id}).
+// Nil fields are left unchanged.
 type UserUpdate struct {
-	Email       *string `json:"email"`
-	FirstName   *string `json:"first_name"`
-	LastName    *string `json:"last_name"`
-	DisplayName *string `json:"display_name"`
-	Bio         *string `json:"bio"`
+	Email       *string
+	FirstName   *string
+	LastName    *string
+	DisplayName *string
+	Bio         *string
 	// Administrative fields: only an administrator may send them.
-	IsActive    *bool     `json:"is_active"`
-	IsVerified  *bool     `json:"is_verified"`
-	IsSuperuser *bool     `json:"is_superuser"`
-	RoleIDs     *[]string `json:"role_ids"`
+	IsActive    *bool
+	IsVerified  *bool
+	IsSuperuser *bool
+	RoleIDs     *[]string
 }
 
 // Fields returns the sorted names of the fields that are set (the details
