@@ -254,6 +254,38 @@ func TestAdminUserManagement(t *testing.T) {
 	})
 }
 
+// TestAdminCreateUserRoleIDs: in the body of POST /users, role_ids absent
+// means role user and an empty list no role at all (the OpenAPI
+// document's UserCreate).
+func TestAdminCreateUserRoleIDs(t *testing.T) {
+	eachIDBackend(t, func(t *testing.T, e *idEnv) {
+		admin := e.user("root", true, "admin")
+		at := e.login(admin.Username, idPassword, "").AccessToken
+		for _, tc := range []struct {
+			name string
+			set  bool
+			want []string
+		}{
+			{"absent", false, []string{"user"}},
+			{"empty", true, nil},
+		} {
+			username := e.name("roleids")
+			body := map[string]any{"username": username, "email": username + "@example.com", "password": idPassword}
+			if tc.set {
+				body["role_ids"] = []string{}
+			}
+			m := e.expect(e.do("POST", usersPath, usersPath, at, body), 201, "create, role_ids "+tc.name)
+			u, err := e.db.GetUser(e.ctx, uuid.MustParse(m["id"].(string)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(u.RoleNames(), tc.want) {
+				t.Errorf("role_ids %s: roles %v, want %v", tc.name, u.RoleNames(), tc.want)
+			}
+		}
+	})
+}
+
 // TestUserListPaging: stable order (created_at, id), filters, page and
 // per_page validated.
 func TestUserListPaging(t *testing.T) {
