@@ -30,7 +30,7 @@ var (
 // header is absent or uses another scheme. Tokens in the query string or
 // the body (RFC 6750 §2.2, §2.3) are not accepted: they end up in logs.
 func bearerToken(r *http.Request) (token string, ok bool) {
-	scheme, rest, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	scheme, rest, _ := strings.Cut(strings.TrimSpace(headerValue(r.Header, "Authorization")), " ")
 	if !strings.EqualFold(scheme, "Bearer") {
 		return "", false
 	}

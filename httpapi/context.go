@@ -20,6 +20,8 @@ type reqInfo struct {
 	logger      *slog.Logger
 	// userAgent is the User-Agent header made storable (cleanUserAgent).
 	userAgent string
+	// idHeader holds id as the X-Request-Id response header's value.
+	idHeader [1]string
 }
 
 type infoKey struct{}
@@ -59,7 +61,7 @@ const maxUserAgentBytes = 512
 // maxUserAgentBytes) and never fails the request (docs/security-model.md,
 // "Untrusted bytes").
 func cleanUserAgent(r *http.Request) string {
-	return permiso.CleanText(r.UserAgent(), maxUserAgentBytes)
+	return permiso.CleanText(headerValue(r.Header, "User-Agent"), maxUserAgentBytes)
 }
 
 // userAgent returns the request's cleaned User-Agent, as the request-id

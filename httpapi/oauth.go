@@ -42,7 +42,7 @@ var (
 // reject them (RFC 6749 §3.2); the query string is never read, so
 // credentials cannot come from a URL.
 func readParams(r *http.Request, allowJSON bool) (url.Values, error) {
-	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	mediaType, _, _ := mime.ParseMediaType(headerValue(r.Header, "Content-Type"))
 	switch {
 	case mediaType == contentTypeForm:
 	case mediaType == contentTypeJSON && allowJSON:
@@ -268,7 +268,7 @@ func (s *server) caller(r *http.Request, params url.Values, limits *permiso.Limi
 		}
 		return oauth2.Caller{Principal: &p}, record, nil
 	}
-	id, secret, method, err := oauth2.ParseClientCredentials(params, r.Header.Get("Authorization"))
+	id, secret, method, err := oauth2.ParseClientCredentials(params, headerValue(r.Header, "Authorization"))
 	if err != nil {
 		return oauth2.Caller{}, record, err
 	}

@@ -1,0 +1,95 @@
+package httpapi
+
+import (
+	"bufio"
+	"net/http"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+)
+
+// The header keys the middleware chain and the OAuth handlers read with
+// headerValue, which does not canonicalize them (docs/benchmarks.md, "The
+// middleware chain").
+var headerValueKeys = []string{headerRequestID, "User-Agent", "X-Forwarded-Proto", "X-Forwarded-For",
+	"X-Real-Ip", "Authorization", "Content-Type"}
+
+// TestHeaderKeysCanonical: every key read with headerValue is in
+// canonical form, so headerValue answers what Header.Get answers, for
+// headers as net/http reads them off the wire in any case.
+func TestHeaderKeysCanonical(t *testing.T) {
+	var raw strings.Builder
+	raw.WriteString("GET / HTTP/1.1\r\nHost: x\r\n")
+	for _, k := range headerValueKeys {
+		if c := http.CanonicalHeaderKey(k); c != k {
+			t.Errorf("%q is not canonical (%q): headerValue would miss it", k, c)
+		}
+		raw.WriteString(strings.ToLower(k) + ": v-" + k + "\r\n")
+	}
+	raw.WriteString("\r\n")
+	r, err := http.ReadRequest(bufio.NewReader(strings.NewReader(raw.String())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range headerValueKeys {
+		if got, want := headerValue(r.Header, k), r.Header.Get(k); got != want || got != "v-"+k {
+			t.Errorf("headerValue(%q) = %q, Header.Get = %q", k, got, want)
+		}
+	}
+	if got := headerValue(r.Header, "X-Absent"); got != "" {
+		t.Errorf("absent header: %q", got)
+	}
+}
+
+// TestParseHostAddrEitherForm holds parseHostAddr, which tries the
+// "ip:port" form first when the text looks like one, to the order it had
+// (a bare address first): the two forms never both parse.
+func TestParseHostAddrEitherForm(t *testing.T) {
+	bareFirst := func(s string) netip.Addr {
+		s = strings.TrimSpace(s)
+		if s == "" || len(s) > 64 {
+			return netip.Addr{}
+		}
+		if a, err := netip.ParseAddr(s); err == nil {
+			return a.Unmap().WithZone("")
+		}
+		if ap, err := netip.ParseAddrPort(s); err == nil {
+			return ap.Addr().Unmap().WithZone("")
+		}
+		if len(s) > 2 && s[0] == '[' && s[len(s)-1] == ']' {
+			if a, err := netip.ParseAddr(s[1 : len(s)-1]); err == nil {
+				return a.Unmap().WithZone("")
+			}
+		}
+		return netip.Addr{}
+	}
+	for _, s := range []string{
+		"127.0.0.1:40000", "127.0.0.1", " 10.1.2.3 ", "10.1.2.3:0", "10.1.2.3:65536", "10.1.2.3:",
+		"::1", "[::1]:443", "[::1]", "::ffff:10.0.0.1", "[::ffff:10.0.0.1]:80", "fe80::1%eth0",
+		"[fe80::1%eth0]:80", "[10.0.0.1]:80", "2001:db8::1:80", "1:2", ":80", "[", "]", "[]:80",
+		"host:80", "garbage", "", "1.2.3.4:5:6", "[::1]:80:90",
+	} {
+		if got, want := parseHostAddr(s), bareFirst(s); got != want {
+			t.Errorf("parseHostAddr(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
+
+// TestNewRequestID: the ids made for requests are random version 4 UUIDs
+// (RFC 9562 §5.4) in their text form, as uuid.NewString made them.
+func TestNewRequestID(t *testing.T) {
+	seen := map[string]bool{}
+	for range 1000 {
+		s := newRequestID()
+		id, err := uuid.Parse(s)
+		if err != nil || id.String() != s || id.Version() != 4 || id.Variant() != uuid.RFC4122 {
+			t.Fatalf("%q: %v, version %d, variant %v", s, err, id.Version(), id.Variant())
+		}
+		if seen[s] {
+			t.Fatalf("%q made twice", s)
+		}
+		seen[s] = true
+	}
+}
