@@ -159,7 +159,7 @@ func (s *server) requestID(next http.Handler) http.Handler {
 // uuid.NewString does, with one allocation (the text) instead of two.
 func newRequestID() string {
 	var id uuid.UUID
-	_, _ = rand.Read(id[:]) // crypto/rand.Read never fails (Go 1.24)
+	_, _ = rand.Read(id[:])       // crypto/rand.Read never fails (Go 1.24)
 	id[6] = (id[6] & 0x0f) | 0x40 // version 4
 	id[8] = (id[8] & 0x3f) | 0x80 // variant RFC 4122 (RFC 9562 §4.1)
 	return id.String()
