@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bufio"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"testing"
@@ -91,5 +92,37 @@ func TestNewRequestID(t *testing.T) {
 			t.Fatalf("%q made twice", s)
 		}
 		seen[s] = true
+	}
+}
+
+// TestDispatchRoutesOnce: a route without wildcards is served from the
+// ServeMux's first lookup, one with wildcards by the ServeMux itself; the
+// handler sees the same pattern and path values either way, as a bare
+// ServeMux gives them, and path cleaning still redirects.
+func TestDispatchRoutesOnce(t *testing.T) {
+	routes := func(mux *http.ServeMux) {
+		show := func(w http.ResponseWriter, r *http.Request) {
+			_, _ = w.Write([]byte(r.Pattern + "|" + r.PathValue("v") + "|" + r.PathValue("rest")))
+		}
+		mux.HandleFunc("GET /t/static", show)
+		mux.HandleFunc("GET /t/{v}", show)
+		mux.HandleFunc("GET /t/{v}/more/{rest...}", show)
+		mux.HandleFunc("POST /t/static", show)
+	}
+	bare := http.NewServeMux()
+	routes(bare)
+	s := newTestServer(t, testOptions(), nil, routes)
+	for _, c := range []struct{ method, path string }{
+		{"GET", "/t/static"}, {"HEAD", "/t/static"}, {"POST", "/t/static"}, {"GET", "/t/x"},
+		{"GET", "/t/x/more/a/b"}, {"GET", "/t/./static"}, {"GET", "/t//x"},
+	} {
+		got := s.do(httptest.NewRequest(c.method, c.path, nil))
+		want := httptest.NewRecorder()
+		bare.ServeHTTP(want, httptest.NewRequest(c.method, c.path, nil))
+		if got.Code != want.Code || got.Body.String() != want.Body.String() ||
+			got.Header().Get("Location") != want.Header().Get("Location") {
+			t.Errorf("%s %s: %d %q %q, the ServeMux %d %q %q", c.method, c.path, got.Code, got.Body,
+				got.Header().Get("Location"), want.Code, want.Body, want.Header().Get("Location"))
+		}
 	}
 }
