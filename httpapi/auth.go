@@ -12,13 +12,13 @@ import (
 // realm is the protection space named in WWW-Authenticate challenges.
 const realm = "permiso"
 
-type principalKey struct{}
-
 // principalFrom returns the authenticated caller of a request that passed
-// guard.
+// guard (reqInfo.principal).
 func principalFrom(ctx context.Context) (oauth2.Principal, bool) {
-	p, ok := ctx.Value(principalKey{}).(oauth2.Principal)
-	return p, ok
+	if info := infoFrom(ctx); info != nil && info.principal != nil {
+		return *info.principal, true
+	}
+	return oauth2.Principal{}, false
 }
 
 var (

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bufio"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -124,5 +125,45 @@ func TestDispatchRoutesOnce(t *testing.T) {
 			t.Errorf("%s %s: %d %q %q, the ServeMux %d %q %q", c.method, c.path, got.Code, got.Body,
 				got.Header().Get("Location"), want.Code, want.Body, want.Header().Get("Location"))
 		}
+	}
+}
+
+// TestGuardCallerInRequestInfo: guard hands the admitted caller to the
+// route's handler in the request's reqInfo (docs/benchmarks.md, "The
+// middleware chain"): a user's guarded route sees the user, not as an
+// administrator; a public route of the same server sees no caller, and a
+// refused bearer reaches no handler.
+func TestGuardCallerInRequestInfo(t *testing.T) {
+	e := newServedEnv(t, nil)
+	s := e.h.(*server)
+	show := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, ok := principalFrom(r.Context())
+		name := ""
+		if ok && p.User != nil {
+			name = p.User.Username
+		}
+		_, _ = fmt.Fprintf(w, "%t %q %t", ok, name, actingAsAdmin(r.Context()))
+	})
+	s.handle("GET /api/v1/test/guarded", accessUser, show)
+	s.handle("GET /api/v1/test/public", accessPublic, show)
+	tok := e.login(t).AccessToken
+	get := func(path, bearer string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(http.MethodGet, path, nil)
+		if bearer != "" {
+			r.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		return e.send(r)
+	}
+	for _, c := range []struct{ path, bearer, want string }{
+		{"/api/v1/test/guarded", tok, `true "hot-user" false`},
+		{"/api/v1/test/public", tok, `false "" false`},
+		{"/api/v1/test/public", "", `false "" false`},
+	} {
+		if w := get(c.path, c.bearer); w.Code != http.StatusOK || w.Body.String() != c.want {
+			t.Errorf("%s: %d %s, want %s", c.path, w.Code, w.Body, c.want)
+		}
+	}
+	if w := get("/api/v1/test/guarded", tok+"x"); w.Code != http.StatusUnauthorized {
+		t.Errorf("a bad bearer: %d %s", w.Code, w.Body)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/oauth2"
 )
 
 // reqInfo is the per-request state that the middleware chain shares. One
@@ -22,6 +23,12 @@ type reqInfo struct {
 	userAgent string
 	// idHeader holds id as the X-Request-Id response header's value.
 	idHeader [1]string
+	// principal is the authenticated caller of a request that guard
+	// admitted (principalFrom), and asAdmin says whether as an
+	// administrator (actingAsAdmin); guard sets both before the route's
+	// handler runs. principal is nil on public routes.
+	principal *oauth2.Principal
+	asAdmin   bool
 }
 
 type infoKey struct{}
