@@ -3,9 +3,11 @@ package httpapi
 import (
 	"bufio"
 	"fmt"
+	"mime"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -165,5 +167,57 @@ func TestGuardCallerInRequestInfo(t *testing.T) {
 	}
 	if w := get("/api/v1/test/guarded", tok+"x"); w.Code != http.StatusUnauthorized {
 		t.Errorf("a bad bearer: %d %s", w.Code, w.Body)
+	}
+}
+
+// TestRequestMediaType: the media types recognised without parsing are
+// what mime.ParseMediaType makes of them, and any other Content-Type is
+// parsed as before.
+func TestRequestMediaType(t *testing.T) {
+	for _, ct := range []string{contentTypeForm, contentTypeJSON, "", "Application/X-WWW-Form-Urlencoded",
+		"application/x-www-form-urlencoded; charset=utf-8", "application/json;charset=UTF-8", "text/plain",
+		"application/x-www-form-urlencoded;", "multipart/form-data; boundary=x", "bad/", ";"} {
+		r := httptest.NewRequest(http.MethodPost, "/", nil)
+		if ct != "" {
+			r.Header.Set("Content-Type", ct)
+		}
+		want, _, _ := mime.ParseMediaType(ct)
+		if got := requestMediaType(r); got != want {
+			t.Errorf("%q: %q, mime.ParseMediaType %q", ct, got, want)
+		}
+	}
+}
+
+// appendedAnswer is a jsonAppender of n bytes of c, as a JSON string.
+type appendedAnswer struct {
+	c byte
+	n int
+}
+
+func (a appendedAnswer) AppendJSON(b []byte) []byte {
+	b = append(b, '"')
+	b = append(b, strings.Repeat(string(a.c), a.n)...)
+	return append(b, '"')
+}
+
+// TestWriteJSONReusedBuffers: answers encoded into writeJSON's reused
+// buffers are each written whole and as they are, whatever was encoded
+// into the buffer before (longer, shorter, past the size kept for reuse).
+func TestWriteJSONReusedBuffers(t *testing.T) {
+	var written []*httptest.ResponseRecorder
+	answers := []appendedAnswer{{'a', 3000}, {'b', 10}, {'c', 1023}, {'d', maxPooledJSON + 10}, {'e', 1}, {'f', 700}}
+	for range 3 {
+		for _, a := range answers {
+			w := httptest.NewRecorder()
+			writeJSON(w, http.StatusOK, a)
+			written = append(written, w)
+		}
+	}
+	for i, w := range written {
+		a := answers[i%len(answers)]
+		want := string(a.AppendJSON(nil)) + "\n"
+		if w.Body.String() != want || w.Header().Get("Content-Length") != strconv.Itoa(len(want)) {
+			t.Errorf("answer %d (%c × %d): %d bytes, Content-Length %s", i, a.c, a.n, w.Body.Len(), w.Header().Get("Content-Length"))
+		}
 	}
 }

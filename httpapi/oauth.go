@@ -42,7 +42,7 @@ var (
 // reject them (RFC 6749 §3.2); the query string is never read, so
 // credentials cannot come from a URL.
 func readParams(r *http.Request, allowJSON bool) (url.Values, error) {
-	mediaType, _, _ := mime.ParseMediaType(headerValue(r.Header, "Content-Type"))
+	mediaType := requestMediaType(r)
 	switch {
 	case mediaType == contentTypeForm:
 	case mediaType == contentTypeJSON && allowJSON:
@@ -61,6 +61,20 @@ func readParams(r *http.Request, allowJSON bool) (url.Values, error) {
 		return nil, errMalformed
 	}
 	return values, nil
+}
+
+// requestMediaType is the media type of the request's Content-Type as
+// mime.ParseMediaType gives it (lower case, without parameters; "" when
+// it cannot be parsed). The two that OAuth requests use, sent exactly so
+// (as clients send them), are recognised without parsing: parsing makes a
+// map of parameters on every request (TestRequestMediaType).
+func requestMediaType(r *http.Request) string {
+	ct := headerValue(r.Header, "Content-Type")
+	if ct == contentTypeForm || ct == contentTypeJSON {
+		return ct
+	}
+	mediaType, _, _ := mime.ParseMediaType(ct)
+	return mediaType
 }
 
 // readBody reads the whole body, into one buffer of the declared
