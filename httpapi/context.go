@@ -29,6 +29,9 @@ type reqInfo struct {
 	// handler runs. principal is nil on public routes.
 	principal *oauth2.Principal
 	asAdmin   bool
+	// limits holds the request's limit batch (requestLimits), which is
+	// passed as an argument, never read from here.
+	limits permiso.Limits
 }
 
 type infoKey struct{}
