@@ -194,12 +194,7 @@ func (s *server) guard(w http.ResponseWriter, r *http.Request, a access, limits 
 	// The caller goes in the request's reqInfo, which the request-id
 	// middleware made for this request alone: no copy of the request and
 	// no context values per guarded request.
-	info := infoFrom(r.Context())
-	if info == nil {
-		// Not behind requestID (direct use in tests).
-		info = &reqInfo{}
-		r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
-	}
+	r, info := s.requestInfo(r)
 	info.principal, info.asAdmin = &p, admin
 	next.ServeHTTP(w, r)
 }

@@ -155,6 +155,19 @@ func (s *server) requestID(next http.Handler) http.Handler {
 	})
 }
 
+// requestInfo returns r with its reqInfo: the one requestID stored, or,
+// when r did not come through requestID (direct use in tests), a new one
+// with the socket peer, its trust, the logger and the cleaned User-Agent.
+func (s *server) requestInfo(r *http.Request) (*http.Request, *reqInfo) {
+	if info := infoFrom(r.Context()); info != nil {
+		return r, info
+	}
+	peer := parseHostAddr(r.RemoteAddr)
+	info := &reqInfo{peer: peer, peerTrusted: isTrusted(s.opts.TrustedProxies, peer), clientIP: peer,
+		logger: s.logger, userAgent: cleanUserAgent(r)}
+	return r.WithContext(context.WithValue(r.Context(), infoKey{}, info)), info
+}
+
 // newRequestID returns a new random (version 4) UUID as text, as
 // uuid.NewString does, with one allocation (the text) instead of two.
 func newRequestID() string {
@@ -181,14 +194,7 @@ func headerValue(h http.Header, key string) string {
 // context, where ClientIP reads it.
 func (s *server) clientIP(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		info := infoFrom(r.Context())
-		if info == nil {
-			// Not behind requestID (direct use in tests).
-			peer := parseHostAddr(r.RemoteAddr)
-			info = &reqInfo{peer: peer, peerTrusted: isTrusted(s.opts.TrustedProxies, peer), logger: s.logger,
-				userAgent: cleanUserAgent(r)}
-			r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
-		}
+		r, info := s.requestInfo(r)
 		info.clientIP = clientAddrFromRequest(s.opts.TrustedProxies, info.peer, info.peerTrusted, r)
 		next.ServeHTTP(w, r)
 	})
