@@ -221,3 +221,35 @@ func TestWriteJSONReusedBuffers(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestInfoPerRequest: each request's reqInfo (stored with its
+// status writer) is its own: concurrent requests through one server see
+// their own id, as sent in their X-Request-Id, and their own client
+// address.
+func TestRequestInfoPerRequest(t *testing.T) {
+	s := newTestServer(t, testOptions(), nil, func(mux *http.ServeMux) {
+		mux.HandleFunc("GET /t/info", func(w http.ResponseWriter, r *http.Request) {
+			_, _ = w.Write([]byte(RequestID(r.Context()) + " " + ClientIP(r.Context()).String()))
+		})
+	})
+	done := make(chan error, 50)
+	for i := range 50 {
+		go func() {
+			r := httptest.NewRequest(http.MethodGet, "/t/info", nil)
+			r.RemoteAddr = "127.0.0.1:1234" // a trusted proxy (testOptions)
+			ip := netip.AddrFrom4([4]byte{10, 0, byte(i / 256), byte(i % 256)}).String()
+			r.Header.Set("X-Forwarded-For", ip)
+			w := s.do(r)
+			if want := w.Header().Get(headerRequestID) + " " + ip; w.Body.String() != want {
+				done <- fmt.Errorf("handler saw %q, want %q", w.Body, want)
+				return
+			}
+			done <- nil
+		}()
+	}
+	for range 50 {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+}

@@ -24,6 +24,9 @@ type statusWriter struct {
 	bytes       int64
 	wroteHeader bool
 	pattern     string
+	// info is the request's reqInfo, which requestID fills: the two are
+	// made per request together, in one allocation.
+	info reqInfo
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -131,7 +134,13 @@ func validRequestID(id string) bool {
 func (s *server) requestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		peer := parseHostAddr(r.RemoteAddr)
-		info := &reqInfo{
+		var info *reqInfo
+		if sw, ok := w.(*statusWriter); ok {
+			info = &sw.info // behind recoverPanics, as NewServer chains them
+		} else {
+			info = new(reqInfo)
+		}
+		*info = reqInfo{
 			peer:        peer,
 			peerTrusted: isTrusted(s.opts.TrustedProxies, peer),
 			clientIP:    peer,
