@@ -144,15 +144,13 @@ func (s *server) register(pattern string, a access, serve func(w http.ResponseWr
 	})))
 }
 
-type asAdminKey struct{}
-
 // actingAsAdmin reports whether the caller was admitted as an
 // administrator (rather than as the user the route is about). Handlers use
 // it to decide which fields a caller may change (docs/security-model.md: a non-admin
 // changes only profile fields).
 func actingAsAdmin(ctx context.Context) bool {
-	v, _ := ctx.Value(asAdminKey{}).(bool)
-	return v
+	info := infoFrom(ctx)
+	return info != nil && info.principal != nil && info.asAdmin
 }
 
 var (
@@ -193,9 +191,12 @@ func (s *server) guard(w http.ResponseWriter, r *http.Request, a access, limits 
 		writeError(w, r, permiso.Errorf(permiso.EINSUFFICIENTSCOPE, "This action requires the %s scope", a.scope))
 		return
 	}
-	ctx := context.WithValue(r.Context(), principalKey{}, p)
-	ctx = context.WithValue(ctx, asAdminKey{}, admin)
-	next.ServeHTTP(w, r.WithContext(ctx))
+	// The caller goes in the request's reqInfo, which the request-id
+	// middleware made for this request alone: no copy of the request and
+	// no context values per guarded request.
+	r, info := s.requestInfo(r)
+	info.principal, info.asAdmin = &p, admin
+	next.ServeHTTP(w, r)
 }
 
 // isSelf reports whether the path parameter param names the principal's

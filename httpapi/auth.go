@@ -12,13 +12,13 @@ import (
 // realm is the protection space named in WWW-Authenticate challenges.
 const realm = "permiso"
 
-type principalKey struct{}
-
 // principalFrom returns the authenticated caller of a request that passed
-// guard.
+// guard (reqInfo.principal).
 func principalFrom(ctx context.Context) (oauth2.Principal, bool) {
-	p, ok := ctx.Value(principalKey{}).(oauth2.Principal)
-	return p, ok
+	if info := infoFrom(ctx); info != nil && info.principal != nil {
+		return *info.principal, true
+	}
+	return oauth2.Principal{}, false
 }
 
 var (
@@ -30,7 +30,7 @@ var (
 // header is absent or uses another scheme. Tokens in the query string or
 // the body (RFC 6750 §2.2, §2.3) are not accepted: they end up in logs.
 func bearerToken(r *http.Request) (token string, ok bool) {
-	scheme, rest, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	scheme, rest, _ := strings.Cut(strings.TrimSpace(headerValue(r.Header, "Authorization")), " ")
 	if !strings.EqualFold(scheme, "Bearer") {
 		return "", false
 	}

@@ -33,7 +33,15 @@ import (
 // requestLimits builds the limit batch of a request to a route with the
 // access entry a.
 func (s *server) requestLimits(r *http.Request, a access) *permiso.Limits {
-	limits := &permiso.Limits{}
+	// The batch's storage is the request's reqInfo, made for this request
+	// alone: no allocation of its own.
+	var limits *permiso.Limits
+	if info := infoFrom(r.Context()); info != nil {
+		info.limits = permiso.Limits{}
+		limits = &info.limits
+	} else {
+		limits = new(permiso.Limits) // not behind requestID (direct use in tests)
+	}
 	if s.isAPIPath(r.URL.Path) {
 		s.addLimit(limits, r, limitAPI)
 	}

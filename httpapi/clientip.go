@@ -14,11 +14,21 @@ func parseHostAddr(s string) netip.Addr {
 	if s == "" || len(s) > 64 {
 		return netip.Addr{}
 	}
-	if a, err := netip.ParseAddr(s); err == nil {
-		return a.Unmap().WithZone("")
-	}
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap.Addr().Unmap().WithZone("")
+	// A socket address ("ip:port", "[ip6]:port") and a bare address
+	// never both parse (ParseAddrPort wants an IPv6 host in brackets), so
+	// the order of the two attempts does not change the result; trying
+	// the likelier form first spares the other's error, which allocates,
+	// on every request (RemoteAddr has a port, a forwarded address not).
+	withPort := s[0] == '[' || strings.Count(s, ":") == 1
+	for range 2 {
+		if withPort {
+			if ap, err := netip.ParseAddrPort(s); err == nil {
+				return ap.Addr().Unmap().WithZone("")
+			}
+		} else if a, err := netip.ParseAddr(s); err == nil {
+			return a.Unmap().WithZone("")
+		}
+		withPort = !withPort
 	}
 	// A bracketed IPv6 address without a port: "[::1]".
 	if len(s) > 2 && s[0] == '[' && s[len(s)-1] == ']' {
@@ -111,5 +121,5 @@ func clientAddrFromRequest(trusted []netip.Prefix, peer netip.Addr, peerTrusted 
 	if !peerTrusted {
 		return peer
 	}
-	return clientAddr(trusted, peer, true, r.Header.Values("X-Forwarded-For"), r.Header.Get("X-Real-IP"))
+	return clientAddr(trusted, peer, true, r.Header["X-Forwarded-For"], headerValue(r.Header, "X-Real-Ip"))
 }

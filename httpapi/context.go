@@ -7,6 +7,7 @@ import (
 	"net/netip"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/oauth2"
 )
 
 // reqInfo is the per-request state that the middleware chain shares. One
@@ -20,6 +21,17 @@ type reqInfo struct {
 	logger      *slog.Logger
 	// userAgent is the User-Agent header made storable (cleanUserAgent).
 	userAgent string
+	// idHeader holds id as the X-Request-Id response header's value.
+	idHeader [1]string
+	// principal is the authenticated caller of a request that guard
+	// admitted (principalFrom), and asAdmin says whether as an
+	// administrator (actingAsAdmin); guard sets both before the route's
+	// handler runs. principal is nil on public routes.
+	principal *oauth2.Principal
+	asAdmin   bool
+	// limits holds the request's limit batch (requestLimits), which is
+	// passed as an argument, never read from here.
+	limits permiso.Limits
 }
 
 type infoKey struct{}
@@ -59,7 +71,7 @@ const maxUserAgentBytes = 512
 // maxUserAgentBytes) and never fails the request (docs/security-model.md,
 // "Untrusted bytes").
 func cleanUserAgent(r *http.Request) string {
-	return permiso.CleanText(r.UserAgent(), maxUserAgentBytes)
+	return permiso.CleanText(headerValue(r.Header, "User-Agent"), maxUserAgentBytes)
 }
 
 // userAgent returns the request's cleaned User-Agent, as the request-id

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 
 	"github.com/permiso/permiso"
 )
@@ -166,6 +167,17 @@ func errString(err error) string {
 // be encoded as the embedded value alone: such types are never embedded.
 type jsonAppender interface{ AppendJSON(b []byte) []byte }
 
+// jsonBuffers holds the buffers that writeJSON encodes jsonAppender
+// answers into (*[]byte, 1 KiB to start). ResponseWriter.Write, like any
+// io.Writer, does not keep the slice it is given, so a buffer is reused
+// once written; one grown past maxPooledJSON is left to the collector.
+var jsonBuffers = sync.Pool{New: func() any {
+	b := make([]byte, 0, 1024)
+	return &b
+}}
+
+const maxPooledJSON = 64 << 10
+
 // writeJSON writes v as a JSON response with the given status. The value
 // is encoded completely before anything is written, so an encoding failure
 // (a programming error) gives a clean 500 instead of a partial response.
@@ -174,7 +186,14 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	var b []byte
 	var err error
 	if a, ok := v.(jsonAppender); ok {
-		b = a.AppendJSON(make([]byte, 0, 1024))
+		buf := jsonBuffers.Get().(*[]byte)
+		defer func() {
+			if cap(b) <= maxPooledJSON {
+				*buf = b[:0]
+				jsonBuffers.Put(buf)
+			}
+		}()
+		b = a.AppendJSON((*buf)[:0])
 	} else {
 		b, err = json.Marshal(v)
 	}

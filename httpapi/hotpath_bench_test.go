@@ -99,3 +99,22 @@ func BenchmarkServedBearerMe(b *testing.B) { benchServed(b, withToken((*hotEnv).
 // BenchmarkServedIntrospect is permiso-load's introspect scenario: a
 // service client (HTTP Basic) introspects a user's access token.
 func BenchmarkServedIntrospect(b *testing.B) { benchServed(b, withToken((*hotEnv).introspect)) }
+
+// BenchmarkChain measures the middleware chain every route pays
+// (docs/benchmarks.md, "The middleware chain"): "bare" calls a handler
+// that answers 200 with no body directly; "served" sends the same request
+// to the same handler registered as a public API route of the server
+// configured as scripts/bench.sh runs it (newServedEnv, in process). The
+// difference between the two is the chain: recovery, request id, client
+// address, security headers, body limit, access log and metrics, routing,
+// the query check and the route's limit batch.
+func BenchmarkChain(b *testing.B) {
+	bare := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
+	r := httptest.NewRequest(http.MethodGet, "/api/v1/bench/bare", nil)
+	b.Run("bare", func(b *testing.B) { loop(b, &hotEnv{h: bare}, func() *http.Request { return r }) })
+	b.Run("served", func(b *testing.B) {
+		e := newServedEnv(b, nil)
+		e.h.(*server).handle("GET /api/v1/bench/bare", accessPublic, bare)
+		loop(b, e, func() *http.Request { return r })
+	})
+}

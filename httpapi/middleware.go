@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -23,6 +24,9 @@ type statusWriter struct {
 	bytes       int64
 	wroteHeader bool
 	pattern     string
+	// info is the request's reqInfo, which requestID fills: the two are
+	// made per request together, in one allocation.
+	info reqInfo
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -130,7 +134,13 @@ func validRequestID(id string) bool {
 func (s *server) requestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		peer := parseHostAddr(r.RemoteAddr)
-		info := &reqInfo{
+		var info *reqInfo
+		if sw, ok := w.(*statusWriter); ok {
+			info = &sw.info // behind recoverPanics, as NewServer chains them
+		} else {
+			info = new(reqInfo)
+		}
+		*info = reqInfo{
 			peer:        peer,
 			peerTrusted: isTrusted(s.opts.TrustedProxies, peer),
 			clientIP:    peer,
@@ -138,30 +148,62 @@ func (s *server) requestID(next http.Handler) http.Handler {
 			userAgent:   cleanUserAgent(r),
 		}
 		if info.peerTrusted {
-			if id := r.Header.Get(headerRequestID); validRequestID(id) {
+			if id := headerValue(r.Header, headerRequestID); validRequestID(id) {
 				info.id = id
 			}
 		}
 		if info.id == "" {
-			info.id = uuid.NewString()
+			info.id = newRequestID()
 		}
-		w.Header()[headerRequestID] = []string{info.id}
+		// The header's value slice is the one of info: one allocation
+		// less per request. Its capacity is its length, so Header.Add
+		// copies rather than writing into it.
+		info.idHeader[0] = info.id
+		w.Header()[headerRequestID] = info.idHeader[:]
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), infoKey{}, info)))
 	})
+}
+
+// requestInfo returns r with its reqInfo: the one requestID stored, or,
+// when r did not come through requestID (direct use in tests), a new one
+// with the socket peer, its trust, the logger and the cleaned User-Agent.
+func (s *server) requestInfo(r *http.Request) (*http.Request, *reqInfo) {
+	if info := infoFrom(r.Context()); info != nil {
+		return r, info
+	}
+	peer := parseHostAddr(r.RemoteAddr)
+	info := &reqInfo{peer: peer, peerTrusted: isTrusted(s.opts.TrustedProxies, peer), clientIP: peer,
+		logger: s.logger, userAgent: cleanUserAgent(r)}
+	return r.WithContext(context.WithValue(r.Context(), infoKey{}, info)), info
+}
+
+// newRequestID returns a new random (version 4) UUID as text, as
+// uuid.NewString does, with one allocation (the text) instead of two.
+func newRequestID() string {
+	var id uuid.UUID
+	_, _ = rand.Read(id[:])       // crypto/rand.Read never fails (Go 1.24)
+	id[6] = (id[6] & 0x0f) | 0x40 // version 4
+	id[8] = (id[8] & 0x3f) | 0x80 // variant RFC 4122 (RFC 9562 §4.1)
+	return id.String()
+}
+
+// headerValue is h.Get(key) for a key already in canonical form
+// (http.CanonicalHeaderKey(key) == key, held by TestHeaderKeysCanonical):
+// the map is read directly instead of canonicalizing the key again on
+// every request. net/http stores received headers under their canonical
+// keys.
+func headerValue(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // clientIP stores the client's address (see clientAddr) in the request
 // context, where ClientIP reads it.
 func (s *server) clientIP(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		info := infoFrom(r.Context())
-		if info == nil {
-			// Not behind requestID (direct use in tests).
-			peer := parseHostAddr(r.RemoteAddr)
-			info = &reqInfo{peer: peer, peerTrusted: isTrusted(s.opts.TrustedProxies, peer), logger: s.logger,
-				userAgent: cleanUserAgent(r)}
-			r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
-		}
+		r, info := s.requestInfo(r)
 		info.clientIP = clientAddrFromRequest(s.opts.TrustedProxies, info.peer, info.peerTrusted, r)
 		next.ServeHTTP(w, r)
 	})
@@ -211,7 +253,7 @@ func (s *server) securityHeaders(next http.Handler) http.Handler {
 // over HTTPS. With several comma-separated values, the first (the hop
 // nearest the client) decides.
 func (s *server) forwardedHTTPS(r *http.Request) bool {
-	v := r.Header.Get("X-Forwarded-Proto")
+	v := headerValue(r.Header, "X-Forwarded-Proto")
 	if v == "" {
 		return false
 	}

@@ -245,7 +245,17 @@ func (s *server) dispatch(w http.ResponseWriter, r *http.Request) {
 	}
 	// RATE_LIMIT_API counts every routed API request, in the request's
 	// one batch of checks, built by its route (checks.go).
-	s.mux.ServeHTTP(w, r)
+	if strings.IndexByte(pattern, '{') >= 0 || r.RequestURI == "*" {
+		// The ServeMux routes again to give the handler the path's
+		// wildcards (Request.PathValue), which only its ServeHTTP sets.
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	// A pattern without wildcards needs nothing of a second routing but
+	// the pattern, which the ServeMux would set in place as here (r is
+	// the chain's own copy, made by requestID).
+	r.Pattern = pattern
+	h.ServeHTTP(w, r)
 }
 
 // stripTrailingSlash returns r with one trailing slash removed from its

@@ -11,6 +11,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,6 +38,25 @@ type Metrics struct {
 	auditFailed   prometheus.Counter
 	auditDropped  prometheus.Counter
 	auditWait     *prometheus.HistogramVec
+
+	// httpChildren caches, per routed (route, method, status), the two
+	// children of httpRequests and httpDuration that ObserveHTTP updates
+	// (httpKey → *httpChildren): WithLabelValues hashes the label values
+	// and takes a lock on every call, and formats the status. Routed
+	// requests only, so the cache is bounded by the routes (an unmatched
+	// request's method is whatever the client sent). Children are never
+	// deleted from the two vectors, so a cached one stays theirs.
+	httpChildren sync.Map
+}
+
+type httpKey struct {
+	route, method string
+	status        int
+}
+
+type httpChildren struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
 }
 
 // New returns metrics registered on a fresh registry, with the Go runtime
@@ -107,10 +127,21 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.registry }
 // "unmatched".
 func (m *Metrics) ObserveHTTP(route, method string, status int, d time.Duration) {
 	if route == "" {
-		route = "unmatched"
+		m.httpRequests.WithLabelValues("unmatched", method, strconv.Itoa(status)).Inc()
+		m.httpDuration.WithLabelValues("unmatched", method).Observe(d.Seconds())
+		return
 	}
-	m.httpRequests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
-	m.httpDuration.WithLabelValues(route, method).Observe(d.Seconds())
+	k := httpKey{route: route, method: method, status: status}
+	c, ok := m.httpChildren.Load(k)
+	if !ok {
+		c, _ = m.httpChildren.LoadOrStore(k, &httpChildren{
+			requests: m.httpRequests.WithLabelValues(route, method, strconv.Itoa(status)),
+			duration: m.httpDuration.WithLabelValues(route, method),
+		})
+	}
+	ch := c.(*httpChildren)
+	ch.requests.Inc()
+	ch.duration.Observe(d.Seconds())
 }
 
 // RateLimited counts a rejection by the named limit.

@@ -79,6 +79,33 @@ func TestCountsFromAuditEventsAndHTTP(t *testing.T) {
 	)
 }
 
+// TestObserveHTTPCachedChildren: repeated requests of one route, method
+// and status (whose counter and histogram ObserveHTTP keeps after the
+// first) add up in the same series, and another status, method or route,
+// and unmatched requests, get series of their own.
+func TestObserveHTTPCachedChildren(t *testing.T) {
+	m := New()
+	for range 3 {
+		m.ObserveHTTP("GET /api/v1/users/me", "GET", 200, 2*time.Millisecond)
+	}
+	m.ObserveHTTP("GET /api/v1/users/me", "GET", 401, time.Millisecond)
+	m.ObserveHTTP("GET /api/v1/users/me", "HEAD", 200, time.Millisecond)
+	m.ObserveHTTP("POST /api/v1/auth/introspect", "POST", 200, time.Millisecond)
+	m.ObserveHTTP("", "BREW", 404, time.Millisecond)
+	m.ObserveHTTP("", "BREW", 404, time.Millisecond)
+	scrapeHas(t, m, "metrics output",
+		`permiso_http_requests_total{method="GET",route="GET /api/v1/users/me",status="200"} 3`,
+		`permiso_http_requests_total{method="GET",route="GET /api/v1/users/me",status="401"} 1`,
+		`permiso_http_requests_total{method="HEAD",route="GET /api/v1/users/me",status="200"} 1`,
+		`permiso_http_requests_total{method="POST",route="POST /api/v1/auth/introspect",status="200"} 1`,
+		`permiso_http_requests_total{method="BREW",route="unmatched",status="404"} 2`,
+		`permiso_http_request_duration_seconds_count{method="GET",route="GET /api/v1/users/me"} 4`,
+		`permiso_http_request_duration_seconds_sum{method="GET",route="GET /api/v1/users/me"} 0.007`,
+		`permiso_http_request_duration_seconds_count{method="HEAD",route="GET /api/v1/users/me"} 1`,
+		`permiso_http_request_duration_seconds_count{method="BREW",route="unmatched"} 2`,
+	)
+}
+
 // TestAuditWriterMetrics: the audit writer's counters exist at 0 from the
 // start (an alert on drops needs no absent()), and its observer and queue
 // gauges move them.

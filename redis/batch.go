@@ -50,7 +50,20 @@ type batch struct {
 	pipe    goredis.Pipeliner
 	queued  int
 	scripts []*scriptCheck
-	local   []func(ctx context.Context) // checks answered in memory, at Exec
+	// local are the revocation checks answered in memory, at Exec; the
+	// first two (a bearer's and an introspected token's) are stored in
+	// localBuf, so that such a check costs one allocation, its answer.
+	local    []localRevocation
+	localBuf [2]localRevocation
+}
+
+// localRevocation is one revocation check answered from the feed's
+// memory (Revocations.IsRevoked) when the batch runs.
+type localRevocation struct {
+	jti, sid, subject string
+	issuedAt          time.Time
+	revoked           bool
+	err               error
 }
 
 // scriptCheck is one queued run of limitScript.
@@ -169,12 +182,13 @@ func (b *batch) IsRevoked(jti, sid, subject string, issuedAt time.Time) func() (
 			// Answered from memory when Exec runs, so that a revocation
 			// made between queueing and Exec counts; a feed gone stale
 			// meanwhile is handled there by IsRevoked itself.
-			var revoked bool
-			var err error
-			b.local = append(b.local, func(ctx context.Context) {
-				revoked, err = b.c.rev.IsRevoked(ctx, jti, sid, subject, issuedAt)
-			})
-			return func() (bool, error) { return revoked, err }
+			if b.local == nil {
+				b.local = b.localBuf[:0]
+			}
+			i := len(b.local)
+			b.local = append(b.local, localRevocation{jti: jti, sid: sid, subject: subject, issuedAt: issuedAt})
+			// By index: a third check moves the slice.
+			return func() (bool, error) { return b.local[i].revoked, b.local[i].err }
 		}
 		// Stale, with lookups: memory's "revoked" still wins.
 		b.queued++
@@ -193,8 +207,9 @@ func (b *batch) IsRevoked(jti, sid, subject string, issuedAt time.Time) func() (
 // Exec sends the pipeline. Each check reads its own command's answer; an
 // absent key (goredis.Nil) is an answer, not a failure.
 func (b *batch) Exec(ctx context.Context) {
-	for _, run := range b.local {
-		run(ctx)
+	for i := range b.local {
+		c := &b.local[i]
+		c.revoked, c.err = b.c.rev.IsRevoked(ctx, c.jti, c.sid, c.subject, c.issuedAt)
 	}
 	if b.queued == 0 {
 		return

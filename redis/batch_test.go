@@ -40,6 +40,40 @@ func TestCheckerFeed(t *testing.T) {
 	})
 }
 
+// TestCheckerFeedRevocationsInOneBatch: revocation checks answered by a
+// live feed keep their own answers in a batch of more of them than the
+// batch stores inline (localBuf), revoked and not, in any order.
+func TestCheckerFeedRevocationsInOneBatch(t *testing.T) {
+	t.Parallel()
+	c := openTestClient(t)
+	r := startFeed(t, NewRevocations(c, testPrefix(t, c)+"token:"), FeedOptions{})
+	checker := NewChecker(NewLimiter(c, testPrefix(t, c)+"rate:"), r)
+	ctx := context.Background()
+	now := time.Now()
+	if err := r.RevokeSession(ctx, "sid-revoked", now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.WaitFeed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b := checker.Batch()
+	want := []bool{true, false, false, true, false, true}
+	var answers []func() (bool, error)
+	for i, revoked := range want {
+		sid := "sid-live"
+		if revoked {
+			sid = "sid-revoked"
+		}
+		answers = append(answers, b.IsRevoked("jti-"+string(rune('a'+i)), sid, "sub", now))
+	}
+	b.Exec(ctx)
+	for i, answer := range answers {
+		if got, err := answer(); err != nil || got != want[i] {
+			t.Errorf("check %d: %v, %v; want %v", i, got, err, want[i])
+		}
+	}
+}
+
 // TestCheckerOneRoundTrip shows one round trip per request (docs/abuse-resistance.md) on a single server: a request's
 // per-IP limits, a client's two limits and a token's three revocation
 // lookups travel as one pipeline, and a server that forgot the limiter
