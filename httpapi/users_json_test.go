@@ -1,9 +1,9 @@
 package httpapi
 
 import (
-	"bytes"
-	"encoding/json"
 	"testing"
+
+	"github.com/permiso/permiso/internal/jsonappend/jsonappendtest"
 )
 
 // TestUserResponseAppendJSONIsMarshal holds userResponse.AppendJSON, the
@@ -11,7 +11,7 @@ import (
 // json.Marshal writes: every field set, none set, nil and empty lists, and
 // strings json.Marshal escapes.
 func TestUserResponseAppendJSONIsMarshal(t *testing.T) {
-	odd := "a<b>&c\"d\\e\u2028f\x01g\ufffdé😀\xff"
+	odd := jsonappendtest.Odd
 	desc := "role <desc>"
 	login := "2026-12-06T19:00:00.123456789Z"
 	full := userResponse{
@@ -23,15 +23,5 @@ func TestUserResponseAppendJSONIsMarshal(t *testing.T) {
 		ScopeNames: []string{"read:profile", odd}, Scopes: []string{"read:profile", odd},
 	}
 	empty := userResponse{Roles: []roleInfo{}, ScopeNames: []string{}, Scopes: []string{}}
-	for name, u := range map[string]userResponse{"full": full, "zero": {}, "empty lists": empty} {
-		t.Run(name, func(t *testing.T) {
-			want, err := json.Marshal(u)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := u.AppendJSON(nil); !bytes.Equal(got, want) {
-				t.Fatalf("AppendJSON\n got %s\nwant %s", got, want)
-			}
-		})
-	}
+	jsonappendtest.IsMarshal(t, map[string]userResponse{"full": full, "zero": {}, "empty lists": empty}, userResponse.AppendJSON)
 }

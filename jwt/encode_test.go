@@ -1,7 +1,6 @@
 package jwt
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +12,7 @@ import (
 	gojwt "github.com/golang-jwt/jwt/v5"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/internal/jsonappend/jsonappendtest"
 )
 
 // TestAppendJSONIsMarshal holds claims.appendJSON, the payload encoder of
@@ -23,7 +23,7 @@ func TestAppendJSONIsMarshal(t *testing.T) {
 	full := fullClaims(now)
 	sparse := permiso.AccessClaims{Issuer: testIssuer, Subject: "svc", Type: permiso.TokenTypeService, ID: "j"}
 	odd := fullClaims(now)
-	odd.Username = "a<b>&c\"d\\e\u2028f\x01g\ufffdé😀\xff"
+	odd.Username = jsonappendtest.Odd
 	odd.Email = "<script>@example.com"
 	odd.Audience = []string{"x", "é", ""}
 	odd.Roles = []string{"\t", "r"}
@@ -50,13 +50,7 @@ func FuzzAppendJSON(f *testing.F) {
 
 func wantSameJSON(t *testing.T, c *claims) {
 	t.Helper()
-	want, err := json.Marshal(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := c.appendJSON(nil); !bytes.Equal(got, want) {
-		t.Fatalf("appendJSON\n got %s\nwant %s", got, want)
-	}
+	jsonappendtest.Same(t, c, (*claims).appendJSON)
 }
 
 // TestSignIsSignedString: Sign writes the very token gojwt's SignedString

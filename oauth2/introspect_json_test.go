@@ -1,9 +1,9 @@
 package oauth2
 
 import (
-	"bytes"
-	"encoding/json"
 	"testing"
+
+	"github.com/permiso/permiso/internal/jsonappend/jsonappendtest"
 )
 
 // TestIntrospectionAppendJSONIsMarshal holds Introspection.AppendJSON, the
@@ -11,23 +11,13 @@ import (
 // json.Marshal writes: inactive (only "active"), every member set, and
 // strings json.Marshal escapes.
 func TestIntrospectionAppendJSONIsMarshal(t *testing.T) {
-	odd := "a<b>&c\"d\\e\u2028f\x01g\ufffdé😀\xff"
-	for name, in := range map[string]Introspection{
+	odd := jsonappendtest.Odd
+	jsonappendtest.IsMarshal(t, map[string]Introspection{
 		"inactive": {},
 		"full": {Active: true, Scope: "read:profile write:profile", ClientID: "client-1", Username: "alice",
 			TokenType: "access_token", Exp: 1765000000, Iat: 1764999000, Nbf: -1, Sub: "0b1f7a2e",
 			Aud: []string{"permiso", "other"}, Iss: "https://auth.example.com", Jti: "j", Sid: "s"},
 		"odd":       {Active: true, Scope: odd, Username: odd, Sub: odd, Aud: []string{odd, ""}, Iss: odd},
 		"empty aud": {Active: true, Aud: []string{}},
-	} {
-		t.Run(name, func(t *testing.T) {
-			want, err := json.Marshal(in)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := in.AppendJSON(nil); !bytes.Equal(got, want) {
-				t.Fatalf("AppendJSON\n got %s\nwant %s", got, want)
-			}
-		})
-	}
+	}, Introspection.AppendJSON)
 }

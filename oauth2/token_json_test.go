@@ -1,12 +1,11 @@
 package oauth2
 
 import (
-	"bytes"
-	"encoding/json"
 	"testing"
 	"time"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/internal/jsonappend/jsonappendtest"
 )
 
 // TestTokenResponseAppendJSONIsMarshal holds TokenResponse.AppendJSON, the
@@ -15,8 +14,8 @@ import (
 // every member set, empty members omitted, strings json.Marshal escapes,
 // and RateLimit, which is never part of the body.
 func TestTokenResponseAppendJSONIsMarshal(t *testing.T) {
-	odd := "a<b>&c\"d\\e\u2028f\x01g\ufffdé😀\xff"
-	for name, r := range map[string]TokenResponse{
+	odd := jsonappendtest.Odd
+	jsonappendtest.IsMarshal(t, map[string]TokenResponse{
 		"empty": {},
 		"client credentials": {AccessToken: "eyJhbGciOiJIUzI1NiJ9.e30.c2ln", TokenType: "Bearer", ExpiresIn: 3600,
 			Scope: "read:users write:users", RateLimit: &permiso.LimitResult{Allowed: true, Limit: 1000, Remaining: 7, Reset: time.Second}},
@@ -25,15 +24,5 @@ func TestTokenResponseAppendJSONIsMarshal(t *testing.T) {
 		"negative":        {AccessToken: "a", TokenType: "Bearer", ExpiresIn: -1},
 		"odd":             {AccessToken: odd, TokenType: odd, Scope: odd, RefreshToken: odd, SessionID: odd, IDToken: odd},
 		"no scope at all": {AccessToken: "a", TokenType: "Bearer", ExpiresIn: 60},
-	} {
-		t.Run(name, func(t *testing.T) {
-			want, err := json.Marshal(r)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := r.AppendJSON(nil); !bytes.Equal(got, want) {
-				t.Fatalf("AppendJSON\n got %s\nwant %s", got, want)
-			}
-		})
-	}
+	}, TokenResponse.AppendJSON)
 }

@@ -1,9 +1,10 @@
 package jsonappend
 
 import (
-	"bytes"
 	"encoding/json"
 	"testing"
+
+	"github.com/permiso/permiso/internal/jsonappend/jsonappendtest"
 )
 
 // TestValueIsMarshal holds Value, the encoder of audit details
@@ -14,8 +15,8 @@ import (
 // it does not encode (floats, json.Number, other types) answer ok false
 // and leave b as it was.
 func TestValueIsMarshal(t *testing.T) {
-	odd := "a<b>&c\"d\\e\u2028f\x01g\ufffdé😀\xff"
-	for name, v := range map[string]any{
+	odd := jsonappendtest.Odd
+	jsonappendtest.IsMarshal(t, map[string]any{
 		"client credentials": map[string]any{"grant_type": "client_credentials", "scopes": []string{"read:users", "write:users"}},
 		"scopes as []any":    map[string]any{"scopes": []any{"a", "b"}, "grant_type": "refresh_token"},
 		"empty":              map[string]any{},
@@ -26,18 +27,13 @@ func TestValueIsMarshal(t *testing.T) {
 		"odd":                map[string]any{odd: odd, "z" + odd: []string{odd, ""}, "<": []any{odd, map[string]any{odd: 1}}},
 		"nested":             map[string]any{"b": map[string]any{"d": []any{map[string]any{"x": "y"}, nil, true}, "c": "e"}, "a": 1},
 		"key order":          map[string]any{"b": 1, "B": 2, "a": 3, "é": 4, "~2": 5, "": 6},
-	} {
-		t.Run(name, func(t *testing.T) {
-			want, err := json.Marshal(v)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, ok := Value([]byte("prefix"), v)
-			if !ok || !bytes.Equal(got, append([]byte("prefix"), want...)) {
-				t.Fatalf("Value: ok %v\n got %s\nwant prefix%s", ok, got, want)
-			}
-		})
-	}
+	}, func(v any, b []byte) []byte {
+		got, ok := Value(b, v)
+		if !ok {
+			t.Errorf("Value of %#v: not encoded", v)
+		}
+		return got
+	})
 	for name, v := range map[string]any{
 		"float":       map[string]any{"a": "x", "f": 1.5},
 		"json.Number": []any{"x", json.Number("12")},
