@@ -283,12 +283,7 @@ func redisKeyPrefix(env map[string]string) string {
 // countRedisKeys counts the keys under prefix in the test Redis.
 func countRedisKeys(t *testing.T, prefix string) int {
 	t.Helper()
-	opts, err := redis.ParseURL(os.Getenv("PERMISO_TEST_REDIS_URL"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opts)
-	defer rdb.Close()
+	rdb := redisClient(t, os.Getenv("PERMISO_TEST_REDIS_URL"))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	n := 0

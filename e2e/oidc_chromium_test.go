@@ -109,6 +109,20 @@ func requireChromium(t *testing.T) string {
 	return chromium
 }
 
+// startChromium starts headless Chromium (the binary at chromium) with a
+// window of width by height pixels and returns the browser's context and
+// what stops it. The first call on the context starts the browser and
+// opens the tab: make it without a timeout, which would stop the browser.
+func startChromium(ctx context.Context, chromium string, width, height int) (context.Context, func()) {
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(width, height))...)
+	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
+	return bctx, func() {
+		cancelBrowser()
+		cancelAlloc()
+	}
+}
+
 // register registers the relying party as a client of s (admin's token)
 // for the authorization code flow, with the scopes openid and scopes, and
 // configures it from the discovery document.
@@ -173,16 +187,9 @@ func TestOIDCInChromium(t *testing.T) {
 	rp := startRelyingParty(t)
 	rp.register(t, s, admin, "rp-chromium", false, "profile", "email")
 	rp.authURL = rp.config.AuthCodeURL("framed", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()))
-	ctx := t.Context()
-
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(900, 760))...)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
-	defer cancelBrowser()
-	// The first call starts the browser and opens the tab (without a
-	// timeout: it would stop the browser); the Log domain reports the
-	// Content-Security-Policy refusals.
+	bctx, stop := startChromium(t.Context(), chromium, 900, 760)
+	defer stop()
+	// The Log domain reports the Content-Security-Policy refusals.
 	if _, err := chromedp.Call(bctx, log.Enable, cdp.Empty{}); err != nil {
 		t.Fatalf("start chromium: %v", err)
 	}

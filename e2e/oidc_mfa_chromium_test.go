@@ -51,13 +51,8 @@ func secondFactorInChromium(t *testing.T, b backend, chromium string) {
 
 	rp := startRelyingParty(t)
 	rp.register(t, s, admin, "rp-mfa", true, "email")
-	ctx := t.Context()
-
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(900, 900))...)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
-	defer cancelBrowser()
+	bctx, stop := startChromium(t.Context(), chromium, 900, 900)
+	defer stop()
 	if _, err := chromedp.Call(bctx, network.Enable, network.EnableParams{}); err != nil {
 		t.Fatalf("start chromium: %v", err)
 	}

@@ -88,13 +88,7 @@ func newMFAPagesEnv(t *testing.T, b mfaBackend) *mfaPagesEnv {
 	srv := httptest.NewTLSServer(w.h)
 	t.Cleanup(srv.Close)
 	e := &mfaPagesEnv{t: t, db: db, auth: w.auth, ident: w.ident, base: srv.URL, roles: map[string]permiso.Role{}}
-	now := time.Now().UTC()
-	if _, err := db.CreateServiceClient(ctx, permiso.ServiceClient{ClientID: "rp", SecretHash: permiso.HashToken("rp-secret"),
-		Name: "Example RP", ClientType: "confidential", IsActive: true, IsTrusted: true, RateLimitPerMinute: 600, RateLimitPerHour: 10000,
-		RedirectURIs: []string{pagesRedirect}, GrantTypes: []string{permiso.GrantTypeAuthorizationCode},
-		CreatedAt: now, UpdatedAt: now}, nil); err != nil {
-		t.Fatal(err)
-	}
+	pagesClient(t, db, "rp", true)
 	hash, err := w.hasher.Hash(ctx, mfaPagesPassword)
 	if err != nil {
 		t.Fatal(err)

@@ -38,7 +38,6 @@ const (
 
 func newPagesEnv(t *testing.T) *pagesEnv {
 	t.Helper()
-	ctx := t.Context()
 	db := testdb.SQLite(t)
 	w := newWired(t, wiring{db: db, noIdentity: true,
 		auth: oauth2.Config{OIDCIssuer: testIssuer, PasswordMaxAge: 24 * time.Hour,
@@ -53,16 +52,24 @@ func newPagesEnv(t *testing.T) *pagesEnv {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	e := &pagesEnv{t: t, db: db, srv: srv, client: client, base: srv.URL}
 
+	pagesClient(t, db, "rp", true)
+	// A password that expired a week ago.
+	e.user("erin", time.Now().UTC().Add(-8*24*time.Hour))
+	return e
+}
+
+// pagesClient registers the confidential client id (secret id-secret,
+// name "Client id") of the hosted-page tests, for the authorization code
+// flow to pagesRedirect; a trusted one is not asked for consent.
+func pagesClient(t *testing.T, db permiso.ClientStore, id string, trusted bool) {
+	t.Helper()
 	now := time.Now().UTC()
-	if _, err := db.CreateServiceClient(ctx, permiso.ServiceClient{ClientID: "rp", SecretHash: permiso.HashToken("rp-secret"),
-		Name: "Example RP", ClientType: "confidential", IsActive: true, IsTrusted: true, RateLimitPerMinute: 60, RateLimitPerHour: 1000,
+	if _, err := db.CreateServiceClient(t.Context(), permiso.ServiceClient{ClientID: id, SecretHash: permiso.HashToken(id + "-secret"),
+		Name: "Client " + id, ClientType: "confidential", IsActive: true, IsTrusted: trusted, RateLimitPerMinute: 600, RateLimitPerHour: 10000,
 		RedirectURIs: []string{pagesRedirect}, GrantTypes: []string{permiso.GrantTypeAuthorizationCode},
 		CreatedAt: now, UpdatedAt: now}, nil); err != nil {
 		t.Fatal(err)
 	}
-	// A password that expired a week ago.
-	e.user("erin", now.Add(-8*24*time.Hour))
-	return e
 }
 
 // user creates the active user name (name@example.com) with the password
@@ -214,17 +221,9 @@ func TestHostedPagesExpiredPassword(t *testing.T) {
 // (docs/oidc.md, "Security").
 func TestConsentFormIsBoundAndSpent(t *testing.T) {
 	e := newPagesEnv(t)
-	ctx := t.Context()
-	now := time.Now().UTC()
-	for _, id := range []string{"untrusted", "other"} {
-		if _, err := e.db.CreateServiceClient(ctx, permiso.ServiceClient{ClientID: id, SecretHash: permiso.HashToken(id + "-secret"),
-			Name: "Client " + id, ClientType: "confidential", IsActive: true, RateLimitPerMinute: 60, RateLimitPerHour: 1000,
-			RedirectURIs: []string{pagesRedirect}, GrantTypes: []string{permiso.GrantTypeAuthorizationCode},
-			CreatedAt: now, UpdatedAt: now}, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	e.user("frank", now)
+	pagesClient(t, e.db, "untrusted", false)
+	pagesClient(t, e.db, "other", false)
+	e.user("frank", time.Now().UTC())
 	signIn := e.signIn("untrusted")
 	form := signIn.hidden()
 	form.Set("username", "frank")

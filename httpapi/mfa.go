@@ -48,9 +48,8 @@ type mfaDisableBody struct {
 
 // handleMyMFA: GET /users/me/mfa.
 func (s *server) handleMyMFA() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
-		a, me := selfActor(r)
-		st, err := s.ident.MFAStatus(r.Context(), a, me.ID)
+	return s.onMe(func(w http.ResponseWriter, r *http.Request, a identity.Actor, me uuid.UUID) error {
+		st, err := s.ident.MFAStatus(r.Context(), a, me)
 		if err != nil {
 			return err
 		}
@@ -64,9 +63,8 @@ func (s *server) handleMyMFA() http.Handler {
 
 // handleBeginTOTP: POST /users/me/mfa/totp (201, a pending enrollment).
 func (s *server) handleBeginTOTP() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
-		a, me := selfActor(r)
-		en, err := s.ident.BeginTOTP(r.Context(), a, me.ID)
+	return s.onMe(func(w http.ResponseWriter, r *http.Request, a identity.Actor, me uuid.UUID) error {
+		en, err := s.ident.BeginTOTP(r.Context(), a, me)
 		if err != nil {
 			return err
 		}
@@ -92,13 +90,12 @@ func (s *server) handleRecoveryCodes() http.Handler {
 // recoveryCodes answers a request of the caller with a code in the body
 // by the new recovery codes that issue returns (not cached).
 func (s *server) recoveryCodes(issue func(ctx context.Context, a identity.Actor, id uuid.UUID, code string) ([]string, error)) http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
+	return s.onMe(func(w http.ResponseWriter, r *http.Request, a identity.Actor, me uuid.UUID) error {
 		var b mfaCodeBody
 		if _, err := decodeObject(r, &b); err != nil {
 			return err
 		}
-		a, me := selfActor(r)
-		codes, err := issue(r.Context(), a, me.ID, b.Code)
+		codes, err := issue(r.Context(), a, me, b.Code)
 		if err != nil {
 			return err
 		}
@@ -110,13 +107,12 @@ func (s *server) recoveryCodes(issue func(ctx context.Context, a identity.Actor,
 // handleDisableTOTP: DELETE /users/me/mfa/totp with the password and a
 // code (or a recovery code) in the body.
 func (s *server) handleDisableTOTP() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
+	return s.onMe(func(w http.ResponseWriter, r *http.Request, a identity.Actor, me uuid.UUID) error {
 		var b mfaDisableBody
 		if _, err := decodeObject(r, &b); err != nil {
 			return err
 		}
-		a, me := selfActor(r)
-		if err := s.ident.DisableTOTP(r.Context(), a, me.ID, b.Password, b.Code); err != nil {
+		if err := s.ident.DisableTOTP(r.Context(), a, me, b.Password, b.Code); err != nil {
 			return err
 		}
 		return noContent(w)

@@ -45,18 +45,25 @@ var openAPISource = sync.OnceValues(func() ([]byte, error) {
 })
 
 // jsonValue turns a decoded YAML value into one encoding/json can write:
-// mappings must have string keys.
+// mappings must have string keys. Maps and lists are converted in place
+// (a map with other keys is copied); the first error stops the descent.
 func jsonValue(v any) (any, error) {
+	var err error
+	conv := func(x any) any {
+		if err == nil {
+			x, err = jsonValue(x)
+		}
+		return x
+	}
 	switch v := v.(type) {
 	case map[string]any:
 		for k, x := range v {
-			y, err := jsonValue(x)
-			if err != nil {
-				return nil, err
-			}
-			v[k] = y
+			v[k] = conv(x)
 		}
-		return v, nil
+	case []any:
+		for i, x := range v {
+			v[i] = conv(x)
+		}
 	case map[any]any:
 		out := make(map[string]any, len(v))
 		for k, x := range v {
@@ -64,25 +71,11 @@ func jsonValue(v any) (any, error) {
 			if !ok {
 				return nil, fmt.Errorf("mapping key %v is not a string (quote it)", k)
 			}
-			y, err := jsonValue(x)
-			if err != nil {
-				return nil, err
-			}
-			out[ks] = y
+			out[ks] = conv(x)
 		}
-		return out, nil
-	case []any:
-		for i, x := range v {
-			y, err := jsonValue(x)
-			if err != nil {
-				return nil, err
-			}
-			v[i] = y
-		}
-		return v, nil
-	default:
-		return v, nil
+		return out, err
 	}
+	return v, err
 }
 
 // openAPIDocument returns a fresh copy of the document for the server's

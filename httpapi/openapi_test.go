@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/permiso/permiso/identity"
 )
@@ -106,6 +107,28 @@ func TestOpenAPICoversRoutes(t *testing.T) {
 // (kin-openapi's validation), carries the configured title and version,
 // has no jsonSchemaDialect (Swagger UI refuses to render a non-default
 // one), and every schema compiles as JSON Schema 2020-12.
+// TestOpenAPIYAMLValues: jsonValue converts mappings and lists at any
+// depth and refuses a mapping key that is not a string, however deep.
+func TestOpenAPIYAMLValues(t *testing.T) {
+	decode := func(src string) (any, error) {
+		var v any
+		if err := yaml.Unmarshal([]byte(src), &v); err != nil {
+			t.Fatal(err)
+		}
+		return jsonValue(v)
+	}
+	v, err := decode("a: [1, {b: {c: x}}, [y]]\nd: {e: true}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := json.Marshal(v); err != nil || string(b) != `{"a":[1,{"b":{"c":"x"}},["y"]],"d":{"e":true}}` {
+		t.Errorf("converted to %s (%v)", b, err)
+	}
+	if _, err := decode("a: [1, {b: [{2: x}]}]\n"); err == nil || !strings.Contains(err.Error(), "mapping key 2 is not a string") {
+		t.Errorf("a number as a mapping key: %v", err)
+	}
+}
+
 func TestOpenAPIDocument(t *testing.T) {
 	e := newAPIEnv(t)
 	w := e.call(http.MethodGet, "/openapi.json", "/openapi.json", "", nil)

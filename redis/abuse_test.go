@@ -15,9 +15,9 @@ import (
 	"github.com/permiso/permiso/sharedstatetest"
 )
 
-// runAbuseSuites runs the rate-limiter, lockout and revocation suites
-// against c. Redis expires keys in real time, so the suites get a real
-// clock.
+// runAbuseSuites runs the rate-limiter, lockout, revocation, checker and
+// once suites against c. Redis expires keys in real time, so the suites
+// get a real clock.
 func runAbuseSuites(t *testing.T, c *Client) {
 	t.Run("Limiter", func(t *testing.T) {
 		t.Parallel()
@@ -49,24 +49,11 @@ func runAbuseSuites(t *testing.T, c *Client) {
 	})
 }
 
-func TestLimiterAndLockout(t *testing.T) {
+// TestSuites runs every shared-state suite against the standalone test
+// server.
+func TestSuites(t *testing.T) {
 	t.Parallel()
-	c := openTestClient(t)
-	t.Run("Limiter", func(t *testing.T) {
-		sharedstatetest.RunRateLimiter(t, func(t *testing.T) (permiso.RateLimiter, *testclock.Clock) {
-			return NewLimiter(c, testPrefix(t, c)), testclock.Real()
-		})
-	})
-	t.Run("Lockout", func(t *testing.T) {
-		sharedstatetest.RunLockout(t, func(t *testing.T, max int, d time.Duration) (permiso.Lockout, *testclock.Clock) {
-			return NewLockout(c, testPrefix(t, c), max, d), testclock.Real()
-		})
-	})
-	t.Run("Once", func(t *testing.T) {
-		sharedstatetest.RunOnce(t, func(t *testing.T) (permiso.OnceStore, *testclock.Clock) {
-			return NewOnce(c, testPrefix(t, c)), testclock.Real()
-		})
-	})
+	runAbuseSuites(t, openTestClient(t))
 }
 
 // TestCluster starts a three-master Redis Cluster from the redis-server

@@ -22,12 +22,8 @@ func newTestChecker(c *Client) sharedstatetest.NewChecker {
 	}
 }
 
-func TestChecker(t *testing.T) {
-	t.Parallel()
-	sharedstatetest.RunChecker(t, newTestChecker(openTestClient(t)))
-}
-
-// TestCheckerFeed: the same with the revocation lookups answered by a live
+// TestCheckerFeed: the checker suite (run over plain revocations by
+// TestSuites) with the revocation lookups answered by a live
 // feed (docs/architecture.md, "Revocation feed").
 func TestCheckerFeed(t *testing.T) {
 	t.Parallel()

@@ -10,7 +10,6 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/permiso/permiso"
-	"github.com/permiso/permiso/internal/testclock"
 	"github.com/permiso/permiso/internal/testdb"
 	"github.com/permiso/permiso/internal/testredis"
 	"github.com/permiso/permiso/sharedstatetest"
@@ -110,13 +109,6 @@ func deletePrefix(ctx context.Context, rdb goredis.UniversalClient, prefix strin
 		n += len(batch)
 	}
 	return n, nil
-}
-
-func TestRevocations(t *testing.T) {
-	c := openTestClient(t)
-	sharedstatetest.RunRevocation(t, func(t *testing.T) (permiso.RevocationStore, *testclock.Clock) {
-		return NewRevocations(c, testPrefix(t, c)), testclock.Real()
-	})
 }
 
 // testRevocations opens the test server and returns it with a key prefix

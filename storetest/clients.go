@@ -123,16 +123,16 @@ func testClientCRUD(h *harness) {
 
 func testClientNotFound(h *harness) {
 	id := uuid.New()
-	_, err := h.s.GetServiceClient(h.ctx, id)
-	h.wantErr(err, permiso.ErrNotFound, "GetServiceClient")
-	_, err = h.s.GetServiceClientByClientID(h.ctx, "ghost")
-	h.wantErr(err, permiso.ErrNotFound, "GetServiceClientByClientID")
-	_, err = h.s.UpdateServiceClient(h.ctx, id, func(*permiso.ServiceClient) error { return nil })
-	h.wantErr(err, permiso.ErrNotFound, "UpdateServiceClient")
-	h.wantErr(h.s.DeleteServiceClient(h.ctx, id), permiso.ErrNotFound, "DeleteServiceClient")
-	h.wantErr(h.s.SetServiceClientScopes(h.ctx, id, []uuid.UUID{scopeReadProfileID}), permiso.ErrNotFound, "SetServiceClientScopes")
-	_, err = h.s.UpdateServiceClientWithScopes(h.ctx, id, func(*permiso.ServiceClient) error { return nil }, []uuid.UUID{scopeReadProfileID})
-	h.wantErr(err, permiso.ErrNotFound, "UpdateServiceClientWithScopes")
+	keep := func(*permiso.ServiceClient) error { return nil }
+	scopes := []uuid.UUID{scopeReadProfileID}
+	h.wantNotFound(map[string]error{
+		"GetServiceClient":              errOf(h.s.GetServiceClient(h.ctx, id)),
+		"GetServiceClientByClientID":    errOf(h.s.GetServiceClientByClientID(h.ctx, "ghost")),
+		"UpdateServiceClient":           errOf(h.s.UpdateServiceClient(h.ctx, id, keep)),
+		"DeleteServiceClient":           h.s.DeleteServiceClient(h.ctx, id),
+		"SetServiceClientScopes":        h.s.SetServiceClientScopes(h.ctx, id, scopes),
+		"UpdateServiceClientWithScopes": errOf(h.s.UpdateServiceClientWithScopes(h.ctx, id, keep, scopes)),
+	})
 }
 
 func testClientUnknownScope(h *harness) {

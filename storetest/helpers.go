@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -112,6 +114,18 @@ func (h *harness) wantErr(err, target error, what string, args ...any) {
 		}
 	}
 }
+
+// wantNotFound checks that every call on a row that does not exist,
+// named by its method, failed with ErrNotFound.
+func (h *harness) wantNotFound(calls map[string]error) {
+	h.Helper()
+	for _, what := range slices.Sorted(maps.Keys(calls)) {
+		h.wantErr(calls[what], permiso.ErrNotFound, "%s", what)
+	}
+}
+
+// errOf is the error of a call that also returns a value.
+func errOf[T any](_ T, err error) error { return err }
 
 func eq[T comparable](h *harness, what string, got, want T) {
 	h.Helper()

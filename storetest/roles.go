@@ -91,14 +91,13 @@ func testRoleCRUD(h *harness) {
 
 func testRoleNotFound(h *harness) {
 	id := uuid.New()
-	_, err := h.s.GetRole(h.ctx, id)
-	h.wantErr(err, permiso.ErrNotFound, "GetRole")
-	_, err = h.s.GetRoleByName(h.ctx, "ghost")
-	h.wantErr(err, permiso.ErrNotFound, "GetRoleByName")
-	_, err = h.s.UpdateRole(h.ctx, id, func(*permiso.Role) error { return nil })
-	h.wantErr(err, permiso.ErrNotFound, "UpdateRole")
-	h.wantErr(h.s.DeleteRole(h.ctx, id), permiso.ErrNotFound, "DeleteRole")
-	h.wantErr(h.s.SetRoleScopes(h.ctx, id, []uuid.UUID{scopeReadProfileID}), permiso.ErrNotFound, "SetRoleScopes")
+	h.wantNotFound(map[string]error{
+		"GetRole":       errOf(h.s.GetRole(h.ctx, id)),
+		"GetRoleByName": errOf(h.s.GetRoleByName(h.ctx, "ghost")),
+		"UpdateRole":    errOf(h.s.UpdateRole(h.ctx, id, func(*permiso.Role) error { return nil })),
+		"DeleteRole":    h.s.DeleteRole(h.ctx, id),
+		"SetRoleScopes": h.s.SetRoleScopes(h.ctx, id, []uuid.UUID{scopeReadProfileID}),
+	})
 }
 
 func testRoleUnknownScope(h *harness) {
@@ -212,13 +211,12 @@ func testScopeCRUD(h *harness) {
 
 func testScopeNotFound(h *harness) {
 	id := uuid.New()
-	_, err := h.s.GetScope(h.ctx, id)
-	h.wantErr(err, permiso.ErrNotFound, "GetScope")
-	_, err = h.s.GetScopeByName(h.ctx, "ghost:scope")
-	h.wantErr(err, permiso.ErrNotFound, "GetScopeByName")
-	_, err = h.s.UpdateScope(h.ctx, id, func(*permiso.Scope) error { return nil })
-	h.wantErr(err, permiso.ErrNotFound, "UpdateScope")
-	h.wantErr(h.s.DeleteScope(h.ctx, id), permiso.ErrNotFound, "DeleteScope")
+	h.wantNotFound(map[string]error{
+		"GetScope":       errOf(h.s.GetScope(h.ctx, id)),
+		"GetScopeByName": errOf(h.s.GetScopeByName(h.ctx, "ghost:scope")),
+		"UpdateScope":    errOf(h.s.UpdateScope(h.ctx, id, func(*permiso.Scope) error { return nil })),
+		"DeleteScope":    h.s.DeleteScope(h.ctx, id),
+	})
 }
 
 func testScopeDeleteHeld(h *harness) {

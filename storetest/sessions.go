@@ -119,12 +119,11 @@ func testSessionCRUD(h *harness) {
 
 func testSessionNotFound(h *harness) {
 	id := uuid.New()
-	_, err := h.s.GetSession(h.ctx, id)
-	h.wantErr(err, permiso.ErrNotFound, "GetSession")
-	_, err = h.s.UpdateSession(h.ctx, id, func(*permiso.Session) error { return nil })
-	h.wantErr(err, permiso.ErrNotFound, "UpdateSession")
-	_, err = h.s.RevokeSession(h.ctx, id, "x", h.now)
-	h.wantErr(err, permiso.ErrNotFound, "RevokeSession")
+	h.wantNotFound(map[string]error{
+		"GetSession":    errOf(h.s.GetSession(h.ctx, id)),
+		"UpdateSession": errOf(h.s.UpdateSession(h.ctx, id, func(*permiso.Session) error { return nil })),
+		"RevokeSession": errOf(h.s.RevokeSession(h.ctx, id, "x", h.now)),
+	})
 }
 
 func testRevokeSession(h *harness) {

@@ -170,21 +170,19 @@ func testUserUnique(h *harness) {
 
 func testUserNotFound(h *harness) {
 	id := uuid.New()
-	_, err := h.s.GetUser(h.ctx, id)
-	h.wantErr(err, permiso.ErrNotFound, "GetUser")
-	_, err = h.s.GetUserByUsername(h.ctx, "ghost")
-	h.wantErr(err, permiso.ErrNotFound, "GetUserByUsername")
-	_, err = h.s.GetUserByEmail(h.ctx, "ghost@example.com")
-	h.wantErr(err, permiso.ErrNotFound, "GetUserByEmail")
 	called := false
-	_, err = h.s.UpdateUser(h.ctx, id, func(*permiso.User) error { called = true; return nil })
-	h.wantErr(err, permiso.ErrNotFound, "UpdateUser")
+	h.wantNotFound(map[string]error{
+		"GetUser":           errOf(h.s.GetUser(h.ctx, id)),
+		"GetUserByUsername": errOf(h.s.GetUserByUsername(h.ctx, "ghost")),
+		"GetUserByEmail":    errOf(h.s.GetUserByEmail(h.ctx, "ghost@example.com")),
+		"UpdateUser":        errOf(h.s.UpdateUser(h.ctx, id, func(*permiso.User) error { called = true; return nil })),
+		"DeleteUser":        h.s.DeleteUser(h.ctx, id),
+		"SetUserRoles":      h.s.SetUserRoles(h.ctx, id, []uuid.UUID{roleUserID}),
+		"ChangePassword":    h.s.ChangePassword(h.ctx, id, "x", h.now, 5),
+	})
 	if called {
 		h.Error("UpdateUser called its callback for an unknown user")
 	}
-	h.wantErr(h.s.DeleteUser(h.ctx, id), permiso.ErrNotFound, "DeleteUser")
-	h.wantErr(h.s.SetUserRoles(h.ctx, id, []uuid.UUID{roleUserID}), permiso.ErrNotFound, "SetUserRoles")
-	h.wantErr(h.s.ChangePassword(h.ctx, id, "x", h.now, 5), permiso.ErrNotFound, "ChangePassword")
 }
 
 func testUserUnknownRole(h *harness) {
