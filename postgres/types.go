@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
-// registerUUID makes a connection send and read uuid.UUID values as
+// registerTypes makes a connection send and read uuid.UUID values as
 // PostgreSQL's 16-byte binary uuid. Without it pgx takes uuid.UUID for a
 // driver.Valuer and a sql.Scanner: every identifier argument became its
 // 36-character string and was parsed back, and every identifier read
@@ -29,8 +29,10 @@ import (
 // timestamptz is registered again too, with timestamptzCodec: pgx plans
 // every column of every query again (a plan and a wrapper allocated per
 // time column, and a pointer's plan more for a nullable one), which was
-// about a tenth of a refresh's allocations.
-func registerUUID(_ context.Context, conn *pgx.Conn) error {
+// about a tenth of a refresh's allocations. text is registered again
+// with textCodec for nullable text columns (**string), for the same
+// reason.
+func registerTypes(_ context.Context, conn *pgx.Conn) error {
 	m := conn.TypeMap()
 	if t, ok := m.TypeForOID(pgtype.UUIDOID); ok {
 		m.RegisterType(&pgtype.Type{Name: t.Name, OID: t.OID, Codec: uuidCodec{t.Codec}})
@@ -41,6 +43,9 @@ func registerUUID(_ context.Context, conn *pgx.Conn) error {
 			m.RegisterType(&pgtype.Type{Name: t.Name, OID: t.OID,
 				Codec: timestamptzCodec{Codec: t.Codec, scan: &timeScan{next}, nullable: &timeScanNullable{next}}})
 		}
+	}
+	if t, ok := m.TypeForOID(pgtype.TextOID); ok {
+		m.RegisterType(&pgtype.Type{Name: t.Name, OID: t.OID, Codec: textCodec{t.Codec}})
 	}
 	m.TryWrapEncodePlanFuncs = append([]pgtype.TryWrapEncodePlanFunc{tryWrapUUIDEncode}, m.TryWrapEncodePlanFuncs...)
 	return nil
@@ -179,5 +184,33 @@ func (d *timeDest) ScanTimestamptz(v pgtype.Timestamptz) error {
 		return fmt.Errorf("invalid InfinityModifier: %v", v.InfinityModifier)
 	}
 	*d = timeDest(v.Time)
+	return nil
+}
+
+// textCodec is the text type's codec with one scan plan for **string
+// destinations (a nullable text column): nil for NULL, else the bytes
+// as a new string, as pgx's plans for pointers to pointers and for
+// strings read it, in either format. Anything else is the wrapped
+// codec's (a *string destination never reaches a codec: pgx reads it
+// first).
+type textCodec struct{ pgtype.Codec }
+
+func (c textCodec) PlanScan(m *pgtype.Map, oid uint32, format int16, target any) pgtype.ScanPlan {
+	if _, ok := target.(**string); ok {
+		return stringScanNullable{}
+	}
+	return c.Codec.PlanScan(m, oid, format, target)
+}
+
+type stringScanNullable struct{}
+
+func (stringScanNullable) Scan(src []byte, dst any) error {
+	p := dst.(**string)
+	if src == nil {
+		*p = nil
+		return nil
+	}
+	v := string(src)
+	*p = &v
 	return nil
 }

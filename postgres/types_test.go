@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
-// TestUUIDBinary: with registerUUID, uuid.UUID values travel as
+// TestUUIDBinary: with registerTypes, uuid.UUID values travel as
 // PostgreSQL's binary uuid both ways, NULL included, and one sent to a text
 // parameter is still its canonical string.
 func TestUUIDBinary(t *testing.T) {
@@ -48,8 +48,9 @@ func TestUUIDBinary(t *testing.T) {
 }
 
 // TestScanPlans: a connection reads binary uuid and timestamptz values
-// into *uuid.UUID, **uuid.UUID, *time.Time and **time.Time with the
-// plans of its registered codecs (uuidCodec, timestamptzCodec), not with
+// into *uuid.UUID, **uuid.UUID, *time.Time and **time.Time, and text into
+// **string, with the plans of its registered codecs (uuidCodec,
+// timestamptzCodec, textCodec), not with
 // pgx's per-query ones (a uuid through uuid.UUID's sql.Scanner, as
 // text), and reads exactly what pgx's default type map reads: the same
 // value, NULL and the infinities and a wrong length included, an error
@@ -75,6 +76,12 @@ func TestScanPlans(t *testing.T) {
 	if plan := m.PlanScan(pgtype.UUIDOID, bin, &pu); plan != (uuidBinaryScanNullable{}) {
 		t.Errorf("plan for **uuid.UUID: %T, want uuidBinaryScanNullable", plan)
 	}
+	for _, format := range []int16{pgtype.BinaryFormatCode, pgtype.TextFormatCode} {
+		var ps *string
+		if plan := m.PlanScan(pgtype.TextOID, format, &ps); plan != (stringScanNullable{}) {
+			t.Errorf("plan for **string, format %d: %T, want stringScanNullable", format, plan)
+		}
+	}
 	if _, ok := m.PlanScan(pgtype.TimestamptzOID, bin, &tm).(*timeScan); !ok {
 		t.Errorf("plan for *time.Time: %T, want *timeScan", m.PlanScan(pgtype.TimestamptzOID, bin, &tm))
 	}
@@ -96,6 +103,8 @@ func TestScanPlans(t *testing.T) {
 			{pgtype.UUIDOID, func() any { var v *uuid.UUID; return &v }},
 			{pgtype.TimestamptzOID, func() any { v := at; return &v }},
 			{pgtype.TimestamptzOID, func() any { v := &at; return &v }},
+			{pgtype.TextOID, func() any { v := "kept"; return &v }},
+			{pgtype.TextOID, func() any { v := "kept"; p := &v; return &p }},
 		} {
 			if c.oid == pgtype.UUIDOID && len(src) == 8 || c.oid == pgtype.TimestamptzOID && len(src) == 16 {
 				continue // not a value of the type
