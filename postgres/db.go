@@ -116,7 +116,7 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	if opts.Echo {
 		cfg.ConnConfig.Tracer = &echoTracer{logger: logger}
 	}
-	cfg.AfterConnect = registerUUID
+	cfg.AfterConnect = registerTypes
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, permiso.Wrap(permiso.EUNAVAILABLE, "cannot connect to PostgreSQL", err)
