@@ -20,6 +20,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/permiso/permiso/config"
+	"github.com/permiso/permiso/internal/testtool"
 )
 
 // The deployment files of deploy/ and scripts/, checked without Docker.
@@ -270,13 +271,7 @@ func TestBackupScript(t *testing.T) {
 // own without changing the owner.
 func TestLogrotateOnPlainHost(t *testing.T) {
 	t.Parallel()
-	lr, err := exec.LookPath("logrotate")
-	if err != nil {
-		if os.Getenv("CI") != "" || os.Getenv("PERMISO_TEST_REQUIRE_REDIS_SERVER") != "" {
-			t.Fatal("logrotate not installed")
-		}
-		t.Skip("logrotate not installed")
-	}
+	lr := testtool.Require(t, "logrotate", "apt-get install -y logrotate", "CI", "PERMISO_TEST_REQUIRE_REDIS_SERVER")
 	conf := readRepoFile(t, "deploy/logrotate/permiso")
 	if strings.Contains(conf, "/path/to") {
 		t.Error("deploy/logrotate/permiso holds /path/to placeholders")

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -20,6 +19,8 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/permiso/permiso/internal/testtool"
 )
 
 // relyingParty is a small web application that signs its users in with
@@ -99,14 +100,7 @@ func startRelyingParty(t *testing.T) *relyingParty {
 // requireChromium returns the path of chromium, or skips (fails on CI).
 func requireChromium(t *testing.T) string {
 	t.Helper()
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("chromium is not installed; .ci/run installs it")
-		}
-		t.Skip("chromium is not installed (apt-get install -y chromium)")
-	}
-	return chromium
+	return testtool.Require(t, "chromium", "apt-get install -y chromium", "CI")
 }
 
 // startChromium starts headless Chromium (the binary at chromium) with a

@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -12,6 +11,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/permiso/permiso/internal/testredis"
+	"github.com/permiso/permiso/internal/testtool"
 )
 
 // startCluster starts a Redis Cluster of three masters (no replicas) and
@@ -19,13 +19,7 @@ import (
 func startCluster(t testing.TB) []string {
 	t.Helper()
 	testredis.RequireBinary(t)
-	cli, err := exec.LookPath("redis-cli")
-	if err != nil {
-		if os.Getenv("PERMISO_TEST_REQUIRE_REDIS_SERVER") != "" {
-			t.Fatal("redis-cli is not on PATH and PERMISO_TEST_REQUIRE_REDIS_SERVER is set")
-		}
-		t.Skip("redis-cli is not on PATH")
-	}
+	cli := testtool.Require(t, "redis-cli", "apt-get install redis-tools", "PERMISO_TEST_REQUIRE_REDIS_SERVER")
 	var nodes []*testredis.Server
 	var addrs []string
 	for range 3 {

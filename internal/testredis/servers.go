@@ -10,7 +10,6 @@ import (
 	"bytes"
 	"context"
 	"net"
-	"os"
 	"os/exec"
 	"strconv"
 	"sync"
@@ -19,20 +18,15 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/permiso/permiso/internal/testtool"
 )
 
 // RequireBinary returns the path of redis-server, skipping the test when
 // it is not installed (failing it under PERMISO_TEST_REQUIRE_REDIS_SERVER).
 func RequireBinary(t testing.TB) string {
 	t.Helper()
-	path, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("PERMISO_TEST_REQUIRE_REDIS_SERVER") != "" {
-			t.Fatal("redis-server is not on PATH and PERMISO_TEST_REQUIRE_REDIS_SERVER is set")
-		}
-		t.Skip("redis-server is not on PATH (apt-get install redis-server)")
-	}
-	return path
+	return testtool.Require(t, "redis-server", "apt-get install redis-server", "PERMISO_TEST_REQUIRE_REDIS_SERVER")
 }
 
 // FreePort returns a free 127.0.0.1 port p whose cluster bus port p+10000
