@@ -394,9 +394,7 @@ func TestAlertsUseExportedMetrics(t *testing.T) {
 // instances advertise different issuers, scripts/smoke_tests.sh fails.
 func TestSmokeTestsCatchAWanderingIssuer(t *testing.T) {
 	t.Parallel()
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("python3 not installed")
-	}
+	testtool.Require(t, "python3", "apt-get install -y python3", "CI")
 	var n atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {

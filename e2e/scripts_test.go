@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/permiso/permiso/internal/testtool"
 )
 
 // TestDeploymentScripts runs the operator scripts of scripts/ (the
@@ -14,9 +16,7 @@ import (
 func TestDeploymentScripts(t *testing.T) {
 	t.Parallel()
 	for _, tool := range []string{"bash", "curl", "python3"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
-		}
+		testtool.Require(t, tool, "apt-get install -y "+tool, "CI")
 	}
 	root, err := repoRoot()
 	if err != nil {

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/internal/testtool"
 	"github.com/permiso/permiso/storetest"
 )
 
@@ -226,9 +226,7 @@ func TestIndexNames(t *testing.T) {
 
 func TestBackup(t *testing.T) {
 	t.Parallel()
-	if _, err := exec.LookPath("pg_dump"); err != nil {
-		t.Skip("pg_dump is not on PATH")
-	}
+	testtool.Require(t, "pg_dump", "apt-get install -y postgresql-client", "CI")
 	db := newTestDB(t)
 	out := filepath.Join(t.TempDir(), "backup.sql")
 	if err := db.Backup(context.Background(), out); err != nil {
