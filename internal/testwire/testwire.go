@@ -1,7 +1,8 @@
 // Package testwire builds, for tests, the parts cmd/permiso wires into the
 // services, with test settings: argon2id with its test parameters, HS256
 // and ES256 signers, the box of second-factor secrets and a mailer sending
-// through a real SMTP server the test starts.
+// through a real SMTP server the test starts, and a Redis client whose
+// server is down.
 package testwire
 
 import (
@@ -16,6 +17,7 @@ import (
 	"github.com/permiso/permiso/jwt"
 	"github.com/permiso/permiso/mail"
 	"github.com/permiso/permiso/mfa"
+	"github.com/permiso/permiso/redis"
 )
 
 // Hasher is argon2id with the test parameters (cheap, same algorithm).
@@ -69,4 +71,19 @@ func Mailer(tb testing.TB) (*smtptest.Server, permiso.Mailer) {
 		tb.Fatal(err)
 	}
 	return srv, m
+}
+
+// RedisDown is a client of a Redis that never answers (nothing listens on
+// 127.0.0.1:1): every command fails at once, without retries, as when the
+// shared state is unreachable (docs/abuse-resistance.md, "Failure
+// policy"). It is closed when the test ends.
+func RedisDown(tb testing.TB) *redis.Client {
+	tb.Helper()
+	c, err := redis.Open("redis://127.0.0.1:1/0", redis.Options{DialTimeout: 100 * time.Millisecond,
+		Timeout: 100 * time.Millisecond, MaxRetries: -1, DialAttempts: 1})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	return c
 }
