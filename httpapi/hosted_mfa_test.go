@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"crypto/tls"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -19,6 +18,7 @@ import (
 	"github.com/permiso/permiso/identity"
 	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/internal/testdb"
+	"github.com/permiso/permiso/internal/testjwt"
 	"github.com/permiso/permiso/mfa"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/redis"
@@ -251,18 +251,8 @@ func (e *mfaPagesEnv) exchange(code string) (idClaims, accessClaims map[string]a
 
 func jwtPayload(t *testing.T, tok string) map[string]any {
 	t.Helper()
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
-		t.Fatalf("not a JWT: %q", tok)
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
-	}
 	var m map[string]any
-	if err := json.Unmarshal(raw, &m); err != nil {
-		t.Fatal(err)
-	}
+	testjwt.Decode(t, tok, testjwt.Payload, &m)
 	return m
 }
 
