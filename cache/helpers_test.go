@@ -17,20 +17,6 @@ import (
 	"github.com/permiso/permiso/sqlite"
 )
 
-// openSQLite opens path (closed by whoever wraps it) and migrates it.
-func openSQLite(t *testing.T, path string) *sqlite.DB {
-	t.Helper()
-	db, err := sqlite.Open(t.Context(), path, sqlite.Options{})
-	if err != nil {
-		t.Fatalf("sqlite.Open(%s): %v", path, err)
-	}
-	if _, err := db.MigrateUp(t.Context()); err != nil {
-		db.Close()
-		t.Fatalf("MigrateUp: %v", err)
-	}
-	return db
-}
-
 // wrap puts a cache in front of inner and closes both when t ends.
 func wrap(t *testing.T, inner permiso.Store, opts cache.Options) *cache.Store {
 	t.Helper()
@@ -67,9 +53,8 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	f := &fixture{path: filepath.Join(t.TempDir(), "permiso.db")}
-	f.inner = openSQLite(t, f.path)
-	f.other = openSQLite(t, f.path)
-	t.Cleanup(func() { f.other.Close() })
+	f.inner = testdb.SQLiteAt(t, f.path)
+	f.other = testdb.SQLiteAt(t, f.path)
 	ctx := t.Context()
 	role, err := f.other.GetRoleByName(ctx, permiso.RoleUser)
 	if err != nil {

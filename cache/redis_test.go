@@ -35,7 +35,7 @@ func redisInstance(t *testing.T, redisURL, path, prefix string) *instance {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rc.Close() })
-	cs := wrap(t, openSQLite(t, path), cache.Options{TTL: time.Hour, Bus: redis.NewChangeBus(rc, prefix)})
+	cs := wrap(t, testdb.SQLiteAt(t, path), cache.Options{TTL: time.Hour, Bus: redis.NewChangeBus(rc, prefix)})
 	eventually(t, "the first subscription", func() bool { return cs.Stats().Resyncs >= 1 })
 	return &instance{cs: cs, name: name}
 }

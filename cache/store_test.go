@@ -13,7 +13,7 @@ import (
 	"github.com/permiso/permiso/cache"
 	"github.com/permiso/permiso/internal/testchange"
 	"github.com/permiso/permiso/internal/testclock"
-	"github.com/permiso/permiso/sqlite"
+	"github.com/permiso/permiso/internal/testdb"
 	"github.com/permiso/permiso/storetest"
 )
 
@@ -22,7 +22,7 @@ import (
 
 func TestConformanceSQLite(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) permiso.Store {
-		return wrap(t, openSQLite(t, sqlite.Memory), cache.Options{TTL: time.Hour, Bus: cache.NewLocalBus()})
+		return wrap(t, testdb.SQLite(t), cache.Options{TTL: time.Hour, Bus: cache.NewLocalBus()})
 	})
 }
 
@@ -208,7 +208,7 @@ func TestWritesInvalidate(t *testing.T) {
 			f := newFixture(t)
 			bus := cache.NewLocalBus()
 			a := wrap(t, f.inner, cache.Options{TTL: time.Hour, Bus: bus})
-			b := wrap(t, openSQLite(t, f.path), cache.Options{TTL: time.Hour, Bus: bus})
+			b := wrap(t, testdb.SQLiteAt(t, f.path), cache.Options{TTL: time.Hour, Bus: bus})
 			ctx := t.Context()
 			for _, s := range []*cache.Store{a, b} {
 				f.load(t, ctx, s)
@@ -240,7 +240,7 @@ func TestStaleFillRace(t *testing.T) {
 			a := wrap(t, gate, cache.Options{TTL: time.Hour, Bus: bus})
 			writer := a
 			if remote {
-				writer = wrap(t, openSQLite(t, f.path), cache.Options{TTL: time.Hour, Bus: bus})
+				writer = wrap(t, testdb.SQLiteAt(t, f.path), cache.Options{TTL: time.Hour, Bus: bus})
 			}
 			ctx := t.Context()
 
