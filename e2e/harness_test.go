@@ -106,6 +106,17 @@ func runMain(m *testing.M) int {
 	return m.Run()
 }
 
+// repoDir is repoRoot for a test, which fails when the root cannot be
+// found.
+func repoDir(t testing.TB) string {
+	t.Helper()
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
 // repoRoot finds the module root: `go env GOMOD` from the package
 // directory, or two levels up from this file.
 func repoRoot() (string, error) {

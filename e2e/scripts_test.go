@@ -18,10 +18,7 @@ func TestDeploymentScripts(t *testing.T) {
 			t.Skipf("%s not installed", tool)
 		}
 	}
-	root, err := repoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := repoDir(t)
 	b := sqliteOnly(t)
 	s := startServer(t, b.env(t, nil))
 	const password = "Deploy-Check-Passw0rd!"
