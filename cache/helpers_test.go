@@ -109,12 +109,28 @@ func (f *fixture) mark(t *testing.T, v string) {
 // or hits one already filled.
 func (f *fixture) load(t *testing.T, ctx context.Context, s *cache.Store) {
 	t.Helper()
-	if _, err := s.GetUser(ctx, f.user.ID); err != nil {
+	f.userIn(t, ctx, s)
+	f.clientIn(t, ctx, s)
+}
+
+// userIn reads the fixture's user through s.
+func (f *fixture) userIn(t *testing.T, ctx context.Context, s *cache.Store) permiso.User {
+	t.Helper()
+	u, err := s.GetUser(ctx, f.user.ID)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.GetServiceClientByClientID(ctx, f.client.ClientID); err != nil {
+	return u
+}
+
+// clientIn reads the fixture's client (by client_id) through s.
+func (f *fixture) clientIn(t *testing.T, ctx context.Context, s *cache.Store) permiso.ServiceClient {
+	t.Helper()
+	c, err := s.GetServiceClientByClientID(ctx, f.client.ClientID)
+	if err != nil {
 		t.Fatal(err)
 	}
+	return c
 }
 
 // marks returns the user's bio and the client's description as s answers

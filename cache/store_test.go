@@ -332,17 +332,9 @@ func TestReturnsCopies(t *testing.T) {
 	}
 	// The value returned by a miss and the one returned by a hit.
 	for i := range 2 {
-		u, err := cs.GetUser(ctx, f.user.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := cs.GetServiceClientByClientID(ctx, f.client.ClientID)
-		if err != nil {
-			t.Fatal(err)
-		}
+		u, c := f.userIn(t, ctx, cs), f.clientIn(t, ctx, cs)
 		scramble(&u, &c)
-		u, _ = cs.GetUser(ctx, f.user.ID)
-		c, _ = cs.GetServiceClientByClientID(ctx, f.client.ClientID)
+		u, c = f.userIn(t, ctx, cs), f.clientIn(t, ctx, cs)
 		if bio(u) != "orig" || u.Roles[0].Name != permiso.RoleUser || u.ScopeNames()[0] == "mutated" ||
 			c.Scopes[0].Name != "read:profile" || c.SecretHash != f.client.SecretHash {
 			t.Fatalf("read %d: a caller's changes reached the cache: %+v %+v", i, u, c)
@@ -361,9 +353,7 @@ func TestDisabledStillPublishes(t *testing.T) {
 	defer stop()
 	cs := wrap(t, f.inner, cache.Options{TTL: 0, Bus: bus})
 	ctx := t.Context()
-	if _, err := cs.GetUser(ctx, f.user.ID); err != nil {
-		t.Fatal(err)
-	}
+	f.userIn(t, ctx, cs)
 	f.mark(t, "seen")
 	if u, _ := cs.GetUser(ctx, f.user.ID); bio(u) != "seen" {
 		t.Fatal("TTL 0 still cached")
