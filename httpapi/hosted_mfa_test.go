@@ -19,6 +19,7 @@ import (
 	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/internal/testdb"
 	"github.com/permiso/permiso/internal/testjwt"
+	"github.com/permiso/permiso/internal/testwire"
 	"github.com/permiso/permiso/mfa"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/redis"
@@ -89,10 +90,7 @@ func newMFAPagesEnv(t *testing.T, b mfaBackend) *mfaPagesEnv {
 	t.Cleanup(srv.Close)
 	e := &mfaPagesEnv{t: t, db: db, auth: w.auth, ident: w.ident, base: srv.URL, roles: map[string]permiso.Role{}}
 	pagesClient(t, db, "rp", true)
-	hash, err := w.hasher.Hash(ctx, mfaPagesPassword)
-	if err != nil {
-		t.Fatal(err)
-	}
+	hash := testwire.Hash(t, w.hasher, mfaPagesPassword)
 	e.hash = hash
 	r, err := db.CreateRole(ctx, permiso.Role{Name: mfaRequiredRole}, nil)
 	if err != nil {

@@ -76,10 +76,7 @@ func pagesClient(t *testing.T, db permiso.ClientStore, id string, trusted bool) 
 // pagesPassword, changed at changed.
 func (e *pagesEnv) user(name string, changed time.Time) permiso.User {
 	e.t.Helper()
-	hash, err := testwire.Hasher().Hash(e.t.Context(), pagesPassword)
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	hash := testwire.Hash(e.t, testwire.Hasher(), pagesPassword)
 	now := time.Now().UTC()
 	u, err := e.db.CreateUser(e.t.Context(), permiso.User{Username: name, Email: name + "@example.com", PasswordHash: hash,
 		IsActive: true, PasswordChangedAt: changed, CreatedAt: now, UpdatedAt: now}, nil)

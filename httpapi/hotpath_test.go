@@ -126,10 +126,7 @@ func newHotEnvServed(tb testing.TB, rc *redis.Client, clientPerMinute int, ipLim
 	}
 	h := NewServer(deps)
 
-	hash, err := hasher.Hash(ctx, hotPassword)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	hash := testwire.Hash(tb, hasher, hotPassword)
 	now := time.Now().UTC()
 	if _, err := store.CreateUser(ctx, permiso.User{Username: hotUser, Email: "hot@example.com", PasswordHash: hash,
 		IsActive: true, IsVerified: true, PasswordChangedAt: now, CreatedAt: now, UpdatedAt: now}, nil); err != nil {

@@ -50,10 +50,7 @@ func TestConcurrentLoginsRightPassword(t *testing.T) {
 			real := testwire.Hasher()
 			gate := testhash.NewGated(real)
 			const password = "Right-Passw0rd!x"
-			hash, err := real.Hash(ctx, password)
-			if err != nil {
-				t.Fatal(err)
-			}
+			hash := testwire.Hash(t, real, password)
 			if _, err := db.CreateUser(ctx, permiso.User{Username: "grace", Email: "grace@example.com", PasswordHash: hash,
 				IsActive: true, IsVerified: true, PasswordChangedAt: time.Now().UTC()}, nil); err != nil {
 				t.Fatal(err)

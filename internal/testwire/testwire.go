@@ -1,8 +1,9 @@
 // Package testwire builds, for tests, the parts cmd/permiso wires into the
-// services, with test settings: argon2id with its test parameters, HS256
-// and ES256 signers, the box of second-factor secrets and a mailer sending
-// through a real SMTP server the test starts, and a Redis client whose
-// server is down.
+// services, with test settings: argon2id with its test parameters (and
+// Hash, a stored password's hash, with any hasher), HS256 and ES256
+// signers, the box of second-factor secrets, a mailer sending through a
+// real SMTP server the test starts, and a Redis client whose server is
+// down.
 package testwire
 
 import (
@@ -23,6 +24,17 @@ import (
 // Hasher is argon2id with the test parameters (cheap, same algorithm).
 func Hasher() *argon2id.Hasher {
 	return argon2id.New(argon2id.Options{Params: argon2id.TestParams()})
+}
+
+// Hash is h's hash of password, for a user or client a test stores; it
+// fails the test when h fails.
+func Hash(tb testing.TB, h permiso.PasswordHasher, password string) string {
+	tb.Helper()
+	hash, err := h.Hash(tb.Context(), password)
+	if err != nil {
+		tb.Fatalf("hash the password: %v", err)
+	}
+	return hash
 }
 
 // HS256 is an access-token signer with the shared secret, issuing as
