@@ -22,12 +22,8 @@ func TestCloseFlushesEverything(t *testing.T) {
 		return nil
 	})
 	w.Close()
-	_, total, err := db.ListAuditEvents(context.Background(), permiso.AuditFilter{Action: "test."})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if total != 300 {
-		t.Fatalf("after Close %d events are stored, want 300", total)
+	if n := stored(t, db, "test."); n != 300 {
+		t.Fatalf("after Close %d events are stored, want 300", n)
 	}
 }
 
@@ -36,22 +32,17 @@ func TestFlushesOnInterval(t *testing.T) {
 	w := audit.New(db, audit.Options{FlushInterval: 20 * time.Millisecond})
 	defer w.Close()
 	w.Record(context.Background(), permiso.AuditEvent{ActorType: "system", Action: "test.tick", Result: "success"})
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		events, _, err := db.ListAuditEvents(context.Background(), permiso.AuditFilter{Action: "test.tick"})
+	var events []permiso.AuditEvent
+	eventually(t, "the event written by the periodic flush", func() bool {
+		var err error
+		events, _, err = db.ListAuditEvents(t.Context(), permiso.AuditFilter{Action: "test.tick"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(events) == 1 {
-			if events[0].OccurredAt.Location() != time.UTC || events[0].ID.String() == "" {
-				t.Fatalf("event not completed: %+v", events[0])
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("event not written by the periodic flush")
-		}
-		time.Sleep(10 * time.Millisecond)
+		return len(events) == 1
+	})
+	if events[0].OccurredAt.Location() != time.UTC || events[0].ID.String() == "" {
+		t.Fatalf("event not completed: %+v", events[0])
 	}
 }
 
@@ -79,20 +70,7 @@ func TestRunPrunerDeletesOldEvents(t *testing.T) {
 	}()
 	waitCount := func(action string, want int) {
 		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			_, n, err := db.ListAuditEvents(ctx, permiso.AuditFilter{Action: action})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n == want {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: %d events, want %d", action, n, want)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		eventually(t, fmt.Sprintf("%d %s events", want, action), func() bool { return stored(t, db, action) == want })
 	}
 	waitCount("test.old", 0)
 	waitCount("test.recent", 2)

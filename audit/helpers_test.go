@@ -163,4 +163,15 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	testwait.Until(t, 20*time.Second, what, cond)
 }
 
+// stored returns how many events s holds whose action starts with action
+// (all of them for "").
+func stored(t *testing.T, s permiso.AuditStore, action string) int {
+	t.Helper()
+	_, n, err := s.ListAuditEvents(t.Context(), permiso.AuditFilter{Action: action})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 func ptr[T any](v T) *T { return &v }

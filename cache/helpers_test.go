@@ -17,20 +17,6 @@ import (
 	"github.com/permiso/permiso/sqlite"
 )
 
-// openSQLite opens path (closed by whoever wraps it) and migrates it.
-func openSQLite(t *testing.T, path string) *sqlite.DB {
-	t.Helper()
-	db, err := sqlite.Open(t.Context(), path, sqlite.Options{})
-	if err != nil {
-		t.Fatalf("sqlite.Open(%s): %v", path, err)
-	}
-	if _, err := db.MigrateUp(t.Context()); err != nil {
-		db.Close()
-		t.Fatalf("MigrateUp: %v", err)
-	}
-	return db
-}
-
 // wrap puts a cache in front of inner and closes both when t ends.
 func wrap(t *testing.T, inner permiso.Store, opts cache.Options) *cache.Store {
 	t.Helper()
@@ -67,9 +53,8 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	f := &fixture{path: filepath.Join(t.TempDir(), "permiso.db")}
-	f.inner = openSQLite(t, f.path)
-	f.other = openSQLite(t, f.path)
-	t.Cleanup(func() { f.other.Close() })
+	f.inner = testdb.SQLiteAt(t, f.path)
+	f.other = testdb.SQLiteAt(t, f.path)
 	ctx := t.Context()
 	role, err := f.other.GetRoleByName(ctx, permiso.RoleUser)
 	if err != nil {
@@ -124,12 +109,28 @@ func (f *fixture) mark(t *testing.T, v string) {
 // or hits one already filled.
 func (f *fixture) load(t *testing.T, ctx context.Context, s *cache.Store) {
 	t.Helper()
-	if _, err := s.GetUser(ctx, f.user.ID); err != nil {
+	f.userIn(t, ctx, s)
+	f.clientIn(t, ctx, s)
+}
+
+// userIn reads the fixture's user through s.
+func (f *fixture) userIn(t *testing.T, ctx context.Context, s *cache.Store) permiso.User {
+	t.Helper()
+	u, err := s.GetUser(ctx, f.user.ID)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.GetServiceClientByClientID(ctx, f.client.ClientID); err != nil {
+	return u
+}
+
+// clientIn reads the fixture's client (by client_id) through s.
+func (f *fixture) clientIn(t *testing.T, ctx context.Context, s *cache.Store) permiso.ServiceClient {
+	t.Helper()
+	c, err := s.GetServiceClientByClientID(ctx, f.client.ClientID)
+	if err != nil {
 		t.Fatal(err)
 	}
+	return c
 }
 
 // marks returns the user's bio and the client's description as s answers

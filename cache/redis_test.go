@@ -35,7 +35,7 @@ func redisInstance(t *testing.T, redisURL, path, prefix string) *instance {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rc.Close() })
-	cs := wrap(t, openSQLite(t, path), cache.Options{TTL: time.Hour, Bus: redis.NewChangeBus(rc, prefix)})
+	cs := wrap(t, testdb.SQLiteAt(t, path), cache.Options{TTL: time.Hour, Bus: redis.NewChangeBus(rc, prefix)})
 	eventually(t, "the first subscription", func() bool { return cs.Stats().Resyncs >= 1 })
 	return &instance{cs: cs, name: name}
 }
@@ -52,39 +52,22 @@ func TestTwoInstancesOverRedis(t *testing.T) {
 	b := redisInstance(t, redisURL, f.path, prefix)
 	ctx := t.Context()
 
-	getUser := func(i *instance) permiso.User {
-		t.Helper()
-		u, err := i.cs.GetUser(ctx, f.user.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return u
-	}
-	getClient := func(i *instance) permiso.ServiceClient {
-		t.Helper()
-		c, err := i.cs.GetServiceClientByClientID(ctx, f.client.ClientID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
 	for _, i := range []*instance{a, b} {
-		getUser(i)
-		getClient(i)
+		f.load(t, ctx, i.cs)
 	}
 
 	t.Run("DisableUser", func(t *testing.T) {
 		if _, err := a.cs.UpdateUser(ctx, f.user.ID, func(u *permiso.User) error { u.IsActive = false; return nil }); err != nil {
 			t.Fatal(err)
 		}
-		if getUser(a).IsActive {
+		if f.userIn(t, ctx, a.cs).IsActive {
 			t.Fatal("the writer still serves the old user")
 		}
-		eventually(t, "B to see the disabled user", func() bool { return !getUser(b).IsActive })
+		eventually(t, "B to see the disabled user", func() bool { return !f.userIn(t, ctx, b.cs).IsActive })
 	})
 
 	t.Run("RotateClientSecret", func(t *testing.T) {
-		getClient(b)
+		f.clientIn(t, ctx, b.cs)
 		newHash := permiso.HashToken("rotated")
 		if _, err := a.cs.UpdateServiceClient(ctx, f.client.ID, func(c *permiso.ServiceClient) error {
 			c.SecretHash = newHash
@@ -92,11 +75,11 @@ func TestTwoInstancesOverRedis(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "B to see the new secret", func() bool { return getClient(b).SecretHash == newHash })
+		eventually(t, "B to see the new secret", func() bool { return f.clientIn(t, ctx, b.cs).SecretHash == newHash })
 	})
 
 	t.Run("RoleScopes", func(t *testing.T) {
-		getUser(b)
+		f.userIn(t, ctx, b.cs)
 		role, err := a.cs.GetRoleByName(ctx, permiso.RoleUser)
 		if err != nil {
 			t.Fatal(err)
@@ -113,7 +96,7 @@ func TestTwoInstancesOverRedis(t *testing.T) {
 			t.Fatal(err)
 		}
 		eventually(t, "B to see the role's new scope", func() bool {
-			for _, s := range getUser(b).ScopeNames() {
+			for _, s := range f.userIn(t, ctx, b.cs).ScopeNames() {
 				if s == "admin:users" {
 					return true
 				}
@@ -124,24 +107,24 @@ func TestTwoInstancesOverRedis(t *testing.T) {
 
 	t.Run("ResyncFlushes", func(t *testing.T) {
 		// A write no bus hears of (another process without Redis).
-		getUser(b)
+		f.userIn(t, ctx, b.cs)
 		if _, err := f.other.UpdateUser(ctx, f.user.ID, func(u *permiso.User) error { u.Bio = ptr("unannounced"); return nil }); err != nil {
 			t.Fatal(err)
 		}
-		if bio(getUser(b)) != "" {
+		if bio(f.userIn(t, ctx, b.cs)) != "" {
 			t.Fatal("B was not caching the user")
 		}
 		before := b.cs.Stats().Resyncs
 		killPubSub(t, redisURL, b.name)
 		eventually(t, "B to resubscribe", func() bool { return b.cs.Stats().Resyncs > before })
-		if got := bio(getUser(b)); got != "unannounced" {
+		if got := bio(f.userIn(t, ctx, b.cs)); got != "unannounced" {
 			t.Fatalf("after the resync B still serves bio %q", got)
 		}
 		// And the new subscription delivers.
 		if _, err := a.cs.UpdateUser(ctx, f.user.ID, func(u *permiso.User) error { u.Bio = ptr("after"); return nil }); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "B to hear A after the resync", func() bool { return bio(getUser(b)) == "after" })
+		eventually(t, "B to hear A after the resync", func() bool { return bio(f.userIn(t, ctx, b.cs)) == "after" })
 	})
 }
 

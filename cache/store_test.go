@@ -13,7 +13,7 @@ import (
 	"github.com/permiso/permiso/cache"
 	"github.com/permiso/permiso/internal/testchange"
 	"github.com/permiso/permiso/internal/testclock"
-	"github.com/permiso/permiso/sqlite"
+	"github.com/permiso/permiso/internal/testdb"
 	"github.com/permiso/permiso/storetest"
 )
 
@@ -22,7 +22,7 @@ import (
 
 func TestConformanceSQLite(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) permiso.Store {
-		return wrap(t, openSQLite(t, sqlite.Memory), cache.Options{TTL: time.Hour, Bus: cache.NewLocalBus()})
+		return wrap(t, testdb.SQLite(t), cache.Options{TTL: time.Hour, Bus: cache.NewLocalBus()})
 	})
 }
 
@@ -208,7 +208,7 @@ func TestWritesInvalidate(t *testing.T) {
 			f := newFixture(t)
 			bus := cache.NewLocalBus()
 			a := wrap(t, f.inner, cache.Options{TTL: time.Hour, Bus: bus})
-			b := wrap(t, openSQLite(t, f.path), cache.Options{TTL: time.Hour, Bus: bus})
+			b := wrap(t, testdb.SQLiteAt(t, f.path), cache.Options{TTL: time.Hour, Bus: bus})
 			ctx := t.Context()
 			for _, s := range []*cache.Store{a, b} {
 				f.load(t, ctx, s)
@@ -240,7 +240,7 @@ func TestStaleFillRace(t *testing.T) {
 			a := wrap(t, gate, cache.Options{TTL: time.Hour, Bus: bus})
 			writer := a
 			if remote {
-				writer = wrap(t, openSQLite(t, f.path), cache.Options{TTL: time.Hour, Bus: bus})
+				writer = wrap(t, testdb.SQLiteAt(t, f.path), cache.Options{TTL: time.Hour, Bus: bus})
 			}
 			ctx := t.Context()
 
@@ -332,17 +332,9 @@ func TestReturnsCopies(t *testing.T) {
 	}
 	// The value returned by a miss and the one returned by a hit.
 	for i := range 2 {
-		u, err := cs.GetUser(ctx, f.user.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := cs.GetServiceClientByClientID(ctx, f.client.ClientID)
-		if err != nil {
-			t.Fatal(err)
-		}
+		u, c := f.userIn(t, ctx, cs), f.clientIn(t, ctx, cs)
 		scramble(&u, &c)
-		u, _ = cs.GetUser(ctx, f.user.ID)
-		c, _ = cs.GetServiceClientByClientID(ctx, f.client.ClientID)
+		u, c = f.userIn(t, ctx, cs), f.clientIn(t, ctx, cs)
 		if bio(u) != "orig" || u.Roles[0].Name != permiso.RoleUser || u.ScopeNames()[0] == "mutated" ||
 			c.Scopes[0].Name != "read:profile" || c.SecretHash != f.client.SecretHash {
 			t.Fatalf("read %d: a caller's changes reached the cache: %+v %+v", i, u, c)
@@ -361,9 +353,7 @@ func TestDisabledStillPublishes(t *testing.T) {
 	defer stop()
 	cs := wrap(t, f.inner, cache.Options{TTL: 0, Bus: bus})
 	ctx := t.Context()
-	if _, err := cs.GetUser(ctx, f.user.ID); err != nil {
-		t.Fatal(err)
-	}
+	f.userIn(t, ctx, cs)
 	f.mark(t, "seen")
 	if u, _ := cs.GetUser(ctx, f.user.ID); bio(u) != "seen" {
 		t.Fatal("TTL 0 still cached")

@@ -21,10 +21,7 @@ import (
 // argument, secrets, networks and the monitoring profile.
 func TestComposeFileLoadsWithComposeV2(t *testing.T) {
 	t.Parallel()
-	root, err := repoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := repoDir(t)
 	// A copy of deploy/ with what the operator adds: .env and the secrets.
 	dir := t.TempDir()
 	deploy := filepath.Join(dir, "deploy")

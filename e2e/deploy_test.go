@@ -28,10 +28,7 @@ import (
 
 func readRepoFile(t *testing.T, rel string) string {
 	t.Helper()
-	root, err := repoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := repoDir(t)
 	b, err := os.ReadFile(filepath.Join(root, rel))
 	if err != nil {
 		t.Fatal(err)
@@ -193,10 +190,7 @@ func TestDockerfileNeedsNoBuildKitNorPackages(t *testing.T) {
 // no file that looks like a backup when it fails.
 func TestBackupScript(t *testing.T) {
 	t.Parallel()
-	root, err := repoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := repoDir(t)
 	script := filepath.Join(root, "scripts", "backup_db.sh")
 	run := func(env ...string) (string, error) {
 		cmd := exec.Command("bash", script)
@@ -278,7 +272,7 @@ func TestLogrotateOnPlainHost(t *testing.T) {
 	}
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")
-	root, _ := repoRoot()
+	root := repoDir(t)
 	out, err := exec.Command(lr, "-d", "-s", state, filepath.Join(root, "deploy/logrotate/permiso")).CombinedOutput()
 	if err != nil || strings.Contains(string(out), "error:") {
 		t.Fatalf("logrotate -d: %v\n%s", err, out)
@@ -410,10 +404,7 @@ func TestSmokeTestsCatchAWanderingIssuer(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	root, err := repoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := repoDir(t)
 	// The balancer's public name, not 127.0.0.1, as an operator types it.
 	base := strings.Replace(srv.URL, "127.0.0.1", "lb.test", 1)
 	host := strings.TrimPrefix(base, "http://")
@@ -431,10 +422,7 @@ func TestSmokeTestsCatchAWanderingIssuer(t *testing.T) {
 // error, not a silent fallback.
 func TestContainerBuildHasNoSQLite(t *testing.T) {
 	t.Parallel()
-	root, err := repoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := repoDir(t)
 	builds := 0
 	for _, line := range strings.Split(readRepoFile(t, "deploy/Dockerfile"), "\n") {
 		if strings.HasPrefix(line, "RUN ") && strings.Contains(line, "go build") {

@@ -82,6 +82,18 @@ func TestRoot(t *testing.T) {
 	}
 }
 
+// everyKindOfAnswer is a request of each kind of answer the server's
+// middleware wraps: a page and the health checks (200), an unknown route
+// (404) and a method a route does not take (405).
+var everyKindOfAnswer = []request{
+	{method: http.MethodGet, path: "/"},
+	{method: http.MethodGet, path: "/health"},
+	{method: http.MethodGet, path: "/health/live"},
+	{method: http.MethodGet, path: "/no/such/route"},
+	{method: http.MethodPost, path: "/health"},
+	{method: http.MethodDelete, path: "/health"},
+}
+
 // TestRequestID: every response carries X-Request-Id, unique per request,
 // equal to the request_id of error bodies; the header is taken from a
 // trusted proxy only, and only when sane.
@@ -93,12 +105,7 @@ func TestRequestID(t *testing.T) {
 		t.Parallel()
 		s := startServer(t, b.env(t, nil)) // TRUSTED_PROXIES defaults to loopback
 		seen := map[string]bool{}
-		for _, rq := range []request{
-			{method: http.MethodGet, path: "/"},
-			{method: http.MethodGet, path: "/health"},
-			{method: http.MethodGet, path: "/no/such/route"},
-			{method: http.MethodPost, path: "/health"},
-		} {
+		for _, rq := range everyKindOfAnswer {
 			r := s.do(t, rq)
 			id := r.Header.Get("X-Request-Id")
 			if seen[id] {
@@ -142,12 +149,7 @@ func TestRequestID(t *testing.T) {
 func TestSecurityHeaders(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, sqliteOnly(t).env(t, nil))
-	for _, rq := range []request{
-		{method: http.MethodGet, path: "/"},
-		{method: http.MethodGet, path: "/health/live"},
-		{method: http.MethodGet, path: "/nope"},
-		{method: http.MethodDelete, path: "/health"},
-	} {
+	for _, rq := range everyKindOfAnswer {
 		r := s.do(t, rq)
 		want := map[string]string{
 			"X-Content-Type-Options": "nosniff",

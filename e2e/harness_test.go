@@ -20,7 +20,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -45,8 +44,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/permiso/permiso/internal/testlog"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/permiso/permiso/internal/testjwt"
+	"github.com/permiso/permiso/internal/testlog"
 )
 
 // Set by TestMain.
@@ -103,6 +104,17 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	return m.Run()
+}
+
+// repoDir is repoRoot for a test, which fails when the root cannot be
+// found.
+func repoDir(t testing.TB) string {
+	t.Helper()
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
 }
 
 // repoRoot finds the module root: `go env GOMOD` from the package
@@ -976,24 +988,9 @@ func withoutRequestID(t *testing.T, r *Response) map[string]any {
 // verifying it (the verification tests use go-jose).
 func decodeJWT(t *testing.T, token string) (header, claims map[string]any) {
 	t.Helper()
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		t.Fatalf("not a compact JWS (%d parts): %.40s...", len(parts), token)
-	}
-	dec := func(s string) map[string]any {
-		b, err := base64.RawURLEncoding.DecodeString(s)
-		if err != nil {
-			t.Fatalf("JWT segment is not base64url: %v", err)
-		}
-		var m map[string]any
-		d := json.NewDecoder(bytes.NewReader(b))
-		d.UseNumber()
-		if err := d.Decode(&m); err != nil {
-			t.Fatalf("JWT segment is not a JSON object: %v", err)
-		}
-		return m
-	}
-	return dec(parts[0]), dec(parts[1])
+	testjwt.Decode(t, token, testjwt.Header, &header)
+	testjwt.Decode(t, token, testjwt.Payload, &claims)
+	return header, claims
 }
 
 // num returns a JSON number as int64, failing when v is not an integer.

@@ -25,10 +25,7 @@ func originalDatabase(t *testing.T) (dsn string, exec func(sql string, args ...a
 	if base == "" {
 		t.Skip("needs PERMISO_TEST_DATABASE_URL: the original service's database is PostgreSQL")
 	}
-	root, err := repoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := repoDir(t)
 	ddl, err := os.ReadFile(filepath.Join(root, "importer", "testdata", "original_schema.sql"))
 	if err != nil {
 		t.Fatal(err)

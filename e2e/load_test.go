@@ -61,10 +61,7 @@ type loadReport struct {
 // service clients are gone afterwards.
 func TestLoadTool(t *testing.T) {
 	b := sqliteOnly(t)
-	root, err := repoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := repoDir(t)
 	bin := filepath.Join(t.TempDir(), "permiso-load")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/permiso-load")
 	build.Dir = root

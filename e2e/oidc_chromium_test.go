@@ -154,10 +154,7 @@ func screenshots(t *testing.T, tctx context.Context) func(name string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		root, err := repoRoot()
-		if err != nil {
-			t.Fatal(err)
-		}
+		root := repoDir(t)
 		if err := os.WriteFile(filepath.Join(root, "docs", "images", name), buf, 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -22,10 +22,7 @@ import (
 // on the other).
 func TestOIDCNodeRelyingParty(t *testing.T) {
 	t.Parallel()
-	root, err := repoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := repoDir(t)
 	dir := filepath.Join(root, "e2e", "testdata", "openid-client")
 	node, err := exec.LookPath("node")
 	if err == nil {

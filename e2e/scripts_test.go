@@ -18,10 +18,7 @@ func TestDeploymentScripts(t *testing.T) {
 	for _, tool := range []string{"bash", "curl", "python3"} {
 		testtool.Require(t, tool, "apt-get install -y "+tool, "CI")
 	}
-	root, err := repoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := repoDir(t)
 	b := sqliteOnly(t)
 	s := startServer(t, b.env(t, nil))
 	const password = "Deploy-Check-Passw0rd!"

@@ -13,6 +13,7 @@ import (
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/internal/testdb"
+	"github.com/permiso/permiso/internal/testwire"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/redis"
 )
@@ -175,12 +176,7 @@ func TestAPIRateLimit(t *testing.T) {
 // endpoint fails closed (503, nothing issued) and the API-wide limit
 // fails open.
 func TestRateLimitRedisDown(t *testing.T) {
-	c, err := redis.Open("redis://127.0.0.1:1/0", redis.Options{DialTimeout: 100 * time.Millisecond,
-		Timeout: 100 * time.Millisecond, MaxRetries: -1, DialAttempts: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := testwire.RedisDown(t)
 	h := abuseServer(t, redis.NewLimiter(c, "permiso-test:down:"), func(o *Options) {
 		o.RateLimits = RateLimits{API: permiso.Limit{Count: 3, Period: time.Minute}, Login: permiso.Limit{Count: 3, Period: time.Minute}}
 	})

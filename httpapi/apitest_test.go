@@ -99,10 +99,7 @@ const apiPassword = "Tq8#vLm2!pZr-api-Kx4"
 // user creates an active user with the given roles (by name).
 func (e *apiEnv) user(name string, superuser bool, roles ...string) permiso.User {
 	e.t.Helper()
-	hash, err := e.hasher.Hash(e.ctx, apiPassword)
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	hash := testwire.Hash(e.t, e.hasher, apiPassword)
 	var rs []permiso.Role
 	for _, r := range roles {
 		role, err := e.db.GetRoleByName(e.ctx, r)

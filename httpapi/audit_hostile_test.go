@@ -72,10 +72,7 @@ func TestNonUTF8UserAgentLosesNoAuditEvents(t *testing.T) {
 			})
 			h := NewServer(Deps{Options: testOptions(), Auth: svc, Keys: signer, Store: db, Audit: counted})
 
-			hash, err := hasher.Hash(ctx, apiPassword)
-			if err != nil {
-				t.Fatal(err)
-			}
+			hash := testwire.Hash(t, hasher, apiPassword)
 			users := map[string]permiso.User{}
 			for _, name := range []string{"alice", "bob", "carol", "victim"} {
 				users[name] = activeUser(t, db, name, hash, false)

@@ -163,6 +163,20 @@ var dmUserKinds = []struct {
 	{"superuser", tierSuper},
 }
 
+// The kinds of service client a request may be about, or create, and who
+// may act on each.
+type dmClientKind struct {
+	name   string
+	allow  dmTier
+	scopes []string
+}
+
+var dmClientKinds = []dmClientKind{
+	{"client without scopes", tierDelegated, nil},
+	{"client holding the caller's scope", tierDelegated, []string{scopeClients}},
+	{"client holding a scope the caller lacks", tierAdmin, []string{scopeAdminSystem}},
+}
+
 // matrixRole returns a role holding exactly scopes, made once.
 func (x *dmCell) matrixRole(scopes ...string) permiso.Role {
 	key := "matrix[" + strings.Join(scopes, " ") + "]"
@@ -645,17 +659,8 @@ func dmCases() []dmCase {
 	}
 
 	// Service clients.
-	clientKinds := []struct {
-		name   string
-		allow  dmTier
-		scopes []string
-	}{
-		{"client without scopes", tierDelegated, nil},
-		{"client whose scopes the caller holds", tierDelegated, []string{scopeClients}},
-		{"client holding a scope the caller lacks", tierAdmin, []string{scopeAdminSystem}},
-	}
 	cp := api + "/service-clients"
-	for _, ck := range clientKinds {
+	for _, ck := range dmClientKinds {
 		clientCase := func(method, suffix, what, action string, ok int, body func(x *dmCell) any) {
 			add(dmCase{route: method + " " + cp + "/{client_id}" + suffix, target: ck.name + ": " + what, scope: scopeClients, allow: ck.allow, ok: ok,
 				fixture: func(x *dmCell) {
@@ -747,17 +752,8 @@ func dmCases() []dmCase {
 			every = append(every, n)
 		}
 	}
-	for _, nc := range []struct {
-		what   string
-		allow  dmTier
-		scopes []string
-	}{
-		{"new client without scopes", tierDelegated, nil},
-		{"new client with the caller's scope", tierDelegated, []string{scopeClients}},
-		{"new client with a scope the caller lacks", tierAdmin, []string{scopeAdminSystem}},
-		{"new client with every admin:* scope", tierAdmin, every},
-	} {
-		add(dmCase{route: "POST " + cp, target: nc.what, scope: scopeClients, allow: nc.allow, ok: 201,
+	for _, nc := range append(slices.Clip(dmClientKinds), dmClientKind{"client holding every admin:* scope", tierAdmin, every}) {
+		add(dmCase{route: "POST " + cp, target: "new " + nc.name, scope: scopeClients, allow: nc.allow, ok: 201,
 			fixture: func(x *dmCell) {
 				id := x.e.name("new-client-")
 				ids := []string{}

@@ -25,6 +25,7 @@ import (
 	"github.com/permiso/permiso/identity"
 	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/internal/testdb"
+	"github.com/permiso/permiso/internal/testwire"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/redis"
 )
@@ -135,10 +136,7 @@ func newDiffEnv(t *testing.T, name string, db permiso.Store, rc *redis.Client) *
 			Metrics: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("# metrics\n")) })},
 	})
 	h := w.h
-	pw, err := w.hasher.Hash(ctx, idPassword)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pw := testwire.Hash(t, w.hasher, idPassword)
 	e := &diffEnv{name: name, t: t, ctx: ctx, db: store, h: h, srv: h.(*server), pwHash: pw}
 	e.createUser("diffadmin", true)
 	e.admin = e.login("diffadmin").AccessToken

@@ -14,6 +14,7 @@ import (
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/internal/testdb"
+	"github.com/permiso/permiso/internal/testwire"
 	"github.com/permiso/permiso/mfa"
 	"github.com/permiso/permiso/oauth2"
 )
@@ -30,10 +31,7 @@ func newMFAFuzzServer(tb testing.TB, db permiso.Store) (http.Handler, string) {
 	ws := newWired(tb, wiring{db: db, mfaGrant: true, authDeps: oauth2.Deps{Lockout: inprocess.NewLockout(5, time.Minute)}})
 	h, md := ws.h, ws.mfa
 
-	hash, err := ws.hasher.Hash(ctx, mfaFuzzPassword)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	hash := testwire.Hash(tb, ws.hasher, mfaFuzzPassword)
 	u := activeUser(tb, db, "fuzz", hash, false)
 	secret, err := mfa.NewTOTPSecret()
 	if err != nil {

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"crypto/tls"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -19,6 +18,8 @@ import (
 	"github.com/permiso/permiso/identity"
 	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/internal/testdb"
+	"github.com/permiso/permiso/internal/testjwt"
+	"github.com/permiso/permiso/internal/testwire"
 	"github.com/permiso/permiso/mfa"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/redis"
@@ -89,10 +90,7 @@ func newMFAPagesEnv(t *testing.T, b mfaBackend) *mfaPagesEnv {
 	t.Cleanup(srv.Close)
 	e := &mfaPagesEnv{t: t, db: db, auth: w.auth, ident: w.ident, base: srv.URL, roles: map[string]permiso.Role{}}
 	pagesClient(t, db, "rp", true)
-	hash, err := w.hasher.Hash(ctx, mfaPagesPassword)
-	if err != nil {
-		t.Fatal(err)
-	}
+	hash := testwire.Hash(t, w.hasher, mfaPagesPassword)
 	e.hash = hash
 	r, err := db.CreateRole(ctx, permiso.Role{Name: mfaRequiredRole}, nil)
 	if err != nil {
@@ -251,18 +249,8 @@ func (e *mfaPagesEnv) exchange(code string) (idClaims, accessClaims map[string]a
 
 func jwtPayload(t *testing.T, tok string) map[string]any {
 	t.Helper()
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
-		t.Fatalf("not a JWT: %q", tok)
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
-	}
 	var m map[string]any
-	if err := json.Unmarshal(raw, &m); err != nil {
-		t.Fatal(err)
-	}
+	testjwt.Decode(t, tok, testjwt.Payload, &m)
 	return m
 }
 

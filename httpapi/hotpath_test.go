@@ -126,15 +126,7 @@ func newHotEnvServed(tb testing.TB, rc *redis.Client, clientPerMinute int, ipLim
 	}
 	h := NewServer(deps)
 
-	hash, err := hasher.Hash(ctx, hotPassword)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	now := time.Now().UTC()
-	if _, err := store.CreateUser(ctx, permiso.User{Username: hotUser, Email: "hot@example.com", PasswordHash: hash,
-		IsActive: true, IsVerified: true, PasswordChangedAt: now, CreatedAt: now, UpdatedAt: now}, nil); err != nil {
-		tb.Fatal(err)
-	}
+	activeUser(tb, store, hotUser, testwire.Hash(tb, hasher, hotPassword), false)
 	secret, secretHash := permiso.NewClientSecret()
 	if _, err := store.CreateServiceClient(ctx, permiso.ServiceClient{ClientID: hotClient, SecretHash: secretHash, Name: "hot",
 		ClientType: "confidential", IsActive: true, RateLimitPerMinute: clientPerMinute, RateLimitPerHour: 1 << 30}, nil); err != nil {

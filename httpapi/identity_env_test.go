@@ -126,10 +126,7 @@ func (e *idEnv) name(prefix string) string { return prefix + strconv.FormatInt(e
 func (e *idEnv) user(prefix string, superuser bool, roles ...string) permiso.User {
 	e.t.Helper()
 	if e.pwHash == "" {
-		h, err := e.hash.Hash(e.ctx, idPassword)
-		if err != nil {
-			e.t.Fatal(err)
-		}
+		h := testwire.Hash(e.t, e.hash, idPassword)
 		e.pwHash = h
 	}
 	h := e.pwHash

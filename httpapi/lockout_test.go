@@ -50,14 +50,7 @@ func TestConcurrentLoginsRightPassword(t *testing.T) {
 			real := testwire.Hasher()
 			gate := testhash.NewGated(real)
 			const password = "Right-Passw0rd!x"
-			hash, err := real.Hash(ctx, password)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := db.CreateUser(ctx, permiso.User{Username: "grace", Email: "grace@example.com", PasswordHash: hash,
-				IsActive: true, IsVerified: true, PasswordChangedAt: time.Now().UTC()}, nil); err != nil {
-				t.Fatal(err)
-			}
+			activeUser(t, db, "grace", testwire.Hash(t, real, password), false)
 			aw := audit.New(db, audit.Options{FlushInterval: 10 * time.Millisecond})
 			svc := oauth2.NewService(oauth2.Config{Issuer: "permiso-test"}, oauth2.Deps{
 				Users: db, Clients: db, Tokens: db, Sessions: db, Hasher: gate, Signer: signer,

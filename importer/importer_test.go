@@ -613,10 +613,7 @@ func TestReadRefusesOtherDatabases(t *testing.T) {
 // is reported by table, id and column (no value is silently altered).
 func TestPlanRefusesUnstorableText(t *testing.T) {
 	hasher := testwire.Hasher()
-	hash, err := hasher.Hash(t.Context(), "x")
-	if err != nil {
-		t.Fatal(err)
-	}
+	hash := testwire.Hash(t, hasher, "x")
 	now := time.Now().UTC()
 	u, sc, c := uuid.New(), uuid.New(), uuid.New()
 	o := &importer.Original{
@@ -626,7 +623,7 @@ func TestPlanRefusesUnstorableText(t *testing.T) {
 		Clients: []importer.Client{{ID: c, ClientID: "svc", SecretHash: hash, Name: "S\xffvc", ClientType: "confidential",
 			IsActive: true, AccessTokenLifetime: 3600, CreatedAt: now, UpdatedAt: now}},
 	}
-	_, err = importer.NewPlan(t.Context(), o, testdb.SQLite(t), options(hasher))
+	_, err := importer.NewPlan(t.Context(), o, testdb.SQLite(t), options(hasher))
 	var probs importer.Problems
 	if !errors.As(err, &probs) {
 		t.Fatalf("NewPlan = %v, want Problems", err)
@@ -650,10 +647,7 @@ func TestPlanRefusesUnstorableText(t *testing.T) {
 // links, and Apply reports progress per batch.
 func TestPlanBatches(t *testing.T) {
 	hasher := testwire.Hasher()
-	hash, err := hasher.Hash(t.Context(), "x")
-	if err != nil {
-		t.Fatal(err)
-	}
+	hash := testwire.Hash(t, hasher, "x")
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	role := uuid.New()
 	o := &importer.Original{Roles: []importer.Role{{ID: role, Name: "user", CreatedAt: now, UpdatedAt: now}}}

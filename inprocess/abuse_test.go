@@ -11,6 +11,8 @@ import (
 	"github.com/permiso/permiso/sharedstatetest"
 )
 
+// fakeClock is the fake clock the suites run on, from a fixed start that
+// is not a whole second.
 func fakeClock() *testclock.Clock {
 	return testclock.New(time.Date(2030, 1, 2, 3, 4, 5, 600_000_000, time.UTC))
 }

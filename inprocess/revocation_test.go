@@ -11,13 +11,11 @@ import (
 	"github.com/permiso/permiso/sharedstatetest"
 )
 
-func newStore(t *testing.T) (permiso.RevocationStore, *testclock.Clock) {
-	clock := testclock.New(time.Date(2030, 1, 2, 3, 4, 5, 600_000_000, time.UTC))
-	return inprocess.NewRevocations(inprocess.WithNow(clock.Now)), clock
-}
-
 func TestRevocations(t *testing.T) {
-	sharedstatetest.RunRevocation(t, newStore)
+	sharedstatetest.RunRevocation(t, func(t *testing.T) (permiso.RevocationStore, *testclock.Clock) {
+		c := fakeClock()
+		return inprocess.NewRevocations(inprocess.WithNow(c.Now)), c
+	})
 }
 
 // TestRevocationsRealClock runs the suite on the wall clock too, so the

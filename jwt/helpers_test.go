@@ -9,13 +9,13 @@ import (
 	"encoding/json"
 	"hash"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/internal/testclock"
+	"github.com/permiso/permiso/internal/testjwt"
 )
 
 const (
@@ -231,18 +231,8 @@ var hs256 = func(key []byte) func(string) []byte { return hmacSign(sha256.New, k
 // decodeSegment returns the JSON object of one segment of a compact JWS.
 func decodeSegment(t testing.TB, token string, i int) map[string]json.RawMessage {
 	t.Helper()
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		t.Fatalf("token has %d parts", len(parts))
-	}
-	b, err := b64.DecodeString(parts[i])
-	if err != nil {
-		t.Fatalf("segment %d: %v", i, err)
-	}
 	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatalf("segment %d: %v", i, err)
-	}
+	testjwt.Decode(t, token, i, &m)
 	return m
 }
 

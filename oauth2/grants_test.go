@@ -16,6 +16,7 @@ import (
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/argon2id"
 	"github.com/permiso/permiso/internal/testrace"
+	"github.com/permiso/permiso/internal/testwire"
 	"github.com/permiso/permiso/oauth2"
 )
 
@@ -163,10 +164,7 @@ func TestPasswordRehash(t *testing.T) {
 			e := newEnv(t, func(_ *oauth2.Config, d *oauth2.Deps) {
 				d.Hasher = argon2id.New(argon2id.Options{Params: tc.current})
 			})
-			hash, err := argon2id.New(argon2id.Options{Params: tc.stored}).Hash(e.ctx, goodPassword)
-			if err != nil {
-				t.Fatal(err)
-			}
+			hash := testwire.Hash(t, argon2id.New(argon2id.Options{Params: tc.stored}), goodPassword)
 			u := e.createUser("alice", "placeholder-Password-1", permiso.RoleUser)
 			e.updateUser(u.ID, func(u *permiso.User) { u.PasswordHash = hash })
 			e.login("alice", goodPassword, "")

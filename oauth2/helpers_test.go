@@ -168,10 +168,7 @@ func (e *env) rotated(d time.Duration) (login, rotation oauth2.TokenResponse) {
 
 func (e *env) createUser(username, password string, roles ...string) permiso.User {
 	e.t.Helper()
-	hash, err := e.hasher.Hash(e.ctx, password)
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	hash := testwire.Hash(e.t, e.hasher, password)
 	var ids []uuid.UUID
 	for _, r := range roles {
 		ids = append(ids, e.roles[r].ID)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/internal/testwire"
 	"github.com/permiso/permiso/oauth2"
 )
 
@@ -17,10 +18,7 @@ import (
 func (e *env) importedClient(clientID string, mutate func(*permiso.ServiceClient)) (permiso.ServiceClient, string) {
 	e.t.Helper()
 	secret := "original-secret-" + clientID
-	hash, err := e.hasher.Hash(e.ctx, secret)
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	hash := testwire.Hash(e.t, e.hasher, secret)
 	c, _ := e.createClient(clientID, func(c *permiso.ServiceClient) {
 		c.SecretHash = hash
 		if mutate != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/inprocess"
 	"github.com/permiso/permiso/internal/testhash"
+	"github.com/permiso/permiso/internal/testwire"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/redis"
 )
@@ -226,12 +227,7 @@ func TestLockoutChangePassword(t *testing.T) {
 // TestLockoutUnavailable: with the lockout store unreachable, logins fail
 // closed with 503 and issue nothing (docs/abuse-resistance.md, "Failure policy").
 func TestLockoutUnavailable(t *testing.T) {
-	c, err := redis.Open("redis://127.0.0.1:1/0", redis.Options{DialTimeout: 100 * time.Millisecond,
-		Timeout: 100 * time.Millisecond, MaxRetries: -1, DialAttempts: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := testwire.RedisDown(t)
 	e := newEnv(t, func(_ *oauth2.Config, d *oauth2.Deps) {
 		d.Lockout = redis.NewLockout(c, "permiso-test:down:", 5, time.Minute)
 	})

@@ -1,8 +1,6 @@
 package oauth2_test
 
 import (
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"net/url"
 	"slices"
@@ -13,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/internal/testjwt"
 	"github.com/permiso/permiso/jwt"
 	"github.com/permiso/permiso/oauth2"
 	"github.com/permiso/permiso/sqlite"
@@ -595,19 +594,9 @@ func TestUnfaithfulStateIsErrorPage(t *testing.T) {
 // is the signer's tests' concern).
 func idTokenAMR(t *testing.T, idToken string) []string {
 	t.Helper()
-	parts := strings.Split(idToken, ".")
-	if len(parts) != 3 {
-		t.Fatalf("ID token %q is not a compact JWS", idToken)
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
-	}
 	var c struct {
 		AMR []string `json:"amr"`
 	}
-	if err := json.Unmarshal(raw, &c); err != nil {
-		t.Fatal(err)
-	}
+	testjwt.Decode(t, idToken, testjwt.Payload, &c)
 	return c.AMR
 }

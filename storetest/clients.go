@@ -1,7 +1,6 @@
 package storetest
 
 import (
-	"errors"
 	"time"
 
 	"github.com/google/uuid"
@@ -96,9 +95,7 @@ func testClientCRUD(h *harness) {
 	_, err = h.s.UpdateServiceClient(h.ctx, c.ID, func(x *permiso.ServiceClient) error { x.ClientID = "svc-other"; return nil })
 	h.wantErr(err, permiso.ErrAlreadyExists, "UpdateServiceClient onto a taken client_id")
 	_, err = h.s.UpdateServiceClient(h.ctx, c.ID, func(x *permiso.ServiceClient) error { x.Name = "nope"; return errCallback })
-	if !errors.Is(err, errCallback) {
-		h.Errorf("UpdateServiceClient returned %v, want the callback's error", err)
-	}
+	h.wantErr(err, errCallback, "UpdateServiceClient with a failing callback")
 
 	h.must(h.s.SetServiceClientScopes(h.ctx, c.ID, []uuid.UUID{scopeAdminUsersID, scopeAdminUsersID}), "SetServiceClientScopes")
 	got, err = h.s.GetServiceClient(h.ctx, c.ID)

@@ -1,7 +1,6 @@
 package storetest
 
 import (
-	"errors"
 	"time"
 
 	"github.com/google/uuid"
@@ -65,9 +64,7 @@ func testRoleCRUD(h *harness) {
 	_, err = h.s.UpdateRole(h.ctx, created.ID, func(r *permiso.Role) error { r.Name = "user"; return nil })
 	h.wantErr(err, permiso.ErrAlreadyExists, "UpdateRole onto a taken name")
 	_, err = h.s.UpdateRole(h.ctx, created.ID, func(r *permiso.Role) error { r.Name = "x"; return errCallback })
-	if !errors.Is(err, errCallback) {
-		h.Errorf("UpdateRole returned %v, want the callback's error", err)
-	}
+	h.wantErr(err, errCallback, "UpdateRole with a failing callback")
 
 	h.must(h.s.SetRoleScopes(h.ctx, created.ID, []uuid.UUID{sa.ID, scopeReadProfileID}), "SetRoleScopes")
 	got = h.getRole(created.ID, "GetRole")

@@ -1,7 +1,6 @@
 package storetest
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
@@ -71,9 +70,7 @@ func testSessionCRUD(h *harness) {
 	eq(h, "updated ip_address", updated.IPAddress, "203.0.113.10")
 	eqTime(h, "created_at kept", updated.CreatedAt, s.CreatedAt)
 	_, err = h.s.UpdateSession(h.ctx, s.ID, func(x *permiso.Session) error { x.IPAddress = "x"; return errCallback })
-	if !errors.Is(err, errCallback) {
-		h.Errorf("UpdateSession returned %v, want the callback's error", err)
-	}
+	h.wantErr(err, errCallback, "UpdateSession with a failing callback")
 	got, err = h.s.GetSession(h.ctx, s.ID)
 	h.must(err, "GetSession")
 	eq(h, "ip_address after refused update", got.IPAddress, "203.0.113.10")

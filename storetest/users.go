@@ -1,7 +1,6 @@
 package storetest
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -272,9 +271,7 @@ func testUserUpdateCallbackError(h *harness) {
 		x.FailedLoginAttempts = 99
 		return errCallback
 	})
-	if !errors.Is(err, errCallback) {
-		h.Fatalf("UpdateUser returned %v, want the callback's error", err)
-	}
+	h.wantErr(err, errCallback, "UpdateUser with a failing callback")
 	got, err := h.s.GetUser(h.ctx, u.ID)
 	h.must(err, "GetUser")
 	eq(h, "username after refused update", got.Username, "frank")

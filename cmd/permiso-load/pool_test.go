@@ -10,30 +10,13 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/inprocess"
+	"github.com/permiso/permiso/internal/testclock"
 	"github.com/permiso/permiso/oauth2"
 )
 
-// fakeClock is a clock the test moves by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // testPool returns a pool whose clients are numbered as they are created,
 // n of them fresh to begin with.
-func testPool(clock *fakeClock, n int) (*clientPool, *int) {
+func testPool(clock *testclock.Clock, n int) (*clientPool, *int) {
 	created := 0
 	var mu sync.Mutex
 	mk := func() poolClient {
@@ -43,7 +26,7 @@ func testPool(clock *fakeClock, n int) (*clientPool, *int) {
 		id := fmt.Sprintf("c%d", created)
 		return poolClient{id: id, basic: "Basic " + id}
 	}
-	p := newClientPool(func(context.Context) (poolClient, error) { return mk(), nil }, clock.now)
+	p := newClientPool(func(context.Context) (poolClient, error) { return mk(), nil }, clock.Now)
 	for range n {
 		p.add(mk())
 	}
@@ -104,8 +87,8 @@ func TestPoolStaysWithinClientLimits(t *testing.T) {
 		{"three times faster", 1000, 3000, 100 * time.Second, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-			lim := inprocess.NewLimiter(inprocess.WithNow(clock.now))
+			clock := testclock.New(time.Unix(1_800_000_000, 0))
+			lim := inprocess.NewLimiter(inprocess.WithNow(clock.Now))
 			p, created := testPool(clock, poolSize(c.calRate, c.d, 16))
 			initial := *created
 			limits := []permiso.Limit{{Count: clientBudget, Period: time.Minute}, {Count: clientPerHour, Period: time.Hour}}
@@ -129,7 +112,7 @@ func TestPoolStaysWithinClientLimits(t *testing.T) {
 						t.Fatalf("request %d (client %s) refused: %+v", i, cl.id, r)
 					}
 				}
-				clock.add(step)
+				clock.Advance(step)
 			}
 			total, added := p.counts()
 			if total != *created || added != *created-initial {
@@ -151,7 +134,7 @@ func TestPoolStaysWithinClientLimits(t *testing.T) {
 // every client for at most clientBudget requests while the clock stands
 // still, the pool growing as needed; pickWithin stops at its limit.
 func TestPoolConcurrentPicks(t *testing.T) {
-	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	clock := testclock.New(time.Unix(1_800_000_000, 0))
 	p, created := testPool(clock, 2)
 	const workers, each = 8, 2000
 	counts := make([]map[string]int, workers)
@@ -203,7 +186,7 @@ func TestPoolConcurrentPicks(t *testing.T) {
 // TestPoolFreshBeforeReleased: fresh clients added later are used before
 // a released one, which comes back only after reuseAfter.
 func TestPoolFreshBeforeReleased(t *testing.T) {
-	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	clock := testclock.New(time.Unix(1_800_000_000, 0))
 	p, _ := testPool(clock, 1)
 	ctx := context.Background()
 	pickN := func(n int) string {
@@ -223,11 +206,11 @@ func TestPoolFreshBeforeReleased(t *testing.T) {
 	if id := pickN(clientBudget); id != "fresh" {
 		t.Errorf("second position: %s, want the fresh client", id)
 	}
-	clock.add(reuseAfter - time.Second)
+	clock.Advance(reuseAfter - time.Second)
 	if id := pickN(clientBudget); id != "c2" {
 		t.Errorf("third position before c1 is free: %s, want a new client c2", id)
 	}
-	clock.add(time.Second)
+	clock.Advance(time.Second)
 	if id := pickN(clientBudget); id != "c1" {
 		t.Errorf("fourth position, c1 free again: %s", id)
 	}

@@ -1,8 +1,9 @@
 // Package testdb opens the databases that tests outside the storage
-// backends run on: a migrated SQLite database in memory, and a migrated
-// PostgreSQL database in a schema of its own (PERMISO_TEST_DATABASE_URL),
-// each closed, and the schema dropped, when the test ends; and Migrate,
-// for a database a test (or a backend's benchmark) opens itself.
+// backends run on: a migrated SQLite database in memory or in a file, and
+// a migrated PostgreSQL database in a schema of its own
+// (PERMISO_TEST_DATABASE_URL), each closed, and the schema dropped, when
+// the test ends; and Migrate, for a database a test (or a backend's
+// benchmark) opens itself.
 package testdb
 
 import (
@@ -28,9 +29,17 @@ const PostgresURLVar = "PERMISO_TEST_DATABASE_URL"
 // SQLite returns a migrated SQLite database in memory, closed when t ends.
 func SQLite(t testing.TB) *sqlite.DB {
 	t.Helper()
-	db, err := sqlite.Open(context.Background(), sqlite.Memory, sqlite.Options{})
+	return SQLiteAt(t, sqlite.Memory)
+}
+
+// SQLiteAt opens the SQLite database at path (a file, or sqlite.Memory)
+// and migrates it; it is closed when t ends, if nothing (a cache wrapping
+// it) has closed it before.
+func SQLiteAt(t testing.TB, path string) *sqlite.DB {
+	t.Helper()
+	db, err := sqlite.Open(context.Background(), path, sqlite.Options{})
 	if err != nil {
-		t.Fatalf("sqlite.Open: %v", err)
+		t.Fatalf("sqlite.Open(%s): %v", path, err)
 	}
 	Migrate(t, db)
 	return db

@@ -1,7 +1,9 @@
 // Package testwire builds, for tests, the parts cmd/permiso wires into the
-// services, with test settings: argon2id with its test parameters, HS256
-// and ES256 signers, the box of second-factor secrets and a mailer sending
-// through a real SMTP server the test starts.
+// services, with test settings: argon2id with its test parameters (and
+// Hash, a stored password's hash, with any hasher), HS256 and ES256
+// signers, the box of second-factor secrets, a mailer sending through a
+// real SMTP server the test starts, and a Redis client whose server is
+// down.
 package testwire
 
 import (
@@ -16,11 +18,23 @@ import (
 	"github.com/permiso/permiso/jwt"
 	"github.com/permiso/permiso/mail"
 	"github.com/permiso/permiso/mfa"
+	"github.com/permiso/permiso/redis"
 )
 
 // Hasher is argon2id with the test parameters (cheap, same algorithm).
 func Hasher() *argon2id.Hasher {
 	return argon2id.New(argon2id.Options{Params: argon2id.TestParams()})
+}
+
+// Hash is h's hash of password, for a user or client a test stores; it
+// fails the test when h fails.
+func Hash(tb testing.TB, h permiso.PasswordHasher, password string) string {
+	tb.Helper()
+	hash, err := h.Hash(tb.Context(), password)
+	if err != nil {
+		tb.Fatalf("hash the password: %v", err)
+	}
+	return hash
 }
 
 // HS256 is an access-token signer with the shared secret, issuing as
@@ -69,4 +83,19 @@ func Mailer(tb testing.TB) (*smtptest.Server, permiso.Mailer) {
 		tb.Fatal(err)
 	}
 	return srv, m
+}
+
+// RedisDown is a client of a Redis that never answers (nothing listens on
+// 127.0.0.1:1): every command fails at once, without retries, as when the
+// shared state is unreachable (docs/abuse-resistance.md, "Failure
+// policy"). It is closed when the test ends.
+func RedisDown(tb testing.TB) *redis.Client {
+	tb.Helper()
+	c, err := redis.Open("redis://127.0.0.1:1/0", redis.Options{DialTimeout: 100 * time.Millisecond,
+		Timeout: 100 * time.Millisecond, MaxRetries: -1, DialAttempts: 1})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	return c
 }
