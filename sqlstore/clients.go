@@ -117,13 +117,8 @@ func (s *Store) updateClient(ctx context.Context, id uuid.UUID, fn func(*permiso
 		if err != nil {
 			return err
 		}
-		if err := fn(&c); err != nil {
+		if err := updateRow(ctx, s, q, Clients, id, c, fn, "update service client", s.clientErr); err != nil {
 			return err
-		}
-		c.ID = id
-		c.UpdatedAt = orNow(c.UpdatedAt)
-		if _, err := s.exec(ctx, q, Clients.Update(), Clients.UpdateArgs(s.d, &c)...); err != nil {
-			return s.clientErr("update service client", err)
 		}
 		if scopeIDs != nil {
 			if err := s.replaceLinks(ctx, q, clientScopes, id, scopeIDs, true); err != nil {

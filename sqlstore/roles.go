@@ -123,13 +123,8 @@ func (s *Store) updateRole(ctx context.Context, id uuid.UUID, fn func(*permiso.R
 		if err != nil {
 			return err
 		}
-		if err := fn(&r); err != nil {
+		if err := updateRow(ctx, s, q, Roles, id, r, fn, "update role", s.roleErr); err != nil {
 			return err
-		}
-		r.ID = id
-		r.UpdatedAt = orNow(r.UpdatedAt)
-		if _, err := s.exec(ctx, q, Roles.Update(), Roles.UpdateArgs(s.d, &r)...); err != nil {
-			return s.roleErr("update role", err)
 		}
 		out, err = s.getRole(ctx, q, "r.id = ?", id)
 		return err
@@ -214,13 +209,8 @@ func (s *Store) UpdateScope(ctx context.Context, id uuid.UUID, fn func(*permiso.
 		if err != nil {
 			return err
 		}
-		if err := fn(&sc); err != nil {
+		if err := updateRow(ctx, s, q, Scopes, id, sc, fn, "update scope", s.scopeErr); err != nil {
 			return err
-		}
-		sc.ID = id
-		sc.UpdatedAt = orNow(sc.UpdatedAt)
-		if _, err := s.exec(ctx, q, Scopes.Update(), Scopes.UpdateArgs(s.d, &sc)...); err != nil {
-			return s.scopeErr("update scope", err)
 		}
 		out, err = s.getScope(ctx, q, "s.id = ?", "", id)
 		return err

@@ -70,12 +70,13 @@ type Table[T any] struct {
 	timeIdx   []int // columns whose field is a time.Time
 	nTimeIdx  []int // columns whose field is a *time.Time
 	updateCol []int
+	updatedAt int // the updated_at column, -1 when there is none
 }
 
 // NewTable builds the statements of a table from its columns. The first
 // column is the key that updates select the row by.
 func NewTable[T any](name, alias string, cols ...Col[T]) *Table[T] {
-	t := &Table[T]{Name: name, Alias: alias, Cols: cols}
+	t := &Table[T]{Name: name, Alias: alias, Cols: cols, updatedAt: -1}
 	var zero T
 	names := make([]string, len(cols))
 	qualified := make([]string, len(cols))
@@ -85,6 +86,9 @@ func NewTable[T any](name, alias string, cols ...Col[T]) *Table[T] {
 		names[i] = c.Name
 		qualified[i] = alias + "." + c.Name
 		marks[i] = "?"
+		if c.Name == "updated_at" {
+			t.updatedAt = i
+		}
 		if !c.Fixed {
 			sets = append(sets, c.Name+" = ?")
 			t.updateCol = append(t.updateCol, i)

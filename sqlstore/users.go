@@ -167,13 +167,8 @@ func (s *Store) updateUser(ctx context.Context, id uuid.UUID, fn func(*permiso.U
 		if err != nil {
 			return err
 		}
-		if err := fn(&u); err != nil {
+		if err := updateRow(ctx, s, q, Users, id, u, fn, "update user", s.userErr); err != nil {
 			return err
-		}
-		u.ID = id
-		u.UpdatedAt = orNow(u.UpdatedAt)
-		if _, err := s.exec(ctx, q, Users.Update(), Users.UpdateArgs(s.d, &u)...); err != nil {
-			return s.userErr("update user", err)
 		}
 		out, err = s.getUser(ctx, q, userByID, id)
 		return err
