@@ -236,6 +236,18 @@ func deleteByID[T any](s *server, name, what string, del func(ctx context.Contex
 	}))
 }
 
+// update answers a PUT of the resource at the path parameter name (what
+// names it in a 404) through putByID: the body is decoded into B, whose
+// input is given with the id to update (the caller's change), and its
+// result answered through view.
+func update[B interface{ input() In }, In, T, V any](s *server, name, what string, update func(ctx context.Context, a identity.Actor, id uuid.UUID, in In) (T, error), view func(T) V) http.Handler {
+	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
+		return putByID(w, r, r.PathValue(name), what, func(ctx context.Context, id uuid.UUID, b B) (T, error) {
+			return update(ctx, actor(r), id, b.input())
+		}, view)
+	})
+}
+
 // create answers a POST that creates a resource: the body, a JSON object,
 // is decoded into B, whose input is given to create (the caller's
 // creation), and its result answered 201 through view.
