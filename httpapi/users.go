@@ -421,9 +421,7 @@ func (s *server) handleUserStats() http.Handler {
 
 // handleResetRequest: POST /users/password-reset/request (public).
 func (s *server) handleResetRequest() http.Handler {
-	return s.mailRequest(msgResetRequested, func(r *http.Request, email string) error {
-		return s.ident.RequestPasswordReset(r.Context(), meta(r), email)
-	})
+	return s.mailRequest(msgResetRequested, s.ident.RequestPasswordReset)
 }
 
 // handleResetConfirm: POST /users/password-reset/confirm (public).
@@ -440,9 +438,7 @@ func (s *server) handleResetConfirm() http.Handler {
 
 // handleVerifyRequest: POST /users/email-verification/request (public).
 func (s *server) handleVerifyRequest() http.Handler {
-	return s.mailRequest(msgVerifyRequested, func(r *http.Request, email string) error {
-		return s.ident.RequestEmailVerification(r.Context(), meta(r), email)
-	})
+	return s.mailRequest(msgVerifyRequested, s.ident.RequestEmailVerification)
 }
 
 // handleVerifyConfirm: POST /users/email-verification/confirm (public).
@@ -458,12 +454,13 @@ func (s *server) handleVerifyConfirm() http.Handler {
 
 // mailRequest serves a public request that mails a single-use token to an
 // address (password reset, email verification): {"email"} in, the same
-// answer whether or not the address belongs to an account.
-func (s *server) mailRequest(done string, send func(r *http.Request, email string) error) http.Handler {
+// answer whether or not the address belongs to an account. send mails
+// the token.
+func (s *server) mailRequest(done string, send func(ctx context.Context, req permiso.RequestMeta, email string) error) http.Handler {
 	type body struct {
 		Email string `json:"email"`
 	}
-	return tokenConfirm(s, done, func(r *http.Request, b body) error { return send(r, b.Email) })
+	return tokenConfirm(s, done, func(r *http.Request, b body) error { return send(r.Context(), meta(r), b.Email) })
 }
 
 // tokenConfirm serves the confirmation of a mailed single-use token (and,
