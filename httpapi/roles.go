@@ -117,26 +117,23 @@ func (s *server) handleRoleDelete() http.Handler {
 // {sub} form is strictly more general than the scope route, which
 // therefore wins for /roles/scopes/x. Any {sub} but "scopes" is a 404.
 func (s *server) handleRoleSub() http.Handler {
+	type body struct {
+		ScopeIDs []string `json:"scope_ids"`
+	}
+	scopes := putByID("role_id", "Role", func(ctx context.Context, a identity.Actor, id uuid.UUID, b body) (permiso.Role, error) {
+		return s.ident.SetRoleScopes(ctx, a, id, b.ScopeIDs)
+	}, roleView)
 	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
 		if r.PathValue("sub") != "scopes" {
 			return errRouteNotFound
 		}
-		return s.roleScopes(w, r, r.PathValue("role_id"))
+		return scopes(w, r)
 	})
 }
 
 // handleScopeUpdate: PUT /roles/scopes/{scope_id}.
 func (s *server) handleScopeUpdate() http.Handler {
 	return update[scopeBody](s, "scope_id", "Scope", s.ident.UpdateScope, scopeView)
-}
-
-func (s *server) roleScopes(w http.ResponseWriter, r *http.Request, rawID string) error {
-	type body struct {
-		ScopeIDs []string `json:"scope_ids"`
-	}
-	return putByID(w, r, rawID, "Role", func(ctx context.Context, id uuid.UUID, b body) (permiso.Role, error) {
-		return s.ident.SetRoleScopes(ctx, actor(r), id, b.ScopeIDs)
-	}, roleView)
 }
 
 // handleRoleStats: GET /roles/stats (reports.Service.RoleStats).

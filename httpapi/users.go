@@ -387,30 +387,19 @@ func (s *server) handleUserCreate() http.Handler {
 
 // handleUserRoles: PUT /users/{user_id}/roles (admin:users).
 func (s *server) handleUserRoles() http.Handler {
-	return s.identityHandler(byID("user_id", "User", func(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
-		var b struct {
-			RoleIDs []string `json:"role_ids"`
-		}
-		if _, err := decodeObject(r, &b); err != nil {
-			return err
-		}
-		u, err := s.ident.SetRoles(r.Context(), actor(r), id, b.RoleIDs)
-		if err != nil {
-			return err
-		}
-		return answer(w, http.StatusOK, userView(u))
-	}))
+	type body struct {
+		RoleIDs []string `json:"role_ids"`
+	}
+	return s.identityHandler(putByID("user_id", "User", func(ctx context.Context, a identity.Actor, id uuid.UUID, b body) (permiso.User, error) {
+		return s.ident.SetRoles(ctx, a, id, b.RoleIDs)
+	}, userView))
 }
 
 // handleUserUnlock: POST /users/{user_id}/unlock (admin:users).
 func (s *server) handleUserUnlock() http.Handler {
-	return s.identityHandler(byID("user_id", "User", func(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
-		u, err := s.ident.Unlock(r.Context(), actor(r), id)
-		if err != nil {
-			return err
-		}
-		return answer(w, http.StatusOK, map[string]any{"message": msgUnlocked, "user": userView(u)})
-	}))
+	return actByID(s, "user_id", "User", s.ident.Unlock, func(u permiso.User) any {
+		return map[string]any{"message": msgUnlocked, "user": userView(u)}
+	})
 }
 
 // handleUserStats: GET /users/stats/overview (admin:users;
