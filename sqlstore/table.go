@@ -70,7 +70,7 @@ type Table[T any] struct {
 	timeIdx   []int // columns whose field is a time.Time
 	nTimeIdx  []int // columns whose field is a *time.Time
 	updateCol []int
-	updatedAt int // the updated_at column, -1 when there is none
+	updatedAt int // the updated_at column (a time.Time), -1 when there is none
 }
 
 // NewTable builds the statements of a table from its columns. The first
@@ -86,9 +86,6 @@ func NewTable[T any](name, alias string, cols ...Col[T]) *Table[T] {
 		names[i] = c.Name
 		qualified[i] = alias + "." + c.Name
 		marks[i] = "?"
-		if c.Name == "updated_at" {
-			t.updatedAt = i
-		}
 		if !c.Fixed {
 			sets = append(sets, c.Name+" = ?")
 			t.updateCol = append(t.updateCol, i)
@@ -96,6 +93,9 @@ func NewTable[T any](name, alias string, cols ...Col[T]) *Table[T] {
 		switch c.Field(&zero).(type) {
 		case *time.Time:
 			t.timeIdx = append(t.timeIdx, i)
+			if c.Name == "updated_at" {
+				t.updatedAt = i
+			}
 		case **time.Time:
 			t.nTimeIdx = append(t.nTimeIdx, i)
 		}
