@@ -111,8 +111,7 @@ func (s *Store) UpdateServiceClientWithScopes(ctx context.Context, id uuid.UUID,
 // updateClient applies fn to the client and, when scopeIDs is not nil,
 // replaces its scopes, in one transaction.
 func (s *Store) updateClient(ctx context.Context, id uuid.UUID, fn func(*permiso.ServiceClient) error, scopeIDs []uuid.UUID) (permiso.ServiceClient, error) {
-	var out permiso.ServiceClient
-	err := s.c.Write(ctx, func(q Querier) error {
+	return writeRead(ctx, s, func(q Querier) error {
 		c, err := s.getClient(ctx, q, clientByID+s.d.ForUpdate(), id)
 		if err != nil {
 			return err
@@ -120,15 +119,11 @@ func (s *Store) updateClient(ctx context.Context, id uuid.UUID, fn func(*permiso
 		if err := updateRow(ctx, s, q, Clients, id, c, fn, "update service client", s.clientErr); err != nil {
 			return err
 		}
-		if scopeIDs != nil {
-			if err := s.replaceLinks(ctx, q, clientScopes, id, scopeIDs, true); err != nil {
-				return err
-			}
+		if scopeIDs == nil {
+			return nil
 		}
-		out, err = s.getClient(ctx, q, clientByID, id)
-		return err
-	})
-	return out, err
+		return s.replaceLinks(ctx, q, clientScopes, id, scopeIDs, true)
+	}, func(q Querier) (permiso.ServiceClient, error) { return s.getClient(ctx, q, clientByID, id) })
 }
 
 // DeleteServiceClient removes the client; its scope links, sessions and

@@ -109,8 +109,8 @@ func linkIDs(ids []uuid.UUID) []uuid.UUID {
 }
 
 func (s *Store) updateRole(ctx context.Context, id uuid.UUID, fn func(*permiso.Role) error, scopeIDs []uuid.UUID) (permiso.Role, error) {
-	var out permiso.Role
-	err := s.c.Write(ctx, func(q Querier) error {
+	get := func(q Querier) (permiso.Role, error) { return s.getRole(ctx, q, "r.id = ?", id) }
+	return writeRead(ctx, s, func(q Querier) error {
 		if err := s.lockRow(ctx, q, "roles", id, RoleMessages.NotFound); err != nil {
 			return err
 		}
@@ -119,17 +119,12 @@ func (s *Store) updateRole(ctx context.Context, id uuid.UUID, fn func(*permiso.R
 				return err
 			}
 		}
-		r, err := s.getRole(ctx, q, "r.id = ?", id)
+		r, err := get(q)
 		if err != nil {
 			return err
 		}
-		if err := updateRow(ctx, s, q, Roles, id, r, fn, "update role", s.roleErr); err != nil {
-			return err
-		}
-		out, err = s.getRole(ctx, q, "r.id = ?", id)
-		return err
-	})
-	return out, err
+		return updateRow(ctx, s, q, Roles, id, r, fn, "update role", s.roleErr)
+	}, get)
 }
 
 // DeleteRole removes the role and its scope links; it returns ErrConflict
@@ -176,16 +171,10 @@ func (s *Store) CreateScope(ctx context.Context, sc permiso.Scope) (permiso.Scop
 		sc.ID = newID()
 	}
 	createdTimes(&sc.CreatedAt, &sc.UpdatedAt)
-	var out permiso.Scope
-	err := s.c.Write(ctx, func(q Querier) error {
-		if _, err := s.exec(ctx, q, Scopes.Insert(), Scopes.Args(s.d, &sc)...); err != nil {
-			return s.scopeErr("create scope", err)
-		}
-		var err error
-		out, err = s.getScope(ctx, q, "s.id = ?", "", sc.ID)
-		return err
-	})
-	return out, err
+	return writeRead(ctx, s, func(q Querier) error {
+		_, err := s.exec(ctx, q, Scopes.Insert(), Scopes.Args(s.d, &sc)...)
+		return s.scopeErr("create scope", err)
+	}, func(q Querier) (permiso.Scope, error) { return s.getScope(ctx, q, "s.id = ?", "", sc.ID) })
 }
 
 // GetScope returns the scope with its role count.
@@ -200,22 +189,17 @@ func (s *Store) GetScopeByName(ctx context.Context, name string) (permiso.Scope,
 
 // UpdateScope applies fn to the scope and writes it in one transaction.
 func (s *Store) UpdateScope(ctx context.Context, id uuid.UUID, fn func(*permiso.Scope) error) (permiso.Scope, error) {
-	var out permiso.Scope
-	err := s.c.Write(ctx, func(q Querier) error {
+	get := func(q Querier) (permiso.Scope, error) { return s.getScope(ctx, q, "s.id = ?", "", id) }
+	return writeRead(ctx, s, func(q Querier) error {
 		if err := s.lockRow(ctx, q, "scopes", id, ScopeMessages.NotFound); err != nil {
 			return err
 		}
-		sc, err := s.getScope(ctx, q, "s.id = ?", "", id)
+		sc, err := get(q)
 		if err != nil {
 			return err
 		}
-		if err := updateRow(ctx, s, q, Scopes, id, sc, fn, "update scope", s.scopeErr); err != nil {
-			return err
-		}
-		out, err = s.getScope(ctx, q, "s.id = ?", "", id)
-		return err
-	})
-	return out, err
+		return updateRow(ctx, s, q, Scopes, id, sc, fn, "update scope", s.scopeErr)
+	}, get)
 }
 
 // DeleteScope removes the scope (and its links to service clients); it

@@ -308,19 +308,27 @@ func listPage[T any](ctx context.Context, s *Store, from, selectFrom string, w w
 func createLinked[T any](ctx context.Context, s *Store, t *Table[T], v *T, l links, id uuid.UUID, linkIDs []uuid.UUID,
 	insertErr func(error) error, get func(q Querier) (T, error)) (T, error) {
 	linkIDs = uniqueIDs(linkIDs)
-	var out T
-	err := s.c.Write(ctx, func(q Querier) error {
+	return writeRead(ctx, s, func(q Querier) error {
 		if err := s.checkAllExist(ctx, q, l.target, linkIDs, l.targetMissing); err != nil {
 			return err
 		}
 		if _, err := s.exec(ctx, q, t.Insert(), t.Args(s.d, v)...); err != nil {
 			return insertErr(err)
 		}
-		if err := s.link(ctx, q, l, id, linkIDs); err != nil {
+		return s.link(ctx, q, l, id, linkIDs)
+	}, get)
+}
+
+// writeRead runs write and then read in one write transaction and
+// returns what read returns: a row as the transaction left it.
+func writeRead[T any](ctx context.Context, s *Store, write func(q Querier) error, read func(q Querier) (T, error)) (T, error) {
+	var out T
+	err := s.c.Write(ctx, func(q Querier) error {
+		if err := write(q); err != nil {
 			return err
 		}
 		var err error
-		out, err = get(q)
+		out, err = read(q)
 		return err
 	})
 	return out, err

@@ -154,8 +154,7 @@ func (s *Store) UpdateUserWithRoles(ctx context.Context, id uuid.UUID, fn func(*
 // updateUser applies fn and, when roleIDs is not nil, replaces the roles
 // (before fn, which sees them), in one transaction.
 func (s *Store) updateUser(ctx context.Context, id uuid.UUID, fn func(*permiso.User) error, roleIDs []uuid.UUID) (permiso.User, error) {
-	var out permiso.User
-	err := s.c.Write(ctx, func(q Querier) error {
+	return writeRead(ctx, s, func(q Querier) error {
 		lock := s.d.ForUpdate()
 		if roleIDs != nil {
 			if err := s.replaceLinks(ctx, q, userRoles, id, roleIDs, true); err != nil {
@@ -167,13 +166,8 @@ func (s *Store) updateUser(ctx context.Context, id uuid.UUID, fn func(*permiso.U
 		if err != nil {
 			return err
 		}
-		if err := updateRow(ctx, s, q, Users, id, u, fn, "update user", s.userErr); err != nil {
-			return err
-		}
-		out, err = s.getUser(ctx, q, userByID, id)
-		return err
-	})
-	return out, err
+		return updateRow(ctx, s, q, Users, id, u, fn, "update user", s.userErr)
+	}, func(q Querier) (permiso.User, error) { return s.getUser(ctx, q, userByID, id) })
 }
 
 // DeleteUser removes the user; its sessions, refresh tokens, password
