@@ -111,12 +111,11 @@ func (s *Store) UpdateServiceClientWithScopes(ctx context.Context, id uuid.UUID,
 // updateClient applies fn to the client and, when scopeIDs is not nil,
 // replaces its scopes, in one transaction.
 func (s *Store) updateClient(ctx context.Context, id uuid.UUID, fn func(*permiso.ServiceClient) error, scopeIDs []uuid.UUID) (permiso.ServiceClient, error) {
+	locked := func(q Querier) (permiso.ServiceClient, error) {
+		return s.getClient(ctx, q, clientByID+s.d.ForUpdate(), id)
+	}
 	return writeRead(ctx, s, func(q Querier) error {
-		c, err := s.getClient(ctx, q, clientByID+s.d.ForUpdate(), id)
-		if err != nil {
-			return err
-		}
-		if err := updateRow(ctx, s, q, Clients, id, c, fn, "update service client", s.clientErr); err != nil {
+		if err := updateRow(ctx, s, q, Clients, id, locked, fn, "update service client", s.clientErr); err != nil {
 			return err
 		}
 		if scopeIDs == nil {

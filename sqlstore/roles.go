@@ -119,11 +119,7 @@ func (s *Store) updateRole(ctx context.Context, id uuid.UUID, fn func(*permiso.R
 				return err
 			}
 		}
-		r, err := get(q)
-		if err != nil {
-			return err
-		}
-		return updateRow(ctx, s, q, Roles, id, r, fn, "update role", s.roleErr)
+		return updateRow(ctx, s, q, Roles, id, get, fn, "update role", s.roleErr)
 	}, get)
 }
 
@@ -194,11 +190,7 @@ func (s *Store) UpdateScope(ctx context.Context, id uuid.UUID, fn func(*permiso.
 		if err := s.lockRow(ctx, q, "scopes", id, ScopeMessages.NotFound); err != nil {
 			return err
 		}
-		sc, err := get(q)
-		if err != nil {
-			return err
-		}
-		return updateRow(ctx, s, q, Scopes, id, sc, fn, "update scope", s.scopeErr)
+		return updateRow(ctx, s, q, Scopes, id, get, fn, "update scope", s.scopeErr)
 	}, get)
 }
 

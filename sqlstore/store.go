@@ -196,11 +196,15 @@ func orNow(t time.Time) time.Time {
 	return t
 }
 
-// updateRow applies fn to v, the row of t (keyed by a UUID) with key id
-// read in q's transaction, and writes it back (t.Update): the key stays id
-// whatever fn did, and an updated_at that fn leaves zero becomes the
-// current time. An error of the write is errOf(op, err).
-func updateRow[T any](ctx context.Context, s *Store, q Querier, t *Table[T], id uuid.UUID, v T, fn func(*T) error, op string, errOf func(op string, err error) error) error {
+// updateRow reads the row of t (keyed by a UUID) with key id through read
+// in q's transaction, applies fn to it and writes it back (t.Update): the
+// key stays id whatever fn did, and an updated_at that fn leaves zero
+// becomes the current time. An error of the write is errOf(op, err).
+func updateRow[T any](ctx context.Context, s *Store, q Querier, t *Table[T], id uuid.UUID, read func(q Querier) (T, error), fn func(*T) error, op string, errOf func(op string, err error) error) error {
+	v, err := read(q)
+	if err != nil {
+		return err
+	}
 	if err := fn(&v); err != nil {
 		return err
 	}

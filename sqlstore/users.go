@@ -162,11 +162,8 @@ func (s *Store) updateUser(ctx context.Context, id uuid.UUID, fn func(*permiso.U
 			}
 			lock = ""
 		}
-		u, err := s.getUser(ctx, q, userByID+lock, id)
-		if err != nil {
-			return err
-		}
-		return updateRow(ctx, s, q, Users, id, u, fn, "update user", s.userErr)
+		read := func(q Querier) (permiso.User, error) { return s.getUser(ctx, q, userByID+lock, id) }
+		return updateRow(ctx, s, q, Users, id, read, fn, "update user", s.userErr)
 	}, func(q Querier) (permiso.User, error) { return s.getUser(ctx, q, userByID, id) })
 }
 
