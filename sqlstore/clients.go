@@ -55,8 +55,8 @@ var (
 )
 
 // getClient returns the one client that query (clientByID, ...) selects.
-func (s *Store) getClient(ctx context.Context, q Querier, query string, arg any) (permiso.ServiceClient, error) {
-	cs, err := s.selectClients(ctx, q, query, arg)
+func (s *Store) getClient(ctx context.Context, q Querier, query string, args ...any) (permiso.ServiceClient, error) {
+	cs, err := s.selectClients(ctx, q, query, args...)
 	return first(cs, err, ClientMessages.NotFound)
 }
 
@@ -77,22 +77,12 @@ func (s *Store) CreateServiceClient(ctx context.Context, c permiso.ServiceClient
 
 // GetServiceClient returns the client (by row id) with its scopes.
 func (s *Store) GetServiceClient(ctx context.Context, id uuid.UUID) (permiso.ServiceClient, error) {
-	var out permiso.ServiceClient
-	err := s.c.Read(ctx, func(q Querier) (err error) {
-		out, err = s.getClient(ctx, q, clientByID, id)
-		return err
-	})
-	return out, err
+	return readOne(ctx, s, (*Store).getClient, clientByID, id)
 }
 
 // GetServiceClientByClientID returns the client with this public client_id.
 func (s *Store) GetServiceClientByClientID(ctx context.Context, clientID string) (permiso.ServiceClient, error) {
-	var out permiso.ServiceClient
-	err := s.c.Read(ctx, func(q Querier) (err error) {
-		out, err = s.getClient(ctx, q, clientByClientID, clientID)
-		return err
-	})
-	return out, err
+	return readOne(ctx, s, (*Store).getClient, clientByClientID, clientID)
 }
 
 // UpdateServiceClient applies fn to the client, read locked, and writes

@@ -52,8 +52,8 @@ func (s *Store) selectRoles(ctx context.Context, q Querier, query string, args .
 	return roles, nil
 }
 
-func (s *Store) getRole(ctx context.Context, q Querier, cond string, arg any) (permiso.Role, error) {
-	roles, err := s.selectRoles(ctx, q, roleSelect+" WHERE "+cond, arg)
+func (s *Store) getRole(ctx context.Context, q Querier, cond string, args ...any) (permiso.Role, error) {
+	roles, err := s.selectRoles(ctx, q, roleSelect+" WHERE "+cond, args...)
 	return first(roles, err, RoleMessages.NotFound)
 }
 
@@ -68,23 +68,14 @@ func (s *Store) CreateRole(ctx context.Context, r permiso.Role, scopeIDs []uuid.
 		func(q Querier) (permiso.Role, error) { return s.getRole(ctx, q, "r.id = ?", r.ID) })
 }
 
-func (s *Store) readRole(ctx context.Context, cond string, arg any) (permiso.Role, error) {
-	var r permiso.Role
-	err := s.c.Read(ctx, func(q Querier) (err error) {
-		r, err = s.getRole(ctx, q, cond, arg)
-		return err
-	})
-	return r, err
-}
-
 // GetRole returns the role with its scopes and user count.
 func (s *Store) GetRole(ctx context.Context, id uuid.UUID) (permiso.Role, error) {
-	return s.readRole(ctx, "r.id = ?", id)
+	return readOne(ctx, s, (*Store).getRole, "r.id = ?", id)
 }
 
 // GetRoleByName returns the role with this exact name.
 func (s *Store) GetRoleByName(ctx context.Context, name string) (permiso.Role, error) {
-	return s.readRole(ctx, "r.name = ?", name)
+	return readOne(ctx, s, (*Store).getRole, "r.name = ?", name)
 }
 
 // UpdateRole applies fn to the role and writes its name and description in

@@ -323,6 +323,17 @@ func createLinked[T any](ctx context.Context, s *Store, t *Table[T], v *T, l lin
 	}, get)
 }
 
+// readOne reads one row with get (a Store's get method: the row and its
+// links) in one read transaction, so that they come from one snapshot.
+func readOne[T any](ctx context.Context, s *Store, get func(s *Store, ctx context.Context, q Querier, query string, args ...any) (T, error), query string, args ...any) (T, error) {
+	var out T
+	err := s.c.Read(ctx, func(q Querier) (err error) {
+		out, err = get(s, ctx, q, query, args...)
+		return err
+	})
+	return out, err
+}
+
 // writeRead runs write and then read in one write transaction and
 // returns what read returns: a row as the transaction left it.
 func writeRead[T any](ctx context.Context, s *Store, write func(q Querier) error, read func(q Querier) (T, error)) (T, error) {

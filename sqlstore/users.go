@@ -108,34 +108,25 @@ func (s *Store) userRoles(ctx context.Context, q Querier, ids []uuid.UUID) (map[
 	return out, nil
 }
 
-func (s *Store) readUser(ctx context.Context, query string, arg any) (permiso.User, error) {
-	var u permiso.User
-	err := s.c.Read(ctx, func(q Querier) (err error) {
-		u, err = s.getUser(ctx, q, query, arg)
-		return err
-	})
-	return u, err
-}
-
 // GetUser returns the user with its roles and their scopes.
 func (s *Store) GetUser(ctx context.Context, id uuid.UUID) (permiso.User, error) {
-	return s.readUser(ctx, userByID, id)
+	return readOne(ctx, s, (*Store).getUser, userByID, id)
 }
 
 // GetUserByUsername finds a user by username, case-insensitively.
 func (s *Store) GetUserByUsername(ctx context.Context, username string) (permiso.User, error) {
-	return s.readUser(ctx, userByUsername, permiso.NormalizeUsername(username))
+	return readOne(ctx, s, (*Store).getUser, userByUsername, permiso.NormalizeUsername(username))
 }
 
 // GetUserByEmail finds a user by email, case-insensitively.
 func (s *Store) GetUserByEmail(ctx context.Context, email string) (permiso.User, error) {
-	return s.readUser(ctx, userByEmail, permiso.NormalizeEmail(email))
+	return readOne(ctx, s, (*Store).getUser, userByEmail, permiso.NormalizeEmail(email))
 }
 
 // GetUserByLogin finds a user whose username or email equals login,
 // case-insensitively; a username match wins over an email match.
 func (s *Store) GetUserByLogin(ctx context.Context, login string) (permiso.User, error) {
-	return s.readUser(ctx, userByLogin, permiso.NormalizeUsername(login))
+	return readOne(ctx, s, (*Store).getUser, userByLogin, permiso.NormalizeUsername(login))
 }
 
 // UpdateUser reads the user (locked), applies fn and writes the result in
