@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"strings"
+
+	"github.com/permiso/permiso/internal/mapslice"
 )
 
 // Errors is every configuration problem found at once. Its message lists
@@ -10,13 +12,7 @@ import (
 type Errors []error
 
 // Error joins the problems with newlines.
-func (e Errors) Error() string {
-	lines := make([]string, len(e))
-	for i, err := range e {
-		lines[i] = err.Error()
-	}
-	return strings.Join(lines, "\n")
-}
+func (e Errors) Error() string { return strings.Join(mapslice.Map(e, error.Error), "\n") }
 
 // Unwrap returns the problems, for errors.Is and errors.As.
 func (e Errors) Unwrap() []error { return e }

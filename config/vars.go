@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/permiso/permiso/internal/mapslice"
 )
 
 // Variable describes one environment variable that Load reads.
@@ -55,11 +57,7 @@ type spec struct {
 // Variables lists every variable Load reads, in a stable order (the
 // guide's order, with permiso's additions next to their group).
 func Variables() []Variable {
-	out := make([]Variable, len(specs))
-	for i, s := range specs {
-		out[i] = s.Variable
-	}
-	return out
+	return mapslice.Map(specs, func(s spec) Variable { return s.Variable })
 }
 
 // Setter builders. Each takes an accessor for the field it fills.

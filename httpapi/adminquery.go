@@ -193,31 +193,35 @@ func byID(name, what string, h func(w http.ResponseWriter, r *http.Request, id u
 	}
 }
 
-// putByID answers a PUT of the resource rawID (what names it in the 404
-// of an id that is not a UUID): the body, a JSON object, is decoded into
-// B for put, and put's result answered through view.
-func putByID[B, T, V any](w http.ResponseWriter, r *http.Request, rawID, what string,
-	put func(ctx context.Context, id uuid.UUID, b B) (T, error), view func(T) V) error {
-	id, err := uuid.Parse(rawID)
-	if err != nil {
-		return permiso.Errorf(permiso.ENOTFOUND, "%s not found", what)
-	}
-	var b B
-	if _, err := decodeObject(r, &b); err != nil {
-		return err
-	}
-	v, err := put(r.Context(), id, b)
-	if err != nil {
-		return err
-	}
-	return answer(w, http.StatusOK, view(v))
+// putByID answers a PUT of the resource at the path parameter name (what
+// names it in a 404): the body, a JSON object, is decoded into B for put,
+// the caller's change, and put's result answered through view.
+func putByID[B, T, V any](name, what string, put func(ctx context.Context, a identity.Actor, id uuid.UUID, b B) (T, error), view func(T) V) handlerFunc {
+	return byID(name, what, func(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
+		var b B
+		if _, err := decodeObject(r, &b); err != nil {
+			return err
+		}
+		v, err := put(r.Context(), actor(r), id, b)
+		if err != nil {
+			return err
+		}
+		return answer(w, http.StatusOK, view(v))
+	})
 }
 
 // getByID answers a GET of the resource at the path parameter name
 // (what names it in a 404) with view of what get returns.
 func getByID[T, V any](s *server, name, what string, get func(ctx context.Context, id uuid.UUID) (T, error), view func(T) V) http.Handler {
+	return actByID(s, name, what, func(ctx context.Context, _ identity.Actor, id uuid.UUID) (T, error) { return get(ctx, id) }, view)
+}
+
+// actByID answers a request without a body on the resource at the path
+// parameter name (what names it in a 404): 200 with view of what act, the
+// caller's action on it, returns.
+func actByID[T, V any](s *server, name, what string, act func(ctx context.Context, a identity.Actor, id uuid.UUID) (T, error), view func(T) V) http.Handler {
 	return s.identityHandler(byID(name, what, func(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
-		v, err := get(r.Context(), id)
+		v, err := act(r.Context(), actor(r), id)
 		if err != nil {
 			return err
 		}
@@ -234,6 +238,16 @@ func deleteByID[T any](s *server, name, what string, del func(ctx context.Contex
 		}
 		return noContent(w)
 	}))
+}
+
+// update answers a PUT of the resource at the path parameter name (what
+// names it in a 404) through putByID: the body is decoded into B, whose
+// input is given with the id to update (the caller's change), and its
+// result answered through view.
+func update[B interface{ input() In }, In, T, V any](s *server, name, what string, update func(ctx context.Context, a identity.Actor, id uuid.UUID, in In) (T, error), view func(T) V) http.Handler {
+	return s.identityHandler(putByID(name, what, func(ctx context.Context, a identity.Actor, id uuid.UUID, b B) (T, error) {
+		return update(ctx, a, id, b.input())
+	}, view))
 }
 
 // create answers a POST that creates a resource: the body, a JSON object,

@@ -102,15 +102,7 @@ func (s *server) handleRoleGet() http.Handler {
 
 // handleRoleUpdate: PUT /roles/{role_id}.
 func (s *server) handleRoleUpdate() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
-		return s.roleUpdate(w, r, r.PathValue("role_id"))
-	})
-}
-
-func (s *server) roleUpdate(w http.ResponseWriter, r *http.Request, rawID string) error {
-	return putByID(w, r, rawID, "Role", func(ctx context.Context, id uuid.UUID, b roleBody) (permiso.Role, error) {
-		return s.ident.UpdateRole(ctx, actor(r), id, b.input())
-	}, roleView)
+	return update[roleBody](s, "role_id", "Role", s.ident.UpdateRole, roleView)
 }
 
 // handleRoleDelete: DELETE /roles/{role_id}; 409 while users hold it.
@@ -125,28 +117,23 @@ func (s *server) handleRoleDelete() http.Handler {
 // {sub} form is strictly more general than the scope route, which
 // therefore wins for /roles/scopes/x. Any {sub} but "scopes" is a 404.
 func (s *server) handleRoleSub() http.Handler {
+	type body struct {
+		ScopeIDs []string `json:"scope_ids"`
+	}
+	scopes := putByID("role_id", "Role", func(ctx context.Context, a identity.Actor, id uuid.UUID, b body) (permiso.Role, error) {
+		return s.ident.SetRoleScopes(ctx, a, id, b.ScopeIDs)
+	}, roleView)
 	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
 		if r.PathValue("sub") != "scopes" {
 			return errRouteNotFound
 		}
-		return s.roleScopes(w, r, r.PathValue("role_id"))
+		return scopes(w, r)
 	})
 }
 
 // handleScopeUpdate: PUT /roles/scopes/{scope_id}.
 func (s *server) handleScopeUpdate() http.Handler {
-	return s.identityHandler(func(w http.ResponseWriter, r *http.Request) error {
-		return s.scopeUpdate(w, r, r.PathValue("scope_id"))
-	})
-}
-
-func (s *server) roleScopes(w http.ResponseWriter, r *http.Request, rawID string) error {
-	type body struct {
-		ScopeIDs []string `json:"scope_ids"`
-	}
-	return putByID(w, r, rawID, "Role", func(ctx context.Context, id uuid.UUID, b body) (permiso.Role, error) {
-		return s.ident.SetRoleScopes(ctx, actor(r), id, b.ScopeIDs)
-	}, roleView)
+	return update[scopeBody](s, "scope_id", "Scope", s.ident.UpdateScope, scopeView)
 }
 
 // handleRoleStats: GET /roles/stats (reports.Service.RoleStats).
@@ -199,12 +186,6 @@ func (s *server) handleScopeCreate() http.Handler {
 // handleScopeGet: GET /roles/scopes/{scope_id}.
 func (s *server) handleScopeGet() http.Handler {
 	return getByID(s, "scope_id", "Scope", s.store.GetScope, scopeView)
-}
-
-func (s *server) scopeUpdate(w http.ResponseWriter, r *http.Request, rawID string) error {
-	return putByID(w, r, rawID, "Scope", func(ctx context.Context, id uuid.UUID, b scopeBody) (permiso.Scope, error) {
-		return s.ident.UpdateScope(ctx, actor(r), id, b.input())
-	}, scopeView)
 }
 
 // handleScopeDelete: DELETE /roles/scopes/{scope_id}; 409 while roles

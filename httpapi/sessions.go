@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"slices"
 
-	"github.com/google/uuid"
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/reports"
 )
@@ -120,13 +119,9 @@ func (s *server) handleSessionDelete() http.Handler {
 		Message   string `json:"message"`
 		SessionID string `json:"session_id"`
 	}
-	return s.identityHandler(byID("session_id", "Session", func(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
-		x, err := s.ident.EndSession(r.Context(), actor(r), id)
-		if err != nil {
-			return err
-		}
-		return answer(w, http.StatusOK, response{Message: "Session invalidated successfully", SessionID: x.ID.String()})
-	}))
+	return actByID(s, "session_id", "Session", s.ident.EndSession, func(x permiso.Session) response {
+		return response{Message: "Session invalidated successfully", SessionID: x.ID.String()}
+	})
 }
 
 // handleSessionDeleteAll answers DELETE /sessions: every active session
@@ -160,14 +155,10 @@ func (s *server) handleSessionRenew() http.Handler {
 		SessionID string `json:"session_id"`
 		ExpiresAt string `json:"expires_at"`
 	}
-	return s.identityHandler(byID("session_id", "Session", func(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
-		renewed, err := s.ident.RenewSession(r.Context(), actor(r), id)
-		if err != nil {
-			return err
-		}
-		return answer(w, http.StatusOK, response{Message: "Session renewed successfully", SessionID: renewed.ID.String(),
-			ExpiresAt: timestamp(renewed.ExpiresAt)})
-	}))
+	return actByID(s, "session_id", "Session", s.ident.RenewSession, func(renewed permiso.Session) response {
+		return response{Message: "Session renewed successfully", SessionID: renewed.ID.String(),
+			ExpiresAt: timestamp(renewed.ExpiresAt)}
+	})
 }
 
 // handleSessionStats answers GET /sessions/stats (admin:sessions;

@@ -387,30 +387,19 @@ func (s *server) handleUserCreate() http.Handler {
 
 // handleUserRoles: PUT /users/{user_id}/roles (admin:users).
 func (s *server) handleUserRoles() http.Handler {
-	return s.identityHandler(byID("user_id", "User", func(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
-		var b struct {
-			RoleIDs []string `json:"role_ids"`
-		}
-		if _, err := decodeObject(r, &b); err != nil {
-			return err
-		}
-		u, err := s.ident.SetRoles(r.Context(), actor(r), id, b.RoleIDs)
-		if err != nil {
-			return err
-		}
-		return answer(w, http.StatusOK, userView(u))
-	}))
+	type body struct {
+		RoleIDs []string `json:"role_ids"`
+	}
+	return s.identityHandler(putByID("user_id", "User", func(ctx context.Context, a identity.Actor, id uuid.UUID, b body) (permiso.User, error) {
+		return s.ident.SetRoles(ctx, a, id, b.RoleIDs)
+	}, userView))
 }
 
 // handleUserUnlock: POST /users/{user_id}/unlock (admin:users).
 func (s *server) handleUserUnlock() http.Handler {
-	return s.identityHandler(byID("user_id", "User", func(w http.ResponseWriter, r *http.Request, id uuid.UUID) error {
-		u, err := s.ident.Unlock(r.Context(), actor(r), id)
-		if err != nil {
-			return err
-		}
-		return answer(w, http.StatusOK, map[string]any{"message": msgUnlocked, "user": userView(u)})
-	}))
+	return actByID(s, "user_id", "User", s.ident.Unlock, func(u permiso.User) any {
+		return map[string]any{"message": msgUnlocked, "user": userView(u)}
+	})
 }
 
 // handleUserStats: GET /users/stats/overview (admin:users;
@@ -421,9 +410,7 @@ func (s *server) handleUserStats() http.Handler {
 
 // handleResetRequest: POST /users/password-reset/request (public).
 func (s *server) handleResetRequest() http.Handler {
-	return s.mailRequest(msgResetRequested, func(r *http.Request, email string) error {
-		return s.ident.RequestPasswordReset(r.Context(), meta(r), email)
-	})
+	return s.mailRequest(msgResetRequested, s.ident.RequestPasswordReset)
 }
 
 // handleResetConfirm: POST /users/password-reset/confirm (public).
@@ -440,9 +427,7 @@ func (s *server) handleResetConfirm() http.Handler {
 
 // handleVerifyRequest: POST /users/email-verification/request (public).
 func (s *server) handleVerifyRequest() http.Handler {
-	return s.mailRequest(msgVerifyRequested, func(r *http.Request, email string) error {
-		return s.ident.RequestEmailVerification(r.Context(), meta(r), email)
-	})
+	return s.mailRequest(msgVerifyRequested, s.ident.RequestEmailVerification)
 }
 
 // handleVerifyConfirm: POST /users/email-verification/confirm (public).
@@ -458,12 +443,13 @@ func (s *server) handleVerifyConfirm() http.Handler {
 
 // mailRequest serves a public request that mails a single-use token to an
 // address (password reset, email verification): {"email"} in, the same
-// answer whether or not the address belongs to an account.
-func (s *server) mailRequest(done string, send func(r *http.Request, email string) error) http.Handler {
+// answer whether or not the address belongs to an account. send mails
+// the token.
+func (s *server) mailRequest(done string, send func(ctx context.Context, req permiso.RequestMeta, email string) error) http.Handler {
 	type body struct {
 		Email string `json:"email"`
 	}
-	return tokenConfirm(s, done, func(r *http.Request, b body) error { return send(r, b.Email) })
+	return tokenConfirm(s, done, func(r *http.Request, b body) error { return send(r.Context(), meta(r), b.Email) })
 }
 
 // tokenConfirm serves the confirmation of a mailed single-use token (and,

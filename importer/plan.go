@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/internal/mapslice"
 )
 
 // Target is the permiso store an import writes to (any backend): what it
@@ -496,30 +497,21 @@ func (m *mapper) batches(roleScopes, userRoles, clientScopes []permiso.ImportLin
 			out = append(out, batch{table: linkTable, rows: len(chunk), b: b})
 		}
 	}
-	withLinks("roles", "role_scopes", idsOf(m.newRoles, func(r permiso.Role) uuid.UUID { return r.ID }), roleScopes,
+	withLinks("roles", "role_scopes", mapslice.Map(m.newRoles, func(r permiso.Role) uuid.UUID { return r.ID }), roleScopes,
 		func(b *permiso.ImportBatch, lo, hi int, own []permiso.ImportLink) {
 			b.Roles, b.RoleScopes = m.newRoles[lo:hi], own
 		},
 		func(b *permiso.ImportBatch, l []permiso.ImportLink) { b.RoleScopes = l })
-	withLinks("users", "user_roles", idsOf(m.newUsers, func(u permiso.User) uuid.UUID { return u.ID }), userRoles,
+	withLinks("users", "user_roles", mapslice.Map(m.newUsers, func(u permiso.User) uuid.UUID { return u.ID }), userRoles,
 		func(b *permiso.ImportBatch, lo, hi int, own []permiso.ImportLink) {
 			b.Users, b.UserRoles = m.newUsers[lo:hi], own
 		},
 		func(b *permiso.ImportBatch, l []permiso.ImportLink) { b.UserRoles = l })
-	withLinks("service_clients", "service_client_scopes", idsOf(m.newClients, func(c permiso.ServiceClient) uuid.UUID { return c.ID }), clientScopes,
+	withLinks("service_clients", "service_client_scopes", mapslice.Map(m.newClients, func(c permiso.ServiceClient) uuid.UUID { return c.ID }), clientScopes,
 		func(b *permiso.ImportBatch, lo, hi int, own []permiso.ImportLink) {
 			b.Clients, b.ClientScopes = m.newClients[lo:hi], own
 		},
 		func(b *permiso.ImportBatch, l []permiso.ImportLink) { b.ClientScopes = l })
-	return out
-}
-
-// idsOf returns the id of each of xs, in order.
-func idsOf[T any](xs []T, id func(T) uuid.UUID) []uuid.UUID {
-	out := make([]uuid.UUID, len(xs))
-	for i, x := range xs {
-		out[i] = id(x)
-	}
 	return out
 }
 

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/permiso/permiso/identity"
+	"github.com/permiso/permiso/internal/mapslice"
 )
 
 // RowError is a value of the original that permiso cannot carry over:
@@ -28,13 +29,8 @@ func (e RowError) Error() string {
 // NewPlan returns it, and writes nothing, when it is not empty.
 type Problems []RowError
 
-func (p Problems) Error() string {
-	lines := make([]string, len(p))
-	for i, e := range p {
-		lines[i] = e.Error()
-	}
-	return strings.Join(lines, "\n")
-}
+// Error joins the problems with newlines.
+func (p Problems) Error() string { return strings.Join(mapslice.Map(p, RowError.Error), "\n") }
 
 // The rules below are those the API applies to the same fields
 // (docs/api.md), so that an imported row is one the API could have made.

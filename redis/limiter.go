@@ -288,22 +288,21 @@ func limiterUnavailable(err error) error {
 // Allow counts one request for key under limit. A disabled limit admits
 // everything and records nothing (no Redis call).
 func (l *Limiter) Allow(ctx context.Context, key string, limit permiso.Limit) (permiso.LimitResult, error) {
-	if limit.Disabled() {
-		return permiso.LimitResult{Allowed: true}, nil
-	}
-	res, err := l.run(ctx, 1, []string{key}, []permiso.Limit{limit})
-	if err != nil {
-		return permiso.LimitResult{}, err
-	}
-	return res[0], nil
+	return l.runOne(ctx, 1, key, limit)
 }
 
 // Peek reports the state of key without counting a request.
 func (l *Limiter) Peek(ctx context.Context, key string, limit permiso.Limit) (permiso.LimitResult, error) {
+	return l.runOne(ctx, 0, key, limit)
+}
+
+// runOne is run for one key under one limit; a disabled limit admits
+// without a Redis call.
+func (l *Limiter) runOne(ctx context.Context, want int, key string, limit permiso.Limit) (permiso.LimitResult, error) {
 	if limit.Disabled() {
 		return permiso.LimitResult{Allowed: true}, nil
 	}
-	res, err := l.run(ctx, 0, []string{key}, []permiso.Limit{limit})
+	res, err := l.run(ctx, want, []string{key}, []permiso.Limit{limit})
 	if err != nil {
 		return permiso.LimitResult{}, err
 	}

@@ -55,8 +55,8 @@ var (
 )
 
 // getClient returns the one client that query (clientByID, ...) selects.
-func (s *Store) getClient(ctx context.Context, q Querier, query string, arg any) (permiso.ServiceClient, error) {
-	cs, err := s.selectClients(ctx, q, query, arg)
+func (s *Store) getClient(ctx context.Context, q Querier, query string, args ...any) (permiso.ServiceClient, error) {
+	cs, err := s.selectClients(ctx, q, query, args...)
 	return first(cs, err, ClientMessages.NotFound)
 }
 
@@ -77,22 +77,12 @@ func (s *Store) CreateServiceClient(ctx context.Context, c permiso.ServiceClient
 
 // GetServiceClient returns the client (by row id) with its scopes.
 func (s *Store) GetServiceClient(ctx context.Context, id uuid.UUID) (permiso.ServiceClient, error) {
-	var out permiso.ServiceClient
-	err := s.c.Read(ctx, func(q Querier) (err error) {
-		out, err = s.getClient(ctx, q, clientByID, id)
-		return err
-	})
-	return out, err
+	return readOne(ctx, s, (*Store).getClient, clientByID, id)
 }
 
 // GetServiceClientByClientID returns the client with this public client_id.
 func (s *Store) GetServiceClientByClientID(ctx context.Context, clientID string) (permiso.ServiceClient, error) {
-	var out permiso.ServiceClient
-	err := s.c.Read(ctx, func(q Querier) (err error) {
-		out, err = s.getClient(ctx, q, clientByClientID, clientID)
-		return err
-	})
-	return out, err
+	return readOne(ctx, s, (*Store).getClient, clientByClientID, clientID)
 }
 
 // UpdateServiceClient applies fn to the client, read locked, and writes
@@ -111,29 +101,18 @@ func (s *Store) UpdateServiceClientWithScopes(ctx context.Context, id uuid.UUID,
 // updateClient applies fn to the client and, when scopeIDs is not nil,
 // replaces its scopes, in one transaction.
 func (s *Store) updateClient(ctx context.Context, id uuid.UUID, fn func(*permiso.ServiceClient) error, scopeIDs []uuid.UUID) (permiso.ServiceClient, error) {
-	var out permiso.ServiceClient
-	err := s.c.Write(ctx, func(q Querier) error {
-		c, err := s.getClient(ctx, q, clientByID+s.d.ForUpdate(), id)
-		if err != nil {
+	locked := func(q Querier) (permiso.ServiceClient, error) {
+		return s.getClient(ctx, q, clientByID+s.d.ForUpdate(), id)
+	}
+	return writeRead(ctx, s, func(q Querier) error {
+		if err := updateRow(ctx, s, q, Clients, id, locked, fn, "update service client", s.clientErr); err != nil {
 			return err
 		}
-		if err := fn(&c); err != nil {
-			return err
+		if scopeIDs == nil {
+			return nil
 		}
-		c.ID = id
-		c.UpdatedAt = orNow(c.UpdatedAt)
-		if _, err := s.exec(ctx, q, Clients.Update(), Clients.UpdateArgs(s.d, &c)...); err != nil {
-			return s.clientErr("update service client", err)
-		}
-		if scopeIDs != nil {
-			if err := s.replaceLinks(ctx, q, clientScopes, id, scopeIDs, true); err != nil {
-				return err
-			}
-		}
-		out, err = s.getClient(ctx, q, clientByID, id)
-		return err
-	})
-	return out, err
+		return s.replaceLinks(ctx, q, clientScopes, id, scopeIDs, true)
+	}, func(q Querier) (permiso.ServiceClient, error) { return s.getClient(ctx, q, clientByID, id) })
 }
 
 // DeleteServiceClient removes the client; its scope links, sessions and

@@ -52,8 +52,8 @@ func (s *Store) selectRoles(ctx context.Context, q Querier, query string, args .
 	return roles, nil
 }
 
-func (s *Store) getRole(ctx context.Context, q Querier, cond string, arg any) (permiso.Role, error) {
-	roles, err := s.selectRoles(ctx, q, roleSelect+" WHERE "+cond, arg)
+func (s *Store) getRole(ctx context.Context, q Querier, cond string, args ...any) (permiso.Role, error) {
+	roles, err := s.selectRoles(ctx, q, roleSelect+" WHERE "+cond, args...)
 	return first(roles, err, RoleMessages.NotFound)
 }
 
@@ -68,23 +68,14 @@ func (s *Store) CreateRole(ctx context.Context, r permiso.Role, scopeIDs []uuid.
 		func(q Querier) (permiso.Role, error) { return s.getRole(ctx, q, "r.id = ?", r.ID) })
 }
 
-func (s *Store) readRole(ctx context.Context, cond string, arg any) (permiso.Role, error) {
-	var r permiso.Role
-	err := s.c.Read(ctx, func(q Querier) (err error) {
-		r, err = s.getRole(ctx, q, cond, arg)
-		return err
-	})
-	return r, err
-}
-
 // GetRole returns the role with its scopes and user count.
 func (s *Store) GetRole(ctx context.Context, id uuid.UUID) (permiso.Role, error) {
-	return s.readRole(ctx, "r.id = ?", id)
+	return readOne(ctx, s, (*Store).getRole, "r.id = ?", id)
 }
 
 // GetRoleByName returns the role with this exact name.
 func (s *Store) GetRoleByName(ctx context.Context, name string) (permiso.Role, error) {
-	return s.readRole(ctx, "r.name = ?", name)
+	return readOne(ctx, s, (*Store).getRole, "r.name = ?", name)
 }
 
 // UpdateRole applies fn to the role and writes its name and description in
@@ -109,8 +100,8 @@ func linkIDs(ids []uuid.UUID) []uuid.UUID {
 }
 
 func (s *Store) updateRole(ctx context.Context, id uuid.UUID, fn func(*permiso.Role) error, scopeIDs []uuid.UUID) (permiso.Role, error) {
-	var out permiso.Role
-	err := s.c.Write(ctx, func(q Querier) error {
+	get := func(q Querier) (permiso.Role, error) { return s.getRole(ctx, q, "r.id = ?", id) }
+	return writeRead(ctx, s, func(q Querier) error {
 		if err := s.lockRow(ctx, q, "roles", id, RoleMessages.NotFound); err != nil {
 			return err
 		}
@@ -119,22 +110,8 @@ func (s *Store) updateRole(ctx context.Context, id uuid.UUID, fn func(*permiso.R
 				return err
 			}
 		}
-		r, err := s.getRole(ctx, q, "r.id = ?", id)
-		if err != nil {
-			return err
-		}
-		if err := fn(&r); err != nil {
-			return err
-		}
-		r.ID = id
-		r.UpdatedAt = orNow(r.UpdatedAt)
-		if _, err := s.exec(ctx, q, Roles.Update(), Roles.UpdateArgs(s.d, &r)...); err != nil {
-			return s.roleErr("update role", err)
-		}
-		out, err = s.getRole(ctx, q, "r.id = ?", id)
-		return err
-	})
-	return out, err
+		return updateRow(ctx, s, q, Roles, id, get, fn, "update role", s.roleErr)
+	}, get)
 }
 
 // DeleteRole removes the role and its scope links; it returns ErrConflict
@@ -181,16 +158,10 @@ func (s *Store) CreateScope(ctx context.Context, sc permiso.Scope) (permiso.Scop
 		sc.ID = newID()
 	}
 	createdTimes(&sc.CreatedAt, &sc.UpdatedAt)
-	var out permiso.Scope
-	err := s.c.Write(ctx, func(q Querier) error {
-		if _, err := s.exec(ctx, q, Scopes.Insert(), Scopes.Args(s.d, &sc)...); err != nil {
-			return s.scopeErr("create scope", err)
-		}
-		var err error
-		out, err = s.getScope(ctx, q, "s.id = ?", "", sc.ID)
-		return err
-	})
-	return out, err
+	return writeRead(ctx, s, func(q Querier) error {
+		_, err := s.exec(ctx, q, Scopes.Insert(), Scopes.Args(s.d, &sc)...)
+		return s.scopeErr("create scope", err)
+	}, func(q Querier) (permiso.Scope, error) { return s.getScope(ctx, q, "s.id = ?", "", sc.ID) })
 }
 
 // GetScope returns the scope with its role count.
@@ -205,27 +176,13 @@ func (s *Store) GetScopeByName(ctx context.Context, name string) (permiso.Scope,
 
 // UpdateScope applies fn to the scope and writes it in one transaction.
 func (s *Store) UpdateScope(ctx context.Context, id uuid.UUID, fn func(*permiso.Scope) error) (permiso.Scope, error) {
-	var out permiso.Scope
-	err := s.c.Write(ctx, func(q Querier) error {
+	get := func(q Querier) (permiso.Scope, error) { return s.getScope(ctx, q, "s.id = ?", "", id) }
+	return writeRead(ctx, s, func(q Querier) error {
 		if err := s.lockRow(ctx, q, "scopes", id, ScopeMessages.NotFound); err != nil {
 			return err
 		}
-		sc, err := s.getScope(ctx, q, "s.id = ?", "", id)
-		if err != nil {
-			return err
-		}
-		if err := fn(&sc); err != nil {
-			return err
-		}
-		sc.ID = id
-		sc.UpdatedAt = orNow(sc.UpdatedAt)
-		if _, err := s.exec(ctx, q, Scopes.Update(), Scopes.UpdateArgs(s.d, &sc)...); err != nil {
-			return s.scopeErr("update scope", err)
-		}
-		out, err = s.getScope(ctx, q, "s.id = ?", "", id)
-		return err
-	})
-	return out, err
+		return updateRow(ctx, s, q, Scopes, id, get, fn, "update scope", s.scopeErr)
+	}, get)
 }
 
 // DeleteScope removes the scope (and its links to service clients); it

@@ -196,6 +196,29 @@ func orNow(t time.Time) time.Time {
 	return t
 }
 
+// updateRow reads the row of t (keyed by a UUID) with key id through read
+// in q's transaction, applies fn to it and writes it back (t.Update): the
+// key stays id whatever fn did, and an updated_at that fn leaves zero
+// becomes the current time. An error of the write is errOf(op, err).
+func updateRow[T any](ctx context.Context, s *Store, q Querier, t *Table[T], id uuid.UUID, read func(q Querier) (T, error), fn func(*T) error, op string, errOf func(op string, err error) error) error {
+	v, err := read(q)
+	if err != nil {
+		return err
+	}
+	if err := fn(&v); err != nil {
+		return err
+	}
+	*t.Cols[0].Field(&v).(*uuid.UUID) = id
+	if t.updatedAt >= 0 {
+		at := t.Cols[t.updatedAt].Field(&v).(*time.Time)
+		*at = orNow(*at)
+	}
+	if _, err := s.exec(ctx, q, t.Update(), t.UpdateArgs(s.d, &v)...); err != nil {
+		return errOf(op, err)
+	}
+	return nil
+}
+
 // createdTimes fills zero creation and update times with the current time.
 func createdTimes(created, updated *time.Time) {
 	*created = orNow(*created)
@@ -289,19 +312,38 @@ func listPage[T any](ctx context.Context, s *Store, from, selectFrom string, w w
 func createLinked[T any](ctx context.Context, s *Store, t *Table[T], v *T, l links, id uuid.UUID, linkIDs []uuid.UUID,
 	insertErr func(error) error, get func(q Querier) (T, error)) (T, error) {
 	linkIDs = uniqueIDs(linkIDs)
-	var out T
-	err := s.c.Write(ctx, func(q Querier) error {
+	return writeRead(ctx, s, func(q Querier) error {
 		if err := s.checkAllExist(ctx, q, l.target, linkIDs, l.targetMissing); err != nil {
 			return err
 		}
 		if _, err := s.exec(ctx, q, t.Insert(), t.Args(s.d, v)...); err != nil {
 			return insertErr(err)
 		}
-		if err := s.link(ctx, q, l, id, linkIDs); err != nil {
+		return s.link(ctx, q, l, id, linkIDs)
+	}, get)
+}
+
+// readOne reads one row with get (a Store's get method: the row and its
+// links) in one read transaction, so that they come from one snapshot.
+func readOne[T any](ctx context.Context, s *Store, get func(s *Store, ctx context.Context, q Querier, query string, args ...any) (T, error), query string, args ...any) (T, error) {
+	var out T
+	err := s.c.Read(ctx, func(q Querier) (err error) {
+		out, err = get(s, ctx, q, query, args...)
+		return err
+	})
+	return out, err
+}
+
+// writeRead runs write and then read in one write transaction and
+// returns what read returns: a row as the transaction left it.
+func writeRead[T any](ctx context.Context, s *Store, write func(q Querier) error, read func(q Querier) (T, error)) (T, error) {
+	var out T
+	err := s.c.Write(ctx, func(q Querier) error {
+		if err := write(q); err != nil {
 			return err
 		}
 		var err error
-		out, err = get(q)
+		out, err = read(q)
 		return err
 	})
 	return out, err

@@ -70,12 +70,13 @@ type Table[T any] struct {
 	timeIdx   []int // columns whose field is a time.Time
 	nTimeIdx  []int // columns whose field is a *time.Time
 	updateCol []int
+	updatedAt int // the updated_at column (a time.Time), -1 when there is none
 }
 
 // NewTable builds the statements of a table from its columns. The first
 // column is the key that updates select the row by.
 func NewTable[T any](name, alias string, cols ...Col[T]) *Table[T] {
-	t := &Table[T]{Name: name, Alias: alias, Cols: cols}
+	t := &Table[T]{Name: name, Alias: alias, Cols: cols, updatedAt: -1}
 	var zero T
 	names := make([]string, len(cols))
 	qualified := make([]string, len(cols))
@@ -92,6 +93,9 @@ func NewTable[T any](name, alias string, cols ...Col[T]) *Table[T] {
 		switch c.Field(&zero).(type) {
 		case *time.Time:
 			t.timeIdx = append(t.timeIdx, i)
+			if c.Name == "updated_at" {
+				t.updatedAt = i
+			}
 		case **time.Time:
 			t.nTimeIdx = append(t.nTimeIdx, i)
 		}

@@ -152,26 +152,9 @@ const TouchSessionSQL = `UPDATE user_sessions SET last_activity = ?,
 // yields ErrConflict, an unknown one ErrNotFound; either way nothing is
 // written.
 func (s *Store) UseRefreshToken(ctx context.Context, hash string, replacement permiso.RefreshToken, now time.Time) error {
-	return s.c.Write(ctx, func(q Querier) error {
-		// The session row first: every transaction that locks a session
-		// and its refresh tokens (revoke-all, logout) takes them in this
-		// order, so a rotation cannot deadlock with them.
-		if err := s.touchSession(ctx, q, replacement, now); err != nil {
-			return err
-		}
-		n, err := s.exec(ctx, q, `UPDATE refresh_tokens SET used_at = ?
+	return s.spendRefresh(ctx, hash, replacement, now, "use refresh token", RefreshTokenSpentMessage,
+		`UPDATE refresh_tokens SET used_at = ?
 			WHERE token_hash = ? AND used_at IS NULL AND revoked_at IS NULL`, s.d.Time(now), hash)
-		if err != nil {
-			return s.refreshErr("use refresh token", err)
-		}
-		if n == 0 {
-			if err := s.refreshExists(ctx, q, hash); err != nil {
-				return err
-			}
-			return permiso.Errorf(permiso.ECONFLICT, "%s", RefreshTokenSpentMessage)
-		}
-		return s.addRefresh(ctx, q, replacement)
-	})
 }
 
 // UseRefreshTokenGrace spends the one grace retry of a rotated token: one
@@ -180,21 +163,35 @@ func (s *Store) UseRefreshToken(ctx context.Context, hash string, replacement pe
 // inserted, in one transaction. Otherwise it returns ErrConflict (or
 // ErrNotFound for an unknown hash) and writes nothing.
 func (s *Store) UseRefreshTokenGrace(ctx context.Context, hash string, replacement permiso.RefreshToken, usedSince, now time.Time) error {
+	return s.spendRefresh(ctx, hash, replacement, now, "use refresh token grace", GraceSpentMessage,
+		`UPDATE refresh_tokens SET revoked_at = ?, revocation_reason = ?
+			WHERE token_hash = ? AND used_at IS NOT NULL AND used_at >= ? AND revoked_at IS NULL`,
+		s.d.Time(now), permiso.RevocationGraceUsed, hash, s.d.Time(usedSince))
+}
+
+// spendRefresh is the transaction of UseRefreshToken and
+// UseRefreshTokenGrace: the session touched, then update (with args), the
+// conditional UPDATE that spends the token with this hash, then
+// replacement inserted. When update changes no row it returns ErrConflict
+// with spent (ErrNotFound for an unknown hash) and writes nothing; an
+// error of update is reported as op.
+func (s *Store) spendRefresh(ctx context.Context, hash string, replacement permiso.RefreshToken, now time.Time, op, spent, update string, args ...any) error {
 	return s.c.Write(ctx, func(q Querier) error {
+		// The session row first: every transaction that locks a session
+		// and its refresh tokens (revoke-all, logout) takes them in this
+		// order, so a rotation cannot deadlock with them.
 		if err := s.touchSession(ctx, q, replacement, now); err != nil {
 			return err
 		}
-		n, err := s.exec(ctx, q, `UPDATE refresh_tokens SET revoked_at = ?, revocation_reason = ?
-			WHERE token_hash = ? AND used_at IS NOT NULL AND used_at >= ? AND revoked_at IS NULL`,
-			s.d.Time(now), permiso.RevocationGraceUsed, hash, s.d.Time(usedSince))
+		n, err := s.exec(ctx, q, update, args...)
 		if err != nil {
-			return s.refreshErr("use refresh token grace", err)
+			return s.refreshErr(op, err)
 		}
 		if n == 0 {
 			if err := s.refreshExists(ctx, q, hash); err != nil {
 				return err
 			}
-			return permiso.Errorf(permiso.ECONFLICT, "%s", GraceSpentMessage)
+			return permiso.Errorf(permiso.ECONFLICT, "%s", spent)
 		}
 		return s.addRefresh(ctx, q, replacement)
 	})

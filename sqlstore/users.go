@@ -108,34 +108,25 @@ func (s *Store) userRoles(ctx context.Context, q Querier, ids []uuid.UUID) (map[
 	return out, nil
 }
 
-func (s *Store) readUser(ctx context.Context, query string, arg any) (permiso.User, error) {
-	var u permiso.User
-	err := s.c.Read(ctx, func(q Querier) (err error) {
-		u, err = s.getUser(ctx, q, query, arg)
-		return err
-	})
-	return u, err
-}
-
 // GetUser returns the user with its roles and their scopes.
 func (s *Store) GetUser(ctx context.Context, id uuid.UUID) (permiso.User, error) {
-	return s.readUser(ctx, userByID, id)
+	return readOne(ctx, s, (*Store).getUser, userByID, id)
 }
 
 // GetUserByUsername finds a user by username, case-insensitively.
 func (s *Store) GetUserByUsername(ctx context.Context, username string) (permiso.User, error) {
-	return s.readUser(ctx, userByUsername, permiso.NormalizeUsername(username))
+	return readOne(ctx, s, (*Store).getUser, userByUsername, permiso.NormalizeUsername(username))
 }
 
 // GetUserByEmail finds a user by email, case-insensitively.
 func (s *Store) GetUserByEmail(ctx context.Context, email string) (permiso.User, error) {
-	return s.readUser(ctx, userByEmail, permiso.NormalizeEmail(email))
+	return readOne(ctx, s, (*Store).getUser, userByEmail, permiso.NormalizeEmail(email))
 }
 
 // GetUserByLogin finds a user whose username or email equals login,
 // case-insensitively; a username match wins over an email match.
 func (s *Store) GetUserByLogin(ctx context.Context, login string) (permiso.User, error) {
-	return s.readUser(ctx, userByLogin, permiso.NormalizeUsername(login))
+	return readOne(ctx, s, (*Store).getUser, userByLogin, permiso.NormalizeUsername(login))
 }
 
 // UpdateUser reads the user (locked), applies fn and writes the result in
@@ -154,8 +145,7 @@ func (s *Store) UpdateUserWithRoles(ctx context.Context, id uuid.UUID, fn func(*
 // updateUser applies fn and, when roleIDs is not nil, replaces the roles
 // (before fn, which sees them), in one transaction.
 func (s *Store) updateUser(ctx context.Context, id uuid.UUID, fn func(*permiso.User) error, roleIDs []uuid.UUID) (permiso.User, error) {
-	var out permiso.User
-	err := s.c.Write(ctx, func(q Querier) error {
+	return writeRead(ctx, s, func(q Querier) error {
 		lock := s.d.ForUpdate()
 		if roleIDs != nil {
 			if err := s.replaceLinks(ctx, q, userRoles, id, roleIDs, true); err != nil {
@@ -163,22 +153,9 @@ func (s *Store) updateUser(ctx context.Context, id uuid.UUID, fn func(*permiso.U
 			}
 			lock = ""
 		}
-		u, err := s.getUser(ctx, q, userByID+lock, id)
-		if err != nil {
-			return err
-		}
-		if err := fn(&u); err != nil {
-			return err
-		}
-		u.ID = id
-		u.UpdatedAt = orNow(u.UpdatedAt)
-		if _, err := s.exec(ctx, q, Users.Update(), Users.UpdateArgs(s.d, &u)...); err != nil {
-			return s.userErr("update user", err)
-		}
-		out, err = s.getUser(ctx, q, userByID, id)
-		return err
-	})
-	return out, err
+		read := func(q Querier) (permiso.User, error) { return s.getUser(ctx, q, userByID+lock, id) }
+		return updateRow(ctx, s, q, Users, id, read, fn, "update user", s.userErr)
+	}, func(q Querier) (permiso.User, error) { return s.getUser(ctx, q, userByID, id) })
 }
 
 // DeleteUser removes the user; its sessions, refresh tokens, password

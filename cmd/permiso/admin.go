@@ -16,6 +16,7 @@ import (
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/commonpw"
 	"github.com/permiso/permiso/config"
+	"github.com/permiso/permiso/internal/mapslice"
 )
 
 func cmdCreateAdmin(ctx context.Context, env *environment, args []string, stdin io.Reader, stdout io.Writer) error {
@@ -53,10 +54,7 @@ func cmdCreateAdmin(ctx context.Context, env *environment, args []string, stdin 
 		return err
 	}
 	if problems := passwordPolicy(cfg).Check(password, u); len(problems) > 0 {
-		msgs := make([]string, len(problems))
-		for i, p := range problems {
-			msgs[i] = p.Message
-		}
+		msgs := mapslice.Map(problems, func(p permiso.FieldError) string { return p.Message })
 		return fmt.Errorf("create-admin: password rejected: %s", strings.Join(msgs, "; "))
 	}
 	hasher := newHasher(cfg, 1)
