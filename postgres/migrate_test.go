@@ -222,33 +222,6 @@ func TestIndexNames(t *testing.T) {
 			t.Errorf("index %s is still there after migration 7", name)
 		}
 	}
-	// Migration 8: refresh_tokens has one foreign key to user_sessions, on
-	// (user_id, session_id), whose key is idx_user_sessions_user_id, and
-	// none to users.
-	var fks []string
-	rows, err = db.pool.Query(ctx, `SELECT pg_get_constraintdef(c.oid) FROM pg_constraint AS c
-		JOIN pg_class AS r ON r.oid = c.conrelid JOIN pg_namespace AS n ON n.oid = r.relnamespace
-		WHERE n.nspname = $1 AND r.relname = 'refresh_tokens' AND c.contype = 'f' ORDER BY 1`, schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var def string
-		if err := rows.Scan(&def); err != nil {
-			t.Fatal(err)
-		}
-		fks = append(fks, def)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	want := []string{
-		"FOREIGN KEY (client_id) REFERENCES service_clients(id) ON DELETE CASCADE",
-		"FOREIGN KEY (user_id, session_id) REFERENCES user_sessions(user_id, id) ON DELETE CASCADE",
-	}
-	if strings.Join(fks, "\n") != strings.Join(want, "\n") {
-		t.Errorf("foreign keys of refresh_tokens = %q, want %q", fks, want)
-	}
 }
 
 func TestBackup(t *testing.T) {
@@ -273,9 +246,4 @@ func TestBackup(t *testing.T) {
 			t.Errorf("dump lacks %q", want)
 		}
 	}
-}
-
-func TestMigrationKeepsRefreshTokens(t *testing.T) {
-	t.Parallel()
-	storetest.MigrationKeepsRefreshTokens(t, newTestDB(t))
 }

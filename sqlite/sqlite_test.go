@@ -263,7 +263,3 @@ func TestPragmas(t *testing.T) {
 		t.Error("Open accepted a URI with parameters")
 	}
 }
-
-func TestMigrationKeepsRefreshTokens(t *testing.T) {
-	storetest.MigrationKeepsRefreshTokens(t, migrated(t, filepath.Join(t.TempDir(), "m8.db")))
-}

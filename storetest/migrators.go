@@ -3,8 +3,6 @@ package storetest
 import (
 	"testing"
 
-	"github.com/google/uuid"
-
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/internal/testrace"
 )
@@ -36,40 +34,4 @@ func RaceMigrators[M permiso.Migrator](t *testing.T, dbs []M) []permiso.Migratio
 		t.Errorf("migrations applied in total = %d (%v), want %d (each exactly once)", total, counts, len(st))
 	}
 	return st
-}
-
-// MigrationKeepsRefreshTokens checks migration 8 (one foreign key from
-// refresh_tokens to user_sessions on (user_id, session_id);
-// docs/data-model.md) over rows written before it: s, fully migrated,
-// goes down to version 7, gets users, sessions and tokens, goes up again
-// (the tokens and their sessions are kept; a user's deletion removes
-// theirs), and down to 7 again (the tokens left are kept).
-func MigrationKeepsRefreshTokens[S interface {
-	permiso.Store
-	permiso.Migrator
-}](t *testing.T, s S) {
-	t.Helper()
-	h := newHarness(t, s)
-	st, err := s.MigrationStatus(h.ctx)
-	h.must(err, "MigrationStatus")
-	down := st[len(st)-1].Version - 7 // down to version 7
-	_, err = s.MigrateDown(h.ctx, down)
-	h.must(err, "MigrateDown to 7")
-	u := h.user("mig-user")
-	sess := h.session(u.ID, nil)
-	h.refresh(sess, uuid.Nil, "mig-token")
-	other := h.session(h.user("mig-other").ID, nil)
-	h.refresh(other, uuid.Nil, "mig-other-token")
-
-	_, err = s.MigrateUp(h.ctx)
-	h.must(err, "MigrateUp")
-	eq(h, "session of the kept token", h.getRefresh("mig-token").SessionID, sess.ID)
-	h.must(s.DeleteUser(h.ctx, u.ID), "DeleteUser")
-	_, err = s.GetRefreshTokenByHash(h.ctx, hashOf("mig-token"))
-	h.wantErr(err, permiso.ErrNotFound, "token of a deleted user after migration 8")
-	h.getRefresh("mig-other-token")
-
-	_, err = s.MigrateDown(h.ctx, down)
-	h.must(err, "MigrateDown to 7 again")
-	eq(h, "session of the token kept going down", h.getRefresh("mig-other-token").SessionID, other.ID)
 }
