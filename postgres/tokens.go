@@ -229,11 +229,16 @@ SELECT EXISTS (SELECT 1 FROM ins), EXISTS (SELECT 1 FROM refresh_tokens WHERE to
 //     session lifetime). The replacement's expiry is ?9 capped at the end
 //     of the session's absolute lifetime (created_at plus ?6
 //     microseconds).
-//   - used marks the token used, after touched (the session's row lock
-//     first, as in rotationSQL and revoke-all), and only if touched did.
+//   - used marks the token used, joined with the session touched returns:
+//     after touched (the session's row lock first, as in rotationSQL and
+//     revoke-all), and only if touched touched it. It returns the token
+//     and that session (its columns prefixed "s_"), so that what follows
+//     reads one row and joins nothing.
 //   - ins inserts the replacement: ?7 id, ?8 hash, ?10 client IP, ?11 user
 //     agent; user, client, session, family and scopes the presented
-//     token's, its parent the presented token, issued at ?2.
+//     token's, its parent the presented token, issued at ?2. A statement
+//     in WITH that changes data runs to completion whether or not the
+//     query reads it: used's row is inserted for, or the statement fails.
 //
 // It answers the presented token (now used) and its session (touched), or
 // no row when nothing was rotated.
@@ -241,22 +246,24 @@ var checkedRotationSQL = func() string {
 	repl := map[string]string{
 		"id": "?7::uuid", "token_hash": "?8::text", "user_id": "used.user_id", "client_id": "used.client_id",
 		"session_id": "used.session_id", "family_id": "used.family_id", "parent_id": "used.id",
-		"issued_at": "?2", "expires_at": "LEAST(?9::timestamptz, touched.created_at + ?6::bigint * interval '1 microsecond')",
+		"issued_at": "?2", "expires_at": "LEAST(?9::timestamptz, used.s_created_at + ?6::bigint * interval '1 microsecond')",
 		"used_at": "NULL::timestamptz", "revoked_at": "NULL::timestamptz", "revocation_reason": "NULL::text",
 		"client_ip": "?10::text", "user_agent": "?11::text", "scopes": "used.scopes",
 	}
 	values := make([]string, len(sqlstore.RefreshTokens.Cols))
-	var out []string
+	var returning, out []string
 	for i, c := range sqlstore.RefreshTokens.Cols {
 		v, ok := repl[c.Name]
 		if !ok {
 			panic("postgres: checkedRotationSQL has no value for refresh_tokens." + c.Name)
 		}
 		values[i] = v
-		out = append(out, "used."+c.Name)
+		returning = append(returning, "rt."+c.Name)
+		out = append(out, c.Name)
 	}
 	for _, c := range sqlstore.Sessions.Cols {
-		out = append(out, "touched."+c.Name)
+		returning = append(returning, "touched."+c.Name+" AS s_"+c.Name)
+		out = append(out, "s_"+c.Name)
 	}
 	return `WITH cand AS (
 	SELECT rt.session_id FROM refresh_tokens AS rt
@@ -271,13 +278,12 @@ var checkedRotationSQL = func() string {
 	WHERE id = (SELECT session_id FROM cand) AND revoked_at IS NULL AND expires_at > ?2 AND created_at > ?5
 	RETURNING ` + sqlstore.Sessions.Names() + `
 ), used AS (
-	UPDATE refresh_tokens SET used_at = ?2
-	WHERE token_hash = ?1 AND used_at IS NULL AND revoked_at IS NULL AND EXISTS (SELECT 1 FROM touched)
-	RETURNING ` + sqlstore.RefreshTokens.Names() + `
+	UPDATE refresh_tokens AS rt SET used_at = ?2 FROM touched
+	WHERE rt.token_hash = ?1 AND rt.used_at IS NULL AND rt.revoked_at IS NULL AND rt.session_id = touched.id
+	RETURNING ` + strings.Join(returning, ", ") + `
 ), ins AS (
 	INSERT INTO refresh_tokens (` + sqlstore.RefreshTokens.Names() + `)
-	SELECT ` + strings.Join(values, ", ") + ` FROM used, touched
-	RETURNING 1
+	SELECT ` + strings.Join(values, ", ") + ` FROM used
 )
-SELECT ` + strings.Join(out, ", ") + ` FROM used, touched, ins`
+SELECT ` + strings.Join(out, ", ") + ` FROM used`
 }()
