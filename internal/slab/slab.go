@@ -33,3 +33,18 @@ func (s *Slab[T]) Ptr(p *T) *T {
 	*s = append(*s, *p)
 	return &(*s)[len(*s)-1]
 }
+
+// Slice returns a copy of src in s (nil for nil, empty for empty), whose
+// capacity ends at its length: appending to it never writes into the
+// next copy. Count src's length into s's capacity before the first call.
+func (s *Slab[T]) Slice(src []T) []T {
+	if src == nil {
+		return nil
+	}
+	if len(*s)+len(src) > cap(*s) {
+		return append(make([]T, 0, len(src)), src...)
+	}
+	start := len(*s)
+	*s = append(*s, src...)
+	return (*s)[start:len(*s):len(*s)]
+}

@@ -1,6 +1,9 @@
 package slab
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
 // TestPtr: the copies live in the slab while it has room, one of them
 // each, and past it on their own; nil stays nil; no copy is the original.
@@ -23,5 +26,28 @@ func TestPtr(t *testing.T) {
 	*pa = "x"
 	if a != "a" || *pb != "b" {
 		t.Errorf("writing one copy changed %q, %q", a, *pb)
+	}
+}
+
+// TestSlice: the copies share the slab, each ending at its length, nil
+// stays nil and empty stays empty, and past the capacity a copy is
+// allocated on its own.
+func TestSlice(t *testing.T) {
+	a, b := []string{"a1", "a2"}, []string{"b1"}
+	s := make(Slab[string], 0, len(a)+len(b))
+	ca, cn, ce, cb, over := s.Slice(a), s.Slice(nil), s.Slice([]string{}), s.Slice(b), s.Slice(b)
+	if cn != nil || ce == nil || len(ce) != 0 {
+		t.Errorf("nil copied as %#v, empty as %#v", cn, ce)
+	}
+	if !slices.Equal(ca, a) || !slices.Equal(cb, b) || !slices.Equal(over, b) || cap(ca) != 2 || cap(cb) != 1 {
+		t.Fatalf("copies %q %q %q (capacities %d %d)", ca, cb, over, cap(ca), cap(cb))
+	}
+	if &ca[0] != &s[0] || &cb[0] != &s[2] || &over[0] == &cb[0] {
+		t.Errorf("the counted copies are not the slab's, or the extra one is")
+	}
+	ca = append(ca, "x")
+	ca[0] = "y"
+	if cb[0] != "b1" || a[0] != "a1" {
+		t.Errorf("appending to one copy changed the next (%q) or the original (%q)", cb[0], a[0])
 	}
 }
