@@ -102,9 +102,12 @@ func (s *Signer) keySet() *keySet {
 }
 
 // lookup returns the live key with this kid, or nil.
-func (s *Signer) lookup(kid string) *key {
+func (s *Signer) lookup(kid string) *key { return s.lookupAt(kid, s.now()) }
+
+// lookupAt is lookup at now, for a caller that has read the clock already.
+func (s *Signer) lookupAt(kid string, now time.Time) *key {
 	k := s.keySet().byKID[kid]
-	if k == nil || !k.live(s.now()) {
+	if k == nil || !k.live(now) {
 		return nil
 	}
 	return k

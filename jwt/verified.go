@@ -101,7 +101,8 @@ func (s *Signer) verifiedHit(token string) (permiso.AccessClaims, bool) {
 	if e == nil {
 		return permiso.AccessClaims{}, false
 	}
-	if !s.now().Before(e.access.ExpiresAt) || s.lookup(e.kid) != e.key ||
+	// One clock read for the token's expiry and its key's.
+	if now := s.now(); !now.Before(e.access.ExpiresAt) || s.lookupAt(e.kid, now) != e.key ||
 		e.key.alg != s.alg || s.validator.Validate(e.claims) != nil {
 		s.verified.mu.Lock()
 		if s.verified.m[token] == e {
