@@ -10,6 +10,7 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/internal/mapslice"
+	"github.com/permiso/permiso/internal/slab"
 )
 
 // Byte bounds of the stored fields of an audit event (docs/audit.md,
@@ -62,27 +63,30 @@ const DetailsTooDeep = "[nested too deep]"
 // "~2", "~3", ... suffix (in the order of the original keys). Clean never
 // modifies e's maps or slices; it builds new ones.
 func Clean(e permiso.AuditEvent) permiso.AuditEvent {
+	// The cleaned texts of the six pointers, in one allocation.
+	strs := make(slab.Slab[string], 0, slab.Count(e.ActorID, e.TargetType, e.TargetID, e.IPAddress, e.UserAgent, e.RequestID))
 	e.ActorType = permiso.CleanText(e.ActorType, MaxActorTypeBytes)
-	e.ActorID = cleanPtr(e.ActorID, MaxActorIDBytes)
+	e.ActorID = cleanPtr(&strs, e.ActorID, MaxActorIDBytes)
 	e.Action = permiso.CleanText(e.Action, MaxActionBytes)
-	e.TargetType = cleanPtr(e.TargetType, MaxTargetTypeBytes)
-	e.TargetID = cleanPtr(e.TargetID, MaxTargetIDBytes)
+	e.TargetType = cleanPtr(&strs, e.TargetType, MaxTargetTypeBytes)
+	e.TargetID = cleanPtr(&strs, e.TargetID, MaxTargetIDBytes)
 	e.Result = permiso.CleanText(e.Result, MaxResultBytes)
-	e.IPAddress = cleanPtr(e.IPAddress, MaxIPAddressBytes)
-	e.UserAgent = cleanPtr(e.UserAgent, MaxUserAgentBytes)
-	e.RequestID = cleanPtr(e.RequestID, MaxRequestIDBytes)
+	e.IPAddress = cleanPtr(&strs, e.IPAddress, MaxIPAddressBytes)
+	e.UserAgent = cleanPtr(&strs, e.UserAgent, MaxUserAgentBytes)
+	e.RequestID = cleanPtr(&strs, e.RequestID, MaxRequestIDBytes)
 	if e.Details != nil {
 		e.Details = boundDetails(cleanMap(e.Details, 1))
 	}
 	return e
 }
 
-func cleanPtr(p *string, limit int) *string {
+// cleanPtr returns a pointer, into strs, to the cleaned *p (nil for nil).
+func cleanPtr(strs *slab.Slab[string], p *string, limit int) *string {
 	if p == nil {
 		return nil
 	}
 	s := permiso.CleanText(*p, limit)
-	return &s
+	return strs.Ptr(&s)
 }
 
 // cleanMap cleans the keys and values of m, a map at depth (the top-level

@@ -2,9 +2,10 @@ package cache
 
 import (
 	"slices"
+	"time"
 
 	"github.com/permiso/permiso"
-	"github.com/permiso/permiso/internal/mapslice"
+	"github.com/permiso/permiso/internal/slab"
 )
 
 // The clones below copy every pointer and slice of the cached types, so
@@ -20,44 +21,86 @@ func clonePtr[T any](p *T) *T {
 	return &v
 }
 
-func cloneScope(s permiso.Scope) permiso.Scope {
-	s.Description = clonePtr(s.Description)
-	s.Resource = clonePtr(s.Resource)
-	return s
+// cloneScopes copies scopes (nil stays nil) into the first len(scopes)
+// free elements of into, their texts into strs, and returns the copy,
+// whose capacity ends at its length: appending to it never reaches the
+// next one.
+func cloneScopes(scopes []permiso.Scope, into *[]permiso.Scope, strs *slab.Slab[string]) []permiso.Scope {
+	if scopes == nil {
+		return nil
+	}
+	start := len(*into)
+	for _, sc := range scopes {
+		sc.Description = strs.Ptr(sc.Description)
+		sc.Resource = strs.Ptr(sc.Resource)
+		*into = append(*into, sc)
+	}
+	return (*into)[start:len(*into):len(*into)]
 }
 
-func cloneRole(r permiso.Role) permiso.Role {
-	r.Description = clonePtr(r.Description)
-	r.Scopes = mapslice.Map(r.Scopes, cloneScope)
-	return r
+// scopeTexts counts the texts of scopes that cloneScopes copies.
+func scopeTexts(scopes []permiso.Scope) int {
+	n := 0
+	for _, sc := range scopes {
+		n += slab.Count(sc.Description, sc.Resource)
+	}
+	return n
 }
 
+// cloneUser copies u, sharing nothing with it, in at most five
+// allocations whatever its roles and scopes:
+// the texts its pointers point to, its times, its roles, and all their
+// scopes, one slice each.
 func cloneUser(u permiso.User) permiso.User {
-	u.FirstName = clonePtr(u.FirstName)
-	u.LastName = clonePtr(u.LastName)
-	u.DisplayName = clonePtr(u.DisplayName)
-	u.Bio = clonePtr(u.Bio)
-	u.LastLogin = clonePtr(u.LastLogin)
-	u.LockedUntil = clonePtr(u.LockedUntil)
-	u.TokensRevokedBefore = clonePtr(u.TokensRevokedBefore)
-	u.Roles = mapslice.Map(u.Roles, cloneRole)
+	nStrs, nScopes := slab.Count(u.FirstName, u.LastName, u.DisplayName, u.Bio), 0
+	for _, r := range u.Roles {
+		nStrs += slab.Count(r.Description) + scopeTexts(r.Scopes)
+		nScopes += len(r.Scopes)
+	}
+	strs := make(slab.Slab[string], 0, nStrs)
+	times := make(slab.Slab[time.Time], 0, slab.Count(u.LastLogin, u.LockedUntil, u.TokensRevokedBefore))
+	u.FirstName = strs.Ptr(u.FirstName)
+	u.LastName = strs.Ptr(u.LastName)
+	u.DisplayName = strs.Ptr(u.DisplayName)
+	u.Bio = strs.Ptr(u.Bio)
+	u.LastLogin = times.Ptr(u.LastLogin)
+	u.LockedUntil = times.Ptr(u.LockedUntil)
+	u.TokensRevokedBefore = times.Ptr(u.TokensRevokedBefore)
+	if u.Roles != nil {
+		roles := make([]permiso.Role, len(u.Roles))
+		scopes := make([]permiso.Scope, 0, nScopes)
+		for i, r := range u.Roles {
+			r.Description = strs.Ptr(r.Description)
+			r.Scopes = cloneScopes(r.Scopes, &scopes, &strs)
+			roles[i] = r
+		}
+		u.Roles = roles
+	}
 	return u
 }
 
+// cloneClient copies c, sharing nothing with it, with its texts, times
+// and scopes in one slice each (cloneUser).
 func cloneClient(c permiso.ServiceClient) permiso.ServiceClient {
-	c.PreviousSecretHash = clonePtr(c.PreviousSecretHash)
-	c.PreviousSecretExpiresAt = clonePtr(c.PreviousSecretExpiresAt)
-	c.Description = clonePtr(c.Description)
+	strs := make(slab.Slab[string], 0, slab.Count(c.PreviousSecretHash, c.Description, c.ContactEmail, c.WebsiteURL,
+		c.AllowedIPs, c.WebhookURL)+scopeTexts(c.Scopes))
+	times := make(slab.Slab[time.Time], 0, slab.Count(c.PreviousSecretExpiresAt, c.LastUsed, c.TokensRevokedBefore))
+	c.PreviousSecretHash = strs.Ptr(c.PreviousSecretHash)
+	c.PreviousSecretExpiresAt = times.Ptr(c.PreviousSecretExpiresAt)
+	c.Description = strs.Ptr(c.Description)
 	c.RefreshTokenLifetime = clonePtr(c.RefreshTokenLifetime)
-	c.LastUsed = clonePtr(c.LastUsed)
-	c.ContactEmail = clonePtr(c.ContactEmail)
-	c.WebsiteURL = clonePtr(c.WebsiteURL)
-	c.AllowedIPs = clonePtr(c.AllowedIPs)
-	c.WebhookURL = clonePtr(c.WebhookURL)
-	c.TokensRevokedBefore = clonePtr(c.TokensRevokedBefore)
+	c.LastUsed = times.Ptr(c.LastUsed)
+	c.ContactEmail = strs.Ptr(c.ContactEmail)
+	c.WebsiteURL = strs.Ptr(c.WebsiteURL)
+	c.AllowedIPs = strs.Ptr(c.AllowedIPs)
+	c.WebhookURL = strs.Ptr(c.WebhookURL)
+	c.TokensRevokedBefore = times.Ptr(c.TokensRevokedBefore)
 	c.RedirectURIs = slices.Clone(c.RedirectURIs)
 	c.PostLogoutRedirectURIs = slices.Clone(c.PostLogoutRedirectURIs)
 	c.GrantTypes = slices.Clone(c.GrantTypes)
-	c.Scopes = mapslice.Map(c.Scopes, cloneScope)
+	if c.Scopes != nil {
+		scopes := make([]permiso.Scope, 0, len(c.Scopes))
+		c.Scopes = cloneScopes(c.Scopes, &scopes, &strs)
+	}
 	return c
 }

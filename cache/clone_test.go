@@ -121,3 +121,37 @@ func TestClonesShareNothing(t *testing.T) {
 		t.Error("cloneUser turned nil Roles into an empty slice")
 	}
 }
+
+// TestCloneUserSlabs: cloneUser copies the texts, times, roles and scopes
+// of a user with several roles into one slice each (slab), yet each
+// role's scopes end at their length, so that appending to one role's
+// scopes never writes into the next role's, and the clone's pointers are
+// its own.
+func TestCloneUserSlabs(t *testing.T) {
+	text := func(s string) *string { return &s }
+	now := time.Now()
+	u := permiso.User{FirstName: text("Ada"), Bio: text("b"), LastLogin: &now, Roles: []permiso.Role{
+		{Name: "a", Description: text("role a"), Scopes: []permiso.Scope{{Name: "x:1", Description: text("d1")}, {Name: "x:2", Resource: text("r2")}}},
+		{Name: "empty", Scopes: []permiso.Scope{}},
+		{Name: "none"},
+		{Name: "b", Scopes: []permiso.Scope{{Name: "y:1", Description: text("d3"), Resource: text("r3")}}},
+	}}
+	c := cloneUser(u)
+	if !reflect.DeepEqual(u, c) {
+		t.Fatalf("clone differs:\n%+v\n%+v", u, c)
+	}
+	if c.Roles[1].Scopes == nil || c.Roles[2].Scopes != nil {
+		t.Errorf("empty scopes %v (nil %t), none %v (nil %t)", c.Roles[1].Scopes, c.Roles[1].Scopes == nil,
+			c.Roles[2].Scopes, c.Roles[2].Scopes == nil)
+	}
+	c.Roles[0].Scopes = append(c.Roles[0].Scopes, permiso.Scope{Name: "appended"})
+	if c.Roles[3].Scopes[0].Name != "y:1" {
+		t.Errorf("appending to role a's scopes changed role b's: %+v", c.Roles[3].Scopes)
+	}
+	*c.FirstName, *c.Bio, *c.Roles[0].Description, *c.Roles[3].Scopes[0].Resource = "x", "x", "x", "x"
+	*c.LastLogin = time.Time{}
+	if *u.FirstName != "Ada" || *u.Bio != "b" || *u.Roles[0].Description != "role a" ||
+		*u.Roles[3].Scopes[0].Resource != "r3" || !u.LastLogin.Equal(now) {
+		t.Errorf("writing through the clone changed the original: %+v", u)
+	}
+}

@@ -106,6 +106,16 @@ func FuzzWholeQuery(f *testing.F) {
 	})
 }
 
+// FuzzParseForm holds parseForm to url.ParseQuery: the same values, and
+// an error exactly when url.ParseQuery has one (readParams answers any
+// error alike). The seeds are TestParseFormIsParseQuery's.
+func FuzzParseForm(f *testing.F) {
+	for _, form := range parseFormCases {
+		f.Add(form)
+	}
+	f.Fuzz(func(t *testing.T, form string) { sameAsParseQuery(t, form) })
+}
+
 // FuzzReadString checks the filter rule (adminquery.go): a value comes
 // back trimmed, storable (valid UTF-8 without NUL) and within the bound,
 // or the parameter is named in exactly one error and "" comes back.

@@ -1,12 +1,15 @@
 package httpapi
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/permiso/permiso"
 )
@@ -103,4 +106,23 @@ func jsonTypeName(e *json.UnmarshalTypeError) string {
 // every time value in responses (docs/api.md: RFC 3339 UTC with Z).
 func timestamp(t time.Time) string {
 	return t.UTC().Format(time.RFC3339Nano)
+}
+
+// appendTimestamp appends timestamp(t) as a JSON string (its characters
+// need no escaping) without making the string.
+func appendTimestamp(b []byte, t time.Time) []byte {
+	b = t.UTC().AppendFormat(append(b, '"'), time.RFC3339Nano)
+	return append(b, '"')
+}
+
+// appendUUID appends id.String() as a JSON string (hexadecimal digits and
+// hyphens) without making the string.
+func appendUUID(b []byte, id uuid.UUID) []byte {
+	b = append(b, '"')
+	b = hex.AppendEncode(b, id[:4])
+	b = hex.AppendEncode(append(b, '-'), id[4:6])
+	b = hex.AppendEncode(append(b, '-'), id[6:8])
+	b = hex.AppendEncode(append(b, '-'), id[8:10])
+	b = hex.AppendEncode(append(b, '-'), id[10:])
+	return append(b, '"')
 }

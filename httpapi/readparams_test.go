@@ -3,6 +3,8 @@ package httpapi
 import (
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -41,5 +43,37 @@ func TestReadParamsContentTypes(t *testing.T) {
 		case c.want == nil && (err != nil || params.Get("grant_type") != "x"):
 			t.Errorf("%q (JSON allowed: %v): %v, %v; want grant_type=x", c.contentType, c.allowJSON, params, err)
 		}
+	}
+}
+
+// parseFormCases are forms parseForm splits itself and forms it leaves to
+// url.ParseQuery: escapes (valid and not), '+', ';', empty pairs, keys
+// and values without '=', repeated keys, and more pairs than
+// maxPlainFormParams.
+var parseFormCases = []string{
+	"", "&", "&&", "=", "==", "a", "a=", "=b", "a=b", "a=b&", "&a=b", "a=b&&c=d", "a=1&a=2&a=", "a=b=c",
+	"token=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig_-&token_type_hint=access_token",
+	"grant_type=client_credentials&scope=read:users", "a=%41", "a=%zz", "a=%", "a+b=c+d", "a=1;b=2", ";",
+	"a=b&c", "\xff=\x00", "a=\xe2\x82", strings.Repeat("a=1&", maxPlainFormParams-1) + "b=2",
+	strings.Repeat("a=1&", maxPlainFormParams) + "b=2", strings.Repeat("&", 20_000),
+}
+
+// TestParseFormIsParseQuery: parseForm gives url.ParseQuery's values, and
+// fails exactly where it fails.
+func TestParseFormIsParseQuery(t *testing.T) {
+	for _, form := range parseFormCases {
+		sameAsParseQuery(t, form)
+	}
+}
+
+func sameAsParseQuery(t *testing.T, form string) {
+	t.Helper()
+	got, err := parseForm(form)
+	want, wantErr := url.ParseQuery(form)
+	if (err != nil) != (wantErr != nil) {
+		t.Fatalf("parseForm(%q): error %v, url.ParseQuery's %v", form, err, wantErr)
+	}
+	if err == nil && !reflect.DeepEqual(got, want) {
+		t.Fatalf("parseForm(%q) = %q, url.ParseQuery's %q", form, got, want)
 	}
 }

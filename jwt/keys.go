@@ -7,6 +7,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -17,7 +18,10 @@ import (
 	"fmt"
 	"math/big"
 	"slices"
+	"sync"
 	"time"
+
+	gojwt "github.com/golang-jwt/jwt/v5"
 
 	"github.com/permiso/permiso"
 )
@@ -65,11 +69,21 @@ type keySet struct {
 	// current (accessHeader), computed once per key set rather than per
 	// token.
 	header string
+	// macs holds HMACs keyed with current's secret (HS*; nil for the
+	// asymmetric algorithms), which Sign resets and reuses: hmac.New
+	// allocates its two hashes and hashes the padded key on every call,
+	// where a reset HMAC starts from the keyed state it saved.
+	macs *sync.Pool
 }
 
 func newKeySet(current *key, others []*key) *keySet {
 	set := &keySet{current: current, keys: []*key{current}, byKID: map[string]*key{current.kid: current},
 		header: accessHeader(current)}
+	if secret, ok := current.signing.([]byte); ok {
+		if m, ok := gojwt.GetSigningMethod(current.alg).(*gojwt.SigningMethodHMAC); ok {
+			set.macs = &sync.Pool{New: func() any { return hmac.New(m.Hash.New, secret) }}
+		}
+	}
 	for _, k := range others {
 		if _, dup := set.byKID[k.kid]; dup {
 			continue
@@ -88,9 +102,12 @@ func (s *Signer) keySet() *keySet {
 }
 
 // lookup returns the live key with this kid, or nil.
-func (s *Signer) lookup(kid string) *key {
+func (s *Signer) lookup(kid string) *key { return s.lookupAt(kid, s.now()) }
+
+// lookupAt is lookup at now, for a caller that has read the clock already.
+func (s *Signer) lookupAt(kid string, now time.Time) *key {
 	k := s.keySet().byKID[kid]
-	if k == nil || !k.live(s.now()) {
+	if k == nil || !k.live(now) {
 		return nil
 	}
 	return k

@@ -10,10 +10,12 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	gojwt "github.com/golang-jwt/jwt/v5"
 
 	"github.com/permiso/permiso"
 )
@@ -237,6 +239,55 @@ func validPayload(now time.Time) map[string]any {
 
 func validHeader() map[string]any {
 	return map[string]any{"alg": "HS256", "typ": "at+jwt", "kid": hmacKID(testSecret)}
+}
+
+// TestSignHMACIsGojwt holds Sign's reused HMACs (signHMAC) to gojwt's
+// SigningMethodHMAC.Sign: for each HS* algorithm, tokens signed one after
+// the other and from several goroutines at once carry the signature gojwt
+// computes over their signing input with the secret.
+func TestSignHMACIsGojwt(t *testing.T) {
+	ctx := context.Background()
+	for _, alg := range []string{HS256, HS384, HS512} {
+		t.Run(alg, func(t *testing.T) {
+			s, _, clk := storeSigner(t, alg)
+			check := func(tok string) error {
+				i := strings.LastIndexByte(tok, '.')
+				want, err := gojwt.GetSigningMethod(alg).Sign(tok[:i], testSecret)
+				if err != nil {
+					return err
+				}
+				if got := tok[i+1:]; got != b64.EncodeToString(want) {
+					return fmt.Errorf("signature %s, gojwt's %s", got, b64.EncodeToString(want))
+				}
+				return nil
+			}
+			var wg sync.WaitGroup
+			errs := make(chan error, 8*50)
+			for g := range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for n := range 50 {
+						c := fullClaims(clk.Now())
+						c.ID = fmt.Sprintf("jti-%d-%d", g, n)
+						tok, err := s.Sign(ctx, c)
+						if err == nil {
+							err = check(tok)
+						}
+						if err != nil {
+							errs <- err
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatal(err)
+			}
+		})
+	}
 }
 
 func TestVerifyRejects(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	gojwt "github.com/golang-jwt/jwt/v5"
 
 	"github.com/permiso/permiso"
+	"github.com/permiso/permiso/internal/slab"
 )
 
 // DefaultVerifiedCacheSize is Options.VerifiedCacheSize when it is zero.
@@ -100,7 +101,8 @@ func (s *Signer) verifiedHit(token string) (permiso.AccessClaims, bool) {
 	if e == nil {
 		return permiso.AccessClaims{}, false
 	}
-	if !s.now().Before(e.access.ExpiresAt) || s.lookup(e.kid) != e.key ||
+	// One clock read for the token's expiry and its key's.
+	if now := s.now(); !now.Before(e.access.ExpiresAt) || s.lookupAt(e.kid, now) != e.key ||
 		e.key.alg != s.alg || s.validator.Validate(e.claims) != nil {
 		s.verified.mu.Lock()
 		if s.verified.m[token] == e {
@@ -173,9 +175,13 @@ func (s *Signer) remember(token string, c *claims, access permiso.AccessClaims, 
 // cloneAccessClaims returns c with its own copies of the lists and of the
 // flags, so that no caller can change what another request is given.
 func cloneAccessClaims(c permiso.AccessClaims) permiso.AccessClaims {
-	c.Audience, c.Scopes = slices.Clone(c.Audience), slices.Clone(c.Scopes)
-	c.AMR, c.Roles = slices.Clone(c.AMR), slices.Clone(c.Roles)
-	c.IsSuperuser, c.IsTrusted = cloneBool(c.IsSuperuser), cloneBool(c.IsTrusted)
+	// The four lists in one allocation and the two booleans in another:
+	// a cache hit copies them on every request.
+	strs := make(slab.Slab[string], 0, len(c.Audience)+len(c.Scopes)+len(c.AMR)+len(c.Roles))
+	c.Audience, c.Scopes = strs.Slice(c.Audience), strs.Slice(c.Scopes)
+	c.AMR, c.Roles = strs.Slice(c.AMR), strs.Slice(c.Roles)
+	bools := make(slab.Slab[bool], 0, slab.Count(c.IsSuperuser, c.IsTrusted))
+	c.IsSuperuser, c.IsTrusted = bools.Ptr(c.IsSuperuser), bools.Ptr(c.IsTrusted)
 	return c
 }
 

@@ -244,3 +244,28 @@ func TestVerifiedCacheIsBounded(t *testing.T) {
 		t.Errorf("%d expired tokens not refused", errs)
 	}
 }
+
+// TestVerifiedCacheHitsShareNothing: what a cache hit returns is the
+// request's own: writing into its lists and flags, or appending to a
+// list, changes neither the cached claims nor the next hit's.
+func TestVerifiedCacheHitsShareNothing(t *testing.T) {
+	ctx := context.Background()
+	s, clk := hs256Signer(t)
+	tok := signVerified(ctx, t, s, fullClaims(clk.Now()))
+	first, err := s.Verify(ctx, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := s.Verify(ctx, tok)
+	first.Audience[0], first.Scopes[0], first.AMR[0], first.Roles[0] = "x", "x", "x", "x"
+	first.Scopes = append(first.Scopes, "appended")
+	first.Audience = append(first.Audience, "appended")
+	*first.IsSuperuser, *first.IsTrusted = false, true
+	got, err := s.Verify(ctx, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) || got.Scopes[0] == "x" || !*got.IsSuperuser {
+		t.Errorf("a hit after writing into another:\n got %+v\nwant %+v", got, want)
+	}
+}

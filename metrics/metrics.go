@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,6 +48,41 @@ type Metrics struct {
 	// request's method is whatever the client sent). Children are never
 	// deleted from the two vectors, so a cached one stays theirs.
 	httpChildren sync.Map
+
+	// auditChildren and grantChildren cache, by the raw label values,
+	// the children of auditEvents (auditKey) and tokensIssued (the grant)
+	// that count records: a token request counts two events' worth of
+	// labels, each cleaned, hashed and looked up under a lock otherwise.
+	// Actions, results and grants are the code's constants; the caches
+	// stop growing at maxCachedChildren all the same.
+	auditChildren childCache[auditKey]
+	grantChildren childCache[string]
+}
+
+type auditKey struct{ action, result string }
+
+// maxCachedChildren bounds each childCache.
+const maxCachedChildren = 256
+
+// childCache maps raw label values to the counter child made from them.
+type childCache[K comparable] struct {
+	m sync.Map // K → prometheus.Counter
+	n atomic.Int32
+}
+
+// get returns k's counter, made by child the first time (and every time
+// once the cache is full).
+func (c *childCache[K]) get(k K, child func() prometheus.Counter) prometheus.Counter {
+	if v, ok := c.m.Load(k); ok {
+		return v.(prometheus.Counter)
+	}
+	ctr := child()
+	if c.n.Load() < maxCachedChildren {
+		if _, loaded := c.m.LoadOrStore(k, ctr); !loaded {
+			c.n.Add(1)
+		}
+	}
+	return ctr
 }
 
 type httpKey struct {
@@ -245,7 +281,9 @@ const (
 func (m *Metrics) count(e permiso.AuditEvent) {
 	// Label values must be valid UTF-8 (WithLabelValues panics otherwise);
 	// actions and results are the code's constants, cleaned all the same.
-	m.auditEvents.WithLabelValues(permiso.CleanText(e.Action, 128), permiso.CleanText(e.Result, 32)).Inc()
+	m.auditChildren.get(auditKey{e.Action, e.Result}, func() prometheus.Counter {
+		return m.auditEvents.WithLabelValues(permiso.CleanText(e.Action, 128), permiso.CleanText(e.Result, 32))
+	}).Inc()
 	switch e.Action {
 	case actionLoginSuccess:
 		m.logins.WithLabelValues("success").Inc()
@@ -264,11 +302,13 @@ func (m *Metrics) count(e permiso.AuditEvent) {
 		}
 	case actionTokenIssue:
 		grant, _ := e.Details["grant_type"].(string)
-		grant = permiso.CleanText(grant, 64)
-		if grant == "" {
-			grant = "unknown"
-		}
-		m.tokensIssued.WithLabelValues(grant).Inc()
+		m.grantChildren.get(grant, func() prometheus.Counter {
+			label := permiso.CleanText(grant, 64)
+			if label == "" {
+				label = "unknown"
+			}
+			return m.tokensIssued.WithLabelValues(label)
+		}).Inc()
 	case actionReuseDetected:
 		m.reuseDetected.Inc()
 	}

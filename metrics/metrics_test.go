@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http/httptest"
 	"strings"
@@ -104,6 +105,41 @@ func TestObserveHTTPCachedChildren(t *testing.T) {
 		`permiso_http_request_duration_seconds_count{method="HEAD",route="GET /api/v1/users/me"} 1`,
 		`permiso_http_request_duration_seconds_count{method="BREW",route="unmatched"} 2`,
 	)
+}
+
+// TestCountCachedChildren: repeated audit events add up in the series of
+// their first (whose children count keeps), raw label values that clean
+// to the same text share it, a token event without a grant counts as
+// "unknown", and past maxCachedChildren distinct values events are still
+// counted, uncached.
+func TestCountCachedChildren(t *testing.T) {
+	m := New()
+	a := m.Auditor(nil)
+	ctx := context.Background()
+	issue := func(grant any) permiso.AuditEvent {
+		return permiso.AuditEvent{Action: "token.issue", Result: "success", Details: map[string]any{"grant_type": grant}}
+	}
+	for range 3 {
+		a.Record(ctx, issue("client_credentials"))
+	}
+	a.Record(ctx, issue("client\x00_credentials"))
+	a.Record(ctx, issue(nil))
+	a.Record(ctx, issue(""))
+	a.Record(ctx, permiso.AuditEvent{Action: "token.issue", Result: "fail\xffure"})
+	for i := range maxCachedChildren + 10 {
+		a.Record(ctx, permiso.AuditEvent{Action: fmt.Sprintf("test.action%d", i%(maxCachedChildren+5)), Result: "success"})
+	}
+	scrapeHas(t, m, "metrics output",
+		`permiso_tokens_issued_total{grant="client_credentials"} 4`,
+		`permiso_tokens_issued_total{grant="unknown"} 3`,
+		`permiso_audit_events_total{action="token.issue",result="success"} 6`,
+		"permiso_audit_events_total{action=\"token.issue\",result=\"fail\uFFFDure\"} 1",
+		`permiso_audit_events_total{action="test.action0",result="success"} 2`,
+		fmt.Sprintf(`permiso_audit_events_total{action="test.action%d",result="success"} 1`, maxCachedChildren+4),
+	)
+	if n := m.auditChildren.n.Load(); n != maxCachedChildren {
+		t.Errorf("audit children cached: %d, want the bound %d", n, maxCachedChildren)
+	}
 }
 
 // TestAuditWriterMetrics: the audit writer's counters exist at 0 from the
