@@ -282,3 +282,52 @@ func TestGuideIndexStatements(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionExpiryIndexCreatedBefore: an operator who ran the deployment
+// guide's CREATE INDEX CONCURRENTLY while the schema was at version 7 can
+// still migrate to version 8 (docs/deployment.md, "Upgrade notes"): a
+// valid index of that name is kept, and one an interrupted concurrent
+// build left invalid is built again.
+func TestSessionExpiryIndexCreatedBefore(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := newTestDB(t)
+	valid := func() (exists, valid bool) {
+		t.Helper()
+		err := db.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_index WHERE indexrelid = to_regclass('idx_user_sessions_expires_at')),
+			COALESCE((SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('idx_user_sessions_expires_at')), false)`).Scan(&exists, &valid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return exists, valid
+	}
+	for _, c := range []struct {
+		name    string
+		prepare []string
+	}{
+		{"valid", []string{"CREATE INDEX CONCURRENTLY idx_user_sessions_expires_at ON user_sessions(expires_at)"}},
+		{"invalid", []string{
+			"CREATE INDEX CONCURRENTLY idx_user_sessions_expires_at ON user_sessions(expires_at)",
+			// What an interrupted concurrent build leaves behind.
+			"UPDATE pg_index SET indisvalid = false WHERE indexrelid = to_regclass('idx_user_sessions_expires_at')",
+		}},
+	} {
+		if _, err := db.MigrateDown(ctx, 1); err != nil {
+			t.Fatalf("%s: MigrateDown: %v", c.name, err)
+		}
+		if exists, _ := valid(); exists {
+			t.Fatalf("%s: the index is still there at version 7", c.name)
+		}
+		for _, stmt := range c.prepare {
+			if _, err := db.pool.Exec(ctx, stmt); err != nil {
+				t.Fatalf("%s: %s: %v", c.name, stmt, err)
+			}
+		}
+		if _, err := db.MigrateUp(ctx); err != nil {
+			t.Fatalf("%s: MigrateUp over an index created before: %v", c.name, err)
+		}
+		if exists, ok := valid(); !exists || !ok {
+			t.Errorf("%s: after version 8 the index exists %v, valid %v; want both", c.name, exists, ok)
+		}
+	}
+}

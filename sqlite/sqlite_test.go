@@ -263,3 +263,23 @@ func TestPragmas(t *testing.T) {
 		t.Error("Open accepted a URI with parameters")
 	}
 }
+
+// TestSessionExpiryIndexCreatedBefore: an index of the deployment guide's
+// name created by hand at version 7 does not stop version 8, which
+// creates it (docs/deployment.md, "Upgrade notes").
+func TestSessionExpiryIndexCreatedBefore(t *testing.T) {
+	ctx := t.Context()
+	db := migrated(t, filepath.Join(t.TempDir(), "idx.db"))
+	if _, err := db.MigrateDown(ctx, 1); err != nil {
+		t.Fatalf("MigrateDown: %v", err)
+	}
+	if err := db.ExecForTest(ctx, "CREATE INDEX idx_user_sessions_expires_at ON user_sessions(expires_at)"); err != nil {
+		t.Fatalf("create the index at version 7: %v", err)
+	}
+	if _, err := db.MigrateUp(ctx); err != nil {
+		t.Fatalf("MigrateUp over an index created before: %v", err)
+	}
+	if err := db.ExecForTest(ctx, "CREATE INDEX idx_user_sessions_expires_at ON user_sessions(expires_at)"); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Errorf("creating the index again at version 8: %v; want already exists", err)
+	}
+}

@@ -1,3 +1,3 @@
--- Drops the index version 8 restored, as version 7 left the schema.
+-- Drops the index version 8 restored (or kept), as version 7 left the schema.
 
-DROP INDEX idx_user_sessions_expires_at;
+DROP INDEX IF EXISTS idx_user_sessions_expires_at;
