@@ -68,12 +68,17 @@ type TokenStore interface {
 	// UseRefreshTokenGrace is the one grace retry of a rotated token (RFC
 	// 9700 §4.14.2): atomically, with one conditional UPDATE (a
 	// compare-and-swap), it revokes the token with the given hash, when it
-	// was used at or after usedSince and is not revoked, with reason
-	// RevocationGraceUsed, and inserts replacement, in one transaction. A
-	// token that is unused, revoked (its retry already spent included) or
-	// used before usedSince yields ErrConflict and nothing is written, so
-	// of any number of concurrent retries exactly one succeeds. An unknown
-	// hash yields ErrNotFound. Like UseRefreshToken it touches the session.
+	// was used at or after usedSince, is not revoked and no token whose
+	// parent it is (its rotation's replacement, or a grace sibling) has
+	// been used, with reason RevocationGraceUsed, and inserts replacement,
+	// in one transaction. A token that is unused, revoked (its retry
+	// already spent included), used before usedSince, or whose replacement
+	// was used (the client that rotated it received the replacement, so
+	// the presentation is of a copy: reuse) yields ErrConflict and nothing
+	// is written, so of any number of concurrent retries exactly one
+	// succeeds. An unknown hash yields ErrNotFound. Like UseRefreshToken it
+	// touches the session, first: a use of the replacement committed
+	// before the retry locked the session is seen by the retry.
 	UseRefreshTokenGrace(ctx context.Context, hash string, replacement RefreshToken, usedSince, now time.Time) error
 	// RevokeRefreshFamily revokes every unrevoked token of the family and
 	// returns how many were revoked.

@@ -293,7 +293,7 @@ var specs = []spec{
 		Description: "Default lifetime of client-credentials tokens, in minutes (a client may set its own)."},
 		set: duration(time.Minute, func(c *Config) *time.Duration { return &c.ServiceTokenExpire })},
 	{Variable: Variable{Name: "REFRESH_TOKEN_REUSE_GRACE_SECONDS", Default: "10",
-		Description: "A rotated refresh token presented again within this many seconds gets a fresh pair (client retry); later reuse revokes the whole token family. 0 disables the grace."},
+		Description: "A rotated refresh token presented again within this many seconds gets a fresh pair once (client retry), unless its replacement was already used; later reuse, or reuse after the replacement was used, revokes the whole token family. 0 disables the grace."},
 		set: duration(time.Second, func(c *Config) *time.Duration { return &c.RefreshTokenReuseGrace })},
 	{Variable: Variable{Name: "SESSION_MAX_LIFETIME_DAYS", Default: "90",
 		Description: "Absolute lifetime of a login session, in days: each refresh moves the session's expiry forward by REFRESH_TOKEN_EXPIRE_DAYS, but never past its creation plus this; then the user logs in again."},

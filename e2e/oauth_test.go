@@ -341,6 +341,23 @@ func TestRefreshGrace(t *testing.T) {
 	})
 }
 
+// TestRefreshGraceAfterReplacementUsed: a rotated token replayed within
+// the grace window after its replacement was used is reuse, not a retry
+// (docs/security-model.md, "Refresh token reuse"): the family and the
+// session die, the newest token included. It used to get a fresh pair,
+// leaving two live branches.
+func TestRefreshGraceAfterReplacementUsed(t *testing.T) {
+	eachAdminServer(t, map[string]string{"REFRESH_TOKEN_REUSE_GRACE_SECONDS": "30"}, []route{post(pathIntro)}, func(t *testing.T, s *Server, _ string) {
+
+		t0 := s.login(t, adminUser, strongPassword, "")
+		t1 := mustTokens(t, s.refresh(t, t0.RefreshToken, ""), true)
+		t2 := mustTokens(t, s.refresh(t, t1.RefreshToken, ""), true)
+		assertOAuthError(t, s.refresh(t, t0.RefreshToken, ""), http.StatusBadRequest, "invalid_grant")
+		assertOAuthError(t, s.refresh(t, t2.RefreshToken, ""), http.StatusBadRequest, "invalid_grant")
+		s.assertBearerRejected(t, t2.AccessToken)
+	})
+}
+
 // TestRefreshEndpoint: POST /auth/refresh takes JSON (as the original) and
 // forms.
 func TestRefreshEndpoint(t *testing.T) {

@@ -137,15 +137,18 @@
 //     These checks run before reuse detection, so a request that could not
 //     have used the token anyway does not revoke the family.
 //   - A token presented again within ReuseGrace of its rotation (a lost
-//     response, a retry, two tabs) gets a fresh pair of its own ONCE: a
-//     sibling in the family whose parent is the presented token, and the
-//     winner's pair stays valid. The retry is spent atomically in the store
+//     response, a retry, two tabs) gets a fresh pair of its own ONCE, and
+//     only while the rotation's replacement is unused: a sibling in the
+//     family whose parent is the presented token, and the winner's pair
+//     stays valid. The retry is spent atomically in the store
 //     (UseRefreshTokenGrace, a compare-and-swap that revokes the presented
 //     token with reason grace_used while inserting the sibling), so of
 //     concurrent retries exactly one succeeds. A second retry is reuse: a
 //     thief cannot fork live branches that detection never catches.
 //     ReuseGrace 0 means no grace.
-//   - Presented later than that, or again after its grace retry: reuse.
+//   - Presented later than that, again after its grace retry, or after its
+//     replacement was used (the client that rotated it received its answer,
+//     so this is a copy): reuse.
 //     A token.reuse_detected audit event and a log line are written first,
 //     then the family and the session are revoked in the store and the
 //     session's access tokens in the revocation store; the answer is

@@ -245,7 +245,9 @@ func (s *Service) refreshGrant(ctx context.Context, req TokenRequest, client *pe
 	}
 	// Revoked (its one grace retry spent included) or rotated longer ago
 	// than the grace window: refused, as reuse where it is one
-	// (refresh_reuse.go).
+	// (refresh_reuse.go). A rotated token within the window takes the
+	// grace path, whose store compare-and-swap also refuses it, as reuse,
+	// once its replacement was used (useGrace).
 	if t.RevokedAt != nil || t.UsedAt != nil && s.pastGrace(*t.UsedAt, now) {
 		return nil, s.rejectPresented(ctx, t, now, meta)
 	}
@@ -461,7 +463,8 @@ func (s *Service) issueLogin(ctx context.Context, g *grant, meta RequestMeta) (T
 // is marked used and replaced by a new token of the same family, in one
 // store transaction. Of concurrent rotations exactly one wins; the others,
 // and retries within the grace window, get a fresh pair of their own (a
-// sibling in the family), and the winner's pair stays valid.
+// sibling in the family) while the winner's replacement is unused, and the
+// winner's pair stays valid; once it is used they are reuse (useGrace).
 func (s *Service) issueRefresh(ctx context.Context, _ TokenRequest, g *grant, meta RequestMeta) (TokenResponse, error) {
 	now := s.now()
 	t := g.presented

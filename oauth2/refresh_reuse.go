@@ -58,8 +58,12 @@ func (s *Service) resendSessionRevocation(ctx context.Context, sid uuid.UUID, no
 }
 
 // useGrace spends the one grace retry of the presented (rotated) token and
-// stores repl, in one store compare-and-swap. When the retry was already
-// spent, or the window closed meanwhile, the presentation is reuse.
+// stores repl, in one store compare-and-swap. The retry is for a client
+// whose answer to the rotation was lost: it is granted only while the
+// rotation's replacement is unused. When the retry was already spent, the
+// window closed meanwhile, or the replacement was used (the client that
+// rotated the token did receive its answer, so this presentation is of a
+// copy), the presentation is reuse.
 func (s *Service) useGrace(ctx context.Context, hash string, repl permiso.RefreshToken, now time.Time, meta RequestMeta) error {
 	err := s.deps.Tokens.UseRefreshTokenGrace(ctx, hash, repl, now.Add(-s.cfg.ReuseGrace), now)
 	switch {
@@ -76,6 +80,12 @@ func (s *Service) useGrace(ctx context.Context, hash string, repl permiso.Refres
 		return errBadRefresh
 	case err != nil:
 		return err
+	}
+	if cur.RevokedAt == nil && cur.UsedAt != nil {
+		// Rotated and unrevoked, yet refused: either past the window or,
+		// within it, its replacement was used (UseRefreshTokenGrace).
+		// Reuse either way.
+		return s.reuseDetected(ctx, cur, meta)
 	}
 	return s.rejectPresented(ctx, cur, now, meta)
 }

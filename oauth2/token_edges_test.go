@@ -28,20 +28,84 @@ func TestGraceRetryOnlyOnce(t *testing.T) {
 			t.Fatalf("first retry within grace: %v", err)
 		}
 		e.clock.Advance(2 * time.Second)
-		_, err = e.refresh(login.RefreshToken, "", "") // a thief forking another branch
-		wantOAuth(t, err, "invalid_grant", 400)
-		if len(e.audit.find(oauth2.ActionTokenReuseDetected)) != 1 {
-			t.Fatal("second retry within grace not treated as reuse")
+		e.wantRefreshRefused(login.RefreshToken) // a thief forking another branch
+		e.wantReuseDetected(login.SessionID, a, b)
+	})
+}
+
+// wantReuseDetected asserts that one reuse was detected in the session:
+// it is revoked, and so is every pair of its family (refresh token
+// refused, access token invalid).
+func (e *env) wantReuseDetected(sessionID string, pairs ...oauth2.TokenResponse) {
+	e.t.Helper()
+	if n := len(e.audit.find(oauth2.ActionTokenReuseDetected)); n != 1 {
+		e.t.Fatalf("%d token.reuse_detected events, want 1", n)
+	}
+	for _, r := range pairs {
+		e.wantRefreshRefused(r.RefreshToken)
+		e.wantInvalidToken(r.AccessToken, "access token of a family revoked for reuse")
+	}
+	sid, _ := uuid.Parse(sessionID)
+	if sess, _ := e.db.GetSession(e.ctx, sid); sess.RevokedAt == nil {
+		e.t.Fatal("session not revoked")
+	}
+}
+
+// A rotated token presented again within the grace window after its
+// replacement was used is reuse (RFC 9700 §4.14.2): the client that
+// rotated it received the replacement, so the presentation is of a copy.
+// It used to get a fresh pair, leaving the family with two live branches.
+// (The lost-answer retry, its replacement unused, still gets its pair:
+// TestRefreshRetryWithinGrace.)
+func TestGraceRefusedAfterReplacementUsed(t *testing.T) {
+	backends(t, func(t *testing.T, db permiso.Store) {
+		e := newEnvOn(t, db)
+		login, a := e.rotated(time.Second)
+		b, err := e.refresh(a.RefreshToken, "", "") // the client used its replacement
+		if err != nil {
+			t.Fatal(err)
 		}
-		for _, r := range []oauth2.TokenResponse{a, b} {
-			if _, err := e.refresh(r.RefreshToken, "", ""); err == nil {
-				t.Fatal("a branch of the family survived reuse detection")
-			}
-			e.wantInvalidToken(r.AccessToken, "access token of a family revoked for reuse")
+		e.clock.Advance(time.Second) // still within the grace window of login's token
+		e.wantRefreshRefused(login.RefreshToken)
+		if ev := e.audit.find(oauth2.ActionTokenRefresh); len(ev) != 2 {
+			t.Fatalf("%d token.refresh events, want 2 (the replay issued nothing)", len(ev))
 		}
+		e.wantReuseDetected(login.SessionID, a, b)
+	})
+}
+
+// A grace retry racing the first use of the replacement: the store
+// serializes the two on the session row (UseRefreshTokenGrace). Replay
+// first, it is granted (the replacement was unused) and the replacement
+// rotates as well (the winner's pair stays valid); use first, the replay
+// is reuse and revokes the family and the session. Nothing else.
+func TestGraceRetryRacingReplacementUse(t *testing.T) {
+	backends(t, func(t *testing.T, db permiso.Store) {
+		e := newEnvOn(t, db)
+		login, a := e.rotated(time.Second)
+		presented := []string{a.RefreshToken, login.RefreshToken}
+		errs := testrace.All(2, func(i int) error {
+			_, err := e.refresh(presented[i], "", "")
+			return err
+		})
 		sid, _ := uuid.Parse(login.SessionID)
-		if sess, _ := e.db.GetSession(e.ctx, sid); sess.RevokedAt == nil {
-			t.Fatal("session not revoked")
+		sess, err := e.db.GetSession(e.ctx, sid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reuse := len(e.audit.find(oauth2.ActionTokenReuseDetected))
+		switch {
+		case errs[0] == nil && errs[1] == nil:
+			if reuse != 0 || sess.RevokedAt != nil {
+				t.Fatal("both refreshes issued a pair, yet the family was revoked")
+			}
+		case errs[1] != nil:
+			wantOAuth(t, errs[1], "invalid_grant", 400)
+			if reuse != 1 || sess.RevokedAt == nil {
+				t.Fatalf("replay refused with %d reuse detections, session revoked at %v: want reuse", reuse, sess.RevokedAt)
+			}
+		default:
+			t.Fatalf("use of the replacement: %v", errs[0])
 		}
 	})
 }

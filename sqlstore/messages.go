@@ -27,7 +27,7 @@ var (
 	ReferenceMissingMessage  = "a referenced resource does not exist"
 	PasswordChangedMessage   = "The password was changed meanwhile"
 	RefreshTokenSpentMessage = "Refresh token already used or revoked"
-	GraceSpentMessage        = "Refresh token not rotated within the grace window, or its retry already spent"
+	GraceSpentMessage        = "Refresh token not rotated within the grace window, its retry already spent, or its replacement used"
 )
 
 // MessagesFor returns the messages of the kind of row named by what ("user",

@@ -159,13 +159,23 @@ func (s *Store) UseRefreshToken(ctx context.Context, hash string, replacement pe
 
 // UseRefreshTokenGrace spends the one grace retry of a rotated token: one
 // conditional UPDATE revokes it (reason permiso.RevocationGraceUsed) when it
-// was used at or after usedSince and is not revoked, and replacement is
-// inserted, in one transaction. Otherwise it returns ErrConflict (or
-// ErrNotFound for an unknown hash) and writes nothing.
+// was used at or after usedSince, is not revoked and no replacement of it
+// (a token of its session whose parent it is) has been used, and
+// replacement is inserted, in one transaction. Otherwise it returns
+// ErrConflict (or ErrNotFound for an unknown hash) and writes nothing.
+//
+// The replacements are looked up through the session (session_id is
+// indexed, parent_id is not). The session row is locked first
+// (spendRefresh), as by every rotation, which uses a replacement: the
+// UPDATE, a statement of its own, sees any such use committed before it
+// got the lock (PostgreSQL's READ COMMITTED takes a snapshot per
+// statement; SQLite runs one write transaction at a time).
 func (s *Store) UseRefreshTokenGrace(ctx context.Context, hash string, replacement permiso.RefreshToken, usedSince, now time.Time) error {
 	return s.spendRefresh(ctx, hash, replacement, now, "use refresh token grace", GraceSpentMessage,
 		`UPDATE refresh_tokens SET revoked_at = ?, revocation_reason = ?
-			WHERE token_hash = ? AND used_at IS NOT NULL AND used_at >= ? AND revoked_at IS NULL`,
+			WHERE token_hash = ? AND used_at IS NOT NULL AND used_at >= ? AND revoked_at IS NULL
+				AND NOT EXISTS (SELECT 1 FROM refresh_tokens c WHERE c.session_id = refresh_tokens.session_id
+					AND c.parent_id = refresh_tokens.id AND c.used_at IS NOT NULL)`,
 		s.d.Time(now), permiso.RevocationGraceUsed, hash, s.d.Time(usedSince))
 }
 

@@ -15,6 +15,7 @@ import (
 var raceTests = []test{
 	{"Tokens/RefreshGraceRetryOnce", testRefreshGraceOnce},
 	{"Tokens/RefreshGraceRetryConcurrent", testRefreshGraceConcurrent},
+	{"Tokens/RefreshGraceRefusedAfterReplacementUsed", testRefreshGraceReplacementUsed},
 	{"Users/ChangePasswordIfCurrent", testChangePasswordIfCurrent},
 	{"Sessions/RevokeRevokedSessionRevokesLateTokens", testRevokeRevokedSessionTokens},
 	{"Users/GetUserByLoginTrims", testGetUserByLoginTrims},
@@ -28,7 +29,10 @@ func testRefreshGraceOnce(h *harness) {
 	early := h.newRefresh(sess, first.FamilyID, "g-early")
 	h.wantErr(h.s.UseRefreshTokenGrace(h.ctx, hashOf("g-1"), early, h.now, usedAt), permiso.ErrConflict, "UseRefreshTokenGrace on an unused token")
 
+	// The rotation's replacement, unused: it does not stand in the way of
+	// the retry below.
 	next := h.newRefresh(sess, first.FamilyID, "g-2")
+	next.ParentID = &first.ID
 	h.must(h.s.UseRefreshToken(h.ctx, hashOf("g-1"), next, usedAt), "UseRefreshToken")
 
 	// Window closed: used before usedSince.
@@ -77,6 +81,42 @@ func testRefreshGraceConcurrent(h *harness) {
 		repl := h.newRefresh(sess, first.FamilyID, "gc-sib-"+string(rune('a'+i)))
 		return h.s.UseRefreshTokenGrace(h.ctx, hashOf("gc-0"), repl, usedAt, h.at(2*time.Second))
 	})
+}
+
+// Once the replacement of a rotated token was used, the client that
+// rotated it evidently received its answer: a grace retry of the rotated
+// token is refused (the caller takes it for reuse) and writes nothing.
+func testRefreshGraceReplacementUsed(h *harness) {
+	sess, first := h.firstRefresh("grady", "gu-0")
+	usedAt := h.at(time.Minute)
+	next := h.newRefresh(sess, first.FamilyID, "gu-1")
+	next.ParentID = &first.ID
+	h.must(h.s.UseRefreshToken(h.ctx, hashOf("gu-0"), next, usedAt), "UseRefreshToken gu-0")
+	third := h.newRefresh(sess, first.FamilyID, "gu-2")
+	third.ParentID = &next.ID
+	h.must(h.s.UseRefreshToken(h.ctx, hashOf("gu-1"), third, usedAt.Add(time.Second)), "UseRefreshToken gu-1")
+	before, err := h.s.GetSession(h.ctx, sess.ID)
+	h.must(err, "GetSession")
+
+	retry := h.newRefresh(sess, first.FamilyID, "gu-retry")
+	retry.ParentID = &first.ID
+	at := usedAt.Add(2 * time.Second)
+	h.wantErr(h.s.UseRefreshTokenGrace(h.ctx, hashOf("gu-0"), retry, usedAt, at), permiso.ErrConflict,
+		"UseRefreshTokenGrace after the replacement was used")
+	_, err = h.s.GetRefreshTokenByHash(h.ctx, hashOf("gu-retry"))
+	h.wantErr(err, permiso.ErrNotFound, "replacement of a refused grace retry must not be written")
+	old := h.getRefresh("gu-0")
+	eqTimePtr(h, "revoked_at of the refused token", old.RevokedAt, nil)
+	eqTimePtr(h, "used_at of the refused token", old.UsedAt, &usedAt)
+	after, err := h.s.GetSession(h.ctx, sess.ID)
+	h.must(err, "GetSession")
+	eqTime(h, "session last_activity after a refused grace retry", after.LastActivity, before.LastActivity)
+	eqTime(h, "session expires_at after a refused grace retry", after.ExpiresAt, before.ExpiresAt)
+
+	// The used replacement's own retry, its replacement unused, is granted.
+	sib := h.newRefresh(sess, first.FamilyID, "gu-1b")
+	sib.ParentID = &next.ID
+	h.must(h.s.UseRefreshTokenGrace(h.ctx, hashOf("gu-1"), sib, usedAt, at), "UseRefreshTokenGrace gu-1")
 }
 
 func testChangePasswordIfCurrent(h *harness) {
