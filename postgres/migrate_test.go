@@ -258,11 +258,7 @@ func TestBackup(t *testing.T) {
 func TestGuideIndexStatements(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	url, schema := newSchema(t)
-	db := openIn(t, url, schema)
-	if _, err := db.MigrateUp(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := newTestDB(t)
 	for _, stmt := range []string{
 		"CREATE INDEX CONCURRENTLY idx_users_email ON users(email)",
 		"CREATE INDEX CONCURRENTLY idx_users_username ON users(username)",
