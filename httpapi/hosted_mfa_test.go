@@ -76,8 +76,8 @@ func newMFAPagesEnv(t *testing.T, b mfaBackend) *mfaPagesEnv {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { rc.Close() })
-		prefix := fmt.Sprintf("test:mfapages:%d:", time.Now().UnixNano())
+		t.Cleanup(func() { rc.Close() }) // after the keys are deleted
+		prefix := redisTestPrefix(t, rc, "mfapages")
 		once = redis.NewOnce(rc, prefix)
 		lockout = redis.NewLockout(rc, prefix, mfaLockAfter, 30*time.Minute)
 	}
