@@ -245,10 +245,15 @@ func writeOAuth(w http.ResponseWriter, r *http.Request, err error) {
 // writeNoStore writes a JSON response that caches must not keep (RFC 6749
 // §5.1: token responses and errors carry credentials).
 func writeNoStore(w http.ResponseWriter, status int, v any) {
-	h := w.Header()
+	setNoStore(w.Header())
+	writeJSON(w, status, v)
+}
+
+// setNoStore sets the headers of writeNoStore: Cache-Control: no-store
+// and Pragma: no-cache (RFC 6749 §5.1).
+func setNoStore(h http.Header) {
 	h["Cache-Control"] = hdrNoStore
 	h["Pragma"] = hdrNoCache
-	writeJSON(w, status, v)
 }
 
 // handleToken serves the token endpoint (RFC 6749 §3.2) and its two
@@ -369,38 +374,54 @@ func (s *server) handleIntrospect() settlingHandler {
 		if bearer, ok := bearerToken(r); ok {
 			if token, terr := tokenParam(params); terr == nil {
 				res, callerErr, err := s.auth.IntrospectAsBearer(r.Context(), bearer, token, hint, limits)
-				return func(w http.ResponseWriter) {
-					switch {
-					case callerErr != nil:
-						writeCallerError(w, r, callerErr)
-					case err != nil:
-						writeOAuth(w, r, err)
-					default:
-						writeNoStore(w, http.StatusOK, res)
-					}
+				if callerErr != nil {
+					return callerErrorReply(r, recordNothing, callerErr)
 				}
+				return introspectionReply(r, recordNothing, res, err)
 			}
 		}
 		caller, record, err := s.caller(r, params, limits)
 		if err != nil {
-			return func(w http.ResponseWriter) {
-				record()
-				writeCallerError(w, r, err)
-			}
+			return callerErrorReply(r, record, err)
 		}
 		token, err := tokenParam(params)
 		if err != nil {
 			return oauthReply(r, err)
 		}
 		res, err := s.auth.Introspect(r.Context(), caller, token, hint, limits)
+		return introspectionReply(r, record, res, err)
+	}
+}
+
+// recordNothing is the record of a caller whose authentication records
+// nothing (a bearer).
+func recordNothing() {}
+
+// callerErrorReply answers a failed caller authentication
+// (writeCallerError) once record has run.
+func callerErrorReply(r *http.Request, record func(), err error) reply {
+	return func(w http.ResponseWriter) {
+		record()
+		writeCallerError(w, r, err)
+	}
+}
+
+// introspectionReply answers an introspection, res or err, once record
+// has run. res is encoded now, as writeNoStore would encode it, so that
+// the reply holds only the encoding: the answer is neither copied to the
+// heap nor converted to an interface.
+func introspectionReply(r *http.Request, record func(), res oauth2.Introspection, err error) reply {
+	if err != nil {
 		return func(w http.ResponseWriter) {
 			record()
-			if err != nil {
-				writeOAuth(w, r, err)
-				return
-			}
-			writeNoStore(w, http.StatusOK, res)
+			writeOAuth(w, r, err)
 		}
+	}
+	buf, b := appendJSON(res.AppendJSON)
+	return func(w http.ResponseWriter) {
+		record()
+		setNoStore(w.Header())
+		writeEncoded(w, http.StatusOK, buf, b)
 	}
 }
 
