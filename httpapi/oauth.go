@@ -304,8 +304,9 @@ func (s *server) handleToken(grant string) settlingHandler {
 // request's limit checks not sent yet (limits). record writes what a
 // client authentication records (audit event or usage count); the handler
 // calls it once the request's limits have admitted the request. It is
-// never nil.
-func (s *server) caller(r *http.Request, params url.Values, limits *permiso.Limits) (c oauth2.Caller, record func(), err error) {
+// never nil. A client authenticated by its credentials is written to *cl
+// (oauth2.Service.AuthenticateClient), which c then points to.
+func (s *server) caller(r *http.Request, params url.Values, limits *permiso.Limits, cl *permiso.ServiceClient) (c oauth2.Caller, record func(), err error) {
 	record = func() {}
 	if token, ok := bearerToken(r); ok {
 		p, err := s.auth.Authenticate(r.Context(), token, limits)
@@ -321,7 +322,7 @@ func (s *server) caller(r *http.Request, params url.Values, limits *permiso.Limi
 	if method == oauth2.ClientAuthNone {
 		return oauth2.Caller{}, record, errNoCallerChallenge
 	}
-	cl, record, err := s.auth.AuthenticateClient(r.Context(), id, secret, method, meta(r), limits)
+	record, err = s.auth.AuthenticateClient(r.Context(), id, secret, method, meta(r), limits, cl)
 	if err != nil {
 		return oauth2.Caller{}, record, err
 	}
@@ -380,7 +381,10 @@ func (s *server) handleIntrospect() settlingHandler {
 				return introspectionReply(r, recordNothing, res, err)
 			}
 		}
-		caller, record, err := s.caller(r, params, limits)
+		// The client caller lives on this stack: the introspection keeps
+		// no pointer to it.
+		var cl permiso.ServiceClient
+		caller, record, err := s.caller(r, params, limits, &cl)
 		if err != nil {
 			return callerErrorReply(r, record, err)
 		}
@@ -436,7 +440,7 @@ func (s *server) handleRevoke() http.Handler {
 		}
 		// The request's limits were settled before this handler
 		// (handle), so what the authentication records is recorded now.
-		caller, record, err := s.caller(r, params, nil)
+		caller, record, err := s.caller(r, params, nil, new(permiso.ServiceClient))
 		record()
 		if err != nil {
 			writeCallerError(w, r, err)
