@@ -8,8 +8,10 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/identity"
@@ -52,16 +54,35 @@ func readParams(r *http.Request, allowJSON bool) (url.Values, error) {
 	default:
 		return nil, errFormRequired
 	}
-	body, err := readBody(r)
+	buf := formBuffers.Get().(*[]byte)
+	body, err := readBody(r, *buf)
+	form := string(body)
+	clear(body)
+	if cap(body) <= maxPooledForm {
+		*buf = body[:0]
+		formBuffers.Put(buf)
+	}
 	if err != nil {
 		return nil, readError(err)
 	}
-	values, err := parseForm(string(body))
+	values, err := parseForm(form)
 	if err != nil {
 		return nil, errMalformed
 	}
 	return values, nil
 }
+
+// formBuffers holds the buffers readParams reads form bodies into
+// (*[]byte, 2 KiB to start: an introspection's form is about one). The
+// form is parsed from a copy, so a buffer is free again at once; it is
+// cleared before it goes back, so that no request's token or secret
+// stays in it, and one grown past maxPooledForm is left to the collector.
+var formBuffers = sync.Pool{New: func() any {
+	b := make([]byte, 0, 2048)
+	return &b
+}}
+
+const maxPooledForm = 64 << 10
 
 // maxPlainFormParams bounds the parameters parseForm reads itself; a
 // form with more goes to url.ParseQuery, which enforces its own limit.
@@ -104,17 +125,16 @@ func requestMediaType(r *http.Request) string {
 	return mediaType
 }
 
-// readBody reads the whole body, into one buffer of the declared
-// Content-Length when there is one (io.ReadAll starts at 512 bytes and
-// grows, and an introspected token alone is longer). The body reader
-// already refuses a body longer or shorter than declared, and limitBody
-// caps it.
-func readBody(r *http.Request) ([]byte, error) {
+// readBody reads the whole body into b's array (from its start), or a
+// larger one: one of the declared Content-Length when there is one, else
+// growing as io.ReadAll does (from 512 bytes). The body reader already
+// refuses a body longer or shorter than declared, and limitBody caps it.
+func readBody(r *http.Request, b []byte) ([]byte, error) {
 	n := r.ContentLength
 	if n <= 0 || n > DefaultMaxBodyBytes {
-		return io.ReadAll(r.Body)
+		n = 511
 	}
-	b := make([]byte, 0, n+1) // +1: the read that sees io.EOF needs room
+	b = slices.Grow(b[:0], int(n)+1) // +1: the read that sees io.EOF needs room
 	for {
 		m, err := r.Body.Read(b[len(b):cap(b)])
 		b = b[:len(b)+m]
