@@ -99,6 +99,10 @@ func parseForm(form string) (url.Values, error) {
 		return url.ParseQuery(form)
 	}
 	values := url.Values{}
+	// The first value of every key in one array, each key's slice capped
+	// at its one value: a repeated key's append copies instead of writing
+	// over the next key's.
+	firsts := make([]string, 0, strings.Count(form, "&")+1)
 	for form != "" {
 		var pair string
 		pair, form, _ = strings.Cut(form, "&")
@@ -106,7 +110,12 @@ func parseForm(form string) (url.Values, error) {
 			continue
 		}
 		key, value, _ := strings.Cut(pair, "=")
-		values[key] = append(values[key], value)
+		if vs, ok := values[key]; ok {
+			values[key] = append(vs, value)
+			continue
+		}
+		firsts = append(firsts, value)
+		values[key] = firsts[len(firsts)-1 : len(firsts) : len(firsts)]
 	}
 	return values, nil
 }
