@@ -32,6 +32,10 @@ type reqInfo struct {
 	// limits holds the request's limit batch (requestLimits), which is
 	// passed as an argument, never read from here.
 	limits permiso.Limits
+	// copy is the copy of the request that requestID made to carry this
+	// info, which no one else holds: limitBody sets its body limit on it
+	// rather than copying it again.
+	copy *http.Request
 }
 
 type infoKey struct{}

@@ -183,20 +183,12 @@ const maxPooledJSON = 64 << 10
 // (a programming error) gives a clean 500 instead of a partial response.
 // A jsonAppender encodes itself.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	var b []byte
-	var err error
 	if a, ok := v.(jsonAppender); ok {
-		buf := jsonBuffers.Get().(*[]byte)
-		defer func() {
-			if cap(b) <= maxPooledJSON {
-				*buf = b[:0]
-				jsonBuffers.Put(buf)
-			}
-		}()
-		b = a.AppendJSON((*buf)[:0])
-	} else {
-		b, err = json.Marshal(v)
+		buf, b := appendJSON(a.AppendJSON)
+		writeEncoded(w, status, buf, b)
+		return
 	}
+	b, err := json.Marshal(v)
 	if err != nil {
 		status = http.StatusInternalServerError
 		b, _ = json.Marshal(errorBody{
@@ -205,10 +197,30 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 			RequestID:        w.Header().Get(headerRequestID),
 		})
 	}
+	writeEncoded(w, status, nil, b)
+}
+
+// appendJSON encodes an answer with its AppendJSON method (passed as
+// appendTo, so that a concrete answer need not be converted to an
+// interface) into a buffer of jsonBuffers: b is the encoding, buf the
+// buffer that writeEncoded gives back.
+func appendJSON(appendTo func([]byte) []byte) (buf *[]byte, b []byte) {
+	buf = jsonBuffers.Get().(*[]byte)
+	return buf, appendTo((*buf)[:0])
+}
+
+// writeEncoded writes b, a JSON encoding, as writeJSON's answer with the
+// given status, and gives buf back to jsonBuffers when b came from it
+// (appendJSON; buf is nil otherwise).
+func writeEncoded(w http.ResponseWriter, status int, buf *[]byte, b []byte) {
 	b = append(b, '\n')
 	h := w.Header()
 	h["Content-Type"] = hdrJSON
 	h["Content-Length"] = []string{strconv.Itoa(len(b))}
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
+	if buf != nil && cap(b) <= maxPooledJSON {
+		*buf = b[:0]
+		jsonBuffers.Put(buf)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -169,6 +170,47 @@ func TestWriteJSON(t *testing.T) {
 	writeJSON(w, http.StatusOK, map[string]any{"f": func() {}})
 	if w.Code != 500 || !strings.Contains(w.Body.String(), `"request_id":"rid"`) {
 		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+}
+
+// TestIntrospectionReplyIsWriteNoStore holds introspectionReply, the
+// answer of every introspection (RFC 7662 §2.2), to writeNoStore of the
+// same answer: status, headers and body, for an active and an inactive
+// token, each twice (the second encoded into a buffer the first gave
+// back); and an error to writeOAuth's answer.
+func TestIntrospectionReplyIsWriteNoStore(t *testing.T) {
+	r := httptest.NewRequest(http.MethodPost, "/api/v1/auth/introspect", nil)
+	for _, res := range []oauth2.Introspection{
+		{Active: true, Scope: "read:profile", ClientID: "c", Username: "alice", TokenType: "access_token",
+			Exp: 1767225600, Iat: 1767222000, Sub: "u", Aud: []string{"a", "b"}, Iss: "permiso", Jti: "j", Sid: "s"},
+		{},
+		{Active: true, Username: strings.Repeat("é\"<", 2000)}, // past the pooled buffer's first size
+	} {
+		for range 2 {
+			want := httptest.NewRecorder()
+			want.Header().Set(headerRequestID, "rid")
+			writeNoStore(want, http.StatusOK, res)
+			recorded := 0
+			got := httptest.NewRecorder()
+			got.Header().Set(headerRequestID, "rid")
+			introspectionReply(r, func() { recorded++ }, res, nil)(got)
+			if recorded != 1 || got.Code != want.Code || !reflect.DeepEqual(got.Header(), want.Header()) ||
+				got.Body.String() != want.Body.String() {
+				t.Fatalf("introspectionReply: %d recorded, %d %v %q; writeNoStore: %d %v %q",
+					recorded, got.Code, got.Header(), got.Body, want.Code, want.Header(), want.Body)
+			}
+		}
+	}
+	err := oauth2.ErrInvalidRequest.WithDescription("Missing parameter: token")
+	want := httptest.NewRecorder()
+	writeOAuth(want, r, err)
+	recorded := 0
+	got := httptest.NewRecorder()
+	introspectionReply(r, func() { recorded++ }, oauth2.Introspection{}, err)(got)
+	if recorded != 1 || got.Code != want.Code || !reflect.DeepEqual(got.Header(), want.Header()) ||
+		got.Body.String() != want.Body.String() {
+		t.Fatalf("introspectionReply of an error: %d recorded, %d %v %q; writeOAuth: %d %v %q",
+			recorded, got.Code, got.Header(), got.Body, want.Code, want.Header(), want.Body)
 	}
 }
 

@@ -160,7 +160,9 @@ func (s *server) requestID(next http.Handler) http.Handler {
 		// copies rather than writing into it.
 		info.idHeader[0] = info.id
 		w.Header()[headerRequestID] = info.idHeader[:]
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), infoKey{}, info)))
+		r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
+		info.copy = r
+		next.ServeHTTP(w, r)
 	})
 }
 
@@ -284,12 +286,16 @@ func (s *server) limitBody(next http.Handler) http.Handler {
 			return
 		}
 		if r.Body != nil && r.Body != http.NoBody {
-			r2 := new(http.Request)
-			*r2 = *r
+			// The request is copied, unless it is requestID's own copy
+			// (reqInfo.copy), which nothing outside this chain holds.
+			if info := infoFrom(r.Context()); info == nil || info.copy != r {
+				r2 := new(http.Request)
+				*r2 = *r
+				r = r2
+			}
 			// MaxBytesReader tells the server to close the connection when
 			// the limit is hit, if it can reach the server's own writer.
-			r2.Body = http.MaxBytesReader(unwrapWriter(w), r.Body, max)
-			r = r2
+			r.Body = http.MaxBytesReader(unwrapWriter(w), r.Body, max)
 		}
 		next.ServeHTTP(w, r)
 	})

@@ -8,8 +8,10 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/identity"
@@ -52,16 +54,35 @@ func readParams(r *http.Request, allowJSON bool) (url.Values, error) {
 	default:
 		return nil, errFormRequired
 	}
-	body, err := readBody(r)
+	buf := formBuffers.Get().(*[]byte)
+	body, err := readBody(r, *buf)
+	form := string(body)
+	clear(body)
+	if cap(body) <= maxPooledForm {
+		*buf = body[:0]
+		formBuffers.Put(buf)
+	}
 	if err != nil {
 		return nil, readError(err)
 	}
-	values, err := parseForm(string(body))
+	values, err := parseForm(form)
 	if err != nil {
 		return nil, errMalformed
 	}
 	return values, nil
 }
+
+// formBuffers holds the buffers readParams reads form bodies into
+// (*[]byte, 2 KiB to start: an introspection's form is about one). The
+// form is parsed from a copy, so a buffer is free again at once; it is
+// cleared before it goes back, so that no request's token or secret
+// stays in it, and one grown past maxPooledForm is left to the collector.
+var formBuffers = sync.Pool{New: func() any {
+	b := make([]byte, 0, 2048)
+	return &b
+}}
+
+const maxPooledForm = 64 << 10
 
 // maxPlainFormParams bounds the parameters parseForm reads itself; a
 // form with more goes to url.ParseQuery, which enforces its own limit.
@@ -78,6 +99,10 @@ func parseForm(form string) (url.Values, error) {
 		return url.ParseQuery(form)
 	}
 	values := url.Values{}
+	// The first value of every key in one array, each key's slice capped
+	// at its one value: a repeated key's append copies instead of writing
+	// over the next key's.
+	firsts := make([]string, 0, strings.Count(form, "&")+1)
 	for form != "" {
 		var pair string
 		pair, form, _ = strings.Cut(form, "&")
@@ -85,7 +110,12 @@ func parseForm(form string) (url.Values, error) {
 			continue
 		}
 		key, value, _ := strings.Cut(pair, "=")
-		values[key] = append(values[key], value)
+		if vs, ok := values[key]; ok {
+			values[key] = append(vs, value)
+			continue
+		}
+		firsts = append(firsts, value)
+		values[key] = firsts[len(firsts)-1 : len(firsts) : len(firsts)]
 	}
 	return values, nil
 }
@@ -104,17 +134,16 @@ func requestMediaType(r *http.Request) string {
 	return mediaType
 }
 
-// readBody reads the whole body, into one buffer of the declared
-// Content-Length when there is one (io.ReadAll starts at 512 bytes and
-// grows, and an introspected token alone is longer). The body reader
-// already refuses a body longer or shorter than declared, and limitBody
-// caps it.
-func readBody(r *http.Request) ([]byte, error) {
+// readBody reads the whole body into b's array (from its start), or a
+// larger one: one of the declared Content-Length when there is one, else
+// growing as io.ReadAll does (from 512 bytes). The body reader already
+// refuses a body longer or shorter than declared, and limitBody caps it.
+func readBody(r *http.Request, b []byte) ([]byte, error) {
 	n := r.ContentLength
 	if n <= 0 || n > DefaultMaxBodyBytes {
-		return io.ReadAll(r.Body)
+		n = 511
 	}
-	b := make([]byte, 0, n+1) // +1: the read that sees io.EOF needs room
+	b = slices.Grow(b[:0], int(n)+1) // +1: the read that sees io.EOF needs room
 	for {
 		m, err := r.Body.Read(b[len(b):cap(b)])
 		b = b[:len(b)+m]
@@ -245,10 +274,15 @@ func writeOAuth(w http.ResponseWriter, r *http.Request, err error) {
 // writeNoStore writes a JSON response that caches must not keep (RFC 6749
 // §5.1: token responses and errors carry credentials).
 func writeNoStore(w http.ResponseWriter, status int, v any) {
-	h := w.Header()
+	setNoStore(w.Header())
+	writeJSON(w, status, v)
+}
+
+// setNoStore sets the headers of writeNoStore: Cache-Control: no-store
+// and Pragma: no-cache (RFC 6749 §5.1).
+func setNoStore(h http.Header) {
 	h["Cache-Control"] = hdrNoStore
 	h["Pragma"] = hdrNoCache
-	writeJSON(w, status, v)
 }
 
 // handleToken serves the token endpoint (RFC 6749 §3.2) and its two
@@ -299,8 +333,9 @@ func (s *server) handleToken(grant string) settlingHandler {
 // request's limit checks not sent yet (limits). record writes what a
 // client authentication records (audit event or usage count); the handler
 // calls it once the request's limits have admitted the request. It is
-// never nil.
-func (s *server) caller(r *http.Request, params url.Values, limits *permiso.Limits) (c oauth2.Caller, record func(), err error) {
+// never nil. A client authenticated by its credentials is written to *cl
+// (oauth2.Service.AuthenticateClient), which c then points to.
+func (s *server) caller(r *http.Request, params url.Values, limits *permiso.Limits, cl *permiso.ServiceClient) (c oauth2.Caller, record func(), err error) {
 	record = func() {}
 	if token, ok := bearerToken(r); ok {
 		p, err := s.auth.Authenticate(r.Context(), token, limits)
@@ -316,7 +351,7 @@ func (s *server) caller(r *http.Request, params url.Values, limits *permiso.Limi
 	if method == oauth2.ClientAuthNone {
 		return oauth2.Caller{}, record, errNoCallerChallenge
 	}
-	cl, record, err := s.auth.AuthenticateClient(r.Context(), id, secret, method, meta(r), limits)
+	record, err = s.auth.AuthenticateClient(r.Context(), id, secret, method, meta(r), limits, cl)
 	if err != nil {
 		return oauth2.Caller{}, record, err
 	}
@@ -369,38 +404,57 @@ func (s *server) handleIntrospect() settlingHandler {
 		if bearer, ok := bearerToken(r); ok {
 			if token, terr := tokenParam(params); terr == nil {
 				res, callerErr, err := s.auth.IntrospectAsBearer(r.Context(), bearer, token, hint, limits)
-				return func(w http.ResponseWriter) {
-					switch {
-					case callerErr != nil:
-						writeCallerError(w, r, callerErr)
-					case err != nil:
-						writeOAuth(w, r, err)
-					default:
-						writeNoStore(w, http.StatusOK, res)
-					}
+				if callerErr != nil {
+					return callerErrorReply(r, recordNothing, callerErr)
 				}
+				return introspectionReply(r, recordNothing, res, err)
 			}
 		}
-		caller, record, err := s.caller(r, params, limits)
+		// The client caller lives on this stack: the introspection keeps
+		// no pointer to it.
+		var cl permiso.ServiceClient
+		caller, record, err := s.caller(r, params, limits, &cl)
 		if err != nil {
-			return func(w http.ResponseWriter) {
-				record()
-				writeCallerError(w, r, err)
-			}
+			return callerErrorReply(r, record, err)
 		}
 		token, err := tokenParam(params)
 		if err != nil {
 			return oauthReply(r, err)
 		}
 		res, err := s.auth.Introspect(r.Context(), caller, token, hint, limits)
+		return introspectionReply(r, record, res, err)
+	}
+}
+
+// recordNothing is the record of a caller whose authentication records
+// nothing (a bearer).
+func recordNothing() {}
+
+// callerErrorReply answers a failed caller authentication
+// (writeCallerError) once record has run.
+func callerErrorReply(r *http.Request, record func(), err error) reply {
+	return func(w http.ResponseWriter) {
+		record()
+		writeCallerError(w, r, err)
+	}
+}
+
+// introspectionReply answers an introspection, res or err, once record
+// has run. res is encoded now, as writeNoStore would encode it, so that
+// the reply holds only the encoding: the answer is neither copied to the
+// heap nor converted to an interface.
+func introspectionReply(r *http.Request, record func(), res oauth2.Introspection, err error) reply {
+	if err != nil {
 		return func(w http.ResponseWriter) {
 			record()
-			if err != nil {
-				writeOAuth(w, r, err)
-				return
-			}
-			writeNoStore(w, http.StatusOK, res)
+			writeOAuth(w, r, err)
 		}
+	}
+	buf, b := appendJSON(res.AppendJSON)
+	return func(w http.ResponseWriter) {
+		record()
+		setNoStore(w.Header())
+		writeEncoded(w, http.StatusOK, buf, b)
 	}
 }
 
@@ -415,7 +469,7 @@ func (s *server) handleRevoke() http.Handler {
 		}
 		// The request's limits were settled before this handler
 		// (handle), so what the authentication records is recorded now.
-		caller, record, err := s.caller(r, params, nil)
+		caller, record, err := s.caller(r, params, nil, new(permiso.ServiceClient))
 		record()
 		if err != nil {
 			writeCallerError(w, r, err)

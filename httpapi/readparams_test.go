@@ -46,6 +46,31 @@ func TestReadParamsContentTypes(t *testing.T) {
 	}
 }
 
+// TestReadParamsBodies: readParams reads the whole form, whatever the
+// declared Content-Length (exact, none, shorter than the body) and
+// however long the form, into buffers it reuses (formBuffers): each
+// request gets its own form, never what an earlier one left.
+func TestReadParamsBodies(t *testing.T) {
+	long := "token=" + strings.Repeat("x", 3000) + "&token_type_hint=access_token"
+	huge := "token=" + strings.Repeat("y", maxPooledForm+10)
+	for _, c := range []struct {
+		body   string
+		length int64 // -1: unknown
+	}{
+		{long, int64(len(long))}, {"token=a", 7}, {"token=b", -1}, {long, -1}, {"token=c", 7},
+		{"token=dd&x=1", 3}, {huge, int64(len(huge))}, {"token=e", 7}, {"", 0}, {"token=f", 7},
+	} {
+		r := httptest.NewRequest(http.MethodPost, "/api/v1/auth/introspect", strings.NewReader(c.body))
+		r.Header.Set("Content-Type", contentTypeForm)
+		r.ContentLength = c.length
+		got, err := readParams(r, true)
+		want, _ := url.ParseQuery(c.body)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("readParams of %d bytes (Content-Length %d) = %.80q, %v", len(c.body), c.length, got, err)
+		}
+	}
+}
+
 // parseFormCases are forms parseForm splits itself and forms it leaves to
 // url.ParseQuery: escapes (valid and not), '+', ';', empty pairs, keys
 // and values without '=', repeated keys, and more pairs than

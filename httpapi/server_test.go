@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
 	"github.com/permiso/permiso/internal/testlog"
 )
 
@@ -516,11 +517,17 @@ func TestBodyLimitAndDecodeJSON(t *testing.T) {
 		t.Fatalf("big body: %d %s", w.Code, w.Body)
 	}
 	// No Content-Length (chunked): caught while decoding.
-	r := httptest.NewRequest(http.MethodPost, "/echo/", io.NopCloser(strings.NewReader(big)))
+	body := io.NopCloser(strings.NewReader(big))
+	r := httptest.NewRequest(http.MethodPost, "/echo/", body)
 	r.ContentLength = -1
 	w = s.do(r)
 	if w.Code != http.StatusRequestEntityTooLarge || decodeBody(t, w)["error"] != "request_too_large" {
 		t.Fatalf("chunked big body: %d %s", w.Code, w.Body)
+	}
+	// The limit is set on the chain's own copy of the request, never on
+	// the request the server was given.
+	if r.Body != body {
+		t.Fatal("the server's request was modified")
 	}
 
 	tests := []struct {

@@ -94,18 +94,20 @@ type Delegation interface {
 
 // AuthenticateClient authenticates a service client by its credentials,
 // as the token endpoint does (for the introspection and revocation
-// endpoints, RFC 7662 §2.1 and RFC 7009 §2.1). Failures are the same
-// invalid_client *Error as at the token endpoint.
+// endpoints, RFC 7662 §2.1 and RFC 7009 §2.1), and writes it to *c, which
+// it keeps nowhere else: a caller may keep the client on its stack.
+// Failures are the same invalid_client *Error as at the token endpoint;
+// *c is then meaningless.
 //
 // The outcome (a client_auth.failure audit event, or the client's usage
 // count) is recorded by calling record, which the caller does once the
 // request's rate limits have admitted the request; record is never nil.
-func (s *Service) AuthenticateClient(ctx context.Context, clientID, secret string, method ClientAuthMethod, meta RequestMeta, limits *permiso.Limits) (c *permiso.ServiceClient, record func(), err error) {
-	c, record, err = s.authenticateClient(ctx, TokenRequest{ClientID: clientID, ClientSecret: secret, ClientAuth: method}, meta, limits)
+func (s *Service) AuthenticateClient(ctx context.Context, clientID, secret string, method ClientAuthMethod, meta RequestMeta, limits *permiso.Limits, c *permiso.ServiceClient) (record func(), err error) {
+	record, err = s.authenticateClientInto(ctx, TokenRequest{ClientID: clientID, ClientSecret: secret, ClientAuth: method}, meta, limits, c)
 	if err != nil {
-		return nil, record, s.oauthError(ctx, err, meta)
+		return record, s.oauthError(ctx, err, meta)
 	}
-	return c, record, nil
+	return record, nil
 }
 
 // Authenticate is the one bearer-token check (docs/security-model.md,

@@ -148,10 +148,10 @@ func TestClientAuthUnstorableClientID(t *testing.T) {
 		}
 	}
 	// Introspection and revocation authenticate their callers the same way.
-	_, _, unknown := e.svc.AuthenticateClient(e.ctx, "ghost", "secret", oauth2.ClientAuthPost, testMeta, nil)
+	_, unknown := e.svc.AuthenticateClient(e.ctx, "ghost", "secret", oauth2.ClientAuthPost, testMeta, nil, new(permiso.ServiceClient))
 	for _, id := range unstorable {
 		clients := l.clients.Load()
-		_, _, err := e.svc.AuthenticateClient(e.ctx, id, "secret", oauth2.ClientAuthPost, testMeta, nil)
+		_, err := e.svc.AuthenticateClient(e.ctx, id, "secret", oauth2.ClientAuthPost, testMeta, nil, new(permiso.ServiceClient))
 		wantOAuth(t, err, "invalid_client", http.StatusUnauthorized)
 		if !reflect.DeepEqual(err, unknown) {
 			t.Errorf("AuthenticateClient %q: %v, want %v", id, err, unknown)

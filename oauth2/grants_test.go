@@ -560,10 +560,11 @@ func TestClientCredentials(t *testing.T) {
 	wantOAuth(t, err, "unauthorized_client", 400)
 	// The same client authentication for the introspection and revocation
 	// endpoints.
-	if c, _, err := e.svc.AuthenticateClient(e.ctx, "svc", secret, oauth2.ClientAuthBasic, testMeta, nil); err != nil || c.ID != svc.ID {
+	var c permiso.ServiceClient
+	if _, err := e.svc.AuthenticateClient(e.ctx, "svc", secret, oauth2.ClientAuthBasic, testMeta, nil, &c); err != nil || c.ID != svc.ID {
 		t.Errorf("AuthenticateClient = %v, %v", c, err)
 	}
-	_, _, err = e.svc.AuthenticateClient(e.ctx, "svc", "wrong", oauth2.ClientAuthBasic, testMeta, nil)
+	_, err = e.svc.AuthenticateClient(e.ctx, "svc", "wrong", oauth2.ClientAuthBasic, testMeta, nil, &c)
 	if oe := wantOAuth(t, err, "invalid_client", 401); !oe.BasicChallenge {
 		t.Error("AuthenticateClient Basic failure without challenge")
 	}

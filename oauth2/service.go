@@ -434,6 +434,18 @@ var errClientAuthBasic = errClientAuth.WithBasicChallenge()
 // flood refused with 429 neither fills the audit log nor counts as usage.
 // record is never nil.
 func (s *Service) authenticateClient(ctx context.Context, req TokenRequest, meta RequestMeta, limits *permiso.Limits) (c *permiso.ServiceClient, record func(), err error) {
+	c = new(permiso.ServiceClient)
+	if record, err = s.authenticateClientInto(ctx, req, meta, limits, c); err != nil {
+		return nil, record, err
+	}
+	return c, record, nil
+}
+
+// authenticateClientInto is authenticateClient writing the client to
+// *cl, which it keeps nowhere else (record holds copies of what it
+// needs): a caller may keep the client on its stack
+// (AuthenticateClient). *cl is meaningful only when err is nil.
+func (s *Service) authenticateClientInto(ctx context.Context, req TokenRequest, meta RequestMeta, limits *permiso.Limits, cl *permiso.ServiceClient) (record func(), err error) {
 	fail := func() error {
 		if req.ClientAuth == ClientAuthBasic {
 			return errClientAuthBasic
@@ -441,7 +453,7 @@ func (s *Service) authenticateClient(ctx context.Context, req TokenRequest, meta
 		return errClientAuth
 	}
 	if req.ClientID == "" || req.ClientSecret == "" {
-		return nil, func() {}, fail()
+		return func() {}, fail()
 	}
 	now := s.now()
 	presented := permiso.HashToken(req.ClientSecret)
@@ -449,34 +461,35 @@ func (s *Service) authenticateClient(ctx context.Context, req TokenRequest, meta
 	// it is answered as an unknown one without asking the store, whose
 	// backends would not agree on it (docs/security-model.md, "Untrusted
 	// bytes").
-	cl, err := permiso.ServiceClient{}, permiso.ErrNotFound
+	*cl, err = permiso.ServiceClient{}, permiso.ErrNotFound
 	if permiso.ValidIdentifier(req.ClientID) {
-		cl, err = s.deps.Clients.GetServiceClientByClientID(ctx, req.ClientID)
+		*cl, err = s.deps.Clients.GetServiceClientByClientID(ctx, req.ClientID)
 	}
 	if err != nil {
 		if !errors.Is(err, permiso.ErrNotFound) {
-			return nil, func() {}, err
+			return func() {}, err
 		}
 		// Same work as for a known client (one hash, one constant-time
 		// compare), so timing does not reveal which clients exist.
 		_ = permiso.EqualHash(presented, s.dummySecretHash)
-		return nil, func() {
+		clientID := req.ClientID
+		return func() {
 			s.audit(ctx, meta, permiso.AuditEvent{ActorType: "anonymous", Action: ActionClientAuthFailure,
-				Result: "failure", TargetType: ptr("client"), TargetID: ptr(req.ClientID),
+				Result: "failure", TargetType: ptr("client"), TargetID: ptr(clientID),
 				Details: map[string]any{"reason": "unknown_client"}})
 		}, fail()
 	}
 	prevActive := cl.PreviousSecretActive(now)
-	if hasImportedSecret(cl, prevActive) {
+	if hasImportedSecret(*cl, prevActive) {
 		// An imported secret costs an Argon2id verification
 		// (imported_secret.go): the request's limits decide first.
 		if err := s.checkBatch(ctx, limits, nil); err != nil {
-			return nil, func() {}, err
+			return func() {}, err
 		}
 	}
 	ok, err := s.secretMatches(ctx, req.ClientSecret, presented, cl.SecretHash, cl.ClientID)
 	if err != nil {
-		return nil, func() {}, err
+		return func() {}, err
 	}
 	upgrade := ok && isImportedSecretHash(cl.SecretHash)
 	// Both SHA-256 compares always run; an imported previous hash is
@@ -484,7 +497,7 @@ func (s *Service) authenticateClient(ctx context.Context, req TokenRequest, meta
 	if prevActive && (!ok || !isImportedSecretHash(*cl.PreviousSecretHash)) {
 		prev, err := s.secretMatches(ctx, req.ClientSecret, presented, *cl.PreviousSecretHash, cl.ClientID)
 		if err != nil {
-			return nil, func() {}, err
+			return func() {}, err
 		}
 		ok = ok || prev
 	}
@@ -497,19 +510,21 @@ func (s *Service) authenticateClient(ctx context.Context, req TokenRequest, meta
 	case !ipAllowed(cl.AllowedIPs, meta.IP):
 		reason = "address_not_allowed"
 	}
+	// The records capture copies, neither *cl nor req (both large).
+	id, clientID, secretHash, secret := cl.ID, cl.ClientID, cl.SecretHash, req.ClientSecret
 	if reason != "" {
-		return nil, func() {
+		return func() {
 			s.audit(ctx, meta, permiso.AuditEvent{ActorType: "anonymous", Action: ActionClientAuthFailure,
-				Result: "failure", TargetType: ptr("client"), TargetID: ptr(cl.ClientID),
+				Result: "failure", TargetType: ptr("client"), TargetID: ptr(clientID),
 				Details: map[string]any{"reason": reason}})
 		}, fail()
 	}
-	return &cl, func() {
+	return func() {
 		if upgrade {
-			s.upgradeImportedSecret(ctx, cl.ID, cl.SecretHash, req.ClientSecret)
+			s.upgradeImportedSecret(ctx, id, secretHash, secret)
 		}
 		if s.deps.Usage != nil {
-			s.deps.Usage.ClientUsed(cl.ID, now)
+			s.deps.Usage.ClientUsed(id, now)
 		}
 	}, nil
 }
