@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -140,7 +142,10 @@ func TestSharedLimitsAcrossInstances(t *testing.T) {
 			}
 			// The shared lockout state: exactly MAX_LOGIN_ATTEMPTS failures.
 			rdb := redisClient(t, rd)
-			key := env["CACHE_RATE_LIMIT_PREFIX"] + "lockout:" + username
+			// The key is the SHA-256 of the username, never the username
+			// (docs/abuse-resistance.md, "Lockout").
+			sum := sha256.Sum256([]byte(username))
+			key := env["CACHE_RATE_LIMIT_PREFIX"] + "lockout:" + hex.EncodeToString(sum[:])
 			if n, err := rdb.HGet(t.Context(), key, "n").Result(); err != nil || n != "5" {
 				t.Errorf("HGET %s n = %q, %v; want 5 counted failures", key, n, err)
 			}

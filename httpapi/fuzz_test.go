@@ -2,13 +2,16 @@ package httpapi
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/permiso/permiso"
 )
@@ -113,7 +116,60 @@ func FuzzParseForm(f *testing.F) {
 	for _, form := range parseFormCases {
 		f.Add(form)
 	}
-	f.Fuzz(func(t *testing.T, form string) { sameAsParseQuery(t, form) })
+	f.Add("a=%FF")
+	f.Add("a=\xff")
+	f.Add("%C0%80=b&c=d")
+	f.Fuzz(func(t *testing.T, form string) {
+		sameAsParseQuery(t, form)
+		// readForm refuses exactly the forms url.ParseQuery reads whole
+		// with a name or value that is not valid UTF-8.
+		want, wantErr := url.ParseQuery(form)
+		valid := true
+		for k, vs := range want {
+			valid = valid && utf8.ValidString(k)
+			for _, v := range vs {
+				valid = valid && utf8.ValidString(v)
+			}
+		}
+		got, err := readForm(form)
+		switch {
+		case wantErr != nil:
+			if err != errMalformed {
+				t.Fatalf("readForm(%q): %v, url.ParseQuery's %v", form, err, wantErr)
+			}
+		case !valid:
+			if err != errNotUnicodeParam {
+				t.Fatalf("readForm(%q) = %q, %v: not valid UTF-8", form, got, err)
+			}
+		case err != nil || !reflect.DeepEqual(got, want):
+			t.Fatalf("readForm(%q) = %q, %v; url.ParseQuery's %q", form, got, err, want)
+		}
+	})
+}
+
+// FuzzJSONUnicode holds jsonUnicode to encoding/json: a JSON string
+// literal is refused exactly when decoding it makes a U+FFFD that was
+// not sent (inputs that send one, raw or escaped, are skipped).
+func FuzzJSONUnicode(f *testing.F) {
+	for _, s := range notUnicodeStrings {
+		f.Add(s[1 : len(s)-1])
+	}
+	for _, s := range []string{"plain", `\ud83d\ude00`, `\\ud800`, `\\\ud800`, `\ud800\\udc00`, `\ud800\udbff`, `\ud800\`, "\xf4\x90\x80\x80", "\U0001F600"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if strings.Contains(strings.ToLower(s), "fffd") || strings.ContainsRune(s, utf8.RuneError) {
+			return
+		}
+		b := []byte(`"` + s + `"`)
+		var v string
+		if json.Unmarshal(b, &v) != nil {
+			return
+		}
+		if got, want := jsonUnicode(b), !strings.ContainsRune(v, utf8.RuneError); got != want {
+			t.Fatalf("jsonUnicode(%q) = %v, decoded %q", b, got, v)
+		}
+	})
 }
 
 // FuzzReadString checks the filter rule (adminquery.go): a value comes

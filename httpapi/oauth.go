@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/identity"
@@ -25,11 +27,12 @@ const (
 )
 
 var (
-	errFormRequired = oauth2.ErrInvalidRequest.WithDescription("Content-Type must be " + contentTypeForm)
-	errFormOrJSON   = oauth2.ErrInvalidRequest.WithDescription("Content-Type must be " + contentTypeForm + " or " + contentTypeJSON)
-	errMalformed    = oauth2.ErrInvalidRequest.WithDescription("Malformed request body")
-	errBodyTooLarge = &oauth2.Error{Code: "invalid_request", Description: "Request body too large", Status: http.StatusRequestEntityTooLarge}
-	errNoCaller     = oauth2.ErrInvalidClient.WithDescription("Client authentication or a bearer token is required")
+	errFormRequired    = oauth2.ErrInvalidRequest.WithDescription("Content-Type must be " + contentTypeForm)
+	errFormOrJSON      = oauth2.ErrInvalidRequest.WithDescription("Content-Type must be " + contentTypeForm + " or " + contentTypeJSON)
+	errMalformed       = oauth2.ErrInvalidRequest.WithDescription("Malformed request body")
+	errNotUnicodeParam = oauth2.ErrInvalidRequest.WithDescription("Request body holds a parameter that is not valid UTF-8")
+	errBodyTooLarge    = &oauth2.Error{Code: "invalid_request", Description: "Request body too large", Status: http.StatusRequestEntityTooLarge}
+	errNoCaller        = oauth2.ErrInvalidClient.WithDescription("Client authentication or a bearer token is required")
 	// errNoCallerChallenge is the one answer to a request with neither
 	// client credentials nor a bearer token. writeCallerError recognises it
 	// by identity: errors.Is would match every invalid_client, since
@@ -65,9 +68,27 @@ func readParams(r *http.Request, allowJSON bool) (url.Values, error) {
 	if err != nil {
 		return nil, readError(err)
 	}
+	return readForm(form)
+}
+
+// readForm parses a form body (parseForm) and refuses it, invalid_request,
+// when a name or value is not valid UTF-8 once unescaped: a value is
+// either taken as sent or not at all (docs/security-model.md, "Untrusted
+// bytes"), never stored or echoed with bytes no backend agrees on.
+func readForm(form string) (url.Values, error) {
 	values, err := parseForm(form)
 	if err != nil {
 		return nil, errMalformed
+	}
+	for k, vs := range values {
+		if !utf8.ValidString(k) {
+			return nil, errNotUnicodeParam
+		}
+		for _, v := range vs {
+			if !utf8.ValidString(v) {
+				return nil, errNotUnicodeParam
+			}
+		}
 	}
 	return values, nil
 }
@@ -162,9 +183,17 @@ func readBody(r *http.Request, b []byte) ([]byte, error) {
 // readJSONParams reads a JSON object whose members are strings, booleans
 // or numbers into url.Values. A member named twice becomes a repeated
 // value (and is then rejected like a repeated form parameter); null
-// members are absent; nested values are invalid_request.
+// members are absent; nested values are invalid_request, and so is a
+// string that is not valid Unicode (jsonUnicode).
 func readJSONParams(r *http.Request) (url.Values, error) {
-	dec := json.NewDecoder(r.Body)
+	body, err := readBody(r, nil)
+	if err != nil {
+		return nil, readError(err)
+	}
+	if !jsonUnicode(body) {
+		return nil, errNotUnicodeParam
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
 		return nil, jsonReadError(err)

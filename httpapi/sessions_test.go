@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"fmt"
 	"net/http"
 	"testing"
 
@@ -99,4 +100,38 @@ func TestSessions(t *testing.T) {
 		}
 	}
 	_ = http.StatusOK
+}
+
+// TestSessionDeleteIsIdempotent: ending a session that has already ended,
+// by its user or by an administrator, answers 200 again and records no
+// second session.revoke event (docs/api.md, "Sessions"), on every backend.
+func TestSessionDeleteIsIdempotent(t *testing.T) {
+	eachIDBackend(t, func(t *testing.T, e *idEnv) {
+		admin := e.adminToken()
+		u := e.user("ended", false, "user")
+		first, second, marker := e.login(u.Username, idPassword, ""), e.login(u.Username, idPassword, ""), e.login(u.Username, idPassword, "")
+		path := rSessions + "/" + first.SessionID
+		for i, tok := range []string{second.AccessToken, second.AccessToken, admin} {
+			m := e.expect(e.do("DELETE", rSession, path, tok, nil), http.StatusOK, fmt.Sprintf("delete %d", i+1))
+			if m["session_id"] != first.SessionID {
+				t.Errorf("delete %d: %v", i+1, m)
+			}
+		}
+		// Events are stored in order: once the marker's is, every earlier one is.
+		e.expect(e.do("DELETE", rSession, rSessions+"/"+marker.SessionID, second.AccessToken, nil), http.StatusOK, "delete marker")
+		e.auditEvent("session.revoke", marker.SessionID, "success")
+		evs, _, err := e.db.ListAuditEvents(e.ctx, permiso.AuditFilter{Action: "session.revoke", Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, ev := range evs {
+			if ev.TargetID != nil && *ev.TargetID == first.SessionID {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%d session.revoke events for the session ended three times, want 1", n)
+		}
+	})
 }

@@ -257,7 +257,8 @@ func TestPathWithUnstorableIDIsNotFound(t *testing.T) {
 // TestUnstorableClientIDIsUnknownClient: a client_id that is not valid
 // UTF-8 or holds a NUL, sent by HTTP Basic, in a form or in JSON, gets at
 // every token, introspection and revocation endpoint exactly the answer
-// of an unknown client: 401 invalid_client.
+// of an unknown client: 401 invalid_client; in a form or JSON body, one
+// that is not valid UTF-8 makes the body malformed: 400 invalid_request.
 func TestUnstorableClientIDIsUnknownClient(t *testing.T) {
 	eachIDBackend(t, func(t *testing.T, e *idEnv) {
 		type endpoint struct {
@@ -313,6 +314,12 @@ func TestUnstorableClientIDIsUnknownClient(t *testing.T) {
 				for _, id := range unstorableValues {
 					w := call(ep, id, how)
 					what := fmt.Sprintf("%s %s client_id=%q", ep.path, how, id)
+					if how != "basic" && !utf8.ValidString(id) {
+						// A body that is not valid UTF-8 is refused whole
+						// (TestFormBodyNotUTF8Refused, TestJSONBodyNotUnicodeRefused).
+						errorOf(t, w, http.StatusBadRequest, "invalid_request", what)
+						continue
+					}
 					errorOf(t, w, http.StatusUnauthorized, "invalid_client", what)
 					if w.Body.String() != unknown.Body.String() || w.Header().Get("WWW-Authenticate") != unknown.Header().Get("WWW-Authenticate") {
 						t.Errorf("%s: %s %v, unknown client: %s %v", what, w.Body, w.Header(), unknown.Body, unknown.Header())
@@ -323,10 +330,10 @@ func TestUnstorableClientIDIsUnknownClient(t *testing.T) {
 	})
 }
 
-// TestUnstorableUsernameIsUnknownUser: a username that is not valid UTF-8
-// or holds a NUL gets from the password grant and from
-// /auth/change-password exactly the answer of an unknown user: 400
-// invalid_grant.
+// TestUnstorableUsernameIsUnknownUser: a username that holds a NUL gets
+// from the password grant and from /auth/change-password exactly the
+// answer of an unknown user: 400 invalid_grant. One that is not valid
+// UTF-8 makes the form malformed: 400 invalid_request.
 func TestUnstorableUsernameIsUnknownUser(t *testing.T) {
 	eachIDBackend(t, func(t *testing.T, e *idEnv) {
 		post := func(path string, v url.Values) *httptest.ResponseRecorder {
@@ -347,7 +354,8 @@ func TestUnstorableUsernameIsUnknownUser(t *testing.T) {
 		}{{"password grant", login}, {"change-password", change}} {
 			unknown := f.call("ghost")
 			errorOf(t, unknown, http.StatusBadRequest, "invalid_grant", f.name+" unknown user")
-			for _, v := range []string{"\xff", "a\x00b"} {
+			errorOf(t, f.call("\xff"), http.StatusBadRequest, "invalid_request", f.name+" username not UTF-8")
+			for _, v := range []string{"a\x00b"} {
 				w := f.call(v)
 				errorOf(t, w, http.StatusBadRequest, "invalid_grant", fmt.Sprintf("%s %q", f.name, v))
 				if w.Body.String() != unknown.Body.String() {
@@ -383,5 +391,90 @@ func TestQueryStringParsedWhole(t *testing.T) {
 		r = httptest.NewRequest("POST", "/api/v1/auth/token", strings.NewReader(form+strings.Repeat("&a", 10_001)))
 		r.Header.Set("Content-Type", contentTypeForm)
 		errorOf(t, e.send(r), http.StatusBadRequest, "invalid_request", "/auth/token with 10,001 form parameters")
+	})
+}
+
+// notUnicodeStrings are JSON string literals that encoding/json would
+// decode to U+FFFD, so the value stored would differ from the one sent:
+// raw invalid UTF-8 (an overlong NUL, a raw surrogate half among them) and
+// \u escapes of a surrogate half without its other half.
+var notUnicodeStrings = []string{"\"a\xffb\"", "\"\xc0\x80\"", "\"\xed\xa0\x80\"", `"\ud800"`, `"x\udc00"`, `"\ud800\u0041"`, `"\uD83D\uD83D"`}
+
+// TestJSONBodyNotUnicodeRefused: a JSON body holding a string that is not
+// valid Unicode is refused on every backend, before anything is written:
+// 422 validation_error on the management API (the answer to malformed
+// JSON), 400 invalid_request on the OAuth endpoints that take JSON. A
+// surrogate pair, an escaped backslash before "u" and a literal U+FFFD
+// are text and stored as sent (docs/security-model.md, "Untrusted bytes").
+func TestJSONBodyNotUnicodeRefused(t *testing.T) {
+	eachIDBackend(t, func(t *testing.T, e *idEnv) {
+		admin := e.adminToken()
+		role := e.role("role-")
+		count := func() int {
+			_, n, err := e.db.ListRoles(e.ctx, permiso.RoleFilter{Limit: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		before := count()
+		for _, bad := range notUnicodeStrings {
+			for _, c := range []struct{ method, route, path, body string }{
+				{"POST", "/api/v1/roles", "/api/v1/roles", `{"name":"` + e.name("r") + `","description":` + bad + `}`},
+				{"PUT", "/api/v1/roles/{role_id}", "/api/v1/roles/" + role.ID.String(), `{"description":` + bad + `}`},
+				{"POST", "/api/v1/users/register", "/api/v1/users/register", `{"username":` + bad + `,"email":"` + e.name("n") + `@example.com","password":"` + idPassword + `"}`},
+			} {
+				what := fmt.Sprintf("%s %s %s", c.method, c.route, c.body)
+				m := errorOf(t, e.hostile().do(c.method, c.route, c.path, admin, json.RawMessage(c.body)), http.StatusUnprocessableEntity, "validation_error", what)
+				if m["error_description"] != "Malformed JSON" || !slices.Equal(detailFields(m), []string{"body"}) {
+					t.Errorf("%s: %s", what, m)
+				}
+			}
+			for _, path := range []string{"/api/v1/auth/introspect", "/api/v1/auth/revoke", "/api/v1/auth/refresh"} {
+				r := httptest.NewRequest("POST", path, strings.NewReader(`{"client_id":"c","client_secret":"s","token":`+bad+`,"refresh_token":`+bad+`}`))
+				r.Header.Set("Content-Type", contentTypeJSON)
+				errorOf(t, e.send(r), http.StatusBadRequest, "invalid_request", path+" "+bad)
+			}
+		}
+		if after := count(); after != before {
+			t.Errorf("refused requests wrote roles: %d, then %d", before, after)
+		}
+		if got, _ := e.db.GetRole(e.ctx, role.ID); got.Description != nil {
+			t.Errorf("refused updates changed the role: %+v", got)
+		}
+		for body, stored := range map[string]string{`"\ud83d\ude00 \\ud800"`: "\U0001F600 \\ud800", `"\ufffd\uFFFD` + "\uFFFD" + `"`: "\uFFFD\uFFFD\uFFFD"} {
+			m := e.expect(e.hostile().do("PUT", "/api/v1/roles/{role_id}", "/api/v1/roles/"+role.ID.String(), admin,
+				json.RawMessage(`{"description":`+body+`}`)), http.StatusOK, body)
+			if m["description"] != stored {
+				t.Errorf("description %s stored as %q, want %q", body, m["description"], stored)
+			}
+		}
+	})
+}
+
+// TestFormBodyNotUTF8Refused: a form body with a name or value that is
+// not valid UTF-8 once unescaped is 400 invalid_request on every OAuth
+// endpoint, whether the value is escaped (%FF, which url.ParseQuery
+// reads) or raw (which the fast path of parseForm reads).
+func TestFormBodyNotUTF8Refused(t *testing.T) {
+	eachIDBackend(t, func(t *testing.T, e *idEnv) {
+		u := e.user("form", false, "user")
+		for _, path := range []string{"/api/v1/auth/token", "/api/v1/auth/introspect", "/api/v1/auth/revoke", "/api/v1/auth/refresh"} {
+			for _, body := range []string{
+				"grant_type=password&username=" + u.Username + "&password=" + idPassword + "&scope=%FF",
+				"grant_type=password&username=" + u.Username + "&password=" + idPassword + "&scope=\xff",
+				"grant_type=password&username=" + u.Username + "&password=" + idPassword + "&%C0%80=x",
+				"token=a\xed\xa0\x80&client_id=x",
+			} {
+				r := httptest.NewRequest("POST", path, strings.NewReader(body))
+				r.Header.Set("Content-Type", contentTypeForm)
+				m := errorOf(t, e.send(r), http.StatusBadRequest, "invalid_request", fmt.Sprintf("%s %q", path, body))
+				if m["error_description"] != errNotUnicodeParam.Description {
+					t.Errorf("%s %q: %v", path, body, m)
+				}
+			}
+		}
+		// The same form, valid, signs in.
+		e.login(u.Username, idPassword, "")
 	})
 }

@@ -71,7 +71,10 @@ func (s *Service) mayActOnSessionsOf(ctx context.Context, actor Actor, id uuid.U
 
 // EndSession ends the session id for actor (DELETE /sessions/{id}): the
 // session, its refresh tokens and its access tokens end at once. The
-// outcome is audited (session.revoke, with the session's user).
+// outcome is audited (session.revoke, with the session's user). Ending a
+// session that has already ended succeeds again (its tokens are revoked
+// again, which changes nothing) without a second audit event: the request
+// is idempotent (docs/api.md, "Sessions").
 func (s *Service) EndSession(ctx context.Context, actor Actor, id uuid.UUID) (permiso.Session, error) {
 	x, err := s.session(ctx, actor, id, ActionSessionRevoke)
 	if err != nil {
@@ -80,7 +83,9 @@ func (s *Service) EndSession(ctx context.Context, actor Actor, id uuid.UUID) (pe
 	if err := s.deps.Sessions.EndSession(withRequest(ctx, actor), x.ID, "session_deleted"); err != nil {
 		return permiso.Session{}, err
 	}
-	s.record(ctx, actor, ActionSessionRevoke, "success", sessionTarget(x), map[string]any{"user_id": x.UserID.String()})
+	if x.RevokedAt == nil {
+		s.record(ctx, actor, ActionSessionRevoke, "success", sessionTarget(x), map[string]any{"user_id": x.UserID.String()})
+	}
 	return x, nil
 }
 

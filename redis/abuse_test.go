@@ -211,7 +211,14 @@ func TestLimiterKeys(t *testing.T) {
 	if _, err := lo.Fail(ctx, "alice", ""); err != nil {
 		t.Fatal(err)
 	}
-	key = prefix + "lockout:alice"
+	key = LockoutKey(prefix, "alice")
+	// The key names a hash of the username, never the username.
+	if keys, err := c.rdb.Keys(ctx, prefix+"*alice*").Result(); err != nil || len(keys) != 0 {
+		t.Errorf("KEYS %s*alice* = %v, %v; want none", prefix, keys, err)
+	}
+	if want := prefix + "lockout:2bd806c97f0e00af1a1fc3328fa763a9269723c8db8fac4f93af71db186d6e90"; key != want {
+		t.Errorf("lockout key %s, want %s (SHA-256 of alice)", key, want)
+	}
 	if v, err := c.rdb.HGet(ctx, key, "n").Result(); err != nil || v != "1" {
 		t.Errorf("HGET %s n = %q, %v; want 1", key, v, err)
 	}
@@ -225,7 +232,7 @@ func TestLimiterKeys(t *testing.T) {
 	if err != nil || !a.Admitted() {
 		t.Fatalf("Begin: %+v, %v", a, err)
 	}
-	key = prefix + "lockout:bob"
+	key = LockoutKey(prefix, "bob")
 	if v, err := c.rdb.HGet(ctx, key, "p:"+a.ID).Result(); err != nil || v == "" {
 		t.Errorf("HGET %s p:%s = %q, %v; want the place's expiry", key, a.ID, v, err)
 	}
@@ -298,7 +305,7 @@ func TestLockoutKeyWithoutWindow(t *testing.T) {
 	c := openTestClient(t)
 	prefix := testPrefix(t, c)
 	ctx := t.Context()
-	key := prefix + "lockout:carol"
+	key := LockoutKey(prefix, "carol")
 	if err := c.rdb.HSet(ctx, key, "n", 2, "u", 0).Err(); err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,8 @@ package redis
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -141,7 +143,7 @@ return {n, np, 0, 0}
 // (docs/abuse-resistance.md, "Lockout"), one hash per key under the
 // rate-limit prefix (CACHE_RATE_LIMIT_PREFIX):
 //
-//	<prefix>lockout:<key>   {n: failures, u: locked until (ms),
+//	<prefix>lockout:<sha256(key) in hex>   {n: failures, u: locked until (ms),
 //	                         e: failures forgotten at (ms),
 //	                         p:<attempt id>: place expires at (ms), ...}
 //
@@ -173,7 +175,18 @@ func NewLockout(c *Client, prefix string, maxAttempts int, duration time.Duratio
 	return &Lockout{rdb: c.rdb, prefix: prefix, maxAttempts: max(1, maxAttempts), duration: duration}
 }
 
-func (l *Lockout) key(k string) string { return l.prefix + "lockout:" + k }
+// key is the Redis key of the lockout key k: <prefix>lockout: and the
+// SHA-256 of k in lower-case hex, so that no username (k is the normalized
+// login) appears in the Redis key space, and any k is one fixed-length key
+// without a Redis Cluster hash tag (docs/abuse-resistance.md, "Lockout").
+func (l *Lockout) key(k string) string { return LockoutKey(l.prefix, k) }
+
+// LockoutKey is the Redis key a Lockout with keys under prefix keeps the
+// lockout key k in: prefix + "lockout:" + hex(SHA-256(k)).
+func LockoutKey(prefix, k string) string {
+	sum := sha256.Sum256([]byte(k))
+	return prefix + "lockout:" + hex.EncodeToString(sum[:])
+}
 
 func lockoutUnavailable(err error) error {
 	return permiso.Wrap(permiso.EUNAVAILABLE, "lockout store unavailable", err)

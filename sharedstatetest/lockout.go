@@ -2,6 +2,8 @@ package sharedstatetest
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -52,6 +54,7 @@ func RunLockout(t *testing.T, newLockout NewLockout) {
 		{"UnknownKey", 3, 30 * time.Minute, testLockoutUnknown},
 		{"Reset", 3, 30 * time.Minute, testLockoutReset},
 		{"KeysIsolated", 2, 30 * time.Minute, testLockoutKeysIsolated},
+		{"AnyKey", 2, 30 * time.Minute, testLockoutAnyKey},
 		{"Expiry", 2, time.Second, testLockoutExpiry},
 		{"AttemptExpiry", 3, time.Second, testLockoutAttemptExpiry},
 		{"Admission", 3, 30 * time.Minute, testLockoutAdmission},
@@ -264,6 +267,39 @@ func testLockoutKeysIsolated(t *testing.T, l permiso.Lockout, _ *testclock.Clock
 		}
 		if s := fail(t, l, other); s.Locked || s.Failures != 1 {
 			t.Errorf("Fail(%q) = %+v, want Failures 1", other, s)
+		}
+	}
+}
+
+// testLockoutAnyKey: a key is any string, compared byte for byte (the
+// Redis adapter stores its SHA-256, the in-process one the string itself;
+// docs/abuse-resistance.md, "Lockout"): separators, a Redis Cluster hash
+// tag, case, invalid UTF-8, NUL, a long key and the empty key each lock
+// alone and are reset alone.
+func testLockoutAnyKey(t *testing.T, l permiso.Lockout, _ *testclock.Clock, max int, _ time.Duration) {
+	base := id("any")
+	keys := []string{base + ":lockout:x", "{" + base + "}", strings.ToUpper(base), base + "\xff\x00", strings.Repeat(base, 400), ""}
+	reset(t, l, "") // the empty key is not unique to this run: start it clean
+	for i, key := range keys {
+		for range max {
+			fail(t, l, key)
+		}
+		if s := check(t, l, key); !s.Locked {
+			t.Fatalf("key %d not locked after %d failures: %+v", i, max, s)
+		}
+		for j, other := range append(keys[i+1:], base) {
+			if s := check(t, l, other); s.Locked || s.Failures != 0 {
+				t.Errorf("key %d locked, key %d: %+v, want untouched", i, i+1+j, s)
+			}
+		}
+	}
+	for i, key := range keys {
+		reset(t, l, key)
+		wantCleared(t, l, key, fmt.Sprintf("key %d after Reset", i))
+		for _, other := range keys[i+1:] {
+			if s := check(t, l, other); !s.Locked {
+				t.Errorf("Reset of key %d unlocked another: %+v", i, s)
+			}
 		}
 	}
 }
