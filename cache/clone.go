@@ -2,7 +2,6 @@ package cache
 
 import (
 	"slices"
-	"time"
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/internal/slab"
@@ -52,20 +51,13 @@ func scopeTexts(scopes []permiso.Scope) int {
 // the texts its pointers point to, its times, its roles, and all their
 // scopes, one slice each.
 func cloneUser(u permiso.User) permiso.User {
-	nStrs, nScopes := slab.Count(u.FirstName, u.LastName, u.DisplayName, u.Bio), 0
+	roleStrs, nScopes := 0, 0
 	for _, r := range u.Roles {
-		nStrs += slab.Count(r.Description) + scopeTexts(r.Scopes)
+		roleStrs += slab.Count(r.Description) + scopeTexts(r.Scopes)
 		nScopes += len(r.Scopes)
 	}
-	strs := make(slab.Slab[string], 0, nStrs)
-	times := make(slab.Slab[time.Time], 0, slab.Count(u.LastLogin, u.LockedUntil, u.TokensRevokedBefore))
-	u.FirstName = strs.Ptr(u.FirstName)
-	u.LastName = strs.Ptr(u.LastName)
-	u.DisplayName = strs.Ptr(u.DisplayName)
-	u.Bio = strs.Ptr(u.Bio)
-	u.LastLogin = times.Ptr(u.LastLogin)
-	u.LockedUntil = times.Ptr(u.LockedUntil)
-	u.TokensRevokedBefore = times.Ptr(u.TokensRevokedBefore)
+	strs := slab.Copy(roleStrs, &u.FirstName, &u.LastName, &u.DisplayName, &u.Bio)
+	slab.Copy(0, &u.LastLogin, &u.LockedUntil, &u.TokensRevokedBefore)
 	if u.Roles != nil {
 		roles := make([]permiso.Role, len(u.Roles))
 		scopes := make([]permiso.Scope, 0, nScopes)
@@ -82,19 +74,10 @@ func cloneUser(u permiso.User) permiso.User {
 // cloneClient copies c, sharing nothing with it, with its texts, times
 // and scopes in one slice each (cloneUser).
 func cloneClient(c permiso.ServiceClient) permiso.ServiceClient {
-	strs := make(slab.Slab[string], 0, slab.Count(c.PreviousSecretHash, c.Description, c.ContactEmail, c.WebsiteURL,
-		c.AllowedIPs, c.WebhookURL)+scopeTexts(c.Scopes))
-	times := make(slab.Slab[time.Time], 0, slab.Count(c.PreviousSecretExpiresAt, c.LastUsed, c.TokensRevokedBefore))
-	c.PreviousSecretHash = strs.Ptr(c.PreviousSecretHash)
-	c.PreviousSecretExpiresAt = times.Ptr(c.PreviousSecretExpiresAt)
-	c.Description = strs.Ptr(c.Description)
+	strs := slab.Copy(scopeTexts(c.Scopes), &c.PreviousSecretHash, &c.Description, &c.ContactEmail, &c.WebsiteURL,
+		&c.AllowedIPs, &c.WebhookURL)
+	slab.Copy(0, &c.PreviousSecretExpiresAt, &c.LastUsed, &c.TokensRevokedBefore)
 	c.RefreshTokenLifetime = clonePtr(c.RefreshTokenLifetime)
-	c.LastUsed = times.Ptr(c.LastUsed)
-	c.ContactEmail = strs.Ptr(c.ContactEmail)
-	c.WebsiteURL = strs.Ptr(c.WebsiteURL)
-	c.AllowedIPs = strs.Ptr(c.AllowedIPs)
-	c.WebhookURL = strs.Ptr(c.WebhookURL)
-	c.TokensRevokedBefore = times.Ptr(c.TokensRevokedBefore)
 	c.RedirectURIs = slices.Clone(c.RedirectURIs)
 	c.PostLogoutRedirectURIs = slices.Clone(c.PostLogoutRedirectURIs)
 	c.GrantTypes = slices.Clone(c.GrantTypes)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/permiso/permiso/internal/testtool"
 )
 
 // TestOIDCNodeRelyingParty: openid-client, the Node relying-party library
@@ -24,15 +26,9 @@ func TestOIDCNodeRelyingParty(t *testing.T) {
 	t.Parallel()
 	root := repoDir(t)
 	dir := filepath.Join(root, "e2e", "testdata", "openid-client")
-	node, err := exec.LookPath("node")
-	if err == nil {
-		_, err = os.Stat(filepath.Join(dir, "node_modules", "openid-client"))
-	}
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("node or openid-client is missing (%v); .ci/run installs them", err)
-		}
-		t.Skipf("node or openid-client is missing (%v): npm ci --prefix e2e/testdata/openid-client", err)
+	node := testtool.Require(t, "node", "apt-get install -y nodejs", "CI")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "openid-client")); err != nil {
+		testtool.Missing(t, "openid-client is not installed", "npm ci --prefix e2e/testdata/openid-client", "CI")
 	}
 	for _, b := range backends(t) {
 		t.Run(b.name, func(t *testing.T) {

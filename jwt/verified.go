@@ -180,8 +180,7 @@ func cloneAccessClaims(c permiso.AccessClaims) permiso.AccessClaims {
 	strs := make(slab.Slab[string], 0, len(c.Audience)+len(c.Scopes)+len(c.AMR)+len(c.Roles))
 	c.Audience, c.Scopes = strs.Slice(c.Audience), strs.Slice(c.Scopes)
 	c.AMR, c.Roles = strs.Slice(c.AMR), strs.Slice(c.Roles)
-	bools := make(slab.Slab[bool], 0, slab.Count(c.IsSuperuser, c.IsTrusted))
-	c.IsSuperuser, c.IsTrusted = bools.Ptr(c.IsSuperuser), bools.Ptr(c.IsTrusted)
+	slab.Copy(0, &c.IsSuperuser, &c.IsTrusted)
 	return c
 }
 

@@ -140,10 +140,7 @@ func (s *Service) Introspect(ctx context.Context, caller Caller, token, hint str
 	now := s.now()
 	t, err := s.deps.Tokens.GetRefreshTokenByHash(ctx, permiso.HashToken(token))
 	if err != nil {
-		if errors.Is(err, permiso.ErrNotFound) {
-			return Introspection{}, nil
-		}
-		return Introspection{}, err
+		return lookupFailed(err)
 	}
 	if t.UsedAt != nil || t.RevokedAt != nil || !now.Before(t.ExpiresAt) {
 		return Introspection{}, nil
@@ -167,20 +164,14 @@ func (s *Service) Introspect(ctx context.Context, caller Caller, token, hint str
 	}
 	sess, err := s.deps.Sessions.GetSession(ctx, t.SessionID)
 	if err != nil {
-		if errors.Is(err, permiso.ErrNotFound) {
-			return Introspection{}, nil
-		}
-		return Introspection{}, err
+		return lookupFailed(err)
 	}
 	if !sess.Active(now) {
 		return Introspection{}, nil
 	}
 	u, err := s.deps.Users.GetUser(ctx, t.UserID)
 	if err != nil {
-		if errors.Is(err, permiso.ErrNotFound) {
-			return Introspection{}, nil
-		}
-		return Introspection{}, err
+		return lookupFailed(err)
 	}
 	if !u.IsActive || u.TokensRevokedBefore != nil && t.IssuedAt.Before(*u.TokensRevokedBefore) {
 		return Introspection{}, nil
@@ -193,6 +184,16 @@ func (s *Service) Introspect(ctx context.Context, caller Caller, token, hint str
 		Exp: t.ExpiresAt.Unix(), Iat: t.IssuedAt.Unix(), Sub: t.UserID.String(),
 		Iss: s.cfg.Issuer, Sid: t.SessionID.String(),
 	}, nil
+}
+
+// lookupFailed answers for a refresh token when a read of it, its session
+// or its user failed: a row not found (never there, or deleted since)
+// makes the token inactive, any other failure is an error.
+func lookupFailed(err error) (Introspection, error) {
+	if errors.Is(err, permiso.ErrNotFound) {
+		return Introspection{}, nil
+	}
+	return Introspection{}, err
 }
 
 // clientIDOf returns the public client_id of the client with row id, or ""

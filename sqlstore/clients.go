@@ -35,15 +35,9 @@ func (s *Store) selectClients(ctx context.Context, q Querier, query string, args
 	if err != nil {
 		return nil, s.clientErr("list service clients", err)
 	}
-	if len(out) == 0 {
-		return out, nil
-	}
-	byClient, err := s.linkedScopes(ctx, q, s.qs.clientScopes, idsOf(out, func(c *permiso.ServiceClient) uuid.UUID { return c.ID }))
+	err = linkScopes(ctx, s, q, s.qs.clientScopes, out, func(c *permiso.ServiceClient) (uuid.UUID, *[]permiso.Scope) { return c.ID, &c.Scopes })
 	if err != nil {
 		return nil, err
-	}
-	for i := range out {
-		out[i].Scopes = byClient[out[i].ID]
 	}
 	return out, nil
 }

@@ -21,24 +21,36 @@ func linkedScopesSQL(d Dialect, table, ownerCol string) string {
 		" AS l JOIN scopes AS s ON s.id = l.scope_id WHERE " + d.InIDs("l."+ownerCol) + " ORDER BY s.name, s.id"
 }
 
-// linkedScopes runs a query of linkedScopesSQL and returns the scopes of
-// each owner in ids.
-func (s *Store) linkedScopes(ctx context.Context, q Querier, query string, ids []uuid.UUID) (map[uuid.UUID][]permiso.Scope, error) {
-	rows, err := s.query(ctx, q, query, s.d.IDs(uniqueIDs(ids)))
+// linkScopes sets the scopes of each of rows (row gives its id and where
+// its scopes go; nil when it has none) from query, a linkedScopesSQL, in
+// one query; without rows it reads nothing.
+func linkScopes[T any](ctx context.Context, s *Store, q Querier, query string, rows []T, row func(*T) (uuid.UUID, *[]permiso.Scope)) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	ids := idsOf(rows, func(r *T) uuid.UUID { id, _ := row(r); return id })
+	rs, err := s.query(ctx, q, query, s.d.IDs(uniqueIDs(ids)))
 	if err != nil {
-		return nil, s.errOf(err, "load linked scopes", Messages{}, false, "")
+		return s.errOf(err, "load linked scopes", Messages{}, false, "")
 	}
-	defer rows.Close()
-	out := map[uuid.UUID][]permiso.Scope{}
-	for rows.Next() {
+	defer rs.Close()
+	byOwner := map[uuid.UUID][]permiso.Scope{}
+	for rs.Next() {
 		var owner uuid.UUID
-		sc, err := Scopes.Scan(s.d, rows, &owner)
+		sc, err := Scopes.Scan(s.d, rs, &owner)
 		if err != nil {
-			return nil, s.errOf(err, "load linked scopes", Messages{}, false, "")
+			return s.errOf(err, "load linked scopes", Messages{}, false, "")
 		}
-		out[owner] = append(out[owner], sc)
+		byOwner[owner] = append(byOwner[owner], sc)
 	}
-	return out, s.errOf(rows.Err(), "load linked scopes", Messages{}, false, "")
+	if err := rs.Err(); err != nil {
+		return s.errOf(err, "load linked scopes", Messages{}, false, "")
+	}
+	for i := range rows {
+		id, scopes := row(&rows[i])
+		*scopes = byOwner[id]
+	}
+	return nil
 }
 
 // links describes a link table: a row of table links the row of owner

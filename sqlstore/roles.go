@@ -39,15 +39,9 @@ func (s *Store) selectRoles(ctx context.Context, q Querier, query string, args .
 	if err != nil {
 		return nil, s.roleErr("list roles", err)
 	}
-	if len(roles) == 0 {
-		return roles, nil
-	}
-	scopes, err := s.linkedScopes(ctx, q, s.qs.roleScopes, idsOf(roles, func(r *permiso.Role) uuid.UUID { return r.ID }))
+	err = linkScopes(ctx, s, q, s.qs.roleScopes, roles, func(r *permiso.Role) (uuid.UUID, *[]permiso.Scope) { return r.ID, &r.Scopes })
 	if err != nil {
 		return nil, err
-	}
-	for i := range roles {
-		roles[i].Scopes = scopes[roles[i].ID]
 	}
 	return roles, nil
 }

@@ -94,15 +94,11 @@ func (s *Store) userRoles(ctx context.Context, q Querier, ids []uuid.UUID) (map[
 	if err != nil {
 		return nil, s.errOf(err, "load user roles", Messages{}, false, "")
 	}
-	if len(links) == 0 {
-		return out, nil
-	}
-	scopes, err := s.linkedScopes(ctx, q, s.qs.roleScopes, idsOf(links, func(l *link) uuid.UUID { return l.role.ID }))
+	err = linkScopes(ctx, s, q, s.qs.roleScopes, links, func(l *link) (uuid.UUID, *[]permiso.Scope) { return l.role.ID, &l.role.Scopes })
 	if err != nil {
 		return nil, err
 	}
 	for _, l := range links {
-		l.role.Scopes = scopes[l.role.ID]
 		out[l.user] = append(out[l.user], l.role)
 	}
 	return out, nil

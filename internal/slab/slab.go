@@ -20,6 +20,24 @@ func Count[T any](ps ...*T) int {
 	return n
 }
 
+// Copy points each of ps at a copy of what it points to (nil stays nil),
+// all the copies in one new slab, and returns the slab with room for extra
+// more copies after them (Ptr or Slice): a deep copy names its pointers
+// once, for both the count and the copy.
+func Copy[T any](extra int, ps ...**T) Slab[T] {
+	n := extra
+	for _, p := range ps {
+		if *p != nil {
+			n++
+		}
+	}
+	s := make(Slab[T], 0, n)
+	for _, p := range ps {
+		*p = s.Ptr(*p)
+	}
+	return s
+}
+
 // Ptr returns a pointer to a copy of *p in s, or nil for nil. Past the
 // capacity counted, the copy is allocated on its own: still a copy.
 func (s *Slab[T]) Ptr(p *T) *T {

@@ -51,3 +51,17 @@ func TestSlice(t *testing.T) {
 		t.Errorf("appending to one copy changed the next (%q) or the original (%q)", cb[0], a[0])
 	}
 }
+
+// TestCopy: each pointer is pointed at its copy in the one slab returned,
+// nil stays nil, and the slab has room for the extra copies asked for.
+func TestCopy(t *testing.T) {
+	a, b := "a", "b"
+	pa, pn, pb := &a, (*string)(nil), &b
+	s := Copy(1, &pa, &pn, &pb)
+	if pn != nil || pa == &a || pb == &b || *pa != "a" || *pb != "b" {
+		t.Fatalf("copies %v %v %v", pa, pn, pb)
+	}
+	if len(s) != 2 || cap(s) != 3 || pa != &s[0] || pb != &s[1] {
+		t.Errorf("the copies are not the slab's, or it has no room for one more: len %d cap %d", len(s), cap(s))
+	}
+}

@@ -1,7 +1,7 @@
 // Package testtool finds the programs some tests run (redis-server,
-// Chromium, logrotate, ...): a test skips where the program is not
-// installed, and fails instead where the environment says it must be
-// there (CI, where .ci/run installs it).
+// Chromium, logrotate, ...): a test skips where the program (or what else
+// it needs) is not installed, and fails instead where the environment says
+// it must be there (CI, where .ci/run installs it).
 package testtool
 
 import (
@@ -12,19 +12,26 @@ import (
 
 // Require returns the path of the program name. When it is not on PATH
 // the test fails if any of the environment variables requiredBy is set,
-// and is skipped otherwise; either way the message names the program and
-// install, how to get it.
+// and is skipped otherwise (Missing); either way the message names the
+// program and install, how to get it.
 func Require(t testing.TB, name, install string, requiredBy ...string) string {
 	t.Helper()
 	path, err := exec.LookPath(name)
-	if err == nil {
-		return path
+	if err != nil {
+		Missing(t, name+" is not on PATH", install, requiredBy...)
 	}
+	return path
+}
+
+// Missing ends a test that lacks something it runs (what, as "X is not on
+// PATH"): it fails if any of the environment variables requiredBy is set,
+// and is skipped otherwise; the message says install, how to get it.
+func Missing(t testing.TB, what, install string, requiredBy ...string) {
+	t.Helper()
 	for _, env := range requiredBy {
 		if os.Getenv(env) != "" {
-			t.Fatalf("%s is not on PATH and %s is set (%s)", name, env, install)
+			t.Fatalf("%s and %s is set (%s)", what, env, install)
 		}
 	}
-	t.Skipf("%s is not on PATH (%s)", name, install)
-	return ""
+	t.Skipf("%s (%s)", what, install)
 }
