@@ -195,7 +195,7 @@ var batchRotationSQL = func() string {
 		names = append(names, in.name)
 	}
 	carried := []string{"hash", "now", "lifetime_us", "repl_id", "repl_hash", "repl_expires", "repl_ip", "repl_ua"}
-	var touchedRet, usedRet, out []string
+	var touchedRet []string
 	for _, c := range sqlstore.Sessions.Cols {
 		touchedRet = append(touchedRet, "s."+c.Name)
 	}
@@ -209,20 +209,7 @@ var batchRotationSQL = func() string {
 		"used_at": "NULL::timestamptz", "revoked_at": "NULL::timestamptz", "revocation_reason": "NULL::text",
 		"client_ip": "c_repl_ip", "user_agent": "c_repl_ua", "scopes": "scopes",
 	}
-	values := make([]string, len(sqlstore.RefreshTokens.Cols))
-	for i, c := range sqlstore.RefreshTokens.Cols {
-		v, ok := repl[c.Name]
-		if !ok {
-			panic("postgres: batchRotationSQL has no value for refresh_tokens." + c.Name)
-		}
-		values[i] = v
-		usedRet = append(usedRet, "rt."+c.Name)
-		out = append(out, c.Name)
-	}
-	for _, c := range sqlstore.Sessions.Cols {
-		usedRet = append(usedRet, "touched."+c.Name+" AS s_"+c.Name)
-		out = append(out, "s_"+c.Name)
-	}
+	values, usedRet, out := rotationColumns("batchRotationSQL", repl)
 	for _, c := range carried {
 		usedRet = append(usedRet, "touched.c_"+c)
 	}

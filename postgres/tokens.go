@@ -280,21 +280,7 @@ var checkedRotationSQL = func() string {
 		"used_at": "NULL::timestamptz", "revoked_at": "NULL::timestamptz", "revocation_reason": "NULL::text",
 		"client_ip": "?10::text", "user_agent": "?11::text", "scopes": "used.scopes",
 	}
-	values := make([]string, len(sqlstore.RefreshTokens.Cols))
-	var returning, out []string
-	for i, c := range sqlstore.RefreshTokens.Cols {
-		v, ok := repl[c.Name]
-		if !ok {
-			panic("postgres: checkedRotationSQL has no value for refresh_tokens." + c.Name)
-		}
-		values[i] = v
-		returning = append(returning, "rt."+c.Name)
-		out = append(out, c.Name)
-	}
-	for _, c := range sqlstore.Sessions.Cols {
-		returning = append(returning, "touched."+c.Name+" AS s_"+c.Name)
-		out = append(out, "s_"+c.Name)
-	}
+	values, returning, out := rotationColumns("checkedRotationSQL", repl)
 	return `WITH cand AS (
 	SELECT rt.session_id FROM refresh_tokens AS rt
 	JOIN users AS u ON u.id = rt.user_id
@@ -317,3 +303,26 @@ var checkedRotationSQL = func() string {
 )
 SELECT ` + strings.Join(out, ", ") + ` FROM used`
 }()
+
+// rotationColumns gives, for the rotation statement stmt (named in the
+// panic when repl lacks a column), the replacement's values from repl in
+// sqlstore.RefreshTokens' column order, the RETURNING of its used (the
+// token's columns from rt, the session's from touched, prefixed "s_") and
+// the columns of its answer.
+func rotationColumns(stmt string, repl map[string]string) (values, returning, out []string) {
+	values = make([]string, len(sqlstore.RefreshTokens.Cols))
+	for i, c := range sqlstore.RefreshTokens.Cols {
+		v, ok := repl[c.Name]
+		if !ok {
+			panic("postgres: " + stmt + " has no value for refresh_tokens." + c.Name)
+		}
+		values[i] = v
+		returning = append(returning, "rt."+c.Name)
+		out = append(out, c.Name)
+	}
+	for _, c := range sqlstore.Sessions.Cols {
+		returning = append(returning, "touched."+c.Name+" AS s_"+c.Name)
+		out = append(out, "s_"+c.Name)
+	}
+	return values, returning, out
+}
