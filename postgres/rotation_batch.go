@@ -14,7 +14,7 @@ import (
 )
 
 // Rotations in flight (docs/benchmarks.md, "Refresh: rotations sent
-// together"). A refresh whose rotation finds fewer than
+// together (2026-12-07, refresh)"). A refresh whose rotation finds fewer than
 // rotationsInFlight statements of RotateRefreshToken running sends its
 // own at once, alone (checkedRotationSQL); one that finds them all
 // running waits in the queue, and whichever statement finishes next sends
