@@ -63,6 +63,11 @@ type DB struct {
 	cfg    *pgxpool.Config
 	url    string // normalized; holds the password, never logged
 	search string
+	rot    rotations // RotateRefreshToken's statements (rotation_batch.go)
+	// together sends every rotation through batchRotationSQL, a batch of
+	// one included, without the fallback to checkedRotationSQL: set by
+	// tests only, to run the conformance suite on that statement.
+	together bool
 }
 
 var _ permiso.Store = (*DB)(nil)

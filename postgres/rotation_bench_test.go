@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/url"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/permiso/permiso"
 )
@@ -137,4 +141,118 @@ func processCPU(pid int) time.Duration {
 		return -1
 	}
 	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// BenchmarkRotationConcurrent is the checked rotation as a loaded server
+// sends it: 16 goroutines, each rotating a chain of its own (its own user
+// and session), through one pool of 8 connections, with
+// synchronous_commit on as in a deployment. Rotations that find the
+// statement slots busy queue and go together (rotation_batch.go). It
+// reports the CPU time per rotation of this process (cpu-ns/op) and of
+// the pool's PostgreSQL server processes together (server-cpu-ns/op), and
+// rotations per commit of the schema's database (rotations/commit; the
+// database's other sessions count too, so read it on an otherwise idle
+// database).
+func BenchmarkRotationConcurrent(b *testing.B) {
+	const workers, conns = 16, 8
+	dbURL, schema := newSchema(b)
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("synchronous_commit", "on")
+	u.RawQuery = q.Encode()
+	db, err := Open(b.Context(), u.String(), Options{MaxConns: conns, SearchPath: schema})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = db.Close() })
+	ctx := b.Context()
+	if _, err := db.MigrateUp(ctx); err != nil {
+		b.Fatal(err)
+	}
+	// Open every connection now and note its server process.
+	held := make([]*pgxpool.Conn, conns)
+	pids := make([]int, conns)
+	for i := range held {
+		if held[i], err = db.pool.Acquire(ctx); err != nil {
+			b.Fatal(err)
+		}
+		if err := held[i].QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pids[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, c := range held {
+		c.Release()
+	}
+	now := time.Now().UTC()
+	type chain struct {
+		next int
+		user uuid.UUID
+		sess uuid.UUID
+	}
+	chains := make([]*chain, workers)
+	for c := range chains {
+		usr, err := db.CreateUser(ctx, permiso.User{Username: fmt.Sprint("rot", c), Email: fmt.Sprint("rot", c, "@example.com"), PasswordHash: "h", IsActive: true}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sess, err := db.CreateSession(ctx, permiso.Session{UserID: usr.ID, IPAddress: "192.0.2.1", CreatedAt: now, LastActivity: now, ExpiresAt: now.Add(time.Hour)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := db.CreateRefreshToken(ctx, permiso.RefreshToken{ID: uuid.New(), TokenHash: fmt.Sprint("rot-", c, "-0"), UserID: usr.ID,
+			SessionID: sess.ID, FamilyID: uuid.New(), Scopes: []string{"read:profile"}, IssuedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+			b.Fatal(err)
+		}
+		chains[c] = &chain{user: usr.ID, sess: sess.ID}
+	}
+	commits := func() (n int64) {
+		if err := db.pool.QueryRow(ctx, "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()").Scan(&n); err != nil {
+			b.Fatal(err)
+		}
+		return n
+	}
+	serverCPU := func() (t time.Duration) {
+		for _, pid := range pids {
+			c := processCPU(pid)
+			if c < 0 {
+				return -1
+			}
+			t += c
+		}
+		return t
+	}
+	var taken atomic.Int32
+	var rotations atomic.Int64
+	server, client, commit0 := serverCPU(), processCPU(os.Getpid()), commits()
+	b.SetParallelism(workers / runtime.GOMAXPROCS(0))
+	b.RunParallel(func(pb *testing.PB) {
+		c := int(taken.Add(1)-1) % workers
+		ch := chains[c]
+		for pb.Next() {
+			i := ch.next
+			_, _, ok, err := db.RotateRefreshToken(ctx, permiso.RefreshRotation{Hash: fmt.Sprint("rot-", c, "-", i), Now: now.Add(time.Second),
+				SessionLifetime: 24 * time.Hour, Replacement: permiso.RefreshToken{ID: uuid.New(), TokenHash: fmt.Sprint("rot-", c, "-", i+1),
+					ExpiresAt: now.Add(time.Hour)}})
+			if err != nil || !ok {
+				b.Errorf("chain %d step %d: rotated %v, %v", c, i, ok, err)
+				return
+			}
+			ch.next++
+			rotations.Add(1)
+		}
+	})
+	n := float64(rotations.Load())
+	// pg_stat_database counts a session's commits when it reports its
+	// statistics, at most once a second; wait for the last ones.
+	time.Sleep(1100 * time.Millisecond)
+	if s := serverCPU(); s >= 0 && server >= 0 {
+		b.ReportMetric(float64(s-server)/n, "server-cpu-ns/op")
+	}
+	if c := processCPU(os.Getpid()); c >= 0 && client >= 0 {
+		b.ReportMetric(float64(c-client)/n, "cpu-ns/op")
+	}
+	b.ReportMetric(n/float64(commits()-commit0), "rotations/commit")
 }

@@ -96,7 +96,11 @@ var _ permiso.RefreshRotator = (*DB)(nil)
 // refresh costs one round trip and one commit and no read before it
 // (docs/benchmarks.md, "The refresh path"). Like UseRefreshToken, a
 // rotation that finds its connection lost before any answer is sent again
-// on another connection.
+// on another connection. Under load, rotations that find
+// rotationsInFlight statements running queue and are sent together, as one
+// statement of the same checks (batchRotationSQL, rotation_batch.go); a
+// refresh that gives up waiting (ctx done) before its rotation is sent
+// withdraws it.
 func (db *DB) RotateRefreshToken(ctx context.Context, r permiso.RefreshRotation) (permiso.RefreshToken, permiso.Session, bool, error) {
 	var since any // NULL: no client cut-off
 	if !r.IssuedSince.IsZero() {
@@ -114,13 +118,38 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r permiso.RefreshRotation)
 		client = *r.ClientID
 	}
 	repl := r.Replacement
-	args := []any{r.Hash, ts(r.Now), client, since, ts(r.Now.Add(-r.SessionLifetime)), r.SessionLifetime.Microseconds(),
-		repl.ID, repl.TokenHash, ts(repl.ExpiresAt), repl.ClientIP, repl.UserAgent}
+	rot := &rotation{args: []any{r.Hash, ts(r.Now), client, since, ts(r.Now.Add(-r.SessionLifetime)), r.SessionLifetime.Microseconds(),
+		repl.ID, repl.TokenHash, ts(repl.ExpiresAt), repl.ClientIP, repl.UserAgent}, replID: repl.ID, done: make(chan struct{})}
+	if db.together {
+		db.rotateBatch(ctx, []*rotation{rot})
+	} else if !db.rot.enter(rot) {
+		// Queued: sent with the others waiting by the next statement to
+		// finish (rotation_batch.go).
+		select {
+		case <-rot.done:
+		case <-ctx.Done():
+			if db.rot.withdraw(rot) {
+				return permiso.RefreshToken{}, permiso.Session{}, false, mapErr(ctx.Err(), "refresh token", opWrite)
+			}
+			<-rot.done // already sent: its outcome is the answer
+		}
+	} else {
+		db.rotateAlone(ctx, rot)
+		if batch := db.rot.next(); batch != nil {
+			go db.drain(context.WithoutCancel(ctx), batch)
+		}
+	}
+	return rot.t, rot.sess, rot.rotated, rot.err
+}
+
+// rotateAlone sends r's rotation alone (checkedRotationSQL), again on
+// another connection when its connection was lost before any answer.
+func (db *DB) rotateAlone(ctx context.Context, r *rotation) {
 	for attempt := 0; ; attempt++ {
 		var t permiso.RefreshToken
 		var sess permiso.Session
 		rotated := false
-		lost, err := db.alone(ctx, checkedRotationSQL, args, func(row pgx.Rows) error {
+		lost, err := db.alone(ctx, checkedRotationSQL, r.args, func(row pgx.Rows) error {
 			if err := row.Scan(sqlstore.RefreshTokens.Dest(db.d, &t, sqlstore.Sessions.Dest(db.d, &sess)...)...); err != nil {
 				return mapErr(err, "refresh token", opWrite)
 			}
@@ -128,15 +157,16 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r permiso.RefreshRotation)
 			return nil
 		})
 		if err == nil {
-			if !rotated {
-				return permiso.RefreshToken{}, permiso.Session{}, false, nil
+			if rotated {
+				sqlstore.RefreshTokens.Normalize(&t)
+				sqlstore.Sessions.Normalize(&sess)
+				r.t, r.sess, r.rotated = t, sess, true
 			}
-			sqlstore.RefreshTokens.Normalize(&t)
-			sqlstore.Sessions.Normalize(&sess)
-			return t, sess, true, nil
+			return
 		}
 		if !lost || attempt >= int(db.cfg.MaxConns) || ctx.Err() != nil {
-			return permiso.RefreshToken{}, permiso.Session{}, false, err
+			r.err = err
+			return
 		}
 	}
 }
@@ -250,21 +280,7 @@ var checkedRotationSQL = func() string {
 		"used_at": "NULL::timestamptz", "revoked_at": "NULL::timestamptz", "revocation_reason": "NULL::text",
 		"client_ip": "?10::text", "user_agent": "?11::text", "scopes": "used.scopes",
 	}
-	values := make([]string, len(sqlstore.RefreshTokens.Cols))
-	var returning, out []string
-	for i, c := range sqlstore.RefreshTokens.Cols {
-		v, ok := repl[c.Name]
-		if !ok {
-			panic("postgres: checkedRotationSQL has no value for refresh_tokens." + c.Name)
-		}
-		values[i] = v
-		returning = append(returning, "rt."+c.Name)
-		out = append(out, c.Name)
-	}
-	for _, c := range sqlstore.Sessions.Cols {
-		returning = append(returning, "touched."+c.Name+" AS s_"+c.Name)
-		out = append(out, "s_"+c.Name)
-	}
+	values, returning, out := rotationColumns("checkedRotationSQL", repl)
 	return `WITH cand AS (
 	SELECT rt.session_id FROM refresh_tokens AS rt
 	JOIN users AS u ON u.id = rt.user_id
@@ -287,3 +303,26 @@ var checkedRotationSQL = func() string {
 )
 SELECT ` + strings.Join(out, ", ") + ` FROM used`
 }()
+
+// rotationColumns gives, for the rotation statement stmt (named in the
+// panic when repl lacks a column), the replacement's values from repl in
+// sqlstore.RefreshTokens' column order, the RETURNING of its used (the
+// token's columns from rt, the session's from touched, prefixed "s_") and
+// the columns of its answer.
+func rotationColumns(stmt string, repl map[string]string) (values, returning, out []string) {
+	values = make([]string, len(sqlstore.RefreshTokens.Cols))
+	for i, c := range sqlstore.RefreshTokens.Cols {
+		v, ok := repl[c.Name]
+		if !ok {
+			panic("postgres: " + stmt + " has no value for refresh_tokens." + c.Name)
+		}
+		values[i] = v
+		returning = append(returning, "rt."+c.Name)
+		out = append(out, c.Name)
+	}
+	for _, c := range sqlstore.Sessions.Cols {
+		returning = append(returning, "touched."+c.Name+" AS s_"+c.Name)
+		out = append(out, "s_"+c.Name)
+	}
+	return values, returning, out
+}

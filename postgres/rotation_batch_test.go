@@ -1,0 +1,170 @@
+package postgres
+
+import (
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/permiso/permiso"
+)
+
+// TestRotationsTogether queues rotations behind busy statement slots, as
+// under load, and sends them as one batchRotationSQL statement
+// (rotation_batch.go): each is answered as if sent alone. Of two
+// rotations of the same token one wins and the other's replacement is not
+// written; a rotation refused (expired session, unknown hash) writes
+// nothing; the answer of a rotated one is what a read finds afterwards.
+func TestRotationsTogether(t *testing.T) {
+	db := newTestDB(t)
+	ctx := t.Context()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	u, err := db.CreateUser(ctx, permiso.User{Username: "batch", Email: "batch@example.com", PasswordHash: "h", IsActive: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	session := func(expires time.Time) permiso.Session {
+		s, err := db.CreateSession(ctx, permiso.Session{UserID: u.ID, IPAddress: "192.0.2.1", CreatedAt: now.Add(-time.Minute),
+			LastActivity: now.Add(-time.Minute), ExpiresAt: expires})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s1, s2, gone := session(now.Add(time.Hour)), session(now.Add(time.Hour)), session(now.Add(-time.Second))
+	for hash, s := range map[string]permiso.Session{"a": s1, "b": s2, "c": gone} {
+		if _, err := db.CreateRefreshToken(ctx, permiso.RefreshToken{ID: uuid.New(), TokenHash: hash, UserID: u.ID, SessionID: s.ID,
+			FamilyID: uuid.New(), Scopes: []string{"read:profile"}, IssuedAt: now.Add(-time.Minute), ExpiresAt: now.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Every slot busy: the calls below queue.
+	db.rot.mu.Lock()
+	db.rot.running = rotationsInFlight
+	db.rot.mu.Unlock()
+	presented := []string{"a", "a", "b", "c", "unknown"}
+	type answer struct {
+		t       permiso.RefreshToken
+		sess    permiso.Session
+		rotated bool
+		err     error
+	}
+	answers := make([]answer, len(presented))
+	var wg sync.WaitGroup
+	for i, hash := range presented {
+		wg.Go(func() {
+			a := &answers[i]
+			a.t, a.sess, a.rotated, a.err = db.RotateRefreshToken(ctx, permiso.RefreshRotation{Hash: hash, Now: now,
+				SessionLifetime: 24 * time.Hour, Replacement: permiso.RefreshToken{ID: uuid.New(), TokenHash: fmt.Sprint(hash, "-next-", i),
+					ExpiresAt: now.Add(time.Hour)}})
+		})
+	}
+	for queued := 0; queued < len(presented); time.Sleep(time.Millisecond) {
+		db.rot.mu.Lock()
+		queued = len(db.rot.queue)
+		db.rot.mu.Unlock()
+	}
+	batch := db.rot.next()
+	if len(batch) != len(presented) {
+		t.Fatalf("batch of %d, want %d", len(batch), len(presented))
+	}
+	db.drain(ctx, batch)
+	wg.Wait()
+	db.rot.mu.Lock()
+	running := db.rot.running
+	db.rot.running = 0
+	db.rot.mu.Unlock()
+	if running != rotationsInFlight-1 {
+		t.Errorf("slots running after the batch = %d, want %d", running, rotationsInFlight-1)
+	}
+
+	won := 0
+	for i, a := range answers {
+		if a.err != nil {
+			t.Fatalf("%s: %v", presented[i], a.err)
+		}
+		next := fmt.Sprint(presented[i], "-next-", i)
+		stored, _, err := db.GetRefreshTokenSession(ctx, next)
+		switch {
+		case a.rotated:
+			if err != nil {
+				t.Fatalf("%s rotated, its replacement %s: %v", presented[i], next, err)
+			}
+			if stored.ParentID == nil || *stored.ParentID != a.t.ID || stored.SessionID != a.t.SessionID || stored.IssuedAt != now {
+				t.Errorf("%s: replacement %+v, want the child of %v issued at %v", presented[i], stored, a.t.ID, now)
+			}
+			// The answer is the token and session as now stored.
+			t2, s2, err := db.GetRefreshTokenSession(ctx, presented[i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(t2, a.t) || !reflect.DeepEqual(s2, a.sess) {
+				t.Errorf("%s: answered %+v %+v, stored %+v %+v", presented[i], a.t, a.sess, t2, s2)
+			}
+			if a.t.UsedAt == nil || !a.t.UsedAt.Equal(now) || !a.sess.LastActivity.Equal(now) {
+				t.Errorf("%s: used at %v, session active at %v, want %v", presented[i], a.t.UsedAt, a.sess.LastActivity, now)
+			}
+			if presented[i] == "a" {
+				won++
+			}
+		case err == nil:
+			t.Errorf("%s not rotated, but its replacement %s was written", presented[i], next)
+		}
+	}
+	if won != 1 || !answers[2].rotated || answers[3].rotated || answers[4].rotated {
+		t.Errorf("rotated: a %d times, b %v, c %v, unknown %v; want a once, b only", won, answers[2].rotated, answers[3].rotated, answers[4].rotated)
+	}
+	c, cs, err := db.GetRefreshTokenSession(ctx, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.UsedAt != nil || !cs.LastActivity.Equal(gone.LastActivity) {
+		t.Errorf("the refused rotation wrote: token used at %v, session active at %v", c.UsedAt, cs.LastActivity)
+	}
+}
+
+// TestRotationsQueuedUnderLoad rotates many chains at once through
+// RotateRefreshToken (some rotations queue and go together, others alone):
+// every rotation succeeds and each chain ends with one unused token.
+func TestRotationsQueuedUnderLoad(t *testing.T) {
+	db := newTestDB(t)
+	ctx := t.Context()
+	now := time.Now().UTC()
+	const chains, steps = 12, 15
+	var wg sync.WaitGroup
+	for c := range chains {
+		u, err := db.CreateUser(ctx, permiso.User{Username: fmt.Sprint("load", c), Email: fmt.Sprint("load", c, "@example.com"), PasswordHash: "h", IsActive: true}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := db.CreateSession(ctx, permiso.Session{UserID: u.ID, IPAddress: "192.0.2.1", CreatedAt: now, LastActivity: now, ExpiresAt: now.Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.CreateRefreshToken(ctx, permiso.RefreshToken{ID: uuid.New(), TokenHash: fmt.Sprint(c, "-0"), UserID: u.ID, SessionID: s.ID,
+			FamilyID: uuid.New(), IssuedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			for i := range steps {
+				_, _, ok, err := db.RotateRefreshToken(ctx, permiso.RefreshRotation{Hash: fmt.Sprint(c, "-", i), Now: now,
+					SessionLifetime: 24 * time.Hour, Replacement: permiso.RefreshToken{ID: uuid.New(), TokenHash: fmt.Sprint(c, "-", i+1), ExpiresAt: now.Add(time.Hour)}})
+				if err != nil || !ok {
+					t.Errorf("chain %d step %d: rotated %v, %v", c, i, ok, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for c := range chains {
+		last, _, err := db.GetRefreshTokenSession(ctx, fmt.Sprint(c, "-", steps))
+		if err != nil || last.UsedAt != nil {
+			t.Errorf("chain %d: last token %+v, %v; want it unused", c, last, err)
+		}
+	}
+}
