@@ -131,7 +131,10 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r permiso.RefreshRotation)
 			if db.rot.withdraw(rot) {
 				return permiso.RefreshToken{}, permiso.Session{}, false, mapErr(ctx.Err(), "refresh token", opWrite)
 			}
-			<-rot.done // already sent: its outcome is the answer
+			<-rot.done // already sent: taken back below if it rotated
+		}
+		if err := db.undoAbandoned(ctx, rot); err != nil {
+			return permiso.RefreshToken{}, permiso.Session{}, false, err
 		}
 	} else {
 		db.rotateAlone(ctx, rot)
@@ -140,6 +143,24 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r permiso.RefreshRotation)
 		}
 	}
 	return rot.t, rot.sess, rot.rotated, rot.err
+}
+
+// undoAbandoned takes back r's rotation when it was sent in a batch
+// (which runs without the cancellation of the refreshes it carries) and
+// rotated, but its refresh gave up meanwhile (ctx done: the client went
+// away or timed out): the replacement would never reach the client, and
+// its retry after the grace window would be taken for reuse and end the
+// session. A statement sent alone is cancelled with its refresh instead
+// (pgx cancels it and the transaction rolls back). It returns ctx's error
+// when it took the rotation back, nil otherwise.
+func (db *DB) undoAbandoned(ctx context.Context, r *rotation) error {
+	if !r.rotated || ctx.Err() == nil {
+		return nil
+	}
+	if err := db.UndoRefreshRotation(context.WithoutCancel(ctx), r.t.ID, r.replID); err != nil {
+		return err
+	}
+	return mapErr(ctx.Err(), "refresh token", opWrite)
 }
 
 // rotateAlone sends r's rotation alone (checkedRotationSQL), again on

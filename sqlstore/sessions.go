@@ -175,20 +175,34 @@ func (s *Store) RevokeClientSessions(ctx context.Context, clientID uuid.UUID, re
 	return s.revokeSessionsWhere(ctx, "client_id = ?", []any{clientID}, reason, now)
 }
 
+// revokeAttempts bounds how often revokeSessionsWhere runs its
+// transaction when the database aborts it as a deadlock victim.
+const revokeAttempts = 3
+
 // revokeSessionsWhere revokes, in one transaction, the sessions active at
-// now that match cond (with args) and their refresh tokens.
+// now that match cond (with args) and their refresh tokens. A transaction
+// the database aborted to break a deadlock (ECONFLICT; on PostgreSQL with
+// refresh rotations sent together, which lock several sessions in the
+// plan's order, docs/data-model.md) wrote nothing and is run again: a
+// revocation must not fail because refreshes raced it.
 func (s *Store) revokeSessionsWhere(ctx context.Context, cond string, args []any, reason string, now time.Time) ([]permiso.Session, error) {
 	var out []permiso.Session
 	at := s.d.Time(now)
-	err := s.c.Write(ctx, func(q Querier) error {
-		var err error
-		out, err = s.selectSessions(ctx, q, "revoke sessions", "UPDATE user_sessions SET revoked_at = ? WHERE "+cond+
-			" AND revoked_at IS NULL AND expires_at > ?1 RETURNING "+Sessions.Names(), append([]any{at}, args...)...)
-		if err != nil || len(out) == 0 {
-			return err
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = s.c.Write(ctx, func(q Querier) error {
+			var err error
+			out, err = s.selectSessions(ctx, q, "revoke sessions", "UPDATE user_sessions SET revoked_at = ? WHERE "+cond+
+				" AND revoked_at IS NULL AND expires_at > ?1 RETURNING "+Sessions.Names(), append([]any{at}, args...)...)
+			if err != nil || len(out) == 0 {
+				return err
+			}
+			return s.revokeSessionTokens(ctx, q, idsOf(out, func(x *permiso.Session) uuid.UUID { return x.ID }), reason, now)
+		})
+		if permiso.ErrorCode(err) != permiso.ECONFLICT || attempt == revokeAttempts || ctx.Err() != nil {
+			break
 		}
-		return s.revokeSessionTokens(ctx, q, idsOf(out, func(x *permiso.Session) uuid.UUID { return x.ID }), reason, now)
-	})
+	}
 	if err != nil {
 		return nil, err
 	}
