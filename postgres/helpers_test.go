@@ -96,19 +96,34 @@ func newTestDB(t testing.TB) *DB {
 // session's first refresh token (hash name+"-0"), as a login does.
 func userSession(t testing.TB, db *DB, name string) (permiso.User, permiso.Session, permiso.RefreshToken) {
 	t.Helper()
-	ctx := t.Context()
-	u, err := db.CreateUser(ctx, permiso.User{Username: name, Email: name + "@example.com",
+	u := activeUser(t, db, name)
+	now := time.Now().UTC()
+	sess, first := sessionToken(t, db, u.ID, name+"-0", now, now.Add(time.Hour))
+	return u, sess, first
+}
+
+// activeUser creates an active user named name.
+func activeUser(t testing.TB, db *DB, name string) permiso.User {
+	t.Helper()
+	u, err := db.CreateUser(t.Context(), permiso.User{Username: name, Email: name + "@example.com",
 		PasswordHash: "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA", IsActive: true}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now().UTC()
-	sess, first, err := db.CreateSessionWithToken(ctx, permiso.Session{ID: uuid.New(), UserID: u.ID, IPAddress: "::1",
-		CreatedAt: now, LastActivity: now, ExpiresAt: now.Add(time.Hour)},
-		permiso.RefreshToken{ID: uuid.New(), TokenHash: name + "-0", UserID: u.ID, FamilyID: uuid.New(),
-			IssuedAt: now, ExpiresAt: now.Add(time.Hour)})
+	return u
+}
+
+// sessionToken creates a session of the user opened at from (its last
+// activity too) that expires at until, and its refresh token with hash,
+// issued at from for an hour, with the scope read:profile.
+func sessionToken(t testing.TB, db *DB, userID uuid.UUID, hash string, from, until time.Time) (permiso.Session, permiso.RefreshToken) {
+	t.Helper()
+	sess, tok, err := db.CreateSessionWithToken(t.Context(), permiso.Session{ID: uuid.New(), UserID: userID, IPAddress: "192.0.2.1",
+		CreatedAt: from, LastActivity: from, ExpiresAt: until},
+		permiso.RefreshToken{ID: uuid.New(), TokenHash: hash, UserID: userID, FamilyID: uuid.New(), Scopes: []string{"read:profile"},
+			IssuedAt: from, ExpiresAt: from.Add(time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return u, sess, first
+	return sess, tok
 }

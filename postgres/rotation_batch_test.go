@@ -24,25 +24,11 @@ func TestRotationsTogether(t *testing.T) {
 	db := newTestDB(t)
 	ctx := t.Context()
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	u, err := db.CreateUser(ctx, permiso.User{Username: "batch", Email: "batch@example.com", PasswordHash: "h", IsActive: true}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	session := func(expires time.Time) permiso.Session {
-		s, err := db.CreateSession(ctx, permiso.Session{UserID: u.ID, IPAddress: "192.0.2.1", CreatedAt: now.Add(-time.Minute),
-			LastActivity: now.Add(-time.Minute), ExpiresAt: expires})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	s1, s2, gone := session(now.Add(time.Hour)), session(now.Add(time.Hour)), session(now.Add(-time.Second))
-	for hash, s := range map[string]permiso.Session{"a": s1, "b": s2, "c": gone} {
-		if _, err := db.CreateRefreshToken(ctx, permiso.RefreshToken{ID: uuid.New(), TokenHash: hash, UserID: u.ID, SessionID: s.ID,
-			FamilyID: uuid.New(), Scopes: []string{"read:profile"}, IssuedAt: now.Add(-time.Minute), ExpiresAt: now.Add(time.Hour)}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	u := activeUser(t, db, "batch")
+	from := now.Add(-time.Minute)
+	sessionToken(t, db, u.ID, "a", from, now.Add(time.Hour))
+	sessionToken(t, db, u.ID, "b", from, now.Add(time.Hour))
+	gone, _ := sessionToken(t, db, u.ID, "c", from, now.Add(-time.Second))
 
 	// Every slot busy: the calls below queue.
 	db.rot.mu.Lock()
@@ -139,18 +125,8 @@ func TestRotationsQueuedUnderLoad(t *testing.T) {
 	const chains, steps = 12, 15
 	var wg sync.WaitGroup
 	for c := range chains {
-		u, err := db.CreateUser(ctx, permiso.User{Username: fmt.Sprint("load", c), Email: fmt.Sprint("load", c, "@example.com"), PasswordHash: "h", IsActive: true}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := db.CreateSession(ctx, permiso.Session{UserID: u.ID, IPAddress: "192.0.2.1", CreatedAt: now, LastActivity: now, ExpiresAt: now.Add(time.Hour)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := db.CreateRefreshToken(ctx, permiso.RefreshToken{ID: uuid.New(), TokenHash: fmt.Sprint(c, "-0"), UserID: u.ID, SessionID: s.ID,
-			FamilyID: uuid.New(), IssuedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
-			t.Fatal(err)
-		}
+		u := activeUser(t, db, fmt.Sprint("load", c))
+		sessionToken(t, db, u.ID, fmt.Sprint(c, "-0"), now, now.Add(time.Hour))
 		wg.Go(func() {
 			for i := range steps {
 				_, _, ok, err := db.RotateRefreshToken(ctx, permiso.RefreshRotation{Hash: fmt.Sprint(c, "-", i), Now: now,
@@ -182,20 +158,9 @@ func TestAbandonedBatchedRotationTakenBack(t *testing.T) {
 	db := newTestDB(t)
 	ctx := t.Context()
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	u, err := db.CreateUser(ctx, permiso.User{Username: "gone", Email: "gone@example.com", PasswordHash: "h", IsActive: true}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := activeUser(t, db, "gone")
 	for _, hash := range []string{"left", "stayed"} {
-		s, err := db.CreateSession(ctx, permiso.Session{UserID: u.ID, IPAddress: "192.0.2.1", CreatedAt: now.Add(-time.Minute),
-			LastActivity: now.Add(-time.Minute), ExpiresAt: now.Add(time.Hour)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := db.CreateRefreshToken(ctx, permiso.RefreshToken{ID: uuid.New(), TokenHash: hash, UserID: u.ID, SessionID: s.ID,
-			FamilyID: uuid.New(), IssuedAt: now.Add(-time.Minute), ExpiresAt: now.Add(time.Hour)}); err != nil {
-			t.Fatal(err)
-		}
+		sessionToken(t, db, u.ID, hash, now.Add(-time.Minute), now.Add(time.Hour))
 	}
 	db.rot.mu.Lock()
 	db.rot.running = rotationsInFlight // every slot busy: both calls queue

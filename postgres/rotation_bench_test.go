@@ -194,18 +194,8 @@ func BenchmarkRotationConcurrent(b *testing.B) {
 	}
 	chains := make([]*chain, workers)
 	for c := range chains {
-		usr, err := db.CreateUser(ctx, permiso.User{Username: fmt.Sprint("rot", c), Email: fmt.Sprint("rot", c, "@example.com"), PasswordHash: "h", IsActive: true}, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		sess, err := db.CreateSession(ctx, permiso.Session{UserID: usr.ID, IPAddress: "192.0.2.1", CreatedAt: now, LastActivity: now, ExpiresAt: now.Add(time.Hour)})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := db.CreateRefreshToken(ctx, permiso.RefreshToken{ID: uuid.New(), TokenHash: fmt.Sprint("rot-", c, "-0"), UserID: usr.ID,
-			SessionID: sess.ID, FamilyID: uuid.New(), Scopes: []string{"read:profile"}, IssuedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
-			b.Fatal(err)
-		}
+		usr := activeUser(b, db, fmt.Sprint("rot", c))
+		sess, _ := sessionToken(b, db, usr.ID, fmt.Sprint("rot-", c, "-0"), now, now.Add(time.Hour))
 		chains[c] = &chain{user: usr.ID, sess: sess.ID}
 	}
 	commits := func() (n int64) {
