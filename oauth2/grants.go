@@ -478,7 +478,14 @@ func (s *Service) issueRefresh(ctx context.Context, _ TokenRequest, g *grant, me
 		return TokenResponse{}, err
 	}
 	if g.rotated != "" {
-		// Rotated already, with the grant's checks (rotateRefresh).
+		// Rotated already, with the grant's checks (rotateRefresh). A
+		// refresh whose client has gone meanwhile (ctx done: it
+		// disconnected or timed out) takes its rotation back: the answer
+		// would not reach it, and its retry after the grace window would
+		// be taken for reuse and end the session.
+		if err := ctx.Err(); err != nil {
+			return TokenResponse{}, s.undoRotation(ctx, t.ID, g.rotatedID, err)
+		}
 		s.auditRefresh(ctx, meta, g, false)
 		return refreshResponse(access, g, g.rotated, s.cfg.AccessTokenLifetime), nil
 	}

@@ -1,6 +1,7 @@
 package oauth2_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/netip"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/argon2id"
+	"github.com/permiso/permiso/internal/testdb"
 	"github.com/permiso/permiso/internal/testrace"
 	"github.com/permiso/permiso/internal/testwire"
 	"github.com/permiso/permiso/oauth2"
@@ -266,6 +268,117 @@ func TestRefreshRetryWithinGrace(t *testing.T) {
 			}
 		}
 	})
+}
+
+// graceHook is a token store whose grace spends run before first.
+type graceHook struct {
+	permiso.TokenStore
+	before *func()
+}
+
+func (h graceHook) UseRefreshTokenGrace(ctx context.Context, hash string, repl permiso.RefreshToken, usedSince, now time.Time) error {
+	if f := *h.before; f != nil {
+		*h.before = nil
+		f()
+	}
+	return h.TokenStore.UseRefreshTokenGrace(ctx, hash, repl, usedSince, now)
+}
+
+// TestRefreshGraceRetryAfterRotationTakenBack: a retry within the grace
+// window whose rotation is taken back before the retry's grace spend (the
+// first refresh gave up before its answer: its client went away,
+// docs/security-model.md "Refresh token reuse") finds the token unused
+// again and rotates it as a first use: a pair, no reuse, the taken-back
+// replacement gone. It used to be refused (invalid_grant), which logs a
+// client out for nothing.
+func TestRefreshGraceRetryAfterRotationTakenBack(t *testing.T) {
+	db := testdb.Postgres(t, "oauth2")
+	rot := permiso.RefreshRotatorOf(db)
+	if rot == nil {
+		t.Fatal("the PostgreSQL store takes rotations back (permiso.RefreshRotator)")
+	}
+	var before func()
+	e := newEnvOn(t, db, func(_ *oauth2.Config, d *oauth2.Deps) { d.Tokens = graceHook{d.Tokens, &before} })
+	login, first := e.rotated(time.Second)
+	presented, err := db.GetRefreshTokenByHash(e.ctx, permiso.HashToken(login.RefreshToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	taken, err := db.GetRefreshTokenByHash(e.ctx, permiso.HashToken(first.RefreshToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before = func() {
+		if err := rot.UndoRefreshRotation(e.ctx, presented.ID, taken.ID); err != nil {
+			t.Error(err)
+		}
+	}
+	retry, err := e.refresh(login.RefreshToken, "", "")
+	if err != nil {
+		t.Fatalf("retry after the rotation was taken back: %v", err)
+	}
+	if before != nil {
+		t.Fatal("the retry did not take the grace path")
+	}
+	if len(e.audit.find(oauth2.ActionTokenReuseDetected)) != 0 {
+		t.Fatal("retry counted as reuse")
+	}
+	if _, err := db.GetRefreshTokenByHash(e.ctx, permiso.HashToken(first.RefreshToken)); !errors.Is(err, permiso.ErrNotFound) {
+		t.Errorf("the taken-back replacement: %v, want not found", err)
+	}
+	e.mustAuthenticate(retry.AccessToken)
+	if _, err := e.refresh(retry.RefreshToken, "", ""); err != nil {
+		t.Fatalf("refresh of the retry's pair: %v", err)
+	}
+}
+
+// signHook is a token signer that runs during before each signing.
+type signHook struct {
+	permiso.TokenSigner
+	during *func()
+}
+
+func (h signHook) Sign(ctx context.Context, c permiso.AccessClaims) (string, error) {
+	if f := *h.during; f != nil {
+		f()
+	}
+	return h.TokenSigner.Sign(ctx, c)
+}
+
+// TestRefreshClientGoneTakesRotationBack: a refresh whose client goes
+// away (its context cancelled) after the token was rotated, before the
+// answer, takes the rotation back: the token is unused again, so the
+// client's retry, even after the grace window, is a first use and not
+// reuse, and no success is recorded for the answer that was never sent.
+func TestRefreshClientGoneTakesRotationBack(t *testing.T) {
+	db := testdb.Postgres(t, "oauth2")
+	var during func()
+	e := newEnvOn(t, db, func(_ *oauth2.Config, d *oauth2.Deps) { d.Signer = signHook{d.Signer, &during} })
+	e.createUser("alice", goodPassword, permiso.RoleUser)
+	login := e.login("alice", goodPassword, "")
+	ctx, cancel := context.WithCancel(e.ctx)
+	during = cancel
+	req, err := oauth2.ParseTokenRequest(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {login.RefreshToken}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Token(ctx, req, testMeta, nil); err == nil {
+		t.Fatal("a refresh whose client went away answered a pair")
+	}
+	during = nil
+	if tok, err := db.GetRefreshTokenByHash(e.ctx, permiso.HashToken(login.RefreshToken)); err != nil || tok.UsedAt != nil {
+		t.Fatalf("presented token %+v, %v; want it unused", tok, err)
+	}
+	if n := len(e.audit.find(oauth2.ActionTokenRefresh)); n != 0 {
+		t.Errorf("%d token.refresh events for an answer never sent", n)
+	}
+	e.clock.Advance(time.Minute) // past the grace window
+	if _, err := e.refresh(login.RefreshToken, "", ""); err != nil {
+		t.Fatalf("the client's retry: %v", err)
+	}
+	if len(e.audit.find(oauth2.ActionTokenReuseDetected)) != 0 {
+		t.Fatal("the retry counted as reuse")
+	}
 }
 
 // TestRefreshNoGraceAtZero: with ReuseGrace 0 (REFRESH_TOKEN_REUSE_GRACE_SECONDS=0)

@@ -87,6 +87,26 @@ func (s *Service) useGrace(ctx context.Context, hash string, repl permiso.Refres
 		// Reuse either way.
 		return s.reuseDetected(ctx, cur, meta)
 	}
+	if cur.RevokedAt == nil {
+		// Unused again: the rotation this retry came after was taken
+		// back, its refresh having given up before its answer (the
+		// client went away, docs/security-model.md "Refresh token
+		// reuse"). The retry is then the token's use, as a first
+		// presentation would be.
+		err := s.deps.Tokens.UseRefreshToken(ctx, hash, repl, now)
+		if !errors.Is(err, permiso.ErrConflict) {
+			if errors.Is(err, permiso.ErrNotFound) {
+				return errBadRefresh
+			}
+			return err
+		}
+		if cur, err = s.deps.Tokens.GetRefreshTokenByHash(ctx, hash); err != nil {
+			if errors.Is(err, permiso.ErrNotFound) {
+				return errBadRefresh
+			}
+			return err
+		}
+	}
 	return s.rejectPresented(ctx, cur, now, meta)
 }
 
