@@ -530,9 +530,11 @@ func (s *Service) issueRefresh(ctx context.Context, _ TokenRequest, g *grant, me
 	if graceRetry {
 		// At most one grace retry per rotated token, spent atomically: a
 		// second one is reuse (refresh_reuse.go).
-		if err := s.useGrace(ctx, g.hash, repl, now, meta); err != nil {
+		firstUse, err := s.useGrace(ctx, g.hash, repl, now, meta)
+		if err != nil {
 			return TokenResponse{}, err
 		}
+		graceRetry = !firstUse
 	}
 	// The sliding session (activity now, idle timeout forward) was
 	// touched in the rotation's own transaction (permiso.TouchSession).

@@ -323,6 +323,9 @@ func TestRefreshGraceRetryAfterRotationTakenBack(t *testing.T) {
 	if len(e.audit.find(oauth2.ActionTokenReuseDetected)) != 0 {
 		t.Fatal("retry counted as reuse")
 	}
+	if evs := e.audit.find(oauth2.ActionTokenRefresh); len(evs) != 2 || evs[1].Details["grace_retry"] != false {
+		t.Errorf("token.refresh events %+v; want the retry's recorded as a first use (grace_retry false)", evs)
+	}
 	if _, err := db.GetRefreshTokenByHash(e.ctx, permiso.HashToken(first.RefreshToken)); !errors.Is(err, permiso.ErrNotFound) {
 		t.Errorf("the taken-back replacement: %v, want not found", err)
 	}

@@ -63,29 +63,30 @@ func (s *Service) resendSessionRevocation(ctx context.Context, sid uuid.UUID, no
 // rotation's replacement is unused. When the retry was already spent, the
 // window closed meanwhile, or the replacement was used (the client that
 // rotated the token did receive its answer, so this presentation is of a
-// copy), the presentation is reuse.
-func (s *Service) useGrace(ctx context.Context, hash string, repl permiso.RefreshToken, now time.Time, meta RequestMeta) error {
-	err := s.deps.Tokens.UseRefreshTokenGrace(ctx, hash, repl, now.Add(-s.cfg.ReuseGrace), now)
+// copy), the presentation is reuse. firstUse reports a token found unused
+// again and rotated as a first use (below), not as a grace retry.
+func (s *Service) useGrace(ctx context.Context, hash string, repl permiso.RefreshToken, now time.Time, meta RequestMeta) (firstUse bool, err error) {
+	err = s.deps.Tokens.UseRefreshTokenGrace(ctx, hash, repl, now.Add(-s.cfg.ReuseGrace), now)
 	switch {
 	case err == nil:
-		return nil
+		return false, nil
 	case errors.Is(err, permiso.ErrNotFound):
-		return errBadRefresh
+		return false, errBadRefresh
 	case !errors.Is(err, permiso.ErrConflict):
-		return err
+		return false, err
 	}
 	cur, err := s.deps.Tokens.GetRefreshTokenByHash(ctx, hash)
 	switch {
 	case errors.Is(err, permiso.ErrNotFound):
-		return errBadRefresh
+		return false, errBadRefresh
 	case err != nil:
-		return err
+		return false, err
 	}
 	if cur.RevokedAt == nil && cur.UsedAt != nil {
 		// Rotated and unrevoked, yet refused: either past the window or,
 		// within it, its replacement was used (UseRefreshTokenGrace).
 		// Reuse either way.
-		return s.reuseDetected(ctx, cur, meta)
+		return false, s.reuseDetected(ctx, cur, meta)
 	}
 	if cur.RevokedAt == nil {
 		// Unused again: the rotation this retry came after was taken
@@ -94,20 +95,22 @@ func (s *Service) useGrace(ctx context.Context, hash string, repl permiso.Refres
 		// reuse"). The retry is then the token's use, as a first
 		// presentation would be.
 		err := s.deps.Tokens.UseRefreshToken(ctx, hash, repl, now)
-		if !errors.Is(err, permiso.ErrConflict) {
-			if errors.Is(err, permiso.ErrNotFound) {
-				return errBadRefresh
-			}
-			return err
+		switch {
+		case err == nil:
+			return true, nil
+		case errors.Is(err, permiso.ErrNotFound):
+			return false, errBadRefresh
+		case !errors.Is(err, permiso.ErrConflict):
+			return false, err
 		}
 		if cur, err = s.deps.Tokens.GetRefreshTokenByHash(ctx, hash); err != nil {
 			if errors.Is(err, permiso.ErrNotFound) {
-				return errBadRefresh
+				return false, errBadRefresh
 			}
-			return err
+			return false, err
 		}
 	}
-	return s.rejectPresented(ctx, cur, now, meta)
+	return false, s.rejectPresented(ctx, cur, now, meta)
 }
 
 // sessionDeadline is the absolute end of a session: its creation plus
