@@ -503,16 +503,15 @@ func (s *Service) issueRefresh(ctx context.Context, _ TokenRequest, g *grant, me
 	}
 	graceRetry := g.graceRetry
 	if !graceRetry {
-		err := s.deps.Tokens.UseRefreshToken(ctx, g.hash, repl, now)
-		switch {
-		case err == nil:
-		case errors.Is(err, permiso.ErrConflict):
+		lost, err := spendOutcome(s.deps.Tokens.UseRefreshToken(ctx, g.hash, repl, now))
+		if err != nil {
+			return TokenResponse{}, err
+		}
+		if lost {
 			// Lost a race with a concurrent rotation (or a revocation):
 			// re-read and apply the grace rule.
-			cur, err := s.deps.Tokens.GetRefreshTokenByHash(ctx, g.hash)
+			cur, err := s.refreshByHash(ctx, g.hash)
 			switch {
-			case errors.Is(err, permiso.ErrNotFound):
-				return TokenResponse{}, errBadRefresh
 			case err != nil:
 				return TokenResponse{}, err
 			case cur.RevokedAt != nil || cur.UsedAt != nil && s.pastGrace(*cur.UsedAt, now):
@@ -521,10 +520,6 @@ func (s *Service) issueRefresh(ctx context.Context, _ TokenRequest, g *grant, me
 				return TokenResponse{}, errBadRefresh
 			}
 			graceRetry = true
-		case errors.Is(err, permiso.ErrNotFound):
-			return TokenResponse{}, errBadRefresh
-		default:
-			return TokenResponse{}, err
 		}
 	}
 	if graceRetry {

@@ -66,51 +66,60 @@ func (s *Service) resendSessionRevocation(ctx context.Context, sid uuid.UUID, no
 // copy), the presentation is reuse. firstUse reports a token found unused
 // again and rotated as a first use (below), not as a grace retry.
 func (s *Service) useGrace(ctx context.Context, hash string, repl permiso.RefreshToken, now time.Time, meta RequestMeta) (firstUse bool, err error) {
-	err = s.deps.Tokens.UseRefreshTokenGrace(ctx, hash, repl, now.Add(-s.cfg.ReuseGrace), now)
-	switch {
-	case err == nil:
-		return false, nil
-	case errors.Is(err, permiso.ErrNotFound):
-		return false, errBadRefresh
-	case !errors.Is(err, permiso.ErrConflict):
+	if lost, err := spendOutcome(s.deps.Tokens.UseRefreshTokenGrace(ctx, hash, repl, now.Add(-s.cfg.ReuseGrace), now)); !lost {
 		return false, err
 	}
-	cur, err := s.deps.Tokens.GetRefreshTokenByHash(ctx, hash)
-	switch {
-	case errors.Is(err, permiso.ErrNotFound):
-		return false, errBadRefresh
-	case err != nil:
+	cur, err := s.refreshByHash(ctx, hash)
+	if err != nil {
 		return false, err
 	}
-	if cur.RevokedAt == nil && cur.UsedAt != nil {
+	switch {
+	case cur.RevokedAt != nil:
+	case cur.UsedAt != nil:
 		// Rotated and unrevoked, yet refused: either past the window or,
 		// within it, its replacement was used (UseRefreshTokenGrace).
 		// Reuse either way.
 		return false, s.reuseDetected(ctx, cur, meta)
-	}
-	if cur.RevokedAt == nil {
+	default:
 		// Unused again: the rotation this retry came after was taken
 		// back, its refresh having given up before its answer (the
 		// client went away, docs/security-model.md "Refresh token
 		// reuse"). The retry is then the token's use, as a first
 		// presentation would be.
-		err := s.deps.Tokens.UseRefreshToken(ctx, hash, repl, now)
-		switch {
-		case err == nil:
-			return true, nil
-		case errors.Is(err, permiso.ErrNotFound):
-			return false, errBadRefresh
-		case !errors.Is(err, permiso.ErrConflict):
-			return false, err
+		if lost, err := spendOutcome(s.deps.Tokens.UseRefreshToken(ctx, hash, repl, now)); !lost {
+			return err == nil, err
 		}
-		if cur, err = s.deps.Tokens.GetRefreshTokenByHash(ctx, hash); err != nil {
-			if errors.Is(err, permiso.ErrNotFound) {
-				return false, errBadRefresh
-			}
+		if cur, err = s.refreshByHash(ctx, hash); err != nil {
 			return false, err
 		}
 	}
 	return false, s.rejectPresented(ctx, cur, now, meta)
+}
+
+// spendOutcome reads the error of a spend of a refresh token
+// (UseRefreshToken, UseRefreshTokenGrace): lost when the store refused
+// the compare-and-swap (ErrConflict: a concurrent rotation or revocation
+// won, so the caller re-reads the token and decides), else the grant's
+// error (nil for a spend that succeeded, errBadRefresh for an unknown
+// token).
+func spendOutcome(err error) (lost bool, out error) {
+	switch {
+	case errors.Is(err, permiso.ErrConflict):
+		return true, nil
+	case errors.Is(err, permiso.ErrNotFound):
+		return false, errBadRefresh
+	}
+	return false, err
+}
+
+// refreshByHash reads the refresh token with hash again after a lost
+// spend; one gone meanwhile is errBadRefresh.
+func (s *Service) refreshByHash(ctx context.Context, hash string) (permiso.RefreshToken, error) {
+	t, err := s.deps.Tokens.GetRefreshTokenByHash(ctx, hash)
+	if errors.Is(err, permiso.ErrNotFound) {
+		return t, errBadRefresh
+	}
+	return t, err
 }
 
 // sessionDeadline is the absolute end of a session: its creation plus
