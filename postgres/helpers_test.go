@@ -73,7 +73,13 @@ func newSchema(t testing.TB) (dbURL, schema string) {
 // openIn opens a DB whose search_path is schema, closed at cleanup.
 func openIn(t testing.TB, dbURL, schema string) *DB {
 	t.Helper()
-	db, err := Open(context.Background(), dbURL, Options{MaxConns: 4, SearchPath: schema})
+	return openWith(t, dbURL, Options{MaxConns: 4, SearchPath: schema})
+}
+
+// openWith opens a DB at dbURL with o, closed at cleanup.
+func openWith(t testing.TB, dbURL string, o Options) *DB {
+	t.Helper()
+	db, err := Open(context.Background(), dbURL, o)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -81,15 +87,20 @@ func openIn(t testing.TB, dbURL, schema string) *DB {
 	return db
 }
 
-// newTestDB returns a migrated DB in a fresh schema of its own.
-func newTestDB(t testing.TB) *DB {
+// migrated applies every migration to db and returns it.
+func migrated(t testing.TB, db *DB) *DB {
 	t.Helper()
-	dbURL, schema := newSchema(t)
-	db := openIn(t, dbURL, schema)
 	if _, err := db.MigrateUp(context.Background()); err != nil {
 		t.Fatalf("MigrateUp: %v", err)
 	}
 	return db
+}
+
+// newTestDB returns a migrated DB in a fresh schema of its own.
+func newTestDB(t testing.TB) *DB {
+	t.Helper()
+	dbURL, schema := newSchema(t)
+	return migrated(t, openIn(t, dbURL, schema))
 }
 
 // userSession creates an active user named name, a session of it and the

@@ -103,14 +103,7 @@ func BenchmarkRotation(b *testing.B) {
 func oneConnDB(b *testing.B) (db *DB, pid int) {
 	b.Helper()
 	dbURL, schema := newSchema(b)
-	db, err := Open(b.Context(), dbURL, Options{MaxConns: 1, SearchPath: schema})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = db.Close() })
-	if _, err := db.MigrateUp(b.Context()); err != nil {
-		b.Fatal(err)
-	}
+	db = migrated(b, openWith(b, dbURL, Options{MaxConns: 1, SearchPath: schema}))
 	if err := db.pool.QueryRow(b.Context(), "SELECT pg_backend_pid()").Scan(&pid); err != nil {
 		b.Fatal(err)
 	}
@@ -163,15 +156,8 @@ func BenchmarkRotationConcurrent(b *testing.B) {
 	q := u.Query()
 	q.Set("synchronous_commit", "on")
 	u.RawQuery = q.Encode()
-	db, err := Open(b.Context(), u.String(), Options{MaxConns: conns, SearchPath: schema})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = db.Close() })
+	db := migrated(b, openWith(b, u.String(), Options{MaxConns: conns, SearchPath: schema}))
 	ctx := b.Context()
-	if _, err := db.MigrateUp(ctx); err != nil {
-		b.Fatal(err)
-	}
 	// Open every connection now and note its server process.
 	held := make([]*pgxpool.Conn, conns)
 	pids := make([]int, conns)

@@ -26,15 +26,8 @@ func TestRefreshRoundTrips(t *testing.T) {
 	t.Parallel()
 	dbURL, schema := newSchema(t)
 	logger, log := testlog.NewLogger()
-	db, err := Open(t.Context(), dbURL, Options{MaxConns: 2, SearchPath: schema, Echo: true, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
+	db := migrated(t, openWith(t, dbURL, Options{MaxConns: 2, SearchPath: schema, Echo: true, Logger: logger}))
 	ctx := t.Context()
-	if _, err := db.MigrateUp(ctx); err != nil {
-		t.Fatal(err)
-	}
 	u, sess, _ := userSession(t, db, "trips")
 	opaque := permiso.NewOpaqueToken()
 	now := time.Now().UTC()

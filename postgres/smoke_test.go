@@ -127,11 +127,7 @@ func TestEcho(t *testing.T) {
 	url, schema := newSchema(t)
 	var buf testlog.Buffer
 	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	db, err := Open(context.Background(), url, Options{Echo: true, Logger: logger, SearchPath: schema, MaxConns: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openWith(t, url, Options{Echo: true, Logger: logger, SearchPath: schema, MaxConns: 2})
 	var n int
 	if err := db.pool.QueryRow(context.Background(), `SELECT length($1::text)`, "secret-argument").Scan(&n); err != nil {
 		t.Fatal(err)

@@ -6,18 +6,12 @@ import (
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/internal/testdb"
-	"github.com/permiso/permiso/sqlite"
 	"github.com/permiso/permiso/storetest"
 )
 
 // BenchmarkStore runs the store benchmarks on a file database (WAL).
 func BenchmarkStore(b *testing.B) {
 	storetest.Bench(b, func(b *testing.B) permiso.Store {
-		db, err := sqlite.Open(b.Context(), filepath.Join(b.TempDir(), "bench.db"), sqlite.Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		testdb.Migrate(b, db)
-		return db
+		return testdb.SQLiteAt(b, filepath.Join(b.TempDir(), "bench.db"))
 	})
 }
