@@ -338,18 +338,9 @@ func applyBrowserFields(c *permiso.ServiceClient, in ClientInput, create bool) e
 // replaces its scopes, in one transaction. A scope deleted since it was
 // checked is a 400; a client deleted since it was read, a 404.
 func (s *Service) writeClient(ctx context.Context, id uuid.UUID, fn func(*permiso.ServiceClient) error, scopeIDs []uuid.UUID) (permiso.ServiceClient, error) {
-	if scopeIDs == nil {
-		c, err := s.deps.Store.UpdateServiceClient(ctx, id, fn)
-		return c, notFound(err, errClientNotFound)
-	}
-	c, err := s.deps.Store.UpdateServiceClientWithScopes(ctx, id, fn, scopeIDs)
-	if errors.Is(err, permiso.ErrNotFound) {
-		if _, gerr := s.deps.Store.GetServiceClient(ctx, id); gerr == nil {
-			return permiso.ServiceClient{}, errUnknownScopes
-		}
-		return permiso.ServiceClient{}, errClientNotFound
-	}
-	return c, err
+	c, err := updateLinked(ctx, id, fn, scopeIDs != nil, scopeIDs, "scope",
+		s.deps.Store.UpdateServiceClient, s.deps.Store.UpdateServiceClientWithScopes, s.deps.Store.GetServiceClient)
+	return c, notFound(err, errClientNotFound)
 }
 
 // SetClientScopes replaces the scopes of the service client c (PUT

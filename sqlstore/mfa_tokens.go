@@ -23,8 +23,13 @@ var MFATokenMessages = Messages{NotFound: "MFA token not found", Exists: "MFA to
 // MFATokenSpentMessage refuses a token that was already exchanged.
 const MFATokenSpentMessage = "MFA token already used"
 
+// mfaTokenUse is mfa_tokens as a table of single-use secrets.
+var mfaTokenUse = &singleUse[permiso.MFAToken]{t: MFATokens, byHash: " WHERE mt.token_hash = ?",
+	usedAt: func(t permiso.MFAToken) *time.Time { return t.UsedAt }, m: MFATokenMessages,
+	missing: "User or client not found", spent: MFATokenSpentMessage}
+
 func (s *Store) mfaTokenErr(op string, err error) error {
-	return s.errOf(err, op, MFATokenMessages, false, "User or client not found")
+	return mfaTokenUse.err(s, op, err)
 }
 
 // CreateMFAToken stores a new, unused mfa_token (CreatedAt defaults to
@@ -38,38 +43,14 @@ func (s *Store) CreateMFAToken(ctx context.Context, t permiso.MFAToken) error {
 
 // GetMFAToken returns the token with this hash, used or not.
 func (s *Store) GetMFAToken(ctx context.Context, hash string) (permiso.MFAToken, error) {
-	return s.getMFAToken(ctx, s.c.Reader(), hash)
-}
-
-func (s *Store) getMFAToken(ctx context.Context, q Querier, hash string) (permiso.MFAToken, error) {
-	t, err := MFATokens.Scan(s.d, s.queryRow(ctx, q, MFATokens.Select()+" WHERE mt.token_hash = ?", hash))
-	if err != nil {
-		return permiso.MFAToken{}, s.mfaTokenErr("get mfa token", err)
-	}
-	return t, nil
+	return mfaTokenUse.get(ctx, s, s.c.Reader(), "get mfa token", hash)
 }
 
 // UseMFAToken marks the unused, unexpired token used, with one
 // conditional UPDATE (a compare-and-swap); see permiso.MFATokenStore.
 func (s *Store) UseMFAToken(ctx context.Context, hash string, now time.Time) error {
-	return s.c.Write(ctx, func(q Querier) error {
-		n, err := s.exec(ctx, q, `UPDATE mfa_tokens SET used_at = ?1
-			WHERE token_hash = ?2 AND used_at IS NULL AND expires_at > ?1`, s.d.Time(now), hash)
-		if err != nil {
-			return s.mfaTokenErr("use mfa token", err)
-		}
-		if n == 1 {
-			return nil
-		}
-		cur, err := s.getMFAToken(ctx, q, hash)
-		if err != nil {
-			return err
-		}
-		if cur.UsedAt != nil {
-			return permiso.Errorf(permiso.ECONFLICT, "%s", MFATokenSpentMessage)
-		}
-		return notFound(MFATokenMessages.NotFound)
-	})
+	return mfaTokenUse.spend(ctx, s, "use mfa token", hash, `UPDATE mfa_tokens SET used_at = ?1
+		WHERE token_hash = ?2 AND used_at IS NULL AND expires_at > ?1`, s.d.Time(now), hash)
 }
 
 // DeleteUserMFATokens removes every mfa_token of the user.

@@ -27,8 +27,13 @@ var AuthCodeMessages = Messages{NotFound: "Authorization code not found", Exists
 // AuthCodeSpentMessage refuses a code that was already exchanged.
 const AuthCodeSpentMessage = "Authorization code already used"
 
+// authCodeUse is authorization_codes as a table of single-use secrets.
+var authCodeUse = &singleUse[permiso.AuthCode]{t: AuthCodes, byHash: " WHERE ac.code_hash = ?",
+	usedAt: func(c permiso.AuthCode) *time.Time { return c.UsedAt }, m: AuthCodeMessages,
+	missing: "Client, user or session not found", spent: AuthCodeSpentMessage}
+
 func (s *Store) authCodeErr(op string, err error) error {
-	return s.errOf(err, op, AuthCodeMessages, false, "Client, user or session not found")
+	return authCodeUse.err(s, op, err)
 }
 
 // CreateAuthCode stores a new, unused authorization code (CreatedAt
@@ -42,34 +47,14 @@ func (s *Store) CreateAuthCode(ctx context.Context, c permiso.AuthCode) error {
 
 // GetAuthCode returns the code with this hash, used or not.
 func (s *Store) GetAuthCode(ctx context.Context, hash string) (permiso.AuthCode, error) {
-	c, err := AuthCodes.Scan(s.d, s.queryRow(ctx, s.c.Reader(), AuthCodes.Select()+" WHERE ac.code_hash = ?", hash))
-	if err != nil {
-		return permiso.AuthCode{}, s.authCodeErr("get authorization code", err)
-	}
-	return c, nil
+	return authCodeUse.get(ctx, s, s.c.Reader(), "get authorization code", hash)
 }
 
 // RedeemAuthCode marks the unused, unexpired code used by sessionID, with
 // one conditional UPDATE (a compare-and-swap); see permiso.OIDCStore.
 func (s *Store) RedeemAuthCode(ctx context.Context, hash string, sessionID uuid.UUID, now time.Time) error {
-	return s.c.Write(ctx, func(q Querier) error {
-		n, err := s.exec(ctx, q, `UPDATE authorization_codes SET used_at = ?1, session_id = ?2
-			WHERE code_hash = ?3 AND used_at IS NULL AND expires_at > ?1`, s.d.Time(now), sessionID, hash)
-		if err != nil {
-			return s.authCodeErr("redeem authorization code", err)
-		}
-		if n == 1 {
-			return nil
-		}
-		cur, err := AuthCodes.Scan(s.d, s.queryRow(ctx, q, AuthCodes.Select()+" WHERE ac.code_hash = ?", hash))
-		if err != nil {
-			return s.authCodeErr("redeem authorization code", err)
-		}
-		if cur.UsedAt != nil {
-			return permiso.Errorf(permiso.ECONFLICT, "%s", AuthCodeSpentMessage)
-		}
-		return notFound(AuthCodeMessages.NotFound)
-	})
+	return authCodeUse.spend(ctx, s, "redeem authorization code", hash, `UPDATE authorization_codes SET used_at = ?1, session_id = ?2
+		WHERE code_hash = ?3 AND used_at IS NULL AND expires_at > ?1`, s.d.Time(now), sessionID, hash)
 }
 
 // DeleteExpiredAuthCodes removes codes that expired before before.
