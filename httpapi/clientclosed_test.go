@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -319,5 +320,87 @@ func TestClientClosedRequest(t *testing.T) {
 				})
 			})
 		})
+	}
+}
+
+// TestHealthClientClosed: a prober that gives up while /health/ready
+// waits for a check is recorded as 499 and its checks' failures logged at
+// debug level: no 503 (PermisoDependencyUnavailable counts every 503) and
+// no warning. A check that really fails still answers 503 with a warning.
+func TestHealthClientClosed(t *testing.T) {
+	logger, log := testlog.NewLogger()
+	gate := new(atomic.Pointer[func(ctx context.Context) error])
+	opts := testOptions()
+	opts.HealthCheckTimeout = time.Hour // only the client ends the wait
+	h := NewServer(Deps{Logger: logger, Options: opts, Checks: []HealthCheck{
+		{Name: "database", Check: func(ctx context.Context) (map[string]any, error) {
+			return nil, (*gate.Load())(ctx)
+		}},
+		StaticCheck("cache", map[string]any{"backend": "in-process"}),
+	}})
+	e := &closedEnv{t: t, h: h, log: log}
+	get := func(ctx context.Context, srv *httptest.Server) (*http.Response, error) {
+		r, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/health/ready", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return srv.Client().Do(r)
+	}
+
+	srv := httptest.NewServer(h)
+	entered := make(chan struct{})
+	gate.Store(holdUntilDone(entered))
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		resp, err := get(ctx, srv)
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	select {
+	case <-entered:
+	case err := <-done:
+		t.Fatalf("answered before the check ran: %v", err)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("client: %v", err)
+	}
+	srv.Close()
+	recs, mark := e.records(0)
+	var statuses []float64
+	for _, r := range recs {
+		if r["msg"] == "request" {
+			statuses = append(statuses, r["status"].(float64))
+		}
+		if r["level"] == "WARN" || r["level"] == "ERROR" {
+			t.Fatalf("logged as a failure: %v", r)
+		}
+	}
+	if len(statuses) != 1 || statuses[0] != 499 {
+		t.Fatalf("access log statuses %v, want [499]", statuses)
+	}
+
+	fail := func(context.Context) error { return errors.New("connection refused") }
+	gate.Store(&fail)
+	srv = httptest.NewServer(h)
+	defer srv.Close()
+	resp, err := get(t.Context(), srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("failed check: %d", resp.StatusCode)
+	}
+	recs, _ = e.records(mark)
+	warned := false
+	for _, r := range recs {
+		warned = warned || r["level"] == "WARN" && r["msg"] == "health check failed"
+	}
+	if !warned {
+		t.Fatalf("failed check not warned: %v", recs)
 	}
 }

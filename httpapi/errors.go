@@ -141,9 +141,9 @@ const statusClientClosed = 499
 // client went away (permiso.ClientGone): logged at debug level, not as a
 // server error, and answered 499 without a body, which the access log and
 // the metrics record. Every error writer (writeError, writeOAuth,
-// writeLimitError, the hosted pages' authorizeError) asks it first, so
-// that no handler maps such a request to 500 or 503. It reports whether
-// it answered.
+// writeLimitError, the hosted pages' authorizeError, and the health
+// checks' answer) asks it first, so that no handler maps such a request
+// to 500 or 503. It reports whether it answered.
 func clientClosed(w http.ResponseWriter, r *http.Request, err error) bool {
 	ctx := r.Context()
 	if !permiso.ClientGone(ctx, err) {
