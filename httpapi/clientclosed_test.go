@@ -121,6 +121,38 @@ func holdUntilDone(entered chan<- struct{}) *func(ctx context.Context) error {
 	return &g
 }
 
+// abandon sends the request req makes to a real server on h, with the
+// gate holding it inside the server until its context ends, and gives it
+// up (cancels it, as a client that goes away) once the gate holds it. It
+// returns when the server has finished with the request.
+func abandon(t *testing.T, h http.Handler, gate *atomic.Pointer[func(ctx context.Context) error],
+	req func(ctx context.Context, srv *httptest.Server) *http.Request) {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	entered := make(chan struct{})
+	gate.Store(holdUntilDone(entered))
+	defer gate.Store(nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		resp, err := srv.Client().Do(req(ctx, srv))
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	select {
+	case <-entered:
+	case err := <-done:
+		t.Fatalf("answered before the gate: %v", err)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("client: %v", err)
+	}
+	srv.Close() // waits for the handler
+}
+
 // tokenRequests returns the token endpoint's count in the metrics by status.
 func (e *closedEnv) tokenRequests() map[string]string {
 	e.t.Helper()
@@ -193,29 +225,9 @@ func TestClientClosedRequest(t *testing.T) {
 			mark := len(e.log.String())
 
 			t.Run("client gone", func(t *testing.T) {
-				srv := httptest.NewServer(e.h)
-				entered := make(chan struct{})
-				e.gate.Store(holdUntilDone(entered))
-				ctx, cancel := context.WithCancel(t.Context())
-				done := make(chan error, 1)
-				go func() {
-					resp, err := srv.Client().Do(e.refreshRequest(ctx, srv.URL))
-					if err == nil {
-						resp.Body.Close()
-					}
-					done <- err
-				}()
-				select {
-				case <-entered:
-				case err := <-done:
-					t.Fatalf("answered before the gate: %v", err)
-				}
-				cancel()
-				if err := <-done; !errors.Is(err, context.Canceled) {
-					t.Fatalf("client: %v", err)
-				}
-				srv.Close() // waits for the handler
-				e.gate.Store(nil)
+				abandon(t, e.h, e.gate, func(ctx context.Context, srv *httptest.Server) *http.Request {
+					return e.refreshRequest(ctx, srv.URL)
+				})
 
 				var recs []map[string]any
 				recs, mark = e.records(mark)
@@ -339,36 +351,15 @@ func TestHealthClientClosed(t *testing.T) {
 		StaticCheck("cache", map[string]any{"backend": "in-process"}),
 	}})
 	e := &closedEnv{t: t, h: h, log: log}
-	get := func(ctx context.Context, srv *httptest.Server) (*http.Response, error) {
+	ready := func(ctx context.Context, srv *httptest.Server) *http.Request {
 		r, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/health/ready", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return srv.Client().Do(r)
+		return r
 	}
 
-	srv := httptest.NewServer(h)
-	entered := make(chan struct{})
-	gate.Store(holdUntilDone(entered))
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() {
-		resp, err := get(ctx, srv)
-		if err == nil {
-			resp.Body.Close()
-		}
-		done <- err
-	}()
-	select {
-	case <-entered:
-	case err := <-done:
-		t.Fatalf("answered before the check ran: %v", err)
-	}
-	cancel()
-	if err := <-done; !errors.Is(err, context.Canceled) {
-		t.Fatalf("client: %v", err)
-	}
-	srv.Close()
+	abandon(t, h, gate, ready)
 	recs, mark := e.records(0)
 	var statuses []float64
 	for _, r := range recs {
@@ -385,9 +376,9 @@ func TestHealthClientClosed(t *testing.T) {
 
 	fail := func(context.Context) error { return errors.New("connection refused") }
 	gate.Store(&fail)
-	srv = httptest.NewServer(h)
+	srv := httptest.NewServer(h)
 	defer srv.Close()
-	resp, err := get(t.Context(), srv)
+	resp, err := srv.Client().Do(ready(t.Context(), srv))
 	if err != nil {
 		t.Fatal(err)
 	}
