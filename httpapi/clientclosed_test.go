@@ -26,8 +26,8 @@ import (
 	"github.com/permiso/permiso/metrics"
 )
 
-// gatedStore is a store whose refresh-token read first runs the gate,
-// when one is set: the test holds a refresh grant there, inside the
+// gatedStore is a store whose refresh-token read and user lookup by
+// login first run the gate, when one is set: the test holds a refresh grant there, inside the
 // server, while it cancels or breaks the request. On a store that rotates
 // in one statement (permiso.RefreshRotator), gatedRotator holds it at the
 // rotation, the refresh's first call.
@@ -41,6 +41,13 @@ func (s gatedStore) pass(ctx context.Context) error {
 		return (*g)(ctx)
 	}
 	return nil
+}
+
+func (s gatedStore) GetUserByLogin(ctx context.Context, login string) (permiso.User, error) {
+	if err := s.pass(ctx); err != nil {
+		return permiso.User{}, err
+	}
+	return s.Store.GetUserByLogin(ctx, login)
 }
 
 func (s gatedStore) GetRefreshTokenSession(ctx context.Context, hash string) (permiso.RefreshToken, permiso.Session, error) {
@@ -97,11 +104,10 @@ func newClosedEnv(t *testing.T, db permiso.Store) *closedEnv {
 	return &closedEnv{t: t, h: w.h, log: log, gate: gate, refresh: tokenResponse(t, rec, "login").RefreshToken}
 }
 
-// refreshRequest is the refresh grant of the env's token, sent with ctx.
-func (e *closedEnv) refreshRequest(ctx context.Context, url string) *http.Request {
+// tokenRequest is a token request with the form, sent with ctx.
+func (e *closedEnv) tokenRequest(ctx context.Context, base string, form url.Values) *http.Request {
 	e.t.Helper()
-	form := "grant_type=refresh_token&refresh_token=" + e.refresh
-	r, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/api/v1/auth/token", strings.NewReader(form))
+	r, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/v1/auth/token", strings.NewReader(form.Encode()))
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -203,10 +209,11 @@ func levels(recs []map[string]any) (statuses []float64, byLevel map[string][]str
 	return statuses, byLevel
 }
 
-// TestClientClosedRequest: a token request whose client goes away while
-// the server works on it is recorded as 499 in the access log and the
-// metrics and logged at debug level, never as a server error, and spends
-// nothing (the refresh token still works); a real internal error, the
+// TestClientClosedRequest: a token request (a refresh or a password
+// grant) whose client goes away while the server works on it is recorded
+// as 499 in the access log and the metrics and logged at debug level,
+// never as a server error, and spends nothing (the grant works again); a
+// real internal error, the
 // store's own cancellation with the client still there, and a request
 // the server cuts off (a cancellation with a cause: the shutdown's) stay
 // 500, logged as errors (docs/deployment.md, "Monitoring"). On SQLite and
@@ -224,46 +231,61 @@ func TestClientClosedRequest(t *testing.T) {
 			e := newClosedEnv(t, st.open(t))
 			mark := len(e.log.String())
 
-			t.Run("client gone", func(t *testing.T) {
-				abandon(t, e.h, e.gate, func(ctx context.Context, srv *httptest.Server) *http.Request {
-					return e.refreshRequest(ctx, srv.URL)
+			// A refresh grant held at its first store call, then a
+			// password grant held at its user lookup: both given up.
+			grants := []struct {
+				name string
+				form func() url.Values
+			}{
+				{"refresh", func() url.Values {
+					return url.Values{"grant_type": {"refresh_token"}, "refresh_token": {e.refresh}}
+				}},
+				{"password", func() url.Values {
+					return url.Values{"grant_type": {"password"}, "username": {"gone"}, "password": {apiPassword}}
+				}},
+			}
+			for i, g := range grants {
+				t.Run("client gone/"+g.name, func(t *testing.T) {
+					abandon(t, e.h, e.gate, func(ctx context.Context, srv *httptest.Server) *http.Request {
+						return e.tokenRequest(ctx, srv.URL, g.form())
+					})
+					var recs []map[string]any
+					recs, mark = e.records(mark)
+					statuses, byLevel := levels(recs)
+					if len(statuses) != 1 || statuses[0] != 499 {
+						t.Logf("%v", recs)
+						t.Fatalf("access log statuses %v, want [499]", statuses)
+					}
+					if len(byLevel["ERROR"]) != 0 || len(byLevel["WARN"]) != 0 {
+						t.Fatalf("logged as a server error: %v", byLevel)
+					}
+					if got := strings.Join(byLevel["DEBUG"], ","); !strings.Contains(got, "client closed request") {
+						t.Fatalf("debug records %q", got)
+					}
+					if n := e.tokenRequests(); n["499"] != strconv.Itoa(i+1) || n["500"] != "" || n["503"] != "" {
+						t.Fatalf("metrics %v", n)
+					}
+					// Nothing was spent: the grant works again.
+					rec := serve(e.h, formRequest("/api/v1/auth/token", g.form()))
+					e.refresh = tokenResponse(t, rec, g.name+" after the client left").RefreshToken
+					_, mark = e.records(mark)
 				})
-
-				var recs []map[string]any
-				recs, mark = e.records(mark)
-				statuses, byLevel := levels(recs)
-				if len(statuses) != 1 || statuses[0] != 499 {
-					t.Logf("%v", recs)
-					t.Fatalf("access log statuses %v, want [499]", statuses)
-				}
-				if len(byLevel["ERROR"]) != 0 || len(byLevel["WARN"]) != 0 {
-					t.Fatalf("logged as a server error: %v", byLevel)
-				}
-				if got := strings.Join(byLevel["DEBUG"], ","); !strings.Contains(got, "client closed request") {
-					t.Fatalf("debug records %q", got)
-				}
-				if n := e.tokenRequests(); n["499"] != "1" || n["500"] != "" || n["503"] != "" {
-					t.Fatalf("metrics %v", n)
-				}
-				// Nothing was spent: the token refreshes.
-				rec := serve(e.h, formRequest("/api/v1/auth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {e.refresh}}))
-				e.refresh = tokenResponse(t, rec, "refresh after the client left").RefreshToken
-				_, mark = e.records(mark)
-			})
+			}
 
 			// serverError sends the refresh grant with gate set (and
 			// cutOff run once it is sent) and checks that it is
 			// answered with a server error, recorded as such in the
 			// access log and the metrics, and logged as an error (or a
 			// warning, for a 503).
-			counted := map[string]int{"499": 1}
+			counted := map[string]int{"499": len(grants)}
 			serverError := func(t *testing.T, srv *httptest.Server, gate func(context.Context) error, cutOff func()) {
 				t.Helper()
 				e.gate.Store(&gate)
 				defer e.gate.Store(nil)
 				got := make(chan *http.Response, 1)
 				go func() {
-					resp, err := srv.Client().Do(e.refreshRequest(t.Context(), srv.URL))
+					resp, err := srv.Client().Do(e.tokenRequest(t.Context(), srv.URL,
+						url.Values{"grant_type": {"refresh_token"}, "refresh_token": {e.refresh}}))
 					if err != nil {
 						t.Error(err)
 					}
