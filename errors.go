@@ -1,6 +1,7 @@
 package permiso
 
 import (
+	"context"
 	"errors"
 	"fmt"
 )
@@ -125,6 +126,20 @@ func ErrorCode(err error) Code {
 		return e.Code
 	}
 	return EINTERNAL
+}
+
+// ClientGone reports whether err is the cancellation of a request whose
+// client went away: ctx, the request's context, was cancelled with no
+// cause but context.Canceled (net/http cancels a request's context so
+// when its connection closes or its HTTP/2 stream is reset), and err
+// wraps context.Canceled. A deadline (context.DeadlineExceeded), a
+// cancellation with a cause of its own (the server cutting requests off
+// at the end of a shutdown, cmd/permiso), or an error that does not wrap
+// the cancellation (a database that failed as the client left) is not
+// the client's doing and stays a server error (docs/deployment.md,
+// "Monitoring").
+func ClientGone(ctx context.Context, err error) bool {
+	return errors.Is(err, context.Canceled) && context.Cause(ctx) == context.Canceled
 }
 
 // ErrorMessage returns the caller-safe message of err. Errors that are not

@@ -38,6 +38,9 @@ const freshSignIn = 10 * time.Minute
 // client_id and redirect_uri were valid (RFC 6749 §4.1.2.1), otherwise an
 // error page that redirects nowhere.
 func (s *server) authorizeError(w http.ResponseWriter, r *http.Request, err error) {
+	if clientClosed(w, r, err) {
+		return
+	}
 	var ae *oauth2.AuthorizeError
 	if errors.As(err, &ae) && ae.Redirect {
 		redirectTo(w, ae.RedirectURL)

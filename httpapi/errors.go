@@ -80,6 +80,9 @@ type errorBody struct {
 // (RFC 6585 §4). A rate limit's 429 needs the limiter's own Retry-After,
 // which the caller sets.
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if clientClosed(w, r, err) {
+		return
+	}
 	code := permiso.ErrorCode(err)
 	kind, ok := errorTable[code]
 	if !ok || code == permiso.EINTERNAL {
@@ -126,6 +129,33 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 		}
 	}
 	writeJSON(w, kind.status, body)
+}
+
+// statusClientClosed is the status recorded, in the access log and the
+// HTTP metrics, for a request whose client went away before it was
+// answered (nginx's 499 "client closed request"; docs/deployment.md,
+// "Monitoring"). No client sees it.
+const statusClientClosed = 499
+
+// clientClosed answers err when it is the cancellation of a request whose
+// client went away (permiso.ClientGone): logged at debug level, not as a
+// server error, and answered 499 without a body, which the access log and
+// the metrics record. Every error writer (writeError, writeOAuth,
+// writeLimitError, the hosted pages' authorizeError, and the health
+// checks' answer) asks it first, so that no handler maps such a request
+// to 500 or 503. It reports whether it answered.
+func clientClosed(w http.ResponseWriter, r *http.Request, err error) bool {
+	ctx := r.Context()
+	if !permiso.ClientGone(ctx, err) {
+		return false
+	}
+	loggerFrom(ctx).LogAttrs(ctx, slog.LevelDebug, "client closed request",
+		slog.String("request_id", requestIDFor(w, r)),
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.String("error", err.Error()))
+	w.WriteHeader(statusClientClosed)
+	return true
 }
 
 // writeInternalError writes the generic 500 envelope without logging, for

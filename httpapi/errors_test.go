@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/permiso/permiso"
 	"github.com/permiso/permiso/internal/testlog"
@@ -220,5 +221,83 @@ func TestTimestamp(t *testing.T) {
 	}
 	if got := timestamp(fixedNow.Add(123456 * 1000)); got != "2025-07-27T11:34:30.123456Z" {
 		t.Fatal(got)
+	}
+}
+
+// TestErrorWritersClientClosed: every error writer answers a request
+// whose client went away (its context cancelled without a cause, the
+// error wrapping the cancellation) with 499, no body and a debug record;
+// a deadline, a cancellation with a cause of its own (the shutdown's
+// cut-off), an error that does not wrap the cancellation, or a
+// cancellation error on a live request stays a server error, logged as one.
+func TestErrorWritersClientClosed(t *testing.T) {
+	s := &server{logger: slog.New(slog.DiscardHandler)}
+	writers := map[string]func(w http.ResponseWriter, r *http.Request, err error){
+		"writeError":            writeError,
+		"writeOAuth":            writeOAuth,
+		"writeLimitError":       func(w http.ResponseWriter, r *http.Request, err error) { writeLimitError(w, r, false, err) },
+		"writeLimitError/oauth": func(w http.ResponseWriter, r *http.Request, err error) { writeLimitError(w, r, true, err) },
+		"authorizeError":        s.authorizeError,
+	}
+	gone := func() context.Context {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		return ctx
+	}
+	cutOff := func() context.Context {
+		ctx, cancel := context.WithCancelCause(context.Background())
+		cancel(errors.New("cut off at the shutdown timeout"))
+		return ctx
+	}
+	expired := func() context.Context {
+		ctx, cancel := context.WithDeadline(context.Background(), time.Unix(0, 0))
+		t.Cleanup(cancel)
+		return ctx
+	}
+	live := context.Background
+	cancelled := func(ctx context.Context) error { return fmt.Errorf("store: %w", ctx.Err()) }
+	unavailable := func(ctx context.Context) error {
+		return permiso.Wrap(permiso.EUNAVAILABLE, "request cancelled while waiting for a password check", ctx.Err())
+	}
+	tests := []struct {
+		name   string
+		ctx    func() context.Context
+		err    func(ctx context.Context) error
+		closed bool
+	}{
+		{"client gone", gone, cancelled, true},
+		{"client gone while waiting", gone, unavailable, true},
+		{"client gone, unrelated failure", gone, func(context.Context) error { return errors.New("disk full") }, false},
+		{"cut off by the server", cutOff, cancelled, false},
+		{"deadline", expired, cancelled, false},
+		{"cancellation on a live request", live, func(context.Context) error { return fmt.Errorf("store: %w", context.Canceled) }, false},
+	}
+	for _, tt := range tests {
+		for name, write := range writers {
+			t.Run(tt.name+"/"+name, func(t *testing.T) {
+				log := &testlog.Buffer{}
+				r := requestWithInfo(log, "req-1")
+				info := infoFrom(r.Context())
+				info.logger = slog.New(slog.NewJSONHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+				s.logger = info.logger
+				ctx := tt.ctx()
+				r = r.WithContext(context.WithValue(ctx, infoKey{}, info))
+				w := httptest.NewRecorder()
+				write(w, r, tt.err(ctx))
+				debug := log.Records(t, "client closed request")
+				if tt.closed {
+					if w.Code != statusClientClosed || w.Body.Len() != 0 || len(debug) != 1 || debug[0]["level"] != "DEBUG" {
+						t.Fatalf("%d %q, records %v", w.Code, w.Body, debug)
+					}
+					if strings.Contains(log.String(), `"level":"ERROR"`) || strings.Contains(log.String(), `"level":"WARN"`) {
+						t.Fatalf("logged as a server error: %s", log)
+					}
+					return
+				}
+				if w.Code < 500 || len(debug) != 0 {
+					t.Fatalf("%d, records %v", w.Code, debug)
+				}
+			})
+		}
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/permiso/permiso"
 )
 
 // handleRoot answers GET / with the service name, version and links, in
@@ -88,7 +90,10 @@ func handleReady(logger *slog.Logger, opts Options, checks []HealthCheck, now fu
 // and 503 otherwise.
 func checksHandler(logger *slog.Logger, opts Options, checks []HealthCheck, up, down string, body func(status string, results map[string]map[string]any) any) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		results, healthy := runChecks(r.Context(), logger, checks, opts.HealthCheckTimeout)
+		results, healthy, gone := runChecks(r.Context(), logger, checks, opts.HealthCheckTimeout)
+		if !healthy && clientClosed(w, r, gone) {
+			return
+		}
 		status, code := up, http.StatusOK
 		if !healthy {
 			status, code = down, http.StatusServiceUnavailable
@@ -101,28 +106,44 @@ func checksHandler(logger *slog.Logger, opts Options, checks []HealthCheck, up, 
 // runChecks runs every check concurrently, each bounded by timeout, and
 // returns one result object per check and whether all passed. A failing
 // check's error is logged with the request id and replaced by a generic
-// message: health endpoints are public and must not leak internals.
-func runChecks(ctx context.Context, logger *slog.Logger, checks []HealthCheck, timeout time.Duration) (map[string]map[string]any, bool) {
-	results := make(map[string]map[string]any, len(checks))
-	healthy := true
+// message: health endpoints are public and must not leak internals. When
+// every failed check failed only because the request's client went away
+// (permiso.ClientGone), gone is one of their errors, for clientClosed: a
+// prober that gave up is not an unhealthy dependency.
+func runChecks(ctx context.Context, logger *slog.Logger, checks []HealthCheck, timeout time.Duration) (results map[string]map[string]any, healthy bool, gone error) {
+	results = make(map[string]map[string]any, len(checks))
+	healthy = true
+	allGone := true
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, c := range checks {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res, ok := runCheck(ctx, logger, c, timeout)
+			res, err := runCheck(ctx, logger, c, timeout)
 			mu.Lock()
 			results[c.Name] = res
-			healthy = healthy && ok
+			if err != nil {
+				healthy = false
+				if permiso.ClientGone(ctx, err) {
+					gone = err
+				} else {
+					allGone = false
+				}
+			}
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	return results, healthy
+	if !allGone {
+		gone = nil
+	}
+	return results, healthy, gone
 }
 
-func runCheck(ctx context.Context, logger *slog.Logger, c HealthCheck, timeout time.Duration) (res map[string]any, ok bool) {
+// runCheck runs c and returns its result object, and its error when it
+// failed.
+func runCheck(ctx context.Context, logger *slog.Logger, c HealthCheck, timeout time.Duration) (res map[string]any, err error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
@@ -158,7 +179,7 @@ func runCheck(ctx context.Context, logger *slog.Logger, c HealthCheck, timeout t
 	res["latency_ms"] = latency
 	if out.err == nil {
 		res["status"] = "healthy"
-		return res, true
+		return res, nil
 	}
 	res["status"] = "unhealthy"
 	if errors.Is(out.err, context.DeadlineExceeded) {
@@ -166,11 +187,15 @@ func runCheck(ctx context.Context, logger *slog.Logger, c HealthCheck, timeout t
 	} else {
 		res["error"] = "check failed"
 	}
-	logger.LogAttrs(ctx, slog.LevelWarn, "health check failed",
+	level := slog.LevelWarn
+	if permiso.ClientGone(ctx, out.err) {
+		level = slog.LevelDebug // the prober gave up, nothing failed
+	}
+	logger.LogAttrs(ctx, level, "health check failed",
 		slog.String("check", c.Name),
 		slog.String("request_id", RequestID(ctx)),
 		slog.String("error", errString(out.err)),
 		slog.Float64("latency_ms", latency),
 	)
-	return res, false
+	return res, out.err
 }

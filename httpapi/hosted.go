@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"crypto/subtle"
 	_ "embed" // the stylesheet
 	"maps"
@@ -171,7 +172,10 @@ func (s *server) renderPage(w http.ResponseWriter, r *http.Request, status int, 
 	if !ok {
 		panic("httpapi: no hosted page " + name)
 	}
-	if err := view(d).Render(r.Context(), &buf); err != nil {
+	// The page is rendered into memory whether or not the client is still
+	// there: what the request is recorded as is decided by the error
+	// writers alone (clientClosed), not by a render cut short.
+	if err := view(d).Render(context.WithoutCancel(r.Context()), &buf); err != nil {
 		s.logger.ErrorContext(r.Context(), "rendering a hosted page failed", "page", name, "error", err.Error(),
 			"request_id", RequestID(r.Context()))
 		http.Error(w, "internal error", http.StatusInternalServerError)

@@ -138,6 +138,9 @@ func (s *server) checkLimit(w http.ResponseWriter, r *http.Request, kind limitKi
 // request: the Redis client logs the outage once per interval and counts
 // it (redis.Options.Logger).
 func writeLimitError(w http.ResponseWriter, r *http.Request, oauth bool, err error) {
+	if clientClosed(w, r, err) {
+		return
+	}
 	unavailable := permiso.ErrorCode(err) == permiso.EUNAVAILABLE
 	switch {
 	case oauth && unavailable:

@@ -314,7 +314,8 @@ func unwrapWriter(w http.ResponseWriter) http.ResponseWriter {
 // accessLog writes one structured record per request, after the response,
 // with the route pattern (never only the raw path) for aggregation. A
 // request whose handler panics is logged with status 500, which the
-// recovery middleware then writes.
+// recovery middleware then writes; one whose client went away, with the
+// 499 clientClosed wrote.
 func (s *server) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw, ok := w.(*statusWriter)

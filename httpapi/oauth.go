@@ -271,6 +271,9 @@ type oauthErrorBody struct {
 // Retry-After for 429 and 503. Server errors are logged once and never
 // shown.
 func writeOAuth(w http.ResponseWriter, r *http.Request, err error) {
+	if clientClosed(w, r, err) {
+		return
+	}
 	e := oauth2.AsError(err)
 	body := oauthErrorBody{Error: e.Code, ErrorDescription: e.Description}
 	if e.Status >= 500 {

@@ -39,6 +39,9 @@ type wiring struct {
 	// writer (flushing every 10 ms) and the reports over what it writes,
 	// counted the usage counter.
 	logged, audited, counted bool
+	// logTo, when set, also receives every record of the services and
+	// the server (the ring keeps the error records, as with logged).
+	logTo slog.Handler
 	// auth configures the OAuth core (Issuer defaults to permiso-test);
 	// with auth.OIDCIssuer set the core signs ID tokens (testIDSigner).
 	auth oauth2.Config
@@ -84,9 +87,13 @@ func newWired(tb testing.TB, w wiring) *wired {
 	tb.Helper()
 	db := w.db
 	s := &wired{db: db, signer: testSigner(tb), hasher: testwire.Hasher()}
-	if w.logged {
+	if w.logged || w.logTo != nil {
+		to := w.logTo
+		if to == nil {
+			to = slog.DiscardHandler
+		}
 		s.ring = logring.New(100, slog.LevelError)
-		s.logger = slog.New(s.ring.Wrap(slog.DiscardHandler))
+		s.logger = slog.New(s.ring.Wrap(to))
 	}
 	s.mfa = identity.MFADeps{Store: db, Box: testwire.Box(tb, testMFAKeyFill), Once: w.once, Issuer: "permiso"}
 	if s.mfa.Once == nil {

@@ -554,15 +554,21 @@ func ipAllowed(list *string, ip netip.Addr) bool {
 func (s *Service) oauthError(ctx context.Context, err error, meta RequestMeta) *Error {
 	e := AsError(err)
 	if e.Status >= 500 {
-		s.log.LogAttrs(ctx, levelFor(e), "token endpoint error",
+		s.log.LogAttrs(ctx, levelFor(ctx, err, e), "token endpoint error",
 			slog.String("request_id", meta.RequestID),
 			slog.String("error", err.Error()))
 	}
 	return e
 }
 
-func levelFor(e *Error) slog.Level {
-	if e.Status == 503 {
+// levelFor is the level oauthError logs e at: debug when the request's
+// client went away (permiso.ClientGone: not a server error, and the HTTP
+// layer records it as 499), warning for 503, error otherwise.
+func levelFor(ctx context.Context, err error, e *Error) slog.Level {
+	switch {
+	case permiso.ClientGone(ctx, err):
+		return slog.LevelDebug
+	case e.Status == 503:
 		return slog.LevelWarn
 	}
 	return slog.LevelError

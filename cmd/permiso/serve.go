@@ -21,6 +21,10 @@ import (
 	"github.com/permiso/permiso/reports"
 )
 
+// errShutdownCutOff is the cause of the cancellation of the requests still
+// running when SHUTDOWN_TIMEOUT_SECONDS is reached.
+var errShutdownCutOff = errors.New("cut off at the shutdown timeout")
+
 func cmdServe(ctx context.Context, env *environment, args []string, stdout io.Writer) error {
 	fs := newFlagSet("serve", "serve", stdout)
 	a, err := fs.open(ctx, args, env.open)
@@ -141,7 +145,15 @@ func cmdServe(ctx context.Context, env *environment, args []string, stdout io.Wr
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr(), err)
 	}
+	// Requests are served under base. A graceful Shutdown does not cancel
+	// their contexts; the cut-off at SHUTDOWN_TIMEOUT_SECONDS does, with a
+	// cause of its own, so that a request the server cuts off is not taken
+	// for one whose client went away (permiso.ClientGone): it stays a
+	// server error, not a 499 (docs/deployment.md, "Monitoring").
+	base, cutOff := context.WithCancelCause(context.Background())
+	defer cutOff(nil)
 	srv := &http.Server{
+		BaseContext:       func(net.Listener) context.Context { return base },
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -190,6 +202,7 @@ func cmdServe(ctx context.Context, env *environment, args []string, stdout io.Wr
 		// flushed and the pools closed (deferred), and the exit is 0.
 		logger.Warn("requests still running at the shutdown timeout were cut off",
 			"timeout", cfg.ShutdownTimeout.String(), "error", err.Error())
+		cutOff(errShutdownCutOff)
 		_ = srv.Close()
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
