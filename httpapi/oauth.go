@@ -47,6 +47,13 @@ var (
 // reject them (RFC 6749 §3.2); the query string is never read, so
 // credentials cannot come from a URL.
 func readParams(r *http.Request, allowJSON bool) (url.Values, error) {
+	return readParamsIn(r, allowJSON, nil)
+}
+
+// readParamsIn is readParams parsing a form into sc (parseFormIn) when sc
+// is not nil: the handler then gives sc back (formScratch.release) once
+// nothing it returns holds a parameter any longer.
+func readParamsIn(r *http.Request, allowJSON bool, sc *formScratch) (url.Values, error) {
 	mediaType := requestMediaType(r)
 	switch {
 	case mediaType == contentTypeForm:
@@ -68,17 +75,25 @@ func readParams(r *http.Request, allowJSON bool) (url.Values, error) {
 	if err != nil {
 		return nil, readError(err)
 	}
-	return readForm(form)
+	return readFormIn(form, sc)
 }
 
 // readForm parses a form body (parseForm) and refuses it, invalid_request,
 // when a name or value is not valid UTF-8 once unescaped: a value is
 // either taken as sent or not at all (docs/security-model.md, "Untrusted
 // bytes"), never stored or echoed with bytes no backend agrees on.
-func readForm(form string) (url.Values, error) {
-	values, err := parseForm(form)
+func readForm(form string) (url.Values, error) { return readFormIn(form, nil) }
+
+// readFormIn is readForm parsing into sc (parseFormIn).
+func readFormIn(form string, sc *formScratch) (url.Values, error) {
+	values, err := parseFormIn(form, sc)
 	if err != nil {
 		return nil, errMalformed
+	}
+	// Without an escape, every name and value is a piece of the form cut
+	// at ASCII bytes: they are all valid when the form is.
+	if strings.IndexByte(form, '%') < 0 && utf8.ValidString(form) {
+		return values, nil
 	}
 	for k, vs := range values {
 		if !utf8.ValidString(k) {
@@ -114,16 +129,26 @@ const maxPlainFormParams = 64
 // as an introspection's or a token request's is, is split where it
 // stands: url.ParseQuery unescapes each key and value byte by byte, and
 // an introspected token alone is most of a kilobyte.
-func parseForm(form string) (url.Values, error) {
+func parseForm(form string) (url.Values, error) { return parseFormIn(form, nil) }
+
+// parseFormIn is parseForm putting a form of at most maxScratchParams
+// pairs that it splits itself into sc's map and array, when sc is not
+// nil, instead of new ones.
+func parseFormIn(form string, sc *formScratch) (url.Values, error) {
 	if strings.IndexByte(form, '%') >= 0 || strings.IndexByte(form, '+') >= 0 ||
 		strings.IndexByte(form, ';') >= 0 || strings.Count(form, "&") >= maxPlainFormParams {
 		return url.ParseQuery(form)
 	}
-	values := url.Values{}
 	// The first value of every key in one array, each key's slice capped
 	// at its one value: a repeated key's append copies instead of writing
 	// over the next key's.
-	firsts := make([]string, 0, strings.Count(form, "&")+1)
+	var values url.Values
+	var firsts []string
+	if n := strings.Count(form, "&") + 1; sc != nil && n <= len(sc.firsts) {
+		values, firsts = sc.values, sc.firsts[:0]
+	} else {
+		values, firsts = url.Values{}, make([]string, 0, n)
+	}
 	for form != "" {
 		var pair string
 		pair, form, _ = strings.Cut(form, "&")
@@ -139,6 +164,37 @@ func parseForm(form string) (url.Values, error) {
 		values[key] = firsts[len(firsts)-1 : len(firsts) : len(firsts)]
 	}
 	return values, nil
+}
+
+// formScratch is a map and an array that parseFormIn parses a small form
+// into, so that a handler that keeps no parameter past its own return
+// (the introspection) makes neither: the map (with its first group of
+// eight entries) and the array of first values were three allocations of
+// every such request. A handler takes one from formScratches and gives it
+// back with release once nothing it returns holds a parameter; release
+// clears both first, so that no request's token or secret stays in them
+// and no request sees another's parameters.
+type formScratch struct {
+	values url.Values
+	firsts [maxScratchParams]string
+}
+
+// maxScratchParams is the pairs a formScratch holds: as many as a map's
+// first group, so that its map never grows.
+const maxScratchParams = 8
+
+var formScratches = sync.Pool{New: func() any {
+	return &formScratch{values: make(url.Values, maxScratchParams)}
+}}
+
+// getFormScratch takes a cleared formScratch from formScratches.
+func getFormScratch() *formScratch { return formScratches.Get().(*formScratch) }
+
+// release clears sc and gives it back to formScratches.
+func (sc *formScratch) release() {
+	clear(sc.values)
+	clear(sc.firsts[:])
+	formScratches.Put(sc)
 }
 
 // requestMediaType is the media type of the request's Content-Type as
@@ -428,7 +484,11 @@ func tokenParam(params url.Values) (string, error) {
 // before any reply.
 func (s *server) handleIntrospect() settlingHandler {
 	return func(r *http.Request, limits *permiso.Limits) reply {
-		params, err := readParams(r, true)
+		// Nothing the handler returns holds a parameter: the reply holds
+		// the answer's encoding, and the record copies of what it needs.
+		sc := getFormScratch()
+		defer sc.release()
+		params, err := readParamsIn(r, true, sc)
 		if err != nil {
 			return oauthReply(r, err)
 		}

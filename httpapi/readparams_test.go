@@ -93,12 +93,27 @@ func TestParseFormIsParseQuery(t *testing.T) {
 
 func sameAsParseQuery(t *testing.T, form string) {
 	t.Helper()
-	got, err := parseForm(form)
 	want, wantErr := url.ParseQuery(form)
+	got, err := parseForm(form)
 	if (err != nil) != (wantErr != nil) {
 		t.Fatalf("parseForm(%q): error %v, url.ParseQuery's %v", form, err, wantErr)
 	}
 	if err == nil && !reflect.DeepEqual(got, want) {
 		t.Fatalf("parseForm(%q) = %q, url.ParseQuery's %q", form, got, want)
 	}
+	// The same into a formScratch of formScratches, which earlier forms
+	// used: none of their parameters is left in it.
+	sc := getFormScratch()
+	got, err = parseFormIn(form, sc)
+	if (err != nil) != (wantErr != nil) {
+		t.Fatalf("parseFormIn(%q): error %v, url.ParseQuery's %v", form, err, wantErr)
+	}
+	if err == nil && !reflect.DeepEqual(got, want) {
+		t.Fatalf("parseFormIn(%q) = %q, url.ParseQuery's %q", form, got, want)
+	}
+	sc.release()
+	if sc = getFormScratch(); len(sc.values) != 0 || sc.firsts != ([maxScratchParams]string{}) {
+		t.Fatalf("a formScratch of formScratches holds %q, %q", sc.values, sc.firsts)
+	}
+	sc.release()
 }

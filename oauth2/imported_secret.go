@@ -38,9 +38,9 @@ func hasImportedSecret(c permiso.ServiceClient, active bool) bool {
 // an Argon2id verification for an imported hash. Only a busy hasher is an
 // error (EUNAVAILABLE); an unreadable imported hash is logged and matches
 // nothing.
-func (s *Service) secretMatches(ctx context.Context, secret, presented, stored string, clientID string) (bool, error) {
+func (s *Service) secretMatches(ctx context.Context, secret string, presented *permiso.TokenHash, stored string, clientID string) (bool, error) {
 	if !isImportedSecretHash(stored) {
-		return permiso.EqualHash(presented, stored), nil
+		return permiso.EqualTokenHash(presented, stored), nil
 	}
 	if s.deps.Hasher == nil {
 		return false, nil

@@ -456,7 +456,10 @@ func (s *Service) authenticateClientInto(ctx context.Context, req TokenRequest, 
 		return func() {}, fail()
 	}
 	now := s.now()
-	presented := permiso.HashToken(req.ClientSecret)
+	// The hash of the presented secret is only compared: it stays on
+	// the stack.
+	var presented permiso.TokenHash
+	permiso.HashTokenTo(&presented, req.ClientSecret)
 	// A client_id that is not valid UTF-8 or holds a NUL names no client:
 	// it is answered as an unknown one without asking the store, whose
 	// backends would not agree on it (docs/security-model.md, "Untrusted
@@ -471,7 +474,7 @@ func (s *Service) authenticateClientInto(ctx context.Context, req TokenRequest, 
 		}
 		// Same work as for a known client (one hash, one constant-time
 		// compare), so timing does not reveal which clients exist.
-		_ = permiso.EqualHash(presented, s.dummySecretHash)
+		_ = permiso.EqualTokenHash(&presented, s.dummySecretHash)
 		clientID := req.ClientID
 		return func() {
 			s.audit(ctx, meta, permiso.AuditEvent{ActorType: "anonymous", Action: ActionClientAuthFailure,
@@ -487,7 +490,7 @@ func (s *Service) authenticateClientInto(ctx context.Context, req TokenRequest, 
 			return func() {}, err
 		}
 	}
-	ok, err := s.secretMatches(ctx, req.ClientSecret, presented, cl.SecretHash, cl.ClientID)
+	ok, err := s.secretMatches(ctx, req.ClientSecret, &presented, cl.SecretHash, cl.ClientID)
 	if err != nil {
 		return func() {}, err
 	}
@@ -495,7 +498,7 @@ func (s *Service) authenticateClientInto(ctx context.Context, req TokenRequest, 
 	// Both SHA-256 compares always run; an imported previous hash is
 	// verified only when the current secret did not match.
 	if prevActive && (!ok || !isImportedSecretHash(*cl.PreviousSecretHash)) {
-		prev, err := s.secretMatches(ctx, req.ClientSecret, presented, *cl.PreviousSecretHash, cl.ClientID)
+		prev, err := s.secretMatches(ctx, req.ClientSecret, &presented, *cl.PreviousSecretHash, cl.ClientID)
 		if err != nil {
 			return func() {}, err
 		}
