@@ -232,7 +232,7 @@ func (s *server) handleSystemHealth() http.Handler {
 		Process    process                   `json:"process"`
 	}
 	return handlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-		results, healthy, _ := runChecks(r.Context(), s.logger, s.checks, s.opts.HealthCheckTimeout)
+		results, healthy := runChecks(r.Context(), s.logger, s.checks, s.opts.HealthCheckTimeout)
 		for _, c := range results {
 			if l, ok := c["latency_ms"]; ok {
 				c["response_time_ms"] = l

@@ -138,18 +138,19 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 const statusClientClosed = 499
 
 // clientClosed answers err when it is the cancellation of a request whose
-// client went away (permiso.ClientGone): logged at debug level, not as a
-// server error, and answered 499 without a body, which the access log and
+// client went away (permiso.ClientGone): logged at info level with the
+// call it cut short (which shows where a stalled dependency held it), not
+// as a server error, and answered 499 without a body, which the access log and
 // the metrics record. Every error writer (writeError, writeOAuth,
-// writeLimitError, the hosted pages' authorizeError, and the health
-// checks' answer) asks it first, so that no handler maps such a request
-// to 500 or 503. It reports whether it answered.
+// writeLimitError, the hosted pages' authorizeError) asks it first, so
+// that no handler maps such a request to 500 or 503. It reports whether
+// it answered.
 func clientClosed(w http.ResponseWriter, r *http.Request, err error) bool {
 	ctx := r.Context()
 	if !permiso.ClientGone(ctx, err) {
 		return false
 	}
-	loggerFrom(ctx).LogAttrs(ctx, slog.LevelDebug, "client closed request",
+	loggerFrom(ctx).LogAttrs(ctx, slog.LevelInfo, "client closed request",
 		slog.String("request_id", requestIDFor(w, r)),
 		slog.String("method", r.Method),
 		slog.String("path", r.URL.Path),

@@ -226,7 +226,7 @@ func TestTimestamp(t *testing.T) {
 
 // TestErrorWritersClientClosed: every error writer answers a request
 // whose client went away (its context cancelled without a cause, the
-// error wrapping the cancellation) with 499, no body and a debug record;
+// error wrapping the cancellation) with 499, no body and an info record;
 // a deadline, a cancellation with a cause of its own (the shutdown's
 // cut-off), an error that does not wrap the cancellation, or a
 // cancellation error on a live request stays a server error, logged as one.
@@ -286,7 +286,7 @@ func TestErrorWritersClientClosed(t *testing.T) {
 				write(w, r, tt.err(ctx))
 				debug := log.Records(t, "client closed request")
 				if tt.closed {
-					if w.Code != statusClientClosed || w.Body.Len() != 0 || len(debug) != 1 || debug[0]["level"] != "DEBUG" {
+					if w.Code != statusClientClosed || w.Body.Len() != 0 || len(debug) != 1 || debug[0]["level"] != "INFO" {
 						t.Fatalf("%d %q, records %v", w.Code, w.Body, debug)
 					}
 					if strings.Contains(log.String(), `"level":"ERROR"`) || strings.Contains(log.String(), `"level":"WARN"`) {

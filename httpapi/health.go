@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"sync"
 	"time"
-
-	"github.com/permiso/permiso"
 )
 
 // handleRoot answers GET / with the service name, version and links, in
@@ -90,10 +88,7 @@ func handleReady(logger *slog.Logger, opts Options, checks []HealthCheck, now fu
 // and 503 otherwise.
 func checksHandler(logger *slog.Logger, opts Options, checks []HealthCheck, up, down string, body func(status string, results map[string]map[string]any) any) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		results, healthy, gone := runChecks(r.Context(), logger, checks, opts.HealthCheckTimeout)
-		if !healthy && clientClosed(w, r, gone) {
-			return
-		}
+		results, healthy := runChecks(r.Context(), logger, checks, opts.HealthCheckTimeout)
 		status, code := up, http.StatusOK
 		if !healthy {
 			status, code = down, http.StatusServiceUnavailable
@@ -106,44 +101,36 @@ func checksHandler(logger *slog.Logger, opts Options, checks []HealthCheck, up, 
 // runChecks runs every check concurrently, each bounded by timeout, and
 // returns one result object per check and whether all passed. A failing
 // check's error is logged with the request id and replaced by a generic
-// message: health endpoints are public and must not leak internals. When
-// every failed check failed only because the request's client went away
-// (permiso.ClientGone), gone is one of their errors, for clientClosed: a
-// prober that gave up is not an unhealthy dependency.
-func runChecks(ctx context.Context, logger *slog.Logger, checks []HealthCheck, timeout time.Duration) (results map[string]map[string]any, healthy bool, gone error) {
-	results = make(map[string]map[string]any, len(checks))
-	healthy = true
-	allGone := true
+// message: health endpoints are public and must not leak internals.
+//
+// The checks run without the request's cancellation: a prober that gives
+// up (one whose own timeout is shorter than the check's) does not decide
+// the outcome, the check does. A dependency that answers within timeout is
+// healthy, one that hangs past it is a 503 with a warning, whether or not
+// the prober is still there (docs/deployment.md, "Monitoring"); a hung
+// database must not look like impatient probers.
+func runChecks(ctx context.Context, logger *slog.Logger, checks []HealthCheck, timeout time.Duration) (map[string]map[string]any, bool) {
+	ctx = context.WithoutCancel(ctx)
+	results := make(map[string]map[string]any, len(checks))
+	healthy := true
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, c := range checks {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res, err := runCheck(ctx, logger, c, timeout)
+			res, ok := runCheck(ctx, logger, c, timeout)
 			mu.Lock()
 			results[c.Name] = res
-			if err != nil {
-				healthy = false
-				if permiso.ClientGone(ctx, err) {
-					gone = err
-				} else {
-					allGone = false
-				}
-			}
+			healthy = healthy && ok
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	if !allGone {
-		gone = nil
-	}
-	return results, healthy, gone
+	return results, healthy
 }
 
-// runCheck runs c and returns its result object, and its error when it
-// failed.
-func runCheck(ctx context.Context, logger *slog.Logger, c HealthCheck, timeout time.Duration) (res map[string]any, err error) {
+func runCheck(ctx context.Context, logger *slog.Logger, c HealthCheck, timeout time.Duration) (res map[string]any, ok bool) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
@@ -179,7 +166,7 @@ func runCheck(ctx context.Context, logger *slog.Logger, c HealthCheck, timeout t
 	res["latency_ms"] = latency
 	if out.err == nil {
 		res["status"] = "healthy"
-		return res, nil
+		return res, true
 	}
 	res["status"] = "unhealthy"
 	if errors.Is(out.err, context.DeadlineExceeded) {
@@ -187,15 +174,11 @@ func runCheck(ctx context.Context, logger *slog.Logger, c HealthCheck, timeout t
 	} else {
 		res["error"] = "check failed"
 	}
-	level := slog.LevelWarn
-	if permiso.ClientGone(ctx, out.err) {
-		level = slog.LevelDebug // the prober gave up, nothing failed
-	}
-	logger.LogAttrs(ctx, level, "health check failed",
+	logger.LogAttrs(ctx, slog.LevelWarn, "health check failed",
 		slog.String("check", c.Name),
 		slog.String("request_id", RequestID(ctx)),
 		slog.String("error", errString(out.err)),
 		slog.Float64("latency_ms", latency),
 	)
-	return res, out.err
+	return res, false
 }
