@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -81,6 +82,34 @@ func (x leavingStore) GetUser(ctx context.Context, id uuid.UUID) (permiso.User, 
 	return u, err
 }
 
+func (x leavingStore) GetRefreshTokenSession(ctx context.Context, hash string) (permiso.RefreshToken, permiso.Session, error) {
+	t, sess, err := x.Store.GetRefreshTokenSession(ctx, hash)
+	x.l.after("token read")
+	return t, sess, err
+}
+
+// leavingRotator is a leavingStore on a store that rotates refresh
+// tokens in one statement (permiso.RefreshRotator), which it keeps.
+type leavingRotator struct {
+	leavingStore
+	r permiso.RefreshRotator
+}
+
+func (x leavingRotator) RotateRefreshToken(ctx context.Context, r permiso.RefreshRotation) (permiso.RefreshToken, permiso.Session, bool, error) {
+	return x.r.RotateRefreshToken(ctx, r)
+}
+
+func (x leavingRotator) UndoRefreshRotation(ctx context.Context, presented, replacement uuid.UUID) error {
+	return x.r.UndoRefreshRotation(ctx, presented, replacement)
+}
+
+func leavingOn(db permiso.Store, l *leaving) permiso.Store {
+	if r := permiso.RefreshRotatorOf(db); r != nil {
+		return leavingRotator{leavingStore{db, l}, r}
+	}
+	return leavingStore{db, l}
+}
+
 // TestAbandonedLoginCompensates: a password grant whose client goes away
 // at each step of the login leaves nothing held and nothing live that it
 // should not, and logs no warning (docs/abuse-resistance.md, "Lockout"):
@@ -88,8 +117,10 @@ func (x leavingStore) GetUser(ctx context.Context, id uuid.UUID) (permiso.User, 
 // password whose check completed is counted as a failure all the same
 // (no free guesses by hanging up); a right one resets the count; a session
 // stored but not confirmed is revoked; a confirmed login is recorded
-// (last_login). The compensating writes run to their end whatever became
-// of the request. On SQLite and PostgreSQL, with the Redis lockout when a
+// (last_login). A refresh token replayed past the reuse grace window
+// revokes its family and session even when the replaying client hangs
+// up. The compensating writes run to their end whatever became of the
+// request. On SQLite and PostgreSQL, with the Redis lockout when a
 // Redis server is configured, else the in-process one.
 func TestAbandonedLoginCompensates(t *testing.T) {
 	backends(t, func(t *testing.T, db permiso.Store) {
@@ -109,34 +140,39 @@ func TestAbandonedLoginCompensates(t *testing.T) {
 			}
 			d.Lockout = leavingLockout{lockout, l}
 			d.Hasher = leavingHasher{d.Hasher, l}
-			st := leavingStore{db, l}
-			d.Users, d.Sessions = st, st
+			st := leavingOn(db, l)
+			d.Users, d.Sessions, d.Tokens = st, st, st
 			d.Logger = logger
 		})
 		u := e.createUser("dora", goodPassword, permiso.RoleUser)
 
-		// login sends dora's password grant with password, its client
-		// leaving after step; it returns the grant's answer and the log
-		// written meanwhile.
-		login := func(t *testing.T, step, password string) (oauth2.TokenResponse, error) {
+		// send sends the grant form, its client leaving after step; it
+		// fails the test on a warning or error logged meanwhile, except
+		// the one expected (warned).
+		send := func(t *testing.T, step string, form url.Values, warned string) (oauth2.TokenResponse, error) {
 			t.Helper()
 			ctx, cancel := context.WithCancel(e.ctx)
 			defer cancel()
 			l.at.Store(&leaveAt{step: step, cancel: cancel})
 			defer l.at.Store(nil)
 			mark := len(logs.String())
-			req, err := oauth2.ParseTokenRequest(formLogin("dora", password), "")
+			req, err := oauth2.ParseTokenRequest(form, "")
 			if err != nil {
 				t.Fatal(err)
 			}
 			resp, err := e.svc.Token(ctx, req, testMeta, nil)
 			for line := range strings.SplitSeq(strings.TrimSpace(logs.String()[mark:]), "\n") {
 				var r struct{ Level, Msg string }
-				if line != "" && json.Unmarshal([]byte(line), &r) == nil && (r.Level == "WARN" || r.Level == "ERROR") {
+				if line != "" && json.Unmarshal([]byte(line), &r) == nil && (r.Level == "WARN" || r.Level == "ERROR") && r.Msg != warned {
 					t.Errorf("logged %s %q: %s", r.Level, r.Msg, line)
 				}
 			}
 			return resp, err
+		}
+		// login sends dora's password grant with password.
+		login := func(t *testing.T, step, password string) (oauth2.TokenResponse, error) {
+			t.Helper()
+			return send(t, step, formLogin("dora", password), "")
 		}
 		// gone checks that err is the client's leaving.
 		gone := func(t *testing.T, err error) {
@@ -208,6 +244,23 @@ func TestAbandonedLoginCompensates(t *testing.T) {
 			}
 		})
 		// The account is free: the next login goes through.
-		e.login("dora", goodPassword, "")
+		first := e.login("dora", goodPassword, "")
+
+		t.Run("refresh token replayed", func(t *testing.T) {
+			second, err := e.refresh(first.RefreshToken, "", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.clock.Advance(e.cfg.ReuseGrace + time.Second)
+			_, err = send(t, "token read", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {first.RefreshToken}},
+				"refresh token reuse detected; revoking family and session")
+			wantOAuth(t, err, "invalid_grant", 400)
+			e.wantRefreshRefused(second.RefreshToken)
+			for _, s := range active(t) {
+				if s.ID.String() == first.SessionID {
+					t.Fatalf("the replayed family's session is live")
+				}
+			}
+		})
 	})
 }

@@ -383,11 +383,15 @@ func (s *Service) reuseDetected(ctx context.Context, t permiso.RefreshToken, met
 		Details: map[string]any{"family_id": t.FamilyID.String(), "token_id": t.ID.String()}})
 	// The family is the session's (one per login): RevokeSession ends the
 	// session and revokes its refresh tokens in one transaction, so a
-	// failure cannot leave one without the other.
-	if _, err := s.deps.Sessions.RevokeSession(ctx, t.SessionID, permiso.RevocationReuseDetected, now); err != nil && !errors.Is(err, permiso.ErrNotFound) {
+	// failure cannot leave one without the other. Both revocations run to
+	// their end even when the presenting client went away (compensating):
+	// hanging up must not save a family whose token was replayed.
+	cctx, cancel := compensating(ctx)
+	defer cancel()
+	if _, err := s.deps.Sessions.RevokeSession(cctx, t.SessionID, permiso.RevocationReuseDetected, now); err != nil && !errors.Is(err, permiso.ErrNotFound) {
 		return err
 	}
-	if err := s.deps.Revocations.RevokeSession(ctx, t.SessionID.String(), s.sessionRevocationExpiry(now)); err != nil {
+	if err := s.deps.Revocations.RevokeSession(cctx, t.SessionID.String(), s.sessionRevocationExpiry(now)); err != nil {
 		return err
 	}
 	s.log.LogAttrs(ctx, slog.LevelInfo, "family and session revoked after reuse",
