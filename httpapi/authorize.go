@@ -53,6 +53,8 @@ func (s *server) authorizeError(w http.ResponseWriter, r *http.Request, err erro
 	status := http.StatusBadRequest
 	if e.Status >= 500 {
 		status = e.Status
+	}
+	if e.Status >= 500 && !e.Logged() {
 		s.logger.ErrorContext(r.Context(), "authorization endpoint error", "error", err.Error(),
 			"request_id", RequestID(r.Context()))
 	}

@@ -27,13 +27,15 @@ import (
 )
 
 // gatedStore is a store whose refresh-token read and user lookup by
-// login first run the gate, when one is set: the test holds a refresh grant there, inside the
+// login first run the gate, and whose login re-check (the fresh read of
+// the user after the session was stored, oauth2's recheckLogin) the
+// recheck gate, when one is set: the test holds a grant there, inside the
 // server, while it cancels or breaks the request. On a store that rotates
 // in one statement (permiso.RefreshRotator), gatedRotator holds it at the
 // rotation, the refresh's first call.
 type gatedStore struct {
 	permiso.Store
-	gate *atomic.Pointer[func(ctx context.Context) error]
+	gate, recheck *atomic.Pointer[func(ctx context.Context) error]
 }
 
 func (s gatedStore) pass(ctx context.Context) error {
@@ -48,6 +50,15 @@ func (s gatedStore) GetUserByLogin(ctx context.Context, login string) (permiso.U
 		return permiso.User{}, err
 	}
 	return s.Store.GetUserByLogin(ctx, login)
+}
+
+func (s gatedStore) GetUser(ctx context.Context, id uuid.UUID) (permiso.User, error) {
+	if g := s.recheck.Load(); g != nil && permiso.FreshRead(ctx) {
+		if err := (*g)(ctx); err != nil {
+			return permiso.User{}, err
+		}
+	}
+	return s.Store.GetUser(ctx, id)
 }
 
 func (s gatedStore) GetRefreshTokenSession(ctx context.Context, hash string) (permiso.RefreshToken, permiso.Session, error) {
@@ -73,35 +84,39 @@ func (s gatedRotator) UndoRefreshRotation(ctx context.Context, presented, replac
 	return s.rotator.UndoRefreshRotation(ctx, presented, replacement)
 }
 
-// gated returns db gated at the refresh grant's first call.
-func gated(db permiso.Store, gate *atomic.Pointer[func(ctx context.Context) error]) permiso.Store {
+// gated returns db gated at the refresh grant's first call, the user
+// lookup by login and the login re-check (recheck).
+func gated(db permiso.Store, gate, recheck *atomic.Pointer[func(ctx context.Context) error]) permiso.Store {
 	if r := permiso.RefreshRotatorOf(db); r != nil {
-		return gatedRotator{gatedStore{db, gate}, r}
+		return gatedRotator{gatedStore{db, gate, recheck}, r}
 	}
-	return gatedStore{db, gate}
+	return gatedStore{db, gate, recheck}
 }
 
 // closedEnv is a server on a gated store with its metrics and a log that
 // keeps every record (debug and up).
 type closedEnv struct {
 	t       *testing.T
+	db      permiso.Store
+	user    permiso.User
 	h       http.Handler
 	log     *testlog.Buffer
 	gate    *atomic.Pointer[func(ctx context.Context) error]
+	recheck *atomic.Pointer[func(ctx context.Context) error]
 	refresh string
 }
 
 func newClosedEnv(t *testing.T, db permiso.Store) *closedEnv {
 	t.Helper()
 	logger, log := testlog.NewLogger()
-	gate := new(atomic.Pointer[func(ctx context.Context) error])
+	gate, recheck := new(atomic.Pointer[func(ctx context.Context) error]), new(atomic.Pointer[func(ctx context.Context) error])
 	m := metrics.New()
-	w := newWired(t, wiring{db: gated(db, gate), logTo: logger.Handler(), noIdentity: true,
+	w := newWired(t, wiring{db: gated(db, gate, recheck), logTo: logger.Handler(), noIdentity: true,
 		options: func(opts *Options) { opts.MetricsPath = "/metrics" },
 		deps:    Deps{Metrics: m.Handler(), Observe: m.ObserveHTTP}})
-	activeUser(t, db, "gone", testwire.Hash(t, w.hasher, apiPassword), false)
+	u := activeUser(t, db, "gone", testwire.Hash(t, w.hasher, apiPassword), false)
 	rec := serve(w.h, formRequest("/api/v1/auth/token", url.Values{"grant_type": {"password"}, "username": {"gone"}, "password": {apiPassword}}))
-	return &closedEnv{t: t, h: w.h, log: log, gate: gate, refresh: tokenResponse(t, rec, "login").RefreshToken}
+	return &closedEnv{t: t, db: db, user: u, h: w.h, log: log, gate: gate, recheck: recheck, refresh: tokenResponse(t, rec, "login").RefreshToken}
 }
 
 // tokenRequest is a token request with the form, sent with ctx.
@@ -217,7 +232,8 @@ func levels(recs []map[string]any) (statuses []float64, byLevel map[string][]str
 // store's own cancellation with the client still there, and a request
 // the server cuts off (a cancellation with a cause: the shutdown's) stay
 // 500, logged as errors (docs/deployment.md, "Monitoring"). On SQLite and
-// PostgreSQL: the cancellation's error is each store's own.
+// PostgreSQL: the cancellation's error is each store's own. A server
+// error is logged once, with the request id, the grant type and the error.
 func TestClientClosedRequest(t *testing.T) {
 	stores := []struct {
 		name string
@@ -272,12 +288,40 @@ func TestClientClosedRequest(t *testing.T) {
 				})
 			}
 
+			// A password grant held at the re-check that confirms its
+			// login, its session already stored: the session, whose
+			// tokens are never delivered, is revoked all the same, and
+			// nothing is logged as a warning.
+			t.Run("client gone/password, session stored", func(t *testing.T) {
+				sessions := func(activeOnly bool) int {
+					ss, err := e.db.ListSessions(t.Context(), e.user.ID, activeOnly, time.Now())
+					if err != nil {
+						t.Fatal(err)
+					}
+					return len(ss)
+				}
+				live, all := sessions(true), sessions(false)
+				abandon(t, e.h, e.recheck, func(ctx context.Context, srv *httptest.Server) *http.Request {
+					return e.tokenRequest(ctx, srv.URL, grants[1].form())
+				})
+				var recs []map[string]any
+				recs, mark = e.records(mark)
+				statuses, byLevel := levels(recs)
+				if len(statuses) != 1 || statuses[0] != 499 || len(byLevel["ERROR"]) != 0 || len(byLevel["WARN"]) != 0 {
+					t.Fatalf("statuses %v, records %v", statuses, byLevel)
+				}
+				// The login stored its session (one more), then revoked it.
+				if n, m := sessions(true), sessions(false); n != live || m != all+1 {
+					t.Fatalf("sessions: %d live of %d after the abandoned login, %d of %d before; want its session stored and revoked", n, m, live, all)
+				}
+			})
+
 			// serverError sends the refresh grant with gate set (and
 			// cutOff run once it is sent) and checks that it is
 			// answered with a server error, recorded as such in the
 			// access log and the metrics, and logged as an error (or a
 			// warning, for a 503).
-			counted := map[string]int{"499": len(grants)}
+			counted := map[string]int{"499": len(grants) + 1}
 			serverError := func(t *testing.T, srv *httptest.Server, gate func(context.Context) error, cutOff func()) {
 				t.Helper()
 				e.gate.Store(&gate)
@@ -315,6 +359,16 @@ func TestClientClosedRequest(t *testing.T) {
 				}
 				if len(byLevel[level]) == 0 || slices.Contains(byLevel["INFO"], "client closed request") {
 					t.Fatalf("not logged as a server error (%s): %v", level, byLevel)
+				}
+				// Logged once, by the OAuth service, with what locates it.
+				if len(byLevel["ERROR"])+len(byLevel["WARN"]) != 1 {
+					t.Fatalf("a server error logged more than once: %v", byLevel)
+				}
+				for _, r := range recs {
+					if r["level"] == level && (r["request_id"] != resp.Header.Get("X-Request-ID") || r["request_id"] == "" ||
+						r["grant_type"] != "refresh_token" || r["error"] == "") {
+						t.Fatalf("the server error's record lacks the request id, grant type or error: %v", r)
+					}
 				}
 				counted[strconv.Itoa(resp.StatusCode)]++
 				n := e.tokenRequests()

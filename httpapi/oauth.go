@@ -324,15 +324,16 @@ type oauthErrorBody struct {
 // writeOAuth writes err as an RFC 6749 §5.2 error with the headers it
 // calls for: Cache-Control: no-store and Pragma: no-cache (§5.1),
 // WWW-Authenticate: Basic after a failed Basic authentication (§5.2),
-// Retry-After for 429 and 503. Server errors are logged once and never
-// shown.
+// Retry-After for 429 and 503. Server errors are logged once (here,
+// unless the OAuth service logged them already: oauth2.Error.Logged) and
+// never shown.
 func writeOAuth(w http.ResponseWriter, r *http.Request, err error) {
 	if clientClosed(w, r, err) {
 		return
 	}
 	e := oauth2.AsError(err)
 	body := oauthErrorBody{Error: e.Code, ErrorDescription: e.Description}
-	if e.Status >= 500 {
+	if e.Status >= 500 && !e.Logged() {
 		level := slog.LevelError
 		if e.Status == http.StatusServiceUnavailable {
 			level = slog.LevelWarn
@@ -341,9 +342,9 @@ func writeOAuth(w http.ResponseWriter, r *http.Request, err error) {
 			slog.String("request_id", RequestID(r.Context())),
 			slog.String("path", r.URL.Path),
 			slog.String("error", errString(err)))
-		if e.Status == http.StatusInternalServerError {
-			body.ErrorDescription = internalDescription
-		}
+	}
+	if e.Status == http.StatusInternalServerError {
+		body.ErrorDescription = internalDescription
 	}
 	h := w.Header()
 	if e.BasicChallenge {

@@ -136,7 +136,10 @@ func (s *Service) codeReused(ctx context.Context, code permiso.AuthCode, meta Re
 	s.audit(ctx, meta, permiso.AuditEvent{ActorType: "anonymous", Action: ActionCodeReuse, Result: "failure",
 		TargetType: ptr("user"), TargetID: ptr(code.UserID.String()), Details: details})
 	if code.SessionID != nil {
-		if err := s.endSession(ctx, *code.SessionID, "code_reuse", s.now()); err != nil {
+		// Even when the presenting client went away (compensating).
+		cctx, cancel := compensating(ctx)
+		defer cancel()
+		if err := s.endSession(cctx, *code.SessionID, "code_reuse", s.now()); err != nil {
 			return err
 		}
 	}

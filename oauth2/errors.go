@@ -43,7 +43,15 @@ type Error struct {
 
 	// cause is kept for logs and errors.Is/As; it is never shown.
 	cause error
+	// logged is set on the copy Service.oauthError returns once it logged
+	// a server error's cause (Logged).
+	logged bool
 }
+
+// Logged reports whether the service already logged this error's cause
+// (a 5xx, with the request id and, at the token endpoint, the grant
+// type): the HTTP layer answers it without logging it a second time.
+func (e *Error) Logged() bool { return e.logged }
 
 // RFC 6749 §5.2 errors, and the additional errors of permiso's token
 // endpoint (docs/oauth.md, "Error codes"). Use the With* methods to derive a specific error;

@@ -176,18 +176,27 @@ func (s *Service) passwordGrant(ctx context.Context, req TokenRequest, client *p
 // recordLogin sets LastLogin and, when the stored hash uses weaker
 // parameters than the current ones, replaces it by a new hash of the
 // password just verified. Both are best effort: a failure is logged and
-// does not fail the login.
+// does not fail the login. The login it records happened (its session is
+// confirmed and its count reset), so LastLogin and the lockout mirror are
+// written even when the client went away meanwhile (compensating); the
+// rehash is not needed for that and stops with the request (the next
+// login does it), logged at debug level.
 func (s *Service) recordLogin(ctx context.Context, u permiso.User, password string, needsRehash bool, now time.Time) {
 	oldHash, newHash := u.PasswordHash, ""
 	if needsRehash {
 		h, err := s.deps.Hasher.Hash(ctx, password)
-		if err != nil {
-			s.log.LogAttrs(ctx, slog.LevelWarn, "password rehash failed", slog.String("user_id", u.ID.String()), slog.String("error", err.Error()))
-		} else {
+		switch {
+		case err == nil:
 			newHash = h
+		case permiso.ClientGone(ctx, err):
+			s.log.LogAttrs(ctx, slog.LevelDebug, "password rehash skipped: the client went away", slog.String("user_id", u.ID.String()))
+		default:
+			s.log.LogAttrs(ctx, slog.LevelWarn, "password rehash failed", slog.String("user_id", u.ID.String()), slog.String("error", err.Error()))
 		}
 	}
-	_, err := s.deps.Users.UpdateUser(ctx, u.ID, func(x *permiso.User) error {
+	cctx, cancel := compensating(ctx)
+	defer cancel()
+	_, err := s.deps.Users.UpdateUser(cctx, u.ID, func(x *permiso.User) error {
 		t := now.UTC()
 		x.LastLogin = &t
 		// The lockout mirror (lockout.go) ends with a successful login.
@@ -312,7 +321,9 @@ func (s *Service) rotateRefresh(ctx context.Context, client *permiso.ServiceClie
 // (permiso.RefreshRotator): a retry, with fewer scopes for instance, is
 // not taken for reuse after the grace window. It returns cause.
 func (s *Service) undoRotation(ctx context.Context, presented, replacement uuid.UUID, cause error) error {
-	if err := s.rotator.UndoRefreshRotation(context.WithoutCancel(ctx), presented, replacement); err != nil {
+	cctx, cancel := compensating(ctx)
+	defer cancel()
+	if err := s.rotator.UndoRefreshRotation(cctx, presented, replacement); err != nil {
 		s.log.ErrorContext(ctx, "refresh: could not take back a rotation whose answer failed",
 			"refresh_token_id", presented.String(), "error", err)
 	}
@@ -372,11 +383,15 @@ func (s *Service) reuseDetected(ctx context.Context, t permiso.RefreshToken, met
 		Details: map[string]any{"family_id": t.FamilyID.String(), "token_id": t.ID.String()}})
 	// The family is the session's (one per login): RevokeSession ends the
 	// session and revokes its refresh tokens in one transaction, so a
-	// failure cannot leave one without the other.
-	if _, err := s.deps.Sessions.RevokeSession(ctx, t.SessionID, permiso.RevocationReuseDetected, now); err != nil && !errors.Is(err, permiso.ErrNotFound) {
+	// failure cannot leave one without the other. Both revocations run to
+	// their end even when the presenting client went away (compensating):
+	// hanging up must not save a family whose token was replayed.
+	cctx, cancel := compensating(ctx)
+	defer cancel()
+	if _, err := s.deps.Sessions.RevokeSession(cctx, t.SessionID, permiso.RevocationReuseDetected, now); err != nil && !errors.Is(err, permiso.ErrNotFound) {
 		return err
 	}
-	if err := s.deps.Revocations.RevokeSession(ctx, t.SessionID.String(), s.sessionRevocationExpiry(now)); err != nil {
+	if err := s.deps.Revocations.RevokeSession(cctx, t.SessionID.String(), s.sessionRevocationExpiry(now)); err != nil {
 		return err
 	}
 	s.log.LogAttrs(ctx, slog.LevelInfo, "family and session revoked after reuse",

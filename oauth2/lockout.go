@@ -78,12 +78,17 @@ func (s *Service) beginAttempt(ctx context.Context, key, login string, u permiso
 // counter is the authority). It returns the answer for the attempt:
 // errBadCredentials, or the lockout's error when the failure could not
 // be counted (fail closed: a guess that is not counted is not answered).
-// The failure is counted even when the request has ended meanwhile.
+// The failure, the lock's mirror and the end of the mfa_tokens are
+// written even when the request has ended meanwhile (compensating): a
+// guess whose check completed is counted whether or not its client waited
+// for the answer.
 func (s *Service) failedAttempt(ctx context.Context, a attempt, login string, u permiso.User, found bool, meta RequestMeta) error {
 	if s.deps.Lockout == nil {
 		return errBadCredentials
 	}
-	st, err := s.deps.Lockout.Fail(context.WithoutCancel(ctx), a.key, a.ID)
+	cctx, cancel := compensating(ctx)
+	defer cancel()
+	st, err := s.deps.Lockout.Fail(cctx, a.key, a.ID)
 	if err != nil {
 		return err
 	}
@@ -105,7 +110,7 @@ func (s *Service) failedAttempt(ctx context.Context, a attempt, login string, u 
 	if !found {
 		return errBadCredentials
 	}
-	if _, err := s.deps.Users.UpdateUser(ctx, u.ID, func(x *permiso.User) error {
+	if _, err := s.deps.Users.UpdateUser(cctx, u.ID, func(x *permiso.User) error {
 		x.FailedLoginAttempts = st.Failures
 		x.LockedUntil = &until
 		return nil
@@ -115,20 +120,24 @@ func (s *Service) failedAttempt(ctx context.Context, a attempt, login string, u 
 	}
 	// A lock ends the user's pending second steps: an mfa_token issued
 	// before it does not work after it (docs/mfa.md, "Sign-in").
-	s.dropMFATokens(context.WithoutCancel(ctx), u.ID)
+	s.dropMFATokens(cctx, u.ID)
 	return errBadCredentials
 }
 
 // abandonedAttempt gives back the place of an attempt that was turned
 // away before its password was checked (the hasher was saturated, the
 // request ended: EUNAVAILABLE): being told to retry must not cost a user
-// attempts on their own account (Lockout.Undo). Best effort: a failure is
-// logged, and the place then expires by itself (permiso.LockoutAttemptTTL).
+// attempts on their own account (Lockout.Undo). It is compensating work:
+// it runs to its end, within compensationTimeout, even when the client
+// went away. Best effort: a failure (Redis down) is logged, and the place
+// then expires by itself (permiso.LockoutAttemptTTL).
 func (s *Service) abandonedAttempt(ctx context.Context, a attempt) {
 	if s.deps.Lockout == nil {
 		return
 	}
-	if err := s.deps.Lockout.Undo(context.WithoutCancel(ctx), a.key, a.ID); err != nil {
+	cctx, cancel := compensating(ctx)
+	defer cancel()
+	if err := s.deps.Lockout.Undo(cctx, a.key, a.ID); err != nil {
 		s.log.LogAttrs(ctx, slog.LevelWarn, "giving back the place of an unchecked login attempt failed",
 			slog.String("error", err.Error()))
 	}
@@ -142,7 +151,9 @@ func (s *Service) succeededAttempt(ctx context.Context, a attempt) error {
 	if s.deps.Lockout == nil {
 		return nil
 	}
-	return s.deps.Lockout.Succeed(context.WithoutCancel(ctx), a.key, a.ID)
+	cctx, cancel := compensating(ctx)
+	defer cancel()
+	return s.deps.Lockout.Succeed(cctx, a.key, a.ID)
 }
 
 // Unlock lifts the lock and clears the failure count of a username (admin

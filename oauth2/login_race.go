@@ -46,17 +46,26 @@ func (s *Service) recheckLogin(ctx context.Context, g *grant, sid uuid.UUID, met
 	if reason == "" {
 		return nil
 	}
-	if err := s.endSession(ctx, sid, "login_raced_"+reason, s.now()); err != nil {
+	// Ended even when the client went away meanwhile (compensating): the
+	// raced change must win.
+	cctx, cancel := compensating(ctx)
+	defer cancel()
+	if err := s.endSession(cctx, sid, "login_raced_"+reason, s.now()); err != nil {
 		return err
 	}
 	s.auditUser(ctx, meta, *g.user, ActionLoginFailure, "failure", map[string]any{"reason": "credentials_changed", "detail": reason, "session_id": sid.String()})
 	return errCredentialsChanged
 }
 
-// abandonLogin ends a session whose login could not be confirmed; best
-// effort, logged.
+// abandonLogin ends a session whose login could not be confirmed (its
+// tokens are never delivered). It is compensating work: it runs to its
+// end, within compensationTimeout, even when the client went away, which
+// is the common cause (the re-check's read cancelled with the request).
+// Best effort: a failure is logged.
 func (s *Service) abandonLogin(ctx context.Context, sid uuid.UUID) {
-	if err := s.endSession(ctx, sid, "login_failed", s.now()); err != nil {
+	cctx, cancel := compensating(ctx)
+	defer cancel()
+	if err := s.endSession(cctx, sid, "login_failed", s.now()); err != nil {
 		s.log.LogAttrs(ctx, slog.LevelWarn, "revoking an unconfirmed session failed", slog.String("session_id", sid.String()), slog.String("error", err.Error()))
 	}
 }

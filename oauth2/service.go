@@ -268,11 +268,12 @@ type grant struct {
 //
 // Every error is an *Error: store, hasher and signer failures become
 // temporarily_unavailable (503, for permiso EUNAVAILABLE) or server_error
-// (500, logged here with the request id, never shown).
+// (500, logged here with the request id and the grant type, once: the
+// HTTP layer does not log it again, Error.Logged; never shown).
 func (s *Service) Token(ctx context.Context, req TokenRequest, meta RequestMeta, limits *permiso.Limits) (TokenResponse, error) {
 	resp, err := s.token(ctx, req, meta, limits)
 	if err != nil {
-		return TokenResponse{}, s.oauthError(ctx, err, meta)
+		return TokenResponse{}, s.oauthError(ctx, err, meta, slog.String("grant_type", req.GrantType))
 	}
 	return resp, nil
 }
@@ -553,13 +554,17 @@ func ipAllowed(list *string, ip netip.Addr) bool {
 }
 
 // oauthError turns err into the *Error Token returns, logging internal
-// causes once.
-func (s *Service) oauthError(ctx context.Context, err error, meta RequestMeta) *Error {
+// causes once: here, with the request id, the error and attrs (the token
+// endpoint adds the grant type); the *Error it returns then says so
+// (Error.Logged), and the HTTP layer does not log it again.
+func (s *Service) oauthError(ctx context.Context, err error, meta RequestMeta, attrs ...slog.Attr) *Error {
 	e := AsError(err)
 	if e.Status >= 500 {
 		s.log.LogAttrs(ctx, levelFor(ctx, err, e), "token endpoint error",
-			slog.String("request_id", meta.RequestID),
-			slog.String("error", err.Error()))
+			append([]slog.Attr{slog.String("request_id", meta.RequestID),
+				slog.String("error", err.Error())}, attrs...)...)
+		e = e.clone()
+		e.logged = true
 	}
 	return e
 }
