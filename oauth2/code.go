@@ -136,10 +136,12 @@ func (s *Service) codeReused(ctx context.Context, code permiso.AuthCode, meta Re
 	s.audit(ctx, meta, permiso.AuditEvent{ActorType: "anonymous", Action: ActionCodeReuse, Result: "failure",
 		TargetType: ptr("user"), TargetID: ptr(code.UserID.String()), Details: details})
 	if code.SessionID != nil {
-		// Even when the presenting client went away (compensating).
-		cctx, cancel := compensating(ctx)
-		defer cancel()
-		if err := s.endSession(cctx, *code.SessionID, "code_reuse", s.now()); err != nil {
+		// Even when the presenting client went away, once at a time per
+		// session (settle).
+		sid, now := *code.SessionID, s.now()
+		if err := s.settle(ctx, "code_reuse:"+sid.String(), func(cctx context.Context) error {
+			return s.endSession(cctx, sid, "code_reuse", now)
+		}); err != nil {
 			return err
 		}
 	}

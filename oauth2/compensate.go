@@ -2,6 +2,7 @@ package oauth2
 
 import (
 	"context"
+	"sync"
 	"time"
 )
 
@@ -20,4 +21,54 @@ const compensationTimeout = 5 * time.Second
 // were never delivered live (docs/abuse-resistance.md, "Lockout").
 func compensating(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), compensationTimeout)
+}
+
+// settle runs fn, compensating work keyed by key, to its end even when
+// the client went away (compensating), and once at a time per key: the
+// request that starts it waits for it and returns its outcome; a request
+// that finds the same key's work in flight joins it, waits for its outcome
+// while its own ctx lasts, and returns ctx's error when ctx ends first. A
+// flood of presentations of one replayed token whose clients hang up at
+// once then costs one revocation at a time for its session, not one
+// detached write per request (docs/security-model.md, "Refresh token
+// reuse").
+func (s *Service) settle(ctx context.Context, key string, fn func(context.Context) error) error {
+	s.settling.mu.Lock()
+	if w, ok := s.settling.inFlight[key]; ok {
+		s.settling.mu.Unlock()
+		select {
+		case <-w.done:
+			return w.err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	w := &settlement{done: make(chan struct{})}
+	if s.settling.inFlight == nil {
+		s.settling.inFlight = map[string]*settlement{}
+	}
+	s.settling.inFlight[key] = w
+	s.settling.mu.Unlock()
+
+	cctx, cancel := compensating(ctx)
+	defer cancel()
+	w.err = fn(cctx)
+	s.settling.mu.Lock()
+	delete(s.settling.inFlight, key)
+	s.settling.mu.Unlock()
+	close(w.done)
+	return w.err
+}
+
+// settlements are the compensating works in flight, by key (settle).
+type settlements struct {
+	mu       sync.Mutex
+	inFlight map[string]*settlement
+}
+
+// settlement is one compensating work in flight: err is its outcome once
+// done is closed.
+type settlement struct {
+	done chan struct{}
+	err  error
 }

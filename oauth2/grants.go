@@ -384,14 +384,15 @@ func (s *Service) reuseDetected(ctx context.Context, t permiso.RefreshToken, met
 	// The family is the session's (one per login): RevokeSession ends the
 	// session and revokes its refresh tokens in one transaction, so a
 	// failure cannot leave one without the other. Both revocations run to
-	// their end even when the presenting client went away (compensating):
-	// hanging up must not save a family whose token was replayed.
-	cctx, cancel := compensating(ctx)
-	defer cancel()
-	if _, err := s.deps.Sessions.RevokeSession(cctx, t.SessionID, permiso.RevocationReuseDetected, now); err != nil && !errors.Is(err, permiso.ErrNotFound) {
-		return err
-	}
-	if err := s.deps.Revocations.RevokeSession(cctx, t.SessionID.String(), s.sessionRevocationExpiry(now)); err != nil {
+	// their end even when the presenting client went away, once at a time
+	// per session (settle): hanging up must not save a family whose token
+	// was replayed, nor make each replay a detached write.
+	if err := s.settle(ctx, "reuse:"+t.SessionID.String(), func(cctx context.Context) error {
+		if _, err := s.deps.Sessions.RevokeSession(cctx, t.SessionID, permiso.RevocationReuseDetected, now); err != nil && !errors.Is(err, permiso.ErrNotFound) {
+			return err
+		}
+		return s.deps.Revocations.RevokeSession(cctx, t.SessionID.String(), s.sessionRevocationExpiry(now))
+	}); err != nil {
 		return err
 	}
 	s.log.LogAttrs(ctx, slog.LevelInfo, "family and session revoked after reuse",

@@ -164,6 +164,8 @@ type Service struct {
 	// rotator is the token store's checked rotation (PostgreSQL), nil
 	// when it has none: the refresh grant then reads the token first.
 	rotator permiso.RefreshRotator
+	// settling holds the compensating revocations in flight (settle).
+	settling settlements
 }
 
 // NewService returns a Service. Zero lifetimes take the Default* values.
