@@ -2,6 +2,7 @@ package oauth2
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 )
@@ -43,22 +44,30 @@ func (s *Service) settle(ctx context.Context, key string, fn func(context.Contex
 			return ctx.Err()
 		}
 	}
-	w := &settlement{done: make(chan struct{})}
+	// Until fn returns, its outcome is a failure: a panic in fn leaves
+	// the requests that joined it an error, and the key free again.
+	w := &settlement{done: make(chan struct{}), err: errSettlementUnfinished}
 	if s.settling.inFlight == nil {
 		s.settling.inFlight = map[string]*settlement{}
 	}
 	s.settling.inFlight[key] = w
 	s.settling.mu.Unlock()
+	defer func() {
+		s.settling.mu.Lock()
+		delete(s.settling.inFlight, key)
+		s.settling.mu.Unlock()
+		close(w.done)
+	}()
 
 	cctx, cancel := compensating(ctx)
 	defer cancel()
 	w.err = fn(cctx)
-	s.settling.mu.Lock()
-	delete(s.settling.inFlight, key)
-	s.settling.mu.Unlock()
-	close(w.done)
 	return w.err
 }
+
+// errSettlementUnfinished is the outcome of a compensating work that
+// ended without returning (settle).
+var errSettlementUnfinished = errors.New("compensating work did not finish")
 
 // settlements are the compensating works in flight, by key (settle).
 type settlements struct {

@@ -59,3 +59,22 @@ func TestSettleOnceAtATimePerKey(t *testing.T) {
 		t.Fatalf("%v, %d runs; want a second run", err, runs.Load())
 	}
 }
+
+// TestSettleFreesItsKeyAfterAPanic: compensating work that panics leaves
+// its key free, so that the next presentation settles again instead of
+// joining work that never ends.
+func TestSettleFreesItsKeyAfterAPanic(t *testing.T) {
+	s := &Service{}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("the panic did not reach the caller")
+			}
+		}()
+		_ = s.settle(t.Context(), "reuse:b", func(context.Context) error { panic("store") })
+	}()
+	ran := false
+	if err := s.settle(t.Context(), "reuse:b", func(context.Context) error { ran = true; return nil }); err != nil || !ran {
+		t.Fatalf("%v, ran %v; want the next work run", err, ran)
+	}
+}
