@@ -264,3 +264,54 @@ func TestAbandonedLoginCompensates(t *testing.T) {
 		})
 	})
 }
+
+// TestAbandonedRefreshRecordsNoFailure: a refresh whose client went away
+// before its answer (a 499, permiso.ClientGone) records no
+// token.refresh_failure, so that replays of one token sent and dropped at
+// once, which never wait for the audit queue, cannot write events at the
+// rate they are sent and push other users' events out (docs/audit.md,
+// "Backpressure instead of dropping"). The reuse itself is recorded once,
+// by the presentation that detected it, and a replay whose client waits
+// for its answer is recorded as before (docs/security-model.md, "Refresh
+// token reuse").
+func TestAbandonedRefreshRecordsNoFailure(t *testing.T) {
+	backends(t, func(t *testing.T, db permiso.Store) {
+		e := newEnvOn(t, db)
+		login, _ := e.rotated(time.Minute) // past the grace window
+		if _, err := e.refresh(login.RefreshToken, "", ""); err == nil {
+			t.Fatal("a reused refresh token answered a pair")
+		}
+		count := func() (reuse, failures, all int) {
+			e.audit.mu.Lock()
+			all = len(e.audit.events)
+			e.audit.mu.Unlock()
+			return len(e.audit.find(oauth2.ActionTokenReuseDetected)), len(e.audit.find(oauth2.ActionTokenRefreshFailure)), all
+		}
+		if reuse, failures, _ := count(); reuse != 1 || failures != 1 {
+			t.Fatalf("the detecting presentation recorded %d token.reuse_detected and %d token.refresh_failure, want 1 and 1", reuse, failures)
+		}
+		_, _, before := count()
+		gone, cancel := context.WithCancel(e.ctx)
+		cancel()
+		for _, rt := range []string{login.RefreshToken, "an-unknown-refresh-token"} {
+			req, err := oauth2.ParseTokenRequest(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 50 {
+				if _, err := e.svc.Token(gone, req, testMeta, nil); !errors.Is(err, context.Canceled) {
+					t.Fatalf("a refresh whose client went away: %v, want the cancellation", err)
+				}
+			}
+		}
+		if _, _, after := count(); after != before {
+			t.Fatalf("100 refreshes whose clients went away recorded %d audit events, want none", after-before)
+		}
+		// A replay whose client waits for its answer is refused and
+		// recorded, as any refused refresh.
+		e.wantRefreshRefused(login.RefreshToken)
+		if reuse, failures, _ := count(); reuse != 1 || failures != 2 {
+			t.Fatalf("a replay answered: %d token.reuse_detected and %d token.refresh_failure, want 1 and 2", reuse, failures)
+		}
+	})
+}

@@ -331,7 +331,14 @@ func (s *Service) token(ctx context.Context, req TokenRequest, meta RequestMeta,
 		g, err = s.passwordGrant(ctx, req, client, meta)
 	case GrantRefreshToken:
 		g, err = s.refreshGrant(ctx, req, client, meta)
-		if err != nil {
+		// A refresh abandoned by its client (permiso.ClientGone: a 499,
+		// not a refusal) records no token.refresh_failure: else a
+		// client that sends and hangs up, never waiting for the audit
+		// queue's backpressure, writes events at the rate it sends and
+		// pushes everyone else's out (docs/audit.md, "Backpressure
+		// instead of dropping"). What it did is recorded by itself: a
+		// reuse detection records token.reuse_detected first.
+		if err != nil && !permiso.ClientGone(ctx, err) {
 			s.auditRefreshFailure(ctx, meta, client, err)
 		}
 	case GrantClientCredentials:
