@@ -238,3 +238,133 @@ func TestRefusedLeaseRunSpendsOwnLease(t *testing.T) {
 		}
 	}
 }
+
+// TestEndedRequestKeepsLeaseGiveBack: a request that ended before its
+// batch was sent (its client hung up) sends nothing, and the unspent
+// requests of an expired lease that its run was to give back stay with
+// the instance for the next run: Redis then counts exactly the requests
+// admitted and those the live lease holds (docs/abuse-resistance.md,
+// "Leases"). Were they dropped with the unsent run, they would count for
+// the rest of the period: a flood of requests whose clients hang up
+// would spend a whole IP's budget with a fraction of its requests.
+func TestEndedRequestKeepsLeaseGiveBack(t *testing.T) {
+	t.Parallel()
+	c := openTestClient(t)
+	prefix := testPrefix(t, c)
+	l := NewLimiter(c, prefix)
+	ck := NewChecker(l, NewRevocations(c, prefix))
+	const key = "ip:api:192.0.2.1"
+	limit := permiso.Limit{Count: 6000, Period: time.Minute}
+	admitted := 0
+	allow := func(ctx context.Context) error {
+		b := ck.Batch()
+		res := b.AllowLeased(key, limit)
+		b.Exec(ctx)
+		r, err := res()
+		if err == nil && r.Allowed {
+			admitted++
+		}
+		return err
+	}
+	counted := func() int {
+		t.Helper()
+		r, err := l.Peek(t.Context(), key, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return limit.Count - r.Remaining
+	}
+	leased := func() int {
+		ck.leases.mu.Lock()
+		defer ck.leases.mu.Unlock()
+		return ck.leases.m[key].left()
+	}
+	// Leases of 1, 2 and 4 (each spent before its slot ran out): 7
+	// counted, 4 admitted, 3 leased.
+	for range 4 {
+		if err := allow(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := counted(), admitted+leased(); got != want || leased() == 0 {
+		t.Fatalf("counted %d, want %d admitted + %d leased", got, admitted, leased())
+	}
+	// The lease's slot runs out with its requests unspent.
+	ck.leases.mu.Lock()
+	for i := range ck.leases.m[key].blocks {
+		ck.leases.m[key].blocks[i].expires = time.Now()
+	}
+	ck.leases.mu.Unlock()
+
+	ended, cancel := context.WithCancel(t.Context())
+	cancel()
+	before := counted()
+	if err := allow(ended); err == nil {
+		t.Fatal("a batch of an ended request was answered")
+	}
+	if got := counted(); got != before {
+		t.Fatalf("an ended request's batch changed the count: %d, was %d", got, before)
+	}
+	if err := allow(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := counted(), admitted+leased(); got != want {
+		t.Errorf("after an ended request: counted %d, want %d admitted + %d leased (the expired lease's requests not given back)", got, admitted, leased())
+	}
+}
+
+// TestOneLeaseRunAtATime: while a run taking a lease of a key is in
+// flight, the instance's other requests of the key that find no lease
+// left ask Redis for one request each, not for a lease each: requests
+// arriving together count at most one lease ahead of those admitted
+// (docs/abuse-resistance.md, "Leases"). With a lease each, ten requests
+// at once would count ten leases, and a busy IP's unspent leases alone
+// could fill its RATE_LIMIT_API.
+func TestOneLeaseRunAtATime(t *testing.T) {
+	t.Parallel()
+	c := openTestClient(t)
+	prefix := testPrefix(t, c)
+	l := NewLimiter(c, prefix)
+	ck := NewChecker(l, NewRevocations(c, prefix))
+	const key = "ip:api:192.0.2.2"
+	limit := permiso.Limit{Count: 6000, Period: time.Minute}
+	admitted := 0
+	exec := func(batches ...permiso.CheckBatch) {
+		var res []func() (permiso.LimitResult, error)
+		for _, b := range batches {
+			res = append(res, b.AllowLeased(key, limit))
+		}
+		for i, b := range batches {
+			b.Exec(t.Context())
+			r, err := res[i]()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Allowed {
+				admitted++
+			}
+		}
+	}
+	// Leases of 1, 2 and 4, spent one request after the other.
+	for range 7 {
+		exec(ck.Batch())
+	}
+	// Ten requests find no lease left at once.
+	batches := make([]permiso.CheckBatch, 10)
+	for i := range batches {
+		batches[i] = ck.Batch()
+	}
+	exec(batches...)
+	r, err := l.Peek(t.Context(), key, limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if admitted != 17 {
+		t.Fatalf("admitted %d; want 17", admitted)
+	}
+	// The next lease, of 8 (the one of 4 was spent in time), less the
+	// request that took it.
+	if ahead := limit.Count - r.Remaining - admitted; ahead != 7 {
+		t.Errorf("%d requests counted ahead of those admitted; want one lease's 7", ahead)
+	}
+}
