@@ -27,7 +27,10 @@ import (
 // ran out asks for twice as many next time, up to one slot's share of the
 // tightest limit (leaseCap), and one that ran out with requests left asks
 // for half as many. So a key seen once costs what Allow costs, and a busy
-// one one round trip per lease.
+// one one round trip per lease. One run per key asks for a lease at a
+// time: the requests that find no lease left while it is in flight ask
+// for one request each, so requests arriving together count at most one
+// lease ahead of those spent.
 type leases struct {
 	mu      sync.Mutex
 	m       map[string]*lease
