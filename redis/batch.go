@@ -85,6 +85,8 @@ type leaseRun struct {
 	want  int
 	sent  time.Time
 	owner *lease
+	// give is what the run gives back of the lease's expired blocks.
+	give []giveBack
 }
 
 // pipeline returns the batch's pipeline, made on first use.
@@ -167,7 +169,7 @@ func (b *batch) allowLeased(keys []string, limits []permiso.Limit) func() ([]per
 		return func() ([]permiso.LimitResult, error) { return res, nil }
 	}
 	sc := b.queueScript(want, keys, limits, give)
-	sc.lease = &leaseRun{want: want, sent: now, owner: owner}
+	sc.lease = &leaseRun{want: want, sent: now, owner: owner, give: give}
 	return func() ([]permiso.LimitResult, error) { return sc.res, sc.err }
 }
 
@@ -206,6 +208,16 @@ func (b *batch) IsRevoked(jti, sid, subject string, issuedAt time.Time) func() (
 
 // Exec sends the pipeline. Each check reads its own command's answer; an
 // absent key (goredis.Nil) is an answer, not a failure.
+//
+// A batch whose request has ended (its client went away) is not sent:
+// every check fails with ctx's error, and a lease run gives what it was
+// to give back to the next run (leases.unsend). A batch that gives back
+// requests is sent once this is decided, whatever becomes of ctx: were it
+// dropped while waiting for a connection, the instance could not tell
+// whether Redis gave them back, and could give them back only never (they
+// would count for the rest of their period) or perhaps twice (admitting
+// more than the limit). Any other batch stops waiting when ctx ends: a
+// run that never reached Redis counted nothing.
 func (b *batch) Exec(ctx context.Context) {
 	for i := range b.local {
 		c := &b.local[i]
@@ -214,13 +226,32 @@ func (b *batch) Exec(ctx context.Context) {
 	if b.queued == 0 {
 		return
 	}
-	_, _ = b.pipe.Exec(ctx)
+	if err := ctx.Err(); err != nil {
+		for _, cmd := range b.pipe.Cmds() {
+			cmd.SetErr(err)
+		}
+		b.pipe.Discard()
+		for _, sc := range b.scripts {
+			sc.err = limiterUnavailable(err)
+			if sc.lease != nil {
+				b.c.leases.unsend(sc.lease.owner, sc.lease.want, sc.lease.give)
+			}
+		}
+		return
+	}
+	sent := ctx
+	for _, sc := range b.scripts {
+		if sc.lease != nil && sc.lease.give != nil {
+			sent = context.WithoutCancel(ctx)
+		}
+	}
+	_, _ = b.pipe.Exec(sent)
 	for _, sc := range b.scripts {
 		err := sc.cmd.Err()
 		var v []int64
 		if goredis.HasErrorPrefix(err, "NOSCRIPT") {
 			// Run sends EVALSHA and falls back to EVAL, which loads it.
-			v, err = limitScript.Run(ctx, b.c.lim.rdb, sc.keys, sc.args...).Int64Slice()
+			v, err = limitScript.Run(sent, b.c.lim.rdb, sc.keys, sc.args...).Int64Slice()
 		} else if err == nil {
 			v, err = sc.cmd.Int64Slice()
 		}
@@ -234,7 +265,10 @@ func (b *batch) Exec(ctx context.Context) {
 		case err != nil:
 			sc.err = err
 			if sc.lease != nil {
-				b.c.leases.abandon(sc.lease.owner)
+				// Perhaps counted, perhaps not: what it gave back is
+				// not given again (that could admit more than the
+				// limit), and what it was granted is not spent.
+				b.c.leases.abandon(sc.lease.owner, sc.lease.want)
 			}
 		case sc.lease != nil:
 			sc.res = b.c.leases.record(ctx, sc.userKeys, sc.limits, sc.lease.want, sc.lease.sent, sc.lease.owner, r)

@@ -27,7 +27,10 @@ import (
 // ran out asks for twice as many next time, up to one slot's share of the
 // tightest limit (leaseCap), and one that ran out with requests left asks
 // for half as many. So a key seen once costs what Allow costs, and a busy
-// one one round trip per lease.
+// one one round trip per lease. One run per key asks for a lease at a
+// time: the requests that find no lease left while it is in flight ask
+// for one request each, so requests arriving together count at most one
+// lease ahead of those spent.
 type leases struct {
 	mu      sync.Mutex
 	m       map[string]*lease
@@ -60,6 +63,10 @@ type lease struct {
 	// is recorded.
 	inflight int
 	changed  chan struct{}
+	// leasing is set while a run asking for more than one request is in
+	// flight: the instance's other requests that find no lease left
+	// meanwhile ask for one each (see take).
+	leasing bool
 }
 
 // maxRefusalWait bounds how long a refused lease run waits for the
@@ -134,12 +141,17 @@ func (ls *leases) take(keys []string, limits []permiso.Limit, now time.Time) (re
 	if res, ok := l.spend(limits, now); ok {
 		return res, true, 0, nil, nil
 	}
-	switch {
-	case expired:
-		l.size = max(1, l.size/2)
-	case now.Before(l.busyUntil):
-		// Spent before its time: the key is busy.
-		l.size = min(2*l.size, leaseCap(limits))
+	want = 1
+	if !l.leasing {
+		switch {
+		case expired:
+			l.size = max(1, l.size/2)
+		case now.Before(l.busyUntil):
+			// Spent before its time: the key is busy.
+			l.size = min(2*l.size, leaseCap(limits))
+		}
+		want = l.size
+		l.leasing = want > 1
 	}
 	if len(l.back) > 0 {
 		b := l.back[0]
@@ -150,21 +162,46 @@ func (ls *leases) take(keys []string, limits []permiso.Limit, now time.Time) (re
 		}
 	}
 	l.inflight++
-	return nil, false, l.size, give, l
+	return nil, false, want, give, l
 }
 
-// abandon ends a run of owner's lease that got no reply.
-func (ls *leases) abandon(owner *lease) {
+// abandon ends a run of owner's lease, asking for want requests, that got
+// no reply.
+func (ls *leases) abandon(owner *lease, want int) {
 	if owner == nil {
 		return
 	}
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	owner.done()
+	owner.done(want)
 }
 
-// done ends one run in flight and wakes the refused runs waiting.
-func (l *lease) done() {
+// unsend ends a run of owner's lease, asking for want requests, that was
+// never sent: the requests it was to give back (give, from take) are given
+// back by a later run.
+func (ls *leases) unsend(owner *lease, want int, give []giveBack) {
+	if owner == nil {
+		return
+	}
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if give != nil {
+		b := block{ends: make([]int64, len(give)), left: give[0].n}
+		for i, g := range give {
+			b.ends[i] = g.end
+		}
+		// It was the oldest: take gives back l.back[0] first.
+		owner.back = slices.Insert(owner.back, 0, b)
+	}
+	owner.done(want)
+}
+
+// done ends one run in flight, asking for want requests, and wakes the
+// refused runs waiting.
+func (l *lease) done(want int) {
+	if want > 1 {
+		l.leasing = false
+	}
 	l.inflight--
 	if l.changed != nil {
 		close(l.changed)
@@ -267,10 +304,10 @@ func (ls *leases) record(ctx context.Context, keys []string, limits []permiso.Li
 		owner = nil // a run of a lease since replaced
 	}
 	if r.granted < 1 {
-		return ls.refused(ctx, l, owner, limits, r)
+		return ls.refused(ctx, l, owner, want, limits, r)
 	}
 	if owner != nil {
-		owner.done()
+		owner.done(want)
 	}
 	if len(l.blocks) > 0 {
 		// Another lease of the keys is live, whose reply may have come
@@ -302,13 +339,13 @@ func (ls *leases) record(ctx context.Context, keys []string, limits []permiso.Li
 // refused answers a run Redis refused (r), with ls.mu held: from a live
 // block of l when there is one, after waiting for l's other runs in
 // flight; else with the refusal.
-func (ls *leases) refused(ctx context.Context, l, owner *lease, limits []permiso.Limit, r scriptReply) []permiso.LimitResult {
+func (ls *leases) refused(ctx context.Context, l, owner *lease, want int, limits []permiso.Limit, r scriptReply) []permiso.LimitResult {
 	var timeout <-chan time.Time
 	for {
 		now := time.Now()
 		if res, ok := l.spend(limits, now); ok {
 			if owner != nil {
-				owner.done()
+				owner.done(want)
 			}
 			return res
 		}
@@ -320,7 +357,7 @@ func (ls *leases) refused(ctx context.Context, l, owner *lease, limits []permiso
 		}
 		if others <= 0 || ls.m[l.keys[0]] != l {
 			if owner != nil {
-				owner.done()
+				owner.done(want)
 			}
 			return r.results
 		}
@@ -330,7 +367,7 @@ func (ls *leases) refused(ctx context.Context, l, owner *lease, limits []permiso
 			timeout = t.C
 		}
 		if owner != nil {
-			owner.done()
+			owner.done(want)
 			owner = nil
 		}
 		if l.changed == nil {

@@ -238,3 +238,140 @@ func TestRefusedLeaseRunSpendsOwnLease(t *testing.T) {
 		}
 	}
 }
+
+// leasedKey is one key of a leased per-IP limit (RATE_LIMIT_API,
+// 6000/minute: leases of up to 100), counted through a checker of its
+// own over the test Redis.
+type leasedKey struct {
+	l        *Limiter
+	ck       *Checker
+	key      string
+	limit    permiso.Limit
+	admitted int
+}
+
+func newLeasedKey(t *testing.T) *leasedKey {
+	c := openTestClient(t)
+	prefix := testPrefix(t, c)
+	l := NewLimiter(c, prefix)
+	return &leasedKey{l: l, ck: NewChecker(l, NewRevocations(c, prefix)),
+		key: "ip:api:192.0.2.1", limit: permiso.Limit{Count: 6000, Period: time.Minute}}
+}
+
+// exec queues a request of the key in each of batches, all before the
+// first is sent (requests arriving together), then sends them one after
+// the other. It returns the first check's error.
+func (k *leasedKey) exec(ctx context.Context, batches ...permiso.CheckBatch) error {
+	res := make([]func() (permiso.LimitResult, error), len(batches))
+	for i, b := range batches {
+		res[i] = b.AllowLeased(k.key, k.limit)
+	}
+	var first error
+	for i, b := range batches {
+		b.Exec(ctx)
+		r, err := res[i]()
+		if err == nil && r.Allowed {
+			k.admitted++
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// counted is the key's count in Redis.
+func (k *leasedKey) counted(t *testing.T) int {
+	t.Helper()
+	r, err := k.l.Peek(t.Context(), k.key, k.limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.limit.Count - r.Remaining
+}
+
+// leased is what the checker's lease of the key holds unspent.
+func (k *leasedKey) leased() int {
+	k.ck.leases.mu.Lock()
+	defer k.ck.leases.mu.Unlock()
+	return k.ck.leases.m[k.key].left()
+}
+
+// TestEndedRequestKeepsLeaseGiveBack: a request that ended before its
+// batch was sent (its client hung up) sends nothing, and the unspent
+// requests of an expired lease that its run was to give back stay with
+// the instance for the next run: Redis then counts exactly the requests
+// admitted and those the live lease holds (docs/abuse-resistance.md,
+// "Leases"). Were they dropped with the unsent run, they would count for
+// the rest of the period: a flood of requests whose clients hang up
+// would spend a whole IP's budget with a fraction of its requests.
+func TestEndedRequestKeepsLeaseGiveBack(t *testing.T) {
+	t.Parallel()
+	k := newLeasedKey(t)
+	// Leases of 1, 2 and 4 (each spent before its slot ran out): 7
+	// counted, 4 admitted, 3 leased.
+	for range 4 {
+		if err := k.exec(t.Context(), k.ck.Batch()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := k.counted(t), k.admitted+k.leased(); got != want || k.leased() == 0 {
+		t.Fatalf("counted %d, want %d admitted + %d leased", got, k.admitted, k.leased())
+	}
+	// The lease's slot runs out with its requests unspent.
+	k.ck.leases.mu.Lock()
+	for i := range k.ck.leases.m[k.key].blocks {
+		k.ck.leases.m[k.key].blocks[i].expires = time.Now()
+	}
+	k.ck.leases.mu.Unlock()
+
+	ended, cancel := context.WithCancel(t.Context())
+	cancel()
+	before := k.counted(t)
+	if err := k.exec(ended, k.ck.Batch()); err == nil {
+		t.Fatal("a batch of an ended request was answered")
+	}
+	if got := k.counted(t); got != before {
+		t.Fatalf("an ended request's batch changed the count: %d, was %d", got, before)
+	}
+	if err := k.exec(t.Context(), k.ck.Batch()); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := k.counted(t), k.admitted+k.leased(); got != want {
+		t.Errorf("after an ended request: counted %d, want %d admitted + %d leased (the expired lease's requests not given back)", got, k.admitted, k.leased())
+	}
+}
+
+// TestOneLeaseRunAtATime: while a run taking a lease of a key is in
+// flight, the instance's other requests of the key that find no lease
+// left ask Redis for one request each, not for a lease each: requests
+// arriving together count at most one lease ahead of those admitted
+// (docs/abuse-resistance.md, "Leases"). With a lease each, ten requests
+// at once would count ten leases, and a busy IP's unspent leases alone
+// could fill its RATE_LIMIT_API.
+func TestOneLeaseRunAtATime(t *testing.T) {
+	t.Parallel()
+	k := newLeasedKey(t)
+	// Leases of 1, 2 and 4, spent one request after the other.
+	for range 7 {
+		if err := k.exec(t.Context(), k.ck.Batch()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Ten requests find no lease left at once.
+	batches := make([]permiso.CheckBatch, 10)
+	for i := range batches {
+		batches[i] = k.ck.Batch()
+	}
+	if err := k.exec(t.Context(), batches...); err != nil {
+		t.Fatal(err)
+	}
+	if k.admitted != 17 {
+		t.Fatalf("admitted %d; want 17", k.admitted)
+	}
+	// The next lease, of 8 (the one of 4 was spent in time), less the
+	// request that took it.
+	if ahead := k.counted(t) - k.admitted; ahead != 7 {
+		t.Errorf("%d requests counted ahead of those admitted; want one lease's 7", ahead)
+	}
+}
