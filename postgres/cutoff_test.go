@@ -1,0 +1,161 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/permiso/permiso"
+)
+
+// holder is a transaction of the test's own, on a connection of its own,
+// that holds locks the statement under test waits for.
+type holder struct {
+	conn *pgxpool.Conn
+	pid  uint32
+}
+
+// hold opens a transaction on a connection of db's pool and runs lock in
+// it; release ends the transaction (and with it the locks).
+func hold(t *testing.T, db *DB, lock string, args ...any) *holder {
+	t.Helper()
+	c, err := db.pool.Acquire(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &holder{conn: c, pid: c.Conn().PgConn().PID()}
+	if _, err := c.Exec(t.Context(), "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Exec(t.Context(), lock, args...); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// waitBlocked returns once a backend waits for a lock h holds.
+func (h *holder) waitBlocked(t *testing.T, db *DB) {
+	t.Helper()
+	for {
+		var n int
+		if err := db.pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))`,
+			int32(h.pid)).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// release commits h's transaction and gives its connection back.
+func (h *holder) release(t *testing.T) {
+	t.Helper()
+	defer h.conn.Release()
+	if _, err := h.conn.Exec(context.WithoutCancel(t.Context()), "COMMIT"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCutOffRotationTakenBack: a refresh whose client goes away while its
+// rotation, sent alone, waits in PostgreSQL (here for the session's row
+// lock, held by another transaction) gets the cancellation, and the
+// rotation, which PostgreSQL runs to its commit once the lock is free,
+// is taken back (sent, undoAbandoned): the token is unused again and its
+// replacement gone, so that the client's retry after the grace window is
+// not taken for reuse (docs/security-model.md, "Refresh token reuse").
+func TestCutOffRotationTakenBack(t *testing.T) {
+	db := newTestDB(t)
+	ctx := t.Context()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	u := activeUser(t, db, "cut")
+	sess, _ := sessionToken(t, db, u.ID, "cut", now.Add(-time.Minute), now.Add(time.Hour))
+
+	h := hold(t, db, `SELECT 1 FROM user_sessions WHERE id = $1 FOR UPDATE`, sess.ID)
+	reqCtx, leave := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, _, ok, err := db.RotateRefreshToken(reqCtx, permiso.RefreshRotation{Hash: "cut", Now: now, SessionLifetime: 24 * time.Hour,
+			Replacement: permiso.RefreshToken{ID: uuid.New(), TokenHash: "cut-next", ExpiresAt: now.Add(time.Hour)}})
+		if err == nil && ok {
+			err = errors.New("rotated, answered as delivered")
+		}
+		done <- err
+	}()
+	h.waitBlocked(t, db)
+	leave()
+	h.release(t)
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cut-off rotation answered %v, want the request's cancellation", err)
+	}
+	// Once the session's row is free again, whatever the rotation's
+	// statement did has been committed.
+	after := hold(t, db, `SELECT 1 FROM user_sessions WHERE id = $1 FOR UPDATE`, sess.ID)
+	after.release(t)
+	tok, _, err := db.GetRefreshTokenSession(ctx, "cut")
+	if err != nil || tok.UsedAt != nil {
+		t.Errorf("cut-off token %+v, %v; want it unused", tok, err)
+	}
+	if _, _, err := db.GetRefreshTokenSession(ctx, "cut-next"); !errors.Is(err, permiso.ErrNotFound) {
+		t.Errorf("cut-off rotation's replacement: %v, want not found", err)
+	}
+}
+
+// TestCutOffCommitAnswersWhatWasCommitted: a transaction (inTx) whose
+// request is cancelled while its COMMIT waits in PostgreSQL (here for a
+// deferred trigger's lock, held by another transaction) answers what
+// PostgreSQL did: committed, no error; the caller then learns from its
+// own context that the client went away, and takes back what it must
+// (an unconfirmed login's session: docs/security-model.md, "Refresh token
+// reuse"). Before, it answered the cancellation although committed.
+func TestCutOffCommitAnswersWhatWasCommitted(t *testing.T) {
+	db := newTestDB(t)
+	ctx := t.Context()
+	key := time.Now().UnixNano()
+	for _, q := range []string{
+		`CREATE TABLE cut (x int)`,
+		`CREATE FUNCTION cut_wait() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN PERFORM pg_advisory_xact_lock(` + "current_setting('permiso.cut_key')::bigint" + `); RETURN NULL; END $$`,
+		`CREATE CONSTRAINT TRIGGER cut_wait AFTER INSERT ON cut DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION cut_wait()`,
+	} {
+		if _, err := db.pool.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := hold(t, db, `SELECT pg_advisory_xact_lock($1)`, key)
+	reqCtx, leave := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- db.inTx(reqCtx, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(reqCtx, `SELECT set_config('permiso.cut_key', $1, true)`, strconv.FormatInt(key, 10)); err != nil {
+				return err
+			}
+			_, err := tx.Exec(reqCtx, `INSERT INTO cut VALUES (1)`)
+			return err
+		})
+	}()
+	h.waitBlocked(t, db)
+	leave()
+	h.release(t)
+	err := <-done
+	// The COMMIT's transaction holds the lock until it ends.
+	after := hold(t, db, `SELECT pg_advisory_xact_lock($1)`, key)
+	after.release(t)
+	var n int
+	if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM cut`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if (err == nil) != (n == 1) {
+		t.Fatalf("inTx answered %v, and %d rows were committed", err, n)
+	}
+	if err != nil {
+		t.Fatalf("inTx answered %v; its COMMIT, sent before the request ended, should have run to its answer", err)
+	}
+}
