@@ -64,6 +64,25 @@ func (h *holder) release(t *testing.T) {
 	}
 }
 
+// cutOff runs call on a request context while another transaction holds
+// lock (with args), which call's statement waits for: once it waits, the
+// request is cancelled (its client went away) and the lock released. It
+// returns call's error once whatever call's statement did is committed:
+// the lock, taken again, is had only after call's transaction ended.
+func cutOff(t *testing.T, db *DB, lock string, args []any, call func(ctx context.Context) error) error {
+	t.Helper()
+	h := hold(t, db, lock, args...)
+	ctx, leave := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- call(ctx) }()
+	h.waitBlocked(t, db)
+	leave()
+	h.release(t)
+	err := <-done
+	hold(t, db, lock, args...).release(t)
+	return err
+}
+
 // TestCutOffRotationTakenBack: a refresh whose client goes away while its
 // rotation, sent alone, waits in PostgreSQL (here for the session's row
 // lock, held by another transaction) gets the cancellation, and the
@@ -78,27 +97,17 @@ func TestCutOffRotationTakenBack(t *testing.T) {
 	u := activeUser(t, db, "cut")
 	sess, _ := sessionToken(t, db, u.ID, "cut", now.Add(-time.Minute), now.Add(time.Hour))
 
-	h := hold(t, db, `SELECT 1 FROM user_sessions WHERE id = $1 FOR UPDATE`, sess.ID)
-	reqCtx, leave := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		_, _, ok, err := db.RotateRefreshToken(reqCtx, permiso.RefreshRotation{Hash: "cut", Now: now, SessionLifetime: 24 * time.Hour,
+	err := cutOff(t, db, `SELECT 1 FROM user_sessions WHERE id = $1 FOR UPDATE`, []any{sess.ID}, func(ctx context.Context) error {
+		_, _, ok, err := db.RotateRefreshToken(ctx, permiso.RefreshRotation{Hash: "cut", Now: now, SessionLifetime: 24 * time.Hour,
 			Replacement: permiso.RefreshToken{ID: uuid.New(), TokenHash: "cut-next", ExpiresAt: now.Add(time.Hour)}})
 		if err == nil && ok {
 			err = errors.New("rotated, answered as delivered")
 		}
-		done <- err
-	}()
-	h.waitBlocked(t, db)
-	leave()
-	h.release(t)
-	if err := <-done; !errors.Is(err, context.Canceled) {
+		return err
+	})
+	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("cut-off rotation answered %v, want the request's cancellation", err)
 	}
-	// Once the session's row is free again, whatever the rotation's
-	// statement did has been committed.
-	after := hold(t, db, `SELECT 1 FROM user_sessions WHERE id = $1 FOR UPDATE`, sess.ID)
-	after.release(t)
 	tok, _, err := db.GetRefreshTokenSession(ctx, "cut")
 	if err != nil || tok.UsedAt != nil {
 		t.Errorf("cut-off token %+v, %v; want it unused", tok, err)
@@ -129,25 +138,15 @@ func TestCutOffCommitAnswersWhatWasCommitted(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	h := hold(t, db, `SELECT pg_advisory_xact_lock($1)`, key)
-	reqCtx, leave := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- db.inTx(reqCtx, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(reqCtx, `SELECT set_config('permiso.cut_key', $1, true)`, strconv.FormatInt(key, 10)); err != nil {
+	err := cutOff(t, db, `SELECT pg_advisory_xact_lock($1)`, []any{key}, func(ctx context.Context) error {
+		return db.inTx(ctx, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `SELECT set_config('permiso.cut_key', $1, true)`, strconv.FormatInt(key, 10)); err != nil {
 				return err
 			}
-			_, err := tx.Exec(reqCtx, `INSERT INTO cut VALUES (1)`)
+			_, err := tx.Exec(ctx, `INSERT INTO cut VALUES (1)`)
 			return err
 		})
-	}()
-	h.waitBlocked(t, db)
-	leave()
-	h.release(t)
-	err := <-done
-	// The COMMIT's transaction holds the lock until it ends.
-	after := hold(t, db, `SELECT pg_advisory_xact_lock($1)`, key)
-	after.release(t)
+	})
 	var n int
 	if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM cut`).Scan(&n); err != nil {
 		t.Fatal(err)
@@ -157,5 +156,33 @@ func TestCutOffCommitAnswersWhatWasCommitted(t *testing.T) {
 	}
 	if err != nil {
 		t.Fatalf("inTx answered %v; its COMMIT, sent before the request ended, should have run to its answer", err)
+	}
+}
+
+// TestCutOffSpendAnswersWhatWasCommitted: PostgreSQL's own spend of a
+// refresh token (UseRefreshToken: the refresh that asks for a scope, or
+// that lost a race), cut off by its client while its statement waits for
+// the session's row lock, answers what PostgreSQL did: the token spent
+// and its replacement stored, no error (docs/security-model.md, "Refresh
+// token reuse": committed, it stands and its answer is a success).
+func TestCutOffSpendAnswersWhatWasCommitted(t *testing.T) {
+	db := newTestDB(t)
+	ctx := t.Context()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	u := activeUser(t, db, "spent")
+	sess, tok := sessionToken(t, db, u.ID, "spent", now.Add(-time.Minute), now.Add(time.Hour))
+	err := cutOff(t, db, `SELECT 1 FROM user_sessions WHERE id = $1 FOR UPDATE`, []any{sess.ID}, func(ctx context.Context) error {
+		return db.UseRefreshToken(ctx, "spent", permiso.RefreshToken{ID: uuid.New(), TokenHash: "spent-next", UserID: u.ID,
+			SessionID: sess.ID, FamilyID: tok.FamilyID, ParentID: &tok.ID, IssuedAt: now, ExpiresAt: now.Add(time.Hour)}, now)
+	})
+	got, _, gerr := db.GetRefreshTokenSession(ctx, "spent")
+	if gerr != nil {
+		t.Fatal(gerr)
+	}
+	if (err == nil) != (got.UsedAt != nil) {
+		t.Fatalf("UseRefreshToken answered %v, and the token's used_at is %v", err, got.UsedAt)
+	}
+	if err != nil {
+		t.Fatalf("UseRefreshToken answered %v; its statement, sent before the request ended, should have run to its answer", err)
 	}
 }

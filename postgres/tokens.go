@@ -28,11 +28,21 @@ import (
 // A rotation that finds its connection lost before any answer (one the
 // server ended while it sat in the pool) is sent again on another
 // connection: it has not been committed.
+//
+// Like a transaction's COMMIT (inTx), the statement is sent only while
+// ctx lasts, and once sent it runs to its answer without ctx's
+// cancellation (sent): its answer is what PostgreSQL did, never a
+// cancellation of a rotation that was committed.
 func (db *DB) UseRefreshToken(ctx context.Context, hash string, replacement permiso.RefreshToken, now time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return mapErr(err, "refresh token", opWrite)
+	}
+	sctx, cancel := sent(ctx)
+	defer cancel()
 	t := sqlstore.RefreshDefaults(replacement)
 	for attempt := 0; ; attempt++ {
-		lost, err := db.useRefreshToken(ctx, hash, t, now)
-		if !lost || attempt >= int(db.cfg.MaxConns) || ctx.Err() != nil {
+		lost, err := db.useRefreshToken(sctx, hash, t, now)
+		if !lost || attempt >= int(db.cfg.MaxConns) || sctx.Err() != nil {
 			return err
 		}
 	}
