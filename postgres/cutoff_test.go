@@ -83,6 +83,21 @@ func cutOff(t *testing.T, db *DB, lock string, args []any, call func(ctx context
 	return err
 }
 
+// sessionCutOff creates, in a database of its own, an active user named
+// name with a session and its refresh token (hash name), and runs call
+// with them cut off while another transaction holds the session's row
+// (cutOff). It returns the database and call's error.
+func sessionCutOff(t *testing.T, name string, call func(ctx context.Context, db *DB, now time.Time, tok permiso.RefreshToken) error) (*DB, error) {
+	t.Helper()
+	db := newTestDB(t)
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	u := activeUser(t, db, name)
+	sess, tok := sessionToken(t, db, u.ID, name, now.Add(-time.Minute), now.Add(time.Hour))
+	return db, cutOff(t, db, `SELECT 1 FROM user_sessions WHERE id = $1 FOR UPDATE`, []any{sess.ID}, func(ctx context.Context) error {
+		return call(ctx, db, now, tok)
+	})
+}
+
 // TestCutOffRotationTakenBack: a refresh whose client goes away while its
 // rotation, sent alone, waits in PostgreSQL (here for the session's row
 // lock, held by another transaction) gets the cancellation, and the
@@ -91,13 +106,7 @@ func cutOff(t *testing.T, db *DB, lock string, args []any, call func(ctx context
 // replacement gone, so that the client's retry after the grace window is
 // not taken for reuse (docs/security-model.md, "Refresh token reuse").
 func TestCutOffRotationTakenBack(t *testing.T) {
-	db := newTestDB(t)
-	ctx := t.Context()
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	u := activeUser(t, db, "cut")
-	sess, _ := sessionToken(t, db, u.ID, "cut", now.Add(-time.Minute), now.Add(time.Hour))
-
-	err := cutOff(t, db, `SELECT 1 FROM user_sessions WHERE id = $1 FOR UPDATE`, []any{sess.ID}, func(ctx context.Context) error {
+	db, err := sessionCutOff(t, "cut", func(ctx context.Context, db *DB, now time.Time, _ permiso.RefreshToken) error {
 		_, _, ok, err := db.RotateRefreshToken(ctx, permiso.RefreshRotation{Hash: "cut", Now: now, SessionLifetime: 24 * time.Hour,
 			Replacement: permiso.RefreshToken{ID: uuid.New(), TokenHash: "cut-next", ExpiresAt: now.Add(time.Hour)}})
 		if err == nil && ok {
@@ -105,6 +114,7 @@ func TestCutOffRotationTakenBack(t *testing.T) {
 		}
 		return err
 	})
+	ctx := t.Context()
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("cut-off rotation answered %v, want the request's cancellation", err)
 	}
@@ -166,15 +176,11 @@ func TestCutOffCommitAnswersWhatWasCommitted(t *testing.T) {
 // and its replacement stored, no error (docs/security-model.md, "Refresh
 // token reuse": committed, it stands and its answer is a success).
 func TestCutOffSpendAnswersWhatWasCommitted(t *testing.T) {
-	db := newTestDB(t)
-	ctx := t.Context()
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	u := activeUser(t, db, "spent")
-	sess, tok := sessionToken(t, db, u.ID, "spent", now.Add(-time.Minute), now.Add(time.Hour))
-	err := cutOff(t, db, `SELECT 1 FROM user_sessions WHERE id = $1 FOR UPDATE`, []any{sess.ID}, func(ctx context.Context) error {
-		return db.UseRefreshToken(ctx, "spent", permiso.RefreshToken{ID: uuid.New(), TokenHash: "spent-next", UserID: u.ID,
-			SessionID: sess.ID, FamilyID: tok.FamilyID, ParentID: &tok.ID, IssuedAt: now, ExpiresAt: now.Add(time.Hour)}, now)
+	db, err := sessionCutOff(t, "spent", func(ctx context.Context, db *DB, now time.Time, tok permiso.RefreshToken) error {
+		return db.UseRefreshToken(ctx, "spent", permiso.RefreshToken{ID: uuid.New(), TokenHash: "spent-next", UserID: tok.UserID,
+			SessionID: tok.SessionID, FamilyID: tok.FamilyID, ParentID: &tok.ID, IssuedAt: now, ExpiresAt: now.Add(time.Hour)}, now)
 	})
+	ctx := t.Context()
 	got, _, gerr := db.GetRefreshTokenSession(ctx, "spent")
 	if gerr != nil {
 		t.Fatal(gerr)
