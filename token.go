@@ -125,7 +125,10 @@ type RefreshRotation struct {
 // the replacement and touches the session (TouchSession), and returns the
 // presented token (now used) and its session (touched). When any check
 // fails, or a concurrent rotation won, it returns ok false and writes no
-// token: the caller reads the token to decide the answer.
+// token: the caller reads the token to decide the answer. A call whose
+// ctx ends before its answer (the client went away) leaves nothing: its
+// rotation was not sent, or it is taken back, and it returns ctx's error;
+// the caller reads the token all the same, so that a replay is detected.
 //
 // UndoRefreshRotation takes back a rotation RotateRefreshToken made whose
 // answer could not be issued (the access token could not be signed): it

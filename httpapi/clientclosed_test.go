@@ -116,7 +116,7 @@ func newClosedEnv(t *testing.T, db permiso.Store) *closedEnv {
 		deps:    Deps{Metrics: m.Handler(), Observe: m.ObserveHTTP}})
 	u := activeUser(t, db, "gone", testwire.Hash(t, w.hasher, apiPassword), false)
 	rec := serve(w.h, formRequest("/api/v1/auth/token", url.Values{"grant_type": {"password"}, "username": {"gone"}, "password": {apiPassword}}))
-	return &closedEnv{t: t, db: db, user: u, h: w.h, log: log, gate: gate, recheck: recheck, refresh: tokenResponse(t, rec, "login").RefreshToken}
+	return &closedEnv{t: t, db: db, user: u, h: withRequest(w.h), log: log, gate: gate, recheck: recheck, refresh: tokenResponse(t, rec, "login").RefreshToken}
 }
 
 // tokenRequest is a token request with the form, sent with ctx.
@@ -130,12 +130,34 @@ func (e *closedEnv) tokenRequest(ctx context.Context, base string, form url.Valu
 	return r
 }
 
-// holdUntilDone is a gate that reports the request's arrival on entered,
-// waits for the request's context to end, and lets the store's own call
-// run with it, so that the error is the store's own.
+// requestKey carries the request's own context (withRequest), which a
+// store call that runs without the request's cancellation (the read of a
+// presented refresh token: oauth2 deciding) still sees as a value.
+type requestKey struct{}
+
+// withRequest is h with the request's context carried as a value
+// (requestKey).
+func withRequest(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestKey{}, r.Context())))
+	})
+}
+
+// holdUntilDone is a gate that, at the first store call it sees, reports
+// the request's arrival on entered, waits for the request's context to
+// end, and lets the store's own call run; later calls pass at once. The
+// answer is then what the store and the service make of the ended
+// request.
 func holdUntilDone(entered chan<- struct{}) *func(ctx context.Context) error {
+	var held atomic.Bool
 	g := func(ctx context.Context) error {
+		if !held.CompareAndSwap(false, true) {
+			return nil
+		}
 		entered <- struct{}{}
+		if req, ok := ctx.Value(requestKey{}).(context.Context); ok {
+			ctx = req
+		}
 		<-ctx.Done()
 		return nil
 	}

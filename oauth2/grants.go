@@ -228,13 +228,12 @@ func (s *Service) refreshGrant(ctx context.Context, req TokenRequest, client *pe
 	}
 	// The token and its session in one read (one round trip): with the
 	// rotation's one, a refresh makes two. On a RefreshRotator this runs
-	// only when the rotation found something to refuse, or lost a race,
-	// and decides the answer.
-	t, sess, err := s.deps.Tokens.GetRefreshTokenSession(ctx, hash)
+	// only when the rotation found something to refuse, lost a race, or
+	// did not run to its answer (the client went away), and decides the
+	// answer. It reads whatever became of the request (deciding): a
+	// replay is detected even when its client hangs up at once.
+	t, sess, err := s.presentedToken(ctx, hash)
 	if err != nil {
-		if errors.Is(err, permiso.ErrNotFound) {
-			return nil, errBadRefresh
-		}
 		return nil, err
 	}
 	if !now.Before(t.ExpiresAt) {
@@ -259,6 +258,10 @@ func (s *Service) refreshGrant(ctx context.Context, req TokenRequest, client *pe
 	// once its replacement was used (useGrace).
 	if t.RevokedAt != nil || t.UsedAt != nil && s.pastGrace(*t.UsedAt, now) {
 		return nil, s.rejectPresented(ctx, t, now, meta)
+	}
+	// Not reuse: what follows is for a client that is still there.
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	graceRetry := t.UsedAt != nil
 	if !sess.Active(now) {
@@ -302,7 +305,17 @@ func (s *Service) rotateRefresh(ctx context.Context, client *permiso.ServiceClie
 	if client != nil {
 		r.ClientID, r.IssuedSince = &client.ID, client.IssuedTokensLiveSince()
 	}
+	if ctx.Err() != nil {
+		// Gone already: nothing to rotate, but a replay to detect
+		// (refreshGrant reads the token).
+		return nil, nil
+	}
 	t, sess, ok, err := s.rotator.RotateRefreshToken(ctx, r)
+	if err != nil && ctx.Err() != nil {
+		// The client went away meanwhile: the rotation was withdrawn or
+		// taken back (RefreshRotator), and the token is read as above.
+		return nil, nil
+	}
 	if err != nil || !ok {
 		return nil, err
 	}

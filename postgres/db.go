@@ -316,11 +316,41 @@ func unavailable(err error) bool {
 		pgconn.Timeout(err) || errors.Is(err, context.DeadlineExceeded)
 }
 
+// sentTimeout bounds a statement sent without its request's cancellation
+// (sent).
+const sentTimeout = 5 * time.Second
+
+// sent returns the context of a write whose outcome the caller must know
+// whatever becomes of the request ctx: ctx's values without its
+// cancellation, bounded by sentTimeout. pgx cannot take back a statement
+// it has sent: cancelling its context makes it stop reading the answer
+// (and, at most, asks the server to cancel), while PostgreSQL may run the
+// statement to its commit all the same (an attack measured most of the
+// rotations whose clients hung up within milliseconds as committed). A
+// write on the request's context could thus end with the cancellation
+// and yet have committed, and what the caller takes back when its
+// request ended (undoAbandoned, the service's compensations) would not
+// be taken back. Sent on this context, the write answers what it did; the
+// caller reads ctx afterwards.
+func sent(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), sentTimeout)
+}
+
 // inTx runs fn in one transaction, committing when it returns nil. A
 // BEGIN that finds its connection lost (one the server ended while it sat
 // in the pool) is sent again on another connection: nothing has run yet.
 // Any later loss is answered EUNAVAILABLE and not retried here, since a
 // COMMIT whose answer was lost may have been applied.
+//
+// The COMMIT is sent only while ctx lasts (a request that ended before it
+// rolls back and gets ctx's error), and once sent it runs without ctx's
+// cancellation (sent): cancelled on the way, it could be committed by
+// PostgreSQL while its caller got the cancellation, and the caller, told
+// that nothing was written, would not take back what was (an unconfirmed
+// login's session, a rotation; docs/security-model.md, "Refresh token
+// reuse"). Its answer is thus what PostgreSQL did; a caller whose request
+// ended meanwhile finds that out from ctx, as when the client goes away
+// just after the COMMIT's answer.
 func (db *DB) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 	tx, err := db.begin(ctx)
 	if err != nil {
@@ -332,7 +362,12 @@ func (db *DB) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 		// caller's own error: returned as it is.
 		return err
 	}
-	if err := tx.Commit(ctx); err != nil {
+	if err := ctx.Err(); err != nil {
+		return mapErr(err, "transaction", opWrite)
+	}
+	cctx, cancel := sent(ctx)
+	defer cancel()
+	if err := tx.Commit(cctx); err != nil {
 		return mapErr(err, "transaction", opWrite)
 	}
 	return nil

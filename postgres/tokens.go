@@ -28,11 +28,21 @@ import (
 // A rotation that finds its connection lost before any answer (one the
 // server ended while it sat in the pool) is sent again on another
 // connection: it has not been committed.
+//
+// Like a transaction's COMMIT (inTx), the statement is sent only while
+// ctx lasts, and once sent it runs to its answer without ctx's
+// cancellation (sent): its answer is what PostgreSQL did, never a
+// cancellation of a rotation that was committed.
 func (db *DB) UseRefreshToken(ctx context.Context, hash string, replacement permiso.RefreshToken, now time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return mapErr(err, "refresh token", opWrite)
+	}
+	sctx, cancel := sent(ctx)
+	defer cancel()
 	t := sqlstore.RefreshDefaults(replacement)
 	for attempt := 0; ; attempt++ {
-		lost, err := db.useRefreshToken(ctx, hash, t, now)
-		if !lost || attempt >= int(db.cfg.MaxConns) || ctx.Err() != nil {
+		lost, err := db.useRefreshToken(sctx, hash, t, now)
+		if !lost || attempt >= int(db.cfg.MaxConns) || sctx.Err() != nil {
 			return err
 		}
 	}
@@ -100,7 +110,10 @@ var _ permiso.RefreshRotator = (*DB)(nil)
 // rotationsInFlight statements running queue and are sent together, as one
 // statement of the same checks (batchRotationSQL, rotation_batch.go); a
 // refresh that gives up waiting (ctx done) before its rotation is sent
-// withdraws it.
+// withdraws it. A rotation once sent, alone or in a batch, runs without
+// its refresh's cancellation (sent), so that its outcome is known; when
+// it rotated and its refresh gave up meanwhile, it is taken back
+// (undoAbandoned) and the refresh gets ctx's error.
 func (db *DB) RotateRefreshToken(ctx context.Context, r permiso.RefreshRotation) (permiso.RefreshToken, permiso.Session, bool, error) {
 	var since any // NULL: no client cut-off
 	if !r.IssuedSince.IsZero() {
@@ -137,27 +150,46 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r permiso.RefreshRotation)
 			return permiso.RefreshToken{}, permiso.Session{}, false, err
 		}
 	} else {
-		db.rotateAlone(ctx, rot)
-		if batch := db.rot.next(); batch != nil {
-			go db.drain(context.WithoutCancel(ctx), batch)
+		if err := ctx.Err(); err != nil {
+			// Gone before anything was sent: nothing is.
+			db.free(ctx)
+			return permiso.RefreshToken{}, permiso.Session{}, false, mapErr(err, "refresh token", opWrite)
+		}
+		sctx, cancel := sent(ctx)
+		db.rotateAlone(sctx, rot)
+		cancel()
+		db.free(ctx)
+		if err := db.undoAbandoned(ctx, rot); err != nil {
+			return permiso.RefreshToken{}, permiso.Session{}, false, err
 		}
 	}
 	return rot.t, rot.sess, rot.rotated, rot.err
 }
 
-// undoAbandoned takes back r's rotation when it was sent in a batch
-// (which runs without the cancellation of the refreshes it carries) and
-// rotated, but its refresh gave up meanwhile (ctx done: the client went
-// away or timed out): the replacement would never reach the client, and
-// its retry after the grace window would be taken for reuse and end the
-// session. A statement sent alone is cancelled with its refresh instead
-// (pgx cancels it and the transaction rolls back). It returns ctx's error
-// when it took the rotation back, nil otherwise.
+// free hands the statement slot its caller held to the rotations queued
+// meanwhile, or frees it (rotation_batch.go). The batch runs on ctx's
+// values without its cancellation: the refreshes waiting are not ctx's.
+func (db *DB) free(ctx context.Context) {
+	if batch := db.rot.next(); batch != nil {
+		go db.drain(context.WithoutCancel(ctx), batch)
+	}
+}
+
+// undoAbandoned takes back r's rotation when it rotated but its refresh
+// gave up meanwhile (ctx done: the client went away or timed out): the
+// replacement would never reach the client, and its retry after the
+// grace window would be taken for reuse and end the session. A rotation
+// runs without the cancellation of its refresh, so that its outcome is
+// known: sent in a batch, the batch is not its refresh's; sent alone, it
+// runs on the context of sent. It returns ctx's error when it took the
+// rotation back, nil otherwise.
 func (db *DB) undoAbandoned(ctx context.Context, r *rotation) error {
 	if !r.rotated || ctx.Err() == nil {
 		return nil
 	}
-	if err := db.UndoRefreshRotation(context.WithoutCancel(ctx), r.t.ID, r.replID); err != nil {
+	uctx, cancel := sent(ctx)
+	defer cancel()
+	if err := db.UndoRefreshRotation(uctx, r.t.ID, r.replID); err != nil {
 		return err
 	}
 	return mapErr(ctx.Err(), "refresh token", opWrite)

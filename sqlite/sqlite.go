@@ -308,13 +308,27 @@ func (db *DB) tx(ctx context.Context, pool *sql.DB, fn func(c conn) error) (err 
 	}()
 	if err := fn(conn{q: tx, db: db, pool: pool, tx: tx}); err != nil {
 		_ = tx.Rollback()
-		return err
+		return cutOff(ctx, err)
 	}
 	if db.echo {
 		db.log.DebugContext(ctx, "sql", "backend", "sqlite", "statement", "COMMIT")
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlite: commit: %w", err)
+		return cutOff(ctx, fmt.Errorf("sqlite: commit: %w", err))
 	}
 	return nil
+}
+
+// cutOff returns the error err of a transaction on ctx, or ctx's own
+// error when err is sql.ErrTxDone and ctx has ended: database/sql rolls a
+// transaction back as soon as its context ends, and a COMMIT (or a
+// statement) that comes after it finds the transaction done. Nothing was
+// committed; the request was cut off, by its client going away
+// (permiso.ClientGone: answered 499, not 500) or by its deadline, and
+// that is what the caller is told.
+func cutOff(ctx context.Context, err error) error {
+	if errors.Is(err, sql.ErrTxDone) && ctx.Err() != nil {
+		return fmt.Errorf("sqlite: transaction rolled back as its request ended: %w", ctx.Err())
+	}
+	return err
 }

@@ -2,6 +2,8 @@ package sqlite_test
 
 import (
 	"bytes"
+	"context"
+	"database/sql"
 	"errors"
 	"log/slog"
 	"path/filepath"
@@ -281,5 +283,26 @@ func TestSessionExpiryIndexCreatedBefore(t *testing.T) {
 	}
 	if err := db.ExecForTest(ctx, "CREATE INDEX idx_user_sessions_expires_at ON user_sessions(expires_at)"); err == nil || !strings.Contains(err.Error(), "already exists") {
 		t.Errorf("creating the index again at version 8: %v; want already exists", err)
+	}
+}
+
+// TestCommitCutOffByClientGone: a write transaction whose request's
+// context is cancelled before its commit (the client went away, and
+// database/sql rolled the transaction back) answers the cancellation, so
+// that the request is counted as the client gone (permiso.ClientGone, 499;
+// docs/deployment.md, "Monitoring") rather than a 500 "transaction has
+// already been committed or rolled back"; nothing of it is committed.
+func TestCommitCutOffByClientGone(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "cut.db"))
+	ctx := t.Context()
+	if err := db.ExecForTest(ctx, "CREATE TABLE cut (x INTEGER PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	err := db.CutOffCommitForTest(ctx, "INSERT INTO cut VALUES (1)")
+	if !errors.Is(err, context.Canceled) || errors.Is(err, sql.ErrTxDone) {
+		t.Fatalf("cut-off commit: %v, want the request's cancellation", err)
+	}
+	if err := db.ExecForTest(ctx, "INSERT INTO cut VALUES (1)"); err != nil {
+		t.Fatalf("the cut-off transaction's row is there: %v", err)
 	}
 }
