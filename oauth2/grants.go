@@ -233,34 +233,18 @@ func (s *Service) refreshGrant(ctx context.Context, req TokenRequest, client *pe
 	// answer. It reads whatever became of the request (deciding): a
 	// replay is detected even when its client hangs up at once.
 	t, sess, err := s.presentedToken(ctx, hash)
+	if err == nil {
+		err = s.refusePresented(ctx, t, client, now, meta)
+	}
+	// Reuse is decided (and its revocation done) by now; what follows is
+	// for a client that is still there. With nobody left to read the
+	// answer, the request ends as its client did (permiso.ClientGone),
+	// whatever the answer would have been, and records nothing beyond
+	// what it changed (token.reuse_detected; docs/audit.md).
+	if cerr := ctx.Err(); cerr != nil {
+		return nil, cerr
+	}
 	if err != nil {
-		return nil, err
-	}
-	if !now.Before(t.ExpiresAt) {
-		return nil, errBadRefresh
-	}
-	// RFC 6749 §6: a refresh token issued to a client may be used only by
-	// that client, authenticated; a first-party token (issued without
-	// client authentication) is not usable by a client.
-	if t.ClientID != nil && (client == nil || client.ID != *t.ClientID) || t.ClientID == nil && client != nil {
-		return nil, errBadRefresh
-	}
-	// A refresh token obtained through a client dies with the client's
-	// revoke-all cut-off, which disabling the client sets: enabling it
-	// again revives nothing (docs/security-model.md).
-	if client != nil && client.IssuedTokenDead(t.IssuedAt) {
-		return nil, errBadRefresh
-	}
-	// Revoked (its one grace retry spent included) or rotated longer ago
-	// than the grace window: refused, as reuse where it is one
-	// (refresh_reuse.go). A rotated token within the window takes the
-	// grace path, whose store compare-and-swap also refuses it, as reuse,
-	// once its replacement was used (useGrace).
-	if t.RevokedAt != nil || t.UsedAt != nil && s.pastGrace(*t.UsedAt, now) {
-		return nil, s.rejectPresented(ctx, t, now, meta)
-	}
-	// Not reuse: what follows is for a client that is still there.
-	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	graceRetry := t.UsedAt != nil
@@ -285,6 +269,38 @@ func (s *Service) refreshGrant(ctx context.Context, req TokenRequest, client *pe
 	}
 	g.hash, g.graceRetry = hash, graceRetry
 	return g, nil
+}
+
+// refusePresented answers why the presented token t may not be used by
+// client at now, or nil when it may: expired, bound to another client (or
+// to none), dead with its client's revoke-all cut-off, or revoked or
+// rotated longer ago than the grace window, which is reuse where it is
+// one (rejectPresented).
+func (s *Service) refusePresented(ctx context.Context, t permiso.RefreshToken, client *permiso.ServiceClient, now time.Time, meta RequestMeta) error {
+	if !now.Before(t.ExpiresAt) {
+		return errBadRefresh
+	}
+	// RFC 6749 §6: a refresh token issued to a client may be used only by
+	// that client, authenticated; a first-party token (issued without
+	// client authentication) is not usable by a client.
+	if t.ClientID != nil && (client == nil || client.ID != *t.ClientID) || t.ClientID == nil && client != nil {
+		return errBadRefresh
+	}
+	// A refresh token obtained through a client dies with the client's
+	// revoke-all cut-off, which disabling the client sets: enabling it
+	// again revives nothing (docs/security-model.md).
+	if client != nil && client.IssuedTokenDead(t.IssuedAt) {
+		return errBadRefresh
+	}
+	// Revoked (its one grace retry spent included) or rotated longer ago
+	// than the grace window: refused, as reuse where it is one
+	// (refresh_reuse.go). A rotated token within the window takes the
+	// grace path, whose store compare-and-swap also refuses it, as reuse,
+	// once its replacement was used (useGrace).
+	if t.RevokedAt != nil || t.UsedAt != nil && s.pastGrace(*t.UsedAt, now) {
+		return s.rejectPresented(ctx, t, now, meta)
+	}
+	return nil
 }
 
 // rotateRefresh is the refresh grant on a permiso.RefreshRotator: the

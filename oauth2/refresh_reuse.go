@@ -52,8 +52,17 @@ func (s *Service) pastGrace(usedAt, now time.Time) bool {
 }
 
 // resendSessionRevocation revokes the session's access tokens in the
-// revocation store again; it never shortens an existing entry.
+// revocation store again, in case the revocation sent when the session
+// ended was lost; it never shortens an existing entry. It sends nothing
+// when the store holds the revocation already: each send is a write and an
+// event of the revocation feed that every instance reads, and a revoked
+// family's token replayed again and again would otherwise send one each
+// time (the entry needs no extending: no access token of a revoked session
+// is issued after it). A store that cannot answer is written to anyway.
 func (s *Service) resendSessionRevocation(ctx context.Context, sid uuid.UUID, now time.Time) error {
+	if held, err := s.deps.Revocations.IsRevoked(ctx, "", sid.String(), "", now); err == nil && held {
+		return nil
+	}
 	return s.deps.Revocations.RevokeSession(ctx, sid.String(), s.sessionRevocationExpiry(now))
 }
 

@@ -297,21 +297,65 @@ func TestChangeExpiredPasswordRace(t *testing.T) {
 	}
 }
 
-// flakyRevocations fails RevokeSession while failing is set.
+// flakyRevocations fails RevokeSession while failing is set, and counts
+// the session revocations sent.
 type flakyRevocations struct {
 	permiso.RevocationStore
 	mu      sync.Mutex
 	failing bool
+	sent    int
 }
 
 func (f *flakyRevocations) RevokeSession(ctx context.Context, sid string, exp time.Time) error {
 	f.mu.Lock()
 	failing := f.failing
+	f.sent++
 	f.mu.Unlock()
 	if failing {
 		return permiso.Errorf(permiso.EUNAVAILABLE, "revocation store down")
 	}
 	return f.RevocationStore.RevokeSession(ctx, sid, exp)
+}
+
+func (f *flakyRevocations) sessionsSent() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.sent
+}
+
+// A revoked family's token presented again and again re-sends its
+// session's revocation only while the revocation store does not hold it:
+// replays write nothing to the store (nor to the revocation feed every
+// instance reads; docs/security-model.md, "Refresh token reuse").
+func TestReuseReplaysSendNoRevocation(t *testing.T) {
+	var counted *flakyRevocations
+	e := newEnv(t, func(_ *oauth2.Config, d *oauth2.Deps) {
+		counted = &flakyRevocations{RevocationStore: d.Revocations}
+		d.Revocations = counted
+	})
+	e.createUser("alice", goodPassword, permiso.RoleUser)
+	login := e.login("alice", goodPassword, "")
+	next, err := e.refresh(login.RefreshToken, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(time.Minute)
+	e.wantRefreshRefused(login.RefreshToken) // reuse: the session is revoked
+	if len(e.audit.find(oauth2.ActionTokenReuseDetected)) != 1 {
+		t.Fatal("reuse not detected")
+	}
+	sent := counted.sessionsSent()
+	if sent == 0 {
+		t.Fatal("the reuse detection sent no session revocation")
+	}
+	for range 20 {
+		e.wantRefreshRefused(login.RefreshToken)
+		e.wantRefreshRefused(next.RefreshToken)
+	}
+	if got := counted.sessionsSent(); got != sent {
+		t.Fatalf("40 replays of a revoked family sent %d more session revocations, want none", got-sent)
+	}
+	e.wantInvalidToken(next.AccessToken, "access token of the revoked session")
 }
 
 // A failed session revocation after reuse detection neither
