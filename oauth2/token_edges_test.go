@@ -323,23 +323,31 @@ func (f *flakyRevocations) sessionsSent() int {
 	return f.sent
 }
 
-// A revoked family's token presented again and again re-sends its
-// session's revocation only while the revocation store does not hold it:
-// replays write nothing to the store (nor to the revocation feed every
-// instance reads; docs/security-model.md, "Refresh token reuse").
-func TestReuseReplaysSendNoRevocation(t *testing.T) {
-	var counted *flakyRevocations
-	e := newEnv(t, func(_ *oauth2.Config, d *oauth2.Deps) {
-		counted = &flakyRevocations{RevocationStore: d.Revocations}
-		d.Revocations = counted
+// rotatedPastGrace is alice's login, its refresh token rotated and the
+// clock past the grace window, on a revocation store that counts (and can
+// fail) session revocations.
+func rotatedPastGrace(t *testing.T) (e *env, rev *flakyRevocations, login, next oauth2.TokenResponse) {
+	t.Helper()
+	e = newEnv(t, func(_ *oauth2.Config, d *oauth2.Deps) {
+		rev = &flakyRevocations{RevocationStore: d.Revocations}
+		d.Revocations = rev
 	})
 	e.createUser("alice", goodPassword, permiso.RoleUser)
-	login := e.login("alice", goodPassword, "")
+	login = e.login("alice", goodPassword, "")
 	next, err := e.refresh(login.RefreshToken, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.clock.Advance(time.Minute)
+	return e, rev, login, next
+}
+
+// A revoked family's token presented again and again re-sends its
+// session's revocation only while the revocation store does not hold it:
+// replays write nothing to the store (nor to the revocation feed every
+// instance reads; docs/security-model.md, "Refresh token reuse").
+func TestReuseReplaysSendNoRevocation(t *testing.T) {
+	e, counted, login, next := rotatedPastGrace(t)
 	e.wantRefreshRefused(login.RefreshToken) // reuse: the session is revoked
 	if len(e.audit.find(oauth2.ActionTokenReuseDetected)) != 1 {
 		t.Fatal("reuse not detected")
@@ -362,18 +370,7 @@ func TestReuseReplaysSendNoRevocation(t *testing.T) {
 // hides the detection (audit) nor stays lost: presenting a token of the
 // family again re-sends it.
 func TestReuseDetectionRevocationRetried(t *testing.T) {
-	var flaky *flakyRevocations
-	e := newEnv(t, func(_ *oauth2.Config, d *oauth2.Deps) {
-		flaky = &flakyRevocations{RevocationStore: d.Revocations}
-		d.Revocations = flaky
-	})
-	e.createUser("alice", goodPassword, permiso.RoleUser)
-	login := e.login("alice", goodPassword, "")
-	next, err := e.refresh(login.RefreshToken, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.clock.Advance(time.Minute)
+	e, flaky, login, next := rotatedPastGrace(t)
 	flaky.failing = true
 	if _, err := e.refresh(login.RefreshToken, "", ""); err == nil {
 		t.Fatal("reuse accepted")
