@@ -3,6 +3,8 @@ package oauth2
 import (
 	"context"
 	"errors"
+	"maps"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -53,17 +55,57 @@ func (s *Service) pastGrace(usedAt, now time.Time) bool {
 
 // resendSessionRevocation revokes the session's access tokens in the
 // revocation store again, in case the revocation sent when the session
-// ended was lost; it never shortens an existing entry. It sends nothing
-// when the store holds the revocation already: each send is a write and an
-// event of the revocation feed that every instance reads, and a revoked
-// family's token replayed again and again would otherwise send one each
-// time (the entry needs no extending: no access token of a revoked session
-// is issued after it). A store that cannot answer is written to anyway.
+// ended was lost (a failed write, or its keys gone with a Redis failover
+// or eviction); it never shortens an existing entry. It is sent at most
+// once per resendInterval per session and instance (resends): each send
+// is a write and an event of the revocation feed that every instance
+// reads, and a revoked family's token replayed again and again would
+// otherwise send one each time. (Whether the store holds the revocation
+// cannot be asked instead: an instance answers from its own copy of the
+// feed, which keeps it after Redis lost it.)
 func (s *Service) resendSessionRevocation(ctx context.Context, sid uuid.UUID, now time.Time) error {
-	if held, err := s.deps.Revocations.IsRevoked(ctx, "", sid.String(), "", now); err == nil && held {
+	if !s.resent.due(sid, now) {
 		return nil
 	}
 	return s.deps.Revocations.RevokeSession(ctx, sid.String(), s.sessionRevocationExpiry(now))
+}
+
+// resendInterval is how often a session's revocation is re-sent at most
+// (resendSessionRevocation), and resendsKept how many sessions' last
+// re-sends are remembered: past it, those older than resendInterval are
+// forgotten, and all of them if none is (a re-send too many, never one
+// too few).
+const (
+	resendInterval = time.Second
+	resendsKept    = 4096
+)
+
+// resends remembers when each session's revocation was last re-sent.
+type resends struct {
+	mu   sync.Mutex
+	last map[uuid.UUID]time.Time
+}
+
+// due reports whether sid's revocation may be re-sent at now, and notes
+// the re-send when it may.
+func (r *resends) due(sid uuid.UUID, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	recent := func(t time.Time) bool { return !now.Before(t) && now.Sub(t) < resendInterval }
+	if t, ok := r.last[sid]; ok && recent(t) {
+		return false
+	}
+	if r.last == nil {
+		r.last = make(map[uuid.UUID]time.Time)
+	}
+	if len(r.last) >= resendsKept {
+		maps.DeleteFunc(r.last, func(_ uuid.UUID, t time.Time) bool { return !recent(t) })
+		if len(r.last) >= resendsKept {
+			clear(r.last)
+		}
+	}
+	r.last[sid] = now
+	return true
 }
 
 // useGrace spends the one grace retry of the presented (rotated) token and

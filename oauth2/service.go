@@ -166,6 +166,9 @@ type Service struct {
 	rotator permiso.RefreshRotator
 	// settling holds the compensating revocations in flight (settle).
 	settling settlements
+	// resent paces the re-sending of sessions' revocations
+	// (resendSessionRevocation).
+	resent resends
 }
 
 // NewService returns a Service. Zero lifetimes take the Default* values.

@@ -30,19 +30,16 @@ import (
 // connection: it has not been committed.
 //
 // Like a transaction's COMMIT (inTx), the statement is sent only while
-// ctx lasts, and once sent it runs to its answer without ctx's
-// cancellation (sent): its answer is what PostgreSQL did, never a
-// cancellation of a rotation that was committed.
+// ctx lasts, and its answer is what PostgreSQL did, never a cancellation
+// of a rotation that was committed (DB.alone).
 func (db *DB) UseRefreshToken(ctx context.Context, hash string, replacement permiso.RefreshToken, now time.Time) error {
 	if err := ctx.Err(); err != nil {
 		return mapErr(err, "refresh token", opWrite)
 	}
-	sctx, cancel := sent(ctx)
-	defer cancel()
 	t := sqlstore.RefreshDefaults(replacement)
 	for attempt := 0; ; attempt++ {
-		lost, err := db.useRefreshToken(sctx, hash, t, now)
-		if !lost || attempt >= int(db.cfg.MaxConns) || sctx.Err() != nil {
+		lost, err := db.useRefreshToken(ctx, hash, t, now)
+		if !lost || attempt >= int(db.cfg.MaxConns) || ctx.Err() != nil {
 			return err
 		}
 	}
@@ -79,8 +76,47 @@ func (db *DB) useRefreshToken(ctx context.Context, hash string, t permiso.Refres
 // answers. lost reports that the connection was lost before q answered
 // anything (as when the server ended the connection while it sat in the
 // pool): q has not been committed, and it may be sent again.
+//
+// q runs to its answer, which is what PostgreSQL did, whatever becomes of
+// the request ctx: pgx cannot take back a statement it has sent, and a
+// statement cut off on the client's side may still be committed (an
+// attack measured most of the rotations whose clients hung up within
+// milliseconds as committed), so that what the caller takes back when its
+// request ended (undoAbandoned, the service's compensations) would not
+// be. When ctx ends while q runs, PostgreSQL is asked to cancel q (a
+// cancel request): q, waiting for a lock or running, then stops at once
+// and rolls back, or has committed already; either way its answer comes
+// back at once and frees the connection (its request gets ctx's error
+// when q failed, the client gone rather than a database error). The
+// connection of a cancelled statement is closed rather than reused: a
+// cancel request that arrived late would stop its next statement. q is
+// bounded by sentTimeout (sent) while ctx lasts; a request that ends
+// while it waits for a connection sends nothing.
 func (db *DB) alone(ctx context.Context, q string, args []any, scan func(pgx.Rows) error) (lost bool, err error) {
-	rows, err := db.pool.Query(ctx, db.d.Bind(q), args...)
+	conn, err := db.pool.Acquire(ctx) // nothing is sent while the request waits for a connection
+	if err != nil {
+		return false, mapErr(err, "refresh token", opWrite)
+	}
+	sctx, cancel := sent(ctx)
+	defer cancel()
+	cancelled := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(cancelled)
+		cctx, cancel := context.WithTimeout(context.Background(), sentTimeout)
+		defer cancel()
+		_ = conn.Conn().PgConn().CancelRequest(cctx)
+	})
+	defer func() {
+		if !stop() {
+			<-cancelled
+			_ = conn.Conn().Close(context.Background())
+			if err != nil && ctx.Err() != nil {
+				lost, err = false, mapErr(ctx.Err(), "refresh token", opWrite)
+			}
+		}
+		conn.Release()
+	}()
+	rows, err := conn.Query(sctx, db.d.Bind(q), args...)
 	if err != nil {
 		return connectionLost(err), mapErr(err, "refresh token", opWrite)
 	}
@@ -110,8 +146,8 @@ var _ permiso.RefreshRotator = (*DB)(nil)
 // rotationsInFlight statements running queue and are sent together, as one
 // statement of the same checks (batchRotationSQL, rotation_batch.go); a
 // refresh that gives up waiting (ctx done) before its rotation is sent
-// withdraws it. A rotation once sent, alone or in a batch, runs without
-// its refresh's cancellation (sent), so that its outcome is known; when
+// withdraws it. A rotation once sent, alone or in a batch, runs to its
+// answer whatever its refresh does (DB.alone), so that its outcome is known; when
 // it rotated and its refresh gave up meanwhile, it is taken back
 // (undoAbandoned) and the refresh gets ctx's error.
 func (db *DB) RotateRefreshToken(ctx context.Context, r permiso.RefreshRotation) (permiso.RefreshToken, permiso.Session, bool, error) {
@@ -155,9 +191,7 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r permiso.RefreshRotation)
 			db.free(ctx)
 			return permiso.RefreshToken{}, permiso.Session{}, false, mapErr(err, "refresh token", opWrite)
 		}
-		sctx, cancel := sent(ctx)
-		db.rotateAlone(sctx, rot)
-		cancel()
+		db.rotateAlone(ctx, rot)
 		db.free(ctx)
 		if err := db.undoAbandoned(ctx, rot); err != nil {
 			return permiso.RefreshToken{}, permiso.Session{}, false, err
@@ -181,7 +215,7 @@ func (db *DB) free(ctx context.Context) {
 // grace window would be taken for reuse and end the session. A rotation
 // runs without the cancellation of its refresh, so that its outcome is
 // known: sent in a batch, the batch is not its refresh's; sent alone, it
-// runs on the context of sent. It returns ctx's error when it took the
+// runs to its answer (DB.alone). It returns ctx's error when it took the
 // rotation back, nil otherwise.
 func (db *DB) undoAbandoned(ctx context.Context, r *rotation) error {
 	if !r.rotated || ctx.Err() == nil {
