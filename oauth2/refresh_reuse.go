@@ -64,7 +64,9 @@ func (s *Service) pastGrace(usedAt, now time.Time) bool {
 // cannot be asked instead: an instance answers from its own copy of the
 // feed, which keeps it after Redis lost it.)
 func (s *Service) resendSessionRevocation(ctx context.Context, sid uuid.UUID, now time.Time) error {
-	if !s.resent.due(sid, now) {
+	// Paced on the time of the check, not the request's start: replays
+	// that reach it out of their order of arrival are not let through.
+	if !s.resent.due(sid, s.now()) {
 		return nil
 	}
 	return s.deps.Revocations.RevokeSession(ctx, sid.String(), s.sessionRevocationExpiry(now))
