@@ -132,7 +132,7 @@ func (e *closedEnv) tokenRequest(ctx context.Context, base string, form url.Valu
 
 // requestKey carries the request's own context (withRequest), which a
 // store call that runs without the request's cancellation (the read of a
-// presented refresh token: oauth2 deciding) still sees as a value.
+// presented refresh token: oauth2 presentedToken) still sees as a value.
 type requestKey struct{}
 
 // withRequest is h with the request's context carried as a value

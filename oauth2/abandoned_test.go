@@ -274,7 +274,7 @@ func TestAbandonedLoginCompensates(t *testing.T) {
 		})
 		// The client resets its connection as soon as it has sent the
 		// replay: the token is read, and the reuse decided, all the same
-		// (deciding; docs/security-model.md, "Refresh token reuse").
+		// (presentedToken; docs/security-model.md, "Refresh token reuse").
 		t.Run("refresh token replayed, client gone at once", func(t *testing.T) {
 			replayed(t, e.login("dora", goodPassword, ""), "sent")
 		})

@@ -230,7 +230,7 @@ func (s *Service) refreshGrant(ctx context.Context, req TokenRequest, client *pe
 	// rotation's one, a refresh makes two. On a RefreshRotator this runs
 	// only when the rotation found something to refuse, lost a race, or
 	// did not run to its answer (the client went away), and decides the
-	// answer. It reads whatever became of the request (deciding): a
+	// answer. It reads whatever became of the request (presentedToken): a
 	// replay is detected even when its client hangs up at once.
 	t, sess, err := s.presentedToken(ctx, hash)
 	if err == nil {

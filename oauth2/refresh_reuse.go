@@ -167,11 +167,11 @@ func spendOutcome(err error) (lost bool, out error) {
 
 // refreshByHash reads the refresh token with hash again after a lost
 // spend; one gone meanwhile is errBadRefresh. Like presentedToken, it
-// reads whatever became of the request (deciding).
+// reads whatever became of the request (compensating).
 func (s *Service) refreshByHash(ctx context.Context, hash string) (permiso.RefreshToken, error) {
-	dctx, cancel := deciding(ctx)
+	cctx, cancel := compensating(ctx)
 	defer cancel()
-	t, err := s.deps.Tokens.GetRefreshTokenByHash(dctx, hash)
+	t, err := s.deps.Tokens.GetRefreshTokenByHash(cctx, hash)
 	if errors.Is(err, permiso.ErrNotFound) {
 		return t, errBadRefresh
 	}
@@ -179,30 +179,23 @@ func (s *Service) refreshByHash(ctx context.Context, hash string) (permiso.Refre
 }
 
 // presentedToken reads the presented refresh token with hash and its
-// session, whatever became of the request (deciding); one unknown is
-// errBadRefresh.
-func (s *Service) presentedToken(ctx context.Context, hash string) (permiso.RefreshToken, permiso.Session, error) {
-	dctx, cancel := deciding(ctx)
-	defer cancel()
-	t, sess, err := s.deps.Tokens.GetRefreshTokenSession(dctx, hash)
-	if errors.Is(err, permiso.ErrNotFound) {
-		return t, sess, errBadRefresh
-	}
-	return t, sess, err
-}
-
-// deciding returns the context of the read of a presented refresh token
-// whose outcome decides whether the presentation is reuse
-// (presentedToken, refreshByHash): that of compensating work, without the
-// request's cancellation and bounded. Reuse must be detected once the
-// request was read, even when its client hangs up at once: else a replay
+// session; one unknown is errBadRefresh. The read decides whether the
+// presentation is reuse, so it runs as compensating work does, without
+// the request's cancellation and bounded: reuse must be detected once the
+// request was read, even when its client hangs up at once, else a replay
 // of a stolen token whose client resets its connection straight after
 // sending it would never be detected, and could be tried again and again
 // at no risk. Such a presentation costs one bounded read; the revocation
 // it leads to runs once at a time per session (settle), so a flood of
 // them leaves no more detached work than that.
-func deciding(ctx context.Context) (context.Context, context.CancelFunc) {
-	return compensating(ctx)
+func (s *Service) presentedToken(ctx context.Context, hash string) (permiso.RefreshToken, permiso.Session, error) {
+	cctx, cancel := compensating(ctx)
+	defer cancel()
+	t, sess, err := s.deps.Tokens.GetRefreshTokenSession(cctx, hash)
+	if errors.Is(err, permiso.ErrNotFound) {
+		return t, sess, errBadRefresh
+	}
+	return t, sess, err
 }
 
 // sessionDeadline is the absolute end of a session: its creation plus
